@@ -1,0 +1,3 @@
+module github.com/phivault/phivault
+
+go 1.26.8

@@ -1,0 +1,39 @@
+package phivault
+
+import "context"
+
+// KeyID names a key-encryption key version held by a Keyring.
+type KeyID string
+
+// A Keyring wraps and unwraps data-encryption keys (DEKs) under a
+// key-encryption key (KEK). Implementations never reveal the KEKs they hold,
+// and are safe for concurrent use by multiple goroutines.
+type Keyring interface {
+	// WrapKey wraps dek under the current KEK and names that KEK.
+	WrapKey(ctx context.Context, dek []byte) (KeyID, []byte, error)
+	// UnwrapKey unwraps a DEK wrapped by WrapKey. It returns an error
+	// (never a wrong key) if wrapped was altered or id is unknown.
+	UnwrapKey(ctx context.Context, id KeyID, wrapped []byte) ([]byte, error)
+}
+
+// IndexValue is one searchable value of a resource, normalized by the fhir
+// package: Param is "Type.param" (e.g. "Patient.family"), Value the
+// normalized value (e.g. "smith").
+type IndexValue struct {
+	Param string
+	Value string
+}
+
+// A Sealer encrypts resources for storage and computes blind-index tokens.
+// The envelope package provides the real one. Implementations are safe for
+// concurrent use by multiple goroutines.
+type Sealer interface {
+	// Seal encrypts r (which must have a Body unless Deleted) under the DEK
+	// of r.Compartment, creating that DEK within tx if it does not exist.
+	Seal(ctx context.Context, tx StoreTx, r *Resource) (*SealedResource, error)
+	// Open decrypts s. It returns ErrIntegrity if the ciphertext was altered
+	// or does not belong to s's type, id, version and compartment.
+	Open(ctx context.Context, tx StoreTx, s *SealedResource) (*Resource, error)
+	// Tokens returns the blind-index tokens of values, in the same order.
+	Tokens(ctx context.Context, tx StoreTx, values []IndexValue) ([]Token, error)
+}

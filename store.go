@@ -1,0 +1,101 @@
+package phivault
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Token is a blind-index token: HMAC-SHA256(index key, parameter ‖ 0x00 ‖
+// normalized value) truncated to 16 bytes. It reveals equality, nothing else.
+type Token [16]byte
+
+// SealedResource is one stored version as the Store sees it: ids, times and
+// ciphertext. Ciphertext is nil for a deletion tombstone.
+type SealedResource struct {
+	Type        string
+	ID          string
+	Version     int64
+	LastUpdated time.Time
+	Compartment string // patient id or ""
+	Deleted     bool
+	KeyID       string // id of the data-encryption key that sealed it
+	Ciphertext  []byte
+}
+
+// LogValue logs ids only.
+func (r *SealedResource) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("type", r.Type), slog.String("id", r.ID), slog.Int64("version", r.Version))
+}
+
+// ResourceFilter selects current, non-deleted versions.
+type ResourceFilter struct {
+	Types       []string  // resource types; empty means any
+	IDs         []string  // if non-empty, only these ids
+	Compartment string    // if set, only resources in this patient compartment
+	Tokens      [][]Token // AND over the outer slice, OR within each inner slice
+	// LastUpdated range: From inclusive, To exclusive; zero means unbounded.
+	From, To  time.Time
+	Ascending bool // order by LastUpdated then id; default newest first
+	Offset    int
+	Limit     int // 0 means no limit
+}
+
+// HistoryFilter selects versions, newest first.
+type HistoryFilter struct {
+	Type   string // required
+	ID     string // "" for every resource of Type
+	Since  time.Time
+	Offset int
+	Limit  int // 0 means no limit
+}
+
+// WrappedKey is a data-encryption key as stored: wrapped by a key-encryption
+// key that only a Keyring holds.
+type WrappedKey struct {
+	ID      string // e.g. "patient/<id>", "shared", "index"
+	KEKID   KeyID  // which key-encryption key wrapped it
+	Wrapped []byte
+	Created time.Time
+}
+
+// Store keeps sealed resource versions, their blind-index tokens, and wrapped
+// keys. It never sees plaintext.
+//
+// Implementations are safe for concurrent use by multiple goroutines.
+type Store interface {
+	// Update runs fn in a read-write transaction. If fn returns an error,
+	// none of its writes take effect. Implementations MUST NOT return nil
+	// until every write of fn is durably committed; they may commit several
+	// callers' transactions together (group commit).
+	Update(ctx context.Context, fn func(StoreTx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(StoreTx) error) error
+	Close() error
+}
+
+// StoreTx is one transaction on a Store. It is not safe for concurrent use.
+type StoreTx interface {
+	// Current returns the newest version of a resource, which may be a
+	// tombstone (Deleted). Returns ErrNotFound if the resource never existed.
+	Current(ctx context.Context, typ, id string) (*SealedResource, error)
+	// Version returns one version. Returns ErrNotFound if it does not exist.
+	Version(ctx context.Context, typ, id string, version int64) (*SealedResource, error)
+	// History returns versions newest first, and the total matching.
+	History(ctx context.Context, f HistoryFilter) ([]*SealedResource, int, error)
+	// Put appends a version and makes it current, replacing the resource's
+	// tokens (a tombstone has none). r.Version must be one more than the
+	// current version (1 for a new resource); otherwise Put returns an
+	// *Error with code ECONFLICT and writes nothing.
+	Put(ctx context.Context, r *SealedResource, tokens []Token) error
+	// Find returns current, non-deleted versions matching f.
+	Find(ctx context.Context, f ResourceFilter) ([]*SealedResource, error)
+	// Count returns how many current, non-deleted versions match f,
+	// ignoring Offset and Limit.
+	Count(ctx context.Context, f ResourceFilter) (int, error)
+	// Key returns a wrapped key. Returns ErrNotFound if there is none.
+	Key(ctx context.Context, id string) (*WrappedKey, error)
+	// PutKey stores k unless a key with k.ID exists, and returns the key now
+	// stored under k.ID (k, or the one that was there first).
+	PutKey(ctx context.Context, k *WrappedKey) (*WrappedKey, error)
+}
