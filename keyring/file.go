@@ -1,0 +1,420 @@
+// Package keyring provides key-encryption-key (KEK) custody for phivault:
+// [FileKeyring], the default keyring, keeps its KEKs in a local key file
+// encrypted under a passphrase.
+//
+// # Key file
+//
+// The key file is an ASCII-armored [age] file encrypted to an scrypt
+// passphrase recipient (work factor 2^[DefaultWorkFactor] by default). Its
+// plaintext is a small versioned JSON document listing the KEK versions
+// ("file:1", "file:2", …), each 32 random bytes, and which one is current.
+// The file is written atomically with mode 0600 and never overwritten by
+// [CreateFile].
+//
+// Losing the key file or its passphrase loses every record sealed under it:
+// back up both, separately.
+//
+// [age]: https://age-encryption.org/v1
+package keyring
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+
+	"github.com/phivault/phivault"
+)
+
+// Defaults and limits of the file keyring.
+const (
+	// DefaultWorkFactor is the scrypt work factor (log2 N) used to protect a
+	// new key file: 2^18 iterations, about one second and 256 MiB of memory.
+	DefaultWorkFactor = 18
+	// MaxWorkFactor is the largest work factor OpenFile accepts, so that a
+	// crafted key file cannot make opening it take unbounded time.
+	MaxWorkFactor = 22
+	// MinPassphraseLen is the shortest passphrase CreateFile accepts, in bytes.
+	MinPassphraseLen = 12
+	// KEKSize is the size of a key-encryption key in bytes (AES-256).
+	KEKSize = 32
+
+	fileFormat      = "phivault-keyring"
+	fileVersion     = 1
+	maxFileSize     = 1 << 20
+	wrapLabel       = "phivault dek v1"
+	firstKEKID      = phivault.KeyID("file:1")
+	kekIDPrefix     = "file:"
+	wrapNonceSize   = 12
+	tempFilePattern = ".phivault-keys-*"
+)
+
+// Errors returned by the file keyring.
+var (
+	// ErrWrongPassphrase is returned by OpenFile when the passphrase does not
+	// open the key file. (A key file whose passphrase block was altered
+	// cannot be told apart from a wrong passphrase.)
+	ErrWrongPassphrase = &phivault.Error{Code: phivault.EUNAUTHORIZED, Message: "Wrong passphrase for the key file."}
+	// ErrShortPassphrase is returned by CreateFile for a passphrase shorter
+	// than MinPassphraseLen bytes.
+	ErrShortPassphrase = &phivault.Error{Code: phivault.EINVALID, Message: fmt.Sprintf("The passphrase must be at least %d bytes long.", MinPassphraseLen)}
+	// ErrExist is returned by CreateFile when the key file already exists.
+	ErrExist = &phivault.Error{Code: phivault.ECONFLICT, Message: "The key file already exists; it was not overwritten."}
+	// ErrUnknownKEK is returned by UnwrapKey for a KEK id the keyring does
+	// not hold.
+	ErrUnknownKEK = errors.New("keyring: unknown key-encryption key")
+	// ErrUnwrap is returned by UnwrapKey when the wrapped key fails
+	// authentication: it was altered, or wrapped under another KEK.
+	ErrUnwrap = errors.New("keyring: wrapped key failed authentication")
+)
+
+// FileOptions configures CreateFile and OpenFile. The zero value is valid.
+type FileOptions struct {
+	// WorkFactor is the scrypt work factor (log2 N) that CreateFile uses.
+	// Zero means DefaultWorkFactor. Tests use a low value to run fast.
+	// OpenFile accepts files up to max(WorkFactor, MaxWorkFactor).
+	WorkFactor int
+	// Rand is the source of KEKs and wrapping nonces. Nil means
+	// crypto/rand.Reader.
+	Rand io.Reader
+	// Now returns the current time for KEK creation stamps. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+func (o FileOptions) withDefaults() FileOptions {
+	if o.WorkFactor == 0 {
+		o.WorkFactor = DefaultWorkFactor
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// keyFile is the plaintext of a key file.
+type keyFile struct {
+	Format  string         `json:"format"`
+	Version int            `json:"version"`
+	Current phivault.KeyID `json:"current"`
+	KEKs    []fileKEK      `json:"keks"`
+}
+
+type fileKEK struct {
+	ID      phivault.KeyID `json:"id"`
+	Key     []byte         `json:"key"`
+	Created time.Time      `json:"created"`
+}
+
+// FileKeyring is a phivault.Keyring whose KEKs come from a passphrase-
+// protected key file. It wraps DEKs with AES-256-GCM under the current KEK
+// and unwraps under any KEK version in the file.
+//
+// A FileKeyring never reveals its KEKs: String, GoString and LogValue show
+// key ids only. It is safe for concurrent use by multiple goroutines.
+type FileKeyring struct {
+	keks    map[phivault.KeyID]*kek
+	current *kek
+	rand    io.Reader
+}
+
+// kek is one KEK version with its AEAD, built once.
+type kek struct {
+	id      phivault.KeyID
+	key     []byte // kept only to export in tests; never formatted
+	aead    cipher.AEAD
+	ad      []byte // wrapLabel ‖ 0x00 ‖ id
+	created time.Time
+}
+
+var _ phivault.Keyring = (*FileKeyring)(nil)
+
+// CreateFile creates a new key file at path holding one fresh KEK
+// ("file:1"), encrypted under passphrase. It refuses to overwrite an existing
+// file (ErrExist) and rejects passphrases shorter than MinPassphraseLen
+// (ErrShortPassphrase).
+func CreateFile(path string, passphrase []byte, opts FileOptions) error {
+	opts = opts.withDefaults()
+	if len(passphrase) < MinPassphraseLen {
+		return ErrShortPassphrase
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return ErrExist
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("keyring: create key file: %w", err)
+	}
+	key := make([]byte, KEKSize)
+	if _, err := io.ReadFull(opts.Rand, key); err != nil {
+		return fmt.Errorf("keyring: generate kek: %w", err)
+	}
+	kf := &keyFile{
+		Format:  fileFormat,
+		Version: fileVersion,
+		Current: firstKEKID,
+		KEKs:    []fileKEK{{ID: firstKEKID, Key: key, Created: opts.Now().UTC()}},
+	}
+	defer clear(key)
+	data, err := seal(kf, passphrase, opts.WorkFactor)
+	if err != nil {
+		return err
+	}
+	return writeNew(path, data)
+}
+
+// OpenFile decrypts the key file at path with passphrase and returns its
+// keyring. It returns ErrWrongPassphrase if the passphrase is wrong, and
+// another error if the file is missing, altered or malformed.
+func OpenFile(path string, passphrase []byte, opts FileOptions) (*FileKeyring, error) {
+	opts = opts.withDefaults()
+	kf, err := readFile(path, passphrase, max(opts.WorkFactor, MaxWorkFactor))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, k := range kf.KEKs {
+			clear(k.Key)
+		}
+	}()
+	return newFileKeyring(kf, opts.Rand)
+}
+
+func newFileKeyring(kf *keyFile, rand io.Reader) (*FileKeyring, error) {
+	k := &FileKeyring{keks: make(map[phivault.KeyID]*kek, len(kf.KEKs)), rand: rand}
+	for _, fk := range kf.KEKs {
+		if !strings.HasPrefix(string(fk.ID), kekIDPrefix) || len(fk.Key) != KEKSize {
+			return nil, errors.New("keyring: key file malformed: bad kek entry")
+		}
+		if _, dup := k.keks[fk.ID]; dup {
+			return nil, errors.New("keyring: key file malformed: duplicate kek id")
+		}
+		block, err := aes.NewCipher(fk.Key)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: kek %s: %w", fk.ID, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: kek %s: %w", fk.ID, err)
+		}
+		ad := append([]byte(wrapLabel), 0)
+		ad = append(ad, fk.ID...)
+		k.keks[fk.ID] = &kek{id: fk.ID, key: bytes.Clone(fk.Key), aead: aead, ad: ad, created: fk.Created}
+	}
+	k.current = k.keks[kf.Current]
+	if k.current == nil {
+		return nil, errors.New("keyring: key file malformed: no current kek")
+	}
+	return k, nil
+}
+
+// WrapKey wraps dek under the current KEK with AES-256-GCM and a random
+// 96-bit nonce. The additional data binds the KEK id and the purpose
+// "phivault dek v1". The result is nonce ‖ ciphertext ‖ tag.
+func (k *FileKeyring) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
+	c := k.current
+	out := make([]byte, wrapNonceSize, wrapNonceSize+len(dek)+c.aead.Overhead())
+	if _, err := io.ReadFull(k.rand, out); err != nil {
+		return "", nil, fmt.Errorf("keyring: wrap: nonce: %w", err)
+	}
+	return c.id, c.aead.Seal(out, out, dek, c.ad), nil
+}
+
+// UnwrapKey unwraps a DEK wrapped by WrapKey under KEK id. It returns
+// ErrUnknownKEK if the keyring does not hold id and ErrUnwrap if wrapped was
+// altered or was wrapped under another KEK; never a wrong key.
+func (k *FileKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
+	c := k.keks[id]
+	if c == nil {
+		return nil, ErrUnknownKEK
+	}
+	if len(wrapped) < wrapNonceSize+c.aead.Overhead() {
+		return nil, ErrUnwrap
+	}
+	dek, err := c.aead.Open(nil, wrapped[:wrapNonceSize], wrapped[wrapNonceSize:], c.ad)
+	if err != nil {
+		return nil, ErrUnwrap
+	}
+	return dek, nil
+}
+
+// Current returns the id of the KEK that WrapKey uses.
+func (k *FileKeyring) Current() phivault.KeyID { return k.current.id }
+
+// IDs returns the ids of every KEK version the keyring holds, sorted.
+func (k *FileKeyring) IDs() []phivault.KeyID {
+	ids := make([]phivault.KeyID, 0, len(k.keks))
+	for id := range k.keks {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// String describes the keyring by its key ids only.
+func (k *FileKeyring) String() string {
+	ids := make([]string, 0, len(k.keks))
+	for _, id := range k.IDs() {
+		ids = append(ids, string(id))
+	}
+	return fmt.Sprintf("FileKeyring{current: %s, keks: [%s]}", k.current.id, strings.Join(ids, " "))
+}
+
+// GoString is String, so that %#v cannot print key bytes.
+func (k *FileKeyring) GoString() string { return k.String() }
+
+// LogValue logs key ids only.
+func (k *FileKeyring) LogValue() slog.Value {
+	ids := make([]string, 0, len(k.keks))
+	for _, id := range k.IDs() {
+		ids = append(ids, string(id))
+	}
+	return slog.GroupValue(slog.String("current", string(k.current.id)), slog.Any("keks", ids))
+}
+
+// seal encodes kf and encrypts it to passphrase, ASCII-armored.
+func seal(kf *keyFile, passphrase []byte, workFactor int) ([]byte, error) {
+	plain, err := json.Marshal(kf)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: encode key file: %w", err)
+	}
+	defer clear(plain)
+	r, err := age.NewScryptRecipient(string(passphrase))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	r.SetWorkFactor(workFactor)
+	var buf bytes.Buffer
+	aw := armor.NewWriter(&buf)
+	w, err := age.Encrypt(aw, r)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: encrypt key file: %w", err)
+	}
+	if _, err := w.Write(plain); err != nil {
+		return nil, fmt.Errorf("keyring: encrypt key file: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("keyring: encrypt key file: %w", err)
+	}
+	if err := aw.Close(); err != nil {
+		return nil, fmt.Errorf("keyring: encrypt key file: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// readFile reads, decrypts and validates the key file at path.
+func readFile(path string, passphrase []byte, maxWorkFactor int) (*keyFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: open key file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: read key file: %w", err)
+	}
+	if len(data) > maxFileSize {
+		return nil, errors.New("keyring: key file too large")
+	}
+	if len(passphrase) == 0 {
+		return nil, ErrWrongPassphrase
+	}
+	id, err := age.NewScryptIdentity(string(passphrase))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	id.SetMaxWorkFactor(maxWorkFactor)
+	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(data)), id)
+	var noMatch *age.NoIdentityMatchError
+	if errors.As(err, &noMatch) {
+		return nil, ErrWrongPassphrase
+	} else if err != nil {
+		return nil, fmt.Errorf("keyring: key file damaged: %v", err)
+	}
+	plain, err := io.ReadAll(r)
+	if err != nil {
+		clear(plain)
+		return nil, fmt.Errorf("keyring: key file damaged: %v", err)
+	}
+	defer clear(plain)
+	var kf keyFile
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&kf); err != nil {
+		// The JSON error may quote bytes of the plaintext; do not pass it on.
+		return nil, errors.New("keyring: key file malformed")
+	}
+	if kf.Format != fileFormat || kf.Version != fileVersion {
+		return nil, fmt.Errorf("keyring: unsupported key file format %q version %d", kf.Format, kf.Version)
+	}
+	return &kf, nil
+}
+
+// writeNew writes data to a new file at path atomically: a temporary file in
+// the same directory, mode 0600, fsynced, then linked into place (which
+// fails if path exists) and the directory fsynced.
+func writeNew(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, tempFilePattern)
+	if err != nil {
+		return fmt.Errorf("keyring: create key file: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful link, removes the temporary name only
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("keyring: create key file: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("keyring: write key file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("keyring: sync key file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keyring: close key file: %w", err)
+	}
+	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+		return ErrExist
+	} else if err != nil {
+		// Hard links are unsupported on some file systems; fall back to a
+		// rename after checking again that nothing is in the way.
+		if _, serr := os.Lstat(path); serr == nil {
+			return ErrExist
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("keyring: create key file: %w", err)
+		}
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("keyring: sync directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("keyring: sync directory: %w", err)
+	}
+	return nil
+}
