@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/fhir"
 )
@@ -179,4 +181,172 @@ func BenchmarkValidate_Synthea(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "res/s")
+}
+
+// validateCase is one hand-made case in testdata/validate/cases.json: a
+// resource and the expressions of the issues Validate must report (none
+// for a valid resource).
+type validateCase struct {
+	Name     string          `json:"name"`
+	Want     []string        `json:"want"`
+	Resource json.RawMessage `json:"resource"`
+}
+
+func mustCases(tb testing.TB) []validateCase {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "validate", "cases.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var cases []validateCase
+	if err := json.Unmarshal(data, &cases); err != nil {
+		tb.Fatal(err)
+	}
+	return cases
+}
+
+func TestValidate_Cases(t *testing.T) {
+	cases := mustCases(t)
+	if len(cases) < 40 {
+		t.Fatalf("%d cases, want at least 40", len(cases))
+	}
+	for _, tt := range cases {
+		t.Run(tt.Name, func(t *testing.T) {
+			obj, err := fhir.Decode(tt.Resource)
+			if err != nil {
+				t.Fatal(err)
+			}
+			typ, _ := obj["resourceType"].(string)
+			var got []string
+			for _, is := range fhir.Validate(typ, obj) {
+				got = append(got, is.Expression...)
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(tt.Want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Validate() expressions (-want +got):\n%s", diff)
+			}
+			_, _, err = fhir.Parse(tt.Resource)
+			if wantCode := phivault.EUNPROCESSABLE; len(tt.Want) > 0 && phivault.ErrorCode(err) != wantCode {
+				t.Errorf("Parse() error = %v, want code %s", err, wantCode)
+			} else if len(tt.Want) == 0 && err != nil {
+				t.Errorf("Parse() error = %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestParse_Invalid(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+	}{
+		{"empty", ``},
+		{"not json", `{"resourceType":`},
+		{"array", `[{"resourceType":"Patient"}]`},
+		{"null", `null`},
+		{"string", `"Patient"`},
+		{"trailing object", `{"resourceType":"Patient"}{}`},
+		{"trailing garbage", `{"resourceType":"Patient"} x`},
+		{"no resourceType", `{"id":"1"}`},
+		{"numeric resourceType", `{"resourceType":5}`},
+		{"unknown resourceType", `{"resourceType":"Foo"}`},
+		{"abstract resourceType", `{"resourceType":"DomainResource"}`},
+		{"datatype as resourceType", `{"resourceType":"HumanName"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := fhir.Parse([]byte(tt.give))
+			if got := phivault.ErrorCode(err); got != phivault.EINVALID {
+				t.Errorf("Parse(%q) code = %q (%v), want %q", tt.give, got, err, phivault.EINVALID)
+			}
+		})
+	}
+}
+
+// TestParse_NoValueEcho checks that errors and issues never quote the
+// offending value, which may be PHI.
+func TestParse_NoValueEcho(t *testing.T) {
+	const secret = "Zebediah-1970"
+	bodies := []string{
+		`{"resourceType":"Patient","birthDate":"` + secret + `"}`,
+		`{"resourceType":"Patient","gender":" ` + secret + `"}`,
+		`{"resourceType":"Patient","id":"` + secret + ` x"}`,
+		`{"resourceType":"Patient","managingOrganization":{"reference":"` + secret + ` "}}`,
+		`{"resourceType":"Patient","name":[{"given":[` + `"` + secret + `",5]}],"active":"` + secret + `"}`,
+		`{"resourceType":"` + secret + `"}`,
+		`{"resourceType":"Patient","birthDate":"` + secret + ``,
+		`{"resourceType":"Patient"} "` + secret + `"`,
+	}
+	for _, body := range bodies {
+		_, _, err := fhir.Parse([]byte(body))
+		if err == nil {
+			t.Errorf("Parse(%q) = nil error, want one", body)
+			continue
+		}
+		dump, _ := json.Marshal(err)
+		if strings.Contains(err.Error(), secret) || strings.Contains(string(dump), secret) {
+			t.Errorf("Parse(%q) error %s quotes the value", body, dump)
+		}
+	}
+}
+
+func TestValidate_Depth(t *testing.T) {
+	ext := `{"url":"http://example.org/x","valueString":"y"}`
+	for range 100 {
+		ext = `{"url":"http://example.org/x","extension":[` + ext + `]}`
+	}
+	_, _, err := fhir.Parse([]byte(`{"resourceType":"Patient","extension":[` + ext + `]}`))
+	issues := issuesOf(err)
+	if len(issues) != 1 || issues[0].Code != "too-costly" {
+		t.Fatalf("Parse(deep) = %v %+v, want one too-costly issue", err, issues)
+	}
+	if want := "Patient.extension[0]" + strings.Repeat(".extension[0]", fhir.MaxDepth-1); issues[0].Expression[0] != want {
+		t.Errorf("Parse(deep) expression = %q, want %q", issues[0].Expression[0], want)
+	}
+}
+
+func TestValidate_ManyIssues(t *testing.T) {
+	given := strings.Repeat(`5,`, 500) + `5`
+	_, _, err := fhir.Parse([]byte(`{"resourceType":"Patient","name":[{"given":[` + given + `]}]}`))
+	if n := len(issuesOf(err)); n == 0 || n > 101 {
+		t.Errorf("Parse() reported %d issues, want between 1 and 101", n)
+	}
+}
+
+func TestResourceTypes(t *testing.T) {
+	types := fhir.ResourceTypes()
+	if len(types) != 146 && len(types) != 147 {
+		t.Errorf("len(ResourceTypes()) = %d, want the 146 R4 resource types (+ Bundle)", len(types))
+	}
+	if !slices.IsSorted(types) {
+		t.Error("ResourceTypes() is not sorted")
+	}
+	for _, name := range []string{"Patient", "Observation", "Bundle", "Parameters", "Binary"} {
+		if !fhir.IsResourceType(name) {
+			t.Errorf("IsResourceType(%q) = false, want true", name)
+		}
+	}
+	for _, name := range []string{"", "Resource", "DomainResource", "HumanName", "patient", "Patient.contact"} {
+		if fhir.IsResourceType(name) {
+			t.Errorf("IsResourceType(%q) = true, want false", name)
+		}
+	}
+	types[0] = "Mutated"
+	if fhir.ResourceTypes()[0] == "Mutated" {
+		t.Error("ResourceTypes() shares its slice with callers")
+	}
+}
+
+func TestMarshal(t *testing.T) {
+	obj, err := fhir.Decode([]byte(`{"z":1.50,"a":"<div>&</div>","m":{"b":[1e3,true,null]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fhir.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":"<div>&</div>","m":{"b":[1e3,true,null]},"z":1.50}`; string(got) != want {
+		t.Errorf("Marshal() = %s, want %s", got, want)
+	}
 }
