@@ -1,0 +1,135 @@
+package api
+
+import (
+	"time"
+
+	"github.com/phivault/phivault/fhir"
+)
+
+// The CapabilityStatement, in the order FHIR lists its elements. It states
+// exactly what the handler serves.
+type capStatement struct {
+	ResourceType   string      `json:"resourceType"`
+	Status         string      `json:"status"`
+	Date           string      `json:"date"`
+	Publisher      string      `json:"publisher"`
+	Kind           string      `json:"kind"`
+	Software       capSoftware `json:"software"`
+	Implementation *capImpl    `json:"implementation,omitempty"`
+	FHIRVersion    string      `json:"fhirVersion"`
+	Format         []string    `json:"format"`
+	Rest           []capRest   `json:"rest"`
+}
+
+type capSoftware struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+type capImpl struct {
+	Description string `json:"description"`
+	URL         string `json:"url"`
+}
+
+type capRest struct {
+	Mode        string           `json:"mode"`
+	Security    capSecurity      `json:"security"`
+	Resource    []capResource    `json:"resource"`
+	Interaction []capInteraction `json:"interaction"`
+}
+
+type capSecurity struct {
+	CORS        bool   `json:"cors"`
+	Description string `json:"description"`
+}
+
+type capResource struct {
+	Type              string           `json:"type"`
+	Interaction       []capInteraction `json:"interaction"`
+	Versioning        string           `json:"versioning"`
+	ReadHistory       bool             `json:"readHistory"`
+	UpdateCreate      bool             `json:"updateCreate"`
+	ConditionalCreate bool             `json:"conditionalCreate"`
+	ConditionalUpdate bool             `json:"conditionalUpdate"`
+	ConditionalDelete string           `json:"conditionalDelete"`
+	SearchInclude     []string         `json:"searchInclude,omitempty"`
+	SearchParam       []capSearchParam `json:"searchParam,omitempty"`
+	Operation         []capOperation   `json:"operation,omitempty"`
+}
+
+type capInteraction struct {
+	Code string `json:"code"`
+}
+
+type capSearchParam struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+type capOperation struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition"`
+}
+
+var (
+	crudInteractions   = []string{"read", "vread", "update", "delete", "history-instance", "history-type", "create"}
+	searchInteractions = append(append([]string(nil), crudInteractions...), "search-type")
+)
+
+// capabilityStatement builds the CapabilityStatement once, at NewHandler.
+func capabilityStatement(version, baseURL string, now time.Time) []byte {
+	searchable := make(map[string]bool)
+	for _, t := range fhir.SearchTypes() {
+		searchable[t] = true
+	}
+	cs := capStatement{
+		ResourceType: "CapabilityStatement",
+		Status:       "active",
+		Date:         now.UTC().Format(time.RFC3339),
+		Publisher:    "phivault",
+		Kind:         "instance",
+		Software:     capSoftware{Name: "phivault", Version: version},
+		FHIRVersion:  "4.0.1",
+		Format:       []string{"json"},
+	}
+	if baseURL != "" {
+		cs.Implementation = &capImpl{Description: "phivault FHIR server", URL: baseURL}
+	}
+	rest := capRest{
+		Mode: "server",
+		Security: capSecurity{
+			Description: "Every request except GET /metadata needs a bearer token: Authorization: Bearer <token>.",
+		},
+		Interaction: []capInteraction{{Code: "transaction"}, {Code: "batch"}},
+	}
+	for _, t := range fhir.ResourceTypes() {
+		res := capResource{
+			Type:              t,
+			Versioning:        "versioned-update",
+			ReadHistory:       true,
+			UpdateCreate:      true,
+			ConditionalCreate: true,
+			ConditionalUpdate: false,
+			ConditionalDelete: "not-supported",
+		}
+		codes := crudInteractions
+		if searchable[t] {
+			codes = searchInteractions
+			for _, p := range fhir.SearchParams(t) {
+				res.SearchParam = append(res.SearchParam, capSearchParam{Name: p.Name, Type: p.Type})
+				if p.Type == "reference" {
+					res.SearchInclude = append(res.SearchInclude, t+":"+p.Name)
+				}
+			}
+		}
+		for _, c := range codes {
+			res.Interaction = append(res.Interaction, capInteraction{Code: c})
+		}
+		if t == "Patient" {
+			res.Operation = []capOperation{{Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}
+		}
+		rest.Resource = append(rest.Resource, res)
+	}
+	cs.Rest = []capRest{rest}
+	return mustEncode(cs)
+}

@@ -1,0 +1,186 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/phivault/phivault"
+)
+
+// codes maps each phivault error code to its HTTP status and the
+// OperationOutcome issue code. It is the only such table.
+var codes = map[string]struct {
+	status int
+	issue  string
+}{
+	phivault.EINVALID:       {http.StatusBadRequest, "invalid"},
+	phivault.EUNPROCESSABLE: {http.StatusUnprocessableEntity, "processing"},
+	phivault.ENOTFOUND:      {http.StatusNotFound, "not-found"},
+	phivault.EGONE:          {http.StatusGone, "deleted"},
+	phivault.ECONFLICT:      {http.StatusConflict, "conflict"},
+	phivault.EPRECONDITION:  {http.StatusPreconditionFailed, "conflict"},
+	phivault.EUNAUTHORIZED:  {http.StatusUnauthorized, "login"},
+	phivault.EFORBIDDEN:     {http.StatusForbidden, "forbidden"},
+	phivault.ETOOLARGE:      {http.StatusRequestEntityTooLarge, "too-large"},
+	phivault.EUNSUPPORTED:   {http.StatusUnsupportedMediaType, "not-supported"},
+	phivault.EUNAVAILABLE:   {http.StatusServiceUnavailable, "transient"},
+	phivault.EINTEGRITY:     {http.StatusInternalServerError, "exception"},
+	phivault.EINTERNAL:      {http.StatusInternalServerError, "exception"},
+}
+
+// Messages shown for errors whose own text must not reach the caller.
+const (
+	msgInternal  = "Internal error."
+	msgIntegrity = "Integrity check failed: the stored data was altered or misplaced and was not returned."
+)
+
+// httpError is an error raised by the api itself whose status is not the
+// one its code would imply, e.g. 405 or 406.
+type httpError struct {
+	status  int
+	issue   string
+	message string
+}
+
+func (e *httpError) Error() string { return e.message }
+
+var (
+	errMethodNotAllowed = &httpError{http.StatusMethodNotAllowed, "not-supported", "This method is not allowed on this path."}
+	errNotAcceptable    = &httpError{http.StatusNotAcceptable, "not-supported", "Only JSON is supported: use application/fhir+json."}
+	errUnknownType      = &httpError{http.StatusNotFound, "not-supported", "Unknown or unsupported resource type."}
+	errNoRoute          = &httpError{http.StatusNotFound, "not-found", "No such path: FHIR requests start with /fhir/."}
+	errPanic            = errors.New("panic")
+)
+
+// outcome is a FHIR OperationOutcome.
+type outcome struct {
+	ResourceType string  `json:"resourceType"`
+	Issue        []issue `json:"issue"`
+}
+
+type issue struct {
+	Severity    string   `json:"severity"`
+	Code        string   `json:"code"`
+	Diagnostics string   `json:"diagnostics,omitempty"`
+	Expression  []string `json:"expression,omitempty"`
+}
+
+// errorOutcome returns the status and OperationOutcome for err, and whether
+// err is unexpected (not a *phivault.Error nor an api error), which the
+// caller logs.
+func errorOutcome(err error) (status int, oo *outcome, unexpected bool) {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status, newOutcome("error", he.issue, he.message), false
+	}
+	var pe *phivault.Error
+	if !errors.As(err, &pe) {
+		return http.StatusInternalServerError, newOutcome("error", "exception", msgInternal), true
+	}
+	c, ok := codes[pe.Code]
+	if !ok {
+		c = codes[phivault.EINTERNAL]
+	}
+	msg := pe.Message
+	switch pe.Code {
+	case phivault.EINTEGRITY:
+		msg = msgIntegrity
+	case phivault.EINTERNAL:
+		msg = msgInternal
+	}
+	if !ok {
+		msg = msgInternal
+	}
+	oo = newOutcome("error", c.issue, msg)
+	for _, is := range pe.Issues {
+		if is.Severity == "" {
+			is.Severity = "error"
+		}
+		if is.Code == "" {
+			is.Code = c.issue
+		}
+		oo.Issue = append(oo.Issue, issue{
+			Severity:    is.Severity,
+			Code:        is.Code,
+			Diagnostics: is.Diagnostics,
+			Expression:  is.Expression,
+		})
+	}
+	return c.status, oo, false
+}
+
+func newOutcome(severity, code, diagnostics string) *outcome {
+	return &outcome{
+		ResourceType: "OperationOutcome",
+		Issue:        []issue{{Severity: severity, Code: code, Diagnostics: diagnostics}},
+	}
+}
+
+// writeError writes err as an OperationOutcome. It logs unexpected errors
+// and integrity failures once, by type and code only: their text may hold
+// PHI.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, reqID string, err error) {
+	status, oo, unexpected := errorOutcome(err)
+	switch {
+	case unexpected && err != errPanic:
+		h.logger.LogAttrs(r.Context(), slog.LevelError, "unexpected error",
+			slog.String("request_id", reqID),
+			slog.String("error_type", errorTypes(err)))
+	case phivault.ErrorCode(err) == phivault.EINTEGRITY:
+		h.logger.LogAttrs(r.Context(), slog.LevelError, "integrity check failed",
+			slog.String("request_id", reqID))
+	}
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
+	writeJSON(w, status, oo)
+}
+
+// errorTypes describes err's chain by Go type, e.g.
+// "*fmt.wrapError > *fs.PathError", which helps an operator without
+// printing any of the (possibly PHI-bearing) text.
+func errorTypes(err error) string {
+	var b strings.Builder
+	for i := 0; err != nil && i < 8; i++ {
+		if i > 0 {
+			b.WriteString(" > ")
+		}
+		fmt.Fprintf(&b, "%T", err)
+		err = errors.Unwrap(err)
+	}
+	return b.String()
+}
+
+// writeJSON writes v, an api-built value, as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeBody(w, status, mustEncode(v))
+}
+
+// mustEncode encodes v, an api-built value that always encodes, as compact
+// JSON without HTML escaping.
+func mustEncode(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(fmt.Sprintf("api: encode %T", v))
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// writeBody writes a JSON body that is ready to send.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+const contentType = "application/fhir+json; charset=utf-8"
