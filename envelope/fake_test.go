@@ -1,0 +1,99 @@
+package envelope_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/phivault/phivault"
+)
+
+// memTx is a minimal in-memory phivault.StoreTx: only the key methods work,
+// which is all a Sealer uses. It is safe for concurrent use so that one can
+// serve several goroutines in tests.
+type memTx struct {
+	phivault.StoreTx // nil: any other method panics
+
+	mu   sync.Mutex
+	keys map[string]*phivault.WrappedKey
+	// hideKeys makes Key report ErrNotFound, so PutKey meets a key stored
+	// by a concurrent writer.
+	hideKeys bool
+	puts     int
+}
+
+func newMemTx() *memTx { return &memTx{keys: make(map[string]*phivault.WrappedKey)} }
+
+func (tx *memTx) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	k := tx.keys[id]
+	if k == nil || tx.hideKeys {
+		return nil, phivault.ErrNotFound
+	}
+	return k, nil
+}
+
+func (tx *memTx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.WrappedKey, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	tx.puts++
+	if old := tx.keys[k.ID]; old != nil {
+		return old, nil
+	}
+	c := *k
+	c.Wrapped = bytes.Clone(k.Wrapped)
+	tx.keys[k.ID] = &c
+	return &c, nil
+}
+
+// fakeKeyring "wraps" a key by prefixing a marker, so tests can store chosen
+// plaintext keys. It counts unwraps and can be told to fail.
+type fakeKeyring struct {
+	mu      sync.Mutex
+	unwraps int
+	fail    bool
+}
+
+var errKeyringDown = errors.New("fake keyring: unavailable")
+
+const fakeKEK = phivault.KeyID("fake:1")
+
+// fakeWrap returns the wrapped form of key under fakeKeyring.
+func fakeWrap(key []byte) []byte { return append([]byte("wrapped:"), key...) }
+
+func (k *fakeKeyring) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fail {
+		return "", nil, errKeyringDown
+	}
+	return fakeKEK, fakeWrap(dek), nil
+}
+
+func (k *fakeKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.unwraps++
+	if k.fail {
+		return nil, errKeyringDown
+	}
+	rest, ok := bytes.CutPrefix(wrapped, []byte("wrapped:"))
+	if id != fakeKEK || !ok {
+		return nil, errors.New("fake keyring: bad wrapped key")
+	}
+	return bytes.Clone(rest), nil
+}
+
+func (k *fakeKeyring) setFail(fail bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.fail = fail
+}
+
+func (k *fakeKeyring) unwrapCount() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.unwraps
+}
