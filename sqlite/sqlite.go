@@ -1,0 +1,428 @@
+// Package sqlite implements [phivault.Store] on an embedded SQLite database,
+// the default storage of phivault.
+//
+// It uses the pure-Go driver modernc.org/sqlite in WAL mode with
+// synchronous=FULL, so a nil from [DB.Update] means the transaction survives
+// a power loss. A single writer connection serves all updates: one goroutine
+// runs each caller's function inside its own SAVEPOINT and commits every
+// waiting caller's work with one COMMIT (group commit), so throughput comes
+// from batching fsyncs, not from skipping them. Reads run on a small pool of
+// read-only connections and never wait for the writer.
+//
+// The store sees ciphertext, ids, times and blind-index tokens only.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"sync"
+
+	"github.com/phivault/phivault"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Defaults for the fields of DB.
+const (
+	DefaultReadConns   = 4
+	DefaultMaxBatch    = 256
+	DefaultBusyTimeout = 5000 // milliseconds
+	DefaultQueueSize   = 256
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// errClosed is returned by Update and View after Close.
+var errClosed = phivault.Errorf(phivault.EUNAVAILABLE, "The database is closed.")
+
+// DB is a phivault.Store on one SQLite database file.
+//
+// Create it with New, set fields, then call Open. DB is safe for concurrent
+// use by multiple goroutines once open.
+type DB struct {
+	// Path is the database file. It is created if it does not exist.
+	Path string
+	// ReadConns is the number of read-only connections serving View.
+	// Default DefaultReadConns; values below 1 mean 1.
+	ReadConns int
+	// MaxBatch bounds how many Update calls one COMMIT carries.
+	// Default DefaultMaxBatch; values below 1 mean 1 (no group commit).
+	MaxBatch int
+	// BusyTimeout is SQLite's busy timeout in milliseconds, which matters only
+	// when another process opens the same file. Default DefaultBusyTimeout.
+	BusyTimeout int
+
+	wdb   *sql.DB   // one connection, owned by the writer goroutine
+	wconn *sql.Conn // that connection
+	wst   *stmts    // statements prepared on wconn
+	rdb   *sql.DB   // read-only connections
+	rpool chan *readConn
+	nread int // read connections created, all owned by rpool when idle
+
+	reqs chan *request
+	done chan struct{} // closed when the writer goroutine exits
+
+	mu     sync.RWMutex // guards closed against sends on reqs
+	closed bool
+}
+
+var _ phivault.Store = (*DB)(nil)
+
+// New returns a DB for the file at path with default settings. Call Open
+// before use.
+func New(path string) *DB {
+	return &DB{
+		Path:        path,
+		ReadConns:   DefaultReadConns,
+		MaxBatch:    DefaultMaxBatch,
+		BusyTimeout: DefaultBusyTimeout,
+	}
+}
+
+// Open is New followed by DB.Open.
+func Open(ctx context.Context, path string) (*DB, error) {
+	db := New(path)
+	if err := db.Open(ctx); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+type readConn struct {
+	conn *sql.Conn
+	st   *stmts
+}
+
+// Open opens the database file, applies pending migrations and starts the
+// writer.
+func (db *DB) Open(ctx context.Context) (err error) {
+	if db.Path == "" {
+		return errors.New("sqlite: path required")
+	}
+	defer func() {
+		if err != nil {
+			db.closeConns()
+		}
+	}()
+	if db.wdb, err = sql.Open("sqlite", db.dsn(false)); err != nil {
+		return fmt.Errorf("sqlite: open: %v", err)
+	}
+	db.wdb.SetMaxOpenConns(1)
+	db.wdb.SetConnMaxLifetime(0)
+	db.wdb.SetConnMaxIdleTime(0)
+	if db.wconn, err = db.wdb.Conn(ctx); err != nil {
+		return fmt.Errorf("sqlite: open: %v", err)
+	}
+	if err := migrate(ctx, db.wconn); err != nil {
+		return err
+	}
+	if db.wst, err = prepare(ctx, db.wconn); err != nil {
+		return err
+	}
+
+	n := max(db.ReadConns, 1)
+	if db.rdb, err = sql.Open("sqlite", db.dsn(true)); err != nil {
+		return fmt.Errorf("sqlite: open: %v", err)
+	}
+	db.rdb.SetMaxOpenConns(n)
+	db.rdb.SetMaxIdleConns(n)
+	db.rdb.SetConnMaxLifetime(0)
+	db.rdb.SetConnMaxIdleTime(0)
+	db.rpool = make(chan *readConn, n)
+	for range n {
+		c, err := db.rdb.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("sqlite: open reader: %v", err)
+		}
+		st, err := prepare(ctx, c)
+		if err != nil {
+			c.Close()
+			return err
+		}
+		db.rpool <- &readConn{conn: c, st: st}
+		db.nread++
+	}
+
+	db.reqs = make(chan *request, DefaultQueueSize)
+	db.done = make(chan struct{})
+	go db.writer()
+	return nil
+}
+
+// dsn returns the driver's data source name. Readers are query_only, so a
+// write inside View fails even if it slipped past the Tx checks.
+func (db *DB) dsn(readOnly bool) string {
+	// modernc.org/sqlite takes pragmas as _pragma=name(value); it ignores
+	// mattn-style keys such as _journal_mode.
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", max(db.BusyTimeout, 0)))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "cache_size(-65536)") // 64 MiB of page cache per connection
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	}
+	return "file:" + (&url.URL{Path: db.Path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Close waits for queued updates to finish, then closes the database.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	if db.reqs != nil {
+		close(db.reqs)
+	}
+	db.mu.Unlock()
+	if db.done != nil {
+		<-db.done
+	}
+	return db.closeConns()
+}
+
+func (db *DB) closeConns() error {
+	var errs []error
+	if db.rpool != nil {
+		// Wait for Views in progress to hand their connections back.
+		for range db.nread {
+			rc := <-db.rpool
+			errs = append(errs, rc.st.close(), rc.conn.Close())
+		}
+		close(db.rpool) // later Views see a closed pool
+	}
+	if db.rdb != nil {
+		errs = append(errs, db.rdb.Close())
+	}
+	if db.wst != nil {
+		errs = append(errs, db.wst.close())
+	}
+	if db.wconn != nil {
+		errs = append(errs, db.wconn.Close())
+	}
+	if db.wdb != nil {
+		errs = append(errs, db.wdb.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %v", err)
+	}
+	return nil
+}
+
+// View runs fn in a read-only transaction on one of the read connections.
+// It sees a consistent snapshot of committed data.
+func (db *DB) View(ctx context.Context, fn func(phivault.StoreTx) error) error {
+	var rc *readConn
+	select {
+	case c, ok := <-db.rpool:
+		if !ok {
+			return errClosed
+		}
+		rc = c
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { db.rpool <- rc }()
+
+	// BEGIN is deferred: the snapshot starts with the first read.
+	if _, err := rc.conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return fmt.Errorf("sqlite: begin: %v", err)
+	}
+	defer func() {
+		// A read-only transaction has nothing to commit; ROLLBACK ends it.
+		// Use a fresh context so a cancelled ctx cannot leave it open.
+		rc.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	}()
+	return fn(&Tx{conn: rc.conn, st: rc.st})
+}
+
+// Update runs fn in a read-write transaction. Calls are queued to the single
+// writer, which runs each fn in its own savepoint and commits a batch of them
+// together; Update returns nil only once that COMMIT is durable. If fn returns
+// an error or panics, its writes are rolled back and other callers in the
+// batch are unaffected. If the COMMIT fails, every caller in the batch gets
+// an error.
+//
+// fn runs on the writer goroutine and blocks every other writer while it
+// runs: it must be short and MUST NOT call Update or View on the same DB.
+func (db *DB) Update(ctx context.Context, fn func(phivault.StoreTx) error) error {
+	req := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed || db.reqs == nil {
+		db.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case db.reqs <- req:
+	case <-ctx.Done():
+		db.mu.RUnlock()
+		return ctx.Err()
+	}
+	db.mu.RUnlock()
+	// Once queued, wait for the answer whatever ctx does: the writer skips a
+	// request whose ctx is done before it starts, and an fn that started
+	// may already be part of a batch on its way to disk.
+	return <-req.done
+}
+
+// request is one Update call waiting for the writer.
+type request struct {
+	ctx  context.Context
+	fn   func(phivault.StoreTx) error
+	done chan error
+}
+
+// writer is the single goroutine that runs updates. It takes the first
+// waiting request, opens a transaction, then keeps taking requests that are
+// already waiting (up to MaxBatch), each in its own savepoint, and commits
+// once when the queue is empty.
+func (db *DB) writer() {
+	defer close(db.done)
+	maxBatch := max(db.MaxBatch, 1)
+	for req := range db.reqs {
+		db.batch(req, maxBatch)
+	}
+}
+
+func (db *DB) batch(first *request, maxBatch int) {
+	ctx := context.Background() // the writer's statements outlive callers' contexts
+	if _, err := db.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		first.done <- fmt.Errorf("sqlite: begin: %v", err)
+		return
+	}
+	var (
+		pending []*request // succeeded, waiting for COMMIT
+		broken  error      // the transaction was lost; fail the batch
+		n       int
+	)
+	for req := first; req != nil; req = db.next(n, maxBatch) {
+		n++
+		if err := req.ctx.Err(); err != nil {
+			req.done <- err
+			continue
+		}
+		err, lost := db.runOne(ctx, req)
+		if lost != nil {
+			broken = lost
+			req.done <- lost
+			break
+		}
+		if err != nil {
+			req.done <- err // its writes were rolled back; never committed
+			continue
+		}
+		pending = append(pending, req)
+	}
+	if broken == nil {
+		if _, err := db.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+			broken = fmt.Errorf("sqlite: commit: %v", err)
+		}
+	}
+	if broken != nil {
+		db.wconn.ExecContext(ctx, "ROLLBACK") // may fail if SQLite already rolled back
+	}
+	for _, req := range pending {
+		req.done <- broken
+	}
+}
+
+// next returns a request that is already waiting, or nil if none is or the
+// batch is full.
+func (db *DB) next(n, maxBatch int) *request {
+	if n >= maxBatch {
+		return nil
+	}
+	select {
+	case req, ok := <-db.reqs:
+		if !ok {
+			return nil
+		}
+		return req
+	default:
+		return nil
+	}
+}
+
+// runOne runs req.fn inside a savepoint. err is fn's error (its writes are
+// rolled back); lost is set when the enclosing transaction itself was lost,
+// which SQLite does on some I/O errors: the savepoint no longer exists.
+func (db *DB) runOne(ctx context.Context, req *request) (err, lost error) {
+	if _, err := db.wconn.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+		return nil, fmt.Errorf("sqlite: savepoint: %v", err)
+	}
+	tx := &Tx{conn: db.wconn, st: db.wst, write: true}
+	err = callFn(req.ctx, tx, req.fn)
+	if err == nil && tx.err != nil {
+		err = tx.err // fn ignored a failed statement; do not commit its half
+	}
+	if err != nil {
+		if _, e := db.wconn.ExecContext(ctx, "ROLLBACK TO req"); e != nil {
+			return err, fmt.Errorf("sqlite: rollback to savepoint: %v", e)
+		}
+	}
+	if _, e := db.wconn.ExecContext(ctx, "RELEASE req"); e != nil {
+		return err, fmt.Errorf("sqlite: release savepoint: %v", e)
+	}
+	return err, nil
+}
+
+// callFn calls fn and turns a panic into an error, so one caller's bug
+// cannot take down the writer and every other caller's batch.
+func callFn(ctx context.Context, tx *Tx, fn func(phivault.StoreTx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sqlite: update function panicked: %v", r)
+		}
+	}()
+	tx.ctx = ctx
+	return fn(tx)
+}
+
+// migrate applies the embedded migrations that the database has not seen, in
+// name order, in one transaction, recording each name in migrations.
+func migrate(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("sqlite: create migrations table: %v", err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlite: list migrations: %v", err)
+	}
+	sort.Strings(names)
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite: begin migration: %v", err)
+	}
+	for _, name := range names {
+		var n int
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM migrations WHERE name = ?`, name).Scan(&n); err != nil {
+			conn.ExecContext(ctx, "ROLLBACK")
+			return fmt.Errorf("sqlite: migration %s: %v", name, err)
+		} else if n > 0 {
+			continue
+		}
+		b, err := fs.ReadFile(migrationFS, name)
+		if err == nil {
+			_, err = conn.ExecContext(ctx, string(b))
+		}
+		if err == nil {
+			_, err = conn.ExecContext(ctx, `INSERT INTO migrations (name) VALUES (?)`, name)
+		}
+		if err != nil {
+			conn.ExecContext(ctx, "ROLLBACK")
+			return fmt.Errorf("sqlite: migration %s: %v", name, err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("sqlite: commit migrations: %v", err)
+	}
+	return nil
+}

@@ -1,0 +1,501 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// errReadOnly is returned by writes inside View.
+var errReadOnly = errors.New("sqlite: write in a read-only transaction")
+
+// Tx is a phivault.StoreTx on a DB. It is not safe for concurrent use.
+type Tx struct {
+	conn  *sql.Conn
+	st    *stmts
+	write bool
+	ctx   context.Context // the Update caller's context (write only)
+	err   error           // first failed statement of a write Tx
+}
+
+var _ phivault.StoreTx = (*Tx)(nil)
+
+// stmts are the hot-path statements, prepared once per connection.
+type stmts struct {
+	current, version, curVersion, insertVersion, upsertCurrent,
+	deleteTokens, insertToken, key, putKey *sql.Stmt
+}
+
+const versionCols = `v.type, v.id, v.version, v.last_updated, v.compartment, v.deleted, v.key_id, v.ciphertext`
+
+func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
+	st := &stmts{}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&st.current, `SELECT ` + versionCols + ` FROM current c
+			JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version
+			WHERE c.type = ? AND c.id = ?`},
+		{&st.version, `SELECT ` + versionCols + ` FROM versions v WHERE v.type = ? AND v.id = ? AND v.version = ?`},
+		{&st.curVersion, `SELECT version FROM current WHERE type = ? AND id = ?`},
+		{&st.insertVersion, `INSERT INTO versions (type, id, version, last_updated, compartment, deleted, key_id, ciphertext)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&st.upsertCurrent, `INSERT INTO current (type, id, version, last_updated, compartment, deleted)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (type, id) DO UPDATE SET version = excluded.version,
+				last_updated = excluded.last_updated, compartment = excluded.compartment,
+				deleted = excluded.deleted`},
+		{&st.deleteTokens, `DELETE FROM tokens WHERE type = ? AND id = ?`},
+		{&st.insertToken, `INSERT OR IGNORE INTO tokens (token, type, id) VALUES (?, ?, ?)`},
+		{&st.key, `SELECT id, kek_id, wrapped, created FROM keys WHERE id = ?`},
+		{&st.putKey, `INSERT INTO keys (id, kek_id, wrapped, created) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+	} {
+		s, err := conn.PrepareContext(ctx, p.query)
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("sqlite: prepare: %v", err)
+		}
+		*p.dst = s
+	}
+	return st, nil
+}
+
+func (st *stmts) close() error {
+	var errs []error
+	for _, s := range []*sql.Stmt{st.current, st.version, st.curVersion, st.insertVersion,
+		st.upsertCurrent, st.deleteTokens, st.insertToken, st.key, st.putKey} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// begin checks the caller's context and returns the one to run statements
+// under. The writer's statements never see a caller's context: SQLite
+// interrupting a write statement may roll back the whole transaction, which
+// holds other callers' work too.
+func (t *Tx) begin(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !t.write {
+		return ctx, nil
+	}
+	if t.err != nil {
+		return nil, t.err
+	}
+	if err := t.ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.Background(), nil
+}
+
+// fail records a statement error in a write Tx, after which the Tx refuses
+// further statements: if SQLite rolled back the transaction, later statements
+// would otherwise run in autocommit mode.
+func (t *Tx) fail(what string, err error) error {
+	err = fmt.Errorf("sqlite: %s: %v", what, err)
+	if t.write && t.err == nil {
+		t.err = err
+	}
+	return err
+}
+
+func scanResource(row interface{ Scan(...any) error }) (*phivault.SealedResource, error) {
+	var (
+		r       phivault.SealedResource
+		lu      int64
+		deleted int64
+	)
+	if err := row.Scan(&r.Type, &r.ID, &r.Version, &lu, &r.Compartment, &deleted, &r.KeyID, &r.Ciphertext); err != nil {
+		return nil, err
+	}
+	r.LastUpdated = fromMicros(lu)
+	r.Deleted = deleted != 0
+	if r.Deleted {
+		r.Ciphertext = nil
+	}
+	return &r, nil
+}
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// Current returns the newest version of a resource, which may be a tombstone.
+func (t *Tx) Current(ctx context.Context, typ, id string) (*phivault.SealedResource, error) {
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := scanResource(t.st.current.QueryRowContext(qctx, typ, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, phivault.ErrNotFound
+	} else if err != nil {
+		return nil, t.fail("current", err)
+	}
+	return r, nil
+}
+
+// Version returns one version of a resource.
+func (t *Tx) Version(ctx context.Context, typ, id string, version int64) (*phivault.SealedResource, error) {
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := scanResource(t.st.version.QueryRowContext(qctx, typ, id, version))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, phivault.ErrNotFound
+	} else if err != nil {
+		return nil, t.fail("version", err)
+	}
+	return r, nil
+}
+
+// History returns versions newest first: by version for one resource, by
+// last update (then id, then version, all descending) for a whole type.
+func (t *Tx) History(ctx context.Context, f phivault.HistoryFilter) ([]*phivault.SealedResource, int, error) {
+	if f.Type == "" {
+		return nil, 0, phivault.Errorf(phivault.EINVALID, "History needs a resource type.")
+	}
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	where := []string{"v.type = ?"}
+	args := []any{f.Type}
+	order := "v.last_updated DESC, v.id DESC, v.version DESC"
+	if f.ID != "" {
+		where = append(where, "v.id = ?")
+		args = append(args, f.ID)
+		order = "v.version DESC"
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "v.last_updated >= ?")
+		args = append(args, f.Since.UnixMicro())
+	}
+	cond := strings.Join(where, " AND ")
+
+	var total int
+	if err := t.conn.QueryRowContext(qctx, `SELECT count(*) FROM versions v WHERE `+cond, args...).Scan(&total); err != nil {
+		return nil, 0, t.fail("count history", err)
+	}
+	q := `SELECT ` + versionCols + ` FROM versions v WHERE ` + cond + ` ORDER BY ` + order + limitOffset(f.Limit, f.Offset)
+	rs, err := t.query(qctx, "history", q, args)
+	if err != nil {
+		return nil, 0, err
+	}
+	return rs, total, nil
+}
+
+func limitOffset(limit, offset int) string {
+	switch {
+	case limit > 0 && offset > 0:
+		return fmt.Sprintf(" LIMIT %d OFFSET %d", limit, offset)
+	case limit > 0:
+		return fmt.Sprintf(" LIMIT %d", limit)
+	case offset > 0:
+		return fmt.Sprintf(" LIMIT -1 OFFSET %d", offset)
+	}
+	return ""
+}
+
+func (t *Tx) query(ctx context.Context, what, q string, args []any) ([]*phivault.SealedResource, error) {
+	rows, err := t.conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, t.fail(what, err)
+	}
+	defer rows.Close()
+	var out []*phivault.SealedResource
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return nil, t.fail(what, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail(what, err)
+	}
+	return out, nil
+}
+
+// Put appends a version, makes it current and replaces the resource's tokens.
+func (t *Tx) Put(ctx context.Context, r *phivault.SealedResource, tokens []phivault.Token) error {
+	if !t.write {
+		return errReadOnly
+	}
+	if r == nil || r.Type == "" || r.ID == "" || r.Version < 1 {
+		return phivault.Errorf(phivault.EINVALID, "A stored version needs a type, an id and a version of at least 1.")
+	}
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return err
+	}
+	var cur int64
+	err = t.st.curVersion.QueryRowContext(qctx, r.Type, r.ID).Scan(&cur)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return t.fail("put", err)
+	}
+	if r.Version != cur+1 {
+		return conflict(r.Version, cur)
+	}
+	ct := r.Ciphertext
+	if r.Deleted {
+		ct = nil
+	} else if ct == nil {
+		ct = []byte{}
+	}
+	lu := r.LastUpdated.UnixMicro()
+	if _, err := t.st.insertVersion.ExecContext(qctx,
+		r.Type, r.ID, r.Version, lu, r.Compartment, r.Deleted, r.KeyID, ct); err != nil {
+		if isUniqueViolation(err) {
+			return conflict(r.Version, cur)
+		}
+		return t.fail("put version", err)
+	}
+	if _, err := t.st.upsertCurrent.ExecContext(qctx,
+		r.Type, r.ID, r.Version, lu, r.Compartment, r.Deleted); err != nil {
+		return t.fail("put current", err)
+	}
+	if cur > 0 {
+		if _, err := t.st.deleteTokens.ExecContext(qctx, r.Type, r.ID); err != nil {
+			return t.fail("put tokens", err)
+		}
+	}
+	if r.Deleted {
+		return nil // a tombstone has no tokens
+	}
+	ins := t.st.insertToken
+	for _, tok := range tokens {
+		if _, err := ins.ExecContext(qctx, tok[:], r.Type, r.ID); err != nil {
+			return t.fail("put tokens", err)
+		}
+	}
+	return nil
+}
+
+func conflict(got, cur int64) *phivault.Error {
+	return phivault.Errorf(phivault.ECONFLICT, "Version %d cannot follow version %d.", got, cur)
+}
+
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code()
+	return c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || c == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// Find returns current, non-deleted versions matching f.
+func (t *Tx) Find(ctx context.Context, f phivault.ResourceFilter) ([]*phivault.SealedResource, error) {
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if emptyGroup(f.Tokens) {
+		return nil, nil
+	}
+	drive, err := t.driver(qctx, f.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	q, args := findQuery(f, drive, false)
+	return t.query(qctx, "find", q, args)
+}
+
+// Count returns how many current, non-deleted versions match f.
+func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) {
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if emptyGroup(f.Tokens) {
+		return 0, nil
+	}
+	drive, err := t.driver(qctx, f.Tokens)
+	if err != nil {
+		return 0, err
+	}
+	q, args := findQuery(f, drive, true)
+	var n int
+	if err := t.conn.QueryRowContext(qctx, q, args...).Scan(&n); err != nil {
+		return 0, t.fail("count", err)
+	}
+	return n, nil
+}
+
+// emptyGroup reports whether some OR group has no tokens, which no resource
+// can match.
+func emptyGroup(groups [][]phivault.Token) bool {
+	for _, g := range groups {
+		if len(g) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// sampleCap bounds the work of estimating a token group's selectivity.
+const sampleCap = 1000
+
+// driver picks the token group to drive a search from: the one matching the
+// fewest rows, counting at most sampleCap rows per group. It returns -1 when
+// there are no token groups.
+func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error) {
+	switch len(groups) {
+	case 0:
+		return -1, nil
+	case 1:
+		return 0, nil
+	}
+	best, bestN := 0, -1
+	for i, g := range groups {
+		args := tokenArgs(nil, g)
+		var n int
+		q := `SELECT count(*) FROM (SELECT 1 FROM tokens WHERE token IN (` + marks(len(g)) + `) LIMIT ` + fmt.Sprint(sampleCap) + `)`
+		if err := t.conn.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+			return 0, t.fail("find", err)
+		}
+		if bestN < 0 || n < bestN {
+			best, bestN = i, n
+		}
+	}
+	return best, nil
+}
+
+func marks(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func tokenArgs(args []any, g []phivault.Token) []any {
+	for _, tok := range g {
+		args = append(args, tok[:])
+	}
+	return args
+}
+
+// findQuery builds the search. With token groups, the most selective one
+// (drive) is the outer loop: a CROSS JOIN makes SQLite's planner keep the
+// token subquery first, so the search probes the tokens primary key, then
+// current by primary key, and never scans current or versions. The other
+// groups are EXISTS probes on the tokens primary key. Without tokens, the
+// (type, deleted, last_updated, id) and (compartment, type, deleted,
+// last_updated) indexes
+// serve the filters and the order.
+func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any) {
+	var (
+		b     strings.Builder
+		args  []any
+		where = []string{"c.deleted = 0"}
+	)
+	if count {
+		b.WriteString("SELECT count(*) FROM ")
+	} else {
+		b.WriteString("SELECT " + versionCols + " FROM ")
+	}
+	if drive >= 0 {
+		b.WriteString("(SELECT DISTINCT type, id FROM tokens WHERE token IN (" + marks(len(f.Tokens[drive])) + ")")
+		args = tokenArgs(args, f.Tokens[drive])
+		if len(f.Types) > 0 {
+			b.WriteString(" AND type IN (" + marks(len(f.Types)) + ")")
+			for _, typ := range f.Types {
+				args = append(args, typ)
+			}
+		}
+		b.WriteString(") d CROSS JOIN current c ON c.type = d.type AND c.id = d.id")
+	} else {
+		b.WriteString("current c")
+	}
+	if !count {
+		b.WriteString(" JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version")
+	}
+	if len(f.Types) > 0 {
+		where = append(where, "c.type IN ("+marks(len(f.Types))+")")
+		for _, typ := range f.Types {
+			args = append(args, typ)
+		}
+	}
+	if len(f.IDs) > 0 {
+		where = append(where, "c.id IN ("+marks(len(f.IDs))+")")
+		for _, id := range f.IDs {
+			args = append(args, id)
+		}
+	}
+	if f.Compartment != "" {
+		where = append(where, "c.compartment = ?")
+		args = append(args, f.Compartment)
+	}
+	if !f.From.IsZero() {
+		where = append(where, "c.last_updated >= ?")
+		args = append(args, f.From.UnixMicro())
+	}
+	if !f.To.IsZero() {
+		where = append(where, "c.last_updated < ?")
+		args = append(args, f.To.UnixMicro())
+	}
+	for i, g := range f.Tokens {
+		if i == drive {
+			continue
+		}
+		where = append(where, "EXISTS (SELECT 1 FROM tokens t WHERE t.token IN ("+marks(len(g))+") AND t.type = c.type AND t.id = c.id)")
+		args = tokenArgs(args, g)
+	}
+	b.WriteString(" WHERE " + strings.Join(where, " AND "))
+	if !count {
+		dir := " DESC"
+		if f.Ascending {
+			dir = " ASC"
+		}
+		b.WriteString(" ORDER BY c.last_updated" + dir + ", c.id" + dir + ", c.type" + dir)
+		b.WriteString(limitOffset(f.Limit, f.Offset))
+	}
+	return b.String(), args
+}
+
+// Key returns a wrapped key.
+func (t *Tx) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		k       phivault.WrappedKey
+		created int64
+	)
+	err = t.st.key.QueryRowContext(qctx, id).Scan(&k.ID, &k.KEKID, &k.Wrapped, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, phivault.ErrNotFound
+	} else if err != nil {
+		return nil, t.fail("key", err)
+	}
+	k.Created = fromMicros(created)
+	return &k, nil
+}
+
+// PutKey stores k unless a key with its id exists, and returns the stored key.
+func (t *Tx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.WrappedKey, error) {
+	if !t.write {
+		return nil, errReadOnly
+	}
+	if k == nil || k.ID == "" {
+		return nil, phivault.Errorf(phivault.EINVALID, "A key needs an id.")
+	}
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.st.putKey.ExecContext(qctx,
+		k.ID, string(k.KEKID), k.Wrapped, k.Created.UnixMicro()); err != nil {
+		return nil, t.fail("put key", err)
+	}
+	return t.Key(ctx, k.ID)
+}
