@@ -32,8 +32,9 @@ func rewriteRefs(v any, fn func(string) string) {
 // those. ok is false for anything else, e.g. "urn:uuid:..." or "#contained".
 func relativeRef(ref string) (typ, id string, ok bool) {
 	s := ref
-	if strings.Contains(s, "://") {
-		s = s[strings.Index(s, "://")+3:]
+	absolute := false
+	if i := strings.Index(s, "://"); i >= 0 {
+		s, absolute = s[i+3:], true
 	}
 	if i := strings.Index(s, "/_history/"); i >= 0 {
 		s = s[:i]
@@ -45,11 +46,11 @@ func relativeRef(ref string) (typ, id string, ok bool) {
 	id = s[slash+1:]
 	typ = s[:slash]
 	if i := strings.LastIndexByte(typ, '/'); i >= 0 {
-		if s == ref { // relative references have exactly one slash
+		if !absolute { // relative references have exactly one slash
 			return "", "", false
 		}
 		typ = typ[i+1:]
-	} else if s != ref {
+	} else if absolute {
 		return "", "", false // a URL without a path
 	}
 	if !isTypeName(typ) || !isID(id) {

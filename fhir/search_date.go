@@ -46,6 +46,9 @@ func parseDateQuery(value string) (prefix string, from, to time.Time, hasTime bo
 // precision implies, and the start of that range as a civil (wall-clock)
 // time in the value's own offset, written as UTC.
 func parseDate(s string) (from, to, civil time.Time, hasTime bool, err error) {
+	if strings.HasPrefix(s, "0000") {
+		return from, to, civil, false, errDate // FHIR years start at 0001
+	}
 	switch len(s) {
 	case 4:
 		from, err = time.Parse("2006", s)
@@ -83,7 +86,7 @@ func parseDate(s string) (from, to, civil time.Time, hasTime bool, err error) {
 		layout += "Z07:00"
 	}
 	t, err := time.Parse(layout, s)
-	if err != nil || t.Year() < 1 {
+	if err != nil {
 		return from, to, civil, false, errDate
 	}
 	from = t.UTC()
