@@ -4,7 +4,7 @@ go 1.26.8
 
 require (
 	bitbucket.org/creachadair/stringset v0.0.9 // indirect
-	filippo.io/age v1.3.2 // indirect
+	filippo.io/age v1.3.2
 	filippo.io/hpke v0.4.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

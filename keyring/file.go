@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,7 +177,51 @@ func CreateFile(path string, passphrase []byte, opts FileOptions) error {
 	if err != nil {
 		return err
 	}
-	return writeNew(path, data)
+	return writeFile(path, data, false)
+}
+
+// RotateFile adds a fresh KEK version to the key file at path and makes it
+// current, so that keys wrapped from then on use it. Older versions stay in
+// the file and keep unwrapping what they wrapped. The file is replaced
+// atomically, under the same passphrase and opts.WorkFactor. A running
+// FileKeyring does not see the new version until the file is opened again.
+// It returns the new KEK's id.
+func RotateFile(path string, passphrase []byte, opts FileOptions) (phivault.KeyID, error) {
+	opts = opts.withDefaults()
+	kf, err := readFile(path, passphrase, max(opts.WorkFactor, MaxWorkFactor))
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		for _, k := range kf.KEKs {
+			clear(k.Key)
+		}
+	}()
+	if _, err := newFileKeyring(kf, opts.Rand); err != nil {
+		return "", err // refuse to rewrite a malformed file
+	}
+	next := 0
+	for _, k := range kf.KEKs {
+		n, err := strconv.Atoi(strings.TrimPrefix(string(k.ID), kekIDPrefix))
+		if err == nil && n > next {
+			next = n
+		}
+	}
+	id := phivault.KeyID(kekIDPrefix + strconv.Itoa(next+1))
+	key := make([]byte, KEKSize)
+	if _, err := io.ReadFull(opts.Rand, key); err != nil {
+		return "", fmt.Errorf("keyring: generate kek: %w", err)
+	}
+	kf.KEKs = append(kf.KEKs, fileKEK{ID: id, Key: key, Created: opts.Now().UTC()})
+	kf.Current = id
+	data, err := seal(kf, passphrase, opts.WorkFactor)
+	if err != nil {
+		return "", err
+	}
+	if err := writeFile(path, data, true); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // OpenFile decrypts the key file at path with passphrase and returns its
@@ -366,10 +411,10 @@ func readFile(path string, passphrase []byte, maxWorkFactor int) (*keyFile, erro
 	return &kf, nil
 }
 
-// writeNew writes data to a new file at path atomically: a temporary file in
-// the same directory, mode 0600, fsynced, then linked into place (which
-// fails if path exists) and the directory fsynced.
-func writeNew(path string, data []byte) (err error) {
+// writeFile writes data to path atomically: a temporary file in the same
+// directory, mode 0600, fsynced, then renamed into place (if replace) or
+// linked into place (which fails if path exists), and the directory fsynced.
+func writeFile(path string, data []byte, replace bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, tempFilePattern)
 	if err != nil {
@@ -391,6 +436,12 @@ func writeNew(path string, data []byte) (err error) {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("keyring: close key file: %w", err)
+	}
+	if replace {
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("keyring: replace key file: %w", err)
+		}
+		return syncDir(dir)
 	}
 	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
 		return ErrExist

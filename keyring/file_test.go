@@ -311,3 +311,56 @@ func BenchmarkOpenFile_DefaultWorkFactor(b *testing.B) {
 		}
 	}
 }
+
+func TestRotateFile(t *testing.T) {
+	ctx := context.Background()
+	dek := bytes.Repeat([]byte{9}, 32)
+	t.Run("OK", func(t *testing.T) {
+		k1, path := MustOpen(t)
+		id1, wrapped1, err := k1.WrapKey(ctx, dek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := keyring.RotateFile(path, testPassphrase, testOptions)
+		if err != nil || id != "file:2" {
+			t.Fatalf("RotateFile = %q, %v; want file:2", id, err)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("rotated key file: %v, %v", fi, err)
+		}
+		k2, err := keyring.OpenFile(path, testPassphrase, testOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k2.Current() != "file:2" || len(k2.IDs()) != 2 {
+			t.Errorf("after rotation: current %q, ids %v", k2.Current(), k2.IDs())
+		}
+		if !bytes.Equal(keyring.KEKForTest(k1, "file:1"), keyring.KEKForTest(k2, "file:1")) {
+			t.Error("rotation changed the old KEK")
+		}
+		if got, err := k2.UnwrapKey(ctx, id1, wrapped1); err != nil || !bytes.Equal(got, dek) {
+			t.Errorf("UnwrapKey(old version) = %x, %v", got, err)
+		}
+		id2, wrapped2, err := k2.WrapKey(ctx, dek)
+		if err != nil || id2 != "file:2" {
+			t.Fatalf("WrapKey after rotation = %q, %v; want file:2", id2, err)
+		}
+		if _, err := k1.UnwrapKey(ctx, id2, wrapped2); !errors.Is(err, keyring.ErrUnknownKEK) {
+			t.Errorf("old keyring UnwrapKey(file:2) = %v, want ErrUnknownKEK", err)
+		}
+		data, _ := os.ReadFile(path)
+		if bytes.Contains(data, keyring.KEKForTest(k2, "file:2")) {
+			t.Error("rotated key file contains the new KEK")
+		}
+	})
+	t.Run("ErrWrongPassphrase", func(t *testing.T) {
+		path := MustCreate(t)
+		before, _ := os.ReadFile(path)
+		if _, err := keyring.RotateFile(path, []byte("not the passphrase"), testOptions); !errors.Is(err, keyring.ErrWrongPassphrase) {
+			t.Fatalf("RotateFile(wrong passphrase) = %v, want ErrWrongPassphrase", err)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Error("key file changed")
+		}
+	})
+}
