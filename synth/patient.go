@@ -103,7 +103,8 @@ func (g *patientGen) patient(index int) {
 	// Chronic conditions, by age and sex.
 	for i := range chronics {
 		d := &chronics[i]
-		if age < d.minAge || (d.maxAge > 0 && age > d.maxAge) || (d.sex != "" && d.sex != gender) {
+		if age < d.minAge || (d.maxAge > 0 && age > d.maxAge) || (d.sex != "" && d.sex != gender) ||
+			(d.code == condPrediabetes && g.has(condDiabetes)) {
 			continue
 		}
 		p := d.p + d.perDecade*float64(age-d.minAge)/10

@@ -156,7 +156,7 @@ func TestBundles(t *testing.T) {
 }
 
 func TestHospital_Mix(t *testing.T) {
-	const patients = 30
+	const patients = 20
 	bs, rs := MustDecode(t, MustGenerate(t, synth.Options{Seed: 3, Patients: patients}))
 
 	shared := map[string]int{}
@@ -401,7 +401,13 @@ func TestHospital_Dates(t *testing.T) {
 // TestHospital_ValidFHIR runs every generated resource through the R4
 // validator of package fhir.
 func TestHospital_ValidFHIR(t *testing.T) {
-	bs, _ := MustDecode(t, MustGenerate(t, synth.Options{Seed: 13, Patients: 15}))
+	raw := MustGenerate(t, synth.Options{Seed: 13, Patients: 10})
+	for i, b := range raw {
+		if typ, _, err := fhir.Parse(b); err != nil || typ != "Bundle" {
+			t.Errorf("bundle %d: fhir.Parse = %q, %v; want a valid Bundle", i, typ, err)
+		}
+	}
+	bs, _ := MustDecode(t, raw)
 	checked := map[string]int{}
 	for i, b := range bs {
 		for j, e := range b.Entry {

@@ -85,10 +85,6 @@ type quantity struct {
 	Code   string  `json:"code,omitempty"`
 }
 
-type annotation struct {
-	Text string `json:"text"`
-}
-
 type organization struct {
 	ResourceType string         `json:"resourceType"`
 	Meta         *meta          `json:"meta,omitempty"`
@@ -115,10 +111,7 @@ type location struct {
 }
 
 type qualification struct {
-	Identifier []identifier `json:"identifier,omitempty"`
-	Code       concept      `json:"code"`
-	Period     *period      `json:"period,omitempty"`
-	Issuer     *reference   `json:"issuer,omitempty"`
+	Code concept `json:"code"`
 }
 
 type practitioner struct {
@@ -219,10 +212,9 @@ type condition struct {
 }
 
 type dosage struct {
-	Sequence    int    `json:"sequence,omitempty"`
-	Text        string `json:"text,omitempty"`
-	AsNeeded    bool   `json:"asNeededBoolean,omitempty"`
-	PatientInst string `json:"patientInstruction,omitempty"`
+	Sequence int    `json:"sequence,omitempty"`
+	Text     string `json:"text,omitempty"`
+	AsNeeded bool   `json:"asNeededBoolean,omitempty"`
 }
 
 type medicationRequest struct {
