@@ -15,8 +15,9 @@
 //
 // The first bundle holds the shared resources: the hospital and its
 // departments (Organization), their Locations, and the Practitioners. Each is
-// created with ifNoneExist on its identifier, so importing the same hospital
-// twice creates nothing new. Every further bundle holds one patient: the
+// created with ifNoneExist on its identifier, so importing the shared bundle
+// again creates nothing new (patient bundles are plain creates: importing
+// them twice makes two copies). Every further bundle holds one patient: the
 // Patient, Encounters, Observations (vital signs and laboratory results),
 // Conditions, MedicationRequests, AllergyIntolerances, Immunizations and
 // Procedures. References inside a bundle use urn:uuid fullUrls; references
