@@ -1,0 +1,295 @@
+// Package server provides the HTTPS server of phivault with secure defaults:
+// TLS 1.2 or newer with AEAD suites only, HTTP/2, HSTS and other security
+// headers on every response, and timeouts on every phase of a request.
+//
+// Plain HTTP is possible only for local development: Config.Insecure must be
+// set and the address must be a loopback address.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultAddr              = "localhost:8443"
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 2 * time.Minute // a 16 MiB Bundle on a slow link
+	DefaultWriteTimeout      = 2 * time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultShutdownTimeout   = 10 * time.Second
+)
+
+// Config configures a Server. Each zero field takes the default named in
+// its comment.
+type Config struct {
+	// Addr is the address to listen on. Default DefaultAddr.
+	Addr string
+
+	// CertFile and KeyFile are PEM files with the certificate chain and
+	// private key. Certificate, if set, is used instead.
+	CertFile, KeyFile string
+	Certificate       *tls.Certificate
+
+	// Insecure serves plain HTTP. It is refused unless Addr (or the
+	// listener given to Serve) is a loopback address.
+	Insecure bool
+
+	// FHIR serves /fhir and everything under it. Metrics, if set, serves
+	// GET /metrics. Health, if set, serves GET /healthz; by default
+	// /healthz answers 200 "ok".
+	FHIR    http.Handler
+	Metrics http.Handler
+	Health  http.Handler
+
+	// Timeouts and limits of http.Server. Defaults: DefaultReadHeaderTimeout,
+	// DefaultReadTimeout, DefaultWriteTimeout, DefaultIdleTimeout,
+	// DefaultMaxHeaderBytes, DefaultShutdownTimeout.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	ShutdownTimeout   time.Duration
+
+	// Logger receives http.Server's own errors (e.g. TLS handshake
+	// failures). If nil, they are dropped.
+	Logger *slog.Logger
+}
+
+// Server is an HTTPS server. Create it with New, start it with Open or
+// Serve, and stop it with Close.
+type Server struct {
+	cfg  Config
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// New returns a Server for cfg with defaults filled in. It does not listen.
+func New(cfg Config) *Server {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.ReadHeaderTimeout == 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Health == nil {
+		cfg.Health = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write([]byte("ok\n"))
+		})
+	}
+	s := &Server{cfg: cfg}
+	s.srv = &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Open listens on cfg.Addr and serves in the background until Close.
+func (s *Server) Open(ctx context.Context) error {
+	if s.cfg.Insecure && !isLoopback(s.cfg.Addr) {
+		return errInsecure(s.cfg.Addr)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if err := s.start(ln); err != nil {
+		ln.Close()
+		return err
+	}
+	return nil
+}
+
+// Serve serves on ln in the background until Close. The Server takes
+// ownership of ln.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.Insecure && !isLoopback(ln.Addr().String()) {
+		ln.Close()
+		return errInsecure(ln.Addr().String())
+	}
+	if err := s.start(ln); err != nil {
+		ln.Close()
+		return err
+	}
+	return nil
+}
+
+func (s *Server) start(ln net.Listener) error {
+	if s.ln != nil {
+		return errors.New("server: already serving")
+	}
+	if !s.cfg.Insecure {
+		cfg, err := s.tlsConfig()
+		if err != nil {
+			return err
+		}
+		s.srv.TLSConfig = cfg
+	}
+	s.ln = ln
+	s.done = make(chan error, 1)
+	go func() {
+		var err error
+		if s.cfg.Insecure {
+			err = s.srv.Serve(ln)
+		} else {
+			err = s.srv.ServeTLS(ln, "", "")
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return nil
+}
+
+// Addr returns the address the server listens on, or nil before Open.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// URL returns the server's base URL, e.g. https://127.0.0.1:8443.
+func (s *Server) URL() string {
+	scheme := "https"
+	if s.cfg.Insecure {
+		scheme = "http"
+	}
+	if s.ln == nil {
+		return scheme + "://" + s.cfg.Addr
+	}
+	return scheme + "://" + s.ln.Addr().String()
+}
+
+// Close stops accepting connections, waits up to cfg.ShutdownTimeout for
+// requests in flight, then closes what remains.
+func (s *Server) Close() error {
+	if s.ln == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	if serveErr := <-s.done; serveErr != nil && err == nil {
+		err = serveErr
+	}
+	return err
+}
+
+func errInsecure(addr string) error {
+	return fmt.Errorf("server: refusing plain HTTP on %s: Insecure is only allowed on a loopback address such as 127.0.0.1:8080; serve HTTPS with a certificate (phivault init writes a self-signed one)", addr)
+}
+
+// isLoopback reports whether addr's host is localhost or a loopback IP.
+// An empty host (all interfaces) is not loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// handler mounts the routes and wraps them with the security headers.
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	if s.cfg.FHIR != nil {
+		mux.Handle("/fhir", s.cfg.FHIR)
+		mux.Handle("/fhir/", s.cfg.FHIR)
+	}
+	if s.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", s.cfg.Metrics)
+	}
+	mux.Handle("GET /healthz", s.cfg.Health)
+	secure := !s.cfg.Insecure
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		if secure {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// tlsConfig returns the TLS settings: TLS 1.2+, ECDHE with AEAD only,
+// X25519MLKEM768, X25519 or P-256 key exchange, and h2 with http/1.1.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	cert := s.cfg.Certificate
+	if cert == nil {
+		if s.cfg.CertFile == "" || s.cfg.KeyFile == "" {
+			return nil, errors.New("server: no TLS certificate: set the certificate and key files (phivault init writes a self-signed pair), or Insecure for loopback-only development")
+		}
+		c, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: load certificate: %w", err)
+		}
+		cert = &c
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{*cert},
+		// TLS 1.3 suites are not configurable and are all AEAD. For TLS
+		// 1.2: forward secrecy (ECDHE) and AEAD only, no CBC, no RSA key
+		// exchange.
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		// The post-quantum hybrid first, for TLS 1.3 clients that offer it.
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256},
+		NextProtos:       []string{"h2", "http/1.1"},
+	}, nil
+}

@@ -1,0 +1,214 @@
+package server_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault/server"
+)
+
+var testNow = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+
+// mustServer starts a TLS server on 127.0.0.1:0 with a self-signed
+// certificate and returns it with a pool that trusts it.
+func mustServer(tb testing.TB) (*server.Server, *x509.CertPool) {
+	tb.Helper()
+	certPEM, keyPEM, err := server.SelfSigned(nil, time.Now(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	s := server.New(server.Config{
+		Addr:        "127.0.0.1:0",
+		Certificate: &cert,
+		FHIR: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("fhir " + r.URL.Path))
+		}),
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("metrics"))
+		}),
+	})
+	if err := s.Open(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s, pool
+}
+
+func dial(s *server.Server, cfg *tls.Config) error {
+	conn, err := tls.Dial("tcp", s.Addr().String(), cfg)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+func TestServer_TLS(t *testing.T) {
+	s, pool := mustServer(t)
+	t.Run("TLS11Refused", func(t *testing.T) {
+		err := dial(s, &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+		if err == nil {
+			t.Fatal("TLS 1.1 handshake succeeded")
+		}
+	})
+	t.Run("CBCRefused", func(t *testing.T) {
+		err := dial(s, &tls.Config{RootCAs: pool, ServerName: "localhost", MaxVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256}})
+		if err == nil {
+			t.Fatal("TLS 1.2 handshake with CBC suites succeeded")
+		}
+	})
+	t.Run("TLS12GCM", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost", MaxVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		st := conn.ConnectionState()
+		if st.Version != tls.VersionTLS12 || !strings.Contains(tls.CipherSuiteName(st.CipherSuite), "ECDHE") {
+			t.Errorf("negotiated %s with %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+		}
+	})
+	t.Run("TLS13", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if v := conn.ConnectionState().Version; v != tls.VersionTLS13 {
+			t.Errorf("version = %s, want TLS 1.3", tls.VersionName(v))
+		}
+	})
+}
+
+func TestServer_HTTP2AndHeaders(t *testing.T) {
+	s, pool := mustServer(t)
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool},
+		ForceAttemptHTTP2: true,
+	}}
+	defer client.CloseIdleConnections()
+	for _, path := range []string{"/fhir/Patient", "/healthz", "/metrics", "/nothing"} {
+		resp, err := client.Get(s.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Proto != "HTTP/2.0" {
+			t.Errorf("GET %s: proto %s, want HTTP/2.0", path, resp.Proto)
+		}
+		for name, want := range map[string]string{
+			"Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+			"X-Content-Type-Options":    "nosniff",
+			"Cache-Control":             "no-store",
+			"Referrer-Policy":           "no-referrer",
+			"Content-Security-Policy":   "default-src 'none'; frame-ancestors 'none'",
+		} {
+			if got := resp.Header.Get(name); got != want {
+				t.Errorf("GET %s: %s = %q, want %q", path, name, got, want)
+			}
+		}
+		switch path {
+		case "/fhir/Patient":
+			if string(body) != "fhir /fhir/Patient" {
+				t.Errorf("GET %s: body %q", path, body)
+			}
+		case "/healthz":
+			if resp.StatusCode != 200 || string(body) != "ok\n" {
+				t.Errorf("GET %s: %d %q", path, resp.StatusCode, body)
+			}
+		case "/metrics":
+			if string(body) != "metrics" {
+				t.Errorf("GET %s: body %q", path, body)
+			}
+		case "/nothing":
+			if resp.StatusCode != 404 {
+				t.Errorf("GET %s: status %d, want 404", path, resp.StatusCode)
+			}
+		}
+	}
+}
+
+func TestServer_Insecure(t *testing.T) {
+	for _, addr := range []string{":0", "0.0.0.0:0", "[::]:0", "example.com:0"} {
+		s := server.New(server.Config{Addr: addr, Insecure: true})
+		if err := s.Open(context.Background()); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) with Insecure succeeded, want refusal", addr)
+		} else if !strings.Contains(err.Error(), "loopback") {
+			t.Errorf("Open(%q) = %v, want an error naming loopback", addr, err)
+		}
+	}
+
+	s := server.New(server.Config{Addr: "127.0.0.1:0", Insecure: true})
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	resp, err := http.Get(s.URL() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Strict-Transport-Security") != "" {
+		t.Errorf("plain HTTP: status %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
+}
+
+func TestServer_NoCertificate(t *testing.T) {
+	s := server.New(server.Config{Addr: "127.0.0.1:0"})
+	if err := s.Open(context.Background()); err == nil {
+		s.Close()
+		t.Fatal("Open without a certificate succeeded")
+	}
+}
+
+func TestSelfSigned(t *testing.T) {
+	certPEM, keyPEM, err := server.SelfSigned([]string{"vault.example", "10.1.2.3", "localhost"}, testNow, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		t.Fatalf("X509KeyPair: %v", err)
+	}
+	block, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.PublicKeyAlgorithm != x509.ECDSA {
+		t.Errorf("key algorithm = %v, want ECDSA", cert.PublicKeyAlgorithm)
+	}
+	if got, want := cert.NotAfter, testNow.Add(server.DefaultCertValidity); !got.Equal(want) {
+		t.Errorf("NotAfter = %v, want %v", got, want)
+	}
+	for _, h := range []string{"localhost", "127.0.0.1", "::1", "vault.example", "10.1.2.3"} {
+		if err := cert.VerifyHostname(h); err != nil {
+			t.Errorf("VerifyHostname(%q): %v", h, err)
+		}
+	}
+	if len(cert.DNSNames) != 2 {
+		t.Errorf("DNSNames = %v, want localhost and vault.example once each", cert.DNSNames)
+	}
+	if block, _ := pem.Decode(keyPEM); block == nil || block.Type != "PRIVATE KEY" {
+		t.Error("key is not a PKCS#8 PEM block")
+	}
+}
