@@ -8,8 +8,8 @@
 // passphrase recipient (work factor 2^[DefaultWorkFactor] by default). Its
 // plaintext is a small versioned JSON document listing the KEK versions
 // ("file:1", "file:2", …), each 32 random bytes, and which one is current.
-// The file is written atomically with mode 0600 and never overwritten by
-// [CreateFile].
+// The file is written atomically with mode 0600; [CreateFile] never
+// overwrites one, and [RotateFile] replaces it with one more KEK version.
 //
 // Losing the key file or its passphrase loses every record sealed under it:
 // back up both, separately.
