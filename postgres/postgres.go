@@ -1,0 +1,181 @@
+// Package postgres implements [phivault.Store] on PostgreSQL, for running
+// several stateless phivault nodes against one database.
+//
+// It uses pgx through a connection pool. Each Update is one transaction;
+// concurrency comes from the pool, and the primary key on (type, id, version)
+// turns a lost race between two writers of the same resource into ECONFLICT.
+// Migrations are embedded and applied on Open under an advisory lock, so
+// nodes starting together do not race.
+//
+// The store sees ciphertext, ids, times and blind-index tokens only.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/phivault/phivault"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// migrationLock is the pg_advisory_xact_lock key that serializes migrations.
+const migrationLock = 0x70686976 // "phiv"
+
+// DB is a phivault.Store on a PostgreSQL database.
+//
+// Create it with New, set fields, then call Open. DB is safe for concurrent
+// use by multiple goroutines once open.
+type DB struct {
+	// URL is the connection string, e.g.
+	// postgres://user@host:5432/db?sslmode=verify-full. It may carry a
+	// password: DB never logs it.
+	URL string
+	// Schema, if set, holds phivault's tables: Open creates it if needed and
+	// sets it as every connection's search_path. Default "" uses the
+	// server's search_path.
+	Schema string
+	// MaxConns bounds the pool. Default 0 uses pgxpool's default
+	// (the larger of 4 and the number of CPUs).
+	MaxConns int32
+
+	pool *pgxpool.Pool
+}
+
+var _ phivault.Store = (*DB)(nil)
+
+// New returns a DB for the database at url. Call Open before use.
+func New(url string) *DB { return &DB{URL: url} }
+
+// Open is New followed by DB.Open.
+func Open(ctx context.Context, url string) (*DB, error) {
+	db := New(url)
+	if err := db.Open(ctx); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// Open connects, creates Schema if set, and applies pending migrations.
+func (db *DB) Open(ctx context.Context) error {
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		// The parse error may quote the URL, password included.
+		return errors.New("postgres: invalid connection URL")
+	}
+	if db.MaxConns > 0 {
+		cfg.MaxConns = db.MaxConns
+	}
+	if db.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = db.Schema
+	}
+	if db.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return fmt.Errorf("postgres: connect: %v", err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.pool.Close()
+		return err
+	}
+	return nil
+}
+
+// Close closes every connection.
+func (db *DB) Close() error {
+	if db.pool != nil {
+		db.pool.Close()
+	}
+	return nil
+}
+
+// migrate applies the embedded migrations the database has not seen, in name
+// order, in one transaction, recording each name in migrations.
+func (db *DB) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("postgres: list migrations: %v", err)
+	}
+	sort.Strings(names)
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin migration: %v", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if db.Schema != "" {
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{db.Schema}.Sanitize()); err != nil {
+			return fmt.Errorf("postgres: create schema: %v", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+		return fmt.Errorf("postgres: lock migrations: %v", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("postgres: create migrations table: %v", err)
+	}
+	for _, name := range names {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM migrations WHERE name = $1`, name).Scan(&n); err != nil {
+			return fmt.Errorf("postgres: migration %s: %v", name, err)
+		} else if n > 0 {
+			continue
+		}
+		b, err := fs.ReadFile(migrationFS, name)
+		if err == nil {
+			_, err = tx.Exec(ctx, string(b))
+		}
+		if err == nil {
+			_, err = tx.Exec(ctx, `INSERT INTO migrations (name) VALUES ($1)`, name)
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: migration %s: %v", name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit migrations: %v", err)
+	}
+	return nil
+}
+
+// Update runs fn in one read-write transaction and commits it. PostgreSQL's
+// synchronous commit makes a nil return durable. If fn returns an error or
+// panics, the transaction is rolled back.
+func (db *DB) Update(ctx context.Context, fn func(phivault.StoreTx) error) error {
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return mapErr("begin", ctxErr(ctx, err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	if err := fn(&Tx{tx: tx, write: true}); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return mapErr("commit", err)
+	}
+	return nil
+}
+
+// View runs fn in a read-only transaction with one snapshot for all its
+// statements (REPEATABLE READ), so a page and its total agree.
+func (db *DB) View(ctx context.Context, fn func(phivault.StoreTx) error) error {
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return mapErr("begin", ctxErr(ctx, err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return fn(&Tx{tx: tx})
+}
+
+// ctxErr returns ctx's error if it is done, so callers can tell a cancelled
+// request from a database failure, and err otherwise.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}

@@ -1,0 +1,114 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/internal/storetest"
+	"github.com/phivault/phivault/postgres"
+)
+
+const urlEnv = "PHIVAULT_TEST_POSTGRES_URL"
+
+// testURL returns the test database URL or skips the test.
+func testURL(tb testing.TB) string {
+	tb.Helper()
+	url := os.Getenv(urlEnv)
+	if url == "" {
+		tb.Skip("PostgreSQL tests skipped: set " + urlEnv +
+			"=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run them")
+	}
+	return url
+}
+
+// MustOpen opens a DB in a new schema of its own, dropped when the test ends.
+func MustOpen(tb testing.TB) *postgres.DB {
+	tb.Helper()
+	url := testURL(tb)
+	db := postgres.New(url)
+	db.Schema = fmt.Sprintf("phivault_test_%d_%016x", os.Getpid(), rand.Uint64())
+	db.MaxConns = 8
+	if err := db.Open(context.Background()); err != nil {
+		tb.Fatalf("Open() = %v", err)
+	}
+	tb.Cleanup(func() {
+		db.Close()
+		dropSchema(tb, url, db.Schema)
+	})
+	return db
+}
+
+func dropSchema(tb testing.TB, url, schema string) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		tb.Errorf("connect to drop schema: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+		tb.Errorf("drop schema %s: %v", schema, err)
+	}
+}
+
+func TestStore(t *testing.T) {
+	testURL(t)
+	storetest.Run(t, func(t *testing.T) phivault.Store { return MustOpen(t) })
+}
+
+func BenchmarkStore(b *testing.B) {
+	testURL(b)
+	storetest.Bench(b, func(b *testing.B) phivault.Store { return MustOpen(b) })
+}
+
+// TestDB_Reopen checks that a second Open of the same schema applies no
+// migration twice and sees committed data.
+func TestDB_Reopen(t *testing.T) {
+	db := MustOpen(t)
+	ctx := context.Background()
+	err := db.Update(ctx, func(tx phivault.StoreTx) error {
+		return tx.Put(ctx, &phivault.SealedResource{Type: "Patient", ID: "p1", Version: 1,
+			LastUpdated: time.Date(2024, 3, 1, 0, 0, 0, 1000, time.UTC), Ciphertext: []byte("x")}, nil)
+	})
+	if err != nil {
+		t.Fatalf("Update() = %v", err)
+	}
+	db2 := postgres.New(db.URL)
+	db2.Schema = db.Schema
+	if err := db2.Open(ctx); err != nil {
+		t.Fatalf("Open() again = %v", err)
+	}
+	defer db2.Close()
+	err = db2.View(ctx, func(tx phivault.StoreTx) error {
+		_, err := tx.Current(ctx, "Patient", "p1")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Current() after reopen = %v", err)
+	}
+}
+
+func TestOpen_badURL(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://user:s3cret@[bad")
+	if err == nil {
+		t.Fatal("Open(bad URL) = nil, want error")
+	}
+	if got := err.Error(); contains(got, "s3cret") {
+		t.Errorf("Open(bad URL) error %q reveals the password", got)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,315 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/phivault/phivault"
+)
+
+// errReadOnly is returned by writes inside View.
+var errReadOnly = errors.New("postgres: write in a read-only transaction")
+
+// Tx is a phivault.StoreTx on a DB. It is not safe for concurrent use.
+type Tx struct {
+	tx    pgx.Tx
+	write bool
+}
+
+var _ phivault.StoreTx = (*Tx)(nil)
+
+// mapErr turns a unique violation into ECONFLICT, keeps context errors
+// recognizable, and hides other driver errors' details from the error chain.
+func mapErr(what string, err error) error {
+	var pe *pgconn.PgError
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("postgres: %s: %w", what, err)
+	case errors.As(err, &pe) && pe.Code == "23505": // unique_violation
+		return phivault.Errorf(phivault.ECONFLICT, "A concurrent change won.")
+	case errors.As(err, &pe) && pe.Code == "25006": // read_only_sql_transaction
+		return errReadOnly
+	}
+	return fmt.Errorf("postgres: %s: %v", what, err)
+}
+
+const versionCols = `v.type, v.id, v.version, v.last_updated, v.compartment, v.deleted, v.key_id, v.ciphertext`
+
+func scanResource(row pgx.Row) (*phivault.SealedResource, error) {
+	var r phivault.SealedResource
+	if err := row.Scan(&r.Type, &r.ID, &r.Version, &r.LastUpdated, &r.Compartment, &r.Deleted, &r.KeyID, &r.Ciphertext); err != nil {
+		return nil, err
+	}
+	r.LastUpdated = r.LastUpdated.UTC()
+	if r.Deleted {
+		r.Ciphertext = nil
+	}
+	return &r, nil
+}
+
+func (t *Tx) one(ctx context.Context, what, q string, args ...any) (*phivault.SealedResource, error) {
+	r, err := scanResource(t.tx.QueryRow(ctx, q, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, phivault.ErrNotFound
+	} else if err != nil {
+		return nil, mapErr(what, err)
+	}
+	return r, nil
+}
+
+func (t *Tx) many(ctx context.Context, what, q string, args ...any) ([]*phivault.SealedResource, error) {
+	rows, err := t.tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, mapErr(what, err)
+	}
+	defer rows.Close()
+	var out []*phivault.SealedResource
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return nil, mapErr(what, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(what, err)
+	}
+	return out, nil
+}
+
+// Current returns the newest version of a resource, which may be a tombstone.
+func (t *Tx) Current(ctx context.Context, typ, id string) (*phivault.SealedResource, error) {
+	return t.one(ctx, "current", `SELECT `+versionCols+` FROM current c
+		JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version
+		WHERE c.type = $1 AND c.id = $2`, typ, id)
+}
+
+// Version returns one version of a resource.
+func (t *Tx) Version(ctx context.Context, typ, id string, version int64) (*phivault.SealedResource, error) {
+	return t.one(ctx, "version", `SELECT `+versionCols+` FROM versions v
+		WHERE v.type = $1 AND v.id = $2 AND v.version = $3`, typ, id, version)
+}
+
+// args collects query arguments and hands out their placeholders.
+type args []any
+
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return fmt.Sprintf("$%d", len(*a))
+}
+
+func limitOffset(limit, offset int) string {
+	s := ""
+	if limit > 0 {
+		s += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	if offset > 0 {
+		s += fmt.Sprintf(" OFFSET %d", offset)
+	}
+	return s
+}
+
+// History returns versions newest first: by version for one resource, by
+// last update (then id, then version, all descending) for a whole type.
+func (t *Tx) History(ctx context.Context, f phivault.HistoryFilter) ([]*phivault.SealedResource, int, error) {
+	if f.Type == "" {
+		return nil, 0, phivault.Errorf(phivault.EINVALID, "History needs a resource type.")
+	}
+	var a args
+	where := []string{"v.type = " + a.add(f.Type)}
+	order := "v.last_updated DESC, v.id DESC, v.version DESC"
+	if f.ID != "" {
+		where = append(where, "v.id = "+a.add(f.ID))
+		order = "v.version DESC"
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "v.last_updated >= "+a.add(f.Since))
+	}
+	cond := strings.Join(where, " AND ")
+	var total int
+	if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM versions v WHERE `+cond, a...).Scan(&total); err != nil {
+		return nil, 0, mapErr("count history", err)
+	}
+	rs, err := t.many(ctx, "history", `SELECT `+versionCols+` FROM versions v WHERE `+cond+` ORDER BY `+order+limitOffset(f.Limit, f.Offset), a...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return rs, total, nil
+}
+
+// putQuery does all of Put in one statement, so one round trip per resource:
+//
+//   - ins appends the version only if the current version is one less
+//     (none counts as 0). The primary key on versions settles a race: the
+//     loser waits for the winner's commit, then ON CONFLICT DO NOTHING
+//     inserts nothing. Either way no row means ECONFLICT and, because every
+//     other part depends on ins, nothing is written and the transaction
+//     stays usable.
+//   - cur points current at the new version.
+//   - del and tok replace the tokens by difference (delete the ones not in
+//     $9, insert the new ones), which touch disjoint rows as data-modifying
+//     CTEs of one statement must. A tombstone passes no tokens.
+const putQuery = `
+WITH ins AS (
+	INSERT INTO versions (type, id, version, last_updated, compartment, deleted, key_id, ciphertext)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8
+	WHERE coalesce((SELECT version FROM current WHERE type = $1 AND id = $2), 0) = $3::bigint - 1
+	ON CONFLICT DO NOTHING
+	RETURNING 1
+), cur AS (
+	INSERT INTO current (type, id, version, last_updated, compartment, deleted)
+	SELECT $1, $2, $3, $4, $5, $6 FROM ins
+	ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,
+		compartment = excluded.compartment, deleted = excluded.deleted
+	WHERE current.version < excluded.version
+), del AS (
+	DELETE FROM tokens WHERE type = $1 AND id = $2 AND EXISTS (SELECT FROM ins) AND NOT (token = ANY ($9::bytea[]))
+), tok AS (
+	INSERT INTO tokens (token, type, id)
+	SELECT DISTINCT t, $1, $2 FROM unnest($9::bytea[]) AS t WHERE EXISTS (SELECT FROM ins)
+	ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM ins`
+
+// Put appends a version, makes it current and replaces the resource's tokens.
+func (t *Tx) Put(ctx context.Context, r *phivault.SealedResource, tokens []phivault.Token) error {
+	if !t.write {
+		return errReadOnly
+	}
+	if r == nil || r.Type == "" || r.ID == "" || r.Version < 1 {
+		return phivault.Errorf(phivault.EINVALID, "A stored version needs a type, an id and a version of at least 1.")
+	}
+	ct := r.Ciphertext
+	toks := make([][]byte, 0, len(tokens))
+	if r.Deleted {
+		ct = nil
+	} else {
+		if ct == nil {
+			ct = []byte{}
+		}
+		for i := range tokens {
+			toks = append(toks, tokens[i][:])
+		}
+	}
+	var n int
+	err := t.tx.QueryRow(ctx, putQuery, r.Type, r.ID, r.Version, r.LastUpdated.UTC().Truncate(time.Microsecond),
+		r.Compartment, r.Deleted, r.KeyID, ct, toks).Scan(&n)
+	if err != nil {
+		return mapErr("put", err)
+	}
+	if n == 0 {
+		return phivault.Errorf(phivault.ECONFLICT, "Version %d does not follow the current version.", r.Version)
+	}
+	return nil
+}
+
+// Find returns current, non-deleted versions matching f.
+func (t *Tx) Find(ctx context.Context, f phivault.ResourceFilter) ([]*phivault.SealedResource, error) {
+	if emptyGroup(f.Tokens) {
+		return nil, nil
+	}
+	var a args
+	cond := where(f, &a)
+	dir := " DESC"
+	if f.Ascending {
+		dir = " ASC"
+	}
+	q := `SELECT ` + versionCols + ` FROM current c
+		JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version
+		WHERE ` + cond + ` ORDER BY c.last_updated` + dir + `, c.id` + dir + `, c.type` + dir + limitOffset(f.Limit, f.Offset)
+	return t.many(ctx, "find", q, a...)
+}
+
+// Count returns how many current, non-deleted versions match f.
+func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) {
+	if emptyGroup(f.Tokens) {
+		return 0, nil
+	}
+	var a args
+	var n int
+	if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM current c WHERE `+where(f, &a), a...).Scan(&n); err != nil {
+		return 0, mapErr("count", err)
+	}
+	return n, nil
+}
+
+func emptyGroup(groups [][]phivault.Token) bool {
+	for _, g := range groups {
+		if len(g) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// where builds the search condition on current c. Lists go in as arrays, so
+// the statement text (and pgx's prepared-statement cache entry) depends only
+// on which filters are set. Each token group is an EXISTS probe on the tokens
+// primary key; PostgreSQL's planner, which has statistics on tokens, picks
+// the most selective one to drive the search as a semi-join.
+func where(f phivault.ResourceFilter, a *args) string {
+	w := []string{"NOT c.deleted"}
+	if len(f.Types) > 0 {
+		w = append(w, "c.type = ANY ("+a.add(f.Types)+"::text[])")
+	}
+	if len(f.IDs) > 0 {
+		w = append(w, "c.id = ANY ("+a.add(f.IDs)+"::text[])")
+	}
+	if f.Compartment != "" {
+		w = append(w, "c.compartment = "+a.add(f.Compartment))
+	}
+	if !f.From.IsZero() {
+		w = append(w, "c.last_updated >= "+a.add(f.From))
+	}
+	if !f.To.IsZero() {
+		w = append(w, "c.last_updated < "+a.add(f.To))
+	}
+	for _, g := range f.Tokens {
+		toks := make([][]byte, len(g))
+		for i := range g {
+			toks[i] = g[i][:]
+		}
+		w = append(w, "EXISTS (SELECT FROM tokens t WHERE t.token = ANY ("+a.add(toks)+"::bytea[]) AND t.type = c.type AND t.id = c.id)")
+	}
+	return strings.Join(w, " AND ")
+}
+
+// Key returns a wrapped key.
+func (t *Tx) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
+	var k phivault.WrappedKey
+	err := t.tx.QueryRow(ctx, `SELECT id, kek_id, wrapped, created FROM keys WHERE id = $1`, id).
+		Scan(&k.ID, &k.KEKID, &k.Wrapped, &k.Created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, phivault.ErrNotFound
+	} else if err != nil {
+		return nil, mapErr("key", err)
+	}
+	k.Created = k.Created.UTC()
+	return &k, nil
+}
+
+// PutKey stores k unless a key with its id exists, and returns the stored key.
+// A concurrent PutKey of the same id waits for the first to commit, then
+// returns the first writer's key.
+func (t *Tx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.WrappedKey, error) {
+	if !t.write {
+		return nil, errReadOnly
+	}
+	if k == nil || k.ID == "" {
+		return nil, phivault.Errorf(phivault.EINVALID, "A key needs an id.")
+	}
+	wrapped := k.Wrapped
+	if wrapped == nil {
+		wrapped = []byte{}
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO keys (id, kek_id, wrapped, created) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO NOTHING`, k.ID, string(k.KEKID), wrapped, k.Created.UTC()); err != nil {
+		return nil, mapErr("put key", err)
+	}
+	return t.Key(ctx, k.ID)
+}
