@@ -1,0 +1,104 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// dataDir is a phivault data folder. Its layout:
+//
+//	phivault.db        the SQLite database (ciphertext and tokens only)
+//	keyring.age        the KEKs, encrypted under the passphrase
+//	tls/cert.pem       the TLS certificate (self-signed by init)
+//	tls/key.pem        its private key (mode 0600)
+//	admin-token.sha256 the SHA-256 of the bootstrap admin token, hex
+type dataDir string
+
+func (d dataDir) path(name string) string { return filepath.Join(string(d), name) }
+func (d dataDir) database() string       { return d.path("phivault.db") }
+func (d dataDir) keyFile() string        { return d.path("keyring.age") }
+func (d dataDir) certFile() string       { return d.path(filepath.Join("tls", "cert.pem")) }
+func (d dataDir) certKeyFile() string    { return d.path(filepath.Join("tls", "key.pem")) }
+func (d dataDir) tokenHashFile() string  { return d.path("admin-token.sha256") }
+
+// initialized reports whether init has run in d.
+func (d dataDir) initialized() bool {
+	_, err := os.Stat(d.keyFile())
+	return err == nil
+}
+
+// tokenHash reads the admin token hash.
+func (d dataDir) tokenHash() ([]byte, error) {
+	b, err := os.ReadFile(d.tokenHashFile())
+	if err != nil {
+		return nil, fmt.Errorf("read admin token hash: %w", err)
+	}
+	h, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(h) != 32 {
+		return nil, errors.New("admin-token.sha256 is corrupt; run init in a new folder or restore it from backup")
+	}
+	return h, nil
+}
+
+// writeFileAtomic writes data to path with mode perm: temp file in the same
+// folder, fsync, rename, so a crash leaves the old file or the new one.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// passphrase returns the key-file passphrase from -passphrase-file, or
+// PHIVAULT_PASSPHRASE, or PHIVAULT_PASSPHRASE_FILE; "" if none is set.
+func passphrase(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read -passphrase-file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return secretFromEnv("PHIVAULT_PASSPHRASE")
+}
+
+// randomPassphrase returns a passphrase with 192 bits of entropy.
+func randomPassphrase() string {
+	var b [24]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

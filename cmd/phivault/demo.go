@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/synth"
+)
+
+// demoCommand starts a working vault with a synthetic hospital in one step.
+type demoCommand struct {
+	stdout, stderr io.Writer
+}
+
+const demoUsage = `Usage: phivault demo [flags]
+
+Starts a demo vault: creates the data folder on first run (keys, a
+self-signed certificate, an admin token), loads a synthetic hospital made by
+phivault's own generator (no real person's data), serves HTTPS on localhost,
+and prints how to make a first request. Each run prints a fresh admin token.
+
+The demo keeps its key-file passphrase in the data folder so it can restart
+by itself. That is for demos only: a real vault keeps the passphrase apart.
+
+Flags:
+`
+
+func (c *demoCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	var cfg Config
+	cfg.register(fs)
+	patients := fs.Int("patients", synth.DefaultPatients, "patients in the synthetic hospital")
+	seed := fs.Uint64("seed", 1, "generator seed")
+	fs.Usage = func() { fmt.Fprint(c.stderr, demoUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.Data == "phivault-data" {
+		cfg.Data = "phivault-demo"
+	}
+	passPath := cfg.Data.path("demo-passphrase")
+	if !cfg.Data.initialized() {
+		res, err := initData(cfg.Data, "", nil)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(passPath, []byte(res.passphrase), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "Created demo data folder %s.\n", cfg.Data)
+	}
+	pass, err := os.ReadFile(passPath)
+	if err != nil {
+		return errorWithHint(fmt.Sprintf("%s was not made by demo (no demo-passphrase)", cfg.Data), "phivault serve -data "+string(cfg.Data))
+	}
+	cfg.Passphrase = string(pass)
+	token, err := newAdminToken(cfg.Data)
+	if err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(cfg.Data.path("phivault.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	a, err := openApp(ctx, cfg, slog.New(slog.NewJSONHandler(logFile, nil)))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := loadHospital(ctx, a.records, *patients, *seed, c.stderr); err != nil {
+		return err
+	}
+	if err := a.listen(ctx); err != nil {
+		return errorWithHint(err.Error(), "another -addr, e.g. phivault demo -addr localhost:9443")
+	}
+	base := a.server.URL() + "/fhir"
+	fmt.Fprintf(c.stdout, `
+phivault demo is running at %[1]s (logs: %[4]s)
+
+Admin token (new on every demo start; only its hash is stored):
+  %[2]s
+
+Try:
+  export PHIVAULT_TOKEN=%[2]s
+  curl --cacert %[3]s -H "Authorization: Bearer $PHIVAULT_TOKEN" '%[1]s/Patient?_count=2'
+  curl --cacert %[3]s '%[1]s/metadata'
+
+Stop with Ctrl-C. Start again with the same command: the data stays in %[5]s.
+`, base, token, cfg.Data.certFile(), cfg.Data.path("phivault.log"), cfg.Data)
+	<-ctx.Done()
+	return nil
+}
+
+// loadHospital loads the synthetic hospital unless patients are there already.
+func loadHospital(ctx context.Context, records phivault.RecordService, patients int, seed uint64, progress io.Writer) error {
+	q := &phivault.Query{Type: "Patient", Summary: "count"}
+	res, err := records.Search(ctx, q)
+	if err != nil {
+		return fmt.Errorf("count patients: %w", err)
+	}
+	if res.Total > 0 {
+		fmt.Fprintf(progress, "Demo data present: %d patients.\n", res.Total)
+		return nil
+	}
+	start := time.Now()
+	n := 0
+	for bundle, err := range synth.Bundles(synth.Options{Seed: seed, Patients: patients}) {
+		if err != nil {
+			return err
+		}
+		if _, err := records.Bundle(ctx, bundle, ""); err != nil {
+			return fmt.Errorf("load synthetic bundle %d: %w", n, err)
+		}
+		n++
+		fmt.Fprintf(progress, "\rLoading synthetic hospital: %s %d/%d bundles", bar(int64(n), int64(patients+1)), n, patients+1)
+	}
+	fmt.Fprintf(progress, "\nLoaded %d bundles in %s.\n", n, time.Since(start).Round(time.Millisecond))
+	return nil
+}

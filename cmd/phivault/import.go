@@ -1,0 +1,410 @@
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// importCommand loads FHIR data into a running server through its API, so
+// every write is validated, encrypted and recorded like any other.
+type importCommand struct {
+	stderr io.Writer
+	stdout io.Writer
+}
+
+// DefaultImportBatch is how many NDJSON resources go into one transaction.
+const DefaultImportBatch = 500
+
+const importUsage = `Usage: phivault import [flags] PATH...
+
+Imports FHIR R4 data into a running phivault server over its API. Each PATH
+is a JSON file (a batch or transaction Bundle, or one resource), an NDJSON
+file (one resource per line), a folder of such files, or a .tar.gz of them.
+Bundles are sent as they are; NDJSON and single resources are grouped into
+transactions (PUT when they carry an id, so re-sending them is harmless).
+
+A journal remembers every bundle the server committed, so running the same
+import again skips what is already there.
+
+Flags:
+`
+
+type importJob struct {
+	name string // file (and member) name, for messages
+	body []byte // a Bundle
+	n    int    // resources in it
+	key  string // journal key
+}
+
+func (c *importCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	var cf clientFlags
+	cf.register(fs)
+	workers := fs.Int("j", 4, "bundles in flight at once")
+	journal := fs.String("journal", "", "journal file (default: one per server URL in the user cache dir; \"off\" disables)")
+	batch := fs.Int("batch", DefaultImportBatch, "resources per transaction for NDJSON and single resources")
+	quiet := fs.Bool("q", false, "no progress line")
+	fs.Usage = func() { fmt.Fprint(c.stderr, importUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errorWithHint("no input", "name at least one file, folder or .tar.gz")
+	}
+	cl, err := cf.client(*workers)
+	if err != nil {
+		return err
+	}
+	j, err := openJournal(*journal, cf.url)
+	if err != nil {
+		return err
+	}
+	defer j.close()
+
+	jobs := make(chan importJob, *workers)
+	var st importStats
+	st.start = time.Now()
+	var wg sync.WaitGroup
+	for range *workers {
+		wg.Go(func() {
+			for job := range jobs {
+				c.send(ctx, cl, j, job, &st)
+			}
+		})
+	}
+	stop := st.progress(c.stderr, *quiet)
+	var readErr error
+	for _, path := range fs.Args() {
+		if readErr = readInputs(path, *batch, func(job importJob) error {
+			if j.has(job.key) {
+				st.skipped.Add(int64(job.n))
+				return nil
+			}
+			st.queued.Add(int64(job.n))
+			select {
+			case jobs <- job:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}); readErr != nil {
+			break
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	stop()
+	elapsed := time.Since(st.start)
+	fmt.Fprintf(c.stdout, "imported %d resources in %d bundles in %s (%.0f resources/s); skipped %d already imported; %d bundles failed\n",
+		st.done.Load(), st.bundles.Load(), elapsed.Round(time.Millisecond), float64(st.done.Load())/elapsed.Seconds(), st.skipped.Load(), st.failed.Load())
+	if readErr != nil {
+		return readErr
+	}
+	if n := st.failed.Load(); n > 0 {
+		return fmt.Errorf("%d bundles failed; fix them and run the same import again (committed bundles are skipped)", n)
+	}
+	return nil
+}
+
+// send posts one bundle and journals it on success.
+func (c *importCommand) send(ctx context.Context, cl *apiClient, j *journal, job importJob, st *importStats) {
+	status, body, err := cl.do(ctx, http.MethodPost, "", job.body)
+	switch {
+	case err != nil:
+		fmt.Fprintf(c.stderr, "\n%s: %v\n", job.name, err)
+	case status/100 != 2:
+		fmt.Fprintf(c.stderr, "\n%s: HTTP %d: %s\n", job.name, status, outcomeMessage(body))
+	default:
+		if err = j.add(job.key); err != nil {
+			fmt.Fprintf(c.stderr, "\n%s: committed, but the journal could not be written: %v\n", job.name, err)
+		}
+		st.done.Add(int64(job.n))
+		st.bundles.Add(1)
+		return
+	}
+	st.failed.Add(1)
+}
+
+type importStats struct {
+	start                                  time.Time
+	queued, done, skipped, bundles, failed atomic.Int64
+}
+
+// progress prints a progress line every half second until stop is called.
+func (st *importStats) progress(w io.Writer, quiet bool) (stop func()) {
+	if quiet {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintln(w)
+				return
+			case <-t.C:
+				n := st.done.Load()
+				fmt.Fprintf(w, "\r%s %d/%d resources, %.0f/s, %d failed ", bar(n, st.queued.Load()), n, st.queued.Load(), float64(n)/time.Since(st.start).Seconds(), st.failed.Load())
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// bar draws a 20-character progress bar.
+func bar(n, total int64) string {
+	filled := 0
+	if total > 0 {
+		filled = int(20 * n / total)
+	}
+	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", 20-filled) + "]"
+}
+
+// readInputs walks path and calls emit with one job per bundle to send.
+func readInputs(path string, batch int, emit func(importJob) error) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			if isInputName(p) || strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz") {
+				return readInputs(p, batch, emit)
+			}
+			return nil
+		})
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if strings.HasSuffix(path, ".tar.gz") || strings.HasSuffix(path, ".tgz") {
+		return readTarGz(path, f, batch, emit)
+	}
+	return readFile(path, f, batch, emit)
+}
+
+func isInputName(name string) bool {
+	return strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".ndjson")
+}
+
+func readTarGz(name string, r io.Reader, batch int, emit func(importJob) error) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if h.Typeflag != tar.TypeReg || !isInputName(h.Name) {
+			continue
+		}
+		if err := readFile(name+":"+h.Name, tr, batch, emit); err != nil {
+			return err
+		}
+	}
+}
+
+// readFile reads one JSON or NDJSON document.
+func readFile(name string, r io.Reader, batch int, emit func(importJob) error) error {
+	if strings.HasSuffix(name, ".ndjson") {
+		return readNDJSON(name, r, batch, emit)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	var head struct {
+		ResourceType string            `json:"resourceType"`
+		Type         string            `json:"type"`
+		Entry        []json.RawMessage `json:"entry"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return fmt.Errorf("%s: not JSON: %v", name, jsonErrorSafe(err))
+	}
+	if head.ResourceType == "Bundle" && (head.Type == "transaction" || head.Type == "batch") {
+		return emit(importJob{name: name, body: data, n: len(head.Entry), key: journalKey(data)})
+	}
+	b, err := transactionOf([]json.RawMessage{data})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return emit(importJob{name: name, body: b, n: 1, key: journalKey(b)})
+}
+
+// jsonErrorSafe keeps a JSON error's position but not the text it quotes.
+func jsonErrorSafe(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	return "unexpected structure"
+}
+
+func readNDJSON(name string, r io.Reader, batch int, emit func(importJob) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	var lines []json.RawMessage
+	flush := func() error {
+		if len(lines) == 0 {
+			return nil
+		}
+		b, err := transactionOf(lines)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		n := len(lines)
+		lines = nil
+		return emit(importJob{name: name, body: b, n: n, key: journalKey(b)})
+	}
+	for line := 1; sc.Scan(); line++ {
+		l := bytes.TrimSpace(sc.Bytes())
+		if len(l) == 0 {
+			continue
+		}
+		if !json.Valid(l) {
+			return fmt.Errorf("%s: line %d is not JSON", name, line)
+		}
+		lines = append(lines, append(json.RawMessage(nil), l...))
+		if len(lines) == batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return flush()
+}
+
+// transactionOf wraps resources in a transaction Bundle: PUT Type/id when a
+// resource has an id, POST otherwise.
+func transactionOf(resources []json.RawMessage) ([]byte, error) {
+	type request struct {
+		Method string `json:"method"`
+		URL    string `json:"url"`
+	}
+	type entry struct {
+		Resource json.RawMessage `json:"resource"`
+		Request  request         `json:"request"`
+	}
+	bundle := struct {
+		ResourceType string  `json:"resourceType"`
+		Type         string  `json:"type"`
+		Entry        []entry `json:"entry"`
+	}{ResourceType: "Bundle", Type: "transaction"}
+	for i, r := range resources {
+		var head struct {
+			ResourceType string `json:"resourceType"`
+			ID           string `json:"id"`
+		}
+		if err := json.Unmarshal(r, &head); err != nil || head.ResourceType == "" {
+			return nil, fmt.Errorf("resource %d has no resourceType", i+1)
+		}
+		req := request{Method: http.MethodPost, URL: head.ResourceType}
+		if head.ID != "" {
+			req = request{Method: http.MethodPut, URL: head.ResourceType + "/" + head.ID}
+		}
+		bundle.Entry = append(bundle.Entry, entry{Resource: r, Request: req})
+	}
+	return json.Marshal(bundle)
+}
+
+func journalKey(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// journal records the hashes of bundles the server committed, one per line.
+type journal struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	f    *os.File
+}
+
+func openJournal(path, serverURL string) (*journal, error) {
+	j := &journal{seen: map[string]bool{}}
+	if path == "off" {
+		return j, nil
+	}
+	if path == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return nil, errorWithHint("no user cache dir for the import journal", "pass -journal FILE or -journal off")
+		}
+		sum := sha256.Sum256([]byte(serverURL))
+		path = filepath.Join(dir, "phivault", "import-"+hex.EncodeToString(sum[:8])+".journal")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if data, err := os.ReadFile(path); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if l != "" {
+				j.seen[l] = true
+			}
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j.f = f
+	return j, nil
+}
+
+func (j *journal) has(key string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.seen[key]
+}
+
+func (j *journal) add(key string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.seen[key] = true
+	if j.f == nil {
+		return nil
+	}
+	_, err := j.f.WriteString(key + "\n")
+	return err
+}
+
+func (j *journal) close() {
+	if j.f != nil {
+		j.f.Close()
+	}
+}

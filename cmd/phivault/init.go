@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/server"
+)
+
+// initCommand creates a data folder.
+type initCommand struct {
+	stdout, stderr io.Writer
+}
+
+const initUsage = `Usage: phivault init [flags]
+
+Creates a data folder: a key file protected by a passphrase, a self-signed
+TLS certificate, and a bootstrap admin API token. The token is shown once and
+only its hash is kept.
+
+The passphrase comes from -passphrase-file, PHIVAULT_PASSPHRASE or
+PHIVAULT_PASSPHRASE_FILE (at least 12 characters). If none is given, init
+makes a strong one and shows it once. Keep it safe and apart from the key
+file: without both, no record can ever be read again.
+
+Flags:
+`
+
+// initResult is what init created, for demo to reuse.
+type initResult struct {
+	passphrase string
+	token      string
+	generated  bool // the passphrase was generated
+}
+
+func (c *initCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder to create (env PHIVAULT_DATA)")
+	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
+	hosts := fs.String("hosts", "", "extra comma-separated DNS names or IPs for the certificate (localhost is always included)")
+	fs.Usage = func() { fmt.Fprint(c.stderr, initUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pass, err := passphrase(*passFile)
+	if err != nil {
+		return err
+	}
+	res, err := initData(dataDir(*data), pass, splitList(*hosts))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Created %s.\n", *data)
+	if res.generated {
+		fmt.Fprintf(c.stdout, "\nKey-file passphrase (shown once; store it apart from the data folder):\n  %s\n", res.passphrase)
+	}
+	fmt.Fprintf(c.stdout, "\nAdmin API token (shown once; only its hash is kept):\n  %s\n", res.token)
+	fmt.Fprintf(c.stdout, "\nStart the server with:\n  PHIVAULT_PASSPHRASE_FILE=... phivault serve -data %s\n", *data)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// initData creates the data folder d. It refuses to touch an existing one.
+func initData(d dataDir, pass string, hosts []string) (*initResult, error) {
+	if d.initialized() {
+		return nil, errorWithHint(fmt.Sprintf("%s is already initialized", d), "use another -data folder, or serve this one")
+	}
+	res := &initResult{passphrase: pass}
+	if pass == "" {
+		res.passphrase, res.generated = randomPassphrase(), true
+	}
+	if err := os.MkdirAll(string(d), 0o700); err != nil {
+		return nil, err
+	}
+	if err := keyring.CreateFile(d.keyFile(), []byte(res.passphrase), keyring.FileOptions{}); err != nil {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
+	certPEM, keyPEM, err := server.SelfSigned(hosts, time.Now(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("create certificate: %w", err)
+	}
+	if err := writeFileAtomic(d.certFile(), certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(d.certKeyFile(), keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if res.token, err = newAdminToken(d); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// newAdminToken makes a new admin token, stores its hash and returns it.
+// Any earlier admin token stops working.
+func newAdminToken(d dataDir) (string, error) {
+	token, hash, err := api.NewToken(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	if err := writeFileAtomic(d.tokenHashFile(), []byte(hex.EncodeToString(hash)+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return token, nil
+}
