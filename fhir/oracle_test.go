@@ -75,11 +75,7 @@ func oracleAccepts(u *jsonformat.Unmarshaller, data []byte) (ok bool, err error)
 func TestOracle_Synthea(t *testing.T) {
 	res := mustSynthea(t)
 	u := newOracle(t)
-	step := 1
-	if testing.Short() {
-		step = 10
-	}
-	for i := 0; i < len(res); i += step {
+	for i := 0; i < len(res); i += corpusStep() {
 		r := res[i]
 		if ok, err := oracleAccepts(u, r.JSON); !ok {
 			t.Errorf("%s entry %d: oracle rejects a Synthea resource: %v", r.Bundle, r.Index, err)
@@ -234,10 +230,7 @@ func TestOracle_Mutations(t *testing.T) {
 	res := mustSynthea(t)
 	u := newOracle(t)
 	rng := rand.New(rand.NewPCG(1, 2)) // fixed seed: the same mutants every run
-	n := 3000
-	if testing.Short() {
-		n = 300
-	}
+	n := 3000 / corpusStep()
 	names := slices.Sorted(maps.Keys(mutations))
 	type tally struct{ same, known, unknown int }
 	tallies := map[string]*tally{}
