@@ -213,8 +213,12 @@ func (t *Tx) Find(ctx context.Context, f phivault.ResourceFilter) ([]*phivault.S
 	if emptyGroup(f.Tokens) {
 		return nil, nil
 	}
+	drive, err := t.driver(ctx, f.Tokens)
+	if err != nil {
+		return nil, err
+	}
 	var a args
-	cond := where(f, &a)
+	cond := where(f, drive, &a)
 	dir := " DESC"
 	if f.Ascending {
 		dir = " ASC"
@@ -230,9 +234,13 @@ func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) 
 	if emptyGroup(f.Tokens) {
 		return 0, nil
 	}
+	drive, err := t.driver(ctx, f.Tokens)
+	if err != nil {
+		return 0, err
+	}
 	var a args
 	var n int
-	if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM current c WHERE `+where(f, &a), a...).Scan(&n); err != nil {
+	if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM current c WHERE `+where(f, drive, &a), a...).Scan(&n); err != nil {
 		return 0, mapErr("count", err)
 	}
 	return n, nil
@@ -247,14 +255,69 @@ func emptyGroup(groups [][]phivault.Token) bool {
 	return false
 }
 
+// sampleCap bounds the work of estimating a token group's selectivity.
+const sampleCap = 1000
+
+// driver picks the token group to drive a search from: the one matching the
+// fewest rows, counting at most sampleCap rows per group, all groups in one
+// round trip. It returns -1 when there are no token groups.
+func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error) {
+	switch len(groups) {
+	case 0:
+		return -1, nil
+	case 1:
+		return 0, nil
+	}
+	var a args
+	cols := make([]string, len(groups))
+	for i, g := range groups {
+		cols[i] = fmt.Sprintf("(SELECT count(*) FROM (SELECT FROM tokens WHERE token = ANY (%s::bytea[]) LIMIT %d) s)",
+			a.add(tokenBytes(g)), sampleCap)
+	}
+	counts := make([]int64, len(groups))
+	dst := make([]any, len(groups))
+	for i := range counts {
+		dst[i] = &counts[i]
+	}
+	if err := t.tx.QueryRow(ctx, "SELECT "+strings.Join(cols, ", "), a...).Scan(dst...); err != nil {
+		return 0, mapErr("find", err)
+	}
+	best := 0
+	for i, n := range counts {
+		if n < counts[best] {
+			best = i
+		}
+	}
+	return best, nil
+}
+
+func tokenBytes(g []phivault.Token) [][]byte {
+	out := make([][]byte, len(g))
+	for i := range g {
+		out[i] = g[i][:]
+	}
+	return out
+}
+
 // where builds the search condition on current c. Lists go in as arrays, so
 // the statement text (and pgx's prepared-statement cache entry) depends only
-// on which filters are set. Each token group is an EXISTS probe on the tokens
-// primary key; PostgreSQL's planner, which has statistics on tokens, picks
-// the most selective one to drive the search as a semi-join.
-func where(f phivault.ResourceFilter, a *args) string {
+// on which filters are set.
+//
+// With tokens, the most selective group (drive) is an IN subquery on the
+// tokens primary key that also carries the type filter, so the plan probes
+// tokens, then current by primary key. That holds even before ANALYZE has
+// run on freshly loaded tables: a type filter on current itself would make
+// the planner guess (by default selectivity) that few rows have that type
+// and scan them all instead. The other groups are EXISTS probes.
+func where(f phivault.ResourceFilter, drive int, a *args) string {
 	w := []string{"NOT c.deleted"}
-	if len(f.Types) > 0 {
+	if drive >= 0 {
+		sub := "(c.type, c.id) IN (SELECT t.type, t.id FROM tokens t WHERE t.token = ANY (" + a.add(tokenBytes(f.Tokens[drive])) + "::bytea[])"
+		if len(f.Types) > 0 {
+			sub += " AND t.type = ANY (" + a.add(f.Types) + "::text[])"
+		}
+		w = append(w, sub+")")
+	} else if len(f.Types) > 0 {
 		w = append(w, "c.type = ANY ("+a.add(f.Types)+"::text[])")
 	}
 	if len(f.IDs) > 0 {
@@ -269,12 +332,10 @@ func where(f phivault.ResourceFilter, a *args) string {
 	if !f.To.IsZero() {
 		w = append(w, "c.last_updated < "+a.add(f.To))
 	}
-	for _, g := range f.Tokens {
-		toks := make([][]byte, len(g))
-		for i := range g {
-			toks[i] = g[i][:]
+	for i, g := range f.Tokens {
+		if i != drive {
+			w = append(w, "EXISTS (SELECT FROM tokens t WHERE t.token = ANY ("+a.add(tokenBytes(g))+"::bytea[]) AND t.type = c.type AND t.id = c.id)")
 		}
-		w = append(w, "EXISTS (SELECT FROM tokens t WHERE t.token = ANY ("+a.add(toks)+"::bytea[]) AND t.type = c.type AND t.id = c.id)")
 	}
 	return strings.Join(w, " AND ")
 }
