@@ -38,6 +38,8 @@ var knownCaseDifferences = map[string]string{
 	"extension-url-space":     "the oracle accepts whitespace in uri values (R4's uri regex is \\S*)",
 	"meta-source-space":       "the oracle accepts whitespace in uri values (R4's uri regex is \\S*)",
 	"identifier-system-space": "the oracle accepts whitespace in uri values (R4's uri regex is \\S*)",
+	"valid-base64-whitespace": "the oracle rejects line breaks in base64Binary, which R4 allows",
+	"valid-leap-second":       "the oracle rejects second 60, which the R4 dateTime regex allows",
 	"valid-aligned-nulls":     "the oracle rejects the nulls that align a primitive array with its _array (allowed by the R4 JSON rules)",
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/phivault/phivault"
 )
@@ -410,6 +411,10 @@ func (v *validator) primitive(t *typeInfo, val any) {
 		v.issue("value", "The value must not be empty.")
 		return
 	}
+	if hasControl(s) {
+		v.issue("value", "The value contains control characters.")
+		return
+	}
 	var valid bool
 	switch p {
 	case primString, primMarkdown:
@@ -432,14 +437,17 @@ func (v *validator) primitive(t *typeInfo, val any) {
 	case primUUID:
 		valid = reUUID.MatchString(s)
 	case primBase64Binary:
+		if strings.IndexFunc(s, isSpace) >= 0 { // R4 allows whitespace
+			s = strings.Join(strings.Fields(s), "")
+		}
 		_, err := base64.StdEncoding.DecodeString(s)
 		valid = err == nil
 	case primDate:
-		valid = reDate.MatchString(s)
+		valid = reDate.MatchString(s) && calendarDay(s)
 	case primDateTime:
-		valid = reDateTime.MatchString(s)
+		valid = reDateTime.MatchString(s) && calendarDay(s)
 	case primInstant:
-		valid = reInstant.MatchString(s)
+		valid = reInstant.MatchString(s) && calendarDay(s)
 	case primTime:
 		valid = reTime.MatchString(s)
 	case primXHTML:
@@ -500,6 +508,28 @@ func (v *validator) reference(s string) bool {
 		return false
 	}
 	return IsResourceType(parts[0]) && reID.MatchString(parts[1])
+}
+
+// calendarDay reports whether the full date that s, matched by the date,
+// dateTime or instant regex, starts with (if any) exists, so that
+// 2021-02-29 is rejected.
+func calendarDay(s string) bool {
+	if len(s) < len("2006-01-02") {
+		return true
+	}
+	_, err := time.Parse(time.DateOnly, s[:len(time.DateOnly)])
+	return err == nil
+}
+
+// hasControl reports whether s holds a character below U+0020 other than
+// tab, line feed and carriage return, which R4 strings must not contain.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return true
+		}
+	}
+	return false
 }
 
 func isSpace(r rune) bool {
