@@ -71,7 +71,7 @@ type Options struct {
 //
 //	invalid        400 invalid          unauthorized  401 login
 //	unprocessable  422 processing       forbidden     403 forbidden
-//	not-found      404 not-found        too-large     413 too-large
+//	not-found      404 not-found        too-large     413 too-long
 //	gone           410 deleted          unsupported   415 (or 405) not-supported
 //	conflict       409 conflict         unavailable   503 transient
 //	precondition   412 conflict         integrity     500 exception

@@ -358,7 +358,7 @@ func TestHandler_Create(t *testing.T) {
 		th := newTestHandler(t, func(o *api.Options) { o.MaxBodyBytes = 10 })
 		w := th.do("POST", "/fhir/Patient", body)
 		wantStatus(t, w, http.StatusRequestEntityTooLarge)
-		decodeOutcome(t, w, "too-large")
+		decodeOutcome(t, w, "too-long")
 
 		// Without a Content-Length, the limit still holds while reading.
 		r := httptest.NewRequest("POST", "/fhir/Patient", io.MultiReader(strings.NewReader(body)))

@@ -11,33 +11,7 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault"
-)
-
-// codes maps each phivault error code to its HTTP status and the
-// OperationOutcome issue code. It is the only such table.
-var codes = map[string]struct {
-	status int
-	issue  string
-}{
-	phivault.EINVALID:       {http.StatusBadRequest, "invalid"},
-	phivault.EUNPROCESSABLE: {http.StatusUnprocessableEntity, "processing"},
-	phivault.ENOTFOUND:      {http.StatusNotFound, "not-found"},
-	phivault.EGONE:          {http.StatusGone, "deleted"},
-	phivault.ECONFLICT:      {http.StatusConflict, "conflict"},
-	phivault.EPRECONDITION:  {http.StatusPreconditionFailed, "conflict"},
-	phivault.EUNAUTHORIZED:  {http.StatusUnauthorized, "login"},
-	phivault.EFORBIDDEN:     {http.StatusForbidden, "forbidden"},
-	phivault.ETOOLARGE:      {http.StatusRequestEntityTooLarge, "too-large"},
-	phivault.EUNSUPPORTED:   {http.StatusUnsupportedMediaType, "not-supported"},
-	phivault.EUNAVAILABLE:   {http.StatusServiceUnavailable, "transient"},
-	phivault.EINTEGRITY:     {http.StatusInternalServerError, "exception"},
-	phivault.EINTERNAL:      {http.StatusInternalServerError, "exception"},
-}
-
-// Messages shown for errors whose own text must not reach the caller.
-const (
-	msgInternal  = "Internal error."
-	msgIntegrity = "Integrity check failed: the stored data was altered or misplaced and was not returned."
+	"github.com/phivault/phivault/fhir"
 )
 
 // httpError is an error raised by the api itself whose status is not the
@@ -59,17 +33,7 @@ var (
 )
 
 // outcome is a FHIR OperationOutcome.
-type outcome struct {
-	ResourceType string  `json:"resourceType"`
-	Issue        []issue `json:"issue"`
-}
-
-type issue struct {
-	Severity    string   `json:"severity"`
-	Code        string   `json:"code"`
-	Diagnostics string   `json:"diagnostics,omitempty"`
-	Expression  []string `json:"expression,omitempty"`
-}
+type outcome = fhir.OperationOutcome
 
 // errorOutcome returns the status and OperationOutcome for err, and whether
 // err is unexpected (not a *phivault.Error nor an api error), which the
@@ -77,49 +41,11 @@ type issue struct {
 func errorOutcome(err error) (status int, oo *outcome, unexpected bool) {
 	var he *httpError
 	if errors.As(err, &he) {
-		return he.status, newOutcome("error", he.issue, he.message), false
+		return he.status, fhir.NewOutcome("error", he.issue, he.message), false
 	}
 	var pe *phivault.Error
-	if !errors.As(err, &pe) {
-		return http.StatusInternalServerError, newOutcome("error", "exception", msgInternal), true
-	}
-	c, ok := codes[pe.Code]
-	if !ok {
-		c = codes[phivault.EINTERNAL]
-	}
-	msg := pe.Message
-	switch pe.Code {
-	case phivault.EINTEGRITY:
-		msg = msgIntegrity
-	case phivault.EINTERNAL:
-		msg = msgInternal
-	}
-	if !ok {
-		msg = msgInternal
-	}
-	oo = newOutcome("error", c.issue, msg)
-	for _, is := range pe.Issues {
-		if is.Severity == "" {
-			is.Severity = "error"
-		}
-		if is.Code == "" {
-			is.Code = c.issue
-		}
-		oo.Issue = append(oo.Issue, issue{
-			Severity:    is.Severity,
-			Code:        is.Code,
-			Diagnostics: is.Diagnostics,
-			Expression:  is.Expression,
-		})
-	}
-	return c.status, oo, false
-}
-
-func newOutcome(severity, code, diagnostics string) *outcome {
-	return &outcome{
-		ResourceType: "OperationOutcome",
-		Issue:        []issue{{Severity: severity, Code: code, Diagnostics: diagnostics}},
-	}
+	status, oo = fhir.Outcome(err)
+	return status, oo, !errors.As(err, &pe)
 }
 
 // writeError writes err as an OperationOutcome. It logs unexpected errors

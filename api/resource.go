@@ -104,7 +104,7 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if preference(r, "return") == "OperationOutcome" {
-		writeJSON(w, http.StatusOK, newOutcome("information", "informational", "Deleted."))
+		writeJSON(w, http.StatusOK, fhir.NewOutcome("information", "informational", "Deleted."))
 		return nil
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -156,7 +156,7 @@ func writeReturn(w http.ResponseWriter, r *http.Request, status int, res *phivau
 		} else if r.Method == http.MethodPost {
 			msg = "A matching resource exists; nothing was created."
 		}
-		writeJSON(w, status, newOutcome("information", "informational", msg))
+		writeJSON(w, status, fhir.NewOutcome("information", "informational", msg))
 		return nil
 	}
 	return writeResource(w, status, res)

@@ -95,7 +95,7 @@ func (h *Handler) serveSearch(w http.ResponseWriter, r *http.Request) error {
 	if len(q.Ignored) > 0 {
 		oo := &outcome{ResourceType: "OperationOutcome"}
 		for _, name := range q.Ignored {
-			oo.Issue = append(oo.Issue, issue{Severity: "warning", Code: "not-supported",
+			oo.Issue = append(oo.Issue, fhir.OutcomeIssue{Severity: "warning", Code: "not-supported",
 				Diagnostics: "Parameter ignored (Prefer: handling=lenient).", Expression: []string{name}})
 		}
 		b.Entry = append(b.Entry, entry{Resource: mustEncode(oo), Search: searchOutcome})

@@ -22,7 +22,7 @@ var codes = map[string]struct {
 	phivault.EPRECONDITION:  {http.StatusPreconditionFailed, "conflict"},
 	phivault.EUNAUTHORIZED:  {http.StatusUnauthorized, "login"},
 	phivault.EFORBIDDEN:     {http.StatusForbidden, "forbidden"},
-	phivault.ETOOLARGE:      {http.StatusRequestEntityTooLarge, "too-costly"},
+	phivault.ETOOLARGE:      {http.StatusRequestEntityTooLarge, "too-long"},
 	phivault.EUNSUPPORTED:   {http.StatusUnsupportedMediaType, "not-supported"},
 	phivault.EUNAVAILABLE:   {http.StatusServiceUnavailable, "transient"},
 	phivault.EINTEGRITY:     {http.StatusInternalServerError, "exception"},
@@ -51,19 +51,40 @@ type OutcomeIssue struct {
 	Expression  []string `json:"expression,omitempty"`
 }
 
-// Outcome returns the HTTP status and the OperationOutcome for err. Only the
-// safe message and issues of a *phivault.Error are shown; any other error
-// becomes "Internal error." so internal details never reach a caller.
-func Outcome(err error) (int, *OperationOutcome) {
-	code := phivault.ErrorCode(err)
-	c, ok := codes[code]
-	if !ok {
-		c = codes[phivault.EINTERNAL]
+// Messages shown for errors whose own text must not reach the caller.
+const (
+	msgInternal  = "Internal error."
+	msgIntegrity = "Integrity check failed: the stored data was altered or misplaced and was not returned."
+)
+
+// NewOutcome returns an OperationOutcome with one issue.
+func NewOutcome(severity, code, diagnostics string) *OperationOutcome {
+	return &OperationOutcome{
+		ResourceType: "OperationOutcome",
+		Issue:        []OutcomeIssue{{Severity: severity, Code: code, Diagnostics: diagnostics}},
 	}
-	oo := &OperationOutcome{ResourceType: "OperationOutcome"}
-	oo.Issue = append(oo.Issue, OutcomeIssue{Severity: "error", Code: c.issue, Diagnostics: phivault.ErrorMessage(err)})
+}
+
+// Outcome returns the HTTP status and the OperationOutcome for err. Only the
+// safe message and issues of a *phivault.Error are shown; any other error,
+// and any internal or integrity error, gets a fixed message so internal
+// details never reach a caller.
+func Outcome(err error) (int, *OperationOutcome) {
 	var pe *phivault.Error
-	if errors.As(err, &pe) {
+	if !errors.As(err, &pe) {
+		c := codes[phivault.EINTERNAL]
+		return c.status, NewOutcome("error", c.issue, msgInternal)
+	}
+	c, ok := codes[pe.Code]
+	msg := pe.Message
+	switch {
+	case !ok || pe.Code == phivault.EINTERNAL:
+		c, msg = codes[phivault.EINTERNAL], msgInternal
+	case pe.Code == phivault.EINTEGRITY:
+		msg = msgIntegrity
+	}
+	oo := NewOutcome("error", c.issue, msg)
+	{
 		for _, is := range pe.Issues {
 			oo.Issue = append(oo.Issue, OutcomeIssue{
 				Severity:    orString(is.Severity, "error"),
