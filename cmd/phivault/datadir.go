@@ -21,11 +21,11 @@ import (
 type dataDir string
 
 func (d dataDir) path(name string) string { return filepath.Join(string(d), name) }
-func (d dataDir) database() string       { return d.path("phivault.db") }
-func (d dataDir) keyFile() string        { return d.path("keyring.age") }
-func (d dataDir) certFile() string       { return d.path(filepath.Join("tls", "cert.pem")) }
-func (d dataDir) certKeyFile() string    { return d.path(filepath.Join("tls", "key.pem")) }
-func (d dataDir) tokenHashFile() string  { return d.path("admin-token.sha256") }
+func (d dataDir) database() string        { return d.path("phivault.db") }
+func (d dataDir) keyFile() string         { return d.path("keyring.age") }
+func (d dataDir) certFile() string        { return d.path(filepath.Join("tls", "cert.pem")) }
+func (d dataDir) certKeyFile() string     { return d.path(filepath.Join("tls", "key.pem")) }
+func (d dataDir) tokenHashFile() string   { return d.path("admin-token.sha256") }
 
 // initialized reports whether init has run in d.
 func (d dataDir) initialized() bool {
