@@ -18,7 +18,6 @@ import (
 // clientFlags are the flags of subcommands that talk to a running server.
 type clientFlags struct {
 	url    string
-	token  string
 	cacert string
 }
 
