@@ -271,16 +271,6 @@ func (v *vault) stop() {
 	v.client.CloseIdleConnections()
 }
 
-// kill ends the server with SIGKILL, as a power cut would.
-func (v *vault) kill() {
-	v.t.Helper()
-	if err := v.cmd.Process.Kill(); err != nil {
-		v.t.Fatalf("kill server: %v", err)
-	}
-	<-v.done
-	v.client.CloseIdleConnections()
-}
-
 // httpClient trusts only the data folder's self-signed certificate.
 func (v *vault) httpClient() *http.Client {
 	v.t.Helper()
