@@ -3,3 +3,9 @@ package sqlite
 // FindQuery exposes the search query builder to the black-box tests, which
 // check its query plan.
 var FindQuery = findQuery
+
+// Queued returns how many Update calls wait for the writer.
+func (db *DB) Queued() int { return len(db.reqs) }
+
+// Commits returns how many batches the writer has committed.
+func (db *DB) Commits() int64 { return db.commits.Load() }

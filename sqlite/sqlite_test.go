@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -235,5 +236,49 @@ func TestFindQuery_plan(t *testing.T) {
 			}
 			t.Logf("%s (count %v): %q", tt.name, count, plan)
 		}
+	}
+}
+
+// TestDB_Update_groupCommit holds the writer in one update until the others
+// are all queued, then checks that they share one COMMIT.
+func TestDB_Update_groupCommit(t *testing.T) {
+	const n = 64
+	db := MustOpen(t)
+	ctx := context.Background()
+	started, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- db.Update(ctx, func(tx phivault.StoreTx) error {
+			close(started)
+			<-release
+			return put(ctx, tx, "first", 1)
+		})
+	}()
+	<-started // the writer is busy with the first update
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- db.Update(ctx, func(tx phivault.StoreTx) error {
+				return put(ctx, tx, fmt.Sprintf("p%02d", i), 1)
+			})
+		}()
+	}
+	for db.Queued() < n {
+		time.Sleep(time.Millisecond)
+	}
+	before := db.Commits()
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("Update(first) = %v", err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("Update() = %v", err)
+		}
+	}
+	// The first batch held "first" and took every waiting update with it
+	// (MaxBatch is 256).
+	if got := db.Commits() - before; got != 1 {
+		t.Errorf("commits for %d queued updates = %d, want 1", n+1, got)
 	}
 }
