@@ -27,16 +27,24 @@ type Tx struct {
 
 var _ phivault.StoreTx = (*Tx)(nil)
 
-// stmts are the hot-path statements, prepared once per connection.
+// stmts are the hot-path statements, prepared once per connection, and a
+// bounded cache of the search statements, whose text depends only on the
+// filter's shape. A connection is used by one goroutine at a time (the writer,
+// or the View holding it), so stmts needs no lock.
 type stmts struct {
 	current, version, curVersion, insertVersion, upsertCurrent,
 	deleteTokens, insertToken, key, putKey *sql.Stmt
+
+	dynamic map[string]*sql.Stmt
 }
+
+// maxDynamic bounds the per-connection cache of search statements.
+const maxDynamic = 64
 
 const versionCols = `v.type, v.id, v.version, v.last_updated, v.compartment, v.deleted, v.key_id, v.ciphertext`
 
 func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
-	st := &stmts{}
+	st := &stmts{dynamic: make(map[string]*sql.Stmt)}
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
@@ -75,6 +83,9 @@ func (st *stmts) close() error {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
+	}
+	for _, s := range st.dynamic {
+		errs = append(errs, s.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -184,8 +195,8 @@ func (t *Tx) History(ctx context.Context, f phivault.HistoryFilter) ([]*phivault
 	cond := strings.Join(where, " AND ")
 
 	var total int
-	if err := t.conn.QueryRowContext(qctx, `SELECT count(*) FROM versions v WHERE `+cond, args...).Scan(&total); err != nil {
-		return nil, 0, t.fail("count history", err)
+	if err := t.queryRow(qctx, "count history", `SELECT count(*) FROM versions v WHERE `+cond, args, &total); err != nil {
+		return nil, 0, err
 	}
 	q := `SELECT ` + versionCols + ` FROM versions v WHERE ` + cond + ` ORDER BY ` + order + limitOffset(f.Limit, f.Offset)
 	rs, err := t.query(qctx, "history", q, args)
@@ -207,8 +218,45 @@ func limitOffset(limit, offset int) string {
 	return ""
 }
 
+// stmt returns a prepared statement for q from the connection's cache,
+// preparing it if needed. Parsing and planning a search costs about as much
+// as running it.
+func (t *Tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s, ok := t.st.dynamic[q]; ok {
+		return s, nil
+	}
+	if len(t.st.dynamic) >= maxDynamic {
+		for k, s := range t.st.dynamic { // evict one at random
+			s.Close()
+			delete(t.st.dynamic, k)
+			break
+		}
+	}
+	s, err := t.conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	t.st.dynamic[q] = s
+	return s, nil
+}
+
+func (t *Tx) queryRow(ctx context.Context, what, q string, args []any, dst ...any) error {
+	s, err := t.stmt(ctx, q)
+	if err == nil {
+		err = s.QueryRowContext(ctx, args...).Scan(dst...)
+	}
+	if err != nil {
+		return t.fail(what, err)
+	}
+	return nil
+}
+
 func (t *Tx) query(ctx context.Context, what, q string, args []any) ([]*phivault.SealedResource, error) {
-	rows, err := t.conn.QueryContext(ctx, q, args...)
+	s, err := t.stmt(ctx, q)
+	if err != nil {
+		return nil, t.fail(what, err)
+	}
+	rows, err := s.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, t.fail(what, err)
 	}
@@ -327,8 +375,8 @@ func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) 
 	}
 	q, args := findQuery(f, drive, true)
 	var n int
-	if err := t.conn.QueryRowContext(qctx, q, args...).Scan(&n); err != nil {
-		return 0, t.fail("count", err)
+	if err := t.queryRow(qctx, "count", q, args, &n); err != nil {
+		return 0, err
 	}
 	return n, nil
 }
@@ -362,8 +410,8 @@ func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error)
 		args := tokenArgs(nil, g)
 		var n int
 		q := `SELECT count(*) FROM (SELECT 1 FROM tokens WHERE token IN (` + marks(len(g)) + `) LIMIT ` + fmt.Sprint(sampleCap) + `)`
-		if err := t.conn.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
-			return 0, t.fail("find", err)
+		if err := t.queryRow(ctx, "find", q, args, &n); err != nil {
+			return 0, err
 		}
 		if bestN < 0 || n < bestN {
 			best, bestN = i, n
