@@ -651,10 +651,12 @@ func TestHandler_Bundle(t *testing.T) {
 		}
 		return &phivault.BundleResult{Body: []byte(`{"resourceType":"Bundle","type":"transaction-response"}`)}, nil
 	}
-	w := th.do("POST", "/fhir", `{"resourceType":"Bundle","type":"transaction"}`)
-	wantStatus(t, w, http.StatusOK)
-	if w.Body.String() != `{"resourceType":"Bundle","type":"transaction-response"}` {
-		t.Errorf("body = %s", w.Body)
+	for _, path := range []string{"/fhir", "/fhir/"} {
+		w := th.do("POST", path, `{"resourceType":"Bundle","type":"transaction"}`)
+		wantStatus(t, w, http.StatusOK)
+		if w.Body.String() != `{"resourceType":"Bundle","type":"transaction-response"}` {
+			t.Errorf("POST %s: body = %s", path, w.Body)
+		}
 	}
 }
 

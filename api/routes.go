@@ -15,6 +15,7 @@ func (h *Handler) routes() {
 
 	h.handle("GET /fhir/metadata", "capabilities", public, h.serveMetadata)
 	h.handle("POST /fhir", "bundle", authenticated, h.serveBundle)
+	h.handle("POST /fhir/{$}", "bundle", authenticated, h.serveBundle) // clients such as fhir-kit-client add the slash
 	h.handle("GET /fhir/{type}", "search-type", authenticated, h.serveSearch)
 	h.handle("POST /fhir/{type}", "create", authenticated, h.serveCreate)
 	h.handle("POST /fhir/{type}/_search", "search-type", authenticated, h.serveSearch)
@@ -28,6 +29,7 @@ func (h *Handler) routes() {
 
 	h.methods("/fhir/metadata", "GET, HEAD")
 	h.methods("/fhir", "POST")
+	h.methods("/fhir/{$}", "POST")
 	h.methods("/fhir/{type}", "GET, HEAD, POST")
 	h.methods("/fhir/{type}/_search", "POST")
 	h.methods("/fhir/{type}/_history", "GET, HEAD")
