@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -107,6 +108,13 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if db.Path == "" {
 		return errors.New("sqlite: path required")
 	}
+	// Create the file owner-only before SQLite does: SQLite gives the -wal
+	// and -shm files the database file's mode.
+	f, err := os.OpenFile(db.Path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite: create: %w", err)
+	}
+	f.Close()
 	defer func() {
 		if err != nil {
 			db.closeConns()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -280,5 +281,23 @@ func TestDB_Update_groupCommit(t *testing.T) {
 	// (MaxBatch is 256).
 	if got := db.Commits() - before; got != 1 {
 		t.Errorf("commits for %d queued updates = %d, want 1", n+1, got)
+	}
+}
+
+// TestDB_Open_fileMode checks that the database and its WAL are owner-only.
+func TestDB_Open_fileMode(t *testing.T) {
+	db := MustOpen(t)
+	ctx := context.Background()
+	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return put(ctx, tx, "mode", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		st, err := os.Stat(db.Path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := st.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s mode = %v, want 0600", filepath.Base(db.Path+suffix), mode)
+		}
 	}
 }
