@@ -33,7 +33,7 @@ var _ phivault.StoreTx = (*Tx)(nil)
 // or the View holding it), so stmts needs no lock.
 type stmts struct {
 	current, version, curVersion, insertVersion, upsertCurrent,
-	deleteTokens, insertToken, key, putKey *sql.Stmt
+	deleteTokens, key, putKey *sql.Stmt
 
 	dynamic map[string]*sql.Stmt
 }
@@ -62,7 +62,6 @@ func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
 				last_updated = excluded.last_updated, compartment = excluded.compartment,
 				deleted = excluded.deleted`},
 		{&st.deleteTokens, `DELETE FROM tokens WHERE type = ? AND id = ?`},
-		{&st.insertToken, `INSERT OR IGNORE INTO tokens (token, type, id) VALUES (?, ?, ?)`},
 		{&st.key, `SELECT id, kek_id, wrapped, created FROM keys WHERE id = ?`},
 		{&st.putKey, `INSERT INTO keys (id, kek_id, wrapped, created) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
 	} {
@@ -79,7 +78,7 @@ func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
 func (st *stmts) close() error {
 	var errs []error
 	for _, s := range []*sql.Stmt{st.current, st.version, st.curVersion, st.insertVersion,
-		st.upsertCurrent, st.deleteTokens, st.insertToken, st.key, st.putKey} {
+		st.upsertCurrent, st.deleteTokens, st.key, st.putKey} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -321,13 +320,38 @@ func (t *Tx) Put(ctx context.Context, r *phivault.SealedResource, tokens []phiva
 	if r.Deleted {
 		return nil // a tombstone has no tokens
 	}
-	ins := t.st.insertToken
-	for _, tok := range tokens {
-		if _, err := ins.ExecContext(qctx, tok[:], r.Type, r.ID); err != nil {
+	return t.insertTokens(qctx, r.Type, r.ID, tokens)
+}
+
+// tokensPerInsert is how many token rows one INSERT statement carries: a
+// resource has about a dozen, and one statement per row cost more in driver
+// overhead than the B-tree work itself.
+const tokensPerInsert = 16
+
+// insertTokens inserts tokens in multi-row statements.
+func (t *Tx) insertTokens(ctx context.Context, typ, id string, tokens []phivault.Token) error {
+	args := make([]any, 0, 3*min(len(tokens), tokensPerInsert))
+	for len(tokens) > 0 {
+		n := min(len(tokens), tokensPerInsert)
+		args = args[:0]
+		for i := range n {
+			args = append(args, tokens[i][:], typ, id)
+		}
+		s, err := t.stmt(ctx, tokenInsert(n))
+		if err == nil {
+			_, err = s.ExecContext(ctx, args...)
+		}
+		if err != nil {
 			return t.fail("put tokens", err)
 		}
+		tokens = tokens[n:]
 	}
 	return nil
+}
+
+// tokenInsert returns the INSERT statement for n token rows.
+func tokenInsert(n int) string {
+	return `INSERT OR IGNORE INTO tokens (token, type, id) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1)
 }
 
 func conflict(got, cur int64) *phivault.Error {
