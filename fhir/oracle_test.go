@@ -13,6 +13,7 @@ import (
 	"github.com/google/fhir/go/jsonformat"
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/internal/testenv"
 )
 
 // The oracle is google/fhir/go, a validating R4 parser driven by the FHIR
@@ -77,7 +78,7 @@ func oracleAccepts(u *jsonformat.Unmarshaller, data []byte) (ok bool, err error)
 func TestOracle_Synthea(t *testing.T) {
 	res := mustSynthea(t)
 	u := newOracle(t)
-	for i := 0; i < len(res); i += corpusStep() {
+	for i := 0; i < len(res); i += testenv.SampleStep() {
 		r := res[i]
 		if ok, err := oracleAccepts(u, r.JSON); !ok {
 			t.Errorf("%s entry %d: oracle rejects a Synthea resource: %v", r.Bundle, r.Index, err)
@@ -232,7 +233,7 @@ func TestOracle_Mutations(t *testing.T) {
 	res := mustSynthea(t)
 	u := newOracle(t)
 	rng := rand.New(rand.NewPCG(1, 2)) // fixed seed: the same mutants every run
-	n := 3000 / corpusStep()
+	n := 3000 / testenv.SampleStep()
 	names := slices.Sorted(maps.Keys(mutations))
 	type tally struct{ same, known, unknown int }
 	tallies := map[string]*tally{}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/internal/testenv"
 )
 
 // syntheaResource is one entry resource of a Synthea bundle, as raw JSON.
@@ -104,29 +104,13 @@ func readSynthea() ([]syntheaResource, error) {
 	return out, nil
 }
 
-// corpusStep returns 1 to test every Synthea resource, or 10 to test a
-// sample in -short mode and under the race detector, which is ~10x slower.
-func corpusStep() int {
-	if testing.Short() {
-		return 10
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" && s.Value == "true" {
-				return 10
-			}
-		}
-	}
-	return 1
-}
-
 func TestParse_Synthea(t *testing.T) {
 	res := mustSynthea(t)
 	if len(res) < 1000 {
 		t.Fatalf("read %d Synthea resources, want the whole corpus", len(res))
 	}
 	types := map[string]int{}
-	for i := 0; i < len(res); i += corpusStep() {
+	for i := 0; i < len(res); i += testenv.SampleStep() {
 		r := res[i]
 		typ, obj, err := fhir.Parse(r.JSON)
 		if err != nil {

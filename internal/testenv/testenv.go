@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -79,4 +80,21 @@ func SyntheaBundles(tb testing.TB, name string, fn func(name string, data []byte
 		}
 		fn(filepath.Base(h.Name), data)
 	}
+}
+
+// SampleStep returns 1 to test every item of a large corpus, or 10 to test
+// a sample in -short mode and under the race detector, which is ~10x slower.
+// The full corpus still runs in the ordinary test run.
+func SampleStep() int {
+	if testing.Short() {
+		return 10
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" && s.Value == "true" {
+				return 10
+			}
+		}
+	}
+	return 1
 }
