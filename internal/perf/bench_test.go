@@ -12,10 +12,9 @@ import (
 
 // Load shape shared by the HTTP benchmarks.
 const (
-	benchPatients = 200   // synthetic patients seeded before a read or search run
-	benchConns    = 16    // concurrent keep-alive connections
-	benchRequests = 20000 // requests per iteration (a few seconds)
-	inflight      = 4     // bundles imported concurrently
+	benchPatients = 50  // synthetic patients seeded before a read or search run
+	benchConns    = 16  // concurrent keep-alive connections
+	inflight      = 4   // bundles imported concurrently
 )
 
 // synthea returns the patients-100 bundles and how many resources they hold.
@@ -103,7 +102,7 @@ func BenchmarkRead(b *testing.B) {
 			s.hammer(b, paths, benchConns*10, benchConns) // open the connections
 			var runs []load
 			for b.Loop() {
-				runs = append(runs, s.hammer(b, paths, benchRequests, benchConns))
+				runs = append(runs, s.hammer(b, paths, 20000, benchConns))
 			}
 			report(b, runs)
 		})
@@ -114,11 +113,12 @@ func BenchmarkRead(b *testing.B) {
 // HTTPS with keep-alive.
 func BenchmarkSearch(b *testing.B) {
 	queries := []struct {
-		name  string
-		paths func(*target) []string
+		name     string
+		paths    func(*target) []string
+		requests int // per iteration: a few seconds
 	}{
-		{"identifier", (*target).identifierPaths},
-		{"observation-patient-code", (*target).observationPaths},
+		{"identifier", (*target).identifierPaths, 10000},
+		{"observation-patient-code", (*target).observationPaths, 2000},
 	}
 	for _, q := range queries {
 		b.Run(q.name, func(b *testing.B) {
@@ -129,7 +129,7 @@ func BenchmarkSearch(b *testing.B) {
 					s.hammer(b, paths, benchConns*10, benchConns)
 					var runs []load
 					for b.Loop() {
-						runs = append(runs, s.hammer(b, paths, benchRequests/2, benchConns))
+						runs = append(runs, s.hammer(b, paths, q.requests, benchConns))
 					}
 					report(b, runs)
 				})

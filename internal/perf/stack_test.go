@@ -310,13 +310,20 @@ type target struct {
 func seed(tb testing.TB, svc *vault.Service, n int) *target {
 	tb.Helper()
 	ctx := context.Background()
+	var bundles [][]byte
 	for bundle, err := range synth.Bundles(synth.Options{Seed: 1, Patients: n}) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if _, err := svc.Bundle(ctx, bundle, bundleBase); err != nil {
-			tb.Fatal(err)
-		}
+		bundles = append(bundles, bundle)
+	}
+	// The first bundle holds the shared resources the others refer to.
+	if _, err := svc.Bundle(ctx, bundles[0], bundleBase); err != nil {
+		tb.Fatal(err)
+	}
+	err := importAll(bundles[1:], inflight, func(b []byte) error { _, err := svc.Bundle(ctx, b, bundleBase); return err })
+	if err != nil {
+		tb.Fatal(err)
 	}
 	t := &target{}
 	res, err := svc.Search(ctx, &phivault.Query{Type: "Patient", Count: vault.MaxCount})
