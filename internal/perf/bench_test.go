@@ -12,9 +12,9 @@ import (
 
 // Load shape shared by the HTTP benchmarks.
 const (
-	benchPatients = 50  // synthetic patients seeded before a read or search run
-	benchConns    = 16  // concurrent keep-alive connections
-	inflight      = 4   // bundles imported concurrently
+	benchPatients = 50 // synthetic patients seeded before a read or search run
+	benchConns    = 16 // concurrent keep-alive connections
+	inflight      = 4  // bundles imported concurrently
 )
 
 // synthea returns the patients-100 bundles and how many resources they hold.
