@@ -71,6 +71,12 @@ type DB struct {
 	done    chan struct{} // closed when the writer goroutine exits
 	commits atomic.Int64  // successful COMMITs, for tests
 
+	// The checkpointer copies committed WAL pages into the database on its
+	// own connection, so that the writer never pays for it after a COMMIT.
+	cdb      *sql.DB
+	ckpt     chan struct{} // a commit happened; capacity 1
+	ckptDone chan struct{} // closed when the checkpointer exits
+
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
 }
@@ -159,6 +165,14 @@ func (db *DB) Open(ctx context.Context) (err error) {
 		db.nread++
 	}
 
+	if db.cdb, err = sql.Open("sqlite", db.dsn(false)); err != nil {
+		return fmt.Errorf("sqlite: open checkpointer: %v", err)
+	}
+	db.cdb.SetMaxOpenConns(1)
+	db.ckpt = make(chan struct{}, 1)
+	db.ckptDone = make(chan struct{})
+	go db.checkpointer()
+
 	db.reqs = make(chan *request, DefaultQueueSize)
 	db.done = make(chan struct{})
 	go db.writer()
@@ -179,6 +193,10 @@ func (db *DB) dsn(readOnly bool) string {
 	// Savepoint and statement journals stay in memory: they hold only
 	// ciphertext and tokens, and writing them to temp files doubled the I/O.
 	q.Add("_pragma", "temp_store(MEMORY)")
+	if !readOnly {
+		// The checkpointer goroutine does this work instead of the writer.
+		q.Add("_pragma", "wal_autocheckpoint(0)")
+	}
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	}
@@ -199,6 +217,8 @@ func (db *DB) Close() error {
 	db.mu.Unlock()
 	if db.done != nil {
 		<-db.done
+		close(db.ckpt)
+		<-db.ckptDone
 		// Let SQLite refresh its planner statistics where they are stale;
 		// cheap, and recommended before closing a connection.
 		db.wconn.ExecContext(context.Background(), "PRAGMA optimize")
@@ -227,6 +247,9 @@ func (db *DB) closeConns() error {
 	}
 	if db.wdb != nil {
 		errs = append(errs, db.wdb.Close())
+	}
+	if db.cdb != nil {
+		errs = append(errs, db.cdb.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %v", err)
@@ -358,6 +381,10 @@ func (db *DB) batch(first *request, maxBatch int) {
 			broken = fmt.Errorf("sqlite: commit: %v", err)
 		} else {
 			db.commits.Add(1)
+			select {
+			case db.ckpt <- struct{}{}:
+			default: // a checkpoint is already due
+			}
 		}
 	}
 	if broken != nil {
@@ -365,6 +392,18 @@ func (db *DB) batch(first *request, maxBatch int) {
 	}
 	for _, req := range pending {
 		req.done <- broken
+	}
+}
+
+// checkpointer runs a PASSIVE checkpoint after commits; commits that happen
+// during a checkpoint are covered by the next one. PASSIVE never waits
+// for the writer or readers; pages it cannot copy yet are copied next time.
+// Errors are ignored: a failed checkpoint only leaves the WAL longer, and
+// SQLite checkpoints again when the last connection closes.
+func (db *DB) checkpointer() {
+	defer close(db.ckptDone)
+	for range db.ckpt {
+		db.cdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
 	}
 }
 
