@@ -81,6 +81,8 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	}
 	defer j.close()
 
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	jobs := make(chan importJob, *workers)
 	var st importStats
 	st.start = time.Now()
@@ -88,7 +90,9 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	for range *workers {
 		wg.Go(func() {
 			for job := range jobs {
-				c.send(ctx, cl, j, job, &st)
+				if err := c.send(ctx, cl, j, job, &st); err != nil {
+					cancel(err) // the server is unreachable: stop, don't fail every bundle
+				}
 			}
 		})
 	}
@@ -117,6 +121,9 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	elapsed := time.Since(st.start)
 	fmt.Fprintf(c.stdout, "imported %d resources in %d bundles in %s (%.0f resources/s); skipped %d already imported; %d bundles failed\n",
 		st.done.Load(), st.bundles.Load(), elapsed.Round(time.Millisecond), float64(st.done.Load())/elapsed.Seconds(), st.skipped.Load(), st.failed.Load())
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return errorWithHint(fmt.Sprintf("cannot reach %s: %v", cf.url, err), "start the server (phivault serve) or check -url and -cacert; committed bundles are skipped when you run the import again")
+	}
 	if readErr != nil {
 		return readErr
 	}
@@ -126,23 +133,28 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// send posts one bundle and journals it on success.
-func (c *importCommand) send(ctx context.Context, cl *apiClient, j *journal, job importJob, st *importStats) {
+// send posts one bundle and journals it on success. It returns an error
+// only when the server cannot be reached at all; a rejected bundle is
+// reported and counted.
+func (c *importCommand) send(ctx context.Context, cl *apiClient, j *journal, job importJob, st *importStats) error {
 	status, body, err := cl.do(ctx, http.MethodPost, "", job.body)
 	switch {
+	case ctx.Err() != nil:
+		return nil // stopping
 	case err != nil:
-		fmt.Fprintf(c.stderr, "\n%s: %v\n", job.name, err)
+		st.failed.Add(1)
+		return err
 	case status/100 != 2:
-		fmt.Fprintf(c.stderr, "\n%s: HTTP %d: %s\n", job.name, status, outcomeMessage(body))
-	default:
-		if err = j.add(job.key); err != nil {
-			fmt.Fprintf(c.stderr, "\n%s: committed, but the journal could not be written: %v\n", job.name, err)
-		}
-		st.done.Add(int64(job.n))
-		st.bundles.Add(1)
-		return
+		fmt.Fprintf(c.stderr, "%s: HTTP %d: %s\n", job.name, status, outcomeMessage(body))
+		st.failed.Add(1)
+		return nil
 	}
-	st.failed.Add(1)
+	if err = j.add(job.key); err != nil {
+		fmt.Fprintf(c.stderr, "%s: committed, but the journal could not be written: %v\n", job.name, err)
+	}
+	st.done.Add(int64(job.n))
+	st.bundles.Add(1)
+	return nil
 }
 
 type importStats struct {
