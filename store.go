@@ -67,7 +67,10 @@ type Store interface {
 	// Update runs fn in a read-write transaction. If fn returns an error,
 	// none of its writes take effect. Implementations MUST NOT return nil
 	// until every write of fn is durably committed; they may commit several
-	// callers' transactions together (group commit).
+	// callers' transactions together (group commit). fn may be called more
+	// than once, each time in a fresh transaction (a store may roll back a
+	// group and run it again), so it must reset any results it sets and
+	// have no effects outside tx.
 	Update(ctx context.Context, fn func(StoreTx) error) error
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(StoreTx) error) error

@@ -333,26 +333,37 @@ func (db *DB) writer() {
 }
 
 func (db *DB) batch(first *request, maxBatch int) {
-	ctx := context.Background() // the writer's statements outlive callers' contexts
 	reqs := []*request{first}
 	for req := db.next(1, maxBatch); req != nil; req = db.next(len(reqs), maxBatch) {
 		reqs = append(reqs, req)
 	}
+	// Optimistically run the whole batch without savepoints: savepoints
+	// journal every page they touch, which cost a quarter of the write path
+	// for large transactions. If a function fails, roll everything back,
+	// answer that caller, and run the others again, each in a savepoint.
+	failed, retry := db.runBatch(reqs, false)
+	if failed != nil {
+		db.runBatch(retry, true)
+	}
+}
+
+// runBatch runs reqs in one transaction and commits. With savepoints, a
+// failing function is rolled back alone. Without, the first failure rolls
+// back the transaction: runBatch answers the failed request and returns it
+// with the requests to run again (every other one not yet answered).
+func (db *DB) runBatch(reqs []*request, savepoints bool) (failed *request, retry []*request) {
+	ctx := context.Background() // the writer's statements outlive callers' contexts
 	if _, err := db.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		for _, req := range reqs {
 			req.done <- fmt.Errorf("sqlite: begin: %v", err)
 		}
-		return
+		return nil, nil
 	}
-	// A lone request needs no savepoint: if it fails, the whole transaction
-	// rolls back. Savepoints journal every page they touch, which cost a
-	// quarter of the write path for large transactions.
-	alone := len(reqs) == 1
 	var (
 		pending []*request // succeeded, waiting for COMMIT
-		broken  error      // the transaction was lost; fail the batch
+		broken  error      // the transaction was lost or rolled back; fail the batch
 	)
-	for _, req := range reqs {
+	for i, req := range reqs {
 		if broken != nil {
 			req.done <- broken
 			continue
@@ -361,20 +372,20 @@ func (db *DB) batch(first *request, maxBatch int) {
 			req.done <- err
 			continue
 		}
-		err, lost := db.runOne(ctx, req, !alone)
-		if lost != nil {
+		err, lost := db.runOne(ctx, req, savepoints)
+		switch {
+		case lost != nil:
 			broken = lost
 			req.done <- lost
-			continue
+		case err != nil && !savepoints:
+			db.wconn.ExecContext(ctx, "ROLLBACK")
+			req.done <- err
+			return req, append(pending, reqs[i+1:]...)
+		case err != nil:
+			req.done <- err // its savepoint was rolled back; never committed
+		default:
+			pending = append(pending, req)
 		}
-		if err != nil {
-			if alone {
-				broken = err // roll back below; nothing else is in the transaction
-			}
-			req.done <- err // its writes were rolled back; never committed
-			continue
-		}
-		pending = append(pending, req)
 	}
 	if broken == nil {
 		if _, err := db.wconn.ExecContext(ctx, "COMMIT"); err != nil {
@@ -393,6 +404,7 @@ func (db *DB) batch(first *request, maxBatch int) {
 	for _, req := range pending {
 		req.done <- broken
 	}
+	return nil, nil
 }
 
 // checkpointer runs a PASSIVE checkpoint after commits; commits that happen

@@ -301,3 +301,67 @@ func TestDB_Open_fileMode(t *testing.T) {
 		}
 	}
 }
+
+// TestDB_Update_groupFailure queues updates behind a busy writer, one of
+// which fails after writing: the batch is rolled back and the others run
+// again, so every other update commits and the failed one leaves nothing.
+func TestDB_Update_groupFailure(t *testing.T) {
+	const n = 10
+	db := MustOpen(t)
+	ctx := context.Background()
+	started, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- db.Update(ctx, func(tx phivault.StoreTx) error {
+			close(started)
+			<-release
+			return put(ctx, tx, "first", 1)
+		})
+	}()
+	<-started
+	errBoom := errors.New("boom")
+	errs := make([]chan error, n)
+	for i := range n {
+		errs[i] = make(chan error, 1)
+		go func() {
+			errs[i] <- db.Update(ctx, func(tx phivault.StoreTx) error {
+				if err := put(ctx, tx, fmt.Sprintf("g%02d", i), 1); err != nil {
+					return err
+				}
+				if i == n/2 {
+					return errBoom
+				}
+				return nil
+			})
+		}()
+		for db.Queued() < i+1 { // queue them in order, so the failure is mid-batch
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("Update(first) = %v", err)
+	}
+	for i := range n {
+		err := <-errs[i]
+		if i == n/2 && !errors.Is(err, errBoom) {
+			t.Errorf("Update(g%02d) = %v, want boom", i, err)
+		} else if i != n/2 && err != nil {
+			t.Errorf("Update(g%02d) = %v", i, err)
+		}
+	}
+	err := db.View(ctx, func(tx phivault.StoreTx) error {
+		for i := range n {
+			_, err := tx.Current(ctx, "Patient", fmt.Sprintf("g%02d", i))
+			if i == n/2 && phivault.ErrorCode(err) != phivault.ENOTFOUND {
+				t.Errorf("failed update's write is visible: %v", err)
+			} else if i != n/2 && err != nil {
+				t.Errorf("Current(g%02d) = %v", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
