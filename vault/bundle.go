@@ -24,6 +24,8 @@ type entry struct {
 	ifNone   string // request.ifNoneExist
 	ifMatch  int64
 	resource fhir.Object
+	newID    string      // the id a POST gets unless ifNoneExist matches; fixed across retries
+	original fhir.Object // resource before references were rewritten, if a retry may need it
 
 	// results
 	res     *phivault.Resource
@@ -191,10 +193,35 @@ func parseETag(s string) (int64, bool) {
 // transactionOrder is the FHIR processing order of methods in a transaction.
 var transactionOrder = [...]string{http.MethodDelete, http.MethodPost, http.MethodPut, http.MethodGet}
 
+// transaction runs the entries atomically. The store may run the function
+// more than once, so it starts from the same inputs every time: ids for
+// POST entries are drawn once, and resources whose references depend on
+// what a conditional matches are rewritten from a pristine copy.
 func (s *Service) transaction(ctx context.Context, entries []*entry) error {
+	conditional := false
+	for _, e := range entries {
+		if e.method == http.MethodPost {
+			e.newID = s.NewID()
+			conditional = conditional || e.ifNone != ""
+		}
+		conditional = conditional || (e.resource != nil && hasConditionalRef(e.resource))
+	}
+	if conditional {
+		for _, e := range entries {
+			if e.resource != nil {
+				e.original = cloneObject(e.resource)
+			}
+		}
+	}
 	return s.update(ctx, false, func(tx phivault.StoreTx) error {
 		for _, e := range entries {
 			e.res, e.err, e.status, e.created = nil, nil, 0, false
+			if e.method == http.MethodPost {
+				e.id = e.newID
+			}
+			if e.original != nil {
+				e.resource = cloneObject(e.original)
+			}
 		}
 		refs, err := s.assignIDs(ctx, tx, entries)
 		if err != nil {
@@ -259,9 +286,6 @@ func (s *Service) assignIDs(ctx context.Context, tx phivault.StoreTx, entries []
 					e.res, e.status = existing, http.StatusOK
 					e.id = existing.ID
 				}
-			}
-			if e.id == "" {
-				e.id = s.NewID()
 			}
 		case http.MethodPut:
 		default:
@@ -414,4 +438,38 @@ func (s *Service) bundleResponse(kind string, entries []*entry) (*phivault.Bundl
 		return nil, fmt.Errorf("marshal bundle response: %w", err)
 	}
 	return &phivault.BundleResult{Body: body}, nil
+}
+
+// hasConditionalRef reports whether obj holds a conditional reference
+// (Type?query), whose target depends on the store's state.
+func hasConditionalRef(obj fhir.Object) bool {
+	found := false
+	fhir.RewriteReferences(obj, func(ref string) string {
+		found = found || strings.Contains(ref, "?")
+		return ref
+	})
+	return found
+}
+
+// cloneObject deep-copies a decoded JSON object.
+func cloneObject(obj fhir.Object) fhir.Object {
+	return cloneValue(obj).(map[string]any)
+}
+
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = cloneValue(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = cloneValue(x)
+		}
+		return out
+	}
+	return v // strings, json.Number, bools and nil are immutable
 }

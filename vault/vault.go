@@ -204,8 +204,10 @@ func (s *Service) Create(ctx context.Context, typ string, body []byte, opts phiv
 		}
 	}
 	var res *phivault.Resource
-	created := true
+	var created bool
+	id := s.NewID()
 	err = s.update(ctx, true, func(tx phivault.StoreTx) error {
+		created = true
 		if cond != nil {
 			existing, err := s.matchOne(ctx, tx, cond)
 			if err != nil {
@@ -216,7 +218,7 @@ func (s *Service) Create(ctx context.Context, typ string, body []byte, opts phiv
 				return nil
 			}
 		}
-		res, err = s.put(ctx, tx, typ, s.NewID(), 0, obj)
+		res, err = s.put(ctx, tx, typ, id, 0, obj)
 		return err
 	})
 	if err != nil {

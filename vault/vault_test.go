@@ -22,6 +22,11 @@ import (
 // folder, sealing with a file keyring: the real stack, minus HTTP.
 func MustOpenService(tb testing.TB) (*vault.Service, *sqlite.DB) {
 	tb.Helper()
+	return mustOpenService(tb, func(s phivault.Store) phivault.Store { return s })
+}
+
+func mustOpenService(tb testing.TB, wrap func(phivault.Store) phivault.Store) (*vault.Service, *sqlite.DB) {
+	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
 	keyPath := filepath.Join(dir, "keyring.age")
@@ -43,7 +48,7 @@ func MustOpenService(tb testing.TB) (*vault.Service, *sqlite.DB) {
 	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
 		tb.Fatal(err)
 	}
-	return vault.New(db, sealer), db
+	return vault.New(wrap(db), sealer), db
 }
 
 func mustCreate(tb testing.TB, s *vault.Service, typ, body string) *phivault.Resource {
