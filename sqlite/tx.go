@@ -33,7 +33,7 @@ var _ phivault.StoreTx = (*Tx)(nil)
 // or the View holding it), so stmts needs no lock.
 type stmts struct {
 	current, version, curVersion, insertVersion, upsertCurrent,
-	deleteTokens, key, putKey *sql.Stmt
+	key, putKey *sql.Stmt
 
 	dynamic map[string]*sql.Stmt
 }
@@ -53,15 +53,14 @@ func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
 			JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version
 			WHERE c.type = ? AND c.id = ?`},
 		{&st.version, `SELECT ` + versionCols + ` FROM versions v WHERE v.type = ? AND v.id = ? AND v.version = ?`},
-		{&st.curVersion, `SELECT version FROM current WHERE type = ? AND id = ?`},
+		{&st.curVersion, `SELECT version, tokens FROM current WHERE type = ? AND id = ?`},
 		{&st.insertVersion, `INSERT INTO versions (type, id, version, last_updated, compartment, deleted, key_id, ciphertext)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.upsertCurrent, `INSERT INTO current (type, id, version, last_updated, compartment, deleted)
-			VALUES (?, ?, ?, ?, ?, ?)
+		{&st.upsertCurrent, `INSERT INTO current (type, id, version, last_updated, compartment, deleted, tokens)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (type, id) DO UPDATE SET version = excluded.version,
 				last_updated = excluded.last_updated, compartment = excluded.compartment,
-				deleted = excluded.deleted`},
-		{&st.deleteTokens, `DELETE FROM tokens WHERE type = ? AND id = ?`},
+				deleted = excluded.deleted, tokens = excluded.tokens`},
 		{&st.key, `SELECT id, kek_id, wrapped, created FROM keys WHERE id = ?`},
 		{&st.putKey, `INSERT INTO keys (id, kek_id, wrapped, created) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
 	} {
@@ -78,7 +77,7 @@ func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
 func (st *stmts) close() error {
 	var errs []error
 	for _, s := range []*sql.Stmt{st.current, st.version, st.curVersion, st.insertVersion,
-		st.upsertCurrent, st.deleteTokens, st.key, st.putKey} {
+		st.upsertCurrent, st.key, st.putKey} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -287,7 +286,8 @@ func (t *Tx) Put(ctx context.Context, r *phivault.SealedResource, tokens []phiva
 		return err
 	}
 	var cur int64
-	err = t.st.curVersion.QueryRowContext(qctx, r.Type, r.ID).Scan(&cur)
+	var old []byte // the current version's tokens, 16 bytes each
+	err = t.st.curVersion.QueryRowContext(qctx, r.Type, r.ID).Scan(&cur, &old)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return t.fail("put", err)
 	}
@@ -308,19 +308,45 @@ func (t *Tx) Put(ctx context.Context, r *phivault.SealedResource, tokens []phiva
 		}
 		return t.fail("put version", err)
 	}
+	if r.Deleted {
+		tokens = nil // a tombstone has no tokens
+	}
+	list := make([]byte, 0, len(tokens)*len(phivault.Token{}))
+	for _, tok := range tokens {
+		list = append(list, tok[:]...)
+	}
 	if _, err := t.st.upsertCurrent.ExecContext(qctx,
-		r.Type, r.ID, r.Version, lu, r.Compartment, r.Deleted); err != nil {
+		r.Type, r.ID, r.Version, lu, r.Compartment, r.Deleted, list); err != nil {
 		return t.fail("put current", err)
 	}
-	if cur > 0 {
-		if _, err := t.st.deleteTokens.ExecContext(qctx, r.Type, r.ID); err != nil {
-			return t.fail("put tokens", err)
-		}
-	}
-	if r.Deleted {
-		return nil // a tombstone has no tokens
+	if err := t.deleteTokens(qctx, r.Type, r.ID, old); err != nil {
+		return err
 	}
 	return t.insertTokens(qctx, r.Type, r.ID, tokens)
+}
+
+// deleteTokens deletes a resource's tokens, listed 16 bytes each, by
+// primary key.
+func (t *Tx) deleteTokens(ctx context.Context, typ, id string, list []byte) error {
+	const size = len(phivault.Token{})
+	args := make([]any, 0, 2+min(len(list)/size, tokensPerInsert))
+	for len(list) >= size {
+		n := min(len(list)/size, tokensPerInsert)
+		args = append(args[:0], typ, id)
+		for i := range n {
+			args = append(args, list[i*size:(i+1)*size])
+		}
+		q := `DELETE FROM tokens WHERE type = ? AND id = ? AND token IN (?` + strings.Repeat(`, ?`, n-1) + `)`
+		s, err := t.stmt(ctx, q)
+		if err == nil {
+			_, err = s.ExecContext(ctx, args...)
+		}
+		if err != nil {
+			return t.fail("put tokens", err)
+		}
+		list = list[n*size:]
+	}
+	return nil
 }
 
 // tokensPerInsert is how many token rows one INSERT statement carries: a

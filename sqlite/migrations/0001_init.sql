@@ -29,6 +29,7 @@ CREATE TABLE current (
 	last_updated INTEGER NOT NULL,
 	compartment  TEXT    NOT NULL DEFAULT '',
 	deleted      INTEGER NOT NULL DEFAULT 0,
+	tokens       BLOB    NOT NULL DEFAULT x'', -- the resource's tokens, 16 bytes each
 	PRIMARY KEY (type, id),
 	FOREIGN KEY (type, id, version) REFERENCES versions (type, id, version)
 ) WITHOUT ROWID;
@@ -39,15 +40,15 @@ CREATE INDEX current_type_last_updated ON current (type, deleted, last_updated, 
 CREATE INDEX current_compartment ON current (compartment, type, deleted, last_updated);
 
 -- tokens holds the blind-index tokens of current, non-deleted versions.
--- Lookups go by token first (search); replacement goes by (type, id).
+-- Lookups go by token first (search). Replacement deletes the tokens listed
+-- in current.tokens by primary key: a second index on (type, id) would add
+-- a random-order B-tree that every commit rewrites, for no search benefit.
 CREATE TABLE tokens (
 	token BLOB NOT NULL,
 	type  TEXT NOT NULL,
 	id    TEXT NOT NULL,
 	PRIMARY KEY (token, type, id)
 ) WITHOUT ROWID;
-
-CREATE INDEX tokens_resource ON tokens (type, id);
 
 -- keys holds data-encryption keys, wrapped by a key-encryption key.
 CREATE TABLE keys (
