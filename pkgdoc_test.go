@@ -1,0 +1,87 @@
+package phivault_test
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPackageDocs checks that every package of the module has exactly one
+// package doc comment, starting "Package x" (or "Command x" for main).
+func TestPackageDocs(t *testing.T) {
+	dirs := map[string]bool{}
+	filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			dirs[filepath.Dir(path)] = true
+		}
+		return nil
+	})
+	if len(dirs) < 10 {
+		t.Fatalf("found %d package folders; the walk is broken", len(dirs))
+	}
+	for dir := range dirs {
+		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi fs.FileInfo) bool {
+			return !strings.HasSuffix(fi.Name(), "_test.go")
+		}, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, pkg := range pkgs {
+			var docs []string
+			for _, f := range pkg.Files {
+				if f.Doc != nil {
+					docs = append(docs, f.Doc.Text())
+				}
+			}
+			want := "Package " + name
+			if name == "main" {
+				want = "Command "
+			}
+			switch {
+			case len(docs) == 0:
+				t.Errorf("%s: package %s has no doc comment", dir, name)
+			case len(docs) > 1:
+				t.Errorf("%s: package %s has %d doc comments, want one", dir, name, len(docs))
+			case !strings.HasPrefix(docs[0], want):
+				t.Errorf("%s: doc comment starts %q, want %q", dir, firstLine(docs[0]), want)
+			}
+		}
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// TestDependencies checks that deps.txt lists exactly the non-standard
+// packages the phivault binary links, so every new dependency shows up in
+// review. Regenerate it with:
+//
+//	go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./cmd/phivault > deps.txt
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./cmd/phivault").Output()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	want, err := os.ReadFile("deps.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != string(want) {
+		t.Errorf("deps.txt is out of date; regenerate it (see the test's comment) and review the new dependencies")
+	}
+	for _, denied := range []string{"github.com/phivault/phivault/internal/plainseal", "github.com/google/fhir"} {
+		if strings.Contains(string(out), denied) {
+			t.Errorf("the phivault binary links %s, which only tests and benchmarks may use", denied)
+		}
+	}
+}
