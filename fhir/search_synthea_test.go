@@ -1,19 +1,15 @@
 package fhir_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
-	"io"
-	"os"
-	"path/filepath"
-	"strings"
+	"io/fs"
 	"sync"
 	"testing"
 
 	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/internal/testenv"
 )
 
 // searchBundle is one Synthea transaction bundle, decoded with UseNumber,
@@ -39,8 +35,8 @@ var searchBundlesOnce = sync.OnceValues(readSearchBundles)
 func mustSearchBundles(tb testing.TB) []searchBundle {
 	tb.Helper()
 	bs, err := searchBundlesOnce()
-	if errors.Is(err, os.ErrNotExist) {
-		tb.Skipf("Synthea data absent (%v); set PHIVAULT_SYNTHEA_DIR or put patients-100.tar.gz in ../shared/data/synthea-r4/", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		tb.Skip(err)
 	}
 	if err != nil {
 		tb.Fatal(err)
@@ -48,62 +44,23 @@ func mustSearchBundles(tb testing.TB) []searchBundle {
 	return bs
 }
 
-func searchSyntheaArchive() (string, error) {
-	if dir := os.Getenv("PHIVAULT_SYNTHEA_DIR"); dir != "" {
-		return filepath.Join(dir, "patients-100.tar.gz"), nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "data", "synthea-r4", "patients-100.tar.gz"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
-}
-
 func readSearchBundles() ([]searchBundle, error) {
-	name, err := searchSyntheaArchive()
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
+	files, err := testenv.ReadSynthea("patients-100.tar.gz")
 	if err != nil {
 		return nil, err
 	}
 	var out []searchBundle
-	tr := tar.NewReader(gz)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		} else if err != nil {
-			return nil, err
-		}
-		if !strings.HasSuffix(h.Name, ".json") {
-			continue
-		}
+	for _, f := range files {
 		var raw struct {
 			Entry []struct {
 				FullURL  string          `json:"fullUrl"`
 				Resource json.RawMessage `json:"resource"`
 			} `json:"entry"`
 		}
-		if err := json.NewDecoder(tr).Decode(&raw); err != nil {
+		if err := json.Unmarshal(f.Data, &raw); err != nil {
 			return nil, err
 		}
-		b := searchBundle{Name: filepath.Base(h.Name)}
+		b := searchBundle{Name: f.Name}
 		for _, e := range raw.Entry {
 			obj, err := decode(e.Resource)
 			if err != nil {

@@ -1,11 +1,9 @@
 package fhir_test
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,8 +32,8 @@ var syntheaOnce = sync.OnceValues(readSynthea)
 func mustSynthea(tb testing.TB) []syntheaResource {
 	tb.Helper()
 	res, err := syntheaOnce()
-	if errors.Is(err, os.ErrNotExist) {
-		tb.Skipf("Synthea data absent (%v); set PHIVAULT_SYNTHEA_DIR or put patients-100.tar.gz in ../shared/data/synthea-r4/", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		tb.Skip(err)
 	}
 	if err != nil {
 		tb.Fatal(err)
@@ -43,62 +41,23 @@ func mustSynthea(tb testing.TB) []syntheaResource {
 	return res
 }
 
-func syntheaDir() (string, error) {
-	if dir := os.Getenv("PHIVAULT_SYNTHEA_DIR"); dir != "" {
-		return dir, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "data", "synthea-r4"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
-}
-
 func readSynthea() ([]syntheaResource, error) {
-	dir, err := syntheaDir()
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(filepath.Join(dir, "patients-100.tar.gz"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
+	files, err := testenv.ReadSynthea("patients-100.tar.gz")
 	if err != nil {
 		return nil, err
 	}
 	var out []syntheaResource
-	tr := tar.NewReader(gz)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		} else if err != nil {
-			return nil, err
-		}
-		if !strings.HasSuffix(h.Name, ".json") {
-			continue
-		}
+	for _, f := range files {
 		var b struct {
 			Entry []struct {
 				Resource json.RawMessage `json:"resource"`
 			} `json:"entry"`
 		}
-		if err := json.NewDecoder(tr).Decode(&b); err != nil {
+		if err := json.Unmarshal(f.Data, &b); err != nil {
 			return nil, err
 		}
 		for i, e := range b.Entry {
-			out = append(out, syntheaResource{Bundle: filepath.Base(h.Name), Index: i, JSON: e.Resource})
+			out = append(out, syntheaResource{Bundle: f.Name, Index: i, JSON: e.Resource})
 		}
 	}
 	return out, nil

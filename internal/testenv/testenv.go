@@ -6,7 +6,9 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -18,67 +20,116 @@ import (
 // directory.
 func RepoRoot(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
+	root, err := repoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return root
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			tb.Fatal("go.mod not found above the working directory")
+			return "", errors.New("go.mod not found above the working directory")
 		}
 		dir = parent
 	}
 }
 
-// SyntheaArchive returns the path of a Synthea archive such as
+// SyntheaPath returns the path of a Synthea archive such as
 // "patients-100.tar.gz", from PHIVAULT_SYNTHEA_DIR or ../shared/data/synthea-r4
-// beside the repository. It skips the test with a message when absent.
-func SyntheaArchive(tb testing.TB, name string) string {
-	tb.Helper()
+// beside the repository. The error wraps fs.ErrNotExist when it is absent.
+func SyntheaPath(name string) (string, error) {
 	dir := os.Getenv("PHIVAULT_SYNTHEA_DIR")
 	if dir == "" {
-		dir = filepath.Join(RepoRoot(tb), "..", "shared", "data", "synthea-r4")
+		root, err := repoRoot()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(root, "..", "shared", "data", "synthea-r4")
 	}
 	path := filepath.Join(dir, name)
 	if _, err := os.Stat(path); err != nil {
-		tb.Skipf("Synthea data %s not found; set PHIVAULT_SYNTHEA_DIR to the folder holding it", path)
+		return "", fmt.Errorf("Synthea data %s: %w; set PHIVAULT_SYNTHEA_DIR to the folder holding it", path, err)
+	}
+	return path, nil
+}
+
+// SyntheaArchive is SyntheaPath for tests: it skips the test with a message
+// when the archive is absent.
+func SyntheaArchive(tb testing.TB, name string) string {
+	tb.Helper()
+	path, err := SyntheaPath(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		tb.Skip(err)
+	} else if err != nil {
+		tb.Fatal(err)
 	}
 	return path
 }
 
-// SyntheaBundles calls fn with each pNNN.json bundle in a Synthea archive,
-// in archive order, reading straight from the .tar.gz.
-func SyntheaBundles(tb testing.TB, name string, fn func(name string, data []byte)) {
-	tb.Helper()
-	f, err := os.Open(SyntheaArchive(tb, name))
+// File is one file read from an archive.
+type File struct {
+	Name string // base name, e.g. p001.json
+	Data []byte
+}
+
+// ReadSynthea returns every pNNN.json bundle of a Synthea archive, in
+// archive order, read straight from the .tar.gz. The error wraps
+// fs.ErrNotExist when the archive is absent.
+func ReadSynthea(name string) ([]File, error) {
+	path, err := SyntheaPath(name)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	gz, err := gzip.NewReader(f)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	var out []File
 	tr := tar.NewReader(gz)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return
+			return out, nil
 		} else if err != nil {
-			tb.Fatal(err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".json") {
 			continue
 		}
 		data, err := io.ReadAll(tr)
 		if err != nil {
-			tb.Fatal(err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		fn(filepath.Base(h.Name), data)
+		out = append(out, File{Name: filepath.Base(h.Name), Data: data})
+	}
+}
+
+// SyntheaBundles calls fn with each bundle of a Synthea archive, in archive
+// order. It skips the test with a message when the archive is absent.
+func SyntheaBundles(tb testing.TB, name string, fn func(name string, data []byte)) {
+	tb.Helper()
+	SyntheaArchive(tb, name)
+	files, err := ReadSynthea(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, f := range files {
+		fn(f.Name, f.Data)
 	}
 }
 
