@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/phivault/phivault"
@@ -111,17 +113,52 @@ func loadHospital(ctx context.Context, records phivault.RecordService, patients 
 		return nil
 	}
 	start := time.Now()
-	n := 0
+	// The first bundle holds the shared Practitioners and Organizations that
+	// the patient bundles reference conditionally; load it first, then the
+	// patients four at a time so that their commits are grouped.
+	var (
+		n    atomic.Int64
+		wg   sync.WaitGroup
+		errs = make(chan error, 1)
+		work = make(chan []byte)
+	)
+	load := func(bundle []byte) {
+		if _, err := records.Bundle(ctx, bundle, ""); err != nil {
+			select {
+			case errs <- fmt.Errorf("load synthetic bundle: %w", err):
+			default:
+			}
+			return
+		}
+		done := n.Add(1)
+		fmt.Fprintf(progress, "\rLoading synthetic hospital: %s %d/%d bundles", bar(done, int64(patients+1)), done, patients+1)
+	}
+	first := true
 	for bundle, err := range synth.Bundles(synth.Options{Seed: seed, Patients: patients}) {
 		if err != nil {
 			return err
 		}
-		if _, err := records.Bundle(ctx, bundle, ""); err != nil {
-			return fmt.Errorf("load synthetic bundle %d: %w", n, err)
+		if first {
+			load(bundle)
+			first = false
+			for range 4 {
+				wg.Go(func() {
+					for b := range work {
+						load(b)
+					}
+				})
+			}
+			continue
 		}
-		n++
-		fmt.Fprintf(progress, "\rLoading synthetic hospital: %s %d/%d bundles", bar(int64(n), int64(patients+1)), n, patients+1)
+		work <- bundle
 	}
-	fmt.Fprintf(progress, "\nLoaded %d bundles in %s.\n", n, time.Since(start).Round(time.Millisecond))
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	fmt.Fprintf(progress, "\nLoaded %d bundles in %s.\n", n.Load(), time.Since(start).Round(time.Millisecond))
 	return nil
 }
