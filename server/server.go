@@ -1,6 +1,13 @@
 // Package server provides the HTTPS server of phivault with secure defaults:
-// TLS 1.2 or newer with AEAD suites only, HTTP/2, HSTS and other security
-// headers on every response, and timeouts on every phase of a request.
+// TLS 1.3 preferred and TLS 1.2 only with ECDHE and AEAD suites, HTTP/2,
+// HSTS and other security headers on every response, and timeouts on every
+// phase of a request.
+//
+// A certificate read from files is reloaded without a restart when the
+// files change (see Config.CertReloadInterval and Server.ReloadCertificate).
+// System clients may authenticate with a client certificate (mutual TLS, see
+// Config.ClientCAFile); ClientFromContext tells handlers which client a
+// request came from.
 //
 // Plain HTTP is possible only for local development: Config.Insecure must be
 // set and the address must be a loopback address.
@@ -20,13 +27,14 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultAddr              = "localhost:8443"
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultReadTimeout       = 2 * time.Minute // a 16 MiB Bundle on a slow link
-	DefaultWriteTimeout      = 2 * time.Minute
-	DefaultIdleTimeout       = 2 * time.Minute
-	DefaultMaxHeaderBytes    = 64 << 10
-	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultAddr               = "localhost:8443"
+	DefaultReadHeaderTimeout  = 10 * time.Second
+	DefaultReadTimeout        = 2 * time.Minute // a 16 MiB Bundle on a slow link
+	DefaultWriteTimeout       = 2 * time.Minute
+	DefaultIdleTimeout        = 2 * time.Minute
+	DefaultMaxHeaderBytes     = 64 << 10
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultCertReloadInterval = time.Minute
 )
 
 // Config configures a Server. Each zero field takes the default named in
@@ -36,9 +44,33 @@ type Config struct {
 	Addr string
 
 	// CertFile and KeyFile are PEM files with the certificate chain and
-	// private key. Certificate, if set, is used instead.
+	// private key. Certificate, if set, is used instead (and never
+	// reloaded).
 	CertFile, KeyFile string
 	Certificate       *tls.Certificate
+
+	// CertReloadInterval is how often, at most, a TLS handshake looks at
+	// CertFile and KeyFile and loads them again if their contents changed.
+	// A new pair that does not parse, whose key does not match, or that has
+	// expired is logged and rejected, and the certificate in use stays.
+	// Negative disables the check (Server.ReloadCertificate still works).
+	// Default DefaultCertReloadInterval.
+	CertReloadInterval time.Duration
+
+	// ClientCAFile is a PEM bundle of the CAs that issue client
+	// certificates to system clients (mutual TLS). If set, the server asks
+	// for a client certificate but does not require one: browsers and
+	// bearer-token clients connect without. A certificate that is presented
+	// and does not verify against these CAs fails the handshake.
+	//
+	// ClientCertMap maps a verified client certificate to a client id, which
+	// ClientFromContext returns to handlers. Keys are the leaf's SHA-256
+	// fingerprint in hex (colons and case ignored; see Fingerprint) or a URI
+	// SAN of the leaf (e.g. spiffe://hospital.example/lab). A verified
+	// certificate that maps to no client id is answered with 403.
+	// ParseClientCertMap reads the map from a file.
+	ClientCAFile  string
+	ClientCertMap map[string]string
 
 	// Insecure serves plain HTTP. It is refused unless Addr (or the
 	// listener given to Serve) is a loopback address.
@@ -62,17 +94,23 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 
 	// Logger receives http.Server's own errors (e.g. TLS handshake
-	// failures). If nil, they are dropped.
+	// failures), certificate reloads and unmapped client certificates. If
+	// nil, they are dropped.
 	Logger *slog.Logger
+
+	// Now is the clock for certificate reload checks and expiry. Default
+	// time.Now.
+	Now func() time.Time
 }
 
 // Server is an HTTPS server. Create it with New, start it with Open or
 // Serve, and stop it with Close.
 type Server struct {
-	cfg  Config
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
+	cfg   Config
+	srv   *http.Server
+	ln    net.Listener
+	done  chan error
+	certs *certSource // nil unless the certificate comes from files
 }
 
 // New returns a Server for cfg with defaults filled in. It does not listen.
@@ -101,6 +139,12 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.CertReloadInterval == 0 {
+		cfg.CertReloadInterval = DefaultCertReloadInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Health == nil {
 		cfg.Health = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -108,8 +152,16 @@ func New(cfg Config) *Server {
 		})
 	}
 	s := &Server{cfg: cfg}
+	if cfg.Certificate == nil && cfg.CertFile != "" && cfg.KeyFile != "" {
+		s.certs = &certSource{
+			certFile: cfg.CertFile,
+			keyFile:  cfg.KeyFile,
+			interval: cfg.CertReloadInterval,
+			now:      cfg.Now,
+			logger:   cfg.Logger,
+		}
+	}
 	s.srv = &http.Server{
-		Handler:           s.handler(),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -155,8 +207,22 @@ func (s *Server) start(ln net.Listener) error {
 	if s.ln != nil {
 		return errors.New("server: already serving")
 	}
+	var clients *clientAuth
+	if s.cfg.Insecure && s.cfg.ClientCAFile != "" {
+		return errors.New("server: client certificates need TLS; unset Insecure or the client CA file")
+	}
+	if s.cfg.ClientCAFile == "" && len(s.cfg.ClientCertMap) > 0 {
+		return errors.New("server: a client certificate map needs the client CA file that issues those certificates")
+	}
+	if s.cfg.ClientCAFile != "" {
+		var err error
+		if clients, err = newClientAuth(s.cfg.ClientCAFile, s.cfg.ClientCertMap, s.cfg.Logger); err != nil {
+			return err
+		}
+	}
+	s.srv.Handler = s.handler(clients)
 	if !s.cfg.Insecure {
-		cfg, err := s.tlsConfig()
+		cfg, err := s.tlsConfig(clients)
 		if err != nil {
 			return err
 		}
@@ -235,8 +301,23 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// handler mounts the routes and wraps them with the security headers.
-func (s *Server) handler() http.Handler {
+// ReloadCertificate loads CertFile and KeyFile again, whether or not they
+// changed, and serves the new certificate on new connections; connections
+// already open keep theirs. A pair that does not parse, whose key does not
+// match, or that has expired is rejected with an error and the certificate
+// in use stays. It is for an operator's signal (e.g. SIGHUP); the server also
+// polls the files by itself (Config.CertReloadInterval). It is safe to call
+// concurrently with handshakes.
+func (s *Server) ReloadCertificate() error {
+	if s.certs == nil {
+		return errors.New("server: no certificate files to reload")
+	}
+	return s.certs.reload()
+}
+
+// handler mounts the routes and wraps them with the security headers and,
+// if clients is not nil, client certificate mapping.
+func (s *Server) handler(clients *clientAuth) http.Handler {
 	mux := http.NewServeMux()
 	if s.cfg.FHIR != nil {
 		mux.Handle("/fhir", s.cfg.FHIR)
@@ -246,6 +327,10 @@ func (s *Server) handler() http.Handler {
 		mux.Handle("GET /metrics", s.cfg.Metrics)
 	}
 	mux.Handle("GET /healthz", s.cfg.Health)
+	var next http.Handler = mux
+	if clients != nil {
+		next = clients.wrap(mux)
+	}
 	secure := !s.cfg.Insecure
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -256,27 +341,17 @@ func (s *Server) handler() http.Handler {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		mux.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
-// tlsConfig returns the TLS settings: TLS 1.2+, ECDHE with AEAD only,
-// X25519MLKEM768, X25519 or P-256 key exchange, and h2 with http/1.1.
-func (s *Server) tlsConfig() (*tls.Config, error) {
-	cert := s.cfg.Certificate
-	if cert == nil {
-		if s.cfg.CertFile == "" || s.cfg.KeyFile == "" {
-			return nil, errors.New("server: no TLS certificate: set the certificate and key files (phivault init writes a self-signed pair), or Insecure for loopback-only development")
-		}
-		c, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("server: load certificate: %w", err)
-		}
-		cert = &c
-	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{*cert},
+// tlsConfig returns the TLS settings: TLS 1.3 preferred (Go negotiates the
+// highest version both sides have), TLS 1.2 with ECDHE and AEAD only,
+// X25519MLKEM768, X25519 or P-256 key exchange, h2 with http/1.1, and, if
+// clients is not nil, optional client certificates.
+func (s *Server) tlsConfig(clients *clientAuth) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
 		// TLS 1.3 suites are not configurable and are all AEAD. For TLS
 		// 1.2: forward secrecy (ECDHE) and AEAD only, no CBC, no RSA key
 		// exchange.
@@ -291,5 +366,23 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 		// The post-quantum hybrid first, for TLS 1.3 clients that offer it.
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256},
 		NextProtos:       []string{"h2", "http/1.1"},
-	}, nil
+	}
+	switch {
+	case s.cfg.Certificate != nil:
+		cfg.Certificates = []tls.Certificate{*s.cfg.Certificate}
+	case s.certs != nil:
+		if err := s.certs.reload(); err != nil {
+			return nil, fmt.Errorf("%w (phivault init writes a self-signed pair)", err)
+		}
+		cfg.GetCertificate = s.certs.getCertificate
+	default:
+		return nil, errors.New("server: no TLS certificate: set the certificate and key files (phivault init writes a self-signed pair), or Insecure for loopback-only development")
+	}
+	if clients != nil {
+		// Optional, so browsers and bearer-token clients need none; a
+		// certificate that is presented must verify.
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		cfg.ClientCAs = clients.pool
+	}
+	return cfg, nil
 }
