@@ -1,0 +1,251 @@
+package keyring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/phivault/phivault"
+)
+
+// Defaults and limits of the KMS keyring.
+const (
+	// DefaultKMSTimeout is the longest one KMS call may take before the
+	// keyring gives up and reports ErrKMSUnavailable.
+	DefaultKMSTimeout = 10 * time.Second
+	// KMSKeyIDPrefix starts every phivault.KeyID that a KMS keyring returns:
+	// "kms:" followed by the ARN of the KMS key.
+	KMSKeyIDPrefix = "kms:"
+
+	// kmsMaxPlaintext and kmsMaxCiphertext are the limits of the KMS API.
+	kmsMaxPlaintext  = 4096
+	kmsMaxCiphertext = 6144
+)
+
+// ErrKMSUnavailable is returned (wrapped) when the key management service
+// cannot be reached or answers that it cannot serve the request now: a
+// connection failure, a timeout, throttling or an internal error of the
+// service. Retrying later may succeed; nothing about the key is implied.
+var ErrKMSUnavailable = &phivault.Error{Code: phivault.EUNAVAILABLE, Message: "The key management service is unavailable."}
+
+// ErrKEKDisabled is returned (wrapped) when the KMS key exists but cannot be
+// used: it is disabled or pending deletion.
+var ErrKEKDisabled = errors.New("keyring: key-encryption key is disabled or pending deletion")
+
+// kmsContext is the encryption context of every KMS call. KMS binds it to
+// the ciphertext as additional authenticated data and records it in its
+// audit trail (CloudTrail), so it names the purpose and never holds PHI.
+var kmsContext = map[string]string{"purpose": wrapLabel}
+
+// KMSAPI is the part of the AWS KMS client that the KMS keyring uses.
+// *kms.Client implements it.
+type KMSAPI interface {
+	Encrypt(ctx context.Context, in *kms.EncryptInput, optFns ...func(*kms.Options)) (*kms.EncryptOutput, error)
+	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
+}
+
+var _ KMSAPI = (*kms.Client)(nil)
+
+// NewKMSClient returns an AWS KMS client for region that signs its requests
+// with creds. endpoint is the base URL of a KMS-compatible service (e.g.
+// "http://127.0.0.1:8080"); empty means the AWS endpoint of region. optFns
+// adjust the client further, e.g. its retryer.
+//
+// creds must not be nil; a provider that fetches temporary credentials
+// should be cached (the client caches any other provider itself).
+func NewKMSClient(endpoint, region string, creds aws.CredentialsProvider, optFns ...func(*kms.Options)) *kms.Client {
+	if _, cached := creds.(*aws.CredentialsCache); !cached && creds != nil {
+		creds = aws.NewCredentialsCache(creds)
+	}
+	cfg := aws.Config{Region: region, Credentials: creds}
+	return kms.NewFromConfig(cfg, func(o *kms.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		for _, fn := range optFns {
+			fn(o)
+		}
+	})
+}
+
+// KMS is a phivault.Keyring whose KEK is a symmetric key held by a key
+// management service speaking the AWS KMS API (AWS KMS itself or a
+// compatible one). WrapKey is a KMS Encrypt of the DEK and UnwrapKey a KMS
+// Decrypt, both with the encryption context {"purpose": "phivault dek v1"},
+// so the KEK never leaves the service.
+//
+// The KeyID that WrapKey returns is "kms:" followed by the ARN of the KMS
+// key that KMS reports, even when the keyring was given an alias. UnwrapKey
+// accepts the id of any KMS key the client's credentials may use (so that
+// keys wrapped before a change of key keep unwrapping) and checks that KMS
+// unwrapped the key under that very key.
+//
+// A KMS never reveals its KEK, and its String, GoString and LogValue show
+// the key id only. It is safe for concurrent use by multiple goroutines.
+type KMS struct {
+	// Timeout bounds each KMS call, retries included; a call that takes
+	// longer fails with ErrKMSUnavailable. NewKMS sets DefaultKMSTimeout;
+	// zero means no bound other than the caller's context.
+	Timeout time.Duration
+
+	client KMSAPI
+	keyID  string // as configured: key id, ARN, alias name or alias ARN
+}
+
+var _ phivault.Keyring = (*KMS)(nil)
+
+// NewKMS returns a keyring that wraps DEKs under the KMS key keyID (a key
+// id, key ARN, alias name such as "alias/phivault" or alias ARN) through
+// client. It makes no call: a wrong key id or unreachable service shows up
+// at the first WrapKey.
+func NewKMS(client KMSAPI, keyID string) *KMS {
+	return &KMS{Timeout: DefaultKMSTimeout, client: client, keyID: keyID}
+}
+
+// WrapKey encrypts dek under the keyring's KMS key and returns the id of
+// that key ("kms:" + its ARN) and the KMS ciphertext blob. It fails with
+// ErrKMSUnavailable (wrapped) if KMS cannot be reached.
+func (k *KMS) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
+	if len(dek) == 0 || len(dek) > kmsMaxPlaintext {
+		return "", nil, fmt.Errorf("keyring: kms wrap: dek of %d bytes, want 1 to %d", len(dek), kmsMaxPlaintext)
+	}
+	callCtx, cancel := k.callContext(ctx)
+	defer cancel()
+	out, err := k.client.Encrypt(callCtx, &kms.EncryptInput{
+		KeyId:             aws.String(k.keyID),
+		Plaintext:         dek,
+		EncryptionContext: kmsContext,
+	})
+	if err != nil {
+		return "", nil, kmsError(ctx, "encrypt", k.keyID, err)
+	}
+	arn := aws.ToString(out.KeyId)
+	if arn == "" || len(out.CiphertextBlob) == 0 {
+		return "", nil, fmt.Errorf("keyring: kms encrypt under %s: empty response", k.keyID)
+	}
+	return phivault.KeyID(KMSKeyIDPrefix + arn), out.CiphertextBlob, nil
+}
+
+// UnwrapKey decrypts wrapped, a ciphertext blob from WrapKey, under the KMS
+// key named by id. It returns ErrUnknownKEK if id is not a KMS key id or KMS
+// no longer has the key, ErrUnwrap if wrapped was altered or was not wrapped
+// under id with the keyring's encryption context, ErrKEKDisabled if the key
+// is disabled (AWS KMS; local-kms reports access denied), and
+// ErrKMSUnavailable if KMS cannot be reached (all wrapped); never a wrong
+// key.
+func (k *KMS) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
+	arn, ok := strings.CutPrefix(string(id), KMSKeyIDPrefix)
+	if !ok || arn == "" {
+		return nil, ErrUnknownKEK
+	}
+	if len(wrapped) == 0 || len(wrapped) > kmsMaxCiphertext {
+		return nil, ErrUnwrap
+	}
+	callCtx, cancel := k.callContext(ctx)
+	defer cancel()
+	// The request leaves KeyId out on purpose: KMS then takes the key from
+	// the blob's own header, so an altered header fails the lookup. Some
+	// KMS-compatible services (local-kms) do not authenticate that header
+	// and ignore it when KeyId is given, which would let an altered blob
+	// unwrap. Checking the KeyId of the answer below keeps the guarantee
+	// that KeyId in the request would give: a blob of another key fails.
+	out, err := k.client.Decrypt(callCtx, &kms.DecryptInput{
+		CiphertextBlob:    wrapped,
+		EncryptionContext: kmsContext,
+	})
+	if err != nil {
+		return nil, kmsError(ctx, "decrypt", arn, err)
+	}
+	if aws.ToString(out.KeyId) != arn || len(out.Plaintext) == 0 {
+		clear(out.Plaintext)
+		return nil, fmt.Errorf("keyring: kms decrypt under %s: %w (wrapped under another key)", arn, ErrUnwrap)
+	}
+	return out.Plaintext, nil
+}
+
+// callContext bounds one KMS call by k.Timeout.
+func (k *KMS) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if k.Timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, k.Timeout)
+}
+
+// kmsError classifies err, returned by a KMS call on key, as one of the
+// keyring's sentinel errors. The SDK error is kept as text only (%v): it
+// names the operation, status and request id, never key material.
+func kmsError(ctx context.Context, op, key string, err error) error {
+	if ctx.Err() != nil {
+		// The caller gave up; that says nothing about KMS.
+		return fmt.Errorf("keyring: kms %s under %s: %w", op, key, context.Cause(ctx))
+	}
+	kind := kmsErrorKind(op, err)
+	if kind == nil {
+		return fmt.Errorf("keyring: kms %s under %s: %v", op, key, err)
+	}
+	return fmt.Errorf("keyring: kms %s under %s: %w (%v)", op, key, kind, err)
+}
+
+// kmsErrorKind returns the sentinel error that err falls under, or nil for
+// an error the caller cannot act on (e.g. access denied: a configuration
+// error for the operator, shown by the SDK's text).
+func kmsErrorKind(op string, err error) error {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "InvalidCiphertextException", "IncorrectKeyException":
+			return ErrUnwrap
+		case "NotFoundException", "InvalidArnException":
+			if op == "decrypt" {
+				return ErrUnknownKEK
+			}
+			return nil
+		case "DisabledException", "KMSInvalidStateException":
+			return ErrKEKDisabled
+		case "KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException",
+			"ThrottlingException", "LimitExceededException", "ServiceUnavailableException":
+			return ErrKMSUnavailable
+		}
+		if apiErr.ErrorFault() == smithy.FaultServer {
+			return ErrKMSUnavailable
+		}
+	}
+	var respErr *smithyhttp.ResponseError
+	if errors.As(err, &respErr) && respErr.HTTPStatusCode() >= 500 {
+		return ErrKMSUnavailable
+	}
+	var sendErr *smithyhttp.RequestSendError
+	var netErr net.Error
+	if errors.As(err, &sendErr) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		return ErrKMSUnavailable
+	}
+	var paramErr smithy.InvalidParamsError
+	if errors.As(err, &paramErr) && op == "decrypt" {
+		return ErrUnwrap
+	}
+	return nil
+}
+
+// KeyID returns the KMS key the keyring wraps under, as configured (a key
+// id, ARN or alias), which may differ from the ARN in WrapKey's KeyID.
+func (k *KMS) KeyID() string { return k.keyID }
+
+// String describes the keyring by its key id only.
+func (k *KMS) String() string { return fmt.Sprintf("KMS{key: %s}", k.keyID) }
+
+// GoString is String.
+func (k *KMS) GoString() string { return k.String() }
+
+// LogValue logs the key id only.
+func (k *KMS) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("kms_key", k.keyID))
+}
