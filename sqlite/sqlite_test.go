@@ -220,8 +220,9 @@ func TestFindQuery_plan(t *testing.T) {
 			for _, step := range plan {
 				// "SCAN x USING INDEX" walks an index in order, which is fine for
 				// a type without other filters; a bare "SCAN c" or "SCAN v" is a
-				// full table scan.
-				if strings.HasPrefix(step, "SCAN ") && !strings.Contains(step, "INDEX") && !strings.HasPrefix(step, "SCAN d") {
+				// full table scan. d (the driving tokens) and p (the page, at
+				// most Limit rows) are subqueries, not tables.
+				if strings.HasPrefix(step, "SCAN ") && !strings.Contains(step, "INDEX") && !strings.HasPrefix(step, "SCAN d") && !strings.HasPrefix(step, "SCAN p") {
 					t.Errorf("%s (count %v): plan has a full scan: %q", tt.name, count, plan)
 				}
 			}

@@ -446,8 +446,10 @@ func emptyGroup(groups [][]phivault.Token) bool {
 const sampleCap = 1000
 
 // driver picks the token group to drive a search from: the one matching the
-// fewest rows, counting at most sampleCap rows per group. It returns -1 when
-// there are no token groups.
+// fewest rows. It counts the first group up to sampleCap rows and each later
+// group only up to the best count so far, so callers should put the group
+// they expect to be most selective first. It returns -1 when there are no
+// token groups.
 func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error) {
 	switch len(groups) {
 	case 0:
@@ -455,16 +457,19 @@ func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error)
 	case 1:
 		return 0, nil
 	}
-	best, bestN := 0, -1
+	best, limit := 0, sampleCap
 	for i, g := range groups {
 		args := tokenArgs(nil, g)
 		var n int
-		q := `SELECT count(*) FROM (SELECT 1 FROM tokens WHERE token IN (` + marks(len(g)) + `) LIMIT ` + fmt.Sprint(sampleCap) + `)`
+		q := `SELECT count(*) FROM (SELECT 1 FROM tokens WHERE token IN (` + marks(len(g)) + `) LIMIT ` + fmt.Sprint(limit) + `)`
 		if err := t.queryRow(ctx, "find", q, args, &n); err != nil {
 			return 0, err
 		}
-		if bestN < 0 || n < bestN {
-			best, bestN = i, n
+		if n < limit {
+			best, limit = i, n
+		}
+		if limit == 0 {
+			break
 		}
 	}
 	return best, nil
@@ -498,7 +503,7 @@ func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any)
 	if count {
 		b.WriteString("SELECT count(*) FROM ")
 	} else {
-		b.WriteString("SELECT " + versionCols + " FROM ")
+		b.WriteString("SELECT c.type, c.id, c.version, c.last_updated FROM ")
 	}
 	if drive >= 0 {
 		b.WriteString("(SELECT DISTINCT type, id FROM tokens WHERE token IN (" + marks(len(f.Tokens[drive])) + ")")
@@ -512,9 +517,6 @@ func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any)
 		b.WriteString(") d CROSS JOIN current c ON c.type = d.type AND c.id = d.id")
 	} else {
 		b.WriteString("current c")
-	}
-	if !count {
-		b.WriteString(" JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version")
 	}
 	if len(f.Types) > 0 {
 		where = append(where, "c.type IN ("+marks(len(f.Types))+")")
@@ -553,8 +555,14 @@ func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any)
 		if f.Ascending {
 			dir = " ASC"
 		}
-		b.WriteString(" ORDER BY c.last_updated" + dir + ", c.id" + dir + ", c.type" + dir)
+		order := " ORDER BY c.last_updated" + dir + ", c.id" + dir + ", c.type" + dir
+		b.WriteString(order)
 		b.WriteString(limitOffset(f.Limit, f.Offset))
+		// Read ciphertexts only for the page: filter and order on the
+		// small current rows first, then join versions.
+		return "SELECT " + versionCols + " FROM (" + b.String() + ") p" +
+			" JOIN versions v ON v.type = p.type AND v.id = p.id AND v.version = p.version" +
+			strings.ReplaceAll(order, "c.", "p."), args
 	}
 	return b.String(), args
 }

@@ -52,7 +52,13 @@ func (s *Service) plan(ctx context.Context, tx phivault.StoreTx, q *phivault.Que
 			if err != nil {
 				return nil, err
 			}
-			p.filter.Tokens = append(p.filter.Tokens, tokens)
+			if sp, ok := fhir.LookupParam(q.Type, qp.Name); ok && sp.Type == "reference" {
+				// References (patient, subject, encounter) usually narrow
+				// most; the store drives the search from the first group.
+				p.filter.Tokens = slices.Insert(p.filter.Tokens, 0, tokens)
+			} else {
+				p.filter.Tokens = append(p.filter.Tokens, tokens)
+			}
 		}
 	}
 	return p, nil
@@ -131,17 +137,22 @@ func (s *Service) search(ctx context.Context, tx phivault.StoreTx, q *phivault.Q
 	limit := pageSize(q.Count)
 	var objs []fhir.Object
 	if len(p.post) == 0 {
-		if out.Total, err = tx.Count(ctx, p.filter); err != nil {
-			return nil, err
-		}
-		if q.Summary == "count" || q.Offset >= out.Total {
-			return out, nil
+		if q.Summary == "count" {
+			out.Total, err = tx.Count(ctx, p.filter)
+			return out, err
 		}
 		f := p.filter
 		f.Offset, f.Limit = q.Offset, limit
 		sealed, err := tx.Find(ctx, f)
 		if err != nil {
 			return nil, err
+		}
+		// A short page that starts at 0 holds every match: no need to
+		// count them with a second query.
+		if out.Total = len(sealed); q.Offset > 0 || len(sealed) == limit {
+			if out.Total, err = tx.Count(ctx, p.filter); err != nil {
+				return nil, err
+			}
 		}
 		for _, sr := range sealed {
 			res, err := s.sealer.Open(ctx, tx, sr)
