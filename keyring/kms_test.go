@@ -44,14 +44,14 @@ const (
 type LocalKMS struct {
 	Endpoint string // http://127.0.0.1:PORT
 	cmd      *exec.Cmd
-	done     chan struct{}
+	kill     sync.Once
+	done     chan struct{} // closed when the process has exited
 }
 
-// Stop kills the server and waits for it to exit. It may be called twice.
+// Stop kills the server and waits for it to exit. It may be called more
+// than once.
 func (s *LocalKMS) Stop() {
-	if s.cmd.ProcessState == nil {
-		s.cmd.Process.Kill()
-	}
+	s.kill.Do(func() { s.cmd.Process.Kill() })
 	<-s.done
 }
 
