@@ -1,6 +1,15 @@
-// Package keyring provides key-encryption-key (KEK) custody for phivault:
-// [FileKeyring], the default keyring, keeps its KEKs in a local key file
-// encrypted under a passphrase.
+// Package keyring provides key-encryption-key (KEK) custody for phivault.
+// Three keyrings implement phivault.Keyring, and none ever reveals a KEK:
+//
+//   - [FileKeyring], the default, keeps its KEKs in a local key file
+//     encrypted under a passphrase.
+//   - [KMS] asks a key management service speaking the AWS KMS API to
+//     encrypt and decrypt data-encryption keys; the KEK never leaves it.
+//   - [PKCS11] uses a non-extractable AES key in a PKCS#11 hardware
+//     security module (tested against SoftHSM2).
+//
+// All three fail with [ErrUnwrap] when a wrapped key was altered and
+// [ErrUnknownKEK] when it names a KEK they do not hold.
 //
 // # Key file
 //
