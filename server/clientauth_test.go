@@ -224,11 +224,11 @@ func TestClientCertificates(t *testing.T) {
 		// A URI SAN that is mapped does not help a certificate the client
 		// CA did not issue: the handshake fails.
 		resp, body, err := get(t, &foreign)
+		// The same client without a certificate succeeds (NoCertificate),
+		// so the certificate is what failed it. The error text varies: in
+		// TLS 1.3 the client may see the connection close before the alert.
 		if err == nil {
 			t.Fatalf("a certificate from another CA got status %d, body %q; want a failed handshake", resp.StatusCode, body)
-		}
-		if !strings.Contains(err.Error(), "certificate") {
-			t.Errorf("error %v, want a TLS certificate alert", err)
 		}
 	})
 }

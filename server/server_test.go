@@ -86,6 +86,24 @@ func TestServer_TLS(t *testing.T) {
 			t.Errorf("negotiated %s with %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 		}
 	})
+	t.Run("TLS13Preferred", func(t *testing.T) {
+		// A client offering both versions gets TLS 1.3.
+		conn, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if v := conn.ConnectionState().Version; v != tls.VersionTLS13 {
+			t.Errorf("version = %s, want TLS 1.3", tls.VersionName(v))
+		}
+	})
+	t.Run("TLS12WithoutECDHERefused", func(t *testing.T) {
+		err := dial(s, &tls.Config{RootCAs: pool, ServerName: "localhost", MaxVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384}})
+		if err == nil {
+			t.Fatal("TLS 1.2 handshake with RSA key exchange succeeded")
+		}
+	})
 	t.Run("TLS13", func(t *testing.T) {
 		conn, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13})
 		if err != nil {
