@@ -101,4 +101,35 @@ type StoreTx interface {
 	// PutKey stores k unless a key with k.ID exists, and returns the key now
 	// stored under k.ID (k, or the one that was there first).
 	PutKey(ctx context.Context, k *WrappedKey) (*WrappedKey, error)
+	// ReplaceKey replaces the stored key old.ID with k (same ID), provided
+	// the stored key still has old's KEKID and wrapped bytes (compare and
+	// swap). Otherwise it returns an *Error with code ECONFLICT, or
+	// ErrNotFound if there is no key old.ID, and writes nothing.
+	ReplaceKey(ctx context.Context, old, k *WrappedKey) error
+	// Keys returns wrapped keys in id order, filtered by f.
+	Keys(ctx context.Context, f KeyFilter) ([]*WrappedKey, error)
+	// KeyCounts returns how many wrapped keys each key-encryption key wraps.
+	KeyCounts(ctx context.Context) (map[KeyID]int, error)
+
+	// Shred crypto-shreds a patient compartment, atomically: it deletes
+	// the compartment's wrapped key ("patient/<compartment>") and the
+	// blind-index tokens of every resource in the compartment, takes those
+	// resources out of Find and Count, and records the compartment as
+	// shredded at time at. Versions (ciphertext) stay. Shredding twice
+	// keeps the first time.
+	Shred(ctx context.Context, compartment string, at time.Time) error
+	// Shredded reports whether compartment was shredded, and when.
+	Shredded(ctx context.Context, compartment string) (time.Time, bool, error)
 }
+
+// KeyFilter selects wrapped keys.
+type KeyFilter struct {
+	After     string // only ids greater than After (paging)
+	ExceptKEK KeyID  // if set, only keys not wrapped by this KEK
+	Limit     int    // 0 means no limit
+}
+
+// ErrShredded is returned for anything in a crypto-shredded patient
+// compartment: its records were erased and can never be read or written
+// again.
+var ErrShredded = &Error{Code: EGONE, Message: "This patient's records were erased (crypto-shredded)."}

@@ -36,10 +36,11 @@ type keyCache struct {
 	mu    sync.Mutex
 	order *list.List // of *keyEntry, most recently used first
 	byID  map[string]*list.Element
+	dead  map[string]bool // destroyed keys, never cached again
 }
 
 func newKeyCache(size int, ttl time.Duration, now func() time.Time) *keyCache {
-	return &keyCache{size: size, ttl: ttl, now: now, order: list.New(), byID: make(map[string]*list.Element)}
+	return &keyCache{size: size, ttl: ttl, now: now, order: list.New(), byID: make(map[string]*list.Element), dead: make(map[string]bool)}
 }
 
 // get returns the live entry for id, or nil.
@@ -71,6 +72,9 @@ func (c *keyCache) put(e *keyEntry) {
 	e.expires = c.now().Add(c.ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.dead[e.id] {
+		return
+	}
 	if el := c.byID[e.id]; el != nil {
 		el.Value = e
 		c.order.MoveToFront(el)
@@ -88,6 +92,19 @@ func (c *keyCache) put(e *keyEntry) {
 func (c *keyCache) remove(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if el := c.byID[id]; el != nil {
+		c.order.Remove(el)
+		delete(c.byID, id)
+	}
+}
+
+// kill drops the entry for id and never caches id again: its key was
+// destroyed, and a reader that unwrapped it from an older snapshot must not
+// put it back.
+func (c *keyCache) kill(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dead[id] = true
 	if el := c.byID[id]; el != nil {
 		c.order.Remove(el)
 		delete(c.byID, id)

@@ -151,6 +151,37 @@ func (s *Sealer) Init(ctx context.Context, tx phivault.StoreTx) error {
 // destroyed (crypto-shredding).
 func (s *Sealer) Forget(id string) { s.cache.remove(id) }
 
+// Shred crypto-shreds a patient compartment within tx: the store deletes
+// its DEK and blind-index tokens and records the shred (see
+// [phivault.StoreTx.Shred]). The Sealer drops the unwrapped DEK at once and
+// never caches it again, even if tx rolls back (then the key is unwrapped
+// from its row on every use until the process restarts). Once tx commits,
+// every version of the compartment is ciphertext that no key opens.
+func (s *Sealer) Shred(ctx context.Context, tx phivault.StoreTx, compartment string, at time.Time) error {
+	if compartment == "" {
+		return phivault.Errorf(phivault.EINVALID, "Only a patient compartment can be shredded.")
+	}
+	s.cache.kill(KeyID(compartment))
+	if err := tx.Shred(ctx, compartment, at); err != nil {
+		return fmt.Errorf("envelope: shred: %w", err)
+	}
+	return nil
+}
+
+// shredded returns phivault.ErrShredded if compartment was shredded.
+func shredded(ctx context.Context, tx phivault.StoreTx, compartment string) error {
+	if compartment == "" {
+		return nil
+	}
+	_, ok, err := tx.Shredded(ctx, compartment)
+	if err != nil {
+		return fmt.Errorf("envelope: shredded: %w", err)
+	} else if ok {
+		return phivault.ErrShredded
+	}
+	return nil
+}
+
 // Seal encrypts r under the DEK of r.Compartment, creating that DEK within
 // tx if it does not exist. A tombstone (r.Deleted) has no ciphertext and no
 // key.
@@ -173,7 +204,7 @@ func (s *Sealer) Seal(ctx context.Context, tx phivault.StoreTx, r *phivault.Reso
 		return nil, errors.New("envelope: seal: resource has no body")
 	}
 	sr.KeyID = KeyID(r.Compartment)
-	e, err := s.currentDEK(ctx, tx, sr.KeyID)
+	e, err := s.currentDEK(ctx, tx, sr.KeyID, r.Compartment)
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +267,9 @@ func (s *Sealer) Open(ctx context.Context, tx phivault.StoreTx, sr *phivault.Sea
 	// changed (a rolled-back creation, a restore). Read it and try once more.
 	wk, err := tx.Key(ctx, sr.KeyID)
 	if errors.Is(err, phivault.ErrNotFound) {
+		if err := shredded(ctx, tx, sr.Compartment); err != nil {
+			return nil, err
+		}
 		return nil, integrityError("key does not exist")
 	} else if err != nil {
 		return nil, fmt.Errorf("envelope: key %s: %w", sr.KeyID, err)
@@ -261,10 +295,14 @@ func integrityError(detail string) error {
 	return fmt.Errorf("envelope: open: %s: %w", detail, phivault.ErrIntegrity)
 }
 
-// currentDEK returns the DEK stored under id in tx, creating it if absent.
-func (s *Sealer) currentDEK(ctx context.Context, tx phivault.StoreTx, id string) (*keyEntry, error) {
+// currentDEK returns the DEK stored under id in tx, creating it if absent
+// unless compartment was shredded (then it returns phivault.ErrShredded).
+func (s *Sealer) currentDEK(ctx context.Context, tx phivault.StoreTx, id, compartment string) (*keyEntry, error) {
 	wk, err := tx.Key(ctx, id)
 	if errors.Is(err, phivault.ErrNotFound) {
+		if err := shredded(ctx, tx, compartment); err != nil {
+			return nil, err
+		}
 		var dek []byte
 		wk, dek, err = s.createKey(ctx, tx, id)
 		if err != nil {

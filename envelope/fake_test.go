@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/phivault/phivault"
 )
@@ -21,6 +23,7 @@ type memTx struct {
 	// by a concurrent writer.
 	hideKeys bool
 	puts     int
+	shredded map[string]time.Time
 }
 
 func newMemTx() *memTx { return &memTx{keys: make(map[string]*phivault.WrappedKey)} }
@@ -46,6 +49,72 @@ func (tx *memTx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.
 	c.Wrapped = bytes.Clone(k.Wrapped)
 	tx.keys[k.ID] = &c
 	return &c, nil
+}
+
+func (tx *memTx) Shred(ctx context.Context, compartment string, at time.Time) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	delete(tx.keys, "patient/"+compartment)
+	if tx.shredded == nil {
+		tx.shredded = make(map[string]time.Time)
+	}
+	if _, ok := tx.shredded[compartment]; !ok {
+		tx.shredded[compartment] = at
+	}
+	return nil
+}
+
+func (tx *memTx) Shredded(ctx context.Context, compartment string) (time.Time, bool, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	at, ok := tx.shredded[compartment]
+	return at, ok, nil
+}
+
+func (tx *memTx) ReplaceKey(ctx context.Context, old, k *phivault.WrappedKey) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	cur := tx.keys[old.ID]
+	if cur == nil {
+		return phivault.ErrNotFound
+	}
+	if cur.KEKID != old.KEKID || !bytes.Equal(cur.Wrapped, old.Wrapped) {
+		return phivault.Errorf(phivault.ECONFLICT, "changed")
+	}
+	c := *k
+	tx.keys[k.ID] = &c
+	return nil
+}
+
+func (tx *memTx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.WrappedKey, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	var ids []string
+	for id, k := range tx.keys {
+		if id > f.After && (f.ExceptKEK == "" || k.KEKID != f.ExceptKEK) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	if f.Limit > 0 && len(ids) > f.Limit {
+		ids = ids[:f.Limit]
+	}
+	out := make([]*phivault.WrappedKey, len(ids))
+	for i, id := range ids {
+		c := *tx.keys[id]
+		out[i] = &c
+	}
+	return out, nil
+}
+
+func (tx *memTx) KeyCounts(ctx context.Context) (map[phivault.KeyID]int, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	out := make(map[phivault.KeyID]int)
+	for _, k := range tx.keys {
+		out[k.KEKID]++
+	}
+	return out, nil
 }
 
 // fakeKeyring "wraps" a key by prefixing a marker, so tests can store chosen

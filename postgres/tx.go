@@ -374,3 +374,115 @@ func (t *Tx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.Wrap
 	}
 	return t.Key(ctx, k.ID)
 }
+
+// ReplaceKey replaces old with k if the stored key is still old.
+func (t *Tx) ReplaceKey(ctx context.Context, old, k *phivault.WrappedKey) error {
+	if !t.write {
+		return errReadOnly
+	}
+	if old == nil || k == nil || k.ID != old.ID || k.ID == "" {
+		return phivault.Errorf(phivault.EINVALID, "A replaced key keeps its id.")
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE keys SET kek_id = $1, wrapped = $2, created = $3
+		WHERE id = $4 AND kek_id = $5 AND wrapped = $6`,
+		string(k.KEKID), k.Wrapped, k.Created.UTC(), old.ID, string(old.KEKID), old.Wrapped)
+	if err != nil {
+		return mapErr("replace key", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	if _, err := t.Key(ctx, old.ID); err != nil {
+		return err
+	}
+	return phivault.Errorf(phivault.ECONFLICT, "The key changed since it was read.")
+}
+
+// Keys returns wrapped keys in id order.
+func (t *Tx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.WrappedKey, error) {
+	var a args
+	q := `SELECT id, kek_id, wrapped, created FROM keys WHERE id > ` + a.add(f.After)
+	if f.ExceptKEK != "" {
+		q += ` AND kek_id <> ` + a.add(string(f.ExceptKEK))
+	}
+	q += ` ORDER BY id` + limitOffset(f.Limit, 0)
+	rows, err := t.tx.Query(ctx, q, a...)
+	if err != nil {
+		return nil, mapErr("keys", err)
+	}
+	defer rows.Close()
+	var out []*phivault.WrappedKey
+	for rows.Next() {
+		var k phivault.WrappedKey
+		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &k.Created); err != nil {
+			return nil, mapErr("keys", err)
+		}
+		k.Created = k.Created.UTC()
+		out = append(out, &k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr("keys", err)
+	}
+	return out, nil
+}
+
+// KeyCounts returns how many keys each key-encryption key wraps.
+func (t *Tx) KeyCounts(ctx context.Context) (map[phivault.KeyID]int, error) {
+	rows, err := t.tx.Query(ctx, `SELECT kek_id, count(*) FROM keys GROUP BY kek_id`)
+	if err != nil {
+		return nil, mapErr("key counts", err)
+	}
+	defer rows.Close()
+	out := make(map[phivault.KeyID]int)
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, mapErr("key counts", err)
+		}
+		out[phivault.KeyID(id)] = int(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr("key counts", err)
+	}
+	return out, nil
+}
+
+// Shred deletes the compartment's key and tokens, takes its resources out of
+// search and records the shred.
+func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error {
+	if !t.write {
+		return errReadOnly
+	}
+	if compartment == "" {
+		return phivault.Errorf(phivault.EINVALID, "Only a patient compartment can be shredded.")
+	}
+	for _, s := range []struct {
+		q    string
+		args []any
+	}{
+		{`DELETE FROM tokens t USING current c
+			WHERE c.compartment = $1 AND t.type = c.type AND t.id = c.id`, []any{compartment}},
+		{`UPDATE current SET deleted = true WHERE compartment = $1`, []any{compartment}},
+		{`DELETE FROM keys WHERE id = $1`, []any{"patient/" + compartment}},
+		{`INSERT INTO shredded (compartment, at) VALUES ($1, $2) ON CONFLICT (compartment) DO NOTHING`,
+			[]any{compartment, at.UTC().Truncate(time.Microsecond)}},
+	} {
+		if _, err := t.tx.Exec(ctx, s.q, s.args...); err != nil {
+			return mapErr("shred", err)
+		}
+	}
+	return nil
+}
+
+// Shredded reports whether compartment was shredded, and when.
+func (t *Tx) Shredded(ctx context.Context, compartment string) (time.Time, bool, error) {
+	var at time.Time
+	err := t.tx.QueryRow(ctx, `SELECT at FROM shredded WHERE compartment = $1`, compartment).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	} else if err != nil {
+		return time.Time{}, false, mapErr("shredded", err)
+	}
+	return at.UTC(), true, nil
+}

@@ -605,3 +605,169 @@ func (t *Tx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.Wrap
 	}
 	return t.Key(ctx, k.ID)
 }
+
+// ReplaceKey replaces old with k if the stored key is still old.
+func (t *Tx) ReplaceKey(ctx context.Context, old, k *phivault.WrappedKey) error {
+	if !t.write {
+		return errReadOnly
+	}
+	if old == nil || k == nil || k.ID != old.ID || k.ID == "" {
+		return phivault.Errorf(phivault.EINVALID, "A replaced key keeps its id.")
+	}
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := t.conn.ExecContext(qctx, `UPDATE keys SET kek_id = ?, wrapped = ?, created = ?
+		WHERE id = ? AND kek_id = ? AND wrapped = ?`,
+		string(k.KEKID), k.Wrapped, k.Created.UnixMicro(), old.ID, string(old.KEKID), old.Wrapped)
+	if err != nil {
+		return t.fail("replace key", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return t.fail("replace key", err)
+	} else if n == 1 {
+		return nil
+	}
+	if _, err := t.Key(ctx, old.ID); err != nil {
+		return err
+	}
+	return phivault.Errorf(phivault.ECONFLICT, "The key changed since it was read.")
+}
+
+// Keys returns wrapped keys in id order.
+func (t *Tx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.WrappedKey, error) {
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := `SELECT id, kek_id, wrapped, created FROM keys WHERE id > ?`
+	args := []any{f.After}
+	if f.ExceptKEK != "" {
+		q += ` AND kek_id <> ?`
+		args = append(args, string(f.ExceptKEK))
+	}
+	q += ` ORDER BY id` + limitOffset(f.Limit, 0)
+	rows, err := t.conn.QueryContext(qctx, q, args...)
+	if err != nil {
+		return nil, t.fail("keys", err)
+	}
+	defer rows.Close()
+	var out []*phivault.WrappedKey
+	for rows.Next() {
+		var k phivault.WrappedKey
+		var created int64
+		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &created); err != nil {
+			return nil, t.fail("keys", err)
+		}
+		k.Created = fromMicros(created)
+		out = append(out, &k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail("keys", err)
+	}
+	return out, nil
+}
+
+// KeyCounts returns how many keys each key-encryption key wraps.
+func (t *Tx) KeyCounts(ctx context.Context) (map[phivault.KeyID]int, error) {
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.conn.QueryContext(qctx, `SELECT kek_id, count(*) FROM keys GROUP BY kek_id`)
+	if err != nil {
+		return nil, t.fail("key counts", err)
+	}
+	defer rows.Close()
+	out := make(map[phivault.KeyID]int)
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, t.fail("key counts", err)
+		}
+		out[phivault.KeyID(id)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail("key counts", err)
+	}
+	return out, nil
+}
+
+// erased is current.deleted for a resource of a shredded compartment.
+const erased = 2
+
+// Shred deletes the compartment's key and tokens, takes its resources out of
+// search and records the shred.
+func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error {
+	if !t.write {
+		return errReadOnly
+	}
+	if compartment == "" {
+		return phivault.Errorf(phivault.EINVALID, "Only a patient compartment can be shredded.")
+	}
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		typ, id string
+		tokens  []byte
+	}
+	var rs []row
+	rows, err := t.conn.QueryContext(qctx, `SELECT type, id, tokens FROM current WHERE compartment = ?`, compartment)
+	if err != nil {
+		return t.fail("shred", err)
+	}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.typ, &r.id, &r.tokens); err != nil {
+			rows.Close()
+			return t.fail("shred", err)
+		}
+		rs = append(rs, r)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return t.fail("shred", err)
+	}
+	for _, r := range rs {
+		if err := t.deleteTokens(qctx, r.typ, r.id, r.tokens); err != nil {
+			return err
+		}
+	}
+	for _, s := range []struct {
+		q    string
+		args []any
+	}{
+		{`UPDATE current SET deleted = ?, tokens = x'' WHERE compartment = ?`, []any{erased, compartment}},
+		{`DELETE FROM keys WHERE id = ?`, []any{"patient/" + compartment}},
+		{`INSERT INTO shredded (compartment, at) VALUES (?, ?) ON CONFLICT (compartment) DO NOTHING`, []any{compartment, at.UnixMicro()}},
+	} {
+		if _, err := t.conn.ExecContext(qctx, s.q, s.args...); err != nil {
+			return t.fail("shred", err)
+		}
+	}
+	return nil
+}
+
+// Shredded reports whether compartment was shredded, and when.
+func (t *Tx) Shredded(ctx context.Context, compartment string) (time.Time, bool, error) {
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	var at int64
+	st, err := t.stmt(qctx, `SELECT at FROM shredded WHERE compartment = ?`)
+	if err == nil {
+		err = st.QueryRowContext(qctx, compartment).Scan(&at)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	} else if err != nil {
+		return time.Time{}, false, t.fail("shredded", err)
+	}
+	return fromMicros(at), true, nil
+}

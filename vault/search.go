@@ -155,8 +155,10 @@ func (s *Service) search(ctx context.Context, tx phivault.StoreTx, q *phivault.Q
 			}
 		}
 		for _, sr := range sealed {
-			res, err := s.sealer.Open(ctx, tx, sr)
-			if err != nil {
+			res, err := s.openSealed(ctx, tx, sr)
+			if isShredded(err) {
+				continue // shredded by another process since its key was cached
+			} else if err != nil {
 				return nil, err
 			}
 			out.Matches = append(out.Matches, res)
@@ -204,8 +206,10 @@ func (s *Service) postFilter(ctx context.Context, tx phivault.StoreTx, q *phivau
 	var matches []*phivault.Resource
 	var objs []fhir.Object
 	for _, sr := range sealed {
-		res, err := s.sealer.Open(ctx, tx, sr)
-		if err != nil {
+		res, err := s.openSealed(ctx, tx, sr)
+		if isShredded(err) {
+			continue
+		} else if err != nil {
 			return nil, nil, err
 		}
 		obj, err := fhir.Decode(res.Body)
@@ -314,8 +318,10 @@ func (s *Service) include(ctx context.Context, tx phivault.StoreTx, q *phivault.
 				} else if err != nil {
 					return nil, err
 				}
-				res, err := s.sealer.Open(ctx, tx, sr)
-				if err != nil {
+				res, err := s.openSealed(ctx, tx, sr)
+				if isShredded(err) {
+					continue // erased records are not included
+				} else if err != nil {
 					return nil, err
 				}
 				out = append(out, res)
@@ -336,6 +342,9 @@ func (s *Service) Everything(ctx context.Context, patientID string, count, offse
 		if err != nil {
 			return err
 		}
+		if err := checkShredded(ctx, tx, patientID); err != nil {
+			return err
+		}
 		if sr.Deleted {
 			return errGone
 		}
@@ -349,7 +358,7 @@ func (s *Service) Everything(ctx context.Context, patientID string, count, offse
 			return err
 		}
 		for _, sr := range sealed {
-			res, err := s.sealer.Open(ctx, tx, sr)
+			res, err := s.openSealed(ctx, tx, sr)
 			if err != nil {
 				return err
 			}

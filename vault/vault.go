@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"time"
@@ -47,6 +48,8 @@ type Service struct {
 	// MaxCandidates caps how many records one search may decrypt to
 	// evaluate non-equality parameters. Default DefaultMaxCandidates.
 	MaxCandidates int
+	// Logger receives events such as crypto-shreds. Nil discards them.
+	Logger *slog.Logger
 }
 
 var _ phivault.RecordService = (*Service)(nil)
@@ -149,12 +152,30 @@ func checkReadable(typ, id string) error {
 	return nil
 }
 
-// open decrypts sr; a tombstone is reported as EGONE.
+// open decrypts sr; a tombstone is reported as EGONE, and so is anything
+// of a shredded compartment (phivault.ErrShredded).
 func (s *Service) open(ctx context.Context, tx phivault.StoreTx, sr *phivault.SealedResource) (*phivault.Resource, error) {
 	if sr.Deleted {
+		if err := checkShredded(ctx, tx, sr.Compartment); err != nil {
+			return nil, err
+		}
 		return nil, errGone
 	}
-	return s.sealer.Open(ctx, tx, sr)
+	return s.openSealed(ctx, tx, sr)
+}
+
+// openSealed decrypts sr. A version whose key is gone because its
+// compartment was shredded is phivault.ErrShredded, never an integrity
+// failure: the Sealer reports it so, and this checks again for Sealers
+// that do not.
+func (s *Service) openSealed(ctx context.Context, tx phivault.StoreTx, sr *phivault.SealedResource) (*phivault.Resource, error) {
+	res, err := s.sealer.Open(ctx, tx, sr)
+	if err != nil && phivault.ErrorCode(err) == phivault.EINTEGRITY && sr.Compartment != "" {
+		if serr := checkShredded(ctx, tx, sr.Compartment); serr != nil {
+			return nil, serr
+		}
+	}
+	return res, err
 }
 
 var errGone = &phivault.Error{Code: phivault.EGONE, Message: "The resource was deleted."}
@@ -265,6 +286,14 @@ func (s *Service) updateTx(ctx context.Context, tx phivault.StoreTx, typ, id str
 		return nil, false, err
 	default:
 		prev, created = cur.Version, cur.Deleted
+		// A write into a shredded compartment fails when it seals (the
+		// compartment has no key and may get none); one that would move
+		// the resource out of it is checked here.
+		if cur.Compartment != "" && cur.Compartment != fhir.Compartment(typ, withID(obj, id)) {
+			if err := checkShredded(ctx, tx, cur.Compartment); err != nil {
+				return nil, false, err
+			}
+		}
 	}
 	if ifMatch != 0 && ifMatch != prev {
 		return nil, false, phivault.Errorf(phivault.EPRECONDITION, "If-Match names version %d but the current version is %d.", ifMatch, prev)
@@ -289,6 +318,9 @@ func (s *Service) Delete(ctx context.Context, typ, id string) error {
 func (s *Service) deleteTx(ctx context.Context, tx phivault.StoreTx, typ, id string) error {
 	cur, err := tx.Current(ctx, typ, id)
 	if err != nil {
+		return err
+	}
+	if err := checkShredded(ctx, tx, cur.Compartment); err != nil {
 		return err
 	}
 	if cur.Deleted {
@@ -361,12 +393,24 @@ func (s *Service) History(ctx context.Context, q phivault.HistoryQuery) (*phivau
 		}
 		out.Total = total
 		for _, sr := range versions {
+			if sr.Deleted && sr.Compartment != "" {
+				if err := checkShredded(ctx, tx, sr.Compartment); isShredded(err) && q.ID == "" {
+					out.Total--
+					continue
+				} else if err != nil {
+					return err
+				}
+			}
 			if sr.Deleted {
 				out.Versions = append(out.Versions, &phivault.Resource{Type: sr.Type, ID: sr.ID, Version: sr.Version, LastUpdated: sr.LastUpdated, Compartment: sr.Compartment, Deleted: true})
 				continue
 			}
-			res, err := s.sealer.Open(ctx, tx, sr)
-			if err != nil {
+			res, err := s.openSealed(ctx, tx, sr)
+			if isShredded(err) && q.ID == "" {
+				// Type-level history leaves out erased versions.
+				out.Total--
+				continue
+			} else if err != nil {
 				return err
 			}
 			out.Versions = append(out.Versions, res)
@@ -394,4 +438,13 @@ func pageSize(count int) int {
 		return MaxCount
 	}
 	return count
+}
+
+// withID returns obj with its id set, for computing the compartment of a
+// Patient before put stamps the id.
+func withID(obj fhir.Object, id string) fhir.Object {
+	if obj["id"] != id {
+		obj["id"] = id
+	}
+	return obj
 }

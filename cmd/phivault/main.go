@@ -8,6 +8,7 @@
 //	phivault demo     init + load a synthetic hospital + serve, in one step
 //	phivault import   load FHIR bundles, resources or NDJSON into a server
 //	phivault bench    put load on a server and report throughput and latency
+//	phivault keys     shred a patient, rotate keys, show key status
 //
 // Run "phivault COMMAND -h" for the flags of each command.
 package main
@@ -36,6 +37,7 @@ Commands:
   demo     create a demo vault, load a synthetic hospital and serve it
   import   load FHIR bundles, resources or NDJSON into a running server
   bench    put load on a running server; report req/s and latency
+  keys     shred a patient, rotate keys, show key status
   version  print the version
 
 Run "phivault COMMAND -h" for a command's flags.
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &importCommand{stdout: stdout, stderr: stderr}
 	case "bench":
 		cmd = &benchCommand{stdout: stdout, stderr: stderr}
+	case "keys":
+		cmd = &keysCommand{stdout: stdout, stderr: stderr}
 	case "version":
 		fmt.Fprintln(stdout, "phivault", version)
 		return nil

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/keyring"
@@ -103,6 +105,7 @@ type app struct {
 	db      *sqlite.DB
 	records phivault.RecordService
 	handler *api.Handler
+	admin   *admin.Handler
 	metrics *prometheus.Registry
 	server  *server.Server
 }
@@ -137,10 +140,14 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	}
 	a := &app{cfg: cfg, logger: logger, db: db, metrics: prometheus.NewRegistry()}
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.records = vault.New(db, sealer)
+	records := vault.New(db, sealer)
+	records.Logger = logger
+	a.records = records
+	auth := &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin"}
+	a.admin = admin.NewHandler(admin.Options{Authenticator: auth, Records: records, Logger: logger})
 	a.handler = api.NewHandler(a.records, api.Options{
 		BaseURL:       cfg.BaseURL,
-		Authenticator: &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin"},
+		Authenticator: auth,
 		Registerer:    a.metrics,
 		Logger:        logger,
 		Version:       version,
@@ -159,11 +166,21 @@ func (a *app) listen(ctx context.Context) error {
 		CertFile: cert,
 		KeyFile:  key,
 		Insecure: a.cfg.Insecure,
-		FHIR:     a.handler,
+		FHIR:     a.fhirAndAdmin(),
 		Metrics:  promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
 		Logger:   a.logger,
 	})
 	return a.server.Open(ctx)
+}
+
+// fhirAndAdmin routes /fhir/admin/ to the admin API and the rest of /fhir
+// to the FHIR API: the server package mounts its FHIR handler at /fhir only.
+func (a *app) fhirAndAdmin() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/fhir", a.handler)
+	mux.Handle("/fhir/", a.handler)
+	mux.Handle("/fhir"+adminPrefix+"/", http.StripPrefix("/fhir", a.admin))
+	return mux
 }
 
 // Close stops the server and closes the database.

@@ -55,6 +55,9 @@ func Run(t *testing.T, open func(t *testing.T) phivault.Store) {
 		{"View/ReadOnly", testViewReadOnly},
 		{"Key/ErrNotFound", testKeyErrNotFound},
 		{"PutKey/FirstWriterWins", testPutKeyFirstWriterWins},
+		{"ReplaceKey", testReplaceKey},
+		{"Keys/Paging", testKeysPaging},
+		{"Shred", testShred},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))

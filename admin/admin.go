@@ -1,0 +1,150 @@
+// Package admin implements phivault's administrative HTTP API: operations an
+// operator runs on a live server, such as crypto-shredding a patient and
+// rotating the key-encryption key. Every request needs a bearer token that
+// the configured Authenticator accepts; every answer is JSON, errors an
+// OperationOutcome.
+//
+// Routes, relative to where the handler is mounted (it expects paths that
+// start with /admin/):
+//
+//	POST /admin/patients/{id}/$shred   crypto-shred one patient's compartment
+//	POST /admin/keys/$rotate           new KEK version; rewrap in the background
+//	GET  /admin/keys/status            KEK versions, ages, DEKs per version, rewrap progress
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/fhir"
+)
+
+// Shredder crypto-shreds a patient compartment; vault.Service is one.
+type Shredder interface {
+	Shred(ctx context.Context, patientID string) (time.Time, error)
+}
+
+// Keys manages the key-encryption keys of a running server.
+type Keys interface {
+	// Rotate makes a new KEK version current and starts rewrapping every
+	// stored key under it in the background. It returns the new version.
+	Rotate(ctx context.Context) (phivault.KeyID, error)
+	// Status describes the KEK versions and the rewrap in progress, as a
+	// JSON-encodable value.
+	Status(ctx context.Context) (any, error)
+}
+
+// Options configures a Handler.
+type Options struct {
+	Authenticator api.Authenticator // required; nil refuses every request
+	Records       Shredder          // required for $shred
+	Keys          Keys              // optional; nil answers 501 for key routes
+	Logger        *slog.Logger      // nil discards
+}
+
+// Handler serves the admin API. It is safe for concurrent use.
+type Handler struct {
+	opts Options
+	mux  *http.ServeMux
+	log  *slog.Logger
+}
+
+// NewHandler returns a Handler for opts.
+func NewHandler(opts Options) *Handler {
+	h := &Handler{opts: opts, mux: http.NewServeMux(), log: opts.Logger}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.mux.HandleFunc("POST /admin/patients/{id}/{op}", h.patientOp)
+	h.mux.HandleFunc("POST /admin/keys/{op}", h.keysOp)
+	h.mux.HandleFunc("GET /admin/keys/status", h.status)
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || h.opts.Authenticator == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
+		writeError(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <token>."))
+		return
+	}
+	ctx, err := h.opts.Authenticator.Authenticate(r.Context(), token)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="invalid_token"`)
+		writeError(w, err)
+		return
+	}
+	h.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (h *Handler) patientOp(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("op") != "$shred" || h.opts.Records == nil {
+		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
+		return
+	}
+	id := r.PathValue("id")
+	at, err := h.opts.Records.Shred(r.Context(), id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	h.log.Info("admin: patient shredded", "patient", id, "at", at, "actor", api.ActorFromContext(r.Context()))
+	writeJSON(w, http.StatusOK, fhir.NewOutcome("information", "informational",
+		"Patient/"+id+" was crypto-shredded at "+at.UTC().Format(time.RFC3339Nano)+"; its records can no longer be read."))
+}
+
+func (h *Handler) keysOp(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("op") != "$rotate" {
+		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
+		return
+	}
+	if h.opts.Keys == nil {
+		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server's keyring cannot be rotated online."))
+		return
+	}
+	id, err := h.opts.Keys.Rotate(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	h.log.Info("admin: key-encryption key rotated", "kek", string(id), "actor", api.ActorFromContext(r.Context()))
+	writeJSON(w, http.StatusAccepted, fhir.NewOutcome("information", "informational",
+		"The key-encryption key "+string(id)+" is now current; stored keys are being rewrapped in the background (GET keys/status)."))
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
+	if h.opts.Keys == nil {
+		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server reports no key status."))
+		return
+	}
+	st, err := h.opts.Keys.Status(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status, body := fhir.OutcomeJSON(err)
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/sqlite"
+	"github.com/phivault/phivault/vault"
+)
+
+// keysCommand manages keys: shred a patient, rotate the KEK, show status.
+type keysCommand struct {
+	stdout, stderr io.Writer
+}
+
+const keysUsage = `Usage: phivault keys SUBCOMMAND [flags]
+
+Subcommands:
+  shred        crypto-shred one patient: destroy its key and search tokens
+  rotate       make a new key-encryption key version and rewrap every key
+  status       KEK versions, age, rotation due, keys per version
+  compromised  mark a KEK version compromised (forces rotation)
+
+Each subcommand talks to the running server's admin API (-url, PHIVAULT_TOKEN)
+unless -data names a data folder, which it then opens itself: do that only
+while no server runs on that folder.
+`
+
+func (c *keysCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, keysUsage)
+		return errorWithHint("no keys subcommand", "phivault keys status")
+	}
+	switch args[0] {
+	case "shred":
+		return c.shred(ctx, args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(c.stdout, keysUsage)
+		return nil
+	}
+	fmt.Fprint(c.stderr, keysUsage)
+	return errorWithHint("unknown keys subcommand "+args[0], "phivault keys help")
+}
+
+// offlineFlags select a data folder to open directly instead of calling a
+// server.
+type offlineFlags struct {
+	data     string
+	passFile string
+}
+
+func (o *offlineFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.data, "data", "", "data folder to open directly, when no server runs on it (default: call the server)")
+	fs.StringVar(&o.passFile, "passphrase-file", "", "file holding the key-file passphrase (with -data; or PHIVAULT_PASSPHRASE[_FILE])")
+}
+
+// offline is a data folder opened by a keys subcommand.
+type offline struct {
+	data    dataDir
+	pass    []byte
+	keys    *keyring.FileKeyring
+	db      *sqlite.DB
+	sealer  *envelope.Sealer
+	records *vault.Service
+}
+
+func (o *offlineFlags) open(ctx context.Context, logger *slog.Logger) (*offline, error) {
+	d := dataDir(o.data)
+	if !d.initialized() {
+		return nil, errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), "check -data")
+	}
+	pass, err := passphrase(o.passFile)
+	if err != nil {
+		return nil, err
+	}
+	if pass == "" {
+		return nil, errorWithHint("no key-file passphrase", "set PHIVAULT_PASSPHRASE_FILE (or PHIVAULT_PASSPHRASE) or pass -passphrase-file")
+	}
+	keys, err := keyring.OpenFile(d.keyFile(), []byte(pass), keyring.FileOptions{})
+	if errors.Is(err, keyring.ErrWrongPassphrase) {
+		return nil, errorWithHint("wrong passphrase for the key file", "check PHIVAULT_PASSPHRASE_FILE")
+	} else if err != nil {
+		return nil, fmt.Errorf("open key file: %w", err)
+	}
+	db, err := sqlite.Open(ctx, d.database())
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	sealer := envelope.New(keys, envelope.Options{})
+	records := vault.New(db, sealer)
+	records.Logger = logger
+	return &offline{data: d, pass: []byte(pass), keys: keys, db: db, sealer: sealer, records: records}, nil
+}
+
+func (o *offline) Close() error { return o.db.Close() }
+
+// adminCall sends a request to the admin API under the FHIR base URL and
+// returns the body of a 2xx answer; any other answer is an error carrying
+// the OperationOutcome's message.
+func adminCall(ctx context.Context, cf *clientFlags, method, path string) ([]byte, error) {
+	c, err := cf.client(1)
+	if err != nil {
+		return nil, err
+	}
+	status, body, err := c.do(ctx, method, adminPrefix+path, []byte{})
+	if err != nil {
+		return nil, errorWithHint(fmt.Sprintf("cannot reach %s: %v", cf.url, err), "start the server, check -url and -cacert, or use -data while no server runs")
+	}
+	if status < 200 || status > 299 {
+		return nil, fmt.Errorf("server answered %d: %s", status, outcomeMessage(body))
+	}
+	return body, nil
+}
+
+// adminPrefix is where the admin API is mounted, relative to the FHIR base
+// URL: the server package routes only /fhir and below to handlers, so the
+// admin handler lives at /fhir/admin/.
+const adminPrefix = "/admin"
+
+func (c *keysCommand) shred(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("keys shred", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	var cf clientFlags
+	cf.register(fs)
+	var of offlineFlags
+	of.register(fs)
+	patient := fs.String("patient", "", "id of the Patient to shred (required)")
+	fs.Usage = func() {
+		fmt.Fprint(c.stderr, "Usage: phivault keys shred --patient ID [-data DIR | -url URL]\n\n"+
+			"Destroys the patient's data key and search tokens. Every version of the patient's\n"+
+			"records stays as ciphertext nobody can read; reads answer 410, writes are refused.\n"+
+			"This cannot be undone.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *patient == "" || strings.ContainsAny(*patient, "/?#") {
+		return errorWithHint("no valid --patient id", "phivault keys shred --patient ID")
+	}
+	if of.data == "" {
+		body, err := adminCall(ctx, &cf, http.MethodPost, "/patients/"+url.PathEscape(*patient)+"/$shred")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(c.stdout, outcomeMessage(body))
+		return nil
+	}
+	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
+	o, err := of.open(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	at, err := o.records.Shred(ctx, *patient)
+	if err != nil {
+		if phivault.ErrorCode(err) == phivault.ENOTFOUND {
+			return fmt.Errorf("no Patient %s in %s", *patient, o.data)
+		}
+		return fmt.Errorf("shred: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "Patient/%s was crypto-shredded at %s.\n", *patient, at.Format("2006-01-02T15:04:05.000000Z07:00"))
+	return nil
+}

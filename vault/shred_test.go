@@ -1,0 +1,355 @@
+package vault_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/internal/testenv"
+	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/sqlite"
+	"github.com/phivault/phivault/vault"
+)
+
+// keyOverride is a StoreTx whose Key(id) returns k: it lets a Sealer try a
+// chosen stored key on a compartment's ciphertext.
+type keyOverride struct {
+	phivault.StoreTx
+	id string
+	k  *phivault.WrappedKey
+}
+
+func (o keyOverride) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
+	if id == o.id {
+		return &phivault.WrappedKey{ID: id, KEKID: o.k.KEKID, Wrapped: o.k.Wrapped, Created: o.k.Created}, nil
+	}
+	return o.StoreTx.Key(ctx, id)
+}
+
+// importedPatient is one Synthea patient as imported: its Patient id and
+// every resource (Type/id) its transaction created.
+type importedPatient struct {
+	id   string
+	refs []string
+}
+
+func importSynthea(t *testing.T, s *vault.Service, n int) []importedPatient {
+	t.Helper()
+	var out []importedPatient
+	testenv.SyntheaBundles(t, "patients-100.tar.gz", func(name string, data []byte) {
+		if len(out) == n {
+			return
+		}
+		res, err := s.Bundle(context.Background(), data, "https://example.test/fhir")
+		if err != nil {
+			t.Fatalf("%s: Bundle = %v", name, err)
+		}
+		var got struct {
+			Entry []struct {
+				Response struct {
+					Location string `json:"location"`
+				} `json:"response"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(res.Body, &got); err != nil {
+			t.Fatal(err)
+		}
+		var p importedPatient
+		for _, e := range got.Entry {
+			ref, _, _ := strings.Cut(e.Response.Location, "/_history/")
+			p.refs = append(p.refs, ref)
+			if id, ok := strings.CutPrefix(ref, "Patient/"); ok {
+				p.id = id
+			}
+		}
+		out = append(out, p)
+	})
+	return out
+}
+
+func wantShredded(t *testing.T, what string, err error) {
+	t.Helper()
+	if phivault.ErrorCode(err) != phivault.EGONE || !strings.Contains(phivault.ErrorMessage(err), "erased (crypto-shredded)") {
+		t.Fatalf("%s = %v, want EGONE saying the records were erased", what, err)
+	}
+}
+
+// TestService_Shred imports Synthea patients into the real stack (SQLite
+// store, file keyring), shreds one, and proves the shred: every version and
+// history entry of that patient reads as erased, the others are unaffected,
+// writes into the compartment are refused with nothing written, and in the
+// database every ciphertext of the compartment remains while no stored key
+// opens any of them and no token of the compartment is left.
+func TestService_Shred(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "keyring.age")
+	pass := []byte("correct horse battery staple")
+	kopts := keyring.FileOptions{WorkFactor: 10}
+	if err := keyring.CreateFile(keyPath, pass, kopts); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := keyring.OpenFile(keyPath, pass, kopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(dir, "phivault.db")
+	db, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	sealer := envelope.New(keys, envelope.Options{})
+	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
+		t.Fatal(err)
+	}
+	s := vault.New(db, sealer)
+
+	patients := importSynthea(t, s, 3)
+	victim, other := patients[1], patients[0]
+	if victim.id == "" || other.id == "" {
+		t.Fatal("a bundle had no Patient")
+	}
+	// Give the victim more history: update one resource, delete another.
+	var obsID string
+	for _, ref := range victim.refs {
+		if id, ok := strings.CutPrefix(ref, "Observation/"); ok {
+			obsID = id
+			break
+		}
+	}
+	obs, err := s.Read(ctx, "Observation", obsID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Update(ctx, "Observation", obsID, obs.Body, phivault.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "Observation", obsID); err != nil {
+		t.Fatal(err)
+	}
+	otherBefore, err := s.Everything(ctx, other.id, vault.MaxCount, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The victim's compartment, before the shred (a bundle also creates
+	// Organizations and Practitioners, which are in no compartment).
+	var mine []string
+	for _, ref := range victim.refs {
+		typ, id, _ := strings.Cut(ref, "/")
+		r, err := s.Read(ctx, typ, id)
+		if phivault.ErrorCode(err) == phivault.EGONE {
+			mine = append(mine, ref) // the deleted Observation
+			continue
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if r.Compartment == victim.id {
+			mine = append(mine, ref)
+		}
+	}
+	victim.refs = mine
+	before, err := s.Everything(ctx, victim.id, vault.MaxCount, 0)
+	if err != nil || before.Total == 0 {
+		t.Fatalf("Everything(victim) = %v, %v", before, err)
+	}
+
+	// Shred only removes a patient that exists.
+	if _, err := s.Shred(ctx, "no-such-patient"); phivault.ErrorCode(err) != phivault.ENOTFOUND {
+		t.Errorf("Shred(unknown) = %v, want ENOTFOUND", err)
+	}
+	at, err := s.Shred(ctx, victim.id)
+	if err != nil {
+		t.Fatalf("Shred = %v", err)
+	}
+	if again, err := s.Shred(ctx, victim.id); err != nil || !again.Equal(at) {
+		t.Errorf("Shred again = %v, %v; want the first time %v", again, err, at)
+	}
+
+	// Reads: every version and history entry of the victim is erased.
+	versions := map[string]int64{} // Type/id -> newest version
+	for _, ref := range victim.refs {
+		typ, id, _ := strings.Cut(ref, "/")
+		_, err := s.Read(ctx, typ, id)
+		wantShredded(t, "Read("+ref+")", err)
+		_, err = s.History(ctx, phivault.HistoryQuery{Type: typ, ID: id})
+		wantShredded(t, "History("+ref+")", err)
+		n := int64(1)
+		if id == obsID {
+			n = 3
+		}
+		versions[ref] = n
+		for v := int64(1); v <= n; v++ {
+			_, err := s.VRead(ctx, typ, id, v)
+			wantShredded(t, fmt.Sprintf("VRead(%s, %d)", ref, v), err)
+		}
+	}
+	_, err = s.Everything(ctx, victim.id, 0, 0)
+	wantShredded(t, "Everything(victim)", err)
+	for _, q := range []string{"subject=Patient/" + victim.id, "patient=" + victim.id, "_id=" + obsID} {
+		res := mustSearch(t, s, "Observation", q)
+		if res.Total != 0 || len(res.Matches) != 0 {
+			t.Errorf("Search(Observation?%s) after shred = %d matches", q, res.Total)
+		}
+	}
+	if res := mustSearch(t, s, "Patient", "_id="+victim.id); res.Total != 0 {
+		t.Errorf("Search(Patient?_id=victim) after shred = %d matches", res.Total)
+	}
+	hist, err := s.History(ctx, phivault.HistoryQuery{Type: "Patient", Count: vault.MaxCount})
+	if err != nil {
+		t.Fatalf("type history = %v", err)
+	}
+	for _, v := range hist.Versions {
+		if v.ID == victim.id {
+			t.Error("type-level history lists the shredded Patient")
+		}
+	}
+	if hist.Total != len(patients)-1 {
+		t.Errorf("type-level history total = %d, want %d", hist.Total, len(patients)-1)
+	}
+
+	// Other patients are unaffected.
+	otherAfter, err := s.Everything(ctx, other.id, vault.MaxCount, 0)
+	if err != nil || otherAfter.Total != otherBefore.Total {
+		t.Fatalf("Everything(other) after shred = %v, %v; want %d resources", otherAfter, err, otherBefore.Total)
+	}
+	if _, err := s.Read(ctx, "Patient", other.id); err != nil {
+		t.Errorf("Read(other Patient) = %v", err)
+	}
+
+	// Writes into the compartment are refused and write nothing.
+	countVersions := func() int {
+		t.Helper()
+		n := 0
+		for ref := range versions {
+			typ, id, _ := strings.Cut(ref, "/")
+			err := db.View(ctx, func(tx phivault.StoreTx) error {
+				_, total, err := tx.History(ctx, phivault.HistoryFilter{Type: typ, ID: id})
+				n += total
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	stored := countVersions()
+	patientBody := fmt.Sprintf(`{"resourceType":"Patient","id":%q,"active":true}`, victim.id)
+	_, _, err = s.Update(ctx, "Patient", victim.id, []byte(patientBody), phivault.UpdateOptions{})
+	wantShredded(t, "Update(Patient/victim)", err)
+	obsBody := fmt.Sprintf(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/%s"}}`, victim.id)
+	_, _, err = s.Create(ctx, "Observation", []byte(obsBody), phivault.CreateOptions{})
+	wantShredded(t, "Create(Observation of victim)", err)
+	var victimObs string
+	for _, ref := range victim.refs {
+		if id, ok := strings.CutPrefix(ref, "Observation/"); ok && id != obsID {
+			victimObs = id
+			break
+		}
+	}
+	moved := fmt.Sprintf(`{"resourceType":"Observation","id":%q,"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/%s"}}`, victimObs, other.id)
+	_, _, err = s.Update(ctx, "Observation", victimObs, []byte(moved), phivault.UpdateOptions{})
+	wantShredded(t, "Update(victim's Observation into another compartment)", err)
+	err = s.Delete(ctx, "Observation", victimObs)
+	wantShredded(t, "Delete(victim's Observation)", err)
+	tx := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[
+		{"fullUrl":"urn:uuid:a","resource":{"resourceType":"Organization","name":"X"},"request":{"method":"POST","url":"Organization"}},
+		{"resource":%s,"request":{"method":"PUT","url":"Patient/%s"}}]}`, patientBody, victim.id)
+	_, err = s.Bundle(ctx, []byte(tx), "https://example.test/fhir")
+	wantShredded(t, "transaction into the victim's compartment", err)
+	if got := countVersions(); got != stored {
+		t.Errorf("refused writes stored versions: %d, want %d", got, stored)
+	}
+	if res := mustSearch(t, s, "Organization", "name=X"); res.Total != 0 {
+		t.Errorf("the refused transaction wrote its Organization")
+	}
+
+	// The database: ciphertext stays, keys and tokens are gone.
+	fresh := envelope.New(keys, envelope.Options{CacheSize: -1})
+	err = db.View(ctx, func(tx phivault.StoreTx) error {
+		if _, err := tx.Key(ctx, "patient/"+victim.id); !errors.Is(err, phivault.ErrNotFound) {
+			t.Errorf("victim's key row after shred: %v, want ErrNotFound", err)
+		}
+		all, err := tx.Keys(ctx, phivault.KeyFilter{})
+		if err != nil {
+			return err
+		}
+		if len(all) != len(patients)-1+2 { // the others, shared, index
+			t.Errorf("%d keys remain, want %d", len(all), len(patients)+1)
+		}
+		opened := 0
+		for ref, n := range versions {
+			typ, id, _ := strings.Cut(ref, "/")
+			for v := int64(1); v <= n; v++ {
+				sr, err := tx.Version(ctx, typ, id, v)
+				if err != nil {
+					return err
+				}
+				if sr.Deleted {
+					continue
+				}
+				if len(sr.Ciphertext) == 0 || sr.Compartment != victim.id {
+					t.Fatalf("%s/%d: ciphertext %d bytes, compartment %q", ref, v, len(sr.Ciphertext), sr.Compartment)
+				}
+				if _, err := fresh.Open(ctx, tx, sr); err == nil {
+					t.Fatalf("%s/%d opened after the shred", ref, v)
+				}
+				for _, k := range all {
+					_, err := fresh.Open(ctx, keyOverride{tx, sr.KeyID, k}, sr)
+					if err == nil {
+						t.Fatalf("%s/%d opens with stored key %s", ref, v, k.ID)
+					} else if phivault.ErrorCode(err) != phivault.EINTEGRITY {
+						t.Fatalf("%s/%d with stored key %s: %v, want an integrity failure", ref, v, k.ID, err)
+					}
+					opened++
+				}
+			}
+		}
+		t.Logf("%d resources of the shredded compartment; %d decryption attempts with the %d remaining keys, all failed", len(versions), opened, len(all))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var cts, toks, keyRows int
+	q := func(dst *int, query string, args ...any) {
+		t.Helper()
+		if err := raw.QueryRow(query, args...).Scan(dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q(&cts, `SELECT count(*) FROM versions WHERE compartment = ? AND ciphertext IS NOT NULL AND length(ciphertext) > 0`, victim.id)
+	q(&keyRows, `SELECT count(*) FROM keys WHERE id = ?`, "patient/"+victim.id)
+	q(&toks, `SELECT count(*) FROM tokens t JOIN versions v ON v.type = t.type AND v.id = t.id WHERE v.compartment = ?`, victim.id)
+	if cts < len(versions) || keyRows != 0 || toks != 0 {
+		t.Errorf("database after shred: %d ciphertexts (want >= %d), %d key rows (want 0), %d tokens (want 0)", cts, len(versions), keyRows, toks)
+	}
+	var otherToks int
+	q(&otherToks, `SELECT count(*) FROM tokens t JOIN versions v ON v.type = t.type AND v.id = t.id WHERE v.compartment = ?`, other.id)
+	if otherToks == 0 {
+		t.Error("the other patient's tokens are gone too")
+	}
+}
+
+func mustSearch(t *testing.T, s *vault.Service, typ, rawQuery string) *phivault.SearchResult {
+	t.Helper()
+	q := mustQuery(t, typ, rawQuery)
+	res, err := s.Search(context.Background(), q)
+	if err != nil {
+		t.Fatalf("Search(%s?%s) = %v", typ, rawQuery, err)
+	}
+	return res
+}
