@@ -27,9 +27,10 @@ func (d dataDir) certFile() string        { return d.path(filepath.Join("tls", "
 func (d dataDir) certKeyFile() string     { return d.path(filepath.Join("tls", "key.pem")) }
 func (d dataDir) tokenHashFile() string   { return d.path("admin-token.sha256") }
 
-// initialized reports whether init has run in d.
+// initialized reports whether init has run in d. (A vault whose keys live
+// in a KMS or an HSM has no key file, so the admin token hash is the mark.)
 func (d dataDir) initialized() bool {
-	_, err := os.Stat(d.keyFile())
+	_, err := os.Stat(d.tokenHashFile())
 	return err == nil
 }
 

@@ -47,9 +47,10 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	if cfg.Data == "phivault-data" {
 		cfg.Data = "phivault-demo"
 	}
+	cfg.Keyring = KeyringConfig{Kind: keyringFile} // the demo keeps its own key file
 	passPath := cfg.Data.path("demo-passphrase")
 	if !cfg.Data.initialized() {
-		res, err := initData(cfg.Data, "", nil)
+		res, err := initData(cfg.Data, KeyringConfig{Kind: keyringFile}, "", nil)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,6 +49,8 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder to create (env PHIVAULT_DATA)")
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
 	hosts := fs.String("hosts", "", "extra comma-separated DNS names or IPs for the certificate (localhost is always included)")
+	var kc KeyringConfig
+	kc.register(fs)
 	fs.Usage = func() { fmt.Fprint(c.stderr, initUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -56,12 +59,12 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := initData(dataDir(*data), pass, splitList(*hosts))
+	res, err := initData(dataDir(*data), kc, pass, splitList(*hosts))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "Created %s.\n", *data)
-	if res.generated {
+	if res.generated && kc.Kind == keyringFile {
 		fmt.Fprintf(c.stdout, "\nKey-file passphrase (shown once; store it apart from the data folder):\n  %s\n", res.passphrase)
 	}
 	fmt.Fprintf(c.stdout, "\nAdmin API token (shown once; only its hash is kept):\n  %s\n", res.token)
@@ -80,7 +83,7 @@ func splitList(s string) []string {
 }
 
 // initData creates the data folder d. It refuses to touch an existing one.
-func initData(d dataDir, pass string, hosts []string) (*initResult, error) {
+func initData(d dataDir, kc KeyringConfig, pass string, hosts []string) (*initResult, error) {
 	if d.initialized() {
 		return nil, errorWithHint(fmt.Sprintf("%s is already initialized", d), "use another -data folder, or serve this one")
 	}
@@ -91,8 +94,8 @@ func initData(d dataDir, pass string, hosts []string) (*initResult, error) {
 	if err := os.MkdirAll(string(d), 0o700); err != nil {
 		return nil, err
 	}
-	if err := keyring.CreateFile(d.keyFile(), []byte(res.passphrase), keyring.FileOptions{}); err != nil {
-		return nil, fmt.Errorf("create key file: %w", err)
+	if err := initKeyring(d, kc, res.passphrase); err != nil {
+		return nil, err
 	}
 	certPEM, keyPEM, err := server.SelfSigned(hosts, time.Now(), rand.Reader)
 	if err != nil {
@@ -121,4 +124,40 @@ func newAdminToken(d dataDir) (string, error) {
 		return "", err
 	}
 	return token, nil
+}
+
+// initKeyring prepares the key-encryption keys: a new key file, or a first
+// KEK in the HSM if it has none. A KMS key is made by the KMS's operator;
+// init checks that it can use it.
+func initKeyring(d dataDir, kc KeyringConfig, pass string) error {
+	switch kc.Kind {
+	case keyringFile, "":
+		if err := keyring.CreateFile(d.keyFile(), []byte(pass), keyring.FileOptions{}); err != nil {
+			return fmt.Errorf("create key file: %w", err)
+		}
+		return nil
+	case keyringPKCS11:
+		pin, err := secretFromEnv("PHIVAULT_PKCS11_PIN")
+		if err != nil {
+			return err
+		}
+		cfg := keyring.PKCS11Config{Module: kc.PKCS11Module, TokenLabel: kc.PKCS11Token, PIN: pin}
+		k, err := keyring.OpenPKCS11(cfg)
+		if errors.Is(err, keyring.ErrNoKEK) {
+			_, err = keyring.GeneratePKCS11Key(cfg)
+			return err
+		} else if err != nil {
+			return fmt.Errorf("open PKCS#11 keyring: %w", err)
+		}
+		return k.Close()
+	}
+	keys, closer, err := openKeyring(d, kc, pass)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if _, _, err := keys.WrapKey(context.Background(), make([]byte, 32)); err != nil {
+		return fmt.Errorf("check the KMS key: %w", err)
+	}
+	return nil
 }

@@ -9,12 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/envelope"
-	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/server"
 	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/vault"
@@ -40,13 +41,16 @@ Flags:
 // Config is what a running vault needs. Fields are copied into components by
 // openApp; nothing reads flags or the environment after parsing.
 type Config struct {
-	Data       dataDir
-	Addr       string
-	CertFile   string // default: the data folder's certificate
-	KeyFile    string
-	Insecure   bool // plain HTTP, loopback only
-	BaseURL    string
-	Passphrase string
+	Data          dataDir
+	Addr          string
+	CertFile      string // default: the data folder's certificate
+	KeyFile       string
+	ClientCAFile  string // PEM bundle of CAs for client certificates (mutual TLS)
+	ClientCertMap string // file of "fingerprint-or-URI client-id" lines
+	Insecure      bool   // plain HTTP, loopback only
+	BaseURL       string
+	Keyring       KeyringConfig
+	Passphrase    string
 }
 
 // LogValue redacts the passphrase, so a Config can be logged safely.
@@ -56,6 +60,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.Bool("insecure", c.Insecure),
 		slog.String("base_url", c.BaseURL),
+		slog.String("keyring", c.Keyring.Kind),
+		slog.String("client_ca", c.ClientCAFile),
 	)
 }
 
@@ -64,7 +70,10 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", envOr("PHIVAULT_ADDR", server.DefaultAddr), "listen address (env PHIVAULT_ADDR)")
 	fs.StringVar(&c.CertFile, "tls-cert", os.Getenv("PHIVAULT_TLS_CERT"), "TLS certificate PEM (default: the data folder's self-signed one; env PHIVAULT_TLS_CERT)")
 	fs.StringVar(&c.KeyFile, "tls-key", os.Getenv("PHIVAULT_TLS_KEY"), "TLS private key PEM (env PHIVAULT_TLS_KEY)")
+	fs.StringVar(&c.ClientCAFile, "tls-client-ca", os.Getenv("PHIVAULT_TLS_CLIENT_CA"), "PEM bundle of CAs whose client certificates system clients may present (env PHIVAULT_TLS_CLIENT_CA)")
+	fs.StringVar(&c.ClientCertMap, "tls-client-map", os.Getenv("PHIVAULT_TLS_CLIENT_MAP"), "file of \"sha256-fingerprint-or-URI client-id\" lines mapping client certificates to clients (env PHIVAULT_TLS_CLIENT_MAP)")
 	fs.BoolVar(&c.Insecure, "insecure-http", false, "serve plain HTTP (only on a loopback address; for local testing)")
+	c.Keyring.register(fs)
 	fs.StringVar(&c.BaseURL, "base-url", os.Getenv("PHIVAULT_BASE_URL"), "public FHIR base URL, e.g. https://vault.example.org/fhir (env PHIVAULT_BASE_URL)")
 }
 
@@ -93,9 +102,22 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	logger.Info("serving", "url", a.server.URL(), "config", cfg)
 	fmt.Fprintf(c.stdout, "phivault serving %s/fhir\n", a.server.URL())
-	<-ctx.Done()
-	logger.Info("shutting down")
-	return nil
+	// SIGHUP reloads the TLS certificate at once; the server also notices
+	// changed files by itself within a minute.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			return nil
+		case <-hup:
+			if err := a.server.ReloadCertificate(); err != nil {
+				logger.Error("certificate reload", "error", err.Error())
+			}
+		}
+	}
 }
 
 // app is a running vault: store, keys, record service and HTTPS server.
@@ -103,6 +125,7 @@ type app struct {
 	cfg     Config
 	logger  *slog.Logger
 	db      *sqlite.DB
+	keys    io.Closer // releases the keyring (HSM sessions)
 	records phivault.RecordService
 	handler *api.Handler
 	admin   *admin.Handler
@@ -116,29 +139,26 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if !cfg.Data.initialized() {
 		return nil, errorWithHint(fmt.Sprintf("%s is not a phivault data folder", cfg.Data), "phivault init -data "+string(cfg.Data))
 	}
-	if cfg.Passphrase == "" {
-		return nil, errorWithHint("no key-file passphrase", "set PHIVAULT_PASSPHRASE_FILE (or PHIVAULT_PASSPHRASE) or pass -passphrase-file")
-	}
-	keys, err := keyring.OpenFile(cfg.Data.keyFile(), []byte(cfg.Passphrase), keyring.FileOptions{})
-	if errors.Is(err, keyring.ErrWrongPassphrase) {
-		return nil, errorWithHint("wrong passphrase for the key file", "check PHIVAULT_PASSPHRASE_FILE")
-	} else if err != nil {
-		return nil, fmt.Errorf("open key file: %w", err)
-	}
 	tokenHash, err := cfg.Data.tokenHash()
+	if err != nil {
+		return nil, err
+	}
+	keys, keysCloser, err := openKeyring(cfg.Data, cfg.Keyring, cfg.Passphrase)
 	if err != nil {
 		return nil, err
 	}
 	db, err := sqlite.Open(ctx, cfg.Data.database())
 	if err != nil {
+		keysCloser.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	sealer := envelope.New(keys, envelope.Options{})
 	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
 		db.Close()
+		keysCloser.Close()
 		return nil, fmt.Errorf("create vault keys: %w", err)
 	}
-	a := &app{cfg: cfg, logger: logger, db: db, metrics: prometheus.NewRegistry()}
+	a := &app{cfg: cfg, logger: logger, db: db, keys: keysCloser, metrics: prometheus.NewRegistry()}
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
 	records.Logger = logger
@@ -161,14 +181,28 @@ func (a *app) listen(ctx context.Context) error {
 	if cert == "" && key == "" {
 		cert, key = a.cfg.Data.certFile(), a.cfg.Data.certKeyFile()
 	}
+	var clientMap map[string]string
+	if a.cfg.ClientCertMap != "" {
+		f, err := os.Open(a.cfg.ClientCertMap)
+		if err != nil {
+			return fmt.Errorf("client certificate map: %w", err)
+		}
+		clientMap, err = server.ParseClientCertMap(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("client certificate map %s: %w", a.cfg.ClientCertMap, err)
+		}
+	}
 	a.server = server.New(server.Config{
-		Addr:     a.cfg.Addr,
-		CertFile: cert,
-		KeyFile:  key,
-		Insecure: a.cfg.Insecure,
-		FHIR:     a.fhirAndAdmin(),
-		Metrics:  promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
-		Logger:   a.logger,
+		Addr:          a.cfg.Addr,
+		CertFile:      cert,
+		KeyFile:       key,
+		ClientCAFile:  a.cfg.ClientCAFile,
+		ClientCertMap: clientMap,
+		Insecure:      a.cfg.Insecure,
+		FHIR:          a.fhirAndAdmin(),
+		Metrics:       promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
+		Logger:        a.logger,
 	})
 	return a.server.Open(ctx)
 }
@@ -189,6 +223,6 @@ func (a *app) Close() error {
 	if a.server != nil {
 		errs = append(errs, a.server.Close())
 	}
-	errs = append(errs, a.db.Close())
+	errs = append(errs, a.db.Close(), a.keys.Close())
 	return errors.Join(errs...)
 }
