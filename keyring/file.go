@@ -132,6 +132,9 @@ type fileKEK struct {
 	ID      phivault.KeyID `json:"id"`
 	Key     []byte         `json:"key"`
 	Created time.Time      `json:"created"`
+	// Compromised is when an operator marked the version compromised
+	// (see MarkCompromisedFile); absent if never.
+	Compromised *time.Time `json:"compromised,omitempty"`
 }
 
 // FileKeyring is a phivault.Keyring whose KEKs come from a passphrase-
@@ -153,6 +156,8 @@ type kek struct {
 	aead    cipher.AEAD
 	ad      []byte // wrapLabel ‖ 0x00 ‖ id
 	created time.Time
+	// compromised is when the version was marked compromised, or zero.
+	compromised time.Time
 }
 
 var _ phivault.Keyring = (*FileKeyring)(nil)
@@ -270,6 +275,9 @@ func newFileKeyring(kf *keyFile, rand io.Reader) (*FileKeyring, error) {
 		ad := append([]byte(wrapLabel), 0)
 		ad = append(ad, fk.ID...)
 		k.keks[fk.ID] = &kek{id: fk.ID, key: bytes.Clone(fk.Key), aead: aead, ad: ad, created: fk.Created}
+		if fk.Compromised != nil {
+			k.keks[fk.ID].compromised = fk.Compromised.UTC()
+		}
 	}
 	k.current = k.keks[kf.Current]
 	if k.current == nil {
