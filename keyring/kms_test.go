@@ -1,7 +1,6 @@
 package keyring_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,14 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"go/build"
-	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -31,123 +24,8 @@ import (
 	"github.com/phivault/phivault/keyring"
 )
 
-// The local-kms server the tests run against. Keep in step with
-// .ci/setup-kms.sh.
-const (
-	localKMSModule = "github.com/nsmithuk/local-kms@v0.0.0-20260228092603-2a5e92d09ab6"
-	testKMSRegion  = "eu-west-2"
-	testKMSAccount = "111122223333"
-	testKMSSecret  = "test-secret-access-key-not-a-real-one"
-)
-
-// LocalKMS is a local-kms server started by a test on loopback.
-type LocalKMS struct {
-	Endpoint string // http://127.0.0.1:PORT
-	cmd      *exec.Cmd
-	kill     sync.Once
-	done     chan struct{} // closed when the process has exited
-}
-
-// Stop kills the server and waits for it to exit. It may be called more
-// than once.
-func (s *LocalKMS) Stop() {
-	s.kill.Do(func() { s.cmd.Process.Kill() })
-	<-s.done
-}
-
-// localKMSPath returns the path of the local-kms binary, or "" if it is
-// neither on PATH nor in GOBIN or GOPATH/bin.
-func localKMSPath() string {
-	if p, err := exec.LookPath("local-kms"); err == nil {
-		return p
-	}
-	var dirs []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		dirs = append(dirs, gobin)
-	}
-	for _, p := range filepath.SplitList(build.Default.GOPATH) {
-		dirs = append(dirs, filepath.Join(p, "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "local-kms")
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
-}
-
-var localKMSStarted = regexp.MustCompile(`Local KMS started on \S*:(\d+)`)
-
-// MustStartKMS starts local-kms on a port of its choosing, with its data and
-// log (it logs every call) in a temporary directory, and stops it when the
-// test ends. It skips the test if local-kms is not installed.
-func MustStartKMS(tb testing.TB) *LocalKMS {
-	tb.Helper()
-	bin := localKMSPath()
-	if bin == "" {
-		tb.Skip("local-kms not found on PATH or in $(go env GOPATH)/bin: run .ci/setup-kms.sh (go install " + localKMSModule + ")")
-	}
-	dir := tb.TempDir()
-	logFile, err := os.Create(filepath.Join(dir, "local-kms.log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"PORT=0", // prints the port it chose
-		"KMS_DATA_PATH="+dir,
-		"KMS_SEED_PATH="+filepath.Join(dir, "seed.yaml"), // absent: no seeding
-		"KMS_REGION="+testKMSRegion,
-		"KMS_ACCOUNT_ID="+testKMSAccount,
-	)
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start local-kms: %v", err)
-	}
-	s := &LocalKMS{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		pw.Close()
-		close(s.done)
-	}()
-	// Copy the log to the file, watching for the port.
-	port := make(chan string, 1)
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		defer close(port)
-		sc := bufio.NewScanner(pr)
-		found := false
-		for sc.Scan() {
-			fmt.Fprintln(logFile, sc.Text())
-			if m := localKMSStarted.FindStringSubmatch(sc.Text()); m != nil && !found {
-				found = true
-				port <- m[1]
-			}
-		}
-		io.Copy(logFile, pr)
-	}()
-	tb.Cleanup(func() {
-		s.Stop()
-		<-copied
-		logFile.Close()
-	})
-	select {
-	case p, ok := <-port:
-		if !ok {
-			s.Stop()
-			tb.Fatalf("local-kms exited before listening; see %s", logFile.Name())
-		}
-		// It listens on all interfaces; talk to it on loopback only.
-		s.Endpoint = "http://" + net.JoinHostPort("127.0.0.1", p)
-	case <-time.After(30 * time.Second):
-		tb.Fatalf("local-kms did not start within 30s; see %s", logFile.Name())
-	}
-	return s
-}
+// testKMSSecret is the secret key of testKMSCreds.
+const testKMSSecret = "test-secret-access-key-not-a-real-one"
 
 // testKMSCreds are the static credentials local-kms accepts (any will do).
 var testKMSCreds = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
@@ -159,7 +37,7 @@ var testKMSCreds = aws.CredentialsProviderFunc(func(context.Context) (aws.Creden
 // stay fast.
 func MustKMSClient(tb testing.TB, endpoint string) *kms.Client {
 	tb.Helper()
-	return keyring.NewKMSClient(endpoint, testKMSRegion, testKMSCreds, func(o *kms.Options) {
+	return keyring.NewKMSClient(endpoint, keyringtest.KMSRegion, testKMSCreds, func(o *kms.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxBackoff = 10 * time.Millisecond
 		})
@@ -177,9 +55,9 @@ func MustCreateKMSKey(tb testing.TB, client *kms.Client) string {
 }
 
 // MustOpenKMS starts local-kms, creates a key and returns a keyring using it.
-func MustOpenKMS(tb testing.TB) (*keyring.KMS, *kms.Client, *LocalKMS, string) {
+func MustOpenKMS(tb testing.TB) (*keyring.KMS, *kms.Client, *keyringtest.LocalKMS, string) {
 	tb.Helper()
-	srv := MustStartKMS(tb)
+	srv := keyringtest.StartLocalKMS(tb)
 	client := MustKMSClient(tb, srv.Endpoint)
 	arn := MustCreateKMSKey(tb, client)
 	return keyring.NewKMS(client, arn), client, srv, arn
@@ -209,7 +87,7 @@ func checkNoKeyInError(tb testing.TB, err error, dek []byte) {
 }
 
 func TestKMS_Conformance(t *testing.T) {
-	srv := MustStartKMS(t)
+	srv := keyringtest.StartLocalKMS(t)
 	client := MustKMSClient(t, srv.Endpoint)
 	arn := MustCreateKMSKey(t, client)
 	keyringtest.Run(t, func(t *testing.T) phivault.Keyring {
@@ -456,7 +334,7 @@ func TestKMS_Outage(t *testing.T) {
 }
 
 func TestKMS_LogValue(t *testing.T) {
-	srv := MustStartKMS(t)
+	srv := keyringtest.StartLocalKMS(t)
 	client := MustKMSClient(t, srv.Endpoint)
 	arn := MustCreateKMSKey(t, client)
 	k := keyring.NewKMS(client, arn)

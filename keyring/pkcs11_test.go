@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,14 +19,6 @@ import (
 	"github.com/phivault/phivault/keyring"
 )
 
-// SoftHSM2, the token the PKCS#11 tests run against.
-const (
-	softHSMModule = "/usr/lib/softhsm/libsofthsm2.so"
-	softHSMToken  = "test"
-	softHSMPIN    = "1234"
-	softHSMSOPIN  = "5678"
-)
-
 // softHSM is set up once by TestMain: SOFTHSM2_CONF is read by the library
 // when it is initialized and is global to the process, so every PKCS#11 test
 // shares one token and tells its keys apart by KEK prefix. softHSMSkip says
@@ -35,7 +26,7 @@ const (
 var softHSMSkip string
 
 func TestMain(m *testing.M) {
-	dir, err := setUpSoftHSM()
+	dir, err := keyringtest.SetUpSoftHSM()
 	if err != nil {
 		softHSMSkip = err.Error()
 	}
@@ -44,38 +35,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 	}
 	os.Exit(code)
-}
-
-// setUpSoftHSM writes a SoftHSM2 configuration with a token directory in a
-// fresh temporary directory, points SOFTHSM2_CONF at it and initializes the
-// token "test".
-func setUpSoftHSM() (string, error) {
-	if _, err := os.Stat(softHSMModule); err != nil {
-		return "", fmt.Errorf("SoftHSM2 is not installed (%s missing): run .ci/setup-softhsm.sh", softHSMModule)
-	}
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		return "", errors.New("SoftHSM2 is not installed (softhsm2-util missing): run .ci/setup-softhsm.sh")
-	}
-	dir, err := os.MkdirTemp("", "phivault-softhsm-")
-	if err != nil {
-		return "", err
-	}
-	tokens := filepath.Join(dir, "tokens")
-	conf := filepath.Join(dir, "softhsm2.conf")
-	text := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", tokens)
-	if err := os.Mkdir(tokens, 0o700); err != nil {
-		return dir, err
-	}
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		return dir, err
-	}
-	os.Setenv("SOFTHSM2_CONF", conf)
-	out, err := exec.Command(util, "--init-token", "--free", "--label", softHSMToken, "--pin", softHSMPIN, "--so-pin", softHSMSOPIN).CombinedOutput()
-	if err != nil {
-		return dir, fmt.Errorf("softhsm2-util --init-token: %v: %s", err, out)
-	}
-	return dir, nil
 }
 
 // softHSMConfig returns a configuration for the test token whose KEK prefix
@@ -87,9 +46,9 @@ func softHSMConfig(tb testing.TB) keyring.PKCS11Config {
 		tb.Skip(softHSMSkip)
 	}
 	return keyring.PKCS11Config{
-		Module:     softHSMModule,
-		TokenLabel: softHSMToken,
-		PIN:        softHSMPIN,
+		Module:     keyringtest.SoftHSMModule,
+		TokenLabel: keyringtest.SoftHSMToken,
+		PIN:        keyringtest.SoftHSMPIN,
 		KEKPrefix:  strings.NewReplacer("/", "-", " ", "-").Replace(tb.Name()) + "-kek-",
 	}
 }
@@ -435,7 +394,7 @@ func TestPKCS11_LogValue(t *testing.T) {
 		}
 	}
 
-	cfg.PIN = softHSMPIN
+	cfg.PIN = keyringtest.SoftHSMPIN
 	id := MustGeneratePKCS11Key(t, cfg)
 	k := MustOpenPKCS11(t, cfg)
 	buf.Reset()
@@ -452,7 +411,7 @@ func TestPKCS11_LogValue(t *testing.T) {
 // library's state is per process.
 func withToken(t *testing.T, f func(p *pkcs11.Ctx, sh pkcs11.SessionHandle)) {
 	t.Helper()
-	p := pkcs11.New(softHSMModule)
+	p := pkcs11.New(keyringtest.SoftHSMModule)
 	if p == nil {
 		t.Fatal("cannot load SoftHSM2")
 	}
@@ -467,7 +426,7 @@ func withToken(t *testing.T, f func(p *pkcs11.Ctx, sh pkcs11.SessionHandle)) {
 	}
 	for _, slot := range slots {
 		ti, err := p.GetTokenInfo(slot)
-		if err != nil || ti.Label != softHSMToken {
+		if err != nil || ti.Label != keyringtest.SoftHSMToken {
 			continue
 		}
 		sh, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
@@ -475,7 +434,7 @@ func withToken(t *testing.T, f func(p *pkcs11.Ctx, sh pkcs11.SessionHandle)) {
 			t.Fatal(err)
 		}
 		defer p.CloseSession(sh)
-		if err := p.Login(sh, pkcs11.CKU_USER, softHSMPIN); err != nil {
+		if err := p.Login(sh, pkcs11.CKU_USER, keyringtest.SoftHSMPIN); err != nil {
 			t.Fatal(err)
 		}
 		f(p, sh)
