@@ -122,12 +122,13 @@ func (o *output) Len() int {
 // vault is one phivault data folder and, while started, the serve process
 // running on it.
 type vault struct {
-	t      *testing.T
-	dir    string // data folder
-	tmp    string // TMPDIR of the server, so its temp files can be inspected
-	pass   string
-	token  string
-	cacert string
+	t        *testing.T
+	dir      string // data folder
+	tmp      string // TMPDIR of the server, so its temp files can be inspected
+	pass     string
+	extraEnv []string
+	token    string
+	cacert   string
 
 	url    string // FHIR base, https://127.0.0.1:PORT/fhir
 	client *http.Client
@@ -138,15 +139,17 @@ type vault struct {
 	stdout, stderr output // of every serve run, in order
 }
 
-// newVault runs "phivault init" in a fresh data folder.
-func newVault(t *testing.T) *vault {
+// newVault runs "phivault init" in a fresh data folder. extraEnv (e.g. a
+// keyring choice) is set for every phivault process of the vault.
+func newVault(t *testing.T, extraEnv ...string) *vault {
 	t.Helper()
 	base := t.TempDir()
 	v := &vault{
-		t:    t,
-		dir:  filepath.Join(base, "data"),
-		tmp:  filepath.Join(base, "tmp"),
-		pass: "e2e-passphrase-" + randomHex(8),
+		t:        t,
+		dir:      filepath.Join(base, "data"),
+		tmp:      filepath.Join(base, "tmp"),
+		pass:     "e2e-passphrase-" + randomHex(8),
+		extraEnv: extraEnv,
 	}
 	v.cacert = filepath.Join(v.dir, "tls", "cert.pem")
 	if err := os.Mkdir(v.tmp, 0o700); err != nil {
@@ -194,7 +197,9 @@ func (v *vault) env(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env, append([]string{"PHIVAULT_PASSPHRASE=" + v.pass, "TMPDIR=" + v.tmp}, extra...)...)
+	env = append(env, "PHIVAULT_PASSPHRASE="+v.pass, "TMPDIR="+v.tmp)
+	env = append(env, v.extraEnv...)
+	return append(env, extra...)
 }
 
 var servingLine = regexp.MustCompile(`(?m)^phivault serving (https://\S+)$`)
