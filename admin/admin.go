@@ -9,6 +9,7 @@
 //
 //	POST /admin/patients/{id}/$shred   crypto-shred one patient's compartment
 //	POST /admin/keys/$rotate           new KEK version; rewrap in the background
+//	POST /admin/keys/{kek}/$compromised mark a KEK version compromised; forces it out
 //	GET  /admin/keys/status            KEK versions, ages, DEKs per version, rewrap progress
 package admin
 
@@ -35,6 +36,10 @@ type Keys interface {
 	// Rotate makes a new KEK version current and starts rewrapping every
 	// stored key under it in the background. It returns the new version.
 	Rotate(ctx context.Context) (phivault.KeyID, error)
+	// MarkCompromised records that KEK version id may have been exposed
+	// and forces it out of use: a rotation if it is current, else a
+	// rewrap of the keys it still wraps.
+	MarkCompromised(ctx context.Context, id phivault.KeyID) error
 	// Status describes the KEK versions and the rewrap in progress, as a
 	// JSON-encodable value.
 	Status(ctx context.Context) (any, error)
@@ -64,6 +69,7 @@ func NewHandler(opts Options) *Handler {
 	h.mux.HandleFunc("POST /admin/patients/{id}/{op}", h.patientOp)
 	h.mux.HandleFunc("POST /admin/keys/{op}", h.keysOp)
 	h.mux.HandleFunc("GET /admin/keys/status", h.status)
+	h.mux.HandleFunc("POST /admin/keys/{kek}/{op}", h.kekOp)
 	return h
 }
 
@@ -116,6 +122,25 @@ func (h *Handler) keysOp(w http.ResponseWriter, r *http.Request) {
 	h.log.Info("admin: key-encryption key rotated", "kek", string(id), "actor", api.ActorFromContext(r.Context()))
 	writeJSON(w, http.StatusAccepted, fhir.NewOutcome("information", "informational",
 		"The key-encryption key "+string(id)+" is now current; stored keys are being rewrapped in the background (GET keys/status)."))
+}
+
+func (h *Handler) kekOp(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("op") != "$compromised" {
+		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
+		return
+	}
+	if h.opts.Keys == nil {
+		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server's keyring cannot be managed online."))
+		return
+	}
+	id := phivault.KeyID(r.PathValue("kek"))
+	if err := h.opts.Keys.MarkCompromised(r.Context(), id); err != nil {
+		writeError(w, err)
+		return
+	}
+	h.log.Warn("admin: key-encryption key marked compromised", "kek", string(id), "actor", api.ActorFromContext(r.Context()))
+	writeJSON(w, http.StatusAccepted, fhir.NewOutcome("information", "informational",
+		"The key-encryption key version was marked compromised; it is being rotated out (GET keys/status)."))
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {

@@ -56,7 +56,7 @@ func openKeyring(d dataDir, c KeyringConfig, passphrase string) (phivault.Keyrin
 		if passphrase == "" {
 			return nil, nil, errorWithHint("no key-file passphrase", "set PHIVAULT_PASSPHRASE_FILE (or PHIVAULT_PASSPHRASE) or pass -passphrase-file")
 		}
-		keys, err := keyring.OpenFile(d.keyFile(), []byte(passphrase), keyring.FileOptions{})
+		keys, err := keyring.OpenReloading(d.keyFile(), []byte(passphrase), keyring.FileOptions{})
 		if errors.Is(err, keyring.ErrWrongPassphrase) {
 			return nil, nil, errorWithHint("wrong passphrase for the key file", "check PHIVAULT_PASSPHRASE_FILE")
 		} else if err != nil {

@@ -44,6 +44,12 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "shred":
 		return c.shred(ctx, args[1:])
+	case "rotate":
+		return c.rotate(ctx, args[1:])
+	case "status":
+		return c.status(ctx, args[1:])
+	case "compromised":
+		return c.compromised(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(c.stdout, keysUsage)
 		return nil
@@ -68,7 +74,7 @@ func (o *offlineFlags) register(fs *flag.FlagSet) {
 type offline struct {
 	data    dataDir
 	pass    []byte
-	keys    *keyring.FileKeyring
+	keys    *keyring.Reloading
 	db      *sqlite.DB
 	sealer  *envelope.Sealer
 	records *vault.Service
@@ -86,7 +92,7 @@ func (o *offlineFlags) open(ctx context.Context, logger *slog.Logger) (*offline,
 	if pass == "" {
 		return nil, errorWithHint("no key-file passphrase", "set PHIVAULT_PASSPHRASE_FILE (or PHIVAULT_PASSPHRASE) or pass -passphrase-file")
 	}
-	keys, err := keyring.OpenFile(d.keyFile(), []byte(pass), keyring.FileOptions{})
+	keys, err := keyring.OpenReloading(d.keyFile(), []byte(pass), keyring.FileOptions{})
 	if errors.Is(err, keyring.ErrWrongPassphrase) {
 		return nil, errorWithHint("wrong passphrase for the key file", "check PHIVAULT_PASSPHRASE_FILE")
 	} else if err != nil {

@@ -11,11 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/server"
 	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/vault"
@@ -129,6 +131,7 @@ type app struct {
 	records phivault.RecordService
 	handler *api.Handler
 	admin   *admin.Handler
+	keyMgr  *keyManager // nil unless the file keyring
 	metrics *prometheus.Registry
 	server  *server.Server
 }
@@ -164,7 +167,17 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	records.Logger = logger
 	a.records = records
 	auth := &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin"}
-	a.admin = admin.NewHandler(admin.Options{Authenticator: auth, Records: records, Logger: logger})
+	adminOpts := admin.Options{Authenticator: auth, Records: records, Logger: logger}
+	if rk, ok := keys.(*keyring.Reloading); ok { // the file keyring rotates online
+		a.keyMgr = &keyManager{keys: rk, pass: []byte(cfg.Passphrase), store: db, logger: logger, ctx: ctx, now: time.Now}
+		if err := a.keyMgr.resumeIfNeeded(ctx); err != nil {
+			db.Close()
+			keysCloser.Close()
+			return nil, fmt.Errorf("key status: %w", err)
+		}
+		adminOpts.Keys = a.keyMgr
+	}
+	a.admin = admin.NewHandler(adminOpts)
 	a.handler = api.NewHandler(a.records, api.Options{
 		BaseURL:       cfg.BaseURL,
 		Authenticator: auth,
@@ -222,6 +235,9 @@ func (a *app) Close() error {
 	var errs []error
 	if a.server != nil {
 		errs = append(errs, a.server.Close())
+	}
+	if a.keyMgr != nil {
+		a.keyMgr.Wait() // a rewrap stops with the server's context; it resumes on the next start
 	}
 	errs = append(errs, a.db.Close(), a.keys.Close())
 	return errors.Join(errs...)

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/keyring"
+)
+
+// keyStatus is what GET /admin/keys/status and "keys status -data" report.
+type keyStatus struct {
+	Current  phivault.KeyID `json:"current"`
+	Versions []kekStatus    `json:"versions"`
+	Rewrap   rewrapStatus   `json:"rewrap"`
+}
+
+type kekStatus struct {
+	ID          phivault.KeyID `json:"id"`
+	Created     time.Time      `json:"created"`
+	Current     bool           `json:"current"`
+	Compromised *time.Time     `json:"compromised,omitempty"`
+	Keys        int            `json:"keys"` // stored keys (DEKs and the index key) it wraps
+}
+
+type rewrapStatus struct {
+	Running  bool       `json:"running"`
+	Done     int        `json:"done"`
+	Total    int        `json:"total"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Error    string     `json:"error,omitempty"`
+}
+
+// keyManager rotates the file keyring of a running server and rewraps the
+// stored keys in the background. It implements admin.Keys.
+type keyManager struct {
+	keys   *keyring.Reloading
+	pass   []byte
+	store  phivault.Store
+	logger *slog.Logger
+	ctx    context.Context // the server's lifetime
+	now    func() time.Time
+
+	mu     sync.Mutex
+	rewrap rewrapStatus
+	wg     sync.WaitGroup
+}
+
+// Rotate makes a new KEK version current and starts the rewrap.
+func (m *keyManager) Rotate(ctx context.Context) (phivault.KeyID, error) {
+	m.mu.Lock()
+	running := m.rewrap.Running
+	m.mu.Unlock()
+	if running {
+		return "", phivault.Errorf(phivault.ECONFLICT, "A rewrap is still running; wait for it to finish (GET keys/status).")
+	}
+	id, err := m.keys.Rotate(m.pass)
+	if err != nil {
+		return "", err
+	}
+	m.start()
+	return id, nil
+}
+
+// MarkCompromised marks a KEK version compromised and forces it out: a
+// rotation if it is current, else a rewrap of what it still wraps.
+func (m *keyManager) MarkCompromised(ctx context.Context, id phivault.KeyID) error {
+	if err := m.keys.MarkCompromised(m.pass, id, m.now()); errors.Is(err, keyring.ErrUnknownKEK) {
+		return phivault.Errorf(phivault.ENOTFOUND, "The key file has no KEK version %s.", safeKEK(id))
+	} else if err != nil {
+		return err
+	}
+	m.logger.Warn("key-encryption key marked compromised", "kek", string(id))
+	if m.keys.Current() == id {
+		_, err := m.Rotate(ctx)
+		return err
+	}
+	m.start()
+	return nil
+}
+
+func safeKEK(id phivault.KeyID) string {
+	if len(id) > 40 || strings.ContainsAny(string(id), "\"<>\n") {
+		return "?"
+	}
+	return string(id)
+}
+
+// start runs a rewrap in the background unless one is running.
+func (m *keyManager) start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rewrap.Running {
+		return
+	}
+	now := m.now().UTC()
+	m.rewrap = rewrapStatus{Running: true, Started: &now}
+	m.wg.Go(m.run)
+}
+
+func (m *keyManager) run() {
+	done, err := rewrapAndRetire(m.ctx, m.store, m.keys, m.pass, m.logger, func(done, total int) {
+		m.mu.Lock()
+		m.rewrap.Done, m.rewrap.Total = done, total
+		m.mu.Unlock()
+	})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now().UTC()
+	m.rewrap.Running, m.rewrap.Finished, m.rewrap.Done = false, &now, done
+	if err != nil {
+		m.rewrap.Error = "The rewrap stopped; it resumes on the next rotation or restart."
+		m.logger.Error("rewrap stopped", "done", done, "error_type", fmt.Sprintf("%T", err))
+	}
+}
+
+// resumeIfNeeded starts a rewrap when stored keys still refer to an older
+// KEK version, e.g. after a crash during one.
+func (m *keyManager) resumeIfNeeded(ctx context.Context) error {
+	st, err := statusOf(ctx, m.store, m.keys.Keyring())
+	if err != nil {
+		return err
+	}
+	for _, v := range st.Versions {
+		if !v.Current && v.Keys > 0 {
+			m.logger.Info("resuming the rewrap of stored keys", "kek", string(st.Current))
+			m.start()
+			return nil
+		}
+	}
+	return nil
+}
+
+// Wait waits for a running rewrap to stop.
+func (m *keyManager) Wait() { m.wg.Wait() }
+
+// Status reports the KEK versions and the rewrap.
+func (m *keyManager) Status(ctx context.Context) (any, error) {
+	st, err := statusOf(ctx, m.store, m.keys.Keyring())
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	st.Rewrap = m.rewrap
+	m.mu.Unlock()
+	return st, nil
+}
+
+// statusOf describes keys' versions and counts the stored keys each wraps.
+func statusOf(ctx context.Context, store phivault.Store, keys *keyring.FileKeyring) (*keyStatus, error) {
+	var counts map[phivault.KeyID]int
+	if err := store.View(ctx, func(tx phivault.StoreTx) (err error) {
+		counts, err = tx.KeyCounts(ctx)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("count keys: %w", err)
+	}
+	st := &keyStatus{Current: keys.Current()}
+	for _, v := range keys.Versions() {
+		ks := kekStatus{ID: v.ID, Created: v.Created, Current: v.Current, Keys: counts[v.ID]}
+		if !v.Compromised.IsZero() {
+			c := v.Compromised
+			ks.Compromised = &c
+		}
+		st.Versions = append(st.Versions, ks)
+	}
+	return st, nil
+}
+
+// rewrapAndRetire rewraps every stored key under the current KEK, then
+// retires the versions no stored key refers to any more.
+func rewrapAndRetire(ctx context.Context, store phivault.Store, keys *keyring.Reloading, pass []byte, logger *slog.Logger, progress func(done, total int)) (int, error) {
+	done, err := envelope.Rewrap(ctx, store, keys, envelope.RewrapOptions{Progress: progress})
+	if err != nil {
+		return done, err
+	}
+	st, err := statusOf(ctx, store, keys.Keyring())
+	if err != nil {
+		return done, err
+	}
+	var retire []phivault.KeyID
+	for _, v := range st.Versions {
+		if !v.Current && v.Keys == 0 {
+			retire = append(retire, v.ID)
+		}
+	}
+	if len(retire) > 0 {
+		if err := keys.Retire(pass, retire); err != nil {
+			return done, fmt.Errorf("retire: %w", err)
+		}
+		logger.Info("retired key-encryption keys no stored key refers to", "keks", fmt.Sprint(retire))
+	}
+	logger.Info("rewrap finished", "keys", done, "kek", string(st.Current))
+	return done, nil
+}
+
+// rotation policy
+const defaultMaxAge = 365 * 24 * time.Hour
+
+// dueReasons says why st needs a rotation under maxAge, if it does.
+func dueReasons(st *keyStatus, maxAge time.Duration, now time.Time) []string {
+	var out []string
+	for _, v := range st.Versions {
+		switch {
+		case v.Current && now.Sub(v.Created) > maxAge:
+			out = append(out, fmt.Sprintf("%s is older than %d days", v.ID, int(maxAge.Hours()/24)))
+		case v.Current && v.Compromised != nil:
+			out = append(out, fmt.Sprintf("%s (current) is marked compromised", v.ID))
+		case v.Compromised != nil && v.Keys > 0:
+			out = append(out, fmt.Sprintf("%s is marked compromised and still wraps %d keys", v.ID, v.Keys))
+		}
+	}
+	return out
+}
+
+func printStatus(out io.Writer, st *keyStatus, maxAge time.Duration, now time.Time) {
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "KEK\tCREATED\tAGE (DAYS)\tKEYS\tCURRENT\tCOMPROMISED")
+	for _, v := range st.Versions {
+		comp := "-"
+		if v.Compromised != nil {
+			comp = v.Compromised.UTC().Format(time.RFC3339)
+		}
+		cur := ""
+		if v.Current {
+			cur = "yes"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\n", v.ID, v.Created.UTC().Format(time.RFC3339), int(now.Sub(v.Created).Hours()/24), v.Keys, cur, comp)
+	}
+	w.Flush()
+	if st.Rewrap.Running {
+		fmt.Fprintf(out, "Rewrap running: %d of %d keys.\n", st.Rewrap.Done, st.Rewrap.Total)
+	} else if st.Rewrap.Error != "" {
+		fmt.Fprintf(out, "Last rewrap: %s\n", st.Rewrap.Error)
+	}
+	if r := dueReasons(st, maxAge, now); len(r) > 0 {
+		fmt.Fprintf(out, "Rotation due: %s. Run: phivault keys rotate\n", strings.Join(r, "; "))
+	} else {
+		fmt.Fprintf(out, "Rotation not due (maximum age %d days).\n", int(maxAge.Hours()/24))
+	}
+}
+
+func (c *keysCommand) rotate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	var cf clientFlags
+	cf.register(fs)
+	var of offlineFlags
+	of.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(c.stderr, "Usage: phivault keys rotate [-data DIR | -url URL]\n\n"+
+			"Adds a key-encryption key version, makes it current, rewraps every stored key\n"+
+			"under it (reads and writes go on), then retires versions nothing refers to.\n"+
+			"Back up the key file again afterwards.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if of.data == "" {
+		body, err := adminCall(ctx, &cf, http.MethodPost, "/keys/$rotate")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(c.stdout, outcomeMessage(body))
+		return c.follow(ctx, &cf)
+	}
+	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
+	o, err := of.open(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	id, err := o.keys.Rotate(o.pass)
+	if err != nil {
+		return fmt.Errorf("rotate: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "%s is now the current key-encryption key; rewrapping stored keys...\n", id)
+	done, err := rewrapAndRetire(ctx, o.db, o.keys, o.pass, logger, func(done, total int) {
+		fmt.Fprintf(c.stdout, "  %d of %d keys rewrapped\n", done, total)
+	})
+	if err != nil {
+		return fmt.Errorf("rewrap (run keys rotate again to resume): %w", err)
+	}
+	fmt.Fprintf(c.stdout, "Rewrapped %d keys under %s. Back up the key file now.\n", done, id)
+	return nil
+}
+
+// follow polls the server's key status until its rewrap finishes.
+func (c *keysCommand) follow(ctx context.Context, cf *clientFlags) error {
+	for {
+		body, err := adminCall(ctx, cf, http.MethodGet, "/keys/status")
+		if err != nil {
+			return err
+		}
+		var st keyStatus
+		if err := json.Unmarshal(body, &st); err != nil {
+			return fmt.Errorf("key status: %w", err)
+		}
+		fmt.Fprintf(c.stdout, "  %d of %d keys rewrapped\n", st.Rewrap.Done, st.Rewrap.Total)
+		if !st.Rewrap.Running {
+			if st.Rewrap.Error != "" {
+				return errors.New(st.Rewrap.Error)
+			}
+			fmt.Fprintf(c.stdout, "Done: every stored key is wrapped under %s. Back up the key file now.\n", st.Current)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (c *keysCommand) status(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("keys status", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	var cf clientFlags
+	cf.register(fs)
+	var of offlineFlags
+	of.register(fs)
+	maxAge := fs.Duration("max-age", defaultMaxAge, "rotation is due when the current KEK is older than this")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var st *keyStatus
+	if of.data == "" {
+		body, err := adminCall(ctx, &cf, http.MethodGet, "/keys/status")
+		if err != nil {
+			return err
+		}
+		st = &keyStatus{}
+		if err := json.Unmarshal(body, st); err != nil {
+			return fmt.Errorf("key status: %w", err)
+		}
+	} else {
+		o, err := of.open(ctx, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		defer o.Close()
+		if st, err = statusOf(ctx, o.db, o.keys.Keyring()); err != nil {
+			return err
+		}
+	}
+	printStatus(c.stdout, st, *maxAge, time.Now())
+	return nil
+}
+
+func (c *keysCommand) compromised(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("keys compromised", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	var cf clientFlags
+	cf.register(fs)
+	var of offlineFlags
+	of.register(fs)
+	kek := fs.String("kek", "", "KEK version to mark compromised, e.g. file:1 (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kek == "" || strings.ContainsAny(*kek, "/?#") {
+		return errorWithHint("no valid --kek", "phivault keys status shows the versions")
+	}
+	if of.data == "" {
+		body, err := adminCall(ctx, &cf, http.MethodPost, "/keys/"+*kek+"/$compromised")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(c.stdout, outcomeMessage(body))
+		return c.follow(ctx, &cf)
+	}
+	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
+	o, err := of.open(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	m := &keyManager{keys: o.keys, pass: o.pass, store: o.db, logger: logger, ctx: ctx, now: time.Now}
+	if err := m.MarkCompromised(ctx, phivault.KeyID(*kek)); err != nil {
+		return err
+	}
+	m.Wait()
+	if m.rewrap.Error != "" {
+		return errors.New(m.rewrap.Error)
+	}
+	fmt.Fprintf(c.stdout, "%s marked compromised; every stored key is now wrapped under %s.\n", *kek, o.keys.Current())
+	return nil
+}
