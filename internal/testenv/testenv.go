@@ -58,7 +58,7 @@ func SyntheaPath(name string) (string, error) {
 	}
 	path := filepath.Join(dir, name)
 	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("Synthea data %s: %w; set PHIVAULT_SYNTHEA_DIR to the folder holding it", path, err)
+		return "", fmt.Errorf("synthea data %s: %w; set PHIVAULT_SYNTHEA_DIR to the folder holding it", path, err)
 	}
 	return path, nil
 }
