@@ -26,6 +26,12 @@ type entry struct {
 	resource fhir.Object
 	newID    string      // the id a POST gets unless ifNoneExist matches; fixed across retries
 	original fhir.Object // resource before references were rewritten, if a retry may need it
+	valid    bool        // resource was validated as part of the whole Bundle
+
+	// A POST prepared before the write transaction: stamped, serialized
+	// and tokenized, waiting only to be sealed and stored.
+	prepared *phivault.Resource
+	tokens   []phivault.Token
 
 	// results
 	res     *phivault.Resource
@@ -206,12 +212,17 @@ func (s *Service) transaction(ctx context.Context, entries []*entry) error {
 		}
 		conditional = conditional || (e.resource != nil && hasConditionalRef(e.resource))
 	}
+	for _, e := range entries {
+		e.valid = true // Bundle validates every entry's resource
+	}
 	if conditional {
 		for _, e := range entries {
 			if e.resource != nil {
 				e.original = cloneObject(e.resource)
 			}
 		}
+	} else if err := s.prepareAll(ctx, entries); err != nil {
+		return err
 	}
 	return s.update(ctx, false, func(tx phivault.StoreTx) error {
 		for _, e := range entries {
@@ -228,7 +239,7 @@ func (s *Service) transaction(ctx context.Context, entries []*entry) error {
 			return err
 		}
 		for _, e := range entries {
-			if e.resource == nil || (e.method == http.MethodPost && e.res != nil) {
+			if e.resource == nil || e.prepared != nil || (e.method == http.MethodPost && e.res != nil) {
 				continue
 			}
 			if err := s.rewriteRefs(ctx, tx, e, refs); err != nil {
@@ -264,6 +275,52 @@ func entryError(e *entry, err error) error {
 		out.Issues = append(out.Issues, is)
 	}
 	return out
+}
+
+// prepareAll does, before the write transaction, the work of a transaction
+// without conditional parts: it rewrites urn:uuid: references to the ids
+// drawn for the entries, then stamps, serializes and tokenizes every POST.
+// The single writer is then left only sealing and storing, which lets
+// concurrent imports share the machine's cores.
+func (s *Service) prepareAll(ctx context.Context, entries []*entry) error {
+	refs := make(map[string]string, len(entries))
+	for _, e := range entries {
+		id := e.id
+		if e.method == http.MethodPost {
+			id = e.newID
+		} else if e.method != http.MethodPut {
+			continue
+		}
+		if e.fullURL != "" {
+			if _, dup := refs[e.fullURL]; dup {
+				return invalidAt(fmt.Sprintf("Bundle.entry[%d].fullUrl", e.index), "Two entries have the same fullUrl.")
+			}
+			refs[e.fullURL] = e.typ + "/" + id
+		}
+	}
+	now := s.now()
+	return s.store.View(ctx, func(tx phivault.StoreTx) error {
+		for _, e := range entries {
+			if e.resource == nil {
+				continue
+			}
+			if err := s.rewriteRefs(ctx, tx, e, refs); err != nil {
+				return err
+			}
+			if e.method != http.MethodPost {
+				continue
+			}
+			res, values, err := prepare(e.typ, e.newID, 1, now, e.resource)
+			if err != nil {
+				return err
+			}
+			if e.tokens, err = s.sealer.Tokens(ctx, tx, values); err != nil {
+				return err
+			}
+			e.prepared = res
+		}
+		return nil
+	})
 }
 
 // assignIDs gives every POST entry its id (or the existing match of its
@@ -340,17 +397,20 @@ func (s *Service) rewriteRefs(ctx context.Context, tx phivault.StoreTx, e *entry
 // apply performs one entry inside a transaction or batch.
 func (s *Service) apply(ctx context.Context, tx phivault.StoreTx, e *entry) error {
 	var err error
+	if e.resource != nil && !e.valid {
+		if issues := fhir.Validate(e.typ, e.resource); len(issues) > 0 {
+			return &phivault.Error{Code: phivault.EUNPROCESSABLE, Message: "The resource is not valid FHIR R4.", Issues: issues}
+		}
+	}
 	switch e.method {
 	case http.MethodPost:
-		if issues := fhir.Validate(e.typ, e.resource); len(issues) > 0 {
-			return &phivault.Error{Code: phivault.EUNPROCESSABLE, Message: "The resource is not valid FHIR R4.", Issues: issues}
+		if e.prepared != nil {
+			e.res, err = e.prepared, s.sealAndPut(ctx, tx, e.prepared, e.tokens)
+		} else {
+			e.res, err = s.put(ctx, tx, e.typ, e.id, 0, e.resource)
 		}
-		e.res, err = s.put(ctx, tx, e.typ, e.id, 0, e.resource)
 		e.status, e.created = http.StatusCreated, true
 	case http.MethodPut:
-		if issues := fhir.Validate(e.typ, e.resource); len(issues) > 0 {
-			return &phivault.Error{Code: phivault.EUNPROCESSABLE, Message: "The resource is not valid FHIR R4.", Issues: issues}
-		}
 		e.res, e.created, err = s.updateTx(ctx, tx, e.typ, e.id, e.resource, e.ifMatch)
 		e.status = http.StatusOK
 		if e.created {

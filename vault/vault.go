@@ -337,8 +337,24 @@ func (s *Service) deleteTx(ctx context.Context, tx phivault.StoreTx, typ, id str
 // put writes obj as version prev+1 of typ/id: it stamps id and meta, finds
 // the compartment, seals, and stores the version with its tokens.
 func (s *Service) put(ctx context.Context, tx phivault.StoreTx, typ, id string, prev int64, obj fhir.Object) (*phivault.Resource, error) {
-	now := s.now()
-	version := prev + 1
+	res, values, err := prepare(typ, id, prev+1, s.now(), obj)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := s.sealer.Tokens(ctx, tx, values)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sealAndPut(ctx, tx, res, tokens); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// prepare stamps obj with id, version and time, finds its compartment, and
+// serializes it. It returns the resource and its index values. It needs no
+// transaction, so bulk writes can do it before taking the writer.
+func prepare(typ, id string, version int64, now time.Time, obj fhir.Object) (*phivault.Resource, []phivault.IndexValue, error) {
 	obj["id"] = id
 	meta, _ := obj["meta"].(map[string]any)
 	if meta == nil {
@@ -349,7 +365,7 @@ func (s *Service) put(ctx context.Context, tx phivault.StoreTx, typ, id string, 
 	meta["lastUpdated"] = now.Format(instantLayout)
 	body, err := fhir.Marshal(obj)
 	if err != nil {
-		return nil, fmt.Errorf("marshal %s: %w", typ, err)
+		return nil, nil, fmt.Errorf("marshal %s: %w", typ, err)
 	}
 	res := &phivault.Resource{
 		Type:        typ,
@@ -359,18 +375,16 @@ func (s *Service) put(ctx context.Context, tx phivault.StoreTx, typ, id string, 
 		Compartment: fhir.Compartment(typ, obj),
 		Body:        body,
 	}
+	return res, fhir.IndexValues(typ, obj), nil
+}
+
+// sealAndPut seals res and stores it with its tokens.
+func (s *Service) sealAndPut(ctx context.Context, tx phivault.StoreTx, res *phivault.Resource, tokens []phivault.Token) error {
 	sealed, err := s.sealer.Seal(ctx, tx, res)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	tokens, err := s.sealer.Tokens(ctx, tx, fhir.IndexValues(typ, obj))
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.Put(ctx, sealed, tokens); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return tx.Put(ctx, sealed, tokens)
 }
 
 // instantLayout formats meta.lastUpdated as a FHIR instant with microseconds.
