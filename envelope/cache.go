@@ -19,6 +19,15 @@ type keyEntry struct {
 	expires time.Time
 	aead    cipher.AEAD // for a DEK
 	index   *indexKey   // for the blind-index key
+	gen     uint64      // the cache's generation when unwrapping began
+}
+
+// wipe zeroes the key bytes e owns. The AES key schedule inside an AEAD
+// belongs to crypto/aes and cannot be zeroed; it goes with the garbage.
+func (e *keyEntry) wipe() {
+	if e.index != nil {
+		e.index.wipe()
+	}
 }
 
 // matches reports whether e was unwrapped from k.
@@ -37,6 +46,7 @@ type keyCache struct {
 	order *list.List // of *keyEntry, most recently used first
 	byID  map[string]*list.Element
 	dead  map[string]bool // destroyed keys, never cached again
+	gen   uint64          // incremented by purge
 }
 
 func newKeyCache(size int, ttl time.Duration, now func() time.Time) *keyCache {
@@ -56,6 +66,7 @@ func (c *keyCache) get(id string) *keyEntry {
 	if !now.Before(e.expires) {
 		c.order.Remove(el)
 		delete(c.byID, id)
+		e.wipe()
 		return nil
 	}
 	c.order.MoveToFront(el)
@@ -64,7 +75,8 @@ func (c *keyCache) get(id string) *keyEntry {
 
 // put stores e, replacing any entry with its id, and evicts the least
 // recently used entries beyond the size bound. A size below 1 disables the
-// cache.
+// cache. An entry whose unwrapping began before the last purge (e.gen is
+// older) is not stored: the keyring may have been sealed meanwhile.
 func (c *keyCache) put(e *keyEntry) {
 	if c.size < 1 {
 		return
@@ -72,10 +84,13 @@ func (c *keyCache) put(e *keyEntry) {
 	e.expires = c.now().Add(c.ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.dead[e.id] {
+	if c.dead[e.id] || e.gen != c.gen {
 		return
 	}
 	if el := c.byID[e.id]; el != nil {
+		if old := el.Value.(*keyEntry); old != e {
+			old.wipe()
+		}
 		el.Value = e
 		c.order.MoveToFront(el)
 		return
@@ -84,8 +99,30 @@ func (c *keyCache) put(e *keyEntry) {
 	for c.order.Len() > c.size {
 		el := c.order.Back()
 		c.order.Remove(el)
-		delete(c.byID, el.Value.(*keyEntry).id)
+		old := el.Value.(*keyEntry)
+		delete(c.byID, old.id)
+		old.wipe()
 	}
+}
+
+// generation returns the cache's generation; pass it in keyEntry.gen.
+func (c *keyCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// purge drops and wipes every entry and starts a new generation, so that
+// keys being unwrapped right now are not cached either.
+func (c *keyCache) purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for el := c.order.Front(); el != nil; el = el.Next() {
+		el.Value.(*keyEntry).wipe()
+	}
+	c.order.Init()
+	clear(c.byID)
 }
 
 // remove drops the entry for id, if any.
@@ -95,6 +132,7 @@ func (c *keyCache) remove(id string) {
 	if el := c.byID[id]; el != nil {
 		c.order.Remove(el)
 		delete(c.byID, id)
+		el.Value.(*keyEntry).wipe()
 	}
 }
 
@@ -108,6 +146,7 @@ func (c *keyCache) kill(id string) {
 	if el := c.byID[id]; el != nil {
 		c.order.Remove(el)
 		delete(c.byID, id)
+		el.Value.(*keyEntry).wipe()
 	}
 }
 

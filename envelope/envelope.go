@@ -151,6 +151,13 @@ func (s *Sealer) Init(ctx context.Context, tx phivault.StoreTx) error {
 // destroyed (crypto-shredding).
 func (s *Sealer) Forget(id string) { s.cache.remove(id) }
 
+// ForgetAll drops every unwrapped key (DEKs and the index key) from memory
+// at once, zeroing the key bytes the Sealer owns, and keeps keys being
+// unwrapped right now out of the cache. Call it when the keyring is sealed
+// (see keyring.Sealable.OnSeal): from then on nothing is decrypted without
+// the keyring.
+func (s *Sealer) ForgetAll() { s.cache.purge() }
+
 // Shred crypto-shreds a patient compartment within tx: the store deletes
 // its DEK and blind-index tokens and records the shred (see
 // [phivault.StoreTx.Shred]). The Sealer drops the unwrapped DEK at once and
@@ -256,6 +263,7 @@ func (s *Sealer) Open(ctx context.Context, tx phivault.StoreTx, sr *phivault.Sea
 	ad := appendAD(buf[ptLen:ptLen], sr.Type, sr.ID, sr.Version, sr.LastUpdated, sr.Compartment)
 	nonce, sealed := ct[1:headerLen], ct[headerLen:]
 
+	gen := s.cache.generation()
 	cached := s.cache.get(sr.KeyID)
 	if cached != nil && cached.aead != nil {
 		if pt, err := cached.aead.Open(buf, nonce, sealed, ad); err == nil {
@@ -277,7 +285,7 @@ func (s *Sealer) Open(ctx context.Context, tx phivault.StoreTx, sr *phivault.Sea
 	if cached != nil && cached.aead != nil && cached.matches(wk) {
 		return nil, integrityError("authentication failed")
 	}
-	e, err := s.unwrapDEK(ctx, wk, nil)
+	e, err := s.unwrapDEK(ctx, wk, nil, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -298,6 +306,7 @@ func integrityError(detail string) error {
 // currentDEK returns the DEK stored under id in tx, creating it if absent
 // unless compartment was shredded (then it returns phivault.ErrShredded).
 func (s *Sealer) currentDEK(ctx context.Context, tx phivault.StoreTx, id, compartment string) (*keyEntry, error) {
+	gen := s.cache.generation()
 	wk, err := tx.Key(ctx, id)
 	if errors.Is(err, phivault.ErrNotFound) {
 		if err := shredded(ctx, tx, compartment); err != nil {
@@ -309,14 +318,14 @@ func (s *Sealer) currentDEK(ctx context.Context, tx phivault.StoreTx, id, compar
 			return nil, err
 		}
 		defer clear(dek)
-		return s.unwrapDEK(ctx, wk, dek)
+		return s.unwrapDEK(ctx, wk, dek, gen)
 	} else if err != nil {
 		return nil, fmt.Errorf("envelope: key %s: %w", id, err)
 	}
 	if e := s.cache.get(id); e != nil && e.aead != nil && e.matches(wk) {
 		return e, nil
 	}
-	return s.unwrapDEK(ctx, wk, nil)
+	return s.unwrapDEK(ctx, wk, nil, gen)
 }
 
 // createKey creates a random key, wraps it and stores it under id in tx.
@@ -364,8 +373,9 @@ func (s *Sealer) unwrapKey(ctx context.Context, wk *phivault.WrappedKey, key []b
 	return key, nil
 }
 
-// unwrapDEK builds the AEAD of wk and caches it.
-func (s *Sealer) unwrapDEK(ctx context.Context, wk *phivault.WrappedKey, dek []byte) (*keyEntry, error) {
+// unwrapDEK builds the AEAD of wk and caches it unless the cache was purged
+// since generation gen, taken before the keyring was called.
+func (s *Sealer) unwrapDEK(ctx context.Context, wk *phivault.WrappedKey, dek []byte, gen uint64) (*keyEntry, error) {
 	dek, err := s.unwrapKey(ctx, wk, dek)
 	if err != nil {
 		return nil, err
@@ -379,7 +389,7 @@ func (s *Sealer) unwrapDEK(ctx context.Context, wk *phivault.WrappedKey, dek []b
 	if err != nil {
 		return nil, fmt.Errorf("envelope: key %s: %w", wk.ID, err)
 	}
-	e := &keyEntry{id: wk.ID, kekID: wk.KEKID, wrapped: wk.Wrapped, aead: aead}
+	e := &keyEntry{id: wk.ID, kekID: wk.KEKID, wrapped: wk.Wrapped, aead: aead, gen: gen}
 	s.cache.put(e)
 	return e, nil
 }

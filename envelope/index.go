@@ -25,21 +25,31 @@ const (
 // indexKey is an unwrapped blind-index key with its derived per-parameter
 // HMAC states.
 type indexKey struct {
-	key []byte
-
 	mu     sync.RWMutex
+	key    []byte                // nil once wiped
 	params map[string]*sync.Pool // of hash.Hash keyed with k_param
 }
 
+// errIndexKeyWiped is returned by param after the key left the cache and
+// was wiped; the caller fetches the key again.
+var errIndexKeyWiped = errors.New("envelope: index key was wiped")
+
 // param returns a pool of HMAC states keyed with k_param for param.
 func (k *indexKey) param(param string) (*sync.Pool, error) {
+	// The read lock is held while deriving so that wipe never zeroes the
+	// key under a derivation (which would yield wrong tokens).
 	k.mu.RLock()
 	p := k.params[param]
-	k.mu.RUnlock()
 	if p != nil {
+		k.mu.RUnlock()
 		return p, nil
 	}
+	if k.key == nil {
+		k.mu.RUnlock()
+		return nil, errIndexKeyWiped
+	}
 	kp, err := hkdf.Key(sha256.New, k.key, nil, indexInfoPrefix+param, KeySize)
+	k.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("envelope: derive index key: %w", err)
 	}
@@ -49,10 +59,21 @@ func (k *indexKey) param(param string) (*sync.Pool, error) {
 	if q := k.params[param]; q != nil {
 		return q, nil
 	}
-	if len(k.params) < maxParams {
+	if k.key != nil && len(k.params) < maxParams {
 		k.params[param] = p
 	}
 	return p, nil
+}
+
+// wipe zeroes the index key and drops the derived HMAC states. States
+// already handed out stay intact (they are not ours to zero), so a token
+// computation in progress still finishes correctly.
+func (k *indexKey) wipe() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	clear(k.key)
+	k.key = nil
+	k.params = nil
 }
 
 // Tokens returns the blind-index tokens of values, in the same order:
@@ -70,6 +91,18 @@ func (s *Sealer) Tokens(ctx context.Context, tx phivault.StoreTx, values []phiva
 	if err != nil {
 		return nil, err
 	}
+	tokens, err := ik.tokens(values)
+	if errors.Is(err, errIndexKeyWiped) { // evicted meanwhile: fetch it again, once
+		if ik, err = s.indexKey(ctx, tx); err != nil {
+			return nil, err
+		}
+		tokens, err = ik.tokens(values)
+	}
+	return tokens, err
+}
+
+// tokens computes the tokens of values under k.
+func (k *indexKey) tokens(values []phivault.IndexValue) ([]phivault.Token, error) {
 	longest := 0
 	for _, v := range values {
 		longest = max(longest, len(v.Value))
@@ -79,10 +112,11 @@ func (s *Sealer) Tokens(ctx context.Context, tx phivault.StoreTx, values []phiva
 	var (
 		pool      *sync.Pool
 		lastParam string
+		err       error
 	)
 	for i, v := range values {
 		if pool == nil || v.Param != lastParam {
-			if pool, err = ik.param(v.Param); err != nil {
+			if pool, err = k.param(v.Param); err != nil {
 				return nil, err
 			}
 			lastParam = v.Param
@@ -98,6 +132,7 @@ func (s *Sealer) Tokens(ctx context.Context, tx phivault.StoreTx, values []phiva
 
 // indexKey returns the index key stored in tx, creating it if absent.
 func (s *Sealer) indexKey(ctx context.Context, tx phivault.StoreTx) (*indexKey, error) {
+	gen := s.cache.generation()
 	wk, err := tx.Key(ctx, IndexKeyID)
 	var key []byte
 	if errors.Is(err, phivault.ErrNotFound) {
@@ -113,6 +148,6 @@ func (s *Sealer) indexKey(ctx context.Context, tx phivault.StoreTx) (*indexKey, 
 		return nil, err
 	}
 	ik := &indexKey{key: key, params: make(map[string]*sync.Pool)}
-	s.cache.put(&keyEntry{id: IndexKeyID, kekID: wk.KEKID, wrapped: wk.Wrapped, index: ik})
+	s.cache.put(&keyEntry{id: IndexKeyID, kekID: wk.KEKID, wrapped: wk.Wrapped, index: ik, gen: gen})
 	return ik, nil
 }
