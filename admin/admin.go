@@ -11,6 +11,8 @@
 //	POST /admin/keys/$rotate           new KEK version; rewrap in the background
 //	POST /admin/keys/{kek}/$compromised mark a KEK version compromised; forces it out
 //	GET  /admin/keys/status            KEK versions, ages, DEKs per version, rewrap progress
+//	POST /admin/$unseal                unseal: {"passphrase": "..."}, or empty for a KMS or HSM
+//	POST /admin/$seal                  seal: drop the keyring and every cached key at once
 package admin
 
 import (
@@ -50,7 +52,9 @@ type Options struct {
 	Authenticator api.Authenticator // required; nil refuses every request
 	Records       Shredder          // required for $shred
 	Keys          Keys              // optional; nil answers 501 for key routes
+	Unsealer      Unsealer          // optional; nil answers 415 for $seal and $unseal
 	Logger        *slog.Logger      // nil discards
+	Now           func() time.Time  // nil means time.Now; times the unseal backoff
 }
 
 // Handler serves the admin API. It is safe for concurrent use.
@@ -70,6 +74,7 @@ func NewHandler(opts Options) *Handler {
 	h.mux.HandleFunc("POST /admin/keys/{op}", h.keysOp)
 	h.mux.HandleFunc("GET /admin/keys/status", h.status)
 	h.mux.HandleFunc("POST /admin/keys/{kek}/{op}", h.kekOp)
+	registerSeal(h)
 	return h
 }
 
