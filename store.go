@@ -3,6 +3,8 @@ package phivault
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -111,8 +113,38 @@ type StoreTx interface {
 	// KeyCounts returns how many wrapped keys each key-encryption key wraps.
 	KeyCounts(ctx context.Context) (map[KeyID]int, error)
 
+	// KeyVersions returns the stored versions of key id, oldest first:
+	// id itself is version 1 and "id#2", "id#3", … are later versions
+	// (see [KeyVersionID]); the last one is the current version. It
+	// returns an empty slice, not an error, if there are none. In a
+	// read-write transaction the keys returned cannot be deleted
+	// (DeleteKey, Shred) by another transaction until this one ends, as a
+	// foreign key would hold them, so a version sealed under one of them
+	// is never stored after its key was destroyed.
+	KeyVersions(ctx context.Context, id string) ([]*WrappedKey, error)
+	// DeleteKey deletes the wrapped key id, provided no stored version is
+	// sealed under it (SealedResource.KeyID == id). Otherwise it returns
+	// an *Error with code ECONFLICT, or ErrNotFound if there is no key id,
+	// and writes nothing.
+	DeleteKey(ctx context.Context, id string) error
+	// SealedUnder returns up to limit stored versions sealed under the
+	// data-encryption key keyID (all history, never tombstones), in no
+	// particular order, and how many there are in all. limit 0 means no
+	// limit.
+	SealedUnder(ctx context.Context, keyID string, limit int) ([]*SealedResource, int, error)
+	// Reseal replaces the key id and ciphertext of the stored version
+	// old.Type/old.ID/old.Version with r's, provided the stored version is
+	// still sealed under old.KeyID (compare and swap). r must have old's
+	// type, id, version, time and compartment and must not be a
+	// tombstone; otherwise Reseal returns an *Error with code EINVALID.
+	// It returns ErrNotFound if the version does not exist and an *Error
+	// with code ECONFLICT if it is sealed under another key, and then
+	// writes nothing. Tokens and the current pointer are untouched.
+	Reseal(ctx context.Context, old, r *SealedResource) error
+
 	// Shred crypto-shreds a patient compartment, atomically: it deletes
-	// the compartment's wrapped key ("patient/<compartment>") and the
+	// the compartment's wrapped keys ("patient/<compartment>" and its later
+	// versions "patient/<compartment>#n") and the
 	// blind-index tokens of every resource in the compartment, takes those
 	// resources out of Find and Count, and records the compartment as
 	// shredded at time at. Versions (ciphertext) stay. Shredding twice
@@ -133,3 +165,29 @@ type KeyFilter struct {
 // compartment: its records were erased and can never be read or written
 // again.
 var ErrShredded = &Error{Code: EGONE, Message: "This patient's records were erased (crypto-shredded)."}
+
+// KeyVersionID returns the id of version n of key base: base itself for
+// n <= 1, else base + "#" + n, e.g. "patient/123#2". Key versions let a
+// data-encryption key be replaced (re-encrypting what it sealed) while
+// records sealed under the old and the new version coexist.
+func KeyVersionID(base string, n int) string {
+	if n <= 1 {
+		return base
+	}
+	return base + "#" + strconv.Itoa(n)
+}
+
+// ParseKeyVersionID splits a key id made by KeyVersionID into its base and
+// version number. An id without "#" is version 1 of itself; ok is false if
+// what follows "#" is not a number of at least 2 without leading zeros.
+func ParseKeyVersionID(id string) (base string, n int, ok bool) {
+	base, num, found := strings.Cut(id, "#")
+	if !found {
+		return id, 1, true
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 2 || strconv.Itoa(n) != num {
+		return "", 0, false
+	}
+	return base, n, true
+}

@@ -464,7 +464,9 @@ func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error 
 		{`DELETE FROM tokens t USING current c
 			WHERE c.compartment = $1 AND t.type = c.type AND t.id = c.id`, []any{compartment}},
 		{`UPDATE current SET deleted = true WHERE compartment = $1`, []any{compartment}},
-		{`DELETE FROM keys WHERE id = $1`, []any{"patient/" + compartment}},
+		// The key and its later versions ("patient/<id>#n").
+		{`DELETE FROM keys WHERE id = $1 OR (id > $2 AND id < $3)`,
+			[]any{"patient/" + compartment, "patient/" + compartment + "#", "patient/" + compartment + "$"}},
 		{`INSERT INTO shredded (compartment, at) VALUES ($1, $2) ON CONFLICT (compartment) DO NOTHING`,
 			[]any{compartment, at.UTC().Truncate(time.Microsecond)}},
 	} {

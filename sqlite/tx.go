@@ -743,7 +743,8 @@ func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error 
 		args []any
 	}{
 		{`UPDATE current SET deleted = ?, tokens = x'' WHERE compartment = ?`, []any{erased, compartment}},
-		{`DELETE FROM keys WHERE id = ?`, []any{"patient/" + compartment}},
+		// The key and its later versions ("patient/<id>#n").
+		{`DELETE FROM keys WHERE id = ? OR (id > ? AND id < ?)`, []any{"patient/" + compartment, "patient/" + compartment + "#", "patient/" + compartment + "$"}},
 		{`INSERT INTO shredded (compartment, at) VALUES (?, ?) ON CONFLICT (compartment) DO NOTHING`, []any{compartment, at.UnixMicro()}},
 	} {
 		if _, err := t.conn.ExecContext(qctx, s.q, s.args...); err != nil {

@@ -58,6 +58,12 @@ func Run(t *testing.T, open func(t *testing.T) phivault.Store) {
 		{"ReplaceKey", testReplaceKey},
 		{"Keys/Paging", testKeysPaging},
 		{"Shred", testShred},
+		{"KeyVersions", testKeyVersions},
+		{"KeyVersionID", testKeyVersionID},
+		{"SealedUnder", testSealedUnder},
+		{"Reseal", testReseal},
+		{"DeleteKey", testDeleteKey},
+		{"DeleteKey/Race", testDeleteKeyRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
