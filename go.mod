@@ -11,6 +11,8 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
+require golang.org/x/term v0.45.0 // indirect
+
 require (
 	bitbucket.org/creachadair/stringset v0.0.9 // indirect
 	filippo.io/hpke v0.4.0 // indirect
@@ -43,7 +45,7 @@ require (
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/crypto v0.55.0 // indirect
 	golang.org/x/exp/typeparams v0.0.0-20231108232855-2478ac86f678 // indirect
-	golang.org/x/mod v0.42.0 // indirect
+	golang.org/x/mod v0.42.0
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/tools v0.52.0 // indirect

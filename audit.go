@@ -1,0 +1,99 @@
+package phivault
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Audit actions: what a request did or tried to do.
+const (
+	ActionRead       = "read"
+	ActionVRead      = "vread"
+	ActionSearch     = "search"
+	ActionHistory    = "history"
+	ActionCreate     = "create"
+	ActionUpdate     = "update"
+	ActionDelete     = "delete"
+	ActionEverything = "everything"
+	ActionBundle     = "bundle"
+	ActionShred      = "shred"
+	ActionKeyRotate  = "key-rotate"
+)
+
+// AuditEntry is one entry of the audit trail: who did what to which records,
+// when, and with what outcome. It holds ids only, never PHI: no resource
+// bodies, no search values (only parameter names), no names or identifiers
+// of patients beyond their random resource ids.
+type AuditEntry struct {
+	Time      time.Time // when the entry was made, UTC
+	RequestID string    // the API's request id (X-Request-Id), or ""
+	Actor     string    // id of the authenticated actor, or "" if none
+	Roles     []string  // the actor's roles, if known
+	Client    string    // id of the client application (e.g. from mutual TLS), or ""
+	Source    string    // network address the request came from, or ""
+	Action    string    // one of the Action constants
+
+	TargetType    string // resource type acted on, e.g. "Patient"; "" for a Bundle
+	TargetID      string // logical id, or "" for a search
+	TargetVersion int64  // version read or written, 0 if none
+
+	// Compartments lists the patient compartments touched: the target's and
+	// those of every returned resource, without duplicates.
+	Compartments []string
+	// SearchParams lists the names (with modifiers, e.g. "name:exact") of
+	// the search parameters used; never their values.
+	SearchParams []string
+	// Returned lists every resource version returned, as "Type/id/_history/n",
+	// so that a breach can be scoped to exactly what left the server.
+	Returned []string
+
+	Outcome  string // "ok", or the phivault error code of a failed attempt
+	Decision string // the policy decision and reason; "" until policy lands
+	Purpose  string // purpose of use, if the caller stated one
+}
+
+// LogValue logs the entry's action, target and outcome.
+func (e *AuditEntry) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("action", e.Action),
+		slog.String("type", e.TargetType),
+		slog.String("id", e.TargetID),
+		slog.String("outcome", e.Outcome),
+	)
+}
+
+// AuditLog is the append-only, tamper-evident audit trail.
+type AuditLog interface {
+	// Append adds entries to the log, in order. Implementations MUST NOT
+	// return nil until the entries are durably committed; they may commit
+	// several callers' entries together (group commit). On error, callers
+	// MUST NOT release any data the entries describe. Append is safe for
+	// concurrent use by multiple goroutines.
+	Append(ctx context.Context, entries ...*AuditEntry) error
+}
+
+// RequestInfo describes the request being served, for the audit trail.
+// The api package puts one in the context of every request.
+type RequestInfo struct {
+	ID      string   // request id
+	Actor   string   // authenticated actor id, or ""
+	Roles   []string // the actor's roles, if known
+	Client  string   // client application id, or ""
+	Source  string   // remote address (host only, no port)
+	Purpose string   // purpose of use, if stated
+}
+
+type requestInfoKey struct{}
+
+// WithRequestInfo returns ctx carrying info.
+func WithRequestInfo(ctx context.Context, info RequestInfo) context.Context {
+	return context.WithValue(ctx, requestInfoKey{}, info)
+}
+
+// RequestInfoFromContext returns the RequestInfo in ctx, and whether there
+// was one.
+func RequestInfoFromContext(ctx context.Context) (RequestInfo, bool) {
+	info, ok := ctx.Value(requestInfoKey{}).(RequestInfo)
+	return info, ok
+}

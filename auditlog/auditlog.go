@@ -1,0 +1,429 @@
+// Package auditlog implements phivault's tamper-evident audit trail: a
+// [phivault.RecordService] layer that records every attempt before any data
+// leaves, and a [phivault.AuditLog] whose entries form an RFC 6962 Merkle
+// tree (built on golang.org/x/mod/sumdb/tlog) with signed checkpoints
+// (golang.org/x/mod/sumdb/note).
+//
+// The package does no I/O of its own: entries and tree hashes are kept by a
+// [Storage] (the sqlite and postgres stores implement it), and checkpoints
+// are handed to [Witness]es that publish them outside the database.
+//
+// # Entries and the tree
+//
+// Each entry is encoded canonically (see [Encode]) and gets the next index.
+// The leaf hash is tlog.RecordHash of the encoded bytes, and the stored
+// hashes of the tree are tlog.StoredHashes, kept beside the entries. A
+// checkpoint states the tree size and root hash, signed with an Ed25519
+// note key; [Verify] checks every entry, every stored hash and consistency
+// with saved checkpoints, and names the first bad index.
+package auditlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Storage keeps the log's entries and the stored hashes of its Merkle tree.
+// Implementations are safe for concurrent use by multiple goroutines.
+type Storage interface {
+	// AuditSize returns the number of entries: one more than the highest
+	// index stored, or 0.
+	AuditSize(ctx context.Context) (int64, error)
+	// AppendAudit stores data[i] as the entry at index start+i, and hashes
+	// at stored-hash indexes tlog.StoredHashIndex(0, start) onward, in one
+	// transaction. It MUST NOT return nil until both are durably
+	// committed. It stores nothing and fails if the log does not hold
+	// exactly start entries.
+	AppendAudit(ctx context.Context, start int64, data [][]byte, hashes []tlog.Hash) error
+	// ReadAuditHashes returns the stored hashes at indexes, in order, or an
+	// error if any is missing.
+	ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// ReadAuditEntries returns the entries with indexes in [start, end), one
+	// slot per index, nil where an index has no entry.
+	ReadAuditEntries(ctx context.Context, start, end int64) ([][]byte, error)
+}
+
+// A Witness publishes signed checkpoints outside the database, so that a
+// rewrite of the database can be detected.
+type Witness interface {
+	Publish(ctx context.Context, signedCheckpoint []byte) error
+}
+
+// Defaults for the fields of Log.
+const (
+	DefaultMaxBatch           = 4096
+	DefaultCheckpointInterval = time.Second
+	DefaultCheckpointEvery    = 4096
+)
+
+// Log is a phivault.AuditLog on a Storage. Create it with New, set fields,
+// then call Open; Close publishes a last checkpoint and stops it. Log is safe
+// for concurrent use by multiple goroutines once open.
+//
+// Concurrent Appends are committed together: one goroutine takes every
+// entry waiting (up to MaxBatch), computes their tree hashes and stores them
+// with one AppendAudit, so many callers share one fsync.
+type Log struct {
+	// Origin names the log in its checkpoints, e.g. "phivault/audit/<id>".
+	Origin string
+	// Signer signs checkpoints. If nil, no checkpoints are made.
+	Signer note.Signer
+	// Witnesses receive every checkpoint. A failing witness is logged.
+	Witnesses []Witness
+	// MaxBatch bounds the entries of one AppendAudit. Default DefaultMaxBatch.
+	MaxBatch int
+	// CheckpointInterval is how often a checkpoint is made while the log
+	// grows. Default DefaultCheckpointInterval; negative means never on a
+	// timer (tests call Checkpoint).
+	CheckpointInterval time.Duration
+	// CheckpointEvery makes a checkpoint as soon as this many entries were
+	// added since the last one. Default DefaultCheckpointEvery.
+	CheckpointEvery int64
+	// Now stamps entries that have no time. Default time.Now.
+	Now func() time.Time
+	// Logger receives witness failures. Default discards.
+	Logger *slog.Logger
+
+	store  Storage
+	reqs   chan *appendReq
+	done   chan struct{} // closed when the committer exits
+	ckpt   chan struct{} // wakes the checkpointer; capacity 1
+	stop   chan struct{} // closed by Close to stop the checkpointer
+	ckDone chan struct{}
+
+	// Owned by the committer goroutine.
+	frontier hashMap
+	stale    bool // a failed append may have committed; reload first
+
+	mu      sync.Mutex // guards the fields below
+	tree    tlog.Tree  // committed tree
+	latest  []byte     // latest signed checkpoint
+	latestN int64      // its size
+
+	closeMu sync.RWMutex // guards closed against sends on reqs
+	closed  bool
+
+	pubMu sync.Mutex // serializes checkpoint publication
+}
+
+var _ phivault.AuditLog = (*Log)(nil)
+
+// New returns a Log on store with default settings.
+func New(store Storage, origin string, signer note.Signer) *Log {
+	return &Log{
+		Origin:             origin,
+		Signer:             signer,
+		MaxBatch:           DefaultMaxBatch,
+		CheckpointInterval: DefaultCheckpointInterval,
+		CheckpointEvery:    DefaultCheckpointEvery,
+		store:              store,
+	}
+}
+
+type appendReq struct {
+	ctx  context.Context
+	data [][]byte
+	done chan error
+}
+
+var errClosed = errors.New("auditlog: log is closed")
+
+// Open reads the tree's size and frontier from the store and starts the
+// committer and the checkpointer.
+func (l *Log) Open(ctx context.Context) error {
+	if l.Now == nil {
+		l.Now = time.Now
+	}
+	if l.Logger == nil {
+		l.Logger = slog.New(slog.DiscardHandler)
+	}
+	if l.MaxBatch < 1 {
+		l.MaxBatch = 1
+	}
+	if l.CheckpointEvery < 1 {
+		l.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if err := l.reload(ctx); err != nil {
+		return err
+	}
+	l.reqs = make(chan *appendReq, 256)
+	l.done = make(chan struct{})
+	l.ckpt = make(chan struct{}, 1)
+	l.stop = make(chan struct{})
+	l.ckDone = make(chan struct{})
+	go l.committer()
+	go l.checkpointer()
+	return nil
+}
+
+// reload reads the size and frontier hashes of the stored tree.
+func (l *Log) reload(ctx context.Context) error {
+	n, err := l.store.AuditSize(ctx)
+	if err != nil {
+		return fmt.Errorf("auditlog: size: %w", err)
+	}
+	idx := frontier(n)
+	hs, err := l.store.ReadAuditHashes(ctx, idx)
+	if err != nil {
+		return fmt.Errorf("auditlog: read tree: %w", err)
+	}
+	m := make(hashMap, len(idx))
+	for i, x := range idx {
+		m[x] = hs[i]
+	}
+	root, err := tlog.TreeHash(n, m)
+	if err != nil {
+		return fmt.Errorf("auditlog: tree hash: %w", err)
+	}
+	l.frontier = m
+	l.stale = false
+	l.mu.Lock()
+	l.tree = tlog.Tree{N: n, Hash: root}
+	l.mu.Unlock()
+	return nil
+}
+
+// Append durably adds entries to the log. Entries without a Time get l.Now().
+// It returns once the entries are committed, or with an error, in which case
+// they may or may not be in the log.
+func (l *Log) Append(ctx context.Context, entries ...*phivault.AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	req := &appendReq{ctx: ctx, data: make([][]byte, len(entries)), done: make(chan error, 1)}
+	for i, e := range entries {
+		if e.Time.IsZero() {
+			e.Time = l.Now()
+		}
+		b, err := Encode(e)
+		if err != nil {
+			return err
+		}
+		req.data[i] = b
+	}
+	// Sending under closeMu keeps Close from closing reqs under us.
+	l.closeMu.RLock()
+	if l.closed || l.reqs == nil {
+		l.closeMu.RUnlock()
+		return errClosed
+	}
+	select {
+	case l.reqs <- req:
+	case <-ctx.Done():
+		l.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	l.closeMu.RUnlock()
+	return <-req.done
+}
+
+// committer is the single goroutine that appends to the store.
+func (l *Log) committer() {
+	defer close(l.done)
+	for req := range l.reqs {
+		batch := []*appendReq{req}
+		n := len(req.data)
+	more:
+		for n < l.MaxBatch {
+			select {
+			case r, ok := <-l.reqs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+				n += len(r.data)
+			default:
+				break more
+			}
+		}
+		err := l.commit(batch)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+// commit appends a batch's entries in one storage transaction.
+func (l *Log) commit(batch []*appendReq) error {
+	ctx := context.Background() // a batch outlives its callers' contexts
+	if l.stale {
+		if err := l.reload(ctx); err != nil {
+			return err
+		}
+	}
+	var data [][]byte
+	for _, r := range batch {
+		if r.ctx.Err() == nil {
+			data = append(data, r.data...)
+		}
+	}
+	if len(data) == 0 {
+		return context.Canceled
+	}
+	l.mu.Lock()
+	start := l.tree.N
+	l.mu.Unlock()
+	leaves := make([]tlog.Hash, len(data))
+	for i, d := range data {
+		leaves[i] = tlog.RecordHash(d)
+	}
+	m := make(hashMap, len(l.frontier)+2*len(data))
+	for k, v := range l.frontier {
+		m[k] = v
+	}
+	hashes, err := appendHashes(m, start, leaves)
+	if err != nil {
+		return err
+	}
+	n := start + int64(len(data))
+	root, err := tlog.TreeHash(n, m)
+	if err != nil {
+		return err
+	}
+	if err := l.store.AppendAudit(ctx, start, data, hashes); err != nil {
+		l.stale = true
+		return fmt.Errorf("auditlog: append: %w", err)
+	}
+	l.frontier = m
+	l.mu.Lock()
+	l.tree = tlog.Tree{N: n, Hash: root}
+	due := n-l.latestN >= l.CheckpointEvery
+	l.mu.Unlock()
+	if due {
+		select {
+		case l.ckpt <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// checkpointer makes a checkpoint every CheckpointInterval while the log
+// grows, and when the committer asks for one.
+func (l *Log) checkpointer() {
+	defer close(l.ckDone)
+	var tick <-chan time.Time
+	if l.CheckpointInterval > 0 {
+		t := time.NewTicker(l.CheckpointInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-tick:
+		case <-l.ckpt:
+		}
+		if _, err := l.Checkpoint(context.Background()); err != nil {
+			l.Logger.Error("audit checkpoint", "error", err.Error())
+		}
+	}
+}
+
+// Tree returns the size and root hash of the committed tree.
+func (l *Log) Tree() tlog.Tree {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tree
+}
+
+// Checkpoint signs the committed tree, publishes the checkpoint to every
+// witness if the tree grew since the last one, and returns it.
+func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
+	if l.Signer == nil {
+		return nil, errors.New("auditlog: no checkpoint signer")
+	}
+	l.pubMu.Lock()
+	defer l.pubMu.Unlock()
+	l.mu.Lock()
+	tree, latest, latestN := l.tree, l.latest, l.latestN
+	l.mu.Unlock()
+	if latest != nil && tree.N == latestN {
+		return latest, nil
+	}
+	signed, err := SignCheckpoint(Checkpoint{Origin: l.Origin, Tree: tree}, l.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: sign checkpoint: %w", err)
+	}
+	var errs []error
+	for _, w := range l.Witnesses {
+		if err := w.Publish(ctx, signed); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.mu.Lock()
+	l.latest, l.latestN = signed, tree.N
+	l.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return signed, fmt.Errorf("auditlog: publish checkpoint: %w", err)
+	}
+	return signed, nil
+}
+
+// ProveInclusion returns the proof that entry index is in the tree of size
+// entries, for tlog.CheckRecord.
+func (l *Log) ProveInclusion(ctx context.Context, index, size int64) (tlog.RecordProof, error) {
+	if err := l.checkSize(size); err != nil {
+		return nil, err
+	}
+	if index < 0 || index >= size {
+		return nil, phivault.Errorf(phivault.EINVALID, "The index must be below the tree size.")
+	}
+	return tlog.ProveRecord(size, index, l.reader(ctx))
+}
+
+// ProveConsistency returns the proof that the tree of size old is a prefix
+// of the tree of size size, for tlog.CheckTree.
+func (l *Log) ProveConsistency(ctx context.Context, old, size int64) (tlog.TreeProof, error) {
+	if err := l.checkSize(size); err != nil {
+		return nil, err
+	}
+	if old < 1 || old > size {
+		return nil, phivault.Errorf(phivault.EINVALID, "The old size must be between 1 and the new size.")
+	}
+	return tlog.ProveTree(size, old, l.reader(ctx))
+}
+
+func (l *Log) checkSize(size int64) error {
+	if size < 1 || size > l.Tree().N {
+		return phivault.Errorf(phivault.EINVALID, "The tree size must be between 1 and the current size.")
+	}
+	return nil
+}
+
+func (l *Log) reader(ctx context.Context) tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		return l.store.ReadAuditHashes(ctx, idx)
+	})
+}
+
+// Close waits for pending appends, stops the checkpointer and publishes a
+// last checkpoint.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed || l.reqs == nil {
+		l.closed = true
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.reqs)
+	l.closeMu.Unlock()
+	<-l.done
+	close(l.stop)
+	<-l.ckDone
+	if l.Signer == nil {
+		return nil
+	}
+	_, err := l.Checkpoint(context.Background())
+	return err
+}

@@ -1,0 +1,89 @@
+package auditlog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/phivault/phivault"
+)
+
+// entryJSON is the canonical encoding of a phivault.AuditEntry: JSON with the
+// fields in this order, empty fields left out, the time in UTC with
+// nanoseconds. The Merkle tree hashes these bytes.
+type entryJSON struct {
+	Time          string   `json:"time"`
+	RequestID     string   `json:"request_id,omitempty"`
+	Actor         string   `json:"actor,omitempty"`
+	Roles         []string `json:"roles,omitempty"`
+	Client        string   `json:"client,omitempty"`
+	Source        string   `json:"source,omitempty"`
+	Action        string   `json:"action"`
+	TargetType    string   `json:"target_type,omitempty"`
+	TargetID      string   `json:"target_id,omitempty"`
+	TargetVersion int64    `json:"target_version,omitempty"`
+	Compartments  []string `json:"compartments,omitempty"`
+	SearchParams  []string `json:"search_params,omitempty"`
+	Returned      []string `json:"returned,omitempty"`
+	Outcome       string   `json:"outcome"`
+	Decision      string   `json:"decision,omitempty"`
+	Purpose       string   `json:"purpose,omitempty"`
+}
+
+// Encode returns the canonical encoding of e, the bytes the log stores and
+// hashes.
+func Encode(e *phivault.AuditEntry) ([]byte, error) {
+	if e.Action == "" || e.Outcome == "" {
+		return nil, errors.New("auditlog: entry needs an action and an outcome")
+	}
+	return json.Marshal(entryJSON{
+		Time:          e.Time.UTC().Format(time.RFC3339Nano),
+		RequestID:     e.RequestID,
+		Actor:         e.Actor,
+		Roles:         e.Roles,
+		Client:        e.Client,
+		Source:        e.Source,
+		Action:        e.Action,
+		TargetType:    e.TargetType,
+		TargetID:      e.TargetID,
+		TargetVersion: e.TargetVersion,
+		Compartments:  e.Compartments,
+		SearchParams:  e.SearchParams,
+		Returned:      e.Returned,
+		Outcome:       e.Outcome,
+		Decision:      e.Decision,
+		Purpose:       e.Purpose,
+	})
+}
+
+// Decode parses an entry encoded by Encode. It rejects anything that Encode
+// would not have produced byte for byte (unknown fields, other field orders,
+// extra spaces, non-UTC times), so one entry has exactly one encoding.
+func Decode(data []byte) (*phivault.AuditEntry, error) {
+	var w entryJSON
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("auditlog: decode entry: %v", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, w.Time)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: decode entry time: %v", err)
+	}
+	e := &phivault.AuditEntry{
+		Time: t, RequestID: w.RequestID, Actor: w.Actor, Roles: w.Roles, Client: w.Client,
+		Source: w.Source, Action: w.Action, TargetType: w.TargetType, TargetID: w.TargetID,
+		TargetVersion: w.TargetVersion, Compartments: w.Compartments, SearchParams: w.SearchParams,
+		Returned: w.Returned, Outcome: w.Outcome, Decision: w.Decision, Purpose: w.Purpose,
+	}
+	again, err := Encode(e)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(again, data) {
+		return nil, errors.New("auditlog: entry is not in canonical form")
+	}
+	return e, nil
+}

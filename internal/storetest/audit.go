@@ -1,0 +1,209 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/auditlog"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// MemAudit is an in-memory auditlog.Storage for tests. Fail, if set, makes
+// AppendAudit fail.
+type MemAudit struct {
+	mu      sync.Mutex
+	Entries map[int64][]byte
+	Hashes  map[int64]tlog.Hash
+	Fail    error
+	Appends int // successful AppendAudit calls
+}
+
+// NewMemAudit returns an empty MemAudit.
+func NewMemAudit() *MemAudit {
+	return &MemAudit{Entries: map[int64][]byte{}, Hashes: map[int64]tlog.Hash{}}
+}
+
+func (m *MemAudit) size() int64 {
+	var n int64
+	for idx := range m.Entries {
+		n = max(n, idx+1)
+	}
+	return n
+}
+
+func (m *MemAudit) AuditSize(ctx context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.size(), nil
+}
+
+func (m *MemAudit) AppendAudit(ctx context.Context, start int64, data [][]byte, hashes []tlog.Hash) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Fail != nil {
+		return m.Fail
+	}
+	if n := m.size(); n != start {
+		return phivault.Errorf(phivault.ECONFLICT, "The audit log holds %d entries, not %d.", n, start)
+	}
+	for i, d := range data {
+		m.Entries[start+int64(i)] = d
+	}
+	first := tlog.StoredHashIndex(0, start)
+	for i, h := range hashes {
+		m.Hashes[first+int64(i)] = h
+	}
+	m.Appends++
+	return nil
+}
+
+func (m *MemAudit) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		h, ok := m.Hashes[x]
+		if !ok {
+			return nil, fmt.Errorf("audit hash %d not found", x)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+func (m *MemAudit) ReadAuditEntries(ctx context.Context, start, end int64) ([][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out [][]byte
+	for i := start; i < end; i++ {
+		out = append(out, m.Entries[i])
+	}
+	return out, nil
+}
+
+// NewSigner returns a fresh checkpoint signer and its verifier.
+func NewSigner(tb testing.TB) (note.Signer, note.Verifier) {
+	tb.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, "phivault-test-audit")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, v
+}
+
+// Entry returns an audit entry for tests, holding ids only.
+func Entry(i int) *phivault.AuditEntry {
+	return &phivault.AuditEntry{
+		Time:          t0.Add(time.Duration(i) * time.Millisecond),
+		RequestID:     fmt.Sprintf("req%04d", i),
+		Actor:         "admin",
+		Action:        phivault.ActionRead,
+		TargetType:    "Observation",
+		TargetID:      fmt.Sprintf("obs-%d", i),
+		TargetVersion: 1,
+		Compartments:  []string{fmt.Sprintf("pat-%d", i%7)},
+		Returned:      []string{fmt.Sprintf("Observation/obs-%d/_history/1", i)},
+		Outcome:       "ok",
+	}
+}
+
+// RunAudit runs the conformance suite for auditlog.Storage against the
+// storage returned by open, which must be new and empty each time.
+func RunAudit(t *testing.T, open func(t *testing.T) auditlog.Storage) {
+	ctx := context.Background()
+	t.Run("Empty", func(t *testing.T) {
+		s := open(t)
+		if n, err := s.AuditSize(ctx); err != nil || n != 0 {
+			t.Fatalf("AuditSize() = %d, %v, want 0", n, err)
+		}
+		if _, err := s.ReadAuditHashes(ctx, []int64{0}); err == nil {
+			t.Errorf("ReadAuditHashes([0]) on an empty log = nil error")
+		}
+	})
+	t.Run("AppendAudit/ErrConflict", func(t *testing.T) {
+		s := open(t)
+		if err := s.AppendAudit(ctx, 1, [][]byte{[]byte("x")}, []tlog.Hash{{}}); err == nil {
+			t.Fatalf("AppendAudit(start 1) on an empty log = nil, want an error")
+		}
+		if n, _ := s.AuditSize(ctx); n != 0 {
+			t.Errorf("AuditSize() = %d after a refused append, want 0", n)
+		}
+	})
+	t.Run("Log", func(t *testing.T) {
+		s := open(t)
+		signer, verifier := NewSigner(t)
+		l := auditlog.New(s, "phivault-test/audit", signer)
+		l.CheckpointInterval = -1
+		if err := l.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var cps [][]byte
+		var wg sync.WaitGroup
+		for round := range 3 {
+			for i := range 50 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := l.Append(ctx, Entry(round*100+i), Entry(round*100+i+50)); err != nil {
+						t.Errorf("Append() = %v", err)
+					}
+				}()
+			}
+			wg.Wait()
+			cp, err := l.Checkpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cps = append(cps, cp)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		tree, err := auditlog.Verify(ctx, s, verifier, "phivault-test/audit", cps)
+		if err != nil {
+			t.Fatalf("Verify() = %v", err)
+		}
+		if tree.N != 300 {
+			t.Errorf("Verify() tree size %d, want 300", tree.N)
+		}
+		data, err := s.ReadAuditEntries(ctx, 299, 301)
+		if err != nil || len(data) != 2 || data[0] == nil || data[1] != nil {
+			t.Errorf("ReadAuditEntries(299, 301) = %d entries, %v; want [entry, nil]", len(data), err)
+		}
+
+		// Reopen: the log continues where it stopped.
+		l2 := auditlog.New(s, "phivault-test/audit", signer)
+		l2.CheckpointInterval = -1
+		if err := l2.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := l2.Tree(); got != tree {
+			t.Errorf("reopened Tree() = %v, want %v", got, tree)
+		}
+		if err := l2.Append(ctx, Entry(1000)); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := l2.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l2.Close()
+		if _, err := auditlog.Verify(ctx, s, verifier, "", append(cps, cp)); err != nil {
+			t.Fatalf("Verify() after reopen = %v", err)
+		}
+	})
+}
