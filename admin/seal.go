@@ -105,7 +105,9 @@ func (s *sealHandler) unseal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, phivault.Errorf(phivault.EFORBIDDEN, "The vault was not unsealed: the secret was not accepted."))
 		return
 	} else if err != nil {
-		s.h.log.Error("admin: unseal", "actor", api.ActorFromContext(r.Context()), "code", phivault.ErrorCode(err), "error", err.Error())
+		if code != phivault.EINVALID {
+			s.h.log.Error("admin: unseal", "actor", api.ActorFromContext(r.Context()), "code", code, "error", err.Error())
+		}
 		writeError(w, err)
 		return
 	}

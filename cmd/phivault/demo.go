@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/synth"
 )
 
@@ -42,6 +43,9 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	seed := fs.Uint64("seed", 1, "generator seed")
 	fs.Usage = func() { fmt.Fprint(c.stderr, demoUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := coredump.Disable(); err != nil { // keep keys out of core files
 		return err
 	}
 	if cfg.Data == "phivault-data" {

@@ -9,6 +9,8 @@
 //	phivault import   load FHIR bundles, resources or NDJSON into a server
 //	phivault bench    put load on a server and report throughput and latency
 //	phivault keys     shred a patient, rotate keys, show key status
+//	phivault unseal   unseal a running server that started sealed
+//	phivault seal     seal a running server: drop its keys at once
 //
 // Run "phivault COMMAND -h" for the flags of each command.
 package main
@@ -38,6 +40,8 @@ Commands:
   import   load FHIR bundles, resources or NDJSON into a running server
   bench    put load on a running server; report req/s and latency
   keys     shred a patient, rotate keys, show key status
+  unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
+  seal     seal a running server: drop its keys, serve no records
   version  print the version
 
 Run "phivault COMMAND -h" for a command's flags.
@@ -83,6 +87,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &benchCommand{stdout: stdout, stderr: stderr}
 	case "keys":
 		cmd = &keysCommand{stdout: stdout, stderr: stderr}
+	case "unseal":
+		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
+	case "seal":
+		cmd = &sealCommand{stdout: stdout, stderr: stderr}
 	case "version":
 		fmt.Fprintln(stdout, "phivault", version)
 		return nil

@@ -11,13 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
-	"github.com/phivault/phivault/envelope"
-	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/server"
 	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/vault"
@@ -35,7 +33,10 @@ const serveUsage = `Usage: phivault serve [flags]
 
 Serves the FHIR R4 API over HTTPS from a data folder made by "phivault init".
 The key-file passphrase comes from -passphrase-file, PHIVAULT_PASSPHRASE or
-PHIVAULT_PASSPHRASE_FILE. Logs are JSON lines on stderr and carry ids only.
+PHIVAULT_PASSPHRASE_FILE. Without it (or with a KMS or HSM that cannot be
+reached) the server starts sealed: /healthz says so, every FHIR request is
+answered with 503, and "phivault unseal" unseals it. Core dumps are off.
+Logs are JSON lines on stderr and carry ids only.
 
 Flags:
 `
@@ -89,6 +90,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := coredump.Disable(); err != nil { // keep keys out of core files
+		return err
+	}
 	var err error
 	if cfg.Passphrase, err = passphrase(*passFile); err != nil {
 		return err
@@ -127,11 +131,10 @@ type app struct {
 	cfg     Config
 	logger  *slog.Logger
 	db      *sqlite.DB
-	keys    io.Closer // releases the keyring (HSM sessions)
+	seal    *sealState // the keyring, which may be sealed
 	records phivault.RecordService
 	handler *api.Handler
 	admin   *admin.Handler
-	keyMgr  *keyManager // nil unless the file keyring
 	metrics *prometheus.Registry
 	server  *server.Server
 }
@@ -146,36 +149,27 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		return nil, err
 	}
-	keys, keysCloser, err := openKeyring(cfg.Data, cfg.Keyring, cfg.Passphrase)
-	if err != nil {
-		return nil, err
-	}
 	db, err := sqlite.Open(ctx, cfg.Data.database())
 	if err != nil {
-		keysCloser.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	sealer := envelope.New(keys, envelope.Options{})
-	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
+	// Without its keyring the vault starts sealed; the shared and index
+	// keys are created on unsealing.
+	seal := newSealState(ctx, cfg.Data, cfg.Keyring, db, logger)
+	if err := seal.start(ctx, cfg.Passphrase); err != nil {
 		db.Close()
-		keysCloser.Close()
-		return nil, fmt.Errorf("create vault keys: %w", err)
+		return nil, err
 	}
-	a := &app{cfg: cfg, logger: logger, db: db, keys: keysCloser, metrics: prometheus.NewRegistry()}
+	sealer := seal.sealer
+	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry()}
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
 	records.Logger = logger
 	a.records = records
 	auth := &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin"}
-	adminOpts := admin.Options{Authenticator: auth, Records: records, Logger: logger}
-	if rk, ok := keys.(*keyring.Reloading); ok { // the file keyring rotates online
-		a.keyMgr = &keyManager{keys: rk, pass: []byte(cfg.Passphrase), store: db, logger: logger, ctx: ctx, now: time.Now}
-		if err := a.keyMgr.resumeIfNeeded(ctx); err != nil {
-			db.Close()
-			keysCloser.Close()
-			return nil, fmt.Errorf("key status: %w", err)
-		}
-		adminOpts.Keys = a.keyMgr
+	adminOpts := admin.Options{Authenticator: auth, Records: records, Logger: logger, Unsealer: seal}
+	if cfg.Keyring.Kind == keyringFile || cfg.Keyring.Kind == "" { // the file keyring rotates online
+		adminOpts.Keys = sealedKeys{seal}
 	}
 	a.admin = admin.NewHandler(adminOpts)
 	a.handler = api.NewHandler(a.records, api.Options{
@@ -214,6 +208,7 @@ func (a *app) listen(ctx context.Context) error {
 		ClientCertMap: clientMap,
 		Insecure:      a.cfg.Insecure,
 		FHIR:          a.fhirAndAdmin(),
+		Health:        a.seal.health(),
 		Metrics:       promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
 		Logger:        a.logger,
 	})
@@ -221,11 +216,13 @@ func (a *app) listen(ctx context.Context) error {
 }
 
 // fhirAndAdmin routes /fhir/admin/ to the admin API and the rest of /fhir
-// to the FHIR API: the server package mounts its FHIR handler at /fhir only.
+// to the FHIR API, which answers 503 while sealed: the server package
+// mounts its FHIR handler at /fhir only.
 func (a *app) fhirAndAdmin() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/fhir", a.handler)
-	mux.Handle("/fhir/", a.handler)
+	fhirAPI := a.seal.gate(a.handler)
+	mux.Handle("/fhir", fhirAPI)
+	mux.Handle("/fhir/", fhirAPI)
 	mux.Handle("/fhir"+adminPrefix+"/", http.StripPrefix("/fhir", a.admin))
 	return mux
 }
@@ -236,9 +233,8 @@ func (a *app) Close() error {
 	if a.server != nil {
 		errs = append(errs, a.server.Close())
 	}
-	if a.keyMgr != nil {
-		a.keyMgr.Wait() // a rewrap stops with the server's context; it resumes on the next start
-	}
-	errs = append(errs, a.db.Close(), a.keys.Close())
+	// Sealing stops a rewrap (it resumes on the next start) and releases
+	// the keyring.
+	errs = append(errs, a.seal.close(), a.db.Close())
 	return errors.Join(errs...)
 }
