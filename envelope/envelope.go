@@ -83,6 +83,9 @@ type Options struct {
 	Rand io.Reader
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+	// RotateBatch is how many versions RotateKey re-encrypts per
+	// transaction. Zero means DefaultRotateBatch.
+	RotateBatch int
 }
 
 // Sealer seals and opens resources and computes blind-index tokens. It
@@ -93,6 +96,7 @@ type Sealer struct {
 	rand  io.Reader
 	now   func() time.Time
 	cache *keyCache
+	batch int // versions per RotateKey transaction
 }
 
 var _ phivault.Sealer = (*Sealer)(nil)
@@ -111,7 +115,10 @@ func New(keys phivault.Keyring, opts Options) *Sealer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Sealer{keys: keys, rand: opts.Rand, now: opts.Now, cache: newKeyCache(opts.CacheSize, opts.CacheTTL, opts.Now)}
+	if opts.RotateBatch <= 0 {
+		opts.RotateBatch = DefaultRotateBatch
+	}
+	return &Sealer{keys: keys, rand: opts.Rand, now: opts.Now, cache: newKeyCache(opts.CacheSize, opts.CacheTTL, opts.Now), batch: opts.RotateBatch}
 }
 
 // KeyID returns the id of the DEK for compartment: "patient/<id>", or
@@ -123,12 +130,17 @@ func KeyID(compartment string) string {
 	return PatientKeyPrefix + compartment
 }
 
-// isKeyID reports whether id == KeyID(compartment), without allocating.
+// isKeyID reports whether id names a version of KeyID(compartment): the
+// key itself or a later version "<key>#n" (see phivault.KeyVersionID).
 func isKeyID(id, compartment string) bool {
-	if compartment == "" {
-		return id == SharedKeyID
+	base, _, ok := phivault.ParseKeyVersionID(id)
+	if !ok {
+		return false
 	}
-	return strings.HasPrefix(id, PatientKeyPrefix) && id[len(PatientKeyPrefix):] == compartment
+	if compartment == "" {
+		return base == SharedKeyID
+	}
+	return strings.HasPrefix(base, PatientKeyPrefix) && base[len(PatientKeyPrefix):] == compartment
 }
 
 // Init creates the shared DEK and the index key within tx if they do not
@@ -159,8 +171,8 @@ func (s *Sealer) Forget(id string) { s.cache.remove(id) }
 func (s *Sealer) ForgetAll() { s.cache.purge() }
 
 // Shred crypto-shreds a patient compartment within tx: the store deletes
-// its DEK and blind-index tokens and records the shred (see
-// [phivault.StoreTx.Shred]). The Sealer drops the unwrapped DEK at once and
+// its DEK (every version) and blind-index tokens and records the shred (see
+// [phivault.StoreTx.Shred]). The Sealer drops the unwrapped DEKs at once and
 // never caches it again, even if tx rolls back (then the key is unwrapped
 // from its row on every use until the process restarts). Once tx commits,
 // every version of the compartment is ciphertext that no key opens.
@@ -169,6 +181,13 @@ func (s *Sealer) Shred(ctx context.Context, tx phivault.StoreTx, compartment str
 		return phivault.Errorf(phivault.EINVALID, "Only a patient compartment can be shredded.")
 	}
 	s.cache.kill(KeyID(compartment))
+	vs, err := tx.KeyVersions(ctx, KeyID(compartment))
+	if err != nil {
+		return fmt.Errorf("envelope: shred: %w", err)
+	}
+	for _, k := range vs {
+		s.cache.kill(k.ID)
+	}
 	if err := tx.Shred(ctx, compartment, at); err != nil {
 		return fmt.Errorf("envelope: shred: %w", err)
 	}
@@ -210,23 +229,32 @@ func (s *Sealer) Seal(ctx context.Context, tx phivault.StoreTx, r *phivault.Reso
 	if len(r.Body) == 0 {
 		return nil, errors.New("envelope: seal: resource has no body")
 	}
-	sr.KeyID = KeyID(r.Compartment)
-	e, err := s.currentDEK(ctx, tx, sr.KeyID, r.Compartment)
+	e, err := s.currentDEK(ctx, tx, KeyID(r.Compartment), r.Compartment)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.sealWith(e, sr, r.Body); err != nil {
+		return nil, err
+	}
+	return sr, nil
+}
+
+// sealWith encrypts body for the row sr under the DEK e, setting sr's KeyID
+// and Ciphertext.
+func (s *Sealer) sealWith(e *keyEntry, sr *phivault.SealedResource, body []byte) error {
+	sr.KeyID = e.id
 	// One allocation: header ‖ ciphertext ‖ tag, with the additional data
 	// built in the spare capacity after it.
-	ctEnd := headerLen + len(r.Body) + tagSize
-	buf := make([]byte, headerLen, ctEnd+adLen(r.Type, r.ID, r.Compartment))
+	ctEnd := headerLen + len(body) + tagSize
+	buf := make([]byte, headerLen, ctEnd+adLen(sr.Type, sr.ID, sr.Compartment))
 	buf[0] = formatV1
 	if _, err := io.ReadFull(s.rand, buf[1:headerLen]); err != nil {
-		return nil, fmt.Errorf("envelope: seal: nonce: %w", err)
+		return fmt.Errorf("envelope: seal: nonce: %w", err)
 	}
-	ad := appendAD(buf[ctEnd:ctEnd], r.Type, r.ID, r.Version, r.LastUpdated, r.Compartment)
-	out := e.aead.Seal(buf, buf[1:headerLen], r.Body, ad)
+	ad := appendAD(buf[ctEnd:ctEnd], sr.Type, sr.ID, sr.Version, sr.LastUpdated, sr.Compartment)
+	out := e.aead.Seal(buf, buf[1:headerLen], body, ad)
 	sr.Ciphertext = out[:ctEnd:ctEnd]
-	return sr, nil
+	return nil
 }
 
 // Open decrypts s. It returns an error wrapping phivault.ErrIntegrity if the
@@ -303,11 +331,18 @@ func integrityError(detail string) error {
 	return fmt.Errorf("envelope: open: %s: %w", detail, phivault.ErrIntegrity)
 }
 
-// currentDEK returns the DEK stored under id in tx, creating it if absent
-// unless compartment was shredded (then it returns phivault.ErrShredded).
+// currentDEK returns the newest version of the DEK id stored in tx,
+// creating id if there is none unless compartment was shredded (then it
+// returns phivault.ErrShredded).
 func (s *Sealer) currentDEK(ctx context.Context, tx phivault.StoreTx, id, compartment string) (*keyEntry, error) {
 	gen := s.cache.generation()
-	wk, err := tx.Key(ctx, id)
+	vs, err := tx.KeyVersions(ctx, id)
+	var wk *phivault.WrappedKey
+	if err == nil && len(vs) == 0 {
+		err = phivault.ErrNotFound
+	} else if err == nil {
+		wk = vs[len(vs)-1]
+	}
 	if errors.Is(err, phivault.ErrNotFound) {
 		if err := shredded(ctx, tx, compartment); err != nil {
 			return nil, err
@@ -322,7 +357,7 @@ func (s *Sealer) currentDEK(ctx context.Context, tx phivault.StoreTx, id, compar
 	} else if err != nil {
 		return nil, fmt.Errorf("envelope: key %s: %w", id, err)
 	}
-	if e := s.cache.get(id); e != nil && e.aead != nil && e.matches(wk) {
+	if e := s.cache.get(wk.ID); e != nil && e.aead != nil && e.matches(wk) {
 		return e, nil
 	}
 	return s.unwrapDEK(ctx, wk, nil, gen)

@@ -38,6 +38,21 @@ func (tx *memTx) Key(ctx context.Context, id string) (*phivault.WrappedKey, erro
 	return k, nil
 }
 
+func (tx *memTx) KeyVersions(ctx context.Context, id string) ([]*phivault.WrappedKey, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	var out []*phivault.WrappedKey
+	if tx.hideKeys {
+		return out, nil
+	}
+	for n := 1; n <= len(tx.keys); n++ {
+		if k := tx.keys[phivault.KeyVersionID(id, n)]; k != nil {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
 func (tx *memTx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.WrappedKey, error) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
@@ -54,7 +69,9 @@ func (tx *memTx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.
 func (tx *memTx) Shred(ctx context.Context, compartment string, at time.Time) error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	delete(tx.keys, "patient/"+compartment)
+	for n := len(tx.keys); n >= 1; n-- {
+		delete(tx.keys, phivault.KeyVersionID("patient/"+compartment, n))
+	}
 	if tx.shredded == nil {
 		tx.shredded = make(map[string]time.Time)
 	}
