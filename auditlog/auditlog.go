@@ -251,8 +251,18 @@ func (l *Log) committer() {
 	}
 }
 
-// commit appends a batch's entries in one storage transaction.
+// commit appends a batch's entries in one storage transaction. If another
+// writer (a second node on the same database) appended first, it reloads the
+// tree and tries once more.
 func (l *Log) commit(batch []*appendReq) error {
+	err := l.commitOnce(batch)
+	if phivault.ErrorCode(err) == phivault.ECONFLICT {
+		err = l.commitOnce(batch)
+	}
+	return err
+}
+
+func (l *Log) commitOnce(batch []*appendReq) error {
 	ctx := context.Background() // a batch outlives its callers' contexts
 	if l.stale {
 		if err := l.reload(ctx); err != nil {

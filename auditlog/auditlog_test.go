@@ -266,3 +266,24 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestLog_Append_twoWriters checks that a log whose storage was appended to
+// by another node reloads and continues, keeping one valid tree.
+func TestLog_Append_twoWriters(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewMemAudit()
+	a, b := mustOpen(t, s), mustOpen(t, s)
+	for i := range 6 {
+		l := a
+		if i%2 == 1 {
+			l = b
+		}
+		if err := l.Append(ctx, storetest.Entry(i)); err != nil {
+			t.Fatalf("Append(%d) = %v", i, err)
+		}
+	}
+	_, v := storetest.NewSigner(t)
+	if tree, err := auditlog.Verify(ctx, s, v, "", nil); err != nil || tree.N != 6 {
+		t.Fatalf("Verify() = %v, %v; want 6 entries", tree, err)
+	}
+}

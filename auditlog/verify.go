@@ -81,16 +81,16 @@ func Verify(ctx context.Context, s Storage, verifier note.Verifier, origin strin
 			}
 		}
 		got, err := s.ReadAuditHashes(ctx, indexes)
-		if err != nil {
-			// Find the first entry whose hashes are missing.
-			for k := range indexes {
-				if _, err := s.ReadAuditHashes(ctx, indexes[k:k+1]); err != nil {
+		for k := range want {
+			if err != nil {
+				// Some hash is missing: read them one by one, so the
+				// first bad entry is named whatever is wrong with it.
+				h, err := s.ReadAuditHashes(ctx, indexes[k:k+1])
+				if err != nil {
 					return tlog.Tree{}, &VerifyError{Index: owner[k], Err: fmt.Errorf("tree hash missing")}
 				}
+				got = append(got[:k], h[0])
 			}
-			return tlog.Tree{}, fmt.Errorf("read audit hashes: %w", err)
-		}
-		for k := range want {
 			if got[k] != want[k] {
 				return tlog.Tree{}, &VerifyError{Index: owner[k], Err: fmt.Errorf("entry does not match the stored tree hashes")}
 			}
