@@ -189,7 +189,8 @@ func tokenFromInit(out []byte) string {
 }
 
 // env is the environment for phivault processes: this process's, minus any
-// PHIVAULT_* setting, plus the passphrase and extra.
+// PHIVAULT_* setting, plus the passphrase (unless v.pass is empty: the
+// server then starts sealed) and extra.
 func (v *vault) env(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -197,7 +198,10 @@ func (v *vault) env(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "PHIVAULT_PASSPHRASE="+v.pass, "TMPDIR="+v.tmp)
+	if v.pass != "" {
+		env = append(env, "PHIVAULT_PASSPHRASE="+v.pass)
+	}
+	env = append(env, "TMPDIR="+v.tmp)
 	env = append(env, v.extraEnv...)
 	return append(env, extra...)
 }
