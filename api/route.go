@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -82,6 +84,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 		actor = ActorFromContext(ctx)
 	}
+	r = r.WithContext(withRequestInfo(r, reqID, actor))
 	if !acceptsJSON(r) {
 		h.writeError(sw, r, reqID, errNotAcceptable)
 		return
@@ -109,6 +112,20 @@ func (rt *route) typeLabel(r *http.Request) string {
 		return t
 	}
 	return ""
+}
+
+// withRequestInfo returns r's context carrying the request's id, actor and
+// source address for the audit trail, keeping any client id that the server
+// layer put there.
+func withRequestInfo(r *http.Request, reqID, actor string) context.Context {
+	info, _ := phivault.RequestInfoFromContext(r.Context())
+	info.ID, info.Actor = reqID, actor
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		info.Source = host
+	} else {
+		info.Source = r.RemoteAddr
+	}
+	return phivault.WithRequestInfo(r.Context(), info)
 }
 
 func (h *Handler) requestID() string {
