@@ -8,6 +8,7 @@
 // start with /admin/):
 //
 //	POST /admin/patients/{id}/$shred   crypto-shred one patient's compartment
+//	POST /admin/patients/{id}/$rotate-key new data key for one patient; re-encrypt its records
 //	POST /admin/keys/$rotate           new KEK version; rewrap in the background
 //	POST /admin/keys/{kek}/$compromised mark a KEK version compromised; forces it out
 //	GET  /admin/keys/status            KEK versions, ages, DEKs per version, rewrap progress
@@ -95,6 +96,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) patientOp(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("op") == "$rotate-key" {
+		h.rotatePatientKey(w, r)
+		return
+	}
 	if r.PathValue("op") != "$shred" || h.opts.Records == nil {
 		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
 		return
