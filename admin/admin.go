@@ -53,6 +53,7 @@ type Options struct {
 	Authenticator api.Authenticator // required; nil refuses every request
 	Records       Shredder          // required for $shred
 	Keys          Keys              // optional; nil answers 501 for key routes
+	Rotator       PatientKeyRotator // for $rotate-key; nil uses Records if it is one
 	Unsealer      Unsealer          // optional; nil answers 415 for $seal and $unseal
 	Logger        *slog.Logger      // nil discards
 	Now           func() time.Time  // nil means time.Now; times the unseal backoff

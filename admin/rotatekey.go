@@ -11,8 +11,8 @@ import (
 )
 
 // PatientKeyRotator gives one patient's compartment a new data key and
-// re-encrypts its records; vault.Service is one. Options.Records serves
-// $rotate-key if it implements it.
+// re-encrypts its records; vault.Service is one. Options.Rotator serves
+// $rotate-key, or else Options.Records if it implements it.
 type PatientKeyRotator interface {
 	RotatePatientKey(ctx context.Context, patientID string, progress func(done, total int)) error
 }
@@ -21,8 +21,11 @@ type PatientKeyRotator interface {
 // when the rotation is done (the old key is destroyed); a rotation cut
 // short (client gone, server stopped) resumes on the next call.
 func (h *Handler) rotatePatientKey(w http.ResponseWriter, r *http.Request) {
-	rot, ok := h.opts.Records.(PatientKeyRotator)
-	if !ok {
+	rot := h.opts.Rotator
+	if rot == nil {
+		rot, _ = h.opts.Records.(PatientKeyRotator)
+	}
+	if rot == nil {
 		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
 		return
 	}

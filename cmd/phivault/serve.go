@@ -167,7 +167,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	records.Logger = logger
 	a.records = records
 	auth := &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin"}
-	adminOpts := admin.Options{Authenticator: auth, Records: records, Logger: logger, Unsealer: seal}
+	adminOpts := admin.Options{Authenticator: auth, Records: records, Rotator: records, Logger: logger, Unsealer: seal}
 	if cfg.Keyring.Kind == keyringFile || cfg.Keyring.Kind == "" { // the file keyring rotates online
 		adminOpts.Keys = sealedKeys{seal}
 	}
