@@ -28,6 +28,7 @@ const keysUsage = `Usage: phivault keys SUBCOMMAND [flags]
 Subcommands:
   shred        crypto-shred one patient: destroy its key and search tokens
   rotate       make a new key-encryption key version and rewrap every key
+  rotate-patient  new data key for one patient; re-encrypt its records
   status       KEK versions, age, rotation due, keys per version
   compromised  mark a KEK version compromised (forces rotation)
 
@@ -46,6 +47,8 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 		return c.shred(ctx, args[1:])
 	case "rotate":
 		return c.rotate(ctx, args[1:])
+	case "rotate-patient":
+		return c.rotatePatient(ctx, args[1:])
 	case "status":
 		return c.status(ctx, args[1:])
 	case "compromised":
