@@ -490,10 +490,10 @@ func tokenArgs(args []any, g []phivault.Token) []any {
 // (drive) is the outer loop: a CROSS JOIN makes SQLite's planner keep the
 // token subquery first, so the search probes the tokens primary key, then
 // current by primary key, and never scans current or versions. The other
-// groups are EXISTS probes on the tokens primary key. Without tokens, the
-// (type, deleted, last_updated, id) and (compartment, type, deleted,
-// last_updated) indexes
-// serve the filters and the order.
+// groups are EXISTS probes on the tokens primary key inside that subquery,
+// so current is read only for resources that match every group. Without
+// tokens, the (type, deleted, last_updated, id) and (compartment, type,
+// deleted, last_updated) indexes serve the filters and the order.
 func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any) {
 	var (
 		b     strings.Builder
@@ -512,6 +512,14 @@ func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any)
 			b.WriteString(" AND type IN (" + marks(len(f.Types)) + ")")
 			for _, typ := range f.Types {
 				args = append(args, typ)
+			}
+		}
+		// The other groups are probed here, on the token rows, so that
+		// only resources matching every group are looked up in current.
+		for i, g := range f.Tokens {
+			if i != drive {
+				b.WriteString(" AND EXISTS (SELECT 1 FROM tokens t WHERE t.token IN (" + marks(len(g)) + ") AND t.type = tokens.type AND t.id = tokens.id)")
+				args = tokenArgs(args, g)
 			}
 		}
 		b.WriteString(") d CROSS JOIN current c ON c.type = d.type AND c.id = d.id")
@@ -541,13 +549,6 @@ func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any)
 	if !f.To.IsZero() {
 		where = append(where, "c.last_updated < ?")
 		args = append(args, f.To.UnixMicro())
-	}
-	for i, g := range f.Tokens {
-		if i == drive {
-			continue
-		}
-		where = append(where, "EXISTS (SELECT 1 FROM tokens t WHERE t.token IN ("+marks(len(g))+") AND t.type = c.type AND t.id = c.id)")
-		args = tokenArgs(args, g)
 	}
 	b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	if !count {
