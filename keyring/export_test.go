@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"bytes"
+	"encoding/json"
 
 	"github.com/phivault/phivault"
 )
@@ -13,4 +14,14 @@ func KEKForTest(k *FileKeyring, id phivault.KeyID) []byte {
 		return bytes.Clone(c.key)
 	}
 	return nil
+}
+
+// PlaintextForTest returns the decrypted JSON of the key file at path, so
+// tests can check what it records.
+func PlaintextForTest(path string, passphrase []byte) ([]byte, error) {
+	kf, err := readFile(path, passphrase, MaxWorkFactor)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(kf)
 }

@@ -126,6 +126,18 @@ type keyFile struct {
 	Version int            `json:"version"`
 	Current phivault.KeyID `json:"current"`
 	KEKs    []fileKEK      `json:"keks"`
+	// Retired records the versions removed from KEKs, without their keys,
+	// for breach analysis (see RetireFile); absent if none.
+	Retired []retiredKEK `json:"retired,omitempty"`
+}
+
+// retiredKEK is what the key file keeps of a retired KEK version: when it
+// existed and whether it was marked compromised, never its key.
+type retiredKEK struct {
+	ID          phivault.KeyID `json:"id"`
+	Created     time.Time      `json:"created"`
+	Retired     time.Time      `json:"retired"`
+	Compromised *time.Time     `json:"compromised,omitempty"`
 }
 
 type fileKEK struct {
@@ -147,6 +159,7 @@ type FileKeyring struct {
 	keks    map[phivault.KeyID]*kek
 	current *kek
 	rand    io.Reader
+	retired []KEKInfo // history only: these versions' keys are gone
 }
 
 // kek is one KEK version with its AEAD, built once.
@@ -215,8 +228,15 @@ func RotateFile(path string, passphrase []byte, opts FileOptions) (phivault.KeyI
 		return "", err // refuse to rewrite a malformed file
 	}
 	next := 0
+	ids := make([]phivault.KeyID, 0, len(kf.KEKs)+len(kf.Retired))
 	for _, k := range kf.KEKs {
-		n, err := strconv.Atoi(strings.TrimPrefix(string(k.ID), kekIDPrefix))
+		ids = append(ids, k.ID)
+	}
+	for _, r := range kf.Retired {
+		ids = append(ids, r.ID) // never reuse a retired version's id
+	}
+	for _, id := range ids {
+		n, err := strconv.Atoi(strings.TrimPrefix(string(id), kekIDPrefix))
 		if err == nil && n > next {
 			next = n
 		}
@@ -278,6 +298,16 @@ func newFileKeyring(kf *keyFile, rand io.Reader) (*FileKeyring, error) {
 		if fk.Compromised != nil {
 			k.keks[fk.ID].compromised = fk.Compromised.UTC()
 		}
+	}
+	for _, r := range kf.Retired {
+		if _, dup := k.keks[r.ID]; dup || !strings.HasPrefix(string(r.ID), kekIDPrefix) {
+			return nil, errors.New("keyring: key file malformed: bad retired kek entry")
+		}
+		info := KEKInfo{ID: r.ID, Created: r.Created.UTC(), Retired: r.Retired.UTC()}
+		if r.Compromised != nil {
+			info.Compromised = r.Compromised.UTC()
+		}
+		k.retired = append(k.retired, info)
 	}
 	k.current = k.keks[kf.Current]
 	if k.current == nil {

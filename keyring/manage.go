@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,9 @@ type KEKInfo struct {
 	Created     time.Time
 	Current     bool
 	Compromised time.Time // zero unless marked compromised
+	// Retired is when the version was removed from the key file (its key
+	// is gone; only this record stays), or zero if it is still held.
+	Retired time.Time
 }
 
 // Versions describes the keyring's KEK versions, sorted by id.
@@ -26,6 +30,17 @@ func (k *FileKeyring) Versions() []KEKInfo {
 		c := k.keks[id]
 		out = append(out, KEKInfo{ID: id, Created: c.created, Current: c == k.current, Compromised: c.compromised})
 	}
+	return out
+}
+
+// RetiredVersions describes the KEK versions retired from the key file,
+// sorted by id: their keys are gone, but when they existed, when they were
+// retired and whether they were marked compromised stay on record, so an
+// auditor can tell later whether data exposed with a version was still
+// protected by it.
+func (k *FileKeyring) RetiredVersions() []KEKInfo {
+	out := slices.Clone(k.retired)
+	slices.SortFunc(out, func(a, b KEKInfo) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
 }
 
@@ -61,8 +76,12 @@ func updateFile(path string, passphrase []byte, opts FileOptions, fn func(kf *ke
 // wrapped under a retired version can never be unwrapped again: retire a
 // version only when no stored key refers to it (see envelope.Rewrap). The
 // current version cannot be retired (ErrRetireCurrent); unknown ids are
-// ignored.
+// ignored. The file keeps a record of each retired version without its key
+// (id, creation, retirement at opts.Now, compromise mark), listed by
+// FileKeyring.RetiredVersions.
 func RetireFile(path string, passphrase []byte, ids []phivault.KeyID, opts FileOptions) error {
+	opts = opts.withDefaults()
+	now := opts.Now().UTC()
 	return updateFile(path, passphrase, opts, func(kf *keyFile) error {
 		if slices.Contains(ids, kf.Current) {
 			return ErrRetireCurrent
@@ -70,6 +89,7 @@ func RetireFile(path string, passphrase []byte, ids []phivault.KeyID, opts FileO
 		kf.KEKs = slices.DeleteFunc(kf.KEKs, func(k fileKEK) bool {
 			if slices.Contains(ids, k.ID) {
 				clear(k.Key)
+				kf.Retired = append(kf.Retired, retiredKEK{ID: k.ID, Created: k.Created, Retired: now, Compromised: k.Compromised})
 				return true
 			}
 			return false
@@ -80,16 +100,27 @@ func RetireFile(path string, passphrase []byte, ids []phivault.KeyID, opts FileO
 
 // MarkCompromisedFile records in the key file at path that KEK version id
 // was (or may have been) exposed, at time at. The mark stays for breach
-// analysis, also after the version is rotated out; marking twice keeps the
-// first time. It returns ErrUnknownKEK if the file has no version id.
+// analysis, also after the version is retired, and a retired version can
+// still be marked (an exposure found out later); marking twice keeps the
+// first time. It returns ErrUnknownKEK if the file has no version id,
+// held or retired.
 func MarkCompromisedFile(path string, passphrase []byte, id phivault.KeyID, at time.Time, opts FileOptions) error {
+	mark := func(c **time.Time) {
+		if *c == nil {
+			t := at.UTC()
+			*c = &t
+		}
+	}
 	return updateFile(path, passphrase, opts, func(kf *keyFile) error {
 		for i := range kf.KEKs {
 			if kf.KEKs[i].ID == id {
-				if kf.KEKs[i].Compromised == nil {
-					t := at.UTC()
-					kf.KEKs[i].Compromised = &t
-				}
+				mark(&kf.KEKs[i].Compromised)
+				return nil
+			}
+		}
+		for i := range kf.Retired {
+			if kf.Retired[i].ID == id {
+				mark(&kf.Retired[i].Compromised)
 				return nil
 			}
 		}

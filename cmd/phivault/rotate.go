@@ -31,7 +31,10 @@ type kekStatus struct {
 	Created     time.Time      `json:"created"`
 	Current     bool           `json:"current"`
 	Compromised *time.Time     `json:"compromised,omitempty"`
-	Keys        int            `json:"keys"` // stored keys (DEKs and the index key) it wraps
+	// Retired is when the version left the key file; its key is gone and
+	// only this record stays, for breach analysis.
+	Retired *time.Time `json:"retired,omitempty"`
+	Keys    int        `json:"keys"` // stored keys (DEKs and the index key) it wraps
 }
 
 type rewrapStatus struct {
@@ -176,6 +179,15 @@ func statusOf(ctx context.Context, store phivault.Store, keys *keyring.FileKeyri
 		}
 		st.Versions = append(st.Versions, ks)
 	}
+	for _, v := range keys.RetiredVersions() {
+		r := v.Retired
+		ks := kekStatus{ID: v.ID, Created: v.Created, Retired: &r, Keys: counts[v.ID]}
+		if !v.Compromised.IsZero() {
+			c := v.Compromised
+			ks.Compromised = &c
+		}
+		st.Versions = append(st.Versions, ks)
+	}
 	return st, nil
 }
 
@@ -192,7 +204,7 @@ func rewrapAndRetire(ctx context.Context, store phivault.Store, keys *keyring.Re
 	}
 	var retire []phivault.KeyID
 	for _, v := range st.Versions {
-		if !v.Current && v.Keys == 0 {
+		if !v.Current && v.Retired == nil && v.Keys == 0 {
 			retire = append(retire, v.ID)
 		}
 	}
@@ -227,17 +239,20 @@ func dueReasons(st *keyStatus, maxAge time.Duration, now time.Time) []string {
 
 func printStatus(out io.Writer, st *keyStatus, maxAge time.Duration, now time.Time) {
 	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "KEK\tCREATED\tAGE (DAYS)\tKEYS\tCURRENT\tCOMPROMISED")
+	fmt.Fprintln(w, "KEK\tCREATED\tAGE (DAYS)\tKEYS\tCURRENT\tCOMPROMISED\tRETIRED")
 	for _, v := range st.Versions {
-		comp := "-"
+		comp, retired := "-", "-"
 		if v.Compromised != nil {
 			comp = v.Compromised.UTC().Format(time.RFC3339)
+		}
+		if v.Retired != nil {
+			retired = v.Retired.UTC().Format(time.RFC3339)
 		}
 		cur := ""
 		if v.Current {
 			cur = "yes"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\n", v.ID, v.Created.UTC().Format(time.RFC3339), int(now.Sub(v.Created).Hours()/24), v.Keys, cur, comp)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", v.ID, v.Created.UTC().Format(time.RFC3339), int(now.Sub(v.Created).Hours()/24), v.Keys, cur, comp, retired)
 	}
 	w.Flush()
 	if st.Rewrap.Running {
