@@ -31,6 +31,9 @@ type Sealer interface {
 	// Seal encrypts r (which must have a Body unless Deleted) under the DEK
 	// of r.Compartment, creating that DEK within tx if it does not exist.
 	Seal(ctx context.Context, tx StoreTx, r *Resource) (*SealedResource, error)
+	// SealAll seals rs like Seal, in order, looking each data-encryption
+	// key up once for all of them (a bulk write's resources share few).
+	SealAll(ctx context.Context, tx StoreTx, rs []*Resource) ([]*SealedResource, error)
 	// Open decrypts s. It returns ErrIntegrity if the ciphertext was altered
 	// or does not belong to s's type, id, version and compartment.
 	Open(ctx context.Context, tx StoreTx, s *SealedResource) (*Resource, error)

@@ -215,28 +215,51 @@ func shredded(ctx context.Context, tx phivault.StoreTx, compartment string) erro
 // Seal always reads the DEK's row in tx, so it never seals under a key other
 // than the stored one, even if the row changed since it was cached.
 func (s *Sealer) Seal(ctx context.Context, tx phivault.StoreTx, r *phivault.Resource) (*phivault.SealedResource, error) {
-	sr := &phivault.SealedResource{
-		Type:        r.Type,
-		ID:          r.ID,
-		Version:     r.Version,
-		LastUpdated: r.LastUpdated,
-		Compartment: r.Compartment,
-		Deleted:     r.Deleted,
-	}
-	if r.Deleted {
-		return sr, nil
-	}
-	if len(r.Body) == 0 {
-		return nil, errors.New("envelope: seal: resource has no body")
-	}
-	e, err := s.currentDEK(ctx, tx, KeyID(r.Compartment), r.Compartment)
+	out, err := s.SealAll(ctx, tx, []*phivault.Resource{r})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.sealWith(e, sr, r.Body); err != nil {
-		return nil, err
+	return out[0], nil
+}
+
+// SealAll seals rs like Seal, reading each DEK's row once for all of them:
+// on PostgreSQL every read is a round trip.
+func (s *Sealer) SealAll(ctx context.Context, tx phivault.StoreTx, rs []*phivault.Resource) ([]*phivault.SealedResource, error) {
+	out := make([]*phivault.SealedResource, len(rs))
+	var deks map[string]*keyEntry
+	for i, r := range rs {
+		sr := &phivault.SealedResource{
+			Type:        r.Type,
+			ID:          r.ID,
+			Version:     r.Version,
+			LastUpdated: r.LastUpdated,
+			Compartment: r.Compartment,
+			Deleted:     r.Deleted,
+		}
+		out[i] = sr
+		if r.Deleted {
+			continue
+		}
+		if len(r.Body) == 0 {
+			return nil, errors.New("envelope: seal: resource has no body")
+		}
+		id := KeyID(r.Compartment)
+		e, ok := deks[id]
+		if !ok {
+			var err error
+			if e, err = s.currentDEK(ctx, tx, id, r.Compartment); err != nil {
+				return nil, err
+			}
+			if deks == nil {
+				deks = make(map[string]*keyEntry)
+			}
+			deks[id] = e
+		}
+		if err := s.sealWith(e, sr, r.Body); err != nil {
+			return nil, err
+		}
 	}
-	return sr, nil
+	return out, nil
 }
 
 // sealWith encrypts body for the row sr under the DEK e, setting sr's KeyID

@@ -32,6 +32,7 @@ type entry struct {
 	// and tokenized, waiting only to be sealed and stored.
 	prepared *phivault.Resource
 	tokens   []phivault.Token
+	sealed   *phivault.SealedResource // prepared, sealed in the write transaction
 
 	// results
 	res     *phivault.Resource
@@ -246,6 +247,9 @@ func (s *Service) transaction(ctx context.Context, entries []*entry) error {
 				return err
 			}
 		}
+		if err := s.sealPrepared(ctx, tx, entries); err != nil {
+			return err
+		}
 		for _, method := range transactionOrder {
 			for _, e := range entries {
 				if e.method != method || e.status != 0 {
@@ -300,6 +304,11 @@ func (s *Service) prepareAll(ctx context.Context, entries []*entry) error {
 	}
 	now := s.now()
 	return s.store.View(ctx, func(tx phivault.StoreTx) error {
+		var (
+			posts  []*entry
+			counts []int
+			all    []phivault.IndexValue
+		)
 		for _, e := range entries {
 			if e.resource == nil {
 				continue
@@ -314,13 +323,46 @@ func (s *Service) prepareAll(ctx context.Context, entries []*entry) error {
 			if err != nil {
 				return err
 			}
-			if e.tokens, err = s.sealer.Tokens(ctx, tx, values); err != nil {
-				return err
-			}
 			e.prepared = res
+			posts = append(posts, e)
+			counts = append(counts, len(values))
+			all = append(all, values...)
+		}
+		// One Tokens call for the whole Bundle reads the index key once.
+		tokens, err := s.sealer.Tokens(ctx, tx, all)
+		if err != nil {
+			return err
+		}
+		for i, e := range posts {
+			e.tokens, tokens = tokens[:counts[i]:counts[i]], tokens[counts[i]:]
 		}
 		return nil
 	})
+}
+
+// sealPrepared seals every prepared entry in one call, so that each
+// compartment's key is looked up once per transaction, not per resource.
+func (s *Service) sealPrepared(ctx context.Context, tx phivault.StoreTx, entries []*entry) error {
+	var prepared []*entry
+	var rs []*phivault.Resource
+	for _, e := range entries {
+		e.sealed = nil
+		if e.prepared != nil {
+			prepared = append(prepared, e)
+			rs = append(rs, e.prepared)
+		}
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	sealed, err := s.sealer.SealAll(ctx, tx, rs)
+	if err != nil {
+		return err
+	}
+	for i, e := range prepared {
+		e.sealed = sealed[i]
+	}
+	return nil
 }
 
 // assignIDs gives every POST entry its id (or the existing match of its
@@ -404,8 +446,8 @@ func (s *Service) apply(ctx context.Context, tx phivault.StoreTx, e *entry) erro
 	}
 	switch e.method {
 	case http.MethodPost:
-		if e.prepared != nil {
-			e.res, err = e.prepared, s.sealAndPut(ctx, tx, e.prepared, e.tokens)
+		if e.sealed != nil {
+			e.res, err = e.prepared, tx.Put(ctx, e.sealed, e.tokens)
 		} else {
 			e.res, err = s.put(ctx, tx, e.typ, e.id, 0, e.resource)
 		}

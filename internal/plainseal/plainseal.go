@@ -85,3 +85,16 @@ func (Sealer) Tokens(_ context.Context, _ phivault.StoreTx, values []phivault.In
 	}
 	return out, nil
 }
+
+// SealAll seals each of rs like Seal.
+func (p Sealer) SealAll(ctx context.Context, tx phivault.StoreTx, rs []*phivault.Resource) ([]*phivault.SealedResource, error) {
+	out := make([]*phivault.SealedResource, len(rs))
+	for i, r := range rs {
+		sr, err := p.Seal(ctx, tx, r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = sr
+	}
+	return out, nil
+}
