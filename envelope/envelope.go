@@ -8,6 +8,8 @@
 // resources outside any compartment share one DEK ("shared"), and the blind
 // index has its own key ("index"). Keys are created on first use within the
 // caller's transaction and stored only wrapped by a [phivault.Keyring].
+// [Sealer.RotateKey] replaces a compartment's DEK with a new version
+// ("patient/<id>#2", …) and re-encrypts the compartment's records under it.
 //
 // # Sealing
 //
