@@ -137,47 +137,55 @@ func adminCall(ctx context.Context, cf *clientFlags, method, path string) ([]byt
 const adminPrefix = "/admin"
 
 func (c *keysCommand) shred(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("keys shred", flag.ContinueOnError)
+	return c.patientOp(ctx, args, "shred", "/$shred",
+		"Destroys the patient's data key and search tokens. Every version of the patient's\n"+
+			"records stays as ciphertext nobody can read; reads answer 410, writes are refused.\n"+
+			"This cannot be undone.",
+		func(ctx context.Context, o *offline, patient string) error {
+			at, err := o.records.Shred(ctx, patient)
+			if phivault.ErrorCode(err) == phivault.ENOTFOUND {
+				return fmt.Errorf("no Patient %s in %s", patient, o.data)
+			} else if err != nil {
+				return fmt.Errorf("shred: %w", err)
+			}
+			fmt.Fprintf(c.stdout, "Patient/%s was crypto-shredded at %s.\n", patient, at.Format("2006-01-02T15:04:05.000000Z07:00"))
+			return nil
+		})
+}
+
+// patientOp runs a keys subcommand on one patient (--patient ID): through
+// the running server's admin API at /patients/ID + op, or, with -data,
+// offline through run.
+func (c *keysCommand) patientOp(ctx context.Context, args []string, name, op, about string, run func(context.Context, *offline, string) error) error {
+	fs := flag.NewFlagSet("keys "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	var cf clientFlags
 	cf.register(fs)
 	var of offlineFlags
 	of.register(fs)
-	patient := fs.String("patient", "", "id of the Patient to shred (required)")
+	patient := fs.String("patient", "", "id of the Patient (required)")
 	fs.Usage = func() {
-		fmt.Fprint(c.stderr, "Usage: phivault keys shred --patient ID [-data DIR | -url URL]\n\n"+
-			"Destroys the patient's data key and search tokens. Every version of the patient's\n"+
-			"records stays as ciphertext nobody can read; reads answer 410, writes are refused.\n"+
-			"This cannot be undone.\n\nFlags:\n")
+		fmt.Fprintf(c.stderr, "Usage: phivault keys %s --patient ID [-data DIR | -url URL]\n\n%s\n\nFlags:\n", name, about)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *patient == "" || strings.ContainsAny(*patient, "/?#") {
-		return errorWithHint("no valid --patient id", "phivault keys shred --patient ID")
+		return errorWithHint("no valid --patient id", "phivault keys "+name+" --patient ID")
 	}
 	if of.data == "" {
-		body, err := adminCall(ctx, &cf, http.MethodPost, "/patients/"+url.PathEscape(*patient)+"/$shred")
+		body, err := adminCall(ctx, &cf, http.MethodPost, "/patients/"+url.PathEscape(*patient)+"/"+strings.TrimPrefix(op, "/"))
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(c.stdout, outcomeMessage(body))
 		return nil
 	}
-	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
-	o, err := of.open(ctx, logger)
+	o, err := of.open(ctx, slog.New(slog.NewJSONHandler(c.stderr, nil)))
 	if err != nil {
 		return err
 	}
 	defer o.Close()
-	at, err := o.records.Shred(ctx, *patient)
-	if err != nil {
-		if phivault.ErrorCode(err) == phivault.ENOTFOUND {
-			return fmt.Errorf("no Patient %s in %s", *patient, o.data)
-		}
-		return fmt.Errorf("shred: %w", err)
-	}
-	fmt.Fprintf(c.stdout, "Patient/%s was crypto-shredded at %s.\n", *patient, at.Format("2006-01-02T15:04:05.000000Z07:00"))
-	return nil
+	return run(ctx, o, *patient)
 }
