@@ -437,3 +437,24 @@ func (l *Log) Close() error {
 	_, err := l.Checkpoint(context.Background())
 	return err
 }
+
+// CheckConsistent checks that the committed tree extends the tree of c
+// (typically the last checkpoint a witness holds), so that a database
+// rolled back or rewritten since is noticed at start.
+func (l *Log) CheckConsistent(ctx context.Context, c Checkpoint) error {
+	tree := l.Tree()
+	if c.N > tree.N {
+		return fmt.Errorf("auditlog: the log has %d entries but checkpoint covers %d: entries were removed", tree.N, c.N)
+	}
+	if c.N == 0 {
+		return nil
+	}
+	p, err := tlog.ProveTree(tree.N, c.N, l.reader(ctx))
+	if err != nil {
+		return fmt.Errorf("auditlog: prove consistency: %w", err)
+	}
+	if err := tlog.CheckTree(p, tree.N, tree.Hash, c.N, c.Hash); err != nil {
+		return fmt.Errorf("auditlog: the log does not extend checkpoint of size %d: %w", c.N, err)
+	}
+	return nil
+}

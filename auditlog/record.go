@@ -237,3 +237,30 @@ func bundleRefs(body []byte, base string) []string {
 	}
 	return refs
 }
+
+// Shredder crypto-shreds a patient compartment (the admin API's operation).
+type Shredder interface {
+	Shred(ctx context.Context, patientID string) (time.Time, error)
+}
+
+type shredder struct {
+	next Shredder
+	rs   *RecordService
+}
+
+// NewShredder returns a Shredder that records every shred, done or failed,
+// in log after it runs. A shred cannot be undone: if its entry cannot be
+// written, the shred stands and the call returns ErrUnavailable.
+func NewShredder(next Shredder, log phivault.AuditLog) Shredder {
+	return &shredder{next: next, rs: NewRecordService(nil, log)}
+}
+
+func (s *shredder) Shred(ctx context.Context, patientID string) (time.Time, error) {
+	at, err := s.next.Shred(ctx, patientID)
+	e := s.rs.entry(ctx, phivault.ActionShred, "Patient", patientID)
+	addCompartment(e, patientID)
+	if err := s.rs.record(ctx, e, err); err != nil {
+		return time.Time{}, err
+	}
+	return at, nil
+}

@@ -9,6 +9,7 @@
 //	phivault import   load FHIR bundles, resources or NDJSON into a server
 //	phivault bench    put load on a server and report throughput and latency
 //	phivault keys     shred a patient, rotate keys, show key status
+//	phivault audit    verify the audit trail against saved checkpoints
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
 //
@@ -40,6 +41,7 @@ Commands:
   import   load FHIR bundles, resources or NDJSON into a running server
   bench    put load on a running server; report req/s and latency
   keys     shred a patient, rotate keys, show key status
+  audit    verify the tamper-evident audit trail offline
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &benchCommand{stdout: stdout, stderr: stderr}
 	case "keys":
 		cmd = &keysCommand{stdout: stdout, stderr: stderr}
+	case "audit":
+		cmd = &auditCommand{stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":

@@ -136,6 +136,7 @@ type app struct {
 	handler *api.Handler
 	admin   *admin.Handler
 	metrics *prometheus.Registry
+	audit   *auditTrail // records every request; see audit.go
 	server  *server.Server
 }
 
@@ -170,6 +171,11 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	adminOpts := admin.Options{Authenticator: auth, Records: records, Rotator: records, Logger: logger, Unsealer: seal}
 	if cfg.Keyring.Kind == keyringFile || cfg.Keyring.Kind == "" { // the file keyring rotates online
 		adminOpts.Keys = sealedKeys{seal}
+	}
+	if err := a.openAudit(ctx, &adminOpts, auth); err != nil { // api → auditlog → vault
+		seal.close()
+		db.Close()
+		return nil, err
 	}
 	a.admin = admin.NewHandler(adminOpts)
 	a.handler = api.NewHandler(a.records, api.Options{
@@ -224,6 +230,7 @@ func (a *app) fhirAndAdmin() http.Handler {
 	mux.Handle("/fhir", fhirAPI)
 	mux.Handle("/fhir/", fhirAPI)
 	mux.Handle("/fhir"+adminPrefix+"/", http.StripPrefix("/fhir", a.admin))
+	mux.Handle("/fhir/audit/", http.StripPrefix("/fhir", a.audit.handler))
 	return mux
 }
 
@@ -235,6 +242,6 @@ func (a *app) Close() error {
 	}
 	// Sealing stops a rewrap (it resumes on the next start) and releases
 	// the keyring.
-	errs = append(errs, a.seal.close(), a.db.Close())
+	errs = append(errs, a.seal.close(), a.audit.Close(), a.db.Close())
 	return errors.Join(errs...)
 }
