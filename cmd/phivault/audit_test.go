@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/phivault/phivault/internal/testenv"
+)
+
+// auditApp is a vault opened by openApp on a fresh data folder, serving its
+// FHIR API on an httptest server.
+type auditApp struct {
+	*app
+	url, token string
+}
+
+func mustAuditApp(t *testing.T) *auditApp {
+	t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
+	var out bytes.Buffer
+	if err := run(ctx, []string{"init", "-data", dir}, &out, io.Discard); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	_, after, _ := strings.Cut(out.String(), "only its hash is kept):\n")
+	token := strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])
+	a, err := openApp(ctx, Config{Data: dataDir(dir), Passphrase: "correct horse battery staple"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("openApp: %v", err)
+	}
+	srv := httptest.NewServer(a.fhirAndAdmin())
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	return &auditApp{app: a, url: srv.URL, token: token}
+}
+
+func (a *auditApp) do(t *testing.T, method, path, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, a.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestAudit_failClosed breaks the audit log of a running vault and checks
+// that a read then answers 503 with no patient data.
+func TestAudit_failClosed(t *testing.T) {
+	a := mustAuditApp(t)
+	status, body := a.do(t, "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Quendolyn"}]}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create = %d %s", status, body)
+	}
+	var p struct{ ID string }
+	json.Unmarshal(body, &p)
+	if status, body := a.do(t, "GET", "/fhir/Patient/"+p.ID, ""); status != http.StatusOK {
+		t.Fatalf("read = %d %s", status, body)
+	}
+
+	a.audit.log.Close() // every later Append fails
+
+	for _, path := range []string{"/fhir/Patient/" + p.ID, "/fhir/Patient?family=Quendolyn", "/fhir/Patient/" + p.ID + "/$everything"} {
+		status, body := a.do(t, "GET", path, "")
+		if status != http.StatusServiceUnavailable || bytes.Contains(body, []byte("Quendolyn")) ||
+			!bytes.Contains(body, []byte("The audit log cannot be written")) {
+			t.Errorf("GET %s with a broken audit log = %d %s, want 503 and no data", path, status, body)
+		}
+	}
+}
+
+// TestAudit_noPHI imports Synthea patients through the layered service,
+// reads and searches them by name and identifier, and checks that the
+// audit entries and checkpoints hold none of their names or identifiers,
+// and that the trail verifies offline.
+func TestAudit_noPHI(t *testing.T) {
+	files, err := testenv.ReadSynthea("patients-100.tar.gz")
+	if err != nil {
+		testenv.SyntheaArchive(t, "patients-100.tar.gz") // skips if absent
+		t.Fatal(err)
+	}
+	a := mustAuditApp(t)
+	var phi []string
+	for _, f := range files[:3] {
+		if status, body := a.do(t, "POST", "/fhir", string(f.Data)); status != http.StatusOK {
+			t.Fatalf("%s: transaction = %d %.200s", f.Name, status, body)
+		}
+		for _, s := range patientPHI(t, f.Data) {
+			phi = append(phi, s)
+		}
+	}
+	if len(phi) < 9 {
+		t.Fatalf("found only %d PHI strings in 3 patients; the extraction is broken", len(phi))
+	}
+	for _, s := range phi {
+		for _, param := range []string{"family", "given", "identifier", "name"} {
+			status, body := a.do(t, "GET", "/fhir/Patient?"+param+"="+url.QueryEscape(s), "")
+			if status != http.StatusOK {
+				t.Fatalf("search = %d %.200s", status, body)
+			}
+		}
+	}
+	ctx := context.Background()
+	n, err := a.db.AuditSize(ctx)
+	if err != nil || n < int64(4*len(phi)) {
+		t.Fatalf("audit log has %d entries (%v), want at least %d", n, err, 4*len(phi))
+	}
+	entries, err := a.db.ReadAuditEntries(ctx, 0, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.audit.Close(); err != nil { // writes the last checkpoint
+		t.Fatal(err)
+	}
+	cps, err := os.ReadFile(a.cfg.Data.auditCheckpoints())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(bytes.Join(entries, []byte("\n")), cps...)
+	for _, s := range phi {
+		if bytes.Contains(bytes.ToLower(all), []byte(strings.ToLower(s))) {
+			t.Errorf("the audit trail holds PHI (%d-byte string from a Patient)", len(s))
+		}
+	}
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data)}, &out, io.Discard); err != nil {
+		t.Fatalf("audit verify = %v", err)
+	}
+	if !strings.Contains(out.String(), "audit log OK") {
+		t.Errorf("audit verify printed %q", out.String())
+	}
+}
+
+// patientPHI returns the names, identifier values, birth date, address lines
+// and phone numbers of the Patients in a bundle (strings of 4+ bytes).
+func patientPHI(t *testing.T, bundle []byte) []string {
+	var b struct {
+		Entry []struct{ Resource json.RawMessage }
+	}
+	if err := json.Unmarshal(bundle, &b); err != nil {
+		t.Fatal(err)
+	}
+	type patient struct {
+		ResourceType string
+		Name         []struct {
+			Family string
+			Given  []string
+		}
+		Identifier []struct{ Value string }
+		BirthDate  string
+		Address    []struct{ Line []string }
+		Telecom    []struct{ Value string }
+	}
+	var patients []patient
+	for _, e := range b.Entry {
+		if !bytes.Contains(e.Resource, []byte(`"resourceType":"Patient"`)) && !bytes.Contains(e.Resource, []byte(`"resourceType": "Patient"`)) {
+			continue
+		}
+		var p patient
+		if err := json.Unmarshal(e.Resource, &p); err != nil {
+			t.Fatal(err)
+		}
+		patients = append(patients, p)
+	}
+	var out []string
+	add := func(s string) {
+		if len(s) >= 4 {
+			out = append(out, s)
+		}
+	}
+	for _, r := range patients {
+		for _, n := range r.Name {
+			add(n.Family)
+			for _, g := range n.Given {
+				add(g)
+			}
+		}
+		for _, id := range r.Identifier {
+			add(id.Value)
+		}
+		add(r.BirthDate)
+		for _, ad := range r.Address {
+			for _, l := range ad.Line {
+				add(l)
+			}
+		}
+		for _, tc := range r.Telecom {
+			add(tc.Value)
+		}
+	}
+	return out
+}
