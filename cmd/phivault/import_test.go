@@ -1,0 +1,94 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestReadInputs reads every input form phivault import takes: a Bundle, a
+// single resource, NDJSON (batched into transactions of PUTs), a folder,
+// and a .tar.gz, and checks the transactions it would send.
+func TestReadInputs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("bundle.json", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}}]}`)
+	write("one.json", `{"resourceType":"Patient","id":"p1"}`)
+	write("many.ndjson", `{"resourceType":"Patient","id":"a"}
+{"resourceType":"Observation","status":"final","code":{"text":"x"}}
+
+{"resourceType":"Patient","id":"b"}
+`)
+	write("ignored.txt", "not FHIR")
+
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	member := []byte(`{"resourceType":"Patient","id":"t1"}`)
+	tw.WriteHeader(&tar.Header{Name: "x/t1.json", Mode: 0o600, Size: int64(len(member)), Typeflag: tar.TypeReg})
+	tw.Write(member)
+	tw.Close()
+	gz.Close()
+	write("archive.tar.gz", buf.String())
+
+	type request struct{ Method, URL string }
+	var jobs []importJob
+	var requests []request
+	if err := readInputs(dir, 2, func(j importJob) error {
+		jobs = append(jobs, j)
+		var b struct {
+			Type  string
+			Entry []struct{ Request request }
+		}
+		if err := json.Unmarshal(j.body, &b); err != nil {
+			t.Fatalf("%s: %v", j.name, err)
+		}
+		if b.Type != "transaction" || len(b.Entry) != j.n {
+			t.Errorf("%s: type %q with %d entries, want a transaction of %d", j.name, b.Type, len(b.Entry), j.n)
+		}
+		for _, e := range b.Entry {
+			requests = append(requests, e.Request)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// archive.tar.gz (1), bundle.json (1), many.ndjson in batches of 2 (2+1), one.json (1)
+	if len(jobs) != 5 {
+		t.Fatalf("read %d bundles, want 5", len(jobs))
+	}
+	want := []request{
+		{"PUT", "Patient/t1"},
+		{"POST", "Patient"},
+		{"PUT", "Patient/a"}, {"POST", "Observation"},
+		{"PUT", "Patient/b"},
+		{"PUT", "Patient/p1"},
+	}
+	if len(requests) != len(want) {
+		t.Fatalf("requests = %v, want %v", requests, want)
+	}
+	for i := range want {
+		if requests[i] != want[i] {
+			t.Errorf("request %d = %v, want %v", i, requests[i], want[i])
+		}
+	}
+	if jobs[0].key == jobs[1].key || jobs[0].key == "" {
+		t.Error("journal keys must identify bundles")
+	}
+
+	t.Run("ErrNotJSON", func(t *testing.T) {
+		write2 := filepath.Join(t.TempDir(), "bad.ndjson")
+		os.WriteFile(write2, []byte("{\"resourceType\":\"Patient\"}\nnot json\n"), 0o600)
+		if err := readInputs(write2, 10, func(importJob) error { return nil }); err == nil {
+			t.Error("an NDJSON line that is not JSON was accepted")
+		}
+	})
+}
