@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -99,6 +100,9 @@ type KMS struct {
 
 	client KMSAPI
 	keyID  string // as configured: key id, ARN, alias name or alias ARN
+
+	mu  sync.Mutex
+	arn string // of the key KMS named in the last successful Encrypt
 }
 
 var _ phivault.Keyring = (*KMS)(nil)
@@ -132,7 +136,24 @@ func (k *KMS) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, 
 	if arn == "" || len(out.CiphertextBlob) == 0 {
 		return "", nil, fmt.Errorf("keyring: kms encrypt under %s: empty response", k.keyID)
 	}
+	k.mu.Lock()
+	k.arn = arn
+	k.mu.Unlock()
 	return phivault.KeyID(KMSKeyIDPrefix + arn), out.CiphertextBlob, nil
+}
+
+// Current returns the id ("kms:" + ARN) of the KMS key that the last
+// successful WrapKey used, which is the configured key (an alias resolved
+// to its key's ARN), or "" before the first WrapKey. Stored keys whose KEK
+// id differs were wrapped under another KMS key, e.g. before a switch of
+// keys, and envelope.Rewrap moves them under this one.
+func (k *KMS) Current() phivault.KeyID {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.arn == "" {
+		return ""
+	}
+	return phivault.KeyID(KMSKeyIDPrefix + k.arn)
 }
 
 // UnwrapKey decrypts wrapped, a ciphertext blob from WrapKey, under the KMS

@@ -46,11 +46,10 @@ type rewrapStatus struct {
 	Error    string     `json:"error,omitempty"`
 }
 
-// keyManager rotates the file keyring of a running server and rewraps the
+// keyManager rotates the keyring of a running server and rewraps the
 // stored keys in the background. It implements admin.Keys.
 type keyManager struct {
-	keys   *keyring.Reloading
-	pass   []byte
+	keys   rotator
 	store  phivault.Store
 	logger *slog.Logger
 	ctx    context.Context // the server's lifetime
@@ -69,7 +68,19 @@ func (m *keyManager) Rotate(ctx context.Context) (phivault.KeyID, error) {
 	if running {
 		return "", phivault.Errorf(phivault.ECONFLICT, "A rewrap is still running; wait for it to finish (GET keys/status).")
 	}
-	id, err := m.keys.Rotate(m.pass)
+	id, err := m.keys.Rotate(ctx)
+	if errors.Is(err, errKMSRotates) {
+		// No new version: switch to the configured key, if stored keys
+		// are under another one.
+		pending, cerr := m.pending(ctx)
+		if cerr != nil {
+			return "", cerr
+		}
+		if pending == 0 {
+			return "", err
+		}
+		id, err = m.keys.Current(), nil
+	}
 	if err != nil {
 		return "", err
 	}
@@ -77,10 +88,29 @@ func (m *keyManager) Rotate(ctx context.Context) (phivault.KeyID, error) {
 	return id, nil
 }
 
+// pending counts the stored keys not wrapped under the current KEK.
+func (m *keyManager) pending(ctx context.Context) (int, error) {
+	st, err := statusOf(ctx, m.store, m.keys)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, v := range st.Versions {
+		if !v.Current {
+			n += v.Keys
+		}
+	}
+	return n, nil
+}
+
 // MarkCompromised marks a KEK version compromised and forces it out: a
 // rotation if it is current, else a rewrap of what it still wraps.
 func (m *keyManager) MarkCompromised(ctx context.Context, id phivault.KeyID) error {
-	if err := m.keys.MarkCompromised(m.pass, id, m.now()); errors.Is(err, keyring.ErrUnknownKEK) {
+	marker, ok := m.keys.(compromiseMarker)
+	if !ok {
+		return phivault.Errorf(phivault.EUNSUPPORTED, "This keyring keeps no compromise marks; run keys rotate to move every stored key off the exposed version.")
+	}
+	if err := marker.MarkCompromised(ctx, id, m.now()); errors.Is(err, keyring.ErrUnknownKEK) {
 		return phivault.Errorf(phivault.ENOTFOUND, "The key file has no KEK version %s.", safeKEK(id))
 	} else if err != nil {
 		return err
@@ -114,7 +144,7 @@ func (m *keyManager) start() {
 }
 
 func (m *keyManager) run() {
-	done, err := rewrapAndRetire(m.ctx, m.store, m.keys, m.pass, m.logger, func(done, total int) {
+	done, err := rewrapAndRetire(m.ctx, m.store, m.keys, m.logger, func(done, total int) {
 		m.mu.Lock()
 		m.rewrap.Done, m.rewrap.Total = done, total
 		m.mu.Unlock()
@@ -132,16 +162,13 @@ func (m *keyManager) run() {
 // resumeIfNeeded starts a rewrap when stored keys still refer to an older
 // KEK version, e.g. after a crash during one.
 func (m *keyManager) resumeIfNeeded(ctx context.Context) error {
-	st, err := statusOf(ctx, m.store, m.keys.Keyring())
+	n, err := m.pending(ctx)
 	if err != nil {
 		return err
 	}
-	for _, v := range st.Versions {
-		if !v.Current && v.Keys > 0 {
-			m.logger.Info("resuming the rewrap of stored keys", "kek", string(st.Current))
-			m.start()
-			return nil
-		}
+	if n > 0 {
+		m.logger.Info("resuming the rewrap of stored keys", "kek", string(m.keys.Current()))
+		m.start()
 	}
 	return nil
 }
@@ -151,7 +178,7 @@ func (m *keyManager) Wait() { m.wg.Wait() }
 
 // Status reports the KEK versions and the rewrap.
 func (m *keyManager) Status(ctx context.Context) (any, error) {
-	st, err := statusOf(ctx, m.store, m.keys.Keyring())
+	st, err := statusOf(ctx, m.store, m.keys)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +189,7 @@ func (m *keyManager) Status(ctx context.Context) (any, error) {
 }
 
 // statusOf describes keys' versions and counts the stored keys each wraps.
-func statusOf(ctx context.Context, store phivault.Store, keys *keyring.FileKeyring) (*keyStatus, error) {
+func statusOf(ctx context.Context, store phivault.Store, keys rotator) (*keyStatus, error) {
 	var counts map[phivault.KeyID]int
 	if err := store.View(ctx, func(tx phivault.StoreTx) (err error) {
 		counts, err = tx.KeyCounts(ctx)
@@ -171,20 +198,15 @@ func statusOf(ctx context.Context, store phivault.Store, keys *keyring.FileKeyri
 		return nil, fmt.Errorf("count keys: %w", err)
 	}
 	st := &keyStatus{Current: keys.Current()}
-	for _, v := range keys.Versions() {
+	for _, v := range versionsWithCounts(keys, counts) {
 		ks := kekStatus{ID: v.ID, Created: v.Created, Current: v.Current, Keys: counts[v.ID]}
 		if !v.Compromised.IsZero() {
 			c := v.Compromised
 			ks.Compromised = &c
 		}
-		st.Versions = append(st.Versions, ks)
-	}
-	for _, v := range keys.RetiredVersions() {
-		r := v.Retired
-		ks := kekStatus{ID: v.ID, Created: v.Created, Retired: &r, Keys: counts[v.ID]}
-		if !v.Compromised.IsZero() {
-			c := v.Compromised
-			ks.Compromised = &c
+		if !v.Retired.IsZero() {
+			r := v.Retired
+			ks.Retired = &r
 		}
 		st.Versions = append(st.Versions, ks)
 	}
@@ -193,23 +215,23 @@ func statusOf(ctx context.Context, store phivault.Store, keys *keyring.FileKeyri
 
 // rewrapAndRetire rewraps every stored key under the current KEK, then
 // retires the versions no stored key refers to any more.
-func rewrapAndRetire(ctx context.Context, store phivault.Store, keys *keyring.Reloading, pass []byte, logger *slog.Logger, progress func(done, total int)) (int, error) {
+func rewrapAndRetire(ctx context.Context, store phivault.Store, keys rotator, logger *slog.Logger, progress func(done, total int)) (int, error) {
 	done, err := envelope.Rewrap(ctx, store, keys, envelope.RewrapOptions{Progress: progress})
 	if err != nil {
 		return done, err
 	}
-	st, err := statusOf(ctx, store, keys.Keyring())
+	st, err := statusOf(ctx, store, keys)
 	if err != nil {
 		return done, err
 	}
 	var retire []phivault.KeyID
 	for _, v := range st.Versions {
-		if !v.Current && v.Retired == nil && v.Keys == 0 {
+		if !v.Current && v.Retired == nil && v.Keys == 0 && v.ID != st.Current {
 			retire = append(retire, v.ID)
 		}
 	}
 	if len(retire) > 0 {
-		if err := keys.Retire(pass, retire); err != nil {
+		if err := keys.Retire(ctx, retire); err != nil {
 			return done, fmt.Errorf("retire: %w", err)
 		}
 		logger.Info("retired key-encryption keys no stored key refers to", "keks", fmt.Sprint(retire))
@@ -226,7 +248,7 @@ func dueReasons(st *keyStatus, maxAge time.Duration, now time.Time) []string {
 	var out []string
 	for _, v := range st.Versions {
 		switch {
-		case v.Current && now.Sub(v.Created) > maxAge:
+		case v.Current && !v.Created.IsZero() && now.Sub(v.Created) > maxAge:
 			out = append(out, fmt.Sprintf("%s is older than %d days", v.ID, int(maxAge.Hours()/24)))
 		case v.Current && v.Compromised != nil:
 			out = append(out, fmt.Sprintf("%s (current) is marked compromised", v.ID))
@@ -252,7 +274,11 @@ func printStatus(out io.Writer, st *keyStatus, maxAge time.Duration, now time.Ti
 		if v.Current {
 			cur = "yes"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", v.ID, v.Created.UTC().Format(time.RFC3339), int(now.Sub(v.Created).Hours()/24), v.Keys, cur, comp, retired)
+		created, age := "-", "-" // an HSM or KMS version may have no recorded creation
+		if !v.Created.IsZero() {
+			created, age = v.Created.UTC().Format(time.RFC3339), fmt.Sprint(int(now.Sub(v.Created).Hours()/24))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.ID, created, age, v.Keys, cur, comp, retired)
 	}
 	w.Flush()
 	if st.Rewrap.Running {
@@ -298,12 +324,13 @@ func (c *keysCommand) rotate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer o.Close()
-	id, err := o.keys.Rotate(o.pass)
+	keys := &fileRotator{keys: o.keys, pass: o.pass}
+	id, err := keys.Rotate(ctx)
 	if err != nil {
 		return fmt.Errorf("rotate: %w", err)
 	}
 	fmt.Fprintf(c.stdout, "%s is now the current key-encryption key; rewrapping stored keys...\n", id)
-	done, err := rewrapAndRetire(ctx, o.db, o.keys, o.pass, logger, func(done, total int) {
+	done, err := rewrapAndRetire(ctx, o.db, keys, logger, func(done, total int) {
 		fmt.Fprintf(c.stdout, "  %d of %d keys rewrapped\n", done, total)
 	})
 	if err != nil {
@@ -329,7 +356,11 @@ func (c *keysCommand) follow(ctx context.Context, cf *clientFlags) error {
 			if st.Rewrap.Error != "" {
 				return errors.New(st.Rewrap.Error)
 			}
-			fmt.Fprintf(c.stdout, "Done: every stored key is wrapped under %s. Back up the key file now.\n", st.Current)
+			backup := ""
+			if strings.HasPrefix(string(st.Current), "file:") {
+				backup = " Back up the key file now."
+			}
+			fmt.Fprintf(c.stdout, "Done: every stored key is wrapped under %s.%s\n", st.Current, backup)
 			return nil
 		}
 		select {
@@ -367,7 +398,7 @@ func (c *keysCommand) status(ctx context.Context, args []string) error {
 			return err
 		}
 		defer o.Close()
-		if st, err = statusOf(ctx, o.db, o.keys.Keyring()); err != nil {
+		if st, err = statusOf(ctx, o.db, &fileRotator{keys: o.keys, pass: o.pass}); err != nil {
 			return err
 		}
 	}
@@ -403,7 +434,7 @@ func (c *keysCommand) compromised(ctx context.Context, args []string) error {
 		return err
 	}
 	defer o.Close()
-	m := &keyManager{keys: o.keys, pass: o.pass, store: o.db, logger: logger, ctx: ctx, now: time.Now}
+	m := &keyManager{keys: &fileRotator{keys: o.keys, pass: o.pass}, store: o.db, logger: logger, ctx: ctx, now: time.Now}
 	if err := m.MarkCompromised(ctx, phivault.KeyID(*kek)); err != nil {
 		return err
 	}

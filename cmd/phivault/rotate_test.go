@@ -48,13 +48,13 @@ func TestStatus_RetiredVersions(t *testing.T) {
 	}
 	now = t0.Add(48 * time.Hour)
 	// Nothing is stored under file:1, so the rewrap retires it.
-	if _, err := rewrapAndRetire(ctx, db, keys, pass, slog.New(slog.DiscardHandler), nil); err != nil {
+	if _, err := rewrapAndRetire(ctx, db, &fileRotator{keys: keys, pass: pass}, slog.New(slog.DiscardHandler), nil); err != nil {
 		t.Fatal(err)
 	}
 	if ids := keys.Keyring().IDs(); len(ids) != 1 || ids[0] != "file:2" {
 		t.Fatalf("key file holds %v after retiring, want only file:2", ids)
 	}
-	st, err := statusOf(ctx, db, keys.Keyring())
+	st, err := statusOf(ctx, db, &fileRotator{keys: keys, pass: pass})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestStatus_RetiredVersions(t *testing.T) {
 		t.Fatalf("status of file:1 = %+v, want retired at %v, compromised at %v", v1, now, exposed)
 	}
 	// Running the retirement again leaves the record alone.
-	if _, err := rewrapAndRetire(ctx, db, keys, pass, slog.New(slog.DiscardHandler), nil); err != nil {
+	if _, err := rewrapAndRetire(ctx, db, &fileRotator{keys: keys, pass: pass}, slog.New(slog.DiscardHandler), nil); err != nil {
 		t.Fatal(err)
 	}
 	if r := keys.Keyring().RetiredVersions(); len(r) != 1 || !r[0].Retired.Equal(now) {

@@ -168,10 +168,8 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	records.Logger = logger
 	a.records = records
 	auth := &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin"}
-	adminOpts := admin.Options{Authenticator: auth, Records: records, Rotator: records, Logger: logger, Unsealer: seal}
-	if cfg.Keyring.Kind == keyringFile || cfg.Keyring.Kind == "" { // the file keyring rotates online
-		adminOpts.Keys = sealedKeys{seal}
-	}
+	// Every keyring rotates online (a KMS explains why it needs no rotation).
+	adminOpts := admin.Options{Authenticator: auth, Records: records, Rotator: records, Logger: logger, Unsealer: seal, Keys: sealedKeys{seal}}
 	if err := a.openAudit(ctx, &adminOpts, auth); err != nil { // api → auditlog → vault
 		seal.close()
 		db.Close()

@@ -151,7 +151,7 @@ func (s *sealState) Unseal(ctx context.Context, secret []byte) error {
 }
 
 // unseal opens and checks the inner keyring, creates the vault's shared and
-// index keys if they are missing, and starts the file keyring's manager.
+// index keys if they are missing, and starts the keyring's manager.
 // s.mu is held.
 func (s *sealState) unseal(ctx context.Context, secret []byte) error {
 	inner, closer, err := s.openInner(ctx, secret)
@@ -167,12 +167,17 @@ func (s *sealState) unseal(ctx context.Context, secret []byte) error {
 	if err := s.store.Update(ctx, func(tx phivault.StoreTx) error { return s.sealer.Init(ctx, tx) }); err != nil {
 		return fail(fmt.Errorf("create vault keys: %w", err))
 	}
-	if rk, ok := inner.(*keyring.Reloading); ok { // the file keyring rotates online
+	if rk := newRotator(inner, bytes.Clone(secret)); rk != nil { // every keyring rotates online
 		mctx, cancel := context.WithCancel(s.ctx)
-		m := &keyManager{keys: rk, pass: bytes.Clone(secret), store: s.store, logger: s.logger, ctx: mctx, now: s.now}
-		if err := m.resumeIfNeeded(ctx); err != nil {
-			cancel()
-			return fail(fmt.Errorf("key status: %w", err))
+		m := &keyManager{keys: rk, store: s.store, logger: s.logger, ctx: mctx, now: s.now}
+		// A rewrap cut short resumes now; for a KMS, stored keys under
+		// another KMS key wait for keys rotate, which switches keys on
+		// purpose rather than because of a mistyped key id.
+		if _, kms := rk.(kmsRotator); !kms {
+			if err := m.resumeIfNeeded(ctx); err != nil {
+				cancel()
+				return fail(fmt.Errorf("key status: %w", err))
+			}
 		}
 		s.keyMgr, s.cancel = m, cancel
 	}
@@ -226,7 +231,9 @@ func (s *sealState) close() error {
 	if s.keyMgr != nil {
 		s.cancel() // a rewrap stops; it resumes on the next unseal
 		s.keyMgr.Wait()
-		clear(s.keyMgr.pass)
+		if f, ok := s.keyMgr.keys.(*fileRotator); ok {
+			f.wipe()
+		}
 		s.keyMgr, s.cancel = nil, nil
 	}
 	if s.closer == nil {
@@ -237,14 +244,14 @@ func (s *sealState) close() error {
 	return err
 }
 
-// manager returns the file keyring's manager, or nil while sealed.
+// manager returns the keyring's manager, or nil while sealed.
 func (s *sealState) manager() *keyManager {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.keyMgr
 }
 
-// sealedKeys is the admin API's view of the file keyring's manager, which
+// sealedKeys is the admin API's view of the keyring's manager, which
 // exists only while unsealed. It implements admin.Keys.
 type sealedKeys struct{ s *sealState }
 
