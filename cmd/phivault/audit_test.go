@@ -104,9 +104,7 @@ func TestAudit_noPHI(t *testing.T) {
 		if status, body := a.do(t, "POST", "/fhir", string(f.Data)); status != http.StatusOK {
 			t.Fatalf("%s: transaction = %d %.200s", f.Name, status, body)
 		}
-		for _, s := range patientPHI(t, f.Data) {
-			phi = append(phi, s)
-		}
+		phi = append(phi, patientPHI(t, f.Data)...)
 	}
 	if len(phi) < 9 {
 		t.Fatalf("found only %d PHI strings in 3 patients; the extraction is broken", len(phi))
