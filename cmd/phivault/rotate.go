@@ -304,7 +304,10 @@ func (c *keysCommand) rotate(ctx context.Context, args []string) error {
 		fmt.Fprint(c.stderr, "Usage: phivault keys rotate [-data DIR | -url URL]\n\n"+
 			"Adds a key-encryption key version, makes it current, rewraps every stored key\n"+
 			"under it (reads and writes go on), then retires versions nothing refers to.\n"+
-			"Back up the key file again afterwards.\n\nFlags:\n")
+			"Back up the key file again afterwards. With -keyring pkcs11 the version is made\n"+
+			"in the token and old ones destroyed there; with -keyring kms the KMS rotates the\n"+
+			"key itself, and this rewraps only keys under another KMS key (after a change of\n"+
+			"PHIVAULT_KMS_KEY_ID).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
