@@ -154,7 +154,7 @@ func (l *Log) Open(ctx context.Context) error {
 	if err := l.reload(ctx); err != nil {
 		return err
 	}
-	l.reqs = make(chan *appendReq, 256)
+	l.reqs = make(chan *appendReq, l.MaxBatch) // room for a whole batch to wait during a commit
 	l.done = make(chan struct{})
 	l.ckpt = make(chan struct{}, 1)
 	l.stop = make(chan struct{})
