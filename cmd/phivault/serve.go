@@ -15,6 +15,7 @@ import (
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/server"
 	"github.com/phivault/phivault/sqlite"
@@ -137,7 +138,9 @@ type app struct {
 	admin   *admin.Handler
 	metrics *prometheus.Registry
 	audit   *auditTrail // records every request; see audit.go
-	server  *server.Server
+	// auditView serves GET /fhir/AuditEvent and the access reports.
+	auditView http.Handler
+	server    *server.Server
 }
 
 // openApp opens the data folder and wires the request path. It does not
@@ -176,6 +179,9 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	a.admin = admin.NewHandler(adminOpts)
+	// The AuditEvent view and access reports read the audit store only, so
+	// they answer while sealed; reading the trail is recorded too.
+	a.auditView = auditlog.NewViewHandler(auditlog.ViewOptions{Store: db, Auth: auditActor{auth}, Log: a.audit.log, BaseURL: cfg.BaseURL})
 	a.handler = api.NewHandler(a.records, api.Options{
 		BaseURL:       cfg.BaseURL,
 		Authenticator: auth,
@@ -229,6 +235,9 @@ func (a *app) fhirAndAdmin() http.Handler {
 	mux.Handle("/fhir/", fhirAPI)
 	mux.Handle("/fhir"+adminPrefix+"/", http.StripPrefix("/fhir", a.admin))
 	mux.Handle("/fhir/audit/", http.StripPrefix("/fhir", a.audit.handler))
+	mux.Handle("GET /fhir/AuditEvent", a.auditView) // writes go on to the FHIR API, which refuses them
+	mux.Handle("GET /fhir/AuditEvent/{index}", a.auditView)
+	mux.Handle("/fhir/admin/reports/", a.auditView)
 	return mux
 }
 

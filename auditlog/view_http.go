@@ -1,0 +1,438 @@
+package auditlog
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault"
+)
+
+// ViewOptions configure NewViewHandler.
+type ViewOptions struct {
+	// Store holds the trail and its index.
+	Store IndexStorage
+	// Auth checks every request's bearer token.
+	Auth Authenticator
+	// Log, if set, records every read of the trail (action read or search
+	// on type AuditEvent, with no patient compartment) before the answer
+	// is sent; if it cannot, the request fails with 503 and no data.
+	Log phivault.AuditLog
+	// BaseURL is the FHIR base URL for fullUrl and paging links, e.g.
+	// https://vault.example.org/fhir. Default: from the request.
+	BaseURL string
+	// Now stamps the view's own audit entries. Default time.Now.
+	Now func() time.Time
+}
+
+// Paging bounds of the AuditEvent search.
+const (
+	DefaultCount = 50
+	MaxCount     = 1000
+)
+
+// NewViewHandler returns the read-only views of the audit trail, for the
+// absolute paths below. They read the audit store only: they never decrypt
+// a record, so they answer while the vault is sealed, and they show ids, not
+// PHI. Every request needs a bearer token that opts.Auth accepts.
+//
+//	GET /fhir/AuditEvent?patient=&agent=&date=&action=&_id=&_count=&_offset=
+//	    a searchset Bundle of AuditEvents (IHE BALP shape), oldest first
+//	GET /fhir/AuditEvent/{index}
+//	    one AuditEvent; its id is the entry's index in the log
+//	GET /fhir/admin/reports/patients/{id}/access?format=json|csv&date=
+//	    the patient's accounting of disclosures: every access to their
+//	    compartment, as a Bundle of AuditEvents or as CSV (see WriteCSV)
+//	GET /fhir/admin/reports/users/{actor}/activity?format=json|csv&date=
+//	    everything one actor did, in the same two forms
+//
+// Writes to AuditEvent are not served here: the FHIR API rejects them with
+// 403, since nothing may change or delete the trail.
+func NewViewHandler(opts ViewOptions) http.Handler {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	v := &view{opts: opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /fhir/AuditEvent", v.serveSearch)
+	mux.HandleFunc("GET /fhir/AuditEvent/{index}", v.serveRead)
+	mux.HandleFunc("GET /fhir/admin/reports/patients/{id}/access", v.servePatientReport)
+	mux.HandleFunc("GET /fhir/admin/reports/users/{actor}/activity", v.serveUserReport)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || opts.Auth == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
+			writeViewError(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <token>."))
+			return
+		}
+		ctx, err := opts.Auth.Authenticate(r.Context(), token)
+		if err != nil {
+			writeViewError(w, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		mux.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+type view struct {
+	opts ViewOptions
+}
+
+func (v *view) serveRead(w http.ResponseWriter, r *http.Request) {
+	idx, err := strconv.ParseInt(r.PathValue("index"), 10, 64)
+	notFound := phivault.Errorf(phivault.ENOTFOUND, "No such AuditEvent.")
+	if err != nil || idx < 0 {
+		writeViewError(w, notFound)
+		return
+	}
+	e, err := v.entry(r.Context(), idx)
+	if err != nil {
+		writeViewError(w, err)
+		return
+	}
+	if err := v.record(r, phivault.ActionRead, r.PathValue("index"), nil); err != nil {
+		writeViewError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/fhir+json")
+	json.NewEncoder(w).Encode(NewAuditEvent(idx, e))
+}
+
+// entry reads and decodes the entry at idx.
+func (v *view) entry(ctx context.Context, idx int64) (*phivault.AuditEntry, error) {
+	data, err := v.opts.Store.ReadAuditEntries(ctx, idx, idx+1)
+	if err != nil {
+		return nil, phivault.Errorf(phivault.EINTERNAL, "The audit trail could not be read.")
+	}
+	if len(data) != 1 || data[0] == nil {
+		return nil, phivault.Errorf(phivault.ENOTFOUND, "No such AuditEvent.")
+	}
+	e, err := Decode(data[0])
+	if err != nil {
+		return nil, phivault.Errorf(phivault.EINTEGRITY, "Audit entry %d does not decode; run phivault audit verify.", idx)
+	}
+	return e, nil
+}
+
+// searchParams are the AuditEvent search parameters the view understands.
+var searchParams = map[string]bool{
+	"patient": true, "agent": true, "date": true, "action": true,
+	"_id": true, "_count": true, "_offset": true, "_format": true,
+}
+
+// parseQuery reads the filters shared by the search and the reports.
+func parseQuery(vals url.Values) (Query, error) {
+	var q Query
+	if p := vals.Get("patient"); p != "" {
+		q.Patient = strings.TrimPrefix(p, "Patient/")
+	}
+	q.Actor = vals.Get("agent")
+	for _, d := range vals["date"] {
+		if err := q.ParseDate(d); err != nil {
+			return q, err
+		}
+	}
+	for _, codes := range vals["action"] {
+		for _, c := range strings.Split(codes, ",") {
+			as, err := ActionsForCode(c)
+			if err != nil {
+				return q, err
+			}
+			q.Actions = append(q.Actions, as...)
+		}
+	}
+	return q, nil
+}
+
+func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
+	vals := r.URL.Query()
+	var names []string
+	for name := range vals {
+		if !searchParams[name] {
+			writeViewError(w, phivault.Errorf(phivault.EINVALID, "Unknown AuditEvent search parameter %q; use patient, agent, date, action, _id, _count or _offset.", name))
+			return
+		}
+		if !strings.HasPrefix(name, "_") {
+			names = append(names, name)
+		}
+	}
+	q, err := parseQuery(vals)
+	if err != nil {
+		writeViewError(w, err)
+		return
+	}
+	q.Limit, q.Offset = DefaultCount, 0
+	if c := vals.Get("_count"); c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 0 {
+			writeViewError(w, phivault.Errorf(phivault.EINVALID, "_count must be a number from 0 to %d.", MaxCount))
+			return
+		}
+		q.Limit = min(n, MaxCount)
+	}
+	if o := vals.Get("_offset"); o != "" {
+		n, err := strconv.Atoi(o)
+		if err != nil || n < 0 {
+			writeViewError(w, phivault.Errorf(phivault.EINVALID, "_offset must be a number of 0 or more."))
+			return
+		}
+		q.Offset = n
+	}
+	ctx := r.Context()
+	var (
+		idxs  []int64
+		total int64
+	)
+	if id := vals.Get("_id"); id != "" {
+		// _id is the entry's index: at most one match, filtered like the rest.
+		idx, err := strconv.ParseInt(id, 10, 64)
+		if err == nil && idx >= 0 {
+			if e, err := v.entry(ctx, idx); err == nil && q.matches(e) {
+				total = 1
+				if q.Offset == 0 && q.Limit > 0 {
+					idxs = []int64{idx}
+				}
+			}
+		}
+	} else {
+		if _, err := CatchUpIndex(ctx, v.opts.Store); err != nil {
+			writeViewError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
+			return
+		}
+		idxs, total, err = v.opts.Store.SearchAudit(ctx, q)
+		if err != nil {
+			writeViewError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
+			return
+		}
+	}
+	events, err := v.events(ctx, q, idxs)
+	if err != nil {
+		writeViewError(w, err)
+		return
+	}
+	if err := v.record(r, phivault.ActionSearch, "", names); err != nil {
+		writeViewError(w, err)
+		return
+	}
+	base := v.baseURL(r)
+	b := bundle{ResourceType: "Bundle", Type: "searchset", Total: &total}
+	page := func(offset int) string {
+		u := *r.URL
+		qv := u.Query()
+		qv.Set("_count", strconv.Itoa(q.Limit))
+		qv.Set("_offset", strconv.Itoa(offset))
+		return base + "/AuditEvent?" + qv.Encode()
+	}
+	b.Link = append(b.Link, link{"self", page(q.Offset)})
+	if int64(q.Offset+q.Limit) < total && q.Limit > 0 {
+		b.Link = append(b.Link, link{"next", page(q.Offset + q.Limit)})
+	}
+	if q.Offset > 0 && q.Limit > 0 {
+		b.Link = append(b.Link, link{"previous", page(max(q.Offset-q.Limit, 0))})
+	}
+	for _, ev := range events {
+		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/AuditEvent/" + ev.ID, Resource: ev, Search: &searchMode{"match"}})
+	}
+	w.Header().Set("Content-Type", "application/fhir+json")
+	json.NewEncoder(w).Encode(b)
+}
+
+// events reads the entries at idxs and returns their AuditEvents, skipping
+// any that do not meet q after all (the index is not covered by the tree).
+func (v *view) events(ctx context.Context, q Query, idxs []int64) ([]*AuditEvent, error) {
+	out := make([]*AuditEvent, 0, len(idxs))
+	for _, idx := range idxs {
+		e, err := v.entry(ctx, idx)
+		if err != nil {
+			return nil, err
+		}
+		if q.matches(e) {
+			out = append(out, NewAuditEvent(idx, e))
+		}
+	}
+	return out, nil
+}
+
+// authorizeReport decides who may read an access report. Only the admin
+// token exists for now, and every authenticated actor may read any report.
+//
+// TODO(identity): once principals carry roles, a patient may fetch only
+// their own report (patient == the principal's patient id), a privacy
+// officer any patient's, and only privacy officers and security admins a
+// user's activity report; deny everyone else with EFORBIDDEN.
+func authorizeReport(ctx context.Context, patient, actor string) error {
+	return nil
+}
+
+func (v *view) servePatientReport(w http.ResponseWriter, r *http.Request) {
+	patient := r.PathValue("id")
+	v.serveReport(w, r, Query{Patient: patient}, "patient-"+patient)
+}
+
+func (v *view) serveUserReport(w http.ResponseWriter, r *http.Request) {
+	actor := r.PathValue("actor")
+	v.serveReport(w, r, Query{Actor: actor}, "user-"+actor)
+}
+
+func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, name string) {
+	vals := r.URL.Query()
+	for n := range vals {
+		if n != "format" && n != "date" && n != "action" {
+			writeViewError(w, phivault.Errorf(phivault.EINVALID, "Unknown report parameter %q; use format, date or action.", n))
+			return
+		}
+	}
+	q, err := parseQuery(url.Values{"date": vals["date"], "action": vals["action"]})
+	if err != nil {
+		writeViewError(w, err)
+		return
+	}
+	q.Patient, q.Actor = base.Patient, base.Actor
+	format := vals.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		writeViewError(w, phivault.Errorf(phivault.EINVALID, "The format must be json or csv."))
+		return
+	}
+	ctx := r.Context()
+	if err := authorizeReport(ctx, q.Patient, q.Actor); err != nil {
+		writeViewError(w, err)
+		return
+	}
+	if _, err := CatchUpIndex(ctx, v.opts.Store); err != nil {
+		writeViewError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
+		return
+	}
+	rep := &Report{Store: v.opts.Store, Query: q}
+	// Check that the report can be read before recording and answering, so
+	// a broken store answers with an error rather than half a report.
+	if _, _, err := v.opts.Store.SearchAudit(ctx, Query{Patient: q.Patient, Actor: q.Actor, Actions: q.Actions, Since: q.Since, Before: q.Before}); err != nil {
+		writeViewError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
+		return
+	}
+	if err := v.record(r, phivault.ActionSearch, "", []string{"report"}); err != nil {
+		writeViewError(w, err)
+		return
+	}
+	if format == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="access-report-`+safeFileName(name)+`.csv"`)
+		rep.WriteCSV(ctx, w) // an error midway leaves a short file; the rows sent are right
+		return
+	}
+	w.Header().Set("Content-Type", "application/fhir+json")
+	rep.WriteBundle(ctx, w, v.baseURL(r))
+}
+
+// record appends the view's own entry: reading the trail is recorded too.
+func (v *view) record(r *http.Request, action, id string, params []string) error {
+	if v.opts.Log == nil {
+		return nil
+	}
+	ctx := r.Context()
+	e := &phivault.AuditEntry{Time: v.opts.Now().UTC(), Action: action, TargetType: "AuditEvent", TargetID: id, SearchParams: params, Outcome: "ok"}
+	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
+		e.RequestID, e.Actor, e.Roles, e.Client, e.Source, e.Purpose =
+			info.ID, info.Actor, info.Roles, info.Client, info.Source, info.Purpose
+	}
+	if e.Source == "" {
+		e.Source = remoteHost(r.RemoteAddr)
+	}
+	if err := v.opts.Log.Append(context.WithoutCancel(ctx), e); err != nil {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+func remoteHost(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i > 0 {
+		addr = addr[:i]
+	}
+	return strings.Trim(addr, "[]")
+}
+
+func (v *view) baseURL(r *http.Request) string {
+	if v.opts.BaseURL != "" {
+		return strings.TrimSuffix(v.opts.BaseURL, "/")
+	}
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + r.Host + "/fhir"
+}
+
+func safeFileName(s string) string {
+	return strings.Map(func(c rune) rune {
+		if c == '-' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') {
+			return c
+		}
+		return '_'
+	}, s)
+}
+
+type bundle struct {
+	ResourceType string        `json:"resourceType"`
+	Type         string        `json:"type"`
+	Total        *int64        `json:"total,omitempty"`
+	Link         []link        `json:"link,omitempty"`
+	Entry        []bundleEntry `json:"entry,omitempty"`
+}
+
+type link struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+type bundleEntry struct {
+	FullURL  string      `json:"fullUrl"`
+	Resource *AuditEvent `json:"resource"`
+	Search   *searchMode `json:"search,omitempty"`
+}
+
+type searchMode struct {
+	Mode string `json:"mode"`
+}
+
+// writeViewError writes an OperationOutcome with err's safe message and the
+// status of its code.
+func writeViewError(w http.ResponseWriter, err error) {
+	status := map[string]int{
+		phivault.EINVALID:      http.StatusBadRequest,
+		phivault.EUNAUTHORIZED: http.StatusUnauthorized,
+		phivault.EFORBIDDEN:    http.StatusForbidden,
+		phivault.ENOTFOUND:     http.StatusNotFound,
+		phivault.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	}[phivault.ErrorCode(err)]
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"resourceType": "OperationOutcome",
+		"issue": []map[string]string{{
+			"severity": "error", "code": issueCode(phivault.ErrorCode(err)), "diagnostics": phivault.ErrorMessage(err),
+		}},
+	})
+}
+
+func issueCode(code string) string {
+	switch code {
+	case phivault.EINVALID:
+		return "invalid"
+	case phivault.EUNAUTHORIZED:
+		return "login"
+	case phivault.EFORBIDDEN:
+		return "forbidden"
+	case phivault.ENOTFOUND:
+		return "not-found"
+	case phivault.EUNAVAILABLE:
+		return "transient"
+	}
+	return "exception"
+}

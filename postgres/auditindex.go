@@ -1,0 +1,102 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/phivault/phivault/auditlog"
+)
+
+// The audit index: DB implements auditlog.IndexStorage.
+
+var _ auditlog.IndexStorage = (*DB)(nil)
+
+// AuditIndexSize returns one more than the highest indexed entry, or 0.
+func (db *DB) AuditIndexSize(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.pool.QueryRow(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_index`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: audit index size: %v", ctxErr(ctx, err))
+	}
+	return n, nil
+}
+
+// IndexAudit stores index rows, ignoring rows already stored.
+func (db *DB) IndexAudit(ctx context.Context, rows []auditlog.IndexRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var (
+		idx                    = make([]int64, len(rows))
+		patient, actor, action = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+		times                  = make([]int64, len(rows))
+	)
+	for i, r := range rows {
+		idx[i], patient[i], actor[i], action[i], times[i] = r.Index, r.Patient, r.Actor, r.Action, r.Time.UnixNano()
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO audit_index (idx, patient, actor, action, time)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+		ON CONFLICT DO NOTHING`, idx, patient, actor, action, times)
+	if err != nil {
+		return fmt.Errorf("postgres: index audit entries: %v", ctxErr(ctx, err))
+	}
+	return nil
+}
+
+// SearchAudit returns the indexes of the entries matching q, ascending,
+// paged by q.Offset and q.Limit, and how many match in all.
+func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64, error) {
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if q.Patient != "" {
+		where = append(where, "patient = "+arg(q.Patient))
+	}
+	if q.Actor != "" {
+		where = append(where, "actor = "+arg(q.Actor))
+	}
+	if len(q.Actions) > 0 {
+		where = append(where, "action = ANY("+arg(q.Actions)+"::text[])")
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "time >= "+arg(q.Since.UnixNano()))
+	}
+	if !q.Before.IsZero() {
+		where = append(where, "time < "+arg(q.Before.UnixNano()))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int64
+	if err := db.pool.QueryRow(ctx, `SELECT COUNT(DISTINCT idx) FROM audit_index`+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("postgres: search audit index: %v", ctxErr(ctx, err))
+	}
+	if q.Limit <= 0 {
+		return nil, total, nil
+	}
+	sql := `SELECT DISTINCT idx FROM audit_index` + cond + ` ORDER BY idx LIMIT ` + arg(q.Limit) + ` OFFSET ` + arg(max(q.Offset, 0))
+	rows, err := db.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: search audit index: %v", ctxErr(ctx, err))
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var idx int64
+		if err := rows.Scan(&idx); err != nil {
+			return nil, 0, fmt.Errorf("postgres: search audit index: %v", err)
+		}
+		out = append(out, idx)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("postgres: search audit index: %v", ctxErr(ctx, err))
+	}
+	return out, total, nil
+}
