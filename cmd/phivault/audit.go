@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -12,12 +14,14 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -30,10 +34,73 @@ func (d dataDir) auditSignerKey() string   { return d.path("audit-signer.key") }
 func (d dataDir) auditVerifierKey() string { return d.path("audit-verifier.pub") }
 func (d dataDir) auditCheckpoints() string { return d.path("audit-checkpoints.log") }
 
-// auditTrail is the running audit log and its endpoints for verifiers.
+// AuditConfig names the checkpoint witnesses outside the data folder; the
+// file witness audit-checkpoints.log is always on.
+type AuditConfig struct {
+	Webhook  string // https URL that receives every checkpoint by POST
+	Syslog   string // host:port of a syslog server speaking TLS (RFC 5425)
+	SyslogCA string // PEM bundle of CAs for the syslog server (default: the system's)
+}
+
+func (c *AuditConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Webhook, "audit-webhook", os.Getenv("PHIVAULT_AUDIT_WEBHOOK"), "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
+	fs.StringVar(&c.Syslog, "audit-syslog", os.Getenv("PHIVAULT_AUDIT_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to send every audit checkpoint to (env PHIVAULT_AUDIT_SYSLOG)")
+	fs.StringVar(&c.SyslogCA, "audit-syslog-ca", os.Getenv("PHIVAULT_AUDIT_SYSLOG_CA"), "PEM bundle of CAs for the audit syslog server (default: the system's; env PHIVAULT_AUDIT_SYSLOG_CA)")
+}
+
+// auditTrail is the running audit log and its endpoints for verifiers and
+// SIEMs.
 type auditTrail struct {
 	log     *auditlog.Log
+	queues  []*auditlog.WitnessQueue // witnesses outside the data folder
 	handler http.Handler
+}
+
+// witnessCloseWait bounds how long Close keeps delivering checkpoints to
+// remote witnesses.
+const witnessCloseWait = 5 * time.Second
+
+// remoteWitnesses returns a queue for each configured remote witness, and
+// exports each queue's counters as metrics.
+func (a *app) remoteWitnesses(c AuditConfig) ([]*auditlog.WitnessQueue, error) {
+	var ws []*auditlog.WitnessQueue
+	add := func(name string, w auditlog.Witness) {
+		q := auditlog.NewWitnessQueue(name, w, auditlog.WitnessQueueOptions{Logger: a.logger})
+		ws = append(ws, q)
+		labels := prometheus.Labels{"witness": name}
+		counter := func(metric, help string, f func(auditlog.WitnessStats) int64) prometheus.Collector {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: metric, Help: help, ConstLabels: labels},
+				func() float64 { return float64(f(q.Stats())) })
+		}
+		a.metrics.MustRegister(
+			counter("phivault_audit_witness_published_total", "Audit checkpoints the witness acknowledged.", func(s auditlog.WitnessStats) int64 { return s.Published }),
+			counter("phivault_audit_witness_failures_total", "Failed deliveries of audit checkpoints to the witness.", func(s auditlog.WitnessStats) int64 { return s.Failures }),
+			counter("phivault_audit_witness_dropped_total", "Audit checkpoints never delivered to the witness.", func(s auditlog.WitnessStats) int64 { return s.Dropped }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "phivault_audit_witness_latency_seconds", Help: "Time from signing to acknowledgment of the last audit checkpoint delivered.", ConstLabels: labels},
+				func() float64 { return q.Stats().LastLatency.Seconds() }),
+		)
+	}
+	if c.Webhook != "" {
+		if !strings.HasPrefix(c.Webhook, "https://") {
+			return nil, errorWithHint("the audit webhook must be an https:// URL", "-audit-webhook https://siem.example.org/phivault")
+		}
+		add("webhook", &auditlog.WebhookWitness{URL: c.Webhook})
+	}
+	if c.Syslog != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.SyslogCA != "" {
+			pem, err := os.ReadFile(c.SyslogCA)
+			if err != nil {
+				return nil, fmt.Errorf("audit syslog CA: %w", err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("audit syslog CA %s holds no PEM certificates", c.SyslogCA)
+			}
+		}
+		add("syslog", &auditlog.SyslogWitness{Addr: c.Syslog, TLS: cfg})
+	}
+	return ws, nil
 }
 
 // openAudit opens the audit trail on a's database, with the data folder's
@@ -46,17 +113,34 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options, auth api.
 	if err != nil {
 		return err
 	}
+	queues, err := a.remoteWitnesses(a.cfg.Audit)
+	if err != nil {
+		return err
+	}
 	l := auditlog.New(a.db, signer.Name(), signer)
-	l.Witnesses = []auditlog.Witness{fileWitness(a.cfg.Data.auditCheckpoints())}
+	// The file witness is written before the queues are handed the
+	// checkpoint: it is what the next start checks the database against.
+	l.Witnesses = []auditlog.Witness{&auditlog.FileWitness{Path: a.cfg.Data.auditCheckpoints()}}
+	for _, q := range queues {
+		l.Witnesses = append(l.Witnesses, q)
+	}
 	l.Logger = a.logger
+	t := &auditTrail{log: l, queues: queues}
 	if err := l.Open(ctx); err != nil {
+		t.closeQueues()
 		return fmt.Errorf("open audit log: %w", err)
 	}
 	if err := checkWitness(ctx, a.cfg.Data, l); err != nil {
-		l.Close()
+		t.Close()
 		return errorWithHint(err.Error(), "phivault audit verify -data "+string(a.cfg.Data))
 	}
-	a.audit = &auditTrail{log: l, handler: auditlog.NewHandler(l, auth)}
+	mux := http.NewServeMux()
+	siem := auditlog.NewSIEMHandler(l, auth, auditlog.SIEMOptions{})
+	mux.Handle("/audit/export", siem)
+	mux.Handle("/audit/stream", siem)
+	mux.Handle("/", auditlog.NewHandler(l, auth))
+	t.handler = mux
+	a.audit = t
 	a.records = auditlog.NewRecordService(a.records, l)
 	if adminOpts.Records != nil {
 		adminOpts.Records = auditlog.NewShredder(adminOpts.Records, l)
@@ -81,12 +165,24 @@ func (a auditActor) Authenticate(ctx context.Context, token string) (context.Con
 	return phivault.WithRequestInfo(ctx, info), nil
 }
 
-// Close publishes a last checkpoint and stops the log.
+// Close publishes a last checkpoint, stops the log, and delivers the
+// checkpoints still queued for remote witnesses for up to witnessCloseWait.
 func (t *auditTrail) Close() error {
 	if t == nil {
 		return nil
 	}
-	return t.log.Close()
+	err := t.log.Close()
+	return errors.Join(err, t.closeQueues())
+}
+
+func (t *auditTrail) closeQueues() error {
+	ctx, cancel := context.WithTimeout(context.Background(), witnessCloseWait)
+	defer cancel()
+	var errs []error
+	for _, q := range t.queues {
+		errs = append(errs, q.Close(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // checkWitness checks the log against the witness file's last checkpoint.
@@ -159,51 +255,52 @@ func readVerifier(path string) (note.Verifier, error) {
 	return v, nil
 }
 
-// fileWitness appends each checkpoint, then an empty line, to a file and
-// syncs it.
-type fileWitness string
-
-func (w fileWitness) Publish(ctx context.Context, cp []byte) error {
-	f, err := os.OpenFile(string(w), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(append([]byte{}, cp...), '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
-}
-
 // auditCommand runs "phivault audit ...".
 type auditCommand struct {
 	stdout, stderr io.Writer
 }
 
 const auditUsage = `Usage: phivault audit verify [flags]
+       phivault audit verify -export FILE -checkpoint FILE -verifier KEY
+       phivault audit export [flags] > FILE.ndjson
 
-Verifies the audit trail of a data folder, offline: every entry and tree
-hash, the checkpoints' signatures, and that the log still extends every
+verify checks the audit trail of a data folder, offline: every entry and
+tree hash, the checkpoints' signatures, and that the log still extends every
 checkpoint in FILE (default: the folder's audit-checkpoints.log). Keep a copy
 of a checkpoint outside the server and pass it with -checkpoint to detect a
-rewritten database. On failure it names the first bad entry.
+rewritten database. On failure it names the first bad entry. With -export it
+needs no data folder: it checks an archived export made with -proofs against
+the last checkpoint in -checkpoint and the verifier key alone.
+
+export writes the entries made in [-from, -to) as NDJSON, one per line in
+index order, each with its index and leaf hash. With -proofs each line also
+carries its inclusion proof in the tree of the folder's last witnessed
+checkpoint, which -save-checkpoint writes out: keep the two files and the
+verifier key together and the segment verifies on its own.
 
 Flags:
 `
 
 func (c *auditCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "verify" {
+	if len(args) == 0 || args[0] != "verify" && args[0] != "export" {
 		fmt.Fprint(c.stderr, auditUsage)
 		return errorWithHint("audit needs a subcommand", "phivault audit verify -data DIR")
+	}
+	if args[0] == "export" {
+		return c.export(ctx, args[1:])
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
 	cpFile := fs.String("checkpoint", "", "file of saved signed checkpoints (default: the folder's audit-checkpoints.log)")
 	vkFile := fs.String("verifier", "", "note verifier key (default: the folder's audit-verifier.pub)")
+	exportFile := fs.String("export", "", "check this export (made with -proofs) instead of a data folder")
 	fs.Usage = func() { fmt.Fprint(c.stderr, auditUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *exportFile != "" {
+		return c.verifyExport(*exportFile, *cpFile, *vkFile)
 	}
 	d := dataDir(*data)
 	if !d.initialized() {
@@ -219,11 +316,7 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(*cpFile)
-	if err != nil {
-		return fmt.Errorf("read checkpoints: %w", err)
-	}
-	notes, err := auditlog.SplitCheckpoints(b)
+	notes, err := readCheckpoints(*cpFile)
 	if err != nil {
 		return err
 	}
@@ -237,5 +330,112 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("verification FAILED: %w", err)
 	}
 	fmt.Fprintf(c.stdout, "audit log OK: %d entries, root %s, consistent with %d checkpoints\n", tree.N, tree.Hash, len(notes))
+	return nil
+}
+
+func readCheckpoints(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	notes, err := auditlog.SplitCheckpoints(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(notes) == 0 {
+		return nil, fmt.Errorf("%s holds no checkpoints", path)
+	}
+	return notes, nil
+}
+
+// verifyExport checks an archived export against the last checkpoint in
+// cpFile with the verifier key in vkFile, without a data folder.
+func (c *auditCommand) verifyExport(exportFile, cpFile, vkFile string) error {
+	if cpFile == "" || vkFile == "" {
+		return errorWithHint("verifying an export needs -checkpoint and -verifier", "phivault audit verify -export seg.ndjson -checkpoint seg.checkpoint -verifier audit-verifier.pub")
+	}
+	verifier, err := readVerifier(vkFile)
+	if err != nil {
+		return err
+	}
+	notes, err := readCheckpoints(cpFile)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(exportFile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cp, n, err := auditlog.VerifyExport(f, notes[len(notes)-1], verifier, verifier.Name())
+	if err != nil {
+		return fmt.Errorf("verification FAILED: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "audit export OK: %d entries included in the checkpoint of size %d, root %s\n", n, cp.N, cp.Hash)
+	return nil
+}
+
+// export writes an NDJSON export of a time window to stdout.
+func (c *auditCommand) export(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("audit export", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
+	from := fs.String("from", "", "first time to include, RFC 3339 (default: the first entry)")
+	to := fs.String("to", "", "time to stop before, RFC 3339 (default: after the last entry)")
+	proofs := fs.Bool("proofs", false, "add inclusion proofs against the folder's last witnessed checkpoint")
+	saveCP := fs.String("save-checkpoint", "", "with -proofs, write that checkpoint to this file")
+	fs.Usage = func() { fmt.Fprint(c.stderr, auditUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d := dataDir(*data)
+	if !d.initialized() {
+		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), "phivault audit export -data DIR -from 2025-01-01T00:00:00Z")
+	}
+	var opts auditlog.ExportOptions
+	for _, t := range []struct {
+		s   string
+		dst *time.Time
+	}{{*from, &opts.From}, {*to, &opts.To}} {
+		if t.s == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339Nano, t.s)
+		if err != nil {
+			return errorWithHint("-from and -to take RFC 3339 times", "-from 2025-01-01T00:00:00Z")
+		}
+		*t.dst = v
+	}
+	if *proofs {
+		notes, err := readCheckpoints(d.auditCheckpoints())
+		if err != nil {
+			return err
+		}
+		verifier, err := readVerifier(d.auditVerifierKey())
+		if err != nil {
+			return err
+		}
+		last := notes[len(notes)-1]
+		cp, err := auditlog.OpenCheckpoint(last, verifier, verifier.Name())
+		if err != nil {
+			return err
+		}
+		opts.ProofSize = cp.N
+		if *saveCP != "" {
+			if err := writeFileAtomic(*saveCP, append(append([]byte(nil), last...), '\n'), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	db, err := sqlite.Open(ctx, d.database())
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+	n, err := auditlog.Export(ctx, db, c.stdout, opts)
+	if err != nil {
+		return fmt.Errorf("audit export: %w", err)
+	}
+	fmt.Fprintf(c.stderr, "exported %d audit entries\n", n)
 	return nil
 }

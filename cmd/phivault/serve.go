@@ -54,6 +54,7 @@ type Config struct {
 	Insecure      bool   // plain HTTP, loopback only
 	BaseURL       string
 	Keyring       KeyringConfig
+	Audit         AuditConfig // remote checkpoint witnesses; see audit.go
 	Passphrase    string
 }
 
@@ -78,6 +79,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientCertMap, "tls-client-map", os.Getenv("PHIVAULT_TLS_CLIENT_MAP"), "file of \"sha256-fingerprint-or-URI client-id\" lines mapping client certificates to clients (env PHIVAULT_TLS_CLIENT_MAP)")
 	fs.BoolVar(&c.Insecure, "insecure-http", false, "serve plain HTTP (only on a loopback address; for local testing)")
 	c.Keyring.register(fs)
+	c.Audit.register(fs)
 	fs.StringVar(&c.BaseURL, "base-url", os.Getenv("PHIVAULT_BASE_URL"), "public FHIR base URL, e.g. https://vault.example.org/fhir (env PHIVAULT_BASE_URL)")
 }
 
