@@ -240,7 +240,20 @@ func (a *app) fhirAndAdmin() http.Handler {
 	mux.Handle("GET /fhir/AuditEvent", a.auditView) // writes go on to the FHIR API, which refuses them
 	mux.Handle("GET /fhir/AuditEvent/{index}", a.auditView)
 	mux.Handle("/fhir/admin/reports/", a.auditView)
-	return mux
+	return withClient(mux)
+}
+
+// withClient records, for the audit trail, the client id that mutual TLS
+// mapped the request's client certificate to.
+func withClient(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := server.ClientFromContext(r.Context()); ok {
+			info, _ := phivault.RequestInfoFromContext(r.Context())
+			info.Client = id
+			r = r.WithContext(phivault.WithRequestInfo(r.Context(), info))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Close stops the server and closes the database.
