@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -69,21 +69,7 @@ func NewHandler(l *Log, auth Authenticator) http.Handler {
 		}
 		writeJSON(w, map[string]any{"old": old, "size": size, "proof": []tlog.Hash(p)})
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || auth == nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
-			writeError(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <token>."))
-			return
-		}
-		ctx, err := auth.Authenticate(r.Context(), token)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		mux.ServeHTTP(w, r.WithContext(ctx))
-	})
+	return requireBearer(auth, mux)
 }
 
 func queryInt(r *http.Request, name string) (int64, error) {
@@ -95,23 +81,11 @@ func writeJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// writeError writes an OperationOutcome with err's safe message.
+// writeError writes err as an OperationOutcome through the one error table
+// in package fhir: only a *phivault.Error's safe message is shown.
 func writeError(w http.ResponseWriter, err error) {
-	status := map[string]int{
-		phivault.EINVALID:      http.StatusBadRequest,
-		phivault.EUNAUTHORIZED: http.StatusUnauthorized,
-		phivault.EFORBIDDEN:    http.StatusForbidden,
-		phivault.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	}[phivault.ErrorCode(err)]
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
-	w.Header().Set("Content-Type", "application/fhir+json")
+	status, body := fhir.OutcomeJSON(err)
+	w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{
-		"resourceType": "OperationOutcome",
-		"issue": []map[string]string{{
-			"severity": "error", "code": "processing", "diagnostics": phivault.ErrorMessage(err),
-		}},
-	})
+	w.Write(body)
 }

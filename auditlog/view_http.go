@@ -62,21 +62,7 @@ func NewViewHandler(opts ViewOptions) http.Handler {
 	mux.HandleFunc("GET /fhir/AuditEvent/{index}", v.serveRead)
 	mux.HandleFunc("GET /fhir/admin/reports/patients/{id}/access", v.servePatientReport)
 	mux.HandleFunc("GET /fhir/admin/reports/users/{actor}/activity", v.serveUserReport)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || opts.Auth == nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
-			writeViewError(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <token>."))
-			return
-		}
-		ctx, err := opts.Auth.Authenticate(r.Context(), token)
-		if err != nil {
-			writeViewError(w, err)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		mux.ServeHTTP(w, r.WithContext(ctx))
-	})
+	return requireBearer(opts.Auth, mux)
 }
 
 type view struct {
@@ -87,16 +73,16 @@ func (v *view) serveRead(w http.ResponseWriter, r *http.Request) {
 	idx, err := strconv.ParseInt(r.PathValue("index"), 10, 64)
 	notFound := phivault.Errorf(phivault.ENOTFOUND, "No such AuditEvent.")
 	if err != nil || idx < 0 {
-		writeViewError(w, notFound)
+		writeError(w, notFound)
 		return
 	}
 	e, err := v.entry(r.Context(), idx)
 	if err != nil {
-		writeViewError(w, err)
+		writeError(w, err)
 		return
 	}
 	if err := v.record(r, phivault.ActionRead, r.PathValue("index"), nil); err != nil {
-		writeViewError(w, err)
+		writeError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
@@ -154,7 +140,7 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 	var names []string
 	for name := range vals {
 		if !searchParams[name] {
-			writeViewError(w, phivault.Errorf(phivault.EINVALID, "Unknown AuditEvent search parameter %q; use patient, agent, date, action, _id, _count or _offset.", name))
+			writeError(w, phivault.Errorf(phivault.EINVALID, "Unknown AuditEvent search parameter %q; use patient, agent, date, action, _id, _count or _offset.", name))
 			return
 		}
 		if !strings.HasPrefix(name, "_") {
@@ -163,14 +149,14 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	q, err := parseQuery(vals)
 	if err != nil {
-		writeViewError(w, err)
+		writeError(w, err)
 		return
 	}
 	q.Limit, q.Offset = DefaultCount, 0
 	if c := vals.Get("_count"); c != "" {
 		n, err := strconv.Atoi(c)
 		if err != nil || n < 0 {
-			writeViewError(w, phivault.Errorf(phivault.EINVALID, "_count must be a number from 0 to %d.", MaxCount))
+			writeError(w, phivault.Errorf(phivault.EINVALID, "_count must be a number from 0 to %d.", MaxCount))
 			return
 		}
 		q.Limit = min(n, MaxCount)
@@ -178,7 +164,7 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 	if o := vals.Get("_offset"); o != "" {
 		n, err := strconv.Atoi(o)
 		if err != nil || n < 0 {
-			writeViewError(w, phivault.Errorf(phivault.EINVALID, "_offset must be a number of 0 or more."))
+			writeError(w, phivault.Errorf(phivault.EINVALID, "_offset must be a number of 0 or more."))
 			return
 		}
 		q.Offset = n
@@ -201,22 +187,22 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		if _, err := CatchUpIndex(ctx, v.opts.Store); err != nil {
-			writeViewError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
+			writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
 			return
 		}
 		idxs, total, err = v.opts.Store.SearchAudit(ctx, q)
 		if err != nil {
-			writeViewError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
+			writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
 			return
 		}
 	}
 	events, err := v.events(ctx, q, idxs)
 	if err != nil {
-		writeViewError(w, err)
+		writeError(w, err)
 		return
 	}
 	if err := v.record(r, phivault.ActionSearch, "", names); err != nil {
-		writeViewError(w, err)
+		writeError(w, err)
 		return
 	}
 	base := v.baseURL(r)
@@ -283,39 +269,39 @@ func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, n
 	vals := r.URL.Query()
 	for n := range vals {
 		if n != "format" && n != "date" && n != "action" {
-			writeViewError(w, phivault.Errorf(phivault.EINVALID, "Unknown report parameter %q; use format, date or action.", n))
+			writeError(w, phivault.Errorf(phivault.EINVALID, "Unknown report parameter %q; use format, date or action.", n))
 			return
 		}
 	}
 	q, err := parseQuery(url.Values{"date": vals["date"], "action": vals["action"]})
 	if err != nil {
-		writeViewError(w, err)
+		writeError(w, err)
 		return
 	}
 	q.Patient, q.Actor = base.Patient, base.Actor
 	format := vals.Get("format")
 	if format != "" && format != "json" && format != "csv" {
-		writeViewError(w, phivault.Errorf(phivault.EINVALID, "The format must be json or csv."))
+		writeError(w, phivault.Errorf(phivault.EINVALID, "The format must be json or csv."))
 		return
 	}
 	ctx := r.Context()
 	if err := authorizeReport(ctx, q.Patient, q.Actor); err != nil {
-		writeViewError(w, err)
+		writeError(w, err)
 		return
 	}
 	if _, err := CatchUpIndex(ctx, v.opts.Store); err != nil {
-		writeViewError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
+		writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
 		return
 	}
 	rep := &Report{Store: v.opts.Store, Query: q}
 	// Check that the report can be read before recording and answering, so
 	// a broken store answers with an error rather than half a report.
 	if _, _, err := v.opts.Store.SearchAudit(ctx, Query{Patient: q.Patient, Actor: q.Actor, Actions: q.Actions, Since: q.Since, Before: q.Before}); err != nil {
-		writeViewError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
+		writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
 		return
 	}
 	if err := v.record(r, phivault.ActionSearch, "", []string{"report"}); err != nil {
-		writeViewError(w, err)
+		writeError(w, err)
 		return
 	}
 	if format == "csv" {
@@ -396,43 +382,4 @@ type bundleEntry struct {
 
 type searchMode struct {
 	Mode string `json:"mode"`
-}
-
-// writeViewError writes an OperationOutcome with err's safe message and the
-// status of its code.
-func writeViewError(w http.ResponseWriter, err error) {
-	status := map[string]int{
-		phivault.EINVALID:      http.StatusBadRequest,
-		phivault.EUNAUTHORIZED: http.StatusUnauthorized,
-		phivault.EFORBIDDEN:    http.StatusForbidden,
-		phivault.ENOTFOUND:     http.StatusNotFound,
-		phivault.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	}[phivault.ErrorCode(err)]
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
-	w.Header().Set("Content-Type", "application/fhir+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{
-		"resourceType": "OperationOutcome",
-		"issue": []map[string]string{{
-			"severity": "error", "code": issueCode(phivault.ErrorCode(err)), "diagnostics": phivault.ErrorMessage(err),
-		}},
-	})
-}
-
-func issueCode(code string) string {
-	switch code {
-	case phivault.EINVALID:
-		return "invalid"
-	case phivault.EUNAUTHORIZED:
-		return "login"
-	case phivault.EFORBIDDEN:
-		return "forbidden"
-	case phivault.ENOTFOUND:
-		return "not-found"
-	case phivault.EUNAVAILABLE:
-		return "transient"
-	}
-	return "exception"
 }

@@ -30,7 +30,7 @@ type WebhookWitness struct {
 func (w *WebhookWitness) Publish(ctx context.Context, signedCheckpoint []byte) error {
 	u, err := url.Parse(w.URL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return errors.New("audit webhook: the URL must be https://host/...")
+		return errors.New("audit webhook: the URL must be https://host/path")
 	}
 	timeout := w.Timeout
 	if timeout <= 0 {

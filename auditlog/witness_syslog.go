@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -140,5 +139,3 @@ func FormatSyslog(t time.Time, hostname, appName, msgID, msg string) []byte {
 		syslogPriority, t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
 		field(hostname, 255), field(appName, 48), field(msgID, 32), msg)
 }
-
-var errNoSyslogCA = errors.New("audit syslog: no CA certificates")
