@@ -86,7 +86,7 @@ func (v *view) serveRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
-	json.NewEncoder(w).Encode(NewAuditEvent(idx, e))
+	writeFHIRJSON(w, NewAuditEvent(idx, e))
 }
 
 // entry reads and decodes the entry at idx.
@@ -225,7 +225,7 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/AuditEvent/" + ev.ID, Resource: ev, Search: &searchMode{"match"}})
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
-	json.NewEncoder(w).Encode(b)
+	writeFHIRJSON(w, b)
 }
 
 // events reads the entries at idxs and returns their AuditEvents, skipping
@@ -382,4 +382,12 @@ type bundleEntry struct {
 
 type searchMode struct {
 	Mode string `json:"mode"`
+}
+
+// writeFHIRJSON writes v as JSON without HTML escaping, so links keep their
+// '&' as the other FHIR responses do.
+func writeFHIRJSON(w http.ResponseWriter, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
