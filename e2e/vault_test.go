@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/phivault/phivault/internal/testenv"
 )
 
 // binary is the phivault binary TestMain built; empty when the end-to-end
@@ -63,7 +64,7 @@ func TestMain(m *testing.M) {
 
 // build compiles ./cmd/phivault into dir and returns the binary's path.
 func build(dir string) (string, error) {
-	root, err := repoRoot()
+	root, err := testenv.Root()
 	if err != nil {
 		return "", err
 	}
@@ -74,25 +75,6 @@ func build(dir string) (string, error) {
 		return "", fmt.Errorf("%v\n%s", err, b)
 	}
 	return out, nil
-}
-
-// repoRoot walks up from the working directory to the folder holding go.mod.
-// (TestMain has no testing.TB for testenv.RepoRoot.)
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // output collects a process's output; safe for concurrent use.

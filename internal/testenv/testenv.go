@@ -20,14 +20,15 @@ import (
 // directory.
 func RepoRoot(tb testing.TB) string {
 	tb.Helper()
-	root, err := repoRoot()
+	root, err := Root()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return root
 }
 
-func repoRoot() (string, error) {
+// Root is RepoRoot for code without a testing.TB, such as TestMain.
+func Root() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
@@ -50,7 +51,7 @@ func repoRoot() (string, error) {
 func SyntheaPath(name string) (string, error) {
 	dir := os.Getenv("PHIVAULT_SYNTHEA_DIR")
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := Root()
 		if err != nil {
 			return "", err
 		}
