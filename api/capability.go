@@ -76,6 +76,22 @@ var (
 	searchInteractions = append(append([]string(nil), crudInteractions...), "search-type")
 )
 
+// auditEventCapability is what the audit trail's read-only AuditEvent view
+// (package auditlog) serves: read and search, no writes, no history.
+var auditEventCapability = capResource{
+	Type:              "AuditEvent",
+	Interaction:       []capInteraction{{Code: "read"}, {Code: "search-type"}},
+	Versioning:        "no-version",
+	ConditionalDelete: "not-supported",
+	SearchParam: []capSearchParam{
+		{Name: "_id", Type: "token"},
+		{Name: "action", Type: "token"},
+		{Name: "agent", Type: "reference"},
+		{Name: "date", Type: "date"},
+		{Name: "patient", Type: "reference"},
+	},
+}
+
 // capabilityStatement builds the CapabilityStatement once, at NewHandler.
 func capabilityStatement(version, baseURL string, now time.Time) []byte {
 	searchable := make(map[string]bool)
@@ -103,6 +119,10 @@ func capabilityStatement(version, baseURL string, now time.Time) []byte {
 		Interaction: []capInteraction{{Code: "transaction"}, {Code: "batch"}},
 	}
 	for _, t := range fhir.ResourceTypes() {
+		if t == "AuditEvent" {
+			rest.Resource = append(rest.Resource, auditEventCapability)
+			continue
+		}
 		res := capResource{
 			Type:              t,
 			Versioning:        "versioned-update",
