@@ -14,6 +14,15 @@ require (
 )
 
 require (
+	github.com/boombuler/barcode v1.0.1-0.20190219062509-6c824513bacc // indirect
+	github.com/cedar-policy/cedar-go v1.9.2 // indirect
+	github.com/go-json-experiment/json v1.27.2 // indirect
+	github.com/pquerna/otp v1.5.0 // indirect
+	golang.org/x/exp v0.0.0-20231110203233-9a3e6036ecaa // indirect
+	pgregory.net/rapid v1.3.0 // indirect
+)
+
+require (
 	bitbucket.org/creachadair/stringset v0.0.9 // indirect
 	filippo.io/hpke v0.4.0 // indirect
 	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c // indirect

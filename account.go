@@ -1,0 +1,61 @@
+package phivault
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Account statuses. Only an active account may log in.
+const (
+	AccountActive        = "active"
+	AccountSuspended     = "suspended"
+	AccountDeprovisioned = "deprovisioned"
+)
+
+// Account is a person who logs in with a password and a second factor.
+//
+// PasswordHash and TOTPSecret are credentials: they are never logged (see
+// LogValue) and never shown to callers.
+type Account struct {
+	ID                 string   // random, immutable
+	Username           string   // unique; used to log in
+	Roles              []string // e.g. "physician", "nurse", "security-admin"
+	Department         string
+	PractitionerID     string    // id of the linked Practitioner, or ""
+	TrainingValidUntil time.Time // security training expiry; zero means never trained
+	Status             string    // AccountActive, AccountSuspended or AccountDeprovisioned
+
+	PasswordHash string // PHC-encoded argon2id hash
+	TOTPSecret   []byte // raw TOTP key; nil until MFA is enrolled
+	TOTPLastStep int64  // last accepted TOTP time step; codes at or before it are refused
+
+	FailedLogins int       // consecutive failed logins since the last success
+	LastFailure  time.Time // time of the last failed login, for backoff
+	LockedUntil  time.Time // zero, or logins are refused until then
+
+	Created time.Time
+	Version int64 // optimistic concurrency: 1 on create, one more on each update
+}
+
+// LogValue logs ids and status only, never credentials or the username.
+func (a *Account) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", a.ID), slog.String("status", a.Status), slog.Int64("version", a.Version))
+}
+
+// AccountStore keeps accounts.
+//
+// Implementations are safe for concurrent use by multiple goroutines.
+type AccountStore interface {
+	// CreateAccount stores a new account with a.Version 1. It returns an
+	// *Error with code ECONFLICT if the id or username is taken.
+	CreateAccount(ctx context.Context, a *Account) error
+	// AccountByID returns an account. Returns ErrNotFound if there is none.
+	AccountByID(ctx context.Context, id string) (*Account, error)
+	// AccountByUsername returns an account. Returns ErrNotFound if there is none.
+	AccountByUsername(ctx context.Context, username string) (*Account, error)
+	// UpdateAccount replaces the stored account a.ID, whose version must be
+	// a.Version-1; otherwise it returns an *Error with code ECONFLICT (or
+	// ErrNotFound if there is no such account) and writes nothing.
+	UpdateAccount(ctx context.Context, a *Account) error
+}
