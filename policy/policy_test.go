@@ -1,0 +1,76 @@
+package policy_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault/policy"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+func newAuthorizer(t testing.TB) *policy.Authorizer {
+	t.Helper()
+	a, err := policy.New(policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestDefaultSetLoadsAndDecides(t *testing.T) {
+	a := newAuthorizer(t)
+	req := policy.Request{
+		Principal: policy.Principal{ID: "u1", Kind: policy.KindStaff, Roles: []string{"physician"},
+			TrainingValidUntil: t0.Add(time.Hour), AuthTime: t0},
+		Action:   policy.Read,
+		Resource: policy.Resource{Type: "Observation", ID: "o1", Category: policy.CategoryPatient},
+		Patient:  policy.Patient{ID: "p1", CareTeam: []string{"u1"}},
+		Context:  policy.Context{Time: t0},
+	}
+	d, err := a.Decide(context.Background(), req)
+	if err != nil || !d.Allow || len(d.Policies) != 1 || d.Policies[0] != "clinical-read-care-team" {
+		t.Fatalf("care team read: %+v %v", d, err)
+	}
+	req.Patient.CareTeam = nil
+	d, err = a.Decide(context.Background(), req)
+	if err != nil || d.Allow || !d.BreakGlassPossible {
+		t.Fatalf("no care relation: %+v %v", d, err)
+	}
+}
+
+func TestReloadKeepsOldSetOnError(t *testing.T) {
+	a := newAuthorizer(t)
+	dir := t.TempDir()
+	bad := `@id("bad") permit (principal, action, resource) when { principal.nosuch == "x" };`
+	if err := os.WriteFile(filepath.Join(dir, "site.cedar"), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Reload(dir)
+	if err == nil || !strings.Contains(err.Error(), "current policies stay in force") {
+		t.Fatalf("Reload of an invalid set: %v", err)
+	}
+	req := policy.Request{
+		Principal: policy.Principal{ID: "sa", Kind: policy.KindStaff, Roles: []string{"security-admin"}, TrainingValidUntil: t0.Add(time.Hour)},
+		Action:    policy.ManageKeys,
+		Resource:  policy.Resource{Type: "Key", ID: "k", Category: policy.CategoryAdmin},
+		Context:   policy.Context{Time: t0},
+	}
+	if d, err := a.Decide(context.Background(), req); err != nil || !d.Allow {
+		t.Fatalf("old set not kept: %+v %v", d, err)
+	}
+	good := `@id("only") permit (principal, action == Action::"readAudit", resource);`
+	if err := os.WriteFile(filepath.Join(dir, "site.cedar"), []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(dir); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := a.Decide(context.Background(), req); err != nil || d.Allow {
+		t.Fatalf("new set not in force: %+v %v", d, err)
+	}
+}
