@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/phivault/phivault"
+)
+
+var _ phivault.AccountStore = (*DB)(nil)
+
+const accountCols = `id, username, roles, department, practitioner_id, training_valid_until, status,
+	password_hash, totp_secret, totp_last_step, failed_logins, last_failure, locked_until, created, version`
+
+// micros is t in Unix microseconds, or 0 for the zero time.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicrosOrZero(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return fromMicros(us)
+}
+
+func accountArgs(a *phivault.Account) ([]any, error) {
+	roles := a.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	rj, err := json.Marshal(roles)
+	if err != nil {
+		return nil, err
+	}
+	return []any{a.ID, a.Username, string(rj), a.Department, a.PractitionerID, micros(a.TrainingValidUntil), a.Status,
+		a.PasswordHash, a.TOTPSecret, a.TOTPLastStep, a.FailedLogins, micros(a.LastFailure), micros(a.LockedUntil),
+		micros(a.Created), a.Version}, nil
+}
+
+func scanAccount(row *sql.Row) (*phivault.Account, error) {
+	var (
+		a                                      phivault.Account
+		roles                                  string
+		training, lastFailure, locked, created int64
+	)
+	err := row.Scan(&a.ID, &a.Username, &roles, &a.Department, &a.PractitionerID, &training, &a.Status,
+		&a.PasswordHash, &a.TOTPSecret, &a.TOTPLastStep, &a.FailedLogins, &lastFailure, &locked, &created, &a.Version)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(roles), &a.Roles); err != nil {
+		return nil, err
+	}
+	a.TrainingValidUntil, a.LastFailure = fromMicrosOrZero(training), fromMicrosOrZero(lastFailure)
+	a.LockedUntil, a.Created = fromMicrosOrZero(locked), fromMicrosOrZero(created)
+	return &a, nil
+}
+
+// CreateAccount stores a new account and sets a.Version to 1. It returns an
+// *phivault.Error with code ECONFLICT if the id or username is taken.
+func (db *DB) CreateAccount(ctx context.Context, a *phivault.Account) error {
+	if a.ID == "" || a.Username == "" {
+		return phivault.Errorf(phivault.EINVALID, "An account needs an id and a username.")
+	}
+	c := *a
+	c.Version = 1
+	args, err := accountArgs(&c)
+	if err != nil {
+		return err
+	}
+	err = db.Update(ctx, func(stx phivault.StoreTx) error {
+		t := stx.(*Tx)
+		qctx, err := t.begin(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = t.conn.ExecContext(qctx, `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		if isUniqueViolation(err) {
+			return phivault.Errorf(phivault.ECONFLICT, "The account id or username is taken.")
+		} else if err != nil {
+			return t.fail("create account", err)
+		}
+		return nil
+	})
+	if err == nil {
+		a.Version = 1
+	}
+	return err
+}
+
+// AccountByID returns an account, or phivault.ErrNotFound.
+func (db *DB) AccountByID(ctx context.Context, id string) (*phivault.Account, error) {
+	return db.account(ctx, `id = ?`, id)
+}
+
+// AccountByUsername returns an account, or phivault.ErrNotFound.
+func (db *DB) AccountByUsername(ctx context.Context, username string) (*phivault.Account, error) {
+	return db.account(ctx, `username = ?`, username)
+}
+
+func (db *DB) account(ctx context.Context, where string, arg string) (*phivault.Account, error) {
+	var a *phivault.Account
+	err := db.View(ctx, func(stx phivault.StoreTx) error {
+		t := stx.(*Tx)
+		var err error
+		a, err = scanAccount(t.conn.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE `+where, arg))
+		if errors.Is(err, sql.ErrNoRows) {
+			return phivault.ErrNotFound
+		} else if err != nil {
+			return t.fail("account", err)
+		}
+		return nil
+	})
+	return a, err
+}
+
+// UpdateAccount replaces account a.ID if its stored version is
+// a.Version-1. Otherwise it returns an *phivault.Error with code ECONFLICT,
+// or phivault.ErrNotFound, and writes nothing.
+func (db *DB) UpdateAccount(ctx context.Context, a *phivault.Account) error {
+	args, err := accountArgs(a)
+	if err != nil {
+		return err
+	}
+	return db.Update(ctx, func(stx phivault.StoreTx) error {
+		t := stx.(*Tx)
+		qctx, err := t.begin(ctx)
+		if err != nil {
+			return err
+		}
+		// args[1:] are the columns after id, ending with version.
+		res, err := t.conn.ExecContext(qctx, `UPDATE accounts SET username = ?, roles = ?, department = ?,
+			practitioner_id = ?, training_valid_until = ?, status = ?, password_hash = ?, totp_secret = ?,
+			totp_last_step = ?, failed_logins = ?, last_failure = ?, locked_until = ?, created = ?, version = ?
+			WHERE id = ? AND version = ?`, append(args[1:], a.ID, a.Version-1)...)
+		if isUniqueViolation(err) {
+			return phivault.Errorf(phivault.ECONFLICT, "The username is taken.")
+		} else if err != nil {
+			return t.fail("update account", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return t.fail("update account", err)
+		} else if n == 1 {
+			return nil
+		}
+		var exists bool
+		if err := t.conn.QueryRowContext(qctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)`, a.ID).Scan(&exists); err != nil {
+			return t.fail("update account", err)
+		}
+		if !exists {
+			return phivault.ErrNotFound
+		}
+		return phivault.Errorf(phivault.ECONFLICT, "The account changed since it was read.")
+	})
+}
