@@ -153,6 +153,17 @@ func (c *keysCommand) shred(ctx context.Context, args []string) error {
 		})
 }
 
+// adminPost runs an admin operation on the running server and prints the
+// OperationOutcome's message.
+func (c *keysCommand) adminPost(ctx context.Context, cf *clientFlags, path string) error {
+	body, err := adminCall(ctx, cf, http.MethodPost, path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, outcomeMessage(body))
+	return nil
+}
+
 // patientOp runs a keys subcommand on one patient (--patient ID): through
 // the running server's admin API at /patients/ID + op, or, with -data,
 // offline through run.
@@ -175,12 +186,7 @@ func (c *keysCommand) patientOp(ctx context.Context, args []string, name, op, ab
 		return errorWithHint("no valid --patient id", "phivault keys "+name+" --patient ID")
 	}
 	if of.data == "" {
-		body, err := adminCall(ctx, &cf, http.MethodPost, "/patients/"+url.PathEscape(*patient)+"/"+strings.TrimPrefix(op, "/"))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(c.stdout, outcomeMessage(body))
-		return nil
+		return c.adminPost(ctx, &cf, "/patients/"+url.PathEscape(*patient)+"/"+strings.TrimPrefix(op, "/"))
 	}
 	o, err := of.open(ctx, slog.New(slog.NewJSONHandler(c.stderr, nil)))
 	if err != nil {

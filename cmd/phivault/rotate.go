@@ -314,11 +314,9 @@ func (c *keysCommand) rotate(ctx context.Context, args []string) error {
 		return err
 	}
 	if of.data == "" {
-		body, err := adminCall(ctx, &cf, http.MethodPost, "/keys/$rotate")
-		if err != nil {
+		if err := c.adminPost(ctx, &cf, "/keys/$rotate"); err != nil {
 			return err
 		}
-		fmt.Fprintln(c.stdout, outcomeMessage(body))
 		return c.follow(ctx, &cf)
 	}
 	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
@@ -424,11 +422,9 @@ func (c *keysCommand) compromised(ctx context.Context, args []string) error {
 		return errorWithHint("no valid --kek", "phivault keys status shows the versions")
 	}
 	if of.data == "" {
-		body, err := adminCall(ctx, &cf, http.MethodPost, "/keys/"+*kek+"/$compromised")
-		if err != nil {
+		if err := c.adminPost(ctx, &cf, "/keys/"+*kek+"/$compromised"); err != nil {
 			return err
 		}
-		fmt.Fprintln(c.stdout, outcomeMessage(body))
 		return c.follow(ctx, &cf)
 	}
 	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
