@@ -20,15 +20,26 @@ const (
 type Account struct {
 	ID                 string   // random, immutable
 	Username           string   // unique; used to log in
+	Kind               string   // PrincipalStaff (the default when "") or PrincipalPatient
 	Roles              []string // e.g. "physician", "nurse", "security-admin"
 	Department         string
+	Organization       string
 	PractitionerID     string    // id of the linked Practitioner, or ""
+	PatientID          string    // own Patient id for PrincipalPatient accounts, or ""
+	Clearances         []string  // sensitivity labels the account may see: R, V, PSY, SUD, HIV, ETH, VIP
 	TrainingValidUntil time.Time // security training expiry; zero means never trained
 	Status             string    // AccountActive, AccountSuspended or AccountDeprovisioned
+	ExternalID         string    // the provisioning system's id (SCIM externalId), or ""
+	// FederatedSubject links the account to an external OpenID provider
+	// login, as "issuer sub"; "" if none.
+	FederatedSubject string
 
 	PasswordHash string // PHC-encoded argon2id hash
 	TOTPSecret   []byte // raw TOTP key; nil until MFA is enrolled
 	TOTPLastStep int64  // last accepted TOTP time step; codes at or before it are refused
+	// WebAuthn holds the registered WebAuthn credentials, encoded by the
+	// webauthn package; nil if none. Like TOTPSecret it is sealed at rest.
+	WebAuthn []byte
 
 	FailedLogins int       // consecutive failed logins since the last success
 	LastFailure  time.Time // time of the last failed login, for backoff
@@ -58,4 +69,9 @@ type AccountStore interface {
 	// a.Version-1; otherwise it returns an *Error with code ECONFLICT (or
 	// ErrNotFound if there is no such account) and writes nothing.
 	UpdateAccount(ctx context.Context, a *Account) error
+	// Accounts returns every account, ordered by id.
+	Accounts(ctx context.Context) ([]*Account, error)
+	// AccountByFederatedSubject returns the account linked to an external
+	// login ("issuer sub"), or ErrNotFound.
+	AccountByFederatedSubject(ctx context.Context, subject string) (*Account, error)
 }

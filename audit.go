@@ -82,6 +82,8 @@ type RequestInfo struct {
 	Client  string   // client application id, or ""
 	Source  string   // remote address (host only, no port)
 	Purpose string   // purpose of use, if stated
+	// Note collects the policy decision made while serving the request.
+	Note *AuditNote
 }
 
 type requestInfoKey struct{}

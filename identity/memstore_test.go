@@ -3,6 +3,7 @@ package identity_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/phivault/phivault"
@@ -72,4 +73,26 @@ func (s *memStore) UpdateAccount(ctx context.Context, a *phivault.Account) error
 	s.accounts[a.ID] = clone(a)
 	s.updates++
 	return nil
+}
+
+func (s *memStore) Accounts(ctx context.Context) ([]*phivault.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var list []*phivault.Account
+	for _, a := range s.accounts {
+		list = append(list, clone(a))
+	}
+	slices.SortFunc(list, func(a, b *phivault.Account) int { return strings.Compare(a.ID, b.ID) })
+	return list, nil
+}
+
+func (s *memStore) AccountByFederatedSubject(ctx context.Context, subject string) (*phivault.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.accounts {
+		if subject != "" && a.FederatedSubject == subject {
+			return clone(a), nil
+		}
+	}
+	return nil, phivault.ErrNotFound
 }

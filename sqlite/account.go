@@ -13,7 +13,8 @@ import (
 var _ phivault.AccountStore = (*DB)(nil)
 
 const accountCols = `id, username, roles, department, practitioner_id, training_valid_until, status,
-	password_hash, totp_secret, totp_last_step, failed_logins, last_failure, locked_until, created, version`
+	password_hash, totp_secret, totp_last_step, failed_logins, last_failure, locked_until, created, version,
+	kind, organization, patient_id, clearances, external_id, federated_subject, webauthn`
 
 // micros is t in Unix microseconds, or 0 for the zero time.
 func micros(t time.Time) int64 {
@@ -30,33 +31,45 @@ func fromMicrosOrZero(us int64) time.Time {
 	return fromMicros(us)
 }
 
-func accountArgs(a *phivault.Account) ([]any, error) {
-	roles := a.Roles
-	if roles == nil {
-		roles = []string{}
+// jsonStrings encodes a string list as a JSON array, [] for nil.
+func jsonStrings(list []string) string {
+	if list == nil {
+		list = []string{}
 	}
-	rj, err := json.Marshal(roles)
-	if err != nil {
-		return nil, err
-	}
-	return []any{a.ID, a.Username, string(rj), a.Department, a.PractitionerID, micros(a.TrainingValidUntil), a.Status,
-		a.PasswordHash, a.TOTPSecret, a.TOTPLastStep, a.FailedLogins, micros(a.LastFailure), micros(a.LockedUntil),
-		micros(a.Created), a.Version}, nil
+	b, _ := json.Marshal(list) // a []string always encodes
+	return string(b)
 }
 
-func scanAccount(row *sql.Row) (*phivault.Account, error) {
+func accountArgs(a *phivault.Account) []any {
+	return []any{a.ID, a.Username, jsonStrings(a.Roles), a.Department, a.PractitionerID, micros(a.TrainingValidUntil), a.Status,
+		a.PasswordHash, a.TOTPSecret, a.TOTPLastStep, a.FailedLogins, micros(a.LastFailure), micros(a.LockedUntil),
+		micros(a.Created), a.Version,
+		a.Kind, a.Organization, a.PatientID, jsonStrings(a.Clearances), a.ExternalID, a.FederatedSubject, a.WebAuthn}
+}
+
+func scanAccount(row interface{ Scan(...any) error }) (*phivault.Account, error) {
 	var (
 		a                                      phivault.Account
-		roles                                  string
+		roles, clearances                      string
 		training, lastFailure, locked, created int64
 	)
 	err := row.Scan(&a.ID, &a.Username, &roles, &a.Department, &a.PractitionerID, &training, &a.Status,
-		&a.PasswordHash, &a.TOTPSecret, &a.TOTPLastStep, &a.FailedLogins, &lastFailure, &locked, &created, &a.Version)
+		&a.PasswordHash, &a.TOTPSecret, &a.TOTPLastStep, &a.FailedLogins, &lastFailure, &locked, &created, &a.Version,
+		&a.Kind, &a.Organization, &a.PatientID, &clearances, &a.ExternalID, &a.FederatedSubject, &a.WebAuthn)
 	if err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(roles), &a.Roles); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(clearances), &a.Clearances); err != nil {
+		return nil, err
+	}
+	if len(a.Clearances) == 0 {
+		a.Clearances = nil
+	}
+	if len(a.WebAuthn) == 0 {
+		a.WebAuthn = nil
 	}
 	a.TrainingValidUntil, a.LastFailure = fromMicrosOrZero(training), fromMicrosOrZero(lastFailure)
 	a.LockedUntil, a.Created = fromMicrosOrZero(locked), fromMicrosOrZero(created)
@@ -71,17 +84,14 @@ func (db *DB) CreateAccount(ctx context.Context, a *phivault.Account) error {
 	}
 	c := *a
 	c.Version = 1
-	args, err := accountArgs(&c)
-	if err != nil {
-		return err
-	}
-	err = db.Update(ctx, func(stx phivault.StoreTx) error {
+	args := accountArgs(&c)
+	err := db.Update(ctx, func(stx phivault.StoreTx) error {
 		t := stx.(*Tx)
 		qctx, err := t.begin(ctx)
 		if err != nil {
 			return err
 		}
-		_, err = t.conn.ExecContext(qctx, `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		_, err = t.conn.ExecContext(qctx, `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if isUniqueViolation(err) {
 			return phivault.Errorf(phivault.ECONFLICT, "The account id or username is taken.")
 		} else if err != nil {
@@ -98,6 +108,41 @@ func (db *DB) CreateAccount(ctx context.Context, a *phivault.Account) error {
 // AccountByID returns an account, or phivault.ErrNotFound.
 func (db *DB) AccountByID(ctx context.Context, id string) (*phivault.Account, error) {
 	return db.account(ctx, `id = ?`, id)
+}
+
+// AccountByFederatedSubject returns the account linked to an external
+// login, or phivault.ErrNotFound.
+func (db *DB) AccountByFederatedSubject(ctx context.Context, subject string) (*phivault.Account, error) {
+	if subject == "" {
+		return nil, phivault.ErrNotFound
+	}
+	return db.account(ctx, `federated_subject = ?`, subject)
+}
+
+// Accounts returns every account, ordered by id.
+func (db *DB) Accounts(ctx context.Context) ([]*phivault.Account, error) {
+	var list []*phivault.Account
+	err := db.View(ctx, func(stx phivault.StoreTx) error {
+		t := stx.(*Tx)
+		rows, err := t.conn.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id`)
+		if err != nil {
+			return t.fail("accounts", err)
+		}
+		defer rows.Close()
+		list = list[:0]
+		for rows.Next() {
+			a, err := scanAccount(rows)
+			if err != nil {
+				return t.fail("accounts", err)
+			}
+			list = append(list, a)
+		}
+		if err := rows.Err(); err != nil {
+			return t.fail("accounts", err)
+		}
+		return nil
+	})
+	return list, err
 }
 
 // AccountByUsername returns an account, or phivault.ErrNotFound.
@@ -125,10 +170,7 @@ func (db *DB) account(ctx context.Context, where string, arg string) (*phivault.
 // a.Version-1. Otherwise it returns an *phivault.Error with code ECONFLICT,
 // or phivault.ErrNotFound, and writes nothing.
 func (db *DB) UpdateAccount(ctx context.Context, a *phivault.Account) error {
-	args, err := accountArgs(a)
-	if err != nil {
-		return err
-	}
+	args := accountArgs(a)
 	return db.Update(ctx, func(stx phivault.StoreTx) error {
 		t := stx.(*Tx)
 		qctx, err := t.begin(ctx)
@@ -138,10 +180,11 @@ func (db *DB) UpdateAccount(ctx context.Context, a *phivault.Account) error {
 		// args[1:] are the columns after id, ending with version.
 		res, err := t.conn.ExecContext(qctx, `UPDATE accounts SET username = ?, roles = ?, department = ?,
 			practitioner_id = ?, training_valid_until = ?, status = ?, password_hash = ?, totp_secret = ?,
-			totp_last_step = ?, failed_logins = ?, last_failure = ?, locked_until = ?, created = ?, version = ?
+			totp_last_step = ?, failed_logins = ?, last_failure = ?, locked_until = ?, created = ?, version = ?,
+			kind = ?, organization = ?, patient_id = ?, clearances = ?, external_id = ?, federated_subject = ?, webauthn = ?
 			WHERE id = ? AND version = ?`, append(args[1:], a.ID, a.Version-1)...)
 		if isUniqueViolation(err) {
-			return phivault.Errorf(phivault.ECONFLICT, "The username is taken.")
+			return phivault.Errorf(phivault.ECONFLICT, "The username or federated login is taken.")
 		} else if err != nil {
 			return t.fail("update account", err)
 		}

@@ -1,0 +1,112 @@
+package phivault
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Principal kinds: who is behind a request.
+const (
+	PrincipalStaff   = "staff"   // a person working for the organisation
+	PrincipalPatient = "patient" // a patient using a patient-facing app
+	PrincipalSystem  = "system"  // a registered backend client (SMART Backend Services)
+)
+
+// Principal is the authenticated caller of a request, as established by a
+// session token. It holds the attributes access decisions need and is
+// immutable once put in a context: callers must not modify it.
+type Principal struct {
+	ID                 string   // account id, or client id for PrincipalSystem
+	Kind               string   // PrincipalStaff, PrincipalPatient or PrincipalSystem
+	Roles              []string // e.g. "physician", "privacy-officer"
+	Department         string
+	Organization       string
+	PractitionerID     string    // linked Practitioner id (staff), or ""
+	PatientID          string    // own Patient id (PrincipalPatient), or ""
+	Clearances         []string  // sensitivity labels the principal may see
+	TrainingValidUntil time.Time // security training expiry (staff)
+	AuthTime           time.Time // when the person last authenticated in full (with MFA)
+	Methods            []string  // authentication methods (RFC 8176 amr): "pwd", "otp", "hwk", "fed"
+
+	// SMART is set when the token was issued with SMART scopes; Scopes then
+	// bound what the request may do, on top of the policy decision.
+	SMART  bool
+	Scopes []string
+
+	SessionID string // the session the token belongs to
+	Client    string // the OAuth client the token was issued to, or ""
+}
+
+// HasRole reports whether p has role.
+func (p *Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
+
+// LogValue logs the principal's id, kind and session, never credentials.
+func (p *Principal) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", p.ID), slog.String("kind", p.Kind), slog.String("session", p.SessionID))
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFromContext returns the principal in ctx, or nil if the request
+// is not authenticated as one (such as the bootstrap admin token).
+func PrincipalFromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// SessionRevoker ends sessions at once: every access and refresh token of
+// the subject stops working on its next use. Admin and SCIM call it when an
+// account or client is suspended, deprovisioned or changed.
+type SessionRevoker interface {
+	// RevokeSubject ends every session of an account or client id.
+	RevokeSubject(ctx context.Context, subject string) error
+}
+
+// AuditNote collects, while a request is served, what inner layers decide
+// about it, so that the audit entry written for the request records it.
+// The api package puts one in each RequestInfo. It is safe for concurrent
+// use.
+type AuditNote struct {
+	mu         sync.Mutex
+	decision   string
+	breakGlass bool
+}
+
+// SetDecision records the policy decision and its reason, such as
+// "deny: forbid-no-care-relationship".
+func (n *AuditNote) SetDecision(d string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	n.decision = d
+	n.mu.Unlock()
+}
+
+// MarkBreakGlass records that access rested on a break-the-glass grant.
+func (n *AuditNote) MarkBreakGlass() {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	n.breakGlass = true
+	n.mu.Unlock()
+}
+
+// Decision returns the recorded decision and whether break-the-glass was used.
+func (n *AuditNote) Decision() (decision string, breakGlass bool) {
+	if n == nil {
+		return "", false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.decision, n.breakGlass
+}
