@@ -120,12 +120,33 @@ func (rt *route) typeLabel(r *http.Request) string {
 func withRequestInfo(r *http.Request, reqID, actor string) context.Context {
 	info, _ := phivault.RequestInfoFromContext(r.Context())
 	info.ID, info.Actor = reqID, actor
+	if p := phivault.PrincipalFromContext(r.Context()); p != nil {
+		info.Roles = p.Roles
+		if p.Client != "" {
+			info.Client = p.Client
+		}
+	}
+	if v := r.Header.Get("X-Purpose-Of-Use"); v != "" && len(v) <= 32 && isCode(v) {
+		info.Purpose = v
+	}
+	info.Note = new(phivault.AuditNote)
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		info.Source = host
 	} else {
 		info.Source = r.RemoteAddr
 	}
 	return phivault.WithRequestInfo(r.Context(), info)
+}
+
+// isCode reports whether s looks like a purpose-of-use code (letters,
+// digits and hyphens), so that nothing else reaches the audit trail.
+func isCode(s string) bool {
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *Handler) requestID() string {

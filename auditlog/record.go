@@ -53,6 +53,13 @@ func (s *RecordService) record(ctx context.Context, e *phivault.AuditEntry, err 
 	if err != nil {
 		e.Outcome = phivault.ErrorCode(err)
 	}
+	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
+		if d, glass := info.Note.Decision(); glass {
+			e.Decision = "break-glass " + d
+		} else {
+			e.Decision = d
+		}
+	}
 	// The entry must be written even if the caller went away: the data
 	// may already be on its way.
 	if aerr := s.log.Append(context.WithoutCancel(ctx), e); aerr != nil {
