@@ -19,6 +19,15 @@ const (
 	ActionBundle     = "bundle"
 	ActionShred      = "shred"
 	ActionKeyRotate  = "key-rotate"
+
+	ActionLogin         = "login"          // a person logged in, or failed to
+	ActionTokenIssue    = "token-issue"    // an access token was issued
+	ActionTokenRevoke   = "token-revoke"   // a token or session was revoked
+	ActionBreakGlass    = "break-glass"    // emergency access was opened
+	ActionReview        = "review"         // a break-the-glass access was reviewed
+	ActionAccountChange = "account-change" // an account or client was created or changed
+	ActionPolicyChange  = "policy-change"  // the policy set was reloaded
+	ActionExport        = "export"         // audit entries or reports were read out
 )
 
 // AuditEntry is one entry of the audit trail: who did what to which records,

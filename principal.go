@@ -110,3 +110,15 @@ func (n *AuditNote) Decision() (decision string, breakGlass bool) {
 	defer n.mu.Unlock()
 	return n.decision, n.breakGlass
 }
+
+// Authentication is a completed login of a person, by whatever method:
+// password and TOTP, a passkey, or an external OpenID provider. The OAuth
+// server turns it into an authorization code.
+type Authentication struct {
+	Account *Account
+	Time    time.Time // when the login completed
+	// Methods lists the RFC 8176 amr values used, such as "pwd" and "otp",
+	// "hwk" and "user" for a passkey with user verification, or "fed".
+	// A login completes only with more than one factor (MFA).
+	Methods []string
+}
