@@ -70,7 +70,9 @@ func TestService_RerunSeesNewMatch(t *testing.T) {
 		t.Fatal("the store did not run the transaction twice")
 	}
 	var out struct {
-		Entry []struct{ Response struct{ Location, Status string } }
+		Entry []struct {
+			Response struct{ Location, Status string }
+		}
 	}
 	if err := json.Unmarshal(res.Body, &out); err != nil {
 		t.Fatal(err)
