@@ -82,6 +82,10 @@ type Config struct {
 	FHIR    http.Handler
 	Metrics http.Handler
 	Health  http.Handler
+	// Routes maps further http.ServeMux patterns, such as "/oauth/" or
+	// "/scim/v2/", to their handlers: the sign-in and provisioning APIs
+	// that live outside /fhir.
+	Routes map[string]http.Handler
 
 	// Timeouts and limits of http.Server. Defaults: DefaultReadHeaderTimeout,
 	// DefaultReadTimeout, DefaultWriteTimeout, DefaultIdleTimeout,
@@ -325,6 +329,9 @@ func (s *Server) handler(clients *clientAuth) http.Handler {
 	}
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.cfg.Metrics)
+	}
+	for pattern, h := range s.cfg.Routes {
+		mux.Handle(pattern, h)
 	}
 	mux.Handle("GET /healthz", s.cfg.Health)
 	var next http.Handler = mux

@@ -142,7 +142,9 @@ type app struct {
 	audit   *auditTrail // records every request; see audit.go
 	// auditView serves GET /fhir/AuditEvent and the access reports.
 	auditView http.Handler
-	server    *server.Server
+	// routes are served next to /fhir: OAuth sign-in, SCIM provisioning.
+	routes map[string]http.Handler
+	server *server.Server
 }
 
 // openApp opens the data folder and wires the request path. It does not
@@ -220,6 +222,7 @@ func (a *app) listen(ctx context.Context) error {
 		ClientCertMap: clientMap,
 		Insecure:      a.cfg.Insecure,
 		FHIR:          a.fhirAndAdmin(),
+		Routes:        a.routes,
 		Health:        a.seal.health(),
 		Metrics:       promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
 		Logger:        a.logger,
