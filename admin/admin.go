@@ -19,6 +19,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/identity"
 )
 
 // Shredder crypto-shreds a patient compartment; vault.Service is one.
@@ -57,6 +59,18 @@ type Options struct {
 	Unsealer      Unsealer          // optional; nil answers 415 for $seal and $unseal
 	Logger        *slog.Logger      // nil discards
 	Now           func() time.Time  // nil means time.Now; times the unseal backoff
+
+	// Accounts, Clients, Revoker and Audit serve the user, client and
+	// training routes (users.go, clients.go, training.go); nil Accounts or
+	// Clients answers 415 there. Changes are refused (503) without Audit.
+	// A nil Revoker revokes nothing (no session server).
+	Accounts   phivault.AccountStore
+	Clients    phivault.ClientStore
+	Revoker    phivault.SessionRevoker
+	Audit      phivault.AuditLog
+	Hasher     *identity.Hasher // nil means identity.NewHasher()
+	Rand       io.Reader        // ids and TOTP secrets; nil means crypto/rand
+	TOTPIssuer string           // default DefaultTOTPIssuer
 }
 
 // Handler serves the admin API. It is safe for concurrent use.
@@ -77,6 +91,8 @@ func NewHandler(opts Options) *Handler {
 	h.mux.HandleFunc("GET /admin/keys/status", h.status)
 	h.mux.HandleFunc("POST /admin/keys/{kek}/{op}", h.kekOp)
 	registerSeal(h)
+	registerUsers(h)
+	registerClients(h)
 	return h
 }
 

@@ -1,0 +1,749 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/identity"
+)
+
+// DefaultRoles are the staff roles an account may hold (DESIGN.md §5 and
+// the default Cedar policy set).
+var DefaultRoles = []string{"physician", "nurse", "front-desk", "billing", "privacy-officer", "security-admin"}
+
+// Clearances are the sensitivity labels an account may be cleared for.
+var Clearances = []string{"R", "V", "PSY", "SUD", "HIV", "ETH", "VIP"}
+
+// AdminRole is the role that may use the user, client and training routes
+// besides the bootstrap admin token. It mirrors the "security-admin" policy
+// of the default Cedar set (action manageUsers).
+const AdminRole = "security-admin"
+
+// Defaults of the user routes.
+const (
+	DefaultTOTPIssuer    = "phivault"       // issuer shown in authenticator apps
+	DefaultTOTPEnrollTTL = 10 * time.Minute // how long an unconfirmed TOTP enrollment waits
+	maxTOTPConfirmTries  = 5                // wrong codes before a pending enrollment is dropped
+	maxJSONBody          = 64 << 10
+	maxUsernameLen       = 128
+	updateRetries        = 3 // optimistic-concurrency retries of one change
+)
+
+// User is an account as the admin API shows it: never its password hash,
+// TOTP secret or WebAuthn credentials, only whether they are set.
+type User struct {
+	ID                 string   `json:"id"`
+	Username           string   `json:"username"`
+	Kind               string   `json:"kind"`
+	Roles              []string `json:"roles"`
+	Department         string   `json:"department,omitempty"`
+	Organization       string   `json:"organization,omitempty"`
+	PractitionerID     string   `json:"practitioner_id,omitempty"`
+	PatientID          string   `json:"patient_id,omitempty"`
+	Clearances         []string `json:"clearances"`
+	TrainingValidUntil string   `json:"training_valid_until,omitempty"` // YYYY-MM-DD, or "" if never trained
+	Status             string   `json:"status"`
+	ExternalID         string   `json:"external_id,omitempty"`
+	Password           bool     `json:"password"` // a password is set
+	TOTP               bool     `json:"totp"`     // a TOTP second factor is enrolled
+	WebAuthn           bool     `json:"webauthn"` // WebAuthn credentials are registered
+	Federated          bool     `json:"federated"`
+	LockedUntil        string   `json:"locked_until,omitempty"`
+	Created            string   `json:"created"`
+	Version            int64    `json:"version"`
+}
+
+// NewUser returns the public view of a.
+func NewUser(a *phivault.Account) User {
+	u := User{
+		ID: a.ID, Username: a.Username, Kind: a.Kind, Roles: nonNil(a.Roles), Department: a.Department,
+		Organization: a.Organization, PractitionerID: a.PractitionerID, PatientID: a.PatientID,
+		Clearances: nonNil(a.Clearances), Status: a.Status, ExternalID: a.ExternalID,
+		Password: a.PasswordHash != "", TOTP: len(a.TOTPSecret) > 0, WebAuthn: len(a.WebAuthn) > 0,
+		Federated: a.FederatedSubject != "", Created: a.Created.UTC().Format(time.RFC3339), Version: a.Version,
+	}
+	if u.Kind == "" {
+		u.Kind = phivault.PrincipalStaff
+	}
+	if !a.TrainingValidUntil.IsZero() {
+		u.TrainingValidUntil = a.TrainingValidUntil.UTC().Format(time.DateOnly)
+	}
+	if !a.LockedUntil.IsZero() {
+		u.LockedUntil = a.LockedUntil.UTC().Format(time.RFC3339)
+	}
+	return u
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// UserCreate is the body of POST /admin/users.
+type UserCreate struct {
+	Username           string   `json:"username"`
+	Kind               string   `json:"kind"` // staff (default) or patient
+	Roles              []string `json:"roles"`
+	Department         string   `json:"department"`
+	Organization       string   `json:"organization"`
+	PractitionerID     string   `json:"practitioner_id"`
+	PatientID          string   `json:"patient_id"`
+	Clearances         []string `json:"clearances"`
+	TrainingValidUntil string   `json:"training_valid_until"`
+	ExternalID         string   `json:"external_id"`
+	Password           string   `json:"password"` // optional; "" leaves the account without one
+}
+
+// UserUpdate is the body of PATCH /admin/users/{id}; absent fields are
+// left as they are.
+type UserUpdate struct {
+	Roles              *[]string `json:"roles"`
+	Department         *string   `json:"department"`
+	Organization       *string   `json:"organization"`
+	PractitionerID     *string   `json:"practitioner_id"`
+	Clearances         *[]string `json:"clearances"`
+	Status             *string   `json:"status"`
+	TrainingValidUntil *string   `json:"training_valid_until"`
+	ExternalID         *string   `json:"external_id"`
+}
+
+// userStore holds what the user routes need from the handler.
+type userRoutes struct {
+	h *Handler
+
+	mu      sync.Mutex
+	pending map[string]*pendingTOTP // by account id
+}
+
+// pendingTOTP is a TOTP secret issued but not yet confirmed. It lives in
+// memory only: a restart drops it, and enrollment starts again.
+type pendingTOTP struct {
+	secret  []byte
+	expires time.Time
+	tries   int
+}
+
+// registerUsers adds the user and training routes to h.
+func registerUsers(h *Handler) {
+	u := &userRoutes{h: h, pending: map[string]*pendingTOTP{}}
+	h.mux.Handle("GET /admin/users", h.manage(u.list))
+	h.mux.Handle("POST /admin/users", h.manage(u.create))
+	h.mux.Handle("GET /admin/users/{id}", h.manage(u.get))
+	h.mux.Handle("PATCH /admin/users/{id}", h.manage(u.update))
+	h.mux.Handle("POST /admin/users/{id}/password", h.manage(u.password))
+	h.mux.Handle("POST /admin/users/{id}/totp", h.manage(u.totpStart))
+	h.mux.Handle("POST /admin/users/{id}/totp/confirm", h.manage(u.totpConfirm))
+	h.mux.Handle("DELETE /admin/users/{id}/totp", h.manage(u.totpRemove))
+	h.mux.Handle("PUT /admin/users/{id}/training", h.manage(u.setTraining))
+	h.mux.Handle("POST /admin/training", h.manage(u.importTraining))
+}
+
+// manage authorizes a user, client or training route: the bootstrap admin
+// token (no principal in the context) or a staff principal with AdminRole.
+func (h *Handler) manage(next func(http.ResponseWriter, *http.Request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if h.opts.Accounts == nil {
+			writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server manages no accounts."))
+			return
+		}
+		if p := phivault.PrincipalFromContext(r.Context()); p != nil &&
+			(p.Kind != phivault.PrincipalStaff || !p.HasRole(AdminRole)) {
+			h.log.Warn("admin: account management refused", "principal", p, "path", r.URL.Path)
+			h.record(r.Context(), targetType(r), r.PathValue("id"), errForbidden)
+			writeError(w, errForbidden)
+			return
+		}
+		next(w, r)
+	})
+}
+
+var errForbidden = phivault.Errorf(phivault.EFORBIDDEN, "Managing users and clients needs the security-admin role.")
+
+// targetType names what a refused request was aimed at, for its audit entry.
+func targetType(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/admin/clients") {
+		return "Client"
+	}
+	return "Account"
+}
+
+// record appends an ActionAccountChange entry for a change to an account or
+// client, with ids only: never a username or other personal data. A nil
+// err records outcome "ok". It returns EUNAVAILABLE if the entry could not
+// be written, else nil.
+func (h *Handler) record(ctx context.Context, typ, id string, err error) error {
+	e := &phivault.AuditEntry{Time: h.now().UTC(), Action: phivault.ActionAccountChange, TargetType: typ, TargetID: id, Outcome: "ok"}
+	if err != nil {
+		e.Outcome = phivault.ErrorCode(err)
+	}
+	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
+		e.RequestID, e.Actor, e.Roles, e.Client, e.Source, e.Purpose = info.ID, info.Actor, info.Roles, info.Client, info.Source, info.Purpose
+	}
+	if e.Actor == "" {
+		e.Actor = api.ActorFromContext(ctx)
+	}
+	if p := phivault.PrincipalFromContext(ctx); p != nil {
+		e.Actor, e.Roles = p.ID, p.Roles
+		if e.Client == "" {
+			e.Client = p.Client
+		}
+	}
+	if h.opts.Audit == nil {
+		return phivault.Errorf(phivault.EUNAVAILABLE, "The audit log is not available; the change was not recorded.")
+	}
+	// Written even if the caller went away: the change is done.
+	if aerr := h.opts.Audit.Append(context.WithoutCancel(ctx), e); aerr != nil {
+		h.log.Error("admin: audit append", "error", aerr.Error())
+		return phivault.Errorf(phivault.EUNAVAILABLE, "The audit log is not available; the change was not recorded.")
+	}
+	return nil
+}
+
+// finish records a change and answers: the error, or status and v.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, typ, id string, err error, status int, v any) {
+	if aerr := h.record(r.Context(), typ, id, err); aerr != nil && err == nil {
+		err = aerr
+	}
+	if err != nil {
+		if phivault.ErrorCode(err) == phivault.EINTERNAL {
+			h.log.Error("admin: account change", "type", typ, "id", id, "error", err.Error())
+		}
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+// revoke ends every session of subject. A failure is EUNAVAILABLE: the
+// change was stored, but its sessions may live on until they expire.
+func (h *Handler) revoke(ctx context.Context, subject string) error {
+	if h.opts.Revoker == nil {
+		return nil
+	}
+	if err := h.opts.Revoker.RevokeSubject(context.WithoutCancel(ctx), subject); err != nil {
+		h.log.Error("admin: revoke sessions", "subject", subject, "error", err.Error())
+		return phivault.Errorf(phivault.EUNAVAILABLE, "The change was saved but the sessions could not be revoked; retry the request.")
+	}
+	return nil
+}
+
+func (h *Handler) now() time.Time {
+	if h.opts.Now != nil {
+		return h.opts.Now()
+	}
+	return time.Now()
+}
+
+// newID returns 16 random bytes in hex, from Options.Rand or crypto/rand.
+func (h *Handler) newID() (string, error) {
+	r := h.opts.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("admin: new id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// decodeJSON reads a JSON body of at most maxJSONBody bytes into v and
+// refuses unknown fields and trailing data. The message never echoes input.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		return phivault.Errorf(phivault.ETOOLARGE, "The request body is over %d bytes.", maxJSONBody)
+	}
+	defer clear(body) // it may hold a password
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return phivault.Errorf(phivault.EINVALID, "The field %q has the wrong type.", ute.Field)
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return phivault.Errorf(phivault.EINVALID, "Unknown field %s.", f)
+		}
+		return phivault.Errorf(phivault.EINVALID, "The request body must be one JSON object.")
+	}
+	if dec.More() {
+		return phivault.Errorf(phivault.EINVALID, "The request body must be one JSON object.")
+	}
+	return nil
+}
+
+// CheckUsername returns an EINVALID error unless name is 1 to 128
+// printable characters without spaces.
+func CheckUsername(name string) error {
+	if name == "" || len(name) > maxUsernameLen {
+		return phivault.Errorf(phivault.EINVALID, "A username must have 1 to %d characters.", maxUsernameLen)
+	}
+	for _, c := range name {
+		if !unicode.IsPrint(c) || unicode.IsSpace(c) {
+			return phivault.Errorf(phivault.EINVALID, "A username must not contain spaces or control characters.")
+		}
+	}
+	return nil
+}
+
+// CheckRoles returns an EINVALID error unless every role is one of allowed,
+// once.
+func CheckRoles(roles, allowed []string) error {
+	return checkSet("role", roles, allowed)
+}
+
+// CheckClearances returns an EINVALID error unless every clearance is one
+// of Clearances, once.
+func CheckClearances(c []string) error { return checkSet("clearance", c, Clearances) }
+
+func checkSet(what string, got, allowed []string) error {
+	for i, g := range got {
+		if !slices.Contains(allowed, g) {
+			return phivault.Errorf(phivault.EINVALID, "Unknown %s %q; known: %s.", what, clip(g), strings.Join(allowed, ", "))
+		}
+		if slices.Contains(got[:i], g) {
+			return phivault.Errorf(phivault.EINVALID, "The %s %q is listed twice.", what, clip(g))
+		}
+	}
+	return nil
+}
+
+// clip shortens a value quoted back in an error; roles and labels are not
+// personal data, but nothing long is echoed.
+func clip(s string) string {
+	if len(s) > 32 || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return "(value)"
+	}
+	return s
+}
+
+// CheckID returns an EINVALID error unless s is "" or a FHIR logical id
+// (1-64 of A-Z a-z 0-9 - .).
+func CheckID(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	ok := len(s) <= 64
+	for _, c := range s {
+		ok = ok && (c < unicode.MaxASCII && (unicode.IsLetter(c) || unicode.IsDigit(c) || c == '-' || c == '.'))
+	}
+	if !ok {
+		return phivault.Errorf(phivault.EINVALID, "%s must be a FHIR id: 1 to 64 letters, digits, '-' or '.'.", field)
+	}
+	return nil
+}
+
+// ParseTrainingDate parses a training valid-until date, YYYY-MM-DD, as the
+// end of that day in UTC: training is valid through the whole day. "" is
+// the zero time (never trained).
+func ParseTrainingDate(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, phivault.Errorf(phivault.EINVALID, "A training date must be YYYY-MM-DD.")
+	}
+	return d.Add(24*time.Hour - time.Second), nil
+}
+
+// checkAccount validates the attributes of a, whatever route set them.
+func checkAccount(a *phivault.Account) error {
+	if err := CheckUsername(a.Username); err != nil {
+		return err
+	}
+	switch a.Kind {
+	case phivault.PrincipalStaff:
+		if a.PatientID != "" {
+			return phivault.Errorf(phivault.EINVALID, "Only patient accounts have a patient_id.")
+		}
+	case phivault.PrincipalPatient:
+		if a.PatientID == "" {
+			return phivault.Errorf(phivault.EINVALID, "A patient account needs patient_id: the id of its own Patient.")
+		}
+		if len(a.Roles) > 0 || len(a.Clearances) > 0 || a.PractitionerID != "" {
+			return phivault.Errorf(phivault.EINVALID, "A patient account has no roles, clearances or practitioner_id.")
+		}
+	default:
+		return phivault.Errorf(phivault.EINVALID, "kind must be %q or %q.", phivault.PrincipalStaff, phivault.PrincipalPatient)
+	}
+	if err := CheckRoles(a.Roles, DefaultRoles); err != nil {
+		return err
+	}
+	if err := CheckClearances(a.Clearances); err != nil {
+		return err
+	}
+	if err := CheckID("practitioner_id", a.PractitionerID); err != nil {
+		return err
+	}
+	if err := CheckID("patient_id", a.PatientID); err != nil {
+		return err
+	}
+	switch a.Status {
+	case phivault.AccountActive, phivault.AccountSuspended, phivault.AccountDeprovisioned:
+	default:
+		return phivault.Errorf(phivault.EINVALID, "status must be active, suspended or deprovisioned.")
+	}
+	for _, f := range []struct{ name, v string }{
+		{"department", a.Department}, {"organization", a.Organization}, {"external_id", a.ExternalID},
+	} {
+		if len(f.v) > 256 || strings.ContainsFunc(f.v, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			return phivault.Errorf(phivault.EINVALID, "%s must be at most 256 printable characters.", f.name)
+		}
+	}
+	return nil
+}
+
+func (u *userRoutes) list(w http.ResponseWriter, r *http.Request) {
+	accs, err := u.h.opts.Accounts.Accounts(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	name := r.URL.Query().Get("username")
+	out := []User{}
+	for _, a := range accs {
+		if name == "" || a.Username == name {
+			out = append(out, NewUser(a))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+}
+
+func (u *userRoutes) get(w http.ResponseWriter, r *http.Request) {
+	a, err := u.h.opts.Accounts.AccountByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, NewUser(a))
+}
+
+func (u *userRoutes) create(w http.ResponseWriter, r *http.Request) {
+	var req UserCreate
+	err := decodeJSON(w, r, &req)
+	defer func() { req.Password = "" }()
+	var a *phivault.Account
+	if err == nil {
+		a, err = u.h.NewAccount(r.Context(), &req)
+	}
+	id := ""
+	if a != nil {
+		id = a.ID
+	}
+	if err != nil {
+		u.h.finish(w, r, "Account", id, err, 0, nil)
+		return
+	}
+	u.h.log.Info("admin: account created", "account", a)
+	u.h.finish(w, r, "Account", a.ID, nil, http.StatusCreated, NewUser(a))
+}
+
+// NewAccount validates req and stores a new active account. The password,
+// if any, must pass identity.CheckPassword and is stored as an argon2id
+// hash. It does not write the audit log.
+func (h *Handler) NewAccount(ctx context.Context, req *UserCreate) (*phivault.Account, error) {
+	a := &phivault.Account{
+		Username: req.Username, Kind: req.Kind, Roles: req.Roles, Department: req.Department,
+		Organization: req.Organization, PractitionerID: req.PractitionerID, PatientID: req.PatientID,
+		Clearances: req.Clearances, Status: phivault.AccountActive, ExternalID: req.ExternalID,
+		Created: h.now().UTC(),
+	}
+	if a.Kind == "" {
+		a.Kind = phivault.PrincipalStaff
+	}
+	var err error
+	if a.TrainingValidUntil, err = ParseTrainingDate(req.TrainingValidUntil); err != nil {
+		return nil, err
+	}
+	if err := checkAccount(a); err != nil {
+		return nil, err
+	}
+	if req.Password != "" {
+		if a.PasswordHash, err = h.hashPassword(a.Username, req.Password); err != nil {
+			return nil, err
+		}
+	}
+	if a.ID, err = h.newID(); err != nil {
+		return nil, err
+	}
+	if err := h.opts.Accounts.CreateAccount(ctx, a); err != nil {
+		if phivault.ErrorCode(err) == phivault.ECONFLICT {
+			return nil, phivault.Errorf(phivault.ECONFLICT, "The username is taken.")
+		}
+		return nil, fmt.Errorf("admin: create account: %w", err)
+	}
+	return a, nil
+}
+
+func (h *Handler) hashPassword(username, password string) (string, error) {
+	if err := identity.CheckPassword(username, password); err != nil {
+		return "", err
+	}
+	hasher := h.opts.Hasher
+	if hasher == nil {
+		hasher = identity.NewHasher()
+	}
+	hash, err := hasher.Hash(password)
+	if err != nil {
+		return "", fmt.Errorf("admin: hash password: %w", err)
+	}
+	return hash, nil
+}
+
+// ModifyAccount reads account id, applies change and stores it, retrying
+// on a concurrent change (such as a login counting a failure). If change
+// altered what sessions carry (roles, department, organization,
+// clearances, practitioner, status, training, credentials), every session
+// of the account is revoked once it is stored. It does not write the audit
+// log.
+func (h *Handler) ModifyAccount(ctx context.Context, id string, change func(*phivault.Account) error) (*phivault.Account, error) {
+	for try := 0; ; try++ {
+		old, err := h.opts.Accounts.AccountByID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		a := *old
+		a.Roles, a.Clearances = slices.Clone(old.Roles), slices.Clone(old.Clearances)
+		if err := change(&a); err != nil {
+			return nil, err
+		}
+		if err := checkAccount(&a); err != nil {
+			return nil, err
+		}
+		a.Version = old.Version + 1
+		err = h.opts.Accounts.UpdateAccount(ctx, &a)
+		if phivault.ErrorCode(err) == phivault.ECONFLICT && try < updateRetries {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if SessionsChanged(old, &a) {
+			return &a, h.revoke(ctx, a.ID)
+		}
+		return &a, nil
+	}
+}
+
+// SessionsChanged reports whether the change from old to a must end the
+// account's sessions: anything a token or policy decision rests on.
+func SessionsChanged(old, a *phivault.Account) bool {
+	return old.Status != a.Status || !slices.Equal(old.Roles, a.Roles) || !slices.Equal(old.Clearances, a.Clearances) ||
+		old.Department != a.Department || old.Organization != a.Organization || old.PractitionerID != a.PractitionerID ||
+		!old.TrainingValidUntil.Equal(a.TrainingValidUntil) || old.PasswordHash != a.PasswordHash ||
+		!bytes.Equal(old.TOTPSecret, a.TOTPSecret) || a.Status != phivault.AccountActive
+}
+
+func (u *userRoutes) update(w http.ResponseWriter, r *http.Request) {
+	var req UserUpdate
+	id := r.PathValue("id")
+	err := decodeJSON(w, r, &req)
+	var a *phivault.Account
+	if err == nil {
+		a, err = u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
+			return req.apply(a)
+		})
+	}
+	if err != nil {
+		u.h.finish(w, r, "Account", id, err, 0, nil)
+		return
+	}
+	u.h.log.Info("admin: account updated", "account", a)
+	u.h.finish(w, r, "Account", id, nil, http.StatusOK, NewUser(a))
+}
+
+func (req *UserUpdate) apply(a *phivault.Account) error {
+	if req.Roles != nil {
+		a.Roles = *req.Roles
+	}
+	if req.Department != nil {
+		a.Department = *req.Department
+	}
+	if req.Organization != nil {
+		a.Organization = *req.Organization
+	}
+	if req.PractitionerID != nil {
+		a.PractitionerID = *req.PractitionerID
+	}
+	if req.Clearances != nil {
+		a.Clearances = *req.Clearances
+	}
+	if req.Status != nil {
+		a.Status = *req.Status
+	}
+	if req.ExternalID != nil {
+		a.ExternalID = *req.ExternalID
+	}
+	if req.TrainingValidUntil != nil {
+		t, err := ParseTrainingDate(*req.TrainingValidUntil)
+		if err != nil {
+			return err
+		}
+		a.TrainingValidUntil = t
+	}
+	return nil
+}
+
+// passwordRequest is the body of POST /admin/users/{id}/password.
+type passwordRequest struct {
+	Password string `json:"password"`
+}
+
+// password sets a new password, clears the failed-login count and lock,
+// and revokes every session.
+func (u *userRoutes) password(w http.ResponseWriter, r *http.Request) {
+	var req passwordRequest
+	id := r.PathValue("id")
+	err := decodeJSON(w, r, &req)
+	if err == nil && req.Password == "" {
+		err = phivault.Errorf(phivault.EINVALID, `The body must be {"password": "..."}.`)
+	}
+	if err == nil {
+		_, err = u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
+			hash, err := u.h.hashPassword(a.Username, req.Password)
+			if err != nil {
+				return err
+			}
+			a.PasswordHash = hash
+			a.FailedLogins, a.LastFailure, a.LockedUntil = 0, time.Time{}, time.Time{}
+			return nil
+		})
+	}
+	req.Password = ""
+	u.h.finish(w, r, "Account", id, err, http.StatusOK, fhir.NewOutcome("information", "informational",
+		"The password was set; the account's sessions were revoked."))
+}
+
+// TOTPEnrollment is the answer to POST /admin/users/{id}/totp. URI holds
+// the secret: it is shown once, to be scanned into an authenticator app.
+type TOTPEnrollment struct {
+	URI     string `json:"otpauth_uri"`
+	Expires string `json:"expires"` // confirm before then
+}
+
+// totpStart issues a fresh TOTP secret, held in memory until confirmed.
+// An enrolled secret stays in force until then.
+func (u *userRoutes) totpStart(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	a, err := u.h.opts.Accounts.AccountByID(r.Context(), id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if a.Status != phivault.AccountActive {
+		writeError(w, phivault.Errorf(phivault.ECONFLICT, "Only an active account can enroll a second factor."))
+		return
+	}
+	secret, err := identity.NewTOTPSecret(u.h.opts.Rand)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	issuer := u.h.opts.TOTPIssuer
+	if issuer == "" {
+		issuer = DefaultTOTPIssuer
+	}
+	uri, err := identity.TOTPURI(issuer, a.Username, secret)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	exp := u.h.now().Add(DefaultTOTPEnrollTTL)
+	u.mu.Lock()
+	u.expire()
+	if old := u.pending[id]; old != nil {
+		clear(old.secret)
+	}
+	u.pending[id] = &pendingTOTP{secret: secret, expires: exp}
+	u.mu.Unlock()
+	u.h.log.Info("admin: totp enrollment started", "account", a)
+	writeJSON(w, http.StatusOK, TOTPEnrollment{URI: uri, Expires: exp.UTC().Format(time.RFC3339)})
+}
+
+// expire drops lapsed enrollments; u.mu must be held.
+func (u *userRoutes) expire() {
+	now := u.h.now()
+	for id, p := range u.pending {
+		if !now.Before(p.expires) {
+			clear(p.secret)
+			delete(u.pending, id)
+		}
+	}
+}
+
+// totpConfirmRequest is the body of POST /admin/users/{id}/totp/confirm.
+type totpConfirmRequest struct {
+	Code string `json:"code"`
+}
+
+// totpConfirm checks a code from the pending secret and, if it is right,
+// makes the secret the account's second factor. The confirming code's step
+// is recorded, so that code cannot also be used to log in.
+func (u *userRoutes) totpConfirm(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req totpConfirmRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		u.h.finish(w, r, "Account", id, err, 0, nil)
+		return
+	}
+	u.mu.Lock()
+	u.expire()
+	p := u.pending[id]
+	var secret []byte
+	var step int64
+	var err error
+	if p == nil {
+		err = phivault.Errorf(phivault.ECONFLICT, "No TOTP enrollment is waiting for this account; start one with POST users/{id}/totp.")
+	} else if s, ok := identity.VerifyTOTP(p.secret, req.Code, u.h.now(), 0); !ok {
+		if p.tries++; p.tries >= maxTOTPConfirmTries {
+			clear(p.secret)
+			delete(u.pending, id)
+			err = phivault.Errorf(phivault.EINVALID, "The code is wrong; too many wrong codes, so the enrollment was dropped: start again.")
+		} else {
+			err = phivault.Errorf(phivault.EINVALID, "The code is wrong; enter the current code from the authenticator app.")
+		}
+	} else {
+		secret, step = p.secret, s
+		delete(u.pending, id)
+	}
+	u.mu.Unlock()
+	if err == nil {
+		_, err = u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
+			a.TOTPSecret, a.TOTPLastStep = secret, step
+			return nil
+		})
+	}
+	u.h.finish(w, r, "Account", id, err, http.StatusOK, fhir.NewOutcome("information", "informational",
+		"The TOTP second factor is enrolled."))
+}
+
+// totpRemove removes the TOTP second factor and revokes every session; the
+// person must enroll again before logging in.
+func (u *userRoutes) totpRemove(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	_, err := u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
+		a.TOTPSecret, a.TOTPLastStep = nil, 0
+		return nil
+	})
+	u.h.finish(w, r, "Account", id, err, http.StatusOK, fhir.NewOutcome("information", "informational",
+		"The TOTP second factor was removed; the account's sessions were revoked."))
+}

@@ -1,0 +1,486 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base32"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/admin"
+	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/auditlog"
+	"github.com/phivault/phivault/identity"
+	"github.com/phivault/phivault/internal/storetest"
+	"github.com/phivault/phivault/sqlite"
+)
+
+const (
+	adminToken   = "admin-secret"
+	managerToken = "manager-token" // principal with security-admin
+	nurseToken   = "nurse-token"   // principal without it
+	goodPassword = "Correct-Horse-Battery-9417"
+)
+
+// recordingRevoker records RevokeSubject calls.
+type recordingRevoker struct {
+	mu       sync.Mutex
+	subjects []string
+}
+
+func (r *recordingRevoker) RevokeSubject(_ context.Context, subject string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.subjects = append(r.subjects, subject)
+	return nil
+}
+
+func (r *recordingRevoker) count(subject string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, s := range r.subjects {
+		if s == subject {
+			n++
+		}
+	}
+	return n
+}
+
+// principals authenticates the bootstrap token (no principal) and two
+// principals: a security admin and a nurse.
+type principals struct{ boot api.Authenticator }
+
+func (p principals) Authenticate(ctx context.Context, token string) (context.Context, error) {
+	switch token {
+	case managerToken:
+		return phivault.WithPrincipal(api.WithActor(ctx, "mgr1"), &phivault.Principal{ID: "mgr1", Kind: phivault.PrincipalStaff, Roles: []string{"security-admin"}}), nil
+	case nurseToken:
+		return phivault.WithPrincipal(api.WithActor(ctx, "nurse1"), &phivault.Principal{ID: "nurse1", Kind: phivault.PrincipalStaff, Roles: []string{"nurse"}}), nil
+	}
+	return p.boot.Authenticate(ctx, token)
+}
+
+type harness struct {
+	t       *testing.T
+	db      *sqlite.DB
+	srv     *httptest.Server
+	revoker *recordingRevoker
+	now     time.Time
+	bodies  bytes.Buffer // every response body, to search for secrets
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "phivault.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	signer, _ := storetest.NewSigner(t)
+	l := auditlog.New(db, signer.Name(), signer)
+	if err := l.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	h := &harness{t: t, db: db, revoker: &recordingRevoker{}, now: time.Now()}
+	fast := &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
+	handler := admin.NewHandler(admin.Options{
+		Authenticator: principals{&api.TokenAuthenticator{Hash: api.HashToken(adminToken), Actor: "admin"}},
+		Accounts:      db,
+		Clients:       db,
+		Revoker:       h.revoker,
+		Audit:         l,
+		Hasher:        fast,
+		Now:           func() time.Time { return h.now },
+	})
+	h.srv = httptest.NewServer(handler)
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// do sends a request with token and returns the status and body.
+func (h *harness) do(token, method, path string, body any) (int, []byte) {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, h.srv.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !(method == "POST" && strings.HasSuffix(path, "/totp")) { // the one answer that holds a secret
+		h.bodies.Write(b)
+	}
+	return resp.StatusCode, b
+}
+
+// must sends a request as the bootstrap admin and fails unless it answers
+// want; it decodes the body into v if v is not nil.
+func (h *harness) must(want int, method, path string, body, v any) {
+	h.t.Helper()
+	status, b := h.do(adminToken, method, path, body)
+	if status != want {
+		h.t.Fatalf("%s %s = %d %s, want %d", method, path, status, b, want)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			h.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+}
+
+func (h *harness) createUser(name string, roles ...string) admin.User {
+	h.t.Helper()
+	var u admin.User
+	h.must(201, "POST", "/admin/users", admin.UserCreate{Username: name, Roles: roles, Password: goodPassword, Department: "cardiology"}, &u)
+	return u
+}
+
+// audit returns every audit entry written so far.
+func (h *harness) audit() []*phivault.AuditEntry {
+	h.t.Helper()
+	ctx := context.Background()
+	n, err := h.db.AuditSize(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if n == 0 {
+		return nil
+	}
+	raw, err := h.db.ReadAuditEntries(ctx, 0, n)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []*phivault.AuditEntry
+	for _, b := range raw {
+		e, err := auditlog.Decode(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// noSecrets fails if any response so far or any audit entry holds a
+// password hash, a TOTP secret or the test password.
+func (h *harness) noSecrets(secrets ...string) {
+	h.t.Helper()
+	all := h.bodies.String()
+	for _, e := range h.audit() {
+		b, _ := json.Marshal(e)
+		all += string(b)
+	}
+	for _, s := range append(secrets, "$argon2id", goodPassword) {
+		if s != "" && strings.Contains(all, s) {
+			h.t.Errorf("a response or audit entry holds a secret (%.12s...)", s)
+		}
+	}
+}
+
+func TestUsers_CreateGetList(t *testing.T) {
+	h := newHarness(t)
+	u := h.createUser("dr.house", "physician")
+	if u.ID == "" || u.Username != "dr.house" || u.Kind != "staff" || !slices.Equal(u.Roles, []string{"physician"}) ||
+		u.Status != "active" || !u.Password || u.TOTP || u.Version != 1 {
+		t.Fatalf("created %+v", u)
+	}
+	acc, err := h.db.AccountByID(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := identity.NewHasher().Verify(acc.PasswordHash, goodPassword); !ok || err != nil {
+		t.Errorf("stored hash does not verify the password: %v", err)
+	}
+	var got admin.User
+	h.must(200, "GET", "/admin/users/"+u.ID, nil, &got)
+	if got.ID != u.ID || got.Department != "cardiology" {
+		t.Errorf("GET = %+v", got)
+	}
+	h.createUser("nurse.joy", "nurse")
+	var list struct{ Users []admin.User }
+	h.must(200, "GET", "/admin/users", nil, &list)
+	if len(list.Users) != 2 {
+		t.Errorf("list has %d users, want 2", len(list.Users))
+	}
+	h.must(200, "GET", "/admin/users?username=nurse.joy", nil, &list)
+	if len(list.Users) != 1 || list.Users[0].Username != "nurse.joy" {
+		t.Errorf("list by username = %+v", list.Users)
+	}
+	h.must(404, "GET", "/admin/users/nope", nil, nil)
+
+	entries := h.audit()
+	if len(entries) != 2 {
+		t.Fatalf("%d audit entries, want 2 (one per create)", len(entries))
+	}
+	e := entries[0]
+	if e.Action != phivault.ActionAccountChange || e.TargetType != "Account" || e.TargetID != u.ID || e.Actor != "admin" || e.Outcome != "ok" {
+		t.Errorf("audit entry = %+v", e)
+	}
+	h.noSecrets(acc.PasswordHash)
+	b, _ := json.Marshal(entries)
+	if strings.Contains(string(b), "dr.house") || strings.Contains(string(b), "cardiology") {
+		t.Errorf("audit entries hold a username or department: %s", b)
+	}
+}
+
+func TestUsers_CreateBadInput(t *testing.T) {
+	h := newHarness(t)
+	h.createUser("taken", "nurse")
+	tests := []struct {
+		name string
+		body any
+		want int
+		msg  string
+	}{
+		{"NotJSON", "{", 400, "JSON object"},
+		{"UnknownField", `{"username":"a","bogus":1}`, 400, "Unknown field"},
+		{"WrongType", `{"username":5}`, 400, "wrong type"},
+		{"NoUsername", admin.UserCreate{Password: goodPassword}, 400, "username"},
+		{"SpaceInUsername", admin.UserCreate{Username: "a b"}, 400, "spaces"},
+		{"UnknownRole", admin.UserCreate{Username: "x1", Roles: []string{"surgeon"}}, 400, "Unknown role"},
+		{"DuplicateRole", admin.UserCreate{Username: "x1", Roles: []string{"nurse", "nurse"}}, 400, "twice"},
+		{"UnknownClearance", admin.UserCreate{Username: "x1", Clearances: []string{"TOPSECRET"}}, 400, "Unknown clearance"},
+		{"BadKind", admin.UserCreate{Username: "x1", Kind: "robot"}, 400, "kind"},
+		{"PatientWithoutID", admin.UserCreate{Username: "x1", Kind: "patient"}, 400, "patient_id"},
+		{"PatientWithRoles", admin.UserCreate{Username: "x1", Kind: "patient", PatientID: "p1", Roles: []string{"nurse"}}, 400, "no roles"},
+		{"StaffWithPatientID", admin.UserCreate{Username: "x1", PatientID: "p1"}, 400, "patient_id"},
+		{"BadPractitionerID", admin.UserCreate{Username: "x1", PractitionerID: "a/b"}, 400, "FHIR id"},
+		{"ShortPassword", admin.UserCreate{Username: "x1", Password: "short"}, 400, "at least"},
+		{"CommonPassword", admin.UserCreate{Username: "x1", Password: "password1234"}, 400, "common"},
+		{"BadTrainingDate", admin.UserCreate{Username: "x1", TrainingValidUntil: "31/12/2030"}, 400, "YYYY-MM-DD"},
+		{"Taken", admin.UserCreate{Username: "taken"}, 409, "taken"},
+		{"TooLarge", `{"username":"` + strings.Repeat("a", 70<<10) + `"}`, 413, "over"},
+	}
+	for _, tt := range tests {
+		status, b := h.do(adminToken, "POST", "/admin/users", tt.body)
+		if status != tt.want || !strings.Contains(string(b), tt.msg) || !strings.Contains(string(b), "OperationOutcome") {
+			t.Errorf("%s: POST /admin/users = %d %s, want %d with %q", tt.name, status, b, tt.want, tt.msg)
+		}
+	}
+	accs, _ := h.db.Accounts(context.Background())
+	if len(accs) != 1 {
+		t.Errorf("%d accounts after bad creates, want 1", len(accs))
+	}
+	if strings.Contains(h.bodies.String(), "password1234") {
+		t.Error("an error echoed the password")
+	}
+}
+
+func TestUsers_Authorization(t *testing.T) {
+	h := newHarness(t)
+	u := h.createUser("dr.who", "physician")
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/admin/users"},
+		{"POST", "/admin/users"},
+		{"GET", "/admin/users/" + u.ID},
+		{"PATCH", "/admin/users/" + u.ID},
+		{"POST", "/admin/users/" + u.ID + "/totp"},
+		{"POST", "/admin/users/" + u.ID + "/password"},
+		{"PUT", "/admin/users/" + u.ID + "/training"},
+		{"POST", "/admin/training"},
+		{"GET", "/admin/clients"},
+		{"POST", "/admin/clients"},
+	} {
+		if status, b := h.do(nurseToken, r.method, r.path, `{"status":"suspended"}`); status != 403 || !strings.Contains(string(b), "security-admin") {
+			t.Errorf("nurse %s %s = %d %s, want 403", r.method, r.path, status, b)
+		}
+		if status, _ := h.do("wrong", r.method, r.path, nil); status != 401 {
+			t.Errorf("bad token %s %s = %d, want 401", r.method, r.path, status)
+		}
+	}
+	acc, _ := h.db.AccountByID(context.Background(), u.ID)
+	if acc.Status != "active" || acc.Version != 1 {
+		t.Errorf("account changed by refused requests: %v v%d", acc.Status, acc.Version)
+	}
+	// A security admin may.
+	if status, b := h.do(managerToken, "PATCH", "/admin/users/"+u.ID, `{"department":"oncology"}`); status != 200 {
+		t.Fatalf("security-admin PATCH = %d %s", status, b)
+	}
+	var refused, byMgr int
+	for _, e := range h.audit() {
+		if e.Outcome == phivault.EFORBIDDEN && e.Actor == "nurse1" {
+			refused++
+		}
+		if e.Outcome == "ok" && e.Actor == "mgr1" && slices.Equal(e.Roles, []string{"security-admin"}) && e.TargetID == u.ID {
+			byMgr++
+		}
+	}
+	if refused != 10 || byMgr != 1 {
+		t.Errorf("audit: %d refused entries by the nurse (want 10), %d changes by the manager (want 1)", refused, byMgr)
+	}
+}
+
+func TestUsers_UpdateRevokes(t *testing.T) {
+	h := newHarness(t)
+	u := h.createUser("dr.strange", "physician")
+	var got admin.User
+	h.must(200, "PATCH", "/admin/users/"+u.ID, map[string]any{"external_id": "ext-9"}, &got)
+	if got.ExternalID != "ext-9" || h.revoker.count(u.ID) != 0 {
+		t.Errorf("external id change: %+v, %d revocations, want 0", got, h.revoker.count(u.ID))
+	}
+	h.must(200, "PATCH", "/admin/users/"+u.ID, map[string]any{"roles": []string{"physician", "privacy-officer"}, "clearances": []string{"PSY"}}, &got)
+	if !slices.Equal(got.Roles, []string{"physician", "privacy-officer"}) || h.revoker.count(u.ID) != 1 {
+		t.Errorf("role change: %+v, %d revocations, want 1", got, h.revoker.count(u.ID))
+	}
+	h.must(200, "PATCH", "/admin/users/"+u.ID, map[string]any{"status": "suspended"}, &got)
+	if got.Status != "suspended" || h.revoker.count(u.ID) != 2 {
+		t.Errorf("suspend: %+v, %d revocations, want 2", got, h.revoker.count(u.ID))
+	}
+	h.must(200, "PATCH", "/admin/users/"+u.ID, map[string]any{"status": "deprovisioned"}, &got)
+	if got.Status != "deprovisioned" || h.revoker.count(u.ID) != 3 {
+		t.Errorf("deprovision: %+v, %d revocations", got, h.revoker.count(u.ID))
+	}
+	for _, body := range []string{`{"status":"gone"}`, `{"roles":["wizard"]}`, `{"training_valid_until":"soon"}`, `{"username":"x"}`} {
+		if status, b := h.do(adminToken, "PATCH", "/admin/users/"+u.ID, body); status != 400 {
+			t.Errorf("PATCH %s = %d %s, want 400", body, status, b)
+		}
+	}
+	acc, _ := h.db.AccountByID(context.Background(), u.ID)
+	if acc.Status != "deprovisioned" || acc.Version != 5 {
+		t.Errorf("after bad patches: status %s version %d, want deprovisioned 5", acc.Status, acc.Version)
+	}
+	h.must(404, "PATCH", "/admin/users/nope", `{"department":"x"}`, nil)
+}
+
+func TestUsers_Password(t *testing.T) {
+	h := newHarness(t)
+	u := h.createUser("dr.quinn", "physician")
+	ctx := context.Background()
+	acc, _ := h.db.AccountByID(ctx, u.ID)
+	acc.FailedLogins, acc.LockedUntil, acc.Version = 7, h.now.Add(time.Hour), acc.Version+1
+	if err := h.db.UpdateAccount(ctx, acc); err != nil {
+		t.Fatal(err)
+	}
+	if status, b := h.do(adminToken, "POST", "/admin/users/"+u.ID+"/password", `{"password":"dr.quinn-12345678"}`); status != 400 {
+		t.Errorf("password with username = %d %s, want 400", status, b)
+	}
+	if h.revoker.count(u.ID) != 0 {
+		t.Error("refused password change revoked sessions")
+	}
+	const newPass = "Ultraviolet-Anchor-5531"
+	h.must(200, "POST", "/admin/users/"+u.ID+"/password", map[string]string{"password": newPass}, nil)
+	acc, _ = h.db.AccountByID(ctx, u.ID)
+	if ok, _, _ := identity.NewHasher().Verify(acc.PasswordHash, newPass); !ok || acc.FailedLogins != 0 || !acc.LockedUntil.IsZero() {
+		t.Errorf("after reset: password ok %v, failed %d, locked %v", ok, acc.FailedLogins, acc.LockedUntil)
+	}
+	if h.revoker.count(u.ID) != 1 {
+		t.Errorf("%d revocations after reset, want 1", h.revoker.count(u.ID))
+	}
+	h.noSecrets(acc.PasswordHash, newPass)
+}
+
+func TestUsers_TOTP(t *testing.T) {
+	h := newHarness(t)
+	u := h.createUser("dr.zhivago", "physician")
+	var enr admin.TOTPEnrollment
+	h.must(200, "POST", "/admin/users/"+u.ID+"/totp", nil, &enr)
+	key, err := otp.NewKeyFromURL(enr.URI)
+	if err != nil || key.Issuer() != "phivault" || key.AccountName() != "dr.zhivago" {
+		t.Fatalf("otpauth URI %v: issuer %q account %q", err, key.Issuer(), key.AccountName())
+	}
+	secret := key.Secret()
+	// Not active until confirmed.
+	acc, _ := h.db.AccountByID(context.Background(), u.ID)
+	if len(acc.TOTPSecret) != 0 {
+		t.Fatal("TOTP secret stored before confirmation")
+	}
+	h.must(400, "POST", "/admin/users/"+u.ID+"/totp/confirm", `{"code":"000000"}`, nil)
+	h.must(409, "POST", "/admin/users/nope/totp/confirm", `{"code":"000000"}`, nil)
+	code := totpCode(t, secret, h.now)
+	h.must(200, "POST", "/admin/users/"+u.ID+"/totp/confirm", map[string]string{"code": code}, nil)
+	acc, _ = h.db.AccountByID(context.Background(), u.ID)
+	if len(acc.TOTPSecret) == 0 || acc.TOTPLastStep != (identity.TOTP{}).Step(h.now) {
+		t.Fatalf("after confirm: secret set %v, last step %d", len(acc.TOTPSecret) > 0, acc.TOTPLastStep)
+	}
+	// The confirming code cannot be used again, to confirm or to log in.
+	h.must(409, "POST", "/admin/users/"+u.ID+"/totp/confirm", map[string]string{"code": code}, nil)
+	if _, ok := identity.VerifyTOTP(acc.TOTPSecret, code, h.now, acc.TOTPLastStep); ok {
+		t.Error("the confirmation code is still accepted")
+	}
+	var got admin.User
+	h.must(200, "GET", "/admin/users/"+u.ID, nil, &got)
+	if !got.TOTP {
+		t.Error("user view says no TOTP")
+	}
+	// The secret was returned once, by the enrollment call only.
+	h.noSecrets(secret, acc.PasswordHash)
+
+	// Too many wrong codes drop the enrollment; an expired one is gone.
+	h.must(200, "POST", "/admin/users/"+u.ID+"/totp", nil, nil)
+	for range 5 {
+		h.must(400, "POST", "/admin/users/"+u.ID+"/totp/confirm", `{"code":"000000"}`, nil)
+	}
+	h.must(409, "POST", "/admin/users/"+u.ID+"/totp/confirm", `{"code":"000000"}`, nil)
+	h.must(200, "POST", "/admin/users/"+u.ID+"/totp", nil, &enr)
+	h.now = h.now.Add(admin.DefaultTOTPEnrollTTL + time.Second)
+	key, _ = otp.NewKeyFromURL(enr.URI)
+	h.must(409, "POST", "/admin/users/"+u.ID+"/totp/confirm", map[string]string{"code": totpCode(t, key.Secret(), h.now)}, nil)
+
+	h.must(200, "DELETE", "/admin/users/"+u.ID+"/totp", nil, nil)
+	acc, _ = h.db.AccountByID(context.Background(), u.ID)
+	if len(acc.TOTPSecret) != 0 {
+		t.Error("TOTP secret left after DELETE")
+	}
+}
+
+// totpCode computes the code of a base32 secret at now.
+func totpCode(t *testing.T, secret string, now time.Time) string {
+	t.Helper()
+	raw, err := decodeBase32(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c identity.TOTP
+	code, err := c.Code(raw, c.Step(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+func TestUsers_NoAccountStore(t *testing.T) {
+	h := admin.NewHandler(admin.Options{Authenticator: &api.TokenAuthenticator{Hash: api.HashToken(adminToken), Actor: "admin"}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/admin/users", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 415 {
+		t.Errorf("GET /admin/users without a store = %d, want 415", resp.StatusCode)
+	}
+}
+
+func decodeBase32(s string) ([]byte, error) {
+	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(s))
+}
