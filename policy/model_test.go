@@ -26,7 +26,7 @@ var scopeMeaning = map[string]scopeGrant{
 	"user/*.cruds":                      {"user/", "*", "cruds"},
 	"system/*.read":                     {"system/", "*", "rs"},
 	"system/Observation.s":              {"system/", "Observation", "s"},
-	"patient/Observation.rs?category=x": {}, // granular scopes grant nothing yet
+	"patient/Observation.rs?category=x": {}, // granular scopes grant nothing without a body
 }
 
 var letterOf = map[policy.Action]string{policy.Create: "c", policy.Read: "r", policy.History: "r", policy.Update: "u", policy.Delete: "d", policy.Search: "s"}
@@ -103,7 +103,11 @@ func model(r policy.Request) bool {
 		return true
 	case inCompartment && self && readish && scope:
 		return true
-	case inCompartment && p.Kind == policy.KindSystem && scope && (readish || a == policy.Create || a == policy.Update):
+	case inCompartment && p.Kind == policy.KindSystem && scope && (readish || a == policy.Create || a == policy.Update || a == policy.Delete):
+		return true
+	case res.Category == policy.CategoryShared && readish && (p.Kind == policy.KindStaff || scope):
+		return true
+	case res.Category == policy.CategoryShared && p.Kind == policy.KindSystem && scope && (a == policy.Create || a == policy.Update || a == policy.Delete):
 		return true
 	case inCompartment && clinician && a == policy.BreakGlass && (c.Purpose == "ETREAT" || c.Purpose == "BTG") &&
 		c.BreakGlassWhy != "" && p.AuthTime.Unix() <= now && now-p.AuthTime.Unix() <= 300:
@@ -164,8 +168,8 @@ func TestMatrix(t *testing.T) {
 		policy.Principal{ID: "sys", Kind: policy.KindSystem})
 	for _, base := range principals {
 		for _, kind := range allKinds {
-			for _, cat := range []string{policy.CategoryPatient, policy.CategoryAudit, policy.CategoryAdmin} {
-				if cat != policy.CategoryPatient && kind != "Observation" {
+			for _, cat := range []string{policy.CategoryPatient, policy.CategoryAudit, policy.CategoryAdmin, policy.CategoryShared} {
+				if cat != policy.CategoryPatient && cat != policy.CategoryShared && kind != "Observation" {
 					continue // kind matters only inside patient compartments
 				}
 				for _, care := range []bool{false, true} {
@@ -342,7 +346,7 @@ func TestProperty(t *testing.T) {
 		if kind == policy.KindPatient {
 			p.PatientID = rapid.SampledFrom([]string{"p1", "p2"}).Draw(rt, "own")
 		}
-		cat := rapid.SampledFrom([]string{policy.CategoryPatient, policy.CategoryPatient, policy.CategoryAudit, policy.CategoryAdmin}).Draw(rt, "cat")
+		cat := rapid.SampledFrom([]string{policy.CategoryPatient, policy.CategoryPatient, policy.CategoryAudit, policy.CategoryAdmin, policy.CategoryShared}).Draw(rt, "cat")
 		r := policy.Request{
 			Principal: p,
 			Action:    rapid.SampledFrom(allActions).Draw(rt, "action"),

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/smart"
 )
 
 //go:embed schema.cedarschema
@@ -68,6 +68,9 @@ const (
 	CategoryPatient = "patient" // a FHIR resource in a patient compartment
 	CategoryAudit   = "audit"   // audit log and reports
 	CategoryAdmin   = "admin"   // users, keys, policies
+	// CategoryShared is a FHIR resource outside every patient compartment,
+	// such as Practitioner, Organization, Location or Medication.
+	CategoryShared = "shared"
 )
 
 // Principal is who asks.
@@ -92,6 +95,9 @@ type Resource struct {
 	ID       string
 	Category string   // CategoryPatient, CategoryAudit or CategoryAdmin
 	Labels   []string // meta.security codes: R, V, PSY, SUD, HIV, ETH, VIP
+	// Object is the resource's decoded JSON, if known. Granular SMART
+	// scopes (?category=...) grant only on an Object that matches them.
+	Object map[string]any
 }
 
 // Patient is the patient whose compartment holds the resource.
@@ -131,6 +137,9 @@ type Context struct {
 	// then limit what it may do.
 	SMART  bool
 	Scopes []string
+	// ParsedScopes, if not nil, are Scopes already parsed with
+	// smart.ParseList; callers deciding many requests set it once.
+	ParsedScopes []smart.Scope
 }
 
 // Request is one authorization question.
@@ -296,68 +305,35 @@ func patientUID(id string) types.EntityUID {
 }
 
 // scopeOK reports whether SMART v2 (or v1) scopes grant the action on the
-// resource type for a principal of the given kind. Granular scopes with a
-// query (?category=...) are not honoured yet and grant nothing.
-func scopeOK(kind string, action Action, resourceType string, scopes []string) bool {
-	prefix := map[string]string{KindStaff: "user/", KindPatient: "patient/", KindSystem: "system/"}[kind]
-	var letter byte
+// resource for a principal of the given kind: user/ scopes for staff,
+// patient/ scopes for patients, system/ scopes for system clients. Granular
+// scopes grant only when the resource's Object matches them. Scopes that do
+// not parse grant nothing.
+func scopeOK(kind string, action Action, res *Resource, c *Context) bool {
+	var in smart.Interactions
 	switch action {
 	case Create:
-		letter = 'c'
+		in = smart.Create
 	case Read, History:
-		letter = 'r'
+		in = smart.Read
 	case Update:
-		letter = 'u'
+		in = smart.Update
 	case Delete:
-		letter = 'd'
+		in = smart.Delete
 	case Search:
-		letter = 's'
+		in = smart.Search
 	default:
 		return false
 	}
-	for _, sc := range scopes {
-		rest, ok := strings.CutPrefix(sc, prefix)
-		if !ok || strings.Contains(rest, "?") {
-			continue
-		}
-		typ, perms, ok := strings.Cut(rest, ".")
-		if !ok || (typ != "*" && typ != resourceType) {
-			continue
-		}
-		switch perms {
-		case "*":
-			return true
-		case "read":
-			if letter == 'r' || letter == 's' {
-				return true
-			}
-		case "write":
-			if letter == 'c' || letter == 'u' || letter == 'd' {
-				return true
-			}
-		default:
-			if validCRUDS(perms) && strings.IndexByte(perms, letter) >= 0 {
-				return true
+	scopes := c.ParsedScopes
+	if scopes == nil {
+		for _, raw := range c.Scopes {
+			if s, err := smart.ParseScope(raw); err == nil {
+				scopes = append(scopes, s)
 			}
 		}
 	}
-	return false
-}
-
-// validCRUDS reports whether s is a non-empty ordered subset of "cruds".
-func validCRUDS(s string) bool {
-	if s == "" {
-		return false
-	}
-	i := 0
-	for j := 0; j < len(s); j++ {
-		k := strings.IndexByte("cruds"[i:], s[j])
-		if k < 0 {
-			return false
-		}
-		i += k + 1
-	}
-	return true
+	return smart.Grants(scopes, smart.ContextOf(kind), in, res.Type, res.Object)
 }
 
 type built struct {
@@ -384,7 +360,7 @@ func build(r *Request) (built, error) {
 		if r.Patient.ID == "" {
 			return built{}, phivault.Errorf(phivault.EINVALID, "patient-compartment resource without a patient id")
 		}
-	case CategoryAudit, CategoryAdmin:
+	case CategoryAudit, CategoryAdmin, CategoryShared:
 	default:
 		return built{}, phivault.Errorf(phivault.EINVALID, "unknown resource category %q", r.Resource.Category)
 	}
@@ -439,7 +415,7 @@ func build(r *Request) (built, error) {
 		"btgUntil":   btgUntil,
 		"source":     types.String(c.SourceAddress),
 		"viaSmart":   types.Boolean(c.SMART),
-		"scopeOK":    types.Boolean(scopeOK(p.Kind, r.Action, r.Resource.Type, c.Scopes)),
+		"scopeOK":    types.Boolean(scopeOK(p.Kind, r.Action, &r.Resource, &c)),
 	})
 	return built{entities: em, req: cedar.Request{
 		Principal: principalUID,
