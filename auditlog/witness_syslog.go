@@ -63,9 +63,18 @@ func (w *SyslogWitness) Publish(ctx context.Context, signedCheckpoint []byte) er
 		app = "phivault"
 	}
 	msg := FormatSyslog(now(), host, app, "checkpoint", base64.StdEncoding.EncodeToString(signedCheckpoint))
-	frame := append(strconv.AppendInt(nil, int64(len(msg)), 10), ' ')
-	frame = append(frame, msg...)
+	return w.send(ctx, msg)
+}
 
+// send writes msgs, each framed by octet counting, in one write on the
+// connection, dialing it first if needed. The CEF forwarder shares it.
+func (w *SyslogWitness) send(ctx context.Context, msgs ...[]byte) error {
+	var frame []byte
+	for _, msg := range msgs {
+		frame = strconv.AppendInt(frame, int64(len(msg)), 10)
+		frame = append(frame, ' ')
+		frame = append(frame, msg...)
+	}
 	timeout := w.Timeout
 	if timeout <= 0 {
 		timeout = DefaultSyslogTimeout

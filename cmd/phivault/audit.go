@@ -40,12 +40,18 @@ type AuditConfig struct {
 	Webhook  string // https URL that receives every checkpoint by POST
 	Syslog   string // host:port of a syslog server speaking TLS (RFC 5425)
 	SyslogCA string // PEM bundle of CAs for the syslog server (default: the system's)
+
+	// CEFSyslog is the host:port of a syslog server speaking TLS that
+	// receives every new entry as a CEF line; CEFSyslogCA its CA bundle.
+	CEFSyslog, CEFSyslogCA string
 }
 
 func (c *AuditConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Webhook, "audit-webhook", os.Getenv("PHIVAULT_AUDIT_WEBHOOK"), "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
 	fs.StringVar(&c.Syslog, "audit-syslog", os.Getenv("PHIVAULT_AUDIT_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to send every audit checkpoint to (env PHIVAULT_AUDIT_SYSLOG)")
 	fs.StringVar(&c.SyslogCA, "audit-syslog-ca", os.Getenv("PHIVAULT_AUDIT_SYSLOG_CA"), "PEM bundle of CAs for the audit syslog server (default: the system's; env PHIVAULT_AUDIT_SYSLOG_CA)")
+	fs.StringVar(&c.CEFSyslog, "audit-cef-syslog", os.Getenv("PHIVAULT_AUDIT_CEF_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to stream every new audit entry to as CEF (env PHIVAULT_AUDIT_CEF_SYSLOG)")
+	fs.StringVar(&c.CEFSyslogCA, "audit-cef-syslog-ca", os.Getenv("PHIVAULT_AUDIT_CEF_SYSLOG_CA"), "PEM bundle of CAs for the CEF syslog server (default: the system's; env PHIVAULT_AUDIT_CEF_SYSLOG_CA)")
 }
 
 // auditTrail is the running audit log and its endpoints for verifiers and
@@ -53,6 +59,7 @@ func (c *AuditConfig) register(fs *flag.FlagSet) {
 type auditTrail struct {
 	log     *auditlog.Log
 	queues  []*auditlog.WitnessQueue // witnesses outside the data folder
+	cef     *auditlog.CEFForwarder   // the CEF syslog stream, or nil
 	handler http.Handler
 }
 
@@ -87,20 +94,64 @@ func (a *app) remoteWitnesses(c AuditConfig) ([]*auditlog.WitnessQueue, error) {
 		add("webhook", &auditlog.WebhookWitness{URL: c.Webhook})
 	}
 	if c.Syslog != "" {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if c.SyslogCA != "" {
-			pem, err := os.ReadFile(c.SyslogCA)
-			if err != nil {
-				return nil, fmt.Errorf("audit syslog CA: %w", err)
-			}
-			cfg.RootCAs = x509.NewCertPool()
-			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("audit syslog CA %s holds no PEM certificates", c.SyslogCA)
-			}
+		cfg, err := syslogTLS(c.SyslogCA)
+		if err != nil {
+			return nil, err
 		}
 		add("syslog", &auditlog.SyslogWitness{Addr: c.Syslog, TLS: cfg})
 	}
 	return ws, nil
+}
+
+// syslogTLS returns the TLS configuration for a syslog server whose
+// certificate a CA in the PEM file caFile signed, or the system's CAs if
+// caFile is "".
+func syslogTLS(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("audit syslog CA: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("audit syslog CA %s holds no PEM certificates", caFile)
+		}
+	}
+	return cfg, nil
+}
+
+// startCEF starts streaming every new entry of l to the CEF syslog server,
+// if one is configured, and exports its counters as metrics. Starting the
+// stream is itself recorded: from then on the trail leaves the server.
+func (a *app) startCEF(ctx context.Context, l *auditlog.Log) (*auditlog.CEFForwarder, error) {
+	c := a.cfg.Audit
+	if c.CEFSyslog == "" {
+		return nil, nil
+	}
+	cfg, err := syslogTLS(c.CEFSyslogCA)
+	if err != nil {
+		return nil, err
+	}
+	start := l.Tree().N
+	e := &phivault.AuditEntry{Time: time.Now().UTC(), Actor: "phivault", Action: phivault.ActionExport,
+		TargetType: "AuditEvent", Client: "cef-syslog", Outcome: "ok"}
+	if err := l.Append(ctx, e); err != nil {
+		return nil, fmt.Errorf("record the CEF stream: %w", err)
+	}
+	f := auditlog.NewCEFForwarder(l, &auditlog.SyslogWitness{Addr: c.CEFSyslog, TLS: cfg}, start,
+		auditlog.CEFOptions{Version: version, Logger: a.logger})
+	counter := func(metric, help string, v func(auditlog.CEFStats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: metric, Help: help}, func() float64 { return float64(v(f.Stats())) })
+	}
+	a.metrics.MustRegister(
+		counter("phivault_audit_cef_sent_total", "Audit entries sent to the CEF syslog server.", func(s auditlog.CEFStats) int64 { return s.Sent }),
+		counter("phivault_audit_cef_failures_total", "Failed writes to the CEF syslog server (each retried).", func(s auditlog.CEFStats) int64 { return s.Failures }),
+		counter("phivault_audit_cef_dropped_total", "Audit entries never sent as CEF: the server was away too long.", func(s auditlog.CEFStats) int64 { return s.Dropped }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "phivault_audit_cef_lag_entries", Help: "Audit entries not yet sent to the CEF syslog server."},
+			func() float64 { return float64(f.Stats().Lag) }),
+	)
+	return f, nil
 }
 
 // openAudit opens the audit trail on a's database, with the data folder's
@@ -133,6 +184,10 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options, auth api.
 	if err := checkWitness(ctx, a.cfg.Data, l); err != nil {
 		t.Close()
 		return errorWithHint(err.Error(), "phivault audit verify -data "+string(a.cfg.Data))
+	}
+	if t.cef, err = a.startCEF(ctx, l); err != nil {
+		t.Close()
+		return err
 	}
 	mux := http.NewServeMux()
 	siem := auditlog.NewSIEMHandler(l, auth, auditlog.SIEMOptions{})
@@ -172,6 +227,11 @@ func (t *auditTrail) Close() error {
 		return nil
 	}
 	err := t.log.Close()
+	if t.cef != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), witnessCloseWait)
+		defer cancel()
+		err = errors.Join(err, t.cef.Close(ctx))
+	}
 	return errors.Join(err, t.closeQueues())
 }
 
