@@ -9,6 +9,9 @@
 //	phivault import   load FHIR bundles, resources or NDJSON into a server
 //	phivault bench    put load on a server and report throughput and latency
 //	phivault keys     shred a patient, rotate keys, show key status
+//	phivault users    add, list, suspend accounts; training dates; TOTP
+//	phivault clients  register OAuth clients (public apps, backend systems)
+//	phivault training import security-training dates from a CSV file
 //	phivault audit    verify the audit trail against saved checkpoints
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
@@ -41,6 +44,9 @@ Commands:
   import   load FHIR bundles, resources or NDJSON into a running server
   bench    put load on a running server; report req/s and latency
   keys     shred a patient, rotate keys, show key status
+  users    add, list, update, suspend accounts; TOTP; training dates
+  clients  register OAuth clients: public apps and backend systems
+  training import security-training dates from a CSV file
   audit    verify the tamper-evident audit trail offline
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
@@ -89,6 +95,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &benchCommand{stdout: stdout, stderr: stderr}
 	case "keys":
 		cmd = &keysCommand{stdout: stdout, stderr: stderr}
+	case "users":
+		cmd = &usersCommand{stdout: stdout, stderr: stderr}
+	case "clients":
+		cmd = &clientsCommand{stdout: stdout, stderr: stderr}
+	case "training":
+		cmd = &trainingCommand{stdout: stdout, stderr: stderr}
 	case "audit":
 		cmd = &auditCommand{stdout: stdout, stderr: stderr}
 	case "unseal":

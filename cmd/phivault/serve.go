@@ -182,6 +182,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		db.Close()
 		return nil, err
 	}
+	adminOpts.Accounts, adminOpts.Clients, adminOpts.Audit = db, db, a.audit.log // users, clients, training
 	a.admin = admin.NewHandler(adminOpts)
 	// The AuditEvent view and access reports read the audit store only, so
 	// they answer while sealed; reading the trail is recorded too.

@@ -1,0 +1,450 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/phivault/phivault/admin"
+)
+
+// usersCommand manages accounts through the running server's admin API.
+type usersCommand struct {
+	stdout, stderr io.Writer
+}
+
+const usersUsage = `Usage: phivault users SUBCOMMAND [flags]
+
+Subcommands:
+  add           create an account (password from -password-file or
+                PHIVAULT_USER_PASSWORD[_FILE]; -totp starts TOTP enrollment)
+  list          list accounts (never their credentials)
+  update        change roles, department, organization, clearances
+  suspend       suspend an account (-deprovision to deprovision it); its
+                sessions and tokens are revoked at once
+  activate      make a suspended account active again
+  set-password  set a new password; revokes the account's sessions
+  set-training  set the security-training valid-until date (YYYY-MM-DD)
+  enroll-totp   start TOTP enrollment (prints an otpauth:// URI), then
+                confirm it with -code from the authenticator app
+
+-user takes a username or an account id. Every subcommand calls the
+running server's admin API (-url, -cacert) with the admin token from
+PHIVAULT_TOKEN or PHIVAULT_TOKEN_FILE.
+
+Example: a physician with a password and TOTP
+  PHIVAULT_USER_PASSWORD_FILE=pw.txt phivault users add -username dr.grey \
+      -role physician -department cardiology -training 2026-12-31 -totp
+  phivault users enroll-totp -user dr.grey -code 123456
+`
+
+func (c *usersCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, usersUsage)
+		return errorWithHint("no users subcommand", "phivault users list")
+	}
+	run := map[string]func(context.Context, []string) error{
+		"add": c.add, "list": c.list, "update": c.update, "suspend": c.suspend, "activate": c.activate,
+		"set-password": c.setPassword, "set-training": c.setTraining, "enroll-totp": c.enrollTOTP,
+	}[args[0]]
+	switch {
+	case run != nil:
+		return run(ctx, args[1:])
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
+		fmt.Fprint(c.stdout, usersUsage)
+		return nil
+	}
+	fmt.Fprint(c.stderr, usersUsage)
+	return errorWithHint("unknown users subcommand "+args[0], "phivault users help")
+}
+
+// listFlag is a flag that may be repeated or given comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+// adminJSON sends body (JSON-encoded unless it is []byte) to the admin API
+// and decodes a 2xx answer into out, if out is not nil.
+func adminJSON(ctx context.Context, cf *clientFlags, method, path string, body, out any) error {
+	c, err := cf.client(1)
+	if err != nil {
+		return err
+	}
+	var b []byte
+	switch v := body.(type) {
+	case nil:
+		b = []byte{}
+	case []byte:
+		b = v
+	default:
+		if b, err = json.Marshal(v); err != nil {
+			return err
+		}
+	}
+	status, resp, err := c.do(ctx, method, adminPrefix+path, b)
+	clear(b) // it may hold a password
+	if err != nil {
+		return errorWithHint(fmt.Sprintf("cannot reach %s: %v", cf.url, err), "start the server, check -url and -cacert")
+	}
+	if status < 200 || status > 299 {
+		return fmt.Errorf("server answered %d: %s", status, outcomeMessage(resp))
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp, out); err != nil {
+			return fmt.Errorf("unexpected answer from the server: %v", err)
+		}
+	}
+	return nil
+}
+
+// newFlags returns a flag set for "phivault GROUP NAME" with the client
+// flags registered.
+func newFlags(stderr io.Writer, group, name, usage string) (*flag.FlagSet, *clientFlags) {
+	fs := flag.NewFlagSet(group+" "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: phivault %s %s %s\n\nFlags:\n", group, name, usage)
+		fs.PrintDefaults()
+	}
+	return fs, &cf
+}
+
+// resolveUser returns the account id of a username or id.
+func resolveUser(ctx context.Context, cf *clientFlags, user string) (string, error) {
+	if user == "" {
+		return "", errorWithHint("no -user", "phivault users list")
+	}
+	var list struct{ Users []admin.User }
+	if err := adminJSON(ctx, cf, http.MethodGet, "/users?username="+url.QueryEscape(user), nil, &list); err != nil {
+		return "", err
+	}
+	if len(list.Users) == 1 {
+		return list.Users[0].ID, nil
+	}
+	var u admin.User
+	if err := adminJSON(ctx, cf, http.MethodGet, "/users/"+url.PathEscape(user), nil, &u); err != nil {
+		return "", errorWithHint("no account with username or id "+user, "phivault users list")
+	}
+	return u.ID, nil
+}
+
+// newPassword reads a password from -password-file or from
+// PHIVAULT_USER_PASSWORD[_FILE]; never from a flag value, which would show
+// in the process list.
+func newPassword(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read -password-file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return secretFromEnv("PHIVAULT_USER_PASSWORD")
+}
+
+func (c *usersCommand) add(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "add", "-username NAME [-role ROLE,...] [flags]")
+	var req admin.UserCreate
+	var roles, clearances listFlag
+	fs.StringVar(&req.Username, "username", "", "username to log in with (required)")
+	fs.StringVar(&req.Kind, "kind", "staff", "staff or patient")
+	fs.Var(&roles, "role", "role, repeatable or comma-separated: "+strings.Join(admin.DefaultRoles, ", "))
+	fs.StringVar(&req.Department, "department", "", "department")
+	fs.StringVar(&req.Organization, "organization", "", "organization")
+	fs.StringVar(&req.PractitionerID, "practitioner", "", "id of the linked Practitioner")
+	fs.StringVar(&req.PatientID, "patient", "", "own Patient id (patient accounts)")
+	fs.Var(&clearances, "clearance", "sensitivity label the account may see, repeatable: "+strings.Join(admin.Clearances, ", "))
+	fs.StringVar(&req.TrainingValidUntil, "training", "", "security training valid until, YYYY-MM-DD")
+	fs.StringVar(&req.ExternalID, "external-id", "", "id in the provisioning system")
+	passFile := fs.String("password-file", "", "file holding the initial password (or PHIVAULT_USER_PASSWORD[_FILE])")
+	totp := fs.Bool("totp", false, "start TOTP enrollment and print the otpauth:// URI")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if req.Username == "" {
+		return errorWithHint("no -username", "phivault users add -username NAME -role physician")
+	}
+	req.Roles, req.Clearances = roles, clearances
+	var err error
+	if req.Password, err = newPassword(*passFile); err != nil {
+		return err
+	}
+	var u admin.User
+	if err := adminJSON(ctx, cf, http.MethodPost, "/users", req, &u); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Created user %s (id %s, %s, roles %s).\n", u.Username, u.ID, u.Kind, strings.Join(u.Roles, ",")+orNone(len(u.Roles)))
+	if !u.Password {
+		fmt.Fprintln(c.stdout, "It has no password: set one with phivault users set-password -user "+u.Username)
+	}
+	if *totp {
+		return c.startTOTP(ctx, cf, u.ID, u.Username)
+	}
+	return nil
+}
+
+func orNone(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return ""
+}
+
+func (c *usersCommand) startTOTP(ctx context.Context, cf *clientFlags, id, name string) error {
+	var enr admin.TOTPEnrollment
+	if err := adminJSON(ctx, cf, http.MethodPost, "/users/"+url.PathEscape(id)+"/totp", nil, &enr); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Scan this URI into an authenticator app (it holds the secret and is shown once):\n%s\n", enr.URI)
+	fmt.Fprintf(c.stdout, "Then confirm before %s with: phivault users enroll-totp -user %s -code CODE\n", enr.Expires, name)
+	return nil
+}
+
+func (c *usersCommand) list(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "list", "[-json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var list struct {
+		Users []admin.User `json:"users"`
+	}
+	if err := adminJSON(ctx, cf, http.MethodGet, "/users", nil, &list); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tUSERNAME\tKIND\tSTATUS\tROLES\tDEPARTMENT\tTRAINING\tMFA")
+	for _, u := range list.Users {
+		mfa := "none"
+		switch {
+		case u.TOTP && u.WebAuthn:
+			mfa = "totp,webauthn"
+		case u.TOTP:
+			mfa = "totp"
+		case u.WebAuthn:
+			mfa = "webauthn"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Kind, u.Status,
+			dash(strings.Join(u.Roles, ",")), dash(u.Department), dash(u.TrainingValidUntil), mfa)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// patchUser sends a PATCH to the account -user names and prints a line.
+func (c *usersCommand) patchUser(ctx context.Context, cf *clientFlags, user string, body map[string]any, done string) error {
+	id, err := resolveUser(ctx, cf, user)
+	if err != nil {
+		return err
+	}
+	var u admin.User
+	if err := adminJSON(ctx, cf, http.MethodPatch, "/users/"+url.PathEscape(id), body, &u); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "User %s (id %s) %s; status %s, roles %s.\n", u.Username, u.ID, done, u.Status, strings.Join(u.Roles, ",")+orNone(len(u.Roles)))
+	return nil
+}
+
+func (c *usersCommand) update(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "update", "-user NAME [-role R,...] [-department D] [-organization O] [-clearance L,...] [-practitioner ID] [-external-id X]")
+	user := fs.String("user", "", "username or account id (required)")
+	var roles, clearances listFlag
+	fs.Var(&roles, "role", "the new set of roles, replacing the old")
+	noRoles := fs.Bool("no-roles", false, "remove every role")
+	fs.Var(&clearances, "clearance", "the new set of clearances (replaces the old)")
+	noClear := fs.Bool("no-clearances", false, "remove every clearance")
+	body := map[string]any{}
+	fields := map[string]string{"department": "department", "organization": "organization", "practitioner": "practitioner_id", "external-id": "external_id"}
+	for name, field := range fields {
+		fs.String(name, "", "new "+field)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if field, ok := fields[f.Name]; ok {
+			body[field] = f.Value.String()
+		}
+	})
+	switch {
+	case *noRoles:
+		body["roles"] = []string{}
+	case roles != nil:
+		body["roles"] = []string(roles)
+	}
+	switch {
+	case *noClear:
+		body["clearances"] = []string{}
+	case clearances != nil:
+		body["clearances"] = []string(clearances)
+	}
+	if len(body) == 0 {
+		return errorWithHint("nothing to change", "phivault users update -user NAME -role physician,nurse")
+	}
+	return c.patchUser(ctx, cf, *user, body, "updated")
+}
+
+func (c *usersCommand) suspend(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "suspend", "-user NAME [-deprovision]")
+	user := fs.String("user", "", "username or account id (required)")
+	deprov := fs.Bool("deprovision", false, "deprovision (the person left) rather than suspend")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	status, done := "suspended", "suspended; every session and token was revoked"
+	if *deprov {
+		status, done = "deprovisioned", "deprovisioned; every session and token was revoked"
+	}
+	return c.patchUser(ctx, cf, *user, map[string]any{"status": status}, done)
+}
+
+func (c *usersCommand) activate(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "activate", "-user NAME")
+	user := fs.String("user", "", "username or account id (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return c.patchUser(ctx, cf, *user, map[string]any{"status": "active"}, "activated")
+}
+
+func (c *usersCommand) setPassword(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "set-password", "-user NAME [-password-file FILE]")
+	user := fs.String("user", "", "username or account id (required)")
+	passFile := fs.String("password-file", "", "file holding the new password (or PHIVAULT_USER_PASSWORD[_FILE])")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pw, err := newPassword(*passFile)
+	if err != nil {
+		return err
+	}
+	if pw == "" {
+		return errorWithHint("no password", "put it in a file and pass -password-file FILE, or set PHIVAULT_USER_PASSWORD_FILE")
+	}
+	id, err := resolveUser(ctx, cf, *user)
+	if err != nil {
+		return err
+	}
+	var oo json.RawMessage
+	if err := adminJSON(ctx, cf, http.MethodPost, "/users/"+url.PathEscape(id)+"/password", map[string]string{"password": pw}, &oo); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, outcomeMessage(oo))
+	return nil
+}
+
+func (c *usersCommand) setTraining(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "set-training", "-user NAME -until YYYY-MM-DD")
+	user := fs.String("user", "", "username or account id (required)")
+	until := fs.String("until", "", "security training valid until, YYYY-MM-DD (required; \"none\" clears it)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *until == "" {
+		return errorWithHint("no -until date", "phivault users set-training -user NAME -until 2026-12-31")
+	}
+	if *until == "none" {
+		*until = ""
+	}
+	id, err := resolveUser(ctx, cf, *user)
+	if err != nil {
+		return err
+	}
+	var u admin.User
+	if err := adminJSON(ctx, cf, http.MethodPut, "/users/"+url.PathEscape(id)+"/training", map[string]string{"valid_until": *until}, &u); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "User %s (id %s): security training valid until %s.\n", u.Username, u.ID, dash(u.TrainingValidUntil))
+	return nil
+}
+
+func (c *usersCommand) enrollTOTP(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "enroll-totp", "-user NAME [-code CODE]")
+	user := fs.String("user", "", "username or account id (required)")
+	code := fs.String("code", "", "confirm the enrollment with this code from the authenticator app")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	id, err := resolveUser(ctx, cf, *user)
+	if err != nil {
+		return err
+	}
+	if *code == "" {
+		return c.startTOTP(ctx, cf, id, *user)
+	}
+	var oo json.RawMessage
+	if err := adminJSON(ctx, cf, http.MethodPost, "/users/"+url.PathEscape(id)+"/totp/confirm", map[string]string{"code": *code}, &oo); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, outcomeMessage(oo))
+	return nil
+}
+
+// trainingCommand imports security-training dates from a CSV file.
+type trainingCommand struct {
+	stdout, stderr io.Writer
+}
+
+const trainingUsage = `Usage: phivault training import [-url URL] FILE.csv
+
+Sets the security-training valid-until date of many accounts from a CSV file
+of "username,valid_until" lines (YYYY-MM-DD; an optional header line names
+the two columns). Every row is checked first: if any row is bad, the server
+lists the bad lines and changes nothing.
+`
+
+func (c *trainingCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "import" {
+		fmt.Fprint(c.stderr, trainingUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "help" || args[0] == "--help") {
+			return flag.ErrHelp
+		}
+		return errorWithHint("want: phivault training import FILE.csv", "phivault training import training.csv")
+	}
+	fs, cf := newFlags(c.stderr, "training", "import", "FILE.csv")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errorWithHint("want one CSV file", "phivault training import training.csv")
+	}
+	b, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", fs.Arg(0), err)
+	}
+	var res admin.TrainingImport
+	if err := adminJSON(ctx, cf, http.MethodPost, "/training", b, &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Imported %d rows; %d accounts changed.\n", res.Rows, res.Updated)
+	return nil
+}
