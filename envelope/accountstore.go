@@ -1,0 +1,313 @@
+package envelope
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/phivault/phivault"
+)
+
+// AccountsKeyID names the DEK that seals account credentials. It is stored
+// in the keys table like every DEK, so Rewrap rewraps it under a new KEK.
+const AccountsKeyID = "system/accounts"
+
+// Credential field names, bound into the additional data of their sealed
+// values.
+const (
+	fieldTOTP     = "totp_secret"
+	fieldWebAuthn = "webauthn"
+)
+
+// credentialAD prefixes the additional data of a sealed credential, so it
+// can never be confused with a resource version's.
+const credentialAD = "phivault account credential"
+
+// AccountStore is a phivault.AccountStore that seals each account's
+// TOTPSecret and WebAuthn credentials before they reach the store it wraps,
+// and opens them on the way back: its callers see plaintext, the store
+// sees only ciphertext.
+//
+// A credential is sealed with AES-256-GCM under the DEK AccountsKeyID, with
+// the account id and the field name as additional data, so a sealed value
+// copied to another account or field fails to open (phivault.ErrIntegrity).
+// A nil or empty credential is stored as nil. The other fields, the
+// PasswordHash included (a slow hash, not a secret key), are stored as they
+// are.
+//
+// AccountStore is safe for concurrent use by multiple goroutines.
+type AccountStore struct {
+	accounts phivault.AccountStore
+	store    phivault.Store
+	sealer   *Sealer
+}
+
+var _ phivault.AccountStore = (*AccountStore)(nil)
+
+// NewAccountStore returns an AccountStore that keeps accounts in accounts
+// and its DEK in store (usually the same database), sealed by sealer: the
+// DEK is wrapped by the sealer's keyring, and dropped from memory with the
+// sealer's other keys (Sealer.ForgetAll).
+func NewAccountStore(accounts phivault.AccountStore, store phivault.Store, sealer *Sealer) *AccountStore {
+	return &AccountStore{accounts: accounts, store: store, sealer: sealer}
+}
+
+// CreateAccount seals a's credentials and stores it; a itself keeps its
+// plaintext. See phivault.AccountStore.
+func (s *AccountStore) CreateAccount(ctx context.Context, a *phivault.Account) error {
+	c := *a
+	if err := s.sealCredentials(ctx, &c, nil); err != nil {
+		return err
+	}
+	if err := s.accounts.CreateAccount(ctx, &c); err != nil {
+		return err
+	}
+	a.Version = c.Version
+	return nil
+}
+
+// UpdateAccount seals a's credentials and replaces the stored account. See
+// phivault.AccountStore.
+//
+// A credential that did not change keeps its stored ciphertext instead of
+// being sealed again: every login updates the account, and a fresh random
+// nonce per login would spend the one accounts DEK's AES-GCM budget (2^32
+// random nonces) on nothing.
+func (s *AccountStore) UpdateAccount(ctx context.Context, a *phivault.Account) error {
+	stored, err := s.accounts.AccountByID(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	if stored.Version != a.Version-1 {
+		return phivault.Errorf(phivault.ECONFLICT, "The account changed since it was read.")
+	}
+	c := *a
+	if err := s.sealCredentials(ctx, &c, stored); err != nil {
+		return err
+	}
+	return s.accounts.UpdateAccount(ctx, &c)
+}
+
+// AccountByID returns an account with its credentials opened.
+func (s *AccountStore) AccountByID(ctx context.Context, id string) (*phivault.Account, error) {
+	a, err := s.accounts.AccountByID(ctx, id)
+	return s.opened(ctx, a, err)
+}
+
+// AccountByUsername returns an account with its credentials opened.
+func (s *AccountStore) AccountByUsername(ctx context.Context, username string) (*phivault.Account, error) {
+	a, err := s.accounts.AccountByUsername(ctx, username)
+	return s.opened(ctx, a, err)
+}
+
+// AccountByFederatedSubject returns an account with its credentials opened.
+func (s *AccountStore) AccountByFederatedSubject(ctx context.Context, subject string) (*phivault.Account, error) {
+	a, err := s.accounts.AccountByFederatedSubject(ctx, subject)
+	return s.opened(ctx, a, err)
+}
+
+// Accounts returns every account, ordered by id, with credentials opened.
+// It fails as a whole if any credential does not open.
+func (s *AccountStore) Accounts(ctx context.Context) ([]*phivault.Account, error) {
+	list, err := s.accounts.Accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range list {
+		if err := s.openCredentials(ctx, a); err != nil {
+			return nil, err
+		}
+	}
+	return list, nil
+}
+
+// opened returns a with its credentials opened, or err.
+func (s *AccountStore) opened(ctx context.Context, a *phivault.Account, err error) (*phivault.Account, error) {
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openCredentials(ctx, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// credentials returns pointers to a's sealed fields, with their names.
+func credentials(a *phivault.Account) []struct {
+	name string
+	v    *[]byte
+} {
+	return []struct {
+		name string
+		v    *[]byte
+	}{{fieldTOTP, &a.TOTPSecret}, {fieldWebAuthn, &a.WebAuthn}}
+}
+
+// sealCredentials replaces a's credentials with their sealed form. If
+// stored (the stored account a replaces) holds a sealed credential that
+// opens to the same plaintext, it is reused.
+func (s *AccountStore) sealCredentials(ctx context.Context, a, stored *phivault.Account) error {
+	var dek *keyEntry
+	for i, f := range credentials(a) {
+		pt := *f.v
+		if len(pt) == 0 {
+			*f.v = nil
+			continue
+		}
+		if stored != nil {
+			old := *credentials(stored)[i].v
+			if prev, err := s.openCredential(ctx, a.ID, f.name, old); err == nil && prev != nil {
+				same := subtle.ConstantTimeCompare(prev, pt) == 1
+				clear(prev)
+				if same {
+					*f.v = old
+					continue
+				}
+			}
+		}
+		if dek == nil {
+			var err error
+			if dek, err = s.currentDEK(ctx); err != nil {
+				return err
+			}
+		}
+		sealed, err := s.sealCredential(dek, a.ID, f.name, pt)
+		if err != nil {
+			return err
+		}
+		*f.v = sealed
+	}
+	return nil
+}
+
+// openCredentials replaces a's sealed credentials with their plaintext.
+func (s *AccountStore) openCredentials(ctx context.Context, a *phivault.Account) error {
+	for _, f := range credentials(a) {
+		pt, err := s.openCredential(ctx, a.ID, f.name, *f.v)
+		if err != nil {
+			return err
+		}
+		*f.v = pt
+	}
+	return nil
+}
+
+// currentDEK returns the newest version of the accounts DEK, creating it if
+// there is none.
+func (s *AccountStore) currentDEK(ctx context.Context) (*keyEntry, error) {
+	var e *keyEntry
+	err := s.store.View(ctx, func(tx phivault.StoreTx) error {
+		vs, err := tx.KeyVersions(ctx, AccountsKeyID)
+		if err != nil {
+			return err
+		} else if len(vs) == 0 {
+			return phivault.ErrNotFound
+		}
+		e, err = s.sealer.entry(ctx, vs[len(vs)-1])
+		return err
+	})
+	if errors.Is(err, phivault.ErrNotFound) {
+		err = s.store.Update(ctx, func(tx phivault.StoreTx) error {
+			var err error
+			e, err = s.sealer.currentDEK(ctx, tx, AccountsKeyID, "")
+			return err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("envelope: accounts key: %w", err)
+	}
+	return e, nil
+}
+
+// sealCredential encrypts pt for field of account id under dek:
+//
+//	format (1 byte, 0x01) ‖ len8(key id) ‖ key id ‖ nonce (12 bytes) ‖ AES-GCM ciphertext ‖ tag (16 bytes)
+//
+// The key id names the DEK version, so a future rotation of the accounts
+// key can tell old values from new ones.
+func (s *AccountStore) sealCredential(dek *keyEntry, id, field string, pt []byte) ([]byte, error) {
+	if len(dek.id) > 255 {
+		return nil, fmt.Errorf("envelope: seal credential: key id too long")
+	}
+	hdr := 1 + 1 + len(dek.id) + NonceSize
+	buf := make([]byte, hdr, hdr+len(pt)+tagSize)
+	buf[0] = formatV1
+	buf[1] = byte(len(dek.id))
+	copy(buf[2:], dek.id)
+	nonce := buf[hdr-NonceSize : hdr]
+	if _, err := io.ReadFull(s.sealer.rand, nonce); err != nil {
+		return nil, fmt.Errorf("envelope: seal credential: nonce: %w", err)
+	}
+	return dek.aead.Seal(buf, nonce, pt, credentialAppendAD(nil, id, field, dek.id)), nil
+}
+
+// openCredential decrypts a value made by sealCredential for field of
+// account id. nil or empty opens to nil. Anything that does not
+// authenticate returns an error wrapping phivault.ErrIntegrity.
+func (s *AccountStore) openCredential(ctx context.Context, id, field string, sealed []byte) ([]byte, error) {
+	if len(sealed) == 0 {
+		return nil, nil
+	}
+	if len(sealed) < 2 || sealed[0] != formatV1 || len(sealed) < 2+int(sealed[1])+NonceSize+tagSize {
+		return nil, credentialError("malformed")
+	}
+	keyID := string(sealed[2 : 2+sealed[1]])
+	if base, _, ok := phivault.ParseKeyVersionID(keyID); !ok || base != AccountsKeyID {
+		return nil, credentialError("not sealed under the accounts key")
+	}
+	hdr := 2 + len(keyID) + NonceSize
+	nonce, ct := sealed[hdr-NonceSize:hdr], sealed[hdr:]
+	ad := credentialAppendAD(nil, id, field, keyID)
+
+	gen := s.sealer.cache.generation()
+	cached := s.sealer.cache.get(keyID)
+	if cached != nil && cached.aead != nil {
+		if pt, err := cached.aead.Open(nil, nonce, ct, ad); err == nil {
+			return pt, nil
+		}
+	}
+	// Not cached, or the cached key did not open it: read the key row (it
+	// may have changed) and try once more.
+	var e *keyEntry
+	err := s.store.View(ctx, func(tx phivault.StoreTx) error {
+		wk, err := tx.Key(ctx, keyID)
+		if errors.Is(err, phivault.ErrNotFound) {
+			return credentialError("key does not exist")
+		} else if err != nil {
+			return fmt.Errorf("envelope: key %s: %w", keyID, err)
+		}
+		if cached != nil && cached.aead != nil && cached.matches(wk) {
+			return credentialError("authentication failed")
+		}
+		e, err = s.sealer.unwrapDEK(ctx, wk, nil, gen)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	pt, err := e.aead.Open(nil, nonce, ct, ad)
+	if err != nil {
+		return nil, credentialError("authentication failed")
+	}
+	return pt, nil
+}
+
+// credentialAppendAD appends the additional data of a sealed credential:
+//
+//	"phivault account credential" ‖ 0x01 ‖ len32(account id) ‖ account id ‖
+//	len32(field) ‖ field ‖ len32(key id) ‖ key id
+func credentialAppendAD(b []byte, id, field, keyID string) []byte {
+	b = append(b, credentialAD...)
+	b = append(b, formatV1)
+	b = appendString(b, id)
+	b = appendString(b, field)
+	return appendString(b, keyID)
+}
+
+// credentialError wraps phivault.ErrIntegrity with a detail for operators.
+// The detail never contains data or key material.
+func credentialError(detail string) error {
+	return fmt.Errorf("envelope: open credential: %s: %w", detail, phivault.ErrIntegrity)
+}
