@@ -104,7 +104,7 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 	err := decodeJSON(w, r, &req)
 	c := &phivault.Client{Name: req.Name, Kind: req.Kind, RedirectURIs: req.RedirectURIs, Scopes: req.Scopes,
 		Status: phivault.AccountActive, Created: h.now().UTC()}
-	if err == nil && len(req.JWKS) > 0 {
+	if err == nil && present(req.JWKS) {
 		c.JWKS, err = PublicJWKS(req.JWKS)
 	}
 	if err == nil {
@@ -144,7 +144,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 // and revokes the client's sessions if its status, keys or scopes changed.
 func (h *Handler) modifyClient(r *http.Request, id string, req *ClientUpdate) (*phivault.Client, error) {
 	var jwks []byte
-	if len(req.JWKS) > 0 {
+	if present(req.JWKS) {
 		var err error
 		if jwks, err = PublicJWKS(req.JWKS); err != nil {
 			return nil, err
@@ -188,6 +188,9 @@ func (h *Handler) modifyClient(r *http.Request, id string, req *ClientUpdate) (*
 		return &c, nil
 	}
 }
+
+// present reports whether a JSON member was given and is not null.
+func present(m json.RawMessage) bool { return len(m) > 0 && string(m) != "null" }
 
 // CheckClient validates a client: its kind, status, name, redirect URIs
 // (public clients) or JWKS (backend clients), and SMART scopes.

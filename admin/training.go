@@ -114,7 +114,6 @@ func (u *userRoutes) parseTraining(w http.ResponseWriter, r *http.Request) ([]tr
 	}
 	for n := 0; ; n++ {
 		rec, err := cr.Read()
-		line, _ := cr.FieldPos(0)
 		if err == io.EOF {
 			break
 		}
@@ -129,6 +128,7 @@ func (u *userRoutes) parseTraining(w http.ResponseWriter, r *http.Request) ([]tr
 		} else if err != nil {
 			return nil, phivault.Errorf(phivault.EINVALID, "The CSV could not be read.")
 		}
+		line, _ := cr.FieldPos(0)
 		if n == 0 && len(rec) == 2 && strings.EqualFold(rec[0], "username") && strings.EqualFold(rec[1], "valid_until") {
 			continue
 		}

@@ -1,0 +1,149 @@
+package e2e_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+)
+
+// TestProvisioning drives the real binary's users, clients and training
+// subcommands against a running server: a physician with a password and
+// TOTP, training dates (one and by CSV, all-or-nothing), suspension, and
+// public and backend clients; no secret reaches a response or the log.
+func TestProvisioning(t *testing.T) {
+	requireE2E(t)
+	v := newVault(t)
+	v.start()
+	dir := t.TempDir()
+	const password = "Velvet-Harbour-Lantern-8830"
+	pwFile := filepath.Join(dir, "pw.txt")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// cli runs the binary and returns its stdout; wantErr says it must fail.
+	cli := func(wantErr bool, args ...string) string {
+		t.Helper()
+		flags := []string{"-url", v.url, "-cacert", v.cacert}
+		if args[0] == "training" { // flags before the file argument
+			args = append(append(args[:2:2], flags...), args[2:]...)
+		} else {
+			args = append(args, flags...)
+		}
+		cmd := exec.Command(binary, args...)
+		cmd.Env = v.env("PHIVAULT_TOKEN="+v.token, "PHIVAULT_USER_PASSWORD_FILE="+pwFile)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		if (err != nil) != wantErr {
+			t.Fatalf("phivault %s: err %v, want error %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, wantErr, out.Bytes(), errOut.Bytes())
+		}
+		return out.String() + errOut.String()
+	}
+
+	out := cli(false, "users", "add", "-username", "dr.e2e", "-role", "physician", "-department", "cardiology",
+		"-practitioner", "prac-1", "-training", "2030-06-30", "-totp")
+	uri := regexp.MustCompile(`otpauth://\S+`).FindString(out)
+	if !strings.Contains(out, "Created user dr.e2e") || uri == "" {
+		t.Fatalf("users add printed %q", out)
+	}
+	key, err := otp.NewKeyFromURL(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCode(key.Secret(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli(true, "users", "enroll-totp", "-user", "dr.e2e", "-code", "000000x")
+	if out := cli(false, "users", "enroll-totp", "-user", "dr.e2e", "-code", code); !strings.Contains(out, "enrolled") {
+		t.Fatalf("enroll-totp printed %q", out)
+	}
+	cli(true, "users", "add", "-username", "dr.e2e", "-role", "physician") // taken
+	cli(true, "users", "add", "-username", "weak", "-role", "wizard")      // unknown role
+	cli(false, "users", "add", "-username", "nurse.e2e", "-role", "nurse,front-desk")
+	out = cli(false, "users", "list")
+	if !regexp.MustCompile(`dr\.e2e\s+staff\s+active\s+physician\s+cardiology\s+2030-06-30\s+totp`).MatchString(out) ||
+		!strings.Contains(out, "nurse,front-desk") {
+		t.Fatalf("users list printed:\n%s", out)
+	}
+
+	// Training: one account, then a CSV with a bad row (nothing changes),
+	// then a good one.
+	cli(false, "users", "set-training", "-user", "nurse.e2e", "-until", "2029-01-31")
+	csvFile := filepath.Join(dir, "training.csv")
+	os.WriteFile(csvFile, []byte("username,valid_until\ndr.e2e,2031-01-01\nnobody,2031-01-01\nnurse.e2e,31.01.2031\n"), 0o600)
+	if out := cli(true, "training", "import", csvFile); !strings.Contains(out, "line 3") || !strings.Contains(out, "line 4") || strings.Contains(out, "nobody") {
+		t.Fatalf("bad CSV import printed %q", out)
+	}
+	if out := cli(false, "users", "list"); !strings.Contains(out, "2030-06-30") || !strings.Contains(out, "2029-01-31") {
+		t.Fatalf("a bad CSV import changed training dates:\n%s", out)
+	}
+	os.WriteFile(csvFile, []byte("dr.e2e,2031-01-01\nnurse.e2e,2031-02-01\n"), 0o600)
+	if out := cli(false, "training", "import", csvFile); !strings.Contains(out, "Imported 2 rows; 2 accounts changed") {
+		t.Fatalf("training import printed %q", out)
+	}
+
+	if out := cli(false, "users", "suspend", "-user", "nurse.e2e"); !strings.Contains(out, "suspended") {
+		t.Fatalf("users suspend printed %q", out)
+	}
+
+	// Clients: a backend client with a public EC key; a private key is refused.
+	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeJWKS := func(name string, k any) string {
+		b, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k, KeyID: "k1", Algorithm: "ES384", Use: "sig"}}})
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o600)
+		return p
+	}
+	out = cli(false, "clients", "add-backend", "-name", "lab system", "-jwks", writeJWKS("pub.json", &priv.PublicKey), "-scope", "system/*.rs")
+	clientID := regexp.MustCompile(`client_id: (\S+)`).FindStringSubmatch(out)
+	if clientID == nil {
+		t.Fatalf("add-backend printed %q", out)
+	}
+	if out := cli(true, "clients", "add-backend", "-name", "leaky", "-jwks", writeJWKS("priv.json", priv), "-scope", "system/*.rs"); !strings.Contains(out, "private") {
+		t.Fatalf("add-backend with a private key printed %q", out)
+	}
+	cli(false, "clients", "add-public", "-name", "patient app", "-redirect-uri", "https://app.example.org/cb", "-scope", "patient/*.rs openid fhirUser")
+	cli(true, "clients", "add-public", "-name", "bad app", "-redirect-uri", "http://evil.example.org/cb", "-scope", "patient/*.rs")
+	out = cli(false, "clients", "suspend", "-client", clientID[1])
+	if !strings.Contains(out, "suspended") {
+		t.Fatalf("clients suspend printed %q", out)
+	}
+	out = cli(false, "clients", "list")
+	if !regexp.MustCompile(clientID[1]+`\s+backend\s+suspended\s+lab system`).MatchString(out) || !strings.Contains(out, "patient app") {
+		t.Fatalf("clients list printed:\n%s", out)
+	}
+
+	// The admin API never shows credentials, and the log has none either.
+	r := v.do(http.MethodGet, "/admin/users", nil)
+	if r.status != 200 {
+		t.Fatalf("GET /admin/users = %d %s", r.status, r.body)
+	}
+	for _, secret := range []string{"$argon2id", password, key.Secret()} {
+		if bytes.Contains(r.body, []byte(secret)) || bytes.Contains(v.stderr.Bytes(), []byte(secret)) {
+			t.Errorf("a secret (%.10s...) is in the admin API answer or the server log", secret)
+		}
+	}
+	for _, name := range []string{"dr.e2e", "nurse.e2e"} {
+		if bytes.Contains(v.stderr.Bytes(), []byte(name)) {
+			t.Errorf("the server log holds the username %s", name)
+		}
+	}
+}
