@@ -1,0 +1,239 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault"
+)
+
+// Defaults of Options.
+const (
+	DefaultCodeTTL    = 60 * time.Second // an authorization code must be redeemed this fast
+	DefaultPendingTTL = 10 * time.Minute // a login page must be completed this fast
+
+	// maxAssertionTTL bounds how far ahead a client assertion's exp may be.
+	maxAssertionTTL = 5 * time.Minute
+	// maxPending bounds the pending authorizations and the replay cache,
+	// which unauthenticated callers can fill.
+	maxPending = 10000
+	// maxLoginAttempts is how many failed logins one pending authorization
+	// allows before it is dropped.
+	maxLoginAttempts = 5
+	// usedCodeRetention is how long a redeemed code is remembered, so that
+	// a second use revokes the tokens issued from it.
+	usedCodeRetention = 10 * time.Minute
+	// maxForm bounds the body of form posts.
+	maxForm = 64 << 10
+)
+
+// PasswordLogin checks a username, password and TOTP code.
+// *identity.Authenticator implements it.
+type PasswordLogin interface {
+	Login(ctx context.Context, username, password, totpCode string) (*phivault.Account, error)
+}
+
+// Provider is an external OpenID provider people may log in with; the
+// login page links to /oauth/federated/{ID}/start?pending=....
+type Provider struct {
+	ID   string // path segment, e.g. "entra"
+	Name string // shown on the login page, e.g. "Hospital SSO"
+}
+
+// Options configure a Server. Accounts, Clients, Login and Audit are required.
+type Options struct {
+	// BaseURL is the public FHIR base URL, e.g.
+	// https://vault.example.org/fhir. A SMART app's aud must equal it; the
+	// issuer is BaseURL without its final "/fhir", and the endpoints are
+	// under issuer/oauth/. If "", it is derived from each request's Host
+	// header, which is for development only.
+	BaseURL string
+
+	Accounts phivault.AccountStore
+	Clients  phivault.ClientStore
+	Login    PasswordLogin
+	// Audit receives every login, token issue, refresh and revocation.
+	// When Append fails, nothing is issued (503).
+	Audit phivault.AuditLog
+
+	// Sessions holds the sessions and tokens. Default: NewSessions() with
+	// this Now and Rand.
+	Sessions *Sessions
+
+	Now  func() time.Time // default time.Now
+	Rand io.Reader        // default crypto/rand.Reader
+
+	CodeTTL    time.Duration // default DefaultCodeTTL
+	PendingTTL time.Duration // default DefaultPendingTTL
+
+	// Passkeys adds a "Sign in with a passkey" link to the login page, to
+	// /oauth/passkey/login?pending=ID, which another handler serves.
+	Passkeys bool
+	// Federated lists external OpenID providers linked from the login page.
+	Federated []Provider
+
+	// Logger receives internal errors (ids only). Default: discarded.
+	Logger *slog.Logger
+}
+
+// Server is the OAuth 2.0 authorization server for SMART on FHIR apps
+// (authorization code with PKCE, for people) and SMART Backend Services
+// (client credentials with private_key_jwt, for systems). It serves:
+//
+//	GET  /.well-known/smart-configuration (and under /fhir)
+//	GET  /oauth/authorize   the login page
+//	POST /oauth/login       password and TOTP login
+//	POST /oauth/token       authorization_code, refresh_token, client_credentials
+//	POST /oauth/revoke      RFC 7009
+//
+// Other login methods (passkeys, federation) serve their own pages, check
+// the pending authorization with Pending and finish with Complete.
+type Server struct {
+	opts     Options
+	sessions *Sessions
+	mux      *http.ServeMux
+
+	mu      sync.Mutex
+	pending map[string]*pending
+	codes   map[tokenHash]*authCode
+	// nextCodeSweep is when used and expired codes are next dropped.
+	nextCodeSweep time.Time
+	jtis          map[string]time.Time // client id + "\x00" + jti → assertion expiry
+}
+
+// New returns a Server for opts.
+func New(opts Options) (*Server, error) {
+	if opts.Accounts == nil || opts.Clients == nil || opts.Login == nil || opts.Audit == nil {
+		return nil, errors.New("oauth: Options need Accounts, Clients, Login and Audit")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	opts.CodeTTL = orDefault(opts.CodeTTL, DefaultCodeTTL)
+	opts.PendingTTL = orDefault(opts.PendingTTL, DefaultPendingTTL)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
+	s := &Server{
+		opts:     opts,
+		sessions: opts.Sessions,
+		pending:  make(map[string]*pending),
+		codes:    make(map[tokenHash]*authCode),
+		jtis:     make(map[string]time.Time),
+	}
+	if s.sessions == nil {
+		s.sessions = NewSessions()
+		s.sessions.Now, s.sessions.Rand = opts.Now, opts.Rand
+	}
+	s.routes()
+	return s, nil
+}
+
+// Sessions returns the session manager, which authenticates API requests
+// (api.Authenticator) and revokes sessions (phivault.SessionRevoker).
+func (s *Server) Sessions() *Sessions { return s.sessions }
+
+// RevokeSubject ends every session of an account or client id; see
+// Sessions.RevokeSubject.
+func (s *Server) RevokeSubject(ctx context.Context, subject string) error {
+	return s.sessions.RevokeSubject(ctx, subject)
+}
+
+func (s *Server) routes() {
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /.well-known/smart-configuration", s.serveMetadata)
+	s.mux.HandleFunc("GET /fhir/.well-known/smart-configuration", s.serveMetadata)
+	s.mux.HandleFunc("GET /oauth/authorize", s.serveAuthorize)
+	s.mux.Handle("POST /oauth/login", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.serveLogin)))
+	s.mux.HandleFunc("POST /oauth/token", s.serveToken)
+	s.mux.HandleFunc("POST /oauth/revoke", s.serveRevoke)
+}
+
+// ServeHTTP serves the endpoints listed on Server.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	s.mux.ServeHTTP(w, r)
+}
+
+// base returns the FHIR base URL.
+func (s *Server) base(r *http.Request) string {
+	if s.opts.BaseURL != "" {
+		return s.opts.BaseURL
+	}
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + r.Host + "/fhir"
+}
+
+// issuer returns the authorization server's issuer: the base URL without
+// its final /fhir.
+func (s *Server) issuer(r *http.Request) string {
+	return strings.TrimSuffix(s.base(r), "/fhir")
+}
+
+func (s *Server) tokenURL(r *http.Request) string { return s.issuer(r) + "/oauth/token" }
+
+// audit appends one entry for an OAuth event.
+func (s *Server) audit(r *http.Request, action, actor, client, outcome, decision string) error {
+	e := &phivault.AuditEntry{
+		Time:      s.opts.Now().UTC(),
+		RequestID: r.Header.Get("X-Request-Id"),
+		Actor:     actor,
+		Client:    client,
+		Source:    sourceAddr(r),
+		Action:    action,
+		Outcome:   outcome,
+		Decision:  decision,
+	}
+	if len(e.RequestID) > 64 {
+		e.RequestID = ""
+	}
+	if err := s.opts.Audit.Append(r.Context(), e); err != nil {
+		s.opts.Logger.Error("oauth: audit append", "action", action, "error", err.Error())
+		return err
+	}
+	return nil
+}
+
+// sourceAddr returns the request's remote host, without port.
+func sourceAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// activeClient returns client id if it is registered, of kind, and active.
+func (s *Server) activeClient(ctx context.Context, id, kind string) (*phivault.Client, error) {
+	if id == "" || len(id) > 200 {
+		return nil, phivault.ErrNotFound
+	}
+	c, err := s.opts.Clients.ClientByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Kind != kind || c.Status != phivault.AccountActive {
+		return nil, phivault.ErrNotFound
+	}
+	return c, nil
+}
