@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/auditlog"
+	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/server"
 	"github.com/phivault/phivault/sqlite"
@@ -136,10 +137,13 @@ type app struct {
 	db      *sqlite.DB
 	seal    *sealState // the keyring, which may be sealed
 	records phivault.RecordService
-	handler *api.Handler
-	admin   *admin.Handler
-	metrics *prometheus.Registry
-	audit   *auditTrail // records every request; see audit.go
+	// accounts seals TOTP secrets and WebAuthn credentials at rest
+	// (envelope.AccountStore); every account reader and writer uses it.
+	accounts phivault.AccountStore
+	handler  *api.Handler
+	admin    *admin.Handler
+	metrics  *prometheus.Registry
+	audit    *auditTrail // records every request; see audit.go
 	// auditView serves GET /fhir/AuditEvent and the access reports.
 	auditView http.Handler
 	// routes are served next to /fhir: OAuth sign-in, SCIM provisioning.
@@ -170,6 +174,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	}
 	sealer := seal.sealer
 	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry()}
+	a.accounts = envelope.NewAccountStore(db, db, sealer)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
 	records.Logger = logger
@@ -182,7 +187,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		db.Close()
 		return nil, err
 	}
-	adminOpts.Accounts, adminOpts.Clients, adminOpts.Audit = db, db, a.audit.log // users, clients, training
+	adminOpts.Accounts, adminOpts.Clients, adminOpts.Audit = a.accounts, db, a.audit.log // users, clients, training
 	a.admin = admin.NewHandler(adminOpts)
 	// The AuditEvent view and access reports read the audit store only, so
 	// they answer while sealed; reading the trail is recorded too.
