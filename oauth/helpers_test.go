@@ -116,14 +116,14 @@ func (l *recLog) last(t *testing.T, action string) phivault.AuditEntry {
 // env is a running vault: SQLite, audit log, FHIR API and OAuth server
 // behind one TLS test server.
 type env struct {
-	t        *testing.T
-	clock    *clock
-	db       *sqlite.DB
-	audit    *recLog
-	srv      *oauth.Server
-	ts       *httptest.Server
-	base     string // FHIR base URL
-	auth     *identity.Authenticator
+	t     *testing.T
+	clock *clock
+	db    *sqlite.DB
+	audit *recLog
+	srv   *oauth.Server
+	ts    *httptest.Server
+	base  string // FHIR base URL
+	auth  *identity.Authenticator
 
 	patientID string // a Patient resource id
 	staff     *phivault.Account

@@ -188,13 +188,21 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	adminOpts.Accounts, adminOpts.Clients, adminOpts.Audit = a.accounts, db, a.audit.log // users, clients, training
+	// OAuth sign-in and SMART tokens (oauth.go); its sessions also
+	// authenticate the FHIR API next to the bootstrap token.
+	signIn, err := a.openOAuth()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	adminOpts.Revoker = signIn.Sessions() // suspending an account ends its sessions at once
 	a.admin = admin.NewHandler(adminOpts)
 	// The AuditEvent view and access reports read the audit store only, so
 	// they answer while sealed; reading the trail is recorded too.
 	a.auditView = auditlog.NewViewHandler(auditlog.ViewOptions{Store: db, Auth: auditActor{auth}, Log: a.audit.log, BaseURL: cfg.BaseURL})
 	a.handler = api.NewHandler(a.records, api.Options{
 		BaseURL:       cfg.BaseURL,
-		Authenticator: auth,
+		Authenticator: bearerChain{signIn.Sessions(), auth},
 		Registerer:    a.metrics,
 		Logger:        logger,
 		Version:       version,
