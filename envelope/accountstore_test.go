@@ -405,3 +405,37 @@ func TestAccountStore_WrongKeyring(t *testing.T) {
 		t.Errorf("AccountByID(no credentials) = %v", err)
 	}
 }
+
+// BenchmarkAccountStore compares reads and login-style updates (counters
+// change, credentials do not) through the AccountStore with the bare
+// SQLite store.
+func BenchmarkAccountStore(b *testing.B) {
+	f := newAccountFixture(b)
+	for name, s := range map[string]phivault.AccountStore{"raw": f.db, "sealed": f.accounts} {
+		a := secretAccount(1)
+		a.ID, a.Username, a.FederatedSubject = "acc-"+name, name, ""
+		if err := s.CreateAccount(ctx, a); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("AccountByID/"+name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := s.AccountByID(ctx, a.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("UpdateAccount/"+name, func(b *testing.B) {
+			for b.Loop() {
+				got, err := s.AccountByID(ctx, a.ID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				got.Version++
+				got.FailedLogins++
+				if err := s.UpdateAccount(ctx, got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
