@@ -184,6 +184,8 @@ func ActionsForCode(code string) ([]string, error) {
 		phivault.ActionRead, phivault.ActionVRead, phivault.ActionSearch, phivault.ActionHistory,
 		phivault.ActionCreate, phivault.ActionUpdate, phivault.ActionDelete, phivault.ActionEverything,
 		phivault.ActionBundle, phivault.ActionShred, phivault.ActionKeyRotate,
+		phivault.ActionLogin, phivault.ActionTokenIssue, phivault.ActionTokenRevoke, phivault.ActionBreakGlass,
+		phivault.ActionReview, phivault.ActionAccountChange, phivault.ActionPolicyChange, phivault.ActionExport,
 	}
 	var out []string
 	for _, a := range all {

@@ -29,6 +29,9 @@ type ExportOptions struct {
 	// From and To select entries with From ≤ Time < To; a zero From means
 	// from the first entry, a zero To means up to the last.
 	From, To time.Time
+	// Start and End select entries by index, Start ≤ index < End; a zero
+	// End means up to the last. Both selections apply.
+	Start, End int64
 	// ProofSize, if positive, adds to each entry below it the proof of its
 	// inclusion in the tree of ProofSize entries: give the size of a signed
 	// checkpoint, and the export and that checkpoint verify on their own
@@ -47,12 +50,16 @@ func Export(ctx context.Context, s Storage, w io.Writer, opts ExportOptions) (in
 	if opts.ProofSize > size {
 		return 0, fmt.Errorf("audit export: proof size %d is beyond the log's %d entries", opts.ProofSize, size)
 	}
+	last := size
+	if opts.End > 0 {
+		last = min(opts.End, size)
+	}
 	hashes := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return s.ReadAuditHashes(ctx, idx) })
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	var n int64
-	for start := int64(0); start < size; start += verifyChunk {
-		end := min(start+verifyChunk, size)
+	for start := max(opts.Start, 0); start < last; start += verifyChunk {
+		end := min(start+verifyChunk, last)
 		data, err := s.ReadAuditEntries(ctx, start, end)
 		if err != nil {
 			return n, fmt.Errorf("audit export: read: %w", err)
@@ -108,26 +115,33 @@ func VerifyExport(r io.Reader, signedCheckpoint []byte, verifier note.Verifier, 
 		} else if err != nil {
 			return c, n, &VerifyError{Index: last + 1, Err: fmt.Errorf("export line %d: %v", n+1, err)}
 		}
-		bad := func(err error) (Checkpoint, int64, error) {
-			return c, n, &VerifyError{Index: line.Index, Err: err}
+		if line.Index <= last {
+			return c, n, &VerifyError{Index: line.Index, Err: fmt.Errorf("out of order after entry %d", last)}
 		}
-		switch {
-		case line.Index <= last:
-			return bad(fmt.Errorf("out of order after entry %d", last))
-		case line.Index >= c.N || line.TreeSize != c.N:
-			return bad(fmt.Errorf("no proof against the checkpoint of size %d", c.N))
-		}
-		if _, err := Decode(line.Entry); err != nil {
-			return bad(err)
-		}
-		leaf := tlog.RecordHash(line.Entry)
-		if leaf != line.LeafHash {
-			return bad(errors.New("leaf hash does not match the entry"))
-		}
-		if err := tlog.CheckRecord(line.Proof, c.N, c.Hash, line.Index, leaf); err != nil {
-			return bad(fmt.Errorf("not in the checkpoint's tree: %w", err))
+		if err := checkLine(&line, c); err != nil {
+			return c, n, err
 		}
 		last = line.Index
 		n++
 	}
+}
+
+// checkLine checks that line's entry is canonical, that its leaf hash is
+// its hash, and that its proof places it at its index in c's tree.
+func checkLine(line *ExportLine, c Checkpoint) error {
+	bad := func(err error) error { return &VerifyError{Index: line.Index, Err: err} }
+	if line.Index < 0 || line.Index >= c.N || line.TreeSize != c.N {
+		return bad(fmt.Errorf("no proof against the checkpoint of size %d", c.N))
+	}
+	if _, err := Decode(line.Entry); err != nil {
+		return bad(err)
+	}
+	leaf := tlog.RecordHash(line.Entry)
+	if leaf != line.LeafHash {
+		return bad(errors.New("leaf hash does not match the entry"))
+	}
+	if err := tlog.CheckRecord(line.Proof, c.N, c.Hash, line.Index, leaf); err != nil {
+		return bad(fmt.Errorf("not in the checkpoint's tree: %w", err))
+	}
+	return nil
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/smart"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -17,7 +20,10 @@ type Authenticator interface {
 }
 
 // NewHandler returns the HTTP endpoints for verifiers of l, for paths
-// starting /audit/. Every request needs a bearer token that auth accepts.
+// starting /audit/. Every request needs a bearer token that auth accepts,
+// of an operator, a privacy officer, a security admin or a system client
+// (see authorizeVerifier). They answer hashes, never entries, and are not
+// recorded in the trail: verifiers poll them.
 //
 //	GET /audit/checkpoint                          the latest signed checkpoint (text/plain)
 //	GET /audit/proof/inclusion?index=I&size=N      {"index","size","leaf_hash","proof"}
@@ -69,7 +75,7 @@ func NewHandler(l *Log, auth Authenticator) http.Handler {
 		}
 		writeJSON(w, map[string]any{"old": old, "size": size, "proof": []tlog.Hash(p)})
 	})
-	return requireBearer(auth, mux)
+	return requireBearer(auth, authorized(authorizeVerifier, mux))
 }
 
 func queryInt(r *http.Request, name string) (int64, error) {
@@ -88,4 +94,135 @@ func writeError(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// Roles that may read the whole audit trail.
+const (
+	RolePrivacyOfficer = "privacy-officer"
+	RoleSecurityAdmin  = "security-admin"
+)
+
+// operatorID is the principal id of the bootstrap admin token.
+const operatorID = "admin"
+
+// isOperator reports whether p is the bootstrap admin token: no principal
+// at all, or a system principal with id "admin". Operators read everything.
+func isOperator(p *phivault.Principal) bool {
+	return p == nil || p.Kind == phivault.PrincipalSystem && p.ID == operatorID
+}
+
+// isAuditor reports whether p may read the whole trail: an operator, or a
+// staff member or system client with the privacy-officer or security-admin
+// role. A patient never is, whatever roles their account claims.
+func isAuditor(p *phivault.Principal) bool {
+	if isOperator(p) {
+		return true
+	}
+	return p.Kind != phivault.PrincipalPatient && (p.HasRole(RolePrivacyOfficer) || p.HasRole(RoleSecurityAdmin))
+}
+
+// scopesAllow reports whether p's SMART scopes, if its token has any,
+// let it read and search AuditEvent. Without SMART scopes the roles decide.
+func scopesAllow(p *phivault.Principal) bool {
+	if p == nil || !p.SMART {
+		return true
+	}
+	scopes, err := smart.ParseList(p.Scopes)
+	if err != nil {
+		return false
+	}
+	return smart.Grants(scopes, smart.ContextOf(p.Kind), smart.Read|smart.Search, "AuditEvent", nil)
+}
+
+var (
+	errNotAuditor   = phivault.Errorf(phivault.EFORBIDDEN, "Reading the audit trail needs the privacy-officer or security-admin role.")
+	errNoAuditScope = phivault.Errorf(phivault.EFORBIDDEN, "The token's scopes do not include reading AuditEvent.")
+)
+
+// authorizeAuditor lets through operators, privacy officers and security
+// admins whose scopes, if any, cover AuditEvent.
+func authorizeAuditor(ctx context.Context) error {
+	p := phivault.PrincipalFromContext(ctx)
+	if !isAuditor(p) {
+		return errNotAuditor
+	}
+	if !scopesAllow(p) {
+		return errNoAuditScope
+	}
+	return nil
+}
+
+// authorizeVerifier lets through auditors and system clients (external
+// verifiers): the checkpoint and proofs hold hashes only, but the tree
+// size tells how busy the vault is.
+func authorizeVerifier(ctx context.Context) error {
+	if p := phivault.PrincipalFromContext(ctx); p != nil && p.Kind == phivault.PrincipalSystem {
+		return nil
+	}
+	return authorizeAuditor(ctx)
+}
+
+// authorized answers with the error of authorize, if any, before next.
+func authorized(authorize func(context.Context) error, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := authorize(r.Context()); err != nil {
+			writeError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readEntry returns the entry recording a read of the trail (action
+// export) by r's caller: request id, actor, roles, client, source and
+// purpose from the request's RequestInfo, else from its Principal.
+func readEntry(r *http.Request, now time.Time, targetType, targetID string) *phivault.AuditEntry {
+	ctx := r.Context()
+	e := &phivault.AuditEntry{Time: now.UTC(), Action: phivault.ActionExport, TargetType: targetType, TargetID: targetID, Outcome: "ok"}
+	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
+		e.RequestID, e.Actor, e.Roles, e.Client, e.Source, e.Purpose =
+			info.ID, info.Actor, info.Roles, info.Client, info.Source, info.Purpose
+	}
+	if p := phivault.PrincipalFromContext(ctx); p != nil {
+		if e.Actor == "" {
+			e.Actor = p.ID
+		}
+		if len(e.Roles) == 0 {
+			e.Roles = p.Roles
+		}
+		if e.Client == "" {
+			e.Client = p.Client
+		}
+	}
+	if e.Source == "" {
+		e.Source = remoteHost(r.RemoteAddr)
+	}
+	return e
+}
+
+// recordRead appends e, made by readEntry, before any of the trail leaves:
+// if it cannot, the answer is ErrUnavailable (503) and no data.
+func recordRead(r *http.Request, log phivault.AuditLog, e *phivault.AuditEntry) error {
+	if err := log.Append(context.WithoutCancel(r.Context()), e); err != nil {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// recordDenied appends e as a refused attempt with err's code. The refusal
+// stands even if the entry cannot be written: no data leaves either way.
+func recordDenied(r *http.Request, log phivault.AuditLog, e *phivault.AuditEntry, err error) {
+	e.Outcome = phivault.ErrorCode(err)
+	log.Append(context.WithoutCancel(r.Context()), e)
+}
+
+// paramNames returns the sorted names of the query parameters of r, never
+// their values.
+func paramNames(r *http.Request) []string {
+	var names []string
+	for name := range r.URL.Query() {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }

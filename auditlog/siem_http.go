@@ -18,10 +18,18 @@ type SIEMOptions struct {
 	// Poll is how often a stream looks for new entries. Default
 	// DefaultStreamPoll.
 	Poll time.Duration
+	// Now stamps the entries that record reads. Default time.Now.
+	Now func() time.Time
 }
 
 // NewSIEMHandler returns the endpoints that feed a SIEM from l, for paths
-// starting /audit/. Every request needs a bearer token that auth accepts.
+// starting /audit/. Every request needs a bearer token that auth accepts,
+// of an operator, a privacy officer or a security admin (others get 403),
+// and is recorded in l before any entry leaves, as an action export of
+// target AuditEvent with the names of its query parameters; a stream is
+// recorded once, when it starts, and its own entry is the first it sends
+// unless since is given. If the entry cannot be written, the answer is 503
+// and no data.
 //
 //	GET /audit/export?from=T&to=T[&size=N]    NDJSON of ExportLine, entries with from ≤ time < to
 //	GET /audit/stream[?format=ocsf][&since=I]  live NDJSON of OCSFEvent, one line per new entry
@@ -35,8 +43,29 @@ func NewSIEMHandler(l *Log, auth Authenticator, opts SIEMOptions) http.Handler {
 	if opts.Poll <= 0 {
 		opts.Poll = DefaultStreamPoll
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	// authorize refuses, records and answers a caller who may not read
+	// the trail.
+	authorize := func(w http.ResponseWriter, r *http.Request) bool {
+		if err := authorizeAuditor(r.Context()); err != nil {
+			recordDenied(r, l, readEntry(r, opts.Now(), "AuditEvent", ""), err)
+			writeError(w, err)
+			return false
+		}
+		return true
+	}
+	record := func(r *http.Request) error {
+		e := readEntry(r, opts.Now(), "AuditEvent", "")
+		e.SearchParams = paramNames(r)
+		return recordRead(r, l, e)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /audit/export", func(w http.ResponseWriter, r *http.Request) {
+		if !authorize(w, r) {
+			return
+		}
 		var eo ExportOptions
 		var err error
 		q := r.URL.Query()
@@ -54,12 +83,19 @@ func NewSIEMHandler(l *Log, auth Authenticator, opts SIEMOptions) http.Handler {
 				return
 			}
 		}
+		if err := record(r); err != nil {
+			writeError(w, err)
+			return
+		}
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		// Errors after the first line cannot change the status; the
 		// export then ends early, which a verifier notices by count.
 		Export(r.Context(), l.store, w, eo)
 	})
 	mux.HandleFunc("GET /audit/stream", func(w http.ResponseWriter, r *http.Request) {
+		if !authorize(w, r) {
+			return
+		}
 		if f := r.URL.Query().Get("format"); f != "" && f != "ocsf" {
 			writeError(w, phivault.Errorf(phivault.EINVALID, "The only stream format is ocsf."))
 			return
@@ -72,6 +108,10 @@ func NewSIEMHandler(l *Log, auth Authenticator, opts SIEMOptions) http.Handler {
 				return
 			}
 			next = n
+		}
+		if err := record(r); err != nil {
+			writeError(w, err)
+			return
 		}
 		rc := http.NewResponseController(w)
 		rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout

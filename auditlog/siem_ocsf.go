@@ -106,7 +106,7 @@ func OCSF(index int64, origin string, e *phivault.AuditEntry) *OCSFEvent {
 	switch e.Action {
 	case phivault.ActionCreate:
 		activity = 1
-	case phivault.ActionRead, phivault.ActionVRead, phivault.ActionSearch, phivault.ActionHistory, phivault.ActionEverything:
+	case phivault.ActionRead, phivault.ActionVRead, phivault.ActionSearch, phivault.ActionHistory, phivault.ActionEverything, phivault.ActionExport:
 		activity = 2
 	case phivault.ActionUpdate, phivault.ActionKeyRotate:
 		activity = 3

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -71,18 +72,25 @@ func TestSIEMHandler_stream(t *testing.T) {
 	}
 	sc := bufio.NewScanner(resp.Body)
 	var evs []auditlog.OCSFEvent
-	for len(evs) < 3 && sc.Scan() {
+	for len(evs) < 4 && sc.Scan() {
 		var ev auditlog.OCSFEvent
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatal(err)
 		}
 		evs = append(evs, ev)
 	}
-	if len(evs) != 3 {
+	if len(evs) != 4 {
 		t.Fatalf("got %d events: %v", len(evs), sc.Err())
 	}
+	// The subscription is recorded before the stream starts: entry 1.
+	if sub := evs[1]; sub.API.Operation != phivault.ActionExport || sub.ActivityID != 2 || sub.Metadata.Sequence != 1 ||
+		len(sub.Resources) != 1 || sub.Resources[0].Type != "AuditEvent" || fmt.Sprint(sub.Unmapped["search_params"]) != "[format since]" {
+		t.Errorf("subscription event = %+v", sub)
+	}
+	evs = slices.Delete(evs, 1, 2)
 	for i, ev := range evs {
-		if ev.ClassUID != 6003 || ev.CategoryUID != 6 || ev.ActivityID != 2 || ev.TypeUID != 600302 || ev.Metadata.Sequence != int64(i) {
+		seq := []int64{0, 2, 3}[i]
+		if ev.ClassUID != 6003 || ev.CategoryUID != 6 || ev.ActivityID != 2 || ev.TypeUID != 600302 || ev.Metadata.Sequence != seq {
 			t.Errorf("event %d: class %d category %d activity %d type %d sequence %d", i, ev.ClassUID, ev.CategoryUID, ev.ActivityID, ev.TypeUID, ev.Metadata.Sequence)
 		}
 		if ev.API.Operation != "read" || ev.Actor.User.UID != "admin" || ev.API.Request.UID != fmt.Sprintf("req%04d", i) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,9 +19,10 @@ type ViewOptions struct {
 	Store IndexStorage
 	// Auth checks every request's bearer token.
 	Auth Authenticator
-	// Log, if set, records every read of the trail (action read or search
-	// on type AuditEvent, with no patient compartment) before the answer
-	// is sent; if it cannot, the request fails with 503 and no data.
+	// Log records every read of the trail (action export, see
+	// NewViewHandler) before the answer is sent, and every refused
+	// attempt; if it cannot, the request fails with 503 and no data.
+	// Required.
 	Log phivault.AuditLog
 	// BaseURL is the FHIR base URL for fullUrl and paging links, e.g.
 	// https://vault.example.org/fhir. Default: from the request.
@@ -38,7 +40,21 @@ const (
 // NewViewHandler returns the read-only views of the audit trail, for the
 // absolute paths below. They read the audit store only: they never decrypt
 // a record, so they answer while the vault is sealed, and they show ids, not
-// PHI. Every request needs a bearer token that opts.Auth accepts.
+// PHI. Every request needs a bearer token that opts.Auth accepts, and:
+//
+//   - AuditEvent search and read, and the user activity report: an
+//     operator (the bootstrap admin token), or a principal with the
+//     privacy-officer or security-admin role; others get 403.
+//   - A patient's access report: the patient themself (a principal of kind
+//     patient whose PatientID is the patient; 404 for any other patient),
+//     a privacy officer, or an operator; others get 403.
+//
+// A token with SMART scopes also needs a scope that reads AuditEvent.
+// Each read is recorded before data leaves, as an entry of action export:
+// target AuditEvent (its index for a read; Returned lists the AuditEvents
+// answered), AccessReport with the patient's id and compartment, or
+// ActivityReport with the actor's id; with the names (never the values) of
+// the query parameters. Refusals are recorded with their outcome.
 //
 //	GET /fhir/AuditEvent?patient=&agent=&date=&action=&_id=&_count=&_offset=
 //	    a searchset Bundle of AuditEvents (IHE BALP shape), oldest first
@@ -56,6 +72,9 @@ func NewViewHandler(opts ViewOptions) http.Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Log == nil {
+		panic("auditlog: NewViewHandler needs a Log to record reads of the trail")
+	}
 	v := &view{opts: opts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fhir/AuditEvent", v.serveSearch)
@@ -70,6 +89,9 @@ type view struct {
 }
 
 func (v *view) serveRead(w http.ResponseWriter, r *http.Request) {
+	if !v.authorize(w, r, authorizeAuditor, "AuditEvent", r.PathValue("index")) {
+		return
+	}
 	idx, err := strconv.ParseInt(r.PathValue("index"), 10, 64)
 	notFound := phivault.Errorf(phivault.ENOTFOUND, "No such AuditEvent.")
 	if err != nil || idx < 0 {
@@ -81,7 +103,9 @@ func (v *view) serveRead(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if err := v.record(r, phivault.ActionRead, r.PathValue("index"), nil); err != nil {
+	rec := readEntry(r, v.opts.Now(), "AuditEvent", r.PathValue("index"))
+	rec.Returned = []string{"AuditEvent/" + r.PathValue("index")}
+	if err := recordRead(r, v.opts.Log, rec); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -136,6 +160,9 @@ func parseQuery(vals url.Values) (Query, error) {
 }
 
 func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
+	if !v.authorize(w, r, authorizeAuditor, "AuditEvent", "") {
+		return
+	}
 	vals := r.URL.Query()
 	var names []string
 	for name := range vals {
@@ -201,7 +228,13 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if err := v.record(r, phivault.ActionSearch, "", names); err != nil {
+	rec := readEntry(r, v.opts.Now(), "AuditEvent", "")
+	slices.Sort(names)
+	rec.SearchParams = names
+	for _, ev := range events {
+		rec.Returned = append(rec.Returned, "AuditEvent/"+ev.ID)
+	}
+	if err := recordRead(r, v.opts.Log, rec); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -244,28 +277,73 @@ func (v *view) events(ctx context.Context, q Query, idxs []int64) ([]*AuditEvent
 	return out, nil
 }
 
-// authorizeReport decides who may read an access report. Only the admin
-// token exists for now, and every authenticated actor may read any report.
-//
-// TODO(identity): once principals carry roles, a patient may fetch only
-// their own report (patient == the principal's patient id), a privacy
-// officer any patient's, and only privacy officers and security admins a
-// user's activity report; deny everyone else with EFORBIDDEN.
-func authorizeReport(ctx context.Context, patient, actor string) error {
+// Target types of the entries that record reads of the access reports.
+const (
+	TargetAccessReport   = "AccessReport"   // a patient's accounting of disclosures
+	TargetActivityReport = "ActivityReport" // a user's activity report
+)
+
+var errPatientNotFound = phivault.Errorf(phivault.ENOTFOUND, "No such patient.")
+
+// authorizePatientReport decides who may read patient's access report: the
+// patient themself, a privacy officer, or an operator. A patient asking for
+// another patient's report is told there is no such patient.
+func authorizePatientReport(ctx context.Context, patient string) error {
+	p := phivault.PrincipalFromContext(ctx)
+	switch {
+	case p != nil && p.Kind == phivault.PrincipalPatient:
+		if p.PatientID == "" || p.PatientID != patient {
+			return errPatientNotFound
+		}
+	case isOperator(p):
+		return nil
+	case !p.HasRole(RolePrivacyOfficer):
+		return phivault.Errorf(phivault.EFORBIDDEN, "A patient's access report is for the patient and privacy officers.")
+	}
+	if !scopesAllow(p) {
+		return errNoAuditScope
+	}
 	return nil
+}
+
+// authorize runs check on r; if it refuses, the refusal is recorded (as an
+// export of targetType) and answered, and authorize returns false.
+func (v *view) authorize(w http.ResponseWriter, r *http.Request, check func(context.Context) error, targetType, targetID string) bool {
+	err := check(r.Context())
+	if err == nil {
+		return true
+	}
+	e := readEntry(r, v.opts.Now(), targetType, targetID)
+	if targetType == TargetAccessReport {
+		e.Compartments = []string{targetID}
+	}
+	recordDenied(r, v.opts.Log, e, err)
+	writeError(w, err)
+	return false
 }
 
 func (v *view) servePatientReport(w http.ResponseWriter, r *http.Request) {
 	patient := r.PathValue("id")
-	v.serveReport(w, r, Query{Patient: patient}, "patient-"+patient)
+	check := func(ctx context.Context) error { return authorizePatientReport(ctx, patient) }
+	if !v.authorize(w, r, check, TargetAccessReport, patient) {
+		return
+	}
+	rec := readEntry(r, v.opts.Now(), TargetAccessReport, patient)
+	rec.Compartments = []string{patient}
+	v.serveReport(w, r, Query{Patient: patient}, "patient-"+patient, rec)
 }
 
 func (v *view) serveUserReport(w http.ResponseWriter, r *http.Request) {
 	actor := r.PathValue("actor")
-	v.serveReport(w, r, Query{Actor: actor}, "user-"+actor)
+	if !v.authorize(w, r, authorizeAuditor, TargetActivityReport, actor) {
+		return
+	}
+	v.serveReport(w, r, Query{Actor: actor}, "user-"+actor, readEntry(r, v.opts.Now(), TargetActivityReport, actor))
 }
 
-func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, name string) {
+// serveReport answers a report of the entries that match base and the
+// request's filters, after recording rec.
+func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, name string, rec *phivault.AuditEntry) {
 	vals := r.URL.Query()
 	for n := range vals {
 		if n != "format" && n != "date" && n != "action" {
@@ -285,10 +363,6 @@ func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, n
 		return
 	}
 	ctx := r.Context()
-	if err := authorizeReport(ctx, q.Patient, q.Actor); err != nil {
-		writeError(w, err)
-		return
-	}
 	if _, err := CatchUpIndex(ctx, v.opts.Store); err != nil {
 		writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
 		return
@@ -300,7 +374,8 @@ func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, n
 		writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
 		return
 	}
-	if err := v.record(r, phivault.ActionSearch, "", []string{"report"}); err != nil {
+	rec.SearchParams = paramNames(r)
+	if err := recordRead(r, v.opts.Log, rec); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -312,26 +387,6 @@ func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, n
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
 	rep.WriteBundle(ctx, w, v.baseURL(r))
-}
-
-// record appends the view's own entry: reading the trail is recorded too.
-func (v *view) record(r *http.Request, action, id string, params []string) error {
-	if v.opts.Log == nil {
-		return nil
-	}
-	ctx := r.Context()
-	e := &phivault.AuditEntry{Time: v.opts.Now().UTC(), Action: action, TargetType: "AuditEvent", TargetID: id, SearchParams: params, Outcome: "ok"}
-	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
-		e.RequestID, e.Actor, e.Roles, e.Client, e.Source, e.Purpose =
-			info.ID, info.Actor, info.Roles, info.Client, info.Source, info.Purpose
-	}
-	if e.Source == "" {
-		e.Source = remoteHost(r.RemoteAddr)
-	}
-	if err := v.opts.Log.Append(context.WithoutCancel(ctx), e); err != nil {
-		return ErrUnavailable
-	}
-	return nil
 }
 
 func remoteHost(addr string) string {

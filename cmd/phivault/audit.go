@@ -190,10 +190,10 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options, auth api.
 		return err
 	}
 	mux := http.NewServeMux()
-	siem := auditlog.NewSIEMHandler(l, auth, auditlog.SIEMOptions{})
+	siem := auditlog.NewSIEMHandler(l, auditActor{auth}, auditlog.SIEMOptions{})
 	mux.Handle("/audit/export", siem)
 	mux.Handle("/audit/stream", siem)
-	mux.Handle("/", auditlog.NewHandler(l, auth))
+	mux.Handle("/", auditlog.NewHandler(l, auditActor{auth}))
 	t.handler = mux
 	a.audit = t
 	a.records = auditlog.NewRecordService(a.records, l)
@@ -480,7 +480,9 @@ func (c *auditCommand) export(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		opts.ProofSize = cp.N
+		// Entries after the checkpoint have no proof yet: the next
+		// checkpoint covers them.
+		opts.ProofSize, opts.End = cp.N, cp.N
 		if *saveCP != "" {
 			if err := writeFileAtomic(*saveCP, append(append([]byte(nil), last...), '\n'), 0o644); err != nil {
 				return err

@@ -333,10 +333,22 @@ func TestAuditEvent_view(t *testing.T) {
 			t.Errorf("CSV report has %d creates, want 2", creates)
 		}
 
+		// Reading the report was recorded in the patient's compartment, so
+		// the next report shows it.
+		entries := a.trail(t)
+		last := entries[len(entries)-1]
+		if last.Action != phivault.ActionExport || last.TargetType != auditlog.TargetAccessReport || last.TargetID != pa ||
+			!slices.Equal(last.Compartments, []string{pa}) || last.Actor != "admin" || !slices.Equal(last.SearchParams, []string{"format"}) {
+			t.Errorf("the CSV report was recorded as %+v", last)
+		}
+		wantNow := want(entries, touches(pa))
+		if !slices.Equal(wantNow, append(slices.Clone(wantA), strconv.Itoa(len(entries)-1))) {
+			t.Errorf("patient A's entries after the report = %v, want %v and the report's", wantNow, wantA)
+		}
 		status, body = a.do(t, "GET", "/fhir/admin/reports/patients/"+pa+"/access", "")
 		var b auditBundle
-		if status != http.StatusOK || json.Unmarshal(body, &b) != nil || b.Total != len(wantA) || len(b.Entry) != len(wantA) {
-			t.Errorf("JSON report = %d, total %d with %d entries, want %d: %.300s", status, b.Total, len(b.Entry), len(wantA), body)
+		if status != http.StatusOK || json.Unmarshal(body, &b) != nil || b.Total != len(wantNow) || len(b.Entry) != len(wantNow) {
+			t.Errorf("JSON report = %d, total %d with %d entries, want %d: %.300s", status, b.Total, len(b.Entry), len(wantNow), body)
 		}
 		if status, _ := a.do(t, "GET", "/fhir/admin/reports/patients/"+pa+"/access?format=xml", ""); status != http.StatusBadRequest {
 			t.Errorf("format=xml = %d, want 400", status)
@@ -356,8 +368,8 @@ func TestAuditEvent_view(t *testing.T) {
 		if b.Total != len(w) || len(b.Entry) != b.Total {
 			t.Fatalf("activity report: total %d with %d entries, want %d", b.Total, len(b.Entry), len(w))
 		}
-		if last := entries[len(entries)-1]; last.TargetType != "AuditEvent" || last.Action != phivault.ActionSearch {
-			t.Errorf("the last entry before the report is %s %s, want the previous search of AuditEvent", last.Action, last.TargetType)
+		if last := entries[len(entries)-1]; last.TargetType != auditlog.TargetAccessReport || last.Action != phivault.ActionExport {
+			t.Errorf("the last entry before the report is %s %s, want the previous read of an access report", last.Action, last.TargetType)
 		}
 		for i, id := range w {
 			if b.Entry[i].Resource.ID != id {
@@ -376,9 +388,10 @@ func TestAuditEvent_view(t *testing.T) {
 		if status, _ := a.do(t, "GET", "/fhir/Patient/"+pa, ""); status != http.StatusServiceUnavailable {
 			t.Fatalf("read while sealed = %d, want 503", status)
 		}
+		w := want(a.trail(t), touches(pa)) // with the reads of A's report
 		ids, _ := a.searchEvents(t, "patient="+pa)
-		if !slices.Equal(ids, wantA) {
-			t.Errorf("AuditEvent?patient=A while sealed = %v, want %v", ids, wantA)
+		if !slices.Equal(ids, w) || len(w) != len(wantA)+2 {
+			t.Errorf("AuditEvent?patient=A while sealed = %v, want %v", ids, w)
 		}
 	})
 }
