@@ -105,6 +105,9 @@ func model(r policy.Request) bool {
 		return true
 	case inCompartment && p.Kind == policy.KindSystem && scope && (readish || a == policy.Create || a == policy.Update || a == policy.Delete):
 		return true
+	case p.Kind == policy.KindSystem && slices.Contains(p.Roles, "bootstrap-admin") && (res.Category == policy.CategoryAudit || res.Category == policy.CategoryAdmin) &&
+		(a == policy.ReadAudit || a == policy.ManageUsers || a == policy.ManageKeys || a == policy.ManagePolicies):
+		return true
 	case res.Category == policy.CategoryShared && readish && (p.Kind == policy.KindStaff || scope):
 		return true
 	case res.Category == policy.CategoryShared && p.Kind == policy.KindSystem && scope && (a == policy.Create || a == policy.Update || a == policy.Delete):
@@ -121,7 +124,7 @@ func model(r policy.Request) bool {
 var (
 	allActions = []policy.Action{policy.Read, policy.Search, policy.History, policy.Create, policy.Update, policy.Delete,
 		policy.BreakGlass, policy.ReadAudit, policy.ManageUsers, policy.ManageKeys, policy.ManagePolicies}
-	allRoles = []string{"physician", "nurse", "front-desk", "billing", "privacy-officer", "security-admin"}
+	allRoles = []string{"physician", "nurse", "front-desk", "billing", "privacy-officer", "security-admin", "bootstrap-admin"}
 	allKinds = []string{"Observation", "Patient", "Claim", "Appointment"}
 	allLabel = []string{"R", "V", "PSY", "SUD", "HIV", "ETH", "VIP"}
 )
@@ -159,17 +162,18 @@ func TestMatrix(t *testing.T) {
 	a := newAuthorizer(t)
 	n, allowed, cell, step := 0, 0, 0, testenv.SampleStep()
 	principals := []policy.Principal{}
-	for _, role := range allRoles {
+	for _, role := range allRoles[:6] { // bootstrap-admin is a system role
 		principals = append(principals, policy.Principal{ID: "u-" + role, Kind: policy.KindStaff, Roles: []string{role}, Department: "cardio", Organization: "org1"})
 	}
 	principals = append(principals,
 		policy.Principal{ID: "pat", Kind: policy.KindPatient, PatientID: "p1"},
 		policy.Principal{ID: "pat2", Kind: policy.KindPatient, PatientID: "p2"},
-		policy.Principal{ID: "sys", Kind: policy.KindSystem})
+		policy.Principal{ID: "sys", Kind: policy.KindSystem},
+		policy.Principal{ID: "boot", Kind: policy.KindSystem, Roles: []string{"bootstrap-admin"}})
 	for _, base := range principals {
 		for _, kind := range allKinds {
 			for _, cat := range []string{policy.CategoryPatient, policy.CategoryAudit, policy.CategoryAdmin, policy.CategoryShared} {
-				if cat != policy.CategoryPatient && cat != policy.CategoryShared && kind != "Observation" {
+				if cat != policy.CategoryPatient && kind != "Observation" {
 					continue // kind matters only inside patient compartments
 				}
 				for _, care := range []bool{false, true} {

@@ -1,0 +1,404 @@
+// Package access implements phivault's policy enforcement point: a
+// [phivault.RecordService] decorator that asks the policy package (Cedar)
+// about every interaction, limits it further by the caller's SMART scopes,
+// and hides what the caller may not see. It sits between the audit layer
+// and the vault (api → auditlog → access → vault), so every decision it
+// makes is recorded on the request's [phivault.AuditNote].
+//
+// # What callers see
+//
+//   - A read, vread or history of a resource the caller may not see answers
+//     ENOTFOUND, exactly like a resource that does not exist, unless the
+//     policy says the caller could break the glass for it: then EFORBIDDEN
+//     with a message saying how.
+//   - Searches, history and $everything ask the vault for every match (up
+//     to MaxScan), keep what the caller may see, and page that: totals never
+//     count what the caller may not see. _include'd resources are filtered
+//     too.
+//   - Writes are decided on the resource as stored (update, delete) and on
+//     the new body, in the compartment the body puts it in.
+//   - Batch and transaction Bundles are authorized entry by entry before
+//     any of them runs; see Bundle.
+//
+// # Inputs of a decision
+//
+// The principal comes from [phivault.PrincipalFromContext]; without one
+// every call is refused. The patient side (care team, department, labels,
+// Consent deny provisions) is read from the patient's compartment through
+// the wrapped service and cached; see patient.go. Resource labels are the
+// sensitivity codes in meta.security.
+package access
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/policy"
+	"github.com/phivault/phivault/smart"
+)
+
+// Defaults for RecordService fields.
+const (
+	DefaultContextTTL    = time.Minute      // how long a patient's access context is cached
+	DefaultMaxScan       = 20_000           // most matches a search may filter (the vault's candidate cap)
+	DefaultBreakGlassTTL = 60 * time.Minute // how long a break-the-glass grant lasts
+	DefaultFreshAuth     = 5 * time.Minute  // how recent a login must be to break the glass
+	DefaultCount         = 50               // page size when _count is absent, as in the vault
+	MaxCount             = 1000             // largest page, as in the vault
+	defaultCacheEntries  = 10_000
+)
+
+// SensitiveLabels are the meta.security codes that need a clearance:
+// confidentiality R and V, and the sensitivity codes PSY, SUD (42 CFR Part
+// 2), HIV, ETH and VIP. Other codes (such as N, normal) are ignored.
+var sensitiveLabels = []string{"R", "V", "PSY", "SUD", "HIV", "ETH", "VIP"}
+
+// SensitiveLabels returns the meta.security codes that need a clearance.
+func SensitiveLabels() []string { return slices.Clone(sensitiveLabels) }
+
+// Decider decides one authorization request; *policy.Authorizer is one.
+type Decider interface {
+	Decide(ctx context.Context, r policy.Request) (policy.Decision, error)
+}
+
+// AccountLookup finds accounts; phivault.AccountStore is one.
+type AccountLookup interface {
+	AccountByID(ctx context.Context, id string) (*phivault.Account, error)
+}
+
+// RecordService enforces access policy on the RecordService it wraps. Create
+// it with NewRecordService, set fields, then use it; it is safe for
+// concurrent use by multiple goroutines.
+type RecordService struct {
+	next    phivault.RecordService
+	decider Decider
+
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+	// ContextTTL bounds how long a patient's access context (care team,
+	// labels, consents) is cached; writes through this service invalidate
+	// it at once, writes through other nodes within ContextTTL. Default
+	// DefaultContextTTL.
+	ContextTTL time.Duration
+	// MaxScan caps how many matches one search, history or $everything may
+	// filter; beyond it the caller is asked to narrow the search. Default
+	// DefaultMaxScan.
+	MaxScan int
+	// BreakGlassTTL is the lifetime of a break-the-glass grant. Default
+	// DefaultBreakGlassTTL.
+	BreakGlassTTL time.Duration
+	// FreshAuth is how recent a login must be to break the glass. Default
+	// DefaultFreshAuth.
+	FreshAuth time.Duration
+	// Log receives the break-the-glass and review entries. Nil refuses
+	// break-the-glass (it must always be recorded).
+	Log phivault.AuditLog
+	// Accounts, if set, is consulted (through a short cache) for the
+	// status of the account behind a principal, so that a suspended
+	// account gets nothing even with a token still in flight.
+	Accounts AccountLookup
+	// Logger receives a warning for every break-the-glass grant opened
+	// (ids only), for alerting. Nil discards.
+	Logger *slog.Logger
+
+	cache    patientCache
+	grants   grants
+	statusMu sync.Mutex
+	status   map[string]statusEntry
+}
+
+var _ phivault.RecordService = (*RecordService)(nil)
+
+// NewRecordService returns a RecordService deciding calls of next with d.
+func NewRecordService(next phivault.RecordService, d Decider) *RecordService {
+	return &RecordService{
+		next:          next,
+		decider:       d,
+		Now:           time.Now,
+		ContextTTL:    DefaultContextTTL,
+		MaxScan:       DefaultMaxScan,
+		BreakGlassTTL: DefaultBreakGlassTTL,
+		FreshAuth:     DefaultFreshAuth,
+	}
+}
+
+var (
+	errNoPrincipal = &phivault.Error{Code: phivault.EFORBIDDEN, Message: "This request carries no identity the access policy can decide on."}
+	errBadScopes   = &phivault.Error{Code: phivault.EFORBIDDEN, Message: "The token's SMART scopes are not valid; request a new token."}
+	errBreakGlass  = &phivault.Error{Code: phivault.EFORBIDDEN, Message: "You have no care relationship with this patient, or the record needs a clearance you lack. " +
+		"In an emergency you may break the glass: log in again, then POST /fhir/admin/break-glass with the patient id, " +
+		"a purpose of use (ETREAT or BTG) and your reason. The access is time-boxed, recorded and reviewed."}
+)
+
+// caller is the principal of one call, with what every decision needs.
+type caller struct {
+	p       *phivault.Principal
+	pol     policy.Principal
+	scopes  []smart.Scope
+	granule bool // some scope is granular: decisions need the body
+	note    *phivault.AuditNote
+	purpose string
+	source  string
+	btgWhy  string // the reason given, when breaking the glass
+	now     time.Time
+}
+
+// caller builds the caller of ctx, or refuses it.
+func (s *RecordService) caller(ctx context.Context) (*caller, error) {
+	p := phivault.PrincipalFromContext(ctx)
+	if p == nil || p.ID == "" {
+		return nil, errNoPrincipal
+	}
+	c := &caller{p: p, now: s.Now()}
+	c.pol = policy.Principal{
+		ID: p.ID, Kind: p.Kind, Roles: p.Roles, Department: p.Department, Organization: p.Organization,
+		Clearances: p.Clearances, TrainingValidUntil: p.TrainingValidUntil, AuthTime: p.AuthTime, PatientID: p.PatientID,
+	}
+	if p.SMART {
+		sc, err := smart.ParseList(p.Scopes)
+		if err != nil {
+			return nil, errBadScopes
+		}
+		c.scopes = sc
+		if c.scopes == nil {
+			c.scopes = []smart.Scope{}
+		}
+		for _, x := range sc {
+			c.granule = c.granule || len(x.Query) > 0
+		}
+	}
+	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
+		c.note, c.purpose, c.source = info.Note, info.Purpose, info.Source
+	}
+	suspended, err := s.suspended(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	c.pol.Suspended = suspended
+	return c, nil
+}
+
+type statusEntry struct {
+	suspended bool
+	at        time.Time
+}
+
+// statusTTL bounds how long an account's status is trusted: suspension
+// also revokes every token at once, this is the second line.
+const statusTTL = 5 * time.Second
+
+// suspended reports whether the account behind p is not active.
+func (s *RecordService) suspended(ctx context.Context, p *phivault.Principal) (bool, error) {
+	if s.Accounts == nil || p.Kind == phivault.PrincipalSystem {
+		return false, nil
+	}
+	now := s.Now()
+	s.statusMu.Lock()
+	e, ok := s.status[p.ID]
+	s.statusMu.Unlock()
+	if ok && now.Sub(e.at) < statusTTL && now.Sub(e.at) >= 0 {
+		return e.suspended, nil
+	}
+	a, err := s.Accounts.AccountByID(ctx, p.ID)
+	switch {
+	case phivault.ErrorCode(err) == phivault.ENOTFOUND:
+		e = statusEntry{suspended: true, at: now} // no account: nothing
+	case err != nil:
+		return false, err
+	default:
+		e = statusEntry{suspended: a.Status != phivault.AccountActive, at: now}
+	}
+	s.statusMu.Lock()
+	if s.status == nil || len(s.status) > defaultCacheEntries {
+		s.status = map[string]statusEntry{}
+	}
+	s.status[p.ID] = e
+	s.statusMu.Unlock()
+	return e.suspended, nil
+}
+
+// target is a resource as a decision sees it.
+type target struct {
+	typ, id     string
+	compartment string
+	labels      []string
+	obj         map[string]any // decoded body, when granular scopes need it
+	newPatient  *policy.Patient
+	btgRecord   bool // a break-the-glass record (see BreakGlassSystem)
+}
+
+// targetOf describes a stored resource version. The body is decoded in
+// full only when the caller's scopes are granular.
+func targetOf(c *caller, r *phivault.Resource) (*target, error) {
+	t := &target{typ: r.Type, id: r.ID, compartment: r.Compartment}
+	if r.Body == nil {
+		return t, nil
+	}
+	if c.granule {
+		obj, err := fhir.Decode(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		t.obj, t.labels, t.btgRecord = obj, labelsOf(obj), isBreakGlassBody(r.Type, obj)
+		return t, nil
+	}
+	var m struct {
+		Code struct {
+			Coding []struct {
+				System string `json:"system"`
+			} `json:"coding"`
+		} `json:"code"`
+		Meta struct {
+			Security []struct {
+				Code string `json:"code"`
+			} `json:"security"`
+		} `json:"meta"`
+	}
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		return nil, err
+	}
+	for _, cd := range m.Code.Coding {
+		t.btgRecord = t.btgRecord || (r.Type == "Basic" && cd.System == BreakGlassSystem)
+	}
+	for _, sc := range m.Meta.Security {
+		if slices.Contains(sensitiveLabels, sc.Code) && !slices.Contains(t.labels, sc.Code) {
+			t.labels = append(t.labels, sc.Code)
+		}
+	}
+	return t, nil
+}
+
+// labelsOf returns the sensitive meta.security codes of a decoded resource.
+func labelsOf(obj map[string]any) []string {
+	meta, _ := obj["meta"].(map[string]any)
+	sec, _ := meta["security"].([]any)
+	var out []string
+	for _, s := range sec {
+		m, _ := s.(map[string]any)
+		code, _ := m["code"].(string)
+		if slices.Contains(sensitiveLabels, code) && !slices.Contains(out, code) {
+			out = append(out, code)
+		}
+	}
+	return out
+}
+
+// decide asks the policy about action on t, without recording anything.
+func (s *RecordService) decide(ctx context.Context, c *caller, action policy.Action, t *target) (policy.Decision, error) {
+	req := policy.Request{
+		Principal: c.pol,
+		Action:    action,
+		Resource:  policy.Resource{Type: t.typ, ID: t.id, Labels: t.labels, Object: t.obj},
+		Context: policy.Context{
+			Time: c.now, Purpose: c.purpose, SourceAddress: c.source,
+			SMART: c.p.SMART, Scopes: c.p.Scopes, ParsedScopes: c.scopes,
+			BreakGlassWhy: c.btgWhy,
+		},
+	}
+	switch {
+	case t.newPatient != nil:
+		req.Resource.Category = policy.CategoryPatient
+		req.Patient = *t.newPatient
+	case t.compartment != "":
+		req.Resource.Category = policy.CategoryPatient
+		info, err := s.patientInfo(ctx, t.compartment)
+		if err != nil {
+			return policy.Decision{}, err
+		}
+		req.Patient = info.policyPatient(t.compartment, c.p)
+		if g, ok := s.grants.active(c.p.ID, t.compartment, c.now); ok {
+			req.Context.BreakGlass = &policy.BreakGlassGrant{PatientID: t.compartment, Reason: "granted", Until: g.until}
+		}
+	default:
+		req.Resource.Category = policy.CategoryShared
+	}
+	if t.btgRecord {
+		// Break-the-glass records are part of the audit trail: only those
+		// who may read the audit trail see them, and nobody writes them.
+		req.Resource.Category = policy.CategoryAudit
+		req.Patient = policy.Patient{}
+		req.Context.BreakGlass = nil
+		if action == policy.Read || action == policy.Search || action == policy.History {
+			req.Action = policy.ReadAudit
+		} else {
+			return policy.Decision{Policies: []string{"access-break-glass-record-read-only"}}, nil
+		}
+	}
+	return s.decider.Decide(ctx, req)
+}
+
+// usedGrant reports whether d permitted only through a break-the-glass grant.
+func usedGrant(d policy.Decision) bool {
+	return d.Allow && slices.Contains(d.Policies, "break-glass-access")
+}
+
+// record notes a decision for the audit entry of the request.
+func record(c *caller, d policy.Decision) {
+	if c.note == nil {
+		return
+	}
+	verb := "deny"
+	if d.Allow {
+		verb = "permit"
+	}
+	ids := d.Policies
+	if len(ids) == 0 {
+		ids = []string{"no-permit"}
+	}
+	msg := verb + ": " + joinIDs(ids)
+	c.note.SetDecision(msg)
+	if usedGrant(d) {
+		c.note.MarkBreakGlass()
+	}
+}
+
+func joinIDs(ids []string) string {
+	out := ""
+	for i, id := range ids {
+		if i > 0 {
+			out += ","
+		}
+		out += id
+	}
+	return out
+}
+
+// hidden is the error for a resource the caller may not see.
+func hidden(d policy.Decision) error {
+	if d.BreakGlassPossible {
+		return errBreakGlass
+	}
+	return phivault.ErrNotFound
+}
+
+// authorize decides and records action on t; it returns the error to give
+// the caller if denied. notPermitted is returned instead of hidden when the
+// caller may see the resource but not act on it so.
+func (s *RecordService) authorize(ctx context.Context, c *caller, action policy.Action, t *target) (policy.Decision, error) {
+	d, err := s.decide(ctx, c, action, t)
+	if err != nil {
+		return d, err
+	}
+	record(c, d)
+	if !d.Allow {
+		return d, hidden(d)
+	}
+	return d, nil
+}
+
+// pageSize clamps _count like the vault does.
+func pageSize(count int) int {
+	switch {
+	case count <= 0:
+		return DefaultCount
+	case count > MaxCount:
+		return MaxCount
+	}
+	return count
+}

@@ -1,0 +1,445 @@
+package access
+
+import (
+	"context"
+	"slices"
+	"strconv"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/policy"
+	"github.com/phivault/phivault/smart"
+)
+
+// Read returns the resource if the caller may read it.
+func (s *RecordService) Read(ctx context.Context, typ, id string) (*phivault.Resource, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.next.Read(ctx, typ, id)
+	if err != nil {
+		return nil, s.hideGone(ctx, c, typ, id, err)
+	}
+	return s.readable(ctx, c, policy.Read, res)
+}
+
+// VRead returns the version if the caller may read it.
+func (s *RecordService) VRead(ctx context.Context, typ, id string, version int64) (*phivault.Resource, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.next.VRead(ctx, typ, id, version)
+	if err != nil {
+		return nil, s.hideGone(ctx, c, typ, id, err)
+	}
+	return s.readable(ctx, c, policy.Read, res)
+}
+
+// readable authorizes action on res and returns it, or the hiding error.
+func (s *RecordService) readable(ctx context.Context, c *caller, action policy.Action, res *phivault.Resource) (*phivault.Resource, error) {
+	t, err := targetOf(c, res)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.authorize(ctx, c, action, t); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// hideGone turns EGONE (a deleted resource) into ENOTFOUND unless the
+// caller may see the deletion: that is decided on the newest version, the
+// tombstone, in its compartment.
+func (s *RecordService) hideGone(ctx context.Context, c *caller, typ, id string, err error) error {
+	if phivault.ErrorCode(err) != phivault.EGONE {
+		return err
+	}
+	h, herr := s.next.History(ctx, phivault.HistoryQuery{Type: typ, ID: id, Count: 1})
+	if herr != nil || len(h.Versions) == 0 {
+		return phivault.ErrNotFound
+	}
+	t, terr := targetOf(c, h.Versions[0])
+	if terr != nil {
+		return terr
+	}
+	if _, aerr := s.authorize(ctx, c, policy.Read, t); aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+// tally sums the decisions of a call over many resources for the audit
+// note: the permitting policies and how many resources were withheld.
+type tally struct {
+	permits []string
+	denied  int
+	glass   bool
+}
+
+func (t *tally) add(d policy.Decision) {
+	if !d.Allow {
+		t.denied++
+		return
+	}
+	for _, p := range d.Policies {
+		if !slices.Contains(t.permits, p) {
+			t.permits = append(t.permits, p)
+		}
+	}
+	t.glass = t.glass || usedGrant(d)
+}
+
+func (t *tally) note(c *caller) {
+	if c.note == nil {
+		return
+	}
+	msg := "permit: " + joinIDs(t.permits)
+	if len(t.permits) == 0 {
+		msg = "permit: nothing visible"
+	}
+	if t.denied > 0 {
+		msg += "; withheld " + strconv.Itoa(t.denied)
+	}
+	c.note.SetDecision(msg)
+	if t.glass {
+		c.note.MarkBreakGlass()
+	}
+}
+
+// filter keeps the resources the caller may see, in order.
+func (s *RecordService) filter(ctx context.Context, c *caller, action policy.Action, rs []*phivault.Resource, tl *tally) ([]*phivault.Resource, error) {
+	out := rs[:0:0]
+	for _, r := range rs {
+		t, err := targetOf(c, r)
+		if err != nil {
+			return nil, err
+		}
+		d, err := s.decide(ctx, c, action, t)
+		if err != nil {
+			return nil, err
+		}
+		tl.add(d)
+		if d.Allow {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// checkScope refuses at once an interaction the caller's SMART scopes can
+// never allow on typ: the scopes are the client's own, so saying so leaks
+// nothing.
+func checkScope(c *caller, in smart.Interactions, typ string) error {
+	if !c.p.SMART || smart.MayGrant(c.scopes, smart.ContextOf(c.p.Kind), in, typ) {
+		return nil
+	}
+	if c.note != nil {
+		c.note.SetDecision("deny: smart-scope")
+	}
+	return phivault.Errorf(phivault.EFORBIDDEN, "The token's scopes do not allow %s on %s.", in, typ)
+}
+
+// Search returns the page of matches the caller may see; Total counts
+// only those.
+func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivault.SearchResult, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkScope(c, smart.Search, q.Type); err != nil {
+		return nil, err
+	}
+	var all []*phivault.Resource
+	if err := s.scan(ctx, q, func(r *phivault.Resource) error { all = append(all, r); return nil }); err != nil {
+		return nil, err
+	}
+	var tl tally
+	visible, err := s.filter(ctx, c, policy.Search, all, &tl)
+	if err != nil {
+		return nil, err
+	}
+	out := &phivault.SearchResult{Total: len(visible)}
+	if q.Summary == "count" {
+		tl.note(c)
+		return out, nil
+	}
+	lo := min(q.Offset, len(visible))
+	hi := min(lo+pageSize(q.Count), len(visible))
+	out.Matches = visible[lo:hi]
+	if len(q.Include) > 0 && len(out.Matches) > 0 {
+		ids := make([]string, len(out.Matches))
+		for i, m := range out.Matches {
+			ids[i] = m.ID
+		}
+		inc, err := s.next.Search(ctx, &phivault.Query{Type: q.Type, Count: len(ids), Include: q.Include,
+			Params: []phivault.QueryParam{{Name: "_id", Values: ids}}})
+		if err != nil {
+			return nil, err
+		}
+		if out.Included, err = s.filter(ctx, c, policy.Search, inc.Included, &tl); err != nil {
+			return nil, err
+		}
+	}
+	tl.note(c)
+	return out, nil
+}
+
+// Everything returns the patient's compartment as far as the caller may
+// see it. If the caller may not see the Patient, it is hidden like a read.
+func (s *RecordService) Everything(ctx context.Context, patientID string, count, offset int) (*phivault.SearchResult, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pat, err := s.next.Read(ctx, "Patient", patientID)
+	if err != nil {
+		return nil, s.hideGone(ctx, c, "Patient", patientID, err)
+	}
+	if _, err := s.readable(ctx, c, policy.Read, pat); err != nil {
+		return nil, err
+	}
+	var all []*phivault.Resource
+	for off := 0; ; {
+		res, err := s.next.Everything(ctx, patientID, MaxCount, off)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, res.Matches...)
+		off += len(res.Matches)
+		if len(res.Matches) < MaxCount || off >= res.Total {
+			break
+		}
+		if off >= s.MaxScan {
+			return nil, tooMany("compartment", s.MaxScan)
+		}
+	}
+	var tl tally
+	visible, err := s.filter(ctx, c, policy.Read, all, &tl)
+	if err != nil {
+		return nil, err
+	}
+	tl.note(c)
+	lo := min(offset, len(visible))
+	hi := min(lo+pageSize(count), len(visible))
+	return &phivault.SearchResult{Total: len(visible), Matches: visible[lo:hi]}, nil
+}
+
+// History returns the versions the caller may see. An instance history
+// with no visible version is hidden like a read.
+func (s *RecordService) History(ctx context.Context, q phivault.HistoryQuery) (*phivault.HistoryResult, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkScope(c, smart.Read, q.Type); err != nil {
+		return nil, err
+	}
+	var all []*phivault.Resource
+	qq := q
+	qq.Count, qq.Offset = MaxCount, 0
+	for {
+		h, err := s.next.History(ctx, qq)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, h.Versions...)
+		qq.Offset += len(h.Versions)
+		if len(h.Versions) < MaxCount || qq.Offset >= h.Total {
+			break
+		}
+		if qq.Offset >= s.MaxScan {
+			return nil, tooMany(q.Type, s.MaxScan)
+		}
+	}
+	var tl tally
+	visible, err := s.filter(ctx, c, policy.History, all, &tl)
+	if err != nil {
+		return nil, err
+	}
+	if q.ID != "" && len(visible) == 0 && len(all) > 0 {
+		// Hide it like a read; the newest version decides what to say.
+		t, err := targetOf(c, all[0])
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.authorize(ctx, c, policy.History, t)
+		if err == nil {
+			err = phivault.ErrNotFound
+		}
+		return nil, err
+	}
+	tl.note(c)
+	lo := min(q.Offset, len(visible))
+	hi := min(lo+pageSize(q.Count), len(visible))
+	return &phivault.HistoryResult{Total: len(visible), Versions: visible[lo:hi]}, nil
+}
+
+// newTarget describes a body about to be written as typ/id.
+func (s *RecordService) newTarget(typ, id string, obj map[string]any) *target {
+	t := &target{typ: typ, id: id, labels: labelsOf(obj), obj: obj, btgRecord: isBreakGlassBody(typ, obj)}
+	if typ == "Patient" && id == "" {
+		// A new Patient: its compartment does not exist yet; decide on
+		// what the body says about it.
+		t.newPatient = &policy.Patient{ID: "new", Department: refID(obj["managingOrganization"], "Organization"), Labels: t.labels}
+		return t
+	}
+	if typ == "Patient" {
+		obj = withID(obj, id)
+	}
+	t.compartment = fhir.Compartment(typ, obj)
+	return t
+}
+
+func withID(obj map[string]any, id string) map[string]any {
+	cp := make(map[string]any, len(obj)+1)
+	for k, v := range obj {
+		cp[k] = v
+	}
+	cp["id"] = id
+	return cp
+}
+
+// Create authorizes the new body in the compartment it names.
+func (s *RecordService) Create(ctx context.Context, typ string, body []byte, opts phivault.CreateOptions) (*phivault.Resource, bool, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	obj, err := fhir.Decode(body)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := s.authorizeWrite(ctx, c, policy.Create, s.newTarget(typ, "", obj)); err != nil {
+		return nil, false, err
+	}
+	res, created, err := s.next.Create(ctx, typ, body, opts)
+	if err != nil {
+		return nil, false, err
+	}
+	s.touched(typ, res.Compartment)
+	if !created {
+		// A conditional create found a match: the caller gets it only if
+		// it may read it.
+		if _, err := s.readable(ctx, c, policy.Read, res); err != nil {
+			return nil, false, phivault.Errorf(phivault.EPRECONDITION, "A resource matching If-None-Exist exists, and you may not read it.")
+		}
+	}
+	return res, created, nil
+}
+
+// authorizeWrite decides and records a write; a denial says so plainly:
+// the caller sent the body, so nothing is revealed.
+func (s *RecordService) authorizeWrite(ctx context.Context, c *caller, action policy.Action, t *target) error {
+	d, err := s.decide(ctx, c, action, t)
+	if err != nil {
+		return err
+	}
+	record(c, d)
+	if !d.Allow {
+		return phivault.Errorf(phivault.EFORBIDDEN, "You may not %s this %s.", action, t.typ)
+	}
+	return nil
+}
+
+// current returns the current version of typ/id, or nil if there is none
+// (never created, or deleted).
+func (s *RecordService) current(ctx context.Context, typ, id string) (*phivault.Resource, error) {
+	res, err := s.next.Read(ctx, typ, id)
+	if code := phivault.ErrorCode(err); code == phivault.ENOTFOUND || code == phivault.EGONE {
+		return nil, nil
+	}
+	return res, err
+}
+
+// authorizeExisting decides action on the stored version of a resource:
+// one the caller may not even read is hidden, one it may read but not
+// change is refused.
+func (s *RecordService) authorizeExisting(ctx context.Context, c *caller, action policy.Action, old *phivault.Resource) error {
+	t, err := targetOf(c, old)
+	if err != nil {
+		return err
+	}
+	d, err := s.decide(ctx, c, action, t)
+	if err != nil {
+		return err
+	}
+	record(c, d)
+	if d.Allow {
+		return nil
+	}
+	rd, err := s.decide(ctx, c, policy.Read, t)
+	if err != nil {
+		return err
+	}
+	if !rd.Allow {
+		return hidden(rd)
+	}
+	return phivault.Errorf(phivault.EFORBIDDEN, "You may not %s this %s.", action, old.Type)
+}
+
+// Update authorizes the change on the stored version and the new body.
+func (s *RecordService) Update(ctx context.Context, typ, id string, body []byte, opts phivault.UpdateOptions) (*phivault.Resource, bool, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	obj, err := fhir.Decode(body)
+	if err != nil {
+		return nil, false, err
+	}
+	old, err := s.current(ctx, typ, id)
+	if err != nil {
+		return nil, false, err
+	}
+	action := policy.Create
+	if old != nil {
+		action = policy.Update
+		if err := s.authorizeExisting(ctx, c, policy.Update, old); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := s.authorizeWrite(ctx, c, action, s.newTarget(typ, id, obj)); err != nil {
+		return nil, false, err
+	}
+	res, created, err := s.next.Update(ctx, typ, id, body, opts)
+	if err != nil {
+		return nil, false, err
+	}
+	oldComp := ""
+	if old != nil {
+		oldComp = old.Compartment
+	}
+	s.touched(typ, oldComp, res.Compartment)
+	return res, created, nil
+}
+
+// Delete authorizes the deletion on the stored version.
+func (s *RecordService) Delete(ctx context.Context, typ, id string) error {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return err
+	}
+	old, err := s.current(ctx, typ, id)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		// Nothing to delete; let the vault answer, unless the caller
+		// could not see a deletion that already happened.
+		err := s.next.Delete(ctx, typ, id)
+		if err != nil {
+			return s.hideGone(ctx, c, typ, id, err)
+		}
+		return nil
+	}
+	if err := s.authorizeExisting(ctx, c, policy.Delete, old); err != nil {
+		return err
+	}
+	if err := s.next.Delete(ctx, typ, id); err != nil {
+		return err
+	}
+	s.touched(typ, old.Compartment)
+	return nil
+}
