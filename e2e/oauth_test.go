@@ -1,0 +1,205 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+	"golang.org/x/oauth2"
+)
+
+// TestOAuth signs a physician in through the real binary with the SMART
+// authorization code flow (PKCE, password and TOTP), reads with the token,
+// gets a SMART Backend Services token for a system, and checks that
+// suspending the account ends its session on the next request.
+func TestOAuth(t *testing.T) {
+	requireE2E(t)
+	v := newVault(t)
+	v.start()
+	dir := t.TempDir()
+	const password = "Quartz-Meadow-Sparrow-6142"
+	pwFile := filepath.Join(dir, "pw.txt")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, append(args, "-url", v.url, "-cacert", v.cacert)...)
+		cmd.Env = v.env("PHIVAULT_TOKEN="+v.token, "PHIVAULT_USER_PASSWORD_FILE="+pwFile)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("phivault %s: %v\n%s%s", strings.Join(args, " "), err, out.Bytes(), errOut.Bytes())
+		}
+		return out.String()
+	}
+
+	r := v.do(http.MethodPost, "/Patient", []byte(`{"resourceType":"Patient","active":true}`))
+	if r.status != http.StatusCreated {
+		t.Fatalf("create Patient = %d %s", r.status, r.body)
+	}
+	var pat struct{ ID string }
+	json.Unmarshal(r.body, &pat)
+
+	// A physician with TOTP, a public app and a backend system.
+	out := cli("users", "add", "-username", "dr.oauth", "-role", "physician", "-totp")
+	key, err := otp.NewKeyFromURL(regexp.MustCompile(`otpauth://\S+`).FindString(out))
+	if err != nil {
+		t.Fatalf("users add printed %q: %v", out, err)
+	}
+	code, _ := totp.GenerateCode(key.Secret(), time.Now())
+	cli("users", "enroll-totp", "-user", "dr.oauth", "-code", code)
+	const redirect = "https://app.example.org/cb"
+	out = cli("clients", "add-public", "-name", "e2e app", "-redirect-uri", redirect, "-scope", "user/*.rs offline_access")
+	publicID := regexp.MustCompile(`client_id: (\S+)`).FindStringSubmatch(out)
+	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &priv.PublicKey, KeyID: "k1", Algorithm: "ES384", Use: "sig"}}})
+	jwksFile := filepath.Join(dir, "jwks.json")
+	os.WriteFile(jwksFile, set, 0o600)
+	out = cli("clients", "add-backend", "-name", "e2e lab", "-jwks", jwksFile, "-scope", "system/Patient.rs")
+	backendID := regexp.MustCompile(`client_id: (\S+)`).FindStringSubmatch(out)
+	if publicID == nil || backendID == nil {
+		t.Fatal("clients add printed no client_id")
+	}
+
+	// Discovery.
+	origin := strings.TrimSuffix(v.url, "/fhir")
+	var meta struct {
+		AuthorizationEndpoint string `json:"authorization_endpoint"`
+		TokenEndpoint         string `json:"token_endpoint"`
+	}
+	res, err := v.client.Get(v.url + "/.well-known/smart-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(res.Body).Decode(&meta)
+	res.Body.Close()
+	if res.StatusCode != 200 || meta.TokenEndpoint != origin+"/oauth/token" {
+		t.Fatalf("smart-configuration = %d %+v", res.StatusCode, meta)
+	}
+
+	// The code flow, as a browser and an app would run it.
+	conf := &oauth2.Config{
+		ClientID:    publicID[1],
+		Endpoint:    oauth2.Endpoint{AuthURL: meta.AuthorizationEndpoint, TokenURL: meta.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
+		RedirectURL: redirect,
+		Scopes:      []string{"user/*.rs", "offline_access"},
+	}
+	verifier := oauth2.GenerateVerifier()
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Transport: v.client.Transport, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err = browser.Get(conf.AuthCodeURL("e2e-state", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", v.url)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	pending := regexp.MustCompile(`name="pending" value="([^"]+)"`).FindSubmatch(page)
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if res.StatusCode != 200 || pending == nil || csrf == nil {
+		t.Fatalf("authorize = %d\n%s", res.StatusCode, page)
+	}
+	// The enrollment used this step's code; the next step's is accepted
+	// (one step of skew) and not yet used.
+	code, _ = totp.GenerateCode(key.Secret(), time.Now().Add(30*time.Second))
+	res, err = browser.PostForm(origin+"/oauth/login", url.Values{
+		"pending": {string(pending[1])}, "csrf": {string(csrf[1])},
+		"username": {"dr.oauth"}, "password": {password}, "totp": {code},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	loc, _ := url.Parse(res.Header.Get("Location"))
+	if res.StatusCode != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" || loc.Query().Get("state") != "e2e-state" {
+		t.Fatalf("login = %d Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, v.client)
+	tok, err := conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("Exchange: %v", err)
+	}
+	if tok.RefreshToken == "" || tok.Extra("scope") != "user/*.rs offline_access" {
+		t.Errorf("token scope %v, refresh %v", tok.Extra("scope"), tok.RefreshToken != "")
+	}
+	read := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", v.url+"/Patient/"+pat.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Accept", "application/fhir+json")
+		res, err := v.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := read(tok.AccessToken); got != http.StatusOK {
+		t.Fatalf("read with the physician's token = %d, want 200", got)
+	}
+
+	// SMART Backend Services.
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES384, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertion, err := jwt.Signed(sig).Claims(jwt.Claims{
+		Issuer: backendID[1], Subject: backendID[1], Audience: jwt.Audience{meta.TokenEndpoint},
+		Expiry: jwt.NewNumericDate(time.Now().Add(4 * time.Minute)), ID: randomHex(12),
+	}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = v.client.PostForm(meta.TokenEndpoint, url.Values{
+		"grant_type": {"client_credentials"}, "scope": {"system/Patient.rs"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sys struct {
+		AccessToken string `json:"access_token"`
+		Scope       string `json:"scope"`
+	}
+	json.NewDecoder(res.Body).Decode(&sys)
+	res.Body.Close()
+	if res.StatusCode != 200 || sys.Scope != "system/Patient.rs" {
+		t.Fatalf("client_credentials = %d %+v", res.StatusCode, sys)
+	}
+	if got := read(sys.AccessToken); got != http.StatusOK {
+		t.Fatalf("read with the backend token = %d, want 200", got)
+	}
+
+	// Suspension ends the physician's session at once.
+	cli("users", "suspend", "-user", "dr.oauth")
+	if got := read(tok.AccessToken); got != http.StatusUnauthorized {
+		t.Errorf("read after suspension = %d, want 401", got)
+	}
+	for _, secret := range []string{password, key.Secret(), tok.AccessToken, tok.RefreshToken, sys.AccessToken, "dr.oauth"} {
+		if bytes.Contains(v.stderr.Bytes(), []byte(secret)) {
+			t.Errorf("the server log holds a secret or username (%.6s...)", secret)
+		}
+	}
+}
