@@ -402,3 +402,17 @@ func pageSize(count int) int {
 	}
 	return count
 }
+
+// BootstrapRole is the role of the bootstrap system client.
+const BootstrapRole = "bootstrap-admin"
+
+// BootstrapPrincipal returns the principal of the bootstrap admin token
+// (the token "phivault init" prints): a system client with SMART scope
+// system/*.cruds and every clearance, so that imports and operator tools
+// keep working, and the role BootstrapRole, which the default policies let
+// read the audit trail and administer the server. It is not a person: it
+// cannot break the glass.
+func BootstrapPrincipal(id string) *phivault.Principal {
+	return &phivault.Principal{ID: id, Kind: phivault.PrincipalSystem, Roles: []string{BootstrapRole},
+		Clearances: SensitiveLabels(), SMART: true, Scopes: []string{"system/*.cruds"}}
+}

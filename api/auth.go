@@ -65,6 +65,10 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (context.
 type TokenAuthenticator struct {
 	Hash  []byte // SHA-256 of the token string, see HashToken
 	Actor string // actor id put in the context, e.g. "admin"
+	// Principal, if set, is put in the context too, so that the access
+	// layer can decide on the token's requests (the bootstrap system
+	// client; see access.BootstrapPrincipal).
+	Principal *phivault.Principal
 }
 
 var _ Authenticator = (*TokenAuthenticator)(nil)
@@ -75,7 +79,11 @@ func (a *TokenAuthenticator) Authenticate(ctx context.Context, token string) (co
 	if len(a.Hash) != sha256.Size || subtle.ConstantTimeCompare(sum, a.Hash) != 1 {
 		return nil, errBadToken
 	}
-	return WithActor(ctx, a.Actor), nil
+	ctx = WithActor(ctx, a.Actor)
+	if a.Principal != nil {
+		ctx = phivault.WithPrincipal(ctx, a.Principal)
+	}
+	return ctx, nil
 }
 
 // HashToken returns the SHA-256 hash of a token, the form in which tokens

@@ -51,6 +51,9 @@ type Options struct {
 	// with the account id ("" if unknown) and a short reason without
 	// secrets, so that it can be audited.
 	Failed func(r *http.Request, accountID, reason string)
+	// Registered, if set, is called after a credential was added to an
+	// account, so that the change can be audited.
+	Registered func(r *http.Request, accountID string)
 
 	Now            func() time.Time // default time.Now
 	Rand           io.Reader        // ceremony ids; default crypto/rand.Reader

@@ -50,6 +50,7 @@ type env struct {
 	pending  map[string]bool
 	complete []*phivault.Authentication // Complete calls
 	failures []string                   // Failed reasons
+	added    []string                   // Registered accounts
 }
 
 func newEnv(t *testing.T) *env {
@@ -95,6 +96,11 @@ func newEnv(t *testing.T) *env {
 		Failed: func(r *http.Request, account, reason string) {
 			e.mu.Lock()
 			e.failures = append(e.failures, account+": "+reason)
+			e.mu.Unlock()
+		},
+		Registered: func(r *http.Request, account string) {
+			e.mu.Lock()
+			e.added = append(e.added, account)
 			e.mu.Unlock()
 		},
 		Now: e.clock.Now,
@@ -219,6 +225,9 @@ func TestPasskey_RegisterAndLogin(t *testing.T) {
 		creds, err := passkey.DecodeCredentials(stored.WebAuthn)
 		if err != nil || len(creds) != 1 || !bytes.Equal(creds[0].ID, a.credID) || !creds[0].Flags.UserVerified {
 			t.Fatalf("stored credentials = %+v, %v; want one, user-verified, with the authenticator's id", creds, err)
+		}
+		if e.added == nil || !slices.Equal(e.added, []string{"acc-alice"}) {
+			t.Errorf("Registered calls = %v; want [acc-alice]", e.added)
 		}
 		if !bytes.HasPrefix(stored.WebAuthn, []byte(`{"v":1,`)) {
 			t.Errorf("Account.WebAuthn = %.20s...; want the versioned encoding", stored.WebAuthn)

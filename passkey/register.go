@@ -157,6 +157,9 @@ func (h *Handler) registerFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.o.Logger.Info("passkey registered", "account", a.ID)
+	if h.o.Registered != nil {
+		h.o.Registered(r, a.ID)
+	}
 	writeJSON(w, http.StatusCreated, map[string]string{"credential_id": base64.RawURLEncoding.EncodeToString(cred.ID)})
 }
 

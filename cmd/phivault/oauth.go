@@ -28,13 +28,19 @@ var oauthRoutes = []string{
 // returns it. Its sessions live in memory: a restart signs everyone out.
 // It needs the audit log, so it runs after openAudit.
 func (a *app) openOAuth() (*oauth.Server, error) {
+	passkeys, federated, err := loginLinks(a.cfg.Login, a.cfg.BaseURL) // see login.go
+	if err != nil {
+		return nil, err
+	}
 	srv, err := oauth.New(oauth.Options{
-		BaseURL:  a.cfg.BaseURL,
-		Accounts: a.accounts,
-		Clients:  a.db,
-		Login:    identity.NewAuthenticator(a.accounts),
-		Audit:    a.audit.log,
-		Logger:   a.logger,
+		BaseURL:   a.cfg.BaseURL,
+		Accounts:  a.accounts,
+		Clients:   a.db,
+		Login:     identity.NewAuthenticator(a.accounts),
+		Audit:     a.audit.log,
+		Logger:    a.logger,
+		Passkeys:  passkeys,
+		Federated: federated,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("oauth: %w", err)

@@ -56,6 +56,7 @@ type Config struct {
 	BaseURL       string
 	Keyring       KeyringConfig
 	Audit         AuditConfig // remote checkpoint witnesses; see audit.go
+	Login         LoginConfig // passkeys and OpenID providers; see login.go
 	Passphrase    string
 }
 
@@ -81,6 +82,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Insecure, "insecure-http", false, "serve plain HTTP (only on a loopback address; for local testing)")
 	c.Keyring.register(fs)
 	c.Audit.register(fs)
+	c.Login.register(fs)
 	fs.StringVar(&c.BaseURL, "base-url", os.Getenv("PHIVAULT_BASE_URL"), "public FHIR base URL, e.g. https://vault.example.org/fhir (env PHIVAULT_BASE_URL)")
 }
 
@@ -196,6 +198,11 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	adminOpts.Revoker = signIn.Sessions() // suspending an account ends its sessions at once
+	// Passkeys and OpenID providers complete signIn's logins; see login.go.
+	if err := a.openLogins(signIn); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.admin = admin.NewHandler(adminOpts)
 	// The AuditEvent view and access reports read the audit store only, so
 	// they answer while sealed; reading the trail is recorded too.

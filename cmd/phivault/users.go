@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -12,7 +15,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
+	"github.com/phivault/phivault/api"
 )
 
 // usersCommand manages accounts through the running server's admin API.
@@ -34,8 +39,10 @@ Subcommands:
   set-training  set the security-training valid-until date (YYYY-MM-DD)
   enroll-totp   start TOTP enrollment (prints an otpauth:// URI), then
                 confirm it with -code from the authenticator app
+  scim-token    make the bearer token of the identity provider's SCIM
+                client (/scim/v2/); works on the data folder (-data)
 
--user takes a username or an account id. Every subcommand calls the
+-user takes a username or an account id. Every subcommand but scim-token calls the
 running server's admin API (-url, -cacert) with the admin token from
 PHIVAULT_TOKEN or PHIVAULT_TOKEN_FILE.
 
@@ -53,6 +60,7 @@ func (c *usersCommand) Run(ctx context.Context, args []string) error {
 	run := map[string]func(context.Context, []string) error{
 		"add": c.add, "list": c.list, "update": c.update, "suspend": c.suspend, "activate": c.activate,
 		"set-password": c.setPassword, "set-training": c.setTraining, "enroll-totp": c.enrollTOTP,
+		"scim-token": c.scimToken,
 	}[args[0]]
 	switch {
 	case run != nil:
@@ -447,4 +455,64 @@ func (c *trainingCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "Imported %d rows; %d accounts changed.\n", res.Rows, res.Updated)
 	return nil
+}
+
+// scimTokenFile is where the SHA-256 of the SCIM provisioning token lives
+// in the data folder, hex, like the admin token's.
+func scimTokenFile(d dataDir) string { return d.path("scim-token.sha256") }
+
+// scimAuthenticator accepts the SCIM token whose hash is in the data
+// folder. It reads the file on every request, so "phivault users
+// scim-token" takes effect without a restart; without the file SCIM is
+// off and every request is refused.
+type scimAuthenticator struct{ d dataDir }
+
+func (s scimAuthenticator) Authenticate(ctx context.Context, token string) (context.Context, error) {
+	b, err := os.ReadFile(scimTokenFile(s.d))
+	if err != nil {
+		return nil, phivault.Errorf(phivault.EUNAUTHORIZED, "SCIM provisioning is not enabled on this server: run phivault users scim-token.")
+	}
+	hash, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(hash) != sha256.Size {
+		return nil, phivault.Errorf(phivault.EUNAUTHORIZED, "The SCIM token file is corrupt: run phivault users scim-token again.")
+	}
+	return (&api.TokenAuthenticator{Hash: hash, Actor: "scim"}).Authenticate(ctx, token)
+}
+
+// scimToken makes a new SCIM provisioning token for the data folder and
+// prints it once; any earlier SCIM token stops working at once.
+func (c *usersCommand) scimToken(_ context.Context, args []string) error {
+	fs := flag.NewFlagSet("users scim-token", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
+	fs.Usage = func() {
+		fmt.Fprint(c.stderr, "Usage: phivault users scim-token [-data DIR]\n\nMakes a new bearer token for the identity provider's SCIM client\n(/scim/v2/) and prints it once. The server need not restart; the old\nSCIM token stops working.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d := dataDir(*data)
+	if !d.initialized() {
+		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), "phivault users scim-token -data DIR")
+	}
+	token, hash, err := api.NewToken(rand.Reader)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(scimTokenFile(d), []byte(hex.EncodeToString(hash)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write SCIM token hash: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "SCIM token (give it to the identity provider's SCIM client; shown once):\n%s\n", token)
+	return nil
+}
+
+// scimBase returns the SCIM base URL next to the FHIR base URL
+// (https://host/fhir -> https://host/scim/v2), or "" if there is none.
+func scimBase(fhirBase string) string {
+	base, ok := strings.CutSuffix(strings.TrimSuffix(fhirBase, "/"), "/fhir")
+	if !ok || base == "" {
+		return ""
+	}
+	return base + "/scim/v2"
 }

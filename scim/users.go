@@ -1,0 +1,262 @@
+package scim
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/admin"
+	"github.com/phivault/phivault/identity"
+)
+
+// User is the SCIM User resource of an account. Password is write-only:
+// it is never filled in an answer.
+type User struct {
+	Schemas    []string    `json:"schemas"`
+	ID         string      `json:"id,omitempty"`
+	ExternalID string      `json:"externalId,omitempty"`
+	UserName   string      `json:"userName"`
+	Active     *bool       `json:"active,omitempty"`
+	Password   string      `json:"password,omitempty"`
+	Roles      []MultiVal  `json:"roles,omitempty"`
+	Groups     []MultiVal  `json:"groups,omitempty"` // read-only: the roles again, as groups
+	Enterprise *Enterprise `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,omitempty"`
+	Meta       *Meta       `json:"meta,omitempty"`
+}
+
+// MultiVal is a value of a multi-valued attribute such as roles or members.
+type MultiVal struct {
+	Value   string `json:"value"`
+	Display string `json:"display,omitempty"`
+	Ref     string `json:"$ref,omitempty"`
+	Primary bool   `json:"primary,omitempty"`
+	Type    string `json:"type,omitempty"`
+}
+
+// Enterprise holds the enterprise extension attributes phivault stores.
+type Enterprise struct {
+	Department   string `json:"department,omitempty"`
+	Organization string `json:"organization,omitempty"`
+}
+
+// Meta is a resource's meta attribute.
+type Meta struct {
+	ResourceType string `json:"resourceType"`
+	Created      string `json:"created,omitempty"`
+	Location     string `json:"location,omitempty"`
+	Version      string `json:"version,omitempty"`
+}
+
+// userOf returns the SCIM view of a.
+func (h *Handler) userOf(a *phivault.Account) User {
+	active := a.Status == phivault.AccountActive
+	u := User{
+		Schemas: []string{SchemaUser, SchemaEnterprise}, ID: a.ID, ExternalID: a.ExternalID, UserName: a.Username,
+		Active: &active,
+		Meta: &Meta{ResourceType: "User", Created: a.Created.UTC().Format(time.RFC3339), Location: h.location("Users", a.ID),
+			Version: fmt.Sprintf(`W/"%d"`, a.Version)},
+	}
+	for _, r := range a.Roles {
+		u.Roles = append(u.Roles, MultiVal{Value: r})
+		u.Groups = append(u.Groups, MultiVal{Value: r, Display: r, Ref: h.location("Groups", r)})
+	}
+	if a.Department != "" || a.Organization != "" {
+		u.Enterprise = &Enterprise{Department: a.Department, Organization: a.Organization}
+	}
+	return u
+}
+
+// visible reports whether SCIM shows a: staff accounts not deprovisioned.
+func visible(a *phivault.Account) bool {
+	return a.Status != phivault.AccountDeprovisioned && (a.Kind == "" || a.Kind == phivault.PrincipalStaff)
+}
+
+// account returns the visible account id, or ErrNotFound.
+func (h *Handler) account(ctx context.Context, id string) (*phivault.Account, error) {
+	a, err := h.opts.Accounts.AccountByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !visible(a) {
+		return nil, phivault.ErrNotFound
+	}
+	return a, nil
+}
+
+func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
+	start, count, err := page(r)
+	var match func(*phivault.Account) bool
+	if err == nil {
+		match, err = userFilter(r.URL.Query().Get("filter"))
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	accs, err := h.opts.Accounts.Accounts(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var users []User
+	for _, a := range accs {
+		if visible(a) && match(a) {
+			users = append(users, h.userOf(a))
+		}
+	}
+	writeJSON(w, http.StatusOK, pageOf(users, start, count))
+}
+
+func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) {
+	a, err := h.account(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.userOf(a))
+}
+
+// apply sets the attributes of u on a: the whole resource (PUT, POST).
+func (h *Handler) apply(a *phivault.Account, u *User) error {
+	a.Username, a.ExternalID = u.UserName, u.ExternalID
+	a.Roles = nil
+	for _, r := range u.Roles {
+		a.Roles = append(a.Roles, r.Value)
+	}
+	a.Department, a.Organization = "", ""
+	if u.Enterprise != nil {
+		a.Department, a.Organization = u.Enterprise.Department, u.Enterprise.Organization
+	}
+	if u.Active != nil {
+		a.Status = statusOf(*u.Active)
+	}
+	if u.Password != "" {
+		if err := h.setPassword(a, u.Password); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func statusOf(active bool) string {
+	if active {
+		return phivault.AccountActive
+	}
+	return phivault.AccountSuspended
+}
+
+func (h *Handler) setPassword(a *phivault.Account, password string) error {
+	if err := identity.CheckPassword(a.Username, password); err != nil {
+		return invalid("invalidValue", "%s", phivault.ErrorMessage(err))
+	}
+	hasher := h.opts.Hasher
+	if hasher == nil {
+		hasher = identity.NewHasher()
+	}
+	hash, err := hasher.Hash(password)
+	if err != nil {
+		return fmt.Errorf("scim: hash password: %w", err)
+	}
+	a.PasswordHash = hash
+	a.FailedLogins, a.LastFailure, a.LockedUntil = 0, time.Time{}, time.Time{}
+	return nil
+}
+
+// check validates the attributes SCIM sets.
+func check(a *phivault.Account) error {
+	if err := admin.CheckUsername(a.Username); err != nil {
+		return err
+	}
+	return admin.CheckRoles(a.Roles, admin.DefaultRoles)
+}
+
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
+	var u User
+	err := decode(w, r, &u)
+	a := &phivault.Account{Kind: phivault.PrincipalStaff, Status: phivault.AccountActive, Created: h.now().UTC()}
+	if err == nil {
+		err = h.apply(a, &u)
+	}
+	if err == nil {
+		err = check(a)
+	}
+	if err == nil {
+		a.ID, err = h.newID()
+	}
+	if err == nil {
+		err = h.opts.Accounts.CreateAccount(r.Context(), a)
+		if phivault.ErrorCode(err) == phivault.ECONFLICT {
+			err = &typedError{"uniqueness", phivault.Errorf(phivault.ECONFLICT, "The userName is taken.")}
+		}
+	}
+	u.Password = ""
+	if err != nil {
+		h.finish(w, r, a.ID, err, 0, nil)
+		return
+	}
+	h.log.Info("scim: account created", "account", a)
+	h.finish(w, r, a.ID, nil, http.StatusCreated, h.userOf(a))
+}
+
+// modify applies change to account id, retrying on a concurrent change,
+// and revokes its sessions if what they rest on changed.
+func (h *Handler) modify(ctx context.Context, id string, change func(*phivault.Account) error) (*phivault.Account, error) {
+	for try := 0; ; try++ {
+		old, err := h.account(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		a := *old
+		a.Roles = slices.Clone(old.Roles)
+		if err := change(&a); err != nil {
+			return nil, err
+		}
+		if err := check(&a); err != nil {
+			return nil, err
+		}
+		a.Version = old.Version + 1
+		err = h.opts.Accounts.UpdateAccount(ctx, &a)
+		if phivault.ErrorCode(err) == phivault.ECONFLICT && try < retries {
+			continue
+		} else if phivault.ErrorCode(err) == phivault.ECONFLICT {
+			return nil, &typedError{"uniqueness", phivault.Errorf(phivault.ECONFLICT, "The userName is taken, or the account changed meanwhile.")}
+		} else if err != nil {
+			return nil, err
+		}
+		if admin.SessionsChanged(old, &a) {
+			return &a, h.revoke(ctx, a.ID)
+		}
+		return &a, nil
+	}
+}
+
+func (h *Handler) replaceUser(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var u User
+	err := decode(w, r, &u)
+	var a *phivault.Account
+	if err == nil {
+		a, err = h.modify(r.Context(), id, func(a *phivault.Account) error { return h.apply(a, &u) })
+	}
+	u.Password = ""
+	if err != nil {
+		h.finish(w, r, id, err, 0, nil)
+		return
+	}
+	h.finish(w, r, id, nil, http.StatusOK, h.userOf(a))
+}
+
+// deleteUser deprovisions the account: it stays, disabled, so the audit
+// trail keeps meaning, and every session ends.
+func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	_, err := h.modify(r.Context(), id, func(a *phivault.Account) error {
+		a.Status = phivault.AccountDeprovisioned
+		return nil
+	})
+	h.log.Info("scim: account deprovisioned", "id", id)
+	h.finish(w, r, id, err, http.StatusNoContent, nil)
+}
