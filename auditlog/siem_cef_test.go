@@ -20,6 +20,7 @@ import (
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/internal/storetest"
 	"github.com/phivault/phivault/sqlite"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // cefEvent is a parsed CEF line.
@@ -317,8 +318,9 @@ func (s *cefSyslog) Wait(what string, cond func([]cefMsg) bool) []cefMsg {
 	}
 }
 
-// openSQLiteLog opens a Log on a fresh SQLite database.
-func openSQLiteLog(t *testing.T) *auditlog.Log {
+// openSQLiteLog opens a Log on a fresh SQLite database, and returns it
+// with the database and the verifier of its checkpoints.
+func openSQLiteLog(t *testing.T) (*auditlog.Log, *sqlite.DB, note.Verifier) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vault.db"))
@@ -326,14 +328,14 @@ func openSQLiteLog(t *testing.T) *auditlog.Log {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	signer, _ := storetest.NewSigner(t)
+	signer, verifier := storetest.NewSigner(t)
 	l := auditlog.New(db, signer.Name(), signer)
 	l.CheckpointInterval = -1
 	if err := l.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return l
+	return l, db, verifier
 }
 
 func appendN(t *testing.T, l *auditlog.Log, from, n int) {
@@ -350,7 +352,7 @@ func appendN(t *testing.T, l *auditlog.Log, from, n int) {
 // forwarder retries with backoff, reconnects, and every entry arrives, in
 // order, as a well-formed RFC 5424 message with CEF fields.
 func TestCEFForwarder_syslog(t *testing.T) {
-	l := openSQLiteLog(t)
+	l, _, _ := openSQLiteLog(t)
 	appendN(t, l, 0, 3) // before the forwarder: not sent
 	srv := newCEFSyslog(t)
 	w := &auditlog.SyslogWitness{Addr: srv.Addr, TLS: &tls.Config{RootCAs: srv.Pool, ServerName: "127.0.0.1"}, Hostname: "vault1", Timeout: time.Second}
@@ -439,7 +441,7 @@ func TestCEFForwarder_backpressure(t *testing.T) {
 			defer c.Close() // hold it open, never answer
 		}
 	}()
-	l := openSQLiteLog(t)
+	l, _, _ := openSQLiteLog(t)
 	w := &auditlog.SyslogWitness{Addr: ln.Addr().String(), TLS: &tls.Config{ServerName: "127.0.0.1"}, Timeout: 20 * time.Millisecond}
 	f := auditlog.NewCEFForwarder(l, w, 0, auditlog.CEFOptions{
 		Poll: time.Millisecond, MaxLag: 50, Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -323,6 +325,8 @@ type auditCommand struct {
 const auditUsage = `Usage: phivault audit verify [flags]
        phivault audit verify -export FILE -checkpoint FILE -verifier KEY
        phivault audit export [flags] > FILE.ndjson
+       phivault audit archive [-from-index A] (-before DATE | -to-index B) -out FILE
+       phivault audit verify-archive -verifier KEY FILE
 
 verify checks the audit trail of a data folder, offline: every entry and
 tree hash, the checkpoints' signatures, and that the log still extends every
@@ -335,19 +339,32 @@ the last checkpoint in -checkpoint and the verifier key alone.
 export writes the entries made in [-from, -to) as NDJSON, one per line in
 index order, each with its index and leaf hash. With -proofs each line also
 carries its inclusion proof in the tree of the folder's last witnessed
-checkpoint, which -save-checkpoint writes out: keep the two files and the
-verifier key together and the segment verifies on its own.
+checkpoint, which -save-checkpoint writes out, and entries after that
+checkpoint are left out: keep the two files and the verifier key together
+and the segment verifies on its own.
+
+archive writes the entries with indexes [A, B) to one self-verifying file:
+a header with the folder's last witnessed checkpoint, then every entry with
+its inclusion proof. B is -to-index, or the first entry at or after -before
+(at most the checkpoint's size). verify-archive checks such a file with the
+verifier key alone: the signature, every proof, and that no index in [A, B)
+is missing, repeated or moved. Archiving copies: the log keeps every entry.
 
 Flags:
 `
 
 func (c *auditCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "verify" && args[0] != "export" {
+	if len(args) == 0 || args[0] != "verify" && args[0] != "export" && args[0] != "archive" && args[0] != "verify-archive" {
 		fmt.Fprint(c.stderr, auditUsage)
 		return errorWithHint("audit needs a subcommand", "phivault audit verify -data DIR")
 	}
-	if args[0] == "export" {
+	switch args[0] {
+	case "export":
 		return c.export(ctx, args[1:])
+	case "archive":
+		return c.archive(ctx, args[1:])
+	case "verify-archive":
+		return c.verifyArchive(args[1:])
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
@@ -467,16 +484,7 @@ func (c *auditCommand) export(ctx context.Context, args []string) error {
 		*t.dst = v
 	}
 	if *proofs {
-		notes, err := readCheckpoints(d.auditCheckpoints())
-		if err != nil {
-			return err
-		}
-		verifier, err := readVerifier(d.auditVerifierKey())
-		if err != nil {
-			return err
-		}
-		last := notes[len(notes)-1]
-		cp, err := auditlog.OpenCheckpoint(last, verifier, verifier.Name())
+		last, cp, _, err := lastCheckpoint(d)
 		if err != nil {
 			return err
 		}
@@ -499,5 +507,143 @@ func (c *auditCommand) export(ctx context.Context, args []string) error {
 		return fmt.Errorf("audit export: %w", err)
 	}
 	fmt.Fprintf(c.stderr, "exported %d audit entries\n", n)
+	return nil
+}
+
+// lastCheckpoint returns the last checkpoint in d's witness file, checked
+// with d's verifier key, and the verifier.
+func lastCheckpoint(d dataDir) ([]byte, auditlog.Checkpoint, note.Verifier, error) {
+	notes, err := readCheckpoints(d.auditCheckpoints())
+	if err != nil {
+		return nil, auditlog.Checkpoint{}, nil, err
+	}
+	verifier, err := readVerifier(d.auditVerifierKey())
+	if err != nil {
+		return nil, auditlog.Checkpoint{}, nil, err
+	}
+	last := notes[len(notes)-1]
+	cp, err := auditlog.OpenCheckpoint(last, verifier, verifier.Name())
+	if err != nil {
+		return nil, cp, nil, err
+	}
+	return last, cp, verifier, nil
+}
+
+// archive writes a self-verifying archive of a range of entries.
+func (c *auditCommand) archive(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("audit archive", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
+	from := fs.Int64("from-index", 0, "first entry index to archive (the end of the previous archive)")
+	to := fs.Int64("to-index", -1, "entry index to stop before")
+	before := fs.String("before", "", "stop before the first entry at or after this RFC 3339 time")
+	out := fs.String("out", "", "archive file to write")
+	fs.Usage = func() { fmt.Fprint(c.stderr, auditUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	hint := "phivault audit archive -data DIR -before 2025-01-01T00:00:00Z -out 2024.archive"
+	if *out == "" || (*to < 0) == (*before == "") || *from < 0 {
+		return errorWithHint("archive needs -out and one of -before or -to-index", hint)
+	}
+	d := dataDir(*data)
+	if !d.initialized() {
+		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), hint)
+	}
+	signed, cp, verifier, err := lastCheckpoint(d)
+	if err != nil {
+		return err
+	}
+	db, err := sqlite.Open(ctx, d.database())
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+	end := *to
+	if *before != "" {
+		t, err := time.Parse(time.RFC3339Nano, *before)
+		if err != nil {
+			return errorWithHint("-before takes an RFC 3339 time", hint)
+		}
+		if end, err = auditlog.IndexAt(ctx, db, *from, t); err != nil {
+			return err
+		}
+		if end > cp.N {
+			fmt.Fprintf(c.stderr, "the last checkpoint covers %d entries; archiving up to there\n", cp.N)
+			end = cp.N
+		}
+	}
+	if end < *from || end > cp.N {
+		return errorWithHint(fmt.Sprintf("entries [%d, %d) are not within the last checkpoint's %d", *from, end, cp.N), hint)
+	}
+	n, err := writeStreamAtomic(*out, 0o600, func(w io.Writer) (int64, error) {
+		return auditlog.WriteArchive(ctx, db, w, signed, verifier, *from, end)
+	})
+	if err != nil {
+		return fmt.Errorf("audit archive: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "archived %d audit entries [%d, %d) against the checkpoint of size %d to %s\n", n, *from, end, cp.N, *out)
+	return nil
+}
+
+// writeStreamAtomic writes what write produces to a temporary file next to
+// path, syncs it and renames it to path, so path holds all or nothing.
+func writeStreamAtomic(path string, perm os.FileMode, write func(io.Writer) (int64, error)) (int64, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	bw := bufio.NewWriter(f)
+	n, err := write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, os.Rename(f.Name(), path)
+}
+
+// verifyArchive checks an archive file with a verifier key alone.
+func (c *auditCommand) verifyArchive(args []string) error {
+	fs := flag.NewFlagSet("audit verify-archive", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	vkFile := fs.String("verifier", "", "note verifier key (audit-verifier.pub)")
+	fs.Usage = func() { fmt.Fprint(c.stderr, auditUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	file := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[min(1, fs.NArg()):]); err != nil { // flags after FILE
+		return err
+	}
+	hint := "phivault audit verify-archive -verifier audit-verifier.pub 2024.archive"
+	if file == "" || *vkFile == "" || fs.NArg() > 0 {
+		return errorWithHint("verify-archive needs -verifier and one archive file", hint)
+	}
+	verifier, err := readVerifier(*vkFile)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h, cp, err := auditlog.VerifyArchive(bufio.NewReader(f), verifier)
+	if err != nil {
+		return fmt.Errorf("verification FAILED: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "audit archive OK: entries [%d, %d), %d in all, included in the checkpoint of size %d, root %s\n", h.Start, h.End, h.End-h.Start, cp.N, cp.Hash)
 	return nil
 }

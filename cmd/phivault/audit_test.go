@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/internal/testenv"
@@ -215,4 +216,51 @@ func patientPHI(t *testing.T, bundle []byte) []string {
 		}
 	}
 	return out
+}
+
+// TestAudit_archiveCommand archives a running vault's early entries by
+// time with "phivault audit archive", verifies the file with the verifier
+// key alone, and fails it after an edit; the live log still verifies.
+func TestAudit_archiveCommand(t *testing.T) {
+	ctx := context.Background()
+	a := mustAuditApp(t)
+	for range 4 {
+		if code, _ := a.do(t, "GET", "/fhir/Patient?name=x", ""); code != 200 {
+			t.Fatalf("search: status %d", code)
+		}
+	}
+	cut := time.Now().UTC()
+	for range 3 {
+		a.do(t, "GET", "/fhir/Patient?name=y", "")
+	}
+	if _, err := a.audit.log.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	arch := filepath.Join(dir, "early.archive")
+	var out bytes.Buffer
+	if err := run(ctx, []string{"audit", "archive", "-data", string(a.cfg.Data), "-before", cut.Format(time.RFC3339Nano), "-out", arch}, &out, io.Discard); err != nil {
+		t.Fatalf("audit archive: %v", err)
+	}
+	if !strings.Contains(out.String(), "archived 4 audit entries [0, 4)") {
+		t.Errorf("audit archive said %q", out.String())
+	}
+	vk := a.cfg.Data.auditVerifierKey()
+	out.Reset()
+	if err := run(ctx, []string{"audit", "verify-archive", arch, "-verifier", vk}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "audit archive OK: entries [0, 4)") {
+		t.Fatalf("audit verify-archive: %v %q", err, out.String())
+	}
+	b, _ := os.ReadFile(arch)
+	os.WriteFile(arch, bytes.Replace(b, []byte(`"action":"search"`), []byte(`"action":"read"`), 1), 0o600)
+	if err := run(ctx, []string{"audit", "verify-archive", "-verifier", vk, arch}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "FAILED") {
+		t.Errorf("verify-archive of an edited archive = %v, want FAILED", err)
+	}
+	// The log keeps its entries: the whole trail still verifies.
+	out.Reset()
+	if err := run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data)}, &out, io.Discard); err != nil {
+		t.Errorf("audit verify after archiving: %v", err)
+	}
+	if err := run(ctx, []string{"audit", "archive", "-data", string(a.cfg.Data), "-out", arch}, io.Discard, io.Discard); err == nil {
+		t.Error("archive without -before or -to-index succeeded")
+	}
 }
