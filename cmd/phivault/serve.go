@@ -13,11 +13,13 @@ import (
 	"syscall"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/coredump"
+	"github.com/phivault/phivault/scim"
 	"github.com/phivault/phivault/server"
 	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/vault"
@@ -55,8 +57,9 @@ type Config struct {
 	Insecure      bool   // plain HTTP, loopback only
 	BaseURL       string
 	Keyring       KeyringConfig
-	Audit         AuditConfig // remote checkpoint witnesses; see audit.go
-	Login         LoginConfig // passkeys and OpenID providers; see login.go
+	Audit         AuditConfig  // remote checkpoint witnesses; see audit.go
+	Policy        PolicyConfig // Cedar policy directory; see policy.go
+	Login         LoginConfig  // passkeys and OpenID providers; see login.go
 	Passphrase    string
 }
 
@@ -82,6 +85,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Insecure, "insecure-http", false, "serve plain HTTP (only on a loopback address; for local testing)")
 	c.Keyring.register(fs)
 	c.Audit.register(fs)
+	c.Policy.register(fs)
 	c.Login.register(fs)
 	fs.StringVar(&c.BaseURL, "base-url", os.Getenv("PHIVAULT_BASE_URL"), "public FHIR base URL, e.g. https://vault.example.org/fhir (env PHIVAULT_BASE_URL)")
 }
@@ -128,6 +132,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			if err := a.server.ReloadCertificate(); err != nil {
 				logger.Error("certificate reload", "error", err.Error())
 			}
+			a.access.reload(ctx) // SIGHUP reloads -policy-dir too; see policy.go
 		}
 	}
 }
@@ -145,7 +150,8 @@ type app struct {
 	handler  *api.Handler
 	admin    *admin.Handler
 	metrics  *prometheus.Registry
-	audit    *auditTrail // records every request; see audit.go
+	audit    *auditTrail  // records every request; see audit.go
+	access   *accessState // the policy enforcement point; see policy.go
 	// auditView serves GET /fhir/AuditEvent and the access reports.
 	auditView http.Handler
 	// routes are served next to /fhir: OAuth sign-in, SCIM provisioning.
@@ -180,8 +186,12 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
 	records.Logger = logger
-	a.records = records
-	auth := &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin"}
+	if a.records, err = a.openAccess(records); err != nil { // api → auditlog → access → vault; see policy.go
+		seal.close()
+		db.Close()
+		return nil, err
+	}
+	auth := &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin", Principal: access.BootstrapPrincipal("admin")}
 	// Every keyring rotates online (a KMS explains why it needs no rotation).
 	adminOpts := admin.Options{Authenticator: auth, Records: records, Rotator: records, Logger: logger, Unsealer: seal, Keys: sealedKeys{seal}}
 	if err := a.openAudit(ctx, &adminOpts, auth); err != nil { // api → auditlog → vault
@@ -197,13 +207,17 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		a.Close()
 		return nil, err
 	}
-	adminOpts.Revoker = signIn.Sessions() // suspending an account ends its sessions at once
+	adminOpts.Revoker = signIn.Sessions()                                                    // suspending an account ends its sessions at once
+	a.access.wire(a.audit.log, a.accounts, auditActor{bearerChain{signIn.Sessions(), auth}}) // break-glass, explain
 	// Passkeys and OpenID providers complete signIn's logins; see login.go.
 	if err := a.openLogins(signIn); err != nil {
 		a.Close()
 		return nil, err
 	}
 	a.admin = admin.NewHandler(adminOpts)
+	// SCIM provisioning (scim package; token from "phivault users scim-token").
+	a.routes["/scim/v2/"] = withClient(scim.NewHandler(scim.Options{Authenticator: auditActor{scimAuthenticator{cfg.Data}},
+		Accounts: a.accounts, Audit: a.audit.log, Revoker: adminOpts.Revoker, BaseURL: scimBase(cfg.BaseURL), Logger: logger}))
 	// The AuditEvent view and access reports read the audit store only, so
 	// they answer while sealed; reading the trail is recorded too.
 	a.auditView = auditlog.NewViewHandler(auditlog.ViewOptions{Store: db, Auth: auditActor{auth}, Log: a.audit.log, BaseURL: cfg.BaseURL})
@@ -264,6 +278,7 @@ func (a *app) fhirAndAdmin() http.Handler {
 	mux.Handle("GET /fhir/AuditEvent", a.auditView) // writes go on to the FHIR API, which refuses them
 	mux.Handle("GET /fhir/AuditEvent/{index}", a.auditView)
 	mux.Handle("/fhir/admin/reports/", a.auditView)
+	a.access.mount(mux) // /fhir/admin/break-glass, /fhir/admin/policy/; see policy.go
 	return withClient(mux)
 }
 
