@@ -239,12 +239,14 @@ func (s *Sessions) Start(p phivault.Principal, refresh bool) (*Issued, error) {
 		return nil, err
 	}
 	s.sessions[id] = sess
-	subj := s.subjects[p.ID]
-	if subj == nil {
-		subj = make(map[*session]struct{})
-		s.subjects[p.ID] = subj
+	for _, k := range subjectKeys(&p) {
+		subj := s.subjects[k]
+		if subj == nil {
+			subj = make(map[*session]struct{})
+			s.subjects[k] = subj
+		}
+		subj[sess] = struct{}{}
 	}
-	subj[sess] = struct{}{}
 	return out, nil
 }
 
@@ -387,7 +389,9 @@ func (s *Sessions) RevokeSession(id string) bool {
 }
 
 // RevokeSubject implements phivault.SessionRevoker: it ends every session
-// of the account or client id subject. It never fails.
+// of the account or client id subject: for a client, both its own
+// (backend) sessions and those of people signed in through it. It never
+// fails.
 func (s *Sessions) RevokeSubject(_ context.Context, subject string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -411,12 +415,23 @@ func (s *Sessions) endLocked(sess *session) {
 	}
 	sess.hashes = nil
 	delete(s.sessions, sess.id)
-	if subj := s.subjects[sess.principal.ID]; subj != nil {
-		delete(subj, sess)
-		if len(subj) == 0 {
-			delete(s.subjects, sess.principal.ID)
+	for _, k := range subjectKeys(sess.principal) {
+		if subj := s.subjects[k]; subj != nil {
+			delete(subj, sess)
+			if len(subj) == 0 {
+				delete(s.subjects, k)
+			}
 		}
 	}
+}
+
+// subjectKeys returns the subjects whose revocation ends a session of p:
+// its account or client id, and the client it was issued to.
+func subjectKeys(p *phivault.Principal) []string {
+	if p.Client == "" || p.Client == p.ID {
+		return []string{p.ID}
+	}
+	return []string{p.ID, p.Client}
 }
 
 // sweepLocked removes ended sessions and expired access tokens, at most

@@ -210,6 +210,13 @@ func TestRevokeSubject(t *testing.T) {
 	if got := e.read(p.AccessToken); got != http.StatusOK {
 		t.Errorf("another subject's read = %d, want 200", got)
 	}
+	// Revoking the app ends the sessions of people signed in through it.
+	if err := revoker.RevokeSubject(context.Background(), e.public.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.read(p.AccessToken); got != http.StatusUnauthorized {
+		t.Errorf("read after revoking the app = %d, want 401", got)
+	}
 }
 
 func TestSessions_Authenticate(t *testing.T) {
