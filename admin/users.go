@@ -34,6 +34,19 @@ var Clearances = []string{"R", "V", "PSY", "SUD", "HIV", "ETH", "VIP"}
 // of the default Cedar set (action manageUsers).
 const AdminRole = "security-admin"
 
+// BootstrapRole is the role of the bootstrap admin token's principal
+// (access.BootstrapRole, a system principal); it may manage users and
+// clients. No account can hold it: account roles come from DefaultRoles.
+const BootstrapRole = "bootstrap-admin"
+
+// MayManage reports whether p may use the user, client, training and SCIM
+// routes: no principal (a bare bootstrap token), the bootstrap principal,
+// or a staff principal with AdminRole.
+func MayManage(p *phivault.Principal) bool {
+	return p == nil || (p.Kind == phivault.PrincipalSystem && p.HasRole(BootstrapRole)) ||
+		(p.Kind == phivault.PrincipalStaff && p.HasRole(AdminRole))
+}
+
 // Defaults of the user routes.
 const (
 	DefaultTOTPIssuer    = "phivault"       // issuer shown in authenticator apps
@@ -155,8 +168,7 @@ func registerUsers(h *Handler) {
 	h.mux.Handle("POST /admin/training", h.manage(u.importTraining))
 }
 
-// manage authorizes a user, client or training route: the bootstrap admin
-// token (no principal in the context) or a staff principal with AdminRole.
+// manage authorizes a user, client or training route (see MayManage).
 func (h *Handler) manage(next func(http.ResponseWriter, *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -164,8 +176,7 @@ func (h *Handler) manage(next func(http.ResponseWriter, *http.Request)) http.Han
 			writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server manages no accounts."))
 			return
 		}
-		if p := phivault.PrincipalFromContext(r.Context()); p != nil &&
-			(p.Kind != phivault.PrincipalStaff || !p.HasRole(AdminRole)) {
+		if p := phivault.PrincipalFromContext(r.Context()); !MayManage(p) {
 			h.log.Warn("admin: account management refused", "principal", p, "path", r.URL.Path)
 			h.record(r.Context(), targetType(r), r.PathValue("id"), errForbidden)
 			writeError(w, errForbidden)

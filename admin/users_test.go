@@ -18,6 +18,7 @@ import (
 	"github.com/pquerna/otp"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/auditlog"
@@ -68,6 +69,9 @@ func (p principals) Authenticate(ctx context.Context, token string) (context.Con
 		return phivault.WithPrincipal(api.WithActor(ctx, "mgr1"), &phivault.Principal{ID: "mgr1", Kind: phivault.PrincipalStaff, Roles: []string{"security-admin"}}), nil
 	case nurseToken:
 		return phivault.WithPrincipal(api.WithActor(ctx, "nurse1"), &phivault.Principal{ID: "nurse1", Kind: phivault.PrincipalStaff, Roles: []string{"nurse"}}), nil
+	case adminToken:
+		// As serve wires it: the bootstrap token carries the bootstrap principal.
+		return phivault.WithPrincipal(api.WithActor(ctx, "admin"), access.BootstrapPrincipal("admin")), nil
 	}
 	return p.boot.Authenticate(ctx, token)
 }
@@ -483,4 +487,27 @@ func TestUsers_NoAccountStore(t *testing.T) {
 
 func decodeBase32(s string) ([]byte, error) {
 	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(s))
+}
+
+func TestMayManage(t *testing.T) {
+	if admin.BootstrapRole != access.BootstrapRole {
+		t.Fatalf("admin.BootstrapRole = %q, want access.BootstrapRole %q", admin.BootstrapRole, access.BootstrapRole)
+	}
+	tests := []struct {
+		p    *phivault.Principal
+		want bool
+	}{
+		{nil, true},
+		{access.BootstrapPrincipal("admin"), true},
+		{&phivault.Principal{Kind: phivault.PrincipalStaff, Roles: []string{"security-admin"}}, true},
+		{&phivault.Principal{Kind: phivault.PrincipalStaff, Roles: []string{"physician", "privacy-officer"}}, false},
+		{&phivault.Principal{Kind: phivault.PrincipalSystem, Roles: []string{"security-admin"}}, false},
+		{&phivault.Principal{Kind: phivault.PrincipalPatient, Roles: []string{"security-admin"}}, false},
+		{&phivault.Principal{Kind: phivault.PrincipalStaff, Roles: []string{"bootstrap-admin"}}, false},
+	}
+	for _, tt := range tests {
+		if got := admin.MayManage(tt.p); got != tt.want {
+			t.Errorf("MayManage(%+v) = %v, want %v", tt.p, got, tt.want)
+		}
+	}
 }

@@ -82,7 +82,7 @@ type Options struct {
 	// Authenticator checks the provisioning client's bearer token;
 	// required, nil refuses every request. A request it authenticates
 	// without a principal (such as a dedicated SCIM token) is allowed; one
-	// with a principal needs the admin.AdminRole role.
+	// with a principal must pass admin.MayManage.
 	Authenticator api.Authenticator
 	Accounts      phivault.AccountStore   // required
 	Audit         phivault.AuditLog       // required for changes; without it they answer 503
@@ -142,7 +142,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if p := phivault.PrincipalFromContext(ctx); p != nil && (p.Kind != phivault.PrincipalStaff || !p.HasRole(admin.AdminRole)) {
+	if p := phivault.PrincipalFromContext(ctx); !admin.MayManage(p) {
 		h.log.Warn("scim: refused", "principal", p)
 		err := phivault.Errorf(phivault.EFORBIDDEN, "Provisioning needs the SCIM token or the security-admin role.")
 		h.record(ctx, r.PathValue("id"), err)
