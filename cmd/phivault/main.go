@@ -44,6 +44,7 @@ Commands:
   import   load FHIR bundles, resources or NDJSON into a running server
   bench    put load on a running server; report req/s and latency
   keys     shred a patient, rotate keys, show key status
+  policy   explain access decisions; test and validate Cedar policies
   users    add, list, update, suspend accounts; TOTP; training dates
   clients  register OAuth clients: public apps and backend systems
   training import security-training dates from a CSV file
@@ -95,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &benchCommand{stdout: stdout, stderr: stderr}
 	case "keys":
 		cmd = &keysCommand{stdout: stdout, stderr: stderr}
+	case "policy":
+		cmd = &policyCommand{stdout: stdout, stderr: stderr}
 	case "users":
 		cmd = &usersCommand{stdout: stdout, stderr: stderr}
 	case "clients":

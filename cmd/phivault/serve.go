@@ -57,10 +57,11 @@ type Config struct {
 	Insecure      bool   // plain HTTP, loopback only
 	BaseURL       string
 	Keyring       KeyringConfig
-	Audit         AuditConfig  // remote checkpoint witnesses; see audit.go
-	Policy        PolicyConfig // Cedar policy directory; see policy.go
-	Login         LoginConfig  // passkeys and OpenID providers; see login.go
+	Audit         AuditConfig // remote checkpoint witnesses; see audit.go
+	Login         LoginConfig // passkeys and OpenID providers; see login.go
 	Passphrase    string
+
+	Policy PolicyConfig // Cedar policy directory; see policy.go
 }
 
 // LogValue redacts the passphrase, so a Config can be logged safely.
@@ -150,13 +151,14 @@ type app struct {
 	handler  *api.Handler
 	admin    *admin.Handler
 	metrics  *prometheus.Registry
-	audit    *auditTrail  // records every request; see audit.go
-	access   *accessState // the policy enforcement point; see policy.go
+	audit    *auditTrail // records every request; see audit.go
 	// auditView serves GET /fhir/AuditEvent and the access reports.
 	auditView http.Handler
 	// routes are served next to /fhir: OAuth sign-in, SCIM provisioning.
 	routes map[string]http.Handler
 	server *server.Server
+	// access is the policy enforcement point; see policy.go.
+	access *accessState
 }
 
 // openApp opens the data folder and wires the request path. It does not
@@ -207,8 +209,9 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		a.Close()
 		return nil, err
 	}
-	adminOpts.Revoker = signIn.Sessions()                                                    // suspending an account ends its sessions at once
-	a.access.wire(a.audit.log, a.accounts, auditActor{bearerChain{signIn.Sessions(), auth}}) // break-glass, explain
+	adminOpts.Revoker = signIn.Sessions() // suspending an account ends its sessions at once
+	// Break-the-glass and explain take OAuth sessions and the bootstrap token.
+	a.access.wire(a.audit.log, a.accounts, auditActor{bearerChain{signIn.Sessions(), auth}})
 	// Passkeys and OpenID providers complete signIn's logins; see login.go.
 	if err := a.openLogins(signIn); err != nil {
 		a.Close()
