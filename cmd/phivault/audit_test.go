@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -262,5 +266,85 @@ func TestAudit_archiveCommand(t *testing.T) {
 	}
 	if err := run(ctx, []string{"audit", "archive", "-data", string(a.cfg.Data), "-out", arch}, io.Discard, io.Discard); err == nil {
 		t.Error("archive without -before or -to-index succeeded")
+	}
+}
+
+// TestAudit_cefSyslog starts a vault with -audit-cef-syslog pointing at a
+// TLS syslog listener trusted through -audit-cef-syslog-ca: the stream's
+// own start is recorded and sent first, then every request's entry.
+func TestAudit_cefSyslog(t *testing.T) {
+	ctx := context.Background()
+	hs := httptest.NewUnstartedServer(nil)
+	hs.StartTLS()
+	cert := hs.TLS.Certificates[0]
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600)
+	hs.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	msgs := make(chan string, 100)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for {
+			n, err := r.ReadString(' ')
+			if err != nil {
+				return
+			}
+			size, _ := strconv.Atoi(strings.TrimSpace(n))
+			msg := make([]byte, size)
+			if _, err := io.ReadFull(r, msg); err != nil {
+				return
+			}
+			msgs <- string(msg)
+		}
+	}()
+
+	dir := filepath.Join(t.TempDir(), "data")
+	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
+	var out bytes.Buffer
+	if err := run(ctx, []string{"init", "-data", dir}, &out, io.Discard); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	_, after, _ := strings.Cut(out.String(), "only its hash is kept):\n")
+	token := strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])
+	cfg := Config{Data: dataDir(dir), Passphrase: "correct horse battery staple",
+		Audit: AuditConfig{CEFSyslog: ln.Addr().String(), CEFSyslogCA: caFile}}
+	a, err := openApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("openApp: %v", err)
+	}
+	srv := httptest.NewServer(a.fhirAndAdmin())
+	defer func() { srv.Close(); a.Close() }()
+	app := &auditApp{app: a, url: srv.URL, token: token}
+	app.create(t, "Patient", `{"resourceType":"Patient","name":[{"family":"Wolkenstein"}]}`)
+
+	next := func() string {
+		select {
+		case m := <-msgs:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatal("no CEF message arrived")
+			return ""
+		}
+	}
+	for _, want := range []string{
+		"|export|export AuditEvent|3|",
+		"|create|create Patient|3|",
+	} {
+		m := next()
+		if !strings.Contains(m, " phivault - cef - CEF:0|phivault|phivault|") || !strings.Contains(m, want) {
+			t.Errorf("message %q, want CEF with %q", m, want)
+		}
+		if strings.Contains(m, "Wolkenstein") {
+			t.Errorf("CEF message holds PHI: %q", m)
+		}
 	}
 }
