@@ -131,6 +131,46 @@ func TestProvisioning(t *testing.T) {
 		t.Fatalf("clients list printed:\n%s", out)
 	}
 
+	// SCIM: a dedicated token (the admin token is refused), create, filter,
+	// deactivate; the CLI sees the change.
+	tokOut, err := exec.Command(binary, "users", "scim-token", "-data", v.dir).CombinedOutput()
+	scimTok := regexp.MustCompile(`(?m)^\S{20,}$`).FindString(string(tokOut))
+	if err != nil || scimTok == "" {
+		t.Fatalf("users scim-token: %v: %s", err, tokOut)
+	}
+	scimURL := strings.TrimSuffix(v.url, "/fhir") + "/scim/v2"
+	scimDo := func(token, method, path, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, scimURL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/scim+json")
+		resp, err := v.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.Bytes()
+	}
+	if st, b := scimDo(v.token, "GET", "/Users", ""); st != 401 {
+		t.Errorf("SCIM with the admin token = %d %s, want 401", st, b)
+	}
+	st, b := scimDo(scimTok, "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"idp.user","externalId":"okta-1","roles":[{"value":"nurse"}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"icu"}}`)
+	var su struct{ ID string }
+	if st != 201 || json.Unmarshal(b, &su) != nil || su.ID == "" {
+		t.Fatalf("SCIM POST /Users = %d %s", st, b)
+	}
+	if st, b := scimDo(scimTok, "GET", "/Users?filter=userName%20eq%20%22idp.user%22", ""); st != 200 || !bytes.Contains(b, []byte(`"totalResults":1`)) {
+		t.Fatalf("SCIM filter = %d %s", st, b)
+	}
+	if st, b := scimDo(scimTok, "PATCH", "/Users/"+su.ID, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`); st != 200 {
+		t.Fatalf("SCIM PATCH active=false = %d %s", st, b)
+	}
+	if out := cli(false, "users", "list"); !regexp.MustCompile(`idp\.user\s+staff\s+suspended\s+nurse\s+icu`).MatchString(out) {
+		t.Fatalf("users list after SCIM deactivation:\n%s", out)
+	}
+
 	// The admin API never shows credentials, and the log has none either.
 	r := v.do(http.MethodGet, "/admin/users", nil)
 	if r.status != 200 {
@@ -141,7 +181,7 @@ func TestProvisioning(t *testing.T) {
 			t.Errorf("a secret (%.10s...) is in the admin API answer or the server log", secret)
 		}
 	}
-	for _, name := range []string{"dr.e2e", "nurse.e2e"} {
+	for _, name := range []string{"dr.e2e", "nurse.e2e", "idp.user"} {
 		if bytes.Contains(v.stderr.Bytes(), []byte(name)) {
 			t.Errorf("the server log holds the username %s", name)
 		}
