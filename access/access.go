@@ -30,8 +30,10 @@
 package access
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -248,30 +250,49 @@ func targetOf(c *caller, r *phivault.Resource) (*target, error) {
 		t.obj, t.labels, t.btgRecord = obj, labelsOf(obj), isBreakGlassBody(r.Type, obj)
 		return t, nil
 	}
-	var m struct {
-		Code struct {
-			Coding []struct {
-				System string `json:"system"`
-			} `json:"coding"`
-		} `json:"code"`
-		Meta struct {
-			Security []struct {
-				Code string `json:"code"`
-			} `json:"security"`
-		} `json:"meta"`
+	if r.Type == "Basic" || bytes.Contains(r.Body, []byte(`\u`)) {
+		// Basic may be a break-the-glass record; escapes could hide a key.
+		obj, err := fhir.Decode(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		t.labels, t.btgRecord = labelsOf(obj), isBreakGlassBody(r.Type, obj)
+		return t, nil
 	}
-	if err := json.Unmarshal(r.Body, &m); err != nil {
+	labels, err := scanLabels(r.Body)
+	if err != nil {
 		return nil, err
 	}
-	for _, cd := range m.Code.Coding {
-		t.btgRecord = t.btgRecord || (r.Type == "Basic" && cd.System == BreakGlassSystem)
-	}
-	for _, sc := range m.Meta.Security {
-		if slices.Contains(sensitiveLabels, sc.Code) && !slices.Contains(t.labels, sc.Code) {
-			t.labels = append(t.labels, sc.Code)
+	t.labels = labels
+	return t, nil
+}
+
+// scanLabels returns the sensitive codes of every "security" array in a
+// stored body without decoding the rest: meta.security, and also that of
+// contained resources, which only adds restrictions. A raw `"security":[`
+// cannot occur inside a JSON string (its quotes would be escaped), and
+// bodies with \u escapes take the full decode instead.
+func scanLabels(body []byte) ([]string, error) {
+	var out []string
+	key := []byte(`"security":`)
+	for rest := body; ; {
+		i := bytes.Index(rest, key)
+		if i < 0 {
+			return out, nil
+		}
+		rest = rest[i+len(key):]
+		var codes []struct {
+			Code string `json:"code"`
+		}
+		if err := json.NewDecoder(bytes.NewReader(rest)).Decode(&codes); err != nil {
+			return nil, fmt.Errorf("access: read meta.security: %w", err)
+		}
+		for _, c := range codes {
+			if slices.Contains(sensitiveLabels, c.Code) && !slices.Contains(out, c.Code) {
+				out = append(out, c.Code)
+			}
 		}
 	}
-	return t, nil
 }
 
 // labelsOf returns the sensitive meta.security codes of a decoded resource.

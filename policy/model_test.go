@@ -159,7 +159,12 @@ func describe(r policy.Request) string {
 // consent deny × break-the-glass × training × suspension against the model,
 // and pins a few outcomes by hand.
 func TestMatrix(t *testing.T) {
-	a := newAuthorizer(t)
+	// Without the memo: every cell is decided by Cedar (TestProperty runs
+	// with it).
+	a, err := policy.New(policy.Options{CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	n, allowed, cell, step := 0, 0, 0, testenv.SampleStep()
 	principals := []policy.Principal{}
 	for _, role := range allRoles[:6] { // bootstrap-admin is a system role
@@ -380,8 +385,18 @@ func TestProperty(t *testing.T) {
 	})
 }
 
-func BenchmarkDecide(b *testing.B) {
-	a := newAuthorizer(b)
+// BenchmarkDecide decides the same request again and again: after the
+// first, the memo answers. BenchmarkDecideUncached measures Cedar itself.
+func BenchmarkDecide(b *testing.B) { benchmarkDecide(b, policy.Options{}) }
+
+// BenchmarkDecideUncached decides without the memo.
+func BenchmarkDecideUncached(b *testing.B) { benchmarkDecide(b, policy.Options{CacheSize: -1}) }
+
+func benchmarkDecide(b *testing.B, opts policy.Options) {
+	a, err := policy.New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
 	r := policy.Request{
 		Principal: policy.Principal{ID: "doc", Kind: policy.KindStaff, Roles: []string{"physician"}, Department: "cardio",
 			Clearances: []string{"R"}, TrainingValidUntil: t0.Add(time.Hour), AuthTime: t0},

@@ -4,6 +4,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"errors"
@@ -168,14 +169,32 @@ type Decision struct {
 type Options struct {
 	// Dir, if set, holds *.cedar files replacing the default policy set.
 	Dir string
+	// CacheSize bounds the decision memo: DefaultCacheSize if zero, no
+	// memo if negative. Decisions are a pure function of the request
+	// (times count in whole seconds), so the memo never changes an answer.
+	CacheSize int
 }
 
 // Authorizer decides requests against a validated policy set. It is safe
 // for concurrent use; Reload swaps the set atomically.
 type Authorizer struct {
 	validator *validate.Validator
-	set       atomic.Pointer[cedar.PolicySet]
+	set       atomic.Pointer[policySet]
+	cacheSize int
 }
+
+// policySet is a compiled set with its decision memo.
+type policySet struct {
+	ps *cedar.PolicySet
+	// memo caches decisions by their inputs (times in seconds, as the
+	// policies see them), or is nil when a policy names a resource
+	// entity: decisions then depend on resource ids, which keys omit.
+	memo *memo
+}
+
+// DefaultCacheSize is the number of decisions an Authorizer remembers per
+// policy set when Options.CacheSize is zero.
+const DefaultCacheSize = 50_000
 
 // New returns an Authorizer with the default policies, or those in opts.Dir.
 func New(opts Options) (*Authorizer, error) {
@@ -188,7 +207,10 @@ func New(opts Options) (*Authorizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: resolve schema: %w", err)
 	}
-	a := &Authorizer{validator: validate.New(rs)}
+	a := &Authorizer{validator: validate.New(rs), cacheSize: opts.CacheSize}
+	if a.cacheSize == 0 {
+		a.cacheSize = DefaultCacheSize
+	}
 	if opts.Dir != "" {
 		if err := a.Reload(opts.Dir); err != nil {
 			return nil, err
@@ -199,7 +221,7 @@ func New(opts Options) (*Authorizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: default set: %w", err)
 	}
-	a.set.Store(ps)
+	a.set.Store(a.newSet(ps, map[string][]byte{"default.cedar": defaultPolicies}))
 	return a, nil
 }
 
@@ -226,7 +248,7 @@ func (a *Authorizer) Reload(dir string) error {
 	if err != nil {
 		return phivault.Errorf(phivault.EINVALID, "policies in %s rejected, the current policies stay in force: %v", dir, err)
 	}
-	a.set.Store(ps)
+	a.set.Store(a.newSet(ps, files))
 	return nil
 }
 
@@ -234,6 +256,22 @@ func (a *Authorizer) Reload(dir string) error {
 func (a *Authorizer) Validate(name string, text []byte) error {
 	_, err := a.compile(map[string][]byte{name: text})
 	return err
+}
+
+// newSet wraps a compiled set with a memo, unless a policy names a
+// resource entity or the memo is off.
+func (a *Authorizer) newSet(ps *cedar.PolicySet, files map[string][]byte) *policySet {
+	out := &policySet{ps: ps}
+	if a.cacheSize < 0 {
+		return out
+	}
+	for _, text := range files {
+		if bytes.Contains(text, []byte("Resource::")) {
+			return out
+		}
+	}
+	out.memo = &memo{max: a.cacheSize}
+	return out
 }
 
 func (a *Authorizer) compile(files map[string][]byte) (*cedar.PolicySet, error) {
@@ -431,7 +469,22 @@ func (a *Authorizer) Decide(ctx context.Context, r Request) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
-	ps := a.set.Load()
+	set := a.set.Load()
+	var key []byte
+	if set.memo != nil {
+		key = memoKey(&r)
+		if d, ok := set.memo.get(key); ok {
+			return d, nil
+		}
+	}
+	d, err := a.decideUncached(set.ps, r)
+	if err == nil && key != nil {
+		set.memo.put(key, d)
+	}
+	return d, err
+}
+
+func (a *Authorizer) decideUncached(ps *cedar.PolicySet, r Request) (Decision, error) {
 	d, err := decide(ps, &r)
 	if err != nil || d.Allow {
 		return d, err

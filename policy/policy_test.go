@@ -74,3 +74,35 @@ func TestReloadKeepsOldSetOnError(t *testing.T) {
 		t.Fatalf("new set not in force: %+v %v", d, err)
 	}
 }
+
+// TestMemoResourceEntities checks that a set whose policies name resource
+// entities is decided per resource id, not from the memo.
+func TestMemoResourceEntities(t *testing.T) {
+	dir := t.TempDir()
+	text := string(policy.DefaultPolicies()) + `
+@id("hide-o2") forbid (principal, action, resource) when { resource == Resource::"Observation/o2" };`
+	if err := os.WriteFile(filepath.Join(dir, "site.cedar"), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := policy.New(policy.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := policy.Request{
+		Principal: policy.Principal{ID: "u1", Kind: policy.KindStaff, Roles: []string{"physician"}, TrainingValidUntil: t0.Add(time.Hour)},
+		Action:    policy.Read,
+		Resource:  policy.Resource{Type: "Observation", ID: "o1", Category: policy.CategoryPatient},
+		Patient:   policy.Patient{ID: "p1", CareTeam: []string{"u1"}},
+		Context:   policy.Context{Time: t0},
+	}
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{{"o1", true}, {"o2", false}, {"o1", true}} {
+		req.Resource.ID = tc.id
+		d, err := a.Decide(context.Background(), req)
+		if err != nil || d.Allow != tc.want {
+			t.Fatalf("Decide(%s) = %+v, %v; want allow=%v", tc.id, d, err, tc.want)
+		}
+	}
+}
