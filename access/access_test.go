@@ -619,6 +619,22 @@ func TestRecordService_SMART(t *testing.T) {
 	_, _, err = h.rs.Create(ctx, "Observation", vital.Body, phivault.CreateOptions{})
 	wantCode(t, "Create with a read scope", err, phivault.EFORBIDDEN)
 
+	// A clinician on a SMART token breaks the glass like anyone else;
+	// the grant is still bounded by the token's scopes.
+	er := staff("u-er", "nobody", "physician")
+	er.SMART, er.Scopes = true, []string{"openid", "user/Observation.rs"}
+	ectx, _ := as(er)
+	_, err = h.rs.Read(ectx, "Observation", lab.ID)
+	wantCode(t, "SMART physician without relationship", err, phivault.EFORBIDDEN)
+	if _, err := h.rs.BreakGlass(ectx, access.BreakGlassRequest{PatientID: p, Purpose: "ETREAT", Reason: "arrest"}); err != nil {
+		t.Fatalf("BreakGlass on a SMART token: %v", err)
+	}
+	if _, err := h.rs.Read(ectx, "Observation", lab.ID); err != nil {
+		t.Fatalf("Read under the grant: %v", err)
+	}
+	_, err = h.rs.Read(ectx, "Patient", p)
+	wantCode(t, "Patient under the grant, outside the scopes", err, phivault.ENOTFOUND)
+
 	pat := &phivault.Principal{ID: "u-pat", Kind: phivault.PrincipalPatient, PatientID: p, SMART: true, Scopes: []string{"patient/Observation.r"}}
 	pctx, _ := as(pat)
 	if _, err := h.rs.Read(pctx, "Observation", lab.ID); err != nil {

@@ -70,7 +70,7 @@ func model(r policy.Request) bool {
 	btg := c.BreakGlass != nil && c.BreakGlass.PatientID == pat.ID && c.BreakGlass.Reason != "" && now < c.BreakGlass.Until.Unix()
 	self := p.Kind == policy.KindPatient && pat.ID == p.PatientID
 	scope := modelScope(r)
-	if c.SMART && !scope {
+	if _, fhirAction := letterOf[a]; c.SMART && !scope && fhirAction {
 		return false
 	}
 	exempt := a == policy.BreakGlass || (readish && btg)

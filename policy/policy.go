@@ -161,7 +161,8 @@ type Decision struct {
 	// Errors lists evaluation errors; any error denies.
 	Errors []string
 	// BreakGlassPossible reports, for a denied read, search or history of a
-	// patient's data, that the principal could break the glass for it.
+	// patient's data, that the principal could break the glass for it and
+	// that a grant would then let the request through.
 	BreakGlassPossible bool
 }
 
@@ -497,8 +498,13 @@ func (a *Authorizer) decideUncached(ps *cedar.PolicySet, r Request) (Decision, e
 		probe.Context.Purpose = "BTG"
 		probe.Context.BreakGlassWhy = "probe"
 		pd, err := decide(ps, &probe)
-		if err == nil {
-			d.BreakGlassPossible = pd.Allow
+		if err == nil && pd.Allow {
+			// ... and a grant would let this request through (SMART
+			// scopes, for one, still bound it).
+			granted := r
+			granted.Context.BreakGlass = &BreakGlassGrant{PatientID: r.Patient.ID, Reason: "probe", Until: r.Context.Time.Add(time.Hour)}
+			gd, err := decide(ps, &granted)
+			d.BreakGlassPossible = err == nil && gd.Allow
 		}
 	}
 	return d, nil
