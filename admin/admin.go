@@ -86,10 +86,10 @@ func NewHandler(opts Options) *Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	h.mux.HandleFunc("POST /admin/patients/{id}/{op}", h.patientOp)
-	h.mux.HandleFunc("POST /admin/keys/{op}", h.keysOp)
-	h.mux.HandleFunc("GET /admin/keys/status", h.status)
-	h.mux.HandleFunc("POST /admin/keys/{kek}/{op}", h.kekOp)
+	h.mux.Handle("POST /admin/patients/{id}/{op}", h.secure(h.patientOp))
+	h.mux.Handle("POST /admin/keys/{op}", h.secure(h.keysOp))
+	h.mux.Handle("GET /admin/keys/status", h.secure(h.status))
+	h.mux.Handle("POST /admin/keys/{kek}/{op}", h.secure(h.kekOp))
 	registerSeal(h)
 	registerUsers(h)
 	registerClients(h)
@@ -111,6 +111,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mux.ServeHTTP(w, r.WithContext(ctx))
 }
+
+// secure authorizes a key, seal or shred route: the same callers as the
+// user routes (see MayManage), since all of them change security state.
+func (h *Handler) secure(next func(http.ResponseWriter, *http.Request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := phivault.PrincipalFromContext(r.Context()); !MayManage(p) {
+			h.log.Warn("admin: security operation refused", "principal", p, "path", r.URL.Path)
+			writeError(w, errNotSecurityAdmin)
+			return
+		}
+		next(w, r)
+	})
+}
+
+var errNotSecurityAdmin = phivault.Errorf(phivault.EFORBIDDEN, "Key, seal and shred operations need the security-admin role.")
 
 func (h *Handler) patientOp(w http.ResponseWriter, r *http.Request) {
 	if r.PathValue("op") == "$rotate-key" {

@@ -53,8 +53,8 @@ func registerSeal(h *Handler) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	h.mux.HandleFunc("POST /admin/$unseal", s.unseal)
-	h.mux.HandleFunc("POST /admin/$seal", s.seal)
+	h.mux.Handle("POST /admin/$unseal", h.secure(s.unseal))
+	h.mux.Handle("POST /admin/$seal", h.secure(s.seal))
 }
 
 // unsealRequest is the body of $unseal; an empty body means no secret.

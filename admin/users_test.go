@@ -319,6 +319,15 @@ func TestUsers_Authorization(t *testing.T) {
 			t.Errorf("bad token %s %s = %d, want 401", r.method, r.path, status)
 		}
 	}
+	for _, path := range []string{"/admin/patients/p1/$shred", "/admin/patients/p1/$rotate-key", "/admin/keys/$rotate",
+		"/admin/keys/k1/$compromised", "/admin/$seal", "/admin/$unseal"} {
+		if status, b := h.do(nurseToken, "POST", path, nil); status != 403 || !strings.Contains(string(b), "security-admin") {
+			t.Errorf("nurse POST %s = %d %s, want 403", path, status, b)
+		}
+	}
+	if status, _ := h.do(nurseToken, "GET", "/admin/keys/status", nil); status != 403 {
+		t.Errorf("nurse GET /admin/keys/status = %d, want 403", status)
+	}
 	acc, _ := h.db.AccountByID(context.Background(), u.ID)
 	if acc.Status != "active" || acc.Version != 1 {
 		t.Errorf("account changed by refused requests: %v v%d", acc.Status, acc.Version)
