@@ -12,7 +12,7 @@ import (
 // ExplainRequest asks how the policy decides an action of a user on a
 // resource.
 type ExplainRequest struct {
-	User     string `json:"user"`     // account id
+	User     string `json:"user"`     // account id, or username
 	Action   string `json:"action"`   // read, search, history, create, update, delete, breakGlass
 	Resource string `json:"resource"` // "Type/id" of a stored resource
 	Purpose  string `json:"purpose"`  // purpose of use, optional
@@ -57,9 +57,14 @@ func (s *RecordService) Explain(ctx context.Context, r ExplainRequest) (*Explana
 		return nil, phivault.Errorf(phivault.EUNSUPPORTED, "This server has no account store to explain decisions for.")
 	}
 	a, err := s.Accounts.AccountByID(ctx, r.User)
+	if byName, ok := s.Accounts.(interface {
+		AccountByUsername(ctx context.Context, username string) (*phivault.Account, error)
+	}); ok && phivault.ErrorCode(err) == phivault.ENOTFOUND {
+		a, err = byName.AccountByUsername(ctx, r.User)
+	}
 	if err != nil {
 		if phivault.ErrorCode(err) == phivault.ENOTFOUND {
-			return nil, phivault.Errorf(phivault.ENOTFOUND, "No such user (give the account id).")
+			return nil, phivault.Errorf(phivault.ENOTFOUND, "No such user (give the account id or username).")
 		}
 		return nil, err
 	}

@@ -111,9 +111,9 @@ type policyCommand struct {
 const policyUsage = `Usage: phivault policy SUBCOMMAND [flags]
 
 Subcommands:
-  explain -user ID -action ACTION -resource Type/id [-purpose CODE]
+  explain -user USER -action ACTION -resource Type/id [-purpose CODE]
           ask the running server how its policies decide ACTION (read, search,
-          history, create, update, delete, breakGlass) by account ID on a
+          history, create, update, delete, breakGlass) by account USER (id or username) on a
           stored resource, and which policies decided (needs a token of a
           security admin, a privacy officer or the bootstrap admin: PHIVAULT_TOKEN)
   test [-policies DIR] DIR
@@ -158,7 +158,7 @@ func (c *policyCommand) explain(ctx context.Context, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	var req access.ExplainRequest
-	fs.StringVar(&req.User, "user", "", "account id of the user")
+	fs.StringVar(&req.User, "user", "", "account id or username of the user")
 	fs.StringVar(&req.Action, "action", "read", "read, search, history, create, update, delete or breakGlass")
 	fs.StringVar(&req.Resource, "resource", "", "stored resource, as Type/id")
 	fs.StringVar(&req.Purpose, "purpose", "TREAT", "purpose of use")
