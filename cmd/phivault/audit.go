@@ -161,7 +161,7 @@ func (a *app) startCEF(ctx context.Context, l *auditlog.Log) (*auditlog.CEFForwa
 // API's shredder so that every call is recorded before data leaves
 // (api → auditlog → vault). It refuses to start if the database no longer
 // extends the last checkpoint in the witness file.
-func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options, auth api.Authenticator) error {
+func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 	signer, _, err := auditKeys(a.cfg.Data)
 	if err != nil {
 		return err
@@ -191,21 +191,26 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options, auth api.
 		t.Close()
 		return err
 	}
-	mux := http.NewServeMux()
-	siem := auditlog.NewSIEMHandler(l, auditActor{auth}, auditlog.SIEMOptions{})
-	mux.Handle("/audit/export", siem)
-	mux.Handle("/audit/stream", siem)
-	mux.Handle("/", auditlog.NewHandler(l, auditActor{auth}))
-	t.handler = mux
 	a.audit = t
 	a.records = auditlog.NewRecordService(a.records, l)
 	if adminOpts.Records != nil {
 		adminOpts.Records = auditlog.NewShredder(adminOpts.Records, l)
 	}
-	if adminOpts.Authenticator != nil {
-		adminOpts.Authenticator = auditActor{adminOpts.Authenticator}
-	}
 	return nil
+}
+
+// routes builds the handlers of /fhir/audit/ (checkpoint, proofs, export,
+// stream) and of the AuditEvent view and access reports. They read the
+// audit store only, so they answer while sealed; each read is recorded.
+func (a *app) auditRoutes(auth api.Authenticator) {
+	l := a.audit.log
+	mux := http.NewServeMux()
+	siem := auditlog.NewSIEMHandler(l, auditActor{auth}, auditlog.SIEMOptions{})
+	mux.Handle("/audit/export", siem)
+	mux.Handle("/audit/stream", siem)
+	mux.Handle("/", auditlog.NewHandler(l, auditActor{auth}))
+	a.audit.handler = mux
+	a.auditView = auditlog.NewViewHandler(auditlog.ViewOptions{Store: a.db, Auth: auditActor{auth}, Log: l, BaseURL: a.cfg.BaseURL})
 }
 
 // auditActor puts the authenticated actor of an admin request in the

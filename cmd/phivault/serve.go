@@ -16,9 +16,9 @@ import (
 	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
-	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/coredump"
+	"github.com/phivault/phivault/oauth"
 	"github.com/phivault/phivault/scim"
 	"github.com/phivault/phivault/server"
 	"github.com/phivault/phivault/sqlite"
@@ -156,6 +156,7 @@ type app struct {
 	auditView http.Handler
 	// routes are served next to /fhir: OAuth sign-in, SCIM provisioning.
 	routes map[string]http.Handler
+	signIn *oauth.Server // OAuth sign-in; its sessions authenticate every API
 	server *server.Server
 	// access is the policy enforcement point; see policy.go.
 	access *accessState
@@ -196,7 +197,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	auth := &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin", Principal: access.BootstrapPrincipal("admin")}
 	// Every keyring rotates online (a KMS explains why it needs no rotation).
 	adminOpts := admin.Options{Authenticator: auth, Records: records, Rotator: records, Logger: logger, Unsealer: seal, Keys: sealedKeys{seal}}
-	if err := a.openAudit(ctx, &adminOpts, auth); err != nil { // api → auditlog → vault
+	if err := a.openAudit(ctx, &adminOpts); err != nil { // api → auditlog → vault
 		seal.close()
 		db.Close()
 		return nil, err
@@ -209,9 +210,16 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		a.Close()
 		return nil, err
 	}
+	a.signIn = signIn
 	adminOpts.Revoker = signIn.Sessions() // suspending an account ends its sessions at once
+	// Session tokens and the bootstrap token reach every API; each route
+	// authorizes by role (admin.MayManage, the access layer, the trail's
+	// readers).
+	bearer := bearerChain{signIn.Sessions(), auth}
+	adminOpts.Authenticator = auditActor{bearer}
+	a.auditRoutes(bearer)
 	// Break-the-glass and explain take OAuth sessions and the bootstrap token.
-	a.access.wire(a.audit.log, a.accounts, auditActor{bearerChain{signIn.Sessions(), auth}})
+	a.access.wire(a.audit.log, a.accounts, auditActor{bearer})
 	// Passkeys and OpenID providers complete signIn's logins; see login.go.
 	if err := a.openLogins(signIn); err != nil {
 		a.Close()
@@ -221,12 +229,9 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	// SCIM provisioning (scim package; token from "phivault users scim-token").
 	a.routes["/scim/v2/"] = withClient(scim.NewHandler(scim.Options{Authenticator: auditActor{scimAuthenticator{cfg.Data}},
 		Accounts: a.accounts, Audit: a.audit.log, Revoker: adminOpts.Revoker, BaseURL: scimBase(cfg.BaseURL), Logger: logger}))
-	// The AuditEvent view and access reports read the audit store only, so
-	// they answer while sealed; reading the trail is recorded too.
-	a.auditView = auditlog.NewViewHandler(auditlog.ViewOptions{Store: db, Auth: auditActor{auth}, Log: a.audit.log, BaseURL: cfg.BaseURL})
 	a.handler = api.NewHandler(a.records, api.Options{
 		BaseURL:       cfg.BaseURL,
-		Authenticator: bearerChain{signIn.Sessions(), auth},
+		Authenticator: bearer,
 		Registerer:    a.metrics,
 		Logger:        logger,
 		Version:       version,

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/phivault/phivault"
+)
+
+// TestSessionTokens_reachEveryAPI shows that OAuth session tokens work on
+// the admin API and the audit trail's readers as well as on the FHIR API,
+// and that each route then decides by the principal's role.
+func TestSessionTokens_reachEveryAPI(t *testing.T) {
+	a := mustAuditApp(t)
+	token := func(roles ...string) string {
+		t.Helper()
+		is, err := a.signIn.Sessions().Start(phivault.Principal{ID: "u-" + roles[0], Kind: phivault.PrincipalStaff, Roles: roles}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return is.AccessToken
+	}
+	secAdmin, nurse, privacy := token("security-admin"), token("nurse"), token("privacy-officer")
+	for _, c := range []struct {
+		token, method, path string
+		want                int
+	}{
+		{secAdmin, "GET", "/fhir/admin/users", http.StatusOK},
+		{secAdmin, "GET", "/fhir/admin/keys/status", http.StatusOK},
+		{nurse, "GET", "/fhir/admin/users", http.StatusForbidden},
+		{nurse, "GET", "/fhir/admin/keys/status", http.StatusForbidden},
+		{nurse, "POST", "/fhir/admin/patients/p1/$shred", http.StatusForbidden},
+		{privacy, "GET", "/fhir/AuditEvent?action=R", http.StatusOK},
+		{privacy, "GET", "/fhir/admin/reports/patients/p1/access", http.StatusOK},
+		{nurse, "GET", "/fhir/AuditEvent?action=R", http.StatusForbidden},
+		{"not-a-token", "GET", "/fhir/admin/users", http.StatusUnauthorized},
+		{"not-a-token", "GET", "/fhir/AuditEvent", http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest(c.method, a.url+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("%s %s = %d; want %d", c.method, c.path, res.StatusCode, c.want)
+		}
+	}
+}
