@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/phivault/phivault"
@@ -49,6 +50,26 @@ type Storage interface {
 	// ReadAuditEntries returns the entries with indexes in [start, end), one
 	// slot per index, nil where an index has no entry.
 	ReadAuditEntries(ctx context.Context, start, end int64) ([][]byte, error)
+}
+
+// DeferredStorage is a Storage that can commit an append without waiting
+// for it to be durable, which lets a Log acknowledge entries from its own
+// journal (an append-only file fsynced in batches) instead of waiting for
+// a durable storage commit. A Log uses it when AuditJournal is not empty.
+// Only one Log may append to a DeferredStorage: the journal numbers the
+// entries.
+type DeferredStorage interface {
+	Storage
+	// AppendAuditDeferred is AppendAudit, except that it may return before
+	// the commit is durable. The entries are visible to readers when it
+	// returns; a crash may lose them, in the order they were appended.
+	AppendAuditDeferred(ctx context.Context, start int64, data [][]byte, hashes []tlog.Hash) error
+	// SyncAudit returns once every append committed before the call is
+	// durable.
+	SyncAudit(ctx context.Context) error
+	// AuditJournal returns the directory of the Log's journal, kept beside
+	// the storage, or "" for none.
+	AuditJournal() string
 }
 
 // A Witness publishes signed checkpoints outside the database, so that a
@@ -91,6 +112,13 @@ type Log struct {
 	Now func() time.Time
 	// Logger receives witness failures. Default discards.
 	Logger *slog.Logger
+	// JournalSegment is the size in bytes of the journal's segment files,
+	// zero-filled when made. Default DefaultJournalSegment.
+	JournalSegment int64
+	// NoJournal makes the Log commit every batch durably to a
+	// DeferredStorage, as to a plain Storage, instead of acknowledging
+	// entries from its journal (for comparisons).
+	NoJournal bool
 
 	store  Storage
 	reqs   chan *appendReq
@@ -101,7 +129,20 @@ type Log struct {
 
 	// Owned by the committer goroutine.
 	frontier hashMap
-	stale    bool // a failed append may have committed; reload first
+	seq      int64     // entries committed to the store (the frontier's tree)
+	seqTree  tlog.Tree // the tree of those seq entries
+	stale    bool      // a failed append may have committed; reload first
+
+	// Journal mode (see journal.go and append_journal.go); nil jr means
+	// every batch is committed durably to the store.
+	deferred DeferredStorage
+	jr       *journal       // owned by the leader
+	jbroken  atomic.Bool    // a journal write or fsync, or a deferred commit, failed
+	direct   bool           // after jbroken: committing durably without the journal
+	jmu      sync.Mutex     // guards pending and leading
+	pending  []*appendReq   // waiting for the leader
+	leading  bool           // a caller is leading the group commit
+	inflight sync.WaitGroup // Appends in journal mode, for Close
 
 	mu      sync.Mutex // guards the fields below
 	tree    tlog.Tree  // committed tree
@@ -154,12 +195,17 @@ func (l *Log) Open(ctx context.Context) error {
 	if err := l.reload(ctx); err != nil {
 		return err
 	}
+	if err := l.openJournal(ctx); err != nil {
+		return err
+	}
 	l.reqs = make(chan *appendReq, l.MaxBatch) // room for a whole batch to wait during a commit
 	l.done = make(chan struct{})
 	l.ckpt = make(chan struct{}, 1)
 	l.stop = make(chan struct{})
 	l.ckDone = make(chan struct{})
-	go l.committer()
+	if l.jr == nil {
+		go l.committer()
+	}
 	go l.checkpointer()
 	return nil
 }
@@ -184,11 +230,27 @@ func (l *Log) reload(ctx context.Context) error {
 		return fmt.Errorf("auditlog: tree hash: %w", err)
 	}
 	l.frontier = m
+	l.seq, l.seqTree = n, tlog.Tree{N: n, Hash: root}
 	l.stale = false
-	l.mu.Lock()
-	l.tree = tlog.Tree{N: n, Hash: root}
-	l.mu.Unlock()
+	l.publish(l.seqTree)
 	return nil
+}
+
+// publish makes tree, which is durable, the committed tree, unless that
+// has grown past it already.
+func (l *Log) publish(tree tlog.Tree) {
+	l.mu.Lock()
+	if tree.N >= l.tree.N {
+		l.tree = tree
+	}
+	due := l.tree.N-l.latestN >= l.CheckpointEvery
+	l.mu.Unlock()
+	if due && l.ckpt != nil {
+		select {
+		case l.ckpt <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Append durably adds entries to the log. Entries without a Time get l.Now().
@@ -214,6 +276,12 @@ func (l *Log) Append(ctx context.Context, entries ...*phivault.AuditEntry) error
 	if l.closed || l.reqs == nil {
 		l.closeMu.RUnlock()
 		return errClosed
+	}
+	if l.jr != nil {
+		l.inflight.Add(1)
+		l.closeMu.RUnlock()
+		defer l.inflight.Done()
+		return l.appendJournal(req)
 	}
 	select {
 	case l.reqs <- req:
@@ -263,57 +331,79 @@ func (l *Log) commit(batch []*appendReq) error {
 }
 
 func (l *Log) commitOnce(batch []*appendReq) error {
-	ctx := context.Background() // a batch outlives its callers' contexts
-	if l.stale {
-		if err := l.reload(ctx); err != nil {
-			return err
-		}
+	data := liveData(batch)
+	if len(data) == 0 {
+		return context.Canceled
 	}
+	tree, err := l.store1(data, l.store.AppendAudit)
+	if err != nil {
+		return err
+	}
+	l.publish(tree)
+	return nil
+}
+
+// liveData returns the entries of the requests whose callers still wait.
+func liveData(batch []*appendReq) [][]byte {
 	var data [][]byte
 	for _, r := range batch {
 		if r.ctx.Err() == nil {
 			data = append(data, r.data...)
 		}
 	}
-	if len(data) == 0 {
-		return context.Canceled
+	return data
+}
+
+// store1 hashes data into the tree after the l.seq entries committed so
+// far and stores it with appendFn. It returns the grown tree.
+func (l *Log) store1(data [][]byte, appendFn func(context.Context, int64, [][]byte, []tlog.Hash) error) (tlog.Tree, error) {
+	ctx := context.Background() // a batch outlives its callers' contexts
+	if l.stale {
+		if err := l.reload(ctx); err != nil {
+			return tlog.Tree{}, err
+		}
 	}
-	l.mu.Lock()
-	start := l.tree.N
-	l.mu.Unlock()
+	start := l.seq
+	hs, tree, err := l.hash(data)
+	if err != nil {
+		return tlog.Tree{}, err
+	}
+	if err := appendFn(ctx, start, data, hs.stored); err != nil {
+		l.stale = true
+		return tlog.Tree{}, fmt.Errorf("auditlog: append: %w", err)
+	}
+	l.frontier, l.seq, l.seqTree = hs.frontier, tree.N, tree
+	return tree, nil
+}
+
+// batchHashes are the stored hashes of a batch and the frontier after it.
+type batchHashes struct {
+	stored   []tlog.Hash
+	frontier hashMap
+}
+
+// hash computes the stored hashes of data as entries l.seq… and the tree
+// they make, without changing l.
+func (l *Log) hash(data [][]byte) (batchHashes, tlog.Tree, error) {
+	start := l.seq
 	leaves := make([]tlog.Hash, len(data))
 	for i, d := range data {
 		leaves[i] = tlog.RecordHash(d)
 	}
-	m := make(hashMap, len(l.frontier)+2*len(data))
+	m := make(hashMap, len(l.frontier)+64)
 	for k, v := range l.frontier {
 		m[k] = v
 	}
-	hashes, err := appendHashes(m, start, leaves)
+	stored, err := appendHashes(m, start, leaves)
 	if err != nil {
-		return err
+		return batchHashes{}, tlog.Tree{}, err
 	}
 	n := start + int64(len(data))
 	root, err := tlog.TreeHash(n, m)
 	if err != nil {
-		return err
+		return batchHashes{}, tlog.Tree{}, err
 	}
-	if err := l.store.AppendAudit(ctx, start, data, hashes); err != nil {
-		l.stale = true
-		return fmt.Errorf("auditlog: append: %w", err)
-	}
-	l.frontier = m
-	l.mu.Lock()
-	l.tree = tlog.Tree{N: n, Hash: root}
-	due := n-l.latestN >= l.CheckpointEvery
-	l.mu.Unlock()
-	if due {
-		select {
-		case l.ckpt <- struct{}{}:
-		default:
-		}
-	}
-	return nil
+	return batchHashes{stored: stored, frontier: m}, tlog.Tree{N: n, Hash: root}, nil
 }
 
 // checkpointer makes a checkpoint every CheckpointInterval while the log
@@ -426,9 +516,15 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
-	close(l.reqs)
-	l.closeMu.Unlock()
-	<-l.done
+	if l.jr != nil {
+		l.closeMu.Unlock()
+		l.inflight.Wait()
+		l.closeJournal()
+	} else {
+		close(l.reqs)
+		l.closeMu.Unlock()
+		<-l.done
+	}
 	close(l.stop)
 	<-l.ckDone
 	if l.Signer == nil {

@@ -52,26 +52,37 @@ func (m hashMap) prune(n int64) {
 // appendHashes computes the stored hashes for records with the given leaf
 // hashes at indexes start, start+1, …, given the frontier of the tree of
 // start records in m. It returns them in stored-hash order, starting at
-// tlog.StoredHashIndex(0, start), and leaves m holding the frontier of the
+// tlog.StoredHashIndex(0, start) (the order of
+// tlog.StoredHashesForRecordHash), and leaves m holding the frontier of the
 // grown tree.
+//
+// The frontier is kept as a stack of complete subtree hashes, largest
+// first: record n pushes its leaf, then merges the top two hashes once per
+// trailing one bit of n, each merge being the next stored hash.
 func appendHashes(m hashMap, start int64, leaves []tlog.Hash) ([]tlog.Hash, error) {
-	var out []tlog.Hash
-	next := tlog.StoredHashIndex(0, start)
-	for i, leaf := range leaves {
-		n := start + int64(i)
-		hs, err := tlog.StoredHashesForRecordHash(n, leaf, m)
-		if err != nil {
-			return nil, err
+	idx := frontier(start)
+	stack := make([]tlog.Hash, len(idx), len(idx)+64)
+	for i, x := range idx {
+		h, ok := m[x]
+		if !ok {
+			return nil, fmt.Errorf("auditlog: hash %d not in memory", x)
 		}
-		for _, h := range hs {
-			m[next] = h
-			next++
-		}
-		out = append(out, hs...)
-		if n&1 == 1 { // a subtree completed; drop what it covers
-			m.prune(n + 1)
-		}
+		stack[i] = h
 	}
-	m.prune(start + int64(len(leaves)))
+	out := make([]tlog.Hash, 0, 2*len(leaves)+64)
+	for i, leaf := range leaves {
+		h := leaf
+		out = append(out, h)
+		for k := start + int64(i); k&1 == 1; k >>= 1 {
+			h = tlog.NodeHash(stack[len(stack)-1], h)
+			stack = stack[:len(stack)-1]
+			out = append(out, h)
+		}
+		stack = append(stack, h)
+	}
+	clear(m)
+	for i, x := range frontier(start + int64(len(leaves))) {
+		m[x] = stack[i]
+	}
 	return out, nil
 }

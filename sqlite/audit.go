@@ -4,23 +4,20 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/phivault/phivault"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// The audit trail's storage: DB implements auditlog.Storage. Entries and
-// hashes are appended through Update, so they share the writer's group
-// commit with record writes.
+// The audit trail's storage: DB implements auditlog.Storage on its audit
+// file (see audit_db.go).
 
 // AuditSize returns one more than the highest audit entry index, or 0.
 func (db *DB) AuditSize(ctx context.Context) (int64, error) {
 	var n int64
-	err := db.View(ctx, func(tx phivault.StoreTx) error {
-		return tx.(*Tx).conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries`).Scan(&n)
-	})
-	if err != nil {
+	if err := db.audit.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: audit size: %v", err)
 	}
 	return n, nil
@@ -30,42 +27,89 @@ func (db *DB) AuditSize(ctx context.Context) (int64, error) {
 // tlog.StoredHashIndex(0, start) on, in one durable transaction, provided
 // the log holds exactly start entries.
 func (db *DB) AppendAudit(ctx context.Context, start int64, data [][]byte, hashes []tlog.Hash) error {
-	return db.Update(ctx, func(stx phivault.StoreTx) error {
-		conn := stx.(*Tx).conn
+	return db.appendAudit(ctx, true, start, data, hashes)
+}
+
+// AppendAuditDeferred is AppendAudit without waiting for durability: the
+// commit is not fsynced (auditlog's journal makes the entries durable).
+// Commits stay in order: a crash loses a suffix of them at most.
+func (db *DB) AppendAuditDeferred(ctx context.Context, start int64, data [][]byte, hashes []tlog.Hash) error {
+	return db.appendAudit(ctx, false, start, data, hashes)
+}
+
+// SyncAudit makes every audit commit so far durable, by making one more
+// with an fsync of the audit file's WAL.
+func (db *DB) SyncAudit(ctx context.Context) error {
+	a := db.audit
+	err := a.write(ctx, func(conn *sql.Conn) error {
+		a.syncs++
+		_, err := conn.ExecContext(context.WithoutCancel(ctx), `INSERT OR REPLACE INTO audit_sync (id, n) VALUES (1, ?)`, a.syncs)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: sync audit file: %v", err)
+	}
+	return nil
+}
+
+// AuditJournal returns the directory of the audit log's journal, beside the
+// audit file: "phivault.audit.db" → "phivault.audit.journal".
+func (db *DB) AuditJournal() string {
+	p := db.auditPath()
+	return strings.TrimSuffix(p, filepath.Ext(p)) + ".journal"
+}
+
+func (db *DB) appendAudit(ctx context.Context, durable bool, start int64, data [][]byte, hashes []tlog.Hash) error {
+	a := db.audit
+	err := a.writeSync(ctx, durable, func(conn *sql.Conn) error {
 		var n int64
 		if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries`).Scan(&n); err != nil {
-			return fmt.Errorf("sqlite: audit size: %v", err)
+			return fmt.Errorf("audit size: %v", err)
 		}
 		if n != start {
 			return phivault.Errorf(phivault.ECONFLICT, "The audit log holds %d entries, not %d.", n, start)
 		}
-		if err := insertRows(ctx, conn, "audit_entries", "data", start, len(data), func(i int) any { return data[i] }); err != nil {
+		if err := a.insertRows(ctx, "audit_entries", "data", start, len(data), func(i int) any { return data[i] }); err != nil {
 			return err
 		}
 		first := tlog.StoredHashIndex(0, start)
-		return insertRows(ctx, conn, "audit_hashes", "hash", first, len(hashes), func(i int) any { return hashes[i][:] })
+		return a.insertRows(ctx, "audit_hashes", "hash", first, len(hashes), func(i int) any { return hashes[i][:] })
 	})
+	if err != nil && phivault.ErrorCode(err) != phivault.ECONFLICT {
+		return fmt.Errorf("sqlite: append audit: %w", err)
+	}
+	return err
 }
 
-// insertRows inserts (idx, value) rows with idx from first on, many per
-// statement.
-func insertRows(ctx context.Context, conn *sql.Conn, table, col string, first int64, n int, value func(int) any) error {
-	const perStmt = 256 // well under SQLite's limit of 32766 variables
-	for lo := 0; lo < n; lo += perStmt {
-		hi := min(lo+perStmt, n)
-		var b strings.Builder
-		args := make([]any, 0, 2*(hi-lo))
-		fmt.Fprintf(&b, "INSERT INTO %s (idx, %s) VALUES ", table, col)
-		for i := lo; i < hi; i++ {
-			if i > lo {
-				b.WriteString(", ")
+// insertChunks are the row counts of the prepared multi-row inserts; a
+// batch is split greedily into them, so a handful of statements serve
+// every batch size.
+var insertChunks = []int{256, 64, 16, 4, 1} // 512 variables at most, far under SQLite's limit
+
+// insertRows inserts (idx, value) rows with idx from first on, with the
+// prepared statements of insertChunks. The caller holds a.mu.
+func (a *auditDB) insertRows(ctx context.Context, table, col string, first int64, n int, value func(int) any) error {
+	args := make([]any, 0, 2*insertChunks[0])
+	for lo := 0; lo < n; {
+		rows := 1
+		for _, c := range insertChunks {
+			if c <= n-lo {
+				rows = c
+				break
 			}
-			b.WriteString("(?, ?)")
+		}
+		st, err := a.stmt(ctx, fmt.Sprintf("INSERT INTO %s (idx, %s) VALUES (?, ?)", table, col)+strings.Repeat(", (?, ?)", rows-1))
+		if err != nil {
+			return fmt.Errorf("prepare insert into %s: %v", table, err)
+		}
+		args = args[:0]
+		for i := lo; i < lo+rows; i++ {
 			args = append(args, first+int64(i), value(i))
 		}
-		if _, err := conn.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("sqlite: insert into %s: %v", table, err)
+		if _, err := st.ExecContext(context.WithoutCancel(ctx), args...); err != nil {
+			return fmt.Errorf("insert into %s: %v", table, err)
 		}
+		lo += rows
 	}
 	return nil
 }
@@ -76,8 +120,7 @@ func (db *DB) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash
 		return nil, nil
 	}
 	got := make(map[int64]tlog.Hash, len(indexes))
-	err := db.View(ctx, func(stx phivault.StoreTx) error {
-		conn := stx.(*Tx).conn
+	err := func() error {
 		const perStmt = 500
 		for lo := 0; lo < len(indexes); lo += perStmt {
 			part := indexes[lo:min(lo+perStmt, len(indexes))]
@@ -85,7 +128,7 @@ func (db *DB) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash
 			for i, x := range part {
 				args[i] = x
 			}
-			rows, err := conn.QueryContext(ctx, `SELECT idx, hash FROM audit_hashes WHERE idx IN (?`+strings.Repeat(", ?", len(part)-1)+`)`, args...)
+			rows, err := db.audit.rdb.QueryContext(ctx, `SELECT idx, hash FROM audit_hashes WHERE idx IN (?`+strings.Repeat(", ?", len(part)-1)+`)`, args...)
 			if err != nil {
 				return err
 			}
@@ -109,7 +152,7 @@ func (db *DB) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash
 			}
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read audit hashes: %v", err)
 	}
@@ -131,8 +174,8 @@ func (db *DB) ReadAuditEntries(ctx context.Context, start, end int64) ([][]byte,
 		return nil, nil
 	}
 	out := make([][]byte, end-start)
-	err := db.View(ctx, func(stx phivault.StoreTx) error {
-		rows, err := stx.(*Tx).conn.QueryContext(ctx, `SELECT idx, data FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx`, start, end)
+	err := func() error {
+		rows, err := db.audit.rdb.QueryContext(ctx, `SELECT idx, data FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx`, start, end)
 		if err != nil {
 			return err
 		}
@@ -151,7 +194,7 @@ func (db *DB) ReadAuditEntries(ctx context.Context, start, end int64) ([][]byte,
 			out[idx-start] = data
 		}
 		return rows.Err()
-	})
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read audit entries: %v", err)
 	}

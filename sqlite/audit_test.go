@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -24,7 +25,7 @@ func TestDB_AuditAppendOnly(t *testing.T) {
 	if err := db.AppendAudit(ctx, 0, [][]byte{[]byte("e")}, []tlog.Hash{tlog.RecordHash([]byte("e"))}); err != nil {
 		t.Fatal(err)
 	}
-	raw := mustRaw(t, path)
+	raw := mustRaw(t, sqlite.DefaultAuditPath(path))
 	for _, q := range []string{
 		`UPDATE audit_entries SET data = x'00'`, `DELETE FROM audit_entries`,
 		`UPDATE audit_hashes SET hash = x'00'`, `DELETE FROM audit_hashes`,
@@ -51,7 +52,7 @@ func mustRaw(tb testing.TB, path string) *sql.DB {
 func TestAudit_tamper(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "phivault.db")
 	db := mustOpenPath(t, path)
-	raw := mustRaw(t, path)
+	raw := mustRaw(t, sqlite.DefaultAuditPath(path))
 	for _, trg := range []string{"audit_entries_no_update", "audit_entries_no_delete", "audit_hashes_no_update", "audit_hashes_no_delete"} {
 		if _, err := raw.Exec("DROP TRIGGER " + trg); err != nil { // what an attacker with the file can do
 			t.Fatal(err)
@@ -85,3 +86,99 @@ func TestAudit_tamper(t *testing.T) {
 }
 
 var _ auditlog.Storage = (*sqlite.DB)(nil)
+
+// TestAudit_ownFile checks that audit entries go to the audit file, not the
+// main one.
+func TestAudit_ownFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "phivault.db")
+	db := mustOpenPath(t, path)
+	if err := db.AppendAudit(ctx, 0, [][]byte{[]byte("e")}, []tlog.Hash{tlog.RecordHash([]byte("e"))}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		want int
+	}{{path, 0}, {sqlite.DefaultAuditPath(path), 1}} {
+		var n int
+		if err := mustRaw(t, c.path).QueryRow(`SELECT count(*) FROM audit_entries`).Scan(&n); err != nil || n != c.want {
+			t.Errorf("%s holds %d audit entries (%v), want %d", filepath.Base(c.path), n, err, c.want)
+		}
+	}
+}
+
+// TestAudit_importLegacy opens a database written before the audit file
+// existed, with its entries in the main file: they are copied to the audit
+// file once, and the log verifies and grows from there.
+func TestAudit_importLegacy(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "phivault.db")
+	db := mustOpenPath(t, path)
+	db.Close()
+	for _, p := range []string{"", "-wal", "-shm"} {
+		os.Remove(sqlite.DefaultAuditPath(path) + p)
+	}
+
+	// An old log: entries and hashes made by auditlog, written into the
+	// main file's tables as the old store did.
+	mem := storetest.NewMemAudit()
+	signer, verifier := storetest.NewSigner(t)
+	l := auditlog.New(mem, "phivault-test/audit", signer)
+	l.CheckpointInterval = -1
+	if err := l.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 37 {
+		if err := l.Append(ctx, storetest.Entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	raw := mustRaw(t, path)
+	for idx, d := range mem.Entries {
+		if _, err := raw.Exec(`INSERT INTO audit_entries (idx, data) VALUES (?, ?)`, idx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for idx, h := range mem.Hashes {
+		if _, err := raw.Exec(`INSERT INTO audit_hashes (idx, hash) VALUES (?, ?)`, idx, h[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+
+	db = mustOpenPath(t, path)
+	if n, err := db.AuditSize(ctx); err != nil || n != 37 {
+		t.Fatalf("AuditSize() after import = %d, %v, want 37", n, err)
+	}
+	l2 := auditlog.New(db, "phivault-test/audit", signer)
+	l2.CheckpointInterval = -1
+	if err := l2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Append(ctx, storetest.Entry(37)); err != nil {
+		t.Fatal(err)
+	}
+	cp2, err := l2.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	tree, err := auditlog.Verify(ctx, db, verifier, "phivault-test/audit", [][]byte{cp, cp2})
+	if err != nil || tree.N != 38 {
+		t.Fatalf("Verify() after import = %v, %v, want 38 entries", tree, err)
+	}
+	db.Close()
+
+	// Reopening does not import again.
+	db = mustOpenPath(t, path)
+	if n, err := db.AuditSize(ctx); err != nil || n != 38 {
+		t.Fatalf("AuditSize() after reopen = %d, %v, want 38", n, err)
+	}
+}
+
+var _ auditlog.DeferredStorage = (*sqlite.DB)(nil)

@@ -2,10 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
-	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/auditlog"
 )
 
@@ -16,10 +16,7 @@ var _ auditlog.IndexStorage = (*DB)(nil)
 // AuditIndexSize returns one more than the highest indexed entry, or 0.
 func (db *DB) AuditIndexSize(ctx context.Context) (int64, error) {
 	var n int64
-	err := db.View(ctx, func(tx phivault.StoreTx) error {
-		return tx.(*Tx).conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_index`).Scan(&n)
-	})
-	if err != nil {
+	if err := db.audit.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_index`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: audit index size: %v", err)
 	}
 	return n, nil
@@ -30,8 +27,7 @@ func (db *DB) IndexAudit(ctx context.Context, rows []auditlog.IndexRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	err := db.Update(ctx, func(stx phivault.StoreTx) error {
-		conn := stx.(*Tx).conn
+	err := db.audit.write(ctx, func(conn *sql.Conn) error {
 		const perStmt = 200 // 5 variables a row, well under SQLite's limit
 		for lo := 0; lo < len(rows); lo += perStmt {
 			part := rows[lo:min(lo+perStmt, len(rows))]
@@ -90,8 +86,13 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 		total int64
 		out   []int64
 	)
-	err := db.View(ctx, func(stx phivault.StoreTx) error {
-		conn := stx.(*Tx).conn
+	err := func() error {
+		// One read transaction: the total and the page from one snapshot.
+		conn, err := db.audit.rdb.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer conn.Rollback()
 		if err := conn.QueryRowContext(ctx, `SELECT COUNT(DISTINCT idx) FROM audit_index`+cond, args...).Scan(&total); err != nil {
 			return err
 		}
@@ -112,7 +113,7 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 			out = append(out, idx)
 		}
 		return rows.Err()
-	})
+	}()
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: search audit index: %v", err)
 	}

@@ -59,6 +59,11 @@ type DB struct {
 	// BusyTimeout is SQLite's busy timeout in milliseconds, which matters only
 	// when another process opens the same file. Default DefaultBusyTimeout.
 	BusyTimeout int
+	// AuditPath is the audit trail's own database file (see audit_db.go).
+	// Default DefaultAuditPath(Path).
+	AuditPath string
+
+	audit *auditDB // the audit file; see audit_db.go
 
 	wdb   *sql.DB   // one connection, owned by the writer goroutine
 	wconn *sql.Conn // that connection
@@ -139,6 +144,9 @@ func (db *DB) Open(ctx context.Context) (err error) {
 		return err
 	}
 	if db.wst, err = prepare(ctx, db.wconn); err != nil {
+		return err
+	}
+	if err := db.openAudit(ctx); err != nil {
 		return err
 	}
 
@@ -250,6 +258,9 @@ func (db *DB) closeConns() error {
 	}
 	if db.cdb != nil {
 		errs = append(errs, db.cdb.Close())
+	}
+	if db.audit != nil {
+		errs = append(errs, db.audit.close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %v", err)

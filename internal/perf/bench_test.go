@@ -3,6 +3,9 @@ package perf_test
 import (
 	"context"
 	"net/http"
+	"os"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +19,19 @@ const (
 	benchConns    = 16 // concurrent keep-alive connections
 	inflight      = 4  // bundles imported concurrently
 )
+
+// benchConnsFromEnv returns PHIVAULT_BENCH_CONNS, or benchConns if unset.
+func benchConnsFromEnv(b *testing.B) int {
+	v := os.Getenv("PHIVAULT_BENCH_CONNS")
+	if v == "" {
+		return benchConns
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("PHIVAULT_BENCH_CONNS=%q: want a positive number", v)
+	}
+	return n
+}
 
 // synthea returns the patients-100 bundles and how many resources they hold.
 func synthea(b *testing.B) ([][]byte, int) {
@@ -93,16 +109,19 @@ func BenchmarkImport(b *testing.B) {
 	}
 }
 
-// BenchmarkRead reads patients by id over HTTPS with keep-alive.
+// BenchmarkRead reads patients by id over HTTPS with keep-alive, with
+// encryption on and off, and with the audit trail on (issue 5: audited ÷
+// encrypted ≥ 0.85).
 func BenchmarkRead(b *testing.B) {
-	for _, m := range []mode{encrypted, plaintext} {
+	conns := benchConnsFromEnv(b)
+	for _, m := range []mode{encrypted, plaintext, audited} {
 		b.Run(string(m), func(b *testing.B) {
-			s := openStack(b, m, benchConns)
+			s := openStack(b, m, conns)
 			paths := seed(b, s.svc, benchPatients).readPaths()
-			s.hammer(b, paths, benchConns*10, benchConns) // open the connections
+			s.hammer(b, paths, conns*10, conns) // open the connections
 			var runs []load
 			for b.Loop() {
-				runs = append(runs, s.hammer(b, paths, 20000, benchConns))
+				runs = append(runs, s.hammer(b, paths, 20000, conns))
 			}
 			report(b, runs)
 		})
@@ -136,4 +155,52 @@ func BenchmarkSearch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkReadAudit measures issue 5's read target: read by id with the
+// audit trail on against the same stack without it, in alternating rounds
+// of 5,000 requests (so that the shared machine's load changes hit both
+// alike). Each b.N iteration is one round of each; it reports the median
+// req/s of each and the median of the per-round ratios (target ≥ 0.85).
+func BenchmarkReadAudit(b *testing.B) {
+	conns := benchConnsFromEnv(b)
+	off := openStack(b, encrypted, conns)
+	on := openStack(b, audited, conns)
+	offPaths := seed(b, off.svc, benchPatients).readPaths()
+	onPaths := seed(b, on.svc, benchPatients).readPaths()
+	off.hammer(b, offPaths, conns*10, conns) // open the connections
+	on.hammer(b, onPaths, conns*10, conns)
+	var offRates, onRates, ratios []float64
+	var onRuns []load
+	for b.Loop() {
+		lOff := off.hammer(b, offPaths, 5000, conns)
+		lOn := on.hammer(b, onPaths, 5000, conns)
+		onRuns = append(onRuns, lOn)
+		rOff := float64(len(lOff.durs)) / lOff.elapsed.Seconds()
+		rOn := float64(len(lOn.durs)) / lOn.elapsed.Seconds()
+		offRates, onRates, ratios = append(offRates, rOff), append(onRates, rOn), append(ratios, rOn/rOff)
+	}
+	b.ReportMetric(median(offRates), "off-req/s")
+	b.ReportMetric(median(onRates), "audited-req/s")
+	b.ReportMetric(median(ratios), "ratio")
+	var all []time.Duration
+	for _, r := range onRuns {
+		all = append(all, r.durs...)
+	}
+	slices.Sort(all)
+	b.ReportMetric(ms(pct(all, 50)), "audited-p50-ms")
+	b.ReportMetric(ms(pct(all, 99)), "audited-p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

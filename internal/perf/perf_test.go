@@ -17,7 +17,7 @@ const plainsealPath = "github.com/phivault/phivault/internal/plainseal"
 // cannot rot between benchmark runs.
 func TestPerfStackWorks(t *testing.T) {
 	ctx := context.Background()
-	for _, m := range []mode{encrypted, plaintext} {
+	for _, m := range []mode{encrypted, plaintext, audited} {
 		t.Run(string(m), func(t *testing.T) {
 			s := openStack(t, m, 2)
 			tg := seed(t, s.svc, 2)

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/plainseal"
 	"github.com/phivault/phivault/keyring"
@@ -35,6 +36,7 @@ import (
 	"github.com/phivault/phivault/synth"
 	"github.com/phivault/phivault/vault"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
 	_ "modernc.org/sqlite" // driver "sqlite" for the raw baseline
 )
 
@@ -44,6 +46,9 @@ type mode string
 const (
 	encrypted mode = "encrypted"
 	plaintext mode = "plaintext"
+	// audited is encrypted with the audit trail on, wired as serve wires
+	// it: every request waits for its durable audit entry.
+	audited mode = "audited"
 )
 
 const bundleBase = "https://127.0.0.1/fhir"
@@ -87,8 +92,35 @@ func openSQLite(tb testing.TB) *sqlite.DB {
 // openService returns a vault service over a fresh SQLite store.
 func openService(tb testing.TB, m mode) *vault.Service {
 	tb.Helper()
+	svc, _ := openServiceDB(tb, m)
+	return svc
+}
+
+func openServiceDB(tb testing.TB, m mode) (*vault.Service, *sqlite.DB) {
+	tb.Helper()
 	db := openSQLite(tb)
-	return vault.New(db, newSealer(tb, db, m))
+	return vault.New(db, newSealer(tb, db, m)), db
+}
+
+// openAudit opens the audit trail on db as cmd/phivault's openAudit does:
+// checkpoints signed every second and written to a file witness.
+func openAudit(tb testing.TB, db *sqlite.DB) *auditlog.Log {
+	tb.Helper()
+	skey, _, err := note.GenerateKey(rand.Reader, "phivault-bench-audit")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l := auditlog.New(db, signer.Name(), signer)
+	l.Witnesses = []auditlog.Witness{&auditlog.FileWitness{Path: filepath.Join(tb.TempDir(), "audit-checkpoints.log")}}
+	if err := l.Open(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	return l
 }
 
 // postgresURL returns PHIVAULT_TEST_POSTGRES_URL or skips.
@@ -149,10 +181,14 @@ type stack struct {
 func openStack(tb testing.TB, m mode, conns int) *stack {
 	tb.Helper()
 	ctx := context.Background()
-	svc := openService(tb, m)
+	svc, db := openServiceDB(tb, m)
+	var records phivault.RecordService = svc
+	if m == audited {
+		records = auditlog.NewRecordService(svc, openAudit(tb, db))
+	}
 	token := randomHex(tb, 32)
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil)) // serve logs a JSON line per request
-	handler := api.NewHandler(svc, api.Options{
+	handler := api.NewHandler(records, api.Options{
 		Authenticator: &api.TokenAuthenticator{Hash: api.HashToken(token), Actor: "admin"},
 		Registerer:    prometheus.NewRegistry(),
 		Logger:        logger,
