@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,10 +110,12 @@ type RecordService struct {
 	// (ids only), for alerting. Nil discards.
 	Logger *slog.Logger
 
-	cache    patientCache
-	grants   grants
-	statusMu sync.Mutex
-	status   map[string]statusEntry
+	cache     patientCache
+	grants    grants
+	statusMu  sync.Mutex
+	status    map[string]statusEntry
+	scopeMu   sync.Mutex
+	scopeSets map[string][]smart.Scope
 }
 
 var _ phivault.RecordService = (*RecordService)(nil)
@@ -163,7 +166,7 @@ func (s *RecordService) caller(ctx context.Context) (*caller, error) {
 		Clearances: p.Clearances, TrainingValidUntil: p.TrainingValidUntil, AuthTime: p.AuthTime, PatientID: p.PatientID,
 	}
 	if p.SMART {
-		sc, err := smart.ParseList(p.Scopes)
+		sc, err := s.parseScopes(p.Scopes)
 		if err != nil {
 			return nil, errBadScopes
 		}
@@ -184,6 +187,29 @@ func (s *RecordService) caller(ctx context.Context) (*caller, error) {
 	}
 	c.pol.Suspended = suspended
 	return c, nil
+}
+
+// parseScopes parses a token's scopes, remembering the few distinct scope
+// sets clients are granted. The result is shared: callers must not modify it.
+func (s *RecordService) parseScopes(scopes []string) ([]smart.Scope, error) {
+	key := strings.Join(scopes, " ")
+	s.scopeMu.Lock()
+	sc, ok := s.scopeSets[key]
+	s.scopeMu.Unlock()
+	if ok {
+		return sc, nil
+	}
+	sc, err := smart.Parse(key)
+	if err != nil {
+		return nil, err
+	}
+	s.scopeMu.Lock()
+	if s.scopeSets == nil || len(s.scopeSets) >= 1000 {
+		s.scopeSets = map[string][]smart.Scope{}
+	}
+	s.scopeSets[key] = sc
+	s.scopeMu.Unlock()
+	return sc, nil
 }
 
 type statusEntry struct {
