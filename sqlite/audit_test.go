@@ -1,10 +1,14 @@
 package sqlite_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/phivault/phivault/auditlog"
@@ -182,3 +186,110 @@ func TestAudit_importLegacy(t *testing.T) {
 }
 
 var _ auditlog.DeferredStorage = (*sqlite.DB)(nil)
+
+// TestAudit_kill9 appends from a child process that is killed with SIGKILL
+// while appending, then opens its database: every entry whose Append had
+// returned is in the log, which verifies. (A kill keeps what the kernel
+// has; TestJournal_crashRecovery in auditlog loses the storage's last
+// commits too, as a power loss does.)
+func TestAudit_kill9(t *testing.T) {
+	if path := os.Getenv("PHIVAULT_AUDIT_KILL9_CHILD"); path != "" {
+		kill9Child(path)
+		return
+	}
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "phivault.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAudit_kill9$")
+	cmd.Env = append(os.Environ(), "PHIVAULT_AUDIT_KILL9_CHILD="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && len(acked) < 3000 {
+		acked[sc.Text()] = true
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if len(acked) < 3000 {
+		t.Fatalf("the child acknowledged only %d entries before it stopped", len(acked))
+	}
+
+	db := mustOpenPath(t, path)
+	journal, _ := filepath.Glob(filepath.Join(db.AuditJournal(), "journal-*.log"))
+	if len(journal) == 0 {
+		t.Fatal("the killed child left no journal; the test did not kill it while appending")
+	}
+	signer, verifier := storetest.NewSigner(t)
+	l := auditlog.New(db, "phivault-test/audit", signer)
+	l.CheckpointInterval = -1
+	if err := l.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	tree, err := auditlog.Verify(ctx, db, verifier, "", [][]byte{cp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := db.ReadAuditEntries(ctx, 0, tree.N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range data {
+		e, err := auditlog.Decode(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(acked, e.RequestID)
+	}
+	if len(acked) > 0 {
+		t.Fatalf("%d acknowledged entries are missing after kill -9 (of a log of %d)", len(acked), tree.N)
+	}
+}
+
+// kill9Child appends from 16 goroutines until killed, printing the request
+// id of every entry whose Append returned.
+func kill9Child(path string) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		panic(err)
+	}
+	l := auditlog.New(db, "phivault-test/audit", nil)
+	if err := l.Open(ctx); err != nil {
+		panic(err)
+	}
+	var mu sync.Mutex
+	w := bufio.NewWriter(os.Stdout)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				e := storetest.Entry(int(n.Add(1)))
+				if err := l.Append(ctx, e); err != nil {
+					panic(err)
+				}
+				mu.Lock()
+				w.WriteString(e.RequestID + "\n")
+				w.Flush()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}

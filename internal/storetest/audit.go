@@ -16,17 +16,24 @@ import (
 
 // MemAudit is an in-memory auditlog.Storage for tests. Fail, if set, makes
 // AppendAudit fail.
+//
+// With Journal set, it is an auditlog.DeferredStorage whose deferred appends
+// are lost by Crash until SyncAudit, like a database file whose last
+// commits were not fsynced when the power went.
 type MemAudit struct {
-	mu      sync.Mutex
-	Entries map[int64][]byte
-	Hashes  map[int64]tlog.Hash
-	Fail    error
-	Appends int // successful AppendAudit calls
+	mu       sync.Mutex
+	Entries  map[int64][]byte
+	Hashes   map[int64]tlog.Hash
+	Fail     error
+	Appends  int    // successful AppendAudit calls
+	Journal  string // the journal directory AuditJournal returns
+	Syncs    int    // SyncAudit calls
+	volatile int64  // entries from this index on are not durable; -1 if all are
 }
 
 // NewMemAudit returns an empty MemAudit.
 func NewMemAudit() *MemAudit {
-	return &MemAudit{Entries: map[int64][]byte{}, Hashes: map[int64]tlog.Hash{}}
+	return &MemAudit{Entries: map[int64][]byte{}, Hashes: map[int64]tlog.Hash{}, volatile: -1}
 }
 
 func (m *MemAudit) size() int64 {
@@ -61,6 +68,57 @@ func (m *MemAudit) AppendAudit(ctx context.Context, start int64, data [][]byte, 
 	}
 	m.Appends++
 	return nil
+}
+
+// AppendAuditDeferred is AppendAudit, but the entries are lost by Crash
+// until the next SyncAudit.
+func (m *MemAudit) AppendAuditDeferred(ctx context.Context, start int64, data [][]byte, hashes []tlog.Hash) error {
+	if err := m.AppendAudit(ctx, start, data, hashes); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.volatile < 0 {
+		m.volatile = start
+	}
+	return nil
+}
+
+// SyncAudit makes every append durable.
+func (m *MemAudit) SyncAudit(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Fail != nil {
+		return m.Fail
+	}
+	m.volatile = -1
+	m.Syncs++
+	return nil
+}
+
+// AuditJournal returns m.Journal.
+func (m *MemAudit) AuditJournal() string { return m.Journal }
+
+// Crash drops the entries and hashes appended deferred since the last
+// SyncAudit, and returns how many it dropped.
+func (m *MemAudit) Crash() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.volatile < 0 {
+		return 0
+	}
+	n := m.size()
+	for i := m.volatile; i < n; i++ {
+		delete(m.Entries, i)
+	}
+	for x := range m.Hashes {
+		if x >= tlog.StoredHashIndex(0, m.volatile) {
+			delete(m.Hashes, x)
+		}
+	}
+	dropped := n - m.volatile
+	m.volatile = -1
+	return dropped
 }
 
 func (m *MemAudit) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
