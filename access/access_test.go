@@ -190,6 +190,7 @@ func (h *hospital) firstObs(tb testing.TB, p, category string) *phivault.Resourc
 }
 
 func TestRecordService_Read(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 2)
 	p0, p1 := h.patients[0], h.patients[1]
 	o0 := h.obs[p0][0]
@@ -277,6 +278,7 @@ func TestRecordService_Read(t *testing.T) {
 }
 
 func TestRecordService_Departments(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p := h.patients[0]
 	admin, _ := as(system)
@@ -341,6 +343,7 @@ func (h *hospital) labelled(tb testing.TB, o *phivault.Resource, labels ...strin
 }
 
 func TestRecordService_Labels(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p := h.patients[0]
 	sud := h.labelled(t, h.obs[p][0], "SUD")
@@ -408,6 +411,7 @@ func TestRecordService_Labels(t *testing.T) {
 }
 
 func TestRecordService_Consent(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p := h.patients[0]
 	doc := staff("u-doc", h.doctor[p], "physician")
@@ -451,6 +455,7 @@ func TestRecordService_Consent(t *testing.T) {
 }
 
 func TestRecordService_BreakGlass(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p := h.patients[0]
 	o := h.obs[p][0]
@@ -550,6 +555,7 @@ func TestRecordService_BreakGlass(t *testing.T) {
 }
 
 func TestRecordService_TrainingExpired(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p := h.patients[0]
 	doc := staff("u-doc", h.doctor[p], "physician")
@@ -577,6 +583,7 @@ func (a accounts) AccountByID(_ context.Context, id string) (*phivault.Account, 
 }
 
 func TestRecordService_Suspended(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p := h.patients[0]
 	h.rs.Accounts = accounts{"u-doc": {ID: "u-doc", Status: phivault.AccountSuspended}}
@@ -590,6 +597,7 @@ func TestRecordService_Suspended(t *testing.T) {
 }
 
 func TestRecordService_SMART(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p := h.patients[0]
 	vital, lab := h.firstObs(t, p, "vital-signs"), h.firstObs(t, p, "laboratory")
@@ -649,6 +657,7 @@ func TestRecordService_SMART(t *testing.T) {
 }
 
 func TestRecordService_Bundle(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p := h.patients[0]
 	doc := staff("u-doc", h.doctor[p], "physician")
@@ -687,6 +696,7 @@ func TestRecordService_Bundle(t *testing.T) {
 }
 
 func TestRecordService_Writes(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p0 := h.patients[0]
 	doc := staff("u-doc", h.doctor[p0], "physician")
@@ -723,6 +733,7 @@ func TestRecordService_Writes(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
+	t.Parallel()
 	h := mustHospital(t, 1)
 	p := h.patients[0]
 	h.rs.Accounts = accounts{
