@@ -2,14 +2,11 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,7 +20,6 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
-	"golang.org/x/oauth2"
 )
 
 // TestOAuth signs a physician in through the real binary with the SMART
@@ -58,9 +54,17 @@ func TestOAuth(t *testing.T) {
 	}
 	var pat struct{ ID string }
 	json.Unmarshal(r.body, &pat)
+	// Staff read shared resources such as Practitioners without a care
+	// relationship (see docs/access.md and TestDemo for patient data).
+	r = v.do(http.MethodPost, "/Practitioner", []byte(`{"resourceType":"Practitioner","active":true}`))
+	if r.status != http.StatusCreated {
+		t.Fatalf("create Practitioner = %d %s", r.status, r.body)
+	}
+	var prac struct{ ID string }
+	json.Unmarshal(r.body, &prac)
 
 	// A physician with TOTP, a public app and a backend system.
-	out := cli("users", "add", "-username", "dr.oauth", "-role", "physician", "-totp")
+	out := cli("users", "add", "-username", "dr.oauth", "-role", "physician", "-totp", "-training", time.Now().AddDate(1, 0, 0).Format(time.DateOnly))
 	key, err := otp.NewKeyFromURL(regexp.MustCompile(`otpauth://\S+`).FindString(out))
 	if err != nil {
 		t.Fatalf("users add printed %q: %v", out, err)
@@ -100,63 +104,16 @@ func TestOAuth(t *testing.T) {
 	}
 
 	// The code flow, as a browser and an app would run it.
-	conf := &oauth2.Config{
-		ClientID:    publicID[1],
-		Endpoint:    oauth2.Endpoint{AuthURL: meta.AuthorizationEndpoint, TokenURL: meta.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
-		RedirectURL: redirect,
-		Scopes:      []string{"user/*.rs", "offline_access"},
-	}
-	verifier := oauth2.GenerateVerifier()
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Transport: v.client.Transport, Jar: jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err = browser.Get(conf.AuthCodeURL("e2e-state", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", v.url)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	pending := regexp.MustCompile(`name="pending" value="([^"]+)"`).FindSubmatch(page)
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
-	if res.StatusCode != 200 || pending == nil || csrf == nil {
-		t.Fatalf("authorize = %d\n%s", res.StatusCode, page)
-	}
-	// The enrollment used this step's code; the next step's is accepted
-	// (one step of skew) and not yet used.
-	code, _ = totp.GenerateCode(key.Secret(), time.Now().Add(30*time.Second))
-	res, err = browser.PostForm(origin+"/oauth/login", url.Values{
-		"pending": {string(pending[1])}, "csrf": {string(csrf[1])},
-		"username": {"dr.oauth"}, "password": {password}, "totp": {code},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	loc, _ := url.Parse(res.Header.Get("Location"))
-	if res.StatusCode != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" || loc.Query().Get("state") != "e2e-state" {
-		t.Fatalf("login = %d Location %q", res.StatusCode, res.Header.Get("Location"))
-	}
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, v.client)
-	tok, err := conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatalf("Exchange: %v", err)
-	}
+	tok := signIn(t, v, publicID[1], redirect, "user/*.rs offline_access", person{"dr.oauth", password, key.Secret()})
 	if tok.RefreshToken == "" || tok.Extra("scope") != "user/*.rs offline_access" {
 		t.Errorf("token scope %v, refresh %v", tok.Extra("scope"), tok.RefreshToken != "")
 	}
-	read := func(token string) int {
+	read := func(token, path string) int {
 		t.Helper()
-		req, _ := http.NewRequest("GET", v.url+"/Patient/"+pat.ID, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Accept", "application/fhir+json")
-		res, err := v.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
+		status, _ := readWith(t, v, token, path)
+		return status
 	}
-	if got := read(tok.AccessToken); got != http.StatusOK {
+	if got := read(tok.AccessToken, "/Practitioner/"+prac.ID); got != http.StatusOK {
 		t.Fatalf("read with the physician's token = %d, want 200", got)
 	}
 
@@ -188,13 +145,13 @@ func TestOAuth(t *testing.T) {
 	if res.StatusCode != 200 || sys.Scope != "system/Patient.rs" {
 		t.Fatalf("client_credentials = %d %+v", res.StatusCode, sys)
 	}
-	if got := read(sys.AccessToken); got != http.StatusOK {
+	if got := read(sys.AccessToken, "/Patient/"+pat.ID); got != http.StatusOK {
 		t.Fatalf("read with the backend token = %d, want 200", got)
 	}
 
 	// Suspension ends the physician's session at once.
 	cli("users", "suspend", "-user", "dr.oauth")
-	if got := read(tok.AccessToken); got != http.StatusUnauthorized {
+	if got := read(tok.AccessToken, "/Practitioner/"+prac.ID); got != http.StatusUnauthorized {
 		t.Errorf("read after suspension = %d, want 401", got)
 	}
 	for _, secret := range []string{password, key.Secret(), tok.AccessToken, tok.RefreshToken, sys.AccessToken, "dr.oauth"} {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/synth"
 )
@@ -82,7 +83,14 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	if err := loadHospital(ctx, a.records, *patients, *seed, c.stderr); err != nil {
+	// The demo loads as the bootstrap system client, as "phivault import"
+	// does with the admin token.
+	loader := phivault.WithPrincipal(ctx, access.BootstrapPrincipal("demo"))
+	if err := loadHospital(loader, a.records, *patients, *seed, c.stderr); err != nil {
+		return err
+	}
+	people, err := a.demoAccounts(ctx, cfg.Data.path("demo-accounts.json"))
+	if err != nil {
 		return err
 	}
 	if err := a.listen(ctx); err != nil {
@@ -100,8 +108,13 @@ Try:
   curl --cacert %[3]s -H "Authorization: Bearer $PHIVAULT_TOKEN" '%[1]s/Patient?_count=2'
   curl --cacert %[3]s '%[1]s/metadata'
 
-Stop with Ctrl-C. Start again with the same command: the data stays in %[5]s.
-`, base, token, cfg.Data.certFile(), cfg.Data.path("phivault.log"), cfg.Data)
+People who sign in with the SMART authorization code flow (password and
+TOTP code; app client_id %[6]s, redirect %[7]s; see docs/identity.md):
+`, base, token, cfg.Data.certFile(), cfg.Data.path("phivault.log"), cfg.Data, demoAppID, demoAppRedirect)
+	printDemoPeople(c.stdout, people)
+	fmt.Fprintf(c.stdout, `
+Stop with Ctrl-C. Start again with the same command: the data stays in %s.
+`, cfg.Data)
 	<-ctx.Done()
 	return nil
 }
