@@ -286,6 +286,7 @@ type eventAgent struct {
 	Role      []codeableConcept `json:"role,omitempty"`
 	Who       *reference        `json:"who,omitempty"`
 	Requestor bool              `json:"requestor"`
+	Policy    []string          `json:"policy,omitempty"`
 	Network   *struct {
 		Address string `json:"address"`
 		Type    string `json:"type"`
@@ -305,6 +306,29 @@ type eventEntity struct {
 		Type        string `json:"type"`
 		ValueString string `json:"valueString"`
 	} `json:"detail,omitempty"`
+}
+
+// PolicyURIPrefix prefixes the ids of the Cedar policies that decided a
+// request, in AuditEvent.agent.policy.
+const PolicyURIPrefix = "urn:phivault:policy:"
+
+// decisionPolicies returns the policy URIs named by an entry's decision,
+// such as "permit: physician-care-team; withheld 2", and whether access
+// rested on a break-the-glass grant.
+func decisionPolicies(decision string) (uris []string, breakGlass bool) {
+	decision, breakGlass = strings.CutPrefix(decision, "break-glass ")
+	_, ids, _ := strings.Cut(decision, ": ")
+	ids, _, _ = strings.Cut(ids, ";")
+	for _, id := range strings.Split(ids, ",") {
+		if id = strings.TrimSpace(id); id != "" && !strings.ContainsFunc(id, notIDRune) {
+			uris = append(uris, PolicyURIPrefix+id)
+		}
+	}
+	return uris, breakGlass
+}
+
+func notIDRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 }
 
 // Observer names the server in the source of every AuditEvent.
@@ -344,6 +368,11 @@ func NewAuditEvent(index int64, e *phivault.AuditEntry) *AuditEvent {
 	}
 	for _, r := range e.Roles {
 		user.Role = append(user.Role, codeableConcept{Coding: []coding{{Code: r}}})
+	}
+	var breakGlass bool
+	user.Policy, breakGlass = decisionPolicies(e.Decision)
+	if breakGlass {
+		ev.PurposeOfEvent = append(ev.PurposeOfEvent, codeableConcept{Coding: []coding{{System: systemActReason, Code: "BTG", Display: "break the glass"}}})
 	}
 	if e.Source != "" {
 		user.Network = &struct {

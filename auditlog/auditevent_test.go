@@ -2,6 +2,7 @@ package auditlog_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,29 @@ func TestNewAuditEvent(t *testing.T) {
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("AuditEvent lacks %s:\n%s", want, s)
+		}
+	}
+}
+
+func TestNewAuditEvent_decision(t *testing.T) {
+	for _, c := range []struct {
+		decision   string
+		policies   []string
+		breakGlass bool
+	}{
+		{"", nil, false},
+		{"permit: physician-care-team", []string{"urn:phivault:policy:physician-care-team"}, false},
+		{"permit: a,b; withheld 3", []string{"urn:phivault:policy:a", "urn:phivault:policy:b"}, false},
+		{"break-glass permit: break-glass-grant", []string{"urn:phivault:policy:break-glass-grant"}, true},
+		{"deny: bundle entry 3", nil, false},
+	} {
+		ev := auditlog.NewAuditEvent(1, &phivault.AuditEntry{Action: phivault.ActionRead, Outcome: "ok", Decision: c.decision})
+		if got := ev.Agent[0].Policy; !slices.Equal(got, c.policies) {
+			t.Errorf("%q: agent.policy = %q; want %q", c.decision, got, c.policies)
+		}
+		btg := len(ev.PurposeOfEvent) == 1 && ev.PurposeOfEvent[0].Coding[0].Code == "BTG"
+		if btg != c.breakGlass {
+			t.Errorf("%q: purposeOfEvent = %+v; want BTG %v", c.decision, ev.PurposeOfEvent, c.breakGlass)
 		}
 	}
 }

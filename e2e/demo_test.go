@@ -116,6 +116,24 @@ func TestDemo(t *testing.T) {
 		t.Errorf("nurse without a care relationship sees %d encounters, want 0", n)
 	}
 
+	// She breaks the glass (she has just signed in, so her authentication
+	// is fresh): the read goes through and waits for review.
+	req, _ := http.NewRequest("POST", v.url+"/admin/break-glass",
+		strings.NewReader(`{"patient":"`+pid+`","purpose":"ETREAT","reason":"patient collapsed in the corridor"}`))
+	req.Header.Set("Authorization", "Bearer "+nurse)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := v.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 && res.StatusCode != 201 {
+		t.Fatalf("break-the-glass = %d", res.StatusCode)
+	}
+	if status, _ := readWith(t, v, nurse, "/Patient/"+pid); status != 200 {
+		t.Errorf("nurse reads the patient after breaking the glass = %d, want 200", status)
+	}
+
 	tok := signIn(t, v, app, redirect, "launch/patient patient/*.rs", people["patient.demo"])
 	if got, _ := tok.Extra("patient").(string); got != pid {
 		t.Errorf("patient launch context = %q, want %s", got, pid)
@@ -133,5 +151,13 @@ func TestDemo(t *testing.T) {
 	privacy := signIn(t, v, app, redirect, "user/*.rs", people["privacy.demo"]).AccessToken
 	if status, body := readWith(t, v, privacy, "/admin/reports/patients/"+pid+"/access?format=json"); status != 200 || !strings.Contains(string(body), "Bundle") {
 		t.Errorf("privacy officer's access report = %d %s", status, body)
+	}
+	if status, body := readWith(t, v, privacy, "/admin/break-glass/queue"); status != 200 || !strings.Contains(string(body), pid) {
+		t.Errorf("privacy officer's review queue = %d %s; want the nurse's access to %s", status, body, pid)
+	}
+	if status, body := readWith(t, v, privacy, "/AuditEvent?patient="+pid); status != 200 || !strings.Contains(string(body), "break-glass") {
+		t.Errorf("AuditEvent?patient= for the privacy officer = %d; want the break-the-glass access flagged", status)
+	} else if strings.Contains(string(body), "collapsed") {
+		t.Error("the break-the-glass reason is in the audit trail in the clear")
 	}
 }
