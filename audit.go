@@ -20,6 +20,10 @@ const (
 	ActionShred      = "shred"
 	ActionKeyRotate  = "key-rotate"
 
+	ActionKeyCompromised = "key-compromised" // a key-encryption key version was marked compromised
+	ActionSeal           = "seal"            // the vault dropped its keys
+	ActionUnseal         = "unseal"          // the vault was unsealed, or an attempt refused
+
 	ActionLogin         = "login"          // a person logged in, or failed to
 	ActionTokenIssue    = "token-issue"    // an access token was issued
 	ActionTokenRevoke   = "token-revoke"   // a token or session was revoked

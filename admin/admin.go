@@ -17,6 +17,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -114,15 +115,130 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // secure authorizes a key, seal or shred route: the same callers as the
 // user routes (see MayManage), since all of them change security state.
+// Every change, allowed or refused, is recorded in the audit trail before
+// its answer leaves (see securityEntry); if it cannot be recorded the
+// answer is 503.
 func (h *Handler) secure(next func(http.ResponseWriter, *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e := h.securityEntry(r)
 		if p := phivault.PrincipalFromContext(r.Context()); !MayManage(p) {
 			h.log.Warn("admin: security operation refused", "principal", p, "path", r.URL.Path)
+			if e != nil {
+				e.Outcome = phivault.EFORBIDDEN
+				if err := h.appendEntry(r.Context(), e); err != nil {
+					writeError(w, err)
+					return
+				}
+			}
 			writeError(w, errNotSecurityAdmin)
 			return
 		}
-		next(w, r)
+		if e == nil || e.Action == phivault.ActionShred { // auditlog.NewShredder records shreds that run
+			next(w, r)
+			return
+		}
+		buf := &bufferedResponse{header: w.Header()}
+		next(buf, r)
+		e.Outcome = statusOutcome(buf.status)
+		if err := h.appendEntry(r.Context(), e); err != nil {
+			h.log.Error("admin: security operation not recorded", "action", e.Action, "status", buf.status)
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(buf.status)
+		w.Write(buf.body.Bytes())
 	})
+}
+
+// securityEntry starts the audit entry of a key, seal, shred or
+// patient-key change, or returns nil for a route that changes nothing (key
+// status).
+func (h *Handler) securityEntry(r *http.Request) *phivault.AuditEntry {
+	e := &phivault.AuditEntry{Time: h.now().UTC()}
+	switch op := r.PathValue("op"); {
+	case r.Method != http.MethodPost:
+		return nil
+	case op == "$shred":
+		e.Action, e.TargetType, e.TargetID = phivault.ActionShred, "Patient", r.PathValue("id")
+		e.Compartments = []string{e.TargetID}
+	case r.PathValue("id") != "":
+		e.Action, e.TargetType, e.TargetID = phivault.ActionKeyRotate, "Patient", r.PathValue("id")
+		e.Compartments = []string{e.TargetID}
+	case r.PathValue("kek") != "":
+		e.Action, e.TargetType, e.TargetID = phivault.ActionKeyCompromised, "Key", r.PathValue("kek")
+	case op == "$rotate":
+		e.Action, e.TargetType = phivault.ActionKeyRotate, "Key"
+	case strings.HasSuffix(r.URL.Path, "/$seal"):
+		e.Action, e.TargetType = phivault.ActionSeal, "Vault"
+	case strings.HasSuffix(r.URL.Path, "/$unseal"):
+		e.Action, e.TargetType = phivault.ActionUnseal, "Vault"
+	default:
+		e.Action, e.TargetType = "admin", "Vault"
+	}
+	if info, ok := phivault.RequestInfoFromContext(r.Context()); ok {
+		e.RequestID, e.Actor, e.Roles, e.Client, e.Source = info.ID, info.Actor, info.Roles, info.Client, info.Source
+	}
+	if p := phivault.PrincipalFromContext(r.Context()); p != nil {
+		e.Actor, e.Roles = p.ID, p.Roles
+	}
+	return e
+}
+
+// appendEntry writes e to the audit log, even if the caller went away.
+func (h *Handler) appendEntry(ctx context.Context, e *phivault.AuditEntry) error {
+	if h.opts.Audit == nil {
+		return nil // a server without an audit trail (tests of other routes)
+	}
+	if err := h.opts.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
+		return phivault.Errorf(phivault.EUNAVAILABLE, "The audit trail cannot be written; the operation's result is withheld.")
+	}
+	return nil
+}
+
+// statusOutcome is the audit outcome of an HTTP status: "ok" or the
+// phivault error code that answers with it.
+func statusOutcome(status int) string {
+	switch {
+	case status < 400:
+		return "ok"
+	case status == http.StatusBadRequest:
+		return phivault.EINVALID
+	case status == http.StatusUnauthorized:
+		return phivault.EUNAUTHORIZED
+	case status == http.StatusForbidden:
+		return phivault.EFORBIDDEN
+	case status == http.StatusNotFound:
+		return phivault.ENOTFOUND
+	case status == http.StatusConflict:
+		return phivault.ECONFLICT
+	case status == http.StatusServiceUnavailable:
+		return phivault.EUNAVAILABLE
+	case status == http.StatusUnsupportedMediaType, status == http.StatusMethodNotAllowed:
+		return phivault.EUNSUPPORTED
+	}
+	return phivault.EINTERNAL
+}
+
+// bufferedResponse holds an answer until its audit entry is written.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
 }
 
 var errNotSecurityAdmin = phivault.Errorf(phivault.EFORBIDDEN, "Key, seal and shred operations need the security-admin role.")

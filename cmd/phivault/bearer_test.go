@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -45,6 +46,48 @@ func TestSessionTokens_reachEveryAPI(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != c.want {
 			t.Errorf("%s %s = %d; want %d", c.method, c.path, res.StatusCode, c.want)
+		}
+	}
+}
+
+// TestKeyOperations_audited shows that key, seal and patient-key operations
+// are recorded in the audit trail, with the operator as actor.
+func TestKeyOperations_audited(t *testing.T) {
+	a := mustAuditApp(t)
+	status, body := a.do(t, "POST", "/fhir/Patient", `{"resourceType":"Patient","active":true}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create = %d %s", status, body)
+	}
+	var pat struct{ ID string }
+	json.Unmarshal(body, &pat)
+	for _, op := range []struct {
+		path   string
+		status int
+	}{
+		{"/fhir/admin/keys/$rotate", http.StatusAccepted},
+		{"/fhir/admin/patients/" + pat.ID + "/$rotate-key", http.StatusOK},
+		{"/fhir/admin/keys/no-such-kek/$compromised", 0},
+		{"/fhir/admin/$seal", http.StatusOK},
+	} {
+		status, body := a.do(t, "POST", op.path, "")
+		if op.status != 0 && status != op.status {
+			t.Fatalf("POST %s = %d %s", op.path, status, body)
+		}
+	}
+	got := map[string]string{}
+	for _, e := range a.trail(t) {
+		if e.Actor == "admin" {
+			got[e.Action+" "+e.TargetType+"/"+e.TargetID] = e.Outcome
+		}
+	}
+	for entry, outcome := range map[string]string{
+		"key-rotate Key/":                 "ok",
+		"key-rotate Patient/" + pat.ID:    "ok",
+		"key-compromised Key/no-such-kek": "*",
+		"seal Vault/":                     "ok",
+	} {
+		if o, ok := got[entry]; !ok || (outcome != "*" && o != outcome) {
+			t.Errorf("audit entry %q: outcome %q, present %v; want %q (entries: %v)", entry, o, ok, outcome, got)
 		}
 	}
 }
