@@ -163,8 +163,31 @@ type journal struct {
 	f       *os.File
 	first   int64 // index of the segment's first entry
 	size    int64 // bytes written to f
+	fill    int64 // bytes zero-filled in f
 	buf     []byte
+
+	// The next segment is zero-filled in the background, as spareName,
+	// so that a rotation does not stall the appends behind it.
+	spare     chan *os.File // capacity 1: the prepared file, or nil if that failed
+	spareBusy bool          // a preparation is running or its file waits in spare
 }
+
+// firstSegment is the zero-filled size of the first segment a journal
+// makes; each next one doubles it, up to segSize, so that a log opened and
+// closed quickly (as in tests) does not write segSize zeros.
+const firstSegment = 1 << 20
+
+// nextFill is the zero-filled size of the segment after the current one.
+func (j *journal) nextFill() int64 {
+	if j.f == nil {
+		return min(j.segSize, firstSegment)
+	}
+	return min(j.segSize, 2*j.fill)
+}
+
+// spareName is the next segment while it is prepared; listSegments ignores
+// it.
+const spareName = "journal-next.tmp"
 
 // openJournal starts a new segment whose first entry is index first,
 // removing every older segment (the storage holds their entries durably).
@@ -172,7 +195,8 @@ func openJournal(dir string, first int64, segSize int64) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("auditlog: journal: %w", err)
 	}
-	j := &journal{dir: dir, segSize: segSize}
+	j := &journal{dir: dir, segSize: segSize, spare: make(chan *os.File, 1)}
+	os.Remove(filepath.Join(dir, spareName)) // left by a crash
 	if err := j.start(first); err != nil {
 		return nil, err
 	}
@@ -182,13 +206,27 @@ func openJournal(dir string, first int64, segSize int64) (*journal, error) {
 // start creates the segment for entries from first on and makes its
 // directory entry durable.
 func (j *journal) start(first int64) error {
-	f, err := os.OpenFile(segmentPath(j.dir, first), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("auditlog: journal: %w", err)
+	path := segmentPath(j.dir, first)
+	fill := j.nextFill()
+	var f *os.File
+	if j.spareBusy {
+		if f = <-j.spare; f != nil {
+			if err := os.Rename(filepath.Join(j.dir, spareName), path); err != nil {
+				f.Close()
+				f = nil
+			}
+		}
+		j.spareBusy = false
 	}
-	if err := zeroFill(f, j.segSize); err != nil {
-		f.Close()
-		return err
+	if f == nil {
+		var err error
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			return fmt.Errorf("auditlog: journal: %w", err)
+		}
+		if err := zeroFill(f, fill); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := syncDir(j.dir); err != nil {
 		f.Close()
@@ -197,8 +235,29 @@ func (j *journal) start(first int64) error {
 	if j.f != nil {
 		j.f.Close()
 	}
-	j.f, j.first, j.size = f, first, 0
+	j.f, j.first, j.size, j.fill = f, first, 0, fill
 	return nil
+}
+
+// prepare zero-fills the next segment in the background.
+func (j *journal) prepare() {
+	if j.spareBusy {
+		return
+	}
+	j.spareBusy = true
+	fill := j.nextFill()
+	go func() {
+		f, err := os.OpenFile(filepath.Join(j.dir, spareName), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err == nil {
+			if err = zeroFill(f, fill); err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			f = nil
+		}
+		j.spare <- f
+	}()
 }
 
 // write appends the entries data at indexes start… to the segment, without
@@ -213,12 +272,15 @@ func (j *journal) write(start int64, data [][]byte) error {
 		return fmt.Errorf("auditlog: journal write: %w", err)
 	}
 	j.size += int64(len(b))
+	if j.size >= j.fill/2 {
+		j.prepare()
+	}
 	return nil
 }
 
 // full reports whether the segment should be rotated: the next batch may
 // not fit in its zero-filled part.
-func (j *journal) full() bool { return j.size >= j.segSize*7/8 }
+func (j *journal) full() bool { return j.size >= j.fill*7/8 }
 
 // removeBefore deletes the segments older than the one starting at first.
 func (j *journal) removeBefore(first int64) error {
@@ -237,6 +299,13 @@ func (j *journal) removeBefore(first int64) error {
 }
 
 func (j *journal) close() error {
+	if j.spareBusy {
+		if f := <-j.spare; f != nil {
+			f.Close()
+		}
+		os.Remove(filepath.Join(j.dir, spareName))
+		j.spareBusy = false
+	}
 	if j.f == nil {
 		return nil
 	}

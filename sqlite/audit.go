@@ -69,11 +69,27 @@ func (db *DB) appendAudit(ctx context.Context, durable bool, start int64, data [
 		if n != start {
 			return phivault.Errorf(phivault.ECONFLICT, "The audit log holds %d entries, not %d.", n, start)
 		}
+		// Group the hashes by the entry whose append stores them.
+		blobs := make([][]byte, len(data))
+		pos := 0
+		for i := range data {
+			k := storedPerRecord(start + int64(i))
+			if pos+k > len(hashes) {
+				return fmt.Errorf("%d tree hashes for %d entries from %d", len(hashes), len(data), start)
+			}
+			b := make([]byte, 0, k*tlog.HashSize)
+			for _, h := range hashes[pos : pos+k] {
+				b = append(b, h[:]...)
+			}
+			blobs[i], pos = b, pos+k
+		}
+		if pos != len(hashes) {
+			return fmt.Errorf("%d tree hashes for %d entries from %d", len(hashes), len(data), start)
+		}
 		if err := a.insertRows(ctx, "audit_entries", "data", start, len(data), func(i int) any { return data[i] }); err != nil {
 			return err
 		}
-		first := tlog.StoredHashIndex(0, start)
-		return a.insertRows(ctx, "audit_hashes", "hash", first, len(hashes), func(i int) any { return hashes[i][:] })
+		return a.insertRows(ctx, "audit_hashes", "hashes", start, len(data), func(i int) any { return blobs[i] })
 	})
 	if err != nil && phivault.ErrorCode(err) != phivault.ECONFLICT {
 		return fmt.Errorf("sqlite: append audit: %w", err)
@@ -119,33 +135,38 @@ func (db *DB) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash
 	if len(indexes) == 0 {
 		return nil, nil
 	}
-	got := make(map[int64]tlog.Hash, len(indexes))
+	// Stored hash x at level L of subtree n was stored by the append of
+	// the subtree's last entry, ((n+1) << L) - 1, as its L'th hash.
+	records := make([]int64, len(indexes))
+	want := map[int64]bool{}
+	for i, x := range indexes {
+		level, n := tlog.SplitStoredHashIndex(x)
+		records[i] = (n+1)<<level - 1
+		want[records[i]] = true
+	}
+	blobs := make(map[int64][]byte, len(want))
 	err := func() error {
+		list := make([]any, 0, len(want))
+		for r := range want {
+			list = append(list, r)
+		}
 		const perStmt = 500
-		for lo := 0; lo < len(indexes); lo += perStmt {
-			part := indexes[lo:min(lo+perStmt, len(indexes))]
-			args := make([]any, len(part))
-			for i, x := range part {
-				args[i] = x
-			}
-			rows, err := db.audit.rdb.QueryContext(ctx, `SELECT idx, hash FROM audit_hashes WHERE idx IN (?`+strings.Repeat(", ?", len(part)-1)+`)`, args...)
+		for lo := 0; lo < len(list); lo += perStmt {
+			part := list[lo:min(lo+perStmt, len(list))]
+			rows, err := db.audit.rdb.QueryContext(ctx, `SELECT idx, hashes FROM audit_hashes WHERE idx IN (?`+strings.Repeat(", ?", len(part)-1)+`)`, part...)
 			if err != nil {
 				return err
 			}
 			for rows.Next() {
 				var (
 					idx int64
-					h   []byte
+					b   []byte
 				)
-				if err := rows.Scan(&idx, &h); err != nil {
+				if err := rows.Scan(&idx, &b); err != nil {
 					rows.Close()
 					return err
 				}
-				if len(h) != tlog.HashSize {
-					rows.Close()
-					return fmt.Errorf("audit hash %d has %d bytes", idx, len(h))
-				}
-				got[idx] = tlog.Hash(h)
+				blobs[idx] = b
 			}
 			if err := rows.Close(); err != nil {
 				return err
@@ -158,11 +179,12 @@ func (db *DB) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash
 	}
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
-		h, ok := got[x]
-		if !ok {
+		level, _ := tlog.SplitStoredHashIndex(x)
+		b := blobs[records[i]]
+		if len(b) < (level+1)*tlog.HashSize {
 			return nil, fmt.Errorf("sqlite: audit hash %d not found", x)
 		}
-		out[i] = h
+		out[i] = tlog.Hash(b[level*tlog.HashSize : (level+1)*tlog.HashSize])
 	}
 	return out, nil
 }

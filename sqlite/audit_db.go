@@ -5,11 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // The audit trail lives in its own SQLite database file beside the main one
@@ -45,8 +48,9 @@ const auditReadConns = 2
 var auditSchema = []struct{ name, sql string }{
 	{"audit-0001", `
 -- Entries (canonical JSON holding ids only, never PHI) by index, and the
--- stored hashes of their RFC 6962 Merkle tree by tlog.StoredHashIndex.
--- Both are append-only: the triggers refuse UPDATE and DELETE, and the tree
+-- stored hashes of their RFC 6962 Merkle tree, grouped by the entry whose
+-- append stored them (one row instead of two on average: the insert is
+-- most of an append's cost). Both are append-only: the triggers refuse UPDATE and DELETE, and the tree
 -- and its signed checkpoints reveal any change made by someone who drops
 -- them.
 CREATE TABLE audit_entries (
@@ -54,8 +58,8 @@ CREATE TABLE audit_entries (
 	data BLOB    NOT NULL
 );
 CREATE TABLE audit_hashes (
-	idx  INTEGER PRIMARY KEY,
-	hash BLOB    NOT NULL
+	idx    INTEGER PRIMARY KEY, -- the entry whose append stored them
+	hashes BLOB    NOT NULL     -- tlog.StoredHashesForRecordHash(idx): 32 bytes each, level 0 first
 );
 CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
 BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
@@ -202,22 +206,65 @@ func (a *auditDB) importLegacy(ctx context.Context, mainPath string) error {
 	if tables != 2 {
 		return nil
 	}
+	// The old file keeps one row per stored hash; group them by entry.
+	src, err := sql.Open("sqlite", "file:"+(&url.URL{Path: mainPath}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return fmt.Errorf("sqlite: open main file: %v", err)
+	}
+	defer src.Close()
+	rows, err := src.QueryContext(ctx, `SELECT idx, hash FROM audit_hashes ORDER BY idx`)
+	if err != nil {
+		return fmt.Errorf("sqlite: read old audit hashes: %v", err)
+	}
+	defer rows.Close()
 	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("sqlite: begin audit import: %v", err)
 	}
-	for _, q := range []string{
-		`INSERT INTO audit_entries (idx, data) SELECT idx, data FROM legacy.audit_entries ORDER BY idx`,
-		`INSERT INTO audit_hashes (idx, hash) SELECT idx, hash FROM legacy.audit_hashes ORDER BY idx`,
-	} {
-		if _, err := c.ExecContext(ctx, q); err != nil {
-			c.ExecContext(ctx, "ROLLBACK")
-			return fmt.Errorf("sqlite: copy old audit entries: %v", err)
+	err = func() error {
+		if _, err := c.ExecContext(ctx, `INSERT INTO audit_entries (idx, data) SELECT idx, data FROM legacy.audit_entries ORDER BY idx`); err != nil {
+			return err
 		}
+		var (
+			record int64
+			blob   []byte
+			next   int64 // stored-hash index expected next
+		)
+		for rows.Next() {
+			var (
+				idx int64
+				h   []byte
+			)
+			if err := rows.Scan(&idx, &h); err != nil {
+				return err
+			}
+			if idx != next { // a hole: the old log was damaged; keep what is whole
+				break
+			}
+			next++
+			blob = append(blob, h...)
+			if len(blob) == tlog.HashSize*storedPerRecord(record) {
+				if _, err := c.ExecContext(ctx, `INSERT INTO audit_hashes (idx, hashes) VALUES (?, ?)`, record, blob); err != nil {
+					return err
+				}
+				record, blob = record+1, nil
+			}
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		c.ExecContext(ctx, "ROLLBACK")
+		return fmt.Errorf("sqlite: copy old audit entries: %v", err)
 	}
 	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("sqlite: commit audit import: %v", err)
 	}
 	return nil
+}
+
+// storedPerRecord is how many stored hashes appending record n adds: its
+// leaf and one per subtree it completes.
+func storedPerRecord(n int64) int {
+	return 1 + bits.TrailingZeros64(^uint64(n))
 }
 
 // stmt returns the prepared statement for q on the writer connection. The

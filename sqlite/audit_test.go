@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,7 @@ func TestDB_AuditAppendOnly(t *testing.T) {
 	raw := mustRaw(t, sqlite.DefaultAuditPath(path))
 	for _, q := range []string{
 		`UPDATE audit_entries SET data = x'00'`, `DELETE FROM audit_entries`,
-		`UPDATE audit_hashes SET hash = x'00'`, `DELETE FROM audit_hashes`,
+		`UPDATE audit_hashes SET hashes = x'00'`, `DELETE FROM audit_hashes`,
 	} {
 		if _, err := raw.Exec(q); err == nil {
 			t.Errorf("%s = nil error, want the append-only trigger to refuse it", q)
@@ -80,8 +81,26 @@ func TestAudit_tamper(t *testing.T) {
 				return err
 			}
 		}
+		// The audit file keeps the hashes grouped by the entry whose append
+		// stored them, level 0 first.
+		levels := map[int64][][]byte{}
 		for idx, h := range hashes {
-			if _, err := tx.Exec(`INSERT INTO audit_hashes (idx, hash) VALUES (?, ?)`, idx, h[:]); err != nil {
+			level, n := tlog.SplitStoredHashIndex(idx)
+			rec := (n+1)<<level - 1
+			for len(levels[rec]) <= level {
+				levels[rec] = append(levels[rec], nil)
+			}
+			levels[rec][level] = append([]byte(nil), h[:]...)
+		}
+		for rec, ls := range levels {
+			var blob []byte
+			for level, h := range ls {
+				if h == nil {
+					return fmt.Errorf("entry %d: hash of level %d missing", rec, level)
+				}
+				blob = append(blob, h...)
+			}
+			if _, err := tx.Exec(`INSERT INTO audit_hashes (idx, hashes) VALUES (?, ?)`, rec, blob); err != nil {
 				return err
 			}
 		}
