@@ -26,6 +26,9 @@ import (
 // (replay). After a failure the Log stops using the journal and commits
 // every batch durably, as on a plain Storage.
 
+// DefaultJournalMax is the default of Log.JournalMax.
+const DefaultJournalMax = 256
+
 // errLead tells a waiting caller that it is the next leader.
 var errLead = errors.New("auditlog: lead")
 
@@ -39,6 +42,9 @@ func (l *Log) openJournal(ctx context.Context) error {
 	dir := ds.AuditJournal()
 	if l.JournalSegment <= 0 {
 		l.JournalSegment = DefaultJournalSegment
+	}
+	if l.JournalMax == 0 {
+		l.JournalMax = DefaultJournalMax
 	}
 	data, err := readJournal(dir, l.seq)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -109,10 +115,7 @@ func (l *Log) lead() {
 
 // commitGroup appends a batch through the journal and answers it.
 func (l *Log) commitGroup(batch []*appendReq) {
-	err := l.commitJournal(batch)
-	for _, r := range batch {
-		r.done <- err
-	}
+	answer(batch, l.commitJournal(batch))
 }
 
 func (l *Log) commitJournal(batch []*appendReq) error {
@@ -131,6 +134,28 @@ func (l *Log) commitJournal(batch []*appendReq) error {
 	data := liveData(batch)
 	if len(data) == 0 {
 		return context.Canceled
+	}
+	if l.stale {
+		// A failed commit may have stored entries: make whatever the
+		// storage holds durable, and go on from there.
+		if err := l.deferred.SyncAudit(ctx); err != nil {
+			return fmt.Errorf("auditlog: append: %w", err)
+		}
+		if err := l.reload(ctx); err != nil {
+			return err
+		}
+	}
+	if len(data) > l.JournalMax {
+		// A large group: its storage commit takes much longer than an
+		// fsync, so writing it to the journal too would only add work.
+		// Committed durably, it also makes the earlier deferred commits
+		// durable; the journal's records below it are never replayed.
+		tree, err := l.store1(data, l.deferred.AppendAudit)
+		if err != nil {
+			return err
+		}
+		l.publish(tree)
+		return nil
 	}
 	start := l.seq
 	hs, tree, err := l.hash(data)

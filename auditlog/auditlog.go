@@ -115,6 +115,11 @@ type Log struct {
 	// JournalSegment is the size in bytes of the journal's segment files,
 	// zero-filled when made. Default DefaultJournalSegment.
 	JournalSegment int64
+	// JournalMax is the largest group of entries acknowledged from the
+	// journal; a larger one is committed durably to the storage directly
+	// (its commit takes longer than an fsync anyway). Default
+	// DefaultJournalMax; negative means every group goes to the storage.
+	JournalMax int
 	// NoJournal makes the Log commit every batch durably to a
 	// DeferredStorage, as to a plain Storage, instead of acknowledging
 	// entries from its journal (for comparisons).
@@ -170,9 +175,10 @@ func New(store Storage, origin string, signer note.Signer) *Log {
 }
 
 type appendReq struct {
-	ctx  context.Context
-	data [][]byte
-	done chan error
+	ctx     context.Context
+	data    [][]byte
+	done    chan error
+	skipped bool // left out of its batch: its caller had gone
 }
 
 var errClosed = errors.New("auditlog: log is closed")
@@ -312,10 +318,7 @@ func (l *Log) committer() {
 				break more
 			}
 		}
-		err := l.commit(batch)
-		for _, r := range batch {
-			r.done <- err
-		}
+		answer(batch, l.commit(batch))
 	}
 }
 
@@ -343,15 +346,30 @@ func (l *Log) commitOnce(batch []*appendReq) error {
 	return nil
 }
 
-// liveData returns the entries of the requests whose callers still wait.
+// liveData returns the entries of the requests whose callers still wait,
+// and marks the others skipped.
 func liveData(batch []*appendReq) [][]byte {
 	var data [][]byte
 	for _, r := range batch {
 		if r.ctx.Err() == nil {
 			data = append(data, r.data...)
+		} else {
+			r.skipped = true
 		}
 	}
 	return data
+}
+
+// answer sends err to every request of batch, and to those whose entries
+// were left out because their caller had gone, that they were not written.
+func answer(batch []*appendReq, err error) {
+	for _, r := range batch {
+		if r.skipped && err == nil {
+			r.done <- context.Canceled
+			continue
+		}
+		r.done <- err
+	}
 }
 
 // store1 hashes data into the tree after the l.seq entries committed so

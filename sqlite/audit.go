@@ -63,7 +63,11 @@ func (db *DB) appendAudit(ctx context.Context, durable bool, start int64, data [
 	a := db.audit
 	err := a.writeSync(ctx, durable, func(conn *sql.Conn) error {
 		var n int64
-		if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries`).Scan(&n); err != nil {
+		size, err := a.stmt(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries`)
+		if err == nil {
+			err = size.QueryRowContext(context.WithoutCancel(ctx)).Scan(&n)
+		}
+		if err != nil {
 			return fmt.Errorf("audit size: %v", err)
 		}
 		if n != start {

@@ -67,19 +67,24 @@ func (m *MemAudit) AppendAudit(ctx context.Context, start int64, data [][]byte, 
 		m.Hashes[first+int64(i)] = h
 	}
 	m.Appends++
+	m.volatile = -1 // a durable commit makes the earlier ones durable too
 	return nil
 }
 
 // AppendAuditDeferred is AppendAudit, but the entries are lost by Crash
 // until the next SyncAudit.
 func (m *MemAudit) AppendAuditDeferred(ctx context.Context, start int64, data [][]byte, hashes []tlog.Hash) error {
+	m.mu.Lock()
+	prev := m.volatile
+	m.mu.Unlock()
 	if err := m.AppendAudit(ctx, start, data, hashes); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.volatile < 0 {
-		m.volatile = start
+	m.volatile = start
+	if prev >= 0 {
+		m.volatile = prev
 	}
 	return nil
 }
