@@ -98,15 +98,8 @@ func NewHandler(opts Options) *Handler {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || h.opts.Authenticator == nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
-		writeError(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <token>."))
-		return
-	}
-	ctx, err := h.opts.Authenticator.Authenticate(r.Context(), token)
+	ctx, err := api.Authenticate(w, r, h.opts.Authenticator, api.Realm)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="invalid_token"`)
 		writeError(w, err)
 		return
 	}

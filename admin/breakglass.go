@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/api"
@@ -59,16 +58,13 @@ func NewAccessHandler(opts AccessOptions) http.Handler {
 	mux.HandleFunc("POST /admin/break-glass/review", h.review)
 	mux.HandleFunc("POST /admin/policy/explain", h.explain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || opts.Authenticator == nil || opts.Access == nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
-			writeError(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <token>."))
+		ctx, err := api.Authenticate(w, r, opts.Authenticator, api.Realm)
+		if err != nil {
+			writeError(w, err)
 			return
 		}
-		ctx, err := opts.Authenticator.Authenticate(r.Context(), token)
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="invalid_token"`)
-			writeError(w, err)
+		if opts.Access == nil {
+			writeError(w, phivault.Errorf(phivault.EUNAVAILABLE, "This server has no access layer."))
 			return
 		}
 		mux.ServeHTTP(w, r.WithContext(ctx))

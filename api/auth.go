@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/phivault/phivault"
 )
@@ -41,19 +40,37 @@ var (
 
 // authenticate runs the Authenticator on the request's bearer token.
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (context.Context, error) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
+	return Authenticate(w, r, h.auth, Realm)
+}
+
+// Realm is the realm named in the WWW-Authenticate challenge of the FHIR,
+// admin and audit routes.
+const Realm = "phivault"
+
+// ErrNoToken is the error [Authenticate] returns for a request without a
+// bearer token; a caller may answer it with its own wording.
+var ErrNoToken error = errNoToken
+
+// Authenticate runs auth on r's bearer token and returns the context auth
+// gives. It does not answer the request: on failure it sets w's RFC 6750 §3
+// challenge for realm and returns the error for the caller to write in its
+// own shape: [ErrNoToken] if r has no bearer token, EUNAUTHORIZED if auth is
+// nil (the server accepts no tokens), or auth's error, whose challenge says
+// error="invalid_token" if it is EUNAUTHORIZED.
+func Authenticate(w http.ResponseWriter, r *http.Request, auth Authenticator, realm string) (context.Context, error) {
+	token, ok := phivault.BearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
 		return nil, errNoToken
 	}
-	if h.auth == nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="invalid_token"`)
+	if auth == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token"`)
 		return nil, errNoAuthConfig
 	}
-	ctx, err := h.auth.Authenticate(r.Context(), token)
+	ctx, err := auth.Authenticate(r.Context(), token)
 	if err != nil {
 		if phivault.ErrorCode(err) == phivault.EUNAUTHORIZED {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="invalid_token"`)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token"`)
 		}
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/phivault/phivault"
@@ -165,8 +164,8 @@ func queryTime(s string) (time.Time, error) {
 // accepts, as NewHandler does.
 func requireBearer(auth Authenticator, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || auth == nil {
+		token, ok := phivault.BearerToken(r.Header.Get("Authorization"))
+		if !ok || auth == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
 			writeError(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <token>."))
 			return

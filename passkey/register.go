@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -26,8 +25,8 @@ var (
 // account authenticates the request's bearer token and returns the
 // account of its principal.
 func (h *Handler) account(r *http.Request) (*phivault.Account, error) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token, ok := phivault.BearerToken(r.Header.Get("Authorization"))
+	if !ok {
 		return nil, errNoToken
 	}
 	ctx, err := h.o.Authenticate(r.Context(), token)

@@ -130,15 +130,11 @@ func NewHandler(opts Options) *Handler {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || h.opts.Authenticator == nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault-scim"`)
-		writeError(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <SCIM token>."))
-		return
+	ctx, err := api.Authenticate(w, r, h.opts.Authenticator, "phivault-scim")
+	if errors.Is(err, api.ErrNoToken) {
+		err = phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <SCIM token>.")
 	}
-	ctx, err := h.opts.Authenticator.Authenticate(r.Context(), token)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="phivault-scim", error="invalid_token"`)
 		writeError(w, err)
 		return
 	}
