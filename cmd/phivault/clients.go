@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/phivault/phivault/admin"
 )
@@ -42,27 +40,13 @@ Example: a backend client
 `
 
 func (c *clientsCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, clientsUsage)
-		return errorWithHint("no clients subcommand", "phivault clients list")
-	}
-	switch args[0] {
-	case "add-public":
-		return c.add(ctx, args[1:], "public")
-	case "add-backend":
-		return c.add(ctx, args[1:], "backend")
-	case "list":
-		return c.list(ctx, args[1:])
-	case "suspend":
-		return c.setStatus(ctx, args[1:], "suspend", "suspended")
-	case "activate":
-		return c.setStatus(ctx, args[1:], "activate", "active")
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(c.stdout, clientsUsage)
-		return nil
-	}
-	fmt.Fprint(c.stderr, clientsUsage)
-	return errorWithHint("unknown clients subcommand "+args[0], "phivault clients help")
+	return runSubcommand(ctx, c.stdout, c.stderr, "clients", clientsUsage, "phivault clients list", args, subcommands{
+		"add-public":  func(ctx context.Context, args []string) error { return c.add(ctx, args, "public") },
+		"add-backend": func(ctx context.Context, args []string) error { return c.add(ctx, args, "backend") },
+		"list":        c.list,
+		"suspend":     func(ctx context.Context, args []string) error { return c.setStatus(ctx, args, "suspend", "suspended") },
+		"activate":    func(ctx context.Context, args []string) error { return c.setStatus(ctx, args, "activate", "active") },
+	})
 }
 
 // scopeFlag collects scopes given repeated or separated by spaces or commas.
@@ -118,28 +102,14 @@ func (c *clientsCommand) add(ctx context.Context, args []string, kind string) er
 }
 
 func (c *clientsCommand) list(ctx context.Context, args []string) error {
-	fs, cf := newFlags(c.stderr, "clients", "list", "[-json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
 	var list struct {
 		Clients []admin.ClientView `json:"clients"`
 	}
-	if err := adminJSON(ctx, cf, http.MethodGet, "/clients", nil, &list); err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT_ID\tKIND\tSTATUS\tNAME\tSCOPES")
-	for _, v := range list.Clients {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Kind, v.Status, v.Name, strings.Join(v.Scopes, " "))
-	}
-	return tw.Flush()
+	return adminList(ctx, c.stdout, c.stderr, "clients", "/clients", args, &list, "CLIENT_ID\tKIND\tSTATUS\tNAME\tSCOPES", func(tw io.Writer) {
+		for _, v := range list.Clients {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Kind, v.Status, v.Name, strings.Join(v.Scopes, " "))
+		}
+	})
 }
 
 func (c *clientsCommand) setStatus(ctx context.Context, args []string, name, status string) error {

@@ -38,27 +38,10 @@ while no server runs on that folder.
 `
 
 func (c *keysCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, keysUsage)
-		return errorWithHint("no keys subcommand", "phivault keys status")
-	}
-	switch args[0] {
-	case "shred":
-		return c.shred(ctx, args[1:])
-	case "rotate":
-		return c.rotate(ctx, args[1:])
-	case "rotate-patient":
-		return c.rotatePatient(ctx, args[1:])
-	case "status":
-		return c.status(ctx, args[1:])
-	case "compromised":
-		return c.compromised(ctx, args[1:])
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(c.stdout, keysUsage)
-		return nil
-	}
-	fmt.Fprint(c.stderr, keysUsage)
-	return errorWithHint("unknown keys subcommand "+args[0], "phivault keys help")
+	return runSubcommand(ctx, c.stdout, c.stderr, "keys", keysUsage, "phivault keys status", args, subcommands{
+		"shred": c.shred, "rotate": c.rotate, "rotate-patient": c.rotatePatient,
+		"status": c.status, "compromised": c.compromised,
+	})
 }
 
 // offlineFlags select a data folder to open directly instead of calling a

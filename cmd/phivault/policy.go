@@ -133,23 +133,10 @@ A test case file holds one case or an array of cases:
 `
 
 func (c *policyCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, policyUsage)
-		return errorWithHint("no policy subcommand", "phivault policy help")
-	}
-	switch args[0] {
-	case "explain":
-		return c.explain(ctx, args[1:])
-	case "test":
-		return c.test(ctx, args[1:])
-	case "validate":
-		return c.validate(args[1:])
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(c.stdout, policyUsage)
-		return nil
-	}
-	fmt.Fprint(c.stderr, policyUsage)
-	return errorWithHint("unknown policy subcommand "+args[0], "phivault policy help")
+	return runSubcommand(ctx, c.stdout, c.stderr, "policy", policyUsage, "phivault policy help", args, subcommands{
+		"explain": c.explain, "test": c.test,
+		"validate": func(_ context.Context, args []string) error { return c.validate(args) },
+	})
 }
 
 func (c *policyCommand) explain(ctx context.Context, args []string) error {

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
@@ -53,24 +52,11 @@ Example: a physician with a password and TOTP
 `
 
 func (c *usersCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, usersUsage)
-		return errorWithHint("no users subcommand", "phivault users list")
-	}
-	run := map[string]func(context.Context, []string) error{
+	return runSubcommand(ctx, c.stdout, c.stderr, "users", usersUsage, "phivault users list", args, subcommands{
 		"add": c.add, "list": c.list, "update": c.update, "suspend": c.suspend, "activate": c.activate,
 		"set-password": c.setPassword, "set-training": c.setTraining, "enroll-totp": c.enrollTOTP,
 		"scim-token": c.scimToken,
-	}[args[0]]
-	switch {
-	case run != nil:
-		return run(ctx, args[1:])
-	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
-		fmt.Fprint(c.stdout, usersUsage)
-		return nil
-	}
-	fmt.Fprint(c.stderr, usersUsage)
-	return errorWithHint("unknown users subcommand "+args[0], "phivault users help")
+	})
 }
 
 // listFlag is a flag that may be repeated or given comma-separated.
@@ -227,38 +213,24 @@ func (c *usersCommand) startTOTP(ctx context.Context, cf *clientFlags, id, name 
 }
 
 func (c *usersCommand) list(ctx context.Context, args []string) error {
-	fs, cf := newFlags(c.stderr, "users", "list", "[-json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
 	var list struct {
 		Users []admin.User `json:"users"`
 	}
-	if err := adminJSON(ctx, cf, http.MethodGet, "/users", nil, &list); err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSERNAME\tKIND\tSTATUS\tROLES\tDEPARTMENT\tTRAINING\tMFA")
-	for _, u := range list.Users {
-		mfa := "none"
-		switch {
-		case u.TOTP && u.WebAuthn:
-			mfa = "totp,webauthn"
-		case u.TOTP:
-			mfa = "totp"
-		case u.WebAuthn:
-			mfa = "webauthn"
+	return adminList(ctx, c.stdout, c.stderr, "users", "/users", args, &list, "ID\tUSERNAME\tKIND\tSTATUS\tROLES\tDEPARTMENT\tTRAINING\tMFA", func(tw io.Writer) {
+		for _, u := range list.Users {
+			mfa := "none"
+			switch {
+			case u.TOTP && u.WebAuthn:
+				mfa = "totp,webauthn"
+			case u.TOTP:
+				mfa = "totp"
+			case u.WebAuthn:
+				mfa = "webauthn"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Kind, u.Status,
+				dash(strings.Join(u.Roles, ",")), dash(u.Department), dash(u.TrainingValidUntil), mfa)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Kind, u.Status,
-			dash(strings.Join(u.Roles, ",")), dash(u.Department), dash(u.TrainingValidUntil), mfa)
-	}
-	return tw.Flush()
+	})
 }
 
 func dash(s string) string {
