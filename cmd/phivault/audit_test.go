@@ -32,6 +32,12 @@ type auditApp struct {
 
 func mustAuditApp(t *testing.T) *auditApp {
 	t.Helper()
+	return mustAuditAppWith(t, AuditConfig{})
+}
+
+// mustAuditAppWith is mustAuditApp with the audit trail configured as cfg.
+func mustAuditAppWith(t *testing.T, cfg AuditConfig) *auditApp {
+	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
@@ -41,7 +47,7 @@ func mustAuditApp(t *testing.T) *auditApp {
 	}
 	_, after, _ := strings.Cut(out.String(), "only its hash is kept):\n")
 	token := strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])
-	a, err := openApp(ctx, Config{Data: dataDir(dir), Passphrase: "correct horse battery staple"}, slog.New(slog.DiscardHandler))
+	a, err := openApp(ctx, Config{Data: dataDir(dir), Passphrase: "correct horse battery staple", Audit: cfg}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("openApp: %v", err)
 	}
@@ -273,7 +279,6 @@ func TestAudit_archiveCommand(t *testing.T) {
 // TLS syslog listener trusted through -audit-cef-syslog-ca: the stream's
 // own start is recorded and sent first, then every request's entry.
 func TestAudit_cefSyslog(t *testing.T) {
-	ctx := context.Background()
 	hs := httptest.NewUnstartedServer(nil)
 	hs.StartTLS()
 	cert := hs.TLS.Certificates[0]
@@ -284,7 +289,7 @@ func TestAudit_cefSyslog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() }) // after the app's cleanup: it closes first
 	msgs := make(chan string, 100)
 	go func() {
 		c, err := ln.Accept()
@@ -307,23 +312,7 @@ func TestAudit_cefSyslog(t *testing.T) {
 		}
 	}()
 
-	dir := filepath.Join(t.TempDir(), "data")
-	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
-	var out bytes.Buffer
-	if err := run(ctx, []string{"init", "-data", dir}, &out, io.Discard); err != nil {
-		t.Fatalf("init: %v", err)
-	}
-	_, after, _ := strings.Cut(out.String(), "only its hash is kept):\n")
-	token := strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])
-	cfg := Config{Data: dataDir(dir), Passphrase: "correct horse battery staple",
-		Audit: AuditConfig{CEFSyslog: ln.Addr().String(), CEFSyslogCA: caFile}}
-	a, err := openApp(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("openApp: %v", err)
-	}
-	srv := httptest.NewServer(a.fhirAndAdmin())
-	defer func() { srv.Close(); a.Close() }()
-	app := &auditApp{app: a, url: srv.URL, token: token}
+	app := mustAuditAppWith(t, AuditConfig{CEFSyslog: ln.Addr().String(), CEFSyslogCA: caFile})
 	app.create(t, "Patient", `{"resourceType":"Patient","name":[{"family":"Wolkenstein"}]}`)
 
 	next := func() string {
