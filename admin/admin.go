@@ -168,12 +168,7 @@ func (h *Handler) securityEntry(r *http.Request) *phivault.AuditEntry {
 	default:
 		e.Action, e.TargetType = "admin", "Vault"
 	}
-	if info, ok := phivault.RequestInfoFromContext(r.Context()); ok {
-		e.RequestID, e.Actor, e.Roles, e.Client, e.Source = info.ID, info.Actor, info.Roles, info.Client, info.Source
-	}
-	if p := phivault.PrincipalFromContext(r.Context()); p != nil {
-		e.Actor, e.Roles = p.ID, p.Roles
-	}
+	setCaller(r.Context(), e)
 	return e
 }
 

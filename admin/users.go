@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -196,15 +197,39 @@ func targetType(r *http.Request) string {
 	return "Account"
 }
 
-// record appends an ActionAccountChange entry for a change to an account or
-// client, with ids only: never a username or other personal data. A nil
-// err records outcome "ok". It returns EUNAVAILABLE if the entry could not
-// be written, else nil.
+// record appends the audit entry of a change to an account or client (see
+// RecordChange).
 func (h *Handler) record(ctx context.Context, typ, id string, err error) error {
-	e := &phivault.AuditEntry{Time: h.now().UTC(), Action: phivault.ActionAccountChange, TargetType: typ, TargetID: id, Outcome: "ok"}
+	return RecordChange(ctx, h.opts.Audit, h.log, h.now(), typ, id, err)
+}
+
+// RecordChange appends to audit an ActionAccountChange entry at now for a
+// change to the account or client typ/id by the caller in ctx, with ids
+// only: never a username or other personal data. A nil err records outcome
+// "ok". It returns EUNAVAILABLE if audit is nil or the entry could not be
+// written (logged to log), else nil.
+func RecordChange(ctx context.Context, audit phivault.AuditLog, log *slog.Logger, now time.Time, typ, id string, err error) error {
+	e := &phivault.AuditEntry{Time: now.UTC(), Action: phivault.ActionAccountChange, TargetType: typ, TargetID: id, Outcome: "ok"}
 	if err != nil {
 		e.Outcome = phivault.ErrorCode(err)
 	}
+	setCaller(ctx, e)
+	if audit == nil {
+		return phivault.Errorf(phivault.EUNAVAILABLE, "The audit log is not available; the change was not recorded.")
+	}
+	// Written even if the caller went away: the change is done.
+	if aerr := audit.Append(context.WithoutCancel(ctx), e); aerr != nil {
+		log.Error("account change not recorded", "error", aerr.Error())
+		return phivault.Errorf(phivault.EUNAVAILABLE, "The audit log is not available; the change was not recorded.")
+	}
+	return nil
+}
+
+// setCaller fills in who made the request in ctx: request id, actor, roles,
+// client, source and purpose from its RequestInfo, the actor from
+// api.ActorFromContext if RequestInfo has none, and actor and roles from
+// its Principal, which wins.
+func setCaller(ctx context.Context, e *phivault.AuditEntry) {
 	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
 		e.RequestID, e.Actor, e.Roles, e.Client, e.Source, e.Purpose = info.ID, info.Actor, info.Roles, info.Client, info.Source, info.Purpose
 	}
@@ -217,15 +242,6 @@ func (h *Handler) record(ctx context.Context, typ, id string, err error) error {
 			e.Client = p.Client
 		}
 	}
-	if h.opts.Audit == nil {
-		return phivault.Errorf(phivault.EUNAVAILABLE, "The audit log is not available; the change was not recorded.")
-	}
-	// Written even if the caller went away: the change is done.
-	if aerr := h.opts.Audit.Append(context.WithoutCancel(ctx), e); aerr != nil {
-		h.log.Error("admin: audit append", "error", aerr.Error())
-		return phivault.Errorf(phivault.EUNAVAILABLE, "The audit log is not available; the change was not recorded.")
-	}
-	return nil
 }
 
 // finish records a change and answers: the error, or status and v.
@@ -263,9 +279,14 @@ func (h *Handler) now() time.Time {
 	return time.Now()
 }
 
-// newID returns 16 random bytes in hex, from Options.Rand or crypto/rand.
+// newID returns a new account or client id from Options.Rand.
 func (h *Handler) newID() (string, error) {
-	r := h.opts.Rand
+	return NewID(h.opts.Rand)
+}
+
+// NewID returns a new account or client id: 16 bytes from r in hex. A nil
+// r means crypto/rand.
+func NewID(r io.Reader) (string, error) {
 	if r == nil {
 		r = rand.Reader
 	}
@@ -507,10 +528,16 @@ func (h *Handler) NewAccount(ctx context.Context, req *UserCreate) (*phivault.Ac
 }
 
 func (h *Handler) hashPassword(username, password string) (string, error) {
+	return HashPassword(h.opts.Hasher, username, password)
+}
+
+// HashPassword checks password against the password policy
+// (identity.CheckPassword; EINVALID if it fails) and hashes it with hasher,
+// nil meaning identity.NewHasher().
+func HashPassword(hasher *identity.Hasher, username, password string) (string, error) {
 	if err := identity.CheckPassword(username, password); err != nil {
 		return "", err
 	}
-	hasher := h.opts.Hasher
 	if hasher == nil {
 		hasher = identity.NewHasher()
 	}

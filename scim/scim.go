@@ -37,11 +37,8 @@ package scim
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -228,28 +225,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 // record appends an account-change audit entry with ids only; it returns
 // EUNAVAILABLE if the entry could not be written.
 func (h *Handler) record(ctx context.Context, id string, err error) error {
-	e := &phivault.AuditEntry{Time: h.now().UTC(), Action: phivault.ActionAccountChange, TargetType: "Account", TargetID: id, Outcome: "ok"}
-	if err != nil {
-		e.Outcome = phivault.ErrorCode(err)
-	}
-	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
-		e.RequestID, e.Actor, e.Roles, e.Client, e.Source = info.ID, info.Actor, info.Roles, info.Client, info.Source
-	}
-	if a := api.ActorFromContext(ctx); a != "" {
-		e.Actor = a
-	}
-	if p := phivault.PrincipalFromContext(ctx); p != nil {
-		e.Actor, e.Roles = p.ID, p.Roles
-	}
-	unavailable := phivault.Errorf(phivault.EUNAVAILABLE, "The audit log is not available; the change was not recorded.")
-	if h.opts.Audit == nil {
-		return unavailable
-	}
-	if aerr := h.opts.Audit.Append(context.WithoutCancel(ctx), e); aerr != nil {
-		h.log.Error("scim: audit append", "error", aerr.Error())
-		return unavailable
-	}
-	return nil
+	return admin.RecordChange(ctx, h.opts.Audit, h.log, h.now(), "Account", id, err)
 }
 
 // finish records a change to account id and answers with err or v.
@@ -279,15 +255,7 @@ func (h *Handler) now() time.Time {
 }
 
 func (h *Handler) newID() (string, error) {
-	r := h.opts.Rand
-	if r == nil {
-		r = rand.Reader
-	}
-	var b [16]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", fmt.Errorf("scim: new id: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
+	return admin.NewID(h.opts.Rand)
 }
 
 // revoke ends every session of account id.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
-	"github.com/phivault/phivault/identity"
 )
 
 // User is the SCIM User resource of an account. Password is write-only:
@@ -149,16 +148,11 @@ func statusOf(active bool) string {
 }
 
 func (h *Handler) setPassword(a *phivault.Account, password string) error {
-	if err := identity.CheckPassword(a.Username, password); err != nil {
+	hash, err := admin.HashPassword(h.opts.Hasher, a.Username, password)
+	if phivault.ErrorCode(err) == phivault.EINVALID {
 		return invalid("invalidValue", "%s", phivault.ErrorMessage(err))
-	}
-	hasher := h.opts.Hasher
-	if hasher == nil {
-		hasher = identity.NewHasher()
-	}
-	hash, err := hasher.Hash(password)
-	if err != nil {
-		return fmt.Errorf("scim: hash password: %w", err)
+	} else if err != nil {
+		return err
 	}
 	a.PasswordHash = hash
 	a.FailedLogins, a.LastFailure, a.LockedUntil = 0, time.Time{}, time.Time{}
