@@ -48,7 +48,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	// The flow is used once, whatever happens next.
 	var f *flow
 	if c, err := r.Cookie(CookieName); err == nil {
-		f, _ = h.flows.take(c.Value, h.o.Now())
+		f, _ = h.flows.Take(c.Value, h.o.Now())
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	q := r.URL.Query()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/internal/onetime"
 )
 
 // Defaults for Options.
@@ -64,7 +65,7 @@ func (o Options) LogValue() slog.Value {
 type Handler struct {
 	o         Options
 	providers map[string]*remote
-	flows     flows
+	flows     *onetime.Store[*flow] // started logins, by cookie value
 	mux       *http.ServeMux
 }
 
@@ -96,7 +97,7 @@ func NewHandler(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{o: o, providers: make(map[string]*remote), flows: flows{m: make(map[string]*flow), max: o.MaxFlows}}
+	h := &Handler{o: o, providers: make(map[string]*remote), flows: onetime.New[*flow](o.MaxFlows)}
 	for _, p := range o.Providers {
 		if err := p.check(); err != nil {
 			return nil, fmt.Errorf("federation: %w", err)

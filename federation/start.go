@@ -51,8 +51,8 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := h.o.Now()
-	f := &flow{provider: p.Name, pending: pending, state: state, nonce: nonce, verifier: verifier, expires: now.Add(h.o.StateTTL)}
-	if err := h.flows.put(key, f, now); err != nil {
+	f := &flow{provider: p.Name, pending: pending, state: state, nonce: nonce, verifier: verifier}
+	if !h.flows.Put(key, f, now.Add(h.o.StateTTL), now) {
 		h.page(w, http.StatusServiceUnavailable, msgBusy)
 		return
 	}

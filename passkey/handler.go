@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/internal/onetime"
 )
 
 // Defaults for Options.
@@ -74,7 +75,7 @@ func (o Options) LogValue() slog.Value {
 type Handler struct {
 	o          Options
 	wa         *webauthn.WebAuthn
-	ceremonies ceremonies
+	ceremonies *onetime.Store[*ceremony] // begun ceremonies, by id
 	mux        *http.ServeMux
 }
 
@@ -121,7 +122,7 @@ func NewHandler(o Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("passkey: %w", err)
 	}
-	h := &Handler{o: o, wa: wa, ceremonies: ceremonies{m: make(map[string]*ceremony), max: o.MaxCeremonies}}
+	h := &Handler{o: o, wa: wa, ceremonies: onetime.New[*ceremony](o.MaxCeremonies)}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("POST /oauth/passkey/register/begin", h.registerBegin)
 	h.mux.HandleFunc("POST /oauth/passkey/register/finish", h.registerFinish)

@@ -50,7 +50,7 @@ func (h *Handler) loginBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.o.Now()
-	id, err := h.ceremonies.put(h.o.Rand, &ceremony{kind: kindLogin, session: *session, accountID: accountID, pending: req.Pending, expires: now.Add(h.o.CeremonyTTL)}, now)
+	id, err := h.putCeremony(&ceremony{kind: kindLogin, session: *session, accountID: accountID, pending: req.Pending}, now)
 	if err != nil {
 		h.writeError(w, err)
 		return
@@ -83,7 +83,7 @@ func (h *Handler) loginFinish(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusBadRequest, "", "The sign-in form could not be read.")
 		return
 	}
-	c, ok := h.ceremonies.take(r.PostFormValue("ceremony"), kindLogin, h.o.Now())
+	c, ok := h.takeCeremony(r.PostFormValue("ceremony"), kindLogin, h.o.Now())
 	if !ok {
 		h.failed(r, "", "login: unknown or expired ceremony")
 		h.page(w, r, http.StatusBadRequest, "", errCeremony.Message)

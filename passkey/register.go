@@ -85,7 +85,7 @@ func (h *Handler) registerBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.o.Now()
-	id, err := h.ceremonies.put(h.o.Rand, &ceremony{kind: kindRegister, session: *session, accountID: a.ID, expires: now.Add(h.o.CeremonyTTL)}, now)
+	id, err := h.putCeremony(&ceremony{kind: kindRegister, session: *session, accountID: a.ID}, now)
 	if err != nil {
 		h.writeError(w, err)
 		return
@@ -106,7 +106,7 @@ func (h *Handler) registerFinish(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, err)
 		return
 	}
-	c, ok := h.ceremonies.take(r.URL.Query().Get("ceremony"), kindRegister, h.o.Now())
+	c, ok := h.takeCeremony(r.URL.Query().Get("ceremony"), kindRegister, h.o.Now())
 	if !ok || c.accountID != a.ID {
 		h.failed(r, a.ID, "register: unknown or expired ceremony")
 		h.writeError(w, errCeremony)
