@@ -269,25 +269,22 @@ func (p *patient) addDeny(prov map[string]any, now time.Time) {
 // scan calls fn with every current match of q, up to MaxScan.
 func (s *RecordService) scan(ctx context.Context, q *phivault.Query, fn func(*phivault.Resource) error) error {
 	qq := *q
-	qq.Count, qq.Offset, qq.Include, qq.Summary = MaxCount, 0, nil, ""
-	for {
+	qq.Count, qq.Include, qq.Summary = MaxCount, nil, ""
+	return s.pages(q.Type, func(offset int) ([]*phivault.Resource, int, error) {
+		qq.Offset = offset
 		res, err := s.next.Search(ctx, &qq)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
-		for _, r := range res.Matches {
+		return res.Matches, res.Total, nil
+	}, func(rs []*phivault.Resource) error {
+		for _, r := range rs {
 			if err := fn(r); err != nil {
 				return err
 			}
 		}
-		qq.Offset += len(res.Matches)
-		if len(res.Matches) < MaxCount || qq.Offset >= res.Total {
-			return nil
-		}
-		if qq.Offset >= s.MaxScan {
-			return tooMany(q.Type, s.MaxScan)
-		}
-	}
+		return nil
+	})
 }
 
 func tooMany(typ string, n int) error {

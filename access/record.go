@@ -165,9 +165,7 @@ func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivaul
 		tl.note(c)
 		return out, nil
 	}
-	lo := min(q.Offset, len(visible))
-	hi := min(lo+pageSize(q.Count), len(visible))
-	out.Matches = visible[lo:hi]
+	out.Matches = window(visible, q.Offset, q.Count)
 	if len(q.Include) > 0 && len(out.Matches) > 0 {
 		ids := make([]string, len(out.Matches))
 		for i, m := range out.Matches {
@@ -201,19 +199,15 @@ func (s *RecordService) Everything(ctx context.Context, patientID string, count,
 		return nil, err
 	}
 	var all []*phivault.Resource
-	for off := 0; ; {
-		res, err := s.next.Everything(ctx, patientID, MaxCount, off)
+	err = s.pages("compartment", func(offset int) ([]*phivault.Resource, int, error) {
+		res, err := s.next.Everything(ctx, patientID, MaxCount, offset)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		all = append(all, res.Matches...)
-		off += len(res.Matches)
-		if len(res.Matches) < MaxCount || off >= res.Total {
-			break
-		}
-		if off >= s.MaxScan {
-			return nil, tooMany("compartment", s.MaxScan)
-		}
+		return res.Matches, res.Total, nil
+	}, collect(&all))
+	if err != nil {
+		return nil, err
 	}
 	var tl tally
 	visible, err := s.filter(ctx, c, policy.Read, all, &tl)
@@ -221,9 +215,7 @@ func (s *RecordService) Everything(ctx context.Context, patientID string, count,
 		return nil, err
 	}
 	tl.note(c)
-	lo := min(offset, len(visible))
-	hi := min(lo+pageSize(count), len(visible))
-	return &phivault.SearchResult{Total: len(visible), Matches: visible[lo:hi]}, nil
+	return &phivault.SearchResult{Total: len(visible), Matches: window(visible, offset, count)}, nil
 }
 
 // History returns the versions the caller may see. An instance history
@@ -238,20 +230,17 @@ func (s *RecordService) History(ctx context.Context, q phivault.HistoryQuery) (*
 	}
 	var all []*phivault.Resource
 	qq := q
-	qq.Count, qq.Offset = MaxCount, 0
-	for {
+	qq.Count = MaxCount
+	err = s.pages(q.Type, func(offset int) ([]*phivault.Resource, int, error) {
+		qq.Offset = offset
 		h, err := s.next.History(ctx, qq)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		all = append(all, h.Versions...)
-		qq.Offset += len(h.Versions)
-		if len(h.Versions) < MaxCount || qq.Offset >= h.Total {
-			break
-		}
-		if qq.Offset >= s.MaxScan {
-			return nil, tooMany(q.Type, s.MaxScan)
-		}
+		return h.Versions, h.Total, nil
+	}, collect(&all))
+	if err != nil {
+		return nil, err
 	}
 	var tl tally
 	visible, err := s.filter(ctx, c, policy.History, all, &tl)
@@ -271,9 +260,7 @@ func (s *RecordService) History(ctx context.Context, q phivault.HistoryQuery) (*
 		return nil, err
 	}
 	tl.note(c)
-	lo := min(q.Offset, len(visible))
-	hi := min(lo+pageSize(q.Count), len(visible))
-	return &phivault.HistoryResult{Total: len(visible), Versions: visible[lo:hi]}, nil
+	return &phivault.HistoryResult{Total: len(visible), Versions: window(visible, q.Offset, q.Count)}, nil
 }
 
 // newTarget describes a body about to be written as typ/id.
