@@ -3,8 +3,6 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -38,17 +36,8 @@ func TestHandler_shred(t *testing.T) {
 	defer srv.Close()
 	do := func(method, path, token string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		resp, body := send(t, method, srv.URL+path, token, "")
+		return resp.StatusCode, body
 	}
 	for _, tc := range []struct {
 		method, path, token string

@@ -1,10 +1,8 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -90,17 +88,7 @@ func TestAccessHandler(t *testing.T) {
 	defer srv.Close()
 	do := func(method, path, token, body string) (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewBufferString(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, string(b)
+		return send(t, method, srv.URL+path, token, body)
 	}
 	bg := `{"patient":"` + pat.ID + `","purpose":"ETREAT","reason":"cardiac arrest in the lobby"}`
 	for _, tc := range []struct {

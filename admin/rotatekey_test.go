@@ -2,8 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -45,17 +43,8 @@ func TestHandler_rotatePatientKey(t *testing.T) {
 	defer plain.Close()
 	do := func(base, token, path string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		resp, body := send(t, "POST", base+path, token, "")
+		return resp.StatusCode, body
 	}
 	for _, tc := range []struct {
 		base, token, path string

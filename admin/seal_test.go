@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -72,20 +71,11 @@ func TestHandler_sealUnseal(t *testing.T) {
 	defer srv.Close()
 	do := func(path, token, body string) (int, http.Header, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if !json.Valid(b) {
+		resp, b := send(t, http.MethodPost, srv.URL+path, token, body)
+		if !json.Valid([]byte(b)) {
 			t.Errorf("POST %s: body is not JSON: %s", path, b)
 		}
-		return resp.StatusCode, resp.Header, string(b)
+		return resp.StatusCode, resp.Header, b
 	}
 	pass := func(p string) string { return `{"passphrase":"` + p + `"}` }
 	want := func(what string, status int, body string, wantStatus int, wantBody string) {

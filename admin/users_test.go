@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/base32"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -118,30 +116,23 @@ func newHarness(t *testing.T) *harness {
 // do sends a request with token and returns the status and body.
 func (h *harness) do(token, method, path string, body any) (int, []byte) {
 	h.t.Helper()
-	var rd io.Reader
+	var s string
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		s = b
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		rd = bytes.NewReader(j)
+		s = string(j)
 	}
-	req, _ := http.NewRequest(method, h.srv.URL+path, rd)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := send(h.t, method, h.srv.URL+path, token, s)
 	if !(method == "POST" && strings.HasSuffix(path, "/totp")) { // the one answer that holds a secret
-		h.bodies.Write(b)
+		h.bodies.WriteString(b)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, []byte(b)
 }
 
 // must sends a request as the bootstrap admin and fails unless it answers
@@ -483,13 +474,7 @@ func TestUsers_NoAccountStore(t *testing.T) {
 	h := admin.NewHandler(admin.Options{Authenticator: &api.TokenAuthenticator{Hash: api.HashToken(adminToken), Actor: "admin"}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	req, _ := http.NewRequest("GET", srv.URL+"/admin/users", nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := send(t, "GET", srv.URL+"/admin/users", adminToken, "")
 	if resp.StatusCode != 415 {
 		t.Errorf("GET /admin/users without a store = %d, want 415", resp.StatusCode)
 	}
