@@ -206,6 +206,9 @@ func RunAudit(t *testing.T, open func(t *testing.T) auditlog.Storage) {
 			t.Errorf("AuditSize() = %d after a refused append, want 0", n)
 		}
 	})
+	if _, ok := open(t).(auditlog.DeferredStorage); ok {
+		t.Run("Deferred", func(t *testing.T) { runDeferred(t, open(t).(auditlog.DeferredStorage)) })
+	}
 	t.Run("Log", func(t *testing.T) {
 		s := open(t)
 		signer, verifier := NewSigner(t)
@@ -269,4 +272,34 @@ func RunAudit(t *testing.T, open func(t *testing.T) auditlog.Storage) {
 			t.Fatalf("Verify() after reopen = %v", err)
 		}
 	})
+}
+
+// runDeferred checks the auditlog.DeferredStorage methods of an empty s.
+func runDeferred(t *testing.T, s auditlog.DeferredStorage) {
+	ctx := context.Background()
+	d := [][]byte{[]byte("a"), []byte("b")}
+	hs := []tlog.Hash{tlog.RecordHash(d[0]), tlog.RecordHash(d[1]), {}}
+	if err := s.AppendAuditDeferred(ctx, 1, d, hs); phivault.ErrorCode(err) != phivault.ECONFLICT {
+		t.Fatalf("AppendAuditDeferred(start 1) on an empty log = %v, want ECONFLICT", err)
+	}
+	if err := s.AppendAuditDeferred(ctx, 0, d, hs); err != nil {
+		t.Fatal(err)
+	}
+	// Visible at once, before any sync.
+	if n, err := s.AuditSize(ctx); err != nil || n != 2 {
+		t.Fatalf("AuditSize() after a deferred append = %d, %v, want 2", n, err)
+	}
+	got, err := s.ReadAuditHashes(ctx, []int64{0, 1, 2})
+	if err != nil || got[0] != hs[0] || got[2] != hs[2] {
+		t.Fatalf("ReadAuditHashes() after a deferred append = %v, %v", got, err)
+	}
+	if err := s.SyncAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, 2, [][]byte{[]byte("c")}, []tlog.Hash{tlog.RecordHash([]byte("c"))}); err != nil {
+		t.Fatalf("AppendAudit after deferred ones = %v", err)
+	}
+	if data, err := s.ReadAuditEntries(ctx, 0, 3); err != nil || string(data[1]) != "b" || string(data[2]) != "c" {
+		t.Fatalf("ReadAuditEntries() = %q, %v", data, err)
+	}
 }
