@@ -13,11 +13,18 @@ import (
 
 // dataDir is a phivault data folder. Its layout:
 //
-//	phivault.db        the SQLite database (ciphertext and tokens only)
-//	keyring.age        the KEKs, encrypted under the passphrase
-//	tls/cert.pem       the TLS certificate (self-signed by init)
-//	tls/key.pem        its private key (mode 0600)
-//	admin-token.sha256 the SHA-256 of the bootstrap admin token, hex
+//	phivault.db              the SQLite database (ciphertext and tokens only)
+//	phivault.audit.db        the audit trail (ids only); back it up with phivault.db
+//	phivault.audit.journal/  audit entries not yet in phivault.audit.db, replayed at start
+//	keyring.age              the KEKs, encrypted under the passphrase
+//	tls/cert.pem             the TLS certificate (self-signed by init)
+//	tls/key.pem              its private key (mode 0600)
+//	admin-token.sha256       the SHA-256 of the bootstrap admin token, hex
+//	scim-token.sha256        the SHA-256 of the SCIM provisioning token, if made
+//	audit-signer.key         the audit checkpoint signing key (mode 0600)
+//	audit-verifier.pub       its verifier key, for outside parties
+//	audit-checkpoints.log    the file witness: every signed checkpoint
+//	demo-passphrase, demo-accounts.json   "phivault demo" only: its secrets, for demos
 type dataDir string
 
 func (d dataDir) path(name string) string { return filepath.Join(string(d), name) }
