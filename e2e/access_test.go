@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -49,14 +48,7 @@ func TestAccess(t *testing.T) {
 
 	cli := func(wantErr bool, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(binary, append(args, "-url", v.url, "-cacert", v.cacert)...)
-		cmd.Env = v.env("PHIVAULT_TOKEN=" + v.token)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Run(); (err != nil) != wantErr {
-			t.Fatalf("phivault %s: %v\n%s%s", strings.Join(args, " "), err, out.Bytes(), errOut.Bytes())
-		}
-		return out.String() + errOut.String()
+		return v.cli(wantErr, nil, args...)
 	}
 	out := cli(false, "users", "add", "-username", "dr.access", "-role", "physician")
 	id := regexp.MustCompile(`\(id (\S+),`).FindStringSubmatch(out)

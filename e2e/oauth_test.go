@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -38,14 +37,7 @@ func TestOAuth(t *testing.T) {
 	}
 	cli := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(binary, append(args, "-url", v.url, "-cacert", v.cacert)...)
-		cmd.Env = v.env("PHIVAULT_TOKEN="+v.token, "PHIVAULT_USER_PASSWORD_FILE="+pwFile)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("phivault %s: %v\n%s%s", strings.Join(args, " "), err, out.Bytes(), errOut.Bytes())
-		}
-		return out.String()
+		return v.cli(false, []string{"PHIVAULT_USER_PASSWORD_FILE=" + pwFile}, args...)
 	}
 
 	r := v.do(http.MethodPost, "/Patient", []byte(`{"resourceType":"Patient","active":true}`))

@@ -37,21 +37,7 @@ func TestProvisioning(t *testing.T) {
 	// cli runs the binary and returns its stdout; wantErr says it must fail.
 	cli := func(wantErr bool, args ...string) string {
 		t.Helper()
-		flags := []string{"-url", v.url, "-cacert", v.cacert}
-		if args[0] == "training" { // flags before the file argument
-			args = append(append(args[:2:2], flags...), args[2:]...)
-		} else {
-			args = append(args, flags...)
-		}
-		cmd := exec.Command(binary, args...)
-		cmd.Env = v.env("PHIVAULT_TOKEN="+v.token, "PHIVAULT_USER_PASSWORD_FILE="+pwFile)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		if (err != nil) != wantErr {
-			t.Fatalf("phivault %s: err %v, want error %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, wantErr, out.Bytes(), errOut.Bytes())
-		}
-		return out.String() + errOut.String()
+		return v.cli(wantErr, []string{"PHIVAULT_USER_PASSWORD_FILE=" + pwFile}, args...)
 	}
 
 	out := cli(false, "users", "add", "-username", "dr.e2e", "-role", "physician", "-department", "cardiology",

@@ -350,6 +350,23 @@ func (v *vault) count(query string) int {
 	return *b.Total
 }
 
+// cli runs "phivault GROUP SUBCOMMAND args..." against the server (its -url
+// and -cacert go after the subcommand) with PHIVAULT_TOKEN and env set, and
+// returns stdout and stderr together. It fails the test unless the run
+// fails exactly when wantErr.
+func (v *vault) cli(wantErr bool, env []string, args ...string) string {
+	v.t.Helper()
+	args = append(append(args[:2:2], "-url", v.url, "-cacert", v.cacert), args[2:]...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = v.env(append([]string{"PHIVAULT_TOKEN=" + v.token}, env...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); (err != nil) != wantErr {
+		v.t.Fatalf("phivault %s: err %v, want error %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, wantErr, out.Bytes(), errOut.Bytes())
+	}
+	return out.String() + errOut.String()
+}
+
 // importer runs "phivault import" against the server with the given flags
 // and returns its stdout and stderr.
 func (v *vault) importer(args ...string) (stdout, stderr []byte, err error) {
