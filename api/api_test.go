@@ -20,6 +20,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/fhir"
 	"github.com/phivault/phivault/mock"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -157,6 +158,11 @@ func TestHandler_Metadata(t *testing.T) {
 	wantStatus(t, w, http.StatusOK)
 	wantHeader(t, w, "Content-Type", "application/fhir+json; charset=utf-8")
 	golden(t, "capability.json", w.Body.Bytes())
+	if typ, obj, err := fhir.Parse(w.Body.Bytes()); err != nil || typ != "CapabilityStatement" {
+		t.Fatalf("metadata parses as %q, %v", typ, err)
+	} else if issues := fhir.Validate(typ, obj); len(issues) > 0 {
+		t.Errorf("the CapabilityStatement is not valid R4: %+v", issues)
+	}
 
 	var cs struct {
 		FHIRVersion string

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"time"
 
 	"github.com/phivault/phivault/fhir"
@@ -39,8 +40,50 @@ type capRest struct {
 }
 
 type capSecurity struct {
-	CORS        bool   `json:"cors"`
-	Description string `json:"description"`
+	Extension   []capExtension   `json:"extension,omitempty"`
+	CORS        bool             `json:"cors"`
+	Service     []capCodeConcept `json:"service"`
+	Description string           `json:"description"`
+}
+
+type capCodeConcept struct {
+	Coding []capCoding `json:"coding"`
+}
+
+type capCoding struct {
+	System string `json:"system"`
+	Code   string `json:"code"`
+}
+
+// capExtension is the SMART oauth-uris extension and its parts.
+type capExtension struct {
+	URL       string         `json:"url"`
+	ValueURI  string         `json:"valueUri,omitempty"`
+	Extension []capExtension `json:"extension,omitempty"`
+}
+
+// smartSecurity returns the SMART App Launch security block: the service
+// code, and, when the base URL is known, the OAuth endpoints (clients
+// should prefer .well-known/smart-configuration).
+func smartSecurity(baseURL string) capSecurity {
+	sec := capSecurity{
+		Service: []capCodeConcept{{Coding: []capCoding{{
+			System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR"}}}},
+		Description: "Every request except GET /metadata needs a bearer token: Authorization: Bearer <token>. " +
+			"Tokens come from the SMART App Launch and Backend Services endpoints in " +
+			".well-known/smart-configuration.",
+	}
+	if origin, ok := strings.CutSuffix(baseURL, "/fhir"); ok {
+		sec.Extension = []capExtension{{
+			URL: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+			Extension: []capExtension{
+				{URL: "authorize", ValueURI: origin + "/oauth/authorize"},
+				{URL: "token", ValueURI: origin + "/oauth/token"},
+				{URL: "revoke", ValueURI: origin + "/oauth/revoke"},
+			},
+		}}
+	}
+	return sec
 }
 
 type capResource struct {
@@ -112,13 +155,14 @@ func capabilityStatement(version, baseURL string, now time.Time) []byte {
 		cs.Implementation = &capImpl{Description: "phivault FHIR server", URL: baseURL}
 	}
 	rest := capRest{
-		Mode: "server",
-		Security: capSecurity{
-			Description: "Every request except GET /metadata needs a bearer token: Authorization: Bearer <token>.",
-		},
+		Mode:        "server",
+		Security:    smartSecurity(baseURL),
 		Interaction: []capInteraction{{Code: "transaction"}, {Code: "batch"}},
 	}
 	for _, t := range fhir.ResourceTypes() {
+		if t == "SubscriptionStatus" {
+			continue // an R4B backport in the definitions: not an R4 resource-types code
+		}
 		if t == "AuditEvent" {
 			rest.Resource = append(rest.Resource, auditEventCapability)
 			continue
