@@ -172,6 +172,9 @@ func requireBearer(auth Authenticator, next http.Handler) http.Handler {
 		}
 		ctx, err := auth.Authenticate(r.Context(), token)
 		if err != nil {
+			if phivault.ErrorCode(err) == phivault.EUNAUTHORIZED {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="invalid_token"`) // RFC 6750 §3
+			}
 			writeError(w, err)
 			return
 		}

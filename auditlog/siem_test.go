@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,8 +142,9 @@ func TestSIEMHandler_auth(t *testing.T) {
 		for _, token := range []string{"", "wrong"} {
 			resp := get(t, context.Background(), srv.URL+path, token)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Errorf("GET %s with token %q: status %d, want 401", path, token, resp.StatusCode)
+			if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer ") {
+				t.Errorf("GET %s with token %q: status %d, WWW-Authenticate %q; want 401 with a Bearer challenge",
+					path, token, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 			}
 		}
 	}
