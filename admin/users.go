@@ -445,18 +445,28 @@ func checkAccount(a *phivault.Account) error {
 	return nil
 }
 
+// list answers every account, or with ?username= the one account of that
+// name (looked up by name, not by reading and opening every account).
 func (u *userRoutes) list(w http.ResponseWriter, r *http.Request) {
-	accs, err := u.h.opts.Accounts.Accounts(r.Context())
+	var accs []*phivault.Account
+	var err error
+	if name := r.URL.Query().Get("username"); name != "" {
+		var a *phivault.Account
+		if a, err = u.h.opts.Accounts.AccountByUsername(r.Context(), name); err == nil {
+			accs = append(accs, a)
+		} else if errors.Is(err, phivault.ErrNotFound) {
+			err = nil
+		}
+	} else {
+		accs, err = u.h.opts.Accounts.Accounts(r.Context())
+	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	name := r.URL.Query().Get("username")
 	out := []User{}
 	for _, a := range accs {
-		if name == "" || a.Username == name {
-			out = append(out, NewUser(a))
-		}
+		out = append(out, NewUser(a))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out})
 }

@@ -228,6 +228,11 @@ func TestUsers_CreateGetList(t *testing.T) {
 	if len(list.Users) != 1 || list.Users[0].Username != "nurse.joy" {
 		t.Errorf("list by username = %+v", list.Users)
 	}
+	var none struct{ Users []admin.User }
+	h.must(200, "GET", "/admin/users?username=nobody", nil, &none)
+	if none.Users == nil || len(none.Users) != 0 {
+		t.Errorf("list by an unknown username = %+v, want []", none.Users)
+	}
 	h.must(404, "GET", "/admin/users/nope", nil, nil)
 
 	entries := h.audit()
