@@ -27,12 +27,16 @@ func New[T any](max int) *Store[T] {
 	return &Store[T]{m: make(map[string]entry[T]), max: max}
 }
 
-// Put stores v under key until expires. If the store is full it first
-// drops the values expired at now; if it is still full it stores nothing
-// and returns false.
+// Put stores v under key until expires. It stores nothing and returns
+// false if key holds a value not expired at now (so a store of seen ids
+// refuses a replay), or if the store is full even after dropping the
+// values expired at now.
 func (s *Store[T]) Put(key string, v T, expires, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e, ok := s.m[key]; ok && now.Before(e.expires) {
+		return false
+	}
 	if len(s.m) >= s.max {
 		for k, e := range s.m {
 			if !now.Before(e.expires) {
@@ -58,6 +62,25 @@ func (s *Store[T]) Take(key string, now time.Time) (v T, ok bool) {
 		return v, false
 	}
 	return e.v, true
+}
+
+// Get returns the value under key, leaving it in place, if it has not
+// expired at now.
+func (s *Store[T]) Get(key string, now time.Time) (v T, ok bool) {
+	s.mu.Lock()
+	e, found := s.m[key]
+	s.mu.Unlock()
+	if !found || !now.Before(e.expires) {
+		return v, false
+	}
+	return e.v, true
+}
+
+// Delete removes the value under key, if any.
+func (s *Store[T]) Delete(key string) {
+	s.mu.Lock()
+	delete(s.m, key)
+	s.mu.Unlock()
 }
 
 // Len returns how many values the store holds, expired ones included.

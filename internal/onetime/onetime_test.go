@@ -83,3 +83,31 @@ func TestStore_concurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestStore_getDeleteReplay covers Get, Delete and the refusal to replace
+// a live value.
+func TestStore_getDeleteReplay(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := onetime.New[string](10)
+	s.Put("a", "A", now.Add(time.Minute), now)
+	if s.Put("a", "B", now.Add(time.Minute), now) {
+		t.Fatal("Put replaced a live value")
+	}
+	if v, ok := s.Get("a", now); !ok || v != "A" {
+		t.Fatalf("Get(a) = %q, %v", v, ok)
+	}
+	if v, ok := s.Get("a", now); !ok || v != "A" {
+		t.Fatalf("second Get(a) = %q, %v: Get took the value", v, ok)
+	}
+	later := now.Add(time.Minute)
+	if _, ok := s.Get("a", later); ok {
+		t.Fatal("Get returned an expired value")
+	}
+	if !s.Put("a", "C", later.Add(time.Minute), later) {
+		t.Fatal("Put refused to replace an expired value")
+	}
+	s.Delete("a")
+	if _, ok := s.Get("a", later); ok || s.Len() != 0 {
+		t.Fatalf("Delete left the value (Len %d)", s.Len())
+	}
+}
