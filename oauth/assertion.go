@@ -103,26 +103,8 @@ func verifyWithJWKS(tok *jwt.JSONWebToken, jwks []byte, claims *jwt.Claims) bool
 }
 
 // firstUse records the assertion id jti of client until exp and reports
-// whether it was new.
+// whether it was new. When the cache is full of live assertions it
+// refuses rather than forgets.
 func (s *Server) firstUse(client, jti string, exp time.Time) bool {
-	key := client + "\x00" + jti
-	now := s.opts.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if until, ok := s.jtis[key]; ok && now.Before(until) {
-		return false
-	}
-	if len(s.jtis) >= maxPending {
-		for k, until := range s.jtis {
-			if !now.Before(until) {
-				delete(s.jtis, k)
-			}
-		}
-		// The cache is full of live assertions: refuse rather than forget.
-		if len(s.jtis) >= maxPending {
-			return false
-		}
-	}
-	s.jtis[key] = exp
-	return true
+	return s.jtis.Put(client+"\x00"+jti, struct{}{}, exp, s.opts.Now())
 }

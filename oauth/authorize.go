@@ -24,8 +24,7 @@ type pending struct {
 	challenge   string // PKCE S256 code challenge
 	scopes      []smart.Scope
 	csrf        string
-	expires     time.Time
-	attempts    int // failed logins so far
+	attempts    int // failed logins so far, guarded by Server.mu
 }
 
 //go:embed login.html
@@ -118,20 +117,9 @@ func (s *Server) addPending(p *pending) error {
 		return err
 	}
 	now := s.opts.Now()
-	p.expires = now.Add(s.opts.PendingTTL)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.pending) >= maxPending {
-		for id, q := range s.pending {
-			if !now.Before(q.expires) {
-				delete(s.pending, id)
-			}
-		}
-		if len(s.pending) >= maxPending {
-			return errf("temporarily_unavailable", "too many pending authorizations")
-		}
+	if !s.pending.Put(p.id, p, now.Add(s.opts.PendingTTL), now) {
+		return errf("temporarily_unavailable", "too many pending authorizations")
 	}
-	s.pending[p.id] = p
 	return nil
 }
 
@@ -139,36 +127,19 @@ func (s *Server) addPending(p *pending) error {
 // may still complete. Passkey and federated login handlers call it before
 // starting their own ceremony, and pass the same id to Complete.
 func (s *Server) Pending(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pending[id]
-	return p != nil && s.opts.Now().Before(p.expires)
+	_, ok := s.pending.Get(id, s.opts.Now())
+	return ok
 }
 
 // lookupPending returns the live pending authorization id, or nil.
 func (s *Server) lookupPending(id string) *pending {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pending[id]
-	if p == nil {
-		return nil
-	}
-	if !s.opts.Now().Before(p.expires) {
-		delete(s.pending, id)
-		return nil
-	}
+	p, _ := s.pending.Get(id, s.opts.Now())
 	return p
 }
 
 // takePending removes and returns the live pending authorization id, or nil.
 func (s *Server) takePending(id string) *pending {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pending[id]
-	delete(s.pending, id)
-	if p == nil || !s.opts.Now().Before(p.expires) {
-		return nil
-	}
+	p, _ := s.pending.Take(id, s.opts.Now())
 	return p
 }
 

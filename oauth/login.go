@@ -74,13 +74,13 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 // up, in which case it is dropped.
 func (s *Server) countFailure(p *pending) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	p.attempts++
-	if p.attempts < maxLoginAttempts {
-		return false
+	spent := p.attempts >= maxLoginAttempts
+	s.mu.Unlock()
+	if spent {
+		s.pending.Delete(p.id)
 	}
-	delete(s.pending, p.id)
-	return true
+	return spent
 }
 
 // redirectError sends the browser back to p's app with an error.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/internal/onetime"
 )
 
 // Defaults of Options.
@@ -101,12 +102,13 @@ type Server struct {
 	sessions *Sessions
 	mux      *http.ServeMux
 
-	mu      sync.Mutex
-	pending map[string]*pending
-	codes   map[tokenHash]*authCode
+	pending *onetime.Store[*pending] // by id
+	jtis    *onetime.Store[struct{}] // client id + "\x00" + jti, until the assertion expires
+
+	mu    sync.Mutex // guards codes, nextCodeSweep and pending attempts
+	codes map[tokenHash]*authCode
 	// nextCodeSweep is when used and expired codes are next dropped.
 	nextCodeSweep time.Time
-	jtis          map[string]time.Time // client id + "\x00" + jti → assertion expiry
 }
 
 // New returns a Server for opts.
@@ -129,9 +131,9 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:     opts,
 		sessions: opts.Sessions,
-		pending:  make(map[string]*pending),
+		pending:  onetime.New[*pending](maxPending),
 		codes:    make(map[tokenHash]*authCode),
-		jtis:     make(map[string]time.Time),
+		jtis:     onetime.New[struct{}](maxPending),
 	}
 	if s.sessions == nil {
 		s.sessions = NewSessions()
