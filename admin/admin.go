@@ -183,26 +183,32 @@ func (h *Handler) appendEntry(ctx context.Context, e *phivault.AuditEntry) error
 	return nil
 }
 
+// statusCodes are the error codes an answer's status maps back to through
+// fhir.Status, the one code-to-status table. EINTEGRITY is left out: a 500
+// is recorded as EINTERNAL.
+var statusCodes = []string{
+	phivault.EINVALID, phivault.EUNPROCESSABLE, phivault.ENOTFOUND, phivault.EGONE, phivault.ECONFLICT,
+	phivault.EPRECONDITION, phivault.EUNAUTHORIZED, phivault.EFORBIDDEN, phivault.ETOOLARGE,
+	phivault.EUNSUPPORTED, phivault.EUNAVAILABLE, phivault.EINTERNAL,
+}
+
 // statusOutcome is the audit outcome of an HTTP status: "ok" or the
-// phivault error code that answers with it.
+// phivault error code that answers with it. A 405 is EUNSUPPORTED and a
+// 429 (unseal throttled) EUNAVAILABLE; anything unknown is EINTERNAL.
 func statusOutcome(status int) string {
-	switch {
-	case status < 400:
-		return "ok"
-	case status == http.StatusBadRequest:
-		return phivault.EINVALID
-	case status == http.StatusUnauthorized:
-		return phivault.EUNAUTHORIZED
-	case status == http.StatusForbidden:
-		return phivault.EFORBIDDEN
-	case status == http.StatusNotFound:
-		return phivault.ENOTFOUND
-	case status == http.StatusConflict:
-		return phivault.ECONFLICT
-	case status == http.StatusServiceUnavailable:
-		return phivault.EUNAVAILABLE
-	case status == http.StatusUnsupportedMediaType, status == http.StatusMethodNotAllowed:
+	switch status {
+	case http.StatusMethodNotAllowed:
 		return phivault.EUNSUPPORTED
+	case http.StatusTooManyRequests:
+		return phivault.EUNAVAILABLE
+	}
+	if status < 400 {
+		return "ok"
+	}
+	for _, c := range statusCodes {
+		if fhir.Status(c) == status {
+			return c
+		}
 	}
 	return phivault.EINTERNAL
 }
