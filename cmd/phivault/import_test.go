@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,10 +35,15 @@ func TestReadInputs(t *testing.T) {
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
 	member := []byte(`{"resourceType":"Patient","id":"t1"}`)
-	tw.WriteHeader(&tar.Header{Name: "x/t1.json", Mode: 0o600, Size: int64(len(member)), Typeflag: tar.TypeReg})
-	tw.Write(member)
-	tw.Close()
-	gz.Close()
+	if err := tw.WriteHeader(&tar.Header{Name: "x/t1.json", Mode: 0o600, Size: int64(len(member)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(member); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
+		t.Fatal(err)
+	}
 	write("archive.tar.gz", buf.String())
 
 	type request struct{ Method, URL string }
@@ -85,10 +92,18 @@ func TestReadInputs(t *testing.T) {
 	}
 
 	t.Run("ErrNotJSON", func(t *testing.T) {
-		write2 := filepath.Join(t.TempDir(), "bad.ndjson")
-		os.WriteFile(write2, []byte("{\"resourceType\":\"Patient\"}\nnot json\n"), 0o600)
-		if err := readInputs(write2, 10, func(importJob) error { return nil }); err == nil {
-			t.Error("an NDJSON line that is not JSON was accepted")
+		// A missing file is an error too: the write must succeed, and the
+		// error must be the one about line 2, or this cannot fail.
+		bad := filepath.Join(t.TempDir(), "bad.ndjson")
+		if err := os.WriteFile(bad, []byte("{\"resourceType\":\"Patient\"}\nnot json\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := readInputs(bad, 10, func(importJob) error { return nil })
+		if err == nil {
+			t.Fatal("an NDJSON line that is not JSON was accepted")
+		}
+		if !strings.Contains(err.Error(), "line 2 is not JSON") {
+			t.Errorf("error = %v, want it to name line 2", err)
 		}
 	})
 }
