@@ -17,7 +17,7 @@ func (h *Handler) account(ctx context.Context, p *remote, subject, sub string, c
 	a, err := h.o.Accounts.AccountByFederatedSubject(ctx, subject)
 	if err == nil {
 		return a, "", nil
-	} else if err != phivault.ErrNotFound {
+	} else if phivault.ErrorCode(err) != phivault.ENOTFOUND {
 		return nil, "", fmt.Errorf("account by subject: %w", err)
 	}
 	if p.LinkClaim == LinkNone {
@@ -68,7 +68,7 @@ func linkValue(claim string, c *idClaims) (string, bool) {
 func (h *Handler) link(ctx context.Context, subject, username string) (*phivault.Account, string, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		a, err := h.o.Accounts.AccountByUsername(ctx, username)
-		if err == phivault.ErrNotFound {
+		if phivault.ErrorCode(err) == phivault.ENOTFOUND {
 			return nil, "unknown subject; no account to link", nil
 		} else if err != nil {
 			return nil, "", fmt.Errorf("account by username: %w", err)

@@ -145,7 +145,7 @@ func (h *Handler) verifyAssertion(r *http.Request, c *ceremony, body []byte) (*p
 		found, validated, err := h.wa.ValidatePasskeyLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
 			a, err := h.o.Accounts.AccountByID(ctx, string(userHandle))
 			if err != nil {
-				if err != phivault.ErrNotFound {
+				if phivault.ErrorCode(err) != phivault.ENOTFOUND {
 					lookupErr = err
 				}
 				return nil, errors.New("unknown user handle")

@@ -41,7 +41,7 @@ func (h *Handler) account(r *http.Request) (*phivault.Account, error) {
 		return nil, errNotFresh
 	}
 	a, err := h.o.Accounts.AccountByID(r.Context(), p.ID)
-	if err == phivault.ErrNotFound {
+	if phivault.ErrorCode(err) == phivault.ENOTFOUND {
 		return nil, errNotPerson
 	} else if err != nil {
 		return nil, err
