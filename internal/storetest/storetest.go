@@ -810,12 +810,13 @@ func testPutKeyFirstWriterWins(t *testing.T, s phivault.Store) {
 	}
 	check("Key()", got)
 
-	// Concurrent writers all get the winner's key.
+	// Concurrent writers all get the winner's key, and it is the one stored.
 	var wg sync.WaitGroup
 	got2 := make([]*phivault.WrappedKey, 8)
+	errs := make([]error, len(got2))
 	for i := range got2 {
 		wg.Go(func() {
-			s.Update(context.Background(), func(tx phivault.StoreTx) error {
+			errs[i] = s.Update(context.Background(), func(tx phivault.StoreTx) error {
 				k, err := tx.PutKey(context.Background(), &phivault.WrappedKey{ID: "shared", KEKID: "kek", Wrapped: []byte{byte(i)}, Created: t0})
 				got2[i] = k
 				return err
@@ -823,9 +824,20 @@ func testPutKeyFirstWriterWins(t *testing.T, s phivault.Store) {
 		})
 	}
 	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("concurrent PutKey %d: Update() = %v", i, err)
+		}
+	}
+	stored, err := view(t, s, func(tx phivault.StoreTx) (*phivault.WrappedKey, error) {
+		return tx.Key(context.Background(), "shared")
+	})
+	if err != nil {
+		t.Fatalf("Key(shared) = %v", err)
+	}
 	for i, k := range got2 {
-		if k == nil || !bytes.Equal(k.Wrapped, got2[0].Wrapped) {
-			t.Errorf("concurrent PutKey %d = %+v, want %+v", i, k, got2[0])
+		if k == nil || !bytes.Equal(k.Wrapped, stored.Wrapped) {
+			t.Errorf("concurrent PutKey %d = %+v, want the stored %+v", i, k, stored)
 		}
 	}
 }
