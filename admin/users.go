@@ -435,6 +435,12 @@ func checkAccount(a *phivault.Account) error {
 	default:
 		return phivault.Errorf(phivault.EINVALID, "status must be active, suspended or deprovisioned.")
 	}
+	return CheckText(a)
+}
+
+// CheckText returns an EINVALID error unless a's department, organization
+// and external id are each at most 256 printable characters.
+func CheckText(a *phivault.Account) error {
 	for _, f := range []struct{ name, v string }{
 		{"department", a.Department}, {"organization", a.Organization}, {"external_id", a.ExternalID},
 	} {

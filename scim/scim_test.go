@@ -206,6 +206,9 @@ func TestUsers_Create(t *testing.T) {
 	h.wantError(400, "invalidValue", "POST", "/scim/v2/Users", map[string]any{"userName": ""})
 	h.wantError(400, "invalidValue", "POST", "/scim/v2/Users", map[string]any{"userName": "x2", "roles": []map[string]string{{"value": "surgeon"}}})
 	h.wantError(400, "invalidValue", "POST", "/scim/v2/Users", map[string]any{"userName": "x3", "password": "short"})
+	h.wantError(400, "invalidValue", "POST", "/scim/v2/Users", map[string]any{"userName": "x4",
+		scim.SchemaEnterprise: map[string]string{"department": strings.Repeat("d", 257)}})
+	h.wantError(400, "invalidValue", "POST", "/scim/v2/Users", map[string]any{"userName": "x5", "externalId": "ext\x00"})
 	accs, _ := h.db.Accounts(context.Background())
 	if len(accs) != 1 {
 		t.Errorf("%d accounts after bad creates, want 1", len(accs))

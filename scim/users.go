@@ -164,6 +164,9 @@ func check(a *phivault.Account) error {
 	if err := admin.CheckUsername(a.Username); err != nil {
 		return err
 	}
+	if err := admin.CheckText(a); err != nil {
+		return err
+	}
 	return admin.CheckRoles(a.Roles, admin.DefaultRoles)
 }
 
