@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -408,7 +409,9 @@ func (l *Log) hash(data [][]byte) (batchHashes, tlog.Tree, error) {
 	for i, d := range data {
 		leaves[i] = tlog.RecordHash(d)
 	}
-	m := make(hashMap, len(l.frontier)+64)
+	// The grown tree's frontier has at most this many subtrees, since
+	// popcount(a+b) <= popcount(a)+popcount(b).
+	m := make(hashMap, len(l.frontier)+bits.OnesCount64(uint64(len(data))))
 	for k, v := range l.frontier {
 		m[k] = v
 	}

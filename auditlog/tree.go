@@ -61,7 +61,8 @@ func (m hashMap) prune(n int64) {
 // trailing one bit of n, each merge being the next stored hash.
 func appendHashes(m hashMap, start int64, leaves []tlog.Hash) ([]tlog.Hash, error) {
 	idx := frontier(start)
-	stack := make([]tlog.Hash, len(idx), len(idx)+64)
+	var buf [64]tlog.Hash // a tree of fewer than 1<<63 records has at most 63 subtrees, plus the leaf pushed
+	stack := buf[:len(idx)]
 	for i, x := range idx {
 		h, ok := m[x]
 		if !ok {
@@ -69,7 +70,7 @@ func appendHashes(m hashMap, start int64, leaves []tlog.Hash) ([]tlog.Hash, erro
 		}
 		stack[i] = h
 	}
-	out := make([]tlog.Hash, 0, 2*len(leaves)+64)
+	out := make([]tlog.Hash, 0, tlog.StoredHashCount(start+int64(len(leaves)))-tlog.StoredHashCount(start))
 	for i, leaf := range leaves {
 		h := leaf
 		out = append(out, h)
