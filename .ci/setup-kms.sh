@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs local-kms, the AWS-KMS-compatible server the KMS keyring tests run
-# against (keyring/kms_test.go starts it on loopback). It needs only Go and
+# against (internal/keyringtest.StartLocalKMS starts it on loopback). It needs only Go and
 # the module proxy; `go install pkg@version` leaves go.mod alone. Idempotent:
 # it does nothing when the pinned version is already in $(go env GOBIN) or
 # $(go env GOPATH)/bin, and reinstalls over any other version.
 set -euo pipefail
 
 # No tagged versions are served: keep this pseudo-version in step with
-# localKMSModule in keyring/kms_test.go.
+# LocalKMSModule in internal/keyringtest/backends.go (TestSetupKMSPin checks).
 module=github.com/nsmithuk/local-kms
 version=v0.0.0-20260228092603-2a5e92d09ab6
 
