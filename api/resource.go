@@ -234,7 +234,7 @@ func typeAndID(r *http.Request) (typ, id string, err error) {
 		return "", "", err
 	}
 	id = r.PathValue("id")
-	if !validID(id) {
+	if !fhir.IsID(id) {
 		return "", "", errBadID
 	}
 	return typ, id, nil
@@ -245,20 +245,6 @@ var (
 	errBadVersion = &phivault.Error{Code: phivault.ENOTFOUND, Message: "No such version: version ids are positive integers."}
 	errBadIfMatch = &phivault.Error{Code: phivault.EINVALID, Message: `Malformed If-Match: send the ETag of the version, W/"n".`}
 )
-
-// validID reports whether id is a FHIR id: [A-Za-z0-9\-\.]{1,64}.
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
 
 // parsePositive parses a positive decimal integer without sign or leading
 // zeros.

@@ -193,7 +193,7 @@ func (h *Handler) serveHistory(w http.ResponseWriter, r *http.Request) error {
 	hq := phivault.HistoryQuery{Type: typ}
 	self := h.base(r) + "/" + typ
 	if id := r.PathValue("id"); id != "" {
-		if !validID(id) {
+		if !fhir.IsID(id) {
 			return errBadID
 		}
 		hq.ID = id
@@ -237,7 +237,7 @@ func (h *Handler) serveHistory(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) serveEverything(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if !validID(id) {
+	if !fhir.IsID(id) {
 		return errBadID
 	}
 	values, p, err := parsePaging(r, false, errBadEvery)

@@ -53,7 +53,7 @@ func relativeRef(ref string) (typ, id string, ok bool) {
 	} else if absolute {
 		return "", "", false // a URL without a path
 	}
-	if !isTypeName(typ) || !isID(id) {
+	if !isTypeName(typ) || !IsID(id) {
 		return "", "", false
 	}
 	return typ, id, true
@@ -81,8 +81,8 @@ func isTypeName(s string) bool {
 	return true
 }
 
-// isID reports whether s is a valid FHIR id: [A-Za-z0-9\-\.]{1,64}.
-func isID(s string) bool {
+// IsID reports whether s is a valid FHIR logical id: [A-Za-z0-9\-\.]{1,64}.
+func IsID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}

@@ -90,7 +90,7 @@ func queryRefs(sp *SearchParam, modifier, v string) ([]string, bool) {
 		}
 		return []string{typ + "/" + id}, true
 	}
-	if !isID(v) {
+	if !IsID(v) {
 		return nil, false
 	}
 	if modifier != "" {
@@ -187,7 +187,7 @@ func matchValue(sp *SearchParam, modifier, v string, obj map[string]any) bool {
 		return found
 	case "reference":
 		refs, ok := queryRefs(sp, modifier, v)
-		bareID := !ok && isID(v) && modifier == "" // unrestricted param
+		bareID := !ok && IsID(v) && modifier == "" // unrestricted param
 		eachValue(obj, sp, func(e any) {
 			r, ok := referenceValue(sp, e)
 			if !ok || found {

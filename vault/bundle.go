@@ -145,7 +145,7 @@ func (e *entry) parse(raw any) error {
 	if len(parts) > 1 {
 		e.id = parts[1]
 	}
-	if !fhir.IsResourceType(e.typ) || len(parts) > 2 || (len(parts) == 2 && !validID(e.id)) {
+	if !fhir.IsResourceType(e.typ) || len(parts) > 2 || (len(parts) == 2 && !fhir.IsID(e.id)) {
 		return invalidAt(path+".request.url", "request.url must be Type, Type/id or Type?query.")
 	}
 	switch e.method {

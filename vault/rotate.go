@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // keyRotator is implemented by Sealers that can give a compartment a new
@@ -25,7 +26,7 @@ type keyRotator interface {
 // Sealer cannot rotate keys. The rotation is logged at Info with the
 // patient id, which is not PHI, and the number of versions.
 func (s *Service) RotatePatientKey(ctx context.Context, patientID string, progress func(done, total int)) error {
-	if !validID(patientID) {
+	if !fhir.IsID(patientID) {
 		return phivault.ErrNotFound
 	}
 	rot, ok := s.sealer.(keyRotator)

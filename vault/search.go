@@ -68,7 +68,7 @@ func (s *Service) plan(ctx context.Context, tx phivault.StoreTx, q *phivault.Que
 func (p *plan) restrictIDs(ids []string) {
 	var valid []string
 	for _, id := range ids {
-		if validID(id) {
+		if fhir.IsID(id) {
 			valid = append(valid, id)
 		}
 	}
@@ -308,7 +308,7 @@ func (s *Service) include(ctx context.Context, tx phivault.StoreTx, q *phivault.
 					continue
 				}
 				typ, id, ok := strings.Cut(v.Value, "/")
-				if !ok || strings.Contains(id, "/") || (inc.Target != "" && typ != inc.Target) || !validID(id) {
+				if !ok || strings.Contains(id, "/") || (inc.Target != "" && typ != inc.Target) || !fhir.IsID(id) {
 					continue
 				}
 				seen[v.Value] = true
@@ -333,7 +333,7 @@ func (s *Service) include(ctx context.Context, tx phivault.StoreTx, q *phivault.
 
 // Everything returns the Patient and every resource in its compartment.
 func (s *Service) Everything(ctx context.Context, patientID string, count, offset int) (*phivault.SearchResult, error) {
-	if !validID(patientID) {
+	if !fhir.IsID(patientID) {
 		return nil, phivault.ErrNotFound
 	}
 	out := &phivault.SearchResult{}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // shredder is implemented by Sealers that cache unwrapped keys and must drop
@@ -25,7 +26,7 @@ type shredder interface {
 // The Patient must exist (it may be deleted). The shred is logged at Info
 // with the patient id, which is not PHI, and the time.
 func (s *Service) Shred(ctx context.Context, patientID string) (time.Time, error) {
-	if !validID(patientID) {
+	if !fhir.IsID(patientID) {
 		return time.Time{}, phivault.ErrNotFound
 	}
 	var at time.Time

@@ -19,7 +19,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -75,11 +74,6 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
-
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-\.]{1,64}$`)
-
-// validID reports whether id is a valid FHIR logical id.
-func validID(id string) bool { return idPattern.MatchString(id) }
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
 
@@ -146,7 +140,7 @@ func checkReadable(typ, id string) error {
 	if !fhir.IsResourceType(typ) {
 		return phivault.Errorf(phivault.ENOTFOUND, "Resource type %q is not supported.", safeName(typ))
 	}
-	if !validID(id) {
+	if !fhir.IsID(id) {
 		return phivault.ErrNotFound
 	}
 	return nil
@@ -253,7 +247,7 @@ func (s *Service) Update(ctx context.Context, typ, id string, body []byte, opts 
 	if err := checkType(typ); err != nil {
 		return nil, false, err
 	}
-	if !validID(id) {
+	if !fhir.IsID(id) {
 		return nil, false, phivault.Errorf(phivault.EINVALID, "The id in the URL is not a valid FHIR id.")
 	}
 	obj, err := parseBody(typ, body)
@@ -307,7 +301,7 @@ func (s *Service) Delete(ctx context.Context, typ, id string) error {
 	if err := checkType(typ); err != nil {
 		return err
 	}
-	if !validID(id) {
+	if !fhir.IsID(id) {
 		return phivault.ErrNotFound
 	}
 	return s.update(ctx, true, func(tx phivault.StoreTx) error {
