@@ -374,11 +374,7 @@ func CheckID(field, s string) error {
 	if s == "" {
 		return nil
 	}
-	ok := len(s) <= 64
-	for _, c := range s {
-		ok = ok && (c < unicode.MaxASCII && (unicode.IsLetter(c) || unicode.IsDigit(c) || c == '-' || c == '.'))
-	}
-	if !ok {
+	if !fhir.IsID(s) {
 		return phivault.Errorf(phivault.EINVALID, "%s must be a FHIR id: 1 to 64 letters, digits, '-' or '.'.", field)
 	}
 	return nil
