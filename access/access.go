@@ -390,30 +390,22 @@ func record(c *caller, d policy.Decision) {
 	if c.note == nil {
 		return
 	}
-	verb := "deny"
-	if d.Allow {
-		verb = "permit"
-	}
-	ids := d.Policies
-	if len(ids) == 0 {
-		ids = []string{"no-permit"}
-	}
-	msg := verb + ": " + joinIDs(ids)
-	c.note.SetDecision(msg)
+	c.note.SetDecision(decisionText(d))
 	if usedGrant(d) {
 		c.note.MarkBreakGlass()
 	}
 }
 
-func joinIDs(ids []string) string {
-	out := ""
-	for i, id := range ids {
-		if i > 0 {
-			out += ","
-		}
-		out += id
+// decisionText says what decided d, as the audit entry records it.
+func decisionText(d policy.Decision) string {
+	verb := "deny"
+	if d.Allow {
+		verb = "permit"
 	}
-	return out
+	if len(d.Policies) == 0 {
+		return verb + ": no-permit"
+	}
+	return verb + ": " + strings.Join(d.Policies, ",")
 }
 
 // hidden is the error for a resource the caller may not see.
@@ -425,8 +417,7 @@ func hidden(d policy.Decision) error {
 }
 
 // authorize decides and records action on t; it returns the error to give
-// the caller if denied. notPermitted is returned instead of hidden when the
-// caller may see the resource but not act on it so.
+// the caller if denied.
 func (s *RecordService) authorize(ctx context.Context, c *caller, action policy.Action, t *target) (policy.Decision, error) {
 	d, err := s.decide(ctx, c, action, t)
 	if err != nil {

@@ -175,7 +175,7 @@ func (s *RecordService) BreakGlass(ctx context.Context, r BreakGlassRequest) (*G
 	if err != nil {
 		return nil, err
 	}
-	entry.Decision = decisionText(d) + "; reason " + itoa(utf8.RuneCountInString(r.Reason)) + " characters, sealed in the record"
+	entry.Decision = decisionText(d) + "; reason " + strconv.Itoa(utf8.RuneCountInString(r.Reason)) + " characters, sealed in the record"
 	if !d.Allow {
 		return fail(phivault.Errorf(phivault.EFORBIDDEN, "You may not break the glass for this patient."))
 	}
@@ -277,7 +277,7 @@ func (s *RecordService) BreakGlassQueue(ctx context.Context) ([]BreakGlassAccess
 			return err
 		}
 		out = append(out, a)
-		refs = append(refs, r.Ref()+"/_history/"+itoa(int(r.Version)))
+		refs = append(refs, r.Ref()+"/_history/"+strconv.Itoa(int(r.Version)))
 		return nil
 	})
 	if err != nil {
@@ -430,19 +430,6 @@ func (s *RecordService) entry(ctx context.Context, c *caller, action, typ, id st
 	}
 	return e
 }
-
-func decisionText(d policy.Decision) string {
-	verb := "deny"
-	if d.Allow {
-		verb = "permit"
-	}
-	if len(d.Policies) == 0 {
-		return verb + ": no-permit"
-	}
-	return verb + ": " + joinIDs(d.Policies)
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // validID reports whether id is a valid FHIR logical id.
 func validID(id string) bool {

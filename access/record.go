@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/fhir"
@@ -95,7 +96,7 @@ func (t *tally) note(c *caller) {
 	if c.note == nil {
 		return
 	}
-	msg := "permit: " + joinIDs(t.permits)
+	msg := "permit: " + strings.Join(t.permits, ",")
 	if len(t.permits) == 0 {
 		msg = "permit: nothing visible"
 	}
