@@ -34,6 +34,13 @@ type plan struct {
 
 func (s *Service) plan(ctx context.Context, tx phivault.StoreTx, q *phivault.Query) (*plan, error) {
 	p := &plan{filter: phivault.ResourceFilter{Types: []string{q.Type}, Ascending: q.Sorted && q.SortAsc}}
+	// Every equality parameter's values go to the Sealer in one call (each
+	// call reads the index key's row); group i of the filter is then
+	// tokens[groups[i].lo:groups[i].hi].
+	var (
+		values []phivault.IndexValue
+		groups []struct{ lo, hi int }
+	)
 	for _, qp := range q.Params {
 		switch qp.Name {
 		case "_id":
@@ -43,23 +50,32 @@ func (s *Service) plan(ctx context.Context, tx phivault.StoreTx, q *phivault.Que
 				return nil, err
 			}
 		default:
-			values, ok := fhir.EqualityValues(q.Type, qp)
+			vs, ok := fhir.EqualityValues(q.Type, qp)
 			if !ok {
 				p.post = append(p.post, qp)
 				continue
 			}
-			tokens, err := s.sealer.Tokens(ctx, tx, values)
-			if err != nil {
-				return nil, err
-			}
+			g := struct{ lo, hi int }{len(values), len(values) + len(vs)}
+			values = append(values, vs...)
 			if sp, ok := fhir.LookupParam(q.Type, qp.Name); ok && sp.Type == "reference" {
 				// References (patient, subject, encounter) usually narrow
 				// most; the store drives the search from the first group.
-				p.filter.Tokens = slices.Insert(p.filter.Tokens, 0, tokens)
+				groups = slices.Insert(groups, 0, g)
 			} else {
-				p.filter.Tokens = append(p.filter.Tokens, tokens)
+				groups = append(groups, g)
 			}
 		}
+	}
+	if len(groups) == 0 {
+		return p, nil
+	}
+	tokens, err := s.sealer.Tokens(ctx, tx, values)
+	if err != nil {
+		return nil, err
+	}
+	p.filter.Tokens = make([][]phivault.Token, len(groups))
+	for i, g := range groups {
+		p.filter.Tokens[i] = tokens[g.lo:g.hi:g.hi]
 	}
 	return p, nil
 }

@@ -189,6 +189,9 @@ func TestService_Search(t *testing.T) {
 		{"family=quux&birthdate=lt1960", 1},
 		{"_id=" + ids[1] + "," + ids[2], 2},
 		{"family=nobody", 0},
+		{"family=quux&identifier=MRN2", 1},
+		{"identifier=MRN2&family=other", 0},
+		{"family=other&identifier=MRN2,OTHER&birthdate=1960-06-15", 1},
 	}
 	for _, tt := range tests {
 		res, err := s.Search(ctx, mustQuery(t, "Patient", tt.query))
@@ -203,6 +206,14 @@ func TestService_Search(t *testing.T) {
 		res, err := s.Search(ctx, mustQuery(t, "Observation", "patient="+ids[0]+"&code=http://loinc.org|8867-4&date=ge2021&_include=Observation:patient"))
 		if err != nil || res.Total != 2 || len(res.Included) != 1 || res.Included[0].ID != ids[0] {
 			t.Fatalf("Search = %+v, %v", res, err)
+		}
+		// A reference group moves to the front of the store's filter.
+		for patient, want := range map[string]int{ids[0]: 3, ids[1]: 0} {
+			q := "code=http://loinc.org|8867-4&patient=" + patient
+			res, err := s.Search(ctx, mustQuery(t, "Observation", q))
+			if err != nil || res.Total != want {
+				t.Fatalf("Search(%s) = %+v, %v; want %d", q, res, err, want)
+			}
 		}
 	})
 	t.Run("Paging", func(t *testing.T) {
