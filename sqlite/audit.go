@@ -73,7 +73,12 @@ func (db *DB) appendAudit(ctx context.Context, durable bool, start int64, data [
 		if n != start {
 			return phivault.Errorf(phivault.ECONFLICT, "The audit log holds %d entries, not %d.", n, start)
 		}
-		// Group the hashes by the entry whose append stores them.
+		// Group the hashes by the entry whose append stores them: each
+		// entry's row holds its run of the hashes, laid end to end.
+		all := make([]byte, 0, len(hashes)*tlog.HashSize)
+		for _, h := range hashes {
+			all = append(all, h[:]...)
+		}
 		blobs := make([][]byte, len(data))
 		pos := 0
 		for i := range data {
@@ -81,11 +86,7 @@ func (db *DB) appendAudit(ctx context.Context, durable bool, start int64, data [
 			if pos+k > len(hashes) {
 				return fmt.Errorf("%d tree hashes for %d entries from %d", len(hashes), len(data), start)
 			}
-			b := make([]byte, 0, k*tlog.HashSize)
-			for _, h := range hashes[pos : pos+k] {
-				b = append(b, h[:]...)
-			}
-			blobs[i], pos = b, pos+k
+			blobs[i], pos = all[pos*tlog.HashSize:(pos+k)*tlog.HashSize:(pos+k)*tlog.HashSize], pos+k
 		}
 		if pos != len(hashes) {
 			return fmt.Errorf("%d tree hashes for %d entries from %d", len(hashes), len(data), start)
@@ -118,7 +119,7 @@ func (a *auditDB) insertRows(ctx context.Context, table, col string, first int64
 				break
 			}
 		}
-		st, err := a.stmt(ctx, fmt.Sprintf("INSERT INTO %s (idx, %s) VALUES (?, ?)", table, col)+strings.Repeat(", (?, ?)", rows-1))
+		st, err := a.insert(ctx, table, col, rows)
 		if err != nil {
 			return fmt.Errorf("prepare insert into %s: %v", table, err)
 		}

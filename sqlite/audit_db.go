@@ -34,9 +34,10 @@ type auditDB struct {
 
 	mu    sync.Mutex // serializes writes on w and guards the fields below
 	w     *sql.Conn
-	stmts map[string]*sql.Stmt // prepared inserts by text
-	full  bool                 // w's synchronous setting is FULL, not NORMAL
-	syncs int64                // SyncAudit calls, written to audit_sync
+	stmts map[string]*sql.Stmt    // prepared statements by text
+	ins   map[insertKey]*sql.Stmt // the multi-row inserts among stmts
+	full  bool                    // w's synchronous setting is FULL, not NORMAL
+	syncs int64                   // SyncAudit calls, written to audit_sync
 }
 
 // auditReadConns is the number of read-only connections on the audit file.
@@ -107,7 +108,7 @@ func (db *DB) auditPath() string {
 // openAudit opens the audit file, applies its schema and, if it holds no
 // entries yet, copies those of the main file.
 func (db *DB) openAudit(ctx context.Context) (err error) {
-	a := &auditDB{path: db.auditPath(), stmts: map[string]*sql.Stmt{}, full: true}
+	a := &auditDB{path: db.auditPath(), stmts: map[string]*sql.Stmt{}, ins: map[insertKey]*sql.Stmt{}, full: true}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -278,6 +279,28 @@ func (a *auditDB) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 		return nil, err
 	}
 	a.stmts[q] = s
+	return s, nil
+}
+
+// insertKey names a prepared multi-row insert: its table and row count.
+type insertKey struct {
+	table string
+	rows  int
+}
+
+// insert returns the prepared statement inserting rows (idx, col) rows
+// into table, without building its text again once prepared. The caller
+// holds a.mu.
+func (a *auditDB) insert(ctx context.Context, table, col string, rows int) (*sql.Stmt, error) {
+	k := insertKey{table, rows}
+	if s, ok := a.ins[k]; ok {
+		return s, nil
+	}
+	s, err := a.stmt(ctx, "INSERT INTO "+table+" (idx, "+col+") VALUES (?, ?)"+strings.Repeat(", (?, ?)", rows-1))
+	if err != nil {
+		return nil, err
+	}
+	a.ins[k] = s
 	return s, nil
 }
 
