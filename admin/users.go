@@ -400,7 +400,7 @@ func checkAccount(a *phivault.Account) error {
 		return err
 	}
 	switch a.Kind {
-	case phivault.PrincipalStaff:
+	case phivault.PrincipalStaff, "": // "" is staff: accounts stored before kinds existed
 		if a.PatientID != "" {
 			return phivault.Errorf(phivault.EINVALID, "Only patient accounts have a patient_id.")
 		}

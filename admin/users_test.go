@@ -511,3 +511,18 @@ func TestMayManage(t *testing.T) {
 		}
 	}
 }
+
+// TestUsers_UpdateKindless changes an account stored before accounts had a
+// kind (migration 0007 gives them ""): it counts as staff.
+func TestUsers_UpdateKindless(t *testing.T) {
+	h := newHarness(t)
+	old := &phivault.Account{ID: "old-1", Username: "old.timer", Roles: []string{"nurse"}, Status: phivault.AccountActive, Created: time.Now()}
+	if err := h.db.CreateAccount(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	var u admin.User
+	h.must(200, "PATCH", "/admin/users/old-1", map[string]any{"department": "oncology"}, &u)
+	if u.Department != "oncology" {
+		t.Errorf("department = %q after PATCH", u.Department)
+	}
+}
