@@ -314,12 +314,13 @@ func (s *Service) include(ctx context.Context, tx phivault.StoreTx, q *phivault.
 				return nil, err
 			}
 		}
+		values := fhir.IndexValues(q.Type, obj)
 		for _, inc := range q.Include {
 			if inc.Source != q.Type {
 				continue
 			}
 			param := q.Type + "." + inc.Param
-			for _, v := range fhir.IndexValues(q.Type, obj) {
+			for _, v := range values {
 				if v.Param != param || seen[v.Value] {
 					continue
 				}
