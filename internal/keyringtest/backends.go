@@ -141,18 +141,22 @@ func StartLocalKMS(tb testing.TB) *LocalKMS {
 	return s
 }
 
+// ErrNoSoftHSM is wrapped by SetUpSoftHSM's error when SoftHSM2 is not
+// installed: a reason to skip. Any other error is a failure.
+var ErrNoSoftHSM = errors.New("SoftHSM2 is not installed: run .ci/setup-softhsm.sh")
+
 // SetUpSoftHSM writes a SoftHSM2 configuration with a token directory in a
 // fresh temporary directory, points this process's SOFTHSM2_CONF at it and
 // initializes the token SoftHSMToken. It returns the directory, which the
 // caller removes; child processes find the token through the inherited
-// SOFTHSM2_CONF.
+// SOFTHSM2_CONF. The error wraps ErrNoSoftHSM when SoftHSM2 is absent.
 func SetUpSoftHSM() (string, error) {
 	if _, err := os.Stat(SoftHSMModule); err != nil {
-		return "", fmt.Errorf("SoftHSM2 is not installed (%s missing): run .ci/setup-softhsm.sh", SoftHSMModule)
+		return "", fmt.Errorf("%w (%s missing)", ErrNoSoftHSM, SoftHSMModule)
 	}
 	util, err := exec.LookPath("softhsm2-util")
 	if err != nil {
-		return "", errors.New("SoftHSM2 is not installed (softhsm2-util missing): run .ci/setup-softhsm.sh")
+		return "", fmt.Errorf("%w (softhsm2-util missing)", ErrNoSoftHSM)
 	}
 	dir, err := os.MkdirTemp("", "phivault-softhsm-")
 	if err != nil {
