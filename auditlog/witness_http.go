@@ -49,7 +49,13 @@ func (w *WebhookWitness) Publish(ctx context.Context, signedCheckpoint []byte) e
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("audit webhook: %w", err)
+		// The error is logged; a webhook's path or query often holds its
+		// secret, so it names the host only.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("audit webhook to %s: %w", u.Host, err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))

@@ -121,6 +121,22 @@ func TestWebhookWitness_refusesHTTP(t *testing.T) {
 	}
 }
 
+// TestWebhookWitness_errorHidesURL checks that a failed delivery's error,
+// which the queue logs, names the host but not the URL's secret path and
+// query.
+func TestWebhookWitness_errorHidesURL(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	srv.Close() // every attempt fails to connect
+	w := &auditlog.WebhookWitness{URL: srv.URL + "/hooks/s3cret-path?token=s3cret-query", Client: srv.Client()}
+	err := w.Publish(context.Background(), []byte("x"))
+	if err == nil {
+		t.Fatal("Publish to a closed server succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), strings.TrimPrefix(srv.URL, "https://")) {
+		t.Errorf("Publish error = %q, want the host and no part of the URL's path or query", err)
+	}
+}
+
 // TestWitnessQueue_neverBlocks shows a witness that never answers does not
 // hold up the log: the queue drops the oldest checkpoints and counts them.
 func TestWitnessQueue_neverBlocks(t *testing.T) {
