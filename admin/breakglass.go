@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 
 	"github.com/phivault/phivault"
@@ -34,7 +33,6 @@ type AccessOptions struct {
 	// system client). Nil refuses every request.
 	Authenticator api.Authenticator
 	Access        AccessControl // required
-	Logger        *slog.Logger  // nil discards
 }
 
 // maxAccessBody caps the JSON body of access requests.
@@ -73,13 +71,6 @@ func NewAccessHandler(opts AccessOptions) http.Handler {
 
 type accessHandler struct{ opts AccessOptions }
 
-func (h *accessHandler) logger() *slog.Logger {
-	if h.opts.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return h.opts.Logger
-}
-
 // decode reads a JSON object body into v, refusing unknown fields.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxAccessBody+1))
@@ -113,7 +104,6 @@ func (h *accessHandler) breakGlass(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	h.logger().Warn("admin: break-the-glass opened", "actor", api.ActorFromContext(r.Context()), "patient", req.Patient)
 	writeJSON(w, http.StatusCreated, out)
 }
 

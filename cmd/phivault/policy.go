@@ -62,7 +62,7 @@ func (s *accessState) wire(log phivault.AuditLog, accounts access.AccountLookup,
 	s.log = log
 	s.rs.Log, s.rs.Accounts = log, accounts
 	s.handler = withClient(http.StripPrefix("/fhir", admin.NewAccessHandler(admin.AccessOptions{
-		Authenticator: auth, Access: s.rs.AdminAPI(), Logger: s.logger})))
+		Authenticator: auth, Access: s.rs.AdminAPI()})))
 }
 
 // mount adds the break-the-glass and explain routes to the /fhir mux; they
