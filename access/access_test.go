@@ -1,9 +1,11 @@
 package access_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -465,6 +467,8 @@ func TestRecordService_BreakGlass(t *testing.T) {
 	wantCode(t, "Read before", err, phivault.EFORBIDDEN)
 
 	reason := "Unconscious patient Jane Roe in ER bay 3"
+	var logs bytes.Buffer
+	h.rs.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	stale := *er
 	stale.AuthTime = now.Add(-6 * time.Minute)
 	sctx, _ := as(&stale)
@@ -484,6 +488,11 @@ func TestRecordService_BreakGlass(t *testing.T) {
 	}
 	if !g.Until.Equal(now.Add(access.DefaultBreakGlassTTL)) {
 		t.Fatalf("grant until %v", g.Until)
+	}
+	// One warning per grant opened, with ids and without the reason.
+	if n := strings.Count(logs.String(), "break-the-glass opened"); n != 1 || !strings.Contains(logs.String(), g.Record) ||
+		strings.Contains(logs.String(), "Jane Roe") {
+		t.Fatalf("%d break-the-glass warnings: %s", n, logs.String())
 	}
 	rctx, note := as(er)
 	if _, err := h.rs.Read(rctx, "Observation", o.ID); err != nil {
