@@ -39,10 +39,11 @@ func (m *memo) put(key []byte, d Decision) {
 // memoKey encodes every input a decision depends on, length-prefixed so
 // that distinct requests never share a key: everything the entities and
 // context of build carry, with times in seconds as the policies see them,
-// and the SMART scopes reduced to their verdict (scopeOK), which is all
-// the policies see of them and of the resource body. The resource id is
-// left out; sets whose policies name resource entities get no memo.
-func memoKey(r *Request) []byte {
+// and the SMART scopes reduced to their verdict scope (scopeOK of r),
+// which is all the policies see of them and of the resource body. The
+// resource id is left out; sets whose policies name resource entities get
+// no memo.
+func memoKey(r *Request, scope bool) []byte {
 	b := make([]byte, 0, 256)
 	str := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
@@ -99,6 +100,6 @@ func memoKey(r *Request) []byte {
 	str(c.BreakGlassWhy)
 	str(c.SourceAddress)
 	flag(c.SMART)
-	flag(scopeOK(p.Kind, r.Action, &r.Resource, c))
+	flag(scope)
 	return b
 }

@@ -380,7 +380,8 @@ type built struct {
 	req      cedar.Request
 }
 
-func build(r *Request) (built, error) {
+// build makes the Cedar request of r; scope is scopeOK of r.
+func build(r *Request, scope bool) (built, error) {
 	p := r.Principal
 	if p.ID == "" {
 		return built{}, phivault.Errorf(phivault.EINVALID, "authorization request without a principal id")
@@ -454,7 +455,7 @@ func build(r *Request) (built, error) {
 		"btgUntil":   btgUntil,
 		"source":     types.String(c.SourceAddress),
 		"viaSmart":   types.Boolean(c.SMART),
-		"scopeOK":    types.Boolean(scopeOK(p.Kind, r.Action, &r.Resource, &c)),
+		"scopeOK":    types.Boolean(scope),
 	})
 	return built{entities: em, req: cedar.Request{
 		Principal: principalUID,
@@ -471,22 +472,23 @@ func (a *Authorizer) Decide(ctx context.Context, r Request) (Decision, error) {
 		return Decision{}, err
 	}
 	set := a.set.Load()
+	scope := scopeOK(r.Principal.Kind, r.Action, &r.Resource, &r.Context)
 	var key []byte
 	if set.memo != nil {
-		key = memoKey(&r)
+		key = memoKey(&r, scope)
 		if d, ok := set.memo.get(key); ok {
 			return d, nil
 		}
 	}
-	d, err := a.decideUncached(set.ps, r)
+	d, err := a.decideUncached(set.ps, r, scope)
 	if err == nil && key != nil {
 		set.memo.put(key, d)
 	}
 	return d, err
 }
 
-func (a *Authorizer) decideUncached(ps *cedar.PolicySet, r Request) (Decision, error) {
-	d, err := decide(ps, &r)
+func (a *Authorizer) decideUncached(ps *cedar.PolicySet, r Request, scope bool) (Decision, error) {
+	d, err := decide(ps, &r, scope)
 	if err != nil || d.Allow {
 		return d, err
 	}
@@ -497,21 +499,21 @@ func (a *Authorizer) decideUncached(ps *cedar.PolicySet, r Request) (Decision, e
 		probe.Principal.AuthTime = r.Context.Time
 		probe.Context.Purpose = "BTG"
 		probe.Context.BreakGlassWhy = "probe"
-		pd, err := decide(ps, &probe)
+		pd, err := decide(ps, &probe, scopeOK(probe.Principal.Kind, probe.Action, &probe.Resource, &probe.Context))
 		if err == nil && pd.Allow {
 			// ... and a grant would let this request through (SMART
 			// scopes, for one, still bound it).
 			granted := r
 			granted.Context.BreakGlass = &BreakGlassGrant{PatientID: r.Patient.ID, Reason: "probe", Until: r.Context.Time.Add(time.Hour)}
-			gd, err := decide(ps, &granted)
+			gd, err := decide(ps, &granted, scope) // same action and resource as r
 			d.BreakGlassPossible = err == nil && gd.Allow
 		}
 	}
 	return d, nil
 }
 
-func decide(ps *cedar.PolicySet, r *Request) (Decision, error) {
-	b, err := build(r)
+func decide(ps *cedar.PolicySet, r *Request, scope bool) (Decision, error) {
+	b, err := build(r, scope)
 	if err != nil {
 		return Decision{}, err
 	}
