@@ -49,11 +49,23 @@ type AuditConfig struct {
 }
 
 func (c *AuditConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.Webhook, "audit-webhook", os.Getenv("PHIVAULT_AUDIT_WEBHOOK"), "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
+	c.Webhook = os.Getenv("PHIVAULT_AUDIT_WEBHOOK")
+	fs.Var(secretFlag{&c.Webhook}, "audit-webhook", "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
 	fs.StringVar(&c.Syslog, "audit-syslog", os.Getenv("PHIVAULT_AUDIT_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to send every audit checkpoint to (env PHIVAULT_AUDIT_SYSLOG)")
 	fs.StringVar(&c.SyslogCA, "audit-syslog-ca", os.Getenv("PHIVAULT_AUDIT_SYSLOG_CA"), "PEM bundle of CAs for the audit syslog server (default: the system's; env PHIVAULT_AUDIT_SYSLOG_CA)")
 	fs.StringVar(&c.CEFSyslog, "audit-cef-syslog", os.Getenv("PHIVAULT_AUDIT_CEF_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to stream every new audit entry to as CEF (env PHIVAULT_AUDIT_CEF_SYSLOG)")
 	fs.StringVar(&c.CEFSyslogCA, "audit-cef-syslog-ca", os.Getenv("PHIVAULT_AUDIT_CEF_SYSLOG_CA"), "PEM bundle of CAs for the CEF syslog server (default: the system's; env PHIVAULT_AUDIT_CEF_SYSLOG_CA)")
+}
+
+// secretFlag is a string flag whose value, which may hold a secret (a
+// webhook's token), is never shown: usage messages print no default.
+type secretFlag struct{ p *string }
+
+func (f secretFlag) String() string { return "" }
+
+func (f secretFlag) Set(v string) error {
+	*f.p = v
+	return nil
 }
 
 // auditTrail is the running audit log and its endpoints for verifiers and

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -77,6 +78,31 @@ func (a *auditApp) do(t *testing.T, method, path, body string) (int, []byte) {
 
 // TestAudit_failClosed breaks the audit log of a running vault and checks
 // that a read then answers 503 with no patient data.
+// TestAuditConfig_webhookHidden checks that the webhook URL, from the
+// environment or the flag, is used but never printed in the usage message.
+func TestAuditConfig_webhookHidden(t *testing.T) {
+	const fromEnv = "https://siem.example.org/hooks/s3cret-env"
+	t.Setenv("PHIVAULT_AUDIT_WEBHOOK", fromEnv)
+	var c AuditConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var usage bytes.Buffer
+	fs.SetOutput(&usage)
+	c.register(fs)
+	if c.Webhook != fromEnv {
+		t.Errorf("Webhook = %q, want %q from the environment", c.Webhook, fromEnv)
+	}
+	if err := fs.Parse([]string{"-audit-webhook", "https://siem.example.org/hooks/s3cret-flag"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Webhook != "https://siem.example.org/hooks/s3cret-flag" {
+		t.Errorf("Webhook = %q, want the flag's value", c.Webhook)
+	}
+	fs.PrintDefaults()
+	if !strings.Contains(usage.String(), "-audit-webhook") || strings.Contains(usage.String(), "s3cret") {
+		t.Errorf("usage message shows the webhook URL:\n%s", usage.String())
+	}
+}
+
 func TestAudit_failClosed(t *testing.T) {
 	a := mustAuditApp(t)
 	status, body := a.do(t, "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Quendolyn"}]}`)
