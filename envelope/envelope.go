@@ -316,7 +316,6 @@ func (s *Sealer) Open(ctx context.Context, tx phivault.StoreTx, sr *phivault.Sea
 	ad := appendAD(buf[ptLen:ptLen], sr.Type, sr.ID, sr.Version, sr.LastUpdated, sr.Compartment)
 	nonce, sealed := ct[1:headerLen], ct[headerLen:]
 
-	gen := s.cache.generation()
 	cached := s.cache.get(sr.KeyID)
 	if cached != nil && cached.aead != nil {
 		if pt, err := cached.aead.Open(buf, nonce, sealed, ad); err == nil {
@@ -326,6 +325,8 @@ func (s *Sealer) Open(ctx context.Context, tx phivault.StoreTx, sr *phivault.Sea
 	}
 	// Not cached, or the cached key did not open it: the key row may have
 	// changed (a rolled-back creation, a restore). Read it and try once more.
+	// The generation is taken before the keyring is called (see unwrapDEK).
+	gen := s.cache.generation()
 	wk, err := tx.Key(ctx, sr.KeyID)
 	if errors.Is(err, phivault.ErrNotFound) {
 		if err := shredded(ctx, tx, sr.Compartment); err != nil {
