@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,13 +45,35 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	other, otherKey := newCA(t, "someone else's CA")
+	intruder := newClientCert(t, other, otherKey, "intruder")
+	// Certificates would be withheld from a server that names other CAs;
+	// send this one regardless.
+	sendIntruder := func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &intruder, nil }
 	v.client = v.httpClient()
-	v.client.Transport.(*http.Transport).TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		c := newClientCert(t, other, otherKey, "intruder")
-		return &c, nil
-	}
+	v.client.Transport.(*http.Transport).TLSClientConfig.GetClientCertificate = sendIntruder
 	if _, err := v.send(t.Context(), http.MethodGet, "/metadata", nil); err == nil {
 		t.Fatal("a certificate from another CA was accepted")
+	}
+	// The refusal is the server's TLS alert about the certificate, not some
+	// other failure to connect (HTTP/2 hides the alert, so ask TLS itself).
+	u, err := url.Parse(v.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", u.Host, &tls.Config{
+		RootCAs:              v.client.Transport.(*http.Transport).TLSClientConfig.RootCAs,
+		GetClientCertificate: sendIntruder,
+		NextProtos:           []string{"http/1.1"},
+	})
+	if err == nil {
+		// In TLS 1.3 the server's verdict on the client arrives after the
+		// client's side of the handshake: read it.
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("TLS with a certificate from another CA: %v, want an alert about the certificate", err)
 	}
 }
 
