@@ -56,8 +56,11 @@ func TestDemo(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	out := v.stdout.Bytes()
-	v.url = string(demoLine.FindSubmatch(out)[1])
-	v.token = string(demoToken.FindSubmatch(out)[1])
+	urlLine, tokenLine := demoLine.FindSubmatch(out), demoToken.FindSubmatch(out)
+	if urlLine == nil || tokenLine == nil {
+		t.Fatalf("demo printed no URL or no admin token:\n%s", out)
+	}
+	v.url, v.token = string(urlLine[1]), string(tokenLine[1])
 	v.client = v.httpClient()
 	people := map[string]person{}
 	notes := map[string]string{}
