@@ -23,6 +23,7 @@ type Tx struct {
 	write bool
 	ctx   context.Context // the Update caller's context (write only)
 	err   error           // first failed statement of a write Tx
+	drove driven          // the last driver choice, reused by Count after Find
 }
 
 var _ phivault.StoreTx = (*Tx)(nil)
@@ -457,6 +458,33 @@ func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error)
 	case 1:
 		return 0, nil
 	}
+	if t.drove.of(groups) {
+		return t.drove.drive, nil
+	}
+	drive, err := t.pickDriver(ctx, groups)
+	if err == nil {
+		t.drove = driven{groups: groups, drive: drive}
+	}
+	return drive, err
+}
+
+// driven remembers the driver picked for a filter's token groups, so that a
+// Count following a Find of the same filter (a search's page and its total)
+// does not sample the groups again. The choice only steers the plan, never
+// the result, so a stale one is harmless.
+type driven struct {
+	groups [][]phivault.Token
+	drive  int
+}
+
+// of reports whether d was picked for groups: the same slice, not just
+// equal contents.
+func (d driven) of(groups [][]phivault.Token) bool {
+	return len(d.groups) == len(groups) && len(groups) > 0 && &d.groups[0] == &groups[0]
+}
+
+// pickDriver samples two or more token groups for driver.
+func (t *Tx) pickDriver(ctx context.Context, groups [][]phivault.Token) (int, error) {
 	best, limit := 0, sampleCap
 	for i, g := range groups {
 		args := tokenArgs(nil, g)
