@@ -19,6 +19,7 @@ var errReadOnly = errors.New("postgres: write in a read-only transaction")
 type Tx struct {
 	tx    pgx.Tx
 	write bool
+	drove driven // the last driver choice, reused by Count after Find
 }
 
 var _ phivault.StoreTx = (*Tx)(nil)
@@ -268,6 +269,33 @@ func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error)
 	case 1:
 		return 0, nil
 	}
+	if t.drove.of(groups) {
+		return t.drove.drive, nil
+	}
+	drive, err := t.pickDriver(ctx, groups)
+	if err == nil {
+		t.drove = driven{groups: groups, drive: drive}
+	}
+	return drive, err
+}
+
+// driven remembers the driver picked for a filter's token groups, so that a
+// Count following a Find of the same filter (a search's page and its total)
+// does not sample the groups again. The choice only steers the plan, never
+// the result, so a stale one is harmless.
+type driven struct {
+	groups [][]phivault.Token
+	drive  int
+}
+
+// of reports whether d was picked for groups: the same slice, not just
+// equal contents.
+func (d driven) of(groups [][]phivault.Token) bool {
+	return len(d.groups) == len(groups) && len(groups) > 0 && &d.groups[0] == &groups[0]
+}
+
+// pickDriver samples two or more token groups for driver.
+func (t *Tx) pickDriver(ctx context.Context, groups [][]phivault.Token) (int, error) {
 	var a args
 	cols := make([]string, len(groups))
 	for i, g := range groups {
