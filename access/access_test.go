@@ -458,7 +458,7 @@ func TestRecordService_Consent(t *testing.T) {
 
 func TestRecordService_BreakGlass(t *testing.T) {
 	t.Parallel()
-	h := mustHospital(t, 1)
+	h := mustHospital(t, 2)
 	p := h.patients[0]
 	o := h.obs[p][0]
 	er := staff("u-er", "not-on-team", "physician")
@@ -502,6 +502,9 @@ func TestRecordService_BreakGlass(t *testing.T) {
 		t.Fatalf("note = %q glass=%v, want a flagged break-glass access", d, glass)
 	}
 	// Another patient stays closed.
+	other := h.obs[h.patients[1]][0]
+	_, err = h.rs.Read(rctx, "Observation", other.ID)
+	wantCode(t, "Read of another patient with the grant", err, phivault.EFORBIDDEN)
 	entries := h.log.byAction(phivault.ActionBreakGlass)
 	// Invalid requests are refused before they are attempts; the stale
 	// login and the billing clerk are recorded.

@@ -134,7 +134,7 @@ func (s *RecordService) BreakGlass(ctx context.Context, r BreakGlassRequest) (*G
 	}
 	r.Reason = strings.TrimSpace(r.Reason)
 	switch {
-	case !validID(r.PatientID):
+	case !fhir.IsID(r.PatientID):
 		return nil, phivault.Errorf(phivault.EINVALID, "patient must be a Patient id.")
 	case !slices.Contains(breakGlassPurposes, r.Purpose):
 		return nil, phivault.Errorf(phivault.EINVALID, "purpose must be ETREAT (emergency treatment) or BTG (break the glass).")
@@ -320,7 +320,7 @@ func (s *RecordService) Review(ctx context.Context, r ReviewRequest) (*BreakGlas
 	}
 	id := strings.TrimPrefix(r.Record, "Basic/")
 	switch {
-	case !validID(id):
+	case !fhir.IsID(id):
 		return nil, phivault.Errorf(phivault.EINVALID, "record must be a break-the-glass record id such as Basic/<id>.")
 	case !slices.Contains(verdicts, r.Verdict):
 		return nil, phivault.Errorf(phivault.EINVALID, "verdict must be appropriate, inappropriate or follow-up.")
@@ -429,17 +429,4 @@ func (s *RecordService) entry(ctx context.Context, c *caller, action, typ, id st
 		}
 	}
 	return e
-}
-
-// validID reports whether id is a valid FHIR logical id.
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 	"github.com/phivault/phivault/policy"
 )
 
@@ -50,7 +51,7 @@ func (s *RecordService) Explain(ctx context.Context, r ExplainRequest) (*Explana
 		return nil, phivault.Errorf(phivault.EINVALID, "action must be one of read, search, history, create, update, delete or breakGlass.")
 	}
 	typ, id, ok := strings.Cut(r.Resource, "/")
-	if !ok || !validID(id) || typ == "" {
+	if !ok || !fhir.IsID(id) || typ == "" {
 		return nil, phivault.Errorf(phivault.EINVALID, "resource must be Type/id, such as Observation/123.")
 	}
 	if s.Accounts == nil {
