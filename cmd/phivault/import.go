@@ -383,11 +383,15 @@ func openJournal(path, serverURL string) (*journal, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	if data, err := os.ReadFile(path); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if l != "" {
-				j.seen[l] = true
-			}
+	// An unreadable journal must stop the import: treating it as empty
+	// would send every committed bundle again.
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if l != "" {
+			j.seen[l] = true
 		}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)

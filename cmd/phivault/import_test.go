@@ -107,3 +107,33 @@ func TestReadInputs(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenJournal_Reopen checks that a journal written by one import is
+// read back by the next, and that a journal that exists but is not a
+// readable file stops the import.
+func TestOpenJournal_Reopen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "import.journal")
+	j, err := openJournal(path, "https://example.org/fhir")
+	if err != nil {
+		t.Fatalf("new journal: %v", err)
+	}
+	if j.has("k1") {
+		t.Fatal("a new journal has k1")
+	}
+	if err := j.add("k1"); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	j, err = openJournal(path, "https://example.org/fhir")
+	if err != nil {
+		t.Fatalf("reopened journal: %v", err)
+	}
+	defer j.close()
+	if !j.has("k1") || j.has("k2") {
+		t.Errorf("reopened journal: has(k1) = %v, has(k2) = %v; want true, false", j.has("k1"), j.has("k2"))
+	}
+	if _, err := openJournal(dir, "https://example.org/fhir"); err == nil {
+		t.Error("a folder was accepted as the journal")
+	}
+}
