@@ -27,8 +27,11 @@ var softHSMSkip string
 
 func TestMain(m *testing.M) {
 	dir, err := keyringtest.SetUpSoftHSM()
-	if err != nil {
+	if errors.Is(err, keyringtest.ErrNoSoftHSM) {
 		softHSMSkip = err.Error()
+	} else if err != nil { // installed but broken: a failure, not a skip
+		fmt.Fprintln(os.Stderr, "SoftHSM2 set-up:", err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	if dir != "" {
