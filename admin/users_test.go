@@ -79,6 +79,7 @@ type harness struct {
 	db      *sqlite.DB
 	srv     *httptest.Server
 	revoker *recordingRevoker
+	log     *auditlog.Log
 	now     time.Time
 	bodies  bytes.Buffer // every response body, to search for secrets
 }
@@ -97,7 +98,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	h := &harness{t: t, db: db, revoker: &recordingRevoker{}, now: time.Now()}
+	h := &harness{t: t, db: db, revoker: &recordingRevoker{}, log: l, now: time.Now()}
 	fast := &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
 	handler := admin.NewHandler(admin.Options{
 		Authenticator: principals{&api.TokenAuthenticator{Hash: api.HashToken(adminToken), Actor: "admin"}},
@@ -161,6 +162,9 @@ func (h *harness) createUser(name string, roles ...string) admin.User {
 func (h *harness) audit() []*phivault.AuditEntry {
 	h.t.Helper()
 	ctx := context.Background()
+	if err := h.log.Flush(ctx); err != nil {
+		h.t.Fatal(err)
+	}
 	n, err := h.db.AuditSize(ctx)
 	if err != nil {
 		h.t.Fatal(err)

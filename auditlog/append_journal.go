@@ -9,25 +9,24 @@ import (
 
 // Journal mode: how a Log on a DeferredStorage appends.
 //
-// Appends are committed in groups by a leader, one of the appending
-// goroutines itself (as in LevelDB's write path), so that no other goroutine
-// has to be scheduled on the way: the first caller to find no leader
-// becomes it, takes every entry waiting, numbers and hashes them, writes
-// them to the journal, fdatasyncs it, commits them to the storage in one
-// transaction that is not fsynced itself (the entries are then visible to
-// readers), publishes the grown tree to checkpoints and answers the
-// waiting callers. If more entries arrived meanwhile, it hands the
-// leadership to the first of their callers. One fdatasync and one storage
-// commit serve every request that arrived during the previous ones.
+// An Append returns once its entry is fdatasynced in the journal; the
+// storage commit follows in the background (see applier).
 //
-// The storage is made durable (SyncAudit) before a full segment is
-// removed, when the journal or the storage fails, and at Close; at Open,
-// entries in the journal but not in the storage are appended again
-// (replay). After a failure the Log stops using the journal and commits
-// every batch durably, as on a plain Storage.
-
-// DefaultJournalMax is the default of Log.JournalMax.
-const DefaultJournalMax = 256
+// Appends are journaled in groups by a leader, one of the appending
+// goroutines itself (as in LevelDB's write path), so that no other
+// goroutine has to be scheduled on the way: the first caller to find no
+// leader becomes it, takes every entry waiting, numbers and hashes them,
+// writes them to the journal, fdatasyncs it, hands them to the applier and
+// answers the waiting callers. If more entries arrived meanwhile, it hands
+// the leadership to the first of their callers. One fdatasync serves every
+// request that arrived during the previous one, and one storage commit
+// serves every group journaled during the previous commit.
+//
+// At Open, entries in the journal but not in the storage are appended
+// again (replay). After a journal write or fdatasync fails, the Log stops
+// using the journal: it waits for the applier to store what it holds,
+// makes the storage durable and commits every batch durably, as on a plain
+// Storage.
 
 // errLead tells a waiting caller that it is the next leader.
 var errLead = errors.New("auditlog: lead")
@@ -42,9 +41,6 @@ func (l *Log) openJournal(ctx context.Context) error {
 	dir := ds.AuditJournal()
 	if l.JournalSegment <= 0 {
 		l.JournalSegment = DefaultJournalSegment
-	}
-	if l.JournalMax == 0 {
-		l.JournalMax = DefaultJournalMax
 	}
 	data, err := readJournal(dir, l.seq)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -65,6 +61,7 @@ func (l *Log) openJournal(ctx context.Context) error {
 	}
 	l.deferred, l.jr = ds, jr
 	l.jbroken.Store(false)
+	l.ap = newApplier(ds, dir, l.seq, l.MaxBatch, l.ApplyDelay, l.publish, l.Logger)
 	return nil
 }
 
@@ -122,102 +119,76 @@ func (l *Log) commitJournal(batch []*appendReq) error {
 	ctx := context.Background() // a batch outlives its callers' contexts
 	if l.jbroken.Load() {
 		if !l.direct {
-			// The journal cannot be trusted: make the storage durable,
-			// then commit durably from what it holds, as without a journal.
+			// The journal cannot be trusted: store what it acknowledged,
+			// make the storage durable, then commit durably from there.
+			if err := l.ap.flush(ctx); err != nil {
+				return err
+			}
 			if err := l.deferred.SyncAudit(ctx); err != nil {
 				return fmt.Errorf("auditlog: append: %w", err)
 			}
-			l.direct, l.stale = true, true
+			l.direct = true
 		}
 		return l.commit(batch)
+	}
+	if err := l.ap.failure(); err != nil {
+		// Entries are refused while the storage fails, so that the
+		// acknowledged ones waiting for it stay few.
+		return fmt.Errorf("auditlog: append: storage failing: %w", err)
 	}
 	data := liveData(batch)
 	if len(data) == 0 {
 		return context.Canceled
 	}
-	if l.stale {
-		// A failed commit may have stored entries: make whatever the
-		// storage holds durable, and go on from there.
-		if err := l.deferred.SyncAudit(ctx); err != nil {
-			return fmt.Errorf("auditlog: append: %w", err)
-		}
-		if err := l.reload(ctx); err != nil {
-			return err
-		}
-	}
-	if len(data) > l.JournalMax {
-		// A large group: its storage commit takes much longer than an
-		// fsync, so writing it to the journal too would only add work.
-		// Committed durably, it also makes the earlier deferred commits
-		// durable; the journal's records below it are never replayed.
-		tree, err := l.store1(data, l.deferred.AppendAudit)
-		if err != nil {
-			return err
-		}
-		l.publish(tree)
-		return nil
-	}
 	start := l.seq
-	hs, tree, err := l.hash(data)
-	if err != nil {
-		return err
-	}
+	stored, subtrees := l.hash(data)
 	if err := l.jr.write(start, data); err != nil {
 		l.jbroken.Store(true)
 		return err
 	}
-	// The fdatasync and the storage commit run side by side; the entries
-	// may be visible before they are durable, but no caller is answered
-	// and no checkpoint covers them before both are done.
-	synced := make(chan error, 1)
-	f := l.jr.f
-	go func() { synced <- datasync(f) }()
-	serr := l.deferred.AppendAuditDeferred(ctx, start, data, hs.stored)
-	jerr := <-synced
-	switch {
-	case jerr != nil:
+	if err := l.jr.sync.datasync(l.jr.f); err != nil {
 		l.jbroken.Store(true)
-		return fmt.Errorf("auditlog: journal fdatasync: %w", jerr)
-	case serr != nil:
-		// The journal holds entries the storage lacks; they are appended
-		// at the next Open, unless the storage has others by then.
-		l.jbroken.Store(true)
-		return fmt.Errorf("auditlog: append: %w", serr)
+		return fmt.Errorf("auditlog: journal fdatasync: %w", err)
 	}
-	l.frontier, l.seq, l.seqTree = hs.frontier, tree.N, tree
-	l.publish(tree)
+	l.subtrees, l.seq = subtrees, start+int64(len(data))
+	l.ap.enqueue(journaled{start: start, data: data, stored: stored, subtrees: subtrees})
 	if l.jr.full() {
-		if err := l.rotate(ctx); err != nil {
+		// The applier removes the old segment once it has stored its
+		// entries durably.
+		if err := l.jr.start(l.seq); err != nil {
 			l.Logger.Error("audit journal rotation", "error", err.Error())
+		} else {
+			l.ap.segmentStarted(l.seq)
 		}
 	}
 	return nil
 }
 
-// rotate makes the storage durable, starts a new segment and removes the
-// older ones, whose entries the storage now holds durably.
-func (l *Log) rotate(ctx context.Context) error {
-	if err := l.deferred.SyncAudit(ctx); err != nil {
-		return err
+// Flush waits until every entry appended before the call is visible in the
+// storage and covered by Tree, which in journal mode follows Append by a
+// storage commit. It fails while the storage fails.
+func (l *Log) Flush(ctx context.Context) error {
+	if l.ap == nil {
+		return nil
 	}
-	if err := l.jr.start(l.seq); err != nil {
-		return err
-	}
-	return l.jr.removeBefore(l.seq)
+	return l.ap.flush(ctx)
 }
 
-// closeJournal waits for the syncer, makes the storage durable and, if that
-// worked, removes the journal: it holds nothing the storage lacks.
+// closeJournal stops the applier, makes the storage durable and, if it
+// holds every entry, removes the journal. Otherwise the journal stays, and
+// the next Open appends its entries again.
 func (l *Log) closeJournal() {
+	stored := l.ap.close() || l.direct
 	l.jr.close()
+	if !stored {
+		l.Logger.Error("audit log closed with entries the storage lacks; they are in the journal and are appended at the next start")
+		return
+	}
 	if err := l.deferred.SyncAudit(context.Background()); err != nil {
 		l.Logger.Error("audit log sync at close", "error", err.Error())
 		return
 	}
-	if !l.jbroken.Load() {
-		l.publish(l.seqTree)
-	}
-	if err := l.jr.removeBefore(l.seq + 1); err != nil {
+	if err := removeSegmentsBefore(l.jr.dir, l.seq+1); err != nil {
 		l.Logger.Error("audit journal cleanup", "error", err.Error())
 	}
 }

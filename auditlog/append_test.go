@@ -18,8 +18,8 @@ import (
 func TestAppendHashes(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		batches := rapid.SliceOfN(rapid.IntRange(1, 70), 1, 12).Draw(t, "batches")
-		want := hashMap{} // every stored hash, from tlog
-		m := hashMap{}    // the frontier, from appendHashes
+		want := hashMap{}     // every stored hash, from tlog
+		var stack []tlog.Hash // the subtrees, from appendHashes
 		var n int64
 		for _, size := range batches {
 			leaves := make([]tlog.Hash, size)
@@ -37,10 +37,8 @@ func TestAppendHashes(t *testing.T) {
 				}
 				expect = append(expect, hs...)
 			}
-			got, err := appendHashes(m, n, leaves)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got, grown := appendHashes(stack, n, leaves)
+			stack = grown
 			if len(got) != len(expect) {
 				t.Fatalf("appendHashes(%d, %d leaves) = %d hashes, want %d", n, size, len(got), len(expect))
 			}
@@ -50,16 +48,19 @@ func TestAppendHashes(t *testing.T) {
 				}
 			}
 			n += int64(size)
-			root, err := tlog.TreeHash(n, m)
-			if err != nil {
-				t.Fatalf("TreeHash from the kept frontier: %v", err)
-			}
+			root := rootHash(stack)
 			wantRoot, _ := tlog.TreeHash(n, want)
 			if root != wantRoot {
 				t.Fatalf("root of %d records differs from tlog", n)
 			}
-			if len(m) != len(frontier(n)) {
-				t.Fatalf("kept %d hashes, want the %d of the frontier", len(m), len(frontier(n)))
+			idx := frontier(n)
+			if len(stack) != len(idx) {
+				t.Fatalf("kept %d hashes, want the %d of the frontier", len(stack), len(idx))
+			}
+			for i, x := range idx {
+				if stack[i] != want[x] {
+					t.Fatalf("subtree %d of %d records differs from tlog's stored hash %d", i, n, x)
+				}
 			}
 		}
 	})

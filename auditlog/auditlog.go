@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +83,7 @@ const (
 	DefaultMaxBatch           = 4096
 	DefaultCheckpointInterval = time.Second
 	DefaultCheckpointEvery    = 4096
+	DefaultApplyDelay         = 10 * time.Millisecond
 )
 
 // Log is a phivault.AuditLog on a Storage. Create it with New, set fields,
@@ -116,11 +116,11 @@ type Log struct {
 	// JournalSegment is the size in bytes of the journal's segment files,
 	// zero-filled when made. Default DefaultJournalSegment.
 	JournalSegment int64
-	// JournalMax is the largest group of entries acknowledged from the
-	// journal; a larger one is committed durably to the storage directly
-	// (its commit takes longer than an fsync anyway). Default
-	// DefaultJournalMax; negative means every group goes to the storage.
-	JournalMax int
+	// ApplyDelay is how long, in journal mode, entries acknowledged from
+	// the journal may wait to be committed to the storage with others
+	// (Flush and Close do not wait for it). Default DefaultApplyDelay;
+	// negative means no wait.
+	ApplyDelay time.Duration
 	// NoJournal makes the Log commit every batch durably to a
 	// DeferredStorage, as to a plain Storage, instead of acknowledging
 	// entries from its journal (for comparisons).
@@ -134,16 +134,16 @@ type Log struct {
 	ckDone chan struct{}
 
 	// Owned by the committer goroutine.
-	frontier hashMap
-	seq      int64     // entries committed to the store (the frontier's tree)
-	seqTree  tlog.Tree // the tree of those seq entries
-	stale    bool      // a failed append may have committed; reload first
+	subtrees []tlog.Hash // of the tree of seq entries (see appendHashes)
+	seq      int64       // entries committed to the store (the frontier's tree)
+	stale    bool        // a failed append may have committed; reload first
 
 	// Journal mode (see journal.go and append_journal.go); nil jr means
 	// every batch is committed durably to the store.
 	deferred DeferredStorage
 	jr       *journal       // owned by the leader
-	jbroken  atomic.Bool    // a journal write or fsync, or a deferred commit, failed
+	ap       *applier       // stores journaled entries
+	jbroken  atomic.Bool    // a journal write or fdatasync failed
 	direct   bool           // after jbroken: committing durably without the journal
 	jmu      sync.Mutex     // guards pending and leading
 	pending  []*appendReq   // waiting for the leader
@@ -169,6 +169,7 @@ func New(store Storage, origin string, signer note.Signer) *Log {
 		Origin:             origin,
 		Signer:             signer,
 		MaxBatch:           DefaultMaxBatch,
+		ApplyDelay:         DefaultApplyDelay,
 		CheckpointInterval: DefaultCheckpointInterval,
 		CheckpointEvery:    DefaultCheckpointEvery,
 		store:              store,
@@ -223,23 +224,14 @@ func (l *Log) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("auditlog: size: %w", err)
 	}
-	idx := frontier(n)
-	hs, err := l.store.ReadAuditHashes(ctx, idx)
+	hs, err := l.store.ReadAuditHashes(ctx, frontier(n))
 	if err != nil {
 		return fmt.Errorf("auditlog: read tree: %w", err)
 	}
-	m := make(hashMap, len(idx))
-	for i, x := range idx {
-		m[x] = hs[i]
-	}
-	root, err := tlog.TreeHash(n, m)
-	if err != nil {
-		return fmt.Errorf("auditlog: tree hash: %w", err)
-	}
-	l.frontier = m
-	l.seq, l.seqTree = n, tlog.Tree{N: n, Hash: root}
+	l.subtrees = hs
+	l.seq = n
 	l.stale = false
-	l.publish(l.seqTree)
+	l.publish(tlog.Tree{N: n, Hash: rootHash(hs)})
 	return nil
 }
 
@@ -383,48 +375,24 @@ func (l *Log) store1(data [][]byte, appendFn func(context.Context, int64, [][]by
 		}
 	}
 	start := l.seq
-	hs, tree, err := l.hash(data)
-	if err != nil {
-		return tlog.Tree{}, err
-	}
-	if err := appendFn(ctx, start, data, hs.stored); err != nil {
+	stored, subtrees := l.hash(data)
+	if err := appendFn(ctx, start, data, stored); err != nil {
 		l.stale = true
 		return tlog.Tree{}, fmt.Errorf("auditlog: append: %w", err)
 	}
-	l.frontier, l.seq, l.seqTree = hs.frontier, tree.N, tree
+	tree := tlog.Tree{N: start + int64(len(data)), Hash: rootHash(subtrees)}
+	l.subtrees, l.seq = subtrees, tree.N
 	return tree, nil
 }
 
-// batchHashes are the stored hashes of a batch and the frontier after it.
-type batchHashes struct {
-	stored   []tlog.Hash
-	frontier hashMap
-}
-
-// hash computes the stored hashes of data as entries l.seq… and the tree
-// they make, without changing l.
-func (l *Log) hash(data [][]byte) (batchHashes, tlog.Tree, error) {
-	start := l.seq
+// hash returns the stored hashes of data as entries l.seq… and the
+// subtrees of the grown tree, without changing l.
+func (l *Log) hash(data [][]byte) (stored, subtrees []tlog.Hash) {
 	leaves := make([]tlog.Hash, len(data))
 	for i, d := range data {
 		leaves[i] = tlog.RecordHash(d)
 	}
-	// The grown tree's frontier has at most this many subtrees, since
-	// popcount(a+b) <= popcount(a)+popcount(b).
-	m := make(hashMap, len(l.frontier)+bits.OnesCount64(uint64(len(data))))
-	for k, v := range l.frontier {
-		m[k] = v
-	}
-	stored, err := appendHashes(m, start, leaves)
-	if err != nil {
-		return batchHashes{}, tlog.Tree{}, err
-	}
-	n := start + int64(len(data))
-	root, err := tlog.TreeHash(n, m)
-	if err != nil {
-		return batchHashes{}, tlog.Tree{}, err
-	}
-	return batchHashes{stored: stored, frontier: m}, tlog.Tree{N: n, Hash: root}, nil
+	return appendHashes(l.subtrees, l.seq, leaves)
 }
 
 // checkpointer makes a checkpoint every CheckpointInterval while the log
@@ -457,11 +425,15 @@ func (l *Log) Tree() tlog.Tree {
 	return l.tree
 }
 
-// Checkpoint signs the committed tree, publishes the checkpoint to every
-// witness if the tree grew since the last one, and returns it.
+// Checkpoint signs the committed tree, which holds every entry appended
+// before the call (see Flush), publishes the checkpoint to every witness if
+// the tree grew since the last one, and returns it.
 func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
 	if l.Signer == nil {
 		return nil, errors.New("auditlog: no checkpoint signer")
+	}
+	if err := l.Flush(ctx); err != nil {
+		return nil, err
 	}
 	l.pubMu.Lock()
 	defer l.pubMu.Unlock()

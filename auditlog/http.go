@@ -201,12 +201,27 @@ func readEntry(r *http.Request, now time.Time, targetType, targetID string) *phi
 }
 
 // recordRead appends e, made by readEntry, before any of the trail leaves:
-// if it cannot, the answer is ErrUnavailable (503) and no data.
+// if it cannot, the answer is ErrUnavailable (503) and no data. Then, if
+// log is a Flusher, it waits until every entry acknowledged so far (e
+// included) can be read from the storage, so that a view shows every
+// access made before it was asked for.
 func recordRead(r *http.Request, log phivault.AuditLog, e *phivault.AuditEntry) error {
-	if err := log.Append(context.WithoutCancel(r.Context()), e); err != nil {
+	ctx := context.WithoutCancel(r.Context())
+	if err := log.Append(ctx, e); err != nil {
 		return ErrUnavailable
 	}
+	if f, ok := log.(Flusher); ok {
+		if err := f.Flush(r.Context()); err != nil {
+			return ErrUnavailable
+		}
+	}
 	return nil
+}
+
+// A Flusher is an AuditLog whose appended entries reach its storage after
+// Append returns; Flush waits for those appended before the call.
+type Flusher interface {
+	Flush(ctx context.Context) error
 }
 
 // recordDenied appends e as a refused attempt with err's code. The refusal

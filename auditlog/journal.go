@@ -88,6 +88,16 @@ func parseRecords(b []byte) ([]journalRecord, int) {
 	return out, off
 }
 
+// zero reports whether b holds only zero bytes.
+func zero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // journalSegment is a segment file and the index of its first entry.
 type journalSegment struct {
 	path  string
@@ -137,9 +147,10 @@ func readJournal(dir string, size int64) ([][]byte, error) {
 			return nil, err
 		}
 		recs, valid := parseRecords(b)
-		if valid < len(b) && i < len(segs)-1 {
+		if i < len(segs)-1 && !zero(b[valid:]) {
 			// Only the newest segment can end in a torn write: the older
-			// ones were fsynced before the next one was made.
+			// ones were fsynced before the next one was made, and end in
+			// the rest of their zero fill.
 			return nil, fmt.Errorf("auditlog: journal segment %s is damaged at byte %d", filepath.Base(s.path), valid)
 		}
 		for _, r := range recs {
@@ -165,6 +176,7 @@ type journal struct {
 	size    int64 // bytes written to f
 	fill    int64 // bytes zero-filled in f
 	buf     []byte
+	sync    *syncer
 
 	// The next segment is zero-filled in the background, as spareName,
 	// so that a rotation does not stall the appends behind it.
@@ -195,12 +207,12 @@ func openJournal(dir string, first int64, segSize int64) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("auditlog: journal: %w", err)
 	}
-	j := &journal{dir: dir, segSize: segSize, spare: make(chan *os.File, 1)}
+	j := &journal{dir: dir, segSize: segSize, spare: make(chan *os.File, 1), sync: newSyncer()}
 	os.Remove(filepath.Join(dir, spareName)) // left by a crash
 	if err := j.start(first); err != nil {
 		return nil, err
 	}
-	return j, j.removeBefore(first)
+	return j, removeSegmentsBefore(dir, first)
 }
 
 // start creates the segment for entries from first on and makes its
@@ -282,9 +294,10 @@ func (j *journal) write(start int64, data [][]byte) error {
 // not fit in its zero-filled part.
 func (j *journal) full() bool { return j.size >= j.fill*7/8 }
 
-// removeBefore deletes the segments older than the one starting at first.
-func (j *journal) removeBefore(first int64) error {
-	segs, err := listSegments(j.dir)
+// removeSegmentsBefore deletes the segments in dir older than the one
+// starting at first.
+func removeSegmentsBefore(dir string, first int64) error {
+	segs, err := listSegments(dir)
 	if err != nil {
 		return fmt.Errorf("auditlog: journal: %w", err)
 	}
@@ -299,6 +312,7 @@ func (j *journal) removeBefore(first int64) error {
 }
 
 func (j *journal) close() error {
+	j.sync.close()
 	if j.spareBusy {
 		if f := <-j.spare; f != nil {
 			f.Close()

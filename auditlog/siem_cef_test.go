@@ -345,6 +345,9 @@ func appendN(t *testing.T, l *auditlog.Log, from, n int) {
 			t.Fatal(err)
 		}
 	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestCEFForwarder_syslog forwards entries of a SQLite-backed log to a real

@@ -50,40 +50,42 @@ func (m hashMap) prune(n int64) {
 }
 
 // appendHashes computes the stored hashes for records with the given leaf
-// hashes at indexes start, start+1, …, given the frontier of the tree of
-// start records in m. It returns them in stored-hash order, starting at
-// tlog.StoredHashIndex(0, start) (the order of
-// tlog.StoredHashesForRecordHash), and leaves m holding the frontier of the
-// grown tree.
+// hashes at indexes start, start+1, …, given stack, the hashes of the
+// complete subtrees of the tree of start records, largest first (the
+// hashes at frontier(start)). It returns them in stored-hash order,
+// starting at tlog.StoredHashIndex(0, start) (the order of
+// tlog.StoredHashesForRecordHash), and the subtrees of the grown tree, in
+// a new slice.
 //
-// The frontier is kept as a stack of complete subtree hashes, largest
-// first: record n pushes its leaf, then merges the top two hashes once per
+// Record n pushes its leaf, then merges the top two hashes once per
 // trailing one bit of n, each merge being the next stored hash.
-func appendHashes(m hashMap, start int64, leaves []tlog.Hash) ([]tlog.Hash, error) {
-	idx := frontier(start)
-	var buf [64]tlog.Hash // a tree of fewer than 1<<63 records has at most 63 subtrees, plus the leaf pushed
-	stack := buf[:len(idx)]
-	for i, x := range idx {
-		h, ok := m[x]
-		if !ok {
-			return nil, fmt.Errorf("auditlog: hash %d not in memory", x)
-		}
-		stack[i] = h
-	}
-	out := make([]tlog.Hash, 0, tlog.StoredHashCount(start+int64(len(leaves)))-tlog.StoredHashCount(start))
+func appendHashes(stack []tlog.Hash, start int64, leaves []tlog.Hash) (stored, grown []tlog.Hash) {
+	grown = make([]tlog.Hash, len(stack), len(stack)+64-len(stack)%64)
+	copy(grown, stack)
+	stored = make([]tlog.Hash, 0, tlog.StoredHashCount(start+int64(len(leaves)))-tlog.StoredHashCount(start))
 	for i, leaf := range leaves {
 		h := leaf
-		out = append(out, h)
+		stored = append(stored, h)
 		for k := start + int64(i); k&1 == 1; k >>= 1 {
-			h = tlog.NodeHash(stack[len(stack)-1], h)
-			stack = stack[:len(stack)-1]
-			out = append(out, h)
+			h = tlog.NodeHash(grown[len(grown)-1], h)
+			grown = grown[:len(grown)-1]
+			stored = append(stored, h)
 		}
-		stack = append(stack, h)
+		grown = append(grown, h)
 	}
-	clear(m)
-	for i, x := range frontier(start + int64(len(leaves))) {
-		m[x] = stack[i]
+	return stored, grown
+}
+
+// rootHash returns the hash of the tree whose complete subtrees are stack,
+// largest first, as tlog.TreeHash computes it.
+func rootHash(stack []tlog.Hash) tlog.Hash {
+	if len(stack) == 0 {
+		h, _ := tlog.TreeHash(0, nil) // the hash of the empty tree; reads nothing
+		return h
 	}
-	return out, nil
+	h := stack[len(stack)-1]
+	for i := len(stack) - 2; i >= 0; i-- {
+		h = tlog.NodeHash(stack[i], h)
+	}
+	return h
 }

@@ -109,6 +109,9 @@ func (v *viewEnv) get(t *testing.T, path, token string) (int, string) {
 // last returns the log's size and last entry.
 func (v *viewEnv) last(t *testing.T) (int64, *phivault.AuditEntry) {
 	t.Helper()
+	if err := v.log.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	n := v.log.Tree().N
 	data, err := v.db.ReadAuditEntries(context.Background(), n-1, n)
 	if err != nil {
@@ -159,7 +162,7 @@ func TestView_access(t *testing.T) {
 			if !ok {
 				want = http.StatusForbidden
 			}
-			before := v.log.Tree().N
+			before, _ := v.last(t)
 			status, body := v.get(t, path, c.token)
 			if status != want {
 				t.Errorf("%s GET %s = %d, want %d: %.200s", c.token, path, status, want, body)

@@ -69,6 +69,7 @@ type harness struct {
 	db      *sqlite.DB
 	srv     *httptest.Server
 	revoker *recordingRevoker
+	log     *auditlog.Log
 	bodies  bytes.Buffer
 }
 
@@ -86,7 +87,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	h := &harness{t: t, db: db, revoker: &recordingRevoker{}}
+	h := &harness{t: t, db: db, revoker: &recordingRevoker{}, log: l}
 	handler := scim.NewHandler(scim.Options{
 		Authenticator: auth{&api.TokenAuthenticator{Hash: api.HashToken(scimToken), Actor: "scim"}},
 		Accounts:      db,
@@ -323,7 +324,7 @@ func TestUsers_ReplacePatchDelete(t *testing.T) {
 
 	// Every change is audited with ids only.
 	var n int
-	for _, e := range auditEntries(t, h.db) {
+	for _, e := range auditEntries(t, h) {
 		b, _ := json.Marshal(e)
 		if strings.Contains(string(b), "dr.welby") || strings.Contains(string(b), "oncology") {
 			t.Errorf("audit entry holds personal data: %s", b)
@@ -337,9 +338,13 @@ func TestUsers_ReplacePatchDelete(t *testing.T) {
 	}
 }
 
-func auditEntries(t *testing.T, db *sqlite.DB) []*phivault.AuditEntry {
+func auditEntries(t *testing.T, h *harness) []*phivault.AuditEntry {
 	t.Helper()
 	ctx := context.Background()
+	if err := h.log.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db := h.db
 	n, err := db.AuditSize(ctx)
 	if err != nil || n == 0 {
 		return nil

@@ -156,6 +156,9 @@ func TestAudit_noPHI(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
+	if err := a.audit.log.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	n, err := a.db.AuditSize(ctx)
 	if err != nil || n < int64(4*len(phi)) {
 		t.Fatalf("audit log has %d entries (%v), want at least %d", n, err, 4*len(phi))

@@ -50,6 +50,9 @@ type auditBundle struct {
 func (a *auditApp) trail(t *testing.T) []*phivault.AuditEntry {
 	t.Helper()
 	ctx := context.Background()
+	if err := a.audit.log.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	n, err := a.db.AuditSize(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -101,6 +101,15 @@ func (m *MemAudit) SyncAudit(ctx context.Context) error {
 	return nil
 }
 
+// SetFail makes every AppendAudit, AppendAuditDeferred and SyncAudit fail
+// with err from now on, or work again if err is nil. Unlike setting Fail,
+// it is safe while a Log uses m.
+func (m *MemAudit) SetFail(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Fail = err
+}
+
 // AuditJournal returns m.Journal.
 func (m *MemAudit) AuditJournal() string { return m.Journal }
 

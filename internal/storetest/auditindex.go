@@ -46,6 +46,9 @@ func RunAuditIndex(t *testing.T, open func(t *testing.T) auditlog.IndexStorage) 
 			t.Fatal(err)
 		}
 	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if got, err := s.AuditIndexSize(ctx); err != nil || got != 0 {
 		t.Fatalf("AuditIndexSize() before catching up = %d, %v; want 0", got, err)
 	}
