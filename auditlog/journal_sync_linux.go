@@ -47,28 +47,31 @@ type syncer struct {
 	cookie uint64     // aio_data of the request in flight
 }
 
-// iocb is struct iocb of <linux/aio_abi.h> on little-endian machines.
+// iocb is struct iocb of <linux/aio_abi.h> on little-endian machines; the
+// blank fields are those an fsync leaves zero (aio_key, aio_rw_flags,
+// aio_reqprio, aio_buf, aio_nbytes, aio_offset, aio_reserved2).
 type iocb struct {
-	data      uint64
-	key       uint32
-	rwFlags   int32
-	opcode    uint16
-	reqprio   int16
-	fildes    uint32
-	buf       uint64
-	nbytes    uint64
-	offset    int64
-	reserved2 uint64
-	flags     uint32
-	resfd     uint32
+	data   uint64
+	_      uint32
+	_      int32
+	opcode uint16
+	_      int16
+	fildes uint32
+	_      uint64
+	_      uint64
+	_      int64
+	_      uint64
+	flags  uint32
+	resfd  uint32
 }
 
-// ioEvent is struct io_event of <linux/aio_abi.h>.
+// ioEvent is struct io_event of <linux/aio_abi.h>: aio_data, the iocb's
+// address, and the results.
 type ioEvent struct {
 	data uint64
-	obj  uint64
+	_    uint64
 	res  int64
-	res2 int64
+	_    int64
 }
 
 const (

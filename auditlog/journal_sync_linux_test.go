@@ -4,7 +4,25 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 )
+
+// TestSyncer_abi checks the sizes of the AIO structures against
+// <linux/aio_abi.h>: 64 and 32 bytes.
+func TestSyncer_abi(t *testing.T) {
+	if n := unsafe.Sizeof(iocb{}); n != 64 {
+		t.Errorf("sizeof(iocb) = %d, want 64", n)
+	}
+	if n := unsafe.Sizeof(ioEvent{}); n != 32 {
+		t.Errorf("sizeof(io_event) = %d, want 32", n)
+	}
+	if off := unsafe.Offsetof(iocb{}.flags); off != 56 {
+		t.Errorf("offsetof(iocb, aio_flags) = %d, want 56", off)
+	}
+	if off := unsafe.Offsetof(iocb{}.opcode); off != 16 {
+		t.Errorf("offsetof(iocb, aio_lio_opcode) = %d, want 16", off)
+	}
+}
 
 // TestSyncer_aio checks that the journal's flushes go through Linux AIO on
 // this kernel (CI's), that they succeed on a real file many times over,
