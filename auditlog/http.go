@@ -201,19 +201,10 @@ func readEntry(r *http.Request, now time.Time, targetType, targetID string) *phi
 }
 
 // recordRead appends e, made by readEntry, before any of the trail leaves:
-// if it cannot, the answer is ErrUnavailable (503) and no data. Then, if
-// log is a Flusher, it waits until every entry acknowledged so far (e
-// included) can be read from the storage, so that a view shows every
-// access made before it was asked for.
+// if it cannot, the answer is ErrUnavailable (503) and no data.
 func recordRead(r *http.Request, log phivault.AuditLog, e *phivault.AuditEntry) error {
-	ctx := context.WithoutCancel(r.Context())
-	if err := log.Append(ctx, e); err != nil {
+	if err := log.Append(context.WithoutCancel(r.Context()), e); err != nil {
 		return ErrUnavailable
-	}
-	if f, ok := log.(Flusher); ok {
-		if err := f.Flush(r.Context()); err != nil {
-			return ErrUnavailable
-		}
 	}
 	return nil
 }
@@ -222,6 +213,24 @@ func recordRead(r *http.Request, log phivault.AuditLog, e *phivault.AuditEntry) 
 // Append returns; Flush waits for those appended before the call.
 type Flusher interface {
 	Flush(ctx context.Context) error
+}
+
+// flushFirst serves next once every entry appended to log before the
+// request can be read from the storage, if log is a Flusher, so that a
+// view of the trail shows every access made before it was asked for. If
+// the storage fails, the answer is ErrUnavailable.
+func flushFirst(log phivault.AuditLog, next http.Handler) http.Handler {
+	f, ok := log.(Flusher)
+	if !ok {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f.Flush(r.Context()); err != nil {
+			writeError(w, ErrUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // recordDenied appends e as a refused attempt with err's code. The refusal

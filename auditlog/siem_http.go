@@ -146,7 +146,7 @@ func NewSIEMHandler(l *Log, auth Authenticator, opts SIEMOptions) http.Handler {
 			}
 		}
 	})
-	return requireBearer(auth, mux)
+	return requireBearer(auth, flushFirst(l, mux))
 }
 
 func queryTime(s string) (time.Time, error) {

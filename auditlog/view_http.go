@@ -81,7 +81,7 @@ func NewViewHandler(opts ViewOptions) http.Handler {
 	mux.HandleFunc("GET /fhir/AuditEvent/{index}", v.serveRead)
 	mux.HandleFunc("GET /fhir/admin/reports/patients/{id}/access", v.servePatientReport)
 	mux.HandleFunc("GET /fhir/admin/reports/users/{actor}/activity", v.serveUserReport)
-	return requireBearer(opts.Auth, mux)
+	return requireBearer(opts.Auth, flushFirst(opts.Log, mux))
 }
 
 type view struct {

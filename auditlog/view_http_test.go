@@ -67,6 +67,7 @@ func newViewEnv(t *testing.T) *viewEnv {
 	signer, _ := storetest.NewSigner(t)
 	l := auditlog.New(db, signer.Name(), signer)
 	l.CheckpointInterval = -1
+	l.ApplyDelay = time.Hour // entries reach the storage only when a view (or the test) flushes
 	if err := l.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +123,28 @@ func (v *viewEnv) last(t *testing.T) (int64, *phivault.AuditEntry) {
 		t.Fatal(err)
 	}
 	return n, e
+}
+
+// TestView_showsJustAppended: an entry acknowledged a moment before a view
+// is asked for is in the view, although the log stores entries in the
+// background (ApplyDelay is an hour here).
+func TestView_showsJustAppended(t *testing.T) {
+	v := newViewEnv(t)
+	for _, path := range []string{
+		"/fhir/AuditEvent?patient=pz",
+		"/fhir/admin/reports/patients/pz/access?format=csv",
+		"/fhir/audit/export?from=2000-01-01T00:00:00Z",
+	} {
+		e := storetest.Entry(100)
+		e.Compartments, e.RequestID = []string{"pz"}, "req-just-appended-"+path
+		if err := v.log.Append(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		status, body := v.get(t, path, "op")
+		if status != http.StatusOK || !strings.Contains(body, e.RequestID) && !strings.Contains(body, `"total":1`) {
+			t.Errorf("GET %s = %d, without the entry appended just before: %.300s", path, status, body)
+		}
+	}
 }
 
 // TestView_access checks who may read which part of the trail, and that
