@@ -162,19 +162,38 @@ func BenchmarkSearch(b *testing.B) {
 // of 5,000 requests (so that the shared machine's load changes hit both
 // alike). Each b.N iteration is one round of each; it reports the median
 // req/s of each and the median of the per-round ratios (target ≥ 0.85).
+//
+// In "in-process" the load generator's goroutines run in the servers'
+// process; in "process-client" each stack gets its own load generator in a
+// child process (startLoadClient), as clients are in a deployment. Both
+// share the same 2 cores with the servers.
 func BenchmarkReadAudit(b *testing.B) {
+	for _, client := range []string{"in-process", "process-client"} {
+		b.Run(client, func(b *testing.B) { benchReadAudit(b, client == "process-client") })
+	}
+}
+
+func benchReadAudit(b *testing.B, external bool) {
 	conns := benchConnsFromEnv(b)
 	off := openStack(b, encrypted, conns)
 	on := openStack(b, audited, conns)
 	offPaths := seed(b, off.svc, benchPatients).readPaths()
 	onPaths := seed(b, on.svc, benchPatients).readPaths()
-	off.hammer(b, offPaths, conns*10, conns) // open the connections
-	on.hammer(b, onPaths, conns*10, conns)
+	runOff := func(n int) load { return off.hammer(b, offPaths, n, conns) }
+	runOn := func(n int) load { return on.hammer(b, onPaths, n, conns) }
+	if external {
+		offClient := startLoadClient(b, off, offPaths, conns)
+		onClient := startLoadClient(b, on, onPaths, conns)
+		runOff = func(n int) load { return offClient.run(b, n) }
+		runOn = func(n int) load { return onClient.run(b, n) }
+	}
+	runOff(conns * 10) // open the connections
+	runOn(conns * 10)
 	var offRates, onRates, ratios []float64
 	var onRuns []load
 	for b.Loop() {
-		lOff := off.hammer(b, offPaths, 5000, conns)
-		lOn := on.hammer(b, onPaths, 5000, conns)
+		lOff := runOff(5000)
+		lOn := runOn(5000)
 		onRuns = append(onRuns, lOn)
 		rOff := float64(len(lOff.durs)) / lOff.elapsed.Seconds()
 		rOn := float64(len(lOn.durs)) / lOn.elapsed.Seconds()

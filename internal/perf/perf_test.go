@@ -27,6 +27,14 @@ func TestPerfStackWorks(t *testing.T) {
 					t.Fatalf("hammer made %d requests, want 4", len(l.durs))
 				}
 			}
+			if m == audited { // the process-client variant of BenchmarkReadAudit
+				c := startLoadClient(t, s, tg.readPaths(), 2)
+				for range 2 {
+					if l := c.run(t, 6); len(l.durs) != 6 || l.elapsed <= 0 {
+						t.Fatalf("load client made %d requests in %v, want 6", len(l.durs), l.elapsed)
+					}
+				}
+			}
 			_, body, err := s.do(ctx, http.MethodGet, tg.identifierPaths()[0], nil)
 			if err != nil || !strings.Contains(string(body), tg.patients[0]) {
 				t.Fatalf("identifier search did not find the patient: %v", err)

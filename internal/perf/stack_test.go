@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -171,6 +170,7 @@ type stack struct {
 	svc    *vault.Service
 	base   string // e.g. https://127.0.0.1:40123/fhir
 	token  string
+	caPEM  []byte // the server's self-signed certificate
 	client *http.Client
 }
 
@@ -208,26 +208,12 @@ func openStack(tb testing.TB, m mode, conns int) *stack {
 	}
 	tb.Cleanup(func() { srv.Close() })
 
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(certPEM) {
-		tb.Fatal("bad self-signed certificate")
-	}
-	protos := new(http.Protocols)
-	protos.SetHTTP1(true)
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		Protocols:           protos,
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		MaxConnsPerHost:     conns,
-		IdleConnTimeout:     time.Minute,
-	}
-	tb.Cleanup(tr.CloseIdleConnections)
 	return &stack{
 		svc:    svc,
 		base:   srv.URL() + "/fhir",
 		token:  token,
-		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		caPEM:  certPEM,
+		client: newBenchClient(tb, certPEM, conns),
 	}
 }
 
@@ -266,7 +252,15 @@ type load struct {
 // goroutines sharing s.client, and fails on any non-200 answer.
 func (s *stack) hammer(tb testing.TB, paths []string, total, conc int) load {
 	tb.Helper()
-	ctx := context.Background()
+	l, err := s.tryHammer(context.Background(), paths, total, conc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
+
+// tryHammer is hammer, returning the first error instead of failing.
+func (s *stack) tryHammer(ctx context.Context, paths []string, total, conc int) (load, error) {
 	var next atomic.Int64
 	var nbytes atomic.Int64
 	per := make([][]time.Duration, conc)
@@ -298,13 +292,10 @@ func (s *stack) hammer(tb testing.TB, paths []string, total, conc int) load {
 	}
 	wg.Wait()
 	l := load{elapsed: time.Since(start), bytes: nbytes.Load()}
-	if err := errors.Join(errs...); err != nil {
-		tb.Fatal(err)
-	}
 	for _, d := range per {
 		l.durs = append(l.durs, d...)
 	}
-	return l
+	return l, errors.Join(errs...)
 }
 
 // report adds req/s and latency percentiles of runs to b.
