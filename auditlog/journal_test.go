@@ -5,12 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/internal/storetest"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // openJournaled opens a Log with a journal on store.
@@ -327,5 +329,71 @@ func TestJournal_canceled(t *testing.T) {
 	}
 	if n := l.Tree().N; n != 0 {
 		t.Errorf("tree has %d entries after a cancelled Append, want 0", n)
+	}
+}
+
+// slowStorage holds every deferred commit until gate is closed.
+type slowStorage struct {
+	*storetest.MemAudit
+	gate chan struct{}
+}
+
+func (s *slowStorage) AppendAuditDeferred(ctx context.Context, start int64, data [][]byte, hashes []tlog.Hash) error {
+	<-s.gate
+	return s.MemAudit.AppendAuditDeferred(ctx, start, data, hashes)
+}
+
+// TestJournal_backpressure: while the storage is slow, acknowledged
+// entries wait in memory only up to a bound (16 × MaxBatch), after which
+// appends wait too; once it catches up, every acknowledged entry is stored
+// and the log verifies.
+func TestJournal_backpressure(t *testing.T) {
+	ctx := context.Background()
+	signer, verifier := storetest.NewSigner(t)
+	mem := storetest.NewMemAudit()
+	mem.Journal = filepath.Join(t.TempDir(), "journal")
+	slow := &slowStorage{MemAudit: mem, gate: make(chan struct{})}
+	l := auditlog.New(slow, "phivault-test/audit", signer)
+	l.CheckpointInterval, l.MaxBatch = -1, 4
+	if err := l.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < 400; i += 8 {
+				if err := l.Append(ctx, storetest.Entry(i)); err != nil {
+					t.Errorf("Append(%d) = %v", i, err)
+					return
+				}
+				acked.Add(1)
+			}
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for prev := int64(-1); ; time.Sleep(20 * time.Millisecond) {
+		n := acked.Load()
+		if n == prev || time.Now().After(deadline) {
+			break // appends have stopped: the queue is full
+		}
+		prev = n
+	}
+	// 16 × MaxBatch queued, one commit of up to MaxBatch held at the gate,
+	// and one group per appender journaled before it found the queue full.
+	if n := acked.Load(); n > 16*4+4+8 || n == 400 {
+		t.Errorf("%d of 400 appends acknowledged while the storage held every commit, want at most %d", n, 16*4+4+8)
+	}
+	close(slow.gate)
+	wg.Wait()
+	cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if tree, err := auditlog.Verify(ctx, mem, verifier, "", [][]byte{cp}); err != nil || tree.N != 400 {
+		t.Fatalf("Verify() = %v, %v, want 400 entries", tree, err)
 	}
 }
