@@ -106,8 +106,13 @@ func (a *applier) enqueue(g journaled) {
 	}
 	a.queue = append(a.queue, g)
 	a.queued = g.start + int64(len(g.data))
+	// run waits for the first group, then gathers for a.delay unless the
+	// commit becomes urgent: other groups need not wake it.
+	wake := len(a.queue) == 1 || a.urgent()
 	a.mu.Unlock()
-	a.poke()
+	if wake {
+		a.poke()
+	}
 }
 
 // poke wakes run to look at the queue again.
