@@ -27,6 +27,14 @@ func openJournaled(t *testing.T, store auditlog.Storage, signer note.Signer, seg
 	return l
 }
 
+// journalMem returns an empty MemAudit that keeps a journal.
+func journalMem(t *testing.T) *storetest.MemAudit {
+	t.Helper()
+	mem := storetest.NewMemAudit()
+	mem.Journal = filepath.Join(t.TempDir(), "journal")
+	return mem
+}
+
 // appendAcked appends entries first… first+n-1 from 8 goroutines and fails the
 // test on any error: each returned Append is an acknowledged entry.
 func appendAcked(t *testing.T, l *auditlog.Log, first, n int) {
@@ -65,8 +73,7 @@ func segments(t *testing.T, dir string) []string {
 // the crash.
 func TestJournal_crashRecovery(t *testing.T) {
 	ctx := context.Background()
-	mem := storetest.NewMemAudit()
-	mem.Journal = filepath.Join(t.TempDir(), "journal")
+	mem := journalMem(t)
 	signer, verifier := storetest.NewSigner(t)
 	l := openJournaled(t, mem, signer, 0)
 	appendAcked(t, l, 0, 300)
@@ -125,8 +132,7 @@ func TestJournal_truncated(t *testing.T) {
 		{"zeroed-length", func(b []byte, e []int) []byte { copy(b[e[14]:], []byte{0, 0, 0, 0}); return b }, 15},
 	} {
 		t.Run(cut.name, func(t *testing.T) {
-			mem := storetest.NewMemAudit()
-			mem.Journal = filepath.Join(t.TempDir(), "journal")
+			mem := journalMem(t)
 			l := openJournaled(t, mem, signer, 0)
 			for i := range 40 { // one at a time: one record per Append
 				if err := l.Append(ctx, storetest.Entry(i)); err != nil {
@@ -178,8 +184,7 @@ func TestJournal_truncated(t *testing.T) {
 func TestJournal_gap(t *testing.T) {
 	ctx := context.Background()
 	signer, _ := storetest.NewSigner(t)
-	mem := storetest.NewMemAudit()
-	mem.Journal = filepath.Join(t.TempDir(), "journal")
+	mem := journalMem(t)
 	l := openJournaled(t, mem, signer, 0)
 	appendAcked(t, l, 0, 10)
 	l.Close() // durable, journal removed
@@ -203,8 +208,7 @@ func TestJournal_gap(t *testing.T) {
 func TestJournal_rotation(t *testing.T) {
 	ctx := context.Background()
 	signer, verifier := storetest.NewSigner(t)
-	mem := storetest.NewMemAudit()
-	mem.Journal = filepath.Join(t.TempDir(), "journal")
+	mem := journalMem(t)
 	l := openJournaled(t, mem, signer, 4096) // about 12 entries a segment
 	appendAcked(t, l, 0, 500)
 	if s := segments(t, mem.Journal); len(s) > 2 {
@@ -238,8 +242,7 @@ func TestJournal_rotation(t *testing.T) {
 func TestJournal_storageFails(t *testing.T) {
 	ctx := context.Background()
 	signer, verifier := storetest.NewSigner(t)
-	mem := storetest.NewMemAudit()
-	mem.Journal = filepath.Join(t.TempDir(), "journal")
+	mem := journalMem(t)
 	l := openJournaled(t, mem, signer, 0)
 	appendAcked(t, l, 0, 5)
 	mem.SetFail(os.ErrPermission)
@@ -288,8 +291,7 @@ func TestJournal_storageFails(t *testing.T) {
 func TestJournal_closedWhileFailing(t *testing.T) {
 	ctx := context.Background()
 	signer, verifier := storetest.NewSigner(t)
-	mem := storetest.NewMemAudit()
-	mem.Journal = filepath.Join(t.TempDir(), "journal")
+	mem := journalMem(t)
 	l := openJournaled(t, mem, signer, 0)
 	mem.SetFail(os.ErrPermission)
 	if err := l.Append(ctx, storetest.Entry(0)); err != nil {
@@ -318,8 +320,7 @@ func TestJournal_closedWhileFailing(t *testing.T) {
 // is committed is not written, and says so.
 func TestJournal_canceled(t *testing.T) {
 	signer, _ := storetest.NewSigner(t)
-	mem := storetest.NewMemAudit()
-	mem.Journal = filepath.Join(t.TempDir(), "journal")
+	mem := journalMem(t)
 	l := openJournaled(t, mem, signer, 0)
 	defer l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -350,8 +351,7 @@ func (s *slowStorage) AppendAuditDeferred(ctx context.Context, start int64, data
 func TestJournal_backpressure(t *testing.T) {
 	ctx := context.Background()
 	signer, verifier := storetest.NewSigner(t)
-	mem := storetest.NewMemAudit()
-	mem.Journal = filepath.Join(t.TempDir(), "journal")
+	mem := journalMem(t)
 	slow := &slowStorage{MemAudit: mem, gate: make(chan struct{})}
 	l := auditlog.New(slow, "phivault-test/audit", signer)
 	l.CheckpointInterval, l.MaxBatch = -1, 4
