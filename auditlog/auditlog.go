@@ -92,7 +92,11 @@ const (
 //
 // Concurrent Appends are committed together: one goroutine takes every
 // entry waiting (up to MaxBatch), computes their tree hashes and stores them
-// with one AppendAudit, so many callers share one fsync.
+// with one AppendAudit, so many callers share one fsync. On a
+// DeferredStorage with a journal (SQLite), a group is instead flushed to the
+// journal and stored in the background (see append_journal.go and
+// apply.go): an entry is durable when Append returns, and visible to
+// readers and checkpoints after Flush.
 type Log struct {
 	// Origin names the log in its checkpoints, e.g. "phivault/audit/<id>".
 	Origin string
@@ -253,8 +257,9 @@ func (l *Log) publish(tree tlog.Tree) {
 }
 
 // Append durably adds entries to the log. Entries without a Time get l.Now().
-// It returns once the entries are committed, or with an error, in which case
-// they may or may not be in the log.
+// It returns once the entries are durable (in journal mode, before they are
+// visible in the storage: see Flush), or with an error, in which case they
+// may or may not be in the log.
 func (l *Log) Append(ctx context.Context, entries ...*phivault.AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
