@@ -73,6 +73,12 @@ func NewAuthenticator(accounts phivault.AccountStore) *Authenticator {
 // ErrMFARequired or ErrAccountInactive (code EFORBIDDEN) only after the
 // credentials were checked, and other errors if the store fails.
 //
+// When username names an account, these errors wrap the sentinel (test
+// with errors.Is) in an error with an AccountID() string method, reached
+// with errors.As, that names the account for the audit trail. Its message
+// is the sentinel's, so the answer still does not tell whether the
+// account exists.
+//
 // Each failure counts toward backoff and lockout; a success resets the
 // count, records the TOTP step so the code cannot be used again, and
 // rehashes the password if the Hasher's parameters changed.
@@ -88,7 +94,7 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totpCode 
 	if a.refused(acc, now) {
 		// Spend the same time as a real check, and do not count it.
 		a.Hasher.burn(password)
-		return nil, ErrInvalidCredentials
+		return nil, named(acc, ErrInvalidCredentials)
 	}
 	ok, rehash, err := a.Hasher.Verify(acc.PasswordHash, password)
 	if err != nil {
@@ -106,7 +112,7 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totpCode 
 		}
 		step = s
 	} else if !a.AllowNoMFA {
-		return nil, ErrMFARequired
+		return nil, named(acc, ErrMFARequired)
 	}
 
 	next := *acc
@@ -123,12 +129,12 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totpCode 
 	if err := a.Accounts.UpdateAccount(ctx, &next); phivault.ErrorCode(err) == phivault.ECONFLICT {
 		// Another login changed the account meanwhile, perhaps with the
 		// same code: refuse rather than accept a code twice.
-		return nil, ErrInvalidCredentials
+		return nil, named(acc, ErrInvalidCredentials)
 	} else if err != nil {
 		return nil, fmt.Errorf("identity: login: %w", err)
 	}
 	if next.Status != phivault.AccountActive {
-		return nil, ErrAccountInactive
+		return nil, named(acc, ErrAccountInactive)
 	}
 	return &next, nil
 }
@@ -164,9 +170,9 @@ func (a *Authenticator) backoff(n int) time.Duration {
 	return min(d, limit)
 }
 
-// fail records a failed login and returns ErrInvalidCredentials, or a store
-// error. A concurrent update is retried on the fresh account so that no
-// failure goes uncounted.
+// fail records a failed login and returns ErrInvalidCredentials naming
+// acc, or a store error. A concurrent update is retried on the fresh
+// account so that no failure goes uncounted.
 func (a *Authenticator) fail(ctx context.Context, acc *phivault.Account, now time.Time) error {
 	lockAfter, lockFor := a.LockAfter, a.LockFor
 	if lockAfter <= 0 {
@@ -185,7 +191,7 @@ func (a *Authenticator) fail(ctx context.Context, acc *phivault.Account, now tim
 		}
 		err := a.Accounts.UpdateAccount(ctx, &next)
 		if err == nil {
-			return ErrInvalidCredentials
+			return named(acc, ErrInvalidCredentials)
 		} else if phivault.ErrorCode(err) != phivault.ECONFLICT {
 			return fmt.Errorf("identity: record failed login: %w", err)
 		}
@@ -193,8 +199,25 @@ func (a *Authenticator) fail(ctx context.Context, acc *phivault.Account, now tim
 			return fmt.Errorf("identity: record failed login: %w", err)
 		}
 	}
-	return ErrInvalidCredentials
+	return named(acc, ErrInvalidCredentials)
 }
+
+// accountError is a failed login's error when the username names an
+// account: err, whose message it shows, and the account's id, which it
+// does not.
+type accountError struct {
+	id  string
+	err error
+}
+
+// named returns err carrying the id of acc.
+func named(acc *phivault.Account, err error) error { return &accountError{id: acc.ID, err: err} }
+
+func (e *accountError) Error() string { return e.err.Error() }
+func (e *accountError) Unwrap() error { return e.err }
+
+// AccountID returns the id of the account the failed login named.
+func (e *accountError) AccountID() string { return e.id }
 
 func (a *Authenticator) now() time.Time {
 	if a.Now == nil {

@@ -101,13 +101,31 @@ func TestLoginNoEnumeration(t *testing.T) {
 	_, wrongPass := f.auth.Login(ctx, "jdoe", "wrong-password-here", f.code(t))
 	_, wrongCode := f.auth.Login(ctx, "jdoe", testPassword, "000000")
 	for name, err := range map[string]error{"unknown user": unknown, "wrong password": wrongPass, "wrong code": wrongCode} {
-		if err != identity.ErrInvalidCredentials {
+		if !errors.Is(err, identity.ErrInvalidCredentials) || err.Error() != identity.ErrInvalidCredentials.Error() {
 			t.Errorf("%s: err = %v; want ErrInvalidCredentials", name, err)
 		}
-		if phivault.ErrorCode(err) != phivault.EUNAUTHORIZED {
-			t.Errorf("%s: code = %s; want %s", name, phivault.ErrorCode(err), phivault.EUNAUTHORIZED)
+		if phivault.ErrorCode(err) != phivault.EUNAUTHORIZED || phivault.ErrorMessage(err) != identity.ErrInvalidCredentials.Message {
+			t.Errorf("%s: code %s message %q; want ErrInvalidCredentials's", name, phivault.ErrorCode(err), phivault.ErrorMessage(err))
 		}
 	}
+	// Only the audit trail learns which account a failure named.
+	for name, tt := range map[string]struct {
+		err  error
+		want string
+	}{"unknown user": {unknown, ""}, "wrong password": {wrongPass, "acc-1"}, "wrong code": {wrongCode, "acc-1"}} {
+		if got := accountID(tt.err); got != tt.want {
+			t.Errorf("%s: account id %q; want %q", name, got, tt.want)
+		}
+	}
+}
+
+// accountID returns the account id a failed login's error names, or "".
+func accountID(err error) string {
+	var named interface{ AccountID() string }
+	if errors.As(err, &named) {
+		return named.AccountID()
+	}
+	return ""
 }
 
 func TestLoginBackoffAndLockout(t *testing.T) {
@@ -115,7 +133,7 @@ func TestLoginBackoffAndLockout(t *testing.T) {
 	ctx := context.Background()
 	fail := func() {
 		t.Helper()
-		if _, err := f.auth.Login(ctx, "jdoe", "wrong-password-here", ""); err != identity.ErrInvalidCredentials {
+		if _, err := f.auth.Login(ctx, "jdoe", "wrong-password-here", ""); !errors.Is(err, identity.ErrInvalidCredentials) {
 			t.Fatalf("wrong password: %v", err)
 		}
 	}
@@ -128,7 +146,7 @@ func TestLoginBackoffAndLockout(t *testing.T) {
 	}
 	// Now backing off: even the right credentials are refused, and the
 	// refused attempt is not counted.
-	if _, err := f.auth.Login(ctx, "jdoe", testPassword, mustCode(t, f.clock.t)); err != identity.ErrInvalidCredentials {
+	if _, err := f.auth.Login(ctx, "jdoe", testPassword, mustCode(t, f.clock.t)); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Fatalf("during backoff: %v; want ErrInvalidCredentials", err)
 	}
 	if n := f.account(t).FailedLogins; n != identity.DefaultBackoffAfter {
@@ -145,7 +163,7 @@ func TestLoginBackoffAndLockout(t *testing.T) {
 	}
 	// Locked: right credentials are refused for 15 minutes, same error.
 	f.clock.advance(identity.DefaultLockFor - time.Minute)
-	if _, err := f.auth.Login(ctx, "jdoe", testPassword, mustCode(t, f.clock.t)); err != identity.ErrInvalidCredentials {
+	if _, err := f.auth.Login(ctx, "jdoe", testPassword, mustCode(t, f.clock.t)); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Fatalf("while locked: %v; want ErrInvalidCredentials", err)
 	}
 	// After the lock and its backoff, the right credentials work and reset the count.
@@ -175,7 +193,7 @@ func TestLoginBackoffDoubles(t *testing.T) {
 		f.auth.Login(ctx, "jdoe", "wrong-password-here", "")
 	}
 	f.clock.advance(4*identity.DefaultBackoffBase - time.Nanosecond)
-	if _, err := f.auth.Login(ctx, "jdoe", testPassword, mustCode(t, f.clock.t)); err != identity.ErrInvalidCredentials {
+	if _, err := f.auth.Login(ctx, "jdoe", testPassword, mustCode(t, f.clock.t)); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Fatalf("just before the delay ends: %v; want ErrInvalidCredentials", err)
 	}
 	f.clock.advance(time.Nanosecond)
@@ -194,11 +212,11 @@ func TestLoginInactiveAndMFA(t *testing.T) {
 		if err := f.store.UpdateAccount(ctx, a); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.auth.Login(ctx, "jdoe", testPassword, f.code(t)); err != identity.ErrAccountInactive || phivault.ErrorCode(err) != phivault.EFORBIDDEN {
+		if _, err := f.auth.Login(ctx, "jdoe", testPassword, f.code(t)); !errors.Is(err, identity.ErrAccountInactive) || phivault.ErrorCode(err) != phivault.EFORBIDDEN || accountID(err) != "acc-1" {
 			t.Errorf("%s: Login = %v; want ErrAccountInactive", status, err)
 		}
 		// A wrong password still gets the generic answer.
-		if _, err := f.auth.Login(ctx, "jdoe", "wrong-password-here", f.code(t)); err != identity.ErrInvalidCredentials {
+		if _, err := f.auth.Login(ctx, "jdoe", "wrong-password-here", f.code(t)); !errors.Is(err, identity.ErrInvalidCredentials) {
 			t.Errorf("%s, wrong password: Login = %v; want ErrInvalidCredentials", status, err)
 		}
 	}
@@ -210,7 +228,7 @@ func TestLoginInactiveAndMFA(t *testing.T) {
 	if err := f.store.UpdateAccount(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.auth.Login(ctx, "jdoe", testPassword, ""); err != identity.ErrMFARequired {
+	if _, err := f.auth.Login(ctx, "jdoe", testPassword, ""); !errors.Is(err, identity.ErrMFARequired) || accountID(err) != "acc-1" {
 		t.Errorf("no MFA enrolled: Login = %v; want ErrMFARequired", err)
 	}
 	f.auth.AllowNoMFA = true

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -38,8 +39,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusForbidden, "The sign-in form was not submitted from this browser's sign-in page. Start again from the app.")
 		return
 	}
-	username := r.PostFormValue("username")
-	acc, err := s.opts.Login.Login(r.Context(), username, r.PostFormValue("password"), r.PostFormValue("totp"))
+	acc, err := s.opts.Login.Login(r.Context(), r.PostFormValue("username"), r.PostFormValue("password"), r.PostFormValue("totp"))
 	if err == nil && len(acc.TOTPSecret) == 0 {
 		err = phivault.Errorf(phivault.EFORBIDDEN, "A second factor must be enrolled first.")
 	}
@@ -53,8 +53,11 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		// The audit trail names the account if the username is one, never
 		// the submitted username or password.
 		actor := ""
-		if a, err := s.opts.Accounts.AccountByUsername(r.Context(), username); err == nil {
-			actor = a.ID
+		var named interface{ AccountID() string }
+		if acc != nil {
+			actor = acc.ID // logged in, but without a second factor
+		} else if errors.As(err, &named) {
+			actor = named.AccountID()
 		}
 		if err := s.audit(r, phivault.ActionLogin, actor, p.clientID, code, ""); err != nil {
 			writePage(w, http.StatusServiceUnavailable, "The sign-in service is unavailable. Try again later.")

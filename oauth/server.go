@@ -38,6 +38,11 @@ const (
 
 // PasswordLogin checks a username, password and TOTP code.
 // *identity.Authenticator implements it.
+//
+// When a login fails for a username that names an account, the error's
+// chain should hold an error with an AccountID() string method (found
+// with errors.As) naming the account: the audit entry records that id.
+// Its message must not differ from that of an unknown username.
 type PasswordLogin interface {
 	Login(ctx context.Context, username, password, totpCode string) (*phivault.Account, error)
 }
