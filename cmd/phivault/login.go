@@ -130,17 +130,38 @@ func (c LoginConfig) passkeySite(baseURL string) (rpID string, origins []string,
 	return rpID, origins, true, nil
 }
 
+// loginSite is what the login settings and the base URL resolve to,
+// once per start: the passkey relying party and the OpenID providers with
+// their client secrets.
+type loginSite struct {
+	rpID      string // "" when passkeys are off or no relying party id is known
+	origins   []string
+	providers []federation.Provider
+}
+
+// resolve checks the passkey settings and reads the -oidc-config file.
+func (c LoginConfig) resolve(baseURL string) (loginSite, error) {
+	rpID, origins, _, err := c.passkeySite(baseURL)
+	if err != nil {
+		return loginSite{}, err
+	}
+	providers, err := loadOIDCConfig(c.OIDCConfig)
+	if err != nil {
+		return loginSite{}, err
+	}
+	return loginSite{rpID: rpID, origins: origins, providers: providers}, nil
+}
+
 // newPasskeys builds the handler of /oauth/passkey/, or returns nil when
 // passkeys are off or no relying party id is known (no -base-url).
-func newPasskeys(cfg LoginConfig, baseURL string, accounts phivault.AccountStore, hooks loginHooks) (*passkey.Handler, error) {
-	rpID, origins, ok, err := cfg.passkeySite(baseURL)
-	if err != nil || !ok {
-		return nil, err
+func newPasskeys(site loginSite, accounts phivault.AccountStore, hooks loginHooks) (*passkey.Handler, error) {
+	if site.rpID == "" {
+		return nil, nil
 	}
 	h, err := passkey.NewHandler(passkey.Options{
 		Accounts:     accounts,
-		RPID:         rpID,
-		Origins:      origins,
+		RPID:         site.rpID,
+		Origins:      site.origins,
 		Authenticate: hooks.Authenticate,
 		Complete:     hooks.Complete,
 		ValidPending: hooks.ValidPending,
@@ -242,10 +263,9 @@ func (p oidcProvider) secret(dir string) (string, error) {
 
 // newFederation builds the handler of /oauth/federated/, or returns nil
 // when no provider is configured.
-func newFederation(cfg LoginConfig, baseURL string, accounts phivault.AccountStore, hooks loginHooks) (*federation.Handler, error) {
-	providers, err := loadOIDCConfig(cfg.OIDCConfig)
-	if err != nil || len(providers) == 0 {
-		return nil, err
+func newFederation(login loginSite, baseURL string, accounts phivault.AccountStore, hooks loginHooks) (*federation.Handler, error) {
+	if len(login.providers) == 0 {
+		return nil, nil
 	}
 	site, err := siteOrigin(baseURL)
 	if err != nil {
@@ -255,7 +275,7 @@ func newFederation(cfg LoginConfig, baseURL string, accounts phivault.AccountSto
 		return nil, errorWithHint("OpenID providers need the public base URL for their redirect URI", "phivault serve -base-url https://vault.example.org/fhir")
 	}
 	h, err := federation.NewHandler(federation.Options{
-		Providers:    providers,
+		Providers:    login.providers,
 		Accounts:     accounts,
 		BaseURL:      site.String(),
 		Complete:     hooks.Complete,
@@ -270,31 +290,36 @@ func newFederation(cfg LoginConfig, baseURL string, accounts phivault.AccountSto
 	return h, nil
 }
 
-// loginLinks returns what the OAuth login page offers beside password and
+// links returns what the OAuth login page offers beside password and
 // TOTP: whether passkeys are on, and the OpenID providers.
-func loginLinks(cfg LoginConfig, baseURL string) (passkeys bool, providers []oauth.Provider, err error) {
-	if _, _, passkeys, err = cfg.passkeySite(baseURL); err != nil {
-		return false, nil, err
-	}
-	ps, err := loadOIDCConfig(cfg.OIDCConfig)
-	if err != nil {
-		return false, nil, err
-	}
-	for _, p := range ps {
+func (s loginSite) links() (passkeys bool, providers []oauth.Provider) {
+	for _, p := range s.providers {
 		name := p.DisplayName
 		if name == "" {
 			name = p.Name
 		}
 		providers = append(providers, oauth.Provider{ID: p.Name, Name: name})
 	}
+	return s.rpID != "", providers
+}
+
+// loginLinks resolves cfg and returns its links, for openOAuth.
+// TODO: pass openOAuth the loginSite openApp resolves, so that the settings
+// are read once per start, and drop loginLinks.
+func loginLinks(cfg LoginConfig, baseURL string) (passkeys bool, providers []oauth.Provider, err error) {
+	login, err := cfg.resolve(baseURL)
+	if err != nil {
+		return false, nil, err
+	}
+	passkeys, providers = login.links()
 	return passkeys, providers, nil
 }
 
-// openLogins builds the passkey and federated sign-in handlers on the OAuth
-// server srv and mounts them in a.routes. Their successes complete srv's
-// pending authorizations; their failures and passkey registrations go to
-// the audit trail.
-func (a *app) openLogins(srv *oauth.Server) error {
+// openLogins builds the passkey and federated sign-in handlers of login on
+// the OAuth server srv and mounts them in a.routes. Their successes
+// complete srv's pending authorizations; their failures and passkey
+// registrations go to the audit trail.
+func (a *app) openLogins(srv *oauth.Server, login loginSite) error {
 	hooks := loginHooks{
 		Complete:     srv.Complete,
 		ValidPending: srv.Pending,
@@ -302,11 +327,11 @@ func (a *app) openLogins(srv *oauth.Server) error {
 		Audit:        a.audit.log,
 		Logger:       a.logger,
 	}
-	pk, err := newPasskeys(a.cfg.Login, a.cfg.BaseURL, a.accounts, hooks)
+	pk, err := newPasskeys(login, a.accounts, hooks)
 	if err != nil {
 		return err
 	}
-	fed, err := newFederation(a.cfg.Login, a.cfg.BaseURL, a.accounts, hooks)
+	fed, err := newFederation(login, a.cfg.BaseURL, a.accounts, hooks)
 	if err != nil {
 		return err
 	}

@@ -203,6 +203,12 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	adminOpts.Accounts, adminOpts.Clients, adminOpts.Audit = a.accounts, db, a.audit.log // users, clients, training
+	// Passkeys and OpenID providers, read once; see login.go.
+	login, err := cfg.Login.resolve(cfg.BaseURL)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	// OAuth sign-in and SMART tokens (oauth.go); its sessions also
 	// authenticate the FHIR API next to the bootstrap token.
 	signIn, err := a.openOAuth()
@@ -221,7 +227,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	// Break-the-glass and explain take OAuth sessions and the bootstrap token.
 	a.access.wire(a.audit.log, a.accounts, auditActor{bearer})
 	// Passkeys and OpenID providers complete signIn's logins; see login.go.
-	if err := a.openLogins(signIn); err != nil {
+	if err := a.openLogins(signIn, login); err != nil {
 		a.Close()
 		return nil, err
 	}
