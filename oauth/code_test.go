@@ -3,12 +3,14 @@ package oauth_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/oauth"
+	"github.com/phivault/phivault/passkey"
 	"golang.org/x/oauth2"
 )
 
@@ -352,4 +354,48 @@ func TestToken_errors(t *testing.T) {
 func isOAuthError(err error, code string) bool {
 	re, ok := err.(*oauth2.RetrieveError)
 	return ok && re.ErrorCode == code
+}
+
+// TestLoginRefused_requestID runs a real passkey handler wired to the
+// server as cmd/phivault wires it, behind a layer that puts a request id in
+// the context, and checks a refused passkey login's audit entry.
+func TestLoginRefused_requestID(t *testing.T) {
+	e := newEnv(t)
+	pk, err := passkey.NewHandler(passkey.Options{
+		Accounts:     e.db,
+		RPID:         "vault.example.org",
+		Origins:      []string{"https://vault.example.org"},
+		Authenticate: e.srv.Sessions().Authenticate,
+		Complete:     e.srv.Complete,
+		ValidPending: e.srv.Pending,
+		Failed:       e.srv.LoginRefused("passkey"),
+		Now:          e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := phivault.WithRequestInfo(r.Context(), phivault.RequestInfo{ID: "req-pk-1"})
+		pk.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	t.Cleanup(ts.Close)
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/oauth/passkey/login/finish", strings.NewReader(url.Values{"ceremony": {"no-such-ceremony"}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Request-Id", "from-the-client") // the context's id wins
+	res, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("finish with an unknown ceremony = %d, want 400", res.StatusCode)
+	}
+	got := e.audit.last(t, phivault.ActionLogin)
+	if got.RequestID != "req-pk-1" || got.Outcome != phivault.EUNAUTHORIZED || got.Decision != "deny: passkey: login: unknown or expired ceremony" {
+		t.Errorf("audit entry request id %q outcome %q decision %q, want req-pk-1, %s and the passkey reason", got.RequestID, got.Outcome, got.Decision, phivault.EUNAUTHORIZED)
+	}
 }

@@ -200,11 +200,12 @@ func (s *Server) issuer(r *http.Request) string {
 
 func (s *Server) tokenURL(r *http.Request) string { return s.issuer(r) + "/oauth/token" }
 
-// audit appends one entry for an OAuth event.
+// audit appends one entry for an OAuth event. Every sign-in entry, by
+// any method, ok or refused, is built here.
 func (s *Server) audit(r *http.Request, action, actor, client, outcome, decision string) error {
 	e := &phivault.AuditEntry{
 		Time:      s.opts.Now().UTC(),
-		RequestID: r.Header.Get("X-Request-Id"),
+		RequestID: requestID(r),
 		Actor:     actor,
 		Client:    client,
 		Source:    sourceAddr(r),
@@ -212,14 +213,35 @@ func (s *Server) audit(r *http.Request, action, actor, client, outcome, decision
 		Outcome:   outcome,
 		Decision:  decision,
 	}
-	if len(e.RequestID) > 64 {
-		e.RequestID = ""
-	}
 	if err := s.opts.Audit.Append(r.Context(), e); err != nil {
 		s.opts.Logger.Error("oauth: audit append", "action", action, "error", err.Error())
 		return err
 	}
 	return nil
+}
+
+// LoginRefused returns a hook for the Failed option of the passkey and
+// federation handlers: it records a refused sign-in by method (such as
+// "passkey") in the audit trail the way the server records its own, with
+// the account id ("" if unknown), the request id and the reason. A failed
+// append is logged, since the attempt is refused already.
+func (s *Server) LoginRefused(method string) func(r *http.Request, accountID, reason string) {
+	return func(r *http.Request, accountID, reason string) {
+		_ = s.audit(r, phivault.ActionLogin, accountID, "", phivault.EUNAUTHORIZED, "deny: "+method+": "+reason)
+	}
+}
+
+// requestID returns the request's id for the audit trail: the one in its
+// context's RequestInfo, else its X-Request-Id header if that is at most
+// 64 bytes.
+func requestID(r *http.Request) string {
+	if info, ok := phivault.RequestInfoFromContext(r.Context()); ok && info.ID != "" {
+		return info.ID
+	}
+	if id := r.Header.Get("X-Request-Id"); len(id) <= 64 {
+		return id
+	}
+	return ""
 }
 
 // sourceAddr returns the request's remote host, without port.
