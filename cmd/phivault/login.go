@@ -56,7 +56,10 @@ type loginHooks struct {
 	// Authenticate checks the bearer token of a passkey registration
 	// (oauth.Server.Sessions().Authenticate).
 	Authenticate func(ctx context.Context, token string) (context.Context, error)
-	// Audit receives refused sign-ins and passkey registrations; nil for none.
+	// Refused audits a refused sign-in by method
+	// (oauth.Server.LoginRefused, which adds the request id).
+	Refused func(method string) func(r *http.Request, accountID, reason string)
+	// Audit receives passkey registrations; nil for none.
 	Audit  phivault.AuditLog
 	Now    func() time.Time // default time.Now
 	Logger *slog.Logger
@@ -79,13 +82,6 @@ func (h loginHooks) audit(r *http.Request, action, actor, outcome, decision stri
 	e := &phivault.AuditEntry{Time: now().UTC(), Actor: actor, Source: source, Action: action, Outcome: outcome, Decision: decision}
 	if err := h.Audit.Append(r.Context(), e); err != nil && h.Logger != nil {
 		h.Logger.Error("sign-in audit append", "action", action, "error", err.Error())
-	}
-}
-
-// failed returns a Failed hook that audits a refused sign-in by method.
-func (h loginHooks) failed(method string) func(r *http.Request, accountID, reason string) {
-	return func(r *http.Request, accountID, reason string) {
-		h.audit(r, phivault.ActionLogin, accountID, phivault.EUNAUTHORIZED, "deny: "+method+": "+reason)
 	}
 }
 
@@ -165,7 +161,7 @@ func newPasskeys(site loginSite, accounts phivault.AccountStore, hooks loginHook
 		Authenticate: hooks.Authenticate,
 		Complete:     hooks.Complete,
 		ValidPending: hooks.ValidPending,
-		Failed:       hooks.failed("passkey"),
+		Failed:       hooks.Refused("passkey"),
 		Registered: func(r *http.Request, accountID string) {
 			hooks.audit(r, phivault.ActionAccountChange, accountID, "ok", "passkey registered")
 		},
@@ -280,7 +276,7 @@ func newFederation(login loginSite, baseURL string, accounts phivault.AccountSto
 		BaseURL:      site.String(),
 		Complete:     hooks.Complete,
 		ValidPending: hooks.ValidPending,
-		Failed:       hooks.failed("federated"),
+		Failed:       hooks.Refused("federated"),
 		Now:          hooks.Now,
 		Logger:       hooks.Logger,
 	})
@@ -303,18 +299,6 @@ func (s loginSite) links() (passkeys bool, providers []oauth.Provider) {
 	return s.rpID != "", providers
 }
 
-// loginLinks resolves cfg and returns its links, for openOAuth.
-// TODO: pass openOAuth the loginSite openApp resolves, so that the settings
-// are read once per start, and drop loginLinks.
-func loginLinks(cfg LoginConfig, baseURL string) (passkeys bool, providers []oauth.Provider, err error) {
-	login, err := cfg.resolve(baseURL)
-	if err != nil {
-		return false, nil, err
-	}
-	passkeys, providers = login.links()
-	return passkeys, providers, nil
-}
-
 // openLogins builds the passkey and federated sign-in handlers of login on
 // the OAuth server srv and mounts them in a.routes. Their successes
 // complete srv's pending authorizations; their failures and passkey
@@ -324,6 +308,7 @@ func (a *app) openLogins(srv *oauth.Server, login loginSite) error {
 		Complete:     srv.Complete,
 		ValidPending: srv.Pending,
 		Authenticate: srv.Sessions().Authenticate,
+		Refused:      srv.LoginRefused,
 		Audit:        a.audit.log,
 		Logger:       a.logger,
 	}

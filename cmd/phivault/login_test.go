@@ -124,9 +124,12 @@ func TestLogin_wiring(t *testing.T) {
 			t.Errorf("GET %s = %d; want 400 from the mounted handler", path, resp.StatusCode)
 		}
 	}
-	passkeys, providers, err := loginLinks(cfg.Login, cfg.BaseURL)
-	if err != nil || !passkeys || len(providers) != 1 || providers[0].ID != "corp" || providers[0].Name != "Hospital SSO" {
-		t.Errorf("loginLinks = %v, %+v, %v; want passkeys and corp", passkeys, providers, err)
+	login, err := cfg.Login.resolve(cfg.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if passkeys, providers := login.links(); !passkeys || len(providers) != 1 || providers[0].ID != "corp" || providers[0].Name != "Hospital SSO" {
+		t.Errorf("links = %v, %+v; want passkeys and corp", passkeys, providers)
 	}
 
 	// Without a base URL a provider has no redirect URI: refused at start.

@@ -26,12 +26,10 @@ var oauthRoutes = []string{
 // openOAuth builds the OAuth 2.0 / SMART on FHIR authorization server on
 // the vault's accounts, clients and audit log, mounts it in a.routes and
 // returns it. Its sessions live in memory: a restart signs everyone out.
-// It needs the audit log, so it runs after openAudit.
-func (a *app) openOAuth() (*oauth.Server, error) {
-	passkeys, federated, err := loginLinks(a.cfg.Login, a.cfg.BaseURL) // see login.go
-	if err != nil {
-		return nil, err
-	}
+// It needs the audit log, so it runs after openAudit. Its login page
+// links to the passkeys and OpenID providers of login.
+func (a *app) openOAuth(login loginSite) (*oauth.Server, error) {
+	passkeys, federated := login.links() // see login.go
 	srv, err := oauth.New(oauth.Options{
 		BaseURL:   a.cfg.BaseURL,
 		Accounts:  a.accounts,

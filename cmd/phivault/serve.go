@@ -211,7 +211,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	}
 	// OAuth sign-in and SMART tokens (oauth.go); its sessions also
 	// authenticate the FHIR API next to the bootstrap token.
-	signIn, err := a.openOAuth()
+	signIn, err := a.openOAuth(login)
 	if err != nil {
 		a.Close()
 		return nil, err
