@@ -1,6 +1,9 @@
 package phivault
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // KeyID names a key-encryption key version held by a Keyring.
 type KeyID string
@@ -39,4 +42,27 @@ type Sealer interface {
 	Open(ctx context.Context, tx StoreTx, s *SealedResource) (*Resource, error)
 	// Tokens returns the blind-index tokens of values, in the same order.
 	Tokens(ctx context.Context, tx StoreTx, values []IndexValue) ([]Token, error)
+}
+
+// KeyVersionsOf returns the versions of key base among ks (see
+// [KeyVersionID]), oldest first, as [StoreTx.KeyVersions] returns them. It
+// leaves out every other id, including malformed versions of base, and
+// returns an empty slice, not nil, if none is left.
+func KeyVersionsOf(base string, ks []*WrappedKey) []*WrappedKey {
+	type kv struct {
+		k *WrappedKey
+		n int
+	}
+	var vs []kv
+	for _, k := range ks {
+		if b, n, ok := ParseKeyVersionID(k.ID); ok && b == base {
+			vs = append(vs, kv{k, n})
+		}
+	}
+	slices.SortFunc(vs, func(a, b kv) int { return a.n - b.n })
+	out := make([]*WrappedKey, len(vs))
+	for i, v := range vs {
+		out[i] = v.k
+	}
+	return out
 }

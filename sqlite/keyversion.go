@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"slices"
 
 	"github.com/phivault/phivault"
 )
@@ -38,27 +37,7 @@ func (t *Tx) KeyVersions(ctx context.Context, id string) ([]*phivault.WrappedKey
 	if err := rows.Err(); err != nil {
 		return nil, t.fail("key versions", err)
 	}
-	return keyVersionsOf(id, out), nil
-}
-
-// keyVersionsOf keeps the versions of base among ks, sorted oldest first.
-func keyVersionsOf(base string, ks []*phivault.WrappedKey) []*phivault.WrappedKey {
-	type kv struct {
-		k *phivault.WrappedKey
-		n int
-	}
-	var vs []kv
-	for _, k := range ks {
-		if b, n, ok := phivault.ParseKeyVersionID(k.ID); ok && b == base {
-			vs = append(vs, kv{k, n})
-		}
-	}
-	slices.SortFunc(vs, func(a, b kv) int { return a.n - b.n })
-	out := make([]*phivault.WrappedKey, len(vs))
-	for i, v := range vs {
-		out[i] = v.k
-	}
-	return out
+	return phivault.KeyVersionsOf(id, out), nil
 }
 
 // DeleteKey deletes key id if no version is sealed under it.
