@@ -69,9 +69,57 @@ type AccountStore interface {
 	// a.Version-1; otherwise it returns an *Error with code ECONFLICT (or
 	// ErrNotFound if there is no such account) and writes nothing.
 	UpdateAccount(ctx context.Context, a *Account) error
-	// Accounts returns every account, ordered by id.
+	// Accounts returns every account, ordered by id, with its credentials.
+	// A listing that only shows accounts should use ListAccounts instead.
 	Accounts(ctx context.Context) ([]*Account, error)
 	// AccountByFederatedSubject returns the account linked to an external
 	// login ("issuer sub"), or ErrNotFound.
 	AccountByFederatedSubject(ctx context.Context, subject string) (*Account, error)
+}
+
+// AccountSummary is an account as a listing returns it: every field but
+// its credentials, which it only says are set.
+type AccountSummary struct {
+	// Account has TOTPSecret and WebAuthn nil, whatever the store holds.
+	// Never pass it to UpdateAccount: that would remove its credentials.
+	Account  *Account
+	TOTP     bool // a TOTP secret is enrolled
+	WebAuthn bool // WebAuthn credentials are registered
+}
+
+// AccountLister is implemented by an AccountStore that can list accounts
+// more cheaply than Accounts when their credentials are not needed, such
+// as one that seals them (envelope.AccountStore).
+type AccountLister interface {
+	// AccountSummaries returns every account, ordered by id, WITHOUT its
+	// TOTP secret or WebAuthn credentials, sealed or open: it MUST NOT
+	// open (decrypt) them.
+	AccountSummaries(ctx context.Context) ([]AccountSummary, error)
+}
+
+// ListAccounts returns every account in s, ordered by id, without its TOTP
+// secret or WebAuthn credentials, for listings that show accounts but do
+// not log anyone in. It uses s.AccountSummaries if s is an AccountLister;
+// otherwise it reads s.Accounts and drops the credentials.
+func ListAccounts(ctx context.Context, s AccountStore) ([]AccountSummary, error) {
+	if l, ok := s.(AccountLister); ok {
+		return l.AccountSummaries(ctx)
+	}
+	list, err := s.Accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AccountSummary, len(list))
+	for i, a := range list {
+		out[i] = SummarizeAccount(a)
+	}
+	return out, nil
+}
+
+// SummarizeAccount returns the summary of a, whose TOTPSecret and WebAuthn
+// it sets to nil (a's credentials may be sealed or open).
+func SummarizeAccount(a *Account) AccountSummary {
+	s := AccountSummary{Account: a, TOTP: len(a.TOTPSecret) > 0, WebAuthn: len(a.WebAuthn) > 0}
+	a.TOTPSecret, a.WebAuthn = nil, nil
+	return s
 }

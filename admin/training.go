@@ -92,13 +92,13 @@ type trainingRow struct {
 
 // parseTraining reads and checks every row of the import.
 func (u *userRoutes) parseTraining(w http.ResponseWriter, r *http.Request) ([]trainingRow, error) {
-	accs, err := u.h.opts.Accounts.Accounts(r.Context())
+	accs, err := phivault.ListAccounts(r.Context(), u.h.opts.Accounts)
 	if err != nil {
 		return nil, err
 	}
 	byName := make(map[string]*phivault.Account, len(accs))
-	for _, a := range accs {
-		byName[a.Username] = a
+	for _, s := range accs {
+		byName[s.Account.Username] = s.Account
 	}
 	cr := csv.NewReader(http.MaxBytesReader(w, r.Body, maxTrainingBody))
 	cr.FieldsPerRecord = -1

@@ -448,27 +448,30 @@ func CheckText(a *phivault.Account) error {
 }
 
 // list answers every account, or with ?username= the one account of that
-// name (looked up by name, not by reading and opening every account).
+// name (looked up by name, not by reading every account). It never opens
+// the listed accounts' credentials (phivault.ListAccounts).
 func (u *userRoutes) list(w http.ResponseWriter, r *http.Request) {
-	var accs []*phivault.Account
+	var accs []phivault.AccountSummary
 	var err error
 	if name := r.URL.Query().Get("username"); name != "" {
 		var a *phivault.Account
 		if a, err = u.h.opts.Accounts.AccountByUsername(r.Context(), name); err == nil {
-			accs = append(accs, a)
+			accs = append(accs, phivault.SummarizeAccount(a))
 		} else if errors.Is(err, phivault.ErrNotFound) {
 			err = nil
 		}
 	} else {
-		accs, err = u.h.opts.Accounts.Accounts(r.Context())
+		accs, err = phivault.ListAccounts(r.Context(), u.h.opts.Accounts)
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	out := []User{}
-	for _, a := range accs {
-		out = append(out, NewUser(a))
+	for _, s := range accs {
+		v := NewUser(s.Account)
+		v.TOTP, v.WebAuthn = s.TOTP, s.WebAuthn
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out})
 }

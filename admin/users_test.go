@@ -443,6 +443,14 @@ func TestUsers_TOTP(t *testing.T) {
 	if !got.TOTP {
 		t.Error("user view says no TOTP")
 	}
+	// Listings say so too, though they carry no credentials.
+	for _, path := range []string{"/admin/users", "/admin/users?username=" + u.Username} {
+		var list struct{ Users []admin.User }
+		h.must(200, "GET", path, nil, &list)
+		if len(list.Users) != 1 || !list.Users[0].TOTP || list.Users[0].WebAuthn {
+			t.Errorf("GET %s = %+v; want one user with TOTP and no WebAuthn", path, list.Users)
+		}
+	}
 	// The secret was returned once, by the enrollment call only.
 	h.noSecrets(secret, acc.PasswordHash)
 

@@ -44,7 +44,10 @@ type AccountStore struct {
 	sealer   *Sealer
 }
 
-var _ phivault.AccountStore = (*AccountStore)(nil)
+var (
+	_ phivault.AccountStore  = (*AccountStore)(nil)
+	_ phivault.AccountLister = (*AccountStore)(nil)
+)
 
 // NewAccountStore returns an AccountStore that keeps accounts in accounts
 // and its DEK in store (usually the same database), sealed by sealer: the
@@ -121,6 +124,14 @@ func (s *AccountStore) Accounts(ctx context.Context) ([]*phivault.Account, error
 		}
 	}
 	return list, nil
+}
+
+// AccountSummaries returns every account, ordered by id, WITHOUT its TOTP
+// secret or WebAuthn credentials, sealed or open: it says only whether
+// they are set, and opens nothing, so a listing neither unwraps a key nor
+// holds every account's secrets. See phivault.AccountLister.
+func (s *AccountStore) AccountSummaries(ctx context.Context) ([]phivault.AccountSummary, error) {
+	return phivault.ListAccounts(ctx, s.accounts)
 }
 
 // opened returns a with its credentials opened, or err.

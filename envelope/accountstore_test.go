@@ -406,6 +406,47 @@ func TestAccountStore_WrongKeyring(t *testing.T) {
 	}
 }
 
+// TestAccountStore_SummariesOpenNothing lists accounts through a store
+// whose keyring cannot open their credentials: the listing must succeed,
+// say which credentials are set and return none of them, while
+// AccountByID on the right keyring still opens them.
+func TestAccountStore_SummariesOpenNothing(t *testing.T) {
+	f := newAccountFixture(t)
+	a := secretAccount(1)
+	plain := &phivault.Account{ID: "acc-plain", Username: "plain"}
+	for _, acc := range []*phivault.Account{a, plain} {
+		if err := f.accounts.CreateAccount(ctx, acc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := envelope.NewAccountStore(f.db, f.db, envelope.New(newAccountFixture(t).keys, envelope.Options{}))
+	// The control: opening fails with this keyring.
+	if _, err := s.Accounts(ctx); err == nil {
+		t.Fatal("Accounts() with another keyring = nil error; the listing below would prove nothing")
+	}
+	list, err := phivault.ListAccounts(ctx, s)
+	if err != nil {
+		t.Fatalf("ListAccounts() = %v; want no credential opened", err)
+	}
+	want := map[string]bool{a.ID: true, plain.ID: false}
+	if len(list) != len(want) {
+		t.Fatalf("ListAccounts() = %d accounts, want %d", len(list), len(want))
+	}
+	for _, got := range list {
+		set, ok := want[got.Account.ID]
+		if !ok || got.TOTP != set || got.WebAuthn != set {
+			t.Errorf("ListAccounts() %s: TOTP %v, WebAuthn %v; want %v", got.Account.ID, got.TOTP, got.WebAuthn, set)
+		}
+		if got.Account.TOTPSecret != nil || got.Account.WebAuthn != nil {
+			t.Errorf("ListAccounts() %s returned credentials", got.Account.ID)
+		}
+	}
+	got, err := f.accounts.AccountByID(ctx, a.ID)
+	if err != nil || !bytes.Equal(got.TOTPSecret, a.TOTPSecret) || !bytes.Equal(got.WebAuthn, a.WebAuthn) {
+		t.Errorf("AccountByID() = %v; credentials differ", err)
+	}
+}
+
 // BenchmarkAccountStore compares reads and login-style updates (counters
 // change, credentials do not) through the AccountStore with the bare
 // SQLite store.

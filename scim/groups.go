@@ -24,7 +24,7 @@ type Group struct {
 // groups returns every role as a Group with its members, the visible
 // accounts that hold it.
 func (h *Handler) groups(r *http.Request) ([]Group, error) {
-	accs, err := h.opts.Accounts.Accounts(r.Context())
+	accs, err := phivault.ListAccounts(r.Context(), h.opts.Accounts)
 	if err != nil {
 		return nil, err
 	}
@@ -32,8 +32,8 @@ func (h *Handler) groups(r *http.Request) ([]Group, error) {
 	for _, role := range admin.DefaultRoles {
 		g := Group{Schemas: []string{SchemaGroup}, ID: role, DisplayName: role, Members: []MultiVal{},
 			Meta: &Meta{ResourceType: "Group", Location: h.location("Groups", role)}}
-		for _, a := range accs {
-			if visible(a) && slices.Contains(a.Roles, role) {
+		for _, s := range accs {
+			if a := s.Account; visible(a) && slices.Contains(a.Roles, role) {
 				g.Members = append(g.Members, MultiVal{Value: a.ID, Display: a.Username, Ref: h.location("Users", a.ID), Type: "User"})
 			}
 		}

@@ -95,14 +95,14 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	accs, err := h.opts.Accounts.Accounts(r.Context())
+	accs, err := phivault.ListAccounts(r.Context(), h.opts.Accounts)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	var users []User
-	for _, a := range accs {
-		if visible(a) && match(a) {
+	for _, s := range accs {
+		if a := s.Account; visible(a) && match(a) {
 			users = append(users, h.userOf(a))
 		}
 	}
