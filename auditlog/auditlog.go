@@ -137,9 +137,9 @@ type Log struct {
 	stop   chan struct{} // closed by Close to stop the checkpointer
 	ckDone chan struct{}
 
-	// Owned by the committer goroutine.
+	// Owned by the committer goroutine, or in journal mode by the leader.
 	subtrees []tlog.Hash // of the tree of seq entries (see appendHashes)
-	seq      int64       // entries committed to the store (the frontier's tree)
+	seq      int64       // entries committed to the store, or journaled
 	stale    bool        // a failed append may have committed; reload first
 
 	// Journal mode (see journal.go and append_journal.go); nil jr means

@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"fmt"
+	"math/bits"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -60,7 +61,9 @@ func (m hashMap) prune(n int64) {
 // Record n pushes its leaf, then merges the top two hashes once per
 // trailing one bit of n, each merge being the next stored hash.
 func appendHashes(stack []tlog.Hash, start int64, leaves []tlog.Hash) (stored, grown []tlog.Hash) {
-	grown = make([]tlog.Hash, len(stack), len(stack)+64-len(stack)%64)
+	// The stack never holds more than popcount(start+i)+1 hashes, and
+	// popcount(start+i) <= len(stack)+popcount(i).
+	grown = make([]tlog.Hash, len(stack), len(stack)+bits.Len64(uint64(len(leaves)))+1)
 	copy(grown, stack)
 	stored = make([]tlog.Hash, 0, tlog.StoredHashCount(start+int64(len(leaves)))-tlog.StoredHashCount(start))
 	for i, leaf := range leaves {
