@@ -1,11 +1,19 @@
 package access
 
-import "github.com/phivault/phivault"
+import (
+	"context"
 
-// pages reads a paged list MaxCount at a time: fetch returns the page at
-// offset and the total, and fn gets each page, until a short page or the
-// total. Past MaxScan it stops with tooMany(what).
-func (s *RecordService) pages(what string, fetch func(offset int) ([]*phivault.Resource, int, error), fn func([]*phivault.Resource) error) error {
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/policy"
+)
+
+// fetchFunc returns the page of a paged list at offset, and the total.
+type fetchFunc func(offset int) ([]*phivault.Resource, int, error)
+
+// pages reads a paged list MaxCount at a time: fn gets each page fetch
+// returns, until a short page or the total. Past MaxScan it stops with
+// tooMany(what).
+func (s *RecordService) pages(what string, fetch fetchFunc, fn func([]*phivault.Resource) error) error {
 	for offset := 0; ; {
 		rs, total, err := fetch(offset)
 		if err != nil {
@@ -37,4 +45,17 @@ func collect(all *[]*phivault.Resource) func([]*phivault.Resource) error {
 		*all = append(*all, rs...)
 		return nil
 	}
+}
+
+// gather reads every page of fetch and returns all of them and, in order,
+// those the caller may see for action, adding the decisions to tl.
+func (s *RecordService) gather(ctx context.Context, c *caller, action policy.Action, what string, fetch fetchFunc, tl *tally) (all, visible []*phivault.Resource, err error) {
+	if err := s.pages(what, fetch, collect(&all)); err != nil {
+		return nil, nil, err
+	}
+	visible, err = s.filter(ctx, c, action, all, tl)
+	if err != nil {
+		return nil, nil, err
+	}
+	return all, visible, nil
 }

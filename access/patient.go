@@ -268,16 +268,7 @@ func (p *patient) addDeny(prov map[string]any, now time.Time) {
 
 // scan calls fn with every current match of q, up to MaxScan.
 func (s *RecordService) scan(ctx context.Context, q *phivault.Query, fn func(*phivault.Resource) error) error {
-	qq := *q
-	qq.Count, qq.Include, qq.Summary = MaxCount, nil, ""
-	return s.pages(q.Type, func(offset int) ([]*phivault.Resource, int, error) {
-		qq.Offset = offset
-		res, err := s.next.Search(ctx, &qq)
-		if err != nil {
-			return nil, 0, err
-		}
-		return res.Matches, res.Total, nil
-	}, func(rs []*phivault.Resource) error {
+	return s.pages(q.Type, s.searchPages(ctx, q), func(rs []*phivault.Resource) error {
 		for _, r := range rs {
 			if err := fn(r); err != nil {
 				return err
@@ -285,6 +276,21 @@ func (s *RecordService) scan(ctx context.Context, q *phivault.Query, fn func(*ph
 		}
 		return nil
 	})
+}
+
+// searchPages fetches the current matches of q, without includes or
+// summary, for pages.
+func (s *RecordService) searchPages(ctx context.Context, q *phivault.Query) fetchFunc {
+	qq := *q
+	qq.Count, qq.Include, qq.Summary = MaxCount, nil, ""
+	return func(offset int) ([]*phivault.Resource, int, error) {
+		qq.Offset = offset
+		res, err := s.next.Search(ctx, &qq)
+		if err != nil {
+			return nil, 0, err
+		}
+		return res.Matches, res.Total, nil
+	}
 }
 
 func tooMany(typ string, n int) error {

@@ -152,12 +152,8 @@ func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivaul
 	if err := checkScope(c, smart.Search, q.Type); err != nil {
 		return nil, err
 	}
-	var all []*phivault.Resource
-	if err := s.scan(ctx, q, func(r *phivault.Resource) error { all = append(all, r); return nil }); err != nil {
-		return nil, err
-	}
 	var tl tally
-	visible, err := s.filter(ctx, c, policy.Search, all, &tl)
+	_, visible, err := s.gather(ctx, c, policy.Search, q.Type, s.searchPages(ctx, q), &tl)
 	if err != nil {
 		return nil, err
 	}
@@ -199,19 +195,14 @@ func (s *RecordService) Everything(ctx context.Context, patientID string, count,
 	if _, err := s.readable(ctx, c, policy.Read, pat); err != nil {
 		return nil, err
 	}
-	var all []*phivault.Resource
-	err = s.pages("compartment", func(offset int) ([]*phivault.Resource, int, error) {
+	var tl tally
+	_, visible, err := s.gather(ctx, c, policy.Read, "compartment", func(offset int) ([]*phivault.Resource, int, error) {
 		res, err := s.next.Everything(ctx, patientID, MaxCount, offset)
 		if err != nil {
 			return nil, 0, err
 		}
 		return res.Matches, res.Total, nil
-	}, collect(&all))
-	if err != nil {
-		return nil, err
-	}
-	var tl tally
-	visible, err := s.filter(ctx, c, policy.Read, all, &tl)
+	}, &tl)
 	if err != nil {
 		return nil, err
 	}
@@ -229,22 +220,17 @@ func (s *RecordService) History(ctx context.Context, q phivault.HistoryQuery) (*
 	if err := checkScope(c, smart.Read, q.Type); err != nil {
 		return nil, err
 	}
-	var all []*phivault.Resource
 	qq := q
 	qq.Count = MaxCount
-	err = s.pages(q.Type, func(offset int) ([]*phivault.Resource, int, error) {
+	var tl tally
+	all, visible, err := s.gather(ctx, c, policy.History, q.Type, func(offset int) ([]*phivault.Resource, int, error) {
 		qq.Offset = offset
 		h, err := s.next.History(ctx, qq)
 		if err != nil {
 			return nil, 0, err
 		}
 		return h.Versions, h.Total, nil
-	}, collect(&all))
-	if err != nil {
-		return nil, err
-	}
-	var tl tally
-	visible, err := s.filter(ctx, c, policy.History, all, &tl)
+	}, &tl)
 	if err != nil {
 		return nil, err
 	}
