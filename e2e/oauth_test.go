@@ -31,14 +31,7 @@ func TestOAuth(t *testing.T) {
 	v.start()
 	dir := t.TempDir()
 	const password = "Quartz-Meadow-Sparrow-6142"
-	pwFile := filepath.Join(dir, "pw.txt")
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cli := func(args ...string) string {
-		t.Helper()
-		return v.cli(false, []string{"PHIVAULT_USER_PASSWORD_FILE=" + pwFile}, args...)
-	}
+	cli := v.passwordCLI(password)
 
 	r := v.do(http.MethodPost, "/Patient", []byte(`{"resourceType":"Patient","active":true}`))
 	if r.status != http.StatusCreated {
@@ -56,15 +49,15 @@ func TestOAuth(t *testing.T) {
 	json.Unmarshal(r.body, &prac)
 
 	// A physician with TOTP, a public app and a backend system.
-	out := cli("users", "add", "-username", "dr.oauth", "-role", "physician", "-totp", "-training", time.Now().AddDate(1, 0, 0).Format(time.DateOnly))
+	out := cli(false, "users", "add", "-username", "dr.oauth", "-role", "physician", "-totp", "-training", time.Now().AddDate(1, 0, 0).Format(time.DateOnly))
 	key, err := otp.NewKeyFromURL(regexp.MustCompile(`otpauth://\S+`).FindString(out))
 	if err != nil {
 		t.Fatalf("users add printed %q: %v", out, err)
 	}
 	code, _ := totp.GenerateCode(key.Secret(), time.Now())
-	cli("users", "enroll-totp", "-user", "dr.oauth", "-code", code)
+	cli(false, "users", "enroll-totp", "-user", "dr.oauth", "-code", code)
 	const redirect = "https://app.example.org/cb"
-	out = cli("clients", "add-public", "-name", "e2e app", "-redirect-uri", redirect, "-scope", "user/*.rs offline_access")
+	out = cli(false, "clients", "add-public", "-name", "e2e app", "-redirect-uri", redirect, "-scope", "user/*.rs offline_access")
 	publicID := regexp.MustCompile(`client_id: (\S+)`).FindStringSubmatch(out)
 	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
@@ -73,7 +66,7 @@ func TestOAuth(t *testing.T) {
 	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &priv.PublicKey, KeyID: "k1", Algorithm: "ES384", Use: "sig"}}})
 	jwksFile := filepath.Join(dir, "jwks.json")
 	os.WriteFile(jwksFile, set, 0o600)
-	out = cli("clients", "add-backend", "-name", "e2e lab", "-jwks", jwksFile, "-scope", "system/Patient.rs")
+	out = cli(false, "clients", "add-backend", "-name", "e2e lab", "-jwks", jwksFile, "-scope", "system/Patient.rs")
 	backendID := regexp.MustCompile(`client_id: (\S+)`).FindStringSubmatch(out)
 	if publicID == nil || backendID == nil {
 		t.Fatal("clients add printed no client_id")
@@ -142,7 +135,7 @@ func TestOAuth(t *testing.T) {
 	}
 
 	// Suspension ends the physician's session at once.
-	cli("users", "suspend", "-user", "dr.oauth")
+	cli(false, "users", "suspend", "-user", "dr.oauth")
 	if got := read(tok.AccessToken, "/Practitioner/"+prac.ID); got != http.StatusUnauthorized {
 		t.Errorf("read after suspension = %d, want 401", got)
 	}

@@ -30,15 +30,8 @@ func TestProvisioning(t *testing.T) {
 	v.start()
 	dir := t.TempDir()
 	const password = "Velvet-Harbour-Lantern-8830"
-	pwFile := filepath.Join(dir, "pw.txt")
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// cli runs the binary and returns its stdout; wantErr says it must fail.
-	cli := func(wantErr bool, args ...string) string {
-		t.Helper()
-		return v.cli(wantErr, []string{"PHIVAULT_USER_PASSWORD_FILE=" + pwFile}, args...)
-	}
+	// cli runs the binary and returns its output; wantErr says it must fail.
+	cli := v.passwordCLI(password)
 
 	out := cli(false, "users", "add", "-username", "dr.e2e", "-role", "physician", "-department", "cardiology",
 		"-practitioner", "prac-1", "-training", "2030-06-30", "-totp")

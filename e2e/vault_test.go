@@ -367,6 +367,21 @@ func (v *vault) cli(wantErr bool, env []string, args ...string) string {
 	return out.String() + errOut.String()
 }
 
+// passwordCLI writes password to a file for PHIVAULT_USER_PASSWORD_FILE
+// and returns v.cli with that variable set, for the users subcommands that
+// take a password.
+func (v *vault) passwordCLI(password string) func(wantErr bool, args ...string) string {
+	v.t.Helper()
+	pwFile := filepath.Join(v.t.TempDir(), "pw.txt")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		v.t.Fatal(err)
+	}
+	return func(wantErr bool, args ...string) string {
+		v.t.Helper()
+		return v.cli(wantErr, []string{"PHIVAULT_USER_PASSWORD_FILE=" + pwFile}, args...)
+	}
+}
+
 // importer runs "phivault import" against the server with the given flags
 // and returns its stdout and stderr.
 func (v *vault) importer(args ...string) (stdout, stderr []byte, err error) {
