@@ -254,6 +254,8 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) {
 		a.Status = phivault.AccountDeprovisioned
 		return nil
 	})
-	h.log.Info("scim: account deprovisioned", "id", id)
+	if err == nil {
+		h.log.Info("scim: account deprovisioned", "id", id)
+	}
 	h.finish(w, r, id, err, http.StatusNoContent, nil)
 }
