@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/internal/drivermemo"
 )
 
 // errReadOnly is returned by writes inside View.
@@ -19,7 +20,7 @@ var errReadOnly = errors.New("postgres: write in a read-only transaction")
 type Tx struct {
 	tx    pgx.Tx
 	write bool
-	drove driven // the last driver choice, reused by Count after Find
+	drove drivermemo.Memo // the last driver choice, reused by Count after Find
 }
 
 var _ phivault.StoreTx = (*Tx)(nil)
@@ -263,35 +264,7 @@ const sampleCap = 1000
 // fewest rows, counting at most sampleCap rows per group, all groups in one
 // round trip. It returns -1 when there are no token groups.
 func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error) {
-	switch len(groups) {
-	case 0:
-		return -1, nil
-	case 1:
-		return 0, nil
-	}
-	if t.drove.of(groups) {
-		return t.drove.drive, nil
-	}
-	drive, err := t.pickDriver(ctx, groups)
-	if err == nil {
-		t.drove = driven{groups: groups, drive: drive}
-	}
-	return drive, err
-}
-
-// driven remembers the driver picked for a filter's token groups, so that a
-// Count following a Find of the same filter (a search's page and its total)
-// does not sample the groups again. The choice only steers the plan, never
-// the result, so a stale one is harmless.
-type driven struct {
-	groups [][]phivault.Token
-	drive  int
-}
-
-// of reports whether d was picked for groups: the same slice, not just
-// equal contents.
-func (d driven) of(groups [][]phivault.Token) bool {
-	return len(d.groups) == len(groups) && len(groups) > 0 && &d.groups[0] == &groups[0]
+	return t.drove.Driver(groups, func() (int, error) { return t.pickDriver(ctx, groups) })
 }
 
 // pickDriver samples two or more token groups for driver.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/internal/drivermemo"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -23,7 +24,7 @@ type Tx struct {
 	write bool
 	ctx   context.Context // the Update caller's context (write only)
 	err   error           // first failed statement of a write Tx
-	drove driven          // the last driver choice, reused by Count after Find
+	drove drivermemo.Memo // the last driver choice, reused by Count after Find
 }
 
 var _ phivault.StoreTx = (*Tx)(nil)
@@ -452,35 +453,7 @@ const sampleCap = 1000
 // they expect to be most selective first. It returns -1 when there are no
 // token groups.
 func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error) {
-	switch len(groups) {
-	case 0:
-		return -1, nil
-	case 1:
-		return 0, nil
-	}
-	if t.drove.of(groups) {
-		return t.drove.drive, nil
-	}
-	drive, err := t.pickDriver(ctx, groups)
-	if err == nil {
-		t.drove = driven{groups: groups, drive: drive}
-	}
-	return drive, err
-}
-
-// driven remembers the driver picked for a filter's token groups, so that a
-// Count following a Find of the same filter (a search's page and its total)
-// does not sample the groups again. The choice only steers the plan, never
-// the result, so a stale one is harmless.
-type driven struct {
-	groups [][]phivault.Token
-	drive  int
-}
-
-// of reports whether d was picked for groups: the same slice, not just
-// equal contents.
-func (d driven) of(groups [][]phivault.Token) bool {
-	return len(d.groups) == len(groups) && len(groups) > 0 && &d.groups[0] == &groups[0]
+	return t.drove.Driver(groups, func() (int, error) { return t.pickDriver(ctx, groups) })
 }
 
 // pickDriver samples two or more token groups for driver.
