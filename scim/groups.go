@@ -172,18 +172,7 @@ func patchMembers(members []string, op operation) ([]string, error) {
 			return nil, err
 		}
 	}
-	switch {
-	case op.Op == "remove" && sel != nil:
-		return slices.DeleteFunc(members, sel), nil
-	case op.Op == "remove" && vals != nil:
-		return slices.DeleteFunc(members, func(m string) bool { return slices.Contains(vals, m) }), nil
-	case op.Op == "remove":
-		return nil, nil
-	case op.Op == "replace":
-		return dedupe(vals), nil
-	default: // add
-		return dedupe(append(members, vals...)), nil
-	}
+	return patchList(members, op.Op, sel, vals), nil
 }
 
 // parseMembersPath accepts "members" and "members[value eq "id"]"; it
@@ -193,7 +182,7 @@ func parseMembersPath(path string) (func(string) bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !equalFold(p.AttributePath.AttributeName, "members") || p.AttributePath.SubAttribute != nil || p.SubAttribute != nil {
+	if !strings.EqualFold(p.AttributePath.AttributeName, "members") || p.AttributePath.SubAttribute != nil || p.SubAttribute != nil {
 		return nil, invalid("invalidPath", "Group PATCH paths are members or members[value eq \"...\"].")
 	}
 	if p.ValueExpression == nil {
@@ -259,5 +248,3 @@ func parsePath(path string) (filter.Path, error) {
 	}
 	return p, nil
 }
-
-func equalFold(a, b string) bool { return strings.EqualFold(a, b) }

@@ -100,8 +100,9 @@ func stringValue(raw json.RawMessage) (string, error) {
 	return s, nil
 }
 
-// valueFilter returns the values a path filter such as [value eq "x"]
-// selects among have; only "value eq" (joined with or) is supported.
+// valueFilter returns a predicate for the values a path filter such as
+// [value eq "x"] selects; only "value eq" (joined with and, or) is
+// supported.
 func valueFilter(e filter.Expression) (func(string) bool, error) {
 	switch e := e.(type) {
 	case *filter.AttributeExpression:
@@ -180,9 +181,9 @@ func (h *Handler) patchUserOp(a *phivault.Account, op operation) error {
 
 // setUserAttr applies one op to the attribute at path.
 func (h *Handler) setUserAttr(a *phivault.Account, op, path string, v json.RawMessage) error {
-	p, err := filter.ParsePath([]byte(path))
+	p, err := parsePath(path)
 	if err != nil {
-		return invalid("invalidPath", "The PATCH path is not a valid SCIM path.")
+		return err
 	}
 	name, ok := attrName(p.AttributePath)
 	if !ok {
@@ -260,21 +261,29 @@ func patchRoles(a *phivault.Account, op string, where filter.Expression, v json.
 			return err
 		}
 	}
-	switch {
-	case op == "remove" && sel != nil:
-		a.Roles = slices.DeleteFunc(a.Roles, sel)
-	case op == "remove" && vals != nil:
-		a.Roles = slices.DeleteFunc(a.Roles, func(r string) bool { return slices.Contains(vals, r) })
-	case op == "remove":
-		a.Roles = nil
-	case op == "replace" && sel == nil:
-		a.Roles = dedupe(vals)
-	case op == "add" && sel == nil:
-		a.Roles = dedupe(append(a.Roles, vals...))
-	default:
+	if sel != nil && op != "remove" {
 		return invalid("invalidPath", "A path filter on roles is supported for remove only.")
 	}
+	a.Roles = patchList(a.Roles, op, sel, vals)
 	return nil
+}
+
+// patchList applies op to the values of a multi-valued attribute (roles,
+// members): remove drops the values sel selects, else those in vals, else
+// all; replace sets vals; add appends them. Duplicates are dropped.
+func patchList(list []string, op string, sel func(string) bool, vals []string) []string {
+	switch {
+	case op == "remove" && sel != nil:
+		return slices.DeleteFunc(list, sel)
+	case op == "remove" && vals != nil:
+		return slices.DeleteFunc(list, func(v string) bool { return slices.Contains(vals, v) })
+	case op == "remove":
+		return nil
+	case op == "replace":
+		return dedupe(vals)
+	default: // add
+		return dedupe(append(list, vals...))
+	}
 }
 
 func dedupe(s []string) []string {
