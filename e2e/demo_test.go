@@ -163,4 +163,20 @@ func TestDemo(t *testing.T) {
 	} else if strings.Contains(string(body), "collapsed") {
 		t.Error("the break-the-glass reason is in the audit trail in the clear")
 	}
+
+	// The secrets the demo prints (documented as demo-only) and those of
+	// the sessions reach neither its log file nor its stderr.
+	logFile, err := os.ReadFile(filepath.Join(v.dir, "phivault.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{v.token, dr, nurse, tok.AccessToken, privacy}
+	for _, p := range people {
+		secrets = append(secrets, p.password, p.totpSecret)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(string(logFile), secret) || strings.Contains(string(v.stderr.Bytes()), secret) {
+			t.Errorf("the demo's log holds a secret (%.4s...)", secret)
+		}
+	}
 }
