@@ -56,12 +56,12 @@ func TestClients_CreateListUpdate(t *testing.T) {
 		t.Errorf("GET = %+v", got)
 	}
 	h.must(200, "PATCH", "/admin/clients/"+public.ID, `{"name":"renamed"}`, &got)
-	if got.Name != "renamed" || h.revoker.count(public.ID) != 0 {
-		t.Errorf("rename: %+v, %d revocations, want 0", got, h.revoker.count(public.ID))
+	if got.Name != "renamed" || h.revoker.Count(public.ID) != 0 {
+		t.Errorf("rename: %+v, %d revocations, want 0", got, h.revoker.Count(public.ID))
 	}
 	h.must(200, "PATCH", "/admin/clients/"+backend.ID, `{"status":"suspended"}`, &got)
-	if got.Status != "suspended" || h.revoker.count(backend.ID) != 1 {
-		t.Errorf("suspend: %+v, %d revocations, want 1", got, h.revoker.count(backend.ID))
+	if got.Status != "suspended" || h.revoker.Count(backend.ID) != 1 {
+		t.Errorf("suspend: %+v, %d revocations, want 1", got, h.revoker.Count(backend.ID))
 	}
 	h.must(404, "PATCH", "/admin/clients/nope", `{"status":"suspended"}`, nil)
 	h.must(400, "PATCH", "/admin/clients/"+backend.ID, `{"status":"deprovisioned"}`, nil)

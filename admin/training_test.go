@@ -21,8 +21,8 @@ func TestTraining_Set(t *testing.T) {
 	if want := time.Date(2031, 3, 15, 23, 59, 59, 0, time.UTC); !acc.TrainingValidUntil.Equal(want) {
 		t.Errorf("stored %v, want %v (valid through the whole day)", acc.TrainingValidUntil, want)
 	}
-	if h.revoker.count(u.ID) != 1 {
-		t.Errorf("%d revocations after a training change, want 1", h.revoker.count(u.ID))
+	if h.revoker.Count(u.ID) != 1 {
+		t.Errorf("%d revocations after a training change, want 1", h.revoker.Count(u.ID))
 	}
 	h.must(400, "PUT", "/admin/users/"+u.ID+"/training", `{"valid_until":"2031-02-30"}`, nil)
 	h.must(404, "PUT", "/admin/users/nope/training", `{"valid_until":"2031-02-03"}`, nil)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,31 +31,6 @@ const (
 	goodPassword = "Correct-Horse-Battery-9417"
 )
 
-// recordingRevoker records RevokeSubject calls.
-type recordingRevoker struct {
-	mu       sync.Mutex
-	subjects []string
-}
-
-func (r *recordingRevoker) RevokeSubject(_ context.Context, subject string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.subjects = append(r.subjects, subject)
-	return nil
-}
-
-func (r *recordingRevoker) count(subject string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, s := range r.subjects {
-		if s == subject {
-			n++
-		}
-	}
-	return n
-}
-
 // principals authenticates the bootstrap token (no principal) and two
 // principals: a security admin and a nurse.
 type principals struct{ boot api.Authenticator }
@@ -78,7 +52,7 @@ type harness struct {
 	t       *testing.T
 	db      *sqlite.DB
 	srv     *httptest.Server
-	revoker *recordingRevoker
+	revoker *storetest.Revoker
 	log     *auditlog.Log
 	now     time.Time
 	bodies  bytes.Buffer // every response body, to search for secrets
@@ -92,13 +66,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	signer, _ := storetest.NewSigner(t)
-	l := auditlog.New(db, signer.Name(), signer)
-	if err := l.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	h := &harness{t: t, db: db, revoker: &recordingRevoker{}, log: l, now: time.Now()}
+	l := storetest.OpenAuditLog(t, db)
+	h := &harness{t: t, db: db, revoker: &storetest.Revoker{}, log: l, now: time.Now()}
 	fast := &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
 	handler := admin.NewHandler(admin.Options{
 		Authenticator: principals{&api.TokenAuthenticator{Hash: api.HashToken(adminToken), Actor: "admin"}},
@@ -161,30 +130,7 @@ func (h *harness) createUser(name string, roles ...string) admin.User {
 // audit returns every audit entry written so far.
 func (h *harness) audit() []*phivault.AuditEntry {
 	h.t.Helper()
-	ctx := context.Background()
-	if err := h.log.Flush(ctx); err != nil {
-		h.t.Fatal(err)
-	}
-	n, err := h.db.AuditSize(ctx)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if n == 0 {
-		return nil
-	}
-	raw, err := h.db.ReadAuditEntries(ctx, 0, n)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var out []*phivault.AuditEntry
-	for _, b := range raw {
-		e, err := auditlog.Decode(b)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		out = append(out, e)
-	}
-	return out
+	return storetest.AuditEntries(h.t, h.log, h.db)
 }
 
 // noSecrets fails if any response so far or any audit entry holds a
@@ -356,20 +302,20 @@ func TestUsers_UpdateRevokes(t *testing.T) {
 	u := h.createUser("dr.strange", "physician")
 	var got admin.User
 	h.must(200, "PATCH", "/admin/users/"+u.ID, map[string]any{"external_id": "ext-9"}, &got)
-	if got.ExternalID != "ext-9" || h.revoker.count(u.ID) != 0 {
-		t.Errorf("external id change: %+v, %d revocations, want 0", got, h.revoker.count(u.ID))
+	if got.ExternalID != "ext-9" || h.revoker.Count(u.ID) != 0 {
+		t.Errorf("external id change: %+v, %d revocations, want 0", got, h.revoker.Count(u.ID))
 	}
 	h.must(200, "PATCH", "/admin/users/"+u.ID, map[string]any{"roles": []string{"physician", "privacy-officer"}, "clearances": []string{"PSY"}}, &got)
-	if !slices.Equal(got.Roles, []string{"physician", "privacy-officer"}) || h.revoker.count(u.ID) != 1 {
-		t.Errorf("role change: %+v, %d revocations, want 1", got, h.revoker.count(u.ID))
+	if !slices.Equal(got.Roles, []string{"physician", "privacy-officer"}) || h.revoker.Count(u.ID) != 1 {
+		t.Errorf("role change: %+v, %d revocations, want 1", got, h.revoker.Count(u.ID))
 	}
 	h.must(200, "PATCH", "/admin/users/"+u.ID, map[string]any{"status": "suspended"}, &got)
-	if got.Status != "suspended" || h.revoker.count(u.ID) != 2 {
-		t.Errorf("suspend: %+v, %d revocations, want 2", got, h.revoker.count(u.ID))
+	if got.Status != "suspended" || h.revoker.Count(u.ID) != 2 {
+		t.Errorf("suspend: %+v, %d revocations, want 2", got, h.revoker.Count(u.ID))
 	}
 	h.must(200, "PATCH", "/admin/users/"+u.ID, map[string]any{"status": "deprovisioned"}, &got)
-	if got.Status != "deprovisioned" || h.revoker.count(u.ID) != 3 {
-		t.Errorf("deprovision: %+v, %d revocations", got, h.revoker.count(u.ID))
+	if got.Status != "deprovisioned" || h.revoker.Count(u.ID) != 3 {
+		t.Errorf("deprovision: %+v, %d revocations", got, h.revoker.Count(u.ID))
 	}
 	for _, body := range []string{`{"status":"gone"}`, `{"roles":["wizard"]}`, `{"training_valid_until":"soon"}`, `{"username":"x"}`} {
 		if status, b := h.do(adminToken, "PATCH", "/admin/users/"+u.ID, body); status != 400 {
@@ -395,7 +341,7 @@ func TestUsers_Password(t *testing.T) {
 	if status, b := h.do(adminToken, "POST", "/admin/users/"+u.ID+"/password", `{"password":"dr.quinn-12345678"}`); status != 400 {
 		t.Errorf("password with username = %d %s, want 400", status, b)
 	}
-	if h.revoker.count(u.ID) != 0 {
+	if h.revoker.Count(u.ID) != 0 {
 		t.Error("refused password change revoked sessions")
 	}
 	const newPass = "Ultraviolet-Anchor-5531"
@@ -404,8 +350,8 @@ func TestUsers_Password(t *testing.T) {
 	if ok, _, _ := identity.NewHasher().Verify(acc.PasswordHash, newPass); !ok || acc.FailedLogins != 0 || !acc.LockedUntil.IsZero() {
 		t.Errorf("after reset: password ok %v, failed %d, locked %v", ok, acc.FailedLogins, acc.LockedUntil)
 	}
-	if h.revoker.count(u.ID) != 1 {
-		t.Errorf("%d revocations after reset, want 1", h.revoker.count(u.ID))
+	if h.revoker.Count(u.ID) != 1 {
+		t.Errorf("%d revocations after reset, want 1", h.revoker.Count(u.ID))
 	}
 	h.noSecrets(acc.PasswordHash, newPass)
 }

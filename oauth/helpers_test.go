@@ -146,13 +146,7 @@ func newEnv(t *testing.T, configure ...func(*oauth.Options)) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	e.db = db
-	signer, _ := storetest.NewSigner(t)
-	al := auditlog.New(db, signer.Name(), signer)
-	if err := al.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { al.Close() })
-	e.audit = &recLog{log: al}
+	e.audit = &recLog{log: storetest.OpenAuditLog(t, db)}
 
 	e.auth = identity.NewAuthenticator(db)
 	e.auth.Hasher = &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}

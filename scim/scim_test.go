@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/phivault/phivault"
@@ -30,30 +29,6 @@ const (
 	goodPassword = "Granite-Willow-Compass-7712"
 )
 
-type recordingRevoker struct {
-	mu       sync.Mutex
-	subjects []string
-}
-
-func (r *recordingRevoker) RevokeSubject(_ context.Context, s string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.subjects = append(r.subjects, s)
-	return nil
-}
-
-func (r *recordingRevoker) count(s string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, x := range r.subjects {
-		if x == s {
-			n++
-		}
-	}
-	return n
-}
-
 // auth accepts the SCIM token (no principal) and a nurse's token.
 type auth struct{ scim api.Authenticator }
 
@@ -68,7 +43,7 @@ type harness struct {
 	t       *testing.T
 	db      *sqlite.DB
 	srv     *httptest.Server
-	revoker *recordingRevoker
+	revoker *storetest.Revoker
 	log     *auditlog.Log
 	bodies  bytes.Buffer
 }
@@ -81,13 +56,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	signer, _ := storetest.NewSigner(t)
-	l := auditlog.New(db, signer.Name(), signer)
-	if err := l.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	h := &harness{t: t, db: db, revoker: &recordingRevoker{}, log: l}
+	l := storetest.OpenAuditLog(t, db)
+	h := &harness{t: t, db: db, revoker: &storetest.Revoker{}, log: l}
 	handler := scim.NewHandler(scim.Options{
 		Authenticator: auth{&api.TokenAuthenticator{Hash: api.HashToken(scimToken), Actor: "scim"}},
 		Accounts:      db,
@@ -271,16 +241,16 @@ func TestUsers_ReplacePatchDelete(t *testing.T) {
 	// PUT replaces; a role change revokes.
 	h.must(200, "PUT", "/scim/v2/Users/"+u.ID, map[string]any{"userName": "dr.welby", "active": true,
 		"roles": []map[string]string{{"value": "physician"}, {"value": "privacy-officer"}}}, &got)
-	if a := h.account(u.ID); !slices.Equal(a.Roles, []string{"physician", "privacy-officer"}) || a.Department != "" || h.revoker.count(u.ID) != 1 {
-		t.Errorf("after PUT: roles %v department %q, %d revocations", a.Roles, a.Department, h.revoker.count(u.ID))
+	if a := h.account(u.ID); !slices.Equal(a.Roles, []string{"physician", "privacy-officer"}) || a.Department != "" || h.revoker.Count(u.ID) != 1 {
+		t.Errorf("after PUT: roles %v department %q, %d revocations", a.Roles, a.Department, h.revoker.Count(u.ID))
 	}
 	patch := func(ops ...map[string]any) map[string]any {
 		return map[string]any{"schemas": []string{scim.SchemaPatch}, "Operations": ops}
 	}
 	// Azure-style: op in capitals, "False" as a string.
 	h.must(200, "PATCH", "/scim/v2/Users/"+u.ID, patch(map[string]any{"op": "Replace", "path": "active", "value": "False"}), &got)
-	if a := h.account(u.ID); a.Status != phivault.AccountSuspended || *got.Active || h.revoker.count(u.ID) != 2 {
-		t.Errorf("after active=false: status %s, %d revocations, want suspended and 2", a.Status, h.revoker.count(u.ID))
+	if a := h.account(u.ID); a.Status != phivault.AccountSuspended || *got.Active || h.revoker.Count(u.ID) != 2 {
+		t.Errorf("after active=false: status %s, %d revocations, want suspended and 2", a.Status, h.revoker.Count(u.ID))
 	}
 	h.must(200, "PATCH", "/scim/v2/Users/"+u.ID, patch(
 		map[string]any{"op": "replace", "value": map[string]any{"active": true, scim.SchemaEnterprise: map[string]string{"department": "oncology"}}},
@@ -309,10 +279,10 @@ func TestUsers_ReplacePatchDelete(t *testing.T) {
 		t.Errorf("bad patches changed the account: v%d→v%d %s", version, a.Version, a.Status)
 	}
 
-	before := h.revoker.count(u.ID)
+	before := h.revoker.Count(u.ID)
 	h.must(204, "DELETE", "/scim/v2/Users/"+u.ID, nil, nil)
-	if a := h.account(u.ID); a.Status != phivault.AccountDeprovisioned || h.revoker.count(u.ID) != before+1 {
-		t.Errorf("after DELETE: %s, %d revocations", a.Status, h.revoker.count(u.ID)-before)
+	if a := h.account(u.ID); a.Status != phivault.AccountDeprovisioned || h.revoker.Count(u.ID) != before+1 {
+		t.Errorf("after DELETE: %s, %d revocations", a.Status, h.revoker.Count(u.ID)-before)
 	}
 	h.wantError(404, "", "GET", "/scim/v2/Users/"+u.ID, nil)
 	h.wantError(404, "", "DELETE", "/scim/v2/Users/"+u.ID, nil)
@@ -340,28 +310,7 @@ func TestUsers_ReplacePatchDelete(t *testing.T) {
 
 func auditEntries(t *testing.T, h *harness) []*phivault.AuditEntry {
 	t.Helper()
-	ctx := context.Background()
-	if err := h.log.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	db := h.db
-	n, err := db.AuditSize(ctx)
-	if err != nil || n == 0 {
-		return nil
-	}
-	raw, err := db.ReadAuditEntries(ctx, 0, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*phivault.AuditEntry
-	for _, b := range raw {
-		e, err := auditlog.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
-	}
-	return out
+	return storetest.AuditEntries(t, h.log, h.db)
 }
 
 func TestGroups(t *testing.T) {
@@ -382,11 +331,11 @@ func TestGroups(t *testing.T) {
 	}
 	var g scim.Group
 	h.must(200, "PATCH", "/scim/v2/Groups/nurse", patch(map[string]any{"op": "add", "path": "members", "value": []map[string]string{{"value": b.ID}}}), &g)
-	if len(g.Members) != 2 || !slices.Contains(h.account(b.ID).Roles, "nurse") || h.revoker.count(b.ID) != 1 {
-		t.Errorf("after add: %d members, ben's roles %v, %d revocations", len(g.Members), h.account(b.ID).Roles, h.revoker.count(b.ID))
+	if len(g.Members) != 2 || !slices.Contains(h.account(b.ID).Roles, "nurse") || h.revoker.Count(b.ID) != 1 {
+		t.Errorf("after add: %d members, ben's roles %v, %d revocations", len(g.Members), h.account(b.ID).Roles, h.revoker.Count(b.ID))
 	}
 	h.must(200, "PATCH", "/scim/v2/Groups/nurse", patch(map[string]any{"op": "remove", "path": `members[value eq "` + a.ID + `"]`}), &g)
-	if len(g.Members) != 1 || slices.Contains(h.account(a.ID).Roles, "nurse") || h.revoker.count(a.ID) != 1 {
+	if len(g.Members) != 1 || slices.Contains(h.account(a.ID).Roles, "nurse") || h.revoker.Count(a.ID) != 1 {
 		t.Errorf("after remove: %d members, amy's roles %v", len(g.Members), h.account(a.ID).Roles)
 	}
 	// Azure-style add without a path.
