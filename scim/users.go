@@ -189,7 +189,6 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 			err = &typedError{"uniqueness", phivault.Errorf(phivault.ECONFLICT, "The userName is taken.")}
 		}
 	}
-	u.Password = ""
 	if err != nil {
 		h.finish(w, r, a.ID, err, 0, nil)
 		return
@@ -238,7 +237,6 @@ func (h *Handler) replaceUser(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		a, err = h.modify(r.Context(), id, func(a *phivault.Account) error { return h.apply(a, &u) })
 	}
-	u.Password = ""
 	if err != nil {
 		h.finish(w, r, id, err, 0, nil)
 		return
