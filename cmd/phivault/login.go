@@ -98,15 +98,15 @@ func siteOrigin(baseURL string) (*url.URL, error) {
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
 }
 
-// passkeySite returns the WebAuthn relying party id and origins, or ok
-// false when passkeys are off or no relying party id can be found.
-func (c LoginConfig) passkeySite(baseURL string) (rpID string, origins []string, ok bool, err error) {
+// passkeySite returns the WebAuthn relying party id and origins, or ""
+// and nil when passkeys are off or no relying party id can be found.
+func (c LoginConfig) passkeySite(baseURL string) (rpID string, origins []string, err error) {
 	if c.WebAuthnRPID == "off" {
-		return "", nil, false, nil
+		return "", nil, nil
 	}
 	site, err := siteOrigin(baseURL)
 	if err != nil {
-		return "", nil, false, err
+		return "", nil, err
 	}
 	rpID = c.WebAuthnRPID
 	if rpID == "" && site != nil {
@@ -121,9 +121,9 @@ func (c LoginConfig) passkeySite(baseURL string) (rpID string, origins []string,
 		origins = []string{site.String()}
 	}
 	if rpID == "" || len(origins) == 0 {
-		return "", nil, false, nil
+		return "", nil, nil
 	}
-	return rpID, origins, true, nil
+	return rpID, origins, nil
 }
 
 // loginSite is what the login settings and the base URL resolve to,
@@ -137,7 +137,7 @@ type loginSite struct {
 
 // resolve checks the passkey settings and reads the -oidc-config file.
 func (c LoginConfig) resolve(baseURL string) (loginSite, error) {
-	rpID, origins, _, err := c.passkeySite(baseURL)
+	rpID, origins, err := c.passkeySite(baseURL)
 	if err != nil {
 		return loginSite{}, err
 	}

@@ -75,12 +75,12 @@ func TestLoginConfig_passkeySite(t *testing.T) {
 		{LoginConfig{}, "", "", nil},
 	}
 	for _, tt := range tests {
-		rpID, origins, _, err := tt.cfg.passkeySite(tt.base)
+		rpID, origins, err := tt.cfg.passkeySite(tt.base)
 		if err != nil || rpID != tt.rpID || !slices.Equal(origins, tt.origins) {
 			t.Errorf("%+v.passkeySite(%q) = %q, %q, %v; want %q, %q", tt.cfg, tt.base, rpID, origins, err, tt.rpID, tt.origins)
 		}
 	}
-	if _, _, _, err := (LoginConfig{}).passkeySite("ftp://x"); err == nil {
+	if _, _, err := (LoginConfig{}).passkeySite("ftp://x"); err == nil {
 		t.Errorf("passkeySite(ftp://x) succeeded; want an error")
 	}
 }
