@@ -105,16 +105,20 @@ const (
 // operatorID is the principal id of the bootstrap admin token.
 const operatorID = "admin"
 
-// isOperator reports whether p is the bootstrap admin token: no principal
-// at all, or a system principal with id "admin". Operators read everything.
+// isOperator reports whether p is the bootstrap admin token: the system
+// principal with id "admin". Operators read everything. A request with no
+// principal at all is nobody: the trail is closed to it.
 func isOperator(p *phivault.Principal) bool {
-	return p == nil || p.Kind == phivault.PrincipalSystem && p.ID == operatorID
+	return p != nil && p.Kind == phivault.PrincipalSystem && p.ID == operatorID
 }
 
 // isAuditor reports whether p may read the whole trail: an operator, or a
 // staff member or system client with the privacy-officer or security-admin
 // role. A patient never is, whatever roles their account claims.
 func isAuditor(p *phivault.Principal) bool {
+	if p == nil {
+		return false
+	}
 	if isOperator(p) {
 		return true
 	}

@@ -24,7 +24,7 @@ func (a tokenAuth) Authenticate(ctx context.Context, token string) (context.Cont
 	if token != string(a) {
 		return nil, phivault.Errorf(phivault.EUNAUTHORIZED, "Bad token.")
 	}
-	return ctx, nil
+	return phivault.WithPrincipal(ctx, &phivault.Principal{ID: "admin", Kind: phivault.PrincipalSystem}), nil
 }
 
 func siemServer(t *testing.T) (*auditlog.Log, *httptest.Server, note.Verifier) {

@@ -291,7 +291,9 @@ var errPatientNotFound = phivault.Errorf(phivault.ENOTFOUND, "No such patient.")
 func authorizePatientReport(ctx context.Context, patient string) error {
 	p := phivault.PrincipalFromContext(ctx)
 	switch {
-	case p != nil && p.Kind == phivault.PrincipalPatient:
+	case p == nil:
+		return errNotAuditor
+	case p.Kind == phivault.PrincipalPatient:
 		if p.PatientID == "" || p.PatientID != patient {
 			return errPatientNotFound
 		}

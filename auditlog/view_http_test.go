@@ -18,11 +18,12 @@ import (
 )
 
 // principalAuth maps bearer tokens to principals; "op" is the bootstrap
-// admin token, which carries none.
+// admin token, a system principal with id "admin", and "no-principal" is
+// accepted but carries no principal at all.
 type principalAuth map[string]*phivault.Principal
 
 func (a principalAuth) Authenticate(ctx context.Context, token string) (context.Context, error) {
-	if token == "op" {
+	if token == "no-principal" {
 		return ctx, nil
 	}
 	p, ok := a[token]
@@ -33,6 +34,7 @@ func (a principalAuth) Authenticate(ctx context.Context, token string) (context.
 }
 
 var testPrincipals = principalAuth{
+	"op":       &phivault.Principal{ID: "admin", Kind: phivault.PrincipalSystem},
 	"sysadmin": {ID: "admin", Kind: phivault.PrincipalSystem},
 	"po":       {ID: "u-po", Kind: phivault.PrincipalStaff, Roles: []string{"privacy-officer"}},
 	"sa":       {ID: "u-sa", Kind: phivault.PrincipalStaff, Roles: []string{"security-admin"}},
@@ -177,6 +179,7 @@ func TestView_access(t *testing.T) {
 		{"po-smart-obs", map[string]int{}},
 		{"po-smart-ae", map[string]int{search: 200, read: 200, reportA: 200, reportB: 200, activity: 200, export: 200, stream: 200, proof: 200}},
 		{"pat-a-smart", map[string]int{reportB: 404}},
+		{"no-principal", map[string]int{}}, // authenticated, but by nobody: closed, not operator
 		{"nobody", map[string]int{search: 401, read: 401, reportA: 401, reportB: 401, activity: 401, export: 401, stream: 401, proof: 401}},
 	}
 	for _, c := range cases {
