@@ -132,13 +132,13 @@ func (h *Handler) secure(next func(http.ResponseWriter, *http.Request)) http.Han
 		}
 		buf := &bufferedResponse{header: w.Header()}
 		next(buf, r)
-		e.Outcome = statusOutcome(buf.status)
+		e.Outcome = statusOutcome(buf.code())
 		if err := h.appendEntry(r.Context(), e); err != nil {
-			h.log.Error("admin: security operation not recorded", "action", e.Action, "status", buf.status)
+			h.log.Error("admin: security operation not recorded", "action", e.Action, "status", buf.code())
 			writeError(w, err)
 			return
 		}
-		w.WriteHeader(buf.status)
+		w.WriteHeader(buf.code())
 		w.Write(buf.body.Bytes())
 	})
 }
@@ -233,6 +233,15 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 		b.status = http.StatusOK
 	}
 	return b.body.Write(p)
+}
+
+// code is the answer's status: 200 for a handler that wrote nothing, as
+// net/http answers it.
+func (b *bufferedResponse) code() int {
+	if b.status == 0 {
+		return http.StatusOK
+	}
+	return b.status
 }
 
 var errNotSecurityAdmin = phivault.Errorf(phivault.EFORBIDDEN, "Key, seal and shred operations need the security-admin role.")

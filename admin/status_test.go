@@ -28,3 +28,21 @@ func TestStatusOutcome(t *testing.T) {
 		}
 	}
 }
+
+func TestBufferedResponse_code(t *testing.T) {
+	var silent bufferedResponse
+	if got := silent.code(); got != http.StatusOK {
+		t.Errorf("a handler that wrote nothing: code() = %d, want 200", got)
+	}
+	written := bufferedResponse{header: http.Header{}}
+	written.Write([]byte("{}"))
+	written.WriteHeader(http.StatusNotFound) // too late: the body set 200
+	if got := written.code(); got != http.StatusOK {
+		t.Errorf("a body then a header: code() = %d, want 200", got)
+	}
+	refused := bufferedResponse{header: http.Header{}}
+	refused.WriteHeader(http.StatusForbidden)
+	if got := refused.code(); got != http.StatusForbidden {
+		t.Errorf("code() = %d, want 403", got)
+	}
+}
