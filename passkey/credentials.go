@@ -40,7 +40,7 @@ func DecodeCredentials(data []byte) ([]webauthn.Credential, error) {
 	}
 	var s stored
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("decode webauthn credentials: %v", err)
+		return nil, fmt.Errorf("decode webauthn credentials: %w", err)
 	}
 	if s.Version != encodingVersion {
 		return nil, fmt.Errorf("decode webauthn credentials: unknown version %d", s.Version)
