@@ -134,9 +134,10 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) {
 	p, err := readPatch(w, r)
 	var a *phivault.Account
 	if err == nil {
+		pw := h.passwordHashes()
 		a, err = h.modify(r.Context(), id, func(a *phivault.Account) error {
 			for _, op := range p.Operations {
-				if err := h.patchUserOp(a, op); err != nil {
+				if err := patchUserOp(a, op, pw); err != nil {
 					return err
 				}
 			}
@@ -150,7 +151,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request) {
 	h.finish(w, r, id, nil, http.StatusOK, h.userOf(a))
 }
 
-func (h *Handler) patchUserOp(a *phivault.Account, op operation) error {
+func patchUserOp(a *phivault.Account, op operation, pw *passwordHashes) error {
 	if op.Path == "" {
 		// No path: the value is an object of attributes to add or replace.
 		var attrs map[string]json.RawMessage
@@ -164,23 +165,23 @@ func (h *Handler) patchUserOp(a *phivault.Account, op operation) error {
 					return invalid("invalidValue", "The enterprise extension must be an object.")
 				}
 				for sk, sv := range sub {
-					if err := h.setUserAttr(a, op.Op, SchemaEnterprise+":"+sk, sv); err != nil {
+					if err := setUserAttr(a, op.Op, SchemaEnterprise+":"+sk, sv, pw); err != nil {
 						return err
 					}
 				}
 				continue
 			}
-			if err := h.setUserAttr(a, op.Op, k, v); err != nil {
+			if err := setUserAttr(a, op.Op, k, v, pw); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return h.setUserAttr(a, op.Op, op.Path, op.Value)
+	return setUserAttr(a, op.Op, op.Path, op.Value, pw)
 }
 
 // setUserAttr applies one op to the attribute at path.
-func (h *Handler) setUserAttr(a *phivault.Account, op, path string, v json.RawMessage) error {
+func setUserAttr(a *phivault.Account, op, path string, v json.RawMessage, pw *passwordHashes) error {
 	p, err := parsePath(path)
 	if err != nil {
 		return err
@@ -234,7 +235,7 @@ func (h *Handler) setUserAttr(a *phivault.Account, op, path string, v json.RawMe
 		if err != nil {
 			return err
 		}
-		return h.setPassword(a, s)
+		return pw.set(a, s)
 	case "roles", "roles.value":
 		return patchRoles(a, op, p.ValueExpression, v)
 	default:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
+	"github.com/phivault/phivault/identity"
 )
 
 // User is the SCIM User resource of an account. Password is write-only:
@@ -119,7 +120,8 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // apply sets the attributes of u on a: the whole resource (PUT, POST).
-func (h *Handler) apply(a *phivault.Account, u *User) error {
+// pw hashes u's password, once for every try of the change.
+func apply(a *phivault.Account, u *User, pw *passwordHashes) error {
 	a.Username, a.ExternalID = u.UserName, u.ExternalID
 	a.Roles = nil
 	for _, r := range u.Roles {
@@ -133,7 +135,7 @@ func (h *Handler) apply(a *phivault.Account, u *User) error {
 		a.Status = statusOf(*u.Active)
 	}
 	if u.Password != "" {
-		if err := h.setPassword(a, u.Password); err != nil {
+		if err := pw.set(a, u.Password); err != nil {
 			return err
 		}
 	}
@@ -147,14 +149,32 @@ func statusOf(active bool) string {
 	return phivault.AccountSuspended
 }
 
-func (h *Handler) setPassword(a *phivault.Account, password string) error {
-	hash, err := admin.HashPassword(h.opts.Hasher, a.Username, password)
-	if phivault.ErrorCode(err) == phivault.EINVALID {
-		return invalid("invalidValue", "%s", phivault.ErrorMessage(err))
-	} else if err != nil {
-		return err
+// passwordHashes sets the new password of one request's change, hashing it
+// once however often the change is retried on a concurrent update: argon2
+// is slow by design, and a retry must not pay for it again.
+type passwordHashes struct {
+	hasher                   *identity.Hasher
+	username, password, hash string
+}
+
+func (h *Handler) passwordHashes() *passwordHashes {
+	return &passwordHashes{hasher: h.opts.Hasher}
+}
+
+// set checks password against a's username, hashes it (or reuses the hash
+// of the same password and username) and stores it on a, clearing the
+// failed-login lockout.
+func (p *passwordHashes) set(a *phivault.Account, password string) error {
+	if p.hash == "" || p.username != a.Username || p.password != password {
+		hash, err := admin.HashPassword(p.hasher, a.Username, password)
+		if phivault.ErrorCode(err) == phivault.EINVALID {
+			return invalid("invalidValue", "%s", phivault.ErrorMessage(err))
+		} else if err != nil {
+			return err
+		}
+		p.username, p.password, p.hash = a.Username, password, hash
 	}
-	a.PasswordHash = hash
+	a.PasswordHash = p.hash
 	a.FailedLogins, a.LastFailure, a.LockedUntil = 0, time.Time{}, time.Time{}
 	return nil
 }
@@ -175,7 +195,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 	err := decode(w, r, &u)
 	a := &phivault.Account{Kind: phivault.PrincipalStaff, Status: phivault.AccountActive, Created: h.now().UTC()}
 	if err == nil {
-		err = h.apply(a, &u)
+		err = apply(a, &u, h.passwordHashes())
 	}
 	if err == nil {
 		err = check(a)
@@ -235,7 +255,8 @@ func (h *Handler) replaceUser(w http.ResponseWriter, r *http.Request) {
 	err := decode(w, r, &u)
 	var a *phivault.Account
 	if err == nil {
-		a, err = h.modify(r.Context(), id, func(a *phivault.Account) error { return h.apply(a, &u) })
+		pw := h.passwordHashes()
+		a, err = h.modify(r.Context(), id, func(a *phivault.Account) error { return apply(a, &u, pw) })
 	}
 	if err != nil {
 		h.finish(w, r, id, err, 0, nil)
