@@ -2,6 +2,8 @@ package phivault
 
 import (
 	"context"
+	"encoding/hex"
+	"io"
 	"log/slog"
 	"time"
 )
@@ -87,7 +89,8 @@ type AuditLog interface {
 }
 
 // RequestInfo describes the request being served, for the audit trail.
-// The api package puts one in the context of every request.
+// The server package puts one with the id and source address in the
+// context of every request it serves; the api package adds the caller.
 type RequestInfo struct {
 	ID      string   // request id
 	Actor   string   // authenticated actor id, or ""
@@ -100,6 +103,16 @@ type RequestInfo struct {
 }
 
 type requestInfoKey struct{}
+
+// NewRequestID returns a request id of 16 hex digits read from rand, or
+// sixteen zeros if rand fails.
+func NewRequestID(rand io.Reader) string {
+	var b [8]byte
+	if _, err := io.ReadFull(rand, b[:]); err != nil {
+		return "0000000000000000"
+	}
+	return hex.EncodeToString(b[:])
+}
 
 // WithRequestInfo returns ctx carrying info.
 func WithRequestInfo(ctx context.Context, info RequestInfo) context.Context {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"mime"
@@ -39,7 +38,7 @@ func (h *Handler) route(pattern, interaction string, auth bool, fn routeFunc) *r
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := rt.h
 	start := h.now()
-	reqID := h.requestID()
+	reqID := h.requestID(r)
 	w.Header().Set("X-Request-Id", reqID)
 	sw := &statusWriter{ResponseWriter: w}
 	var actor string
@@ -149,12 +148,13 @@ func isCode(s string) bool {
 	return true
 }
 
-func (h *Handler) requestID() string {
-	var b [8]byte
-	if _, err := h.rand.Read(b[:]); err != nil {
-		return "0000000000000000"
+// requestID returns the id the server gave r, or a new one when the
+// handler runs without the server package in front of it.
+func (h *Handler) requestID(r *http.Request) string {
+	if info, ok := phivault.RequestInfoFromContext(r.Context()); ok && info.ID != "" {
+		return info.ID
 	}
-	return hex.EncodeToString(b[:])
+	return phivault.NewRequestID(h.rand)
 }
 
 // statusWriter remembers the status written.

@@ -19,7 +19,46 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/phivault/phivault"
 )
+
+// requireRequestIDs reads the whole audit trail of v and fails unless every
+// entry made by an HTTP request (one with a source address) carries a
+// server-made request id, and the trail has entries with each of actions.
+func requireRequestIDs(t *testing.T, v *vault, actions ...string) {
+	t.Helper()
+	r := v.do(http.MethodGet, "/audit/export", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("audit export = %d %.300s", r.status, r.body)
+	}
+	serverID := regexp.MustCompile(`^[0-9a-f]{16}$`)
+	seen := map[string]bool{}
+	for line := range bytes.Lines(r.body) {
+		var l struct {
+			Entry struct {
+				RequestID string `json:"request_id"`
+				Source    string `json:"source"`
+				Action    string `json:"action"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(line, &l); err != nil {
+			t.Fatalf("export line %.200s: %v", line, err)
+		}
+		e := l.Entry
+		if e.Source != "" && !serverID.MatchString(e.RequestID) {
+			t.Errorf("a %s entry from %s has request id %q, want the server's", e.Action, e.Source, e.RequestID)
+		}
+		if e.Source != "" {
+			seen[e.Action] = true
+		}
+	}
+	for _, a := range actions {
+		if !seen[a] {
+			t.Errorf("the trail has no %s entry from a request", a)
+		}
+	}
+}
 
 // TestOAuth signs a physician in through the real binary with the SMART
 // authorization code flow (PKCE, password and TOTP), reads with the token,
@@ -139,6 +178,12 @@ func TestOAuth(t *testing.T) {
 	if got := read(tok.AccessToken, "/Practitioner/"+prac.ID); got != http.StatusUnauthorized {
 		t.Errorf("read after suspension = %d, want 401", got)
 	}
+	// An admin operation outside the FHIR API, refused.
+	if r := v.do(http.MethodPost, "/admin/keys/no-such-kek/$compromised", nil); r.status != http.StatusNotFound {
+		t.Errorf("compromise an unknown KEK = %d, want 404", r.status)
+	}
+	requireRequestIDs(t, v, phivault.ActionLogin, phivault.ActionTokenIssue, phivault.ActionKeyCompromised, phivault.ActionRead)
+
 	for _, secret := range []string{password, key.Secret(), tok.AccessToken, tok.RefreshToken, sys.AccessToken, "dr.oauth"} {
 		if bytes.Contains(v.stderr.Bytes(), []byte(secret)) {
 			t.Errorf("the server log holds a secret or username (%.6s...)", secret)

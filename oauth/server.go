@@ -231,17 +231,12 @@ func (s *Server) LoginRefused(method string) func(r *http.Request, accountID, re
 	}
 }
 
-// requestID returns the request's id for the audit trail: the one in its
-// context's RequestInfo, else its X-Request-Id header if that is at most
-// 64 bytes.
+// requestID returns the request's id for the audit trail: the one the
+// server put in its context's RequestInfo. A client's X-Request-Id header
+// is never used: the trail records only ids the server made.
 func requestID(r *http.Request) string {
-	if info, ok := phivault.RequestInfoFromContext(r.Context()); ok && info.ID != "" {
-		return info.ID
-	}
-	if id := r.Header.Get("X-Request-Id"); len(id) <= 64 {
-		return id
-	}
-	return ""
+	info, _ := phivault.RequestInfoFromContext(r.Context())
+	return info.ID
 }
 
 // sourceAddr returns the request's remote host, without port.

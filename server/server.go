@@ -15,14 +15,18 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/phivault/phivault"
 )
 
 // Defaults for Config fields left zero.
@@ -105,6 +109,9 @@ type Config struct {
 	// Now is the clock for certificate reload checks and expiry. Default
 	// time.Now.
 	Now func() time.Time
+
+	// Rand is the source of request ids. Default crypto/rand.Reader.
+	Rand io.Reader
 }
 
 // Server is an HTTPS server. Create it with New, start it with Open or
@@ -148,6 +155,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
 	}
 	if cfg.Health == nil {
 		cfg.Health = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -319,8 +329,11 @@ func (s *Server) ReloadCertificate() error {
 	return s.certs.reload()
 }
 
-// handler mounts the routes and wraps them with the security headers and,
-// if clients is not nil, client certificate mapping.
+// handler mounts the routes and wraps them with the security headers, a
+// request id (the X-Request-Id header, and a phivault.RequestInfo with the
+// id and the source address in the request's context, so that every audit
+// entry of the request carries them) and, if clients is not nil, client
+// certificate mapping.
 func (s *Server) handler(clients *clientAuth) http.Handler {
 	mux := http.NewServeMux()
 	if s.cfg.FHIR != nil {
@@ -348,7 +361,13 @@ func (s *Server) handler(clients *clientAuth) http.Handler {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		next.ServeHTTP(w, r)
+		id := phivault.NewRequestID(s.cfg.Rand)
+		h.Set("X-Request-Id", id)
+		info := phivault.RequestInfo{ID: id, Source: r.RemoteAddr}
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			info.Source = host
+		}
+		next.ServeHTTP(w, r.WithContext(phivault.WithRequestInfo(r.Context(), info)))
 	})
 }
 

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/server"
 )
 
@@ -228,5 +230,41 @@ func TestSelfSigned(t *testing.T) {
 	}
 	if block, _ := pem.Decode(keyPEM); block == nil || block.Type != "PRIVATE KEY" {
 		t.Error("key is not a PKCS#8 PEM block")
+	}
+}
+
+// TestServer_RequestID shows that every request gets an id from
+// Config.Rand, in its X-Request-Id header and in the phivault.RequestInfo
+// its handler sees, with the source address, whatever id the client sent.
+func TestServer_RequestID(t *testing.T) {
+	seen := make(chan phivault.RequestInfo, 2)
+	s := server.New(server.Config{
+		Addr:     "127.0.0.1:0",
+		Insecure: true,
+		Rand:     bytes.NewReader([]byte{0, 1, 2, 3, 4, 5, 6, 7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff}),
+		Routes: map[string]http.Handler{"/oauth/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			info, _ := phivault.RequestInfoFromContext(r.Context())
+			seen <- info
+		})},
+	})
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, want := range []string{"0001020304050607", "f8f9fafbfcfdfeff"} {
+		req, _ := http.NewRequest(http.MethodGet, s.URL()+"/oauth/token", nil)
+		req.Header.Set("X-Request-Id", "chosen-by-the-client")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		info := <-seen
+		if got := resp.Header.Get("X-Request-Id"); got != want || info.ID != want {
+			t.Errorf("request id: header %q, context %q; want %q", got, info.ID, want)
+		}
+		if info.Source != "127.0.0.1" {
+			t.Errorf("source %q, want 127.0.0.1", info.Source)
+		}
 	}
 }

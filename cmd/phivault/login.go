@@ -79,7 +79,8 @@ func (h loginHooks) audit(r *http.Request, action, actor, outcome, decision stri
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		source = host
 	}
-	e := &phivault.AuditEntry{Time: now().UTC(), Actor: actor, Source: source, Action: action, Outcome: outcome, Decision: decision}
+	info, _ := phivault.RequestInfoFromContext(r.Context())
+	e := &phivault.AuditEntry{Time: now().UTC(), RequestID: info.ID, Actor: actor, Source: source, Action: action, Outcome: outcome, Decision: decision}
 	if err := h.Audit.Append(r.Context(), e); err != nil && h.Logger != nil {
 		h.Logger.Error("sign-in audit append", "action", action, "error", err.Error())
 	}
