@@ -25,28 +25,32 @@ var userAttrs = map[string]struct {
 	"organization":        {false, func(a *phivault.Account) []string { return nonEmpty(a.Organization) }},
 	"meta.resourcetype":   {true, func(*phivault.Account) []string { return []string{"User"} }},
 	"active":              {true, nil}, // boolean, see match
-	"emails":              {false, func(*phivault.Account) []string { return nil }},
-	"emails.value":        {false, func(*phivault.Account) []string { return nil }},
-	"name.familyname":     {false, func(*phivault.Account) []string { return nil }},
-	"name.givenname":      {false, func(*phivault.Account) []string { return nil }},
-	"displayname":         {false, func(*phivault.Account) []string { return nil }},
-	"meta.created":        {true, func(*phivault.Account) []string { return nil }},
-	"meta.lastmodified":   {true, func(*phivault.Account) []string { return nil }},
-	"name.formatted":      {false, func(*phivault.Account) []string { return nil }},
-	"title":               {false, func(*phivault.Account) []string { return nil }},
-	"usertype":            {false, func(*phivault.Account) []string { return nil }},
-	"preferredlanguage":   {false, func(*phivault.Account) []string { return nil }},
-	"locale":              {false, func(*phivault.Account) []string { return nil }},
-	"timezone":            {false, func(*phivault.Account) []string { return nil }},
-	"nickname":            {false, func(*phivault.Account) []string { return nil }},
-	"profileurl":          {false, func(*phivault.Account) []string { return nil }},
-	"employeenumber":      {false, func(*phivault.Account) []string { return nil }},
-	"costcenter":          {false, func(*phivault.Account) []string { return nil }},
-	"division":            {false, func(*phivault.Account) []string { return nil }},
-	"manager.value":       {true, func(*phivault.Account) []string { return nil }},
-	"phonenumbers.value":  {false, func(*phivault.Account) []string { return nil }},
-	"addresses.formatted": {false, func(*phivault.Account) []string { return nil }},
+	"emails":              {false, unstored},
+	"emails.value":        {false, unstored},
+	"name.familyname":     {false, unstored},
+	"name.givenname":      {false, unstored},
+	"displayname":         {false, unstored},
+	"meta.created":        {true, unstored},
+	"meta.lastmodified":   {true, unstored},
+	"name.formatted":      {false, unstored},
+	"title":               {false, unstored},
+	"usertype":            {false, unstored},
+	"preferredlanguage":   {false, unstored},
+	"locale":              {false, unstored},
+	"timezone":            {false, unstored},
+	"nickname":            {false, unstored},
+	"profileurl":          {false, unstored},
+	"employeenumber":      {false, unstored},
+	"costcenter":          {false, unstored},
+	"division":            {false, unstored},
+	"manager.value":       {true, unstored},
+	"phonenumbers.value":  {false, unstored},
+	"addresses.formatted": {false, unstored},
 }
+
+// unstored reads an attribute phivault does not keep: it has no values, so
+// a filter on it never matches (and "pr" is false).
+func unstored(*phivault.Account) []string { return nil }
 
 func nonEmpty(s string) []string {
 	if s == "" {
