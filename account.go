@@ -109,11 +109,16 @@ func ListAccounts(ctx context.Context, s AccountStore) ([]AccountSummary, error)
 	if err != nil {
 		return nil, err
 	}
+	return SummarizeAccounts(list), nil
+}
+
+// SummarizeAccounts summarizes every account of list (see SummarizeAccount).
+func SummarizeAccounts(list []*Account) []AccountSummary {
 	out := make([]AccountSummary, len(list))
 	for i, a := range list {
 		out[i] = SummarizeAccount(a)
 	}
-	return out, nil
+	return out
 }
 
 // SummarizeAccount returns the summary of a, whose TOTPSecret and WebAuthn

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,11 +11,21 @@ import (
 	"github.com/phivault/phivault"
 )
 
-var _ phivault.AccountStore = (*DB)(nil)
+var (
+	_ phivault.AccountStore  = (*DB)(nil)
+	_ phivault.AccountLister = (*DB)(nil)
+)
 
 const accountCols = `id, username, roles, department, practitioner_id, training_valid_until, status,
 	password_hash, totp_secret, totp_last_step, failed_logins, last_failure, locked_until, created, version,
 	kind, organization, patient_id, clearances, external_id, federated_subject, webauthn`
+
+// summaryCols is accountCols with each credential replaced by a one-byte
+// marker if it is set, for listings that must not read credentials.
+var summaryCols = strings.NewReplacer(
+	"totp_secret", "CASE WHEN length(totp_secret) > 0 THEN decode('01', 'hex') END",
+	"webauthn", "CASE WHEN length(webauthn) > 0 THEN decode('01', 'hex') END",
+).Replace(accountCols)
 
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation.
 func isUniqueViolation(err error) bool {
@@ -133,7 +144,23 @@ func (db *DB) account(ctx context.Context, where, arg string) (*phivault.Account
 
 // Accounts returns every account, ordered by id.
 func (db *DB) Accounts(ctx context.Context) ([]*phivault.Account, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id`)
+	return db.accounts(ctx, accountCols)
+}
+
+// AccountSummaries returns every account, ordered by id, without reading
+// its credentials: the query selects only whether each is set.
+func (db *DB) AccountSummaries(ctx context.Context) ([]phivault.AccountSummary, error) {
+	list, err := db.accounts(ctx, summaryCols)
+	if err != nil {
+		return nil, err
+	}
+	return phivault.SummarizeAccounts(list), nil
+}
+
+// accounts returns every account, ordered by id, read through cols
+// (accountCols or summaryCols).
+func (db *DB) accounts(ctx context.Context, cols string) ([]*phivault.Account, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+cols+` FROM accounts ORDER BY id`)
 	if err != nil {
 		return nil, mapErr("accounts", ctxErr(ctx, err))
 	}

@@ -5,16 +5,27 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/phivault/phivault"
 )
 
-var _ phivault.AccountStore = (*DB)(nil)
+var (
+	_ phivault.AccountStore  = (*DB)(nil)
+	_ phivault.AccountLister = (*DB)(nil)
+)
 
 const accountCols = `id, username, roles, department, practitioner_id, training_valid_until, status,
 	password_hash, totp_secret, totp_last_step, failed_logins, last_failure, locked_until, created, version,
 	kind, organization, patient_id, clearances, external_id, federated_subject, webauthn`
+
+// summaryCols is accountCols with each credential replaced by a one-byte
+// marker if it is set, for listings that must not read credentials.
+var summaryCols = strings.NewReplacer(
+	"totp_secret", "CASE WHEN length(totp_secret) > 0 THEN x'01' END",
+	"webauthn", "CASE WHEN length(webauthn) > 0 THEN x'01' END",
+).Replace(accountCols)
 
 // micros is t in Unix microseconds, or 0 for the zero time.
 func micros(t time.Time) int64 {
@@ -121,10 +132,26 @@ func (db *DB) AccountByFederatedSubject(ctx context.Context, subject string) (*p
 
 // Accounts returns every account, ordered by id.
 func (db *DB) Accounts(ctx context.Context) ([]*phivault.Account, error) {
+	return db.accounts(ctx, accountCols)
+}
+
+// AccountSummaries returns every account, ordered by id, without reading
+// its credentials: the query selects only whether each is set.
+func (db *DB) AccountSummaries(ctx context.Context) ([]phivault.AccountSummary, error) {
+	list, err := db.accounts(ctx, summaryCols)
+	if err != nil {
+		return nil, err
+	}
+	return phivault.SummarizeAccounts(list), nil
+}
+
+// accounts returns every account, ordered by id, read through cols
+// (accountCols or summaryCols).
+func (db *DB) accounts(ctx context.Context, cols string) ([]*phivault.Account, error) {
 	var list []*phivault.Account
 	err := db.View(ctx, func(stx phivault.StoreTx) error {
 		t := stx.(*Tx)
-		rows, err := t.conn.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id`)
+		rows, err := t.conn.QueryContext(ctx, `SELECT `+cols+` FROM accounts ORDER BY id`)
 		if err != nil {
 			return t.fail("accounts", err)
 		}

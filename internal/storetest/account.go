@@ -76,6 +76,7 @@ func RunAccountStore(t *testing.T, open func(t *testing.T) phivault.AccountStore
 		{"UpdateAccount/ErrConflict", testUpdateAccountErrConflict},
 		{"UpdateAccount/ErrNotFound", testUpdateAccountErrNotFound},
 		{"Accounts/Order", testAccountsOrder},
+		{"AccountSummaries/NoCredentials", testAccountSummaries},
 		{"Account/EmptyFields", testAccountEmptyFields},
 		{"Account/Microseconds", testAccountMicroseconds},
 		{"UpdateAccount/Concurrent", testUpdateAccountConcurrent},
@@ -308,6 +309,31 @@ func testAccountsOrder(t *testing.T, s phivault.AccountStore) {
 	}
 	if d := cmp.Diff(want, got, identityCmp); d != "" {
 		t.Errorf("Accounts() mismatch (-want +got):\n%s", d)
+	}
+}
+
+// testAccountSummaries checks that a store lists accounts without their
+// credentials, saying only which are set.
+func testAccountSummaries(t *testing.T, s phivault.AccountStore) {
+	l, ok := s.(phivault.AccountLister)
+	if !ok {
+		t.Fatal("the store is not a phivault.AccountLister: listings would read every credential")
+	}
+	withBoth, without, totpOnly := Account(1), Account(2), Account(3)
+	without.TOTPSecret, without.WebAuthn = nil, nil
+	totpOnly.WebAuthn = nil
+	var want []phivault.AccountSummary
+	for _, a := range []*phivault.Account{withBoth, without, totpOnly} {
+		MustCreateAccount(t, s, a)
+		w := wantAccount(a)
+		want = append(want, phivault.SummarizeAccount(w))
+	}
+	got, err := l.AccountSummaries(context.Background())
+	if err != nil {
+		t.Fatalf("AccountSummaries() = %v", err)
+	}
+	if d := cmp.Diff(want, got, identityCmp); d != "" {
+		t.Errorf("AccountSummaries() mismatch (-want +got):\n%s", d)
 	}
 }
 
