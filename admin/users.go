@@ -570,30 +570,45 @@ func HashPassword(hasher *identity.Hasher, username, password string) (string, e
 // of the account is revoked once it is stored. It does not write the audit
 // log.
 func (h *Handler) ModifyAccount(ctx context.Context, id string, change func(*phivault.Account) error) (*phivault.Account, error) {
+	old, a, err := ChangeAccount(ctx, h.opts.Accounts, h.opts.Accounts.AccountByID, id, updateRetries, change, checkAccount)
+	if err != nil {
+		return nil, err
+	}
+	if SessionsChanged(old, a) {
+		return a, h.revoke(ctx, a.ID)
+	}
+	return a, nil
+}
+
+// ChangeAccount is the read, change and store loop of an account update:
+// it reads account id with read, applies change to a copy, vets the result
+// with check and stores it at the next version in s, trying again, up to
+// retries times, when a concurrent change got there first. It returns the
+// account as read and as stored; a conflict on the last try is returned
+// as is.
+func ChangeAccount(ctx context.Context, s phivault.AccountStore, read func(context.Context, string) (*phivault.Account, error),
+	id string, retries int, change, check func(*phivault.Account) error) (*phivault.Account, *phivault.Account, error) {
 	for try := 0; ; try++ {
-		old, err := h.opts.Accounts.AccountByID(ctx, id)
+		old, err := read(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		a := *old
 		a.Roles, a.Clearances = slices.Clone(old.Roles), slices.Clone(old.Clearances)
 		if err := change(&a); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if err := checkAccount(&a); err != nil {
-			return nil, err
+		if err := check(&a); err != nil {
+			return nil, nil, err
 		}
 		a.Version = old.Version + 1
-		err = h.opts.Accounts.UpdateAccount(ctx, &a)
-		if phivault.ErrorCode(err) == phivault.ECONFLICT && try < updateRetries {
+		err = s.UpdateAccount(ctx, &a)
+		if phivault.ErrorCode(err) == phivault.ECONFLICT && try < retries {
 			continue
 		} else if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if SessionsChanged(old, &a) {
-			return &a, h.revoke(ctx, a.ID)
-		}
-		return &a, nil
+		return old, &a, nil
 	}
 }
 

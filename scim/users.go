@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/phivault/phivault"
@@ -220,33 +219,16 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 // modify applies change to account id, retrying on a concurrent change,
 // and revokes its sessions if what they rest on changed.
 func (h *Handler) modify(ctx context.Context, id string, change func(*phivault.Account) error) (*phivault.Account, error) {
-	for try := 0; ; try++ {
-		old, err := h.account(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		a := *old
-		a.Roles = slices.Clone(old.Roles)
-		if err := change(&a); err != nil {
-			return nil, err
-		}
-		if err := check(&a); err != nil {
-			return nil, err
-		}
-		a.Version = old.Version + 1
-		err = h.opts.Accounts.UpdateAccount(ctx, &a)
-		if phivault.ErrorCode(err) == phivault.ECONFLICT && try < retries {
-			continue
-		} else if phivault.ErrorCode(err) == phivault.ECONFLICT {
-			return nil, &typedError{"uniqueness", phivault.Errorf(phivault.ECONFLICT, "The userName is taken, or the account changed meanwhile.")}
-		} else if err != nil {
-			return nil, err
-		}
-		if admin.SessionsChanged(old, &a) {
-			return &a, h.revoke(ctx, a.ID)
-		}
-		return &a, nil
+	old, a, err := admin.ChangeAccount(ctx, h.opts.Accounts, h.account, id, retries, change, check)
+	if phivault.ErrorCode(err) == phivault.ECONFLICT {
+		return nil, &typedError{"uniqueness", phivault.Errorf(phivault.ECONFLICT, "The userName is taken, or the account changed meanwhile.")}
+	} else if err != nil {
+		return nil, err
 	}
+	if admin.SessionsChanged(old, a) {
+		return a, h.revoke(ctx, a.ID)
+	}
+	return a, nil
 }
 
 func (h *Handler) replaceUser(w http.ResponseWriter, r *http.Request) {
