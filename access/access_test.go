@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,9 +14,8 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/access"
-	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/fhir"
-	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/policy"
 	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/synth"
@@ -25,34 +23,6 @@ import (
 )
 
 var now = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-
-// MustOpenVault returns a vault over a fresh SQLite database and a file
-// keyring in a temp folder, and the database (an account store).
-func MustOpenVault(tb testing.TB) (*vault.Service, *sqlite.DB) {
-	tb.Helper()
-	ctx := context.Background()
-	dir := tb.TempDir()
-	keyPath := filepath.Join(dir, "keyring.age")
-	pass := []byte("correct horse battery staple")
-	opts := keyring.FileOptions{WorkFactor: 10}
-	if err := keyring.CreateFile(keyPath, pass, opts); err != nil {
-		tb.Fatal(err)
-	}
-	keys, err := keyring.OpenFile(keyPath, pass, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "phivault.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	sealer := envelope.New(keys, envelope.Options{})
-	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
-		tb.Fatal(err)
-	}
-	return vault.New(db, sealer), db
-}
 
 // memLog is an AuditLog that keeps entries in memory, for inspection.
 type memLog struct {
@@ -94,7 +64,7 @@ type hospital struct {
 func mustHospital(tb testing.TB, n int) *hospital {
 	tb.Helper()
 	ctx := context.Background()
-	v, db := MustOpenVault(tb)
+	v, db := vaulttest.Vault(tb)
 	err := synth.Hospital(synth.Options{Seed: 7, Patients: n}, func(b []byte) bool {
 		if _, err := v.Bundle(ctx, b, "https://example.test/fhir"); err != nil {
 			tb.Fatal(err)

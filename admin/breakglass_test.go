@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +13,8 @@ import (
 	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
-	"github.com/phivault/phivault/envelope"
-	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/policy"
-	"github.com/phivault/phivault/sqlite"
-	"github.com/phivault/phivault/vault"
 )
 
 // tokens authenticates one fixed token per principal.
@@ -39,33 +35,8 @@ func (s *auditSink) Append(_ context.Context, es ...*phivault.AuditEntry) error 
 	return nil
 }
 
-func mustVault(t *testing.T) *vault.Service {
-	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	pass := []byte("correct horse battery staple")
-	opts := keyring.FileOptions{WorkFactor: 10}
-	if err := keyring.CreateFile(filepath.Join(dir, "k.age"), pass, opts); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := keyring.OpenFile(filepath.Join(dir, "k.age"), pass, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer := envelope.New(keys, envelope.Options{})
-	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
-		t.Fatal(err)
-	}
-	return vault.New(db, sealer)
-}
-
 func TestAccessHandler(t *testing.T) {
-	v := mustVault(t)
+	v, _ := vaulttest.Vault(t)
 	pat, _, err := v.Create(context.Background(), "Patient", []byte(`{"resourceType":"Patient","name":[{"family":"Doe"}]}`), phivault.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -14,9 +14,11 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/storetest"
+	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/postgres"
 	"github.com/phivault/phivault/sqlite"
@@ -37,19 +39,9 @@ type accountFixture struct {
 func newAccountFixture(tb testing.TB) *accountFixture {
 	tb.Helper()
 	dir := tb.TempDir()
-	f := &accountFixture{dir: dir, keyPath: filepath.Join(dir, "keyring.age"), pass: []byte("correct horse battery staple")}
-	opts := keyring.FileOptions{WorkFactor: 10}
-	if err := keyring.CreateFile(f.keyPath, f.pass, opts); err != nil {
-		tb.Fatal(err)
-	}
-	var err error
-	if f.keys, err = keyring.OpenReloading(f.keyPath, f.pass, opts); err != nil {
-		tb.Fatal(err)
-	}
-	if f.db, err = sqlite.Open(ctx, filepath.Join(dir, "phivault.db")); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { f.db.Close() })
+	f := &accountFixture{dir: dir, pass: []byte(vaulttest.Passphrase)}
+	f.keys, f.keyPath = vaulttest.Keyring(tb, dir)
+	f.db, _ = vaulttest.SQLite(tb, dir)
 	f.sealer = envelope.New(f.keys, envelope.Options{})
 	f.accounts = envelope.NewAccountStore(f.db, f.db, f.sealer)
 	return f

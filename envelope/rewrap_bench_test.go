@@ -2,11 +2,10 @@ package envelope_test
 
 import (
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
-	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/internal/vaulttest"
 )
 
 // BenchmarkRewrap rewraps every DEK of a SQLite store seeded directly with
@@ -23,16 +22,8 @@ func BenchmarkRewrap(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	dir := b.TempDir()
-	keyPath, pass := filepath.Join(dir, "keyring.age"), []byte("correct horse battery staple")
-	opts := keyring.FileOptions{WorkFactor: 10}
-	if err := keyring.CreateFile(keyPath, pass, opts); err != nil {
-		b.Fatal(err)
-	}
-	keys, err := keyring.OpenReloading(keyPath, pass, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
+	keys, _ := vaulttest.Keyring(b, b.TempDir())
+	pass := []byte(vaulttest.Passphrase)
 	benchRewrap(b, n, keys, keys, func() {
 		if _, err := keys.Rotate(pass); err != nil {
 			b.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/sqlite"
 )
@@ -33,19 +33,9 @@ func newRewrapFixture(tb testing.TB, n int) *rewrapFixture {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
-	f := &rewrapFixture{keyPath: filepath.Join(dir, "keyring.age"), pass: []byte("correct horse battery staple")}
-	opts := keyring.FileOptions{WorkFactor: 10}
-	if err := keyring.CreateFile(f.keyPath, f.pass, opts); err != nil {
-		tb.Fatal(err)
-	}
-	var err error
-	if f.keys, err = keyring.OpenReloading(f.keyPath, f.pass, opts); err != nil {
-		tb.Fatal(err)
-	}
-	if f.db, err = sqlite.Open(ctx, filepath.Join(dir, "phivault.db")); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { f.db.Close() })
+	f := &rewrapFixture{pass: []byte(vaulttest.Passphrase)}
+	f.keys, f.keyPath = vaulttest.Keyring(tb, dir)
+	f.db, _ = vaulttest.SQLite(tb, dir)
 	f.sealer = envelope.New(f.keys, envelope.Options{})
 	for lo := 0; lo < n; lo += 500 {
 		err := f.db.Update(ctx, func(tx phivault.StoreTx) error {
@@ -228,7 +218,7 @@ func TestRewrap(t *testing.T) {
 	if err := f.keys.Retire(f.pass, []phivault.KeyID{"file:1"}); err != nil {
 		t.Fatal(err)
 	}
-	only2, err := keyring.OpenFile(f.keyPath, f.pass, keyring.FileOptions{WorkFactor: 10})
+	only2, err := keyring.OpenFile(f.keyPath, f.pass, vaulttest.KeyringOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

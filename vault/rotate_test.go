@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/vault"
@@ -24,35 +24,18 @@ import (
 type rotateStack struct {
 	db       *sqlite.DB
 	dbPath   string
-	keys     *keyring.FileKeyring
+	keys     *keyring.Reloading
 	s        *vault.Service
 	patients []importedPatient
 }
 
 func newRotateStack(t *testing.T, batch int) *rotateStack {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	keyPath := filepath.Join(dir, "keyring.age")
-	pass := []byte("correct horse battery staple")
-	kopts := keyring.FileOptions{WorkFactor: 10}
-	if err := keyring.CreateFile(keyPath, pass, kopts); err != nil {
-		t.Fatal(err)
-	}
-	st := &rotateStack{dbPath: filepath.Join(dir, "phivault.db")}
-	var err error
-	if st.keys, err = keyring.OpenFile(keyPath, pass, kopts); err != nil {
-		t.Fatal(err)
-	}
-	if st.db, err = sqlite.Open(ctx, st.dbPath); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.db.Close() })
-	sealer := envelope.New(st.keys, envelope.Options{RotateBatch: batch})
-	if err := st.db.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
-		t.Fatal(err)
-	}
-	st.s = vault.New(st.db, sealer)
+	st := &rotateStack{}
+	st.keys, _ = vaulttest.Keyring(t, dir)
+	st.db, st.dbPath = vaulttest.SQLite(t, dir)
+	st.s = vault.New(st.db, vaulttest.Sealer(t, st.db, st.keys, envelope.Options{RotateBatch: batch}))
 	st.patients = importSynthea(t, st.s, 3)
 	for _, p := range st.patients {
 		if p.id == "" {

@@ -6,15 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/testenv"
-	"github.com/phivault/phivault/keyring"
-	"github.com/phivault/phivault/sqlite"
+	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/vault"
 )
 
@@ -90,27 +88,9 @@ func wantShredded(t *testing.T, what string, err error) {
 func TestService_Shred(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	keyPath := filepath.Join(dir, "keyring.age")
-	pass := []byte("correct horse battery staple")
-	kopts := keyring.FileOptions{WorkFactor: 10}
-	if err := keyring.CreateFile(keyPath, pass, kopts); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := keyring.OpenFile(keyPath, pass, kopts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbPath := filepath.Join(dir, "phivault.db")
-	db, err := sqlite.Open(ctx, dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer := envelope.New(keys, envelope.Options{})
-	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
-		t.Fatal(err)
-	}
-	s := vault.New(db, sealer)
+	keys, _ := vaulttest.Keyring(t, dir)
+	db, dbPath := vaulttest.SQLite(t, dir)
+	s := vault.New(db, vaulttest.Sealer(t, db, keys, envelope.Options{}))
 
 	patients := importSynthea(t, s, 3)
 	victim, other := patients[1], patients[0]

@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/fhir"
-	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/vault"
 )
@@ -27,28 +26,10 @@ func MustOpenService(tb testing.TB) (*vault.Service, *sqlite.DB) {
 
 func mustOpenService(tb testing.TB, wrap func(phivault.Store) phivault.Store) (*vault.Service, *sqlite.DB) {
 	tb.Helper()
-	ctx := context.Background()
 	dir := tb.TempDir()
-	keyPath := filepath.Join(dir, "keyring.age")
-	pass := []byte("correct horse battery staple")
-	opts := keyring.FileOptions{WorkFactor: 10}
-	if err := keyring.CreateFile(keyPath, pass, opts); err != nil {
-		tb.Fatal(err)
-	}
-	keys, err := keyring.OpenFile(keyPath, pass, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "phivault.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	sealer := envelope.New(keys, envelope.Options{})
-	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
-		tb.Fatal(err)
-	}
-	return vault.New(wrap(db), sealer), db
+	keys, _ := vaulttest.Keyring(tb, dir)
+	db, _ := vaulttest.SQLite(tb, dir)
+	return vault.New(wrap(db), vaulttest.Sealer(tb, db, keys, envelope.Options{})), db
 }
 
 func mustCreate(tb testing.TB, s *vault.Service, typ, body string) *phivault.Resource {

@@ -23,20 +23,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
+	_ "modernc.org/sqlite" // driver "sqlite" for the raw baseline
+
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/plainseal"
-	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/postgres"
 	"github.com/phivault/phivault/server"
 	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/synth"
 	"github.com/phivault/phivault/vault"
-	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/mod/sumdb/note"
-	_ "modernc.org/sqlite" // driver "sqlite" for the raw baseline
 )
 
 // mode selects the sealer of a stack.
@@ -58,34 +59,8 @@ func newSealer(tb testing.TB, store phivault.Store, m mode) phivault.Sealer {
 	if m == plaintext {
 		return plainseal.Sealer{}
 	}
-	ctx := context.Background()
-	dir := tb.TempDir()
-	keyPath := filepath.Join(dir, "keyring.age")
-	pass := []byte("correct horse battery staple")
-	opts := keyring.FileOptions{WorkFactor: 10} // scrypt cost is paid once at open; keep it cheap
-	if err := keyring.CreateFile(keyPath, pass, opts); err != nil {
-		tb.Fatal(err)
-	}
-	keys, err := keyring.OpenFile(keyPath, pass, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sealer := envelope.New(keys, envelope.Options{})
-	if err := store.Update(ctx, func(tx phivault.StoreTx) error { return sealer.Init(ctx, tx) }); err != nil {
-		tb.Fatal(err)
-	}
-	return sealer
-}
-
-// openSQLite opens a fresh SQLite store in a temp folder.
-func openSQLite(tb testing.TB) *sqlite.DB {
-	tb.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "phivault.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
+	keys, _ := vaulttest.Keyring(tb, tb.TempDir())
+	return vaulttest.Sealer(tb, store, keys, envelope.Options{})
 }
 
 // openService returns a vault service over a fresh SQLite store.
@@ -97,7 +72,7 @@ func openService(tb testing.TB, m mode) *vault.Service {
 
 func openServiceDB(tb testing.TB, m mode) (*vault.Service, *sqlite.DB) {
 	tb.Helper()
-	db := openSQLite(tb)
+	db, _ := vaulttest.SQLite(tb, tb.TempDir())
 	return vault.New(db, newSealer(tb, db, m)), db
 }
 
