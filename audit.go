@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -112,6 +113,20 @@ func NewRequestID(rand io.Reader) string {
 		return "0000000000000000"
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// RequestSource returns the address the request in ctx came from: the
+// Source of its RequestInfo if set, else the host of remoteAddr (an
+// http.Request's RemoteAddr, host:port), or remoteAddr as is if it has no
+// port.
+func RequestSource(ctx context.Context, remoteAddr string) string {
+	if info, ok := RequestInfoFromContext(ctx); ok && info.Source != "" {
+		return info.Source
+	}
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return host
+	}
+	return remoteAddr
 }
 
 // WithRequestInfo returns ctx carrying info.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -129,11 +128,7 @@ func withRequestInfo(r *http.Request, reqID, actor string) context.Context {
 		info.Purpose = v
 	}
 	info.Note = new(phivault.AuditNote)
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		info.Source = host
-	} else {
-		info.Source = r.RemoteAddr
-	}
+	info.Source = phivault.RequestSource(r.Context(), r.RemoteAddr)
 	return phivault.WithRequestInfo(r.Context(), info)
 }
 

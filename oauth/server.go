@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -208,7 +207,7 @@ func (s *Server) audit(r *http.Request, action, actor, client, outcome, decision
 		RequestID: requestID(r),
 		Actor:     actor,
 		Client:    client,
-		Source:    sourceAddr(r),
+		Source:    phivault.RequestSource(r.Context(), r.RemoteAddr),
 		Action:    action,
 		Outcome:   outcome,
 		Decision:  decision,
@@ -237,14 +236,6 @@ func (s *Server) LoginRefused(method string) func(r *http.Request, accountID, re
 func requestID(r *http.Request) string {
 	info, _ := phivault.RequestInfoFromContext(r.Context())
 	return info.ID
-}
-
-// sourceAddr returns the request's remote host, without port.
-func sourceAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }
 
 // activeClient returns client id if it is registered, of kind, and active.

@@ -363,10 +363,7 @@ func (s *Server) handler(clients *clientAuth) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		id := phivault.NewRequestID(s.cfg.Rand)
 		h.Set("X-Request-Id", id)
-		info := phivault.RequestInfo{ID: id, Source: r.RemoteAddr}
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			info.Source = host
-		}
+		info := phivault.RequestInfo{ID: id, Source: phivault.RequestSource(r.Context(), r.RemoteAddr)}
 		next.ServeHTTP(w, r.WithContext(phivault.WithRequestInfo(r.Context(), info)))
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -75,11 +74,8 @@ func (h loginHooks) audit(r *http.Request, action, actor, outcome, decision stri
 	if h.Now != nil {
 		now = h.Now
 	}
-	source := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		source = host
-	}
 	info, _ := phivault.RequestInfoFromContext(r.Context())
+	source := phivault.RequestSource(r.Context(), r.RemoteAddr)
 	e := &phivault.AuditEntry{Time: now().UTC(), RequestID: info.ID, Actor: actor, Source: source, Action: action, Outcome: outcome, Decision: decision}
 	if err := h.Audit.Append(r.Context(), e); err != nil && h.Logger != nil {
 		h.Logger.Error("sign-in audit append", "action", action, "error", err.Error())
