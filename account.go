@@ -105,20 +105,21 @@ func ListAccounts(ctx context.Context, s AccountStore) ([]AccountSummary, error)
 	if l, ok := s.(AccountLister); ok {
 		return l.AccountSummaries(ctx)
 	}
-	list, err := s.Accounts(ctx)
+	return SummarizeAccounts(s.Accounts(ctx))
+}
+
+// SummarizeAccounts summarizes every account of list (see
+// SummarizeAccount), or returns err if it is not nil; it takes a listing's
+// results as they come.
+func SummarizeAccounts(list []*Account, err error) ([]AccountSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	return SummarizeAccounts(list), nil
-}
-
-// SummarizeAccounts summarizes every account of list (see SummarizeAccount).
-func SummarizeAccounts(list []*Account) []AccountSummary {
 	out := make([]AccountSummary, len(list))
 	for i, a := range list {
 		out[i] = SummarizeAccount(a)
 	}
-	return out
+	return out, nil
 }
 
 // SummarizeAccount returns the summary of a, whose TOTPSecret and WebAuthn

@@ -150,11 +150,7 @@ func (db *DB) Accounts(ctx context.Context) ([]*phivault.Account, error) {
 // AccountSummaries returns every account, ordered by id, without reading
 // its credentials: the query selects only whether each is set.
 func (db *DB) AccountSummaries(ctx context.Context) ([]phivault.AccountSummary, error) {
-	list, err := db.accounts(ctx, summaryCols)
-	if err != nil {
-		return nil, err
-	}
-	return phivault.SummarizeAccounts(list), nil
+	return phivault.SummarizeAccounts(db.accounts(ctx, summaryCols))
 }
 
 // accounts returns every account, ordered by id, read through cols
