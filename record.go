@@ -51,6 +51,11 @@ type Query struct {
 	Summary string    // "", "count"
 	// Ignored lists parameters dropped under Prefer: handling=lenient.
 	Ignored []string
+	// Compartment, if set, bounds the search to one patient compartment
+	// at the store. It is not a FHIR parameter: the access layer sets it
+	// for a caller who may see one compartment only, so that the cost of
+	// a search never depends on other patients' records.
+	Compartment string
 }
 
 // QueryParam is one search parameter: values within it are ORed, separate

@@ -256,9 +256,9 @@ type target struct {
 	typ, id     string
 	compartment string
 	labels      []string
-	obj         map[string]any // decoded body, when granular scopes need it
-	newPatient  *policy.Patient
-	btgRecord   bool // a break-the-glass record (see BreakGlassSystem)
+	obj         map[string]any  // decoded body, when granular scopes need it
+	patient     *policy.Patient // the compartment's patient as a write stores it; nil: as stored now
+	btgRecord   bool            // a break-the-glass record (see BreakGlassSystem)
 }
 
 // targetOf describes a stored resource version. The body is decoded in
@@ -349,9 +349,9 @@ func (s *RecordService) decide(ctx context.Context, c *caller, action policy.Act
 		},
 	}
 	switch {
-	case t.newPatient != nil:
+	case t.patient != nil:
 		req.Resource.Category = policy.CategoryPatient
-		req.Patient = *t.newPatient
+		req.Patient = *t.patient
 	case t.compartment != "":
 		req.Resource.Category = policy.CategoryPatient
 		info, err := s.patientInfo(ctx, t.compartment)

@@ -645,8 +645,21 @@ func TestRecordService_Bundle(t *testing.T) {
 	doc := staff("u-doc", h.doctor[p], "physician")
 	ctx, _ := as(doc)
 	get := fmt.Sprintf(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/%s"}}]}`, h.obs[p][0].ID)
-	_, err := h.rs.Bundle(ctx, []byte(get), "")
-	wantCode(t, "GET in a Bundle by staff", err, phivault.EFORBIDDEN)
+	// Reads in a Bundle answer what the caller may see, like reads.
+	for _, tt := range []struct {
+		who    *phivault.Principal
+		status string
+	}{{doc, "200 OK"}, {staff("u-stranger", "nobody", "physician"), "404 Not Found"}} {
+		wctx, _ := as(tt.who)
+		res, err := h.rs.Bundle(wctx, []byte(get), "")
+		if err != nil {
+			t.Fatalf("GET in a batch by %s: %v", tt.who.ID, err)
+		}
+		var out struct{ Entry []struct{ Response struct{ Status string } } }
+		if err := json.Unmarshal(res.Body, &out); err != nil || len(out.Entry) != 1 || out.Entry[0].Response.Status != tt.status {
+			t.Errorf("GET in a batch by %s = %s, want status %s", tt.who.ID, res.Body, tt.status)
+		}
+	}
 
 	obs := strings.Replace(string(h.obs[p][0].Body), `"id":"`+h.obs[p][0].ID+`"`, `"id":"x"`, 1)
 	var m map[string]any
@@ -660,7 +673,7 @@ func TestRecordService_Bundle(t *testing.T) {
 		t.Fatalf("care-team physician POSTs an Observation: %v", err)
 	}
 	bctx, _ := as(staff("u-bill", "", "billing"))
-	_, err = h.rs.Bundle(bctx, body, "")
+	_, err := h.rs.Bundle(bctx, body, "")
 	wantCode(t, "billing POSTs an Observation", err, phivault.EFORBIDDEN)
 
 	// A new patient and its records in one transaction: system clients.

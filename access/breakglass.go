@@ -205,7 +205,7 @@ func (s *RecordService) BreakGlass(ctx context.Context, r BreakGlassRequest) (*G
 	if err != nil {
 		return nil, err
 	}
-	res, _, err := s.next.Create(ctx, "Basic", body, phivault.CreateOptions{})
+	res, _, err := s.next.Create(ownWrite(ctx), "Basic", body, phivault.CreateOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +361,7 @@ func (s *RecordService) Review(ctx context.Context, r ReviewRequest) (*BreakGlas
 	if err != nil {
 		return nil, err
 	}
-	upd, _, err := s.next.Update(ctx, "Basic", id, body, phivault.UpdateOptions{IfMatch: res.Version})
+	upd, _, err := s.next.Update(ownWrite(ctx), "Basic", id, body, phivault.UpdateOptions{IfMatch: res.Version})
 	if err != nil {
 		return nil, err
 	}

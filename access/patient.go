@@ -3,7 +3,6 @@ package access
 import (
 	"context"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -142,8 +141,10 @@ func (s *RecordService) loadPatient(ctx context.Context, id string, now time.Tim
 		p.department = refID(obj["managingOrganization"], "Organization")
 	}
 	teams := map[string]bool{}
+	// Only what is stored in the patient's own compartment speaks for the
+	// patient: a CareTeam elsewhere that merely mentions it does not.
 	each := func(typ string, fn func(obj map[string]any)) error {
-		return s.scan(ctx, &phivault.Query{Type: typ, Params: []phivault.QueryParam{{Name: "patient", Values: []string{"Patient/" + id}}}},
+		return s.scan(ctx, &phivault.Query{Type: typ, Compartment: id},
 			func(r *phivault.Resource) error {
 				obj, err := fhir.Decode(r.Body)
 				if err != nil {
@@ -201,6 +202,9 @@ func (s *RecordService) loadPatient(ctx context.Context, id string, now time.Tim
 			continue
 		} else if err != nil {
 			return nil, err
+		}
+		if r.Compartment != id {
+			continue // another patient's team, named by this one's episode
 		}
 		obj, err := fhir.Decode(r.Body)
 		if err != nil {
@@ -297,16 +301,16 @@ func tooMany(typ string, n int) error {
 	return phivault.Errorf(phivault.EINVALID, "This request matches more than %d %s resources; narrow it (for example by patient or date).", n, typ)
 }
 
-// refID returns the id of a relative reference {"reference": "Type/id"} to
-// typ, or "".
+// refID returns the id of a local reference {"reference": "Type/id"} to
+// typ (read by fhir.LocalRef, the one reading of a reference), or "".
 func refID(ref any, typ string) string {
 	m, _ := ref.(map[string]any)
 	s, _ := m["reference"].(string)
-	rest, ok := strings.CutPrefix(s, typ+"/")
-	if !ok || rest == "" || strings.Contains(rest, "/") {
+	t, id, ok := fhir.LocalRef(s)
+	if !ok || t != typ {
 		return ""
 	}
-	return rest
+	return id
 }
 
 // principalRef returns the principal id of a reference by identifier in

@@ -152,6 +152,11 @@ func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivaul
 	if err := checkScope(c, smart.Search, q.Type); err != nil {
 		return nil, err
 	}
+	if b, ok := bound(c, q.Type); ok {
+		qq := *q
+		qq.Compartment = b
+		q = &qq
+	}
 	var tl tally
 	_, visible, err := s.gather(ctx, c, policy.Search, q.Type, s.searchPages(ctx, q), &tl)
 	if err != nil {
@@ -179,6 +184,21 @@ func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivaul
 	}
 	tl.note(c)
 	return out, nil
+}
+
+// bound returns the one compartment a search of typ by c may reach, if c
+// may see no other: a patient sees, whatever the policies say, resources
+// of compartment types in their own compartment only. The store then
+// searches that compartment alone, so neither the cost nor the timing of a
+// patient's search depends on other patients' records.
+func bound(c *caller, typ string) (string, bool) {
+	if c.p.Kind != phivault.PrincipalPatient || !fhir.IsCompartmentType(typ) {
+		return "", false
+	}
+	if c.p.PatientID == "" {
+		return "#none", true // no own compartment: nothing (not an id)
+	}
+	return c.p.PatientID, true
 }
 
 // Everything returns the patient's compartment as far as the caller may
@@ -250,81 +270,17 @@ func (s *RecordService) History(ctx context.Context, q phivault.HistoryQuery) (*
 	return &phivault.HistoryResult{Total: len(visible), Versions: window(visible, q.Offset, q.Count)}, nil
 }
 
-// newTarget describes a body about to be written as typ/id.
-func (s *RecordService) newTarget(typ, id string, obj map[string]any) *target {
-	t := &target{typ: typ, id: id, labels: labelsOf(obj), obj: obj, btgRecord: isBreakGlassBody(typ, obj)}
-	if typ == "Patient" && id == "" {
-		// A new Patient: its compartment does not exist yet; decide on
-		// what the body says about it.
-		t.newPatient = &policy.Patient{ID: "new", Department: refID(obj["managingOrganization"], "Organization"), Labels: t.labels}
-		return t
-	}
-	if typ == "Patient" {
-		obj = withID(obj, id)
-	}
-	t.compartment = fhir.Compartment(typ, obj)
-	return t
-}
-
-func withID(obj map[string]any, id string) map[string]any {
-	cp := make(map[string]any, len(obj)+1)
-	for k, v := range obj {
-		cp[k] = v
-	}
-	cp["id"] = id
-	return cp
-}
-
-// Create authorizes the new body in the compartment it names.
+// Create passes the create on with the caller's guard, which decides it
+// on the stored form. A conditional create matches only resources the
+// caller may see.
 func (s *RecordService) Create(ctx context.Context, typ string, body []byte, opts phivault.CreateOptions) (*phivault.Resource, bool, error) {
 	c, err := s.caller(ctx)
 	if err != nil {
 		return nil, false, err
 	}
-	obj, err := fhir.Decode(body)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := s.authorizeWrite(ctx, c, policy.Create, s.newTarget(typ, "", obj)); err != nil {
-		return nil, false, err
-	}
-	res, created, err := s.next.Create(ctx, typ, body, opts)
-	if err != nil {
-		return nil, false, err
-	}
-	s.touched(typ, res.Compartment)
-	if !created {
-		// A conditional create found a match: the caller gets it only if
-		// it may read it.
-		if _, err := s.readable(ctx, c, policy.Read, res); err != nil {
-			return nil, false, phivault.Errorf(phivault.EPRECONDITION, "A resource matching If-None-Exist exists, and you may not read it.")
-		}
-	}
-	return res, created, nil
-}
-
-// authorizeWrite decides and records a write; a denial says so plainly:
-// the caller sent the body, so nothing is revealed.
-func (s *RecordService) authorizeWrite(ctx context.Context, c *caller, action policy.Action, t *target) error {
-	d, err := s.decide(ctx, c, action, t)
-	if err != nil {
-		return err
-	}
-	record(c, d)
-	if !d.Allow {
-		return phivault.Errorf(phivault.EFORBIDDEN, "You may not %s this %s.", action, t.typ)
-	}
-	return nil
-}
-
-// current returns the current version of typ/id, or nil if there is none
-// (never created, or deleted).
-func (s *RecordService) current(ctx context.Context, typ, id string) (*phivault.Resource, error) {
-	res, err := s.next.Read(ctx, typ, id)
-	if code := phivault.ErrorCode(err); code == phivault.ENOTFOUND || code == phivault.EGONE {
-		return nil, nil
-	}
-	return res, err
+	ctx, g := s.guarded(ctx, c)
+	defer g.done()
+	return s.next.Create(ctx, typ, body, opts)
 }
 
 // authorizeExisting decides action on the stored version of a resource:
@@ -353,67 +309,30 @@ func (s *RecordService) authorizeExisting(ctx context.Context, c *caller, action
 	return phivault.Errorf(phivault.EFORBIDDEN, "You may not %s this %s.", action, old.Type)
 }
 
-// Update authorizes the change on the stored version and the new body.
+// Update passes the update on with the caller's guard, which decides it
+// on the stored version and the new one.
 func (s *RecordService) Update(ctx context.Context, typ, id string, body []byte, opts phivault.UpdateOptions) (*phivault.Resource, bool, error) {
 	c, err := s.caller(ctx)
 	if err != nil {
 		return nil, false, err
 	}
-	obj, err := fhir.Decode(body)
-	if err != nil {
-		return nil, false, err
-	}
-	old, err := s.current(ctx, typ, id)
-	if err != nil {
-		return nil, false, err
-	}
-	action := policy.Create
-	if old != nil {
-		action = policy.Update
-		if err := s.authorizeExisting(ctx, c, policy.Update, old); err != nil {
-			return nil, false, err
-		}
-	}
-	if err := s.authorizeWrite(ctx, c, action, s.newTarget(typ, id, obj)); err != nil {
-		return nil, false, err
-	}
-	res, created, err := s.next.Update(ctx, typ, id, body, opts)
-	if err != nil {
-		return nil, false, err
-	}
-	oldComp := ""
-	if old != nil {
-		oldComp = old.Compartment
-	}
-	s.touched(typ, oldComp, res.Compartment)
-	return res, created, nil
+	ctx, g := s.guarded(ctx, c)
+	defer g.done()
+	return s.next.Update(ctx, typ, id, body, opts)
 }
 
-// Delete authorizes the deletion on the stored version.
+// Delete passes the deletion on with the caller's guard, which decides it
+// on the stored version. Deleting a deleted resource the caller may not
+// see is hidden like a read.
 func (s *RecordService) Delete(ctx context.Context, typ, id string) error {
 	c, err := s.caller(ctx)
 	if err != nil {
 		return err
 	}
-	old, err := s.current(ctx, typ, id)
-	if err != nil {
-		return err
-	}
-	if old == nil {
-		// Nothing to delete; let the vault answer, unless the caller
-		// could not see a deletion that already happened.
-		err := s.next.Delete(ctx, typ, id)
-		if err != nil {
-			return s.hideGone(ctx, c, typ, id, err)
-		}
-		return nil
-	}
-	if err := s.authorizeExisting(ctx, c, policy.Delete, old); err != nil {
-		return err
-	}
+	ctx, g := s.guarded(ctx, c)
+	defer g.done()
 	if err := s.next.Delete(ctx, typ, id); err != nil {
-		return err
+		return s.hideGone(ctx, c, typ, id, err)
 	}
-	s.touched(typ, old.Compartment)
 	return nil
 }

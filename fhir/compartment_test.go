@@ -1,8 +1,11 @@
 package fhir_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/phivault/phivault"
 
 	"github.com/phivault/phivault/fhir"
 )
@@ -15,7 +18,10 @@ func TestCompartment_Synthea(t *testing.T) {
 	types := map[string]int{}
 	for _, b := range bundles {
 		for _, e := range b.Entries {
-			got := fhir.Compartment(e.Type, e.Resource)
+			got, err := fhir.Compartment(e.Type, e.Resource)
+			if err != nil {
+				t.Errorf("%s: Compartment(%s %v): %v", b.Name, e.Type, e.Resource["id"], err)
+			}
 			want := ""
 			if fhir.IsCompartmentType(e.Type) {
 				want = b.PatientID
@@ -43,7 +49,6 @@ func TestCompartment(t *testing.T) {
 		{"Observation", `{"subject": {"reference": "Patient/p1"}}`, "p1"},
 		{"Observation", `{"subject": {"reference": "Group/g1"}, "performer": [{"reference": "Patient/p2"}]}`, "p2"},
 		{"Observation", `{"subject": {"reference": "Patient/p1/_history/2"}}`, "p1"},
-		{"Observation", `{"subject": {"reference": "https://other.example/Patient/p1"}}`, ""},
 		{"Observation", `{"subject": {"reference": "urn:uuid:1234"}}`, ""},
 		// patient comes before the params listed earlier.
 		{"MedicationAdministration", `{"performer": [{"actor": {"reference": "Patient/p2"}}], "subject": {"reference": "Patient/p1"}}`, "p1"},
@@ -53,8 +58,8 @@ func TestCompartment(t *testing.T) {
 		{"Organization", `{"id": "x"}`, ""},
 	}
 	for _, tt := range tests {
-		if got := fhir.Compartment(tt.typ, mustDecode(t, tt.json)); got != tt.want {
-			t.Errorf("Compartment(%s %s) = %q, want %q", tt.typ, tt.json, got, tt.want)
+		if got, err := fhir.Compartment(tt.typ, mustDecode(t, tt.json)); got != tt.want || err != nil {
+			t.Errorf("Compartment(%s %s) = %q, %v, want %q", tt.typ, tt.json, got, err, tt.want)
 		}
 	}
 	for typ, want := range map[string]bool{"Patient": true, "Observation": true, "Encounter": true,
@@ -62,6 +67,79 @@ func TestCompartment(t *testing.T) {
 		if got := fhir.IsCompartmentType(typ); got != want {
 			t.Errorf("IsCompartmentType(%s) = %v, want %v", typ, got, want)
 		}
+	}
+}
+
+// TestCompartment_foreignPatient checks that a resource about a Patient
+// that is not a local one is refused rather than stored outside every
+// compartment, under the shared key (review finding 1 and 6).
+func TestCompartment_foreignPatient(t *testing.T) {
+	for _, body := range []string{
+		`{"subject": {"reference": "https://evil.example/fhir/Patient/p1"}}`,
+		`{"subject": {"reference": "https://evil.example/fhir/Patient/p1/_history/1"}}`,
+		`{"subject": {"reference": "Patient?identifier=x|1"}}`,
+		`{"subject": {"reference": "#p"}, "contained": [{"resourceType": "Patient", "id": "p"}]}`,
+		`{"subject": {"type": "Patient", "identifier": {"system": "x", "value": "1"}}}`,
+		`{"subject": {"reference": "Patient/p1"}, "performer": [{"reference": "http://x/Patient/p2"}]}`,
+	} {
+		got, err := fhir.Compartment("Observation", mustDecode(t, body))
+		if phivault.ErrorCode(err) != phivault.EUNPROCESSABLE {
+			t.Errorf("Compartment(Observation %s) = %q, %v, want EUNPROCESSABLE", body, got, err)
+		}
+	}
+	for _, body := range []string{
+		`{"subject": {"reference": "https://other.example/fhir/Group/g1"}}`,
+		`{"subject": {"reference": "#d"}, "contained": [{"resourceType": "Device", "id": "d"}]}`,
+		`{"subject": {"type": "Group", "identifier": {"system": "x", "value": "1"}}}`,
+	} {
+		if got, err := fhir.Compartment("Observation", mustDecode(t, body)); got != "" || err != nil {
+			t.Errorf("Compartment(Observation %s) = %q, %v, want \"\", nil", body, got, err)
+		}
+	}
+}
+
+func TestLocalRef(t *testing.T) {
+	tests := []struct {
+		give    string
+		typ, id string
+		wantOK  bool
+	}{
+		{"Patient/p1", "Patient", "p1", true},
+		{"Patient/p1/_history/2", "Patient", "p1", true},
+		{"https://x.example/fhir/Patient/p1", "", "", false},
+		{"urn:uuid:5b6f1b9e-1b0e-4f67-9d5a-3b0f2c6f8f7a", "", "", false},
+		{"#p1", "", "", false},
+		{"Patient?identifier=1", "", "", false},
+		{"Patient/p1/extra", "", "", false},
+		{"patient/p1", "", "", false},
+		{"Patient/p1/_history/", "", "", false},
+		{"/Patient/p1", "", "", false},
+	}
+	for _, tt := range tests {
+		typ, id, ok := fhir.LocalRef(tt.give)
+		if typ != tt.typ || id != tt.id || ok != tt.wantOK {
+			t.Errorf("LocalRef(%q) = %q, %q, %v, want %q, %q, %v", tt.give, typ, id, ok, tt.typ, tt.id, tt.wantOK)
+		}
+	}
+}
+
+func TestLocalizeReferences(t *testing.T) {
+	obj := mustDecode(t, `{
+		"subject": {"reference": "https://vault.example/fhir/Patient/p1"},
+		"encounter": {"reference": "https://vault.example/fhir/Encounter/e1/_history/2"},
+		"performer": [{"reference": "https://vault.example.evil/fhir/Practitioner/x"},
+			{"reference": "https://other.example/fhir/Practitioner/y"},
+			{"reference": "https://vault.example/fhir/Patient/p1/more"}]
+	}`)
+	fhir.LocalizeReferences(obj, "https://vault.example/fhir/")
+	var got []string
+	fhir.RewriteReferences(obj, func(ref string) string { got = append(got, ref); return ref })
+	slices.Sort(got)
+	want := []string{"Encounter/e1/_history/2", "Patient/p1",
+		"https://other.example/fhir/Practitioner/y", "https://vault.example.evil/fhir/Practitioner/x",
+		"https://vault.example/fhir/Patient/p1/more"}
+	if !slices.Equal(got, want) {
+		t.Errorf("LocalizeReferences: references %q, want %q", got, want)
 	}
 }
 

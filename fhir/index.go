@@ -24,8 +24,9 @@ import (
 //     with a system, "|code" and "code" without one. Codes and identifiers
 //     are case-sensitive and kept as is, except phone (digits only, leading
 //     "+" kept) and email (lowercased).
-//   - reference params: relative "Type/id" (a "_history" suffix and an
-//     absolute base are stripped), only for the param's target types.
+//   - reference params: "Type/id" of local references only (LocalRef: a
+//     "_history" suffix is stripped, absolute URLs are another server's
+//     and not indexed), only for the param's target types.
 //   - date params: the day "1980-01-02", the month "1980-01" and the year
 //     "1980" the value falls within entirely, read in the value's own UTC
 //     offset; a Period yields the units holding both its ends.
@@ -261,7 +262,7 @@ func referenceValue(p *SearchParam, v any) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	typ, id, ok := relativeRef(ref)
+	typ, id, ok := LocalRef(ref)
 	if !ok || !p.hasTarget(typ) {
 		return "", false
 	}

@@ -105,7 +105,6 @@ func TestIndexValues_References(t *testing.T) {
 	for _, w := range []phivault.IndexValue{
 		{Param: "Observation.patient", Value: "Patient/p1"},
 		{Param: "Observation.subject", Value: "Patient/p1"},
-		{Param: "Observation.encounter", Value: "Encounter/e1"},
 		{Param: "Observation.code", Value: "http://loinc.org|8302-2"},
 		{Param: "Observation.code", Value: "8302-2"},
 		{Param: "Observation.status", Value: "final"},

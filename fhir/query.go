@@ -217,7 +217,7 @@ func checkValue(sp *SearchParam, modifier, val string) error {
 			return fmt.Errorf("value is not a valid date with an optional prefix (eq, ne, gt, lt, ge, le, sa, eb, ap)")
 		}
 	case sp.Type == "reference":
-		if _, _, ok := relativeRef(val); !ok && !IsID(val) {
+		if _, _, ok := LocalRef(val); !ok && !IsID(val) {
 			return fmt.Errorf("value is not an id or a Type/id reference")
 		}
 	case sp.Type == "token":

@@ -2,6 +2,19 @@ package fhir
 
 import "strings"
 
+// # One reading of a reference
+//
+// A literal reference can be written many ways: "Patient/1",
+// "Patient/1/_history/2", "https://any.host/fhir/Patient/1", "urn:uuid:…",
+// "#contained", "Patient?identifier=…". Every part of phivault that decides
+// something from a reference (the blind index, the patient compartment, the
+// Bundle resolver, the access layer's patient context) reads it with
+// LocalRef, and only LocalRef. The vault rewrites, once, before storing,
+// what it can resolve: urn:uuid: and conditional references of a Bundle,
+// and absolute references under its own base (LocalizeReferences). What is
+// left absolute afterwards names another server and is never one of ours:
+// an absolute reference to "…/Patient/X" is not Patient X.
+
 // RewriteReferences calls fn for every Reference.reference string anywhere in
 // obj (including contained resources and nested elements, found
 // structurally: any object with a string "reference" key), replacing it with
@@ -27,44 +40,62 @@ func rewriteRefs(v any, fn func(string) string) {
 	}
 }
 
-// relativeRef returns the relative form "Type/id" of a literal reference:
-// "Type/id", "Type/id/_history/n", or an absolute URL ending in one of
-// those. ok is false for anything else, e.g. "urn:uuid:..." or "#contained".
-func relativeRef(ref string) (typ, id string, ok bool) {
+// LocalRef parses a reference to a resource of this server as stored:
+// "Type/id" or "Type/id/_history/version". ok is false for anything else:
+// absolute URLs, "urn:uuid:…", "#contained", conditional references.
+func LocalRef(ref string) (typ, id string, ok bool) {
 	s := ref
-	absolute := false
-	if i := strings.Index(s, "://"); i >= 0 {
-		s, absolute = s[i+3:], true
-	}
 	if i := strings.Index(s, "/_history/"); i >= 0 {
-		s = s[:i]
-	}
-	slash := strings.LastIndexByte(s, '/')
-	if slash < 0 {
-		return "", "", false
-	}
-	id = s[slash+1:]
-	typ = s[:slash]
-	if i := strings.LastIndexByte(typ, '/'); i >= 0 {
-		if !absolute { // relative references have exactly one slash
+		if !IsID(s[i+len("/_history/"):]) {
 			return "", "", false
 		}
-		typ = typ[i+1:]
-	} else if absolute {
-		return "", "", false // a URL without a path
+		s = s[:i]
 	}
-	if !isTypeName(typ) || !IsID(id) {
+	typ, id, found := strings.Cut(s, "/")
+	if !found || !isTypeName(typ) || !IsID(id) {
 		return "", "", false
 	}
 	return typ, id, true
 }
 
-// strictRelativeRef is relativeRef for relative references only.
-func strictRelativeRef(ref string) (typ, id string, ok bool) {
-	if strings.Contains(ref, ":") {
-		return "", "", false
+// LocalizeReferences rewrites every absolute reference under base (the
+// server's FHIR base URL, such as "https://vault.example.org/fhir") in obj
+// to its relative form "Type/id[/_history/v]". Other references are left as
+// they are. With an empty base it does nothing.
+func LocalizeReferences(obj map[string]any, base string) {
+	base = strings.TrimSuffix(base, "/")
+	if base == "" {
+		return
 	}
-	return relativeRef(ref)
+	prefix := base + "/"
+	RewriteReferences(obj, func(ref string) string {
+		rest, ok := strings.CutPrefix(ref, prefix)
+		if !ok {
+			return ref
+		}
+		if _, _, ok := LocalRef(rest); !ok {
+			return ref
+		}
+		return rest
+	})
+}
+
+// namesPatient reports whether ref, which is not a local reference, still
+// says it is about a Patient: an absolute URL whose path ends in
+// "Patient/<id>", or a conditional "Patient?…".
+func namesPatient(ref string) bool {
+	if strings.HasPrefix(ref, "Patient?") {
+		return true
+	}
+	path := ref
+	if i := strings.Index(path, "?"); i >= 0 {
+		path = path[:i]
+	}
+	if i := strings.Index(path, "/_history/"); i >= 0 {
+		path = path[:i]
+	}
+	parts := strings.Split(path, "/")
+	return len(parts) >= 2 && parts[len(parts)-2] == "Patient"
 }
 
 // isTypeName reports whether s has the shape of a FHIR resource type name.

@@ -84,7 +84,7 @@ func queryToken(param, v string) string {
 // ok is false when the value is malformed or the param has no target
 // restriction to expand a bare id with.
 func queryRefs(sp *SearchParam, modifier, v string) ([]string, bool) {
-	if typ, id, ok := relativeRef(v); ok {
+	if typ, id, ok := LocalRef(v); ok {
 		if (modifier != "" && typ != modifier) || !sp.hasTarget(typ) {
 			return nil, true // matches nothing
 		}

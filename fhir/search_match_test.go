@@ -124,7 +124,8 @@ func TestMatch(t *testing.T) {
 		{"Encounter", enc, "patient", "", []string{"p2"}, false},
 		{"Encounter", enc, "subject", "Patient", []string{"p1"}, true},
 		{"Encounter", enc, "subject", "Group", []string{"p1"}, false},
-		{"Encounter", enc, "subject", "", []string{"https://example.org/fhir/Patient/p1"}, true},
+		// An absolute URL is another server's resource, never Patient/p1.
+		{"Encounter", enc, "subject", "", []string{"https://example.org/fhir/Patient/p1"}, false},
 		{"Encounter", enc, "class", "", []string{"AMB"}, true},
 		{"Encounter", enc, "class", "", []string{"http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB"}, true},
 		{"Encounter", enc, "status", "", []string{"finished"}, true},

@@ -28,11 +28,15 @@ type entry struct {
 	original fhir.Object // resource before references were rewritten, if a retry may need it
 	valid    bool        // resource was validated as part of the whole Bundle
 
-	// A POST prepared before the write transaction: stamped, serialized
-	// and tokenized, waiting only to be sealed and stored.
-	prepared *phivault.Resource
-	tokens   []phivault.Token
-	sealed   *phivault.SealedResource // prepared, sealed in the write transaction
+	// The version to store, stamped, serialized and tokenized (see
+	// stage), and the write the guard decides. A POST of a transaction
+	// without conditional parts is prepared before the write transaction
+	// (preparedEarly) and sealed in it with the others.
+	prepared      *phivault.Resource
+	preparedEarly bool
+	tokens        []phivault.Token
+	sealed        *phivault.SealedResource
+	write         *phivault.Write
 
 	// results
 	res     *phivault.Resource
@@ -93,7 +97,7 @@ func (s *Service) Bundle(ctx context.Context, body []byte, base string) (*phivau
 	if err != nil {
 		return nil, err
 	}
-	return s.bundleResponse(kind+"-response", entries)
+	return s.bundleResponse(kind+"-response", base, entries)
 }
 
 func invalidAt(path, msg string) *phivault.Error {
@@ -204,17 +208,24 @@ var transactionOrder = [...]string{http.MethodDelete, http.MethodPost, http.Meth
 // more than once, so it starts from the same inputs every time: ids for
 // POST entries are drawn once, and resources whose references depend on
 // what a conditional matches are rewritten from a pristine copy.
+//
+// Every write is staged in its final form first, then the request's
+// WriteGuard decides all of them together, then they are stored.
 func (s *Service) transaction(ctx context.Context, entries []*entry) error {
+	g, err := s.guard(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkOverlap(entries); err != nil {
+		return err
+	}
 	conditional := false
 	for _, e := range entries {
 		if e.method == http.MethodPost {
 			e.newID = s.NewID()
-			conditional = conditional || e.ifNone != ""
 		}
-		conditional = conditional || (e.resource != nil && hasConditionalRef(e.resource))
-	}
-	for _, e := range entries {
 		e.valid = true // Bundle validates every entry's resource
+		conditional = conditional || e.ifNone != "" || (e.resource != nil && hasConditionalRef(e.resource))
 	}
 	if conditional {
 		for _, e := range entries {
@@ -225,49 +236,86 @@ func (s *Service) transaction(ctx context.Context, entries []*entry) error {
 	} else if err := s.prepareAll(ctx, entries); err != nil {
 		return err
 	}
+	ordered := make([]*entry, 0, len(entries))
+	for _, method := range transactionOrder {
+		for _, e := range entries {
+			if e.method == method {
+				ordered = append(ordered, e)
+			}
+		}
+	}
 	return s.update(ctx, false, func(tx phivault.StoreTx) error {
 		for _, e := range entries {
-			e.res, e.err, e.status, e.created = nil, nil, 0, false
+			e.reset()
 			if e.method == http.MethodPost {
 				e.id = e.newID
 			}
-			if e.original != nil {
-				e.resource = cloneObject(e.original)
-			}
 		}
-		refs, err := s.assignIDs(ctx, tx, entries)
+		refs, err := s.assignIDs(ctx, tx, g, entries)
 		if err != nil {
 			return err
 		}
 		for _, e := range entries {
-			if e.resource == nil || e.prepared != nil || (e.method == http.MethodPost && e.res != nil) {
+			if e.resource == nil || e.preparedEarly || e.status != 0 {
 				continue
 			}
-			if err := s.rewriteRefs(ctx, tx, e, refs); err != nil {
+			if err := s.rewriteRefs(ctx, tx, g, e, refs); err != nil {
 				return err
 			}
+		}
+		for _, e := range ordered {
+			if e.method == http.MethodGet {
+				continue
+			}
+			if err := s.stage(ctx, tx, e); err != nil {
+				return entryError(e, err)
+			}
+		}
+		if err := s.authorize(ctx, g, ordered); err != nil {
+			return err
 		}
 		if err := s.sealPrepared(ctx, tx, entries); err != nil {
 			return err
 		}
-		for _, method := range transactionOrder {
-			for _, e := range entries {
-				if e.method != method || e.status != 0 {
-					continue
-				}
-				if err := s.apply(ctx, tx, e); err != nil {
+		for _, e := range ordered {
+			if e.method == http.MethodGet {
+				if err := s.read(ctx, tx, g, e); err != nil {
 					return entryError(e, err)
 				}
+				continue
+			}
+			if err := s.commit(ctx, tx, e); err != nil {
+				return entryError(e, err)
 			}
 		}
 		return nil
 	})
 }
 
-// entryError names the failing entry in err.
+// checkOverlap refuses a transaction that changes one resource in two
+// entries: FHIR says such a transaction fails, and its outcome would
+// depend on the processing order.
+func checkOverlap(entries []*entry) error {
+	seen := make(map[string]int, len(entries))
+	for _, e := range entries {
+		if e.method != http.MethodPut && e.method != http.MethodDelete {
+			continue
+		}
+		key := e.typ + "/" + e.id
+		if i, dup := seen[key]; dup {
+			return invalidAt(fmt.Sprintf("Bundle.entry[%d].request.url", e.index),
+				fmt.Sprintf("Entries %d and %d change the same resource; a transaction may change each resource once.", i, e.index))
+		}
+		seen[key] = e.index
+	}
+	return nil
+}
+
+// entryError names the failing entry in err. Errors of single writes
+// (index -1) and other than *phivault.Error are returned as they are.
 func entryError(e *entry, err error) error {
 	pe, ok := err.(*phivault.Error)
-	if !ok {
+	if !ok || e.index < 0 {
 		return err
 	}
 	out := &phivault.Error{Code: pe.Code, Message: fmt.Sprintf("Bundle.entry[%d]: %s Nothing was written.", e.index, pe.Message)}
@@ -284,23 +332,12 @@ func entryError(e *entry, err error) error {
 // prepareAll does, before the write transaction, the work of a transaction
 // without conditional parts: it rewrites urn:uuid: references to the ids
 // drawn for the entries, then stamps, serializes and tokenizes every POST.
-// The single writer is then left only sealing and storing, which lets
-// concurrent imports share the machine's cores.
+// The single writer is then left only authorizing, sealing and storing,
+// which lets concurrent imports share the machine's cores.
 func (s *Service) prepareAll(ctx context.Context, entries []*entry) error {
-	refs := make(map[string]string, len(entries))
-	for _, e := range entries {
-		id := e.id
-		if e.method == http.MethodPost {
-			id = e.newID
-		} else if e.method != http.MethodPut {
-			continue
-		}
-		if e.fullURL != "" {
-			if _, dup := refs[e.fullURL]; dup {
-				return invalidAt(fmt.Sprintf("Bundle.entry[%d].fullUrl", e.index), "Two entries have the same fullUrl.")
-			}
-			refs[e.fullURL] = e.typ + "/" + id
-		}
+	refs, err := fullURLs(entries)
+	if err != nil {
+		return err
 	}
 	now := s.now()
 	return s.store.View(ctx, func(tx phivault.StoreTx) error {
@@ -313,7 +350,7 @@ func (s *Service) prepareAll(ctx context.Context, entries []*entry) error {
 			if e.resource == nil {
 				continue
 			}
-			if err := s.rewriteRefs(ctx, tx, e, refs); err != nil {
+			if err := s.rewriteRefs(ctx, tx, nil, e, refs); err != nil {
 				return err
 			}
 			if e.method != http.MethodPost {
@@ -321,9 +358,9 @@ func (s *Service) prepareAll(ctx context.Context, entries []*entry) error {
 			}
 			res, values, err := prepare(e.typ, e.newID, 1, now, e.resource)
 			if err != nil {
-				return err
+				return entryError(e, err)
 			}
-			e.prepared = res
+			e.prepared, e.preparedEarly = res, true
 			posts = append(posts, e)
 			counts = append(counts, len(values))
 			all = append(all, values...)
@@ -340,14 +377,38 @@ func (s *Service) prepareAll(ctx context.Context, entries []*entry) error {
 	})
 }
 
-// sealPrepared seals every prepared entry in one call, so that each
-// compartment's key is looked up once per transaction, not per resource.
+// fullURLs maps the fullUrl of every POST and PUT entry to the Type/id it
+// will have: its own, a POST's drawn id, or the resource its ifNoneExist
+// matched.
+func fullURLs(entries []*entry) (map[string]string, error) {
+	refs := make(map[string]string, len(entries))
+	for _, e := range entries {
+		id := e.id
+		if e.method == http.MethodPost && id == "" {
+			id = e.newID // before the transaction: no ifNoneExist to match
+		} else if e.method != http.MethodPost && e.method != http.MethodPut {
+			continue
+		}
+		if e.fullURL == "" {
+			continue
+		}
+		if _, dup := refs[e.fullURL]; dup {
+			return nil, invalidAt(fmt.Sprintf("Bundle.entry[%d].fullUrl", e.index), "Two entries have the same fullUrl.")
+		}
+		refs[e.fullURL] = e.typ + "/" + id
+	}
+	return refs, nil
+}
+
+// sealPrepared seals every entry prepared before the transaction in one
+// call, so that each compartment's key is looked up once per transaction,
+// not per resource.
 func (s *Service) sealPrepared(ctx context.Context, tx phivault.StoreTx, entries []*entry) error {
 	var prepared []*entry
 	var rs []*phivault.Resource
 	for _, e := range entries {
 		e.sealed = nil
-		if e.prepared != nil {
+		if e.preparedEarly && e.write != nil {
 			prepared = append(prepared, e)
 			rs = append(rs, e.prepared)
 		}
@@ -365,45 +426,29 @@ func (s *Service) sealPrepared(ctx context.Context, tx phivault.StoreTx, entries
 	return nil
 }
 
-// assignIDs gives every POST entry its id (or the existing match of its
-// ifNoneExist) and maps full URLs to Type/id for reference rewriting.
-func (s *Service) assignIDs(ctx context.Context, tx phivault.StoreTx, entries []*entry) (map[string]string, error) {
-	refs := make(map[string]string, len(entries))
+// assignIDs gives every POST entry its id (or the visible existing match
+// of its ifNoneExist) and maps full URLs to Type/id for reference
+// rewriting.
+func (s *Service) assignIDs(ctx context.Context, tx phivault.StoreTx, g phivault.WriteGuard, entries []*entry) (map[string]string, error) {
 	for _, e := range entries {
-		switch e.method {
-		case http.MethodPost:
-			if e.ifNone != "" {
-				q, err := conditionalQuery(e.typ, e.ifNone)
-				if err != nil {
-					return nil, entryError(e, err)
-				}
-				existing, err := s.matchOne(ctx, tx, q)
-				if err != nil {
-					return nil, entryError(e, err)
-				}
-				if existing != nil {
-					e.res, e.status = existing, http.StatusOK
-					e.id = existing.ID
-				}
+		if e.method == http.MethodPost && e.ifNone != "" {
+			if err := s.matchIfNoneExist(ctx, tx, g, e); err != nil {
+				return nil, entryError(e, err)
 			}
-		case http.MethodPut:
-		default:
-			continue
-		}
-		if e.fullURL != "" {
-			if _, dup := refs[e.fullURL]; dup {
-				return nil, invalidAt(fmt.Sprintf("Bundle.entry[%d].fullUrl", e.index), "Two entries have the same fullUrl.")
-			}
-			refs[e.fullURL] = e.typ + "/" + e.id
 		}
 	}
-	return refs, nil
+	return fullURLs(entries)
 }
 
-// rewriteRefs replaces urn:uuid: references by the ids they were assigned
-// and resolves conditional references.
-func (s *Service) rewriteRefs(ctx context.Context, tx phivault.StoreTx, e *entry, refs map[string]string) error {
+// rewriteRefs is the one resolver of references in a body about to be
+// stored: fullUrls of the Bundle's entries (refs) become the Type/id they
+// were given, a urn:uuid: naming no entry is an error, a conditional
+// reference (Type?query) becomes the one resource it matches among those
+// the caller may see, and an absolute reference under the server's base
+// becomes relative. Anything else stays as it is.
+func (s *Service) rewriteRefs(ctx context.Context, tx phivault.StoreTx, g phivault.WriteGuard, e *entry, refs map[string]string) error {
 	var err error
+	base := strings.TrimSuffix(s.BaseURL, "/")
 	fhir.RewriteReferences(e.resource, func(ref string) string {
 		if err != nil {
 			return ref
@@ -415,6 +460,11 @@ func (s *Service) rewriteRefs(ctx context.Context, tx phivault.StoreTx, e *entry
 			err = invalidAt(fmt.Sprintf("Bundle.entry[%d].resource", e.index), "A urn:uuid: reference names no entry of this Bundle.")
 			return ref
 		}
+		if rest, ok := strings.CutPrefix(ref, base+"/"); ok && base != "" {
+			if _, _, local := fhir.LocalRef(rest); local {
+				return rest
+			}
+		}
 		typ, query, ok := strings.Cut(ref, "?")
 		if !ok || !fhir.IsResourceType(typ) {
 			return ref
@@ -425,8 +475,8 @@ func (s *Service) rewriteRefs(ctx context.Context, tx phivault.StoreTx, e *entry
 			return ref
 		}
 		var match *phivault.Resource
-		if match, err = s.matchOne(ctx, tx, q); err == nil && match == nil {
-			err = phivault.Errorf(phivault.EPRECONDITION, "Bundle.entry[%d]: a conditional reference matches no resource.", e.index)
+		if match, err = s.matchOne(ctx, tx, g, q); err == errManyMatches || (err == nil && match == nil) {
+			err = errNoSingleMatch
 		}
 		if err != nil {
 			return ref
@@ -436,79 +486,67 @@ func (s *Service) rewriteRefs(ctx context.Context, tx phivault.StoreTx, e *entry
 	return err
 }
 
-// apply performs one entry inside a transaction or batch.
-func (s *Service) apply(ctx context.Context, tx phivault.StoreTx, e *entry) error {
-	var err error
-	if e.resource != nil && !e.valid {
-		if issues := fhir.Validate(e.typ, e.resource); len(issues) > 0 {
-			return &phivault.Error{Code: phivault.EUNPROCESSABLE, Message: "The resource is not valid FHIR R4.", Issues: issues}
+// errNoSingleMatch is the one answer for a conditional reference that does
+// not match exactly one resource the caller may see: it says nothing of how
+// many match, or of what the caller may not see.
+var errNoSingleMatch = phivault.Errorf(phivault.EPRECONDITION, "A conditional reference does not match exactly one resource you may see.")
+
+// read answers a GET entry with the current version, if the caller may
+// see it; otherwise the entry answers not found.
+func (s *Service) read(ctx context.Context, tx phivault.StoreTx, g phivault.WriteGuard, e *entry) error {
+	e.status = http.StatusOK
+	sr, err := tx.Current(ctx, e.typ, e.id)
+	if err != nil {
+		return err
+	}
+	if e.res, err = s.open(ctx, tx, sr); err != nil {
+		return err
+	}
+	if g != nil {
+		ok, err := g.Visible(ctx, e.res)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			e.res = nil
+			return phivault.ErrNotFound
 		}
 	}
-	switch e.method {
-	case http.MethodPost:
-		if e.sealed != nil {
-			e.res, err = e.prepared, tx.Put(ctx, e.sealed, e.tokens)
-		} else {
-			e.res, err = s.put(ctx, tx, e.typ, e.id, 0, e.resource)
-		}
-		e.status, e.created = http.StatusCreated, true
-	case http.MethodPut:
-		e.res, e.created, err = s.updateTx(ctx, tx, e.typ, e.id, e.resource, e.ifMatch)
-		e.status = http.StatusOK
-		if e.created {
-			e.status = http.StatusCreated
-		}
-	case http.MethodDelete:
-		err = s.deleteTx(ctx, tx, e.typ, e.id)
-		if isNotFound(err) {
-			err = nil
-		}
-		e.status = http.StatusNoContent
-	case http.MethodGet:
-		var sr *phivault.SealedResource
-		if sr, err = tx.Current(ctx, e.typ, e.id); err == nil {
-			e.res, err = s.open(ctx, tx, sr)
-		}
-		e.status = http.StatusOK
-	}
-	return err
+	return nil
 }
 
-// batch runs each entry on its own; failures are reported per entry.
+// batch runs each entry on its own, through the same path as a single
+// interaction; failures are reported per entry.
 func (s *Service) batch(ctx context.Context, entries []*entry) {
+	g, err := s.guard(ctx)
 	for _, e := range entries {
 		if e.err != nil {
 			continue
 		}
-		if e.method == http.MethodGet {
-			e.err = s.store.View(ctx, func(tx phivault.StoreTx) error { return s.apply(ctx, tx, e) })
+		if err != nil {
+			e.err = err
 			continue
 		}
+		if e.resource != nil && hasConditionalRef(e.resource) {
+			e.original = cloneObject(e.resource)
+		}
+		if e.method == http.MethodGet {
+			e.err = s.store.View(ctx, func(tx phivault.StoreTx) error { return s.read(ctx, tx, g, e) })
+			continue
+		}
+		if e.method == http.MethodPost {
+			e.newID = s.NewID()
+		}
 		e.err = s.update(ctx, e.ifMatch == 0, func(tx phivault.StoreTx) error {
-			e.res, e.status, e.created = nil, 0, false
-			if e.method == http.MethodPost && e.ifNone != "" {
-				q, err := conditionalQuery(e.typ, e.ifNone)
-				if err != nil {
-					return err
-				}
-				existing, err := s.matchOne(ctx, tx, q)
-				if err != nil {
-					return err
-				}
-				if existing != nil {
-					e.res, e.status = existing, http.StatusOK
-					return nil
-				}
-			}
-			if e.method == http.MethodPost {
-				e.id = s.NewID()
-			}
-			return s.apply(ctx, tx, e)
+			return s.writeOne(ctx, tx, g, e)
 		})
 	}
 }
 
-func (s *Service) bundleResponse(kind string, entries []*entry) (*phivault.BundleResult, error) {
+// bundleResponse builds the response Bundle; its fullUrls are absolute
+// under base, as R4 requires.
+func (s *Service) bundleResponse(kind, base string, entries []*entry) (*phivault.BundleResult, error) {
+	base = strings.TrimSuffix(base, "/")
 	out := struct {
 		ResourceType string                `json:"resourceType"`
 		ID           string                `json:"id"`
@@ -526,7 +564,7 @@ func (s *Service) bundleResponse(kind string, entries []*entry) (*phivault.Bundl
 		}
 		r.Response.Status = strconv.Itoa(e.status) + " " + http.StatusText(e.status)
 		if e.res != nil {
-			r.FullURL = e.res.Ref()
+			r.FullURL = base + "/" + e.res.Ref()
 			r.Response.Location = e.res.Ref() + "/_history/" + strconv.FormatInt(e.res.Version, 10)
 			r.Response.Etag = e.res.ETag()
 			r.Response.LastModified = e.res.LastUpdated.Format(time.RFC3339Nano)

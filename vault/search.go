@@ -33,7 +33,7 @@ type plan struct {
 }
 
 func (s *Service) plan(ctx context.Context, tx phivault.StoreTx, q *phivault.Query) (*plan, error) {
-	p := &plan{filter: phivault.ResourceFilter{Types: []string{q.Type}, Ascending: q.Sorted && q.SortAsc}}
+	p := &plan{filter: phivault.ResourceFilter{Types: []string{q.Type}, Ascending: q.Sorted && q.SortAsc, Compartment: q.Compartment}}
 	// Every equality parameter's values go to the Sealer in one call (each
 	// call reads the index key's row); group i of the filter is then
 	// tokens[groups[i].lo:groups[i].hi].
@@ -399,20 +399,39 @@ func conditionalQuery(typ, rawQuery string) (*phivault.Query, error) {
 	return fhir.ParseQuery(typ, v, false)
 }
 
-// matchOne returns the single current resource matching q, nil if none, or
-// EPRECONDITION if several match.
-func (s *Service) matchOne(ctx context.Context, tx phivault.StoreTx, q *phivault.Query) (*phivault.Resource, error) {
+// matchOne returns the single current resource matching q among those g
+// lets the caller see (all of them without a guard), nil if none, or
+// EPRECONDITION if several do. Hidden matches count for nothing, so the
+// answer never depends on what the caller may not see; it pages through
+// the matches up to MaxCandidates.
+func (s *Service) matchOne(ctx context.Context, tx phivault.StoreTx, g phivault.WriteGuard, q *phivault.Query) (*phivault.Resource, error) {
 	q2 := *q
-	q2.Count, q2.Offset, q2.Include = 2, 0, nil
-	res, err := s.search(ctx, tx, &q2)
-	if err != nil {
-		return nil, err
+	q2.Include, q2.Summary = nil, ""
+	var found *phivault.Resource
+	for offset := 0; ; offset += MaxCount {
+		q2.Count, q2.Offset = MaxCount, offset
+		res, err := s.search(ctx, tx, &q2)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range res.Matches {
+			if g != nil {
+				ok, err := g.Visible(ctx, m)
+				if err != nil {
+					return nil, err
+				} else if !ok {
+					continue
+				}
+			}
+			if found != nil {
+				return nil, errManyMatches
+			}
+			found = m
+		}
+		if offset+MaxCount >= res.Total || offset+MaxCount >= s.MaxCandidates {
+			return found, nil
+		}
 	}
-	switch res.Total {
-	case 0:
-		return nil, nil
-	case 1:
-		return res.Matches[0], nil
-	}
-	return nil, phivault.Errorf(phivault.EPRECONDITION, "The conditional query matches %d resources; it must match at most one.", res.Total)
 }
+
+var errManyMatches = phivault.Errorf(phivault.EPRECONDITION, "The conditional query matches more than one resource; it must match at most one.")

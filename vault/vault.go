@@ -19,6 +19,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -49,6 +50,15 @@ type Service struct {
 	MaxCandidates int
 	// Logger receives events such as crypto-shreds. Nil discards them.
 	Logger *slog.Logger
+	// BaseURL is the server's public FHIR base URL, such as
+	// "https://vault.example.org/fhir". Absolute references under it are
+	// stored relative; every other absolute reference names another
+	// server. Empty: only relative references are this server's.
+	BaseURL string
+	// RequireGuard refuses every write whose context carries no
+	// phivault.WriteGuard, so that a wiring mistake fails closed. Default
+	// false, for tools and tests that run the vault alone.
+	RequireGuard bool
 }
 
 var _ phivault.RecordService = (*Service)(nil)
@@ -212,34 +222,30 @@ func (s *Service) Create(ctx context.Context, typ string, body []byte, opts phiv
 	if err != nil {
 		return nil, false, err
 	}
-	var cond *phivault.Query
 	if opts.IfNoneExist != "" {
-		if cond, err = conditionalQuery(typ, opts.IfNoneExist); err != nil {
+		if _, err := conditionalQuery(typ, opts.IfNoneExist); err != nil {
 			return nil, false, err
 		}
 	}
-	var res *phivault.Resource
-	var created bool
-	id := s.NewID()
-	err = s.update(ctx, true, func(tx phivault.StoreTx) error {
-		created = true
-		if cond != nil {
-			existing, err := s.matchOne(ctx, tx, cond)
-			if err != nil {
-				return err
-			}
-			if existing != nil {
-				res, created = existing, false
-				return nil
-			}
-		}
-		res, err = s.put(ctx, tx, typ, id, 0, obj)
-		return err
-	})
-	if err != nil {
+	e := &entry{index: -1, method: http.MethodPost, typ: typ, resource: obj, ifNone: opts.IfNoneExist, newID: s.NewID(), valid: true}
+	if err := s.writeSingle(ctx, true, e); err != nil {
 		return nil, false, err
 	}
-	return res, created, nil
+	return e.res, e.created, nil
+}
+
+// writeSingle runs the single interaction e in its own transaction.
+func (s *Service) writeSingle(ctx context.Context, retry bool, e *entry) error {
+	g, err := s.guard(ctx)
+	if err != nil {
+		return err
+	}
+	if e.resource != nil && hasConditionalRef(e.resource) {
+		e.original = cloneObject(e.resource)
+	}
+	return s.update(ctx, retry, func(tx phivault.StoreTx) error {
+		return s.writeOne(ctx, tx, g, e)
+	})
 }
 
 // Update replaces a resource, or creates it under the given id.
@@ -258,42 +264,11 @@ func (s *Service) Update(ctx context.Context, typ, id string, body []byte, opts 
 		return nil, false, &phivault.Error{Code: phivault.EINVALID, Message: "The id in the body must match the id in the URL.",
 			Issues: []phivault.Issue{{Severity: "error", Code: "invalid", Diagnostics: "id does not match the URL", Expression: []string{typ + ".id"}}}}
 	}
-	var res *phivault.Resource
-	var created bool
-	err = s.update(ctx, opts.IfMatch == 0, func(tx phivault.StoreTx) (err error) {
-		res, created, err = s.updateTx(ctx, tx, typ, id, obj, opts.IfMatch)
-		return err
-	})
-	if err != nil {
+	e := &entry{index: -1, method: http.MethodPut, typ: typ, id: id, resource: obj, ifMatch: opts.IfMatch, valid: true}
+	if err := s.writeSingle(ctx, opts.IfMatch == 0, e); err != nil {
 		return nil, false, err
 	}
-	return res, created, nil
-}
-
-func (s *Service) updateTx(ctx context.Context, tx phivault.StoreTx, typ, id string, obj fhir.Object, ifMatch int64) (*phivault.Resource, bool, error) {
-	var prev int64
-	created := true
-	cur, err := tx.Current(ctx, typ, id)
-	switch {
-	case isNotFound(err):
-	case err != nil:
-		return nil, false, err
-	default:
-		prev, created = cur.Version, cur.Deleted
-		// A write into a shredded compartment fails when it seals (the
-		// compartment has no key and may get none); one that would move
-		// the resource out of it is checked here.
-		if cur.Compartment != "" && cur.Compartment != fhir.Compartment(typ, withID(obj, id)) {
-			if err := checkShredded(ctx, tx, cur.Compartment); err != nil {
-				return nil, false, err
-			}
-		}
-	}
-	if ifMatch != 0 && ifMatch != prev {
-		return nil, false, phivault.Errorf(phivault.EPRECONDITION, "If-Match names version %d but the current version is %d.", ifMatch, prev)
-	}
-	res, err := s.put(ctx, tx, typ, id, prev, obj)
-	return res, created, err
+	return e.res, e.created, nil
 }
 
 // Delete marks a resource deleted: its history stays, reads answer 410.
@@ -304,45 +279,7 @@ func (s *Service) Delete(ctx context.Context, typ, id string) error {
 	if !fhir.IsID(id) {
 		return phivault.ErrNotFound
 	}
-	return s.update(ctx, true, func(tx phivault.StoreTx) error {
-		return s.deleteTx(ctx, tx, typ, id)
-	})
-}
-
-func (s *Service) deleteTx(ctx context.Context, tx phivault.StoreTx, typ, id string) error {
-	cur, err := tx.Current(ctx, typ, id)
-	if err != nil {
-		return err
-	}
-	if err := checkShredded(ctx, tx, cur.Compartment); err != nil {
-		return err
-	}
-	if cur.Deleted {
-		return nil // deleting twice is a no-op
-	}
-	tomb := &phivault.Resource{Type: typ, ID: id, Version: cur.Version + 1, LastUpdated: s.now(), Compartment: cur.Compartment, Deleted: true}
-	sealed, err := s.sealer.Seal(ctx, tx, tomb)
-	if err != nil {
-		return err
-	}
-	return tx.Put(ctx, sealed, nil)
-}
-
-// put writes obj as version prev+1 of typ/id: it stamps id and meta, finds
-// the compartment, seals, and stores the version with its tokens.
-func (s *Service) put(ctx context.Context, tx phivault.StoreTx, typ, id string, prev int64, obj fhir.Object) (*phivault.Resource, error) {
-	res, values, err := prepare(typ, id, prev+1, s.now(), obj)
-	if err != nil {
-		return nil, err
-	}
-	tokens, err := s.sealer.Tokens(ctx, tx, values)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.sealAndPut(ctx, tx, res, tokens); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return s.writeSingle(ctx, true, &entry{index: -1, method: http.MethodDelete, typ: typ, id: id})
 }
 
 // prepare stamps obj with id, version and time, finds its compartment, and
@@ -357,6 +294,10 @@ func prepare(typ, id string, version int64, now time.Time, obj fhir.Object) (*ph
 	}
 	meta["versionId"] = strconv.FormatInt(version, 10)
 	meta["lastUpdated"] = now.Format(instantLayout)
+	compartment, err := fhir.Compartment(typ, obj)
+	if err != nil {
+		return nil, nil, err
+	}
 	body, err := fhir.Marshal(obj)
 	if err != nil {
 		return nil, nil, fmt.Errorf("marshal %s: %w", typ, err)
@@ -366,19 +307,10 @@ func prepare(typ, id string, version int64, now time.Time, obj fhir.Object) (*ph
 		ID:          id,
 		Version:     version,
 		LastUpdated: now,
-		Compartment: fhir.Compartment(typ, obj),
+		Compartment: compartment,
 		Body:        body,
 	}
 	return res, fhir.IndexValues(typ, obj), nil
-}
-
-// sealAndPut seals res and stores it with its tokens.
-func (s *Service) sealAndPut(ctx context.Context, tx phivault.StoreTx, res *phivault.Resource, tokens []phivault.Token) error {
-	sealed, err := s.sealer.Seal(ctx, tx, res)
-	if err != nil {
-		return err
-	}
-	return tx.Put(ctx, sealed, tokens)
 }
 
 // instantLayout formats meta.lastUpdated as a FHIR instant with microseconds.
@@ -446,13 +378,4 @@ func pageSize(count int) int {
 		return MaxCount
 	}
 	return count
-}
-
-// withID returns obj with its id set, for computing the compartment of a
-// Patient before put stamps the id.
-func withID(obj fhir.Object, id string) fhir.Object {
-	if obj["id"] != id {
-		obj["id"] = id
-	}
-	return obj
 }

@@ -189,6 +189,9 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
 	records.Logger = logger
+	// Every write is decided by the access layer's guard on its stored
+	// form; one that arrives without it is refused (fail closed).
+	records.RequireGuard, records.BaseURL = true, cfg.BaseURL
 	if a.records, err = a.openAccess(records); err != nil { // api → auditlog → access → vault; see policy.go
 		seal.close()
 		db.Close()
