@@ -655,7 +655,9 @@ func TestRecordService_Bundle(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GET in a batch by %s: %v", tt.who.ID, err)
 		}
-		var out struct{ Entry []struct{ Response struct{ Status string } } }
+		var out struct {
+			Entry []struct{ Response struct{ Status string } }
+		}
 		if err := json.Unmarshal(res.Body, &out); err != nil || len(out.Entry) != 1 || out.Entry[0].Response.Status != tt.status {
 			t.Errorf("GET in a batch by %s = %s, want status %s", tt.who.ID, res.Body, tt.status)
 		}
