@@ -1,0 +1,228 @@
+package access_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
+	"github.com/phivault/phivault/internal/vaulttest"
+	"github.com/phivault/phivault/policy"
+)
+
+// The tests in this file are the regression tests of the outside review's
+// findings 1 to 6 (docs/security-review.md). Each one is an attack made
+// through the access layer by a principal holding one ordinary account,
+// and each one failed on 733a263.
+
+// reviewWorld returns a model world (see TestModel): patients P1 (treated
+// by doc1, department D1), P2 (treated by doc2, department D2) and P3
+// (nobody's, D1), a nurse, front desk of D1 and patient P1.
+func reviewWorld(t *testing.T) *model {
+	t.Helper()
+	keys, _ := vaulttest.Keyring(t, t.TempDir())
+	authz, err := policy.New(policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newModel(t, t, keys, authz, 1)
+	t.Cleanup(m.close)
+	return m
+}
+
+// who returns the principal of the world with the short name name.
+func (m *model) who(name string) *phivault.Principal {
+	for _, p := range m.people {
+		if p.ID == m.id(name) {
+			return p
+		}
+	}
+	panic("no principal " + name)
+}
+
+// as returns a request context for the principal name, a minute later
+// than the last call, so that cached patient contexts have expired.
+func (m *model) as(name string) context.Context {
+	m.clock = m.clock.Add(access.DefaultContextTTL + time.Second)
+	p := m.who(name)
+	return phivault.WithPrincipal(phivault.WithRequestInfo(context.Background(),
+		phivault.RequestInfo{ID: "req", Actor: p.ID, Note: &phivault.AuditNote{}, Purpose: "TREAT"}), p)
+}
+
+// storedIn returns how many current resources of typ lie in compartment c
+// ("": in none), read from the vault directly.
+func (m *model) storedIn(t *testing.T, typ, c string) int {
+	t.Helper()
+	res, err := m.v.Search(context.Background(), &phivault.Query{Type: typ, Count: 1000,
+		Params: []phivault.QueryParam{{Name: "_lastUpdated", Values: []string{"gt2000-01-01"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range res.Matches {
+		if r.Compartment == c {
+			n++
+		}
+	}
+	return n
+}
+
+// mustRefuse fails unless err is one of the codes.
+func mustRefuse(t *testing.T, what string, err error, codes ...string) {
+	t.Helper()
+	code := phivault.ErrorCode(err)
+	for _, c := range codes {
+		if code == c {
+			return
+		}
+	}
+	t.Fatalf("%s: error %v (code %q), want one of %q", what, err, code, codes)
+}
+
+// Finding 1: a physician with one patient names another patient in an
+// absolute CareTeam subject, with himself and a nurse as participants.
+func TestReview_absoluteCareTeamSubject(t *testing.T) {
+	m := reviewWorld(t)
+	p1, p2 := m.pats[0], m.pats[1]
+	team := fmt.Sprintf(`{"resourceType":"CareTeam","status":"active",
+	  "subject":{"reference":"https://evil.example/fhir/Patient/%s"},
+	  "participant":[{"member":{"reference":"Patient/%s"}},{"member":{"reference":"Practitioner/%s"}},
+	    {"member":{"identifier":{"system":%q,"value":%q}}}]}`, p2, p1, m.id("Pr1"), access.PrincipalSystem, m.id("nurse"))
+	_, _, err := m.rs.Create(m.as("doc1"), "CareTeam", []byte(team), phivault.CreateOptions{})
+	if code := phivault.ErrorCode(err); code != phivault.EUNPROCESSABLE {
+		t.Errorf("CareTeam with an absolute subject: error %v, want code %q", err, phivault.EUNPROCESSABLE)
+	}
+	for _, name := range []string{"doc1", "nurse"} {
+		_, err := m.rs.Read(m.as(name), "Patient", p2)
+		mustRefuse(t, name+" reads the other patient", err, phivault.ENOTFOUND, phivault.EFORBIDDEN)
+		_, _, err = m.rs.Create(m.as(name), "Observation", fmt.Appendf(nil, `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/%s"}}`, p2), phivault.CreateOptions{})
+		mustRefuse(t, name+" writes the other patient", err, phivault.EFORBIDDEN)
+	}
+}
+
+// Finding 1, second part: an EpisodeOfCare of a patient names a CareTeam
+// that lives in another patient's compartment; that team grants nothing
+// on the first patient.
+func TestReview_episodeTeamElsewhere(t *testing.T) {
+	m := reviewWorld(t)
+	p1, p3 := m.pats[0], m.pats[2]
+	team, _, err := m.rs.Create(m.as("doc1"), "CareTeam", fmt.Appendf(nil, `{"resourceType":"CareTeam","status":"active",
+	  "subject":{"reference":"Patient/%s"},"participant":[{"member":{"identifier":{"system":%q,"value":%q}}}]}`,
+		p1, access.PrincipalSystem, m.id("nurse")), phivault.CreateOptions{})
+	if err != nil {
+		t.Fatalf("doc1 adds the nurse to his own patient's team: %v", err)
+	}
+	// Someone entitled to P3's chart (here the vault itself) records an
+	// episode whose team is that CareTeam, by mistake or by design.
+	m.put(t, "EpisodeOfCare", m.id("eoc"), `{"resourceType":"EpisodeOfCare","id":%q,"status":"active",
+	  "patient":{"reference":"Patient/%s"},"team":[{"reference":"CareTeam/%s"}]}`, m.id("eoc"), p3, team.ID)
+	_, err = m.rs.Read(m.as("nurse"), "Patient", p3)
+	mustRefuse(t, "nurse reads through another compartment's team", err, phivault.ENOTFOUND, phivault.EFORBIDDEN)
+	if _, err := m.rs.Read(m.as("nurse"), "Patient", p1); err != nil {
+		t.Fatalf("nurse reads the patient whose team she is on: %v", err)
+	}
+}
+
+// Finding 2: a transaction maps the fullUrl of a DELETE entry that carries
+// the attacker's own Patient to another patient's id.
+func TestReview_fullUrlOnDelete(t *testing.T) {
+	m := reviewWorld(t)
+	p1, p2 := m.pats[0], m.pats[1]
+	bundle := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[
+	  {"fullUrl":"Patient/%[2]s","request":{"method":"DELETE","url":"Observation/%[4]s"},"resource":{"resourceType":"Patient","id":%[1]q}},
+	  {"request":{"method":"POST","url":"CareTeam"},"resource":{"resourceType":"CareTeam","status":"active",
+	    "subject":{"reference":"Patient/%[2]s"},"participant":[{"member":{"reference":"Practitioner/%[3]s"}}]}},
+	  {"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final",
+	    "code":{"text":"x"},"subject":{"reference":"Patient/%[2]s"}}}]}`, p1, p2, m.id("Pr1"), m.id("nothing"))
+	_, err := m.rs.Bundle(m.as("doc1"), []byte(bundle), modelBase)
+	mustRefuse(t, "transaction into another chart", err, phivault.EFORBIDDEN, phivault.ENOTFOUND)
+	if n := m.storedIn(t, "Observation", p2) + m.storedIn(t, "CareTeam", p2); n != 1 { // doc2's setup team
+		t.Fatalf("%d resources in the other patient's compartment, want only the setup CareTeam", n)
+	}
+}
+
+// Finding 3: a conditional reference answers the same whatever hidden
+// patients it matches, so it cannot be used to probe demographics.
+func TestReview_conditionalReferenceOracle(t *testing.T) {
+	m := reviewWorld(t)
+	answer := func(query string) string {
+		bundle := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[
+		  {"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final",
+		    "code":{"text":"x"},"subject":{"reference":"Patient?%s"}}}]}`, query)
+		_, err := m.rs.Bundle(m.as("doc1"), []byte(bundle), modelBase)
+		return phivault.ErrorCode(err) + ": " + phivault.ErrorMessage(err)
+	}
+	hidden := answer("identifier=urn:mrn|" + m.pats[1]) // exists, doc1 may not see it
+	for _, q := range []string{"identifier=urn:mrn|" + m.id("nobody"), "identifier=urn:mrn|" + m.pats[1] + "," + m.pats[2]} {
+		if got := answer(q); got != hidden {
+			t.Errorf("conditional reference matching no or two hidden patients answers %q; one hidden answers %q", got, hidden)
+		}
+	}
+}
+
+// Finding 4: If-None-Exist and ifNoneExist never reveal a hidden match.
+func TestReview_conditionalCreateHidden(t *testing.T) {
+	m := reviewWorld(t)
+	p2 := m.pats[1] // department D2: hidden from D1's front desk
+	body := fmt.Appendf(nil, `{"resourceType":"Patient","managingOrganization":{"reference":"Organization/%s"}}`, m.orgs[0])
+	res, created, err := m.rs.Create(m.as("desk"), "Patient", body, phivault.CreateOptions{IfNoneExist: "identifier=urn:mrn|" + p2})
+	if err != nil || !created || res.ID == p2 {
+		t.Fatalf("front desk conditional create over a hidden match = %v, created %v, %v; want a new Patient", res, created, err)
+	}
+	batch := fmt.Sprintf(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"POST","url":"Patient",
+	  "ifNoneExist":"identifier=urn:mrn|%s"},"resource":%s}]}`, p2, body)
+	out, err := m.rs.Bundle(m.as("desk"), []byte(batch), modelBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out.Body), p2) {
+		t.Fatalf("batch ifNoneExist answer names the hidden patient: %s", out.Body)
+	}
+}
+
+// Finding 5: front desk cannot link an Appointment into another
+// department's patient through ifNoneExist on that patient.
+func TestReview_frontDeskIfNoneExist(t *testing.T) {
+	m := reviewWorld(t)
+	p2 := m.pats[1]
+	bundle := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[
+	  {"fullUrl":"urn:uuid:11111111-1111-4111-8111-111111111111","request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=urn:mrn|%s"},
+	   "resource":{"resourceType":"Patient","managingOrganization":{"reference":"Organization/%s"}}},
+	  {"request":{"method":"POST","url":"Appointment"},"resource":{"resourceType":"Appointment","status":"booked",
+	   "participant":[{"status":"accepted","actor":{"reference":"urn:uuid:11111111-1111-4111-8111-111111111111"}}]}}]}`, p2, m.orgs[0])
+	m.rs.Bundle(m.as("desk"), []byte(bundle), modelBase)
+	if n := m.storedIn(t, "Appointment", p2); n != 0 {
+		t.Fatalf("%d Appointments in another department's patient", n)
+	}
+}
+
+// Finding 6: a batch resolves conditional references like a transaction,
+// so clinical data never lands outside the patient's compartment.
+func TestReview_batchConditionalReference(t *testing.T) {
+	m := reviewWorld(t)
+	p1 := m.pats[0]
+	batch := fmt.Sprintf(`{"resourceType":"Bundle","type":"batch","entry":[
+	  {"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final",
+	   "code":{"text":"x"},"subject":{"reference":"Patient?identifier=urn:mrn|%s"}}}]}`, p1)
+	out, err := m.rs.Bundle(m.as("doc1"), []byte(batch), modelBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Entry []struct{ Response struct{ Status string } }
+	}
+	json.Unmarshal(out.Body, &resp)
+	if len(resp.Entry) != 1 || !strings.HasPrefix(resp.Entry[0].Response.Status, "201") {
+		t.Fatalf("batch POST with a conditional reference = %s", out.Body)
+	}
+	if n := m.storedIn(t, "Observation", p1); n != 1 {
+		t.Fatalf("%d Observations in the patient's compartment, want 1", n)
+	}
+	if n := m.storedIn(t, "Observation", ""); n != 0 {
+		t.Fatalf("%d Observations stored outside any compartment, under the shared key", n)
+	}
+}
