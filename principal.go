@@ -75,9 +75,35 @@ type SessionRevoker interface {
 // The api package puts one in each RequestInfo. It is safe for concurrent
 // use.
 type AuditNote struct {
-	mu         sync.Mutex
-	decision   string
-	breakGlass bool
+	mu           sync.Mutex
+	decision     string
+	breakGlass   bool
+	compartments []string
+}
+
+// AddCompartment records that the request was about patient compartment
+// c even though nothing of it was returned (a refused read, update or
+// delete), so that the patient's access report and detection see the
+// attempt. The caller is never told.
+func (n *AuditNote) AddCompartment(c string) {
+	if n == nil || c == "" {
+		return
+	}
+	n.mu.Lock()
+	if !slices.Contains(n.compartments, c) {
+		n.compartments = append(n.compartments, c)
+	}
+	n.mu.Unlock()
+}
+
+// Compartments returns the compartments recorded by AddCompartment.
+func (n *AuditNote) Compartments() []string {
+	if n == nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.compartments)
 }
 
 // SetDecision records the policy decision and its reason, such as

@@ -139,6 +139,10 @@ var (
 	errBreakGlass  = &phivault.Error{Code: phivault.EFORBIDDEN, Message: "You have no care relationship with this patient, or the record needs a clearance you lack. " +
 		"In an emergency you may break the glass: log in again, then POST /fhir/admin/break-glass with the patient id, " +
 		"a purpose of use (ETREAT or BTG) and your reason. The access is time-boxed, recorded and reviewed."}
+	errTrainingExpired = &phivault.Error{Code: phivault.EFORBIDDEN, Message: "Your privacy and security training has expired: " +
+		"patients' records stay closed to you until it is renewed. " +
+		"In an emergency you may break the glass: log in again, then POST /fhir/admin/break-glass with the patient id, " +
+		"a purpose of use (ETREAT or BTG) and your reason. The access is time-boxed, recorded and reviewed."}
 )
 
 // caller is the principal of one call, with what every decision needs.
@@ -410,14 +414,18 @@ func decisionText(d policy.Decision) string {
 
 // hidden is the error for a resource the caller may not see.
 func hidden(d policy.Decision) error {
-	if d.BreakGlassPossible {
-		return errBreakGlass
+	switch {
+	case !d.BreakGlassPossible:
+		return phivault.ErrNotFound
+	case slices.Contains(d.Policies, "forbid-expired-training"):
+		return errTrainingExpired
 	}
-	return phivault.ErrNotFound
+	return errBreakGlass
 }
 
 // authorize decides and records action on t; it returns the error to give
-// the caller if denied.
+// the caller if denied. A refusal records t's compartment on the request's
+// audit entry, so the patient's access report shows the attempt.
 func (s *RecordService) authorize(ctx context.Context, c *caller, action policy.Action, t *target) (policy.Decision, error) {
 	d, err := s.decide(ctx, c, action, t)
 	if err != nil {
@@ -425,6 +433,7 @@ func (s *RecordService) authorize(ctx context.Context, c *caller, action policy.
 	}
 	record(c, d)
 	if !d.Allow {
+		c.note.AddCompartment(t.compartment)
 		return d, hidden(d)
 	}
 	return d, nil

@@ -117,6 +117,9 @@ type Grant struct {
 	Until     time.Time `json:"until"`
 }
 
+var errNotStaff = &phivault.Error{Code: phivault.EFORBIDDEN,
+	Message: "Only staff members can break the glass, after logging in themselves; this token (a system client's, such as the bootstrap token, or a patient's) never can."}
+
 var errStaleAuth = &phivault.Error{Code: phivault.EUNAUTHORIZED,
 	Message: "Breaking the glass needs a fresh login: log in again (with your second factor) and retry within 5 minutes."}
 
@@ -159,6 +162,10 @@ func (s *RecordService) BreakGlass(ctx context.Context, r BreakGlassRequest) (*G
 			return nil, phivault.Errorf(phivault.EUNAVAILABLE, "The audit log cannot be written.")
 		}
 		return nil, err
+	}
+	if c.p.Kind != phivault.PrincipalStaff {
+		entry.Decision = "deny: not-a-person"
+		return fail(errNotStaff)
 	}
 	if c.p.AuthTime.IsZero() || c.now.Sub(c.p.AuthTime) > fresh || c.p.AuthTime.After(c.now.Add(time.Minute)) {
 		entry.Decision = "deny: stale-authentication"

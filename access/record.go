@@ -299,6 +299,7 @@ func (s *RecordService) authorizeExisting(ctx context.Context, c *caller, action
 	if d.Allow {
 		return nil
 	}
+	c.note.AddCompartment(t.compartment)
 	rd, err := s.decide(ctx, c, policy.Read, t)
 	if err != nil {
 		return err

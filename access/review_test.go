@@ -226,3 +226,39 @@ func TestReview_batchConditionalReference(t *testing.T) {
 		t.Fatalf("%d Observations stored outside any compartment, under the shared key", n)
 	}
 }
+
+// A refused read records the target's compartment on the request's audit
+// note (never in the answer), so the patient's access report and
+// detection see the attempt.
+func TestReview_refusedReadCompartment(t *testing.T) {
+	m := reviewWorld(t)
+	p2 := m.pats[1]
+	ctx := m.as("doc1")
+	_, err := m.rs.Read(ctx, "Patient", p2)
+	mustRefuse(t, "read of another patient", err, phivault.ENOTFOUND, phivault.EFORBIDDEN)
+	info, _ := phivault.RequestInfoFromContext(ctx)
+	if got := info.Note.Compartments(); len(got) != 1 || got[0] != p2 {
+		t.Fatalf("refused read noted compartments %q, want [%s]", got, p2)
+	}
+	if strings.Contains(phivault.ErrorMessage(err), p2) {
+		t.Fatalf("refusal names the patient: %v", err)
+	}
+}
+
+// A refusal for expired training says so, and the bootstrap token is not
+// told to log in again to break the glass: it never can.
+func TestReview_refusalMessages(t *testing.T) {
+	m := reviewWorld(t)
+	doc := m.who("doc1")
+	doc.TrainingValidUntil = m.clock
+	_, err := m.rs.Read(m.as("doc1"), "Patient", m.pats[0])
+	if msg := phivault.ErrorMessage(err); !strings.Contains(msg, "training has expired") {
+		t.Errorf("read with expired training = %v, want a message naming training", err)
+	}
+	m.rs.Log = &memLog{}
+	ctx := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("admin"))
+	_, err = m.rs.BreakGlass(ctx, access.BreakGlassRequest{PatientID: m.pats[0], Purpose: "BTG", Reason: "test"})
+	if msg := phivault.ErrorMessage(err); phivault.ErrorCode(err) != phivault.EFORBIDDEN || strings.Contains(msg, "log in again") {
+		t.Errorf("bootstrap token breaks the glass = %v, want a refusal that does not say to log in again", err)
+	}
+}

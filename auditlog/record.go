@@ -54,6 +54,9 @@ func (s *RecordService) record(ctx context.Context, e *phivault.AuditEntry, err 
 		e.Outcome = phivault.ErrorCode(err)
 	}
 	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
+		for _, c := range info.Note.Compartments() {
+			addCompartment(e, c) // a refused attempt on a patient's record
+		}
 		if d, glass := info.Note.Decision(); glass {
 			e.Decision = "break-glass " + d
 		} else {
