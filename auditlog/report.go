@@ -52,6 +52,9 @@ func (rep *Report) each(ctx context.Context, fn func(idx int64, e *phivault.Audi
 			if !q.matches(e) {
 				continue
 			}
+			if q.Patient != "" {
+				e = forPatient(e, q.Patient)
+			}
 			if err := fn(idx, e); err != nil {
 				return err
 			}
@@ -60,6 +63,22 @@ func (rep *Report) each(ctx context.Context, fn func(idx int64, e *phivault.Audi
 			return nil
 		}
 	}
+}
+
+// forPatient returns e as patient p's access report shows it: nothing of
+// any other patient. An entry that touched several compartments (a search
+// or a Bundle across patients) keeps who, when, what kind and why, but not
+// the other patients' ids nor the resource ids, which the entry does not
+// attribute to compartments.
+func forPatient(e *phivault.AuditEntry, p string) *phivault.AuditEntry {
+	if len(e.Compartments) <= 1 {
+		return e
+	}
+	cp := *e
+	cp.Compartments = []string{p}
+	cp.Returned = nil
+	cp.TargetID, cp.TargetVersion = "", 0
+	return &cp
 }
 
 // CSVHeader is the first row of a CSV report. Multi-valued columns

@@ -263,3 +263,29 @@ func TestView_failClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestView_patientReportShowsNoOtherPatient checks that a patient's access
+// report names no other patient, nor resource ids it cannot attribute to
+// the patient, for an entry that touched several compartments (review
+// finding 13).
+func TestView_patientReportShowsNoOtherPatient(t *testing.T) {
+	v := newViewEnv(t)
+	e := storetest.Entry(9)
+	e.Actor, e.Compartments = "u1", []string{"pa", "p-other-9"}
+	e.TargetType, e.TargetID, e.Returned = "Observation", "o-other-9", []string{"Observation/o-other-9/_history/1"}
+	if err := v.log.Append(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/fhir/admin/reports/patients/pa/access?format=csv", "/fhir/admin/reports/patients/pa/access"} {
+		status, body := v.get(t, path, "pat-a")
+		if status != http.StatusOK {
+			t.Fatalf("GET %s = %d: %.200s", path, status, body)
+		}
+		if !strings.Contains(body, "u1") {
+			t.Fatalf("GET %s does not show the access: %.300s", path, body)
+		}
+		if strings.Contains(body, "other-9") {
+			t.Errorf("GET %s names another patient or their record: %s", path, body)
+		}
+	}
+}
