@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/access"
+	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/policy"
+	"github.com/phivault/phivault/vault"
 )
 
 // The tests in this file are the regression tests of the outside review's
@@ -260,5 +263,62 @@ func TestReview_refusalMessages(t *testing.T) {
 	_, err = m.rs.BreakGlass(ctx, access.BreakGlassRequest{PatientID: m.pats[0], Purpose: "BTG", Reason: "test"})
 	if msg := phivault.ErrorMessage(err); phivault.ErrorCode(err) != phivault.EFORBIDDEN || strings.Contains(msg, "log in again") {
 		t.Errorf("bootstrap token breaks the glass = %v, want a refusal that does not say to log in again", err)
+	}
+}
+
+// countingSealer counts the versions opened in each compartment.
+type countingSealer struct {
+	phivault.Sealer
+	mu    sync.Mutex
+	opens map[string]int
+}
+
+func (s *countingSealer) Open(ctx context.Context, tx phivault.StoreTx, sr *phivault.SealedResource) (*phivault.Resource, error) {
+	s.mu.Lock()
+	s.opens[sr.Compartment]++
+	s.mu.Unlock()
+	return s.Sealer.Open(ctx, tx, sr)
+}
+
+// Finding 14: a patient's search is bounded to their compartment at the
+// store, so it decrypts nothing of other patients, whatever matches there.
+func TestReview_patientSearchBounded(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, _ := vaulttest.Keyring(t, dir)
+	db, _ := vaulttest.SQLite(t, dir)
+	sealer := &countingSealer{Sealer: vaulttest.Sealer(t, db, keys, envelope.Options{}), opens: map[string]int{}}
+	v := vault.New(db, sealer)
+	authz, err := policy.New(policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := access.NewRecordService(v, authz)
+	for _, p := range []string{"own", "other"} {
+		if _, _, err := v.Update(ctx, "Patient", p, fmt.Appendf(nil, `{"resourceType":"Patient","id":%q}`, p), phivault.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obs := func(p string) []byte {
+		return fmt.Appendf(nil, `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/%s"}}`, p)
+	}
+	for i := range 40 {
+		p := "other"
+		if i == 0 {
+			p = "own"
+		}
+		if _, _, err := v.Create(ctx, "Observation", obs(p), phivault.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pat := &phivault.Principal{ID: "u-own", Kind: phivault.PrincipalPatient, PatientID: "own", SMART: true, Scopes: []string{"patient/Observation.rs"}}
+	clear(sealer.opens)
+	res, err := rs.Search(phivault.WithPrincipal(ctx, pat), &phivault.Query{Type: "Observation",
+		Params: []phivault.QueryParam{{Name: "code", Values: []string{"http://loinc.org|8302-2"}}}})
+	if err != nil || res.Total != 1 {
+		t.Fatalf("patient's search = %+v, %v; want their one Observation", res, err)
+	}
+	if n := sealer.opens["other"]; n != 0 {
+		t.Fatalf("a patient's search decrypted %d of another patient's records, want 0", n)
 	}
 }
