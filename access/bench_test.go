@@ -1,11 +1,16 @@
 package access_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
+	"github.com/phivault/phivault/internal/testenv"
+	"github.com/phivault/phivault/internal/vaulttest"
+	"github.com/phivault/phivault/policy"
 )
 
 // BenchmarkReadByID reads Observations by id through access+vault and
@@ -60,3 +65,39 @@ func BenchmarkReadByID(b *testing.B) {
 }
 
 var _ = phivault.ErrNotFound
+
+// BenchmarkImport imports the first 20 Synthea patients-100 transaction
+// Bundles as the bootstrap system client through access and vault (every
+// write decided by the access layer), into a fresh store per iteration,
+// one Bundle at a time. It reports resources/s.
+func BenchmarkImport(b *testing.B) {
+	var bundles [][]byte
+	testenv.SyntheaBundles(b, "patients-100.tar.gz", func(_ string, data []byte) {
+		if len(bundles) < 20 {
+			bundles = append(bundles, data)
+		}
+	})
+	authz, err := policy.New(policy.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("admin"))
+	var resources int
+	var took time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		v, _ := vaulttest.Vault(b)
+		rs := access.NewRecordService(v, authz)
+		b.StartTimer()
+		t0 := time.Now()
+		for _, data := range bundles {
+			res, err := rs.Bundle(ctx, data, "https://example.test/fhir")
+			if err != nil {
+				b.Fatal(err)
+			}
+			resources += bytes.Count(res.Body, []byte(`"status":"201`))
+		}
+		took += time.Since(t0)
+	}
+	b.ReportMetric(float64(resources)/took.Seconds(), "resources/s")
+}
