@@ -43,10 +43,12 @@ type DB struct {
 	// server's search_path.
 	Schema string
 	// MaxConns bounds the pool. Default 0 uses pgxpool's default
-	// (the larger of 4 and the number of CPUs).
+	// (the larger of 4 and the number of CPUs). It must be at least 2:
+	// one connection is kept for reads (see Update).
 	MaxConns int32
 
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	writers chan struct{} // one token per connection an Update may hold
 }
 
 var _ phivault.Store = (*DB)(nil)
@@ -73,6 +75,10 @@ func (db *DB) Open(ctx context.Context) error {
 	if db.MaxConns > 0 {
 		cfg.MaxConns = db.MaxConns
 	}
+	if cfg.MaxConns < 2 {
+		return errors.New("postgres: the pool needs at least 2 connections")
+	}
+	db.writers = make(chan struct{}, cfg.MaxConns-1)
 	if db.Schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = db.Schema
 	}
@@ -145,7 +151,19 @@ func (db *DB) migrate(ctx context.Context) error {
 // Update runs fn in one read-write transaction and commits it. PostgreSQL's
 // synchronous commit makes a nil return durable. If fn returns an error or
 // panics, the transaction is rolled back.
+//
+// Updates hold at most all but one of the pool's connections, so that a
+// View made while an Update runs (the access layer's write guard reads
+// patient contexts inside every write) always gets a connection: without
+// the reserve, as many concurrent writes as connections would each wait for
+// a second connection for ever.
 func (db *DB) Update(ctx context.Context, fn func(phivault.StoreTx) error) error {
+	select {
+	case db.writers <- struct{}{}:
+		defer func() { <-db.writers }()
+	case <-ctx.Done():
+		return mapErr("begin", ctx.Err())
+	}
 	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return mapErr("begin", ctxErr(ctx, err))

@@ -112,3 +112,29 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestDB_readsInsideUpdates runs more concurrent Updates than the pool has
+// connections, each reading through a View while its transaction is open,
+// as the access layer's write guard does. Every one must finish: Updates
+// leave a connection for reads.
+func TestDB_readsInsideUpdates(t *testing.T) {
+	db := MustOpen(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make(chan error, 16)
+	for range 16 {
+		go func() {
+			errs <- db.Update(ctx, func(phivault.StoreTx) error {
+				return db.View(ctx, func(tx phivault.StoreTx) error {
+					_, err := tx.Count(ctx, phivault.ResourceFilter{Types: []string{"Patient"}})
+					return err
+				})
+			})
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Update with a View inside: %v", err)
+		}
+	}
+}
