@@ -533,7 +533,6 @@ func (m *model) bundle(rt *rapid.T, kind string, w *world) []byte {
 	n := rapid.IntRange(1, 4).Draw(rt, "entries")
 	type entry struct {
 		method, url, fullURL, ifNone string
-		typ                          string
 		body                         []byte
 	}
 	entries := make([]entry, n)

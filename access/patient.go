@@ -92,22 +92,6 @@ func (c *patientCache) invalidate(ids ...string) {
 	}
 }
 
-// touched invalidates the context of compartment if typ feeds contexts.
-func (s *RecordService) touched(typ string, compartments ...string) {
-	if !slices.Contains(contextTypes, typ) {
-		return
-	}
-	var ids []string
-	for _, c := range compartments {
-		if c != "" {
-			ids = append(ids, c)
-		}
-	}
-	if len(ids) > 0 {
-		s.cache.invalidate(ids...)
-	}
-}
-
 // patientInfo returns the access context of patient id, from the cache or
 // read from its compartment.
 func (s *RecordService) patientInfo(ctx context.Context, id string) (*patient, error) {
