@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -607,9 +608,13 @@ func (m *model) bundleReads(rt *rapid.T, res *phivault.BundleResult) []*phivault
 		var head struct {
 			ResourceType string `json:"resourceType"`
 			ID           string `json:"id"`
+			Meta         struct {
+				VersionID string `json:"versionId"`
+			} `json:"meta"`
 		}
 		json.Unmarshal(e.Resource, &head)
-		r, err := m.v.Read(context.Background(), head.ResourceType, head.ID)
+		version, _ := strconv.ParseInt(head.Meta.VersionID, 10, 64)
+		r, err := m.v.VRead(context.Background(), head.ResourceType, head.ID, version) // a later entry may have changed it
 		if err != nil {
 			rt.Fatal(err)
 		}

@@ -131,20 +131,25 @@ func TestReview_episodeTeamElsewhere(t *testing.T) {
 }
 
 // Finding 2: a transaction maps the fullUrl of a DELETE entry that carries
-// the attacker's own Patient to another patient's id.
+// the attacker's own Patient to another patient's id. A relative fullUrl is
+// refused outright now (R4 forbids it); an absolute one on a DELETE names
+// nothing, so the references mean the other patient, and the writes are
+// decided, and refused, there.
 func TestReview_fullUrlOnDelete(t *testing.T) {
 	m := reviewWorld(t)
 	p1, p2 := m.pats[0], m.pats[1]
-	bundle := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[
-	  {"fullUrl":"Patient/%[2]s","request":{"method":"DELETE","url":"Observation/%[4]s"},"resource":{"resourceType":"Patient","id":%[1]q}},
-	  {"request":{"method":"POST","url":"CareTeam"},"resource":{"resourceType":"CareTeam","status":"active",
-	    "subject":{"reference":"Patient/%[2]s"},"participant":[{"member":{"reference":"Practitioner/%[3]s"}}]}},
-	  {"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final",
-	    "code":{"text":"x"},"subject":{"reference":"Patient/%[2]s"}}}]}`, p1, p2, m.id("Pr1"), m.id("nothing"))
-	_, err := m.rs.Bundle(m.as("doc1"), []byte(bundle), modelBase)
-	mustRefuse(t, "transaction into another chart", err, phivault.EFORBIDDEN, phivault.ENOTFOUND)
-	if n := m.storedIn(t, "Observation", p2) + m.storedIn(t, "CareTeam", p2); n != 1 { // doc2's setup team
-		t.Fatalf("%d resources in the other patient's compartment, want only the setup CareTeam", n)
+	for _, full := range []string{"Patient/" + p2, modelBase + "/Patient/" + p2} {
+		bundle := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[
+		  {"fullUrl":%[5]q,"request":{"method":"DELETE","url":"Observation/%[4]s"},"resource":{"resourceType":"Patient","id":%[1]q}},
+		  {"request":{"method":"POST","url":"CareTeam"},"resource":{"resourceType":"CareTeam","status":"active",
+		    "subject":{"reference":"Patient/%[2]s"},"participant":[{"member":{"reference":"Practitioner/%[3]s"}}]}},
+		  {"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final",
+		    "code":{"text":"x"},"subject":{"reference":"Patient/%[2]s"}}}]}`, p1, p2, m.id("Pr1"), m.id("nothing"), full)
+		_, err := m.rs.Bundle(m.as("doc1"), []byte(bundle), modelBase)
+		mustRefuse(t, "transaction into another chart with fullUrl "+full, err, phivault.EFORBIDDEN, phivault.ENOTFOUND, phivault.EINVALID)
+		if n := m.storedIn(t, "Observation", p2) + m.storedIn(t, "CareTeam", p2); n != 1 { // doc2's setup team
+			t.Fatalf("%d resources in the other patient's compartment, want only the setup CareTeam", n)
+		}
 	}
 }
 

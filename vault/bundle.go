@@ -131,6 +131,11 @@ func (e *entry) parse(raw any) error {
 		return invalidAt(path+".request", "Each entry needs a request with a method and url.")
 	}
 	e.fullURL, _ = m["fullUrl"].(string)
+	if e.fullURL != "" && !validFullURL(e.fullURL) {
+		// A relative fullUrl would capture the references of other
+		// entries that mean the resource it names (Patient/X).
+		return invalidAt(path+".fullUrl", "fullUrl must be an absolute URL or a urn:uuid:/urn:oid: (FHIR R4 forbids relative ones).")
+	}
 	e.method, _ = req["method"].(string)
 	e.url, _ = req["url"].(string)
 	e.ifNone, _ = req["ifNoneExist"].(string)
@@ -189,6 +194,17 @@ func (e *entry) parse(raw any) error {
 		return invalidAt(path+".request.url", "AuditEvent resources are read-only.")
 	}
 	return nil
+}
+
+// validFullURL reports whether s may be a Bundle entry's fullUrl: a
+// urn:uuid:, a urn:oid:, or an absolute http(s) URL.
+func validFullURL(s string) bool {
+	for _, prefix := range []string{"urn:uuid:", "urn:oid:", "https://", "http://"} {
+		if strings.HasPrefix(s, prefix) && len(s) > len(prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseETag parses W/"n" (or "n") into n.
