@@ -85,6 +85,7 @@ type model struct {
 	pats    []string // patient ids of the setup
 	orgs    []string
 	current map[string]*decoded // Type/id → current version, as the store holds it
+	seq     int                 // ids drawn by the vault
 }
 
 const modelBase = "https://vault.test/fhir"
@@ -113,6 +114,10 @@ func newModel(t *testing.T, rt fataler, keys phivault.Keyring, authz *policy.Aut
 		current: map[string]*decoded{}}
 	m.v = vault.New(db, sealer)
 	m.v.Now = func() time.Time { return m.clock }
+	m.v.NewID = func() string { // deterministic, so that rapid can replay a failure
+		m.seq++
+		return m.id(fmt.Sprintf("id%d", m.seq))
+	}
 	m.v.BaseURL = modelBase
 	m.rs = access.NewRecordService(m.v, authz)
 	m.rs.Now = func() time.Time { return m.clock }
