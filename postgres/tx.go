@@ -215,7 +215,7 @@ func (t *Tx) Find(ctx context.Context, f phivault.ResourceFilter) ([]*phivault.S
 	if emptyGroup(f.Tokens) {
 		return nil, nil
 	}
-	drive, err := t.driver(ctx, f.Tokens)
+	drive, err := t.driver(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) 
 	if emptyGroup(f.Tokens) {
 		return 0, nil
 	}
-	drive, err := t.driver(ctx, f.Tokens)
+	drive, err := t.driver(ctx, f)
 	if err != nil {
 		return 0, err
 	}
@@ -263,7 +263,13 @@ const sampleCap = 1000
 // driver picks the token group to drive a search from: the one matching the
 // fewest rows, counting at most sampleCap rows per group, all groups in one
 // round trip. It returns -1 when there are no token groups.
-func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error) {
+func (t *Tx) driver(ctx context.Context, f phivault.ResourceFilter) (int, error) {
+	if f.Compartment != "" {
+		// Bounded to a compartment: the compartment drives, so that
+		// neither the cost nor the timing depends on rows outside it.
+		return -1, nil
+	}
+	groups := f.Tokens
 	return t.drove.Driver(groups, func() (int, error) { return t.pickDriver(ctx, groups) })
 }
 

@@ -404,7 +404,7 @@ func (t *Tx) Find(ctx context.Context, f phivault.ResourceFilter) ([]*phivault.S
 	if emptyGroup(f.Tokens) {
 		return nil, nil
 	}
-	drive, err := t.driver(qctx, f.Tokens)
+	drive, err := t.driver(qctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -421,7 +421,7 @@ func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) 
 	if emptyGroup(f.Tokens) {
 		return 0, nil
 	}
-	drive, err := t.driver(qctx, f.Tokens)
+	drive, err := t.driver(qctx, f)
 	if err != nil {
 		return 0, err
 	}
@@ -451,8 +451,14 @@ const sampleCap = 1000
 // fewest rows. It counts the first group up to sampleCap rows and each later
 // group only up to the best count so far, so callers should put the group
 // they expect to be most selective first. It returns -1 when there are no
-// token groups.
-func (t *Tx) driver(ctx context.Context, groups [][]phivault.Token) (int, error) {
+// token groups, and when f is bounded to a compartment: then the
+// compartment drives, so that neither the cost nor the timing of the search
+// depends on rows outside it.
+func (t *Tx) driver(ctx context.Context, f phivault.ResourceFilter) (int, error) {
+	if f.Compartment != "" {
+		return -1, nil
+	}
+	groups := f.Tokens
 	return t.drove.Driver(groups, func() (int, error) { return t.pickDriver(ctx, groups) })
 }
 
@@ -525,7 +531,13 @@ func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any)
 		}
 		b.WriteString(") d CROSS JOIN current c ON c.type = d.type AND c.id = d.id")
 	} else {
+		// Without a driving group (a search bounded to a compartment),
+		// every group is probed on the compartment's rows.
 		b.WriteString("current c")
+		for _, g := range f.Tokens {
+			where = append(where, "EXISTS (SELECT 1 FROM tokens t WHERE t.token IN ("+marks(len(g))+") AND t.type = c.type AND t.id = c.id)")
+			args = tokenArgs(args, g)
+		}
 	}
 	if len(f.Types) > 0 {
 		where = append(where, "c.type IN ("+marks(len(f.Types))+")")

@@ -523,13 +523,23 @@ func testFindCompartment(t *testing.T, s phivault.Store) {
 		Resource(rng, "Observation", "o1", 1, t0.Add(time.Second), "p1"),
 		Resource(rng, "Observation", "o2", 1, t0.Add(2*time.Second), "p2"),
 		Resource(rng, "Practitioner", "d1", 1, t0.Add(3*time.Second), ""),
-	}, nil)
-	checkRefs(t, "Find(p1)", find(t, s, phivault.ResourceFilter{Compartment: "p1"}), "Observation/o1/1", "Patient/p1/1")
+		Resource(rng, "Observation", "o3", 1, t0.Add(4*time.Second), "p1"),
+	}, [][]string{nil, {"a", "b"}, {"a", "b"}, nil, {"a"}})
+	checkRefs(t, "Find(p1)", find(t, s, phivault.ResourceFilter{Compartment: "p1"}), "Observation/o3/1", "Observation/o1/1", "Patient/p1/1")
 	checkRefs(t, "Find(p1, Observation)", find(t, s, phivault.ResourceFilter{Compartment: "p1", Types: []string{"Observation"}}),
-		"Observation/o1/1")
+		"Observation/o3/1", "Observation/o1/1")
 	if n := count(t, s, phivault.ResourceFilter{Compartment: "p2"}); n != 1 {
 		t.Errorf("Count(p2) = %d, want 1", n)
 	}
+	// A compartment with token groups: every group must match, inside the
+	// compartment only (the compartment drives such a search).
+	ab := phivault.ResourceFilter{Compartment: "p1", Types: []string{"Observation"}, Tokens: [][]phivault.Token{{Tok("a")}, {Tok("b"), Tok("c")}}}
+	checkRefs(t, "Find(p1, a, b|c)", find(t, s, ab), "Observation/o1/1")
+	if n := count(t, s, ab); n != 1 {
+		t.Errorf("Count(p1, a, b|c) = %d, want 1", n)
+	}
+	checkRefs(t, "Find(p2, a)", find(t, s, phivault.ResourceFilter{Compartment: "p2", Tokens: [][]phivault.Token{{Tok("a")}}}), "Observation/o2/1")
+	checkRefs(t, "Find(p1, z)", find(t, s, phivault.ResourceFilter{Compartment: "p1", Tokens: [][]phivault.Token{{Tok("z")}}}))
 }
 
 func testFindLastUpdated(t *testing.T, s phivault.Store) {
