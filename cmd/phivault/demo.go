@@ -46,6 +46,9 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := cfg.Store.resolve(); err != nil {
+		return err
+	}
 	if err := coredump.Disable(); err != nil { // keep keys out of core files
 		return err
 	}
@@ -55,7 +58,7 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	cfg.Keyring = KeyringConfig{Kind: keyringFile} // the demo keeps its own key file
 	passPath := cfg.Data.path("demo-passphrase")
 	if !cfg.Data.initialized() {
-		res, err := initData(cfg.Data, KeyringConfig{Kind: keyringFile}, "", nil)
+		res, err := initData(ctx, cfg.Data, KeyringConfig{Kind: keyringFile}, cfg.Store, "", nil)
 		if err != nil {
 			return err
 		}
