@@ -879,3 +879,28 @@ func TestHandler_LogAndMetrics(t *testing.T) {
 	// A second handler on the same registry shares the collectors.
 	_ = api.NewHandler(th.svc, api.Options{Registerer: th.reg})
 }
+
+// TestHandler_Metadata_installID checks that the install id is in the
+// CapabilityStatement, as a valid R4 extension, for clients that must tell
+// a server from a fresh one at the same URL.
+func TestHandler_Metadata_installID(t *testing.T) {
+	th := newTestHandler(t, func(o *api.Options) { o.InstallID = "3f2a9c1e0b7d4a6f8e5c2b1a0d9f8e7c" })
+	w := th.do("GET", "/fhir/metadata", "", "Authorization", "")
+	wantStatus(t, w, http.StatusOK)
+	typ, obj, err := fhir.Parse(w.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if issues := fhir.Validate(typ, obj); len(issues) > 0 {
+		t.Errorf("the CapabilityStatement is not valid R4: %+v", issues)
+	}
+	var cs struct {
+		Implementation struct {
+			Extension []struct{ URL, ValueID string }
+		}
+	}
+	json.Unmarshal(w.Body.Bytes(), &cs)
+	if e := cs.Implementation.Extension; len(e) != 1 || e[0].URL != api.InstallIDExtension || e[0].ValueID != "3f2a9c1e0b7d4a6f8e5c2b1a0d9f8e7c" {
+		t.Errorf("implementation.extension = %+v, want the install id", e)
+	}
+}

@@ -109,6 +109,9 @@ func initData(ctx context.Context, d dataDir, kc KeyringConfig, sc StoreConfig, 
 	if err := initStore(ctx, d, sc); err != nil {
 		return nil, err
 	}
+	if _, err := d.installID(); err != nil {
+		return nil, err
+	}
 	if err := initKeyring(d, kc, res.passphrase); err != nil {
 		return nil, err
 	}

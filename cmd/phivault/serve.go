@@ -181,6 +181,10 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		return nil, err
 	}
+	installID, err := cfg.Data.installID()
+	if err != nil {
+		return nil, err
+	}
 	db, err := openStore(ctx, cfg.Data, cfg.Store)
 	if err != nil {
 		return nil, err
@@ -250,6 +254,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		Registerer:    a.metrics,
 		Logger:        logger,
 		Version:       version,
+		InstallID:     installID,
 	})
 	return a, nil
 }
