@@ -151,7 +151,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 type app struct {
 	cfg     Config
 	logger  *slog.Logger
-	db      appStore // SQLite or PostgreSQL; see store.go
+	db      appStore   // SQLite or PostgreSQL; see store.go
 	seal    *sealState // the keyring, which may be sealed
 	records phivault.RecordService
 	// accounts seals TOTP secrets and WebAuthn credentials at rest
