@@ -139,7 +139,10 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	if n := st.resent.Load(); n > 0 {
 		fmt.Fprintf(c.stdout, "%d bundles in the journal were not on the server and were sent again\n", n)
 	}
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := context.Cause(ctx); errors.Is(err, errTokenRefused) {
+		return errorWithHint("the server refused the API token (HTTP 401); nothing more was sent",
+			"set PHIVAULT_TOKEN or PHIVAULT_TOKEN_FILE to a valid token (init and demo print one)")
+	} else if err != nil && !errors.Is(err, context.Canceled) {
 		return errorWithHint(fmt.Sprintf("cannot reach %s: %v", cf.url, err), "start the server (phivault serve) or check -url and -cacert; committed bundles are skipped when you run the import again")
 	}
 	if readErr != nil {
@@ -151,10 +154,13 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
+// errTokenRefused stops an import whose token the server refuses.
+var errTokenRefused = errors.New("token refused")
+
 // send posts one bundle and journals it on success, unless the journal
 // has it and the server confirms it still has the bundle's first resource.
-// It returns an error only when the server cannot be reached at all; a
-// rejected bundle is reported and counted.
+// It returns an error only when the server cannot be reached at all or
+// refuses the token; a rejected bundle is reported and counted.
 func (c *importCommand) send(ctx context.Context, cl *apiClient, j *journal, job importJob, st *importStats) error {
 	if job.confirm != "" {
 		status, _, err := cl.do(ctx, http.MethodGet, "/"+job.confirm, nil)
@@ -164,6 +170,9 @@ func (c *importCommand) send(ctx context.Context, cl *apiClient, j *journal, job
 		case err != nil:
 			st.failed.Add(1)
 			return err
+		case status == http.StatusUnauthorized:
+			st.failed.Add(1)
+			return errTokenRefused
 		case status == http.StatusOK || status == http.StatusGone:
 			st.queued.Add(-int64(job.n))
 			st.skipped.Add(int64(job.n))
@@ -178,6 +187,11 @@ func (c *importCommand) send(ctx context.Context, cl *apiClient, j *journal, job
 	case err != nil:
 		st.failed.Add(1)
 		return err
+	case status == http.StatusUnauthorized:
+		// Every other bundle would fail the same way, and the bundle is
+		// not at fault: stop.
+		st.failed.Add(1)
+		return errTokenRefused
 	case status/100 != 2:
 		fmt.Fprintf(c.stderr, "%s: HTTP %d: %s\n", job.name, status, outcomeMessage(body))
 		st.failed.Add(1)

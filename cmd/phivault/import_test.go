@@ -6,13 +6,16 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -196,5 +199,41 @@ func TestImportSend_confirm(t *testing.T) {
 	}
 	if got := j.location("k2"); got != "Patient/new" {
 		t.Errorf("journal location of the resent bundle = %q, want Patient/new", got)
+	}
+}
+
+// TestImport_tokenRefused checks that an import whose token the server
+// refuses stops at once and says the token is at fault, instead of
+// reporting every bundle as failed and asking to fix them.
+func TestImport_tokenRefused(t *testing.T) {
+	var posts atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fhir/metadata" {
+			w.Write([]byte(`{"resourceType":"CapabilityStatement"}`))
+			return
+		}
+		posts.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"login","diagnostics":"The bearer token is not valid."}]}`))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	for i := range 20 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%d.json", i)), []byte(fmt.Sprintf(`{"resourceType":"Patient","id":"p%d"}`, i)), 0o600)
+	}
+	cert := filepath.Join(dir, "cert.pem")
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	t.Setenv("PHIVAULT_TOKEN", "wrong")
+	var stdout, stderr bytes.Buffer
+	c := &importCommand{stdout: &stdout, stderr: &stderr}
+	err := c.Run(context.Background(), []string{"-url", srv.URL + "/fhir", "-cacert", cert, "-q", "-j", "1", "-batch", "1", "-journal", "off", dir})
+	if err == nil || !strings.Contains(err.Error(), "refused the API token") {
+		t.Errorf("import with a refused token = %v, want an error about the token", err)
+	}
+	if n := posts.Load(); n > 2 {
+		t.Errorf("%d bundles sent after the first 401, want the import to stop", n-1)
+	}
+	if strings.Contains(stderr.String(), "HTTP 401") {
+		t.Errorf("stderr blames the bundles: %s", stderr.String())
 	}
 }
