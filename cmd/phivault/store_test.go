@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // parseStore parses args with a StoreConfig's flags and resolves it.
@@ -89,5 +94,43 @@ func TestOpenStore_kindMismatch(t *testing.T) {
 	}
 	if _, err := os.Stat(d.database()); err == nil {
 		t.Error("openStore created an SQLite file in a PostgreSQL data folder")
+	}
+}
+
+// TestInitStore_postgresInUse checks that init refuses a PostgreSQL schema
+// that already holds a vault, so two vaults never share tables.
+func TestInitStore_postgresInUse(t *testing.T) {
+	url := os.Getenv("PHIVAULT_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("set PHIVAULT_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run (.ci/run does)")
+	}
+	ctx := context.Background()
+	sc := StoreConfig{URL: url, Schema: fmt.Sprintf("phivault_cmd_test_%d_%016x", os.Getpid(), rand.Uint64())}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(ctx)
+		conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{sc.Schema}.Sanitize()+` CASCADE`)
+	})
+	first := dataDir(t.TempDir())
+	if err := initStore(ctx, first, sc); err != nil {
+		t.Fatalf("initStore(fresh schema) = %v", err)
+	}
+	if k, err := first.storeKind(); err != nil || k != storePostgres {
+		t.Fatalf("store kind after init = %q, %v; want postgres", k, err)
+	}
+	db, err := openStore(ctx, first, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AppendAudit(ctx, 0, [][]byte{[]byte("entry")}, []tlog.Hash{tlog.RecordHash([]byte("entry"))}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := initStore(ctx, dataDir(t.TempDir()), sc); err == nil {
+		t.Error("initStore(schema holding a vault) = nil, want error")
 	}
 }
