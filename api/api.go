@@ -57,6 +57,11 @@ type Options struct {
 
 	// Version is the software version shown in the CapabilityStatement.
 	Version string
+
+	// InstallID identifies this vault's data: random, made once by "phivault
+	// init", shown in the CapabilityStatement (InstallIDExtension). Default
+	// "" shows none.
+	InstallID string
 }
 
 // Handler serves the FHIR REST API under /fhir. It is an http.Handler and is
@@ -116,7 +121,7 @@ func NewHandler(records phivault.RecordService, opts Options) *Handler {
 		h.rand = rand.Reader
 	}
 	h.metrics = newMetrics(opts.Registerer)
-	h.capability = capabilityStatement(opts.Version, opts.BaseURL, h.now())
+	h.capability = capabilityStatement(opts.Version, opts.BaseURL, opts.InstallID, h.now())
 	h.routes()
 	return h
 }

@@ -879,3 +879,72 @@ func TestHandler_LogAndMetrics(t *testing.T) {
 	// A second handler on the same registry shares the collectors.
 	_ = api.NewHandler(th.svc, api.Options{Registerer: th.reg})
 }
+
+// TestHandler_Metadata_installID checks that the install id is in the
+// CapabilityStatement, as a valid R4 extension, for clients that must tell
+// a server from a fresh one at the same URL.
+func TestHandler_Metadata_installID(t *testing.T) {
+	th := newTestHandler(t, func(o *api.Options) { o.InstallID = "3f2a9c1e0b7d4a6f8e5c2b1a0d9f8e7c" })
+	w := th.do("GET", "/fhir/metadata", "", "Authorization", "")
+	wantStatus(t, w, http.StatusOK)
+	typ, obj, err := fhir.Parse(w.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if issues := fhir.Validate(typ, obj); len(issues) > 0 {
+		t.Errorf("the CapabilityStatement is not valid R4: %+v", issues)
+	}
+	var cs struct {
+		Implementation struct {
+			Extension []struct{ URL, ValueID string }
+		}
+	}
+	json.Unmarshal(w.Body.Bytes(), &cs)
+	if e := cs.Implementation.Extension; len(e) != 1 || e[0].URL != api.InstallIDExtension || e[0].ValueID != "3f2a9c1e0b7d4a6f8e5c2b1a0d9f8e7c" {
+		t.Errorf("implementation.extension = %+v, want the install id", e)
+	}
+}
+
+// TestHandler_clientClosedRequest checks that a search whose client hung up
+// is logged and counted as 499 "client closed request", not as a 500
+// "unexpected error", even when the store wrapped the cancellation with %v.
+func TestHandler_clientClosedRequest(t *testing.T) {
+	th := newTestHandler(t)
+	th.svc.SearchFn = func(ctx context.Context, q *phivault.Query) (*phivault.SearchResult, error) {
+		<-ctx.Done()
+		return nil, fmt.Errorf("sqlite: find: %v", ctx.Err()) // as a store reports it
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest("GET", "/fhir/Patient?family=x", nil).WithContext(ctx)
+	r.Header.Set("Authorization", "Bearer "+testToken)
+	w := httptest.NewRecorder()
+	th.ServeHTTP(w, r)
+	wantStatus(t, w, api.StatusClientClosedRequest)
+	log := th.log.String()
+	if strings.Contains(log, "unexpected error") || strings.Contains(log, `"level":"ERROR"`) {
+		t.Errorf("a cancelled request was logged as an error:\n%s", log)
+	}
+	if !strings.Contains(log, "client closed request") {
+		t.Errorf("log does not say the client closed the request:\n%s", log)
+	}
+	mfs, err := th.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[string]float64)
+	for _, mf := range mfs {
+		if mf.GetName() == "phivault_http_requests_total" {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "code" {
+						got[l.GetValue()] += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	if got["499"] != 1 || got["500"] != 0 {
+		t.Errorf("phivault_http_requests_total by code = %v, want one 499 and no 500", got)
+	}
+}

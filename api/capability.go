@@ -28,9 +28,16 @@ type capSoftware struct {
 }
 
 type capImpl struct {
-	Description string `json:"description"`
-	URL         string `json:"url"`
+	Extension   []capExtension `json:"extension,omitempty"`
+	Description string         `json:"description"`
+	URL         string         `json:"url,omitempty"`
 }
+
+// InstallIDExtension is the URL of the extension on
+// CapabilityStatement.implementation that carries the install id
+// (Options.InstallID): clients such as "phivault import" tell a server
+// apart from a fresh one at the same address by it.
+const InstallIDExtension = "https://github.com/phivault/phivault/fhir/StructureDefinition/install-id"
 
 type capRest struct {
 	Mode        string           `json:"mode"`
@@ -55,10 +62,12 @@ type capCoding struct {
 	Code   string `json:"code"`
 }
 
-// capExtension is the SMART oauth-uris extension and its parts.
+// capExtension is an extension: the SMART oauth-uris extension and its
+// parts, or the install id.
 type capExtension struct {
 	URL       string         `json:"url"`
 	ValueURI  string         `json:"valueUri,omitempty"`
+	ValueID   string         `json:"valueId,omitempty"`
 	Extension []capExtension `json:"extension,omitempty"`
 }
 
@@ -136,7 +145,7 @@ var auditEventCapability = capResource{
 }
 
 // capabilityStatement builds the CapabilityStatement once, at NewHandler.
-func capabilityStatement(version, baseURL string, now time.Time) []byte {
+func capabilityStatement(version, baseURL, installID string, now time.Time) []byte {
 	searchable := make(map[string]bool)
 	for _, t := range fhir.SearchTypes() {
 		searchable[t] = true
@@ -151,8 +160,11 @@ func capabilityStatement(version, baseURL string, now time.Time) []byte {
 		FHIRVersion:  "4.0.1",
 		Format:       []string{"json"},
 	}
-	if baseURL != "" {
+	if baseURL != "" || installID != "" {
 		cs.Implementation = &capImpl{Description: "phivault FHIR server", URL: baseURL}
+	}
+	if installID != "" {
+		cs.Implementation.Extension = []capExtension{{URL: InstallIDExtension, ValueID: installID}}
 	}
 	rest := capRest{
 		Mode:        "server",

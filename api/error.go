@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,19 +49,37 @@ func errorOutcome(err error) (status int, oo *outcome, unexpected bool) {
 	return status, oo, !errors.As(err, &pe)
 }
 
+// StatusClientClosedRequest is the status (nginx's 499) that a request is
+// logged and counted with when its client went away before the answer: a
+// cancelled request is not a server error. The client never sees it.
+const StatusClientClosedRequest = 499
+
+// clientGone reports whether r's client has gone away (closed the
+// connection or cancelled the HTTP/2 stream). Stores wrap a cancellation
+// with %v, so r's context, not err, tells.
+func clientGone(r *http.Request) bool {
+	return errors.Is(r.Context().Err(), context.Canceled)
+}
+
 // writeError writes err as an OperationOutcome. It logs unexpected errors
 // and integrity failures once, by type and code only: their text may hold
-// PHI.
+// PHI. An error of a request whose client has gone away is logged at info
+// as "client closed request" and answered 499.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, reqID string, err error) {
 	status, oo, unexpected := errorOutcome(err)
 	switch {
+	case phivault.ErrorCode(err) == phivault.EINTEGRITY:
+		h.logger.LogAttrs(r.Context(), slog.LevelError, "integrity check failed",
+			slog.String("request_id", reqID))
+	case clientGone(r) && status >= 500:
+		h.logger.LogAttrs(r.Context(), slog.LevelInfo, "client closed request",
+			slog.String("request_id", reqID),
+			slog.String("error_type", errorTypes(err)))
+		status = StatusClientClosedRequest
 	case unexpected && err != errPanic:
 		h.logger.LogAttrs(r.Context(), slog.LevelError, "unexpected error",
 			slog.String("request_id", reqID),
 			slog.String("error_type", errorTypes(err)))
-	case phivault.ErrorCode(err) == phivault.EINTEGRITY:
-		h.logger.LogAttrs(r.Context(), slog.LevelError, "integrity check failed",
-			slog.String("request_id", reqID))
 	}
 	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", "Bearer")

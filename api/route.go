@@ -90,8 +90,12 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := rt.fn(sw, r); err != nil {
 		if sw.status != 0 {
 			// Too late for an OperationOutcome; the client sees a
-			// truncated response.
-			h.logger.LogAttrs(r.Context(), slog.LevelError, "error after response started",
+			// truncated response, or has gone away.
+			level := slog.LevelError
+			if clientGone(r) {
+				level = slog.LevelInfo
+			}
+			h.logger.LogAttrs(r.Context(), level, "error after response started",
 				slog.String("request_id", reqID),
 				slog.String("error_type", errorTypes(err)))
 			return

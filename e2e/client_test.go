@@ -13,7 +13,7 @@ import (
 // JavaScript FHIR client, through client/client-test.mjs (node:test): CRUD,
 // vread, If-Match, paging, history, transactions with urn:uuid references,
 // delete and validation errors. TLS is verified against the data folder's
-// certificate.
+// certificate. It runs on SQLite and on PostgreSQL.
 func TestFHIRKitClient(t *testing.T) {
 	requireE2E(t)
 	node, err := exec.LookPath("node")
@@ -39,20 +39,22 @@ func TestFHIRKitClient(t *testing.T) {
 		}
 	}
 
-	v := newVault(t)
-	v.start()
+	forEachStore(t, func(t *testing.T, pg *pgStore) {
+		v := newVault(t, pg.env(t)...)
+		v.start()
 
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "client-test.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"PHIVAULT_URL="+v.url,
-		"PHIVAULT_TOKEN="+v.token,
-		"NODE_EXTRA_CA_CERTS="+v.cacert,
-	)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node --test client-test.mjs: %v\n%s", err, out)
-	}
-	t.Logf("node --test client-test.mjs:\n%s", out)
-	v.stop()
+		cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "client-test.mjs")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(),
+			"PHIVAULT_URL="+v.url,
+			"PHIVAULT_TOKEN="+v.token,
+			"NODE_EXTRA_CA_CERTS="+v.cacert,
+		)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("node --test client-test.mjs: %v\n%s", err, out)
+		}
+		t.Logf("node --test client-test.mjs:\n%s", out)
+		v.stop()
+	})
 }

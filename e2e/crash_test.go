@@ -18,10 +18,14 @@ import (
 // TestCrashDuringImport kills the server with SIGKILL in the middle of a
 // concurrent import and checks, after a restart on the same data folder,
 // that a 2xx meant durable and that no transaction is half there.
+// It runs on SQLite and on PostgreSQL.
 func TestCrashDuringImport(t *testing.T) {
 	requireE2E(t)
 	bundles := loadBundles(t, 0)
+	forEachStore(t, func(t *testing.T, pg *pgStore) { crashDuringImport(t, bundles, pg) })
+}
 
+func crashDuringImport(t *testing.T, bundles []bundle, pg *pgStore) {
 	// The kill moment is random; the seed is logged so a failure can be
 	// replayed with PHIVAULT_E2E_SEED.
 	seed := uint64(time.Now().UnixNano())
@@ -33,7 +37,7 @@ func TestCrashDuringImport(t *testing.T) {
 	killDelay := time.Duration(rng.IntN(300)) * time.Millisecond
 	t.Logf("PHIVAULT_E2E_SEED=%d: kill -9 %v after response %d of %d", seed, killDelay, killAfter, len(bundles))
 
-	v := newVault(t)
+	v := newVault(t, pg.env(t)...)
 	v.start()
 
 	type result struct {

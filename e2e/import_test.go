@@ -2,9 +2,11 @@ package e2e_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -67,4 +69,61 @@ func TestImportIdempotent(t *testing.T) {
 }
 
 // importSummary matches the last line "phivault import" prints.
-var importSummary = regexp.MustCompile(`imported (\d+) resources in (\d+) bundles in \S+ \([^)]*\); skipped (\d+) already imported; (\d+) bundles failed`)
+var importSummary = regexp.MustCompile(`imported (\d+) resources in (\d+) bundles in \S+ \([^)]*\); skipped (\d+) already imported[^;]*; (\d+) bundles failed`)
+
+// TestImportFreshServer imports into a server, replaces the server with a
+// fresh one (new data folder, same URL) and imports again with the default
+// journal: the journal belongs to the first vault, so everything is
+// imported into the second, and the summary says so.
+func TestImportFreshServer(t *testing.T) {
+	requireE2E(t)
+	bundles := loadBundles(t, 2)
+	in := t.TempDir()
+	for _, b := range bundles {
+		if err := os.WriteFile(filepath.Join(in, b.name), b.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := t.TempDir() // the importer's user cache dir, where the default journal lives
+	run := func(v *vault) string {
+		t.Helper()
+		cmd := exec.Command(binary, "import", "-url", v.url, "-cacert", v.cacert, "-q", in)
+		cmd.Env = v.env("PHIVAULT_TOKEN="+v.token, "XDG_CACHE_HOME="+cache, "HOME="+cache)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("phivault import: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+
+	first := newVault(t)
+	first.start()
+	run(first)
+	if got := first.count("Patient"); got != len(bundles) {
+		t.Fatalf("%d Patients after the first import, want %d", got, len(bundles))
+	}
+	addr := strings.TrimSuffix(strings.TrimPrefix(first.url, "https://"), "/fhir")
+	first.stop()
+
+	second := newVault(t)
+	second.addr = addr // the same URL
+	second.start()
+	if second.url != first.url {
+		t.Fatalf("second server at %s, want %s", second.url, first.url)
+	}
+	out := run(second)
+	m := importSummary.FindStringSubmatch(out)
+	if m == nil || m[2] != strconv.Itoa(len(bundles)) || m[3] != "0" {
+		t.Errorf("import into a fresh server at the same URL: %q, want %d bundles imported and none skipped", out, len(bundles))
+	}
+	if got := second.count("Patient"); got != len(bundles) {
+		t.Errorf("%d Patients in the fresh server after the import, want %d", got, len(bundles))
+	}
+
+	// Importing again into the second server skips everything, confirmed.
+	out = run(second)
+	if m := importSummary.FindStringSubmatch(out); m == nil || m[2] != "0" {
+		t.Errorf("second import into the same server: %q, want nothing sent", out)
+	}
+	second.stop()
+}

@@ -17,10 +17,16 @@ import (
 // and looks for their names, identifiers, address lines and birth dates in
 // every file of the data folder and the server's temp folder, while the
 // server runs and after it stops, and in every line the server and the
-// importer wrote. Nothing may be found.
+// importer wrote. Nothing may be found. On PostgreSQL, whose data folder
+// is not phivault's, it scans what a reader of the database gets instead: a
+// pg_dump of the vault's schema, taken while serving and after the stop.
 func TestNoPHIAtRest(t *testing.T) {
 	requireE2E(t)
 	bundles := loadBundles(t, 0)
+	forEachStore(t, func(t *testing.T, pg *pgStore) { noPHIAtRest(t, bundles, pg) })
+}
+
+func noPHIAtRest(t *testing.T, bundles []bundle, pg *pgStore) {
 	needles := phiNeedles(bundles)
 	sc, err := newScanner(needles, 4<<20)
 	if err != nil {
@@ -49,7 +55,7 @@ func TestNoPHIAtRest(t *testing.T) {
 	}
 	t.Logf("%d needles from %d patients, all found in the source bundles", len(needles), len(bundles))
 
-	v := newVault(t)
+	v := newVault(t, pg.env(t)...)
 	v.start()
 	archive := testenv.SyntheaArchive(t, syntheaArchive)
 	stdout, stderr, err := v.importer("-journal", "off", archive)
@@ -72,8 +78,28 @@ func TestNoPHIAtRest(t *testing.T) {
 
 	var hits []hit
 	var scanned int64
+	var dumps string // PostgreSQL: a pg_dump of the vault's schema, taken while serving
+	if pg != nil {
+		// Positive control: a birth date stored in a byte string column is
+		// found in a dump.
+		control := t.TempDir()
+		pg.dumpControl(t, control, []byte(bundles[0].patient.BirthDate))
+		found, _, err := sc.scanFiles(control, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found) == 0 {
+			t.Fatal("scanner control: a birth date in a bytea column was not found in its pg_dump")
+		}
+		dumps = t.TempDir()
+		pg.dump(t, dumps, "pg_dump.sql")
+	}
 	scanDirs := func(when string) {
-		for _, dir := range []string{v.dir, v.tmp} {
+		dirs := []string{v.dir, v.tmp}
+		if dumps != "" && when == "while serving" {
+			dirs = append(dirs, dumps)
+		}
+		for _, dir := range dirs {
 			h, n, err := sc.scanFiles(dir, " ("+when+")")
 			if err != nil {
 				t.Fatal(err)

@@ -111,6 +111,7 @@ type vault struct {
 	extraEnv []string
 	token    string
 	cacert   string
+	addr     string // listen address; default 127.0.0.1:0 (a free port)
 
 	url    string // FHIR base, https://127.0.0.1:PORT/fhir
 	client *http.Client
@@ -197,7 +198,11 @@ func (v *vault) start() {
 		v.t.Fatal("start: server already running")
 	}
 	from := v.stdout.Len()
-	cmd := exec.Command(binary, "serve", "-data", v.dir, "-addr", "127.0.0.1:0")
+	addr := v.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	cmd := exec.Command(binary, "serve", "-data", v.dir, "-addr", addr)
 	cmd.Env = v.env()
 	cmd.Stdout = &v.stdout
 	cmd.Stderr = &v.stderr

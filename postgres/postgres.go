@@ -12,13 +12,17 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/phivault/phivault"
 )
@@ -46,6 +50,14 @@ type DB struct {
 	// (the larger of 4 and the number of CPUs). It must be at least 2:
 	// one connection is kept for reads (see Update).
 	MaxConns int32
+	// InsecurePlaintext allows connections to a database on another
+	// machine without TLS, or with TLS that does not verify the server's
+	// certificate (sslmode disable, allow, prefer, or require without
+	// sslrootcert). Default false: Open refuses such a URL, because
+	// ciphertext, blind-index tokens and the audit trail would cross the
+	// network readable or to an impostor. A loopback address or a Unix
+	// socket never needs TLS.
+	InsecurePlaintext bool
 
 	pool    *pgxpool.Pool
 	writers chan struct{} // one token per connection an Update may hold
@@ -72,6 +84,11 @@ func (db *DB) Open(ctx context.Context) error {
 		// The parse error may quote the URL, password included.
 		return errors.New("postgres: invalid connection URL")
 	}
+	if !db.InsecurePlaintext {
+		if err := checkTLS(&cfg.ConnConfig.Config); err != nil {
+			return err
+		}
+	}
 	if db.MaxConns > 0 {
 		cfg.MaxConns = db.MaxConns
 	}
@@ -90,6 +107,45 @@ func (db *DB) Open(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// ErrPlaintext is returned by Open for a URL that would reach a database on
+// another machine without verified TLS.
+var ErrPlaintext = errors.New("postgres: the connection URL allows a database on another machine without verified TLS; " +
+	"add sslmode=verify-full (and sslrootcert=CA.pem unless the system roots sign the server's certificate)")
+
+// checkTLS returns ErrPlaintext unless every host cfg may connect to, first
+// or fallback, is local (loopback or a Unix socket) or is reached only
+// over TLS that verifies the server's certificate chain.
+func checkTLS(cfg *pgconn.Config) error {
+	check := func(host string, tc *tls.Config) error {
+		if isLocal(host) {
+			return nil
+		}
+		if tc == nil || (tc.InsecureSkipVerify && tc.VerifyPeerCertificate == nil) {
+			return ErrPlaintext
+		}
+		return nil
+	}
+	if err := check(cfg.Host, cfg.TLSConfig); err != nil {
+		return err
+	}
+	for _, fb := range cfg.Fallbacks {
+		if err := check(fb.Host, fb.TLSConfig); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isLocal reports whether host is a Unix socket directory, localhost or a
+// loopback address.
+func isLocal(host string) bool {
+	if strings.HasPrefix(host, "/") || host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Close closes every connection.

@@ -2,9 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	neturl "net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +139,68 @@ func TestDB_readsInsideUpdates(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatalf("Update with a View inside: %v", err)
 		}
+	}
+}
+
+// TestOpen_plaintext checks that Open refuses, before connecting, a URL that
+// would reach a database on another machine without verified TLS, and that
+// its error names neither the password nor the host.
+func TestOpen_plaintext(t *testing.T) {
+	for _, url := range []string{
+		"postgres://u:s3cret@db.example.org/x?sslmode=disable",
+		"postgres://u:s3cret@db.example.org/x?sslmode=prefer",
+		"postgres://u:s3cret@db.example.org/x?sslmode=require",
+		"postgres://u:s3cret@db.example.org/x",
+		"postgres://u:s3cret@127.0.0.1,db.example.org/x?sslmode=disable",
+	} {
+		_, err := postgres.Open(context.Background(), url)
+		if !errors.Is(err, postgres.ErrPlaintext) {
+			t.Errorf("Open(%q) = %v, want ErrPlaintext", url, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "example")) {
+			t.Errorf("Open(%q) error %q reveals the password or host", url, err)
+		}
+	}
+}
+
+// TestOpen_tls checks that a URL asking for TLS reaches the test database
+// over TLS when the server offers it, and that a loopback URL without TLS is
+// accepted (the test database's own URL).
+func TestOpen_tls(t *testing.T) {
+	url := testURL(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ssl string
+	err = conn.QueryRow(ctx, "SHOW ssl").Scan(&ssl)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ssl != "on" {
+		t.Skip("the test PostgreSQL server has ssl off; enable it to test TLS to the database")
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("sslmode", "require")
+	u.RawQuery = q.Encode()
+	db := postgres.New(u.String())
+	db.Schema = fmt.Sprintf("phivault_test_%d_%016x", os.Getpid(), rand.Uint64())
+	if err := db.Open(ctx); err != nil {
+		t.Fatalf("Open(sslmode=require) = %v", err)
+	}
+	defer dropSchema(t, url, db.Schema)
+	defer db.Close()
+	var usesTLS bool
+	if err := db.QueryRowForTest(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&usesTLS); err != nil {
+		t.Fatal(err)
+	}
+	if !usesTLS {
+		t.Error("connection with sslmode=require is not encrypted")
 	}
 }

@@ -9,3 +9,6 @@ func (db *DB) Queued() int { return len(db.reqs) }
 
 // Commits returns how many batches the writer has committed.
 func (db *DB) Commits() int64 { return db.commits.Load() }
+
+// CacheKiBPerConn returns the page cache each connection gets, in KiB.
+func (db *DB) CacheKiBPerConn() int { return db.cacheKiBPerConn() }

@@ -35,6 +35,15 @@ const (
 	DefaultMaxBatch    = 256
 	DefaultBusyTimeout = 5000 // milliseconds
 	DefaultQueueSize   = 256
+	// DefaultCacheMiB is the page cache of the writer and the read
+	// connections together; SQLite's pages beyond it come from the OS page
+	// cache, which the kernel can reclaim.
+	DefaultCacheMiB = 128
+	// DefaultWALLimit bounds the write-ahead log file: 64 MiB.
+	DefaultWALLimit = 64 << 20
+	// walCheckpointWaitMillis is how long the writer waits for readers to
+	// leave the WAL when it truncates it; writes queue meanwhile.
+	walCheckpointWaitMillis = 100
 )
 
 //go:embed migrations/*.sql
@@ -59,6 +68,19 @@ type DB struct {
 	// BusyTimeout is SQLite's busy timeout in milliseconds, which matters only
 	// when another process opens the same file. Default DefaultBusyTimeout.
 	BusyTimeout int
+	// CacheMiB bounds the page cache of the writer and the read connections
+	// together, in MiB; each connection gets an equal share (at least 1
+	// MiB). Default DefaultCacheMiB; values below 1 mean the default.
+	CacheMiB int
+	// WALLimit bounds the write-ahead log file, in bytes. After a commit
+	// that leaves the WAL larger, the writer checkpoints it with TRUNCATE
+	// (waiting at most 100 ms for readers still using it; if they do not
+	// leave, it tries again once the WAL has grown by another quarter of
+	// the limit), and journal_size_limit cuts the file back to WALLimit
+	// whenever the log restarts. So the WAL stays near WALLimit while
+	// serving, not only after a clean stop. Default DefaultWALLimit;
+	// values below 1 mean the default.
+	WALLimit int64
 	// AuditPath is the audit trail's own database file (see audit_db.go).
 	// Default DefaultAuditPath(Path).
 	AuditPath string
@@ -75,12 +97,18 @@ type DB struct {
 	reqs    chan *request
 	done    chan struct{} // closed when the writer goroutine exits
 	commits atomic.Int64  // successful COMMITs, for tests
+	// walRetry is the WAL size at which the writer next tries to truncate
+	// the WAL after a try that readers kept from completing; 0 if none.
+	walRetry int64
 
 	// The checkpointer copies committed WAL pages into the database on its
 	// own connection, so that the writer never pays for it after a COMMIT.
 	cdb      *sql.DB
 	ckpt     chan struct{} // a commit happened; capacity 1
 	ckptDone chan struct{} // closed when the checkpointer exits
+	// ckptMu is held by each checkpoint, the checkpointer's PASSIVE ones and
+	// the writer's TRUNCATE ones, so that they never make each other fail.
+	ckptMu sync.Mutex
 
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
@@ -96,6 +124,8 @@ func New(path string) *DB {
 		ReadConns:   DefaultReadConns,
 		MaxBatch:    DefaultMaxBatch,
 		BusyTimeout: DefaultBusyTimeout,
+		CacheMiB:    DefaultCacheMiB,
+		WALLimit:    DefaultWALLimit,
 	}
 }
 
@@ -197,7 +227,8 @@ func (db *DB) dsn(readOnly bool) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "cache_size(-65536)") // 64 MiB of page cache per connection
+	q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -db.cacheKiBPerConn()))
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", db.walLimit()))
 	// Savepoint and statement journals stay in memory: they hold only
 	// ciphertext and tokens, and writing them to temp files doubled the I/O.
 	q.Add("_pragma", "temp_store(MEMORY)")
@@ -209,6 +240,48 @@ func (db *DB) dsn(readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	}
 	return "file:" + (&url.URL{Path: db.Path}).EscapedPath() + "?" + q.Encode()
+}
+
+// cacheKiBPerConn is each connection's share of CacheMiB, in KiB: the
+// writer and the readers share it (the checkpointer reads little and gets
+// a share too, which keeps the total an upper bound).
+func (db *DB) cacheKiBPerConn() int {
+	total := db.CacheMiB
+	if total < 1 {
+		total = DefaultCacheMiB
+	}
+	return max(total<<10/(max(db.ReadConns, 1)+2), 1<<10)
+}
+
+func (db *DB) walLimit() int64 {
+	if db.WALLimit < 1 {
+		return DefaultWALLimit
+	}
+	return db.WALLimit
+}
+
+// boundWAL truncates the WAL when it has outgrown WALLimit. It runs on the
+// writer goroutine between batches, so no write competes with it; it waits
+// at most walCheckpointWaitMillis for readers of older snapshots, and if
+// they keep it from finishing, it tries again only once the WAL has grown
+// by another quarter of the limit, so a long read cannot stall every commit.
+// It waits for a PASSIVE checkpoint in progress rather than fail on it.
+func (db *DB) boundWAL(ctx context.Context) {
+	fi, err := os.Stat(db.Path + "-wal")
+	if err != nil || fi.Size() <= db.walLimit() || fi.Size() < db.walRetry {
+		return
+	}
+	var busy, log, done int64
+	db.ckptMu.Lock()
+	db.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", walCheckpointWaitMillis))
+	err = db.wconn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done)
+	db.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", max(db.BusyTimeout, 0)))
+	db.ckptMu.Unlock()
+	if err == nil && busy != 0 {
+		db.walRetry = fi.Size() + db.walLimit()/4
+		return
+	}
+	db.walRetry = 0 // done, or failed: try again after the next commit
 }
 
 // Close waits for queued updates to finish, then closes the database.
@@ -403,6 +476,7 @@ func (db *DB) runBatch(reqs []*request, savepoints bool) (failed *request, retry
 			broken = fmt.Errorf("sqlite: commit: %v", err)
 		} else {
 			db.commits.Add(1)
+			db.boundWAL(ctx)
 			select {
 			case db.ckpt <- struct{}{}:
 			default: // a checkpoint is already due
@@ -426,7 +500,9 @@ func (db *DB) runBatch(reqs []*request, savepoints bool) (failed *request, retry
 func (db *DB) checkpointer() {
 	defer close(db.ckptDone)
 	for range db.ckpt {
+		db.ckptMu.Lock()
 		db.cdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		db.ckptMu.Unlock()
 	}
 }
 

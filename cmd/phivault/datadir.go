@@ -24,6 +24,8 @@ import (
 //	audit-signer.key         the audit checkpoint signing key (mode 0600)
 //	audit-verifier.pub       its verifier key, for outside parties
 //	audit-checkpoints.log    the file witness: every signed checkpoint
+//	install-id               random id of this vault, shown in the CapabilityStatement
+//	store                    "sqlite" or "postgres": where the records are (see store.go)
 //	demo-passphrase, demo-accounts.json   "phivault demo" only: its secrets, for demos
 type dataDir string
 
@@ -109,4 +111,29 @@ func randomPassphrase() string {
 	var b [24]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// installID returns the data folder's install id, making it on first use
+// (init makes it; folders from before it get one at their next start). It
+// is random, shown in the CapabilityStatement, and lets clients such as
+// "phivault import" tell this vault from a fresh one at the same URL.
+func (d dataDir) installID() (string, error) {
+	path := d.path("install-id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); len(id) == 32 {
+			return id, nil
+		}
+		return "", errors.New("install-id is corrupt; restore it from backup")
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read install id: %w", err)
+	}
+	var r [16]byte
+	rand.Read(r[:])
+	id := hex.EncodeToString(r[:])
+	if err := writeFileAtomic(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write install id: %w", err)
+	}
+	return id, nil
 }

@@ -17,6 +17,10 @@ import (
 	"github.com/phivault/phivault/synth"
 )
 
+// demoData is the demo's data folder unless -data or PHIVAULT_DATA says
+// otherwise.
+const demoData = "phivault-demo"
+
 // demoCommand starts a working vault with a synthetic hospital in one step.
 type demoCommand struct {
 	stdout, stderr io.Writer
@@ -40,22 +44,28 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(c.stderr)
 	var cfg Config
 	cfg.register(fs)
+	if _, ok := os.LookupEnv("PHIVAULT_DATA"); !ok {
+		// The demo has its own folder, and -h says so.
+		data := fs.Lookup("data")
+		data.DefValue = demoData
+		data.Value.Set(demoData)
+	}
 	patients := fs.Int("patients", synth.DefaultPatients, "patients in the synthetic hospital")
 	seed := fs.Uint64("seed", 1, "generator seed")
 	fs.Usage = func() { fmt.Fprint(c.stderr, demoUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := coredump.Disable(); err != nil { // keep keys out of core files
+	if err := cfg.Store.resolve(); err != nil {
 		return err
 	}
-	if cfg.Data == "phivault-data" {
-		cfg.Data = "phivault-demo"
+	if err := coredump.Disable(); err != nil { // keep keys out of core files
+		return err
 	}
 	cfg.Keyring = KeyringConfig{Kind: keyringFile} // the demo keeps its own key file
 	passPath := cfg.Data.path("demo-passphrase")
 	if !cfg.Data.initialized() {
-		res, err := initData(cfg.Data, KeyringConfig{Kind: keyringFile}, "", nil)
+		res, err := initData(ctx, cfg.Data, KeyringConfig{Kind: keyringFile}, cfg.Store, "", nil)
 		if err != nil {
 			return err
 		}

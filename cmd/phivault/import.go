@@ -17,10 +17,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/phivault/phivault/api"
 )
 
 // importCommand loads FHIR data into a running server through its API, so
@@ -42,7 +45,11 @@ Bundles are sent as they are; NDJSON and single resources are grouped into
 transactions (PUT when they carry an id, so re-sending them is harmless).
 
 A journal remembers every bundle the server committed, so running the same
-import again skips what is already there.
+import again skips what is already there. It belongs to one vault: the
+install id in the server's CapabilityStatement, not the URL, so a fresh
+server at the same address gets everything. A bundle is skipped only when
+the server still has the first resource it created (a GET answers 200, or
+410 if it was deleted since); otherwise it is sent again.
 
 Flags:
 `
@@ -52,6 +59,9 @@ type importJob struct {
 	body []byte // a Bundle
 	n    int    // resources in it
 	key  string // journal key
+	// confirm is where the journal says the bundle's first resource went
+	// ("Type/id"); the bundle is skipped if the server still has it.
+	confirm string
 }
 
 func (c *importCommand) Run(ctx context.Context, args []string) error {
@@ -60,7 +70,7 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	workers := fs.Int("j", 4, "bundles in flight at once")
-	journal := fs.String("journal", "", "journal file (default: one per server URL in the user cache dir; \"off\" disables)")
+	journal := fs.String("journal", "", "journal file (default: one per server install in the user cache dir; \"off\" disables)")
 	batch := fs.Int("batch", DefaultImportBatch, "resources per transaction for NDJSON and single resources")
 	quiet := fs.Bool("q", false, "no progress line")
 	fs.Usage = func() { fmt.Fprint(c.stderr, importUsage); fs.PrintDefaults() }
@@ -75,7 +85,15 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	j, err := openJournal(*journal, cf.url)
+	install, err := serverInstallID(ctx, cl)
+	if err != nil {
+		return errorWithHint(fmt.Sprintf("cannot reach %s: %v", cf.url, err), "start the server (phivault serve) or check -url and -cacert")
+	}
+	if install == "" && *journal != "off" {
+		fmt.Fprintln(c.stderr, "the server does not say which vault it is (no install id in /metadata); the journal is off and every bundle is sent")
+		*journal = "off"
+	}
+	j, err := openJournal(*journal, install)
 	if err != nil {
 		return err
 	}
@@ -100,10 +118,7 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	var readErr error
 	for _, path := range fs.Args() {
 		if readErr = readInputs(path, *batch, func(job importJob) error {
-			if j.has(job.key) {
-				st.skipped.Add(int64(job.n))
-				return nil
-			}
+			job.confirm = j.location(job.key)
 			st.queued.Add(int64(job.n))
 			select {
 			case jobs <- job:
@@ -119,9 +134,15 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	wg.Wait()
 	stop()
 	elapsed := time.Since(st.start)
-	fmt.Fprintf(c.stdout, "imported %d resources in %d bundles in %s (%.0f resources/s); skipped %d already imported; %d bundles failed\n",
+	fmt.Fprintf(c.stdout, "imported %d resources in %d bundles in %s (%.0f resources/s); skipped %d already imported (confirmed by the server); %d bundles failed\n",
 		st.done.Load(), st.bundles.Load(), elapsed.Round(time.Millisecond), float64(st.done.Load())/elapsed.Seconds(), st.skipped.Load(), st.failed.Load())
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if n := st.resent.Load(); n > 0 {
+		fmt.Fprintf(c.stdout, "%d bundles in the journal were not on the server and were sent again\n", n)
+	}
+	if err := context.Cause(ctx); errors.Is(err, errTokenRefused) {
+		return errorWithHint("the server refused the API token (HTTP 401); nothing more was sent",
+			"set PHIVAULT_TOKEN or PHIVAULT_TOKEN_FILE to a valid token (init and demo print one)")
+	} else if err != nil && !errors.Is(err, context.Canceled) {
 		return errorWithHint(fmt.Sprintf("cannot reach %s: %v", cf.url, err), "start the server (phivault serve) or check -url and -cacert; committed bundles are skipped when you run the import again")
 	}
 	if readErr != nil {
@@ -133,10 +154,32 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// send posts one bundle and journals it on success. It returns an error
-// only when the server cannot be reached at all; a rejected bundle is
-// reported and counted.
+// errTokenRefused stops an import whose token the server refuses.
+var errTokenRefused = errors.New("token refused")
+
+// send posts one bundle and journals it on success, unless the journal
+// has it and the server confirms it still has the bundle's first resource.
+// It returns an error only when the server cannot be reached at all or
+// refuses the token; a rejected bundle is reported and counted.
 func (c *importCommand) send(ctx context.Context, cl *apiClient, j *journal, job importJob, st *importStats) error {
+	if job.confirm != "" {
+		status, _, err := cl.do(ctx, http.MethodGet, "/"+job.confirm, nil)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			st.failed.Add(1)
+			return err
+		case status == http.StatusUnauthorized:
+			st.failed.Add(1)
+			return errTokenRefused
+		case status == http.StatusOK || status == http.StatusGone:
+			st.queued.Add(-int64(job.n))
+			st.skipped.Add(int64(job.n))
+			return nil
+		}
+		st.resent.Add(1) // journaled, but this server does not have it
+	}
 	status, body, err := cl.do(ctx, http.MethodPost, "", job.body)
 	switch {
 	case ctx.Err() != nil:
@@ -144,12 +187,17 @@ func (c *importCommand) send(ctx context.Context, cl *apiClient, j *journal, job
 	case err != nil:
 		st.failed.Add(1)
 		return err
+	case status == http.StatusUnauthorized:
+		// Every other bundle would fail the same way, and the bundle is
+		// not at fault: stop.
+		st.failed.Add(1)
+		return errTokenRefused
 	case status/100 != 2:
 		fmt.Fprintf(c.stderr, "%s: HTTP %d: %s\n", job.name, status, outcomeMessage(body))
 		st.failed.Add(1)
 		return nil
 	}
-	if err = j.add(job.key); err != nil {
+	if err = j.add(job.key, firstLocation(body)); err != nil {
 		fmt.Fprintf(c.stderr, "%s: committed, but the journal could not be written: %v\n", job.name, err)
 	}
 	st.done.Add(int64(job.n))
@@ -160,6 +208,7 @@ func (c *importCommand) send(ctx context.Context, cl *apiClient, j *journal, job
 type importStats struct {
 	start                                  time.Time
 	queued, done, skipped, bundles, failed atomic.Int64
+	resent                                 atomic.Int64 // journaled but not on the server
 }
 
 // progress prints a progress line every half second until stop is called.
@@ -360,15 +409,20 @@ func journalKey(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// journal records the hashes of bundles the server committed, one per line.
+// journal records the bundles one vault committed: a line "install ID"
+// naming the vault (its install id), then one line per bundle, "HASH
+// Type/id" (the hash of the bundle and where its first resource went).
 type journal struct {
 	mu   sync.Mutex
-	seen map[string]bool
+	seen map[string]string // hash to location
 	f    *os.File
 }
 
-func openJournal(path, serverURL string) (*journal, error) {
-	j := &journal{seen: map[string]bool{}}
+// openJournal opens the journal at path for the vault with the install id
+// install: by default one per install id in the user cache dir; "off" for
+// none. A journal of another vault is refused.
+func openJournal(path, install string) (*journal, error) {
+	j := &journal{seen: map[string]string{}}
 	if path == "off" {
 		return j, nil
 	}
@@ -377,8 +431,7 @@ func openJournal(path, serverURL string) (*journal, error) {
 		if err != nil {
 			return nil, errorWithHint("no user cache dir for the import journal", "pass -journal FILE or -journal off")
 		}
-		sum := sha256.Sum256([]byte(serverURL))
-		path = filepath.Join(dir, "phivault", "import-"+hex.EncodeToString(sum[:8])+".journal")
+		path = filepath.Join(dir, "phivault", "import-"+install+".journal")
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
@@ -389,33 +442,53 @@ func openJournal(path, serverURL string) (*journal, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if l != "" {
-			j.seen[l] = true
+	header := "install " + install
+	lines := strings.Split(string(data), "\n")
+	if len(data) > 0 && lines[0] != header {
+		return nil, errorWithHint(fmt.Sprintf("journal %s belongs to another vault (or an older phivault), not to the server's install %s", path, install),
+			"pass a new -journal FILE for this server")
+	}
+	for _, l := range lines[1:] {
+		if hash, loc, ok := strings.Cut(l, " "); ok && hash != "" && loc != "" {
+			j.seen[hash] = loc
 		}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
+	if len(data) == 0 {
+		if _, err := f.WriteString(header + "\n"); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+	}
 	j.f = f
 	return j, nil
 }
 
-func (j *journal) has(key string) bool {
+// location returns where the journaled bundle with hash key put its first
+// resource, or "" if the journal does not have it.
+func (j *journal) location(key string) string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.seen[key]
 }
 
-func (j *journal) add(key string) error {
+// add journals a committed bundle. Without a location (a response with no
+// entry locations) there is nothing to confirm it by, so it is not
+// journaled and is sent again next time.
+func (j *journal) add(key, location string) error {
+	if location == "" {
+		return nil
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.seen[key] = true
+	j.seen[key] = location
 	if j.f == nil {
 		return nil
 	}
-	_, err := j.f.WriteString(key + "\n")
+	_, err := j.f.WriteString(key + " " + location + "\n")
 	return err
 }
 
@@ -423,4 +496,67 @@ func (j *journal) close() {
 	if j.f != nil {
 		j.f.Close()
 	}
+}
+
+// firstLocation returns "Type/id" of the first entry location of a
+// batch- or transaction-response, or "".
+func firstLocation(body []byte) string {
+	var b struct {
+		Entry []struct {
+			Response struct {
+				Location string `json:"location"`
+			} `json:"response"`
+		} `json:"entry"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return ""
+	}
+	for _, e := range b.Entry {
+		ref := e.Response.Location
+		if i := strings.Index(ref, "/_history/"); i >= 0 {
+			ref = ref[:i]
+		}
+		parts := strings.Split(ref, "/")
+		if len(parts) >= 2 && fhirName.MatchString(parts[len(parts)-2]) && fhirID.MatchString(parts[len(parts)-1]) {
+			return parts[len(parts)-2] + "/" + parts[len(parts)-1]
+		}
+	}
+	return ""
+}
+
+var (
+	fhirName = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
+	fhirID   = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+	// installIDPattern is what dataDir.installID makes; the id names the
+	// journal file, so nothing else is accepted.
+	installIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
+
+// serverInstallID reads the install id from the server's
+// CapabilityStatement; "" if it shows none.
+func serverInstallID(ctx context.Context, cl *apiClient) (string, error) {
+	status, body, err := cl.do(ctx, http.MethodGet, "/metadata", nil)
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusOK {
+		return "", fmt.Errorf("GET /metadata: HTTP %d: %s", status, outcomeMessage(body))
+	}
+	var cs struct {
+		Implementation struct {
+			Extension []struct {
+				URL     string `json:"url"`
+				ValueID string `json:"valueId"`
+			} `json:"extension"`
+		} `json:"implementation"`
+	}
+	if err := json.Unmarshal(body, &cs); err != nil {
+		return "", fmt.Errorf("GET /metadata: not a CapabilityStatement")
+	}
+	for _, e := range cs.Implementation.Extension {
+		if e.URL == api.InstallIDExtension && installIDPattern.MatchString(e.ValueID) {
+			return e.ValueID, nil
+		}
+	}
+	return "", nil
 }

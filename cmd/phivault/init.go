@@ -33,6 +33,12 @@ PHIVAULT_PASSPHRASE_FILE (at least 12 characters). If none is given, init
 makes a strong one and shows it once. Keep it safe and apart from the key
 file: without both, no record can ever be read again.
 
+Records go to the folder's SQLite file, or to PostgreSQL when a postgres://
+URL is given in PHIVAULT_STORE_FILE or PHIVAULT_STORE (which may carry a
+password) or -store (which may not). A database on another machine must be
+reached over verified TLS: sslmode=verify-full and sslrootcert=CA.pem. init
+refuses a database that already holds a vault.
+
 Flags:
 `
 
@@ -51,15 +57,20 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	hosts := fs.String("hosts", "", "extra comma-separated DNS names or IPs for the certificate (localhost is always included)")
 	var kc KeyringConfig
 	kc.register(fs)
+	var sc StoreConfig
+	sc.register(fs)
 	fs.Usage = func() { fmt.Fprint(c.stderr, initUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := sc.resolve(); err != nil {
 		return err
 	}
 	pass, err := passphrase(*passFile)
 	if err != nil {
 		return err
 	}
-	res, err := initData(dataDir(*data), kc, pass, splitList(*hosts))
+	res, err := initData(ctx, dataDir(*data), kc, sc, pass, splitList(*hosts))
 	if err != nil {
 		return err
 	}
@@ -82,8 +93,9 @@ func splitList(s string) []string {
 	return out
 }
 
-// initData creates the data folder d. It refuses to touch an existing one.
-func initData(d dataDir, kc KeyringConfig, pass string, hosts []string) (*initResult, error) {
+// initData creates the data folder d for records in the database sc names.
+// It refuses to touch an existing folder or a database that holds a vault.
+func initData(ctx context.Context, d dataDir, kc KeyringConfig, sc StoreConfig, pass string, hosts []string) (*initResult, error) {
 	if d.initialized() {
 		return nil, errorWithHint(fmt.Sprintf("%s is already initialized", d), "use another -data folder, or serve this one")
 	}
@@ -92,6 +104,12 @@ func initData(d dataDir, kc KeyringConfig, pass string, hosts []string) (*initRe
 		res.passphrase, res.generated = randomPassphrase(), true
 	}
 	if err := os.MkdirAll(string(d), 0o700); err != nil {
+		return nil, err
+	}
+	if err := initStore(ctx, d, sc); err != nil {
+		return nil, err
+	}
+	if _, err := d.installID(); err != nil {
 		return nil, err
 	}
 	if err := initKeyring(d, kc, res.passphrase); err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/keyring"
-	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/vault"
 )
 
@@ -49,11 +48,13 @@ func (c *keysCommand) Run(ctx context.Context, args []string) error {
 type offlineFlags struct {
 	data     string
 	passFile string
+	store    StoreConfig // the data folder's database; see store.go
 }
 
 func (o *offlineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.data, "data", "", "data folder to open directly, when no server runs on it (default: call the server)")
 	fs.StringVar(&o.passFile, "passphrase-file", "", "file holding the key-file passphrase (with -data; or PHIVAULT_PASSPHRASE[_FILE])")
+	o.store.register(fs)
 }
 
 // offline is a data folder opened by a keys subcommand.
@@ -61,7 +62,7 @@ type offline struct {
 	data    dataDir
 	pass    []byte
 	keys    *keyring.Reloading
-	db      *sqlite.DB
+	db      appStore
 	sealer  *envelope.Sealer
 	records *vault.Service
 }
@@ -70,6 +71,9 @@ func (o *offlineFlags) open(ctx context.Context, logger *slog.Logger) (*offline,
 	d := dataDir(o.data)
 	if !d.initialized() {
 		return nil, errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), "check -data")
+	}
+	if err := o.store.resolve(); err != nil {
+		return nil, err
 	}
 	pass, err := passphrase(o.passFile)
 	if err != nil {
@@ -84,9 +88,9 @@ func (o *offlineFlags) open(ctx context.Context, logger *slog.Logger) (*offline,
 	} else if err != nil {
 		return nil, fmt.Errorf("open key file: %w", err)
 	}
-	db, err := sqlite.Open(ctx, d.database())
+	db, err := openStore(ctx, d, o.store)
 	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+		return nil, err
 	}
 	sealer := envelope.New(keys, envelope.Options{})
 	records := vault.New(db, sealer)

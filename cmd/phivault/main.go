@@ -82,6 +82,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return errorWithHint("no command", "phivault demo")
 	}
+	// Every command answers -h (or -help, --help, help) the same way: its
+	// usage on stdout, exit 0. Usage printed for a mistake goes to stderr.
+	help := wantsHelp(args[1:])
+	if help {
+		stderr = stdout
+		if args[0] == "audit" && len(args) == 2 {
+			fmt.Fprint(stdout, auditUsage)
+			return nil
+		}
+	}
 	var cmd command
 	switch args[0] {
 	case "init":
@@ -120,5 +130,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return errorWithHint("unknown command "+args[0], "phivault help")
 	}
-	return cmd.Run(ctx, args[1:])
+	err := cmd.Run(ctx, args[1:])
+	if help && errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// wantsHelp reports whether a command's arguments ask for its usage: a
+// -h, -help or --help flag before any "--", or "help" as a group's first
+// argument.
+func wantsHelp(args []string) bool {
+	if len(args) > 0 && args[0] == "help" {
+		return true
+	}
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }

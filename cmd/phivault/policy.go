@@ -312,6 +312,13 @@ func sorted(s []string) []string {
 }
 
 func (c *policyCommand) validate(args []string) error {
+	fs := flag.NewFlagSet("policy validate", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() { fmt.Fprint(c.stderr, policyUsage) }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	args = fs.Args()
 	if len(args) != 1 {
 		return errorWithHint("policy validate needs one directory", "phivault policy validate ./policies")
 	}

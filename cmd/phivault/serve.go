@@ -21,7 +21,6 @@ import (
 	"github.com/phivault/phivault/oauth"
 	"github.com/phivault/phivault/scim"
 	"github.com/phivault/phivault/server"
-	"github.com/phivault/phivault/sqlite"
 	"github.com/phivault/phivault/vault"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -42,6 +41,10 @@ reached) the server starts sealed: /healthz says so, every FHIR request is
 answered with 503, and "phivault unseal" unseals it. Core dumps are off.
 Logs are JSON lines on stderr and carry ids only.
 
+Records live in the data folder's SQLite file, or in the PostgreSQL database
+the folder was made for by "phivault init" with a postgres:// URL: give the
+same URL again (PHIVAULT_STORE_FILE, PHIVAULT_STORE or -store).
+
 Flags:
 `
 
@@ -60,6 +63,7 @@ type Config struct {
 	Audit         AuditConfig // remote checkpoint witnesses; see audit.go
 	Login         LoginConfig // passkeys and OpenID providers; see login.go
 	Passphrase    string
+	Store         StoreConfig // SQLite in the data folder, or PostgreSQL; see store.go
 
 	Policy PolicyConfig // Cedar policy directory; see policy.go
 }
@@ -73,6 +77,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("base_url", c.BaseURL),
 		slog.String("keyring", c.Keyring.Kind),
 		slog.String("client_ca", c.ClientCAFile),
+		slog.Any("store", c.Store),
 	)
 }
 
@@ -85,6 +90,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientCertMap, "tls-client-map", os.Getenv("PHIVAULT_TLS_CLIENT_MAP"), "file of \"sha256-fingerprint-or-URI client-id\" lines mapping client certificates to clients (env PHIVAULT_TLS_CLIENT_MAP)")
 	fs.BoolVar(&c.Insecure, "insecure-http", false, "serve plain HTTP (only on a loopback address; for local testing)")
 	c.Keyring.register(fs)
+	c.Store.register(fs)
 	c.Audit.register(fs)
 	c.Policy.register(fs)
 	c.Login.register(fs)
@@ -99,6 +105,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
 	fs.Usage = func() { fmt.Fprint(c.stderr, serveUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := cfg.Store.resolve(); err != nil {
 		return err
 	}
 	if err := coredump.Disable(); err != nil { // keep keys out of core files
@@ -142,7 +151,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 type app struct {
 	cfg     Config
 	logger  *slog.Logger
-	db      *sqlite.DB
+	db      appStore   // SQLite or PostgreSQL; see store.go
 	seal    *sealState // the keyring, which may be sealed
 	records phivault.RecordService
 	// accounts seals TOTP secrets and WebAuthn credentials at rest
@@ -172,9 +181,13 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlite.Open(ctx, cfg.Data.database())
+	installID, err := cfg.Data.installID()
 	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+		return nil, err
+	}
+	db, err := openStore(ctx, cfg.Data, cfg.Store)
+	if err != nil {
+		return nil, err
 	}
 	// Without its keyring the vault starts sealed; the shared and index
 	// keys are created on unsealing.
@@ -244,6 +257,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		Registerer:    a.metrics,
 		Logger:        logger,
 		Version:       version,
+		InstallID:     installID,
 	})
 	return a, nil
 }
