@@ -477,8 +477,8 @@ func (m *model) patientRef(rt *rapid.T, inBundle bool, fullURLs []string) string
 		modelBase + "/Patient/" + p,
 		"Patient?identifier=urn:mrn|" + p,
 	}
-	if inBundle {
-		forms = append(forms, fullURLs...)
+	if inBundle && len(fullURLs) > 0 && rapid.Bool().Draw(rt, "ref-fullUrl") {
+		return rapid.SampledFrom(fullURLs).Draw(rt, "ref-to")
 	}
 	return rapid.SampledFrom(forms).Draw(rt, "ref-form")
 }
@@ -534,7 +534,11 @@ func (m *model) ifNoneExist(rt *rapid.T, typ string) string {
 	return "identifier=urn:mrn|" + rapid.SampledFrom(m.pats).Draw(rt, "match")
 }
 
-// bundle draws a batch or transaction of one to four entries.
+// bundle draws a batch or transaction of one to four entries. Half of them
+// open with a Patient entry carrying a fullUrl (a POST with ifNoneExist on
+// some patient, a PUT of a patient, or a DELETE that carries a Patient),
+// which the later entries' references name half of the time: the shapes of
+// the review's findings 2 and 5, drawn often enough to be found.
 func (m *model) bundle(rt *rapid.T, kind string, w *world) []byte {
 	n := rapid.IntRange(1, 4).Draw(rt, "entries")
 	type entry struct {
@@ -543,10 +547,18 @@ func (m *model) bundle(rt *rapid.T, kind string, w *world) []byte {
 	}
 	entries := make([]entry, n)
 	var fullURLs []string
+	patientFirst := rapid.Bool().Draw(rt, "patient-entry")
 	for i := range entries {
 		e := &entries[i]
 		e.method = rapid.SampledFrom([]string{"POST", "POST", "PUT", "DELETE", "GET"}).Draw(rt, "method")
-		switch rapid.IntRange(0, 3).Draw(rt, "fullUrl") {
+		if i == 0 && patientFirst {
+			e.method = rapid.SampledFrom([]string{"POST", "PUT", "DELETE"}).Draw(rt, "patient-method")
+		}
+		forms := 4
+		if i == 0 && patientFirst {
+			forms = 3 // always a fullUrl
+		}
+		switch rapid.IntRange(0, forms-1).Draw(rt, "fullUrl") {
 		case 0:
 			e.fullURL = fmt.Sprintf("urn:uuid:%08d-0000-4000-8000-000000000000", i)
 		case 1:
@@ -562,22 +574,32 @@ func (m *model) bundle(rt *rapid.T, kind string, w *world) []byte {
 	for i := range entries {
 		e := &entries[i]
 		var typ, id string
-		switch e.method {
-		case "POST":
+		patient := i == 0 && patientFirst
+		switch {
+		case patient && e.method == "POST":
+			typ, e.body = m.bundleBody(rt, "Patient", true, fullURLs)
+			e.url = typ
+			e.ifNone = "identifier=urn:mrn|" + rapid.SampledFrom(m.pats).Draw(rt, "match")
+		case patient && e.method == "PUT":
+			id = rapid.SampledFrom(m.pats).Draw(rt, "put-patient")
+			_, body := m.bundleBody(rt, "Patient", true, fullURLs)
+			e.body, e.url = withID(body, id), "Patient/"+id
+		case patient:
+			typ, id = m.anyResource(rt, w)
+			e.url = typ + "/" + id
+			_, e.body = m.bundleBody(rt, "Patient", true, fullURLs) // a resource where none belongs
+			e.body = withID(e.body, rapid.SampledFrom(m.pats).Draw(rt, "own-patient"))
+		case e.method == "POST":
 			typ, e.body = m.bundleBody(rt, "", true, fullURLs)
 			e.url = typ
 			e.ifNone = m.ifNoneExist(rt, typ)
-		case "PUT":
+		case e.method == "PUT":
 			typ, id = m.anyResource(rt, w)
 			_, body := m.bundleBody(rt, typ, true, fullURLs)
 			e.body, e.url = withID(body, id), typ+"/"+id
 		default:
 			typ, id = m.anyResource(rt, w)
 			e.url = typ + "/" + id
-			if rapid.Bool().Draw(rt, "resource-on-"+e.method) {
-				_, e.body = m.bundleBody(rt, "Patient", true, fullURLs) // a resource where none belongs
-				e.body = withID(e.body, rapid.SampledFrom(m.pats).Draw(rt, "own-patient"))
-			}
 		}
 		ent := map[string]any{"request": map[string]any{"method": e.method, "url": e.url}}
 		if e.ifNone != "" {
