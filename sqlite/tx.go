@@ -25,6 +25,7 @@ type Tx struct {
 	ctx   context.Context // the Update caller's context (write only)
 	err   error           // first failed statement of a write Tx
 	drove drivermemo.Memo // the last driver choice, reused by Count after Find
+	shred bool            // Shred ran: the writer truncates the WAL after COMMIT
 }
 
 var _ phivault.StoreTx = (*Tx)(nil)
@@ -753,6 +754,7 @@ func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error 
 			return t.fail("shred", err)
 		}
 	}
+	t.shred = true
 	return nil
 }
 

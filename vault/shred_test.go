@@ -1,11 +1,15 @@
 package vault_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -332,4 +336,173 @@ func mustSearch(t *testing.T, s *vault.Service, typ, rawQuery string) *phivault.
 		t.Fatalf("Search(%s?%s) = %v", typ, rawQuery, err)
 	}
 	return res
+}
+
+// oneKey is a StoreTx that has exactly one key, k: an attacker's candidate
+// for the DEK of the row being opened.
+type oneKey struct {
+	phivault.StoreTx
+	k *phivault.WrappedKey
+}
+
+func (o oneKey) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
+	return &phivault.WrappedKey{ID: id, KEKID: o.k.KEKID, Wrapped: o.k.Wrapped, Created: o.k.Created}, nil
+}
+
+// dataFolder reads every file under dir (the database, its -wal and -shm,
+// the audit file, any journal, the key file).
+func dataFolder(tb testing.TB, dir string) map[string][]byte {
+	tb.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files[filepath.Base(path)] = b
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return files
+}
+
+// TestService_Shred_Forensic shreds a patient through the real stack
+// (vault over envelope over SQLite, file keyring) and then acts as an
+// attacker who holds the data folder and the keyring with its passphrase:
+// it reads every file of the folder, looks for the victim's wrapped DEK
+// (captured before the shred) in the raw bytes, and tries every window of
+// every file as a wrapped key, with the keyring, on a sealed version of
+// the victim. Nothing may be found and nothing may open, neither while the
+// server still runs (WAL and shared memory present) nor after it stopped.
+func TestService_Shred_Forensic(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, _ := vaulttest.Keyring(t, dir)
+	db, _ := vaulttest.SQLite(t, dir)
+	s := vault.New(db, vaulttest.Sealer(t, db, keys, envelope.Options{}))
+
+	// Enough patients that the key table spans several pages and splits,
+	// each with an Observation, in one transaction; the victim's record
+	// gets a second version.
+	const n = 120
+	var entries []string
+	for i := range n {
+		entries = append(entries, fmt.Sprintf(`{"fullUrl":"urn:uuid:00000000-0000-4000-8000-%012d","resource":{"resourceType":"Patient","active":true},"request":{"method":"POST","url":"Patient"}}`, i),
+			fmt.Sprintf(`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"glucose %d"},"subject":{"reference":"urn:uuid:00000000-0000-4000-8000-%012d"}},"request":{"method":"POST","url":"Observation"}}`, i, i))
+	}
+	body := `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
+	if _, err := s.Bundle(ctx, []byte(body), "https://example.test/fhir"); err != nil {
+		t.Fatal(err)
+	}
+	var victim string
+	if err := db.View(ctx, func(tx phivault.StoreTx) error {
+		ps, err := tx.Find(ctx, phivault.ResourceFilter{Types: []string{"Patient"}, Limit: n})
+		if err != nil {
+			return err
+		}
+		if len(ps) != n {
+			return fmt.Errorf("%d patients stored, want %d", len(ps), n)
+		}
+		victim = ps[n/2].ID
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Read(ctx, "Patient", victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Update(ctx, "Patient", victim, p.Body, phivault.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the attacker captured before the shred (an old backup holds
+	// it too): the wrapped DEK and a sealed version of the patient.
+	var wrapped *phivault.WrappedKey
+	var sealed []*phivault.SealedResource
+	if err := db.View(ctx, func(tx phivault.StoreTx) error {
+		if wrapped, err = tx.Key(ctx, "patient/"+victim); err != nil {
+			return err
+		}
+		for v := int64(1); v <= 2; v++ {
+			sr, err := tx.Version(ctx, "Patient", victim, v)
+			if err != nil {
+				return err
+			}
+			sealed = append(sealed, sr)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := envelope.New(keys, envelope.Options{CacheSize: -1})
+	// Positive controls: the captured key opens the record, and a plain
+	// search of the data folder finds it.
+	if _, err := fresh.Open(ctx, oneKey{k: wrapped}, sealed[0]); err != nil {
+		t.Fatalf("captured key does not open the victim's record before the shred: %v", err)
+	}
+	if !found(dataFolder(t, dir), wrapped.Wrapped) {
+		t.Fatal("the victim's wrapped key is not in the data folder before the shred; the search is broken")
+	}
+
+	if _, err := s.Shred(ctx, victim); err != nil {
+		t.Fatalf("Shred = %v", err)
+	}
+	attack := func(when string) {
+		t.Helper()
+		files := dataFolder(t, dir)
+		if name, off, ok := where(files, wrapped.Wrapped); ok {
+			t.Errorf("%s: the shredded wrapped DEK is still in %s at offset %d", when, name, off)
+		}
+		// Every window of every file, as a wrapped key under every KEK
+		// the keyring holds.
+		size := len(wrapped.Wrapped)
+		unwrapped := 0
+		for name, b := range files {
+			for off := 0; off+size <= len(b); off++ {
+				cand := &phivault.WrappedKey{KEKID: wrapped.KEKID, Wrapped: b[off : off+size]}
+				dek, err := keys.UnwrapKey(ctx, cand.KEKID, cand.Wrapped)
+				if err != nil {
+					continue
+				}
+				clear(dek)
+				unwrapped++
+				for _, sr := range sealed {
+					if _, err := fresh.Open(ctx, oneKey{k: cand}, sr); err == nil {
+						t.Fatalf("%s: bytes at %s offset %d unwrap with the keyring and decrypt the shredded patient's version %d", when, name, off, sr.Version)
+					}
+				}
+			}
+		}
+		// The scan works: the other patients' wrapped keys are found and
+		// unwrap (the shared and index keys too).
+		if unwrapped < n-1 {
+			t.Errorf("%s: %d windows unwrapped, want at least the %d other patients' keys; the scan is broken", when, unwrapped, n-1)
+		}
+		t.Logf("%s: %d files, %d windows unwrapped (other keys), none opens the victim", when, len(files), unwrapped)
+	}
+	attack("server running")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	attack("server stopped")
+}
+
+func found(files map[string][]byte, b []byte) bool {
+	_, _, ok := where(files, b)
+	return ok
+}
+
+func where(files map[string][]byte, b []byte) (string, int, bool) {
+	for name, data := range files {
+		if i := bytes.Index(data, b); i >= 0 {
+			return name, i, true
+		}
+	}
+	return "", 0, false
 }
