@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/server"
 )
@@ -53,6 +54,9 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	kc.register(fs)
 	fs.Usage = func() { fmt.Fprint(c.stderr, initUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := coredump.Disable(); err != nil { // the passphrase and the new KEK
 		return err
 	}
 	pass, err := passphrase(*passFile)

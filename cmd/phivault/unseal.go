@@ -20,6 +20,7 @@ import (
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/keyring"
 )
 
@@ -356,6 +357,11 @@ func (c *sealCommand) Run(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return errorWithHint("unexpected arguments", "phivault "+name+" -h")
+	}
+	if c.unseal {
+		if err := coredump.Disable(); err != nil { // the passphrase it sends
+			return err
+		}
 	}
 	client, err := cf.client(1)
 	if err != nil {
