@@ -160,7 +160,7 @@ func initKeyring(d dataDir, kc KeyringConfig, pass string) error {
 		return err
 	}
 	defer closer.Close()
-	if _, _, err := keys.WrapKey(context.Background(), make([]byte, 32)); err != nil {
+	if _, _, err := keys.WrapKey(context.Background(), "probe", make([]byte, 32)); err != nil {
 		return fmt.Errorf("check the KMS key: %w", err)
 	}
 	return nil
