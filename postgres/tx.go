@@ -21,6 +21,7 @@ type Tx struct {
 	tx    pgx.Tx
 	write bool
 	drove drivermemo.Memo // the last driver choice, reused by Count after Find
+	shred bool            // Shred ran: Update rewrites the key table after COMMIT
 }
 
 var _ phivault.StoreTx = (*Tx)(nil)
@@ -481,6 +482,7 @@ func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error 
 			return mapErr("shred", err)
 		}
 	}
+	t.shred = true
 	return nil
 }
 
