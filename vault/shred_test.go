@@ -497,11 +497,6 @@ func TestService_Shred_Forensic(t *testing.T) {
 	scan("server stopped")
 }
 
-func found(files map[string][]byte, b []byte) bool {
-	_, _, ok := where(files, b)
-	return ok
-}
-
 func where(files map[string][]byte, b []byte) (string, int, bool) {
 	for name, data := range files {
 		if i := bytes.Index(data, b); i >= 0 {
