@@ -8,8 +8,10 @@
 //   - [PKCS11] uses a non-extractable AES key in a PKCS#11 hardware
 //     security module (tested against SoftHSM2).
 //
-// All three fail with [ErrUnwrap] when a wrapped key was altered and
-// [ErrUnknownKEK] when it names a KEK they do not hold.
+// All three bind every wrapped DEK to its name (the DEK's id in the store)
+// as additional data (AES-GCM) or encryption context (KMS), fail with
+// [ErrUnwrap] when a wrapped key was altered or is unwrapped under another
+// name, and with [ErrUnknownKEK] when it names a KEK they do not hold.
 //
 // # Key file
 //
