@@ -11,12 +11,20 @@ type KeyID string
 // A Keyring wraps and unwraps data-encryption keys (DEKs) under a
 // key-encryption key (KEK). Implementations never reveal the KEKs they hold,
 // and are safe for concurrent use by multiple goroutines.
+//
+// A wrap is bound to the DEK's name, its id in the store (WrappedKey.ID,
+// e.g. "patient/<id>#2"), as additional data of the wrapping: a wrapped DEK
+// copied to another key's row does not unwrap there.
 type Keyring interface {
-	// WrapKey wraps dek under the current KEK and names that KEK.
-	WrapKey(ctx context.Context, dek []byte) (KeyID, []byte, error)
-	// UnwrapKey unwraps a DEK wrapped by WrapKey. It returns an error
-	// (never a wrong key) if wrapped was altered or id is unknown.
-	UnwrapKey(ctx context.Context, id KeyID, wrapped []byte) ([]byte, error)
+	// WrapKey wraps dek under the current KEK, bound to name, and names
+	// that KEK. name must not be empty.
+	WrapKey(ctx context.Context, name string, dek []byte) (KeyID, []byte, error)
+	// UnwrapKey unwraps a DEK that WrapKey wrapped under KEK id, bound to
+	// name. It returns an error (never a wrong key) if wrapped was altered,
+	// id is unknown or the wrap was bound to another name. name ""
+	// unwraps an unbound wrap, made before wraps were bound to names (a
+	// WrappedKey with Bound false).
+	UnwrapKey(ctx context.Context, id KeyID, name string, wrapped []byte) ([]byte, error)
 }
 
 // IndexValue is one searchable value of a resource, normalized by the fhir

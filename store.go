@@ -59,6 +59,10 @@ type WrappedKey struct {
 	KEKID   KeyID  // which key-encryption key wrapped it
 	Wrapped []byte
 	Created time.Time
+	// Bound says that Wrapped is bound to ID (see Keyring): true for every
+	// key wrapped since wraps were bound, false for older ones, which
+	// unwrap with name "" until a rewrap binds them.
+	Bound bool
 }
 
 // Store keeps sealed resource versions, their blind-index tokens, and wrapped
@@ -104,8 +108,8 @@ type StoreTx interface {
 	// stored under k.ID (k, or the one that was there first).
 	PutKey(ctx context.Context, k *WrappedKey) (*WrappedKey, error)
 	// ReplaceKey replaces the stored key old.ID with k (same ID), provided
-	// the stored key still has old's KEKID and wrapped bytes (compare and
-	// swap). Otherwise it returns an *Error with code ECONFLICT, or
+	// the stored key still has old's KEKID, wrapped bytes and Bound (compare
+	// and swap). Otherwise it returns an *Error with code ECONFLICT, or
 	// ErrNotFound if there is no key old.ID, and writes nothing.
 	ReplaceKey(ctx context.Context, old, k *WrappedKey) error
 	// Keys returns wrapped keys in id order, filtered by f.
@@ -158,6 +162,8 @@ type StoreTx interface {
 type KeyFilter struct {
 	After     string // only ids greater than After (paging)
 	ExceptKEK KeyID  // if set, only keys not wrapped by this KEK
+	KEK       KeyID  // if set, only keys wrapped by this KEK
+	Unbound   bool   // if set, only keys not bound to their id (Bound false)
 	Limit     int    // 0 means no limit
 }
 

@@ -397,12 +397,12 @@ func (s *Sealer) createKey(ctx context.Context, tx phivault.StoreTx, id string) 
 	if _, err := io.ReadFull(s.rand, key); err != nil {
 		return nil, nil, fmt.Errorf("envelope: create key %s: %w", id, err)
 	}
-	kekID, wrapped, err := s.keys.WrapKey(ctx, key)
+	kekID, wrapped, err := s.keys.WrapKey(ctx, id, key)
 	if err != nil {
 		clear(key)
 		return nil, nil, fmt.Errorf("envelope: wrap key %s: %w", id, err)
 	}
-	mine := &phivault.WrappedKey{ID: id, KEKID: kekID, Wrapped: wrapped, Created: s.now().UTC()}
+	mine := &phivault.WrappedKey{ID: id, KEKID: kekID, Wrapped: wrapped, Created: s.now().UTC(), Bound: true}
 	wk, err := tx.PutKey(ctx, mine)
 	if err != nil {
 		clear(key)
@@ -421,7 +421,7 @@ func (s *Sealer) unwrapKey(ctx context.Context, wk *phivault.WrappedKey, key []b
 	if key != nil {
 		return key, nil
 	}
-	key, err := s.keys.UnwrapKey(ctx, wk.KEKID, wk.Wrapped)
+	key, err := s.keys.UnwrapKey(ctx, wk.KEKID, wrapName(wk), wk.Wrapped)
 	if err != nil {
 		s.cache.remove(wk.ID)
 		return nil, fmt.Errorf("envelope: unwrap key %s: %w", wk.ID, err)
@@ -432,6 +432,15 @@ func (s *Sealer) unwrapKey(ctx context.Context, wk *phivault.WrappedKey, key []b
 		return nil, fmt.Errorf("envelope: unwrap key %s: got %d bytes, want %d", wk.ID, len(key), KeySize)
 	}
 	return key, nil
+}
+
+// wrapName returns the name wk's wrapping is bound to: its id, or "" for a
+// key wrapped before wraps were bound (see phivault.Keyring).
+func wrapName(wk *phivault.WrappedKey) string {
+	if wk.Bound {
+		return wk.ID
+	}
+	return ""
 }
 
 // unwrapDEK builds the AEAD of wk and caches it unless the cache was purged

@@ -95,7 +95,7 @@ func (tx *memTx) ReplaceKey(ctx context.Context, old, k *phivault.WrappedKey) er
 	if cur == nil {
 		return phivault.ErrNotFound
 	}
-	if cur.KEKID != old.KEKID || !bytes.Equal(cur.Wrapped, old.Wrapped) {
+	if cur.KEKID != old.KEKID || !bytes.Equal(cur.Wrapped, old.Wrapped) || cur.Bound != old.Bound {
 		return phivault.Errorf(phivault.ECONFLICT, "changed")
 	}
 	c := *k
@@ -108,7 +108,8 @@ func (tx *memTx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.Wr
 	defer tx.mu.Unlock()
 	var ids []string
 	for id, k := range tx.keys {
-		if id > f.After && (f.ExceptKEK == "" || k.KEKID != f.ExceptKEK) {
+		if id > f.After && (f.ExceptKEK == "" || k.KEKID != f.ExceptKEK) &&
+			(f.KEK == "" || k.KEKID == f.KEK) && (!f.Unbound || !k.Bound) {
 			ids = append(ids, id)
 		}
 	}
@@ -134,8 +135,10 @@ func (tx *memTx) KeyCounts(ctx context.Context) (map[phivault.KeyID]int, error) 
 	return out, nil
 }
 
-// fakeKeyring "wraps" a key by prefixing a marker, so tests can store chosen
-// plaintext keys. It counts unwraps and can be told to fail.
+// fakeKeyring "wraps" a key by prefixing a marker with the name it is bound
+// to ("wrapped[name]:"), or "wrapped:" for an unbound wrap of an earlier
+// version (fakeWrap), so tests can store chosen plaintext keys. It counts
+// unwraps and can be told to fail.
 type fakeKeyring struct {
 	mu      sync.Mutex
 	unwraps int
@@ -146,26 +149,38 @@ var errKeyringDown = errors.New("fake keyring: unavailable")
 
 const fakeKEK = phivault.KeyID("fake:1")
 
-// fakeWrap returns the wrapped form of key under fakeKeyring.
-func fakeWrap(key []byte) []byte { return append([]byte("wrapped:"), key...) }
+// fakeWrap returns the unbound wrapped form of key under fakeKeyring, as
+// stored before wraps were bound (WrappedKey.Bound false).
+func fakeWrap(key []byte) []byte { return fakeWrapFor("", key) }
 
-func (k *fakeKeyring) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
+// fakeWrapFor returns the wrapped form of key bound to name.
+func fakeWrapFor(name string, key []byte) []byte {
+	if name == "" {
+		return append([]byte("wrapped:"), key...)
+	}
+	return append([]byte("wrapped["+name+"]:"), key...)
+}
+
+func (k *fakeKeyring) WrapKey(ctx context.Context, name string, dek []byte) (phivault.KeyID, []byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.fail {
 		return "", nil, errKeyringDown
 	}
-	return fakeKEK, fakeWrap(dek), nil
+	if name == "" {
+		return "", nil, errors.New("fake keyring: no name")
+	}
+	return fakeKEK, fakeWrapFor(name, dek), nil
 }
 
-func (k *fakeKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
+func (k *fakeKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.unwraps++
 	if k.fail {
 		return nil, errKeyringDown
 	}
-	rest, ok := bytes.CutPrefix(wrapped, []byte("wrapped:"))
+	rest, ok := bytes.CutPrefix(wrapped, fakeWrapFor(name, nil))
 	if id != fakeKEK || !ok {
 		return nil, errors.New("fake keyring: bad wrapped key")
 	}

@@ -79,8 +79,8 @@ type purgingKeyring struct {
 	purge func()
 }
 
-func (k *purgingKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
-	dek, err := k.fakeKeyring.UnwrapKey(ctx, id, wrapped)
+func (k *purgingKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
+	dek, err := k.fakeKeyring.UnwrapKey(ctx, id, name, wrapped)
 	k.purge()
 	return dek, err
 }

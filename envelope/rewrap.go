@@ -22,22 +22,22 @@ type RewrapOptions struct {
 }
 
 // Rewrap rewraps every stored key (DEKs and the index key) that is not
-// wrapped under keys' current KEK: it unwraps each under its old KEK, wraps
-// it under the current one, and replaces the stored row only if it is still
-// the one read (phivault.StoreTx.ReplaceKey), a batch per transaction. The
-// plaintext keys do not change, so nothing sealed needs re-encrypting, and
-// reads and writes go on throughout. A key that changed or vanished
-// meanwhile (a concurrent shred) is skipped.
+// wrapped under keys' current KEK, or is wrapped under it but not bound to
+// its id (a key stored before wraps were bound, see phivault.Keyring): it
+// unwraps each under its old KEK, wraps it under the current one bound to
+// its id, and replaces the stored row only if it is still the one read
+// (phivault.StoreTx.ReplaceKey), a batch per transaction. The plaintext
+// keys do not change, so nothing sealed needs re-encrypting, and reads and
+// writes go on throughout. A key that changed or vanished meanwhile (a
+// concurrent shred) is skipped.
 //
 // Rewrap is idempotent and resumable: run again after a crash, it continues
-// with whatever is still under an old KEK. It returns the number of keys it
-// rewrapped. The current KEK is the one keys.WrapKey names; a keyring that
-// changes its current KEK during Rewrap leaves keys for a later run.
+// with whatever is still under an old KEK or unbound. It returns the number
+// of keys it rewrapped. The current KEK is the one keys.WrapKey names; a
+// keyring that changes its current KEK during Rewrap leaves keys for a later
+// run. Progress counts the keys under other KEKs as the total; unbound keys
+// under the current KEK, rewrapped last, raise it as they are met.
 func Rewrap(ctx context.Context, store phivault.Store, keys phivault.Keyring, opts RewrapOptions) (int, error) {
-	batch := opts.Batch
-	if batch <= 0 {
-		batch = DefaultRewrapBatch
-	}
 	current, err := currentKEK(ctx, keys)
 	if err != nil {
 		return 0, err
@@ -58,11 +58,38 @@ func Rewrap(ctx context.Context, store phivault.Store, keys phivault.Keyring, op
 	}); err != nil {
 		return 0, fmt.Errorf("envelope: rewrap: count: %w", err)
 	}
-	done, after := 0, ""
+	done, err := rewrapWhere(ctx, store, keys, current, phivault.KeyFilter{ExceptKEK: current}, 0, total, opts)
+	if err != nil {
+		return done, err
+	}
+	return rewrapWhere(ctx, store, keys, current, phivault.KeyFilter{KEK: current, Unbound: true}, done, total, opts)
+}
+
+// Bind rewraps, under keys' current KEK and bound to their ids, the stored
+// keys wrapped under that KEK before wraps were bound, like the last step
+// of Rewrap, and leaves keys under other KEKs alone. The server runs it at
+// start for a KMS keyring, whose switch to another key waits for keys
+// rotate. It returns the number of keys it rewrapped.
+func Bind(ctx context.Context, store phivault.Store, keys phivault.Keyring, opts RewrapOptions) (int, error) {
+	current, err := currentKEK(ctx, keys)
+	if err != nil {
+		return 0, err
+	}
+	return rewrapWhere(ctx, store, keys, current, phivault.KeyFilter{KEK: current, Unbound: true}, 0, 0, opts)
+}
+
+// rewrapWhere rewraps the keys that f selects (f.After and f.Limit are
+// set here) under current, counting on from done.
+func rewrapWhere(ctx context.Context, store phivault.Store, keys phivault.Keyring, current phivault.KeyID, f phivault.KeyFilter, done, total int, opts RewrapOptions) (int, error) {
+	batch := opts.Batch
+	if batch <= 0 {
+		batch = DefaultRewrapBatch
+	}
+	f.After, f.Limit = "", batch
 	for {
 		var old []*phivault.WrappedKey
 		if err := store.View(ctx, func(tx phivault.StoreTx) (err error) {
-			old, err = tx.Keys(ctx, phivault.KeyFilter{After: after, ExceptKEK: current, Limit: batch})
+			old, err = tx.Keys(ctx, f)
 			return err
 		}); err != nil {
 			return done, fmt.Errorf("envelope: rewrap: list: %w", err)
@@ -70,9 +97,10 @@ func Rewrap(ctx context.Context, store phivault.Store, keys phivault.Keyring, op
 		if len(old) == 0 {
 			return done, nil
 		}
-		after = old[len(old)-1].ID
+		f.After = old[len(old)-1].ID
 		repl := make([]*phivault.WrappedKey, len(old))
 		for i, k := range old {
+			var err error
 			if repl[i], err = rewrapOne(ctx, keys, k, current); err != nil {
 				return done, err
 			}
@@ -98,33 +126,33 @@ func Rewrap(ctx context.Context, store phivault.Store, keys phivault.Keyring, op
 		}
 		done += n
 		if opts.Progress != nil {
-			opts.Progress(done, total)
+			opts.Progress(done, max(total, done))
 		}
 	}
 }
 
-// rewrapOne wraps the plaintext of k under the current KEK.
+// rewrapOne wraps the plaintext of k under the current KEK, bound to k.ID.
 func rewrapOne(ctx context.Context, keys phivault.Keyring, k *phivault.WrappedKey, current phivault.KeyID) (*phivault.WrappedKey, error) {
-	dek, err := keys.UnwrapKey(ctx, k.KEKID, k.Wrapped)
+	dek, err := keys.UnwrapKey(ctx, k.KEKID, wrapName(k), k.Wrapped)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: rewrap: unwrap key %s: %w", k.ID, err)
 	}
 	defer clear(dek)
-	kek, wrapped, err := keys.WrapKey(ctx, dek)
+	kek, wrapped, err := keys.WrapKey(ctx, k.ID, dek)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: rewrap: wrap key %s: %w", k.ID, err)
 	}
 	if kek != current {
 		return nil, errors.New("envelope: rewrap: the keyring's current kek changed; run again")
 	}
-	return &phivault.WrappedKey{ID: k.ID, KEKID: kek, Wrapped: wrapped, Created: k.Created}, nil
+	return &phivault.WrappedKey{ID: k.ID, KEKID: kek, Wrapped: wrapped, Created: k.Created, Bound: true}, nil
 }
 
 // currentKEK returns the KEK id that keys wraps under now, found by wrapping
 // a throwaway key.
 func currentKEK(ctx context.Context, keys phivault.Keyring) (phivault.KeyID, error) {
 	probe := make([]byte, KeySize)
-	id, _, err := keys.WrapKey(ctx, probe)
+	id, _, err := keys.WrapKey(ctx, "probe", probe)
 	if err != nil {
 		return "", fmt.Errorf("envelope: rewrap: current kek: %w", err)
 	}

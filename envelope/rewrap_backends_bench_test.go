@@ -79,12 +79,12 @@ func BenchmarkRewrap_KMS(b *testing.B) {
 // switchable is the keyring *k, read at each call.
 type switchable struct{ k *phivault.Keyring }
 
-func (s switchable) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
-	return (*s.k).WrapKey(ctx, dek)
+func (s switchable) WrapKey(ctx context.Context, name string, dek []byte) (phivault.KeyID, []byte, error) {
+	return (*s.k).WrapKey(ctx, name, dek)
 }
 
-func (s switchable) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
-	return (*s.k).UnwrapKey(ctx, id, wrapped)
+func (s switchable) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
+	return (*s.k).UnwrapKey(ctx, id, name, wrapped)
 }
 
 // benchRewrap seeds a SQLite store with n DEKs wrapped by seed, then, per
@@ -102,11 +102,12 @@ func benchRewrap(b *testing.B, n int, seed, keys phivault.Keyring, rotate func()
 		err := db.Update(ctx, func(tx phivault.StoreTx) error {
 			for i := lo; i < min(lo+seedBatch, n); i++ {
 				dek[0], dek[1], dek[2] = byte(i), byte(i>>8), byte(i>>16)
-				kek, wrapped, err := seed.WrapKey(ctx, dek)
+				id := fmt.Sprintf("patient/%08d", i)
+				kek, wrapped, err := seed.WrapKey(ctx, id, dek)
 				if err != nil {
 					return err
 				}
-				if _, err := tx.PutKey(ctx, &phivault.WrappedKey{ID: fmt.Sprintf("patient/%08d", i), KEKID: kek, Wrapped: wrapped, Created: t0}); err != nil {
+				if _, err := tx.PutKey(ctx, &phivault.WrappedKey{ID: id, KEKID: kek, Wrapped: wrapped, Created: t0, Bound: true}); err != nil {
 					return err
 				}
 			}

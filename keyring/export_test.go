@@ -3,6 +3,7 @@ package keyring
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 
 	"github.com/phivault/phivault"
 )
@@ -24,4 +25,12 @@ func PlaintextForTest(path string, passphrase []byte) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(kf)
+}
+
+// FileKeyringForTest returns a file keyring holding the single KEK id with
+// the given key bytes, drawing wrapping nonces from rand, so known-answer
+// tests can check wraps byte for byte.
+func FileKeyringForTest(id phivault.KeyID, key []byte, rand io.Reader) (*FileKeyring, error) {
+	return newFileKeyring(&keyFile{Format: fileFormat, Version: fileVersion, Current: id,
+		KEKs: []fileKEK{{ID: id, Key: key}}}, rand)
 }

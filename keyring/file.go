@@ -8,8 +8,10 @@
 //   - [PKCS11] uses a non-extractable AES key in a PKCS#11 hardware
 //     security module (tested against SoftHSM2).
 //
-// All three fail with [ErrUnwrap] when a wrapped key was altered and
-// [ErrUnknownKEK] when it names a KEK they do not hold.
+// All three bind every wrapped DEK to its name (the DEK's id in the store)
+// as additional data (AES-GCM) or encryption context (KMS), fail with
+// [ErrUnwrap] when a wrapped key was altered or is unwrapped under another
+// name, and with [ErrUnknownKEK] when it names a KEK they do not hold.
 //
 // # Key file
 //
@@ -67,7 +69,6 @@ const (
 	fileFormat      = "phivault-keyring"
 	fileVersion     = 1
 	maxFileSize     = 1 << 20
-	wrapLabel       = "phivault dek v1"
 	firstKEKID      = phivault.KeyID("file:1")
 	kekIDPrefix     = "file:"
 	wrapNonceSize   = 12
@@ -89,8 +90,10 @@ var (
 	// not hold.
 	ErrUnknownKEK = errors.New("keyring: unknown key-encryption key")
 	// ErrUnwrap is returned by UnwrapKey when the wrapped key fails
-	// authentication: it was altered, or wrapped under another KEK.
-	ErrUnwrap = errors.New("keyring: wrapped key failed authentication")
+	// authentication: it was altered, wrapped under another KEK, or bound
+	// to another key's name (moved to another row). Its code is
+	// phivault.EINTEGRITY, like any stored data that fails its check.
+	ErrUnwrap = &phivault.Error{Code: phivault.EINTEGRITY, Message: "A stored wrapped key failed its integrity check."}
 )
 
 // FileOptions configures CreateFile and OpenFile. The zero value is valid.
@@ -167,7 +170,6 @@ type kek struct {
 	id      phivault.KeyID
 	key     []byte // kept only to export in tests; never formatted
 	aead    cipher.AEAD
-	ad      []byte // wrapLabel ‖ 0x00 ‖ id
 	created time.Time
 	// compromised is when the version was marked compromised, or zero.
 	compromised time.Time
@@ -292,9 +294,7 @@ func newFileKeyring(kf *keyFile, rand io.Reader) (*FileKeyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keyring: kek %s: %w", fk.ID, err)
 		}
-		ad := append([]byte(wrapLabel), 0)
-		ad = append(ad, fk.ID...)
-		k.keks[fk.ID] = &kek{id: fk.ID, key: bytes.Clone(fk.Key), aead: aead, ad: ad, created: fk.Created}
+		k.keks[fk.ID] = &kek{id: fk.ID, key: bytes.Clone(fk.Key), aead: aead, created: fk.Created}
 		if fk.Compromised != nil {
 			k.keks[fk.ID].compromised = fk.Compromised.UTC()
 		}
@@ -317,21 +317,26 @@ func newFileKeyring(kf *keyFile, rand io.Reader) (*FileKeyring, error) {
 }
 
 // WrapKey wraps dek under the current KEK with AES-256-GCM and a random
-// 96-bit nonce. The additional data binds the KEK id and the purpose
-// "phivault dek v1". The result is nonce ‖ ciphertext ‖ tag.
-func (k *FileKeyring) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
+// 96-bit nonce. The additional data binds the purpose "phivault dek v2",
+// the KEK id and name (see wrapAD). The result is nonce ‖ ciphertext ‖ tag.
+func (k *FileKeyring) WrapKey(ctx context.Context, name string, dek []byte) (phivault.KeyID, []byte, error) {
+	if name == "" {
+		return "", nil, errNoName
+	}
 	c := k.current
 	out := make([]byte, wrapNonceSize, wrapNonceSize+len(dek)+c.aead.Overhead())
 	if _, err := io.ReadFull(k.rand, out); err != nil {
 		return "", nil, fmt.Errorf("keyring: wrap: nonce: %w", err)
 	}
-	return c.id, c.aead.Seal(out, out, dek, c.ad), nil
+	return c.id, c.aead.Seal(out, out, dek, wrapAD(c.id, name)), nil
 }
 
-// UnwrapKey unwraps a DEK wrapped by WrapKey under KEK id. It returns
+// UnwrapKey unwraps a DEK wrapped by WrapKey under KEK id and bound to name,
+// or with name "" an unbound wrap of an earlier version. It returns
 // ErrUnknownKEK if the keyring does not hold id and ErrUnwrap if wrapped was
-// altered or was wrapped under another KEK; never a wrong key.
-func (k *FileKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
+// altered, was wrapped under another KEK or bound to another name; never a
+// wrong key.
+func (k *FileKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
 	c := k.keks[id]
 	if c == nil {
 		return nil, ErrUnknownKEK
@@ -339,7 +344,7 @@ func (k *FileKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped 
 	if len(wrapped) < wrapNonceSize+c.aead.Overhead() {
 		return nil, ErrUnwrap
 	}
-	dek, err := c.aead.Open(nil, wrapped[:wrapNonceSize], wrapped[wrapNonceSize:], c.ad)
+	dek, err := c.aead.Open(nil, wrapped[:wrapNonceSize], wrapped[wrapNonceSize:], wrapAD(id, name))
 	if err != nil {
 		return nil, ErrUnwrap
 	}

@@ -16,6 +16,10 @@ import (
 	"github.com/phivault/phivault/keyring"
 )
 
+// keyName is the name the tests bind their wraps to, a DEK id as the
+// envelope layer stores it.
+const keyName = "patient/0f8e2c4a-1b3d-4e5f-8a9b-7c6d5e4f3a21"
+
 var (
 	testPassphrase = []byte("correct horse battery staple")
 	testOptions    = keyring.FileOptions{WorkFactor: 10} // fast; production uses DefaultWorkFactor
@@ -223,7 +227,7 @@ func TestFileKeyring_WrapKey(t *testing.T) {
 	dek := bytes.Repeat([]byte{7}, 32)
 	t.Run("OK", func(t *testing.T) {
 		k, path := MustOpen(t)
-		id, wrapped, err := k.WrapKey(ctx, dek)
+		id, wrapped, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,19 +242,19 @@ func TestFileKeyring_WrapKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := k2.UnwrapKey(ctx, id, wrapped)
+		got, err := k2.UnwrapKey(ctx, id, keyName, wrapped)
 		if err != nil || !bytes.Equal(got, dek) {
 			t.Fatalf("UnwrapKey = %x, %v; want %x", got, err, dek)
 		}
 		// Fresh nonces: wrapping twice gives different bytes.
-		_, wrapped2, _ := k.WrapKey(ctx, dek)
+		_, wrapped2, _ := k.WrapKey(ctx, keyName, dek)
 		if bytes.Equal(wrapped, wrapped2) {
 			t.Error("two wraps of one DEK are equal")
 		}
 	})
 	t.Run("ErrUnwrap", func(t *testing.T) {
 		k, _ := MustOpen(t)
-		id, wrapped, err := k.WrapKey(ctx, dek)
+		id, wrapped, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,30 +262,30 @@ func TestFileKeyring_WrapKey(t *testing.T) {
 			for bit := range 8 {
 				bad := bytes.Clone(wrapped)
 				bad[i] ^= 1 << bit
-				if got, err := k.UnwrapKey(ctx, id, bad); !errors.Is(err, keyring.ErrUnwrap) || got != nil {
+				if got, err := k.UnwrapKey(ctx, id, keyName, bad); !errors.Is(err, keyring.ErrUnwrap) || got != nil {
 					t.Fatalf("UnwrapKey(bit %d of byte %d flipped) = %x, %v; want ErrUnwrap", bit, i, got, err)
 				}
 			}
 		}
 		for _, n := range []int{0, 1, 12, 27, len(wrapped) - 1} {
-			if _, err := k.UnwrapKey(ctx, id, wrapped[:n]); !errors.Is(err, keyring.ErrUnwrap) {
+			if _, err := k.UnwrapKey(ctx, id, keyName, wrapped[:n]); !errors.Is(err, keyring.ErrUnwrap) {
 				t.Errorf("UnwrapKey(truncated to %d) = %v, want ErrUnwrap", n, err)
 			}
 		}
 		// Another key file's KEK has the same id but must not unwrap it.
 		other, _ := MustOpen(t)
-		if _, err := other.UnwrapKey(ctx, id, wrapped); !errors.Is(err, keyring.ErrUnwrap) {
+		if _, err := other.UnwrapKey(ctx, id, keyName, wrapped); !errors.Is(err, keyring.ErrUnwrap) {
 			t.Errorf("UnwrapKey under another KEK = %v, want ErrUnwrap", err)
 		}
 	})
 	t.Run("ErrUnknownKEK", func(t *testing.T) {
 		k, _ := MustOpen(t)
-		_, wrapped, err := k.WrapKey(ctx, dek)
+		_, wrapped, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range []phivault.KeyID{"file:2", "", "kms:1"} {
-			if _, err := k.UnwrapKey(ctx, id, wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
+			if _, err := k.UnwrapKey(ctx, id, keyName, wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
 				t.Errorf("UnwrapKey(%q) = %v, want ErrUnknownKEK", id, err)
 			}
 		}
@@ -291,10 +295,10 @@ func TestFileKeyring_WrapKey(t *testing.T) {
 func BenchmarkFileKeyring_UnwrapKey(b *testing.B) {
 	ctx := context.Background()
 	k, _ := MustOpen(b)
-	id, wrapped, _ := k.WrapKey(ctx, make([]byte, 32))
+	id, wrapped, _ := k.WrapKey(ctx, keyName, make([]byte, 32))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := k.UnwrapKey(ctx, id, wrapped); err != nil {
+		if _, err := k.UnwrapKey(ctx, id, keyName, wrapped); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -317,7 +321,7 @@ func TestRotateFile(t *testing.T) {
 	dek := bytes.Repeat([]byte{9}, 32)
 	t.Run("OK", func(t *testing.T) {
 		k1, path := MustOpen(t)
-		id1, wrapped1, err := k1.WrapKey(ctx, dek)
+		id1, wrapped1, err := k1.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,14 +342,14 @@ func TestRotateFile(t *testing.T) {
 		if !bytes.Equal(keyring.KEKForTest(k1, "file:1"), keyring.KEKForTest(k2, "file:1")) {
 			t.Error("rotation changed the old KEK")
 		}
-		if got, err := k2.UnwrapKey(ctx, id1, wrapped1); err != nil || !bytes.Equal(got, dek) {
+		if got, err := k2.UnwrapKey(ctx, id1, keyName, wrapped1); err != nil || !bytes.Equal(got, dek) {
 			t.Errorf("UnwrapKey(old version) = %x, %v", got, err)
 		}
-		id2, wrapped2, err := k2.WrapKey(ctx, dek)
+		id2, wrapped2, err := k2.WrapKey(ctx, keyName, dek)
 		if err != nil || id2 != "file:2" {
 			t.Fatalf("WrapKey after rotation = %q, %v; want file:2", id2, err)
 		}
-		if _, err := k1.UnwrapKey(ctx, id2, wrapped2); !errors.Is(err, keyring.ErrUnknownKEK) {
+		if _, err := k1.UnwrapKey(ctx, id2, keyName, wrapped2); !errors.Is(err, keyring.ErrUnknownKEK) {
 			t.Errorf("old keyring UnwrapKey(file:2) = %v, want ErrUnknownKEK", err)
 		}
 		data, _ := os.ReadFile(path)

@@ -42,10 +42,18 @@ var ErrKMSUnavailable = &phivault.Error{Code: phivault.EUNAVAILABLE, Message: "T
 // used: it is disabled or pending deletion.
 var ErrKEKDisabled = errors.New("keyring: key-encryption key is disabled or pending deletion")
 
-// kmsContext is the encryption context of every KMS call. KMS binds it to
-// the ciphertext as additional authenticated data and records it in its
-// audit trail (CloudTrail), so it names the purpose and never holds PHI.
-var kmsContext = map[string]string{"purpose": wrapLabel}
+// kmsContext returns the encryption context of a wrap bound to name:
+// {"purpose": "phivault dek v2", "key": name}, or for name "" that of an
+// unbound wrap of an earlier version, {"purpose": "phivault dek v1"}. KMS
+// binds it to the ciphertext as additional authenticated data and records
+// it in its audit trail (CloudTrail), so it holds the purpose and the key's
+// name ("patient/<random id>"), never PHI.
+func kmsContext(name string) map[string]string {
+	if name == "" {
+		return map[string]string{"purpose": wrapLabel}
+	}
+	return map[string]string{"purpose": boundLabel, "key": name}
+}
 
 // KMSAPI is the part of the AWS KMS client that the KMS keyring uses.
 // *kms.Client implements it.
@@ -81,8 +89,9 @@ func NewKMSClient(endpoint, region string, creds aws.CredentialsProvider, optFns
 // KMS is a phivault.Keyring whose KEK is a symmetric key held by a key
 // management service speaking the AWS KMS API (AWS KMS itself or a
 // compatible one). WrapKey is a KMS Encrypt of the DEK and UnwrapKey a KMS
-// Decrypt, both with the encryption context {"purpose": "phivault dek v1"},
-// so the KEK never leaves the service.
+// Decrypt, both with the encryption context {"purpose": "phivault dek v2",
+// "key": name}, so the KEK never leaves the service and a wrapped key
+// unwraps only under its own name.
 //
 // The KeyID that WrapKey returns is "kms:" followed by the ARN of the KMS
 // key that KMS reports, even when the keyring was given an alias. UnwrapKey
@@ -118,7 +127,10 @@ func NewKMS(client KMSAPI, keyID string) *KMS {
 // WrapKey encrypts dek under the keyring's KMS key and returns the id of
 // that key ("kms:" + its ARN) and the KMS ciphertext blob. It fails with
 // ErrKMSUnavailable (wrapped) if KMS cannot be reached.
-func (k *KMS) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
+func (k *KMS) WrapKey(ctx context.Context, name string, dek []byte) (phivault.KeyID, []byte, error) {
+	if name == "" {
+		return "", nil, errNoName
+	}
 	if len(dek) == 0 || len(dek) > kmsMaxPlaintext {
 		return "", nil, fmt.Errorf("keyring: kms wrap: dek of %d bytes, want 1 to %d", len(dek), kmsMaxPlaintext)
 	}
@@ -127,7 +139,7 @@ func (k *KMS) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, 
 	out, err := k.client.Encrypt(callCtx, &kms.EncryptInput{
 		KeyId:             aws.String(k.keyID),
 		Plaintext:         dek,
-		EncryptionContext: kmsContext,
+		EncryptionContext: kmsContext(name),
 	})
 	if err != nil {
 		return "", nil, kmsError(ctx, "encrypt", k.keyID, err)
@@ -159,11 +171,11 @@ func (k *KMS) Current() phivault.KeyID {
 // UnwrapKey decrypts wrapped, a ciphertext blob from WrapKey, under the KMS
 // key named by id. It returns ErrUnknownKEK if id is not a KMS key id or KMS
 // no longer has the key, ErrUnwrap if wrapped was altered or was not wrapped
-// under id with the keyring's encryption context, ErrKEKDisabled if the key
+// under id with the encryption context of name, ErrKEKDisabled if the key
 // is disabled (AWS KMS; local-kms reports access denied), and
 // ErrKMSUnavailable if KMS cannot be reached (all wrapped); never a wrong
 // key.
-func (k *KMS) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
+func (k *KMS) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
 	arn, ok := strings.CutPrefix(string(id), KMSKeyIDPrefix)
 	if !ok || arn == "" {
 		return nil, ErrUnknownKEK
@@ -181,7 +193,7 @@ func (k *KMS) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) 
 	// that KeyId in the request would give: a blob of another key fails.
 	out, err := k.client.Decrypt(callCtx, &kms.DecryptInput{
 		CiphertextBlob:    wrapped,
-		EncryptionContext: kmsContext,
+		EncryptionContext: kmsContext(name),
 	})
 	if err != nil {
 		return nil, kmsError(ctx, "decrypt", arn, err)

@@ -100,17 +100,18 @@ func TestKMS_WrapKey(t *testing.T) {
 	k, client, _, arn := MustOpenKMS(t)
 	t.Run("OK", func(t *testing.T) {
 		dek := newDEK(t)
-		id, wrapped, err := k.WrapKey(ctx, dek)
+		id, wrapped, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatalf("WrapKey = %v", err)
 		}
 		if want := phivault.KeyID("kms:" + arn); id != want {
 			t.Errorf("WrapKey id = %q, want %q", id, want)
 		}
-		// The wrapped key is a KMS ciphertext with our encryption context.
+		// The wrapped key is a KMS ciphertext with our encryption context,
+		// which names the key it is bound to.
 		out, err := client.Decrypt(ctx, &kms.DecryptInput{
 			CiphertextBlob:    wrapped,
-			EncryptionContext: map[string]string{"purpose": "phivault dek v1"},
+			EncryptionContext: map[string]string{"purpose": "phivault dek v2", "key": keyName},
 		})
 		if err != nil {
 			t.Fatalf("KMS Decrypt of the wrapped key = %v", err)
@@ -125,21 +126,21 @@ func TestKMS_WrapKey(t *testing.T) {
 		}
 		ak := keyring.NewKMS(client, "alias/phivault-test")
 		dek := newDEK(t)
-		id, wrapped, err := ak.WrapKey(ctx, dek)
+		id, wrapped, err := ak.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatalf("WrapKey = %v", err)
 		}
 		if want := phivault.KeyID("kms:" + arn); id != want {
 			t.Errorf("WrapKey id = %q, want the key ARN %q", id, want)
 		}
-		if got, err := k.UnwrapKey(ctx, id, wrapped); err != nil || !bytes.Equal(got, dek) {
+		if got, err := k.UnwrapKey(ctx, id, keyName, wrapped); err != nil || !bytes.Equal(got, dek) {
 			t.Errorf("UnwrapKey = %v, want the DEK", err)
 		}
 	})
 	t.Run("ErrNoSuchKey", func(t *testing.T) {
 		dek := newDEK(t)
 		bad := keyring.NewKMS(client, "arn:aws:kms:eu-west-2:111122223333:key/00000000-0000-0000-0000-000000000000")
-		id, wrapped, err := bad.WrapKey(ctx, dek)
+		id, wrapped, err := bad.WrapKey(ctx, keyName, dek)
 		if err == nil {
 			t.Fatalf("WrapKey under a missing key = %q, %x, want an error", id, wrapped)
 		}
@@ -150,7 +151,7 @@ func TestKMS_WrapKey(t *testing.T) {
 	})
 	t.Run("ErrDEKSize", func(t *testing.T) {
 		for _, dek := range [][]byte{nil, make([]byte, 4097)} {
-			if _, _, err := k.WrapKey(ctx, dek); err == nil {
+			if _, _, err := k.WrapKey(ctx, keyName, dek); err == nil {
 				t.Errorf("WrapKey of %d bytes succeeded", len(dek))
 			}
 		}
@@ -162,19 +163,20 @@ func TestKMS_UnwrapKey(t *testing.T) {
 	k, client, _, arn := MustOpenKMS(t)
 	t.Run("ErrWrongContext", func(t *testing.T) {
 		dek := newDEK(t)
-		for _, ec := range []map[string]string{nil, {"purpose": "phivault dek v2"}, {"purpose": "phivault dek v1", "x": "y"}} {
+		for _, ec := range []map[string]string{nil, {"purpose": "phivault dek v2"}, {"purpose": "phivault dek v1", "x": "y"},
+			{"purpose": "phivault dek v1"}, {"purpose": "phivault dek v2", "key": "patient/other"}, {"purpose": "phivault dek v2", "key": keyName, "x": "y"}} {
 			out, err := client.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(arn), Plaintext: dek, EncryptionContext: ec})
 			if err != nil {
 				t.Fatalf("KMS Encrypt = %v", err)
 			}
-			got, err := k.UnwrapKey(ctx, phivault.KeyID("kms:"+arn), out.CiphertextBlob)
+			got, err := k.UnwrapKey(ctx, phivault.KeyID("kms:"+arn), keyName, out.CiphertextBlob)
 			if !errors.Is(err, keyring.ErrUnwrap) {
 				t.Errorf("UnwrapKey of a key wrapped with context %v = %x, %v, want ErrUnwrap", ec, got, err)
 			}
 			checkNoKeyInError(t, err, dek)
 		}
 		// And what the keyring wraps does not decrypt without its context.
-		_, wrapped, err := k.WrapKey(ctx, dek)
+		_, wrapped, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,55 +184,71 @@ func TestKMS_UnwrapKey(t *testing.T) {
 			t.Error("KMS Decrypt of a wrapped key without the encryption context succeeded")
 		}
 	})
+	t.Run("Unbound", func(t *testing.T) {
+		// A key wrapped before wraps were bound (context without a key
+		// name) still unwraps, with name "", and only so.
+		dek := newDEK(t)
+		out, err := client.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(arn), Plaintext: dek, EncryptionContext: map[string]string{"purpose": "phivault dek v1"}})
+		if err != nil {
+			t.Fatalf("KMS Encrypt = %v", err)
+		}
+		id := phivault.KeyID("kms:" + arn)
+		if got, err := k.UnwrapKey(ctx, id, "", out.CiphertextBlob); err != nil || !bytes.Equal(got, dek) {
+			t.Errorf("UnwrapKey(unbound) = %x, %v; want the DEK", got, err)
+		}
+		if _, err := k.UnwrapKey(ctx, id, keyName, out.CiphertextBlob); !errors.Is(err, keyring.ErrUnwrap) {
+			t.Errorf("UnwrapKey(unbound wrap, as bound to %s) = %v, want ErrUnwrap", keyName, err)
+		}
+	})
 	t.Run("ErrOtherKey", func(t *testing.T) {
 		other := MustCreateKMSKey(t, client)
 		dek := newDEK(t)
-		id, wrapped, err := k.WrapKey(ctx, dek)
+		id, wrapped, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := k.UnwrapKey(ctx, phivault.KeyID("kms:"+other), wrapped)
+		got, err := k.UnwrapKey(ctx, phivault.KeyID("kms:"+other), keyName, wrapped)
 		if !errors.Is(err, keyring.ErrUnwrap) {
 			t.Errorf("UnwrapKey under another key = %x, %v, want ErrUnwrap", got, err)
 		}
 		checkNoKeyInError(t, err, dek)
 		// The other key's keyring unwraps under the id WrapKey gave.
-		if got, err := keyring.NewKMS(client, other).UnwrapKey(ctx, id, wrapped); err != nil || !bytes.Equal(got, dek) {
+		if got, err := keyring.NewKMS(client, other).UnwrapKey(ctx, id, keyName, wrapped); err != nil || !bytes.Equal(got, dek) {
 			t.Errorf("UnwrapKey through another keyring = %v, want the DEK", err)
 		}
 	})
 	t.Run("ErrUnknownKEK", func(t *testing.T) {
-		_, wrapped, err := k.WrapKey(ctx, newDEK(t))
+		_, wrapped, err := k.WrapKey(ctx, keyName, newDEK(t))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range []phivault.KeyID{"", "kms:", "file:1", phivault.KeyID(arn)} {
-			if _, err := k.UnwrapKey(ctx, id, wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
+			if _, err := k.UnwrapKey(ctx, id, keyName, wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
 				t.Errorf("UnwrapKey(%q) = %v, want ErrUnknownKEK", id, err)
 			}
 		}
 	})
 	t.Run("ErrMissingKey", func(t *testing.T) {
-		_, wrapped, err := k.WrapKey(ctx, newDEK(t))
+		_, wrapped, err := k.WrapKey(ctx, keyName, newDEK(t))
 		if err != nil {
 			t.Fatal(err)
 		}
 		missing := phivault.KeyID("kms:arn:aws:kms:eu-west-2:111122223333:key/00000000-0000-0000-0000-000000000000")
-		if got, err := k.UnwrapKey(ctx, missing, wrapped); !errors.Is(err, keyring.ErrUnwrap) {
+		if got, err := k.UnwrapKey(ctx, missing, keyName, wrapped); !errors.Is(err, keyring.ErrUnwrap) {
 			t.Errorf("UnwrapKey under a missing KMS key = %x, %v, want ErrUnwrap", got, err)
 		}
 	})
 	t.Run("ErrTamperedAnyByte", func(t *testing.T) {
 		// Every byte counts, the key id in the blob's header included.
 		dek := newDEK(t)
-		id, wrapped, err := k.WrapKey(ctx, dek)
+		id, wrapped, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range wrapped {
 			bad := bytes.Clone(wrapped)
 			bad[i] ^= 0x01
-			got, err := k.UnwrapKey(ctx, id, bad)
+			got, err := k.UnwrapKey(ctx, id, keyName, bad)
 			if err == nil {
 				t.Errorf("UnwrapKey with byte %d of %d flipped = %x, want an error", i, len(wrapped), got)
 			}
@@ -240,7 +258,7 @@ func TestKMS_UnwrapKey(t *testing.T) {
 	t.Run("ErrKEKDisabled", func(t *testing.T) {
 		kk := keyring.NewKMS(client, MustCreateKMSKey(t, client))
 		dek := newDEK(t)
-		id, wrapped, err := kk.WrapKey(ctx, dek)
+		id, wrapped, err := kk.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,23 +267,23 @@ func TestKMS_UnwrapKey(t *testing.T) {
 		}
 		// AWS KMS answers DisabledException (ErrKEKDisabled); local-kms
 		// answers AccessDeniedException to a Decrypt without KeyId.
-		got, err := kk.UnwrapKey(ctx, id, wrapped)
+		got, err := kk.UnwrapKey(ctx, id, keyName, wrapped)
 		if err == nil || got != nil || errors.Is(err, keyring.ErrKMSUnavailable) {
 			t.Errorf("UnwrapKey under a disabled key = %x, %v, want an error other than ErrKMSUnavailable", got, err)
 		}
 		checkNoKeyInError(t, err, dek)
-		if _, _, err := kk.WrapKey(ctx, dek); !errors.Is(err, keyring.ErrKEKDisabled) {
+		if _, _, err := kk.WrapKey(ctx, keyName, dek); !errors.Is(err, keyring.ErrKEKDisabled) {
 			t.Errorf("WrapKey under a disabled key = %v, want ErrKEKDisabled", err)
 		}
 	})
 	t.Run("ErrCanceled", func(t *testing.T) {
-		id, wrapped, err := k.WrapKey(ctx, newDEK(t))
+		id, wrapped, err := k.WrapKey(ctx, keyName, newDEK(t))
 		if err != nil {
 			t.Fatal(err)
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		_, err = k.UnwrapKey(cctx, id, wrapped)
+		_, err = k.UnwrapKey(cctx, id, keyName, wrapped)
 		if !errors.Is(err, context.Canceled) || errors.Is(err, keyring.ErrKMSUnavailable) {
 			t.Errorf("UnwrapKey with a canceled context = %v, want context.Canceled only", err)
 		}
@@ -277,12 +295,12 @@ func TestKMS_Outage(t *testing.T) {
 	t.Run("Stopped", func(t *testing.T) {
 		k, _, srv, _ := MustOpenKMS(t)
 		dek := newDEK(t)
-		id, wrapped, err := k.WrapKey(ctx, dek)
+		id, wrapped, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
 		srv.Stop()
-		got, err := k.UnwrapKey(ctx, id, wrapped)
+		got, err := k.UnwrapKey(ctx, id, keyName, wrapped)
 		if !errors.Is(err, keyring.ErrKMSUnavailable) || got != nil {
 			t.Errorf("UnwrapKey with KMS stopped = %x, %v, want ErrKMSUnavailable", got, err)
 		}
@@ -291,7 +309,7 @@ func TestKMS_Outage(t *testing.T) {
 		}
 		checkNoKeyInError(t, err, dek)
 		t.Logf("UnwrapKey with KMS stopped: %v", err)
-		if _, w, err := k.WrapKey(ctx, dek); !errors.Is(err, keyring.ErrKMSUnavailable) || w != nil {
+		if _, w, err := k.WrapKey(ctx, keyName, dek); !errors.Is(err, keyring.ErrKMSUnavailable) || w != nil {
 			t.Errorf("WrapKey with KMS stopped = %x, %v, want ErrKMSUnavailable", w, err)
 		} else {
 			checkNoKeyInError(t, err, dek)
@@ -325,7 +343,7 @@ func TestKMS_Outage(t *testing.T) {
 		k := keyring.NewKMS(client, "arn:aws:kms:eu-west-2:111122223333:key/00000000-0000-0000-0000-000000000000")
 		k.Timeout = 100 * time.Millisecond
 		dek := newDEK(t)
-		if _, _, err := k.WrapKey(ctx, dek); !errors.Is(err, keyring.ErrKMSUnavailable) {
+		if _, _, err := k.WrapKey(ctx, keyName, dek); !errors.Is(err, keyring.ErrKMSUnavailable) {
 			t.Errorf("WrapKey with KMS hung = %v, want ErrKMSUnavailable", err)
 		} else {
 			checkNoKeyInError(t, err, dek)
@@ -390,20 +408,20 @@ func BenchmarkKMS(b *testing.B) {
 	ctx := context.Background()
 	k, _, _, _ := MustOpenKMS(b)
 	dek := newDEK(b)
-	id, wrapped, err := k.WrapKey(ctx, dek)
+	id, wrapped, err := k.WrapKey(ctx, keyName, dek)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, g := range []int{1, 8} {
 		b.Run(fmt.Sprintf("WrapKey/goroutines=%d", g), func(b *testing.B) {
 			runOps(b, g, func() error {
-				_, _, err := k.WrapKey(ctx, dek)
+				_, _, err := k.WrapKey(ctx, keyName, dek)
 				return err
 			})
 		})
 		b.Run(fmt.Sprintf("UnwrapKey/goroutines=%d", g), func(b *testing.B) {
 			runOps(b, g, func() error {
-				_, err := k.UnwrapKey(ctx, id, wrapped)
+				_, err := k.UnwrapKey(ctx, id, keyName, wrapped)
 				return err
 			})
 		})

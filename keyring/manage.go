@@ -200,13 +200,13 @@ func (r *Reloading) MarkCompromised(passphrase []byte, id phivault.KeyID, at tim
 }
 
 // WrapKey wraps dek under the current KEK.
-func (r *Reloading) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
-	return r.Keyring().WrapKey(ctx, dek)
+func (r *Reloading) WrapKey(ctx context.Context, name string, dek []byte) (phivault.KeyID, []byte, error) {
+	return r.Keyring().WrapKey(ctx, name, dek)
 }
 
 // UnwrapKey unwraps a DEK wrapped under any KEK version in the file.
-func (r *Reloading) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
-	return r.Keyring().UnwrapKey(ctx, id, wrapped)
+func (r *Reloading) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
+	return r.Keyring().UnwrapKey(ctx, id, name, wrapped)
 }
 
 // Current returns the id of the KEK that WrapKey uses.

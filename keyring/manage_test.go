@@ -32,7 +32,7 @@ func TestRetireFile_History(t *testing.T) {
 		t.Fatal(err)
 	}
 	kek1 := keyring.KEKForTest(k1, "file:1")
-	_, wrapped, err := k1.WrapKey(ctx, bytes.Repeat([]byte{7}, 32))
+	_, wrapped, err := k1.WrapKey(ctx, keyName, bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestRetireFile_History(t *testing.T) {
 	if v := k.Versions(); len(v) != 1 || v[0].ID != "file:3" || !v[0].Retired.IsZero() {
 		t.Errorf("Versions() = %+v, want only file:3", v)
 	}
-	if _, err := k.UnwrapKey(ctx, "file:1", wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
+	if _, err := k.UnwrapKey(ctx, "file:1", keyName, wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
 		t.Errorf("UnwrapKey(retired) = %v, want ErrUnknownKEK", err)
 	}
 	// The record holds no key material.

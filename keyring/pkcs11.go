@@ -150,7 +150,6 @@ type PKCS11 struct {
 type pkcs11KEK struct {
 	id     phivault.KeyID
 	handle pkcs11.ObjectHandle
-	ad     []byte // wrapLabel ‖ 0x00 ‖ id
 }
 
 var _ phivault.Keyring = (*PKCS11)(nil)
@@ -210,8 +209,7 @@ func (s *pkcs11Session) loadKEKs(prefix string) (map[phivault.KeyID]*pkcs11KEK, 
 			return nil, nil, err
 		}
 		id := phivault.KeyID(pkcs11IDPrefix + o.label)
-		ad := append([]byte(wrapLabel), 0)
-		c := &pkcs11KEK{id: id, handle: o.handle, ad: append(ad, id...)}
+		c := &pkcs11KEK{id: id, handle: o.handle}
 		keks[id] = c
 		if current == nil {
 			current = c // objs is sorted newest first
@@ -293,9 +291,12 @@ func (s *pkcs11Session) generateKEK(prefix string) (phivault.KeyID, error) {
 
 // WrapKey wraps dek under the current KEK with AES-256-GCM inside the token,
 // with a random 96-bit nonce from the configured source. The additional data
-// binds the KEK id and the purpose "phivault dek v1". The result is
-// nonce ‖ ciphertext ‖ tag.
-func (k *PKCS11) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
+// is the file keyring's: it binds the purpose "phivault dek v2", the KEK id
+// and name. The result is nonce ‖ ciphertext ‖ tag.
+func (k *PKCS11) WrapKey(ctx context.Context, name string, dek []byte) (phivault.KeyID, []byte, error) {
+	if name == "" {
+		return "", nil, errNoName
+	}
 	k.mu.RLock()
 	c := k.current
 	k.mu.RUnlock()
@@ -307,7 +308,7 @@ func (k *PKCS11) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byt
 	if err != nil {
 		return "", nil, err
 	}
-	params := pkcs11.NewGCMParams(iv, c.ad, gcmTagBits)
+	params := pkcs11.NewGCMParams(iv, wrapAD(c.id, name), gcmTagBits)
 	defer params.Free()
 	p11 := k.mod.ctx
 	if err := p11.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, c.handle); err != nil {
@@ -330,10 +331,12 @@ func (k *PKCS11) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byt
 	return c.id, append(append(out, used...), ct...), nil
 }
 
-// UnwrapKey unwraps a DEK wrapped by WrapKey under KEK id, inside the token.
-// It returns ErrUnknownKEK if the keyring does not hold id and ErrUnwrap if
-// wrapped was altered or was wrapped under another KEK; never a wrong key.
-func (k *PKCS11) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
+// UnwrapKey unwraps a DEK wrapped by WrapKey under KEK id and bound to name
+// (or with name "" an unbound wrap of an earlier version), inside the
+// token. It returns ErrUnknownKEK if the keyring does not hold id and
+// ErrUnwrap if wrapped was altered, was wrapped under another KEK or bound
+// to another name; never a wrong key.
+func (k *PKCS11) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
 	k.mu.RLock()
 	c := k.keks[id]
 	k.mu.RUnlock()
@@ -347,7 +350,7 @@ func (k *PKCS11) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byt
 	if err != nil {
 		return nil, err
 	}
-	params := pkcs11.NewGCMParams(wrapped[:wrapNonceSize], c.ad, gcmTagBits)
+	params := pkcs11.NewGCMParams(wrapped[:wrapNonceSize], wrapAD(id, name), gcmTagBits)
 	defer params.Free()
 	p11 := k.mod.ctx
 	if err := p11.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, c.handle); err != nil {

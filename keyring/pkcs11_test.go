@@ -102,11 +102,11 @@ func TestOpenPKCS11(t *testing.T) {
 		}
 		// Two keyrings on one token in one process share its login.
 		k2 := MustOpenPKCS11(t, cfg)
-		kid, wrapped, err := k.WrapKey(context.Background(), make([]byte, 32))
+		kid, wrapped, err := k.WrapKey(context.Background(), keyName, make([]byte, 32))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := k2.UnwrapKey(context.Background(), kid, wrapped); err != nil {
+		if _, err := k2.UnwrapKey(context.Background(), kid, keyName, wrapped); err != nil {
 			t.Errorf("UnwrapKey in a second keyring = %v", err)
 		}
 	})
@@ -238,7 +238,7 @@ func TestGeneratePKCS11Key(t *testing.T) {
 		id1 := MustGeneratePKCS11Key(t, cfg)
 		dek := []byte("0123456789abcdef0123456789abcdef")
 		old := MustOpenPKCS11(t, cfg)
-		_, wrapped1, err := old.WrapKey(ctx, dek)
+		_, wrapped1, err := old.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,14 +256,14 @@ func TestGeneratePKCS11Key(t *testing.T) {
 		if ids := k.IDs(); len(ids) != 2 || ids[0] != id1 || ids[1] != id2 {
 			t.Errorf("IDs() = %v, want [%s %s]", ids, id1, id2)
 		}
-		got, err := k.UnwrapKey(ctx, id1, wrapped1)
+		got, err := k.UnwrapKey(ctx, id1, keyName, wrapped1)
 		if err != nil || !bytes.Equal(got, dek) {
 			t.Errorf("UnwrapKey(old version) = %x, %v", got, err)
 		}
-		if _, err := k.UnwrapKey(ctx, id2, wrapped1); !errors.Is(err, keyring.ErrUnwrap) {
+		if _, err := k.UnwrapKey(ctx, id2, keyName, wrapped1); !errors.Is(err, keyring.ErrUnwrap) {
 			t.Errorf("UnwrapKey under the wrong version = %v, want ErrUnwrap", err)
 		}
-		id, _, err := k.WrapKey(ctx, dek)
+		id, _, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil || id != id2 {
 			t.Errorf("WrapKey = %s, %v; want %s", id, err, id2)
 		}
@@ -275,7 +275,7 @@ func TestPKCS11_UnwrapKey(t *testing.T) {
 	cfg := softHSMConfig(t)
 	MustGeneratePKCS11Key(t, cfg)
 	k := MustOpenPKCS11(t, cfg)
-	id, wrapped, err := k.WrapKey(ctx, make([]byte, 32))
+	id, wrapped, err := k.WrapKey(ctx, keyName, make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,11 +283,11 @@ func TestPKCS11_UnwrapKey(t *testing.T) {
 		for i := range wrapped {
 			bad := bytes.Clone(wrapped)
 			bad[i] ^= 1
-			if _, err := k.UnwrapKey(ctx, id, bad); !errors.Is(err, keyring.ErrUnwrap) {
+			if _, err := k.UnwrapKey(ctx, id, keyName, bad); !errors.Is(err, keyring.ErrUnwrap) {
 				t.Fatalf("UnwrapKey(bit 0 of byte %d flipped) = %v, want ErrUnwrap", i, err)
 			}
 		}
-		if _, err := k.UnwrapKey(ctx, id, append(bytes.Clone(wrapped), 0)); !errors.Is(err, keyring.ErrUnwrap) {
+		if _, err := k.UnwrapKey(ctx, id, keyName, append(bytes.Clone(wrapped), 0)); !errors.Is(err, keyring.ErrUnwrap) {
 			t.Errorf("UnwrapKey(extended) = %v, want ErrUnwrap", err)
 		}
 	})
@@ -296,7 +296,7 @@ func TestPKCS11_UnwrapKey(t *testing.T) {
 		other := softHSMConfig(t)
 		oid := MustGeneratePKCS11Key(t, other)
 		for _, bad := range []phivault.KeyID{oid, "file:1", "pkcs11:", phivault.KeyID(strings.TrimPrefix(string(id), "pkcs11:"))} {
-			if _, err := k.UnwrapKey(ctx, bad, wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
+			if _, err := k.UnwrapKey(ctx, bad, keyName, wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
 				t.Errorf("UnwrapKey(%s) = %v, want ErrUnknownKEK", bad, err)
 			}
 		}
@@ -315,19 +315,19 @@ func TestPKCS11_Concurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 20 {
 				dek := bytes.Repeat([]byte{byte(g), byte(i)}, 16)
-				id, wrapped, err := k.WrapKey(ctx, dek)
+				id, wrapped, err := k.WrapKey(ctx, keyName, dek)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				if i%4 == 0 { // failures must not leak sessions
 					wrapped[0] ^= 1
-					if _, err := k.UnwrapKey(ctx, id, wrapped); !errors.Is(err, keyring.ErrUnwrap) {
+					if _, err := k.UnwrapKey(ctx, id, keyName, wrapped); !errors.Is(err, keyring.ErrUnwrap) {
 						t.Errorf("UnwrapKey(tampered) = %v", err)
 					}
 					continue
 				}
-				got, err := k.UnwrapKey(ctx, id, wrapped)
+				got, err := k.UnwrapKey(ctx, id, keyName, wrapped)
 				if err != nil || !bytes.Equal(got, dek) {
 					t.Errorf("UnwrapKey = %x, %v", got, err)
 					return
@@ -346,7 +346,7 @@ func TestPKCS11_Close(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, wrapped, err := k.WrapKey(ctx, make([]byte, 32))
+	id, wrapped, err := k.WrapKey(ctx, keyName, make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,15 +356,15 @@ func TestPKCS11_Close(t *testing.T) {
 	if err := k.Close(); err != nil {
 		t.Errorf("second Close = %v", err)
 	}
-	if _, _, err := k.WrapKey(ctx, make([]byte, 32)); !errors.Is(err, keyring.ErrClosed) {
+	if _, _, err := k.WrapKey(ctx, keyName, make([]byte, 32)); !errors.Is(err, keyring.ErrClosed) {
 		t.Errorf("WrapKey after Close = %v, want ErrClosed", err)
 	}
-	if _, err := k.UnwrapKey(ctx, id, wrapped); !errors.Is(err, keyring.ErrClosed) {
+	if _, err := k.UnwrapKey(ctx, id, keyName, wrapped); !errors.Is(err, keyring.ErrClosed) {
 		t.Errorf("UnwrapKey after Close = %v, want ErrClosed", err)
 	}
 	// The library was finalized and loads again.
 	k2 := MustOpenPKCS11(t, cfg)
-	if _, err := k2.UnwrapKey(ctx, id, wrapped); err != nil {
+	if _, err := k2.UnwrapKey(ctx, id, keyName, wrapped); err != nil {
 		t.Errorf("UnwrapKey after reopening = %v", err)
 	}
 }
@@ -377,7 +377,7 @@ func TestPKCS11_WrapKey_Canceled(t *testing.T) {
 	cancel()
 	// With a free session the operation may run; it must not hang or
 	// misbehave either way.
-	if _, _, err := k.WrapKey(ctx, make([]byte, 32)); err != nil && !errors.Is(err, context.Canceled) {
+	if _, _, err := k.WrapKey(ctx, keyName, make([]byte, 32)); err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("WrapKey(canceled) = %v", err)
 	}
 }
@@ -467,17 +467,17 @@ func BenchmarkPKCS11(b *testing.B) {
 	MustGeneratePKCS11Key(b, cfg)
 	k := MustOpenPKCS11(b, cfg)
 	dek := make([]byte, 32)
-	id, wrapped, err := k.WrapKey(ctx, dek)
+	id, wrapped, err := k.WrapKey(ctx, keyName, dek)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ops := map[string]func() error{
 		"Wrap": func() error {
-			_, _, err := k.WrapKey(ctx, dek)
+			_, _, err := k.WrapKey(ctx, keyName, dek)
 			return err
 		},
 		"Unwrap": func() error {
-			_, err := k.UnwrapKey(ctx, id, wrapped)
+			_, err := k.UnwrapKey(ctx, id, keyName, wrapped)
 			return err
 		},
 	}

@@ -28,7 +28,7 @@ func TestPKCS11_Rotate(t *testing.T) {
 	for range 5 {
 		dek := make([]byte, 32)
 		rand.Read(dek)
-		id, w, err := k.WrapKey(ctx, dek)
+		id, w, err := k.WrapKey(ctx, keyName, dek)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,18 +51,18 @@ func TestPKCS11_Rotate(t *testing.T) {
 				}
 				dek := make([]byte, 32)
 				rand.Read(dek)
-				id, w, err := k.WrapKey(ctx, dek)
+				id, w, err := k.WrapKey(ctx, keyName, dek)
 				if err != nil {
 					errs <- err
 					return
 				}
-				got, err := k.UnwrapKey(ctx, id, w)
+				got, err := k.UnwrapKey(ctx, id, keyName, w)
 				if err != nil || !bytes.Equal(got, dek) {
 					errs <- errors.Join(errors.New("unwrap during rotation"), err)
 					return
 				}
 				o := old[i%len(old)]
-				if got, err := k.UnwrapKey(ctx, o.kek, o.wrapped); err != nil || !bytes.Equal(got, o.dek) {
+				if got, err := k.UnwrapKey(ctx, o.kek, keyName, o.wrapped); err != nil || !bytes.Equal(got, o.dek) {
 					errs <- errors.Join(errors.New("unwrap of a version-1 key during rotation"), err)
 					return
 				}
@@ -87,12 +87,12 @@ func TestPKCS11_Rotate(t *testing.T) {
 	if k.Current() != v2 {
 		t.Errorf("Current() after Rotate = %s, want %s", k.Current(), v2)
 	}
-	id, wrapped, err := k.WrapKey(ctx, make([]byte, 32))
+	id, wrapped, err := k.WrapKey(ctx, keyName, make([]byte, 32))
 	if err != nil || id != v2 {
 		t.Fatalf("WrapKey after Rotate = %s, %v; want %s", id, err, v2)
 	}
 	for _, o := range old {
-		if got, err := k.UnwrapKey(ctx, o.kek, o.wrapped); err != nil || !bytes.Equal(got, o.dek) {
+		if got, err := k.UnwrapKey(ctx, o.kek, keyName, o.wrapped); err != nil || !bytes.Equal(got, o.dek) {
 			t.Fatalf("UnwrapKey of a version-1 key after Rotate = %v", err)
 		}
 	}
@@ -102,7 +102,7 @@ func TestPKCS11_Rotate(t *testing.T) {
 	}
 
 	// Another keyring on the token sees version 2 after Reload.
-	if _, err := other.UnwrapKey(ctx, v2, wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
+	if _, err := other.UnwrapKey(ctx, v2, keyName, wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
 		t.Errorf("UnwrapKey of a version-2 key before Reload = %v, want ErrUnknownKEK", err)
 	}
 	if err := other.Reload(ctx); err != nil {
@@ -111,7 +111,7 @@ func TestPKCS11_Rotate(t *testing.T) {
 	if other.Current() != v2 {
 		t.Errorf("Current() after Reload = %s, want %s", other.Current(), v2)
 	}
-	if _, err := other.UnwrapKey(ctx, v2, wrapped); err != nil {
+	if _, err := other.UnwrapKey(ctx, v2, keyName, wrapped); err != nil {
 		t.Errorf("UnwrapKey of a version-2 key after Reload = %v", err)
 	}
 
@@ -122,17 +122,17 @@ func TestPKCS11_Rotate(t *testing.T) {
 	if err := k.Retire(ctx, []phivault.KeyID{v1, "pkcs11:nonesuch-1"}); err != nil {
 		t.Fatalf("Retire = %v", err)
 	}
-	if _, err := k.UnwrapKey(ctx, old[0].kek, old[0].wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
+	if _, err := k.UnwrapKey(ctx, old[0].kek, keyName, old[0].wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
 		t.Errorf("UnwrapKey of a version-1 key after Retire = %v, want ErrUnknownKEK", err)
 	}
-	if _, err := k.UnwrapKey(ctx, v2, wrapped); err != nil {
+	if _, err := k.UnwrapKey(ctx, v2, keyName, wrapped); err != nil {
 		t.Errorf("UnwrapKey of a version-2 key after Retire = %v", err)
 	}
 	fresh := MustOpenPKCS11(t, cfg)
 	if ids := fresh.IDs(); len(ids) != 1 || ids[0] != v2 {
 		t.Errorf("a keyring opened after Retire holds %v, want only %s", ids, v2)
 	}
-	if _, err := fresh.UnwrapKey(ctx, old[0].kek, old[0].wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
+	if _, err := fresh.UnwrapKey(ctx, old[0].kek, keyName, old[0].wrapped); !errors.Is(err, keyring.ErrUnknownKEK) {
 		t.Errorf("UnwrapKey of a version-1 key in a new keyring = %v, want ErrUnknownKEK", err)
 	}
 	// The next version after a retirement counts on from the newest.

@@ -82,24 +82,24 @@ func (s *Sealable) Keyring() phivault.Keyring {
 }
 
 // WrapKey wraps dek with the inner keyring, or returns ErrSealed.
-func (s *Sealable) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
+func (s *Sealable) WrapKey(ctx context.Context, name string, dek []byte) (phivault.KeyID, []byte, error) {
 	// The read lock is held through the call so that Seal waits for it.
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.inner == nil {
 		return "", nil, ErrSealed
 	}
-	return s.inner.WrapKey(ctx, dek)
+	return s.inner.WrapKey(ctx, name, dek)
 }
 
 // UnwrapKey unwraps with the inner keyring, or returns ErrSealed.
-func (s *Sealable) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
+func (s *Sealable) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.inner == nil {
 		return nil, ErrSealed
 	}
-	return s.inner.UnwrapKey(ctx, id, wrapped)
+	return s.inner.UnwrapKey(ctx, id, name, wrapped)
 }
 
 // String describes the keyring without key material.

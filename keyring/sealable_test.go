@@ -31,7 +31,7 @@ func TestSealable(t *testing.T) {
 	ctx := context.Background()
 	inner, _ := MustOpen(t)
 	dek := bytes.Repeat([]byte{7}, 32)
-	kekID, wrapped, err := inner.WrapKey(ctx, dek)
+	kekID, wrapped, err := inner.WrapKey(ctx, keyName, dek)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,9 +40,9 @@ func TestSealable(t *testing.T) {
 	if !s.Sealed() || s.Keyring() != nil {
 		t.Fatal("NewSealable(nil) is not sealed")
 	}
-	_, _, err = s.WrapKey(ctx, dek)
+	_, _, err = s.WrapKey(ctx, keyName, dek)
 	wantSealed(t, "WrapKey", err)
-	got, err := s.UnwrapKey(ctx, kekID, wrapped)
+	got, err := s.UnwrapKey(ctx, kekID, keyName, wrapped)
 	wantSealed(t, "UnwrapKey", err)
 	if got != nil {
 		t.Errorf("UnwrapKey while sealed returned a key")
@@ -54,10 +54,10 @@ func TestSealable(t *testing.T) {
 	if s.Sealed() {
 		t.Fatal("Sealed after Unseal")
 	}
-	if got, err := s.UnwrapKey(ctx, kekID, wrapped); err != nil || !bytes.Equal(got, dek) {
+	if got, err := s.UnwrapKey(ctx, kekID, keyName, wrapped); err != nil || !bytes.Equal(got, dek) {
 		t.Fatalf("UnwrapKey after Unseal = %x, %v; want the DEK", got, err)
 	}
-	id2, wrapped2, err := s.WrapKey(ctx, dek)
+	id2, wrapped2, err := s.WrapKey(ctx, keyName, dek)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestSealable(t *testing.T) {
 	if !s.Sealed() {
 		t.Fatal("not Sealed after Seal")
 	}
-	_, err = s.UnwrapKey(ctx, id2, wrapped2)
+	_, err = s.UnwrapKey(ctx, id2, keyName, wrapped2)
 	wantSealed(t, "UnwrapKey after Seal", err)
 	if k := s.Seal(); k != nil {
 		t.Errorf("second Seal returned %v, want nil", k)
@@ -82,7 +82,7 @@ func TestSealable(t *testing.T) {
 
 	// A key wrapped before sealing unwraps again after unsealing.
 	s.Unseal(inner)
-	if got, err := s.UnwrapKey(ctx, id2, wrapped2); err != nil || !bytes.Equal(got, dek) {
+	if got, err := s.UnwrapKey(ctx, id2, keyName, wrapped2); err != nil || !bytes.Equal(got, dek) {
 		t.Fatalf("UnwrapKey after re-Unseal = %x, %v; want the DEK", got, err)
 	}
 	if str := s.String(); str != "Sealable{unsealed}" {
@@ -106,7 +106,7 @@ func TestSealable_Concurrent(t *testing.T) {
 	ctx := context.Background()
 	inner, _ := MustOpen(t)
 	dek := bytes.Repeat([]byte{9}, 32)
-	kekID, wrapped, err := inner.WrapKey(ctx, dek)
+	kekID, wrapped, err := inner.WrapKey(ctx, keyName, dek)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestSealable_Concurrent(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range 200 {
-				got, err := s.UnwrapKey(ctx, kekID, wrapped)
+				got, err := s.UnwrapKey(ctx, kekID, keyName, wrapped)
 				mu.Lock()
 				switch {
 				case err == nil && bytes.Equal(got, dek):

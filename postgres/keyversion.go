@@ -16,7 +16,7 @@ import (
 func (t *Tx) KeyVersions(ctx context.Context, id string) ([]*phivault.WrappedKey, error) {
 	// id and "id#n" sort in [id, id+"$") by bytes (ids use the "C"
 	// collation and '$' follows '#'); anything else there is filtered out.
-	q := `SELECT id, kek_id, wrapped, created FROM keys WHERE id >= $1 AND id < $2`
+	q := `SELECT id, kek_id, wrapped, created, bound FROM keys WHERE id >= $1 AND id < $2`
 	if t.write {
 		q += ` FOR KEY SHARE`
 	}
@@ -28,7 +28,7 @@ func (t *Tx) KeyVersions(ctx context.Context, id string) ([]*phivault.WrappedKey
 	var out []*phivault.WrappedKey
 	for rows.Next() {
 		var k phivault.WrappedKey
-		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &k.Created); err != nil {
+		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &k.Created, &k.Bound); err != nil {
 			return nil, mapErr("key versions", err)
 		}
 		k.Created = k.Created.UTC()

@@ -225,13 +225,54 @@ func (db *DB) Update(ctx context.Context, fn func(phivault.StoreTx) error) error
 		return mapErr("begin", ctxErr(ctx, err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
-	if err := fn(&Tx{tx: tx, write: true}); err != nil {
+	t := &Tx{tx: tx, write: true}
+	if err := fn(t); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return mapErr("commit", err)
 	}
+	if t.shred {
+		return db.eraseKeys(ctx)
+	}
 	return nil
+}
+
+// Limits of eraseKeys.
+const (
+	// eraseLockTimeout bounds each wait for the key table's exclusive
+	// lock, during which new reads of the table queue behind it.
+	eraseLockTimeout = "2s"
+	// eraseTries is how many times eraseKeys tries to take that lock.
+	eraseTries = 5
+)
+
+// eraseKeys rewrites the key table (VACUUM FULL) after a shred. A DELETE
+// leaves the deleted row's bytes in its page, and a plain VACUUM may leave
+// them in the page's free space; the rewrite copies only live rows into a
+// new file and removes the old one. The table holds one small row per key,
+// so this takes moments, but it locks the table meanwhile. The erased
+// bytes remain in the write-ahead log until PostgreSQL recycles it, and in
+// WAL archives, replicas' files and base backups (see docs/crypto.md).
+func (db *DB) eraseKeys(ctx context.Context) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return mapErr("erase keys", ctxErr(ctx, err))
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET lock_timeout = '`+eraseLockTimeout+`'`); err != nil {
+		return mapErr("erase keys", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `RESET lock_timeout`)
+	for range eraseTries {
+		if _, err = conn.Exec(ctx, `VACUUM (FULL) keys`); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return phivault.Errorf(phivault.EUNAVAILABLE, "The shred is committed, but the key table could not be rewritten to erase the destroyed key because other transactions kept it busy. Shred again to finish erasing it.")
 }
 
 // View runs fn in a read-only transaction with one snapshot for all its

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -202,5 +203,107 @@ func TestOpen_tls(t *testing.T) {
 	}
 	if !usesTLS {
 		t.Error("connection with sslmode=require is not encrypted")
+	}
+}
+
+// TestDB_ShredErasesKey acts as someone who reads PostgreSQL's data files
+// (here through pageinspect's get_raw_page, which returns a block of the
+// table's file as it is on disk): after a shred, the shredded compartment's
+// wrapped key is in no block of the key table, while the others are. The
+// victim is the row stored last, whose bytes a plain VACUUM leaves in its
+// page's free space. The test runs in a database of its own: a transaction
+// of another test in the same database could still see the deleted row,
+// and PostgreSQL keeps a row for as long as any snapshot of its database
+// may see it (see docs/crypto.md).
+func TestDB_ShredErasesKey(t *testing.T) {
+	ctx := context.Background()
+	url := testURL(t)
+	admin := func(sql string) error {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	dbName := fmt.Sprintf("phivault_shred_%d_%016x", os.Getpid(), rand.Uint64())
+	if err := admin(`CREATE DATABASE ` + pgx.Identifier{dbName}.Sanitize()); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := admin(`DROP DATABASE ` + pgx.Identifier{dbName}.Sanitize() + ` WITH (FORCE)`); err != nil {
+			t.Errorf("drop database: %v", err)
+		}
+	})
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + dbName
+	dbURL := u.String()
+	db, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	wrapped := func(i int) []byte { return fmt.Appendf(nil, "wrapped-key-%04d-0123456789abcdef0123456789abcdef", i) }
+	const n = 40
+	err = db.Update(ctx, func(tx phivault.StoreTx) error {
+		for i := range n {
+			k := &phivault.WrappedKey{ID: fmt.Sprintf("patient/p%d", i), KEKID: "file:1", Wrapped: wrapped(i), Created: time.Now(), Bound: true}
+			if _, err := tx.PutKey(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pageinspect`); err != nil {
+		t.Fatalf("pageinspect (superuser and postgresql-contrib needed): %v", err)
+	}
+	onDisk := func() []byte {
+		t.Helper()
+		var blocks []byte
+		rows, err := conn.Query(ctx, `SELECT get_raw_page('keys', b::int) FROM generate_series(0, pg_relation_size('keys') / current_setting('block_size')::int - 1) b`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			blocks = append(blocks, b...)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return blocks
+	}
+	victim := n - 1
+	if !bytes.Contains(onDisk(), wrapped(victim)) {
+		t.Fatal("the key is not in the table's blocks before the shred; the search is broken")
+	}
+	if err := db.Update(ctx, func(tx phivault.StoreTx) error { return tx.Shred(ctx, fmt.Sprintf("p%d", victim), time.Now()) }); err != nil {
+		t.Fatalf("Shred = %v", err)
+	}
+	blocks := onDisk()
+	if i := bytes.Index(blocks, wrapped(victim)); i >= 0 {
+		t.Errorf("the shredded wrapped key is still in the key table's file at byte %d", i)
+	}
+	for i := range victim {
+		if !bytes.Contains(blocks, wrapped(i)) {
+			t.Fatalf("key %d is gone from the table's blocks after another's shred", i)
+		}
 	}
 }

@@ -21,6 +21,7 @@ type Tx struct {
 	tx    pgx.Tx
 	write bool
 	drove drivermemo.Memo // the last driver choice, reused by Count after Find
+	shred bool            // Shred ran: Update rewrites the key table after COMMIT
 }
 
 var _ phivault.StoreTx = (*Tx)(nil)
@@ -350,8 +351,8 @@ func where(f phivault.ResourceFilter, drive int, a *args) string {
 // Key returns a wrapped key.
 func (t *Tx) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
 	var k phivault.WrappedKey
-	err := t.tx.QueryRow(ctx, `SELECT id, kek_id, wrapped, created FROM keys WHERE id = $1`, id).
-		Scan(&k.ID, &k.KEKID, &k.Wrapped, &k.Created)
+	err := t.tx.QueryRow(ctx, `SELECT id, kek_id, wrapped, created, bound FROM keys WHERE id = $1`, id).
+		Scan(&k.ID, &k.KEKID, &k.Wrapped, &k.Created, &k.Bound)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, phivault.ErrNotFound
 	} else if err != nil {
@@ -375,8 +376,8 @@ func (t *Tx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.Wrap
 	if wrapped == nil {
 		wrapped = []byte{}
 	}
-	if _, err := t.tx.Exec(ctx, `INSERT INTO keys (id, kek_id, wrapped, created) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (id) DO NOTHING`, k.ID, string(k.KEKID), wrapped, k.Created.UTC()); err != nil {
+	if _, err := t.tx.Exec(ctx, `INSERT INTO keys (id, kek_id, wrapped, created, bound) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO NOTHING`, k.ID, string(k.KEKID), wrapped, k.Created.UTC(), k.Bound); err != nil {
 		return nil, mapErr("put key", err)
 	}
 	return t.Key(ctx, k.ID)
@@ -390,9 +391,9 @@ func (t *Tx) ReplaceKey(ctx context.Context, old, k *phivault.WrappedKey) error 
 	if old == nil || k == nil || k.ID != old.ID || k.ID == "" {
 		return phivault.Errorf(phivault.EINVALID, "A replaced key keeps its id.")
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE keys SET kek_id = $1, wrapped = $2, created = $3
-		WHERE id = $4 AND kek_id = $5 AND wrapped = $6`,
-		string(k.KEKID), k.Wrapped, k.Created.UTC(), old.ID, string(old.KEKID), old.Wrapped)
+	tag, err := t.tx.Exec(ctx, `UPDATE keys SET kek_id = $1, wrapped = $2, created = $3, bound = $4
+		WHERE id = $5 AND kek_id = $6 AND wrapped = $7 AND bound = $8`,
+		string(k.KEKID), k.Wrapped, k.Created.UTC(), k.Bound, old.ID, string(old.KEKID), old.Wrapped, old.Bound)
 	if err != nil {
 		return mapErr("replace key", err)
 	}
@@ -408,9 +409,15 @@ func (t *Tx) ReplaceKey(ctx context.Context, old, k *phivault.WrappedKey) error 
 // Keys returns wrapped keys in id order.
 func (t *Tx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.WrappedKey, error) {
 	var a args
-	q := `SELECT id, kek_id, wrapped, created FROM keys WHERE id > ` + a.add(f.After)
+	q := `SELECT id, kek_id, wrapped, created, bound FROM keys WHERE id > ` + a.add(f.After)
 	if f.ExceptKEK != "" {
 		q += ` AND kek_id <> ` + a.add(string(f.ExceptKEK))
+	}
+	if f.KEK != "" {
+		q += ` AND kek_id = ` + a.add(string(f.KEK))
+	}
+	if f.Unbound {
+		q += ` AND NOT bound`
 	}
 	q += ` ORDER BY id` + limitOffset(f.Limit, 0)
 	rows, err := t.tx.Query(ctx, q, a...)
@@ -421,7 +428,7 @@ func (t *Tx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.Wrappe
 	var out []*phivault.WrappedKey
 	for rows.Next() {
 		var k phivault.WrappedKey
-		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &k.Created); err != nil {
+		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &k.Created, &k.Bound); err != nil {
 			return nil, mapErr("keys", err)
 		}
 		k.Created = k.Created.UTC()
@@ -481,6 +488,7 @@ func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error 
 			return mapErr("shred", err)
 		}
 	}
+	t.shred = true
 	return nil
 }
 

@@ -15,7 +15,7 @@ func (t *Tx) KeyVersions(ctx context.Context, id string) ([]*phivault.WrappedKey
 	}
 	// id and "id#n" sort in [id, id+"$") by bytes ('$' follows '#');
 	// anything else in that range is filtered out below.
-	st, err := t.stmt(qctx, `SELECT id, kek_id, wrapped, created FROM keys WHERE id >= ? AND id < ?`)
+	st, err := t.stmt(qctx, `SELECT id, kek_id, wrapped, created, bound FROM keys WHERE id >= ? AND id < ?`)
 	if err != nil {
 		return nil, t.fail("key versions", err)
 	}
@@ -28,7 +28,7 @@ func (t *Tx) KeyVersions(ctx context.Context, id string) ([]*phivault.WrappedKey
 	for rows.Next() {
 		var k phivault.WrappedKey
 		var created int64
-		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &created); err != nil {
+		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &created, &k.Bound); err != nil {
 			return nil, t.fail("key versions", err)
 		}
 		k.Created = fromMicros(created)

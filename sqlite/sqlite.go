@@ -232,6 +232,11 @@ func (db *DB) dsn(readOnly bool) string {
 	// Savepoint and statement journals stay in memory: they hold only
 	// ciphertext and tokens, and writing them to temp files doubled the I/O.
 	q.Add("_pragma", "temp_store(MEMORY)")
+	// Deleted content is overwritten with zeros, in b-tree pages and in
+	// pages put on the free list, so a deleted row (a shredded patient's
+	// wrapped key, a key rewrapped under a new KEK) leaves no copy in the
+	// database file. See docs/crypto.md, "Crypto-shredding".
+	q.Add("_pragma", "secure_delete(1)")
 	if !readOnly {
 		// The checkpointer goroutine does this work instead of the writer.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
@@ -399,9 +404,10 @@ func (db *DB) Update(ctx context.Context, fn func(phivault.StoreTx) error) error
 
 // request is one Update call waiting for the writer.
 type request struct {
-	ctx  context.Context
-	fn   func(phivault.StoreTx) error
-	done chan error
+	ctx   context.Context
+	fn    func(phivault.StoreTx) error
+	done  chan error
+	shred bool // fn shredded a compartment: truncate the WAL after COMMIT
 }
 
 // writer is the single goroutine that runs updates. It takes the first
@@ -446,6 +452,7 @@ func (db *DB) runBatch(reqs []*request, savepoints bool) (failed *request, retry
 	var (
 		pending []*request // succeeded, waiting for COMMIT
 		broken  error      // the transaction was lost or rolled back; fail the batch
+		shred   bool       // a pending request shredded a compartment
 	)
 	for i, req := range reqs {
 		if broken != nil {
@@ -469,14 +476,20 @@ func (db *DB) runBatch(reqs []*request, savepoints bool) (failed *request, retry
 			req.done <- err // its savepoint was rolled back; never committed
 		default:
 			pending = append(pending, req)
+			shred = shred || req.shred
 		}
 	}
+	var erase error // answers the shredding requests if the WAL stays
 	if broken == nil {
 		if _, err := db.wconn.ExecContext(ctx, "COMMIT"); err != nil {
 			broken = fmt.Errorf("sqlite: commit: %v", err)
 		} else {
 			db.commits.Add(1)
-			db.boundWAL(ctx)
+			if shred {
+				erase = db.truncateWAL(ctx)
+			} else {
+				db.boundWAL(ctx)
+			}
 			select {
 			case db.ckpt <- struct{}{}:
 			default: // a checkpoint is already due
@@ -487,9 +500,36 @@ func (db *DB) runBatch(reqs []*request, savepoints bool) (failed *request, retry
 		db.wconn.ExecContext(ctx, "ROLLBACK") // may fail if SQLite already rolled back
 	}
 	for _, req := range pending {
+		if req.shred && broken == nil {
+			req.done <- erase
+			continue
+		}
 		req.done <- broken
 	}
 	return nil, nil
+}
+
+// truncateWALTries bounds how many times truncateWAL waits (BusyTimeout
+// each time) for readers on an older snapshot to finish.
+const truncateWALTries = 5
+
+// truncateWAL copies every committed page into the database file and
+// truncates the WAL to zero bytes, waiting for readers that still use older
+// pages. After a shred this removes the frames that held the destroyed
+// wrapped keys before the deletion (secure_delete has zeroed them in the
+// pages now in the database file). The erased bytes may survive in the
+// file system's free blocks, which SQLite cannot reach.
+func (db *DB) truncateWAL(ctx context.Context) error {
+	db.ckptMu.Lock()
+	defer db.ckptMu.Unlock()
+	var busy, log, done int
+	for range truncateWALTries {
+		err := db.wconn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done)
+		if err == nil && busy == 0 {
+			return nil
+		}
+	}
+	return phivault.Errorf(phivault.EUNAVAILABLE, "The shred is committed, but the write-ahead log still holds the erased key because readers kept it busy. Shred again to finish erasing it.")
 }
 
 // checkpointer runs a PASSIVE checkpoint after commits; commits that happen
@@ -530,6 +570,7 @@ func (db *DB) next(n, maxBatch int) *request {
 // savepoint no longer exists.
 func (db *DB) runOne(ctx context.Context, req *request, savepoint bool) (err, lost error) {
 	tx := &Tx{conn: db.wconn, st: db.wst, write: true}
+	defer func() { req.shred = err == nil && lost == nil && tx.shred }()
 	if !savepoint {
 		err = callFn(req.ctx, tx, req.fn)
 		if err == nil && tx.err != nil {

@@ -25,6 +25,7 @@ type Tx struct {
 	ctx   context.Context // the Update caller's context (write only)
 	err   error           // first failed statement of a write Tx
 	drove drivermemo.Memo // the last driver choice, reused by Count after Find
+	shred bool            // Shred ran: the writer truncates the WAL after COMMIT
 }
 
 var _ phivault.StoreTx = (*Tx)(nil)
@@ -63,8 +64,8 @@ func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
 			ON CONFLICT (type, id) DO UPDATE SET version = excluded.version,
 				last_updated = excluded.last_updated, compartment = excluded.compartment,
 				deleted = excluded.deleted, tokens = excluded.tokens`},
-		{&st.key, `SELECT id, kek_id, wrapped, created FROM keys WHERE id = ?`},
-		{&st.putKey, `INSERT INTO keys (id, kek_id, wrapped, created) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+		{&st.key, `SELECT id, kek_id, wrapped, created, bound FROM keys WHERE id = ?`},
+		{&st.putKey, `INSERT INTO keys (id, kek_id, wrapped, created, bound) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
 	} {
 		s, err := conn.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -591,7 +592,7 @@ func (t *Tx) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
 		k       phivault.WrappedKey
 		created int64
 	)
-	err = t.st.key.QueryRowContext(qctx, id).Scan(&k.ID, &k.KEKID, &k.Wrapped, &created)
+	err = t.st.key.QueryRowContext(qctx, id).Scan(&k.ID, &k.KEKID, &k.Wrapped, &created, &k.Bound)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, phivault.ErrNotFound
 	} else if err != nil {
@@ -614,7 +615,7 @@ func (t *Tx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.Wrap
 		return nil, err
 	}
 	if _, err := t.st.putKey.ExecContext(qctx,
-		k.ID, string(k.KEKID), k.Wrapped, k.Created.UnixMicro()); err != nil {
+		k.ID, string(k.KEKID), k.Wrapped, k.Created.UnixMicro(), k.Bound); err != nil {
 		return nil, t.fail("put key", err)
 	}
 	return t.Key(ctx, k.ID)
@@ -632,9 +633,9 @@ func (t *Tx) ReplaceKey(ctx context.Context, old, k *phivault.WrappedKey) error 
 	if err != nil {
 		return err
 	}
-	res, err := t.conn.ExecContext(qctx, `UPDATE keys SET kek_id = ?, wrapped = ?, created = ?
-		WHERE id = ? AND kek_id = ? AND wrapped = ?`,
-		string(k.KEKID), k.Wrapped, k.Created.UnixMicro(), old.ID, string(old.KEKID), old.Wrapped)
+	res, err := t.conn.ExecContext(qctx, `UPDATE keys SET kek_id = ?, wrapped = ?, created = ?, bound = ?
+		WHERE id = ? AND kek_id = ? AND wrapped = ? AND bound = ?`,
+		string(k.KEKID), k.Wrapped, k.Created.UnixMicro(), k.Bound, old.ID, string(old.KEKID), old.Wrapped, old.Bound)
 	if err != nil {
 		return t.fail("replace key", err)
 	}
@@ -655,11 +656,18 @@ func (t *Tx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.Wrappe
 	if err != nil {
 		return nil, err
 	}
-	q := `SELECT id, kek_id, wrapped, created FROM keys WHERE id > ?`
+	q := `SELECT id, kek_id, wrapped, created, bound FROM keys WHERE id > ?`
 	args := []any{f.After}
 	if f.ExceptKEK != "" {
 		q += ` AND kek_id <> ?`
 		args = append(args, string(f.ExceptKEK))
+	}
+	if f.KEK != "" {
+		q += ` AND kek_id = ?`
+		args = append(args, string(f.KEK))
+	}
+	if f.Unbound {
+		q += ` AND bound = 0`
 	}
 	q += ` ORDER BY id` + limitOffset(f.Limit, 0)
 	rows, err := t.conn.QueryContext(qctx, q, args...)
@@ -671,7 +679,7 @@ func (t *Tx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.Wrappe
 	for rows.Next() {
 		var k phivault.WrappedKey
 		var created int64
-		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &created); err != nil {
+		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &created, &k.Bound); err != nil {
 			return nil, t.fail("keys", err)
 		}
 		k.Created = fromMicros(created)
@@ -765,6 +773,7 @@ func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error 
 			return t.fail("shred", err)
 		}
 	}
+	t.shred = true
 	return nil
 }
 

@@ -21,7 +21,10 @@ type shredder interface {
 // put on the store's shred list, and from then on every read of its
 // resources answers EGONE (phivault.ErrShredded) and every write into it is
 // refused. The ciphertext of every version stays, unreadable by any key.
-// Shredding twice is a no-op. It returns the time of the (first) shred.
+// Shredding twice keeps the first time and erases again whatever the store
+// could not erase the first time (see phivault.StoreTx.Shred), so an
+// operator can repeat a shred that reported an error after its commit. It
+// returns the time of the (first) shred.
 //
 // The Patient must exist (it may be deleted). The shred is logged at Info
 // with the patient id, which is not PHI, and the time.
@@ -34,8 +37,10 @@ func (s *Service) Shred(ctx context.Context, patientID string) (time.Time, error
 	err := s.store.Update(ctx, func(tx phivault.StoreTx) error {
 		var err error
 		at, already, err = tx.Shredded(ctx, patientID)
-		if err != nil || already {
+		if err != nil {
 			return err
+		} else if already {
+			return tx.Shred(ctx, patientID, at)
 		}
 		if _, err := tx.Current(ctx, "Patient", patientID); err != nil {
 			return err

@@ -1,11 +1,15 @@
 package vault_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,7 +30,7 @@ type keyOverride struct {
 
 func (o keyOverride) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
 	if id == o.id {
-		return &phivault.WrappedKey{ID: id, KEKID: o.k.KEKID, Wrapped: o.k.Wrapped, Created: o.k.Created}, nil
+		return &phivault.WrappedKey{ID: id, KEKID: o.k.KEKID, Wrapped: o.k.Wrapped, Created: o.k.Created, Bound: o.k.Bound}, nil
 	}
 	return o.StoreTx.Key(ctx, id)
 }
@@ -332,4 +336,172 @@ func mustSearch(t *testing.T, s *vault.Service, typ, rawQuery string) *phivault.
 		t.Fatalf("Search(%s?%s) = %v", typ, rawQuery, err)
 	}
 	return res
+}
+
+// oneKey is a StoreTx that has exactly one key, k: an attacker's candidate
+// for the DEK of the row being opened.
+type oneKey struct {
+	phivault.StoreTx
+	k *phivault.WrappedKey
+}
+
+func (o oneKey) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
+	return &phivault.WrappedKey{ID: id, KEKID: o.k.KEKID, Wrapped: o.k.Wrapped, Created: o.k.Created, Bound: o.k.Bound}, nil
+}
+
+// dataFolder reads every file under dir (the database, its -wal and -shm,
+// the audit file, any journal, the key file).
+func dataFolder(tb testing.TB, dir string) map[string][]byte {
+	tb.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files[filepath.Base(path)] = b
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return files
+}
+
+// TestService_Shred_Forensic shreds a patient through the real stack
+// (vault over envelope over SQLite, file keyring) and then acts as an
+// attacker who holds the data folder and the keyring with its passphrase:
+// it reads every file of the folder, looks for the victim's wrapped DEK
+// (captured before the shred) in the raw bytes, and tries every window of
+// every file as a wrapped key, with the keyring, on a sealed version of
+// the victim. Nothing may be found and nothing may open, neither while the
+// server still runs (WAL and shared memory present) nor after it stopped.
+func TestService_Shred_Forensic(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, _ := vaulttest.Keyring(t, dir)
+	db, _ := vaulttest.SQLite(t, dir)
+	s := vault.New(db, vaulttest.Sealer(t, db, keys, envelope.Options{}))
+
+	// Enough patients that the key table spans several pages and splits,
+	// each with an Observation, in one transaction; the victim's record
+	// gets a second version.
+	const n = 120
+	var entries []string
+	for i := range n {
+		entries = append(entries, fmt.Sprintf(`{"fullUrl":"urn:uuid:00000000-0000-4000-8000-%012d","resource":{"resourceType":"Patient","active":true},"request":{"method":"POST","url":"Patient"}}`, i),
+			fmt.Sprintf(`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"glucose %d"},"subject":{"reference":"urn:uuid:00000000-0000-4000-8000-%012d"}},"request":{"method":"POST","url":"Observation"}}`, i, i))
+	}
+	body := `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
+	if _, err := s.Bundle(ctx, []byte(body), "https://example.test/fhir"); err != nil {
+		t.Fatal(err)
+	}
+	var victim string
+	if err := db.View(ctx, func(tx phivault.StoreTx) error {
+		ps, err := tx.Find(ctx, phivault.ResourceFilter{Types: []string{"Patient"}, Limit: n})
+		if err != nil {
+			return err
+		}
+		if len(ps) != n {
+			return fmt.Errorf("%d patients stored, want %d", len(ps), n)
+		}
+		victim = ps[n/2].ID
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Read(ctx, "Patient", victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Update(ctx, "Patient", victim, p.Body, phivault.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the attacker captured before the shred (an old backup holds
+	// it too): the wrapped DEK and a sealed version of the patient.
+	var wrapped *phivault.WrappedKey
+	var sealed []*phivault.SealedResource
+	if err := db.View(ctx, func(tx phivault.StoreTx) error {
+		if wrapped, err = tx.Key(ctx, "patient/"+victim); err != nil {
+			return err
+		}
+		for v := int64(1); v <= 2; v++ {
+			sr, err := tx.Version(ctx, "Patient", victim, v)
+			if err != nil {
+				return err
+			}
+			sealed = append(sealed, sr)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := envelope.New(keys, envelope.Options{CacheSize: -1})
+	// scan acts as the attacker: it reads the data folder, searches it for
+	// the captured wrapped DEK, and tries every window of every file as a
+	// wrapped key for the victim's compartment (bound to its name, or an
+	// unbound wrap of an earlier version) with the keyring, and with every
+	// window that unwraps, every captured version. It returns how many
+	// windows opened one.
+	scan := func(when string) (opened int) {
+		t.Helper()
+		files := dataFolder(t, dir)
+		if name, off, ok := where(files, wrapped.Wrapped); ok && when != "before the shred" {
+			t.Errorf("%s: the shredded wrapped DEK is still in %s at offset %d", when, name, off)
+		}
+		size := len(wrapped.Wrapped)
+		for name, b := range files {
+			for off := 0; off+size <= len(b); off++ {
+				for _, bound := range []bool{true, false} {
+					cand := &phivault.WrappedKey{KEKID: wrapped.KEKID, Wrapped: b[off : off+size], Bound: bound}
+					keyName := ""
+					if bound {
+						keyName = wrapped.ID
+					}
+					dek, err := keys.UnwrapKey(ctx, cand.KEKID, keyName, cand.Wrapped)
+					if err != nil {
+						continue
+					}
+					clear(dek)
+					for _, sr := range sealed {
+						if _, err := fresh.Open(ctx, oneKey{k: cand}, sr); err == nil {
+							opened++
+							if when != "before the shred" {
+								t.Errorf("%s: bytes at %s offset %d unwrap with the keyring and decrypt the shredded patient's version %d", when, name, off, sr.Version)
+							}
+						}
+					}
+				}
+			}
+		}
+		t.Logf("%s: %d files read, %d decryptions of the victim's versions", when, len(files), opened)
+		return opened
+	}
+	// Positive control: before the shred the same scan finds the key and
+	// decrypts the patient.
+	if scan("before the shred") == 0 {
+		t.Fatal("the scan finds nothing before the shred; it is broken")
+	}
+
+	if _, err := s.Shred(ctx, victim); err != nil {
+		t.Fatalf("Shred = %v", err)
+	}
+	scan("server running")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	scan("server stopped")
+}
+
+func where(files map[string][]byte, b []byte) (string, int, bool) {
+	for name, data := range files {
+		if i := bytes.Index(data, b); i >= 0 {
+			return name, i, true
+		}
+	}
+	return "", 0, false
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/server"
 )
@@ -61,6 +62,9 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	sc.register(fs)
 	fs.Usage = func() { fmt.Fprint(c.stderr, initUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := coredump.Disable(); err != nil { // the passphrase and the new KEK
 		return err
 	}
 	if err := sc.resolve(); err != nil {
@@ -174,7 +178,7 @@ func initKeyring(d dataDir, kc KeyringConfig, pass string) error {
 		return err
 	}
 	defer closer.Close()
-	if _, _, err := keys.WrapKey(context.Background(), make([]byte, 32)); err != nil {
+	if _, _, err := keys.WrapKey(context.Background(), "probe", make([]byte, 32)); err != nil {
 		return fmt.Errorf("check the KMS key: %w", err)
 	}
 	return nil

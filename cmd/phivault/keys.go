@@ -13,6 +13,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/vault"
 )
@@ -37,6 +38,11 @@ while no server runs on that folder.
 `
 
 func (c *keysCommand) Run(ctx context.Context, args []string) error {
+	// With -data the subcommands open the key file and unwrap keys, and
+	// every one of them reads a passphrase: keep both out of core files.
+	if err := coredump.Disable(); err != nil {
+		return err
+	}
 	return runSubcommand(ctx, c.stdout, c.stderr, "keys", keysUsage, "phivault keys status", args, subcommands{
 		"shred": c.shred, "rotate": c.rotate, "rotate-patient": c.rotatePatient,
 		"status": c.status, "compromised": c.compromised,

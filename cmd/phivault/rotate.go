@@ -88,7 +88,9 @@ func (m *keyManager) Rotate(ctx context.Context) (phivault.KeyID, error) {
 	return id, nil
 }
 
-// pending counts the stored keys not wrapped under the current KEK.
+// pending counts the stored keys not wrapped under the current KEK, plus
+// one if any key is still unbound (wrapped before wraps were bound to key
+// ids), so that a rewrap binds it.
 func (m *keyManager) pending(ctx context.Context) (int, error) {
 	st, err := statusOf(ctx, m.store, m.keys)
 	if err != nil {
@@ -100,7 +102,52 @@ func (m *keyManager) pending(ctx context.Context) (int, error) {
 			n += v.Keys
 		}
 	}
+	unbound, err := anyUnbound(ctx, m.store, "")
+	if err != nil {
+		return 0, err
+	}
+	if unbound {
+		n++
+	}
 	return n, nil
+}
+
+// anyUnbound reports whether a stored key (under KEK kek, if set) is still
+// unbound.
+func anyUnbound(ctx context.Context, store phivault.Store, kek phivault.KeyID) (bool, error) {
+	var ks []*phivault.WrappedKey
+	err := store.View(ctx, func(tx phivault.StoreTx) (err error) {
+		ks, err = tx.Keys(ctx, phivault.KeyFilter{KEK: kek, Unbound: true, Limit: 1})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("find unbound keys: %w", err)
+	}
+	return len(ks) > 0, nil
+}
+
+// bindIfNeeded binds, in the background, the stored keys wrapped under the
+// current KEK before wraps were bound to key ids (envelope.Bind), and
+// leaves keys under other KEKs alone: for a KMS keyring at start, whose
+// switch of keys waits for keys rotate.
+func (m *keyManager) bindIfNeeded(ctx context.Context) error {
+	unbound, err := anyUnbound(ctx, m.store, m.keys.Current())
+	if err != nil || !unbound {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rewrap.Running {
+		return nil
+	}
+	now := m.now().UTC()
+	m.rewrap = rewrapStatus{Running: true, Started: &now}
+	m.logger.Info("binding stored keys to their ids", "kek", string(m.keys.Current()))
+	m.wg.Go(func() {
+		done, err := envelope.Bind(m.ctx, m.store, m.keys, envelope.RewrapOptions{Progress: m.progress})
+		m.finish(done, err)
+	})
+	return nil
 }
 
 // MarkCompromised marks a KEK version compromised and forces it out: a
@@ -144,11 +191,19 @@ func (m *keyManager) start() {
 }
 
 func (m *keyManager) run() {
-	done, err := rewrapAndRetire(m.ctx, m.store, m.keys, m.logger, func(done, total int) {
-		m.mu.Lock()
-		m.rewrap.Done, m.rewrap.Total = done, total
-		m.mu.Unlock()
-	})
+	done, err := rewrapAndRetire(m.ctx, m.store, m.keys, m.logger, m.progress)
+	m.finish(done, err)
+}
+
+// progress records a running rewrap's progress.
+func (m *keyManager) progress(done, total int) {
+	m.mu.Lock()
+	m.rewrap.Done, m.rewrap.Total = done, total
+	m.mu.Unlock()
+}
+
+// finish records the end of a rewrap.
+func (m *keyManager) finish(done int, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now().UTC()

@@ -64,12 +64,12 @@ type fileRotator struct {
 	pass []byte
 }
 
-func (f *fileRotator) WrapKey(ctx context.Context, dek []byte) (phivault.KeyID, []byte, error) {
-	return f.keys.WrapKey(ctx, dek)
+func (f *fileRotator) WrapKey(ctx context.Context, name string, dek []byte) (phivault.KeyID, []byte, error) {
+	return f.keys.WrapKey(ctx, name, dek)
 }
 
-func (f *fileRotator) UnwrapKey(ctx context.Context, id phivault.KeyID, wrapped []byte) ([]byte, error) {
-	return f.keys.UnwrapKey(ctx, id, wrapped)
+func (f *fileRotator) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
+	return f.keys.UnwrapKey(ctx, id, name, wrapped)
 }
 
 func (f *fileRotator) Current() phivault.KeyID { return f.keys.Current() }

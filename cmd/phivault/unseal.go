@@ -20,6 +20,7 @@ import (
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/keyring"
 )
 
@@ -170,14 +171,17 @@ func (s *sealState) unseal(ctx context.Context, secret []byte) error {
 	if rk := newRotator(inner, bytes.Clone(secret)); rk != nil { // every keyring rotates online
 		mctx, cancel := context.WithCancel(s.ctx)
 		m := &keyManager{keys: rk, store: s.store, logger: s.logger, ctx: mctx, now: s.now}
-		// A rewrap cut short resumes now; for a KMS, stored keys under
+		// A rewrap cut short resumes now, and keys stored before wraps
+		// were bound to key ids are bound; for a KMS, stored keys under
 		// another KMS key wait for keys rotate, which switches keys on
 		// purpose rather than because of a mistyped key id.
-		if _, kms := rk.(kmsRotator); !kms {
-			if err := m.resumeIfNeeded(ctx); err != nil {
-				cancel()
-				return fail(fmt.Errorf("key status: %w", err))
-			}
+		resume := m.resumeIfNeeded
+		if _, kms := rk.(kmsRotator); kms {
+			resume = m.bindIfNeeded
+		}
+		if err := resume(ctx); err != nil {
+			cancel()
+			return fail(fmt.Errorf("key status: %w", err))
 		}
 		s.keyMgr, s.cancel = m, cancel
 	}
@@ -208,7 +212,7 @@ func (s *sealState) openInner(ctx context.Context, secret []byte) (phivault.Keyr
 	rand.Read(probe)
 	pctx, cancel := context.WithTimeout(ctx, keyringProbeTimeout)
 	defer cancel()
-	if _, _, err := keys.WrapKey(pctx, probe); err != nil {
+	if _, _, err := keys.WrapKey(pctx, "probe", probe); err != nil {
 		closer.Close()
 		return nil, nil, fmt.Errorf("keyring check: %w", err)
 	}
@@ -356,6 +360,11 @@ func (c *sealCommand) Run(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return errorWithHint("unexpected arguments", "phivault "+name+" -h")
+	}
+	if c.unseal {
+		if err := coredump.Disable(); err != nil { // the passphrase it sends
+			return err
+		}
 	}
 	client, err := cf.client(1)
 	if err != nil {

@@ -184,3 +184,48 @@ func testShred(t *testing.T, s phivault.Store) {
 	checkEqual(t, "Current(o1) after shred", got, o1v2)
 	checkHistory(t, s, phivault.HistoryFilter{Type: "Observation", ID: "o1"}, 2, "Observation/o1/2", "Observation/o1/1")
 }
+
+// testKeysBound checks that a key's Bound survives the store, that Keys
+// selects unbound keys and keys of one KEK, and that ReplaceKey compares
+// Bound too: a rewrap binding a key replaces only the unbound row it read.
+func testKeysBound(t *testing.T, s phivault.Store) {
+	ctx := context.Background()
+	putKeys(t, s,
+		&phivault.WrappedKey{ID: "patient/p1", KEKID: "kek:1", Wrapped: []byte("a"), Created: t0},
+		&phivault.WrappedKey{ID: "patient/p2", KEKID: "kek:1", Wrapped: []byte("b"), Created: t0, Bound: true},
+		&phivault.WrappedKey{ID: "patient/p3", KEKID: "kek:2", Wrapped: []byte("c"), Created: t0},
+		&phivault.WrappedKey{ID: "patient/p4", KEKID: "kek:2", Wrapped: []byte("d"), Created: t0, Bound: true})
+	keys := func(f phivault.KeyFilter) []*phivault.WrappedKey {
+		t.Helper()
+		ks, err := view(t, s, func(tx phivault.StoreTx) ([]*phivault.WrappedKey, error) { return tx.Keys(ctx, f) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	for _, k := range keys(phivault.KeyFilter{}) {
+		if want := k.ID == "patient/p2" || k.ID == "patient/p4"; k.Bound != want {
+			t.Errorf("Keys(): %s Bound = %v, want %v", k.ID, k.Bound, want)
+		}
+	}
+	got, err := view(t, s, func(tx phivault.StoreTx) (*phivault.WrappedKey, error) { return tx.Key(ctx, "patient/p2") })
+	if err != nil || !got.Bound {
+		t.Errorf("Key(p2) = %+v, %v; want Bound", got, err)
+	}
+	vs, err := view(t, s, func(tx phivault.StoreTx) ([]*phivault.WrappedKey, error) { return tx.KeyVersions(ctx, "patient/p4") })
+	if err != nil || len(vs) != 1 || !vs[0].Bound {
+		t.Errorf("KeyVersions(p4) = %v, %v; want one bound key", vs, err)
+	}
+	checkRefs(t, "Keys(unbound)", keyIDs(keys(phivault.KeyFilter{Unbound: true})), "patient/p1", "patient/p3")
+	checkRefs(t, "Keys(kek:1)", keyIDs(keys(phivault.KeyFilter{KEK: "kek:1"})), "patient/p1", "patient/p2")
+	checkRefs(t, "Keys(kek:2, unbound)", keyIDs(keys(phivault.KeyFilter{KEK: "kek:2", Unbound: true})), "patient/p3")
+
+	old := &phivault.WrappedKey{ID: "patient/p1", KEKID: "kek:1", Wrapped: []byte("a"), Created: t0}
+	bound := &phivault.WrappedKey{ID: "patient/p1", KEKID: "kek:1", Wrapped: []byte("a2"), Created: t0, Bound: true}
+	stale := *old
+	stale.Bound = true // the same bytes, read as bound: not what is stored
+	err = s.Update(ctx, func(tx phivault.StoreTx) error { return tx.ReplaceKey(ctx, &stale, bound) })
+	checkCode(t, "ReplaceKey(old with another Bound)", err, phivault.ECONFLICT)
+	MustUpdate(t, s, func(tx phivault.StoreTx) error { return tx.ReplaceKey(ctx, old, bound) })
+	checkRefs(t, "Keys(unbound) after binding p1", keyIDs(keys(phivault.KeyFilter{Unbound: true})), "patient/p3")
+}

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) phivault.Store) {
 		{"PutKey/FirstWriterWins", testPutKeyFirstWriterWins},
 		{"ReplaceKey", testReplaceKey},
 		{"Keys/Paging", testKeysPaging},
+		{"Keys/Bound", testKeysBound},
 		{"Shred", testShred},
 		{"KeyVersions", testKeyVersions},
 		{"KeyVersionID", testKeyVersionID},
