@@ -30,7 +30,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusBadRequest, "The sign-in form could not be read.")
 		return
 	}
-	p := s.lookupPending(r.PostFormValue("pending"))
+	p := s.openPending(r.PostFormValue("pending"))
 	if p == nil {
 		writePage(w, http.StatusBadRequest, "This sign-in request has expired or is unknown. Start again from the app.")
 		return
@@ -70,20 +70,23 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, http.StatusUnauthorized, p, phivault.ErrorMessage(err))
 		return
 	}
-	s.Complete(w, r, p.id, &phivault.Authentication{Account: acc, Time: s.opts.Now(), Methods: []string{"pwd", "otp"}})
+	s.Complete(w, r, p.token, &phivault.Authentication{Account: acc, Time: s.opts.Now(), Methods: []string{"pwd", "otp"}})
 }
 
 // countFailure records a failed login on p and reports whether p is used
-// up, in which case it is dropped.
+// up, in which case its token no longer opens.
 func (s *Server) countFailure(p *pending) bool {
 	s.mu.Lock()
-	p.attempts++
-	spent := p.attempts >= maxLoginAttempts
-	s.mu.Unlock()
-	if spent {
-		s.pending.Delete(p.id)
+	defer s.mu.Unlock()
+	st := s.loginStateLocked(p)
+	if st == nil {
+		return false // table full; the account's own lockout still counts
 	}
-	return spent
+	st.attempts++
+	if st.attempts >= maxLoginAttempts {
+		st.spent = true
+	}
+	return st.spent
 }
 
 // redirectError sends the browser back to p's app with an error.
@@ -91,7 +94,7 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, p *pendin
 	http.Redirect(w, r, withParams(p.redirectURI, "error", code, "error_description", desc, "state", p.state, "iss", s.issuer(r)), http.StatusSeeOther)
 }
 
-// Complete finishes the pending authorization pendingID for a person who
+// Complete finishes the pending authorization pendingToken for a person who
 // logged in as a, by any method: it records the login in the audit log,
 // issues a single-use authorization code (valid CodeTTL, bound to the
 // client, redirect URI, PKCE challenge, principal and granted scopes) and
@@ -101,9 +104,9 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, p *pendin
 // ceremony succeeded; they record their own failures, Complete records the
 // success. It refuses, redirecting with access_denied, an Authentication
 // with fewer than two distinct methods (no MFA) or an account that is not
-// active; an unknown or expired pendingID gets a plain error page.
-func (s *Server) Complete(w http.ResponseWriter, r *http.Request, pendingID string, a *phivault.Authentication) {
-	p := s.takePending(pendingID)
+// active; an unknown, expired or used-up pendingToken gets a plain error page.
+func (s *Server) Complete(w http.ResponseWriter, r *http.Request, pendingToken string, a *phivault.Authentication) {
+	p := s.takePending(pendingToken)
 	if p == nil {
 		writePage(w, http.StatusBadRequest, "This sign-in request has expired or is unknown. Start again from the app.")
 		return
