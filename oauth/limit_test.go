@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/identity"
 	"github.com/phivault/phivault/oauth"
 )
 
@@ -208,5 +210,36 @@ func TestBackend_jtiPerClient(t *testing.T) {
 	e.clock.Advance(5 * time.Minute)
 	if status, m := e.post("/oauth/token", backendForm(assertion(t, e.key, jose.ES384, "k1", e.claims()), "system/Patient.rs")); status != 200 {
 		t.Fatalf("after expiry = %d %v, want 200", status, m)
+	}
+}
+
+// TestLogin_busy fills the password hashing pool: a login then gets 503
+// with Retry-After, is audited, and does not count as a failed attempt.
+func TestLogin_busy(t *testing.T) {
+	e := newEnv(t)
+	pool := identity.NewPool(64)
+	holding, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	pool.Started = func(int64) { first.Do(func() { close(holding); <-release }) }
+	e.auth.Hasher = &identity.Hasher{Params: e.auth.Hasher.Params, Pool: pool}
+	done := make(chan struct{})
+	go func() { e.auth.Hasher.Hash("hold the pool"); close(done) }()
+	<-holding
+	pool.Wait = time.Nanosecond
+
+	b := e.browser()
+	pending, csrf := e.loginPage(b, e.config("user/*.rs").AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("aud", e.base)))
+	res := e.submit(b, pending, csrf, "drhouse", testPassword, e.totp())
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Errorf("login with a full pool = %d Retry-After %q, want 503 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	if got := e.audit.last(t, phivault.ActionLogin); got.Outcome != phivault.EUNAVAILABLE {
+		t.Errorf("audit outcome %q, want %q", got.Outcome, phivault.EUNAVAILABLE)
+	}
+	close(release)
+	<-done
+	pool.Wait = -1
+	if res := e.submit(b, pending, csrf, "drhouse", testPassword, e.totp()); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("login once the pool is free = %d, want 303", res.StatusCode)
 	}
 }

@@ -4,10 +4,15 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/phivault/phivault"
 )
+
+// busyRetryAfter is the Retry-After, in seconds, of a login refused
+// because the password hashing pool is full.
+const busyRetryAfter = 5
 
 // authCode is an issued authorization code, stored by hash.
 type authCode struct {
@@ -45,6 +50,14 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		code := phivault.ErrorCode(err)
+		if code == phivault.EUNAVAILABLE {
+			// The password hashing pool is full (identity.ErrBusy): the
+			// credentials were not checked and the attempt is not counted.
+			_ = s.audit(r, phivault.ActionLogin, "", p.clientID, code, "deny: sign-in busy")
+			w.Header().Set("Retry-After", strconv.Itoa(busyRetryAfter))
+			writePage(w, http.StatusServiceUnavailable, phivault.ErrorMessage(err))
+			return
+		}
 		if code != phivault.EUNAUTHORIZED && code != phivault.EFORBIDDEN {
 			s.opts.Logger.Error("oauth: login", "error", err.Error())
 			writePage(w, http.StatusServiceUnavailable, "The sign-in service is unavailable. Try again later.")
