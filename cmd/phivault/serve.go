@@ -17,6 +17,7 @@ import (
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/identity"
 	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/oauth"
 	"github.com/phivault/phivault/scim"
@@ -160,6 +161,9 @@ type app struct {
 	server *server.Server
 	// access is the policy enforcement point; see policy.go.
 	access *accessState
+	// hasher hashes every password (sign-in, admin API, SCIM) in one
+	// memory-bounded pool of argon2id hashes.
+	hasher *identity.Hasher
 }
 
 // openApp opens the data folder and wires the request path. It does not
@@ -184,7 +188,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	sealer := seal.sealer
-	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry()}
+	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry(), hasher: identity.NewHasher()}
 	a.accounts = envelope.NewAccountStore(db, db, sealer)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
@@ -203,6 +207,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	adminOpts.Accounts, adminOpts.Clients, adminOpts.Audit = a.accounts, db, a.audit.log // users, clients, training
+	adminOpts.Hasher = a.hasher
 	// Passkeys and OpenID providers, read once; see login.go.
 	login, err := cfg.Login.resolve(cfg.BaseURL)
 	if err != nil {
@@ -234,7 +239,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	a.admin = admin.NewHandler(adminOpts)
 	// SCIM provisioning (scim package; token from "phivault users scim-token").
 	a.routes["/scim/v2/"] = withClient(scim.NewHandler(scim.Options{Authenticator: auditActor{scimAuthenticator{cfg.Data}},
-		Accounts: a.accounts, Audit: a.audit.log, Revoker: adminOpts.Revoker, BaseURL: scimBase(cfg.BaseURL), Logger: logger}))
+		Accounts: a.accounts, Audit: a.audit.log, Revoker: adminOpts.Revoker, BaseURL: scimBase(cfg.BaseURL), Logger: logger, Hasher: a.hasher}))
 	a.handler = api.NewHandler(a.records, api.Options{
 		BaseURL:       cfg.BaseURL,
 		Authenticator: bearer,
