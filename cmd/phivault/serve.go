@@ -43,6 +43,11 @@ reached) the server starts sealed: /healthz says so, every FHIR request is
 answered with 503, and "phivault unseal" unseals it. Core dumps are off.
 Logs are JSON lines on stderr and carry ids only.
 
+GET /metrics (Prometheus) is served only with a scrape token, from
+PHIVAULT_METRICS_TOKEN or PHIVAULT_METRICS_TOKEN_FILE (at least 32
+characters, e.g. "openssl rand -hex 32"); Prometheus sends it as a bearer
+token (authorization: credentials_file).
+
 Flags:
 `
 
@@ -61,6 +66,10 @@ type Config struct {
 	Audit         AuditConfig // remote checkpoint witnesses; see audit.go
 	Login         LoginConfig // passkeys and OpenID providers; see login.go
 	Passphrase    string
+	// MetricsToken is the bearer token GET /metrics requires (at least
+	// minMetricsToken characters), from PHIVAULT_METRICS_TOKEN or
+	// PHIVAULT_METRICS_TOKEN_FILE. If "", /metrics is not served.
+	MetricsToken string
 
 	Policy PolicyConfig // Cedar policy directory; see policy.go
 }
@@ -74,6 +83,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("base_url", c.BaseURL),
 		slog.String("keyring", c.Keyring.Kind),
 		slog.String("client_ca", c.ClientCAFile),
+		slog.Bool("metrics", c.MetricsToken != ""),
 	)
 }
 
@@ -109,6 +119,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if cfg.Passphrase, err = passphrase(*passFile); err != nil {
 		return err
 	}
+	if cfg.MetricsToken, err = metricsToken(); err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
 	a, err := openApp(ctx, cfg, logger)
 	if err != nil {
@@ -137,6 +150,23 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			a.access.reload(ctx) // SIGHUP reloads -policy-dir too; see policy.go
 		}
 	}
+}
+
+// minMetricsToken is the shortest metrics scrape token accepted.
+const minMetricsToken = 32
+
+// metricsToken reads the /metrics scrape token from PHIVAULT_METRICS_TOKEN
+// or PHIVAULT_METRICS_TOKEN_FILE; "" if neither is set.
+func metricsToken() (string, error) {
+	tok, err := secretFromEnv("PHIVAULT_METRICS_TOKEN")
+	if err != nil {
+		return "", err
+	}
+	if tok != "" && len(tok) < minMetricsToken {
+		return "", errorWithHint(fmt.Sprintf("the metrics token is shorter than %d characters", minMetricsToken),
+			"openssl rand -hex 32 > metrics-token; PHIVAULT_METRICS_TOKEN_FILE=metrics-token phivault serve")
+	}
+	return tok, nil
 }
 
 // app is a running vault: store, keys, record service and HTTPS server.
@@ -279,6 +309,7 @@ func (a *app) listen(ctx context.Context) error {
 		Routes:        a.routes,
 		Health:        a.seal.health(),
 		Metrics:       promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
+		MetricsToken:  a.cfg.MetricsToken, // "" leaves /metrics unserved
 		Logger:        a.logger,
 	})
 	return a.server.Open(ctx)
