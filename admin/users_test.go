@@ -29,8 +29,8 @@ const (
 	managerToken = "manager-token" // principal with security-admin
 	// secondAdminToken is another security admin, mgr2.
 	secondAdminToken = "second-admin-token"
-	nurseToken   = "nurse-token"   // principal without it
-	goodPassword = "Correct-Horse-Battery-9417"
+	nurseToken       = "nurse-token" // principal without it
+	goodPassword     = "Correct-Horse-Battery-9417"
 )
 
 // principals authenticates the bootstrap token (no principal) and two
