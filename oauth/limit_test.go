@@ -53,13 +53,13 @@ func (b *backend) assertion(t *testing.T) string {
 	return assertion(t, b.key, jose.ES384, "k1", jwt.Claims(c))
 }
 
-// TestAuthorize_flood sends 20,000 anonymous authorize requests, each from
-// its own address so that no rate limit stops them, and then signs in: the
-// requests store nothing, so they crowd out no one.
+// TestAuthorize_flood sends floodRequests (20,000) anonymous authorize
+// requests, each from its own address so that no rate limit stops them,
+// and then signs in: the requests store nothing, so they crowd out no one.
 func TestAuthorize_flood(t *testing.T) {
 	e := newEnv(t)
 	authURL := e.config("user/*.rs").AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("aud", e.base))
-	for i := range 20000 {
+	for i := range floodRequests {
 		req := httptest.NewRequest("GET", authURL, nil)
 		req.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:40000", i>>16&255, i>>8&255, i&255)
 		rec := httptest.NewRecorder()
