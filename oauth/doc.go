@@ -17,7 +17,7 @@
 // only; see docs/identity.md.
 //
 // Anonymous callers cannot exhaust the sign-in: a pending authorization
-// travels sealed (AES-256-GCM) in the login page rather than in a server
+// travels sealed (XChaCha20-Poly1305) in the login page rather than in a server
 // table, the sign-in and token endpoints are limited per source address
 // ([Limiter]), and each backend client has its own bounded jti replay
 // cache.

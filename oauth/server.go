@@ -85,7 +85,7 @@ type Options struct {
 	CodeTTL    time.Duration // default DefaultCodeTTL
 	PendingTTL time.Duration // default DefaultPendingTTL
 
-	// PendingKey is the 32-byte AES-256-GCM key that seals pending
+	// PendingKey is the 32-byte XChaCha20-Poly1305 key that seals pending
 	// authorizations into the login page. Default: a random key made at
 	// New, so a restart ends the sign-ins in progress; nodes behind one
 	// load balancer without sticky sessions need to share one.
