@@ -83,6 +83,9 @@ type Handler struct {
 
 // NewHandler returns a Handler for opts.
 func NewHandler(opts Options) *Handler {
+	if opts.Hasher == nil {
+		opts.Hasher = identity.NewHasher() // one memory-bounded pool for all of h
+	}
 	h := &Handler{opts: opts, mux: http.NewServeMux(), log: opts.Logger}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

@@ -28,6 +28,12 @@ func (u *userRoutes) setTraining(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var req trainingRequest
 	err := decodeJSON(w, r, &req)
+	if err == nil && isSelf(r, id) {
+		if _, err = ParseTrainingDate(req.ValidUntil); err == nil {
+			u.requestChange(w, r, id, ChangeUpdate, &UserUpdate{TrainingValidUntil: &req.ValidUntil})
+			return
+		}
+	}
 	var a *phivault.Account
 	if err == nil {
 		a, err = u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
@@ -149,6 +155,8 @@ func (u *userRoutes) parseTraining(w http.ResponseWriter, r *http.Request) ([]tr
 			bad(line, "valid_until must be a date YYYY-MM-DD")
 		case seen[name] != 0:
 			bad(line, fmt.Sprintf("the same username as line %d", seen[name]))
+		case isSelf(r, acc.ID) && !acc.TrainingValidUntil.Equal(until):
+			bad(line, "your own training date needs another admin: PUT users/{id}/training asks for approval")
 		default:
 			seen[name] = line
 			rows = append(rows, trainingRow{acc: acc, until: until})

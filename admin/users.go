@@ -144,6 +144,8 @@ type userRoutes struct {
 
 	mu      sync.Mutex
 	pending map[string]*pendingTOTP // by account id
+
+	approvals approvals // self-changes awaiting a second admin; see approval.go
 }
 
 // pendingTOTP is a TOTP secret issued but not yet confirmed. It lives in
@@ -156,7 +158,8 @@ type pendingTOTP struct {
 
 // registerUsers adds the user and training routes to h.
 func registerUsers(h *Handler) {
-	u := &userRoutes{h: h, pending: map[string]*pendingTOTP{}}
+	u := &userRoutes{h: h, pending: map[string]*pendingTOTP{}, approvals: approvals{m: map[string]*pendingChange{}}}
+	registerApprovals(h, u)
 	h.mux.Handle("GET /admin/users", h.manage(u.list))
 	h.mux.Handle("POST /admin/users", h.manage(u.create))
 	h.mux.Handle("GET /admin/users/{id}", h.manage(u.get))
@@ -209,7 +212,12 @@ func (h *Handler) record(ctx context.Context, typ, id string, err error) error {
 // "ok". It returns EUNAVAILABLE if audit is nil or the entry could not be
 // written (logged to log), else nil.
 func RecordChange(ctx context.Context, audit phivault.AuditLog, log *slog.Logger, now time.Time, typ, id string, err error) error {
-	e := &phivault.AuditEntry{Time: now.UTC(), Action: phivault.ActionAccountChange, TargetType: typ, TargetID: id, Outcome: "ok"}
+	return recordChange(ctx, audit, log, now, typ, id, err, "")
+}
+
+// recordChange is RecordChange with the entry's Decision set to decision.
+func recordChange(ctx context.Context, audit phivault.AuditLog, log *slog.Logger, now time.Time, typ, id string, err error, decision string) error {
+	e := &phivault.AuditEntry{Time: now.UTC(), Action: phivault.ActionAccountChange, TargetType: typ, TargetID: id, Outcome: "ok", Decision: decision}
 	if err != nil {
 		e.Outcome = phivault.ErrorCode(err)
 	}
@@ -625,6 +633,12 @@ func (u *userRoutes) update(w http.ResponseWriter, r *http.Request) {
 	var req UserUpdate
 	id := r.PathValue("id")
 	err := decodeJSON(w, r, &req)
+	if err == nil && isSelf(r, id) && req.securityRelevant() {
+		if err = req.apply(&phivault.Account{}); err == nil { // refuse a bad date now, not at approval
+			u.requestChange(w, r, id, ChangeUpdate, &req)
+			return
+		}
+	}
 	var a *phivault.Account
 	if err == nil {
 		a, err = u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
@@ -721,6 +735,13 @@ func (u *userRoutes) totpStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, phivault.Errorf(phivault.ECONFLICT, "Only an active account can enroll a second factor."))
 		return
 	}
+	if isSelf(r, id) && len(a.TOTPSecret) > 0 {
+		// Replacing one's own second factor is removing it: a second
+		// admin approves that (DELETE users/{id}/totp) first.
+		u.h.finish(w, r, "Account", id, phivault.Errorf(phivault.EFORBIDDEN,
+			"Replacing your own second factor needs another admin: remove it with DELETE users/{id}/totp, which another admin approves, then enroll again."), 0, nil)
+		return
+	}
 	secret, err := identity.NewTOTPSecret(u.h.opts.Rand)
 	if err != nil {
 		writeError(w, err)
@@ -808,6 +829,10 @@ func (u *userRoutes) totpConfirm(w http.ResponseWriter, r *http.Request) {
 // person must enroll again before logging in.
 func (u *userRoutes) totpRemove(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if isSelf(r, id) {
+		u.requestChange(w, r, id, ChangeTOTPRemove, nil)
+		return
+	}
 	_, err := u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
 		a.TOTPSecret, a.TOTPLastStep = nil, 0
 		return nil

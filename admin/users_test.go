@@ -27,8 +27,10 @@ import (
 const (
 	adminToken   = "admin-secret"
 	managerToken = "manager-token" // principal with security-admin
-	nurseToken   = "nurse-token"   // principal without it
-	goodPassword = "Correct-Horse-Battery-9417"
+	// secondAdminToken is another security admin, mgr2.
+	secondAdminToken = "second-admin-token"
+	nurseToken       = "nurse-token" // principal without it
+	goodPassword     = "Correct-Horse-Battery-9417"
 )
 
 // principals authenticates the bootstrap token (no principal) and two
@@ -39,6 +41,8 @@ func (p principals) Authenticate(ctx context.Context, token string) (context.Con
 	switch token {
 	case managerToken:
 		return phivault.WithPrincipal(api.WithActor(ctx, "mgr1"), &phivault.Principal{ID: "mgr1", Kind: phivault.PrincipalStaff, Roles: []string{"security-admin"}}), nil
+	case secondAdminToken:
+		return phivault.WithPrincipal(api.WithActor(ctx, "mgr2"), &phivault.Principal{ID: "mgr2", Kind: phivault.PrincipalStaff, Roles: []string{"security-admin"}}), nil
 	case nurseToken:
 		return phivault.WithPrincipal(api.WithActor(ctx, "nurse1"), &phivault.Principal{ID: "nurse1", Kind: phivault.PrincipalStaff, Roles: []string{"nurse"}}), nil
 	case adminToken:

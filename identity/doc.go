@@ -7,7 +7,10 @@
 // [Hasher] stores passwords as PHC-style argon2id strings
 // ($argon2id$v=19$m=65536,t=1,p=2$salt$hash) and tells the caller when a
 // stored hash uses other parameters than its own, so that it can be
-// rehashed at the next successful login.
+// rehashed at the next successful login. Every hash holds its memory from
+// a [Pool] while it runs, so concurrent logins never use more than the
+// pool's budget ([DefaultMemoryBudget]); callers wait their turn or get
+// [ErrBusy].
 //
 // [CheckPassword] refuses passwords shorter than [MinPasswordLength] and
 // passwords that follow a breached pattern. Without a network connection

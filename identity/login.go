@@ -71,7 +71,8 @@ func NewAuthenticator(accounts phivault.AccountStore) *Authenticator {
 // and the account is active. It returns ErrInvalidCredentials for any wrong
 // or unknown credential and while the account is locked or backing off,
 // ErrMFARequired or ErrAccountInactive (code EFORBIDDEN) only after the
-// credentials were checked, and other errors if the store fails.
+// credentials were checked, ErrBusy (code EUNAVAILABLE) when the Hasher's
+// Pool had no memory free in time, and other errors if the store fails.
 //
 // When username names an account, these errors wrap the sentinel (test
 // with errors.Is) in an error with an AccountID() string method, reached
@@ -86,18 +87,24 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totpCode 
 	now := a.now()
 	acc, err := a.Accounts.AccountByUsername(ctx, username)
 	if errors.Is(err, phivault.ErrNotFound) {
-		a.Hasher.burn(password)
+		if err := a.Hasher.burn(ctx, password); err != nil {
+			return nil, err
+		}
 		return nil, ErrInvalidCredentials
 	} else if err != nil {
 		return nil, fmt.Errorf("identity: login: %w", err)
 	}
 	if a.refused(acc, now) {
 		// Spend the same time as a real check, and do not count it.
-		a.Hasher.burn(password)
+		if err := a.Hasher.burn(ctx, password); err != nil {
+			return nil, err
+		}
 		return nil, named(acc, ErrInvalidCredentials)
 	}
-	ok, rehash, err := a.Hasher.Verify(acc.PasswordHash, password)
-	if err != nil {
+	ok, rehash, err := a.Hasher.VerifyContext(ctx, acc.PasswordHash, password)
+	if errors.Is(err, ErrBusy) {
+		return nil, err // not counted: the password was not checked
+	} else if err != nil {
 		// A malformed stored hash is the store's problem, not the caller's.
 		return nil, fmt.Errorf("identity: login: account %s: %w", acc.ID, err)
 	}
@@ -122,7 +129,7 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totpCode 
 		next.TOTPLastStep = step
 	}
 	if rehash {
-		if h, err := a.Hasher.Hash(password); err == nil {
+		if h, err := a.Hasher.HashContext(ctx, password); err == nil {
 			next.PasswordHash = h
 		}
 	}

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -40,6 +42,21 @@ func DefaultParams() Params {
 type Hasher struct {
 	Params Params
 	Rand   io.Reader // salt source; crypto/rand if nil
+	// Pool bounds the memory of concurrent hashes. Default: a Pool of
+	// this Hasher's own with DefaultMemoryBudget, made on first use.
+	Pool *Pool
+
+	once        sync.Once
+	defaultPool *Pool
+}
+
+// pool returns h.Pool, or the Hasher's own default pool.
+func (h *Hasher) pool() *Pool {
+	if h.Pool != nil {
+		return h.Pool
+	}
+	h.once.Do(func() { h.defaultPool = NewPool(DefaultMemoryBudget) })
+	return h.defaultPool
 }
 
 // NewHasher returns a Hasher with the default parameters.
@@ -48,7 +65,14 @@ func NewHasher() *Hasher { return &Hasher{Params: DefaultParams()} }
 var errMalformedHash = errors.New("identity: malformed password hash")
 
 // Hash returns the PHC-encoded argon2id hash of password with a fresh salt.
+// It waits for memory in the Hasher's Pool; see HashContext.
 func (h *Hasher) Hash(password string) (string, error) {
+	return h.HashContext(context.Background(), password)
+}
+
+// HashContext is Hash, waiting for memory in the Hasher's Pool no longer
+// than ctx allows; it returns ErrBusy if it could not get any.
+func (h *Hasher) HashContext(ctx context.Context, password string) (string, error) {
 	salt := make([]byte, h.Params.SaltLen)
 	r := h.Rand
 	if r == nil {
@@ -58,7 +82,12 @@ func (h *Hasher) Hash(password string) (string, error) {
 		return "", fmt.Errorf("identity: salt: %w", err)
 	}
 	p := h.Params
-	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	var key []byte
+	if err := h.pool().run(ctx, p.Memory, func() {
+		key = argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	}); err != nil {
+		return "", err
+	}
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
@@ -66,13 +95,25 @@ func (h *Hasher) Hash(password string) (string, error) {
 // Verify reports whether password matches the encoded hash, comparing in
 // constant time. If it matches and the hash was made with other parameters
 // than h.Params, rehash is true: the caller should store a fresh Hash.
-// A malformed hash is an error.
+// A malformed hash is an error. It waits for memory in the Hasher's Pool;
+// see VerifyContext.
 func (h *Hasher) Verify(encoded, password string) (ok, rehash bool, err error) {
+	return h.VerifyContext(context.Background(), encoded, password)
+}
+
+// VerifyContext is Verify, waiting for memory in the Hasher's Pool no
+// longer than ctx allows; it returns ErrBusy if it could not get any.
+func (h *Hasher) VerifyContext(ctx context.Context, encoded, password string) (ok, rehash bool, err error) {
 	p, salt, key, err := decodeHash(encoded)
 	if err != nil {
 		return false, false, err
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	var got []byte
+	if err := h.pool().run(ctx, p.Memory, func() {
+		got = argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	}); err != nil {
+		return false, false, err
+	}
 	if subtle.ConstantTimeCompare(got, key) != 1 {
 		return false, false, nil
 	}
@@ -80,10 +121,13 @@ func (h *Hasher) Verify(encoded, password string) (ok, rehash bool, err error) {
 }
 
 // burn spends the work of one Verify without a stored hash, so that an
-// unknown username takes as long as a wrong password.
-func (h *Hasher) burn(password string) {
+// unknown username takes as long as a wrong password. It waits in the
+// pool like Verify and returns its error.
+func (h *Hasher) burn(ctx context.Context, password string) error {
 	p := h.Params
-	argon2.IDKey([]byte(password), make([]byte, p.SaltLen), p.Time, p.Memory, p.Threads, p.KeyLen)
+	return h.pool().run(ctx, p.Memory, func() {
+		argon2.IDKey([]byte(password), make([]byte, p.SaltLen), p.Time, p.Memory, p.Threads, p.KeyLen)
+	})
 }
 
 func decodeHash(encoded string) (p Params, salt, key []byte, err error) {

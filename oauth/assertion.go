@@ -9,6 +9,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/internal/onetime"
 )
 
 const (
@@ -70,8 +71,8 @@ func (s *Server) authenticateClient(r *http.Request) (*phivault.Client, *oauthEr
 	if claims.ID == "" || len(claims.ID) > 256 {
 		return nil, errf("invalid_client", "The client_assertion needs a jti.")
 	}
-	if !s.firstUse(c.ID, claims.ID, claims.Expiry.Time()) {
-		return nil, errf("invalid_client", "The client_assertion was already used (jti).")
+	if err := s.firstUse(c.ID, claims.ID, claims.Expiry.Time()); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -102,9 +103,25 @@ func verifyWithJWKS(tok *jwt.JSONWebToken, jwks []byte, claims *jwt.Claims) bool
 	return false
 }
 
-// firstUse records the assertion id jti of client until exp and reports
-// whether it was new. When the cache is full of live assertions it
-// refuses rather than forgets.
-func (s *Server) firstUse(client, jti string, exp time.Time) bool {
-	return s.jtis.Put(client+"\x00"+jti, struct{}{}, exp, s.opts.Now())
+// firstUse records the assertion id jti of client until exp, and returns
+// an error if it was seen before or if client's own cache is full of live
+// assertions: it refuses rather than forgets. Each client has its own
+// cache, made once its assertion verified, so only registered clients
+// create one and a flood by one client leaves the others unaffected.
+func (s *Server) firstUse(client, jti string, exp time.Time) *oauthError {
+	now := s.opts.Now()
+	s.mu.Lock()
+	seen := s.jtis[client]
+	if seen == nil {
+		seen = onetime.New[struct{}](s.opts.MaxAssertionsPerClient)
+		s.jtis[client] = seen
+	}
+	s.mu.Unlock()
+	if seen.Put(jti, struct{}{}, exp, now) {
+		return nil
+	}
+	if _, replay := seen.Get(jti, now); replay {
+		return errf("invalid_client", "The client_assertion was already used (jti).")
+	}
+	return errf("slow_down", "This client has too many unexpired assertions; wait for them to expire.")
 }

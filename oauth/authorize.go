@@ -15,8 +15,10 @@ import (
 )
 
 // pending is an authorization request waiting for the person to log in.
+// It lives sealed in the login page (token); see pending.go.
 type pending struct {
-	id          string
+	id          string // random, names the CSRF cookie and the loginState
+	token       string // the sealed form, carried by the login page
 	clientID    string
 	clientName  string
 	redirectURI string
@@ -24,7 +26,7 @@ type pending struct {
 	challenge   string // PKCE S256 code challenge
 	scopes      []smart.Scope
 	csrf        string
-	attempts    int // failed logins so far, guarded by Server.mu
+	expires     time.Time
 }
 
 //go:embed login.html
@@ -99,47 +101,29 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		clientID: c.ID, clientName: c.Name, redirectURI: redirect, state: state,
 		challenge: challenge, scopes: scopes,
 	}
-	if err := s.addPending(p); err != nil {
-		writePage(w, http.StatusServiceUnavailable, "The sign-in service is busy. Try again later.")
+	if err := s.sealPending(p); err != nil {
+		s.opts.Logger.Error("oauth: authorize: seal", "error", err.Error())
+		writePage(w, http.StatusServiceUnavailable, "The sign-in service is unavailable. Try again later.")
 		return
 	}
 	s.setCSRFCookie(w, r, p)
 	s.renderLogin(w, http.StatusOK, p, "")
 }
 
-// addPending stores p under a new random id with a new CSRF token.
-func (s *Server) addPending(p *pending) error {
-	var err error
-	if p.id, err = newID(s.opts.Rand); err != nil {
-		return err
-	}
-	if p.csrf, err = newID(s.opts.Rand); err != nil {
-		return err
-	}
-	now := s.opts.Now()
-	if !s.pending.Put(p.id, p, now.Add(s.opts.PendingTTL), now) {
-		return errf("temporarily_unavailable", "too many pending authorizations")
-	}
-	return nil
-}
-
-// Pending reports whether id names a pending authorization that a login
+// Pending reports whether token is a pending authorization that a login
 // may still complete. Passkey and federated login handlers call it before
-// starting their own ceremony, and pass the same id to Complete.
-func (s *Server) Pending(id string) bool {
-	_, ok := s.pending.Get(id, s.opts.Now())
-	return ok
+// starting their own ceremony, and pass the same token to Complete.
+func (s *Server) Pending(token string) bool {
+	return s.openPending(token) != nil
 }
 
-// lookupPending returns the live pending authorization id, or nil.
-func (s *Server) lookupPending(id string) *pending {
-	p, _ := s.pending.Get(id, s.opts.Now())
-	return p
-}
-
-// takePending removes and returns the live pending authorization id, or nil.
-func (s *Server) takePending(id string) *pending {
-	p, _ := s.pending.Take(id, s.opts.Now())
+// takePending returns the live pending authorization token and marks it
+// used up, or returns nil.
+func (s *Server) takePending(token string) *pending {
+	p := s.openPending(token)
+	if p == nil || !s.spend(p) {
+		return nil
+	}
 	return p
 }
 
@@ -179,7 +163,7 @@ func checkCSRF(r *http.Request, p *pending) bool {
 
 // renderLogin shows the login form for p.
 func (s *Server) renderLogin(w http.ResponseWriter, status int, p *pending, msg string) {
-	page := loginPage{Client: p.clientName, Error: msg, Pending: p.id, CSRF: p.csrf, Passkeys: s.opts.Passkeys, Federated: s.opts.Federated}
+	page := loginPage{Client: p.clientName, Error: msg, Pending: p.token, CSRF: p.csrf, Passkeys: s.opts.Passkeys, Federated: s.opts.Federated}
 	for _, sc := range p.scopes {
 		page.Scopes = append(page.Scopes, sc.String())
 	}

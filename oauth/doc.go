@@ -15,4 +15,10 @@
 // revocation that takes effect on the next request. It implements
 // api.Authenticator and phivault.SessionRevoker. Sessions live in memory
 // only; see docs/identity.md.
+//
+// Anonymous callers cannot exhaust the sign-in: a pending authorization
+// travels sealed (XChaCha20-Poly1305) in the login page rather than in a server
+// table, the sign-in and token endpoints are limited per source address
+// ([Limiter]), and each backend client has its own bounded jti replay
+// cache.
 package oauth

@@ -26,6 +26,8 @@ func (e *oauthError) status() int {
 		return http.StatusUnauthorized
 	case "temporarily_unavailable":
 		return http.StatusServiceUnavailable
+	case "slow_down":
+		return http.StatusTooManyRequests
 	case "server_error":
 		return http.StatusInternalServerError
 	}
@@ -40,7 +42,7 @@ func (e *oauthError) auditOutcome() string {
 		return phivault.EUNAUTHORIZED
 	case "unauthorized_client", "access_denied":
 		return phivault.EFORBIDDEN
-	case "temporarily_unavailable":
+	case "temporarily_unavailable", "slow_down":
 		return phivault.EUNAVAILABLE
 	case "server_error":
 		return phivault.EINTERNAL

@@ -4,10 +4,15 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/phivault/phivault"
 )
+
+// busyRetryAfter is the Retry-After, in seconds, of a login refused
+// because the password hashing pool is full.
+const busyRetryAfter = 5
 
 // authCode is an issued authorization code, stored by hash.
 type authCode struct {
@@ -30,7 +35,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusBadRequest, "The sign-in form could not be read.")
 		return
 	}
-	p := s.lookupPending(r.PostFormValue("pending"))
+	p := s.openPending(r.PostFormValue("pending"))
 	if p == nil {
 		writePage(w, http.StatusBadRequest, "This sign-in request has expired or is unknown. Start again from the app.")
 		return
@@ -45,6 +50,14 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		code := phivault.ErrorCode(err)
+		if code == phivault.EUNAVAILABLE {
+			// The password hashing pool is full (identity.ErrBusy): the
+			// credentials were not checked and the attempt is not counted.
+			_ = s.audit(r, phivault.ActionLogin, "", p.clientID, code, "deny: sign-in busy")
+			w.Header().Set("Retry-After", strconv.Itoa(busyRetryAfter))
+			writePage(w, http.StatusServiceUnavailable, phivault.ErrorMessage(err))
+			return
+		}
 		if code != phivault.EUNAUTHORIZED && code != phivault.EFORBIDDEN {
 			s.opts.Logger.Error("oauth: login", "error", err.Error())
 			writePage(w, http.StatusServiceUnavailable, "The sign-in service is unavailable. Try again later.")
@@ -70,20 +83,23 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, http.StatusUnauthorized, p, phivault.ErrorMessage(err))
 		return
 	}
-	s.Complete(w, r, p.id, &phivault.Authentication{Account: acc, Time: s.opts.Now(), Methods: []string{"pwd", "otp"}})
+	s.Complete(w, r, p.token, &phivault.Authentication{Account: acc, Time: s.opts.Now(), Methods: []string{"pwd", "otp"}})
 }
 
 // countFailure records a failed login on p and reports whether p is used
-// up, in which case it is dropped.
+// up, in which case its token no longer opens.
 func (s *Server) countFailure(p *pending) bool {
 	s.mu.Lock()
-	p.attempts++
-	spent := p.attempts >= maxLoginAttempts
-	s.mu.Unlock()
-	if spent {
-		s.pending.Delete(p.id)
+	defer s.mu.Unlock()
+	st := s.loginStateLocked(p)
+	if st == nil {
+		return false // table full; the account's own lockout still counts
 	}
-	return spent
+	st.attempts++
+	if st.attempts >= maxLoginAttempts {
+		st.spent = true
+	}
+	return st.spent
 }
 
 // redirectError sends the browser back to p's app with an error.
@@ -91,7 +107,7 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, p *pendin
 	http.Redirect(w, r, withParams(p.redirectURI, "error", code, "error_description", desc, "state", p.state, "iss", s.issuer(r)), http.StatusSeeOther)
 }
 
-// Complete finishes the pending authorization pendingID for a person who
+// Complete finishes the pending authorization pendingToken for a person who
 // logged in as a, by any method: it records the login in the audit log,
 // issues a single-use authorization code (valid CodeTTL, bound to the
 // client, redirect URI, PKCE challenge, principal and granted scopes) and
@@ -101,9 +117,9 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, p *pendin
 // ceremony succeeded; they record their own failures, Complete records the
 // success. It refuses, redirecting with access_denied, an Authentication
 // with fewer than two distinct methods (no MFA) or an account that is not
-// active; an unknown or expired pendingID gets a plain error page.
-func (s *Server) Complete(w http.ResponseWriter, r *http.Request, pendingID string, a *phivault.Authentication) {
-	p := s.takePending(pendingID)
+// active; an unknown, expired or used-up pendingToken gets a plain error page.
+func (s *Server) Complete(w http.ResponseWriter, r *http.Request, pendingToken string, a *phivault.Authentication) {
+	p := s.takePending(pendingToken)
 	if p == nil {
 		writePage(w, http.StatusBadRequest, "This sign-in request has expired or is unknown. Start again from the app.")
 		return

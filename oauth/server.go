@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -19,12 +20,17 @@ import (
 const (
 	DefaultCodeTTL    = 60 * time.Second // an authorization code must be redeemed this fast
 	DefaultPendingTTL = 10 * time.Minute // a login page must be completed this fast
+	// DefaultMaxAssertionsPerClient bounds each backend client's replay
+	// cache of assertion ids (jti): 10,000 within an assertion's at most
+	// five minutes is over 30 token requests a second.
+	DefaultMaxAssertionsPerClient = 10000
 
 	// maxAssertionTTL bounds how far ahead a client assertion's exp may be.
 	maxAssertionTTL = 5 * time.Minute
-	// maxPending bounds the pending authorizations and the replay cache,
-	// which unauthenticated callers can fill.
-	maxPending = 10000
+	// maxLoginStates bounds the pending authorizations the server keeps
+	// state for: those for which credentials were submitted (see
+	// pending.go). Authorize requests alone store nothing.
+	maxLoginStates = 100000
 	// maxLoginAttempts is how many failed logins one pending authorization
 	// allows before it is dropped.
 	maxLoginAttempts = 5
@@ -79,6 +85,23 @@ type Options struct {
 	CodeTTL    time.Duration // default DefaultCodeTTL
 	PendingTTL time.Duration // default DefaultPendingTTL
 
+	// PendingKey is the 32-byte XChaCha20-Poly1305 key that seals pending
+	// authorizations into the login page. Default: a random key made at
+	// New, so a restart ends the sign-ins in progress; nodes behind one
+	// load balancer without sticky sessions need to share one.
+	PendingKey []byte
+
+	// MaxAssertionsPerClient bounds each backend client's cache of
+	// unexpired assertion ids. A client that fills its own cache is
+	// refused (429 slow_down) until its assertions expire; other clients
+	// are not affected. Default DefaultMaxAssertionsPerClient.
+	MaxAssertionsPerClient int
+
+	// Limits are the per-source rate limits of the sign-in and token
+	// endpoints. Default: NewLimiter(DefaultLimitRate, DefaultLimitBurst,
+	// DefaultLimitSources) with this Now.
+	Limits *Limiter
+
 	// Passkeys adds a "Sign in with a passkey" link to the login page, to
 	// /oauth/passkey/login?pending=ID, which another handler serves.
 	Passkeys bool
@@ -106,10 +129,16 @@ type Server struct {
 	sessions *Sessions
 	mux      *http.ServeMux
 
-	pending *onetime.Store[*pending] // by id
-	jtis    *onetime.Store[struct{}] // client id + "\x00" + jti, until the assertion expires
+	pendingAEAD cipher.AEAD // seals pending authorizations; see pending.go
+	limits      *Limiter
 
-	mu    sync.Mutex // guards codes, nextCodeSweep and pending attempts
+	mu sync.Mutex // guards codes, nextCodeSweep, logins and jtis
+	// logins holds the state of pending authorizations for which
+	// credentials were submitted, by pending id; at most maxLoginStates.
+	logins map[string]*loginState
+	// jtis holds each backend client's assertion ids until they expire,
+	// by client id: one client's flood fills only its own cache.
+	jtis  map[string]*onetime.Store[struct{}]
 	codes map[tokenHash]*authCode
 	// nextCodeSweep is when used and expired codes are next dropped.
 	nextCodeSweep time.Time
@@ -128,16 +157,29 @@ func New(opts Options) (*Server, error) {
 	}
 	opts.CodeTTL = orDefault(opts.CodeTTL, DefaultCodeTTL)
 	opts.PendingTTL = orDefault(opts.PendingTTL, DefaultPendingTTL)
+	if opts.MaxAssertionsPerClient <= 0 {
+		opts.MaxAssertionsPerClient = DefaultMaxAssertionsPerClient
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
+	aead, err := newPendingAEAD(opts.PendingKey, opts.Rand)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		opts:     opts,
-		sessions: opts.Sessions,
-		pending:  onetime.New[*pending](maxPending),
-		codes:    make(map[tokenHash]*authCode),
-		jtis:     onetime.New[struct{}](maxPending),
+		opts:        opts,
+		sessions:    opts.Sessions,
+		pendingAEAD: aead,
+		limits:      opts.Limits,
+		codes:       make(map[tokenHash]*authCode),
+		logins:      make(map[string]*loginState),
+		jtis:        make(map[string]*onetime.Store[struct{}]),
+	}
+	if s.limits == nil {
+		s.limits = NewLimiter(DefaultLimitRate, DefaultLimitBurst, DefaultLimitSources)
+		s.limits.Now = opts.Now
 	}
 	if s.sessions == nil {
 		s.sessions = NewSessions()
@@ -161,11 +203,16 @@ func (s *Server) routes() {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /.well-known/smart-configuration", s.serveMetadata)
 	s.mux.HandleFunc("GET /fhir/.well-known/smart-configuration", s.serveMetadata)
-	s.mux.HandleFunc("GET /oauth/authorize", s.serveAuthorize)
-	s.mux.Handle("POST /oauth/login", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.serveLogin)))
-	s.mux.HandleFunc("POST /oauth/token", s.serveToken)
-	s.mux.HandleFunc("POST /oauth/revoke", s.serveRevoke)
+	s.mux.Handle("GET /oauth/authorize", s.Limit(http.HandlerFunc(s.serveAuthorize)))
+	s.mux.Handle("POST /oauth/login", s.Limit(http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.serveLogin))))
+	s.mux.Handle("POST /oauth/token", s.Limit(http.HandlerFunc(s.serveToken)))
+	s.mux.Handle("POST /oauth/revoke", s.Limit(http.HandlerFunc(s.serveRevoke)))
 }
+
+// Limit returns h limited by the server's per-source limits (Options.Limits),
+// which the server's own sign-in and token endpoints share: passkey and
+// federated sign-in handlers are mounted behind it.
+func (s *Server) Limit(h http.Handler) http.Handler { return s.limits.Limit(h) }
 
 // ServeHTTP serves the endpoints listed on Server.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

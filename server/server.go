@@ -1,7 +1,8 @@
 // Package server provides the HTTPS server of phivault with secure defaults:
 // TLS 1.3 preferred and TLS 1.2 only with ECDHE and AEAD suites, HTTP/2,
-// HSTS and other security headers on every response, and timeouts on every
-// phase of a request.
+// HSTS and other security headers on every response, timeouts on every
+// phase of a request, session ticket keys that rotate every 12 hours, and
+// /metrics only behind a bearer token.
 //
 // A certificate read from files is reloaded without a restart when the
 // files change (see Config.CertReloadInterval and Server.ReloadCertificate).
@@ -16,6 +17,8 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -39,6 +42,10 @@ const (
 	DefaultMaxHeaderBytes     = 64 << 10
 	DefaultShutdownTimeout    = 10 * time.Second
 	DefaultCertReloadInterval = time.Minute
+	// DefaultTicketKeyRotation is how long a TLS session ticket key
+	// encrypts new tickets; it is kept one more period to decrypt them, so
+	// no key lives longer than a day.
+	DefaultTicketKeyRotation = 12 * time.Hour
 )
 
 // Config configures a Server. Each zero field takes the default named in
@@ -80,12 +87,15 @@ type Config struct {
 	// listener given to Serve) is a loopback address.
 	Insecure bool
 
-	// FHIR serves /fhir and everything under it. Metrics, if set, serves
-	// GET /metrics. Health, if set, serves GET /healthz; by default
-	// /healthz answers 200 "ok".
-	FHIR    http.Handler
-	Metrics http.Handler
-	Health  http.Handler
+	// FHIR serves /fhir and everything under it. Health, if set, serves
+	// GET /healthz; by default /healthz answers 200 "ok".
+	FHIR   http.Handler
+	Health http.Handler
+	// Metrics, if set, serves GET /metrics to requests that present
+	// MetricsToken as a bearer token (compared in constant time); others
+	// get 401. Without a MetricsToken, /metrics is not served at all.
+	Metrics      http.Handler
+	MetricsToken string
 	// Routes maps further http.ServeMux patterns, such as "/oauth/" or
 	// "/scim/v2/", to their handlers: the sign-in and provisioning APIs
 	// that live outside /fhir.
@@ -106,8 +116,14 @@ type Config struct {
 	// nil, they are dropped.
 	Logger *slog.Logger
 
-	// Now is the clock for certificate reload checks and expiry. Default
-	// time.Now.
+	// TicketKeyRotation is how often the TLS session ticket key is
+	// replaced, on the Now clock; the previous key still decrypts tickets
+	// for one more period. Negative disables session tickets (every
+	// connection does a full handshake). Default DefaultTicketKeyRotation.
+	TicketKeyRotation time.Duration
+
+	// Now is the clock for certificate reload checks and expiry, and for
+	// session ticket key rotation. Default time.Now.
 	Now func() time.Time
 
 	// Rand is the source of request ids. Default crypto/rand.Reader.
@@ -155,6 +171,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.TicketKeyRotation == 0 {
+		cfg.TicketKeyRotation = DefaultTicketKeyRotation
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
@@ -340,8 +359,8 @@ func (s *Server) handler(clients *clientAuth) http.Handler {
 		mux.Handle("/fhir", s.cfg.FHIR)
 		mux.Handle("/fhir/", s.cfg.FHIR)
 	}
-	if s.cfg.Metrics != nil {
-		mux.Handle("GET /metrics", s.cfg.Metrics)
+	if s.cfg.Metrics != nil && s.cfg.MetricsToken != "" {
+		mux.Handle("GET /metrics", requireToken(s.cfg.MetricsToken, s.cfg.Metrics))
 	}
 	for pattern, h := range s.cfg.Routes {
 		mux.Handle(pattern, h)
@@ -370,8 +389,9 @@ func (s *Server) handler(clients *clientAuth) http.Handler {
 
 // tlsConfig returns the TLS settings: TLS 1.3 preferred (Go negotiates the
 // highest version both sides have), TLS 1.2 with ECDHE and AEAD only,
-// X25519MLKEM768, X25519 or P-256 key exchange, h2 with http/1.1, and, if
-// clients is not nil, optional client certificates.
+// X25519MLKEM768, X25519 or P-256 key exchange, h2 with http/1.1, session
+// ticket keys rotated every TicketKeyRotation, and, if clients is not nil,
+// optional client certificates.
 func (s *Server) tlsConfig(clients *clientAuth) (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -401,6 +421,14 @@ func (s *Server) tlsConfig(clients *clientAuth) (*tls.Config, error) {
 	default:
 		return nil, errors.New("server: no TLS certificate: set the certificate and key files (phivault init writes a self-signed pair), or Insecure for loopback-only development")
 	}
+	if s.cfg.TicketKeyRotation < 0 {
+		cfg.SessionTicketsDisabled = true
+	} else {
+		keys := &ticketKeys{period: s.cfg.TicketKeyRotation, now: s.cfg.Now, rand: s.cfg.Rand}
+		if err := keys.install(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if clients != nil {
 		// Optional, so browsers and bearer-token clients need none; a
 		// certificate that is presented must verify.
@@ -408,4 +436,21 @@ func (s *Server) tlsConfig(clients *clientAuth) (*tls.Config, error) {
 		cfg.ClientCAs = clients.pool
 	}
 	return cfg, nil
+}
+
+// requireToken returns h answering only requests whose Authorization
+// header is "Bearer token"; others get 401. The comparison is of SHA-256
+// digests in constant time, so neither content nor length leaks.
+func requireToken(token string, h http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault-metrics"`)
+			http.Error(w, "A metrics bearer token is required.", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

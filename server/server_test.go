@@ -19,6 +19,8 @@ import (
 
 var testNow = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 
+const testMetricsToken = "metrics-token-0123456789abcdef0123456789"
+
 // mustServer starts a TLS server on 127.0.0.1:0 with a self-signed
 // certificate and returns it with a pool that trusts it.
 func mustServer(tb testing.TB) (*server.Server, *x509.CertPool) {
@@ -42,6 +44,7 @@ func mustServer(tb testing.TB) (*server.Server, *x509.CertPool) {
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte("metrics"))
 		}),
+		MetricsToken: testMetricsToken,
 	})
 	if err := s.Open(context.Background()); err != nil {
 		tb.Fatal(err)
@@ -156,8 +159,8 @@ func TestServer_HTTP2AndHeaders(t *testing.T) {
 				t.Errorf("GET %s: %d %q", path, resp.StatusCode, body)
 			}
 		case "/metrics":
-			if string(body) != "metrics" {
-				t.Errorf("GET %s: body %q", path, body)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("GET %s without a token: %d, want 401", path, resp.StatusCode)
 			}
 		case "/nothing":
 			if resp.StatusCode != 404 {

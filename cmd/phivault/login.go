@@ -320,11 +320,12 @@ func (a *app) openLogins(srv *oauth.Server, login loginSite) error {
 	if a.routes == nil {
 		a.routes = make(map[string]http.Handler)
 	}
+	// They share the OAuth server's per-source limits.
 	if pk != nil {
-		a.routes["/oauth/passkey/"] = pk
+		a.routes["/oauth/passkey/"] = srv.Limit(pk)
 	}
 	if fed != nil {
-		a.routes["/oauth/federated/"] = fed
+		a.routes["/oauth/federated/"] = srv.Limit(fed)
 	}
 	return nil
 }

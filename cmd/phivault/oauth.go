@@ -30,11 +30,15 @@ var oauthRoutes = []string{
 // links to the passkeys and OpenID providers of login.
 func (a *app) openOAuth(login loginSite) (*oauth.Server, error) {
 	passkeys, federated := login.links() // see login.go
+	auth := identity.NewAuthenticator(a.accounts)
+	if a.hasher != nil {
+		auth.Hasher = a.hasher // one memory-bounded pool for every password hash
+	}
 	srv, err := oauth.New(oauth.Options{
 		BaseURL:   a.cfg.BaseURL,
 		Accounts:  a.accounts,
 		Clients:   a.db,
-		Login:     identity.NewAuthenticator(a.accounts),
+		Login:     auth,
 		Audit:     a.audit.log,
 		Logger:    a.logger,
 		Passkeys:  passkeys,

@@ -17,6 +17,7 @@ import (
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/identity"
 	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/oauth"
 	"github.com/phivault/phivault/scim"
@@ -44,6 +45,10 @@ Logs are JSON lines on stderr and carry ids only.
 Records live in the data folder's SQLite file, or in the PostgreSQL database
 the folder was made for by "phivault init" with a postgres:// URL: give the
 same URL again (PHIVAULT_STORE_FILE, PHIVAULT_STORE or -store).
+GET /metrics (Prometheus) is served only with a scrape token, from
+PHIVAULT_METRICS_TOKEN or PHIVAULT_METRICS_TOKEN_FILE (at least 32
+characters, e.g. "openssl rand -hex 32"); Prometheus sends it as a bearer
+token (authorization: credentials_file).
 
 Flags:
 `
@@ -64,6 +69,10 @@ type Config struct {
 	Login         LoginConfig // passkeys and OpenID providers; see login.go
 	Passphrase    string
 	Store         StoreConfig // SQLite in the data folder, or PostgreSQL; see store.go
+	// MetricsToken is the bearer token GET /metrics requires (at least
+	// minMetricsToken characters), from PHIVAULT_METRICS_TOKEN or
+	// PHIVAULT_METRICS_TOKEN_FILE. If "", /metrics is not served.
+	MetricsToken string
 
 	Policy PolicyConfig // Cedar policy directory; see policy.go
 }
@@ -78,6 +87,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("keyring", c.Keyring.Kind),
 		slog.String("client_ca", c.ClientCAFile),
 		slog.Any("store", c.Store),
+		slog.Bool("metrics", c.MetricsToken != ""),
 	)
 }
 
@@ -117,6 +127,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if cfg.Passphrase, err = passphrase(*passFile); err != nil {
 		return err
 	}
+	if cfg.MetricsToken, err = metricsToken(); err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
 	a, err := openApp(ctx, cfg, logger)
 	if err != nil {
@@ -147,6 +160,23 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 }
 
+// minMetricsToken is the shortest metrics scrape token accepted.
+const minMetricsToken = 32
+
+// metricsToken reads the /metrics scrape token from PHIVAULT_METRICS_TOKEN
+// or PHIVAULT_METRICS_TOKEN_FILE; "" if neither is set.
+func metricsToken() (string, error) {
+	tok, err := secretFromEnv("PHIVAULT_METRICS_TOKEN")
+	if err != nil {
+		return "", err
+	}
+	if tok != "" && len(tok) < minMetricsToken {
+		return "", errorWithHint(fmt.Sprintf("the metrics token is shorter than %d characters", minMetricsToken),
+			"openssl rand -hex 32 > metrics-token; PHIVAULT_METRICS_TOKEN_FILE=metrics-token phivault serve")
+	}
+	return tok, nil
+}
+
 // app is a running vault: store, keys, record service and HTTPS server.
 type app struct {
 	cfg     Config
@@ -169,6 +199,9 @@ type app struct {
 	server *server.Server
 	// access is the policy enforcement point; see policy.go.
 	access *accessState
+	// hasher hashes every password (sign-in, admin API, SCIM) in one
+	// memory-bounded pool of argon2id hashes.
+	hasher *identity.Hasher
 }
 
 // openApp opens the data folder and wires the request path. It does not
@@ -197,7 +230,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	sealer := seal.sealer
-	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry()}
+	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry(), hasher: identity.NewHasher()}
 	a.accounts = envelope.NewAccountStore(db, db, sealer)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
@@ -219,6 +252,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	adminOpts.Accounts, adminOpts.Clients, adminOpts.Audit = a.accounts, db, a.audit.log // users, clients, training
+	adminOpts.Hasher = a.hasher
 	// Passkeys and OpenID providers, read once; see login.go.
 	login, err := cfg.Login.resolve(cfg.BaseURL)
 	if err != nil {
@@ -250,7 +284,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	a.admin = admin.NewHandler(adminOpts)
 	// SCIM provisioning (scim package; token from "phivault users scim-token").
 	a.routes["/scim/v2/"] = withClient(scim.NewHandler(scim.Options{Authenticator: auditActor{scimAuthenticator{cfg.Data}},
-		Accounts: a.accounts, Audit: a.audit.log, Revoker: adminOpts.Revoker, BaseURL: scimBase(cfg.BaseURL), Logger: logger}))
+		Accounts: a.accounts, Audit: a.audit.log, Revoker: adminOpts.Revoker, BaseURL: scimBase(cfg.BaseURL), Logger: logger, Hasher: a.hasher}))
 	a.handler = api.NewHandler(a.records, api.Options{
 		BaseURL:       cfg.BaseURL,
 		Authenticator: bearer,
@@ -291,6 +325,7 @@ func (a *app) listen(ctx context.Context) error {
 		Routes:        a.routes,
 		Health:        a.seal.health(),
 		Metrics:       promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
+		MetricsToken:  a.cfg.MetricsToken, // "" leaves /metrics unserved
 		Logger:        a.logger,
 	})
 	return a.server.Open(ctx)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
@@ -38,10 +39,17 @@ Subcommands:
   set-training  set the security-training valid-until date (YYYY-MM-DD)
   enroll-totp   start TOTP enrollment (prints an otpauth:// URI), then
                 confirm it with -code from the authenticator app
+  changes       list changes admins asked for on their own accounts, which
+                wait for a second admin
+  approve       apply such a change (-change ID); not by the admin who asked
+  reject        drop such a change (-change ID)
   scim-token    make the bearer token of the identity provider's SCIM
                 client (/scim/v2/); works on the data folder (-data)
 
--user takes a username or an account id. Every subcommand but scim-token calls the
+A security-relevant change to your own account (roles, clearances,
+practitioner, department, organization, status, training, removing your
+TOTP) is not applied: it waits until another admin runs "phivault users
+approve". -user takes a username or an account id. Every subcommand but scim-token calls the
 running server's admin API (-url, -cacert) with the admin token from
 PHIVAULT_TOKEN or PHIVAULT_TOKEN_FILE.
 
@@ -55,7 +63,7 @@ func (c *usersCommand) Run(ctx context.Context, args []string) error {
 	return runSubcommand(ctx, c.stdout, c.stderr, "users", usersUsage, "phivault users list", args, subcommands{
 		"add": c.add, "list": c.list, "update": c.update, "suspend": c.suspend, "activate": c.activate,
 		"set-password": c.setPassword, "set-training": c.setTraining, "enroll-totp": c.enrollTOTP,
-		"scim-token": c.scimToken,
+		"scim-token": c.scimToken, "changes": c.changes, "approve": c.approve, "reject": c.reject,
 	})
 }
 
@@ -246,9 +254,12 @@ func (c *usersCommand) patchUser(ctx context.Context, cf *clientFlags, user stri
 	if err != nil {
 		return err
 	}
-	var u admin.User
+	var u userResult
 	if err := adminJSON(ctx, cf, http.MethodPatch, "/users/"+url.PathEscape(id), body, &u); err != nil {
 		return err
+	}
+	if c.awaitsApproval(u) {
+		return nil
 	}
 	fmt.Fprintf(c.stdout, "User %s (id %s) %s; status %s, roles %s.\n", u.Username, u.ID, done, u.Status, strings.Join(u.Roles, ",")+orNone(len(u.Roles)))
 	return nil
@@ -291,6 +302,73 @@ func (c *usersCommand) update(ctx context.Context, args []string) error {
 		return errorWithHint("nothing to change", "phivault users update -user NAME -role physician,nurse")
 	}
 	return c.patchUser(ctx, cf, *user, body, "updated")
+}
+
+// userResult is the answer to a change of an account: the account, or,
+// for a change to one's own account, the change that awaits approval.
+type userResult struct {
+	admin.User
+	Change *admin.PendingChange `json:"change"`
+}
+
+// awaitsApproval prints how to approve u's pending change, if it has one.
+func (c *usersCommand) awaitsApproval(u userResult) bool {
+	if u.Change == nil {
+		return false
+	}
+	fmt.Fprintf(c.stdout, "This changes your own account, so it was not applied: another admin must run\n  phivault users approve -change %s\nbefore %s.\n", u.Change.ID, u.Change.Expires)
+	return true
+}
+
+func (c *usersCommand) changes(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "changes", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var list struct{ Changes []admin.PendingChange }
+	if err := adminJSON(ctx, cf, http.MethodGet, "/changes", nil, &list); err != nil {
+		return err
+	}
+	if len(list.Changes) == 0 {
+		fmt.Fprintln(c.stdout, "No changes await approval.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANGE	ACCOUNT	KIND	REQUESTED	EXPIRES	DETAIL")
+	for _, ch := range list.Changes {
+		detail := "-"
+		if ch.Update != nil {
+			b, _ := json.Marshal(ch.Update)
+			detail = string(b)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.AccountID, ch.Kind, ch.Requested, ch.Expires, detail)
+	}
+	return tw.Flush()
+}
+
+func (c *usersCommand) approve(ctx context.Context, args []string) error {
+	return c.decide(ctx, "approve", args)
+}
+
+func (c *usersCommand) reject(ctx context.Context, args []string) error {
+	return c.decide(ctx, "reject", args)
+}
+
+// decide approves or rejects the pending change -change.
+func (c *usersCommand) decide(ctx context.Context, verb string, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", verb, "-change ID")
+	id := fs.String("change", "", "the change's id, from \"phivault users changes\" (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return errorWithHint("no -change", "phivault users changes")
+	}
+	if err := adminJSON(ctx, cf, http.MethodPost, "/changes/"+url.PathEscape(*id)+"/"+verb, nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Change %s %sd.\n", *id, verb)
+	return nil
 }
 
 func (c *usersCommand) suspend(ctx context.Context, args []string) error {
@@ -359,9 +437,12 @@ func (c *usersCommand) setTraining(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var u admin.User
+	var u userResult
 	if err := adminJSON(ctx, cf, http.MethodPut, "/users/"+url.PathEscape(id)+"/training", map[string]string{"valid_until": *until}, &u); err != nil {
 		return err
+	}
+	if c.awaitsApproval(u) {
+		return nil
 	}
 	fmt.Fprintf(c.stdout, "User %s (id %s): security training valid until %s.\n", u.Username, u.ID, dash(u.TrainingValidUntil))
 	return nil

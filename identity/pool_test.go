@@ -1,0 +1,110 @@
+package identity_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/identity"
+)
+
+// TestLogin_poolBounded runs 64 failed logins at once, half for unknown
+// usernames and half with a wrong password, through a pool with room for
+// two hashes: the hashes never hold more than the pool's memory budget,
+// and every login still gets its answer.
+func TestLogin_poolBounded(t *testing.T) {
+	f := newFixture(t)
+	const memory = 4 * 1024 // KiB
+	pool := identity.NewPool(2 * memory)
+	pool.Wait = -1 // wait as long as it takes: this test is not about timeouts
+	var peak, started atomic.Int64
+	pool.Started = func(inUse int64) {
+		started.Add(1)
+		for {
+			p := peak.Load()
+			if inUse <= p || peak.CompareAndSwap(p, inUse) {
+				return
+			}
+		}
+	}
+	f.auth.Hasher = &identity.Hasher{Params: identity.Params{Memory: memory, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, Pool: pool}
+	f.auth.LockAfter = 1000
+
+	const logins = 64
+	var wg sync.WaitGroup
+	errs := make(chan error, logins)
+	for i := range logins {
+		wg.Go(func() {
+			user := "jdoe"
+			if i%2 == 0 {
+				user = fmt.Sprintf("nobody-%d", i)
+			}
+			_, err := f.auth.Login(t.Context(), user, "wrong-password-1234", "000000")
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, identity.ErrInvalidCredentials) {
+			t.Errorf("Login = %v, want ErrInvalidCredentials", err)
+		}
+	}
+	if got := started.Load(); got != logins {
+		t.Errorf("%d hashes ran, want %d (one per login)", got, logins)
+	}
+	if got := peak.Load(); got > pool.Budget() {
+		t.Errorf("hashes held %d KiB at once, over the pool's budget of %d KiB (%d hashes)", got, pool.Budget(), got/memory)
+	}
+}
+
+// TestLogin_poolBusy checks that a login that cannot get memory in time
+// gets ErrBusy (503-like), is not counted as a failure, and that waiting
+// respects the caller's context.
+func TestLogin_poolBusy(t *testing.T) {
+	f := newFixture(t)
+	pool := identity.NewPool(64)
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	var first sync.Once
+	pool.Started = func(int64) {
+		first.Do(func() {
+			close(holding)
+			<-release
+		})
+	}
+	f.auth.Hasher = &identity.Hasher{Params: testHasher().Params, Pool: pool}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.auth.Login(context.Background(), "jdoe", testPassword, f.code(t))
+		done <- err
+	}()
+	<-holding // the pool is full until release
+
+	pool.Wait = time.Nanosecond
+	if _, err := f.auth.Login(t.Context(), "jdoe", "wrong-password-1234", "000000"); !errors.Is(err, identity.ErrBusy) || phivault.ErrorCode(err) != phivault.EUNAVAILABLE {
+		t.Errorf("Login with a full pool = %v, want ErrBusy (unavailable)", err)
+	}
+	pool.Wait = -1
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := f.auth.Login(ctx, "nobody", "wrong-password-1234", "000000"); !errors.Is(err, identity.ErrBusy) {
+		t.Errorf("Login with an ended context = %v, want ErrBusy", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("the login holding the pool = %v, want success", err)
+	}
+	acc, err := f.store.AccountByID(t.Context(), f.acc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc.FailedLogins != 0 {
+		t.Errorf("FailedLogins = %d, want 0: busy answers are not failures", acc.FailedLogins)
+	}
+}

@@ -1,0 +1,245 @@
+package oauth_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/oauth2"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/identity"
+	"github.com/phivault/phivault/oauth"
+)
+
+// backend is a registered backend client and its key.
+type backend struct {
+	e   *env
+	id  string
+	key *ecdsa.PrivateKey
+}
+
+// addBackend registers another active backend client id.
+func (e *env) addBackend(t *testing.T, id string) *backend {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &phivault.Client{ID: id, Name: id, Kind: phivault.ClientBackend, JWKS: jwks(t, "k1", &key.PublicKey, ""),
+		Scopes: []string{"system/Patient.rs"}, Status: phivault.AccountActive, Created: t0}
+	if err := e.db.CreateClient(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	return &backend{e: e, id: id, key: key}
+}
+
+// assertion returns a fresh valid assertion of b.
+func (b *backend) assertion(t *testing.T) string {
+	c := b.e.claims()
+	c.Issuer, c.Subject = b.id, b.id
+	return assertion(t, b.key, jose.ES384, "k1", jwt.Claims(c))
+}
+
+// TestAuthorize_flood sends floodRequests (20,000) anonymous authorize
+// requests, each from its own address so that no rate limit stops them,
+// and then signs in: the requests store nothing, so they crowd out no one.
+func TestAuthorize_flood(t *testing.T) {
+	e := newEnv(t)
+	authURL := e.config("user/*.rs").AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("aud", e.base))
+	for i := range floodRequests {
+		req := httptest.NewRequest("GET", authURL, nil)
+		req.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:40000", i>>16&255, i>>8&255, i&255)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("authorize request %d = %d, want 200", i, rec.Code)
+		}
+	}
+	if tok := e.login("drhouse", "user/*.rs"); tok.AccessToken == "" {
+		t.Fatal("no access token after the flood")
+	}
+}
+
+// TestAuthorize_tamperedPending checks that the sealed pending
+// authorization cannot be altered or forged.
+func TestAuthorize_tamperedPending(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	pending, csrf := e.loginPage(b, e.config("user/*.rs").AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("aud", e.base)))
+	flipped := []byte(pending)
+	if flipped[40] == 'A' {
+		flipped[40] = 'B'
+	} else {
+		flipped[40] = 'A'
+	}
+	for _, p := range []string{string(flipped), pending[:len(pending)-4], "", "not-a-token"} {
+		if e.srv.Pending(p) {
+			t.Errorf("Pending(%.20q...) = true for a forged token", p)
+		}
+		if res := e.submit(b, p, csrf, "drhouse", testPassword, e.totp()); res.StatusCode != http.StatusBadRequest {
+			t.Errorf("login with a forged pending = %d, want 400", res.StatusCode)
+		}
+	}
+	// Expired after PendingTTL.
+	e.clock.Advance(oauth.DefaultPendingTTL)
+	if e.srv.Pending(pending) {
+		t.Error("Pending = true after PendingTTL")
+	}
+}
+
+// TestLogin_completedOnce checks that a pending authorization completes
+// once: the same login form cannot be replayed for a second code.
+func TestLogin_completedOnce(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	pending, csrf := e.loginPage(b, e.config("user/*.rs").AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("aud", e.base)))
+	if res := e.submit(b, pending, csrf, "drhouse", testPassword, e.totp()); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login = %d, want 303", res.StatusCode)
+	}
+	if e.srv.Pending(pending) {
+		t.Error("Pending = true after completion")
+	}
+	if res := e.submit(b, pending, csrf, "drhouse", testPassword, e.totp()); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("second login with the same pending = %d, want 400", res.StatusCode)
+	}
+}
+
+// TestLimit_perSource floods the token endpoint from one address: it gets
+// 429 with Retry-After and an OAuth error, while another address is served.
+func TestLimit_perSource(t *testing.T) {
+	e := newEnv(t)
+	post := func(source string) *httptest.ResponseRecorder {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"}, "client_id": {e.public.ID}}
+		req := httptest.NewRequest("POST", e.ts.URL+"/oauth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = source + ":5000"
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		return rec
+	}
+	var limited *httptest.ResponseRecorder
+	for i := range oauth.DefaultLimitBurst + 10 {
+		if rec := post("192.0.2.7"); rec.Code == http.StatusTooManyRequests {
+			limited = rec
+			if i < oauth.DefaultLimitBurst {
+				t.Fatalf("limited after %d requests, want at least the burst %d", i, oauth.DefaultLimitBurst)
+			}
+			break
+		}
+	}
+	if limited == nil {
+		t.Fatalf("%d requests from one address were never limited", oauth.DefaultLimitBurst+10)
+	}
+	if ra, err := strconv.Atoi(limited.Header().Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After %q, want whole seconds", limited.Header().Get("Retry-After"))
+	}
+	var body map[string]string
+	if err := json.Unmarshal(limited.Body.Bytes(), &body); err != nil || body["error"] != "slow_down" {
+		t.Errorf("429 body %q, want an OAuth error slow_down", limited.Body)
+	}
+	if rec := post("192.0.2.8"); rec.Code == http.StatusTooManyRequests {
+		t.Error("another address was limited too")
+	}
+	// The bucket refills with time.
+	e.clock.Advance(time.Minute)
+	if rec := post("192.0.2.7"); rec.Code == http.StatusTooManyRequests {
+		t.Error("still limited a minute later")
+	}
+}
+
+func TestLimiter_bounded(t *testing.T) {
+	l := oauth.NewLimiter(1, 2, 100)
+	now := t0
+	l.Now = func() time.Time { return now }
+	for i := range 1000 {
+		if ok, _ := l.Allow(fmt.Sprintf("10.0.%d.%d", i>>8, i&255)); !ok {
+			t.Fatalf("new source %d refused", i)
+		}
+	}
+	if l.Len() != 100 {
+		t.Errorf("Len = %d after 1000 sources, want the bound 100", l.Len())
+	}
+	// IPv6 sources share their /64.
+	l.Allow("2001:db8::1")
+	l.Allow("2001:db8::2")
+	if ok, wait := l.Allow("2001:db8::3"); ok || wait <= 0 {
+		t.Errorf("third request from one /64 = %v, %v; want refused with a wait", ok, wait)
+	}
+	if ok, _ := l.Allow("2001:db8:0:1::1"); !ok {
+		t.Error("another /64 was refused")
+	}
+}
+
+// TestBackend_jtiPerClient fills one backend client's replay cache: that
+// client is refused, another client still gets tokens, and a replay is
+// still refused.
+func TestBackend_jtiPerClient(t *testing.T) {
+	e := newEnv(t, func(o *oauth.Options) { o.MaxAssertionsPerClient = 20 })
+	other := e.addBackend(t, "lab-2")
+	var first string
+	for i := range 20 {
+		a := assertion(t, e.key, jose.ES384, "k1", e.claims())
+		if i == 0 {
+			first = a
+		}
+		if status, m := e.post("/oauth/token", backendForm(a, "system/Patient.rs")); status != 200 {
+			t.Fatalf("assertion %d = %d %v, want 200", i, status, m)
+		}
+	}
+	status, m := e.post("/oauth/token", backendForm(assertion(t, e.key, jose.ES384, "k1", e.claims()), "system/Patient.rs"))
+	wantError(t, status, m, http.StatusTooManyRequests, "slow_down")
+	status, m = e.post("/oauth/token", backendForm(first, "system/Patient.rs"))
+	wantError(t, status, m, http.StatusUnauthorized, "invalid_client")
+	if status, m := e.post("/oauth/token", backendForm(other.assertion(t), "system/Patient.rs")); status != 200 {
+		t.Fatalf("the other client = %d %v, want 200", status, m)
+	}
+	// Once its assertions expire the flooding client is served again.
+	e.clock.Advance(5 * time.Minute)
+	if status, m := e.post("/oauth/token", backendForm(assertion(t, e.key, jose.ES384, "k1", e.claims()), "system/Patient.rs")); status != 200 {
+		t.Fatalf("after expiry = %d %v, want 200", status, m)
+	}
+}
+
+// TestLogin_busy fills the password hashing pool: a login then gets 503
+// with Retry-After, is audited, and does not count as a failed attempt.
+func TestLogin_busy(t *testing.T) {
+	e := newEnv(t)
+	pool := identity.NewPool(64)
+	holding, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	pool.Started = func(int64) { first.Do(func() { close(holding); <-release }) }
+	e.auth.Hasher = &identity.Hasher{Params: e.auth.Hasher.Params, Pool: pool}
+	done := make(chan struct{})
+	go func() { e.auth.Hasher.Hash("hold the pool"); close(done) }()
+	<-holding
+	pool.Wait = time.Nanosecond
+
+	b := e.browser()
+	pending, csrf := e.loginPage(b, e.config("user/*.rs").AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("aud", e.base)))
+	res := e.submit(b, pending, csrf, "drhouse", testPassword, e.totp())
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Errorf("login with a full pool = %d Retry-After %q, want 503 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	if got := e.audit.last(t, phivault.ActionLogin); got.Outcome != phivault.EUNAVAILABLE {
+		t.Errorf("audit outcome %q, want %q", got.Outcome, phivault.EUNAVAILABLE)
+	}
+	close(release)
+	<-done
+	pool.Wait = -1
+	if res := e.submit(b, pending, csrf, "drhouse", testPassword, e.totp()); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("login once the pool is free = %d, want 303", res.StatusCode)
+	}
+}
