@@ -3,6 +3,7 @@ package access_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -160,4 +161,52 @@ func BenchmarkPatientSearch(b *testing.B) {
 	b.ReportMetric(float64(own.Microseconds())/n, "own-µs/search")
 	b.ReportMetric(float64(others.Microseconds())/n, "others-µs/search")
 	b.ReportMetric(float64(others)/float64(own), "ratio")
+}
+
+// BenchmarkSearch runs the two equality searches of the performance
+// figures (Patient?identifier=… and Observation?patient=…&code=…) through
+// access and vault as a physician on each patient's care team (SMART
+// user/*.rs, default policies), and reports µs per search.
+func BenchmarkSearch(b *testing.B) {
+	h := mustHospital(b, 10)
+	type call struct {
+		ctx context.Context
+		q   *phivault.Query
+	}
+	var ident, obs []call
+	for _, p := range h.patients {
+		doc := staff("u-doc-"+p, h.doctor[p], "physician")
+		doc.SMART, doc.Scopes = true, []string{"openid", "fhirUser", "user/*.rs"}
+		ctx, _ := as(doc)
+		pat, err := h.v.Read(context.Background(), "Patient", p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var body struct {
+			Identifier []struct{ System, Value string }
+		}
+		json.Unmarshal(pat.Body, &body)
+		ident = append(ident, call{ctx, &phivault.Query{Type: "Patient", Params: []phivault.QueryParam{
+			{Name: "identifier", Values: []string{body.Identifier[0].System + "|" + body.Identifier[0].Value}}}}})
+		var o struct {
+			Code struct{ Coding []struct{ System, Code string } }
+		}
+		json.Unmarshal(h.obs[p][0].Body, &o)
+		obs = append(obs, call{ctx, &phivault.Query{Type: "Observation", Params: []phivault.QueryParam{
+			{Name: "patient", Values: []string{p}},
+			{Name: "code", Values: []string{o.Code.Coding[0].System + "|" + o.Code.Coding[0].Code}}}}})
+	}
+	for _, bc := range []struct {
+		name  string
+		calls []call
+	}{{"identifier", ident}, {"observation-patient-code", obs}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				c := bc.calls[i%len(bc.calls)]
+				if res, err := h.rs.Search(c.ctx, c.q); err != nil || res.Total == 0 {
+					b.Fatalf("search = %+v, %v", res, err)
+				}
+			}
+		})
+	}
 }
