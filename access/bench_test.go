@@ -189,7 +189,9 @@ func BenchmarkSearch(b *testing.B) {
 		ident = append(ident, call{ctx, &phivault.Query{Type: "Patient", Params: []phivault.QueryParam{
 			{Name: "identifier", Values: []string{body.Identifier[0].System + "|" + body.Identifier[0].Value}}}}})
 		var o struct {
-			Code struct{ Coding []struct{ System, Code string } }
+			Code struct {
+				Coding []struct{ System, Code string }
+			}
 		}
 		json.Unmarshal(h.obs[p][0].Body, &o)
 		obs = append(obs, call{ctx, &phivault.Query{Type: "Observation", Params: []phivault.QueryParam{
