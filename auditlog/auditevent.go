@@ -15,7 +15,9 @@ import (
 // so that the trail can be read by patient, actor, action and time without
 // scanning it. The index is derived from the entries: it is filled after
 // the fact (see [CatchUpIndex]) and never trusted for content, since the
-// views decode the entries themselves and check them again.
+// views decode the entries themselves and check them again. The tree does
+// not cover it, so a row deleted would hide an access: [VerifyIndex]
+// rebuilds the index from the entries and reports any difference.
 type IndexStorage interface {
 	Storage
 	// AuditIndexSize returns the number of entries indexed: one more than
@@ -28,6 +30,9 @@ type IndexStorage interface {
 	// match q, at most q.Limit of them after skipping q.Offset, and the
 	// number of matching entries in all.
 	SearchAudit(ctx context.Context, q Query) (indexes []int64, total int64, err error)
+	// ReadAuditIndex returns the rows indexing the entries with indexes in
+	// [start, end), in any order, for VerifyIndex.
+	ReadAuditIndex(ctx context.Context, start, end int64) ([]IndexRow, error)
 }
 
 // IndexRow is one row of the audit index: an entry and one patient whose

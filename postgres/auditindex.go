@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/auditlog"
 )
@@ -99,4 +100,30 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 		return nil, 0, fmt.Errorf("postgres: search audit index: %v", ctxErr(ctx, err))
 	}
 	return out, total, nil
+}
+
+// ReadAuditIndex returns the index rows of the entries with indexes in
+// [start, end).
+func (db *DB) ReadAuditIndex(ctx context.Context, start, end int64) ([]auditlog.IndexRow, error) {
+	rows, err := db.pool.Query(ctx, `SELECT idx, patient, actor, action, time FROM audit_index WHERE idx >= $1 AND idx < $2 ORDER BY idx, patient`, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read audit index: %v", ctxErr(ctx, err))
+	}
+	defer rows.Close()
+	var out []auditlog.IndexRow
+	for rows.Next() {
+		var (
+			r  auditlog.IndexRow
+			ns int64
+		)
+		if err := rows.Scan(&r.Index, &r.Patient, &r.Actor, &r.Action, &ns); err != nil {
+			return nil, fmt.Errorf("postgres: read audit index: %v", err)
+		}
+		r.Time = time.Unix(0, ns).UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read audit index: %v", ctxErr(ctx, err))
+	}
+	return out, nil
 }

@@ -1,12 +1,32 @@
 package postgres_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/internal/storetest"
 )
 
 func TestAuditIndex(t *testing.T) {
 	storetest.RunAuditIndex(t, func(t *testing.T) auditlog.IndexStorage { return MustOpen(t) })
+}
+
+// TestAuditIndex_tamper deletes and alters audit index rows directly in
+// PostgreSQL and checks that auditlog.VerifyIndex reports each change.
+func TestAuditIndex_tamper(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	conn, err := pgx.Connect(ctx, testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	table := pgx.Identifier{db.Schema, "audit_index"}.Sanitize()
+	storetest.RunAuditIndexTamper(t, db, func(q string) error {
+		_, err := conn.Exec(ctx, strings.ReplaceAll(q, "audit_index", table))
+		return err
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/auditlog"
 )
@@ -118,4 +119,30 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 		return nil, 0, fmt.Errorf("sqlite: search audit index: %v", err)
 	}
 	return out, total, nil
+}
+
+// ReadAuditIndex returns the index rows of the entries with indexes in
+// [start, end).
+func (db *DB) ReadAuditIndex(ctx context.Context, start, end int64) ([]auditlog.IndexRow, error) {
+	rows, err := db.audit.rdb.QueryContext(ctx, `SELECT idx, patient, actor, action, time FROM audit_index WHERE idx >= ? AND idx < ? ORDER BY idx, patient`, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read audit index: %v", err)
+	}
+	defer rows.Close()
+	var out []auditlog.IndexRow
+	for rows.Next() {
+		var (
+			r  auditlog.IndexRow
+			ns int64
+		)
+		if err := rows.Scan(&r.Index, &r.Patient, &r.Actor, &r.Action, &ns); err != nil {
+			return nil, fmt.Errorf("sqlite: read audit index: %v", err)
+		}
+		r.Time = time.Unix(0, ns).UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read audit index: %v", err)
+	}
+	return out, nil
 }
