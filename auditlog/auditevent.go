@@ -191,7 +191,7 @@ func ActionsForCode(code string) ([]string, error) {
 		phivault.ActionBundle, phivault.ActionShred, phivault.ActionKeyRotate,
 		phivault.ActionLogin, phivault.ActionTokenIssue, phivault.ActionTokenRevoke, phivault.ActionBreakGlass,
 		phivault.ActionReview, phivault.ActionAccountChange, phivault.ActionPolicyChange, phivault.ActionExport,
-		phivault.ActionKeyCompromised, phivault.ActionSeal, phivault.ActionUnseal,
+		phivault.ActionKeyCompromised, phivault.ActionSeal, phivault.ActionUnseal, phivault.ActionAuditRecover,
 	}
 	var out []string
 	for _, a := range all {

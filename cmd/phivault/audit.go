@@ -36,9 +36,26 @@ func (d dataDir) auditSignerKey() string   { return d.path("audit-signer.key") }
 func (d dataDir) auditVerifierKey() string { return d.path("audit-verifier.pub") }
 func (d dataDir) auditCheckpoints() string { return d.path("audit-checkpoints.log") }
 
+// auditWitnessRecord is the file in which init records the path of the
+// witness file outside the data folder (see AuditConfig.WitnessFile).
+func (d dataDir) auditWitnessRecord() string { return d.path("audit-witness-file") }
+
 // AuditConfig names the checkpoint witnesses outside the data folder; the
-// file witness audit-checkpoints.log is always on.
+// file witness audit-checkpoints.log is always on. The server refuses to
+// start without at least one witness outside the data folder: WitnessFile
+// (by default the one init recorded), Webhook or Syslog.
 type AuditConfig struct {
+	// WitnessFile is a file outside the data folder (another disk, a
+	// mount of another host) that receives every checkpoint, like
+	// audit-checkpoints.log, and that the server checks the log against
+	// at start. Default: the file named to init.
+	WitnessFile string
+	// Recover lets the server start although the log holds entries and no
+	// checkpoint of it can be found in any witness file (both deleted, or
+	// the outside one lost), which is what a cut log looks like. The start
+	// is recorded in the trail (action audit-recover).
+	Recover bool
+
 	Webhook  string // https URL that receives every checkpoint by POST
 	Syslog   string // host:port of a syslog server speaking TLS (RFC 5425)
 	SyslogCA string // PEM bundle of CAs for the syslog server (default: the system's)
@@ -49,12 +66,83 @@ type AuditConfig struct {
 }
 
 func (c *AuditConfig) register(fs *flag.FlagSet) {
+	registerWitnessFile(fs, &c.WitnessFile, "default: the file given to init; ")
+	fs.BoolVar(&c.Recover, "audit-recover", false, "start although the audit log holds entries and no checkpoint of it can be found in any witness file; only after an investigation (recorded in the trail)")
 	c.Webhook = os.Getenv("PHIVAULT_AUDIT_WEBHOOK")
 	fs.Var(secretFlag{&c.Webhook}, "audit-webhook", "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
 	fs.StringVar(&c.Syslog, "audit-syslog", os.Getenv("PHIVAULT_AUDIT_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to send every audit checkpoint to (env PHIVAULT_AUDIT_SYSLOG)")
 	fs.StringVar(&c.SyslogCA, "audit-syslog-ca", os.Getenv("PHIVAULT_AUDIT_SYSLOG_CA"), "PEM bundle of CAs for the audit syslog server (default: the system's; env PHIVAULT_AUDIT_SYSLOG_CA)")
 	fs.StringVar(&c.CEFSyslog, "audit-cef-syslog", os.Getenv("PHIVAULT_AUDIT_CEF_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to stream every new audit entry to as CEF (env PHIVAULT_AUDIT_CEF_SYSLOG)")
 	fs.StringVar(&c.CEFSyslogCA, "audit-cef-syslog-ca", os.Getenv("PHIVAULT_AUDIT_CEF_SYSLOG_CA"), "PEM bundle of CAs for the CEF syslog server (default: the system's; env PHIVAULT_AUDIT_CEF_SYSLOG_CA)")
+}
+
+// registerWitnessFile registers -audit-witness-file on fs, for serve, demo
+// and init.
+func registerWitnessFile(fs *flag.FlagSet, p *string, dflt string) {
+	fs.StringVar(p, "audit-witness-file", os.Getenv("PHIVAULT_AUDIT_WITNESS_FILE"),
+		"file outside the data folder (another disk or host) that receives every signed audit checkpoint and is checked at start ("+dflt+"env PHIVAULT_AUDIT_WITNESS_FILE)")
+}
+
+// outsideWitnessPath checks that path names a file outside the data folder
+// d and returns it made absolute.
+func outsideWitnessPath(d dataDir, path string) (string, error) {
+	hint := "-audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log (on another disk or host mount)"
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", errorWithHint(fmt.Sprintf("audit witness file %s: %v", path, err), hint)
+	}
+	dir, err := filepath.Abs(string(d))
+	if err != nil {
+		return "", err
+	}
+	if rel, err := filepath.Rel(dir, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", errorWithHint(fmt.Sprintf("the audit witness file %s is inside the data folder %s: whoever can change the folder could change it too", path, d), hint)
+	}
+	return abs, nil
+}
+
+// createWitnessFile makes the outside witness file path (and its folder)
+// for a new data folder d and records its path in d. It refuses a file
+// that already holds checkpoints: they belong to another vault.
+func createWitnessFile(d dataDir, path string) (string, error) {
+	abs, err := outsideWitnessPath(d, path)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return "", fmt.Errorf("create audit witness folder: %w", err)
+	}
+	f, err := os.OpenFile(abs, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create audit witness file: %w", err)
+	}
+	info, err := f.Stat()
+	f.Close()
+	if err != nil {
+		return "", fmt.Errorf("create audit witness file: %w", err)
+	}
+	if info.Size() > 0 {
+		return "", errorWithHint(fmt.Sprintf("the audit witness file %s already holds checkpoints (of another vault?)", abs), "name a new file with -audit-witness-file")
+	}
+	if err := writeFileAtomic(d.auditWitnessRecord(), []byte(abs+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("record audit witness file: %w", err)
+	}
+	return abs, nil
+}
+
+// witnessFile returns the outside witness file the server uses: c's, or the
+// one recorded in d by init, or "" if neither.
+func witnessFile(d dataDir, c AuditConfig) (string, error) {
+	if c.WitnessFile != "" {
+		return outsideWitnessPath(d, c.WitnessFile)
+	}
+	b, err := os.ReadFile(d.auditWitnessRecord())
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("read audit witness record: %w", err)
+	}
+	return outsideWitnessPath(d, strings.TrimSpace(string(b)))
 }
 
 // secretFlag is a string flag whose value, which may hold a secret (a
@@ -178,26 +266,70 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 	if err != nil {
 		return err
 	}
-	queues, err := a.remoteWitnesses(a.cfg.Audit)
+	c := a.cfg.Audit
+	outside, err := witnessFile(a.cfg.Data, c)
+	if err != nil {
+		return err
+	}
+	if outside == "" && c.Webhook == "" && c.Syslog == "" {
+		return errorWithHint("no audit witness outside the data folder is configured: a rewrite of the folder would go unnoticed",
+			"phivault serve -audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log (on another disk or host mount), or -audit-webhook or -audit-syslog")
+	}
+	queues, err := a.remoteWitnesses(c)
 	if err != nil {
 		return err
 	}
 	l := auditlog.New(a.db, signer.Name(), signer)
-	// The file witness is written before the queues are handed the
-	// checkpoint: it is what the next start checks the database against.
-	l.Witnesses = []auditlog.Witness{&auditlog.FileWitness{Path: a.cfg.Data.auditCheckpoints()}}
+	// The file witnesses are written before the queues are handed the
+	// checkpoint: they are what the next start checks the database against.
+	files := []string{a.cfg.Data.auditCheckpoints()}
+	if outside != "" {
+		files = append(files, outside)
+	}
+	for _, f := range files {
+		l.Witnesses = append(l.Witnesses, &auditlog.FileWitness{Path: f})
+	}
 	for _, q := range queues {
 		l.Witnesses = append(l.Witnesses, q)
 	}
 	l.Logger = a.logger
 	t := &auditTrail{log: l, queues: queues}
+	// Check the log against the witnesses with a Log that signs nothing
+	// (it replays the journal first), so that a refused start publishes no
+	// checkpoint of a log that was cut or rewritten.
+	probe := auditlog.New(a.db, signer.Name(), nil)
+	probe.CheckpointInterval = -1
+	probe.Logger = a.logger
+	if err := probe.Open(ctx); err != nil {
+		t.closeQueues()
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	recovering, err := a.checkWitnesses(ctx, probe, files)
+	if cerr := probe.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close audit log: %w", cerr)
+	}
+	if err != nil {
+		t.closeQueues()
+		return err
+	}
 	if err := l.Open(ctx); err != nil {
 		t.closeQueues()
 		return fmt.Errorf("open audit log: %w", err)
 	}
-	if err := checkWitness(ctx, a.cfg.Data, l); err != nil {
+	if recovering {
+		a.logger.Warn("audit log started without a checkpoint (-audit-recover)", "entries", l.Tree().N)
+		e := &phivault.AuditEntry{Time: time.Now().UTC(), Actor: "phivault", Action: phivault.ActionAuditRecover, TargetType: "AuditEvent",
+			Outcome: "ok", Decision: fmt.Sprintf("started with -audit-recover: %d entries, no checkpoint found", l.Tree().N)}
+		if err := l.Append(ctx, e); err != nil {
+			t.Close()
+			return fmt.Errorf("record the audit recovery: %w", err)
+		}
+	}
+	// A checkpoint of the log as it starts, in every witness: a crash
+	// before the next one still leaves a checkpoint to check against.
+	if _, err := l.Checkpoint(ctx); err != nil {
 		t.Close()
-		return errorWithHint(err.Error(), "phivault audit verify -data "+string(a.cfg.Data))
+		return fmt.Errorf("audit checkpoint at start: %w", err)
 	}
 	if t.cef, err = a.startCEF(ctx, l); err != nil {
 		t.Close()
@@ -264,30 +396,59 @@ func (t *auditTrail) closeQueues() error {
 	return errors.Join(errs...)
 }
 
-// checkWitness checks the log against the witness file's last checkpoint.
-func checkWitness(ctx context.Context, d dataDir, l *auditlog.Log) error {
-	b, err := os.ReadFile(d.auditCheckpoints())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("read audit checkpoints: %w", err)
-	}
-	notes, err := auditlog.SplitCheckpoints(b)
-	if err != nil || len(notes) == 0 {
-		return fmt.Errorf("audit checkpoints file: %v", err)
-	}
+// errNoCheckpoint is the refusal to start a non-empty log with no
+// checkpoint to check it against.
+var errNoCheckpoint = errors.New("no audit checkpoint found")
+
+// checkWitnesses checks the log of l against the last checkpoint in each
+// witness file. A log shorter than a checkpoint, or not extending it,
+// stops the start. So does a log with entries when no file holds a
+// checkpoint (the files deleted, perhaps to hide a cut tail), unless
+// a.cfg.Audit.Recover is set: it then reports that the start recovers, to
+// be recorded in the trail.
+func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []string) (recovering bool, err error) {
+	d := a.cfg.Data
+	hint := "phivault audit verify -data " + string(d)
 	_, verifier, err := auditKeys(d)
 	if err != nil {
-		return err
+		return false, err
 	}
-	c, err := auditlog.OpenCheckpoint(notes[len(notes)-1], verifier, "")
-	if err != nil {
-		return err
+	found := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return false, fmt.Errorf("read audit checkpoints: %w", err)
+		}
+		notes, err := auditlog.SplitCheckpoints(b)
+		if err != nil {
+			return false, errorWithHint(fmt.Sprintf("audit checkpoints file %s: %v", f, err), hint)
+		}
+		if len(notes) == 0 {
+			continue
+		}
+		c, err := auditlog.OpenCheckpoint(notes[len(notes)-1], verifier, "")
+		if err != nil {
+			return false, errorWithHint(fmt.Sprintf("audit checkpoints file %s: %v", f, err), hint)
+		}
+		if err := l.CheckConsistent(ctx, c); err != nil {
+			return false, errorWithHint(fmt.Sprintf("audit log tampered with or rolled back (checked against %s): %v", f, err), hint)
+		}
+		found++
 	}
-	if err := l.CheckConsistent(ctx, c); err != nil {
-		return fmt.Errorf("audit log tampered with or rolled back: %w", err)
+	n := l.Tree().N
+	if found > 0 || n == 0 {
+		return false, nil
 	}
-	return nil
+	if !a.cfg.Audit.Recover {
+		return false, &hintError{
+			err: fmt.Errorf("%w: the audit log holds %d entries but no witness file (%s) holds a checkpoint of it; the files were deleted, or the log's tail was cut with them",
+				errNoCheckpoint, n, strings.Join(files, ", ")),
+			hint: "restore the witness files from their copies, or check the log with: " + hint + " -checkpoint FILE (a checkpoint kept elsewhere), then start once with -audit-recover",
+		}
+	}
+	return true, nil
 }
 
 // auditKeys reads the checkpoint key pair, creating it if the data folder
@@ -347,9 +508,10 @@ const auditUsage = `Usage: phivault audit verify [flags]
 
 verify checks the audit trail of a data folder, offline: every entry and
 tree hash, the checkpoints' signatures, and that the log still extends every
-checkpoint in FILE (default: the folder's audit-checkpoints.log). Keep a copy
-of a checkpoint outside the server and pass it with -checkpoint to detect a
-rewritten database. On failure it names the first bad entry. With -export it
+checkpoint in FILE (default: the folder's audit-checkpoints.log and the
+outside witness file named to init), and that the audit index matches the
+entries. Keep a copy of a checkpoint outside the server and pass it with
+-checkpoint to detect a rewritten database. On failure it names the first bad entry. With -export it
 needs no data folder: it checks an archived export made with -proofs against
 the last checkpoint in -checkpoint and the verifier key alone.
 
@@ -386,7 +548,7 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
-	cpFile := fs.String("checkpoint", "", "file of saved signed checkpoints (default: the folder's audit-checkpoints.log)")
+	cpFile := fs.String("checkpoint", "", "file of saved signed checkpoints (default: the folder's audit-checkpoints.log and the outside witness file)")
 	vkFile := fs.String("verifier", "", "note verifier key (default: the folder's audit-verifier.pub)")
 	exportFile := fs.String("export", "", "check this export (made with -proofs) instead of a data folder")
 	fs.Usage = func() { fmt.Fprint(c.stderr, auditUsage); fs.PrintDefaults() }
@@ -400,9 +562,6 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	if !d.initialized() {
 		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), "phivault audit verify -data DIR")
 	}
-	if *cpFile == "" {
-		*cpFile = d.auditCheckpoints()
-	}
 	if *vkFile == "" {
 		*vkFile = d.auditVerifierKey()
 	}
@@ -410,8 +569,12 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	notes, err := readCheckpoints(*cpFile)
-	if err != nil {
+	var notes [][]byte
+	if *cpFile != "" {
+		if notes, err = readCheckpoints(*cpFile); err != nil {
+			return err
+		}
+	} else if notes, err = folderCheckpoints(d); err != nil {
 		return err
 	}
 	db, err := sqlite.Open(ctx, d.database())
@@ -431,6 +594,33 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "audit log OK: %d entries, root %s, consistent with %d checkpoints; audit index matches the entries\n", tree.N, tree.Hash, len(notes))
 	return nil
+}
+
+// folderCheckpoints reads the checkpoints of the data folder's witness file
+// and of the outside witness file init recorded, those of either that
+// exist. It fails if neither holds any.
+func folderCheckpoints(d dataDir) ([][]byte, error) {
+	files := []string{d.auditCheckpoints()}
+	if w, err := witnessFile(d, AuditConfig{}); err != nil {
+		return nil, err
+	} else if w != "" {
+		files = append(files, w)
+	}
+	var notes [][]byte
+	for _, f := range files {
+		n, err := readCheckpoints(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		notes = append(notes, n...)
+	}
+	if len(notes) == 0 {
+		return nil, errorWithHint(fmt.Sprintf("no audit checkpoints in %s", strings.Join(files, " or ")),
+			"phivault audit verify -data "+string(d)+" -checkpoint FILE (a checkpoint kept elsewhere)")
+	}
+	return notes, nil
 }
 
 func readCheckpoints(path string) ([][]byte, error) {

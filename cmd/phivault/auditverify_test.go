@@ -5,11 +5,18 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/sqlite"
 )
 
@@ -67,5 +74,137 @@ func TestAuditVerify_index(t *testing.T) {
 	err = run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data)}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "audit index does not match the entries") || !strings.Contains(err.Error(), p.ID) {
 		t.Errorf("audit verify with index rows deleted = %v, want it to fail naming the patient's missing row", err)
+	}
+}
+
+// initTestData runs init in a new data folder with an outside witness file
+// and returns both paths.
+func initTestData(t *testing.T) (dataDir, string) {
+	t.Helper()
+	base := t.TempDir()
+	dir, witness := filepath.Join(base, "data"), filepath.Join(base, "witness", "audit-checkpoints.log")
+	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
+	if err := run(context.Background(), []string{"init", "-data", dir, "-audit-witness-file", witness}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	return dataDir(dir), witness
+}
+
+func openTestApp(d dataDir, cfg AuditConfig) (*app, error) {
+	return openApp(context.Background(), Config{Data: d, Passphrase: "correct horse battery staple", Audit: cfg}, slog.New(slog.DiscardHandler))
+}
+
+// appendAndClose opens the vault in d, appends n entries and closes it,
+// which leaves a checkpoint of them in every witness.
+func appendAndClose(t *testing.T, d dataDir, n int) {
+	t.Helper()
+	a, err := openTestApp(d, AuditConfig{})
+	if err != nil {
+		t.Fatalf("openApp: %v", err)
+	}
+	for i := range n {
+		if err := a.audit.log.Append(context.Background(), &phivault.AuditEntry{Actor: "admin", Action: phivault.ActionRead, TargetType: "Patient", TargetID: fmt.Sprint(i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cutAuditTail removes the entries from index from on, as someone with
+// the database file can after dropping the append-only triggers.
+func cutAuditTail(t *testing.T, d dataDir, from int64) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", "file:"+sqlite.DefaultAuditPath(d.database())+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{
+		"DROP TRIGGER audit_entries_no_delete", "DROP TRIGGER audit_hashes_no_delete",
+		fmt.Sprintf("DELETE FROM audit_entries WHERE idx >= %d", from), fmt.Sprintf("DELETE FROM audit_hashes WHERE idx >= %d", from),
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestAudit_cutTail cuts the audit log's tail and deletes the data folder's
+// checkpoint file (finding 9): the outside witness file stops the start.
+// With the outside file deleted too, the start is refused for want of any
+// checkpoint, unless -audit-recover is given, which is recorded.
+func TestAudit_cutTail(t *testing.T) {
+	d, witness := initTestData(t)
+	appendAndClose(t, d, 10)
+	cutAuditTail(t, d, 6)
+	if err := os.Remove(d.auditCheckpoints()); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"audit", "verify", "-data", string(d)}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "entries were removed") {
+		t.Errorf("audit verify of a cut log = %v, want the outside witness's checkpoint to fail it", err)
+	}
+	if a, err := openTestApp(d, AuditConfig{}); err == nil {
+		a.Close()
+		t.Fatal("openApp with a cut log and the folder's checkpoints deleted succeeded; want the outside witness to stop it")
+	} else if !strings.Contains(err.Error(), witness) || !strings.Contains(err.Error(), "entries were removed") {
+		t.Errorf("openApp with a cut log = %v, want it to name the witness file and removed entries", err)
+	}
+
+	if err := os.Remove(witness); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := openTestApp(d, AuditConfig{}); err == nil {
+		a.Close()
+		t.Fatal("openApp with entries and no checkpoint anywhere succeeded; want a refusal")
+	} else if !errors.Is(err, errNoCheckpoint) {
+		t.Errorf("openApp with entries and no checkpoint = %v, want %v", err, errNoCheckpoint)
+	}
+
+	a, err := openTestApp(d, AuditConfig{Recover: true})
+	if err != nil {
+		t.Fatalf("openApp with -audit-recover: %v", err)
+	}
+	n := a.audit.log.Tree().N
+	data, err := a.db.ReadAuditEntries(context.Background(), n-1, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := auditlog.Decode(data[0]); err != nil || e.Action != phivault.ActionAuditRecover {
+		t.Errorf("last entry after -audit-recover = %+v, %v; want the recovery recorded", e, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The recovery left checkpoints: the next start needs no flag.
+	a, err = openTestApp(d, AuditConfig{})
+	if err != nil {
+		t.Fatalf("openApp after recovering: %v", err)
+	}
+	a.Close()
+}
+
+// TestAudit_witnessRequired checks that the server refuses to start with
+// no witness outside the data folder, or with one inside it, and that init
+// refuses to make a folder without one.
+func TestAudit_witnessRequired(t *testing.T) {
+	d, _ := initTestData(t)
+	if err := os.Remove(d.auditWitnessRecord()); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := openTestApp(d, AuditConfig{}); err == nil {
+		a.Close()
+		t.Error("openApp with no outside witness succeeded; want a refusal")
+	}
+	if a, err := openTestApp(d, AuditConfig{WitnessFile: d.path("witness.log")}); err == nil {
+		a.Close()
+		t.Error("openApp with the witness file inside the data folder succeeded; want a refusal")
+	}
+	t.Setenv("PHIVAULT_AUDIT_WITNESS_FILE", "")
+	err := run(context.Background(), []string{"init", "-data", filepath.Join(t.TempDir(), "data")}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "audit witness file") {
+		t.Errorf("init without a witness file = %v, want it to ask for one", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,10 +16,12 @@ import (
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/server"
+	"golang.org/x/term"
 )
 
 // initCommand creates a data folder.
 type initCommand struct {
+	stdin          *os.File // asked for the audit witness file if it is a terminal
 	stdout, stderr io.Writer
 }
 
@@ -33,6 +36,13 @@ PHIVAULT_PASSPHRASE_FILE (at least 12 characters). If none is given, init
 makes a strong one and shows it once. Keep it safe and apart from the key
 file: without both, no record can ever be read again.
 
+The audit witness file (-audit-witness-file or PHIVAULT_AUDIT_WITNESS_FILE;
+asked for on a terminal) receives every signed checkpoint of the audit
+trail. Put it outside the data folder, on another disk or a mount of
+another host, ideally append-only: the server checks the trail against it
+at every start, so a rewritten or cut trail is noticed even by someone who
+cannot trust the data folder. init records its path in the data folder.
+
 Flags:
 `
 
@@ -40,7 +50,24 @@ Flags:
 type initResult struct {
 	passphrase string
 	token      string
-	generated  bool // the passphrase was generated
+	generated  bool   // the passphrase was generated
+	witness    string // the audit witness file, absolute
+}
+
+// askWitness asks for the audit witness file on a terminal, or explains
+// that it is required.
+func (c *initCommand) askWitness() (string, error) {
+	err := errorWithHint("init needs an audit witness file outside the data folder",
+		"phivault init -audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log (on another disk or host mount), or set PHIVAULT_AUDIT_WITNESS_FILE")
+	if c.stdin == nil || !term.IsTerminal(int(c.stdin.Fd())) {
+		return "", err
+	}
+	fmt.Fprint(c.stderr, "Audit witness file, outside the data folder (another disk or host mount): ")
+	line, rerr := bufio.NewReader(c.stdin).ReadString('\n')
+	if line = strings.TrimSpace(line); line == "" || rerr != nil && line == "" {
+		return "", err
+	}
+	return line, nil
 }
 
 func (c *initCommand) Run(ctx context.Context, args []string) error {
@@ -49,21 +76,30 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder to create (env PHIVAULT_DATA)")
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
 	hosts := fs.String("hosts", "", "extra comma-separated DNS names or IPs for the certificate (localhost is always included)")
+	var witness string
+	registerWitnessFile(fs, &witness, "required; ")
 	var kc KeyringConfig
 	kc.register(fs)
 	fs.Usage = func() { fmt.Fprint(c.stderr, initUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if witness == "" {
+		var err error
+		if witness, err = c.askWitness(); err != nil {
+			return err
+		}
+	}
 	pass, err := passphrase(*passFile)
 	if err != nil {
 		return err
 	}
-	res, err := initData(dataDir(*data), kc, pass, splitList(*hosts))
+	res, err := initData(dataDir(*data), kc, pass, splitList(*hosts), witness)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "Created %s.\n", *data)
+	fmt.Fprintf(c.stdout, "\nAudit checkpoints are also written to %s, outside the data folder.\n", res.witness)
 	if res.generated && kc.Kind == keyringFile {
 		fmt.Fprintf(c.stdout, "\nKey-file passphrase (shown once; store it apart from the data folder):\n  %s\n", res.passphrase)
 	}
@@ -82,16 +118,24 @@ func splitList(s string) []string {
 	return out
 }
 
-// initData creates the data folder d. It refuses to touch an existing one.
-func initData(d dataDir, kc KeyringConfig, pass string, hosts []string) (*initResult, error) {
+// initData creates the data folder d, with witness as the audit witness
+// file outside it. It refuses to touch an existing one.
+func initData(d dataDir, kc KeyringConfig, pass string, hosts []string, witness string) (*initResult, error) {
 	if d.initialized() {
 		return nil, errorWithHint(fmt.Sprintf("%s is already initialized", d), "use another -data folder, or serve this one")
 	}
+	if _, err := outsideWitnessPath(d, witness); err != nil {
+		return nil, err
+	}
 	res := &initResult{passphrase: pass}
+	var err error
 	if pass == "" {
 		res.passphrase, res.generated = randomPassphrase(), true
 	}
 	if err := os.MkdirAll(string(d), 0o700); err != nil {
+		return nil, err
+	}
+	if res.witness, err = createWitnessFile(d, witness); err != nil {
 		return nil, err
 	}
 	if err := initKeyring(d, kc, res.passphrase); err != nil {
