@@ -80,7 +80,15 @@ func VerifyIndex(ctx context.Context, s IndexStorage) error {
 		if err != nil {
 			return fmt.Errorf("read audit index: %w", err)
 		}
-		ie.Extra = append(ie.Extra, got...)
+		// On a live log, entries appended meanwhile may have been indexed.
+		if size, err = s.AuditSize(ctx); err != nil {
+			return fmt.Errorf("audit log size: %w", err)
+		}
+		for _, r := range got {
+			if r.Index >= size {
+				ie.Extra = append(ie.Extra, r)
+			}
+		}
 	}
 	if len(ie.Missing) > 0 || len(ie.Extra) > 0 {
 		return ie

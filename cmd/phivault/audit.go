@@ -50,6 +50,10 @@ type AuditConfig struct {
 	// audit-checkpoints.log, and that the server checks the log against
 	// at start. Default: the file named to init.
 	WitnessFile string
+	// VerifyInterval is the time between the running server's checks of
+	// the trail (auditlog.Monitor); every 60th is a full pass. Default
+	// auditlog.DefaultMonitorInterval.
+	VerifyInterval time.Duration
 	// Recover lets the server start although the log holds entries and no
 	// checkpoint of it can be found in any witness file (both deleted, or
 	// the outside one lost), which is what a cut log looks like. The start
@@ -67,6 +71,11 @@ type AuditConfig struct {
 
 func (c *AuditConfig) register(fs *flag.FlagSet) {
 	registerWitnessFile(fs, &c.WitnessFile, "default: the file given to init; ")
+	c.VerifyInterval = auditlog.DefaultMonitorInterval
+	if v, err := time.ParseDuration(os.Getenv("PHIVAULT_AUDIT_VERIFY_INTERVAL")); err == nil && v > 0 {
+		c.VerifyInterval = v
+	}
+	fs.DurationVar(&c.VerifyInterval, "audit-verify-interval", c.VerifyInterval, fmt.Sprintf("time between the server's checks of the audit trail against its tree; every %dth checks every entry and the index (env PHIVAULT_AUDIT_VERIFY_INTERVAL)", auditlog.DefaultMonitorFullEvery))
 	fs.BoolVar(&c.Recover, "audit-recover", false, "start although the audit log holds entries and no checkpoint of it can be found in any witness file; only after an investigation (recorded in the trail)")
 	c.Webhook = os.Getenv("PHIVAULT_AUDIT_WEBHOOK")
 	fs.Var(secretFlag{&c.Webhook}, "audit-webhook", "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
@@ -160,6 +169,7 @@ func (f secretFlag) Set(v string) error {
 // SIEMs.
 type auditTrail struct {
 	log     *auditlog.Log
+	monitor *auditlog.Monitor        // verifies the stored trail while the server runs
 	queues  []*auditlog.WitnessQueue // witnesses outside the data folder
 	cef     *auditlog.CEFForwarder   // the CEF syslog stream, or nil
 	handler http.Handler
@@ -331,6 +341,7 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 		t.Close()
 		return fmt.Errorf("audit checkpoint at start: %w", err)
 	}
+	t.monitor = a.startMonitor(l)
 	if t.cef, err = a.startCEF(ctx, l); err != nil {
 		t.Close()
 		return err
@@ -341,6 +352,59 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 		adminOpts.Records = auditlog.NewShredder(adminOpts.Records, l)
 	}
 	return nil
+}
+
+// startMonitor starts verifying the stored trail of l while the server
+// runs, and exports the outcome as metrics; health reports it too.
+func (a *app) startMonitor(l *auditlog.Log) *auditlog.Monitor {
+	m := auditlog.NewMonitor(a.db, l)
+	m.Logger = a.logger
+	if a.cfg.Audit.VerifyInterval != 0 {
+		m.Interval = a.cfg.Audit.VerifyInterval
+	}
+	m.Start()
+	gauge := func(name, help string, v func(auditlog.MonitorStatus) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return v(m.Status()) })
+	}
+	counter := func(name, help string, v func(auditlog.MonitorStatus) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(m.Status())) })
+	}
+	a.metrics.MustRegister(
+		gauge("phivault_audit_verify_ok", "1 if the last check of the stored audit trail found it intact (or none ran yet), 0 if it found a mismatch.",
+			func(s auditlog.MonitorStatus) float64 {
+				if s.OK {
+					return 1
+				}
+				return 0
+			}),
+		counter("phivault_audit_verify_passes_total", "Checks of the stored audit trail run.", func(s auditlog.MonitorStatus) int64 { return s.Passes }),
+		counter("phivault_audit_verify_failures_total", "Checks of the stored audit trail that found a mismatch or could not read it.", func(s auditlog.MonitorStatus) int64 { return s.Failures }),
+		gauge("phivault_audit_verify_last_success_timestamp_seconds", "When a check of the stored audit trail last succeeded, Unix seconds (0: none yet).",
+			func(s auditlog.MonitorStatus) float64 {
+				if s.LastSuccess.IsZero() {
+					return 0
+				}
+				return float64(s.LastSuccess.UnixNano()) / 1e9
+			}),
+		gauge("phivault_audit_verified_entries", "Entries covered by the last successful check of the stored audit trail.", func(s auditlog.MonitorStatus) float64 { return float64(s.Verified) }),
+	)
+	return m
+}
+
+// health answers GET /healthz with 503 and status "audit-integrity" once
+// the monitor found the stored trail changed, until a check passes again;
+// otherwise next answers.
+func (t *auditTrail) health(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t.monitor != nil && !t.monitor.Status().OK {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"status":"audit-integrity"}`+"\n")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // routes builds the handlers of /fhir/audit/ (checkpoint, proofs, export,
@@ -376,6 +440,9 @@ func (a auditActor) Authenticate(ctx context.Context, token string) (context.Con
 func (t *auditTrail) Close() error {
 	if t == nil {
 		return nil
+	}
+	if t.monitor != nil {
+		t.monitor.Close()
 	}
 	err := t.log.Close()
 	if t.cef != nil {

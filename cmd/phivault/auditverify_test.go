@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,5 +207,68 @@ func TestAudit_witnessRequired(t *testing.T) {
 	err := run(context.Background(), []string{"init", "-data", filepath.Join(t.TempDir(), "data")}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "audit witness file") {
 		t.Errorf("init without a witness file = %v, want it to ask for one", err)
+	}
+}
+
+// TestAudit_monitor edits an entry in the database behind a running vault
+// (finding 9): the monitor's next full pass reports it, /healthz answers
+// 503, and the metric phivault_audit_verify_ok drops to 0.
+func TestAudit_monitor(t *testing.T) {
+	ctx := context.Background()
+	d, _ := initTestData(t)
+	a, err := openTestApp(d, AuditConfig{VerifyInterval: -1}) // passes run when the test calls Check
+	if err != nil {
+		t.Fatalf("openApp: %v", err)
+	}
+	defer a.Close()
+	for i := range 5 {
+		if err := a.audit.log.Append(ctx, &phivault.AuditEntry{Actor: "admin", Action: phivault.ActionRead, TargetType: "Patient", TargetID: fmt.Sprint(i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	health := a.audit.health(a.seal.health())
+	healthz := func() int {
+		w := httptest.NewRecorder()
+		health.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+		return w.Code
+	}
+	verifyOK := func() float64 {
+		t.Helper()
+		mfs, err := a.metrics.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "phivault_audit_verify_ok" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no phivault_audit_verify_ok metric")
+		return 0
+	}
+	if err := a.audit.monitor.Check(ctx, true); err != nil || healthz() != http.StatusOK || verifyOK() != 1 {
+		t.Fatalf("check of an untouched trail = %v, healthz %d, verify_ok %v", err, healthz(), verifyOK())
+	}
+
+	raw, err := sql.Open("sqlite", "file:"+sqlite.DefaultAuditPath(d.database())+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{"DROP TRIGGER audit_entries_no_update", `UPDATE audit_entries SET data = replace(data, '"target_id":"2"', '"target_id":"7"') WHERE instr(data, '"target_id":"2"') > 0`} {
+		if res, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		} else if n, _ := res.RowsAffected(); strings.HasPrefix(q, "UPDATE") && n != 1 {
+			t.Fatalf("%s: %d rows", q, n)
+		}
+	}
+	if err := a.audit.monitor.Check(ctx, true); err == nil {
+		t.Error("check after an entry was edited = nil, want a mismatch")
+	}
+	if code := healthz(); code != http.StatusServiceUnavailable {
+		t.Errorf("healthz after the mismatch = %d, want 503", code)
+	}
+	if v := verifyOK(); v != 0 {
+		t.Errorf("phivault_audit_verify_ok after the mismatch = %v, want 0", v)
 	}
 }
