@@ -24,6 +24,7 @@ import (
 //	audit-signer.key         the audit checkpoint signing key (mode 0600)
 //	audit-verifier.pub       its verifier key, for outside parties
 //	audit-checkpoints.log    the file witness: every signed checkpoint
+//	audit-witness-file       the path of the witness file outside the folder, named to init
 //	demo-passphrase, demo-accounts.json   "phivault demo" only: its secrets, for demos
 type dataDir string
 
