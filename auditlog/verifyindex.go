@@ -115,7 +115,7 @@ func compareRows(a, b IndexRow) int {
 
 func sameRow(a, b IndexRow) bool {
 	return a.Index == b.Index && a.Patient == b.Patient && a.Actor == b.Actor &&
-		a.Action == b.Action && a.Time.Equal(b.Time)
+		a.Action == b.Action && a.Time.Equal(b.Time) && slices.Equal(a.Purposes, b.Purposes)
 }
 
 // diffRows returns the rows of want not in got (or different there), and
