@@ -469,9 +469,11 @@ var errNoCheckpoint = errors.New("no audit checkpoint found")
 
 // checkWitnesses checks the log of l against the last checkpoint in each
 // witness file. A log shorter than a checkpoint, or not extending it,
-// stops the start. So does a log with entries when no file holds a
-// checkpoint (the files deleted, perhaps to hide a cut tail), unless
-// a.cfg.Audit.Recover is set: it then reports that the start recovers, to
+// stops the start. So does a log with entries when the last of files (the
+// outside witness file if there is one, else the folder's) holds no
+// checkpoint: deleted or replaced, perhaps to hide a cut tail, or pointed
+// elsewhere by someone who changed the data folder's record of it. With
+// a.cfg.Audit.Recover set it reports instead that the start recovers, to
 // be recorded in the trail.
 func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []string) (recovering bool, err error) {
 	d := a.cfg.Data
@@ -480,8 +482,8 @@ func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []strin
 	if err != nil {
 		return false, err
 	}
-	found := 0
-	for _, f := range files {
+	found := false // in the last file
+	for i, f := range files {
 		b, err := os.ReadFile(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -502,16 +504,16 @@ func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []strin
 		if err := l.CheckConsistent(ctx, c); err != nil {
 			return false, errorWithHint(fmt.Sprintf("audit log tampered with or rolled back (checked against %s): %v", f, err), hint)
 		}
-		found++
+		found = i == len(files)-1
 	}
 	n := l.Tree().N
-	if found > 0 || n == 0 {
+	if found || n == 0 {
 		return false, nil
 	}
 	if !a.cfg.Audit.Recover {
 		return false, &hintError{
-			err: fmt.Errorf("%w: the audit log holds %d entries but no witness file (%s) holds a checkpoint of it; the files were deleted, or the log's tail was cut with them",
-				errNoCheckpoint, n, strings.Join(files, ", ")),
+			err: fmt.Errorf("%w: the audit log holds %d entries but the witness file %s holds no checkpoint of it; it was deleted or replaced, or the log's tail was cut with it",
+				errNoCheckpoint, n, files[len(files)-1]),
 			hint: "restore the witness files from their copies, or check the log with: " + hint + " -checkpoint FILE (a checkpoint kept elsewhere), then start once with -audit-recover",
 		}
 	}

@@ -164,6 +164,32 @@ func TestAudit_cutTail(t *testing.T) {
 		t.Errorf("openApp with entries and no checkpoint = %v, want %v", err, errNoCheckpoint)
 	}
 
+	recoverAndReopen(t, d)
+}
+
+// TestAudit_outsideWitnessLost deletes the outside witness file of a log
+// with entries, as someone hiding a cut tail would (or points the data
+// folder's record of it elsewhere): the folder's own checkpoints, which
+// whoever holds the folder can forge, do not suffice to start.
+func TestAudit_outsideWitnessLost(t *testing.T) {
+	d, witness := initTestData(t)
+	appendAndClose(t, d, 3)
+	if err := os.Remove(witness); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := openTestApp(d, AuditConfig{}); err == nil {
+		a.Close()
+		t.Fatal("openApp with the outside witness file deleted succeeded; want a refusal")
+	} else if !errors.Is(err, errNoCheckpoint) || !strings.Contains(err.Error(), witness) {
+		t.Errorf("openApp with the outside witness file deleted = %v, want %v naming it", err, errNoCheckpoint)
+	}
+	recoverAndReopen(t, d)
+}
+
+// recoverAndReopen starts the vault in d with -audit-recover, checks that
+// the recovery is recorded, and that the next start needs no flag.
+func recoverAndReopen(t *testing.T, d dataDir) {
+	t.Helper()
 	a, err := openTestApp(d, AuditConfig{Recover: true})
 	if err != nil {
 		t.Fatalf("openApp with -audit-recover: %v", err)
