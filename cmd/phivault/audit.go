@@ -54,10 +54,11 @@ type AuditConfig struct {
 	// the trail (auditlog.Monitor); every 60th is a full pass. Default
 	// auditlog.DefaultMonitorInterval.
 	VerifyInterval time.Duration
-	// Recover lets the server start although the log holds entries and no
-	// checkpoint of it can be found in any witness file (both deleted, or
-	// the outside one lost), which is what a cut log looks like. The start
-	// is recorded in the trail (action audit-recover).
+	// Recover lets the server start although the log holds entries and
+	// the outside witness file (with only remote witnesses, the folder's)
+	// holds no checkpoint of it, which is what a log cut together with its
+	// checkpoints looks like. The start is recorded in the trail (action
+	// audit-recover).
 	Recover bool
 
 	Webhook  string // https URL that receives every checkpoint by POST
@@ -76,7 +77,7 @@ func (c *AuditConfig) register(fs *flag.FlagSet) {
 		c.VerifyInterval = v
 	}
 	fs.DurationVar(&c.VerifyInterval, "audit-verify-interval", c.VerifyInterval, fmt.Sprintf("time between the server's checks of the audit trail against its tree; every %dth checks every entry and the index (env PHIVAULT_AUDIT_VERIFY_INTERVAL)", auditlog.DefaultMonitorFullEvery))
-	fs.BoolVar(&c.Recover, "audit-recover", false, "start although the audit log holds entries and no checkpoint of it can be found in any witness file; only after an investigation (recorded in the trail)")
+	fs.BoolVar(&c.Recover, "audit-recover", false, "start although the audit log holds entries and the outside witness file holds no checkpoint of it; only after an investigation (recorded in the trail)")
 	c.Webhook = os.Getenv("PHIVAULT_AUDIT_WEBHOOK")
 	fs.Var(secretFlag{&c.Webhook}, "audit-webhook", "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
 	fs.StringVar(&c.Syslog, "audit-syslog", os.Getenv("PHIVAULT_AUDIT_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to send every audit checkpoint to (env PHIVAULT_AUDIT_SYSLOG)")
