@@ -30,8 +30,9 @@ const (
 // NewMonitor, set fields, then Start; Close stops it. Check runs one pass
 // at once (tests, and a pass on demand).
 type Monitor struct {
-	// Interval is the time between passes. Default DefaultMonitorInterval;
-	// negative means no passes on a timer (tests call Check).
+	// Interval is the time between passes. Default (and zero)
+	// DefaultMonitorInterval; negative means no passes on a timer (tests
+	// call Check).
 	Interval time.Duration
 	// FullEvery makes every FullEvery-th pass a full one (the first pass
 	// is always full). Default DefaultMonitorFullEvery; 1 makes every pass
@@ -90,6 +91,9 @@ func (m *Monitor) Start() {
 	}
 	if m.FullEvery < 1 {
 		m.FullEvery = 1
+	}
+	if m.Interval == 0 {
+		m.Interval = DefaultMonitorInterval
 	}
 	m.stop, m.done = make(chan struct{}), make(chan struct{})
 	if m.Interval < 0 {
@@ -157,6 +161,9 @@ func (m *Monitor) Check(ctx context.Context, full bool) error {
 	full = full || m.tv == nil || m.FullEvery <= 1 || m.passes%m.FullEvery == 0
 	m.passes++
 	n, err := m.pass(ctx, full)
+	if err != nil {
+		m.tv = nil // a pass cut short leaves tv unusable: start over from index 0 next time
+	}
 	if ctx.Err() != nil && err != nil {
 		return err // stopped, not a finding
 	}
@@ -166,7 +173,6 @@ func (m *Monitor) Check(ctx context.Context, full bool) error {
 	m.status.Passes++
 	m.status.LastPass = now
 	if err != nil {
-		m.tv = nil // start over from index 0 next time
 		m.status.OK = false
 		m.status.Failures++
 		m.status.Err = err.Error()
