@@ -18,6 +18,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/auditlog"
+	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/sqlite"
 )
 
@@ -27,7 +28,7 @@ import (
 // although every entry and hash is intact.
 func TestAuditVerify_index(t *testing.T) {
 	ctx := context.Background()
-	a := mustAuditApp(t)
+	a := mustFastAuditApp(t)
 	status, body := a.do(t, "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Quendolyn"}]}`)
 	if status != http.StatusCreated {
 		t.Fatalf("create = %d %s", status, body)
@@ -88,7 +89,34 @@ func initTestData(t *testing.T) (dataDir, string) {
 	if err := run(context.Background(), []string{"init", "-data", dir, "-audit-witness-file", witness}, io.Discard, io.Discard); err != nil {
 		t.Fatalf("init: %v", err)
 	}
-	return dataDir(dir), witness
+	// A key file with a low scrypt work factor: these tests open the vault
+	// many times. It wraps nothing yet, so replacing it loses nothing.
+	d := dataDir(dir)
+	if err := os.Remove(d.keyFile()); err != nil {
+		t.Fatal(err)
+	}
+	if err := keyring.CreateFile(d.keyFile(), []byte("correct horse battery staple"), keyring.FileOptions{WorkFactor: 10}); err != nil {
+		t.Fatal(err)
+	}
+	return d, witness
+}
+
+// mustFastAuditApp is mustAuditApp on initTestData's folder: one key
+// derivation less.
+func mustFastAuditApp(t *testing.T) *auditApp {
+	t.Helper()
+	d, _ := initTestData(t)
+	token, err := newAdminToken(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := openTestApp(d, AuditConfig{})
+	if err != nil {
+		t.Fatalf("openApp: %v", err)
+	}
+	srv := httptest.NewServer(a.fhirAndAdmin())
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	return &auditApp{app: a, url: srv.URL, token: token}
 }
 
 func openTestApp(d dataDir, cfg AuditConfig) (*app, error) {
@@ -135,7 +163,12 @@ func cutAuditTail(t *testing.T, d dataDir, from int64) {
 // TestAudit_cutTail cuts the audit log's tail and deletes the data folder's
 // checkpoint file (finding 9): the outside witness file stops the start.
 // With the outside file deleted too, the start is refused for want of any
-// checkpoint, unless -audit-recover is given, which is recorded.
+// checkpoint, unless -audit-recover is given, which is recorded. Then the
+// outside file alone is deleted (or, the same to the server, the folder's
+// record of its path pointed elsewhere): the folder's own checkpoints, which
+// whoever holds the folder can forge, do not suffice to start. Last, the
+// server refuses to start with no outside witness, or one inside the
+// folder. (One data folder throughout: each init costs a key derivation.)
 func TestAudit_cutTail(t *testing.T) {
 	d, witness := initTestData(t)
 	appendAndClose(t, d, 10)
@@ -163,17 +196,9 @@ func TestAudit_cutTail(t *testing.T) {
 	} else if !errors.Is(err, errNoCheckpoint) {
 		t.Errorf("openApp with entries and no checkpoint = %v, want %v", err, errNoCheckpoint)
 	}
-
 	recoverAndReopen(t, d)
-}
 
-// TestAudit_outsideWitnessLost deletes the outside witness file of a log
-// with entries, as someone hiding a cut tail would (or points the data
-// folder's record of it elsewhere): the folder's own checkpoints, which
-// whoever holds the folder can forge, do not suffice to start.
-func TestAudit_outsideWitnessLost(t *testing.T) {
-	d, witness := initTestData(t)
-	appendAndClose(t, d, 3)
+	// The outside witness file alone lost.
 	if err := os.Remove(witness); err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +209,19 @@ func TestAudit_outsideWitnessLost(t *testing.T) {
 		t.Errorf("openApp with the outside witness file deleted = %v, want %v naming it", err, errNoCheckpoint)
 	}
 	recoverAndReopen(t, d)
+
+	// No outside witness at all, or one inside the folder.
+	if err := os.Remove(d.auditWitnessRecord()); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := openTestApp(d, AuditConfig{}); err == nil {
+		a.Close()
+		t.Error("openApp with no outside witness succeeded; want a refusal")
+	}
+	if a, err := openTestApp(d, AuditConfig{WitnessFile: d.path("witness.log")}); err == nil {
+		a.Close()
+		t.Error("openApp with the witness file inside the data folder succeeded; want a refusal")
+	}
 }
 
 // recoverAndReopen starts the vault in d with -audit-recover, checks that
@@ -213,26 +251,18 @@ func recoverAndReopen(t *testing.T, d dataDir) {
 	a.Close()
 }
 
-// TestAudit_witnessRequired checks that the server refuses to start with
-// no witness outside the data folder, or with one inside it, and that init
-// refuses to make a folder without one.
-func TestAudit_witnessRequired(t *testing.T) {
-	d, _ := initTestData(t)
-	if err := os.Remove(d.auditWitnessRecord()); err != nil {
-		t.Fatal(err)
-	}
-	if a, err := openTestApp(d, AuditConfig{}); err == nil {
-		a.Close()
-		t.Error("openApp with no outside witness succeeded; want a refusal")
-	}
-	if a, err := openTestApp(d, AuditConfig{WitnessFile: d.path("witness.log")}); err == nil {
-		a.Close()
-		t.Error("openApp with the witness file inside the data folder succeeded; want a refusal")
-	}
+// TestInit_witnessRequired checks that init refuses to make a data folder
+// without an outside witness file, or with one inside the folder.
+func TestInit_witnessRequired(t *testing.T) {
 	t.Setenv("PHIVAULT_AUDIT_WITNESS_FILE", "")
-	err := run(context.Background(), []string{"init", "-data", filepath.Join(t.TempDir(), "data")}, io.Discard, io.Discard)
+	dir := filepath.Join(t.TempDir(), "data")
+	err := run(context.Background(), []string{"init", "-data", dir}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "audit witness file") {
 		t.Errorf("init without a witness file = %v, want it to ask for one", err)
+	}
+	err = run(context.Background(), []string{"init", "-data", dir, "-audit-witness-file", filepath.Join(dir, "w.log")}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "inside the data folder") {
+		t.Errorf("init with the witness file inside the folder = %v, want a refusal", err)
 	}
 }
 
