@@ -141,6 +141,7 @@ var auditEventCapability = capResource{
 		{Name: "agent", Type: "reference"},
 		{Name: "date", Type: "date"},
 		{Name: "patient", Type: "reference"},
+		{Name: "purpose", Type: "token"}, // R5's name; R4 has none (see docs/audit-log.md)
 	},
 }
 

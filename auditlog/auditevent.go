@@ -15,7 +15,9 @@ import (
 // so that the trail can be read by patient, actor, action and time without
 // scanning it. The index is derived from the entries: it is filled after
 // the fact (see [CatchUpIndex]) and never trusted for content, since the
-// views decode the entries themselves and check them again.
+// views decode the entries themselves and check them again. The tree does
+// not cover it, so a row deleted would hide an access: [VerifyIndex]
+// rebuilds the index from the entries and reports any difference.
 type IndexStorage interface {
 	Storage
 	// AuditIndexSize returns the number of entries indexed: one more than
@@ -28,6 +30,9 @@ type IndexStorage interface {
 	// match q, at most q.Limit of them after skipping q.Offset, and the
 	// number of matching entries in all.
 	SearchAudit(ctx context.Context, q Query) (indexes []int64, total int64, err error)
+	// ReadAuditIndex returns the rows indexing the entries with indexes in
+	// [start, end), in any order, for VerifyIndex.
+	ReadAuditIndex(ctx context.Context, start, end int64) ([]IndexRow, error)
 }
 
 // IndexRow is one row of the audit index: an entry and one patient whose
@@ -39,22 +44,28 @@ type IndexRow struct {
 	Actor   string
 	Action  string    // one of the phivault Action constants
 	Time    time.Time // the entry's time
+	// Purposes are the entry's purpose-of-use codes (v3-ActReason), as
+	// the AuditEvent's purposeOfEvent shows them (see Purposes), or nil.
+	Purposes []string
 }
 
 // Query selects entries from the audit index. Empty fields match anything.
 type Query struct {
 	Patient string
 	Actor   string
-	Actions []string  // any of these phivault actions
-	Since   time.Time // entries at or after Since
-	Before  time.Time // entries strictly before Before
-	Offset  int
-	Limit   int // at most this many; 0 means none, only the total
+	Actions []string // any of these phivault actions
+	// Purposes selects entries with any of these purpose-of-use codes
+	// (see the function Purposes), e.g. "BTG".
+	Purposes []string
+	Since    time.Time // entries at or after Since
+	Before   time.Time // entries strictly before Before
+	Offset   int
+	Limit    int // at most this many; 0 means none, only the total
 }
 
 // IndexRows returns the index rows of the entry at index.
 func IndexRows(index int64, e *phivault.AuditEntry) []IndexRow {
-	row := IndexRow{Index: index, Actor: e.Actor, Action: e.Action, Time: e.Time.UTC()}
+	row := IndexRow{Index: index, Actor: e.Actor, Action: e.Action, Time: e.Time.UTC(), Purposes: Purposes(e)}
 	if len(e.Compartments) == 0 {
 		return []IndexRow{row}
 	}
@@ -69,6 +80,39 @@ func IndexRows(index int64, e *phivault.AuditEntry) []IndexRow {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// PurposeBreakGlass is the v3-ActReason code of break-the-glass access.
+const PurposeBreakGlass = "BTG"
+
+// Purposes returns the purpose-of-use codes of an entry, as its AuditEvent
+// shows them in purposeOfEvent: the purpose the caller stated, then BTG if
+// the access rested on a break-the-glass grant (if not stated already).
+func Purposes(e *phivault.AuditEntry) []string {
+	var out []string
+	if e.Purpose != "" {
+		out = append(out, e.Purpose)
+	}
+	if _, breakGlass := decisionPolicies(e.Decision); breakGlass && e.Purpose != PurposeBreakGlass {
+		out = append(out, PurposeBreakGlass)
+	}
+	return out
+}
+
+// JoinPurposes returns purposes in the form the stores keep them in one
+// column: each code followed and preceded by a space (" ETREAT BTG "), so
+// that the column contains " CODE " exactly when the entry has CODE; ""
+// for none.
+func JoinPurposes(purposes []string) string {
+	if len(purposes) == 0 {
+		return ""
+	}
+	return " " + strings.Join(purposes, " ") + " "
+}
+
+// SplitPurposes reverses JoinPurposes.
+func SplitPurposes(column string) []string {
+	return strings.Fields(column)
 }
 
 // catchUpBatch bounds the entries read and indexed by one step of
@@ -123,6 +167,9 @@ func (q Query) matches(e *phivault.AuditEntry) bool {
 		return false
 	}
 	if len(q.Actions) > 0 && !slices.Contains(q.Actions, e.Action) {
+		return false
+	}
+	if len(q.Purposes) > 0 && !slices.ContainsFunc(Purposes(e), func(p string) bool { return slices.Contains(q.Purposes, p) }) {
 		return false
 	}
 	if !q.Since.IsZero() && e.Time.Before(q.Since) {
@@ -186,7 +233,7 @@ func ActionsForCode(code string) ([]string, error) {
 		phivault.ActionBundle, phivault.ActionShred, phivault.ActionKeyRotate,
 		phivault.ActionLogin, phivault.ActionTokenIssue, phivault.ActionTokenRevoke, phivault.ActionBreakGlass,
 		phivault.ActionReview, phivault.ActionAccountChange, phivault.ActionPolicyChange, phivault.ActionExport,
-		phivault.ActionKeyCompromised, phivault.ActionSeal, phivault.ActionUnseal,
+		phivault.ActionKeyCompromised, phivault.ActionSeal, phivault.ActionUnseal, phivault.ActionAuditRecover,
 	}
 	var out []string
 	for _, a := range all {
@@ -372,8 +419,8 @@ func NewAuditEvent(index int64, e *phivault.AuditEntry) *AuditEvent {
 	}
 	var breakGlass bool
 	user.Policy, breakGlass = decisionPolicies(e.Decision)
-	if breakGlass {
-		ev.PurposeOfEvent = append(ev.PurposeOfEvent, codeableConcept{Coding: []coding{{System: systemActReason, Code: "BTG", Display: "break the glass"}}})
+	if breakGlass && e.Purpose != PurposeBreakGlass {
+		ev.PurposeOfEvent = append(ev.PurposeOfEvent, codeableConcept{Coding: []coding{{System: systemActReason, Code: PurposeBreakGlass, Display: "break the glass"}}})
 	}
 	if e.Source != "" {
 		user.Network = &struct {

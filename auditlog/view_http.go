@@ -56,7 +56,7 @@ const (
 // ActivityReport with the actor's id; with the names (never the values) of
 // the query parameters. Refusals are recorded with their outcome.
 //
-//	GET /fhir/AuditEvent?patient=&agent=&date=&action=&_id=&_count=&_offset=
+//	GET /fhir/AuditEvent?patient=&agent=&date=&action=&purpose=&_id=&_count=&_offset=
 //	    a searchset Bundle of AuditEvents (IHE BALP shape), oldest first
 //	GET /fhir/AuditEvent/{index}
 //	    one AuditEvent; its id is the entry's index in the log
@@ -131,8 +131,25 @@ func (v *view) entry(ctx context.Context, idx int64) (*phivault.AuditEntry, erro
 
 // searchParams are the AuditEvent search parameters the view understands.
 var searchParams = map[string]bool{
-	"patient": true, "agent": true, "date": true, "action": true,
+	"patient": true, "agent": true, "date": true, "action": true, "purpose": true,
 	"_id": true, "_count": true, "_offset": true, "_format": true,
+}
+
+// parsePurpose reads the purpose search parameter's comma-separated tokens,
+// each "CODE", "|CODE" or "http://terminology.hl7.org/CodeSystem/v3-ActReason|CODE".
+func parsePurpose(value string) ([]string, error) {
+	var out []string
+	for _, tok := range strings.Split(value, ",") {
+		system, code, hasSystem := strings.Cut(tok, "|")
+		if !hasSystem {
+			code, system = system, ""
+		}
+		if system != "" && system != systemActReason || code == "" || len(code) > 32 || strings.ContainsFunc(code, notIDRune) {
+			return nil, phivault.Errorf(phivault.EINVALID, "purpose takes v3-ActReason codes, e.g. purpose=BTG or purpose=%s|ETREAT.", systemActReason)
+		}
+		out = append(out, code)
+	}
+	return out, nil
 }
 
 // parseQuery reads the filters shared by the search and the reports.
@@ -146,6 +163,13 @@ func parseQuery(vals url.Values) (Query, error) {
 		if err := q.ParseDate(d); err != nil {
 			return q, err
 		}
+	}
+	for _, v := range vals["purpose"] {
+		ps, err := parsePurpose(v)
+		if err != nil {
+			return q, err
+		}
+		q.Purposes = append(q.Purposes, ps...)
 	}
 	for _, codes := range vals["action"] {
 		for _, c := range strings.Split(codes, ",") {
@@ -167,7 +191,7 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 	var names []string
 	for name := range vals {
 		if !searchParams[name] {
-			writeError(w, phivault.Errorf(phivault.EINVALID, "Unknown AuditEvent search parameter %q; use patient, agent, date, action, _id, _count or _offset.", name))
+			writeError(w, phivault.Errorf(phivault.EINVALID, "Unknown AuditEvent search parameter %q; use patient, agent, date, action, purpose, _id, _count or _offset.", name))
 			return
 		}
 		if !strings.HasPrefix(name, "_") {
@@ -348,12 +372,12 @@ func (v *view) serveUserReport(w http.ResponseWriter, r *http.Request) {
 func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, name string, rec *phivault.AuditEntry) {
 	vals := r.URL.Query()
 	for n := range vals {
-		if n != "format" && n != "date" && n != "action" {
-			writeError(w, phivault.Errorf(phivault.EINVALID, "Unknown report parameter %q; use format, date or action.", n))
+		if n != "format" && n != "date" && n != "action" && n != "purpose" {
+			writeError(w, phivault.Errorf(phivault.EINVALID, "Unknown report parameter %q; use format, date, action or purpose.", n))
 			return
 		}
 	}
-	q, err := parseQuery(url.Values{"date": vals["date"], "action": vals["action"]})
+	q, err := parseQuery(url.Values{"date": vals["date"], "action": vals["action"], "purpose": vals["purpose"]})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -372,7 +396,7 @@ func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, n
 	rep := &Report{Store: v.opts.Store, Query: q}
 	// Check that the report can be read before recording and answering, so
 	// a broken store answers with an error rather than half a report.
-	if _, _, err := v.opts.Store.SearchAudit(ctx, Query{Patient: q.Patient, Actor: q.Actor, Actions: q.Actions, Since: q.Since, Before: q.Before}); err != nil {
+	if _, _, err := v.opts.Store.SearchAudit(ctx, Query{Patient: q.Patient, Actor: q.Actor, Actions: q.Actions, Purposes: q.Purposes, Since: q.Since, Before: q.Before}); err != nil {
 		writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
 		return
 	}

@@ -2,6 +2,7 @@ package auditlog_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -286,6 +287,60 @@ func TestView_patientReportShowsNoOtherPatient(t *testing.T) {
 		}
 		if strings.Contains(body, "other-9") {
 			t.Errorf("GET %s names another patient or their record: %s", path, body)
+		}
+	}
+}
+
+// TestView_searchPurpose searches the AuditEvents by purpose of use: the
+// break-the-glass accesses (BTG, stated or from the decision), the code
+// with its system, and two codes at once; a bad token is refused.
+func TestView_searchPurpose(t *testing.T) {
+	v := newViewEnv(t)
+	ctx := context.Background()
+	e := storetest.Entry(100)
+	e.Decision = "break-glass permit: emergency-access" // index 6
+	f := storetest.Entry(101)
+	f.Purpose = "ETREAT" // index 7
+	g := storetest.Entry(102)
+	g.Purpose = "BTG" // index 8
+	if err := v.log.Append(ctx, e, f, g); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(path string) []string {
+		t.Helper()
+		status, body := v.get(t, path, "po")
+		if status != http.StatusOK {
+			t.Fatalf("GET %s = %d %s", path, status, body)
+		}
+		var b struct {
+			Entry []struct{ Resource struct{ ID string } }
+		}
+		if err := json.Unmarshal([]byte(body), &b); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, en := range b.Entry {
+			out = append(out, en.Resource.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		give string
+		want []string
+	}{
+		{"purpose=BTG", []string{"6", "8"}},
+		{"purpose=http://terminology.hl7.org/CodeSystem/v3-ActReason|ETREAT", []string{"7"}},
+		{"purpose=ETREAT,BTG", []string{"6", "7", "8"}},
+		{"purpose=TREAT", nil},
+	}
+	for _, tt := range tests {
+		if got := ids("/fhir/AuditEvent?" + tt.give); !slices.Equal(got, tt.want) {
+			t.Errorf("GET /fhir/AuditEvent?%s = %v, want %v", tt.give, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"purpose=http://example.org|BTG", "purpose=", "purpose=B%20TG"} {
+		if status, body := v.get(t, "/fhir/AuditEvent?"+bad, "po"); status != http.StatusBadRequest {
+			t.Errorf("GET /fhir/AuditEvent?%s = %d %s, want 400", bad, status, body)
 		}
 	}
 }

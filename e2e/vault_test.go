@@ -138,7 +138,7 @@ func newVault(t *testing.T, extraEnv ...string) *vault {
 	if err := os.Mkdir(v.tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "init", "-data", v.dir)
+	cmd := exec.Command(binary, "init", "-data", v.dir, "-audit-witness-file", filepath.Join(base, "witness", "audit-checkpoints.log"))
 	cmd.Env = v.env()
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/auditlog"
 )
@@ -31,13 +32,15 @@ func (db *DB) IndexAudit(ctx context.Context, rows []auditlog.IndexRow) error {
 		idx                    = make([]int64, len(rows))
 		patient, actor, action = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
 		times                  = make([]int64, len(rows))
+		purpose                = make([]string, len(rows))
 	)
 	for i, r := range rows {
 		idx[i], patient[i], actor[i], action[i], times[i] = r.Index, r.Patient, r.Actor, r.Action, r.Time.UnixNano()
+		purpose[i] = auditlog.JoinPurposes(r.Purposes)
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO audit_index (idx, patient, actor, action, time)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[])
-		ON CONFLICT DO NOTHING`, idx, patient, actor, action, times)
+	_, err := db.pool.Exec(ctx, `INSERT INTO audit_index (idx, patient, actor, action, time, purpose)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+		ON CONFLICT DO NOTHING`, idx, patient, actor, action, times, purpose)
 	if err != nil {
 		return fmt.Errorf("postgres: index audit entries: %v", ctxErr(ctx, err))
 	}
@@ -63,6 +66,13 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 	}
 	if len(q.Actions) > 0 {
 		where = append(where, "action = ANY("+arg(q.Actions)+"::text[])")
+	}
+	if len(q.Purposes) > 0 {
+		var or []string
+		for _, p := range q.Purposes {
+			or = append(or, "strpos(purpose, "+arg(auditlog.JoinPurposes([]string{p}))+") > 0")
+		}
+		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
 	if !q.Since.IsZero() {
 		where = append(where, "time >= "+arg(q.Since.UnixNano()))
@@ -99,4 +109,31 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 		return nil, 0, fmt.Errorf("postgres: search audit index: %v", ctxErr(ctx, err))
 	}
 	return out, total, nil
+}
+
+// ReadAuditIndex returns the index rows of the entries with indexes in
+// [start, end).
+func (db *DB) ReadAuditIndex(ctx context.Context, start, end int64) ([]auditlog.IndexRow, error) {
+	rows, err := db.pool.Query(ctx, `SELECT idx, patient, actor, action, time, purpose FROM audit_index WHERE idx >= $1 AND idx < $2 ORDER BY idx, patient`, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read audit index: %v", ctxErr(ctx, err))
+	}
+	defer rows.Close()
+	var out []auditlog.IndexRow
+	for rows.Next() {
+		var (
+			r       auditlog.IndexRow
+			ns      int64
+			purpose string
+		)
+		if err := rows.Scan(&r.Index, &r.Patient, &r.Actor, &r.Action, &ns, &purpose); err != nil {
+			return nil, fmt.Errorf("postgres: read audit index: %v", err)
+		}
+		r.Time, r.Purposes = time.Unix(0, ns).UTC(), auditlog.SplitPurposes(purpose)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read audit index: %v", ctxErr(ctx, err))
+	}
+	return out, nil
 }

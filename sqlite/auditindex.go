@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/auditlog"
 )
@@ -28,18 +29,18 @@ func (db *DB) IndexAudit(ctx context.Context, rows []auditlog.IndexRow) error {
 		return nil
 	}
 	err := db.audit.write(ctx, func(conn *sql.Conn) error {
-		const perStmt = 200 // 5 variables a row, well under SQLite's limit
+		const perStmt = 200 // 6 variables a row, well under SQLite's limit
 		for lo := 0; lo < len(rows); lo += perStmt {
 			part := rows[lo:min(lo+perStmt, len(rows))]
 			var b strings.Builder
-			args := make([]any, 0, 5*len(part))
-			b.WriteString("INSERT OR IGNORE INTO audit_index (idx, patient, actor, action, time) VALUES ")
+			args := make([]any, 0, 6*len(part))
+			b.WriteString("INSERT OR IGNORE INTO audit_index (idx, patient, actor, action, time, purpose) VALUES ")
 			for i, r := range part {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString("(?, ?, ?, ?, ?)")
-				args = append(args, r.Index, r.Patient, r.Actor, r.Action, r.Time.UnixNano())
+				b.WriteString("(?, ?, ?, ?, ?, ?)")
+				args = append(args, r.Index, r.Patient, r.Actor, r.Action, r.Time.UnixNano(), auditlog.JoinPurposes(r.Purposes))
 			}
 			if _, err := conn.ExecContext(ctx, b.String(), args...); err != nil {
 				return err
@@ -71,6 +72,13 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 		for _, a := range q.Actions {
 			args = append(args, a)
 		}
+	}
+	if len(q.Purposes) > 0 {
+		var or []string
+		for _, p := range q.Purposes {
+			or, args = append(or, "instr(purpose, ?) > 0"), append(args, auditlog.JoinPurposes([]string{p}))
+		}
+		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
 	if !q.Since.IsZero() {
 		where, args = append(where, "time >= ?"), append(args, q.Since.UnixNano())
@@ -118,4 +126,31 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 		return nil, 0, fmt.Errorf("sqlite: search audit index: %v", err)
 	}
 	return out, total, nil
+}
+
+// ReadAuditIndex returns the index rows of the entries with indexes in
+// [start, end).
+func (db *DB) ReadAuditIndex(ctx context.Context, start, end int64) ([]auditlog.IndexRow, error) {
+	rows, err := db.audit.rdb.QueryContext(ctx, `SELECT idx, patient, actor, action, time, purpose FROM audit_index WHERE idx >= ? AND idx < ? ORDER BY idx, patient`, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read audit index: %v", err)
+	}
+	defer rows.Close()
+	var out []auditlog.IndexRow
+	for rows.Next() {
+		var (
+			r       auditlog.IndexRow
+			ns      int64
+			purpose string
+		)
+		if err := rows.Scan(&r.Index, &r.Patient, &r.Actor, &r.Action, &ns, &purpose); err != nil {
+			return nil, fmt.Errorf("sqlite: read audit index: %v", err)
+		}
+		r.Time, r.Purposes = time.Unix(0, ns).UTC(), auditlog.SplitPurposes(purpose)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read audit index: %v", err)
+	}
+	return out, nil
 }

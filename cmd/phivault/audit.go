@@ -36,9 +36,31 @@ func (d dataDir) auditSignerKey() string   { return d.path("audit-signer.key") }
 func (d dataDir) auditVerifierKey() string { return d.path("audit-verifier.pub") }
 func (d dataDir) auditCheckpoints() string { return d.path("audit-checkpoints.log") }
 
+// auditWitnessRecord is the file in which init records the path of the
+// witness file outside the data folder (see AuditConfig.WitnessFile).
+func (d dataDir) auditWitnessRecord() string { return d.path("audit-witness-file") }
+
 // AuditConfig names the checkpoint witnesses outside the data folder; the
-// file witness audit-checkpoints.log is always on.
+// file witness audit-checkpoints.log is always on. The server refuses to
+// start without at least one witness outside the data folder: WitnessFile
+// (by default the one init recorded), Webhook or Syslog.
 type AuditConfig struct {
+	// WitnessFile is a file outside the data folder (another disk, a
+	// mount of another host) that receives every checkpoint, like
+	// audit-checkpoints.log, and that the server checks the log against
+	// at start. Default: the file named to init.
+	WitnessFile string
+	// VerifyInterval is the time between the running server's checks of
+	// the trail (auditlog.Monitor); every 60th is a full pass. Default
+	// auditlog.DefaultMonitorInterval.
+	VerifyInterval time.Duration
+	// Recover lets the server start although the log holds entries and
+	// the outside witness file (with only remote witnesses, the folder's)
+	// holds no checkpoint of it, which is what a log cut together with its
+	// checkpoints looks like. The start is recorded in the trail (action
+	// audit-recover).
+	Recover bool
+
 	Webhook  string // https URL that receives every checkpoint by POST
 	Syslog   string // host:port of a syslog server speaking TLS (RFC 5425)
 	SyslogCA string // PEM bundle of CAs for the syslog server (default: the system's)
@@ -49,12 +71,88 @@ type AuditConfig struct {
 }
 
 func (c *AuditConfig) register(fs *flag.FlagSet) {
+	registerWitnessFile(fs, &c.WitnessFile, "default: the file given to init; ")
+	c.VerifyInterval = auditlog.DefaultMonitorInterval
+	if v, err := time.ParseDuration(os.Getenv("PHIVAULT_AUDIT_VERIFY_INTERVAL")); err == nil && v > 0 {
+		c.VerifyInterval = v
+	}
+	fs.DurationVar(&c.VerifyInterval, "audit-verify-interval", c.VerifyInterval, fmt.Sprintf("time between the server's checks of the audit trail against its tree; every %dth checks every entry and the index (env PHIVAULT_AUDIT_VERIFY_INTERVAL)", auditlog.DefaultMonitorFullEvery))
+	fs.BoolVar(&c.Recover, "audit-recover", false, "start although the audit log holds entries and the outside witness file holds no checkpoint of it; only after an investigation (recorded in the trail)")
 	c.Webhook = os.Getenv("PHIVAULT_AUDIT_WEBHOOK")
 	fs.Var(secretFlag{&c.Webhook}, "audit-webhook", "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
 	fs.StringVar(&c.Syslog, "audit-syslog", os.Getenv("PHIVAULT_AUDIT_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to send every audit checkpoint to (env PHIVAULT_AUDIT_SYSLOG)")
 	fs.StringVar(&c.SyslogCA, "audit-syslog-ca", os.Getenv("PHIVAULT_AUDIT_SYSLOG_CA"), "PEM bundle of CAs for the audit syslog server (default: the system's; env PHIVAULT_AUDIT_SYSLOG_CA)")
 	fs.StringVar(&c.CEFSyslog, "audit-cef-syslog", os.Getenv("PHIVAULT_AUDIT_CEF_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to stream every new audit entry to as CEF (env PHIVAULT_AUDIT_CEF_SYSLOG)")
 	fs.StringVar(&c.CEFSyslogCA, "audit-cef-syslog-ca", os.Getenv("PHIVAULT_AUDIT_CEF_SYSLOG_CA"), "PEM bundle of CAs for the CEF syslog server (default: the system's; env PHIVAULT_AUDIT_CEF_SYSLOG_CA)")
+}
+
+// registerWitnessFile registers -audit-witness-file on fs, for serve, demo
+// and init.
+func registerWitnessFile(fs *flag.FlagSet, p *string, dflt string) {
+	fs.StringVar(p, "audit-witness-file", os.Getenv("PHIVAULT_AUDIT_WITNESS_FILE"),
+		"file outside the data folder (another disk or host) that receives every signed audit checkpoint and is checked at start ("+dflt+"env PHIVAULT_AUDIT_WITNESS_FILE)")
+}
+
+// outsideWitnessPath checks that path names a file outside the data folder
+// d and returns it made absolute.
+func outsideWitnessPath(d dataDir, path string) (string, error) {
+	hint := "-audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log (on another disk or host mount)"
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", errorWithHint(fmt.Sprintf("audit witness file %s: %v", path, err), hint)
+	}
+	dir, err := filepath.Abs(string(d))
+	if err != nil {
+		return "", err
+	}
+	if rel, err := filepath.Rel(dir, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", errorWithHint(fmt.Sprintf("the audit witness file %s is inside the data folder %s: whoever can change the folder could change it too", path, d), hint)
+	}
+	return abs, nil
+}
+
+// createWitnessFile makes the outside witness file path (and its folder)
+// for a new data folder d and records its path in d. It refuses a file
+// that already holds checkpoints: they belong to another vault.
+func createWitnessFile(d dataDir, path string) (string, error) {
+	abs, err := outsideWitnessPath(d, path)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return "", fmt.Errorf("create audit witness folder: %w", err)
+	}
+	f, err := os.OpenFile(abs, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create audit witness file: %w", err)
+	}
+	info, err := f.Stat()
+	f.Close()
+	if err != nil {
+		return "", fmt.Errorf("create audit witness file: %w", err)
+	}
+	if info.Size() > 0 {
+		return "", errorWithHint(fmt.Sprintf("the audit witness file %s already holds checkpoints (of another vault?)", abs), "name a new file with -audit-witness-file")
+	}
+	if err := writeFileAtomic(d.auditWitnessRecord(), []byte(abs+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("record audit witness file: %w", err)
+	}
+	return abs, nil
+}
+
+// witnessFile returns the outside witness file the server uses: c's, or the
+// one recorded in d by init, or "" if neither.
+func witnessFile(d dataDir, c AuditConfig) (string, error) {
+	if c.WitnessFile != "" {
+		return outsideWitnessPath(d, c.WitnessFile)
+	}
+	b, err := os.ReadFile(d.auditWitnessRecord())
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("read audit witness record: %w", err)
+	}
+	return outsideWitnessPath(d, strings.TrimSpace(string(b)))
 }
 
 // secretFlag is a string flag whose value, which may hold a secret (a
@@ -72,6 +170,7 @@ func (f secretFlag) Set(v string) error {
 // SIEMs.
 type auditTrail struct {
 	log     *auditlog.Log
+	monitor *auditlog.Monitor        // verifies the stored trail while the server runs
 	queues  []*auditlog.WitnessQueue // witnesses outside the data folder
 	cef     *auditlog.CEFForwarder   // the CEF syslog stream, or nil
 	handler http.Handler
@@ -178,27 +277,72 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 	if err != nil {
 		return err
 	}
-	queues, err := a.remoteWitnesses(a.cfg.Audit)
+	c := a.cfg.Audit
+	outside, err := witnessFile(a.cfg.Data, c)
+	if err != nil {
+		return err
+	}
+	if outside == "" && c.Webhook == "" && c.Syslog == "" {
+		return errorWithHint("no audit witness outside the data folder is configured: a rewrite of the folder would go unnoticed",
+			"phivault serve -audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log (on another disk or host mount), or -audit-webhook or -audit-syslog")
+	}
+	queues, err := a.remoteWitnesses(c)
 	if err != nil {
 		return err
 	}
 	l := auditlog.New(a.db, signer.Name(), signer)
-	// The file witness is written before the queues are handed the
-	// checkpoint: it is what the next start checks the database against.
-	l.Witnesses = []auditlog.Witness{&auditlog.FileWitness{Path: a.cfg.Data.auditCheckpoints()}}
+	// The file witnesses are written before the queues are handed the
+	// checkpoint: they are what the next start checks the database against.
+	files := []string{a.cfg.Data.auditCheckpoints()}
+	if outside != "" {
+		files = append(files, outside)
+	}
+	for _, f := range files {
+		l.Witnesses = append(l.Witnesses, &auditlog.FileWitness{Path: f})
+	}
 	for _, q := range queues {
 		l.Witnesses = append(l.Witnesses, q)
 	}
 	l.Logger = a.logger
 	t := &auditTrail{log: l, queues: queues}
+	// Check the log against the witnesses with a Log that signs nothing
+	// (it replays the journal first), so that a refused start publishes no
+	// checkpoint of a log that was cut or rewritten.
+	probe := auditlog.New(a.db, signer.Name(), nil)
+	probe.CheckpointInterval = -1
+	probe.Logger = a.logger
+	if err := probe.Open(ctx); err != nil {
+		t.closeQueues()
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	recovering, err := a.checkWitnesses(ctx, probe, files)
+	if cerr := probe.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close audit log: %w", cerr)
+	}
+	if err != nil {
+		t.closeQueues()
+		return err
+	}
 	if err := l.Open(ctx); err != nil {
 		t.closeQueues()
 		return fmt.Errorf("open audit log: %w", err)
 	}
-	if err := checkWitness(ctx, a.cfg.Data, l); err != nil {
-		t.Close()
-		return errorWithHint(err.Error(), "phivault audit verify -data "+string(a.cfg.Data))
+	if recovering {
+		a.logger.Warn("audit log started without a checkpoint (-audit-recover)", "entries", l.Tree().N)
+		e := &phivault.AuditEntry{Time: time.Now().UTC(), Actor: "phivault", Action: phivault.ActionAuditRecover, TargetType: "AuditEvent",
+			Outcome: "ok", Decision: fmt.Sprintf("started with -audit-recover: %d entries, no checkpoint found", l.Tree().N)}
+		if err := l.Append(ctx, e); err != nil {
+			t.Close()
+			return fmt.Errorf("record the audit recovery: %w", err)
+		}
 	}
+	// A checkpoint of the log as it starts, in every witness: a crash
+	// before the next one still leaves a checkpoint to check against.
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Close()
+		return fmt.Errorf("audit checkpoint at start: %w", err)
+	}
+	t.monitor = a.startMonitor(l)
 	if t.cef, err = a.startCEF(ctx, l); err != nil {
 		t.Close()
 		return err
@@ -209,6 +353,59 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 		adminOpts.Records = auditlog.NewShredder(adminOpts.Records, l)
 	}
 	return nil
+}
+
+// startMonitor starts verifying the stored trail of l while the server
+// runs, and exports the outcome as metrics; health reports it too.
+func (a *app) startMonitor(l *auditlog.Log) *auditlog.Monitor {
+	m := auditlog.NewMonitor(a.db, l)
+	m.Logger = a.logger
+	if a.cfg.Audit.VerifyInterval != 0 {
+		m.Interval = a.cfg.Audit.VerifyInterval
+	}
+	m.Start()
+	gauge := func(name, help string, v func(auditlog.MonitorStatus) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return v(m.Status()) })
+	}
+	counter := func(name, help string, v func(auditlog.MonitorStatus) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(m.Status())) })
+	}
+	a.metrics.MustRegister(
+		gauge("phivault_audit_verify_ok", "1 if the last check of the stored audit trail found it intact (or none ran yet), 0 if it found a mismatch.",
+			func(s auditlog.MonitorStatus) float64 {
+				if s.OK {
+					return 1
+				}
+				return 0
+			}),
+		counter("phivault_audit_verify_passes_total", "Checks of the stored audit trail run.", func(s auditlog.MonitorStatus) int64 { return s.Passes }),
+		counter("phivault_audit_verify_failures_total", "Checks of the stored audit trail that found a mismatch or could not read it.", func(s auditlog.MonitorStatus) int64 { return s.Failures }),
+		gauge("phivault_audit_verify_last_success_timestamp_seconds", "When a check of the stored audit trail last succeeded, Unix seconds (0: none yet).",
+			func(s auditlog.MonitorStatus) float64 {
+				if s.LastSuccess.IsZero() {
+					return 0
+				}
+				return float64(s.LastSuccess.UnixNano()) / 1e9
+			}),
+		gauge("phivault_audit_verified_entries", "Entries covered by the last successful check of the stored audit trail.", func(s auditlog.MonitorStatus) float64 { return float64(s.Verified) }),
+	)
+	return m
+}
+
+// health answers GET /healthz with 503 and status "audit-integrity" once
+// the monitor found the stored trail changed, until a check passes again;
+// otherwise next answers.
+func (t *auditTrail) health(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t.monitor != nil && !t.monitor.Status().OK {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"status":"audit-integrity"}`+"\n")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // routes builds the handlers of /fhir/audit/ (checkpoint, proofs, export,
@@ -245,6 +442,9 @@ func (t *auditTrail) Close() error {
 	if t == nil {
 		return nil
 	}
+	if t.monitor != nil {
+		t.monitor.Close()
+	}
 	err := t.log.Close()
 	if t.cef != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), witnessCloseWait)
@@ -264,30 +464,61 @@ func (t *auditTrail) closeQueues() error {
 	return errors.Join(errs...)
 }
 
-// checkWitness checks the log against the witness file's last checkpoint.
-func checkWitness(ctx context.Context, d dataDir, l *auditlog.Log) error {
-	b, err := os.ReadFile(d.auditCheckpoints())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("read audit checkpoints: %w", err)
-	}
-	notes, err := auditlog.SplitCheckpoints(b)
-	if err != nil || len(notes) == 0 {
-		return fmt.Errorf("audit checkpoints file: %v", err)
-	}
+// errNoCheckpoint is the refusal to start a non-empty log with no
+// checkpoint to check it against.
+var errNoCheckpoint = errors.New("no audit checkpoint found")
+
+// checkWitnesses checks the log of l against the last checkpoint in each
+// witness file. A log shorter than a checkpoint, or not extending it,
+// stops the start. So does a log with entries when the last of files (the
+// outside witness file if there is one, else the folder's) holds no
+// checkpoint: deleted or replaced, perhaps to hide a cut tail, or pointed
+// elsewhere by someone who changed the data folder's record of it. With
+// a.cfg.Audit.Recover set it reports instead that the start recovers, to
+// be recorded in the trail.
+func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []string) (recovering bool, err error) {
+	d := a.cfg.Data
+	hint := "phivault audit verify -data " + string(d)
 	_, verifier, err := auditKeys(d)
 	if err != nil {
-		return err
+		return false, err
 	}
-	c, err := auditlog.OpenCheckpoint(notes[len(notes)-1], verifier, "")
-	if err != nil {
-		return err
+	found := false // in the last file
+	for i, f := range files {
+		b, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return false, fmt.Errorf("read audit checkpoints: %w", err)
+		}
+		notes, err := auditlog.SplitCheckpoints(b)
+		if err != nil {
+			return false, errorWithHint(fmt.Sprintf("audit checkpoints file %s: %v", f, err), hint)
+		}
+		if len(notes) == 0 {
+			continue
+		}
+		c, err := auditlog.OpenCheckpoint(notes[len(notes)-1], verifier, "")
+		if err != nil {
+			return false, errorWithHint(fmt.Sprintf("audit checkpoints file %s: %v", f, err), hint)
+		}
+		if err := l.CheckConsistent(ctx, c); err != nil {
+			return false, errorWithHint(fmt.Sprintf("audit log tampered with or rolled back (checked against %s): %v", f, err), hint)
+		}
+		found = i == len(files)-1
 	}
-	if err := l.CheckConsistent(ctx, c); err != nil {
-		return fmt.Errorf("audit log tampered with or rolled back: %w", err)
+	n := l.Tree().N
+	if found || n == 0 {
+		return false, nil
 	}
-	return nil
+	if !a.cfg.Audit.Recover {
+		return false, &hintError{
+			err: fmt.Errorf("%w: the audit log holds %d entries but the witness file %s holds no checkpoint of it; it was deleted or replaced, or the log's tail was cut with it",
+				errNoCheckpoint, n, files[len(files)-1]),
+			hint: "restore the witness files from their copies, or check the log with: " + hint + " -checkpoint FILE (a checkpoint kept elsewhere), then start once with -audit-recover",
+		}
+	}
+	return true, nil
 }
 
 // auditKeys reads the checkpoint key pair, creating it if the data folder
@@ -347,9 +578,10 @@ const auditUsage = `Usage: phivault audit verify [flags]
 
 verify checks the audit trail of a data folder, offline: every entry and
 tree hash, the checkpoints' signatures, and that the log still extends every
-checkpoint in FILE (default: the folder's audit-checkpoints.log). Keep a copy
-of a checkpoint outside the server and pass it with -checkpoint to detect a
-rewritten database. On failure it names the first bad entry. With -export it
+checkpoint in FILE (default: the folder's audit-checkpoints.log and the
+outside witness file named to init), and that the audit index matches the
+entries. Keep a copy of a checkpoint outside the server and pass it with
+-checkpoint to detect a rewritten database. On failure it names the first bad entry. With -export it
 needs no data folder: it checks an archived export made with -proofs against
 the last checkpoint in -checkpoint and the verifier key alone.
 
@@ -386,7 +618,7 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
-	cpFile := fs.String("checkpoint", "", "file of saved signed checkpoints (default: the folder's audit-checkpoints.log)")
+	cpFile := fs.String("checkpoint", "", "file of saved signed checkpoints (default: the folder's audit-checkpoints.log and the outside witness file)")
 	vkFile := fs.String("verifier", "", "note verifier key (default: the folder's audit-verifier.pub)")
 	exportFile := fs.String("export", "", "check this export (made with -proofs) instead of a data folder")
 	fs.Usage = func() { fmt.Fprint(c.stderr, auditUsage); fs.PrintDefaults() }
@@ -400,9 +632,6 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	if !d.initialized() {
 		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), "phivault audit verify -data DIR")
 	}
-	if *cpFile == "" {
-		*cpFile = d.auditCheckpoints()
-	}
 	if *vkFile == "" {
 		*vkFile = d.auditVerifierKey()
 	}
@@ -410,8 +639,12 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	notes, err := readCheckpoints(*cpFile)
-	if err != nil {
+	var notes [][]byte
+	if *cpFile != "" {
+		if notes, err = readCheckpoints(*cpFile); err != nil {
+			return err
+		}
+	} else if notes, err = folderCheckpoints(d); err != nil {
 		return err
 	}
 	db, err := sqlite.Open(ctx, d.database())
@@ -423,8 +656,41 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("verification FAILED: %w", err)
 	}
-	fmt.Fprintf(c.stdout, "audit log OK: %d entries, root %s, consistent with %d checkpoints\n", tree.N, tree.Hash, len(notes))
+	// The index behind the AuditEvent search and the access reports is
+	// not in the tree: rebuild it from the verified entries and compare.
+	if err := auditlog.VerifyIndex(ctx, db); err != nil {
+		return errorWithHint(fmt.Sprintf("verification FAILED: %v", err),
+			"the entries are intact; to rebuild the index, stop the server, run: sqlite3 "+sqlite.DefaultAuditPath(d.database())+" 'DELETE FROM audit_index', and start it again")
+	}
+	fmt.Fprintf(c.stdout, "audit log OK: %d entries, root %s, consistent with %d checkpoints; audit index matches the entries\n", tree.N, tree.Hash, len(notes))
 	return nil
+}
+
+// folderCheckpoints reads the checkpoints of the data folder's witness file
+// and of the outside witness file init recorded, those of either that
+// exist. It fails if neither holds any.
+func folderCheckpoints(d dataDir) ([][]byte, error) {
+	files := []string{d.auditCheckpoints()}
+	if w, err := witnessFile(d, AuditConfig{}); err != nil {
+		return nil, err
+	} else if w != "" {
+		files = append(files, w)
+	}
+	var notes [][]byte
+	for _, f := range files {
+		n, err := readCheckpoints(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		notes = append(notes, n...)
+	}
+	if len(notes) == 0 {
+		return nil, errorWithHint(fmt.Sprintf("no audit checkpoints in %s", strings.Join(files, " or ")),
+			"phivault audit verify -data "+string(d)+" -checkpoint FILE (a checkpoint kept elsewhere)")
+	}
+	return notes, nil
 }
 
 func readCheckpoints(path string) ([][]byte, error) {

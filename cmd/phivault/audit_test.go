@@ -43,7 +43,7 @@ func mustAuditAppWith(t *testing.T, cfg AuditConfig) *auditApp {
 	dir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
 	var out bytes.Buffer
-	if err := run(ctx, []string{"init", "-data", dir}, &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", filepath.Join(filepath.Dir(dir), "witness", "audit-checkpoints.log")}, &out, io.Discard); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	_, after, _ := strings.Cut(out.String(), "only its hash is kept):\n")

@@ -26,6 +26,7 @@ import (
 //	audit-checkpoints.log    the file witness: every signed checkpoint
 //	install-id               random id of this vault, shown in the CapabilityStatement
 //	store                    "sqlite" or "postgres": where the records are (see store.go)
+//	audit-witness-file       the path of the witness file outside the folder, named to init
 //	demo-passphrase, demo-accounts.json   "phivault demo" only: its secrets, for demos
 type dataDir string
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,11 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	cfg.Keyring = KeyringConfig{Kind: keyringFile} // the demo keeps its own key file
 	passPath := cfg.Data.path("demo-passphrase")
 	if !cfg.Data.initialized() {
-		res, err := initData(ctx, cfg.Data, KeyringConfig{Kind: keyringFile}, cfg.Store, "", nil)
+		witness := cfg.Audit.WitnessFile
+		if witness == "" {
+			witness = demoWitnessFile(cfg.Data)
+		}
+		res, err := initData(ctx, cfg.Data, KeyringConfig{Kind: keyringFile}, cfg.Store, "", nil, witness)
 		if err != nil {
 			return err
 		}
@@ -73,6 +78,12 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintf(c.stderr, "Created demo data folder %s.\n", cfg.Data)
+		fmt.Fprintf(c.stderr, "Audit checkpoints are also written to %s, a folder next to the data folder;\na real vault names one on another disk or host (phivault init -audit-witness-file).\n", res.witness)
+	}
+	if cfg.Audit.WitnessFile == "" {
+		if w, err := witnessFile(cfg.Data, cfg.Audit); err == nil && w == "" { // a demo folder made before init recorded one
+			cfg.Audit.WitnessFile = demoWitnessFile(cfg.Data)
+		}
 	}
 	pass, err := os.ReadFile(passPath)
 	if err != nil {
@@ -189,4 +200,12 @@ func loadHospital(ctx context.Context, records phivault.RecordService, patients 
 	}
 	fmt.Fprintf(progress, "\nLoaded %d bundles in %s.\n", n.Load(), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// demoWitnessFile is the demo's audit witness file: in a folder next to the
+// data folder d, "<d>-witness/audit-checkpoints.log", so that the demo
+// starts with no questions.
+func demoWitnessFile(d dataDir) string {
+	dir := filepath.Clean(string(d))
+	return filepath.Join(filepath.Dir(dir), filepath.Base(dir)+"-witness", "audit-checkpoints.log")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,10 +17,12 @@ import (
 	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/keyring"
 	"github.com/phivault/phivault/server"
+	"golang.org/x/term"
 )
 
 // initCommand creates a data folder.
 type initCommand struct {
+	stdin          *os.File // asked for the audit witness file if it is a terminal
 	stdout, stderr io.Writer
 }
 
@@ -40,6 +43,13 @@ password) or -store (which may not). A database on another machine must be
 reached over verified TLS: sslmode=verify-full and sslrootcert=CA.pem. init
 refuses a database that already holds a vault.
 
+The audit witness file (-audit-witness-file or PHIVAULT_AUDIT_WITNESS_FILE;
+asked for on a terminal) receives every signed checkpoint of the audit
+trail. Put it outside the data folder, on another disk or a mount of
+another host, ideally append-only: the server checks the trail against it
+at every start, so a rewritten or cut trail is noticed even by someone who
+cannot trust the data folder. init records its path in the data folder.
+
 Flags:
 `
 
@@ -47,7 +57,24 @@ Flags:
 type initResult struct {
 	passphrase string
 	token      string
-	generated  bool // the passphrase was generated
+	generated  bool   // the passphrase was generated
+	witness    string // the audit witness file, absolute
+}
+
+// askWitness asks for the audit witness file on a terminal, or explains
+// that it is required.
+func (c *initCommand) askWitness() (string, error) {
+	err := errorWithHint("init needs an audit witness file outside the data folder",
+		"phivault init -audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log (on another disk or host mount), or set PHIVAULT_AUDIT_WITNESS_FILE")
+	if c.stdin == nil || !term.IsTerminal(int(c.stdin.Fd())) {
+		return "", err
+	}
+	fmt.Fprint(c.stderr, "Audit witness file, outside the data folder (another disk or host mount): ")
+	line, rerr := bufio.NewReader(c.stdin).ReadString('\n')
+	if line = strings.TrimSpace(line); line == "" || rerr != nil && line == "" {
+		return "", err
+	}
+	return line, nil
 }
 
 func (c *initCommand) Run(ctx context.Context, args []string) error {
@@ -56,6 +83,8 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder to create (env PHIVAULT_DATA)")
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
 	hosts := fs.String("hosts", "", "extra comma-separated DNS names or IPs for the certificate (localhost is always included)")
+	var witness string
+	registerWitnessFile(fs, &witness, "required; ")
 	var kc KeyringConfig
 	kc.register(fs)
 	var sc StoreConfig
@@ -70,15 +99,22 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	if err := sc.resolve(); err != nil {
 		return err
 	}
+	if witness == "" {
+		var err error
+		if witness, err = c.askWitness(); err != nil {
+			return err
+		}
+	}
 	pass, err := passphrase(*passFile)
 	if err != nil {
 		return err
 	}
-	res, err := initData(ctx, dataDir(*data), kc, sc, pass, splitList(*hosts))
+	res, err := initData(ctx, dataDir(*data), kc, sc, pass, splitList(*hosts), witness)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "Created %s.\n", *data)
+	fmt.Fprintf(c.stdout, "\nAudit checkpoints are also written to %s, outside the data folder.\n", res.witness)
 	if res.generated && kc.Kind == keyringFile {
 		fmt.Fprintf(c.stdout, "\nKey-file passphrase (shown once; store it apart from the data folder):\n  %s\n", res.passphrase)
 	}
@@ -97,13 +133,18 @@ func splitList(s string) []string {
 	return out
 }
 
-// initData creates the data folder d for records in the database sc names.
-// It refuses to touch an existing folder or a database that holds a vault.
-func initData(ctx context.Context, d dataDir, kc KeyringConfig, sc StoreConfig, pass string, hosts []string) (*initResult, error) {
+// initData creates the data folder d for records in the database sc names,
+// with witness as the audit witness file outside it. It refuses to touch
+// an existing folder or a database that holds a vault.
+func initData(ctx context.Context, d dataDir, kc KeyringConfig, sc StoreConfig, pass string, hosts []string, witness string) (*initResult, error) {
 	if d.initialized() {
 		return nil, errorWithHint(fmt.Sprintf("%s is already initialized", d), "use another -data folder, or serve this one")
 	}
+	if _, err := outsideWitnessPath(d, witness); err != nil {
+		return nil, err
+	}
 	res := &initResult{passphrase: pass}
+	var err error
 	if pass == "" {
 		res.passphrase, res.generated = randomPassphrase(), true
 	}
@@ -114,6 +155,9 @@ func initData(ctx context.Context, d dataDir, kc KeyringConfig, sc StoreConfig, 
 		return nil, err
 	}
 	if _, err := d.installID(); err != nil {
+		return nil, err
+	}
+	if res.witness, err = createWitnessFile(d, witness); err != nil {
 		return nil, err
 	}
 	if err := initKeyring(d, kc, res.passphrase); err != nil {

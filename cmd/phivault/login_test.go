@@ -92,7 +92,7 @@ func TestLogin_wiring(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
-	if err := run(ctx, []string{"init", "-data", dir}, io.Discard, io.Discard); err != nil {
+	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", filepath.Join(filepath.Dir(dir), "witness.log")}, io.Discard, io.Discard); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	oidcPath := filepath.Join(t.TempDir(), "oidc.json")

@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cmd command
 	switch args[0] {
 	case "init":
-		cmd = &initCommand{stdout: stdout, stderr: stderr}
+		cmd = &initCommand{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "serve":
 		cmd = &serveCommand{stdout: stdout, stderr: stderr}
 	case "demo":

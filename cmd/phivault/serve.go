@@ -323,7 +323,7 @@ func (a *app) listen(ctx context.Context) error {
 		Insecure:      a.cfg.Insecure,
 		FHIR:          a.fhirAndAdmin(),
 		Routes:        a.routes,
-		Health:        a.seal.health(),
+		Health:        a.audit.health(a.seal.health()),
 		Metrics:       promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
 		MetricsToken:  a.cfg.MetricsToken, // "" leaves /metrics unserved
 		Logger:        a.logger,

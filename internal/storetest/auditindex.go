@@ -39,6 +39,12 @@ func RunAuditIndex(t *testing.T, open func(t *testing.T) auditlog.IndexStorage) 
 		if i%5 == 0 {
 			e.Compartments = append(e.Compartments, "p9")
 		}
+		if i%4 == 0 {
+			e.Purpose = "TREAT"
+		}
+		if i%6 == 0 {
+			e.Decision = "break-glass permit: emergency"
+		}
 		if i == n-1 {
 			e.Compartments = nil
 		}
@@ -88,6 +94,10 @@ func RunAuditIndex(t *testing.T, open func(t *testing.T) auditlog.IndexStorage) 
 	check("all filters", auditlog.Query{Patient: "p0", Actor: "a0", Actions: []string{phivault.ActionRead}, Since: t0.Add(5 * time.Minute)},
 		func(i int) bool { return i%3 == 0 && i%2 == 0 && i >= 5 })
 	check("none", auditlog.Query{Patient: "nobody"}, func(int) bool { return false })
+	check("purpose", auditlog.Query{Purposes: []string{"BTG"}}, func(i int) bool { return i%6 == 0 })
+	check("purposes", auditlog.Query{Purposes: []string{"TREAT", "BTG"}}, func(i int) bool { return i%4 == 0 || i%6 == 0 })
+	check("purpose and patient", auditlog.Query{Purposes: []string{"TREAT"}, Patient: "p9"}, func(i int) bool { return i%4 == 0 && i%5 == 0 })
+	check("purpose prefix", auditlog.Query{Purposes: []string{"TRE"}}, func(int) bool { return false })
 
 	got, total, err := s.SearchAudit(ctx, auditlog.Query{Patient: "p9", Offset: 3, Limit: 2})
 	if err != nil || total != 8 || !slices.Equal(got, []int64{15, 20}) {

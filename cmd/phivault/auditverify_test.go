@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/auditlog"
+	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/sqlite"
+)
+
+// TestAuditVerify_index deletes the audit index rows that make a patient's
+// read show in their access report, as someone with the database file can,
+// and checks that "phivault audit verify" fails and names the entry,
+// although every entry and hash is intact.
+func TestAuditVerify_index(t *testing.T) {
+	ctx := context.Background()
+	a := mustFastAuditApp(t)
+	status, body := a.do(t, "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Quendolyn"}]}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create = %d %s", status, body)
+	}
+	var p struct{ ID string }
+	json.Unmarshal(body, &p)
+	if status, body := a.do(t, "GET", "/fhir/Patient/"+p.ID, ""); status != http.StatusOK {
+		t.Fatalf("read = %d %s", status, body)
+	}
+	report := func() string {
+		t.Helper()
+		status, body := a.do(t, "GET", "/fhir/admin/reports/patients/"+p.ID+"/access?format=csv", "")
+		if status != http.StatusOK {
+			t.Fatalf("access report = %d %s", status, body)
+		}
+		return string(body)
+	}
+	// The second report indexes the first report's own entry, so the
+	// read's rows are not the index's last (whose loss the next catch-up
+	// would repair).
+	report()
+	if r := report(); !strings.Contains(r, ",read,") {
+		t.Fatalf("the access report does not show the read:\n%s", r)
+	}
+	if _, err := a.audit.log.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data)}, &out, io.Discard); err != nil {
+		t.Fatalf("audit verify of an untouched trail = %v", err)
+	}
+
+	raw, err := sql.Open("sqlite", "file:"+sqlite.DefaultAuditPath(a.cfg.Data.database())+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	res, err := raw.Exec(`DELETE FROM audit_index WHERE patient = ? AND action = 'read'`, p.ID)
+	if n, _ := res.RowsAffected(); err != nil || n == 0 {
+		t.Fatalf("delete index rows: %d rows, %v", n, err)
+	}
+	if strings.Contains(report(), ",read,") {
+		t.Fatalf("the access report still shows the read; the tampering did not take")
+	}
+	err = run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data)}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "audit index does not match the entries") || !strings.Contains(err.Error(), p.ID) {
+		t.Errorf("audit verify with index rows deleted = %v, want it to fail naming the patient's missing row", err)
+	}
+}
+
+// initTestData runs init in a new data folder with an outside witness file
+// and returns both paths.
+func initTestData(t *testing.T) (dataDir, string) {
+	t.Helper()
+	base := t.TempDir()
+	dir, witness := filepath.Join(base, "data"), filepath.Join(base, "witness", "audit-checkpoints.log")
+	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
+	if err := run(context.Background(), []string{"init", "-data", dir, "-audit-witness-file", witness}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	// A key file with a low scrypt work factor: these tests open the vault
+	// many times. It wraps nothing yet, so replacing it loses nothing.
+	d := dataDir(dir)
+	if err := os.Remove(d.keyFile()); err != nil {
+		t.Fatal(err)
+	}
+	if err := keyring.CreateFile(d.keyFile(), []byte("correct horse battery staple"), keyring.FileOptions{WorkFactor: 10}); err != nil {
+		t.Fatal(err)
+	}
+	return d, witness
+}
+
+// mustFastAuditApp is mustAuditApp on initTestData's folder: one key
+// derivation less.
+func mustFastAuditApp(t *testing.T) *auditApp {
+	t.Helper()
+	d, _ := initTestData(t)
+	token, err := newAdminToken(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := openTestApp(d, AuditConfig{})
+	if err != nil {
+		t.Fatalf("openApp: %v", err)
+	}
+	srv := httptest.NewServer(a.fhirAndAdmin())
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	return &auditApp{app: a, url: srv.URL, token: token}
+}
+
+func openTestApp(d dataDir, cfg AuditConfig) (*app, error) {
+	return openApp(context.Background(), Config{Data: d, Passphrase: "correct horse battery staple", Audit: cfg}, slog.New(slog.DiscardHandler))
+}
+
+// appendAndClose opens the vault in d, appends n entries and closes it,
+// which leaves a checkpoint of them in every witness.
+func appendAndClose(t *testing.T, d dataDir, n int) {
+	t.Helper()
+	a, err := openTestApp(d, AuditConfig{})
+	if err != nil {
+		t.Fatalf("openApp: %v", err)
+	}
+	for i := range n {
+		if err := a.audit.log.Append(context.Background(), &phivault.AuditEntry{Actor: "admin", Action: phivault.ActionRead, TargetType: "Patient", TargetID: fmt.Sprint(i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cutAuditTail removes the entries from index from on, as someone with
+// the database file can after dropping the append-only triggers.
+func cutAuditTail(t *testing.T, d dataDir, from int64) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", "file:"+sqlite.DefaultAuditPath(d.database())+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{
+		"DROP TRIGGER audit_entries_no_delete", "DROP TRIGGER audit_hashes_no_delete",
+		fmt.Sprintf("DELETE FROM audit_entries WHERE idx >= %d", from), fmt.Sprintf("DELETE FROM audit_hashes WHERE idx >= %d", from),
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestAudit_cutTail cuts the audit log's tail and deletes the data folder's
+// checkpoint file (finding 9): the outside witness file stops the start.
+// With the outside file deleted too, the start is refused for want of any
+// checkpoint, unless -audit-recover is given, which is recorded. Then the
+// outside file alone is deleted (or, the same to the server, the folder's
+// record of its path pointed elsewhere): the folder's own checkpoints, which
+// whoever holds the folder can forge, do not suffice to start. Last, the
+// server refuses to start with no outside witness, or one inside the
+// folder. (One data folder throughout: each init costs a key derivation.)
+func TestAudit_cutTail(t *testing.T) {
+	d, witness := initTestData(t)
+	appendAndClose(t, d, 10)
+	cutAuditTail(t, d, 6)
+	if err := os.Remove(d.auditCheckpoints()); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"audit", "verify", "-data", string(d)}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "entries were removed") {
+		t.Errorf("audit verify of a cut log = %v, want the outside witness's checkpoint to fail it", err)
+	}
+	if a, err := openTestApp(d, AuditConfig{}); err == nil {
+		a.Close()
+		t.Fatal("openApp with a cut log and the folder's checkpoints deleted succeeded; want the outside witness to stop it")
+	} else if !strings.Contains(err.Error(), witness) || !strings.Contains(err.Error(), "entries were removed") {
+		t.Errorf("openApp with a cut log = %v, want it to name the witness file and removed entries", err)
+	}
+
+	if err := os.Remove(witness); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := openTestApp(d, AuditConfig{}); err == nil {
+		a.Close()
+		t.Fatal("openApp with entries and no checkpoint anywhere succeeded; want a refusal")
+	} else if !errors.Is(err, errNoCheckpoint) {
+		t.Errorf("openApp with entries and no checkpoint = %v, want %v", err, errNoCheckpoint)
+	}
+	recoverAndReopen(t, d)
+
+	// The outside witness file alone lost.
+	if err := os.Remove(witness); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := openTestApp(d, AuditConfig{}); err == nil {
+		a.Close()
+		t.Fatal("openApp with the outside witness file deleted succeeded; want a refusal")
+	} else if !errors.Is(err, errNoCheckpoint) || !strings.Contains(err.Error(), witness) {
+		t.Errorf("openApp with the outside witness file deleted = %v, want %v naming it", err, errNoCheckpoint)
+	}
+	recoverAndReopen(t, d)
+
+	// No outside witness at all, or one inside the folder.
+	if err := os.Remove(d.auditWitnessRecord()); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := openTestApp(d, AuditConfig{}); err == nil {
+		a.Close()
+		t.Error("openApp with no outside witness succeeded; want a refusal")
+	}
+	if a, err := openTestApp(d, AuditConfig{WitnessFile: d.path("witness.log")}); err == nil {
+		a.Close()
+		t.Error("openApp with the witness file inside the data folder succeeded; want a refusal")
+	}
+}
+
+// recoverAndReopen starts the vault in d with -audit-recover, checks that
+// the recovery is recorded, and that the next start needs no flag.
+func recoverAndReopen(t *testing.T, d dataDir) {
+	t.Helper()
+	a, err := openTestApp(d, AuditConfig{Recover: true})
+	if err != nil {
+		t.Fatalf("openApp with -audit-recover: %v", err)
+	}
+	n := a.audit.log.Tree().N
+	data, err := a.db.ReadAuditEntries(context.Background(), n-1, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := auditlog.Decode(data[0]); err != nil || e.Action != phivault.ActionAuditRecover {
+		t.Errorf("last entry after -audit-recover = %+v, %v; want the recovery recorded", e, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The recovery left checkpoints: the next start needs no flag.
+	a, err = openTestApp(d, AuditConfig{})
+	if err != nil {
+		t.Fatalf("openApp after recovering: %v", err)
+	}
+	a.Close()
+}
+
+// TestInit_witnessRequired checks that init refuses to make a data folder
+// without an outside witness file, or with one inside the folder.
+func TestInit_witnessRequired(t *testing.T) {
+	t.Setenv("PHIVAULT_AUDIT_WITNESS_FILE", "")
+	dir := filepath.Join(t.TempDir(), "data")
+	err := run(context.Background(), []string{"init", "-data", dir}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "audit witness file") {
+		t.Errorf("init without a witness file = %v, want it to ask for one", err)
+	}
+	err = run(context.Background(), []string{"init", "-data", dir, "-audit-witness-file", filepath.Join(dir, "w.log")}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "inside the data folder") {
+		t.Errorf("init with the witness file inside the folder = %v, want a refusal", err)
+	}
+}
+
+// TestAudit_monitor edits an entry in the database behind a running vault
+// (finding 9): the monitor's next full pass reports it, /healthz answers
+// 503, and the metric phivault_audit_verify_ok drops to 0.
+func TestAudit_monitor(t *testing.T) {
+	ctx := context.Background()
+	d, _ := initTestData(t)
+	a, err := openTestApp(d, AuditConfig{VerifyInterval: -1}) // passes run when the test calls Check
+	if err != nil {
+		t.Fatalf("openApp: %v", err)
+	}
+	defer a.Close()
+	for i := range 5 {
+		if err := a.audit.log.Append(ctx, &phivault.AuditEntry{Actor: "admin", Action: phivault.ActionRead, TargetType: "Patient", TargetID: fmt.Sprint(i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	health := a.audit.health(a.seal.health())
+	healthz := func() int {
+		w := httptest.NewRecorder()
+		health.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+		return w.Code
+	}
+	verifyOK := func() float64 {
+		t.Helper()
+		mfs, err := a.metrics.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "phivault_audit_verify_ok" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no phivault_audit_verify_ok metric")
+		return 0
+	}
+	if err := a.audit.monitor.Check(ctx, true); err != nil || healthz() != http.StatusOK || verifyOK() != 1 {
+		t.Fatalf("check of an untouched trail = %v, healthz %d, verify_ok %v", err, healthz(), verifyOK())
+	}
+
+	raw, err := sql.Open("sqlite", "file:"+sqlite.DefaultAuditPath(d.database())+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{"DROP TRIGGER audit_entries_no_update", `UPDATE audit_entries SET data = replace(data, '"target_id":"2"', '"target_id":"7"') WHERE instr(data, '"target_id":"2"') > 0`} {
+		if res, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		} else if n, _ := res.RowsAffected(); strings.HasPrefix(q, "UPDATE") && n != 1 {
+			t.Fatalf("%s: %d rows", q, n)
+		}
+	}
+	if err := a.audit.monitor.Check(ctx, true); err == nil {
+		t.Error("check after an entry was edited = nil, want a mismatch")
+	}
+	if code := healthz(); code != http.StatusServiceUnavailable {
+		t.Errorf("healthz after the mismatch = %d, want 503", code)
+	}
+	if v := verifyOK(); v != 0 {
+		t.Errorf("phivault_audit_verify_ok after the mismatch = %v, want 0", v)
+	}
+}
