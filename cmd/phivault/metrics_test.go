@@ -17,7 +17,7 @@ func TestServe_metricsToken(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
-	if err := run(ctx, []string{"init", "-data", dir}, &bytes.Buffer{}, io.Discard); err != nil {
+	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", filepath.Join(filepath.Dir(dir), "witness", "audit-checkpoints.log")}, &bytes.Buffer{}, io.Discard); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	const token = "0123456789abcdef0123456789abcdef-metrics"
