@@ -39,11 +39,23 @@ type WriteGuard interface {
 	// store none: a *WriteRefused naming the first refused write, or any
 	// other error. It MUST NOT write anything itself; it may read.
 	AuthorizeWrites(ctx context.Context, writes []Write) error
-	// Visible reports whether the caller may see r. Conditional matching
-	// (If-None-Exist, ifNoneExist, conditional references) and the reads of
-	// a Bundle consider visible resources only, so that their answers never
-	// depend on what the caller may not see.
-	Visible(ctx context.Context, r *Resource) (bool, error)
+	// Hide returns nil if the caller may see r, else the error to answer
+	// for it: ENOTFOUND, as for what does not exist, or EFORBIDDEN where
+	// the caller may learn that it exists (a clinician who could break the
+	// glass). Any other error is a failure to decide. Conditional matching
+	// (If-None-Exist, ifNoneExist, conditional references) and the reads
+	// of a Bundle consider visible resources only, and a write over (or a
+	// deletion of) a resource the caller may not see answers Hide's error,
+	// so that no answer depends on what the caller may not see. r may be a
+	// stub without a Body (its type, id, version and compartment), to
+	// decide before anything is decrypted or said of it.
+	Hide(ctx context.Context, r *Resource) error
+	// Bound returns the one patient compartment that conditional matching
+	// on resources of typ may look into, or "" when the caller's view is
+	// not bounded by one compartment. The store then searches that
+	// compartment alone, so that matching costs nothing, and waits for
+	// nothing, outside the caller's view.
+	Bound(typ string) string
 }
 
 // WriteRefused is the error of a WriteGuard that refuses writes[Index].

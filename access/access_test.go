@@ -649,7 +649,7 @@ func TestRecordService_Bundle(t *testing.T) {
 	for _, tt := range []struct {
 		who    *phivault.Principal
 		status string
-	}{{doc, "200 OK"}, {staff("u-stranger", "nobody", "physician"), "404 Not Found"}} {
+	}{{doc, "200 OK"}, {staff("u-stranger", "nobody", "physician"), "403 Forbidden"}, {staff("u-bill", "", "billing"), "404 Not Found"}} {
 		wctx, _ := as(tt.who)
 		res, err := h.rs.Bundle(wctx, []byte(get), "")
 		if err != nil {

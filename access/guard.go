@@ -36,14 +36,25 @@ func (g *guard) done() {
 	}
 }
 
-// Visible reports whether the caller may read r.
-func (g *guard) Visible(ctx context.Context, r *phivault.Resource) (bool, error) {
+// Hide returns nil if the caller may read r, else the error a read of it
+// answers (not found, or how to break the glass).
+func (g *guard) Hide(ctx context.Context, r *phivault.Resource) error {
 	t, err := targetOf(g.c, r)
 	if err != nil {
-		return false, err
+		return err
 	}
 	d, err := g.s.decide(ctx, g.c, policy.Read, t)
-	return d.Allow, err
+	if err != nil || d.Allow {
+		return err
+	}
+	return hidden(d)
+}
+
+// Bound returns the compartment a patient's conditional matching is bound
+// to; see bound.
+func (g *guard) Bound(typ string) string {
+	b, _ := bound(g.c, typ)
+	return b
 }
 
 // AuthorizeWrites decides each write on its stored form: an update or
@@ -153,8 +164,9 @@ func (g *guard) touch(w *phivault.Write) {
 // records), which no principal may write and the policies never decide.
 type own struct{}
 
-func (own) AuthorizeWrites(context.Context, []phivault.Write) error   { return nil }
-func (own) Visible(context.Context, *phivault.Resource) (bool, error) { return true, nil }
+func (own) AuthorizeWrites(context.Context, []phivault.Write) error { return nil }
+func (own) Hide(context.Context, *phivault.Resource) error          { return nil }
+func (own) Bound(string) string                                     { return "" }
 
 // ownWrite returns ctx for a write of the access layer's own records.
 func ownWrite(ctx context.Context) context.Context { return phivault.WithWriteGuard(ctx, own{}) }

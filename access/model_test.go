@@ -85,6 +85,7 @@ type model struct {
 	pats    []string // patient ids of the setup
 	orgs    []string
 	current map[string]*decoded // Type/id → current version, as the store holds it
+	depts   map[string]string   // patient id → department of its last live version
 	seq     int                 // ids drawn by the vault
 }
 
@@ -111,7 +112,7 @@ func newModel(t *testing.T, rt fataler, keys phivault.Keyring, authz *policy.Aut
 		rt.Fatal(err)
 	}
 	m := &model{t: t, dir: dir, db: db, clock: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), ns: fmt.Sprintf("w%d", world),
-		current: map[string]*decoded{}}
+		current: map[string]*decoded{}, depts: map[string]string{}}
 	m.v = vault.New(db, sealer)
 	m.v.Now = func() time.Time { return m.clock }
 	m.v.NewID = func() string { // deterministic, so that rapid can replay a failure
@@ -233,12 +234,12 @@ func (m *model) step(rt *rapid.T) bool {
 			got = append(got, m.bundleReads(rt, res)...)
 		}
 	}
+	changed := m.changed(rt) // first: it learns the departments of created patients
 	for _, r := range got {
 		if !m.mayRead(before, who, r) {
 			rt.Fatalf("%s %s returned %s in compartment %q, which the model says %s may not read", who.ID, what, r.Ref(), r.Compartment, who.ID)
 		}
 	}
-	changed := m.changed(rt)
 	for _, r := range changed {
 		m.checkWrite(rt, before, who, what, r)
 	}
@@ -255,14 +256,12 @@ type world struct {
 // snapshot computes the model's view from the current resources, which
 // the model keeps up to date from what each call stored.
 func (m *model) snapshot(rt *rapid.T) *world {
-	w := &world{careTeam: map[string][]string{}, dept: map[string]string{}}
+	w := &world{careTeam: map[string][]string{}, dept: maps.Clone(m.depts)}
 	for _, ref := range slices.Sorted(maps.Keys(m.current)) {
 		r := m.current[ref]
 		w.resources = append(w.resources, r.Resource)
 		obj := r.obj
 		switch r.Type {
-		case "Patient":
-			w.dept[r.ID] = localID(obj["managingOrganization"], "Organization")
 		case "CareTeam":
 			if st, _ := obj["status"].(string); st == "inactive" || st == "entered-in-error" || r.Compartment == "" {
 				continue
@@ -299,6 +298,10 @@ func (m *model) keep(rt fataler, r *phivault.Resource) {
 		rt.Fatal(err)
 	}
 	m.current[r.Ref()] = &decoded{r, obj}
+	if r.Type == "Patient" {
+		// A deleted Patient's compartment keeps its last department.
+		m.depts[r.ID] = localID(obj["managingOrganization"], "Organization")
+	}
 }
 
 // member returns who a CareTeam member or Encounter individual names: a
@@ -366,11 +369,17 @@ func (m *model) checkWrite(rt *rapid.T, w *world, who *phivault.Principal, what 
 	if r.Version == 1 {
 		return
 	}
-	prev, err := m.v.VRead(context.Background(), r.Type, r.ID, r.Version-1)
-	if phivault.ErrorCode(err) == phivault.EGONE {
-		return // replaced a deletion
-	} else if err != nil {
-		rt.Fatal(err)
+	// The version replaced, or for a re-creation the last one before the
+	// deletion: a write over a deleted resource is decided on it too.
+	var prev *phivault.Resource
+	var err error
+	for v := r.Version - 1; v > 0 && prev == nil; v-- {
+		if prev, err = m.v.VRead(context.Background(), r.Type, r.ID, v); err != nil && phivault.ErrorCode(err) != phivault.EGONE {
+			rt.Fatal(err)
+		}
+	}
+	if prev == nil {
+		return
 	}
 	prev.Deleted = r.Deleted
 	if why := m.mayWrite(rt, w, who, prev); why != "" {
@@ -406,16 +415,8 @@ func (m *model) mayWrite(rt *rapid.T, w *world, who *phivault.Principal, r *phiv
 	return ""
 }
 
-// createdDept is the department of a Patient created by the call.
-func (m *model) createdDept(p string) string {
-	r, err := m.v.Read(context.Background(), "Patient", p)
-	if err != nil {
-		return ""
-	}
-	var obj map[string]any
-	json.Unmarshal(r.Body, &obj)
-	return localID(obj["managingOrganization"], "Organization")
-}
+// createdDept is the department of a Patient the call created.
+func (m *model) createdDept(p string) string { return m.depts[p] }
 
 // changed returns every version the last call stored (all carry the
 // call's clock time), read from the store directly, and updates the

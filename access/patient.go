@@ -113,10 +113,18 @@ func (s *RecordService) loadPatient(ctx context.Context, id string, now time.Tim
 	p := &patient{practitioners: map[string]bool{}, denyPractitions: map[string]bool{}, loaded: now}
 	res, err := s.next.Read(ctx, "Patient", id)
 	switch code := phivault.ErrorCode(err); {
-	case code == phivault.ENOTFOUND || code == phivault.EGONE:
+	case code == phivault.EGONE:
+		// A deleted Patient's compartment keeps the department and labels
+		// of its last version: deleting the Patient must not open the
+		// rest of the chart to more people.
+		if res, err = s.lastLive(ctx, id); err != nil {
+			return nil, err
+		}
+	case code == phivault.ENOTFOUND:
 	case err != nil:
 		return nil, err
-	default:
+	}
+	if res != nil {
 		obj, err := fhir.Decode(res.Body)
 		if err != nil {
 			return nil, err
@@ -207,6 +215,23 @@ func (s *RecordService) loadPatient(ctx context.Context, id string, now time.Tim
 		return nil, err
 	}
 	return p, nil
+}
+
+// lastLive returns the last version of Patient id before its deletion, or
+// nil if there is none (or the compartment was shredded).
+func (s *RecordService) lastLive(ctx context.Context, id string) (*phivault.Resource, error) {
+	h, err := s.next.History(ctx, phivault.HistoryQuery{Type: "Patient", ID: id, Count: 2})
+	if code := phivault.ErrorCode(err); code == phivault.EGONE || code == phivault.ENOTFOUND {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	for _, v := range h.Versions {
+		if !v.Deleted {
+			return v, nil
+		}
+	}
+	return nil, nil
 }
 
 // addMember adds a reference to a Practitioner (or a principal, by

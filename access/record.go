@@ -186,6 +186,9 @@ func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivaul
 	return out, nil
 }
 
+var errPatientTypeHistory = phivault.Errorf(phivault.EFORBIDDEN,
+	"Type-level history is not open to patients; read the history of one resource (Type/id/_history), or search with _lastUpdated.")
+
 // bound returns the one compartment a search of typ by c may reach, if c
 // may see no other: a patient sees, whatever the policies say, resources
 // of compartment types in their own compartment only. The store then
@@ -239,6 +242,11 @@ func (s *RecordService) History(ctx context.Context, q phivault.HistoryQuery) (*
 	}
 	if err := checkScope(c, smart.Read, q.Type); err != nil {
 		return nil, err
+	}
+	if _, ok := bound(c, q.Type); ok && q.ID == "" {
+		// Type-level history spans every compartment, and the store
+		// cannot bound it to one yet; it is not open to patients.
+		return nil, errPatientTypeHistory
 	}
 	qq := q
 	qq.Count = MaxCount

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -316,14 +317,113 @@ func TestReview_patientSearchBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pat := &phivault.Principal{ID: "u-own", Kind: phivault.PrincipalPatient, PatientID: "own", SMART: true, Scopes: []string{"patient/Observation.rs"}}
+	pat := &phivault.Principal{ID: "u-own", Kind: phivault.PrincipalPatient, PatientID: "own", SMART: true, Scopes: []string{"patient/Observation.crus"}}
+	pctx := phivault.WithPrincipal(ctx, pat)
 	clear(sealer.opens)
-	res, err := rs.Search(phivault.WithPrincipal(ctx, pat), &phivault.Query{Type: "Observation",
+	res, err := rs.Search(pctx, &phivault.Query{Type: "Observation",
 		Params: []phivault.QueryParam{{Name: "code", Values: []string{"http://loinc.org|8302-2"}}}})
 	if err != nil || res.Total != 1 {
 		t.Fatalf("patient's search = %+v, %v; want their one Observation", res, err)
 	}
 	if n := sealer.opens["other"]; n != 0 {
 		t.Fatalf("a patient's search decrypted %d of another patient's records, want 0", n)
+	}
+	// Conditional matching is bounded the same way (second review), and
+	// type-level history is not open to patients.
+	rs.Create(pctx, "Observation", obs("own"), phivault.CreateOptions{IfNoneExist: "code=http://loinc.org|8302-2"})
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Observation"},
+	  "resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/own"},
+	  "hasMember":[{"reference":"Observation?code=http://loinc.org|8302-2"}]}}]}`
+	rs.Bundle(pctx, []byte(tx), "")
+	if n := sealer.opens["other"]; n != 0 {
+		t.Fatalf("a patient's conditional operations decrypted %d of another patient's records, want 0", n)
+	}
+	_, err = rs.History(pctx, phivault.HistoryQuery{Type: "Observation"})
+	mustRefuse(t, "a patient's type-level history", err, phivault.EFORBIDDEN)
+}
+
+// The tests below come from the second, inside review of this change
+// (docs/security-review.md, "Second review").
+
+// Re-creating a deleted Patient of another department with PUT is decided
+// as an update of its last version: front desk may not take it over.
+func TestReview2_resurrectDeletedPatient(t *testing.T) {
+	m := reviewWorld(t)
+	p2 := m.pats[1] // department D2
+	appt := m.id("appt2")
+	m.put(t, "Appointment", appt, `{"resourceType":"Appointment","id":%q,"status":"booked","participant":[{"status":"accepted","actor":{"reference":"Patient/%s"}}]}`, appt, p2)
+	if err := m.v.Delete(context.Background(), "Patient", p2); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Appendf(nil, `{"resourceType":"Patient","id":%q,"managingOrganization":{"reference":"Organization/%s"}}`, p2, m.orgs[0])
+	_, _, err := m.rs.Update(m.as("desk"), "Patient", p2, body, phivault.UpdateOptions{})
+	mustRefuse(t, "front desk re-creates another department's deleted Patient", err, phivault.ENOTFOUND, phivault.EFORBIDDEN)
+	_, err = m.rs.Read(m.as("desk"), "Appointment", appt)
+	mustRefuse(t, "front desk reads the deleted Patient's Appointment", err, phivault.ENOTFOUND, phivault.EFORBIDDEN)
+}
+
+// A write over another patient's deleted resource is refused and says
+// nothing of it; nothing is stored.
+func TestReview2_putOverHiddenTombstone(t *testing.T) {
+	m := reviewWorld(t)
+	p1, p2 := m.pats[0], m.pats[1]
+	obs := m.id("obs2")
+	for range 3 {
+		m.put(t, "Observation", obs, `{"resourceType":"Observation","id":%q,"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/%s"}}`, obs, p2)
+	}
+	if err := m.v.Delete(context.Background(), "Observation", obs); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Appendf(nil, `{"resourceType":"Observation","id":%q,"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/%s"}}`, obs, p1)
+	_, _, err := m.rs.Update(m.as("doc1"), "Observation", obs, body, phivault.UpdateOptions{})
+	mustRefuse(t, "PUT over another patient's deleted Observation", err, phivault.ENOTFOUND, phivault.EFORBIDDEN)
+	if n := m.storedIn(t, "Observation", p1); n != 0 {
+		t.Fatalf("%d Observations stored in the physician's patient", n)
+	}
+}
+
+// What the caller may not see answers like what does not exist, in every
+// write and Bundle read: a deleted resource, If-Match, DELETE alone and in
+// a Bundle, and GET in a Bundle.
+func TestReview2_hiddenAnswersLikeMissing(t *testing.T) {
+	m := reviewWorld(t)
+	p2 := m.pats[1] // department D2: hidden from D1's front desk, which cannot break the glass
+	gone, live := m.id("appt-gone"), m.id("appt-live")
+	for _, id := range []string{gone, live} {
+		m.put(t, "Appointment", id, `{"resourceType":"Appointment","id":%q,"status":"booked","participant":[{"status":"accepted","actor":{"reference":"Patient/%s"}}]}`, id, p2)
+	}
+	if err := m.v.Delete(context.Background(), "Appointment", gone); err != nil {
+		t.Fatal(err)
+	}
+	missing := m.id("missing")
+	answer := func(id string) []string {
+		var out []string
+		code := func(err error) string { return phivault.ErrorCode(err) + ": " + phivault.ErrorMessage(err) }
+		out = append(out, code(m.rs.Delete(m.as("desk"), "Appointment", id)))
+		body := fmt.Appendf(nil, `{"resourceType":"Appointment","id":%q,"status":"booked","participant":[{"status":"accepted","actor":{"reference":"Patient/%s"}}]}`, id, m.pats[0])
+		_, _, err := m.rs.Update(m.as("desk"), "Appointment", id, body, phivault.UpdateOptions{IfMatch: 99})
+		out = append(out, code(err))
+		for _, method := range []string{"DELETE", "GET"} {
+			b := fmt.Sprintf(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":%q,"url":"Appointment/%s"}}]}`, method, id)
+			res, err := m.rs.Bundle(m.as("desk"), []byte(b), modelBase)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r struct {
+				Entry []struct{ Response struct{ Status string } }
+			}
+			json.Unmarshal(res.Body, &r)
+			out = append(out, method+" "+r.Entry[0].Response.Status)
+		}
+		return out
+	}
+	want := answer(missing)
+	for _, id := range []string{gone, live} {
+		if got := answer(id); !slices.Equal(got, want) {
+			t.Errorf("hidden Appointment answers %q; a missing one %q", got, want)
+		}
+	}
+	if _, err := m.rs.Read(m.as("doc2"), "Appointment", live); err != nil {
+		t.Fatalf("the live Appointment is gone after the refused writes: %v", err)
 	}
 }

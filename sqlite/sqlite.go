@@ -381,7 +381,10 @@ func (db *DB) View(ctx context.Context, fn func(phivault.StoreTx) error) error {
 // an error.
 //
 // fn runs on the writer goroutine and blocks every other writer while it
-// runs: it must be short and MUST NOT call Update or View on the same DB.
+// runs: it must be short and MUST NOT call Update on the same DB. It may
+// call View (the access layer's write guard reads patient contexts that
+// way): readers use their own connections and never wait for the writer,
+// but what fn reads through View does not see fn's own writes.
 func (db *DB) Update(ctx context.Context, fn func(phivault.StoreTx) error) error {
 	req := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	db.mu.RLock()

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -283,7 +284,7 @@ func (s *Service) transaction(ctx context.Context, entries []*entry) error {
 			if e.method == http.MethodGet {
 				continue
 			}
-			if err := s.stage(ctx, tx, e); err != nil {
+			if err := s.stage(ctx, tx, g, e); err != nil {
 				return entryError(e, err)
 			}
 		}
@@ -515,19 +516,19 @@ func (s *Service) read(ctx context.Context, tx phivault.StoreTx, g phivault.Writ
 	if err != nil {
 		return err
 	}
-	if e.res, err = s.open(ctx, tx, sr); err != nil {
+	// Whether the caller may know of it at all is decided before it is
+	// opened, so that a deletion or a shred is told only to those who may.
+	if h, err := hide(ctx, g, stub(sr)); err != nil || h != nil {
+		return errors.Join(h, err)
+	}
+	res, err := s.open(ctx, tx, sr)
+	if err != nil {
 		return err
 	}
-	if g != nil {
-		ok, err := g.Visible(ctx, e.res)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			e.res = nil
-			return phivault.ErrNotFound
-		}
+	if h, err := hide(ctx, g, res); err != nil || h != nil {
+		return errors.Join(h, err)
 	}
+	e.res = res
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/vault"
 )
 
 // TestService_BundleFullURL checks that a relative fullUrl is refused (R4
@@ -60,5 +61,33 @@ func TestService_TransactionOverlap(t *testing.T) {
 	}
 	if got, err := s.Read(ctx, "Patient", p.ID); err != nil || got.Version != 1 {
 		t.Fatalf("Patient after the refused transaction = %v, %v; want version 1", got, err)
+	}
+}
+
+// allowAll is a WriteGuard that lets everything through.
+type allowAll struct{}
+
+func (allowAll) AuthorizeWrites(context.Context, []phivault.Write) error { return nil }
+func (allowAll) Hide(context.Context, *phivault.Resource) error          { return nil }
+func (allowAll) Bound(string) string                                     { return "" }
+
+// TestService_ConditionalMatchCap checks that conditional matching, which
+// runs inside the write transaction, decides at most MaxCount candidates
+// and otherwise asks to narrow the query.
+func TestService_ConditionalMatchCap(t *testing.T) {
+	ctx := context.Background()
+	s, _ := MustOpenService(t)
+	p := mustCreate(t, s, "Patient", `{"resourceType":"Patient"}`)
+	entry := fmt.Sprintf(`{"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation",
+	  "status":"final","code":{"coding":[{"system":"urn:x","code":"c"}]},"subject":{"reference":"Patient/%s"}}}`, p.ID)
+	entries := strings.Repeat(entry+",", vault.MaxCount) + entry
+	if _, err := s.Bundle(ctx, []byte(`{"resourceType":"Bundle","type":"transaction","entry":[`+entries+`]}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	gctx := phivault.WithWriteGuard(ctx, allowAll{})
+	_, _, err := s.Create(gctx, "Observation", []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"}}`),
+		phivault.CreateOptions{IfNoneExist: "code=urn:x|c"})
+	if code := phivault.ErrorCode(err); code != phivault.EPRECONDITION || !strings.Contains(phivault.ErrorMessage(err), "narrow") {
+		t.Fatalf("conditional create over %d matches: %v, want EPRECONDITION asking to narrow", vault.MaxCount+1, err)
 	}
 }

@@ -211,9 +211,11 @@ func (s *Service) postFilter(ctx context.Context, tx phivault.StoreTx, q *phivau
 		return nil, nil, err
 	}
 	if n > s.MaxCandidates {
+		// The message does not say how many: the count would include
+		// records the caller may not see.
 		return nil, nil, phivault.Errorf(phivault.EINVALID,
-			"This search would decrypt %d records to evaluate %s; the limit is %d. Narrow it with %s.",
-			n, paramNames(p.post), s.MaxCandidates, suggest(q.Type))
+			"This search would decrypt more than %d records to evaluate %s. Narrow it with %s.",
+			s.MaxCandidates, paramNames(p.post), suggest(q.Type))
 	}
 	sealed, err := tx.Find(ctx, p.filter)
 	if err != nil {
@@ -402,36 +404,41 @@ func conditionalQuery(typ, rawQuery string) (*phivault.Query, error) {
 // matchOne returns the single current resource matching q among those g
 // lets the caller see (all of them without a guard), nil if none, or
 // EPRECONDITION if several do. Hidden matches count for nothing, so the
-// answer never depends on what the caller may not see; it pages through
-// the matches up to MaxCandidates.
+// answer never depends on what the caller may not see. The search is
+// bounded to the caller's compartment when it has one (g.Bound), and at
+// most MaxCount candidates are decided: matching runs inside the write
+// transaction, and its cost must not grow with what the caller cannot see.
 func (s *Service) matchOne(ctx context.Context, tx phivault.StoreTx, g phivault.WriteGuard, q *phivault.Query) (*phivault.Resource, error) {
 	q2 := *q
-	q2.Include, q2.Summary = nil, ""
-	var found *phivault.Resource
-	for offset := 0; ; offset += MaxCount {
-		q2.Count, q2.Offset = MaxCount, offset
-		res, err := s.search(ctx, tx, &q2)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range res.Matches {
-			if g != nil {
-				ok, err := g.Visible(ctx, m)
-				if err != nil {
-					return nil, err
-				} else if !ok {
-					continue
-				}
-			}
-			if found != nil {
-				return nil, errManyMatches
-			}
-			found = m
-		}
-		if offset+MaxCount >= res.Total || offset+MaxCount >= s.MaxCandidates {
-			return found, nil
-		}
+	q2.Include, q2.Summary, q2.Offset, q2.Count = nil, "", 0, 2
+	if g != nil {
+		q2.Count, q2.Compartment = MaxCount, g.Bound(q.Type)
 	}
+	res, err := s.search(ctx, tx, &q2)
+	if err != nil {
+		return nil, err
+	}
+	if g != nil && res.Total > MaxCount {
+		return nil, errTooManyMatches
+	}
+	var found *phivault.Resource
+	for _, m := range res.Matches {
+		if h, err := hide(ctx, g, m); err != nil {
+			return nil, err
+		} else if h != nil {
+			continue
+		}
+		if found != nil {
+			return nil, errManyMatches
+		}
+		found = m
+	}
+	if g == nil && res.Total > 1 {
+		return nil, errManyMatches
+	}
+	return found, nil
 }
+
+var errTooManyMatches = phivault.Errorf(phivault.EPRECONDITION, "The conditional query matches too many resources to choose among; narrow it (for example with an identifier).")
 
 var errManyMatches = phivault.Errorf(phivault.EPRECONDITION, "The conditional query matches more than one resource; it must match at most one.")

@@ -38,7 +38,7 @@ func (s *Service) guard(ctx context.Context) (phivault.WriteGuard, error) {
 // stage works out what e will store and sets e.write; an entry that stores
 // nothing (a DELETE of nothing, a POST whose ifNoneExist matched) keeps
 // e.write nil and gets its status.
-func (s *Service) stage(ctx context.Context, tx phivault.StoreTx, e *entry) error {
+func (s *Service) stage(ctx context.Context, tx phivault.StoreTx, g phivault.WriteGuard, e *entry) error {
 	e.write = nil
 	if e.resource != nil && !e.valid {
 		if issues := fhir.Validate(e.typ, e.resource); len(issues) > 0 {
@@ -63,9 +63,12 @@ func (s *Service) stage(ctx context.Context, tx phivault.StoreTx, e *entry) erro
 		e.write = &phivault.Write{New: e.prepared, Object: e.resource, Assigned: true}
 		e.status, e.created = http.StatusCreated, true
 	case http.MethodPut:
-		old, prev, err := s.currentForWrite(ctx, tx, e.typ, e.id)
+		old, prev, deleted, err := s.currentForWrite(ctx, tx, g, e.typ, e.id)
 		if err != nil {
 			return err
+		}
+		if e.ifMatch != 0 && old == nil && !deleted {
+			return phivault.ErrNotFound // nothing to match, as for a hidden one
 		}
 		if e.ifMatch != 0 && e.ifMatch != prev {
 			return phivault.Errorf(phivault.EPRECONDITION, "If-Match names version %d but the current version is %d.", e.ifMatch, prev)
@@ -86,17 +89,28 @@ func (s *Service) stage(ctx context.Context, tx phivault.StoreTx, e *entry) erro
 		}
 		e.prepared = res
 		e.write = &phivault.Write{Old: old, New: res, Object: e.resource}
-		e.status, e.created = http.StatusOK, old == nil
+		e.status, e.created = http.StatusOK, old == nil || deleted
 		if e.created {
 			e.status = http.StatusCreated
 		}
 	case http.MethodDelete:
 		e.status = http.StatusNoContent
+		// Deleting nothing succeeds in a Bundle and is not found alone;
+		// what the caller may not see is nothing to it.
+		var nothing error = phivault.ErrNotFound
+		if e.index >= 0 {
+			nothing = nil
+		}
 		cur, err := tx.Current(ctx, e.typ, e.id)
-		if isNotFound(err) && e.index >= 0 {
-			return nil // deleting nothing in a Bundle succeeds
+		if isNotFound(err) {
+			return nothing
 		} else if err != nil {
 			return err
+		}
+		if h, err := hide(ctx, g, stub(cur)); err != nil {
+			return err
+		} else if h != nil {
+			return hiddenOr(nothing, h, e)
 		}
 		if err := checkShredded(ctx, tx, cur.Compartment); err != nil {
 			return err
@@ -108,6 +122,11 @@ func (s *Service) stage(ctx context.Context, tx phivault.StoreTx, e *entry) erro
 		if err != nil {
 			return err
 		}
+		if h, err := hide(ctx, g, old); err != nil {
+			return err
+		} else if h != nil {
+			return hiddenOr(nothing, h, e)
+		}
 		tomb := &phivault.Resource{Type: e.typ, ID: e.id, Version: cur.Version + 1, LastUpdated: s.now(), Compartment: cur.Compartment, Deleted: true}
 		e.prepared, e.tokens = tomb, nil
 		e.write = &phivault.Write{Old: old, New: tomb}
@@ -115,26 +134,73 @@ func (s *Service) stage(ctx context.Context, tx phivault.StoreTx, e *entry) erro
 	return nil
 }
 
-// currentForWrite returns the current version of typ/id decrypted, or nil
-// if there is none or it is deleted, and its version number (0 if none).
-func (s *Service) currentForWrite(ctx context.Context, tx phivault.StoreTx, typ, id string) (*phivault.Resource, int64, error) {
+// currentForWrite returns what a PUT of typ/id replaces: the current
+// version decrypted, or for a deleted resource its last version before the
+// deletion (a re-creation is decided as an update of it, in its
+// compartment, with its labels); nil if there is none. It also returns
+// the current version number (0 if none) and whether the resource is
+// deleted. A resource the caller may not see answers ENOTFOUND before
+// anything else is said of it (its version, its deletion, a shred).
+func (s *Service) currentForWrite(ctx context.Context, tx phivault.StoreTx, g phivault.WriteGuard, typ, id string) (*phivault.Resource, int64, bool, error) {
 	cur, err := tx.Current(ctx, typ, id)
 	switch {
 	case isNotFound(err):
-		return nil, 0, nil
+		return nil, 0, false, nil
 	case err != nil:
-		return nil, 0, err
-	case cur.Deleted:
-		if err := checkShredded(ctx, tx, cur.Compartment); err != nil {
-			return nil, 0, err
+		return nil, 0, false, err
+	}
+	if h, err := hide(ctx, g, stub(cur)); err != nil || h != nil {
+		return nil, 0, false, errors.Join(h, err)
+	}
+	if err := checkShredded(ctx, tx, cur.Compartment); err != nil {
+		return nil, 0, false, err
+	}
+	live := cur
+	if cur.Deleted {
+		if live, err = tx.Version(ctx, typ, id, cur.Version-1); isNotFound(err) {
+			return nil, cur.Version, true, nil
+		} else if err != nil {
+			return nil, 0, false, err
 		}
-		return nil, cur.Version, nil
 	}
-	old, err := s.openSealed(ctx, tx, cur)
+	old, err := s.openSealed(ctx, tx, live)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	return old, cur.Version, nil
+	if h, err := hide(ctx, g, old); err != nil || h != nil {
+		return nil, 0, false, errors.Join(h, err)
+	}
+	return old, cur.Version, cur.Deleted, nil
+}
+
+// hiddenOr is the answer to a DELETE of something the caller may not see:
+// in a Bundle, like deleting nothing (nothing, a success); alone, the
+// guard's hiding error.
+func hiddenOr(nothing, hidden error, e *entry) error {
+	if e.index >= 0 {
+		return nothing
+	}
+	return hidden
+}
+
+// stub describes a stored version without decrypting it, for deciding
+// whether the caller may know of it.
+func stub(sr *phivault.SealedResource) *phivault.Resource {
+	return &phivault.Resource{Type: sr.Type, ID: sr.ID, Version: sr.Version, LastUpdated: sr.LastUpdated,
+		Compartment: sr.Compartment, Deleted: sr.Deleted}
+}
+
+// hide returns the error to answer for r if g hides it from the caller
+// (nil without a guard), and err if g failed to decide.
+func hide(ctx context.Context, g phivault.WriteGuard, r *phivault.Resource) (hidden, err error) {
+	if g == nil {
+		return nil, nil
+	}
+	e := g.Hide(ctx, r)
+	if code := phivault.ErrorCode(e); code == phivault.ENOTFOUND || code == phivault.EFORBIDDEN {
+		return e, nil
+	}
+	return nil, e
 }
 
 // authorize hands the staged writes of entries to the request's guard. A
@@ -200,7 +266,7 @@ func (s *Service) writeOne(ctx context.Context, tx phivault.StoreTx, g phivault.
 			return err
 		}
 	}
-	if err := s.stage(ctx, tx, e); err != nil {
+	if err := s.stage(ctx, tx, g, e); err != nil {
 		return err
 	}
 	if err := s.authorize(ctx, g, []*entry{e}); err != nil {
