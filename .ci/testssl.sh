@@ -50,7 +50,7 @@ scan() {
   # A throwaway data folder: its passphrase protects nothing of value.
   unset PHIVAULT_DATA PHIVAULT_ADDR PHIVAULT_TLS_CERT PHIVAULT_TLS_KEY PHIVAULT_PASSPHRASE_FILE
   export PHIVAULT_PASSPHRASE="testssl-throwaway-passphrase"
-  if ! "$tmp/phivault" init -data "$tmp/data" >"$tmp/init.log" 2>&1; then
+  if ! "$tmp/phivault" init -data "$tmp/data" -audit-witness-file "$tmp/witness/audit-checkpoints.log" >"$tmp/init.log" 2>&1; then
     cat "$tmp/init.log"
     exit 1
   fi
