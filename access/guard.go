@@ -44,10 +44,19 @@ func (g *guard) Hide(ctx context.Context, r *phivault.Resource) error {
 		return err
 	}
 	d, err := g.s.decide(ctx, g.c, policy.Read, t)
-	if err != nil || d.Allow {
+	if err != nil {
 		return err
 	}
-	return hidden(d)
+	if !d.Allow {
+		return hidden(d)
+	}
+	// What the call may see of a patient (a Bundle's read, a conditional
+	// match) is recorded on its audit entry, as are break-the-glass uses.
+	g.c.note.AddCompartment(t.compartment)
+	if usedGrant(d) {
+		g.c.note.MarkBreakGlass()
+	}
+	return nil
 }
 
 // Bound returns the compartment a patient's conditional matching is bound
@@ -147,8 +156,14 @@ func (g *guard) patients(ctx context.Context, writes []phivault.Write) (map[stri
 	return out, nil
 }
 
-// touch notes the compartments whose context w may change.
+// touch notes the compartments w writes in, on the call's audit entry
+// (a Bundle's entry names every patient it wrote for), and those whose
+// access context w may change.
 func (g *guard) touch(w *phivault.Write) {
+	if w.Old != nil {
+		g.c.note.AddCompartment(w.Old.Compartment)
+	}
+	g.c.note.AddCompartment(w.New.Compartment)
 	if !isContextType(w.New.Type) {
 		return
 	}

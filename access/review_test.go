@@ -427,3 +427,22 @@ func TestReview2_hiddenAnswersLikeMissing(t *testing.T) {
 		t.Fatalf("the live Appointment is gone after the refused writes: %v", err)
 	}
 }
+
+// A Bundle's audit entry names every patient it read or wrote for, and a
+// read under a break-the-glass grant is marked (second review).
+func TestReview2_bundleAuditCompartments(t *testing.T) {
+	m := reviewWorld(t)
+	p1 := m.pats[0]
+	ctx := m.as("doc1")
+	b := fmt.Sprintf(`{"resourceType":"Bundle","type":"batch","entry":[
+	  {"request":{"method":"GET","url":"Patient/%s"}},
+	  {"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final",
+	   "code":{"text":"x"},"subject":{"reference":"Patient/%s"}}}]}`, p1, p1)
+	if _, err := m.rs.Bundle(ctx, []byte(b), modelBase); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := phivault.RequestInfoFromContext(ctx)
+	if got := info.Note.Compartments(); !slices.Equal(got, []string{p1}) {
+		t.Fatalf("Bundle audit compartments = %q, want [%s]", got, p1)
+	}
+}
