@@ -1,9 +1,9 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -519,14 +519,14 @@ func (s *Service) read(ctx context.Context, tx phivault.StoreTx, g phivault.Writ
 	// Whether the caller may know of it at all is decided before it is
 	// opened, so that a deletion or a shred is told only to those who may.
 	if h, err := hide(ctx, g, stub(sr)); err != nil || h != nil {
-		return errors.Join(h, err)
+		return cmp.Or(err, h)
 	}
 	res, err := s.open(ctx, tx, sr)
 	if err != nil {
 		return err
 	}
 	if h, err := hide(ctx, g, res); err != nil || h != nil {
-		return errors.Join(h, err)
+		return cmp.Or(err, h)
 	}
 	e.res = res
 	return nil

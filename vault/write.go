@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -150,7 +151,7 @@ func (s *Service) currentForWrite(ctx context.Context, tx phivault.StoreTx, g ph
 		return nil, 0, false, err
 	}
 	if h, err := hide(ctx, g, stub(cur)); err != nil || h != nil {
-		return nil, 0, false, errors.Join(h, err)
+		return nil, 0, false, cmp.Or(err, h)
 	}
 	if err := checkShredded(ctx, tx, cur.Compartment); err != nil {
 		return nil, 0, false, err
@@ -168,7 +169,7 @@ func (s *Service) currentForWrite(ctx context.Context, tx phivault.StoreTx, g ph
 		return nil, 0, false, err
 	}
 	if h, err := hide(ctx, g, old); err != nil || h != nil {
-		return nil, 0, false, errors.Join(h, err)
+		return nil, 0, false, cmp.Or(err, h)
 	}
 	return old, cur.Version, cur.Deleted, nil
 }
