@@ -50,12 +50,11 @@ type WriteGuard interface {
 	// stub without a Body (its type, id, version and compartment), to
 	// decide before anything is decrypted or said of it.
 	Hide(ctx context.Context, r *Resource) error
-	// Bound returns the one patient compartment that conditional matching
-	// on resources of typ may look into, or "" when the caller's view is
-	// not bounded by one compartment. The store then searches that
-	// compartment alone, so that matching costs nothing, and waits for
-	// nothing, outside the caller's view.
-	Bound(typ string) string
+	// Bound returns the patient compartments that conditional matching on
+	// resources of typ may look into, or nil when the caller's view is not
+	// bounded by compartments. The store then searches those compartments
+	// alone, so that matching decrypts nothing outside the caller's view.
+	Bound(ctx context.Context, typ string) ([]string, error)
 }
 
 // WriteRefused is the error of a WriteGuard that refuses writes[Index].

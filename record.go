@@ -51,11 +51,12 @@ type Query struct {
 	Summary string    // "", "count"
 	// Ignored lists parameters dropped under Prefer: handling=lenient.
 	Ignored []string
-	// Compartment, if set, bounds the search to one patient compartment
-	// at the store. It is not a FHIR parameter: the access layer sets it
-	// for a caller who may see one compartment only, so that the cost of
-	// a search never depends on other patients' records.
-	Compartment string
+	// Compartments, if set, bounds the search to these patient
+	// compartments at the store. It is not a FHIR parameter: the access
+	// layer sets it for a caller who may see only some compartments (a
+	// patient their own, a clinician those of their care teams), so that
+	// other patients' records are never read, decrypted or decided on.
+	Compartments []string
 }
 
 // QueryParam is one search parameter: values within it are ORed, separate

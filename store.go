@@ -32,10 +32,10 @@ func (r *SealedResource) LogValue() slog.Value {
 
 // ResourceFilter selects current, non-deleted versions.
 type ResourceFilter struct {
-	Types       []string  // resource types; empty means any
-	IDs         []string  // if non-empty, only these ids
-	Compartment string    // if set, only resources in this patient compartment
-	Tokens      [][]Token // AND over the outer slice, OR within each inner slice
+	Types        []string  // resource types; empty means any
+	IDs          []string  // if non-empty, only these ids
+	Compartments []string  // if non-empty, only resources in these patient compartments
+	Tokens       [][]Token // AND over the outer slice, OR within each inner slice
 	// LastUpdated range: From inclusive, To exclusive; zero means unbounded.
 	From, To  time.Time
 	Ascending bool // order by LastUpdated then id; default newest first
@@ -102,6 +102,10 @@ type StoreTx interface {
 	// Count returns how many current, non-deleted versions match f,
 	// ignoring Offset and Limit.
 	Count(ctx context.Context, f ResourceFilter) (int, error)
+	// MatchCompartments returns the distinct compartments ("" for none)
+	// of the current, non-deleted versions matching f, in no particular
+	// order, ignoring f's order, Offset and Limit.
+	MatchCompartments(ctx context.Context, f ResourceFilter) ([]string, error)
 	// Key returns a wrapped key. Returns ErrNotFound if there is none.
 	Key(ctx context.Context, id string) (*WrappedKey, error)
 	// PutKey stores k unless a key with k.ID exists, and returns the key now

@@ -110,7 +110,17 @@ type RecordService struct {
 	// (ids only), for alerting. Nil discards.
 	Logger *slog.Logger
 
+	// CareTeamBound says the policies in force let staff reach a
+	// patient's records only through the patient's care team and
+	// break-the-glass grants, unless they reach patients of their
+	// department who are not theirs (the built-in policies do; set it only
+	// for them). A staff search is then bounded at the store to the
+	// compartments that can hold what the caller may see; see bound.
+	// Default false: every match is read and decided.
+	CareTeamBound bool
+
 	cache     patientCache
+	teams     teamCache
 	grants    grants
 	statusMu  sync.Mutex
 	status    map[string]statusEntry

@@ -88,6 +88,20 @@ func (g *grants) active(principal, patient string, now time.Time) (grant, bool) 
 	return gr, true
 }
 
+// patients returns the patients principal holds an open grant for.
+func (g *grants) patients(principal string, now time.Time) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for k, v := range g.m {
+		p, id, _ := strings.Cut(k, "\x00")
+		if p == principal && now.Before(v.until) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 func (g *grants) open(principal, patient string, gr grant, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

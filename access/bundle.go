@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"slices"
 
 	"github.com/phivault/phivault"
 )
@@ -21,8 +20,4 @@ func (s *RecordService) Bundle(ctx context.Context, body []byte, base string) (*
 	ctx, g := s.guarded(ctx, c)
 	defer g.done()
 	return s.next.Bundle(ctx, body, base)
-}
-
-func isContextType(typ string) bool {
-	return slices.Contains(contextTypes, typ)
 }

@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"slices"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/policy"
@@ -33,6 +34,7 @@ func (s *RecordService) guarded(ctx context.Context, c *caller) (context.Context
 func (g *guard) done() {
 	if len(g.touched) > 0 {
 		g.s.cache.invalidate(g.touched...)
+		g.s.teams.invalidate()
 	}
 }
 
@@ -59,11 +61,10 @@ func (g *guard) Hide(ctx context.Context, r *phivault.Resource) error {
 	return nil
 }
 
-// Bound returns the compartment a patient's conditional matching is bound
-// to; see bound.
-func (g *guard) Bound(typ string) string {
-	b, _ := bound(g.c, typ)
-	return b
+// Bound returns the compartments the caller's conditional matching is
+// bounded to; see bound.
+func (g *guard) Bound(ctx context.Context, typ string) ([]string, error) {
+	return g.s.bound(ctx, g.c, typ)
 }
 
 // AuthorizeWrites decides each write on its stored form: an update or
@@ -175,13 +176,19 @@ func (g *guard) touch(w *phivault.Write) {
 	}
 }
 
+// isContextType reports whether a write of typ may change a patient's
+// access context.
+func isContextType(typ string) bool {
+	return slices.Contains(contextTypes, typ)
+}
+
 // own is the WriteGuard of the access layer's own records (break-the-glass
 // records), which no principal may write and the policies never decide.
 type own struct{}
 
 func (own) AuthorizeWrites(context.Context, []phivault.Write) error { return nil }
 func (own) Hide(context.Context, *phivault.Resource) error          { return nil }
-func (own) Bound(string) string                                     { return "" }
+func (own) Bound(context.Context, string) ([]string, error)         { return nil, nil }
 
 // ownWrite returns ctx for a write of the access layer's own records.
 func ownWrite(ctx context.Context) context.Context { return phivault.WithWriteGuard(ctx, own{}) }

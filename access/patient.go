@@ -136,7 +136,7 @@ func (s *RecordService) loadPatient(ctx context.Context, id string, now time.Tim
 	// Only what is stored in the patient's own compartment speaks for the
 	// patient: a CareTeam elsewhere that merely mentions it does not.
 	each := func(typ string, fn func(obj map[string]any)) error {
-		return s.scan(ctx, &phivault.Query{Type: typ, Compartment: id},
+		return s.scan(ctx, &phivault.Query{Type: typ, Compartments: []string{id}},
 			func(r *phivault.Resource) error {
 				obj, err := fhir.Decode(r.Body)
 				if err != nil {

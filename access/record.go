@@ -152,9 +152,11 @@ func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivaul
 	if err := checkScope(c, smart.Search, q.Type); err != nil {
 		return nil, err
 	}
-	if b, ok := bound(c, q.Type); ok {
+	if b, err := s.bound(ctx, c, q.Type); err != nil {
+		return nil, err
+	} else if b != nil {
 		qq := *q
-		qq.Compartment = b
+		qq.Compartments = b
 		q = &qq
 	}
 	var tl tally
@@ -188,21 +190,6 @@ func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivaul
 
 var errPatientTypeHistory = phivault.Errorf(phivault.EFORBIDDEN,
 	"Type-level history is not open to patients; read the history of one resource (Type/id/_history), or search with _lastUpdated.")
-
-// bound returns the one compartment a search of typ by c may reach, if c
-// may see no other: a patient sees, whatever the policies say, resources
-// of compartment types in their own compartment only. The store then
-// searches that compartment alone, so neither the cost nor the timing of a
-// patient's search depends on other patients' records.
-func bound(c *caller, typ string) (string, bool) {
-	if c.p.Kind != phivault.PrincipalPatient || !fhir.IsCompartmentType(typ) {
-		return "", false
-	}
-	if c.p.PatientID == "" {
-		return "#none", true // no own compartment: nothing (not an id)
-	}
-	return c.p.PatientID, true
-}
 
 // Everything returns the patient's compartment as far as the caller may
 // see it. If the caller may not see the Patient, it is hidden like a read.
@@ -243,7 +230,7 @@ func (s *RecordService) History(ctx context.Context, q phivault.HistoryQuery) (*
 	if err := checkScope(c, smart.Read, q.Type); err != nil {
 		return nil, err
 	}
-	if _, ok := bound(c, q.Type); ok && q.ID == "" {
+	if c.p.Kind == phivault.PrincipalPatient && fhir.IsCompartmentType(q.Type) && q.ID == "" {
 		// Type-level history spans every compartment, and the store
 		// cannot bound it to one yet; it is not open to patients.
 		return nil, errPatientTypeHistory

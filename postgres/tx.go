@@ -249,6 +249,28 @@ func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) 
 	return n, nil
 }
 
+// MatchCompartments returns the distinct compartments of the current,
+// non-deleted versions matching f.
+func (t *Tx) MatchCompartments(ctx context.Context, f phivault.ResourceFilter) ([]string, error) {
+	if emptyGroup(f.Tokens) {
+		return nil, nil
+	}
+	drive, err := t.driver(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	var a args
+	rows, err := t.tx.Query(ctx, `SELECT DISTINCT c.compartment FROM current c WHERE `+where(f, drive, &a), a...)
+	if err != nil {
+		return nil, mapErr("compartments", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, mapErr("compartments", err)
+	}
+	return out, nil
+}
+
 func emptyGroup(groups [][]phivault.Token) bool {
 	for _, g := range groups {
 		if len(g) == 0 {
@@ -265,9 +287,12 @@ const sampleCap = 1000
 // fewest rows, counting at most sampleCap rows per group, all groups in one
 // round trip. It returns -1 when there are no token groups.
 func (t *Tx) driver(ctx context.Context, f phivault.ResourceFilter) (int, error) {
-	if f.Compartment != "" {
-		// Bounded to a compartment: the compartment drives, so that
-		// neither the cost nor the timing depends on rows outside it.
+	if len(f.Compartments) == 1 {
+		// Bounded to one compartment (a patient's search): the
+		// compartment drives, so that neither the cost nor the timing
+		// depends on rows outside it. Bounded to several (a
+		// clinician's), the most selective group still drives the probe
+		// of the tokens index and the compartments filter what is read.
 		return -1, nil
 	}
 	groups := f.Tokens
@@ -331,8 +356,8 @@ func where(f phivault.ResourceFilter, drive int, a *args) string {
 	if len(f.IDs) > 0 {
 		w = append(w, "c.id = ANY ("+a.add(f.IDs)+"::text[])")
 	}
-	if f.Compartment != "" {
-		w = append(w, "c.compartment = "+a.add(f.Compartment))
+	if len(f.Compartments) > 0 {
+		w = append(w, "c.compartment = ANY ("+a.add(f.Compartments)+"::text[])")
 	}
 	if !f.From.IsZero() {
 		w = append(w, "c.last_updated >= "+a.add(f.From))

@@ -4,6 +4,9 @@ package sqlite
 // check its query plan.
 var FindQuery = findQuery
 
+// FindSelects are what FindQuery may select: rows, a count, compartments.
+var FindSelects = []string{selectRows, selectCount, selectCompartments}
+
 // Queued returns how many Update calls wait for the writer.
 func (db *DB) Queued() int { return len(db.reqs) }
 

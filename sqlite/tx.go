@@ -409,7 +409,7 @@ func (t *Tx) Find(ctx context.Context, f phivault.ResourceFilter) ([]*phivault.S
 	if err != nil {
 		return nil, err
 	}
-	q, args := findQuery(f, drive, false)
+	q, args := findQuery(f, drive, selectRows)
 	return t.query(qctx, "find", q, args)
 }
 
@@ -426,12 +426,50 @@ func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	q, args := findQuery(f, drive, true)
+	q, args := findQuery(f, drive, selectCount)
 	var n int
 	if err := t.queryRow(qctx, "count", q, args, &n); err != nil {
 		return 0, err
 	}
 	return n, nil
+}
+
+// MatchCompartments returns the distinct compartments of the current,
+// non-deleted versions matching f.
+func (t *Tx) MatchCompartments(ctx context.Context, f phivault.ResourceFilter) ([]string, error) {
+	qctx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if emptyGroup(f.Tokens) {
+		return nil, nil
+	}
+	drive, err := t.driver(qctx, f)
+	if err != nil {
+		return nil, err
+	}
+	q, args := findQuery(f, drive, selectCompartments)
+	st, err := t.stmt(qctx, q)
+	if err != nil {
+		return nil, t.fail("compartments", err)
+	}
+	rows, err := st.QueryContext(qctx, args...)
+	if err != nil {
+		return nil, t.fail("compartments", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, t.fail("compartments", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail("compartments", err)
+	}
+	return out, nil
 }
 
 // emptyGroup reports whether some OR group has no tokens, which no resource
@@ -452,11 +490,13 @@ const sampleCap = 1000
 // fewest rows. It counts the first group up to sampleCap rows and each later
 // group only up to the best count so far, so callers should put the group
 // they expect to be most selective first. It returns -1 when there are no
-// token groups, and when f is bounded to a compartment: then the
-// compartment drives, so that neither the cost nor the timing of the search
-// depends on rows outside it.
+// token groups, and when f is bounded to one compartment (a patient's
+// search): then the compartment drives, so that neither the cost nor the
+// timing of the search depends on rows outside it. Bounded to several
+// compartments (a clinician's), the most selective group still drives the
+// probe of the tokens index and the compartments filter what is read.
 func (t *Tx) driver(ctx context.Context, f phivault.ResourceFilter) (int, error) {
-	if f.Compartment != "" {
+	if len(f.Compartments) == 1 {
 		return -1, nil
 	}
 	groups := f.Tokens
@@ -494,6 +534,14 @@ func tokenArgs(args []any, g []phivault.Token) []any {
 	return args
 }
 
+// What findQuery selects: the page's rows, their count, or their
+// compartments.
+const (
+	selectRows         = "c.type, c.id, c.version, c.last_updated"
+	selectCount        = "count(*)"
+	selectCompartments = "DISTINCT c.compartment"
+)
+
 // findQuery builds the search. With token groups, the most selective one
 // (drive) is the outer loop: a CROSS JOIN makes SQLite's planner keep the
 // token subquery first, so the search probes the tokens primary key, then
@@ -502,17 +550,13 @@ func tokenArgs(args []any, g []phivault.Token) []any {
 // so current is read only for resources that match every group. Without
 // tokens, the (type, deleted, last_updated, id) and (compartment, type,
 // deleted, last_updated) indexes serve the filters and the order.
-func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any) {
+func findQuery(f phivault.ResourceFilter, drive int, sel string) (string, []any) {
 	var (
 		b     strings.Builder
 		args  []any
 		where = []string{"c.deleted = 0"}
 	)
-	if count {
-		b.WriteString("SELECT count(*) FROM ")
-	} else {
-		b.WriteString("SELECT c.type, c.id, c.version, c.last_updated FROM ")
-	}
+	b.WriteString("SELECT " + sel + " FROM ")
 	if drive >= 0 {
 		b.WriteString("(SELECT DISTINCT type, id FROM tokens WHERE token IN (" + marks(len(f.Tokens[drive])) + ")")
 		args = tokenArgs(args, f.Tokens[drive])
@@ -532,9 +576,14 @@ func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any)
 		}
 		b.WriteString(") d CROSS JOIN current c ON c.type = d.type AND c.id = d.id")
 	} else {
-		// Without a driving group (a search bounded to a compartment),
+		// Without a driving group (a search bounded to one compartment),
 		// every group is probed on the compartment's rows.
 		b.WriteString("current c")
+		if len(f.Compartments) > 0 {
+			// Several compartments make the planner guess that reading
+			// the whole type costs less; it never does.
+			b.WriteString(" INDEXED BY current_compartment")
+		}
 		for _, g := range f.Tokens {
 			where = append(where, "EXISTS (SELECT 1 FROM tokens t WHERE t.token IN ("+marks(len(g))+") AND t.type = c.type AND t.id = c.id)")
 			args = tokenArgs(args, g)
@@ -552,9 +601,11 @@ func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any)
 			args = append(args, id)
 		}
 	}
-	if f.Compartment != "" {
-		where = append(where, "c.compartment = ?")
-		args = append(args, f.Compartment)
+	if len(f.Compartments) > 0 {
+		where = append(where, "c.compartment IN ("+marks(len(f.Compartments))+")")
+		for _, c := range f.Compartments {
+			args = append(args, c)
+		}
 	}
 	if !f.From.IsZero() {
 		where = append(where, "c.last_updated >= ?")
@@ -565,7 +616,7 @@ func findQuery(f phivault.ResourceFilter, drive int, count bool) (string, []any)
 		args = append(args, f.To.UnixMicro())
 	}
 	b.WriteString(" WHERE " + strings.Join(where, " AND "))
-	if !count {
+	if sel == selectRows {
 		dir := " DESC"
 		if f.Ascending {
 			dir = " ASC"

@@ -69,7 +69,7 @@ type allowAll struct{}
 
 func (allowAll) AuthorizeWrites(context.Context, []phivault.Write) error { return nil }
 func (allowAll) Hide(context.Context, *phivault.Resource) error          { return nil }
-func (allowAll) Bound(string) string                                     { return "" }
+func (allowAll) Bound(context.Context, string) ([]string, error)         { return nil, nil }
 
 // TestService_ConditionalMatchCap checks that conditional matching, which
 // runs inside the write transaction, decides at most MaxCount candidates

@@ -33,7 +33,7 @@ type plan struct {
 }
 
 func (s *Service) plan(ctx context.Context, tx phivault.StoreTx, q *phivault.Query) (*plan, error) {
-	p := &plan{filter: phivault.ResourceFilter{Types: []string{q.Type}, Ascending: q.Sorted && q.SortAsc, Compartment: q.Compartment}}
+	p := &plan{filter: phivault.ResourceFilter{Types: []string{q.Type}, Ascending: q.Sorted && q.SortAsc, Compartments: q.Compartments}}
 	// Every equality parameter's values go to the Sealer in one call (each
 	// call reads the index key's row); group i of the filter is then
 	// tokens[groups[i].lo:groups[i].hi].
@@ -138,7 +138,7 @@ func (p *plan) restrictLastUpdated(qp phivault.QueryParam) error {
 // bounded reports whether the store-side filter limits the candidates
 // enough to decrypt them for post-filtering.
 func (p *plan) bounded() bool {
-	return len(p.filter.Tokens) > 0 || len(p.filter.IDs) > 0 || p.filter.Compartment != ""
+	return len(p.filter.Tokens) > 0 || len(p.filter.IDs) > 0 || len(p.filter.Compartments) > 0
 }
 
 func (s *Service) search(ctx context.Context, tx phivault.StoreTx, q *phivault.Query) (*phivault.SearchResult, error) {
@@ -367,7 +367,7 @@ func (s *Service) Everything(ctx context.Context, patientID string, count, offse
 		if sr.Deleted {
 			return errGone
 		}
-		f := phivault.ResourceFilter{Compartment: patientID, Ascending: true}
+		f := phivault.ResourceFilter{Compartments: []string{patientID}, Ascending: true}
 		if out.Total, err = tx.Count(ctx, f); err != nil {
 			return err
 		}
@@ -405,14 +405,18 @@ func conditionalQuery(typ, rawQuery string) (*phivault.Query, error) {
 // lets the caller see (all of them without a guard), nil if none, or
 // EPRECONDITION if several do. Hidden matches count for nothing, so the
 // answer never depends on what the caller may not see. The search is
-// bounded to the caller's compartment when it has one (g.Bound), and at
+// bounded to the caller's compartments when it has some (g.Bound), and at
 // most MaxCount candidates are decided: matching runs inside the write
 // transaction, and its cost must not grow with what the caller cannot see.
 func (s *Service) matchOne(ctx context.Context, tx phivault.StoreTx, g phivault.WriteGuard, q *phivault.Query) (*phivault.Resource, error) {
 	q2 := *q
 	q2.Include, q2.Summary, q2.Offset, q2.Count = nil, "", 0, 2
 	if g != nil {
-		q2.Count, q2.Compartment = MaxCount, g.Bound(q.Type)
+		b, err := g.Bound(ctx, q.Type)
+		if err != nil {
+			return nil, err
+		}
+		q2.Count, q2.Compartments = MaxCount, b
 	}
 	res, err := s.search(ctx, tx, &q2)
 	if err != nil {

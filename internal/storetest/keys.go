@@ -170,7 +170,7 @@ func testShred(t *testing.T, s phivault.Store) {
 	// Tokens and search: the compartment is gone from Find and Count.
 	checkRefs(t, "Find(token p1)", find(t, s, phivault.ResourceFilter{Tokens: toks([]string{"p1"})}))
 	checkRefs(t, "Find(token code)", find(t, s, phivault.ResourceFilter{Tokens: toks([]string{"code"})}), "Observation/o2/1")
-	checkRefs(t, "Find(compartment p1)", find(t, s, phivault.ResourceFilter{Compartment: "p1"}))
+	checkRefs(t, "Find(compartment p1)", find(t, s, phivault.ResourceFilter{Compartments: []string{"p1"}}))
 	checkRefs(t, "Find(ids)", find(t, s, phivault.ResourceFilter{Types: []string{"Observation"}, IDs: []string{"o1", "o2"}}), "Observation/o2/1")
 	checkRefs(t, "Find(all)", find(t, s, phivault.ResourceFilter{}), "Observation/o2/1")
 	if n := count(t, s, phivault.ResourceFilter{}); n != 1 {

@@ -155,6 +155,18 @@ func count(tb testing.TB, s phivault.Store, f phivault.ResourceFilter) int {
 	return n
 }
 
+func compartments(tb testing.TB, s phivault.Store, f phivault.ResourceFilter) []string {
+	tb.Helper()
+	out, err := view(tb, s, func(tx phivault.StoreTx) ([]string, error) {
+		return tx.MatchCompartments(context.Background(), f)
+	})
+	if err != nil {
+		tb.Fatalf("MatchCompartments(%+v) = %v", f, err)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // refs returns "Type/id/version" of each resource.
 func refs(rs []*phivault.SealedResource) []string {
 	out := []string{}
@@ -303,7 +315,7 @@ func testPutTombstone(t *testing.T, s phivault.Store) {
 		{Tokens: [][]phivault.Token{a}},
 		{Types: []string{"Patient"}},
 		{IDs: []string{"p1"}},
-		{Compartment: "p1"},
+		{Compartments: []string{"p1"}},
 		{},
 	} {
 		checkRefs(t, fmt.Sprintf("Find(%+v)", f), find(t, s, f))
@@ -526,21 +538,45 @@ func testFindCompartment(t *testing.T, s phivault.Store) {
 		Resource(rng, "Practitioner", "d1", 1, t0.Add(3*time.Second), ""),
 		Resource(rng, "Observation", "o3", 1, t0.Add(4*time.Second), "p1"),
 	}, [][]string{nil, {"a", "b"}, {"a", "b"}, nil, {"a"}})
-	checkRefs(t, "Find(p1)", find(t, s, phivault.ResourceFilter{Compartment: "p1"}), "Observation/o3/1", "Observation/o1/1", "Patient/p1/1")
-	checkRefs(t, "Find(p1, Observation)", find(t, s, phivault.ResourceFilter{Compartment: "p1", Types: []string{"Observation"}}),
+	checkRefs(t, "Find(p1)", find(t, s, phivault.ResourceFilter{Compartments: []string{"p1"}}), "Observation/o3/1", "Observation/o1/1", "Patient/p1/1")
+	checkRefs(t, "Find(p1, Observation)", find(t, s, phivault.ResourceFilter{Compartments: []string{"p1"}, Types: []string{"Observation"}}),
 		"Observation/o3/1", "Observation/o1/1")
-	if n := count(t, s, phivault.ResourceFilter{Compartment: "p2"}); n != 1 {
+	if n := count(t, s, phivault.ResourceFilter{Compartments: []string{"p2"}}); n != 1 {
 		t.Errorf("Count(p2) = %d, want 1", n)
 	}
 	// A compartment with token groups: every group must match, inside the
 	// compartment only (the compartment drives such a search).
-	ab := phivault.ResourceFilter{Compartment: "p1", Types: []string{"Observation"}, Tokens: [][]phivault.Token{{Tok("a")}, {Tok("b"), Tok("c")}}}
+	ab := phivault.ResourceFilter{Compartments: []string{"p1"}, Types: []string{"Observation"}, Tokens: [][]phivault.Token{{Tok("a")}, {Tok("b"), Tok("c")}}}
 	checkRefs(t, "Find(p1, a, b|c)", find(t, s, ab), "Observation/o1/1")
 	if n := count(t, s, ab); n != 1 {
 		t.Errorf("Count(p1, a, b|c) = %d, want 1", n)
 	}
-	checkRefs(t, "Find(p2, a)", find(t, s, phivault.ResourceFilter{Compartment: "p2", Tokens: [][]phivault.Token{{Tok("a")}}}), "Observation/o2/1")
-	checkRefs(t, "Find(p1, z)", find(t, s, phivault.ResourceFilter{Compartment: "p1", Tokens: [][]phivault.Token{{Tok("z")}}}))
+	checkRefs(t, "Find(p2, a)", find(t, s, phivault.ResourceFilter{Compartments: []string{"p2"}, Tokens: [][]phivault.Token{{Tok("a")}}}), "Observation/o2/1")
+	checkRefs(t, "Find(p1, z)", find(t, s, phivault.ResourceFilter{Compartments: []string{"p1"}, Tokens: [][]phivault.Token{{Tok("z")}}}))
+	// Several compartments (a clinician's bound): any of them, none else,
+	// with and without tokens (the tokens drive such a search).
+	checkRefs(t, "Find(p1 p2, Observation)", find(t, s, phivault.ResourceFilter{Compartments: []string{"p1", "p2"}, Types: []string{"Observation"}}),
+		"Observation/o3/1", "Observation/o2/1", "Observation/o1/1")
+	checkRefs(t, "Find(p2 p9, a, b)", find(t, s, phivault.ResourceFilter{Compartments: []string{"p2", "p9"}, Tokens: [][]phivault.Token{{Tok("a")}, {Tok("b")}}}),
+		"Observation/o2/1")
+	if n := count(t, s, phivault.ResourceFilter{Compartments: []string{"p1", "p9"}, Tokens: [][]phivault.Token{{Tok("a")}}}); n != 2 {
+		t.Errorf("Count(p1 p9, a) = %d, want 2", n)
+	}
+	checkRefs(t, "Find(p8 p9)", find(t, s, phivault.ResourceFilter{Compartments: []string{"p8", "p9"}}))
+	// The compartments of matches, each once, "" for none.
+	for _, tt := range []struct {
+		f    phivault.ResourceFilter
+		want []string
+	}{
+		{phivault.ResourceFilter{Tokens: [][]phivault.Token{{Tok("a")}}}, []string{"p1", "p2"}},
+		{phivault.ResourceFilter{Tokens: [][]phivault.Token{{Tok("b")}}, Compartments: []string{"p2", "p9"}}, []string{"p2"}},
+		{phivault.ResourceFilter{Types: []string{"Practitioner", "Patient"}}, []string{"", "p1"}},
+		{phivault.ResourceFilter{Tokens: [][]phivault.Token{{Tok("z")}}}, nil},
+	} {
+		if got := compartments(t, s, tt.f); !slices.Equal(got, tt.want) {
+			t.Errorf("MatchCompartments(%+v) = %q, want %q", tt.f, got, tt.want)
+		}
+	}
 }
 
 func testFindLastUpdated(t *testing.T, s phivault.Store) {
