@@ -23,6 +23,11 @@ type Write struct {
 	// nothing else can be stored under that id (or, for a Patient, in its
 	// compartment) yet.
 	Assigned bool
+	// Occupied reports, for a Patient created under an id the client
+	// chose (Old nil, not Assigned), that its compartment already holds
+	// stored resources: the Patient's department and labels would then
+	// change who may see records written before it.
+	Occupied bool
 }
 
 // WriteGuard authorizes writes on the form a RecordService will store,

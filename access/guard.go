@@ -120,6 +120,20 @@ func (g *guard) authorize(ctx context.Context, w *phivault.Write, patients map[s
 	if err != nil {
 		return d, err
 	}
+	if d.Allow && w.Occupied {
+		// A Patient created into a compartment that already holds records
+		// must also be allowed as the compartment stands: its department
+		// and labels are not the caller's to choose for those records.
+		info, err := s.patientInfo(ctx, w.New.ID)
+		if err != nil {
+			return d, err
+		}
+		now := info.policyPatient(w.New.ID, c.p)
+		t.patient = &now
+		if d, err = s.decide(ctx, c, action, t); err != nil {
+			return d, err
+		}
+	}
 	if !d.Allow {
 		record(c, d)
 		return d, phivault.Errorf(phivault.EFORBIDDEN, "You may not %s this %s.", action, t.typ)

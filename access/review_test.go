@@ -446,3 +446,31 @@ func TestReview2_bundleAuditCompartments(t *testing.T) {
 		t.Fatalf("Bundle audit compartments = %q, want [%s]", got, p1)
 	}
 }
+
+// The tests below cover what the first session on the review left open
+// (docs/security-review.md, "Left open, then closed").
+
+// A Patient created under a chosen id into a compartment that already
+// holds records is decided as the compartment stands too: front desk may
+// not claim those records for its department by naming it in the body.
+func TestReview3_patientIntoOccupiedCompartment(t *testing.T) {
+	m := reviewWorld(t)
+	x := m.id("X")
+	appt := m.id("apptX")
+	m.put(t, "Appointment", appt, `{"resourceType":"Appointment","id":%q,"status":"booked","participant":[{"status":"accepted","actor":{"reference":"Patient/%s"}}]}`, appt, x)
+	body := fmt.Appendf(nil, `{"resourceType":"Patient","id":%q,"managingOrganization":{"reference":"Organization/%s"}}`, x, m.orgs[0])
+	_, _, err := m.rs.Update(m.as("desk"), "Patient", x, body, phivault.UpdateOptions{})
+	mustRefuse(t, "front desk creates a Patient over a compartment holding records", err, phivault.EFORBIDDEN)
+	if n := m.storedIn(t, "Patient", x); n != 0 {
+		t.Fatalf("the Patient was stored")
+	}
+	_, err = m.rs.Read(m.as("desk"), "Appointment", appt)
+	mustRefuse(t, "front desk reads the compartment's Appointment", err, phivault.ENOTFOUND, phivault.EFORBIDDEN)
+
+	// An empty compartment is front desk's to register.
+	y := m.id("Y")
+	body = fmt.Appendf(nil, `{"resourceType":"Patient","id":%q,"managingOrganization":{"reference":"Organization/%s"}}`, y, m.orgs[0])
+	if _, _, err := m.rs.Update(m.as("desk"), "Patient", y, body, phivault.UpdateOptions{}); err != nil {
+		t.Fatalf("front desk registers a new patient under a chosen id: %v", err)
+	}
+}

@@ -90,6 +90,13 @@ func (s *Service) stage(ctx context.Context, tx phivault.StoreTx, g phivault.Wri
 		}
 		e.prepared = res
 		e.write = &phivault.Write{Old: old, New: res, Object: e.resource}
+		if e.typ == "Patient" && old == nil {
+			n, err := tx.Count(ctx, phivault.ResourceFilter{Compartments: []string{e.id}})
+			if err != nil {
+				return err
+			}
+			e.write.Occupied = n > 0
+		}
 		e.status, e.created = http.StatusOK, old == nil || deleted
 		if e.created {
 			e.status = http.StatusCreated
