@@ -102,10 +102,10 @@ type StoreTx interface {
 	// Count returns how many current, non-deleted versions match f,
 	// ignoring Offset and Limit.
 	Count(ctx context.Context, f ResourceFilter) (int, error)
-	// MatchCompartments returns the distinct compartments ("" for none)
-	// of the current, non-deleted versions matching f, in no particular
-	// order, ignoring f's order, Offset and Limit.
-	MatchCompartments(ctx context.Context, f ResourceFilter) ([]string, error)
+	// CountCompartments returns how many current, non-deleted versions
+	// matching f each compartment holds ("" for none), ignoring f's
+	// order, Offset and Limit; compartments with no match are absent.
+	CountCompartments(ctx context.Context, f ResourceFilter) (map[string]int, error)
 	// Key returns a wrapped key. Returns ErrNotFound if there is none.
 	Key(ctx context.Context, id string) (*WrappedKey, error)
 	// PutKey stores k unless a key with k.ID exists, and returns the key now

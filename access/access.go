@@ -110,14 +110,15 @@ type RecordService struct {
 	// (ids only), for alerting. Nil discards.
 	Logger *slog.Logger
 
-	// CareTeamBound says the policies in force let staff reach a
-	// patient's records only through the patient's care team and
-	// break-the-glass grants, unless they reach patients of their
-	// department who are not theirs (the built-in policies do; set it only
-	// for them). A staff search is then bounded at the store to the
-	// compartments that can hold what the caller may see; see bound.
-	// Default false: every match is read and decided.
-	CareTeamBound bool
+	// BuiltInPolicies says the decider runs the built-in policies, whose
+	// shape the access layer may then rely on: staff reach a patient's
+	// records only through care teams, break-the-glass grants and
+	// departments, and a decision depends on a resource's body only
+	// through its labels. A staff search is then bounded at the store to
+	// the compartments that can hold what the caller may see (see bound),
+	// and some counts are made without decrypting (see
+	// countByCompartment). Default false: every match is read and decided.
+	BuiltInPolicies bool
 
 	cache     patientCache
 	teams     teamCache

@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -20,12 +21,13 @@ const noCompartment = "#none"
 // still decided one by one.
 const maxBound = 1000
 
-// CompartmentFinder lists, without decrypting anything, the patient
-// compartments holding the current resources that match a query's indexed
-// parameters; vault.Service is one. The access layer bounds staff searches
-// with it (see RecordService.CareTeamBound).
-type CompartmentFinder interface {
-	MatchCompartments(ctx context.Context, q *phivault.Query) ([]string, error)
+// CompartmentCounter counts, without decrypting anything, how many current
+// resources matching a query's indexed parameters each patient
+// compartment holds; vault.Service is one. The access layer bounds staff
+// searches with it and counts what they may see (see
+// RecordService.BuiltInPolicies).
+type CompartmentCounter interface {
+	CountCompartments(ctx context.Context, q *phivault.Query) (map[string]int, error)
 }
 
 // careTeamRefs are the search parameters, by type, through which a
@@ -41,7 +43,7 @@ var careTeamRefs = []struct{ typ, param string }{
 // when the store should search them all (the matches are then decided one
 // by one, as they always are). A patient sees, whatever the policies say,
 // resources of compartment types in their own compartment only. Staff are
-// bounded when CareTeamBound is set and the policies would not let them
+// bounded when BuiltInPolicies is set and the policies would not let them
 // search a patient of their own department who is not theirs (see
 // reachesStrangers): then only the compartments of their care teams and
 // break-the-glass grants, and resources in no compartment, can hold
@@ -59,10 +61,10 @@ func (s *RecordService) bound(ctx context.Context, c *caller, typ string) ([]str
 		}
 		return []string{c.p.PatientID}, nil
 	case phivault.PrincipalStaff:
-		if !s.CareTeamBound || c.granule {
+		if !s.BuiltInPolicies || c.granule {
 			return nil, nil
 		}
-		finder, ok := s.next.(CompartmentFinder)
+		counter, ok := s.next.(CompartmentCounter)
 		if !ok {
 			return nil, nil
 		}
@@ -70,7 +72,7 @@ func (s *RecordService) bound(ctx context.Context, c *caller, typ string) ([]str
 		if err != nil || reach {
 			return nil, err
 		}
-		teams, err := s.teamCompartments(ctx, finder, c.p)
+		teams, err := s.teamCompartments(ctx, counter, c.p)
 		if err != nil {
 			return nil, err
 		}
@@ -107,7 +109,7 @@ func (s *RecordService) reachesStrangers(ctx context.Context, c *caller, typ str
 // identifier): a superset of the patients whose care team p is on, since
 // loadPatient also weighs status and periods. It is cached like patients'
 // contexts and dropped on every write of a context type.
-func (s *RecordService) teamCompartments(ctx context.Context, finder CompartmentFinder, p *phivault.Principal) ([]string, error) {
+func (s *RecordService) teamCompartments(ctx context.Context, counter CompartmentCounter, p *phivault.Principal) ([]string, error) {
 	now := s.Now()
 	key := p.ID + "\x00" + p.PractitionerID
 	t, gen := s.teams.get(key)
@@ -122,17 +124,18 @@ func (s *RecordService) teamCompartments(ctx context.Context, finder Compartment
 		}
 		params = append(params, phivault.QueryParam{Name: r.param, Modifier: "identifier", Values: []string{PrincipalSystem + "|" + p.ID}})
 		for _, qp := range params {
-			ids, err := finder.MatchCompartments(ctx, &phivault.Query{Type: r.typ, Params: []phivault.QueryParam{qp}})
+			counts, err := counter.CountCompartments(ctx, &phivault.Query{Type: r.typ, Params: []phivault.QueryParam{qp}})
 			if err != nil {
 				return nil, err
 			}
-			for _, id := range ids {
+			for id := range counts {
 				if id != "" && !slices.Contains(out, id) {
 					out = append(out, id)
 				}
 			}
 		}
 	}
+	slices.Sort(out)
 	s.teams.put(key, &teamBound{compartments: out, loaded: now}, gen)
 	return out, nil
 }
@@ -175,4 +178,47 @@ func (c *teamCache) invalidate() {
 	defer c.mu.Unlock()
 	c.gen++
 	c.m = nil
+}
+
+// countByCompartment counts what c may see of the matches of q, deciding
+// once per compartment instead of once per resource: nothing is decrypted.
+// That holds only where the decision cannot depend on a resource's body:
+// under the built-in policies, without granular scopes, not for Basic
+// (break-the-glass records are told by their body), and for a caller whom
+// no resource label can stop (a patient in their own compartment, or staff
+// and clients holding every clearance). ok is false where it does not
+// hold, or where q has a parameter the index cannot answer alone.
+func (s *RecordService) countByCompartment(ctx context.Context, c *caller, q *phivault.Query, tl *tally) (n int, ok bool, err error) {
+	counter, isCounter := s.next.(CompartmentCounter)
+	if !isCounter || !s.BuiltInPolicies || c.granule || q.Type == "Basic" ||
+		(c.p.Kind != phivault.PrincipalPatient && !hasAll(c.p.Clearances, sensitiveLabels)) {
+		return 0, false, nil
+	}
+	counts, err := counter.CountCompartments(ctx, q)
+	if phivault.ErrorCode(err) == phivault.EUNSUPPORTED {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, err
+	}
+	ids := slices.Sorted(maps.Keys(counts))
+	for _, id := range ids {
+		d, err := s.decide(ctx, c, policy.Search, &target{typ: q.Type, compartment: id})
+		if err != nil {
+			return 0, false, err
+		}
+		tl.addN(d, counts[id])
+		if d.Allow {
+			n += counts[id]
+		}
+	}
+	return n, true, nil
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }

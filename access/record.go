@@ -79,9 +79,12 @@ type tally struct {
 	glass   bool
 }
 
-func (t *tally) add(d policy.Decision) {
+func (t *tally) add(d policy.Decision) { t.addN(d, 1) }
+
+// addN adds a decision that held for n resources.
+func (t *tally) addN(d policy.Decision, n int) {
 	if !d.Allow {
-		t.denied++
+		t.denied += n
 		return
 	}
 	for _, p := range d.Policies {
@@ -160,6 +163,14 @@ func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivaul
 		q = &qq
 	}
 	var tl tally
+	if q.Summary == "count" {
+		if n, ok, err := s.countByCompartment(ctx, c, q, &tl); err != nil {
+			return nil, err
+		} else if ok {
+			tl.note(c)
+			return &phivault.SearchResult{Total: n}, nil
+		}
+	}
 	_, visible, err := s.gather(ctx, c, policy.Search, q.Type, s.searchPages(ctx, q), &tl)
 	if err != nil {
 		return nil, err

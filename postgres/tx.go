@@ -249,23 +249,34 @@ func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) 
 	return n, nil
 }
 
-// MatchCompartments returns the distinct compartments of the current,
-// non-deleted versions matching f.
-func (t *Tx) MatchCompartments(ctx context.Context, f phivault.ResourceFilter) ([]string, error) {
+// CountCompartments returns how many current, non-deleted versions
+// matching f each compartment holds.
+func (t *Tx) CountCompartments(ctx context.Context, f phivault.ResourceFilter) (map[string]int, error) {
+	out := map[string]int{}
 	if emptyGroup(f.Tokens) {
-		return nil, nil
+		return out, nil
 	}
 	drive, err := t.driver(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	var a args
-	rows, err := t.tx.Query(ctx, `SELECT DISTINCT c.compartment FROM current c WHERE `+where(f, drive, &a), a...)
+	rows, err := t.tx.Query(ctx, `SELECT c.compartment, count(*) FROM current c WHERE `+where(f, drive, &a)+` GROUP BY c.compartment`, a...)
 	if err != nil {
 		return nil, mapErr("compartments", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			c string
+			n int
+		)
+		if err := rows.Scan(&c, &n); err != nil {
+			return nil, mapErr("compartments", err)
+		}
+		out[c] = n
+	}
+	if err := rows.Err(); err != nil {
 		return nil, mapErr("compartments", err)
 	}
 	return out, nil

@@ -434,15 +434,16 @@ func (t *Tx) Count(ctx context.Context, f phivault.ResourceFilter) (int, error) 
 	return n, nil
 }
 
-// MatchCompartments returns the distinct compartments of the current,
-// non-deleted versions matching f.
-func (t *Tx) MatchCompartments(ctx context.Context, f phivault.ResourceFilter) ([]string, error) {
+// CountCompartments returns how many current, non-deleted versions
+// matching f each compartment holds.
+func (t *Tx) CountCompartments(ctx context.Context, f phivault.ResourceFilter) (map[string]int, error) {
 	qctx, err := t.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
+	out := map[string]int{}
 	if emptyGroup(f.Tokens) {
-		return nil, nil
+		return out, nil
 	}
 	drive, err := t.driver(qctx, f)
 	if err != nil {
@@ -458,13 +459,15 @@ func (t *Tx) MatchCompartments(ctx context.Context, f phivault.ResourceFilter) (
 		return nil, t.fail("compartments", err)
 	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
+		var (
+			c string
+			n int
+		)
+		if err := rows.Scan(&c, &n); err != nil {
 			return nil, t.fail("compartments", err)
 		}
-		out = append(out, c)
+		out[c] = n
 	}
 	if err := rows.Err(); err != nil {
 		return nil, t.fail("compartments", err)
@@ -539,7 +542,7 @@ func tokenArgs(args []any, g []phivault.Token) []any {
 const (
 	selectRows         = "c.type, c.id, c.version, c.last_updated"
 	selectCount        = "count(*)"
-	selectCompartments = "DISTINCT c.compartment"
+	selectCompartments = "c.compartment, count(*)"
 )
 
 // findQuery builds the search. With token groups, the most selective one
@@ -616,6 +619,9 @@ func findQuery(f phivault.ResourceFilter, drive int, sel string) (string, []any)
 		args = append(args, f.To.UnixMicro())
 	}
 	b.WriteString(" WHERE " + strings.Join(where, " AND "))
+	if sel == selectCompartments {
+		b.WriteString(" GROUP BY c.compartment")
+	}
 	if sel == selectRows {
 		dir := " DESC"
 		if f.Ascending {

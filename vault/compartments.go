@@ -7,29 +7,29 @@ import (
 	"github.com/phivault/phivault/fhir"
 )
 
-// MatchCompartments returns the patient compartments ("" for resources in
-// none) holding the current resources that match q, without decrypting
+// CountCompartments returns how many current resources matching q each
+// patient compartment holds ("" for resources in none), without decrypting
 // anything: the store answers from the blind index alone. Every parameter
 // of q must be one the index answers exactly (equality on indexed values,
-// _id, _lastUpdated); others are refused, since their matches could only
-// be told after decryption.
-func (s *Service) MatchCompartments(ctx context.Context, q *phivault.Query) ([]string, error) {
+// _id, _lastUpdated); others are refused with EUNSUPPORTED, since their
+// matches could only be told after decryption.
+func (s *Service) CountCompartments(ctx context.Context, q *phivault.Query) (map[string]int, error) {
 	if !fhir.IsResourceType(q.Type) {
 		return nil, phivault.Errorf(phivault.ENOTFOUND, "Resource type %q is not supported.", safeName(q.Type))
 	}
-	var out []string
+	out := map[string]int{}
 	err := s.store.View(ctx, func(tx phivault.StoreTx) error {
 		p, err := s.plan(ctx, tx, q)
 		if err != nil {
 			return err
 		}
 		if len(p.post) > 0 {
-			return phivault.Errorf(phivault.EINVALID, "Parameter %q is not answered by the index alone.", p.post[0].Name)
+			return phivault.Errorf(phivault.EUNSUPPORTED, "Parameter %q is not answered by the index alone.", p.post[0].Name)
 		}
 		if p.none {
 			return nil
 		}
-		out, err = tx.MatchCompartments(ctx, p.filter)
+		out, err = tx.CountCompartments(ctx, p.filter)
 		return err
 	})
 	return out, err

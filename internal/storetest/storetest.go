@@ -157,11 +157,15 @@ func count(tb testing.TB, s phivault.Store, f phivault.ResourceFilter) int {
 
 func compartments(tb testing.TB, s phivault.Store, f phivault.ResourceFilter) []string {
 	tb.Helper()
-	out, err := view(tb, s, func(tx phivault.StoreTx) ([]string, error) {
-		return tx.MatchCompartments(context.Background(), f)
+	counts, err := view(tb, s, func(tx phivault.StoreTx) (map[string]int, error) {
+		return tx.CountCompartments(context.Background(), f)
 	})
 	if err != nil {
-		tb.Fatalf("MatchCompartments(%+v) = %v", f, err)
+		tb.Fatalf("CountCompartments(%+v) = %v", f, err)
+	}
+	var out []string
+	for c, n := range counts {
+		out = append(out, fmt.Sprintf("%s:%d", c, n))
 	}
 	slices.Sort(out)
 	return out
@@ -563,18 +567,19 @@ func testFindCompartment(t *testing.T, s phivault.Store) {
 		t.Errorf("Count(p1 p9, a) = %d, want 2", n)
 	}
 	checkRefs(t, "Find(p8 p9)", find(t, s, phivault.ResourceFilter{Compartments: []string{"p8", "p9"}}))
-	// The compartments of matches, each once, "" for none.
+	// How many matches each compartment holds, "" for none.
 	for _, tt := range []struct {
 		f    phivault.ResourceFilter
 		want []string
 	}{
-		{phivault.ResourceFilter{Tokens: [][]phivault.Token{{Tok("a")}}}, []string{"p1", "p2"}},
-		{phivault.ResourceFilter{Tokens: [][]phivault.Token{{Tok("b")}}, Compartments: []string{"p2", "p9"}}, []string{"p2"}},
-		{phivault.ResourceFilter{Types: []string{"Practitioner", "Patient"}}, []string{"", "p1"}},
+		{phivault.ResourceFilter{Tokens: [][]phivault.Token{{Tok("a")}}}, []string{"p1:2", "p2:1"}},
+		{phivault.ResourceFilter{Tokens: [][]phivault.Token{{Tok("b")}}, Compartments: []string{"p2", "p9"}}, []string{"p2:1"}},
+		{phivault.ResourceFilter{Types: []string{"Practitioner", "Patient"}}, []string{":1", "p1:1"}},
+		{phivault.ResourceFilter{Types: []string{"Observation"}, Compartments: []string{"p1"}}, []string{"p1:2"}},
 		{phivault.ResourceFilter{Tokens: [][]phivault.Token{{Tok("z")}}}, nil},
 	} {
 		if got := compartments(t, s, tt.f); !slices.Equal(got, tt.want) {
-			t.Errorf("MatchCompartments(%+v) = %q, want %q", tt.f, got, tt.want)
+			t.Errorf("CountCompartments(%+v) = %q, want %q", tt.f, got, tt.want)
 		}
 	}
 }
