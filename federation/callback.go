@@ -45,14 +45,19 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.page(w, http.StatusNotFound, msgUnknownProvider)
 		return
 	}
-	// The flow is used once, whatever happens next.
+	// The browser's flow ends here, whatever happens next. A copy of the
+	// cookie replayed elsewhere gets no further: the provider redeems its
+	// code once, and Complete completes the pending authorization once.
 	var f *flow
 	if c, err := r.Cookie(CookieName); err == nil {
-		f, _ = h.flows.Take(c.Value, h.o.Now())
+		var sealed flow
+		if _, err := h.box.Open(flowPurpose, c.Value, h.o.Now(), &sealed); err == nil {
+			f = &sealed
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	q := r.URL.Query()
-	if f == nil || f.provider != p.Name || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.state)) != 1 {
+	if f == nil || f.Provider != p.Name || f.State == "" || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.State)) != 1 {
 		h.refuse(w, r, http.StatusBadRequest, "", "no flow for this browser, or state mismatch", msgFlow)
 		return
 	}
@@ -67,7 +72,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.page(w, http.StatusBadGateway, msgUnavailable)
 		return
 	}
-	token, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(f.verifier))
+	token, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
@@ -93,7 +98,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusUnauthorized, "", "id token not valid", msgToken)
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(idToken.Nonce), []byte(f.nonce)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(idToken.Nonce), []byte(f.Nonce)) != 1 {
 		h.refuse(w, r, http.StatusUnauthorized, "", "nonce mismatch", msgToken)
 		return
 	}
@@ -133,12 +138,12 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusForbidden, a.ID, "account not active", msgInactive)
 		return
 	}
-	if !h.o.ValidPending(f.pending) {
+	if !h.o.ValidPending(f.Pending) {
 		h.refuse(w, r, http.StatusBadRequest, a.ID, "pending authorization gone", msgPending)
 		return
 	}
 	h.o.Logger.Info("federated login", "provider", p.Name, "account", a.ID)
-	h.o.Complete(w, r, f.pending, &phivault.Authentication{Account: a, Time: authTime, Methods: methods})
+	h.o.Complete(w, r, f.Pending, &phivault.Authentication{Account: a, Time: authTime, Methods: methods})
 }
 
 // amrValue is the shape of amr values kept; others are dropped.

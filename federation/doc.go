@@ -10,18 +10,24 @@
 //	GET /oauth/federated/{provider}/start?pending=ID
 //
 // which redirects the browser to the provider with a fresh state, nonce
-// and PKCE (S256) challenge. These are kept in server memory under a random
-// key; the browser holds only that key, in a short-lived cookie
-// (__Host-phivault-federation: HttpOnly, Secure, SameSite=Lax, Path=/) that
-// binds the flow to the browser that started it. The provider sends the
-// browser back to
+// and PKCE (S256) challenge. These, the provider's name and the pending
+// authorization are not kept on the server: they travel sealed
+// (XChaCha20-Poly1305, internal/sealbox, under [Options.FlowKey], expiring
+// after [DefaultStateTTL]) in a short-lived cookie
+// (__Host-phivault-federation: HttpOnly, Secure, SameSite=Lax, Path=/)
+// that binds the flow to the browser that started it. Anonymous start
+// requests therefore store nothing, and no flood of them can crowd out a
+// sign-in. The provider sends the browser back to
 //
 //	GET /oauth/federated/{provider}/callback?code=...&state=...
 //
-// where the flow is taken (once), the state compared, the code exchanged
-// with the PKCE verifier, and the ID token verified by go-oidc: signature
-// against the provider's published keys, issuer, audience (the client id)
-// and expiry (with the injected clock). The nonce must be the flow's.
+// where the cookie is opened and cleared, the state compared, the code
+// exchanged with the PKCE verifier, and the ID token verified by go-oidc:
+// signature against the provider's published keys, issuer, audience (the
+// client id) and expiry (with the injected clock). The nonce must be the
+// flow's. A copied cookie replayed with its callback gets no further: the
+// provider redeems a code once, and the pending authorization completes
+// once.
 //
 // # MFA
 //

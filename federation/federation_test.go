@@ -326,6 +326,57 @@ func TestFederation_Login(t *testing.T) {
 		status, body := e.signIn(e.browser(false), "p1", "dave@op")
 		e.wantRefused(status, body, http.StatusForbidden, "not active")
 	})
+	t.Run("ErrReplayedCookie", func(t *testing.T) {
+		// Someone who copied the browser's cookie and the callback URL
+		// replays them after the person signed in: the provider redeems
+		// its code once.
+		e := newFedEnv(t, config{})
+		b := e.browser(true)
+		u := e.callbackURL(b, "p1", "alice@op")
+		rp, _ := url.Parse(e.rp.URL)
+		copied := b.Jar.Cookies(rp)
+		if status, body := get(t, b, u.String()); status != http.StatusOK {
+			t.Fatalf("callback = %d %q; want Complete", status, body)
+		}
+		e.mu.Lock()
+		e.pend["p1"] = true
+		e.mu.Unlock()
+		other := e.browser(true)
+		other.Jar.SetCookies(rp, copied)
+		if status, body := get(t, other, u.String()); status != http.StatusBadRequest || !strings.Contains(body, "did not accept") {
+			t.Errorf("replayed callback with the copied cookie = %d %q; want 400 from the code exchange", status, body)
+		}
+		if got := e.completions(); len(got) != 1 {
+			t.Errorf("Complete calls = %d; want 1", len(got))
+		}
+	})
+	t.Run("ErrForgedCookie", func(t *testing.T) {
+		e := newFedEnv(t, config{})
+		b := e.browser(true)
+		u := e.callbackURL(b, "p1", "alice@op")
+		rp, _ := url.Parse(e.rp.URL)
+		c := b.Jar.Cookies(rp)[0]
+		v := []byte(c.Value)
+		v[len(v)/2] ^= 1
+		c.Value = string(v)
+		b.Jar.SetCookies(rp, []*http.Cookie{c})
+		status, body := get(t, b, u.String())
+		e.wantRefused(status, body, http.StatusBadRequest, "another browser")
+	})
+	t.Run("ErrExpiredFlow", func(t *testing.T) {
+		var mu sync.Mutex
+		ahead := time.Duration(0)
+		e := newFedEnv(t, config{options: func(o *federation.Options) {
+			o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(ahead) }
+		}})
+		b := e.browser(true)
+		u := e.callbackURL(b, "p1", "alice@op")
+		mu.Lock()
+		ahead = federation.DefaultStateTTL
+		mu.Unlock()
+		status, body := get(t, b, u.String())
+		e.wantRefused(status, body, http.StatusBadRequest, "has expired")
+	})
 	t.Run("ErrProviderError", func(t *testing.T) {
 		e := newFedEnv(t, config{})
 		b := e.browser(true)
@@ -374,6 +425,25 @@ func TestFederation_Start(t *testing.T) {
 	if len(cookies) != 1 || cookies[0].Name != federation.CookieName || !cookies[0].HttpOnly || !cookies[0].Secure ||
 		cookies[0].SameSite != http.SameSiteLaxMode || cookies[0].Path != "/" || cookies[0].Value == q.Get("state") {
 		t.Errorf("cookies = %+v; want one HttpOnly Secure SameSite=Lax %s not equal to the state", cookies, federation.CookieName)
+	}
+}
+
+// TestStart_tooLarge checks that a pending authorization too large for the
+// cookie is refused with a page that says so, and sets no cookie.
+func TestStart_tooLarge(t *testing.T) {
+	e := newFedEnv(t, config{})
+	huge := strings.Repeat("p", 3000)
+	e.mu.Lock()
+	e.pend[huge] = true
+	e.mu.Unlock()
+	resp, err := e.browser(false).Get(e.rp.URL + "/oauth/federated/corp/start?pending=" + huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies := resp.Cookies()
+	status, body := read(t, resp)
+	if status != http.StatusBadRequest || !strings.Contains(body, "too large") || len(cookies) != 0 {
+		t.Errorf("start = %d %q, cookies %v; want 400 saying too large, and no cookie", status, body, cookies)
 	}
 }
 

@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
-	"github.com/phivault/phivault/internal/onetime"
+	"github.com/phivault/phivault/internal/sealbox"
 )
 
 // Defaults for Options.
 const (
 	DefaultStateTTL    = 10 * time.Minute // how long a started login may take at the provider
-	DefaultMaxFlows    = 10000            // logins in progress at once
 	DefaultHTTPTimeout = 10 * time.Second // per request to a provider
 	// CookieName names the cookie that binds a flow to the browser.
 	CookieName = "__Host-phivault-federation"
@@ -43,11 +42,15 @@ type Options struct {
 	// trail.
 	Failed func(r *http.Request, accountID, reason string)
 
+	// FlowKey is the 32-byte key that seals started logins into the
+	// browser's cookie. Default: a random key made at NewHandler, so a
+	// restart ends the logins in progress.
+	FlowKey []byte
+
 	HTTPClient *http.Client     // for requests to providers; default: timeout DefaultHTTPTimeout
 	Now        func() time.Time // default time.Now; also verifies ID token expiry
 	Rand       io.Reader        // default crypto/rand.Reader
 	StateTTL   time.Duration    // default DefaultStateTTL
-	MaxFlows   int              // default DefaultMaxFlows
 	Logger     *slog.Logger     // default: discard
 }
 
@@ -65,7 +68,7 @@ func (o Options) LogValue() slog.Value {
 type Handler struct {
 	o         Options
 	providers map[string]*remote
-	flows     *onetime.Store[*flow] // started logins, by cookie value
+	box       *sealbox.Box // seals started logins; see flow.go
 	mux       *http.ServeMux
 }
 
@@ -91,13 +94,14 @@ func NewHandler(o Options) (*Handler, error) {
 	if o.StateTTL <= 0 {
 		o.StateTTL = DefaultStateTTL
 	}
-	if o.MaxFlows <= 0 {
-		o.MaxFlows = DefaultMaxFlows
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{o: o, providers: make(map[string]*remote), flows: onetime.New[*flow](o.MaxFlows)}
+	box, err := sealbox.New(o.FlowKey, o.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("federation: FlowKey: %w", err)
+	}
+	h := &Handler{o: o, providers: make(map[string]*remote), box: box}
 	for _, p := range o.Providers {
 		if err := p.check(); err != nil {
 			return nil, fmt.Errorf("federation: %w", err)

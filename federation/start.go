@@ -15,7 +15,7 @@ const (
 	msgUnknownProvider = "This identity provider is not configured."
 	msgPending         = "The sign-in request has expired or is unknown; start again from the app."
 	msgUnavailable     = "The identity provider cannot be reached; try again later or sign in another way."
-	msgBusy            = "Too many sign-ins are in progress; try again in a minute."
+	msgTooLarge        = "This sign-in request is too large to pass through an identity provider; sign in another way, or ask the app's vendor to request fewer scopes."
 )
 
 // clientContext carries the HTTP client for go-oidc and oauth2.
@@ -42,23 +42,29 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		h.page(w, http.StatusBadGateway, msgUnavailable)
 		return
 	}
-	var key, state, nonce, verifier string
-	for _, v := range []*string{&key, &state, &nonce, &verifier} {
+	var state, nonce, verifier string
+	for _, v := range []*string{&state, &nonce, &verifier} {
 		if *v, err = random(h.o.Rand, 32); err != nil {
 			h.o.Logger.Error("federation", "error", err.Error())
 			h.page(w, http.StatusInternalServerError, "Internal error.")
 			return
 		}
 	}
-	now := h.o.Now()
-	f := &flow{provider: p.Name, pending: pending, state: state, nonce: nonce, verifier: verifier}
-	if !h.flows.Put(key, f, now.Add(h.o.StateTTL), now) {
-		h.page(w, http.StatusServiceUnavailable, msgBusy)
+	f := &flow{Provider: p.Name, Pending: pending, State: state, Nonce: nonce, Verifier: verifier}
+	sealed, err := h.box.Seal(flowPurpose, f, h.o.Now().Add(h.o.StateTTL))
+	if err != nil {
+		h.o.Logger.Error("federation", "error", err.Error())
+		h.page(w, http.StatusInternalServerError, "Internal error.")
+		return
+	}
+	if len(sealed) > maxFlowCookie {
+		h.o.Logger.Info("federated login refused", "provider", p.Name, "reason", "sealed flow too large for a cookie", "bytes", len(sealed))
+		h.page(w, http.StatusBadRequest, msgTooLarge)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     CookieName,
-		Value:    key,
+		Value:    sealed,
 		Path:     "/",
 		MaxAge:   int(h.o.StateTTL.Seconds()),
 		Secure:   true,

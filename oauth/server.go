@@ -2,9 +2,9 @@ package oauth
 
 import (
 	"context"
-	"crypto/cipher"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/internal/onetime"
+	"github.com/phivault/phivault/internal/sealbox"
 )
 
 // Defaults of Options.
@@ -129,8 +130,8 @@ type Server struct {
 	sessions *Sessions
 	mux      *http.ServeMux
 
-	pendingAEAD cipher.AEAD // seals pending authorizations; see pending.go
-	limits      *Limiter
+	pendingBox *sealbox.Box // seals pending authorizations; see pending.go
+	limits     *Limiter
 
 	mu sync.Mutex // guards codes, nextCodeSweep, logins and jtis
 	// logins holds the state of pending authorizations for which
@@ -164,18 +165,18 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
-	aead, err := newPendingAEAD(opts.PendingKey, opts.Rand)
+	box, err := sealbox.New(opts.PendingKey, opts.Rand)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("oauth: PendingKey: %w", err)
 	}
 	s := &Server{
-		opts:        opts,
-		sessions:    opts.Sessions,
-		pendingAEAD: aead,
-		limits:      opts.Limits,
-		codes:       make(map[tokenHash]*authCode),
-		logins:      make(map[string]*loginState),
-		jtis:        make(map[string]*onetime.Store[struct{}]),
+		opts:       opts,
+		sessions:   opts.Sessions,
+		pendingBox: box,
+		limits:     opts.Limits,
+		codes:      make(map[tokenHash]*authCode),
+		logins:     make(map[string]*loginState),
+		jtis:       make(map[string]*onetime.Store[struct{}]),
 	}
 	if s.limits == nil {
 		s.limits = NewLimiter(DefaultLimitRate, DefaultLimitBurst, DefaultLimitSources)

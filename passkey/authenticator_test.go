@@ -25,6 +25,8 @@ type softAuthenticator struct {
 	origin     string // written into clientDataJSON
 	uv         bool   // set the UV flag
 	synced     bool   // set the BE and BS flags (a synced passkey)
+	// fixedCounter keeps the counter at 0, as synced passkeys do.
+	fixedCounter bool
 }
 
 func newSoftAuthenticator(t testing.TB, rpID, origin string) *softAuthenticator {
@@ -134,10 +136,13 @@ func (a *softAuthenticator) create(t testing.TB, opts creationOptions) []byte {
 	})
 }
 
-// get answers a login challenge after incrementing the counter.
+// get answers a login challenge after incrementing the counter (unless
+// it is fixed).
 func (a *softAuthenticator) get(t testing.TB, challenge string) []byte {
 	t.Helper()
-	a.counter++
+	if !a.fixedCounter {
+		a.counter++
+	}
 	authData := a.authData(t, nil)
 	cd := a.clientData(t, "webauthn.get", challenge)
 	cdHash := sha256.Sum256(cd)

@@ -40,7 +40,22 @@
 // handler calls [Options.Complete] with methods "hwk" (or "swk" for a
 // synced, backup-eligible passkey), "user" and "mfa" (RFC 8176).
 //
-// Ceremony state (the challenge and what it is bound to) stays in server
-// memory under a random id, is used at most once and expires after
-// [DefaultCeremonyTTL].
+// # Ceremony state
+//
+// Ceremony state (go-webauthn's session data with the challenge, and what
+// it is bound to: the account, the pending authorization) is not kept on
+// the server. Begin seals it (XChaCha20-Poly1305, internal/sealbox, under
+// [Options.CeremonyKey]) into the ceremony token, which finish takes back;
+// it expires after [DefaultCeremonyTTL], and a registration token does not
+// open as a login token or the other way round. Anonymous login/begin
+// requests therefore store nothing, and no flood of them can crowd out a
+// sign-in.
+//
+// A login's challenge is single-use: once an assertion over it has
+// verified, the challenge is remembered until its ceremony expires, and
+// the same ceremony and assertion sent again are refused as a replay
+// (400), before anything is stored. Only verified assertions add to this
+// record, and each account to at most [Options.MaxLoginsPerAccount]
+// entries; an account over it is refused with 429 and Retry-After. A
+// registration replayed finds its credential registered already (409).
 package passkey

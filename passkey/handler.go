@@ -13,18 +13,21 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/phivault/phivault"
-	"github.com/phivault/phivault/internal/onetime"
+	"github.com/phivault/phivault/internal/sealbox"
 )
 
 // Defaults for Options.
 const (
-	DefaultRPDisplayName  = "phivault"
-	DefaultCeremonyTTL    = 2 * time.Minute  // how long a begun ceremony may be finished
-	DefaultMaxCeremonies  = 10000            // ceremonies in progress at once
-	DefaultFreshAuth      = 15 * time.Minute // how recent the full login must be to register a credential
-	DefaultMaxCredentials = 10               // credentials per account
-	maxBody               = 64 << 10
-	updateAttempts        = 3 // optimistic-version retries when saving an account
+	DefaultRPDisplayName = "phivault"
+	DefaultCeremonyTTL   = 2 * time.Minute // how long a begun ceremony may be finished
+	// DefaultMaxLoginsPerAccount bounds the passkey logins of one account
+	// within DefaultCeremonyTTL: far more than a person makes, few enough
+	// that the record of used challenges stays small.
+	DefaultMaxLoginsPerAccount = 30
+	DefaultFreshAuth           = 15 * time.Minute // how recent the full login must be to register a credential
+	DefaultMaxCredentials      = 10               // credentials per account
+	maxBody                    = 64 << 10
+	updateAttempts             = 3 // optimistic-version retries when saving an account
 )
 
 // Options configure a Handler. Accounts, RPID, Origins, Authenticate,
@@ -56,10 +59,18 @@ type Options struct {
 	// account, so that the change can be audited.
 	Registered func(r *http.Request, accountID string)
 
+	// CeremonyKey is the 32-byte key that seals begun ceremonies into the
+	// ceremony tokens browsers hold. Default: a random key made at
+	// NewHandler, so a restart ends the ceremonies in progress.
+	CeremonyKey []byte
+	// MaxLoginsPerAccount bounds the successful passkey logins of one
+	// account within CeremonyTTL; more are refused (429) until they
+	// expire. Default DefaultMaxLoginsPerAccount.
+	MaxLoginsPerAccount int
+
 	Now            func() time.Time // default time.Now
-	Rand           io.Reader        // ceremony ids; default crypto/rand.Reader
+	Rand           io.Reader        // the default CeremonyKey and sealing nonces; default crypto/rand.Reader
 	CeremonyTTL    time.Duration    // default DefaultCeremonyTTL
-	MaxCeremonies  int              // default DefaultMaxCeremonies
 	FreshAuth      time.Duration    // default DefaultFreshAuth
 	MaxCredentials int              // default DefaultMaxCredentials
 	Logger         *slog.Logger     // default: discard
@@ -73,10 +84,11 @@ func (o Options) LogValue() slog.Value {
 // Handler serves the passkey endpoints under /oauth/passkey/. Create it
 // with NewHandler; it is safe for concurrent use.
 type Handler struct {
-	o          Options
-	wa         *webauthn.WebAuthn
-	ceremonies *onetime.Store[*ceremony] // begun ceremonies, by id
-	mux        *http.ServeMux
+	o    Options
+	wa   *webauthn.WebAuthn
+	box  *sealbox.Box    // seals ceremonies; see ceremony.go
+	used *usedChallenges // login challenges answered; see ceremony.go
+	mux  *http.ServeMux
 }
 
 // NewHandler checks o, fills in defaults and returns the handler.
@@ -96,8 +108,8 @@ func NewHandler(o Options) (*Handler, error) {
 	if o.CeremonyTTL <= 0 {
 		o.CeremonyTTL = DefaultCeremonyTTL
 	}
-	if o.MaxCeremonies <= 0 {
-		o.MaxCeremonies = DefaultMaxCeremonies
+	if o.MaxLoginsPerAccount <= 0 {
+		o.MaxLoginsPerAccount = DefaultMaxLoginsPerAccount
 	}
 	if o.FreshAuth <= 0 {
 		o.FreshAuth = DefaultFreshAuth
@@ -122,7 +134,11 @@ func NewHandler(o Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("passkey: %w", err)
 	}
-	h := &Handler{o: o, wa: wa, ceremonies: onetime.New[*ceremony](o.MaxCeremonies)}
+	box, err := sealbox.New(o.CeremonyKey, o.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("passkey: CeremonyKey: %w", err)
+	}
+	h := &Handler{o: o, wa: wa, box: box, used: newUsedChallenges(o.MaxLoginsPerAccount, o.CeremonyTTL)}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("POST /oauth/passkey/register/begin", h.registerBegin)
 	h.mux.HandleFunc("POST /oauth/passkey/register/finish", h.registerFinish)

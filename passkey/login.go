@@ -49,13 +49,12 @@ func (h *Handler) loginBegin(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, err)
 		return
 	}
-	now := h.o.Now()
-	id, err := h.putCeremony(&ceremony{kind: kindLogin, session: *session, accountID: accountID, pending: req.Pending}, now)
+	token, err := h.sealCeremony(purposeLogin, &ceremony{Session: *session, AccountID: accountID, Pending: req.Pending}, h.o.Now())
 	if err != nil {
 		h.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ceremony": id, "publicKey": assertion.Response})
+	writeJSON(w, http.StatusOK, map[string]any{"ceremony": token, "publicKey": assertion.Response})
 }
 
 // namedUser returns the active account named username if it has
@@ -83,7 +82,7 @@ func (h *Handler) loginFinish(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusBadRequest, "", "The sign-in form could not be read.")
 		return
 	}
-	c, ok := h.takeCeremony(r.PostFormValue("ceremony"), kindLogin, h.o.Now())
+	c, ok := h.openCeremony(purposeLogin, r.PostFormValue("ceremony"), h.o.Now())
 	if !ok {
 		h.failed(r, "", "login: unknown or expired ceremony")
 		h.page(w, r, http.StatusBadRequest, "", errCeremony.Message)
@@ -92,26 +91,29 @@ func (h *Handler) loginFinish(w http.ResponseWriter, r *http.Request) {
 	a, methods, err := h.verifyAssertion(r, c, []byte(r.PostFormValue("credential")))
 	if err != nil {
 		status := http.StatusUnauthorized
-		switch phivault.ErrorCode(err) {
-		case phivault.EINVALID:
+		switch code := phivault.ErrorCode(err); {
+		case errors.Is(err, errTooManyLogins):
+			h.retryAfter(w)
+			status = http.StatusTooManyRequests
+		case code == phivault.EINVALID:
 			status = http.StatusBadRequest
-		case phivault.EFORBIDDEN:
+		case code == phivault.EFORBIDDEN:
 			status = http.StatusForbidden
-		case phivault.EUNAUTHORIZED:
+		case code == phivault.EUNAUTHORIZED:
 		default:
 			h.o.Logger.Error("passkey login", "error", err.Error())
 			status = http.StatusInternalServerError
 		}
-		h.page(w, r, status, c.pending, phivault.ErrorMessage(err))
+		h.page(w, r, status, c.Pending, phivault.ErrorMessage(err))
 		return
 	}
-	if !h.o.ValidPending(c.pending) {
+	if !h.o.ValidPending(c.Pending) {
 		h.failed(r, a.ID, "login: pending authorization gone")
 		h.page(w, r, http.StatusBadRequest, "", errPending.Message)
 		return
 	}
 	h.o.Logger.Info("passkey login", "account", a.ID)
-	h.o.Complete(w, r, c.pending, &phivault.Authentication{Account: a, Time: h.o.Now(), Methods: methods})
+	h.o.Complete(w, r, c.Pending, &phivault.Authentication{Account: a, Time: h.o.Now(), Methods: methods})
 }
 
 // verifyAssertion checks the assertion against the ceremony, records the
@@ -120,24 +122,24 @@ func (h *Handler) verifyAssertion(r *http.Request, c *ceremony, body []byte) (*p
 	ctx := r.Context()
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
-		h.failed(r, c.accountID, "login: unreadable response")
+		h.failed(r, c.AccountID, "login: unreadable response")
 		return nil, nil, errBadCredential
 	}
 	var (
 		u    *user
 		cred *webauthn.Credential
 	)
-	if c.accountID != "" { // username first
-		a, err := h.o.Accounts.AccountByID(ctx, c.accountID)
+	if c.AccountID != "" { // username first
+		a, err := h.o.Accounts.AccountByID(ctx, c.AccountID)
 		if err != nil {
 			return nil, nil, err
 		}
 		if u, err = newUser(a); err != nil {
 			return nil, nil, err
 		}
-		cred, err = h.wa.ValidateLogin(u, c.session, parsed)
+		cred, err = h.wa.ValidateLogin(u, c.Session, parsed)
 		if err != nil {
-			h.failed(r, c.accountID, "login: "+reason(err))
+			h.failed(r, c.AccountID, "login: "+reason(err))
 			return nil, nil, errNotAccepted
 		}
 	} else { // discoverable: the user handle names the account
@@ -156,7 +158,7 @@ func (h *Handler) verifyAssertion(r *http.Request, c *ceremony, body []byte) (*p
 				return nil, err
 			}
 			return u, nil
-		}, c.session, parsed)
+		}, c.Session, parsed)
 		if lookupErr != nil {
 			return nil, nil, lookupErr
 		}
@@ -167,6 +169,17 @@ func (h *Handler) verifyAssertion(r *http.Request, c *ceremony, body []byte) (*p
 		u, cred = found.(*user), validated
 	}
 	a := u.account
+	// The assertion verified: its challenge is used from now on, before
+	// anything is stored, so that a replay is refused as a replay and
+	// never counted as a cloned authenticator.
+	if err := h.used.use(a.ID, c.Session.Challenge, c.expires, h.o.Now()); err != nil {
+		if errors.Is(err, errCeremony) {
+			h.failed(r, a.ID, "login: challenge already answered")
+		} else {
+			h.failed(r, a.ID, "login: too many logins for the account")
+		}
+		return nil, nil, err
+	}
 	i := u.credential(cred.ID)
 	switch {
 	case i < 0: // go-webauthn found it, so this cannot happen

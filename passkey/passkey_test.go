@@ -45,6 +45,7 @@ type env struct {
 	t        *testing.T
 	db       *sqlite.DB
 	clock    *clock
+	h        *passkey.Handler
 	srv      *httptest.Server
 	mu       sync.Mutex
 	pending  map[string]bool
@@ -53,7 +54,9 @@ type env struct {
 	added    []string                   // Registered accounts
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv returns an env whose handler options are changed by each of
+// with, in order.
+func newEnv(t *testing.T, with ...func(*passkey.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "phivault.db"))
@@ -70,7 +73,7 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	h, err := passkey.NewHandler(passkey.Options{
+	o := passkey.Options{
 		Accounts: db,
 		RPID:     rpID,
 		Origins:  []string{origin},
@@ -104,10 +107,15 @@ func newEnv(t *testing.T) *env {
 			e.mu.Unlock()
 		},
 		Now: e.clock.Now,
-	})
+	}
+	for _, f := range with {
+		f(&o)
+	}
+	h, err := passkey.NewHandler(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.h = h
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -326,6 +334,75 @@ func TestPasskey_Login(t *testing.T) {
 		if got := e.completions(); len(got) != 1 {
 			t.Errorf("Complete calls = %d; want 1", len(got))
 		}
+		// The replays were refused as replays: the credential is not taken
+		// for a cloned one and still signs in.
+		if status, body := e.login("p3", a); status != http.StatusFound {
+			t.Errorf("login after the replays = %d %s; want 302", status, body)
+		}
+	})
+	t.Run("ErrReplayedSyncedPasskey", func(t *testing.T) {
+		// A synced passkey's counter stays 0, so only the record of used
+		// challenges stops a replay of its assertion with its ceremony.
+		e := newEnv(t)
+		a := newSoftAuthenticator(t, rpID, origin)
+		a.synced, a.fixedCounter = true, true
+		e.mustRegister("acc-alice", a)
+		ceremony, challenge, _ := e.loginBegin("p1", "")
+		assertion := a.get(t, challenge)
+		if status, body := e.loginFinish(ceremony, assertion); status != http.StatusFound {
+			t.Fatalf("first finish = %d %s; want 302", status, body)
+		}
+		e.mu.Lock()
+		e.pending["p1"] = true
+		e.mu.Unlock()
+		if status, _ := e.loginFinish(ceremony, assertion); status != http.StatusBadRequest {
+			t.Errorf("replayed finish = %d; want 400", status)
+		}
+		if got := e.completions(); len(got) != 1 {
+			t.Errorf("Complete calls = %d; want 1", len(got))
+		}
+	})
+	t.Run("ErrReplayRace", func(t *testing.T) {
+		// Concurrent finishes of one ceremony: one signs in (run with
+		// -race).
+		e := newEnv(t)
+		a := newSoftAuthenticator(t, rpID, origin)
+		a.synced, a.fixedCounter = true, true
+		e.mustRegister("acc-alice", a)
+		ceremony, challenge, _ := e.loginBegin("p1", "")
+		assertion := a.get(t, challenge)
+		form := url.Values{"ceremony": {ceremony}, "credential": {string(assertion)}}.Encode()
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				req := httptest.NewRequest("POST", "/oauth/passkey/login/finish", strings.NewReader(form))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				e.h.ServeHTTP(httptest.NewRecorder(), req)
+			})
+		}
+		wg.Wait()
+		if got := e.completions(); len(got) != 1 {
+			t.Errorf("Complete calls = %d; want 1", len(got))
+		}
+	})
+	t.Run("ErrForgedCeremony", func(t *testing.T) {
+		e := newEnv(t)
+		a := newSoftAuthenticator(t, rpID, origin)
+		e.mustRegister("acc-alice", a)
+		ceremony, challenge, _ := e.loginBegin("p1", "")
+		flipped := []byte(ceremony)
+		flipped[len(flipped)/2] ^= 1
+		// A registration ceremony is sealed under the same key, for
+		// another purpose.
+		reg := e.begin("/oauth/passkey/register/begin", "token-acc-alice", struct{}{})
+		for name, c := range map[string]string{"changed": string(flipped), "cut": ceremony[:len(ceremony)-2], "registration": reg.Ceremony} {
+			if status, _ := e.loginFinish(c, a.get(t, challenge)); status != http.StatusBadRequest {
+				t.Errorf("finish with a %s ceremony = %d; want 400", name, status)
+			}
+		}
+		if got := e.completions(); len(got) != 0 {
+			t.Errorf("Complete calls = %d; want 0", len(got))
+		}
 	})
 	t.Run("ErrExpiredCeremony", func(t *testing.T) {
 		e := newEnv(t)
@@ -446,6 +523,47 @@ func TestPasskey_Login(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPasskey_loginsPerAccount checks the bound on one account's record
+// of used challenges: over it, a login is refused with 429 and
+// Retry-After and changes nothing, other accounts still sign in, and the
+// account signs in again once its ceremonies expired.
+func TestPasskey_loginsPerAccount(t *testing.T) {
+	e := newEnv(t, func(o *passkey.Options) { o.MaxLoginsPerAccount = 2 })
+	alice, bob := newSoftAuthenticator(t, rpID, origin), newSoftAuthenticator(t, rpID, origin)
+	e.mustRegister("acc-alice", alice)
+	e.mustRegister("acc-bob", bob)
+	for range 2 {
+		if status, body := e.login("p1", alice); status != http.StatusFound {
+			t.Fatalf("login = %d %s; want 302", status, body)
+		}
+		e.mu.Lock()
+		e.pending["p1"] = true
+		e.mu.Unlock()
+	}
+	before, _ := e.db.AccountByID(context.Background(), "acc-alice")
+	ceremony, challenge, _ := e.loginBegin("p1", "")
+	req := httptest.NewRequest("POST", "/oauth/passkey/login/finish", strings.NewReader(url.Values{"ceremony": {ceremony}, "credential": {string(alice.get(t, challenge))}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "120" {
+		t.Errorf("third login = %d, Retry-After %q; want 429 and 120", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if after, _ := e.db.AccountByID(context.Background(), "acc-alice"); after.Version != before.Version {
+		t.Errorf("the refused login changed the account (version %d to %d)", before.Version, after.Version)
+	}
+	if status, body := e.login("p2", bob); status != http.StatusFound {
+		t.Errorf("bob's login = %d %s; want 302", status, body)
+	}
+	e.clock.Advance(passkey.DefaultCeremonyTTL)
+	if status, body := e.login("p1", alice); status != http.StatusFound {
+		t.Errorf("alice's login once her ceremonies expired = %d %s; want 302", status, body)
+	}
+	if got := len(e.completions()); got != 4 {
+		t.Errorf("Complete calls = %d; want 4", got)
+	}
 }
 
 func TestPasskey_Register(t *testing.T) {

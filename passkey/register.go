@@ -84,13 +84,12 @@ func (h *Handler) registerBegin(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, err)
 		return
 	}
-	now := h.o.Now()
-	id, err := h.putCeremony(&ceremony{kind: kindRegister, session: *session, accountID: a.ID}, now)
+	token, err := h.sealCeremony(purposeRegister, &ceremony{Session: *session, AccountID: a.ID}, h.o.Now())
 	if err != nil {
 		h.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ceremony": id, "publicKey": creation.Response})
+	writeJSON(w, http.StatusOK, map[string]any{"ceremony": token, "publicKey": creation.Response})
 }
 
 // registerFinish verifies the authenticator's response and stores the new
@@ -106,8 +105,8 @@ func (h *Handler) registerFinish(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, err)
 		return
 	}
-	c, ok := h.takeCeremony(r.URL.Query().Get("ceremony"), kindRegister, h.o.Now())
-	if !ok || c.accountID != a.ID {
+	c, ok := h.openCeremony(purposeRegister, r.URL.Query().Get("ceremony"), h.o.Now())
+	if !ok || c.AccountID != a.ID {
 		h.failed(r, a.ID, "register: unknown or expired ceremony")
 		h.writeError(w, errCeremony)
 		return
@@ -123,7 +122,7 @@ func (h *Handler) registerFinish(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, err)
 		return
 	}
-	cred, err := h.wa.CreateCredential(u, c.session, parsed)
+	cred, err := h.wa.CreateCredential(u, c.Session, parsed)
 	if err != nil {
 		h.failed(r, a.ID, "register: "+reason(err))
 		h.writeError(w, errNotAccepted)
