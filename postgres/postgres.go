@@ -99,6 +99,13 @@ func (db *DB) Open(ctx context.Context) error {
 	if db.Schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = db.Schema
 	}
+	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+		// Every search's best plan depends on how many rows its tokens
+		// match. After five runs of a prepared statement PostgreSQL may
+		// switch to one generic plan, which for the token probes is a
+		// sequential scan of the tokens table (docs/PERFORMANCE.md).
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	if db.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return fmt.Errorf("postgres: connect: %v", err)
 	}

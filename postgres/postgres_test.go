@@ -307,3 +307,34 @@ func TestDB_ShredErasesKey(t *testing.T) {
 		}
 	}
 }
+
+// Searches get a plan for their own tokens every time: a generic plan of
+// the token probes scans the whole tokens table. A URL may still say
+// otherwise.
+func TestOpen_customPlans(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	var mode string
+	if err := db.QueryRowForTest(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "force_custom_plan" {
+		t.Errorf("plan_cache_mode = %q, want force_custom_plan", mode)
+	}
+	sep := "?"
+	if strings.Contains(testURL(t), "?") {
+		sep = "&"
+	}
+	db2 := postgres.New(testURL(t) + sep + "plan_cache_mode=auto")
+	db2.Schema = db.Schema
+	if err := db2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if err := db2.QueryRowForTest(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "auto" {
+		t.Errorf("plan_cache_mode with the URL's own = %q, want auto", mode)
+	}
+}
