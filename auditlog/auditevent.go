@@ -115,6 +115,32 @@ func SplitPurposes(column string) []string {
 	return strings.Fields(column)
 }
 
+// ScanIndexRows reads every row of rows, a query of the audit index whose
+// columns are, in order, the entry's index, patient, actor, action, time
+// in Unix nanoseconds and purposes as JoinPurposes writes them. It does not
+// close rows. Stores use it to implement ReadAuditIndex; rows may be a
+// *sql.Rows or a pgx.Rows.
+func ScanIndexRows(rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}) ([]IndexRow, error) {
+	var out []IndexRow
+	for rows.Next() {
+		var (
+			r       IndexRow
+			ns      int64
+			purpose string
+		)
+		if err := rows.Scan(&r.Index, &r.Patient, &r.Actor, &r.Action, &ns, &purpose); err != nil {
+			return nil, err
+		}
+		r.Time, r.Purposes = time.Unix(0, ns).UTC(), SplitPurposes(purpose)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // catchUpBatch bounds the entries read and indexed by one step of
 // CatchUpIndex.
 const catchUpBatch = 1024

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/phivault/phivault/auditlog"
 )
@@ -119,20 +118,8 @@ func (db *DB) ReadAuditIndex(ctx context.Context, start, end int64) ([]auditlog.
 		return nil, fmt.Errorf("postgres: read audit index: %v", ctxErr(ctx, err))
 	}
 	defer rows.Close()
-	var out []auditlog.IndexRow
-	for rows.Next() {
-		var (
-			r       auditlog.IndexRow
-			ns      int64
-			purpose string
-		)
-		if err := rows.Scan(&r.Index, &r.Patient, &r.Actor, &r.Action, &ns, &purpose); err != nil {
-			return nil, fmt.Errorf("postgres: read audit index: %v", err)
-		}
-		r.Time, r.Purposes = time.Unix(0, ns).UTC(), auditlog.SplitPurposes(purpose)
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := auditlog.ScanIndexRows(rows)
+	if err != nil {
 		return nil, fmt.Errorf("postgres: read audit index: %v", ctxErr(ctx, err))
 	}
 	return out, nil

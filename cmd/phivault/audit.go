@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
@@ -599,6 +600,11 @@ its inclusion proof. B is -to-index, or the first entry at or after -before
 verifier key alone: the signature, every proof, and that no index in [A, B)
 is missing, repeated or moved. Archiving copies: the log keeps every entry.
 
+verify, export and archive read the trail from the folder's database: its
+SQLite files, or the PostgreSQL database the folder was made for by
+"phivault init" with a postgres:// URL; give the same URL again, as to serve
+(PHIVAULT_STORE_FILE, PHIVAULT_STORE or -store, and -postgres-schema).
+
 Flags:
 `
 
@@ -617,7 +623,8 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
+	var folder auditFolder
+	folder.register(fs)
 	cpFile := fs.String("checkpoint", "", "file of saved signed checkpoints (default: the folder's audit-checkpoints.log and the outside witness file)")
 	vkFile := fs.String("verifier", "", "note verifier key (default: the folder's audit-verifier.pub)")
 	exportFile := fs.String("export", "", "check this export (made with -proofs) instead of a data folder")
@@ -628,9 +635,9 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	if *exportFile != "" {
 		return c.verifyExport(*exportFile, *cpFile, *vkFile)
 	}
-	d := dataDir(*data)
-	if !d.initialized() {
-		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), "phivault audit verify -data DIR")
+	d, err := folder.dir("phivault audit verify -data DIR")
+	if err != nil {
+		return err
 	}
 	if *vkFile == "" {
 		*vkFile = d.auditVerifierKey()
@@ -647,9 +654,9 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	} else if notes, err = folderCheckpoints(d); err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, d.database())
+	db, err := openStore(ctx, d, folder.store)
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	defer db.Close()
 	tree, err := auditlog.Verify(ctx, db, verifier, verifier.Name(), notes)
@@ -660,10 +667,50 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	// not in the tree: rebuild it from the verified entries and compare.
 	if err := auditlog.VerifyIndex(ctx, db); err != nil {
 		return errorWithHint(fmt.Sprintf("verification FAILED: %v", err),
-			"the entries are intact; to rebuild the index, stop the server, run: sqlite3 "+sqlite.DefaultAuditPath(d.database())+" 'DELETE FROM audit_index', and start it again")
+			"the entries are intact; to rebuild the index, stop the server, run: "+emptyIndexCommand(d, folder.store)+", and start it again")
 	}
 	fmt.Fprintf(c.stdout, "audit log OK: %d entries, root %s, consistent with %d checkpoints; audit index matches the entries\n", tree.N, tree.Hash, len(notes))
 	return nil
+}
+
+// auditFolder selects the data folder an offline audit subcommand reads,
+// and its database with the store settings serve takes (see store.go), so
+// that a vault on PostgreSQL is verified, exported and archived like one on
+// SQLite.
+type auditFolder struct {
+	data  string
+	store StoreConfig
+}
+
+func (f *auditFolder) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.data, "data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
+	f.store.register(fs)
+}
+
+// dir resolves the store settings and returns the data folder, or an error
+// with hint if it is not one.
+func (f *auditFolder) dir(hint string) (dataDir, error) {
+	if err := f.store.resolve(); err != nil {
+		return "", err
+	}
+	d := dataDir(f.data)
+	if !d.initialized() {
+		return "", errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), hint)
+	}
+	return d, nil
+}
+
+// emptyIndexCommand is a shell command that empties the audit index of d's
+// database, which the server then rebuilds from the entries.
+func emptyIndexCommand(d dataDir, c StoreConfig) string {
+	if c.kind() == storePostgres {
+		table := pgx.Identifier{"audit_index"}
+		if c.Schema != "" {
+			table = pgx.Identifier{c.Schema, "audit_index"}
+		}
+		return "psql -c 'DELETE FROM " + table.Sanitize() + "' on the database of PHIVAULT_STORE_FILE"
+	}
+	return "sqlite3 " + sqlite.DefaultAuditPath(d.database()) + " 'DELETE FROM audit_index'"
 }
 
 // folderCheckpoints reads the checkpoints of the data folder's witness file
@@ -739,7 +786,8 @@ func (c *auditCommand) verifyExport(exportFile, cpFile, vkFile string) error {
 func (c *auditCommand) export(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("audit export", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
+	var folder auditFolder
+	folder.register(fs)
 	from := fs.String("from", "", "first time to include, RFC 3339 (default: the first entry)")
 	to := fs.String("to", "", "time to stop before, RFC 3339 (default: after the last entry)")
 	proofs := fs.Bool("proofs", false, "add inclusion proofs against the folder's last witnessed checkpoint")
@@ -748,9 +796,9 @@ func (c *auditCommand) export(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	d := dataDir(*data)
-	if !d.initialized() {
-		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), "phivault audit export -data DIR -from 2025-01-01T00:00:00Z")
+	d, err := folder.dir("phivault audit export -data DIR -from 2025-01-01T00:00:00Z")
+	if err != nil {
+		return err
 	}
 	var opts auditlog.ExportOptions
 	for _, t := range []struct {
@@ -780,9 +828,9 @@ func (c *auditCommand) export(ctx context.Context, args []string) error {
 			}
 		}
 	}
-	db, err := sqlite.Open(ctx, d.database())
+	db, err := openStore(ctx, d, folder.store)
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	defer db.Close()
 	n, err := auditlog.Export(ctx, db, c.stdout, opts)
@@ -816,7 +864,8 @@ func lastCheckpoint(d dataDir) ([]byte, auditlog.Checkpoint, note.Verifier, erro
 func (c *auditCommand) archive(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("audit archive", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	data := fs.String("data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
+	var folder auditFolder
+	folder.register(fs)
 	from := fs.Int64("from-index", 0, "first entry index to archive (the end of the previous archive)")
 	to := fs.Int64("to-index", -1, "entry index to stop before")
 	before := fs.String("before", "", "stop before the first entry at or after this RFC 3339 time")
@@ -829,17 +878,17 @@ func (c *auditCommand) archive(ctx context.Context, args []string) error {
 	if *out == "" || (*to < 0) == (*before == "") || *from < 0 {
 		return errorWithHint("archive needs -out and one of -before or -to-index", hint)
 	}
-	d := dataDir(*data)
-	if !d.initialized() {
-		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", d), hint)
+	d, err := folder.dir(hint)
+	if err != nil {
+		return err
 	}
 	signed, cp, verifier, err := lastCheckpoint(d)
 	if err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, d.database())
+	db, err := openStore(ctx, d, folder.store)
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	defer db.Close()
 	end := *to

@@ -23,12 +23,43 @@ import (
 )
 
 // TestAuditVerify_index deletes the audit index rows that make a patient's
-// read show in their access report, as someone with the database file can,
-// and checks that "phivault audit verify" fails and names the entry,
-// although every entry and hash is intact.
+// read show in their access report, as someone with the database can, and
+// checks that "phivault audit verify" fails and names the entry, although
+// every entry and hash is intact: on SQLite, and on PostgreSQL with the
+// store given to the command as to serve.
 func TestAuditVerify_index(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		d, _ := initTestData(t)
+		testAuditVerifyIndex(t, d, StoreConfig{}, func(patient string) int64 {
+			raw, err := sql.Open("sqlite", "file:"+sqlite.DefaultAuditPath(d.database())+"?_pragma=busy_timeout(5000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			res, err := raw.Exec(`DELETE FROM audit_index WHERE patient = ? AND action = 'read'`, patient)
+			if err != nil {
+				t.Fatalf("delete index rows: %v", err)
+			}
+			n, _ := res.RowsAffected()
+			return n
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		sc := testPostgres(t)
+		setStoreEnv(t, sc)
+		d, _ := initTestData(t)
+		testAuditVerifyIndex(t, d, sc, func(patient string) int64 {
+			return pgExec(t, sc, `DELETE FROM audit_index WHERE patient = $1 AND action = 'read'`, patient)
+		})
+	})
+}
+
+// testAuditVerifyIndex reads a patient in the vault in d on store sc,
+// checks that audit verify passes, removes the read's index rows with
+// deleteRows, and checks that audit verify fails naming the patient.
+func testAuditVerifyIndex(t *testing.T, d dataDir, sc StoreConfig, deleteRows func(patient string) int64) {
 	ctx := context.Background()
-	a := mustFastAuditApp(t)
+	a := mustServeTestApp(t, d, sc)
 	status, body := a.do(t, "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Quendolyn"}]}`)
 	if status != http.StatusCreated {
 		t.Fatalf("create = %d %s", status, body)
@@ -57,36 +88,30 @@ func TestAuditVerify_index(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data)}, &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"audit", "verify", "-data", string(d)}, &out, io.Discard); err != nil {
 		t.Fatalf("audit verify of an untouched trail = %v", err)
 	}
 
-	raw, err := sql.Open("sqlite", "file:"+sqlite.DefaultAuditPath(a.cfg.Data.database())+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	res, err := raw.Exec(`DELETE FROM audit_index WHERE patient = ? AND action = 'read'`, p.ID)
-	if n, _ := res.RowsAffected(); err != nil || n == 0 {
-		t.Fatalf("delete index rows: %d rows, %v", n, err)
+	if n := deleteRows(p.ID); n == 0 {
+		t.Fatal("deleted no index rows")
 	}
 	if strings.Contains(report(), ",read,") {
 		t.Fatalf("the access report still shows the read; the tampering did not take")
 	}
-	err = run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data)}, io.Discard, io.Discard)
+	err := run(ctx, []string{"audit", "verify", "-data", string(d)}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "audit index does not match the entries") || !strings.Contains(err.Error(), p.ID) {
 		t.Errorf("audit verify with index rows deleted = %v, want it to fail naming the patient's missing row", err)
 	}
 }
 
-// initTestData runs init in a new data folder with an outside witness file
-// and returns both paths.
-func initTestData(t *testing.T) (dataDir, string) {
+// initTestData runs init, with args added, in a new data folder with an
+// outside witness file and returns both paths.
+func initTestData(t *testing.T, args ...string) (dataDir, string) {
 	t.Helper()
 	base := t.TempDir()
 	dir, witness := filepath.Join(base, "data"), filepath.Join(base, "witness", "audit-checkpoints.log")
 	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
-	if err := run(context.Background(), []string{"init", "-data", dir, "-audit-witness-file", witness}, io.Discard, io.Discard); err != nil {
+	if err := run(context.Background(), append([]string{"init", "-data", dir, "-audit-witness-file", witness}, args...), io.Discard, io.Discard); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	// A key file with a low scrypt work factor: these tests open the vault
@@ -101,16 +126,15 @@ func initTestData(t *testing.T) (dataDir, string) {
 	return d, witness
 }
 
-// mustFastAuditApp is mustAuditApp on initTestData's folder: one key
-// derivation less.
-func mustFastAuditApp(t *testing.T) *auditApp {
+// mustServeTestApp opens the vault in d on store sc with a new admin token
+// and serves its FHIR API on an httptest server until the test ends.
+func mustServeTestApp(t *testing.T, d dataDir, sc StoreConfig) *auditApp {
 	t.Helper()
-	d, _ := initTestData(t)
 	token, err := newAdminToken(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := openTestApp(d, AuditConfig{})
+	a, err := openApp(context.Background(), Config{Data: d, Passphrase: "correct horse battery staple", Store: sc}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("openApp: %v", err)
 	}

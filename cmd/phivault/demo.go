@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/access"
+	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/internal/coredump"
 	"github.com/phivault/phivault/synth"
 )
@@ -32,7 +34,10 @@ const demoUsage = `Usage: phivault demo [flags]
 Starts a demo vault: creates the data folder on first run (keys, a
 self-signed certificate, an admin token), loads a synthetic hospital made by
 phivault's own generator (no real person's data), serves HTTPS on localhost,
-and prints how to make a first request. Each run prints a fresh admin token.
+and prints how to make a first request and how to read its Prometheus
+metrics at /metrics. Each run prints a fresh admin token, and a fresh
+metrics scrape token unless PHIVAULT_METRICS_TOKEN or
+PHIVAULT_METRICS_TOKEN_FILE gives one (see "phivault serve -h").
 
 The demo keeps its key-file passphrase in the data folder so it can restart
 by itself. That is for demos only: a real vault keeps the passphrase apart.
@@ -57,7 +62,7 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := cfg.Store.resolve(); err != nil {
+	if err := cfg.resolve(); err != nil {
 		return err
 	}
 	if err := coredump.Disable(); err != nil { // keep keys out of core files
@@ -94,6 +99,15 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// /metrics is served as by serve, to the scrape token given in
+	// PHIVAULT_METRICS_TOKEN[_FILE] or else to a new one, printed below.
+	metricsShown := "YOUR-METRICS-TOKEN"
+	if cfg.MetricsToken == "" {
+		if cfg.MetricsToken, _, err = api.NewToken(rand.Reader); err != nil {
+			return err
+		}
+		metricsShown = cfg.MetricsToken
+	}
 	logFile, err := os.OpenFile(cfg.Data.path("phivault.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -129,9 +143,13 @@ Try:
   curl --cacert %[3]s -H "Authorization: Bearer $PHIVAULT_TOKEN" '%[1]s/Patient?_count=2'
   curl --cacert %[3]s '%[1]s/metadata'
 
+Metrics (Prometheus; a new scrape token on every demo start, unless
+PHIVAULT_METRICS_TOKEN or PHIVAULT_METRICS_TOKEN_FILE gives one):
+  curl --cacert %[3]s -H "Authorization: Bearer %[8]s" '%[9]s/metrics'
+
 People who sign in with the SMART authorization code flow (password and
 TOTP code; app client_id %[6]s, redirect %[7]s; see docs/identity.md):
-`, base, token, cfg.Data.certFile(), cfg.Data.path("phivault.log"), cfg.Data, demoAppID, demoAppRedirect)
+`, base, token, cfg.Data.certFile(), cfg.Data.path("phivault.log"), cfg.Data, demoAppID, demoAppRedirect, metricsShown, a.server.URL())
 	printDemoPeople(c.stdout, people)
 	fmt.Fprintf(c.stdout, `
 Stop with Ctrl-C. Start again with the same command: the data stays in %s.

@@ -107,6 +107,17 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.BaseURL, "base-url", os.Getenv("PHIVAULT_BASE_URL"), "public FHIR base URL, e.g. https://vault.example.org/fhir (env PHIVAULT_BASE_URL)")
 }
 
+// resolve reads what comes after the flags, from the environment or the
+// files it names: the store's URL and the metrics scrape token.
+func (c *Config) resolve() error {
+	if err := c.Store.resolve(); err != nil {
+		return err
+	}
+	var err error
+	c.MetricsToken, err = metricsToken()
+	return err
+}
+
 func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
@@ -117,7 +128,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := cfg.Store.resolve(); err != nil {
+	if err := cfg.resolve(); err != nil {
 		return err
 	}
 	if err := coredump.Disable(); err != nil { // keep keys out of core files
@@ -125,9 +136,6 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	var err error
 	if cfg.Passphrase, err = passphrase(*passFile); err != nil {
-		return err
-	}
-	if cfg.MetricsToken, err = metricsToken(); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))

@@ -100,21 +100,8 @@ func TestOpenStore_kindMismatch(t *testing.T) {
 // TestInitStore_postgresInUse checks that init refuses a PostgreSQL schema
 // that already holds a vault, so two vaults never share tables.
 func TestInitStore_postgresInUse(t *testing.T) {
-	url := os.Getenv("PHIVAULT_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("set PHIVAULT_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run (.ci/run does)")
-	}
 	ctx := context.Background()
-	sc := StoreConfig{URL: url, Schema: fmt.Sprintf("phivault_cmd_test_%d_%016x", os.Getpid(), rand.Uint64())}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(ctx)
-		conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{sc.Schema}.Sanitize()+` CASCADE`)
-	})
+	sc := testPostgres(t)
 	first := dataDir(t.TempDir())
 	if err := initStore(ctx, first, sc); err != nil {
 		t.Fatalf("initStore(fresh schema) = %v", err)
@@ -133,4 +120,57 @@ func TestInitStore_postgresInUse(t *testing.T) {
 	if err := initStore(ctx, dataDir(t.TempDir()), sc); err == nil {
 		t.Error("initStore(schema holding a vault) = nil, want error")
 	}
+}
+
+// testPostgres returns the store settings of a fresh schema of the test
+// database, dropped when the test ends (init creates it). It skips the
+// test, saying how to enable it, when PHIVAULT_TEST_POSTGRES_URL is unset.
+func testPostgres(t *testing.T) StoreConfig {
+	t.Helper()
+	url := os.Getenv("PHIVAULT_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("set PHIVAULT_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run (.ci/run does)")
+	}
+	sc := StoreConfig{URL: url, Schema: fmt.Sprintf("phivault_cmd_test_%d_%016x", os.Getpid(), rand.Uint64())}
+	t.Cleanup(func() {
+		pgExec(t, sc, `DROP SCHEMA IF EXISTS `+pgx.Identifier{sc.Schema}.Sanitize()+` CASCADE`)
+	})
+	return sc
+}
+
+// setStoreEnv points every command the test runs at store sc, as an
+// operator does: the URL in a file named by PHIVAULT_STORE_FILE, the
+// schema in PHIVAULT_POSTGRES_SCHEMA.
+func setStoreEnv(t *testing.T, sc StoreConfig) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "store-url")
+	if err := os.WriteFile(path, []byte(sc.URL+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PHIVAULT_STORE", "")
+	os.Unsetenv("PHIVAULT_STORE")
+	t.Setenv("PHIVAULT_STORE_FILE", path)
+	t.Setenv("PHIVAULT_POSTGRES_SCHEMA", sc.Schema)
+}
+
+// pgExec runs query in sc's schema, as someone with access to the database
+// can, and returns the number of rows it affected.
+func pgExec(t *testing.T, sc StoreConfig, query string, args ...any) int64 {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(sc.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["search_path"] = sc.Schema
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tag, err := conn.Exec(ctx, query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return tag.RowsAffected()
 }

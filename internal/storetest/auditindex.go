@@ -66,6 +66,11 @@ func RunAuditIndex(t *testing.T, open func(t *testing.T) auditlog.IndexStorage) 
 	if got, err := s.AuditIndexSize(ctx); err != nil || got != n {
 		t.Fatalf("AuditIndexSize() = %d, %v; want %d", got, err, n)
 	}
+	// ReadAuditIndex returns the rows as IndexAudit stored them, times
+	// and purposes included.
+	if err := auditlog.VerifyIndex(ctx, s); err != nil {
+		t.Errorf("VerifyIndex() after catching up = %v", err)
+	}
 	// Indexing rows again is harmless.
 	if err := s.IndexAudit(ctx, auditlog.IndexRows(0, &phivault.AuditEntry{Time: t0, Action: phivault.ActionRead, Actor: "a0", Compartments: []string{"p0", "p9"}})); err != nil {
 		t.Fatalf("IndexAudit of stored rows: %v", err)
