@@ -11,9 +11,9 @@ import (
 // equality (ORed), and ok=false when the param cannot be answered by tokens
 // (date ranges with prefixes other than eq or with a time, :contains,
 // :exact, :missing, :not, :identifier with a value "system|", number and
-// quantity, ...), so the caller must
-// evaluate it with Match on a bounded candidate set. _id and _lastUpdated
-// are handled by the caller: EqualityValues returns ok=false for them.
+// quantity, ...), so the caller must evaluate it with Match on a bounded
+// candidate set. _id and _lastUpdated are handled by the caller:
+// EqualityValues returns ok=false for them.
 //
 // A string value matches a whole normalized name part by equality: blind
 // indexes cannot answer the FHIR default starts-with search (see
