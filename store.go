@@ -160,6 +160,28 @@ type StoreTx interface {
 	Shred(ctx context.Context, compartment string, at time.Time) error
 	// Shredded reports whether compartment was shredded, and when.
 	Shredded(ctx context.Context, compartment string) (time.Time, bool, error)
+
+	// ReindexPending returns, in name order, the resource types whose
+	// stored tokens predate a change in what is indexed (a new search
+	// parameter or modifier): a migration lists them, and until they are
+	// retokened, searches miss what the change indexes in their older
+	// resources. It returns an empty slice, not an error, if there are
+	// none.
+	ReindexPending(ctx context.Context) ([]string, error)
+	// Retoken replaces the blind-index tokens of version of typ/id with
+	// tokens, provided that version is still current, is not a tombstone
+	// and is not in a shredded compartment (compare and swap): those keep
+	// no tokens. Otherwise it returns an *Error with code ECONFLICT, or
+	// ErrNotFound if the resource never existed, and writes nothing.
+	// Versions, ciphertext and which version is current are untouched.
+	// Implementations MUST order Retoken with a Put of the same resource
+	// in another transaction so that whichever commits last leaves
+	// exactly its own tokens.
+	Retoken(ctx context.Context, typ, id string, version int64, tokens []Token) error
+	// ReindexDone takes typ off ReindexPending, once every current
+	// version of typ has been retokened. It does nothing if typ is not
+	// pending.
+	ReindexDone(ctx context.Context, typ string) error
 }
 
 // KeyFilter selects wrapped keys.

@@ -26,7 +26,11 @@ import (
 //     "+" kept) and email (lowercased).
 //   - reference params: "Type/id" of local references only (LocalRef: a
 //     "_history" suffix is stripped, absolute URLs are another server's
-//     and not indexed), only for the param's target types.
+//     and not indexed), only for the param's target types. A reference's
+//     identifier (Reference.identifier, whatever the target type) is
+//     indexed apart, under Param "Type.name:identifier" for the
+//     :identifier modifier, as "system|value" ("|value" without a system)
+//     and "value".
 //   - date params: the day "1980-01-02", the month "1980-01" and the year
 //     "1980" the value falls within entirely, read in the value's own UTC
 //     offset; a Period yields the units holding both its ends.
@@ -66,9 +70,16 @@ func IndexValues(typ string, obj map[string]any) []phivault.IndexValue {
 				})
 			})
 		case "reference":
+			byIdentifier := func(s string) {
+				out = append(out, phivault.IndexValue{Param: key + ":" + modIdentifier, Value: s})
+			}
 			eachValue(obj, p, func(v any) {
 				if r, ok := referenceValue(p, v); ok {
 					emit(r)
+				}
+				if sys, val, ok := referenceIdentifier(v); ok {
+					byIdentifier(sys + "|" + val)
+					byIdentifier(val)
 				}
 			})
 		case "date":
@@ -267,6 +278,22 @@ func referenceValue(p *SearchParam, v any) (string, bool) {
 		return "", false
 	}
 	return typ + "/" + id, true
+}
+
+// modIdentifier is the modifier that searches a reference param by the
+// reference's identifier rather than its literal reference.
+const modIdentifier = "identifier"
+
+// referenceIdentifier returns the system and value of a Reference
+// element's identifier; ok is false when it has no identifier value.
+// "system|" alone is not indexed: which resources refer to anyone in a
+// system is an equality pattern no search here needs (docs/search.md).
+func referenceIdentifier(v any) (sys, value string, ok bool) {
+	m, _ := v.(map[string]any)
+	ident, _ := m["identifier"].(map[string]any)
+	value, _ = ident["value"].(string)
+	sys, _ = ident["system"].(string)
+	return sys, value, value != ""
 }
 
 // normalizeString normalizes a string param value or part for indexing and

@@ -120,6 +120,44 @@ func TestIndexValues_References(t *testing.T) {
 	}
 }
 
+func TestIndexValues_ReferenceIdentifier(t *testing.T) {
+	team := mustDecode(t, `{
+		"resourceType": "CareTeam", "id": "t1",
+		"subject": {"reference": "Patient/p1"},
+		"participant": [
+			{"member": {"identifier": {"system": "urn:phivault:principal", "value": "acct-1"}}},
+			{"member": {"identifier": {"value": "local-7"}}},
+			{"member": {"reference": "Practitioner/d1", "identifier": {"system": "urn:npi", "value": "123"}}},
+			{"member": {"identifier": {"system": "urn:no-value"}}}
+		]
+	}`)
+	var got []phivault.IndexValue
+	for _, v := range fhir.IndexValues("CareTeam", team) {
+		if strings.HasPrefix(v.Param, "CareTeam.participant") {
+			got = append(got, v)
+		}
+	}
+	want := []phivault.IndexValue{
+		{Param: "CareTeam.participant", Value: "Practitioner/d1"},
+		{Param: "CareTeam.participant:identifier", Value: "123"},
+		{Param: "CareTeam.participant:identifier", Value: "acct-1"},
+		{Param: "CareTeam.participant:identifier", Value: "local-7"},
+		{Param: "CareTeam.participant:identifier", Value: "urn:npi|123"},
+		{Param: "CareTeam.participant:identifier", Value: "urn:phivault:principal|acct-1"},
+		{Param: "CareTeam.participant:identifier", Value: "|local-7"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("CareTeam participant values =\n%v\nwant\n%v", got, want)
+	}
+	// Every reference param indexes identifiers, whatever its targets.
+	obs := mustDecode(t, `{"resourceType": "Observation", "subject": {"reference": "Patient/p1"},
+		"encounter": {"type": "Encounter", "identifier": {"system": "urn:visit", "value": "v9"}}}`)
+	if vals := fhir.IndexValues("Observation", obs); !has(vals, "Observation.encounter:identifier", "urn:visit|v9") ||
+		has(vals, "Observation.encounter", "urn:visit|v9") || has(vals, "Observation.encounter:identifier", "urn:visit|") {
+		t.Errorf("Observation encounter values = %v", vals)
+	}
+}
+
 // accented maps the accented family names in patients-100 to their index
 // form.
 var accented = map[string]string{"Ordóñez": "ordonez", "Echevarría": "echevarria"}

@@ -158,7 +158,7 @@ func parseInclude(typ, val string) (phivault.Include, error) {
 var modifiers = map[string][]string{
 	"string":    {"exact", "contains", "missing"},
 	"token":     {"not", "missing"},
-	"reference": {"missing"},
+	"reference": {"missing", modIdentifier},
 	"date":      {"missing"},
 }
 
@@ -215,6 +215,10 @@ func checkValue(sp *SearchParam, modifier, val string) error {
 	case sp.Type == "date":
 		if _, _, _, err := DateRange(val); err != nil {
 			return fmt.Errorf("value is not a valid date with an optional prefix (eq, ne, gt, lt, ge, le, sa, eb, ap)")
+		}
+	case modifier == modIdentifier:
+		if val == "|" {
+			return fmt.Errorf("value has neither a system nor a value")
 		}
 	case sp.Type == "reference":
 		if _, _, ok := LocalRef(val); !ok && !IsID(val) {

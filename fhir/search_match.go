@@ -10,9 +10,10 @@ import (
 // EqualityValues returns the index values that a query param matches by
 // equality (ORed), and ok=false when the param cannot be answered by tokens
 // (date ranges with prefixes other than eq or with a time, :contains,
-// :exact, :missing, :not, number and quantity, ...), so the caller must
-// evaluate it with Match on a bounded candidate set. _id and _lastUpdated
-// are handled by the caller: EqualityValues returns ok=false for them.
+// :exact, :missing, :not, :identifier with a value "system|", number and
+// quantity, ...), so the caller must evaluate it with Match on a bounded
+// candidate set. _id and _lastUpdated are handled by the caller:
+// EqualityValues returns ok=false for them.
 //
 // A string value matches a whole normalized name part by equality: blind
 // indexes cannot answer the FHIR default starts-with search (see
@@ -21,6 +22,9 @@ func EqualityValues(typ string, p phivault.QueryParam) (values []phivault.IndexV
 	sp, found := LookupParam(typ, p.Name)
 	if !found || strings.HasPrefix(p.Name, "_") || len(p.Values) == 0 {
 		return nil, false
+	}
+	if sp.Type == "reference" && p.Modifier == modIdentifier {
+		return identifierValues(typ+"."+p.Name+":"+modIdentifier, p.Values)
 	}
 	if p.Modifier != "" && (sp.Type != "reference" || !isTypeName(p.Modifier)) {
 		return nil, false
@@ -79,6 +83,20 @@ func queryToken(param, v string) string {
 	return sys + "|" + normalizeCode(param, code)
 }
 
+// identifierValues returns the index values of :identifier search values
+// under key: "system|value", "|value" and "value" as they are. A value
+// "system|" (any identifier in that system) is not indexed, so ok is false.
+func identifierValues(key string, vs []string) (values []phivault.IndexValue, ok bool) {
+	for _, v := range vs {
+		if _, val, hasSys := strings.Cut(v, "|"); hasSys && val == "" {
+			return nil, false
+		}
+		values = append(values, phivault.IndexValue{Param: key, Value: v})
+	}
+	slices.SortFunc(values, func(a, b phivault.IndexValue) int { return strings.Compare(a.Value, b.Value) })
+	return slices.Compact(values), true
+}
+
 // queryRefs returns the index forms of a reference search value: "Type/id"
 // as is, and a bare id once for each target type (or the type modifier).
 // ok is false when the value is malformed or the param has no target
@@ -115,8 +133,9 @@ func queryRefs(sp *SearchParam, modifier, v string) ([]string, bool) {
 // dates, values with a time compare instants); strings by default match when
 // a normalized part starts with the normalized value, with :exact (exact
 // raw part) and :contains; tokens in the forms code, system|code, |code and
-// system|, with :not; references by id or Type/id, with a type modifier;
-// :missing for all. An unknown param matches nothing.
+// system|, with :not; references by id or Type/id, with a type modifier,
+// or by identifier with :identifier (value, system|value, |value and
+// system|, as tokens); :missing for all. An unknown param matches nothing.
 //
 // Match agrees with EqualityValues: if obj's IndexValues hold any of the
 // values EqualityValues(typ, p) returns, Match(typ, p, obj) is true.
@@ -186,6 +205,14 @@ func matchValue(sp *SearchParam, modifier, v string, obj map[string]any) bool {
 		}
 		return found
 	case "reference":
+		if modifier == modIdentifier {
+			eachValue(obj, sp, func(e any) {
+				if sys, val, ok := referenceIdentifier(e); ok && !found {
+					found = v == val || v == sys+"|"+val || (sys != "" && v == sys+"|")
+				}
+			})
+			return found
+		}
 		refs, ok := queryRefs(sp, modifier, v)
 		bareID := !ok && IsID(v) && modifier == "" // unrestricted param
 		eachValue(obj, sp, func(e any) {

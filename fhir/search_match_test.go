@@ -69,6 +69,14 @@ func TestMatch(t *testing.T) {
 		"period": {"start": "2020-03-04T22:00:00-05:00", "end": "2020-03-04T23:00:00-05:00"},
 		"meta": {"lastUpdated": "2024-05-06T07:08:09.123Z"}
 	}`)
+	team := mustDecode(t, `{
+		"resourceType": "CareTeam", "id": "t1",
+		"participant": [
+			{"member": {"identifier": {"system": "urn:phivault:principal", "value": "acct-1"}}},
+			{"member": {"identifier": {"value": "local-7"}}},
+			{"member": {"reference": "Practitioner/d1"}}
+		]
+	}`)
 	tests := []struct {
 		typ      string
 		obj      map[string]any
@@ -139,6 +147,17 @@ func TestMatch(t *testing.T) {
 		{"Encounter", enc, "_lastUpdated", "", []string{"gt2024-05-06T07:08:09Z"}, false},
 		{"Encounter", enc, "_lastUpdated", "", []string{"lt2024-05-06"}, false},
 		{"Encounter", enc, "nonsense", "", []string{"x"}, false},
+		{"CareTeam", team, "participant", "identifier", []string{"urn:phivault:principal|acct-1"}, true},
+		{"CareTeam", team, "participant", "identifier", []string{"acct-1"}, true},
+		{"CareTeam", team, "participant", "identifier", []string{"urn:phivault:principal|"}, true},
+		{"CareTeam", team, "participant", "identifier", []string{"urn:phivault:principal|acct-2"}, false},
+		{"CareTeam", team, "participant", "identifier", []string{"|acct-1"}, false},
+		{"CareTeam", team, "participant", "identifier", []string{"|local-7"}, true},
+		{"CareTeam", team, "participant", "identifier", []string{"other|local-7"}, false},
+		{"CareTeam", team, "participant", "identifier", []string{"Practitioner/d1"}, false},
+		{"CareTeam", team, "participant", "", []string{"Practitioner/d1"}, true},
+		// A literal reference search never matches an identifier.
+		{"CareTeam", team, "participant", "", []string{"acct-1"}, false},
 	}
 	for _, tt := range tests {
 		p := phivault.QueryParam{Name: tt.name, Modifier: tt.modifier, Values: tt.values}
@@ -201,6 +220,41 @@ func TestEqualityValues(t *testing.T) {
 	}
 }
 
+func TestEqualityValues_Identifier(t *testing.T) {
+	tests := []struct {
+		values []string
+		want   []string // nil with ok=false
+	}{
+		{[]string{"urn:phivault:principal|acct-1"}, []string{"urn:phivault:principal|acct-1"}},
+		{[]string{"acct-1", "|acct-1", "acct-1"}, []string{"acct-1", "|acct-1"}},
+		{[]string{"s|a|b"}, []string{"s|a|b"}},
+		{[]string{"acct-1", "urn:phivault:principal|"}, nil},
+	}
+	for _, tt := range tests {
+		p := phivault.QueryParam{Name: "participant", Modifier: "identifier", Values: tt.values}
+		vals, ok := fhir.EqualityValues("CareTeam", p)
+		if ok != (tt.want != nil) {
+			t.Errorf("EqualityValues(%+v) ok = %v, want %v", p, ok, tt.want != nil)
+			continue
+		}
+		var got []string
+		for _, v := range vals {
+			if v.Param != "CareTeam.participant:identifier" {
+				t.Errorf("EqualityValues(%+v): param %q, want CareTeam.participant:identifier", p, v.Param)
+			}
+			got = append(got, v.Value)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("EqualityValues(%+v) = %q, want %q", p, got, tt.want)
+		}
+	}
+	// The literal reference and its identifier never share a Param.
+	vals, ok := fhir.EqualityValues("CareTeam", phivault.QueryParam{Name: "participant", Values: []string{"Practitioner/d1"}})
+	if !ok || len(vals) != 1 || vals[0].Param != "CareTeam.participant" {
+		t.Errorf("EqualityValues(participant=Practitioner/d1) = %v, %v", vals, ok)
+	}
+}
+
 // TestMatch_AgreesWithEqualityValues checks, over the Synthea resources, that
 // a query built from one of a resource's own index values (a) yields that
 // value from EqualityValues and (b) matches the resource and every other
@@ -228,8 +282,8 @@ func TestMatch_AgreesWithEqualityValues(t *testing.T) {
 			otherVals := fhir.IndexValues(typ, other)
 			for range 3 {
 				iv := vals[rng.IntN(len(vals))]
-				name := strings.TrimPrefix(iv.Param, typ+".")
-				p := phivault.QueryParam{Name: name, Values: []string{iv.Value}}
+				name, modifier, _ := strings.Cut(strings.TrimPrefix(iv.Param, typ+"."), ":")
+				p := phivault.QueryParam{Name: name, Modifier: modifier, Values: []string{iv.Value}}
 				eq, ok := fhir.EqualityValues(typ, p)
 				if !ok || !slices.Contains(eq, iv) {
 					t.Fatalf("%s[%d]: EqualityValues(%+v) = %v, %v; want it to hold %v", typ, i, p, eq, ok, iv)

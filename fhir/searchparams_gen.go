@@ -81,6 +81,7 @@ var searchParamTable = map[string][]SearchParam{
 		{Name: "date", Type: "date", Paths: []string{"CareTeam.period"}},
 		{Name: "encounter", Type: "reference", Paths: []string{"CareTeam.encounter"}, Targets: []string{"Encounter"}},
 		{Name: "identifier", Type: "token", Paths: []string{"CareTeam.identifier"}},
+		{Name: "participant", Type: "reference", Paths: []string{"CareTeam.participant.member"}, Targets: []string{"CareTeam", "Organization", "Patient", "Practitioner", "PractitionerRole", "RelatedPerson"}},
 		{Name: "patient", Type: "reference", Paths: []string{"CareTeam.subject"}, Targets: []string{"Patient"}},
 		{Name: "status", Type: "token", Paths: []string{"CareTeam.status"}},
 		{Name: "subject", Type: "reference", Paths: []string{"CareTeam.subject"}, Targets: []string{"Group", "Patient"}},
@@ -257,6 +258,7 @@ var searchParamTable = map[string][]SearchParam{
 		{Name: "class", Type: "token", Paths: []string{"Encounter.class"}},
 		{Name: "date", Type: "date", Paths: []string{"Encounter.period"}},
 		{Name: "identifier", Type: "token", Paths: []string{"Encounter.identifier"}},
+		{Name: "participant", Type: "reference", Paths: []string{"Encounter.participant.individual"}, Targets: []string{"Practitioner", "PractitionerRole", "RelatedPerson"}},
 		{Name: "patient", Type: "reference", Paths: []string{"Encounter.subject"}, Targets: []string{"Patient"}},
 		{Name: "status", Type: "token", Paths: []string{"Encounter.status"}},
 		{Name: "subject", Type: "reference", Paths: []string{"Encounter.subject"}, Targets: []string{"Group", "Patient"}},
@@ -272,6 +274,7 @@ var searchParamTable = map[string][]SearchParam{
 	"EpisodeOfCare": {
 		{Name: "_id", Type: "token", Paths: []string{"EpisodeOfCare.id"}},
 		{Name: "_lastUpdated", Type: "date", Paths: []string{"EpisodeOfCare.meta.lastUpdated"}},
+		{Name: "care-manager", Type: "reference", Paths: []string{"EpisodeOfCare.careManager"}, Targets: []string{"Practitioner"}},
 		{Name: "date", Type: "date", Paths: []string{"EpisodeOfCare.period"}},
 		{Name: "identifier", Type: "token", Paths: []string{"EpisodeOfCare.identifier"}},
 		{Name: "patient", Type: "reference", Paths: []string{"EpisodeOfCare.patient"}, Targets: []string{"Patient"}},

@@ -22,6 +22,10 @@ type Tx struct {
 	write bool
 	drove drivermemo.Memo // the last driver choice, reused by Count after Find
 	shred bool            // Shred ran: Update rewrites the key table after COMMIT
+
+	// retoken is set once Retoken has locked the tokens table, which
+	// stays locked until the transaction ends.
+	retoken bool
 }
 
 var _ phivault.StoreTx = (*Tx)(nil)

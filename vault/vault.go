@@ -32,6 +32,7 @@ const (
 	DefaultCount         = 50     // page size when _count is absent
 	MaxCount             = 1000   // largest page
 	DefaultMaxCandidates = 20_000 // largest candidate set decrypted for one search
+	DefaultReindexPage   = 500    // resources retokened per transaction by Reindex
 	maxWriteRetries      = 5
 )
 
@@ -48,6 +49,10 @@ type Service struct {
 	// MaxCandidates caps how many records one search may decrypt to
 	// evaluate non-equality parameters. Default DefaultMaxCandidates.
 	MaxCandidates int
+	// ReindexPage is how many resources Reindex retokens in one
+	// transaction, besides any written at the same instant as the
+	// page's oldest. Default (and if not positive) DefaultReindexPage.
+	ReindexPage int
 	// Logger receives events such as crypto-shreds. Nil discards them.
 	Logger *slog.Logger
 	// BaseURL is the server's public FHIR base URL, such as
@@ -71,6 +76,7 @@ func New(store phivault.Store, sealer phivault.Sealer) *Service {
 		Now:           time.Now,
 		NewID:         newUUID,
 		MaxCandidates: DefaultMaxCandidates,
+		ReindexPage:   DefaultReindexPage,
 	}
 }
 

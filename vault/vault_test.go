@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 
@@ -235,6 +236,57 @@ func TestService_Search(t *testing.T) {
 			t.Fatalf("Everything = %+v, %v", res, err)
 		}
 	})
+}
+
+// careTeamJSON is a CareTeam for a patient (%s) with one participant
+// member (%s, a JSON Reference).
+const careTeamJSON = `{"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/%s"},"participant":[{"member":%s}]}`
+
+// principalRef is a reference by identifier to phivault principal id.
+func principalRef(id string) string {
+	return `{"identifier":{"system":"urn:phivault:principal","value":"` + id + `"}}`
+}
+
+func TestService_SearchByIdentifier(t *testing.T) {
+	ctx := context.Background()
+	s, _ := MustOpenService(t)
+	p1 := mustCreate(t, s, "Patient", fmt.Sprintf(patientJSON, "MRN1", "Quux", "1950-01-01")).ID
+	p2 := mustCreate(t, s, "Patient", fmt.Sprintf(patientJSON, "MRN2", "Quux", "1960-01-01")).ID
+	t1 := mustCreate(t, s, "CareTeam", fmt.Sprintf(careTeamJSON, p1, principalRef("acct-1"))).ID
+	t2 := mustCreate(t, s, "CareTeam", fmt.Sprintf(careTeamJSON, p2, principalRef("acct-2"))).ID
+	t3 := mustCreate(t, s, "CareTeam", fmt.Sprintf(careTeamJSON, p2, `{"reference":"Practitioner/d1"}`)).ID
+	e1 := mustCreate(t, s, "Encounter", fmt.Sprintf(`{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/%s"},"participant":[{"individual":%s}]}`, p1, principalRef("acct-1"))).ID
+	c1 := mustCreate(t, s, "EpisodeOfCare", fmt.Sprintf(`{"resourceType":"EpisodeOfCare","status":"active","patient":{"reference":"Patient/%s"},"careManager":%s}`, p2, principalRef("acct-1"))).ID
+	tests := []struct {
+		typ, query string
+		want       []string
+	}{
+		{"CareTeam", "participant:identifier=urn:phivault:principal|acct-1", []string{t1}},
+		{"CareTeam", "participant:identifier=urn:phivault:principal|acct-2", []string{t2}},
+		{"CareTeam", "participant:identifier=acct-2", []string{t2}},
+		{"CareTeam", "participant:identifier=urn:other|acct-1", nil},
+		{"CareTeam", "participant:identifier=Practitioner/d1", nil},
+		{"CareTeam", "participant=Practitioner/d1", []string{t3}},
+		{"CareTeam", "participant:identifier=urn:phivault:principal|&patient=" + p2, []string{t2}},
+		{"Encounter", "participant:identifier=urn:phivault:principal|acct-1", []string{e1}},
+		{"EpisodeOfCare", "care-manager:identifier=urn:phivault:principal|acct-1", []string{c1}},
+	}
+	for _, tt := range tests {
+		res, err := s.Search(ctx, mustQuery(t, tt.typ, tt.query))
+		if err != nil {
+			t.Fatalf("Search(%s?%s) = %v", tt.typ, tt.query, err)
+		}
+		var got []string
+		for _, m := range res.Matches {
+			got = append(got, m.ID)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("Search(%s?%s) = %v, want %v", tt.typ, tt.query, got, tt.want)
+		}
+	}
+	// "system|" alone is not a token lookup: it needs a bound.
+	_, err := s.Search(ctx, mustQuery(t, "CareTeam", "participant:identifier=urn:phivault:principal|"))
+	wantCode(t, err, phivault.EINVALID)
 }
 
 func TestService_ConcurrentIfMatch(t *testing.T) {

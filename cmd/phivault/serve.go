@@ -207,6 +207,8 @@ type app struct {
 	server *server.Server
 	// access is the policy enforcement point; see policy.go.
 	access *accessState
+	// reindex recomputes tokens after an upgrade; see reindex.go.
+	reindex *reindexer
 	// hasher hashes every password (sign-in, admin API, SCIM) in one
 	// memory-bounded pool of argon2id hashes.
 	hasher *identity.Hasher
@@ -246,6 +248,13 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	// Every write is decided by the access layer's guard on its stored
 	// form; one that arrives without it is refused (fail closed).
 	records.RequireGuard, records.BaseURL = true, cfg.BaseURL
+	// Tokens an upgrade indexes anew are recomputed before the server
+	// listens, or once a vault that started sealed is unsealed.
+	a.reindex = &reindexer{records: records, logger: logger, ctx: ctx}
+	seal.onUnseal = a.reindex.background
+	if !seal.Sealed() {
+		a.reindex.run(ctx)
+	}
 	if a.records, err = a.openAccess(records); err != nil { // api → auditlog → access → vault; see policy.go
 		seal.close()
 		db.Close()
@@ -375,8 +384,10 @@ func (a *app) Close() error {
 	if a.server != nil {
 		errs = append(errs, a.server.Close())
 	}
-	// Sealing stops a rewrap (it resumes on the next start) and releases
-	// the keyring.
-	errs = append(errs, a.seal.close(), a.audit.Close(), a.db.Close())
+	// Sealing stops a rewrap (it resumes on the next start) and a
+	// reindex (it starts over), and releases the keyring.
+	errs = append(errs, a.seal.close())
+	a.reindex.wait()
+	errs = append(errs, a.audit.Close(), a.db.Close())
 	return errors.Join(errs...)
 }

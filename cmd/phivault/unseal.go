@@ -49,6 +49,10 @@ type sealState struct {
 	closer io.Closer  // releases the inner keyring; nil while sealed
 	keyMgr *keyManager
 	cancel context.CancelFunc // stops keyMgr's rewrap
+
+	// onUnseal, if set, is called (holding mu, so it must not block)
+	// after Unseal unseals the vault; see openApp.
+	onUnseal func()
 }
 
 // newSealState returns a sealed sealState whose Sealer forgets every cached
@@ -148,6 +152,9 @@ func (s *sealState) Unseal(ctx context.Context, secret []byte) error {
 		return phivault.Errorf(phivault.EUNAVAILABLE, "The keyring could not be opened; the server log says why.")
 	}
 	s.logger.Info("unsealed", "keyring", s.cfg.Kind)
+	if s.onUnseal != nil {
+		s.onUnseal()
+	}
 	return nil
 }
 

@@ -65,6 +65,10 @@ func Run(t *testing.T, open func(t *testing.T) phivault.Store) {
 		{"Reseal", testReseal},
 		{"DeleteKey", testDeleteKey},
 		{"DeleteKey/Race", testDeleteKeyRace},
+		{"ReindexPending", testReindexPending},
+		{"Retoken", testRetoken},
+		{"Retoken/ErrConflict", testRetokenErrConflict},
+		{"Retoken/Race", testRetokenRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))

