@@ -83,6 +83,7 @@ func mustHospital(tb testing.TB, n int) *hospital {
 	h.clock = &clock
 	h.rs = access.NewRecordService(v, a)
 	h.rs.Now = func() time.Time { return *h.clock }
+	h.rs.BuiltInPolicies = true // as serve sets it
 	h.rs.Log = h.log
 	pats, err := v.Search(ctx, &phivault.Query{Type: "Patient", Count: 1000, Params: []phivault.QueryParam{{Name: "_lastUpdated", Values: []string{"gt2000-01-01"}}}})
 	if err != nil {

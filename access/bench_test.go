@@ -91,6 +91,7 @@ func BenchmarkImport(b *testing.B) {
 		b.StopTimer()
 		v, _ := vaulttest.Vault(b)
 		rs := access.NewRecordService(v, authz)
+		rs.BuiltInPolicies = true
 		b.StartTimer()
 		t0 := time.Now()
 		for _, data := range bundles {
@@ -118,6 +119,7 @@ func BenchmarkPatientSearch(b *testing.B) {
 		b.Fatal(err)
 	}
 	rs := access.NewRecordService(v, authz)
+	rs.BuiltInPolicies = true
 	obs := func(p, code string) string {
 		return `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"` + code +
 			`"}]},"subject":{"reference":"Patient/` + p + `"}}`

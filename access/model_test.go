@@ -122,6 +122,7 @@ func newModel(t *testing.T, rt fataler, keys phivault.Keyring, authz *policy.Aut
 	m.v.BaseURL = modelBase
 	m.rs = access.NewRecordService(m.v, authz)
 	m.rs.Now = func() time.Time { return m.clock }
+	m.rs.BuiltInPolicies = true // as serve sets it: staff searches bounded
 	m.orgs = []string{m.id("D1"), m.id("D2")}
 	for _, o := range m.orgs {
 		m.put(rt, "Organization", o, `{"resourceType":"Organization","id":%q}`, o)

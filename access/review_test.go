@@ -474,3 +474,160 @@ func TestReview3_patientIntoOccupiedCompartment(t *testing.T) {
 		t.Fatalf("front desk registers a new patient under a chosen id: %v", err)
 	}
 }
+
+// boundWorld is a vault with patients own, mine (whose CareTeam names the
+// nurse by principal identifier) and other, a physician on own's care
+// team, and 40 Observations in other's compartment, 1 in own's and 1 in
+// mine's. The sealer counts what is decrypted.
+type boundWorld struct {
+	v      *vault.Service
+	rs     *access.RecordService
+	sealer *countingSealer
+	obs    func(p string) []byte
+}
+
+func newBoundWorld(t *testing.T) *boundWorld {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, _ := vaulttest.Keyring(t, dir)
+	db, _ := vaulttest.SQLite(t, dir)
+	sealer := &countingSealer{Sealer: vaulttest.Sealer(t, db, keys, envelope.Options{}), opens: map[string]int{}}
+	v := vault.New(db, sealer)
+	authz, err := policy.New(policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &boundWorld{v: v, rs: access.NewRecordService(v, authz), sealer: sealer}
+	w.rs.BuiltInPolicies, w.rs.Log = true, &memLog{}
+	w.rs.Now = func() time.Time { return now }
+	put := func(typ, id, body string) {
+		t.Helper()
+		if _, _, err := v.Update(ctx, typ, id, []byte(body), phivault.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("Practitioner", "pr1", `{"resourceType":"Practitioner","id":"pr1"}`)
+	for _, p := range []string{"own", "mine", "other"} {
+		put("Patient", p, fmt.Sprintf(`{"resourceType":"Patient","id":%q}`, p))
+	}
+	put("CareTeam", "ct-own", `{"resourceType":"CareTeam","id":"ct-own","status":"active","subject":{"reference":"Patient/own"},
+	  "participant":[{"member":{"reference":"Practitioner/pr1"}}]}`)
+	put("CareTeam", "ct-mine", fmt.Sprintf(`{"resourceType":"CareTeam","id":"ct-mine","status":"active","subject":{"reference":"Patient/mine"},
+	  "participant":[{"member":{"identifier":{"system":%q,"value":"u-nurse"}}}]}`, access.PrincipalSystem))
+	w.obs = func(p string) []byte {
+		return fmt.Appendf(nil, `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/%s"}}`, p)
+	}
+	for i := range 42 {
+		p := "other"
+		switch i {
+		case 0:
+			p = "own"
+		case 1:
+			p = "mine"
+		}
+		if _, _, err := v.Create(ctx, "Observation", w.obs(p), phivault.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clear(sealer.opens)
+	return w
+}
+
+// staffCtx returns the context of a staff principal with clearances.
+func staffCtx(id, practitioner, role string, clearances ...string) context.Context {
+	p := staff(id, practitioner, role)
+	p.Clearances = clearances
+	ctx, _ := as(p)
+	return ctx
+}
+
+var byCode = []phivault.QueryParam{{Name: "code", Values: []string{"http://loinc.org|8302-2"}}}
+
+// A clinician's search is bounded at the store to the compartments of
+// their care teams (named by Practitioner or by principal identifier), so
+// it decrypts nothing of other patients.
+func TestReview3_clinicianSearchBounded(t *testing.T) {
+	w := newBoundWorld(t)
+	for _, tt := range []struct {
+		name string
+		ctx  context.Context
+		want string
+	}{
+		{"physician", staffCtx("u-doc", "pr1", "physician"), "own"},
+		{"nurse", staffCtx("u-nurse", "", "nurse"), "mine"},
+	} {
+		clear(w.sealer.opens)
+		res, err := w.rs.Search(tt.ctx, &phivault.Query{Type: "Observation", Params: byCode})
+		if err != nil || res.Total != 1 || res.Matches[0].Compartment != tt.want {
+			t.Fatalf("%s's search = %+v, %v; want the one Observation of %s", tt.name, res, err, tt.want)
+		}
+		if n := w.sealer.opens["other"]; n != 0 {
+			t.Errorf("%s's search decrypted %d of another patient's records, want 0", tt.name, n)
+		}
+	}
+	// A break-the-glass grant widens the bound to that patient.
+	doc := staffCtx("u-doc", "pr1", "physician")
+	if _, err := w.rs.BreakGlass(doc, access.BreakGlassRequest{PatientID: "other", Purpose: "ETREAT", Reason: "unconscious in ER"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.rs.Search(doc, &phivault.Query{Type: "Observation", Params: byCode, Summary: "count"})
+	if err != nil || res.Total != 41 {
+		t.Fatalf("physician's count with a grant = %+v, %v; want 41", res, err)
+	}
+}
+
+// _summary=count is made per compartment where no resource's body can
+// change a decision: nothing that is counted is decrypted, and it is not
+// refused past MaxScan. Where a label could hide a record, it is read.
+func TestReview3_countWithoutDecrypting(t *testing.T) {
+	w := newBoundWorld(t)
+	pat := phivault.WithPrincipal(context.Background(), &phivault.Principal{ID: "u-other", Kind: phivault.PrincipalPatient,
+		PatientID: "other", SMART: true, Scopes: []string{"patient/Observation.rs"}})
+	res, err := w.rs.Search(pat, &phivault.Query{Type: "Observation", Params: byCode, Summary: "count"})
+	if err != nil || res.Total != 40 {
+		t.Fatalf("patient's count = %+v, %v; want 40", res, err)
+	}
+	// The Patient is read for the compartment's context; none of the 40
+	// Observations is.
+	if n := w.sealer.opens["other"]; n > 1 {
+		t.Errorf("a patient's count decrypted %d records of the compartment, want at most its Patient", n)
+	}
+	all := access.SensitiveLabels()
+	res, err = w.rs.Search(staffCtx("u-doc", "pr1", "physician", all...), &phivault.Query{Type: "Observation", Summary: "count"})
+	if err != nil || res.Total != 1 {
+		t.Fatalf("physician's count = %+v, %v; want 1", res, err)
+	}
+	// Without every clearance a label could hide a record: the count
+	// reads every match.
+	clear(w.sealer.opens)
+	sys := phivault.WithPrincipal(context.Background(), &phivault.Principal{ID: "sys", Kind: phivault.PrincipalSystem,
+		SMART: true, Scopes: []string{"system/Observation.rs"}})
+	res, err = w.rs.Search(sys, &phivault.Query{Type: "Observation", Summary: "count"})
+	if err != nil || res.Total != 42 {
+		t.Fatalf("system client's count = %+v, %v; want 42", res, err)
+	}
+	if n := w.sealer.opens["other"]; n < 40 {
+		t.Errorf("a count that labels could change decrypted %d of 40 records, want all", n)
+	}
+}
+
+// The issue's own case: a count past MaxScan is answered, where a search
+// is refused.
+func TestReview3_countPastMaxScan(t *testing.T) {
+	w := newBoundWorld(t)
+	w.rs.MaxScan = access.MaxCount
+	ctx := context.Background()
+	for range access.MaxCount {
+		if _, _, err := w.v.Create(ctx, "Observation", w.obs("other"), phivault.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pat := phivault.WithPrincipal(ctx, &phivault.Principal{ID: "u-other", Kind: phivault.PrincipalPatient,
+		PatientID: "other", SMART: true, Scopes: []string{"patient/Observation.rs"}})
+	res, err := w.rs.Search(pat, &phivault.Query{Type: "Observation", Summary: "count"})
+	if err != nil || res.Total != access.MaxCount+40 {
+		t.Fatalf("count past MaxScan = %+v, %v; want %d", res, err, access.MaxCount+40)
+	}
+	_, err = w.rs.Search(pat, &phivault.Query{Type: "Observation"})
+	mustRefuse(t, "a search past MaxScan", err, phivault.EINVALID)
+}

@@ -52,6 +52,9 @@ func (a *app) openAccess(records phivault.RecordService) (phivault.RecordService
 	}
 	rs := access.NewRecordService(records, authz)
 	rs.Logger = a.logger
+	// Policies from -policy-dir may say anything; the access layer relies
+	// on the shape of the built-in ones only.
+	rs.BuiltInPolicies = a.cfg.Policy.Dir == ""
 	a.access = &accessState{dir: a.cfg.Policy.Dir, authz: authz, rs: rs, logger: a.logger}
 	return rs, nil
 }
