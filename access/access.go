@@ -120,8 +120,8 @@ type RecordService struct {
 	// countByCompartment). Default false: every match is read and decided.
 	BuiltInPolicies bool
 
-	cache     patientCache
-	teams     teamCache
+	cache     contextCache[*patient]
+	teams     contextCache[*teamBound]
 	grants    grants
 	statusMu  sync.Mutex
 	status    map[string]statusEntry

@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/phivault/phivault"
@@ -112,8 +111,8 @@ func (s *RecordService) reachesStrangers(ctx context.Context, c *caller, typ str
 func (s *RecordService) teamCompartments(ctx context.Context, counter CompartmentCounter, p *phivault.Principal) ([]string, error) {
 	now := s.Now()
 	key := p.ID + "\x00" + p.PractitionerID
-	t, gen := s.teams.get(key)
-	if t != nil && now.Sub(t.loaded) < s.ContextTTL && !now.Before(t.loaded) {
+	t, ok, gen := s.teams.get(key)
+	if ok && now.Sub(t.loaded) < s.ContextTTL && !now.Before(t.loaded) {
 		return t.compartments, nil
 	}
 	var out []string
@@ -140,44 +139,12 @@ func (s *RecordService) teamCompartments(ctx context.Context, counter Compartmen
 	return out, nil
 }
 
-// teamBound is one principal's cached care-team compartments.
+// teamBound is one principal's cached care-team compartments. Any write
+// of a context type drops them all: which principals it concerns is not
+// known without reading it.
 type teamBound struct {
 	compartments []string
 	loaded       time.Time
-}
-
-// teamCache holds principals' care-team compartments. Any write of a
-// context type drops them all: which principals it concerns is not known
-// without reading it.
-type teamCache struct {
-	mu  sync.Mutex
-	m   map[string]*teamBound
-	gen uint64
-}
-
-func (c *teamCache) get(key string) (*teamBound, uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[key], c.gen
-}
-
-func (c *teamCache) put(key string, t *teamBound, gen uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
-	if c.m == nil || len(c.m) >= defaultCacheEntries {
-		c.m = map[string]*teamBound{}
-	}
-	c.m[key] = t
-}
-
-func (c *teamCache) invalidate() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	c.m = nil
 }
 
 // countByCompartment counts what c may see of the matches of q, deciding

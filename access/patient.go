@@ -52,43 +52,45 @@ func (pt *patient) policyPatient(id string, p *phivault.Principal) policy.Patien
 	return out
 }
 
-// patientCache holds patients' contexts. A generation counter keeps a load
-// that raced with an invalidation from being stored.
-type patientCache struct {
+// contextCache holds access contexts (patients', principals' care-team
+// compartments) by key. A generation counter keeps a load that raced with
+// an invalidation from being stored.
+type contextCache[V any] struct {
 	mu  sync.Mutex
-	m   map[string]*patient
+	m   map[string]V
 	gen uint64
 }
 
-func (c *patientCache) get(id string) (*patient, uint64) {
+func (c *contextCache[V]) get(key string) (V, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.m[id], c.gen
+	v, ok := c.m[key]
+	return v, ok, c.gen
 }
 
-func (c *patientCache) put(id string, p *patient, gen uint64) {
+func (c *contextCache[V]) put(key string, v V, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
 		return
 	}
 	if c.m == nil || len(c.m) >= defaultCacheEntries {
-		c.m = map[string]*patient{}
+		c.m = map[string]V{}
 	}
-	c.m[id] = p
+	c.m[key] = v
 }
 
-// invalidate drops the contexts of ids; with no ids, every context.
-func (c *patientCache) invalidate(ids ...string) {
+// invalidate drops the entries of keys; with no keys, every entry.
+func (c *contextCache[V]) invalidate(keys ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	if len(ids) == 0 {
+	if len(keys) == 0 {
 		c.m = nil
 		return
 	}
-	for _, id := range ids {
-		delete(c.m, id)
+	for _, k := range keys {
+		delete(c.m, k)
 	}
 }
 
@@ -96,8 +98,8 @@ func (c *patientCache) invalidate(ids ...string) {
 // read from its compartment.
 func (s *RecordService) patientInfo(ctx context.Context, id string) (*patient, error) {
 	now := s.Now()
-	p, gen := s.cache.get(id)
-	if p != nil && now.Sub(p.loaded) < s.ContextTTL && !now.Before(p.loaded) {
+	p, ok, gen := s.cache.get(id)
+	if ok && now.Sub(p.loaded) < s.ContextTTL && !now.Before(p.loaded) {
 		return p, nil
 	}
 	p, err := s.loadPatient(ctx, id, now)

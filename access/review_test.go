@@ -286,19 +286,25 @@ func (s *countingSealer) Open(ctx context.Context, tx phivault.StoreTx, sr *phiv
 	return s.Sealer.Open(ctx, tx, sr)
 }
 
-// Finding 14: a patient's search is bounded to their compartment at the
-// store, so it decrypts nothing of other patients, whatever matches there.
-func TestReview_patientSearchBounded(t *testing.T) {
-	ctx := context.Background()
+// countingVault returns a vault on a new SQLite store whose sealer counts
+// what it decrypts, and the built-in policies.
+func countingVault(t *testing.T) (*vault.Service, *countingSealer, *policy.Authorizer) {
 	dir := t.TempDir()
 	keys, _ := vaulttest.Keyring(t, dir)
 	db, _ := vaulttest.SQLite(t, dir)
 	sealer := &countingSealer{Sealer: vaulttest.Sealer(t, db, keys, envelope.Options{}), opens: map[string]int{}}
-	v := vault.New(db, sealer)
 	authz, err := policy.New(policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return vault.New(db, sealer), sealer, authz
+}
+
+// Finding 14: a patient's search is bounded to their compartment at the
+// store, so it decrypts nothing of other patients, whatever matches there.
+func TestReview_patientSearchBounded(t *testing.T) {
+	ctx := context.Background()
+	v, sealer, authz := countingVault(t)
 	rs := access.NewRecordService(v, authz)
 	for _, p := range []string{"own", "other"} {
 		if _, _, err := v.Update(ctx, "Patient", p, fmt.Appendf(nil, `{"resourceType":"Patient","id":%q}`, p), phivault.UpdateOptions{}); err != nil {
@@ -488,15 +494,7 @@ type boundWorld struct {
 
 func newBoundWorld(t *testing.T) *boundWorld {
 	ctx := context.Background()
-	dir := t.TempDir()
-	keys, _ := vaulttest.Keyring(t, dir)
-	db, _ := vaulttest.SQLite(t, dir)
-	sealer := &countingSealer{Sealer: vaulttest.Sealer(t, db, keys, envelope.Options{}), opens: map[string]int{}}
-	v := vault.New(db, sealer)
-	authz, err := policy.New(policy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, sealer, authz := countingVault(t)
 	w := &boundWorld{v: v, rs: access.NewRecordService(v, authz), sealer: sealer}
 	w.rs.BuiltInPolicies, w.rs.Log = true, &memLog{}
 	w.rs.Now = func() time.Time { return now }
