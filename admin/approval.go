@@ -241,13 +241,18 @@ func (u *userRoutes) activeAdmins(ctx context.Context) (int, error) {
 // c needs AccountID, Kind, Reason and apply.
 func (u *userRoutes) requestChange(w http.ResponseWriter, r *http.Request, c *pendingChange) {
 	ctx := r.Context()
+	p := person(r)
+	if p == nil { // callers check; never store a change no person asked for
+		u.h.finish(w, r, "Account", c.AccountID, errNeedsPerson, 0, nil)
+		return
+	}
 	cid, err := u.h.newID()
 	if err != nil {
 		u.h.finish(w, r, "Account", c.AccountID, err, 0, nil)
 		return
 	}
 	now := u.h.now()
-	c.ID, c.RequestedBy = cid, person(r).ID
+	c.ID, c.RequestedBy = cid, p.ID
 	c.Requested, c.Expires = now.UTC().Format(time.RFC3339), now.Add(DefaultApprovalTTL).UTC().Format(time.RFC3339)
 	c.expires = now.Add(DefaultApprovalTTL)
 	u.approvals.mu.Lock()

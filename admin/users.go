@@ -636,7 +636,8 @@ func HashPassword(hasher *identity.Hasher, username, password string) (string, e
 // altered what sessions carry (roles, department, organization,
 // clearances, practitioner, status, training, credentials), every session
 // of the account is revoked once it is stored. It does not write the audit
-// log.
+// log, and it does not ask for a second admin: the HTTP routes decide that
+// (see approval.go) before they call it.
 func (h *Handler) ModifyAccount(ctx context.Context, id string, change func(*phivault.Account) error) (*phivault.Account, error) {
 	old, a, err := ChangeAccount(ctx, h.opts.Accounts, h.opts.Accounts.AccountByID, id, updateRetries, change, checkAccount)
 	if err != nil {
