@@ -43,8 +43,12 @@ type Principal struct {
 // HasRole reports whether p has role.
 func (p *Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
 
-// LogValue logs the principal's id, kind and session, never credentials.
+// LogValue logs the principal's id, kind and session, never credentials;
+// a nil principal logs as "none".
 func (p *Principal) LogValue() slog.Value {
+	if p == nil {
+		return slog.StringValue("none")
+	}
 	return slog.GroupValue(slog.String("id", p.ID), slog.String("kind", p.Kind), slog.String("session", p.SessionID))
 }
 

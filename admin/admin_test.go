@@ -29,7 +29,7 @@ func (f *fakeShredder) Shred(ctx context.Context, id string) (time.Time, error) 
 func TestHandler_shred(t *testing.T) {
 	rec := &fakeShredder{}
 	h := admin.NewHandler(admin.Options{
-		Authenticator: &api.TokenAuthenticator{Hash: api.HashToken("secret"), Actor: "admin"},
+		Authenticator: bootstrapAuth("secret"),
 		Records:       rec,
 	})
 	srv := httptest.NewServer(h)

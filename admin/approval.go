@@ -3,6 +3,7 @@ package admin
 import (
 	"cmp"
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"sync"
@@ -12,49 +13,95 @@ import (
 	"github.com/phivault/phivault/fhir"
 )
 
-// A security-relevant change an admin makes to their own account (roles,
-// clearances, practitioner link, department, organization, status,
-// training date, removing the TOTP second factor) is not applied: it is
-// stored as a pending change that another admin approves or rejects
-// (four-eyes rule, HIPAA 164.308(a)(3)-(4)). Changes to other accounts
-// are applied at once, as before. Every step is an audit entry.
+// No one person gives an account access to patients' records, or a vote
+// on such changes, alone (four-eyes rule, HIPAA 164.308(a)(3)-(4)). These
+// changes are not applied when asked for: they are stored as a pending
+// change that a second security admin approves or rejects.
+//
+//   - A change to one's own account that alters what access rests on:
+//     roles, clearances, practitioner link, department, organization,
+//     status, training date, or removing one's TOTP.
+//   - A grant to any account: creating an account, or changing one, so
+//     that it holds a role of GrantRoles, a clearance, a practitioner link
+//     or a patient link it did not hold before. A new account that holds
+//     one is created only when the change is approved: until then it does
+//     not exist.
+//   - A reset of another person's credentials: setting their password or
+//     removing their TOTP. Replacing an enrolled TOTP is refused to
+//     everyone: it is removed first, which waits for approval.
+//
+// Only an identified person asks and approves: a staff principal with
+// AdminRole. The approver is neither the one who asked nor the account
+// changed. A system principal (the bootstrap token) or no principal can
+// neither ask for such a change nor approve one; the bootstrap token may
+// only create the first security admins (see mayBootstrap). Everything
+// else (suspending, removing roles, department or training of others, a
+// first TOTP) applies at once, as before. Every step is an audit entry.
 
-// Defaults of self-change approval.
+// Defaults of change approval.
 const (
-	// DefaultApprovalTTL is how long a pending self-change waits for a
-	// second admin before it lapses.
+	// DefaultApprovalTTL is how long a pending change waits for a second
+	// admin before it lapses.
 	DefaultApprovalTTL = 24 * time.Hour
-	// maxPendingChanges bounds the pending self-changes; only admins
-	// create them.
+	// maxPendingChanges bounds the pending changes; only admins create
+	// them.
 	maxPendingChanges = 1000
+	// minAdmins is how many active security admins it takes to close the
+	// bootstrap token's window for creating them: two, one to ask and one
+	// to approve.
+	minAdmins = 2
 )
+
+// GrantRoles are the roles whose grant waits for a second admin: the
+// roles the default policies let reach patients' records (physician,
+// nurse, front desk, billing) and AdminRole, which approves such grants.
+// A site whose own policies let another role read records should not
+// rely on granting it at once being harmless.
+var GrantRoles = []string{"physician", "nurse", "front-desk", "billing", AdminRole}
 
 // Change kinds of a PendingChange.
 const (
+	ChangeCreate     = "create"      // POST users of an account that holds a grant
 	ChangeUpdate     = "update"      // a UserUpdate (PATCH, or PUT training)
+	ChangePassword   = "password"    // POST users/{id}/password of another person
 	ChangeTOTPRemove = "totp-remove" // DELETE users/{id}/totp
 )
 
-// PendingChange is a self-change waiting for a second admin, as GET
+// Why a change waits, as PendingChange.Reason says.
+const (
+	ReasonSelf        = "self"        // a change to the requester's own account
+	ReasonGrant       = "grant"       // it gives access to records or the admin role
+	ReasonCredentials = "credentials" // it resets another person's credentials
+)
+
+// PendingChange is a change waiting for a second admin, as GET
 // /admin/changes shows it.
 type PendingChange struct {
-	ID          string      `json:"id"`
-	AccountID   string      `json:"account_id"`
-	RequestedBy string      `json:"requested_by"` // the account that asked: the same as AccountID
-	Requested   string      `json:"requested"`
-	Expires     string      `json:"expires"`
-	Kind        string      `json:"kind"` // ChangeUpdate or ChangeTOTPRemove
-	Update      *UserUpdate `json:"update,omitempty"`
+	ID          string `json:"id"`
+	AccountID   string `json:"account_id"`   // for ChangeCreate, the id the account will have
+	RequestedBy string `json:"requested_by"` // the principal (account) that asked
+	Requested   string `json:"requested"`
+	Expires     string `json:"expires"`
+	Kind        string `json:"kind"`   // ChangeCreate, ChangeUpdate, ChangePassword or ChangeTOTPRemove
+	Reason      string `json:"reason"` // ReasonSelf, ReasonGrant or ReasonCredentials
+	// Update is the change of a ChangeUpdate; Create the account a
+	// ChangeCreate makes, as GET users would show it. Neither holds a
+	// password or its hash.
+	Update *UserUpdate `json:"update,omitempty"`
+	Create *User       `json:"create,omitempty"`
 }
 
 // pendingChange is a stored PendingChange.
 type pendingChange struct {
 	PendingChange
 	expires time.Time
+	// apply makes the change once approved and returns the account as
+	// stored.
+	apply func(ctx context.Context) (*phivault.Account, error)
 }
 
-// approvals holds the pending self-changes, in memory: a restart drops
-// them, and the admin asks again (nothing is applied without approval).
+// approvals holds the pending changes, in memory: a restart drops them,
+// and the admin asks again (nothing is applied without approval).
 type approvals struct {
 	mu sync.Mutex
 	m  map[string]*pendingChange
@@ -67,6 +114,18 @@ func registerApprovals(h *Handler, u *userRoutes) {
 	h.mux.Handle("POST /admin/changes/{change}/reject", h.manage(u.rejectChange))
 }
 
+// person returns the caller of r if it is an identified person who may
+// ask for and approve changes: a staff principal with AdminRole and an id.
+// It returns nil for the bootstrap token, any other system principal, and
+// no principal.
+func person(r *http.Request) *phivault.Principal {
+	p := phivault.PrincipalFromContext(r.Context())
+	if p == nil || p.Kind != phivault.PrincipalStaff || p.ID == "" || !p.HasRole(AdminRole) {
+		return nil
+	}
+	return p
+}
+
 // isSelf reports whether the caller of r is the account id itself: a
 // staff principal (a person) changing their own account.
 func isSelf(r *http.Request, id string) bool {
@@ -74,31 +133,128 @@ func isSelf(r *http.Request, id string) bool {
 	return p != nil && p.Kind == phivault.PrincipalStaff && p.ID != "" && p.ID == id
 }
 
-// securityRelevant reports whether req changes anything that grants
-// access: everything but the external id.
-func (req *UserUpdate) securityRelevant() bool {
-	return req.Roles != nil || req.Clearances != nil || req.PractitionerID != nil || req.Status != nil ||
-		req.Department != nil || req.Organization != nil || req.TrainingValidUntil != nil
+// grants reports whether a holds a role of GrantRoles, a clearance, a
+// practitioner link or a patient link that old does not; old nil is an
+// account being created.
+func grants(old, a *phivault.Account) bool {
+	if old == nil {
+		old = &phivault.Account{}
+	}
+	for _, r := range a.Roles {
+		if slices.Contains(GrantRoles, r) && !slices.Contains(old.Roles, r) {
+			return true
+		}
+	}
+	for _, c := range a.Clearances {
+		if !slices.Contains(old.Clearances, c) {
+			return true
+		}
+	}
+	return a.PractitionerID != "" && a.PractitionerID != old.PractitionerID ||
+		a.PatientID != "" && a.PatientID != old.PatientID
 }
 
-// requestChange stores c for the account id as a pending self-change,
-// records it, and answers 202 with the change.
-func (u *userRoutes) requestChange(w http.ResponseWriter, r *http.Request, id, kind string, upd *UserUpdate) {
+// accessChanged reports whether anything access decisions rest on differs
+// between old and a: everything but the username, external id and
+// credentials.
+func accessChanged(old, a *phivault.Account) bool {
+	return !slices.Equal(old.Roles, a.Roles) || !slices.Equal(old.Clearances, a.Clearances) ||
+		old.PractitionerID != a.PractitionerID || old.Department != a.Department || old.Organization != a.Organization ||
+		old.Status != a.Status || !old.TrainingValidUntil.Equal(a.TrainingValidUntil)
+}
+
+// errAwaitsApproval is returned by gate for a change that waits for a
+// second admin; the handler then stores it as a pending change.
+var errAwaitsApproval = errors.New("admin: change awaits a second admin")
+
+var errNeedsPerson = phivault.Errorf(phivault.EFORBIDDEN,
+	"This change gives access to patients' records or to approving such changes: a security admin signs in and asks for it, and another approves it. "+
+		"The bootstrap token only creates the first two security admins.")
+
+// gate decides a change, asked for in r, of the account old into a (old
+// nil for an account being created): nil applies it at once,
+// errAwaitsApproval makes it wait for a second admin, and errNeedsPerson
+// refuses it to a caller who may not ask. It returns the reason a waiting
+// change waits.
+func (u *userRoutes) gate(r *http.Request, old, a *phivault.Account) (string, error) {
+	reason := ""
+	switch {
+	case old != nil && isSelf(r, a.ID) && accessChanged(old, a):
+		reason = ReasonSelf
+	case grants(old, a):
+		reason = ReasonGrant
+	default:
+		return "", nil
+	}
+	if person(r) != nil {
+		return reason, errAwaitsApproval
+	}
+	if old == nil {
+		ok, err := u.mayBootstrap(r, a)
+		if err != nil || ok {
+			return "", err
+		}
+	}
+	return "", errNeedsPerson
+}
+
+// mayBootstrap reports whether the bootstrap token may create a at once:
+// a staff account with AdminRole and no clinical role, clearance or
+// practitioner link, while fewer than two active security admins exist.
+// That lets "phivault init"'s token make the first admins, one to ask and
+// one to approve, and make a new one when fewer than two remain (after an
+// admin left, or was suspended when locked out). It never lets the token
+// make a third: from then on admins are made by one admin and approved by
+// another. The caller holds u.createMu until the account is stored, so
+// that two requests at once cannot both pass.
+func (u *userRoutes) mayBootstrap(r *http.Request, a *phivault.Account) (bool, error) {
+	p := phivault.PrincipalFromContext(r.Context())
+	if p == nil || p.Kind != phivault.PrincipalSystem || !p.HasRole(BootstrapRole) {
+		return false, nil
+	}
+	if a.Kind != phivault.PrincipalStaff || !slices.Contains(a.Roles, AdminRole) ||
+		grants(&phivault.Account{Roles: []string{AdminRole}}, a) {
+		return false, nil
+	}
+	n, err := u.activeAdmins(r.Context())
+	return n < minAdmins, err
+}
+
+// activeAdmins counts the active staff accounts with AdminRole.
+func (u *userRoutes) activeAdmins(ctx context.Context) (int, error) {
+	accs, err := phivault.ListAccounts(ctx, u.h.opts.Accounts)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range accs {
+		a := s.Account
+		if (a.Kind == "" || a.Kind == phivault.PrincipalStaff) && a.Status == phivault.AccountActive && slices.Contains(a.Roles, AdminRole) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// requestChange stores c as a pending change asked for by the caller of
+// r, records it, and answers 202 with the change and how to approve it.
+// c needs AccountID, Kind, Reason and apply.
+func (u *userRoutes) requestChange(w http.ResponseWriter, r *http.Request, c *pendingChange) {
 	ctx := r.Context()
-	if _, err := u.h.opts.Accounts.AccountByID(ctx, id); err != nil {
-		u.h.finish(w, r, "Account", id, err, 0, nil)
+	p := person(r)
+	if p == nil { // callers check; never store a change no person asked for
+		u.h.finish(w, r, "Account", c.AccountID, errNeedsPerson, 0, nil)
 		return
 	}
 	cid, err := u.h.newID()
 	if err != nil {
-		u.h.finish(w, r, "Account", id, err, 0, nil)
+		u.h.finish(w, r, "Account", c.AccountID, err, 0, nil)
 		return
 	}
 	now := u.h.now()
-	c := &pendingChange{PendingChange: PendingChange{
-		ID: cid, AccountID: id, RequestedBy: id, Kind: kind, Update: upd,
-		Requested: now.UTC().Format(time.RFC3339), Expires: now.Add(DefaultApprovalTTL).UTC().Format(time.RFC3339),
-	}, expires: now.Add(DefaultApprovalTTL)}
+	c.ID, c.RequestedBy = cid, p.ID
+	c.Requested, c.Expires = now.UTC().Format(time.RFC3339), now.Add(DefaultApprovalTTL).UTC().Format(time.RFC3339)
+	c.expires = now.Add(DefaultApprovalTTL)
 	u.approvals.mu.Lock()
 	u.expireChangesLocked(now)
 	full := len(u.approvals.m) >= maxPendingChanges
@@ -107,21 +263,29 @@ func (u *userRoutes) requestChange(w http.ResponseWriter, r *http.Request, id, k
 	}
 	u.approvals.mu.Unlock()
 	if full {
-		u.h.finish(w, r, "Account", id, phivault.Errorf(phivault.EUNAVAILABLE, "Too many changes await approval; approve or reject some first."), 0, nil)
+		u.h.finish(w, r, "Account", c.AccountID, phivault.Errorf(phivault.EUNAVAILABLE, "Too many changes await approval; approve or reject some first."), 0, nil)
 		return
 	}
-	if err := u.h.recordStep(ctx, id, nil, "self-change "+cid+" requested; awaiting a second admin"); err != nil {
+	if err := u.h.recordStep(ctx, c.AccountID, nil, "change "+cid+" ("+c.Kind+", "+c.Reason+") requested; awaiting a second admin"); err != nil {
 		u.approvals.mu.Lock()
 		delete(u.approvals.m, cid)
 		u.approvals.mu.Unlock()
 		writeError(w, err)
 		return
 	}
-	u.h.log.Info("admin: self-change awaits approval", "change", cid, "account", id)
+	u.h.log.Info("admin: change awaits approval", "change", cid, "kind", c.Kind, "reason", c.Reason, "account", c.AccountID)
 	writeJSON(w, http.StatusAccepted, map[string]any{
-		"change":  c.PendingChange,
-		"message": "A change to your own account needs a second admin: it was not applied. Another admin approves it with POST /admin/changes/" + cid + "/approve.",
+		"change": c.PendingChange,
+		"message": pendingMessage[c.Reason] + ": it was not applied. Another security admin approves it with POST /admin/changes/" + cid +
+			"/approve (phivault users approve -change " + cid + ") before " + c.Expires + ".",
 	})
+}
+
+// pendingMessage says why a change waits, by reason.
+var pendingMessage = map[string]string{
+	ReasonSelf:        "A change to your own account needs a second admin",
+	ReasonGrant:       "A change that gives access to patients' records or the security-admin role needs a second admin",
+	ReasonCredentials: "Resetting another person's credentials needs a second admin",
 }
 
 // expireChangesLocked drops lapsed changes; approvals.mu must be held.
@@ -133,7 +297,7 @@ func (u *userRoutes) expireChangesLocked(now time.Time) {
 	}
 }
 
-// listChanges answers the pending self-changes, oldest first.
+// listChanges answers the pending changes, oldest first.
 func (u *userRoutes) listChanges(w http.ResponseWriter, r *http.Request) {
 	u.approvals.mu.Lock()
 	u.expireChangesLocked(u.h.now())
@@ -148,13 +312,19 @@ func (u *userRoutes) listChanges(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"changes": out})
 }
 
-var errSameAdmin = phivault.Errorf(phivault.EFORBIDDEN, "A change to your own account must be approved by another admin.")
+var (
+	errSameAdmin = phivault.Errorf(phivault.EFORBIDDEN,
+		"A change must be approved by another security admin than the one who asked for it, and than the account it changes.")
+	errApproverNotPerson = phivault.Errorf(phivault.EFORBIDDEN,
+		"Only a security admin who signed in approves changes; the bootstrap token and other system clients cannot.")
+)
 
-// approveChange applies a pending self-change, if the caller is another
-// admin than the one who asked (and than the account it changes).
+// approveChange applies a pending change if the caller is a security
+// admin (a person, see person) other than the one who asked and than the
+// account it changes.
 func (u *userRoutes) approveChange(w http.ResponseWriter, r *http.Request) {
 	cid := r.PathValue("change")
-	p := phivault.PrincipalFromContext(r.Context())
+	p := person(r)
 	u.approvals.mu.Lock()
 	u.expireChangesLocked(u.h.now())
 	c := u.approvals.m[cid]
@@ -162,7 +332,9 @@ func (u *userRoutes) approveChange(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case c == nil:
 		err = phivault.Errorf(phivault.ENOTFOUND, "No such change awaits approval; it may have lapsed after %v.", DefaultApprovalTTL)
-	case p != nil && (p.ID == c.RequestedBy || p.ID == c.AccountID):
+	case p == nil:
+		err = errApproverNotPerson
+	case p.ID == c.RequestedBy || p.ID == c.AccountID:
 		err = errSameAdmin
 	default:
 		delete(u.approvals.m, cid) // taken: approved once, whatever happens next
@@ -173,35 +345,27 @@ func (u *userRoutes) approveChange(w http.ResponseWriter, r *http.Request) {
 		if c != nil {
 			target = c.AccountID
 		}
-		if aerr := u.h.recordStep(r.Context(), target, err, "self-change "+clipID(cid)+" approval refused"); aerr != nil {
+		if aerr := u.h.recordStep(r.Context(), target, err, "change "+clipID(cid)+" approval refused"); aerr != nil {
 			err = aerr
 		}
 		writeError(w, err)
 		return
 	}
-	var a *phivault.Account
-	switch c.Kind {
-	case ChangeTOTPRemove:
-		a, err = u.h.ModifyAccount(r.Context(), c.AccountID, func(a *phivault.Account) error {
-			a.TOTPSecret, a.TOTPLastStep = nil, 0
-			return nil
-		})
-	default:
-		a, err = u.h.ModifyAccount(r.Context(), c.AccountID, c.Update.apply)
-	}
-	if aerr := u.h.recordStep(r.Context(), c.AccountID, err, "self-change "+cid+" requested by "+c.RequestedBy+" approved"); aerr != nil && err == nil {
+	a, err := c.apply(r.Context())
+	if aerr := u.h.recordStep(r.Context(), c.AccountID, err, "change "+cid+" ("+c.Kind+") requested by "+c.RequestedBy+" approved"); aerr != nil && err == nil {
 		err = aerr
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	u.h.log.Info("admin: self-change approved", "change", cid, "account", a)
+	u.h.log.Info("admin: change approved", "change", cid, "kind", c.Kind, "account", a)
 	writeJSON(w, http.StatusOK, NewUser(a))
 }
 
-// rejectChange drops a pending self-change: another admin rejects it, or
-// the one who asked withdraws it.
+// rejectChange drops a pending change: another admin rejects it, or the
+// one who asked withdraws it. Anyone who may manage users may reject:
+// nothing is applied.
 func (u *userRoutes) rejectChange(w http.ResponseWriter, r *http.Request) {
 	cid := r.PathValue("change")
 	u.approvals.mu.Lock()
@@ -213,7 +377,7 @@ func (u *userRoutes) rejectChange(w http.ResponseWriter, r *http.Request) {
 		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such change awaits approval."))
 		return
 	}
-	if err := u.h.recordStep(r.Context(), c.AccountID, nil, "self-change "+cid+" rejected"); err != nil {
+	if err := u.h.recordStep(r.Context(), c.AccountID, nil, "change "+cid+" ("+c.Kind+") rejected"); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -239,8 +403,8 @@ func isHex(s string) bool {
 	return true
 }
 
-// recordStep appends the audit entry of one step of a self-change to the
-// account id: outcome from err, and decision saying which step.
+// recordStep appends the audit entry of one step of a pending change to
+// the account id: outcome from err, and decision saying which step.
 func (h *Handler) recordStep(ctx context.Context, id string, err error, decision string) error {
 	return recordChange(ctx, h.opts.Audit, h.log, h.now(), "Account", id, err, decision)
 }

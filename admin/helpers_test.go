@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/phivault/phivault/access"
+	"github.com/phivault/phivault/api"
 )
 
 // send sends a request with body to url, with "Authorization: Bearer
@@ -29,4 +32,10 @@ func send(t *testing.T, method, url, token, body string) (*http.Response, string
 		t.Fatal(err)
 	}
 	return resp, string(b)
+}
+
+// bootstrapAuth accepts token as the bootstrap admin token, with the
+// bootstrap principal, as serve wires it.
+func bootstrapAuth(token string) *api.TokenAuthenticator {
+	return &api.TokenAuthenticator{Hash: api.HashToken(token), Actor: "admin", Principal: access.BootstrapPrincipal("admin")}
 }

@@ -35,7 +35,7 @@ func (f *fakeRotator) RotatePatientKey(ctx context.Context, id string, progress 
 
 func TestHandler_rotatePatientKey(t *testing.T) {
 	rec := &fakeRotator{}
-	auth := &api.TokenAuthenticator{Hash: api.HashToken("secret"), Actor: "admin"}
+	auth := bootstrapAuth("secret")
 	srv := httptest.NewServer(admin.NewHandler(admin.Options{Authenticator: auth, Records: rec}))
 	defer srv.Close()
 	// Records that cannot rotate: no such operation.

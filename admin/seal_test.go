@@ -14,7 +14,6 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
-	"github.com/phivault/phivault/api"
 )
 
 // fakeVault accepts one passphrase.
@@ -62,7 +61,7 @@ func TestHandler_sealUnseal(t *testing.T) {
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	var logs syncBuffer
 	h := admin.NewHandler(admin.Options{
-		Authenticator: &api.TokenAuthenticator{Hash: api.HashToken("secret"), Actor: "admin"},
+		Authenticator: bootstrapAuth("secret"),
 		Unsealer:      vault,
 		Logger:        slog.New(slog.NewJSONHandler(&logs, nil)),
 		Now:           func() time.Time { return now },
@@ -146,7 +145,7 @@ func TestHandler_sealUnseal(t *testing.T) {
 
 func TestHandler_sealUnsupported(t *testing.T) {
 	h := admin.NewHandler(admin.Options{
-		Authenticator: &api.TokenAuthenticator{Hash: api.HashToken("secret"), Actor: "admin"},
+		Authenticator: bootstrapAuth("secret"),
 	})
 	for _, path := range []string{"/admin/$seal", "/admin/$unseal"} {
 		req := httptest.NewRequest(http.MethodPost, path, nil)

@@ -40,12 +40,14 @@ const AdminRole = "security-admin"
 // clients. No account can hold it: account roles come from DefaultRoles.
 const BootstrapRole = "bootstrap-admin"
 
-// MayManage reports whether p may use the user, client, training and SCIM
-// routes: no principal (a bare bootstrap token), the bootstrap principal,
-// or a staff principal with AdminRole.
+// MayManage reports whether p may use the user, client, training, key and
+// seal routes: the bootstrap principal (access.BootstrapPrincipal), or a
+// staff principal with AdminRole. No principal may not: a caller the
+// authenticator did not identify manages nothing. Changes that grant
+// access wait for a second admin on top of this (see approval.go).
 func MayManage(p *phivault.Principal) bool {
-	return p == nil || (p.Kind == phivault.PrincipalSystem && p.HasRole(BootstrapRole)) ||
-		(p.Kind == phivault.PrincipalStaff && p.HasRole(AdminRole))
+	return p != nil && ((p.Kind == phivault.PrincipalSystem && p.HasRole(BootstrapRole)) ||
+		(p.Kind == phivault.PrincipalStaff && p.HasRole(AdminRole)))
 }
 
 // Defaults of the user routes.
@@ -128,14 +130,14 @@ type UserCreate struct {
 // UserUpdate is the body of PATCH /admin/users/{id}; absent fields are
 // left as they are.
 type UserUpdate struct {
-	Roles              *[]string `json:"roles"`
-	Department         *string   `json:"department"`
-	Organization       *string   `json:"organization"`
-	PractitionerID     *string   `json:"practitioner_id"`
-	Clearances         *[]string `json:"clearances"`
-	Status             *string   `json:"status"`
-	TrainingValidUntil *string   `json:"training_valid_until"`
-	ExternalID         *string   `json:"external_id"`
+	Roles              *[]string `json:"roles,omitempty"`
+	Department         *string   `json:"department,omitempty"`
+	Organization       *string   `json:"organization,omitempty"`
+	PractitionerID     *string   `json:"practitioner_id,omitempty"`
+	Clearances         *[]string `json:"clearances,omitempty"`
+	Status             *string   `json:"status,omitempty"`
+	TrainingValidUntil *string   `json:"training_valid_until,omitempty"`
+	ExternalID         *string   `json:"external_id,omitempty"`
 }
 
 // userStore holds what the user routes need from the handler.
@@ -145,7 +147,10 @@ type userRoutes struct {
 	mu      sync.Mutex
 	pending map[string]*pendingTOTP // by account id
 
-	approvals approvals // self-changes awaiting a second admin; see approval.go
+	approvals approvals // changes awaiting a second admin; see approval.go
+	// createMu serializes account creation, so that the bootstrap
+	// token's count of security admins holds until its account is stored.
+	createMu sync.Mutex
 }
 
 // pendingTOTP is a TOTP secret issued but not yet confirmed. It lives in
@@ -493,13 +498,36 @@ func (u *userRoutes) get(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, NewUser(a))
 }
 
+// create stores a new account, or, if it holds a grant (see gate), a
+// pending change that creates it once another admin approves: until then
+// the account does not exist.
 func (u *userRoutes) create(w http.ResponseWriter, r *http.Request) {
 	var req UserCreate
 	err := decodeJSON(w, r, &req)
 	defer func() { req.Password = "" }()
 	var a *phivault.Account
 	if err == nil {
-		a, err = u.h.NewAccount(r.Context(), &req)
+		a, err = u.h.newAccount(&req)
+	}
+	u.createMu.Lock()
+	defer u.createMu.Unlock()
+	var reason string
+	if err == nil {
+		reason, err = u.gate(r, nil, a)
+	}
+	if errors.Is(err, errAwaitsApproval) {
+		if err = u.h.usernameFree(r.Context(), a.Username); err == nil {
+			view := NewUser(a)
+			u.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: a.ID, Kind: ChangeCreate, Reason: reason, Create: &view},
+				apply: func(ctx context.Context) (*phivault.Account, error) {
+					a.Created = u.h.now().UTC()
+					return a, u.h.storeAccount(ctx, a)
+				}})
+			return
+		}
+	}
+	if err == nil {
+		err = u.h.storeAccount(r.Context(), a)
 	}
 	id := ""
 	if a != nil {
@@ -515,8 +543,20 @@ func (u *userRoutes) create(w http.ResponseWriter, r *http.Request) {
 
 // NewAccount validates req and stores a new active account. The password,
 // if any, must pass identity.CheckPassword and is stored as an argon2id
-// hash. It does not write the audit log.
+// hash. It does not write the audit log, and it does not ask for a second
+// admin: it is the Go API of setup code that runs with the data folder in
+// hand (the demo); POST /admin/users applies the four-eyes rule.
 func (h *Handler) NewAccount(ctx context.Context, req *UserCreate) (*phivault.Account, error) {
+	a, err := h.newAccount(req)
+	if err != nil {
+		return nil, err
+	}
+	return a, h.storeAccount(ctx, a)
+}
+
+// newAccount validates req and returns the active account it describes,
+// with a new id and its password hashed, without storing it.
+func (h *Handler) newAccount(req *UserCreate) (*phivault.Account, error) {
 	a := &phivault.Account{
 		Username: req.Username, Kind: req.Kind, Roles: req.Roles, Department: req.Department,
 		Organization: req.Organization, PractitionerID: req.PractitionerID, PatientID: req.PatientID,
@@ -541,13 +581,33 @@ func (h *Handler) NewAccount(ctx context.Context, req *UserCreate) (*phivault.Ac
 	if a.ID, err = h.newID(); err != nil {
 		return nil, err
 	}
+	return a, nil
+}
+
+var errUsernameTaken = phivault.Errorf(phivault.ECONFLICT, "The username is taken.")
+
+// storeAccount stores the new account a.
+func (h *Handler) storeAccount(ctx context.Context, a *phivault.Account) error {
 	if err := h.opts.Accounts.CreateAccount(ctx, a); err != nil {
 		if phivault.ErrorCode(err) == phivault.ECONFLICT {
-			return nil, phivault.Errorf(phivault.ECONFLICT, "The username is taken.")
+			return errUsernameTaken
 		}
-		return nil, fmt.Errorf("admin: create account: %w", err)
+		return fmt.Errorf("admin: create account: %w", err)
 	}
-	return a, nil
+	return nil
+}
+
+// usernameFree returns errUsernameTaken if an account has name, so that a
+// creation that waits for approval is refused now rather than then.
+func (h *Handler) usernameFree(ctx context.Context, name string) error {
+	_, err := h.opts.Accounts.AccountByUsername(ctx, name)
+	switch {
+	case err == nil:
+		return errUsernameTaken
+	case errors.Is(err, phivault.ErrNotFound):
+		return nil
+	}
+	return err
 }
 
 func (h *Handler) hashPassword(username, password string) (string, error) {
@@ -576,7 +636,8 @@ func HashPassword(hasher *identity.Hasher, username, password string) (string, e
 // altered what sessions carry (roles, department, organization,
 // clearances, practitioner, status, training, credentials), every session
 // of the account is revoked once it is stored. It does not write the audit
-// log.
+// log, and it does not ask for a second admin: the HTTP routes decide that
+// (see approval.go) before they call it.
 func (h *Handler) ModifyAccount(ctx context.Context, id string, change func(*phivault.Account) error) (*phivault.Account, error) {
 	old, a, err := ChangeAccount(ctx, h.opts.Accounts, h.opts.Accounts.AccountByID, id, updateRetries, change, checkAccount)
 	if err != nil {
@@ -632,18 +693,35 @@ func SessionsChanged(old, a *phivault.Account) bool {
 func (u *userRoutes) update(w http.ResponseWriter, r *http.Request) {
 	var req UserUpdate
 	id := r.PathValue("id")
-	err := decodeJSON(w, r, &req)
-	if err == nil && isSelf(r, id) && req.securityRelevant() {
-		if err = req.apply(&phivault.Account{}); err == nil { // refuse a bad date now, not at approval
-			u.requestChange(w, r, id, ChangeUpdate, &req)
-			return
-		}
+	if err := decodeJSON(w, r, &req); err != nil {
+		u.h.finish(w, r, "Account", id, err, 0, nil)
+		return
 	}
-	var a *phivault.Account
-	if err == nil {
-		a, err = u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
-			return req.apply(a)
-		})
+	u.change(w, r, id, &req)
+}
+
+// change applies req to account id, or, if gate says so, stores it as a
+// pending change (202) or refuses it. The decision is made on the account
+// as it is stored, inside the read-modify-write, so that a concurrent
+// change cannot turn an update that granted nothing into a grant.
+func (u *userRoutes) change(w http.ResponseWriter, r *http.Request, id string, req *UserUpdate) {
+	var reason string
+	a, err := u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
+		old := *a
+		if err := req.apply(a); err != nil {
+			return err
+		}
+		if err := checkAccount(a); err != nil { // refuse bad input now, not at approval
+			return err
+		}
+		var err error
+		reason, err = u.gate(r, &old, a)
+		return err
+	})
+	if errors.Is(err, errAwaitsApproval) {
+		u.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: id, Kind: ChangeUpdate, Reason: reason, Update: req},
+			apply: func(ctx context.Context) (*phivault.Account, error) { return u.h.ModifyAccount(ctx, id, req.apply) }})
+		return
 	}
 	if err != nil {
 		u.h.finish(w, r, "Account", id, err, 0, nil)
@@ -690,14 +768,34 @@ type passwordRequest struct {
 	Password string `json:"password"`
 }
 
+var errResetNeedsPerson = phivault.Errorf(phivault.EFORBIDDEN,
+	"Resetting another person's credentials needs a security admin who signed in to ask for it, and another to approve it.")
+
 // password sets a new password, clears the failed-login count and lock,
-// and revokes every session.
+// and revokes every session. One's own password is set at once; another
+// person's waits for a second admin (the password is checked and hashed
+// now, and only its hash waits).
 func (u *userRoutes) password(w http.ResponseWriter, r *http.Request) {
 	var req passwordRequest
 	id := r.PathValue("id")
 	err := decodeJSON(w, r, &req)
+	defer func() { req.Password = "" }()
 	if err == nil && req.Password == "" {
 		err = phivault.Errorf(phivault.EINVALID, `The body must be {"password": "..."}.`)
+	}
+	if err == nil && !isSelf(r, id) {
+		if person(r) == nil {
+			err = errResetNeedsPerson
+		} else {
+			var hash string
+			if hash, err = u.newPasswordHash(r.Context(), id, req.Password); err == nil {
+				u.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: id, Kind: ChangePassword, Reason: ReasonCredentials},
+					apply: func(ctx context.Context) (*phivault.Account, error) {
+						return u.h.ModifyAccount(ctx, id, func(a *phivault.Account) error { return setPasswordHash(a, hash) })
+					}})
+				return
+			}
+		}
 	}
 	if err == nil {
 		_, err = u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
@@ -705,14 +803,29 @@ func (u *userRoutes) password(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return err
 			}
-			a.PasswordHash = hash
-			a.FailedLogins, a.LastFailure, a.LockedUntil = 0, time.Time{}, time.Time{}
-			return nil
+			return setPasswordHash(a, hash)
 		})
 	}
-	req.Password = ""
 	u.h.finish(w, r, "Account", id, err, http.StatusOK, fhir.NewOutcome("information", "informational",
 		"The password was set; the account's sessions were revoked."))
+}
+
+// newPasswordHash checks password against the policy for account id and
+// returns its hash.
+func (u *userRoutes) newPasswordHash(ctx context.Context, id, password string) (string, error) {
+	a, err := u.h.opts.Accounts.AccountByID(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return u.h.hashPassword(a.Username, password)
+}
+
+// setPasswordHash sets a's password hash and clears its failed-login count
+// and lock.
+func setPasswordHash(a *phivault.Account, hash string) error {
+	a.PasswordHash = hash
+	a.FailedLogins, a.LastFailure, a.LockedUntil = 0, time.Time{}, time.Time{}
+	return nil
 }
 
 // TOTPEnrollment is the answer to POST /admin/users/{id}/totp. URI holds
@@ -723,7 +836,8 @@ type TOTPEnrollment struct {
 }
 
 // totpStart issues a fresh TOTP secret, held in memory until confirmed.
-// An enrolled secret stays in force until then.
+// Only an account without a second factor enrolls one: replacing an
+// enrolled secret is removing it, which waits for a second admin.
 func (u *userRoutes) totpStart(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	a, err := u.h.opts.Accounts.AccountByID(r.Context(), id)
@@ -735,11 +849,11 @@ func (u *userRoutes) totpStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, phivault.Errorf(phivault.ECONFLICT, "Only an active account can enroll a second factor."))
 		return
 	}
-	if isSelf(r, id) && len(a.TOTPSecret) > 0 {
-		// Replacing one's own second factor is removing it: a second
-		// admin approves that (DELETE users/{id}/totp) first.
+	if len(a.TOTPSecret) > 0 {
+		// Replacing a second factor is removing it: a second admin
+		// approves that (DELETE users/{id}/totp) first.
 		u.h.finish(w, r, "Account", id, phivault.Errorf(phivault.EFORBIDDEN,
-			"Replacing your own second factor needs another admin: remove it with DELETE users/{id}/totp, which another admin approves, then enroll again."), 0, nil)
+			"The account has a second factor; replacing it needs another admin: remove it with DELETE users/{id}/totp, which another admin approves, then enroll again."), 0, nil)
 		return
 	}
 	secret, err := identity.NewTOTPSecret(u.h.opts.Rand)
@@ -825,18 +939,32 @@ func (u *userRoutes) totpConfirm(w http.ResponseWriter, r *http.Request) {
 		"The TOTP second factor is enrolled."))
 }
 
-// totpRemove removes the TOTP second factor and revokes every session; the
-// person must enroll again before logging in.
+// totpRemove asks for the removal of the TOTP second factor: it waits for
+// a second admin, whoever's account it is. Once approved, every session
+// of the account ends and the person must enroll again before logging in.
 func (u *userRoutes) totpRemove(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	reason := ReasonCredentials
 	if isSelf(r, id) {
-		u.requestChange(w, r, id, ChangeTOTPRemove, nil)
+		reason = ReasonSelf
+	}
+	a, err := u.h.opts.Accounts.AccountByID(r.Context(), id)
+	switch {
+	case err != nil:
+	case person(r) == nil:
+		err = errResetNeedsPerson
+	case len(a.TOTPSecret) == 0:
+		err = phivault.Errorf(phivault.ECONFLICT, "The account has no TOTP second factor to remove.")
+	}
+	if err != nil {
+		u.h.finish(w, r, "Account", id, err, 0, nil)
 		return
 	}
-	_, err := u.h.ModifyAccount(r.Context(), id, func(a *phivault.Account) error {
-		a.TOTPSecret, a.TOTPLastStep = nil, 0
-		return nil
-	})
-	u.h.finish(w, r, "Account", id, err, http.StatusOK, fhir.NewOutcome("information", "informational",
-		"The TOTP second factor was removed; the account's sessions were revoked."))
+	u.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: id, Kind: ChangeTOTPRemove, Reason: reason},
+		apply: func(ctx context.Context) (*phivault.Account, error) {
+			return u.h.ModifyAccount(ctx, id, func(a *phivault.Account) error {
+				a.TOTPSecret, a.TOTPLastStep = nil, 0
+				return nil
+			})
+		}})
 }

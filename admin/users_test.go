@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base32"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -30,12 +31,15 @@ const (
 	// secondAdminToken is another security admin, mgr2.
 	secondAdminToken = "second-admin-token"
 	nurseToken       = "nurse-token" // principal without it
-	goodPassword     = "Correct-Horse-Battery-9417"
+	// bareToken authenticates with no principal at all.
+	bareToken    = "bare-token"
+	goodPassword = "Correct-Horse-Battery-9417"
 )
 
-// principals authenticates the bootstrap token (no principal) and two
-// principals: a security admin and a nurse.
-type principals struct{ boot api.Authenticator }
+// principals authenticates the bootstrap token (with the bootstrap
+// principal), two security admins, a nurse, and bareToken with no
+// principal.
+type principals struct{ bare api.Authenticator }
 
 func (p principals) Authenticate(ctx context.Context, token string) (context.Context, error) {
 	switch token {
@@ -49,7 +53,7 @@ func (p principals) Authenticate(ctx context.Context, token string) (context.Con
 		// As serve wires it: the bootstrap token carries the bootstrap principal.
 		return phivault.WithPrincipal(api.WithActor(ctx, "admin"), access.BootstrapPrincipal("admin")), nil
 	}
-	return p.boot.Authenticate(ctx, token)
+	return p.bare.Authenticate(ctx, token)
 }
 
 type harness struct {
@@ -74,7 +78,7 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, db: db, revoker: &storetest.Revoker{}, log: l, now: time.Now()}
 	fast := &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
 	handler := admin.NewHandler(admin.Options{
-		Authenticator: principals{&api.TokenAuthenticator{Hash: api.HashToken(adminToken), Actor: "admin"}},
+		Authenticator: principals{&api.TokenAuthenticator{Hash: api.HashToken(bareToken), Actor: "bare"}},
 		Accounts:      db,
 		Clients:       db,
 		Revoker:       h.revoker,
@@ -124,10 +128,38 @@ func (h *harness) must(want int, method, path string, body, v any) {
 	}
 }
 
+// createUser creates a staff account with roles, a department and a
+// password, as a security admin (mgr1) asks for it and, if it waits for a
+// second admin, as mgr2 approves it.
 func (h *harness) createUser(name string, roles ...string) admin.User {
 	h.t.Helper()
+	return h.asked(managerToken, "POST", "/admin/users", admin.UserCreate{Username: name, Roles: roles, Password: goodPassword, Department: "cardiology"})
+}
+
+// asked sends a request with token and returns the account it answers:
+// at once (200, 201), or, for a change that waits (202), once mgr2 has
+// approved it.
+func (h *harness) asked(token, method, path string, body any) admin.User {
+	h.t.Helper()
+	status, b := h.do(token, method, path, body)
+	switch status {
+	case http.StatusOK, http.StatusCreated:
+	case http.StatusAccepted:
+		var out struct{ Change admin.PendingChange }
+		if err := json.Unmarshal(b, &out); err != nil || out.Change.ID == "" {
+			h.t.Fatalf("%s %s = 202 %s: %v", method, path, b, err)
+		}
+		status, b = h.do(secondAdminToken, "POST", "/admin/changes/"+out.Change.ID+"/approve", nil)
+		if status != http.StatusOK {
+			h.t.Fatalf("approval of %s %s = %d %s, want 200", method, path, status, b)
+		}
+	default:
+		h.t.Fatalf("%s %s = %d %s", method, path, status, b)
+	}
 	var u admin.User
-	h.must(201, "POST", "/admin/users", admin.UserCreate{Username: name, Roles: roles, Password: goodPassword, Department: "cardiology"}, &u)
+	if err := json.Unmarshal(b, &u); err != nil {
+		h.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+	}
 	return u
 }
 
@@ -189,13 +221,16 @@ func TestUsers_CreateGetList(t *testing.T) {
 	}
 	h.must(404, "GET", "/admin/users/nope", nil, nil)
 
+	// Each create is asked for by mgr1 and approved by mgr2.
 	entries := h.audit()
-	if len(entries) != 2 {
-		t.Fatalf("%d audit entries, want 2 (one per create)", len(entries))
+	if len(entries) != 4 {
+		t.Fatalf("%d audit entries, want 4 (asked and approved, per create)", len(entries))
 	}
-	e := entries[0]
-	if e.Action != phivault.ActionAccountChange || e.TargetType != "Account" || e.TargetID != u.ID || e.Actor != "admin" || e.Outcome != "ok" {
-		t.Errorf("audit entry = %+v", e)
+	for i, actor := range []string{"mgr1", "mgr2"} {
+		e := entries[i]
+		if e.Action != phivault.ActionAccountChange || e.TargetType != "Account" || e.TargetID != u.ID || e.Actor != actor || e.Outcome != "ok" {
+			t.Errorf("audit entry %d = %+v", i, e)
+		}
 	}
 	h.noSecrets(acc.PasswordHash)
 	b, _ := json.Marshal(entries)
@@ -291,7 +326,7 @@ func TestUsers_Authorization(t *testing.T) {
 		if e.Outcome == phivault.EFORBIDDEN && e.Actor == "nurse1" {
 			refused++
 		}
-		if e.Outcome == "ok" && e.Actor == "mgr1" && slices.Equal(e.Roles, []string{"security-admin"}) && e.TargetID == u.ID {
+		if e.Outcome == "ok" && e.Actor == "mgr1" && slices.Equal(e.Roles, []string{"security-admin"}) && e.TargetID == u.ID && e.Decision == "" {
 			byMgr++
 		}
 	}
@@ -309,7 +344,7 @@ func TestUsers_UpdateRevokes(t *testing.T) {
 	if got.ExternalID != "ext-9" || h.revoker.Count(u.ID) != 0 {
 		t.Errorf("external id change: %+v, %d revocations, want 0", got, h.revoker.Count(u.ID))
 	}
-	h.must(200, "PATCH", "/admin/users/"+u.ID, map[string]any{"roles": []string{"physician", "privacy-officer"}, "clearances": []string{"PSY"}}, &got)
+	got = h.asked(managerToken, "PATCH", "/admin/users/"+u.ID, map[string]any{"roles": []string{"physician", "privacy-officer"}, "clearances": []string{"PSY"}})
 	if !slices.Equal(got.Roles, []string{"physician", "privacy-officer"}) || h.revoker.Count(u.ID) != 1 {
 		t.Errorf("role change: %+v, %d revocations, want 1", got, h.revoker.Count(u.ID))
 	}
@@ -342,14 +377,14 @@ func TestUsers_Password(t *testing.T) {
 	if err := h.db.UpdateAccount(ctx, acc); err != nil {
 		t.Fatal(err)
 	}
-	if status, b := h.do(adminToken, "POST", "/admin/users/"+u.ID+"/password", `{"password":"dr.quinn-12345678"}`); status != 400 {
+	if status, b := h.do(managerToken, "POST", "/admin/users/"+u.ID+"/password", `{"password":"dr.quinn-12345678"}`); status != 400 {
 		t.Errorf("password with username = %d %s, want 400", status, b)
 	}
 	if h.revoker.Count(u.ID) != 0 {
 		t.Error("refused password change revoked sessions")
 	}
 	const newPass = "Ultraviolet-Anchor-5531"
-	h.must(200, "POST", "/admin/users/"+u.ID+"/password", map[string]string{"password": newPass}, nil)
+	h.asked(managerToken, "POST", "/admin/users/"+u.ID+"/password", map[string]string{"password": newPass})
 	acc, _ = h.db.AccountByID(ctx, u.ID)
 	if ok, _, _ := identity.NewHasher().Verify(acc.PasswordHash, newPass); !ok || acc.FailedLogins != 0 || !acc.LockedUntil.IsZero() {
 		t.Errorf("after reset: password ok %v, failed %d, locked %v", ok, acc.FailedLogins, acc.LockedUntil)
@@ -364,6 +399,18 @@ func TestUsers_TOTP(t *testing.T) {
 	h := newHarness(t)
 	u := h.createUser("dr.zhivago", "physician")
 	var enr admin.TOTPEnrollment
+
+	// Too many wrong codes drop an enrollment; an expired one is gone.
+	h.must(200, "POST", "/admin/users/"+u.ID+"/totp", nil, nil)
+	for range 5 {
+		h.must(400, "POST", "/admin/users/"+u.ID+"/totp/confirm", `{"code":"000000"}`, nil)
+	}
+	h.must(409, "POST", "/admin/users/"+u.ID+"/totp/confirm", `{"code":"000000"}`, nil)
+	h.must(200, "POST", "/admin/users/"+u.ID+"/totp", nil, &enr)
+	h.now = h.now.Add(admin.DefaultTOTPEnrollTTL + time.Second)
+	key, _ := otp.NewKeyFromURL(enr.URI)
+	h.must(409, "POST", "/admin/users/"+u.ID+"/totp/confirm", map[string]string{"code": totpCode(t, key.Secret(), h.now)}, nil)
+
 	h.must(200, "POST", "/admin/users/"+u.ID+"/totp", nil, &enr)
 	key, err := otp.NewKeyFromURL(enr.URI)
 	if err != nil || key.Issuer() != "phivault" || key.AccountName() != "dr.zhivago" {
@@ -404,21 +451,14 @@ func TestUsers_TOTP(t *testing.T) {
 	// The secret was returned once, by the enrollment call only.
 	h.noSecrets(secret, acc.PasswordHash)
 
-	// Too many wrong codes drop the enrollment; an expired one is gone.
-	h.must(200, "POST", "/admin/users/"+u.ID+"/totp", nil, nil)
-	for range 5 {
-		h.must(400, "POST", "/admin/users/"+u.ID+"/totp/confirm", `{"code":"000000"}`, nil)
-	}
-	h.must(409, "POST", "/admin/users/"+u.ID+"/totp/confirm", `{"code":"000000"}`, nil)
-	h.must(200, "POST", "/admin/users/"+u.ID+"/totp", nil, &enr)
-	h.now = h.now.Add(admin.DefaultTOTPEnrollTTL + time.Second)
-	key, _ = otp.NewKeyFromURL(enr.URI)
-	h.must(409, "POST", "/admin/users/"+u.ID+"/totp/confirm", map[string]string{"code": totpCode(t, key.Secret(), h.now)}, nil)
-
-	h.must(200, "DELETE", "/admin/users/"+u.ID+"/totp", nil, nil)
+	// An enrolled factor is not replaced, and it is removed only with a
+	// second admin's approval.
+	h.must(403, "POST", "/admin/users/"+u.ID+"/totp", nil, nil)
+	h.must(403, "DELETE", "/admin/users/"+u.ID+"/totp", nil, nil)
+	h.asked(managerToken, "DELETE", "/admin/users/"+u.ID+"/totp", nil)
 	acc, _ = h.db.AccountByID(context.Background(), u.ID)
 	if len(acc.TOTPSecret) != 0 {
-		t.Error("TOTP secret left after DELETE")
+		t.Error("TOTP secret left after an approved removal")
 	}
 }
 
@@ -459,7 +499,7 @@ func TestMayManage(t *testing.T) {
 		p    *phivault.Principal
 		want bool
 	}{
-		{nil, true},
+		{nil, false},
 		{access.BootstrapPrincipal("admin"), true},
 		{&phivault.Principal{Kind: phivault.PrincipalStaff, Roles: []string{"security-admin"}}, true},
 		{&phivault.Principal{Kind: phivault.PrincipalStaff, Roles: []string{"physician", "privacy-officer"}}, false},

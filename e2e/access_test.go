@@ -50,8 +50,9 @@ func TestAccess(t *testing.T) {
 		t.Helper()
 		return v.cli(wantErr, nil, args...)
 	}
-	out := cli(false, "users", "add", "-username", "dr.access", "-role", "physician")
-	id := regexp.MustCompile(`\(id (\S+),`).FindStringSubmatch(out)
+	// A physician: asked for by one security admin, approved by another.
+	out := newAdmins(t, v, "Lattice-Orchard-Beacon-3318").granted("users", "add", "-username", "dr.access", "-role", "physician")
+	id := regexp.MustCompile(`\(id (\S+)\)`).FindStringSubmatch(out)
 	if id == nil {
 		t.Fatalf("users add printed %q", out)
 	}

@@ -87,8 +87,11 @@ func TestOAuth(t *testing.T) {
 	var prac struct{ ID string }
 	json.Unmarshal(r.body, &prac)
 
-	// A physician with TOTP, a public app and a backend system.
-	out := cli(false, "users", "add", "-username", "dr.oauth", "-role", "physician", "-totp", "-training", time.Now().AddDate(1, 0, 0).Format(time.DateOnly))
+	// A physician with TOTP (asked for by one security admin, approved by
+	// another), a public app and a backend system.
+	adm := newAdmins(t, v, password)
+	adm.granted("users", "add", "-username", "dr.oauth", "-role", "physician", "-training", time.Now().AddDate(1, 0, 0).Format(time.DateOnly))
+	out := adm.ask(false, "users", "enroll-totp", "-user", "dr.oauth")
 	key, err := otp.NewKeyFromURL(regexp.MustCompile(`otpauth://\S+`).FindString(out))
 	if err != nil {
 		t.Fatalf("users add printed %q: %v", out, err)

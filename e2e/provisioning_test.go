@@ -22,22 +22,32 @@ import (
 
 // TestProvisioning drives the real binary's users, clients and training
 // subcommands against a running server: a physician with a password and
-// TOTP, training dates (one and by CSV, all-or-nothing), suspension, and
-// public and backend clients; no secret reaches a response or the log.
+// TOTP, asked for by one security admin and approved by another, training
+// dates (one and by CSV, all-or-nothing), suspension, and public and
+// backend clients; no secret reaches a response or the log.
 func TestProvisioning(t *testing.T) {
 	requireE2E(t)
 	v := newVault(t)
 	v.start()
 	dir := t.TempDir()
 	const password = "Velvet-Harbour-Lantern-8830"
-	// cli runs the binary and returns its output; wantErr says it must fail.
+	// cli runs the binary with the bootstrap token and returns its
+	// output; wantErr says it must fail.
 	cli := v.passwordCLI(password)
+	adm := newAdmins(t, v, password)
 
-	out := cli(false, "users", "add", "-username", "dr.e2e", "-role", "physician", "-department", "cardiology",
-		"-practitioner", "prac-1", "-training", "2030-06-30", "-totp")
+	// The bootstrap token cannot make a physician; one admin asks, the
+	// other approves, and the account exists only then.
+	cli(true, "users", "add", "-username", "dr.e2e", "-role", "physician")
+	out := adm.granted("users", "add", "-username", "dr.e2e", "-role", "physician", "-department", "cardiology",
+		"-practitioner", "prac-1", "-training", "2030-06-30")
+	if !strings.Contains(out, "User dr.e2e") || !strings.Contains(out, "roles physician") {
+		t.Fatalf("approval of users add printed %q", out)
+	}
+	out = adm.ask(false, "users", "enroll-totp", "-user", "dr.e2e")
 	uri := regexp.MustCompile(`otpauth://\S+`).FindString(out)
-	if !strings.Contains(out, "Created user dr.e2e") || uri == "" {
-		t.Fatalf("users add printed %q", out)
+	if uri == "" {
+		t.Fatalf("users enroll-totp printed %q", out)
 	}
 	key, err := otp.NewKeyFromURL(uri)
 	if err != nil {
@@ -51,9 +61,9 @@ func TestProvisioning(t *testing.T) {
 	if out := cli(false, "users", "enroll-totp", "-user", "dr.e2e", "-code", code); !strings.Contains(out, "enrolled") {
 		t.Fatalf("enroll-totp printed %q", out)
 	}
-	cli(true, "users", "add", "-username", "dr.e2e", "-role", "physician") // taken
-	cli(true, "users", "add", "-username", "weak", "-role", "wizard")      // unknown role
-	cli(false, "users", "add", "-username", "nurse.e2e", "-role", "nurse,front-desk")
+	adm.ask(true, "users", "add", "-username", "dr.e2e", "-role", "physician") // taken
+	adm.ask(true, "users", "add", "-username", "weak", "-role", "wizard")      // unknown role
+	adm.granted("users", "add", "-username", "nurse.e2e", "-role", "nurse,front-desk")
 	out = cli(false, "users", "list")
 	if !regexp.MustCompile(`dr\.e2e\s+staff\s+active\s+physician\s+cardiology\s+2030-06-30\s+totp`).MatchString(out) ||
 		!strings.Contains(out, "nurse,front-desk") {
@@ -155,7 +165,11 @@ func TestProvisioning(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("GET /admin/users = %d %s", r.status, r.body)
 	}
-	for _, secret := range []string{"$argon2id", password, key.Secret()} {
+	secrets := []string{"$argon2id", password, key.Secret()}
+	for _, p := range adm.people {
+		secrets = append(secrets, p.password, p.totpSecret)
+	}
+	for _, secret := range secrets {
 		if bytes.Contains(r.body, []byte(secret)) || bytes.Contains(v.stderr.Bytes(), []byte(secret)) {
 			t.Errorf("a secret (%.10s...) is in the admin API answer or the server log", secret)
 		}

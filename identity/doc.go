@@ -10,7 +10,9 @@
 // rehashed at the next successful login. Every hash holds its memory from
 // a [Pool] while it runs, so concurrent logins never use more than the
 // pool's budget ([DefaultMemoryBudget]); callers wait their turn or get
-// [ErrBusy].
+// [ErrBusy]. A stored hash whose parameters ask for more memory than the
+// whole budget, or more than [MaxTime] passes, is refused with
+// [ErrHashCost] before anything is allocated.
 //
 // [CheckPassword] refuses passwords shorter than [MinPasswordLength] and
 // passwords that follow a breached pattern. Without a network connection

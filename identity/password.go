@@ -95,8 +95,10 @@ func (h *Hasher) HashContext(ctx context.Context, password string) (string, erro
 // Verify reports whether password matches the encoded hash, comparing in
 // constant time. If it matches and the hash was made with other parameters
 // than h.Params, rehash is true: the caller should store a fresh Hash.
-// A malformed hash is an error. It waits for memory in the Hasher's Pool;
-// see VerifyContext.
+// A malformed hash is an error, and so is one whose parameters ask for
+// more memory than the Pool's budget or more than MaxTime passes
+// (ErrHashCost): it is refused before anything is allocated. It waits for
+// memory in the Hasher's Pool; see VerifyContext.
 func (h *Hasher) Verify(encoded, password string) (ok, rehash bool, err error) {
 	return h.VerifyContext(context.Background(), encoded, password)
 }
@@ -107,6 +109,9 @@ func (h *Hasher) VerifyContext(ctx context.Context, encoded, password string) (o
 	p, salt, key, err := decodeHash(encoded)
 	if err != nil {
 		return false, false, err
+	}
+	if p.Time > MaxTime {
+		return false, false, fmt.Errorf("%w: %d passes, over the most of %d", ErrHashCost, p.Time, MaxTime)
 	}
 	var got []byte
 	if err := h.pool().run(ctx, p.Memory, func() {

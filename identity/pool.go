@@ -2,6 +2,8 @@ package identity
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +26,18 @@ const (
 // Pool in time (Pool.Wait), or the caller's context ended while it
 // waited. The caller should answer 503 with Retry-After.
 var ErrBusy = &phivault.Error{Code: phivault.EUNAVAILABLE, Message: "The sign-in service is busy. Try again in a few seconds."}
+
+// ErrHashCost is returned for a password hash whose argon2id parameters
+// ask for more memory than the Pool's whole budget or more than MaxTime
+// passes. A stored hash comes from the database, not from us alone: one
+// written there by hand, by an import or by an attacker must not make a
+// login allocate gigabytes or spin for minutes. Such a hash cannot be
+// verified; set the account's password again.
+var ErrHashCost = errors.New("identity: password hash parameters over the limits")
+
+// MaxTime is the most argon2id passes a stored hash may ask for: sixteen
+// times DefaultTime.
+const MaxTime = 16 * DefaultTime
 
 // A Pool bounds the memory of the argon2id hashes running at once: each
 // hash holds its parameters' memory (at most the whole budget) from the
@@ -57,9 +71,15 @@ func NewPool(budgetKiB int64) *Pool {
 // Budget returns the pool's memory budget in KiB.
 func (p *Pool) Budget() int64 { return p.budget }
 
-// run runs f holding memoryKiB of the pool's budget (at most all of it).
+// run runs f holding memoryKiB of the pool's budget. A hash that needs
+// more than the whole budget is refused with ErrHashCost before f runs:
+// argon2id allocates its memory parameter whatever the pool holds, so
+// running it would break the bound the pool exists for.
 func (p *Pool) run(ctx context.Context, memoryKiB uint32, f func()) error {
-	w := min(int64(memoryKiB), p.budget)
+	w := int64(memoryKiB)
+	if w > p.budget {
+		return fmt.Errorf("%w: %d KiB of memory, over the hash pool's budget of %d KiB", ErrHashCost, w, p.budget)
+	}
 	if p.Wait >= 0 {
 		wait := p.Wait
 		if wait == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,5 +107,60 @@ func TestLogin_poolBusy(t *testing.T) {
 	}
 	if acc.FailedLogins != 0 {
 		t.Errorf("FailedLogins = %d, want 0: busy answers are not failures", acc.FailedLogins)
+	}
+}
+
+// TestVerify_costCapped checks that a stored hash asking for more memory
+// than the pool's whole budget, or for too many passes, is refused before
+// argon2id runs, and that Login reports it as an error naming the account
+// and the parameters, never the hash.
+func TestVerify_costCapped(t *testing.T) {
+	const budget = 64 // KiB
+	pool := identity.NewPool(budget)
+	var started atomic.Int64
+	pool.Started = func(int64) { started.Add(1) }
+	h := &identity.Hasher{Params: identity.Params{Memory: budget, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, Pool: pool}
+	big := &identity.Hasher{Params: identity.Params{Memory: 16 * budget, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
+	enc, err := big.Hash(testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &identity.Hasher{Params: identity.Params{Memory: budget, Time: identity.MaxTime + 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
+	encSlow, err := slow.Hash(testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stored := range []string{enc, encSlow} {
+		if ok, _, err := h.Verify(stored, testPassword); ok || !errors.Is(err, identity.ErrHashCost) {
+			t.Errorf("Verify(%.30s...) = %v, %v; want ErrHashCost", stored, ok, err)
+		}
+	}
+	if _, err := h.Hash(testPassword); err != nil {
+		t.Errorf("Hash within the budget = %v", err)
+	}
+	if n := started.Load(); n != 1 {
+		t.Errorf("%d hashes ran, want 1 (the Hash): over-cost hashes must not run", n)
+	}
+	big.Pool = pool
+	if _, err := big.Hash(testPassword); !errors.Is(err, identity.ErrHashCost) {
+		t.Errorf("Hash with memory over the pool's budget = %v, want ErrHashCost", err)
+	}
+
+	f := newFixture(t)
+	f.auth.Hasher = h
+	acc, err := f.store.AccountByID(t.Context(), f.acc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc.PasswordHash, acc.Version = enc, acc.Version+1
+	if err := f.store.UpdateAccount(t.Context(), acc); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.auth.Login(t.Context(), "jdoe", testPassword, f.code(t))
+	if !errors.Is(err, identity.ErrHashCost) || errors.Is(err, identity.ErrInvalidCredentials) {
+		t.Fatalf("Login with an over-cost stored hash = %v, want ErrHashCost", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, f.acc.ID) || strings.Contains(msg, "$argon2id") || strings.Contains(msg, enc[len(enc)-20:]) {
+		t.Errorf("Login error %q: want the account id and no part of the hash", msg)
 	}
 }

@@ -28,6 +28,22 @@
 // DELETE. Passwords may be set (never read back); TOTP and WebAuthn are
 // enrolled through the admin API or the login flow.
 //
+// # Trust
+//
+// The SCIM client is the organisation's identity provider, its source of
+// truth for who works there and in which role, with its own joiner,
+// mover and leaver approvals. Its changes apply at once, roles included:
+// SCIM creates a physician, or grants a role, without the second admin
+// that the admin API's grants wait for (admin.GrantRoles). That trust
+// is the SCIM token's alone: it is made with the data folder in hand
+// ("phivault users scim-token") and given to the identity provider, not
+// to a person, and the handler refuses every request that carries a
+// principal, a security admin's or the bootstrap token's included. SCIM
+// sets no clearances, practitioner links, patient accounts or second
+// factors. Whoever administers the identity provider can therefore give
+// an account a clinical role; keep those people apart from phivault's
+// security admins, or do not enable SCIM.
+//
 // Every change is an audit entry with action account-change, target type
 // Account and the account id, and no username or other personal data.
 // Errors are SCIM error responses (application/scim+json) whose detail
@@ -77,9 +93,11 @@ const MediaType = "application/scim+json"
 // Options configures a Handler.
 type Options struct {
 	// Authenticator checks the provisioning client's bearer token;
-	// required, nil refuses every request. A request it authenticates
-	// without a principal (such as a dedicated SCIM token) is allowed; one
-	// with a principal must pass admin.MayManage.
+	// required, nil refuses every request. Only a request it authenticates
+	// without a principal (the dedicated SCIM token) is served: a person
+	// or another client, even a security admin or the bootstrap token, is
+	// refused, because SCIM applies changes at once (see the package doc,
+	// "Trust").
 	Authenticator api.Authenticator
 	Accounts      phivault.AccountStore   // required
 	Audit         phivault.AuditLog       // required for changes; without it they answer 503
@@ -138,9 +156,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if p := phivault.PrincipalFromContext(ctx); !admin.MayManage(p) {
+	if p := phivault.PrincipalFromContext(ctx); p != nil {
 		h.log.Warn("scim: refused", "principal", p)
-		err := phivault.Errorf(phivault.EFORBIDDEN, "Provisioning needs the SCIM token or the security-admin role.")
+		err := phivault.Errorf(phivault.EFORBIDDEN, "SCIM serves the identity provider's SCIM token only; people manage accounts through the admin API.")
 		h.record(ctx, r.PathValue("id"), err)
 		writeError(w, err)
 		return

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/identity"
@@ -24,17 +25,25 @@ import (
 )
 
 const (
-	scimToken    = "scim-secret-token"
-	nurseToken   = "nurse-token"
-	goodPassword = "Granite-Willow-Compass-7712"
+	scimToken      = "scim-secret-token"
+	nurseToken     = "nurse-token"
+	secAdminToken  = "security-admin-token"
+	bootstrapToken = "bootstrap-token"
+	goodPassword   = "Granite-Willow-Compass-7712"
 )
 
-// auth accepts the SCIM token (no principal) and a nurse's token.
+// auth accepts the SCIM token (no principal), and a nurse's, a security
+// admin's and the bootstrap token, each with its principal.
 type auth struct{ scim api.Authenticator }
 
 func (a auth) Authenticate(ctx context.Context, token string) (context.Context, error) {
-	if token == nurseToken {
+	switch token {
+	case nurseToken:
 		return phivault.WithPrincipal(ctx, &phivault.Principal{ID: "n1", Kind: phivault.PrincipalStaff, Roles: []string{"nurse"}}), nil
+	case secAdminToken:
+		return phivault.WithPrincipal(ctx, &phivault.Principal{ID: "mgr1", Kind: phivault.PrincipalStaff, Roles: []string{"security-admin"}}), nil
+	case bootstrapToken:
+		return phivault.WithPrincipal(ctx, access.BootstrapPrincipal("admin")), nil
 	}
 	return a.scim.Authenticate(ctx, token)
 }
@@ -360,7 +369,7 @@ func TestAuthorization(t *testing.T) {
 	for _, tc := range []struct {
 		token  string
 		status int
-	}{{"", 401}, {"wrong", 401}, {nurseToken, 403}} {
+	}{{"", 401}, {"wrong", 401}, {nurseToken, 403}, {secAdminToken, 403}, {bootstrapToken, 403}} {
 		for _, r := range []struct{ method, path string }{
 			{"GET", "/scim/v2/Users"}, {"POST", "/scim/v2/Users"}, {"PATCH", "/scim/v2/Users/" + u.ID},
 			{"DELETE", "/scim/v2/Users/" + u.ID}, {"GET", "/scim/v2/Groups"}, {"GET", "/scim/v2/ServiceProviderConfig"},
@@ -376,6 +385,24 @@ func TestAuthorization(t *testing.T) {
 	accs, _ := h.db.Accounts(context.Background())
 	if len(accs) != 1 {
 		t.Errorf("%d accounts, want 1", len(accs))
+	}
+}
+
+// TestTrust pins the trust SCIM rests on (package doc, "Trust"): the
+// identity provider's token creates an account with a clinical role, and
+// grants one, at once, with no second admin; and only that token: a
+// security admin or the bootstrap token, who would need a second admin
+// through the admin API, is refused here (TestAuthorization).
+func TestTrust(t *testing.T) {
+	h := newHarness(t)
+	u := h.createUser("dr.idp", "physician")
+	if a := h.account(u.ID); !slices.Equal(a.Roles, []string{"physician"}) || a.Status != phivault.AccountActive {
+		t.Fatalf("SCIM-created account %+v, want an active physician at once", a)
+	}
+	h.must(200, "PATCH", "/scim/v2/Groups/nurse", map[string]any{"schemas": []string{scim.SchemaPatch},
+		"Operations": []map[string]any{{"op": "add", "path": "members", "value": []map[string]string{{"value": u.ID}}}}}, nil)
+	if a := h.account(u.ID); !slices.Contains(a.Roles, "nurse") {
+		t.Errorf("roles %v after a group add, want nurse granted at once", a.Roles)
 	}
 }
 

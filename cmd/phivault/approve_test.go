@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,13 +14,15 @@ import (
 	"testing"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/identity"
 	"github.com/phivault/phivault/internal/storetest"
 	"github.com/phivault/phivault/sqlite"
 )
 
-// twoAdmins authenticates two security admins by token: mgr1 and mgr2.
+// twoAdmins authenticates two security admins by token, mgr1 and mgr2,
+// and the bootstrap token.
 type twoAdmins struct{}
 
 func (twoAdmins) Authenticate(ctx context.Context, token string) (context.Context, error) {
@@ -27,6 +30,8 @@ func (twoAdmins) Authenticate(ctx context.Context, token string) (context.Contex
 	case "token-mgr1", "token-mgr2":
 		id := strings.TrimPrefix(token, "token-")
 		return phivault.WithPrincipal(ctx, &phivault.Principal{ID: id, Kind: phivault.PrincipalStaff, Roles: []string{admin.AdminRole}}), nil
+	case "token-boot":
+		return phivault.WithPrincipal(ctx, access.BootstrapPrincipal("admin")), nil
 	}
 	return nil, &phivault.Error{Code: phivault.EUNAUTHORIZED, Message: "no"}
 }
@@ -79,5 +84,79 @@ func TestUsers_approve(t *testing.T) {
 	}
 	if !slices.Equal(a.Roles, []string{admin.AdminRole, "physician"}) {
 		t.Errorf("roles after approval %v", a.Roles)
+	}
+}
+
+// TestUsers_approveGrants drives the CLI through the bypasses of finding
+// 15's follow-up: a new physician, another person's password and TOTP,
+// each asked for by one admin, refused to the same admin and the
+// bootstrap token, and applied when a second admin approves.
+func TestUsers_approveGrants(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vault.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	hasher := &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
+	h := admin.NewHandler(admin.Options{Authenticator: twoAdmins{}, Accounts: db, Clients: db, Audit: storetest.OpenAuditLog(t, db), Hasher: hasher})
+	srv := httptest.NewServer(http.StripPrefix("/fhir", h))
+	t.Cleanup(srv.Close)
+	pwFile := filepath.Join(t.TempDir(), "pw.txt")
+	if err := os.WriteFile(pwFile, []byte("Harbor-Lantern-Quiet-4471\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(token string, args ...string) (string, error) {
+		t.Setenv("PHIVAULT_TOKEN", token)
+		var out bytes.Buffer
+		err := run(ctx, append(args, "-url", srv.URL+"/fhir"), &out, io.Discard)
+		return out.String(), err
+	}
+	changeID := regexp.MustCompile(`approve -change ([0-9a-f]{32})`)
+	// asked runs a command as mgr1 that must wait, checks that mgr1 and
+	// the bootstrap token cannot approve it, approves it as mgr2 and
+	// returns what that printed.
+	asked := func(args ...string) string {
+		t.Helper()
+		out, err := cli("token-mgr1", args...)
+		m := changeID.FindStringSubmatch(out)
+		if err != nil || m == nil {
+			t.Fatalf("%v = %q, %v; want a change that waits, and the approve command", args, out, err)
+		}
+		for _, token := range []string{"token-mgr1", "token-boot"} {
+			if _, err := cli(token, "users", "approve", "-change", m[1]); err == nil || !strings.Contains(err.Error(), "403") {
+				t.Errorf("approval of %v with %s: %v, want a 403", args, token, err)
+			}
+		}
+		out, err = cli("token-mgr2", "users", "approve", "-change", m[1])
+		if err != nil {
+			t.Fatalf("approval of %v by mgr2: %v", args, err)
+		}
+		return out
+	}
+
+	if _, err := cli("token-boot", "users", "add", "-username", "dr.boot", "-role", "physician"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("users add of a physician with the bootstrap token: %v, want a 403", err)
+	}
+	t.Setenv("PHIVAULT_USER_PASSWORD_FILE", pwFile)
+	out := asked("users", "add", "-username", "dr.new", "-role", "physician", "-clearance", "PSY")
+	if !strings.Contains(out, "User dr.new") || !strings.Contains(out, "roles physician") || !strings.Contains(out, "clearances PSY") {
+		t.Errorf("approval printed %q, want the new physician", out)
+	}
+	a, err := db.AccountByUsername(ctx, "dr.new")
+	if err != nil {
+		t.Fatalf("the approved account: %v", err)
+	}
+	a.TOTPSecret, a.Version = []byte("12345678901234567890"), a.Version+1
+	if err := db.UpdateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	asked("users", "set-password", "-user", "dr.new")
+	asked("users", "remove-totp", "-user", "dr.new")
+	if a, err = db.AccountByID(ctx, a.ID); err != nil || len(a.TOTPSecret) != 0 {
+		t.Errorf("TOTP after an approved removal: %v, %v", a, err)
+	}
+	if out, err := cli("token-mgr1", "users", "changes"); err != nil || !strings.Contains(out, "No changes await") {
+		t.Errorf("users changes = %q, %v; want none left", out, err)
 	}
 }

@@ -18,6 +18,7 @@ func TestHelp(t *testing.T) {
 		{"keys", "shred"}, {"keys", "rotate"}, {"keys", "rotate-patient"}, {"keys", "status"}, {"keys", "compromised"},
 		{"users", "add"}, {"users", "list"}, {"users", "update"}, {"users", "suspend"}, {"users", "activate"},
 		{"users", "set-password"}, {"users", "set-training"}, {"users", "enroll-totp"}, {"users", "scim-token"},
+		{"users", "remove-totp"}, {"users", "changes"}, {"users", "approve"}, {"users", "reject"},
 		{"clients", "add-public"}, {"clients", "add-backend"}, {"clients", "list"}, {"clients", "suspend"}, {"clients", "activate"},
 		{"policy", "explain"}, {"policy", "test"}, {"policy", "validate"},
 		{"audit", "verify"}, {"audit", "export"}, {"audit", "archive"}, {"audit", "verify-archive"},

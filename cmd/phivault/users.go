@@ -39,23 +39,37 @@ Subcommands:
   set-training  set the security-training valid-until date (YYYY-MM-DD)
   enroll-totp   start TOTP enrollment (prints an otpauth:// URI), then
                 confirm it with -code from the authenticator app
-  changes       list changes admins asked for on their own accounts, which
-                wait for a second admin
-  approve       apply such a change (-change ID); not by the admin who asked
+  remove-totp   remove an account's TOTP second factor
+  changes       list the changes that wait for a second admin
+  approve       apply such a change (-change ID); not by the admin who
+                asked, nor by the account it changes
   reject        drop such a change (-change ID)
   scim-token    make the bearer token of the identity provider's SCIM
                 client (/scim/v2/); works on the data folder (-data)
 
-A security-relevant change to your own account (roles, clearances,
-practitioner, department, organization, status, training, removing your
-TOTP) is not applied: it waits until another admin runs "phivault users
-approve". -user takes a username or an account id. Every subcommand but scim-token calls the
-running server's admin API (-url, -cacert) with the admin token from
+No one person gives an account access to patients' records alone. These
+changes are not applied when asked for: they wait until another security
+admin runs "phivault users approve -change ID" (docs/identity.md):
+  - creating an account with a role that reaches records (physician, nurse,
+    front-desk, billing) or security-admin, a clearance, a practitioner
+    link, or a patient account: it is created on approval;
+  - granting such a role, clearance or link to an existing account;
+  - setting another person's password, removing anyone's TOTP;
+  - any change of your own roles, clearances, practitioner, department,
+    organization, status or training.
+Ask and approve with your own sign-in token as PHIVAULT_TOKEN: the
+bootstrap admin token can neither, and only creates the first two
+security-admin accounts (while fewer than two are active).
+
+-user takes a username or an account id. Every subcommand but scim-token
+calls the running server's admin API (-url, -cacert) with the token from
 PHIVAULT_TOKEN or PHIVAULT_TOKEN_FILE.
 
 Example: a physician with a password and TOTP
   PHIVAULT_USER_PASSWORD_FILE=pw.txt phivault users add -username dr.grey \
-      -role physician -department cardiology -training 2026-12-31 -totp
+      -role physician -department cardiology -training 2026-12-31
+  phivault users approve -change ID       # another admin, with their token
+  phivault users enroll-totp -user dr.grey
   phivault users enroll-totp -user dr.grey -code 123456
 `
 
@@ -63,7 +77,7 @@ func (c *usersCommand) Run(ctx context.Context, args []string) error {
 	return runSubcommand(ctx, c.stdout, c.stderr, "users", usersUsage, "phivault users list", args, subcommands{
 		"add": c.add, "list": c.list, "update": c.update, "suspend": c.suspend, "activate": c.activate,
 		"set-password": c.setPassword, "set-training": c.setTraining, "enroll-totp": c.enrollTOTP,
-		"scim-token": c.scimToken, "changes": c.changes, "approve": c.approve, "reject": c.reject,
+		"remove-totp": c.removeTOTP, "scim-token": c.scimToken, "changes": c.changes, "approve": c.approve, "reject": c.reject,
 	})
 }
 
@@ -189,18 +203,29 @@ func (c *usersCommand) add(ctx context.Context, args []string) error {
 	if req.Password, err = newPassword(*passFile); err != nil {
 		return err
 	}
-	var u admin.User
+	var u userResult
 	if err := adminJSON(ctx, cf, http.MethodPost, "/users", req, &u); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "Created user %s (id %s, %s, roles %s).\n", u.Username, u.ID, u.Kind, strings.Join(u.Roles, ",")+orNone(len(u.Roles)))
-	if !u.Password {
-		fmt.Fprintln(c.stdout, "It has no password: set one with phivault users set-password -user "+u.Username)
+	if c.awaitsApproval(u) {
+		if *totp {
+			fmt.Fprintf(c.stdout, "Once it is approved, start TOTP enrollment with: phivault users enroll-totp -user %s\n", req.Username)
+		}
+		return nil
 	}
+	c.created(u.User)
 	if *totp {
 		return c.startTOTP(ctx, cf, u.ID, u.Username)
 	}
 	return nil
+}
+
+// created prints the account u that was just created.
+func (c *usersCommand) created(u admin.User) {
+	fmt.Fprintf(c.stdout, "Created user %s (id %s, %s, roles %s).\n", u.Username, u.ID, u.Kind, strings.Join(u.Roles, ",")+orNone(len(u.Roles)))
+	if !u.Password {
+		fmt.Fprintln(c.stdout, "It has no password: set one with phivault users set-password -user "+u.Username+" (another admin approves it).")
+	}
 }
 
 func orNone(n int) string {
@@ -305,10 +330,17 @@ func (c *usersCommand) update(ctx context.Context, args []string) error {
 }
 
 // userResult is the answer to a change of an account: the account, or,
-// for a change to one's own account, the change that awaits approval.
+// for a change that waits for a second admin, that change.
 type userResult struct {
 	admin.User
 	Change *admin.PendingChange `json:"change"`
+}
+
+// pendingWhy says, by admin.PendingChange.Reason, why a change waits.
+var pendingWhy = map[string]string{
+	admin.ReasonSelf:        "This changes your own account",
+	admin.ReasonGrant:       "This gives access to patients' records or the security-admin role",
+	admin.ReasonCredentials: "This resets another person's credentials",
 }
 
 // awaitsApproval prints how to approve u's pending change, if it has one.
@@ -316,7 +348,11 @@ func (c *usersCommand) awaitsApproval(u userResult) bool {
 	if u.Change == nil {
 		return false
 	}
-	fmt.Fprintf(c.stdout, "This changes your own account, so it was not applied: another admin must run\n  phivault users approve -change %s\nbefore %s.\n", u.Change.ID, u.Change.Expires)
+	why := pendingWhy[u.Change.Reason]
+	if why == "" {
+		why = "This change needs a second admin"
+	}
+	fmt.Fprintf(c.stdout, "%s, so it was not applied: another security admin must run\n  phivault users approve -change %s\nbefore %s.\n", why, u.Change.ID, u.Change.Expires)
 	return true
 }
 
@@ -334,14 +370,18 @@ func (c *usersCommand) changes(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHANGE	ACCOUNT	KIND	REQUESTED	EXPIRES	DETAIL")
+	fmt.Fprintln(tw, "CHANGE	ACCOUNT	KIND	REASON	REQUESTED_BY	EXPIRES	DETAIL")
 	for _, ch := range list.Changes {
 		detail := "-"
-		if ch.Update != nil {
+		switch {
+		case ch.Update != nil:
 			b, _ := json.Marshal(ch.Update)
 			detail = string(b)
+		case ch.Create != nil:
+			detail = fmt.Sprintf("%s (%s, roles %s, clearances %s)", ch.Create.Username, ch.Create.Kind,
+				dash(strings.Join(ch.Create.Roles, ",")), dash(strings.Join(ch.Create.Clearances, ",")))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.AccountID, ch.Kind, ch.Requested, ch.Expires, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.AccountID, ch.Kind, ch.Reason, ch.RequestedBy, ch.Expires, detail)
 	}
 	return tw.Flush()
 }
@@ -364,10 +404,15 @@ func (c *usersCommand) decide(ctx context.Context, verb string, args []string) e
 	if *id == "" {
 		return errorWithHint("no -change", "phivault users changes")
 	}
-	if err := adminJSON(ctx, cf, http.MethodPost, "/changes/"+url.PathEscape(*id)+"/"+verb, nil, nil); err != nil {
+	var u admin.User
+	if err := adminJSON(ctx, cf, http.MethodPost, "/changes/"+url.PathEscape(*id)+"/"+verb, nil, &u); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "Change %s %sd.\n", *id, verb)
+	if verb == "approve" && u.ID != "" {
+		fmt.Fprintf(c.stdout, "User %s (id %s): status %s, roles %s, clearances %s.\n", u.Username, u.ID, u.Status,
+			strings.Join(u.Roles, ",")+orNone(len(u.Roles)), strings.Join(u.Clearances, ",")+orNone(len(u.Clearances)))
+	}
 	return nil
 }
 
@@ -412,12 +457,36 @@ func (c *usersCommand) setPassword(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var oo json.RawMessage
-	if err := adminJSON(ctx, cf, http.MethodPost, "/users/"+url.PathEscape(id)+"/password", map[string]string{"password": pw}, &oo); err != nil {
+	return c.outcomeOrPending(ctx, cf, http.MethodPost, "/users/"+url.PathEscape(id)+"/password", map[string]string{"password": pw})
+}
+
+// outcomeOrPending sends a change whose answer is an OperationOutcome if
+// it applied, or a pending change if it waits for a second admin, and
+// prints which.
+func (c *usersCommand) outcomeOrPending(ctx context.Context, cf *clientFlags, method, path string, body any) error {
+	var raw json.RawMessage
+	if err := adminJSON(ctx, cf, method, path, body, &raw); err != nil {
 		return err
 	}
-	fmt.Fprintln(c.stdout, outcomeMessage(oo))
+	var u userResult
+	if json.Unmarshal(raw, &u) == nil && c.awaitsApproval(u) {
+		return nil
+	}
+	fmt.Fprintln(c.stdout, outcomeMessage(raw))
 	return nil
+}
+
+func (c *usersCommand) removeTOTP(ctx context.Context, args []string) error {
+	fs, cf := newFlags(c.stderr, "users", "remove-totp", "-user NAME")
+	user := fs.String("user", "", "username or account id (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	id, err := resolveUser(ctx, cf, *user)
+	if err != nil {
+		return err
+	}
+	return c.outcomeOrPending(ctx, cf, http.MethodDelete, "/users/"+url.PathEscape(id)+"/totp", nil)
 }
 
 func (c *usersCommand) setTraining(ctx context.Context, args []string) error {
