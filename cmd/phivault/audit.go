@@ -55,11 +55,14 @@ type AuditConfig struct {
 	// the trail (auditlog.Monitor); every 60th is a full pass. Default
 	// auditlog.DefaultMonitorInterval.
 	VerifyInterval time.Duration
-	// Recover lets the server start although the log holds entries and
-	// the outside witness file holds no checkpoint of it, which is what a
-	// log cut together with its checkpoints looks like. The start is
-	// recorded in the trail (action audit-recover).
-	Recover bool
+	// Recover, if not zero, is the size of the audit log (its entries)
+	// that the operator accepts without a checkpoint: the server starts
+	// although the log holds entries and the outside witness file holds no
+	// checkpoint of it, which is what a log cut together with its
+	// checkpoints looks like. The start is recorded in the trail (action
+	// audit-recover). A log of any other size is refused, so the override
+	// works once: the recorded start itself grows the log.
+	Recover int64
 
 	Webhook  string // https URL that receives every checkpoint by POST
 	Syslog   string // host:port of a syslog server speaking TLS (RFC 5425)
@@ -77,7 +80,7 @@ func (c *AuditConfig) register(fs *flag.FlagSet) {
 		c.VerifyInterval = v
 	}
 	fs.DurationVar(&c.VerifyInterval, "audit-verify-interval", c.VerifyInterval, fmt.Sprintf("time between the server's checks of the audit trail against its tree; every %dth checks every entry and the index (env PHIVAULT_AUDIT_VERIFY_INTERVAL)", auditlog.DefaultMonitorFullEvery))
-	fs.BoolVar(&c.Recover, "audit-recover", false, "start although the audit log holds entries and the outside witness file holds no checkpoint of it; only after an investigation (recorded in the trail)")
+	fs.Int64Var(&c.Recover, "audit-recover", 0, "start once although the outside witness file holds no checkpoint of the audit log, if the log holds exactly this many `entries` (the number the refusal names); only after an investigation (recorded in the trail)")
 	c.Webhook = os.Getenv("PHIVAULT_AUDIT_WEBHOOK")
 	fs.Var(secretFlag{&c.Webhook}, "audit-webhook", "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
 	fs.StringVar(&c.Syslog, "audit-syslog", os.Getenv("PHIVAULT_AUDIT_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to send every audit checkpoint to (env PHIVAULT_AUDIT_SYSLOG)")
@@ -357,7 +360,7 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 	if recovering {
 		a.logger.Warn("audit log started without a checkpoint (-audit-recover)", "entries", l.Tree().N)
 		e := &phivault.AuditEntry{Time: time.Now().UTC(), Actor: "phivault", Action: phivault.ActionAuditRecover, TargetType: "AuditEvent",
-			Outcome: "ok", Decision: fmt.Sprintf("started with -audit-recover: %d entries, no checkpoint found", l.Tree().N)}
+			Outcome: "ok", Decision: fmt.Sprintf("started with -audit-recover=%d: no checkpoint found", l.Tree().N)}
 		if err := l.Append(ctx, e); err != nil {
 			t.Close()
 			return fmt.Errorf("record the audit recovery: %w", err)
@@ -491,16 +494,23 @@ func (t *auditTrail) closeQueues() error {
 	return errors.Join(errs...)
 }
 
-// errNoCheckpoint is the refusal to start a non-empty log with no
-// checkpoint to check it against.
-var errNoCheckpoint = errors.New("no audit checkpoint found")
+var (
+	// errNoCheckpoint is the refusal to start a non-empty log with no
+	// checkpoint to check it against.
+	errNoCheckpoint = errors.New("no audit checkpoint found")
+	// errRecoverMismatch is the refusal of -audit-recover for a log of
+	// another size than the one the operator accepted.
+	errRecoverMismatch = errors.New("-audit-recover does not match the audit log")
+)
 
 // checkWitnesses checks the log of l against the last checkpoint in each
 // witness file. A log shorter than a checkpoint, or not extending it,
 // stops the start. So does a log with entries when the last of files, the
 // outside witness file, holds no checkpoint: deleted or replaced, perhaps
-// to hide a cut tail. With a.cfg.Audit.Recover set it reports instead that
-// the start recovers, to be recorded in the trail.
+// to hide a cut tail. If a.cfg.Audit.Recover is the log's size it reports
+// instead that the start recovers, to be recorded in the trail; any other
+// non-zero value stops the start, whatever the witnesses hold, so that the
+// flag left in a service's configuration is noticed at the next start.
 func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []string) (recovering bool, err error) {
 	d := a.cfg.Data
 	verify := "phivault audit verify -data " + string(d)
@@ -534,14 +544,21 @@ func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []strin
 		found = i == len(files)-1
 	}
 	n := l.Tree().N
+	if accept := a.cfg.Audit.Recover; accept != 0 && accept != n {
+		return false, &hintError{
+			err: fmt.Errorf("%w: -audit-recover=%d, but the audit log holds %d entries; the flag accepts the log of that size once, not any later one",
+				errRecoverMismatch, accept, n),
+			hint: "remove -audit-recover from the server's configuration: it was for one start",
+		}
+	}
 	if found || n == 0 {
 		return false, nil
 	}
-	if !a.cfg.Audit.Recover {
+	if a.cfg.Audit.Recover == 0 {
 		return false, &hintError{
 			err: fmt.Errorf("%w: the audit log holds %d entries but the witness file %s holds no checkpoint of it; it was deleted or replaced, or the log's tail was cut with it",
 				errNoCheckpoint, n, files[len(files)-1]),
-			hint: "restore the witness files from their copies, or check the log with: " + verify + " -checkpoint FILE (a checkpoint kept elsewhere), then start once with -audit-recover",
+			hint: fmt.Sprintf("restore the witness files from their copies, or check the log with: %s -checkpoint FILE (a checkpoint kept elsewhere), then start once with -audit-recover=%d", verify, n),
 		}
 	}
 	return true, nil

@@ -197,7 +197,8 @@ func cutAuditTail(t *testing.T, d dataDir, from int64) {
 // TestAudit_cutTail cuts the audit log's tail and deletes the data folder's
 // checkpoint file (finding 9): the outside witness file stops the start.
 // With the outside file deleted too, the start is refused for want of any
-// checkpoint, unless -audit-recover is given, which is recorded. Then the outside file alone is deleted: the folder's own
+// checkpoint, unless -audit-recover names the log's size, which is
+// recorded. Then the outside file alone is deleted: the folder's own
 // checkpoints, which whoever holds the folder can forge, do not suffice to
 // start. Last, the server refuses a witness file inside the folder. (One
 // data folder throughout: each init costs a key derivation.)
@@ -225,8 +226,8 @@ func TestAudit_cutTail(t *testing.T) {
 	if a, err := openTestApp(d, AuditConfig{}); err == nil {
 		a.Close()
 		t.Fatal("openApp with entries and no checkpoint anywhere succeeded; want a refusal")
-	} else if !errors.Is(err, errNoCheckpoint) {
-		t.Errorf("openApp with entries and no checkpoint = %v, want %v", err, errNoCheckpoint)
+	} else if !errors.Is(err, errNoCheckpoint) || !strings.Contains(hintOf(err), "-audit-recover=6") {
+		t.Errorf("openApp with entries and no checkpoint = %v (hint %q), want %v with a hint of -audit-recover=6", err, hintOf(err), errNoCheckpoint)
 	}
 	recoverAndReopen(t, d)
 
@@ -252,22 +253,42 @@ func TestAudit_cutTail(t *testing.T) {
 	}
 }
 
-// recoverAndReopen starts the vault in d with -audit-recover, checks that
-// the recovery is recorded, and that the next start needs no flag.
-func recoverAndReopen(t *testing.T, d dataDir) {
-	t.Helper()
-	a, err := openTestApp(d, AuditConfig{Recover: true})
-	if err != nil {
-		t.Fatalf("openApp with -audit-recover: %v", err)
+// hintOf returns the hint of err, or "".
+func hintOf(err error) string {
+	var h *hintError
+	if errors.As(err, &h) {
+		return h.hint
 	}
-	n := a.audit.log.Tree().N
-	data, err := a.db.ReadAuditEntries(context.Background(), n-1, n)
+	return ""
+}
+
+// auditSize returns the number of entries in the audit log of d.
+func auditSize(t *testing.T, d dataDir) int64 {
+	t.Helper()
+	ctx := context.Background()
+	db, err := openStore(ctx, d, StoreConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, err := auditlog.Decode(data[0]); err != nil || e.Action != phivault.ActionAuditRecover {
-		t.Errorf("last entry after -audit-recover = %+v, %v; want the recovery recorded", e, err)
+	defer db.Close()
+	n, err := db.AuditSize(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return n
+}
+
+// recoverAndReopen starts the vault in d with -audit-recover set to the
+// log's size, checks that the recovery is recorded, and that the next start
+// needs no flag.
+func recoverAndReopen(t *testing.T, d dataDir) {
+	t.Helper()
+	n := auditSize(t, d)
+	a, err := openTestApp(d, AuditConfig{Recover: n})
+	if err != nil {
+		t.Fatalf("openApp with -audit-recover=%d: %v", n, err)
+	}
+	checkRecovered(t, a, n)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +298,71 @@ func recoverAndReopen(t *testing.T, d dataDir) {
 		t.Fatalf("openApp after recovering: %v", err)
 	}
 	a.Close()
+}
+
+// checkRecovered checks that the last entry of a's log records a start
+// with -audit-recover=n.
+func checkRecovered(t *testing.T, a *app, n int64) {
+	t.Helper()
+	size := a.audit.log.Tree().N
+	data, err := a.db.ReadAuditEntries(context.Background(), size-1, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := auditlog.Decode(data[0]); err != nil || e.Action != phivault.ActionAuditRecover || !strings.Contains(e.Decision, fmt.Sprintf("-audit-recover=%d:", n)) {
+		t.Errorf("last entry after -audit-recover=%d = %+v, %v; want the recovery recorded", n, e, err)
+	}
+}
+
+// TestAudit_recoverOnce checks that -audit-recover is a one-time override
+// (follow-up review, finding 2): it names the size of the log the operator
+// accepts without a checkpoint, and any other size is refused, so the flag
+// left in a service's configuration stops the next start instead of
+// letting every later loss of the witness pass with a warning.
+func TestAudit_recoverOnce(t *testing.T) {
+	d, witness := initTestData(t)
+	appendAndClose(t, d, 10)
+	if err := os.Remove(witness); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := openTestApp(d, AuditConfig{Recover: 9}); err == nil {
+		a.Close()
+		t.Fatal("openApp with -audit-recover=9 on a log of 10 entries succeeded; want a refusal")
+	} else if !errors.Is(err, errRecoverMismatch) {
+		t.Errorf("openApp with -audit-recover=9 on a log of 10 entries = %v, want %v", err, errRecoverMismatch)
+	}
+	a, err := openTestApp(d, AuditConfig{Recover: 10})
+	if err != nil {
+		t.Fatalf("openApp with -audit-recover=10 on a log of 10 entries: %v", err)
+	}
+	checkRecovered(t, a, 10)
+	for i := range 3 {
+		if err := a.audit.log.Append(context.Background(), &phivault.AuditEntry{Actor: "admin", Action: phivault.ActionRead, TargetType: "Patient", TargetID: fmt.Sprint(i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The flag left in place: refused with the witness intact, and when
+	// the witness is lost again.
+	if a, err := openTestApp(d, AuditConfig{Recover: 10}); err == nil {
+		a.Close()
+		t.Error("second openApp with -audit-recover=10 after more entries succeeded; want a refusal")
+	} else if !errors.Is(err, errRecoverMismatch) {
+		t.Errorf("second openApp with -audit-recover=10 = %v, want %v", err, errRecoverMismatch)
+	}
+	if err := os.Remove(witness); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := openTestApp(d, AuditConfig{Recover: 10}); err == nil {
+		a.Close()
+		t.Error("openApp with -audit-recover=10 after more entries and the witness lost again succeeded; want a refusal")
+	} else if !errors.Is(err, errRecoverMismatch) {
+		t.Errorf("openApp with -audit-recover=10 after the witness was lost again = %v, want %v", err, errRecoverMismatch)
+	}
+	recoverAndReopen(t, d) // the value that matches the log proceeds
 }
 
 // TestInit_witnessRequired checks that init refuses to make a data folder
