@@ -57,7 +57,7 @@ scan() {
 
   # Port 0: the server picks a free port and prints it, so no other process
   # can take the port between choosing and listening.
-  "$tmp/phivault" serve -data "$tmp/data" -addr 127.0.0.1:0 >"$tmp/serve.out" 2>"$tmp/serve.err" </dev/null &
+  "$tmp/phivault" serve -data "$tmp/data" -audit-witness-file "$tmp/witness/audit-checkpoints.log" -addr 127.0.0.1:0 >"$tmp/serve.out" 2>"$tmp/serve.err" </dev/null &
   pid=$!
   for _ in $(seq 300); do
     grep -q serving "$tmp/serve.out" && break

@@ -106,6 +106,7 @@ func (o *output) Len() int {
 type vault struct {
 	t        *testing.T
 	dir      string // data folder
+	witness  string // audit witness file outside it, named to init and serve
 	tmp      string // TMPDIR of the server, so its temp files can be inspected
 	pass     string
 	extraEnv []string
@@ -130,6 +131,7 @@ func newVault(t *testing.T, extraEnv ...string) *vault {
 	v := &vault{
 		t:        t,
 		dir:      filepath.Join(base, "data"),
+		witness:  filepath.Join(base, "witness", "audit-checkpoints.log"),
 		tmp:      filepath.Join(base, "tmp"),
 		pass:     "e2e-passphrase-" + randomHex(8),
 		extraEnv: extraEnv,
@@ -138,7 +140,7 @@ func newVault(t *testing.T, extraEnv ...string) *vault {
 	if err := os.Mkdir(v.tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "init", "-data", v.dir, "-audit-witness-file", filepath.Join(base, "witness", "audit-checkpoints.log"))
+	cmd := exec.Command(binary, "init", "-data", v.dir, "-audit-witness-file", v.witness)
 	cmd.Env = v.env()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -202,7 +204,7 @@ func (v *vault) start() {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	cmd := exec.Command(binary, "serve", "-data", v.dir, "-addr", addr)
+	cmd := exec.Command(binary, "serve", "-data", v.dir, "-audit-witness-file", v.witness, "-addr", addr)
 	cmd.Env = v.env()
 	cmd.Stdout = &v.stdout
 	cmd.Stderr = &v.stderr

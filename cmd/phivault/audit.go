@@ -38,29 +38,31 @@ func (d dataDir) auditVerifierKey() string { return d.path("audit-verifier.pub")
 func (d dataDir) auditCheckpoints() string { return d.path("audit-checkpoints.log") }
 
 // auditWitnessRecord is the file in which init records the path of the
-// witness file outside the data folder (see AuditConfig.WitnessFile).
+// witness file outside the data folder. It is a cross-check, never the
+// source of the path: see witnessFile.
 func (d dataDir) auditWitnessRecord() string { return d.path("audit-witness-file") }
 
 // AuditConfig names the checkpoint witnesses outside the data folder; the
-// file witness audit-checkpoints.log is always on. The server refuses to
-// start without at least one witness outside the data folder: WitnessFile
-// (by default the one init recorded), Webhook or Syslog.
+// file witness audit-checkpoints.log is always on.
 type AuditConfig struct {
 	// WitnessFile is a file outside the data folder (another disk, a
 	// mount of another host) that receives every checkpoint, like
 	// audit-checkpoints.log, and that the server checks the log against
-	// at start. Default: the file named to init.
+	// at start. Required: the server refuses to start without it, or with
+	// a path other than the one init recorded in the data folder.
 	WitnessFile string
 	// VerifyInterval is the time between the running server's checks of
 	// the trail (auditlog.Monitor); every 60th is a full pass. Default
 	// auditlog.DefaultMonitorInterval.
 	VerifyInterval time.Duration
-	// Recover lets the server start although the log holds entries and
-	// the outside witness file (with only remote witnesses, the folder's)
-	// holds no checkpoint of it, which is what a log cut together with its
+	// Recover, if not zero, is the size of the audit log (its entries)
+	// that the operator accepts without a checkpoint: the server starts
+	// although the log holds entries and the outside witness file holds no
+	// checkpoint of it, which is what a log cut together with its
 	// checkpoints looks like. The start is recorded in the trail (action
-	// audit-recover).
-	Recover bool
+	// audit-recover). A log of any other size is refused, so the override
+	// works once: the recorded start itself grows the log.
+	Recover int64
 
 	Webhook  string // https URL that receives every checkpoint by POST
 	Syslog   string // host:port of a syslog server speaking TLS (RFC 5425)
@@ -72,13 +74,13 @@ type AuditConfig struct {
 }
 
 func (c *AuditConfig) register(fs *flag.FlagSet) {
-	registerWitnessFile(fs, &c.WitnessFile, "default: the file given to init; ")
+	registerWitnessFile(fs, &c.WitnessFile, "receives every signed audit checkpoint and is checked at start; required, the path given to init")
 	c.VerifyInterval = auditlog.DefaultMonitorInterval
 	if v, err := time.ParseDuration(os.Getenv("PHIVAULT_AUDIT_VERIFY_INTERVAL")); err == nil && v > 0 {
 		c.VerifyInterval = v
 	}
 	fs.DurationVar(&c.VerifyInterval, "audit-verify-interval", c.VerifyInterval, fmt.Sprintf("time between the server's checks of the audit trail against its tree; every %dth checks every entry and the index (env PHIVAULT_AUDIT_VERIFY_INTERVAL)", auditlog.DefaultMonitorFullEvery))
-	fs.BoolVar(&c.Recover, "audit-recover", false, "start although the audit log holds entries and the outside witness file holds no checkpoint of it; only after an investigation (recorded in the trail)")
+	fs.Int64Var(&c.Recover, "audit-recover", 0, "start once although the outside witness file holds no checkpoint of the audit log, if the log holds exactly this many `entries` (the number the refusal names); only after an investigation (recorded in the trail)")
 	c.Webhook = os.Getenv("PHIVAULT_AUDIT_WEBHOOK")
 	fs.Var(secretFlag{&c.Webhook}, "audit-webhook", "https URL to POST every signed audit checkpoint to (env PHIVAULT_AUDIT_WEBHOOK)")
 	fs.StringVar(&c.Syslog, "audit-syslog", os.Getenv("PHIVAULT_AUDIT_SYSLOG"), "host:port of a syslog-over-TLS server (RFC 5424/5425) to send every audit checkpoint to (env PHIVAULT_AUDIT_SYSLOG)")
@@ -87,11 +89,11 @@ func (c *AuditConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.CEFSyslogCA, "audit-cef-syslog-ca", os.Getenv("PHIVAULT_AUDIT_CEF_SYSLOG_CA"), "PEM bundle of CAs for the CEF syslog server (default: the system's; env PHIVAULT_AUDIT_CEF_SYSLOG_CA)")
 }
 
-// registerWitnessFile registers -audit-witness-file on fs, for serve, demo
-// and init.
-func registerWitnessFile(fs *flag.FlagSet, p *string, dflt string) {
+// registerWitnessFile registers -audit-witness-file on fs, for serve, demo,
+// init and audit verify; usage says what the command does with the file.
+func registerWitnessFile(fs *flag.FlagSet, p *string, usage string) {
 	fs.StringVar(p, "audit-witness-file", os.Getenv("PHIVAULT_AUDIT_WITNESS_FILE"),
-		"file outside the data folder (another disk or host) that receives every signed audit checkpoint and is checked at start ("+dflt+"env PHIVAULT_AUDIT_WITNESS_FILE)")
+		"file outside the data folder (another disk or host) that "+usage+" (env PHIVAULT_AUDIT_WITNESS_FILE)")
 }
 
 // outsideWitnessPath checks that path names a file outside the data folder
@@ -141,19 +143,53 @@ func createWitnessFile(d dataDir, path string) (string, error) {
 	return abs, nil
 }
 
-// witnessFile returns the outside witness file the server uses: c's, or the
-// one recorded in d by init, or "" if neither.
-func witnessFile(d dataDir, c AuditConfig) (string, error) {
-	if c.WitnessFile != "" {
-		return outsideWitnessPath(d, c.WitnessFile)
-	}
-	b, err := os.ReadFile(d.auditWitnessRecord())
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	} else if err != nil {
+var (
+	// errNoWitnessFile is the refusal to start, or to verify, without the
+	// outside witness file named by the operator.
+	errNoWitnessFile = errors.New("no audit witness file named")
+	// errWitnessMismatch is the refusal of a witness file other than the
+	// one the data folder records.
+	errWitnessMismatch = errors.New("the audit witness file is not the one the data folder records")
+)
+
+// witnessFile checks the outside witness file path that the operator named
+// (flag or environment) for the data folder d, and returns it made
+// absolute. cmd is the command to show in hints.
+//
+// The path is never taken from the data folder: whoever holds the folder
+// holds the checkpoint signing key too, so a path read from the folder
+// could point at checkpoints they signed for a log they cut. init's record
+// of the path in the folder serves as a cross-check only: a path that
+// differs from it is refused, since either the record was changed or the
+// operator named another file.
+func witnessFile(d dataDir, path, cmd string) (string, error) {
+	recorded, err := os.ReadFile(d.auditWitnessRecord())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("read audit witness record: %w", err)
 	}
-	return outsideWitnessPath(d, strings.TrimSpace(string(b)))
+	rec := strings.TrimSpace(string(recorded))
+	if path == "" {
+		hint := cmd + " -audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log (the file given to init), or set PHIVAULT_AUDIT_WITNESS_FILE in the service's configuration"
+		if rec != "" {
+			hint = cmd + " -audit-witness-file " + rec + " (the path the data folder records: check that it is the file given to init), or set PHIVAULT_AUDIT_WITNESS_FILE in the service's configuration"
+		}
+		return "", &hintError{
+			err:  fmt.Errorf("%w: the audit witness file outside the data folder must be named each time; the folder's own record of its path is not used, since whoever can change the folder could point it elsewhere", errNoWitnessFile),
+			hint: hint,
+		}
+	}
+	abs, err := outsideWitnessPath(d, path)
+	if err != nil {
+		return "", err
+	}
+	if rec != "" && filepath.Clean(rec) != abs {
+		return "", &hintError{
+			err: fmt.Errorf("%w: %s was named, the data folder records %s; the record was changed, or the wrong file was named",
+				errWitnessMismatch, abs, rec),
+			hint: "name the file given to init; if it moved, find out who changed the record, then write its new path to " + d.auditWitnessRecord(),
+		}
+	}
+	return abs, nil
 }
 
 // secretFlag is a string flag whose value, which may hold a secret (a
@@ -279,13 +315,9 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 		return err
 	}
 	c := a.cfg.Audit
-	outside, err := witnessFile(a.cfg.Data, c)
+	outside, err := witnessFile(a.cfg.Data, c.WitnessFile, "phivault serve")
 	if err != nil {
 		return err
-	}
-	if outside == "" && c.Webhook == "" && c.Syslog == "" {
-		return errorWithHint("no audit witness outside the data folder is configured: a rewrite of the folder would go unnoticed",
-			"phivault serve -audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log (on another disk or host mount), or -audit-webhook or -audit-syslog")
 	}
 	queues, err := a.remoteWitnesses(c)
 	if err != nil {
@@ -294,10 +326,7 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 	l := auditlog.New(a.db, signer.Name(), signer)
 	// The file witnesses are written before the queues are handed the
 	// checkpoint: they are what the next start checks the database against.
-	files := []string{a.cfg.Data.auditCheckpoints()}
-	if outside != "" {
-		files = append(files, outside)
-	}
+	files := []string{a.cfg.Data.auditCheckpoints(), outside}
 	for _, f := range files {
 		l.Witnesses = append(l.Witnesses, &auditlog.FileWitness{Path: f})
 	}
@@ -331,7 +360,7 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 	if recovering {
 		a.logger.Warn("audit log started without a checkpoint (-audit-recover)", "entries", l.Tree().N)
 		e := &phivault.AuditEntry{Time: time.Now().UTC(), Actor: "phivault", Action: phivault.ActionAuditRecover, TargetType: "AuditEvent",
-			Outcome: "ok", Decision: fmt.Sprintf("started with -audit-recover: %d entries, no checkpoint found", l.Tree().N)}
+			Outcome: "ok", Decision: fmt.Sprintf("started with -audit-recover=%d: no checkpoint found", l.Tree().N)}
 		if err := l.Append(ctx, e); err != nil {
 			t.Close()
 			return fmt.Errorf("record the audit recovery: %w", err)
@@ -465,21 +494,27 @@ func (t *auditTrail) closeQueues() error {
 	return errors.Join(errs...)
 }
 
-// errNoCheckpoint is the refusal to start a non-empty log with no
-// checkpoint to check it against.
-var errNoCheckpoint = errors.New("no audit checkpoint found")
+var (
+	// errNoCheckpoint is the refusal to start a non-empty log with no
+	// checkpoint to check it against.
+	errNoCheckpoint = errors.New("no audit checkpoint found")
+	// errRecoverMismatch is the refusal of -audit-recover for a log of
+	// another size than the one the operator accepted.
+	errRecoverMismatch = errors.New("-audit-recover does not match the audit log")
+)
 
 // checkWitnesses checks the log of l against the last checkpoint in each
 // witness file. A log shorter than a checkpoint, or not extending it,
-// stops the start. So does a log with entries when the last of files (the
-// outside witness file if there is one, else the folder's) holds no
-// checkpoint: deleted or replaced, perhaps to hide a cut tail, or pointed
-// elsewhere by someone who changed the data folder's record of it. With
-// a.cfg.Audit.Recover set it reports instead that the start recovers, to
-// be recorded in the trail.
+// stops the start. So does a log with entries when the last of files, the
+// outside witness file, holds no checkpoint: deleted or replaced, perhaps
+// to hide a cut tail. If a.cfg.Audit.Recover is the log's size it reports
+// instead that the start recovers, to be recorded in the trail; any other
+// non-zero value stops the start, whatever the witnesses hold, so that the
+// flag left in a service's configuration is noticed at the next start.
 func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []string) (recovering bool, err error) {
 	d := a.cfg.Data
-	hint := "phivault audit verify -data " + string(d)
+	verify := "phivault audit verify -data " + string(d)
+	hint := verify + " -audit-witness-file " + files[len(files)-1]
 	_, verifier, err := auditKeys(d)
 	if err != nil {
 		return false, err
@@ -509,14 +544,21 @@ func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []strin
 		found = i == len(files)-1
 	}
 	n := l.Tree().N
+	if accept := a.cfg.Audit.Recover; accept != 0 && accept != n {
+		return false, &hintError{
+			err: fmt.Errorf("%w: -audit-recover=%d, but the audit log holds %d entries; the flag accepts the log of that size once, not any later one",
+				errRecoverMismatch, accept, n),
+			hint: "remove -audit-recover from the server's configuration: it was for one start",
+		}
+	}
 	if found || n == 0 {
 		return false, nil
 	}
-	if !a.cfg.Audit.Recover {
+	if a.cfg.Audit.Recover == 0 {
 		return false, &hintError{
 			err: fmt.Errorf("%w: the audit log holds %d entries but the witness file %s holds no checkpoint of it; it was deleted or replaced, or the log's tail was cut with it",
 				errNoCheckpoint, n, files[len(files)-1]),
-			hint: "restore the witness files from their copies, or check the log with: " + hint + " -checkpoint FILE (a checkpoint kept elsewhere), then start once with -audit-recover",
+			hint: fmt.Sprintf("restore the witness files from their copies, or check the log with: %s -checkpoint FILE (a checkpoint kept elsewhere), then start once with -audit-recover=%d", verify, n),
 		}
 	}
 	return true, nil
@@ -571,7 +613,8 @@ type auditCommand struct {
 	stdout, stderr io.Writer
 }
 
-const auditUsage = `Usage: phivault audit verify [flags]
+const auditUsage = `Usage: phivault audit verify -audit-witness-file FILE [flags]
+       phivault audit verify -checkpoint FILE [flags]
        phivault audit verify -export FILE -checkpoint FILE -verifier KEY
        phivault audit export [flags] > FILE.ndjson
        phivault audit archive [-from-index A] (-before DATE | -to-index B) -out FILE
@@ -579,12 +622,17 @@ const auditUsage = `Usage: phivault audit verify [flags]
 
 verify checks the audit trail of a data folder, offline: every entry and
 tree hash, the checkpoints' signatures, and that the log still extends every
-checkpoint in FILE (default: the folder's audit-checkpoints.log and the
-outside witness file named to init), and that the audit index matches the
-entries. Keep a copy of a checkpoint outside the server and pass it with
--checkpoint to detect a rewritten database. On failure it names the first bad entry. With -export it
-needs no data folder: it checks an archived export made with -proofs against
-the last checkpoint in -checkpoint and the verifier key alone.
+checkpoint, and that the audit index matches the entries. The checkpoints
+are those of the folder's audit-checkpoints.log and of the outside witness
+file, which must be named (-audit-witness-file or
+PHIVAULT_AUDIT_WITNESS_FILE, as to serve) and hold a checkpoint, or else
+those in the -checkpoint file alone: the folder's own checkpoints prove
+nothing against whoever holds the folder. Keep a copy of a checkpoint
+outside the server and pass it with -checkpoint to detect a database
+rewritten together with the witness files. On failure it names the first
+bad entry. With -export it needs no data folder: it checks an archived
+export made with -proofs against the last checkpoint in -checkpoint and the
+verifier key alone.
 
 export writes the entries made in [-from, -to) as NDJSON, one per line in
 index order, each with its index and leaf hash. With -proofs each line also
@@ -626,6 +674,8 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	var folder auditFolder
 	folder.register(fs)
 	cpFile := fs.String("checkpoint", "", "file of saved signed checkpoints (default: the folder's audit-checkpoints.log and the outside witness file)")
+	var witness string
+	registerWitnessFile(fs, &witness, "receives the audit checkpoints, named to init and serve; required unless -checkpoint is given")
 	vkFile := fs.String("verifier", "", "note verifier key (default: the folder's audit-verifier.pub)")
 	exportFile := fs.String("export", "", "check this export (made with -proofs) instead of a data folder")
 	fs.Usage = func() { fmt.Fprint(c.stderr, auditUsage); fs.PrintDefaults() }
@@ -651,7 +701,7 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 		if notes, err = readCheckpoints(*cpFile); err != nil {
 			return err
 		}
-	} else if notes, err = folderCheckpoints(d); err != nil {
+	} else if notes, err = folderCheckpoints(d, witness); err != nil {
 		return err
 	}
 	db, err := openStore(ctx, d, folder.store)
@@ -713,31 +763,25 @@ func emptyIndexCommand(d dataDir, c StoreConfig) string {
 	return "sqlite3 " + sqlite.DefaultAuditPath(d.database()) + " 'DELETE FROM audit_index'"
 }
 
-// folderCheckpoints reads the checkpoints of the data folder's witness file
-// and of the outside witness file init recorded, those of either that
-// exist. It fails if neither holds any.
-func folderCheckpoints(d dataDir) ([][]byte, error) {
-	files := []string{d.auditCheckpoints()}
-	if w, err := witnessFile(d, AuditConfig{}); err != nil {
+// folderCheckpoints reads the checkpoints of the data folder's witness file,
+// if it exists, and of the outside witness file witness, which the
+// operator named (see witnessFile). It fails if the outside file holds
+// none: whoever holds the folder can sign the folder's.
+func folderCheckpoints(d dataDir, witness string) ([][]byte, error) {
+	outside, err := witnessFile(d, witness, "phivault audit verify -data "+string(d))
+	if err != nil {
 		return nil, err
-	} else if w != "" {
-		files = append(files, w)
 	}
-	var notes [][]byte
-	for _, f := range files {
-		n, err := readCheckpoints(f)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		notes = append(notes, n...)
+	notes, err := readCheckpoints(d.auditCheckpoints())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
-	if len(notes) == 0 {
-		return nil, errorWithHint(fmt.Sprintf("no audit checkpoints in %s", strings.Join(files, " or ")),
-			"phivault audit verify -data "+string(d)+" -checkpoint FILE (a checkpoint kept elsewhere)")
+	n, err := readCheckpoints(outside)
+	if err != nil {
+		return nil, &hintError{err: fmt.Errorf("%w in the audit witness file: %v", errNoCheckpoint, err),
+			hint: "phivault audit verify -data " + string(d) + " -checkpoint FILE (a checkpoint kept elsewhere)"}
 	}
-	return notes, nil
+	return append(notes, n...), nil
 }
 
 func readCheckpoints(path string) ([][]byte, error) {

@@ -36,14 +36,18 @@ func mustAuditApp(t *testing.T) *auditApp {
 	return mustAuditAppWith(t, AuditConfig{})
 }
 
-// mustAuditAppWith is mustAuditApp with the audit trail configured as cfg.
+// mustAuditAppWith is mustAuditApp with the audit trail configured as cfg
+// (and its witness file, if cfg names none, at testWitness).
 func mustAuditAppWith(t *testing.T, cfg AuditConfig) *auditApp {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
+	if cfg.WitnessFile == "" {
+		cfg.WitnessFile = testWitness(dataDir(dir))
+	}
 	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
 	var out bytes.Buffer
-	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", filepath.Join(filepath.Dir(dir), "witness", "audit-checkpoints.log")}, &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", cfg.WitnessFile}, &out, io.Discard); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	_, after, _ := strings.Cut(out.String(), "only its hash is kept):\n")
@@ -189,7 +193,7 @@ func TestAudit_noPHI(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data)}, &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data), "-audit-witness-file", a.cfg.Audit.WitnessFile}, &out, io.Discard); err != nil {
 		t.Fatalf("audit verify = %v", err)
 	}
 	if !strings.Contains(out.String(), "audit log OK") {
@@ -296,7 +300,7 @@ func TestAudit_archiveCommand(t *testing.T) {
 	}
 	// The log keeps its entries: the whole trail still verifies.
 	out.Reset()
-	if err := run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data)}, &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"audit", "verify", "-data", string(a.cfg.Data), "-audit-witness-file", a.cfg.Audit.WitnessFile}, &out, io.Discard); err != nil {
 		t.Errorf("audit verify after archiving: %v", err)
 	}
 	if err := run(ctx, []string{"audit", "archive", "-data", string(a.cfg.Data), "-out", arch}, io.Discard, io.Discard); err == nil {

@@ -76,7 +76,7 @@ func TestAudit_postgres(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := run(ctx, []string{"audit", "verify", "-data", string(d)}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "audit log OK") {
+	if err := run(ctx, []string{"audit", "verify", "-data", string(d), "-audit-witness-file", testWitness(d)}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "audit log OK") {
 		t.Fatalf("audit verify: %v\n%s", err, out.String())
 	}
 
@@ -119,7 +119,7 @@ func TestAudit_postgres(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"audit", "verify", "-data", string(d)},
+		{"audit", "verify", "-data", string(d), "-audit-witness-file", testWitness(d)},
 		{"audit", "export", "-data", string(d)},
 		{"audit", "archive", "-data", string(d), "-to-index", "1", "-out", filepath.Join(dir, "x.archive")},
 	} {

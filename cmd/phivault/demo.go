@@ -40,7 +40,10 @@ metrics scrape token unless PHIVAULT_METRICS_TOKEN or
 PHIVAULT_METRICS_TOKEN_FILE gives one (see "phivault serve -h").
 
 The demo keeps its key-file passphrase in the data folder so it can restart
-by itself. That is for demos only: a real vault keeps the passphrase apart.
+by itself, and names its audit witness file itself on every start: a folder
+next to the data folder (<data>-witness/), unless -audit-witness-file names
+another. That is for demos only: a real vault keeps the passphrase apart,
+and the witness file on another disk or host.
 
 Flags:
 `
@@ -70,12 +73,13 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	}
 	cfg.Keyring = KeyringConfig{Kind: keyringFile} // the demo keeps its own key file
 	passPath := cfg.Data.path("demo-passphrase")
+	if cfg.Audit.WitnessFile == "" {
+		// The demo names its own outside witness file on every start, as
+		// an operator names theirs to serve: not from the data folder.
+		cfg.Audit.WitnessFile = demoWitnessFile(cfg.Data)
+	}
 	if !cfg.Data.initialized() {
-		witness := cfg.Audit.WitnessFile
-		if witness == "" {
-			witness = demoWitnessFile(cfg.Data)
-		}
-		res, err := initData(ctx, cfg.Data, KeyringConfig{Kind: keyringFile}, cfg.Store, "", nil, witness)
+		res, err := initData(ctx, cfg.Data, KeyringConfig{Kind: keyringFile}, cfg.Store, "", nil, cfg.Audit.WitnessFile)
 		if err != nil {
 			return err
 		}
@@ -84,11 +88,6 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(c.stderr, "Created demo data folder %s.\n", cfg.Data)
 		fmt.Fprintf(c.stderr, "Audit checkpoints are also written to %s, a folder next to the data folder;\na real vault names one on another disk or host (phivault init -audit-witness-file).\n", res.witness)
-	}
-	if cfg.Audit.WitnessFile == "" {
-		if w, err := witnessFile(cfg.Data, cfg.Audit); err == nil && w == "" { // a demo folder made before init recorded one
-			cfg.Audit.WitnessFile = demoWitnessFile(cfg.Data)
-		}
 	}
 	pass, err := os.ReadFile(passPath)
 	if err != nil {

@@ -48,7 +48,11 @@ asked for on a terminal) receives every signed checkpoint of the audit
 trail. Put it outside the data folder, on another disk or a mount of
 another host, ideally append-only: the server checks the trail against it
 at every start, so a rewritten or cut trail is noticed even by someone who
-cannot trust the data folder. init records its path in the data folder.
+cannot trust the data folder. Name the same file to every "phivault serve"
+and "phivault audit verify" (put PHIVAULT_AUDIT_WITNESS_FILE in the
+service's configuration): the path init records in the data folder is only
+checked against the one named, never used in its place, since whoever can
+change the folder could point it elsewhere.
 
 Flags:
 `
@@ -84,7 +88,7 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
 	hosts := fs.String("hosts", "", "extra comma-separated DNS names or IPs for the certificate (localhost is always included)")
 	var witness string
-	registerWitnessFile(fs, &witness, "required; ")
+	registerWitnessFile(fs, &witness, "will receive every signed audit checkpoint; required, and to be named again to serve")
 	var kc KeyringConfig
 	kc.register(fs)
 	var sc StoreConfig
@@ -119,7 +123,7 @@ func (c *initCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "\nKey-file passphrase (shown once; store it apart from the data folder):\n  %s\n", res.passphrase)
 	}
 	fmt.Fprintf(c.stdout, "\nAdmin API token (shown once; only its hash is kept):\n  %s\n", res.token)
-	fmt.Fprintf(c.stdout, "\nStart the server with:\n  PHIVAULT_PASSPHRASE_FILE=... phivault serve -data %s\n", *data)
+	fmt.Fprintf(c.stdout, "\nStart the server with (the witness file is needed on every start):\n  PHIVAULT_PASSPHRASE_FILE=... phivault serve -data %s -audit-witness-file %s\n", *data, res.witness)
 	return nil
 }
 

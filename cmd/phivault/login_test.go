@@ -92,14 +92,15 @@ func TestLogin_wiring(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
-	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", filepath.Join(filepath.Dir(dir), "witness.log")}, io.Discard, io.Discard); err != nil {
+	witness := filepath.Join(filepath.Dir(dir), "witness.log")
+	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", witness}, io.Discard, io.Discard); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	oidcPath := filepath.Join(t.TempDir(), "oidc.json")
 	t.Setenv("PHIVAULT_TEST_OIDC_SECRET", "s3cret")
 	writeFile(t, oidcPath, `{"providers":[{"name":"corp","display_name":"Hospital SSO","issuer":"https://login.example.org","client_id":"phivault","client_secret_env":"PHIVAULT_TEST_OIDC_SECRET"}]}`)
 	cfg := Config{Data: dataDir(dir), Passphrase: "correct horse battery staple", BaseURL: "https://vault.example.org/fhir",
-		Login: LoginConfig{OIDCConfig: oidcPath}}
+		Login: LoginConfig{OIDCConfig: oidcPath}, Audit: AuditConfig{WitnessFile: witness}}
 	a, err := openApp(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("openApp: %v", err)

@@ -23,11 +23,12 @@ func TestServe_metricsToken(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
-	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", filepath.Join(filepath.Dir(dir), "witness", "audit-checkpoints.log")}, &bytes.Buffer{}, io.Discard); err != nil {
+	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", testWitness(dataDir(dir))}, &bytes.Buffer{}, io.Discard); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	const token = "0123456789abcdef0123456789abcdef-metrics"
-	a, err := openApp(ctx, Config{Data: dataDir(dir), Passphrase: "correct horse battery staple", Addr: "127.0.0.1:0", Insecure: true, MetricsToken: token}, slog.New(slog.DiscardHandler))
+	a, err := openApp(ctx, Config{Data: dataDir(dir), Passphrase: "correct horse battery staple", Addr: "127.0.0.1:0", Insecure: true, MetricsToken: token,
+		Audit: AuditConfig{WitnessFile: testWitness(dataDir(dir))}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("openApp: %v", err)
 	}

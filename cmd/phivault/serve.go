@@ -42,6 +42,11 @@ reached) the server starts sealed: /healthz says so, every FHIR request is
 answered with 503, and "phivault unseal" unseals it. Core dumps are off.
 Logs are JSON lines on stderr and carry ids only.
 
+The audit witness file outside the data folder that was given to "phivault
+init" must be named on every start (-audit-witness-file or
+PHIVAULT_AUDIT_WITNESS_FILE): the server checks the audit trail against it
+and refuses a path other than the one init recorded in the folder.
+
 Records live in the data folder's SQLite file, or in the PostgreSQL database
 the folder was made for by "phivault init" with a postgres:// URL: give the
 same URL again (PHIVAULT_STORE_FILE, PHIVAULT_STORE or -store).
