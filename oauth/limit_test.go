@@ -183,6 +183,85 @@ func TestLimiter_bounded(t *testing.T) {
 	}
 }
 
+// TestLimiter_ipv6Blocks sends, on a stopped clock, requests from 1,000
+// IPv6 /64s of one /48, each until it is refused: together they get what
+// LimitShare48 sources would, the /64s of one /56 what LimitShare56 would,
+// the table grows by the buckets of allowed requests only, and other
+// sources are not affected.
+func TestLimiter_ipv6Blocks(t *testing.T) {
+	const burst = oauth.DefaultLimitBurst
+	newLimiter := func() *oauth.Limiter {
+		l := oauth.NewLimiter(oauth.DefaultLimitRate, burst, oauth.DefaultLimitSources)
+		l.Now = func() time.Time { return t0 }
+		return l
+	}
+	// flood sends from n /64s, the i-th named by source(i), each until
+	// refused, and returns how many requests passed.
+	flood := func(l *oauth.Limiter, n int, source func(i int) string) int {
+		allowed := 0
+		for i := range n {
+			for range burst + 1 {
+				ok, wait := l.Allow(source(i))
+				if !ok {
+					if wait <= 0 {
+						t.Fatalf("refused %s without a wait", source(i))
+					}
+					break
+				}
+				allowed++
+			}
+		}
+		return allowed
+	}
+
+	l := newLimiter()
+	in48 := func(i int) string { return fmt.Sprintf("2001:db8:abcd:%x::1", i) } // 1,000 /64s in 4 /56s
+	if got, want := flood(l, 1000, in48), oauth.LimitShare48*burst; got != want {
+		t.Errorf("1,000 /64s of one /48 made %d requests, want %d (LimitShare48 sources' burst)", got, want)
+	}
+	if got, max := l.Len(), 1+4+oauth.LimitShare48*burst; got > max {
+		t.Errorf("Len = %d after the flood, want at most %d: refused requests make no buckets", got, max)
+	}
+	for _, other := range []string{"2001:db8:abce::1", "192.0.2.1", "::ffff:192.0.2.2"} {
+		if ok, _ := l.Allow(other); !ok {
+			t.Errorf("Allow(%s) refused after a flood from 2001:db8:abcd::/48", other)
+		}
+	}
+
+	l = newLimiter()
+	in56 := func(i int) string { return fmt.Sprintf("2001:db8:abcd:ff%02x::%x", i, i+1) } // 256 /64s of one /56
+	if got, want := flood(l, 256, in56), oauth.LimitShare56*burst; got != want {
+		t.Errorf("256 /64s of one /56 made %d requests, want %d (LimitShare56 sources' burst)", got, want)
+	}
+	if ok, _ := l.Allow("2001:db8:abcd:fe00::1"); !ok {
+		t.Error("another /56 of the same /48 was refused")
+	}
+}
+
+// TestLimit_ipv6Flood floods the token endpoint from 1,000 IPv6 /64s of
+// one /48, twice from each: no more requests reach the endpoint than
+// LimitShare48 sources' burst, and a person then signs in from another
+// address.
+func TestLimit_ipv6Flood(t *testing.T) {
+	e := newEnv(t)
+	counts := map[int]int{}
+	for i := range 2000 {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"}, "client_id": {e.public.ID}}
+		req := httptest.NewRequest("POST", e.ts.URL+"/oauth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = fmt.Sprintf("[2001:db8:abcd:%x::%x]:5000", i%1000, i)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		counts[rec.Code]++
+	}
+	if got, want := 2000-counts[http.StatusTooManyRequests], oauth.LimitShare48*oauth.DefaultLimitBurst; got != want {
+		t.Errorf("%d of 2,000 requests from one /48 reached the endpoint (%v), want %d", got, counts, want)
+	}
+	if tok := e.login("drhouse", "user/*.rs"); tok.AccessToken == "" {
+		t.Fatal("no access token after the flood")
+	}
+}
+
 // TestBackend_jtiPerClient fills one backend client's replay cache: that
 // client is refused, another client still gets tokens, and a replay is
 // still refused.
