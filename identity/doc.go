@@ -10,7 +10,9 @@
 // rehashed at the next successful login. Every hash holds its memory from
 // a [Pool] while it runs, so concurrent logins never use more than the
 // pool's budget ([DefaultMemoryBudget]); callers wait their turn or get
-// [ErrBusy].
+// [ErrBusy]. Logins that no account vouches for (unknown usernames,
+// recent failures) share half of the pool, so a flood of them cannot keep
+// other people from signing in.
 //
 // [CheckPassword] refuses passwords shorter than [MinPasswordLength] and
 // passwords that follow a breached pattern. Without a network connection

@@ -1,6 +1,7 @@
 package oauth_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,7 +301,7 @@ func TestLogin_busy(t *testing.T) {
 	pool := identity.NewPool(64)
 	holding, release := make(chan struct{}), make(chan struct{})
 	var first sync.Once
-	pool.Started = func(int64) { first.Do(func() { close(holding); <-release }) }
+	pool.Started = func(context.Context, int64) { first.Do(func() { close(holding); <-release }) }
 	e.auth.Hasher = &identity.Hasher{Params: e.auth.Hasher.Params, Pool: pool}
 	done := make(chan struct{})
 	go func() { e.auth.Hasher.Hash("hold the pool"); close(done) }()
@@ -320,5 +322,114 @@ func TestLogin_busy(t *testing.T) {
 	pool.Wait = -1
 	if res := e.submit(b, pending, csrf, "drhouse", testPassword, e.totp()); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("login once the pool is free = %d, want 303", res.StatusCode)
+	}
+}
+
+// floodKey marks the context of a request that belongs to a flood.
+type floodKey struct{}
+
+// signIn runs authorize and a login form post for username straight
+// through the server, from source, in ctx, and returns the login's answer
+// and the PKCE verifier of its code.
+func (e *env) signIn(ctx context.Context, source, username, password, totp string) (*httptest.ResponseRecorder, string) {
+	e.t.Helper()
+	verifier := oauth2.GenerateVerifier()
+	authURL := e.config("user/*.rs").AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", e.base))
+	req := httptest.NewRequest("GET", authURL, nil).WithContext(ctx)
+	req.RemoteAddr = source + ":40000"
+	page := httptest.NewRecorder()
+	e.srv.ServeHTTP(page, req)
+	p, c := pendingRe.FindStringSubmatch(page.Body.String()), csrfRe.FindStringSubmatch(page.Body.String())
+	if page.Code != http.StatusOK || p == nil || c == nil {
+		e.t.Errorf("authorize from %s = %d, want the login page", source, page.Code)
+		return page, ""
+	}
+	form := url.Values{"pending": {p[1]}, "csrf": {c[1]}, "username": {username}, "password": {password}, "totp": {totp}}
+	req = httptest.NewRequest("POST", e.ts.URL+"/oauth/login", strings.NewReader(form.Encode())).WithContext(ctx)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.RemoteAddr = source + ":40000"
+	for _, ck := range page.Result().Cookies() {
+		req.AddCookie(ck)
+	}
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	return rec, verifier
+}
+
+// TestLogin_poolFlood floods /oauth/login from six addresses with failed
+// logins, for unknown usernames and for one account, whose hashes hold
+// their memory until released. Then a person signs in from another
+// address: the login gets memory at once and the code flow ends with a
+// token, because the flood holds only the shared half of the hashing pool
+// and one hash for the account it names.
+func TestLogin_poolFlood(t *testing.T) {
+	e := newEnv(t)
+	memory := int64(e.auth.Hasher.Params.Memory)
+	pool := identity.NewPool(4 * memory)
+	pool.Wait = -1 // the flood waits for as long as it takes
+	release := make(chan struct{})
+	held := make(chan struct{}, 64)
+	var holding atomic.Int64
+	pool.Started = func(ctx context.Context, inUse int64) {
+		if ctx.Value(floodKey{}) != nil {
+			holding.Add(1)
+			held <- struct{}{}
+			<-release
+			holding.Add(-1)
+		}
+	}
+	e.auth.Hasher = &identity.Hasher{Params: e.auth.Hasher.Params, Pool: pool}
+	totp := e.totp() // the clock stands still from here on
+
+	flood := context.WithValue(t.Context(), floodKey{}, true)
+	const sources, each = 6, 4
+	var wg sync.WaitGroup
+	codes := make(chan int, sources*each)
+	for i := range sources * each {
+		source, user := fmt.Sprintf("198.51.100.%d", i%sources+1), fmt.Sprintf("nobody-%d", i)
+		if i%2 == 0 {
+			user = "pat"
+		}
+		wg.Go(func() {
+			rec, _ := e.signIn(flood, source, user, "wrong-password-1234", "000000")
+			codes <- rec.Code
+		})
+	}
+	maxHeld := pool.SharedBudget()/memory + 1
+	for range maxHeld {
+		<-held
+	}
+	// Every login of the flood is in the pool before the person's.
+	for holding.Load()+pool.Waiting() < sources*each {
+		time.Sleep(time.Millisecond)
+	}
+
+	// The deadline only bounds how long a pool without a reserve makes
+	// this login wait before 503: with one, it gets memory at once.
+	ctx, cancel := context.WithTimeout(t.Context(), identity.DefaultHashWait)
+	defer cancel()
+	rec, verifier := e.signIn(ctx, "203.0.113.5", "drhouse", testPassword, totp)
+	loc, _ := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Errorf("login during the flood = %d Location %q, want 303 with a code", rec.Code, rec.Header().Get("Location"))
+	} else if tok, err := e.config("user/*.rs").Exchange(e.ctx(), loc.Query().Get("code"), oauth2.VerifierOption(verifier)); err != nil || tok.AccessToken == "" {
+		t.Errorf("Exchange after the login during the flood: %v", err)
+	}
+	if got := holding.Load(); got != maxHeld {
+		t.Errorf("the flood held %d hashes at once, want %d (the shared half and one for the named account)", got, maxHeld)
+	}
+
+	close(release)
+	wg.Wait()
+	close(codes)
+	n := 0
+	for code := range codes {
+		n++
+		if code != http.StatusUnauthorized {
+			t.Errorf("flood login = %d, want 401", code)
+		}
+	}
+	if n != sources*each {
+		t.Errorf("%d flood logins answered, want %d", n, sources*each)
 	}
 }
