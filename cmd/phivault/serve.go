@@ -65,6 +65,10 @@ type Config struct {
 	ClientCertMap string // file of "fingerprint-or-URI client-id" lines
 	Insecure      bool   // plain HTTP, loopback only
 	BaseURL       string
+	// SignInKeyFile is the file of the key that seals sign-in state into
+	// what browsers carry (see signInKeys); nodes behind one load balancer
+	// share it. "" means the data folder's signin.key, made if absent.
+	SignInKeyFile string
 	// TrustedProxies is a comma-separated list of the networks of reverse
 	// proxies in front of the server (server.ParsePrefixes); only requests
 	// from them are read for X-Forwarded-For. "" for none.
@@ -90,6 +94,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("insecure", c.Insecure),
 		slog.String("base_url", c.BaseURL),
 		slog.String("trusted_proxies", c.TrustedProxies),
+		slog.String("signin_key_file", c.SignInKeyFile),
 		slog.String("keyring", c.Keyring.Kind),
 		slog.String("client_ca", c.ClientCAFile),
 		slog.Any("store", c.Store),
@@ -105,6 +110,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientCAFile, "tls-client-ca", os.Getenv("PHIVAULT_TLS_CLIENT_CA"), "PEM bundle of CAs whose client certificates system clients may present (env PHIVAULT_TLS_CLIENT_CA)")
 	fs.StringVar(&c.ClientCertMap, "tls-client-map", os.Getenv("PHIVAULT_TLS_CLIENT_MAP"), "file of \"sha256-fingerprint-or-URI client-id\" lines mapping client certificates to clients (env PHIVAULT_TLS_CLIENT_MAP)")
 	fs.BoolVar(&c.Insecure, "insecure-http", false, "serve plain HTTP (only on a loopback address; for local testing)")
+	fs.StringVar(&c.SignInKeyFile, "signin-key-file", os.Getenv("PHIVAULT_SIGNIN_KEY_FILE"), "file of the key that seals sign-in steps in browsers; give every node behind one load balancer the same file (default: the data folder's signin.key; env PHIVAULT_SIGNIN_KEY_FILE)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", os.Getenv("PHIVAULT_TRUSTED_PROXIES"), "comma-separated networks or addresses of reverse proxies in front of the server; X-Forwarded-For is read only from them (env PHIVAULT_TRUSTED_PROXIES)")
 	c.Keyring.register(fs)
 	c.Store.register(fs)
@@ -211,6 +217,9 @@ type app struct {
 	hasher *identity.Hasher
 	// proxies are the trusted reverse proxies (Config.TrustedProxies).
 	proxies []netip.Prefix
+	// signInKeys seal sign-in state into what browsers carry; see
+	// signinkey.go.
+	signInKeys signInKeys
 }
 
 // openApp opens the data folder and wires the request path. It does not
@@ -224,6 +233,10 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, errorWithHint(fmt.Sprintf("%s is not a phivault data folder", cfg.Data), "phivault init -data "+string(cfg.Data))
 	}
 	tokenHash, err := cfg.Data.tokenHash()
+	if err != nil {
+		return nil, err
+	}
+	signInKeys, err := loadSignInKeys(cfg.Data, cfg.SignInKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +256,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	sealer := seal.sealer
-	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry(), hasher: identity.NewHasher(), proxies: proxies}
+	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry(), hasher: identity.NewHasher(), proxies: proxies, signInKeys: signInKeys}
 	a.accounts = envelope.NewAccountStore(db, db, sealer)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
