@@ -10,9 +10,11 @@
 // rehashed at the next successful login. Every hash holds its memory from
 // a [Pool] while it runs, so concurrent logins never use more than the
 // pool's budget ([DefaultMemoryBudget]); callers wait their turn or get
-// [ErrBusy]. A stored hash whose parameters ask for more memory than the
-// whole budget, or more than [MaxTime] passes, is refused with
-// [ErrHashCost] before anything is allocated.
+// [ErrBusy]. Logins that no account vouches for (unknown usernames,
+// recent failures) share half of the pool, so a flood of them cannot keep
+// other people from signing in. A stored hash whose parameters ask for
+// more memory than the whole budget, or more than [MaxTime] passes, is
+// refused with [ErrHashCost] before anything is allocated.
 //
 // [CheckPassword] refuses passwords shorter than [MinPasswordLength] and
 // passwords that follow a breached pattern. Without a network connection

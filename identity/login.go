@@ -83,6 +83,12 @@ func NewAuthenticator(accounts phivault.AccountStore) *Authenticator {
 // Each failure counts toward backoff and lockout; a success resets the
 // count, records the TOTP step so the code cannot be used again, and
 // rehashes the password if the Hasher's parameters changed.
+//
+// The password is hashed in the reserved part of the Hasher's Pool only
+// for an account with no failure within LockFor, one attempt per account
+// at a time; unknown usernames, locked or backing-off accounts, accounts
+// that failed recently and further concurrent attempts use the shared
+// part (see Pool, "Fairness").
 func (a *Authenticator) Login(ctx context.Context, username, password, totpCode string) (*phivault.Account, error) {
 	now := a.now()
 	acc, err := a.Accounts.AccountByUsername(ctx, username)
@@ -101,7 +107,14 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totpCode 
 		}
 		return nil, named(acc, ErrInvalidCredentials)
 	}
-	ok, rehash, err := a.Hasher.VerifyContext(ctx, acc.PasswordHash, password)
+	// An account with no recent failure vouches for one attempt at a time
+	// in the reserved part of the hashing pool; a flood of failed logins
+	// stays in the shared part (see Pool).
+	c := claim{account: acc.ID}
+	if a.failedRecently(acc, now) {
+		c = claimShared
+	}
+	ok, rehash, err := a.Hasher.verify(ctx, acc.PasswordHash, password, c)
 	if errors.Is(err, ErrBusy) {
 		return nil, err // not counted: the password was not checked
 	} else if err != nil {
@@ -152,6 +165,16 @@ func (a *Authenticator) refused(acc *phivault.Account, now time.Time) bool {
 		return true
 	}
 	return now.Before(acc.LastFailure.Add(a.backoff(acc.FailedLogins)))
+}
+
+// failedRecently reports whether acc has a failed login within its lockout
+// period (LockFor) before now.
+func (a *Authenticator) failedRecently(acc *phivault.Account, now time.Time) bool {
+	lockFor := a.LockFor
+	if lockFor <= 0 {
+		lockFor = DefaultLockFor
+	}
+	return acc.FailedLogins > 0 && now.Before(acc.LastFailure.Add(lockFor))
 }
 
 // backoff returns how long to refuse attempts after n consecutive failures.

@@ -83,7 +83,7 @@ func (h *Hasher) HashContext(ctx context.Context, password string) (string, erro
 	}
 	p := h.Params
 	var key []byte
-	if err := h.pool().run(ctx, p.Memory, func() {
+	if err := h.pool().run(ctx, p.Memory, claimAny, func() {
 		key = argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 	}); err != nil {
 		return "", err
@@ -106,6 +106,11 @@ func (h *Hasher) Verify(encoded, password string) (ok, rehash bool, err error) {
 // VerifyContext is Verify, waiting for memory in the Hasher's Pool no
 // longer than ctx allows; it returns ErrBusy if it could not get any.
 func (h *Hasher) VerifyContext(ctx context.Context, encoded, password string) (ok, rehash bool, err error) {
+	return h.verify(ctx, encoded, password, claimAny)
+}
+
+// verify is VerifyContext in the part of the pool c allows.
+func (h *Hasher) verify(ctx context.Context, encoded, password string, c claim) (ok, rehash bool, err error) {
 	p, salt, key, err := decodeHash(encoded)
 	if err != nil {
 		return false, false, err
@@ -114,7 +119,7 @@ func (h *Hasher) VerifyContext(ctx context.Context, encoded, password string) (o
 		return false, false, fmt.Errorf("%w: %d passes, over the most of %d", ErrHashCost, p.Time, MaxTime)
 	}
 	var got []byte
-	if err := h.pool().run(ctx, p.Memory, func() {
+	if err := h.pool().run(ctx, p.Memory, c, func() {
 		got = argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 	}); err != nil {
 		return false, false, err
@@ -127,10 +132,11 @@ func (h *Hasher) VerifyContext(ctx context.Context, encoded, password string) (o
 
 // burn spends the work of one Verify without a stored hash, so that an
 // unknown username takes as long as a wrong password. It waits in the
-// pool like Verify and returns its error.
+// shared part of the pool, which is where Login verifies every password
+// that no account vouches for, and returns Verify's error.
 func (h *Hasher) burn(ctx context.Context, password string) error {
 	p := h.Params
-	return h.pool().run(ctx, p.Memory, func() {
+	return h.pool().run(ctx, p.Memory, claimShared, func() {
 		argon2.IDKey([]byte(password), make([]byte, p.SaltLen), p.Time, p.Memory, p.Threads, p.KeyLen)
 	})
 }

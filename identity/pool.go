@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,37 +46,92 @@ const MaxTime = 16 * DefaultTime
 // together, however many logins arrive. Callers wait their turn, for at
 // most Wait and no longer than their context. It is safe for concurrent
 // use; share one Pool between the Hashers of a process.
+//
+// # Fairness
+//
+// Hashes that no account vouches for may use only the shared half of the
+// budget (SharedBudget): those of a login for an unknown username, for
+// an account that is locked, backing off or failed within its lockout
+// period, and every attempt at an account beyond the one it already has
+// in the pool. The rest of the budget is kept for the first attempt at
+// an account with no recent failure, and for setting passwords. A flood
+// of failed logins, from any number of sources, so fills at most half the
+// pool: a person whose account it does not name finds memory at once,
+// behind no one in the flood, unless other such people fill the reserve
+// themselves. An attacker who names an account pushes
+// that account into the shared half until its lockout period passes (or
+// locks it, see Authenticator), and gets one hash in the reserved half
+// per account for it. The reserve holds a hash only if the budget holds
+// two (the default holds four).
 type Pool struct {
 	// Wait is how long a hash waits for memory before ErrBusy. Default
 	// DefaultHashWait; negative means as long as the context allows.
 	Wait time.Duration
-	// Started, if set, is called each time a hash starts, with the memory
-	// in KiB that running hashes hold then, this one included. It is an
-	// observation hook for tests and metrics.
-	Started func(inUseKiB int64)
+	// Started, if set, is called each time a hash starts, with the context
+	// of the call that asked for it and the memory in KiB that running
+	// hashes hold then, this one included. It is an observation hook for
+	// tests and metrics.
+	Started func(ctx context.Context, inUseKiB int64)
 
-	budget int64
-	sem    *semaphore.Weighted
-	inUse  atomic.Int64
+	budget, sharedBudget int64
+	all                  *semaphore.Weighted // the whole budget
+	shared               *semaphore.Weighted // what hashes no account vouches for may hold
+	inUse, waiting       atomic.Int64
+
+	mu       sync.Mutex
+	accounts map[string]bool // accounts with a hash in the reserved part, waiting or running
 }
 
 // NewPool returns a Pool whose hashes use at most budgetKiB KiB at once
-// (DefaultMemoryBudget if zero or negative).
+// (DefaultMemoryBudget if zero or negative), half of it kept for accounts
+// that vouch for their logins (see Pool).
 func NewPool(budgetKiB int64) *Pool {
 	if budgetKiB <= 0 {
 		budgetKiB = DefaultMemoryBudget
 	}
-	return &Pool{Wait: DefaultHashWait, budget: budgetKiB, sem: semaphore.NewWeighted(budgetKiB)}
+	shared := max(budgetKiB/2, 1)
+	return &Pool{
+		Wait:         DefaultHashWait,
+		budget:       budgetKiB,
+		sharedBudget: shared,
+		all:          semaphore.NewWeighted(budgetKiB),
+		shared:       semaphore.NewWeighted(shared),
+		accounts:     make(map[string]bool),
+	}
 }
 
 // Budget returns the pool's memory budget in KiB.
 func (p *Pool) Budget() int64 { return p.budget }
 
-// run runs f holding memoryKiB of the pool's budget. A hash that needs
-// more than the whole budget is refused with ErrHashCost before f runs:
-// argon2id allocates its memory parameter whatever the pool holds, so
-// running it would break the bound the pool exists for.
-func (p *Pool) run(ctx context.Context, memoryKiB uint32, f func()) error {
+// SharedBudget returns how much of the budget, in KiB, the hashes that no
+// account vouches for may hold together.
+func (p *Pool) SharedBudget() int64 { return p.sharedBudget }
+
+// Waiting returns how many hashes are waiting for memory.
+func (p *Pool) Waiting() int64 { return p.waiting.Load() }
+
+// A claim says which part of a Pool a hash may use.
+type claim struct {
+	// shared limits the hash to the shared part.
+	shared bool
+	// account, if set, is the account the login is for: it gets the
+	// whole pool for one hash at a time, any other goes to the shared
+	// part.
+	account string
+}
+
+// Claims of the Hasher's callers.
+var (
+	claimShared = claim{shared: true} // nobody vouches: unknown user, recent failures
+	claimAny    = claim{}             // setting a password, a Hasher's own callers
+)
+
+// run runs f holding memoryKiB of the pool's budget, in the part c
+// allows. A hash that needs more than the whole budget is refused with
+// ErrHashCost before f runs: argon2id allocates its memory parameter
+// whatever the pool holds, so running it would break the bound the pool
+// exists for.
+func (p *Pool) run(ctx context.Context, memoryKiB uint32, c claim, f func()) error {
 	w := int64(memoryKiB)
 	if w > p.budget {
 		return fmt.Errorf("%w: %d KiB of memory, over the hash pool's budget of %d KiB", ErrHashCost, w, p.budget)
@@ -89,14 +145,42 @@ func (p *Pool) run(ctx context.Context, memoryKiB uint32, f func()) error {
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
 	}
-	if err := p.sem.Acquire(ctx, w); err != nil {
+	if c.account != "" {
+		p.mu.Lock()
+		if p.accounts[c.account] {
+			c.shared = true // the account has its hash in the pool already
+		} else {
+			p.accounts[c.account] = true
+			defer func() {
+				p.mu.Lock()
+				delete(p.accounts, c.account)
+				p.mu.Unlock()
+			}()
+		}
+		p.mu.Unlock()
+	}
+	p.waiting.Add(1)
+	if c.shared {
+		// Hashes that hold or wait for the shared part never hold more
+		// than SharedBudget of the whole together, so the rest of it stays
+		// free for the others, and none of them waits behind these.
+		ws := min(w, p.sharedBudget)
+		if err := p.shared.Acquire(ctx, ws); err != nil {
+			p.waiting.Add(-1)
+			return ErrBusy
+		}
+		defer p.shared.Release(ws)
+	}
+	err := p.all.Acquire(ctx, w)
+	p.waiting.Add(-1)
+	if err != nil {
 		return ErrBusy
 	}
-	defer p.sem.Release(w)
+	defer p.all.Release(w)
 	n := p.inUse.Add(w)
 	defer p.inUse.Add(-w)
 	if p.Started != nil {
-		p.Started(n)
+		p.Started(ctx, n)
 	}
 	f()
 	return nil

@@ -24,7 +24,7 @@ func TestLogin_poolBounded(t *testing.T) {
 	pool := identity.NewPool(2 * memory)
 	pool.Wait = -1 // wait as long as it takes: this test is not about timeouts
 	var peak, started atomic.Int64
-	pool.Started = func(inUse int64) {
+	pool.Started = func(_ context.Context, inUse int64) {
 		started.Add(1)
 		for {
 			p := peak.Load()
@@ -73,7 +73,7 @@ func TestLogin_poolBusy(t *testing.T) {
 	release := make(chan struct{})
 	holding := make(chan struct{})
 	var first sync.Once
-	pool.Started = func(int64) {
+	pool.Started = func(context.Context, int64) {
 		first.Do(func() {
 			close(holding)
 			<-release
@@ -118,7 +118,7 @@ func TestVerify_costCapped(t *testing.T) {
 	const budget = 64 // KiB
 	pool := identity.NewPool(budget)
 	var started atomic.Int64
-	pool.Started = func(int64) { started.Add(1) }
+	pool.Started = func(context.Context, int64) { started.Add(1) }
 	h := &identity.Hasher{Params: identity.Params{Memory: budget, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, Pool: pool}
 	big := &identity.Hasher{Params: identity.Params{Memory: 16 * budget, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
 	enc, err := big.Hash(testPassword)
@@ -162,5 +162,101 @@ func TestVerify_costCapped(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, f.acc.ID) || strings.Contains(msg, "$argon2id") || strings.Contains(msg, enc[len(enc)-20:]) {
 		t.Errorf("Login error %q: want the account id and no part of the hash", msg)
+	}
+}
+
+// floodKey marks the context of a login that belongs to a flood.
+type floodKey struct{}
+
+// TestLogin_poolFair floods the pool with failed logins whose hashes hold
+// their memory until released: unknown usernames, an account that failed
+// recently, and repeated attempts at an account that had not. Then a
+// person signs in to another account: the hash gets memory at once,
+// because the flood holds only the shared half of the pool and one hash
+// for the account it names.
+func TestLogin_poolFair(t *testing.T) {
+	f := newFixture(t)
+	memory := int64(testHasher().Params.Memory)
+	pool := identity.NewPool(4 * memory)
+	pool.Wait = -1 // the flood waits for as long as it takes
+	f.auth.Hasher = &identity.Hasher{Params: testHasher().Params, Pool: pool}
+	f.auth.LockAfter = 1000
+	hash, err := f.auth.Hasher.Hash(testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*phivault.Account{
+		{ID: "acc-victim", Username: "victim", FailedLogins: 1, LastFailure: f.clock.t.Add(-time.Minute)},
+		{ID: "acc-named", Username: "named"},
+	} {
+		a.Status, a.PasswordHash, a.TOTPSecret, a.Created = phivault.AccountActive, hash, testSecret, f.clock.t
+		if err := f.store.CreateAccount(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	release := make(chan struct{})
+	held := make(chan struct{}, 64)
+	var started, holding atomic.Int64
+	pool.Started = func(ctx context.Context, inUse int64) {
+		started.Add(1)
+		if inUse > pool.Budget() {
+			t.Errorf("hashes hold %d KiB, over the budget of %d", inUse, pool.Budget())
+		}
+		if ctx.Value(floodKey{}) != nil {
+			holding.Add(1)
+			held <- struct{}{}
+			<-release
+			holding.Add(-1)
+		}
+	}
+
+	code := f.code(t) // the clock stands still from here on
+	flood := context.WithValue(t.Context(), floodKey{}, true)
+	const perKind = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*perKind)
+	for i := range 3 * perKind {
+		user := []string{"victim", "named", fmt.Sprintf("nobody-%d", i)}[i%3]
+		wg.Go(func() {
+			_, err := f.auth.Login(flood, user, "wrong-password-1234", "000000")
+			errs <- err
+		})
+	}
+	// The shared half holds two hashes; the named account holds one more
+	// in the reserved half.
+	maxHeld := pool.SharedBudget()/memory + 1
+	for range maxHeld {
+		<-held
+	}
+	// Every login of the flood is in the pool before the person's.
+	for holding.Load()+pool.Waiting() < 3*perKind {
+		time.Sleep(time.Millisecond)
+	}
+
+	// The deadline only bounds how long a pool without a reserve makes
+	// this login wait before ErrBusy: with one, it gets memory at once.
+	ctx, cancel := context.WithTimeout(t.Context(), identity.DefaultHashWait)
+	defer cancel()
+	acc, err := f.auth.Login(ctx, "jdoe", testPassword, code)
+	if err != nil {
+		t.Errorf("Login during the flood = %v, want success", err)
+	} else if acc.ID != f.acc.ID {
+		t.Errorf("Login during the flood = account %s, want %s", acc.ID, f.acc.ID)
+	}
+	if got := holding.Load(); got != maxHeld {
+		t.Errorf("the flood held %d hashes at once, want %d (the shared half and one for the named account)", got, maxHeld)
+	}
+
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, identity.ErrInvalidCredentials) {
+			t.Errorf("flood Login = %v, want ErrInvalidCredentials", err)
+		}
+	}
+	if got, want := started.Load(), int64(3*perKind+1); got != want {
+		t.Errorf("%d hashes ran, want %d (one per login)", got, want)
 	}
 }

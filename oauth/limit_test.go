@@ -1,6 +1,7 @@
 package oauth_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,6 +185,85 @@ func TestLimiter_bounded(t *testing.T) {
 	}
 }
 
+// TestLimiter_ipv6Blocks sends, on a stopped clock, requests from 1,000
+// IPv6 /64s of one /48, each until it is refused: together they get what
+// LimitShare48 sources would, the /64s of one /56 what LimitShare56 would,
+// the table grows by the buckets of allowed requests only, and other
+// sources are not affected.
+func TestLimiter_ipv6Blocks(t *testing.T) {
+	const burst = oauth.DefaultLimitBurst
+	newLimiter := func() *oauth.Limiter {
+		l := oauth.NewLimiter(oauth.DefaultLimitRate, burst, oauth.DefaultLimitSources)
+		l.Now = func() time.Time { return t0 }
+		return l
+	}
+	// flood sends from n /64s, the i-th named by source(i), each until
+	// refused, and returns how many requests passed.
+	flood := func(l *oauth.Limiter, n int, source func(i int) string) int {
+		allowed := 0
+		for i := range n {
+			for range burst + 1 {
+				ok, wait := l.Allow(source(i))
+				if !ok {
+					if wait <= 0 {
+						t.Fatalf("refused %s without a wait", source(i))
+					}
+					break
+				}
+				allowed++
+			}
+		}
+		return allowed
+	}
+
+	l := newLimiter()
+	in48 := func(i int) string { return fmt.Sprintf("2001:db8:abcd:%x::1", i) } // 1,000 /64s in 4 /56s
+	if got, want := flood(l, 1000, in48), oauth.LimitShare48*burst; got != want {
+		t.Errorf("1,000 /64s of one /48 made %d requests, want %d (LimitShare48 sources' burst)", got, want)
+	}
+	if got, max := l.Len(), 1+4+oauth.LimitShare48*burst; got > max {
+		t.Errorf("Len = %d after the flood, want at most %d: refused requests make no buckets", got, max)
+	}
+	for _, other := range []string{"2001:db8:abce::1", "192.0.2.1", "::ffff:192.0.2.2"} {
+		if ok, _ := l.Allow(other); !ok {
+			t.Errorf("Allow(%s) refused after a flood from 2001:db8:abcd::/48", other)
+		}
+	}
+
+	l = newLimiter()
+	in56 := func(i int) string { return fmt.Sprintf("2001:db8:abcd:ff%02x::%x", i, i+1) } // 256 /64s of one /56
+	if got, want := flood(l, 256, in56), oauth.LimitShare56*burst; got != want {
+		t.Errorf("256 /64s of one /56 made %d requests, want %d (LimitShare56 sources' burst)", got, want)
+	}
+	if ok, _ := l.Allow("2001:db8:abcd:fe00::1"); !ok {
+		t.Error("another /56 of the same /48 was refused")
+	}
+}
+
+// TestLimit_ipv6Flood floods the token endpoint from 1,000 IPv6 /64s of
+// one /48, twice from each: no more requests reach the endpoint than
+// LimitShare48 sources' burst, and a person then signs in from another
+// address.
+func TestLimit_ipv6Flood(t *testing.T) {
+	e := newEnv(t)
+	counts := map[int]int{}
+	for i := range 2000 {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"}, "client_id": {e.public.ID}}
+		req := httptest.NewRequest("POST", e.ts.URL+"/oauth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = fmt.Sprintf("[2001:db8:abcd:%x::%x]:5000", i%1000, i)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		counts[rec.Code]++
+	}
+	if got, want := 2000-counts[http.StatusTooManyRequests], oauth.LimitShare48*oauth.DefaultLimitBurst; got != want {
+		t.Errorf("%d of 2,000 requests from one /48 reached the endpoint (%v), want %d", got, counts, want)
+	}
+	if tok := e.login("drhouse", "user/*.rs"); tok.AccessToken == "" {
+		t.Fatal("no access token after the flood")
+	}
+}
+
 // TestBackend_jtiPerClient fills one backend client's replay cache: that
 // client is refused, another client still gets tokens, and a replay is
 // still refused.
@@ -220,7 +301,7 @@ func TestLogin_busy(t *testing.T) {
 	pool := identity.NewPool(64)
 	holding, release := make(chan struct{}), make(chan struct{})
 	var first sync.Once
-	pool.Started = func(int64) { first.Do(func() { close(holding); <-release }) }
+	pool.Started = func(context.Context, int64) { first.Do(func() { close(holding); <-release }) }
 	e.auth.Hasher = &identity.Hasher{Params: e.auth.Hasher.Params, Pool: pool}
 	done := make(chan struct{})
 	go func() { e.auth.Hasher.Hash("hold the pool"); close(done) }()
@@ -241,5 +322,114 @@ func TestLogin_busy(t *testing.T) {
 	pool.Wait = -1
 	if res := e.submit(b, pending, csrf, "drhouse", testPassword, e.totp()); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("login once the pool is free = %d, want 303", res.StatusCode)
+	}
+}
+
+// floodKey marks the context of a request that belongs to a flood.
+type floodKey struct{}
+
+// signIn runs authorize and a login form post for username straight
+// through the server, from source, in ctx, and returns the login's answer
+// and the PKCE verifier of its code.
+func (e *env) signIn(ctx context.Context, source, username, password, totp string) (*httptest.ResponseRecorder, string) {
+	e.t.Helper()
+	verifier := oauth2.GenerateVerifier()
+	authURL := e.config("user/*.rs").AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", e.base))
+	req := httptest.NewRequest("GET", authURL, nil).WithContext(ctx)
+	req.RemoteAddr = source + ":40000"
+	page := httptest.NewRecorder()
+	e.srv.ServeHTTP(page, req)
+	p, c := pendingRe.FindStringSubmatch(page.Body.String()), csrfRe.FindStringSubmatch(page.Body.String())
+	if page.Code != http.StatusOK || p == nil || c == nil {
+		e.t.Errorf("authorize from %s = %d, want the login page", source, page.Code)
+		return page, ""
+	}
+	form := url.Values{"pending": {p[1]}, "csrf": {c[1]}, "username": {username}, "password": {password}, "totp": {totp}}
+	req = httptest.NewRequest("POST", e.ts.URL+"/oauth/login", strings.NewReader(form.Encode())).WithContext(ctx)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.RemoteAddr = source + ":40000"
+	for _, ck := range page.Result().Cookies() {
+		req.AddCookie(ck)
+	}
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	return rec, verifier
+}
+
+// TestLogin_poolFlood floods /oauth/login from six addresses with failed
+// logins, for unknown usernames and for one account, whose hashes hold
+// their memory until released. Then a person signs in from another
+// address: the login gets memory at once and the code flow ends with a
+// token, because the flood holds only the shared half of the hashing pool
+// and one hash for the account it names.
+func TestLogin_poolFlood(t *testing.T) {
+	e := newEnv(t)
+	memory := int64(e.auth.Hasher.Params.Memory)
+	pool := identity.NewPool(4 * memory)
+	pool.Wait = -1 // the flood waits for as long as it takes
+	release := make(chan struct{})
+	held := make(chan struct{}, 64)
+	var holding atomic.Int64
+	pool.Started = func(ctx context.Context, inUse int64) {
+		if ctx.Value(floodKey{}) != nil {
+			holding.Add(1)
+			held <- struct{}{}
+			<-release
+			holding.Add(-1)
+		}
+	}
+	e.auth.Hasher = &identity.Hasher{Params: e.auth.Hasher.Params, Pool: pool}
+	totp := e.totp() // the clock stands still from here on
+
+	flood := context.WithValue(t.Context(), floodKey{}, true)
+	const sources, each = 6, 4
+	var wg sync.WaitGroup
+	codes := make(chan int, sources*each)
+	for i := range sources * each {
+		source, user := fmt.Sprintf("198.51.100.%d", i%sources+1), fmt.Sprintf("nobody-%d", i)
+		if i%2 == 0 {
+			user = "pat"
+		}
+		wg.Go(func() {
+			rec, _ := e.signIn(flood, source, user, "wrong-password-1234", "000000")
+			codes <- rec.Code
+		})
+	}
+	maxHeld := pool.SharedBudget()/memory + 1
+	for range maxHeld {
+		<-held
+	}
+	// Every login of the flood is in the pool before the person's.
+	for holding.Load()+pool.Waiting() < sources*each {
+		time.Sleep(time.Millisecond)
+	}
+
+	// The deadline only bounds how long a pool without a reserve makes
+	// this login wait before 503: with one, it gets memory at once.
+	ctx, cancel := context.WithTimeout(t.Context(), identity.DefaultHashWait)
+	defer cancel()
+	rec, verifier := e.signIn(ctx, "203.0.113.5", "drhouse", testPassword, totp)
+	loc, _ := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Errorf("login during the flood = %d Location %q, want 303 with a code", rec.Code, rec.Header().Get("Location"))
+	} else if tok, err := e.config("user/*.rs").Exchange(e.ctx(), loc.Query().Get("code"), oauth2.VerifierOption(verifier)); err != nil || tok.AccessToken == "" {
+		t.Errorf("Exchange after the login during the flood: %v", err)
+	}
+	if got := holding.Load(); got != maxHeld {
+		t.Errorf("the flood held %d hashes at once, want %d (the shared half and one for the named account)", got, maxHeld)
+	}
+
+	close(release)
+	wg.Wait()
+	close(codes)
+	n := 0
+	for code := range codes {
+		n++
+		if code != http.StatusUnauthorized {
+			t.Errorf("flood login = %d, want 401", code)
+		}
+	}
+	if n != sources*each {
+		t.Errorf("%d flood logins answered, want %d", n, sources*each)
 	}
 }

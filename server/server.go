@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -82,6 +83,15 @@ type Config struct {
 	// ParseClientCertMap reads the map from a file.
 	ClientCAFile  string
 	ClientCertMap map[string]string
+
+	// TrustedProxies are the networks of the reverse proxies in front of
+	// the server. A request whose peer address is in one of them is taken
+	// to come from the right-most address of its X-Forwarded-For header
+	// that is not (see ParsePrefixes); that address is its source for the
+	// audit trail and the sign-in rate limits. Empty, the default: the
+	// source is always the peer address and X-Forwarded-For is never read,
+	// since any client can send one.
+	TrustedProxies []netip.Prefix
 
 	// Insecure serves plain HTTP. It is refused unless Addr (or the
 	// listener given to Serve) is a loopback address.
@@ -350,8 +360,9 @@ func (s *Server) ReloadCertificate() error {
 
 // handler mounts the routes and wraps them with the security headers, a
 // request id (the X-Request-Id header, and a phivault.RequestInfo with the
-// id and the source address in the request's context, so that every audit
-// entry of the request carries them) and, if clients is not nil, client
+// id and the source address (see source) in the request's context, so
+// that every audit entry of the request carries them) and, if clients is
+// not nil, client
 // certificate mapping.
 func (s *Server) handler(clients *clientAuth) http.Handler {
 	mux := http.NewServeMux()
@@ -382,7 +393,7 @@ func (s *Server) handler(clients *clientAuth) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		id := phivault.NewRequestID(s.cfg.Rand)
 		h.Set("X-Request-Id", id)
-		info := phivault.RequestInfo{ID: id, Source: phivault.RequestSource(r.Context(), r.RemoteAddr)}
+		info := phivault.RequestInfo{ID: id, Source: s.source(r)}
 		next.ServeHTTP(w, r.WithContext(phivault.WithRequestInfo(r.Context(), info)))
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,6 +270,98 @@ func TestServer_RequestID(t *testing.T) {
 		}
 		if info.Source != "127.0.0.1" {
 			t.Errorf("source %q, want 127.0.0.1", info.Source)
+		}
+	}
+}
+
+// TestServer_TrustedProxies checks the source address a request is
+// recorded with: behind a trusted proxy, the right-most address of
+// X-Forwarded-For that is not a trusted proxy; otherwise, and without
+// trusted proxies, the peer's address whatever the header says.
+func TestServer_TrustedProxies(t *testing.T) {
+	open := func(proxies string) (*server.Server, chan phivault.RequestInfo) {
+		t.Helper()
+		prefixes, err := server.ParsePrefixes(proxies)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := make(chan phivault.RequestInfo, 1)
+		s := server.New(server.Config{
+			Addr:           "127.0.0.1:0",
+			Insecure:       true,
+			TrustedProxies: prefixes,
+			Routes: map[string]http.Handler{"/oauth/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				info, _ := phivault.RequestInfoFromContext(r.Context())
+				seen <- info
+			})},
+		})
+		if err := s.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, seen
+	}
+	source := func(s *server.Server, seen chan phivault.RequestInfo, xff ...string) string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, s.URL()+"/oauth/token", nil)
+		for _, v := range xff {
+			req.Header.Add("X-Forwarded-For", v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return (<-seen).Source
+	}
+
+	behind, seen := open("127.0.0.1, 10.0.0.0/8")
+	tests := []struct {
+		give []string
+		want string
+	}{
+		{nil, "127.0.0.1"},
+		{[]string{"198.51.100.7"}, "198.51.100.7"},
+		{[]string{"203.0.113.9, 198.51.100.7"}, "198.51.100.7"},           // the left one is the client's own
+		{[]string{"198.51.100.7, 10.1.2.3"}, "198.51.100.7"},              // through a second trusted proxy
+		{[]string{"203.0.113.9", "198.51.100.7"}, "198.51.100.7"},         // two header lines
+		{[]string{"10.9.9.9, 10.1.2.3"}, "10.9.9.9"},                      // all trusted: the left-most
+		{[]string{"2001:db8::7"}, "2001:db8::7"},                          // IPv6
+		{[]string{"[2001:db8::7]:443"}, "2001:db8::7"},                    // with a port
+		{[]string{"::ffff:198.51.100.7"}, "198.51.100.7"},                 // IPv4-mapped
+		{[]string{"198.51.100.7, garbage"}, "127.0.0.1"},                  // unreadable: stop at the proxy
+		{[]string{"unknown, 10.1.2.3"}, "10.1.2.3"},                       // stop at the last trusted hop
+		{[]string{"203.0.113.9, 198.51.100.7, 10.1.2.3"}, "198.51.100.7"}, // client-written entries ignored
+	}
+	for _, tt := range tests {
+		if got := source(behind, seen, tt.give...); got != tt.want {
+			t.Errorf("source with X-Forwarded-For %q = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+
+	direct, seen := open("")
+	if got := source(direct, seen, "198.51.100.7"); got != "127.0.0.1" {
+		t.Errorf("source without trusted proxies = %q, want the peer 127.0.0.1", got)
+	}
+	other, seen := open("192.0.2.0/24")
+	if got := source(other, seen, "198.51.100.7"); got != "127.0.0.1" {
+		t.Errorf("source from an untrusted peer = %q, want the peer 127.0.0.1", got)
+	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	got, err := server.ParsePrefixes(" 10.0.0.1/8, 192.0.2.7 ,2001:db8::/48,,::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/48"), netip.MustParsePrefix("::1/128")}
+	if !slices.Equal(got, want) {
+		t.Errorf("ParsePrefixes = %v, want %v", got, want)
+	}
+	for _, bad := range []string{"0.0.0.0/0", "::/0", "10.0.0.0/33", "proxy.example", "fe80::1%eth0"} {
+		if _, err := server.ParsePrefixes(bad); err == nil {
+			t.Errorf("ParsePrefixes(%q) succeeded, want an error", bad)
 		}
 	}
 }

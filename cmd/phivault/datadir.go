@@ -25,6 +25,7 @@ import (
 //	audit-verifier.pub       its verifier key, for outside parties
 //	audit-checkpoints.log    the file witness: every signed checkpoint
 //	install-id               random id of this vault, shown in the CapabilityStatement
+//	signin.key               the key sealing sign-in steps in browsers (mode 0600); shared by the nodes of one vault
 //	store                    "sqlite" or "postgres": where the records are (see store.go)
 //	audit-witness-file       the path of the witness file outside the folder, named to init
 //	demo-passphrase, demo-accounts.json   "phivault demo" only: its secrets, for demos

@@ -161,6 +161,9 @@ func initData(ctx context.Context, d dataDir, kc KeyringConfig, sc StoreConfig, 
 	if _, err := d.installID(); err != nil {
 		return nil, err
 	}
+	if err := createSignInKey(d.signInKeyFile()); err != nil { // kept if already there, e.g. copied from another node
+		return nil, err
+	}
 	if res.witness, err = createWitnessFile(d, witness); err != nil {
 		return nil, err
 	}

@@ -145,9 +145,10 @@ func (c LoginConfig) resolve(baseURL string) (loginSite, error) {
 	return loginSite{rpID: rpID, origins: origins, providers: providers}, nil
 }
 
-// newPasskeys builds the handler of /oauth/passkey/, or returns nil when
-// passkeys are off or no relying party id is known (no -base-url).
-func newPasskeys(site loginSite, accounts phivault.AccountStore, hooks loginHooks) (*passkey.Handler, error) {
+// newPasskeys builds the handler of /oauth/passkey/, sealing ceremonies
+// under ceremonyKey, or returns nil when passkeys are off or no relying
+// party id is known (no -base-url).
+func newPasskeys(site loginSite, accounts phivault.AccountStore, hooks loginHooks, ceremonyKey []byte) (*passkey.Handler, error) {
 	if site.rpID == "" {
 		return nil, nil
 	}
@@ -162,8 +163,9 @@ func newPasskeys(site loginSite, accounts phivault.AccountStore, hooks loginHook
 		Registered: func(r *http.Request, accountID string) {
 			hooks.audit(r, phivault.ActionAccountChange, accountID, "ok", "passkey registered")
 		},
-		Now:    hooks.Now,
-		Logger: hooks.Logger,
+		CeremonyKey: ceremonyKey,
+		Now:         hooks.Now,
+		Logger:      hooks.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("passkeys: %w", err)
@@ -254,9 +256,9 @@ func (p oidcProvider) secret(dir string) (string, error) {
 	return "", fmt.Errorf("client_secret_file or client_secret_env is required")
 }
 
-// newFederation builds the handler of /oauth/federated/, or returns nil
-// when no provider is configured.
-func newFederation(login loginSite, baseURL string, accounts phivault.AccountStore, hooks loginHooks) (*federation.Handler, error) {
+// newFederation builds the handler of /oauth/federated/, sealing flows
+// under flowKey, or returns nil when no provider is configured.
+func newFederation(login loginSite, baseURL string, accounts phivault.AccountStore, hooks loginHooks, flowKey []byte) (*federation.Handler, error) {
 	if len(login.providers) == 0 {
 		return nil, nil
 	}
@@ -274,6 +276,7 @@ func newFederation(login loginSite, baseURL string, accounts phivault.AccountSto
 		Complete:     hooks.Complete,
 		ValidPending: hooks.ValidPending,
 		Failed:       hooks.Refused("federated"),
+		FlowKey:      flowKey,
 		Now:          hooks.Now,
 		Logger:       hooks.Logger,
 	})
@@ -309,11 +312,11 @@ func (a *app) openLogins(srv *oauth.Server, login loginSite) error {
 		Audit:        a.audit.log,
 		Logger:       a.logger,
 	}
-	pk, err := newPasskeys(login, a.accounts, hooks)
+	pk, err := newPasskeys(login, a.accounts, hooks, a.signInKeys.ceremony)
 	if err != nil {
 		return err
 	}
-	fed, err := newFederation(login, a.cfg.BaseURL, a.accounts, hooks)
+	fed, err := newFederation(login, a.cfg.BaseURL, a.accounts, hooks, a.signInKeys.flow)
 	if err != nil {
 		return err
 	}

@@ -35,14 +35,15 @@ func (a *app) openOAuth(login loginSite) (*oauth.Server, error) {
 		auth.Hasher = a.hasher // one memory-bounded pool for every password hash
 	}
 	srv, err := oauth.New(oauth.Options{
-		BaseURL:   a.cfg.BaseURL,
-		Accounts:  a.accounts,
-		Clients:   a.db,
-		Login:     auth,
-		Audit:     a.audit.log,
-		Logger:    a.logger,
-		Passkeys:  passkeys,
-		Federated: federated,
+		BaseURL:    a.cfg.BaseURL,
+		Accounts:   a.accounts,
+		Clients:    a.db,
+		Login:      auth,
+		Audit:      a.audit.log,
+		Logger:     a.logger,
+		Passkeys:   passkeys,
+		Federated:  federated,
+		PendingKey: a.signInKeys.pending,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("oauth: %w", err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -69,11 +70,19 @@ type Config struct {
 	ClientCertMap string // file of "fingerprint-or-URI client-id" lines
 	Insecure      bool   // plain HTTP, loopback only
 	BaseURL       string
-	Keyring       KeyringConfig
-	Audit         AuditConfig // remote checkpoint witnesses; see audit.go
-	Login         LoginConfig // passkeys and OpenID providers; see login.go
-	Passphrase    string
-	Store         StoreConfig // SQLite in the data folder, or PostgreSQL; see store.go
+	// SignInKeyFile is the file of the key that seals sign-in state into
+	// what browsers carry (see signInKeys); nodes behind one load balancer
+	// share it. "" means the data folder's signin.key, made if absent.
+	SignInKeyFile string
+	// TrustedProxies is a comma-separated list of the networks of reverse
+	// proxies in front of the server (server.ParsePrefixes); only requests
+	// from them are read for X-Forwarded-For. "" for none.
+	TrustedProxies string
+	Keyring        KeyringConfig
+	Audit          AuditConfig // remote checkpoint witnesses; see audit.go
+	Login          LoginConfig // passkeys and OpenID providers; see login.go
+	Passphrase     string
+	Store          StoreConfig // SQLite in the data folder, or PostgreSQL; see store.go
 	// MetricsToken is the bearer token GET /metrics requires (at least
 	// minMetricsToken characters), from PHIVAULT_METRICS_TOKEN or
 	// PHIVAULT_METRICS_TOKEN_FILE. If "", /metrics is not served.
@@ -89,6 +98,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.Bool("insecure", c.Insecure),
 		slog.String("base_url", c.BaseURL),
+		slog.String("trusted_proxies", c.TrustedProxies),
+		slog.String("signin_key_file", c.SignInKeyFile),
 		slog.String("keyring", c.Keyring.Kind),
 		slog.String("client_ca", c.ClientCAFile),
 		slog.Any("store", c.Store),
@@ -104,6 +115,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientCAFile, "tls-client-ca", os.Getenv("PHIVAULT_TLS_CLIENT_CA"), "PEM bundle of CAs whose client certificates system clients may present (env PHIVAULT_TLS_CLIENT_CA)")
 	fs.StringVar(&c.ClientCertMap, "tls-client-map", os.Getenv("PHIVAULT_TLS_CLIENT_MAP"), "file of \"sha256-fingerprint-or-URI client-id\" lines mapping client certificates to clients (env PHIVAULT_TLS_CLIENT_MAP)")
 	fs.BoolVar(&c.Insecure, "insecure-http", false, "serve plain HTTP (only on a loopback address; for local testing)")
+	fs.StringVar(&c.SignInKeyFile, "signin-key-file", os.Getenv("PHIVAULT_SIGNIN_KEY_FILE"), "file of the key that seals sign-in steps in browsers; give every node behind one load balancer the same file (default: the data folder's signin.key; env PHIVAULT_SIGNIN_KEY_FILE)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", os.Getenv("PHIVAULT_TRUSTED_PROXIES"), "comma-separated networks or addresses of reverse proxies in front of the server; X-Forwarded-For is read only from them (env PHIVAULT_TRUSTED_PROXIES)")
 	c.Keyring.register(fs)
 	c.Store.register(fs)
 	c.Audit.register(fs)
@@ -217,15 +230,28 @@ type app struct {
 	// hasher hashes every password (sign-in, admin API, SCIM) in one
 	// memory-bounded pool of argon2id hashes.
 	hasher *identity.Hasher
+	// proxies are the trusted reverse proxies (Config.TrustedProxies).
+	proxies []netip.Prefix
+	// signInKeys seal sign-in state into what browsers carry; see
+	// signinkey.go.
+	signInKeys signInKeys
 }
 
 // openApp opens the data folder and wires the request path. It does not
 // listen yet.
 func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) {
+	proxies, err := server.ParsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, errorWithHint(err.Error(), "phivault serve -trusted-proxies 10.0.0.0/8,2001:db8:1::/48")
+	}
 	if !cfg.Data.initialized() {
 		return nil, errorWithHint(fmt.Sprintf("%s is not a phivault data folder", cfg.Data), "phivault init -data "+string(cfg.Data))
 	}
 	tokenHash, err := cfg.Data.tokenHash()
+	if err != nil {
+		return nil, err
+	}
+	signInKeys, err := loadSignInKeys(cfg.Data, cfg.SignInKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +271,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	sealer := seal.sealer
-	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry(), hasher: identity.NewHasher()}
+	a := &app{cfg: cfg, logger: logger, db: db, seal: seal, metrics: prometheus.NewRegistry(), hasher: identity.NewHasher(), proxies: proxies, signInKeys: signInKeys}
 	a.accounts = envelope.NewAccountStore(db, db, sealer)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
@@ -337,18 +363,19 @@ func (a *app) listen(ctx context.Context) error {
 		}
 	}
 	a.server = server.New(server.Config{
-		Addr:          a.cfg.Addr,
-		CertFile:      cert,
-		KeyFile:       key,
-		ClientCAFile:  a.cfg.ClientCAFile,
-		ClientCertMap: clientMap,
-		Insecure:      a.cfg.Insecure,
-		FHIR:          a.fhirAndAdmin(),
-		Routes:        a.routes,
-		Health:        a.audit.health(a.seal.health()),
-		Metrics:       promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
-		MetricsToken:  a.cfg.MetricsToken, // "" leaves /metrics unserved
-		Logger:        a.logger,
+		Addr:           a.cfg.Addr,
+		CertFile:       cert,
+		KeyFile:        key,
+		ClientCAFile:   a.cfg.ClientCAFile,
+		ClientCertMap:  clientMap,
+		Insecure:       a.cfg.Insecure,
+		TrustedProxies: a.proxies,
+		FHIR:           a.fhirAndAdmin(),
+		Routes:         a.routes,
+		Health:         a.audit.health(a.seal.health()),
+		Metrics:        promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}),
+		MetricsToken:   a.cfg.MetricsToken, // "" leaves /metrics unserved
+		Logger:         a.logger,
 	})
 	return a.server.Open(ctx)
 }
