@@ -363,7 +363,7 @@ func (db *DB) View(ctx context.Context, fn func(phivault.StoreTx) error) error {
 
 	// BEGIN is deferred: the snapshot starts with the first read.
 	if _, err := rc.conn.ExecContext(ctx, "BEGIN"); err != nil {
-		return fmt.Errorf("sqlite: begin: %v", err)
+		return wrapErr(ctx, "begin", err)
 	}
 	defer func() {
 		// A read-only transaction has nothing to commit; ROLLBACK ends it.
