@@ -51,12 +51,13 @@ type DB struct {
 	// one connection is kept for reads (see Update).
 	MaxConns int32
 	// InsecurePlaintext allows connections to a database on another
-	// machine without TLS, or with TLS that does not verify the server's
-	// certificate (sslmode disable, allow, prefer, or require without
-	// sslrootcert). Default false: Open refuses such a URL, because
-	// ciphertext, blind-index tokens and the audit trail would cross the
-	// network readable or to an impostor. A loopback address or a Unix
-	// socket never needs TLS.
+	// machine without TLS, or with TLS that does not verify both the
+	// server's certificate and that it names the host (any sslmode but
+	// verify-full: disable, allow, prefer, require, verify-ca). Default
+	// false: Open refuses such a URL, because ciphertext, blind-index
+	// tokens and the audit trail would cross the network readable or to an
+	// impostor (with verify-ca, any server holding a certificate from the
+	// same CA). A loopback address or a Unix socket never needs TLS.
 	InsecurePlaintext bool
 
 	pool    *pgxpool.Pool
@@ -110,19 +111,32 @@ func (db *DB) Open(ctx context.Context) error {
 }
 
 // ErrPlaintext is returned by Open for a URL that would reach a database on
-// another machine without verified TLS.
-var ErrPlaintext = errors.New("postgres: the connection URL allows a database on another machine without verified TLS; " +
-	"add sslmode=verify-full (and sslrootcert=CA.pem unless the system roots sign the server's certificate)")
+// another machine without TLS that verifies the server's certificate and
+// host name (sslmode=verify-full).
+var ErrPlaintext = errors.New("postgres: the connection URL allows a database on another machine without TLS that verifies its certificate and host name; " +
+	"use sslmode=verify-full (with sslrootcert=CA.pem unless the system roots sign the server's certificate)")
+
+// errHostUnverified is ErrPlaintext for sslmode=verify-ca, or require with
+// sslrootcert (which libpq and pgx treat as verify-ca).
+var errHostUnverified = fmt.Errorf("%w: sslmode=verify-ca, like require with sslrootcert, checks the certificate's chain "+
+	"but not that it names the host, so any server with a certificate from the same CA could pose as the database", ErrPlaintext)
 
 // checkTLS returns ErrPlaintext unless every host cfg may connect to, first
 // or fallback, is local (loopback or a Unix socket) or is reached only
-// over TLS that verifies the server's certificate chain.
+// over TLS that verifies the server's certificate chain and host name
+// (sslmode=verify-full).
 func checkTLS(cfg *pgconn.Config) error {
 	check := func(host string, tc *tls.Config) error {
-		if isLocal(host) {
+		switch {
+		case isLocal(host):
 			return nil
-		}
-		if tc == nil || (tc.InsecureSkipVerify && tc.VerifyPeerCertificate == nil) {
+		case tc == nil:
+			return ErrPlaintext
+		case tc.InsecureSkipVerify && tc.VerifyPeerCertificate != nil:
+			// pgx's verify-ca: the chain is checked by hand, the
+			// host name not at all.
+			return errHostUnverified
+		case tc.InsecureSkipVerify:
 			return ErrPlaintext
 		}
 		return nil

@@ -3,11 +3,19 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	neturl "net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -144,24 +152,72 @@ func TestDB_readsInsideUpdates(t *testing.T) {
 }
 
 // TestOpen_plaintext checks that Open refuses, before connecting, a URL that
-// would reach a database on another machine without verified TLS, and that
-// its error names neither the password nor the host.
+// would reach a database on another machine without TLS that verifies the
+// certificate and the host name, and that its error names neither the
+// password nor the host, and names the fix.
 func TestOpen_plaintext(t *testing.T) {
+	ca := writeCA(t)
 	for _, url := range []string{
 		"postgres://u:s3cret@db.example.org/x?sslmode=disable",
 		"postgres://u:s3cret@db.example.org/x?sslmode=prefer",
 		"postgres://u:s3cret@db.example.org/x?sslmode=require",
 		"postgres://u:s3cret@db.example.org/x",
 		"postgres://u:s3cret@127.0.0.1,db.example.org/x?sslmode=disable",
+		// verify-ca checks the chain but not the host name.
+		"postgres://u:s3cret@db.example.org/x?sslmode=verify-ca",
+		"postgres://u:s3cret@db.example.org/x?sslmode=verify-ca&sslrootcert=" + ca,
+		"postgres://u:s3cret@db.example.org/x?sslmode=require&sslrootcert=" + ca,
+		"postgres://u:s3cret@127.0.0.1,db.example.org/x?sslmode=verify-ca&sslrootcert=" + ca,
 	} {
 		_, err := postgres.Open(context.Background(), url)
 		if !errors.Is(err, postgres.ErrPlaintext) {
 			t.Errorf("Open(%q) = %v, want ErrPlaintext", url, err)
+			continue
 		}
-		if err != nil && (strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "example")) {
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "example") {
 			t.Errorf("Open(%q) error %q reveals the password or host", url, err)
 		}
+		if !strings.Contains(err.Error(), "sslmode=verify-full") {
+			t.Errorf("Open(%q) error %q does not name sslmode=verify-full", url, err)
+		}
 	}
+
+	// verify-full passes the check; the connection then fails (nothing
+	// listens at that address), but not with ErrPlaintext.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	url := "postgres://u@192.0.2.1/x?connect_timeout=1&sslmode=verify-full&sslrootcert=" + ca
+	if _, err := postgres.Open(ctx, url); err == nil || errors.Is(err, postgres.ErrPlaintext) {
+		t.Errorf("Open(%q) = %v, want a connection error", url, err)
+	}
+}
+
+// writeCA writes a self-signed CA certificate to a file and returns its
+// path, for URLs with sslrootcert.
+func writeCA(tb testing.TB) string {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "phivault test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
 
 // TestOpen_tls checks that a URL asking for TLS reaches the test database
