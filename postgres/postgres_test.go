@@ -363,3 +363,162 @@ func TestDB_ShredErasesKey(t *testing.T) {
 		}
 	}
 }
+
+// rawConn connects to the test database with db's schema as search_path.
+func rawConn(tb testing.TB, db *postgres.DB) *pgx.Conn {
+	tb.Helper()
+	cfg, err := pgx.ParseConfig(testURL(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.RuntimeParams["search_path"] = db.Schema
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// mustPutKey stores the wrapped key of compartment p.
+func mustPutKey(tb testing.TB, db *postgres.DB, p string) {
+	tb.Helper()
+	ctx := context.Background()
+	err := db.Update(ctx, func(tx phivault.StoreTx) error {
+		_, err := tx.PutKey(ctx, &phivault.WrappedKey{ID: "patient/" + p, KEKID: "file:1", Wrapped: []byte("wrapped-" + p), Created: time.Now(), Bound: true})
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// erased reports whether the shred of compartment p is marked erased.
+func erased(tb testing.TB, db *postgres.DB, p string) bool {
+	tb.Helper()
+	var ok bool
+	if err := db.QueryRowForTest(context.Background(), `SELECT erased FROM shredded WHERE compartment = '`+p+`'`).Scan(&ok); err != nil {
+		tb.Fatal(err)
+	}
+	return ok
+}
+
+// TestDB_Shred_erasePending checks the key table's rewrite after a shred:
+// it is retried while other transactions hold the table's lock; if they
+// hold it through every try, the shred is committed and says so
+// (ErrErasePending, not a failure), stays marked pending, and
+// EraseShredded (the server's start) finishes it.
+func TestDB_Shred_erasePending(t *testing.T) {
+	ctx := context.Background()
+	shred := func(db *postgres.DB, p string) error {
+		return db.Update(ctx, func(tx phivault.StoreTx) error { return tx.Shred(ctx, p, time.Now()) })
+	}
+	// lockKeys holds a lock on the key table that VACUUM FULL waits for,
+	// until release is called.
+	lockKeys := func(t *testing.T, db *postgres.DB) (release func()) {
+		conn := rawConn(t, db)
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT count(*) FROM keys`); err != nil {
+			t.Fatal(err)
+		}
+		return func() { tx.Rollback(ctx) }
+	}
+
+	t.Run("Retried", func(t *testing.T) {
+		db := MustOpen(t)
+		db.SetEraseWait(200 * time.Millisecond)
+		mustPutKey(t, db, "p1")
+		release := lockKeys(t, db)
+		time.AfterFunc(300*time.Millisecond, release) // during the second of five tries
+		if err := shred(db, "p1"); err != nil {
+			t.Fatalf("Shred with the key table locked for a while = %v, want nil (retried)", err)
+		}
+		if !erased(t, db, "p1") {
+			t.Error("the shred is not marked erased after the rewrite")
+		}
+	})
+
+	t.Run("Pending", func(t *testing.T) {
+		db := MustOpen(t)
+		db.SetEraseWait(20 * time.Millisecond)
+		mustPutKey(t, db, "p1")
+		release := lockKeys(t, db)
+		err := shred(db, "p1")
+		if !errors.Is(err, phivault.ErrErasePending) || !strings.Contains(err.Error(), "lock timeout") {
+			t.Fatalf("Shred with the key table locked = %v, want ErrErasePending naming the lock timeout", err)
+		}
+		err = db.View(ctx, func(tx phivault.StoreTx) error {
+			if _, ok, err := tx.Shredded(ctx, "p1"); err != nil || !ok {
+				return fmt.Errorf("Shredded(p1) = %v, %v; want true", ok, err)
+			}
+			if _, err := tx.Key(ctx, "patient/p1"); !errors.Is(err, phivault.ErrNotFound) {
+				return fmt.Errorf("Key(patient/p1) = %v, want ErrNotFound", err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("the shred did not stand: %v", err)
+		}
+		if erased(t, db, "p1") {
+			t.Error("a shred whose rewrite failed is marked erased")
+		}
+		release()
+		if err := db.EraseShredded(ctx); err != nil {
+			t.Fatalf("EraseShredded() = %v", err)
+		}
+		if !erased(t, db, "p1") {
+			t.Error("EraseShredded did not mark the shred erased")
+		}
+	})
+}
+
+// TestDB_Shred_eraseNotOwner checks that a rewrite PostgreSQL skips (its
+// role does not own the key table: VACUUM only warns) is reported as a
+// pending erasure naming the cause, not as done.
+func TestDB_Shred_eraseNotOwner(t *testing.T) {
+	ctx := context.Background()
+	owner := MustOpen(t)
+	mustPutKey(t, owner, "p1")
+	role := fmt.Sprintf("phivault_test_user_%d_%016x", os.Getpid(), rand.Uint64())
+	admin := rawConn(t, owner)
+	schema := pgx.Identifier{owner.Schema}.Sanitize()
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN`,
+		`GRANT USAGE, CREATE ON SCHEMA ` + schema + ` TO ` + role,
+		`GRANT ALL ON ALL TABLES IN SCHEMA ` + schema + ` TO ` + role,
+	} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, q := range []string{`DROP OWNED BY ` + role, `DROP ROLE ` + role} {
+			if _, err := admin.Exec(ctx, q); err != nil {
+				t.Errorf("%s: %v", q, err)
+			}
+		}
+	})
+	u, err := neturl.Parse(testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = neturl.User(role)
+	q := u.Query()
+	q.Set("search_path", owner.Schema) // not db.Schema: creating it needs CREATE on the database
+	u.RawQuery = q.Encode()
+	db := postgres.New(u.String())
+	if err := db.Open(ctx); err != nil {
+		t.Fatalf("Open() as %s = %v", role, err)
+	}
+	defer db.Close()
+	err = db.Update(ctx, func(tx phivault.StoreTx) error { return tx.Shred(ctx, "p1", time.Now()) })
+	if !errors.Is(err, phivault.ErrErasePending) || !strings.Contains(err.Error(), "must own the table keys") {
+		t.Fatalf("Shred by a role that does not own the key table = %v, want ErrErasePending naming the cause", err)
+	}
+	if erased(t, owner, "p1") {
+		t.Error("a shred whose rewrite was skipped is marked erased")
+	}
+}

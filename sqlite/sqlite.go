@@ -374,7 +374,9 @@ func (db *DB) View(ctx context.Context, fn func(phivault.StoreTx) error) error {
 // together; Update returns nil only once that COMMIT is durable. If fn returns
 // an error or panics, its writes are rolled back and other callers in the
 // batch are unaffected. If the COMMIT fails, every caller in the batch gets
-// an error.
+// an error. A caller whose fn shredded gets an error wrapping
+// phivault.ErrErasePending, after a COMMIT that succeeded, if the WAL still
+// holds the destroyed key (see eraseWAL).
 //
 // fn runs on the writer goroutine and blocks every other writer while it
 // runs: it must be short and MUST NOT call Update on the same DB. It may
@@ -514,18 +516,34 @@ const shredWALWaits = 5
 
 // eraseWAL truncates the WAL after the commit of a shred. It removes the
 // frames that held the destroyed wrapped keys before the deletion
-// (secure_delete has zeroed them in the pages now in the database file).
-// The erased bytes may survive in the file system's free blocks, which
-// SQLite cannot reach.
+// (secure_delete has zeroed them in the pages now in the database file),
+// those of this shred and of any earlier one whose erasure is pending. The
+// erased bytes may survive in the file system's free blocks, which SQLite
+// cannot reach. If it cannot truncate, the error wraps
+// phivault.ErrErasePending: the shred is committed.
 func (db *DB) eraseWAL(ctx context.Context) error {
 	done, err := db.truncateWAL(ctx, shredWALWaits*max(db.BusyTimeout, 0))
-	if err != nil {
-		return err
-	}
-	if !done {
-		return phivault.Errorf(phivault.EUNAVAILABLE, "The shred is committed, but the write-ahead log still holds the erased key because readers kept it busy. Shred again to finish erasing it.")
+	switch {
+	case err != nil:
+		return fmt.Errorf("%v: %w", err, phivault.ErrErasePending)
+	case !done:
+		return fmt.Errorf("sqlite: readers kept the write-ahead log busy: %w", phivault.ErrErasePending)
 	}
 	return nil
+}
+
+// EraseShredded erases the old bytes of keys destroyed by earlier shreds
+// from the write-ahead log, as the commit of every shred does (see
+// phivault.ErrErasePending): the server calls it at start, to finish an
+// erasure that readers kept busy before the process stopped. It commits an
+// empty transaction through the writer, so that no write competes with the
+// truncation, and returns an error wrapping phivault.ErrErasePending if
+// readers keep the WAL busy.
+func (db *DB) EraseShredded(ctx context.Context) error {
+	return db.Update(ctx, func(tx phivault.StoreTx) error {
+		tx.(*Tx).shred = true // erase after COMMIT, as after a shred
+		return nil
+	})
 }
 
 // truncateWAL copies every committed page into the database file and

@@ -31,6 +31,9 @@ type appStore interface {
 	phivault.ClientStore
 	auditlog.Storage
 	auditlog.IndexStorage
+	// EraseShredded finishes the erasure of keys destroyed by shreds
+	// whose erasure is pending (see phivault.ErrErasePending).
+	EraseShredded(ctx context.Context) error
 	Close() error
 }
 
