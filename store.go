@@ -76,7 +76,10 @@ type Store interface {
 	// callers' transactions together (group commit). fn may be called more
 	// than once, each time in a fresh transaction (a store may roll back a
 	// group and run it again), so it must reset any results it sets and
-	// have no effects outside tx.
+	// have no effects outside tx. If fn shredded a compartment
+	// (StoreTx.Shred) and the transaction committed, but the store could
+	// not yet erase the destroyed keys' old bytes from its files, Update
+	// returns an error wrapping ErrErasePending: the writes took effect.
 	Update(ctx context.Context, fn func(StoreTx) error) error
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(StoreTx) error) error
@@ -156,7 +159,8 @@ type StoreTx interface {
 	// blind-index tokens of every resource in the compartment, takes those
 	// resources out of Find and Count, and records the compartment as
 	// shredded at time at. Versions (ciphertext) stay. Shredding twice
-	// keeps the first time.
+	// keeps the first time. After the commit, the store erases the old
+	// bytes of every key destroyed by a shred (see ErrErasePending).
 	Shred(ctx context.Context, compartment string, at time.Time) error
 	// Shredded reports whether compartment was shredded, and when.
 	Shredded(ctx context.Context, compartment string) (time.Time, bool, error)
@@ -192,6 +196,17 @@ type KeyFilter struct {
 	Unbound   bool   // if set, only keys not bound to their id (Bound false)
 	Limit     int    // 0 means no limit
 }
+
+// ErrErasePending is in the chain of the error an Update returns when its
+// transaction shredded a compartment (StoreTx.Shred) and COMMITTED, but the
+// store could not yet erase the destroyed keys' old bytes from its files
+// (SQLite's write-ahead log, PostgreSQL's old file of the key table; see
+// docs/crypto.md, "Crypto-shredding"). The shred stands: callers MUST
+// report it as done, not failed. The store erases again after its next
+// shred and when the server starts; the rest of the chain says why it
+// could not (for the operator, not for API callers).
+var ErrErasePending = &Error{Code: EUNAVAILABLE, Message: "The patient was crypto-shredded, but erasing the destroyed key's old bytes " +
+	"from the database files is pending; it is retried at the next shred and when the server starts."}
 
 // ErrShredded is returned for anything in a crypto-shredded patient
 // compartment: its records were erased and can never be read or written

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -260,13 +261,24 @@ func (h *Handler) patientOp(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	at, err := h.opts.Records.Shred(r.Context(), id)
-	if err != nil {
+	pending := errors.Is(err, phivault.ErrErasePending)
+	if err != nil && !pending {
 		writeError(w, err)
 		return
 	}
+	done := "Patient/" + id + " was crypto-shredded at " + at.UTC().Format(time.RFC3339Nano) + "; its records can no longer be read."
+	if pending {
+		// The shred is done; only the erasure of the old key bytes
+		// waits. The cause is for the operator (a lock held too long,
+		// the database role not owning the key table).
+		h.log.Warn("admin: patient shredded; erasure of the old key bytes pending", "patient", id, "at", at,
+			"actor", api.ActorFromContext(r.Context()), "cause", err.Error())
+		writeJSON(w, http.StatusOK, fhir.NewOutcome("warning", "informational", done+
+			" Erasing the destroyed key's old bytes from the database files is pending: it is retried at the next shred and when the server starts."))
+		return
+	}
 	h.log.Info("admin: patient shredded", "patient", id, "at", at, "actor", api.ActorFromContext(r.Context()))
-	writeJSON(w, http.StatusOK, fhir.NewOutcome("information", "informational",
-		"Patient/"+id+" was crypto-shredded at "+at.UTC().Format(time.RFC3339Nano)+"; its records can no longer be read."))
+	writeJSON(w, http.StatusOK, fhir.NewOutcome("information", "informational", done))
 }
 
 func (h *Handler) keysOp(w http.ResponseWriter, r *http.Request) {

@@ -907,44 +907,72 @@ func TestHandler_Metadata_installID(t *testing.T) {
 
 // TestHandler_clientClosedRequest checks that a search whose client hung up
 // is logged and counted as 499 "client closed request", not as a 500
-// "unexpected error", even when the store wrapped the cancellation with %v.
+// "unexpected error", while a failure that is not the cancellation (an
+// audit entry that could not be written) stays a 500 logged as an error even
+// though the client has gone away meanwhile.
 func TestHandler_clientClosedRequest(t *testing.T) {
-	th := newTestHandler(t)
-	th.svc.SearchFn = func(ctx context.Context, q *phivault.Query) (*phivault.SearchResult, error) {
-		<-ctx.Done()
-		return nil, fmt.Errorf("sqlite: find: %v", ctx.Err()) // as a store reports it
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	r := httptest.NewRequest("GET", "/fhir/Patient?family=x", nil).WithContext(ctx)
-	r.Header.Set("Authorization", "Bearer "+testToken)
-	w := httptest.NewRecorder()
-	th.ServeHTTP(w, r)
-	wantStatus(t, w, api.StatusClientClosedRequest)
-	log := th.log.String()
-	if strings.Contains(log, "unexpected error") || strings.Contains(log, `"level":"ERROR"`) {
-		t.Errorf("a cancelled request was logged as an error:\n%s", log)
-	}
-	if !strings.Contains(log, "client closed request") {
-		t.Errorf("log does not say the client closed the request:\n%s", log)
-	}
-	mfs, err := th.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(map[string]float64)
-	for _, mf := range mfs {
-		if mf.GetName() == "phivault_http_requests_total" {
-			for _, m := range mf.GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "code" {
-						got[l.GetValue()] += m.GetCounter().GetValue()
+	// serve serves a search that fails with err after its client went away,
+	// and returns the status, the log and the request counts by code.
+	serve := func(t *testing.T, err error) (int, string, map[string]float64) {
+		th := newTestHandler(t)
+		th.svc.SearchFn = func(ctx context.Context, q *phivault.Query) (*phivault.SearchResult, error) {
+			<-ctx.Done()
+			return nil, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		r := httptest.NewRequest("GET", "/fhir/Patient?family=x", nil).WithContext(ctx)
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		w := httptest.NewRecorder()
+		th.ServeHTTP(w, r)
+		mfs, gerr := th.reg.Gather()
+		if gerr != nil {
+			t.Fatal(gerr)
+		}
+		codes := make(map[string]float64)
+		for _, mf := range mfs {
+			if mf.GetName() == "phivault_http_requests_total" {
+				for _, m := range mf.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "code" {
+							codes[l.GetValue()] += m.GetCounter().GetValue()
+						}
 					}
 				}
 			}
 		}
+		return w.Code, th.log.String(), codes
 	}
-	if got["499"] != 1 || got["500"] != 0 {
-		t.Errorf("phivault_http_requests_total by code = %v, want one 499 and no 500", got)
-	}
+
+	t.Run("Cancelled", func(t *testing.T) {
+		// As a store reports it: the cancellation stays in the chain.
+		status, log, codes := serve(t, fmt.Errorf("sqlite: find: %w", context.Canceled))
+		if status != api.StatusClientClosedRequest {
+			t.Errorf("status = %d, want %d", status, api.StatusClientClosedRequest)
+		}
+		if strings.Contains(log, "unexpected error") || strings.Contains(log, `"level":"ERROR"`) {
+			t.Errorf("a cancelled request was logged as an error:\n%s", log)
+		}
+		if !strings.Contains(log, "client closed request") {
+			t.Errorf("log does not say the client closed the request:\n%s", log)
+		}
+		if codes["499"] != 1 || codes["500"] != 0 {
+			t.Errorf("phivault_http_requests_total by code = %v, want one 499 and no 500", codes)
+		}
+	})
+	t.Run("OtherError", func(t *testing.T) {
+		status, log, codes := serve(t, errors.New("audit: append: disk I/O error"))
+		if status != http.StatusInternalServerError {
+			t.Errorf("status = %d, want %d", status, http.StatusInternalServerError)
+		}
+		if !strings.Contains(log, "unexpected error") || !strings.Contains(log, `"level":"ERROR"`) {
+			t.Errorf("a server error of a request whose client went away was not logged as an error:\n%s", log)
+		}
+		if strings.Contains(log, "client closed request") {
+			t.Errorf("a server error was logged as a closed request:\n%s", log)
+		}
+		if codes["500"] != 1 || codes["499"] != 0 {
+			t.Errorf("phivault_http_requests_total by code = %v, want one 500 and no 499", codes)
+		}
+	})
 }

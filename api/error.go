@@ -55,23 +55,32 @@ func errorOutcome(err error) (status int, oo *outcome, unexpected bool) {
 const StatusClientClosedRequest = 499
 
 // clientGone reports whether r's client has gone away (closed the
-// connection or cancelled the HTTP/2 stream). Stores wrap a cancellation
-// with %v, so r's context, not err, tells.
+// connection or cancelled the HTTP/2 stream).
 func clientGone(r *http.Request) bool {
 	return errors.Is(r.Context().Err(), context.Canceled)
 }
 
+// cancelledByClient reports whether err is the cancellation of r by its
+// client that went away. The stores keep a cancellation in the error chain
+// (%w). Any other error is not, even if the client has gone away meanwhile:
+// a failure that has nothing to do with the cancellation (an audit entry
+// that could not be written) must stay a logged 5xx.
+func cancelledByClient(r *http.Request, err error) bool {
+	return clientGone(r) && errors.Is(err, context.Canceled)
+}
+
 // writeError writes err as an OperationOutcome. It logs unexpected errors
 // and integrity failures once, by type and code only: their text may hold
-// PHI. An error of a request whose client has gone away is logged at info
-// as "client closed request" and answered 499.
+// PHI. A server error that is the cancellation of a request whose client
+// has gone away is logged at info as "client closed request" and answered
+// 499.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, reqID string, err error) {
 	status, oo, unexpected := errorOutcome(err)
 	switch {
 	case phivault.ErrorCode(err) == phivault.EINTEGRITY:
 		h.logger.LogAttrs(r.Context(), slog.LevelError, "integrity check failed",
 			slog.String("request_id", reqID))
-	case clientGone(r) && status >= 500:
+	case status >= 500 && cancelledByClient(r, err):
 		h.logger.LogAttrs(r.Context(), slog.LevelInfo, "client closed request",
 			slog.String("request_id", reqID),
 			slog.String("error_type", errorTypes(err)))

@@ -3,6 +3,7 @@ package auditlog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -260,7 +261,9 @@ type shredder struct {
 
 // NewShredder returns a Shredder that records every shred, done or failed,
 // in log after it runs. A shred cannot be undone: if its entry cannot be
-// written, the shred stands and the call returns ErrUnavailable.
+// written, the shred stands and the call returns ErrUnavailable. A shred
+// whose erasure of the old key bytes is pending (phivault.ErrErasePending)
+// is done: its entry says "ok", and the call returns next's time and error.
 func NewShredder(next Shredder, log phivault.AuditLog) Shredder {
 	return &shredder{next: next, rs: NewRecordService(nil, log)}
 }
@@ -269,8 +272,12 @@ func (s *shredder) Shred(ctx context.Context, patientID string) (time.Time, erro
 	at, err := s.next.Shred(ctx, patientID)
 	e := s.rs.entry(ctx, phivault.ActionShred, "Patient", patientID)
 	addCompartment(e, patientID)
-	if err := s.rs.record(ctx, e, err); err != nil {
-		return time.Time{}, err
+	failed := err
+	if errors.Is(err, phivault.ErrErasePending) {
+		failed = nil
 	}
-	return at, nil
+	if rerr := s.rs.record(ctx, e, failed); rerr != nil {
+		return time.Time{}, rerr
+	}
+	return at, err
 }

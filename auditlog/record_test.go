@@ -3,10 +3,12 @@ package auditlog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/auditlog"
@@ -196,5 +198,44 @@ func TestRecordService_Create_failed(t *testing.T) {
 	}
 	if len(log.entries) != 1 || log.entries[0].Outcome != phivault.EUNPROCESSABLE || log.entries[0].Action != "create" {
 		t.Errorf("entries = %+v", log.entries)
+	}
+}
+
+// shredFunc is an auditlog.Shredder.
+type shredFunc func(ctx context.Context, patientID string) (time.Time, error)
+
+func (f shredFunc) Shred(ctx context.Context, patientID string) (time.Time, error) {
+	return f(ctx, patientID)
+}
+
+// TestShredder_Shred checks the outcome a shred is recorded with: "ok" for
+// a shred that is done, including one whose erasure of the old key bytes
+// is pending (with the time and the error passed on, so the caller can say
+// so), and the error's code for one that failed.
+func TestShredder_Shred(t *testing.T) {
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	pending := fmt.Errorf("sqlite: readers kept the write-ahead log busy: %w", phivault.ErrErasePending)
+	for _, tt := range []struct {
+		name        string
+		giveAt      time.Time
+		giveErr     error
+		wantOutcome string
+		wantAt      time.Time
+	}{
+		{"OK", at, nil, "ok", at},
+		{"ErasePending", at, pending, "ok", at},
+		{"ErrNotFound", time.Time{}, phivault.ErrNotFound, phivault.ENOTFOUND, time.Time{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			log := &fakeLog{}
+			s := auditlog.NewShredder(shredFunc(func(context.Context, string) (time.Time, error) { return tt.giveAt, tt.giveErr }), log)
+			got, err := s.Shred(reqCtx(), "p1")
+			if !got.Equal(tt.wantAt) || err != tt.giveErr {
+				t.Errorf("Shred() = %v, %v; want %v, %v", got, err, tt.wantAt, tt.giveErr)
+			}
+			if len(log.entries) != 1 || log.entries[0].Outcome != tt.wantOutcome || log.entries[0].Action != phivault.ActionShred {
+				t.Fatalf("entries = %+v, want one shred with outcome %q", log.entries, tt.wantOutcome)
+			}
+		})
 	}
 }

@@ -19,7 +19,7 @@ const auditLock = 0x61756474 // "audt"
 func (db *DB) AuditSize(ctx context.Context) (int64, error) {
 	var n int64
 	if err := db.pool.QueryRow(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("postgres: audit size: %v", ctxErr(ctx, err))
+		return 0, wrapErr("audit size", ctxErr(ctx, err))
 	}
 	return n, nil
 }
@@ -31,7 +31,7 @@ func (db *DB) AuditSize(ctx context.Context) (int64, error) {
 func (db *DB) AppendAudit(ctx context.Context, start int64, data [][]byte, hashes []tlog.Hash) error {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: begin: %v", ctxErr(ctx, err))
+		return wrapErr("begin", ctxErr(ctx, err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(auditLock)); err != nil {
@@ -74,7 +74,7 @@ func (db *DB) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash
 	}
 	rows, err := db.pool.Query(ctx, `SELECT idx, hash FROM audit_hashes WHERE idx = ANY($1)`, indexes)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read audit hashes: %v", ctxErr(ctx, err))
+		return nil, wrapErr("read audit hashes", ctxErr(ctx, err))
 	}
 	got := make(map[int64]tlog.Hash, len(indexes))
 	var (
@@ -89,7 +89,7 @@ func (db *DB) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read audit hashes: %v", err)
+		return nil, wrapErr("read audit hashes", err)
 	}
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
@@ -111,7 +111,7 @@ func (db *DB) ReadAuditEntries(ctx context.Context, start, end int64) ([][]byte,
 	out := make([][]byte, end-start)
 	rows, err := db.pool.Query(ctx, `SELECT idx, data FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`, start, end)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read audit entries: %v", ctxErr(ctx, err))
+		return nil, wrapErr("read audit entries", ctxErr(ctx, err))
 	}
 	var (
 		idx  int64
@@ -122,7 +122,7 @@ func (db *DB) ReadAuditEntries(ctx context.Context, start, end int64) ([][]byte,
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read audit entries: %v", err)
+		return nil, wrapErr("read audit entries", err)
 	}
 	return out, nil
 }

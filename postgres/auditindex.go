@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -17,7 +16,7 @@ var _ auditlog.IndexStorage = (*DB)(nil)
 func (db *DB) AuditIndexSize(ctx context.Context) (int64, error) {
 	var n int64
 	if err := db.pool.QueryRow(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_index`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("postgres: audit index size: %v", ctxErr(ctx, err))
+		return 0, wrapErr("audit index size", ctxErr(ctx, err))
 	}
 	return n, nil
 }
@@ -41,7 +40,7 @@ func (db *DB) IndexAudit(ctx context.Context, rows []auditlog.IndexRow) error {
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
 		ON CONFLICT DO NOTHING`, idx, patient, actor, action, times, purpose)
 	if err != nil {
-		return fmt.Errorf("postgres: index audit entries: %v", ctxErr(ctx, err))
+		return wrapErr("index audit entries", ctxErr(ctx, err))
 	}
 	return nil
 }
@@ -85,7 +84,7 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 	}
 	var total int64
 	if err := db.pool.QueryRow(ctx, `SELECT COUNT(DISTINCT idx) FROM audit_index`+cond, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("postgres: search audit index: %v", ctxErr(ctx, err))
+		return nil, 0, wrapErr("search audit index", ctxErr(ctx, err))
 	}
 	if q.Limit <= 0 {
 		return nil, total, nil
@@ -93,19 +92,19 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 	sql := `SELECT DISTINCT idx FROM audit_index` + cond + ` ORDER BY idx LIMIT ` + arg(q.Limit) + ` OFFSET ` + arg(max(q.Offset, 0))
 	rows, err := db.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: search audit index: %v", ctxErr(ctx, err))
+		return nil, 0, wrapErr("search audit index", ctxErr(ctx, err))
 	}
 	defer rows.Close()
 	var out []int64
 	for rows.Next() {
 		var idx int64
 		if err := rows.Scan(&idx); err != nil {
-			return nil, 0, fmt.Errorf("postgres: search audit index: %v", err)
+			return nil, 0, wrapErr("search audit index", err)
 		}
 		out = append(out, idx)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("postgres: search audit index: %v", ctxErr(ctx, err))
+		return nil, 0, wrapErr("search audit index", ctxErr(ctx, err))
 	}
 	return out, total, nil
 }
@@ -115,12 +114,12 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 func (db *DB) ReadAuditIndex(ctx context.Context, start, end int64) ([]auditlog.IndexRow, error) {
 	rows, err := db.pool.Query(ctx, `SELECT idx, patient, actor, action, time, purpose FROM audit_index WHERE idx >= $1 AND idx < $2 ORDER BY idx, patient`, start, end)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read audit index: %v", ctxErr(ctx, err))
+		return nil, wrapErr("read audit index", ctxErr(ctx, err))
 	}
 	defer rows.Close()
 	out, err := auditlog.ScanIndexRows(rows)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read audit index: %v", ctxErr(ctx, err))
+		return nil, wrapErr("read audit index", ctxErr(ctx, err))
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -10,3 +11,7 @@ import (
 func (db *DB) QueryRowForTest(ctx context.Context, sql string) pgx.Row {
 	return db.pool.QueryRow(ctx, sql)
 }
+
+// SetEraseWait sets how long each try of the key table's rewrite after a
+// shred waits for the table's lock.
+func (db *DB) SetEraseWait(d time.Duration) { db.eraseWait = d }

@@ -20,6 +20,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -51,13 +52,18 @@ type DB struct {
 	// one connection is kept for reads (see Update).
 	MaxConns int32
 	// InsecurePlaintext allows connections to a database on another
-	// machine without TLS, or with TLS that does not verify the server's
-	// certificate (sslmode disable, allow, prefer, or require without
-	// sslrootcert). Default false: Open refuses such a URL, because
-	// ciphertext, blind-index tokens and the audit trail would cross the
-	// network readable or to an impostor. A loopback address or a Unix
-	// socket never needs TLS.
+	// machine without TLS, or with TLS that does not verify both the
+	// server's certificate and that it names the host (any sslmode but
+	// verify-full: disable, allow, prefer, require, verify-ca). Default
+	// false: Open refuses such a URL, because ciphertext, blind-index
+	// tokens and the audit trail would cross the network readable or to an
+	// impostor (with verify-ca, any server holding a certificate from the
+	// same CA). A loopback address or a Unix socket never needs TLS.
 	InsecurePlaintext bool
+
+	// eraseWait bounds each wait of eraseKeys for the key table's lock;
+	// 0 means eraseLockTimeout (tests shorten it).
+	eraseWait time.Duration
 
 	pool    *pgxpool.Pool
 	writers chan struct{} // one token per connection an Update may hold
@@ -117,19 +123,32 @@ func (db *DB) Open(ctx context.Context) error {
 }
 
 // ErrPlaintext is returned by Open for a URL that would reach a database on
-// another machine without verified TLS.
-var ErrPlaintext = errors.New("postgres: the connection URL allows a database on another machine without verified TLS; " +
-	"add sslmode=verify-full (and sslrootcert=CA.pem unless the system roots sign the server's certificate)")
+// another machine without TLS that verifies the server's certificate and
+// host name (sslmode=verify-full).
+var ErrPlaintext = errors.New("postgres: the connection URL allows a database on another machine without TLS that verifies its certificate and host name; " +
+	"use sslmode=verify-full (with sslrootcert=CA.pem unless the system roots sign the server's certificate)")
+
+// errHostUnverified is ErrPlaintext for sslmode=verify-ca, or require with
+// sslrootcert (which libpq and pgx treat as verify-ca).
+var errHostUnverified = fmt.Errorf("%w: sslmode=verify-ca, like require with sslrootcert, checks the certificate's chain "+
+	"but not that it names the host, so any server with a certificate from the same CA could pose as the database", ErrPlaintext)
 
 // checkTLS returns ErrPlaintext unless every host cfg may connect to, first
 // or fallback, is local (loopback or a Unix socket) or is reached only
-// over TLS that verifies the server's certificate chain.
+// over TLS that verifies the server's certificate chain and host name
+// (sslmode=verify-full).
 func checkTLS(cfg *pgconn.Config) error {
 	check := func(host string, tc *tls.Config) error {
-		if isLocal(host) {
+		switch {
+		case isLocal(host):
 			return nil
-		}
-		if tc == nil || (tc.InsecureSkipVerify && tc.VerifyPeerCertificate == nil) {
+		case tc == nil:
+			return ErrPlaintext
+		case tc.InsecureSkipVerify && tc.VerifyPeerCertificate != nil:
+			// pgx's verify-ca: the chain is checked by hand, the
+			// host name not at all.
+			return errHostUnverified
+		case tc.InsecureSkipVerify:
 			return ErrPlaintext
 		}
 		return nil
@@ -213,7 +232,9 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // Update runs fn in one read-write transaction and commits it. PostgreSQL's
 // synchronous commit makes a nil return durable. If fn returns an error or
-// panics, the transaction is rolled back.
+// panics, the transaction is rolled back. If fn shredded, Update rewrites
+// the key table after the commit (see eraseKeys) and returns an error
+// wrapping phivault.ErrErasePending if that fails.
 //
 // Updates hold at most all but one of the pool's connections, so that a
 // View made while an Update runs (the access layer's write guard reads
@@ -249,7 +270,7 @@ func (db *DB) Update(ctx context.Context, fn func(phivault.StoreTx) error) error
 const (
 	// eraseLockTimeout bounds each wait for the key table's exclusive
 	// lock, during which new reads of the table queue behind it.
-	eraseLockTimeout = "2s"
+	eraseLockTimeout = 2 * time.Second
 	// eraseTries is how many times eraseKeys tries to take that lock.
 	eraseTries = 5
 )
@@ -261,25 +282,90 @@ const (
 // so this takes moments, but it locks the table meanwhile. The erased
 // bytes remain in the write-ahead log until PostgreSQL recycles it, and in
 // WAL archives, replicas' files and base backups (see docs/crypto.md).
+//
+// The rewrite erases the keys of every shred committed before it starts,
+// and marks those shreds erased. If it fails, the error wraps
+// phivault.ErrErasePending and the shreds stay marked pending, for the
+// next shred's rewrite or EraseShredded.
 func (db *DB) eraseKeys(ctx context.Context) error {
+	if err := db.rewriteKeys(ctx); err != nil {
+		return fmt.Errorf("postgres: erase keys: %v: %w", err, phivault.ErrErasePending)
+	}
+	return nil
+}
+
+func (db *DB) rewriteKeys(ctx context.Context) error {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
-		return mapErr("erase keys", ctxErr(ctx, err))
+		return ctxErr(ctx, err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SET lock_timeout = '`+eraseLockTimeout+`'`); err != nil {
-		return mapErr("erase keys", err)
+	// The shreds this rewrite covers. One that commits after this read
+	// rewrites the table again after its own commit.
+	rows, _ := conn.Query(ctx, `SELECT compartment FROM shredded WHERE NOT erased`)
+	pending, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	var before, after int64
+	if err := conn.QueryRow(ctx, `SELECT pg_relation_filenode('keys')::bigint`).Scan(&before); err != nil {
+		return err
+	}
+	wait := db.eraseWait
+	if wait <= 0 {
+		wait = eraseLockTimeout
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`SET lock_timeout = %d`, wait.Milliseconds())); err != nil {
+		return err
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `RESET lock_timeout`)
-	for range eraseTries {
-		if _, err = conn.Exec(ctx, `VACUUM (FULL) keys`); err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
+	for try := 1; ; try++ {
+		_, err = conn.Exec(ctx, `VACUUM (FULL) keys`)
+		if err == nil || try == eraseTries || !transient(err) || ctx.Err() != nil {
 			break
 		}
 	}
-	return phivault.Errorf(phivault.EUNAVAILABLE, "The shred is committed, but the key table could not be rewritten to erase the destroyed key because other transactions kept it busy. Shred again to finish erasing it.")
+	if err != nil {
+		return err
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_relation_filenode('keys')::bigint`).Scan(&after); err != nil {
+		return err
+	}
+	if after == before {
+		// VACUUM skips, with only a warning, a table its role may not
+		// vacuum.
+		return errors.New("VACUUM (FULL) keys did not rewrite the table: the database role phivault connects as must own the table keys")
+	}
+	if len(pending) > 0 {
+		if _, err := conn.Exec(ctx, `UPDATE shredded SET erased = true WHERE compartment = ANY ($1) AND NOT erased`, pending); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// transient reports whether err is a conflict with other transactions that
+// a later try may not meet: lock_not_available (lock_timeout),
+// deadlock_detected or serialization_failure.
+func transient(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "55P03" || pe.Code == "40P01" || pe.Code == "40001")
+}
+
+// EraseShredded rewrites the key table if a shred's erasure is pending
+// (see eraseKeys and phivault.ErrErasePending): the server calls it at
+// start, to finish an erasure that failed or was cut short. It returns nil
+// at once if none is pending, and an error wrapping
+// phivault.ErrErasePending if the rewrite fails.
+func (db *DB) EraseShredded(ctx context.Context) error {
+	var pending bool
+	if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM shredded WHERE NOT erased)`).Scan(&pending); err != nil {
+		return wrapErr("erase keys", ctxErr(ctx, err))
+	}
+	if !pending {
+		return nil
+	}
+	return db.eraseKeys(ctx)
 }
 
 // View runs fn in a read-only transaction with one snapshot for all its

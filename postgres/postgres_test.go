@@ -3,11 +3,19 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	neturl "net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -144,24 +152,72 @@ func TestDB_readsInsideUpdates(t *testing.T) {
 }
 
 // TestOpen_plaintext checks that Open refuses, before connecting, a URL that
-// would reach a database on another machine without verified TLS, and that
-// its error names neither the password nor the host.
+// would reach a database on another machine without TLS that verifies the
+// certificate and the host name, and that its error names neither the
+// password nor the host, and names the fix.
 func TestOpen_plaintext(t *testing.T) {
+	ca := writeCA(t)
 	for _, url := range []string{
 		"postgres://u:s3cret@db.example.org/x?sslmode=disable",
 		"postgres://u:s3cret@db.example.org/x?sslmode=prefer",
 		"postgres://u:s3cret@db.example.org/x?sslmode=require",
 		"postgres://u:s3cret@db.example.org/x",
 		"postgres://u:s3cret@127.0.0.1,db.example.org/x?sslmode=disable",
+		// verify-ca checks the chain but not the host name.
+		"postgres://u:s3cret@db.example.org/x?sslmode=verify-ca",
+		"postgres://u:s3cret@db.example.org/x?sslmode=verify-ca&sslrootcert=" + ca,
+		"postgres://u:s3cret@db.example.org/x?sslmode=require&sslrootcert=" + ca,
+		"postgres://u:s3cret@127.0.0.1,db.example.org/x?sslmode=verify-ca&sslrootcert=" + ca,
 	} {
 		_, err := postgres.Open(context.Background(), url)
 		if !errors.Is(err, postgres.ErrPlaintext) {
 			t.Errorf("Open(%q) = %v, want ErrPlaintext", url, err)
+			continue
 		}
-		if err != nil && (strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "example")) {
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "example") {
 			t.Errorf("Open(%q) error %q reveals the password or host", url, err)
 		}
+		if !strings.Contains(err.Error(), "sslmode=verify-full") {
+			t.Errorf("Open(%q) error %q does not name sslmode=verify-full", url, err)
+		}
 	}
+
+	// verify-full passes the check; the connection then fails (nothing
+	// listens at that address), but not with ErrPlaintext.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	url := "postgres://u@192.0.2.1/x?connect_timeout=1&sslmode=verify-full&sslrootcert=" + ca
+	if _, err := postgres.Open(ctx, url); err == nil || errors.Is(err, postgres.ErrPlaintext) {
+		t.Errorf("Open(%q) = %v, want a connection error", url, err)
+	}
+}
+
+// writeCA writes a self-signed CA certificate to a file and returns its
+// path, for URLs with sslrootcert.
+func writeCA(tb testing.TB) string {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "phivault test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
 
 // TestOpen_tls checks that a URL asking for TLS reaches the test database
@@ -336,5 +392,164 @@ func TestOpen_customPlans(t *testing.T) {
 	}
 	if mode != "auto" {
 		t.Errorf("plan_cache_mode with the URL's own = %q, want auto", mode)
+	}
+}
+
+// rawConn connects to the test database with db's schema as search_path.
+func rawConn(tb testing.TB, db *postgres.DB) *pgx.Conn {
+	tb.Helper()
+	cfg, err := pgx.ParseConfig(testURL(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.RuntimeParams["search_path"] = db.Schema
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// mustPutKey stores the wrapped key of compartment p.
+func mustPutKey(tb testing.TB, db *postgres.DB, p string) {
+	tb.Helper()
+	ctx := context.Background()
+	err := db.Update(ctx, func(tx phivault.StoreTx) error {
+		_, err := tx.PutKey(ctx, &phivault.WrappedKey{ID: "patient/" + p, KEKID: "file:1", Wrapped: []byte("wrapped-" + p), Created: time.Now(), Bound: true})
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// erased reports whether the shred of compartment p is marked erased.
+func erased(tb testing.TB, db *postgres.DB, p string) bool {
+	tb.Helper()
+	var ok bool
+	if err := db.QueryRowForTest(context.Background(), `SELECT erased FROM shredded WHERE compartment = '`+p+`'`).Scan(&ok); err != nil {
+		tb.Fatal(err)
+	}
+	return ok
+}
+
+// TestDB_Shred_erasePending checks the key table's rewrite after a shred:
+// it is retried while other transactions hold the table's lock; if they
+// hold it through every try, the shred is committed and says so
+// (ErrErasePending, not a failure), stays marked pending, and
+// EraseShredded (the server's start) finishes it.
+func TestDB_Shred_erasePending(t *testing.T) {
+	ctx := context.Background()
+	shred := func(db *postgres.DB, p string) error {
+		return db.Update(ctx, func(tx phivault.StoreTx) error { return tx.Shred(ctx, p, time.Now()) })
+	}
+	// lockKeys holds a lock on the key table that VACUUM FULL waits for,
+	// until release is called.
+	lockKeys := func(t *testing.T, db *postgres.DB) (release func()) {
+		conn := rawConn(t, db)
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT count(*) FROM keys`); err != nil {
+			t.Fatal(err)
+		}
+		return func() { tx.Rollback(ctx) }
+	}
+
+	t.Run("Retried", func(t *testing.T) {
+		db := MustOpen(t)
+		db.SetEraseWait(200 * time.Millisecond)
+		mustPutKey(t, db, "p1")
+		release := lockKeys(t, db)
+		time.AfterFunc(300*time.Millisecond, release) // during the second of five tries
+		if err := shred(db, "p1"); err != nil {
+			t.Fatalf("Shred with the key table locked for a while = %v, want nil (retried)", err)
+		}
+		if !erased(t, db, "p1") {
+			t.Error("the shred is not marked erased after the rewrite")
+		}
+	})
+
+	t.Run("Pending", func(t *testing.T) {
+		db := MustOpen(t)
+		db.SetEraseWait(20 * time.Millisecond)
+		mustPutKey(t, db, "p1")
+		release := lockKeys(t, db)
+		err := shred(db, "p1")
+		if !errors.Is(err, phivault.ErrErasePending) || !strings.Contains(err.Error(), "lock timeout") {
+			t.Fatalf("Shred with the key table locked = %v, want ErrErasePending naming the lock timeout", err)
+		}
+		err = db.View(ctx, func(tx phivault.StoreTx) error {
+			if _, ok, err := tx.Shredded(ctx, "p1"); err != nil || !ok {
+				return fmt.Errorf("Shredded(p1) = %v, %v; want true", ok, err)
+			}
+			if _, err := tx.Key(ctx, "patient/p1"); !errors.Is(err, phivault.ErrNotFound) {
+				return fmt.Errorf("Key(patient/p1) = %v, want ErrNotFound", err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("the shred did not stand: %v", err)
+		}
+		if erased(t, db, "p1") {
+			t.Error("a shred whose rewrite failed is marked erased")
+		}
+		release()
+		if err := db.EraseShredded(ctx); err != nil {
+			t.Fatalf("EraseShredded() = %v", err)
+		}
+		if !erased(t, db, "p1") {
+			t.Error("EraseShredded did not mark the shred erased")
+		}
+	})
+}
+
+// TestDB_Shred_eraseNotOwner checks that a rewrite PostgreSQL skips (its
+// role does not own the key table: VACUUM only warns) is reported as a
+// pending erasure naming the cause, not as done.
+func TestDB_Shred_eraseNotOwner(t *testing.T) {
+	ctx := context.Background()
+	owner := MustOpen(t)
+	mustPutKey(t, owner, "p1")
+	role := fmt.Sprintf("phivault_test_user_%d_%016x", os.Getpid(), rand.Uint64())
+	admin := rawConn(t, owner)
+	schema := pgx.Identifier{owner.Schema}.Sanitize()
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN`,
+		`GRANT USAGE, CREATE ON SCHEMA ` + schema + ` TO ` + role,
+		`GRANT ALL ON ALL TABLES IN SCHEMA ` + schema + ` TO ` + role,
+	} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, q := range []string{`DROP OWNED BY ` + role, `DROP ROLE ` + role} {
+			if _, err := admin.Exec(ctx, q); err != nil {
+				t.Errorf("%s: %v", q, err)
+			}
+		}
+	})
+	u, err := neturl.Parse(testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = neturl.User(role)
+	q := u.Query()
+	q.Set("search_path", owner.Schema) // not db.Schema: creating it needs CREATE on the database
+	u.RawQuery = q.Encode()
+	db := postgres.New(u.String())
+	if err := db.Open(ctx); err != nil {
+		t.Fatalf("Open() as %s = %v", role, err)
+	}
+	defer db.Close()
+	err = db.Update(ctx, func(tx phivault.StoreTx) error { return tx.Shred(ctx, "p1", time.Now()) })
+	if !errors.Is(err, phivault.ErrErasePending) || !strings.Contains(err.Error(), "must own the table keys") {
+		t.Fatalf("Shred by a role that does not own the key table = %v, want ErrErasePending naming the cause", err)
+	}
+	if erased(t, owner, "p1") {
+		t.Error("a shred whose rewrite was skipped is marked erased")
 	}
 }

@@ -30,17 +30,26 @@ type Tx struct {
 
 var _ phivault.StoreTx = (*Tx)(nil)
 
-// mapErr turns a unique violation into ECONFLICT, keeps context errors
-// recognizable, and hides other driver errors' details from the error chain.
+// mapErr turns a unique violation into ECONFLICT and otherwise wraps err
+// as wrapErr does.
 func mapErr(what string, err error) error {
 	var pe *pgconn.PgError
 	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("postgres: %s: %w", what, err)
 	case errors.As(err, &pe) && pe.Code == "23505": // unique_violation
 		return phivault.Errorf(phivault.ECONFLICT, "A concurrent change won.")
 	case errors.As(err, &pe) && pe.Code == "25006": // read_only_sql_transaction
 		return errReadOnly
+	}
+	return wrapErr(what, err)
+}
+
+// wrapErr wraps a driver error with what. A context error stays in the
+// chain (%w), so that callers can tell a cancelled request from a database
+// failure (pgx reports a statement stopped by its context as the context's
+// error); any other driver error's details stay out of it (%v).
+func wrapErr(what string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("postgres: %s: %w", what, err)
 	}
 	return fmt.Errorf("postgres: %s: %v", what, err)
 }

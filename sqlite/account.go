@@ -106,7 +106,7 @@ func (db *DB) CreateAccount(ctx context.Context, a *phivault.Account) error {
 		if isUniqueViolation(err) {
 			return phivault.Errorf(phivault.ECONFLICT, "The account id or username is taken.")
 		} else if err != nil {
-			return t.fail("create account", err)
+			return t.fail(ctx, "create account", err)
 		}
 		return nil
 	})
@@ -149,19 +149,19 @@ func (db *DB) accounts(ctx context.Context, cols string) ([]*phivault.Account, e
 		t := stx.(*Tx)
 		rows, err := t.conn.QueryContext(ctx, `SELECT `+cols+` FROM accounts ORDER BY id`)
 		if err != nil {
-			return t.fail("accounts", err)
+			return t.fail(ctx, "accounts", err)
 		}
 		defer rows.Close()
 		list = list[:0]
 		for rows.Next() {
 			a, err := scanAccount(rows)
 			if err != nil {
-				return t.fail("accounts", err)
+				return t.fail(ctx, "accounts", err)
 			}
 			list = append(list, a)
 		}
 		if err := rows.Err(); err != nil {
-			return t.fail("accounts", err)
+			return t.fail(ctx, "accounts", err)
 		}
 		return nil
 	})
@@ -182,7 +182,7 @@ func (db *DB) account(ctx context.Context, where string, arg string) (*phivault.
 		if errors.Is(err, sql.ErrNoRows) {
 			return phivault.ErrNotFound
 		} else if err != nil {
-			return t.fail("account", err)
+			return t.fail(ctx, "account", err)
 		}
 		return nil
 	})
@@ -209,16 +209,16 @@ func (db *DB) UpdateAccount(ctx context.Context, a *phivault.Account) error {
 		if isUniqueViolation(err) {
 			return phivault.Errorf(phivault.ECONFLICT, "The username or federated login is taken.")
 		} else if err != nil {
-			return t.fail("update account", err)
+			return t.fail(ctx, "update account", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return t.fail("update account", err)
+			return t.fail(ctx, "update account", err)
 		} else if n == 1 {
 			return nil
 		}
 		var exists bool
 		if err := t.conn.QueryRowContext(qctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)`, a.ID).Scan(&exists); err != nil {
-			return t.fail("update account", err)
+			return t.fail(ctx, "update account", err)
 		}
 		if !exists {
 			return phivault.ErrNotFound

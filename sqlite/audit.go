@@ -18,7 +18,7 @@ import (
 func (db *DB) AuditSize(ctx context.Context) (int64, error) {
 	var n int64
 	if err := db.audit.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("sqlite: audit size: %v", err)
+		return 0, wrapErr(ctx, "audit size", err)
 	}
 	return n, nil
 }
@@ -180,7 +180,7 @@ func (db *DB) ReadAuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash
 		return nil
 	}()
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read audit hashes: %v", err)
+		return nil, wrapErr(ctx, "read audit hashes", err)
 	}
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
@@ -223,7 +223,7 @@ func (db *DB) ReadAuditEntries(ctx context.Context, start, end int64) ([][]byte,
 		return rows.Err()
 	}()
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read audit entries: %v", err)
+		return nil, wrapErr(ctx, "read audit entries", err)
 	}
 	return out, nil
 }

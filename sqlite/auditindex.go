@@ -17,7 +17,7 @@ var _ auditlog.IndexStorage = (*DB)(nil)
 func (db *DB) AuditIndexSize(ctx context.Context) (int64, error) {
 	var n int64
 	if err := db.audit.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_index`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("sqlite: audit index size: %v", err)
+		return 0, wrapErr(ctx, "audit index size", err)
 	}
 	return n, nil
 }
@@ -122,7 +122,7 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 		return rows.Err()
 	}()
 	if err != nil {
-		return nil, 0, fmt.Errorf("sqlite: search audit index: %v", err)
+		return nil, 0, wrapErr(ctx, "search audit index", err)
 	}
 	return out, total, nil
 }
@@ -132,12 +132,12 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 func (db *DB) ReadAuditIndex(ctx context.Context, start, end int64) ([]auditlog.IndexRow, error) {
 	rows, err := db.audit.rdb.QueryContext(ctx, `SELECT idx, patient, actor, action, time, purpose FROM audit_index WHERE idx >= ? AND idx < ? ORDER BY idx, patient`, start, end)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read audit index: %v", err)
+		return nil, wrapErr(ctx, "read audit index", err)
 	}
 	defer rows.Close()
 	out, err := auditlog.ScanIndexRows(rows)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read audit index: %v", err)
+		return nil, wrapErr(ctx, "read audit index", err)
 	}
 	return out, nil
 }

@@ -54,7 +54,7 @@ func (db *DB) CreateClient(ctx context.Context, c *phivault.Client) error {
 		if isUniqueViolation(err) {
 			return phivault.Errorf(phivault.ECONFLICT, "The client id is taken.")
 		} else if err != nil {
-			return t.fail("create client", err)
+			return t.fail(ctx, "create client", err)
 		}
 		return nil
 	})
@@ -74,7 +74,7 @@ func (db *DB) ClientByID(ctx context.Context, id string) (*phivault.Client, erro
 		if errors.Is(err, sql.ErrNoRows) {
 			return phivault.ErrNotFound
 		} else if err != nil {
-			return t.fail("client", err)
+			return t.fail(ctx, "client", err)
 		}
 		return nil
 	})
@@ -88,19 +88,19 @@ func (db *DB) Clients(ctx context.Context) ([]*phivault.Client, error) {
 		t := stx.(*Tx)
 		rows, err := t.conn.QueryContext(ctx, `SELECT `+clientCols+` FROM clients ORDER BY id`)
 		if err != nil {
-			return t.fail("clients", err)
+			return t.fail(ctx, "clients", err)
 		}
 		defer rows.Close()
 		list = list[:0]
 		for rows.Next() {
 			c, err := scanClient(rows)
 			if err != nil {
-				return t.fail("clients", err)
+				return t.fail(ctx, "clients", err)
 			}
 			list = append(list, c)
 		}
 		if err := rows.Err(); err != nil {
-			return t.fail("clients", err)
+			return t.fail(ctx, "clients", err)
 		}
 		return nil
 	})
@@ -121,16 +121,16 @@ func (db *DB) UpdateClient(ctx context.Context, c *phivault.Client) error {
 		res, err := t.conn.ExecContext(qctx, `UPDATE clients SET name = ?, kind = ?, redirect_uris = ?, jwks = ?,
 			scopes = ?, status = ?, created = ?, version = ? WHERE id = ? AND version = ?`, append(args[1:], c.ID, c.Version-1)...)
 		if err != nil {
-			return t.fail("update client", err)
+			return t.fail(ctx, "update client", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return t.fail("update client", err)
+			return t.fail(ctx, "update client", err)
 		} else if n == 1 {
 			return nil
 		}
 		var exists bool
 		if err := t.conn.QueryRowContext(qctx, `SELECT EXISTS (SELECT 1 FROM clients WHERE id = ?)`, c.ID).Scan(&exists); err != nil {
-			return t.fail("update client", err)
+			return t.fail(ctx, "update client", err)
 		}
 		if !exists {
 			return phivault.ErrNotFound

@@ -17,11 +17,11 @@ func (t *Tx) KeyVersions(ctx context.Context, id string) ([]*phivault.WrappedKey
 	// anything else in that range is filtered out below.
 	st, err := t.stmt(qctx, `SELECT id, kek_id, wrapped, created, bound FROM keys WHERE id >= ? AND id < ?`)
 	if err != nil {
-		return nil, t.fail("key versions", err)
+		return nil, t.fail(ctx, "key versions", err)
 	}
 	rows, err := st.QueryContext(qctx, id, id+"$")
 	if err != nil {
-		return nil, t.fail("key versions", err)
+		return nil, t.fail(ctx, "key versions", err)
 	}
 	defer rows.Close()
 	var out []*phivault.WrappedKey
@@ -29,13 +29,13 @@ func (t *Tx) KeyVersions(ctx context.Context, id string) ([]*phivault.WrappedKey
 		var k phivault.WrappedKey
 		var created int64
 		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &created, &k.Bound); err != nil {
-			return nil, t.fail("key versions", err)
+			return nil, t.fail(ctx, "key versions", err)
 		}
 		k.Created = fromMicros(created)
 		out = append(out, &k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, t.fail("key versions", err)
+		return nil, t.fail(ctx, "key versions", err)
 	}
 	return phivault.KeyVersionsOf(id, out), nil
 }
@@ -58,10 +58,10 @@ func (t *Tx) DeleteKey(ctx context.Context, id string) error {
 	}
 	res, err := t.conn.ExecContext(qctx, `DELETE FROM keys WHERE id = ?`, id)
 	if err != nil {
-		return t.fail("delete key", err)
+		return t.fail(ctx, "delete key", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return t.fail("delete key", err)
+		return t.fail(ctx, "delete key", err)
 	} else if n == 0 {
 		return phivault.ErrNotFound
 	}
@@ -107,10 +107,10 @@ func (t *Tx) Reseal(ctx context.Context, old, r *phivault.SealedResource) error 
 			AND last_updated = ? AND compartment = ?`,
 		r.KeyID, r.Ciphertext, old.Type, old.ID, old.Version, old.KeyID, old.LastUpdated.UnixMicro(), old.Compartment)
 	if err != nil {
-		return t.fail("reseal", err)
+		return t.fail(ctx, "reseal", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return t.fail("reseal", err)
+		return t.fail(ctx, "reseal", err)
 	} else if n == 1 {
 		return nil
 	}

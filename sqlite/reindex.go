@@ -16,23 +16,23 @@ func (t *Tx) ReindexPending(ctx context.Context) ([]string, error) {
 	}
 	st, err := t.stmt(qctx, `SELECT type FROM reindex ORDER BY type`)
 	if err != nil {
-		return nil, t.fail("reindex pending", err)
+		return nil, t.fail(qctx, "reindex pending", err)
 	}
 	rows, err := st.QueryContext(qctx)
 	if err != nil {
-		return nil, t.fail("reindex pending", err)
+		return nil, t.fail(qctx, "reindex pending", err)
 	}
 	defer rows.Close()
 	out := []string{}
 	for rows.Next() {
 		var typ string
 		if err := rows.Scan(&typ); err != nil {
-			return nil, t.fail("reindex pending", err)
+			return nil, t.fail(qctx, "reindex pending", err)
 		}
 		out = append(out, typ)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, t.fail("reindex pending", err)
+		return nil, t.fail(qctx, "reindex pending", err)
 	}
 	return out, nil
 }
@@ -58,7 +58,7 @@ func (t *Tx) Retoken(ctx context.Context, typ, id string, version int64, tokens 
 	if errors.Is(err, sql.ErrNoRows) {
 		return phivault.ErrNotFound
 	} else if err != nil {
-		return t.fail("retoken", err)
+		return t.fail(qctx, "retoken", err)
 	}
 	if cur != version || deleted != 0 {
 		// A tombstone, or a shredded compartment's resource (deleted =
@@ -74,7 +74,7 @@ func (t *Tx) Retoken(ctx context.Context, typ, id string, version int64, tokens 
 		_, err = st.ExecContext(qctx, list, typ, id)
 	}
 	if err != nil {
-		return t.fail("retoken", err)
+		return t.fail(qctx, "retoken", err)
 	}
 	if err := t.deleteTokens(qctx, typ, id, old); err != nil {
 		return err
@@ -96,7 +96,7 @@ func (t *Tx) ReindexDone(ctx context.Context, typ string) error {
 		_, err = st.ExecContext(qctx, typ)
 	}
 	if err != nil {
-		return t.fail("reindex done", err)
+		return t.fail(qctx, "reindex done", err)
 	}
 	return nil
 }

@@ -270,19 +270,15 @@ func (db *DB) walLimit() int64 {
 // at most walCheckpointWaitMillis for readers of older snapshots, and if
 // they keep it from finishing, it tries again only once the WAL has grown
 // by another quarter of the limit, so a long read cannot stall every commit.
-// It waits for a PASSIVE checkpoint in progress rather than fail on it.
+// A failure only leaves the WAL longer: it tries again after the next
+// commit.
 func (db *DB) boundWAL(ctx context.Context) {
 	fi, err := os.Stat(db.Path + "-wal")
 	if err != nil || fi.Size() <= db.walLimit() || fi.Size() < db.walRetry {
 		return
 	}
-	var busy, log, done int64
-	db.ckptMu.Lock()
-	db.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", walCheckpointWaitMillis))
-	err = db.wconn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done)
-	db.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", max(db.BusyTimeout, 0)))
-	db.ckptMu.Unlock()
-	if err == nil && busy != 0 {
+	done, err := db.truncateWAL(ctx, walCheckpointWaitMillis)
+	if err == nil && !done {
 		db.walRetry = fi.Size() + db.walLimit()/4
 		return
 	}
@@ -363,7 +359,7 @@ func (db *DB) View(ctx context.Context, fn func(phivault.StoreTx) error) error {
 
 	// BEGIN is deferred: the snapshot starts with the first read.
 	if _, err := rc.conn.ExecContext(ctx, "BEGIN"); err != nil {
-		return fmt.Errorf("sqlite: begin: %v", err)
+		return wrapErr(ctx, "begin", err)
 	}
 	defer func() {
 		// A read-only transaction has nothing to commit; ROLLBACK ends it.
@@ -378,7 +374,9 @@ func (db *DB) View(ctx context.Context, fn func(phivault.StoreTx) error) error {
 // together; Update returns nil only once that COMMIT is durable. If fn returns
 // an error or panics, its writes are rolled back and other callers in the
 // batch are unaffected. If the COMMIT fails, every caller in the batch gets
-// an error.
+// an error. A caller whose fn shredded gets an error wrapping
+// phivault.ErrErasePending, after a COMMIT that succeeded, if the WAL still
+// holds the destroyed key (see eraseWAL).
 //
 // fn runs on the writer goroutine and blocks every other writer while it
 // runs: it must be short and MUST NOT call Update on the same DB. It may
@@ -489,7 +487,7 @@ func (db *DB) runBatch(reqs []*request, savepoints bool) (failed *request, retry
 		} else {
 			db.commits.Add(1)
 			if shred {
-				erase = db.truncateWAL(ctx)
+				erase = db.eraseWAL(ctx)
 			} else {
 				db.boundWAL(ctx)
 			}
@@ -512,27 +510,66 @@ func (db *DB) runBatch(reqs []*request, savepoints bool) (failed *request, retry
 	return nil, nil
 }
 
-// truncateWALTries bounds how many times truncateWAL waits (BusyTimeout
-// each time) for readers on an older snapshot to finish.
-const truncateWALTries = 5
+// shredWALWaits is how many busy timeouts (BusyTimeout) the truncation of
+// the WAL after a shred waits for readers on an older snapshot to finish.
+const shredWALWaits = 5
+
+// eraseWAL truncates the WAL after the commit of a shred. It removes the
+// frames that held the destroyed wrapped keys before the deletion
+// (secure_delete has zeroed them in the pages now in the database file),
+// those of this shred and of any earlier one whose erasure is pending. The
+// erased bytes may survive in the file system's free blocks, which SQLite
+// cannot reach. If it cannot truncate, the error wraps
+// phivault.ErrErasePending: the shred is committed.
+func (db *DB) eraseWAL(ctx context.Context) error {
+	done, err := db.truncateWAL(ctx, shredWALWaits*max(db.BusyTimeout, 0))
+	switch {
+	case err != nil:
+		return fmt.Errorf("%v: %w", err, phivault.ErrErasePending)
+	case !done:
+		return fmt.Errorf("sqlite: readers kept the write-ahead log busy: %w", phivault.ErrErasePending)
+	}
+	return nil
+}
+
+// EraseShredded erases the old bytes of keys destroyed by earlier shreds
+// from the write-ahead log, as the commit of every shred does (see
+// phivault.ErrErasePending): the server calls it at start, to finish an
+// erasure that readers kept busy before the process stopped. It commits an
+// empty transaction through the writer, so that no write competes with the
+// truncation, and returns an error wrapping phivault.ErrErasePending if
+// readers keep the WAL busy.
+func (db *DB) EraseShredded(ctx context.Context) error {
+	return db.Update(ctx, func(tx phivault.StoreTx) error {
+		tx.(*Tx).shred = true // erase after COMMIT, as after a shred
+		return nil
+	})
+}
 
 // truncateWAL copies every committed page into the database file and
-// truncates the WAL to zero bytes, waiting for readers that still use older
-// pages. After a shred this removes the frames that held the destroyed
-// wrapped keys before the deletion (secure_delete has zeroed them in the
-// pages now in the database file). The erased bytes may survive in the
-// file system's free blocks, which SQLite cannot reach.
-func (db *DB) truncateWAL(ctx context.Context) error {
+// truncates the WAL to zero bytes, waiting at most waitMillis for readers
+// that still use older pages. It reports whether it did: false if readers
+// kept the WAL busy. It runs on the writer goroutine between batches, so
+// no write competes with it, but on the checkpointer's connection, under
+// ckptMu: the wait is that connection's busy timeout, which serves only
+// checkpoints (PASSIVE ones never wait), so the writer's own busy timeout
+// is never changed.
+func (db *DB) truncateWAL(ctx context.Context, waitMillis int) (bool, error) {
 	db.ckptMu.Lock()
 	defer db.ckptMu.Unlock()
-	var busy, log, done int
-	for range truncateWALTries {
-		err := db.wconn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done)
-		if err == nil && busy == 0 {
-			return nil
-		}
+	conn, err := db.cdb.Conn(ctx)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: truncate WAL: %v", err)
 	}
-	return phivault.Errorf(phivault.EUNAVAILABLE, "The shred is committed, but the write-ahead log still holds the erased key because readers kept it busy. Shred again to finish erasing it.")
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", waitMillis)); err != nil {
+		return false, fmt.Errorf("sqlite: truncate WAL: set busy timeout: %v", err)
+	}
+	var busy, log, done int64
+	if err := conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done); err != nil {
+		return false, fmt.Errorf("sqlite: truncate WAL: %v", err)
+	}
+	return busy == 0, nil
 }
 
 // checkpointer runs a PASSIVE checkpoint after commits; commits that happen

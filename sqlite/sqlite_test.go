@@ -1,10 +1,12 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -458,6 +460,76 @@ func TestDB_CacheMiB(t *testing.T) {
 		}
 		if got := db.CacheKiBPerConn() * (tt.readConns + 2); got > total<<10 {
 			t.Errorf("CacheMiB %d, %d readers: %d KiB over all connections, want <= %d", tt.cacheMiB, tt.readConns, got, total<<10)
+		}
+	}
+}
+
+// TestDB_Shred_erasePending checks that a shred whose WAL truncation a
+// reader on an older snapshot keeps busy is committed and says so
+// (ErrErasePending, not a failure), that the WAL then still holds the
+// destroyed wrapped key, and that EraseShredded (the server's start)
+// erases it from every file once the reader has gone.
+func TestDB_Shred_erasePending(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "phivault.db")
+	db := sqlite.New(path)
+	db.ReadConns = 1
+	db.BusyTimeout = 20 // the truncation waits 5 of these for the reader
+	if err := db.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	wrapped := []byte("wrapped-key-of-p1-0123456789abcdef0123456789abcdef")
+	err := db.Update(ctx, func(tx phivault.StoreTx) error {
+		_, err := tx.PutKey(ctx, &phivault.WrappedKey{ID: "patient/p1", KEKID: "file:1", Wrapped: wrapped, Created: t0, Bound: true})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A reader on another connection holds a snapshot from before the shred.
+	rtx, err := mustRaw(t, path).BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := rtx.QueryRowContext(ctx, `SELECT count(*) FROM keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(ctx, func(tx phivault.StoreTx) error { return tx.Shred(ctx, "p1", t0) })
+	if !errors.Is(err, phivault.ErrErasePending) {
+		t.Fatalf("Shred with a reader holding the WAL = %v, want ErrErasePending", err)
+	}
+	err = db.View(ctx, func(tx phivault.StoreTx) error {
+		if _, ok, err := tx.Shredded(ctx, "p1"); err != nil || !ok {
+			return fmt.Errorf("Shredded(p1) = %v, %v; want true", ok, err)
+		}
+		if _, err := tx.Key(ctx, "patient/p1"); !errors.Is(err, phivault.ErrNotFound) {
+			return fmt.Errorf("Key(patient/p1) = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("the shred did not stand: %v", err)
+	}
+	if wal, err := os.ReadFile(path + "-wal"); err != nil || !bytes.Contains(wal, wrapped) {
+		t.Fatalf("the WAL does not hold the wrapped key while the erasure is pending (%v); the test shows nothing", err)
+	}
+
+	if err := rtx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.EraseShredded(ctx); err != nil {
+		t.Fatalf("EraseShredded() = %v", err)
+	}
+	for _, name := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(name)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, wrapped); i >= 0 {
+			t.Errorf("%s still holds the shredded wrapped key at byte %d", filepath.Base(name), i)
 		}
 	}
 }

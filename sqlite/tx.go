@@ -113,9 +113,9 @@ func (t *Tx) begin(ctx context.Context) (context.Context, error) {
 
 // fail records a statement error in a write Tx, after which the Tx refuses
 // further statements: if SQLite rolled back the transaction, later statements
-// would otherwise run in autocommit mode.
-func (t *Tx) fail(what string, err error) error {
-	err = fmt.Errorf("sqlite: %s: %v", what, err)
+// would otherwise run in autocommit mode. ctx is the caller's context.
+func (t *Tx) fail(ctx context.Context, what string, err error) error {
+	err = wrapErr(ctx, what, err)
 	if t.write && t.err == nil {
 		t.err = err
 	}
@@ -151,7 +151,7 @@ func (t *Tx) Current(ctx context.Context, typ, id string) (*phivault.SealedResou
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, phivault.ErrNotFound
 	} else if err != nil {
-		return nil, t.fail("current", err)
+		return nil, t.fail(ctx, "current", err)
 	}
 	return r, nil
 }
@@ -166,7 +166,7 @@ func (t *Tx) Version(ctx context.Context, typ, id string, version int64) (*phiva
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, phivault.ErrNotFound
 	} else if err != nil {
-		return nil, t.fail("version", err)
+		return nil, t.fail(ctx, "version", err)
 	}
 	return r, nil
 }
@@ -247,7 +247,7 @@ func (t *Tx) queryRow(ctx context.Context, what, q string, args []any, dst ...an
 		err = s.QueryRowContext(ctx, args...).Scan(dst...)
 	}
 	if err != nil {
-		return t.fail(what, err)
+		return t.fail(ctx, what, err)
 	}
 	return nil
 }
@@ -255,23 +255,23 @@ func (t *Tx) queryRow(ctx context.Context, what, q string, args []any, dst ...an
 func (t *Tx) query(ctx context.Context, what, q string, args []any) ([]*phivault.SealedResource, error) {
 	s, err := t.stmt(ctx, q)
 	if err != nil {
-		return nil, t.fail(what, err)
+		return nil, t.fail(ctx, what, err)
 	}
 	rows, err := s.QueryContext(ctx, args...)
 	if err != nil {
-		return nil, t.fail(what, err)
+		return nil, t.fail(ctx, what, err)
 	}
 	defer rows.Close()
 	var out []*phivault.SealedResource
 	for rows.Next() {
 		r, err := scanResource(rows)
 		if err != nil {
-			return nil, t.fail(what, err)
+			return nil, t.fail(ctx, what, err)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, t.fail(what, err)
+		return nil, t.fail(ctx, what, err)
 	}
 	return out, nil
 }
@@ -292,7 +292,7 @@ func (t *Tx) Put(ctx context.Context, r *phivault.SealedResource, tokens []phiva
 	var old []byte // the current version's tokens, 16 bytes each
 	err = t.st.curVersion.QueryRowContext(qctx, r.Type, r.ID).Scan(&cur, &old)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return t.fail("put", err)
+		return t.fail(ctx, "put", err)
 	}
 	if r.Version != cur+1 {
 		return conflict(r.Version, cur)
@@ -309,7 +309,7 @@ func (t *Tx) Put(ctx context.Context, r *phivault.SealedResource, tokens []phiva
 		if isUniqueViolation(err) {
 			return conflict(r.Version, cur)
 		}
-		return t.fail("put version", err)
+		return t.fail(ctx, "put version", err)
 	}
 	if r.Deleted {
 		tokens = nil // a tombstone has no tokens
@@ -320,7 +320,7 @@ func (t *Tx) Put(ctx context.Context, r *phivault.SealedResource, tokens []phiva
 	}
 	if _, err := t.st.upsertCurrent.ExecContext(qctx,
 		r.Type, r.ID, r.Version, lu, r.Compartment, r.Deleted, list); err != nil {
-		return t.fail("put current", err)
+		return t.fail(ctx, "put current", err)
 	}
 	if err := t.deleteTokens(qctx, r.Type, r.ID, old); err != nil {
 		return err
@@ -345,7 +345,7 @@ func (t *Tx) deleteTokens(ctx context.Context, typ, id string, list []byte) erro
 			_, err = s.ExecContext(ctx, args...)
 		}
 		if err != nil {
-			return t.fail("put tokens", err)
+			return t.fail(ctx, "put tokens", err)
 		}
 		list = list[n*size:]
 	}
@@ -371,7 +371,7 @@ func (t *Tx) insertTokens(ctx context.Context, typ, id string, tokens []phivault
 			_, err = s.ExecContext(ctx, args...)
 		}
 		if err != nil {
-			return t.fail("put tokens", err)
+			return t.fail(ctx, "put tokens", err)
 		}
 		tokens = tokens[n:]
 	}
@@ -385,6 +385,22 @@ func tokenInsert(n int) string {
 
 func conflict(got, cur int64) *phivault.Error {
 	return phivault.Errorf(phivault.ECONFLICT, "Version %d cannot follow version %d.", got, cur)
+}
+
+// wrapErr wraps a driver error with what. A statement that stopped because
+// ctx was done keeps ctx's error in the chain (%w), so that callers can tell
+// a cancelled request from a database failure: the driver reports it as the
+// context's error, or, when it interrupted SQLite, as SQLITE_INTERRUPT.
+// Any other driver error's details stay out of the chain (%v).
+func wrapErr(ctx context.Context, what string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_INTERRUPT && ctx.Err() != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, ctx.Err())
+	}
+	return fmt.Errorf("sqlite: %s: %v", what, err)
 }
 
 func isUniqueViolation(err error) bool {
@@ -452,11 +468,11 @@ func (t *Tx) CountCompartments(ctx context.Context, f phivault.ResourceFilter) (
 	q, args := findQuery(f, drive, selectCompartments)
 	st, err := t.stmt(qctx, q)
 	if err != nil {
-		return nil, t.fail("compartments", err)
+		return nil, t.fail(ctx, "compartments", err)
 	}
 	rows, err := st.QueryContext(qctx, args...)
 	if err != nil {
-		return nil, t.fail("compartments", err)
+		return nil, t.fail(ctx, "compartments", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -465,12 +481,12 @@ func (t *Tx) CountCompartments(ctx context.Context, f phivault.ResourceFilter) (
 			n int
 		)
 		if err := rows.Scan(&c, &n); err != nil {
-			return nil, t.fail("compartments", err)
+			return nil, t.fail(ctx, "compartments", err)
 		}
 		out[c] = n
 	}
 	if err := rows.Err(); err != nil {
-		return nil, t.fail("compartments", err)
+		return nil, t.fail(ctx, "compartments", err)
 	}
 	return out, nil
 }
@@ -653,7 +669,7 @@ func (t *Tx) Key(ctx context.Context, id string) (*phivault.WrappedKey, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, phivault.ErrNotFound
 	} else if err != nil {
-		return nil, t.fail("key", err)
+		return nil, t.fail(ctx, "key", err)
 	}
 	k.Created = fromMicros(created)
 	return &k, nil
@@ -673,7 +689,7 @@ func (t *Tx) PutKey(ctx context.Context, k *phivault.WrappedKey) (*phivault.Wrap
 	}
 	if _, err := t.st.putKey.ExecContext(qctx,
 		k.ID, string(k.KEKID), k.Wrapped, k.Created.UnixMicro(), k.Bound); err != nil {
-		return nil, t.fail("put key", err)
+		return nil, t.fail(ctx, "put key", err)
 	}
 	return t.Key(ctx, k.ID)
 }
@@ -694,10 +710,10 @@ func (t *Tx) ReplaceKey(ctx context.Context, old, k *phivault.WrappedKey) error 
 		WHERE id = ? AND kek_id = ? AND wrapped = ? AND bound = ?`,
 		string(k.KEKID), k.Wrapped, k.Created.UnixMicro(), k.Bound, old.ID, string(old.KEKID), old.Wrapped, old.Bound)
 	if err != nil {
-		return t.fail("replace key", err)
+		return t.fail(ctx, "replace key", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return t.fail("replace key", err)
+		return t.fail(ctx, "replace key", err)
 	} else if n == 1 {
 		return nil
 	}
@@ -729,7 +745,7 @@ func (t *Tx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.Wrappe
 	q += ` ORDER BY id` + limitOffset(f.Limit, 0)
 	rows, err := t.conn.QueryContext(qctx, q, args...)
 	if err != nil {
-		return nil, t.fail("keys", err)
+		return nil, t.fail(ctx, "keys", err)
 	}
 	defer rows.Close()
 	var out []*phivault.WrappedKey
@@ -737,13 +753,13 @@ func (t *Tx) Keys(ctx context.Context, f phivault.KeyFilter) ([]*phivault.Wrappe
 		var k phivault.WrappedKey
 		var created int64
 		if err := rows.Scan(&k.ID, &k.KEKID, &k.Wrapped, &created, &k.Bound); err != nil {
-			return nil, t.fail("keys", err)
+			return nil, t.fail(ctx, "keys", err)
 		}
 		k.Created = fromMicros(created)
 		out = append(out, &k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, t.fail("keys", err)
+		return nil, t.fail(ctx, "keys", err)
 	}
 	return out, nil
 }
@@ -756,7 +772,7 @@ func (t *Tx) KeyCounts(ctx context.Context) (map[phivault.KeyID]int, error) {
 	}
 	rows, err := t.conn.QueryContext(qctx, `SELECT kek_id, count(*) FROM keys GROUP BY kek_id`)
 	if err != nil {
-		return nil, t.fail("key counts", err)
+		return nil, t.fail(ctx, "key counts", err)
 	}
 	defer rows.Close()
 	out := make(map[phivault.KeyID]int)
@@ -764,12 +780,12 @@ func (t *Tx) KeyCounts(ctx context.Context) (map[phivault.KeyID]int, error) {
 		var id string
 		var n int
 		if err := rows.Scan(&id, &n); err != nil {
-			return nil, t.fail("key counts", err)
+			return nil, t.fail(ctx, "key counts", err)
 		}
 		out[phivault.KeyID(id)] = n
 	}
 	if err := rows.Err(); err != nil {
-		return nil, t.fail("key counts", err)
+		return nil, t.fail(ctx, "key counts", err)
 	}
 	return out, nil
 }
@@ -797,20 +813,20 @@ func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error 
 	var rs []row
 	rows, err := t.conn.QueryContext(qctx, `SELECT type, id, tokens FROM current WHERE compartment = ?`, compartment)
 	if err != nil {
-		return t.fail("shred", err)
+		return t.fail(ctx, "shred", err)
 	}
 	for rows.Next() {
 		var r row
 		if err := rows.Scan(&r.typ, &r.id, &r.tokens); err != nil {
 			rows.Close()
-			return t.fail("shred", err)
+			return t.fail(ctx, "shred", err)
 		}
 		rs = append(rs, r)
 	}
 	err = rows.Err()
 	rows.Close()
 	if err != nil {
-		return t.fail("shred", err)
+		return t.fail(ctx, "shred", err)
 	}
 	for _, r := range rs {
 		if err := t.deleteTokens(qctx, r.typ, r.id, r.tokens); err != nil {
@@ -827,7 +843,7 @@ func (t *Tx) Shred(ctx context.Context, compartment string, at time.Time) error 
 		{`INSERT INTO shredded (compartment, at) VALUES (?, ?) ON CONFLICT (compartment) DO NOTHING`, []any{compartment, at.UnixMicro()}},
 	} {
 		if _, err := t.conn.ExecContext(qctx, s.q, s.args...); err != nil {
-			return t.fail("shred", err)
+			return t.fail(ctx, "shred", err)
 		}
 	}
 	t.shred = true
@@ -848,7 +864,7 @@ func (t *Tx) Shredded(ctx context.Context, compartment string) (time.Time, bool,
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	} else if err != nil {
-		return time.Time{}, false, t.fail("shredded", err)
+		return time.Time{}, false, t.fail(ctx, "shredded", err)
 	}
 	return fromMicros(at), true, nil
 }

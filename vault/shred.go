@@ -21,10 +21,13 @@ type shredder interface {
 // put on the store's shred list, and from then on every read of its
 // resources answers EGONE (phivault.ErrShredded) and every write into it is
 // refused. The ciphertext of every version stays, unreadable by any key.
-// Shredding twice keeps the first time and erases again whatever the store
-// could not erase the first time (see phivault.StoreTx.Shred), so an
-// operator can repeat a shred that reported an error after its commit. It
-// returns the time of the (first) shred.
+// Shredding twice keeps the first time. It returns the time of the (first)
+// shred.
+//
+// If the shred committed but the store could not yet erase the destroyed
+// key's old bytes from its files, Shred returns the time and an error
+// wrapping phivault.ErrErasePending: the shred is done, and the store
+// erases them at its next shred or start (see phivault.Store.Update).
 //
 // The Patient must exist (it may be deleted). The shred is logged at Info
 // with the patient id, which is not PHI, and the time.
@@ -51,13 +54,13 @@ func (s *Service) Shred(ctx context.Context, patientID string) (time.Time, error
 		}
 		return tx.Shred(ctx, patientID, at)
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, phivault.ErrErasePending) {
 		return time.Time{}, err
 	}
 	if !already {
 		s.logger().Info("patient compartment crypto-shredded", "patient", patientID, "at", at)
 	}
-	return at, nil
+	return at, err
 }
 
 func (s *Service) logger() *slog.Logger {

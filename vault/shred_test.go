@@ -505,3 +505,42 @@ func where(files map[string][]byte, b []byte) (string, int, bool) {
 	}
 	return "", 0, false
 }
+
+// erasePendingStore is a Store whose Updates commit but then report the
+// erasure of old key bytes pending, as a store whose readers keep its
+// write-ahead log busy after a shred does.
+type erasePendingStore struct{ phivault.Store }
+
+func (s erasePendingStore) Update(ctx context.Context, fn func(phivault.StoreTx) error) error {
+	if err := s.Store.Update(ctx, fn); err != nil {
+		return err
+	}
+	return fmt.Errorf("test: readers kept the write-ahead log busy: %w", phivault.ErrErasePending)
+}
+
+// TestService_Shred_erasePending checks that a shred whose store could not
+// yet erase the old key bytes after its commit is reported as done: the
+// time of the shred with an error wrapping ErrErasePending, and the
+// patient's records are erased.
+func TestService_Shred_erasePending(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, _ := vaulttest.Keyring(t, dir)
+	db, _ := vaulttest.SQLite(t, dir)
+	sealer := vaulttest.Sealer(t, db, keys, envelope.Options{})
+	s := vault.New(db, sealer)
+	p, _, err := s.Create(ctx, "Patient", []byte(`{"resourceType":"Patient","active":true}`), phivault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	at, err := vault.New(erasePendingStore{db}, sealer).Shred(ctx, p.ID)
+	if !errors.Is(err, phivault.ErrErasePending) || at.IsZero() {
+		t.Fatalf("Shred() = %v, %v; want the time of the shred and ErrErasePending", at, err)
+	}
+	_, err = s.Read(ctx, "Patient", p.ID)
+	wantShredded(t, "Read(Patient) after a shred whose erasure is pending", err)
+	if again, err := s.Shred(ctx, p.ID); err != nil || !again.Equal(at) {
+		t.Errorf("Shred again = %v, %v; want the first time %v", again, err, at)
+	}
+}

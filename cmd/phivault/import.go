@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/fhir"
 )
 
 // importCommand loads FHIR data into a running server through its API, so
@@ -449,7 +450,9 @@ func openJournal(path, install string) (*journal, error) {
 			"pass a new -journal FILE for this server")
 	}
 	for _, l := range lines[1:] {
-		if hash, loc, ok := strings.Cut(l, " "); ok && hash != "" && loc != "" {
+		// A location send cannot confirm (from an edited journal) counts
+		// as not journaled: the bundle is sent again.
+		if hash, loc, ok := strings.Cut(l, " "); ok && hash != "" && isConfirmRef(loc) {
 			j.seen[hash] = loc
 		}
 	}
@@ -517,16 +520,25 @@ func firstLocation(body []byte) string {
 			ref = ref[:i]
 		}
 		parts := strings.Split(ref, "/")
-		if len(parts) >= 2 && fhirName.MatchString(parts[len(parts)-2]) && fhirID.MatchString(parts[len(parts)-1]) {
-			return parts[len(parts)-2] + "/" + parts[len(parts)-1]
+		if len(parts) >= 2 {
+			if loc := parts[len(parts)-2] + "/" + parts[len(parts)-1]; isConfirmRef(loc) {
+				return loc
+			}
 		}
 	}
 	return ""
 }
 
+// isConfirmRef reports whether ref is "Type/id" that send may GET to
+// confirm a journaled bundle: an R4 resource type and a FHIR id that stays
+// one path segment. An id made only of dots is valid FHIR, but "." and ".."
+// would move the GET to another path of the server.
+func isConfirmRef(ref string) bool {
+	typ, id, ok := strings.Cut(ref, "/")
+	return ok && fhir.IsResourceType(typ) && fhir.IsID(id) && strings.Trim(id, ".") != ""
+}
+
 var (
-	fhirName = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
-	fhirID   = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 	// installIDPattern is what dataDir.installID makes; the id names the
 	// journal file, so nothing else is accepted.
 	installIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)

@@ -149,11 +149,41 @@ func TestOpenJournal_Reopen(t *testing.T) {
 	}
 }
 
+// TestOpenJournal_unsafeLocation checks that a journaled location that is
+// no "Type/id" path (an edited journal) counts as not journaled, so that
+// the confirming GET never goes to another path of the server.
+func TestOpenJournal_unsafeLocation(t *testing.T) {
+	const install = "0123456789abcdef0123456789abcdef"
+	path := filepath.Join(t.TempDir(), "import.journal")
+	data := "install " + install + "\nk1 Patient/..\nk2 Patient/p2\nk3 ../metadata\nk4 Patient/.\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, err := openJournal(path, install)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	for _, tt := range []struct{ key, want string }{{"k1", ""}, {"k2", "Patient/p2"}, {"k3", ""}, {"k4", ""}} {
+		if got := j.location(tt.key); got != tt.want {
+			t.Errorf("location(%s) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+}
+
 func TestFirstLocation(t *testing.T) {
 	for _, tt := range []struct{ give, want string }{
 		{`{"resourceType":"Bundle","entry":[{"response":{"status":"201","location":"https://v.test/fhir/Patient/abc/_history/1"}}]}`, "Patient/abc"},
 		{`{"resourceType":"Bundle","entry":[{"response":{"status":"200"}},{"response":{"location":"Observation/o-1"}}]}`, "Observation/o-1"},
 		{`{"resourceType":"Bundle","entry":[{"response":{"location":"../../etc/passwd"}}]}`, ""},
+		// Valid FHIR ids, but "." and ".." are no path segment of their own.
+		{`{"resourceType":"Bundle","entry":[{"response":{"location":"Patient/.."}}]}`, ""},
+		{`{"resourceType":"Bundle","entry":[{"response":{"location":"Patient/."}}]}`, ""},
+		{`{"resourceType":"Bundle","entry":[{"response":{"location":"Patient/..."}}]}`, ""},
+		{`{"resourceType":"Bundle","entry":[{"response":{"location":"Patient/../_history/1"}}]}`, ""},
+		{`{"resourceType":"Bundle","entry":[{"response":{"location":"Patient/a..b"}}]}`, "Patient/a..b"},
+		{`{"resourceType":"Bundle","entry":[{"response":{"location":"Patient/.a"}}]}`, "Patient/.a"},
+		{`{"resourceType":"Bundle","entry":[{"response":{"location":"NotAType/abc"}}]}`, ""},
 		{`not json`, ""},
 	} {
 		if got := firstLocation([]byte(tt.give)); got != tt.want {

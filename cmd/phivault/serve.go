@@ -263,6 +263,12 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		return nil, err
 	}
+	// A shred stands even if the old bytes of its key could not be erased
+	// after its commit; the start erases them. If that fails too, the next
+	// shred or start tries again.
+	if err := db.EraseShredded(ctx); err != nil {
+		logger.Warn("erasing the old bytes of shredded keys is still pending", "cause", err.Error())
+	}
 	// Without its keyring the vault starts sealed; the shared and index
 	// keys are created on unsealing.
 	seal := newSealState(ctx, cfg.Data, cfg.Keyring, db, logger)

@@ -31,6 +31,9 @@ type appStore interface {
 	phivault.ClientStore
 	auditlog.Storage
 	auditlog.IndexStorage
+	// EraseShredded finishes the erasure of keys destroyed by shreds
+	// whose erasure is pending (see phivault.ErrErasePending).
+	EraseShredded(ctx context.Context) error
 	Close() error
 }
 
@@ -46,7 +49,8 @@ var (
 type StoreConfig struct {
 	// URL is "" or "sqlite" for the data folder's SQLite database, or a
 	// postgres:// (postgresql://) URL. A database on another machine must
-	// be reached over verified TLS (sslmode=verify-full or verify-ca).
+	// be reached over TLS that verifies the certificate and host name
+	// (sslmode=verify-full).
 	URL string
 	// Schema holds phivault's tables in PostgreSQL; created if missing.
 	// Default "" uses the server's search_path (normally "public").

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -213,6 +214,26 @@ func RunAudit(t *testing.T, open func(t *testing.T) auditlog.Storage) {
 		}
 		if n, _ := s.AuditSize(ctx); n != 0 {
 			t.Errorf("AuditSize() = %d after a refused append, want 0", n)
+		}
+	})
+	t.Run("Canceled", func(t *testing.T) {
+		// A read stopped by its context keeps the context's error in the
+		// chain, so that the API tells a client that went away from a
+		// failure of the store.
+		s := open(t)
+		if _, ok := s.(*MemAudit); ok {
+			t.Skip("MemAudit does no I/O that a context could stop")
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := s.AuditSize(cctx); !errors.Is(err, context.Canceled) {
+			t.Errorf("AuditSize(canceled) = %v, want context.Canceled in the chain", err)
+		}
+		if _, err := s.ReadAuditEntries(cctx, 0, 1); !errors.Is(err, context.Canceled) {
+			t.Errorf("ReadAuditEntries(canceled) = %v, want context.Canceled in the chain", err)
+		}
+		if _, err := s.ReadAuditHashes(cctx, []int64{0}); !errors.Is(err, context.Canceled) {
+			t.Errorf("ReadAuditHashes(canceled) = %v, want context.Canceled in the chain", err)
 		}
 	})
 	if _, ok := open(t).(auditlog.DeferredStorage); ok {

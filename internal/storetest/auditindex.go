@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -111,5 +112,15 @@ func RunAuditIndex(t *testing.T, open func(t *testing.T) auditlog.IndexStorage) 
 	got, total, err = s.SearchAudit(ctx, auditlog.Query{Patient: "p9"})
 	if err != nil || total != 8 || len(got) != 0 {
 		t.Errorf("search with no limit = %v (total %d), %v; want the total only", got, total, err)
+	}
+
+	// A read stopped by its context keeps the context's error in the chain.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := s.SearchAudit(cctx, auditlog.Query{Patient: "p9", Limit: 2}); !errors.Is(err, context.Canceled) {
+		t.Errorf("SearchAudit(canceled) = %v, want context.Canceled in the chain", err)
+	}
+	if _, err := s.ReadAuditIndex(cctx, 0, n); !errors.Is(err, context.Canceled) {
+		t.Errorf("ReadAuditIndex(canceled) = %v, want context.Canceled in the chain", err)
 	}
 }

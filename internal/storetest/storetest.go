@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) phivault.Store) {
 		{"Update/GroupCommit", testUpdateGroupCommit},
 		{"Update/NoLostUpdate", testUpdateNoLostUpdate},
 		{"View/ReadOnly", testViewReadOnly},
+		{"View/Canceled", testViewCanceled},
 		{"Key/ErrNotFound", testKeyErrNotFound},
 		{"PutKey/FirstWriterWins", testPutKeyFirstWriterWins},
 		{"ReplaceKey", testReplaceKey},
@@ -695,6 +696,23 @@ func testUpdateCanceled(t *testing.T, s phivault.Store) {
 	}
 	if _, err := current(t, s, "Patient", "p1"); !errors.Is(err, phivault.ErrNotFound) {
 		t.Errorf("Current(p1) = %v, want ErrNotFound", err)
+	}
+}
+
+// testViewCanceled checks that a read stopped by its context keeps the
+// context's error in the chain, so that the API tells a client that went
+// away from a failure of the store.
+func testViewCanceled(t *testing.T, s phivault.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 8 { // the store may notice the context before or after BEGIN
+		err := s.View(ctx, func(tx phivault.StoreTx) error {
+			_, err := tx.Current(ctx, "Patient", "p1")
+			return err
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("View(canceled) = %v, want context.Canceled in the chain", err)
+		}
 	}
 }
 
