@@ -95,7 +95,7 @@ func TestSignInKey_sharedBetweenNodes(t *testing.T) {
 	open := func(d dataDir, keyFile string) *node {
 		t.Helper()
 		cfg := Config{Data: d, Passphrase: "correct horse battery staple", BaseURL: "https://vault.example.org/fhir",
-			Login: LoginConfig{OIDCConfig: oidcPath}, SignInKeyFile: keyFile}
+			Login: LoginConfig{OIDCConfig: oidcPath}, SignInKeyFile: keyFile, Audit: AuditConfig{WitnessFile: testWitness(d)}}
 		a, err := openApp(context.Background(), cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("openApp: %v", err)
