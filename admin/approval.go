@@ -91,13 +91,32 @@ type PendingChange struct {
 	Create *User       `json:"create,omitempty"`
 }
 
+// target names what c changes, for its audit entries: the type and id
+// of the account.
+func (c *PendingChange) target() (typ, id string) {
+	return "Account", c.AccountID
+}
+
 // pendingChange is a stored PendingChange.
 type pendingChange struct {
 	PendingChange
 	expires time.Time
-	// apply makes the change once approved and returns the account as
-	// stored.
-	apply func(ctx context.Context) (*phivault.Account, error)
+	// apply makes the change once approved and returns the answer to the
+	// approval: what was changed, as stored, in its public view.
+	apply func(ctx context.Context) (any, error)
+}
+
+// userView makes the apply func of an account change from change, which
+// returns the account as stored: the approval answers it as GET users
+// shows it.
+func userView(change func(context.Context) (*phivault.Account, error)) func(context.Context) (any, error) {
+	return func(ctx context.Context) (any, error) {
+		a, err := change(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return NewUser(a), nil
+	}
 }
 
 // approvals holds the pending changes, in memory: a restart drops them,
@@ -108,10 +127,11 @@ type approvals struct {
 }
 
 // registerApprovals adds the approval routes to h.
-func registerApprovals(h *Handler, u *userRoutes) {
-	h.mux.Handle("GET /admin/changes", h.manage(u.listChanges))
-	h.mux.Handle("POST /admin/changes/{change}/approve", h.manage(u.approveChange))
-	h.mux.Handle("POST /admin/changes/{change}/reject", h.manage(u.rejectChange))
+func registerApprovals(h *Handler) {
+	h.approvals.m = map[string]*pendingChange{}
+	h.mux.Handle("GET /admin/changes", h.manage(h.listChanges))
+	h.mux.Handle("POST /admin/changes/{change}/approve", h.manage(h.approveChange))
+	h.mux.Handle("POST /admin/changes/{change}/reject", h.manage(h.rejectChange))
 }
 
 // person returns the caller of r if it is an identified person who may
@@ -200,29 +220,36 @@ func (u *userRoutes) gate(r *http.Request, old, a *phivault.Account) (string, er
 
 // mayBootstrap reports whether the bootstrap token may create a at once:
 // a staff account with AdminRole and no clinical role, clearance or
-// practitioner link, while fewer than two active security admins exist.
-// That lets "phivault init"'s token make the first admins, one to ask and
-// one to approve, and make a new one when fewer than two remain (after an
-// admin left, or was suspended when locked out). It never lets the token
-// make a third: from then on admins are made by one admin and approved by
-// another. The caller holds u.createMu until the account is stored, so
-// that two requests at once cannot both pass.
+// practitioner link, while fewer than two active security admins exist
+// (see bootstrapping). That lets "phivault init"'s token make the first
+// admins, one to ask and one to approve, and make a new one when fewer
+// than two remain (after an admin left, or was suspended when locked
+// out). It never lets the token make a third: from then on admins are made
+// by one admin and approved by another. The caller holds u.createMu until
+// the account is stored, so that two requests at once cannot both pass.
 func (u *userRoutes) mayBootstrap(r *http.Request, a *phivault.Account) (bool, error) {
-	p := phivault.PrincipalFromContext(r.Context())
-	if p == nil || p.Kind != phivault.PrincipalSystem || !p.HasRole(BootstrapRole) {
-		return false, nil
-	}
 	if a.Kind != phivault.PrincipalStaff || !slices.Contains(a.Roles, AdminRole) ||
 		grants(&phivault.Account{Roles: []string{AdminRole}}, a) {
 		return false, nil
 	}
-	n, err := u.activeAdmins(r.Context())
+	return u.h.bootstrapping(r)
+}
+
+// bootstrapping reports whether the caller of r is the bootstrap token
+// while fewer than two active security admins exist: the setup window, in
+// which the token, root of trust until then, makes the first admins.
+func (h *Handler) bootstrapping(r *http.Request) (bool, error) {
+	p := phivault.PrincipalFromContext(r.Context())
+	if p == nil || p.Kind != phivault.PrincipalSystem || !p.HasRole(BootstrapRole) {
+		return false, nil
+	}
+	n, err := h.activeAdmins(r.Context())
 	return n < minAdmins, err
 }
 
 // activeAdmins counts the active staff accounts with AdminRole.
-func (u *userRoutes) activeAdmins(ctx context.Context) (int, error) {
-	accs, err := phivault.ListAccounts(ctx, u.h.opts.Accounts)
+func (h *Handler) activeAdmins(ctx context.Context) (int, error) {
+	accs, err := phivault.ListAccounts(ctx, h.opts.Accounts)
 	if err != nil {
 		return 0, err
 	}
@@ -239,41 +266,42 @@ func (u *userRoutes) activeAdmins(ctx context.Context) (int, error) {
 // requestChange stores c as a pending change asked for by the caller of
 // r, records it, and answers 202 with the change and how to approve it.
 // c needs AccountID, Kind, Reason and apply.
-func (u *userRoutes) requestChange(w http.ResponseWriter, r *http.Request, c *pendingChange) {
+func (h *Handler) requestChange(w http.ResponseWriter, r *http.Request, c *pendingChange) {
 	ctx := r.Context()
+	typ, target := c.target()
 	p := person(r)
 	if p == nil { // callers check; never store a change no person asked for
-		u.h.finish(w, r, "Account", c.AccountID, errNeedsPerson, 0, nil)
+		h.finish(w, r, typ, target, errNeedsPerson, 0, nil)
 		return
 	}
-	cid, err := u.h.newID()
+	cid, err := h.newID()
 	if err != nil {
-		u.h.finish(w, r, "Account", c.AccountID, err, 0, nil)
+		h.finish(w, r, typ, target, err, 0, nil)
 		return
 	}
-	now := u.h.now()
+	now := h.now()
 	c.ID, c.RequestedBy = cid, p.ID
 	c.Requested, c.Expires = now.UTC().Format(time.RFC3339), now.Add(DefaultApprovalTTL).UTC().Format(time.RFC3339)
 	c.expires = now.Add(DefaultApprovalTTL)
-	u.approvals.mu.Lock()
-	u.expireChangesLocked(now)
-	full := len(u.approvals.m) >= maxPendingChanges
+	h.approvals.mu.Lock()
+	h.expireChangesLocked(now)
+	full := len(h.approvals.m) >= maxPendingChanges
 	if !full {
-		u.approvals.m[cid] = c
+		h.approvals.m[cid] = c
 	}
-	u.approvals.mu.Unlock()
+	h.approvals.mu.Unlock()
 	if full {
-		u.h.finish(w, r, "Account", c.AccountID, phivault.Errorf(phivault.EUNAVAILABLE, "Too many changes await approval; approve or reject some first."), 0, nil)
+		h.finish(w, r, typ, target, phivault.Errorf(phivault.EUNAVAILABLE, "Too many changes await approval; approve or reject some first."), 0, nil)
 		return
 	}
-	if err := u.h.recordStep(ctx, c.AccountID, nil, "change "+cid+" ("+c.Kind+", "+c.Reason+") requested; awaiting a second admin"); err != nil {
-		u.approvals.mu.Lock()
-		delete(u.approvals.m, cid)
-		u.approvals.mu.Unlock()
+	if err := h.recordStep(ctx, typ, target, nil, "change "+cid+" ("+c.Kind+", "+c.Reason+") requested; awaiting a second admin"); err != nil {
+		h.approvals.mu.Lock()
+		delete(h.approvals.m, cid)
+		h.approvals.mu.Unlock()
 		writeError(w, err)
 		return
 	}
-	u.h.log.Info("admin: change awaits approval", "change", cid, "kind", c.Kind, "reason", c.Reason, "account", c.AccountID)
+	h.log.Info("admin: change awaits approval", "change", cid, "kind", c.Kind, "reason", c.Reason, "type", typ, "id", target)
 	writeJSON(w, http.StatusAccepted, map[string]any{
 		"change": c.PendingChange,
 		"message": pendingMessage[c.Reason] + ": it was not applied. Another security admin approves it with POST /admin/changes/" + cid +
@@ -289,23 +317,23 @@ var pendingMessage = map[string]string{
 }
 
 // expireChangesLocked drops lapsed changes; approvals.mu must be held.
-func (u *userRoutes) expireChangesLocked(now time.Time) {
-	for id, c := range u.approvals.m {
+func (h *Handler) expireChangesLocked(now time.Time) {
+	for id, c := range h.approvals.m {
 		if !now.Before(c.expires) {
-			delete(u.approvals.m, id)
+			delete(h.approvals.m, id)
 		}
 	}
 }
 
 // listChanges answers the pending changes, oldest first.
-func (u *userRoutes) listChanges(w http.ResponseWriter, r *http.Request) {
-	u.approvals.mu.Lock()
-	u.expireChangesLocked(u.h.now())
+func (h *Handler) listChanges(w http.ResponseWriter, r *http.Request) {
+	h.approvals.mu.Lock()
+	h.expireChangesLocked(h.now())
 	out := []PendingChange{}
-	for _, c := range u.approvals.m {
+	for _, c := range h.approvals.m {
 		out = append(out, c.PendingChange)
 	}
-	u.approvals.mu.Unlock()
+	h.approvals.mu.Unlock()
 	slices.SortFunc(out, func(a, b PendingChange) int {
 		return cmp.Or(cmp.Compare(a.Requested, b.Requested), cmp.Compare(a.ID, b.ID))
 	})
@@ -322,12 +350,12 @@ var (
 // approveChange applies a pending change if the caller is a security
 // admin (a person, see person) other than the one who asked and than the
 // account it changes.
-func (u *userRoutes) approveChange(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) approveChange(w http.ResponseWriter, r *http.Request) {
 	cid := r.PathValue("change")
 	p := person(r)
-	u.approvals.mu.Lock()
-	u.expireChangesLocked(u.h.now())
-	c := u.approvals.m[cid]
+	h.approvals.mu.Lock()
+	h.expireChangesLocked(h.now())
+	c := h.approvals.m[cid]
 	var err error
 	switch {
 	case c == nil:
@@ -337,47 +365,49 @@ func (u *userRoutes) approveChange(w http.ResponseWriter, r *http.Request) {
 	case p.ID == c.RequestedBy || p.ID == c.AccountID:
 		err = errSameAdmin
 	default:
-		delete(u.approvals.m, cid) // taken: approved once, whatever happens next
+		delete(h.approvals.m, cid) // taken: approved once, whatever happens next
 	}
-	u.approvals.mu.Unlock()
+	h.approvals.mu.Unlock()
 	if err != nil {
-		target := ""
+		typ, target := "Account", ""
 		if c != nil {
-			target = c.AccountID
+			typ, target = c.target()
 		}
-		if aerr := u.h.recordStep(r.Context(), target, err, "change "+clipID(cid)+" approval refused"); aerr != nil {
+		if aerr := h.recordStep(r.Context(), typ, target, err, "change "+clipID(cid)+" approval refused"); aerr != nil {
 			err = aerr
 		}
 		writeError(w, err)
 		return
 	}
-	a, err := c.apply(r.Context())
-	if aerr := u.h.recordStep(r.Context(), c.AccountID, err, "change "+cid+" ("+c.Kind+") requested by "+c.RequestedBy+" approved"); aerr != nil && err == nil {
+	typ, target := c.target()
+	v, err := c.apply(r.Context())
+	if aerr := h.recordStep(r.Context(), typ, target, err, "change "+cid+" ("+c.Kind+") requested by "+c.RequestedBy+" approved"); aerr != nil && err == nil {
 		err = aerr
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	u.h.log.Info("admin: change approved", "change", cid, "kind", c.Kind, "account", a)
-	writeJSON(w, http.StatusOK, NewUser(a))
+	h.log.Info("admin: change approved", "change", cid, "kind", c.Kind, "type", typ, "id", target)
+	writeJSON(w, http.StatusOK, v)
 }
 
 // rejectChange drops a pending change: another admin rejects it, or the
 // one who asked withdraws it. Anyone who may manage users may reject:
 // nothing is applied.
-func (u *userRoutes) rejectChange(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) rejectChange(w http.ResponseWriter, r *http.Request) {
 	cid := r.PathValue("change")
-	u.approvals.mu.Lock()
-	u.expireChangesLocked(u.h.now())
-	c := u.approvals.m[cid]
-	delete(u.approvals.m, cid)
-	u.approvals.mu.Unlock()
+	h.approvals.mu.Lock()
+	h.expireChangesLocked(h.now())
+	c := h.approvals.m[cid]
+	delete(h.approvals.m, cid)
+	h.approvals.mu.Unlock()
 	if c == nil {
 		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such change awaits approval."))
 		return
 	}
-	if err := u.h.recordStep(r.Context(), c.AccountID, nil, "change "+cid+" ("+c.Kind+") rejected"); err != nil {
+	typ, target := c.target()
+	if err := h.recordStep(r.Context(), typ, target, nil, "change "+cid+" ("+c.Kind+") rejected"); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -404,7 +434,8 @@ func isHex(s string) bool {
 }
 
 // recordStep appends the audit entry of one step of a pending change to
-// the account id: outcome from err, and decision saying which step.
-func (h *Handler) recordStep(ctx context.Context, id string, err error, decision string) error {
-	return recordChange(ctx, h.opts.Audit, h.log, h.now(), "Account", id, err, decision)
+// typ/id (an account or a client): outcome from err, and decision saying
+// which step.
+func (h *Handler) recordStep(ctx context.Context, typ, id string, err error, decision string) error {
+	return recordChange(ctx, h.opts.Audit, h.log, h.now(), typ, id, err, decision)
 }
