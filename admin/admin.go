@@ -80,6 +80,8 @@ type Handler struct {
 	opts Options
 	mux  *http.ServeMux
 	log  *slog.Logger
+
+	approvals approvals // changes awaiting a second admin; see approval.go
 }
 
 // NewHandler returns a Handler for opts.
@@ -96,6 +98,7 @@ func NewHandler(opts Options) *Handler {
 	h.mux.Handle("GET /admin/keys/status", h.secure(h.status))
 	h.mux.Handle("POST /admin/keys/{kek}/{op}", h.secure(h.kekOp))
 	registerSeal(h)
+	registerApprovals(h)
 	registerUsers(h)
 	registerClients(h)
 	return h

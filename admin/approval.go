@@ -1,16 +1,22 @@
 package admin
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/smart"
 )
 
 // No one person gives an account access to patients' records, or a vote
@@ -29,14 +35,23 @@ import (
 //   - A reset of another person's credentials: setting their password or
 //     removing their TOTP. Replacing an enrolled TOTP is refused to
 //     everyone: it is removed first, which waits for approval.
+//   - A client that reaches patients' records (see reachesRecords):
+//     registering one, raising a client's scopes so that they reach
+//     records they did not, or trusting a new key or redirect URI of such
+//     a client (see gateClient). Whoever holds the key, or receives at the
+//     URI, gets the client's access: a backend client with system/*.rs
+//     reads every unlabelled record. A new client exists only once
+//     approved.
 //
 // Only an identified person asks and approves: a staff principal with
 // AdminRole. The approver is neither the one who asked nor the account
 // changed. A system principal (the bootstrap token) or no principal can
 // neither ask for such a change nor approve one; the bootstrap token may
-// only create the first security admins (see mayBootstrap). Everything
-// else (suspending, removing roles, department or training of others, a
-// first TOTP) applies at once, as before. Every step is an audit entry.
+// only create the first security admins (see mayBootstrap) and, in the
+// same setup window, clients (see gateClient). Everything else
+// (suspending, removing roles, department or training of others, a first
+// TOTP, suspending a client, lowering its scopes, removing its keys)
+// applies at once, as before. Every step is an audit entry.
 
 // Defaults of change approval.
 const (
@@ -65,39 +80,73 @@ const (
 	ChangeUpdate     = "update"      // a UserUpdate (PATCH, or PUT training)
 	ChangePassword   = "password"    // POST users/{id}/password of another person
 	ChangeTOTPRemove = "totp-remove" // DELETE users/{id}/totp
+
+	ChangeClientCreate = "client-create" // POST clients of a client that reaches records
+	ChangeClientUpdate = "client-update" // PATCH clients/{id} that widens its reach or trusts a new key or redirect URI
 )
 
 // Why a change waits, as PendingChange.Reason says.
 const (
 	ReasonSelf        = "self"        // a change to the requester's own account
-	ReasonGrant       = "grant"       // it gives access to records or the admin role
-	ReasonCredentials = "credentials" // it resets another person's credentials
+	ReasonGrant       = "grant"       // it gives access to records (to an account or a client) or the admin role
+	ReasonCredentials = "credentials" // it resets another person's credentials, or a client's that reaches records
 )
 
 // PendingChange is a change waiting for a second admin, as GET
 // /admin/changes shows it.
 type PendingChange struct {
-	ID          string `json:"id"`
-	AccountID   string `json:"account_id"`   // for ChangeCreate, the id the account will have
+	ID string `json:"id"`
+	// AccountID is the account an account change is for (for ChangeCreate,
+	// the id it will have); ClientID the client a client change is for
+	// (for ChangeClientCreate, the client_id it will have). One is "".
+	AccountID   string `json:"account_id,omitempty"`
+	ClientID    string `json:"client_id,omitempty"`
 	RequestedBy string `json:"requested_by"` // the principal (account) that asked
 	Requested   string `json:"requested"`
 	Expires     string `json:"expires"`
-	Kind        string `json:"kind"`   // ChangeCreate, ChangeUpdate, ChangePassword or ChangeTOTPRemove
+	Kind        string `json:"kind"`   // one of the Change kinds
 	Reason      string `json:"reason"` // ReasonSelf, ReasonGrant or ReasonCredentials
 	// Update is the change of a ChangeUpdate; Create the account a
 	// ChangeCreate makes, as GET users would show it. Neither holds a
 	// password or its hash.
 	Update *UserUpdate `json:"update,omitempty"`
 	Create *User       `json:"create,omitempty"`
+	// ClientUpdate is the change of a ChangeClientUpdate (its jwks public
+	// keys only); Client the client a ChangeClientCreate registers, as GET
+	// clients would show it.
+	ClientUpdate *ClientUpdate `json:"client_update,omitempty"`
+	Client       *ClientView   `json:"client,omitempty"`
+}
+
+// target names what c changes, for its audit entries: "Account" or
+// "Client", and its id.
+func (c *PendingChange) target() (typ, id string) {
+	if c.ClientID != "" {
+		return "Client", c.ClientID
+	}
+	return "Account", c.AccountID
 }
 
 // pendingChange is a stored PendingChange.
 type pendingChange struct {
 	PendingChange
 	expires time.Time
-	// apply makes the change once approved and returns the account as
-	// stored.
-	apply func(ctx context.Context) (*phivault.Account, error)
+	// apply makes the change once approved and returns the answer to the
+	// approval: what was changed, as stored, in its public view.
+	apply func(ctx context.Context) (any, error)
+}
+
+// userView makes the apply func of an account change from change, which
+// returns the account as stored: the approval answers it as GET users
+// shows it.
+func userView(change func(context.Context) (*phivault.Account, error)) func(context.Context) (any, error) {
+	return func(ctx context.Context) (any, error) {
+		a, err := change(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return NewUser(a), nil
+	}
 }
 
 // approvals holds the pending changes, in memory: a restart drops them,
@@ -108,10 +157,11 @@ type approvals struct {
 }
 
 // registerApprovals adds the approval routes to h.
-func registerApprovals(h *Handler, u *userRoutes) {
-	h.mux.Handle("GET /admin/changes", h.manage(u.listChanges))
-	h.mux.Handle("POST /admin/changes/{change}/approve", h.manage(u.approveChange))
-	h.mux.Handle("POST /admin/changes/{change}/reject", h.manage(u.rejectChange))
+func registerApprovals(h *Handler) {
+	h.approvals.m = map[string]*pendingChange{}
+	h.mux.Handle("GET /admin/changes", h.manage(h.listChanges))
+	h.mux.Handle("POST /admin/changes/{change}/approve", h.manage(h.approveChange))
+	h.mux.Handle("POST /admin/changes/{change}/reject", h.manage(h.rejectChange))
 }
 
 // person returns the caller of r if it is an identified person who may
@@ -200,29 +250,165 @@ func (u *userRoutes) gate(r *http.Request, old, a *phivault.Account) (string, er
 
 // mayBootstrap reports whether the bootstrap token may create a at once:
 // a staff account with AdminRole and no clinical role, clearance or
-// practitioner link, while fewer than two active security admins exist.
-// That lets "phivault init"'s token make the first admins, one to ask and
-// one to approve, and make a new one when fewer than two remain (after an
-// admin left, or was suspended when locked out). It never lets the token
-// make a third: from then on admins are made by one admin and approved by
-// another. The caller holds u.createMu until the account is stored, so
-// that two requests at once cannot both pass.
+// practitioner link, while fewer than two active security admins exist
+// (see bootstrapping). That lets "phivault init"'s token make the first
+// admins, one to ask and one to approve, and make a new one when fewer
+// than two remain (after an admin left, or was suspended when locked
+// out). It never lets the token make a third: from then on admins are made
+// by one admin and approved by another. The caller holds u.createMu until
+// the account is stored, so that two requests at once cannot both pass.
 func (u *userRoutes) mayBootstrap(r *http.Request, a *phivault.Account) (bool, error) {
-	p := phivault.PrincipalFromContext(r.Context())
-	if p == nil || p.Kind != phivault.PrincipalSystem || !p.HasRole(BootstrapRole) {
-		return false, nil
-	}
 	if a.Kind != phivault.PrincipalStaff || !slices.Contains(a.Roles, AdminRole) ||
 		grants(&phivault.Account{Roles: []string{AdminRole}}, a) {
 		return false, nil
 	}
-	n, err := u.activeAdmins(r.Context())
+	return u.h.bootstrapping(r)
+}
+
+// bootstrapping reports whether the caller of r is the bootstrap token
+// while fewer than two active security admins exist: the setup window, in
+// which the token, root of trust until then, makes the first admins.
+func (h *Handler) bootstrapping(r *http.Request) (bool, error) {
+	p := phivault.PrincipalFromContext(r.Context())
+	if p == nil || p.Kind != phivault.PrincipalSystem || !p.HasRole(BootstrapRole) {
+		return false, nil
+	}
+	n, err := h.activeAdmins(r.Context())
 	return n < minAdmins, err
 }
 
+var errClientNeedsPerson = phivault.Errorf(phivault.EFORBIDDEN,
+	"This client reaches patients' records: a security admin signs in and asks for it, and another approves it. "+
+		"The bootstrap token registers such clients only until two security admins exist.")
+
+// gateClient decides a change, asked for in r, of the client old into c
+// (old nil for a client being registered), as gate does for accounts: nil
+// applies it at once, errAwaitsApproval makes it wait for a second admin,
+// and errClientNeedsPerson refuses it to a caller who may not ask. A
+// change waits if c holds a scope that reaches patients' records and that
+// old did not allow (ReasonGrant; every such scope of a new client), or if
+// c reaches records and trusts a key or redirect URI old did not
+// (ReasonCredentials). It returns the reason a waiting change waits.
+//
+// The bootstrap token applies such changes at once while it is
+// bootstrapping: until two security admins exist it is the only admin,
+// and it holds system/*.cruds itself, so a client it registers adds no
+// access. Once they exist it is refused, not let ask: whoever holds it
+// may be one of the admins, and would then hold two votes.
+func (h *Handler) gateClient(r *http.Request, old, c *phivault.Client) (string, error) {
+	var reason string
+	switch {
+	case widensReach(old, c):
+		reason = ReasonGrant
+	case old != nil && slices.ContainsFunc(c.Scopes, reachesRecords) && newCredentials(old, c):
+		reason = ReasonCredentials
+	default:
+		return "", nil
+	}
+	if person(r) != nil {
+		return reason, errAwaitsApproval
+	}
+	if ok, err := h.bootstrapping(r); err != nil || ok {
+		return "", err
+	}
+	return "", errClientNeedsPerson
+}
+
+// reachesRecords reports whether the scope s could let a token reach a
+// patient's records: a resource scope, of any context (patient, user or
+// system), on a resource type of the Patient compartment or on *. It reads
+// s as the token endpoint does (smart.ParseScope). A scope that does not
+// parse grants nothing there, but counts as reaching records here: the
+// rule fails closed.
+func reachesRecords(s string) bool {
+	sc, err := smart.ParseScope(s)
+	return err != nil || sc.IsResource() && (sc.Type == "*" || fhir.IsCompartmentType(sc.Type))
+}
+
+// widensReach reports whether c holds a scope that reaches patients'
+// records (reachesRecords) and that no scope of old allows all of (see
+// allows); old nil is a client being registered, which allowed nothing.
+func widensReach(old, c *phivault.Client) bool {
+	var was []smart.Scope
+	if old != nil {
+		for _, s := range old.Scopes {
+			if sc, err := smart.ParseScope(s); err == nil { // one that does not parse allowed nothing
+				was = append(was, sc)
+			}
+		}
+	}
+	for _, s := range c.Scopes {
+		if !reachesRecords(s) {
+			continue
+		}
+		sc, err := smart.ParseScope(s)
+		if err != nil || !slices.ContainsFunc(was, func(o smart.Scope) bool { return allows(o, sc) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// allows reports whether the resource scope o allows everything the
+// resource scope s does: the same context, s's type (or o is on *), every
+// interaction of s, and no granular query, or the same one as s.
+func allows(o, s smart.Scope) bool {
+	return o.Covers(s.Context, s.Interactions, s.Type) &&
+		(len(o.Query) == 0 || slices.EqualFunc(o.Query, s.Query, func(a, b phivault.QueryParam) bool {
+			return a.Name == b.Name && slices.Equal(a.Values, b.Values)
+		}))
+}
+
+// newCredentials reports whether c trusts a redirect URI, or a public key
+// (by its RFC 7638 thumbprint, whatever its kid), that old does not. A
+// JWKS that does not parse counts as new. Removing keys or URIs is not
+// new.
+func newCredentials(old, c *phivault.Client) bool {
+	for _, u := range c.RedirectURIs {
+		if !slices.Contains(old.RedirectURIs, u) {
+			return true
+		}
+	}
+	if bytes.Equal(old.JWKS, c.JWKS) {
+		return false
+	}
+	was, _ := thumbprints(old.JWKS) // one that does not parse trusted no key
+	now, err := thumbprints(c.JWKS)
+	if err != nil {
+		return true
+	}
+	for _, t := range now {
+		if !slices.Contains(was, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// thumbprints returns the RFC 7638 SHA-256 thumbprints of the keys of the
+// JSON Web Key Set set; none for an empty set.
+func thumbprints(set []byte) ([]string, error) {
+	if len(set) == 0 {
+		return nil, nil
+	}
+	var ks jose.JSONWebKeySet
+	if err := json.Unmarshal(set, &ks); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range ks.Keys {
+		t, err := k.Thumbprint(crypto.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, string(t))
+	}
+	return out, nil
+}
+
 // activeAdmins counts the active staff accounts with AdminRole.
-func (u *userRoutes) activeAdmins(ctx context.Context) (int, error) {
-	accs, err := phivault.ListAccounts(ctx, u.h.opts.Accounts)
+func (h *Handler) activeAdmins(ctx context.Context) (int, error) {
+	accs, err := phivault.ListAccounts(ctx, h.opts.Accounts)
 	if err != nil {
 		return 0, err
 	}
@@ -238,74 +424,83 @@ func (u *userRoutes) activeAdmins(ctx context.Context) (int, error) {
 
 // requestChange stores c as a pending change asked for by the caller of
 // r, records it, and answers 202 with the change and how to approve it.
-// c needs AccountID, Kind, Reason and apply.
-func (u *userRoutes) requestChange(w http.ResponseWriter, r *http.Request, c *pendingChange) {
+// c needs AccountID or ClientID, Kind, Reason and apply.
+func (h *Handler) requestChange(w http.ResponseWriter, r *http.Request, c *pendingChange) {
 	ctx := r.Context()
+	typ, target := c.target()
 	p := person(r)
 	if p == nil { // callers check; never store a change no person asked for
-		u.h.finish(w, r, "Account", c.AccountID, errNeedsPerson, 0, nil)
+		h.finish(w, r, typ, target, errNeedsPerson, 0, nil)
 		return
 	}
-	cid, err := u.h.newID()
+	cid, err := h.newID()
 	if err != nil {
-		u.h.finish(w, r, "Account", c.AccountID, err, 0, nil)
+		h.finish(w, r, typ, target, err, 0, nil)
 		return
 	}
-	now := u.h.now()
+	now := h.now()
 	c.ID, c.RequestedBy = cid, p.ID
 	c.Requested, c.Expires = now.UTC().Format(time.RFC3339), now.Add(DefaultApprovalTTL).UTC().Format(time.RFC3339)
 	c.expires = now.Add(DefaultApprovalTTL)
-	u.approvals.mu.Lock()
-	u.expireChangesLocked(now)
-	full := len(u.approvals.m) >= maxPendingChanges
+	h.approvals.mu.Lock()
+	h.expireChangesLocked(now)
+	full := len(h.approvals.m) >= maxPendingChanges
 	if !full {
-		u.approvals.m[cid] = c
+		h.approvals.m[cid] = c
 	}
-	u.approvals.mu.Unlock()
+	h.approvals.mu.Unlock()
 	if full {
-		u.h.finish(w, r, "Account", c.AccountID, phivault.Errorf(phivault.EUNAVAILABLE, "Too many changes await approval; approve or reject some first."), 0, nil)
+		h.finish(w, r, typ, target, phivault.Errorf(phivault.EUNAVAILABLE, "Too many changes await approval; approve or reject some first."), 0, nil)
 		return
 	}
-	if err := u.h.recordStep(ctx, c.AccountID, nil, "change "+cid+" ("+c.Kind+", "+c.Reason+") requested; awaiting a second admin"); err != nil {
-		u.approvals.mu.Lock()
-		delete(u.approvals.m, cid)
-		u.approvals.mu.Unlock()
+	if err := h.recordStep(ctx, typ, target, nil, "change "+cid+" ("+c.Kind+", "+c.Reason+") requested; awaiting a second admin"); err != nil {
+		h.approvals.mu.Lock()
+		delete(h.approvals.m, cid)
+		h.approvals.mu.Unlock()
 		writeError(w, err)
 		return
 	}
-	u.h.log.Info("admin: change awaits approval", "change", cid, "kind", c.Kind, "reason", c.Reason, "account", c.AccountID)
+	h.log.Info("admin: change awaits approval", "change", cid, "kind", c.Kind, "reason", c.Reason, "type", typ, "id", target)
 	writeJSON(w, http.StatusAccepted, map[string]any{
 		"change": c.PendingChange,
-		"message": pendingMessage[c.Reason] + ": it was not applied. Another security admin approves it with POST /admin/changes/" + cid +
+		"message": pendingMessage(&c.PendingChange) + ": it was not applied. Another security admin approves it with POST /admin/changes/" + cid +
 			"/approve (phivault users approve -change " + cid + ") before " + c.Expires + ".",
 	})
 }
 
-// pendingMessage says why a change waits, by reason.
-var pendingMessage = map[string]string{
-	ReasonSelf:        "A change to your own account needs a second admin",
-	ReasonGrant:       "A change that gives access to patients' records or the security-admin role needs a second admin",
-	ReasonCredentials: "Resetting another person's credentials needs a second admin",
+// pendingMessage says why c waits.
+func pendingMessage(c *PendingChange) string {
+	switch {
+	case c.ClientID != "" && c.Reason == ReasonCredentials:
+		return "Trusting a new key or redirect URI of a client that reaches patients' records needs a second admin"
+	case c.ClientID != "":
+		return "A client that reaches patients' records, or more of them than before, needs a second admin"
+	case c.Reason == ReasonSelf:
+		return "A change to your own account needs a second admin"
+	case c.Reason == ReasonCredentials:
+		return "Resetting another person's credentials needs a second admin"
+	}
+	return "A change that gives access to patients' records or the security-admin role needs a second admin"
 }
 
 // expireChangesLocked drops lapsed changes; approvals.mu must be held.
-func (u *userRoutes) expireChangesLocked(now time.Time) {
-	for id, c := range u.approvals.m {
+func (h *Handler) expireChangesLocked(now time.Time) {
+	for id, c := range h.approvals.m {
 		if !now.Before(c.expires) {
-			delete(u.approvals.m, id)
+			delete(h.approvals.m, id)
 		}
 	}
 }
 
 // listChanges answers the pending changes, oldest first.
-func (u *userRoutes) listChanges(w http.ResponseWriter, r *http.Request) {
-	u.approvals.mu.Lock()
-	u.expireChangesLocked(u.h.now())
+func (h *Handler) listChanges(w http.ResponseWriter, r *http.Request) {
+	h.approvals.mu.Lock()
+	h.expireChangesLocked(h.now())
 	out := []PendingChange{}
-	for _, c := range u.approvals.m {
+	for _, c := range h.approvals.m {
 		out = append(out, c.PendingChange)
 	}
-	u.approvals.mu.Unlock()
+	h.approvals.mu.Unlock()
 	slices.SortFunc(out, func(a, b PendingChange) int {
 		return cmp.Or(cmp.Compare(a.Requested, b.Requested), cmp.Compare(a.ID, b.ID))
 	})
@@ -322,12 +517,12 @@ var (
 // approveChange applies a pending change if the caller is a security
 // admin (a person, see person) other than the one who asked and than the
 // account it changes.
-func (u *userRoutes) approveChange(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) approveChange(w http.ResponseWriter, r *http.Request) {
 	cid := r.PathValue("change")
 	p := person(r)
-	u.approvals.mu.Lock()
-	u.expireChangesLocked(u.h.now())
-	c := u.approvals.m[cid]
+	h.approvals.mu.Lock()
+	h.expireChangesLocked(h.now())
+	c := h.approvals.m[cid]
 	var err error
 	switch {
 	case c == nil:
@@ -337,47 +532,49 @@ func (u *userRoutes) approveChange(w http.ResponseWriter, r *http.Request) {
 	case p.ID == c.RequestedBy || p.ID == c.AccountID:
 		err = errSameAdmin
 	default:
-		delete(u.approvals.m, cid) // taken: approved once, whatever happens next
+		delete(h.approvals.m, cid) // taken: approved once, whatever happens next
 	}
-	u.approvals.mu.Unlock()
+	h.approvals.mu.Unlock()
 	if err != nil {
-		target := ""
+		typ, target := "Account", ""
 		if c != nil {
-			target = c.AccountID
+			typ, target = c.target()
 		}
-		if aerr := u.h.recordStep(r.Context(), target, err, "change "+clipID(cid)+" approval refused"); aerr != nil {
+		if aerr := h.recordStep(r.Context(), typ, target, err, "change "+clipID(cid)+" approval refused"); aerr != nil {
 			err = aerr
 		}
 		writeError(w, err)
 		return
 	}
-	a, err := c.apply(r.Context())
-	if aerr := u.h.recordStep(r.Context(), c.AccountID, err, "change "+cid+" ("+c.Kind+") requested by "+c.RequestedBy+" approved"); aerr != nil && err == nil {
+	typ, target := c.target()
+	v, err := c.apply(r.Context())
+	if aerr := h.recordStep(r.Context(), typ, target, err, "change "+cid+" ("+c.Kind+") requested by "+c.RequestedBy+" approved"); aerr != nil && err == nil {
 		err = aerr
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	u.h.log.Info("admin: change approved", "change", cid, "kind", c.Kind, "account", a)
-	writeJSON(w, http.StatusOK, NewUser(a))
+	h.log.Info("admin: change approved", "change", cid, "kind", c.Kind, "type", typ, "id", target)
+	writeJSON(w, http.StatusOK, v)
 }
 
 // rejectChange drops a pending change: another admin rejects it, or the
 // one who asked withdraws it. Anyone who may manage users may reject:
 // nothing is applied.
-func (u *userRoutes) rejectChange(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) rejectChange(w http.ResponseWriter, r *http.Request) {
 	cid := r.PathValue("change")
-	u.approvals.mu.Lock()
-	u.expireChangesLocked(u.h.now())
-	c := u.approvals.m[cid]
-	delete(u.approvals.m, cid)
-	u.approvals.mu.Unlock()
+	h.approvals.mu.Lock()
+	h.expireChangesLocked(h.now())
+	c := h.approvals.m[cid]
+	delete(h.approvals.m, cid)
+	h.approvals.mu.Unlock()
 	if c == nil {
 		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such change awaits approval."))
 		return
 	}
-	if err := u.h.recordStep(r.Context(), c.AccountID, nil, "change "+cid+" ("+c.Kind+") rejected"); err != nil {
+	typ, target := c.target()
+	if err := h.recordStep(r.Context(), typ, target, nil, "change "+cid+" ("+c.Kind+") rejected"); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -404,7 +601,8 @@ func isHex(s string) bool {
 }
 
 // recordStep appends the audit entry of one step of a pending change to
-// the account id: outcome from err, and decision saying which step.
-func (h *Handler) recordStep(ctx context.Context, id string, err error, decision string) error {
-	return recordChange(ctx, h.opts.Audit, h.log, h.now(), "Account", id, err, decision)
+// typ/id (an account or a client): outcome from err, and decision saying
+// which step.
+func (h *Handler) recordStep(ctx context.Context, typ, id string, err error, decision string) error {
+	return recordChange(ctx, h.opts.Audit, h.log, h.now(), typ, id, err, decision)
 }

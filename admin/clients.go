@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -51,11 +53,11 @@ type ClientCreate struct {
 // ClientUpdate is the body of PATCH /admin/clients/{id}; absent fields are
 // left as they are.
 type ClientUpdate struct {
-	Name         *string         `json:"name"`
-	RedirectURIs *[]string       `json:"redirect_uris"`
-	JWKS         json.RawMessage `json:"jwks"`
-	Scopes       *[]string       `json:"scopes"`
-	Status       *string         `json:"status"` // active or suspended
+	Name         *string         `json:"name,omitempty"`
+	RedirectURIs *[]string       `json:"redirect_uris,omitempty"`
+	JWKS         json.RawMessage `json:"jwks,omitempty"`
+	Scopes       *[]string       `json:"scopes,omitempty"`
+	Status       *string         `json:"status,omitempty"` // active or suspended
 }
 
 // registerClients adds the client routes to h.
@@ -99,6 +101,10 @@ func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, NewClientView(c))
 }
 
+// createClient registers a client, or, if it reaches patients' records
+// (see gateClient), a pending change that registers it once another admin
+// approves: until then the client does not exist, and its key gets no
+// token.
 func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 	var req ClientCreate
 	err := decodeJSON(w, r, &req)
@@ -113,6 +119,23 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		c.ID, err = h.newID()
 	}
+	var reason string
+	if err == nil {
+		reason, err = h.gateClient(r, nil, c)
+	}
+	if errors.Is(err, errAwaitsApproval) {
+		view := NewClientView(c)
+		h.requestChange(w, r, &pendingChange{PendingChange: PendingChange{ClientID: c.ID, Kind: ChangeClientCreate, Reason: reason, Client: &view},
+			apply: func(ctx context.Context) (any, error) {
+				c.Created = h.now().UTC()
+				if err := h.opts.Clients.CreateClient(ctx, c); err != nil {
+					return nil, err
+				}
+				h.log.Info("admin: client created", "client", c)
+				return NewClientView(c), nil
+			}})
+		return
+	}
 	if err == nil {
 		err = h.opts.Clients.CreateClient(r.Context(), c)
 	}
@@ -124,13 +147,36 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 	h.finish(w, r, "Client", c.ID, nil, http.StatusCreated, NewClientView(c))
 }
 
+// updateClient applies a PATCH to a client, or, if gateClient says so,
+// stores it as a pending change (202) or refuses it. The decision is made
+// on the client as stored, inside the read-modify-write.
 func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var req ClientUpdate
 	err := decodeJSON(w, r, &req)
+	if err == nil && present(req.JWKS) {
+		req.JWKS, err = PublicJWKS(req.JWKS) // public parts only, in the change that waits too
+	}
 	var c *phivault.Client
+	var reason string
 	if err == nil {
-		c, err = h.modifyClient(r, id, &req)
+		c, err = h.modifyClient(r.Context(), id, &req, func(old, c *phivault.Client) error {
+			var err error
+			reason, err = h.gateClient(r, old, c)
+			return err
+		})
+	}
+	if errors.Is(err, errAwaitsApproval) {
+		h.requestChange(w, r, &pendingChange{PendingChange: PendingChange{ClientID: id, Kind: ChangeClientUpdate, Reason: reason, ClientUpdate: &req},
+			apply: func(ctx context.Context) (any, error) {
+				c, err := h.modifyClient(ctx, id, &req, nil)
+				if err != nil {
+					return nil, err
+				}
+				h.log.Info("admin: client updated", "client", c)
+				return NewClientView(c), nil
+			}})
+		return
 	}
 	if err != nil {
 		h.finish(w, r, "Client", id, err, 0, nil)
@@ -140,18 +186,14 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 	h.finish(w, r, "Client", id, nil, http.StatusOK, NewClientView(c))
 }
 
-// modifyClient applies req to client id, retrying on a concurrent change,
-// and revokes the client's sessions if its status, keys or scopes changed.
-func (h *Handler) modifyClient(r *http.Request, id string, req *ClientUpdate) (*phivault.Client, error) {
-	var jwks []byte
-	if present(req.JWKS) {
-		var err error
-		if jwks, err = PublicJWKS(req.JWKS); err != nil {
-			return nil, err
-		}
-	}
+// modifyClient applies req (its JWKS already passed through PublicJWKS)
+// to client id, retrying on a concurrent change, and revokes the client's
+// sessions if its status, keys, scopes or redirect URIs changed. gate, if
+// not nil, is called with the client as read and as changed before it is
+// stored; an error from it is returned and nothing is stored.
+func (h *Handler) modifyClient(ctx context.Context, id string, req *ClientUpdate, gate func(old, c *phivault.Client) error) (*phivault.Client, error) {
 	for try := 0; ; try++ {
-		old, err := h.opts.Clients.ClientByID(r.Context(), id)
+		old, err := h.opts.Clients.ClientByID(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -162,8 +204,8 @@ func (h *Handler) modifyClient(r *http.Request, id string, req *ClientUpdate) (*
 		if req.RedirectURIs != nil {
 			c.RedirectURIs = *req.RedirectURIs
 		}
-		if jwks != nil {
-			c.JWKS = jwks
+		if present(req.JWKS) {
+			c.JWKS = req.JWKS
 		}
 		if req.Scopes != nil {
 			c.Scopes = *req.Scopes
@@ -174,8 +216,13 @@ func (h *Handler) modifyClient(r *http.Request, id string, req *ClientUpdate) (*
 		if err := CheckClient(&c); err != nil {
 			return nil, err
 		}
+		if gate != nil {
+			if err := gate(old, &c); err != nil {
+				return nil, err
+			}
+		}
 		c.Version = old.Version + 1
-		err = h.opts.Clients.UpdateClient(r.Context(), &c)
+		err = h.opts.Clients.UpdateClient(ctx, &c)
 		if phivault.ErrorCode(err) == phivault.ECONFLICT && try < updateRetries {
 			continue
 		} else if err != nil {
@@ -183,7 +230,7 @@ func (h *Handler) modifyClient(r *http.Request, id string, req *ClientUpdate) (*
 		}
 		if c.Status != old.Status || c.Status != phivault.AccountActive || string(c.JWKS) != string(old.JWKS) ||
 			!slices.Equal(c.Scopes, old.Scopes) || !slices.Equal(c.RedirectURIs, old.RedirectURIs) {
-			return &c, h.revoke(r.Context(), c.ID)
+			return &c, h.revoke(ctx, c.ID)
 		}
 		return &c, nil
 	}

@@ -147,7 +147,6 @@ type userRoutes struct {
 	mu      sync.Mutex
 	pending map[string]*pendingTOTP // by account id
 
-	approvals approvals // changes awaiting a second admin; see approval.go
 	// createMu serializes account creation, so that the bootstrap
 	// token's count of security admins holds until its account is stored.
 	createMu sync.Mutex
@@ -163,8 +162,7 @@ type pendingTOTP struct {
 
 // registerUsers adds the user and training routes to h.
 func registerUsers(h *Handler) {
-	u := &userRoutes{h: h, pending: map[string]*pendingTOTP{}, approvals: approvals{m: map[string]*pendingChange{}}}
-	registerApprovals(h, u)
+	u := &userRoutes{h: h, pending: map[string]*pendingTOTP{}}
 	h.mux.Handle("GET /admin/users", h.manage(u.list))
 	h.mux.Handle("POST /admin/users", h.manage(u.create))
 	h.mux.Handle("GET /admin/users/{id}", h.manage(u.get))
@@ -518,11 +516,11 @@ func (u *userRoutes) create(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, errAwaitsApproval) {
 		if err = u.h.usernameFree(r.Context(), a.Username); err == nil {
 			view := NewUser(a)
-			u.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: a.ID, Kind: ChangeCreate, Reason: reason, Create: &view},
-				apply: func(ctx context.Context) (*phivault.Account, error) {
+			u.h.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: a.ID, Kind: ChangeCreate, Reason: reason, Create: &view},
+				apply: userView(func(ctx context.Context) (*phivault.Account, error) {
 					a.Created = u.h.now().UTC()
 					return a, u.h.storeAccount(ctx, a)
-				}})
+				})})
 			return
 		}
 	}
@@ -719,8 +717,8 @@ func (u *userRoutes) change(w http.ResponseWriter, r *http.Request, id string, r
 		return err
 	})
 	if errors.Is(err, errAwaitsApproval) {
-		u.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: id, Kind: ChangeUpdate, Reason: reason, Update: req},
-			apply: func(ctx context.Context) (*phivault.Account, error) { return u.h.ModifyAccount(ctx, id, req.apply) }})
+		u.h.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: id, Kind: ChangeUpdate, Reason: reason, Update: req},
+			apply: userView(func(ctx context.Context) (*phivault.Account, error) { return u.h.ModifyAccount(ctx, id, req.apply) })})
 		return
 	}
 	if err != nil {
@@ -789,10 +787,10 @@ func (u *userRoutes) password(w http.ResponseWriter, r *http.Request) {
 		} else {
 			var hash string
 			if hash, err = u.newPasswordHash(r.Context(), id, req.Password); err == nil {
-				u.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: id, Kind: ChangePassword, Reason: ReasonCredentials},
-					apply: func(ctx context.Context) (*phivault.Account, error) {
+				u.h.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: id, Kind: ChangePassword, Reason: ReasonCredentials},
+					apply: userView(func(ctx context.Context) (*phivault.Account, error) {
 						return u.h.ModifyAccount(ctx, id, func(a *phivault.Account) error { return setPasswordHash(a, hash) })
-					}})
+					})})
 				return
 			}
 		}
@@ -960,11 +958,11 @@ func (u *userRoutes) totpRemove(w http.ResponseWriter, r *http.Request) {
 		u.h.finish(w, r, "Account", id, err, 0, nil)
 		return
 	}
-	u.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: id, Kind: ChangeTOTPRemove, Reason: reason},
-		apply: func(ctx context.Context) (*phivault.Account, error) {
+	u.h.requestChange(w, r, &pendingChange{PendingChange: PendingChange{AccountID: id, Kind: ChangeTOTPRemove, Reason: reason},
+		apply: userView(func(ctx context.Context) (*phivault.Account, error) {
 			return u.h.ModifyAccount(ctx, id, func(a *phivault.Account) error {
 				a.TOTPSecret, a.TOTPLastStep = nil, 0
 				return nil
 			})
-		}})
+		})})
 }

@@ -86,10 +86,18 @@ var approveCommand = regexp.MustCompile(`phivault users approve -change ([0-9a-f
 // approve it, and returns what the approval printed.
 func (a *admins) granted(args ...string) string {
 	a.t.Helper()
-	out := a.ask(false, args...)
+	return a.approve(a.ask(false, args...))
+}
+
+// approve takes what a subcommand the first admin ran printed, which
+// must be a change that waits for a second admin, checks that neither
+// the first admin nor the bootstrap token can approve it, has the second
+// approve it, and returns what the approval printed.
+func (a *admins) approve(out string) string {
+	a.t.Helper()
 	m := approveCommand.FindStringSubmatch(out)
 	if m == nil {
-		a.t.Fatalf("phivault %v printed %q; want a change that waits for a second admin", args, out)
+		a.t.Fatalf("phivault printed %q; want a change that waits for a second admin", out)
 	}
 	a.ask(true, "users", "approve", "-change", m[1])
 	a.v.cli(true, nil, "users", "approve", "-change", m[1]) // the bootstrap token

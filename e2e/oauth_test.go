@@ -87,8 +87,8 @@ func TestOAuth(t *testing.T) {
 	var prac struct{ ID string }
 	json.Unmarshal(r.body, &prac)
 
-	// A physician with TOTP (asked for by one security admin, approved by
-	// another), a public app and a backend system.
+	// A physician with TOTP and a public app, each asked for by one
+	// security admin and approved by another.
 	adm := newAdmins(t, v, password)
 	adm.granted("users", "add", "-username", "dr.oauth", "-role", "physician", "-training", time.Now().AddDate(1, 0, 0).Format(time.DateOnly))
 	out := adm.ask(false, "users", "enroll-totp", "-user", "dr.oauth")
@@ -99,19 +99,10 @@ func TestOAuth(t *testing.T) {
 	code, _ := totp.GenerateCode(key.Secret(), time.Now())
 	cli(false, "users", "enroll-totp", "-user", "dr.oauth", "-code", code)
 	const redirect = "https://app.example.org/cb"
-	out = cli(false, "clients", "add-public", "-name", "e2e app", "-redirect-uri", redirect, "-scope", "user/*.rs offline_access")
+	out = adm.granted("clients", "add-public", "-name", "e2e app", "-redirect-uri", redirect, "-scope", "user/*.rs offline_access")
 	publicID := regexp.MustCompile(`client_id: (\S+)`).FindStringSubmatch(out)
-	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &priv.PublicKey, KeyID: "k1", Algorithm: "ES384", Use: "sig"}}})
-	jwksFile := filepath.Join(dir, "jwks.json")
-	os.WriteFile(jwksFile, set, 0o600)
-	out = cli(false, "clients", "add-backend", "-name", "e2e lab", "-jwks", jwksFile, "-scope", "system/Patient.rs")
-	backendID := regexp.MustCompile(`client_id: (\S+)`).FindStringSubmatch(out)
-	if publicID == nil || backendID == nil {
-		t.Fatal("clients add printed no client_id")
+	if publicID == nil {
+		t.Fatalf("approval of clients add-public printed %q; want its client_id", out)
 	}
 
 	// Discovery.
@@ -144,33 +135,61 @@ func TestOAuth(t *testing.T) {
 		t.Fatalf("read with the physician's token = %d, want 200", got)
 	}
 
-	// SMART Backend Services.
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES384, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
+	// SMART Backend Services: a system the bootstrap token may no longer
+	// register, that one admin asks for, whose key gets no token until a
+	// second admin approves.
+	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertion, err := jwt.Signed(sig).Claims(jwt.Claims{
-		Issuer: backendID[1], Subject: backendID[1], Audience: jwt.Audience{meta.TokenEndpoint},
-		Expiry: jwt.NewNumericDate(time.Now().Add(4 * time.Minute)), ID: randomHex(12),
-	}).Serialize()
-	if err != nil {
-		t.Fatal(err)
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &priv.PublicKey, KeyID: "k1", Algorithm: "ES384", Use: "sig"}}})
+	jwksFile := filepath.Join(dir, "jwks.json")
+	os.WriteFile(jwksFile, set, 0o600)
+	addBackend := []string{"clients", "add-backend", "-name", "e2e lab", "-jwks", jwksFile, "-scope", "system/Patient.rs"}
+	cli(true, addBackend...)
+	asked := adm.ask(false, addBackend...)
+	backendID := regexp.MustCompile(`client_id is ([0-9a-f]{32})`).FindStringSubmatch(asked)
+	if backendID == nil {
+		t.Fatalf("clients add-backend printed %q; want the client_id it will have", asked)
 	}
-	res, err = v.client.PostForm(meta.TokenEndpoint, url.Values{
-		"grant_type": {"client_credentials"}, "scope": {"system/Patient.rs"},
-		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sys struct {
+	type systemToken struct {
 		AccessToken string `json:"access_token"`
 		Scope       string `json:"scope"`
 	}
-	json.NewDecoder(res.Body).Decode(&sys)
-	res.Body.Close()
-	if res.StatusCode != 200 || sys.Scope != "system/Patient.rs" {
-		t.Fatalf("client_credentials = %d %+v", res.StatusCode, sys)
+	clientCredentials := func() (int, systemToken) {
+		t.Helper()
+		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES384, Key: priv}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertion, err := jwt.Signed(sig).Claims(jwt.Claims{
+			Issuer: backendID[1], Subject: backendID[1], Audience: jwt.Audience{meta.TokenEndpoint},
+			Expiry: jwt.NewNumericDate(time.Now().Add(4 * time.Minute)), ID: randomHex(12),
+		}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.client.PostForm(meta.TokenEndpoint, url.Values{
+			"grant_type": {"client_credentials"}, "scope": {"system/Patient.rs"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var tok systemToken
+		json.NewDecoder(res.Body).Decode(&tok)
+		return res.StatusCode, tok
+	}
+	if status, _ := clientCredentials(); status != http.StatusUnauthorized {
+		t.Fatalf("client_credentials before approval = %d, want 401", status)
+	}
+	if out := adm.approve(asked); !strings.Contains(out, "client_id: "+backendID[1]) {
+		t.Fatalf("approval of clients add-backend printed %q", out)
+	}
+	status, sys := clientCredentials()
+	if status != 200 || sys.Scope != "system/Patient.rs" {
+		t.Fatalf("client_credentials = %d %+v", status, sys)
 	}
 	if got := read(sys.AccessToken, "/Patient/"+pat.ID); got != http.StatusOK {
 		t.Fatalf("read with the backend token = %d, want 200", got)

@@ -24,7 +24,9 @@ import (
 // subcommands against a running server: a physician with a password and
 // TOTP, asked for by one security admin and approved by another, training
 // dates (one and by CSV, all-or-nothing), suspension, and public and
-// backend clients; no secret reaches a response or the log.
+// backend clients (those that reach patients' records asked for by one
+// admin and approved by another, the others registered at once); no
+// secret reaches a response or the log.
 func TestProvisioning(t *testing.T) {
 	requireE2E(t)
 	v := newVault(t)
@@ -90,7 +92,9 @@ func TestProvisioning(t *testing.T) {
 		t.Fatalf("users suspend printed %q", out)
 	}
 
-	// Clients: a backend client with a public EC key; a private key is refused.
+	// Clients: a backend client with a public EC key, which reaches every
+	// record: the bootstrap token cannot register it, one admin asks and
+	// another approves. A private key is refused.
 	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -101,16 +105,25 @@ func TestProvisioning(t *testing.T) {
 		os.WriteFile(p, b, 0o600)
 		return p
 	}
-	out = cli(false, "clients", "add-backend", "-name", "lab system", "-jwks", writeJWKS("pub.json", &priv.PublicKey), "-scope", "system/*.rs")
+	addLab := []string{"clients", "add-backend", "-name", "lab system", "-jwks", writeJWKS("pub.json", &priv.PublicKey), "-scope", "system/*.rs"}
+	if out := cli(true, addLab...); !strings.Contains(out, "403") {
+		t.Fatalf("add-backend with the bootstrap token printed %q, want a 403", out)
+	}
+	out = adm.granted(addLab...)
 	clientID := regexp.MustCompile(`client_id: (\S+)`).FindStringSubmatch(out)
 	if clientID == nil {
-		t.Fatalf("add-backend printed %q", out)
+		t.Fatalf("approval of add-backend printed %q", out)
 	}
-	if out := cli(true, "clients", "add-backend", "-name", "leaky", "-jwks", writeJWKS("priv.json", priv), "-scope", "system/*.rs"); !strings.Contains(out, "private") {
+	if out := adm.ask(true, "clients", "add-backend", "-name", "leaky", "-jwks", writeJWKS("priv.json", priv), "-scope", "system/*.rs"); !strings.Contains(out, "private") {
 		t.Fatalf("add-backend with a private key printed %q", out)
 	}
-	cli(false, "clients", "add-public", "-name", "patient app", "-redirect-uri", "https://app.example.org/cb", "-scope", "patient/*.rs openid fhirUser")
-	cli(true, "clients", "add-public", "-name", "bad app", "-redirect-uri", "http://evil.example.org/cb", "-scope", "patient/*.rs")
+	adm.granted("clients", "add-public", "-name", "patient app", "-redirect-uri", "https://app.example.org/cb", "-scope", "patient/*.rs openid fhirUser")
+	adm.ask(true, "clients", "add-public", "-name", "bad app", "-redirect-uri", "http://evil.example.org/cb", "-scope", "patient/*.rs")
+	// A directory feed reaches shared resources only: at once, even with
+	// the bootstrap token.
+	if out := cli(false, "clients", "add-backend", "-name", "directory", "-jwks", writeJWKS("pub.json", &priv.PublicKey), "-scope", "system/Practitioner.rs"); !strings.Contains(out, "client_id: ") {
+		t.Fatalf("add-backend of a directory feed printed %q", out)
+	}
 	out = cli(false, "clients", "suspend", "-client", clientID[1])
 	if !strings.Contains(out, "suspended") {
 		t.Fatalf("clients suspend printed %q", out)

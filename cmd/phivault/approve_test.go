@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/access"
@@ -158,5 +165,77 @@ func TestUsers_approveGrants(t *testing.T) {
 	}
 	if out, err := cli("token-mgr1", "users", "changes"); err != nil || !strings.Contains(out, "No changes await") {
 		t.Errorf("users changes = %q, %v; want none left", out, err)
+	}
+}
+
+// TestClients_approve drives "clients add-backend" as one security admin:
+// a system/*.rs client waits, "users changes" shows it, the same admin and
+// the bootstrap token (two admins being active) cannot approve it, and a
+// second admin's approval registers it with the client_id it was given. A
+// client that reaches only shared resources is registered at once.
+func TestClients_approve(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vault.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, id := range []string{"mgr1", "mgr2"} {
+		if err := db.CreateAccount(ctx, &phivault.Account{ID: id, Username: id, Kind: phivault.PrincipalStaff,
+			Roles: []string{admin.AdminRole}, Status: phivault.AccountActive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := admin.NewHandler(admin.Options{Authenticator: twoAdmins{}, Accounts: db, Clients: db, Audit: storetest.OpenAuditLog(t, db)})
+	srv := httptest.NewServer(http.StripPrefix("/fhir", h))
+	t.Cleanup(srv.Close)
+	cli := func(token string, args ...string) (string, error) {
+		t.Setenv("PHIVAULT_TOKEN", token)
+		var out bytes.Buffer
+		err := run(ctx, append(args, "-url", srv.URL+"/fhir"), &out, io.Discard)
+		return out.String(), err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "lab-2026", Algorithm: "ES384", Use: "sig"}}})
+	jwksFile := filepath.Join(t.TempDir(), "lab.jwks.json")
+	if err := os.WriteFile(jwksFile, set, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	add := []string{"clients", "add-backend", "-name", "lab system", "-jwks", jwksFile, "-scope", "system/*.rs"}
+
+	if out, err := cli("token-boot", add...); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("clients add-backend with the bootstrap token = %q, %v; want a 403", out, err)
+	}
+	out, err := cli("token-mgr1", add...)
+	m := regexp.MustCompile(`approve -change ([0-9a-f]{32})(?s:.*)client_id is ([0-9a-f]{32})`).FindStringSubmatch(out)
+	if err != nil || m == nil || strings.Contains(out, "client_id:") {
+		t.Fatalf("clients add-backend = %q, %v; want a change that waits, and no client_id: line", out, err)
+	}
+	if _, err := db.ClientByID(ctx, m[2]); !errors.Is(err, phivault.ErrNotFound) {
+		t.Fatalf("the client before approval: %v, want not found", err)
+	}
+	if out, err := cli("token-mgr2", "users", "changes"); err != nil || !strings.Contains(out, m[1]) ||
+		!strings.Contains(out, "client-create") || !strings.Contains(out, "system/*.rs") || !strings.Contains(out, "lab-2026") {
+		t.Errorf("users changes = %q, %v; want the registration with its scope and kid", out, err)
+	}
+	for _, token := range []string{"token-mgr1", "token-boot"} {
+		if _, err := cli(token, "users", "approve", "-change", m[1]); err == nil || !strings.Contains(err.Error(), "403") {
+			t.Errorf("approval with %s: %v, want a 403", token, err)
+		}
+	}
+	out, err = cli("token-mgr2", "users", "approve", "-change", m[1])
+	if err != nil || !strings.Contains(out, "client_id: "+m[2]) || !strings.Contains(out, "scopes: system/*.rs") {
+		t.Fatalf("approval by mgr2 = %q, %v; want the client", out, err)
+	}
+	if c, err := db.ClientByID(ctx, m[2]); err != nil || c.Status != phivault.AccountActive {
+		t.Fatalf("the approved client: %v, %v", c, err)
+	}
+
+	out, err = cli("token-mgr1", "clients", "add-backend", "-name", "directory", "-jwks", jwksFile, "-scope", "system/Practitioner.rs")
+	if err != nil || !strings.Contains(out, "client_id: ") {
+		t.Errorf("a client reaching shared resources = %q, %v; want it registered at once", out, err)
 	}
 }

@@ -35,8 +35,19 @@ launch/patient, offline_access. Every subcommand calls the running server's
 admin API (-url, -cacert) with the admin token from PHIVAULT_TOKEN or
 PHIVAULT_TOKEN_FILE.
 
+No one person gives a client access to patients' records alone: a client
+with a patient/, user/ or system/ scope on * or on a type of the Patient
+compartment (Patient, Observation, Encounter, ...) is registered only when
+another security admin runs "phivault users approve -change ID"; until
+then it does not exist. A client that reaches only shared resources
+(Practitioner, Organization, Location, ...) is registered at once, and
+suspending one applies at once. Ask and approve with your own sign-in
+token: the bootstrap admin token registers clients only until two
+security admins exist (docs/identity.md).
+
 Example: a backend client
   phivault clients add-backend -name "lab system" -jwks lab.jwks.json -scope "system/*.rs"
+  phivault users approve -change ID       # another admin, with their token
 `
 
 func (c *clientsCommand) Run(ctx context.Context, args []string) error {
@@ -93,9 +104,16 @@ func (c *clientsCommand) add(ctx context.Context, args []string, kind string) er
 		}
 		req.JWKS = b
 	}
-	var v admin.ClientView
+	var v struct {
+		admin.ClientView
+		Change *admin.PendingChange `json:"change"` // a registration that waits
+	}
 	if err := adminJSON(ctx, cf, http.MethodPost, "/clients", req, &v); err != nil {
 		return err
+	}
+	if awaitsApproval(c.stdout, v.Change) {
+		fmt.Fprintf(c.stdout, "Once it is approved, its client_id is %s.\n", v.Change.ClientID)
+		return nil
 	}
 	fmt.Fprintf(c.stdout, "Registered %s client %q.\nclient_id: %s\nscopes: %s\n", v.Kind, v.Name, v.ID, strings.Join(v.Scopes, " "))
 	return nil

@@ -40,7 +40,8 @@ Subcommands:
   enroll-totp   start TOTP enrollment (prints an otpauth:// URI), then
                 confirm it with -code from the authenticator app
   remove-totp   remove an account's TOTP second factor
-  changes       list the changes that wait for a second admin
+  changes       list the changes that wait for a second admin, clients'
+                included
   approve       apply such a change (-change ID); not by the admin who
                 asked, nor by the account it changes
   reject        drop such a change (-change ID)
@@ -56,10 +57,14 @@ admin runs "phivault users approve -change ID" (docs/identity.md):
   - granting such a role, clearance or link to an existing account;
   - setting another person's password, removing anyone's TOTP;
   - any change of your own roles, clearances, practitioner, department,
-    organization, status or training.
+    organization, status or training;
+  - registering an OAuth client that reaches patients' records, raising a
+    client's scopes, or a new key or redirect URI of such a client
+    ("phivault clients -h").
 Ask and approve with your own sign-in token as PHIVAULT_TOKEN: the
 bootstrap admin token can neither, and only creates the first two
-security-admin accounts (while fewer than two are active).
+security-admin accounts (while fewer than two are active), and clients
+until then.
 
 -user takes a username or an account id. Every subcommand but scim-token
 calls the running server's admin API (-url, -cacert) with the token from
@@ -207,7 +212,7 @@ func (c *usersCommand) add(ctx context.Context, args []string) error {
 	if err := adminJSON(ctx, cf, http.MethodPost, "/users", req, &u); err != nil {
 		return err
 	}
-	if c.awaitsApproval(u) {
+	if awaitsApproval(c.stdout, u.Change) {
 		if *totp {
 			fmt.Fprintf(c.stdout, "Once it is approved, start TOTP enrollment with: phivault users enroll-totp -user %s\n", req.Username)
 		}
@@ -283,7 +288,7 @@ func (c *usersCommand) patchUser(ctx context.Context, cf *clientFlags, user stri
 	if err := adminJSON(ctx, cf, http.MethodPatch, "/users/"+url.PathEscape(id), body, &u); err != nil {
 		return err
 	}
-	if c.awaitsApproval(u) {
+	if awaitsApproval(c.stdout, u.Change) {
 		return nil
 	}
 	fmt.Fprintf(c.stdout, "User %s (id %s) %s; status %s, roles %s.\n", u.Username, u.ID, done, u.Status, strings.Join(u.Roles, ",")+orNone(len(u.Roles)))
@@ -336,23 +341,30 @@ type userResult struct {
 	Change *admin.PendingChange `json:"change"`
 }
 
-// pendingWhy says, by admin.PendingChange.Reason, why a change waits.
-var pendingWhy = map[string]string{
-	admin.ReasonSelf:        "This changes your own account",
-	admin.ReasonGrant:       "This gives access to patients' records or the security-admin role",
-	admin.ReasonCredentials: "This resets another person's credentials",
+// pendingWhy says why ch waits.
+func pendingWhy(ch *admin.PendingChange) string {
+	switch {
+	case ch.ClientID != "" && ch.Reason == admin.ReasonCredentials:
+		return "This client reaches patients' records, and this trusts a new key or redirect URI of it"
+	case ch.ClientID != "":
+		return "This client would reach patients' records, or more of them than before"
+	case ch.Reason == admin.ReasonSelf:
+		return "This changes your own account"
+	case ch.Reason == admin.ReasonGrant:
+		return "This gives access to patients' records or the security-admin role"
+	case ch.Reason == admin.ReasonCredentials:
+		return "This resets another person's credentials"
+	}
+	return "This change needs a second admin"
 }
 
-// awaitsApproval prints how to approve u's pending change, if it has one.
-func (c *usersCommand) awaitsApproval(u userResult) bool {
-	if u.Change == nil {
+// awaitsApproval prints to w how to approve ch, a change that waits for a
+// second admin, and reports whether there is one (ch not nil).
+func awaitsApproval(w io.Writer, ch *admin.PendingChange) bool {
+	if ch == nil {
 		return false
 	}
-	why := pendingWhy[u.Change.Reason]
-	if why == "" {
-		why = "This change needs a second admin"
-	}
-	fmt.Fprintf(c.stdout, "%s, so it was not applied: another security admin must run\n  phivault users approve -change %s\nbefore %s.\n", why, u.Change.ID, u.Change.Expires)
+	fmt.Fprintf(w, "%s, so it was not applied: another security admin must run\n  phivault users approve -change %s\nbefore %s.\n", pendingWhy(ch), ch.ID, ch.Expires)
 	return true
 }
 
@@ -370,7 +382,7 @@ func (c *usersCommand) changes(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHANGE	ACCOUNT	KIND	REASON	REQUESTED_BY	EXPIRES	DETAIL")
+	fmt.Fprintln(tw, "CHANGE	ACCOUNT/CLIENT	KIND	REASON	REQUESTED_BY	EXPIRES	DETAIL")
 	for _, ch := range list.Changes {
 		detail := "-"
 		switch {
@@ -380,10 +392,36 @@ func (c *usersCommand) changes(ctx context.Context, args []string) error {
 		case ch.Create != nil:
 			detail = fmt.Sprintf("%s (%s, roles %s, clearances %s)", ch.Create.Username, ch.Create.Kind,
 				dash(strings.Join(ch.Create.Roles, ",")), dash(strings.Join(ch.Create.Clearances, ",")))
+		case ch.ClientUpdate != nil:
+			u := *ch.ClientUpdate
+			u.JWKS = nil // shown by its kids
+			b, _ := json.Marshal(u)
+			detail = string(b) + jwksDetail(ch.ClientUpdate.JWKS)
+		case ch.Client != nil:
+			detail = fmt.Sprintf("%q (%s, scopes %s, redirect URIs %s)%s", ch.Client.Name, ch.Client.Kind, strings.Join(ch.Client.Scopes, " "),
+				dash(strings.Join(ch.Client.RedirectURIs, " ")), jwksDetail(ch.Client.JWKS))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.AccountID, ch.Kind, ch.Reason, ch.RequestedBy, ch.Expires, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.AccountID+ch.ClientID, ch.Kind, ch.Reason, ch.RequestedBy, ch.Expires, detail)
 	}
 	return tw.Flush()
+}
+
+// jwksDetail names the keys of a client's JWKS by kid, for the one who
+// approves to check with the client's owner, or "" for none.
+func jwksDetail(set json.RawMessage) string {
+	var ks struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if len(set) == 0 || json.Unmarshal(set, &ks) != nil {
+		return ""
+	}
+	var kids []string
+	for _, k := range ks.Keys {
+		kids = append(kids, k.Kid)
+	}
+	return " jwks kids " + strings.Join(kids, ",")
 }
 
 func (c *usersCommand) approve(ctx context.Context, args []string) error {
@@ -404,12 +442,22 @@ func (c *usersCommand) decide(ctx context.Context, verb string, args []string) e
 	if *id == "" {
 		return errorWithHint("no -change", "phivault users changes")
 	}
-	var u admin.User
+	// An approval answers the account (admin.User) or the client
+	// (admin.ClientView, which alone has scopes) as the change left it.
+	var u struct {
+		admin.User
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"`
+	}
 	if err := adminJSON(ctx, cf, http.MethodPost, "/changes/"+url.PathEscape(*id)+"/"+verb, nil, &u); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "Change %s %sd.\n", *id, verb)
-	if verb == "approve" && u.ID != "" {
+	switch {
+	case verb != "approve" || u.ID == "":
+	case u.Scopes != nil:
+		fmt.Fprintf(c.stdout, "Client %q (%s): status %s.\nclient_id: %s\nscopes: %s\n", u.Name, u.Kind, u.Status, u.ID, strings.Join(u.Scopes, " "))
+	default:
 		fmt.Fprintf(c.stdout, "User %s (id %s): status %s, roles %s, clearances %s.\n", u.Username, u.ID, u.Status,
 			strings.Join(u.Roles, ",")+orNone(len(u.Roles)), strings.Join(u.Clearances, ",")+orNone(len(u.Clearances)))
 	}
@@ -469,7 +517,7 @@ func (c *usersCommand) outcomeOrPending(ctx context.Context, cf *clientFlags, me
 		return err
 	}
 	var u userResult
-	if json.Unmarshal(raw, &u) == nil && c.awaitsApproval(u) {
+	if json.Unmarshal(raw, &u) == nil && awaitsApproval(c.stdout, u.Change) {
 		return nil
 	}
 	fmt.Fprintln(c.stdout, outcomeMessage(raw))
@@ -510,7 +558,7 @@ func (c *usersCommand) setTraining(ctx context.Context, args []string) error {
 	if err := adminJSON(ctx, cf, http.MethodPut, "/users/"+url.PathEscape(id)+"/training", map[string]string{"valid_until": *until}, &u); err != nil {
 		return err
 	}
-	if c.awaitsApproval(u) {
+	if awaitsApproval(c.stdout, u.Change) {
 		return nil
 	}
 	fmt.Fprintf(c.stdout, "User %s (id %s): security training valid until %s.\n", u.Username, u.ID, dash(u.TrainingValidUntil))
