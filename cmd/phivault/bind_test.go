@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -13,7 +11,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
-	"github.com/phivault/phivault/keyring"
+	"github.com/phivault/phivault/internal/vaulttest"
 	"github.com/phivault/phivault/sqlite"
 )
 
@@ -25,27 +23,10 @@ import (
 func TestKeyManager_BindsUnboundKeysAtStart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	pass := []byte("correct horse battery staple")
-	kek := make([]byte, keyring.KEKSize)
-	rand.Read(kek)
-	path := filepath.Join(dir, "keyring.age")
-	// The key file's KEK is known here, so the test can make format-1 wraps
-	// the way earlier versions did.
-	if err := keyring.CreateFile(path, pass, keyring.FileOptions{WorkFactor: 10, Rand: bytes.NewReader(kek)}); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := keyring.OpenReloading(path, pass, keyring.FileOptions{WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := aes.NewCipher(kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pass := []byte(vaulttest.Passphrase)
+	// Only a key file from before binding accepts format-1 wraps.
+	p := vaulttest.PreBindingKeyring(t, dir)
+	keys := p.Keys
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "phivault.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -59,10 +40,7 @@ func TestKeyManager_BindsUnboundKeysAtStart(t *testing.T) {
 			dek := make([]byte, 32)
 			rand.Read(dek)
 			deks[id] = dek
-			nonce := make([]byte, gcm.NonceSize())
-			rand.Read(nonce)
-			wrapped := gcm.Seal(nonce, nonce, dek, []byte("phivault dek v1\x00file:1"))
-			if _, err := tx.PutKey(ctx, &phivault.WrappedKey{ID: id, KEKID: "file:1", Wrapped: wrapped, Created: time.Now()}); err != nil {
+			if _, err := tx.PutKey(ctx, &phivault.WrappedKey{ID: id, KEKID: p.KEKID, Wrapped: p.WrapUnbound(dek), Created: time.Now()}); err != nil {
 				return err
 			}
 		}
