@@ -40,7 +40,7 @@ func TestOpenApp_reindex(t *testing.T) {
 	})
 	t.Run("sealed", func(t *testing.T) {
 		d, _ := initTestData(t)
-		a, err := openApp(ctx, Config{Data: d}, slog.New(slog.DiscardHandler))
+		a, err := openApp(ctx, Config{Data: d, Audit: AuditConfig{WitnessFile: testWitness(d)}}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("openApp: %v", err)
 		}
