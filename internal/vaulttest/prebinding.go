@@ -1,6 +1,7 @@
 package vaulttest
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/keyring"
 )
 
@@ -100,4 +102,16 @@ func (p *PreBinding) WrapUnbound(dek []byte) []byte {
 	nonce := make([]byte, p.kek.NonceSize())
 	rand.Read(nonce)
 	return p.kek.Seal(nonce, nonce, dek, append([]byte("phivault dek v1\x00"), p.KEKID...))
+}
+
+// Refuser returns keys as an envelope.UnboundRefuser that refuses unbound
+// wraps in its key file with Passphrase, as the server does.
+func Refuser(keys *keyring.Reloading) envelope.UnboundRefuser {
+	return fileRefuser{keys}
+}
+
+type fileRefuser struct{ *keyring.Reloading }
+
+func (f fileRefuser) RefuseUnbound(_ context.Context, ids []phivault.KeyID) error {
+	return f.Reloading.RefuseUnbound([]byte(Passphrase), ids)
 }
