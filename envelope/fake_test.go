@@ -138,11 +138,14 @@ func (tx *memTx) KeyCounts(ctx context.Context) (map[phivault.KeyID]int, error) 
 // fakeKeyring "wraps" a key by prefixing a marker with the name it is bound
 // to ("wrapped[name]:"), or "wrapped:" for an unbound wrap of an earlier
 // version (fakeWrap), so tests can store chosen plaintext keys. It counts
-// unwraps and can be told to fail.
+// unwraps and can be told to fail. It is an envelope.UnboundRefuser whose
+// one KEK accepts unbound wraps until RefuseUnbound.
 type fakeKeyring struct {
 	mu      sync.Mutex
 	unwraps int
 	fail    bool
+	refused bool // unbound wraps are refused
+	refuses int  // calls of RefuseUnbound
 }
 
 var errKeyringDown = errors.New("fake keyring: unavailable")
@@ -181,10 +184,38 @@ func (k *fakeKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, name str
 		return nil, errKeyringDown
 	}
 	rest, ok := bytes.CutPrefix(wrapped, fakeWrapFor(name, nil))
-	if id != fakeKEK || !ok {
-		return nil, errors.New("fake keyring: bad wrapped key")
+	if id != fakeKEK || !ok || name == "" && k.refused {
+		return nil, errFakeUnwrap
 	}
 	return bytes.Clone(rest), nil
+}
+
+// errFakeUnwrap is the fake keyring's keyring.ErrUnwrap.
+var errFakeUnwrap = phivault.Errorf(phivault.EINTEGRITY, "fake keyring: bad wrapped key")
+
+func (k *fakeKeyring) AcceptsUnbound(context.Context) ([]phivault.KeyID, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fail {
+		return nil, errKeyringDown
+	}
+	if k.refused {
+		return nil, nil
+	}
+	return []phivault.KeyID{fakeKEK}, nil
+}
+
+func (k *fakeKeyring) RefuseUnbound(_ context.Context, ids []phivault.KeyID) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fail {
+		return errKeyringDown
+	}
+	k.refuses++
+	if slices.Contains(ids, fakeKEK) {
+		k.refused = true
+	}
+	return nil
 }
 
 func (k *fakeKeyring) setFail(fail bool) {

@@ -36,7 +36,10 @@ type RewrapOptions struct {
 // of keys it rewrapped. The current KEK is the one keys.WrapKey names; a
 // keyring that changes its current KEK during Rewrap leaves keys for a later
 // run. Progress counts the keys under other KEKs as the total; unbound keys
-// under the current KEK, rewrapped last, raise it as they are met.
+// under the current KEK, rewrapped last, raise it as they are met. An
+// unbound key under the current KEK that fails its integrity check (forged,
+// or refused by a KEK that no longer accepts unbound wraps) is left as it
+// is, as it never opens; any other failure stops Rewrap.
 func Rewrap(ctx context.Context, store phivault.Store, keys phivault.Keyring, opts RewrapOptions) (int, error) {
 	current, err := currentKEK(ctx, keys)
 	if err != nil {
@@ -65,6 +68,58 @@ func Rewrap(ctx context.Context, store phivault.Store, keys phivault.Keyring, op
 	return rewrapWhere(ctx, store, keys, current, phivault.KeyFilter{KEK: current, Unbound: true}, done, total, opts)
 }
 
+// An UnboundRefuser is a keyring that records, per KEK and in itself rather
+// than in the store, whether UnwrapKey still accepts unbound wraps (name
+// "", made before wraps were bound to key names), and can stop accepting
+// them for good. The keyring package's PKCS#11 and KMS keyrings are; the
+// file keyring is with its passphrase (keyring.Reloading.RefuseUnbound).
+type UnboundRefuser interface {
+	phivault.Keyring
+	// AcceptsUnbound returns the KEKs under which UnwrapKey still unwraps
+	// unbound wraps.
+	AcceptsUnbound(ctx context.Context) ([]phivault.KeyID, error)
+	// RefuseUnbound makes UnwrapKey refuse unbound wraps under KEKs ids
+	// from now on. It MUST NOT return before the keyring has recorded
+	// that durably where writers of the store cannot undo it.
+	RefuseUnbound(ctx context.Context, ids []phivault.KeyID) error
+}
+
+// EndUnbound ends the acceptance of unbound wraps: for each KEK that keys
+// still accepts them under, it rewraps the stored keys unbound under that
+// KEK bound to their ids under the current KEK, as Rewrap does, and then
+// makes keys refuse unbound wraps under it. An unbound key that fails its
+// integrity check is left as it is, as it never opens; any other failure
+// stops EndUnbound before that KEK is refused, so a later run resumes.
+//
+// Once a KEK refuses unbound wraps, an unbound key row under it (say a
+// wrap from an old backup, copied into another key's row by someone who
+// can write the store) fails to unwrap, whatever the row's Bound says;
+// keys stored unbound under it after the rebind (only a version before
+// binding writes them) are lost the same way. The server runs EndUnbound
+// at start and with every KEK rotation. It returns the number of keys it
+// rewrapped.
+func EndUnbound(ctx context.Context, store phivault.Store, keys UnboundRefuser, opts RewrapOptions) (int, error) {
+	ids, err := keys.AcceptsUnbound(ctx)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	current, err := currentKEK(ctx, keys)
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, id := range ids {
+		done, err = rewrapWhere(ctx, store, keys, current, phivault.KeyFilter{KEK: id, Unbound: true}, done, 0, opts)
+		if err != nil {
+			return done, err
+		}
+		if err := keys.RefuseUnbound(ctx, []phivault.KeyID{id}); err != nil {
+			return done, fmt.Errorf("envelope: refuse unbound wraps under %s: %w", id, err)
+		}
+	}
+	return done, nil
+}
+
 // Bind rewraps, under keys' current KEK and bound to their ids, the stored
 // keys wrapped under that KEK before wraps were bound, like the last step
 // of Rewrap, and leaves keys under other KEKs alone. The server runs it at
@@ -79,7 +134,8 @@ func Bind(ctx context.Context, store phivault.Store, keys phivault.Keyring, opts
 }
 
 // rewrapWhere rewraps the keys that f selects (f.After and f.Limit are
-// set here) under current, counting on from done.
+// set here) under current, counting on from done. If f selects unbound
+// keys, one that fails its integrity check is skipped.
 func rewrapWhere(ctx context.Context, store phivault.Store, keys phivault.Keyring, current phivault.KeyID, f phivault.KeyFilter, done, total int, opts RewrapOptions) (int, error) {
 	batch := opts.Batch
 	if batch <= 0 {
@@ -101,7 +157,10 @@ func rewrapWhere(ctx context.Context, store phivault.Store, keys phivault.Keyrin
 		repl := make([]*phivault.WrappedKey, len(old))
 		for i, k := range old {
 			var err error
-			if repl[i], err = rewrapOne(ctx, keys, k, current); err != nil {
+			repl[i], err = rewrapOne(ctx, keys, k, current)
+			if f.Unbound && phivault.ErrorCode(err) == phivault.EINTEGRITY {
+				continue // forged or refused: it never opens, rewrapped or not
+			} else if err != nil {
 				return done, err
 			}
 		}
@@ -109,6 +168,9 @@ func rewrapWhere(ctx context.Context, store phivault.Store, keys phivault.Keyrin
 		err := store.Update(ctx, func(tx phivault.StoreTx) error {
 			n = 0
 			for i, k := range old {
+				if repl[i] == nil {
+					continue
+				}
 				err := tx.ReplaceKey(ctx, k, repl[i])
 				switch code := phivault.ErrorCode(err); {
 				case err == nil:

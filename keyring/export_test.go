@@ -2,8 +2,15 @@ package keyring
 
 import (
 	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/json"
 	"io"
+	"strings"
+
+	"github.com/miekg/pkcs11"
 
 	"github.com/phivault/phivault"
 )
@@ -33,4 +40,45 @@ func PlaintextForTest(path string, passphrase []byte) ([]byte, error) {
 func FileKeyringForTest(id phivault.KeyID, key []byte, rand io.Reader) (*FileKeyring, error) {
 	return newFileKeyring(&keyFile{Format: fileFormat, Version: fileVersion, Current: id,
 		KEKs: []fileKEK{{ID: id, Key: key}}}, rand)
+}
+
+// WrapUnboundForTest makes an unbound (format-1) wrap of dek under KEK id
+// of k, as FileKeyring.WrapKey made them before wraps were bound.
+func WrapUnboundForTest(k *FileKeyring, id phivault.KeyID, dek []byte) []byte {
+	block, err := aes.NewCipher(k.keks[id].key)
+	if err != nil {
+		panic(err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	nonce := make([]byte, wrapNonceSize)
+	rand.Read(nonce)
+	return gcm.Seal(nonce, nonce, dek, wrapAD(id, ""))
+}
+
+// PKCS11WrapUnboundForTest makes an unbound (format-1) wrap of dek under
+// KEK id in k's token, as PKCS11.WrapKey made them before wraps were bound.
+func PKCS11WrapUnboundForTest(ctx context.Context, k *PKCS11, id phivault.KeyID, dek []byte) ([]byte, error) {
+	k.mu.RLock()
+	c := k.keks[id]
+	k.mu.RUnlock()
+	return k.wrap(ctx, c, "", dek)
+}
+
+// PKCS11AcceptUnboundForTest sets the CKA_ID of KEK id in k's token to its
+// label, as GeneratePKCS11Key made KEKs before wraps were bound, so that it
+// accepts unbound wraps, and reloads k.
+func PKCS11AcceptUnboundForTest(ctx context.Context, k *PKCS11, id phivault.KeyID) error {
+	return k.withSession(ctx, true, func(s *pkcs11Session) error {
+		k.mu.RLock()
+		c := k.keks[id]
+		k.mu.RUnlock()
+		label := strings.TrimPrefix(string(id), pkcs11IDPrefix)
+		if err := s.mod.ctx.SetAttributeValue(s.sh, c.handle, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(label))}); err != nil {
+			return err
+		}
+		return k.reload(s)
+	})
 }

@@ -13,6 +13,18 @@
 // [ErrUnwrap] when a wrapped key was altered or is unwrapped under another
 // name, and with [ErrUnknownKEK] when it names a KEK they do not hold.
 //
+// # Unbound wraps
+//
+// Wraps made before binding (format 1, unwrapped with name "") unwrap only
+// under a KEK that still accepts them. Each keyring records per KEK, in
+// itself and never in the store, that it refuses them: the key file marks
+// the KEK version ("unbound_refused"), the PKCS#11 keyring the KEK's CKA_ID,
+// the KMS keyring a tag on the KMS key ([UnboundTag]). KEKs that the file
+// and PKCS#11 keyrings make refuse them from the start; older ones accept
+// them until RefuseUnbound, which the server calls once it has rebound the
+// stored keys (envelope.EndUnbound). A refused unbound wrap fails with
+// [ErrUnwrap].
+//
 // # Key file
 //
 // The key file is an ASCII-armored [age] file encrypted to an scrypt
@@ -150,6 +162,12 @@ type fileKEK struct {
 	// Compromised is when an operator marked the version compromised
 	// (see MarkCompromisedFile); absent if never.
 	Compromised *time.Time `json:"compromised,omitempty"`
+	// UnboundRefused is when the version stopped unwrapping unbound
+	// (format-1) wraps: its creation for versions made since, the end of
+	// the rebind for older ones (see RefuseUnboundFile). Absent means it
+	// still accepts them, as every version in a key file written before
+	// this field existed does.
+	UnboundRefused *time.Time `json:"unbound_refused,omitempty"`
 }
 
 // FileKeyring is a phivault.Keyring whose KEKs come from a passphrase-
@@ -173,6 +191,9 @@ type kek struct {
 	created time.Time
 	// compromised is when the version was marked compromised, or zero.
 	compromised time.Time
+	// unboundRefused is when the version stopped unwrapping unbound
+	// wraps, or zero while it accepts them.
+	unboundRefused time.Time
 }
 
 var _ phivault.Keyring = (*FileKeyring)(nil)
@@ -199,7 +220,7 @@ func CreateFile(path string, passphrase []byte, opts FileOptions) error {
 		Format:  fileFormat,
 		Version: fileVersion,
 		Current: firstKEKID,
-		KEKs:    []fileKEK{{ID: firstKEKID, Key: key, Created: opts.Now().UTC()}},
+		KEKs:    []fileKEK{newFileKEK(firstKEKID, key, opts.Now())},
 	}
 	defer clear(key)
 	data, err := seal(kf, passphrase, opts.WorkFactor)
@@ -248,7 +269,7 @@ func RotateFile(path string, passphrase []byte, opts FileOptions) (phivault.KeyI
 	if _, err := io.ReadFull(opts.Rand, key); err != nil {
 		return "", fmt.Errorf("keyring: generate kek: %w", err)
 	}
-	kf.KEKs = append(kf.KEKs, fileKEK{ID: id, Key: key, Created: opts.Now().UTC()})
+	kf.KEKs = append(kf.KEKs, newFileKEK(id, key, opts.Now()))
 	kf.Current = id
 	data, err := seal(kf, passphrase, opts.WorkFactor)
 	if err != nil {
@@ -258,6 +279,14 @@ func RotateFile(path string, passphrase []byte, opts FileOptions) (phivault.KeyI
 		return "", err
 	}
 	return id, nil
+}
+
+// newFileKEK returns a new KEK version created at now. It refuses unbound
+// wraps from the start: it never made one, so any that names it was forged
+// or moved.
+func newFileKEK(id phivault.KeyID, key []byte, now time.Time) fileKEK {
+	now = now.UTC()
+	return fileKEK{ID: id, Key: key, Created: now, UnboundRefused: &now}
 }
 
 // OpenFile decrypts the key file at path with passphrase and returns its
@@ -298,6 +327,9 @@ func newFileKeyring(kf *keyFile, rand io.Reader) (*FileKeyring, error) {
 		if fk.Compromised != nil {
 			k.keks[fk.ID].compromised = fk.Compromised.UTC()
 		}
+		if fk.UnboundRefused != nil {
+			k.keks[fk.ID].unboundRefused = fk.UnboundRefused.UTC()
+		}
 	}
 	for _, r := range kf.Retired {
 		if _, dup := k.keks[r.ID]; dup || !strings.HasPrefix(string(r.ID), kekIDPrefix) {
@@ -332,14 +364,18 @@ func (k *FileKeyring) WrapKey(ctx context.Context, name string, dek []byte) (phi
 }
 
 // UnwrapKey unwraps a DEK wrapped by WrapKey under KEK id and bound to name,
-// or with name "" an unbound wrap of an earlier version. It returns
-// ErrUnknownKEK if the keyring does not hold id and ErrUnwrap if wrapped was
-// altered, was wrapped under another KEK or bound to another name; never a
-// wrong key.
+// or with name "" an unbound wrap of an earlier version if KEK id still
+// accepts those (see AcceptsUnbound). It returns ErrUnknownKEK if the
+// keyring does not hold id and ErrUnwrap if wrapped was altered, was
+// wrapped under another KEK or bound to another name, or is unbound and id
+// refuses unbound wraps; never a wrong key.
 func (k *FileKeyring) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
 	c := k.keks[id]
 	if c == nil {
 		return nil, ErrUnknownKEK
+	}
+	if name == "" && !c.unboundRefused.IsZero() {
+		return nil, unboundRefused(id)
 	}
 	if len(wrapped) < wrapNonceSize+c.aead.Overhead() {
 		return nil, ErrUnwrap

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -26,6 +27,12 @@ const (
 	// KMSKeyIDPrefix starts every phivault.KeyID that a KMS keyring returns:
 	// "kms:" followed by the ARN of the KMS key.
 	KMSKeyIDPrefix = "kms:"
+
+	// UnboundTag is the tag key that marks a KMS key under which the KMS
+	// keyring refuses unbound wraps (see KMS.RefuseUnbound). Its value
+	// does not matter: only removing the tag (kms:UntagResource) would
+	// accept them again.
+	UnboundTag = "phivault-unbound"
 
 	// kmsMaxPlaintext and kmsMaxCiphertext are the limits of the KMS API.
 	kmsMaxPlaintext  = 4096
@@ -60,6 +67,8 @@ func kmsContext(name string) map[string]string {
 type KMSAPI interface {
 	Encrypt(ctx context.Context, in *kms.EncryptInput, optFns ...func(*kms.Options)) (*kms.EncryptOutput, error)
 	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
+	ListResourceTags(ctx context.Context, in *kms.ListResourceTagsInput, optFns ...func(*kms.Options)) (*kms.ListResourceTagsOutput, error)
+	TagResource(ctx context.Context, in *kms.TagResourceInput, optFns ...func(*kms.Options)) (*kms.TagResourceOutput, error)
 }
 
 var _ KMSAPI = (*kms.Client)(nil)
@@ -99,6 +108,12 @@ func NewKMSClient(endpoint, region string, creds aws.CredentialsProvider, optFns
 // keys wrapped before a change of key keep unwrapping) and checks that KMS
 // unwrapped the key under that very key.
 //
+// Unbound wraps (name "", made before wraps were bound) unwrap only under a
+// KMS key without the tag UnboundTag, which RefuseUnbound sets; UnwrapKey
+// reads the key's tags for each of them. So the keyring needs
+// kms:ListResourceTags and kms:TagResource on its keys besides kms:Encrypt
+// and kms:Decrypt, and should not be given kms:UntagResource.
+//
 // A KMS never reveals its KEK, and its String, GoString and LogValue show
 // the key id only. It is safe for concurrent use by multiple goroutines.
 type KMS struct {
@@ -110,8 +125,9 @@ type KMS struct {
 	client KMSAPI
 	keyID  string // as configured: key id, ARN, alias name or alias ARN
 
-	mu  sync.Mutex
-	arn string // of the key KMS named in the last successful Encrypt
+	mu      sync.Mutex
+	arn     string          // of the key KMS named in the last successful Encrypt
+	refused map[string]bool // ARNs known to carry UnboundTag; never removed
 }
 
 var _ phivault.Keyring = (*KMS)(nil)
@@ -183,6 +199,17 @@ func (k *KMS) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wra
 	if len(wrapped) == 0 || len(wrapped) > kmsMaxCiphertext {
 		return nil, ErrUnwrap
 	}
+	if name == "" {
+		// Asked each time, so that a key tagged by another node or
+		// process is refused here at once.
+		refused, err := k.unboundRefused(ctx, arn)
+		if err != nil {
+			return nil, err
+		}
+		if refused {
+			return nil, unboundRefused(id)
+		}
+	}
 	callCtx, cancel := k.callContext(ctx)
 	defer cancel()
 	// The request leaves KeyId out on purpose: KMS then takes the key from
@@ -203,6 +230,88 @@ func (k *KMS) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wra
 		return nil, fmt.Errorf("keyring: kms decrypt under %s: %w (wrapped under another key)", arn, ErrUnwrap)
 	}
 	return out.Plaintext, nil
+}
+
+// unboundRefused reports whether the KMS key arn carries UnboundTag.
+func (k *KMS) unboundRefused(ctx context.Context, arn string) (bool, error) {
+	k.mu.Lock()
+	refused := k.refused[arn]
+	k.mu.Unlock()
+	if refused {
+		return true, nil
+	}
+	in := &kms.ListResourceTagsInput{KeyId: aws.String(arn)}
+	for {
+		callCtx, cancel := k.callContext(ctx)
+		out, err := k.client.ListResourceTags(callCtx, in)
+		cancel()
+		if err != nil {
+			return false, kmsError(ctx, "list tags", arn, err)
+		}
+		for _, t := range out.Tags {
+			if aws.ToString(t.TagKey) == UnboundTag {
+				k.markRefused(arn)
+				return true, nil
+			}
+		}
+		if !out.Truncated || aws.ToString(out.NextMarker) == "" {
+			return false, nil
+		}
+		in.Marker = out.NextMarker
+	}
+}
+
+func (k *KMS) markRefused(arn string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.refused == nil {
+		k.refused = make(map[string]bool)
+	}
+	k.refused[arn] = true
+}
+
+// AcceptsUnbound returns the keyring's KEK, the configured KMS key ("kms:"
+// + its ARN), if it still unwraps unbound wraps (it has no UnboundTag),
+// and nothing otherwise. KMS keys the keyring used before are not listed;
+// RefuseUnbound refuses them by id. It makes a throwaway WrapKey first if
+// none has named the key's ARN yet.
+func (k *KMS) AcceptsUnbound(ctx context.Context) ([]phivault.KeyID, error) {
+	if k.Current() == "" {
+		if _, _, err := k.WrapKey(ctx, "probe", make([]byte, 32)); err != nil {
+			return nil, err
+		}
+	}
+	id := k.Current()
+	refused, err := k.unboundRefused(ctx, strings.TrimPrefix(string(id), KMSKeyIDPrefix))
+	if err != nil || refused {
+		return nil, err
+	}
+	return []phivault.KeyID{id}, nil
+}
+
+// RefuseUnbound makes the KMS keys ids ("kms:" + ARN) refuse unbound wraps
+// from now on by tagging each with UnboundTag (kms:TagResource), which the
+// store's writers cannot undo. Call it once no stored key under them is
+// unbound (see envelope.EndUnbound): an unbound key left under them never
+// unwraps again. Other ids are ignored.
+func (k *KMS) RefuseUnbound(ctx context.Context, ids []phivault.KeyID) error {
+	for _, id := range ids {
+		arn, ok := strings.CutPrefix(string(id), KMSKeyIDPrefix)
+		if !ok || arn == "" {
+			continue
+		}
+		callCtx, cancel := k.callContext(ctx)
+		_, err := k.client.TagResource(callCtx, &kms.TagResourceInput{
+			KeyId: aws.String(arn),
+			Tags:  []types.Tag{{TagKey: aws.String(UnboundTag), TagValue: aws.String("refused")}},
+		})
+		cancel()
+		if err != nil {
+			return kmsError(ctx, "tag", arn, err)
+		}
+		k.markRefused(arn)
+	}
+	return nil
 }
 
 // callContext bounds one KMS call by k.Timeout.
@@ -238,7 +347,7 @@ func kmsErrorKind(op string, err error) error {
 		case "InvalidCiphertextException", "IncorrectKeyException":
 			return ErrUnwrap
 		case "NotFoundException", "InvalidArnException":
-			if op == "decrypt" {
+			if op == "decrypt" || op == "list tags" {
 				return ErrUnknownKEK
 			}
 			return nil

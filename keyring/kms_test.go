@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/keyringtest"
 	"github.com/phivault/phivault/keyring"
 )
@@ -93,6 +94,34 @@ func TestKMS_Conformance(t *testing.T) {
 	keyringtest.Run(t, func(t *testing.T) phivault.Keyring {
 		return keyring.NewKMS(client, arn)
 	})
+	// phivault makes no KMS keys: every one accepts unbound wraps until
+	// the keyring tags it.
+	keyringtest.RunUnbound(t, keyringtest.UnboundBackend{
+		Old: func(t *testing.T) envelope.UnboundRefuser {
+			return keyring.NewKMS(client, MustCreateKMSKey(t, client))
+		},
+		WrapUnbound: func(t *testing.T, k envelope.UnboundRefuser, id phivault.KeyID, dek []byte) []byte {
+			return mustWrapUnboundKMS(t, client, id, dek)
+		},
+		Reopen: func(t *testing.T, k envelope.UnboundRefuser) envelope.UnboundRefuser {
+			return keyring.NewKMS(client, k.(*keyring.KMS).KeyID())
+		},
+	})
+}
+
+// mustWrapUnboundKMS encrypts dek under KMS key id ("kms:" + ARN) with the
+// encryption context of an unbound wrap, as phivault did before binding.
+func mustWrapUnboundKMS(tb testing.TB, client *kms.Client, id phivault.KeyID, dek []byte) []byte {
+	tb.Helper()
+	out, err := client.Encrypt(context.Background(), &kms.EncryptInput{
+		KeyId:             aws.String(strings.TrimPrefix(string(id), keyring.KMSKeyIDPrefix)),
+		Plaintext:         dek,
+		EncryptionContext: map[string]string{"purpose": "phivault dek v1"},
+	})
+	if err != nil {
+		tb.Fatalf("KMS Encrypt = %v", err)
+	}
+	return out.CiphertextBlob
 }
 
 func TestKMS_WrapKey(t *testing.T) {

@@ -128,6 +128,38 @@ func MarkCompromisedFile(path string, passphrase []byte, id phivault.KeyID, at t
 	})
 }
 
+// AcceptsUnbound returns the ids of the KEK versions that still unwrap
+// unbound wraps (name ""), sorted: versions from a key file written before
+// wraps were bound, until RefuseUnboundFile.
+func (k *FileKeyring) AcceptsUnbound() []phivault.KeyID {
+	var ids []phivault.KeyID
+	for _, id := range k.IDs() {
+		if k.keks[id].unboundRefused.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// RefuseUnboundFile records in the key file at path that KEK versions ids
+// refuse unbound wraps from opts.Now on: UnwrapKey with name "" fails
+// under them with ErrUnwrap, whatever the store says of its keys. Call it
+// once no stored key under them is unbound (see envelope.EndUnbound): an
+// unbound key left under them never unwraps again. Versions that refuse
+// them already keep their time; unknown ids are ignored.
+func RefuseUnboundFile(path string, passphrase []byte, ids []phivault.KeyID, opts FileOptions) error {
+	opts = opts.withDefaults()
+	now := opts.Now().UTC()
+	return updateFile(path, passphrase, opts, func(kf *keyFile) error {
+		for i := range kf.KEKs {
+			if slices.Contains(ids, kf.KEKs[i].ID) && kf.KEKs[i].UnboundRefused == nil {
+				kf.KEKs[i].UnboundRefused = &now
+			}
+		}
+		return nil
+	})
+}
+
 // Reloading is a phivault.Keyring over a key file that a running process
 // can rotate and reload without restarting: it serves from the FileKeyring
 // it opened last. It is safe for concurrent use by multiple goroutines.
@@ -194,6 +226,27 @@ func (r *Reloading) Retire(passphrase []byte, ids []phivault.KeyID) error {
 // reloads.
 func (r *Reloading) MarkCompromised(passphrase []byte, id phivault.KeyID, at time.Time) error {
 	if err := MarkCompromisedFile(r.path, passphrase, id, at, r.opts); err != nil {
+		return err
+	}
+	return r.Reload(passphrase)
+}
+
+// AcceptsUnbound returns the KEK versions that still unwrap unbound wraps
+// (see FileKeyring.AcceptsUnbound). It never fails; the context and error
+// make it fit envelope.UnboundRefuser.
+func (r *Reloading) AcceptsUnbound(context.Context) ([]phivault.KeyID, error) {
+	return r.Keyring().AcceptsUnbound(), nil
+}
+
+// RefuseUnbound makes versions ids refuse unbound wraps (RefuseUnboundFile)
+// and reloads. It leaves the file alone if all of them refuse them
+// already.
+func (r *Reloading) RefuseUnbound(passphrase []byte, ids []phivault.KeyID) error {
+	accepting := r.Keyring().AcceptsUnbound()
+	if !slices.ContainsFunc(ids, func(id phivault.KeyID) bool { return slices.Contains(accepting, id) }) {
+		return nil
+	}
+	if err := RefuseUnboundFile(r.path, passphrase, ids, r.opts); err != nil {
 		return err
 	}
 	return r.Reload(passphrase)

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/pkcs11"
 
@@ -36,6 +37,12 @@ const (
 	pkcs11IDPrefix = "pkcs11:"
 	gcmTagBits     = 128
 	gcmTagSize     = gcmTagBits / 8
+
+	// pkcs11UnboundRefused ends the CKA_ID of a KEK that refuses unbound
+	// wraps: its label followed by this. A KEK whose CKA_ID is its label
+	// alone, as GeneratePKCS11Key made them before wraps were bound,
+	// accepts them; so does no other.
+	pkcs11UnboundRefused = ";unbound-refused"
 )
 
 // Errors returned by the PKCS#11 keyring. UnwrapKey returns ErrUnknownKEK and
@@ -149,7 +156,11 @@ type PKCS11 struct {
 
 type pkcs11KEK struct {
 	id     phivault.KeyID
+	label  string
 	handle pkcs11.ObjectHandle
+	// refused is set once the KEK is known to refuse unbound wraps; it is
+	// never cleared.
+	refused atomic.Bool
 }
 
 var _ phivault.Keyring = (*PKCS11)(nil)
@@ -209,7 +220,12 @@ func (s *pkcs11Session) loadKEKs(prefix string) (map[phivault.KeyID]*pkcs11KEK, 
 			return nil, nil, err
 		}
 		id := phivault.KeyID(pkcs11IDPrefix + o.label)
-		c := &pkcs11KEK{id: id, handle: o.handle}
+		c := &pkcs11KEK{id: id, label: o.label, handle: o.handle}
+		accepts, err := s.acceptsUnbound(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.refused.Store(!accepts)
 		keks[id] = c
 		if current == nil {
 			current = c // objs is sorted newest first
@@ -237,7 +253,8 @@ func GeneratePKCS11Key(cfg PKCS11Config) (_ phivault.KeyID, err error) {
 }
 
 // generateKEK creates KEK version n+1 labelled prefix + (n+1) in the token
-// through s, a read-write session.
+// through s, a read-write session. The new KEK refuses unbound wraps (its
+// CKA_ID says so): it never made one.
 func (s *pkcs11Session) generateKEK(prefix string) (phivault.KeyID, error) {
 	objs, err := s.findKEKs(prefix)
 	if err != nil {
@@ -256,7 +273,7 @@ func (s *pkcs11Session) generateKEK(prefix string) (phivault.KeyID, error) {
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, KEKSize),
 			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(label)),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(label+pkcs11UnboundRefused)),
 			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 			// The KEK must never leave the token, in the clear or wrapped.
@@ -300,42 +317,54 @@ func (k *PKCS11) WrapKey(ctx context.Context, name string, dek []byte) (phivault
 	k.mu.RLock()
 	c := k.current
 	k.mu.RUnlock()
+	wrapped, err := k.wrap(ctx, c, name, dek)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.id, wrapped, nil
+}
+
+// wrap wraps dek under KEK c bound to name (unbound for name "", which
+// only tests make).
+func (k *PKCS11) wrap(ctx context.Context, c *pkcs11KEK, name string, dek []byte) ([]byte, error) {
 	iv := make([]byte, wrapNonceSize)
 	if _, err := io.ReadFull(k.rand, iv); err != nil {
-		return "", nil, fmt.Errorf("keyring: wrap: nonce: %w", err)
+		return nil, fmt.Errorf("keyring: wrap: nonce: %w", err)
 	}
 	sh, err := k.acquire(ctx)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	params := pkcs11.NewGCMParams(iv, wrapAD(c.id, name), gcmTagBits)
 	defer params.Free()
 	p11 := k.mod.ctx
 	if err := p11.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, c.handle); err != nil {
 		k.release(sh, err)
-		return "", nil, fmt.Errorf("keyring: wrap under %s: %w", c.id, err)
+		return nil, fmt.Errorf("keyring: wrap under %s: %w", c.id, err)
 	}
 	ct, err := p11.Encrypt(sh, dek)
 	if err != nil {
 		k.release(sh, err)
-		return "", nil, fmt.Errorf("keyring: wrap under %s: %w", c.id, err)
+		return nil, fmt.Errorf("keyring: wrap under %s: %w", c.id, err)
 	}
 	// Some HSMs choose the IV themselves and write it back; store the one
 	// actually used.
 	used := params.IV()
 	k.release(sh, nil)
 	if len(used) != wrapNonceSize || len(ct) != len(dek)+gcmTagSize {
-		return "", nil, fmt.Errorf("keyring: wrap under %s: token returned an unexpected GCM layout", c.id)
+		return nil, fmt.Errorf("keyring: wrap under %s: token returned an unexpected GCM layout", c.id)
 	}
 	out := make([]byte, 0, wrapNonceSize+len(ct))
-	return c.id, append(append(out, used...), ct...), nil
+	return append(append(out, used...), ct...), nil
 }
 
 // UnwrapKey unwraps a DEK wrapped by WrapKey under KEK id and bound to name
-// (or with name "" an unbound wrap of an earlier version), inside the
-// token. It returns ErrUnknownKEK if the keyring does not hold id and
-// ErrUnwrap if wrapped was altered, was wrapped under another KEK or bound
-// to another name; never a wrong key.
+// (or with name "" an unbound wrap of an earlier version, if KEK id still
+// accepts those: its CKA_ID, read from the token each time, is its label),
+// inside the token. It returns ErrUnknownKEK if the keyring does not hold id
+// and ErrUnwrap if wrapped was altered, was wrapped under another KEK or
+// bound to another name, or is unbound and id refuses unbound wraps; never
+// a wrong key.
 func (k *PKCS11) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, wrapped []byte) ([]byte, error) {
 	k.mu.RLock()
 	c := k.keks[id]
@@ -346,9 +375,26 @@ func (k *PKCS11) UnwrapKey(ctx context.Context, id phivault.KeyID, name string, 
 	if len(wrapped) < wrapNonceSize+gcmTagSize {
 		return nil, ErrUnwrap
 	}
+	if name == "" && c.refused.Load() {
+		return nil, unboundRefused(id)
+	}
 	sh, err := k.acquire(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if name == "" {
+		// Another process (another node, keys rotate) may have refused
+		// them since this keyring loaded its KEKs: ask the token.
+		s := &pkcs11Session{mod: k.mod, slot: k.slot, sh: sh}
+		accepts, err := s.acceptsUnbound(c)
+		if err != nil || !accepts {
+			k.release(sh, err)
+			if err != nil {
+				return nil, err
+			}
+			c.refused.Store(true)
+			return nil, unboundRefused(id)
+		}
 	}
 	params := pkcs11.NewGCMParams(wrapped[:wrapNonceSize], wrapAD(id, name), gcmTagBits)
 	defer params.Free()
@@ -619,6 +665,17 @@ func (s *pkcs11Session) checkKEK(o pkcs11Object) error {
 		return fmt.Errorf("keyring: pkcs11: kek %s is not an AES-256 key", o.label)
 	}
 	return nil
+}
+
+// acceptsUnbound reports whether KEK c accepts unbound wraps: whether its
+// CKA_ID in the token is its label, as GeneratePKCS11Key set it before
+// wraps were bound.
+func (s *pkcs11Session) acceptsUnbound(c *pkcs11KEK) (bool, error) {
+	attrs, err := s.mod.ctx.GetAttributeValue(s.sh, c.handle, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
+	if err != nil {
+		return false, fmt.Errorf("keyring: pkcs11: kek %s: read CKA_ID: %w", c.label, err)
+	}
+	return string(attrs[0].Value) == c.label, nil
 }
 
 // bytesToUint decodes a CK_ULONG attribute value, which is in host byte

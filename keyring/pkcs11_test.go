@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/pkcs11"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/internal/keyringtest"
 	"github.com/phivault/phivault/keyring"
 )
@@ -82,10 +83,41 @@ func MustOpenPKCS11(tb testing.TB, cfg keyring.PKCS11Config) *keyring.PKCS11 {
 }
 
 func TestPKCS11_Conformance(t *testing.T) {
+	ctx := context.Background()
 	cfg := softHSMConfig(t)
 	MustGeneratePKCS11Key(t, cfg)
 	keyringtest.Run(t, func(t *testing.T) phivault.Keyring {
 		return MustOpenPKCS11(t, cfg)
+	})
+	cfgs := make(map[envelope.UnboundRefuser]keyring.PKCS11Config)
+	keyringtest.RunUnbound(t, keyringtest.UnboundBackend{
+		New: func(t *testing.T) envelope.UnboundRefuser {
+			cfg := softHSMConfig(t)
+			MustGeneratePKCS11Key(t, cfg)
+			k := MustOpenPKCS11(t, cfg)
+			cfgs[k] = cfg
+			return k
+		},
+		Old: func(t *testing.T) envelope.UnboundRefuser {
+			cfg := softHSMConfig(t)
+			id := MustGeneratePKCS11Key(t, cfg)
+			k := MustOpenPKCS11(t, cfg)
+			if err := keyring.PKCS11AcceptUnboundForTest(ctx, k, id); err != nil {
+				t.Fatal(err)
+			}
+			cfgs[k] = cfg
+			return k
+		},
+		WrapUnbound: func(t *testing.T, k envelope.UnboundRefuser, id phivault.KeyID, dek []byte) []byte {
+			wrapped, err := keyring.PKCS11WrapUnboundForTest(ctx, k.(*keyring.PKCS11), id, dek)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return wrapped
+		},
+		Reopen: func(t *testing.T, k envelope.UnboundRefuser) envelope.UnboundRefuser {
+			return MustOpenPKCS11(t, cfgs[k])
+		},
 	})
 }
 

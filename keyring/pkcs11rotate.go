@@ -96,6 +96,53 @@ func (k *PKCS11) Retire(ctx context.Context, ids []phivault.KeyID) error {
 	})
 }
 
+// AcceptsUnbound returns the ids of the KEK versions that still unwrap
+// unbound wraps (name ""), sorted: KEKs generated before wraps were bound,
+// until RefuseUnbound. It answers from what the keyring loaded (Reload
+// refreshes it); UnwrapKey asks the token itself.
+func (k *PKCS11) AcceptsUnbound(context.Context) ([]phivault.KeyID, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	var ids []phivault.KeyID
+	for id, c := range k.keks {
+		if !c.refused.Load() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// RefuseUnbound makes KEK versions ids refuse unbound wraps from now on, in
+// the token: it sets each one's CKA_ID to its label followed by
+// ";unbound-refused", which only a holder of the user PIN can change. Call
+// it once no stored key under them is unbound (see envelope.EndUnbound):
+// an unbound key left under them never unwraps again. Versions that refuse
+// them already, and ids the keyring does not hold, are left alone.
+func (k *PKCS11) RefuseUnbound(ctx context.Context, ids []phivault.KeyID) error {
+	var todo []*pkcs11KEK
+	k.mu.RLock()
+	for _, id := range ids {
+		if c := k.keks[id]; c != nil && !c.refused.Load() {
+			todo = append(todo, c)
+		}
+	}
+	k.mu.RUnlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	return k.withSession(ctx, true, func(s *pkcs11Session) error {
+		for _, c := range todo {
+			attrs := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(c.label+pkcs11UnboundRefused))}
+			if err := s.mod.ctx.SetAttributeValue(s.sh, c.handle, attrs); err != nil {
+				return fmt.Errorf("keyring: pkcs11: kek %s: refuse unbound wraps: %w", c.label, err)
+			}
+			c.refused.Store(true)
+		}
+		return nil
+	})
+}
+
 // Versions describes the KEK versions the keyring holds, sorted by id.
 // Created is zero: the token records no creation time phivault relies on.
 func (k *PKCS11) Versions() []KEKInfo {

@@ -3,6 +3,7 @@ package keyring
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/phivault/phivault"
 )
@@ -21,6 +22,13 @@ const (
 // errNoName is returned by WrapKey without a key name: every new wrap is
 // bound to the name of the key it wraps.
 var errNoName = errors.New("keyring: wrap: key name required")
+
+// unboundRefused is UnwrapKey's error for an unbound wrap under KEK kek,
+// which refuses them. It is ErrUnwrap: such a wrap was moved or forged by
+// whoever wrote the store, like any other that fails its check.
+func unboundRefused(kek phivault.KeyID) error {
+	return fmt.Errorf("keyring: unwrap under %s: %w (it refuses unbound wraps)", kek, ErrUnwrap)
+}
 
 // wrapAD returns the additional data of a wrap under KEK kek bound to name:
 //

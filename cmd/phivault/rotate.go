@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -127,13 +128,19 @@ func anyUnbound(ctx context.Context, store phivault.Store, kek phivault.KeyID) (
 }
 
 // bindIfNeeded binds, in the background, the stored keys wrapped under the
-// current KEK before wraps were bound to key ids (envelope.Bind), and
-// leaves keys under other KEKs alone: for a KMS keyring at start, whose
-// switch of keys waits for keys rotate.
+// current KEK before wraps were bound to key ids, and then makes the
+// keyring refuse unbound wraps under it (envelope.EndUnbound); it leaves
+// keys under other KEKs alone: for a KMS keyring at start, whose switch of
+// keys waits for keys rotate.
 func (m *keyManager) bindIfNeeded(ctx context.Context) error {
-	unbound, err := anyUnbound(ctx, m.store, m.keys.Current())
-	if err != nil || !unbound {
-		return err
+	accepting, err := m.keys.AcceptsUnbound(ctx)
+	if err != nil {
+		// Bound keys work without the tags; unbound ones do not open
+		// until the keyring can read them.
+		m.logger.Warn("cannot tell whether the keyring accepts unbound wraps; they do not open until it can", "code", phivault.ErrorCode(err), "error_type", errorType(err))
+		return nil
+	} else if len(accepting) == 0 {
+		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -144,10 +151,33 @@ func (m *keyManager) bindIfNeeded(ctx context.Context) error {
 	m.rewrap = rewrapStatus{Running: true, Started: &now}
 	m.logger.Info("binding stored keys to their ids", "kek", string(m.keys.Current()))
 	m.wg.Go(func() {
-		done, err := envelope.Bind(m.ctx, m.store, m.keys, envelope.RewrapOptions{Progress: m.progress})
+		done, err := endUnbound(m.ctx, m.store, m.keys, m.logger, m.progress)
 		m.finish(done, err)
 	})
 	return nil
+}
+
+// endUnbound rebinds the stored keys still unbound under KEKs that accept
+// unbound wraps, then makes the keyring refuse them under those KEKs
+// (envelope.EndUnbound), and says so in the log.
+func endUnbound(ctx context.Context, store phivault.Store, keys rotator, logger *slog.Logger, progress func(done, total int)) (int, error) {
+	accepting, err := keys.AcceptsUnbound(ctx)
+	if err != nil || len(accepting) == 0 {
+		return 0, err
+	}
+	done, err := envelope.EndUnbound(ctx, store, keys, envelope.RewrapOptions{Progress: progress})
+	if err != nil {
+		return done, err
+	}
+	logger.Info("unbound key wraps refused from now on", "keks", fmt.Sprint(accepting), "rebound", done)
+	for _, id := range accepting {
+		if left, err := anyUnbound(ctx, store, id); err != nil {
+			return done, err
+		} else if left {
+			logger.Warn("stored keys are still unbound and no longer open: forged, or written by a version before binding", "kek", string(id))
+		}
+	}
+	return done, nil
 }
 
 // MarkCompromised marks a KEK version compromised and forces it out: a
@@ -215,13 +245,18 @@ func (m *keyManager) finish(done int, err error) {
 }
 
 // resumeIfNeeded starts a rewrap when stored keys still refer to an older
-// KEK version, e.g. after a crash during one.
+// KEK version, e.g. after a crash during one, are unbound, or when the
+// keyring still accepts unbound wraps under a KEK.
 func (m *keyManager) resumeIfNeeded(ctx context.Context) error {
 	n, err := m.pending(ctx)
 	if err != nil {
 		return err
 	}
-	if n > 0 {
+	accepting, err := m.keys.AcceptsUnbound(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 || len(accepting) > 0 {
 		m.logger.Info("resuming the rewrap of stored keys", "kek", string(m.keys.Current()))
 		m.start()
 	}
@@ -268,16 +303,34 @@ func statusOf(ctx context.Context, store phivault.Store, keys rotator) (*keyStat
 	return st, nil
 }
 
-// rewrapAndRetire rewraps every stored key under the current KEK, then
-// retires the versions no stored key refers to any more.
+// rewrapAndRetire ends the acceptance of unbound wraps (endUnbound),
+// rewraps every stored key under the current KEK, then retires the versions
+// no stored key refers to any more and makes the keyring refuse unbound
+// wraps under the KEKs the rewrap emptied that it still accepts them under
+// (a KMS key switched away from, which phivault never deletes).
 func rewrapAndRetire(ctx context.Context, store phivault.Store, keys rotator, logger *slog.Logger, progress func(done, total int)) (int, error) {
+	bound, err := endUnbound(ctx, store, keys, logger, progress)
+	if err != nil {
+		return bound, err
+	}
+	before, err := statusOf(ctx, store, keys)
+	if err != nil {
+		return bound, err
+	}
 	done, err := envelope.Rewrap(ctx, store, keys, envelope.RewrapOptions{Progress: progress})
+	done += bound
 	if err != nil {
 		return done, err
 	}
 	st, err := statusOf(ctx, store, keys)
 	if err != nil {
 		return done, err
+	}
+	var emptied []phivault.KeyID
+	for _, v := range before.Versions {
+		if v.Keys > 0 && !v.Current && !slices.ContainsFunc(st.Versions, func(w kekStatus) bool { return w.ID == v.ID && w.Keys > 0 }) {
+			emptied = append(emptied, v.ID)
+		}
 	}
 	var retire []phivault.KeyID
 	for _, v := range st.Versions {
@@ -290,6 +343,9 @@ func rewrapAndRetire(ctx context.Context, store phivault.Store, keys rotator, lo
 			return done, fmt.Errorf("retire: %w", err)
 		}
 		logger.Info("retired key-encryption keys no stored key refers to", "keks", fmt.Sprint(retire))
+	}
+	if err := keys.RefuseUnbound(ctx, emptied); err != nil {
+		return done, fmt.Errorf("refuse unbound wraps: %w", err)
 	}
 	logger.Info("rewrap finished", "keys", done, "kek", string(st.Current))
 	return done, nil

@@ -7,15 +7,19 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/keyring"
 )
 
 // rotator is a keyring whose KEK a running server rotates online: the file
 // keyring (through fileRotator), the PKCS#11 keyring (*keyring.PKCS11) and
 // the KMS keyring (through kmsRotator). keyManager drives any of them the
-// same way: Rotate, envelope.Rewrap, then Retire what nothing refers to.
+// same way: Rotate, envelope.EndUnbound and envelope.Rewrap, then Retire
+// what nothing refers to.
 type rotator interface {
-	phivault.Keyring
+	// UnboundRefuser records in the keyring which KEKs still accept
+	// unbound wraps (see envelope.EndUnbound).
+	envelope.UnboundRefuser
 	// Current returns the id of the KEK that WrapKey uses.
 	Current() phivault.KeyID
 	// Rotate makes a new KEK version current and returns its id. A keyring
@@ -78,6 +82,16 @@ func (f *fileRotator) Rotate(context.Context) (phivault.KeyID, error) { return f
 
 func (f *fileRotator) Retire(_ context.Context, ids []phivault.KeyID) error {
 	return f.keys.Retire(f.pass, ids)
+}
+
+func (f *fileRotator) AcceptsUnbound(ctx context.Context) ([]phivault.KeyID, error) {
+	return f.keys.AcceptsUnbound(ctx)
+}
+
+// RefuseUnbound records in the key file that versions ids refuse unbound
+// wraps.
+func (f *fileRotator) RefuseUnbound(_ context.Context, ids []phivault.KeyID) error {
+	return f.keys.RefuseUnbound(f.pass, ids)
 }
 
 func (f *fileRotator) MarkCompromised(_ context.Context, id phivault.KeyID, at time.Time) error {

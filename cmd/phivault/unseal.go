@@ -179,9 +179,10 @@ func (s *sealState) unseal(ctx context.Context, secret []byte) error {
 		mctx, cancel := context.WithCancel(s.ctx)
 		m := &keyManager{keys: rk, store: s.store, logger: s.logger, ctx: mctx, now: s.now}
 		// A rewrap cut short resumes now, and keys stored before wraps
-		// were bound to key ids are bound; for a KMS, stored keys under
-		// another KMS key wait for keys rotate, which switches keys on
-		// purpose rather than because of a mistyped key id.
+		// were bound to key ids are bound, after which the keyring
+		// refuses unbound wraps; for a KMS, stored keys under another
+		// KMS key wait for keys rotate, which switches keys on purpose
+		// rather than because of a mistyped key id.
 		resume := m.resumeIfNeeded
 		if _, kms := rk.(kmsRotator); kms {
 			resume = m.bindIfNeeded
