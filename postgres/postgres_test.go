@@ -463,8 +463,14 @@ func TestDB_Shred_erasePending(t *testing.T) {
 		db.SetEraseWait(200 * time.Millisecond)
 		mustPutKey(t, db, "p1")
 		release := lockKeys(t, db)
-		time.AfterFunc(300*time.Millisecond, release) // during the second of five tries
-		if err := shred(db, "p1"); err != nil {
+		released := make(chan struct{})
+		time.AfterFunc(300*time.Millisecond, func() { // during the second of five tries
+			release()
+			close(released)
+		})
+		err := shred(db, "p1")
+		<-released // the connection is closed by the test's cleanup, after
+		if err != nil {
 			t.Fatalf("Shred with the key table locked for a while = %v, want nil (retried)", err)
 		}
 		if !erased(t, db, "p1") {
