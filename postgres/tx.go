@@ -230,9 +230,14 @@ func (t *Tx) Find(ctx context.Context, f phivault.ResourceFilter) ([]*phivault.S
 	if f.Ascending {
 		dir = " ASC"
 	}
-	q := `SELECT ` + versionCols + ` FROM current c
-		JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version
-		WHERE ` + cond + ` ORDER BY c.last_updated` + dir + `, c.id` + dir + `, c.type` + dir + limitOffset(f.Limit, f.Offset)
+	order := ` ORDER BY c.last_updated` + dir + `, c.id` + dir + `, c.type` + dir
+	// Filter, order and page the small current rows, then join versions
+	// for the page only. Joined first, the plan read a version row, with
+	// its ciphertext, for every match before sorting, and planning the
+	// three-table join took longer (docs/PERFORMANCE.md).
+	q := `SELECT ` + versionCols + ` FROM (SELECT c.type, c.id, c.version, c.last_updated FROM current c
+		WHERE ` + cond + order + limitOffset(f.Limit, f.Offset) + `) c
+		JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version` + order
 	return t.many(ctx, "find", q, a...)
 }
 
