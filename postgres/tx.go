@@ -361,13 +361,24 @@ func tokenBytes(g []phivault.Token) [][]byte {
 // tokens, then current by primary key. That holds even before ANALYZE has
 // run on freshly loaded tables: a type filter on current itself would make
 // the planner guess (by default selectivity) that few rows have that type
-// and scan them all instead. The other groups are EXISTS probes.
+// and scan them all instead. The other groups are EXISTS probes on the
+// driving group's token rows, as in the sqlite store, so that current is
+// read only for resources that match every group: probed on current
+// instead, they made the plan read current for every match of the driving
+// group (every Observation of a patient, to keep the few with one code).
+// Without a driving group (a search bounded to one compartment), every
+// group is probed on the compartment's rows.
 func where(f phivault.ResourceFilter, drive int, a *args) string {
 	w := []string{"NOT c.deleted"}
 	if drive >= 0 {
 		sub := "(c.type, c.id) IN (SELECT t.type, t.id FROM tokens t WHERE t.token = ANY (" + a.add(tokenBytes(f.Tokens[drive])) + "::bytea[])"
 		if len(f.Types) > 0 {
 			sub += " AND t.type = ANY (" + a.add(f.Types) + "::text[])"
+		}
+		for i, g := range f.Tokens {
+			if i != drive {
+				sub += " AND EXISTS (SELECT FROM tokens u WHERE u.token = ANY (" + a.add(tokenBytes(g)) + "::bytea[]) AND u.type = t.type AND u.id = t.id)"
+			}
 		}
 		w = append(w, sub+")")
 	} else if len(f.Types) > 0 {
@@ -385,8 +396,8 @@ func where(f phivault.ResourceFilter, drive int, a *args) string {
 	if !f.To.IsZero() {
 		w = append(w, "c.last_updated < "+a.add(f.To))
 	}
-	for i, g := range f.Tokens {
-		if i != drive {
+	if drive < 0 {
+		for _, g := range f.Tokens {
 			w = append(w, "EXISTS (SELECT FROM tokens t WHERE t.token = ANY ("+a.add(tokenBytes(g))+"::bytea[]) AND t.type = c.type AND t.id = c.id)")
 		}
 	}
