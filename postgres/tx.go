@@ -239,9 +239,14 @@ func (t *Tx) Find(ctx context.Context, f phivault.ResourceFilter) ([]*phivault.S
 	if f.Ascending {
 		dir = " ASC"
 	}
-	q := `SELECT ` + versionCols + ` FROM current c
-		JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version
-		WHERE ` + cond + ` ORDER BY c.last_updated` + dir + `, c.id` + dir + `, c.type` + dir + limitOffset(f.Limit, f.Offset)
+	order := ` ORDER BY c.last_updated` + dir + `, c.id` + dir + `, c.type` + dir
+	// Filter, order and page the small current rows, then join versions
+	// for the page only. Joined first, the plan read a version row, with
+	// its ciphertext, for every match before sorting, and planning the
+	// three-table join took longer (docs/PERFORMANCE.md).
+	q := `SELECT ` + versionCols + ` FROM (SELECT c.type, c.id, c.version, c.last_updated FROM current c
+		WHERE ` + cond + order + limitOffset(f.Limit, f.Offset) + `) c
+		JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version` + order
 	return t.many(ctx, "find", q, a...)
 }
 
@@ -365,13 +370,24 @@ func tokenBytes(g []phivault.Token) [][]byte {
 // tokens, then current by primary key. That holds even before ANALYZE has
 // run on freshly loaded tables: a type filter on current itself would make
 // the planner guess (by default selectivity) that few rows have that type
-// and scan them all instead. The other groups are EXISTS probes.
+// and scan them all instead. The other groups are EXISTS probes on the
+// driving group's token rows, as in the sqlite store, so that current is
+// read only for resources that match every group: probed on current
+// instead, they made the plan read current for every match of the driving
+// group (every Observation of a patient, to keep the few with one code).
+// Without a driving group (a search bounded to one compartment), every
+// group is probed on the compartment's rows.
 func where(f phivault.ResourceFilter, drive int, a *args) string {
 	w := []string{"NOT c.deleted"}
 	if drive >= 0 {
 		sub := "(c.type, c.id) IN (SELECT t.type, t.id FROM tokens t WHERE t.token = ANY (" + a.add(tokenBytes(f.Tokens[drive])) + "::bytea[])"
 		if len(f.Types) > 0 {
 			sub += " AND t.type = ANY (" + a.add(f.Types) + "::text[])"
+		}
+		for i, g := range f.Tokens {
+			if i != drive {
+				sub += " AND EXISTS (SELECT FROM tokens u WHERE u.token = ANY (" + a.add(tokenBytes(g)) + "::bytea[]) AND u.type = t.type AND u.id = t.id)"
+			}
 		}
 		w = append(w, sub+")")
 	} else if len(f.Types) > 0 {
@@ -389,8 +405,8 @@ func where(f phivault.ResourceFilter, drive int, a *args) string {
 	if !f.To.IsZero() {
 		w = append(w, "c.last_updated < "+a.add(f.To))
 	}
-	for i, g := range f.Tokens {
-		if i != drive {
+	if drive < 0 {
+		for _, g := range f.Tokens {
 			w = append(w, "EXISTS (SELECT FROM tokens t WHERE t.token = ANY ("+a.add(tokenBytes(g))+"::bytea[]) AND t.type = c.type AND t.id = c.id)")
 		}
 	}

@@ -108,7 +108,7 @@ func BenchmarkImport(b *testing.B) {
 		b.Run("postgres-"+string(m), func(b *testing.B) {
 			dbURL := postgresURL(b)
 			run(b, func(b *testing.B) func([]byte) error {
-				db := openPostgres(b, dbURL)
+				db, _ := openPostgres(b, dbURL)
 				svc := vault.New(db, newSealer(b, db, m))
 				return func(data []byte) error { _, err := svc.Bundle(ctx, data, bundleBase); return err }
 			})
@@ -136,22 +136,46 @@ func BenchmarkRead(b *testing.B) {
 }
 
 // BenchmarkSearch runs the two equality searches of the requirements over
-// HTTPS with keep-alive.
+// HTTPS with keep-alive, on SQLite (encrypted, plaintext) and on PostgreSQL
+// (postgres-encrypted, skipped unless PHIVAULT_TEST_POSTGRES_URL is set).
+// Each store is seeded once for both searches: first searchSynthea Synthea
+// patients (PHIVAULT_BENCH_SYNTHEA sets another number, up to 100), so that
+// the token tables hold a hospital's rows and the Observation codes
+// searched for match other patients' Observations too, then the 50
+// synthetic patients searched for.
 func BenchmarkSearch(b *testing.B) {
+	others := syntheaPatients(b)
+	stores := []struct {
+		name string
+		open func(b *testing.B) *stack
+	}{
+		{string(encrypted), func(b *testing.B) *stack { return openStack(b, encrypted, benchConns) }},
+		{string(plaintext), func(b *testing.B) *stack { return openStack(b, plaintext, benchConns) }},
+		{"postgres-" + string(encrypted), func(b *testing.B) *stack { return openPostgresStack(b, encrypted, benchConns) }},
+	}
 	queries := []struct {
 		name     string
 		paths    func(*target) []string
 		requests int // per iteration: a few seconds
 	}{
-		{"identifier", (*target).identifierPaths, 10000},
+		{"identifier", (*target).identifierPaths, 5000},
 		{"observation-patient-code", (*target).observationPaths, 2000},
 	}
-	for _, q := range queries {
-		b.Run(q.name, func(b *testing.B) {
-			for _, m := range []mode{encrypted, plaintext} {
-				b.Run(string(m), func(b *testing.B) {
-					s := openStack(b, m, benchConns)
-					paths := q.paths(seed(b, s.svc, benchPatients))
+	ctx := context.Background()
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			err := importAll(others, inflight, func(data []byte) error { _, err := s.svc.Bundle(ctx, data, bundleBase); return err })
+			if err != nil {
+				b.Fatal(err)
+			}
+			tg := seed(b, s.svc, benchPatients)
+			if s.settle != nil {
+				s.settle(b)
+			}
+			for _, q := range queries {
+				b.Run(q.name, func(b *testing.B) {
+					paths := q.paths(tg)
 					s.hammer(b, paths, benchConns*10, benchConns)
 					var runs []load
 					for b.Loop() {
@@ -162,6 +186,24 @@ func BenchmarkSearch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// searchSynthea is how many Synthea patients BenchmarkSearch imports
+// besides the synthetic ones it searches for.
+const searchSynthea = 20
+
+// syntheaPatients returns the first PHIVAULT_BENCH_SYNTHEA (default
+// searchSynthea) bundles of patients-100.
+func syntheaPatients(b *testing.B) [][]byte {
+	n := searchSynthea
+	if v := os.Getenv("PHIVAULT_BENCH_SYNTHEA"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 0 {
+			b.Fatalf("PHIVAULT_BENCH_SYNTHEA=%q: want a number of patients, 0 to 100", v)
+		}
+	}
+	bundles, _ := synthea(b)
+	return bundles[:min(n, len(bundles))]
 }
 
 // BenchmarkReadAudit measures issue 5's read target: the throughput of

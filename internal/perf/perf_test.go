@@ -45,6 +45,20 @@ func TestPerfStackWorks(t *testing.T) {
 			}
 		})
 	}
+	t.Run("postgres-encrypted", func(t *testing.T) {
+		s := openPostgresStack(t, encrypted, 2)
+		tg := seed(t, s.svc, 2)
+		s.settle(t)
+		for _, paths := range [][]string{tg.readPaths(), tg.identifierPaths(), tg.observationPaths()} {
+			if l := s.hammer(t, paths, 4, 2); len(l.durs) != 4 {
+				t.Fatalf("hammer made %d requests, want 4", len(l.durs))
+			}
+		}
+		_, body, err := s.do(ctx, http.MethodGet, tg.observationPaths()[0], nil)
+		if err != nil || !strings.Contains(string(body), tg.patients[0]) {
+			t.Fatalf("observation search did not find the patient's observations: %v", err)
+		}
+	})
 	t.Run("rawsqlite", func(t *testing.T) {
 		raw := openRaw(t)
 		if err := importAll([][]byte{firstBundle(t)}, 1, func(b []byte) error { return raw.importBundle(ctx, b) }); err != nil {

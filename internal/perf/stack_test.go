@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,8 +108,10 @@ func postgresURL(tb testing.TB) string {
 	return u
 }
 
-// openPostgres opens a store in a fresh schema, dropped at cleanup.
-func openPostgres(tb testing.TB, dbURL string) *postgres.DB {
+// openPostgres opens a store in a fresh schema, dropped at cleanup. It
+// returns the store and a function that runs VACUUM ANALYZE on the
+// schema's tables.
+func openPostgres(tb testing.TB, dbURL string) (*postgres.DB, func(testing.TB)) {
 	tb.Helper()
 	ctx := context.Background()
 	db := postgres.New(dbURL)
@@ -128,7 +131,22 @@ func openPostgres(tb testing.TB, dbURL string) *postgres.DB {
 			tb.Errorf("drop schema %s: %v", db.Schema, err)
 		}
 	})
-	return db
+	vacuum := func(tb testing.TB) {
+		tb.Helper()
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var tables []string
+		for _, t := range []string{"current", "versions", "tokens", "keys"} {
+			tables = append(tables, pgx.Identifier{db.Schema, t}.Sanitize())
+		}
+		if _, err := conn.Exec(ctx, `VACUUM (ANALYZE) `+strings.Join(tables, ", ")); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return db, vacuum
 }
 
 func randomHex(tb testing.TB, n int) string {
@@ -147,6 +165,13 @@ type stack struct {
 	token  string
 	caPEM  []byte // the server's self-signed certificate
 	client *http.Client
+
+	// settle, if not nil, brings the store after seeding to the state a
+	// deployment keeps it in. On PostgreSQL it runs VACUUM ANALYZE, as
+	// autovacuum would after a load (which the test server may have
+	// turned off): without statistics and visibility maps the plans and
+	// their costs depend on whether autovacuum happened to run yet.
+	settle func(testing.TB)
 }
 
 // openStack wires the request path the way cmd/phivault's openApp does and
@@ -155,12 +180,32 @@ type stack struct {
 // certificate.
 func openStack(tb testing.TB, m mode, conns int) *stack {
 	tb.Helper()
-	ctx := context.Background()
 	svc, db := openServiceDB(tb, m)
 	var records phivault.RecordService = svc
 	if m == audited {
 		records = auditlog.NewRecordService(svc, openAudit(tb, db))
 	}
+	return serveStack(tb, svc, records, conns)
+}
+
+// openPostgresStack is openStack on a PostgreSQL store in a fresh schema,
+// without the audit trail. It skips without PHIVAULT_TEST_POSTGRES_URL.
+func openPostgresStack(tb testing.TB, m mode, conns int) *stack {
+	tb.Helper()
+	if m == audited {
+		tb.Fatal("openPostgresStack: the audited stack runs on SQLite only")
+	}
+	db, vacuum := openPostgres(tb, postgresURL(tb))
+	svc := vault.New(db, newSealer(tb, db, m))
+	s := serveStack(tb, svc, svc, conns)
+	s.settle = vacuum
+	return s
+}
+
+// serveStack serves records, the request path over svc, as serve does.
+func serveStack(tb testing.TB, svc *vault.Service, records phivault.RecordService, conns int) *stack {
+	tb.Helper()
+	ctx := context.Background()
 	token := randomHex(tb, 32)
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil)) // serve logs a JSON line per request
 	handler := api.NewHandler(records, api.Options{
