@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,13 +106,15 @@ func TestSignInKey_sharedBetweenNodes(t *testing.T) {
 			mux.Handle(p, h)
 		}
 		srv := httptest.NewServer(mux)
-		t.Cleanup(func() { srv.Close(); a.Close() })
+		var once sync.Once
+		closeNode := func() { once.Do(func() { srv.Close(); a.Close() }) }
+		t.Cleanup(closeNode)
 		c := &phivault.Client{ID: "app", Name: "App", Kind: phivault.ClientPublic, RedirectURIs: []string{"https://app.example/cb"},
 			Scopes: []string{"user/*.rs"}, Status: phivault.AccountActive, Created: time.Now()}
 		if err := a.db.CreateClient(context.Background(), c); err != nil && phivault.ErrorCode(err) != phivault.ECONFLICT { // opened before
 			t.Fatal(err)
 		}
-		return &node{t: t, app: a, url: srv.URL}
+		return &node{t: t, app: a, url: srv.URL, close: closeNode}
 	}
 
 	first := open(d1, "")
@@ -130,6 +133,7 @@ func TestSignInKey_sharedBetweenNodes(t *testing.T) {
 		t.Errorf("a node with its own key answered another node's federated flow with %q, want the unknown-flow page", body)
 	}
 
+	alone.close() // one server per data folder at a time
 	shared := open(d2, d1.signInKeyFile())
 	if !shared.app.signIn.Pending(pending) {
 		t.Error("a node with the same key file did not open the other node's pending authorization")
@@ -144,9 +148,10 @@ func TestSignInKey_sharedBetweenNodes(t *testing.T) {
 
 // node is a vault serving its sign-in routes.
 type node struct {
-	t   *testing.T
-	app *app
-	url string
+	t     *testing.T
+	app   *app
+	url   string
+	close func()
 }
 
 var pendingField = regexp.MustCompile(`name="pending" value="([^"]+)"`)
