@@ -75,10 +75,13 @@ func (s *RecordService) bound(ctx context.Context, c *caller, typ string) ([]str
 		if err != nil {
 			return nil, err
 		}
-		out := append([]string{""}, teams...)
-		for _, id := range s.grants.patients(c.p.ID, c.now) {
-			if !slices.Contains(out, id) {
-				out = append(out, id)
+		out := teams // "" first, then the care teams' compartments; shared, not modified
+		if grants := s.grants.patients(c.p.ID, c.now); len(grants) > 0 {
+			out = slices.Clone(teams)
+			for _, id := range grants {
+				if _, found := slices.BinarySearch(teams, id); !found {
+					out = append(out, id)
+				}
 			}
 		}
 		if len(out) > maxBound {
@@ -103,8 +106,8 @@ func (s *RecordService) reachesStrangers(ctx context.Context, c *caller, typ str
 	return d.Allow, nil
 }
 
-// teamCompartments returns the compartments holding a CareTeam, Encounter
-// or EpisodeOfCare that names p (by its Practitioner, or by principal
+// teamCompartments returns, sorted, "" (no compartment) and the
+// compartments holding a CareTeam, Encounter or EpisodeOfCare that names p (by its Practitioner, or by principal
 // identifier): a superset of the patients whose care team p is on, since
 // loadPatient also weighs status and periods. It is cached like patients'
 // contexts and dropped on every write of a context type.
@@ -115,7 +118,7 @@ func (s *RecordService) teamCompartments(ctx context.Context, counter Compartmen
 	if ok && now.Sub(t.loaded) < s.ContextTTL && !now.Before(t.loaded) {
 		return t.compartments, nil
 	}
-	var out []string
+	set := map[string]bool{"": true} // resources in no compartment are reachable too
 	for _, r := range careTeamRefs {
 		var params []phivault.QueryParam
 		if p.PractitionerID != "" {
@@ -128,13 +131,11 @@ func (s *RecordService) teamCompartments(ctx context.Context, counter Compartmen
 				return nil, err
 			}
 			for id := range counts {
-				if id != "" && !slices.Contains(out, id) {
-					out = append(out, id)
-				}
+				set[id] = true
 			}
 		}
 	}
-	slices.Sort(out)
+	out := slices.Sorted(maps.Keys(set))
 	s.teams.put(key, &teamBound{compartments: out, loaded: now}, gen)
 	return out, nil
 }
