@@ -43,6 +43,36 @@ type Principal struct {
 // HasRole reports whether p has role.
 func (p *Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
 
+// Roles that oversee the vault: they read the whole audit trail and the
+// detectors' alerts.
+const (
+	RolePrivacyOfficer = "privacy-officer"
+	RoleSecurityAdmin  = "security-admin"
+)
+
+// OperatorID is the principal id of the bootstrap admin token.
+const OperatorID = "admin"
+
+// Operator reports whether p is the bootstrap admin token: the system
+// principal with id OperatorID.
+func (p *Principal) Operator() bool {
+	return p != nil && p.Kind == PrincipalSystem && p.ID == OperatorID
+}
+
+// Auditor reports whether p may read the whole audit trail and the
+// detectors' alerts: an operator, or a staff member or system client with
+// the privacy-officer or security-admin role. A patient never is, whatever
+// roles their account claims. A nil p is nobody.
+func (p *Principal) Auditor() bool {
+	if p == nil {
+		return false
+	}
+	if p.Operator() {
+		return true
+	}
+	return p.Kind != PrincipalPatient && (p.HasRole(RolePrivacyOfficer) || p.HasRole(RoleSecurityAdmin))
+}
+
 // LogValue logs the principal's id, kind and session, never credentials;
 // a nil principal logs as "none".
 func (p *Principal) LogValue() slog.Value {

@@ -98,32 +98,18 @@ func writeError(w http.ResponseWriter, err error) {
 
 // Roles that may read the whole audit trail.
 const (
-	RolePrivacyOfficer = "privacy-officer"
-	RoleSecurityAdmin  = "security-admin"
+	RolePrivacyOfficer = phivault.RolePrivacyOfficer
+	RoleSecurityAdmin  = phivault.RoleSecurityAdmin
 )
 
-// operatorID is the principal id of the bootstrap admin token.
-const operatorID = "admin"
+// isOperator reports whether p is the bootstrap admin token. Operators
+// read everything. A request with no principal at all is nobody: the
+// trail is closed to it.
+func isOperator(p *phivault.Principal) bool { return p.Operator() }
 
-// isOperator reports whether p is the bootstrap admin token: the system
-// principal with id "admin". Operators read everything. A request with no
-// principal at all is nobody: the trail is closed to it.
-func isOperator(p *phivault.Principal) bool {
-	return p != nil && p.Kind == phivault.PrincipalSystem && p.ID == operatorID
-}
-
-// isAuditor reports whether p may read the whole trail: an operator, or a
-// staff member or system client with the privacy-officer or security-admin
-// role. A patient never is, whatever roles their account claims.
-func isAuditor(p *phivault.Principal) bool {
-	if p == nil {
-		return false
-	}
-	if isOperator(p) {
-		return true
-	}
-	return p.Kind != phivault.PrincipalPatient && (p.HasRole(RolePrivacyOfficer) || p.HasRole(RoleSecurityAdmin))
-}
+// isAuditor reports whether p may read the whole trail (see
+// phivault.Principal.Auditor).
+func isAuditor(p *phivault.Principal) bool { return p.Auditor() }
 
 // scopesAllow reports whether p's SMART scopes, if its token has any,
 // let it read and search AuditEvent. Without SMART scopes the roles decide.

@@ -1,0 +1,246 @@
+package detect
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault"
+)
+
+// Person is what detectors compare between people: blind-index tokens of
+// names, addresses and phones, computed with the vault's index key (see
+// PersonValues), never the values themselves.
+type Person struct {
+	Family  []phivault.Token `json:"family,omitempty"`  // each family name
+	Address []phivault.Token `json:"address,omitempty"` // each address: lines + postal code
+	Street  []phivault.Token `json:"street,omitempty"`  // each street (lines without house number) + postal code
+	Phone   []phivault.Token `json:"phone,omitempty"`   // each phone number, digits only
+}
+
+// User is an account (or another system's staff member) as detectors see
+// it.
+type User struct {
+	ID           string   `json:"id"`
+	Roles        []string `json:"roles,omitempty"`
+	Department   string   `json:"department,omitempty"`
+	Practitioner string   `json:"practitioner,omitempty"` // linked Practitioner id, or ""
+	// Patient is the user's own Patient id, for staff who are also
+	// patients, or "".
+	Patient string `json:"patient,omitempty"`
+	Status  string `json:"status,omitempty"` // phivault.Account… status; "" is active
+	Person  Person `json:"person"`
+}
+
+// Active reports whether the user may sign in.
+func (u *User) Active() bool {
+	return u.Status == "" || u.Status == phivault.AccountActive
+}
+
+// Patient labels detectors act on (HL7 v3 confidentiality and
+// sensitivity codes, as the access layer reads them).
+const (
+	LabelVIP        = "VIP"
+	LabelRestricted = "R"
+	LabelEmployee   = "EMP"
+)
+
+// Patient is a patient as detectors see it.
+type Patient struct {
+	ID         string   `json:"id"`
+	Labels     []string `json:"labels,omitempty"`
+	Deceased   bool     `json:"deceased,omitempty"`
+	Department string   `json:"department,omitempty"` // managing organization, or ""
+	// Employee is the user id of the staff member this patient is, or "".
+	Employee string `json:"employee,omitempty"`
+	Person   Person `json:"person"`
+}
+
+// HasLabel reports whether p carries label.
+func (p *Patient) HasLabel(label string) bool { return slices.Contains(p.Labels, label) }
+
+// Relationship kinds phivault derives from its own records; ingested
+// relationships may name others.
+const (
+	KindCareTeam    = "care-team"
+	KindEncounter   = "encounter"
+	KindEpisode     = "episode"
+	KindAppointment = "appointment"
+	KindOrder       = "order"
+)
+
+// Relationship is a reason for a user to look at a patient: a care team,
+// an encounter, an appointment, an order.
+type Relationship struct {
+	// User is a user id, or "Practitioner/<id>" for a practitioner named
+	// by a record (a user reaches it through User.Practitioner).
+	User    string    `json:"user"`
+	Patient string    `json:"patient"`
+	Kind    string    `json:"kind"`
+	Start   time.Time `json:"start,omitzero"` // zero: since ever
+	End     time.Time `json:"end,omitzero"`   // zero: still open
+	// Origin is the record it comes from ("Encounter/<id>") or
+	// "ingest:<system>"; SetRelationships replaces all of one origin.
+	Origin string `json:"origin"`
+}
+
+// Directory is the context detectors read: users, patients, care
+// relationships and honeytokens. It is kept current by the pipeline, in
+// event order, and is not safe for concurrent use.
+type Directory struct {
+	users       map[string]*User
+	practUsers  map[string]string // Practitioner id → user id
+	patients    map[string]*Patient
+	rels        map[string]map[string][]*Relationship // user key → patient → relationships
+	byOrigin    map[string][]*Relationship
+	honeytokens map[string]bool
+}
+
+// NewDirectory returns an empty Directory.
+func NewDirectory() *Directory {
+	return &Directory{
+		users:       map[string]*User{},
+		practUsers:  map[string]string{},
+		patients:    map[string]*Patient{},
+		rels:        map[string]map[string][]*Relationship{},
+		byOrigin:    map[string][]*Relationship{},
+		honeytokens: map[string]bool{},
+	}
+}
+
+// User returns the user id, or nil.
+func (d *Directory) User(id string) *User { return d.users[id] }
+
+// Patient returns the patient id, or nil.
+func (d *Directory) Patient(id string) *Patient { return d.patients[id] }
+
+// Honeytoken reports whether patient is a decoy.
+func (d *Directory) Honeytoken(patient string) bool { return d.honeytokens[patient] }
+
+// Users calls fn for every user, in no particular order.
+func (d *Directory) Users(fn func(*User)) {
+	for _, u := range d.users {
+		fn(u)
+	}
+}
+
+// PutUser adds or replaces u.
+func (d *Directory) PutUser(u *User) {
+	if old := d.users[u.ID]; old != nil && old.Practitioner != "" && d.practUsers[old.Practitioner] == u.ID {
+		delete(d.practUsers, old.Practitioner)
+	}
+	d.users[u.ID] = u
+	if u.Practitioner != "" {
+		d.practUsers[u.Practitioner] = u.ID
+	}
+}
+
+// UserOfPractitioner returns the user linked to Practitioner id, or "".
+func (d *Directory) UserOfPractitioner(id string) string { return d.practUsers[id] }
+
+// PutPatient adds or replaces p.
+func (d *Directory) PutPatient(p *Patient) { d.patients[p.ID] = p }
+
+// SetHoneytoken marks patient as a decoy, or not.
+func (d *Directory) SetHoneytoken(patient string, on bool) {
+	if on {
+		d.honeytokens[patient] = true
+	} else {
+		delete(d.honeytokens, patient)
+	}
+}
+
+// SetRelationships replaces every relationship of origin with rels
+// (whose Origin is set to origin).
+func (d *Directory) SetRelationships(origin string, rels []Relationship) {
+	for _, r := range d.byOrigin[origin] {
+		byPatient := d.rels[r.User]
+		list := byPatient[r.Patient]
+		list = slices.DeleteFunc(list, func(x *Relationship) bool { return x == r })
+		if len(list) == 0 {
+			delete(byPatient, r.Patient)
+			if len(byPatient) == 0 {
+				delete(d.rels, r.User)
+			}
+		} else {
+			byPatient[r.Patient] = list
+		}
+	}
+	delete(d.byOrigin, origin)
+	for i := range rels {
+		r := rels[i]
+		r.Origin = origin
+		d.byOrigin[origin] = append(d.byOrigin[origin], &r)
+		byPatient := d.rels[r.User]
+		if byPatient == nil {
+			byPatient = map[string][]*Relationship{}
+			d.rels[r.User] = byPatient
+		}
+		byPatient[r.Patient] = append(byPatient[r.Patient], &r)
+	}
+}
+
+// AddRelationship adds one relationship to those of r.Origin.
+func (d *Directory) AddRelationship(r Relationship) {
+	rels := make([]Relationship, 0, len(d.byOrigin[r.Origin])+1)
+	for _, x := range d.byOrigin[r.Origin] {
+		rels = append(rels, *x)
+	}
+	d.SetRelationships(r.Origin, append(rels, r))
+}
+
+// Related returns the relationship that gives user a reason to look at
+// patient at time at, allowing slack before its start and after its
+// end, or nil. The user's own id and linked Practitioner both count.
+func (d *Directory) Related(user, patient string, at time.Time, slack time.Duration) *Relationship {
+	if r := related(d.rels[user][patient], at, slack); r != nil {
+		return r
+	}
+	if u := d.users[user]; u != nil && u.Practitioner != "" {
+		return related(d.rels["Practitioner/"+u.Practitioner][patient], at, slack)
+	}
+	return nil
+}
+
+func related(list []*Relationship, at time.Time, slack time.Duration) *Relationship {
+	for _, r := range list {
+		if !r.Start.IsZero() && at.Before(r.Start.Add(-slack)) {
+			continue
+		}
+		if !r.End.IsZero() && at.After(r.End.Add(slack)) {
+			continue
+		}
+		return r
+	}
+	return nil
+}
+
+// Accessors returns the users (ids, or "Practitioner/<id>" keys mapped
+// to their users where linked) with any relationship to patient. It
+// scans every user: for scoring, not the per-event path.
+func (d *Directory) Accessors(patient string) []string {
+	var out []string
+	for key, byPatient := range d.rels {
+		if len(byPatient[patient]) == 0 {
+			continue
+		}
+		if id, ok := strings.CutPrefix(key, "Practitioner/"); ok {
+			if u := d.practUsers[id]; u != "" {
+				key = u
+			}
+		}
+		out = append(out, key)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Shares reports whether a and b have a token in common.
+func Shares(a, b []phivault.Token) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}

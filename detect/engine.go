@@ -1,0 +1,250 @@
+package detect
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Rule is one detector. Observe sees every event in order and reports
+// findings through x. A rule keeps whatever state it needs in itself; an
+// Engine calls it from one goroutine only.
+type Rule interface {
+	// Name is the rule's stable name, e.g. "self-access"; it keys alerts,
+	// settings and metrics.
+	Name() string
+	// Observe looks at ev, with x.Dir as it stands at ev.
+	Observe(x *Context, ev *Event)
+}
+
+// Stateful is a Rule (or Scorer) whose state outlives one event, saved
+// with the pipeline's snapshots so a restart resumes with it.
+type Stateful interface {
+	MarshalState() ([]byte, error)
+	UnmarshalState([]byte) error
+}
+
+// Scorer is the learned scoring on top of the rules: it sees every event
+// after the rules, and scores each alert they changed.
+type Scorer interface {
+	Observe(dir *Directory, ev *Event)
+	// Score returns a's risk 0–100 and the top contributing factors in
+	// words, given the rule's own score a.Score.
+	Score(dir *Directory, a *Alert) (score int, factors []string)
+}
+
+// Suppressor decides, from triage feedback, which alerts do not page.
+type Suppressor interface {
+	Suppress(a *Alert) bool
+}
+
+// Context is what a rule sees besides the event: the directory, and where
+// to report.
+type Context struct {
+	Dir *Directory
+	eng *Engine
+	ev  *Event
+}
+
+// Report records f about the event being observed.
+func (x *Context) Report(f Finding) { x.eng.report(x.ev, f) }
+
+// Engine runs rules over events in order and merges their findings into
+// alerts. Create it with NewEngine; it is not safe for concurrent use.
+type Engine struct {
+	// Now stamps alerts' detection time. Default time.Now.
+	Now func() time.Time
+	// Scorer, if set, scores every alert changed.
+	Scorer Scorer
+	// Suppressor, if set, decides which new alerts do not page.
+	Suppressor Suppressor
+
+	dir     *Directory
+	rules   []Rule
+	x       Context
+	silent  bool              // replaying: observe, report nothing
+	alerts  map[string]*Alert // alerts changed since the last Drain, by id
+	known   func(id string) *Alert
+	counts  map[string]int64 // findings by rule since start
+	events  int64
+}
+
+// NewEngine returns an Engine running rules over events with dir as
+// context. known, if not nil, returns a stored alert by id (so findings
+// merge into alerts committed before), or nil.
+func NewEngine(dir *Directory, rules []Rule, known func(id string) *Alert) *Engine {
+	e := &Engine{Now: time.Now, dir: dir, rules: rules, alerts: map[string]*Alert{}, known: known, counts: map[string]int64{}}
+	e.x = Context{Dir: dir, eng: e}
+	return e
+}
+
+// Directory returns the engine's context.
+func (e *Engine) Directory() *Directory { return e.dir }
+
+// Rules returns the engine's rules.
+func (e *Engine) Rules() []Rule { return e.rules }
+
+// Observe runs every rule, then the scorer, over ev.
+func (e *Engine) Observe(ev *Event) {
+	e.events++
+	e.x.ev = ev
+	for _, r := range e.rules {
+		r.Observe(&e.x, ev)
+	}
+	if e.Scorer != nil {
+		e.Scorer.Observe(e.dir, ev)
+	}
+	e.x.ev = nil
+}
+
+// Replay observes ev without reporting anything: it rebuilds the rules'
+// state from events whose findings were already committed.
+func (e *Engine) Replay(ev *Event) {
+	e.silent = true
+	e.Observe(ev)
+	e.silent = false
+}
+
+// Counts returns the findings reported by each rule since the engine
+// started, suppressed or not.
+func (e *Engine) Counts() map[string]int64 {
+	out := make(map[string]int64, len(e.rules))
+	for _, r := range e.rules {
+		out[r.Name()] = e.counts[r.Name()]
+	}
+	return out
+}
+
+func (e *Engine) report(ev *Event, f Finding) {
+	if e.silent {
+		return
+	}
+	e.counts[f.Rule]++
+	id := AlertID(f.Rule, f.Key)
+	a := e.alerts[id]
+	if a == nil && e.known != nil {
+		if k := e.known(id); k != nil {
+			c := *k
+			c.Evidence = slices.Clone(k.Evidence)
+			c.Patients = slices.Clone(k.Patients)
+			a = &c
+		}
+	}
+	if a == nil {
+		a = &Alert{
+			ID: id, Rule: f.Rule, Key: f.Key, User: f.User,
+			First: ev.Time, Detected: e.Now().UTC(), State: StateOpen,
+		}
+	}
+	if f.Severity > a.Severity {
+		a.Severity = f.Severity
+	}
+	a.Score = max(a.Score, f.Score)
+	for _, p := range f.Patients {
+		if !slices.Contains(a.Patients, p) {
+			a.Patients = append(a.Patients, p)
+		}
+	}
+	if ev.Time.Before(a.First) {
+		a.First = ev.Time
+	}
+	if ev.Time.After(a.Last) {
+		a.Last = ev.Time
+	}
+	a.Why = f.Why
+	ref := ev.Ref()
+	if len(a.Evidence) < MaxEvidence && !slices.Contains(a.Evidence, ref) {
+		a.Evidence = append(a.Evidence, ref)
+	}
+	a.Events++
+	e.alerts[id] = a
+}
+
+// Drain returns the alerts changed since the last Drain, scored and with
+// suppression decided, in id order, and forgets them.
+func (e *Engine) Drain() []*Alert {
+	if len(e.alerts) == 0 {
+		return nil
+	}
+	out := make([]*Alert, 0, len(e.alerts))
+	for _, a := range e.alerts {
+		if e.Scorer != nil {
+			a.Score, a.Factors = e.Scorer.Score(e.dir, a)
+		}
+		if e.Suppressor != nil && a.State == StateOpen {
+			a.Suppressed = e.Suppressor.Suppress(a)
+		}
+		out = append(out, a)
+	}
+	clear(e.alerts)
+	slices.SortFunc(out, func(a, b *Alert) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// MarshalState returns the state of every Stateful rule and scorer.
+func (e *Engine) MarshalState() ([]byte, error) {
+	state := map[string][]byte{}
+	add := func(name string, v any) error {
+		s, ok := v.(Stateful)
+		if !ok {
+			return nil
+		}
+		b, err := s.MarshalState()
+		if err != nil {
+			return fmt.Errorf("detect: state of %s: %w", name, err)
+		}
+		state[name] = b
+		return nil
+	}
+	for _, r := range e.rules {
+		if err := add(r.Name(), r); err != nil {
+			return nil, err
+		}
+	}
+	if e.Scorer != nil {
+		if err := add(scorerStateKey, e.Scorer); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(state)
+}
+
+const scorerStateKey = "#scorer"
+
+// UnmarshalState restores what MarshalState returned. State of a rule
+// that no longer exists is ignored; a rule without saved state starts
+// afresh.
+func (e *Engine) UnmarshalState(b []byte) error {
+	var state map[string][]byte
+	if err := json.Unmarshal(b, &state); err != nil {
+		return fmt.Errorf("detect: state: %w", err)
+	}
+	set := func(name string, v any) error {
+		s, ok := v.(Stateful)
+		if !ok || state[name] == nil {
+			return nil
+		}
+		if err := s.UnmarshalState(state[name]); err != nil {
+			return fmt.Errorf("detect: state of %s: %w", name, err)
+		}
+		return nil
+	}
+	for _, r := range e.rules {
+		if err := set(r.Name(), r); err != nil {
+			return err
+		}
+	}
+	if e.Scorer != nil {
+		return set(scorerStateKey, e.Scorer)
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package detect
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
+)
+
+// Authenticator checks a request's bearer token and returns a context
+// carrying its principal (phivault.WithPrincipal).
+type Authenticator interface {
+	Authenticate(ctx context.Context, bearerToken string) (context.Context, error)
+}
+
+// Tokenizer computes blind-index tokens with the vault's index key (the
+// envelope's Sealer, with a store transaction bound).
+type Tokenizer interface {
+	Tokens(ctx context.Context, values []phivault.IndexValue) ([]phivault.Token, error)
+}
+
+// NoteSealer seals and opens triage notes (free text that may hold PHI).
+type NoteSealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
+}
+
+// HandlerOptions configure NewHandler.
+type HandlerOptions struct {
+	Store    Store
+	Pipeline *Pipeline // for GET /security/detector and Wake after ingest
+	Auth     Authenticator
+	// Log records every read and triage of alerts, and every ingest,
+	// before the answer; if it cannot, the request fails with 503.
+	// Required.
+	Log       phivault.AuditLog
+	Tokenizer Tokenizer  // turns ingested names, addresses and phones into tokens
+	Notes     NoteSealer // seals triage notes
+	Now       func() time.Time
+}
+
+// Target types of the audit entries the security API makes.
+const (
+	TargetDetector = "Detector" // the detector's status
+	TargetAlert    = "Alert"    // alerts: read, listed, triaged
+	TargetIngest   = "Ingest"   // records ingested from another system
+)
+
+// NewHandler returns the security API, for absolute paths under
+// /security/. Every request needs a bearer token opts.Auth accepts, of a
+// principal that is an auditor (phivault.Principal.Auditor: a privacy
+// officer, a security admin or the operator); others get 403 and are
+// recorded. Answers hold ids, never PHI.
+//
+//	GET  /security/detector           the pipeline's Status
+//	POST /security/ingest/{kind}      access, staff, patients, relationships (ingest_http.go)
+//	GET  /security/alerts             alerts (alerts_http.go)
+//	GET  /security/alerts/{id}
+//	POST /security/alerts/{id}/triage
+func NewHandler(opts HandlerOptions) http.Handler {
+	if opts.Log == nil {
+		panic("detect: NewHandler needs a Log to record reads of alerts")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &handler{opts: opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /security/detector", h.guard(TargetDetector, h.serveStatus))
+	h.ingestRoutes(mux)
+	h.alertRoutes(mux)
+	return mux
+}
+
+type handler struct {
+	opts HandlerOptions
+}
+
+var (
+	errUnauthenticated = phivault.Errorf(phivault.EUNAUTHORIZED, "A bearer token is required.")
+	errNotAuditor      = phivault.Errorf(phivault.EFORBIDDEN, "The security API is for privacy officers and security admins.")
+)
+
+// guard authenticates r and lets only auditors through to next; a refusal
+// is recorded as an entry of targetType and answered.
+func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := bearer(r)
+		if !ok {
+			writeError(w, errUnauthenticated)
+			return
+		}
+		ctx, err := h.opts.Auth.Authenticate(r.Context(), tok)
+		if err != nil {
+			writeError(w, errUnauthenticated)
+			return
+		}
+		r = r.WithContext(ctx)
+		if !phivault.PrincipalFromContext(ctx).Auditor() {
+			e := h.entry(r, phivault.ActionExport, targetType, "")
+			e.Outcome = phivault.ErrorCode(errNotAuditor)
+			h.opts.Log.Append(context.WithoutCancel(ctx), e)
+			writeError(w, errNotAuditor)
+			return
+		}
+		next(w, r)
+	}
+}
+
+func bearer(r *http.Request) (string, bool) {
+	const prefix = "Bearer "
+	a := r.Header.Get("Authorization")
+	if len(a) <= len(prefix) || !strings.EqualFold(a[:len(prefix)], prefix) {
+		return "", false
+	}
+	return a[len(prefix):], true
+}
+
+// entry returns the audit entry of r: action on targetType/targetID by
+// the request's principal, with the names (never values) of its query
+// parameters.
+func (h *handler) entry(r *http.Request, action, targetType, targetID string) *phivault.AuditEntry {
+	ctx := r.Context()
+	e := &phivault.AuditEntry{Time: h.opts.Now().UTC(), Action: action, TargetType: targetType, TargetID: targetID, Outcome: "ok"}
+	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
+		e.RequestID, e.Actor, e.Roles, e.Client, e.Source, e.Purpose = info.ID, info.Actor, info.Roles, info.Client, info.Source, info.Purpose
+	}
+	if p := phivault.PrincipalFromContext(ctx); p != nil {
+		if e.Actor == "" {
+			e.Actor = p.ID
+		}
+		if len(e.Roles) == 0 {
+			e.Roles = p.Roles
+		}
+	}
+	if e.Source == "" {
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			e.Source = host
+		}
+	}
+	for name := range r.URL.Query() {
+		e.SearchParams = append(e.SearchParams, name)
+	}
+	return e
+}
+
+// record appends e before anything leaves; if it cannot, it answers 503
+// and returns false.
+func (h *handler) record(w http.ResponseWriter, r *http.Request, e *phivault.AuditEntry) bool {
+	if err := h.opts.Log.Append(r.Context(), e); err != nil {
+		writeError(w, phivault.Errorf(phivault.EUNAVAILABLE, "The audit trail cannot be written; try again later."))
+		return false
+	}
+	return true
+}
+
+func (h *handler) serveStatus(w http.ResponseWriter, r *http.Request) {
+	if !h.record(w, r, h.entry(r, phivault.ActionExport, TargetDetector, "")) {
+		return
+	}
+	var s Status
+	if h.opts.Pipeline != nil {
+		s = h.opts.Pipeline.Status()
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status, body := fhir.OutcomeJSON(err)
+	w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(body)
+}

@@ -1,0 +1,374 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/phivault/phivault"
+)
+
+// Trail is phivault's audit trail as the pipeline reads it.
+type Trail interface {
+	// Size returns the number of committed entries.
+	Size(ctx context.Context) (int64, error)
+	// Entries returns the entries with indexes in [start, end), decoded,
+	// one per index.
+	Entries(ctx context.Context, start, end int64) ([]*phivault.AuditEntry, error)
+}
+
+// Loader keeps the directory current with phivault's own records and
+// accounts.
+type Loader interface {
+	// Load fills dir with every user, patient and relationship at start.
+	Load(ctx context.Context, dir *Directory) error
+	// Refresh updates dir after the trail event ev, which wrote a record
+	// or changed an account; it ignores events it has nothing to do with.
+	Refresh(ctx context.Context, dir *Directory, ev *Event) error
+}
+
+// Defaults for the fields of Pipeline.
+const (
+	DefaultBatch         = 4096
+	DefaultPoll          = 100 * time.Millisecond
+	DefaultSnapshotEvery = 30 * time.Second
+)
+
+// Pipeline feeds an Engine from the trail and the ingest stream, in
+// order, and commits the alerts each step changed together with the new
+// cursors: after a crash it resumes from the last commit, and since
+// alerts merge by rule and key, nothing is lost and nothing doubled. Every
+// SnapshotEvery it also commits the engine's state; on Open it restores
+// the last snapshot and replays, silently, the events between it and the
+// cursor.
+//
+// Create it with NewPipeline, set fields, Open, then Run (live) or Step
+// until Caught (replay). Status and Wake are safe for concurrent use.
+type Pipeline struct {
+	// Trail, if set, is read from the cursor on.
+	Trail Trail
+	// Loader, if set, fills and refreshes the directory from the vault.
+	Loader Loader
+	// Batch bounds the events of one step per stream. Default DefaultBatch.
+	Batch int
+	// Poll is how often Run looks for new events without a Wake. Default
+	// DefaultPoll.
+	Poll time.Duration
+	// SnapshotEvery is how often the engine state is committed. Default
+	// DefaultSnapshotEvery.
+	SnapshotEvery time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives failures (ids and counts only). Default discards.
+	Logger *slog.Logger
+	// OnCommit, if set, is called after each commit with the alerts it
+	// stored (to notify, count, page).
+	OnCommit func(alerts []*Alert)
+
+	store  Store
+	engine *Engine
+	wake   chan struct{}
+
+	lastSnap time.Time
+	cursor   Cursor
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is what GET /security/detector reports.
+type Status struct {
+	Cursor      Cursor           `json:"cursor"`
+	TrailSize   int64            `json:"trailSize"`  // entries in the trail when last looked
+	IngestSize  int64            `json:"ingestSize"` // ingest records when last looked
+	Lag         int64            `json:"lag"`        // trail entries and ingest records not yet processed
+	Events      int64            `json:"events"`     // events processed since start
+	Alerts      int64            `json:"alerts"`     // alerts stored since start (new or changed)
+	Findings    map[string]int64 `json:"findings"`   // findings by rule since start
+	LastCommit  time.Time        `json:"lastCommit,omitzero"`
+	Failures    int64            `json:"failures"`
+	LastFailure string           `json:"lastFailure,omitempty"`
+}
+
+// NewPipeline returns a Pipeline running engine and committing to store.
+func NewPipeline(store Store, engine *Engine) *Pipeline {
+	return &Pipeline{
+		Batch: DefaultBatch, Poll: DefaultPoll, SnapshotEvery: DefaultSnapshotEvery,
+		Now: time.Now, Logger: slog.New(slog.DiscardHandler),
+		store: store, engine: engine, wake: make(chan struct{}, 1),
+	}
+}
+
+// Open loads the directory and the committed state, restores the engine
+// state and replays the events after its snapshot up to the cursor.
+func (p *Pipeline) Open(ctx context.Context) error {
+	dir := p.engine.Directory()
+	if p.Loader != nil {
+		if err := p.Loader.Load(ctx, dir); err != nil {
+			return fmt.Errorf("detect: load context: %w", err)
+		}
+	}
+	saved, err := p.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("detect: load state: %w", err)
+	}
+	for _, u := range saved.Users {
+		dir.PutUser(u)
+	}
+	for _, pt := range saved.Patients {
+		dir.PutPatient(pt)
+	}
+	for _, r := range saved.Relationships {
+		dir.AddRelationship(r)
+	}
+	for _, h := range saved.Honeytokens {
+		dir.SetHoneytoken(h, true)
+	}
+	p.cursor = saved.Cursor
+	if saved.Snapshot != nil {
+		if err := p.engine.UnmarshalState(saved.Snapshot); err != nil {
+			return err
+		}
+		if err := p.replay(ctx, saved.SnapshotAt, saved.Cursor); err != nil {
+			return err
+		}
+	}
+	p.lastSnap = p.Now()
+	p.setStatus(func(s *Status) { s.Cursor = p.cursor })
+	return nil
+}
+
+// replay observes, silently, the events in (from, to]: their findings
+// were committed before.
+func (p *Pipeline) replay(ctx context.Context, from, to Cursor) error {
+	for i := from.Trail; i < to.Trail && p.Trail != nil; {
+		end := min(i+int64(p.batch()), to.Trail)
+		entries, err := p.Trail.Entries(ctx, i, end)
+		if err != nil {
+			return fmt.Errorf("detect: replay trail: %w", err)
+		}
+		for j, en := range entries {
+			if en == nil {
+				continue
+			}
+			ev := FromEntry(i+int64(j), en)
+			p.engine.Replay(&ev)
+		}
+		i = end
+	}
+	for after := from.Ingest; after < to.Ingest; {
+		recs, err := p.store.ReadIngest(ctx, after, min(p.batch(), int(to.Ingest-after)))
+		if err != nil {
+			return fmt.Errorf("detect: replay ingest: %w", err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for i := range recs {
+			if recs[i].Kind == RecordAccess && recs[i].Event != nil {
+				p.engine.Replay(recs[i].Event)
+			}
+		}
+		after = recs[len(recs)-1].Seq
+	}
+	return nil
+}
+
+func (p *Pipeline) batch() int {
+	if p.Batch < 1 {
+		return DefaultBatch
+	}
+	return p.Batch
+}
+
+// Wake tells Run that events may be waiting.
+func (p *Pipeline) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run steps until ctx is done, waiting for Wake or Poll when caught up.
+// A failed step is logged and retried after Poll.
+func (p *Pipeline) Run(ctx context.Context) error {
+	poll := p.Poll
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		n, err := p.Step(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			p.Logger.Error("detector step failed; retrying", "error", err.Error())
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Step processes up to Batch events of each stream and commits. It
+// returns the number of trail entries and ingest records processed.
+func (p *Pipeline) Step(ctx context.Context) (int, error) {
+	n, err := p.step(ctx)
+	if err != nil {
+		p.setStatus(func(s *Status) { s.Failures++; s.LastFailure = err.Error() })
+	}
+	return n, err
+}
+
+func (p *Pipeline) step(ctx context.Context) (int, error) {
+	var (
+		c    Commit
+		n    int
+		size int64
+	)
+	c.Cursor = p.cursor
+	if p.Trail != nil {
+		var err error
+		if size, err = p.Trail.Size(ctx); err != nil {
+			return 0, fmt.Errorf("detect: trail size: %w", err)
+		}
+		if size > c.Cursor.Trail {
+			end := min(size, c.Cursor.Trail+int64(p.batch()))
+			entries, err := p.Trail.Entries(ctx, c.Cursor.Trail, end)
+			if err != nil {
+				return 0, fmt.Errorf("detect: read trail: %w", err)
+			}
+			for j, en := range entries {
+				if en == nil {
+					continue
+				}
+				ev := FromEntry(c.Cursor.Trail+int64(j), en)
+				if p.Loader != nil {
+					if err := p.Loader.Refresh(ctx, p.engine.Directory(), &ev); err != nil {
+						p.Logger.Warn("detector context refresh failed", "entry", ev.Seq, "error", err.Error())
+					}
+				}
+				p.engine.Observe(&ev)
+			}
+			n += int(end - c.Cursor.Trail)
+			c.Cursor.Trail = end
+		}
+	}
+	recs, err := p.store.ReadIngest(ctx, c.Cursor.Ingest, p.batch())
+	if err != nil {
+		return 0, fmt.Errorf("detect: read ingest: %w", err)
+	}
+	dir := p.engine.Directory()
+	for i := range recs {
+		r := &recs[i]
+		switch r.Kind {
+		case RecordAccess:
+			if r.Event != nil {
+				p.engine.Observe(r.Event)
+			}
+		case RecordStaff:
+			if r.User != nil {
+				dir.PutUser(r.User)
+				c.Users = append(c.Users, r.User)
+			}
+		case RecordPatient:
+			if r.Patient != nil {
+				dir.PutPatient(r.Patient)
+				c.Patients = append(c.Patients, r.Patient)
+			}
+		case RecordRelationship:
+			if r.Relationship != nil {
+				dir.AddRelationship(*r.Relationship)
+				c.Relationships = append(c.Relationships, *r.Relationship)
+			}
+		case RecordHoneytoken:
+			if r.Honeytoken != "" {
+				dir.SetHoneytoken(r.Honeytoken, true)
+				c.Honeytokens = append(c.Honeytokens, r.Honeytoken)
+			}
+		}
+		c.Cursor.Ingest = r.Seq
+	}
+	n += len(recs)
+	ingestSize, err := p.store.IngestSize(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("detect: ingest size: %w", err)
+	}
+	if n == 0 {
+		p.setStatus(func(s *Status) { s.TrailSize, s.IngestSize, s.Lag = size, ingestSize, 0 })
+		return 0, nil
+	}
+	c.Alerts = p.engine.Drain()
+	if now := p.Now(); now.Sub(p.lastSnap) >= p.SnapshotEvery {
+		if c.Snapshot, err = p.engine.MarshalState(); err != nil {
+			return 0, err
+		}
+		c.SnapshotAt, p.lastSnap = c.Cursor, now
+	}
+	if err := p.store.Commit(ctx, &c); err != nil {
+		// The engine has observed events the cursor does not cover: a
+		// retry would observe them twice. Its alerts are idempotent, but
+		// its counts are not; start over from the stored state.
+		return 0, errors.Join(fmt.Errorf("detect: commit: %w", err), p.reopen(ctx))
+	}
+	p.cursor = c.Cursor
+	counts := p.engine.Counts()
+	p.setStatus(func(s *Status) {
+		s.Cursor, s.TrailSize, s.IngestSize = c.Cursor, size, ingestSize
+		s.Lag = max(size-c.Cursor.Trail, 0) + max(ingestSize-c.Cursor.Ingest, 0)
+		s.Events += int64(n)
+		s.Alerts += int64(len(c.Alerts))
+		s.Findings = counts
+		s.LastCommit = p.Now().UTC()
+	})
+	if p.OnCommit != nil && len(c.Alerts) > 0 {
+		p.OnCommit(c.Alerts)
+	}
+	return n, nil
+}
+
+// reopen rebuilds the engine's state from the store after a failed
+// commit.
+func (p *Pipeline) reopen(ctx context.Context) error {
+	fresh := NewEngine(NewDirectory(), p.engine.rules, p.engine.known)
+	fresh.Now, fresh.Scorer, fresh.Suppressor = p.engine.Now, p.engine.Scorer, p.engine.Suppressor
+	*p.engine = *fresh
+	p.engine.x.eng = p.engine
+	return p.Open(ctx)
+}
+
+// Caught reports whether the last step found nothing left to process.
+func (p *Pipeline) Caught() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status.Lag == 0 && p.status.Cursor.Trail >= p.status.TrailSize
+}
+
+// Status returns the pipeline's progress.
+func (p *Pipeline) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.status
+	s.Findings = make(map[string]int64, len(p.status.Findings))
+	for k, v := range p.status.Findings {
+		s.Findings[k] = v
+	}
+	return s
+}
+
+func (p *Pipeline) setStatus(fn func(*Status)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn(&p.status)
+}

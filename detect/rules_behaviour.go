@@ -1,0 +1,3 @@
+package detect
+
+func behaviourRules() []Rule { return nil }

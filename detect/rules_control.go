@@ -1,0 +1,3 @@
+package detect
+
+func controlRules() []Rule { return nil }
