@@ -60,14 +60,14 @@ type Engine struct {
 	// Suppressor, if set, decides which new alerts do not page.
 	Suppressor Suppressor
 
-	dir     *Directory
-	rules   []Rule
-	x       Context
-	silent  bool              // replaying: observe, report nothing
-	alerts  map[string]*Alert // alerts changed since the last Drain, by id
-	known   func(id string) *Alert
-	counts  map[string]int64 // findings by rule since start
-	events  int64
+	dir    *Directory
+	rules  []Rule
+	x      Context
+	silent bool              // replaying: observe, report nothing
+	alerts map[string]*Alert // alerts changed since the last Drain, by id
+	known  func(id string) *Alert
+	counts map[string]int64 // findings by rule since start
+	events int64
 }
 
 // NewEngine returns an Engine running rules over events with dir as
