@@ -288,7 +288,7 @@ func targetOf(c *caller, r *phivault.Resource) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.obj, t.labels, t.btgRecord = obj, labelsOf(obj), isBreakGlassBody(r.Type, obj)
+		t.obj, t.labels, t.btgRecord = obj, Labels(obj), isBreakGlassBody(r.Type, obj)
 		return t, nil
 	}
 	if r.Type == "Basic" || bytes.Contains(r.Body, []byte(`\u`)) {
@@ -297,7 +297,7 @@ func targetOf(c *caller, r *phivault.Resource) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.labels, t.btgRecord = labelsOf(obj), isBreakGlassBody(r.Type, obj)
+		t.labels, t.btgRecord = Labels(obj), isBreakGlassBody(r.Type, obj)
 		return t, nil
 	}
 	labels, err := scanLabels(r.Body)
@@ -336,8 +336,9 @@ func scanLabels(body []byte) ([]string, error) {
 	}
 }
 
-// labelsOf returns the sensitive meta.security codes of a decoded resource.
-func labelsOf(obj map[string]any) []string {
+// Labels returns the sensitive meta.security codes of a decoded resource
+// (the labels the policies act on; see SensitiveLabels).
+func Labels(obj map[string]any) []string {
 	meta, _ := obj["meta"].(map[string]any)
 	sec, _ := meta["security"].([]any)
 	var out []string

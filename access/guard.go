@@ -114,7 +114,7 @@ func (g *guard) authorize(ctx context.Context, w *phivault.Write, patients map[s
 	if w.New.Deleted {
 		return policy.Decision{Allow: true}, nil
 	}
-	t := &target{typ: w.New.Type, id: w.New.ID, compartment: w.New.Compartment, labels: labelsOf(w.Object),
+	t := &target{typ: w.New.Type, id: w.New.ID, compartment: w.New.Compartment, labels: Labels(w.Object),
 		obj: w.Object, btgRecord: isBreakGlassBody(w.New.Type, w.Object), patient: patients[w.New.Compartment]}
 	d, err := s.decide(ctx, c, action, t)
 	if err != nil {
@@ -162,7 +162,7 @@ func (g *guard) patients(ctx context.Context, writes []phivault.Write) (map[stri
 			*p = info.policyPatient(w.New.ID, g.c.p)
 		}
 		p.Department = refID(w.Object["managingOrganization"], "Organization")
-		p.Labels = labelsOf(w.Object)
+		p.Labels = Labels(w.Object)
 		if out == nil {
 			out = map[string]*policy.Patient{}
 		}

@@ -131,7 +131,7 @@ func (s *RecordService) loadPatient(ctx context.Context, id string, now time.Tim
 		if err != nil {
 			return nil, err
 		}
-		p.labels = labelsOf(obj)
+		p.labels = Labels(obj)
 		p.department = refID(obj["managingOrganization"], "Organization")
 	}
 	teams := map[string]bool{}
@@ -322,6 +322,19 @@ func refID(ref any, typ string) string {
 		return ""
 	}
 	return id
+}
+
+// CareMember returns whom a care-relationship reference (a CareTeam
+// member, an Encounter participant, an EpisodeOfCare care manager) names,
+// as the policies read it: "Practitioner/<id>" for a local Practitioner
+// reference, the principal id for a reference by identifier in
+// PrincipalSystem, or "" for anything else. The detectors read care
+// relationships with it.
+func CareMember(ref any) string {
+	if id := refID(ref, "Practitioner"); id != "" {
+		return "Practitioner/" + id
+	}
+	return principalRef(ref)
 }
 
 // principalRef returns the principal id of a reference by identifier in

@@ -64,11 +64,14 @@ type Event struct {
 	ResourceID   string   // id acted on, or "" for a search
 	Patients     []string // patient compartments touched
 	Count        int      // resources returned (reads, searches, exports)
-	Params       []string // search parameter names, never values
-	OK           bool     // the request succeeded
-	Outcome      string   // "ok", or the error code of a failed attempt
-	Purpose      string   // purpose of use, if stated
-	Decision     string   // the policy decision text, if any
+	// Returned lists the versions returned or written, as
+	// "Type/id/_history/n" (trail events only; ingested events have none).
+	Returned []string
+	Params   []string // search parameter names, never values
+	OK       bool     // the request succeeded
+	Outcome  string   // "ok", or the error code of a failed attempt
+	Purpose  string   // purpose of use, if stated
+	Decision string   // the policy decision text, if any
 }
 
 // Ref returns the evidence reference of e: "trail/<index>" or
@@ -93,6 +96,7 @@ func FromEntry(index int64, en *phivault.AuditEntry) Event {
 		ResourceID:   en.TargetID,
 		Patients:     en.Compartments,
 		Count:        len(en.Returned),
+		Returned:     en.Returned,
 		Params:       en.SearchParams,
 		OK:           en.Outcome == "ok",
 		Outcome:      en.Outcome,

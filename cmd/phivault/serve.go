@@ -89,6 +89,7 @@ type Config struct {
 	MetricsToken string
 
 	Policy PolicyConfig // Cedar policy directory; see policy.go
+	Detect DetectConfig // the detectors; see detect.go
 }
 
 // LogValue redacts the passphrase, so a Config can be logged safely.
@@ -122,6 +123,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	c.Audit.register(fs)
 	c.Policy.register(fs)
 	c.Login.register(fs)
+	c.Detect.register(fs)
 	fs.StringVar(&c.BaseURL, "base-url", os.Getenv("PHIVAULT_BASE_URL"), "public FHIR base URL, e.g. https://vault.example.org/fhir (env PHIVAULT_BASE_URL)")
 }
 
@@ -235,6 +237,8 @@ type app struct {
 	// signInKeys seal sign-in state into what browsers carry; see
 	// signinkey.go.
 	signInKeys signInKeys
+	// detect runs the detectors and serves /security/; see detect.go.
+	detect *detector
 }
 
 // openApp opens the data folder and wires the request path. It does not
@@ -336,6 +340,11 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	a.admin = admin.NewHandler(adminOpts)
+	// The detectors read the trail and the vault below access and audit.
+	if err := a.openDetect(ctx, records, auditActor{bearer}); err != nil {
+		a.Close()
+		return nil, err
+	}
 	// SCIM provisioning (scim package; token from "phivault users scim-token").
 	a.routes["/scim/v2/"] = withClient(scim.NewHandler(scim.Options{Authenticator: auditActor{scimAuthenticator{cfg.Data}},
 		Accounts: a.accounts, Audit: a.audit.log, Revoker: adminOpts.Revoker, BaseURL: scimBase(cfg.BaseURL), Logger: logger, Hasher: a.hasher}))
@@ -424,6 +433,7 @@ func (a *app) Close() error {
 	}
 	// Sealing stops a rewrap (it resumes on the next start) and a
 	// reindex (it starts over), and releases the keyring.
+	errs = append(errs, a.detect.close())
 	errs = append(errs, a.seal.close())
 	a.reindex.wait()
 	errs = append(errs, a.audit.Close(), a.db.Close())
