@@ -45,11 +45,18 @@ type detector struct {
 // trailReader is the audit trail as the detectors read it: committed
 // entries, decoded.
 type trailReader struct {
-	log   *auditlog.Log
+	log   *auditlog.Log // the running log, or nil offline
 	store auditlog.Storage
 }
 
-func (t trailReader) Size(ctx context.Context) (int64, error) { return t.log.Tree().N, nil }
+// Size returns the entries committed: those the running log made visible
+// to readers, or offline those stored.
+func (t trailReader) Size(ctx context.Context) (int64, error) {
+	if t.log == nil {
+		return t.store.AuditSize(ctx)
+	}
+	return t.log.Tree().N, nil
+}
 
 func (t trailReader) Entries(ctx context.Context, start, end int64) ([]*phivault.AuditEntry, error) {
 	data, err := t.store.ReadAuditEntries(ctx, start, end)

@@ -23,6 +23,7 @@ func TestHelp(t *testing.T) {
 		{"policy", "explain"}, {"policy", "test"}, {"policy", "validate"},
 		{"audit", "verify"}, {"audit", "export"}, {"audit", "archive"}, {"audit", "verify-archive"},
 		{"training", "import"},
+		{"detect"}, {"detect", "replay"}, {"detect", "ingest"}, {"detect", "status"},
 	}
 	for _, c := range commands {
 		for _, h := range []string{"-h", "--help"} {

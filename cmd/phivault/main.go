@@ -49,6 +49,7 @@ Commands:
   clients  register OAuth clients: public apps and backend systems
   training import security-training dates from a CSV file
   audit    verify the tamper-evident audit trail offline
+  detect   replay the detectors offline; ingest other systems' logs
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -116,6 +117,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &trainingCommand{stdout: stdout, stderr: stderr}
 	case "audit":
 		cmd = &auditCommand{stdout: stdout, stderr: stderr}
+	case "detect":
+		cmd = &detectCommand{stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":
