@@ -154,10 +154,11 @@ type Log struct {
 	leading  bool           // a caller is leading the group commit
 	inflight sync.WaitGroup // Appends in journal mode, for Close
 
-	mu      sync.Mutex // guards the fields below
-	tree    tlog.Tree  // committed tree
-	latest  []byte     // latest signed checkpoint
-	latestN int64      // its size
+	mu        sync.Mutex // guards the fields below
+	tree      tlog.Tree  // committed tree
+	latest    []byte     // latest signed checkpoint
+	latestN   int64      // its size
+	onPublish []func()   // see OnPublish
 
 	closeMu sync.RWMutex // guards closed against sends on reqs
 	closed  bool
@@ -243,11 +244,18 @@ func (l *Log) reload(ctx context.Context) error {
 // has grown past it already.
 func (l *Log) publish(tree tlog.Tree) {
 	l.mu.Lock()
+	grew := tree.N > l.tree.N
 	if tree.N >= l.tree.N {
 		l.tree = tree
 	}
 	due := l.tree.N-l.latestN >= l.CheckpointEvery
+	notify := l.onPublish
 	l.mu.Unlock()
+	if grew {
+		for _, fn := range notify {
+			fn()
+		}
+	}
 	if due && l.ckpt != nil {
 		select {
 		case l.ckpt <- struct{}{}:
@@ -421,6 +429,15 @@ func (l *Log) checkpointer() {
 			l.Logger.Error("audit checkpoint", "error", err.Error())
 		}
 	}
+}
+
+// OnPublish registers fn to be called each time entries become visible
+// to readers (Tree grows), so a reader tailing the log need not poll. fn
+// is called on the committing goroutine: it MUST NOT block.
+func (l *Log) OnPublish(fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onPublish = append(l.onPublish, fn)
 }
 
 // Tree returns the size and root hash of the committed tree.

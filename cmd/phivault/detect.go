@@ -113,6 +113,7 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	p.Trail = trailReader{log: a.audit.log, store: a.db}
 	p.Loader = &detectContext{records: records, accounts: a.accounts, tokens: tokens}
 	p.Logger = a.logger
+	a.audit.log.OnPublish(p.Wake) // an access becomes an alert without waiting for a poll
 	d := &detector{store: store, engine: engine, pipeline: p}
 	d.handler = detect.NewHandler(detect.HandlerOptions{
 		Store: store, Pipeline: p, Auth: auth, Log: a.audit.log, Tokenizer: tokens,
