@@ -41,6 +41,7 @@ type HandlerOptions struct {
 	Log       phivault.AuditLog
 	Tokenizer Tokenizer  // turns ingested names, addresses and phones into tokens
 	Notes     NoteSealer // seals triage notes
+	Decoys    Decoys     // makes honeytokens; nil: POST /security/honeytokens is refused
 	Now       func() time.Time
 }
 
@@ -62,6 +63,8 @@ const (
 //	GET  /security/alerts             alerts (alerts_http.go)
 //	GET  /security/alerts/{id}
 //	POST /security/alerts/{id}/triage
+//	POST /security/honeytokens        make decoy patients (honeytoken_http.go)
+//	GET  /security/honeytokens
 func NewHandler(opts HandlerOptions) http.Handler {
 	if opts.Log == nil {
 		panic("detect: NewHandler needs a Log to record reads of alerts")
@@ -74,6 +77,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	mux.HandleFunc("GET /security/detector", h.guard(TargetDetector, h.serveStatus))
 	h.ingestRoutes(mux)
 	h.alertRoutes(mux)
+	h.honeytokenRoutes(mux)
 	return mux
 }
 

@@ -24,6 +24,7 @@ func TestHelp(t *testing.T) {
 		{"audit", "verify"}, {"audit", "export"}, {"audit", "archive"}, {"audit", "verify-archive"},
 		{"training", "import"},
 		{"detect"}, {"detect", "replay"}, {"detect", "ingest"}, {"detect", "status"},
+		{"honeytoken"}, {"honeytoken", "create"}, {"honeytoken", "list"},
 	}
 	for _, c := range commands {
 		for _, h := range []string{"-h", "--help"} {

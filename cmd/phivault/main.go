@@ -50,6 +50,7 @@ Commands:
   training import security-training dates from a CSV file
   audit    verify the tamper-evident audit trail offline
   detect   replay the detectors offline; ingest other systems' logs
+  honeytoken  make decoy patients whose every touch is an alert
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -119,6 +120,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &auditCommand{stdout: stdout, stderr: stderr}
 	case "detect":
 		cmd = &detectCommand{stdout: stdout, stderr: stderr}
+	case "honeytoken":
+		cmd = &honeytokenCommand{stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":

@@ -1,0 +1,88 @@
+package detect
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/phivault/phivault"
+)
+
+// Decoys makes decoy patients (honeytokens) in the vault: records that look
+// like real patients' through every API and carry no mark.
+type Decoys interface {
+	// MakeDecoys creates n decoy patients and returns their ids.
+	MakeDecoys(ctx context.Context, n int) ([]string, error)
+}
+
+// MaxDecoys bounds the decoys one request makes.
+const MaxDecoys = 1000
+
+// TargetHoneytoken is the target type of the audit entries of honeytoken
+// requests. They hold counts, never the decoys' ids: a reader of the
+// trail must not learn which patients are decoys.
+const TargetHoneytoken = "Honeytoken"
+
+// honeytokenRoutes registers POST /security/honeytokens {"count": n},
+// which makes n decoys and registers them with the detectors, and GET
+// /security/honeytokens, which lists them.
+func (h *handler) honeytokenRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /security/honeytokens", h.guard(TargetHoneytoken, h.createHoneytokens))
+	mux.HandleFunc("GET /security/honeytokens", h.guard(TargetHoneytoken, h.listHoneytokens))
+}
+
+func (h *handler) createHoneytokens(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Count int `json:"count"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Count < 1 || req.Count > MaxDecoys {
+		writeError(w, phivault.Errorf(phivault.EINVALID, "Send {\"count\": n} with n from 1 to %d.", MaxDecoys))
+		return
+	}
+	if h.opts.Decoys == nil {
+		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server cannot make decoys."))
+		return
+	}
+	e := h.entry(r, phivault.ActionCreate, TargetHoneytoken, "")
+	e.Decision = "decoys requested: " + strconv.Itoa(req.Count)
+	if !h.record(w, r, e) {
+		return
+	}
+	ids, err := h.opts.Decoys.MakeDecoys(r.Context(), req.Count)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	recs := make([]Record, len(ids))
+	for i, id := range ids {
+		recs[i] = Record{Kind: RecordHoneytoken, Honeytoken: id}
+	}
+	if _, err := h.opts.Store.Ingest(r.Context(), recs); err != nil {
+		writeError(w, err)
+		return
+	}
+	if h.opts.Pipeline != nil {
+		h.opts.Pipeline.Wake()
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"honeytokens": ids})
+}
+
+func (h *handler) listHoneytokens(w http.ResponseWriter, r *http.Request) {
+	if !h.record(w, r, h.entry(r, phivault.ActionExport, TargetHoneytoken, "")) {
+		return
+	}
+	saved, err := h.opts.Store.Load(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ids := saved.Honeytokens
+	if ids == nil {
+		ids = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"honeytokens": ids})
+}
