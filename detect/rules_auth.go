@@ -308,15 +308,16 @@ type stuffState struct {
 }
 
 type stuffSource struct {
-	Accounts []stuffAccount `json:"a,omitempty"` // distinct named accounts failing within the window
-	Unknown  slidingCount   `json:"u"`           // failures naming no account
-	Fails    slidingCount   `json:"f"`
-	OK       slidingCount   `json:"o"`
-	Episode  time.Time      `json:"e,omitzero"`
-	Last     time.Time      `json:"l"`
+	Accounts []seenAt     `json:"a,omitempty"` // distinct named accounts failing within the window
+	Unknown  slidingCount `json:"u"`           // failures naming no account
+	Fails    slidingCount `json:"f"`
+	OK       slidingCount `json:"o"`
+	Episode  time.Time    `json:"e,omitzero"`
+	Last     time.Time    `json:"l"`
 }
 
-type stuffAccount struct {
+// seenAt is an id and when it was last seen.
+type seenAt struct {
 	ID string    `json:"id"`
 	T  time.Time `json:"t"`
 }
@@ -388,7 +389,7 @@ func (r *CredentialStuffing) Observe(x *Context, ev *Event) {
 
 // trackAccount updates id's time in list, dropping entries older than
 // window, keeping at most limit.
-func trackAccount(list []stuffAccount, id string, t time.Time, window time.Duration, limit int) []stuffAccount {
+func trackAccount(list []seenAt, id string, t time.Time, window time.Duration, limit int) []seenAt {
 	found := false
 	j := 0
 	for _, a := range list {
@@ -402,7 +403,7 @@ func trackAccount(list []stuffAccount, id string, t time.Time, window time.Durat
 	}
 	list = list[:j]
 	if !found && len(list) < limit {
-		list = append(list, stuffAccount{ID: id, T: t})
+		list = append(list, seenAt{ID: id, T: t})
 	}
 	return list
 }

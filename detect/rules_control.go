@@ -307,7 +307,7 @@ func parseWeekly(spec string) ([]WeeklyWindow, error) {
 			return nil, bad
 		}
 		const week = 7 * 24 * time.Hour
-		length := ((time.Duration(to)*24*time.Hour+end)-(time.Duration(from)*24*time.Hour+start)+week)%week
+		length := ((time.Duration(to)*24*time.Hour + end) - (time.Duration(from)*24*time.Hour + start) + week) % week
 		if length == 0 {
 			return nil, bad
 		}
@@ -470,7 +470,8 @@ const (
 //     members.
 //
 // Medium severity, high when both hold. Only openings that succeeded
-// count. Key: user|UTC day.
+// count. Key: user|UTC day the episode began; an episode goes on while the
+// user keeps alerting with less than Period days between alerts.
 type BreakGlassOveruse struct {
 	// Period is the days of history compared. Default
 	// DefaultBreakGlassPeriod.
@@ -505,6 +506,10 @@ type bgUser struct {
 	Group  string `json:"g"`
 	Day    int64  `json:"d"` // day number (Unix days) of the latest opening
 	Counts []int  `json:"c"` // openings by day, ring indexed by day % len
+	// Episode is the day of the first alert of the ongoing episode, Alerted
+	// the day of its latest: an overuse that goes on is one alert.
+	Episode int64 `json:"e,omitempty"`
+	Alerted int64 `json:"a,omitempty"`
 }
 
 // NewBreakGlassOveruse returns the rule with default settings.
@@ -615,8 +620,12 @@ func (r *BreakGlassOveruse) Observe(x *Context, ev *Event) {
 	if own && peer {
 		sev, score = SeverityHigh, 75
 	}
+	if u.Episode == 0 || day-u.Alerted >= period {
+		u.Episode = day
+	}
+	u.Alerted = day
 	x.Report(Finding{
-		Rule: r.Name(), Key: dayKey(ev.User, ev.Time), Severity: sev, Score: score, User: ev.User, Patients: ev.Patients,
+		Rule: r.Name(), Key: dayKey(ev.User, time.Unix(u.Episode*86400, 0)), Severity: sev, Score: score, User: ev.User, Patients: ev.Patients,
 		Why: fmt.Sprintf("User %s opened break-the-glass access %s.", ev.User, strings.Join(why, ", and ")),
 	})
 }
@@ -700,12 +709,12 @@ type massState struct {
 }
 
 type massUser struct {
-	Writes   slidingCount   `json:"w"`
-	Deletes  slidingCount   `json:"d"`
-	Patients []stuffAccount `json:"p,omitempty"` // distinct patients written to within the window
-	Episode  time.Time      `json:"e,omitzero"`
-	Last     time.Time      `json:"l"`
-	Shown    int            `json:"s,omitempty"` // patients named in the episode's findings so far
+	Writes   slidingCount `json:"w"`
+	Deletes  slidingCount `json:"d"`
+	Patients []seenAt     `json:"p,omitempty"` // distinct patients written to within the window
+	Episode  time.Time    `json:"e,omitzero"`
+	Last     time.Time    `json:"l"`
+	Shown    int          `json:"s,omitempty"` // patients named in the episode's findings so far
 }
 
 // maxMassPatients bounds the patients a mass-change alert names; the
