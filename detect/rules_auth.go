@@ -100,6 +100,7 @@ type slidingCount struct {
 
 // add counts n events at t and returns the estimate at t.
 func (c *slidingCount) add(t time.Time, window time.Duration, n float64) float64 {
+	window = max(window, 1)
 	c.roll(t, window)
 	c.Cur += n
 	return c.at(t, window)
@@ -118,6 +119,7 @@ func (c *slidingCount) roll(t time.Time, window time.Duration) {
 
 // at returns the estimate at t without counting anything.
 func (c *slidingCount) at(t time.Time, window time.Duration) float64 {
+	window = max(window, 1)
 	b := t.UnixNano() / int64(window)
 	switch {
 	case b <= c.Bucket:
@@ -282,7 +284,9 @@ const (
 // tried one after another. Failures naming no account (unknown usernames)
 // count separately. Sources where most sign-ins succeed (a clinic's
 // shared proxy at shift change, where a few typos are normal) do not
-// alert. Key: source|first failure of the episode.
+// alert. A successful sign-in from the source during an episode is
+// critical: a credential on the list worked. Key: source|first failure of
+// the episode.
 type CredentialStuffing struct {
 	// Accounts is how many distinct accounts failing from one source within
 	// Window alert. Default DefaultStuffingAccounts.
@@ -356,6 +360,14 @@ func (r *CredentialStuffing) Observe(x *Context, ev *Event) {
 	s.Last = t
 	if !fail {
 		s.OK.add(t, r.Window, 1)
+		if s.Episode.IsZero() || t.Sub(s.Episode) > r.Window || ev.User == "" {
+			return
+		}
+		x.Report(Finding{
+			Rule: r.Name(), Key: episodeKey(ev.Source, s.Episode), Severity: SeverityCritical, Score: 95, User: ev.User,
+			Why: fmt.Sprintf("Account %s signed in successfully from %s while that source was trying a list of credentials (%d accounts failed from it within %s): a credential on the list worked.",
+				ev.User, ev.Source, len(s.Accounts), r.Window),
+		})
 		return
 	}
 	fails := s.Fails.add(t, r.Window, 1)
@@ -382,9 +394,21 @@ func (r *CredentialStuffing) Observe(x *Context, ev *Event) {
 	}
 	x.Report(Finding{
 		Rule: r.Name(), Key: episodeKey(ev.Source, s.Episode), Severity: SeverityHigh, Score: min(100, 60+len(s.Accounts)+int(unknown)/2),
-		Why: fmt.Sprintf("Source %s failed to sign in as %d distinct accounts, and %.0f times with usernames that name no account, within %s (%.0f%% of its sign-ins failed): a list of credentials being tried.",
-			ev.Source, len(s.Accounts), unknown, r.Window, 100*fails/(fails+s.OK.at(t, r.Window))),
+		Why: fmt.Sprintf("Source %s failed to sign in %s within %s (%.0f%% of its sign-ins failed): a list of credentials being tried.",
+			ev.Source, stuffingText(len(s.Accounts), unknown), r.Window, 100*fails/(fails+s.OK.at(t, r.Window))),
 	})
+}
+
+func stuffingText(accounts int, unknown float64) string {
+	named := fmt.Sprintf("as %d distinct accounts", accounts)
+	other := fmt.Sprintf("%.0f times with usernames that name no account", unknown)
+	switch {
+	case unknown < 0.5:
+		return named
+	case accounts == 0:
+		return other
+	}
+	return named + " and " + other
 }
 
 // trackAccount updates id's time in list, dropping entries older than
@@ -503,8 +527,8 @@ func (r *PasswordSpraying) count(a *sprayAccount, d int) {
 	if r.srcRef == nil {
 		r.srcRef = map[string]int{}
 	}
-	if len(r.thin) != r.PerAccount+1 {
-		r.thin = make([]int, r.PerAccount+1)
+	if len(r.thin) != max(r.PerAccount, 0)+1 {
+		r.thin = make([]int, max(r.PerAccount, 0)+1)
 	}
 	r.thin[a.Fails] += d
 	for _, s := range a.Sources {

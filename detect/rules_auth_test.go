@@ -121,6 +121,19 @@ func TestCredentialStuffing(t *testing.T) {
 			t.Errorf("alert %s %q: %s", a.Severity, a.Key, a.Why)
 		}
 	})
+	t.Run("a success from the source during the episode is critical", func(t *testing.T) {
+		var evs []detect.Event
+		for i := range 10 {
+			evs = append(evs, acLogin(acT0.Add(time.Duration(i)*20*time.Second), fmt.Sprintf("acc%d", i), "203.0.113.5", false))
+		}
+		evs = append(evs, acLogin(acT0.Add(4*time.Minute), "acc42", "203.0.113.5", true))
+		a := acOne(t, acFeed(t, nil, rule(), evs), detect.RuleCredentialStuffing)
+		if a.Severity != detect.SeverityCritical || a.Events != 2 || !strings.Contains(a.Why, "acc42") {
+			t.Errorf("alert %s %d: %s", a.Severity, a.Events, a.Why)
+		}
+		// Before the episode, a success from the source is nothing.
+		acNone(t, acFeed(t, nil, rule(), append([]detect.Event{evs[10]}, evs[:9]...)))
+	})
 	t.Run("ten accounts from ten sources over a day do not", func(t *testing.T) {
 		var evs []detect.Event
 		for i := range 10 {
