@@ -361,17 +361,15 @@ func outsideWindow(x *Context, rule string, windows *ChangeWindows, ev *Event, s
 		outcome = "refused (" + ev.Outcome + ")"
 	}
 	f := Finding{Rule: rule, Key: dayKey(ev.Action+"|"+ev.User, ev.Time), Severity: SeverityLow, Score: 20, User: ev.User, Patients: ev.Patients}
+	when := ev.Time.UTC().Format(time.RFC3339)
 	if declared {
 		f.Severity, f.Score = SeverityMedium, 55
 		if severe {
 			f.Severity, f.Score = SeverityHigh, 70
 		}
-		f.Why = fmt.Sprintf("%s: %s by %s at %s, outside every declared change window.", ev.Action, what, actor, ev.Time.UTC().Format(time.RFC3339))
-		if !ev.OK {
-			f.Why = fmt.Sprintf("%s: %s by %s at %s, %s, outside every declared change window.", ev.Action, what, actor, ev.Time.UTC().Format(time.RFC3339), outcome)
-		}
+		f.Why = fmt.Sprintf("A %s by %s at %s, %s, outside every declared change window.", what, actor, when, outcome)
 	} else {
-		f.Why = fmt.Sprintf("%s: %s by %s at %s, %s; no change window is declared, so every such change is reported.", ev.Action, what, actor, ev.Time.UTC().Format(time.RFC3339), outcome)
+		f.Why = fmt.Sprintf("A %s by %s at %s, %s; no change window is declared, so every such change is reported.", what, actor, when, outcome)
 	}
 	x.Report(f)
 }
