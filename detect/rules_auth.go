@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -73,8 +74,8 @@ func episodeKey(subject string, start time.Time) string {
 	return subject + "|" + start.UTC().Format(time.RFC3339)
 }
 
-// dayKey is the alert key of subject on the UTC day of t.
-func dayKey(subject string, t time.Time) string {
+// utcDayKey is the alert key of subject on the UTC day of t.
+func utcDayKey(subject string, t time.Time) string {
 	return subject + "|" + t.UTC().Format(time.DateOnly)
 }
 
@@ -199,7 +200,7 @@ func (r *FailedLoginBurst) Observe(x *Context, ev *Event) {
 		x.Report(Finding{
 			Rule: r.Name(), Key: episodeKey(ev.User, a.Episode), Severity: SeverityHigh, Score: 80, User: ev.User,
 			Why: fmt.Sprintf("Account %s signed in successfully from %s %s after %d failed sign-ins since %s: the password may have been guessed.",
-				ev.User, sourceText(ev.Source), ev.Time.Sub(a.Last).Round(time.Second), a.N, a.Episode.UTC().Format(time.RFC3339)),
+				ev.User, sourceOrUnknown(ev.Source), ev.Time.Sub(a.Last).Round(time.Second), a.N, a.Episode.UTC().Format(time.RFC3339)),
 		})
 	}
 }
@@ -241,7 +242,7 @@ func (r *FailedLoginBurst) failure(x *Context, ev *Event) {
 	x.Report(Finding{
 		Rule: r.Name(), Key: episodeKey(ev.User, a.Episode), Severity: SeverityMedium, Score: min(100, 40+2*a.N), User: ev.User,
 		Why: fmt.Sprintf("Account %s failed to sign in %d times since %s (threshold %d within %s); latest from %s.",
-			ev.User, a.N, a.Episode.UTC().Format(time.RFC3339), n, r.Window, sourceText(ev.Source)),
+			ev.User, a.N, a.Episode.UTC().Format(time.RFC3339), n, r.Window, sourceOrUnknown(ev.Source)),
 	})
 }
 
@@ -261,7 +262,7 @@ func (r *FailedLoginBurst) UnmarshalState(b []byte) error {
 	return nil
 }
 
-func sourceText(s string) string {
+func sourceOrUnknown(s string) string {
 	if s == "" {
 		return "an unknown address"
 	}
@@ -578,7 +579,7 @@ func (r *PasswordSpraying) failure(x *Context, ev *Event) {
 		r.count(a, -1)
 	}
 	a.Fails++
-	if ev.Source != "" && len(a.Sources) < r.PerAccount && !containsString(a.Sources, ev.Source) {
+	if ev.Source != "" && len(a.Sources) < r.PerAccount && !slices.Contains(a.Sources, ev.Source) {
 		a.Sources = append(a.Sources, ev.Source)
 	}
 	if r.isThin(a) {
@@ -676,15 +677,6 @@ func sortQueue(q []sprayQueued) {
 			q[j], q[j-1] = q[j-1], q[j]
 		}
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ---------------------------------------------------------------------
@@ -939,7 +931,7 @@ func (r *ImpossibleTravel) Observe(x *Context, ev *Event) {
 		r.st.Accounts[ev.User] = last
 	} else if why := r.far(last, addr, t); why != "" {
 		x.Report(Finding{
-			Rule: r.Name(), Key: dayKey(ev.User, t), Severity: SeverityHigh, Score: 75, User: ev.User,
+			Rule: r.Name(), Key: utcDayKey(ev.User, t), Severity: SeverityHigh, Score: 75, User: ev.User,
 			Why: fmt.Sprintf("Account %s signed in from %s %s after signing in from %s (%s): %s.",
 				ev.User, addr, t.Sub(last.T).Round(time.Second), last.Addr, last.Ref, why),
 		})
@@ -1061,13 +1053,13 @@ func (r *SuspendedSignIn) Observe(x *Context, ev *Event) {
 	status := u.Status
 	if ev.OK && ev.Action != ActionLoginFailed {
 		x.Report(Finding{
-			Rule: r.Name(), Key: dayKey(ev.User, ev.Time), Severity: SeverityCritical, Score: 95, User: ev.User, Patients: ev.Patients,
-			Why: fmt.Sprintf("Account %s, which is %s, succeeded at %s from %s.", ev.User, status, ev.Action, sourceText(ev.Source)),
+			Rule: r.Name(), Key: utcDayKey(ev.User, ev.Time), Severity: SeverityCritical, Score: 95, User: ev.User, Patients: ev.Patients,
+			Why: fmt.Sprintf("Account %s, which is %s, succeeded at %s from %s.", ev.User, status, ev.Action, sourceOrUnknown(ev.Source)),
 		})
 		return
 	}
 	x.Report(Finding{
-		Rule: r.Name(), Key: dayKey(ev.User, ev.Time), Severity: SeverityMedium, Score: 50, User: ev.User,
-		Why: fmt.Sprintf("Account %s, which is %s, attempted %s from %s and was refused.", ev.User, status, ev.Action, sourceText(ev.Source)),
+		Rule: r.Name(), Key: utcDayKey(ev.User, ev.Time), Severity: SeverityMedium, Score: 50, User: ev.User,
+		Why: fmt.Sprintf("Account %s, which is %s, attempted %s from %s and was refused.", ev.User, status, ev.Action, sourceOrUnknown(ev.Source)),
 	})
 }

@@ -146,7 +146,7 @@ func (r *RoleGrant) Observe(x *Context, ev *Event) {
 		actor = "an unknown actor"
 	}
 	x.Report(Finding{
-		Rule: r.Name(), Key: dayKey(id+"|"+strings.Join(granted, ","), ev.Time), Severity: sev, Score: score, User: ev.User,
+		Rule: r.Name(), Key: utcDayKey(id+"|"+strings.Join(granted, ","), ev.Time), Severity: sev, Score: score, User: ev.User,
 		Why: fmt.Sprintf("%s %s %s (%s).", actor, how, strings.Join(granted, ", "), kind),
 	})
 }
@@ -360,7 +360,7 @@ func outsideWindow(x *Context, rule string, windows *ChangeWindows, ev *Event, s
 	if !ev.OK {
 		outcome = "refused (" + ev.Outcome + ")"
 	}
-	f := Finding{Rule: rule, Key: dayKey(ev.Action+"|"+ev.User, ev.Time), Severity: SeverityLow, Score: 20, User: ev.User, Patients: ev.Patients}
+	f := Finding{Rule: rule, Key: utcDayKey(ev.Action+"|"+ev.User, ev.Time), Severity: SeverityLow, Score: 20, User: ev.User, Patients: ev.Patients}
 	when := ev.Time.UTC().Format(time.RFC3339)
 	if declared {
 		f.Severity, f.Score = SeverityMedium, 55
@@ -520,10 +520,10 @@ func NewBreakGlassOveruse() *BreakGlassOveruse {
 // Name implements Rule.
 func (r *BreakGlassOveruse) Name() string { return RuleBreakGlassOveruse }
 
-func unixDay(t time.Time) int64 { return t.Unix() / 86400 }
+func bgUnixDay(t time.Time) int64 { return t.Unix() / 86400 }
 
-// peerGroup is the peer group of a user: first role and department.
-func peerGroup(roles []string, dept string) string {
+// bgPeerGroup is the peer group of a user: first role and department.
+func bgPeerGroup(roles []string, dept string) string {
 	role := ""
 	if len(roles) > 0 {
 		role = roles[0]
@@ -562,12 +562,12 @@ func (r *BreakGlassOveruse) Observe(x *Context, ev *Event) {
 		return
 	}
 	period := int64(max(r.Period, 1))
-	day := unixDay(ev.Time)
+	day := bgUnixDay(ev.Time)
 	roles, dept := ev.Roles, ev.Department
 	if du := x.Dir.User(ev.User); du != nil {
 		roles, dept = du.Roles, du.Department
 	}
-	group := peerGroup(roles, dept)
+	group := bgPeerGroup(roles, dept)
 	u := r.st.Users[ev.User]
 	if u == nil || len(u.Counts) != int(period+1) {
 		u = &bgUser{Day: day, Counts: make([]int, period+1)}
@@ -623,7 +623,7 @@ func (r *BreakGlassOveruse) Observe(x *Context, ev *Event) {
 	}
 	u.Alerted = day
 	x.Report(Finding{
-		Rule: r.Name(), Key: dayKey(ev.User, time.Unix(u.Episode*86400, 0)), Severity: sev, Score: score, User: ev.User, Patients: ev.Patients,
+		Rule: r.Name(), Key: utcDayKey(ev.User, time.Unix(u.Episode*86400, 0)), Severity: sev, Score: score, User: ev.User, Patients: ev.Patients,
 		Why: fmt.Sprintf("User %s opened break-the-glass access %s.", ev.User, strings.Join(why, ", and ")),
 	})
 }
@@ -646,7 +646,7 @@ func (r *BreakGlassOveruse) countGroups(dir *Directory, day int64) {
 		return
 	}
 	r.sizes, r.sizesDay = map[string]int{}, day
-	dir.Users(func(u *User) { r.sizes[peerGroup(u.Roles, u.Department)]++ })
+	dir.Users(func(u *User) { r.sizes[bgPeerGroup(u.Roles, u.Department)]++ })
 }
 
 // MarshalState implements Stateful.
