@@ -1,0 +1,53 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/phivault/phivault/detect"
+	"github.com/phivault/phivault/detect/sqlitestore"
+	"github.com/phivault/phivault/detect/storetest"
+)
+
+func open(t *testing.T, path string) detect.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) detect.Store {
+		return open(t, filepath.Join(t.TempDir(), "detect.db"))
+	})
+}
+
+func TestStore_reopen(t *testing.T) {
+	storetest.RunReopen(t, open)
+}
+
+// TestOpen_mode checks the file is readable by its owner only, and that a
+// second Open of the same file applies no migration twice.
+func TestOpen_mode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "detect.db")
+	s := open(t, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if _, err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
