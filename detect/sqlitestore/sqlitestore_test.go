@@ -11,7 +11,7 @@ import (
 	"github.com/phivault/phivault/detect/storetest"
 )
 
-func open(t *testing.T, path string) detect.Store {
+func open(t testing.TB, path string) detect.Store {
 	t.Helper()
 	s, err := sqlitestore.Open(context.Background(), path)
 	if err != nil {
@@ -27,7 +27,7 @@ func TestStore(t *testing.T) {
 }
 
 func TestStore_reopen(t *testing.T) {
-	storetest.RunReopen(t, open)
+	storetest.RunReopen(t, func(t *testing.T, path string) detect.Store { return open(t, path) })
 }
 
 // TestOpen_mode checks the file is readable by its owner only, and that a
