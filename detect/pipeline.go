@@ -143,6 +143,12 @@ func (p *Pipeline) Open(ctx context.Context) error {
 		return err
 	}
 	p.lastSnap = p.Now()
+	if saved.Cursor != from {
+		// There was something to replay: snapshot at the first commit,
+		// so that a process restarting more often than SnapshotEvery
+		// does not replay ever more.
+		p.lastSnap = time.Time{}
+	}
 	p.setStatus(func(s *Status) { s.Cursor = p.cursor })
 	return nil
 }

@@ -461,6 +461,9 @@ func TestPipeline_restartWithoutSnapshot(t *testing.T) {
 	}
 	drain(t, b)
 	check(t, s, wantOf(80))
+	if saved, _ := s.Load(ctx); saved.Snapshot == nil || saved.SnapshotAt.Trail != 80 {
+		t.Errorf("after a replay from the start, no snapshot at the first commit (at %+v)", saved.SnapshotAt)
+	}
 }
 
 // failStore fails chosen calls once.
