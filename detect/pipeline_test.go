@@ -632,15 +632,15 @@ func TestPipeline_kill9(t *testing.T) {
 	}
 	dir := t.TempDir()
 	l, db := openLog(t, dir)
-	const total = 1500
 	var (
 		wg       sync.WaitGroup
 		appended atomic.Int64
+		stop     atomic.Bool
 	)
 	wg.Add(1)
-	go func() { // events keep arriving throughout
+	go func() { // events keep arriving until every child was killed
 		defer wg.Done()
-		for i := 0; i < total; i += 10 {
+		for i := 0; !stop.Load() && i < 50000; i += 10 {
 			var es []*phivault.AuditEntry
 			for j := i; j < i+10; j++ {
 				es = append(es, entry(j))
@@ -660,13 +660,11 @@ func TestPipeline_kill9(t *testing.T) {
 	var opened []int64
 	for i, at := range []int64{250, -1, 700, -1, 900} {
 		every := []time.Duration{time.Hour, 15 * time.Millisecond}[i%2]
-		open, last := runKilled(t, dir, at, every)
-		opened = append(opened, open)
-		if last >= total {
-			t.Fatalf("child reached the end (%d) before it was killed", last)
-		}
+		opened = append(opened, runKilled(t, dir, at, every))
 	}
+	stop.Store(true)
 	wg.Wait()
+	total := appended.Load()
 	if err := l.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -689,17 +687,17 @@ func TestPipeline_kill9(t *testing.T) {
 	if size := l.Tree().N; saved.Cursor.Trail != size || size != total {
 		t.Errorf("cursor %d, trail size %d, want %d", saved.Cursor.Trail, size, total)
 	}
-	check(t, s, wantOf(total))
-	if want := wantOf(total).count; !maps.Equal(count.seen, want) {
+	check(t, s, wantOf(int(total)))
+	if want := wantOf(int(total)).count; !maps.Equal(count.seen, want) {
 		t.Errorf("rule state %v, want %v", count.seen, want)
 	}
-	t.Logf("children opened at cursors %v", opened)
+	t.Logf("children opened at cursors %v; %d entries in all", opened, total)
 }
 
 // runKilled runs a child on dir and kills it with SIGKILL once its
 // cursor reaches at (at < 0: 3 ms after it opened). It returns the
-// cursor the child opened at and the last one it printed.
-func runKilled(t *testing.T, dir string, at int64, snapshotEvery time.Duration) (open, last int64) {
+// cursor the child opened at.
+func runKilled(t *testing.T, dir string, at int64, snapshotEvery time.Duration) int64 {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPipeline_kill9$", "-test.count=1")
 	cmd.Env = append(os.Environ(), killChildEnv+"="+dir, killChildEnv+"_SNAPSHOT="+snapshotEvery.String())
@@ -714,19 +712,18 @@ func runKilled(t *testing.T, dir string, at int64, snapshotEvery time.Duration) 
 	}
 	killed := false
 	kill := func() {
-		if !killed {
-			killed = true
-			cmd.Process.Kill() // SIGKILL
-		}
+		killed = true
+		cmd.Process.Kill() // SIGKILL
 	}
 	defer func() {
-		kill()
+		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	timer := time.AfterFunc(8*time.Second, kill)
+	// A child that never gets there is killed too, and fails the test.
+	timer := time.AfterFunc(8*time.Second, func() { cmd.Process.Kill() })
 	defer timer.Stop()
 	sc := bufio.NewScanner(out)
-	open = -1
+	open, last := int64(-1), int64(0)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 {
@@ -751,7 +748,9 @@ func runKilled(t *testing.T, dir string, at int64, snapshotEvery time.Duration) 
 		}
 	}
 	if !killed || open < 0 {
-		t.Fatalf("child ended on its own (opened at %d): %s", open, stderr.String())
+		cmd.Process.Kill()
+		cmd.Wait() // before reading stderr
+		t.Fatalf("child ended before it was killed (opened at %d, cursor %d): %s", open, last, stderr.String())
 	}
-	return open, last
+	return open
 }
