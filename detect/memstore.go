@@ -46,7 +46,11 @@ func (m *MemStore) Commit(ctx context.Context, c *Commit) error {
 	defer m.mu.Unlock()
 	m.saved.Cursor = c.Cursor
 	for _, a := range c.Alerts {
-		m.alerts[a.ID] = cloneAlert(a)
+		cp := cloneAlert(a)
+		if old := m.alerts[a.ID]; old != nil {
+			cp.State = old.State
+		}
+		m.alerts[a.ID] = cp
 	}
 	for _, u := range c.Users {
 		m.saved.Users = slices.DeleteFunc(m.saved.Users, func(x *User) bool { return x.ID == u.ID })

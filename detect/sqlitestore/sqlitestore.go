@@ -299,7 +299,8 @@ func putEntry(ctx context.Context, tx *sql.Tx, table, id string, v any) error {
 	return err
 }
 
-// putAlerts replaces the stored alerts with the ids of alerts.
+// putAlerts replaces the stored alerts with the ids of alerts, keeping
+// their state.
 func putAlerts(ctx context.Context, tx *sql.Tx, alerts []*detect.Alert) error {
 	if len(alerts) == 0 {
 		return nil
@@ -321,7 +322,23 @@ func putAlerts(ctx context.Context, tx *sql.Tx, alerts []*detect.Alert) error {
 		return err
 	}
 	defer ins.Close()
+	state, err := tx.PrepareContext(ctx, `SELECT state FROM alerts WHERE id = ?`)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
 	for _, a := range alerts {
+		// Only Triage changes a stored alert's state.
+		var old string
+		switch err := state.QueryRowContext(ctx, a.ID).Scan(&old); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case old != a.State:
+			cp := *a
+			cp.State = old
+			a = &cp
+		}
 		data, err := json.Marshal(a)
 		if err != nil {
 			return err

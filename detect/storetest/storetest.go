@@ -236,14 +236,19 @@ func testCommitAlerts(t *testing.T, s detect.Store) {
 			t.Errorf("Alert(%s) = %+v, want %+v", a.ID, got, a)
 		}
 	}
-	// Replacing an alert replaces every field, patients included.
+	// Replacing an alert replaces every field, patients included, but
+	// its state (only Triage changes that).
 	b := *alerts[0]
 	b.Events, b.Patients, b.State, b.Score, b.Evidence = 7, []string{"p-other"}, detect.StateOpen, 3, []string{"trail/0", "ingest/4"}
 	must(t, s.Commit(ctx, &detect.Commit{Cursor: detect.Cursor{Trail: 2}, Alerts: []*detect.Alert{&b}}))
 	got, err := s.Alert(ctx, b.ID)
 	must(t, err)
+	b.State = alerts[0].State
 	if !reflect.DeepEqual(got, &b) {
 		t.Errorf("replaced alert = %+v, want %+v", got, &b)
+	}
+	if list, err := s.Alerts(ctx, detect.AlertFilter{State: alerts[0].State, Patient: "p-other"}); err != nil || len(list) != 1 {
+		t.Errorf("Alerts(state %s) after a replace = %d alerts, %v", alerts[0].State, len(list), err)
 	}
 	for _, f := range []detect.AlertFilter{{Patient: "p0"}, {Patient: "p-shared"}} {
 		list, err := s.Alerts(ctx, f)
@@ -418,6 +423,16 @@ func testTriage(t *testing.T, s detect.Store) {
 	must(t, err)
 	if !slices.Equal(ids(list), []string{b.ID}) {
 		t.Errorf("Alerts(state benign) = %v, want [%s]", ids(list), b.ID)
+	}
+	// A commit of the alert as the pipeline read it before the triage
+	// (state open, one more event) keeps the decision.
+	stale := *b
+	stale.Events++
+	must(t, s.Commit(ctx, &detect.Commit{Cursor: detect.Cursor{Trail: 2}, Alerts: []*detect.Alert{&stale}}))
+	got, err = s.Alert(ctx, b.ID)
+	must(t, err)
+	if got.State != detect.StateBenign || got.Events != stale.Events {
+		t.Errorf("after a commit racing a triage: state %q, events %d; want benign, %d", got.State, got.Events, stale.Events)
 	}
 	trs, err := s.Triages(ctx, "")
 	must(t, err)
