@@ -252,6 +252,10 @@ func (p *Pipeline) step(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		p.pending = pc
+		p.setStatus(func(s *Status) {
+			s.TrailSize, s.IngestSize = pc.trailSize, pc.ingestSize
+			s.Lag = max(pc.trailSize-p.cursor.Trail, 0) + max(pc.ingestSize-p.cursor.Ingest, 0)
+		})
 	}
 	// A commit that failed is stored again as it was: the engine has
 	// observed its events already, and observing them twice would count

@@ -519,6 +519,9 @@ func TestPipeline_failures(t *testing.T) {
 				n, err := p.Step(ctx)
 				if errors.Is(err, errInjected) {
 					failed++
+					if p.Caught() {
+						t.Error("Caught after a failed step")
+					}
 					continue
 				}
 				if err != nil {
