@@ -2,6 +2,7 @@ package sqlitestore_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,8 +31,9 @@ func TestStore_reopen(t *testing.T) {
 	storetest.RunReopen(t, func(t *testing.T, path string) detect.Store { return open(t, path) })
 }
 
-// TestOpen_mode checks the file is readable by its owner only, and that a
-// second Open of the same file applies no migration twice.
+// TestOpen_mode checks the file is readable by its owner only and in WAL
+// mode, and that a second Open of the same file applies no migration
+// twice.
 func TestOpen_mode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "detect.db")
 	s := open(t, path)
@@ -42,10 +44,23 @@ func TestOpen_mode(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
 	}
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var mode string
+	var migrations int
+	if err := raw.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal mode %q, %v; want wal", mode, err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = open(t, path)
+	if err := raw.QueryRow(`SELECT count(*) FROM migrations`).Scan(&migrations); err != nil || migrations != 1 {
+		t.Errorf("%d migrations recorded after two opens, %v; want 1", migrations, err)
+	}
 	defer s.Close()
 	if _, err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)
