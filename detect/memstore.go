@@ -46,9 +46,11 @@ func (m *MemStore) Commit(ctx context.Context, c *Commit) error {
 	defer m.mu.Unlock()
 	m.saved.Cursor = c.Cursor
 	for _, a := range c.Alerts {
-		cp := *a
-		cp.Patients, cp.Evidence, cp.Factors = slices.Clone(a.Patients), slices.Clone(a.Evidence), slices.Clone(a.Factors)
-		m.alerts[a.ID] = &cp
+		cp := cloneAlert(a)
+		if old := m.alerts[a.ID]; old != nil {
+			cp.State = old.State
+		}
+		m.alerts[a.ID] = cp
 	}
 	for _, u := range c.Users {
 		m.saved.Users = slices.DeleteFunc(m.saved.Users, func(x *User) bool { return x.ID == u.ID })
@@ -78,8 +80,15 @@ func (m *MemStore) Alert(ctx context.Context, id string) (*Alert, error) {
 	if a == nil {
 		return nil, fmt.Errorf("alert %s: %w", id, phivault.ErrNotFound)
 	}
+	return cloneAlert(a), nil
+}
+
+// cloneAlert returns a deep copy of a, so callers and the store never
+// share its slices.
+func cloneAlert(a *Alert) *Alert {
 	cp := *a
-	return &cp, nil
+	cp.Patients, cp.Evidence, cp.Factors = slices.Clone(a.Patients), slices.Clone(a.Evidence), slices.Clone(a.Factors)
+	return &cp
 }
 
 // Alerts implements Store.
@@ -88,8 +97,7 @@ func (m *MemStore) Alerts(ctx context.Context, f AlertFilter) ([]*Alert, error) 
 	var out []*Alert
 	for _, a := range m.alerts {
 		if f.Match(a) {
-			cp := *a
-			out = append(out, &cp)
+			out = append(out, cloneAlert(a))
 		}
 	}
 	m.mu.Unlock()

@@ -2,7 +2,6 @@ package detect
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -74,6 +73,7 @@ type Pipeline struct {
 
 	lastSnap time.Time
 	cursor   Cursor
+	pending  *pendingCommit // observed, commit failed: stored again before anything else
 
 	mu     sync.Mutex
 	status Status
@@ -103,7 +103,8 @@ func NewPipeline(store Store, engine *Engine) *Pipeline {
 }
 
 // Open loads the directory and the committed state, restores the engine
-// state and replays the events after its snapshot up to the cursor.
+// state and replays, silently, the events after its snapshot (from the
+// start of both streams if there is none) up to the cursor.
 func (p *Pipeline) Open(ctx context.Context) error {
 	dir := p.engine.Directory()
 	if p.Loader != nil {
@@ -128,15 +129,26 @@ func (p *Pipeline) Open(ctx context.Context) error {
 		dir.SetHoneytoken(h, true)
 	}
 	p.cursor = saved.Cursor
+	// Without a snapshot, the rules' state is rebuilt from the start of
+	// both streams: a restart before the first snapshot must not forget
+	// what the committed events taught them.
+	var from Cursor
 	if saved.Snapshot != nil {
 		if err := p.engine.UnmarshalState(saved.Snapshot); err != nil {
 			return err
 		}
-		if err := p.replay(ctx, saved.SnapshotAt, saved.Cursor); err != nil {
-			return err
-		}
+		from = saved.SnapshotAt
+	}
+	if err := p.replay(ctx, from, saved.Cursor); err != nil {
+		return err
 	}
 	p.lastSnap = p.Now()
+	if saved.Cursor != from {
+		// There was something to replay: snapshot at the first commit,
+		// so that a process restarting more often than SnapshotEvery
+		// does not replay ever more.
+		p.lastSnap = time.Time{}
+	}
 	p.setStatus(func(s *Status) { s.Cursor = p.cursor })
 	return nil
 }
@@ -168,8 +180,8 @@ func (p *Pipeline) replay(ctx context.Context, from, to Cursor) error {
 			break
 		}
 		for i := range recs {
-			if recs[i].Kind == RecordAccess && recs[i].Event != nil {
-				p.engine.Replay(recs[i].Event)
+			if ev := recs[i].event(); ev != nil {
+				p.engine.Replay(ev)
 			}
 		}
 		after = recs[len(recs)-1].Seq
@@ -193,7 +205,9 @@ func (p *Pipeline) Wake() {
 }
 
 // Run steps until ctx is done, waiting for Wake or Poll when caught up.
-// A failed step is logged and retried after Poll.
+// A failed step is logged and retried after Poll: a step fails before it
+// observes anything, or in its commit, which the retry stores again as it
+// was without observing its events a second time.
 func (p *Pipeline) Run(ctx context.Context) error {
 	poll := p.Poll
 	if poll <= 0 {
@@ -232,50 +246,121 @@ func (p *Pipeline) Step(ctx context.Context) (int, error) {
 }
 
 func (p *Pipeline) step(ctx context.Context) (int, error) {
+	if p.pending == nil {
+		pc, err := p.observe(ctx)
+		if err != nil || pc == nil {
+			return 0, err
+		}
+		p.pending = pc
+		p.setStatus(func(s *Status) {
+			s.TrailSize, s.IngestSize = pc.trailSize, pc.ingestSize
+			s.Lag = max(pc.trailSize-p.cursor.Trail, 0) + max(pc.ingestSize-p.cursor.Ingest, 0)
+		})
+	}
+	// A commit that failed is stored again as it was: the engine has
+	// observed its events already, and observing them twice would count
+	// them twice in alerts (Events) and in stateful rules.
+	pc := p.pending
+	c := &pc.commit
+	if err := p.store.Commit(ctx, c); err != nil {
+		return 0, fmt.Errorf("detect: commit (kept for retry): %w", err)
+	}
+	p.pending = nil
+	p.cursor = c.Cursor
+	counts := p.engine.Counts()
+	p.setStatus(func(s *Status) {
+		s.Cursor, s.TrailSize, s.IngestSize = c.Cursor, pc.trailSize, pc.ingestSize
+		s.Lag = max(pc.trailSize-c.Cursor.Trail, 0) + max(pc.ingestSize-c.Cursor.Ingest, 0)
+		s.Events += int64(pc.n)
+		s.Alerts += int64(len(c.Alerts))
+		s.Findings = counts
+		s.LastCommit = p.Now().UTC()
+	})
+	if p.OnCommit != nil && len(c.Alerts) > 0 {
+		p.OnCommit(c.Alerts)
+	}
+	return pc.n, nil
+}
+
+// event returns the access event of r, placed in the ingest stream at
+// r.Seq (its evidence reference), or nil.
+func (r *Record) event() *Event {
+	if r.Kind != RecordAccess || r.Event == nil {
+		return nil
+	}
+	ev := *r.Event
+	ev.Stream, ev.Seq = StreamIngest, r.Seq
+	return &ev
+}
+
+// pendingCommit is a step observed but not yet committed.
+type pendingCommit struct {
+	commit                Commit
+	n                     int // trail entries and ingest records
+	trailSize, ingestSize int64
+}
+
+// observe reads the next events of both streams and, once everything is
+// read, feeds them to the engine and returns what to commit, or nil if
+// there was nothing new. It fails only before observing anything: a read
+// error after some events were observed would make the retry observe
+// them twice.
+func (p *Pipeline) observe(ctx context.Context) (*pendingCommit, error) {
 	var (
-		c    Commit
-		n    int
-		size int64
+		pc      = &pendingCommit{}
+		c       = &pc.commit
+		entries []*phivault.AuditEntry
+		err     error
 	)
 	c.Cursor = p.cursor
+	start := c.Cursor.Trail
 	if p.Trail != nil {
-		var err error
-		if size, err = p.Trail.Size(ctx); err != nil {
-			return 0, fmt.Errorf("detect: trail size: %w", err)
+		if pc.trailSize, err = p.Trail.Size(ctx); err != nil {
+			return nil, fmt.Errorf("detect: trail size: %w", err)
 		}
-		if size > c.Cursor.Trail {
-			end := min(size, c.Cursor.Trail+int64(p.batch()))
-			entries, err := p.Trail.Entries(ctx, c.Cursor.Trail, end)
-			if err != nil {
-				return 0, fmt.Errorf("detect: read trail: %w", err)
+		if pc.trailSize > start {
+			end := min(pc.trailSize, start+int64(p.batch()))
+			if entries, err = p.Trail.Entries(ctx, start, end); err != nil {
+				return nil, fmt.Errorf("detect: read trail: %w", err)
 			}
-			for j, en := range entries {
-				if en == nil {
-					continue
-				}
-				ev := FromEntry(c.Cursor.Trail+int64(j), en)
-				if p.Loader != nil {
-					if err := p.Loader.Refresh(ctx, p.engine.Directory(), &ev); err != nil {
-						p.Logger.Warn("detector context refresh failed", "entry", ev.Seq, "error", err.Error())
-					}
-				}
-				p.engine.Observe(&ev)
+			if int64(len(entries)) != end-start {
+				return nil, fmt.Errorf("detect: read trail: %d entries for [%d, %d)", len(entries), start, end)
 			}
-			n += int(end - c.Cursor.Trail)
-			c.Cursor.Trail = end
 		}
 	}
 	recs, err := p.store.ReadIngest(ctx, c.Cursor.Ingest, p.batch())
 	if err != nil {
-		return 0, fmt.Errorf("detect: read ingest: %w", err)
+		return nil, fmt.Errorf("detect: read ingest: %w", err)
 	}
+	if pc.ingestSize, err = p.store.IngestSize(ctx); err != nil {
+		return nil, fmt.Errorf("detect: ingest size: %w", err)
+	}
+	pc.n = len(entries) + len(recs)
+	if pc.n == 0 {
+		p.setStatus(func(s *Status) { s.TrailSize, s.IngestSize, s.Lag = pc.trailSize, pc.ingestSize, 0 })
+		return nil, nil
+	}
+
+	for j, en := range entries {
+		if en == nil {
+			continue
+		}
+		ev := FromEntry(start+int64(j), en)
+		if p.Loader != nil {
+			if err := p.Loader.Refresh(ctx, p.engine.Directory(), &ev); err != nil {
+				p.Logger.Warn("detector context refresh failed", "entry", ev.Seq, "error", err.Error())
+			}
+		}
+		p.engine.Observe(&ev)
+	}
+	c.Cursor.Trail = start + int64(len(entries))
 	dir := p.engine.Directory()
 	for i := range recs {
 		r := &recs[i]
 		switch r.Kind {
 		case RecordAccess:
-			if r.Event != nil {
-				p.engine.Observe(r.Event)
+			if ev := r.event(); ev != nil {
+				p.engine.Observe(ev)
 			}
 		case RecordStaff:
 			if r.User != nil {
@@ -300,52 +385,17 @@ func (p *Pipeline) step(ctx context.Context) (int, error) {
 		}
 		c.Cursor.Ingest = r.Seq
 	}
-	n += len(recs)
-	ingestSize, err := p.store.IngestSize(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("detect: ingest size: %w", err)
-	}
-	if n == 0 {
-		p.setStatus(func(s *Status) { s.TrailSize, s.IngestSize, s.Lag = size, ingestSize, 0 })
-		return 0, nil
-	}
 	c.Alerts = p.engine.Drain()
 	if now := p.Now(); now.Sub(p.lastSnap) >= p.SnapshotEvery {
-		if c.Snapshot, err = p.engine.MarshalState(); err != nil {
-			return 0, err
+		// A snapshot only shortens the replay of the next Open: if the
+		// state cannot be saved, commit without it.
+		if snap, err := p.engine.MarshalState(); err != nil {
+			p.Logger.Error("detector snapshot failed", "error", err.Error())
+		} else {
+			c.Snapshot, c.SnapshotAt, p.lastSnap = snap, c.Cursor, now
 		}
-		c.SnapshotAt, p.lastSnap = c.Cursor, now
 	}
-	if err := p.store.Commit(ctx, &c); err != nil {
-		// The engine has observed events the cursor does not cover: a
-		// retry would observe them twice. Its alerts are idempotent, but
-		// its counts are not; start over from the stored state.
-		return 0, errors.Join(fmt.Errorf("detect: commit: %w", err), p.reopen(ctx))
-	}
-	p.cursor = c.Cursor
-	counts := p.engine.Counts()
-	p.setStatus(func(s *Status) {
-		s.Cursor, s.TrailSize, s.IngestSize = c.Cursor, size, ingestSize
-		s.Lag = max(size-c.Cursor.Trail, 0) + max(ingestSize-c.Cursor.Ingest, 0)
-		s.Events += int64(n)
-		s.Alerts += int64(len(c.Alerts))
-		s.Findings = counts
-		s.LastCommit = p.Now().UTC()
-	})
-	if p.OnCommit != nil && len(c.Alerts) > 0 {
-		p.OnCommit(c.Alerts)
-	}
-	return n, nil
-}
-
-// reopen rebuilds the engine's state from the store after a failed
-// commit.
-func (p *Pipeline) reopen(ctx context.Context) error {
-	fresh := NewEngine(NewDirectory(), p.engine.rules, p.engine.known)
-	fresh.Now, fresh.Scorer, fresh.Suppressor = p.engine.Now, p.engine.Scorer, p.engine.Suppressor
-	*p.engine = *fresh
-	p.engine.x.eng = p.engine
-	return p.Open(ctx)
+	return pc, nil
 }
 
 // Caught reports whether the last step found nothing left to process.

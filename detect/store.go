@@ -52,7 +52,11 @@ type Saved struct {
 // Commit is what one pipeline step stores, atomically.
 type Commit struct {
 	Cursor Cursor
-	Alerts []*Alert // replace the stored alerts with the same ids
+	// Alerts replace the stored alerts with the same ids, except for
+	// their State: only Triage changes the State of a stored alert, so a
+	// decision made while the pipeline was merging new events into the
+	// alert is kept.
+	Alerts []*Alert
 	// Directory changes from ingest records processed in this step.
 	Users         []*User
 	Patients      []*Patient

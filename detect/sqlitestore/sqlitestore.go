@@ -1,0 +1,568 @@
+// Package sqlitestore implements [detect.Store] on its own SQLite file: the
+// detector's cursors, snapshot, alerts, triage decisions, ingest stream and
+// ingested directory entries, durably.
+//
+// # Durability
+//
+// The file is in WAL mode with synchronous=FULL: Commit and Ingest return
+// once their transaction is fsynced. Each is one transaction, so a kill -9
+// leaves either all of a commit (alerts, directory entries, cursor and
+// snapshot) or none of it. Writes go through one connection; reads use a
+// small pool of query-only connections, which WAL lets run beside a write.
+//
+// # Contents
+//
+// Alerts, records, directory entries and triage decisions are stored as
+// the JSON of the detect package's types, with the columns the alert
+// filters need beside them (patients in the side table alert_patients).
+// They hold ids and blind-index tokens only; triage notes are sealed by
+// the caller. The file is created with mode 0600.
+//
+// The schema is applied by embedded, numbered migrations recorded in the
+// migrations table.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/detect"
+
+	_ "modernc.org/sqlite" // the "sqlite" driver
+)
+
+// Defaults of Open.
+const (
+	// BusyTimeout is how long a statement waits for a lock held by
+	// another connection or process, in milliseconds.
+	BusyTimeout = 5000
+	// ReadConns is the number of query-only connections.
+	ReadConns = 4
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a detect.Store on a SQLite file. It is safe for concurrent use
+// by multiple goroutines.
+type Store struct {
+	path string
+	wdb  *sql.DB // one connection: every write
+	rdb  *sql.DB // query-only connections
+
+	insIngest *sql.Stmt
+}
+
+var _ detect.Store = (*Store)(nil)
+
+// Open opens the store in the SQLite file at path, creating it (mode
+// 0600) and applying migrations as needed.
+func Open(ctx context.Context, path string) (s *Store, err error) {
+	s = &Store{path: path}
+	defer func() {
+		if err != nil {
+			s.Close()
+			s = nil
+		}
+	}()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: create file: %w", err)
+	}
+	f.Close()
+	if s.wdb, err = sql.Open("sqlite", dsn(path, false)); err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetMaxIdleConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	s.wdb.SetConnMaxIdleTime(0)
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	if s.rdb, err = sql.Open("sqlite", dsn(path, true)); err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	s.rdb.SetMaxOpenConns(ReadConns)
+	s.rdb.SetMaxIdleConns(ReadConns)
+	s.rdb.SetConnMaxLifetime(0)
+	s.rdb.SetConnMaxIdleTime(0)
+	if s.insIngest, err = s.wdb.PrepareContext(ctx, `INSERT INTO ingest (seq, data) VALUES (?, ?)`); err != nil {
+		return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
+	}
+	return s, nil
+}
+
+// dsn returns the data source name of the file at path: WAL, fsync on
+// every commit, a busy timeout, and for readers query_only. Writers take
+// the write lock when they begin (BEGIN IMMEDIATE), so a transaction never
+// fails half-way for a lock another process holds.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "temp_store(MEMORY)")
+	q.Add("_pragma", "cache_size(-16384)") // 16 MiB
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// migrate applies the embedded migrations not yet recorded, in name order,
+// each in its own transaction with its record.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("sqlitestore: migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlitestore: migrations: %w", err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: migration %s: %w", name, err)
+		}
+		name = strings.TrimSuffix(path.Base(name), ".sql")
+		err = s.write(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM migrations WHERE name = ?`, name).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO migrations (name) VALUES (?)`, name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlitestore: migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// write runs fn in a write transaction and commits it.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// read runs fn in a read transaction, which sees one snapshot of the file.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// Load implements detect.Store.
+func (s *Store) Load(ctx context.Context) (*detect.Saved, error) {
+	var saved detect.Saved
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT trail, ingest, snapshot, snap_trail, snap_ingest FROM state WHERE id = 1`).Scan(
+			&saved.Cursor.Trail, &saved.Cursor.Ingest, &saved.Snapshot, &saved.SnapshotAt.Trail, &saved.SnapshotAt.Ingest)
+		if err != nil {
+			return err
+		}
+		if err := loadJSON(ctx, tx, `SELECT data FROM dir_users ORDER BY seq`, &saved.Users); err != nil {
+			return err
+		}
+		if err := loadJSON(ctx, tx, `SELECT data FROM dir_patients ORDER BY seq`, &saved.Patients); err != nil {
+			return err
+		}
+		if err := loadJSON(ctx, tx, `SELECT data FROM dir_relationships ORDER BY seq`, &saved.Relationships); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT patient FROM dir_honeytokens ORDER BY seq`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h string
+			if err := rows.Scan(&h); err != nil {
+				return err
+			}
+			saved.Honeytokens = append(saved.Honeytokens, h)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: load: %w", err)
+	}
+	return &saved, nil
+}
+
+// loadJSON appends to *out the JSON values in the only column of query's
+// rows.
+func loadJSON[T any](ctx context.Context, tx *sql.Tx, query string, out *[]T, args ...any) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return err
+		}
+		var v T
+		if err := json.Unmarshal(data, &v); err != nil {
+			return err
+		}
+		*out = append(*out, v)
+	}
+	return rows.Err()
+}
+
+// Commit implements detect.Store: one transaction, durable when it
+// returns nil.
+func (s *Store) Commit(ctx context.Context, c *detect.Commit) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := putAlerts(ctx, tx, c.Alerts); err != nil {
+			return err
+		}
+		for _, u := range c.Users {
+			if err := putEntry(ctx, tx, "dir_users", u.ID, u); err != nil {
+				return err
+			}
+		}
+		for _, p := range c.Patients {
+			if err := putEntry(ctx, tx, "dir_patients", p.ID, p); err != nil {
+				return err
+			}
+		}
+		for _, r := range c.Relationships {
+			data, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO dir_relationships (data) VALUES (?)`, data); err != nil {
+				return err
+			}
+		}
+		for _, h := range c.Honeytokens {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO dir_honeytokens (patient) VALUES (?)`, h); err != nil {
+				return err
+			}
+		}
+		if c.Snapshot != nil {
+			_, err := tx.ExecContext(ctx, `UPDATE state SET trail = ?, ingest = ?, snapshot = ?, snap_trail = ?, snap_ingest = ? WHERE id = 1`,
+				c.Cursor.Trail, c.Cursor.Ingest, c.Snapshot, c.SnapshotAt.Trail, c.SnapshotAt.Ingest)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE state SET trail = ?, ingest = ? WHERE id = 1`, c.Cursor.Trail, c.Cursor.Ingest)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return nil
+}
+
+// putEntry stores v as the directory entry id of table, last in order.
+func putEntry(ctx context.Context, tx *sql.Tx, table, id string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ?`, id); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO `+table+` (id, data) VALUES (?, ?)`, id, data)
+	return err
+}
+
+// putAlerts replaces the stored alerts with the ids of alerts, keeping
+// their state.
+func putAlerts(ctx context.Context, tx *sql.Tx, alerts []*detect.Alert) error {
+	if len(alerts) == 0 {
+		return nil
+	}
+	up, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, rule, user, state, score, detected_s, detected_ns, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET rule = excluded.rule, user = excluded.user, state = excluded.state, score = excluded.score,
+			detected_s = excluded.detected_s, detected_ns = excluded.detected_ns, data = excluded.data`)
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	del, err := tx.PrepareContext(ctx, `DELETE FROM alert_patients WHERE alert = ?`)
+	if err != nil {
+		return err
+	}
+	defer del.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO alert_patients (patient, alert) VALUES (?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	state, err := tx.PrepareContext(ctx, `SELECT state FROM alerts WHERE id = ?`)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+	for _, a := range alerts {
+		// Only Triage changes a stored alert's state.
+		var old string
+		switch err := state.QueryRowContext(ctx, a.ID).Scan(&old); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case old != a.State:
+			cp := *a
+			cp.State = old
+			a = &cp
+		}
+		data, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		if _, err := up.ExecContext(ctx, a.ID, a.Rule, a.User, a.State, a.Score, a.Detected.Unix(), a.Detected.Nanosecond(), data); err != nil {
+			return err
+		}
+		if _, err := del.ExecContext(ctx, a.ID); err != nil {
+			return err
+		}
+		for _, p := range a.Patients {
+			if _, err := ins.ExecContext(ctx, p, a.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Alert implements detect.Store.
+func (s *Store) Alert(ctx context.Context, id string) (*detect.Alert, error) {
+	a, err := alertByID(ctx, s.rdb, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: alert: %w", err)
+	}
+	if a == nil {
+		return nil, fmt.Errorf("alert %s: %w", id, phivault.ErrNotFound)
+	}
+	return a, nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// alertByID returns the alert id, or nil if there is none.
+func alertByID(ctx context.Context, q queryer, id string) (*detect.Alert, error) {
+	var data []byte
+	err := q.QueryRowContext(ctx, `SELECT data FROM alerts WHERE id = ?`, id).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a detect.Alert
+	if err := json.Unmarshal(data, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// Alerts implements detect.Store: the alerts matching f, newest detection
+// first, then by id (detect.SortAlerts), after f.After if set. As in
+// detect.MemStore, an After that names no alert matching f yields none.
+func (s *Store) Alerts(ctx context.Context, f detect.AlertFilter) ([]*detect.Alert, error) {
+	var out []*detect.Alert
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var (
+			where []string
+			args  []any
+			from  = `alerts a`
+		)
+		if f.Patient != "" {
+			from += ` JOIN alert_patients p ON p.alert = a.id AND p.patient = ?`
+			args = append(args, f.Patient)
+		}
+		if !f.Since.IsZero() {
+			where = append(where, `(a.detected_s > ? OR (a.detected_s = ? AND a.detected_ns >= ?))`)
+			sec, ns := f.Since.Unix(), f.Since.Nanosecond()
+			args = append(args, sec, sec, ns)
+		}
+		if f.Rule != "" {
+			where, args = append(where, `a.rule = ?`), append(args, f.Rule)
+		}
+		if f.User != "" {
+			where, args = append(where, `a.user = ?`), append(args, f.User)
+		}
+		if f.State != "" {
+			where, args = append(where, `a.state = ?`), append(args, f.State)
+		}
+		where, args = append(where, `a.score >= ?`), append(args, f.MinScore)
+		if f.After != "" {
+			after, err := alertByID(ctx, tx, f.After)
+			if err != nil {
+				return err
+			}
+			if after == nil || !f.Match(after) {
+				return nil
+			}
+			sec, ns := after.Detected.Unix(), after.Detected.Nanosecond()
+			where = append(where, `(a.detected_s < ? OR (a.detected_s = ? AND (a.detected_ns < ? OR (a.detected_ns = ? AND a.id > ?))))`)
+			args = append(args, sec, sec, ns, ns, after.ID)
+		}
+		q := `SELECT a.data FROM ` + from + ` WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY a.detected_s DESC, a.detected_ns DESC, a.id`
+		if f.Limit > 0 {
+			q += ` LIMIT ?`
+			args = append(args, f.Limit)
+		}
+		return loadJSON(ctx, tx, q, &out, args...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: alerts: %w", err)
+	}
+	return out, nil
+}
+
+// Ingest implements detect.Store: one transaction, durable when it
+// returns nil.
+func (s *Store) Ingest(ctx context.Context, recs []detect.Record) (int64, error) {
+	var last int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM ingest`).Scan(&last); err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		ins := tx.StmtContext(ctx, s.insIngest)
+		for _, r := range recs {
+			last++
+			r.Seq = last
+			data, err := json.Marshal(&r)
+			if err != nil {
+				return err
+			}
+			if _, err := ins.ExecContext(ctx, last, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: ingest: %w", err)
+	}
+	return last, nil
+}
+
+// ReadIngest implements detect.Store.
+func (s *Store) ReadIngest(ctx context.Context, after int64, limit int) ([]detect.Record, error) {
+	if after < 0 {
+		return nil, nil
+	}
+	if limit <= 0 {
+		limit = -1 // no limit
+	}
+	var out []detect.Record
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		return loadJSON(ctx, tx, `SELECT data FROM ingest WHERE seq > ? ORDER BY seq LIMIT ?`, &out, after, limit)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: read ingest: %w", err)
+	}
+	return out, nil
+}
+
+// IngestSize implements detect.Store.
+func (s *Store) IngestSize(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM ingest`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: ingest size: %w", err)
+	}
+	return n, nil
+}
+
+// Triage implements detect.Store: the decision and the alert's new state
+// in one transaction.
+func (s *Store) Triage(ctx context.Context, t *detect.Triage) error {
+	var missing bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		a, err := alertByID(ctx, tx, t.Alert)
+		if err != nil || a == nil {
+			missing = a == nil
+			return err
+		}
+		a.State = t.Decision
+		data, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE alerts SET state = ?, data = ? WHERE id = ?`, a.State, data, a.ID); err != nil {
+			return err
+		}
+		if data, err = json.Marshal(t); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO triages (alert, data) VALUES (?, ?)`, t.Alert, data)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: triage: %w", err)
+	}
+	if missing {
+		return fmt.Errorf("alert %s: %w", t.Alert, phivault.ErrNotFound)
+	}
+	return nil
+}
+
+// Triages implements detect.Store.
+func (s *Store) Triages(ctx context.Context, alert string) ([]*detect.Triage, error) {
+	var out []*detect.Triage
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		if alert == "" {
+			return loadJSON(ctx, tx, `SELECT data FROM triages ORDER BY seq`, &out)
+		}
+		return loadJSON(ctx, tx, `SELECT data FROM triages WHERE alert = ? ORDER BY seq`, &out, alert)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: triages: %w", err)
+	}
+	return out, nil
+}
+
+// Close implements detect.Store.
+func (s *Store) Close() error {
+	var errs []error
+	if s.insIngest != nil {
+		errs = append(errs, s.insIngest.Close())
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	return errors.Join(errs...)
+}
