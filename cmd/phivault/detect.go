@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/detect"
+	"github.com/phivault/phivault/detect/sqlitestore"
 	"github.com/phivault/phivault/envelope"
 )
 
@@ -102,13 +105,7 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 		return err
 	}
 	tokens := vaultTokens{store: a.db, sealer: a.seal.sealer}
-	engine := detect.NewEngine(detect.NewDirectory(), detect.DefaultRules(), func(id string) *detect.Alert {
-		al, err := store.Alert(context.Background(), id)
-		if err != nil {
-			return nil
-		}
-		return al
-	})
+	engine := detect.NewEngine(detect.NewDirectory(), detect.DefaultRules(), storedAlert(store))
 	p := detect.NewPipeline(store, engine)
 	p.Trail = trailReader{log: a.audit.log, store: a.db}
 	p.Loader = &detectContext{records: records, accounts: a.accounts, tokens: tokens}
@@ -150,7 +147,11 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 
 // openDetectStore opens the detectors' database in the data folder.
 func openDetectStore(ctx context.Context, data dataDir) (detect.Store, error) {
-	return detect.NewMemStore(), nil // TODO(lead): sqlitestore once merged
+	s, err := sqlitestore.Open(ctx, data.detectFile())
+	if err != nil {
+		return nil, fmt.Errorf("open the detectors' database: %w", err)
+	}
+	return s, nil
 }
 
 // close stops the pipeline and closes the store.
@@ -161,4 +162,23 @@ func (d *detector) close() error {
 	d.cancel()
 	d.wg.Wait()
 	return d.store.Close()
+}
+
+// storedAlert returns the Engine's lookup of committed alerts in store.
+// A read that fails for another reason than "no such alert" is retried
+// until it succeeds or the server stops: answering "none" would replace
+// the stored alert with a fresh one and lose its count.
+func storedAlert(store detect.Store) func(id string) *detect.Alert {
+	return func(id string) *detect.Alert {
+		for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+			al, err := store.Alert(context.Background(), id)
+			if err == nil {
+				return al
+			}
+			if errors.Is(err, phivault.ErrNotFound) {
+				return nil
+			}
+			time.Sleep(wait)
+		}
+	}
 }
