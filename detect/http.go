@@ -40,8 +40,11 @@ type HandlerOptions struct {
 	// Required.
 	Log       phivault.AuditLog
 	Tokenizer Tokenizer  // turns ingested names, addresses and phones into tokens
-	Notes     NoteSealer // seals triage notes
-	Now       func() time.Time
+	Notes     NoteSealer // seals triage notes; without it, triage notes are refused
+	// OnTriage, if set, is called with each triage stored (without its
+	// note), e.g. TriageSuppressor.Observe.
+	OnTriage func(t *Triage)
+	Now      func() time.Time
 }
 
 // Target types of the audit entries the security API makes.
