@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,19 +40,37 @@ func NewMetrics(reg prometheus.Registerer, lag func() int64) (*Metrics, error) {
 			Help: "Alerts handed to a notifier, by notifier and outcome (sent, failed, dropped).",
 		}, []string{"notifier", "outcome"}),
 	}
-	cs := []prometheus.Collector{m.alerts, m.findings, m.deliveries}
+	var err error
+	for _, c := range []**prometheus.CounterVec{&m.alerts, &m.findings, &m.deliveries} {
+		if *c, err = register(reg, *c); err != nil {
+			return nil, err
+		}
+	}
 	if lag != nil {
-		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "phivault_detect_lag",
 			Help: "Trail entries and ingested records the detector has not processed yet.",
-		}, func() float64 { return float64(lag()) }))
-	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("detect: register metrics: %w", err)
+		}, func() float64 { return float64(lag()) })
+		if _, err := register[prometheus.Collector](reg, g); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so that a pipeline reopened on one registry keeps counting.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("detect: register metrics: %w", err)
+	}
+	return c, nil
 }
 
 // observe counts a, committed, given what was known of it before.

@@ -516,3 +516,23 @@ func TestCEF(t *testing.T) {
 		t.Error("a CEF line holds a raw line break")
 	}
 }
+
+// NewMetrics twice on one registry shares the counters.
+func TestNewMetrics_Twice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := detect.NewMetrics(reg, func() int64 { return 1 }); err != nil {
+		t.Fatal(err)
+	}
+	m, err := detect.NewMetrics(reg, func() int64 { return 2 })
+	if err != nil {
+		t.Fatalf("second NewMetrics = %v", err)
+	}
+	d := detect.NewDispatcher()
+	d.Metrics = m
+	d.Open(t.Context())
+	d.OnCommit([]*detect.Alert{notifyAlert("family", "u1", detect.SeverityLow, "p1")})
+	d.Close(t.Context())
+	if got := counterValue(t, reg, "phivault_detect_alerts_total", "family", "low"); got != 1 {
+		t.Errorf("alerts_total = %v, want 1", got)
+	}
+}
