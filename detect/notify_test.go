@@ -536,3 +536,70 @@ func TestNewMetrics_Twice(t *testing.T) {
 		t.Errorf("alerts_total = %v, want 1", got)
 	}
 }
+
+// Through a real pipeline: the first event of an alert pages, the second
+// merges without paging, and an alert of a suppressed user and rule is
+// stored but never paged.
+func TestDispatcher_Pipeline(t *testing.T) {
+	store := detect.NewMemStore()
+	engine := detect.NewEngine(detect.NewDirectory(), []detect.Rule{reportRule{detect.SeverityHigh}}, func(id string) *detect.Alert {
+		a, err := store.Alert(context.Background(), id)
+		if err != nil {
+			return nil
+		}
+		return a
+	})
+	p := detect.NewPipeline(store, engine)
+	rec := &notifyRecorder{}
+	d := detect.NewDispatcher()
+	d.Notifiers["rec"] = rec
+	d.Store = store
+	if err := d.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p.OnCommit = d.OnCommit
+	if err := p.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(user, patient string) detect.Record {
+		return detect.Record{Kind: detect.RecordAccess, Event: &detect.Event{
+			Stream: detect.StreamIngest, Time: alertsT0, System: "ehr", User: "ehr:" + user,
+			Action: "read", Patients: []string{"ehr:" + patient}, OK: true,
+		}}
+	}
+	step := func(recs ...detect.Record) {
+		t.Helper()
+		seq, err := store.Ingest(t.Context(), recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range recs {
+			recs[i].Event.Seq = seq - int64(len(recs)-1-i)
+		}
+		if _, err := p.Step(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(ev("u1", "p1"))
+	step(ev("u1", "p1"))
+	// Three dismissed alerts of ehr:u2 and test-rule (the user id as the
+	// alert names it, namespaced) suppress the next.
+	engine.Suppressor = detect.NewTriageSuppressor([]*detect.Triage{
+		triage("x1", "ehr:u2", "test-rule", detect.StateFalsePositive),
+		triage("x2", "ehr:u2", "test-rule", detect.StateBenign),
+		triage("x3", "ehr:u2", "test-rule", detect.StateFalsePositive),
+	})
+	step(ev("u2", "p2"))
+	d.Close(t.Context())
+	want := []string{detect.AlertID("test-rule", "ehr:u1|ehr:p1") + "@high"}
+	if got := rec.sent(); !slices.Equal(got, want) {
+		t.Errorf("paged %v, want %v", got, want)
+	}
+	quiet, err := store.Alert(t.Context(), detect.AlertID("test-rule", "ehr:u2|ehr:p2"))
+	if err != nil || !quiet.Suppressed {
+		t.Errorf("suppressed alert stored as %+v (%v), want stored and suppressed", quiet, err)
+	}
+	if a, _ := store.Alert(t.Context(), want[0][:16]); a == nil || a.Events != 2 {
+		t.Errorf("merged alert = %+v, want 2 events", a)
+	}
+}
