@@ -23,6 +23,7 @@ require (
 
 require (
 	github.com/bmatcuk/doublestar/v4 v4.10.4 // indirect
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
 	github.com/go-chi/chi/v5 v5.5.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -31,6 +32,7 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/gorilla/securecookie v1.1.2 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/muhlemmer/gu v0.3.1 // indirect
 	github.com/muhlemmer/httpforwarded v0.1.0 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
@@ -97,8 +99,11 @@ require (
 )
 
 // Test-only dependencies: go-cmp for diffs, google/fhir/go as the
-// differential oracle for fhir validation (fhir/oracle_test.go).
+// differential oracle for fhir validation (fhir/oracle_test.go), go-smtp
+// as the real SMTP server the detector's e-mail is delivered to
+// (detect/notify_smtp_test.go).
 require (
+	github.com/emersion/go-smtp v0.26.0
 	github.com/google/fhir/go v0.7.4
 	github.com/google/go-cmp v0.7.0
 )

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/internal/cef"
 )
 
 // CEF severities (0 to 10) of audit entries.
@@ -16,11 +17,6 @@ const (
 	cefSeverityBreakGlass = 8 // emergency access: review it
 	cefSeverityIntegrity  = 9 // stored data failed authentication
 )
-
-// cefMaxList bounds the characters of a list-valued extension (cs5, cs6):
-// ArcSight's deviceCustomString fields hold 4,000. A longer list is cut at
-// a space and the full count is in cn1 / cn2.
-const cefMaxList = 4000
 
 // CEF returns entry e, at index in the log named origin, as one ArcSight
 // Common Event Format (revision 25) line, without a trailing newline:
@@ -59,9 +55,9 @@ const cefMaxList = 4000
 func CEF(index int64, origin, version string, e *phivault.AuditEntry) string {
 	var b strings.Builder
 	b.WriteString("CEF:0|phivault|phivault|")
-	b.WriteString(cefHeader(version))
+	b.WriteString(cef.Header(version))
 	b.WriteByte('|')
-	b.WriteString(cefHeader(e.Action))
+	b.WriteString(cef.Header(e.Action))
 	b.WriteByte('|')
 	name := e.Action
 	if e.TargetType != "" {
@@ -70,7 +66,7 @@ func CEF(index int64, origin, version string, e *phivault.AuditEntry) string {
 	if e.Outcome != "ok" {
 		name += ": " + e.Outcome
 	}
-	b.WriteString(cefHeader(name))
+	b.WriteString(cef.Header(name))
 	b.WriteByte('|')
 	b.WriteString(strconv.Itoa(cefSeverity(e)))
 	b.WriteByte('|')
@@ -86,7 +82,7 @@ func CEF(index int64, origin, version string, e *phivault.AuditEntry) string {
 		first = false
 		b.WriteString(key)
 		b.WriteByte('=')
-		b.WriteString(cefValue(value))
+		b.WriteString(cef.Value(value))
 	}
 	labelled := func(key, label, value string) {
 		if value != "" {
@@ -111,11 +107,11 @@ func CEF(index int64, origin, version string, e *phivault.AuditEntry) string {
 	labelled("cs3", "decision", e.Decision)
 	labelled("cs4", "purposeOfUse", e.Purpose)
 	if len(e.Compartments) > 0 {
-		labelled("cs5", "patients", cefList(e.Compartments))
+		labelled("cs5", "patients", cef.List(e.Compartments))
 		labelled("cn1", "patientCount", strconv.Itoa(len(e.Compartments)))
 	}
 	if len(e.Returned) > 0 {
-		labelled("cs6", "returned", cefList(e.Returned))
+		labelled("cs6", "returned", cef.List(e.Returned))
 		labelled("cn2", "returnedCount", strconv.Itoa(len(e.Returned)))
 	}
 	if e.TargetType != "" || e.TargetID != "" {
@@ -144,62 +140,4 @@ func cefSeverity(e *phivault.AuditEntry) int {
 		return cefSeverityFailed
 	}
 	return cefSeverityOK
-}
-
-// cefList joins values with spaces, cut at a space so it stays within
-// cefMaxList characters.
-func cefList(values []string) string {
-	var b strings.Builder
-	for _, v := range values {
-		if b.Len()+1+len(v) > cefMaxList {
-			break
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(v)
-	}
-	return b.String()
-}
-
-// cefHeader escapes a header field: backslash and pipe get a backslash;
-// line breaks and other control characters, not allowed in a header,
-// become spaces.
-func cefHeader(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		switch {
-		case c == '\\' || c == '|':
-			b.WriteByte('\\')
-			b.WriteRune(c)
-		case c < 0x20 || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteRune(c)
-		}
-	}
-	return b.String()
-}
-
-// cefValue escapes an extension value: backslash and equals sign get a
-// backslash, line breaks are written \n and \r, and other control
-// characters become spaces. Pipes need no escaping in extensions.
-func cefValue(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		switch {
-		case c == '\\' || c == '=':
-			b.WriteByte('\\')
-			b.WriteRune(c)
-		case c == '\n':
-			b.WriteString(`\n`)
-		case c == '\r':
-			b.WriteString(`\r`)
-		case c < 0x20 || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteRune(c)
-		}
-	}
-	return b.String()
 }

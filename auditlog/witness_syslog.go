@@ -66,6 +66,29 @@ func (w *SyslogWitness) Publish(ctx context.Context, signedCheckpoint []byte) er
 	return w.send(ctx, msg)
 }
 
+// SendCEF sends each of lines (CEF lines, such as the detector's alerts)
+// as one syslog message with MSGID "cef", stamped now, in one write. Like
+// Publish it makes one attempt; the caller retries.
+func (w *SyslogWitness) SendCEF(ctx context.Context, lines ...string) error {
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	host, app := w.Hostname, w.AppName
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	if app == "" {
+		app = "phivault"
+	}
+	t := now()
+	msgs := make([][]byte, len(lines))
+	for i, l := range lines {
+		msgs[i] = FormatSyslog(t, host, app, "cef", l)
+	}
+	return w.send(ctx, msgs...)
+}
+
 // send writes msgs, each framed by octet counting, in one write on the
 // connection, dialing it first if needed. The CEF forwarder shares it.
 func (w *SyslogWitness) send(ctx context.Context, msgs ...[]byte) error {

@@ -25,6 +25,7 @@ package detect
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"time"
 
@@ -189,6 +190,13 @@ type Alert struct {
 	State   string // StateOpen, or the triage decision
 	// Suppressed alerts are kept and counted, but do not page.
 	Suppressed bool
+}
+
+// Clone returns a deep copy of a: the copy shares none of its slices.
+func (a *Alert) Clone() *Alert {
+	c := *a
+	c.Patients, c.Evidence, c.Factors = slices.Clone(a.Patients), slices.Clone(a.Evidence), slices.Clone(a.Factors)
+	return &c
 }
 
 // AlertID returns the stable id of the alert of rule and key: 16 hex

@@ -125,10 +125,7 @@ func (e *Engine) report(ev *Event, f Finding) {
 	a := e.alerts[id]
 	if a == nil && e.known != nil {
 		if k := e.known(id); k != nil {
-			c := *k
-			c.Evidence = slices.Clone(k.Evidence)
-			c.Patients = slices.Clone(k.Patients)
-			a = &c
+			a = k.Clone()
 		}
 	}
 	if a == nil {

@@ -40,9 +40,13 @@ type HandlerOptions struct {
 	// Required.
 	Log       phivault.AuditLog
 	Tokenizer Tokenizer  // turns ingested names, addresses and phones into tokens
-	Notes     NoteSealer // seals triage notes
-	Decoys    Decoys     // makes honeytokens; nil: POST /security/honeytokens is refused
-	Now       func() time.Time
+	Notes     NoteSealer // seals triage notes; without it, triage notes are refused
+	// OnTriage, if set, is called with each triage stored (without its
+	// note), e.g. TriageSuppressor.Observe.
+	OnTriage func(t *Triage)
+	// Decoys makes honeytokens; nil: POST /security/honeytokens is refused.
+	Decoys Decoys
+	Now    func() time.Time
 }
 
 // Target types of the audit entries the security API makes.

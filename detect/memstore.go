@@ -46,7 +46,7 @@ func (m *MemStore) Commit(ctx context.Context, c *Commit) error {
 	defer m.mu.Unlock()
 	m.saved.Cursor = c.Cursor
 	for _, a := range c.Alerts {
-		cp := cloneAlert(a)
+		cp := a.Clone()
 		if old := m.alerts[a.ID]; old != nil {
 			cp.State = old.State
 		}
@@ -80,15 +80,7 @@ func (m *MemStore) Alert(ctx context.Context, id string) (*Alert, error) {
 	if a == nil {
 		return nil, fmt.Errorf("alert %s: %w", id, phivault.ErrNotFound)
 	}
-	return cloneAlert(a), nil
-}
-
-// cloneAlert returns a deep copy of a, so callers and the store never
-// share its slices.
-func cloneAlert(a *Alert) *Alert {
-	cp := *a
-	cp.Patients, cp.Evidence, cp.Factors = slices.Clone(a.Patients), slices.Clone(a.Evidence), slices.Clone(a.Factors)
-	return &cp
+	return a.Clone(), nil
 }
 
 // Alerts implements Store.
@@ -97,7 +89,7 @@ func (m *MemStore) Alerts(ctx context.Context, f AlertFilter) ([]*Alert, error) 
 	var out []*Alert
 	for _, a := range m.alerts {
 		if f.Match(a) {
-			out = append(out, cloneAlert(a))
+			out = append(out, a.Clone())
 		}
 	}
 	m.mu.Unlock()

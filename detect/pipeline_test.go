@@ -182,10 +182,10 @@ func (t logTrail) Entries(ctx context.Context, start, end int64) ([]*phivault.Au
 	if err != nil {
 		return nil, err
 	}
-	return decode(raw)
+	return decodeEntries(raw)
 }
 
-func decode(raw [][]byte) ([]*phivault.AuditEntry, error) {
+func decodeEntries(raw [][]byte) ([]*phivault.AuditEntry, error) {
 	out := make([]*phivault.AuditEntry, len(raw))
 	for i, b := range raw {
 		if b == nil {
@@ -592,7 +592,7 @@ func (f fileTrail) Entries(ctx context.Context, start, end int64) ([]*phivault.A
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return decode(raw)
+	return decodeEntries(raw)
 }
 
 // killChild is the child's side: run the pipeline, printing its cursor.
