@@ -3,9 +3,6 @@ package envelope
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
-	"fmt"
-	"io"
 
 	"github.com/phivault/phivault"
 )
@@ -42,6 +39,7 @@ type AccountStore struct {
 	accounts phivault.AccountStore
 	store    phivault.Store
 	sealer   *Sealer
+	box      secretBox // seals under AccountsKeyID
 }
 
 var (
@@ -54,7 +52,8 @@ var (
 // DEK is wrapped by the sealer's keyring, and dropped from memory with the
 // sealer's other keys (Sealer.ForgetAll).
 func NewAccountStore(accounts phivault.AccountStore, store phivault.Store, sealer *Sealer) *AccountStore {
-	return &AccountStore{accounts: accounts, store: store, sealer: sealer}
+	return &AccountStore{accounts: accounts, store: store, sealer: sealer,
+		box: secretBox{store: store, sealer: sealer, keyID: AccountsKeyID, ad: credentialAD, what: "credential"}}
 }
 
 // CreateAccount seals a's credentials and stores it; a itself keeps its
@@ -169,7 +168,7 @@ func (s *AccountStore) sealCredentials(ctx context.Context, a, stored *phivault.
 		}
 		if stored != nil {
 			old := *credentials(stored)[i].v
-			if prev, err := s.openCredential(ctx, a.ID, f.name, old); err == nil && prev != nil {
+			if prev, err := s.box.open(ctx, a.ID, f.name, old); err == nil && prev != nil {
 				same := subtle.ConstantTimeCompare(prev, pt) == 1
 				clear(prev)
 				if same {
@@ -180,11 +179,11 @@ func (s *AccountStore) sealCredentials(ctx context.Context, a, stored *phivault.
 		}
 		if dek == nil {
 			var err error
-			if dek, err = s.currentDEK(ctx); err != nil {
+			if dek, err = s.box.currentDEK(ctx); err != nil {
 				return err
 			}
 		}
-		sealed, err := s.sealCredential(dek, a.ID, f.name, pt)
+		sealed, err := s.box.seal(dek, a.ID, f.name, pt)
 		if err != nil {
 			return err
 		}
@@ -196,129 +195,11 @@ func (s *AccountStore) sealCredentials(ctx context.Context, a, stored *phivault.
 // openCredentials replaces a's sealed credentials with their plaintext.
 func (s *AccountStore) openCredentials(ctx context.Context, a *phivault.Account) error {
 	for _, f := range credentials(a) {
-		pt, err := s.openCredential(ctx, a.ID, f.name, *f.v)
+		pt, err := s.box.open(ctx, a.ID, f.name, *f.v)
 		if err != nil {
 			return err
 		}
 		*f.v = pt
 	}
 	return nil
-}
-
-// currentDEK returns the newest version of the accounts DEK, creating it if
-// there is none.
-func (s *AccountStore) currentDEK(ctx context.Context) (*keyEntry, error) {
-	var e *keyEntry
-	err := s.store.View(ctx, func(tx phivault.StoreTx) error {
-		vs, err := tx.KeyVersions(ctx, AccountsKeyID)
-		if err != nil {
-			return err
-		} else if len(vs) == 0 {
-			return phivault.ErrNotFound
-		}
-		e, err = s.sealer.entry(ctx, vs[len(vs)-1])
-		return err
-	})
-	if errors.Is(err, phivault.ErrNotFound) {
-		err = s.store.Update(ctx, func(tx phivault.StoreTx) error {
-			var err error
-			e, err = s.sealer.currentDEK(ctx, tx, AccountsKeyID, "")
-			return err
-		})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("envelope: accounts key: %w", err)
-	}
-	return e, nil
-}
-
-// sealCredential encrypts pt for field of account id under dek:
-//
-//	format (1 byte, 0x01) ‖ len8(key id) ‖ key id ‖ nonce (12 bytes) ‖ AES-GCM ciphertext ‖ tag (16 bytes)
-//
-// The key id names the DEK version, so a future rotation of the accounts
-// key can tell old values from new ones.
-func (s *AccountStore) sealCredential(dek *keyEntry, id, field string, pt []byte) ([]byte, error) {
-	if len(dek.id) > 255 {
-		return nil, fmt.Errorf("envelope: seal credential: key id too long")
-	}
-	hdr := 1 + 1 + len(dek.id) + NonceSize
-	buf := make([]byte, hdr, hdr+len(pt)+tagSize)
-	buf[0] = formatV1
-	buf[1] = byte(len(dek.id))
-	copy(buf[2:], dek.id)
-	nonce := buf[hdr-NonceSize : hdr]
-	if _, err := io.ReadFull(s.sealer.rand, nonce); err != nil {
-		return nil, fmt.Errorf("envelope: seal credential: nonce: %w", err)
-	}
-	return dek.aead.Seal(buf, nonce, pt, credentialAppendAD(nil, id, field, dek.id)), nil
-}
-
-// openCredential decrypts a value made by sealCredential for field of
-// account id. nil or empty opens to nil. Anything that does not
-// authenticate returns an error wrapping phivault.ErrIntegrity.
-func (s *AccountStore) openCredential(ctx context.Context, id, field string, sealed []byte) ([]byte, error) {
-	if len(sealed) == 0 {
-		return nil, nil
-	}
-	if len(sealed) < 2 || sealed[0] != formatV1 || len(sealed) < 2+int(sealed[1])+NonceSize+tagSize {
-		return nil, credentialError("malformed")
-	}
-	keyID := string(sealed[2 : 2+sealed[1]])
-	if base, _, ok := phivault.ParseKeyVersionID(keyID); !ok || base != AccountsKeyID {
-		return nil, credentialError("not sealed under the accounts key")
-	}
-	hdr := 2 + len(keyID) + NonceSize
-	nonce, ct := sealed[hdr-NonceSize:hdr], sealed[hdr:]
-	ad := credentialAppendAD(nil, id, field, keyID)
-
-	gen := s.sealer.cache.generation()
-	cached := s.sealer.cache.get(keyID)
-	if cached != nil && cached.aead != nil {
-		if pt, err := cached.aead.Open(nil, nonce, ct, ad); err == nil {
-			return pt, nil
-		}
-	}
-	// Not cached, or the cached key did not open it: read the key row (it
-	// may have changed) and try once more.
-	var e *keyEntry
-	err := s.store.View(ctx, func(tx phivault.StoreTx) error {
-		wk, err := tx.Key(ctx, keyID)
-		if errors.Is(err, phivault.ErrNotFound) {
-			return credentialError("key does not exist")
-		} else if err != nil {
-			return fmt.Errorf("envelope: key %s: %w", keyID, err)
-		}
-		if cached != nil && cached.aead != nil && cached.matches(wk) {
-			return credentialError("authentication failed")
-		}
-		e, err = s.sealer.unwrapDEK(ctx, wk, nil, gen)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	pt, err := e.aead.Open(nil, nonce, ct, ad)
-	if err != nil {
-		return nil, credentialError("authentication failed")
-	}
-	return pt, nil
-}
-
-// credentialAppendAD appends the additional data of a sealed credential:
-//
-//	"phivault account credential" ‖ 0x01 ‖ len32(account id) ‖ account id ‖
-//	len32(field) ‖ field ‖ len32(key id) ‖ key id
-func credentialAppendAD(b []byte, id, field, keyID string) []byte {
-	b = append(b, credentialAD...)
-	b = append(b, formatV1)
-	b = appendString(b, id)
-	b = appendString(b, field)
-	return appendString(b, keyID)
-}
-
-// credentialError wraps phivault.ErrIntegrity with a detail for operators.
-// The detail never contains data or key material.
-func credentialError(detail string) error {
-	return fmt.Errorf("envelope: open credential: %s: %w", detail, phivault.ErrIntegrity)
 }
