@@ -113,8 +113,8 @@ type userDay struct {
 	unrelated int32 // of those, without a care relationship
 	off       int32 // events in the user's rare hours
 	hours     [24]int32
-	depts     []int32 // departments of the patients opened, distinct
-	seen      map[int32]struct{}
+	depts     []int32             // departments of the patients opened, distinct
+	seen      map[string]struct{} // patients opened, by id: one lookup for a repeat
 }
 
 // scorePatient is a patient in the access graph.
@@ -122,6 +122,8 @@ type scorePatient struct {
 	id        string
 	accessors []int32 // recent accessors (ring), indexes into RiskScorer.users
 	next      int
+	dept      int32 // department index, or -1; read from the directory once a day
+	deptDay   int64 // day dept was read, plus one (0: never)
 }
 
 // Observe implements Scorer. It counts ev into its user's current day
@@ -165,21 +167,21 @@ func (s *RiskScorer) Observe(dir *Directory, ev *Event) {
 		}
 	}
 	for _, pid := range ev.Patients {
-		pi := s.patient(pid)
-		if _, ok := c.seen[pi]; ok {
+		if _, ok := c.seen[pid]; ok {
 			continue
 		}
 		if c.seen == nil {
-			c.seen = map[int32]struct{}{}
+			c.seen = map[string]struct{}{}
 		}
-		c.seen[pi] = struct{}{}
+		c.seen[pid] = struct{}{}
+		pi := s.patient(pid)
 		c.patients++
 		if dir != nil {
 			if dir.Related(ev.User, pid, ev.Time, s.Slack) == nil {
 				c.unrelated++
 			}
-			if p := dir.Patient(pid); p != nil && p.Department != "" {
-				c.addDept(s.dept(p.Department))
+			if d := s.patientDept(dir, pi); d >= 0 {
+				c.addDept(d)
 			}
 		}
 		s.link(ui, u, pi)
@@ -251,6 +253,19 @@ func (s *RiskScorer) patient(id string) int32 {
 	s.patIdx[id] = i
 	s.patients = append(s.patients, scorePatient{id: id})
 	return i
+}
+
+// patientDept returns the department index of patient pi, or -1, as the
+// directory had it at the first look of the day.
+func (s *RiskScorer) patientDept(dir *Directory, pi int32) int32 {
+	p := &s.patients[pi]
+	if p.deptDay != s.day+1 {
+		p.dept, p.deptDay = -1, s.day+1
+		if dp := dir.Patient(p.id); dp != nil && dp.Department != "" {
+			p.dept = s.dept(dp.Department)
+		}
+	}
+	return p.dept
 }
 
 func (s *RiskScorer) dept(name string) int32 {

@@ -27,13 +27,16 @@ type graphResult struct {
 	risk           float64 // 0–1; neutralGraph when too little is known
 	cohesion       float64 // mean similarity of the collaborators
 	collaborators  int
-	userN          int // recent patients that others also opened
-	alertN         int // alert's patients that others also opened
-	alertUncovered int // of those, seen by no collaborator
+	userN          int     // recent patients that others also opened
+	alertN         int     // alert's patients that others also opened
+	alertUncovered int     // of those, seen by no collaborator
+	alertGap       float64 // of those, mean of 1 - closest collaborator's similarity / cohesionRef
 }
 
 // graph scores user ui, and the patients of an alert (indexes), which
-// do not count towards finding collaborators.
+// do not count towards finding collaborators: an alert's patient is as
+// well covered as the similarity of the closest collaborator who also
+// opened it.
 func (s *RiskScorer) graph(ui int32, alertPats []int32) graphResult {
 	g := graphResult{risk: neutralGraph}
 	u := s.users[ui]
@@ -74,24 +77,26 @@ func (s *RiskScorer) graph(ui int32, alertPats []int32) graphResult {
 	})
 	k := max(s.Collaborators, 1)
 	cands = cands[:min(len(cands), k)]
-	coll := make([]int32, len(cands))
-	for i, c := range cands {
-		coll[i] = c.v
+	for _, c := range cands {
 		g.cohesion += c.sim
 	}
 	g.cohesion /= float64(k)
-	g.collaborators = len(coll)
+	g.collaborators = len(cands)
 	for _, p := range alertPats {
-		others, covered := false, false
+		others, cover := false, 0.0
 		for _, v := range s.patients[p].accessors {
-			if v != ui {
-				others = true
-				covered = covered || slices.Contains(coll, v)
+			if v == ui {
+				continue
+			}
+			others = true
+			if i := slices.IndexFunc(cands, func(c cand) bool { return c.v == v }); i >= 0 {
+				cover = max(cover, cands[i].sim)
 			}
 		}
 		if others {
 			g.alertN++
-			if !covered {
+			g.alertGap += max(0, 1-cover/cohesionRef)
+			if cover == 0 {
 				g.alertUncovered++
 			}
 		}
@@ -101,7 +106,8 @@ func (s *RiskScorer) graph(ui int32, alertPats []int32) graphResult {
 	}
 	raw := max(0, 1-g.cohesion/cohesionRef)
 	if g.alertN > 0 {
-		raw = alertGraphWeight*float64(g.alertUncovered)/float64(g.alertN) + (1-alertGraphWeight)*raw
+		g.alertGap /= float64(g.alertN)
+		raw = alertGraphWeight*g.alertGap + (1-alertGraphWeight)*raw
 	}
 	conf := min(1, float64(g.userN)/fullGraphPatient)
 	g.risk = conf*raw + (1-conf)*neutralGraph

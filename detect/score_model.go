@@ -47,7 +47,7 @@ const (
 	minPeers       = 3    // users a peer group needs
 	minPeerSamples = 10   // user-days a peer group needs
 	maxZ           = 50.0 // cap of one feature's z-score
-	factorZ        = 2.0  // z-score from which a feature is named as a factor
+	factorZ        = 3.0  // z-score from which a feature is named as a factor
 	squashC        = 4.0  // combined z-score where behaviour risk is 0.5
 	priorWeight    = 0.25 // weight of the neutral prior in the behaviour risk
 )

@@ -24,7 +24,8 @@ const (
 
 // Score implements Scorer: a's score moved by the user's behaviour model
 // and graph score, and its top factors in words. A user without history
-// keeps the rule's score; a critical finding keeps at least 90.
+// keeps the rule's score; a critical finding is never lowered, and
+// never scores below 90.
 func (s *RiskScorer) Score(dir *Directory, a *Alert) (int, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -66,9 +67,9 @@ func (s *RiskScorer) Score(dir *Directory, a *Alert) (int, []string) {
 	}
 	adj = min(max(adj, -maxDown), maxUp)
 	score := int(math.Round(min(max(base+adj, 0), 100)))
-	if a.Severity == SeverityCritical && score < criticalFloor {
-		score = criticalFloor
-		fs = append(fs, factor{points: math.Inf(1), text: fmt.Sprintf("critical finding of rule %s: never scored below %d", a.Rule, criticalFloor)})
+	if floor := max(criticalFloor, min(a.Score, 100)); a.Severity == SeverityCritical && score < floor {
+		score = floor
+		fs = append(fs, factor{points: math.Inf(1), text: fmt.Sprintf("critical finding of rule %s: never lowered, never scored below %d", a.Rule, criticalFloor)})
 	}
 	if u != nil && (day > u.alertDay || day == u.alertDay && score > u.alertScore) {
 		u.alertScore, u.alertDay = score, day

@@ -39,7 +39,7 @@ type scoreUserState struct {
 	OffEvents int32     `json:"off_events,omitempty"`
 	DayHours  [24]int32 `json:"day_hours"`
 	DayDepts  []int32   `json:"day_depts,omitempty"`
-	Seen      []int32   `json:"seen,omitempty"` // sorted
+	Seen      []string  `json:"seen,omitempty"` // sorted
 }
 
 type scorePatientState struct {
@@ -56,7 +56,7 @@ func (s *RiskScorer) MarshalState() ([]byte, error) {
 	st.Users = make([]scoreUserState, len(s.users))
 	for i, u := range s.users {
 		c := &u.cur
-		seen := make([]int32, 0, len(c.seen))
+		seen := make([]string, 0, len(c.seen))
 		for p := range c.seen {
 			seen = append(seen, p)
 		}
@@ -103,7 +103,7 @@ func (s *RiskScorer) UnmarshalState(b []byte) error {
 	users := make([]*scoreUser, len(st.Users))
 	userIdx := make(map[string]int32, len(st.Users))
 	for i, us := range st.Users {
-		if us.RecentNext < 0 || us.RecentNext > len(us.Recent) || !valid(us.Recent, np) || !valid(us.Seen, np) || !valid(us.DayDepts, int32(len(st.Depts))) {
+		if us.RecentNext < 0 || us.RecentNext > len(us.Recent) || !valid(us.Recent, np) || !valid(us.DayDepts, int32(len(st.Depts))) {
 			return fmt.Errorf("risk scorer state: user %d: index out of range", i)
 		}
 		u := &scoreUser{
@@ -117,7 +117,7 @@ func (s *RiskScorer) UnmarshalState(b []byte) error {
 			},
 		}
 		if len(us.Seen) > 0 {
-			u.cur.seen = make(map[int32]struct{}, len(us.Seen))
+			u.cur.seen = make(map[string]struct{}, len(us.Seen))
 			for _, p := range us.Seen {
 				u.cur.seen[p] = struct{}{}
 			}
