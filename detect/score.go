@@ -61,6 +61,7 @@ type RiskScorer struct {
 	deptIdx   map[string]int32
 	depts     []string
 	peerCache map[string]*robustModel // fitted lazily, cleared at each rollover
+	scored    map[string]scoredAlert  // by alert id, for scoredDays
 }
 
 var (
@@ -81,6 +82,7 @@ func NewRiskScorer() *RiskScorer {
 		patIdx:           map[string]int32{},
 		deptIdx:          map[string]int32{},
 		peerCache:        map[string]*robustModel{},
+		scored:           map[string]scoredAlert{},
 	}
 }
 
@@ -361,6 +363,11 @@ func (s *RiskScorer) rollover(dir *Directory, day int64) {
 		*c = userDay{seen: seen, depts: depts}
 	}
 	clear(s.peerCache)
+	for id, m := range s.scored {
+		if m.Day < day-scoredDays {
+			delete(s.scored, id)
+		}
+	}
 	s.day = day
 }
 

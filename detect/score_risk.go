@@ -17,6 +17,7 @@ const (
 	unscoredRule    = 50 // a rule's score when it gave none
 	criticalFloor   = 90 // a critical finding never scores below
 	alertMemoryDays = 7  // days an alert's score counts in UserRisk
+	scoredDays      = 30 // days the rule score behind an alert's score is kept
 	userBehaviour   = 0.65
 	userGraph       = 0.35
 	maxFactors      = 3
@@ -25,12 +26,19 @@ const (
 // Score implements Scorer: a's score moved by the user's behaviour model
 // and graph score, and its top factors in words. A user without history
 // keeps the rule's score; a critical finding is never lowered, and
-// never scores below 90.
+// never scores below 90. A user the scorer has not seen keeps the rule's
+// score.
 func (s *RiskScorer) Score(dir *Directory, a *Alert) (int, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	base := float64(a.Score)
-	if a.Score <= 0 {
+	rule := a.Score
+	if m, ok := s.scored[a.ID]; ok && a.ID != "" && a.Score == m.Learned {
+		// The engine keeps the score of the last Drain, not the rule's:
+		// unless a finding raised it since, score from the rule's again.
+		rule = m.Rule
+	}
+	base := float64(rule)
+	if rule <= 0 {
 		base = unscoredRule
 	}
 	at := a.Last
@@ -41,9 +49,8 @@ func (s *RiskScorer) Score(dir *Directory, a *Alert) (int, []string) {
 	var fs []factor
 	adj := 0.0
 	var u *scoreUser
-	if a.User != "" {
-		var ui int32
-		ui, u = s.user(a.User)
+	if ui, ok := s.userIdx[a.User]; ok {
+		u = s.users[ui]
 		b := s.behaviour(dir, u, day)
 		var pats []int32
 		for _, id := range a.Patients {
@@ -67,18 +74,29 @@ func (s *RiskScorer) Score(dir *Directory, a *Alert) (int, []string) {
 	}
 	adj = min(max(adj, -maxDown), maxUp)
 	score := int(math.Round(min(max(base+adj, 0), 100)))
-	if floor := max(criticalFloor, min(a.Score, 100)); a.Severity == SeverityCritical && score < floor {
+	if floor := max(criticalFloor, min(rule, 100)); a.Severity == SeverityCritical && score < floor {
 		score = floor
 		fs = append(fs, factor{points: math.Inf(1), text: fmt.Sprintf("critical finding of rule %s: never lowered, never scored below %d", a.Rule, criticalFloor)})
 	}
 	if u != nil && (day > u.alertDay || day == u.alertDay && score > u.alertScore) {
 		u.alertScore, u.alertDay = score, day
 	}
+	if a.ID != "" {
+		s.scored[a.ID] = scoredAlert{Rule: rule, Learned: score, Day: day}
+	}
 	out := topFactors(fs)
 	if len(out) < maxFactors {
-		out = append(out, fmt.Sprintf("rule %s scored %d", a.Rule, a.Score))
+		out = append(out, fmt.Sprintf("rule %s scored %d", a.Rule, rule))
 	}
 	return score, out
+}
+
+// scoredAlert is the rule score behind the score an alert was last
+// given, so that scoring it again starts from the rule's score.
+type scoredAlert struct {
+	Rule    int   `json:"rule"`
+	Learned int   `json:"learned"`
+	Day     int64 `json:"day"`
 }
 
 // topFactors returns the texts of the maxFactors largest factors.

@@ -522,3 +522,55 @@ func TestRiskScorer_engine(t *testing.T) {
 		t.Errorf("Engine.MarshalState() = %.80s…, want the scorer's state in it", state)
 	}
 }
+
+// The engine keeps an alert's last score in Alert.Score: scoring it
+// again must start from the rule's score, not compound.
+func TestRiskScorer_Score_again(t *testing.T) {
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			h := newHospital(seed, 4, 6, 60, 7)
+			s := detect.NewRiskScorer()
+			observe(s, h.dir, h.days(0, 15))
+			var evs []detect.Event
+			for _, p := range h.patients[0][:41] {
+				evs = append(evs, h.event("u-0-0", 15, 8+h.rng.IntN(8), phivault.ActionRead, p))
+			}
+			observe(s, h.dir, evs)
+			a := alert("u-0-0", evs[len(evs)-1].Time)
+			a.ID = detect.AlertID(a.Rule, a.Key)
+			first, _ := s.Score(h.dir, a)
+			a.Score = first
+			if again, factors := s.Score(h.dir, a); again != first {
+				t.Errorf("Score again = %d %q, want %d", again, factors, first)
+			}
+			a.Score = 80 // a later finding of the rule scored higher
+			if raised, _ := s.Score(h.dir, a); raised <= first {
+				t.Errorf("Score after a finding of 80 = %d, want above %d", raised, first)
+			}
+		})
+	}
+}
+
+// A user the scorer never saw (a failed sign-in's name, say) keeps the
+// rule's score and is not remembered.
+func TestRiskScorer_Score_unknownUser(t *testing.T) {
+	h := newHospital(1, 2, 4, 40, 5)
+	s := detect.NewRiskScorer()
+	observe(s, h.dir, h.days(0, 5))
+	before, err := s.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := alert("stranger", h.start.Add(4*24*time.Hour))
+	a.Score = 35
+	if got, factors := s.Score(h.dir, a); got != 35 {
+		t.Errorf("Score(stranger) = %d %q, want the rule's 35", got, factors)
+	}
+	after, err := s.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(after, []byte("stranger")) || len(after) != len(before) {
+		t.Errorf("Score(stranger) changed the state by %d bytes, want it not remembered", len(after)-len(before))
+	}
+}
