@@ -62,6 +62,7 @@ type RiskScorer struct {
 	depts     []string
 	peerCache map[string]*robustModel // fitted lazily, cleared at each rollover
 	scored    map[string]scoredAlert  // by alert id, for scoredDays
+	lastUser  int32                   // index of the latest event's user
 }
 
 var (
@@ -99,6 +100,7 @@ type scoreUser struct {
 	hours [24]float64   // decayed hour histogram of past days
 	off   uint32        // hours (bits) the user is rarely active in
 
+	last       string  // the patient of the latest opening, counted in cur.seen
 	recent     []int32 // recent patients (ring), indexes into RiskScorer.patients
 	recentNext int
 
@@ -169,6 +171,10 @@ func (s *RiskScorer) Observe(dir *Directory, ev *Event) {
 		}
 	}
 	for _, pid := range ev.Patients {
+		if pid == u.last {
+			continue // a chart is read in bursts
+		}
+		u.last = pid
 		if _, ok := c.seen[pid]; ok {
 			continue
 		}
@@ -237,10 +243,15 @@ func (s *RiskScorer) clock(t time.Time) (day int64, hour int) {
 
 // user returns the index and state of user id, added if new.
 func (s *RiskScorer) user(id string) (int32, *scoreUser) {
+	if s.lastUser < int32(len(s.users)) && s.users[s.lastUser].id == id {
+		return s.lastUser, s.users[s.lastUser] // a user's events come in bursts
+	}
 	if i, ok := s.userIdx[id]; ok {
+		s.lastUser = i
 		return i, s.users[i]
 	}
 	i := int32(len(s.users))
+	s.lastUser = i
 	u := &scoreUser{id: id, off: defaultOffHours}
 	s.userIdx[id] = i
 	s.users = append(s.users, u)
@@ -357,6 +368,7 @@ func (s *RiskScorer) rollover(dir *Directory, day int64) {
 			}
 		}
 		s.setGroup(dir, u)
+		u.last = ""
 		seen := c.seen
 		clear(seen)
 		depts := c.depts[:0]

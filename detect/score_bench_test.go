@@ -31,10 +31,13 @@ func benchmarkScorerObserve(b *testing.B, load int) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	dir := detect.NewDirectory()
 	users := make([]string, 0, depts*usersPerDept)
+	patients := make([]string, 0, depts*patsPerDept)
 	for d := range depts {
 		dept := fmt.Sprintf("dept-%d", d)
 		for i := range patsPerDept {
-			dir.PutPatient(&detect.Patient{ID: fmt.Sprintf("p-%d-%d", d, i), Department: dept})
+			id := fmt.Sprintf("p-%d-%d", d, i)
+			dir.PutPatient(&detect.Patient{ID: id, Department: dept})
+			patients = append(patients, id)
 		}
 		var rels []detect.Relationship
 		for i := range usersPerDept {
@@ -42,60 +45,67 @@ func benchmarkScorerObserve(b *testing.B, load int) {
 			dir.PutUser(&detect.User{ID: id, Roles: []string{"nurse"}, Department: dept})
 			users = append(users, id)
 			for range 100 {
-				rels = append(rels, detect.Relationship{User: id, Patient: fmt.Sprintf("p-%d-%d", d, rng.IntN(patsPerDept)), Kind: detect.KindCareTeam})
+				rels = append(rels, detect.Relationship{User: id, Patient: patients[d*patsPerDept+rng.IntN(patsPerDept)], Kind: detect.KindCareTeam})
 			}
 		}
 		dir.SetRelationships("ward:"+dept, rels)
 	}
-	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	// The events, compact: who opens which patient (-1: a search), in
+	// time order over days; Observe sees them decoded into one Event,
+	// as a pipeline's decoder would hand them over.
+	type access struct{ user, patient int32 }
 	per := len(users) * perUserDay
-	evs := make([]detect.Event, 0, days*per)
-	care := make([][]string, len(users))
-	for day := range days {
+	accesses := make([]access, 0, days*per)
+	care := make([][]int32, len(users))
+	for range days {
 		for u := range care {
 			care[u] = care[u][:0]
 			for range load {
-				care[u] = append(care[u], fmt.Sprintf("p-%d-%d", u/usersPerDept, rng.IntN(patsPerDept)))
+				care[u] = append(care[u], int32(u/usersPerDept*patsPerDept+rng.IntN(patsPerDept)))
 			}
 		}
-		for i := range per {
+		for range per {
 			u := rng.IntN(len(users))
-			d := u / usersPerDept
-			ev := detect.Event{
-				Stream: detect.StreamTrail, Seq: int64(len(evs)),
-				Time: start.Add(time.Duration(day)*24*time.Hour + time.Duration(i)*24*time.Hour/time.Duration(per)),
-				User: users[u], Roles: []string{"nurse"}, Action: phivault.ActionRead, OK: true,
-			}
+			a := access{user: int32(u), patient: -1}
 			switch {
 			case rng.IntN(5) == 0:
-				ev.Action = phivault.ActionSearch
 			case load > 0:
-				ev.Patients = []string{care[u][rng.IntN(load)]}
+				a.patient = care[u][rng.IntN(load)]
 			default:
-				ev.Patients = []string{fmt.Sprintf("p-%d-%d", d, rng.IntN(patsPerDept))}
+				a.patient = int32(u/usersPerDept*patsPerDept + rng.IntN(patsPerDept))
 			}
-			evs = append(evs, ev)
+			accesses = append(accesses, a)
+		}
+	}
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	step := 24 * time.Hour / time.Duration(per)
+	roles := []string{"nurse"}
+	var ev detect.Event
+	pats := make([]string, 1)
+	decode := func(i int) {
+		a := accesses[i%len(accesses)]
+		ev = detect.Event{
+			Stream: detect.StreamTrail, Seq: int64(i), Time: start.Add(time.Duration(i) * step),
+			User: users[a.user], Roles: roles, Action: phivault.ActionRead, OK: true,
+		}
+		if a.patient < 0 {
+			ev.Action = phivault.ActionSearch
+		} else {
+			pats[0] = patients[a.patient]
+			ev.Patients = pats
 		}
 	}
 	s := detect.NewRiskScorer()
-	for i := range evs {
-		s.Observe(dir, &evs[i])
+	i := 0
+	for ; i < len(accesses); i++ {
+		decode(i)
+		s.Observe(dir, &ev)
 	}
-	shift := func() {
-		for i := range evs {
-			evs[i].Time = evs[i].Time.Add(days * 24 * time.Hour)
-		}
-	}
-	shift()
 	b.ReportAllocs()
 	b.ResetTimer()
-	i := 0
 	for b.Loop() {
-		if i == len(evs) {
-			shift()
-			i = 0
-		}
-		s.Observe(dir, &evs[i])
+		decode(i)
+		s.Observe(dir, &ev)
 		i++
 	}
 }

@@ -142,7 +142,7 @@ func (s *RiskScorer) UnmarshalState(b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.started, s.day = st.Started, st.Day
-	s.users, s.userIdx = users, userIdx
+	s.users, s.userIdx, s.lastUser = users, userIdx, 0
 	s.patients, s.patIdx = patients, patIdx
 	s.depts, s.deptIdx = st.Depts, deptIdx
 	s.peerCache = map[string]*robustModel{}
