@@ -574,3 +574,24 @@ func TestRiskScorer_Score_unknownUser(t *testing.T) {
 		t.Errorf("Score(stranger) changed the state by %d bytes, want it not remembered", len(after)-len(before))
 	}
 }
+
+// UserRisk may be called while the engine's goroutine observes (run
+// with -race).
+func TestRiskScorer_UserRisk_concurrent(t *testing.T) {
+	h := newHospital(2, 2, 4, 40, 5)
+	s := detect.NewRiskScorer()
+	evs := h.days(0, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			for _, u := range h.users[0] {
+				if got, factors := s.UserRisk(u); got < 0 || got > 100 || len(factors) == 0 {
+					t.Errorf("UserRisk(%s) = %d %q, want 0–100 with a factor", u, got, factors)
+				}
+			}
+		}
+	}()
+	observe(s, h.dir, evs)
+	<-done
+}
