@@ -68,11 +68,11 @@ func (s *RiskScorer) Score(dir *Directory, a *Alert) (int, []string) {
 		if t := g.text(); t != "" && gp > 0 {
 			fs = append(fs, factor{points: gp, text: t})
 		}
-		if adj < -5 {
-			fs = append(fs, factor{points: adj, text: fmt.Sprintf("behaviour within their usual pattern (lowered by %.0f)", -adj)})
-		}
 	}
 	adj = min(max(adj, -maxDown), maxUp)
+	if adj < -5 {
+		fs = append(fs, factor{points: adj, text: fmt.Sprintf("behaviour within their usual pattern (lowered by %.0f)", -adj)})
+	}
 	score := int(math.Round(min(max(base+adj, 0), 100)))
 	if floor := max(criticalFloor, min(rule, 100)); a.Severity == SeverityCritical && score < floor {
 		score = floor
