@@ -1,0 +1,79 @@
+package detect
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault"
+)
+
+// The restored scorer holds exactly the state of the one saved: every
+// field, not only those today's scores read.
+func TestRiskScorer_UnmarshalState_complete(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			dir := NewDirectory()
+			for i := range 60 {
+				dir.PutPatient(&Patient{ID: fmt.Sprintf("p%d", i), Department: fmt.Sprintf("d%d", i%3)})
+				dir.AddRelationship(Relationship{User: fmt.Sprintf("u%d", i%9), Patient: fmt.Sprintf("p%d", i), Kind: KindCareTeam, Origin: "x"})
+			}
+			s := NewRiskScorer()
+			start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+			for i := range 3000 {
+				ev := Event{
+					Time: start.Add(time.Duration(i) * 4 * time.Minute), User: fmt.Sprintf("u%d", rng.IntN(9)),
+					Roles: []string{"nurse"}, Action: phivault.ActionRead, Patients: []string{fmt.Sprintf("p%d", rng.IntN(60))},
+				}
+				if rng.IntN(4) == 0 {
+					ev.Action, ev.Patients = phivault.ActionSearch, nil
+				}
+				s.Observe(dir, &ev)
+			}
+			for i := range 9 {
+				s.Score(dir, &Alert{ID: fmt.Sprintf("a%d", i), User: fmt.Sprintf("u%d", i), Score: 40, Last: start.Add(200 * time.Hour)})
+			}
+			state, err := s.MarshalState()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := NewRiskScorer()
+			if err := r.UnmarshalState(state); err != nil {
+				t.Fatal(err)
+			}
+			if len(r.users) != len(s.users) || len(s.users) != 9 {
+				t.Fatalf("restored %d users, want %d (9)", len(r.users), len(s.users))
+			}
+			for i, u := range s.users {
+				want, got := *u, *r.users[i]
+				want.last, got.last = "", "" // a shortcut into cur.seen
+				if len(want.cur.seen) == 0 && len(got.cur.seen) == 0 {
+					want.cur.seen, got.cur.seen = nil, nil
+				}
+				if len(want.cur.depts) == 0 && len(got.cur.depts) == 0 {
+					want.cur.depts, got.cur.depts = nil, nil
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("restored user %d = %+v, want %+v", i, got, want)
+				}
+			}
+			if len(r.patients) != len(s.patients) || !reflect.DeepEqual(r.patIdx, s.patIdx) {
+				t.Fatalf("restored %d patients, want %d", len(r.patients), len(s.patients))
+			}
+			for i, p := range s.patients {
+				want, got := p, r.patients[i]
+				want.dept, want.deptDay = 0, 0 // a cache of the directory, read again once a day
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("restored patient %d = %+v, want %+v", i, got, want)
+				}
+			}
+			if r.day != s.day || r.started != s.started || !reflect.DeepEqual(r.depts, s.depts) ||
+				!reflect.DeepEqual(r.deptIdx, s.deptIdx) || !reflect.DeepEqual(r.scored, s.scored) {
+				t.Errorf("restored scorer differs: day %d/%d, depts %q/%q, scored %v/%v", r.day, s.day, r.depts, s.depts, r.scored, s.scored)
+			}
+		})
+	}
+}
