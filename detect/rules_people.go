@@ -62,17 +62,17 @@ const (
 	DefaultRelationshipSlack = 7 * 24 * time.Hour
 )
 
-// DefaultClinicalRoles are the roles whose reads the no-relationship
+// DefaultRelationshipRoles are the roles whose reads the no-relationship
 // rule checks: people who treat patients and so have care relationships
 // to compare with. Front desk and billing staff see patients without one
 // as a matter of course.
-var DefaultClinicalRoles = []string{"physician", "nurse", "resident", "clinician", "doctor", "pharmacist", "therapist"}
+var DefaultRelationshipRoles = []string{"physician", "nurse", "resident", "clinician", "doctor", "pharmacist", "therapist"}
 
 // Roles with a meaning to these rules.
 const (
-	// RolePatient marks a patient's own account: patients reading their
+	// PatientRole marks a patient's own account: patients reading their
 	// own (or, as proxies, their family's) records are not snooping.
-	RolePatient = "patient"
+	PatientRole = "patient"
 	// roleBootstrap is access.BootstrapRole, the operator's token: a
 	// system client, not a person.
 	roleBootstrap = "bootstrap-admin"
@@ -125,9 +125,13 @@ func peopleSystem(ev *Event) bool {
 }
 
 // peopleIsPatient reports whether the actor of ev (u, if known) is a
-// patient using their own account.
+// patient using their own account: one with the role PatientRole, or
+// one linked to a Patient with no roles at all (staff always have one).
 func peopleIsPatient(ev *Event, u *User) bool {
-	return slices.Contains(ev.Roles, RolePatient) || (u != nil && slices.Contains(u.Roles, RolePatient))
+	if slices.Contains(ev.Roles, PatientRole) {
+		return true
+	}
+	return u != nil && (slices.Contains(u.Roles, PatientRole) || (u.Patient != "" && len(u.Roles) == 0 && len(ev.Roles) == 0))
 }
 
 // peopleVerbs are the phrases of the sentences: what was done to "the
@@ -562,7 +566,7 @@ type NoRelationship struct {
 	Severity Severity      // default SeverityLow
 	Score    int           // default 30
 	Slack    time.Duration // window around a relationship; default DefaultRelationshipSlack
-	// Roles are the roles checked. Default DefaultClinicalRoles.
+	// Roles are the roles checked. Default DefaultRelationshipRoles.
 	Roles []string
 	// SearchHits: a search counts only if it returned at most this many
 	// patients. Default DefaultPeopleSearchHits.
@@ -573,7 +577,7 @@ type NoRelationship struct {
 // settings.
 func NewNoRelationship() *NoRelationship {
 	return &NoRelationship{Severity: SeverityLow, Score: 30, Slack: DefaultRelationshipSlack,
-		Roles: slices.Clone(DefaultClinicalRoles), SearchHits: DefaultPeopleSearchHits}
+		Roles: slices.Clone(DefaultRelationshipRoles), SearchHits: DefaultPeopleSearchHits}
 }
 
 // Name implements Rule.

@@ -13,16 +13,16 @@ import (
 )
 
 // tok returns a test token: any 16 bytes will do.
-func tok(s string) phivault.Token {
+func peopleTok(s string) phivault.Token {
 	var t phivault.Token
 	copy(t[:], s)
 	return t
 }
 
-func toks(s ...string) []phivault.Token {
+func peopleToks(s ...string) []phivault.Token {
 	out := make([]phivault.Token, len(s))
 	for i, v := range s {
-		out[i] = tok(v)
+		out[i] = peopleTok(v)
 	}
 	return out
 }
@@ -33,20 +33,21 @@ var peopleNow = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 // the patients she might look at.
 func peopleDir() *detect.Directory {
 	d := detect.NewDirectory()
-	me := detect.Person{Family: toks("fam-u1"), Address: toks("addr-u1"), Street: toks("street-u1"), Phone: toks("phone-u1")}
+	me := detect.Person{Family: peopleToks("fam-u1"), Address: peopleToks("addr-u1"), Street: peopleToks("street-u1"), Phone: peopleToks("phone-u1")}
 	d.PutUser(&detect.User{ID: "u1", Roles: []string{"nurse"}, Department: "er", Practitioner: "pr1", Patient: "pu1", Person: me})
-	d.PutUser(&detect.User{ID: "u2", Roles: []string{"physician"}, Person: detect.Person{Family: toks("fam-u2"), Address: toks("addr-u2")}})
-	d.PutUser(&detect.User{ID: "clerk", Roles: []string{"front-desk"}, Person: detect.Person{Address: toks("addr-clerk")}})
-	d.PutUser(&detect.User{ID: "pat", Roles: []string{detect.RolePatient}, Patient: "pfam", Person: me})
+	d.PutUser(&detect.User{ID: "u2", Roles: []string{"physician"}, Person: detect.Person{Family: peopleToks("fam-u2"), Address: peopleToks("addr-u2")}})
+	d.PutUser(&detect.User{ID: "clerk", Roles: []string{"front-desk"}, Person: detect.Person{Address: peopleToks("addr-clerk")}})
+	d.PutUser(&detect.User{ID: "pat", Roles: []string{detect.PatientRole}, Patient: "pfam", Person: me})
+	d.PutUser(&detect.User{ID: "portal", Patient: "pvip", Person: me}) // a patient account, no roles
 	put := func(p *detect.Patient) { d.PutPatient(p) }
 	put(&detect.Patient{ID: "pu1", Labels: []string{detect.LabelEmployee}, Employee: "u1", Person: me})
 	put(&detect.Patient{ID: "pself2", Employee: "u1"}) // a second record of u1, linked only from the patient's side
-	put(&detect.Patient{ID: "pfam", Person: detect.Person{Family: toks("fam-u1"), Address: toks("addr-u1"), Street: toks("street-u1")}})
-	put(&detect.Patient{ID: "pflat", Person: detect.Person{Family: toks("fam-other"), Address: toks("addr-u1"), Street: toks("street-u1")}})
-	put(&detect.Patient{ID: "pphone", Person: detect.Person{Address: toks("addr-far"), Street: toks("street-far"), Phone: toks("phone-u1")}})
-	put(&detect.Patient{ID: "pnamesake", Person: detect.Person{Family: toks("fam-u1"), Address: toks("addr-far2"), Street: toks("street-far2")}})
-	put(&detect.Patient{ID: "pneigh", Person: detect.Person{Address: toks("addr-n1"), Street: toks("street-u1")}})
-	put(&detect.Patient{ID: "pneighrel", Person: detect.Person{Address: toks("addr-n2"), Street: toks("street-u1")}})
+	put(&detect.Patient{ID: "pfam", Person: detect.Person{Family: peopleToks("fam-u1"), Address: peopleToks("addr-u1"), Street: peopleToks("street-u1")}})
+	put(&detect.Patient{ID: "pflat", Person: detect.Person{Family: peopleToks("fam-other"), Address: peopleToks("addr-u1"), Street: peopleToks("street-u1")}})
+	put(&detect.Patient{ID: "pphone", Person: detect.Person{Address: peopleToks("addr-far"), Street: peopleToks("street-far"), Phone: peopleToks("phone-u1")}})
+	put(&detect.Patient{ID: "pnamesake", Person: detect.Person{Family: peopleToks("fam-u1"), Address: peopleToks("addr-far2"), Street: peopleToks("street-far2")}})
+	put(&detect.Patient{ID: "pneigh", Person: detect.Person{Address: peopleToks("addr-n1"), Street: peopleToks("street-u1")}})
+	put(&detect.Patient{ID: "pneighrel", Person: detect.Person{Address: peopleToks("addr-n2"), Street: peopleToks("street-u1")}})
 	put(&detect.Patient{ID: "pcow", Employee: "u2", Labels: []string{detect.LabelEmployee}})
 	put(&detect.Patient{ID: "pemp", Labels: []string{detect.LabelEmployee}})
 	put(&detect.Patient{ID: "pcowrel", Employee: "u2"})
@@ -92,13 +93,13 @@ func peopleEngine(d *detect.Directory) *detect.Engine {
 }
 
 // read is user's successful read of patient's Patient resource.
-func read(user, patient string) detect.Event {
+func peopleRead(user, patient string) detect.Event {
 	return detect.Event{Stream: detect.StreamTrail, Seq: 7, Time: peopleNow, User: user, Roles: []string{"nurse"},
 		Action: phivault.ActionRead, ResourceType: "Patient", ResourceID: patient, Patients: []string{patient}, Count: 1, OK: true, Outcome: "ok"}
 }
 
 // alertsOf observes evs and returns "rule key" of every alert.
-func alertsOf(t *testing.T, d *detect.Directory, evs ...detect.Event) ([]string, []*detect.Alert) {
+func peopleAlerts(t *testing.T, d *detect.Directory, evs ...detect.Event) ([]string, []*detect.Alert) {
 	t.Helper()
 	e := peopleEngine(d)
 	for i := range evs {
@@ -116,7 +117,7 @@ func alertsOf(t *testing.T, d *detect.Directory, evs ...detect.Event) ([]string,
 func TestPeopleRules(t *testing.T) {
 	today := "|" + peopleNow.Format(time.DateOnly)
 	search := func(user string, patients ...string) detect.Event {
-		ev := read(user, "")
+		ev := peopleRead(user, "")
 		ev.Action, ev.ResourceType, ev.ResourceID, ev.Patients, ev.Params = phivault.ActionSearch, "Patient", "", patients, []string{"name"}
 		return ev
 	}
@@ -127,64 +128,66 @@ func TestPeopleRules(t *testing.T) {
 		want []string
 	}{
 		// self-access
-		{"self: own linked record", read("u1", "pu1"), []string{"self-access u1|pu1"}},
-		{"self: record naming the user as employee", read("u1", "pself2"), []string{"self-access u1|pself2"}},
-		{"self: patient account reading own record", with(read("pat", "pfam"), func(ev *detect.Event) { ev.Roles = []string{"patient"} }), nil},
-		{"self: own record refused", with(read("u1", "pu1"), func(ev *detect.Event) { ev.OK, ev.Outcome = false, "EFORBIDDEN" }), nil},
+		{"self: own linked record", peopleRead("u1", "pu1"), []string{"self-access u1|pu1"}},
+		{"self: record naming the user as employee", peopleRead("u1", "pself2"), []string{"self-access u1|pself2"}},
+		{"self: patient account reading own record", with(peopleRead("pat", "pfam"), func(ev *detect.Event) { ev.Roles = []string{"patient"} }), nil},
+		{"self: patient account without roles", with(peopleRead("portal", "pvip"), func(ev *detect.Event) { ev.Roles = nil }), nil},
+		{"self: patient account without roles, staff role in the event", peopleRead("portal", "pvip"), []string{"self-access portal|pvip", "vip-access portal|pvip"}},
+		{"self: own record refused", with(peopleRead("u1", "pu1"), func(ev *detect.Event) { ev.OK, ev.Outcome = false, "EFORBIDDEN" }), nil},
 		// family-access
-		{"family: family name and address", read("u1", "pfam"), []string{"family-access u1|pfam", "no-relationship u1|pfam" + today}},
-		{"family: address only", read("u1", "pflat"), []string{"family-access u1|pflat", "no-relationship u1|pflat" + today}},
-		{"family: phone only", read("u1", "pphone"), []string{"family-access u1|pphone", "no-relationship u1|pphone" + today}},
-		{"family: same family name, other address", read("u1", "pnamesake"), []string{"no-relationship u1|pnamesake" + today}},
-		{"family: clerk (not clinical) with family", read("clerk", "pstranger"), nil},
+		{"family: family name and address", peopleRead("u1", "pfam"), []string{"family-access u1|pfam", "no-relationship u1|pfam" + today}},
+		{"family: address only", peopleRead("u1", "pflat"), []string{"family-access u1|pflat", "no-relationship u1|pflat" + today}},
+		{"family: phone only", peopleRead("u1", "pphone"), []string{"family-access u1|pphone", "no-relationship u1|pphone" + today}},
+		{"family: same family name, other address", peopleRead("u1", "pnamesake"), []string{"no-relationship u1|pnamesake" + today}},
+		{"family: clerk (not clinical) with family", peopleRead("clerk", "pstranger"), nil},
 		// neighbour-access
-		{"neighbour: same street, no relationship", read("u1", "pneigh"), []string{"neighbour-access u1|pneigh", "no-relationship u1|pneigh" + today}},
-		{"neighbour: same street, open encounter", read("u1", "pneighrel"), nil},
-		{"neighbour: same street and address is family", read("u1", "pflat"), []string{"family-access u1|pflat", "no-relationship u1|pflat" + today}},
+		{"neighbour: same street, no relationship", peopleRead("u1", "pneigh"), []string{"neighbour-access u1|pneigh", "no-relationship u1|pneigh" + today}},
+		{"neighbour: same street, open encounter", peopleRead("u1", "pneighrel"), nil},
+		{"neighbour: same street and address is family", peopleRead("u1", "pflat"), []string{"family-access u1|pflat", "no-relationship u1|pflat" + today}},
 		// coworker-access
-		{"coworker: employee record", read("u1", "pcow"), []string{"coworker-access u1|pcow", "no-relationship u1|pcow" + today}},
-		{"coworker: EMP label only", read("u1", "pemp"), []string{"coworker-access u1|pemp", "no-relationship u1|pemp" + today}},
-		{"coworker: employee with open encounter", read("u1", "pcowrel"), nil},
-		{"coworker: the employee themself", read("u2", "pcow"), []string{"self-access u2|pcow"}},
+		{"coworker: employee record", peopleRead("u1", "pcow"), []string{"coworker-access u1|pcow", "no-relationship u1|pcow" + today}},
+		{"coworker: EMP label only", peopleRead("u1", "pemp"), []string{"coworker-access u1|pemp", "no-relationship u1|pemp" + today}},
+		{"coworker: employee with open encounter", peopleRead("u1", "pcowrel"), nil},
+		{"coworker: the employee themself", peopleRead("u2", "pcow"), []string{"self-access u2|pcow"}},
 		// vip-access
-		{"vip: VIP without relationship", read("u1", "pvip"), []string{"no-relationship u1|pvip" + today, "vip-access u1|pvip"}},
-		{"vip: restricted without relationship", read("u1", "pr"), []string{"no-relationship u1|pr" + today, "vip-access u1|pr"}},
-		{"vip: VIP with open encounter", read("u1", "pviprel"), nil},
-		{"vip: VIP whose encounter ended 30 days ago", read("u1", "pvipold"), []string{"no-relationship u1|pvipold" + today, "vip-access u1|pvipold"}},
-		{"vip: read refused", with(read("u1", "pvip"), func(ev *detect.Event) { ev.OK = false }), nil},
-		{"vip: backend client", with(read("lab-feed", "pvip"), func(ev *detect.Event) { ev.Client, ev.Roles = "lab-feed", nil }), nil},
-		{"vip: operator token", with(read("demo", "pvip"), func(ev *detect.Event) { ev.Roles = []string{"bootstrap-admin"} }), nil},
-		{"vip: unknown user of another system", with(read("ehr:9", "pvip"), func(ev *detect.Event) { ev.System = "ehr" }), []string{"vip-access ehr:9|pvip"}},
+		{"vip: VIP without relationship", peopleRead("u1", "pvip"), []string{"no-relationship u1|pvip" + today, "vip-access u1|pvip"}},
+		{"vip: restricted without relationship", peopleRead("u1", "pr"), []string{"no-relationship u1|pr" + today, "vip-access u1|pr"}},
+		{"vip: VIP with open encounter", peopleRead("u1", "pviprel"), nil},
+		{"vip: VIP whose encounter ended 30 days ago", peopleRead("u1", "pvipold"), []string{"no-relationship u1|pvipold" + today, "vip-access u1|pvipold"}},
+		{"vip: read refused", with(peopleRead("u1", "pvip"), func(ev *detect.Event) { ev.OK = false }), nil},
+		{"vip: backend client", with(peopleRead("lab-feed", "pvip"), func(ev *detect.Event) { ev.Client, ev.Roles = "lab-feed", nil }), nil},
+		{"vip: operator token", with(peopleRead("demo", "pvip"), func(ev *detect.Event) { ev.Roles = []string{"bootstrap-admin"} }), nil},
+		{"vip: unknown user of another system", with(peopleRead("ehr:9", "pvip"), func(ev *detect.Event) { ev.System = "ehr" }), []string{"vip-access ehr:9|pvip"}},
 		// deceased-access
-		{"deceased: no relationship", read("u1", "pdead"), []string{"deceased-access u1|pdead", "no-relationship u1|pdead" + today}},
-		{"deceased: encounter ended 10 days before", read("u1", "pdeadrel"), []string{"no-relationship u1|pdeadrel" + today}},
+		{"deceased: no relationship", peopleRead("u1", "pdead"), []string{"deceased-access u1|pdead", "no-relationship u1|pdead" + today}},
+		{"deceased: encounter ended 10 days before", peopleRead("u1", "pdeadrel"), []string{"no-relationship u1|pdeadrel" + today}},
 		// no-relationship
-		{"no-relationship: stranger", read("u1", "pstranger"), []string{"no-relationship u1|pstranger" + today}},
-		{"no-relationship: relationship ended 30 days before", read("u1", "pold"), []string{"no-relationship u1|pold" + today}},
-		{"no-relationship: relationship ended 5 days before", read("u1", "precent"), nil},
-		{"no-relationship: care team through linked practitioner", read("u1", "pcare"), nil},
-		{"no-relationship: appointment in 3 days", read("u1", "pappt"), nil},
-		{"no-relationship: front desk", read("clerk", "pold"), nil},
-		{"no-relationship: unknown user", read("ehr:9", "pstranger"), nil},
-		{"no-relationship: write", with(read("u1", "pstranger"), func(ev *detect.Event) { ev.Action = phivault.ActionUpdate }), nil},
+		{"no-relationship: stranger", peopleRead("u1", "pstranger"), []string{"no-relationship u1|pstranger" + today}},
+		{"no-relationship: relationship ended 30 days before", peopleRead("u1", "pold"), []string{"no-relationship u1|pold" + today}},
+		{"no-relationship: relationship ended 5 days before", peopleRead("u1", "precent"), nil},
+		{"no-relationship: care team through linked practitioner", peopleRead("u1", "pcare"), nil},
+		{"no-relationship: appointment in 3 days", peopleRead("u1", "pappt"), nil},
+		{"no-relationship: front desk", peopleRead("clerk", "pold"), nil},
+		{"no-relationship: unknown user", peopleRead("ehr:9", "pstranger"), nil},
+		{"no-relationship: write", with(peopleRead("u1", "pstranger"), func(ev *detect.Event) { ev.Action = phivault.ActionUpdate }), nil},
 		{"no-relationship: search landing on one patient", search("u1", "pstranger"), []string{"no-relationship u1|pstranger" + today}},
 		// searches listing several patients are lists, not looks
 		{"search listing several", search("u1", "pfam", "pvip", "pstranger", "pu1"), nil},
 		{"search landing on family", search("u1", "pfam"), []string{"family-access u1|pfam", "no-relationship u1|pfam" + today}},
 		// other actions
-		{"everything of family", with(read("u1", "pfam"), func(ev *detect.Event) { ev.Action = phivault.ActionEverything }), []string{"family-access u1|pfam", "no-relationship u1|pfam" + today}},
-		{"print of VIP", with(read("u1", "pvip"), func(ev *detect.Event) { ev.Action = detect.ActionPrint }), []string{"no-relationship u1|pvip" + today, "vip-access u1|pvip"}},
-		{"update of own record", with(read("u1", "pu1"), func(ev *detect.Event) { ev.Action = phivault.ActionUpdate }), []string{"self-access u1|pu1"}},
+		{"everything of family", with(peopleRead("u1", "pfam"), func(ev *detect.Event) { ev.Action = phivault.ActionEverything }), []string{"family-access u1|pfam", "no-relationship u1|pfam" + today}},
+		{"print of VIP", with(peopleRead("u1", "pvip"), func(ev *detect.Event) { ev.Action = detect.ActionPrint }), []string{"no-relationship u1|pvip" + today, "vip-access u1|pvip"}},
+		{"update of own record", with(peopleRead("u1", "pu1"), func(ev *detect.Event) { ev.Action = phivault.ActionUpdate }), []string{"self-access u1|pu1"}},
 		{"sign-in", detect.Event{Time: peopleNow, User: "u1", Action: phivault.ActionLogin, OK: true}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, alerts := alertsOf(t, peopleDir(), c.ev)
+			got, alerts := peopleAlerts(t, peopleDir(), c.ev)
 			if !slices.Equal(got, c.want) {
 				t.Fatalf("alerts = %q, want %q", got, c.want)
 			}
 			for _, a := range alerts {
-				checkPeopleAlert(t, a)
+				peopleCheckAlert(t, a)
 			}
 		})
 	}
@@ -192,7 +195,7 @@ func TestPeopleRules(t *testing.T) {
 
 // checkPeopleAlert checks what every alert of these rules holds: one
 // sentence, ids only, the event as evidence.
-func checkPeopleAlert(t *testing.T, a *detect.Alert) {
+func peopleCheckAlert(t *testing.T, a *detect.Alert) {
 	t.Helper()
 	if !strings.HasSuffix(a.Why, ".") || strings.Count(a.Why, ".") != 1 || !strings.Contains(a.Why, a.Patients[0]) {
 		t.Errorf("%s: Why = %q, want one sentence naming the patient", a.Rule, a.Why)
@@ -214,17 +217,17 @@ func TestPeopleRulesSentences(t *testing.T) {
 		rule string
 		want string
 	}{
-		{read("u1", "pfam"), "family-access", "User u1 opened the record of patient pfam, who shares a family name and an address with them."},
-		{read("u1", "pphone"), "family-access", "User u1 opened the record of patient pphone, who shares a phone number with them."},
-		{read("u1", "pu1"), "self-access", "User u1 opened the record of patient pu1, which is their own."},
-		{read("u1", "pneigh"), "neighbour-access", "User u1 opened the record of patient pneigh, who lives on their street, with no care relationship within a day."},
-		{read("u1", "pcow"), "coworker-access", "User u1 opened the record of patient pcow, who is employee u2, with no care relationship within a day."},
-		{read("u1", "pr"), "vip-access", "User u1 opened the record of patient pr, who is labelled restricted, with no care relationship within a day."},
-		{read("u1", "pdead"), "deceased-access", "User u1 opened the record of patient pdead, who is deceased, with no care relationship within 30 days."},
-		{read("u1", "pstranger"), "no-relationship", "User u1 opened the record of patient pstranger with no care relationship, encounter, appointment or order within 7 days."},
+		{peopleRead("u1", "pfam"), "family-access", "User u1 opened the record of patient pfam, who shares a family name and an address with them."},
+		{peopleRead("u1", "pphone"), "family-access", "User u1 opened the record of patient pphone, who shares a phone number with them."},
+		{peopleRead("u1", "pu1"), "self-access", "User u1 opened the record of patient pu1, which is their own."},
+		{peopleRead("u1", "pneigh"), "neighbour-access", "User u1 opened the record of patient pneigh, who lives on their street, with no care relationship within a day."},
+		{peopleRead("u1", "pcow"), "coworker-access", "User u1 opened the record of patient pcow, who is employee u2, with no care relationship within a day."},
+		{peopleRead("u1", "pr"), "vip-access", "User u1 opened the record of patient pr, who is labelled restricted, with no care relationship within a day."},
+		{peopleRead("u1", "pdead"), "deceased-access", "User u1 opened the record of patient pdead, who is deceased, with no care relationship within 30 days."},
+		{peopleRead("u1", "pstranger"), "no-relationship", "User u1 opened the record of patient pstranger with no care relationship, encounter, appointment or order within 7 days."},
 	}
 	for _, c := range cases {
-		_, alerts := alertsOf(t, peopleDir(), c.ev)
+		_, alerts := peopleAlerts(t, peopleDir(), c.ev)
 		i := slices.IndexFunc(alerts, func(a *detect.Alert) bool { return a.Rule == c.rule })
 		if i < 0 {
 			t.Errorf("%s: no alert", c.rule)
@@ -246,10 +249,10 @@ func TestPeopleRulesSeverity(t *testing.T) {
 		"coworker-access": {detect.SeverityMedium, 60}, "vip-access": {detect.SeverityHigh, 80},
 		"deceased-access": {detect.SeverityMedium, 50}, "no-relationship": {detect.SeverityLow, 30},
 	}
-	ev := read("u1", "")
+	ev := peopleRead("u1", "")
 	ev.Action, ev.ResourceType, ev.Patients = phivault.ActionBundle, "", []string{"hp1", "pu1", "pfam", "pneigh", "pcow", "pvip", "pdead"}
-	evs := []detect.Event{ev, read("u1", "pstranger")}
-	_, alerts := alertsOf(t, peopleDir(), evs...)
+	evs := []detect.Event{ev, peopleRead("u1", "pstranger")}
+	_, alerts := peopleAlerts(t, peopleDir(), evs...)
 	seen := map[string]bool{}
 	for _, a := range alerts {
 		w, ok := want[a.Rule]
@@ -279,36 +282,36 @@ func TestHoneytoken(t *testing.T) {
 		ev   detect.Event
 		want []string
 	}{
-		{"read by a nurse", read("u1", "hp1"), []string{"honeytoken u1|hp1"}},
-		{"read by the operator", with(read("admin", "hp1"), func(ev *detect.Event) { ev.Roles = []string{"bootstrap-admin"} }), []string{"honeytoken admin|hp1"}},
-		{"refused read", with(read("u1", "hp1"), func(ev *detect.Event) { ev.OK, ev.Outcome = false, "EFORBIDDEN" }), []string{"honeytoken u1|hp1"}},
-		{"refused read naming only the target", with(read("u1", "hp1"), func(ev *detect.Event) { ev.OK, ev.Patients = false, nil }), []string{"honeytoken u1|hp1"}},
-		{"unauthenticated probe", with(read("", "hp2"), func(ev *detect.Event) { ev.OK, ev.Roles = false, nil }), []string{"honeytoken |hp2"}},
-		{"search hit among many", with(read("u1", ""), func(ev *detect.Event) {
+		{"read by a nurse", peopleRead("u1", "hp1"), []string{"honeytoken u1|hp1"}},
+		{"read by the operator", with(peopleRead("admin", "hp1"), func(ev *detect.Event) { ev.Roles = []string{"bootstrap-admin"} }), []string{"honeytoken admin|hp1"}},
+		{"refused read", with(peopleRead("u1", "hp1"), func(ev *detect.Event) { ev.OK, ev.Outcome = false, "EFORBIDDEN" }), []string{"honeytoken u1|hp1"}},
+		{"refused read naming only the target", with(peopleRead("u1", "hp1"), func(ev *detect.Event) { ev.OK, ev.Patients = false, nil }), []string{"honeytoken u1|hp1"}},
+		{"unauthenticated probe", with(peopleRead("", "hp2"), func(ev *detect.Event) { ev.OK, ev.Roles = false, nil }), []string{"honeytoken |hp2"}},
+		{"search hit among many", with(peopleRead("u1", ""), func(ev *detect.Event) {
 			ev.Action, ev.ResourceID, ev.Patients = phivault.ActionSearch, "", many
 		}), []string{"honeytoken u1|hp1", "honeytoken u1|hp2"}},
-		{"bundle", with(read("u1", ""), func(ev *detect.Event) {
+		{"bundle", with(peopleRead("u1", ""), func(ev *detect.Event) {
 			ev.Action, ev.ResourceType, ev.ResourceID, ev.Patients = phivault.ActionBundle, "", "", many
 		}), []string{"honeytoken u1|hp1", "honeytoken u1|hp2"}},
-		{"export by a patient", with(read("pat", "hp2"), func(ev *detect.Event) { ev.Action, ev.Roles = phivault.ActionExport, []string{"patient"} }), []string{"honeytoken pat|hp2"}},
-		{"history", with(read("u2", "hp1"), func(ev *detect.Event) { ev.Action = phivault.ActionHistory }), []string{"honeytoken u2|hp1"}},
-		{"delete", with(read("u2", "hp1"), func(ev *detect.Event) { ev.Action = phivault.ActionDelete }), []string{"honeytoken u2|hp1"}},
-		{"planting by the operator", with(read("demo", "hp1"), func(ev *detect.Event) {
+		{"export by a patient", with(peopleRead("pat", "hp2"), func(ev *detect.Event) { ev.Action, ev.Roles = phivault.ActionExport, []string{"patient"} }), []string{"honeytoken pat|hp2"}},
+		{"history", with(peopleRead("u2", "hp1"), func(ev *detect.Event) { ev.Action = phivault.ActionHistory }), []string{"honeytoken u2|hp1"}},
+		{"delete", with(peopleRead("u2", "hp1"), func(ev *detect.Event) { ev.Action = phivault.ActionDelete }), []string{"honeytoken u2|hp1"}},
+		{"planting by the operator", with(peopleRead("demo", "hp1"), func(ev *detect.Event) {
 			ev.Action, ev.Roles, ev.Purpose = phivault.ActionCreate, []string{"bootstrap-admin"}, detect.DefaultPlantPurpose
 		}), nil},
-		{"a write by a person claiming the plant purpose", with(read("u2", "hp1"), func(ev *detect.Event) {
+		{"a write by a person claiming the plant purpose", with(peopleRead("u2", "hp1"), func(ev *detect.Event) {
 			ev.Action, ev.Purpose = phivault.ActionCreate, detect.DefaultPlantPurpose
 		}), []string{"honeytoken u2|hp1"}},
-		{"a read by the operator with the plant purpose", with(read("demo", "hp1"), func(ev *detect.Event) {
+		{"a read by the operator with the plant purpose", with(peopleRead("demo", "hp1"), func(ev *detect.Event) {
 			ev.Roles, ev.Purpose = []string{"bootstrap-admin"}, detect.DefaultPlantPurpose
 		}), []string{"honeytoken demo|hp1"}},
-		{"search missing the decoys", with(read("u1", ""), func(ev *detect.Event) {
+		{"search missing the decoys", with(peopleRead("u1", ""), func(ev *detect.Event) {
 			ev.Action, ev.ResourceID, ev.Patients = phivault.ActionSearch, "", many[:10]
 		}), nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, alerts := alertsOf(t, peopleDir(), c.ev)
+			_, alerts := peopleAlerts(t, peopleDir(), c.ev)
 			var got []string
 			for _, a := range alerts {
 				if a.Rule == detect.RuleHoneytoken {
@@ -330,7 +333,7 @@ func TestHoneytoken(t *testing.T) {
 func TestHoneytokenAlertMerges(t *testing.T) {
 	d := peopleDir()
 	e := peopleEngine(d)
-	a, b := read("u1", "hp1"), read("u1", "hp1")
+	a, b := peopleRead("u1", "hp1"), peopleRead("u1", "hp1")
 	b.Seq = 8
 	e.Observe(&a)
 	e.Observe(&b)
@@ -367,7 +370,7 @@ func TestPeopleRulesSettings(t *testing.T) {
 	fam := detect.NewFamilyAccess()
 	fam.Severity, fam.Score = detect.SeverityCritical, 99
 	e := detect.NewEngine(d, []detect.Rule{nr, vip, fam}, nil)
-	evs := []detect.Event{read("u1", "pold"), read("u1", "pvip"), read("u1", "pfam")}
+	evs := []detect.Event{peopleRead("u1", "pold"), peopleRead("u1", "pvip"), peopleRead("u1", "pfam")}
 	evs[1].Action, evs[1].Patients = phivault.ActionSearch, []string{"pvip", "pstranger", "pold"}
 	for i := range evs {
 		e.Observe(&evs[i])
@@ -391,10 +394,10 @@ func TestPeopleRulesSettings(t *testing.T) {
 // TestNoRelationshipPerDay checks the key: one alert a user, patient and
 // day.
 func TestNoRelationshipPerDay(t *testing.T) {
-	a, b, c := read("u1", "pstranger"), read("u1", "pstranger"), read("u1", "pstranger")
+	a, b, c := peopleRead("u1", "pstranger"), peopleRead("u1", "pstranger"), peopleRead("u1", "pstranger")
 	b.Time = peopleNow.Add(3 * time.Hour)
 	c.Time = peopleNow.Add(24 * time.Hour)
-	got, _ := alertsOf(t, peopleDir(), a, b, c)
+	got, _ := peopleAlerts(t, peopleDir(), a, b, c)
 	want := []string{"no-relationship u1|pstranger|2026-12-06", "no-relationship u1|pstranger|2026-12-07"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("alerts = %q, want %q", got, want)
@@ -404,7 +407,7 @@ func TestNoRelationshipPerDay(t *testing.T) {
 // benchHospital is a directory of 1,000 users and 10,000 patients with
 // about 30 care relationships a user, and 1,000 events of users opening
 // patients they are related to: the path where nothing is found.
-func benchHospital() (*detect.Directory, []detect.Event) {
+func peopleBenchHospital() (*detect.Directory, []detect.Event) {
 	r := rand.New(rand.NewPCG(1, 2))
 	d := detect.NewDirectory()
 	t16 := func() phivault.Token {
@@ -451,7 +454,7 @@ func benchHospital() (*detect.Directory, []detect.Event) {
 			}
 			rels = append(rels, detect.Relationship{User: user, Patient: p, Kind: detect.KindEncounter, Start: start, End: start.Add(4 * time.Hour)})
 			if len(evs) < 1000 && r.IntN(30) == 0 {
-				ev := read(fmt.Sprintf("u%d", u), p)
+				ev := peopleRead(fmt.Sprintf("u%d", u), p)
 				ev.Time = start.Add(time.Hour)
 				ev.Roles = roles[u%len(roles)]
 				evs = append(evs, ev)
@@ -463,7 +466,7 @@ func benchHospital() (*detect.Directory, []detect.Event) {
 }
 
 func BenchmarkPeopleRules(b *testing.B) {
-	d, evs := benchHospital()
+	d, evs := peopleBenchHospital()
 	e := peopleEngine(d)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -481,7 +484,7 @@ func BenchmarkPeopleRules(b *testing.B) {
 // TestPeopleRulesQuietPathAllocs holds the rules to allocating nothing
 // when they find nothing.
 func TestPeopleRulesQuietPathAllocs(t *testing.T) {
-	d, evs := benchHospital()
+	d, evs := peopleBenchHospital()
 	e := peopleEngine(d)
 	if len(evs) < 100 {
 		t.Fatalf("only %d events", len(evs))
