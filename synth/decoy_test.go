@@ -344,4 +344,19 @@ func TestDecoys_Vault(t *testing.T) {
 	if len(ids) != 2 || ids[0] == ids[1] {
 		t.Fatalf("ids = %v", ids)
 	}
+
+	// Decoys of a hospital that is not loaded fail, and create nothing.
+	err = synth.Decoys(r, 1, synth.DecoyOptions{Seed: 32, First: 3}, func(b []byte) bool {
+		if _, err := v.Bundle(ctx, b, ""); phivault.ErrorCode(err) != phivault.EPRECONDITION {
+			t.Errorf("decoys of another hospital: %v, want EPRECONDITION", err)
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := v.Search(ctx, &phivault.Query{Type: "Patient", Summary: "count"})
+	if err != nil || all.Total != 2 {
+		t.Errorf("patients in the vault: %+v, %v; want the 2 decoys", all, err)
+	}
 }
