@@ -14,7 +14,7 @@ import (
 //
 // These rules run on every event: on the path where nothing is found they
 // only look things up in maps and compare tokens, and allocate nothing
-// (BenchmarkPeopleRules checks it). The sentence and key of a finding are
+// (TestPeopleRulesQuietPathAllocs holds them to it). The sentence and key of a finding are
 // built only when it is reported.
 
 // Names of the rules about people.
