@@ -82,11 +82,12 @@ func peopleDir() *detect.Directory {
 	return d
 }
 
+var peopleRuleNames = []string{"honeytoken", "self-access", "family-access", "neighbour-access", "coworker-access", "vip-access", "deceased-access", "no-relationship"}
+
+// peopleEngine runs the rules about people as DefaultRules makes them
+// (sharing their lookups), and no others.
 func peopleEngine(d *detect.Directory) *detect.Engine {
-	rules := []detect.Rule{
-		detect.NewHoneytoken(), detect.NewSelfAccess(), detect.NewFamilyAccess(), detect.NewNeighbourAccess(),
-		detect.NewCoworkerAccess(), detect.NewVIPAccess(), detect.NewDeceasedAccess(), detect.NewNoRelationship(),
-	}
+	rules := slices.DeleteFunc(detect.DefaultRules(), func(r detect.Rule) bool { return !slices.Contains(peopleRuleNames, r.Name()) })
 	e := detect.NewEngine(d, rules, nil)
 	e.Now = func() time.Time { return peopleNow }
 	return e
@@ -353,10 +354,58 @@ func TestPeopleRulesInDefaults(t *testing.T) {
 	for _, r := range detect.DefaultRules() {
 		names = append(names, r.Name())
 	}
-	for _, n := range []string{"honeytoken", "self-access", "family-access", "neighbour-access", "coworker-access", "vip-access", "deceased-access", "no-relationship"} {
+	for _, n := range peopleRuleNames {
 		if !slices.Contains(names, n) {
 			t.Errorf("DefaultRules lacks %s", n)
 		}
+	}
+}
+
+// TestPeopleRulesStandalone runs each rule made on its own, as a caller
+// tuning one would, over the events of TestPeopleRules' positives.
+func TestPeopleRulesStandalone(t *testing.T) {
+	rules := []detect.Rule{
+		detect.NewHoneytoken(), detect.NewSelfAccess(), detect.NewFamilyAccess(), detect.NewNeighbourAccess(),
+		detect.NewCoworkerAccess(), detect.NewVIPAccess(), detect.NewDeceasedAccess(), detect.NewNoRelationship(),
+	}
+	for _, p := range []string{"hp1", "pu1", "pfam", "pneigh", "pcow", "pvip", "pdead", "pstranger", "pviprel"} {
+		ev := peopleRead("u1", p)
+		got, _ := peopleAlerts(t, peopleDir(), ev)
+		e := detect.NewEngine(peopleDir(), rules, nil)
+		e.Observe(&ev)
+		var alone []string
+		for _, a := range e.Drain() {
+			alone = append(alone, a.Rule+" "+a.Key)
+		}
+		slices.Sort(alone)
+		if !slices.Equal(alone, got) {
+			t.Errorf("%s: rules on their own found %q, together %q", p, alone, got)
+		}
+	}
+}
+
+// TestPeopleRulesReusedEvent checks that the rules see each event afresh
+// when a caller reuses one Event, and the directory changes in between.
+func TestPeopleRulesReusedEvent(t *testing.T) {
+	d := peopleDir()
+	e := peopleEngine(d)
+	ev := peopleRead("u1", "precent")
+	e.Observe(&ev)
+	ev.Seq, ev.Patients, ev.ResourceID = 8, []string{"pvip"}, "pvip"
+	e.Observe(&ev)
+	d.PutPatient(&detect.Patient{ID: "precent", Deceased: true})
+	d.PutUser(&detect.User{ID: "u1", Roles: []string{"nurse"}, Patient: "precent"})
+	ev.Seq, ev.Patients, ev.ResourceID = 9, []string{"precent"}, "precent"
+	e.Observe(&ev)
+	var got []string
+	for _, a := range e.Drain() {
+		got = append(got, a.Rule+" "+a.Key)
+	}
+	slices.Sort(got)
+	today := "|" + peopleNow.Format(time.DateOnly)
+	want := []string{"no-relationship u1|pvip" + today, "self-access u1|precent", "vip-access u1|pvip"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("alerts = %q, want %q", got, want)
 	}
 }
 
