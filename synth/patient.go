@@ -13,10 +13,11 @@ import (
 // patientGen builds one patient's bundle. Its state is the patient's
 // physiology and history so far, so later encounters agree with earlier ones.
 type patientGen struct {
-	r   *rand.Rand
-	sh  *shared
-	now time.Time
-	b   bundle
+	r     *rand.Rand
+	sh    *shared
+	now   time.Time
+	b     bundle
+	label bool // put the HTEST security label on every resource
 
 	ref       string // urn:uuid of the Patient
 	birth     time.Time
@@ -48,14 +49,24 @@ type visit struct {
 	start time.Time
 }
 
-func newPatient(r *rand.Rand, sh *shared, now time.Time, index int) bundle {
-	g := &patientGen{r: r, sh: sh, now: now, b: bundle{ResourceType: "Bundle", Type: "transaction"}}
+// newPatient returns the bundle of patient index, drawn from r, whose
+// resources carry the HTEST label if label is set.
+func newPatient(r *rand.Rand, sh *shared, now time.Time, index int, label bool) bundle {
+	g := &patientGen{r: r, sh: sh, now: now, b: bundle{ResourceType: "Bundle", Type: "transaction"}, label: label}
 	g.patient(index)
 	visits := g.plan()
 	for i, v := range visits {
 		g.visit(i, v)
 	}
 	return g.b
+}
+
+// meta returns the meta of a new resource: the HTEST label, or none.
+func (g *patientGen) meta() *meta {
+	if !g.label {
+		return nil
+	}
+	return newMeta()
 }
 
 func (g *patientGen) add(typ string, res any) string {
@@ -170,7 +181,7 @@ func (g *patientGen) patient(index int) {
 	}
 	g.ref = g.add("Patient", &patient{
 		ResourceType: "Patient",
-		Meta:         newMeta(),
+		Meta:         g.meta(),
 		Identifier: []identifier{{
 			Use:    "usual",
 			Type:   &concept{Coding: []coding{{System: sysV2IDType, Code: "MR", Display: "Medical record number"}}, Text: "Medical Record Number"},
@@ -324,7 +335,7 @@ func (g *patientGen) visit(i int, v visit) {
 	et := encounterTypes[v.kind]
 	enc := &encounter{
 		ResourceType: "Encounter",
-		Meta:         newMeta(),
+		Meta:         g.meta(),
 		Status:       "finished",
 		Class:        et.class,
 		Type:         []concept{et.typ.concept()},
@@ -426,7 +437,7 @@ func refs(urns []string) []reference {
 func (g *patientGen) condition(c code, chronic bool, onset time.Time, resolveIn int) string {
 	cond := &condition{
 		ResourceType:       "Condition",
-		Meta:               newMeta(),
+		Meta:               g.meta(),
 		ClinicalStatus:     concept{Coding: []coding{{System: sysCondClin, Code: "active", Display: "Active"}}},
 		VerificationStatus: concept{Coding: []coding{{System: sysCondVer, Code: "confirmed", Display: "Confirmed"}}},
 		Category:           []concept{{Coding: []coding{{System: sysCondCat, Code: "encounter-diagnosis", Display: "Encounter Diagnosis"}}}},
@@ -458,7 +469,7 @@ func (g *patientGen) prescribe(m code, reason string, chronic bool) *medicationR
 	}
 	mr := &medicationRequest{
 		ResourceType:              "MedicationRequest",
-		Meta:                      newMeta(),
+		Meta:                      g.meta(),
 		Status:                    status,
 		Intent:                    "order",
 		MedicationCodeableConcept: m.concept(),
@@ -490,7 +501,7 @@ func (g *patientGen) renew(i int) {
 func (g *patientGen) procedure(c code, reason string, long bool) {
 	p := &procedure{
 		ResourceType: "Procedure",
-		Meta:         newMeta(),
+		Meta:         g.meta(),
 		Status:       "completed",
 		Code:         c.concept(),
 		Subject:      reference{Reference: g.ref},
@@ -512,7 +523,7 @@ func (g *patientGen) procedure(c code, reason string, long bool) {
 func (g *patientGen) immunize(c code) {
 	g.add("Immunization", &immunization{
 		ResourceType:       "Immunization",
-		Meta:               newMeta(),
+		Meta:               g.meta(),
 		Status:             "completed",
 		VaccineCode:        c.concept(),
 		Patient:            reference{Reference: g.ref},
@@ -531,7 +542,7 @@ func (g *patientGen) allergy(a allergyDef) {
 	}
 	ai := &allergyIntolerance{
 		ResourceType:       "AllergyIntolerance",
-		Meta:               newMeta(),
+		Meta:               g.meta(),
 		ClinicalStatus:     concept{Coding: []coding{{System: sysAllergyCl, Code: "active", Display: "Active"}}},
 		VerificationStatus: concept{Coding: []coding{{System: sysAllergyVer, Code: "confirmed", Display: "Confirmed"}}},
 		Type:               "allergy",
@@ -614,7 +625,7 @@ func (g *patientGen) observe(d obsDef, at time.Time, v float64, components []obs
 	}
 	o := &observation{
 		ResourceType:      "Observation",
-		Meta:              newMeta(),
+		Meta:              g.meta(),
 		Status:            "final",
 		Category:          []concept{{Coding: []coding{cat.coding()}}},
 		Code:              code{sysLOINC, d.loinc, d.display}.concept(),

@@ -24,6 +24,15 @@
 // to the shared resources are conditional references on their identifiers,
 // e.g. "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9012345678",
 // which the server resolves.
+//
+// # Decoys
+//
+// [Decoys] makes decoy patients (honeytokens) the same way, from a
+// generator the caller seeds at random, treated by the clinicians of a
+// hospital already loaded: nothing in them says they are decoys, and only
+// the caller, who reads their ids from the server's answers ([PatientID]),
+// knows which they are. The HTEST label is theirs only if asked for, so
+// that they look like the patients around them.
 package synth
 
 import (
@@ -100,7 +109,7 @@ func Hospital(opts Options, yield func(bundle []byte) bool) error {
 	seeder := rand.New(rand.NewPCG(opts.Seed, streamPatients))
 	for i := range opts.Patients {
 		r := rand.New(rand.NewPCG(seeder.Uint64(), seeder.Uint64()))
-		b, err := json.Marshal(newPatient(r, sh, now, i))
+		b, err := json.Marshal(newPatient(r, sh, now, i, true))
 		if err != nil {
 			return fmt.Errorf("synth: encode patient bundle %d: %w", i, err)
 		}
