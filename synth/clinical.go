@@ -41,7 +41,14 @@ func cvx(c, d string) code    { return code{sysCVX, c, d} }
 
 // testData labels every resource as test health data (HL7 v3 ActReason
 // HTEST), so nothing generated here can be mistaken for a real record.
-var testData = code{sysActReason, "HTEST", "test health data"}
+var testData = code{sysActReason, TestDataCode, "test health data"}
+
+// TestDataSystem and TestDataCode make the security label every generated
+// resource carries when labelled (meta.security): HL7 v3 ActReason HTEST.
+const (
+	TestDataSystem = sysActReason
+	TestDataCode   = "HTEST"
+)
 
 // Encounter kinds.
 type encounterKind int

@@ -2,31 +2,111 @@ package main
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
+	mathrand "math/rand/v2"
+	"net"
 	"net/http"
+	"net/smtp"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/detect"
 	"github.com/phivault/phivault/detect/sqlitestore"
 	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/synth"
 )
 
-// DetectConfig configures the detectors (docs/detection.md).
+// DetectConfig configures the detectors and where their alerts go
+// (docs/detection.md).
 type DetectConfig struct {
 	// Off stops the detectors from running in this server (on another
 	// node of a PostgreSQL deployment, say: one node runs them).
 	Off bool
+	// OCSFFile, if set, receives every alert that pages as an OCSF
+	// Detection Finding, one JSON line each (appended; mode 0600).
+	OCSFFile string
+	// Webhook, if set, receives alerts as signed JSON POSTs; the signing
+	// secret comes from PHIVAULT_DETECT_WEBHOOK_SECRET[_FILE].
+	Webhook string
+	// CEFSyslog, if set, is the host:port of a syslog-over-TLS server
+	// that receives alerts as CEF lines; CEFSyslogCA its CA bundle.
+	CEFSyslog, CEFSyslogCA string
+	// SMTP, if set, is the host:port of the mail server alerts are sent
+	// through, from MailFrom to MailTo (comma-separated); a password, if
+	// needed, from PHIVAULT_DETECT_SMTP_PASSWORD[_FILE] for SMTPUser.
+	SMTP, SMTPUser, MailFrom, MailTo string
 }
 
 func (c *DetectConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Off, "detect-off", os.Getenv("PHIVAULT_DETECT_OFF") == "1",
 		"do not run the detectors in this server; run them on one node only (env PHIVAULT_DETECT_OFF=1)")
+	fs.StringVar(&c.OCSFFile, "detect-ocsf-file", os.Getenv("PHIVAULT_DETECT_OCSF_FILE"), "append alerts to this file as OCSF Detection Finding JSON lines (env PHIVAULT_DETECT_OCSF_FILE)")
+	fs.StringVar(&c.Webhook, "detect-webhook", os.Getenv("PHIVAULT_DETECT_WEBHOOK"), "POST alerts as signed JSON to this https URL; secret from PHIVAULT_DETECT_WEBHOOK_SECRET[_FILE] (env PHIVAULT_DETECT_WEBHOOK)")
+	fs.StringVar(&c.CEFSyslog, "detect-cef-syslog", os.Getenv("PHIVAULT_DETECT_CEF_SYSLOG"), "host:port of a syslog-over-TLS server to send alerts to as CEF (env PHIVAULT_DETECT_CEF_SYSLOG)")
+	fs.StringVar(&c.CEFSyslogCA, "detect-cef-syslog-ca", os.Getenv("PHIVAULT_DETECT_CEF_SYSLOG_CA"), "PEM bundle of CAs for -detect-cef-syslog (default: the system's; env PHIVAULT_DETECT_CEF_SYSLOG_CA)")
+	fs.StringVar(&c.SMTP, "detect-smtp", os.Getenv("PHIVAULT_DETECT_SMTP"), "host:port of the mail server to send alerts through (STARTTLS required unless on loopback; env PHIVAULT_DETECT_SMTP)")
+	fs.StringVar(&c.SMTPUser, "detect-smtp-user", os.Getenv("PHIVAULT_DETECT_SMTP_USER"), "user for -detect-smtp; password from PHIVAULT_DETECT_SMTP_PASSWORD[_FILE] (env PHIVAULT_DETECT_SMTP_USER)")
+	fs.StringVar(&c.MailFrom, "detect-mail-from", os.Getenv("PHIVAULT_DETECT_MAIL_FROM"), "sender of alert e-mails (env PHIVAULT_DETECT_MAIL_FROM)")
+	fs.StringVar(&c.MailTo, "detect-mail-to", os.Getenv("PHIVAULT_DETECT_MAIL_TO"), "comma-separated recipients of alert e-mails (env PHIVAULT_DETECT_MAIL_TO)")
+}
+
+// notifiers returns the alert deliveries c configures.
+func (c *DetectConfig) notifiers() (map[string]detect.Notifier, error) {
+	out := map[string]detect.Notifier{}
+	if c.OCSFFile != "" {
+		f, err := os.OpenFile(c.OCSFFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("-detect-ocsf-file: %w", err)
+		}
+		out["ocsf"] = &detect.OCSFStream{W: f, Version: version}
+	}
+	if c.Webhook != "" {
+		secret, err := secretFromEnv("PHIVAULT_DETECT_WEBHOOK_SECRET")
+		if err != nil {
+			return nil, err
+		}
+		if u, err := url.Parse(c.Webhook); err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, errorWithHint("-detect-webhook must be an https URL", "phivault serve -detect-webhook https://soc.example.org/hooks/phivault")
+		}
+		if len(secret) < 16 {
+			return nil, errorWithHint("-detect-webhook needs a signing secret of at least 16 characters", "openssl rand -hex 32 > webhook-secret; PHIVAULT_DETECT_WEBHOOK_SECRET_FILE=webhook-secret")
+		}
+		out["webhook"] = &detect.Webhook{URL: c.Webhook, Secret: []byte(secret)}
+	}
+	if c.CEFSyslog != "" {
+		cfg, err := syslogTLS(c.CEFSyslogCA)
+		if err != nil {
+			return nil, err
+		}
+		out["cef"] = &detect.CEFStream{Sender: &auditlog.SyslogWitness{Addr: c.CEFSyslog, TLS: cfg}, Version: version}
+	}
+	if c.SMTP != "" {
+		host, _, err := net.SplitHostPort(c.SMTP)
+		if err != nil || c.MailFrom == "" || c.MailTo == "" {
+			return nil, errorWithHint("-detect-smtp needs host:port, -detect-mail-from and -detect-mail-to", "phivault serve -detect-smtp mail.example.org:587 -detect-mail-from phivault@example.org -detect-mail-to privacy@example.org")
+		}
+		m := &detect.Mailer{Addr: c.SMTP, From: c.MailFrom, To: strings.Split(c.MailTo, ","), Hostname: "phivault"}
+		ip := net.ParseIP(host)
+		m.RequireTLS = !(host == "localhost" || (ip != nil && ip.IsLoopback()))
+		if c.SMTPUser != "" {
+			pass, err := secretFromEnv("PHIVAULT_DETECT_SMTP_PASSWORD")
+			if err != nil {
+				return nil, err
+			}
+			m.Auth = smtp.PlainAuth("", c.SMTPUser, pass, host)
+		}
+		out["mail"] = m
+	}
+	return out, nil
 }
 
 // detectFile is the detectors' own database in the data folder: cursors,
@@ -39,6 +119,7 @@ type detector struct {
 	store    detect.Store
 	engine   *detect.Engine
 	pipeline *detect.Pipeline
+	dispatch *detect.Dispatcher
 	handler  http.Handler
 
 	cancel context.CancelFunc
@@ -104,16 +185,47 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	if err != nil {
 		return err
 	}
+	notifiers, err := a.cfg.Detect.notifiers()
+	if err != nil {
+		store.Close()
+		return err
+	}
 	tokens := vaultTokens{store: a.db, sealer: a.seal.sealer}
 	engine := detect.NewEngine(detect.NewDirectory(), detect.DefaultRules(), storedAlert(store))
+	scorer := detect.NewRiskScorer()
+	engine.Scorer = scorer
+	// Triage feedback silences a user's rule after repeated false
+	// positives (it still counts; it does not page).
+	triages, err := store.Triages(ctx, "")
+	if err != nil {
+		store.Close()
+		return err
+	}
+	sup := detect.NewTriageSuppressor(triages)
+	engine.Suppressor = sup
 	p := detect.NewPipeline(store, engine)
 	p.Trail = trailReader{log: a.audit.log, store: a.db}
 	p.Loader = &detectContext{records: records, accounts: a.accounts, tokens: tokens}
 	p.Logger = a.logger
 	a.audit.log.OnPublish(p.Wake) // an access becomes an alert without waiting for a poll
-	d := &detector{store: store, engine: engine, pipeline: p}
+	metrics, err := detect.NewMetrics(a.metrics, func() int64 { return p.Status().Lag })
+	if err != nil {
+		store.Close()
+		return err
+	}
+	disp := detect.NewDispatcher()
+	disp.Store, disp.Metrics, disp.Logger, disp.Notifiers = store, metrics, a.logger, notifiers
+	if err := disp.Open(ctx); err != nil {
+		store.Close()
+		return err
+	}
+	p.OnCommit = disp.OnCommit
+	d := &detector{store: store, engine: engine, pipeline: p, dispatch: disp}
 	d.handler = detect.NewHandler(detect.HandlerOptions{
 		Store: store, Pipeline: p, Auth: auth, Log: a.audit.log, Tokenizer: tokens,
+		Notes:    envelope.NewNoteSealer(a.db, a.seal.sealer, "triage"),
+		OnTriage: sup.Observe,
+		Decoys:   &decoyMaker{records: a.records},
 	})
 	a.routes["/security/"] = withClient(d.handler)
 	a.detect = d
@@ -161,7 +273,9 @@ func (d *detector) close() error {
 	}
 	d.cancel()
 	d.wg.Wait()
-	return d.store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(d.dispatch.Close(ctx), d.store.Close())
 }
 
 // storedAlert returns the Engine's lookup of committed alerts in store.
@@ -181,4 +295,58 @@ func storedAlert(store detect.Store) func(id string) *detect.Alert {
 			time.Sleep(wait)
 		}
 	}
+}
+
+// decoyMaker makes honeytokens through the whole request path (audit and
+// access), as a system client planting them: the entries say so
+// (purpose detect.DefaultPlantPurpose), and the honeytoken rule does not
+// count the planting as a touch.
+type decoyMaker struct {
+	records phivault.RecordService
+}
+
+// MakeDecoys implements detect.Decoys with synth.Decoys, over the demo
+// hospital's shared resources (seed 1): in the demo vault decoys are
+// indistinguishable from its patients. A vault without them refuses
+// (docs/detection.md says what a site needs instead).
+func (m *decoyMaker) MakeDecoys(ctx context.Context, n int) ([]string, error) {
+	ctx = phivault.WithPrincipal(ctx, access.BootstrapPrincipal("honeytoken"))
+	ctx = phivault.WithRequestInfo(ctx, phivault.RequestInfo{Actor: "honeytoken", Roles: []string{access.BootstrapRole}, Purpose: detect.DefaultPlantPurpose})
+	count, err := m.records.Search(ctx, &phivault.Query{Type: "Patient", Summary: "count"})
+	if err != nil {
+		return nil, err
+	}
+	labelled, err := m.records.Search(ctx, &phivault.Query{Type: "Patient", Summary: "count",
+		Params: []phivault.QueryParam{{Name: "_security", Values: []string{synth.TestDataSystem + "|" + synth.TestDataCode}}}})
+	label := err == nil && labelled.Total > 0
+	var seed [32]byte
+	if _, err := cryptorand.Read(seed[:]); err != nil {
+		return nil, err
+	}
+	var (
+		ids  []string
+		fail error
+	)
+	err = synth.Decoys(mathrand.New(mathrand.NewChaCha8(seed)), n, synth.DecoyOptions{Seed: 1, First: count.Total, Label: label},
+		func(b []byte) bool {
+			res, err := m.records.Bundle(ctx, b, "")
+			if err != nil {
+				fail = err
+				return false
+			}
+			id, err := synth.PatientID(res.Body)
+			if err != nil {
+				fail = err
+				return false
+			}
+			ids = append(ids, id)
+			return true
+		})
+	if err == nil {
+		err = fail
+	}
+	if err != nil {
+		return ids, err
+	}
+	return ids, nil
 }
