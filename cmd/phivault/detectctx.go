@@ -115,7 +115,7 @@ func (c *detectContext) Refresh(ctx context.Context, dir *detect.Directory, ev *
 func (c *detectContext) putAccount(dir *detect.Directory, a *phivault.Account) {
 	u := &detect.User{ID: a.ID, Roles: a.Roles, Department: a.Department, Practitioner: a.PractitionerID, Patient: a.PatientID, Status: a.Status}
 	if a.Kind == phivault.PrincipalPatient {
-		u.Roles = append(slices.Clip(u.Roles), "patient")
+		u.Roles = append(slices.Clip(u.Roles), detect.PatientRole)
 	} else if a.PatientID != "" {
 		// A staff member who is also a patient: their record is an
 		// employee's.
