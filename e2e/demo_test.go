@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,50 +28,7 @@ var (
 // privacy officer reads the patient's access report.
 func TestDemo(t *testing.T) {
 	requireE2E(t)
-	base := t.TempDir()
-	v := &vault{t: t, dir: filepath.Join(base, "demo"), tmp: filepath.Join(base, "tmp")}
-	v.cacert = filepath.Join(v.dir, "tls", "cert.pem")
-	if err := os.Mkdir(v.tmp, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary, "demo", "-data", v.dir, "-addr", "127.0.0.1:0", "-patients", "4")
-	cmd.Env = v.env()
-	cmd.Stdout, cmd.Stderr = &v.stdout, &v.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	v.cmd, v.done = cmd, make(chan struct{})
-	go func() { v.err = cmd.Wait(); close(v.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-v.done
-		if t.Failed() {
-			t.Logf("demo stdout:\n%s\nstderr (last lines):\n%s", v.stdout.Bytes(), tail(v.stderr.Bytes(), 30))
-		}
-	})
-	deadline := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(string(v.stdout.Bytes()), "Stop with Ctrl-C") {
-		if time.Now().After(deadline) || !v.running() {
-			t.Fatalf("demo did not start: %v", v.err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	out := v.stdout.Bytes()
-	urlLine, tokenLine := demoLine.FindSubmatch(out), demoToken.FindSubmatch(out)
-	if urlLine == nil || tokenLine == nil {
-		t.Fatalf("demo printed no URL or no admin token:\n%s", out)
-	}
-	v.url, v.token = string(urlLine[1]), string(tokenLine[1])
-	v.client = v.httpClient()
-	people := map[string]person{}
-	notes := map[string]string{}
-	for _, m := range demoPerson.FindAllSubmatch(out, -1) {
-		people[string(m[1])] = person{string(m[1]), string(m[2]), string(m[3])}
-		notes[string(m[1])] = string(m[4])
-	}
-	if len(people) != 5 {
-		t.Fatalf("demo printed %d people, want 5:\n%s", len(people), out)
-	}
+	v, people, notes := startDemo(t, filepath.Join(t.TempDir(), "demo"), 4)
 	treated := patientRef.FindStringSubmatch(notes["dr.demo"])
 	if treated == nil || !strings.Contains(notes["patient.demo"], treated[0]) {
 		t.Fatalf("demo notes %q do not name the treated patient", notes)
@@ -179,4 +137,55 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo's log holds a secret (%.4s...)", secret)
 		}
 	}
+}
+
+// startDemo runs "phivault demo -patients n" on the data folder dir (made
+// on the first run, restarted on later ones) and returns the vault with
+// its admin token, and the demo's people and their notes by username.
+func startDemo(t *testing.T, dir string, patients int) (*vault, map[string]person, map[string]string) {
+	t.Helper()
+	v := &vault{t: t, dir: dir, tmp: filepath.Join(filepath.Dir(dir), "tmp")}
+	v.cacert = filepath.Join(v.dir, "tls", "cert.pem")
+	if err := os.MkdirAll(v.tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "demo", "-data", v.dir, "-addr", "127.0.0.1:0", "-patients", strconv.Itoa(patients))
+	cmd.Env = v.env()
+	cmd.Stdout, cmd.Stderr = &v.stdout, &v.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	v.cmd, v.done = cmd, make(chan struct{})
+	go func() { v.err = cmd.Wait(); close(v.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-v.done
+		if t.Failed() {
+			t.Logf("demo stdout:\n%s\nstderr (last lines):\n%s", v.stdout.Bytes(), tail(v.stderr.Bytes(), 30))
+		}
+	})
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(string(v.stdout.Bytes()), "Stop with Ctrl-C") {
+		if time.Now().After(deadline) || !v.running() {
+			t.Fatalf("demo did not start: %v", v.err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out := v.stdout.Bytes()
+	urlLine, tokenLine := demoLine.FindSubmatch(out), demoToken.FindSubmatch(out)
+	if urlLine == nil || tokenLine == nil {
+		t.Fatalf("demo printed no URL or no admin token:\n%s", out)
+	}
+	v.url, v.token = string(urlLine[1]), string(tokenLine[1])
+	v.client = v.httpClient()
+	people := map[string]person{}
+	notes := map[string]string{}
+	for _, m := range demoPerson.FindAllSubmatch(out, -1) {
+		people[string(m[1])] = person{string(m[1]), string(m[2]), string(m[3])}
+		notes[string(m[1])] = string(m[4])
+	}
+	if len(people) != 5 {
+		t.Fatalf("demo printed %d people, want 5:\n%s", len(people), out)
+	}
+	return v, people, notes
 }
