@@ -103,20 +103,81 @@ func hashID(s string) uint64 {
 	return h
 }
 
+// idSet is a set of id hashes: open addressing with linear probing,
+// cheaper per event than a map. 0 stands for the hash 0, taken as 1.
+type idSet struct {
+	slots []uint64
+	n     int
+}
+
+// add adds h and reports whether it was new.
+func (s *idSet) add(h uint64) bool {
+	if h == 0 {
+		h = 1
+	}
+	if 2*(s.n+1) > len(s.slots) {
+		s.grow()
+	}
+	mask := uint64(len(s.slots) - 1)
+	for i := (h ^ h>>29) & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case h:
+			return false
+		case 0:
+			s.slots[i] = h
+			s.n++
+			return true
+		}
+	}
+}
+
+func (s *idSet) grow() {
+	old := s.slots
+	s.slots, s.n = make([]uint64, max(64, 2*len(old))), 0
+	for _, h := range old {
+		if h != 0 {
+			s.add(h)
+		}
+	}
+}
+
+// reset empties s, keeping its memory unless a burst grew it.
+func (s *idSet) reset() {
+	if len(s.slots) > 4096 {
+		s.slots = nil
+	} else {
+		clear(s.slots)
+	}
+	s.n = 0
+}
+
+// list returns the hashes in s, sorted.
+func (s *idSet) list() []uint64 {
+	out := make([]uint64, 0, s.n)
+	for _, h := range s.slots {
+		if h != 0 {
+			out = append(out, h)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // robust holds the median and median absolute deviation of some values.
 type robust struct {
 	n        int
 	med, mad float64
-	p99      float64
+	q        float64 // the quantile asked for
 }
 
-// robustStats returns the statistics of vals, which it reorders.
-func robustStats(vals []float64) robust {
+// robustStats returns the statistics of vals, with their q-quantile; it
+// reorders vals.
+func robustStats(vals []float64, q float64) robust {
 	if len(vals) == 0 {
 		return robust{}
 	}
 	slices.Sort(vals)
-	r := robust{n: len(vals), med: median(vals), p99: quantile(vals, 0.99)}
+	r := robust{n: len(vals), med: median(vals), q: quantile(vals, q)}
 	for i, v := range vals {
 		vals[i] = math.Abs(v - r.med)
 	}
@@ -248,7 +309,7 @@ type dayCount struct {
 type patientDay struct {
 	hist []dayCount // completed days within the window, oldest first
 	cur  dayCount
-	seen map[uint64]struct{}
+	seen idSet
 }
 
 // roll starts day, keeping the day that ended if it had events and
@@ -265,11 +326,7 @@ func (p *patientDay) roll(day int32, days int) {
 		p.hist = append(p.hist[:0], p.hist[i:]...)
 	}
 	p.cur = dayCount{Day: day}
-	if len(p.seen) > 1024 {
-		p.seen = make(map[uint64]struct{}, 64) // let a burst's map go
-	} else {
-		clear(p.seen)
-	}
+	p.seen.reset()
 }
 
 // add counts ev's patients and returns how many are new today.
@@ -277,12 +334,10 @@ func (p *patientDay) add(ev *Event) int32 {
 	p.cur.Events++
 	var n int32
 	for _, id := range ev.Patients {
-		if len(p.seen) >= maxDaySet {
+		if p.seen.n >= maxDaySet {
 			break
 		}
-		h := hashID(id)
-		if _, ok := p.seen[h]; !ok {
-			p.seen[h] = struct{}{}
+		if p.seen.add(hashID(id)) {
 			n++
 		}
 	}
@@ -298,19 +353,14 @@ type patientDayState struct {
 }
 
 func (p *patientDay) state() patientDayState {
-	s := patientDayState{Hist: p.hist, Cur: p.cur, Seen: make([]uint64, 0, len(p.seen))}
-	for h := range p.seen {
-		s.Seen = append(s.Seen, h)
-	}
-	slices.Sort(s.Seen)
-	return s
+	return patientDayState{Hist: p.hist, Cur: p.cur, Seen: p.seen.list()}
 }
 
 func (p *patientDay) restore(s patientDayState) {
 	p.hist, p.cur = s.Hist, s.Cur
-	p.seen = make(map[uint64]struct{}, max(len(s.Seen), 16))
+	p.seen = idSet{}
 	for _, h := range s.Seen {
-		p.seen[h] = struct{}{}
+		p.seen.add(h)
 	}
 }
 
@@ -437,7 +487,7 @@ func (r *VolumeSpike) Observe(x *Context, ev *Event) {
 		if len(r.users) >= r.MaxUsers {
 			return
 		}
-		u = &volumeUser{patientDay: patientDay{cur: dayCount{Day: day}, seen: map[uint64]struct{}{}}, hour: -1}
+		u = &volumeUser{patientDay: patientDay{cur: dayCount{Day: day}}, hour: -1}
 		r.users[ev.User] = u
 	}
 	switch {
@@ -512,14 +562,14 @@ func (r *VolumeSpike) baseline(u *volumeUser) {
 	for _, d := range u.hist {
 		r.scratch = append(r.scratch, float64(d.Patients))
 	}
-	p := robustStats(r.scratch)
+	p := robustStats(r.scratch, 0.5)
 	u.medP = p.med
 	u.thrP = max(p.med+r.K*madScale*p.mad, r.Factor*p.med, float64(r.MinPatients))
 	r.scratch = r.scratch[:0]
 	for _, d := range u.hist {
 		r.scratch = append(r.scratch, float64(d.Events))
 	}
-	e := robustStats(r.scratch)
+	e := robustStats(r.scratch, 0.5)
 	u.medE = e.med
 	u.thrE = max(e.med+r.K*madScale*e.mad, r.Factor*e.med, float64(r.MinEvents))
 }
@@ -582,6 +632,7 @@ func (r *VolumeSpike) UnmarshalState(b []byte) error {
 const (
 	DefaultPeerMinPeers    = 5
 	DefaultPeerZ           = 5.0
+	DefaultPeerFactor      = 2.0
 	DefaultPeerQuantile    = 0.99
 	DefaultPeerMinPatients = 25
 	DefaultPeerMinHistory  = 7
@@ -591,7 +642,8 @@ const (
 // opens more distinct patients than the peer group (same roles and
 // department, from the directory or else the event) does: above the
 // group's Quantile of user-days in the window, above median +
-// Z·1.4826·MAD of them, and above MinPatients. The group needs MinPeers
+// Z·1.4826·MAD of them, above Factor × their median, and above
+// MinPatients. The group needs MinPeers
 // other users with history. A user whose own median day (over
 // MinHistory days) is already above the threshold is left to
 // volume-spike: the rule looks for the day a user leaves the pattern of
@@ -608,6 +660,9 @@ type PeerDeviation struct {
 	// Quantile of the group's user-days a day must exceed. Default
 	// DefaultPeerQuantile.
 	Quantile float64
+	// Factor: and Factor × the group's median. Default
+	// DefaultPeerFactor.
+	Factor float64
 	// MinPatients: a day alerts only above this many distinct patients.
 	// Default DefaultPeerMinPatients.
 	MinPatients int
@@ -643,7 +698,7 @@ type peerStats struct {
 // NewPeerDeviation returns the rule with default settings.
 func NewPeerDeviation() *PeerDeviation {
 	return &PeerDeviation{
-		Days: DefaultBehaviourDays, MinPeers: DefaultPeerMinPeers, Z: DefaultPeerZ, Quantile: DefaultPeerQuantile,
+		Days: DefaultBehaviourDays, MinPeers: DefaultPeerMinPeers, Z: DefaultPeerZ, Quantile: DefaultPeerQuantile, Factor: DefaultPeerFactor,
 		MinPatients: DefaultPeerMinPatients, MinHistory: DefaultPeerMinHistory, MaxReports: DefaultMaxReports,
 		MaxUsers: DefaultMaxUsers,
 		users:    map[string]*peerUser{}, groups: groups[peerUser, peerStats]{}, maxDay: math.MinInt32,
@@ -668,8 +723,9 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 		if len(r.users) >= r.MaxUsers {
 			return
 		}
-		u = &peerUser{patientDay: patientDay{cur: dayCount{Day: day}, seen: map[uint64]struct{}{}}, ownMed: -1}
+		u = &peerUser{patientDay: patientDay{cur: dayCount{Day: day}}, ownMed: -1}
 		r.users[ev.User] = u
+		r.join(x, ev, u)
 	}
 	switch {
 	case day < u.cur.Day:
@@ -678,10 +734,8 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 		u.roll(day, r.Days)
 		u.rep = reporter{}
 		r.own(u)
+		r.join(x, ev, u)
 	}
-	roles, dept := peerOf(x.Dir, ev)
-	old := u.grp.key
-	r.groups.move(old, u.grp.set(roles, dept), u)
 	if u.add(ev) == 0 || u.grp.key == "" || u.cur.Patients <= int32(r.MinPatients) {
 		return
 	}
@@ -712,6 +766,15 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 	})
 }
 
+// join puts u in its peer group as of ev. The group is looked up on a
+// user's first event of each day only: a change of role or department
+// counts from the next day.
+func (r *PeerDeviation) join(x *Context, ev *Event, u *peerUser) {
+	roles, dept := peerOf(x.Dir, ev)
+	old := u.grp.key
+	r.groups.move(old, u.grp.set(roles, dept), u)
+}
+
 // own sets u's own median, or -1 without enough history.
 func (r *PeerDeviation) own(u *peerUser) {
 	u.ownMed = -1
@@ -722,7 +785,7 @@ func (r *PeerDeviation) own(u *peerUser) {
 	for _, d := range u.hist {
 		r.scratch = append(r.scratch, float64(d.Patients))
 	}
-	u.ownMed = robustStats(r.scratch).med
+	u.ownMed = robustStats(r.scratch, 0.5).med
 }
 
 // stats computes g's threshold for day from its members' days before it.
@@ -745,11 +808,11 @@ func (r *PeerDeviation) stats(g *group[peerUser, peerStats], day int32) {
 			peers++
 		}
 	}
-	st := robustStats(r.scratch)
+	st := robustStats(r.scratch, r.Quantile)
 	g.stats = peerStats{
 		med:   st.med,
 		peers: peers,
-		thr:   max(st.p99, st.med+r.Z*madScale*max(st.mad, 1), float64(r.MinPatients)),
+		thr:   max(st.q, st.med+r.Z*madScale*max(st.mad, 1), r.Factor*st.med, float64(r.MinPatients)),
 	}
 }
 
@@ -1115,7 +1178,8 @@ const (
 // of the latest such search, opens (read, vread, $everything) Patients
 // or more patients with no care relationship to the user (Directory.
 // Related, with RelatedSlack), nor, if SameDepartment, managed by the
-// user's department. The user's own Patient record does not count. Users
+// user's department. Each patient is judged once an episode, at its
+// first open. The user's own Patient record does not count. Users
 // with a role in ExemptRoles (e.g. registration desks) are not watched.
 // Key: user|hour of the episode's first name search.
 type NameSearchBrowsing struct {
@@ -1142,15 +1206,24 @@ type NameSearchBrowsing struct {
 	Location *time.Location
 
 	users    map[string]*browseUser
+	free     []*browseUser // ended episodes' memory, for the next ones
 	lastHour int64
 }
 
+// maxFree bounds the ended episodes kept for reuse.
+const maxFree = 256
+
 type browseUser struct {
-	Start  int64    `json:"start"`  // unix seconds of the episode's first name search
-	Last   int64    `json:"last"`   // unix seconds of its latest name search
-	Opened []string `json:"opened"` // patients without relationship opened since Start
-	Rep    reporter `json:"rep"`
+	start   int64    // unix seconds of the episode's first name search
+	last    int64    // unix seconds of its latest name search
+	opened  []string // patients without relationship opened since start
+	checked idSet    // patients judged in the episode
+	rep     reporter
 }
+
+// maxChecked bounds the patients one episode remembers having judged;
+// beyond it, patients are judged again at each open.
+const maxChecked = 4096
 
 // NewNameSearchBrowsing returns the rule with default settings.
 func NewNameSearchBrowsing() *NameSearchBrowsing {
@@ -1202,16 +1275,21 @@ func (r *NameSearchBrowsing) Observe(x *Context, ev *Event) {
 			if len(r.users) >= r.MaxUsers || r.exempt(x.Dir, ev) {
 				return
 			}
-			u = &browseUser{}
+			if n := len(r.free); n > 0 {
+				u, r.free = r.free[n-1], r.free[:n-1]
+			} else {
+				u = &browseUser{}
+			}
 			r.users[ev.User] = u
 		}
-		if u.Start == 0 || t-u.Last > win {
-			u.Start, u.Opened, u.Rep = t, u.Opened[:0], reporter{}
+		if u.start == 0 || t-u.last > win {
+			u.start, u.opened, u.rep = t, u.opened[:0], reporter{}
+			u.checked.reset()
 		}
-		u.Last = max(u.Last, t)
+		u.last = max(u.last, t)
 	case phivault.ActionRead, phivault.ActionVRead, phivault.ActionEverything:
 		u := r.users[ev.User]
-		if u == nil || u.Start == 0 || t < u.Start || t-u.Last > win {
+		if u == nil || u.start == 0 || t < u.start || t-u.last > win {
 			return
 		}
 		r.opened(x, ev, u)
@@ -1231,46 +1309,47 @@ func (r *NameSearchBrowsing) exempt(dir *Directory, ev *Event) bool {
 	return false
 }
 
+// opened judges the patients of ev, each once an episode: at its first
+// open.
 func (r *NameSearchBrowsing) opened(x *Context, ev *Event, u *browseUser) {
-	var self, dept string
-	if x.Dir != nil {
-		if du := x.Dir.User(ev.User); du != nil {
-			self, dept = du.Patient, du.Department
-		}
-	}
-	if dept == "" {
-		dept = ev.Department
-	}
-	before := len(u.Opened)
+	var du *User
+	before := len(u.opened)
 	for _, p := range ev.Patients {
-		if p == self || slices.Contains(u.Opened, p) || len(u.Opened) >= maxBrowsed {
+		if u.checked.n < maxChecked && !u.checked.add(hashID(p)) {
 			continue
 		}
-		if x.Dir != nil {
-			if x.Dir.Related(ev.User, p, ev.Time, r.RelatedSlack) != nil {
-				continue
-			}
-			if r.SameDepartment && dept != "" {
-				if pt := x.Dir.Patient(p); pt != nil && pt.Department == dept {
-					continue
-				}
+		if x.Dir == nil || len(u.opened) >= maxBrowsed || slices.Contains(u.opened, p) ||
+			x.Dir.Related(ev.User, p, ev.Time, r.RelatedSlack) != nil {
+			continue
+		}
+		if du == nil {
+			if du = x.Dir.User(ev.User); du == nil {
+				du = &User{Department: ev.Department}
 			}
 		}
-		u.Opened = append(u.Opened, p)
+		if p == du.Patient {
+			continue
+		}
+		if r.SameDepartment && du.Department != "" {
+			if pt := x.Dir.Patient(p); pt != nil && pt.Department == du.Department {
+				continue
+			}
+		}
+		u.opened = append(u.opened, p)
 	}
-	n := len(u.Opened)
-	if n == before || n < r.Patients || !u.Rep.due(float64(n), float64(r.Patients), r.MaxReports) {
+	n := len(u.opened)
+	if n == before || n < r.Patients || !u.rep.due(float64(n), float64(r.Patients), r.MaxReports) {
 		return
 	}
-	patients := slices.Clone(u.Opened[before:])
-	if u.Rep.Reports == 1 {
-		patients = slices.Clone(u.Opened) // the first finding names every patient so far
+	patients := slices.Clone(u.opened[before:])
+	if u.rep.Reports == 1 {
+		patients = slices.Clone(u.opened) // the first finding names every patient so far
 	}
 	sev := SeverityMedium
 	if n >= 2*r.Patients {
 		sev = SeverityHigh
 	}
-	start := time.Unix(u.Start, 0).UTC()
+	start := time.Unix(u.start, 0).UTC()
 	if r.Location != nil {
 		start = start.In(r.Location)
 	}
@@ -1285,20 +1364,37 @@ func (r *NameSearchBrowsing) opened(x *Context, ev *Event, u *browseUser) {
 // sweep forgets episodes that ended before since.
 func (r *NameSearchBrowsing) sweep(since int64) {
 	for id, u := range r.users {
-		if u.Last < since {
+		if u.last < since {
 			delete(r.users, id)
+			if len(r.free) < maxFree {
+				u.start, u.last, u.opened, u.rep = 0, 0, u.opened[:0], reporter{}
+				u.checked.reset()
+				r.free = append(r.free, u)
+			}
 		}
 	}
 }
 
+type browseUserState struct {
+	Start   int64    `json:"start"`
+	Last    int64    `json:"last"`
+	Opened  []string `json:"opened,omitempty"`
+	Checked []uint64 `json:"checked,omitempty"`
+	Rep     reporter `json:"rep"`
+}
+
 type browseState struct {
-	LastHour int64                  `json:"lastHour"`
-	Users    map[string]*browseUser `json:"users"`
+	LastHour int64                      `json:"lastHour"`
+	Users    map[string]browseUserState `json:"users"`
 }
 
 // MarshalState implements Stateful.
 func (r *NameSearchBrowsing) MarshalState() ([]byte, error) {
-	return json.Marshal(browseState{LastHour: r.lastHour, Users: r.users})
+	s := browseState{LastHour: r.lastHour, Users: make(map[string]browseUserState, len(r.users))}
+	for id, u := range r.users {
+		s.Users[id] = browseUserState{Start: u.start, Last: u.last, Opened: u.opened, Checked: u.checked.list(), Rep: u.rep}
+	}
+	return json.Marshal(s)
 }
 
 // UnmarshalState implements Stateful.
@@ -1307,9 +1403,13 @@ func (r *NameSearchBrowsing) UnmarshalState(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("name-search-browsing state: %w", err)
 	}
-	r.lastHour, r.users = s.LastHour, s.Users
-	if r.users == nil {
-		r.users = map[string]*browseUser{}
+	r.lastHour, r.users = s.LastHour, make(map[string]*browseUser, len(s.Users))
+	for id, us := range s.Users {
+		u := &browseUser{start: us.Start, last: us.Last, opened: us.Opened, rep: us.Rep}
+		for _, h := range us.Checked {
+			u.checked.add(h)
+		}
+		r.users[id] = u
 	}
 	return nil
 }
