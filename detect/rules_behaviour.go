@@ -451,12 +451,12 @@ type volumeUser struct {
 	hourNew int32 // new distinct patients in hour
 
 	// baseline of the current day, from hist
-	enough      bool
-	medP, thrP  float64
-	medE, thrE  float64
-	repP, repE  reporter
-	repB        reporter
-	burstHour   int32 // hour of the latest burst finding
+	enough     bool
+	medP, thrP float64
+	medE, thrE float64
+	repP, repE reporter
+	repB       reporter
+	burstHour  int32 // hour of the latest burst finding
 }
 
 // NewVolumeSpike returns the rule with default settings.
@@ -633,17 +633,17 @@ const (
 	DefaultPeerMinPeers    = 5
 	DefaultPeerZ           = 5.0
 	DefaultPeerFactor      = 2.0
-	DefaultPeerQuantile    = 0.99
+	DefaultPeerQuantile    = 0
 	DefaultPeerMinPatients = 25
 	DefaultPeerMinHistory  = 7
 )
 
 // PeerDeviation is the rule "peer-deviation": a user who, in one day,
 // opens more distinct patients than the peer group (same roles and
-// department, from the directory or else the event) does: above the
-// group's Quantile of user-days in the window, above median +
-// Z·1.4826·MAD of them, above Factor × their median, and above
-// MinPatients. The group needs MinPeers
+// department, from the directory or else the event) does: above median
+// + Z·1.4826·MAD of the group's user-days in the window (MAD at least
+// 1), above Factor × their median, above MinPatients, and, if set, above
+// their Quantile. The group needs MinPeers
 // other users with history. A user whose own median day (over
 // MinHistory days) is already above the threshold is left to
 // volume-spike: the rule looks for the day a user leaves the pattern of
@@ -657,8 +657,10 @@ type PeerDeviation struct {
 	// Z is the robust z-score above which a day alerts. Default
 	// DefaultPeerZ.
 	Z float64
-	// Quantile of the group's user-days a day must exceed. Default
-	// DefaultPeerQuantile.
+	// Quantile of the group's user-days a day must also exceed, e.g.
+	// 0.99; 0 turns it off. Default DefaultPeerQuantile (off): a
+	// quantile is not robust, so one chronically busy peer would raise
+	// it for the whole group, where the median and MAD hold.
 	Quantile float64
 	// Factor: and Factor × the group's median. Default
 	// DefaultPeerFactor.
@@ -808,7 +810,7 @@ func (r *PeerDeviation) stats(g *group[peerUser, peerStats], day int32) {
 			peers++
 		}
 	}
-	st := robustStats(r.scratch, r.Quantile)
+	st := robustStats(r.scratch, max(r.Quantile, 0))
 	g.stats = peerStats{
 		med:   st.med,
 		peers: peers,

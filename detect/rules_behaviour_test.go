@@ -108,8 +108,8 @@ func TestBehaviourRulesAreDefault(t *testing.T) {
 func TestVolumeSpike(t *testing.T) {
 	b := newBench(t, detect.NewVolumeSpike())
 	for d := range 10 {
-		b.day("u-usual", d, 18+d%5, "p")  // about 20 a day
-		b.day("u-busy", d, 58+d%5, "p")   // about 60 a day
+		b.day("u-usual", d, 18+d%5, "p") // about 20 a day
+		b.day("u-busy", d, 58+d%5, "p")  // about 60 a day
 		if d >= 7 {
 			b.day("u-new", d, 20, "p") // 3 days of history only
 		}
@@ -132,6 +132,26 @@ func TestVolumeSpike(t *testing.T) {
 	}
 	mustNone(t, got["u-busy"], "busy baseline")
 	mustNone(t, got["u-new"], "too little history")
+}
+
+func TestVolumeSpikeEvents(t *testing.T) {
+	b := newBench(t, detect.NewVolumeSpike())
+	reads := func(user string, d, patients, times int) {
+		for i := range patients * times {
+			b.do(user, phivault.ActionRead, at(d, 8, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i%patients))
+		}
+	}
+	for d := range 10 {
+		reads("u-loop", d, 20, 1)
+		reads("u-near", d, 20, 1)
+	}
+	reads("u-loop", 10, 20, 15) // the same 20 patients, 300 accesses
+	reads("u-near", 10, 19, 10) // 190: below MinEvents
+	a := mustOne(t, b.alerts("volume-spike", "u-loop"), "300 accesses")
+	if !strings.Contains(a.Why, "201 accesses") {
+		t.Errorf("alert = %+v", a)
+	}
+	mustNone(t, b.alerts("volume-spike", "u-near"), "190 accesses")
 }
 
 func TestVolumeSpikeBurst(t *testing.T) {
@@ -174,10 +194,12 @@ func TestPeerDeviation(t *testing.T) {
 	nurses := b.staff("nurse", 8, "nurse", "ward-a")
 	doctors := b.staff("doc", 6, "physician", "radiology")
 	few := b.staff("few", 3, "dietitian", "ward-a")
+	b.dir.PutUser(&detect.User{ID: "busy", Roles: []string{"nurse"}, Department: "ward-a"})
 	for d := range 10 {
 		for i, u := range nurses {
 			b.day(u, d, 18+(i+d)%5, "p") // about 20
 		}
+		b.day("busy", d, 80, "p") // a nurse whose job is busier
 		for i, u := range doctors {
 			b.day(u, d, 75+(i+d)%10, "p") // about 80
 		}
@@ -185,12 +207,15 @@ func TestPeerDeviation(t *testing.T) {
 			b.day(u, d, 5, "p")
 		}
 	}
-	if n := len(b.eng.Drain()); n != 0 {
-		t.Fatalf("%d alerts during the usual days", n)
+	for _, a := range b.eng.Drain() {
+		if a.User != "busy" {
+			t.Fatalf("alert during the usual days: %s", a.Why)
+		}
 	}
 	b.day(nurses[0], 10, 80, "q") // 4× the peers
 	b.day(nurses[1], 10, 30, "q") // above MinPatients, within the peers' spread
 	b.day(doctors[0], 10, 80, "q")
+	b.day("busy", 10, 80, "q") // the busy nurse's usual
 	b.day(few[0], 10, 80, "q") // too few peers
 	// A nurse known only from events, stating role and department.
 	for i := range 80 {
@@ -208,6 +233,7 @@ func TestPeerDeviation(t *testing.T) {
 	mustOne(t, by["ext:n9"], "ingested nurse at 4× peers")
 	mustNone(t, by[nurses[1]], "nurse within spread")
 	mustNone(t, by[doctors[0]], "physician at the physicians' usual")
+	mustNone(t, by["busy"], "nurse at her own usual")
 	mustNone(t, by[few[0]], "group of three")
 }
 
@@ -224,7 +250,7 @@ func TestAfterHoursOwnPattern(t *testing.T) {
 	b.staff("clerk", 1, "clerk", "admissions")
 	b.staff("night", 1, "nurse", "icu")
 	for d := range 12 {
-		b.shift("clerk0", d, 9, 8) // 09:00–17:00
+		b.shift("clerk0", d, 9, 8)  // 09:00–17:00
 		b.shift("night0", d, 22, 8) // 22:00–06:00
 	}
 	mustNone(t, b.alerts("after-hours", "clerk0"), "usual days")
