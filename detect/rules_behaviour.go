@@ -141,6 +141,25 @@ func (s *idSet) grow() {
 	}
 }
 
+// has reports whether h is in s.
+func (s *idSet) has(h uint64) bool {
+	if s.n == 0 {
+		return false
+	}
+	if h == 0 {
+		h = 1
+	}
+	mask := uint64(len(s.slots) - 1)
+	for i := (h ^ h>>29) & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case h:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
 // reset empties s, keeping its memory unless a burst grew it.
 func (s *idSet) reset() {
 	if len(s.slots) > 4096 {
@@ -1180,8 +1199,8 @@ const (
 // of the latest such search, opens (read, vread, $everything) Patients
 // or more patients with no care relationship to the user (Directory.
 // Related, with RelatedSlack), nor, if SameDepartment, managed by the
-// user's department. Each patient is judged once an episode, at its
-// first open. The user's own Patient record does not count. Users
+// user's department. A patient judged related stays so for the rest of
+// the day. The user's own Patient record does not count. Users
 // with a role in ExemptRoles (e.g. registration desks) are not watched.
 // Key: user|hour of the episode's first name search.
 type NameSearchBrowsing struct {
@@ -1208,24 +1227,25 @@ type NameSearchBrowsing struct {
 	Location *time.Location
 
 	users    map[string]*browseUser
-	free     []*browseUser // ended episodes' memory, for the next ones
+	free     []*browseUser // forgotten users' memory, for the next ones
 	lastHour int64
 }
 
-// maxFree bounds the ended episodes kept for reuse.
+// maxFree bounds the forgotten users' memory kept for reuse.
 const maxFree = 256
 
 type browseUser struct {
 	start   int64    // unix seconds of the episode's first name search
 	last    int64    // unix seconds of its latest name search
 	opened  []string // patients without relationship opened since start
-	checked idSet    // patients judged in the episode
+	day     int32    // the day of related
+	related idSet    // patients judged related on day
 	rep     reporter
 }
 
-// maxChecked bounds the patients one episode remembers having judged;
-// beyond it, patients are judged again at each open.
-const maxChecked = 4096
+// maxRelated bounds the patients judged related one user's day
+// remembers; beyond it, patients are judged again at each open.
+const maxRelated = 4096
 
 // NewNameSearchBrowsing returns the rule with default settings.
 func NewNameSearchBrowsing() *NameSearchBrowsing {
@@ -1265,7 +1285,8 @@ func (r *NameSearchBrowsing) Observe(x *Context, ev *Event) {
 	win := int64(r.Window / time.Second)
 	if h := t / 3600; h > r.lastHour {
 		r.lastHour = h
-		r.sweep(t - win)
+		day, _ := splitTime(r.Location, ev.Time)
+		r.sweep(t-win, day)
 	}
 	switch ev.Action {
 	case phivault.ActionSearch:
@@ -1286,9 +1307,12 @@ func (r *NameSearchBrowsing) Observe(x *Context, ev *Event) {
 		}
 		if u.start == 0 || t-u.last > win {
 			u.start, u.opened, u.rep = t, u.opened[:0], reporter{}
-			u.checked.reset()
 		}
 		u.last = max(u.last, t)
+		if day, _ := splitTime(r.Location, ev.Time); day != u.day {
+			u.day = day
+			u.related.reset()
+		}
 	case phivault.ActionRead, phivault.ActionVRead, phivault.ActionEverything:
 		u := r.users[ev.User]
 		if u == nil || u.start == 0 || t < u.start || t-u.last > win {
@@ -1311,33 +1335,39 @@ func (r *NameSearchBrowsing) exempt(dir *Directory, ev *Event) bool {
 	return false
 }
 
-// opened judges the patients of ev, each once an episode: at its first
-// open.
+// opened judges the patients of ev. A patient judged related stays so
+// for the rest of the day: the directory is asked once per user, patient
+// and day.
 func (r *NameSearchBrowsing) opened(x *Context, ev *Event, u *browseUser) {
+	if day, _ := splitTime(r.Location, ev.Time); day != u.day {
+		u.day = day
+		u.related.reset()
+	}
 	var du *User
 	before := len(u.opened)
 	for _, p := range ev.Patients {
-		if u.checked.n < maxChecked && !u.checked.add(hashID(p)) {
+		h := hashID(p)
+		if x.Dir == nil || len(u.opened) >= maxBrowsed || u.related.has(h) || slices.Contains(u.opened, p) {
 			continue
 		}
-		if x.Dir == nil || len(u.opened) >= maxBrowsed || slices.Contains(u.opened, p) ||
-			x.Dir.Related(ev.User, p, ev.Time, r.RelatedSlack) != nil {
-			continue
-		}
-		if du == nil {
-			if du = x.Dir.User(ev.User); du == nil {
-				du = &User{Department: ev.Department}
+		related := x.Dir.Related(ev.User, p, ev.Time, r.RelatedSlack) != nil
+		if !related {
+			if du == nil {
+				if du = x.Dir.User(ev.User); du == nil {
+					du = &User{Department: ev.Department}
+				}
+			}
+			related = p == du.Patient
+			if !related && r.SameDepartment && du.Department != "" {
+				pt := x.Dir.Patient(p)
+				related = pt != nil && pt.Department == du.Department
 			}
 		}
-		if p == du.Patient {
-			continue
+		if !related {
+			u.opened = append(u.opened, p)
+		} else if u.related.n < maxRelated {
+			u.related.add(h)
 		}
-		if r.SameDepartment && du.Department != "" {
-			if pt := x.Dir.Patient(p); pt != nil && pt.Department == du.Department {
-				continue
-			}
-		}
-		u.opened = append(u.opened, p)
 	}
 	n := len(u.opened)
 	if n == before || n < r.Patients || !u.rep.due(float64(n), float64(r.Patients), r.MaxReports) {
@@ -1363,14 +1393,15 @@ func (r *NameSearchBrowsing) opened(x *Context, ev *Event, u *browseUser) {
 	})
 }
 
-// sweep forgets episodes that ended before since.
-func (r *NameSearchBrowsing) sweep(since int64) {
+// sweep forgets users whose episode ended before since, and whose
+// related patients are of a day before day.
+func (r *NameSearchBrowsing) sweep(since int64, day int32) {
 	for id, u := range r.users {
-		if u.last < since {
+		if u.last < since && u.day < day {
 			delete(r.users, id)
 			if len(r.free) < maxFree {
 				u.start, u.last, u.opened, u.rep = 0, 0, u.opened[:0], reporter{}
-				u.checked.reset()
+				u.related.reset()
 				r.free = append(r.free, u)
 			}
 		}
@@ -1381,7 +1412,8 @@ type browseUserState struct {
 	Start   int64    `json:"start"`
 	Last    int64    `json:"last"`
 	Opened  []string `json:"opened,omitempty"`
-	Checked []uint64 `json:"checked,omitempty"`
+	Day     int32    `json:"day"`
+	Related []uint64 `json:"related,omitempty"`
 	Rep     reporter `json:"rep"`
 }
 
@@ -1394,7 +1426,7 @@ type browseState struct {
 func (r *NameSearchBrowsing) MarshalState() ([]byte, error) {
 	s := browseState{LastHour: r.lastHour, Users: make(map[string]browseUserState, len(r.users))}
 	for id, u := range r.users {
-		s.Users[id] = browseUserState{Start: u.start, Last: u.last, Opened: u.opened, Checked: u.checked.list(), Rep: u.rep}
+		s.Users[id] = browseUserState{Start: u.start, Last: u.last, Opened: u.opened, Day: u.day, Related: u.related.list(), Rep: u.rep}
 	}
 	return json.Marshal(s)
 }
@@ -1407,9 +1439,9 @@ func (r *NameSearchBrowsing) UnmarshalState(b []byte) error {
 	}
 	r.lastHour, r.users = s.LastHour, make(map[string]*browseUser, len(s.Users))
 	for id, us := range s.Users {
-		u := &browseUser{start: us.Start, last: us.Last, opened: us.Opened, rep: us.Rep}
-		for _, h := range us.Checked {
-			u.checked.add(h)
+		u := &browseUser{start: us.Start, last: us.Last, opened: us.Opened, day: us.Day, rep: us.Rep}
+		for _, h := range us.Related {
+			u.related.add(h)
 		}
 		r.users[id] = u
 	}
