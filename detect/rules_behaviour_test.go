@@ -343,6 +343,14 @@ func TestNameSearchBrowsing(t *testing.T) {
 		t.Errorf("alert = %+v", a)
 	}
 	mustNone(t, by["nurse1"], "name search then own care team")
+
+	// A later episode counts the same strangers again, as another alert.
+	search("nurse0", at(0, 15, 0), "name:contains")
+	b.do("nurse0", phivault.ActionRead, at(0, 15, 5), "s1", "s2", "s3")
+	a = mustOne(t, b.alerts("name-search-browsing", "nurse0"), "second episode")
+	if a.Key != "nurse0|2026-11-02T15" {
+		t.Errorf("second alert key = %s", a.Key)
+	}
 	mustNone(t, by["nurse2"], "no name search, own ward, or after the window")
 }
 
