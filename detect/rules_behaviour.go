@@ -84,6 +84,27 @@ func splitTime(loc *time.Location, t time.Time) (day int32, hour int) {
 	return int32(d), int(r / 3600)
 }
 
+// shortDuration writes d as "1h" or "30 min" where it can.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d > 0 && d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d > 0 && d%time.Minute == 0:
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return d.String()
+}
+
+// advance returns a rule's sweeping day moved towards day, by at most
+// one day: an event dated far in the future (another system's clock gone
+// wrong) cannot make a rule forget every user at once.
+func advance(cur, day int32) int32 {
+	if cur == math.MinInt32 {
+		return day
+	}
+	return min(day, cur+1)
+}
+
 // dayString returns day as YYYY-MM-DD.
 func dayString(day int32) string {
 	return time.Unix(int64(day)*86400, 0).UTC().Format(time.DateOnly)
@@ -498,7 +519,7 @@ func (r *VolumeSpike) Observe(x *Context, ev *Event) {
 	}
 	day, hour := splitTime(r.Location, ev.Time)
 	if day > r.maxDay {
-		r.maxDay = day
+		r.maxDay = advance(r.maxDay, day)
 		r.sweep()
 	}
 	u := r.users[ev.User]
@@ -736,7 +757,7 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 	}
 	day, _ := splitTime(r.Location, ev.Time)
 	if day > r.maxDay {
-		r.maxDay = day
+		r.maxDay = advance(r.maxDay, day)
 		r.sweep()
 	}
 	u := r.users[ev.User]
@@ -991,7 +1012,7 @@ func (r *AfterHours) Observe(x *Context, ev *Event) {
 	}
 	day, hour := splitTime(r.Location, ev.Time)
 	if day > r.maxDay {
-		r.maxDay = day
+		r.maxDay = advance(r.maxDay, day)
 		r.sweep()
 	}
 	u := r.users[ev.User]
@@ -1284,9 +1305,15 @@ func (r *NameSearchBrowsing) Observe(x *Context, ev *Event) {
 	t := ev.Time.Unix()
 	win := int64(r.Window / time.Second)
 	if h := t / 3600; h > r.lastHour {
-		r.lastHour = h
-		day, _ := splitTime(r.Location, ev.Time)
-		r.sweep(t-win, day)
+		// Like advance, by hours.
+		if r.lastHour == 0 {
+			r.lastHour = h
+		} else {
+			r.lastHour = min(h, r.lastHour+1)
+		}
+		now := time.Unix(r.lastHour*3600, 0)
+		day, _ := splitTime(r.Location, now)
+		r.sweep(now.Unix()-win, day)
 	}
 	switch ev.Action {
 	case phivault.ActionSearch:
@@ -1389,7 +1416,7 @@ func (r *NameSearchBrowsing) opened(x *Context, ev *Event, u *browseUser) {
 		Rule: RuleNameSearchBrowsing, Key: ev.User + "|" + start.Format("2006-01-02T15"), Severity: sev,
 		Score: ratioScore(float64(n), float64(r.Patients)), User: ev.User, Patients: patients,
 		Why: fmt.Sprintf("User %s searched patients by name and then opened %d patients without a care relationship, within %s of a name search.",
-			ev.User, n, r.Window),
+			ev.User, n, shortDuration(r.Window)),
 	})
 }
 
@@ -1545,9 +1572,9 @@ func (r *BulkAccess) Observe(x *Context, ev *Event) {
 	}
 	day, _ := splitTime(r.Location, ev.Time)
 	if day > r.maxDay {
-		r.maxDay = day
+		r.maxDay = advance(r.maxDay, day)
 		for id, u := range r.users {
-			if u.Day < day {
+			if u.Day < r.maxDay {
 				delete(r.users, id)
 			}
 		}

@@ -517,6 +517,18 @@ func TestBehaviourRestart(t *testing.T) {
 	}
 }
 
+// TestBehaviourFutureEvent checks that one event dated far ahead does
+// not make the rules forget everyone's baseline.
+func TestBehaviourFutureEvent(t *testing.T) {
+	b := newBench(t, detect.NewVolumeSpike())
+	for d := range 10 {
+		b.day("u-usual", d, 20, "p")
+	}
+	b.do("ext:clock", phivault.ActionRead, at(400, 9, 0), "p1") // a year ahead
+	b.day("u-usual", 10, 60, "q")
+	mustOne(t, b.alerts("volume-spike", "u-usual"), "3× baseline after a bad clock")
+}
+
 // TestBehaviourStateBounded checks that users idle beyond the window are
 // forgotten.
 func TestBehaviourStateBounded(t *testing.T) {
@@ -526,7 +538,9 @@ func TestBehaviourStateBounded(t *testing.T) {
 		b.do(fmt.Sprint("old", i), phivault.ActionRead, at(0, 9, i), "p1")
 	}
 	b.observe(detect.Event{User: "old0", Action: phivault.ActionSearch, Params: []string{"name"}, Time: at(0, 10, 0)})
-	b.do("new", phivault.ActionRead, at(40, 9, 0), "p1")
+	for d := 1; d <= 40; d++ { // days pass
+		b.do("new", phivault.ActionRead, at(d, 9, 0), "p1")
+	}
 	for _, r := range rules {
 		s, err := r.(detect.Stateful).MarshalState()
 		if err != nil {
