@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -191,16 +192,37 @@ func (s *idSet) reset() {
 	s.n = 0
 }
 
-// list returns the hashes in s, sorted.
-func (s *idSet) list() []uint64 {
-	out := make([]uint64, 0, s.n)
+// MarshalJSON returns the hashes of s, sorted, as base64 of 8 bytes
+// each (little-endian).
+func (s idSet) MarshalJSON() ([]byte, error) {
+	hs := make([]uint64, 0, s.n)
 	for _, h := range s.slots {
 		if h != 0 {
-			out = append(out, h)
+			hs = append(hs, h)
 		}
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(hs)
+	b := make([]byte, 0, 8*len(hs))
+	for _, h := range hs {
+		b = binary.LittleEndian.AppendUint64(b, h)
+	}
+	return json.Marshal(b)
+}
+
+// UnmarshalJSON sets s to what MarshalJSON returned.
+func (s *idSet) UnmarshalJSON(data []byte) error {
+	var b []byte
+	if err := json.Unmarshal(data, &b); err != nil {
+		return err
+	}
+	if len(b)%8 != 0 {
+		return fmt.Errorf("id set of %d bytes", len(b))
+	}
+	*s = idSet{}
+	for i := 0; i < len(b); i += 8 {
+		s.add(binary.LittleEndian.Uint64(b[i:]))
+	}
+	return nil
 }
 
 // robust holds the median and median absolute deviation of some values.
@@ -337,11 +359,25 @@ func (gs groups[S, C]) move(from, to string, s *S) {
 	g.members = append(g.members, s)
 }
 
-// dayCount counts one user's accesses in one day.
+// dayCount counts one user's accesses in one day. It is saved as
+// [day, patients, events], the shortest JSON for the many of them.
 type dayCount struct {
-	Day      int32 `json:"d"`
-	Patients int32 `json:"p"` // distinct patients
-	Events   int32 `json:"e"`
+	Day      int32
+	Patients int32 // distinct patients
+	Events   int32
+}
+
+func (d dayCount) MarshalJSON() ([]byte, error) {
+	return json.Marshal([3]int32{d.Day, d.Patients, d.Events})
+}
+
+func (d *dayCount) UnmarshalJSON(b []byte) error {
+	var a [3]int32
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	d.Day, d.Patients, d.Events = a[0], a[1], a[2]
+	return nil
 }
 
 // patientDay counts distinct patients and accesses of one user's current
@@ -389,19 +425,15 @@ func (p *patientDay) add(ev *Event) int32 {
 type patientDayState struct {
 	Hist []dayCount `json:"hist,omitempty"`
 	Cur  dayCount   `json:"cur"`
-	Seen []uint64   `json:"seen,omitempty"`
+	Seen idSet      `json:"seen,omitzero"`
 }
 
 func (p *patientDay) state() patientDayState {
-	return patientDayState{Hist: p.hist, Cur: p.cur, Seen: p.seen.list()}
+	return patientDayState{Hist: p.hist, Cur: p.cur, Seen: p.seen}
 }
 
 func (p *patientDay) restore(s patientDayState) {
-	p.hist, p.cur = s.Hist, s.Cur
-	p.seen = idSet{}
-	for _, h := range s.Seen {
-		p.seen.add(h)
-	}
+	p.hist, p.cur, p.seen = s.Hist, s.Cur, s.Seen
 }
 
 // reporter paces the findings of one alert: the first, then up to max
@@ -971,10 +1003,27 @@ type AfterHours struct {
 	maxDay int32
 }
 
-// hourDay is the hours one user worked in one day, a bit each.
+// hourDay is the hours one user worked in one day, a bit each. It is
+// saved as [day, hours].
 type hourDay struct {
-	Day   int32  `json:"d"`
-	Hours uint32 `json:"h"`
+	Day   int32
+	Hours uint32
+}
+
+func (d hourDay) MarshalJSON() ([]byte, error) {
+	return json.Marshal([2]int64{int64(d.Day), int64(d.Hours)})
+}
+
+func (d *hourDay) UnmarshalJSON(b []byte) error {
+	var a [2]int64
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	if a[0] < math.MinInt32 || a[0] > math.MaxInt32 || a[1] < 0 || a[1] >= 1<<24 {
+		return fmt.Errorf("hours of day %d out of range", a[0])
+	}
+	d.Day, d.Hours = int32(a[0]), uint32(a[1])
+	return nil
 }
 
 type hoursUser struct {
@@ -1440,7 +1489,7 @@ type browseUserState struct {
 	Last    int64    `json:"last"`
 	Opened  []string `json:"opened,omitempty"`
 	Day     int32    `json:"day"`
-	Related []uint64 `json:"related,omitempty"`
+	Related idSet    `json:"related,omitzero"`
 	Rep     reporter `json:"rep"`
 }
 
@@ -1453,7 +1502,7 @@ type browseState struct {
 func (r *NameSearchBrowsing) MarshalState() ([]byte, error) {
 	s := browseState{LastHour: r.lastHour, Users: make(map[string]browseUserState, len(r.users))}
 	for id, u := range r.users {
-		s.Users[id] = browseUserState{Start: u.start, Last: u.last, Opened: u.opened, Day: u.day, Related: u.related.list(), Rep: u.rep}
+		s.Users[id] = browseUserState{Start: u.start, Last: u.last, Opened: u.opened, Day: u.day, Related: u.related, Rep: u.rep}
 	}
 	return json.Marshal(s)
 }
@@ -1466,10 +1515,7 @@ func (r *NameSearchBrowsing) UnmarshalState(b []byte) error {
 	}
 	r.lastHour, r.users = s.LastHour, make(map[string]*browseUser, len(s.Users))
 	for id, us := range s.Users {
-		u := &browseUser{start: us.Start, last: us.Last, opened: us.Opened, day: us.Day, rep: us.Rep}
-		for _, h := range us.Related {
-			u.related.add(h)
-		}
+		u := &browseUser{start: us.Start, last: us.Last, opened: us.Opened, day: us.Day, related: us.Related, rep: us.Rep}
 		r.users[id] = u
 	}
 	return nil
