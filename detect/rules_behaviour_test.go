@@ -552,6 +552,24 @@ func TestBehaviourStateBounded(t *testing.T) {
 	}
 }
 
+func TestBehaviourMaxUsers(t *testing.T) {
+	r := detect.NewVolumeSpike()
+	r.MaxUsers, r.BurstPatients = 2, 3
+	b := newBench(t, r)
+	for _, u := range []string{"a", "b", "c"} {
+		for i := range 3 {
+			b.do(u, phivault.ActionRead, at(0, 9, i), fmt.Sprint("p", i))
+		}
+	}
+	var users []string
+	for _, a := range b.eng.Drain() {
+		users = append(users, a.User)
+	}
+	if !slices.Equal(users, []string{"a", "b"}) && !slices.Equal(users, []string{"b", "a"}) {
+		t.Errorf("bursts of %v, want a and b only (c is beyond MaxUsers)", users)
+	}
+}
+
 func TestBehaviourLocation(t *testing.T) {
 	loc := time.FixedZone("UTC+10", 10*3600)
 	r := detect.NewAfterHours()
