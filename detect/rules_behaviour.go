@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -956,6 +957,7 @@ const (
 	DefaultAfterHoursNightEnd     = 5
 	DefaultAfterHoursMinPeers     = 5
 	DefaultAfterHoursPeerMaxShare = 0.01
+	DefaultAfterHoursPeerMinDays  = 7
 )
 
 // AfterHours is the rule "after-hours": access to records at an hour of
@@ -964,8 +966,9 @@ const (
 // it, or an hour within Neighbour of it, was worked on at most MaxShare of
 // the user's active days (at least MinHistory of them). Before that much
 // history, an hour in the night window [NightStart, NightEnd) alerts when
-// the user's peer group (MinPeers users with history) worked it on at
-// most PeerMaxShare of their days; without peers, it does not. Failed
+// the user's peer group (MinPeers users with history spanning PeerMinDays
+// days) worked it on at most PeerMaxShare of their days; without such
+// peers, it does not. Failed
 // attempts count: a stolen password tried at night is as telling as a
 // successful one. Key: user|day.
 type AfterHours struct {
@@ -990,6 +993,10 @@ type AfterHours struct {
 	// PeerMaxShare of the peers' days an hour may have been worked and
 	// still count as never. Default DefaultAfterHoursPeerMaxShare.
 	PeerMaxShare float64
+	// PeerMinDays is the distinct days (at most 64) the peers' history
+	// must span before the fallback trusts it. Default
+	// DefaultAfterHoursPeerMinDays.
+	PeerMinDays int
 	// MaxReports bounds the findings of one alert (see
 	// DefaultMaxReports).
 	MaxReports int
@@ -1038,6 +1045,7 @@ type hoursStats struct {
 	days   int32     // member-days
 	counts [24]int32 // member-days with each hour worked
 	peers  int
+	span   uint64 // bit i: some member worked on the day i+1 days before
 }
 
 // NewAfterHours returns the rule with default settings.
@@ -1046,7 +1054,8 @@ func NewAfterHours() *AfterHours {
 		Days: DefaultBehaviourDays, MinHistory: DefaultAfterHoursMinHistory, MaxShare: DefaultAfterHoursMaxShare,
 		Neighbour: DefaultAfterHoursNeighbour, NightStart: DefaultAfterHoursNightStart, NightEnd: DefaultAfterHoursNightEnd,
 		MinPeers: DefaultAfterHoursMinPeers, PeerMaxShare: DefaultAfterHoursPeerMaxShare,
-		MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
+		PeerMinDays: DefaultAfterHoursPeerMinDays,
+		MaxReports:  DefaultMaxReports, MaxUsers: DefaultMaxUsers,
 		users: map[string]*hoursUser{}, groups: groups[hoursUser, hoursStats]{}, maxDay: math.MinInt32,
 	}
 }
@@ -1120,7 +1129,8 @@ func (r *AfterHours) Observe(x *Context, ev *Event) {
 	if len(u.hist) > 0 {
 		peers--
 	}
-	if peers < r.MinPeers || float64(st.counts[hour]) > r.PeerMaxShare*float64(st.days) {
+	if peers < r.MinPeers || bits.OnesCount64(st.span) < r.PeerMinDays ||
+		float64(st.counts[hour]) > r.PeerMaxShare*float64(st.days) {
 		return
 	}
 	u.flagged |= bit
@@ -1178,6 +1188,9 @@ func (r *AfterHours) stats(g *group[hoursUser, hoursStats], day int32) {
 			return false
 		}
 		st.days++
+		if back := day - d.Day - 1; back < 64 {
+			st.span |= 1 << back
+		}
 		for h := range 24 {
 			if d.Hours&(1<<h) != 0 {
 				st.counts[h]++

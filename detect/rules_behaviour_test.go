@@ -276,7 +276,7 @@ func TestAfterHoursPeerFallback(t *testing.T) {
 	nurses := b.staff("nurse", 6, "nurse", "icu")
 	b.staff("newclerk", 1, "clerk", "admissions")
 	b.staff("newnurse", 1, "nurse", "icu")
-	for d := range 5 {
+	for d := range 8 {
 		for _, c := range clerks {
 			b.shift(c, d, 9, 8)
 		}
@@ -288,10 +288,13 @@ func TestAfterHoursPeerFallback(t *testing.T) {
 			}
 		}
 	}
-	b.do("newclerk0", phivault.ActionRead, at(5, 3, 0), "p1") // no history; clerks never work at 03
-	b.do("newnurse0", phivault.ActionRead, at(5, 3, 0), "p1") // no history; nurses do
-	b.do("newclerk0", phivault.ActionRead, at(5, 7, 0), "p1") // outside the night window
-	b.do("stranger", phivault.ActionRead, at(5, 3, 0), "p1")  // no peer group
+	if n := len(b.alerts("after-hours", "newclerk0")); n != 0 {
+		t.Fatal("alert before the new clerk's first access")
+	}
+	b.do("newclerk0", phivault.ActionRead, at(8, 3, 0), "p1") // no history; clerks never work at 03
+	b.do("newnurse0", phivault.ActionRead, at(8, 3, 0), "p1") // no history; nurses do
+	b.do("newclerk0", phivault.ActionRead, at(8, 7, 0), "p1") // outside the night window
+	b.do("stranger", phivault.ActionRead, at(8, 3, 0), "p1")  // no peer group
 	by := map[string][]*detect.Alert{}
 	for _, a := range b.eng.Drain() {
 		by[a.User] = append(by[a.User], a)
@@ -302,6 +305,18 @@ func TestAfterHoursPeerFallback(t *testing.T) {
 	}
 	mustNone(t, by["newnurse0"], "new nurse at 03:00")
 	mustNone(t, by["stranger"], "user without peers")
+
+	// A group whose history spans fewer than PeerMinDays days is not
+	// trusted yet.
+	c := newBench(t, detect.NewAfterHours())
+	for d := range 3 {
+		for _, u := range c.staff("clerk", 6, "clerk", "admissions") {
+			c.shift(u, d, 9, 8)
+		}
+	}
+	c.staff("newclerk", 1, "clerk", "admissions")
+	c.do("newclerk0", phivault.ActionRead, at(3, 3, 0), "p1")
+	mustNone(t, c.alerts("after-hours", "newclerk0"), "peers with 3 days of history")
 }
 
 func TestNameSearchBrowsing(t *testing.T) {
