@@ -14,31 +14,31 @@ import (
 	"github.com/phivault/phivault/detect"
 )
 
-// t0 is midnight UTC of day 0 of the behaviour tests (a Monday).
-var t0 = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+// bhvT0 is midnight UTC of day 0 of the behaviour tests (a Monday).
+var bhvT0 = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 
 // at returns the time of day d, hour h, minute m.
-func at(d, h, m int) time.Time {
-	return t0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+func bhvAt(d, h, m int) time.Time {
+	return bhvT0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
 }
 
-// bench is an engine over some rules, fed events in order.
-type bench struct {
+// bhvBench is an engine over some rules, fed events in order.
+type bhvBench struct {
 	t   *testing.T
 	dir *detect.Directory
 	eng *detect.Engine
 	seq int64
 }
 
-func newBench(t *testing.T, rules ...detect.Rule) *bench {
+func newBhvBench(t *testing.T, rules ...detect.Rule) *bhvBench {
 	dir := detect.NewDirectory()
 	eng := detect.NewEngine(dir, rules, nil)
-	eng.Now = func() time.Time { return t0 }
-	return &bench{t: t, dir: dir, eng: eng}
+	eng.Now = func() time.Time { return bhvT0 }
+	return &bhvBench{t: t, dir: dir, eng: eng}
 }
 
 // do observes an event of user at time tm.
-func (b *bench) do(user, action string, tm time.Time, patients ...string) *detect.Event {
+func (b *bhvBench) do(user, action string, tm time.Time, patients ...string) *detect.Event {
 	b.seq++
 	ev := &detect.Event{Stream: detect.StreamTrail, Seq: b.seq, Time: tm, User: user, Action: action,
 		ResourceType: "Patient", Patients: patients, Count: len(patients), OK: true, Outcome: "ok"}
@@ -47,7 +47,7 @@ func (b *bench) do(user, action string, tm time.Time, patients ...string) *detec
 }
 
 // observe observes ev as given.
-func (b *bench) observe(ev detect.Event) {
+func (b *bhvBench) observe(ev detect.Event) {
 	b.seq++
 	ev.Stream, ev.Seq = detect.StreamTrail, b.seq
 	if ev.Outcome == "" {
@@ -57,7 +57,7 @@ func (b *bench) observe(ev detect.Event) {
 }
 
 // alerts drains the engine and returns the alerts of rule for user.
-func (b *bench) alerts(rule, user string) []*detect.Alert {
+func (b *bhvBench) alerts(rule, user string) []*detect.Alert {
 	var out []*detect.Alert
 	for _, a := range b.eng.Drain() {
 		if a.Rule == rule && a.User == user {
@@ -69,13 +69,13 @@ func (b *bench) alerts(rule, user string) []*detect.Alert {
 
 // day reads n distinct patients (prefix pN) from hour 8, one every 6
 // minutes.
-func (b *bench) day(user string, d, n int, prefix string) {
+func (b *bhvBench) day(user string, d, n int, prefix string) {
 	for i := range n {
-		b.do(user, phivault.ActionRead, at(d, 8, 0).Add(time.Duration(i)*6*time.Minute), fmt.Sprintf("%s%d", prefix, i))
+		b.do(user, phivault.ActionRead, bhvAt(d, 8, 0).Add(time.Duration(i)*6*time.Minute), fmt.Sprintf("%s%d", prefix, i))
 	}
 }
 
-func mustOne(t *testing.T, got []*detect.Alert, what string) *detect.Alert {
+func bhvOne(t *testing.T, got []*detect.Alert, what string) *detect.Alert {
 	t.Helper()
 	if len(got) != 1 {
 		t.Fatalf("%s: %d alerts, want 1", what, len(got))
@@ -83,7 +83,7 @@ func mustOne(t *testing.T, got []*detect.Alert, what string) *detect.Alert {
 	return got[0]
 }
 
-func mustNone(t *testing.T, got []*detect.Alert, what string) {
+func bhvNone(t *testing.T, got []*detect.Alert, what string) {
 	t.Helper()
 	if len(got) != 0 {
 		t.Fatalf("%s: %d alerts, want none; first: %s", what, len(got), got[0].Why)
@@ -106,7 +106,7 @@ func TestBehaviourRulesAreDefault(t *testing.T) {
 }
 
 func TestVolumeSpike(t *testing.T) {
-	b := newBench(t, detect.NewVolumeSpike())
+	b := newBhvBench(t, detect.NewVolumeSpike())
 	for d := range 10 {
 		b.day("u-usual", d, 18+d%5, "p") // about 20 a day
 		b.day("u-busy", d, 58+d%5, "p")  // about 60 a day
@@ -114,7 +114,7 @@ func TestVolumeSpike(t *testing.T) {
 			b.day("u-new", d, 20, "p") // 3 days of history only
 		}
 	}
-	mustNone(t, b.alerts("volume-spike", "u-usual"), "baseline days")
+	bhvNone(t, b.alerts("volume-spike", "u-usual"), "baseline days")
 	b.day("u-usual", 10, 60, "q") // 3× baseline at day 10
 	b.day("u-busy", 10, 60, "q")  // the same, for a user whose baseline it is
 	b.day("u-new", 10, 60, "q")   // 3×, but too little history
@@ -123,22 +123,22 @@ func TestVolumeSpike(t *testing.T) {
 	for _, a := range all {
 		got[a.User] = append(got[a.User], a)
 	}
-	a := mustOne(t, got["u-usual"], "3× baseline")
+	a := bhvOne(t, got["u-usual"], "3× baseline")
 	if a.Key != "u-usual|2026-11-12" || a.Severity < detect.SeverityMedium || !strings.Contains(a.Why, "distinct patients") {
 		t.Errorf("alert = %+v", a)
 	}
 	if len(a.Patients) == 0 || len(a.Evidence) == 0 {
 		t.Errorf("alert without patients or evidence: %+v", a)
 	}
-	mustNone(t, got["u-busy"], "busy baseline")
-	mustNone(t, got["u-new"], "too little history")
+	bhvNone(t, got["u-busy"], "busy baseline")
+	bhvNone(t, got["u-new"], "too little history")
 }
 
 func TestVolumeSpikeEvents(t *testing.T) {
-	b := newBench(t, detect.NewVolumeSpike())
+	b := newBhvBench(t, detect.NewVolumeSpike())
 	reads := func(user string, d, patients, times int) {
 		for i := range patients * times {
-			b.do(user, phivault.ActionRead, at(d, 8, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i%patients))
+			b.do(user, phivault.ActionRead, bhvAt(d, 8, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i%patients))
 		}
 	}
 	for d := range 10 {
@@ -147,23 +147,23 @@ func TestVolumeSpikeEvents(t *testing.T) {
 	}
 	reads("u-loop", 10, 20, 15) // the same 20 patients, 300 accesses
 	reads("u-near", 10, 19, 10) // 190: below MinEvents
-	a := mustOne(t, b.alerts("volume-spike", "u-loop"), "300 accesses")
+	a := bhvOne(t, b.alerts("volume-spike", "u-loop"), "300 accesses")
 	if !strings.Contains(a.Why, "201 accesses") {
 		t.Errorf("alert = %+v", a)
 	}
-	mustNone(t, b.alerts("volume-spike", "u-near"), "190 accesses")
+	bhvNone(t, b.alerts("volume-spike", "u-near"), "190 accesses")
 }
 
 func TestVolumeSpikeBurst(t *testing.T) {
-	b := newBench(t, detect.NewVolumeSpike())
+	b := newBhvBench(t, detect.NewVolumeSpike())
 	for i := range 55 { // 55 new patients within one hour, no history
-		b.do("u-burst", phivault.ActionRead, at(0, 14, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
+		b.do("u-burst", phivault.ActionRead, bhvAt(0, 14, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
 	}
 	for i := range 45 { // 45: a near miss
-		b.do("u-calm", phivault.ActionRead, at(0, 14, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
+		b.do("u-calm", phivault.ActionRead, bhvAt(0, 14, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
 	}
 	for i := range 55 { // 55, but over two clock hours
-		b.do("u-spread", phivault.ActionRead, at(0, 14, 30).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
+		b.do("u-spread", phivault.ActionRead, bhvAt(0, 14, 30).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
 	}
 	all := b.eng.Drain()
 	by := map[string]int{}
@@ -179,7 +179,7 @@ func TestVolumeSpikeBurst(t *testing.T) {
 }
 
 // staff puts n users with roles and department into b's directory.
-func (b *bench) staff(prefix string, n int, role, dept string) []string {
+func (b *bhvBench) staff(prefix string, n int, role, dept string) []string {
 	var ids []string
 	for i := range n {
 		id := fmt.Sprintf("%s%d", prefix, i)
@@ -190,7 +190,7 @@ func (b *bench) staff(prefix string, n int, role, dept string) []string {
 }
 
 func TestPeerDeviation(t *testing.T) {
-	b := newBench(t, detect.NewPeerDeviation())
+	b := newBhvBench(t, detect.NewPeerDeviation())
 	nurses := b.staff("nurse", 8, "nurse", "ward-a")
 	doctors := b.staff("doc", 6, "physician", "radiology")
 	few := b.staff("few", 3, "dietitian", "ward-a")
@@ -220,58 +220,58 @@ func TestPeerDeviation(t *testing.T) {
 	// A nurse known only from events, stating role and department.
 	for i := range 80 {
 		b.observe(detect.Event{User: "ext:n9", Roles: []string{"nurse"}, Department: "ward-a", Action: phivault.ActionRead,
-			Time: at(10, 8, 0).Add(time.Duration(i) * 6 * time.Minute), Patients: []string{fmt.Sprint("r", i)}})
+			Time: bhvAt(10, 8, 0).Add(time.Duration(i) * 6 * time.Minute), Patients: []string{fmt.Sprint("r", i)}})
 	}
 	by := map[string][]*detect.Alert{}
 	for _, a := range b.eng.Drain() {
 		by[a.User] = append(by[a.User], a)
 	}
-	a := mustOne(t, by[nurses[0]], "nurse at 4× peers")
+	a := bhvOne(t, by[nurses[0]], "nurse at 4× peers")
 	if a.Key != nurses[0]+"|2026-11-12" || !strings.Contains(a.Why, "nurse|ward-a") {
 		t.Errorf("alert = %+v", a)
 	}
-	mustOne(t, by["ext:n9"], "ingested nurse at 4× peers")
-	mustNone(t, by[nurses[1]], "nurse within spread")
-	mustNone(t, by[doctors[0]], "physician at the physicians' usual")
-	mustNone(t, by["busy"], "nurse at her own usual")
-	mustNone(t, by[few[0]], "group of three")
+	bhvOne(t, by["ext:n9"], "ingested nurse at 4× peers")
+	bhvNone(t, by[nurses[1]], "nurse within spread")
+	bhvNone(t, by[doctors[0]], "physician at the physicians' usual")
+	bhvNone(t, by["busy"], "nurse at her own usual")
+	bhvNone(t, by[few[0]], "group of three")
 }
 
 // shift reads one patient every 20 minutes from hour from for hours
 // hours (may run past midnight).
-func (b *bench) shift(user string, d, from, hours int) {
+func (b *bhvBench) shift(user string, d, from, hours int) {
 	for m := 0; m < hours*60; m += 20 {
-		b.do(user, phivault.ActionRead, at(d, from, m), "p1")
+		b.do(user, phivault.ActionRead, bhvAt(d, from, m), "p1")
 	}
 }
 
 func TestAfterHoursOwnPattern(t *testing.T) {
-	b := newBench(t, detect.NewAfterHours())
+	b := newBhvBench(t, detect.NewAfterHours())
 	b.staff("clerk", 1, "clerk", "admissions")
 	b.staff("night", 1, "nurse", "icu")
 	for d := range 12 {
 		b.shift("clerk0", d, 9, 8)  // 09:00–17:00
 		b.shift("night0", d, 22, 8) // 22:00–06:00
 	}
-	mustNone(t, b.alerts("after-hours", "clerk0"), "usual days")
-	b.do("clerk0", phivault.ActionRead, at(12, 3, 10), "p7")  // a daytime clerk at 03:00
-	b.do("clerk0", phivault.ActionRead, at(12, 3, 20), "p8")  // more of the same hour: same alert
-	b.do("night0", phivault.ActionRead, at(12, 3, 10), "p7")  // a night nurse at 03:00
-	b.do("clerk0", phivault.ActionRead, at(12, 17, 30), "p9") // next to the usual hours
+	bhvNone(t, b.alerts("after-hours", "clerk0"), "usual days")
+	b.do("clerk0", phivault.ActionRead, bhvAt(12, 3, 10), "p7")  // a daytime clerk at 03:00
+	b.do("clerk0", phivault.ActionRead, bhvAt(12, 3, 20), "p8")  // more of the same hour: same alert
+	b.do("night0", phivault.ActionRead, bhvAt(12, 3, 10), "p7")  // a night nurse at 03:00
+	b.do("clerk0", phivault.ActionRead, bhvAt(12, 17, 30), "p9") // next to the usual hours
 	by := map[string][]*detect.Alert{}
 	for _, a := range b.eng.Drain() {
 		by[a.User] = append(by[a.User], a)
 	}
-	a := mustOne(t, by["clerk0"], "clerk at 03:00")
+	a := bhvOne(t, by["clerk0"], "clerk at 03:00")
 	if a.Key != "clerk0|2026-11-14" || a.Events != 2 || !strings.Contains(a.Why, "03:00") ||
 		!slices.Equal(a.Patients, []string{"p7", "p8"}) {
 		t.Errorf("alert = %+v", a)
 	}
-	mustNone(t, by["night0"], "night nurse at 03:00")
+	bhvNone(t, by["night0"], "night nurse at 03:00")
 }
 
 func TestAfterHoursPeerFallback(t *testing.T) {
-	b := newBench(t, detect.NewAfterHours())
+	b := newBhvBench(t, detect.NewAfterHours())
 	clerks := b.staff("clerk", 6, "clerk", "admissions")
 	nurses := b.staff("nurse", 6, "nurse", "icu")
 	b.staff("newclerk", 1, "clerk", "admissions")
@@ -291,36 +291,36 @@ func TestAfterHoursPeerFallback(t *testing.T) {
 	if n := len(b.alerts("after-hours", "newclerk0")); n != 0 {
 		t.Fatal("alert before the new clerk's first access")
 	}
-	b.do("newclerk0", phivault.ActionRead, at(8, 3, 0), "p1") // no history; clerks never work at 03
-	b.do("newnurse0", phivault.ActionRead, at(8, 3, 0), "p1") // no history; nurses do
-	b.do("newclerk0", phivault.ActionRead, at(8, 7, 0), "p1") // outside the night window
-	b.do("stranger", phivault.ActionRead, at(8, 3, 0), "p1")  // no peer group
+	b.do("newclerk0", phivault.ActionRead, bhvAt(8, 3, 0), "p1") // no history; clerks never work at 03
+	b.do("newnurse0", phivault.ActionRead, bhvAt(8, 3, 0), "p1") // no history; nurses do
+	b.do("newclerk0", phivault.ActionRead, bhvAt(8, 7, 0), "p1") // outside the night window
+	b.do("stranger", phivault.ActionRead, bhvAt(8, 3, 0), "p1")  // no peer group
 	by := map[string][]*detect.Alert{}
 	for _, a := range b.eng.Drain() {
 		by[a.User] = append(by[a.User], a)
 	}
-	a := mustOne(t, by["newclerk0"], "new clerk at 03:00")
+	a := bhvOne(t, by["newclerk0"], "new clerk at 03:00")
 	if !strings.Contains(a.Why, "peer group") || a.Events != 1 {
 		t.Errorf("alert = %+v", a)
 	}
-	mustNone(t, by["newnurse0"], "new nurse at 03:00")
-	mustNone(t, by["stranger"], "user without peers")
+	bhvNone(t, by["newnurse0"], "new nurse at 03:00")
+	bhvNone(t, by["stranger"], "user without peers")
 
 	// A group whose history spans fewer than PeerMinDays days is not
 	// trusted yet.
-	c := newBench(t, detect.NewAfterHours())
+	c := newBhvBench(t, detect.NewAfterHours())
 	for d := range 3 {
 		for _, u := range c.staff("clerk", 6, "clerk", "admissions") {
 			c.shift(u, d, 9, 8)
 		}
 	}
 	c.staff("newclerk", 1, "clerk", "admissions")
-	c.do("newclerk0", phivault.ActionRead, at(3, 3, 0), "p1")
-	mustNone(t, c.alerts("after-hours", "newclerk0"), "peers with 3 days of history")
+	c.do("newclerk0", phivault.ActionRead, bhvAt(3, 3, 0), "p1")
+	bhvNone(t, c.alerts("after-hours", "newclerk0"), "peers with 3 days of history")
 }
 
 func TestNameSearchBrowsing(t *testing.T) {
-	b := newBench(t, detect.NewNameSearchBrowsing())
+	b := newBhvBench(t, detect.NewNameSearchBrowsing())
 	b.staff("nurse", 3, "nurse", "ward-a")
 	for _, p := range []string{"c1", "c2", "c3"} {
 		b.dir.AddRelationship(detect.Relationship{User: "nurse1", Patient: p, Kind: detect.KindCareTeam, Origin: "CareTeam/t1"})
@@ -332,45 +332,45 @@ func TestNameSearchBrowsing(t *testing.T) {
 		b.observe(detect.Event{User: user, Action: phivault.ActionSearch, ResourceType: "Patient", Params: params, Time: tm})
 	}
 	// nurse0: a name search, then three strangers' charts.
-	search("nurse0", at(0, 10, 0), "family:exact", "birthdate")
-	b.do("nurse0", phivault.ActionRead, at(0, 10, 5), "s1")
-	b.do("nurse0", phivault.ActionRead, at(0, 10, 9), "s2")
-	b.do("nurse0", phivault.ActionRead, at(0, 10, 9), "s2") // the same patient again
-	b.do("nurse0", phivault.ActionRead, at(0, 10, 40), "s3")
+	search("nurse0", bhvAt(0, 10, 0), "family:exact", "birthdate")
+	b.do("nurse0", phivault.ActionRead, bhvAt(0, 10, 5), "s1")
+	b.do("nurse0", phivault.ActionRead, bhvAt(0, 10, 9), "s2")
+	b.do("nurse0", phivault.ActionRead, bhvAt(0, 10, 9), "s2") // the same patient again
+	b.do("nurse0", phivault.ActionRead, bhvAt(0, 10, 40), "s3")
 	// nurse1: the same, but the patients are on nurse1's care team.
-	search("nurse1", at(0, 10, 0), "name")
+	search("nurse1", bhvAt(0, 10, 0), "name")
 	for i, p := range []string{"c1", "c2", "c3"} {
-		b.do("nurse1", phivault.ActionRead, at(0, 10, 5+i), p)
+		b.do("nurse1", phivault.ActionRead, bhvAt(0, 10, 5+i), p)
 	}
 	// nurse2: an identifier search, then strangers; then a name search,
 	// patients of the own ward, and strangers after the window.
-	search("nurse2", at(0, 10, 0), "identifier")
-	b.do("nurse2", phivault.ActionRead, at(0, 10, 5), "s1", "s2", "s3")
-	search("nurse2", at(0, 12, 0), "given")
-	b.do("nurse2", phivault.ActionRead, at(0, 12, 5), "w1", "w2", "w3")
-	b.do("nurse2", phivault.ActionRead, at(0, 13, 1), "s4", "s5", "s6")
+	search("nurse2", bhvAt(0, 10, 0), "identifier")
+	b.do("nurse2", phivault.ActionRead, bhvAt(0, 10, 5), "s1", "s2", "s3")
+	search("nurse2", bhvAt(0, 12, 0), "given")
+	b.do("nurse2", phivault.ActionRead, bhvAt(0, 12, 5), "w1", "w2", "w3")
+	b.do("nurse2", phivault.ActionRead, bhvAt(0, 13, 1), "s4", "s5", "s6")
 	by := map[string][]*detect.Alert{}
 	for _, a := range b.eng.Drain() {
 		by[a.User] = append(by[a.User], a)
 	}
-	a := mustOne(t, by["nurse0"], "name search then strangers")
+	a := bhvOne(t, by["nurse0"], "name search then strangers")
 	if a.Key != "nurse0|2026-11-02T10" || !slices.Equal(a.Patients, []string{"s1", "s2", "s3"}) || a.Events != 1 {
 		t.Errorf("alert = %+v", a)
 	}
-	mustNone(t, by["nurse1"], "name search then own care team")
+	bhvNone(t, by["nurse1"], "name search then own care team")
 
 	// A later episode counts the same strangers again, as another alert.
-	search("nurse0", at(0, 15, 0), "name:contains")
-	b.do("nurse0", phivault.ActionRead, at(0, 15, 5), "s1", "s2", "s3")
-	a = mustOne(t, b.alerts("name-search-browsing", "nurse0"), "second episode")
+	search("nurse0", bhvAt(0, 15, 0), "name:contains")
+	b.do("nurse0", phivault.ActionRead, bhvAt(0, 15, 5), "s1", "s2", "s3")
+	a = bhvOne(t, b.alerts("name-search-browsing", "nurse0"), "second episode")
 	if a.Key != "nurse0|2026-11-02T15" {
 		t.Errorf("second alert key = %s", a.Key)
 	}
-	mustNone(t, by["nurse2"], "no name search, own ward, or after the window")
+	bhvNone(t, by["nurse2"], "no name search, own ward, or after the window")
 }
 
 func TestBulkAccess(t *testing.T) {
-	b := newBench(t, detect.NewBulkAccess())
+	b := newBhvBench(t, detect.NewBulkAccess())
 	b.staff("clerk", 2, "clerk", "billing")
 	many := func(prefix string, n int) []string {
 		var out []string
@@ -379,48 +379,48 @@ func TestBulkAccess(t *testing.T) {
 		}
 		return out
 	}
-	b.observe(detect.Event{User: "clerk0", Action: phivault.ActionSearch, ResourceType: "Observation", Count: 5000, Patients: many("p", 40), Time: at(0, 9, 0)})
-	b.observe(detect.Event{User: "clerk1", Action: phivault.ActionSearch, ResourceType: "Observation", Count: 999, Patients: many("p", 40), Time: at(0, 9, 0)})
+	b.observe(detect.Event{User: "clerk0", Action: phivault.ActionSearch, ResourceType: "Observation", Count: 5000, Patients: many("p", 40), Time: bhvAt(0, 9, 0)})
+	b.observe(detect.Event{User: "clerk1", Action: phivault.ActionSearch, ResourceType: "Observation", Count: 999, Patients: many("p", 40), Time: bhvAt(0, 9, 0)})
 	// Exports by a staff account (known to the directory) and by a system.
 	for i := range 10 {
-		b.observe(detect.Event{User: "clerk0", System: "", Action: phivault.ActionExport, ResourceType: "Patient", Patients: []string{fmt.Sprint("x", i)}, Time: at(0, 11, i)})
-		b.observe(detect.Event{User: "ehr:batch", System: "ehr", Action: phivault.ActionExport, ResourceType: "Patient", Patients: []string{fmt.Sprint("x", i)}, Time: at(0, 11, i)})
+		b.observe(detect.Event{User: "clerk0", System: "", Action: phivault.ActionExport, ResourceType: "Patient", Patients: []string{fmt.Sprint("x", i)}, Time: bhvAt(0, 11, i)})
+		b.observe(detect.Event{User: "ehr:batch", System: "ehr", Action: phivault.ActionExport, ResourceType: "Patient", Patients: []string{fmt.Sprint("x", i)}, Time: bhvAt(0, 11, i)})
 	}
 	// Prints from another system: 19 is below the threshold, 20 alerts.
 	for i := range 20 {
-		b.observe(detect.Event{User: "ehr:printer", System: "ehr", Action: detect.ActionPrint, Patients: []string{fmt.Sprint("y", i)}, Time: at(0, 12, i)})
+		b.observe(detect.Event{User: "ehr:printer", System: "ehr", Action: detect.ActionPrint, Patients: []string{fmt.Sprint("y", i)}, Time: bhvAt(0, 12, i)})
 		if i < 19 {
-			b.observe(detect.Event{User: "ehr:almost", System: "ehr", Action: detect.ActionPrint, Patients: []string{fmt.Sprint("y", i)}, Time: at(0, 12, i)})
+			b.observe(detect.Event{User: "ehr:almost", System: "ehr", Action: detect.ActionPrint, Patients: []string{fmt.Sprint("y", i)}, Time: bhvAt(0, 12, i)})
 		}
 	}
 	// Audit exports name no patients: not record exports.
-	b.observe(detect.Event{User: "clerk1", Action: phivault.ActionExport, ResourceType: "AuditEvent", Time: at(0, 13, 0)})
+	b.observe(detect.Event{User: "clerk1", Action: phivault.ActionExport, ResourceType: "AuditEvent", Time: bhvAt(0, 13, 0)})
 	by := map[string][]*detect.Alert{}
 	for _, a := range b.eng.Drain() {
 		by[a.User] = append(by[a.User], a)
 	}
-	a := mustOne(t, by["clerk0"], "large search and staff export")
+	a := bhvOne(t, by["clerk0"], "large search and staff export")
 	if a.Severity != detect.SeverityHigh || a.Key != "clerk0|2026-11-02" {
 		t.Errorf("staff export alert = %+v", a)
 	}
-	if e := mustOne(t, by["ehr:batch"], "system export"); e.Severity != detect.SeverityMedium {
+	if e := bhvOne(t, by["ehr:batch"], "system export"); e.Severity != detect.SeverityMedium {
 		t.Errorf("system export severity = %s", e.Severity)
 	}
-	mustOne(t, by["ehr:printer"], "20 prints")
-	mustNone(t, by["clerk1"], "999 resources and an audit export")
-	mustNone(t, by["ehr:almost"], "19 prints")
+	bhvOne(t, by["ehr:printer"], "20 prints")
+	bhvNone(t, by["clerk1"], "999 resources and an audit export")
+	bhvNone(t, by["ehr:almost"], "19 prints")
 
 	// 9 exports of the next day do not reach the threshold: the day's
 	// counters start afresh.
 	for i := range 9 {
-		b.observe(detect.Event{User: "ehr:batch", System: "ehr", Action: phivault.ActionExport, Patients: []string{fmt.Sprint("x", i)}, Time: at(1, 11, i)})
+		b.observe(detect.Event{User: "ehr:batch", System: "ehr", Action: phivault.ActionExport, Patients: []string{fmt.Sprint("x", i)}, Time: bhvAt(1, 11, i)})
 	}
-	mustNone(t, b.alerts("bulk-access", "ehr:batch"), "9 exports the next day")
+	bhvNone(t, b.alerts("bulk-access", "ehr:batch"), "9 exports the next day")
 }
 
-// workload returns a deterministic month of a small hospital's events
+// bhvWorkload returns a deterministic month of a small hospital's events
 // with some anomalies in it, for the restart test.
-func workload(dir *detect.Directory, days int, seed uint64) []detect.Event {
+func bhvWorkload(dir *detect.Directory, days int, seed uint64) []detect.Event {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	type person struct {
 		id, role, dept string
@@ -444,7 +444,7 @@ func workload(dir *detect.Directory, days int, seed uint64) []detect.Event {
 				n = 90 // a spike
 			}
 			for i := range n {
-				tm := at(d, p.start, 0).Add(time.Duration(rng.IntN(8*60)) * time.Minute)
+				tm := bhvAt(d, p.start, 0).Add(time.Duration(rng.IntN(8*60)) * time.Minute)
 				act := phivault.ActionRead
 				var params []string
 				switch k := rng.IntN(10); {
@@ -458,9 +458,9 @@ func workload(dir *detect.Directory, days int, seed uint64) []detect.Event {
 			}
 		}
 		if d == days-2 { // a clerk at 03:00, a print run
-			day = append(day, detect.Event{User: "u2", Action: phivault.ActionRead, Patients: []string{"pt1"}, Time: at(d, 3, 0), OK: true})
+			day = append(day, detect.Event{User: "u2", Action: phivault.ActionRead, Patients: []string{"pt1"}, Time: bhvAt(d, 3, 0), OK: true})
 			for i := range 25 {
-				day = append(day, detect.Event{User: "u5", Action: detect.ActionPrint, Patients: []string{fmt.Sprint("pt", i)}, Time: at(d, 10, i), OK: true})
+				day = append(day, detect.Event{User: "u5", Action: detect.ActionPrint, Patients: []string{fmt.Sprint("pt", i)}, Time: bhvAt(d, 10, i), OK: true})
 			}
 		}
 		slices.SortStableFunc(day, func(a, b detect.Event) int { return a.Time.Compare(b.Time) })
@@ -472,7 +472,7 @@ func workload(dir *detect.Directory, days int, seed uint64) []detect.Event {
 	return out
 }
 
-func behaviourRules() []detect.Rule {
+func bhvRules() []detect.Rule {
 	return []detect.Rule{detect.NewVolumeSpike(), detect.NewPeerDeviation(), detect.NewAfterHours(),
 		detect.NewNameSearchBrowsing(), detect.NewBulkAccess()}
 }
@@ -483,9 +483,9 @@ func TestBehaviourRestart(t *testing.T) {
 	for _, split := range []int{18, 26, 28} { // split day: before the spikes, between, at the last day
 		t.Run(fmt.Sprint("day", split), func(t *testing.T) {
 			dir := detect.NewDirectory()
-			evs := workload(dir, 30, 7)
-			cut, _ := slices.BinarySearchFunc(evs, at(split, 12, 0), func(e detect.Event, t time.Time) int { return e.Time.Compare(t) })
-			live := detect.NewEngine(dir, behaviourRules(), nil)
+			evs := bhvWorkload(dir, 30, 7)
+			cut, _ := slices.BinarySearchFunc(evs, bhvAt(split, 12, 0), func(e detect.Event, t time.Time) int { return e.Time.Compare(t) })
+			live := detect.NewEngine(dir, bhvRules(), nil)
 			for i := range evs[:cut] {
 				live.Observe(&evs[i])
 			}
@@ -494,7 +494,7 @@ func TestBehaviourRestart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			restored := detect.NewEngine(dir, behaviourRules(), nil)
+			restored := detect.NewEngine(dir, bhvRules(), nil)
 			if err := restored.UnmarshalState(state); err != nil {
 				t.Fatal(err)
 			}
@@ -535,26 +535,26 @@ func TestBehaviourRestart(t *testing.T) {
 // TestBehaviourFutureEvent checks that one event dated far ahead does
 // not make the rules forget everyone's baseline.
 func TestBehaviourFutureEvent(t *testing.T) {
-	b := newBench(t, detect.NewVolumeSpike())
+	b := newBhvBench(t, detect.NewVolumeSpike())
 	for d := range 10 {
 		b.day("u-usual", d, 20, "p")
 	}
-	b.do("ext:clock", phivault.ActionRead, at(400, 9, 0), "p1") // a year ahead
+	b.do("ext:clock", phivault.ActionRead, bhvAt(400, 9, 0), "p1") // a year ahead
 	b.day("u-usual", 10, 60, "q")
-	mustOne(t, b.alerts("volume-spike", "u-usual"), "3× baseline after a bad clock")
+	bhvOne(t, b.alerts("volume-spike", "u-usual"), "3× baseline after a bad clock")
 }
 
 // TestBehaviourStateBounded checks that users idle beyond the window are
 // forgotten.
 func TestBehaviourStateBounded(t *testing.T) {
-	rules := behaviourRules()
-	b := newBench(t, rules...)
+	rules := bhvRules()
+	b := newBhvBench(t, rules...)
 	for i := range 50 {
-		b.do(fmt.Sprint("old", i), phivault.ActionRead, at(0, 9, i), "p1")
+		b.do(fmt.Sprint("old", i), phivault.ActionRead, bhvAt(0, 9, i), "p1")
 	}
-	b.observe(detect.Event{User: "old0", Action: phivault.ActionSearch, Params: []string{"name"}, Time: at(0, 10, 0)})
+	b.observe(detect.Event{User: "old0", Action: phivault.ActionSearch, Params: []string{"name"}, Time: bhvAt(0, 10, 0)})
 	for d := 1; d <= 40; d++ { // days pass
-		b.do("new", phivault.ActionRead, at(d, 9, 0), "p1")
+		b.do("new", phivault.ActionRead, bhvAt(d, 9, 0), "p1")
 	}
 	for _, r := range rules {
 		s, err := r.(detect.Stateful).MarshalState()
@@ -570,10 +570,10 @@ func TestBehaviourStateBounded(t *testing.T) {
 func TestBehaviourMaxUsers(t *testing.T) {
 	r := detect.NewVolumeSpike()
 	r.MaxUsers, r.BurstPatients = 2, 3
-	b := newBench(t, r)
+	b := newBhvBench(t, r)
 	for _, u := range []string{"a", "b", "c"} {
 		for i := range 3 {
-			b.do(u, phivault.ActionRead, at(0, 9, i), fmt.Sprint("p", i))
+			b.do(u, phivault.ActionRead, bhvAt(0, 9, i), fmt.Sprint("p", i))
 		}
 	}
 	var users []string
@@ -589,24 +589,24 @@ func TestBehaviourLocation(t *testing.T) {
 	loc := time.FixedZone("UTC+10", 10*3600)
 	r := detect.NewAfterHours()
 	r.Location = loc
-	b := newBench(t, r)
+	b := newBhvBench(t, r)
 	for d := range 12 {
 		b.shift("clerk", d, 23, 8) // 23:00–07:00 UTC is 09:00–17:00 at UTC+10
 	}
-	b.do("clerk", phivault.ActionRead, at(12, 10, 0), "p1") // 20:00 local
-	b.do("clerk", phivault.ActionRead, at(13, 1, 0), "p1")  // 11:00 local, usual
-	a := mustOne(t, b.alerts("after-hours", "clerk"), "20:00 local")
+	b.do("clerk", phivault.ActionRead, bhvAt(12, 10, 0), "p1") // 20:00 local
+	b.do("clerk", phivault.ActionRead, bhvAt(13, 1, 0), "p1")  // 11:00 local, usual
+	a := bhvOne(t, b.alerts("after-hours", "clerk"), "20:00 local")
 	if !strings.Contains(a.Why, "20:00") || a.Key != "clerk|2026-11-14" {
 		t.Errorf("alert = %+v", a)
 	}
 }
 
-// benchDay returns one day of a 1,000-user hospital's events, in time
+// bhvDay returns one day of a 1,000-user hospital's events, in time
 // order, with dir filled: 20 departments, nurses, physicians and clerks,
 // a sixth of them on nights, each with a panel of patients on their care
 // team; reads, searches (some by name), writes, $everything, prints and
 // sign-ins.
-func benchDay(dir *detect.Directory) []detect.Event {
+func bhvDay(dir *detect.Directory) []detect.Event {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const users, perUser = 1000, 100
 	roles := []string{"nurse", "nurse", "physician", "clerk", "pharmacist"}
@@ -636,7 +636,7 @@ func benchDay(dir *detect.Directory) []detect.Event {
 		}
 		for range perUser {
 			ev := detect.Event{User: id, OK: true, Outcome: "ok", ResourceType: "Observation",
-				Time: at(0, start, 0).Add(time.Duration(rng.IntN(12*3600)) * time.Second)}
+				Time: bhvAt(0, start, 0).Add(time.Duration(rng.IntN(12*3600)) * time.Second)}
 			p := panel + rng.IntN(33) // mostly the panel, one in ten beyond
 			ev.Patients, ev.Count = one[p], 1
 			switch k := rng.IntN(100); {
@@ -669,8 +669,8 @@ func benchDay(dir *detect.Directory) []detect.Event {
 	return evs
 }
 
-// cpuTime returns the process's user and system CPU time, in ns.
-func cpuTime() int64 {
+// bhvCPUTime returns the process's user and system CPU time, in ns.
+func bhvCPUTime() int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
@@ -683,7 +683,7 @@ func cpuTime() int64 {
 // one op is one event.
 func BenchmarkBehaviourRules(b *testing.B) {
 	dir := detect.NewDirectory()
-	day := benchDay(dir)
+	day := bhvDay(dir)
 	run := func(b *testing.B, rules []detect.Rule) {
 		eng := detect.NewEngine(dir, rules, nil)
 		evs := slices.Clone(day)
@@ -701,7 +701,7 @@ func BenchmarkBehaviourRules(b *testing.B) {
 			shift()
 		}
 		b.ReportAllocs()
-		cpu0 := cpuTime()
+		cpu0 := bhvCPUTime()
 		b.ResetTimer()
 		i := 0
 		for range b.N {
@@ -717,12 +717,12 @@ func BenchmarkBehaviourRules(b *testing.B) {
 		b.StopTimer()
 		// CPU time, unlike wall time, holds steady on a shared machine;
 		// it includes the shifts between days and the GC.
-		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/event")
+		b.ReportMetric(float64(bhvCPUTime()-cpu0)/float64(b.N), "cpu-ns/event")
 		eng.Drain()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	}
-	b.Run("all", func(b *testing.B) { run(b, behaviourRules()) })
-	for _, r := range behaviourRules() {
+	b.Run("all", func(b *testing.B) { run(b, bhvRules()) })
+	for _, r := range bhvRules() {
 		b.Run(r.Name(), func(b *testing.B) { run(b, []detect.Rule{r}) })
 	}
 }
