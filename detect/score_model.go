@@ -199,7 +199,7 @@ func (s *RiskScorer) peerModel(dir *Directory, u *scoreUser) *robustModel {
 		var samples [][nFeatures]float64
 		members := 0
 		for _, v := range s.users {
-			if len(v.hist) == 0 || !peerOf(key, v, group, role) {
+			if len(v.hist) == 0 || !inPeerModel(key, v, group, role) {
 				continue
 			}
 			members++
@@ -219,9 +219,9 @@ func (s *RiskScorer) peerModel(dir *Directory, u *scoreUser) *robustModel {
 	return nil
 }
 
-// peerOf reports whether v belongs to the peer model key of a user in
+// inPeerModel reports whether v belongs to the peer model key of a user in
 // group and role.
-func peerOf(key string, v *scoreUser, group, role string) bool {
+func inPeerModel(key string, v *scoreUser, group, role string) bool {
 	switch key[0] {
 	case 'g':
 		return v.group == group
