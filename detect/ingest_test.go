@@ -430,6 +430,20 @@ func TestIngest_Limits(t *testing.T) {
 	if n, _ := store.IngestSize(context.Background()); n != 0 {
 		t.Errorf("Ingest over MaxBytes stored %d records, want 0", n)
 	}
+	csv := "system,id\n" + strings.Repeat("ehr,s1\n", 100)
+	_, err = detect.Ingest(context.Background(), store, nil, detect.IngestStaff, detect.ContentCSV,
+		strings.NewReader(csv), detect.IngestOptions{MaxBytes: int64(len(csv) - 1)})
+	if phivault.ErrorCode(err) != phivault.ETOOLARGE {
+		t.Errorf("Ingest of CSV over MaxBytes = %v, want %s", err, phivault.ETOOLARGE)
+	}
+	_, err = detect.Ingest(context.Background(), store, nil, detect.IngestStaff, detect.ContentCSV,
+		strings.NewReader(csv), detect.IngestOptions{MaxLines: 99})
+	if phivault.ErrorCode(err) != phivault.ETOOLARGE {
+		t.Errorf("Ingest of CSV over MaxLines = %v, want %s", err, phivault.ETOOLARGE)
+	}
+	if n, _ := store.IngestSize(context.Background()); n != 0 {
+		t.Errorf("refused CSV stored %d records, want 0", n)
+	}
 	rep, err = detect.Ingest(context.Background(), store, nil, detect.IngestAccess, detect.ContentNDJSON,
 		strings.NewReader(good+good), detect.IngestOptions{MaxBytes: int64(2 * len(good)), MaxLines: 2})
 	if err != nil || rep.Accepted != 2 {
