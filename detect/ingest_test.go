@@ -714,3 +714,43 @@ func BenchmarkIngestStaff(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "lines/s")
 }
+
+// BenchmarkIngestHTTPS sends 1,000-line access requests through the
+// handler over TLS (httptest), into a MemStore, from two clients.
+func BenchmarkIngestHTTPS(b *testing.B) {
+	store := detect.NewMemStore()
+	srv := httptest.NewTLSServer(detect.NewHandler(detect.HandlerOptions{
+		Store: store,
+		Auth:  ingestAuth{tokenAuditor: {ID: "po-1", Kind: phivault.PrincipalSystem, Roles: []string{phivault.RoleSecurityAdmin}}},
+		Log:   &ingestAudit{},
+	}))
+	defer srv.Close()
+	var body bytes.Buffer
+	for i := range 1000 {
+		fmt.Fprintf(&body, `{"time":"2026-12-06T07:%02d:%02dZ","system":"ehr","user":"u%d","role":"nurse","department":"cardiology","patient":"p%d","action":"read","resource_type":"Observation","source_address":"10.0.%d.%d","result_count":%d,"outcome":"ok"}`+"\n",
+			i/60%60, i%60, i%200, i*7%5000, i/256%256, i%256, i%20)
+	}
+	client := srv.Client()
+	b.SetBytes(int64(body.Len()))
+	b.SetParallelism(1)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/security/ingest/access", bytes.NewReader(body.Bytes()))
+			req.Header.Set("Content-Type", detect.ContentNDJSON)
+			req.Header.Set("Authorization", "Bearer "+tokenAuditor)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "events/s")
+}
