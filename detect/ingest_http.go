@@ -12,38 +12,55 @@ func (h *handler) ingestRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /security/ingest/{kind}", h.guard(TargetIngest, h.serveIngest))
 }
 
-// serveIngest reads one ingest request (Ingest), records it in the audit
-// trail with its kind, outcome and the last sequence stored (never what
-// was sent), then wakes the pipeline and answers the IngestReport. The
-// entry is written after the records are stored and before the answer,
-// as the vault does for its own writes, so it states the outcome; if it
-// cannot be written the answer is 503 (the records stay: a retry ingests
-// them again, which only adds events).
+// serveIngest reads one ingest request (ParseIngest), records it in the
+// audit trail (its kind and outcome, never what was sent), then stores the
+// good lines in one Store.Ingest, wakes the pipeline and answers the
+// IngestReport. The entry is written before anything is stored, so no
+// record enters the ingest stream without an entry naming who sent it; if
+// the entry cannot be written, nothing is stored and the answer is 503.
+// If the store then fails, a second entry records that, and the answer is
+// 503 too.
 func (h *handler) serveIngest(w http.ResponseWriter, r *http.Request) {
 	kind := r.PathValue("kind")
 	opts := IngestOptions{System: r.URL.Query().Get("system")}
-	rep, err := Ingest(r.Context(), h.opts.Store, h.opts.Tokenizer, kind, r.Header.Get("Content-Type"), r.Body, opts)
 	e := h.entry(r, phivault.ActionCreate, TargetIngest, kind)
+	switch kind {
+	case IngestAccess, IngestStaff, IngestPatients, IngestRelationships:
+	default:
+		e.TargetID = "" // the path is the caller's; keep only known kinds
+	}
+	recs, rep, err := ParseIngest(r.Context(), h.opts.Tokenizer, kind, r.Header.Get("Content-Type"), r.Body, opts)
 	if err != nil {
-		if phivault.ErrorCode(err) == phivault.EINTERNAL {
-			// Not the caller's fault, and never a 500 for what was sent:
-			// a read, tokenizer or store failure is worth a retry.
-			err = errStoreUnavailable
-		}
-		e.Outcome = phivault.ErrorCode(err)
-		if e.TargetID != IngestAccess && e.TargetID != IngestStaff && e.TargetID != IngestPatients && e.TargetID != IngestRelationships {
-			e.TargetID = "" // the path is the caller's; keep only known kinds
-		}
-		h.opts.Log.Append(context.WithoutCancel(r.Context()), e)
-		writeError(w, err)
+		h.refuseIngest(w, r, e, err)
 		return
 	}
-	e.TargetVersion = rep.Last
 	if !h.record(w, r, e) {
 		return
 	}
-	if h.opts.Pipeline != nil && rep.Accepted > 0 {
-		h.opts.Pipeline.Wake()
+	if len(recs) > 0 {
+		last, err := h.opts.Store.Ingest(r.Context(), recs)
+		if err != nil {
+			failed := *e
+			failed.Time = h.opts.Now().UTC()
+			h.refuseIngest(w, r, &failed, errStoreUnavailable)
+			return
+		}
+		rep.First, rep.Last = last-int64(len(recs))+1, last
+		if h.opts.Pipeline != nil {
+			h.opts.Pipeline.Wake()
+		}
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// refuseIngest records e with err's outcome and answers err. It is never
+// a 500: what is not the caller's fault (a read, tokenizer or store
+// failure) is worth a retry.
+func (h *handler) refuseIngest(w http.ResponseWriter, r *http.Request, e *phivault.AuditEntry, err error) {
+	if phivault.ErrorCode(err) == phivault.EINTERNAL {
+		err = errStoreUnavailable
+	}
+	e.Outcome = phivault.ErrorCode(err)
+	h.opts.Log.Append(context.WithoutCancel(r.Context()), e)
+	writeError(w, err)
 }
