@@ -758,3 +758,13 @@ func BenchmarkIngestHTTPS(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "events/s")
 }
+
+// The report lists the first MaxIngestErrors bad lines and counts all.
+func TestParseIngest_ErrorCap(t *testing.T) {
+	body := strings.Repeat("{}\n", detect.MaxIngestErrors+5) + `{"time":"2026-12-06T07:00:00Z","system":"ehr","user":"a","action":"read"}`
+	recs, rep, err := detect.ParseIngest(context.Background(), nil, detect.IngestAccess, detect.ContentNDJSON, strings.NewReader(body), detect.IngestOptions{})
+	if err != nil || len(recs) != 1 || rep.Rejected != detect.MaxIngestErrors+5 || len(rep.Errors) != detect.MaxIngestErrors {
+		t.Errorf("ParseIngest = %d records, %d rejected, %d errors listed, %v; want 1, %d, %d",
+			len(recs), rep.Rejected, len(rep.Errors), err, detect.MaxIngestErrors+5, detect.MaxIngestErrors)
+	}
+}
