@@ -226,6 +226,10 @@ type ingestParser struct {
 	// order, in values. The plaintext lives here until flushTokens.
 	pend   []pendingPerson
 	values []phivault.IndexValue
+	// Access lines are decoded into line, and their events cut from
+	// events, to spare an allocation each.
+	line   accessLine
+	events []Event
 }
 
 type pendingPerson struct {
@@ -308,13 +312,13 @@ func (p *ingestParser) parseJSONLine(n int, line []byte) error {
 		return nil
 	}
 	if p.kind == IngestAccess {
-		var a accessLine
-		if err := json.Unmarshal(line, &a); err != nil {
+		p.line = accessLine{}
+		if err := json.Unmarshal(line, &p.line); err != nil {
 			field, reason := jsonReason(err)
 			p.fail(n, field, reason)
 			return nil
 		}
-		p.access(n, &a)
+		p.access(n, &p.line)
 		return nil
 	}
 	var obj map[string]json.RawMessage
@@ -644,13 +648,16 @@ func (p *ingestParser) access(n int, a *accessLine) {
 		p.fail(n, fieldTime, "not an RFC 3339 time")
 		return
 	}
-	ev := &Event{Stream: StreamIngest, Time: at.UTC(), System: sys, OK: true, Outcome: "ok"}
 	user := strings.TrimSpace(a.User)
 	if reason := idReason(user); reason != "" {
 		p.fail(n, fieldUser, reason)
 		return
 	}
-	ev.User = sys + ":" + user
+	if len(p.events) == 0 {
+		p.events = make([]Event, 256)
+	}
+	ev := &p.events[0]
+	*ev = Event{Stream: StreamIngest, Time: at.UTC(), System: sys, User: sys + ":" + user, OK: true, Outcome: "ok"}
 	action, ok := ingestActions[strings.ToLower(strings.TrimSpace(a.Action))]
 	if !ok {
 		if strings.TrimSpace(a.Action) == "" {
@@ -721,6 +728,7 @@ func (p *ingestParser) access(n int, a *accessLine) {
 	if ev.Action == ActionLoginFailed && ev.OK {
 		ev.OK, ev.Outcome = false, phivault.EUNAUTHORIZED
 	}
+	p.events = p.events[1:]
 	p.rep.Accepted++
 	p.recs = append(p.recs, Record{Kind: RecordAccess, Event: ev})
 }
@@ -799,6 +807,9 @@ func codeReason(s string) string {
 // parseSource returns the IP address of s, an address or address:port.
 func parseSource(s string) (string, bool) {
 	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Is4() {
+			return s, true // already canonical: netip accepts no leading zeros
+		}
 		return a.Unmap().WithZone("").String(), true
 	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
