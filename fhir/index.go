@@ -297,17 +297,19 @@ func referenceIdentifier(v any) (sys, value string, ok bool) {
 }
 
 // normalizeString normalizes a string param value or part for indexing and
-// comparison: lowercased, accents removed, whitespace collapsed; postal
-// codes are uppercased with whitespace removed instead.
+// comparison: postal codes with NormalizePostalCode, everything else with
+// NormalizeString.
 func normalizeString(param, s string) string {
 	if param == "address-postalcode" {
-		return strings.Map(func(r rune) rune {
-			if unicode.IsSpace(r) {
-				return -1
-			}
-			return unicode.ToUpper(r)
-		}, s)
+		return NormalizePostalCode(s)
 	}
+	return NormalizeString(s)
+}
+
+// NormalizeString returns s as string search parameters index and compare
+// it: lowercased, accents removed (NFD, then combining marks dropped),
+// whitespace collapsed to single spaces and trimmed.
+func NormalizeString(s string) string {
 	if !isASCII(s) {
 		s = norm.NFD.String(s)
 	}
@@ -331,23 +333,40 @@ func normalizeString(param, s string) string {
 	return b.String()
 }
 
-// normalizeCode normalizes a token code: phone numbers keep digits only
-// (and a leading "+"), email addresses are lowercased, and all other codes
-// are kept exactly (FHIR codes and identifiers are case-sensitive).
+// NormalizePostalCode returns postal code s as address-postalcode indexes
+// and compares it: uppercased, whitespace removed.
+func NormalizePostalCode(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return -1
+		}
+		return unicode.ToUpper(r)
+	}, s)
+}
+
+// NormalizePhone returns phone number s as the phone parameter indexes and
+// compares it: digits only, and a leading "+" kept.
+func NormalizePhone(s string) string {
+	s = strings.TrimSpace(s)
+	var b strings.Builder
+	if strings.HasPrefix(s, "+") {
+		b.WriteByte('+')
+	}
+	for i := 0; i < len(s); i++ {
+		if '0' <= s[i] && s[i] <= '9' {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// normalizeCode normalizes a token code: phone numbers with NormalizePhone,
+// email addresses lowercased, and all other codes kept exactly (FHIR codes
+// and identifiers are case-sensitive).
 func normalizeCode(param, s string) string {
 	switch param {
 	case "phone":
-		s = strings.TrimSpace(s)
-		var b strings.Builder
-		if strings.HasPrefix(s, "+") {
-			b.WriteByte('+')
-		}
-		for i := 0; i < len(s); i++ {
-			if '0' <= s[i] && s[i] <= '9' {
-				b.WriteByte(s[i])
-			}
-		}
-		return b.String()
+		return NormalizePhone(s)
 	case "email":
 		return strings.ToLower(strings.TrimSpace(s))
 	}

@@ -140,7 +140,7 @@ func (c *detectContext) apply(ctx context.Context, dir *detect.Directory, r *phi
 	origin := r.Type + "/" + r.ID
 	switch r.Type {
 	case "Practitioner":
-		person, err := detect.PersonFromFHIR(ctx, c.tokens, obj)
+		person, err := detect.PersonTokens(ctx, c.tokens, detect.PersonDataOf(obj))
 		if err != nil {
 			return err
 		}
@@ -153,7 +153,7 @@ func (c *detectContext) apply(ctx context.Context, dir *detect.Directory, r *phi
 			}
 		}
 	case "Patient":
-		person, err := detect.PersonFromFHIR(ctx, c.tokens, obj)
+		person, err := detect.PersonTokens(ctx, c.tokens, detect.PersonDataOf(obj))
 		if err != nil {
 			return err
 		}
