@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -109,6 +110,47 @@ func TestDetect(t *testing.T) {
 			t.Errorf("nurse GET /security/%s = %d %s; want 403 without data", path, status, body)
 		}
 	}
+
+	// Another system's log, sent with "phivault detect ingest": a nurse
+	// of that EHR opens the record of a patient who shares her address.
+	files := t.TempDir()
+	write := func(name, text string) string {
+		t.Helper()
+		path := filepath.Join(files, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	v.cli(false, nil, "detect", "ingest", "-kind", "staff",
+		write("staff.csv", "system,id,family,address,postal_code,role,department\nehr,n1,Quennell,12 Elmwood Street,AB1 2CD,nurse,ward-3\n"))
+	v.cli(false, nil, "detect", "ingest", "-kind", "patients",
+		write("patients.csv", "system,id,family,address,postal_code\nehr,p1,Quennell,12 Elmwood Street,AB1 2CD\n"))
+	out = v.cli(false, nil, "detect", "ingest", "-kind", "access",
+		write("access.ndjson", `{"time":"`+time.Now().UTC().Format(time.RFC3339)+`","system":"ehr","user":"n1","role":"nurse","patient":"p1","action":"read","resource_type":"Patient","outcome":"ok"}`+"\n"))
+	if !strings.Contains(out, `"accepted":1`) {
+		t.Fatalf("detect ingest printed %s", out)
+	}
+	fam := waitAlerts(t, v, "rule=family-access", func(a []alertJSON) bool { return len(a) > 0 })
+	if fam[0].User != "ehr:n1" || len(fam[0].Patients) != 1 || fam[0].Patients[0] != "ehr:p1" || !strings.HasPrefix(fam[0].Evidence[0], "ingest/") {
+		t.Fatalf("family-access alert = %+v", fam[0])
+	}
+	// The names and addresses sent are nowhere in the data folder.
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, s := range []string{"Quennell", "quennell", "Elmwood", "elmwood"} {
+			if strings.Contains(string(b), s) {
+				t.Errorf("%s holds %q in the clear", path, s)
+			}
+		}
+		return nil
+	})
 
 	// kill -9, restart: the detectors resume from their cursor; the next
 	// touch merges into the same alert.
