@@ -160,6 +160,8 @@ type Log struct {
 	latestN   int64      // its size
 	onPublish []func()   // see OnPublish
 
+	recent recentEntries // the latest entries appended, for Recent
+
 	closeMu sync.RWMutex // guards closed against sends on reqs
 	closed  bool
 
@@ -184,6 +186,7 @@ func New(store Storage, origin string, signer note.Signer) *Log {
 type appendReq struct {
 	ctx     context.Context
 	data    [][]byte
+	entries []*phivault.AuditEntry // copies of what data encodes, for Recent
 	done    chan error
 	skipped bool // left out of its batch: its caller had gone
 }
@@ -272,7 +275,8 @@ func (l *Log) Append(ctx context.Context, entries ...*phivault.AuditEntry) error
 	if len(entries) == 0 {
 		return nil
 	}
-	req := &appendReq{ctx: ctx, data: make([][]byte, len(entries)), done: make(chan error, 1)}
+	req := &appendReq{ctx: ctx, data: make([][]byte, len(entries)), entries: make([]*phivault.AuditEntry, len(entries)), done: make(chan error, 1)}
+	copies := make([]phivault.AuditEntry, len(entries))
 	for i, e := range entries {
 		if e.Time.IsZero() {
 			e.Time = l.Now()
@@ -282,6 +286,8 @@ func (l *Log) Append(ctx context.Context, entries ...*phivault.AuditEntry) error
 			return err
 		}
 		req.data[i] = b
+		copies[i] = *e
+		req.entries[i] = &copies[i]
 	}
 	// Sending under closeMu keeps Close from closing reqs under us.
 	l.closeMu.RLock()
@@ -340,7 +346,7 @@ func (l *Log) commit(batch []*appendReq) error {
 }
 
 func (l *Log) commitOnce(batch []*appendReq) error {
-	data := liveData(batch)
+	data, entries := liveData(batch)
 	if len(data) == 0 {
 		return context.Canceled
 	}
@@ -348,22 +354,27 @@ func (l *Log) commitOnce(batch []*appendReq) error {
 	if err != nil {
 		return err
 	}
+	l.recent.add(tree.N-int64(len(entries)), entries)
 	l.publish(tree)
 	return nil
 }
 
 // liveData returns the entries of the requests whose callers still wait,
-// and marks the others skipped.
-func liveData(batch []*appendReq) [][]byte {
-	var data [][]byte
+// encoded and as given, and marks the others skipped.
+func liveData(batch []*appendReq) ([][]byte, []*phivault.AuditEntry) {
+	var (
+		data    [][]byte
+		entries []*phivault.AuditEntry
+	)
 	for _, r := range batch {
 		if r.ctx.Err() == nil {
 			data = append(data, r.data...)
+			entries = append(entries, r.entries...)
 		} else {
 			r.skipped = true
 		}
 	}
-	return data
+	return data, entries
 }
 
 // answer sends err to every request of batch, and to those whose entries
@@ -429,6 +440,19 @@ func (l *Log) checkpointer() {
 			l.Logger.Error("audit checkpoint", "error", err.Error())
 		}
 	}
+}
+
+// Recent returns the entries with indexes in [start, end), as appended,
+// if they are all committed (end <= Tree().N) and still among the latest
+// RecentEntries this Log appended itself; otherwise false, and the caller
+// reads them from the storage. A reader tailing the log (the detectors)
+// so skips reading back and decoding what it just wrote. The entries are
+// shared: callers MUST NOT change them.
+func (l *Log) Recent(start, end int64) ([]*phivault.AuditEntry, bool) {
+	if end > l.Tree().N {
+		return nil, false
+	}
+	return l.recent.get(start, end)
 }
 
 // OnPublish registers fn to be called each time entries become visible

@@ -33,6 +33,7 @@ type Loader interface {
 const (
 	DefaultBatch         = 4096
 	DefaultPoll          = 100 * time.Millisecond
+	DefaultInterval      = 100 * time.Millisecond
 	DefaultSnapshotEvery = 30 * time.Second
 )
 
@@ -56,6 +57,12 @@ type Pipeline struct {
 	// Poll is how often Run looks for new events without a Wake. Default
 	// DefaultPoll.
 	Poll time.Duration
+	// Interval is the shortest time between the starts of two steps
+	// while events trickle in: a wake within it waits for the rest, so
+	// that one commit (and one fsync) covers what arrives meanwhile.
+	// Default (and zero) DefaultInterval; negative means none. A step
+	// that filled its Batch is followed at once.
+	Interval time.Duration
 	// SnapshotEvery is how often the engine state is committed. Default
 	// DefaultSnapshotEvery.
 	SnapshotEvery time.Duration
@@ -213,9 +220,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if poll <= 0 {
 		poll = DefaultPoll
 	}
+	interval := p.Interval
+	if interval == 0 {
+		interval = DefaultInterval
+	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
+		start := time.Now()
 		n, err := p.Step(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -224,6 +236,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.Logger.Error("detector step failed; retrying", "error", err.Error())
 		}
 		if n > 0 && err == nil {
+			if rest := interval - time.Since(start); n < p.batch() && rest > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(rest):
+				}
+			}
 			continue
 		}
 		select {
@@ -328,12 +347,14 @@ func (p *Pipeline) observe(ctx context.Context) (*pendingCommit, error) {
 			}
 		}
 	}
-	recs, err := p.store.ReadIngest(ctx, c.Cursor.Ingest, p.batch())
-	if err != nil {
-		return nil, fmt.Errorf("detect: read ingest: %w", err)
-	}
 	if pc.ingestSize, err = p.store.IngestSize(ctx); err != nil {
 		return nil, fmt.Errorf("detect: ingest size: %w", err)
+	}
+	var recs []Record
+	if pc.ingestSize > c.Cursor.Ingest {
+		if recs, err = p.store.ReadIngest(ctx, c.Cursor.Ingest, p.batch()); err != nil {
+			return nil, fmt.Errorf("detect: read ingest: %w", err)
+		}
 	}
 	pc.n = len(entries) + len(recs)
 	if pc.n == 0 {

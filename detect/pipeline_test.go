@@ -504,7 +504,7 @@ func TestPipeline_failures(t *testing.T) {
 	}{
 		{"commit", func(s detect.Store) *failStore { return &failStore{Store: s, failCommit: 3} }},
 		{"commit with snapshot", func(s detect.Store) *failStore { return &failStore{Store: s, failCommit: 1} }},
-		{"read ingest", func(s detect.Store) *failStore { return &failStore{Store: s, failRead: 4} }},
+		{"read ingest", func(s detect.Store) *failStore { return &failStore{Store: s, failRead: 2} }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -512,6 +512,15 @@ func TestPipeline_failures(t *testing.T) {
 			l, db := openLog(t, dir)
 			fs := tt.store(openStore(t, filepath.Join(dir, "detect.db")))
 			appendEntries(t, l, 0, 60)
+			// Ingest records too, so that steps read the ingest stream
+			// (only when it has grown).
+			recs := make([]detect.Record, 20)
+			for i := range recs {
+				recs[i] = detect.Record{Kind: detect.RecordHoneytoken, Honeytoken: fmt.Sprint("decoy-", i)}
+			}
+			if _, err := fs.Ingest(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
 			count := newCountRule()
 			p := newPipeline(fs, logTrail{l, db}, count)
 			p.Batch, p.SnapshotEvery = 7, 0 // a snapshot with every commit

@@ -35,6 +35,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/detect"
@@ -62,6 +63,9 @@ type Store struct {
 	rdb  *sql.DB // query-only connections
 
 	insIngest *sql.Stmt
+	// ingested is the last ingest sequence committed, so IngestSize (asked
+	// at every pipeline step) costs no query: one process owns the file.
+	ingested atomic.Int64
 }
 
 var _ detect.Store = (*Store)(nil)
@@ -100,6 +104,9 @@ func Open(ctx context.Context, path string) (s *Store, err error) {
 	s.rdb.SetConnMaxIdleTime(0)
 	if s.insIngest, err = s.wdb.PrepareContext(ctx, `INSERT INTO ingest (seq, data) VALUES (?, ?)`); err != nil {
 		return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
+	}
+	if err := s.loadIngestSize(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -474,6 +481,7 @@ func (s *Store) Ingest(ctx context.Context, recs []detect.Record) (int64, error)
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: ingest: %w", err)
 	}
+	s.ingested.Store(last)
 	return last, nil
 }
 
@@ -497,11 +505,17 @@ func (s *Store) ReadIngest(ctx context.Context, after int64, limit int) ([]detec
 
 // IngestSize implements detect.Store.
 func (s *Store) IngestSize(ctx context.Context) (int64, error) {
+	return s.ingested.Load(), nil
+}
+
+// loadIngestSize reads the last ingest sequence, at Open.
+func (s *Store) loadIngestSize(ctx context.Context) error {
 	var n int64
 	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM ingest`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("sqlitestore: ingest size: %w", err)
+		return fmt.Errorf("sqlitestore: ingest size: %w", err)
 	}
-	return n, nil
+	s.ingested.Store(n)
+	return nil
 }
 
 // Triage implements detect.Store: the decision and the alert's new state
