@@ -1,0 +1,514 @@
+package simulate
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/detect"
+)
+
+// Defaults of Options: the simulated live mode.
+const (
+	// DefaultIngestDelay is how long an event takes to reach the ingest
+	// stream: a clinic's system shipping its access log as it goes.
+	DefaultIngestDelay = 500 * time.Millisecond
+	// DefaultCoalesce is how close together records arrive to be
+	// processed in one pipeline step (a Wake finds them all waiting).
+	DefaultCoalesce = 100 * time.Millisecond
+	// DefaultProcessingDelay is the time a step takes from the arrival of
+	// its last record to the alert: read, observe, commit.
+	DefaultProcessingDelay = 100 * time.Millisecond
+	// DefaultSnapshotEvery is the simulated time between engine
+	// snapshots.
+	DefaultSnapshotEvery = 6 * time.Hour
+)
+
+// Options configure Evaluate. The zero value runs detect.DefaultRules in
+// the default simulated live mode.
+type Options struct {
+	// Rules are the detectors; nil means detect.DefaultRules().
+	Rules []detect.Rule
+	// Scorer and Suppressor, if set, are given to the engine.
+	Scorer     detect.Scorer
+	Suppressor detect.Suppressor
+	// IngestDelay, Coalesce and ProcessingDelay model live mode: record i
+	// arrives at its time + IngestDelay; the records arriving within
+	// Coalesce of the first one waiting are one pipeline step; the
+	// engine's clock (which stamps Alert.Detected) reads the arrival of
+	// the step's last record + ProcessingDelay. Zero means the
+	// Default… value; a negative value means zero.
+	IngestDelay, Coalesce, ProcessingDelay time.Duration
+	// Threshold is the alert score below which an alert does not count
+	// as raised. Default 0: every alert counts.
+	Threshold int
+	// Aliases maps the simulator's rule names (Rule…) to the engine's,
+	// where they differ.
+	Aliases map[string]string
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// Report is what Evaluate measured. Ratios are -1 where undefined (no
+// alerts, or nothing to catch); durations -1 where nothing was caught.
+type Report struct {
+	Seed      uint64   `json:"seed"`
+	Days      int      `json:"days"`
+	Staff     int      `json:"staff"`
+	Patients  int      `json:"patients"`
+	Records   int      `json:"records"`
+	Events    int      `json:"events"`
+	Alerts    int      `json:"alerts"` // alerts raised (at or above Threshold)
+	Scenarios []string `json:"scenarios"`
+	// Detectors has one row per rule of the engine and per rule the
+	// truth targets, by name.
+	Detectors []DetectorReport `json:"detectors"`
+	// ByScenario says how each scenario's targets fared against all
+	// rules together.
+	ByScenario []ScenarioReport `json:"byScenario"`
+	// Overall: every alert, every target pair.
+	Precision float64       `json:"precision"`
+	Recall    float64       `json:"recall"`
+	MedianTTD time.Duration `json:"medianTTD"`
+	// AUC is the ROC AUC of the risk score (the highest score of the
+	// alerts covering a pair, 0 if none) over every user-patient pair of
+	// the workload, malicious pairs positive.
+	AUC   float64 `json:"auc"`
+	Pairs int     `json:"pairs"` // pairs the AUC ranks
+	// HoneytokenRecall is the recall of the honeytoken rule; the target
+	// is 1.
+	HoneytokenRecall float64 `json:"honeytokenRecall"`
+	// Elapsed is the wall time of the run (not deterministic).
+	Elapsed time.Duration `json:"elapsed"`
+}
+
+// DetectorReport is one rule's result.
+type DetectorReport struct {
+	Rule    string `json:"rule"`
+	Present bool   `json:"present"` // the engine runs it
+	Alerts  int    `json:"alerts"`
+	Pairs   int    `json:"pairs"` // distinct pairs its alerts cover
+	TP      int    `json:"tp"`    // of Pairs, malicious
+	FP      int    `json:"fp"`
+	// NearMisses are the FP pairs labelled as benign look-alikes.
+	NearMisses int           `json:"nearMisses"`
+	Targets    int           `json:"targets"` // pairs the truth says it should catch
+	Caught     int           `json:"caught"`
+	Precision  float64       `json:"precision"`
+	Recall     float64       `json:"recall"`
+	MedianTTD  time.Duration `json:"medianTTD"`
+}
+
+// ScenarioReport is one scenario's result against all rules.
+type ScenarioReport struct {
+	Name      string        `json:"name"`
+	Targets   int           `json:"targets"`
+	Caught    int           `json:"caught"`
+	Recall    float64       `json:"recall"`
+	MedianTTD time.Duration `json:"medianTTD"`
+	// NearMisses are its look-alike pairs, and how many raised alerts.
+	NearMisses        int `json:"nearMisses"`
+	NearMissesAlerted int `json:"nearMissesAlerted"`
+}
+
+// Run replays w through the detectors and returns the alerts, in
+// simulated live mode (see Options).
+func Run(ctx context.Context, w *Workload, opts Options) ([]*detect.Alert, []detect.Rule, error) {
+	rules := opts.Rules
+	if rules == nil {
+		rules = detect.DefaultRules()
+	}
+	ingestDelay := orDefault(opts.IngestDelay, DefaultIngestDelay)
+	coalesce := orDefault(opts.Coalesce, DefaultCoalesce)
+	procDelay := orDefault(opts.ProcessingDelay, DefaultProcessingDelay)
+
+	store := detect.NewMemStore()
+	defer store.Close()
+	clock := w.Start
+	now := func() time.Time { return clock }
+	known := func(id string) *detect.Alert {
+		a, err := store.Alert(ctx, id)
+		if err != nil {
+			return nil
+		}
+		return a
+	}
+	eng := detect.NewEngine(detect.NewDirectory(), rules, known)
+	eng.Now, eng.Scorer, eng.Suppressor = now, opts.Scorer, opts.Suppressor
+	p := detect.NewPipeline(store, eng)
+	p.Now, p.SnapshotEvery = now, DefaultSnapshotEvery
+	if err := p.Open(ctx); err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i < len(w.Records); {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		first := w.times[i].Add(ingestDelay)
+		j := i + 1
+		for j < len(w.Records) && !w.times[j].Add(ingestDelay).After(first.Add(coalesce)) {
+			j++
+		}
+		if _, err := store.Ingest(ctx, w.Records[i:j]); err != nil {
+			return nil, nil, err
+		}
+		clock = w.times[j-1].Add(ingestDelay + procDelay)
+		for {
+			n, err := p.Step(ctx)
+			if err != nil {
+				return nil, nil, fmt.Errorf("simulate: step: %w", err)
+			}
+			if n < p.Batch {
+				break
+			}
+		}
+		i = j
+	}
+	alerts, err := store.Alerts(ctx, detect.AlertFilter{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return alerts, rules, nil
+}
+
+// Evaluate runs w through the detectors (Run) and scores the alerts
+// against w's truth.
+func Evaluate(ctx context.Context, w *Workload, opts Options) (*Report, error) {
+	start := time.Now()
+	alerts, rules, err := Run(ctx, w, opts)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, r := range rules {
+		names = append(names, r.Name())
+	}
+	rep := Score(w, alerts, names, opts)
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// coverage is what the alerts say about pairs: per rule, the pairs
+// covered with the earliest detection; overall, the highest score.
+type coverage struct {
+	byRule map[string]map[Pair]time.Time // rule → pair → earliest Detected
+	score  map[Pair]int                  // highest score of any alert covering the pair
+	users  map[string]map[string]bool    // rule → users with any covered pair
+	alerts map[string]int                // rule → alerts
+	any    map[Pair]time.Time            // pair → earliest Detected, any rule
+	anyU   map[string]time.Time          // user → earliest Detected, any rule
+	uScore map[string]int                // user → highest score, any rule
+}
+
+// pairsOf returns the pairs alert a covers: its user with each of its
+// patients, the pairs of its evidence events (of its user, if it names
+// one), and its user alone if it names no patient.
+func pairsOf(a *detect.Alert, events map[string]*detect.Event) []Pair {
+	var out []Pair
+	for _, p := range a.Patients {
+		out = append(out, Pair{a.User, p})
+	}
+	if len(a.Patients) == 0 && a.User != "" {
+		out = append(out, Pair{a.User, ""})
+	}
+	for _, ref := range a.Evidence {
+		ev := events[ref]
+		if ev == nil || (a.User != "" && ev.User != a.User) {
+			continue
+		}
+		if len(ev.Patients) == 0 {
+			out = append(out, Pair{ev.User, ""})
+		}
+		for _, p := range ev.Patients {
+			out = append(out, Pair{ev.User, p})
+		}
+	}
+	slices.SortFunc(out, func(x, y Pair) int {
+		if c := strings.Compare(x.User, y.User); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Patient, y.Patient)
+	})
+	return slices.Compact(out)
+}
+
+// Score compares alerts with w's truth. rules are the names of the rules
+// that ran.
+func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *Report {
+	alias := func(r string) string {
+		if a, ok := opts.Aliases[r]; ok {
+			return a
+		}
+		return r
+	}
+	events := map[string]*detect.Event{}
+	universe := map[Pair]bool{}
+	for i := range w.Records {
+		ev := w.Records[i].Event
+		if ev == nil {
+			continue
+		}
+		events[ev.Ref()] = ev
+		if len(ev.Patients) == 0 {
+			universe[Pair{ev.User, ""}] = true
+		}
+		for _, p := range ev.Patients {
+			universe[Pair{ev.User, p}] = true
+		}
+	}
+	verdict := w.Truth.Verdicts()
+	for p := range verdict {
+		universe[p] = true
+	}
+
+	c := coverage{
+		byRule: map[string]map[Pair]time.Time{}, score: map[Pair]int{}, users: map[string]map[string]bool{},
+		alerts: map[string]int{}, any: map[Pair]time.Time{}, anyU: map[string]time.Time{}, uScore: map[string]int{},
+	}
+	earliest := func(m map[Pair]time.Time, p Pair, t time.Time) {
+		if old, ok := m[p]; !ok || t.Before(old) {
+			m[p] = t
+		}
+	}
+	raised := 0
+	for _, a := range alerts {
+		if a.Score < opts.Threshold {
+			continue
+		}
+		raised++
+		c.alerts[a.Rule]++
+		if c.byRule[a.Rule] == nil {
+			c.byRule[a.Rule], c.users[a.Rule] = map[Pair]time.Time{}, map[string]bool{}
+		}
+		for _, p := range pairsOf(a, events) {
+			earliest(c.byRule[a.Rule], p, a.Detected)
+			earliest(c.any, p, a.Detected)
+			c.users[a.Rule][p.User] = true
+			c.score[p] = max(c.score[p], a.Score)
+			c.uScore[p.User] = max(c.uScore[p.User], a.Score)
+			if old, ok := c.anyU[p.User]; !ok || a.Detected.Before(old) {
+				c.anyU[p.User] = a.Detected
+			}
+		}
+	}
+
+	rep := &Report{
+		Seed: w.Config.Seed, Days: w.Config.Days, Staff: w.Config.Staff, Patients: w.Config.Patients,
+		Records: len(w.Records), Events: len(events), Alerts: raised, Scenarios: w.Truth.Injected,
+	}
+	// malicious reports whether an alerted pair is a true positive.
+	maliciousUser := map[string]bool{}
+	for p, bad := range verdict {
+		if bad {
+			maliciousUser[p.User] = true
+		}
+	}
+	isTP := func(p Pair) bool {
+		if bad, ok := verdict[p]; ok {
+			return bad
+		}
+		return p.Patient == "" && maliciousUser[p.User]
+	}
+	isNear := func(p Pair) bool {
+		bad, ok := verdict[p]
+		return ok && !bad
+	}
+	// detected returns when rule (or any rule, if "") caught target p, if
+	// it did: a patient pair exactly, a user-level target by any pair of
+	// the user.
+	detected := func(rule string, p Pair) (time.Time, bool) {
+		if p.Patient != "" {
+			if rule == "" {
+				t, ok := c.any[p]
+				return t, ok
+			}
+			t, ok := c.byRule[rule][p]
+			return t, ok
+		}
+		if rule == "" {
+			t, ok := c.anyU[p.User]
+			return t, ok
+		}
+		if !c.users[rule][p.User] {
+			return time.Time{}, false
+		}
+		var best time.Time
+		for q, t := range c.byRule[rule] {
+			if q.User == p.User && (best.IsZero() || t.Before(best)) {
+				best = t
+			}
+		}
+		return best, true
+	}
+	ttd := func(l *Label, t time.Time) time.Duration { return max(0, t.Sub(l.First)) }
+
+	names := slices.Clone(rules)
+	for _, l := range w.Truth.Labels {
+		for _, r := range l.Rules {
+			if r = alias(r); !slices.Contains(names, r) {
+				names = append(names, r)
+			}
+		}
+	}
+	var allTP, allFP int
+	for p := range c.any {
+		if isTP(p) {
+			allTP++
+		} else {
+			allFP++
+		}
+	}
+	for _, name := range names {
+		d := DetectorReport{Rule: name, Present: slices.Contains(rules, name), Alerts: c.alerts[name]}
+		for p := range c.byRule[name] {
+			d.Pairs++
+			switch {
+			case isTP(p):
+				d.TP++
+			case isNear(p):
+				d.FP++
+				d.NearMisses++
+			default:
+				d.FP++
+			}
+		}
+		var ttds []time.Duration
+		for _, l := range w.Truth.Labels {
+			p := l.Pair
+			if !l.Malicious || !slices.ContainsFunc(l.Rules, func(r string) bool { return alias(r) == name }) {
+				continue
+			}
+			d.Targets++
+			if t, ok := detected(name, p); ok {
+				d.Caught++
+				ttds = append(ttds, ttd(l, t))
+			}
+		}
+		d.Precision, d.Recall, d.MedianTTD = ratio(d.TP, d.Pairs), ratio(d.Caught, d.Targets), median(ttds)
+		rep.Detectors = append(rep.Detectors, d)
+		if name == alias(RuleHoneytoken) {
+			rep.HoneytokenRecall = d.Recall
+		}
+	}
+	var targets, caught int
+	var allTTD []time.Duration
+	for _, name := range w.Truth.Injected {
+		s := ScenarioReport{Name: name}
+		var ttds []time.Duration
+		for _, l := range w.Truth.Labels {
+			p := l.Pair
+			if l.Scenario != name {
+				continue
+			}
+			if !l.Malicious {
+				if verdict[p] {
+					continue // malicious in another scenario
+				}
+				s.NearMisses++
+				_, ok := c.any[p]
+				if _, u := c.anyU[p.User]; ok || p.Patient == "" && u {
+					s.NearMissesAlerted++
+				}
+				continue
+			}
+			if len(l.Rules) == 0 {
+				continue
+			}
+			s.Targets++
+			if t, ok := detected("", p); ok {
+				s.Caught++
+				ttds = append(ttds, ttd(l, t))
+			}
+		}
+		s.Recall, s.MedianTTD = ratio(s.Caught, s.Targets), median(ttds)
+		rep.ByScenario = append(rep.ByScenario, s)
+		targets, caught = targets+s.Targets, caught+s.Caught
+		allTTD = append(allTTD, ttds...)
+	}
+	rep.Precision, rep.Recall, rep.MedianTTD = ratio(allTP, allTP+allFP), ratio(caught, targets), median(allTTD)
+	if !slices.Contains(names, alias(RuleHoneytoken)) {
+		rep.HoneytokenRecall = -1
+	}
+
+	// ROC AUC over the universe of pairs.
+	var pos, neg []int
+	for p := range universe {
+		s := c.score[p]
+		if p.Patient == "" {
+			s = max(s, c.uScore[p.User])
+		}
+		if verdict[p] {
+			pos = append(pos, s)
+		} else {
+			neg = append(neg, s)
+		}
+	}
+	rep.Pairs, rep.AUC = len(universe), auc(pos, neg)
+	return rep
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return -1
+	}
+	return float64(a) / float64(b)
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return -1
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	if len(ds)%2 == 1 {
+		return ds[len(ds)/2]
+	}
+	return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
+}
+
+// auc returns the probability that a random positive scores above a
+// random negative, ties counting half (the Mann–Whitney U statistic over
+// |pos|·|neg|); -1 if either is empty.
+func auc(pos, neg []int) float64 {
+	if len(pos) == 0 || len(neg) == 0 {
+		return -1
+	}
+	slices.Sort(neg)
+	var u float64
+	for _, s := range pos {
+		below, _ := slices.BinarySearch(neg, s)
+		upto, _ := slices.BinarySearch(neg, s+1)
+		u += float64(below) + float64(upto-below)/2
+	}
+	return u / (float64(len(pos)) * float64(len(neg)))
+}
+
+// FormatRatio renders a ratio of a Report: "-" if undefined.
+func FormatRatio(r float64) string {
+	if r < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(r, 'f', 2, 64)
+}
+
+// FormatDuration renders a duration of a Report: "-" if none.
+func FormatDuration(d time.Duration) string {
+	if d < 0 {
+		return "-"
+	}
+	if d < time.Minute {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
