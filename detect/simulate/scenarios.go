@@ -139,7 +139,9 @@ func clinical(s *staffer) bool {
 	return (s.role == roleNurse || s.role == rolePhysician) && s.dept != nil && s.dept.kind == kindWard
 }
 
-func wardNurse(s *staffer) bool { return s.role == roleNurse && !s.float && s.dept != nil && s.dept.kind == kindWard }
+func wardNurse(s *staffer) bool {
+	return s.role == roleNurse && !s.float && s.dept != nil && s.dept.kind == kindWard
+}
 
 // onShift returns a random time at least an hour into a shift s works
 // after the warm-up, on the day returned; ok false if s has none.
