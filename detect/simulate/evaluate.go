@@ -353,14 +353,17 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 	}
 	ttd := func(l *Label, t time.Time) time.Duration { return max(0, t.Sub(l.First)) }
 
-	names := slices.Clone(rules)
+	// The engine's rules in its order, then the absent ones by name.
+	var absent []string
 	for _, l := range w.Truth.Labels {
 		for _, r := range l.Rules {
-			if r = alias(r); !slices.Contains(names, r) {
-				names = append(names, r)
+			if r = alias(r); !slices.Contains(rules, r) && !slices.Contains(absent, r) {
+				absent = append(absent, r)
 			}
 		}
 	}
+	slices.Sort(absent)
+	names := append(slices.Clone(rules), absent...)
 	var allTP, allFP int
 	for p := range c.any {
 		if isTP(p) {
