@@ -100,7 +100,6 @@ type stay struct {
 	start, end time.Time
 	teamFrom   time.Time // when the care team's relationships start (later than start after break-the-glass)
 	dies       bool
-	billed     bool
 }
 
 type gen struct {

@@ -42,7 +42,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/phivault/phivault/detect"
@@ -348,5 +347,3 @@ func weekday(t time.Time) bool {
 	wd := t.Weekday()
 	return wd != time.Saturday && wd != time.Sunday
 }
-
-func lower(s string) string { return strings.ToLower(s) }

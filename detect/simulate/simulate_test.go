@@ -337,3 +337,61 @@ func detector(t *testing.T, rep *simulate.Report, rule string) simulate.Detector
 }
 
 var _ = phivault.ActionRead
+
+// TestGenerate_peopleTruth checks, through tokens only, that the people
+// scenarios' targets have what their detectors compare, and their near
+// misses do not.
+func TestGenerate_peopleTruth(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		w := mustGenerate(t, small(seed))
+		dir := detect.NewDirectory()
+		for _, r := range w.Records {
+			switch r.Kind {
+			case detect.RecordStaff:
+				dir.PutUser(r.User)
+			case detect.RecordPatient:
+				dir.PutPatient(r.Patient)
+			}
+		}
+		checked := map[string]int{}
+		for _, l := range w.Truth.Labels {
+			u, p := dir.User(l.User), dir.Patient(l.Patient)
+			if u == nil || p == nil {
+				continue
+			}
+			// Family: same address or phone (the definition).
+			family := detect.Shares(u.Person.Address, p.Person.Address) || detect.Shares(u.Person.Phone, p.Person.Phone)
+			street := detect.Shares(u.Person.Street, p.Person.Street)
+			for _, rule := range l.Rules {
+				var ok bool
+				switch rule {
+				case simulate.RuleSelf:
+					ok = u.Patient == p.ID && p.Employee == u.ID
+				case simulate.RuleFamily:
+					ok = family == l.Malicious && (l.Malicious || detect.Shares(u.Person.Family, p.Person.Family))
+				case simulate.RuleNeighbour:
+					ok = street == l.Malicious && (!l.Malicious || !detect.Shares(u.Person.Address, p.Person.Address))
+				case simulate.RuleCoworker:
+					ok = p.Employee != "" && p.Employee != u.ID
+				case simulate.RuleVIP:
+					ok = p.HasLabel(detect.LabelVIP)
+				case simulate.RuleDeceased:
+					ok = p.Deceased
+				case simulate.RuleHoneytoken:
+					ok = true // checked by TestEvaluate_honeytoken
+				default:
+					continue
+				}
+				checked[rule]++
+				if !ok {
+					t.Errorf("seed %d: %s %v (malicious %v) of %s: the directory does not show it", seed, rule, l.Pair, l.Malicious, l.Scenario)
+				}
+			}
+		}
+		for _, r := range []string{simulate.RuleSelf, simulate.RuleFamily, simulate.RuleNeighbour, simulate.RuleCoworker, simulate.RuleVIP, simulate.RuleDeceased} {
+			if checked[r] == 0 {
+				t.Errorf("seed %d: no %s label to check", seed, r)
+			}
+		}
+	}
+}
