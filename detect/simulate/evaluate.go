@@ -199,27 +199,52 @@ func Evaluate(ctx context.Context, w *Workload, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// coverage is what the alerts say about pairs: per rule, the pairs
-// covered with the earliest detection; overall, the highest score.
+// coverage is what the alerts say about pairs.
 type coverage struct {
-	byRule map[string]map[Pair]time.Time // rule → pair → earliest Detected
-	score  map[Pair]int                  // highest score of any alert covering the pair
-	users  map[string]map[string]bool    // rule → users with any covered pair
-	alerts map[string]int                // rule → alerts
-	any    map[Pair]time.Time            // pair → earliest Detected, any rule
-	anyU   map[string]time.Time          // user → earliest Detected, any rule
-	uScore map[string]int                // user → highest score, any rule
+	byRule map[string]map[Pair]bool // rule → pairs its alerts cover
+	any    map[Pair]bool            // pairs any alert covers
+	score  map[Pair]int             // highest score of any alert covering the pair
+	uScore map[string]int           // user → highest score of any alert covering a pair of the user
+	alerts map[string]int           // rule → alerts
+	byPair map[Pair][]hit           // alerts covering the pair
+	byUser map[string][]hit         // alerts covering any pair of the user, once each
+}
+
+// hit is an alert covering a pair.
+type hit struct {
+	rule                  string
+	first, detected, last time.Time
+}
+
+// caught returns when an alert of rule (any rule if "") covering l's
+// pair, or for a (user, "") label any pair of the user, was first
+// detected, among the alerts whose events overlap l's.
+func (c *coverage) caught(rule string, l *Label) (time.Time, bool) {
+	hits := c.byPair[l.Pair]
+	if l.Patient == "" {
+		hits = c.byUser[l.User]
+	}
+	var best time.Time
+	for _, h := range hits {
+		if (rule == "" || h.rule == rule) && !h.last.Before(l.First) && !h.first.After(l.Last) && (best.IsZero() || h.detected.Before(best)) {
+			best = h.detected
+		}
+	}
+	return best, !best.IsZero()
 }
 
 // pairsOf returns the pairs alert a covers: its user with each of its
-// patients, the pairs of its evidence events (of its user, if it names
-// one), and its user alone if it names no patient.
+// patients if it names any; else its user alone and the pairs of its
+// evidence events (of its user, if it names one).
 func pairsOf(a *detect.Alert, events map[string]*detect.Event) []Pair {
 	var out []Pair
 	for _, p := range a.Patients {
 		out = append(out, Pair{a.User, p})
 	}
-	if len(a.Patients) == 0 && a.User != "" {
+	if len(out) > 0 {
+		return out
+	}
+	if a.User != "" {
 		out = append(out, Pair{a.User, ""})
 	}
 	for _, ref := range a.Evidence {
@@ -273,13 +298,8 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 	}
 
 	c := coverage{
-		byRule: map[string]map[Pair]time.Time{}, score: map[Pair]int{}, users: map[string]map[string]bool{},
-		alerts: map[string]int{}, any: map[Pair]time.Time{}, anyU: map[string]time.Time{}, uScore: map[string]int{},
-	}
-	earliest := func(m map[Pair]time.Time, p Pair, t time.Time) {
-		if old, ok := m[p]; !ok || t.Before(old) {
-			m[p] = t
-		}
+		byRule: map[string]map[Pair]bool{}, any: map[Pair]bool{}, score: map[Pair]int{}, uScore: map[string]int{},
+		alerts: map[string]int{}, byPair: map[Pair][]hit{}, byUser: map[string][]hit{},
 	}
 	raised := 0
 	for _, a := range alerts {
@@ -289,16 +309,18 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		raised++
 		c.alerts[a.Rule]++
 		if c.byRule[a.Rule] == nil {
-			c.byRule[a.Rule], c.users[a.Rule] = map[Pair]time.Time{}, map[string]bool{}
+			c.byRule[a.Rule] = map[Pair]bool{}
 		}
+		h := hit{a.Rule, a.First, a.Detected, a.Last}
+		users := map[string]bool{}
 		for _, p := range pairsOf(a, events) {
-			earliest(c.byRule[a.Rule], p, a.Detected)
-			earliest(c.any, p, a.Detected)
-			c.users[a.Rule][p.User] = true
+			c.byRule[a.Rule][p], c.any[p] = true, true
 			c.score[p] = max(c.score[p], a.Score)
 			c.uScore[p.User] = max(c.uScore[p.User], a.Score)
-			if old, ok := c.anyU[p.User]; !ok || a.Detected.Before(old) {
-				c.anyU[p.User] = a.Detected
+			c.byPair[p] = append(c.byPair[p], h)
+			if !users[p.User] {
+				users[p.User] = true
+				c.byUser[p.User] = append(c.byUser[p.User], h)
 			}
 		}
 	}
@@ -323,33 +345,6 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 	isNear := func(p Pair) bool {
 		bad, ok := verdict[p]
 		return ok && !bad
-	}
-	// detected returns when rule (or any rule, if "") caught target p, if
-	// it did: a patient pair exactly, a user-level target by any pair of
-	// the user.
-	detected := func(rule string, p Pair) (time.Time, bool) {
-		if p.Patient != "" {
-			if rule == "" {
-				t, ok := c.any[p]
-				return t, ok
-			}
-			t, ok := c.byRule[rule][p]
-			return t, ok
-		}
-		if rule == "" {
-			t, ok := c.anyU[p.User]
-			return t, ok
-		}
-		if !c.users[rule][p.User] {
-			return time.Time{}, false
-		}
-		var best time.Time
-		for q, t := range c.byRule[rule] {
-			if q.User == p.User && (best.IsZero() || t.Before(best)) {
-				best = t
-			}
-		}
-		return best, true
 	}
 	ttd := func(l *Label, t time.Time) time.Duration { return max(0, t.Sub(l.First)) }
 
@@ -388,12 +383,11 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		}
 		var ttds []time.Duration
 		for _, l := range w.Truth.Labels {
-			p := l.Pair
 			if !l.Malicious || !slices.ContainsFunc(l.Rules, func(r string) bool { return alias(r) == name }) {
 				continue
 			}
 			d.Targets++
-			if t, ok := detected(name, p); ok {
+			if t, ok := c.caught(name, l); ok {
 				d.Caught++
 				ttds = append(ttds, ttd(l, t))
 			}
@@ -419,8 +413,7 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 					continue // malicious in another scenario
 				}
 				s.NearMisses++
-				_, ok := c.any[p]
-				if _, u := c.anyU[p.User]; ok || p.Patient == "" && u {
+				if _, ok := c.caught("", l); ok {
 					s.NearMissesAlerted++
 				}
 				continue
@@ -429,7 +422,7 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 				continue
 			}
 			s.Targets++
-			if t, ok := detected("", p); ok {
+			if t, ok := c.caught("", l); ok {
 				s.Caught++
 				ttds = append(ttds, ttd(l, t))
 			}
@@ -451,7 +444,7 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		if p.Patient == "" {
 			s = max(s, c.uScore[p.User])
 		}
-		if verdict[p] {
+		if isTP(p) {
 			pos = append(pos, s)
 		} else {
 			neg = append(neg, s)

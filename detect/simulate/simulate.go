@@ -167,6 +167,9 @@ type Label struct {
 	// true positive.
 	Rules []string  `json:"rules,omitempty"`
 	First time.Time `json:"first"` // the first malicious (or look-alike) event
+	// Last is the last event of the label; for a (user, "") label, the
+	// last of the scenario's events of the user.
+	Last time.Time `json:"last"`
 }
 
 // Truth is the ground truth of a workload.
@@ -190,13 +193,13 @@ func (t *Truth) label(p Pair, scenario string, malicious bool, at time.Time, rul
 	k := [2]any{p, scenario}
 	l := t.index[k]
 	if l == nil {
-		l = &Label{Pair: p, Scenario: scenario, Malicious: malicious, Rules: slices.Clone(rules), First: at}
+		l = &Label{Pair: p, Scenario: scenario, Malicious: malicious, Rules: slices.Clone(rules), First: at, Last: at}
 		t.index[k] = l
 		t.Labels = append(t.Labels, l)
 		return
 	}
 	if malicious && !l.Malicious {
-		l.Malicious, l.Rules, l.First = true, nil, at
+		l.Malicious, l.Rules, l.First, l.Last = true, nil, at, at
 	} else if !malicious && l.Malicious {
 		return
 	}
@@ -207,6 +210,26 @@ func (t *Truth) label(p Pair, scenario string, malicious bool, at time.Time, rul
 	}
 	if at.Before(l.First) {
 		l.First = at
+	}
+	if at.After(l.Last) {
+		l.Last = at
+	}
+}
+
+// spans extends each (user, "") label to the last labelled event of its
+// scenario and user.
+func (t *Truth) spans() {
+	last := map[[2]string]time.Time{}
+	for _, l := range t.Labels {
+		k := [2]string{l.Scenario, l.User}
+		if l.Last.After(last[k]) {
+			last[k] = l.Last
+		}
+	}
+	for _, l := range t.Labels {
+		if l.Patient == "" {
+			l.Last = last[[2]string{l.Scenario, l.User}]
+		}
 	}
 }
 
@@ -250,6 +273,7 @@ func Generate(ctx context.Context, cfg Config) (*Workload, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
+	g.truth.spans()
 	return g.workload(), nil
 }
 

@@ -395,3 +395,44 @@ func TestGenerate_peopleTruth(t *testing.T) {
 		}
 	}
 }
+
+// TestScore checks the pair-level arithmetic on alerts made by hand: one
+// catch a second late, one false alarm on a look-alike, one alert before
+// the malicious activity (which catches nothing).
+func TestScore(t *testing.T) {
+	w := mustGenerate(t, small(9))
+	var target, near *simulate.Label
+	for _, l := range w.Truth.Labels {
+		switch {
+		case target == nil && l.Malicious && slices.Contains(l.Rules, simulate.RuleNoRelationship) && l.Patient != "":
+			target = l
+		case near == nil && !l.Malicious && l.Patient != "" && slices.Contains(l.Rules, simulate.RuleNoRelationship):
+			near = l
+		}
+	}
+	if target == nil || near == nil {
+		t.Fatal("no no-relationship target or look-alike")
+	}
+	alerts := []*detect.Alert{
+		{ID: "a", Rule: simulate.RuleNoRelationship, User: target.User, Patients: []string{target.Patient}, Score: 80,
+			First: target.First, Last: target.First, Detected: target.First.Add(time.Second)},
+		{ID: "b", Rule: simulate.RuleNoRelationship, User: near.User, Patients: []string{near.Patient}, Score: 40,
+			First: near.First, Last: near.First, Detected: near.First.Add(time.Second)},
+		{ID: "c", Rule: simulate.RuleSelf, User: target.User, Score: 30,
+			First: w.Start, Last: w.Start, Detected: w.Start},
+	}
+	rep := simulate.Score(w, alerts, []string{simulate.RuleNoRelationship, simulate.RuleSelf}, simulate.Options{})
+	d := detector(t, rep, simulate.RuleNoRelationship)
+	if d.Pairs != 2 || d.TP != 1 || d.FP != 1 || d.NearMisses != 1 || d.Precision != 0.5 || d.Caught != 1 || d.MedianTTD != time.Second {
+		t.Errorf("no-relationship row %+v, want 2 pairs, 1 TP, 1 near-miss FP, 1 caught in 1s", d)
+	}
+	if want := 1 / float64(d.Targets); d.Recall != want {
+		t.Errorf("recall %v, want %v", d.Recall, want)
+	}
+	if s := detector(t, rep, simulate.RuleSelf); s.Caught != 0 || s.Pairs != 1 || s.TP != 1 {
+		t.Errorf("self row %+v: an alert on the user before the act catches nothing, but the user is malicious", s)
+	}
+	if rep.Alerts != 3 || rep.AUC <= 0.5 {
+		t.Errorf("%d alerts, AUC %v; want 3, above chance", rep.Alerts, rep.AUC)
+	}
+}
