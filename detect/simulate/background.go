@@ -125,6 +125,7 @@ func (g *gen) background() {
 	}
 	g.rotations()
 	g.floatTeams()
+	g.consults()
 	for _, s := range g.staff {
 		for day := range days {
 			if g.works(s, day) {
@@ -532,6 +533,49 @@ func (g *gen) adminWork() {
 			}
 			if day >= g.cfg.Warmup {
 				g.truth.label(Pair{change.id, ""}, "background-change-window", false, t, RulePolicy, RuleRoleGrant)
+			}
+		}
+	}
+}
+
+// consults asks a physician of another department to see one ward
+// patient in eight: an order relationship, and the consultant's looks
+// at the chart, the same day and perhaps the next.
+func (g *gen) consults() {
+	var consultants []*staffer
+	for _, d := range g.depts {
+		if d.id != "emergency" && d.kind != kindOffice {
+			consultants = append(consultants, d.physicians...)
+		}
+	}
+	if len(consultants) == 0 {
+		return
+	}
+	for _, w := range g.wards[1:] {
+		for _, st := range w.stays {
+			if g.r.IntN(8) != 0 {
+				continue
+			}
+			c := consultants[g.r.IntN(len(consultants))]
+			if c.dept == w {
+				continue
+			}
+			day := int(st.start.Sub(g.cfg.Start).Hours() / 24)
+			for d := day; d < g.cfg.Days && d <= day+3; d++ {
+				a, b := g.shiftWindow(c, d)
+				a, b = later(a, st.start.Add(time.Hour)), earlier(b, st.end)
+				if !g.works(c, d) || !b.After(a.Add(30*time.Minute)) {
+					continue
+				}
+				t := g.between(a, b.Add(-30*time.Minute))
+				g.nStay++
+				origin := fmt.Sprintf("ingest:%s/ServiceRequest/c%06d", g.cfg.System, g.nStay)
+				g.rel("Practitioner/"+c.practitioner, st.p, detect.KindOrder, t.Add(-10*time.Minute), earlier(t.Add(48*time.Hour), st.end.Add(12*time.Hour)), origin, t.Add(-10*time.Minute))
+				g.access(t, c, c.ws, st.p)
+				if next := t.Add(24 * time.Hour); next.Before(st.end) && g.works(c, d+1) && g.r.IntN(2) == 0 {
+					g.access(next, c, c.ws, st.p)
+				}
+				break
 			}
 		}
 	}
