@@ -59,6 +59,19 @@ func (g *gen) deptOn(s *staffer, d int) *dept {
 	return s.dept
 }
 
+// workingIn returns the department s works in at t: the home department,
+// or for residents and float nurses the one of the shift t falls in.
+func (g *gen) workingIn(s *staffer, t time.Time) *dept {
+	if s.dept != nil || (!s.resident && !s.float) {
+		return s.dept
+	}
+	day := int(t.Sub(g.cfg.Start) / (24 * time.Hour))
+	if s.shift == shiftNight && t.Sub(g.day(day)) < 12*time.Hour {
+		day-- // the night shift that started the evening before
+	}
+	return g.deptOn(s, max(day, 0))
+}
+
 // background simulates the hospital's ordinary days.
 func (g *gen) background() {
 	days := g.cfg.Days
@@ -246,8 +259,8 @@ func (g *gen) event(t time.Time, s *staffer, src, action, rtype string, p *pat) 
 		User: s.id, Roles: slices.Clone(s.roles), Source: src,
 		Action: action, ResourceType: rtype, OK: true, Outcome: "ok",
 	}
-	if s.dept != nil {
-		ev.Department = s.dept.id
+	if d := g.workingIn(s, t); d != nil {
+		ev.Department = d.id
 	}
 	if p != nil {
 		ev.Patients = []string{p.id}

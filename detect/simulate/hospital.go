@@ -444,8 +444,13 @@ func (g *gen) user(s *staffer) *detect.User {
 		ID: s.id, Roles: slices.Clone(s.roles), Practitioner: s.practitioner,
 		Status: s.status, Person: g.tokens(s.person),
 	}
-	if s.dept != nil {
+	switch {
+	case s.dept != nil:
 		u.Department = s.dept.id
+	case s.float:
+		u.Department = "float-pool"
+	case s.resident:
+		u.Department = "residency"
 	}
 	if s.patient != nil {
 		u.Patient = s.patient.id
