@@ -92,24 +92,24 @@ func printSimulation(out io.Writer, rep *simulate.Report) error {
 	fmt.Fprintf(out, "simulated %d days: %d staff, %d patients, %d events, %d scenarios (seed %d); %d alerts in %s\n\n",
 		rep.Days, rep.Staff, rep.Patients, rep.Events, len(rep.Scenarios), rep.Seed, rep.Alerts, rep.Elapsed.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DETECTOR\tALERTS\tPAIRS\tPRECISION\tRECALL\tTARGETS\tNEAR-MISS FP\tMEDIAN TTD")
+	fmt.Fprintln(tw, "DETECTOR\tALERTS\tALERT PREC\tPAIRS\tPRECISION\tRECALL\tTARGETS\tNEAR-MISS FP\tMEDIAN TTD")
 	for _, d := range rep.Detectors {
 		name := d.Rule
 		if !d.Present {
 			name += " (absent)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\n", name, d.Alerts, d.Pairs, simulate.FormatRatio(d.Precision),
-			simulate.FormatRatio(d.Recall), d.Targets, d.NearMisses, simulate.FormatDuration(d.MedianTTD))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", name, d.Alerts, simulate.FormatRatio(d.AlertPrecision), d.Pairs,
+			simulate.FormatRatio(d.Precision), simulate.FormatRatio(d.Recall), d.Targets, d.NearMisses, simulate.FormatDuration(d.MedianTTD))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tTARGETS\tCAUGHT\tRECALL\tMEDIAN TTD\tLOOK-ALIKES ALERTED")
+	fmt.Fprintln(tw, "SCENARIO\tTARGETS\tCAUGHT\tRECALL\tTTD\tLOOK-ALIKES ALERTED")
 	for _, s := range rep.ByScenario {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d/%d\n", s.Name, s.Targets, s.Caught, simulate.FormatRatio(s.Recall),
-			simulate.FormatDuration(s.MedianTTD), s.NearMissesAlerted, s.NearMisses)
+			simulate.FormatDuration(s.TTD), s.NearMissesAlerted, s.NearMisses)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -91,7 +91,7 @@ func (g *gen) background() {
 		for _, w := range g.wards[1:] {
 			for range poisson(g.r, admits*w.weight/totalWeight) {
 				start := g.at(day, 6+g.r.IntN(16), g.r.IntN(60))
-				p := g.freePatient(start)
+				p := g.freePatient(start, w)
 				if p == nil {
 					continue
 				}
@@ -105,7 +105,7 @@ func (g *gen) background() {
 		ed := g.wards[0]
 		for range poisson(g.r, edVisits) {
 			start := g.at(day, 0, g.r.IntN(24*60))
-			p := g.freePatient(start)
+			p := g.freePatient(start, ed)
 			if p == nil {
 				continue
 			}
@@ -119,8 +119,7 @@ func (g *gen) background() {
 			if btg {
 				g.breakGlass(st)
 			}
-			if g.r.Float64() < 0.2 {
-				w := g.wards[1+g.r.IntN(len(g.wards)-1)]
+			if w := g.wards[1+g.r.IntN(len(g.wards)-1)]; g.r.Float64() < 0.2 && !g.worksIn(p.home, w) {
 				los := time.Duration((0.5 + g.r.ExpFloat64()*w.los) * 24 * float64(time.Hour))
 				g.admit(p, w, end, end.Add(los), end)
 			}
@@ -153,15 +152,28 @@ func (g *gen) background() {
 	g.adminWork()
 }
 
-// freePatient returns a living, real patient not in hospital at t, or nil.
-func (g *gen) freePatient(t time.Time) *pat {
+// freePatient returns a living, real patient not in hospital at t, or
+// nil. Staff and their households are cared for elsewhere than in their
+// own department (a hospital's usual practice; the scenarios break it).
+func (g *gen) freePatient(t time.Time, d *dept) *pat {
 	for range 20 {
 		p := g.patients[g.r.IntN(len(g.patients))]
-		if !p.deceased && !p.busy.After(t) && !slices.Contains(p.labels, detect.LabelVIP) {
+		if !p.deceased && !p.busy.After(t) && !slices.Contains(p.labels, detect.LabelVIP) && !g.worksIn(p.home, d) {
 			return p
 		}
 	}
 	return nil
+}
+
+// worksIn reports whether someone of household h works in d (or floats,
+// rotates or bills, and so may see patients of any department).
+func (g *gen) worksIn(h *household, d *dept) bool {
+	for _, s := range h.staff {
+		if s.dept == d || s.float || s.resident || s.role == roleBilling {
+			return true
+		}
+	}
+	return false
 }
 
 // admit makes a stay of p in d and the care team's relationships, from
@@ -412,7 +424,7 @@ func (g *gen) glass(t time.Time, s *staffer, src string, p *pat) {
 // front desk, nurse and physician do with it.
 func (g *gen) appointment(c *dept, day int) {
 	slot := g.at(day, 8, 20*g.r.IntN(26))
-	p := g.freePatient(slot)
+	p := g.freePatient(slot, c)
 	if p == nil || len(c.physicians) == 0 {
 		return
 	}
@@ -538,6 +550,11 @@ func (g *gen) adminWork() {
 			ev := g.event(t, change, change.ws, phivault.ActionPolicyChange, "Policy", nil)
 			ev.Decision = "reload policies"
 			g.emit(ev)
+			if wd == time.Tuesday {
+				rot := g.event(t.Add(20*time.Minute), change, change.ws, phivault.ActionKeyRotate, "Key", nil)
+				rot.ResourceID = "kek"
+				g.emit(rot)
+			}
 			if wd == time.Thursday {
 				target := g.staff[g.r.IntN(len(g.staff))]
 				gr := g.event(t.Add(10*time.Minute), change, change.ws, phivault.ActionAccountChange, "Account", nil)
@@ -545,7 +562,7 @@ func (g *gen) adminWork() {
 				g.emit(gr)
 			}
 			if day >= g.cfg.Warmup {
-				g.truth.label(Pair{change.id, ""}, "background-change-window", false, t, RulePolicy, RuleRoleGrant)
+				g.truth.label(Pair{change.id, ""}, "background-change-window", false, t, RulePolicy, RuleRoleGrant, RuleKeyOperation)
 			}
 		}
 	}
@@ -570,7 +587,7 @@ func (g *gen) consults() {
 				continue
 			}
 			c := consultants[g.r.IntN(len(consultants))]
-			if c.dept == w {
+			if c.dept == w || slices.Contains(st.p.home.staff, c) {
 				continue
 			}
 			day := int(st.start.Sub(g.cfg.Start).Hours() / 24)

@@ -77,7 +77,8 @@ type Report struct {
 	// ByScenario says how each scenario's targets fared against all
 	// rules together.
 	ByScenario []ScenarioReport `json:"byScenario"`
-	// Overall: every alert, every target pair.
+	// Overall: every alert, every target pair; MedianTTD is the median
+	// of the scenarios' TTD.
 	Precision float64       `json:"precision"`
 	Recall    float64       `json:"recall"`
 	MedianTTD time.Duration `json:"medianTTD"`
@@ -98,25 +99,34 @@ type DetectorReport struct {
 	Rule    string `json:"rule"`
 	Present bool   `json:"present"` // the engine runs it
 	Alerts  int    `json:"alerts"`
-	Pairs   int    `json:"pairs"` // distinct pairs its alerts cover
-	TP      int    `json:"tp"`    // of Pairs, malicious
-	FP      int    `json:"fp"`
+	// AlertTP are the alerts covering at least one malicious pair;
+	// AlertPrecision is their share of Alerts.
+	AlertTP        int     `json:"alertTP"`
+	AlertPrecision float64 `json:"alertPrecision"`
+	Pairs          int     `json:"pairs"` // distinct pairs its alerts cover
+	TP             int     `json:"tp"`    // of Pairs, malicious
+	FP             int     `json:"fp"`
 	// NearMisses are the FP pairs labelled as benign look-alikes.
-	NearMisses int           `json:"nearMisses"`
-	Targets    int           `json:"targets"` // pairs the truth says it should catch
-	Caught     int           `json:"caught"`
-	Precision  float64       `json:"precision"`
-	Recall     float64       `json:"recall"`
-	MedianTTD  time.Duration `json:"medianTTD"`
+	NearMisses int     `json:"nearMisses"`
+	Targets    int     `json:"targets"` // pairs the truth says it should catch
+	Caught     int     `json:"caught"`
+	Precision  float64 `json:"precision"`
+	Recall     float64 `json:"recall"`
+	// MedianTTD is the median over the incidents (scenarios) it caught of
+	// the time from the incident's first target event to its first
+	// catching alert.
+	MedianTTD time.Duration `json:"medianTTD"`
 }
 
 // ScenarioReport is one scenario's result against all rules.
 type ScenarioReport struct {
-	Name      string        `json:"name"`
-	Targets   int           `json:"targets"`
-	Caught    int           `json:"caught"`
-	Recall    float64       `json:"recall"`
-	MedianTTD time.Duration `json:"medianTTD"`
+	Name    string  `json:"name"`
+	Targets int     `json:"targets"`
+	Caught  int     `json:"caught"`
+	Recall  float64 `json:"recall"`
+	// TTD is the time from the first event of its targets to the first
+	// alert catching any of them, or -1.
+	TTD time.Duration `json:"ttd"`
 	// NearMisses are its look-alike pairs, and how many raised alerts.
 	NearMisses        int `json:"nearMisses"`
 	NearMissesAlerted int `json:"nearMissesAlerted"`
@@ -234,29 +244,23 @@ func (c *coverage) caught(rule string, l *Label) (time.Time, bool) {
 }
 
 // pairsOf returns the pairs alert a covers: its user with each of its
-// patients if it names any; else its user alone and the pairs of its
-// evidence events (of its user, if it names one).
+// patients if it names any; else its user alone, (user, ""); else, for an
+// alert about no one user (credential stuffing from one address), each
+// user of its evidence events alone.
 func pairsOf(a *detect.Alert, events map[string]*detect.Event) []Pair {
 	var out []Pair
 	for _, p := range a.Patients {
 		out = append(out, Pair{a.User, p})
 	}
-	if len(out) > 0 {
+	switch {
+	case len(out) > 0:
 		return out
-	}
-	if a.User != "" {
-		out = append(out, Pair{a.User, ""})
+	case a.User != "":
+		return []Pair{{a.User, ""}}
 	}
 	for _, ref := range a.Evidence {
-		ev := events[ref]
-		if ev == nil || (a.User != "" && ev.User != a.User) {
-			continue
-		}
-		if len(ev.Patients) == 0 {
+		if ev := events[ref]; ev != nil && ev.User != "" {
 			out = append(out, Pair{ev.User, ""})
-		}
-		for _, p := range ev.Patients {
-			out = append(out, Pair{ev.User, p})
 		}
 	}
 	slices.SortFunc(out, func(x, y Pair) int {
@@ -302,6 +306,11 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		alerts: map[string]int{}, byPair: map[Pair][]hit{}, byUser: map[string][]hit{},
 	}
 	raised := 0
+	type alertPairs struct {
+		rule  string
+		pairs []Pair
+	}
+	var raisedPairs []alertPairs
 	for _, a := range alerts {
 		if a.Score < opts.Threshold {
 			continue
@@ -313,7 +322,9 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		}
 		h := hit{a.Rule, a.First, a.Detected, a.Last}
 		users := map[string]bool{}
-		for _, p := range pairsOf(a, events) {
+		pairs := pairsOf(a, events)
+		raisedPairs = append(raisedPairs, alertPairs{a.Rule, pairs})
+		for _, p := range pairs {
 			c.byRule[a.Rule][p], c.any[p] = true, true
 			c.score[p] = max(c.score[p], a.Score)
 			c.uScore[p.User] = max(c.uScore[p.User], a.Score)
@@ -346,7 +357,31 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		bad, ok := verdict[p]
 		return ok && !bad
 	}
-	ttd := func(l *Label, t time.Time) time.Duration { return max(0, t.Sub(l.First)) }
+	// Time to detect is per incident: from the first event of a
+	// scenario's targets to the first detection of any of them.
+	type incident struct{ first, detected time.Time }
+	note := func(m map[string]*incident, l *Label, t time.Time, ok bool) {
+		in := m[l.Scenario]
+		if in == nil {
+			in = &incident{first: l.First}
+			m[l.Scenario] = in
+		}
+		if l.First.Before(in.first) {
+			in.first = l.First
+		}
+		if ok && (in.detected.IsZero() || t.Before(in.detected)) {
+			in.detected = t
+		}
+	}
+	ttds := func(m map[string]*incident) []time.Duration {
+		var out []time.Duration
+		for _, in := range m {
+			if !in.detected.IsZero() {
+				out = append(out, max(0, in.detected.Sub(in.first)))
+			}
+		}
+		return out
+	}
 
 	// The engine's rules in its order, then the absent ones by name.
 	var absent []string
@@ -381,18 +416,25 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 				d.FP++
 			}
 		}
-		var ttds []time.Duration
+		for _, ap := range raisedPairs {
+			if ap.rule == name && slices.ContainsFunc(ap.pairs, isTP) {
+				d.AlertTP++
+			}
+		}
+		d.AlertPrecision = ratio(d.AlertTP, d.Alerts)
+		incidents := map[string]*incident{}
 		for _, l := range w.Truth.Labels {
 			if !l.Malicious || !slices.ContainsFunc(l.Rules, func(r string) bool { return alias(r) == name }) {
 				continue
 			}
 			d.Targets++
-			if t, ok := c.caught(name, l); ok {
+			t, ok := c.caught(name, l)
+			if ok {
 				d.Caught++
-				ttds = append(ttds, ttd(l, t))
 			}
+			note(incidents, l, t, ok)
 		}
-		d.Precision, d.Recall, d.MedianTTD = ratio(d.TP, d.Pairs), ratio(d.Caught, d.Targets), median(ttds)
+		d.Precision, d.Recall, d.MedianTTD = ratio(d.TP, d.Pairs), ratio(d.Caught, d.Targets), median(ttds(incidents))
 		rep.Detectors = append(rep.Detectors, d)
 		if name == alias(RuleHoneytoken) {
 			rep.HoneytokenRecall = d.Recall
@@ -401,8 +443,8 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 	var targets, caught int
 	var allTTD []time.Duration
 	for _, name := range w.Truth.Injected {
-		s := ScenarioReport{Name: name}
-		var ttds []time.Duration
+		s := ScenarioReport{Name: name, TTD: -1}
+		incidents := map[string]*incident{}
 		for _, l := range w.Truth.Labels {
 			p := l.Pair
 			if l.Scenario != name {
@@ -422,15 +464,19 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 				continue
 			}
 			s.Targets++
-			if t, ok := c.caught("", l); ok {
+			t, ok := c.caught("", l)
+			if ok {
 				s.Caught++
-				ttds = append(ttds, ttd(l, t))
 			}
+			note(incidents, l, t, ok)
 		}
-		s.Recall, s.MedianTTD = ratio(s.Caught, s.Targets), median(ttds)
+		s.Recall = ratio(s.Caught, s.Targets)
+		if d := ttds(incidents); len(d) > 0 {
+			s.TTD = d[0]
+			allTTD = append(allTTD, d[0])
+		}
 		rep.ByScenario = append(rep.ByScenario, s)
 		targets, caught = targets+s.Targets, caught+s.Caught
-		allTTD = append(allTTD, ttds...)
 	}
 	rep.Precision, rep.Recall, rep.MedianTTD = ratio(allTP, allTP+allFP), ratio(caught, targets), median(allTTD)
 	if !slices.Contains(names, alias(RuleHoneytoken)) {

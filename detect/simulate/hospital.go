@@ -129,6 +129,9 @@ type gen struct {
 	pids      map[string]bool  // patient ids given
 	nStay     int
 	nGhost    int
+
+	nBackground int       // items made by the ordinary activity: g.items[:nBackground]
+	offWork     []offWork // when people are off work, from the scenarios
 }
 
 var familyNames = []string{

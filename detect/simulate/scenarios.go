@@ -23,19 +23,27 @@ const (
 	RuleVolume         = "volume-spike"
 	RulePeer           = "peer-deviation"
 	RuleAfterHours     = "after-hours"
-	RuleNameSearch     = "name-search"
-	RuleBulkExport     = "bulk-export"
-	RuleFailedLogins   = "failed-logins"
+	RuleNameSearch     = "name-search-browsing"
+	RuleBulkExport     = "bulk-access"
+	RuleFailedLogins   = "failed-login-burst"
 	RuleStuffing       = "credential-stuffing"
 	RuleSpraying       = "password-spraying"
 	RuleNewSource      = "new-source"
 	RuleTravel         = "impossible-travel"
 	RuleSuspended      = "suspended-signin"
 	RuleRoleGrant      = "role-grant"
-	RulePolicy         = "policy-change"
+	RulePolicy         = "policy-reload"
+	RuleKeyOperation   = "key-operation"
+	RuleSealUnseal     = "seal-unseal"
 	RuleBreakGlass     = "break-glass-overuse"
-	RuleMassUpdate     = "mass-update"
+	RuleMassUpdate     = "mass-change"
 )
+
+// ChangeWindowSpecs returns the change windows the simulated hospital
+// declares, in the form detect.ParseChangeWindows reads (UTC): policy
+// reloads, key operations and role grants of the ordinary background
+// happen inside them.
+func ChangeWindowSpecs() []string { return []string{"Tue 18:00-22:00", "Thu 18:00-22:00"} }
 
 // ScenarioInfo describes a scenario.
 type ScenarioInfo struct {
@@ -71,10 +79,11 @@ func scenarios() []*scenario {
 		s("credential-stuffing", "one address tries 80 accounts once each", false, (*gen).scStuffing),
 		s("password-spraying", "a dozen addresses try 50 accounts, slowly", false, (*gen).scSpraying),
 		s("new-source", "a nurse signs in from an address never seen; near miss: a new workstation on her floor", false, (*gen).scNewSource),
-		s("impossible-travel", "a physician signs in on the ward and, 15 minutes later, from abroad; near miss: two floors", false, (*gen).scTravel),
+		s("impossible-travel", "a physician signs in on the ward and, 3 minutes later, from abroad; near miss: two floors", false, (*gen).scTravel),
 		s("suspended-signin", "a suspended account signs in; near miss: reactivated, then signs in", false, (*gen).scSuspended),
 		s("role-grant", "an admin grants security-admin at 23:40 on a Saturday; near miss: grants in the change window", false, (*gen).scRoleGrant),
 		s("policy-reload", "an admin reloads policies at 03:10 on a Sunday; near miss: reloads in the change window", false, (*gen).scPolicyReload),
+		s("key-seal", "an admin rotates a key, seals and unseals at 02:40 on a Sunday; near miss: rotations in the change window", false, (*gen).scKeySeal),
 		s("break-glass-overuse", "a physician breaks the glass on eight patients in a day; near miss: emergency break-the-glass", false, (*gen).scBreakGlass),
 		s("mass-update", "a nurse's account updates and deletes 400 records in minutes; near miss: a medication round", false, (*gen).scMassUpdate),
 		s("curious-clerk", "a front-desk clerk browses a neighbour, a colleague, a VIP and strangers over three days", true, (*gen).scCuriousClerk),
@@ -700,6 +709,7 @@ func (g *gen) scBulkExport(name string) {
 	}
 	g.emit(big)
 	g.mal(name, s, nil, t, RuleBulkExport)
+	g.mal(name, s, nil, big.Time)
 	for _, p := range ps {
 		g.mal(name, s, p, t)
 	}
@@ -719,6 +729,7 @@ func (g *gen) scFailedLogins(name string) {
 		g.login(t.Add(time.Duration(i)*9*time.Second), s, src, false)
 	}
 	g.mal(name, s, nil, t, RuleFailedLogins)
+	g.mal(name, s, nil, t.Add(24*9*time.Second))
 	// Near miss: three typos, then in.
 	n := g.pick(wardNurse)
 	if n == nil {
@@ -837,9 +848,9 @@ func (g *gen) scTravel(name string) {
 	}
 	g.login(t, s, s.ws, true)
 	far := "192.0.2.200"
-	g.login(t.Add(15*time.Minute), s, far, true)
-	g.emit(g.event(t.Add(17*time.Minute), s, far, "search", "Observation", nil))
-	g.mal(name, s, nil, t.Add(15*time.Minute), RuleTravel, RuleNewSource)
+	g.login(t.Add(3*time.Minute), s, far, true)
+	g.emit(g.event(t.Add(4*time.Minute), s, far, "search", "Observation", nil))
+	g.mal(name, s, nil, t.Add(3*time.Minute), RuleTravel, RuleNewSource)
 	// Near miss: the same physician's colleague moves between floors.
 	n := g.pick(func(s *staffer) bool { return clinical(s) && s.role == rolePhysician })
 	if n == nil {
@@ -860,6 +871,7 @@ func (g *gen) scSuspended(name string) {
 	day := g.scenarioDay()
 	s.status = phivault.AccountSuspended
 	g.add(g.at(day, 9, 0), prioRoster, detect.Record{Kind: detect.RecordStaff, User: g.user(s)})
+	g.off(s, g.at(day, 9, 0), g.day(g.cfg.Days+1))
 	t := g.at(day, 21, g.r.IntN(60))
 	g.login(t, s, s.ws, true)
 	g.emit(g.event(t.Add(2*time.Minute), s, s.ws, "search", "Patient", nil))
@@ -878,6 +890,7 @@ func (g *gen) scSuspended(name string) {
 	g.add(g.at(d2, 9, 0), prioRoster, detect.Record{Kind: detect.RecordStaff, User: g.user(n)})
 	n.status = phivault.AccountActive
 	g.add(g.at(d2, 12, 0), prioRoster, detect.Record{Kind: detect.RecordStaff, User: g.user(n)})
+	g.off(n, g.at(d2, 9, 0), g.at(d2, 12, 0))
 	g.near(name, n, nil, g.at(d2, 15, 0), RuleSuspended)
 }
 
@@ -900,11 +913,13 @@ func (g *gen) scRoleGrant(name string) {
 	}
 	t := g.oddHour(time.Saturday, 23, 40)
 	g.login(t.Add(-3*time.Minute), a, a.ws, true)
+	// The roster says what changed before the change's event arrives, as
+	// the vault's directory does on an account change.
+	n.roles = append(n.roles, roleSecurityAdmin)
+	g.add(t, prioRoster, detect.Record{Kind: detect.RecordStaff, User: g.user(n)})
 	ev := g.event(t, a, a.ws, phivault.ActionAccountChange, "Account", nil)
 	ev.ResourceID, ev.Decision = n.id, "grant role "+roleSecurityAdmin
 	g.emit(ev)
-	n.roles = append(n.roles, roleSecurityAdmin)
-	g.add(t, prioEvent, detect.Record{Kind: detect.RecordStaff, User: g.user(n)})
 	g.mal(name, a, nil, t, RuleRoleGrant)
 	g.mal(name, n, nil, t)
 }
@@ -1017,7 +1032,7 @@ func (g *gen) scCuriousClerk(name string) {
 		ts = append(ts, target{p, []string{RuleVIP, RuleNoRelationship}})
 	}
 	for _, p := range g.strangers(f, 3) {
-		ts = append(ts, target{p, []string{RuleNameSearch, RuleNoRelationship}})
+		ts = append(ts, target{p, []string{RuleNoRelationship}})
 	}
 	for i, x := range ts {
 		d := days[i%len(days)]
@@ -1104,9 +1119,10 @@ func (g *gen) scDeparting(name string) {
 	last := days[len(days)-1]
 	s.status = phivault.AccountDeprovisioned
 	g.add(g.at(last, 18, 0), prioRoster, detect.Record{Kind: detect.RecordStaff, User: g.user(s)})
+	g.off(s, g.at(last, 18, 0), g.day(g.cfg.Days+1))
 	t := g.at(last+1, 10, g.r.IntN(60))
 	g.login(t, s, s.ws, true)
-	g.mal(name, s, nil, first, RuleSuspended)
+	g.mal(name, s, nil, t, RuleSuspended)
 }
 
 func (g *gen) scCelebrity(name string) {
@@ -1155,4 +1171,45 @@ func (g *gen) scCelebrity(name string) {
 		g.mal(name, s, p, at, RuleVIP, RuleNoRelationship)
 		n++
 	}
+}
+
+func (g *gen) scKeySeal(name string) {
+	a := g.pick(func(s *staffer) bool { return s.role == roleSecurityAdmin && s != g.admins[0] })
+	if a == nil {
+		return
+	}
+	t := g.oddHour(time.Sunday, 2, 40)
+	g.login(t.Add(-2*time.Minute), a, a.ws, true)
+	rot := g.event(t, a, a.ws, phivault.ActionKeyRotate, "Key", nil)
+	rot.ResourceID = "kek"
+	g.emit(rot)
+	g.emit(g.event(t.Add(4*time.Minute), a, a.ws, phivault.ActionSeal, "", nil))
+	g.emit(g.event(t.Add(9*time.Minute), a, a.ws, phivault.ActionUnseal, "", nil))
+	g.mal(name, a, nil, t, RuleKeyOperation, RuleSealUnseal)
+	g.mal(name, a, nil, t.Add(9*time.Minute))
+}
+
+// off takes s off work from from to to: the ordinary activity generated
+// for s in that time is dropped (the scenarios' own stays).
+func (g *gen) off(s *staffer, from, to time.Time) {
+	g.offWork = append(g.offWork, offWork{s.id, from, to})
+}
+
+type offWork struct {
+	user     string
+	from, to time.Time
+}
+
+// working reports whether the ordinary record it may stay: it is not an
+// event of someone off work.
+func (g *gen) working(it *item) bool {
+	if it.n >= g.nBackground || it.rec.Event == nil {
+		return true
+	}
+	for _, o := range g.offWork {
+		if it.rec.Event.User == o.user && !it.t.Before(o.from) && it.t.Before(o.to) {
+			return false
+		}
+	}
+	return true
 }

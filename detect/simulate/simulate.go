@@ -265,6 +265,7 @@ func Generate(ctx context.Context, cfg Config) (*Workload, error) {
 		return nil, err
 	}
 	g.background()
+	g.nBackground = len(g.items)
 	for _, name := range cfg.Scenarios {
 		sc := scenarioByName(name)
 		sc.run(g, sc.Name)
@@ -292,6 +293,7 @@ const (
 )
 
 func (g *gen) workload() *Workload {
+	g.items = slices.DeleteFunc(g.items, func(it item) bool { return !g.working(&it) })
 	slices.SortFunc(g.items, func(a, b item) int {
 		if c := a.t.Compare(b.t); c != 0 {
 			return c
