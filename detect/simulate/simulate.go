@@ -180,33 +180,39 @@ type Truth struct {
 	// Injected are the scenarios injected, in order.
 	Injected []string
 
-	index map[[2]any]*Label // (pair, scenario) → label
+	index map[[2]any][]*Label // (pair, scenario) → labels
 }
 
-// label records what scenario did to pair, merging with the scenario's
-// earlier label of pair: malicious wins over benign, rules add up, the
-// earliest time stays.
+// label records what scenario did to pair, expecting rules. Labels of
+// one pair and scenario with the same rules merge (malicious wins over
+// benign, the times widen); a label without rules only widens the
+// scenario's labels of the pair, or stands alone as collateral.
 func (t *Truth) label(p Pair, scenario string, malicious bool, at time.Time, rules ...string) {
 	if t.index == nil {
-		t.index = map[[2]any]*Label{}
+		t.index = map[[2]any][]*Label{}
 	}
 	k := [2]any{p, scenario}
-	l := t.index[k]
+	rules = slices.Clone(rules)
+	slices.Sort(rules)
+	var l *Label
+	for _, x := range t.index[k] {
+		if len(rules) == 0 || slices.Equal(x.Rules, rules) {
+			l = x
+			break
+		}
+	}
 	if l == nil {
-		l = &Label{Pair: p, Scenario: scenario, Malicious: malicious, Rules: slices.Clone(rules), First: at, Last: at}
-		t.index[k] = l
+		l = &Label{Pair: p, Scenario: scenario, Malicious: malicious, Rules: rules, First: at, Last: at}
+		t.index[k] = append(t.index[k], l)
 		t.Labels = append(t.Labels, l)
 		return
 	}
-	if malicious && !l.Malicious {
-		l.Malicious, l.Rules, l.First, l.Last = true, nil, at, at
-	} else if !malicious && l.Malicious {
+	switch {
+	case malicious && !l.Malicious:
+		l.Malicious, l.First, l.Last = true, at, at
 		return
-	}
-	for _, r := range rules {
-		if !slices.Contains(l.Rules, r) {
-			l.Rules = append(l.Rules, r)
-		}
+	case !malicious && l.Malicious:
+		return
 	}
 	if at.Before(l.First) {
 		l.First = at
