@@ -522,8 +522,11 @@ func (g *gen) billingWork() {
 		ev := g.event(at, batch, batch.ws, phivault.ActionExport, "Claim", nil)
 		ev.Patients, ev.Count = ids, len(ids)*3
 		g.emit(ev)
-		if day == g.cfg.Warmup {
-			g.truth.label(Pair{batch.id, ""}, "background-billing-batch", false, at, RuleBulkExport)
+		// A look-alike for the volume and export detectors: scheduled,
+		// expected, every weekday.
+		g.truth.label(Pair{batch.id, ""}, "background-billing-batch", false, at, RuleBulkExport, RuleVolume, RulePeer)
+		for _, id := range ids {
+			g.truth.label(Pair{batch.id, id}, "background-billing-batch", false, at, RuleBulkExport, RuleVolume, RulePeer)
 		}
 	}
 }
