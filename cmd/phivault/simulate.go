@@ -43,6 +43,7 @@ func (c *simulateCommand) Run(ctx context.Context, args []string) error {
 	scenarios := fs.String("scenarios", "all", `comma-separated scenarios to inject, "all" or "none"`)
 	threshold := fs.Int("threshold", 0, "alert score below which an alert does not count as raised")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fps := fs.Int("fp", 0, "also list up to this many false alarms per detector, for tuning")
 	fs.Usage = func() {
 		fmt.Fprintf(c.stderr, simulateUsage, strings.Join(simulate.ScenarioNames(), ", "))
 		fs.PrintDefaults()
@@ -75,7 +76,9 @@ func (c *simulateCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return errorWithHint(err.Error(), "phivault simulate -h lists the scenarios")
 	}
-	rep, err := simulate.Evaluate(ctx, w, simulate.Options{Threshold: *threshold})
+	// TODO(lead): run the rules as serve configures them (the scorer, the
+	// change windows of simulate.ChangeWindowSpecs) once those are merged.
+	rep, err := simulate.Evaluate(ctx, w, simulate.Options{Threshold: *threshold, FalsePositives: max(*fps, 0)})
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
@@ -117,6 +120,20 @@ func printSimulation(out io.Writer, rep *simulate.Report) error {
 	fmt.Fprintf(out, "\noverall: precision %s, recall %s, median time to detect %s, ROC AUC %s over %d pairs\n",
 		simulate.FormatRatio(rep.Precision), simulate.FormatRatio(rep.Recall), simulate.FormatDuration(rep.MedianTTD),
 		simulate.FormatRatio(rep.AUC), rep.Pairs)
+	if len(rep.FalsePositives) > 0 {
+		fmt.Fprintln(out, "\nfalse alarms (look-alikes marked *):")
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for _, f := range rep.FalsePositives {
+			mark := ""
+			if f.NearMiss {
+				mark = "*"
+			}
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\n", mark, f.Rule, f.User, f.Role, f.Department, f.First.Format("Mon 02 Jan 15:04"), f.Why)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	check := func(ok bool, what string) {
 		mark := "MISSED"
 		if ok {

@@ -56,7 +56,7 @@ func TestSimulate(t *testing.T) {
 
 func TestSimulate_scenarios(t *testing.T) {
 	var out, errb bytes.Buffer
-	args := []string{"simulate", "-days", "6", "-staff", "60", "-patients", "300", "-scenarios", "honeytoken, self", "-json"}
+	args := []string{"simulate", "-days", "6", "-staff", "60", "-patients", "300", "-scenarios", "honeytoken, self", "-json", "-fp", "3"}
 	if err := run(context.Background(), args, &out, &errb); err != nil {
 		t.Fatal(err)
 	}

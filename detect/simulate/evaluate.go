@@ -48,6 +48,9 @@ type Options struct {
 	// Aliases maps the simulator's rule names (Rule…) to the engine's,
 	// where they differ.
 	Aliases map[string]string
+	// FalsePositives is how many false alarms to keep as examples per
+	// detector (Report.FalsePositives), for tuning. Default 0.
+	FalsePositives int
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -90,8 +93,26 @@ type Report struct {
 	// HoneytokenRecall is the recall of the honeytoken rule; the target
 	// is 1.
 	HoneytokenRecall float64 `json:"honeytokenRecall"`
+	// FalsePositives are examples of alerts covering no malicious pair,
+	// up to Options.FalsePositives per detector, earliest first.
+	FalsePositives []FalsePositive `json:"falsePositives,omitempty"`
 	// Elapsed is the wall time of the run (not deterministic).
 	Elapsed time.Duration `json:"elapsed"`
+}
+
+// FalsePositive is an alert that covers no malicious pair: ids and the
+// rule's sentence, and what the simulator knows of its user.
+type FalsePositive struct {
+	Rule       string    `json:"rule"`
+	ID         string    `json:"id"`
+	User       string    `json:"user"`
+	Role       string    `json:"role,omitempty"`       // the user's first role, from the last roster
+	Department string    `json:"department,omitempty"` // the user's department, from the last roster
+	Patients   int       `json:"patients"`
+	First      time.Time `json:"first"`
+	Score      int       `json:"score"`
+	NearMiss   bool      `json:"nearMiss"` // it covers a labelled look-alike
+	Why        string    `json:"why"`
 }
 
 // DetectorReport is one rule's result.
@@ -479,6 +500,9 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		targets, caught = targets+s.Targets, caught+s.Caught
 	}
 	rep.Precision, rep.Recall, rep.MedianTTD = ratio(allTP, allTP+allFP), ratio(caught, targets), median(allTTD)
+	if opts.FalsePositives > 0 {
+		rep.FalsePositives = falsePositives(w, alerts, opts, isTP, isNear)
+	}
 	if !slices.Contains(names, alias(RuleHoneytoken)) {
 		rep.HoneytokenRecall = -1
 	}
@@ -553,4 +577,50 @@ func FormatDuration(d time.Duration) string {
 		return d.Round(time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// falsePositives returns up to opts.FalsePositives alerts per rule that
+// cover no malicious pair, earliest first.
+func falsePositives(w *Workload, alerts []*detect.Alert, opts Options, isTP, isNear func(Pair) bool) []FalsePositive {
+	users := map[string]*detect.User{}
+	for i := range w.Records {
+		if u := w.Records[i].User; u != nil {
+			users[u.ID] = u
+		}
+	}
+	events := map[string]*detect.Event{}
+	for i := range w.Records {
+		if ev := w.Records[i].Event; ev != nil {
+			events[ev.Ref()] = ev
+		}
+	}
+	sorted := slices.Clone(alerts)
+	slices.SortFunc(sorted, func(a, b *detect.Alert) int {
+		if c := a.First.Compare(b.First); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	var out []FalsePositive
+	per := map[string]int{}
+	for _, a := range sorted {
+		if a.Score < opts.Threshold || per[a.Rule] >= opts.FalsePositives {
+			continue
+		}
+		pairs := pairsOf(a, events)
+		if slices.ContainsFunc(pairs, isTP) {
+			continue
+		}
+		per[a.Rule]++
+		fp := FalsePositive{Rule: a.Rule, ID: a.ID, User: a.User, Patients: len(a.Patients), First: a.First, Score: a.Score,
+			NearMiss: slices.ContainsFunc(pairs, isNear), Why: a.Why}
+		if u := users[a.User]; u != nil {
+			fp.Department = u.Department
+			if len(u.Roles) > 0 {
+				fp.Role = u.Roles[0]
+			}
+		}
+		out = append(out, fp)
+	}
+	return out
 }

@@ -291,6 +291,15 @@ func TestEvaluate_background(t *testing.T) {
 	if d.NearMisses == 0 {
 		t.Errorf("strict rule fell for no look-alike; the near misses test nothing: %+v", d)
 	}
+	fps := simulate.Score(w, alerts, []string{simulate.RuleNoRelationship}, simulate.Options{FalsePositives: 2}).FalsePositives
+	if len(fps) != min(2, d.FP) {
+		t.Fatalf("%d false-alarm examples, want %d", len(fps), min(2, d.FP))
+	}
+	for _, f := range fps {
+		if f.Rule != simulate.RuleNoRelationship || !f.NearMiss || f.Role == "" || f.Patients != 1 {
+			t.Errorf("false alarm %+v: want a no-relationship look-alike of a staff member", f)
+		}
+	}
 }
 
 // TestEvaluate_threshold checks alerts below the threshold do not count.
