@@ -144,7 +144,7 @@ func (g *gen) background() {
 				g.shiftWork(s, day)
 			}
 		}
-		if s.home != "" {
+		if s.vpn != "" {
 			g.homeWork(s)
 		}
 	}
@@ -374,13 +374,13 @@ func (g *gen) homeWork(s *staffer) {
 		if s.dept.kind != kindWard || len(stays) == 0 {
 			continue
 		}
-		g.login(t, s, s.home, true)
+		g.login(t, s, s.vpn, true)
 		for i := range 1 + g.r.IntN(3) {
 			st := stays[g.r.IntN(len(stays))]
 			if st.teamFrom.After(t) || st.end.Before(t.Add(time.Hour)) {
 				continue
 			}
-			g.access(t.Add(time.Duration(1+i*5)*time.Minute), s, s.home, st.p)
+			g.access(t.Add(time.Duration(1+i*5)*time.Minute), s, s.vpn, st.p)
 		}
 	}
 }

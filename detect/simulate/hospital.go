@@ -57,10 +57,11 @@ type staffer struct {
 	offset       int // rota: works day d if (d+offset)%7 < 5
 	resident     bool
 	float        bool
-	weekendCall  bool    // a ward physician who also covers weekends
-	rate         float64 // accesses per hour on shift
-	ws           string  // usual workstation address
-	home         string  // home (VPN) address, or ""
+	weekendCall  bool       // a ward physician who also covers weekends
+	rate         float64    // accesses per hour on shift
+	ws           string     // usual workstation address
+	vpn          string     // address of the staffer's home over the VPN, or ""
+	household    *household // where the staffer lives, if among the patients' streets
 	practitioner string
 	person       *person
 	patient      *pat // the staffer's own patient record, or nil
@@ -385,7 +386,7 @@ func (g *gen) hire() {
 	// Some physicians work from home in the evening, over a VPN.
 	for _, s := range g.staff {
 		if s.role == rolePhysician && !s.resident && g.r.Float64() < 0.3 {
-			s.home = fmt.Sprintf("198.51.100.%d", 1+s.idx%250)
+			s.vpn = fmt.Sprintf("198.51.100.%d", 1+s.idx%250)
 		}
 	}
 	// Where staff live: many in the hospital's own catchment, some as
@@ -399,6 +400,7 @@ func (g *gen) hire() {
 				fam = familyNames[g.zipf(len(familyNames))]
 			}
 			s.person = g.personAt(h, fam)
+			s.household = h
 			h.staff = append(h.staff, s)
 			if g.r.Float64() < 0.7 {
 				// The staffer is a patient too: a record of their own

@@ -285,30 +285,21 @@ func (g *gen) scSelf(name string) {
 	}
 }
 
-// relative returns a patient of s's household who is not s.
+// relative returns a patient of s's household who is not s, or nil.
 func relative(s *staffer) *pat {
-	if s.person == nil || s.patient == nil && len(s.person.family) == 0 {
+	if s.household == nil {
 		return nil
 	}
-	for _, h := range []*household{householdOf(s)} {
-		if h == nil {
-			continue
-		}
-		for _, p := range h.people {
-			if p != s.patient && p.employee == nil && !p.deceased && !p.honey {
-				return p
-			}
+	for _, p := range s.household.people {
+		if p != s.patient && p.employee == nil && !p.deceased && !p.honey && len(p.labels) == 0 {
+			return p
 		}
 	}
 	return nil
 }
 
-func householdOf(s *staffer) *household {
-	if s.patient != nil {
-		return s.patient.home
-	}
-	return nil
-}
+// householdOf returns where s lives, if among the patients' streets.
+func householdOf(s *staffer) *household { return s.household }
 
 func (g *gen) scFamily(name string) {
 	s := g.pick(func(s *staffer) bool { return wardNurse(s) && relative(s) != nil })
@@ -339,15 +330,6 @@ func (g *gen) scFamily(name string) {
 // neighbourOf returns a patient on s's street, in another household.
 func (g *gen) neighbourOf(s *staffer) *pat {
 	h := householdOf(s)
-	if h == nil {
-		for _, st := range g.streets {
-			for _, x := range st.households {
-				if slices.Contains(x.staff, s) {
-					h = x
-				}
-			}
-		}
-	}
 	if h == nil {
 		return nil
 	}
@@ -400,7 +382,7 @@ func (g *gen) scNeighbour(name string) {
 
 func (g *gen) colleague(s *staffer) *pat {
 	for _, p := range g.patients {
-		if p.employee != nil && p.employee != s && p.home != householdOf(s) && p.person.family != s.person.family && !p.busy.After(g.day(g.cfg.Warmup)) && (s.patient == nil || p.home.street != s.patient.home.street) {
+		if p.employee != nil && p.employee != s && p.home != householdOf(s) && p.person.family != s.person.family && !p.busy.After(g.day(g.cfg.Warmup)) && (s.household == nil || p.home.street != s.household.street) {
 			return p
 		}
 	}
@@ -600,7 +582,7 @@ func (g *gen) scPeer(name string) {
 
 func (g *gen) scAfterHours(name string) {
 	s := g.pick(func(s *staffer) bool {
-		return s.role == rolePhysician && clinical(s) && s.shift == shiftOffice && s.home == "" && s.dept.id != "emergency"
+		return s.role == rolePhysician && clinical(s) && s.shift == shiftOffice && s.vpn == "" && s.dept.id != "emergency"
 	})
 	if s == nil {
 		return
