@@ -252,7 +252,7 @@ func (g *gen) scHoneytoken(name string) {
 	}
 	h := g.honey[g.r.IntN(len(g.honey))]
 	g.emit(g.event(t, s, s.ws, "read", "Patient", h))
-	g.mal(name, s, h, t, RuleHoneytoken, RuleNoRelationship)
+	g.mal(name, s, h, t, RuleHoneytoken)
 	// A front-desk search whose results include a decoy: a touch too.
 	f := g.pick(func(s *staffer) bool { return s.role == roleFrontDesk })
 	if f == nil {
@@ -970,11 +970,14 @@ func (g *gen) scMassUpdate(name string) {
 	}
 	a, b := g.shiftWindow(n, day)
 	stays := overlapping(n.dept.stays, a, b)
+	if len(stays) == 0 {
+		return
+	}
 	k := 0
 	for i := range 30 {
-		st := stays[g.r.IntN(max(1, len(stays)))%max(1, len(stays))]
+		st := stays[g.r.IntN(len(stays))]
 		at := t2.Add(time.Duration(i) * 40 * time.Second)
-		if len(stays) == 0 || at.Before(st.teamFrom) || !at.Before(st.end) {
+		if at.Before(st.teamFrom) || !at.Before(st.end) {
 			continue
 		}
 		g.emit(g.event(at, n, n.ws, "update", "MedicationAdministration", st.p))
