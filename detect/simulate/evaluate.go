@@ -374,9 +374,21 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		}
 		return p.Patient == "" && maliciousUser[p.User]
 	}
-	isNear := func(p Pair) bool {
-		bad, ok := verdict[p]
-		return ok && !bad
+	// A look-alike of a user as a whole, (user, ""), makes every pair of
+	// the user a look-alike for the rules it names.
+	nearUser := map[[2]string]bool{}
+	for _, l := range w.Truth.Labels {
+		if !l.Malicious && l.Patient == "" {
+			for _, r := range l.Rules {
+				nearUser[[2]string{alias(r), l.User}] = true
+			}
+		}
+	}
+	isNear := func(rule string, p Pair) bool {
+		if bad, ok := verdict[p]; ok {
+			return !bad
+		}
+		return nearUser[[2]string{rule, p.User}]
 	}
 	// Time to detect is per incident: from the first event of a
 	// scenario's targets to the first detection of any of them.
@@ -430,7 +442,7 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 			switch {
 			case isTP(p):
 				d.TP++
-			case isNear(p):
+			case isNear(name, p):
 				d.FP++
 				d.NearMisses++
 			default:
@@ -581,7 +593,7 @@ func FormatDuration(d time.Duration) string {
 
 // falsePositives returns up to opts.FalsePositives alerts per rule that
 // cover no malicious pair, earliest first.
-func falsePositives(w *Workload, alerts []*detect.Alert, opts Options, isTP, isNear func(Pair) bool) []FalsePositive {
+func falsePositives(w *Workload, alerts []*detect.Alert, opts Options, isTP func(Pair) bool, isNear func(string, Pair) bool) []FalsePositive {
 	users := map[string]*detect.User{}
 	for i := range w.Records {
 		if u := w.Records[i].User; u != nil {
@@ -613,7 +625,7 @@ func falsePositives(w *Workload, alerts []*detect.Alert, opts Options, isTP, isN
 		}
 		per[a.Rule]++
 		fp := FalsePositive{Rule: a.Rule, ID: a.ID, User: a.User, Patients: len(a.Patients), First: a.First, Score: a.Score,
-			NearMiss: slices.ContainsFunc(pairs, isNear), Why: a.Why}
+			NearMiss: slices.ContainsFunc(pairs, func(p Pair) bool { return isNear(a.Rule, p) }), Why: a.Why}
 		if u := users[a.User]; u != nil {
 			fp.Department = u.Department
 			if len(u.Roles) > 0 {
