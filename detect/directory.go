@@ -180,13 +180,17 @@ func (d *Directory) SetRelationships(origin string, rels []Relationship) {
 	}
 }
 
-// AddRelationship adds one relationship to those of r.Origin.
+// AddRelationship adds one relationship to those of r.Origin. It costs
+// the same however many relationships the origin has (ingested ones all
+// share one origin per system).
 func (d *Directory) AddRelationship(r Relationship) {
-	rels := make([]Relationship, 0, len(d.byOrigin[r.Origin])+1)
-	for _, x := range d.byOrigin[r.Origin] {
-		rels = append(rels, *x)
+	d.byOrigin[r.Origin] = append(d.byOrigin[r.Origin], &r)
+	byPatient := d.rels[r.User]
+	if byPatient == nil {
+		byPatient = map[string][]*Relationship{}
+		d.rels[r.User] = byPatient
 	}
-	d.SetRelationships(r.Origin, append(rels, r))
+	byPatient[r.Patient] = append(byPatient[r.Patient], &r)
 }
 
 // Related returns the relationship that gives user a reason to look at

@@ -8,6 +8,7 @@
 //	phivault demo     init + load a synthetic hospital + serve, in one step
 //	phivault import   load FHIR bundles, resources or NDJSON into a server
 //	phivault bench    put load on a server and report throughput and latency
+//	phivault simulate run a simulated hospital through the detectors; score them
 //	phivault keys     shred a patient, rotate keys, show key status
 //	phivault users    add, list, suspend accounts; training dates; TOTP
 //	phivault clients  register OAuth clients (public apps, backend systems)
@@ -43,6 +44,7 @@ Commands:
   demo     create a demo vault, load a synthetic hospital and serve it
   import   load FHIR bundles, resources or NDJSON into a running server
   bench    put load on a running server; report req/s and latency
+  simulate run a simulated hospital through the detectors; score them
   keys     shred a patient, rotate keys, show key status
   policy   explain access decisions; test and validate Cedar policies
   users    add, list, update, suspend accounts; TOTP; training dates
@@ -106,6 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &importCommand{stdout: stdout, stderr: stderr}
 	case "bench":
 		cmd = &benchCommand{stdout: stdout, stderr: stderr}
+	case "simulate":
+		cmd = &simulateCommand{stdout: stdout, stderr: stderr}
 	case "keys":
 		cmd = &keysCommand{stdout: stdout, stderr: stderr}
 	case "policy":

@@ -1,0 +1,638 @@
+package simulate
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phivault/phivault/detect"
+)
+
+// Defaults of Options: the simulated live mode.
+const (
+	// DefaultIngestDelay is how long an event takes to reach the ingest
+	// stream: a clinic's system shipping its access log as it goes.
+	DefaultIngestDelay = 500 * time.Millisecond
+	// DefaultCoalesce is how close together records arrive to be
+	// processed in one pipeline step (a Wake finds them all waiting).
+	DefaultCoalesce = 100 * time.Millisecond
+	// DefaultProcessingDelay is the time a step takes from the arrival of
+	// its last record to the alert: read, observe, commit.
+	DefaultProcessingDelay = 100 * time.Millisecond
+	// DefaultSnapshotEvery is the simulated time between engine
+	// snapshots.
+	DefaultSnapshotEvery = 6 * time.Hour
+)
+
+// Options configure Evaluate. The zero value runs detect.DefaultRules in
+// the default simulated live mode.
+type Options struct {
+	// Rules are the detectors; nil means detect.DefaultRules().
+	Rules []detect.Rule
+	// Scorer and Suppressor, if set, are given to the engine.
+	Scorer     detect.Scorer
+	Suppressor detect.Suppressor
+	// IngestDelay, Coalesce and ProcessingDelay model live mode: record i
+	// arrives at its time + IngestDelay; the records arriving within
+	// Coalesce of the first one waiting are one pipeline step; the
+	// engine's clock (which stamps Alert.Detected) reads the arrival of
+	// the step's last record + ProcessingDelay. Zero means the
+	// Default… value; a negative value means zero.
+	IngestDelay, Coalesce, ProcessingDelay time.Duration
+	// Threshold is the alert score below which an alert does not count
+	// as raised. Default 0: every alert counts.
+	Threshold int
+	// Aliases maps the simulator's rule names (Rule…) to the engine's,
+	// where they differ.
+	Aliases map[string]string
+	// FalsePositives is how many false alarms to keep as examples per
+	// detector (Report.FalsePositives), for tuning. Default 0.
+	FalsePositives int
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// Report is what Evaluate measured. Ratios are -1 where undefined (no
+// alerts, or nothing to catch); durations -1 where nothing was caught.
+type Report struct {
+	Seed      uint64   `json:"seed"`
+	Days      int      `json:"days"`
+	Staff     int      `json:"staff"`
+	Patients  int      `json:"patients"`
+	Records   int      `json:"records"`
+	Events    int      `json:"events"`
+	Alerts    int      `json:"alerts"` // alerts raised (at or above Threshold)
+	Scenarios []string `json:"scenarios"`
+	// Detectors has one row per rule of the engine and per rule the
+	// truth targets, by name.
+	Detectors []DetectorReport `json:"detectors"`
+	// ByScenario says how each scenario's targets fared against all
+	// rules together.
+	ByScenario []ScenarioReport `json:"byScenario"`
+	// Overall: every alert, every target pair; MedianTTD is the median
+	// of the scenarios' TTD.
+	Precision float64       `json:"precision"`
+	Recall    float64       `json:"recall"`
+	MedianTTD time.Duration `json:"medianTTD"`
+	// AUC is the ROC AUC of the risk score (the highest score of the
+	// alerts covering a pair, 0 if none) over every user-patient pair of
+	// the workload, malicious pairs positive.
+	AUC   float64 `json:"auc"`
+	Pairs int     `json:"pairs"` // pairs the AUC ranks
+	// HoneytokenRecall is the recall of the honeytoken rule; the target
+	// is 1.
+	HoneytokenRecall float64 `json:"honeytokenRecall"`
+	// FalsePositives are examples of alerts covering no malicious pair,
+	// up to Options.FalsePositives per detector, earliest first.
+	FalsePositives []FalsePositive `json:"falsePositives,omitempty"`
+	// Elapsed is the wall time of the run (not deterministic).
+	Elapsed time.Duration `json:"elapsed"`
+}
+
+// FalsePositive is an alert that covers no malicious pair: ids and the
+// rule's sentence, and what the simulator knows of its user.
+type FalsePositive struct {
+	Rule       string    `json:"rule"`
+	ID         string    `json:"id"`
+	User       string    `json:"user"`
+	Role       string    `json:"role,omitempty"`       // the user's first role, from the last roster
+	Department string    `json:"department,omitempty"` // the user's department, from the last roster
+	Patients   int       `json:"patients"`
+	First      time.Time `json:"first"`
+	Score      int       `json:"score"`
+	NearMiss   bool      `json:"nearMiss"` // it covers a labelled look-alike
+	Why        string    `json:"why"`
+}
+
+// DetectorReport is one rule's result.
+type DetectorReport struct {
+	Rule    string `json:"rule"`
+	Present bool   `json:"present"` // the engine runs it
+	Alerts  int    `json:"alerts"`
+	// AlertTP are the alerts covering at least one malicious pair;
+	// AlertPrecision is their share of Alerts.
+	AlertTP        int     `json:"alertTP"`
+	AlertPrecision float64 `json:"alertPrecision"`
+	Pairs          int     `json:"pairs"` // distinct pairs its alerts cover
+	TP             int     `json:"tp"`    // of Pairs, malicious
+	FP             int     `json:"fp"`
+	// NearMisses are the FP pairs labelled as benign look-alikes.
+	NearMisses int     `json:"nearMisses"`
+	Targets    int     `json:"targets"` // pairs the truth says it should catch
+	Caught     int     `json:"caught"`
+	Precision  float64 `json:"precision"`
+	Recall     float64 `json:"recall"`
+	// MedianTTD is the median over the incidents (scenarios) it caught of
+	// the time from the incident's first target event to its first
+	// catching alert.
+	MedianTTD time.Duration `json:"medianTTD"`
+}
+
+// ScenarioReport is one scenario's result against all rules.
+type ScenarioReport struct {
+	Name    string  `json:"name"`
+	Targets int     `json:"targets"`
+	Caught  int     `json:"caught"`
+	Recall  float64 `json:"recall"`
+	// TTD is the time from the first event of its targets to the first
+	// alert catching any of them, or -1.
+	TTD time.Duration `json:"ttd"`
+	// NearMisses are its look-alike pairs, and how many raised alerts.
+	NearMisses        int `json:"nearMisses"`
+	NearMissesAlerted int `json:"nearMissesAlerted"`
+}
+
+// Run replays w through the detectors and returns the alerts, in
+// simulated live mode (see Options).
+func Run(ctx context.Context, w *Workload, opts Options) ([]*detect.Alert, []detect.Rule, error) {
+	rules := opts.Rules
+	if rules == nil {
+		rules = detect.DefaultRules()
+	}
+	ingestDelay := orDefault(opts.IngestDelay, DefaultIngestDelay)
+	coalesce := orDefault(opts.Coalesce, DefaultCoalesce)
+	procDelay := orDefault(opts.ProcessingDelay, DefaultProcessingDelay)
+
+	store := detect.NewMemStore()
+	defer store.Close()
+	clock := w.Start
+	now := func() time.Time { return clock }
+	known := func(id string) *detect.Alert {
+		a, err := store.Alert(ctx, id)
+		if err != nil {
+			return nil
+		}
+		return a
+	}
+	eng := detect.NewEngine(detect.NewDirectory(), rules, known)
+	eng.Now, eng.Scorer, eng.Suppressor = now, opts.Scorer, opts.Suppressor
+	p := detect.NewPipeline(store, eng)
+	p.Now, p.SnapshotEvery = now, DefaultSnapshotEvery
+	if err := p.Open(ctx); err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i < len(w.Records); {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		first := w.times[i].Add(ingestDelay)
+		j := i + 1
+		for j < len(w.Records) && !w.times[j].Add(ingestDelay).After(first.Add(coalesce)) {
+			j++
+		}
+		if _, err := store.Ingest(ctx, w.Records[i:j]); err != nil {
+			return nil, nil, err
+		}
+		clock = w.times[j-1].Add(ingestDelay + procDelay)
+		for {
+			n, err := p.Step(ctx)
+			if err != nil {
+				return nil, nil, fmt.Errorf("simulate: step: %w", err)
+			}
+			if n < p.Batch {
+				break
+			}
+		}
+		i = j
+	}
+	alerts, err := store.Alerts(ctx, detect.AlertFilter{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return alerts, rules, nil
+}
+
+// Evaluate runs w through the detectors (Run) and scores the alerts
+// against w's truth.
+func Evaluate(ctx context.Context, w *Workload, opts Options) (*Report, error) {
+	start := time.Now()
+	alerts, rules, err := Run(ctx, w, opts)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, r := range rules {
+		names = append(names, r.Name())
+	}
+	rep := Score(w, alerts, names, opts)
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// coverage is what the alerts say about pairs.
+type coverage struct {
+	byRule map[string]map[Pair]bool // rule → pairs its alerts cover
+	any    map[Pair]bool            // pairs any alert covers
+	score  map[Pair]int             // highest score of any alert covering the pair
+	uScore map[string]int           // user → highest score of any alert covering a pair of the user
+	alerts map[string]int           // rule → alerts
+	byPair map[Pair][]hit           // alerts covering the pair
+	byUser map[string][]hit         // alerts covering any pair of the user, once each
+}
+
+// hit is an alert covering a pair.
+type hit struct {
+	rule                  string
+	first, detected, last time.Time
+}
+
+// caught returns when an alert of rule (any rule if "") covering l's
+// pair, or for a (user, "") label any pair of the user, was first
+// detected, among the alerts whose events overlap l's.
+func (c *coverage) caught(rule string, l *Label) (time.Time, bool) {
+	hits := c.byPair[l.Pair]
+	if l.Patient == "" {
+		hits = c.byUser[l.User]
+	}
+	var best time.Time
+	for _, h := range hits {
+		if (rule == "" || h.rule == rule) && !h.last.Before(l.First) && !h.first.After(l.Last) && (best.IsZero() || h.detected.Before(best)) {
+			best = h.detected
+		}
+	}
+	return best, !best.IsZero()
+}
+
+// pairsOf returns the pairs alert a covers: its user with each of its
+// patients if it names any; else its user alone, (user, ""); else, for an
+// alert about no one user (credential stuffing from one address), each
+// user of its evidence events alone.
+func pairsOf(a *detect.Alert, events map[string]*detect.Event) []Pair {
+	var out []Pair
+	for _, p := range a.Patients {
+		out = append(out, Pair{a.User, p})
+	}
+	switch {
+	case len(out) > 0:
+		return out
+	case a.User != "":
+		return []Pair{{a.User, ""}}
+	}
+	for _, ref := range a.Evidence {
+		if ev := events[ref]; ev != nil && ev.User != "" {
+			out = append(out, Pair{ev.User, ""})
+		}
+	}
+	slices.SortFunc(out, func(x, y Pair) int {
+		if c := strings.Compare(x.User, y.User); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Patient, y.Patient)
+	})
+	return slices.Compact(out)
+}
+
+// Score compares alerts with w's truth. rules are the names of the rules
+// that ran.
+func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *Report {
+	alias := func(r string) string {
+		if a, ok := opts.Aliases[r]; ok {
+			return a
+		}
+		return r
+	}
+	events := map[string]*detect.Event{}
+	universe := map[Pair]bool{}
+	for i := range w.Records {
+		ev := w.Records[i].Event
+		if ev == nil {
+			continue
+		}
+		events[ev.Ref()] = ev
+		if len(ev.Patients) == 0 {
+			universe[Pair{ev.User, ""}] = true
+		}
+		for _, p := range ev.Patients {
+			universe[Pair{ev.User, p}] = true
+		}
+	}
+	verdict := w.Truth.Verdicts()
+	for p := range verdict {
+		universe[p] = true
+	}
+
+	c := coverage{
+		byRule: map[string]map[Pair]bool{}, any: map[Pair]bool{}, score: map[Pair]int{}, uScore: map[string]int{},
+		alerts: map[string]int{}, byPair: map[Pair][]hit{}, byUser: map[string][]hit{},
+	}
+	raised := 0
+	type alertPairs struct {
+		rule  string
+		pairs []Pair
+	}
+	var raisedPairs []alertPairs
+	for _, a := range alerts {
+		if a.Score < opts.Threshold {
+			continue
+		}
+		raised++
+		c.alerts[a.Rule]++
+		if c.byRule[a.Rule] == nil {
+			c.byRule[a.Rule] = map[Pair]bool{}
+		}
+		h := hit{a.Rule, a.First, a.Detected, a.Last}
+		users := map[string]bool{}
+		pairs := pairsOf(a, events)
+		raisedPairs = append(raisedPairs, alertPairs{a.Rule, pairs})
+		for _, p := range pairs {
+			c.byRule[a.Rule][p], c.any[p] = true, true
+			c.score[p] = max(c.score[p], a.Score)
+			c.uScore[p.User] = max(c.uScore[p.User], a.Score)
+			c.byPair[p] = append(c.byPair[p], h)
+			if !users[p.User] {
+				users[p.User] = true
+				c.byUser[p.User] = append(c.byUser[p.User], h)
+			}
+		}
+	}
+
+	rep := &Report{
+		Seed: w.Config.Seed, Days: w.Config.Days, Staff: w.Config.Staff, Patients: w.Config.Patients,
+		Records: len(w.Records), Events: len(events), Alerts: raised, Scenarios: w.Truth.Injected,
+	}
+	// malicious reports whether an alerted pair is a true positive.
+	maliciousUser := map[string]bool{}
+	for p, bad := range verdict {
+		if bad {
+			maliciousUser[p.User] = true
+		}
+	}
+	isTP := func(p Pair) bool {
+		if bad, ok := verdict[p]; ok {
+			return bad
+		}
+		return p.Patient == "" && maliciousUser[p.User]
+	}
+	// A look-alike of a user as a whole, (user, ""), makes every pair of
+	// the user a look-alike for the rules it names.
+	nearUser := map[[2]string]bool{}
+	for _, l := range w.Truth.Labels {
+		if !l.Malicious && l.Patient == "" {
+			for _, r := range l.Rules {
+				nearUser[[2]string{alias(r), l.User}] = true
+			}
+		}
+	}
+	isNear := func(rule string, p Pair) bool {
+		if bad, ok := verdict[p]; ok {
+			return !bad
+		}
+		return nearUser[[2]string{rule, p.User}]
+	}
+	// Time to detect is per incident: from the first event of a
+	// scenario's targets to the first detection of any of them.
+	type incident struct{ first, detected time.Time }
+	note := func(m map[string]*incident, l *Label, t time.Time, ok bool) {
+		in := m[l.Scenario]
+		if in == nil {
+			in = &incident{first: l.First}
+			m[l.Scenario] = in
+		}
+		if l.First.Before(in.first) {
+			in.first = l.First
+		}
+		if ok && (in.detected.IsZero() || t.Before(in.detected)) {
+			in.detected = t
+		}
+	}
+	ttds := func(m map[string]*incident) []time.Duration {
+		var out []time.Duration
+		for _, in := range m {
+			if !in.detected.IsZero() {
+				out = append(out, max(0, in.detected.Sub(in.first)))
+			}
+		}
+		return out
+	}
+
+	// The engine's rules in its order, then the absent ones by name.
+	var absent []string
+	for _, l := range w.Truth.Labels {
+		for _, r := range l.Rules {
+			if r = alias(r); !slices.Contains(rules, r) && !slices.Contains(absent, r) {
+				absent = append(absent, r)
+			}
+		}
+	}
+	slices.Sort(absent)
+	names := append(slices.Clone(rules), absent...)
+	var allTP, allFP int
+	for p := range c.any {
+		if isTP(p) {
+			allTP++
+		} else {
+			allFP++
+		}
+	}
+	for _, name := range names {
+		d := DetectorReport{Rule: name, Present: slices.Contains(rules, name), Alerts: c.alerts[name]}
+		for p := range c.byRule[name] {
+			d.Pairs++
+			switch {
+			case isTP(p):
+				d.TP++
+			case isNear(name, p):
+				d.FP++
+				d.NearMisses++
+			default:
+				d.FP++
+			}
+		}
+		for _, ap := range raisedPairs {
+			if ap.rule == name && slices.ContainsFunc(ap.pairs, isTP) {
+				d.AlertTP++
+			}
+		}
+		d.AlertPrecision = ratio(d.AlertTP, d.Alerts)
+		incidents := map[string]*incident{}
+		for _, l := range w.Truth.Labels {
+			if !l.Malicious || !slices.ContainsFunc(l.Rules, func(r string) bool { return alias(r) == name }) {
+				continue
+			}
+			d.Targets++
+			t, ok := c.caught(name, l)
+			if ok {
+				d.Caught++
+			}
+			note(incidents, l, t, ok)
+		}
+		d.Precision, d.Recall, d.MedianTTD = ratio(d.TP, d.Pairs), ratio(d.Caught, d.Targets), median(ttds(incidents))
+		rep.Detectors = append(rep.Detectors, d)
+		if name == alias(RuleHoneytoken) {
+			rep.HoneytokenRecall = d.Recall
+		}
+	}
+	var targets, caught int
+	var allTTD []time.Duration
+	for _, name := range w.Truth.Injected {
+		s := ScenarioReport{Name: name, TTD: -1}
+		incidents := map[string]*incident{}
+		for _, l := range w.Truth.Labels {
+			p := l.Pair
+			if l.Scenario != name {
+				continue
+			}
+			if !l.Malicious {
+				if verdict[p] {
+					continue // malicious in another scenario
+				}
+				s.NearMisses++
+				if _, ok := c.caught("", l); ok {
+					s.NearMissesAlerted++
+				}
+				continue
+			}
+			if len(l.Rules) == 0 {
+				continue
+			}
+			s.Targets++
+			t, ok := c.caught("", l)
+			if ok {
+				s.Caught++
+			}
+			note(incidents, l, t, ok)
+		}
+		s.Recall = ratio(s.Caught, s.Targets)
+		if d := ttds(incidents); len(d) > 0 {
+			s.TTD = d[0]
+			allTTD = append(allTTD, d[0])
+		}
+		rep.ByScenario = append(rep.ByScenario, s)
+		targets, caught = targets+s.Targets, caught+s.Caught
+	}
+	rep.Precision, rep.Recall, rep.MedianTTD = ratio(allTP, allTP+allFP), ratio(caught, targets), median(allTTD)
+	if opts.FalsePositives > 0 {
+		rep.FalsePositives = falsePositives(w, alerts, opts, isTP, isNear)
+	}
+	if !slices.Contains(names, alias(RuleHoneytoken)) {
+		rep.HoneytokenRecall = -1
+	}
+
+	// ROC AUC over the universe of pairs.
+	var pos, neg []int
+	for p := range universe {
+		s := c.score[p]
+		if p.Patient == "" {
+			s = max(s, c.uScore[p.User])
+		}
+		if isTP(p) {
+			pos = append(pos, s)
+		} else {
+			neg = append(neg, s)
+		}
+	}
+	rep.Pairs, rep.AUC = len(universe), auc(pos, neg)
+	return rep
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return -1
+	}
+	return float64(a) / float64(b)
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return -1
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	if len(ds)%2 == 1 {
+		return ds[len(ds)/2]
+	}
+	return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
+}
+
+// auc returns the probability that a random positive scores above a
+// random negative, ties counting half (the Mann–Whitney U statistic over
+// |pos|·|neg|); -1 if either is empty.
+func auc(pos, neg []int) float64 {
+	if len(pos) == 0 || len(neg) == 0 {
+		return -1
+	}
+	slices.Sort(neg)
+	var u float64
+	for _, s := range pos {
+		below, _ := slices.BinarySearch(neg, s)
+		upto, _ := slices.BinarySearch(neg, s+1)
+		u += float64(below) + float64(upto-below)/2
+	}
+	return u / (float64(len(pos)) * float64(len(neg)))
+}
+
+// FormatRatio renders a ratio of a Report: "-" if undefined.
+func FormatRatio(r float64) string {
+	if r < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(r, 'f', 2, 64)
+}
+
+// FormatDuration renders a duration of a Report: "-" if none.
+func FormatDuration(d time.Duration) string {
+	if d < 0 {
+		return "-"
+	}
+	if d < time.Minute {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// falsePositives returns up to opts.FalsePositives alerts per rule that
+// cover no malicious pair, earliest first.
+func falsePositives(w *Workload, alerts []*detect.Alert, opts Options, isTP func(Pair) bool, isNear func(string, Pair) bool) []FalsePositive {
+	users := map[string]*detect.User{}
+	for i := range w.Records {
+		if u := w.Records[i].User; u != nil {
+			users[u.ID] = u
+		}
+	}
+	events := map[string]*detect.Event{}
+	for i := range w.Records {
+		if ev := w.Records[i].Event; ev != nil {
+			events[ev.Ref()] = ev
+		}
+	}
+	sorted := slices.Clone(alerts)
+	slices.SortFunc(sorted, func(a, b *detect.Alert) int {
+		if c := a.First.Compare(b.First); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	var out []FalsePositive
+	per := map[string]int{}
+	for _, a := range sorted {
+		if a.Score < opts.Threshold || per[a.Rule] >= opts.FalsePositives {
+			continue
+		}
+		pairs := pairsOf(a, events)
+		if slices.ContainsFunc(pairs, isTP) {
+			continue
+		}
+		per[a.Rule]++
+		fp := FalsePositive{Rule: a.Rule, ID: a.ID, User: a.User, Patients: len(a.Patients), First: a.First, Score: a.Score,
+			NearMiss: slices.ContainsFunc(pairs, func(p Pair) bool { return isNear(a.Rule, p) }), Why: a.Why}
+		if u := users[a.User]; u != nil {
+			fp.Department = u.Department
+			if len(u.Roles) > 0 {
+				fp.Role = u.Roles[0]
+			}
+		}
+		out = append(out, fp)
+	}
+	return out
+}
