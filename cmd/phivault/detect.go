@@ -31,6 +31,10 @@ type DetectConfig struct {
 	// Off stops the detectors from running in this server (on another
 	// node of a PostgreSQL deployment, say: one node runs them).
 	Off bool
+	// ChangeWindows are when control changes are expected (comma-separated
+	// detect.ParseChangeWindows declarations, local time); Disabled names
+	// rules not to run (comma-separated).
+	ChangeWindows, Disabled string
 	// OCSFFile, if set, receives every alert that pages as an OCSF
 	// Detection Finding, one JSON line each (appended; mode 0600).
 	OCSFFile string
@@ -49,6 +53,9 @@ type DetectConfig struct {
 func (c *DetectConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Off, "detect-off", os.Getenv("PHIVAULT_DETECT_OFF") == "1",
 		"do not run the detectors in this server; run them on one node only (env PHIVAULT_DETECT_OFF=1)")
+	fs.StringVar(&c.ChangeWindows, "detect-change-windows", os.Getenv("PHIVAULT_DETECT_CHANGE_WINDOWS"),
+		"when policy reloads, key operations and seal/unseal are expected, in local time, e.g. \"Sat 22:00-Sun 04:00,Tue 18:00-22:00\"; outside them they alert (env PHIVAULT_DETECT_CHANGE_WINDOWS)")
+	fs.StringVar(&c.Disabled, "detect-disable", os.Getenv("PHIVAULT_DETECT_DISABLE"), "comma-separated rules not to run, e.g. new-source (env PHIVAULT_DETECT_DISABLE)")
 	fs.StringVar(&c.OCSFFile, "detect-ocsf-file", os.Getenv("PHIVAULT_DETECT_OCSF_FILE"), "append alerts to this file as OCSF Detection Finding JSON lines (env PHIVAULT_DETECT_OCSF_FILE)")
 	fs.StringVar(&c.Webhook, "detect-webhook", os.Getenv("PHIVAULT_DETECT_WEBHOOK"), "POST alerts as signed JSON to this https URL; secret from PHIVAULT_DETECT_WEBHOOK_SECRET[_FILE] (env PHIVAULT_DETECT_WEBHOOK)")
 	fs.StringVar(&c.CEFSyslog, "detect-cef-syslog", os.Getenv("PHIVAULT_DETECT_CEF_SYSLOG"), "host:port of a syslog-over-TLS server to send alerts to as CEF (env PHIVAULT_DETECT_CEF_SYSLOG)")
@@ -57,6 +64,15 @@ func (c *DetectConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SMTPUser, "detect-smtp-user", os.Getenv("PHIVAULT_DETECT_SMTP_USER"), "user for -detect-smtp; password from PHIVAULT_DETECT_SMTP_PASSWORD[_FILE] (env PHIVAULT_DETECT_SMTP_USER)")
 	fs.StringVar(&c.MailFrom, "detect-mail-from", os.Getenv("PHIVAULT_DETECT_MAIL_FROM"), "sender of alert e-mails (env PHIVAULT_DETECT_MAIL_FROM)")
 	fs.StringVar(&c.MailTo, "detect-mail-to", os.Getenv("PHIVAULT_DETECT_MAIL_TO"), "comma-separated recipients of alert e-mails (env PHIVAULT_DETECT_MAIL_TO)")
+}
+
+// settings returns the detectors' settings c declares.
+func (c *DetectConfig) settings() (detect.Settings, error) {
+	s, err := detect.ParseSettings(time.Local, c.ChangeWindows, c.Disabled)
+	if err != nil {
+		return s, errorWithHint(err.Error(), "phivault serve -detect-change-windows \"Sat 22:00-Sun 04:00\" -detect-disable new-source")
+	}
+	return s, nil
 }
 
 // notifiers returns the alert deliveries c configures.
@@ -190,15 +206,18 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	if err != nil {
 		return err
 	}
+	settings, err := a.cfg.Detect.settings()
+	if err != nil {
+		store.Close()
+		return err
+	}
 	notifiers, err := a.cfg.Detect.notifiers()
 	if err != nil {
 		store.Close()
 		return err
 	}
 	tokens := vaultTokens{store: a.db, sealer: a.seal.sealer}
-	engine := detect.NewEngine(detect.NewDirectory(), detect.DefaultRules(), storedAlert(store))
-	scorer := detect.NewRiskScorer()
-	engine.Scorer = scorer
+	engine := detect.NewEngineFor(settings, detect.NewDirectory(), storedAlert(store))
 	// Triage feedback silences a user's rule after repeated false
 	// positives (it still counts; it does not page).
 	triages, err := store.Triages(ctx, "")

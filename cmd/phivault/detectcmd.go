@@ -51,7 +51,14 @@ func (c *detectCommand) replay(ctx context.Context, args []string) error {
 	var o offlineFlags
 	o.register(fs)
 	asJSON := fs.Bool("json", false, "print the alerts as JSON lines")
+	var dc DetectConfig
+	fs.StringVar(&dc.ChangeWindows, "detect-change-windows", os.Getenv("PHIVAULT_DETECT_CHANGE_WINDOWS"), "as for serve")
+	fs.StringVar(&dc.Disabled, "detect-disable", os.Getenv("PHIVAULT_DETECT_DISABLE"), "as for serve")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	settings, err := dc.settings()
+	if err != nil {
 		return err
 	}
 	if o.data == "" {
@@ -65,7 +72,7 @@ func (c *detectCommand) replay(ctx context.Context, args []string) error {
 	defer off.Close()
 	start := time.Now()
 	store := detect.NewMemStore()
-	engine := detect.NewEngine(detect.NewDirectory(), detect.DefaultRules(), nil)
+	engine := detect.NewEngineFor(settings, detect.NewDirectory(), nil)
 	p := detect.NewPipeline(store, engine)
 	p.Trail = trailReader{store: off.db}
 	p.Loader = &detectContext{records: off.records, accounts: envelope.NewAccountStore(off.db, off.db, off.sealer),

@@ -76,8 +76,8 @@ func (c *simulateCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return errorWithHint(err.Error(), "phivault simulate -h lists the scenarios")
 	}
-	// TODO(lead): run the rules as serve configures them (the scorer, the
-	// change windows of simulate.ChangeWindowSpecs) once those are merged.
+	// The engine is serve's (simulate.Options: every rule, the learned
+	// scoring, the simulated hospital's change windows).
 	rep, err := simulate.Evaluate(ctx, w, simulate.Options{Threshold: *threshold, FalsePositives: max(*fps, 0)})
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)

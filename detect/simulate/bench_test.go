@@ -18,9 +18,8 @@ import (
 // (wall) and events/cpu-s: events per second of CPU time of the whole
 // process, garbage collection included, which is the per-core figure the
 // engine's single goroutine achieves.
-//
-// TODO(lead): set the engine's Scorer here once the learned scoring is
-// merged, so the figure covers "rules plus scoring".
+// The engine is serve's (detect.NewEngineFor): every rule plus the
+// learned scoring.
 func BenchmarkReplay(b *testing.B) {
 	w, err := simulate.Generate(context.Background(), simulate.Config{Seed: 1})
 	if err != nil {
@@ -32,7 +31,7 @@ func BenchmarkReplay(b *testing.B) {
 	b.ResetTimer()
 	cpu0, start := cpuTime(), time.Now()
 	for range b.N {
-		eng := detect.NewEngine(detect.NewDirectory(), detect.DefaultRules(), nil)
+		eng := detect.NewEngineFor(simulate.Settings(), detect.NewDirectory(), nil)
 		eng.Now = func() time.Time { return w.End }
 		dir := eng.Directory()
 		for i := range w.Records {

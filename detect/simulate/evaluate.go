@@ -30,9 +30,12 @@ const (
 // Options configure Evaluate. The zero value runs detect.DefaultRules in
 // the default simulated live mode.
 type Options struct {
-	// Rules are the detectors; nil means detect.DefaultRules().
+	// Rules are the detectors; nil means the engine serve runs
+	// (detect.NewEngineFor with Settings(): every rule, the learned
+	// scoring, the simulated hospital's change windows).
 	Rules []detect.Rule
-	// Scorer and Suppressor, if set, are given to the engine.
+	// Scorer and Suppressor, if set, are given to the engine (Scorer
+	// replaces the default one).
 	Scorer     detect.Scorer
 	Suppressor detect.Suppressor
 	// IngestDelay, Coalesce and ProcessingDelay model live mode: record i
@@ -156,10 +159,6 @@ type ScenarioReport struct {
 // Run replays w through the detectors and returns the alerts, in
 // simulated live mode (see Options).
 func Run(ctx context.Context, w *Workload, opts Options) ([]*detect.Alert, []detect.Rule, error) {
-	rules := opts.Rules
-	if rules == nil {
-		rules = detect.DefaultRules()
-	}
 	ingestDelay := orDefault(opts.IngestDelay, DefaultIngestDelay)
 	coalesce := orDefault(opts.Coalesce, DefaultCoalesce)
 	procDelay := orDefault(opts.ProcessingDelay, DefaultProcessingDelay)
@@ -175,8 +174,18 @@ func Run(ctx context.Context, w *Workload, opts Options) ([]*detect.Alert, []det
 		}
 		return a
 	}
-	eng := detect.NewEngine(detect.NewDirectory(), rules, known)
-	eng.Now, eng.Scorer, eng.Suppressor = now, opts.Scorer, opts.Suppressor
+	var eng *detect.Engine
+	if opts.Rules == nil {
+		// The engine as serve runs it, with this hospital's change windows.
+		eng = detect.NewEngineFor(Settings(), detect.NewDirectory(), known)
+	} else {
+		eng = detect.NewEngine(detect.NewDirectory(), opts.Rules, known)
+	}
+	if opts.Scorer != nil {
+		eng.Scorer = opts.Scorer
+	}
+	eng.Now, eng.Suppressor = now, opts.Suppressor
+	rules := eng.Rules()
 	p := detect.NewPipeline(store, eng)
 	p.Now, p.SnapshotEvery = now, DefaultSnapshotEvery
 	if err := p.Open(ctx); err != nil {

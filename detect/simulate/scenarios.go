@@ -45,6 +45,17 @@ const (
 // happen inside them.
 func ChangeWindowSpecs() []string { return []string{"Tue 18:00-22:00", "Thu 18:00-22:00"} }
 
+// Settings returns what the simulated hospital declares to the detectors,
+// as a site would with "phivault serve -detect-change-windows": its
+// change windows (UTC).
+func Settings() detect.Settings {
+	w, err := detect.ParseChangeWindows(time.UTC, ChangeWindowSpecs()...)
+	if err != nil {
+		panic("simulate: bad change windows: " + err.Error())
+	}
+	return detect.Settings{ChangeWindows: w}
+}
+
 // ScenarioInfo describes a scenario.
 type ScenarioInfo struct {
 	Name  string

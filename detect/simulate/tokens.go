@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
-	"strings"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/detect"
@@ -61,68 +60,14 @@ type person struct {
 	address bool   // has an address
 }
 
-// Parameters of the person tokens.
-//
-// TODO(person.go): detect/person.go (PersonValues, PersonTokens) is being
-// written in parallel; once merged, compute Person tokens with it instead
-// of personValues (and drop personValues and these params), so the
-// simulator's tokens match ingestion's exactly. Tried on a trial merge,
-// the tests pass with personTokens's body replaced by:
-//
-//	d := detect.PersonData{Family: []string{p.family}}
-//	if p.address {
-//		d.Addresses = []detect.Address{{Lines: []string{p.line}, PostalCode: p.postal}}
-//	}
-//	if p.phone != "" {
-//		d.Phones = []string{p.phone}
-//	}
-//	return detect.PersonTokens(ctx, tk, d)
-const (
-	paramFamily  = "Person.family"
-	paramAddress = "Person.address"
-	paramStreet  = "Person.street"
-	paramPhone   = "Person.phone"
-)
-
-// personValues returns the index values of p: family name, address (line
-// + postal code), street + postal code and phone, normalized (lower case,
-// single spaces).
-func personValues(p *person) []phivault.IndexValue {
-	norm := func(s string) string { return strings.Join(strings.Fields(strings.ToLower(s)), " ") }
-	var vs []phivault.IndexValue
-	if p.family != "" {
-		vs = append(vs, phivault.IndexValue{Param: paramFamily, Value: norm(p.family)})
-	}
-	if p.address {
-		vs = append(vs,
-			phivault.IndexValue{Param: paramAddress, Value: norm(p.line) + "\x00" + norm(p.postal)},
-			phivault.IndexValue{Param: paramStreet, Value: norm(p.street) + "\x00" + norm(p.postal)})
-	}
-	if p.phone != "" {
-		vs = append(vs, phivault.IndexValue{Param: paramPhone, Value: p.phone})
-	}
-	return vs
-}
-
 // personTokens returns the detect.Person of p under tk.
 func personTokens(ctx context.Context, tk detect.Tokenizer, p *person) (detect.Person, error) {
-	vs := personValues(p)
-	toks, err := tk.Tokens(ctx, vs)
-	if err != nil {
-		return detect.Person{}, err
+	d := detect.PersonData{Family: []string{p.family}}
+	if p.address {
+		d.Addresses = []detect.Address{{Lines: []string{p.line}, PostalCode: p.postal}}
 	}
-	var out detect.Person
-	for i, v := range vs {
-		switch v.Param {
-		case paramFamily:
-			out.Family = append(out.Family, toks[i])
-		case paramAddress:
-			out.Address = append(out.Address, toks[i])
-		case paramStreet:
-			out.Street = append(out.Street, toks[i])
-		case paramPhone:
-			out.Phone = append(out.Phone, toks[i])
-		}
+	if p.phone != "" {
+		d.Phones = []string{p.phone}
 	}
-	return out, nil
+	return detect.PersonTokens(ctx, tk, d)
 }
