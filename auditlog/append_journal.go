@@ -151,7 +151,7 @@ func (l *Log) commitJournal(batch []*appendReq) error {
 		return fmt.Errorf("auditlog: journal fdatasync: %w", err)
 	}
 	l.subtrees, l.seq = subtrees, start+int64(len(data))
-	l.recent.add(start, entries)
+	l.recent.Add(start, entries)
 	l.ap.enqueue(journaled{start: start, data: data, stored: stored, subtrees: subtrees})
 	if l.jr.full() {
 		// The applier removes the old segment once it has stored its

@@ -39,6 +39,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/detect"
+	"github.com/phivault/phivault/internal/tail"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver
 )
@@ -66,14 +67,21 @@ type Store struct {
 	// ingested is the last ingest sequence committed, so IngestSize (asked
 	// at every pipeline step) costs no query: one process owns the file.
 	ingested atomic.Int64
+	// recent holds the latest records ingested, so the pipeline reading
+	// right behind Ingest takes them without decoding them again.
+	recent *tail.Tail[detect.Record]
 }
+
+// RecentRecords is how many of the latest ingested records a Store keeps
+// in memory for ReadIngest.
+const RecentRecords = 65536
 
 var _ detect.Store = (*Store)(nil)
 
 // Open opens the store in the SQLite file at path, creating it (mode
 // 0600) and applying migrations as needed.
 func Open(ctx context.Context, path string) (s *Store, err error) {
-	s = &Store{path: path}
+	s = &Store{path: path, recent: tail.New[detect.Record](RecentRecords)}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -482,6 +490,12 @@ func (s *Store) Ingest(ctx context.Context, recs []detect.Record) (int64, error)
 		return 0, fmt.Errorf("sqlitestore: ingest: %w", err)
 	}
 	s.ingested.Store(last)
+	stored := make([]detect.Record, len(recs))
+	for i, r := range recs {
+		r.Seq = last - int64(len(recs)) + int64(i) + 1
+		stored[i] = r
+	}
+	s.recent.Add(last-int64(len(recs))+1, stored)
 	return last, nil
 }
 
@@ -492,6 +506,15 @@ func (s *Store) ReadIngest(ctx context.Context, after int64, limit int) ([]detec
 	}
 	if limit <= 0 {
 		limit = -1 // no limit
+	}
+	if last := s.ingested.Load(); after < last {
+		end := last + 1
+		if limit > 0 {
+			end = min(end, after+1+int64(limit))
+		}
+		if recs, ok := s.recent.Get(after+1, end); ok {
+			return recs, nil
+		}
 	}
 	var out []detect.Record
 	err := s.read(ctx, func(tx *sql.Tx) error {
