@@ -362,19 +362,11 @@ func (p *Pipeline) observe(ctx context.Context) (*pendingCommit, error) {
 		return nil, nil
 	}
 
-	for j, en := range entries {
-		if en == nil {
-			continue
-		}
-		ev := FromEntry(start+int64(j), en)
-		if p.Loader != nil {
-			if err := p.Loader.Refresh(ctx, p.engine.Directory(), &ev); err != nil {
-				p.Logger.Warn("detector context refresh failed", "entry", ev.Seq, "error", err.Error())
-			}
-		}
-		p.engine.Observe(&ev)
-	}
-	c.Cursor.Trail = start + int64(len(entries))
+	// The ingest stream first: a roster or a honeytoken registered in
+	// this step must be in the directory before the trail's events of the
+	// same step are judged (a decoy made and touched within one step is
+	// still a decoy). Ingested events are another system's and do not
+	// depend on the trail's order.
 	dir := p.engine.Directory()
 	for i := range recs {
 		r := &recs[i]
@@ -406,6 +398,19 @@ func (p *Pipeline) observe(ctx context.Context) (*pendingCommit, error) {
 		}
 		c.Cursor.Ingest = r.Seq
 	}
+	for j, en := range entries {
+		if en == nil {
+			continue
+		}
+		ev := FromEntry(start+int64(j), en)
+		if p.Loader != nil {
+			if err := p.Loader.Refresh(ctx, p.engine.Directory(), &ev); err != nil {
+				p.Logger.Warn("detector context refresh failed", "entry", ev.Seq, "error", err.Error())
+			}
+		}
+		p.engine.Observe(&ev)
+	}
+	c.Cursor.Trail = start + int64(len(entries))
 	c.Alerts = p.engine.Drain()
 	if now := p.Now(); now.Sub(p.lastSnap) >= p.SnapshotEvery {
 		// A snapshot only shortens the replay of the next Open: if the

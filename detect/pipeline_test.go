@@ -770,3 +770,35 @@ func runKilled(t *testing.T, dir string, at int64, snapshotEvery time.Duration) 
 	}
 	return open
 }
+
+// TestPipeline_decoyMadeAndTouchedInOneStep registers a honeytoken and
+// touches it before the pipeline steps once: the registration (ingest
+// stream) is applied before the trail's events of the same step, so the
+// touch is caught.
+func TestPipeline_decoyMadeAndTouchedInOneStep(t *testing.T) {
+	ctx := context.Background()
+	l, db := openLog(t, t.TempDir())
+	store := detect.NewMemStore()
+	if _, err := store.Ingest(ctx, []detect.Record{{Kind: detect.RecordHoneytoken, Honeytoken: "decoy"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(ctx, &phivault.AuditEntry{Actor: "u1", Roles: []string{"nurse"}, Action: phivault.ActionRead,
+		TargetType: "Patient", TargetID: "decoy", Compartments: []string{"decoy"}, Returned: []string{"Patient/decoy/_history/1"}, Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := detect.NewPipeline(store, detect.NewEngine(detect.NewDirectory(), detect.DefaultRules(), nil))
+	p.Trail = logTrail{l, db}
+	if err := p.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Step(ctx); err != nil || n != 2 {
+		t.Fatalf("Step = %d, %v; want both streams' items in one step", n, err)
+	}
+	alerts, err := store.Alerts(ctx, detect.AlertFilter{Rule: detect.RuleHoneytoken})
+	if err != nil || len(alerts) != 1 || alerts[0].User != "u1" {
+		t.Fatalf("honeytoken alerts = %+v, %v; want one of u1", alerts, err)
+	}
+}

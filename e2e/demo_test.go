@@ -140,11 +140,11 @@ func TestDemo(t *testing.T) {
 }
 
 // startDemo runs "phivault demo -patients n" on the data folder dir (made
-// on the first run, restarted on later ones) and returns the vault with
+// on the first run, restarted on later ones), with extraEnv set, and returns the vault with
 // its admin token, and the demo's people and their notes by username.
-func startDemo(t *testing.T, dir string, patients int) (*vault, map[string]person, map[string]string) {
+func startDemo(t *testing.T, dir string, patients int, extraEnv ...string) (*vault, map[string]person, map[string]string) {
 	t.Helper()
-	v := &vault{t: t, dir: dir, tmp: filepath.Join(filepath.Dir(dir), "tmp")}
+	v := &vault{t: t, dir: dir, tmp: filepath.Join(filepath.Dir(dir), "tmp"), extraEnv: extraEnv}
 	v.cacert = filepath.Join(v.dir, "tls", "cert.pem")
 	if err := os.MkdirAll(v.tmp, 0o700); err != nil {
 		t.Fatal(err)

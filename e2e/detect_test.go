@@ -76,7 +76,8 @@ func waitAlerts(t *testing.T, v *vault, query string, done func([]alertJSON) boo
 func TestDetect(t *testing.T) {
 	requireE2E(t)
 	dir := filepath.Join(t.TempDir(), "demo")
-	v, people, _ := startDemo(t, dir, 4)
+	ocsf := filepath.Join(t.TempDir(), "alerts.ocsf.ndjson")
+	v, people, _ := startDemo(t, dir, 4, "PHIVAULT_DETECT_OCSF_FILE="+ocsf)
 	out := v.cli(false, nil, "honeytoken", "create", "-n", "2")
 	var decoys []string
 	for _, line := range strings.Split(out, "\n") {
@@ -100,6 +101,26 @@ func TestDetect(t *testing.T) {
 	if a.Severity != "critical" || a.User != "admin" || len(a.Patients) != 1 || a.Patients[0] != decoys[0] ||
 		a.Events != 1 || len(a.Evidence) != 1 || !strings.HasPrefix(a.Evidence[0], "trail/") {
 		t.Fatalf("honeytoken alert = %+v", a)
+	}
+
+	// It is delivered as an OCSF Detection Finding, with ids only.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(ocsf)
+		if strings.Contains(string(b), a.ID) {
+			var f struct {
+				ClassUID int `json:"class_uid"`
+			}
+			line := string(b)[:strings.IndexByte(string(b), '\n')]
+			if json.Unmarshal([]byte(line), &f) != nil || f.ClassUID != 2004 {
+				t.Fatalf("OCSF line %s", line)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alert %s not in the OCSF file after 30 s:\n%s", a.ID, b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	// A nurse may not read alerts, nor the detector's status.
