@@ -1,8 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
+	"github.com/phivault/phivault/detect"
 )
 
 // TestDetectConfig_refused checks that settings a server cannot honour
@@ -39,5 +48,80 @@ func TestDetectConfig_refused(t *testing.T) {
 		if r.Name() == "new-source" {
 			t.Fatal("a disabled rule runs")
 		}
+	}
+}
+
+// TestDetectContext reads the directory from a real vault: a staff
+// account linked to a Practitioner who shares an address with a VIP
+// patient, an employee-patient, an Encounter naming the practitioner;
+// then an update ending the encounter is read again on Refresh.
+func TestDetectContext(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
+	if err := run(ctx, []string{"init", "-data", dir, "-audit-witness-file", testWitness(dataDir(dir))}, &bytes.Buffer{}, io.Discard); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	a, err := openTestApp(dataDir(dir), AuditConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	sys := phivault.WithPrincipal(ctx, access.BootstrapPrincipal("test"))
+	create := func(typ, body string) string {
+		t.Helper()
+		r, _, err := a.records.Create(sys, typ, []byte(body), phivault.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create %s: %v", typ, err)
+		}
+		return r.ID
+	}
+	const addr = `"address":[{"line":["12 Elmwood Street"],"postalCode":"AB1 2CD"}]`
+	pract := create("Practitioner", `{"resourceType":"Practitioner","name":[{"family":"Quennell"}],`+addr+`}`)
+	vip := create("Patient", `{"resourceType":"Patient","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"VIP"}]},"name":[{"family":"Quennell"}],`+addr+`}`)
+	emp := create("Patient", `{"resourceType":"Patient","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"EMP"}]},"deceasedBoolean":true}`)
+	enc := create("Encounter", `{"resourceType":"Encounter","status":"in-progress","class":{"code":"IMP"},"subject":{"reference":"Patient/`+vip+`"},"period":{"start":"2026-12-01T08:00:00Z"},"participant":[{"individual":{"reference":"Practitioner/`+pract+`"}}]}`)
+	nurse := &phivault.Account{ID: "nurse1", Username: "nurse1", Roles: []string{"nurse"}, Department: "ward-3", PractitionerID: pract, PatientID: emp, Status: phivault.AccountActive}
+	if err := a.accounts.CreateAccount(ctx, nurse); err != nil {
+		t.Fatal(err)
+	}
+
+	dctx := &detectContext{records: a.reindex.records, accounts: a.accounts, tokens: vaultTokens{store: a.db, sealer: a.seal.sealer}}
+	d := detect.NewDirectory()
+	if err := dctx.Load(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	u, p, e := d.User("nurse1"), d.Patient(vip), d.Patient(emp)
+	if u == nil || p == nil || e == nil {
+		t.Fatalf("directory: user %v, VIP %v, employee %v", u, p, e)
+	}
+	if !detect.Shares(u.Person.Address, p.Person.Address) || !detect.Shares(u.Person.Family, p.Person.Family) || len(p.Person.Address) != 1 {
+		t.Errorf("the practitioner's and the patient's address and family tokens do not match: %+v / %+v", u.Person, p.Person)
+	}
+	if !p.HasLabel(detect.LabelVIP) || !e.HasLabel(detect.LabelEmployee) || !e.Deceased || e.Employee != "nurse1" {
+		t.Errorf("labels: VIP %v, employee %v deceased %v of %q", p.Labels, e.Labels, e.Deceased, e.Employee)
+	}
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	if d.Related("nurse1", vip, at, 0) == nil {
+		t.Error("the encounter naming the nurse's practitioner is not a relationship")
+	}
+	if d.Related("nurse1", emp, at, 0) != nil {
+		t.Error("a relationship to a patient no record relates her to")
+	}
+
+	// The encounter ends on the 2nd; the update's trail event refreshes it.
+	up := `{"resourceType":"Encounter","id":"` + enc + `","status":"finished","class":{"code":"IMP"},"subject":{"reference":"Patient/` + vip + `"},"period":{"start":"2026-12-01T08:00:00Z","end":"2026-12-02T08:00:00Z"},"participant":[{"individual":{"reference":"Practitioner/` + pract + `"}}]}`
+	if _, _, err := a.records.Update(sys, "Encounter", enc, []byte(up), phivault.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ev := &detect.Event{Action: phivault.ActionUpdate, ResourceType: "Encounter", ResourceID: enc, OK: true}
+	if err := dctx.Refresh(ctx, d, ev); err != nil {
+		t.Fatal(err)
+	}
+	if d.Related("nurse1", vip, at, 0) != nil {
+		t.Error("the ended encounter still relates the nurse on the 3rd")
+	}
+	if d.Related("nurse1", vip, at, 48*time.Hour) == nil {
+		t.Error("the ended encounter does not relate the nurse within two days of its end")
 	}
 }

@@ -158,6 +158,9 @@ func (c *detectContext) apply(ctx context.Context, dir *detect.Directory, r *phi
 			return err
 		}
 		p := &detect.Patient{ID: r.ID, Labels: access.Labels(obj), Deceased: deceased(obj), Person: person}
+		if hasSecurityCode(obj, detect.LabelEmployee) { // not a label the policies act on, but one the detectors do
+			p.Labels = append(p.Labels, detect.LabelEmployee)
+		}
 		if ref, _ := obj["managingOrganization"].(map[string]any); ref != nil {
 			if s, _ := ref["reference"].(string); s != "" {
 				if t, id, ok := fhir.LocalRef(s); ok && t == "Organization" {
@@ -226,6 +229,17 @@ func relationships(typ, patient string, obj map[string]any) []detect.Relationshi
 		}
 	}
 	return out
+}
+
+// hasSecurityCode reports whether obj's meta.security holds code.
+func hasSecurityCode(obj map[string]any, code string) bool {
+	meta, _ := obj["meta"].(map[string]any)
+	for _, c := range maps(meta["security"]) {
+		if s, _ := c["code"].(string); s == code {
+			return true
+		}
+	}
+	return false
 }
 
 // deceased reports whether a Patient is deceased: deceasedBoolean true or
