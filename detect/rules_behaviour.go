@@ -1544,6 +1544,10 @@ const (
 	DefaultBulkExportPatients     = 10
 	DefaultBulkEverythingPatients = 20
 	DefaultBulkPrintPatients      = 20
+	DefaultBulkLearning           = 7 // days
+	DefaultBulkRoutineDays        = 3
+	DefaultBulkRoutineFactor      = 2.0
+	DefaultBulkDays               = 28
 )
 
 // BulkAccess is the rule "bulk-access": one search, $everything or
@@ -1554,7 +1558,15 @@ const (
 // without patient counts one). An export or $everything by a staff
 // account (one the directory knows, or whose events state roles) is of
 // high severity; others are medium. Users in ExemptUsers (e.g. a billing
-// service's account) are not watched. Key: user|day.
+// service's account) are not watched.
+//
+// The daily counts learn from the user's own history: in a user's first
+// Learning days a day below ten times a threshold is not reported, and
+// afterwards a day is routine, and not reported, when the user reached
+// the same threshold on at least RoutineDays days of the last Days and
+// today's count, per day since the last such day, is at most
+// RoutineFactor times the largest of them (a billing clerk's daily batch,
+// Monday's covering the weekend). Key: user|day.
 type BulkAccess struct {
 	// LargeResult is the resources one search, $everything or Bundle
 	// returns that alert. Default DefaultBulkLargeResult.
@@ -1571,6 +1583,22 @@ type BulkAccess struct {
 	// PrintPatients a day by print alert. Default
 	// DefaultBulkPrintPatients.
 	PrintPatients int
+	// Learning is the days, from the first access the rule sees of a
+	// user, in which daily counts below ten times their threshold are
+	// learned, not reported. Default DefaultBulkLearning; 0 reports
+	// from the first day.
+	Learning int
+	// RoutineDays is the past days reaching a threshold that make a day
+	// like them routine. Default DefaultBulkRoutineDays; 0 turns the
+	// routine check off.
+	RoutineDays int
+	// RoutineFactor is how much more than the largest routine day, per
+	// day since the last one, is still routine. Default
+	// DefaultBulkRoutineFactor.
+	RoutineFactor float64
+	// Days is the window of past days remembered. Default
+	// DefaultBulkDays.
+	Days int
 	// ExemptUsers are user ids not watched. Default none.
 	ExemptUsers []string
 	// MaxReports bounds the findings of one alert (see
@@ -1586,11 +1614,21 @@ type BulkAccess struct {
 }
 
 type bulkUser struct {
-	Day        int32    `json:"d"`
-	Exports    int32    `json:"x,omitempty"`
-	Everything int32    `json:"e,omitempty"`
-	Prints     int32    `json:"p,omitempty"`
-	Rep        reporter `json:"r"`
+	Day        int32     `json:"d"`
+	First      int32     `json:"f"`
+	Exports    int32     `json:"x,omitempty"`
+	Everything int32     `json:"e,omitempty"`
+	Prints     int32     `json:"p,omitempty"`
+	Hist       []bulkDay `json:"h,omitempty"` // past days with a count, oldest first
+	Rep        reporter  `json:"r"`
+}
+
+// bulkDay is a past day's counts.
+type bulkDay struct {
+	Day        int32 `json:"d"`
+	Exports    int32 `json:"x,omitempty"`
+	Everything int32 `json:"e,omitempty"`
+	Prints     int32 `json:"p,omitempty"`
 }
 
 // NewBulkAccess returns the rule with default settings.
@@ -1598,7 +1636,9 @@ func NewBulkAccess() *BulkAccess {
 	return &BulkAccess{
 		LargeResult: DefaultBulkLargeResult, LargePatients: DefaultBulkLargePatients,
 		ExportPatients: DefaultBulkExportPatients, EverythingPatients: DefaultBulkEverythingPatients,
-		PrintPatients: DefaultBulkPrintPatients, MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
+		PrintPatients: DefaultBulkPrintPatients, Learning: DefaultBulkLearning, RoutineDays: DefaultBulkRoutineDays,
+		RoutineFactor: DefaultBulkRoutineFactor, Days: DefaultBulkDays,
+		MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
 		users: map[string]*bulkUser{}, maxDay: math.MinInt32,
 	}
 }
@@ -1608,7 +1648,7 @@ func (r *BulkAccess) Name() string { return RuleBulkAccess }
 
 // Observe implements Rule.
 func (r *BulkAccess) Observe(x *Context, ev *Event) {
-	if ev.User == "" || !ev.OK {
+	if ev.User == "" || !ev.OK || !dataAction(ev.Action) {
 		return
 	}
 	var large, export, everything, print bool
@@ -1623,34 +1663,35 @@ func (r *BulkAccess) Observe(x *Context, ev *Event) {
 	case ActionPrint:
 		print = true
 	}
-	if !large && !export && !everything && !print {
-		return
-	}
-	if slices.Contains(r.ExemptUsers, ev.User) {
-		return
-	}
 	day, _ := splitTime(r.Location, ev.Time)
 	if day > r.maxDay {
 		r.maxDay = advance(r.maxDay, day)
 		for id, u := range r.users {
-			if u.Day < r.maxDay {
+			if u.Day <= r.maxDay-int32(r.days()) {
 				delete(r.users, id)
 			}
 		}
 	}
+	// Every access counts for the learning period's start.
 	u := r.users[ev.User]
 	if u == nil {
 		if len(r.users) >= r.MaxUsers {
 			return
 		}
-		u = &bulkUser{Day: day}
+		u = &bulkUser{Day: day, First: day}
 		r.users[ev.User] = u
 	}
 	switch {
 	case day < u.Day:
 		return
 	case day > u.Day:
-		*u = bulkUser{Day: day}
+		u.roll(day, r.days())
+	}
+	if !large && !export && !everything && !print {
+		return
+	}
+	if slices.Contains(r.ExemptUsers, ev.User) {
+		return
 	}
 	n := int32(max(1, len(ev.Patients)))
 	staff := len(ev.Roles) > 0
@@ -1688,23 +1729,78 @@ func (r *BulkAccess) Observe(x *Context, ev *Event) {
 	switch {
 	case export:
 		u.Exports += n
-		if u.Exports >= int32(r.ExportPatients) {
+		if r.unusual(u, u.Exports, r.ExportPatients, func(d bulkDay) int32 { return d.Exports }) {
 			report(sevOf(), ratioScore(float64(u.Exports), float64(r.ExportPatients)),
 				fmt.Sprintf("User %s (%s) exported records of %d patients on %s (threshold %d).", ev.User, what, u.Exports, dayString(day), r.ExportPatients))
 		}
 	case everything:
 		u.Everything += n
-		if u.Everything >= int32(r.EverythingPatients) {
+		if r.unusual(u, u.Everything, r.EverythingPatients, func(d bulkDay) int32 { return d.Everything }) {
 			report(sevOf(), ratioScore(float64(u.Everything), float64(r.EverythingPatients)),
 				fmt.Sprintf("User %s (%s) read the whole record ($everything) of %d patients on %s (threshold %d).", ev.User, what, u.Everything, dayString(day), r.EverythingPatients))
 		}
 	case print:
 		u.Prints += n
-		if u.Prints >= int32(r.PrintPatients) {
+		if r.unusual(u, u.Prints, r.PrintPatients, func(d bulkDay) int32 { return d.Prints }) {
 			report(SeverityMedium, ratioScore(float64(u.Prints), float64(r.PrintPatients)),
 				fmt.Sprintf("User %s printed records of %d patients on %s (threshold %d).", ev.User, u.Prints, dayString(day), r.PrintPatients))
 		}
 	}
+}
+
+func (r *BulkAccess) days() int {
+	if r.Days <= 0 {
+		return DefaultBulkDays
+	}
+	return r.Days
+}
+
+// unusual reports whether today's count n of a kind (of per day in the
+// history) alerts: at its threshold thr, past the learning period or ten
+// times thr, and not routine for u.
+func (r *BulkAccess) unusual(u *bulkUser, n int32, thr int, of func(bulkDay) int32) bool {
+	if n < int32(thr) {
+		return false
+	}
+	if u.Day-u.First < int32(r.Learning) {
+		return n >= 10*int32(thr) // still learning this user
+	}
+	if r.RoutineDays <= 0 {
+		return true
+	}
+	// A batch covers the days since the previous one (at most a week):
+	// compare counts per day since the previous day reaching thr.
+	perDay := func(c, day, last int32) float64 {
+		if last == math.MinInt32 {
+			return float64(c)
+		}
+		return float64(c) / float64(min(max(day-last, 1), 7))
+	}
+	days, largest, last := 0, 0.0, int32(math.MinInt32)
+	for _, d := range u.Hist {
+		if c := of(d); c >= int32(thr) {
+			days++
+			largest, last = max(largest, perDay(c, d.Day, last)), d.Day
+		}
+	}
+	if days < r.RoutineDays {
+		return true
+	}
+	return perDay(n, u.Day, last) > r.RoutineFactor*largest
+}
+
+// roll closes u's day and starts day, keeping the past days with a count
+// within the window of days.
+func (u *bulkUser) roll(day int32, days int) {
+	if u.Exports > 0 || u.Everything > 0 || u.Prints > 0 {
+		u.Hist = append(u.Hist, bulkDay{Day: u.Day, Exports: u.Exports, Everything: u.Everything, Prints: u.Prints})
+	}
+	i := 0
+	for i < len(u.Hist) && u.Hist[i].Day <= day-int32(days) {
+		i++
+	}
+	u.Hist = append(u.Hist[:0], u.Hist[i:]...)
+	*u = bulkUser{Day: day, First: u.First, Hist: u.Hist}
 }
 
 type bulkState struct {

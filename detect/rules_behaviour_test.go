@@ -370,7 +370,9 @@ func TestNameSearchBrowsing(t *testing.T) {
 }
 
 func TestBulkAccess(t *testing.T) {
-	b := newBhvBench(t, detect.NewBulkAccess())
+	r := detect.NewBulkAccess()
+	r.Learning = 0 // thresholds from the first day
+	b := newBhvBench(t, r)
 	b.staff("clerk", 2, "clerk", "billing")
 	many := func(prefix string, n int) []string {
 		var out []string
@@ -416,6 +418,42 @@ func TestBulkAccess(t *testing.T) {
 		b.observe(detect.Event{User: "ehr:batch", System: "ehr", Action: phivault.ActionExport, Patients: []string{fmt.Sprint("x", i)}, Time: bhvAt(1, 11, i)})
 	}
 	bhvNone(t, b.alerts("bulk-access", "ehr:batch"), "9 exports the next day")
+}
+
+// TestBulkAccess_LearningAndRoutine checks a user's first days are
+// learned, and a daily export batch like the user's own past ones is
+// routine, while a first export after the learning period, or a batch
+// far larger than usual, alerts.
+func TestBulkAccess_LearningAndRoutine(t *testing.T) {
+	b := newBhvBench(t, detect.NewBulkAccess())
+	export := func(user string, d, n int) {
+		for i := range n {
+			b.do(user, phivault.ActionExport, bhvAt(d, 17, 30).Add(time.Duration(i)*time.Second), fmt.Sprintf("%s-%d-%d", user, d, i))
+		}
+	}
+	// Day 0: a new user's export of 30 is learned; 100 (ten times the
+	// threshold) alerts even so.
+	export("batch", 0, 30)
+	export("newbig", 0, 100)
+	bhvNone(t, b.alerts(detect.RuleBulkAccess, "batch"), "30 exports on a user's first day")
+	b.do("reader", phivault.ActionRead, bhvAt(0, 9, 0), "r0")
+	export("newbig", 1, 100)
+	bhvOne(t, b.alerts(detect.RuleBulkAccess, "newbig"), "100 exports on a user's second day")
+	// A daily batch of about 30 through the learning period, then on:
+	// routine. Weekends off; Monday's batch covers three days.
+	for d := 1; d <= 11; d++ {
+		if d%7 == 5 || d%7 == 6 {
+			continue
+		}
+		export("batch", d, 30+d%3)
+	}
+	export("batch", 14, 150) // Monday after a weekend: 50 a day
+	bhvNone(t, b.alerts(detect.RuleBulkAccess, "batch"), "a daily batch like the user's past ones")
+	export("batch", 15, 120) // more than twice the largest day's 50
+	bhvOne(t, b.alerts(detect.RuleBulkAccess, "batch"), "a batch twice the usual")
+	// Past the learning period, a user who never exported: alerts.
+	export("reader", 8, 30)
+	bhvOne(t, b.alerts(detect.RuleBulkAccess, "reader"), "first export after the learning period")
 }
 
 // bhvWorkload returns a deterministic month of a small hospital's events
