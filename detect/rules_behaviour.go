@@ -471,14 +471,18 @@ const (
 	DefaultVolumeMinPatients   = 20
 	DefaultVolumeMinEvents     = 200
 	DefaultVolumeBurstPatients = 50
+	DefaultVolumePeakFactor    = 1.25
 )
 
 // VolumeSpike is the rule "volume-spike": a user who, in one day, opens
 // far more distinct patients (or makes far more accesses) than the user's
 // own baseline, or who opens a burst of new patients within one clock
 // hour. The baseline is robust: the median and MAD of the user's active
-// days in the window; no day alert before MinHistory active days. Only
-// successful reads and writes of records count. Key: user|day.
+// days in the window; no alert, day or burst, before MinHistory active
+// days (peer-deviation speaks for new users). A day within PeakFactor of
+// the user's busiest day of the window is no spike for them, nor an
+// hour below it. Only successful reads and writes of records count.
+// Key: user|day.
 //
 // Create it with NewVolumeSpike and change settings before the first
 // event.
@@ -497,6 +501,10 @@ type VolumeSpike struct {
 	// MinPatients: and above this many distinct patients. Default
 	// DefaultVolumeMinPatients.
 	MinPatients int
+	// PeakFactor: and above PeakFactor × the user's busiest day of the
+	// window (a weekly peak, such as Monday's catch-up after a weekend,
+	// recurs). Default DefaultVolumePeakFactor; 0 turns it off.
+	PeakFactor float64
 	// MinEvents: the accesses of a day alert only above this many (and
 	// the same baseline rule). Default DefaultVolumeMinEvents.
 	MinEvents int
@@ -526,6 +534,7 @@ type volumeUser struct {
 	// baseline of the current day, from hist
 	enough     bool
 	medP, thrP float64
+	maxP       float64 // the largest day of the window
 	medE, thrE float64
 	repP, repE reporter
 	repB       reporter
@@ -537,7 +546,7 @@ func NewVolumeSpike() *VolumeSpike {
 	return &VolumeSpike{
 		Days: DefaultBehaviourDays, MinHistory: DefaultVolumeMinHistory, K: DefaultVolumeK,
 		Factor: DefaultVolumeFactor, MinPatients: DefaultVolumeMinPatients, MinEvents: DefaultVolumeMinEvents,
-		BurstPatients: DefaultVolumeBurstPatients, MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
+		BurstPatients: DefaultVolumeBurstPatients, PeakFactor: DefaultVolumePeakFactor, MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
 		users: map[string]*volumeUser{}, maxDay: math.MinInt32,
 	}
 }
@@ -575,8 +584,7 @@ func (r *VolumeSpike) Observe(x *Context, ev *Event) {
 		u.hour, u.hourNew = ah, 0
 	}
 	u.hourNew += n
-	if n > 0 && r.BurstPatients > 0 && u.hourNew >= int32(r.BurstPatients) &&
-		(!u.enough || float64(u.hourNew) > u.medP) {
+	if n > 0 && r.BurstPatients > 0 && u.hourNew >= int32(r.BurstPatients) && u.enough && float64(u.hourNew) > u.maxP {
 		r.burst(x, ev, u, hour)
 	}
 	if !u.enough {
@@ -612,10 +620,7 @@ func (r *VolumeSpike) burst(x *Context, ev *Event, u *volumeUser, hour int) {
 	if !u.repB.due(float64(u.hourNew), thr, r.MaxReports) {
 		return
 	}
-	usual := "no history yet"
-	if u.enough {
-		usual = fmt.Sprintf("more than their usual whole day of %.0f", u.medP)
-	}
+	usual := fmt.Sprintf("more than on any whole day of their last %d, at most %.0f", len(u.hist), u.maxP)
 	x.Report(Finding{
 		Rule: RuleVolumeSpike, Key: dayKey(ev.User, u.cur.Day), Severity: SeverityHigh,
 		Score: max(75, ratioScore(float64(u.hourNew), thr)), User: ev.User, Patients: ev.Patients,
@@ -635,9 +640,15 @@ func (r *VolumeSpike) baseline(u *volumeUser) {
 	for _, d := range u.hist {
 		r.scratch = append(r.scratch, float64(d.Patients))
 	}
+	u.maxP = 0
+	if len(r.scratch) > 0 {
+		u.maxP = slices.Max(r.scratch) // before robustStats reorders it
+	}
 	p := robustStats(r.scratch, 0.5)
 	u.medP = p.med
-	u.thrP = max(p.med+r.K*madScale*p.mad, r.Factor*p.med, float64(r.MinPatients))
+	// A day no busier than the user's busiest of the window is no spike
+	// for them (a weekly peak: Monday's catch-up after a weekend).
+	u.thrP = max(p.med+r.K*madScale*p.mad, r.Factor*p.med, float64(r.MinPatients), r.PeakFactor*u.maxP)
 	r.scratch = r.scratch[:0]
 	for _, d := range u.hist {
 		r.scratch = append(r.scratch, float64(d.Events))
@@ -708,7 +719,8 @@ const (
 	DefaultPeerFactor      = 2.0
 	DefaultPeerQuantile    = 0
 	DefaultPeerMinPatients = 25
-	DefaultPeerMinHistory  = 7
+	DefaultPeerMinHistory  = 5 // one working week
+	DefaultPeerMinDays     = 7
 )
 
 // PeerDeviation is the rule "peer-deviation": a user who, in one day,
@@ -717,7 +729,7 @@ const (
 // + Z·1.4826·MAD of the group's user-days in the window (MAD at least
 // 1), above Factor × their median, above MinPatients, and, if set, above
 // their Quantile. The group needs MinPeers
-// other users with history. A user whose own median day (over
+// other users with history, spanning PeerMinDays days. A user whose own median day (over
 // MinHistory days) is already above the threshold is left to
 // volume-spike: the rule looks for the day a user leaves the pattern of
 // the role, not for the users whose job is busier. Key: user|day.
@@ -744,6 +756,12 @@ type PeerDeviation struct {
 	// MinHistory is the user's own days needed for the busier-job check.
 	// Default DefaultPeerMinHistory.
 	MinHistory int
+	// PeerMinDays is the distinct days, first to last, the group's
+	// history must span before it is trusted. Default
+	// DefaultPeerMinDays: a detector started on an empty history
+	// otherwise compares the first days' busy jobs with a day or two of
+	// their peers.
+	PeerMinDays int
 	// MaxReports bounds the findings of one alert (see
 	// DefaultMaxReports).
 	MaxReports int
@@ -767,15 +785,16 @@ type peerUser struct {
 
 type peerStats struct {
 	thr, med float64
-	peers    int // members with history
+	peers    int   // members with history
+	span     int32 // days from the first to the last of their history
 }
 
 // NewPeerDeviation returns the rule with default settings.
 func NewPeerDeviation() *PeerDeviation {
 	return &PeerDeviation{
 		Days: DefaultBehaviourDays, MinPeers: DefaultPeerMinPeers, Z: DefaultPeerZ, Quantile: DefaultPeerQuantile, Factor: DefaultPeerFactor,
-		MinPatients: DefaultPeerMinPatients, MinHistory: DefaultPeerMinHistory, MaxReports: DefaultMaxReports,
-		MaxUsers: DefaultMaxUsers,
+		MinPatients: DefaultPeerMinPatients, MinHistory: DefaultPeerMinHistory, PeerMinDays: DefaultPeerMinDays,
+		MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
 		users:    map[string]*peerUser{}, groups: groups[peerUser, peerStats]{}, maxDay: math.MinInt32,
 	}
 }
@@ -823,7 +842,7 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 		peers-- // u is not its own peer
 	}
 	n := float64(u.cur.Patients)
-	if peers < r.MinPeers || n <= g.stats.thr || u.ownMed > g.stats.thr {
+	if peers < r.MinPeers || g.stats.span < int32(r.PeerMinDays) || n <= g.stats.thr || u.ownMed > g.stats.thr {
 		return
 	}
 	if !u.rep.due(n, g.stats.thr, r.MaxReports) {
@@ -869,15 +888,18 @@ func (r *PeerDeviation) stats(g *group[peerUser, peerStats], day int32) {
 	r.scratch = r.scratch[:0]
 	peers := 0
 	from := day - int32(r.Days)
+	first, last := day, from
 	for _, m := range g.members {
 		n := len(r.scratch)
 		for _, d := range m.hist {
 			if d.Day > from && d.Day < day {
 				r.scratch = append(r.scratch, float64(d.Patients))
+				first, last = min(first, d.Day), max(last, d.Day)
 			}
 		}
 		if c := m.cur; c.Day > from && c.Day < day && c.Events > 0 {
 			r.scratch = append(r.scratch, float64(c.Patients))
+			first, last = min(first, c.Day), max(last, c.Day)
 		}
 		if len(r.scratch) > n {
 			peers++
@@ -887,6 +909,7 @@ func (r *PeerDeviation) stats(g *group[peerUser, peerStats], day int32) {
 	g.stats = peerStats{
 		med:   st.med,
 		peers: peers,
+		span:  max(last-first+1, 0),
 		thr:   max(st.q, st.med+r.Z*madScale*max(st.mad, 1), r.Factor*st.med, float64(r.MinPatients)),
 	}
 }
