@@ -479,9 +479,9 @@ const (
 // own baseline, or who opens a burst of new patients within one clock
 // hour. The baseline is robust: the median and MAD of the user's active
 // days in the window; no alert, day or burst, before MinHistory active
-// days (peer-deviation speaks for new users). A day within PeakFactor of
-// the user's busiest day of the window is no spike for them, nor an
-// hour below it. Only successful reads and writes of records count.
+// days (peer-deviation speaks for new users). A day, or an hour, within
+// PeakFactor of the user's busiest day of the window is no spike for
+// them. Only successful reads and writes of records count.
 // Key: user|day.
 //
 // Create it with NewVolumeSpike and change settings before the first
@@ -584,7 +584,7 @@ func (r *VolumeSpike) Observe(x *Context, ev *Event) {
 		u.hour, u.hourNew = ah, 0
 	}
 	u.hourNew += n
-	if n > 0 && r.BurstPatients > 0 && u.hourNew >= int32(r.BurstPatients) && u.enough && float64(u.hourNew) > u.maxP {
+	if n > 0 && r.BurstPatients > 0 && u.hourNew >= int32(r.BurstPatients) && u.enough && float64(u.hourNew) > r.PeakFactor*u.maxP {
 		r.burst(x, ev, u, hour)
 	}
 	if !u.enough {
@@ -621,6 +621,9 @@ func (r *VolumeSpike) burst(x *Context, ev *Event, u *volumeUser, hour int) {
 		return
 	}
 	usual := fmt.Sprintf("more than on any whole day of their last %d, at most %.0f", len(u.hist), u.maxP)
+	if r.PeakFactor > 1 {
+		usual = fmt.Sprintf("more than %.4g × their busiest whole day of the last %d, %.0f", r.PeakFactor, len(u.hist), u.maxP)
+	}
 	x.Report(Finding{
 		Rule: RuleVolumeSpike, Key: dayKey(ev.User, u.cur.Day), Severity: SeverityHigh,
 		Score: max(75, ratioScore(float64(u.hourNew), thr)), User: ev.User, Patients: ev.Patients,
@@ -795,7 +798,7 @@ func NewPeerDeviation() *PeerDeviation {
 		Days: DefaultBehaviourDays, MinPeers: DefaultPeerMinPeers, Z: DefaultPeerZ, Quantile: DefaultPeerQuantile, Factor: DefaultPeerFactor,
 		MinPatients: DefaultPeerMinPatients, MinHistory: DefaultPeerMinHistory, PeerMinDays: DefaultPeerMinDays,
 		MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
-		users:    map[string]*peerUser{}, groups: groups[peerUser, peerStats]{}, maxDay: math.MinInt32,
+		users: map[string]*peerUser{}, groups: groups[peerUser, peerStats]{}, maxDay: math.MinInt32,
 	}
 }
 
