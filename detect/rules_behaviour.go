@@ -1587,7 +1587,7 @@ const (
 // service's account) are not watched.
 //
 // The daily counts learn from the user's own history: in a user's first
-// Learning days a day below ten times a threshold is not reported, and
+// Learning days a day below LargeResult patients is not reported, and
 // afterwards a day is routine, and not reported, when the user reached
 // the same threshold on at least RoutineDays days of the last Days and
 // today's count, per day since the last such day, is at most
@@ -1610,8 +1610,8 @@ type BulkAccess struct {
 	// DefaultBulkPrintPatients.
 	PrintPatients int
 	// Learning is the days, from the first access the rule sees of a
-	// user, in which daily counts below ten times their threshold are
-	// learned, not reported. Default DefaultBulkLearning; 0 reports
+	// user, in which daily counts below LargeResult are learned, not
+	// reported. Default DefaultBulkLearning; 0 reports
 	// from the first day.
 	Learning int
 	// RoutineDays is the past days reaching a threshold that make a day
@@ -1789,7 +1789,9 @@ func (r *BulkAccess) unusual(u *bulkUser, n int32, thr int, of func(bulkDay) int
 		return false
 	}
 	if u.Day-u.First < int32(r.Learning) {
-		return n >= 10*int32(thr) // still learning this user
+		// Still learning this user: only a day as large as one large
+		// result alerts.
+		return n >= int32(r.LargeResult)
 	}
 	if r.RoutineDays <= 0 {
 		return true
