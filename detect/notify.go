@@ -24,12 +24,20 @@ const (
 	DefaultNotifyClose   = 10 * time.Second // see Dispatcher.Close
 )
 
+// DefaultPageScore is the default paging threshold: an alert whose risk
+// score (Alert.Score, after the learned scoring) is below it is stored
+// and listed by the API, but does not page (Dispatcher.PageScore). The
+// simulator's evaluation counts an alert as raised from the same score
+// (simulate.Options.Threshold), so what it measures is what pages.
+const DefaultPageScore = 15
+
 // Dispatcher takes the alerts each pipeline commit stored (OnCommit) and
 // hands those worth paging to its notifiers, each on its own goroutine
 // behind its own bounded queue: a slow or absent webhook never slows the
 // pipeline, nor the e-mail. An alert pages when it is created and again
 // when its severity rises, not on every merge of another event into it;
-// a suppressed alert, or one triaged false-positive or benign, never
+// an alert scored below PageScore does not page until its score reaches
+// it; a suppressed alert, or one triaged false-positive or benign, never
 // pages. Every alert is counted in Metrics, paged or not.
 //
 // Delivery is at most once: a full queue drops the batch (counted and
@@ -53,6 +61,9 @@ type Dispatcher struct {
 	Queue int
 	// Timeout bounds one Notify call. Default DefaultNotifyTimeout.
 	Timeout time.Duration
+	// PageScore is the least risk score that pages. Default
+	// DefaultPageScore; 0 pages every alert.
+	PageScore int
 	// Logger receives delivery failures and drops (notifier names and
 	// counts, never alert contents). Default discards.
 	Logger *slog.Logger
@@ -68,6 +79,7 @@ type Dispatcher struct {
 type seen struct {
 	severity Severity
 	events   int64
+	paged    bool // it reached PageScore (or was stored having reached it)
 }
 
 type notifyWorker struct {
@@ -81,7 +93,7 @@ type notifyWorker struct {
 func NewDispatcher() *Dispatcher {
 	return &Dispatcher{
 		Notifiers: map[string]Notifier{}, Queue: DefaultNotifyQueue, Timeout: DefaultNotifyTimeout,
-		Logger: slog.New(slog.DiscardHandler), known: map[string]seen{},
+		PageScore: DefaultPageScore, Logger: slog.New(slog.DiscardHandler), known: map[string]seen{},
 	}
 }
 
@@ -95,7 +107,7 @@ func (d *Dispatcher) Open(ctx context.Context) error {
 		}
 		d.mu.Lock()
 		for _, a := range alerts {
-			d.known[a.ID] = seen{a.Severity, a.Events}
+			d.known[a.ID] = seen{a.Severity, a.Events, a.Score >= d.PageScore}
 		}
 		d.mu.Unlock()
 	}
@@ -158,8 +170,11 @@ func (d *Dispatcher) OnCommit(alerts []*Alert) {
 		prev, ok := d.known[a.ID]
 		raised := !ok || a.Severity > prev.severity
 		d.Metrics.observe(a, prev, ok, raised)
-		d.known[a.ID] = seen{max(a.Severity, prev.severity), a.Events}
-		if raised && pages(a) {
+		high := a.Score >= d.PageScore
+		d.known[a.ID] = seen{max(a.Severity, prev.severity), a.Events, prev.paged || high}
+		// It pages when created or raised, or when its score first
+		// reaches the paging threshold.
+		if high && (raised || !prev.paged) && pages(a) {
 			page = append(page, a.Clone())
 		}
 	}

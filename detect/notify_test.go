@@ -603,3 +603,38 @@ func TestDispatcher_Pipeline(t *testing.T) {
 		t.Errorf("merged alert = %+v, want 2 events", a)
 	}
 }
+
+// TestDispatcher_PageScore checks an alert scored below the paging
+// threshold is not paged, and pages once its score reaches it.
+func TestDispatcher_PageScore(t *testing.T) {
+	rec := &notifyRecorder{}
+	d := detect.NewDispatcher()
+	if d.PageScore != detect.DefaultPageScore {
+		t.Fatalf("PageScore %d, want DefaultPageScore %d", d.PageScore, detect.DefaultPageScore)
+	}
+	d.Notifiers["rec"] = rec
+	if err := d.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	low := notifyAlert("new-source", "u1", detect.SeverityLow)
+	low.Score = detect.DefaultPageScore - 1
+	edge := notifyAlert("new-source", "u2", detect.SeverityLow)
+	edge.Score = detect.DefaultPageScore
+	d.OnCommit([]*detect.Alert{low, edge}) // edge pages, low does not
+	again := *low
+	again.Events = 3
+	d.OnCommit([]*detect.Alert{&again}) // still below: no page
+	up := again
+	up.Score, up.Events = detect.DefaultPageScore+10, 4
+	d.OnCommit([]*detect.Alert{&up}) // reached the threshold: pages once
+	more := up
+	more.Events = 5
+	d.OnCommit([]*detect.Alert{&more}) // already paged: no page
+	if err := d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{edge.ID + "@low", low.ID + "@low"}
+	if got := rec.sent(); !slices.Equal(got, want) {
+		t.Errorf("sent %v, want %v", got, want)
+	}
+}

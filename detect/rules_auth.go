@@ -688,13 +688,22 @@ const (
 	DefaultNewSourceMinSignIns = 5
 	DefaultNewSourceMaxNets    = 32
 	DefaultNewSourceForget     = 180 * 24 * time.Hour
+	// DefaultNewSourcePeerAccounts is the other accounts of a department
+	// that make an internal network known to it.
+	DefaultNewSourcePeerAccounts = 2
+	// DefaultNewSourcePeerNets bounds the internal networks kept per
+	// department.
+	DefaultNewSourcePeerNets = 1024
 )
 
 // NewSource alerts, at low severity, when an account signs in
 // successfully from a network it has never signed in from: an IPv4 /24 or
 // an IPv6 /48 around the source address. It learns first: an account
 // alerts only once it was first seen Learning ago and has MinSignIns
-// earlier sign-ins. Key: account|network.
+// earlier sign-ins. An internal network (private addresses) from which
+// PeerAccounts other accounts of the same department (the directory's,
+// or the one the event states: a float nurse's ward of the day) signed
+// in is not new either: a ward's workstations. Key: account|network.
 type NewSource struct {
 	// Learning is how long after an account's first sign-in it starts to
 	// alert. Default DefaultNewSourceLearning.
@@ -710,6 +719,16 @@ type NewSource struct {
 	Forget time.Duration
 	// MaxAccounts bounds the accounts tracked. Default 100000.
 	MaxAccounts int
+	// PeerAccounts is the other accounts of a department whose
+	// sign-ins from an internal network make it known to the
+	// department. Default DefaultNewSourcePeerAccounts; 0 turns peer
+	// networks off. Public networks are never known this way: several
+	// colleagues on one public network may be one attacker with several
+	// of their passwords.
+	PeerAccounts int
+	// PeerNets bounds the internal networks kept per department. Default
+	// DefaultNewSourcePeerNets.
+	PeerNets int
 
 	st        newSourceState
 	nextPrune time.Time
@@ -717,6 +736,16 @@ type NewSource struct {
 
 type newSourceState struct {
 	Accounts map[string]*nsAccount `json:"accounts"`
+	// Depts holds, per department, the internal networks its accounts
+	// signed in from.
+	Depts map[string]map[netip.Prefix]*nsPeerNet `json:"depts,omitempty"`
+}
+
+// nsPeerNet is a department's internal network: the first accounts
+// seen on it (at most PeerAccounts+1) and its last sign-in.
+type nsPeerNet struct {
+	Accounts []string  `json:"a"`
+	Last     time.Time `json:"l"`
 }
 
 type nsAccount struct {
@@ -734,7 +763,8 @@ type nsNet struct {
 // NewNewSource returns the rule with default settings.
 func NewNewSource() *NewSource {
 	return &NewSource{Learning: DefaultNewSourceLearning, MinSignIns: DefaultNewSourceMinSignIns, MaxNets: DefaultNewSourceMaxNets,
-		Forget: DefaultNewSourceForget, MaxAccounts: defaultMaxTrackedPeople, st: newSourceState{Accounts: map[string]*nsAccount{}}}
+		Forget: DefaultNewSourceForget, MaxAccounts: defaultMaxTrackedPeople, PeerAccounts: DefaultNewSourcePeerAccounts,
+		PeerNets: DefaultNewSourcePeerNets, st: newSourceState{Accounts: map[string]*nsAccount{}}}
 }
 
 // Name implements Rule.
@@ -771,7 +801,18 @@ func (r *NewSource) Observe(x *Context, ev *Event) {
 				delete(r.st.Accounts, id)
 			}
 		}
+		for d, nets := range r.st.Depts {
+			for p, n := range nets {
+				if t.Sub(n.Last) > r.Forget {
+					delete(nets, p)
+				}
+			}
+			if len(nets) == 0 {
+				delete(r.st.Depts, d)
+			}
+		}
 	}
+	peerKnown := r.peers(x, ev, p, t)
 	a := r.st.Accounts[ev.User]
 	if a == nil {
 		if len(r.st.Accounts) >= r.MaxAccounts {
@@ -796,7 +837,7 @@ func (r *NewSource) Observe(x *Context, ev *Event) {
 	} else {
 		a.Nets = append(a.Nets, nsNet{P: p, Last: t})
 	}
-	if a.N < r.MinSignIns || t.Sub(a.First) < r.Learning {
+	if a.N < r.MinSignIns || t.Sub(a.First) < r.Learning || peerKnown {
 		return
 	}
 	x.Report(Finding{
@@ -804,6 +845,52 @@ func (r *NewSource) Observe(x *Context, ev *Event) {
 		Why: fmt.Sprintf("Account %s signed in from network %s (address %s), which it had not used in its %d sign-ins since %s.",
 			ev.User, p, ev.Source, a.N, a.First.UTC().Format(time.DateOnly)),
 	})
+}
+
+// peers reports whether internal network p is known to the departments
+// of ev's account, from PeerAccounts other accounts, and records the
+// sign-in there.
+func (r *NewSource) peers(x *Context, ev *Event, p netip.Prefix, t time.Time) bool {
+	if r.PeerAccounts <= 0 || !privateAddr(p.Addr()) {
+		return false
+	}
+	depts := [2]string{ev.Department}
+	if x.Dir != nil {
+		if u := x.Dir.User(ev.User); u != nil && u.Department != ev.Department {
+			depts[1] = u.Department
+		}
+	}
+	known := false
+	for _, d := range depts {
+		if d == "" {
+			continue
+		}
+		if r.st.Depts == nil {
+			r.st.Depts = map[string]map[netip.Prefix]*nsPeerNet{}
+		}
+		nets := r.st.Depts[d]
+		if nets == nil {
+			nets = map[netip.Prefix]*nsPeerNet{}
+			r.st.Depts[d] = nets
+		}
+		n := nets[p]
+		if n == nil {
+			if len(nets) >= max(r.PeerNets, 1) {
+				continue
+			}
+			n = &nsPeerNet{}
+			nets[p] = n
+		}
+		n.Last = t
+		others := len(n.Accounts)
+		if slices.Contains(n.Accounts, ev.User) {
+			others--
+		} else if len(n.Accounts) <= r.PeerAccounts {
+			n.Accounts = append(n.Accounts, ev.User)
+		}
+		known = known || others >= r.PeerAccounts
+	}
+	return known
 }
 
 // MarshalState implements Stateful.

@@ -253,6 +253,40 @@ func TestNewSource(t *testing.T) {
 	t.Run("a failed sign-in from a new network does not", func(t *testing.T) {
 		acNone(t, acFeed(t, nil, rule(), append(history(8), acLogin(acT0.Add(9*24*time.Hour), "acc1", "203.0.113.77", false))))
 	})
+	// Peer networks: acc1 is a float nurse (department float) working on
+	// ward-b today, as the event states.
+	peerDir := func() *detect.Directory {
+		dir := detect.NewDirectory()
+		dir.PutUser(&detect.User{ID: "acc1", Roles: []string{"nurse"}, Department: "float"})
+		for _, id := range []string{"wb1", "wb2", "wb3"} {
+			dir.PutUser(&detect.User{ID: id, Roles: []string{"nurse"}, Department: "ward-b"})
+		}
+		return dir
+	}
+	peers := func(source string, n int) []detect.Event {
+		var evs []detect.Event
+		for i, id := range []string{"wb1", "wb2", "wb3"}[:n] {
+			evs = append(evs, acLogin(acT0.Add(8*24*time.Hour+time.Duration(i)*time.Hour), id, source, true))
+		}
+		return evs
+	}
+	onWard := func(source string) detect.Event {
+		ev := acLogin(acT0.Add(9*24*time.Hour), "acc1", source, true)
+		ev.Department = "ward-b"
+		return ev
+	}
+	t.Run("an internal network two of the department use is not new", func(t *testing.T) {
+		evs := append(append(history(8), peers("10.3.4.5", 2)...), onWard("10.3.4.99"))
+		acNone(t, acFeed(t, peerDir(), rule(), evs))
+	})
+	t.Run("an internal network one of the department uses is new", func(t *testing.T) {
+		evs := append(append(history(8), peers("10.3.4.5", 1)...), onWard("10.3.4.99"))
+		acOne(t, acFeed(t, peerDir(), rule(), evs), detect.RuleNewSource)
+	})
+	t.Run("a public network the department uses is new", func(t *testing.T) {
+		evs := append(append(history(8), peers("203.0.113.5", 3)...), onWard("203.0.113.99"))
+		acOne(t, acFeed(t, peerDir(), rule(), evs), detect.RuleNewSource)
+	})
 	t.Run("IPv6 networks are /48", func(t *testing.T) {
 		var evs []detect.Event
 		for d := range 8 {

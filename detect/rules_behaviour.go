@@ -471,14 +471,18 @@ const (
 	DefaultVolumeMinPatients   = 20
 	DefaultVolumeMinEvents     = 200
 	DefaultVolumeBurstPatients = 50
+	DefaultVolumePeakFactor    = 1.25
 )
 
 // VolumeSpike is the rule "volume-spike": a user who, in one day, opens
 // far more distinct patients (or makes far more accesses) than the user's
 // own baseline, or who opens a burst of new patients within one clock
 // hour. The baseline is robust: the median and MAD of the user's active
-// days in the window; no day alert before MinHistory active days. Only
-// successful reads and writes of records count. Key: user|day.
+// days in the window; no alert, day or burst, before MinHistory active
+// days (peer-deviation speaks for new users). A day, or an hour, within
+// PeakFactor of the user's busiest day of the window is no spike for
+// them. Only successful reads and writes of records count.
+// Key: user|day.
 //
 // Create it with NewVolumeSpike and change settings before the first
 // event.
@@ -497,6 +501,10 @@ type VolumeSpike struct {
 	// MinPatients: and above this many distinct patients. Default
 	// DefaultVolumeMinPatients.
 	MinPatients int
+	// PeakFactor: and above PeakFactor × the user's busiest day of the
+	// window (a weekly peak, such as Monday's catch-up after a weekend,
+	// recurs). Default DefaultVolumePeakFactor; 0 turns it off.
+	PeakFactor float64
 	// MinEvents: the accesses of a day alert only above this many (and
 	// the same baseline rule). Default DefaultVolumeMinEvents.
 	MinEvents int
@@ -526,6 +534,7 @@ type volumeUser struct {
 	// baseline of the current day, from hist
 	enough     bool
 	medP, thrP float64
+	maxP       float64 // the largest day of the window
 	medE, thrE float64
 	repP, repE reporter
 	repB       reporter
@@ -537,7 +546,7 @@ func NewVolumeSpike() *VolumeSpike {
 	return &VolumeSpike{
 		Days: DefaultBehaviourDays, MinHistory: DefaultVolumeMinHistory, K: DefaultVolumeK,
 		Factor: DefaultVolumeFactor, MinPatients: DefaultVolumeMinPatients, MinEvents: DefaultVolumeMinEvents,
-		BurstPatients: DefaultVolumeBurstPatients, MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
+		BurstPatients: DefaultVolumeBurstPatients, PeakFactor: DefaultVolumePeakFactor, MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
 		users: map[string]*volumeUser{}, maxDay: math.MinInt32,
 	}
 }
@@ -575,8 +584,7 @@ func (r *VolumeSpike) Observe(x *Context, ev *Event) {
 		u.hour, u.hourNew = ah, 0
 	}
 	u.hourNew += n
-	if n > 0 && r.BurstPatients > 0 && u.hourNew >= int32(r.BurstPatients) &&
-		(!u.enough || float64(u.hourNew) > u.medP) {
+	if n > 0 && r.BurstPatients > 0 && u.hourNew >= int32(r.BurstPatients) && u.enough && float64(u.hourNew) > r.PeakFactor*u.maxP {
 		r.burst(x, ev, u, hour)
 	}
 	if !u.enough {
@@ -612,9 +620,9 @@ func (r *VolumeSpike) burst(x *Context, ev *Event, u *volumeUser, hour int) {
 	if !u.repB.due(float64(u.hourNew), thr, r.MaxReports) {
 		return
 	}
-	usual := "no history yet"
-	if u.enough {
-		usual = fmt.Sprintf("more than their usual whole day of %.0f", u.medP)
+	usual := fmt.Sprintf("more than on any whole day of their last %d, at most %.0f", len(u.hist), u.maxP)
+	if r.PeakFactor > 1 {
+		usual = fmt.Sprintf("more than %.4g × their busiest whole day of the last %d, %.0f", r.PeakFactor, len(u.hist), u.maxP)
 	}
 	x.Report(Finding{
 		Rule: RuleVolumeSpike, Key: dayKey(ev.User, u.cur.Day), Severity: SeverityHigh,
@@ -635,9 +643,15 @@ func (r *VolumeSpike) baseline(u *volumeUser) {
 	for _, d := range u.hist {
 		r.scratch = append(r.scratch, float64(d.Patients))
 	}
+	u.maxP = 0
+	if len(r.scratch) > 0 {
+		u.maxP = slices.Max(r.scratch) // before robustStats reorders it
+	}
 	p := robustStats(r.scratch, 0.5)
 	u.medP = p.med
-	u.thrP = max(p.med+r.K*madScale*p.mad, r.Factor*p.med, float64(r.MinPatients))
+	// A day no busier than the user's busiest of the window is no spike
+	// for them (a weekly peak: Monday's catch-up after a weekend).
+	u.thrP = max(p.med+r.K*madScale*p.mad, r.Factor*p.med, float64(r.MinPatients), r.PeakFactor*u.maxP)
 	r.scratch = r.scratch[:0]
 	for _, d := range u.hist {
 		r.scratch = append(r.scratch, float64(d.Events))
@@ -708,7 +722,8 @@ const (
 	DefaultPeerFactor      = 2.0
 	DefaultPeerQuantile    = 0
 	DefaultPeerMinPatients = 25
-	DefaultPeerMinHistory  = 7
+	DefaultPeerMinHistory  = 5 // one working week
+	DefaultPeerMinDays     = 7
 )
 
 // PeerDeviation is the rule "peer-deviation": a user who, in one day,
@@ -717,7 +732,7 @@ const (
 // + Z·1.4826·MAD of the group's user-days in the window (MAD at least
 // 1), above Factor × their median, above MinPatients, and, if set, above
 // their Quantile. The group needs MinPeers
-// other users with history. A user whose own median day (over
+// other users with history, spanning PeerMinDays days. A user whose own median day (over
 // MinHistory days) is already above the threshold is left to
 // volume-spike: the rule looks for the day a user leaves the pattern of
 // the role, not for the users whose job is busier. Key: user|day.
@@ -744,6 +759,12 @@ type PeerDeviation struct {
 	// MinHistory is the user's own days needed for the busier-job check.
 	// Default DefaultPeerMinHistory.
 	MinHistory int
+	// PeerMinDays is the distinct days, first to last, the group's
+	// history must span before it is trusted. Default
+	// DefaultPeerMinDays: a detector started on an empty history
+	// otherwise compares the first days' busy jobs with a day or two of
+	// their peers.
+	PeerMinDays int
 	// MaxReports bounds the findings of one alert (see
 	// DefaultMaxReports).
 	MaxReports int
@@ -767,16 +788,17 @@ type peerUser struct {
 
 type peerStats struct {
 	thr, med float64
-	peers    int // members with history
+	peers    int   // members with history
+	span     int32 // days from the first to the last of their history
 }
 
 // NewPeerDeviation returns the rule with default settings.
 func NewPeerDeviation() *PeerDeviation {
 	return &PeerDeviation{
 		Days: DefaultBehaviourDays, MinPeers: DefaultPeerMinPeers, Z: DefaultPeerZ, Quantile: DefaultPeerQuantile, Factor: DefaultPeerFactor,
-		MinPatients: DefaultPeerMinPatients, MinHistory: DefaultPeerMinHistory, MaxReports: DefaultMaxReports,
-		MaxUsers: DefaultMaxUsers,
-		users:    map[string]*peerUser{}, groups: groups[peerUser, peerStats]{}, maxDay: math.MinInt32,
+		MinPatients: DefaultPeerMinPatients, MinHistory: DefaultPeerMinHistory, PeerMinDays: DefaultPeerMinDays,
+		MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
+		users: map[string]*peerUser{}, groups: groups[peerUser, peerStats]{}, maxDay: math.MinInt32,
 	}
 }
 
@@ -823,7 +845,7 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 		peers-- // u is not its own peer
 	}
 	n := float64(u.cur.Patients)
-	if peers < r.MinPeers || n <= g.stats.thr || u.ownMed > g.stats.thr {
+	if peers < r.MinPeers || g.stats.span < int32(r.PeerMinDays) || n <= g.stats.thr || u.ownMed > g.stats.thr {
 		return
 	}
 	if !u.rep.due(n, g.stats.thr, r.MaxReports) {
@@ -869,15 +891,18 @@ func (r *PeerDeviation) stats(g *group[peerUser, peerStats], day int32) {
 	r.scratch = r.scratch[:0]
 	peers := 0
 	from := day - int32(r.Days)
+	first, last := day, from
 	for _, m := range g.members {
 		n := len(r.scratch)
 		for _, d := range m.hist {
 			if d.Day > from && d.Day < day {
 				r.scratch = append(r.scratch, float64(d.Patients))
+				first, last = min(first, d.Day), max(last, d.Day)
 			}
 		}
 		if c := m.cur; c.Day > from && c.Day < day && c.Events > 0 {
 			r.scratch = append(r.scratch, float64(c.Patients))
+			first, last = min(first, c.Day), max(last, c.Day)
 		}
 		if len(r.scratch) > n {
 			peers++
@@ -887,6 +912,7 @@ func (r *PeerDeviation) stats(g *group[peerUser, peerStats], day int32) {
 	g.stats = peerStats{
 		med:   st.med,
 		peers: peers,
+		span:  max(last-first+1, 0),
 		thr:   max(st.q, st.med+r.Z*madScale*max(st.mad, 1), r.Factor*st.med, float64(r.MinPatients)),
 	}
 }
@@ -1544,6 +1570,10 @@ const (
 	DefaultBulkExportPatients     = 10
 	DefaultBulkEverythingPatients = 20
 	DefaultBulkPrintPatients      = 20
+	DefaultBulkLearning           = 7 // days
+	DefaultBulkRoutineDays        = 3
+	DefaultBulkRoutineFactor      = 2.0
+	DefaultBulkDays               = 28
 )
 
 // BulkAccess is the rule "bulk-access": one search, $everything or
@@ -1554,7 +1584,15 @@ const (
 // without patient counts one). An export or $everything by a staff
 // account (one the directory knows, or whose events state roles) is of
 // high severity; others are medium. Users in ExemptUsers (e.g. a billing
-// service's account) are not watched. Key: user|day.
+// service's account) are not watched.
+//
+// The daily counts learn from the user's own history: in a user's first
+// Learning days a day below LargeResult patients is not reported, and
+// afterwards a day is routine, and not reported, when the user reached
+// the same threshold on at least RoutineDays days of the last Days and
+// today's count, per day since the last such day, is at most
+// RoutineFactor times the largest of them (a billing clerk's daily batch,
+// Monday's covering the weekend). Key: user|day.
 type BulkAccess struct {
 	// LargeResult is the resources one search, $everything or Bundle
 	// returns that alert. Default DefaultBulkLargeResult.
@@ -1571,6 +1609,22 @@ type BulkAccess struct {
 	// PrintPatients a day by print alert. Default
 	// DefaultBulkPrintPatients.
 	PrintPatients int
+	// Learning is the days, from the first access the rule sees of a
+	// user, in which daily counts below LargeResult are learned, not
+	// reported. Default DefaultBulkLearning; 0 reports
+	// from the first day.
+	Learning int
+	// RoutineDays is the past days reaching a threshold that make a day
+	// like them routine. Default DefaultBulkRoutineDays; 0 turns the
+	// routine check off.
+	RoutineDays int
+	// RoutineFactor is how much more than the largest routine day, per
+	// day since the last one, is still routine. Default
+	// DefaultBulkRoutineFactor.
+	RoutineFactor float64
+	// Days is the window of past days remembered. Default
+	// DefaultBulkDays.
+	Days int
 	// ExemptUsers are user ids not watched. Default none.
 	ExemptUsers []string
 	// MaxReports bounds the findings of one alert (see
@@ -1586,11 +1640,21 @@ type BulkAccess struct {
 }
 
 type bulkUser struct {
-	Day        int32    `json:"d"`
-	Exports    int32    `json:"x,omitempty"`
-	Everything int32    `json:"e,omitempty"`
-	Prints     int32    `json:"p,omitempty"`
-	Rep        reporter `json:"r"`
+	Day        int32     `json:"d"`
+	First      int32     `json:"f"`
+	Exports    int32     `json:"x,omitempty"`
+	Everything int32     `json:"e,omitempty"`
+	Prints     int32     `json:"p,omitempty"`
+	Hist       []bulkDay `json:"h,omitempty"` // past days with a count, oldest first
+	Rep        reporter  `json:"r"`
+}
+
+// bulkDay is a past day's counts.
+type bulkDay struct {
+	Day        int32 `json:"d"`
+	Exports    int32 `json:"x,omitempty"`
+	Everything int32 `json:"e,omitempty"`
+	Prints     int32 `json:"p,omitempty"`
 }
 
 // NewBulkAccess returns the rule with default settings.
@@ -1598,7 +1662,9 @@ func NewBulkAccess() *BulkAccess {
 	return &BulkAccess{
 		LargeResult: DefaultBulkLargeResult, LargePatients: DefaultBulkLargePatients,
 		ExportPatients: DefaultBulkExportPatients, EverythingPatients: DefaultBulkEverythingPatients,
-		PrintPatients: DefaultBulkPrintPatients, MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
+		PrintPatients: DefaultBulkPrintPatients, Learning: DefaultBulkLearning, RoutineDays: DefaultBulkRoutineDays,
+		RoutineFactor: DefaultBulkRoutineFactor, Days: DefaultBulkDays,
+		MaxReports: DefaultMaxReports, MaxUsers: DefaultMaxUsers,
 		users: map[string]*bulkUser{}, maxDay: math.MinInt32,
 	}
 }
@@ -1608,7 +1674,7 @@ func (r *BulkAccess) Name() string { return RuleBulkAccess }
 
 // Observe implements Rule.
 func (r *BulkAccess) Observe(x *Context, ev *Event) {
-	if ev.User == "" || !ev.OK {
+	if ev.User == "" || !ev.OK || !dataAction(ev.Action) {
 		return
 	}
 	var large, export, everything, print bool
@@ -1623,34 +1689,35 @@ func (r *BulkAccess) Observe(x *Context, ev *Event) {
 	case ActionPrint:
 		print = true
 	}
-	if !large && !export && !everything && !print {
-		return
-	}
-	if slices.Contains(r.ExemptUsers, ev.User) {
-		return
-	}
 	day, _ := splitTime(r.Location, ev.Time)
 	if day > r.maxDay {
 		r.maxDay = advance(r.maxDay, day)
 		for id, u := range r.users {
-			if u.Day < r.maxDay {
+			if u.Day <= r.maxDay-int32(r.days()) {
 				delete(r.users, id)
 			}
 		}
 	}
+	// Every access counts for the learning period's start.
 	u := r.users[ev.User]
 	if u == nil {
 		if len(r.users) >= r.MaxUsers {
 			return
 		}
-		u = &bulkUser{Day: day}
+		u = &bulkUser{Day: day, First: day}
 		r.users[ev.User] = u
 	}
 	switch {
 	case day < u.Day:
 		return
 	case day > u.Day:
-		*u = bulkUser{Day: day}
+		u.roll(day, r.days())
+	}
+	if !large && !export && !everything && !print {
+		return
+	}
+	if slices.Contains(r.ExemptUsers, ev.User) {
+		return
 	}
 	n := int32(max(1, len(ev.Patients)))
 	staff := len(ev.Roles) > 0
@@ -1688,23 +1755,80 @@ func (r *BulkAccess) Observe(x *Context, ev *Event) {
 	switch {
 	case export:
 		u.Exports += n
-		if u.Exports >= int32(r.ExportPatients) {
+		if r.unusual(u, u.Exports, r.ExportPatients, func(d bulkDay) int32 { return d.Exports }) {
 			report(sevOf(), ratioScore(float64(u.Exports), float64(r.ExportPatients)),
 				fmt.Sprintf("User %s (%s) exported records of %d patients on %s (threshold %d).", ev.User, what, u.Exports, dayString(day), r.ExportPatients))
 		}
 	case everything:
 		u.Everything += n
-		if u.Everything >= int32(r.EverythingPatients) {
+		if r.unusual(u, u.Everything, r.EverythingPatients, func(d bulkDay) int32 { return d.Everything }) {
 			report(sevOf(), ratioScore(float64(u.Everything), float64(r.EverythingPatients)),
 				fmt.Sprintf("User %s (%s) read the whole record ($everything) of %d patients on %s (threshold %d).", ev.User, what, u.Everything, dayString(day), r.EverythingPatients))
 		}
 	case print:
 		u.Prints += n
-		if u.Prints >= int32(r.PrintPatients) {
+		if r.unusual(u, u.Prints, r.PrintPatients, func(d bulkDay) int32 { return d.Prints }) {
 			report(SeverityMedium, ratioScore(float64(u.Prints), float64(r.PrintPatients)),
 				fmt.Sprintf("User %s printed records of %d patients on %s (threshold %d).", ev.User, u.Prints, dayString(day), r.PrintPatients))
 		}
 	}
+}
+
+func (r *BulkAccess) days() int {
+	if r.Days <= 0 {
+		return DefaultBulkDays
+	}
+	return r.Days
+}
+
+// unusual reports whether today's count n of a kind (of per day in the
+// history) alerts: at its threshold thr, past the learning period or ten
+// times thr, and not routine for u.
+func (r *BulkAccess) unusual(u *bulkUser, n int32, thr int, of func(bulkDay) int32) bool {
+	if n < int32(thr) {
+		return false
+	}
+	if u.Day-u.First < int32(r.Learning) {
+		// Still learning this user: only a day as large as one large
+		// result alerts.
+		return n >= int32(r.LargeResult)
+	}
+	if r.RoutineDays <= 0 {
+		return true
+	}
+	// A batch covers the days since the previous one (at most a week):
+	// compare counts per day since the previous day reaching thr.
+	perDay := func(c, day, last int32) float64 {
+		if last == math.MinInt32 {
+			return float64(c)
+		}
+		return float64(c) / float64(min(max(day-last, 1), 7))
+	}
+	days, largest, last := 0, 0.0, int32(math.MinInt32)
+	for _, d := range u.Hist {
+		if c := of(d); c >= int32(thr) {
+			days++
+			largest, last = max(largest, perDay(c, d.Day, last)), d.Day
+		}
+	}
+	if days < r.RoutineDays {
+		return true
+	}
+	return perDay(n, u.Day, last) > r.RoutineFactor*largest
+}
+
+// roll closes u's day and starts day, keeping the past days with a count
+// within the window of days.
+func (u *bulkUser) roll(day int32, days int) {
+	if u.Exports > 0 || u.Everything > 0 || u.Prints > 0 {
+		u.Hist = append(u.Hist, bulkDay{Day: u.Day, Exports: u.Exports, Everything: u.Everything, Prints: u.Prints})
+	}
+	i := 0
+	for i < len(u.Hist) && u.Hist[i].Day <= day-int32(days) {
+		i++
+	}
+	u.Hist = append(u.Hist[:0], u.Hist[i:]...)
+	*u = bulkUser{Day: day, First: u.First, Hist: u.Hist}
 }
 
 type bulkState struct {

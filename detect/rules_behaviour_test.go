@@ -156,25 +156,45 @@ func TestVolumeSpikeEvents(t *testing.T) {
 
 func TestVolumeSpikeBurst(t *testing.T) {
 	b := newBhvBench(t, detect.NewVolumeSpike())
-	for i := range 55 { // 55 new patients within one hour, no history
-		b.do("u-burst", phivault.ActionRead, bhvAt(0, 14, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
+	// A week of history: 10 patients a day; u-batch opens 60 in one hour
+	// every day (a batch job).
+	for d := range 7 {
+		for _, u := range []string{"u-burst", "u-calm", "u-spread"} {
+			b.day(u, d, 10, "h")
+		}
+		for i := range 60 {
+			b.do("u-batch", phivault.ActionRead, bhvAt(d, 17, 0).Add(time.Duration(i)*time.Second), fmt.Sprint("b", d, "-", i))
+		}
+	}
+	b.eng.Drain()
+	for i := range 55 { // 55 new patients within one hour
+		b.do("u-burst", phivault.ActionRead, bhvAt(7, 14, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
 	}
 	for i := range 45 { // 45: a near miss
-		b.do("u-calm", phivault.ActionRead, bhvAt(0, 14, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
+		b.do("u-calm", phivault.ActionRead, bhvAt(7, 14, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
 	}
 	for i := range 55 { // 55, but over two clock hours
-		b.do("u-spread", phivault.ActionRead, bhvAt(0, 14, 30).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
+		b.do("u-spread", phivault.ActionRead, bhvAt(7, 14, 30).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
+	}
+	for i := range 55 { // 55, fewer than the user's busiest day
+		b.do("u-batch", phivault.ActionRead, bhvAt(7, 17, 0).Add(time.Duration(i)*time.Second), fmt.Sprint("p", i))
+	}
+	for i := range 55 { // 55 without a week of history: still learning
+		b.do("u-new", phivault.ActionRead, bhvAt(7, 14, 0).Add(time.Duration(i)*time.Minute), fmt.Sprint("p", i))
 	}
 	all := b.eng.Drain()
 	by := map[string]int{}
 	for _, a := range all {
+		if !strings.Contains(a.Why, "within the hour") {
+			continue // the day's count (u-calm's 45 is a day spike)
+		}
 		by[a.User]++
 		if a.User == "u-burst" && a.Severity != detect.SeverityHigh {
 			t.Errorf("burst severity %s", a.Severity)
 		}
 	}
-	if by["u-burst"] != 1 || by["u-calm"] != 0 || by["u-spread"] != 0 {
-		t.Fatalf("alerts by user = %v, want only u-burst", by)
+	if by["u-burst"] != 1 || len(by) != 1 {
+		t.Fatalf("bursts by user = %v, want only u-burst", by)
 	}
 }
 
@@ -370,7 +390,9 @@ func TestNameSearchBrowsing(t *testing.T) {
 }
 
 func TestBulkAccess(t *testing.T) {
-	b := newBhvBench(t, detect.NewBulkAccess())
+	r := detect.NewBulkAccess()
+	r.Learning = 0 // thresholds from the first day
+	b := newBhvBench(t, r)
 	b.staff("clerk", 2, "clerk", "billing")
 	many := func(prefix string, n int) []string {
 		var out []string
@@ -416,6 +438,43 @@ func TestBulkAccess(t *testing.T) {
 		b.observe(detect.Event{User: "ehr:batch", System: "ehr", Action: phivault.ActionExport, Patients: []string{fmt.Sprint("x", i)}, Time: bhvAt(1, 11, i)})
 	}
 	bhvNone(t, b.alerts("bulk-access", "ehr:batch"), "9 exports the next day")
+}
+
+// TestBulkAccess_LearningAndRoutine checks a user's first days are
+// learned, and a daily export batch like the user's own past ones is
+// routine, while a first export after the learning period, or a batch
+// far larger than usual, alerts.
+func TestBulkAccess_LearningAndRoutine(t *testing.T) {
+	b := newBhvBench(t, detect.NewBulkAccess())
+	export := func(user string, d, n int) {
+		for i := range n {
+			b.do(user, phivault.ActionExport, bhvAt(d, 17, 30).Add(time.Duration(i)*time.Second), fmt.Sprintf("%s-%d-%d", user, d, i))
+		}
+	}
+	// Day 0: a new user's export of 30, or 999, is learned; 1,000 (as
+	// many as one large result) alerts even so.
+	export("batch", 0, 30)
+	export("newbig", 0, 999)
+	bhvNone(t, b.alerts(detect.RuleBulkAccess, "batch"), "30 exports on a user's first day")
+	b.do("reader", phivault.ActionRead, bhvAt(0, 9, 0), "r0")
+	bhvNone(t, b.alerts(detect.RuleBulkAccess, "newbig"), "999 exports on a user's first day")
+	export("newbig", 1, 1000)
+	bhvOne(t, b.alerts(detect.RuleBulkAccess, "newbig"), "1,000 exports on a user's second day")
+	// A daily batch of about 30 through the learning period, then on:
+	// routine. Weekends off; Monday's batch covers three days.
+	for d := 1; d <= 11; d++ {
+		if d%7 == 5 || d%7 == 6 {
+			continue
+		}
+		export("batch", d, 30+d%3)
+	}
+	export("batch", 14, 150) // Monday after a weekend: 50 a day
+	bhvNone(t, b.alerts(detect.RuleBulkAccess, "batch"), "a daily batch like the user's past ones")
+	export("batch", 15, 120) // more than twice the largest day's 50
+	bhvOne(t, b.alerts(detect.RuleBulkAccess, "batch"), "a batch twice the usual")
+	// Past the learning period, a user who never exported: alerts.
+	export("reader", 8, 30)
+	bhvOne(t, b.alerts(detect.RuleBulkAccess, "reader"), "first export after the learning period")
 }
 
 // bhvWorkload returns a deterministic month of a small hospital's events
@@ -569,11 +628,14 @@ func TestBehaviourStateBounded(t *testing.T) {
 
 func TestBehaviourMaxUsers(t *testing.T) {
 	r := detect.NewVolumeSpike()
-	r.MaxUsers, r.BurstPatients = 2, 3
+	r.MaxUsers, r.BurstPatients, r.MinHistory = 2, 3, 1
 	b := newBhvBench(t, r)
 	for _, u := range []string{"a", "b", "c"} {
+		b.do(u, phivault.ActionRead, bhvAt(0, 9, 0), "p0") // a day of history
+	}
+	for _, u := range []string{"a", "b", "c"} {
 		for i := range 3 {
-			b.do(u, phivault.ActionRead, bhvAt(0, 9, i), fmt.Sprint("p", i))
+			b.do(u, phivault.ActionRead, bhvAt(1, 9, i), fmt.Sprint("p", i))
 		}
 	}
 	var users []string
@@ -725,4 +787,53 @@ func BenchmarkBehaviourRules(b *testing.B) {
 	for _, r := range bhvRules() {
 		b.Run(r.Name(), func(b *testing.B) { run(b, []detect.Rule{r}) })
 	}
+}
+
+// TestVolumeSpikePeak checks a day no busier than a quarter above the
+// user's busiest day of the window (a weekly catch-up) does not alert,
+// and a day past that does.
+func TestVolumeSpikePeak(t *testing.T) {
+	b := newBhvBench(t, detect.NewVolumeSpike())
+	// Two weeks: 20 patients a day, 60 on each Monday (days 0 and 7).
+	for d := range 14 {
+		n := 20
+		if d%7 == 0 {
+			n = 60
+		}
+		for _, u := range []string{"u-peak", "u-more"} {
+			b.day(u, d, n, fmt.Sprint("d", d, "-"))
+		}
+	}
+	b.eng.Drain()
+	b.day("u-peak", 14, 70, "m") // Monday: 70, within 1.25 × 60
+	b.day("u-more", 14, 80, "m") // 80: above 75
+	got := b.eng.Drain()
+	if len(got) != 1 || got[0].User != "u-more" {
+		t.Fatalf("%d alerts, want one of u-more (u-peak's 70 is a Monday like the past ones)", len(got))
+	}
+}
+
+// TestPeerDeviationPeerMinDays checks the peers' history must span
+// PeerMinDays days before a day is compared with it: a detector started
+// on an empty history does not flag the busy jobs of its first days.
+func TestPeerDeviationPeerMinDays(t *testing.T) {
+	b := newBhvBench(t, detect.NewPeerDeviation())
+	clerks := b.staff("clerk", 8, "billing", "billing")
+	for d := range 8 {
+		for i, u := range clerks[1:] {
+			b.day(u, d, 4+(i+d)%3, "p")
+		}
+		b.day(clerks[0], d, 80, "b") // busy from the start: a batch
+	}
+	var days []string
+	for _, a := range b.eng.Drain() {
+		days = append(days, a.Key)
+	}
+	// Days 0–6: peers span fewer than 7 days; day 7 spans 7, but the
+	// clerk's own median of 7 days is already above the threshold.
+	if len(days) != 0 {
+		t.Fatalf("alerts %v, want none", days)
+	}
+	b.day(clerks[1], 8, 80, "q") // a peer leaving the pattern: alerts
+	bhvOne(t, b.alerts(detect.RulePeerDeviation, clerks[1]), "a clerk at 80 among clerks at 5 after a week")
 }

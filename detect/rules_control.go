@@ -716,8 +716,10 @@ type massUser struct {
 }
 
 // maxMassPatients bounds the patients a mass-change alert names; the
-// evidence entries name them all.
-const maxMassPatients = 100
+// evidence entries name them all. A privacy officer restores, or
+// notifies, every record a mass change touched, so the alert names
+// them, up to this many.
+const maxMassPatients = 1000
 
 // NewMassChange returns the rule with default settings.
 func NewMassChange() *MassChange {
@@ -770,7 +772,15 @@ func (r *MassChange) Observe(x *Context, ev *Event) {
 		u.Episode, u.Shown = t, 0
 	}
 	var patients []string
-	if u.Shown < maxMassPatients {
+	if u.Shown == 0 {
+		// The episode's first finding names the patients written to
+		// within the window, which made the pattern, not only this
+		// event's.
+		for _, p := range u.Patients {
+			patients = append(patients, p.ID)
+		}
+		u.Shown = len(patients)
+	} else if u.Shown < maxMassPatients {
 		patients = ev.Patients
 		u.Shown += len(patients)
 	}

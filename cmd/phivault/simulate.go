@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/phivault/phivault/detect"
 	"github.com/phivault/phivault/detect/simulate"
 )
 
@@ -41,7 +43,7 @@ func (c *simulateCommand) Run(ctx context.Context, args []string) error {
 	staff := fs.Int("staff", simulate.DefaultStaff, "staff accounts (at least 60)")
 	patients := fs.Int("patients", simulate.DefaultPatients, "patients (at least 300)")
 	scenarios := fs.String("scenarios", "all", `comma-separated scenarios to inject, "all" or "none"`)
-	threshold := fs.Int("threshold", 0, "alert score below which an alert does not count as raised")
+	threshold := fs.Int("threshold", detect.DefaultPageScore, "alert score below which an alert does not count as raised (default: the score from which serve pages)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fps := fs.Int("fp", 0, "also list up to this many false alarms per detector, for tuning")
 	fs.Usage = func() {
@@ -78,7 +80,7 @@ func (c *simulateCommand) Run(ctx context.Context, args []string) error {
 	}
 	// The engine is serve's (simulate.Options: every rule, the learned
 	// scoring, the simulated hospital's change windows).
-	rep, err := simulate.Evaluate(ctx, w, simulate.Options{Threshold: *threshold, FalsePositives: max(*fps, 0)})
+	rep, err := simulate.Evaluate(ctx, w, simulate.Options{Threshold: cmp.Or(*threshold, -1), FalsePositives: max(*fps, 0)})
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}

@@ -46,7 +46,9 @@ type Options struct {
 	// Default… value; a negative value means zero.
 	IngestDelay, Coalesce, ProcessingDelay time.Duration
 	// Threshold is the alert score below which an alert does not count
-	// as raised. Default 0: every alert counts.
+	// as raised. Zero means detect.DefaultPageScore, the score from
+	// which serve pages (detect.Dispatcher), so what is measured is what
+	// reaches a person; a negative value counts every alert.
 	Threshold int
 	// Aliases maps the simulator's rule names (Rule…) to the engine's,
 	// where they differ.
@@ -54,6 +56,17 @@ type Options struct {
 	// FalsePositives is how many false alarms to keep as examples per
 	// detector (Report.FalsePositives), for tuning. Default 0.
 	FalsePositives int
+}
+
+// threshold is the effective Threshold.
+func (o Options) threshold() int {
+	switch {
+	case o.Threshold == 0:
+		return detect.DefaultPageScore
+	case o.Threshold < 0:
+		return 0
+	}
+	return o.Threshold
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -342,7 +355,7 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 	}
 	var raisedPairs []alertPairs
 	for _, a := range alerts {
-		if a.Score < opts.Threshold {
+		if a.Score < opts.threshold() {
 			continue
 		}
 		raised++
@@ -625,7 +638,7 @@ func falsePositives(w *Workload, alerts []*detect.Alert, opts Options, isTP func
 	var out []FalsePositive
 	per := map[string]int{}
 	for _, a := range sorted {
-		if a.Score < opts.Threshold || per[a.Rule] >= opts.FalsePositives {
+		if a.Score < opts.threshold() || per[a.Rule] >= opts.FalsePositives {
 			continue
 		}
 		pairs := pairsOf(a, events)

@@ -448,3 +448,23 @@ func TestScore(t *testing.T) {
 		t.Errorf("%d alerts, AUC %v; want 3, above chance", rep.Alerts, rep.AUC)
 	}
 }
+
+// TestEvaluate_targets checks the targets on the default
+// hospital for three seeds, with the engine serve runs and its paging
+// threshold: every honeytoken touch caught, ROC AUC ≥ 0.95, precision
+// ≥ 0.8, and overall recall no lower than the tuning left it (0.93).
+func TestEvaluate_targets(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		start := time.Now()
+		w := mustGenerate(t, simulate.Config{Seed: seed})
+		rep, err := simulate.Evaluate(context.Background(), w, simulate.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.HoneytokenRecall != 1 || rep.AUC < 0.95 || rep.Precision < 0.8 || rep.Recall < 0.93 {
+			t.Errorf("seed %d: honeytoken recall %.2f, AUC %.3f, precision %.3f, recall %.3f; want 1, ≥ 0.95, ≥ 0.8, ≥ 0.93",
+				seed, rep.HoneytokenRecall, rep.AUC, rep.Precision, rep.Recall)
+		}
+		t.Logf("seed %d: precision %.3f, recall %.3f, AUC %.3f in %s", seed, rep.Precision, rep.Recall, rep.AUC, time.Since(start).Round(time.Millisecond))
+	}
+}
