@@ -30,6 +30,8 @@ type User struct {
 	Patient string `json:"patient,omitempty"`
 	Status  string `json:"status,omitempty"` // phivault.Account… status; "" is active
 	Person  Person `json:"person"`
+
+	practKey string // "Practitioner/<Practitioner>", set by PutUser
 }
 
 // Active reports whether the user may sign in.
@@ -124,15 +126,17 @@ func (d *Directory) Users(fn func(*User)) {
 	}
 }
 
-// PutUser adds or replaces u.
+// PutUser adds or replaces u. The directory keeps its own copy.
 func (d *Directory) PutUser(u *User) {
 	if old := d.users[u.ID]; old != nil && old.Practitioner != "" && d.practUsers[old.Practitioner] == u.ID {
 		delete(d.practUsers, old.Practitioner)
 	}
-	d.users[u.ID] = u
-	if u.Practitioner != "" {
-		d.practUsers[u.Practitioner] = u.ID
+	cp := *u
+	if cp.Practitioner != "" {
+		d.practUsers[cp.Practitioner] = cp.ID
+		cp.practKey = "Practitioner/" + cp.Practitioner // made once, not per lookup
 	}
+	d.users[cp.ID] = &cp
 }
 
 // UserOfPractitioner returns the user linked to Practitioner id, or "".
@@ -200,8 +204,8 @@ func (d *Directory) Related(user, patient string, at time.Time, slack time.Durat
 	if r := related(d.rels[user][patient], at, slack); r != nil {
 		return r
 	}
-	if u := d.users[user]; u != nil && u.Practitioner != "" {
-		return related(d.rels["Practitioner/"+u.Practitioner][patient], at, slack)
+	if u := d.users[user]; u != nil && u.practKey != "" {
+		return related(d.rels[u.practKey][patient], at, slack)
 	}
 	return nil
 }
