@@ -555,3 +555,32 @@ func TestAlertsAPI_TriageTunesSuppression(t *testing.T) {
 		t.Error("a suppressor built from Store.Triages does not suppress")
 	}
 }
+
+// TestUserRisk reads users' risk scores: auditors only, each read an
+// audit entry before the answer, an unseen user the neutral prior.
+func TestUserRisk(t *testing.T) {
+	log := &alertsLog{}
+	h := detect.NewHandler(detect.HandlerOptions{Store: detect.NewMemStore(), Auth: alertsPrincipals, Log: log, Risk: detect.NewRiskScorer()})
+	get := func(token string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/security/users/u7/risk", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+	rec := get("officer")
+	var got struct {
+		User    string
+		Score   int
+		Factors []string
+	}
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.User != "u7" || got.Score < 1 || got.Score > 99 || len(got.Factors) == 0 {
+		t.Fatalf("officer GET risk = %d %s", rec.Code, rec.Body)
+	}
+	if e := log.last(t); e.TargetType != detect.TargetUserRisk || e.TargetID != "u7" || e.Actor != "po-1" || e.Outcome != "ok" {
+		t.Fatalf("audit entry = %+v", e)
+	}
+	if rec := get("nurse"); rec.Code != 403 || strings.Contains(rec.Body.String(), "score") {
+		t.Fatalf("nurse GET risk = %d %s", rec.Code, rec.Body)
+	}
+}

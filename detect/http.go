@@ -46,7 +46,10 @@ type HandlerOptions struct {
 	OnTriage func(t *Triage)
 	// Decoys makes honeytokens; nil: POST /security/honeytokens is refused.
 	Decoys Decoys
-	Now    func() time.Time
+	// Risk gives every user a risk score (GET /security/users/{id}/risk);
+	// nil: that route answers 404.
+	Risk UserScorer
+	Now  func() time.Time
 }
 
 // Target types of the audit entries the security API makes.
@@ -69,6 +72,7 @@ const (
 //	POST /security/alerts/{id}/triage
 //	POST /security/honeytokens        make decoy patients (honeytoken_http.go)
 //	GET  /security/honeytokens
+//	GET  /security/users/{id}/risk    a user's risk score and its factors (risk_http.go)
 func NewHandler(opts HandlerOptions) http.Handler {
 	if opts.Log == nil {
 		panic("detect: NewHandler needs a Log to record reads of alerts")
@@ -82,6 +86,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	h.ingestRoutes(mux)
 	h.alertRoutes(mux)
 	h.honeytokenRoutes(mux)
+	h.riskRoutes(mux)
 	return mux
 }
 

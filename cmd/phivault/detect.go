@@ -250,6 +250,7 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 		Notes:    envelope.NewNoteSealer(a.db, a.seal.sealer, "triage"),
 		OnTriage: sup.Observe,
 		Decoys:   &decoyMaker{records: a.records},
+		Risk:     engine.Scorer.(detect.UserScorer),
 	})
 	a.routes["/security/"] = withClient(d.handler)
 	a.detect = d
