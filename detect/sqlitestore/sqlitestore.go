@@ -63,7 +63,8 @@ type Store struct {
 	wdb  *sql.DB // one connection: every write
 	rdb  *sql.DB // query-only connections
 
-	insIngest *sql.Stmt
+	insIngest      *sql.Stmt // one record
+	insIngestChunk *sql.Stmt // ingestChunk records
 	// ingested is the last ingest sequence committed, so IngestSize (asked
 	// at every pipeline step) costs no query: one process owns the file.
 	ingested atomic.Int64
@@ -71,6 +72,10 @@ type Store struct {
 	// right behind Ingest takes them without decoding them again.
 	recent *tail.Tail[detect.Record]
 }
+
+// ingestChunk is how many records one INSERT of Ingest stores (SQLite
+// allows 32,766 parameters a statement).
+const ingestChunk = 128
 
 // RecentRecords is how many of the latest ingested records a Store keeps
 // in memory for ReadIngest.
@@ -111,6 +116,10 @@ func Open(ctx context.Context, path string) (s *Store, err error) {
 	s.rdb.SetConnMaxLifetime(0)
 	s.rdb.SetConnMaxIdleTime(0)
 	if s.insIngest, err = s.wdb.PrepareContext(ctx, `INSERT INTO ingest (seq, data) VALUES (?, ?)`); err != nil {
+		return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
+	}
+	chunk := `INSERT INTO ingest (seq, data) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, ingestChunk-1)
+	if s.insIngestChunk, err = s.wdb.PrepareContext(ctx, chunk); err != nil {
 		return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
 	}
 	if err := s.loadIngestSize(ctx); err != nil {
@@ -472,17 +481,33 @@ func (s *Store) Ingest(ctx context.Context, recs []detect.Record) (int64, error)
 		if len(recs) == 0 {
 			return nil
 		}
-		ins := tx.StmtContext(ctx, s.insIngest)
-		for _, r := range recs {
-			last++
-			r.Seq = last
-			data, err := json.Marshal(&r)
-			if err != nil {
+		// Full chunks go in one multi-row INSERT each: a statement's
+		// execution costs as much as several rows' data.
+		ins, chunk := tx.StmtContext(ctx, s.insIngest), tx.StmtContext(ctx, s.insIngestChunk)
+		args := make([]any, 0, 2*ingestChunk)
+		for len(recs) > 0 {
+			n := 1
+			if len(recs) >= ingestChunk {
+				n = ingestChunk
+			}
+			args = args[:0]
+			for _, r := range recs[:n] {
+				last++
+				r.Seq = last
+				data, err := json.Marshal(&r)
+				if err != nil {
+					return err
+				}
+				args = append(args, last, data)
+			}
+			stmt := ins
+			if n == ingestChunk {
+				stmt = chunk
+			}
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
 				return err
 			}
-			if _, err := ins.ExecContext(ctx, last, data); err != nil {
-				return err
-			}
+			recs = recs[n:]
 		}
 		return nil
 	})
@@ -592,6 +617,9 @@ func (s *Store) Triages(ctx context.Context, alert string) ([]*detect.Triage, er
 // Close implements detect.Store.
 func (s *Store) Close() error {
 	var errs []error
+	if s.insIngestChunk != nil {
+		errs = append(errs, s.insIngestChunk.Close())
+	}
 	if s.insIngest != nil {
 		errs = append(errs, s.insIngest.Close())
 	}
