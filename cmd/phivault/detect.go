@@ -206,24 +206,27 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	if err != nil {
 		return err
 	}
-	settings, err := a.cfg.Detect.settings()
-	if err != nil {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	fail := func(err error) error {
+		cancel()
 		store.Close()
 		return err
+	}
+	settings, err := a.cfg.Detect.settings()
+	if err != nil {
+		return fail(err)
 	}
 	notifiers, err := a.cfg.Detect.notifiers()
 	if err != nil {
-		store.Close()
-		return err
+		return fail(err)
 	}
 	tokens := vaultTokens{store: a.db, sealer: a.seal.sealer}
-	engine := detect.NewEngineFor(settings, detect.NewDirectory(), storedAlert(store))
+	engine := detect.NewEngineFor(settings, detect.NewDirectory(), storedAlert(runCtx, store))
 	// Triage feedback silences a user's rule after repeated false
 	// positives (it still counts; it does not page).
 	triages, err := store.Triages(ctx, "")
 	if err != nil {
-		store.Close()
-		return err
+		return fail(err)
 	}
 	sup := detect.NewTriageSuppressor(triages)
 	engine.Suppressor = sup
@@ -234,14 +237,12 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	a.audit.log.OnPublish(p.Wake) // an access becomes an alert without waiting for a poll
 	metrics, err := detect.NewMetrics(a.metrics, func() int64 { return p.Status().Lag })
 	if err != nil {
-		store.Close()
-		return err
+		return fail(err)
 	}
 	disp := detect.NewDispatcher()
 	disp.Store, disp.Metrics, disp.Logger, disp.Notifiers = store, metrics, a.logger, notifiers
 	if err := disp.Open(ctx); err != nil {
-		store.Close()
-		return err
+		return fail(err)
 	}
 	p.OnCommit = disp.OnCommit
 	d := &detector{store: store, engine: engine, pipeline: p, dispatch: disp}
@@ -254,7 +255,6 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	})
 	a.routes["/security/"] = withClient(d.handler)
 	a.detect = d
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
 	start := func() {
 		d.wg.Go(func() {
@@ -305,19 +305,24 @@ func (d *detector) close() error {
 
 // storedAlert returns the Engine's lookup of committed alerts in store.
 // A read that fails for another reason than "no such alert" is retried
-// until it succeeds or the server stops: answering "none" would replace
-// the stored alert with a fresh one and lose its count.
-func storedAlert(store detect.Store) func(id string) *detect.Alert {
+// until it succeeds or ctx (the pipeline's) ends: answering "none" would
+// replace the stored alert with a fresh one and lose its count. Once ctx
+// has ended nothing more is committed, so "none" is then harmless.
+func storedAlert(ctx context.Context, store detect.Store) func(id string) *detect.Alert {
 	return func(id string) *detect.Alert {
 		for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-			al, err := store.Alert(context.Background(), id)
+			al, err := store.Alert(ctx, id)
 			if err == nil {
 				return al
 			}
 			if errors.Is(err, phivault.ErrNotFound) {
 				return nil
 			}
-			time.Sleep(wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
 		}
 	}
 }
