@@ -53,12 +53,6 @@ const (
 // list cut short reads the whole entry by its index (externalId) from the
 // NDJSON export.
 func CEF(index int64, origin, version string, e *phivault.AuditEntry) string {
-	var b strings.Builder
-	b.WriteString("CEF:0|phivault|phivault|")
-	b.WriteString(cef.Header(version))
-	b.WriteByte('|')
-	b.WriteString(cef.Header(e.Action))
-	b.WriteByte('|')
 	name := e.Action
 	if e.TargetType != "" {
 		name += " " + e.TargetType
@@ -66,30 +60,8 @@ func CEF(index int64, origin, version string, e *phivault.AuditEntry) string {
 	if e.Outcome != "ok" {
 		name += ": " + e.Outcome
 	}
-	b.WriteString(cef.Header(name))
-	b.WriteByte('|')
-	b.WriteString(strconv.Itoa(cefSeverity(e)))
-	b.WriteByte('|')
-
-	first := true
-	ext := func(key, value string) {
-		if value == "" {
-			return
-		}
-		if !first {
-			b.WriteByte(' ')
-		}
-		first = false
-		b.WriteString(key)
-		b.WriteByte('=')
-		b.WriteString(cef.Value(value))
-	}
-	labelled := func(key, label, value string) {
-		if value != "" {
-			ext(key+"Label", label)
-			ext(key, value)
-		}
-	}
+	l := cef.NewLine("phivault", "phivault", version, e.Action, name, cefSeverity(e))
+	ext, labelled := l.Ext, l.Labelled
 	ext("rt", strconv.FormatInt(e.Time.UnixMilli(), 10))
 	ext("externalId", strconv.FormatInt(index, 10))
 	ext("deviceExternalId", origin)
@@ -125,7 +97,7 @@ func CEF(index int64, origin, version string, e *phivault.AuditEntry) string {
 		labelled("flexString1", "target", target)
 	}
 	labelled("flexString2", "searchParams", strings.Join(e.SearchParams, " "))
-	return b.String()
+	return l.String()
 }
 
 func cefSeverity(e *phivault.AuditEntry) int {

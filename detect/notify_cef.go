@@ -37,35 +37,8 @@ var cefSeverity = map[Severity]int{SeverityLow: 3, SeverityMedium: 5, SeverityHi
 //
 // Like the alert, the line holds ids only, never PHI.
 func CEF(a *Alert, version string) string {
-	var b strings.Builder
-	b.WriteString("CEF:0|phivault|phivault-detect|")
-	b.WriteString(cef.Header(version))
-	b.WriteByte('|')
-	b.WriteString(cef.Header(a.Rule))
-	b.WriteByte('|')
-	b.WriteString(cef.Header("Alert: " + a.Rule))
-	b.WriteByte('|')
-	b.WriteString(strconv.Itoa(cefSeverity[a.Severity]))
-	b.WriteByte('|')
-	first := true
-	ext := func(key, value string) {
-		if value == "" {
-			return
-		}
-		if !first {
-			b.WriteByte(' ')
-		}
-		first = false
-		b.WriteString(key)
-		b.WriteByte('=')
-		b.WriteString(cef.Value(value))
-	}
-	labelled := func(key, label, value string) {
-		if value != "" {
-			ext(key+"Label", label)
-			ext(key, value)
-		}
-	}
+	l := cef.NewLine("phivault", "phivault-detect", version, a.Rule, "Alert: "+a.Rule, cefSeverity[a.Severity])
+	ext, labelled := l.Ext, l.Labelled
 	ms := func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -94,7 +67,7 @@ func CEF(a *Alert, version string) string {
 	}
 	labelled("cs4", "state", strings.TrimSpace(state))
 	labelled("cs5", "factors", strings.Join(a.Factors, "; "))
-	return b.String()
+	return l.String()
 }
 
 // CEFSender sends CEF lines to a collector, one message each, in one

@@ -4,7 +4,10 @@
 // read the format one way.
 package cef
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // MaxList bounds the characters of a list-valued extension (cs5, cs6…):
 // ArcSight's deviceCustomString fields hold 4,000.
@@ -67,3 +70,53 @@ func List(values []string) string {
 	}
 	return b.String()
 }
+
+// Line builds one CEF line: the header, then extensions in the order
+// added. Create it with NewLine.
+type Line struct {
+	b   strings.Builder
+	ext bool
+}
+
+// NewLine starts a line with the header fields, escaped:
+//
+//	CEF:0|vendor|product|version|signature|name|severity|
+func NewLine(vendor, product, version, signature, name string, severity int) *Line {
+	l := &Line{}
+	l.b.WriteString("CEF:0")
+	for _, f := range []string{vendor, product, version, signature, name} {
+		l.b.WriteByte('|')
+		l.b.WriteString(Header(f))
+	}
+	l.b.WriteByte('|')
+	l.b.WriteString(strconv.Itoa(severity))
+	l.b.WriteByte('|')
+	return l
+}
+
+// Ext adds the extension key=value, value escaped; an empty value is
+// left out.
+func (l *Line) Ext(key, value string) {
+	if value == "" {
+		return
+	}
+	if l.ext {
+		l.b.WriteByte(' ')
+	}
+	l.ext = true
+	l.b.WriteString(key)
+	l.b.WriteByte('=')
+	l.b.WriteString(Value(value))
+}
+
+// Labelled adds a custom extension with its label (key+"Label"=label
+// key=value), unless value is empty.
+func (l *Line) Labelled(key, label, value string) {
+	if value != "" {
+		l.Ext(key+"Label", label)
+		l.Ext(key, value)
+	}
+}
+
+// String returns the line.
+func (l *Line) String() string { return l.b.String() }

@@ -48,3 +48,15 @@ func TestList(t *testing.T) {
 		t.Errorf("List of 1000 ids has %d characters, want at most %d, cut at a space", len(got), cef.MaxList)
 	}
 }
+
+func TestLine(t *testing.T) {
+	l := cef.NewLine("phivault", "phivault", "1.0", "read", "read a|b", 3)
+	l.Ext("rt", "1700000000000")
+	l.Ext("suid", "")
+	l.Labelled("cs1", "requestId", "")
+	l.Labelled("cs2", "clientId", "app=1")
+	const want = `CEF:0|phivault|phivault|1.0|read|read a\|b|3|rt=1700000000000 cs2Label=clientId cs2=app\=1`
+	if got := l.String(); got != want {
+		t.Fatalf("line =\n%s\nwant\n%s", got, want)
+	}
+}
