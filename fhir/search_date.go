@@ -26,6 +26,14 @@ func DateRange(value string) (prefix string, from, to time.Time, err error) {
 	return prefix, from, to, err
 }
 
+// DateSpan parses a stored FHIR date, dateTime or instant (no search
+// prefix) into the half-open UTC range [from, to) its precision implies,
+// as DateRange does: "2026-12-02" is the whole day.
+func DateSpan(value string) (from, to time.Time, err error) {
+	from, to, _, _, err = parseDate(value)
+	return from, to, err
+}
+
 // parseDateQuery is DateRange that also reports whether the value has a
 // time, and so whether it compares instants (true) or calendar dates.
 func parseDateQuery(value string) (prefix string, from, to time.Time, hasTime bool, err error) {

@@ -217,7 +217,7 @@ func relationships(typ, patient string, obj map[string]any) []detect.Relationshi
 		if status == "noshow" {
 			return nil
 		}
-		s, e := instant(obj["start"]), instant(obj["end"])
+		s, e := instant(obj["start"]), until(obj["end"])
 		for _, part := range maps(obj["participant"]) {
 			add(part["actor"], detect.KindAppointment, s, e)
 		}
@@ -264,21 +264,31 @@ func maps(v any) []map[string]any {
 }
 
 // period returns the start and end of a FHIR Period, zero where absent or
-// unreadable.
+// unreadable; the end is the end of its precision ("2026-12-02" ends at
+// midnight after that day).
 func period(v any) (start, end time.Time) {
 	m, _ := v.(map[string]any)
-	return instant(m["start"]), instant(m["end"])
+	return instant(m["start"]), until(m["end"])
 }
 
-// instant reads a FHIR dateTime or date, or returns zero.
+// instant returns the start of a FHIR date or dateTime, or zero.
 func instant(v any) time.Time {
 	s, _ := v.(string)
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC()
-		}
+	from, _, err := fhir.DateSpan(s)
+	if err != nil {
+		return time.Time{}
 	}
-	return time.Time{}
+	return from
+}
+
+// until returns the end of a FHIR date or dateTime's precision, or zero.
+func until(v any) time.Time {
+	s, _ := v.(string)
+	_, to, err := fhir.DateSpan(s)
+	if err != nil {
+		return time.Time{}
+	}
+	return to
 }
 
 // later returns the later of two starts (zero is open).
