@@ -130,6 +130,35 @@ func RequestSource(ctx context.Context, remoteAddr string) string {
 	return remoteAddr
 }
 
+// NewRequestEntry returns the audit entry of action on targetType/targetID
+// by the caller of the request in ctx, at now, with outcome "ok": request
+// id, actor, roles, client, source and purpose from its RequestInfo, else
+// from its Principal, and the source from remoteAddr (an http.Request's
+// RemoteAddr) if neither gives one. Every handler that records its own
+// entries (trail views, the security API) builds them here.
+func NewRequestEntry(ctx context.Context, remoteAddr string, now time.Time, action, targetType, targetID string) *AuditEntry {
+	e := &AuditEntry{Time: now.UTC(), Action: action, TargetType: targetType, TargetID: targetID, Outcome: "ok"}
+	if info, ok := RequestInfoFromContext(ctx); ok {
+		e.RequestID, e.Actor, e.Roles, e.Client, e.Source, e.Purpose =
+			info.ID, info.Actor, info.Roles, info.Client, info.Source, info.Purpose
+	}
+	if p := PrincipalFromContext(ctx); p != nil {
+		if e.Actor == "" {
+			e.Actor = p.ID
+		}
+		if len(e.Roles) == 0 {
+			e.Roles = p.Roles
+		}
+		if e.Client == "" {
+			e.Client = p.Client
+		}
+	}
+	if e.Source == "" {
+		e.Source = RequestSource(ctx, remoteAddr)
+	}
+	return e
+}
+
 // WithRequestInfo returns ctx carrying info.
 func WithRequestInfo(ctx context.Context, info RequestInfo) context.Context {
 	return context.WithValue(ctx, requestInfoKey{}, info)

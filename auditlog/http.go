@@ -167,27 +167,7 @@ func authorized(authorize func(context.Context) error, next http.Handler) http.H
 // export) by r's caller: request id, actor, roles, client, source and
 // purpose from the request's RequestInfo, else from its Principal.
 func readEntry(r *http.Request, now time.Time, targetType, targetID string) *phivault.AuditEntry {
-	ctx := r.Context()
-	e := &phivault.AuditEntry{Time: now.UTC(), Action: phivault.ActionExport, TargetType: targetType, TargetID: targetID, Outcome: "ok"}
-	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
-		e.RequestID, e.Actor, e.Roles, e.Client, e.Source, e.Purpose =
-			info.ID, info.Actor, info.Roles, info.Client, info.Source, info.Purpose
-	}
-	if p := phivault.PrincipalFromContext(ctx); p != nil {
-		if e.Actor == "" {
-			e.Actor = p.ID
-		}
-		if len(e.Roles) == 0 {
-			e.Roles = p.Roles
-		}
-		if e.Client == "" {
-			e.Client = p.Client
-		}
-	}
-	if e.Source == "" {
-		e.Source = remoteHost(r.RemoteAddr)
-	}
-	return e
+	return phivault.NewRequestEntry(r.Context(), r.RemoteAddr, now, phivault.ActionExport, targetType, targetID)
 }
 
 // recordRead appends e, made by readEntry, before any of the trail leaves:

@@ -415,13 +415,6 @@ func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, n
 	rep.WriteBundle(ctx, w, v.baseURL(r))
 }
 
-func remoteHost(addr string) string {
-	if i := strings.LastIndexByte(addr, ':'); i > 0 {
-		addr = addr[:i]
-	}
-	return strings.Trim(addr, "[]")
-}
-
 func (v *view) baseURL(r *http.Request) string {
 	if v.opts.BaseURL != "" {
 		return strings.TrimSuffix(v.opts.BaseURL, "/")

@@ -3,9 +3,9 @@ package detect
 import (
 	"context"
 	"encoding/json"
-	"net"
+	"maps"
 	"net/http"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/phivault/phivault"
@@ -103,7 +103,7 @@ var (
 // is recorded as an entry of targetType and answered.
 func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearer(r)
+		tok, ok := phivault.BearerToken(r.Header.Get("Authorization"))
 		if !ok {
 			writeError(w, errUnauthenticated)
 			return
@@ -125,40 +125,12 @@ func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFu
 	}
 }
 
-func bearer(r *http.Request) (string, bool) {
-	const prefix = "Bearer "
-	a := r.Header.Get("Authorization")
-	if len(a) <= len(prefix) || !strings.EqualFold(a[:len(prefix)], prefix) {
-		return "", false
-	}
-	return a[len(prefix):], true
-}
-
 // entry returns the audit entry of r: action on targetType/targetID by
 // the request's principal, with the names (never values) of its query
 // parameters.
 func (h *handler) entry(r *http.Request, action, targetType, targetID string) *phivault.AuditEntry {
-	ctx := r.Context()
-	e := &phivault.AuditEntry{Time: h.opts.Now().UTC(), Action: action, TargetType: targetType, TargetID: targetID, Outcome: "ok"}
-	if info, ok := phivault.RequestInfoFromContext(ctx); ok {
-		e.RequestID, e.Actor, e.Roles, e.Client, e.Source, e.Purpose = info.ID, info.Actor, info.Roles, info.Client, info.Source, info.Purpose
-	}
-	if p := phivault.PrincipalFromContext(ctx); p != nil {
-		if e.Actor == "" {
-			e.Actor = p.ID
-		}
-		if len(e.Roles) == 0 {
-			e.Roles = p.Roles
-		}
-	}
-	if e.Source == "" {
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			e.Source = host
-		}
-	}
-	for name := range r.URL.Query() {
-		e.SearchParams = append(e.SearchParams, name)
-	}
+	e := phivault.NewRequestEntry(r.Context(), r.RemoteAddr, h.opts.Now(), action, targetType, targetID)
+	e.SearchParams = slices.Sorted(maps.Keys(r.URL.Query()))
 	return e
 }
 
