@@ -113,16 +113,7 @@ func isAuditor(p *phivault.Principal) bool { return p.Auditor() }
 
 // scopesAllow reports whether p's SMART scopes, if its token has any,
 // let it read and search AuditEvent. Without SMART scopes the roles decide.
-func scopesAllow(p *phivault.Principal) bool {
-	if p == nil || !p.SMART {
-		return true
-	}
-	scopes, err := smart.ParseList(p.Scopes)
-	if err != nil {
-		return false
-	}
-	return smart.Grants(scopes, smart.ContextOf(p.Kind), smart.Read|smart.Search, "AuditEvent", nil)
-}
+func scopesAllow(p *phivault.Principal) bool { return smart.ReadsAuditTrail(p) }
 
 var (
 	errNotAuditor   = phivault.Errorf(phivault.EFORBIDDEN, "Reading the audit trail needs the privacy-officer or security-admin role.")

@@ -173,8 +173,7 @@ func parseAlertFilter(q url.Values) (AlertFilter, error) {
 }
 
 func (h *handler) serveAlerts(w http.ResponseWriter, r *http.Request) {
-	e := h.entry(r, phivault.ActionSearch, TargetAlert, "")
-	e.SearchParams = knownParams(e.SearchParams, alertParams)
+	e := h.entry(r, phivault.ActionSearch, TargetAlert, "", alertParams...)
 	f, err := parseAlertFilter(r.URL.Query())
 	if err != nil {
 		h.refuse(w, r, e, err)
@@ -211,7 +210,6 @@ func (h *handler) serveAlerts(w http.ResponseWriter, r *http.Request) {
 func (h *handler) serveAlert(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	e := h.entry(r, phivault.ActionRead, TargetAlert, safeID(id))
-	e.SearchParams = nil
 	a, err := h.loadAlert(r, id)
 	if err != nil {
 		h.refuse(w, r, e, err)
@@ -263,7 +261,6 @@ type triageRequest struct {
 func (h *handler) serveTriage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	e := h.entry(r, phivault.ActionUpdate, TargetAlert, safeID(id))
-	e.SearchParams = nil
 	req, err := h.readTriage(w, r)
 	if err != nil {
 		h.refuse(w, r, e, err)

@@ -584,3 +584,34 @@ func TestUserRisk(t *testing.T) {
 		t.Fatalf("nurse GET risk = %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestSecurityAPI_scopes refuses a privacy officer's SMART token whose
+// scopes do not read AuditEvent, on every route, and records the refusal;
+// the same officer with an AuditEvent scope gets through.
+func TestSecurityAPI_scopes(t *testing.T) {
+	log := &alertsLog{}
+	auth := alertsAuth{
+		"narrow": {ID: "po-2", Kind: phivault.PrincipalStaff, Roles: []string{phivault.RolePrivacyOfficer}, SMART: true, Scopes: []string{"patient/*.rs"}},
+		"audit":  {ID: "po-3", Kind: phivault.PrincipalStaff, Roles: []string{phivault.RolePrivacyOfficer}, SMART: true, Scopes: []string{"user/AuditEvent.rs"}},
+	}
+	h := detect.NewHandler(detect.HandlerOptions{Store: detect.NewMemStore(), Auth: auth, Log: log, Risk: detect.NewRiskScorer()})
+	get := func(token, path string) int {
+		r := httptest.NewRequest("GET", path, nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Code
+	}
+	for _, path := range []string{"/security/alerts", "/security/detector", "/security/honeytokens", "/security/users/u1/risk"} {
+		before := log.count()
+		if code := get("narrow", path); code != 403 {
+			t.Errorf("narrow-scoped GET %s = %d, want 403", path, code)
+		}
+		if log.count() != before+1 || log.last(t).Outcome != phivault.EFORBIDDEN {
+			t.Errorf("refusal of %s not recorded", path)
+		}
+		if code := get("audit", path); code != 200 {
+			t.Errorf("AuditEvent-scoped GET %s = %d, want 200", path, code)
+		}
+	}
+}

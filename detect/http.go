@@ -10,6 +10,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/fhir"
+	"github.com/phivault/phivault/smart"
 )
 
 // Authenticator checks a request's bearer token and returns a context
@@ -97,6 +98,7 @@ type handler struct {
 var (
 	errUnauthenticated = phivault.Errorf(phivault.EUNAUTHORIZED, "A bearer token is required.")
 	errNotAuditor      = phivault.Errorf(phivault.EFORBIDDEN, "The security API is for privacy officers and security admins.")
+	errNoAuditScope    = phivault.Errorf(phivault.EFORBIDDEN, "The token's scopes do not include reading AuditEvent.")
 )
 
 // guard authenticates r and lets only auditors through to next; a refusal
@@ -114,11 +116,19 @@ func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFu
 			return
 		}
 		r = r.WithContext(ctx)
-		if !phivault.PrincipalFromContext(ctx).Auditor() {
+		p := phivault.PrincipalFromContext(ctx)
+		refusal := errNotAuditor
+		if p.Auditor() {
+			refusal = nil
+			if !smart.ReadsAuditTrail(p) {
+				refusal = errNoAuditScope
+			}
+		}
+		if refusal != nil {
 			e := h.entry(r, phivault.ActionExport, targetType, "")
-			e.Outcome = phivault.ErrorCode(errNotAuditor)
+			e.Outcome = phivault.ErrorCode(refusal)
 			h.opts.Log.Append(context.WithoutCancel(ctx), e)
-			writeError(w, errNotAuditor)
+			writeError(w, refusal)
 			return
 		}
 		next(w, r)
@@ -128,9 +138,9 @@ func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFu
 // entry returns the audit entry of r: action on targetType/targetID by
 // the request's principal, with the names (never values) of its query
 // parameters.
-func (h *handler) entry(r *http.Request, action, targetType, targetID string) *phivault.AuditEntry {
+func (h *handler) entry(r *http.Request, action, targetType, targetID string, params ...string) *phivault.AuditEntry {
 	e := phivault.NewRequestEntry(r.Context(), r.RemoteAddr, h.opts.Now(), action, targetType, targetID)
-	e.SearchParams = slices.Sorted(maps.Keys(r.URL.Query()))
+	e.SearchParams = knownParams(slices.Sorted(maps.Keys(r.URL.Query())), params)
 	return e
 }
 

@@ -23,7 +23,7 @@ func (h *handler) ingestRoutes(mux *http.ServeMux) {
 func (h *handler) serveIngest(w http.ResponseWriter, r *http.Request) {
 	kind := r.PathValue("kind")
 	opts := IngestOptions{System: r.URL.Query().Get("system")}
-	e := h.entry(r, phivault.ActionCreate, TargetIngest, kind)
+	e := h.entry(r, phivault.ActionCreate, TargetIngest, kind, "system")
 	switch kind {
 	case IngestAccess, IngestStaff, IngestPatients, IngestRelationships:
 	default:

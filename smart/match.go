@@ -77,3 +77,18 @@ func MayGrant(scopes []Scope, ctx string, in Interactions, typ string) bool {
 func Unconditional(scopes []Scope, ctx string, in Interactions, typ string) bool {
 	return Grants(scopes, ctx, in, typ, nil)
 }
+
+// ReadsAuditTrail reports whether p's SMART scopes, if its token has any,
+// let it read and search AuditEvent: what the audit trail's views and the
+// security API (alerts, detectors) ask of a scoped token. A principal
+// without SMART scopes is decided by its roles alone.
+func ReadsAuditTrail(p *phivault.Principal) bool {
+	if p == nil || !p.SMART {
+		return true
+	}
+	scopes, err := ParseList(p.Scopes)
+	if err != nil {
+		return false
+	}
+	return Grants(scopes, ContextOf(p.Kind), Read|Search, "AuditEvent", nil)
+}
