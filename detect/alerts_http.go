@@ -240,7 +240,7 @@ func (h *handler) triageView(t *Triage) triageView {
 		if h.opts.Notes == nil {
 			err = errors.New("no note sealer")
 		} else {
-			note, err = h.opts.Notes.Open(t.Note)
+			note, err = h.opts.Notes.Open(t.Alert, t.Note)
 		}
 		if err != nil {
 			v.NoteUnreadable = true
@@ -290,7 +290,7 @@ func (h *handler) serveTriage(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, r, e, phivault.Errorf(phivault.EINVALID, "This server cannot keep triage notes (no note sealer is configured); triage without a note."))
 			return
 		}
-		if t.Note, err = h.opts.Notes.Seal([]byte(req.Note)); err != nil {
+		if t.Note, err = h.opts.Notes.Seal(t.Alert, []byte(req.Note)); err != nil {
 			h.refuse(w, r, e, phivault.Errorf(phivault.EUNAVAILABLE, "The note cannot be sealed now; try again later."))
 			return
 		}
@@ -301,7 +301,10 @@ func (h *handler) serveTriage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.opts.Store.Triage(r.Context(), t); err != nil {
-		writeError(w, publicError(err))
+		// The trail says the triage was asked for; it also says it failed.
+		failed := *e
+		failed.Time = h.opts.Now().UTC()
+		h.refuse(w, r, &failed, err)
 		return
 	}
 	if h.opts.OnTriage != nil {

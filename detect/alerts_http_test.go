@@ -109,18 +109,18 @@ func newAlertsSealer(t *testing.T) *alertsSealer {
 	return &alertsSealer{g}
 }
 
-func (s *alertsSealer) Seal(p []byte) ([]byte, error) {
+func (s *alertsSealer) Seal(alert string, p []byte) ([]byte, error) {
 	nonce := make([]byte, s.aead.NonceSize())
 	rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, p, nil), nil
+	return s.aead.Seal(nonce, nonce, p, []byte(alert)), nil
 }
 
-func (s *alertsSealer) Open(c []byte) ([]byte, error) {
+func (s *alertsSealer) Open(alert string, c []byte) ([]byte, error) {
 	n := s.aead.NonceSize()
 	if len(c) < n {
 		return nil, errors.New("short")
 	}
-	return s.aead.Open(nil, c[:n], c[n:], nil)
+	return s.aead.Open(nil, c[:n], c[n:], []byte(alert))
 }
 
 var alertsT0 = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)

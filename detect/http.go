@@ -25,10 +25,12 @@ type Tokenizer interface {
 	Tokens(ctx context.Context, values []phivault.IndexValue) ([]phivault.Token, error)
 }
 
-// NoteSealer seals and opens triage notes (free text that may hold PHI).
+// NoteSealer seals and opens triage notes (free text that may hold PHI),
+// each bound to the alert it is about: a note copied to another alert's
+// triage fails to open.
 type NoteSealer interface {
-	Seal(plaintext []byte) ([]byte, error)
-	Open(sealed []byte) ([]byte, error)
+	Seal(alert string, plaintext []byte) ([]byte, error)
+	Open(alert string, sealed []byte) ([]byte, error)
 }
 
 // HandlerOptions configure NewHandler.

@@ -16,8 +16,9 @@ const noteAD = "phivault sealed note"
 // NoteSealer seals free-text notes (triage notes on alerts) under the DEK
 // NotesKeyID, so they are at rest only as ciphertext, wrapped by the
 // keyring like every record, and unreadable while the vault is sealed.
-// Each note is bound to its purpose ("triage", say): a note sealed for one
-// purpose fails to open for another. It is safe for concurrent use by
+// Each note is bound to its purpose ("triage", say) and to the id of what
+// it is about (an alert): a note copied to another alert, or sealed for
+// another purpose, fails to open. It is safe for concurrent use by
 // multiple goroutines.
 type NoteSealer struct {
 	box     secretBox
@@ -30,18 +31,18 @@ func NewNoteSealer(store phivault.Store, sealer *Sealer, purpose string) *NoteSe
 	return &NoteSealer{box: secretBox{store: store, sealer: sealer, keyID: NotesKeyID, ad: noteAD, what: "note"}, purpose: purpose}
 }
 
-// Seal encrypts a note.
-func (n *NoteSealer) Seal(plaintext []byte) ([]byte, error) {
-	ctx := context.Background()
-	dek, err := n.box.currentDEK(ctx)
+// Seal encrypts a note about id.
+func (n *NoteSealer) Seal(id string, plaintext []byte) ([]byte, error) {
+	dek, err := n.box.currentDEK(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	return n.box.seal(dek, n.purpose, "note", plaintext)
+	return n.box.seal(dek, id, n.purpose, plaintext)
 }
 
-// Open decrypts a note made by Seal. Anything that does not authenticate
-// returns an error wrapping phivault.ErrIntegrity.
-func (n *NoteSealer) Open(sealed []byte) ([]byte, error) {
-	return n.box.open(context.Background(), n.purpose, "note", sealed)
+// Open decrypts a note about id made by Seal. Anything that does not
+// authenticate, a note about another id included, returns an error
+// wrapping phivault.ErrIntegrity.
+func (n *NoteSealer) Open(id string, sealed []byte) ([]byte, error) {
+	return n.box.open(context.Background(), id, n.purpose, sealed)
 }
