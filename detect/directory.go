@@ -142,8 +142,11 @@ func (d *Directory) PutUser(u *User) {
 // UserOfPractitioner returns the user linked to Practitioner id, or "".
 func (d *Directory) UserOfPractitioner(id string) string { return d.practUsers[id] }
 
-// PutPatient adds or replaces p.
-func (d *Directory) PutPatient(p *Patient) { d.patients[p.ID] = p }
+// PutPatient adds or replaces p. The directory keeps its own copy.
+func (d *Directory) PutPatient(p *Patient) {
+	cp := *p
+	d.patients[cp.ID] = &cp
+}
 
 // SetHoneytoken marks patient as a decoy, or not.
 func (d *Directory) SetHoneytoken(patient string, on bool) {

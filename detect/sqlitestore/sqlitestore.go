@@ -35,6 +35,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/phivault/phivault"
@@ -68,6 +69,7 @@ type Store struct {
 	// ingested is the last ingest sequence committed, so IngestSize (asked
 	// at every pipeline step) costs no query: one process owns the file.
 	ingested atomic.Int64
+	tailMu   sync.Mutex // orders updates of ingested and recent
 	// recent holds the latest records ingested, so the pipeline reading
 	// right behind Ingest takes them without decoding them again.
 	recent *tail.Tail[detect.Record]
@@ -485,13 +487,13 @@ func (s *Store) Ingest(ctx context.Context, recs []detect.Record) (int64, error)
 		// execution costs as much as several rows' data.
 		ins, chunk := tx.StmtContext(ctx, s.insIngest), tx.StmtContext(ctx, s.insIngestChunk)
 		args := make([]any, 0, 2*ingestChunk)
-		for len(recs) > 0 {
+		for rest := recs; len(rest) > 0; {
 			n := 1
-			if len(recs) >= ingestChunk {
+			if len(rest) >= ingestChunk {
 				n = ingestChunk
 			}
 			args = args[:0]
-			for _, r := range recs[:n] {
+			for _, r := range rest[:n] {
 				last++
 				r.Seq = last
 				data, err := json.Marshal(&r)
@@ -507,20 +509,27 @@ func (s *Store) Ingest(ctx context.Context, recs []detect.Record) (int64, error)
 			if _, err := stmt.ExecContext(ctx, args...); err != nil {
 				return err
 			}
-			recs = recs[n:]
+			rest = rest[n:]
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: ingest: %w", err)
 	}
-	s.ingested.Store(last)
+	first := last - int64(len(recs)) + 1
 	stored := make([]detect.Record, len(recs))
 	for i, r := range recs {
-		r.Seq = last - int64(len(recs)) + int64(i) + 1
+		r.Seq = first + int64(i)
 		stored[i] = r
 	}
-	s.recent.Add(last-int64(len(recs))+1, stored)
+	// Two Ingests commit in turn but may get here in either order: the
+	// size only grows, and the tail restarts on a gap.
+	s.tailMu.Lock()
+	if last > s.ingested.Load() {
+		s.ingested.Store(last)
+	}
+	s.recent.Add(first, stored)
+	s.tailMu.Unlock()
 	return last, nil
 }
 

@@ -1,0 +1,38 @@
+package sqlitestore
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/phivault/phivault/detect"
+)
+
+// TestIngestTail checks that what Ingest stores is also in the in-memory
+// tail, numbered, so the pipeline reads it without decoding it again.
+func TestIngestTail(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "detect.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := make([]detect.Record, ingestChunk+3) // a full chunk and single rows
+	for i := range recs {
+		recs[i] = detect.Record{Kind: detect.RecordHoneytoken, Honeytoken: "p"}
+	}
+	for round := range 2 {
+		last, err := s.Ingest(ctx, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := last - int64(len(recs)) + 1
+		got, ok := s.recent.Get(first, last+1)
+		if !ok || len(got) != len(recs) || got[0].Seq != first || got[len(got)-1].Seq != last {
+			t.Fatalf("round %d: tail holds %d records (ok %v), want %d numbered %d..%d", round, len(got), ok, len(recs), first, last)
+		}
+		if n, _ := s.IngestSize(ctx); n != last {
+			t.Fatalf("IngestSize = %d, want %d", n, last)
+		}
+	}
+}
