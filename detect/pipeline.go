@@ -31,9 +31,11 @@ type Loader interface {
 
 // Defaults for the fields of Pipeline.
 const (
-	DefaultBatch         = 4096
-	DefaultPoll          = 100 * time.Millisecond
-	DefaultInterval      = 100 * time.Millisecond
+	DefaultBatch    = 4096
+	DefaultPoll     = 100 * time.Millisecond
+	DefaultInterval = 100 * time.Millisecond
+	// maxBackoff bounds the wait between retries of a failing step.
+	maxBackoff           = 30 * time.Second
 	DefaultSnapshotEvery = 30 * time.Second
 )
 
@@ -101,7 +103,20 @@ type Status struct {
 }
 
 // NewPipeline returns a Pipeline running engine and committing to store.
+//
+// If engine has no lookup of committed alerts (NewEngine's known is nil),
+// it gets one in store, so that findings merge into the alerts earlier
+// steps committed.
 func NewPipeline(store Store, engine *Engine) *Pipeline {
+	if engine.known == nil {
+		engine.known = func(id string) *Alert {
+			a, err := store.Alert(context.Background(), id)
+			if err != nil {
+				return nil
+			}
+			return a
+		}
+	}
 	return &Pipeline{
 		Batch: DefaultBatch, Poll: DefaultPoll, SnapshotEvery: DefaultSnapshotEvery,
 		Now: time.Now, Logger: slog.New(slog.DiscardHandler),
@@ -226,6 +241,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	backoff := poll
 	for {
 		start := time.Now()
 		n, err := p.Step(ctx)
@@ -233,9 +249,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			p.Logger.Error("detector step failed; retrying", "error", err.Error())
+			// A failing store is retried with backoff, not at the rate
+			// the trail wakes the pipeline.
+			p.Logger.Error("detector step failed; retrying", "retry_in", backoff.String(), "error", err.Error())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
 		}
-		if n > 0 && err == nil {
+		backoff = poll
+		if n > 0 {
 			if rest := interval - time.Since(start); n < p.batch() && rest > 0 {
 				select {
 				case <-ctx.Done():

@@ -802,3 +802,40 @@ func TestPipeline_decoyMadeAndTouchedInOneStep(t *testing.T) {
 		t.Fatalf("honeytoken alerts = %+v, %v; want one of u1", alerts, err)
 	}
 }
+
+// TestPipeline_mergesAcrossSteps runs an engine made without a lookup of
+// committed alerts (as "phivault detect replay" makes it) over events
+// spread over several steps: the pipeline gives it one, so the findings
+// of later steps merge into the alert an earlier step committed.
+func TestPipeline_mergesAcrossSteps(t *testing.T) {
+	ctx := context.Background()
+	store := detect.NewMemStore()
+	recs := make([]detect.Record, 10)
+	for i := range recs {
+		recs[i] = detect.Record{Kind: detect.RecordAccess, Event: &detect.Event{
+			Time: time.Date(2026, 12, 6, 8, i, 0, 0, time.UTC), User: "ehr:u1", Action: phivault.ActionRead,
+			Patients: []string{watched}, OK: true, Outcome: "ok"}}
+	}
+	if _, err := store.Ingest(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	p := detect.NewPipeline(store, detect.NewEngine(detect.NewDirectory(), []detect.Rule{watchRule{}}, nil))
+	p.Batch = 3
+	if err := p.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, err := p.Step(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	alerts, err := store.Alerts(ctx, detect.AlertFilter{})
+	if err != nil || len(alerts) != 1 || alerts[0].Events != 10 || len(alerts[0].Evidence) != 10 ||
+		!alerts[0].First.Equal(recs[0].Event.Time) {
+		t.Fatalf("alerts = %+v, %v; want one alert of all 10 events", alerts, err)
+	}
+}
