@@ -583,6 +583,13 @@ func TestUserRisk(t *testing.T) {
 	if rec := get("nurse"); rec.Code != 403 || strings.Contains(rec.Body.String(), "score") {
 		t.Fatalf("nurse GET risk = %d %s", rec.Code, rec.Body)
 	}
+	r := httptest.NewRequest("GET", "/security/users/a%0Ab/risk", nil)
+	r.Header.Set("Authorization", "Bearer officer")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if e := log.last(t); rec.Code != 400 || e.TargetID != "" || e.Outcome != phivault.EINVALID {
+		t.Fatalf("GET risk of a bad id = %d, entry %+v", rec.Code, e)
+	}
 }
 
 // TestSecurityAPI_scopes refuses a privacy officer's SMART token whose
@@ -613,5 +620,41 @@ func TestSecurityAPI_scopes(t *testing.T) {
 		if code := get("audit", path); code != 200 {
 			t.Errorf("AuditEvent-scoped GET %s = %d, want 200", path, code)
 		}
+	}
+}
+
+// failingDecoys makes some decoys, then fails.
+type failingDecoys struct{ made []string }
+
+func (f failingDecoys) MakeDecoys(ctx context.Context, n int) ([]string, error) {
+	return f.made, phivault.Errorf(phivault.EPRECONDITION, "The hospital these decoys need is not in the vault.")
+}
+
+// TestHoneytokens_partialAndRefused registers the decoys made before a
+// failure (so none goes unwatched), records the failure after the
+// request's entry, and records a refused request.
+func TestHoneytokens_partialAndRefused(t *testing.T) {
+	log := &alertsLog{}
+	store := detect.NewMemStore()
+	h := detect.NewHandler(detect.HandlerOptions{Store: store, Auth: alertsPrincipals, Log: log, Decoys: failingDecoys{[]string{"d1", "d2"}}})
+	post := func(body string) int {
+		r := httptest.NewRequest("POST", "/security/honeytokens", strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer security")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Code
+	}
+	if code := post(`{"count":5}`); code != 412 {
+		t.Fatalf("POST = %d, want 412", code)
+	}
+	recs, err := store.ReadIngest(t.Context(), 0, 0)
+	if err != nil || len(recs) != 2 || recs[0].Honeytoken != "d1" || recs[1].Honeytoken != "d2" {
+		t.Fatalf("registered %+v, %v; want d1 and d2", recs, err)
+	}
+	if n := log.count(); n != 2 || log.last(t).Outcome != phivault.EPRECONDITION {
+		t.Fatalf("%d entries, last %+v; want the request, then its failure", n, log.last(t))
+	}
+	if code := post(`{"count":0}`); code != 400 || log.count() != 3 || log.last(t).Outcome != phivault.EINVALID {
+		t.Fatalf("bad count = %d, %d entries", code, log.count())
 	}
 }

@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -34,39 +35,44 @@ func (h *handler) honeytokenRoutes(mux *http.ServeMux) {
 }
 
 func (h *handler) createHoneytokens(w http.ResponseWriter, r *http.Request) {
+	e := h.entry(r, phivault.ActionCreate, TargetHoneytoken, "")
 	var req struct {
 		Count int `json:"count"`
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || req.Count < 1 || req.Count > MaxDecoys {
-		writeError(w, phivault.Errorf(phivault.EINVALID, "Send {\"count\": n} with n from 1 to %d.", MaxDecoys))
+		h.refuse(w, r, e, phivault.Errorf(phivault.EINVALID, "Send {\"count\": n} with n from 1 to %d.", MaxDecoys))
 		return
 	}
 	if h.opts.Decoys == nil {
-		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server cannot make decoys."))
+		h.refuse(w, r, e, phivault.Errorf(phivault.EUNSUPPORTED, "This server cannot make decoys."))
 		return
 	}
-	e := h.entry(r, phivault.ActionCreate, TargetHoneytoken, "")
 	e.Decision = "decoys requested: " + strconv.Itoa(req.Count)
 	if !h.record(w, r, e) {
 		return
 	}
+	// Decoys made before a failure are registered all the same: a decoy
+	// nobody watches would be a patient record like any other.
 	ids, err := h.opts.Decoys.MakeDecoys(r.Context(), req.Count)
+	if len(ids) > 0 {
+		recs := make([]Record, len(ids))
+		for i, id := range ids {
+			recs[i] = Record{Kind: RecordHoneytoken, Honeytoken: id}
+		}
+		if _, ierr := h.opts.Store.Ingest(r.Context(), recs); ierr != nil {
+			err = errors.Join(err, phivault.Errorf(phivault.EUNAVAILABLE, "Decoys were made but could not be registered with the detectors, so they are not watched; try again later."))
+		} else if h.opts.Pipeline != nil {
+			h.opts.Pipeline.Wake()
+		}
+	}
 	if err != nil {
-		writeError(w, err)
+		failed := *e
+		failed.Time = h.opts.Now().UTC()
+		failed.Decision = "decoys requested: " + strconv.Itoa(req.Count) + "; made: " + strconv.Itoa(len(ids))
+		h.refuse(w, r, &failed, err)
 		return
-	}
-	recs := make([]Record, len(ids))
-	for i, id := range ids {
-		recs[i] = Record{Kind: RecordHoneytoken, Honeytoken: id}
-	}
-	if _, err := h.opts.Store.Ingest(r.Context(), recs); err != nil {
-		writeError(w, err)
-		return
-	}
-	if h.opts.Pipeline != nil {
-		h.opts.Pipeline.Wake()
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"honeytokens": ids})
 }

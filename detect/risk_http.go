@@ -28,12 +28,17 @@ func (h *handler) riskRoutes(mux *http.ServeMux) {
 }
 
 func (h *handler) serveUserRisk(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Risk == nil {
-		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "This server keeps no risk scores."))
+	user := r.PathValue("id")
+	if !isIDText(user) { // the path is the caller's text: keep it out of the trail
+		h.refuse(w, r, h.entry(r, phivault.ActionExport, TargetUserRisk, ""), phivault.Errorf(phivault.EINVALID, "The user id is not valid."))
 		return
 	}
-	user := r.PathValue("id")
-	if !h.record(w, r, h.entry(r, phivault.ActionExport, TargetUserRisk, user)) {
+	e := h.entry(r, phivault.ActionExport, TargetUserRisk, user)
+	if h.opts.Risk == nil {
+		h.refuse(w, r, e, phivault.Errorf(phivault.EUNSUPPORTED, "This server keeps no risk scores."))
+		return
+	}
+	if !h.record(w, r, e) {
 		return
 	}
 	score, factors := h.opts.Risk.UserRisk(user)

@@ -375,8 +375,5 @@ func (m *decoyMaker) MakeDecoys(ctx context.Context, n int) ([]string, error) {
 	if err == nil {
 		err = fail
 	}
-	if err != nil {
-		return ids, err
-	}
-	return ids, nil
+	return ids, err
 }
