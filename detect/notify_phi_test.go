@@ -76,9 +76,11 @@ func TestAlertContents_NoPHI(t *testing.T) {
 	outputs["ocsf"] = ocsf.Bytes()
 	outputs["cef"] = []byte(strings.Join(cef.lines, "\n"))
 	outputs["webhook"] = hook
-	if msgs := mailbox.messages(); len(msgs) == 1 {
-		outputs["mail"] = msgs[0].data
+	msgs := mailbox.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("the mailer delivered %d messages, want 1: the mail output would go unchecked", len(msgs))
 	}
+	outputs["mail"] = msgs[0].data
 	var metrics bytes.Buffer
 	if mfs, err := reg.Gather(); err == nil {
 		for _, mf := range mfs {

@@ -191,12 +191,10 @@ func TestDispatcher_NonBlocking(t *testing.T) {
 	if err := d.Open(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	// The slow notifier is stuck until after these commits: if OnCommit
+	// waited for it, the test would never get past them.
 	for i := range 20 {
 		d.OnCommit([]*detect.Alert{notifyAlert("family", "u1", detect.SeverityHigh, "p"+string(rune('a'+i)))})
-	}
-	if el := time.Since(start); el > 500*time.Millisecond {
-		t.Errorf("20 commits took %v with a stuck notifier", el)
 	}
 	close(slow.block)
 	if err := d.Close(t.Context()); err != nil {
