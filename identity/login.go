@@ -203,7 +203,16 @@ func (a *Authenticator) backoff(n int) time.Duration {
 // fail records a failed login and returns ErrInvalidCredentials naming
 // acc, or a store error. A concurrent update is retried on the fresh
 // account so that no failure goes uncounted.
+// failureWriteTimeout bounds the write of a failed login whose caller has
+// gone.
+const failureWriteTimeout = 5 * time.Second
+
 func (a *Authenticator) fail(ctx context.Context, acc *phivault.Account, now time.Time) error {
+	// The password was checked: the failure counts even if the caller
+	// went away meanwhile, or a flood of abandoned attempts would never
+	// lock an account nor lose its place in the hashing pool.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureWriteTimeout)
+	defer cancel()
 	lockAfter, lockFor := a.LockAfter, a.LockFor
 	if lockAfter <= 0 {
 		lockAfter = DefaultLockAfter
