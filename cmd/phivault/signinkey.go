@@ -63,7 +63,9 @@ func loadSignInKeys(d dataDir, path string) (signInKeys, error) {
 	} else if err != nil {
 		return signInKeys{}, fmt.Errorf("read sign-in key: %w", err)
 	}
+	defer clear(b)
 	secret, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	defer clear(secret) // only the derived keys stay in memory
 	if err != nil || len(secret) < signInKeySize {
 		return signInKeys{}, errorWithHint(fmt.Sprintf("sign-in key file %s must hold at least %d random bytes in hex", path, signInKeySize),
 			"umask 077; openssl rand -hex 32 > "+path)
@@ -90,6 +92,7 @@ func createSignInKey(path string) error {
 	}
 	secret := make([]byte, signInKeySize)
 	rand.Read(secret)
+	defer clear(secret)
 	if err := writeFileAtomic(path, []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write sign-in key: %w", err)
 	}
