@@ -175,13 +175,16 @@ type Alert struct {
 	Rule     string
 	Key      string
 	Severity Severity
-	Score    int // 0–100
-	User     string
-	Patients []string
-	First    time.Time // time of the first event
-	Last     time.Time // time of the latest event
-	Detected time.Time // when the first finding was made
-	Why      string    // the latest finding's sentence
+	Score    int // 0–100: the learned score (Scorer), else RuleScore
+	// RuleScore is the highest score the rule's findings gave, before
+	// learned scoring: what the Scorer scores from each time.
+	RuleScore int
+	User      string
+	Patients  []string
+	First     time.Time // time of the first event
+	Last      time.Time // time of the latest event
+	Detected  time.Time // when the first finding was made
+	Why       string    // the latest finding's sentence
 	// Evidence lists the first MaxEvidence events, as Event.Ref.
 	Evidence []string
 	Events   int64 // events merged, including those beyond Evidence

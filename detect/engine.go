@@ -138,6 +138,7 @@ func (e *Engine) report(ev *Event, f Finding) {
 		a.Severity = f.Severity
 	}
 	a.Score = max(a.Score, f.Score)
+	a.RuleScore = max(a.RuleScore, f.Score)
 	for _, p := range f.Patients {
 		if !slices.Contains(a.Patients, p) {
 			a.Patients = append(a.Patients, p)

@@ -61,7 +61,6 @@ type RiskScorer struct {
 	deptIdx   map[string]int32
 	depts     []string
 	peerCache map[string]*robustModel // fitted lazily, cleared at each rollover
-	scored    map[string]scoredAlert  // by alert id, for scoredDays
 	lastUser  int32                   // index of the latest event's user
 }
 
@@ -83,7 +82,6 @@ func NewRiskScorer() *RiskScorer {
 		patIdx:           map[string]int32{},
 		deptIdx:          map[string]int32{},
 		peerCache:        map[string]*robustModel{},
-		scored:           map[string]scoredAlert{},
 	}
 }
 
@@ -375,11 +373,6 @@ func (s *RiskScorer) rollover(dir *Directory, day int64) {
 		*c = userDay{seen: seen, depts: depts}
 	}
 	clear(s.peerCache)
-	for id, m := range s.scored {
-		if m.Day < day-scoredDays {
-			delete(s.scored, id)
-		}
-	}
 	s.day = day
 }
 

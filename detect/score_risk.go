@@ -17,7 +17,6 @@ const (
 	unscoredRule    = 50 // a rule's score when it gave none
 	criticalFloor   = 90 // a critical finding never scores below
 	alertMemoryDays = 7  // days an alert's score counts in UserRisk
-	scoredDays      = 30 // days the rule score behind an alert's score is kept
 	userBehaviour   = 0.65
 	userGraph       = 0.35
 	maxFactors      = 3
@@ -31,11 +30,12 @@ const (
 func (s *RiskScorer) Score(dir *Directory, a *Alert) (int, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rule := a.Score
-	if m, ok := s.scored[a.ID]; ok && a.ID != "" && a.Score == m.Learned {
-		// The engine keeps the score of the last Drain, not the rule's:
-		// unless a finding raised it since, score from the rule's again.
-		rule = m.Rule
+	// Score from the rule's own score, never from a learned one (which
+	// would compound); an alert from before RuleScore existed has only
+	// Score.
+	rule := a.RuleScore
+	if rule == 0 {
+		rule = a.Score
 	}
 	base := float64(rule)
 	if rule <= 0 {
@@ -81,22 +81,11 @@ func (s *RiskScorer) Score(dir *Directory, a *Alert) (int, []string) {
 	if u != nil && (day > u.alertDay || day == u.alertDay && score > u.alertScore) {
 		u.alertScore, u.alertDay = score, day
 	}
-	if a.ID != "" {
-		s.scored[a.ID] = scoredAlert{Rule: rule, Learned: score, Day: day}
-	}
 	out := topFactors(fs)
 	if len(out) < maxFactors {
 		out = append(out, fmt.Sprintf("rule %s scored %d", a.Rule, rule))
 	}
 	return score, out
-}
-
-// scoredAlert is the rule score behind the score an alert was last
-// given, so that scoring it again starts from the rule's score.
-type scoredAlert struct {
-	Rule    int   `json:"rule"`
-	Learned int   `json:"learned"`
-	Day     int64 `json:"day"`
 }
 
 // topFactors returns the texts of the maxFactors largest factors.

@@ -11,13 +11,12 @@ import (
 const scorerStateVersion = 1
 
 type scorerState struct {
-	Version  int                    `json:"version"`
-	Started  bool                   `json:"started"`
-	Day      int64                  `json:"day"`
-	Depts    []string               `json:"depts,omitempty"`
-	Users    []scoreUserState       `json:"users,omitempty"`
-	Patients []scorePatientState    `json:"patients,omitempty"`
-	Scored   map[string]scoredAlert `json:"scored,omitempty"` // encoding/json sorts the keys
+	Version  int                 `json:"version"`
+	Started  bool                `json:"started"`
+	Day      int64               `json:"day"`
+	Depts    []string            `json:"depts,omitempty"`
+	Users    []scoreUserState    `json:"users,omitempty"`
+	Patients []scorePatientState `json:"patients,omitempty"`
 }
 
 type scoreUserState struct {
@@ -53,7 +52,7 @@ type scorePatientState struct {
 func (s *RiskScorer) MarshalState() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := scorerState{Version: scorerStateVersion, Started: s.started, Day: s.day, Depts: s.depts, Scored: s.scored}
+	st := scorerState{Version: scorerStateVersion, Started: s.started, Day: s.day, Depts: s.depts}
 	st.Users = make([]scoreUserState, len(s.users))
 	for i, u := range s.users {
 		c := &u.cur
@@ -146,9 +145,5 @@ func (s *RiskScorer) UnmarshalState(b []byte) error {
 	s.patients, s.patIdx = patients, patIdx
 	s.depts, s.deptIdx = st.Depts, deptIdx
 	s.peerCache = map[string]*robustModel{}
-	s.scored = st.Scored
-	if s.scored == nil {
-		s.scored = map[string]scoredAlert{}
-	}
 	return nil
 }

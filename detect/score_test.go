@@ -538,12 +538,13 @@ func TestRiskScorer_Score_again(t *testing.T) {
 			observe(s, h.dir, evs)
 			a := alert("u-0-0", evs[len(evs)-1].Time)
 			a.ID = detect.AlertID(a.Rule, a.Key)
+			a.RuleScore = a.Score // as the engine keeps it
 			first, _ := s.Score(h.dir, a)
 			a.Score = first
 			if again, factors := s.Score(h.dir, a); again != first {
 				t.Errorf("Score again = %d %q, want %d", again, factors, first)
 			}
-			a.Score = 80 // a later finding of the rule scored higher
+			a.RuleScore = 80 // a later finding of the rule scored higher
 			if raised, _ := s.Score(h.dir, a); raised <= first {
 				t.Errorf("Score after a finding of 80 = %d, want above %d", raised, first)
 			}
