@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math/bits"
+	"slices"
 	"sync"
 	"time"
 
@@ -149,7 +150,7 @@ func (s *RiskScorer) Observe(dir *Directory, ev *Event) {
 	}
 	ui, u := s.user(ev.User)
 	if len(ev.Roles) > 0 {
-		u.role = ev.Roles[0]
+		u.role = slices.Min(ev.Roles) // as the directory's roles are read: the order roles are listed in is no peer group
 	}
 	if ev.Department != "" {
 		u.dept = ev.Department
@@ -382,7 +383,7 @@ func (s *RiskScorer) setGroup(dir *Directory, u *scoreUser) {
 	if dir != nil {
 		if du := dir.User(u.id); du != nil {
 			if len(du.Roles) > 0 {
-				u.role = minString(du.Roles)
+				u.role = slices.Min(du.Roles)
 			}
 			if du.Department != "" {
 				u.dept = du.Department
@@ -390,16 +391,6 @@ func (s *RiskScorer) setGroup(dir *Directory, u *scoreUser) {
 		}
 	}
 	u.group = u.role + "|" + u.dept
-}
-
-func minString(list []string) string {
-	m := list[0]
-	for _, x := range list[1:] {
-		if x < m {
-			m = x
-		}
-	}
-	return m
 }
 
 // features returns the feature vector of the day counted in c.

@@ -180,7 +180,7 @@ func (s *RiskScorer) peerModel(dir *Directory, u *scoreUser) *robustModel {
 	if dir != nil {
 		if du := dir.User(u.id); du != nil {
 			if len(du.Roles) > 0 {
-				role = minString(du.Roles)
+				role = slices.Min(du.Roles)
 			}
 			if du.Department != "" {
 				dept = du.Department
