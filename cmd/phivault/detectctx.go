@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/phivault/phivault"
@@ -90,9 +89,8 @@ func (c *detectContext) Refresh(ctx context.Context, dir *detect.Directory, ev *
 		refs = []string{ev.ResourceType + "/" + ev.ResourceID}
 	}
 	for _, ref := range refs {
-		typ, rest, _ := strings.Cut(ref, "/")
-		id, _, _ := strings.Cut(rest, "/")
-		if !slices.Contains(contextRecordTypes, typ) || id == "" {
+		typ, id, ok := fhir.LocalRef(ref)
+		if !ok || !slices.Contains(contextRecordTypes, typ) {
 			continue
 		}
 		r, err := c.records.Read(ctx, typ, id)
