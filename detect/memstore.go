@@ -46,11 +46,10 @@ func (m *MemStore) Commit(ctx context.Context, c *Commit) error {
 	defer m.mu.Unlock()
 	m.saved.Cursor = c.Cursor
 	for _, a := range c.Alerts {
-		cp := a.Clone()
 		if old := m.alerts[a.ID]; old != nil {
-			cp.State = old.State
+			a.State = old.State // only Triage changes it; the caller learns it
 		}
-		m.alerts[a.ID] = cp
+		m.alerts[a.ID] = a.Clone()
 	}
 	for _, u := range c.Users {
 		m.saved.Users = slices.DeleteFunc(m.saved.Users, func(x *User) bool { return x.ID == u.ID })

@@ -86,7 +86,10 @@ type Store interface {
 	// Load returns the committed state.
 	Load(ctx context.Context) (*Saved, error)
 	// Commit stores c atomically. It MUST NOT return nil until c is
-	// durable: the cursor then says these events are done.
+	// durable: the cursor then says these events are done. A stored
+	// alert keeps its State (only Triage changes it), and Commit sets the
+	// State of each alert of c to the one stored, so that what follows
+	// the commit (paging) sees a triage made meanwhile.
 	Commit(ctx context.Context, c *Commit) error
 	// Alert returns the alert id, or an error wrapping phivault.ErrNotFound.
 	Alert(ctx context.Context, id string) (*Alert, error)

@@ -354,16 +354,15 @@ func putAlerts(ctx context.Context, tx *sql.Tx, alerts []*detect.Alert) error {
 	}
 	defer state.Close()
 	for _, a := range alerts {
-		// Only Triage changes a stored alert's state.
+		// Only Triage changes a stored alert's state; the caller learns
+		// it (see detect.Store.Commit).
 		var old string
 		switch err := state.QueryRowContext(ctx, a.ID).Scan(&old); {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return err
-		case old != a.State:
-			cp := *a
-			cp.State = old
-			a = &cp
+		default:
+			a.State = old
 		}
 		data, err := json.Marshal(a)
 		if err != nil {

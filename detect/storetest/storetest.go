@@ -434,6 +434,9 @@ func testTriage(t *testing.T, s detect.Store) {
 	if got.State != detect.StateBenign || got.Events != stale.Events {
 		t.Errorf("after a commit racing a triage: state %q, events %d; want benign, %d", got.State, got.Events, stale.Events)
 	}
+	if stale.State != detect.StateBenign {
+		t.Errorf("the committed alert's state is %q after the commit, want the stored benign (what pages must see)", stale.State)
+	}
 	trs, err := s.Triages(ctx, "")
 	must(t, err)
 	if !reflect.DeepEqual(trs, []*detect.Triage{t1, t2, t3}) {
