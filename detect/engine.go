@@ -190,7 +190,7 @@ func (e *Engine) Drain() []*Alert {
 
 // MarshalState returns the state of every Stateful rule and scorer.
 func (e *Engine) MarshalState() ([]byte, error) {
-	state := map[string][]byte{}
+	state := map[string]json.RawMessage{} // each rule's JSON as it is, not base64
 	add := func(name string, v any) error {
 		s, ok := v.(Stateful)
 		if !ok {
@@ -222,13 +222,13 @@ const scorerStateKey = "#scorer"
 // that no longer exists is ignored; a rule without saved state starts
 // afresh.
 func (e *Engine) UnmarshalState(b []byte) error {
-	var state map[string][]byte
+	var state map[string]json.RawMessage
 	if err := json.Unmarshal(b, &state); err != nil {
 		return fmt.Errorf("detect: state: %w", err)
 	}
 	set := func(name string, v any) error {
 		s, ok := v.(Stateful)
-		if !ok || state[name] == nil {
+		if raw := state[name]; !ok || len(raw) == 0 || string(raw) == "null" {
 			return nil
 		}
 		if err := s.UnmarshalState(state[name]); err != nil {
