@@ -71,8 +71,9 @@ type Engine struct {
 }
 
 // NewEngine returns an Engine running rules over events with dir as
-// context. known, if not nil, returns a stored alert by id (so findings
-// merge into alerts committed before), or nil.
+// context. known, if not nil, returns a copy of the stored alert id (so
+// findings merge into alerts committed before; the engine changes the
+// copy), or nil.
 func NewEngine(dir *Directory, rules []Rule, known func(id string) *Alert) *Engine {
 	e := &Engine{Now: time.Now, dir: dir, rules: rules, alerts: map[string]*Alert{}, known: known, counts: map[string]int64{}}
 	e.x = Context{Dir: dir, eng: e}
@@ -125,7 +126,7 @@ func (e *Engine) report(ev *Event, f Finding) {
 	a := e.alerts[id]
 	if a == nil && e.known != nil {
 		if k := e.known(id); k != nil {
-			a = k.Clone()
+			a = k // a copy of its own (Store.Alert returns one)
 		}
 	}
 	if a == nil {
