@@ -520,7 +520,10 @@ func NewBreakGlassOveruse() *BreakGlassOveruse {
 // Name implements Rule.
 func (r *BreakGlassOveruse) Name() string { return RuleBreakGlassOveruse }
 
-func bgUnixDay(t time.Time) int64 { return t.Unix() / 86400 }
+func bgUnixDay(t time.Time) int64 {
+	d, _ := splitTime(nil, t)
+	return int64(d)
+}
 
 // bgPeerGroup is the peer group of a user: first role and department.
 func bgPeerGroup(roles []string, dept string) string {

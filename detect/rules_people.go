@@ -151,13 +151,7 @@ func (m *peopleMemo) patient(x *Context, ev *Event, i int) *Patient {
 // peopleAccess reports whether action looks at or changes patients'
 // records (and not, say, a sign-in or a key rotation).
 func peopleAccess(action string) bool {
-	switch action {
-	case phivault.ActionRead, phivault.ActionVRead, phivault.ActionSearch, phivault.ActionHistory,
-		phivault.ActionEverything, phivault.ActionBundle, phivault.ActionCreate, phivault.ActionUpdate,
-		phivault.ActionDelete, phivault.ActionShred, phivault.ActionExport, ActionPrint:
-		return true
-	}
-	return false
+	return action == phivault.ActionShred || dataAction(action)
 }
 
 // peopleLooks reports whether ev is a successful access of a person that

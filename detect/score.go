@@ -204,12 +204,10 @@ const (
 // accessKind sorts actions into searches, openings of records, and the
 // rest (sign-ins, control changes), which the model does not count.
 func accessKind(action string) int {
-	switch action {
-	case phivault.ActionSearch:
+	switch {
+	case action == phivault.ActionSearch:
 		return kindSearch
-	case phivault.ActionRead, phivault.ActionVRead, phivault.ActionHistory, phivault.ActionEverything,
-		phivault.ActionBundle, phivault.ActionCreate, phivault.ActionUpdate, phivault.ActionDelete,
-		phivault.ActionShred, phivault.ActionExport, ActionPrint:
+	case peopleAccess(action):
 		return kindOpen
 	}
 	return kindNone
@@ -226,18 +224,8 @@ func (c *userDay) addDept(d int32) {
 
 // clock returns the day (since 1970-01-01) and hour of t in Location.
 func (s *RiskScorer) clock(t time.Time) (day int64, hour int) {
-	sec := t.Unix()
-	if s.Location != nil && s.Location != time.UTC {
-		_, off := t.In(s.Location).Zone()
-		sec += int64(off)
-	}
-	day = sec / 86400
-	rem := sec % 86400
-	if rem < 0 {
-		day--
-		rem += 86400
-	}
-	return day, int(rem / 3600)
+	d, hour := splitTime(s.Location, t)
+	return int64(d), hour
 }
 
 // user returns the index and state of user id, added if new.
