@@ -103,6 +103,7 @@ func (m *Mailer) send(ctx context.Context, msg []byte) error {
 	if err := c.Hello(hostname); err != nil {
 		return err
 	}
+	tlsOn := false
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		cfg := m.TLS.Clone()
 		if cfg == nil {
@@ -114,10 +115,14 @@ func (m *Mailer) send(ctx context.Context, msg []byte) error {
 		if err := c.StartTLS(cfg); err != nil {
 			return fmt.Errorf("starttls: %w", err)
 		}
+		tlsOn = true
 	} else if m.RequireTLS {
 		return errPermanent{errors.New("the server does not offer STARTTLS, and TLS is required")}
 	}
 	if m.Auth != nil {
+		if !tlsOn { // whatever the mechanism, no credential crosses the network in clear
+			return errPermanent{errors.New("the server does not offer STARTTLS, and the credentials are only sent over TLS")}
+		}
 		if err := c.Auth(m.Auth); err != nil {
 			return errPermanent{fmt.Errorf("auth: %w", err)}
 		}

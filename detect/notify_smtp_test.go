@@ -12,6 +12,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	netsmtp "net/smtp"
 	"strings"
 	"sync"
 	"testing"
@@ -168,6 +169,18 @@ func TestMailer_Notify(t *testing.T) {
 			t.Errorf("%d messages sent in the clear", n)
 		}
 	})
+	t.Run("NoCredentialsInTheClear", func(t *testing.T) {
+		addr, be, _ := startSMTP(t, false)
+		m := &detect.Mailer{Addr: addr, From: "phivault@clinic.test", To: []string{"privacy@clinic.test"},
+			Auth: clearAuth{}, Backoff: time.Millisecond}
+		// Refused by the mailer itself, before any AUTH command.
+		if err := m.Notify(t.Context(), []*detect.Alert{notifyAlert("family", "u1", detect.SeverityHigh, "p1")}); err == nil || !strings.Contains(err.Error(), "only sent over TLS") {
+			t.Errorf("Notify with credentials to a server without STARTTLS = %v, want the mailer's refusal", err)
+		}
+		if n := len(be.messages()); n != 0 {
+			t.Errorf("%d messages sent", n)
+		}
+	})
 	t.Run("Plain", func(t *testing.T) {
 		addr, be, _ := startSMTP(t, false)
 		m := &detect.Mailer{Addr: addr, From: "phivault@clinic.test", To: []string{"privacy@clinic.test"}}
@@ -179,3 +192,12 @@ func TestMailer_Notify(t *testing.T) {
 		}
 	})
 }
+
+// clearAuth is an smtp.Auth that would send its credentials whatever the
+// connection (unlike smtp.PlainAuth, which checks for TLS itself).
+type clearAuth struct{}
+
+func (clearAuth) Start(*netsmtp.ServerInfo) (string, []byte, error) {
+	return "PLAIN", []byte("\x00user\x00secret"), nil
+}
+func (clearAuth) Next([]byte, bool) ([]byte, error) { return nil, nil }

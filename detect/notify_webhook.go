@@ -81,8 +81,8 @@ func (wh *Webhook) Notify(ctx context.Context, alerts []*Alert) error {
 	}
 	err = retry(ctx, wh.Attempts, wh.Backoff, wh.MaxBackoff, func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, wh.URL, bytes.NewReader(b))
-		if err != nil {
-			return errPermanent{err}
+		if err != nil { // its message would quote the URL, and any token in it
+			return errPermanent{errors.New("the webhook URL is not valid")}
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", "phivault-detect")
