@@ -307,13 +307,16 @@ func (db *DB) rewriteKeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var before, after int64
-	if err := conn.QueryRow(ctx, `SELECT pg_relation_filenode('keys')::bigint`).Scan(&before); err != nil {
-		return err
-	}
 	wait := db.eraseWait
 	if wait <= 0 {
 		wait = eraseLockTimeout
+	}
+	if err := waitOldSnapshots(ctx, conn, wait); err != nil {
+		return err
+	}
+	var before, after int64
+	if err := conn.QueryRow(ctx, `SELECT pg_relation_filenode('keys')::bigint`).Scan(&before); err != nil {
+		return err
 	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf(`SET lock_timeout = %d`, wait.Milliseconds())); err != nil {
 		return err
@@ -342,6 +345,44 @@ func (db *DB) rewriteKeys(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitOldSnapshots waits, up to 20 times wait, until no other
+// session of this database holds a snapshot from a transaction that began
+// before now: such a snapshot (a REPEATABLE READ transaction, a long
+// report, a pg_dump) can still see the key rows a shred deleted, and
+// VACUUM (FULL) copies every row a snapshot can see into the new file.
+// If they outlast the wait, the erasure stays pending (the next shred or
+// start tries again). Sessions of other roles are visible to it only if
+// the role may read all statistics (pg_read_all_stats), and a standby's
+// feedback is not seen: docs/crypto.md says so.
+func waitOldSnapshots(ctx context.Context, conn *pgxpool.Conn, wait time.Duration) error {
+	var start time.Time
+	if err := conn.QueryRow(ctx, `SELECT statement_timestamp()`).Scan(&start); err != nil {
+		return err
+	}
+	const pauses = 80 // 20 × wait in all: long enough for the ordinary requests of other sessions
+	pause := wait / 4
+	for try := 1; ; try++ {
+		var old int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()
+			AND backend_xmin IS NOT NULL AND xact_start < $1`, start).Scan(&old)
+		if err != nil {
+			return err
+		}
+		if old == 0 {
+			return nil
+		}
+		if try == pauses {
+			return fmt.Errorf("%d transactions older than the shred still hold snapshots that can see its keys", old)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
 }
 
 // transient reports whether err is a conflict with other transactions that

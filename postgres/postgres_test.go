@@ -458,6 +458,40 @@ func TestDB_Shred_erasePending(t *testing.T) {
 		return func() { tx.Rollback(ctx) }
 	}
 
+	// A transaction whose snapshot predates the shred can still see the
+	// key's row, and VACUUM (FULL) would copy it into the new file: the
+	// erasure waits for it, and stays pending while it lasts.
+	t.Run("OldSnapshot", func(t *testing.T) {
+		db := MustOpen(t)
+		db.SetEraseWait(40 * time.Millisecond)
+		mustPutKey(t, db, "p1")
+		conn := rawConn(t, db)
+		old, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.Exec(ctx, `SELECT count(*) FROM versions`); err != nil { // takes the snapshot, not the key table's lock
+			t.Fatal(err)
+		}
+		if err := shred(db, "p1"); !errors.Is(err, phivault.ErrErasePending) {
+			t.Fatalf("Shred under an older snapshot = %v, want ErrErasePending", err)
+		}
+		if erased(t, db, "p1") {
+			t.Fatal("the shred is marked erased while a snapshot that sees its key lasts")
+		}
+		var n int
+		if err := old.QueryRow(ctx, `SELECT count(*) FROM keys WHERE id = 'patient/p1'`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("the older snapshot sees %d rows of the key (%v): the test's premise", n, err)
+		}
+		old.Rollback(ctx)
+		if err := db.EraseShredded(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !erased(t, db, "p1") {
+			t.Error("the shred is not marked erased once the old snapshot ended")
+		}
+	})
+
 	t.Run("Retried", func(t *testing.T) {
 		db := MustOpen(t)
 		db.SetEraseWait(200 * time.Millisecond)
