@@ -109,12 +109,12 @@ func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFu
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := phivault.BearerToken(r.Header.Get("Authorization"))
 		if !ok {
-			writeError(w, errUnauthenticated)
+			fhir.WriteOutcome(w, errUnauthenticated)
 			return
 		}
 		ctx, err := h.opts.Auth.Authenticate(r.Context(), tok)
 		if err != nil {
-			writeError(w, errUnauthenticated)
+			fhir.WriteOutcome(w, errUnauthenticated)
 			return
 		}
 		r = r.WithContext(ctx)
@@ -130,7 +130,7 @@ func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFu
 			e := h.entry(r, phivault.ActionExport, targetType, "")
 			e.Outcome = phivault.ErrorCode(refusal)
 			h.opts.Log.Append(context.WithoutCancel(ctx), e)
-			writeError(w, refusal)
+			fhir.WriteOutcome(w, refusal)
 			return
 		}
 		next(w, r)
@@ -150,7 +150,7 @@ func (h *handler) entry(r *http.Request, action, targetType, targetID string, pa
 // and returns false.
 func (h *handler) record(w http.ResponseWriter, r *http.Request, e *phivault.AuditEntry) bool {
 	if err := h.opts.Log.Append(r.Context(), e); err != nil {
-		writeError(w, phivault.Errorf(phivault.EUNAVAILABLE, "The audit trail cannot be written; try again later."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNAVAILABLE, "The audit trail cannot be written; try again later."))
 		return false
 	}
 	return true
@@ -172,11 +172,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	status, body := fhir.OutcomeJSON(err)
-	w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(body)
 }
