@@ -107,7 +107,7 @@ func NewHandler(opts Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, err := api.Authenticate(w, r, h.opts.Authenticator, api.Realm)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	h.mux.ServeHTTP(w, r.WithContext(ctx))
@@ -126,11 +126,11 @@ func (h *Handler) secure(next func(http.ResponseWriter, *http.Request)) http.Han
 			if e != nil {
 				e.Outcome = phivault.EFORBIDDEN
 				if err := h.appendEntry(r.Context(), e); err != nil {
-					writeError(w, err)
+					fhir.WriteOutcome(w, err)
 					return
 				}
 			}
-			writeError(w, errNotSecurityAdmin)
+			fhir.WriteOutcome(w, errNotSecurityAdmin)
 			return
 		}
 		if e == nil || e.Action == phivault.ActionShred { // auditlog.NewShredder records shreds that run
@@ -142,7 +142,7 @@ func (h *Handler) secure(next func(http.ResponseWriter, *http.Request)) http.Han
 		e.Outcome = statusOutcome(buf.code())
 		if err := h.appendEntry(r.Context(), e); err != nil {
 			h.log.Error("admin: security operation not recorded", "action", e.Action, "status", buf.code())
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		w.WriteHeader(buf.code())
@@ -259,14 +259,14 @@ func (h *Handler) patientOp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PathValue("op") != "$shred" || h.opts.Records == nil {
-		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
 		return
 	}
 	id := r.PathValue("id")
 	at, err := h.opts.Records.Shred(r.Context(), id)
 	pending := errors.Is(err, phivault.ErrErasePending)
 	if err != nil && !pending {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	done := "Patient/" + id + " was crypto-shredded at " + at.UTC().Format(time.RFC3339Nano) + "; its records can no longer be read."
@@ -286,16 +286,16 @@ func (h *Handler) patientOp(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) keysOp(w http.ResponseWriter, r *http.Request) {
 	if r.PathValue("op") != "$rotate" {
-		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
 		return
 	}
 	if h.opts.Keys == nil {
-		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server's keyring cannot be rotated online."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server's keyring cannot be rotated online."))
 		return
 	}
 	id, err := h.opts.Keys.Rotate(r.Context())
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	h.log.Info("admin: key-encryption key rotated", "kek", string(id), "actor", api.ActorFromContext(r.Context()))
@@ -305,16 +305,16 @@ func (h *Handler) keysOp(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) kekOp(w http.ResponseWriter, r *http.Request) {
 	if r.PathValue("op") != "$compromised" {
-		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
 		return
 	}
 	if h.opts.Keys == nil {
-		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server's keyring cannot be managed online."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server's keyring cannot be managed online."))
 		return
 	}
 	id := phivault.KeyID(r.PathValue("kek"))
 	if err := h.opts.Keys.MarkCompromised(r.Context(), id); err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	h.log.Warn("admin: key-encryption key marked compromised", "kek", string(id), "actor", api.ActorFromContext(r.Context()))
@@ -324,28 +324,21 @@ func (h *Handler) kekOp(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Keys == nil {
-		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server reports no key status."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server reports no key status."))
 		return
 	}
 	st, err := h.opts.Keys.Status(r.Context())
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
 }
 
-func writeError(w http.ResponseWriter, err error) {
-	status, body := fhir.OutcomeJSON(err)
-	w.Header().Set("Content-Type", "application/fhir+json")
-	w.WriteHeader(status)
-	w.Write(body)
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

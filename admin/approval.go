@@ -457,7 +457,7 @@ func (h *Handler) requestChange(w http.ResponseWriter, r *http.Request, c *pendi
 		h.approvals.mu.Lock()
 		delete(h.approvals.m, cid)
 		h.approvals.mu.Unlock()
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	h.log.Info("admin: change awaits approval", "change", cid, "kind", c.Kind, "reason", c.Reason, "type", typ, "id", target)
@@ -543,7 +543,7 @@ func (h *Handler) approveChange(w http.ResponseWriter, r *http.Request) {
 		if aerr := h.recordStep(r.Context(), typ, target, err, "change "+clipID(cid)+" approval refused"); aerr != nil {
 			err = aerr
 		}
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	typ, target := c.target()
@@ -552,7 +552,7 @@ func (h *Handler) approveChange(w http.ResponseWriter, r *http.Request) {
 		err = aerr
 	}
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	h.log.Info("admin: change approved", "change", cid, "kind", c.Kind, "type", typ, "id", target)
@@ -570,12 +570,12 @@ func (h *Handler) rejectChange(w http.ResponseWriter, r *http.Request) {
 	delete(h.approvals.m, cid)
 	h.approvals.mu.Unlock()
 	if c == nil {
-		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such change awaits approval."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.ENOTFOUND, "No such change awaits approval."))
 		return
 	}
 	typ, target := c.target()
 	if err := h.recordStep(r.Context(), typ, target, nil, "change "+cid+" ("+c.Kind+") rejected"); err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, fhir.NewOutcome("information", "informational", "The change was rejected; nothing was applied."))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/fhir"
 )
 
 // AccessControl is what the access layer offers the admin API:
@@ -58,11 +59,11 @@ func NewAccessHandler(opts AccessOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, err := api.Authenticate(w, r, opts.Authenticator, api.Realm)
 		if err != nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		if opts.Access == nil {
-			writeError(w, phivault.Errorf(phivault.EUNAVAILABLE, "This server has no access layer."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNAVAILABLE, "This server has no access layer."))
 			return
 		}
 		mux.ServeHTTP(w, r.WithContext(ctx))
@@ -91,7 +92,7 @@ func (h *accessHandler) breakGlass(w http.ResponseWriter, r *http.Request) {
 		Reason  string `json:"reason"`
 	}
 	if err := decode(r, &req); err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	out, err := h.opts.Access.BreakGlass(r.Context(), req.Patient, req.Purpose, req.Reason)
@@ -101,7 +102,7 @@ func (h *accessHandler) breakGlass(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="insufficient_user_authentication", `+
 				`error_description="A login within the last 5 minutes is required", max_age=300`)
 		}
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, out)
@@ -110,7 +111,7 @@ func (h *accessHandler) breakGlass(w http.ResponseWriter, r *http.Request) {
 func (h *accessHandler) queue(w http.ResponseWriter, r *http.Request) {
 	out, err := h.opts.Access.BreakGlassQueue(r.Context())
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -123,12 +124,12 @@ func (h *accessHandler) review(w http.ResponseWriter, r *http.Request) {
 		Comment string `json:"comment"`
 	}
 	if err := decode(r, &req); err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	out, err := h.opts.Access.Review(r.Context(), req.Record, req.Verdict, req.Comment)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -142,12 +143,12 @@ func (h *accessHandler) explain(w http.ResponseWriter, r *http.Request) {
 		Purpose  string `json:"purpose"`
 	}
 	if err := decode(r, &req); err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	out, err := h.opts.Access.Explain(r.Context(), req.User, req.Action, req.Resource, req.Purpose)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // ClientView is a registered OAuth client as the admin API shows it.
@@ -72,7 +73,7 @@ func (h *Handler) manageClients(next func(http.ResponseWriter, *http.Request)) h
 	inner := h.manage(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h.opts.Clients == nil {
-			writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server manages no OAuth clients."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server manages no OAuth clients."))
 			return
 		}
 		inner.ServeHTTP(w, r)
@@ -82,7 +83,7 @@ func (h *Handler) manageClients(next func(http.ResponseWriter, *http.Request)) h
 func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) {
 	cs, err := h.opts.Clients.Clients(r.Context())
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	out := []ClientView{}
@@ -95,7 +96,7 @@ func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) {
 	c, err := h.opts.Clients.ClientByID(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, NewClientView(c))

@@ -26,14 +26,14 @@ func (h *Handler) rotatePatientKey(w http.ResponseWriter, r *http.Request) {
 		rot, _ = h.opts.Records.(PatientKeyRotator)
 	}
 	if rot == nil {
-		writeError(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.ENOTFOUND, "No such admin operation."))
 		return
 	}
 	id := r.PathValue("id")
 	versions := 0
 	err := rot.RotatePatientKey(r.Context(), id, func(done, _ int) { versions = done })
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	h.log.Info("admin: patient data key rotated", "patient", id, "versions", versions, "actor", api.ActorFromContext(r.Context()))

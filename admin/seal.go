@@ -64,13 +64,13 @@ type unsealRequest struct {
 
 func (s *sealHandler) unseal(w http.ResponseWriter, r *http.Request) {
 	if s.h.opts.Unsealer == nil {
-		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server cannot be sealed or unsealed."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server cannot be sealed or unsealed."))
 		return
 	}
 	var req unsealRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxUnsealBody))
 	if err != nil {
-		writeError(w, phivault.Errorf(phivault.ETOOLARGE, "The unseal request is too large."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.ETOOLARGE, "The unseal request is too large."))
 		return
 	}
 	if len(body) > 0 {
@@ -78,7 +78,7 @@ func (s *sealHandler) unseal(w http.ResponseWriter, r *http.Request) {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			clear(body)
-			writeError(w, phivault.Errorf(phivault.EINVALID, `The unseal request must be JSON: {"passphrase": "..."}, or empty.`))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, `The unseal request must be JSON: {"passphrase": "..."}, or empty.`))
 			return
 		}
 	}
@@ -102,13 +102,13 @@ func (s *sealHandler) unseal(w http.ResponseWriter, r *http.Request) {
 		s.next = s.now().Add(delay)
 		// The secret is never logged, nor why it was refused.
 		s.h.log.Warn("admin: unseal refused", "actor", api.ActorFromContext(r.Context()), "failures", s.failures, "retry_after", delay)
-		writeError(w, phivault.Errorf(phivault.EFORBIDDEN, "The vault was not unsealed: the secret was not accepted."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EFORBIDDEN, "The vault was not unsealed: the secret was not accepted."))
 		return
 	} else if err != nil {
 		if code != phivault.EINVALID {
 			s.h.log.Error("admin: unseal", "actor", api.ActorFromContext(r.Context()), "code", code, "error", err.Error())
 		}
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	s.failures, s.next = 0, time.Time{}
@@ -118,11 +118,11 @@ func (s *sealHandler) unseal(w http.ResponseWriter, r *http.Request) {
 
 func (s *sealHandler) seal(w http.ResponseWriter, r *http.Request) {
 	if s.h.opts.Unsealer == nil {
-		writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server cannot be sealed or unsealed."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server cannot be sealed or unsealed."))
 		return
 	}
 	if err := s.h.opts.Unsealer.Seal(r.Context()); err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	s.h.log.Warn("admin: vault sealed", "actor", api.ActorFromContext(r.Context()))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // Limits of a training import.
@@ -67,7 +68,7 @@ func (u *userRoutes) importTraining(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			// Only a store failure gets here; rows already written are
 			// idempotent, so importing the file again completes it.
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		res.Updated++

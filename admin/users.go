@@ -180,13 +180,13 @@ func (h *Handler) manage(next func(http.ResponseWriter, *http.Request)) http.Han
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if h.opts.Accounts == nil {
-			writeError(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server manages no accounts."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNSUPPORTED, "This server manages no accounts."))
 			return
 		}
 		if p := phivault.PrincipalFromContext(r.Context()); !MayManage(p) {
 			h.log.Warn("admin: account management refused", "principal", p, "path", r.URL.Path)
 			h.record(r.Context(), targetType(r), r.PathValue("id"), errForbidden)
-			writeError(w, errForbidden)
+			fhir.WriteOutcome(w, errForbidden)
 			return
 		}
 		next(w, r)
@@ -264,7 +264,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, typ, id string,
 		if phivault.ErrorCode(err) == phivault.EINTERNAL {
 			h.log.Error("admin: account change", "type", typ, "id", id, "error", err.Error())
 		}
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	writeJSON(w, status, v)
@@ -475,7 +475,7 @@ func (u *userRoutes) list(w http.ResponseWriter, r *http.Request) {
 		accs, err = phivault.ListAccounts(r.Context(), u.h.opts.Accounts)
 	}
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	out := []User{}
@@ -490,7 +490,7 @@ func (u *userRoutes) list(w http.ResponseWriter, r *http.Request) {
 func (u *userRoutes) get(w http.ResponseWriter, r *http.Request) {
 	a, err := u.h.opts.Accounts.AccountByID(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, NewUser(a))
@@ -840,11 +840,11 @@ func (u *userRoutes) totpStart(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	a, err := u.h.opts.Accounts.AccountByID(r.Context(), id)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	if a.Status != phivault.AccountActive {
-		writeError(w, phivault.Errorf(phivault.ECONFLICT, "Only an active account can enroll a second factor."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.ECONFLICT, "Only an active account can enroll a second factor."))
 		return
 	}
 	if len(a.TOTPSecret) > 0 {
@@ -856,7 +856,7 @@ func (u *userRoutes) totpStart(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, err := identity.NewTOTPSecret(u.h.opts.Rand)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	issuer := u.h.opts.TOTPIssuer
@@ -865,7 +865,7 @@ func (u *userRoutes) totpStart(w http.ResponseWriter, r *http.Request) {
 	}
 	uri, err := identity.TOTPURI(issuer, a.Username, secret)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	exp := u.h.now().Add(DefaultTOTPEnrollTTL)

@@ -36,7 +36,7 @@ func NewHandler(l *Log, auth Authenticator) http.Handler {
 	mux.HandleFunc("GET /audit/checkpoint", func(w http.ResponseWriter, r *http.Request) {
 		cp, err := l.Checkpoint(r.Context())
 		if cp == nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -46,17 +46,17 @@ func NewHandler(l *Log, auth Authenticator) http.Handler {
 		index, err1 := queryInt(r, "index")
 		size, err2 := queryInt(r, "size")
 		if err1 != nil || err2 != nil {
-			writeError(w, phivault.Errorf(phivault.EINVALID, "Give index and size as numbers."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "Give index and size as numbers."))
 			return
 		}
 		p, err := l.ProveInclusion(r.Context(), index, size)
 		if err != nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		leaf, err := l.store.ReadAuditHashes(r.Context(), []int64{tlog.StoredHashIndex(0, index)})
 		if err != nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		writeJSON(w, map[string]any{"index": index, "size": size, "leaf_hash": leaf[0], "proof": []tlog.Hash(p)})
@@ -65,12 +65,12 @@ func NewHandler(l *Log, auth Authenticator) http.Handler {
 		old, err1 := queryInt(r, "old")
 		size, err2 := queryInt(r, "size")
 		if err1 != nil || err2 != nil {
-			writeError(w, phivault.Errorf(phivault.EINVALID, "Give old and size as numbers."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "Give old and size as numbers."))
 			return
 		}
 		p, err := l.ProveConsistency(r.Context(), old, size)
 		if err != nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		writeJSON(w, map[string]any{"old": old, "size": size, "proof": []tlog.Hash(p)})
@@ -85,15 +85,6 @@ func queryInt(r *http.Request, name string) (int64, error) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
-}
-
-// writeError writes err as an OperationOutcome through the one error table
-// in package fhir: only a *phivault.Error's safe message is shown.
-func writeError(w http.ResponseWriter, err error) {
-	status, body := fhir.OutcomeJSON(err)
-	w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(body)
 }
 
 // Roles that may read the whole audit trail.
@@ -147,7 +138,7 @@ func authorizeVerifier(ctx context.Context) error {
 func authorized(authorize func(context.Context) error, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := authorize(r.Context()); err != nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -187,7 +178,7 @@ func flushFirst(log phivault.AuditLog, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := f.Flush(r.Context()); err != nil {
-			writeError(w, ErrUnavailable)
+			fhir.WriteOutcome(w, ErrUnavailable)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // DefaultStreamPoll is how often a live stream looks for new entries.
@@ -50,7 +51,7 @@ func NewSIEMHandler(l *Log, auth Authenticator, opts SIEMOptions) http.Handler {
 	authorize := func(w http.ResponseWriter, r *http.Request) bool {
 		if err := authorizeAuditor(r.Context()); err != nil {
 			recordDenied(r, l, readEntry(r, opts.Now(), "AuditEvent", ""), err)
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return false
 		}
 		return true
@@ -69,21 +70,21 @@ func NewSIEMHandler(l *Log, auth Authenticator, opts SIEMOptions) http.Handler {
 		var err error
 		q := r.URL.Query()
 		if eo.From, err = queryTime(q.Get("from")); err != nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		if eo.To, err = queryTime(q.Get("to")); err != nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		if s := q.Get("size"); s != "" {
 			if eo.ProofSize, err = strconv.ParseInt(s, 10, 64); err != nil || l.checkSize(eo.ProofSize) != nil {
-				writeError(w, phivault.Errorf(phivault.EINVALID, "The size must be a tree size between 1 and the current size."))
+				fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "The size must be a tree size between 1 and the current size."))
 				return
 			}
 		}
 		if err := record(r); err != nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -96,20 +97,20 @@ func NewSIEMHandler(l *Log, auth Authenticator, opts SIEMOptions) http.Handler {
 			return
 		}
 		if f := r.URL.Query().Get("format"); f != "" && f != "ocsf" {
-			writeError(w, phivault.Errorf(phivault.EINVALID, "The only stream format is ocsf."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "The only stream format is ocsf."))
 			return
 		}
 		next := l.Tree().N
 		if s := r.URL.Query().Get("since"); s != "" {
 			n, err := strconv.ParseInt(s, 10, 64)
 			if err != nil || n < 0 {
-				writeError(w, phivault.Errorf(phivault.EINVALID, "Give since as an entry index."))
+				fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "Give since as an entry index."))
 				return
 			}
 			next = n
 		}
 		if err := record(r); err != nil {
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		rc := http.NewResponseController(w)
@@ -167,7 +168,7 @@ func requireBearer(auth Authenticator, next http.Handler) http.Handler {
 		token, ok := phivault.BearerToken(r.Header.Get("Authorization"))
 		if !ok || auth == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="phivault"`)
-			writeError(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <token>."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNAUTHORIZED, "Authentication required: send Authorization: Bearer <token>."))
 			return
 		}
 		ctx, err := auth.Authenticate(r.Context(), token)
@@ -175,7 +176,7 @@ func requireBearer(auth Authenticator, next http.Handler) http.Handler {
 			if phivault.ErrorCode(err) == phivault.EUNAUTHORIZED {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="phivault", error="invalid_token"`) // RFC 6750 §3
 			}
-			writeError(w, err)
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // ViewOptions configure NewViewHandler.
@@ -95,18 +96,18 @@ func (v *view) serveRead(w http.ResponseWriter, r *http.Request) {
 	idx, err := strconv.ParseInt(r.PathValue("index"), 10, 64)
 	notFound := phivault.Errorf(phivault.ENOTFOUND, "No such AuditEvent.")
 	if err != nil || idx < 0 {
-		writeError(w, notFound)
+		fhir.WriteOutcome(w, notFound)
 		return
 	}
 	e, err := v.entry(r.Context(), idx)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	rec := readEntry(r, v.opts.Now(), "AuditEvent", r.PathValue("index"))
 	rec.Returned = []string{"AuditEvent/" + r.PathValue("index")}
 	if err := recordRead(r, v.opts.Log, rec); err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
@@ -191,7 +192,7 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 	var names []string
 	for name := range vals {
 		if !searchParams[name] {
-			writeError(w, phivault.Errorf(phivault.EINVALID, "Unknown AuditEvent search parameter %q; use patient, agent, date, action, purpose, _id, _count or _offset.", name))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "Unknown AuditEvent search parameter %q; use patient, agent, date, action, purpose, _id, _count or _offset.", name))
 			return
 		}
 		if !strings.HasPrefix(name, "_") {
@@ -200,14 +201,14 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	q, err := parseQuery(vals)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	q.Limit, q.Offset = DefaultCount, 0
 	if c := vals.Get("_count"); c != "" {
 		n, err := strconv.Atoi(c)
 		if err != nil || n < 0 {
-			writeError(w, phivault.Errorf(phivault.EINVALID, "_count must be a number from 0 to %d.", MaxCount))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "_count must be a number from 0 to %d.", MaxCount))
 			return
 		}
 		q.Limit = min(n, MaxCount)
@@ -215,7 +216,7 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 	if o := vals.Get("_offset"); o != "" {
 		n, err := strconv.Atoi(o)
 		if err != nil || n < 0 {
-			writeError(w, phivault.Errorf(phivault.EINVALID, "_offset must be a number of 0 or more."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "_offset must be a number of 0 or more."))
 			return
 		}
 		q.Offset = n
@@ -238,18 +239,18 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		if _, err := CatchUpIndex(ctx, v.opts.Store); err != nil {
-			writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
 			return
 		}
 		idxs, total, err = v.opts.Store.SearchAudit(ctx, q)
 		if err != nil {
-			writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
 			return
 		}
 	}
 	events, err := v.events(ctx, q, idxs)
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	rec := readEntry(r, v.opts.Now(), "AuditEvent", "")
@@ -259,7 +260,7 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 		rec.Returned = append(rec.Returned, "AuditEvent/"+ev.ID)
 	}
 	if err := recordRead(r, v.opts.Log, rec); err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	base := v.baseURL(r)
@@ -344,7 +345,7 @@ func (v *view) authorize(w http.ResponseWriter, r *http.Request, check func(cont
 		e.Compartments = []string{targetID}
 	}
 	recordDenied(r, v.opts.Log, e, err)
-	writeError(w, err)
+	fhir.WriteOutcome(w, err)
 	return false
 }
 
@@ -373,36 +374,36 @@ func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, n
 	vals := r.URL.Query()
 	for n := range vals {
 		if n != "format" && n != "date" && n != "action" && n != "purpose" {
-			writeError(w, phivault.Errorf(phivault.EINVALID, "Unknown report parameter %q; use format, date, action or purpose.", n))
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "Unknown report parameter %q; use format, date, action or purpose.", n))
 			return
 		}
 	}
 	q, err := parseQuery(url.Values{"date": vals["date"], "action": vals["action"], "purpose": vals["purpose"]})
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	q.Patient, q.Actor = base.Patient, base.Actor
 	format := vals.Get("format")
 	if format != "" && format != "json" && format != "csv" {
-		writeError(w, phivault.Errorf(phivault.EINVALID, "The format must be json or csv."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "The format must be json or csv."))
 		return
 	}
 	ctx := r.Context()
 	if _, err := CatchUpIndex(ctx, v.opts.Store); err != nil {
-		writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be updated."))
 		return
 	}
 	rep := &Report{Store: v.opts.Store, Query: q}
 	// Check that the report can be read before recording and answering, so
 	// a broken store answers with an error rather than half a report.
 	if _, _, err := v.opts.Store.SearchAudit(ctx, Query{Patient: q.Patient, Actor: q.Actor, Actions: q.Actions, Purposes: q.Purposes, Since: q.Since, Before: q.Before}); err != nil {
-		writeError(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EINTERNAL, "The audit index could not be searched."))
 		return
 	}
 	rec.SearchParams = paramNames(r)
 	if err := recordRead(r, v.opts.Log, rec); err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	if format == "csv" {

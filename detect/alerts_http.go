@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // Paging of GET /security/alerts.
@@ -365,7 +366,7 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, e *phivault.Aud
 	if !h.record(w, r, e) {
 		return
 	}
-	writeError(w, err)
+	fhir.WriteOutcome(w, err)
 }
 
 // publicError returns err if its message is safe to show, a not-found

@@ -26,7 +26,7 @@ type alertsAuth map[string]*phivault.Principal
 func (a alertsAuth) Authenticate(ctx context.Context, token string) (context.Context, error) {
 	p, ok := a[token]
 	if !ok {
-		return nil, errors.New("unknown token")
+		return nil, phivault.Errorf(phivault.EUNAUTHORIZED, "The bearer token is not valid.")
 	}
 	return phivault.WithPrincipal(ctx, p), nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // Decoys makes decoy patients (honeytokens) in the vault: records that look
@@ -83,7 +84,7 @@ func (h *handler) listHoneytokens(w http.ResponseWriter, r *http.Request) {
 	}
 	saved, err := h.opts.Store.Load(r.Context())
 	if err != nil {
-		writeError(w, err)
+		fhir.WriteOutcome(w, err)
 		return
 	}
 	ids := saved.Honeytokens

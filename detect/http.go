@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/fhir"
 	"github.com/phivault/phivault/smart"
 )
 
 // Authenticator checks a request's bearer token and returns a context
-// carrying its principal (phivault.WithPrincipal).
+// carrying its principal (phivault.WithPrincipal), or an EUNAUTHORIZED
+// *phivault.Error for a token it does not accept; [api.Authenticator] is the
+// same interface.
 type Authenticator interface {
 	Authenticate(ctx context.Context, bearerToken string) (context.Context, error)
 }
@@ -104,17 +107,18 @@ var (
 )
 
 // guard authenticates r and lets only auditors through to next; a refusal
-// is recorded as an entry of targetType and answered.
+// is recorded as an entry of targetType and answered. A request without a
+// token accepted by opts.Auth gets 401 with the RFC 6750 challenge that
+// [api.Authenticate] sets, the same as on the FHIR, admin and audit routes;
+// any other failure of opts.Auth is answered with its own error.
 func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := phivault.BearerToken(r.Header.Get("Authorization"))
-		if !ok {
-			writeError(w, errUnauthenticated)
-			return
-		}
-		ctx, err := h.opts.Auth.Authenticate(r.Context(), tok)
+		ctx, err := api.Authenticate(w, r, h.opts.Auth, api.Realm)
 		if err != nil {
-			writeError(w, errUnauthenticated)
+			if err == api.ErrNoToken {
+				err = errUnauthenticated
+			}
+			fhir.WriteOutcome(w, err)
 			return
 		}
 		r = r.WithContext(ctx)
@@ -130,7 +134,7 @@ func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFu
 			e := h.entry(r, phivault.ActionExport, targetType, "")
 			e.Outcome = phivault.ErrorCode(refusal)
 			h.opts.Log.Append(context.WithoutCancel(ctx), e)
-			writeError(w, refusal)
+			fhir.WriteOutcome(w, refusal)
 			return
 		}
 		next(w, r)
@@ -150,7 +154,7 @@ func (h *handler) entry(r *http.Request, action, targetType, targetID string, pa
 // and returns false.
 func (h *handler) record(w http.ResponseWriter, r *http.Request, e *phivault.AuditEntry) bool {
 	if err := h.opts.Log.Append(r.Context(), e); err != nil {
-		writeError(w, phivault.Errorf(phivault.EUNAVAILABLE, "The audit trail cannot be written; try again later."))
+		fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNAVAILABLE, "The audit trail cannot be written; try again later."))
 		return false
 	}
 	return true
@@ -172,11 +176,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	status, body := fhir.OutcomeJSON(err)
-	w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(body)
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // ingestRoutes registers POST /security/ingest/{kind}.
@@ -62,5 +63,5 @@ func (h *handler) refuseIngest(w http.ResponseWriter, r *http.Request, e *phivau
 	}
 	e.Outcome = phivault.ErrorCode(err)
 	h.opts.Log.Append(context.WithoutCancel(r.Context()), e)
-	writeError(w, err)
+	fhir.WriteOutcome(w, err)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/phivault/phivault"
 )
@@ -106,6 +107,23 @@ func OutcomeJSON(err error) (int, []byte) {
 		panic("fhir: marshal OperationOutcome: " + mErr.Error())
 	}
 	return status, b
+}
+
+// outcomeType is the Content-Type of an OperationOutcome answer.
+const outcomeType = "application/fhir+json; charset=utf-8"
+
+// WriteOutcome answers w with err as an OperationOutcome (see [Outcome]):
+// the status of err's code and only a *phivault.Error's safe message. It is
+// the error writer of the JSON routes outside the FHIR REST API (audit,
+// admin, security). Headers already set on w, such as a WWW-Authenticate
+// challenge, are kept.
+func WriteOutcome(w http.ResponseWriter, err error) {
+	status, body := OutcomeJSON(err)
+	h := w.Header()
+	h.Set("Content-Type", outcomeType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
 }
 
 func orString(s, def string) string {

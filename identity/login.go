@@ -200,13 +200,13 @@ func (a *Authenticator) backoff(n int) time.Duration {
 	return min(d, limit)
 }
 
-// fail records a failed login and returns ErrInvalidCredentials naming
-// acc, or a store error. A concurrent update is retried on the fresh
-// account so that no failure goes uncounted.
 // failureWriteTimeout bounds the write of a failed login whose caller has
 // gone.
 const failureWriteTimeout = 5 * time.Second
 
+// fail records a failed login and returns ErrInvalidCredentials naming
+// acc, or a store error. A concurrent update is retried on the fresh
+// account so that no failure goes uncounted.
 func (a *Authenticator) fail(ctx context.Context, acc *phivault.Account, now time.Time) error {
 	// The password was checked: the failure counts even if the caller
 	// went away meanwhile, or a flood of abandoned attempts would never

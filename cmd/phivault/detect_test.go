@@ -109,6 +109,28 @@ func TestDetectContext(t *testing.T) {
 		t.Error("a relationship to a patient no record relates her to")
 	}
 
+	// An episode of care whose team is a CareTeam of the same patient
+	// relates the team's members (through the team itself, as the access
+	// layer reads it); an episode that names another patient's team
+	// relates no one to its own patient.
+	doc := create("Practitioner", `{"resourceType":"Practitioner","name":[{"family":"Aldous"}]}`)
+	team := create("CareTeam", `{"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/`+emp+`"},"participant":[{"member":{"reference":"Practitioner/`+doc+`"}}]}`)
+	create("EpisodeOfCare", `{"resourceType":"EpisodeOfCare","status":"active","patient":{"reference":"Patient/`+emp+`"},"period":{"start":"2026-12-01"},"team":[{"reference":"CareTeam/`+team+`"}]}`)
+	create("EpisodeOfCare", `{"resourceType":"EpisodeOfCare","status":"active","patient":{"reference":"Patient/`+vip+`"},"period":{"start":"2026-12-01"},"team":[{"reference":"CareTeam/`+team+`"}]}`)
+	doctor := &phivault.Account{ID: "doc1", Username: "doc1", Roles: []string{"physician"}, PractitionerID: doc, Status: phivault.AccountActive}
+	if err := a.accounts.CreateAccount(ctx, doctor); err != nil {
+		t.Fatal(err)
+	}
+	if err := dctx.Load(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Related("doc1", emp, at, 0) == nil {
+		t.Error("the member of the episode's care team is not related to its patient")
+	}
+	if d.Related("doc1", vip, at, 0) != nil {
+		t.Error("an episode naming another patient's care team relates that team's members to its own patient")
+	}
+
 	// The encounter ends on the 2nd; the update's trail event refreshes it.
 	up := `{"resourceType":"Encounter","id":"` + enc + `","status":"finished","class":{"code":"IMP"},"subject":{"reference":"Patient/` + vip + `"},"period":{"start":"2026-12-01T08:00:00Z","end":"2026-12-02T08:00:00Z"},"participant":[{"individual":{"reference":"Practitioner/` + pract + `"}}]}`
 	if _, _, err := a.records.Update(sys, "Encounter", enc, []byte(up), phivault.UpdateOptions{}); err != nil {

@@ -209,6 +209,11 @@ func relationships(typ, patient string, obj map[string]any) []detect.Relationshi
 			add(part["individual"], detect.KindEncounter, s, e)
 		}
 	case "EpisodeOfCare":
+		// EpisodeOfCare.team is not followed: as the access layer reads
+		// it (access.RecordService's patient context), a named CareTeam
+		// counts only if it is in the patient's own compartment, and
+		// there it is read as a CareTeam of its own. Following it here
+		// would let an episode borrow another patient's team.
 		s, e := period(obj["period"])
 		add(obj["careManager"], detect.KindEpisode, s, e)
 	case "Appointment":
