@@ -129,6 +129,12 @@ type Workload struct {
 	Start, End time.Time
 
 	times []time.Time // of each record
+	// people are the plaintext of every staffer and patient, by
+	// namespaced id, for Export only: they never reach a Record.
+	people map[string]*person
+	tk     *Tokenizer // the blind-index key's
+	// practitioners maps "Practitioner/<id>" to the user id it is.
+	practitioners map[string]string
 }
 
 // Events returns the number of access events in w.
@@ -315,6 +321,16 @@ func (g *gen) workload() *Workload {
 		End:     g.cfg.Start.AddDate(0, 0, g.cfg.Days),
 		Records: make([]detect.Record, len(g.items)),
 		times:   make([]time.Time, len(g.items)),
+		people:  map[string]*person{}, practitioners: map[string]string{}, tk: g.tk,
+	}
+	for _, s := range g.staff {
+		w.people[s.id] = s.person
+		if s.practitioner != "" {
+			w.practitioners["Practitioner/"+s.practitioner] = s.id
+		}
+	}
+	for _, p := range append(slices.Clone(g.patients), g.honey...) {
+		w.people[p.id] = p.person
 	}
 	for i := range g.items {
 		rec := g.items[i].rec
