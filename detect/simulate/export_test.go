@@ -83,6 +83,9 @@ func TestExport_roundTrip(t *testing.T) {
 				gotHoney = append(gotHoney, r.Honeytoken)
 			case detect.RecordRelationship:
 				gotRel++
+				if _, ok := want["u "+r.Relationship.User]; !ok {
+					t.Fatalf("seed %d: relationship of %s, who is on no staff roster", seed, r.Relationship.User)
+				}
 			case detect.RecordAccess:
 				gotEv++
 			}
