@@ -337,3 +337,42 @@ func TestEvaluateServer_otherSystem(t *testing.T) {
 		t.Errorf("%d alerts with one more of the run's system, %d without; want one more", ours.Alerts, base.Alerts)
 	}
 }
+
+// stalled is a Server whose detector never gets past sequence 0; its
+// first look at the detector ends the run's context.
+type stalled struct {
+	simulate.Server
+	cancel context.CancelFunc
+}
+
+func (s stalled) Processed(context.Context) (int64, error) {
+	s.cancel()
+	return 0, nil
+}
+
+// rejecting is a Server that rejects the last line of every batch.
+type rejecting struct{ simulate.Server }
+
+func (s rejecting) Ingest(ctx context.Context, kind string, body []byte) (*detect.IngestReport, error) {
+	return s.Server.Ingest(ctx, kind, append(bytes.TrimRight(body, "\n"), []byte("x\n")...))
+}
+
+// TestEvaluateServer_errors: a detector that does not catch up before the
+// context ends, and a server that rejects lines, fail the run instead of
+// scoring what is missing.
+func TestEvaluateServer_errors(t *testing.T) {
+	cfg := small(9)
+	cfg.Key = bytes.Repeat([]byte{9}, 32)
+	cfg.Scenarios = []string{"honeytoken"}
+	w := mustGenerate(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := simulate.EvaluateServer(ctx, w, stalled{newMemServer(t, cfg.Key), cancel}, simulate.ServerOptions{Poll: time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "waiting for the detector") {
+		t.Errorf("stalled detector: %v, want an error waiting for the detector", err)
+	}
+	_, err = simulate.EvaluateServer(context.Background(), w, rejecting{newMemServer(t, cfg.Key)}, simulate.ServerOptions{Poll: time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "accepted") {
+		t.Errorf("rejected lines: %v, want an error naming the lines accepted", err)
+	}
+}
