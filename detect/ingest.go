@@ -876,6 +876,9 @@ func (p *ingestParser) roster(n int, r *row) error {
 		p.values = append(p.values, values...)
 	}
 	p.recs = append(p.recs, rec)
+	if rec.Patient != nil && decoyLabelled(r) {
+		p.recs = append(p.recs, Record{Kind: RecordHoneytoken, Honeytoken: rec.Patient.ID})
+	}
 	if len(p.pend) >= tokenChunk {
 		return p.flushTokens()
 	}
@@ -950,6 +953,9 @@ func (p *ingestParser) patient(r *row, pt *Patient, ns func(string) string) (fie
 	}
 	pt.ID = ns(id)
 	for _, l := range (*r)[fieldLabels] {
+		if strings.EqualFold(l, LabelDecoy) {
+			continue // a Record of its own (roster), not a mark on the patient
+		}
 		if alias, ok := labelAliases[strings.ToLower(l)]; ok {
 			l = alias
 		} else if reason := textReason(l, maxNameLen); reason != "" {
@@ -978,6 +984,18 @@ func (p *ingestParser) patient(r *row, pt *Patient, ns func(string) string) (fie
 		}
 	}
 	return "", ""
+}
+
+// LabelDecoy, among a patient roster line's labels, declares the patient
+// a decoy (a honeytoken) of the sending system, as phivault honeytoken
+// create does for the vault's own: the line adds a RecordHoneytoken after
+// the patient's. The label itself is not kept on the patient. Decoys only
+// grow: a later line without the label does not undo it.
+const LabelDecoy = "honeytoken"
+
+// decoyLabelled reports whether patient roster line r has LabelDecoy.
+func decoyLabelled(r *row) bool {
+	return slices.ContainsFunc((*r)[fieldLabels], func(l string) bool { return strings.EqualFold(l, LabelDecoy) })
 }
 
 func parseBool(s string) (v, ok bool) {

@@ -179,6 +179,11 @@ func securityCall(ctx context.Context, cf *clientFlags, method, path, ctype stri
 	if err != nil {
 		return nil, err
 	}
+	return c.security(ctx, method, path, ctype, body)
+}
+
+// security is securityCall over c, to reuse its connection.
+func (c *apiClient) security(ctx context.Context, method, path, ctype string, body io.Reader) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, securityURL(c.base, path), body)
 	if err != nil {
 		return nil, err
@@ -189,7 +194,7 @@ func securityCall(ctx context.Context, cf *clientFlags, method, path, ctype stri
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, errorWithHint(fmt.Sprintf("cannot reach %s: %v", cf.url, err), "start the server, check -url and -cacert")
+		return nil, errorWithHint(fmt.Sprintf("cannot reach %s: %v", c.base, err), "start the server, check -url and -cacert")
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

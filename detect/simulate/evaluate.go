@@ -114,6 +114,16 @@ type Report struct {
 	FalsePositives []FalsePositive `json:"falsePositives,omitempty"`
 	// Elapsed is the wall time of the run (not deterministic).
 	Elapsed time.Duration `json:"elapsed"`
+
+	// Through is "ingest" for a run through a server's ingestion API
+	// (EvaluateServer), "" in process.
+	Through string `json:"through,omitempty"`
+	// Skipped counts, through a server, the events the ingestion
+	// formats cannot carry, by action (Export.Skipped).
+	Skipped map[string]int `json:"skipped,omitempty"`
+	// Latency is, through a server, the wall time from the answer to the
+	// last ingestion request to the detector having processed it all.
+	Latency time.Duration `json:"latency,omitempty"`
 }
 
 // FalsePositive is an alert that covers no malicious pair: ids and the
@@ -237,13 +247,17 @@ func Evaluate(ctx context.Context, w *Workload, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	rep := Score(w, alerts, ruleNames(rules), opts)
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+func ruleNames(rules []detect.Rule) []string {
 	var names []string
 	for _, r := range rules {
 		names = append(names, r.Name())
 	}
-	rep := Score(w, alerts, names, opts)
-	rep.Elapsed = time.Since(start)
-	return rep, nil
+	return names
 }
 
 // coverage is what the alerts say about pairs.

@@ -180,6 +180,16 @@ func (g *gen) onShift(s *staffer) (time.Time, int, bool) {
 	return g.between(a.Add(time.Hour), b.Add(-2*time.Hour)), d, true
 }
 
+// pickOnShift picks a staffer matching ok (pick) and a time on one of
+// their shifts after the warm-up (onShift); ok false if there is none.
+func (g *gen) pickOnShift(match func(*staffer) bool) (s *staffer, t time.Time, day int, ok bool) {
+	if s = g.pick(match); s == nil {
+		return nil, time.Time{}, 0, false
+	}
+	t, day, ok = g.onShift(s)
+	return s, t, day, ok
+}
+
 // scenarioDay returns a random day after the warm-up.
 func (g *gen) scenarioDay() int { return g.cfg.Warmup + g.r.IntN(g.cfg.Days-g.cfg.Warmup) }
 
@@ -265,11 +275,7 @@ func (g *gen) scHoneytoken(name string) {
 	g.emit(g.event(t, s, s.ws, "read", "Patient", h))
 	g.mal(name, s, h, t, RuleHoneytoken)
 	// A front-desk search whose results include a decoy: a touch too.
-	f := g.pick(func(s *staffer) bool { return s.role == roleFrontDesk })
-	if f == nil {
-		return
-	}
-	t2, _, ok := g.onShift(f)
+	f, t2, _, ok := g.pickOnShift(func(s *staffer) bool { return s.role == roleFrontDesk })
 	if !ok {
 		return
 	}
@@ -523,11 +529,7 @@ func (g *gen) strangers(s *staffer, n int) []*pat {
 }
 
 func (g *gen) scVolume(name string) {
-	s := g.pick(func(s *staffer) bool { return s.role == rolePhysician && clinical(s) && s.shift == shiftOffice })
-	if s == nil {
-		return
-	}
-	t, _, ok := g.onShift(s)
+	s, t, _, ok := g.pickOnShift(func(s *staffer) bool { return s.role == rolePhysician && clinical(s) && s.shift == shiftOffice })
 	if !ok {
 		return
 	}
@@ -541,11 +543,7 @@ func (g *gen) scVolume(name string) {
 	}
 	// Near miss: a nurse covers the evening after her day shift, with
 	// her ward's patients.
-	n := g.pick(func(s *staffer) bool { return wardNurse(s) && s.shift == shiftDay && s.dept.id != "emergency" })
-	if n == nil {
-		return
-	}
-	_, day, ok := g.onShift(n)
+	n, _, day, ok := g.pickOnShift(func(s *staffer) bool { return wardNurse(s) && s.shift == shiftDay && s.dept.id != "emergency" })
 	if !ok {
 		return
 	}
@@ -565,11 +563,7 @@ func (g *gen) scVolume(name string) {
 }
 
 func (g *gen) scPeer(name string) {
-	s := g.pick(func(s *staffer) bool { return s.role == roleBilling && s != g.billing[0] })
-	if s == nil {
-		return
-	}
-	t, day, ok := g.onShift(s)
+	s, t, day, ok := g.pickOnShift(func(s *staffer) bool { return s.role == roleBilling && s != g.billing[0] })
 	if !ok {
 		return
 	}
@@ -620,11 +614,7 @@ func (g *gen) scAfterHours(name string) {
 }
 
 func (g *gen) scNameSearch(name string) {
-	s := g.pick(wardNurse)
-	if s == nil {
-		return
-	}
-	t, _, ok := g.onShift(s)
+	s, t, _, ok := g.pickOnShift(wardNurse)
 	if !ok {
 		return
 	}
@@ -685,11 +675,7 @@ func (g *gen) export(t time.Time, s *staffer, src, action string, ps []*pat, cou
 }
 
 func (g *gen) scBulkExport(name string) {
-	s := g.pick(func(s *staffer) bool { return s.role == rolePhysician && clinical(s) && s.shift == shiftOffice })
-	if s == nil {
-		return
-	}
-	t, _, ok := g.onShift(s)
+	s, t, _, ok := g.pickOnShift(func(s *staffer) bool { return s.role == rolePhysician && clinical(s) && s.shift == shiftOffice })
 	if !ok {
 		return
 	}
@@ -709,11 +695,7 @@ func (g *gen) scBulkExport(name string) {
 }
 
 func (g *gen) scFailedLogins(name string) {
-	s := g.pick(wardNurse)
-	if s == nil {
-		return
-	}
-	t, _, ok := g.onShift(s)
+	s, t, _, ok := g.pickOnShift(wardNurse)
 	if !ok {
 		return
 	}
@@ -799,11 +781,7 @@ func (g *gen) scSpraying(name string) {
 }
 
 func (g *gen) scNewSource(name string) {
-	s := g.pick(wardNurse)
-	if s == nil {
-		return
-	}
-	t, day, ok := g.onShift(s)
+	s, t, day, ok := g.pickOnShift(wardNurse)
 	if !ok {
 		return
 	}
@@ -831,11 +809,7 @@ func (g *gen) scNewSource(name string) {
 }
 
 func (g *gen) scTravel(name string) {
-	s := g.pick(func(s *staffer) bool { return clinical(s) && s.role == rolePhysician && s.shift == shiftOffice })
-	if s == nil {
-		return
-	}
-	t, _, ok := g.onShift(s)
+	s, t, _, ok := g.pickOnShift(func(s *staffer) bool { return clinical(s) && s.role == rolePhysician && s.shift == shiftOffice })
 	if !ok {
 		return
 	}
@@ -871,11 +845,7 @@ func (g *gen) scSuspended(name string) {
 	g.mal(name, s, nil, t, RuleSuspended)
 	// Near miss: suspended in the morning, reactivated at noon, back at
 	// work in the afternoon.
-	n := g.pick(func(s *staffer) bool { return wardNurse(s) && s.shift == shiftEvening })
-	if n == nil {
-		return
-	}
-	_, d2, ok := g.onShift(n)
+	n, _, d2, ok := g.pickOnShift(func(s *staffer) bool { return wardNurse(s) && s.shift == shiftEvening })
 	if !ok {
 		return
 	}
@@ -931,11 +901,7 @@ func (g *gen) scPolicyReload(name string) {
 }
 
 func (g *gen) scBreakGlass(name string) {
-	s := g.pick(func(s *staffer) bool { return s.role == rolePhysician && clinical(s) && s.dept.id != "emergency" })
-	if s == nil {
-		return
-	}
-	t, _, ok := g.onShift(s)
+	s, t, _, ok := g.pickOnShift(func(s *staffer) bool { return s.role == rolePhysician && clinical(s) && s.dept.id != "emergency" })
 	if !ok {
 		return
 	}
@@ -947,11 +913,7 @@ func (g *gen) scBreakGlass(name string) {
 }
 
 func (g *gen) scMassUpdate(name string) {
-	s := g.pick(wardNurse)
-	if s == nil {
-		return
-	}
-	t, _, ok := g.onShift(s)
+	s, t, _, ok := g.pickOnShift(wardNurse)
 	if !ok {
 		return
 	}
@@ -971,11 +933,7 @@ func (g *gen) scMassUpdate(name string) {
 		g.mal(name, s, p, at)
 	}
 	// Near miss: a medication round, thirty updates on her own ward.
-	n := g.pick(func(s *staffer) bool { return wardNurse(s) && s.dept.id != "emergency" })
-	if n == nil {
-		return
-	}
-	t2, day, ok := g.onShift(n)
+	n, t2, day, ok := g.pickOnShift(func(s *staffer) bool { return wardNurse(s) && s.dept.id != "emergency" })
 	if !ok {
 		return
 	}

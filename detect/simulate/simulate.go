@@ -18,7 +18,7 @@
 // order: rosters with [detect.Person] tokens, relationships, access
 // events on [detect.StreamIngest], with users and patients namespaced
 // "sim:id". Names, addresses and phones exist only inside the generator;
-// only their blind-index tokens leave it.
+// only their blind-index tokens leave it, except through Export.
 //
 // On top of that background it injects labelled scenarios ([Scenarios]):
 // each detector's target behaviour, mixed cases (a curious clerk, a
@@ -31,6 +31,16 @@
 // [Evaluate] feeds a workload through a [detect.Pipeline] over a
 // [detect.MemStore] in simulated live mode (the clock follows simulated
 // time, see [Options]) and compares the alerts with the truth ([Report]).
+//
+// # Through a server
+//
+// [Workload.Export] writes a workload in the ingestion formats (NDJSON
+// requests to POST /security/ingest/{kind}, with the generator's made-up
+// names, addresses and phones in plaintext, in sending order), and
+// [EvaluateServer] sends it to a running server ([Server]), waits for its
+// detectors, and scores the alerts it lists with the same [Score].
+// [Workload.Ingested] is the workload as such a server holds it, to tell
+// what the formats lose from what the server does.
 //
 // Everything is deterministic for a given [Config]: randomness comes from
 // Config.Seed only, and time from the simulated clock.
@@ -129,6 +139,12 @@ type Workload struct {
 	Start, End time.Time
 
 	times []time.Time // of each record
+	// people are the plaintext of every staffer and patient, by
+	// namespaced id, for Export only: they never reach a Record.
+	people map[string]*person
+	tk     *Tokenizer // the blind-index key's
+	// practitioners maps "Practitioner/<id>" to the user id it is.
+	practitioners map[string]string
 }
 
 // Events returns the number of access events in w.
@@ -315,6 +331,16 @@ func (g *gen) workload() *Workload {
 		End:     g.cfg.Start.AddDate(0, 0, g.cfg.Days),
 		Records: make([]detect.Record, len(g.items)),
 		times:   make([]time.Time, len(g.items)),
+		people:  map[string]*person{}, practitioners: map[string]string{}, tk: g.tk,
+	}
+	for _, s := range g.staff {
+		w.people[s.id] = s.person
+		if s.practitioner != "" {
+			w.practitioners["Practitioner/"+s.practitioner] = s.id
+		}
+	}
+	for _, p := range append(slices.Clone(g.patients), g.honey...) {
+		w.people[p.id] = p.person
 	}
 	for i := range g.items {
 		rec := g.items[i].rec

@@ -1,0 +1,60 @@
+package detect_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/phivault/phivault/detect"
+)
+
+// TestParseIngest_decoyLabel: a patient roster line labelled "honeytoken"
+// (any case, NDJSON or CSV) declares a decoy of its system, right after
+// the patient, and the label is not kept on the patient.
+func TestParseIngest_decoyLabel(t *testing.T) {
+	tests := []struct {
+		name, ctype, body string
+	}{
+		{"ndjson", detect.ContentNDJSON, `{"system":"ehr","id":"p1","labels":["VIP","HoneyToken"]}` + "\n"},
+		{"csv", detect.ContentCSV, "system,id,labels\nehr,p1,VIP;honeytoken\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, rep, err := detect.ParseIngest(context.Background(), newIngestTokenizer(t), detect.IngestPatients, tt.ctype, strings.NewReader(tt.body), detect.IngestOptions{})
+			if err != nil || rep.Accepted != 1 || rep.Rejected != 0 {
+				t.Fatalf("ParseIngest: %+v, %v", rep, err)
+			}
+			if len(recs) != 2 || recs[0].Patient == nil || recs[1].Kind != detect.RecordHoneytoken || recs[1].Honeytoken != "ehr:p1" {
+				t.Fatalf("records %+v, want the patient then a honeytoken ehr:p1", recs)
+			}
+			if got := recs[0].Patient.Labels; len(got) != 1 || got[0] != detect.LabelVIP {
+				t.Errorf("labels %v, want [VIP]", got)
+			}
+		})
+	}
+}
+
+// TestParseIngest_decoyLabelNearMiss: other labels, and the label on a
+// staff line, declare nothing.
+func TestParseIngest_decoyLabelNearMiss(t *testing.T) {
+	tests := []struct {
+		name, kind, body string
+	}{
+		{"honeytokens", detect.IngestPatients, `{"system":"ehr","id":"p1","labels":"honeytokens;decoy"}`},
+		{"no label", detect.IngestPatients, `{"system":"ehr","id":"p1"}`},
+		{"staff", detect.IngestStaff, `{"system":"ehr","id":"s1","labels":"honeytoken"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, _, err := detect.ParseIngest(context.Background(), newIngestTokenizer(t), tt.kind, detect.ContentNDJSON, strings.NewReader(tt.body+"\n"), detect.IngestOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if r.Kind == detect.RecordHoneytoken {
+					t.Errorf("records %+v: a decoy was declared", recs)
+				}
+			}
+		})
+	}
+}
