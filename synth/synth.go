@@ -109,7 +109,7 @@ func Hospital(opts Options, yield func(bundle []byte) bool) error {
 	seeder := rand.New(rand.NewPCG(opts.Seed, streamPatients))
 	for i := range opts.Patients {
 		r := rand.New(rand.NewPCG(seeder.Uint64(), seeder.Uint64()))
-		b, err := json.Marshal(newPatient(r, sh, now, i, true))
+		b, err := json.Marshal(newPatient(r, sh, now, hospitalLook(sh, i, true)))
 		if err != nil {
 			return fmt.Errorf("synth: encode patient bundle %d: %w", i, err)
 		}
