@@ -149,3 +149,13 @@ func PatientID(response []byte) (string, error) {
 	}
 	return "", phivault.Errorf(phivault.EINVALID, "The response creates no Patient.")
 }
+
+// HospitalIdentifier returns the identifier of the hospital Organization
+// that Hospital makes with seed, as "system|value": a search for it tells
+// whether a vault holds that hospital's shared resources, which Decoys
+// without a Site references.
+func HospitalIdentifier(seed uint64) string {
+	sh := newShared(rand.New(rand.NewPCG(seed, streamShared)))
+	_, id, _ := strings.Cut(sh.depts[deptHospital].org, "?identifier=")
+	return id
+}
