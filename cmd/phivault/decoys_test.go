@@ -1,0 +1,387 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
+	"github.com/phivault/phivault/api"
+)
+
+// decoyVault is a vault served in-process (mustAuditApp) with its
+// security API and, for staff, a FHIR API that authenticates test tokens
+// ("token-<account id>") as the staff accounts the test makes.
+type decoyVault struct {
+	*auditApp
+	security string                         // base URL of /security/
+	staffURL string                         // base URL of the staff FHIR API
+	staff    map[string]*phivault.Principal // by token
+}
+
+func mustDecoyVault(t *testing.T) *decoyVault {
+	t.Helper()
+	v := &decoyVault{auditApp: mustAuditApp(t), staff: map[string]*phivault.Principal{}}
+	sec := httptest.NewServer(v.routes["/security/"])
+	staff := httptest.NewServer(api.NewHandler(v.records, api.Options{Authenticator: v}))
+	t.Cleanup(func() { sec.Close(); staff.Close() })
+	v.security, v.staffURL = sec.URL, staff.URL
+	return v
+}
+
+// Authenticate implements api.Authenticator for the staff tokens.
+func (v *decoyVault) Authenticate(ctx context.Context, token string) (context.Context, error) {
+	p, ok := v.staff[token]
+	if !ok {
+		return nil, &phivault.Error{Code: phivault.EUNAUTHORIZED, Message: "Unknown token."}
+	}
+	ctx = api.WithActor(phivault.WithPrincipal(ctx, p), p.ID)
+	info, _ := phivault.RequestInfoFromContext(ctx)
+	info.Actor = p.ID
+	return phivault.WithRequestInfo(ctx, info), nil
+}
+
+// addStaff makes an active staff account and returns its token.
+func (v *decoyVault) addStaff(t *testing.T, id, role, department, practitioner string) string {
+	t.Helper()
+	acct := &phivault.Account{ID: id, Username: id, Kind: phivault.PrincipalStaff, Roles: []string{role},
+		Department: department, PractitionerID: practitioner, Status: phivault.AccountActive}
+	if err := v.accounts.CreateAccount(context.Background(), acct); err != nil {
+		t.Fatal(err)
+	}
+	v.staff["token-"+id] = &phivault.Principal{ID: id, Kind: phivault.PrincipalStaff, Roles: []string{role},
+		Department: department, PractitionerID: practitioner,
+		TrainingValidUntil: time.Now().AddDate(1, 0, 0), AuthTime: time.Now()}
+	return "token-" + id
+}
+
+// get sends GET path to the staff FHIR API with token and decodes the
+// JSON answer into out.
+func (v *decoyVault) get(t *testing.T, token, path string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, v.staffURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return res.StatusCode
+}
+
+// plant sends POST /security/honeytokens {"count": n} with the admin
+// token and returns the status and the decoys' ids, or the body.
+func (v *decoyVault) plant(t *testing.T, n int) (int, []string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, v.security+"/security/honeytokens", strings.NewReader(fmt.Sprintf(`{"count":%d}`, n)))
+	req.Header.Set("Authorization", "Bearer "+v.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Honeytokens []string }
+	json.Unmarshal(raw, &body)
+	return res.StatusCode, body.Honeytokens, string(raw)
+}
+
+// site is a small non-demo site: a clinic with a location and a
+// practitioner (by PractitionerRole), a practitioner no organisation
+// lists, an inactive practitioner, an insurer, and three patients of the
+// clinic, each with an encounter there.
+type testSite struct {
+	clinic, insurer, location  string
+	doctor, floater, retired   string
+	patients                   []string
+	mrnSystem                  string
+	allowedRefs, forbiddenRefs []string
+}
+
+// loadSite creates the site through the system client, as an import
+// would.
+func (v *decoyVault) loadSite(t *testing.T) *testSite {
+	t.Helper()
+	sys := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+	create := func(typ, body string) string {
+		t.Helper()
+		r, _, err := v.records.Create(sys, typ, []byte(body), phivault.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create %s: %v", typ, err)
+		}
+		return r.ID
+	}
+	s := &testSite{mrnSystem: "urn:oid:2.16.840.1.113883.19.5.99"}
+	s.clinic = create("Organization", `{"resourceType":"Organization","active":true,"type":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/organization-type","code":"prov"}]}],"name":"Northfield Clinic"}`)
+	s.insurer = create("Organization", `{"resourceType":"Organization","active":true,"type":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/organization-type","code":"pay"}]}],"name":"Northfield Mutual"}`)
+	s.location = create("Location", `{"resourceType":"Location","status":"active","name":"Northfield Clinic, Ward 2","managingOrganization":{"reference":"Organization/`+s.clinic+`"}}`)
+	s.doctor = create("Practitioner", `{"resourceType":"Practitioner","active":true,"name":[{"family":"Okonkwo","given":["Adaeze"]}]}`)
+	s.floater = create("Practitioner", `{"resourceType":"Practitioner","active":true,"name":[{"family":"Lindqvist","given":["Maja"]}]}`)
+	s.retired = create("Practitioner", `{"resourceType":"Practitioner","active":false,"name":[{"family":"Abernethy","given":["Hugh"]}]}`)
+	create("PractitionerRole", `{"resourceType":"PractitionerRole","active":true,"practitioner":{"reference":"Practitioner/`+s.doctor+`"},"organization":{"reference":"Organization/`+s.clinic+`"},"location":[{"reference":"Location/`+s.location+`"}]}`)
+	for i, mrn := range []string{"MRN-004521", "MRN-017733", "MRN-020914"} {
+		p := create("Patient", `{"resourceType":"Patient","identifier":[{"use":"usual","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"`+s.mrnSystem+`","value":"`+mrn+`"}],
+			"active":true,"name":[{"use":"official","family":"Halloran","given":["Niamh"]}],"telecom":[{"system":"phone","value":"413-555-0142","use":"home"}],"gender":"female","birthDate":"198`+fmt.Sprint(i)+`-04-02",
+			"address":[{"use":"home","line":["4 Quarry Lane"],"city":"Northfield","state":"MA","postalCode":"01360","country":"US"}],
+			"maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"M"}]},"communication":[{"language":{"coding":[{"system":"urn:ietf:bcp:47","code":"en-US"}]},"preferred":true}],
+			"generalPractitioner":[{"reference":"Practitioner/`+s.doctor+`"}],"managingOrganization":{"reference":"Organization/`+s.clinic+`"}}`)
+		create("Encounter", `{"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/`+p+`"},
+			"participant":[{"individual":{"reference":"Practitioner/`+s.doctor+`"}}],"period":{"start":"2025-03-0`+fmt.Sprint(i+1)+`T09:00:00Z","end":"2025-03-0`+fmt.Sprint(i+1)+`T09:30:00Z"},
+			"location":[{"location":{"reference":"Location/`+s.location+`"}}],"serviceProvider":{"reference":"Organization/`+s.clinic+`"}}`)
+		s.patients = append(s.patients, p)
+	}
+	s.allowedRefs = []string{"Organization/" + s.clinic, "Location/" + s.location, "Practitioner/" + s.doctor, "Practitioner/" + s.floater}
+	s.forbiddenRefs = []string{"Organization/" + s.insurer, "Practitioner/" + s.retired}
+	return s
+}
+
+// siteRef matches a reference to a shared resource.
+var siteRef = regexp.MustCompile(`"reference":"((?:Organization|Location|Practitioner|PractitionerRole)[/?][^"]*)"`)
+
+// TestDecoys_site plants decoys in a vault of a non-demo site and checks
+// that they are treated by its clinicians at its clinic (never the
+// insurer, the retired practitioner or the demo hospital), carry record
+// numbers shaped like its own and none of its patients', and that a
+// touch is a critical alert.
+func TestDecoys_site(t *testing.T) {
+	v := mustDecoyVault(t)
+	s := v.loadSite(t)
+	status, ids, body := v.plant(t, 3)
+	if status != http.StatusCreated || len(ids) != 3 {
+		t.Fatalf("POST /security/honeytokens = %d %s", status, body)
+	}
+	mrn := regexp.MustCompile(`^MRN-0\d{5}$`)
+	seen := map[string]bool{}
+	for _, id := range ids {
+		// Read below access and audit: this look is no touch.
+		all, err := v.reindex.records.Everything(context.Background(), id, 1000, 0)
+		if err != nil || len(all.Matches) < 5 {
+			t.Fatalf("decoy %s: %v, %v", id, all, err)
+		}
+		for _, r := range all.Matches {
+			for _, m := range siteRef.FindAllSubmatch(r.Body, -1) {
+				ref := string(m[1])
+				if !slices.Contains(s.allowedRefs, ref) {
+					t.Errorf("decoy %s %s references %s, not the site's clinic or active clinicians", id, r.Ref(), ref)
+				}
+				seen[ref] = true
+			}
+		}
+		var p struct {
+			Identifier []struct{ System, Value string }
+		}
+		i := slices.IndexFunc(all.Matches, func(r *phivault.Resource) bool { return r.Type == "Patient" })
+		json.Unmarshal(all.Matches[i].Body, &p)
+		if len(p.Identifier) != 1 || p.Identifier[0].System != s.mrnSystem || !mrn.MatchString(p.Identifier[0].Value) ||
+			slices.Contains([]string{"MRN-004521", "MRN-017733", "MRN-020914"}, p.Identifier[0].Value) {
+			t.Errorf("decoy %s identifiers %+v, want a new MRN-0xxxxx of the site's system", id, p.Identifier)
+		}
+	}
+	for _, ref := range []string{"Organization/" + s.clinic, "Location/" + s.location, "Practitioner/" + s.doctor} {
+		if !seen[ref] {
+			t.Errorf("no decoy references %s", ref)
+		}
+	}
+
+	// A nurse of the clinic opens one: a critical alert.
+	nurse := v.addStaff(t, "nurse1", "nurse", s.clinic, s.doctor)
+	var got map[string]any
+	if status := v.get(t, nurse, "/fhir/Patient/"+ids[0], &got); status != http.StatusOK {
+		t.Fatalf("nurse GET decoy = %d", status)
+	}
+	alerts := waitHoneytokenAlert(t, v, ids[0])
+	if alerts.Severity != "critical" || alerts.User != "nurse1" {
+		t.Errorf("alert %+v, want critical for nurse1", alerts)
+	}
+}
+
+// waitHoneytokenAlert polls the alerts until a honeytoken alert names
+// patient, and returns it.
+func waitHoneytokenAlert(t *testing.T, v *decoyVault, patient string) (found struct {
+	Severity, User string
+	Patients       []string
+}) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, v.security+"/security/alerts?rule=honeytoken", nil)
+		req.Header.Set("Authorization", "Bearer "+v.token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Alerts []struct {
+				Severity, User string
+				Patients       []string
+			}
+		}
+		err = json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("GET /security/alerts = %d, %v", res.StatusCode, err)
+		}
+		for _, a := range body.Alerts {
+			if slices.Contains(a.Patients, patient) {
+				found.Severity, found.User, found.Patients = a.Severity, a.User, a.Patients
+				return found
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no honeytoken alert for the decoy after 30 s: %+v", body.Alerts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDecoys_emptySite checks that a vault without clinicians or
+// patients refuses decoys with a 412 saying what to load, and makes none.
+func TestDecoys_emptySite(t *testing.T) {
+	v := mustDecoyVault(t)
+	status, ids, _ := v.plant(t, 2)
+	if status != http.StatusPreconditionFailed || len(ids) != 0 {
+		t.Errorf("empty vault: POST /security/honeytokens = %d %v, want 412", status, ids)
+	}
+	// Clinicians, but no patient to follow.
+	sys := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+	for typ, body := range map[string]string{
+		"Organization": `{"resourceType":"Organization","name":"Northfield Clinic"}`,
+		"Practitioner": `{"resourceType":"Practitioner","name":[{"family":"Okonkwo"}]}`,
+	} {
+		if _, _, err := v.records.Create(sys, typ, []byte(body), phivault.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, ids, _ := v.plant(t, 2); status != http.StatusPreconditionFailed || len(ids) != 0 {
+		t.Errorf("vault without patients: POST /security/honeytokens = %d %v, want 412", status, ids)
+	}
+	res, err := v.reindex.records.Search(context.Background(), &phivault.Query{Type: "Patient", Summary: "count"})
+	if err != nil || res.Total != 0 {
+		t.Errorf("patients after refusals: %v, %v; want none", res, err)
+	}
+}
+
+// TestDecoys_lookLikePatients compares decoys and real patients as staff
+// who are not security roles see them, through every read they have:
+// Patient search and its count, read, $everything and _history. The
+// clinic's physician and front desk count decoys like the patients they
+// treat or register; a physician who treats no one sees neither.
+func TestDecoys_lookLikePatients(t *testing.T) {
+	v := mustDecoyVault(t)
+	s := v.loadSite(t)
+	status, ids, body := v.plant(t, 2)
+	if status != http.StatusCreated || len(ids) != 2 {
+		t.Fatalf("POST /security/honeytokens = %d %s", status, body)
+	}
+	doctor := v.addStaff(t, "doc1", "physician", s.clinic, s.doctor)
+	desk := v.addStaff(t, "desk1", "front-desk", s.clinic, "")
+	idle := v.addStaff(t, "doc2", "physician", s.clinic, s.retired)
+
+	type bundle struct {
+		Type  string
+		Total *int
+		Entry []struct {
+			Resource map[string]any
+		}
+	}
+	count := func(token string) int {
+		t.Helper()
+		var b bundle
+		if status := v.get(t, token, "/fhir/Patient?_summary=count", &b); status != http.StatusOK || b.Total == nil {
+			t.Fatalf("GET Patient?_summary=count = %d %+v", status, b)
+		}
+		return *b.Total
+	}
+	for name, c := range map[string]struct {
+		token string
+		want  int
+	}{
+		"the clinic's physician": {doctor, 5}, "the clinic's front desk": {desk, 5}, "a physician who treats no one": {idle, 0},
+	} {
+		if got := count(c.token); got != c.want {
+			t.Errorf("%s counts %d patients, want %d (3 patients and 2 decoys, or none)", name, got, c.want)
+		}
+		var list bundle
+		v.get(t, c.token, "/fhir/Patient?_count=50", &list)
+		if len(list.Entry) != c.want {
+			t.Errorf("%s lists %d patients, want %d", name, len(list.Entry), c.want)
+		}
+	}
+
+	// A decoy and a patient read alike: the same elements, the same meta
+	// (no tag or label), the same identifier system and type.
+	shape := func(id string) (top, meta, ident []string) {
+		t.Helper()
+		var p map[string]any
+		if status := v.get(t, doctor, "/fhir/Patient/"+id, &p); status != http.StatusOK {
+			t.Fatalf("GET Patient/%s = %d", id, status)
+		}
+		m, _ := p["meta"].(map[string]any)
+		for _, x := range p["identifier"].([]any) {
+			b, _ := json.Marshal(withoutKey(x.(map[string]any), "value"))
+			ident = append(ident, string(b))
+		}
+		return keys(p), keys(m), ident
+	}
+	realTop, realMeta, realIdent := shape(s.patients[0])
+	for _, id := range ids {
+		top, meta, ident := shape(id)
+		if !slices.Equal(top, realTop) || !slices.Equal(meta, realMeta) || !slices.Equal(ident, realIdent) {
+			t.Errorf("decoy %s reads as %v / meta %v / %v;\npatient as %v / meta %v / %v", id, top, meta, ident, realTop, realMeta, realIdent)
+		}
+	}
+
+	// $everything and _history answer alike: the Patient and its
+	// encounters, one version.
+	has := func(b bundle, typ string) bool {
+		return slices.ContainsFunc(b.Entry, func(e struct{ Resource map[string]any }) bool { return e.Resource["resourceType"] == typ })
+	}
+	for _, id := range []string{s.patients[0], ids[0]} {
+		var all bundle
+		if status := v.get(t, doctor, "/fhir/Patient/"+id+"/$everything?_count=1000", &all); status != http.StatusOK || all.Type != "searchset" ||
+			!has(all, "Patient") || !has(all, "Encounter") {
+			t.Errorf("$everything of %s = %d %s with %d entries", id, status, all.Type, len(all.Entry))
+		}
+		var hist bundle
+		if status := v.get(t, doctor, "/fhir/Patient/"+id+"/_history", &hist); status != http.StatusOK || hist.Type != "history" || len(hist.Entry) != 1 {
+			t.Errorf("_history of %s = %d %s with %d entries", id, status, hist.Type, len(hist.Entry))
+		}
+	}
+}
+
+func withoutKey(m map[string]any, key string) map[string]any {
+	out := map[string]any{}
+	for k, x := range m {
+		if k != key {
+			out[k] = x
+		}
+	}
+	return out
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
