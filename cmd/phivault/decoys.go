@@ -100,7 +100,7 @@ func (m *decoyMaker) options(ctx context.Context, r *mathrand.Rand) (synth.Decoy
 		return synth.DecoyOptions{}, err
 	}
 	if demo > 0 {
-		return m.demoOptions(ctx)
+		return m.demoOptions(ctx, r)
 	}
 	site, err := m.readSite(ctx, r)
 	if err != nil {
@@ -110,17 +110,38 @@ func (m *decoyMaker) options(ctx context.Context, r *mathrand.Rand) (synth.Decoy
 }
 
 // demoOptions returns the options of demo decoys: record numbers after
-// the vault's patients', and the HTEST label if they carry it.
-func (m *decoyMaker) demoOptions(ctx context.Context) (synth.DecoyOptions, error) {
+// the vault's patients', and the HTEST label if they carry it (read on a
+// sample: the store cannot count by label over encrypted records).
+func (m *decoyMaker) demoOptions(ctx context.Context, r *mathrand.Rand) (synth.DecoyOptions, error) {
 	total, err := m.count(ctx, m.records, "Patient")
 	if err != nil {
 		return synth.DecoyOptions{}, err
 	}
-	labelled, err := m.count(ctx, m.records, "Patient", phivault.QueryParam{Name: "_security", Values: []string{synth.TestDataSystem + "|" + synth.TestDataCode}})
+	opts := synth.DecoyOptions{Seed: demoSeed, First: total}
+	if total == 0 {
+		return opts, nil
+	}
+	sample, err := m.samplePatients(ctx, r)
 	if err != nil {
 		return synth.DecoyOptions{}, err
 	}
-	return synth.DecoyOptions{Seed: demoSeed, First: total, Label: labelled > 0}, nil
+	opts.Label = slices.ContainsFunc(sample, hasTestLabel)
+	return opts, nil
+}
+
+// hasTestLabel reports whether a Patient carries the HTEST security label.
+func hasTestLabel(patient json.RawMessage) bool {
+	var p struct {
+		Meta struct {
+			Security []struct{ System, Code string }
+		}
+	}
+	if json.Unmarshal(patient, &p) != nil {
+		return false
+	}
+	return slices.ContainsFunc(p.Meta.Security, func(c struct{ System, Code string }) bool {
+		return c.System == synth.TestDataSystem && c.Code == synth.TestDataCode
+	})
 }
 
 // count returns how many resources of typ match params in records.

@@ -16,6 +16,7 @@ import (
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/synth"
 )
 
 // decoyVault is a vault served in-process (mustAuditApp) with its
@@ -104,10 +105,10 @@ func (v *decoyVault) plant(t *testing.T, n int) (int, []string, string) {
 	return res.StatusCode, body.Honeytokens, string(raw)
 }
 
-// site is a small non-demo site: a clinic with a location and a
-// practitioner (by PractitionerRole), a practitioner no organisation
-// lists, an inactive practitioner, an insurer, and three patients of the
-// clinic, each with an encounter there.
+// testSite is a small non-demo site: a clinic with a location and a
+// practitioner (by PractitionerRole), a closed location and a retired
+// practitioner of the clinic, a practitioner no organisation lists, an
+// insurer, and three patients of the clinic, each with an encounter there.
 type testSite struct {
 	clinic, insurer, location  string
 	doctor, floater, retired   string
@@ -136,7 +137,10 @@ func (v *decoyVault) loadSite(t *testing.T) *testSite {
 	s.doctor = create("Practitioner", `{"resourceType":"Practitioner","active":true,"name":[{"family":"Okonkwo","given":["Adaeze"]}]}`)
 	s.floater = create("Practitioner", `{"resourceType":"Practitioner","active":true,"name":[{"family":"Lindqvist","given":["Maja"]}]}`)
 	s.retired = create("Practitioner", `{"resourceType":"Practitioner","active":false,"name":[{"family":"Abernethy","given":["Hugh"]}]}`)
-	create("PractitionerRole", `{"resourceType":"PractitionerRole","active":true,"practitioner":{"reference":"Practitioner/`+s.doctor+`"},"organization":{"reference":"Organization/`+s.clinic+`"},"location":[{"reference":"Location/`+s.location+`"}]}`)
+	closed := create("Location", `{"resourceType":"Location","status":"inactive","name":"Northfield Clinic, Old Wing","managingOrganization":{"reference":"Organization/`+s.clinic+`"}}`)
+	for _, pr := range []string{s.doctor, s.retired} {
+		create("PractitionerRole", `{"resourceType":"PractitionerRole","active":true,"practitioner":{"reference":"Practitioner/`+pr+`"},"organization":{"reference":"Organization/`+s.clinic+`"},"location":[{"reference":"Location/`+s.location+`"}]}`)
+	}
 	for i, mrn := range []string{"MRN-004521", "MRN-017733", "MRN-020914"} {
 		p := create("Patient", `{"resourceType":"Patient","identifier":[{"use":"usual","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"`+s.mrnSystem+`","value":"`+mrn+`"}],
 			"active":true,"name":[{"use":"official","family":"Halloran","given":["Niamh"]}],"telecom":[{"system":"phone","value":"413-555-0142","use":"home"}],"gender":"female","birthDate":"198`+fmt.Sprint(i)+`-04-02",
@@ -149,7 +153,7 @@ func (v *decoyVault) loadSite(t *testing.T) *testSite {
 		s.patients = append(s.patients, p)
 	}
 	s.allowedRefs = []string{"Organization/" + s.clinic, "Location/" + s.location, "Practitioner/" + s.doctor, "Practitioner/" + s.floater}
-	s.forbiddenRefs = []string{"Organization/" + s.insurer, "Practitioner/" + s.retired}
+	_ = closed // never referenced: allowedRefs lacks it
 	return s
 }
 
@@ -260,18 +264,21 @@ func TestDecoys_emptySite(t *testing.T) {
 	if status != http.StatusPreconditionFailed || len(ids) != 0 {
 		t.Errorf("empty vault: POST /security/honeytokens = %d %v, want 412", status, ids)
 	}
-	// Clinicians, but no patient to follow.
+	// Patients, but no clinician; then clinicians, but no patient to follow.
 	sys := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
-	for typ, body := range map[string]string{
-		"Organization": `{"resourceType":"Organization","name":"Northfield Clinic"}`,
-		"Practitioner": `{"resourceType":"Practitioner","name":[{"family":"Okonkwo"}]}`,
-	} {
-		if _, _, err := v.records.Create(sys, typ, []byte(body), phivault.CreateOptions{}); err != nil {
-			t.Fatal(err)
+	other := mustDecoyVault(t)
+	for _, c := range []struct {
+		v     *decoyVault
+		types []string
+	}{{v, []string{"Organization", "Practitioner"}}, {other, []string{"Patient"}}} {
+		for _, typ := range c.types {
+			if _, _, err := c.v.records.Create(sys, typ, []byte(`{"resourceType":"`+typ+`"}`), phivault.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if status, ids, _ := v.plant(t, 2); status != http.StatusPreconditionFailed || len(ids) != 0 {
-		t.Errorf("vault without patients: POST /security/honeytokens = %d %v, want 412", status, ids)
+		if status, ids, body := c.v.plant(t, 2); status != http.StatusPreconditionFailed || len(ids) != 0 || !strings.Contains(body, "Load the site's") {
+			t.Errorf("vault with only %v: POST /security/honeytokens = %d %s, want 412 saying what to load", c.types, status, body)
+		}
 	}
 	res, err := v.reindex.records.Search(context.Background(), &phivault.Query{Type: "Patient", Summary: "count"})
 	if err != nil || res.Total != 0 {
@@ -384,4 +391,38 @@ func keys(m map[string]any) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestDecoys_demo plants decoys in a vault of the demo hospital: they are
+// made of its departments and clinicians, with record numbers of its
+// system, and carry its HTEST label, as its patients do.
+func TestDecoys_demo(t *testing.T) {
+	v := mustDecoyVault(t)
+	sys := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+	err := synth.Hospital(synth.Options{Seed: demoSeed, Patients: 3}, func(b []byte) bool {
+		if _, err := v.records.Bundle(sys, b, ""); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, ids, body := v.plant(t, 2)
+	if status != http.StatusCreated || len(ids) != 2 {
+		t.Fatalf("POST /security/honeytokens = %d %s", status, body)
+	}
+	for _, id := range ids {
+		p, err := v.reindex.records.Read(context.Background(), "Patient", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pt struct {
+			Identifier []struct{ System string }
+		}
+		json.Unmarshal(p.Body, &pt)
+		if !hasTestLabel(p.Body) || len(pt.Identifier) != 1 || pt.Identifier[0].System != synth.MRNSystem {
+			t.Errorf("demo decoy %s: %s; want the HTEST label and the hospital's MRN", id, p.Body)
+		}
+	}
 }
