@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -110,11 +111,11 @@ func (v *decoyVault) plant(t *testing.T, n int) (int, []string, string) {
 // practitioner of the clinic, a practitioner no organisation lists, an
 // insurer, and three patients of the clinic, each with an encounter there.
 type testSite struct {
-	clinic, insurer, location  string
-	doctor, floater, retired   string
-	patients                   []string
-	mrnSystem                  string
-	allowedRefs, forbiddenRefs []string
+	clinic, insurer, location string
+	doctor, floater, retired  string
+	patients                  []string
+	mrnSystem                 string
+	allowedRefs               []string // the shared resources decoys may reference
 }
 
 // loadSite creates the site through the system client, as an import
@@ -202,6 +203,19 @@ func TestDecoys_site(t *testing.T) {
 	for _, ref := range []string{"Organization/" + s.clinic, "Location/" + s.location, "Practitioner/" + s.doctor} {
 		if !seen[ref] {
 			t.Errorf("no decoy references %s", ref)
+		}
+	}
+
+	// The record numbers the site has are taken; others are not.
+	m := &decoyMaker{records: v.records, vault: v.reindex.records}
+	sys := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+	site, err := m.readSite(sys, mathrand.New(mathrand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for value, want := range map[string]bool{"MRN-017733": true, "MRN-017734": false} {
+		if taken, err := site.Taken(s.mrnSystem, value); err != nil || taken != want {
+			t.Errorf("Taken(%s) = %v, %v; want %v", value, taken, err, want)
 		}
 	}
 
