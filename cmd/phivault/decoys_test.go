@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +19,7 @@ import (
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/internal/testenv"
 	"github.com/phivault/phivault/synth"
 )
 
@@ -439,4 +442,66 @@ func TestDecoys_demo(t *testing.T) {
 			t.Errorf("demo decoy %s: %s; want the HTEST label and the hospital's MRN", id, p.Body)
 		}
 	}
+}
+
+// TestDecoys_synthea plants decoys in a vault of Synthea patients (where
+// the archive is present; the subtest is registered only then): they are
+// treated by the practitioners at the organisations the bundles brought,
+// and their identifiers, tag and missing managing organisation follow
+// Synthea's patients: the id repeated as the record number, an SSN in
+// 999-, the synthea tag on every resource.
+func TestDecoys_synthea(t *testing.T) {
+	files, err := testenv.ReadSynthea("patients-100.tar.gz")
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		t.Logf("no Synthea subtest: %v", err)
+		return
+	}
+	t.Run("patients-100", func(t *testing.T) {
+		v := mustDecoyVault(t)
+		sys := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+		for _, f := range files[:4] {
+			if _, err := v.records.Bundle(sys, f.Data, ""); err != nil {
+				t.Fatalf("import %s: %v", f.Name, err)
+			}
+		}
+		status, ids, body := v.plant(t, 2)
+		if status != http.StatusCreated || len(ids) != 2 {
+			t.Fatalf("POST /security/honeytokens = %d %s", status, body)
+		}
+		ssn := regexp.MustCompile(`^999-\d\d-\d{4}$`)
+		for _, id := range ids {
+			all, err := v.reindex.records.Everything(context.Background(), id, 1000, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range all.Matches {
+				if !strings.Contains(string(r.Body), `"tag":[{"code":"synthea-5-2019","system":"https://smarthealthit.org/tags"}]`) {
+					t.Errorf("decoy %s %s lacks the synthea tag: %.200s", id, r.Ref(), r.Body)
+				}
+				for _, m := range siteRef.FindAllSubmatch(r.Body, -1) {
+					typ, rid, _ := strings.Cut(string(m[1]), "/")
+					if _, err := v.reindex.records.Read(context.Background(), typ, rid); err != nil {
+						t.Errorf("decoy %s %s references %s: %v", id, r.Ref(), m[1], err)
+					}
+				}
+			}
+			p, _ := v.reindex.records.Read(context.Background(), "Patient", id)
+			var pt struct {
+				Identifier           []struct{ System, Value string }
+				ManagingOrganization any
+			}
+			json.Unmarshal(p.Body, &pt)
+			values := map[string]string{}
+			for _, x := range pt.Identifier {
+				values[x.System] = x.Value
+			}
+			if len(pt.Identifier) < 3 || values["https://github.com/synthetichealth/synthea"] != values["http://hospital.smarthealthit.org"] ||
+				!ssn.MatchString(values["http://hl7.org/fhir/sid/us-ssn"]) || pt.ManagingOrganization != nil {
+				t.Errorf("decoy %s identifiers %v, managing organisation %v; want Synthea's", id, pt.Identifier, pt.ManagingOrganization)
+			}
+		}
+	})
 }
