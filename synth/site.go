@@ -207,14 +207,17 @@ func (s *site) identifiers(r *rand.Rand, template []map[string]any) ([]map[strin
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // reshape returns a new value shaped like v, one of seen (the values the
-// site's patients have in v's system): a UUID becomes a new random UUID;
+// site's patients have in v's system): a UUID becomes a new random UUID
+// of the same version;
 // otherwise each character the values of v's length all agree on is kept
 // ("999-" of an SSN, "MRN-"), and each other digit or letter is drawn
 // anew in its class. With a single value of that length to learn from,
 // letters are kept and digits drawn.
 func reshape(r *rand.Rand, v string, seen []string) string {
 	if uuidPattern.MatchString(v) {
-		return newUUID(r)
+		u := []byte(newUUID(r))
+		u[14] = v[14] // the version: random (4) or name-based (3, 5), as the site's
+		return string(u)
 	}
 	var peers []string
 	for _, s := range seen {
