@@ -60,7 +60,7 @@ func TestDecoys_Site(t *testing.T) {
 	raw := mustDecoys(t, 3, 10, synth.DecoyOptions{Site: site})
 	_, rs := MustDecode(t, raw)
 	known := []string{"Organization/o1", "Organization/o2", "Location/l1", "Practitioner/p1", "Practitioner/p2", "Practitioner/p3", "Practitioner/p4"}
-	seen := map[string]bool{}
+	seen, versions := map[string]bool{}, map[byte]bool{}
 	for i, res := range rs {
 		for j, r := range res {
 			for _, ref := range references(r) {
@@ -89,6 +89,7 @@ func TestDecoys_Site(t *testing.T) {
 		if u := mrn["value"].(string); id0["value"] != u || !nameOrRandomUUID.MatchString(u) {
 			t.Errorf("decoy %d: id %v and record number %v, want one new UUID", i, id0["value"], mrn["value"])
 		}
+		versions[mrn["value"].(string)[14]] = true
 		if mrn["system"] != "http://hospital.smarthealthit.org" || mrn["type"] == nil {
 			t.Errorf("decoy %d record number %v, want the site's system and type", i, mrn)
 		}
@@ -96,6 +97,9 @@ func TestDecoys_Site(t *testing.T) {
 		if len(v) != 11 || !strings.HasPrefix(v, "999-") || v[6] != '-' || v == "999-22-1962" || v == "999-47-3310" {
 			t.Errorf("decoy %d SSN %q, want a new 999-xx-xxxx", i, v)
 		}
+	}
+	if !versions['3'] || !versions['4'] {
+		t.Errorf("UUID versions %v, want the site's 3 and 4", versions)
 	}
 	for _, ref := range known {
 		if !seen[ref] {
