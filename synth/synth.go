@@ -29,10 +29,12 @@
 //
 // [Decoys] makes decoy patients (honeytokens) the same way, from a
 // generator the caller seeds at random, treated by the clinicians of a
-// hospital already loaded: nothing in them says they are decoys, and only
-// the caller, who reads their ids from the server's answers ([PatientID]),
-// knows which they are. The HTEST label is theirs only if asked for, so
-// that they look like the patients around them.
+// hospital already loaded, or of a [Site]: the vault's own organisations,
+// locations and practitioners, with identifiers and tags shaped like its
+// patients'. Nothing in them says they are decoys, and only the caller,
+// who reads their ids from the server's answers ([PatientID]), knows
+// which they are. The HTEST label, or a site's tags, are theirs only as
+// the patients around them have them.
 package synth
 
 import (
