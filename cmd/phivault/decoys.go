@@ -158,61 +158,27 @@ func (m *decoyMaker) count(ctx context.Context, records phivault.RecordService, 
 var errEmptySite = phivault.Errorf(phivault.EPRECONDITION,
 	"Load the site's Organizations, Practitioners (with PractitionerRoles, where they exist) and patients first: decoys are treated by the site's own clinicians and look like its patients.")
 
-// readSite reads the site's active Organizations, Locations and
-// Practitioners, grouped by organisation through Location.managingOrganization
-// and active PractitionerRoles, and a page of its patients at a random
-// place, for decoys to follow.
+// readSite reads the site's active Organizations, Locations,
+// Practitioners and PractitionerRoles (siteOf groups them), and a page of
+// its patients at an offset drawn from r, for decoys to follow.
 func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Site, error) {
-	var (
-		site = &synth.Site{}
-		orgs = map[string]*synth.SiteOrganization{}
-	)
-	orgRes, err := m.readShared(ctx, "Organization")
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range orgRes {
-		if providesCare(r) {
-			site.Organizations = append(site.Organizations, synth.SiteOrganization{Reference: r.ref})
+	var shared [4][]siteResource
+	for i, typ := range []string{"Organization", "Location", "Practitioner", "PractitionerRole"} {
+		res, err := m.readShared(ctx, typ)
+		if err != nil {
+			return nil, err
 		}
+		shared[i] = res
 	}
-	for i := range site.Organizations {
-		orgs[site.Organizations[i].Reference] = &site.Organizations[i]
-	}
-	locs, err := m.readShared(ctx, "Location")
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range locs {
-		if o := orgs[r.reference("managingOrganization")]; o != nil {
-			o.Locations = append(o.Locations, r.ref)
-		} else {
-			site.Locations = append(site.Locations, r.ref)
-		}
-	}
-	pracs, err := m.readShared(ctx, "Practitioner")
-	if err != nil {
-		return nil, err
-	}
-	grouped, err := m.practitionerOrganizations(ctx, orgs)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range pracs {
-		in := grouped[r.ref]
-		for _, o := range in {
-			orgs[o].Practitioners = append(orgs[o].Practitioners, r.ref)
-		}
-		if len(in) == 0 {
-			site.Practitioners = append(site.Practitioners, r.ref)
-		}
-	}
-	if len(site.Organizations) == 0 || len(pracs) == 0 {
+	site := siteOf(shared[0], shared[1], shared[2], shared[3])
+	if len(site.Organizations) == 0 || len(shared[2]) == 0 {
 		return nil, errEmptySite
 	}
-	if site.Patients, err = m.samplePatients(ctx, r); err != nil {
+	patients, err := m.samplePatients(ctx, r)
+	if err != nil {
 		return nil, err
 	}
+	site.Patients = patients
 	site.Taken = func(system, value string) (bool, error) {
 		n, err := m.count(ctx, m.vault, "Patient", phivault.QueryParam{Name: "identifier", Values: []string{system + "|" + value}})
 		return n > 0, err
@@ -220,28 +186,53 @@ func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Sit
 	return site, nil
 }
 
-// practitionerOrganizations returns the organisations among orgs that
-// each practitioner works for, by the active PractitionerRoles; their
-// locations join the organisation's.
-func (m *decoyMaker) practitionerOrganizations(ctx context.Context, orgs map[string]*synth.SiteOrganization) (map[string][]string, error) {
-	roles, err := m.readShared(ctx, "PractitionerRole")
-	if err != nil {
-		return nil, err
+// siteOf groups a site's active shared resources by organisation: the
+// organisations that give care, each with the locations it manages
+// (Location.managingOrganization) or its PractitionerRoles name, and the
+// practitioners those roles link to it. Locations and practitioners no
+// organisation lists are the site's own.
+func siteOf(orgs, locs, pracs, roles []siteResource) *synth.Site {
+	site := &synth.Site{}
+	for _, o := range orgs {
+		if providesCare(o) {
+			site.Organizations = append(site.Organizations, synth.SiteOrganization{Reference: o.ref})
+		}
 	}
-	out := map[string][]string{}
-	for _, r := range roles {
-		p, o := r.reference("practitioner"), r.reference("organization")
-		if p == "" || orgs[o] == nil || slices.Contains(out[p], o) {
+	byRef := map[string]*synth.SiteOrganization{}
+	for i := range site.Organizations {
+		byRef[site.Organizations[i].Reference] = &site.Organizations[i]
+	}
+	activeLocs := map[string]bool{}
+	for _, l := range locs {
+		activeLocs[l.ref] = true
+		if o := byRef[l.reference("managingOrganization")]; o != nil {
+			o.Locations = append(o.Locations, l.ref)
+		} else {
+			site.Locations = append(site.Locations, l.ref)
+		}
+	}
+	worksFor := map[string][]string{} // practitioner → organisations
+	for _, role := range roles {
+		p, o := role.reference("practitioner"), byRef[role.reference("organization")]
+		if p == "" || o == nil || slices.Contains(worksFor[p], o.Reference) {
 			continue
 		}
-		out[p] = append(out[p], o)
-		for _, l := range r.references("location") {
-			if !slices.Contains(orgs[o].Locations, l) {
-				orgs[o].Locations = append(orgs[o].Locations, l)
+		worksFor[p] = append(worksFor[p], o.Reference)
+		for _, l := range role.references("location") {
+			if activeLocs[l] && !slices.Contains(o.Locations, l) {
+				o.Locations = append(o.Locations, l)
 			}
 		}
 	}
-	return out, nil
+	for _, p := range pracs {
+		for _, o := range worksFor[p.ref] {
+			byRef[o].Practitioners = append(byRef[o].Practitioners, p.ref)
+		}
+		if len(worksFor[p.ref]) == 0 {
+			site.Practitioners = append(site.Practitioners, p.ref)
+		}
+	}
+	return site
 }
 
 // samplePatients returns a page of the vault's patients at an offset

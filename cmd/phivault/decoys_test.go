@@ -505,3 +505,48 @@ func TestDecoys_synthea(t *testing.T) {
 		}
 	})
 }
+
+// TestDecoys_siteOf checks the grouping of a site's shared resources: a
+// practitioner goes to each care organisation a role links to, a role's
+// location joins its organisation only if active, a payer and what only
+// it lists are left out, and what no organisation lists is the site's own.
+func TestDecoys_siteOf(t *testing.T) {
+	res := func(ref, body string) siteResource {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(body), &obj); err != nil {
+			t.Fatal(err)
+		}
+		return siteResource{ref: ref, obj: obj}
+	}
+	orgs := []siteResource{
+		res("Organization/a", `{}`),
+		res("Organization/b", `{"type":[{"coding":[{"code":"prov"}]}]}`),
+		res("Organization/pay", `{"type":[{"coding":[{"code":"pay"}]}]}`),
+	}
+	locs := []siteResource{
+		res("Location/la", `{"managingOrganization":{"reference":"Organization/a"}}`),
+		res("Location/free", `{}`),
+	}
+	pracs := []siteResource{res("Practitioner/p1", `{}`), res("Practitioner/p2", `{}`), res("Practitioner/p3", `{}`)}
+	roles := []siteResource{
+		res("PractitionerRole/1", `{"practitioner":{"reference":"Practitioner/p1"},"organization":{"reference":"Organization/a"},"location":[{"reference":"Location/closed"}]}`),
+		res("PractitionerRole/2", `{"practitioner":{"reference":"Practitioner/p1"},"organization":{"reference":"Organization/b"},"location":[{"reference":"Location/free"}]}`),
+		res("PractitionerRole/3", `{"practitioner":{"reference":"Practitioner/p2"},"organization":{"reference":"Organization/pay"}}`),
+	}
+	got := siteOf(orgs, locs, pracs, roles)
+	want := &synth.Site{
+		Organizations: []synth.SiteOrganization{
+			{Reference: "Organization/a", Locations: []string{"Location/la"}, Practitioners: []string{"Practitioner/p1"}},
+			{Reference: "Organization/b", Locations: []string{"Location/free"}, Practitioners: []string{"Practitioner/p1"}},
+		},
+		Locations:     []string{"Location/free"},
+		Practitioners: []string{"Practitioner/p2", "Practitioner/p3"},
+	}
+	sameOrg := func(a, b synth.SiteOrganization) bool {
+		return a.Reference == b.Reference && slices.Equal(a.Locations, b.Locations) && slices.Equal(a.Practitioners, b.Practitioners)
+	}
+	if !slices.EqualFunc(got.Organizations, want.Organizations, sameOrg) ||
+		!slices.Equal(got.Locations, want.Locations) || !slices.Equal(got.Practitioners, want.Practitioners) {
+		t.Errorf("siteOf = %+v\nwant %+v", *got, *want)
+	}
+}
