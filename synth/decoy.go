@@ -12,6 +12,11 @@ import (
 
 // DecoyOptions controls Decoys. Zero values take the documented defaults.
 type DecoyOptions struct {
+	// Site, if set, is the vault's own site: decoys are treated by its
+	// clinicians at its organisations and locations, and look like its
+	// patients (see Site). Seed, First and Label are then unused. Nil
+	// means the demo hospital's, as below.
+	Site *Site
 	// Seed is the seed of the hospital (Options.Seed) whose shared
 	// resources the decoys reference: the clinicians who saw them, the
 	// departments and locations of their encounters. Those must be in the
@@ -50,8 +55,17 @@ type DecoyOptions struct {
 // instance rand.New(rand.NewChaCha8(seed)) with seed read from
 // crypto/rand), so that no one can regenerate the decoys.
 //
+// With a Site, a decoy's identifiers copy those of a site patient drawn at
+// random, with new values: a UUID becomes a new random UUID; otherwise
+// the characters all the site's values of that system and length agree on
+// are kept (a prefix such as "MRN-" or the "999-" of Synthea's SSNs) and
+// the others are drawn anew, digit for digit and letter for letter.
+// Values the site's patients share (Synthea repeats its id as the record
+// number) stay shared. A value Site.Taken reports as taken is drawn again.
+//
 // Decoys returns an *phivault.Error with code EINVALID when n or First is
-// negative.
+// negative or the Site lacks an organisation, a practitioner or a patient,
+// and ECONFLICT when it draws only taken identifiers.
 func Decoys(r *rand.Rand, n int, opts DecoyOptions, yield func(bundle []byte) bool) error {
 	if n < 0 {
 		return phivault.Errorf(phivault.EINVALID, "The number of decoys must not be negative.")
@@ -66,11 +80,16 @@ func Decoys(r *rand.Rand, n int, opts DecoyOptions, yield func(bundle []byte) bo
 		opts.Now = defaultNow()
 	}
 	now := opts.Now.UTC().Truncate(time.Second)
-	// The shared resources are drawn from the hospital's seed, as Hospital
-	// draws them, so the decoys' references resolve to its clinicians.
-	sh := newShared(rand.New(rand.NewPCG(opts.Seed, streamShared)))
+	looks, err := decoyLooks(opts)
+	if err != nil {
+		return err
+	}
 	for k := range n {
-		b, err := json.Marshal(newPatient(r, sh, now, opts.First+k, opts.Label))
+		sh, l, err := looks(r, k)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(newPatient(r, sh, now, l))
 		if err != nil {
 			return fmt.Errorf("synth: encode decoy bundle %d: %w", k, err)
 		}
@@ -79,6 +98,24 @@ func Decoys(r *rand.Rand, n int, opts DecoyOptions, yield func(bundle []byte) bo
 		}
 	}
 	return nil
+}
+
+// decoyLooks returns the departments and look of decoy k: the site's, or
+// the demo hospital's.
+func decoyLooks(opts DecoyOptions) (func(r *rand.Rand, k int) (*shared, *look, error), error) {
+	if opts.Site != nil {
+		s, err := newSite(opts.Site)
+		if err != nil {
+			return nil, err
+		}
+		return func(r *rand.Rand, _ int) (*shared, *look, error) { return s.look(r) }, nil
+	}
+	// The shared resources are drawn from the hospital's seed, as Hospital
+	// draws them, so the decoys' references resolve to its clinicians.
+	sh := newShared(rand.New(rand.NewPCG(opts.Seed, streamShared)))
+	return func(_ *rand.Rand, k int) (*shared, *look, error) {
+		return sh, hospitalLook(sh, opts.First+k, opts.Label), nil
+	}, nil
 }
 
 // PatientID returns the id of the Patient a transaction created, read
@@ -111,4 +148,14 @@ func PatientID(response []byte) (string, error) {
 		}
 	}
 	return "", phivault.Errorf(phivault.EINVALID, "The response creates no Patient.")
+}
+
+// HospitalIdentifier returns the identifier of the hospital Organization
+// that Hospital makes with seed, as "system|value": a search for it tells
+// whether a vault holds that hospital's shared resources, which Decoys
+// without a Site references.
+func HospitalIdentifier(seed uint64) string {
+	sh := newShared(rand.New(rand.NewPCG(seed, streamShared)))
+	_, id, _ := strings.Cut(sh.depts[deptHospital].org, "?identifier=")
+	return id
 }

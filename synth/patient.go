@@ -13,11 +13,11 @@ import (
 // patientGen builds one patient's bundle. Its state is the patient's
 // physiology and history so far, so later encounters agree with earlier ones.
 type patientGen struct {
-	r     *rand.Rand
-	sh    *shared
-	now   time.Time
-	b     bundle
-	label bool // put the HTEST security label on every resource
+	r    *rand.Rand
+	sh   *shared
+	now  time.Time
+	b    bundle
+	look *look
 
 	ref       string // urn:uuid of the Patient
 	birth     time.Time
@@ -49,11 +49,32 @@ type visit struct {
 	start time.Time
 }
 
-// newPatient returns the bundle of patient index, drawn from r, whose
+// look is how a patient's record looks beyond what the generator draws:
+// as the demo hospital's patients do, or as a site's.
+type look struct {
+	mrn                  bool             // give the hospital's MRN, from index
+	index                int              // the patient's number in the hospital
+	identifiers          []map[string]any // a site's, if not mrn
+	managingOrganization string           // reference, or "" for none
+	generalPractitioner  bool             // name the usual practitioner
+	meta                 *meta            // of every resource, or nil
+}
+
+// hospitalLook returns the look of the hospital's patient index, whose
 // resources carry the HTEST label if label is set.
-func newPatient(r *rand.Rand, sh *shared, now time.Time, index int, label bool) bundle {
-	g := &patientGen{r: r, sh: sh, now: now, b: bundle{ResourceType: "Bundle", Type: "transaction"}, label: label}
-	g.patient(index)
+func hospitalLook(sh *shared, index int, label bool) *look {
+	l := &look{mrn: true, index: index, managingOrganization: sh.depts[deptHospital].org, generalPractitioner: true}
+	if label {
+		l.meta = newMeta()
+	}
+	return l
+}
+
+// newPatient returns the bundle of one patient drawn from r, treated at
+// the departments of sh and looking as l says.
+func newPatient(r *rand.Rand, sh *shared, now time.Time, l *look) bundle {
+	g := &patientGen{r: r, sh: sh, now: now, b: bundle{ResourceType: "Bundle", Type: "transaction"}, look: l}
+	g.patient()
 	visits := g.plan()
 	for i, v := range visits {
 		g.visit(i, v)
@@ -61,13 +82,8 @@ func newPatient(r *rand.Rand, sh *shared, now time.Time, index int, label bool) 
 	return g.b
 }
 
-// meta returns the meta of a new resource: the HTEST label, or none.
-func (g *patientGen) meta() *meta {
-	if !g.label {
-		return nil
-	}
-	return newMeta()
-}
+// meta returns the meta of a new resource, or nil.
+func (g *patientGen) meta() *meta { return g.look.meta }
 
 func (g *patientGen) add(typ string, res any) string {
 	ref := urn(newUUID(g.r))
@@ -80,7 +96,7 @@ func (g *patientGen) ageAt(t time.Time) float64 {
 	return t.Sub(g.birth).Hours() / (24 * 365.25)
 }
 
-func (g *patientGen) patient(index int) {
+func (g *patientGen) patient() {
 	r := g.r
 	// Age: a plausible catchment area, weighted towards adults.
 	var age int
@@ -145,7 +161,18 @@ func (g *patientGen) patient(index int) {
 	g.pcp = pick(r, g.sh.depts[g.clinic].practitioners)
 
 	c := pick(r, cities)
-	mrn := strconv.Itoa(10_000_000 + (index+1)*1000 + r.IntN(1000))
+	var ids any
+	if len(g.look.identifiers) > 0 {
+		ids = g.look.identifiers
+	}
+	if g.look.mrn {
+		ids = []identifier{{
+			Use:    "usual",
+			Type:   &concept{Coding: []coding{{System: sysV2IDType, Code: "MR", Display: "Medical record number"}}, Text: "Medical Record Number"},
+			System: MRNSystem,
+			Value:  strconv.Itoa(10_000_000 + (g.look.index+1)*1000 + r.IntN(1000)),
+		}}
+	}
 	marital := maritalStatuses[0]
 	if age >= 18 {
 		marital = weighted(r, maritalStatuses, func(c coding) int {
@@ -179,20 +206,15 @@ func (g *patientGen) patient(index int) {
 			Use:    "home",
 		})
 	}
-	g.ref = g.add("Patient", &patient{
+	p := &patient{
 		ResourceType: "Patient",
 		Meta:         g.meta(),
-		Identifier: []identifier{{
-			Use:    "usual",
-			Type:   &concept{Coding: []coding{{System: sysV2IDType, Code: "MR", Display: "Medical record number"}}, Text: "Medical Record Number"},
-			System: MRNSystem,
-			Value:  mrn,
-		}},
-		Active:    true,
-		Name:      []humanName{{Use: "official", Family: family, Given: names}},
-		Telecom:   telecom,
-		Gender:    gender,
-		BirthDate: g.birth.Format(dateFormat),
+		Identifier:   ids,
+		Active:       true,
+		Name:         []humanName{{Use: "official", Family: family, Given: names}},
+		Telecom:      telecom,
+		Gender:       gender,
+		BirthDate:    g.birth.Format(dateFormat),
 		Address: []address{{
 			Use:        "home",
 			Line:       []string{fmt.Sprintf("%d %s %s", between(r, 1, 980), pick(r, streetNames), pick(r, streetKinds))},
@@ -201,11 +223,16 @@ func (g *patientGen) patient(index int) {
 			PostalCode: fmt.Sprintf("%03d%02d", c.postal, r.IntN(100)),
 			Country:    "US",
 		}},
-		MaritalStatus:        &concept{Coding: []coding{marital}, Text: marital.Display},
-		Communication:        []communication{{Language: lang.concept(), Preferred: true}},
-		GeneralPractitioner:  []reference{{Reference: g.pcp}},
-		ManagingOrganization: &reference{Reference: g.sh.depts[deptHospital].org},
-	})
+		MaritalStatus: &concept{Coding: []coding{marital}, Text: marital.Display},
+		Communication: []communication{{Language: lang.concept(), Preferred: true}},
+	}
+	if g.look.generalPractitioner {
+		p.GeneralPractitioner = []reference{{Reference: g.pcp}}
+	}
+	if g.look.managingOrganization != "" {
+		p.ManagingOrganization = &reference{Reference: g.look.managingOrganization}
+	}
+	g.ref = g.add("Patient", p)
 }
 
 func (g *patientGen) has(c code) bool {
@@ -346,8 +373,10 @@ func (g *patientGen) visit(i int, v visit) {
 			Individual: &reference{Reference: g.prac},
 		}},
 		Period:          period{Start: v.start.Format(dateTimeFormat), End: end.Format(dateTimeFormat)},
-		Location:        []encounterLocation{{Location: reference{Reference: g.sh.depts[dept].location}}},
 		ServiceProvider: &reference{Reference: g.sh.depts[dept].org},
+	}
+	if loc := g.sh.depts[dept].location; loc != "" {
+		enc.Location = []encounterLocation{{Location: reference{Reference: loc}}}
 	}
 	if v.kind == kindInpatient {
 		enc.Hospitalization = &hospitalization{

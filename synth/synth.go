@@ -29,10 +29,12 @@
 //
 // [Decoys] makes decoy patients (honeytokens) the same way, from a
 // generator the caller seeds at random, treated by the clinicians of a
-// hospital already loaded: nothing in them says they are decoys, and only
-// the caller, who reads their ids from the server's answers ([PatientID]),
-// knows which they are. The HTEST label is theirs only if asked for, so
-// that they look like the patients around them.
+// hospital already loaded, or of a [Site]: the vault's own organisations,
+// locations and practitioners, with identifiers and tags shaped like its
+// patients'. Nothing in them says they are decoys, and only the caller,
+// who reads their ids from the server's answers ([PatientID]), knows
+// which they are. The HTEST label, or a site's tags, are theirs only as
+// the patients around them have them.
 package synth
 
 import (
@@ -109,7 +111,7 @@ func Hospital(opts Options, yield func(bundle []byte) bool) error {
 	seeder := rand.New(rand.NewPCG(opts.Seed, streamPatients))
 	for i := range opts.Patients {
 		r := rand.New(rand.NewPCG(seeder.Uint64(), seeder.Uint64()))
-		b, err := json.Marshal(newPatient(r, sh, now, i, true))
+		b, err := json.Marshal(newPatient(r, sh, now, hospitalLook(sh, i, true)))
 		if err != nil {
 			return fmt.Errorf("synth: encode patient bundle %d: %w", i, err)
 		}

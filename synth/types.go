@@ -25,6 +25,7 @@ type request struct {
 
 type meta struct {
 	Security []coding `json:"security,omitempty"`
+	Tag      []coding `json:"tag,omitempty"`
 }
 
 type coding struct {
@@ -128,7 +129,7 @@ type practitioner struct {
 type patient struct {
 	ResourceType         string          `json:"resourceType"`
 	Meta                 *meta           `json:"meta,omitempty"`
-	Identifier           []identifier    `json:"identifier"`
+	Identifier           any             `json:"identifier,omitempty"` // []identifier, or a site's
 	Active               bool            `json:"active"`
 	Name                 []humanName     `json:"name"`
 	Telecom              []contactPoint  `json:"telecom,omitempty"`

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	cryptorand "crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/smtp"
@@ -17,12 +15,10 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
-	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/detect"
 	"github.com/phivault/phivault/detect/sqlitestore"
 	"github.com/phivault/phivault/envelope"
-	"github.com/phivault/phivault/synth"
 )
 
 // DetectConfig configures the detectors and where their alerts go
@@ -250,7 +246,7 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 		Store: store, Pipeline: p, Auth: auth, Log: a.audit.log, Tokenizer: tokens,
 		Notes:    envelope.NewNoteSealer(a.db, a.seal.sealer, "triage"),
 		OnTriage: sup.Observe,
-		Decoys:   &decoyMaker{records: a.records},
+		Decoys:   &decoyMaker{records: a.records, vault: records},
 		Risk:     engine.Scorer.(detect.UserScorer),
 	})
 	a.routes["/security/"] = withClient(d.handler)
@@ -325,55 +321,4 @@ func storedAlert(ctx context.Context, store detect.Store) func(id string) *detec
 			}
 		}
 	}
-}
-
-// decoyMaker makes honeytokens through the whole request path (audit and
-// access), as a system client planting them: the entries say so
-// (purpose detect.DefaultPlantPurpose), and the honeytoken rule does not
-// count the planting as a touch.
-type decoyMaker struct {
-	records phivault.RecordService
-}
-
-// MakeDecoys implements detect.Decoys with synth.Decoys, over the demo
-// hospital's shared resources (seed 1): in the demo vault decoys are
-// indistinguishable from its patients. A vault without them refuses
-// (docs/detection.md says what a site needs instead).
-func (m *decoyMaker) MakeDecoys(ctx context.Context, n int) ([]string, error) {
-	ctx = phivault.WithPrincipal(ctx, access.BootstrapPrincipal("honeytoken"))
-	ctx = phivault.WithRequestInfo(ctx, phivault.RequestInfo{Actor: "honeytoken", Roles: []string{access.BootstrapRole}, Purpose: detect.DefaultPlantPurpose})
-	count, err := m.records.Search(ctx, &phivault.Query{Type: "Patient", Summary: "count"})
-	if err != nil {
-		return nil, err
-	}
-	labelled, err := m.records.Search(ctx, &phivault.Query{Type: "Patient", Summary: "count",
-		Params: []phivault.QueryParam{{Name: "_security", Values: []string{synth.TestDataSystem + "|" + synth.TestDataCode}}}})
-	label := err == nil && labelled.Total > 0
-	var seed [32]byte
-	if _, err := cryptorand.Read(seed[:]); err != nil {
-		return nil, err
-	}
-	var (
-		ids  []string
-		fail error
-	)
-	err = synth.Decoys(mathrand.New(mathrand.NewChaCha8(seed)), n, synth.DecoyOptions{Seed: 1, First: count.Total, Label: label},
-		func(b []byte) bool {
-			res, err := m.records.Bundle(ctx, b, "")
-			if err != nil {
-				fail = err
-				return false
-			}
-			id, err := synth.PatientID(res.Body)
-			if err != nil {
-				fail = err
-				return false
-			}
-			ids = append(ids, id)
-			return true
-		})
-	if err == nil {
-		err = fail
-	}
-	return ids, err
 }

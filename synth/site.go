@@ -1,0 +1,258 @@
+package synth
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+
+	"github.com/phivault/phivault"
+)
+
+// Site describes a vault's own care providers and patients, for Decoys: a
+// decoy of a site is treated by the site's clinicians at its departments
+// and looks like the site's patients, not like the demo hospital's.
+// References are literal ("Organization/<id>").
+type Site struct {
+	// Organizations are the site's active organisations, each with the
+	// locations it manages and the practitioners who work for it, where
+	// known. At least one is required.
+	Organizations []SiteOrganization
+	// Locations and Practitioners are the site's active locations and
+	// practitioners that no organisation lists; a department of the
+	// decoy's history whose organisation lists none draws from these.
+	// The site needs one practitioner at least, here or in an
+	// organisation.
+	Locations, Practitioners []string
+	// Patients are some of the site's Patient resources, as JSON. Each
+	// decoy follows one of them, drawn at random, in what differs from
+	// site to site: its identifiers (the same systems and types, with new
+	// values shaped like the site's: see Decoys), its managing
+	// organisation, whether it names a general practitioner, and its meta
+	// tags and security labels, which every resource of the decoy then
+	// carries. Nothing else of them is copied. At least one is required.
+	Patients []json.RawMessage
+	// Taken reports whether some patient already has the identifier
+	// system|value; a decoy then draws another value. Nil means none is.
+	Taken func(system, value string) (bool, error)
+}
+
+// SiteOrganization is an organisation of a Site, with its locations and
+// practitioners: literal references.
+type SiteOrganization struct {
+	Reference     string
+	Locations     []string
+	Practitioners []string
+}
+
+// maxDraws bounds the draws of a decoy's identifiers before Decoys gives
+// up: all taken means the site's identifiers have few free values.
+const maxDraws = 16
+
+// sitePatient is what a decoy copies of one of the site's patients.
+type sitePatient struct {
+	Identifier           []map[string]any `json:"identifier"`
+	ManagingOrganization *reference       `json:"managingOrganization"`
+	GeneralPractitioner  []reference      `json:"generalPractitioner"`
+	Meta                 *struct {
+		Tag      []coding `json:"tag"`
+		Security []coding `json:"security"`
+	} `json:"meta"`
+}
+
+// site is a Site ready for Decoys: its patients decoded, and the values
+// seen for each identifier system.
+type site struct {
+	*Site
+	patients []sitePatient
+	values   map[string][]string // by identifier system
+}
+
+// newSite checks s and decodes its patients.
+func newSite(s *Site) (*site, error) {
+	if len(s.Organizations) == 0 {
+		return nil, phivault.Errorf(phivault.EINVALID, "The site has no organization.")
+	}
+	hasPractitioner := len(s.Practitioners) > 0
+	for _, o := range s.Organizations {
+		if o.Reference == "" {
+			return nil, phivault.Errorf(phivault.EINVALID, "A site organization has no reference.")
+		}
+		hasPractitioner = hasPractitioner || len(o.Practitioners) > 0
+	}
+	if !hasPractitioner {
+		return nil, phivault.Errorf(phivault.EINVALID, "The site has no practitioner.")
+	}
+	if len(s.Patients) == 0 {
+		return nil, phivault.Errorf(phivault.EINVALID, "The site has no patient to follow.")
+	}
+	st := &site{Site: s, values: map[string][]string{}}
+	for i, raw := range s.Patients {
+		var p sitePatient
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return nil, phivault.Errorf(phivault.EINVALID, "Site patient %d is not a Patient resource.", i)
+		}
+		for _, id := range p.Identifier {
+			sys, _ := id["system"].(string)
+			if v, ok := id["value"].(string); ok && v != "" {
+				st.values[sys] = append(st.values[sys], v)
+			}
+		}
+		st.patients = append(st.patients, p)
+	}
+	return st, nil
+}
+
+// look draws the site's departments and the look of one decoy from r.
+func (s *site) look(r *rand.Rand) (*shared, *look, error) {
+	sh := s.departments(r)
+	p := pick(r, s.patients)
+	l := &look{generalPractitioner: len(p.GeneralPractitioner) > 0}
+	if p.ManagingOrganization != nil && p.ManagingOrganization.Reference != "" {
+		l.managingOrganization = p.ManagingOrganization.Reference
+	}
+	if p.Meta != nil && (len(p.Meta.Tag) > 0 || len(p.Meta.Security) > 0) {
+		l.meta = &meta{Security: p.Meta.Security, Tag: p.Meta.Tag}
+	}
+	ids, err := s.identifiers(r, p.Identifier)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.identifiers = ids
+	return sh, l, nil
+}
+
+// departments maps the generator's departments onto the site's
+// organisations at random: a shuffled organisation each (one may serve
+// several), with one of its locations and its practitioners, or the
+// site's unattached ones where it lists none.
+func (s *site) departments(r *rand.Rand) *shared {
+	orgs := slices.Clone(s.Organizations)
+	r.Shuffle(len(orgs), func(i, j int) { orgs[i], orgs[j] = orgs[j], orgs[i] })
+	// Organisations with practitioners first, so that each department
+	// is treated by its own organisation's clinicians where it can be.
+	slices.SortStableFunc(orgs, func(a, b SiteOrganization) int {
+		return boolOrder(len(b.Practitioners) > 0) - boolOrder(len(a.Practitioners) > 0)
+	})
+	sh := &shared{}
+	for i := range sh.depts {
+		o := orgs[i%len(orgs)]
+		d := dept{org: o.Reference, practitioners: o.Practitioners}
+		if len(d.practitioners) == 0 {
+			d.practitioners = s.Practitioners
+		}
+		if len(d.practitioners) == 0 {
+			d.practitioners = orgs[0].Practitioners // some organisation has some
+		}
+		if locs := orElse(o.Locations, s.Locations); len(locs) > 0 {
+			d.location = pick(r, locs)
+		}
+		sh.depts[i] = d
+	}
+	return sh
+}
+
+func boolOrder(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func orElse[T any](a, b []T) []T {
+	if len(a) > 0 {
+		return a
+	}
+	return b
+}
+
+// identifiers returns copies of template, a site patient's identifiers,
+// with new values: those the site's patients share are redrawn together
+// (Synthea's record number repeats its id), and a draw any patient
+// already has is drawn again.
+func (s *site) identifiers(r *rand.Rand, template []map[string]any) ([]map[string]any, error) {
+	for range maxDraws {
+		fresh := map[string]string{}
+		out := make([]map[string]any, len(template))
+		free := true
+		for i, id := range template {
+			c := make(map[string]any, len(id))
+			for k, v := range id {
+				c[k] = v
+			}
+			sys, _ := id["system"].(string)
+			if v, ok := id["value"].(string); ok && v != "" {
+				if _, ok := fresh[v]; !ok {
+					fresh[v] = reshape(r, v, s.values[sys])
+				}
+				c["value"] = fresh[v]
+				if s.Taken != nil && free {
+					taken, err := s.Taken(sys, fresh[v])
+					if err != nil {
+						return nil, fmt.Errorf("synth: check a decoy identifier: %w", err)
+					}
+					free = !taken
+				}
+			}
+			out[i] = c
+		}
+		if free {
+			return out, nil
+		}
+	}
+	return nil, phivault.Errorf(phivault.ECONFLICT, "Every identifier drawn for a decoy is taken; the site's identifiers leave too few free values.")
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// reshape returns a new value shaped like v, one of seen (the values the
+// site's patients have in v's system): a UUID becomes a new random UUID
+// of the same version;
+// otherwise each character the values of v's length all agree on is kept
+// ("999-" of an SSN, "MRN-"), and each other digit or letter is drawn
+// anew in its class. With a single value of that length to learn from,
+// letters are kept and digits drawn.
+func reshape(r *rand.Rand, v string, seen []string) string {
+	if uuidPattern.MatchString(v) {
+		u := []byte(newUUID(r))
+		u[14] = v[14] // the version: random (4) or name-based (3, 5), as the site's
+		return string(u)
+	}
+	var peers []string
+	for _, s := range seen {
+		if len(s) == len(v) {
+			peers = append(peers, s)
+		}
+	}
+	out := []byte(v)
+	for i, c := range out {
+		fixed := len(peers) >= 2
+		for _, p := range peers {
+			fixed = fixed && p[i] == c
+		}
+		if len(peers) < 2 {
+			fixed = !isDigit(c)
+		}
+		if !fixed {
+			out[i] = drawLike(r, c)
+		}
+	}
+	return string(out)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// drawLike returns a random character of c's class: digit, upper- or
+// lower-case ASCII letter; any other character is kept.
+func drawLike(r *rand.Rand, c byte) byte {
+	switch {
+	case isDigit(c):
+		return '0' + byte(r.IntN(10))
+	case 'A' <= c && c <= 'Z':
+		return 'A' + byte(r.IntN(26))
+	case 'a' <= c && c <= 'z':
+		return 'a' + byte(r.IntN(26))
+	}
+	return c
+}
