@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -105,6 +106,70 @@ func advance(cur, day int32) int32 {
 		return day
 	}
 	return min(day, cur+1)
+}
+
+// dayed is the state of one user in a behaviour rule, whose latest day
+// is the day it counts now.
+type dayed[U any] interface {
+	*U
+	latest() int32
+}
+
+// userOn is the prologue the day-counting behaviour rules share. It
+// moves the rule's sweeping day *maxDay towards day, forgetting (after
+// calling forget, if not nil) the users whose latest day fell out of the
+// window of days; then it returns user's state, made by fresh unless
+// users already holds maxUsers, and rolled to day by roll if it was of an
+// earlier day. It returns nil for a user not watched, or for an event of
+// an earlier day than the user's latest.
+func userOn[U any, P dayed[U]](users map[string]P, maxDay *int32, day int32, days, maxUsers int,
+	user string, fresh func() P, roll func(P), forget func(P)) P {
+	if day > *maxDay {
+		*maxDay = advance(*maxDay, day)
+		sweepUsers(users, *maxDay-int32(days), forget)
+	}
+	u := users[user]
+	if u == nil {
+		if len(users) >= maxUsers {
+			return nil
+		}
+		u = fresh()
+		users[user] = u
+	}
+	switch {
+	case day < u.latest():
+		return nil
+	case day > u.latest():
+		roll(u)
+	}
+	return u
+}
+
+// sweepUsers forgets the users whose latest day is at or before last,
+// calling forget (if not nil) on each first.
+func sweepUsers[U any, P dayed[U]](users map[string]P, last int32, forget func(P)) {
+	maps.DeleteFunc(users, func(_ string, u P) bool {
+		if u.latest() > last {
+			return false
+		}
+		if forget != nil {
+			forget(u)
+		}
+		return true
+	})
+}
+
+// trimWindow drops from hist (oldest first) the days at or before last,
+// reusing its memory.
+func trimWindow[D any](hist []D, last int32, dayOf func(D) int32) []D {
+	i := 0
+	for i < len(hist) && dayOf(hist[i]) <= last {
+		i++
+	}
+	if i == 0 {
+		return hist
+	}
+	return append(hist[:0], hist[i:]...)
 }
 
 // dayString returns day as YYYY-MM-DD.
@@ -395,16 +460,12 @@ func (p *patientDay) roll(day int32, days int) {
 	if p.cur.Events > 0 {
 		p.hist = append(p.hist, p.cur)
 	}
-	i := 0
-	for i < len(p.hist) && p.hist[i].Day <= day-int32(days) {
-		i++
-	}
-	if i > 0 {
-		p.hist = append(p.hist[:0], p.hist[i:]...)
-	}
+	p.hist = trimWindow(p.hist, day-int32(days), func(d dayCount) int32 { return d.Day })
 	p.cur = dayCount{Day: day}
 	p.seen.reset()
 }
+
+func (p *patientDay) latest() int32 { return p.cur.Day }
 
 // add counts ev's patients and returns how many are new today.
 func (p *patientDay) add(ev *Event) int32 {
@@ -560,24 +621,11 @@ func (r *VolumeSpike) Observe(x *Context, ev *Event) {
 		return
 	}
 	day, hour := splitTime(r.Location, ev.Time)
-	if day > r.maxDay {
-		r.maxDay = advance(r.maxDay, day)
-		r.sweep()
-	}
-	u := r.users[ev.User]
+	u := userOn(r.users, &r.maxDay, day, r.Days, r.MaxUsers, ev.User,
+		func() *volumeUser { return &volumeUser{patientDay: patientDay{cur: dayCount{Day: day}}, hour: -1} },
+		func(u *volumeUser) { u.roll(day, r.Days); r.baseline(u) }, nil)
 	if u == nil {
-		if len(r.users) >= r.MaxUsers {
-			return
-		}
-		u = &volumeUser{patientDay: patientDay{cur: dayCount{Day: day}}, hour: -1}
-		r.users[ev.User] = u
-	}
-	switch {
-	case day < u.cur.Day:
 		return
-	case day > u.cur.Day:
-		u.roll(day, r.Days)
-		r.baseline(u)
 	}
 	n := u.add(ev)
 	if ah := day*24 + int32(hour); ah != u.hour {
@@ -659,15 +707,6 @@ func (r *VolumeSpike) baseline(u *volumeUser) {
 	e := robustStats(r.scratch, 0.5)
 	u.medE = e.med
 	u.thrE = max(e.med+r.K*madScale*e.mad, r.Factor*e.med, float64(r.MinEvents))
-}
-
-// sweep forgets users with nothing in the window.
-func (r *VolumeSpike) sweep() {
-	for id, u := range r.users {
-		if u.cur.Day <= r.maxDay-int32(r.Days) {
-			delete(r.users, id)
-		}
-	}
 }
 
 type volumeUserState struct {
@@ -811,29 +850,20 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 		return
 	}
 	day, _ := splitTime(r.Location, ev.Time)
-	if day > r.maxDay {
-		r.maxDay = advance(r.maxDay, day)
-		r.sweep()
-	}
-	u := r.users[ev.User]
-	if u == nil {
-		if len(r.users) >= r.MaxUsers {
-			return
-		}
-		u = &peerUser{patientDay: patientDay{cur: dayCount{Day: day}}, ownMed: -1}
-		r.users[ev.User] = u
-		r.join(x, ev, u)
-	}
-	switch {
-	case day < u.cur.Day:
-		return
-	case day > u.cur.Day:
-		u.roll(day, r.Days)
-		u.rep = reporter{}
-		r.own(u)
-		r.join(x, ev, u)
-	}
-	if u.add(ev) == 0 || u.grp.key == "" || u.cur.Patients <= int32(r.MinPatients) {
+	u := userOn(r.users, &r.maxDay, day, r.Days, r.MaxUsers, ev.User,
+		func() *peerUser {
+			u := &peerUser{patientDay: patientDay{cur: dayCount{Day: day}}, ownMed: -1}
+			r.join(x, ev, u)
+			return u
+		},
+		func(u *peerUser) {
+			u.roll(day, r.Days)
+			u.rep = reporter{}
+			r.own(u)
+			r.join(x, ev, u)
+		},
+		r.leave)
+	if u == nil || u.add(ev) == 0 || u.grp.key == "" || u.cur.Patients <= int32(r.MinPatients) {
 		return
 	}
 	g := r.groups[u.grp.key]
@@ -917,14 +947,8 @@ func (r *PeerDeviation) stats(g *group[peerUser, peerStats], day int32) {
 	}
 }
 
-func (r *PeerDeviation) sweep() {
-	for id, u := range r.users {
-		if u.cur.Day <= r.maxDay-int32(r.Days) {
-			r.groups.move(u.grp.key, "", u)
-			delete(r.users, id)
-		}
-	}
-}
+// leave takes u out of its peer group.
+func (r *PeerDeviation) leave(u *peerUser) { r.groups.move(u.grp.key, "", u) }
 
 type peerUserState struct {
 	patientDayState
@@ -1067,6 +1091,8 @@ type hoursUser struct {
 	rep     reporter
 }
 
+func (u *hoursUser) latest() int32 { return u.cur.Day }
+
 type hoursStats struct {
 	days   int32     // member-days
 	counts [24]int32 // member-days with each hour worked
@@ -1095,23 +1121,11 @@ func (r *AfterHours) Observe(x *Context, ev *Event) {
 		return
 	}
 	day, hour := splitTime(r.Location, ev.Time)
-	if day > r.maxDay {
-		r.maxDay = advance(r.maxDay, day)
-		r.sweep()
-	}
-	u := r.users[ev.User]
+	u := userOn(r.users, &r.maxDay, day, r.Days, r.MaxUsers, ev.User,
+		func() *hoursUser { return &hoursUser{cur: hourDay{Day: day}} },
+		func(u *hoursUser) { r.roll(u, day) }, r.leave)
 	if u == nil {
-		if len(r.users) >= r.MaxUsers {
-			return
-		}
-		u = &hoursUser{cur: hourDay{Day: day}}
-		r.users[ev.User] = u
-	}
-	switch {
-	case day < u.cur.Day:
 		return
-	case day > u.cur.Day:
-		r.roll(u, day)
 	}
 	bit := uint32(1) << hour
 	if u.flagged&bit != 0 {
@@ -1196,13 +1210,7 @@ func (r *AfterHours) roll(u *hoursUser, day int32) {
 	if u.cur.Hours != 0 {
 		u.hist = append(u.hist, u.cur)
 	}
-	i := 0
-	for i < len(u.hist) && u.hist[i].Day <= day-int32(r.Days) {
-		i++
-	}
-	if i > 0 {
-		u.hist = append(u.hist[:0], u.hist[i:]...)
-	}
+	u.hist = trimWindow(u.hist, day-int32(r.Days), func(d hourDay) int32 { return d.Day })
 	u.cur, u.flagged, u.rep = hourDay{Day: day}, 0, reporter{}
 }
 
@@ -1237,14 +1245,8 @@ func (r *AfterHours) stats(g *group[hoursUser, hoursStats], day int32) {
 	g.day, g.stats = day, st
 }
 
-func (r *AfterHours) sweep() {
-	for id, u := range r.users {
-		if u.cur.Day <= r.maxDay-int32(r.Days) {
-			r.groups.move(u.grp.key, "", u)
-			delete(r.users, id)
-		}
-	}
-}
+// leave takes u out of its peer group.
+func (r *AfterHours) leave(u *hoursUser) { r.groups.move(u.grp.key, "", u) }
 
 type hoursUserState struct {
 	Hist    []hourDay `json:"hist,omitempty"`
@@ -1649,6 +1651,8 @@ type bulkUser struct {
 	Rep        reporter  `json:"r"`
 }
 
+func (u *bulkUser) latest() int32 { return u.Day }
+
 // bulkDay is a past day's counts.
 type bulkDay struct {
 	Day        int32 `json:"d"`
@@ -1690,30 +1694,11 @@ func (r *BulkAccess) Observe(x *Context, ev *Event) {
 		print = true
 	}
 	day, _ := splitTime(r.Location, ev.Time)
-	if day > r.maxDay {
-		r.maxDay = advance(r.maxDay, day)
-		for id, u := range r.users {
-			if u.Day <= r.maxDay-int32(r.days()) {
-				delete(r.users, id)
-			}
-		}
-	}
 	// Every access counts for the learning period's start.
-	u := r.users[ev.User]
-	if u == nil {
-		if len(r.users) >= r.MaxUsers {
-			return
-		}
-		u = &bulkUser{Day: day, First: day}
-		r.users[ev.User] = u
-	}
-	switch {
-	case day < u.Day:
-		return
-	case day > u.Day:
-		u.roll(day, r.days())
-	}
-	if !large && !export && !everything && !print {
+	u := userOn(r.users, &r.maxDay, day, r.days(), r.MaxUsers, ev.User,
+		func() *bulkUser { return &bulkUser{Day: day, First: day} },
+		func(u *bulkUser) { u.roll(day, r.days()) }, nil)
+	if u == nil || !large && !export && !everything && !print {
 		return
 	}
 	if slices.Contains(r.ExemptUsers, ev.User) {
@@ -1823,11 +1808,7 @@ func (u *bulkUser) roll(day int32, days int) {
 	if u.Exports > 0 || u.Everything > 0 || u.Prints > 0 {
 		u.Hist = append(u.Hist, bulkDay{Day: u.Day, Exports: u.Exports, Everything: u.Everything, Prints: u.Prints})
 	}
-	i := 0
-	for i < len(u.Hist) && u.Hist[i].Day <= day-int32(days) {
-		i++
-	}
-	u.Hist = append(u.Hist[:0], u.Hist[i:]...)
+	u.Hist = trimWindow(u.Hist, day-int32(days), func(d bulkDay) int32 { return d.Day })
 	*u = bulkUser{Day: day, First: u.First, Hist: u.Hist}
 }
 
