@@ -299,7 +299,9 @@ type robust struct {
 }
 
 // robustStats returns the statistics of vals, with their q-quantile; it
-// reorders vals.
+// reorders vals. It is the one robust fit of the package: the behaviour
+// rules' baselines and the risk scorer's models (fitRobust) both use it,
+// so their medians agree (the mean of the middle two for an even count).
 func robustStats(vals []float64, q float64) robust {
 	if len(vals) == 0 {
 		return robust{}

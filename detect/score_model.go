@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	"gonum.org/v1/gonum/stat"
 )
 
 // User-day features, in the order of a feature vector.
@@ -66,7 +64,8 @@ type robustModel struct {
 	n          int // user-days fitted
 }
 
-// fitRobust fits a robustModel to samples.
+// fitRobust fits a robustModel to samples, feature by feature, with
+// robustStats.
 func fitRobust(samples [][nFeatures]float64) *robustModel {
 	m := &robustModel{n: len(samples)}
 	if len(samples) == 0 {
@@ -77,15 +76,9 @@ func fitRobust(samples [][nFeatures]float64) *robustModel {
 		for i, x := range samples {
 			buf[i] = x[f]
 		}
-		slices.Sort(buf)
-		med := stat.Quantile(0.5, stat.Empirical, buf, nil)
-		for i := range buf {
-			buf[i] = math.Abs(buf[i] - med)
-		}
-		slices.Sort(buf)
-		mad := stat.Quantile(0.5, stat.Empirical, buf, nil)
-		m.med[f] = med
-		m.scale[f] = max(1.4826*mad, scaleFloor[f], relFloor[f]*med)
+		st := robustStats(buf, 0.5)
+		m.med[f] = st.med
+		m.scale[f] = max(madScale*st.mad, scaleFloor[f], relFloor[f]*st.med)
 	}
 	return m
 }

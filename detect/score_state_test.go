@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -75,5 +76,24 @@ func TestRiskScorer_UnmarshalState_complete(t *testing.T) {
 				t.Errorf("restored scorer differs: day %d/%d, depts %q/%q", r.day, s.day, r.depts, s.depts)
 			}
 		})
+	}
+}
+
+// The scorer's models and the rules' baselines share one robust fit: the
+// median of an even count is the mean of the middle two in both.
+func TestFitRobust_sameMedianAsRules(t *testing.T) {
+	vals := []float64{1, 2, 10, 20}
+	samples := make([][nFeatures]float64, len(vals))
+	for i, v := range vals {
+		samples[i][fEvents] = v
+	}
+	m := fitRobust(samples)
+	st := robustStats(slices.Clone(vals), 0.5)
+	if m.med[fEvents] != 6 || st.med != 6 {
+		t.Fatalf("medians: scorer %v, rules %v, want 6 both", m.med[fEvents], st.med)
+	}
+	// |v-6| = 5 4 4 14: MAD 4.5.
+	if want := max(madScale*st.mad, scaleFloor[fEvents], relFloor[fEvents]*6); m.scale[fEvents] != want || st.mad != 4.5 {
+		t.Fatalf("scale %v, MAD %v; want %v, 4.5", m.scale[fEvents], st.mad, want)
 	}
 }
