@@ -342,12 +342,15 @@ func ratioScore(x, thr float64) int {
 	return int(max(0, min(100, s)))
 }
 
-// peerOf returns the role set and department that make ev's user's peer
-// group: the directory's, else what the event states.
-func peerOf(dir *Directory, ev *Event) ([]string, string) {
-	roles, dept := ev.Roles, ev.Department
+// Peer groups: every rule and the risk scorer that compares a user with
+// peers takes the group from peerGroup and keys it with groupKey.
+
+// peerGroup returns the role set and department that make user's peer
+// group: the directory's, each where it has one, else the roles and
+// dept the user's events state.
+func peerGroup(dir *Directory, user string, roles []string, dept string) ([]string, string) {
 	if dir != nil {
-		if u := dir.User(ev.User); u != nil {
+		if u := dir.User(user); u != nil {
 			if len(u.Roles) > 0 {
 				roles = u.Roles
 			}
@@ -357,6 +360,11 @@ func peerOf(dir *Directory, ev *Event) ([]string, string) {
 		}
 	}
 	return roles, dept
+}
+
+// peerOf returns the peer group of ev's user (see peerGroup).
+func peerOf(dir *Directory, ev *Event) ([]string, string) {
+	return peerGroup(dir, ev.User, ev.Roles, ev.Department)
 }
 
 // groupRef caches a user's peer group key, recomputed only when the
@@ -385,7 +393,9 @@ type groupState struct {
 
 func (r *groupRef) state() groupState { return groupState{Roles: r.roles, Dept: r.dept} }
 
-// groupKey returns "role,role|department", roles sorted, or "".
+// groupKey returns the key of the peer group of roles and dept:
+// "role,role|department", roles sorted and distinct, or "" (no group)
+// for neither roles nor department.
 func groupKey(roles []string, dept string) string {
 	if len(roles) == 0 && dept == "" {
 		return ""

@@ -90,9 +90,10 @@ func NewRiskScorer() *RiskScorer {
 // and recent patients.
 type scoreUser struct {
 	id    string
-	role  string // from the directory at rollover, or the latest event
+	roles []string // from the directory at rollover, or the latest event
+	role  string   // the least of roles: the role-wide peer model's key
 	dept  string
-	group string // peer group "role|department", set at rollover
+	group string // peer group (groupKey), set at rollover
 
 	cur   userDay
 	hist  []dayFeatures // oldest first, at most HistoryDays
@@ -150,7 +151,7 @@ func (s *RiskScorer) Observe(dir *Directory, ev *Event) {
 	}
 	ui, u := s.user(ev.User)
 	if len(ev.Roles) > 0 {
-		u.role = slices.Min(ev.Roles) // as the directory's roles are read: the order roles are listed in is no peer group
+		u.setRoles(ev.Roles)
 	}
 	if ev.Department != "" {
 		u.dept = ev.Department
@@ -366,19 +367,24 @@ func (s *RiskScorer) rollover(dir *Directory, day int64) {
 }
 
 // setGroup sets u's peer group from the directory, or from what its
-// events stated.
+// events stated (see peerGroup).
 func (s *RiskScorer) setGroup(dir *Directory, u *scoreUser) {
-	if dir != nil {
-		if du := dir.User(u.id); du != nil {
-			if len(du.Roles) > 0 {
-				u.role = slices.Min(du.Roles)
-			}
-			if du.Department != "" {
-				u.dept = du.Department
-			}
-		}
+	roles, dept := peerGroup(dir, u.id, u.roles, u.dept)
+	u.setRoles(roles)
+	u.dept = dept
+	u.group = groupKey(u.roles, u.dept)
+}
+
+// setRoles sets u's roles (copied, when they change) and role: the
+// least, as the order roles are listed in is no peer group.
+func (u *scoreUser) setRoles(roles []string) {
+	if !slices.Equal(u.roles, roles) {
+		u.roles = slices.Clone(roles)
 	}
-	u.group = u.role + "|" + u.dept
+	u.role = ""
+	if len(roles) > 0 {
+		u.role = slices.Min(roles)
+	}
 }
 
 // features returns the feature vector of the day counted in c.

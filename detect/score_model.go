@@ -169,18 +169,11 @@ func (s *RiskScorer) behaviour(dir *Directory, u *scoreUser, day int64) behaviou
 // else of u's role, else of every user, whichever first has enough
 // users and days; or nil.
 func (s *RiskScorer) peerModel(dir *Directory, u *scoreUser) *robustModel {
-	role, dept := u.role, u.dept
-	if dir != nil {
-		if du := dir.User(u.id); du != nil {
-			if len(du.Roles) > 0 {
-				role = slices.Min(du.Roles)
-			}
-			if du.Department != "" {
-				dept = du.Department
-			}
-		}
+	roles, dept := peerGroup(dir, u.id, u.roles, u.dept)
+	group, role := groupKey(roles, dept), ""
+	if len(roles) > 0 {
+		role = slices.Min(roles)
 	}
-	group := role + "|" + dept
 	keys := [3]string{"g:" + group, "r:" + role, "*"}
 	for _, key := range keys {
 		if m, ok := s.peerCache[key]; ok {
@@ -219,7 +212,7 @@ func inPeerModel(key string, v *scoreUser, group, role string) bool {
 	case 'g':
 		return v.group == group
 	case 'r':
-		return v.group != "" && v.role == role
+		return v.role == role
 	}
 	return true
 }
