@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"cmp"
+	"math"
 	"math/bits"
 	"slices"
 	"sync"
@@ -16,6 +18,7 @@ const (
 	DefaultPatientAccessors = 12                 // RiskScorer.PatientAccessors
 	DefaultRecentPatients   = 128                // RiskScorer.RecentPatients
 	DefaultCollaborators    = 8                  // RiskScorer.Collaborators
+	DefaultScoreMaxUsers    = 100_000            // RiskScorer.MaxUsers
 )
 
 // RiskScorer is the learned scoring on top of the rules (docs/detection.md,
@@ -51,6 +54,11 @@ type RiskScorer struct {
 	// graph score compares the user's patients with. Default
 	// DefaultCollaborators.
 	Collaborators int
+	// MaxUsers bounds the users remembered. A new user beyond it makes
+	// the scorer forget the eighth of its users least recently active
+	// (their history and their place in the access graph), in one pass
+	// over the graph. Default DefaultScoreMaxUsers.
+	MaxUsers int
 
 	mu        sync.Mutex
 	started   bool
@@ -79,6 +87,7 @@ func NewRiskScorer() *RiskScorer {
 		PatientAccessors: DefaultPatientAccessors,
 		RecentPatients:   DefaultRecentPatients,
 		Collaborators:    DefaultCollaborators,
+		MaxUsers:         DefaultScoreMaxUsers,
 		userIdx:          map[string]int32{},
 		patIdx:           map[string]int32{},
 		deptIdx:          map[string]int32{},
@@ -238,12 +247,83 @@ func (s *RiskScorer) user(id string) (int32, *scoreUser) {
 		s.lastUser = i
 		return i, s.users[i]
 	}
+	limit := s.MaxUsers
+	if limit <= 0 {
+		limit = DefaultScoreMaxUsers
+	}
+	if len(s.users) >= limit {
+		s.evict()
+	}
 	i := int32(len(s.users))
 	s.lastUser = i
 	u := &scoreUser{id: id, off: defaultOffHours}
 	s.userIdx[id] = i
 	s.users = append(s.users, u)
 	return i, u
+}
+
+// evict forgets the eighth of the users least recently active (at least
+// one), the earliest added first among equals, and renumbers the others
+// in the access graph: O(users + patients) once for every users/8 new
+// users.
+func (s *RiskScorer) evict() {
+	n := len(s.users)
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		return cmp.Compare(s.lastActive(s.users[a]), s.lastActive(s.users[b]))
+	})
+	remap := make([]int32, n) // new index by old; -1: forgotten
+	for _, i := range order[:max(1, n/8)] {
+		remap[i] = -1
+	}
+	kept := s.users[:0]
+	for i, u := range s.users {
+		if remap[i] < 0 {
+			delete(s.userIdx, u.id)
+			continue
+		}
+		remap[i] = int32(len(kept))
+		s.userIdx[u.id] = remap[i]
+		kept = append(kept, u)
+	}
+	clear(s.users[len(kept):])
+	s.users, s.lastUser = kept, 0
+	for pi := range s.patients {
+		p := &s.patients[pi]
+		p.accessors, p.next = renumber(p.accessors, p.next, remap)
+	}
+	clear(s.peerCache)
+}
+
+// lastActive returns the latest day u was active.
+func (s *RiskScorer) lastActive(u *scoreUser) int64 {
+	switch {
+	case u.cur.events > 0:
+		return s.day
+	case len(u.hist) > 0:
+		return u.hist[len(u.hist)-1].Day
+	}
+	return math.MinInt64
+}
+
+// renumber returns the ring (oldest at next once full) with its indexes
+// renumbered by remap, those mapped to -1 dropped, oldest first.
+func renumber(ring []int32, next int, remap []int32) ([]int32, int) {
+	if next > 0 && next < len(ring) {
+		slices.Reverse(ring[:next])
+		slices.Reverse(ring[next:])
+		slices.Reverse(ring)
+	}
+	out := ring[:0]
+	for _, v := range ring {
+		if w := remap[v]; w >= 0 {
+			out = append(out, w)
+		}
+	}
+	return out, 0
 }
 
 func (s *RiskScorer) patient(id string) int32 {
