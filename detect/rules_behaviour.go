@@ -159,6 +159,37 @@ func sweepUsers[U any, P dayed[U]](users map[string]P, last int32, forget func(P
 	})
 }
 
+// usersState is a day-counting behaviour rule's state as saved: its
+// sweeping day and each user's state S.
+type usersState[S any] struct {
+	MaxDay int32        `json:"maxDay"`
+	Users  map[string]S `json:"users"`
+}
+
+// saveUsers returns the JSON of maxDay and users, each saved by save.
+func saveUsers[U, S any](maxDay int32, users map[string]*U, save func(*U) S) ([]byte, error) {
+	s := usersState[S]{MaxDay: maxDay, Users: make(map[string]S, len(users))}
+	for id, u := range users {
+		s.Users[id] = save(u)
+	}
+	return json.Marshal(s)
+}
+
+// loadUsers returns what saveUsers saved, each user made by load in the
+// order of their ids (so peer groups list their members in one order,
+// whatever the map's).
+func loadUsers[U, S any](b []byte, rule string, load func(S) *U) (int32, map[string]*U, error) {
+	var s usersState[S]
+	if err := json.Unmarshal(b, &s); err != nil {
+		return 0, nil, fmt.Errorf("%s state: %w", rule, err)
+	}
+	users := make(map[string]*U, len(s.Users))
+	for _, id := range slices.Sorted(maps.Keys(s.Users)) {
+		users[id] = load(s.Users[id])
+	}
+	return s.MaxDay, users, nil
+}
+
 // trimWindow drops from hist (oldest first) the days at or before last,
 // reusing its memory.
 func trimWindow[D any](hist []D, last int32, dayOf func(D) int32) []D {
@@ -731,35 +762,27 @@ type volumeUserState struct {
 	BurstHour int32    `json:"bh,omitempty"`
 }
 
-type volumeState struct {
-	MaxDay int32                      `json:"maxDay"`
-	Users  map[string]volumeUserState `json:"users"`
-}
-
 // MarshalState implements Stateful.
 func (r *VolumeSpike) MarshalState() ([]byte, error) {
-	s := volumeState{MaxDay: r.maxDay, Users: make(map[string]volumeUserState, len(r.users))}
-	for id, u := range r.users {
-		s.Users[id] = volumeUserState{patientDayState: u.state(), Hour: u.hour, HourNew: u.hourNew,
+	return saveUsers(r.maxDay, r.users, func(u *volumeUser) volumeUserState {
+		return volumeUserState{patientDayState: u.state(), Hour: u.hour, HourNew: u.hourNew,
 			RepP: u.repP, RepE: u.repE, RepB: u.repB, BurstHour: u.burstHour}
-	}
-	return json.Marshal(s)
+	})
 }
 
 // UnmarshalState implements Stateful.
 func (r *VolumeSpike) UnmarshalState(b []byte) error {
-	var s volumeState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("volume-spike state: %w", err)
-	}
-	r.maxDay, r.users = s.MaxDay, make(map[string]*volumeUser, len(s.Users))
-	for id, us := range s.Users {
+	maxDay, users, err := loadUsers(b, RuleVolumeSpike, func(us volumeUserState) *volumeUser {
 		u := &volumeUser{hour: us.Hour, hourNew: us.HourNew, burstHour: us.BurstHour}
 		u.restore(us.patientDayState)
 		r.baseline(u)
 		u.repP, u.repE, u.repB = us.RepP, us.RepE, us.RepB
-		r.users[id] = u
+		return u
+	})
+	if err != nil {
+		return err
 	}
+	r.maxDay, r.users = maxDay, users
 	return nil
 }
 
@@ -968,42 +991,29 @@ type peerUserState struct {
 	Rep reporter `json:"r"`
 }
 
-type peerState struct {
-	MaxDay int32                    `json:"maxDay"`
-	Users  map[string]peerUserState `json:"users"`
-}
-
 // MarshalState implements Stateful.
 func (r *PeerDeviation) MarshalState() ([]byte, error) {
-	s := peerState{MaxDay: r.maxDay, Users: make(map[string]peerUserState, len(r.users))}
-	for id, u := range r.users {
-		s.Users[id] = peerUserState{patientDayState: u.state(), groupState: u.grp.state(), Rep: u.rep}
-	}
-	return json.Marshal(s)
+	return saveUsers(r.maxDay, r.users, func(u *peerUser) peerUserState {
+		return peerUserState{patientDayState: u.state(), groupState: u.grp.state(), Rep: u.rep}
+	})
 }
 
 // UnmarshalState implements Stateful. Group statistics are recomputed
 // from the members' days, as they were.
 func (r *PeerDeviation) UnmarshalState(b []byte) error {
-	var s peerState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("peer-deviation state: %w", err)
-	}
-	r.maxDay, r.users, r.groups = s.MaxDay, make(map[string]*peerUser, len(s.Users)), groups[peerUser, peerStats]{}
-	ids := make([]string, 0, len(s.Users))
-	for id := range s.Users {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		us := s.Users[id]
+	gs := groups[peerUser, peerStats]{}
+	maxDay, users, err := loadUsers(b, RulePeerDeviation, func(us peerUserState) *peerUser {
 		u := &peerUser{rep: us.Rep}
 		u.restore(us.patientDayState)
 		u.grp.set(us.Roles, us.Dept)
 		r.own(u)
-		r.groups.move("", u.grp.key, u)
-		r.users[id] = u
+		gs.move("", u.grp.key, u)
+		return u
+	})
+	if err != nil {
+		return err
 	}
+	r.maxDay, r.users, r.groups = maxDay, users, gs
 	return nil
 }
 
@@ -1268,39 +1278,26 @@ type hoursUserState struct {
 	Rep reporter `json:"r"`
 }
 
-type hoursState struct {
-	MaxDay int32                     `json:"maxDay"`
-	Users  map[string]hoursUserState `json:"users"`
-}
-
 // MarshalState implements Stateful.
 func (r *AfterHours) MarshalState() ([]byte, error) {
-	s := hoursState{MaxDay: r.maxDay, Users: make(map[string]hoursUserState, len(r.users))}
-	for id, u := range r.users {
-		s.Users[id] = hoursUserState{Hist: u.hist, Cur: u.cur, Flagged: u.flagged, groupState: u.grp.state(), Rep: u.rep}
-	}
-	return json.Marshal(s)
+	return saveUsers(r.maxDay, r.users, func(u *hoursUser) hoursUserState {
+		return hoursUserState{Hist: u.hist, Cur: u.cur, Flagged: u.flagged, groupState: u.grp.state(), Rep: u.rep}
+	})
 }
 
 // UnmarshalState implements Stateful.
 func (r *AfterHours) UnmarshalState(b []byte) error {
-	var s hoursState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("after-hours state: %w", err)
-	}
-	r.maxDay, r.users, r.groups = s.MaxDay, make(map[string]*hoursUser, len(s.Users)), groups[hoursUser, hoursStats]{}
-	ids := make([]string, 0, len(s.Users))
-	for id := range s.Users {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		us := s.Users[id]
+	gs := groups[hoursUser, hoursStats]{}
+	maxDay, users, err := loadUsers(b, RuleAfterHours, func(us hoursUserState) *hoursUser {
 		u := &hoursUser{hist: us.Hist, cur: us.Cur, flagged: us.Flagged, rep: us.Rep}
 		u.grp.set(us.Roles, us.Dept)
-		r.groups.move("", u.grp.key, u)
-		r.users[id] = u
+		gs.move("", u.grp.key, u)
+		return u
+	})
+	if err != nil {
+		return err
 	}
+	r.maxDay, r.users, r.groups = maxDay, users, gs
 	return nil
 }
 
@@ -1824,25 +1821,22 @@ func (u *bulkUser) roll(day int32, days int) {
 	*u = bulkUser{Day: day, First: u.First, Hist: u.Hist}
 }
 
-type bulkState struct {
-	MaxDay int32                `json:"maxDay"`
-	Users  map[string]*bulkUser `json:"users"`
-}
-
 // MarshalState implements Stateful.
 func (r *BulkAccess) MarshalState() ([]byte, error) {
-	return json.Marshal(bulkState{MaxDay: r.maxDay, Users: r.users})
+	return saveUsers(r.maxDay, r.users, func(u *bulkUser) *bulkUser { return u })
 }
 
 // UnmarshalState implements Stateful.
 func (r *BulkAccess) UnmarshalState(b []byte) error {
-	var s bulkState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("bulk-access state: %w", err)
+	maxDay, users, err := loadUsers(b, RuleBulkAccess, func(u *bulkUser) *bulkUser {
+		if u == nil {
+			return &bulkUser{} // saved as null: a user of day 0, soon swept
+		}
+		return u
+	})
+	if err != nil {
+		return err
 	}
-	r.maxDay, r.users = s.MaxDay, s.Users
-	if r.users == nil {
-		r.users = map[string]*bulkUser{}
-	}
+	r.maxDay, r.users = maxDay, users
 	return nil
 }
