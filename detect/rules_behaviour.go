@@ -468,6 +468,12 @@ func (gs groups[S, C]) move(from, to string, s *S) {
 	g.members = append(g.members, s)
 }
 
+// join moves s, whose group ref holds, to the group of roles and dept.
+func (gs groups[S, C]) join(ref *groupRef, roles []string, dept string, s *S) {
+	from := ref.key
+	gs.move(from, ref.set(roles, dept), s)
+}
+
 // dayCount counts one user's accesses in one day. It is saved as
 // [day, patients, events], the shortest JSON for the many of them.
 type dayCount struct {
@@ -933,8 +939,7 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 // counts from the next day.
 func (r *PeerDeviation) join(x *Context, ev *Event, u *peerUser) {
 	roles, dept := peerOf(x.Dir, ev)
-	old := u.grp.key
-	r.groups.move(old, u.grp.set(roles, dept), u)
+	r.groups.join(&u.grp, roles, dept, u)
 }
 
 // own sets u's own median, or -1 without enough history.
@@ -1005,9 +1010,8 @@ func (r *PeerDeviation) UnmarshalState(b []byte) error {
 	maxDay, users, err := loadUsers(b, RulePeerDeviation, func(us peerUserState) *peerUser {
 		u := &peerUser{rep: us.Rep}
 		u.restore(us.patientDayState)
-		u.grp.set(us.Roles, us.Dept)
 		r.own(u)
-		gs.move("", u.grp.key, u)
+		gs.join(&u.grp, us.Roles, us.Dept, u)
 		return u
 	})
 	if err != nil {
@@ -1161,8 +1165,7 @@ func (r *AfterHours) Observe(x *Context, ev *Event) {
 	}
 	u.cur.Hours |= bit
 	roles, dept := peerOf(x.Dir, ev)
-	old := u.grp.key
-	r.groups.move(old, u.grp.set(roles, dept), u)
+	r.groups.join(&u.grp, roles, dept, u)
 	if len(u.hist) >= r.MinHistory {
 		mask := r.around(hour)
 		worked := 0
@@ -1290,8 +1293,7 @@ func (r *AfterHours) UnmarshalState(b []byte) error {
 	gs := groups[hoursUser, hoursStats]{}
 	maxDay, users, err := loadUsers(b, RuleAfterHours, func(us hoursUserState) *hoursUser {
 		u := &hoursUser{hist: us.Hist, cur: us.Cur, flagged: us.Flagged, rep: us.Rep}
-		u.grp.set(us.Roles, us.Dept)
-		gs.move("", u.grp.key, u)
+		gs.join(&u.grp, us.Roles, us.Dept, u)
 		return u
 	})
 	if err != nil {
