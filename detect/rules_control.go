@@ -456,7 +456,7 @@ const (
 )
 
 // BreakGlassOveruse compares a user's break-the-glass openings with the
-// user's own rate and with the peers' (same first role and department)
+// user's own rate and with the peers' (same peer group: roles and department, see peerGroup)
 // over the last Period days, and alerts when either threshold holds:
 //
 //   - own: at least MinDay openings today (UTC) and at least OwnFactor
