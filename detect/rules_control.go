@@ -456,8 +456,9 @@ const (
 )
 
 // BreakGlassOveruse compares a user's break-the-glass openings with the
-// user's own rate and with the peers' (same peer group: roles and department, see peerGroup)
-// over the last Period days, and alerts when either threshold holds:
+// user's own rate and with the peers' (the same roles and department, as
+// peerGroup has them) over the last Period days, and alerts when either
+// threshold holds:
 //
 //   - own: at least MinDay openings today (UTC) and at least OwnFactor
 //     times the user's mean daily openings over the Period days before
