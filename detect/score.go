@@ -461,10 +461,16 @@ func (u *scoreUser) setRoles(roles []string) {
 	if !slices.Equal(u.roles, roles) {
 		u.roles = slices.Clone(roles)
 	}
-	u.role = ""
-	if len(roles) > 0 {
-		u.role = slices.Min(roles)
+	u.role = leastRole(roles)
+}
+
+// leastRole returns the least of roles, or "": the key of the role-wide
+// peer model.
+func leastRole(roles []string) string {
+	if len(roles) == 0 {
+		return ""
 	}
+	return slices.Min(roles)
 }
 
 // features returns the feature vector of the day counted in c.

@@ -170,10 +170,7 @@ func (s *RiskScorer) behaviour(dir *Directory, u *scoreUser, day int64) behaviou
 // users and days; or nil.
 func (s *RiskScorer) peerModel(dir *Directory, u *scoreUser) *robustModel {
 	roles, dept := peerGroup(dir, u.id, u.roles, u.dept)
-	group, role := groupKey(roles, dept), ""
-	if len(roles) > 0 {
-		role = slices.Min(roles)
-	}
+	group, role := groupKey(roles, dept), leastRole(roles)
 	keys := [3]string{"g:" + group, "r:" + role, "*"}
 	for _, key := range keys {
 		if m, ok := s.peerCache[key]; ok {
