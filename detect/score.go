@@ -326,13 +326,20 @@ func renumber(ring []int32, next int, remap []int32) ([]int32, int) {
 	return out, 0
 }
 
+// patient returns the index of patient id, added if new.
 func (s *RiskScorer) patient(id string) int32 {
-	if i, ok := s.patIdx[id]; ok {
+	return intern(s.patIdx, &s.patients, id, func(id string) scorePatient { return scorePatient{id: id} })
+}
+
+// intern returns the index in *list of the element named name (idx
+// holds them), appending mk(name) if there is none.
+func intern[T any](idx map[string]int32, list *[]T, name string, mk func(string) T) int32 {
+	if i, ok := idx[name]; ok {
 		return i
 	}
-	i := int32(len(s.patients))
-	s.patIdx[id] = i
-	s.patients = append(s.patients, scorePatient{id: id})
+	i := int32(len(*list))
+	idx[name] = i
+	*list = append(*list, mk(name))
 	return i
 }
 
@@ -349,14 +356,9 @@ func (s *RiskScorer) patientDept(dir *Directory, pi int32) int32 {
 	return p.dept
 }
 
+// dept returns the index of department name, added if new.
 func (s *RiskScorer) dept(name string) int32 {
-	if i, ok := s.deptIdx[name]; ok {
-		return i
-	}
-	i := int32(len(s.depts))
-	s.deptIdx[name] = i
-	s.depts = append(s.depts, name)
-	return i
+	return intern(s.deptIdx, &s.depts, name, func(name string) string { return name })
 }
 
 // link records that user ui (u) opened patient pi, once a day: it
