@@ -1524,16 +1524,17 @@ func (r *NameSearchBrowsing) opened(x *Context, ev *Event, u *browseUser) {
 // sweep forgets users whose episode ended before since, and whose
 // related patients are of a day before day.
 func (r *NameSearchBrowsing) sweep(since int64, day int32) {
-	for id, u := range r.users {
-		if u.last < since && u.day < day {
-			delete(r.users, id)
-			if len(r.free) < maxFree {
-				u.start, u.last, u.opened, u.rep = 0, 0, u.opened[:0], reporter{}
-				u.related.reset()
-				r.free = append(r.free, u)
-			}
+	maps.DeleteFunc(r.users, func(_ string, u *browseUser) bool {
+		if u.last >= since || u.day >= day {
+			return false
 		}
-	}
+		if len(r.free) < maxFree {
+			u.start, u.last, u.opened, u.rep = 0, 0, u.opened[:0], reporter{}
+			u.related.reset()
+			r.free = append(r.free, u)
+		}
+		return true
+	})
 }
 
 type browseUserState struct {
