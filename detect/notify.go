@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -120,7 +121,7 @@ func (d *Dispatcher) Open(ctx context.Context) error {
 		}
 		d.mu.Lock()
 		for _, a := range alerts {
-			d.known[a.ID] = seen{a.Severity, a.Events, a.Score >= d.PageScore, a.Detected.UnixNano()}
+			d.known[a.ID] = seen{a.Severity, a.Events, a.Score >= d.PageScore, detectedAt(a)}
 		}
 		d.forget()
 		d.mu.Unlock()
@@ -185,7 +186,7 @@ func (d *Dispatcher) OnCommit(alerts []*Alert) {
 		raised := !ok || a.Severity > prev.severity
 		d.Metrics.observe(a, prev, ok, raised)
 		high := a.Score >= d.PageScore
-		d.known[a.ID] = seen{max(a.Severity, prev.severity), a.Events, prev.paged || high, a.Detected.UnixNano()}
+		d.known[a.ID] = seen{max(a.Severity, prev.severity), a.Events, prev.paged || high, detectedAt(a)}
 		// It pages when created or raised, or when its score first
 		// reaches the paging threshold.
 		if high && (raised || !prev.paged) && pages(a) {
@@ -214,10 +215,19 @@ func (d *Dispatcher) recall(a *Alert) (seen, bool) {
 	if s, ok := d.known[a.ID]; ok {
 		return s, true
 	}
-	if d.forgot && a.Detected.UnixNano() <= d.horizon {
+	if d.forgot && detectedAt(a) <= d.horizon {
 		return seen{severity: a.Severity, events: a.Events, paged: true}, true
 	}
 	return seen{}, false
+}
+
+// detectedAt returns a.Detected in Unix ns, the zero time (or any before
+// 1678, beyond int64 ns) as the least.
+func detectedAt(a *Alert) int64 {
+	if a.Detected.Before(time.Unix(0, math.MinInt64)) {
+		return math.MinInt64
+	}
+	return a.Detected.UnixNano()
 }
 
 // forget drops the quarter of the alerts known that were detected
