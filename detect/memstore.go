@@ -14,18 +14,21 @@ import (
 // where nothing needs to outlive the process. It is safe for concurrent
 // use by multiple goroutines.
 type MemStore struct {
-	mu      sync.Mutex
-	saved   Saved
-	alerts  map[string]*Alert
-	ingest  []Record
-	triages []*Triage
+	mu       sync.Mutex
+	saved    Saved // but for Users, Patients and Honeytokens
+	users    roster[User]
+	patients roster[Patient]
+	tokens   map[string]struct{} // saved honeytokens, as a set
+	alerts   map[string]*Alert
+	ingest   []Record
+	triages  []*Triage
 }
 
 var _ Store = (*MemStore)(nil)
 
 // NewMemStore returns an empty MemStore.
 func NewMemStore() *MemStore {
-	return &MemStore{alerts: map[string]*Alert{}}
+	return &MemStore{alerts: map[string]*Alert{}, tokens: map[string]struct{}{}}
 }
 
 // Load implements Store.
@@ -33,8 +36,8 @@ func (m *MemStore) Load(ctx context.Context) (*Saved, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.saved
-	s.Users = slices.Clone(s.Users)
-	s.Patients = slices.Clone(s.Patients)
+	s.Users = m.users.entries()
+	s.Patients = m.patients.entries()
 	s.Relationships = slices.Clone(s.Relationships)
 	s.Honeytokens = slices.Clone(s.Honeytokens)
 	return &s, nil
@@ -52,16 +55,15 @@ func (m *MemStore) Commit(ctx context.Context, c *Commit) error {
 		m.alerts[a.ID] = a.Clone()
 	}
 	for _, u := range c.Users {
-		m.saved.Users = slices.DeleteFunc(m.saved.Users, func(x *User) bool { return x.ID == u.ID })
-		m.saved.Users = append(m.saved.Users, u)
+		m.users.put(u.ID, u)
 	}
 	for _, p := range c.Patients {
-		m.saved.Patients = slices.DeleteFunc(m.saved.Patients, func(x *Patient) bool { return x.ID == p.ID })
-		m.saved.Patients = append(m.saved.Patients, p)
+		m.patients.put(p.ID, p)
 	}
 	m.saved.Relationships = append(m.saved.Relationships, c.Relationships...)
 	for _, h := range c.Honeytokens {
-		if !slices.Contains(m.saved.Honeytokens, h) {
+		if _, ok := m.tokens[h]; !ok {
+			m.tokens[h] = struct{}{}
 			m.saved.Honeytokens = append(m.saved.Honeytokens, h)
 		}
 	}
@@ -69,6 +71,63 @@ func (m *MemStore) Commit(ctx context.Context, c *Commit) error {
 		m.saved.Snapshot, m.saved.SnapshotAt = slices.Clone(c.Snapshot), c.SnapshotAt
 	}
 	return nil
+}
+
+// roster holds entries by id in the order of their latest put (Store's
+// contract: a changed entry moves last). A put costs O(1) amortised, where
+// a search of the list would cost O(n) for each entry: a replaced entry
+// leaves a hole, and the holes are squeezed out once they are half the
+// list.
+type roster[T any] struct {
+	list  []*T // nil: a hole
+	at    map[string]int
+	holes int
+}
+
+// put makes v the entry of id, last.
+func (r *roster[T]) put(id string, v *T) {
+	if r.at == nil {
+		r.at = map[string]int{}
+	}
+	if i, ok := r.at[id]; ok {
+		r.list[i] = nil
+		r.holes++
+	}
+	r.at[id] = len(r.list)
+	r.list = append(r.list, v)
+	if 2*r.holes > len(r.list) {
+		r.squeeze()
+	}
+}
+
+// squeeze drops the holes, keeping the order.
+func (r *roster[T]) squeeze() {
+	pos := make([]int, len(r.list)) // new positions, by old
+	n := 0
+	for i, v := range r.list {
+		pos[i] = n
+		if v != nil {
+			r.list[n] = v
+			n++
+		}
+	}
+	clear(r.list[n:])
+	r.list = r.list[:n]
+	for id, i := range r.at {
+		r.at[id] = pos[i]
+	}
+	r.holes = 0
+}
+
+// entries returns the entries in order, in a new slice (nil if none).
+func (r *roster[T]) entries() []*T {
+	var out []*T
+	for _, v := range r.list {
+		if v != nil {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // Alert implements Store.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -22,6 +24,7 @@ const (
 	DefaultNotifyQueue   = 256              // batches waiting per notifier
 	DefaultNotifyTimeout = 2 * time.Minute  // one Notify call, retries included
 	DefaultNotifyClose   = 10 * time.Second // see Dispatcher.Close
+	DefaultNotifyKnown   = 100_000          // alerts remembered (Dispatcher.Known)
 )
 
 // DefaultPageScore is the default paging threshold: an alert whose risk
@@ -42,7 +45,11 @@ const DefaultPageScore = 15
 //
 // Delivery is at most once: a full queue drops the batch (counted and
 // logged), and alerts committed just before a crash may not be paged
-// (they are stored, and listed by the API).
+// (they are stored, and listed by the API). The alerts remembered are
+// bounded (Known): beyond it, those detected earliest are forgotten, and
+// an alert that comes back detected no later than the latest forgotten
+// one is taken as paged at its severity: it never pages twice for the
+// same severity, and its later rises do not page (they are stored).
 //
 // Create it with NewDispatcher, set fields, Open, and Close. OnCommit is
 // safe for concurrent use, though the pipeline calls it from one
@@ -67,9 +74,15 @@ type Dispatcher struct {
 	// Logger receives delivery failures and drops (notifier names and
 	// counts, never alert contents). Default discards.
 	Logger *slog.Logger
+	// Known bounds the alerts remembered to page each once per
+	// severity; when it is passed, the quarter detected earliest are
+	// forgotten. Default DefaultNotifyKnown.
+	Known int
 
 	mu      sync.Mutex
 	known   map[string]seen // by alert id
+	horizon int64           // latest Detected (Unix ns) forgotten; valid if forgot
+	forgot  bool
 	workers []*notifyWorker
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -79,7 +92,8 @@ type Dispatcher struct {
 type seen struct {
 	severity Severity
 	events   int64
-	paged    bool // it reached PageScore (or was stored having reached it)
+	paged    bool  // it reached PageScore (or was stored having reached it)
+	detected int64 // Alert.Detected, Unix ns: the oldest are forgotten first
 }
 
 type notifyWorker struct {
@@ -93,7 +107,7 @@ type notifyWorker struct {
 func NewDispatcher() *Dispatcher {
 	return &Dispatcher{
 		Notifiers: map[string]Notifier{}, Queue: DefaultNotifyQueue, Timeout: DefaultNotifyTimeout,
-		PageScore: DefaultPageScore, Logger: slog.New(slog.DiscardHandler), known: map[string]seen{},
+		PageScore: DefaultPageScore, Logger: slog.New(slog.DiscardHandler), Known: DefaultNotifyKnown, known: map[string]seen{},
 	}
 }
 
@@ -107,8 +121,9 @@ func (d *Dispatcher) Open(ctx context.Context) error {
 		}
 		d.mu.Lock()
 		for _, a := range alerts {
-			d.known[a.ID] = seen{a.Severity, a.Events, a.Score >= d.PageScore}
+			d.known[a.ID] = seen{a.Severity, a.Events, a.Score >= d.PageScore, detectedAt(a)}
 		}
+		d.forget()
 		d.mu.Unlock()
 	}
 	if d.Logger == nil {
@@ -167,17 +182,18 @@ func (d *Dispatcher) OnCommit(alerts []*Alert) {
 		return
 	}
 	for _, a := range alerts {
-		prev, ok := d.known[a.ID]
+		prev, ok := d.recall(a)
 		raised := !ok || a.Severity > prev.severity
 		d.Metrics.observe(a, prev, ok, raised)
 		high := a.Score >= d.PageScore
-		d.known[a.ID] = seen{max(a.Severity, prev.severity), a.Events, prev.paged || high}
+		d.known[a.ID] = seen{max(a.Severity, prev.severity), a.Events, prev.paged || high, detectedAt(a)}
 		// It pages when created or raised, or when its score first
 		// reaches the paging threshold.
 		if high && (raised || !prev.paged) && pages(a) {
 			page = append(page, a.Clone())
 		}
 	}
+	d.forget()
 	workers := d.workers
 	if len(page) > 0 {
 		for _, w := range workers {
@@ -190,6 +206,52 @@ func (d *Dispatcher) OnCommit(alerts []*Alert) {
 		}
 	}
 	d.mu.Unlock()
+}
+
+// recall returns what is known of a. An alert not known but detected no
+// later than the latest forgotten one may have been forgotten: it is
+// taken as seen and paged at its severity (at most once).
+func (d *Dispatcher) recall(a *Alert) (seen, bool) {
+	if s, ok := d.known[a.ID]; ok {
+		return s, true
+	}
+	if d.forgot && detectedAt(a) <= d.horizon {
+		return seen{severity: a.Severity, events: a.Events, paged: true}, true
+	}
+	return seen{}, false
+}
+
+// detectedAt returns a.Detected in Unix ns, the zero time (or any before
+// 1678, beyond int64 ns) as the least.
+func detectedAt(a *Alert) int64 {
+	if a.Detected.Before(time.Unix(0, math.MinInt64)) {
+		return math.MinInt64
+	}
+	return a.Detected.UnixNano()
+}
+
+// forget drops the quarter of the alerts known that were detected
+// earliest, once there are more than Known, and moves the horizon to the
+// latest of them: O(log n) amortised per alert.
+func (d *Dispatcher) forget() {
+	limit := d.Known
+	if limit <= 0 {
+		limit = DefaultNotifyKnown
+	}
+	if len(d.known) <= limit {
+		return
+	}
+	byAge := make([]int64, 0, len(d.known))
+	for _, s := range d.known {
+		byAge = append(byAge, s.detected)
+	}
+	slices.Sort(byAge)
+	drop := max(len(d.known)-limit, len(d.known)/4)
+	cut := byAge[drop-1]
+	maps.DeleteFunc(d.known, func(_ string, s seen) bool { return s.detected <= cut })
+	if !d.forgot || cut > d.horizon {
+		d.horizon, d.forgot = cut, true
+	}
 }
 
 // pages reports whether a, new or escalated, should reach a person.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -105,6 +106,101 @@ func advance(cur, day int32) int32 {
 		return day
 	}
 	return min(day, cur+1)
+}
+
+// dayed is the state of one user in a behaviour rule, whose latest day
+// is the day it counts now.
+type dayed[U any] interface {
+	*U
+	latest() int32
+}
+
+// userOn is the prologue the day-counting behaviour rules share. It
+// moves the rule's sweeping day *maxDay towards day, forgetting (after
+// calling forget, if not nil) the users whose latest day fell out of the
+// window of days; then it returns user's state, made by fresh unless
+// users already holds maxUsers, and rolled to day by roll if it was of an
+// earlier day. It returns nil for a user not watched, or for an event of
+// an earlier day than the user's latest.
+func userOn[U any, P dayed[U]](users map[string]P, maxDay *int32, day int32, days, maxUsers int,
+	user string, fresh func() P, roll func(P), forget func(P)) P {
+	if day > *maxDay {
+		*maxDay = advance(*maxDay, day)
+		sweepUsers(users, *maxDay-int32(days), forget)
+	}
+	u := users[user]
+	if u == nil {
+		if len(users) >= maxUsers {
+			return nil
+		}
+		u = fresh()
+		users[user] = u
+	}
+	switch {
+	case day < u.latest():
+		return nil
+	case day > u.latest():
+		roll(u)
+	}
+	return u
+}
+
+// sweepUsers forgets the users whose latest day is at or before last,
+// calling forget (if not nil) on each first.
+func sweepUsers[U any, P dayed[U]](users map[string]P, last int32, forget func(P)) {
+	maps.DeleteFunc(users, func(_ string, u P) bool {
+		if u.latest() > last {
+			return false
+		}
+		if forget != nil {
+			forget(u)
+		}
+		return true
+	})
+}
+
+// usersState is a day-counting behaviour rule's state as saved: its
+// sweeping day and each user's state S.
+type usersState[S any] struct {
+	MaxDay int32        `json:"maxDay"`
+	Users  map[string]S `json:"users"`
+}
+
+// saveUsers returns the JSON of maxDay and users, each saved by save.
+func saveUsers[U, S any](maxDay int32, users map[string]*U, save func(*U) S) ([]byte, error) {
+	s := usersState[S]{MaxDay: maxDay, Users: make(map[string]S, len(users))}
+	for id, u := range users {
+		s.Users[id] = save(u)
+	}
+	return json.Marshal(s)
+}
+
+// loadUsers returns what saveUsers saved, each user made by load in the
+// order of their ids (so peer groups list their members in one order,
+// whatever the map's).
+func loadUsers[U, S any](b []byte, rule string, load func(S) *U) (int32, map[string]*U, error) {
+	var s usersState[S]
+	if err := json.Unmarshal(b, &s); err != nil {
+		return 0, nil, fmt.Errorf("%s state: %w", rule, err)
+	}
+	users := make(map[string]*U, len(s.Users))
+	for _, id := range slices.Sorted(maps.Keys(s.Users)) {
+		users[id] = load(s.Users[id])
+	}
+	return s.MaxDay, users, nil
+}
+
+// trimWindow drops from hist (oldest first) the days at or before last,
+// reusing its memory.
+func trimWindow[D any](hist []D, last int32, dayOf func(D) int32) []D {
+	i := 0
+	for i < len(hist) && dayOf(hist[i]) <= last {
+		i++
+	}
+	if i == 0 {
+		return hist
+	}
+	return append(hist[:0], hist[i:]...)
 }
 
 // dayString returns day as YYYY-MM-DD.
@@ -234,7 +330,9 @@ type robust struct {
 }
 
 // robustStats returns the statistics of vals, with their q-quantile; it
-// reorders vals.
+// reorders vals. It is the one robust fit of the package: the behaviour
+// rules' baselines and the risk scorer's models (fitRobust) both use it,
+// so their medians agree (the mean of the middle two for an even count).
 func robustStats(vals []float64, q float64) robust {
 	if len(vals) == 0 {
 		return robust{}
@@ -275,12 +373,15 @@ func ratioScore(x, thr float64) int {
 	return int(max(0, min(100, s)))
 }
 
-// peerOf returns the role set and department that make ev's user's peer
-// group: the directory's, else what the event states.
-func peerOf(dir *Directory, ev *Event) ([]string, string) {
-	roles, dept := ev.Roles, ev.Department
+// Peer groups: every rule and the risk scorer that compares a user with
+// peers takes the group from peerGroup and keys it with groupKey.
+
+// peerGroup returns the role set and department that make user's peer
+// group: the directory's, each where it has one, else the roles and
+// dept the user's events state.
+func peerGroup(dir *Directory, user string, roles []string, dept string) ([]string, string) {
 	if dir != nil {
-		if u := dir.User(ev.User); u != nil {
+		if u := dir.User(user); u != nil {
 			if len(u.Roles) > 0 {
 				roles = u.Roles
 			}
@@ -290,6 +391,11 @@ func peerOf(dir *Directory, ev *Event) ([]string, string) {
 		}
 	}
 	return roles, dept
+}
+
+// peerOf returns the peer group of ev's user (see peerGroup).
+func peerOf(dir *Directory, ev *Event) ([]string, string) {
+	return peerGroup(dir, ev.User, ev.Roles, ev.Department)
 }
 
 // groupRef caches a user's peer group key, recomputed only when the
@@ -318,7 +424,9 @@ type groupState struct {
 
 func (r *groupRef) state() groupState { return groupState{Roles: r.roles, Dept: r.dept} }
 
-// groupKey returns "role,role|department", roles sorted, or "".
+// groupKey returns the key of the peer group of roles and dept:
+// "role,role|department", roles sorted and distinct, or "" (no group)
+// for neither roles nor department.
 func groupKey(roles []string, dept string) string {
 	if len(roles) == 0 && dept == "" {
 		return ""
@@ -360,6 +468,12 @@ func (gs groups[S, C]) move(from, to string, s *S) {
 	g.members = append(g.members, s)
 }
 
+// join moves s, whose group ref holds, to the group of roles and dept.
+func (gs groups[S, C]) join(ref *groupRef, roles []string, dept string, s *S) {
+	from := ref.key
+	gs.move(from, ref.set(roles, dept), s)
+}
+
 // dayCount counts one user's accesses in one day. It is saved as
 // [day, patients, events], the shortest JSON for the many of them.
 type dayCount struct {
@@ -395,16 +509,12 @@ func (p *patientDay) roll(day int32, days int) {
 	if p.cur.Events > 0 {
 		p.hist = append(p.hist, p.cur)
 	}
-	i := 0
-	for i < len(p.hist) && p.hist[i].Day <= day-int32(days) {
-		i++
-	}
-	if i > 0 {
-		p.hist = append(p.hist[:0], p.hist[i:]...)
-	}
+	p.hist = trimWindow(p.hist, day-int32(days), func(d dayCount) int32 { return d.Day })
 	p.cur = dayCount{Day: day}
 	p.seen.reset()
 }
+
+func (p *patientDay) latest() int32 { return p.cur.Day }
 
 // add counts ev's patients and returns how many are new today.
 func (p *patientDay) add(ev *Event) int32 {
@@ -560,24 +670,11 @@ func (r *VolumeSpike) Observe(x *Context, ev *Event) {
 		return
 	}
 	day, hour := splitTime(r.Location, ev.Time)
-	if day > r.maxDay {
-		r.maxDay = advance(r.maxDay, day)
-		r.sweep()
-	}
-	u := r.users[ev.User]
+	u := userOn(r.users, &r.maxDay, day, r.Days, r.MaxUsers, ev.User,
+		func() *volumeUser { return &volumeUser{patientDay: patientDay{cur: dayCount{Day: day}}, hour: -1} },
+		func(u *volumeUser) { u.roll(day, r.Days); r.baseline(u) }, nil)
 	if u == nil {
-		if len(r.users) >= r.MaxUsers {
-			return
-		}
-		u = &volumeUser{patientDay: patientDay{cur: dayCount{Day: day}}, hour: -1}
-		r.users[ev.User] = u
-	}
-	switch {
-	case day < u.cur.Day:
 		return
-	case day > u.cur.Day:
-		u.roll(day, r.Days)
-		r.baseline(u)
 	}
 	n := u.add(ev)
 	if ah := day*24 + int32(hour); ah != u.hour {
@@ -661,15 +758,6 @@ func (r *VolumeSpike) baseline(u *volumeUser) {
 	u.thrE = max(e.med+r.K*madScale*e.mad, r.Factor*e.med, float64(r.MinEvents))
 }
 
-// sweep forgets users with nothing in the window.
-func (r *VolumeSpike) sweep() {
-	for id, u := range r.users {
-		if u.cur.Day <= r.maxDay-int32(r.Days) {
-			delete(r.users, id)
-		}
-	}
-}
-
 type volumeUserState struct {
 	patientDayState
 	Hour      int32    `json:"h"`
@@ -680,35 +768,27 @@ type volumeUserState struct {
 	BurstHour int32    `json:"bh,omitempty"`
 }
 
-type volumeState struct {
-	MaxDay int32                      `json:"maxDay"`
-	Users  map[string]volumeUserState `json:"users"`
-}
-
 // MarshalState implements Stateful.
 func (r *VolumeSpike) MarshalState() ([]byte, error) {
-	s := volumeState{MaxDay: r.maxDay, Users: make(map[string]volumeUserState, len(r.users))}
-	for id, u := range r.users {
-		s.Users[id] = volumeUserState{patientDayState: u.state(), Hour: u.hour, HourNew: u.hourNew,
+	return saveUsers(r.maxDay, r.users, func(u *volumeUser) volumeUserState {
+		return volumeUserState{patientDayState: u.state(), Hour: u.hour, HourNew: u.hourNew,
 			RepP: u.repP, RepE: u.repE, RepB: u.repB, BurstHour: u.burstHour}
-	}
-	return json.Marshal(s)
+	})
 }
 
 // UnmarshalState implements Stateful.
 func (r *VolumeSpike) UnmarshalState(b []byte) error {
-	var s volumeState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("volume-spike state: %w", err)
-	}
-	r.maxDay, r.users = s.MaxDay, make(map[string]*volumeUser, len(s.Users))
-	for id, us := range s.Users {
+	maxDay, users, err := loadUsers(b, RuleVolumeSpike, func(us volumeUserState) *volumeUser {
 		u := &volumeUser{hour: us.Hour, hourNew: us.HourNew, burstHour: us.BurstHour}
 		u.restore(us.patientDayState)
 		r.baseline(u)
 		u.repP, u.repE, u.repB = us.RepP, us.RepE, us.RepB
-		r.users[id] = u
+		return u
+	})
+	if err != nil {
+		return err
 	}
+	r.maxDay, r.users = maxDay, users
 	return nil
 }
 
@@ -811,29 +891,20 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 		return
 	}
 	day, _ := splitTime(r.Location, ev.Time)
-	if day > r.maxDay {
-		r.maxDay = advance(r.maxDay, day)
-		r.sweep()
-	}
-	u := r.users[ev.User]
-	if u == nil {
-		if len(r.users) >= r.MaxUsers {
-			return
-		}
-		u = &peerUser{patientDay: patientDay{cur: dayCount{Day: day}}, ownMed: -1}
-		r.users[ev.User] = u
-		r.join(x, ev, u)
-	}
-	switch {
-	case day < u.cur.Day:
-		return
-	case day > u.cur.Day:
-		u.roll(day, r.Days)
-		u.rep = reporter{}
-		r.own(u)
-		r.join(x, ev, u)
-	}
-	if u.add(ev) == 0 || u.grp.key == "" || u.cur.Patients <= int32(r.MinPatients) {
+	u := userOn(r.users, &r.maxDay, day, r.Days, r.MaxUsers, ev.User,
+		func() *peerUser {
+			u := &peerUser{patientDay: patientDay{cur: dayCount{Day: day}}, ownMed: -1}
+			r.join(x, ev, u)
+			return u
+		},
+		func(u *peerUser) {
+			u.roll(day, r.Days)
+			u.rep = reporter{}
+			r.own(u)
+			r.join(x, ev, u)
+		},
+		r.leave)
+	if u == nil || u.add(ev) == 0 || u.grp.key == "" || u.cur.Patients <= int32(r.MinPatients) {
 		return
 	}
 	g := r.groups[u.grp.key]
@@ -868,8 +939,7 @@ func (r *PeerDeviation) Observe(x *Context, ev *Event) {
 // counts from the next day.
 func (r *PeerDeviation) join(x *Context, ev *Event, u *peerUser) {
 	roles, dept := peerOf(x.Dir, ev)
-	old := u.grp.key
-	r.groups.move(old, u.grp.set(roles, dept), u)
+	r.groups.join(&u.grp, roles, dept, u)
 }
 
 // own sets u's own median, or -1 without enough history.
@@ -917,14 +987,8 @@ func (r *PeerDeviation) stats(g *group[peerUser, peerStats], day int32) {
 	}
 }
 
-func (r *PeerDeviation) sweep() {
-	for id, u := range r.users {
-		if u.cur.Day <= r.maxDay-int32(r.Days) {
-			r.groups.move(u.grp.key, "", u)
-			delete(r.users, id)
-		}
-	}
-}
+// leave takes u out of its peer group.
+func (r *PeerDeviation) leave(u *peerUser) { r.groups.move(u.grp.key, "", u) }
 
 type peerUserState struct {
 	patientDayState
@@ -932,42 +996,28 @@ type peerUserState struct {
 	Rep reporter `json:"r"`
 }
 
-type peerState struct {
-	MaxDay int32                    `json:"maxDay"`
-	Users  map[string]peerUserState `json:"users"`
-}
-
 // MarshalState implements Stateful.
 func (r *PeerDeviation) MarshalState() ([]byte, error) {
-	s := peerState{MaxDay: r.maxDay, Users: make(map[string]peerUserState, len(r.users))}
-	for id, u := range r.users {
-		s.Users[id] = peerUserState{patientDayState: u.state(), groupState: u.grp.state(), Rep: u.rep}
-	}
-	return json.Marshal(s)
+	return saveUsers(r.maxDay, r.users, func(u *peerUser) peerUserState {
+		return peerUserState{patientDayState: u.state(), groupState: u.grp.state(), Rep: u.rep}
+	})
 }
 
 // UnmarshalState implements Stateful. Group statistics are recomputed
 // from the members' days, as they were.
 func (r *PeerDeviation) UnmarshalState(b []byte) error {
-	var s peerState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("peer-deviation state: %w", err)
-	}
-	r.maxDay, r.users, r.groups = s.MaxDay, make(map[string]*peerUser, len(s.Users)), groups[peerUser, peerStats]{}
-	ids := make([]string, 0, len(s.Users))
-	for id := range s.Users {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		us := s.Users[id]
+	gs := groups[peerUser, peerStats]{}
+	maxDay, users, err := loadUsers(b, RulePeerDeviation, func(us peerUserState) *peerUser {
 		u := &peerUser{rep: us.Rep}
 		u.restore(us.patientDayState)
-		u.grp.set(us.Roles, us.Dept)
 		r.own(u)
-		r.groups.move("", u.grp.key, u)
-		r.users[id] = u
+		gs.join(&u.grp, us.Roles, us.Dept, u)
+		return u
+	})
+	if err != nil {
+		return err
 	}
+	r.maxDay, r.users, r.groups = maxDay, users, gs
 	return nil
 }
 
@@ -1067,6 +1117,8 @@ type hoursUser struct {
 	rep     reporter
 }
 
+func (u *hoursUser) latest() int32 { return u.cur.Day }
+
 type hoursStats struct {
 	days   int32     // member-days
 	counts [24]int32 // member-days with each hour worked
@@ -1095,23 +1147,11 @@ func (r *AfterHours) Observe(x *Context, ev *Event) {
 		return
 	}
 	day, hour := splitTime(r.Location, ev.Time)
-	if day > r.maxDay {
-		r.maxDay = advance(r.maxDay, day)
-		r.sweep()
-	}
-	u := r.users[ev.User]
+	u := userOn(r.users, &r.maxDay, day, r.Days, r.MaxUsers, ev.User,
+		func() *hoursUser { return &hoursUser{cur: hourDay{Day: day}} },
+		func(u *hoursUser) { r.roll(u, day) }, r.leave)
 	if u == nil {
-		if len(r.users) >= r.MaxUsers {
-			return
-		}
-		u = &hoursUser{cur: hourDay{Day: day}}
-		r.users[ev.User] = u
-	}
-	switch {
-	case day < u.cur.Day:
 		return
-	case day > u.cur.Day:
-		r.roll(u, day)
 	}
 	bit := uint32(1) << hour
 	if u.flagged&bit != 0 {
@@ -1125,8 +1165,7 @@ func (r *AfterHours) Observe(x *Context, ev *Event) {
 	}
 	u.cur.Hours |= bit
 	roles, dept := peerOf(x.Dir, ev)
-	old := u.grp.key
-	r.groups.move(old, u.grp.set(roles, dept), u)
+	r.groups.join(&u.grp, roles, dept, u)
 	if len(u.hist) >= r.MinHistory {
 		mask := r.around(hour)
 		worked := 0
@@ -1196,13 +1235,7 @@ func (r *AfterHours) roll(u *hoursUser, day int32) {
 	if u.cur.Hours != 0 {
 		u.hist = append(u.hist, u.cur)
 	}
-	i := 0
-	for i < len(u.hist) && u.hist[i].Day <= day-int32(r.Days) {
-		i++
-	}
-	if i > 0 {
-		u.hist = append(u.hist[:0], u.hist[i:]...)
-	}
+	u.hist = trimWindow(u.hist, day-int32(r.Days), func(d hourDay) int32 { return d.Day })
 	u.cur, u.flagged, u.rep = hourDay{Day: day}, 0, reporter{}
 }
 
@@ -1237,14 +1270,8 @@ func (r *AfterHours) stats(g *group[hoursUser, hoursStats], day int32) {
 	g.day, g.stats = day, st
 }
 
-func (r *AfterHours) sweep() {
-	for id, u := range r.users {
-		if u.cur.Day <= r.maxDay-int32(r.Days) {
-			r.groups.move(u.grp.key, "", u)
-			delete(r.users, id)
-		}
-	}
-}
+// leave takes u out of its peer group.
+func (r *AfterHours) leave(u *hoursUser) { r.groups.move(u.grp.key, "", u) }
 
 type hoursUserState struct {
 	Hist    []hourDay `json:"hist,omitempty"`
@@ -1254,39 +1281,25 @@ type hoursUserState struct {
 	Rep reporter `json:"r"`
 }
 
-type hoursState struct {
-	MaxDay int32                     `json:"maxDay"`
-	Users  map[string]hoursUserState `json:"users"`
-}
-
 // MarshalState implements Stateful.
 func (r *AfterHours) MarshalState() ([]byte, error) {
-	s := hoursState{MaxDay: r.maxDay, Users: make(map[string]hoursUserState, len(r.users))}
-	for id, u := range r.users {
-		s.Users[id] = hoursUserState{Hist: u.hist, Cur: u.cur, Flagged: u.flagged, groupState: u.grp.state(), Rep: u.rep}
-	}
-	return json.Marshal(s)
+	return saveUsers(r.maxDay, r.users, func(u *hoursUser) hoursUserState {
+		return hoursUserState{Hist: u.hist, Cur: u.cur, Flagged: u.flagged, groupState: u.grp.state(), Rep: u.rep}
+	})
 }
 
 // UnmarshalState implements Stateful.
 func (r *AfterHours) UnmarshalState(b []byte) error {
-	var s hoursState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("after-hours state: %w", err)
-	}
-	r.maxDay, r.users, r.groups = s.MaxDay, make(map[string]*hoursUser, len(s.Users)), groups[hoursUser, hoursStats]{}
-	ids := make([]string, 0, len(s.Users))
-	for id := range s.Users {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		us := s.Users[id]
+	gs := groups[hoursUser, hoursStats]{}
+	maxDay, users, err := loadUsers(b, RuleAfterHours, func(us hoursUserState) *hoursUser {
 		u := &hoursUser{hist: us.Hist, cur: us.Cur, flagged: us.Flagged, rep: us.Rep}
-		u.grp.set(us.Roles, us.Dept)
-		r.groups.move("", u.grp.key, u)
-		r.users[id] = u
+		gs.join(&u.grp, us.Roles, us.Dept, u)
+		return u
+	})
+	if err != nil {
+		return err
 	}
+	r.maxDay, r.users, r.groups = maxDay, users, gs
 	return nil
 }
 
@@ -1511,16 +1524,17 @@ func (r *NameSearchBrowsing) opened(x *Context, ev *Event, u *browseUser) {
 // sweep forgets users whose episode ended before since, and whose
 // related patients are of a day before day.
 func (r *NameSearchBrowsing) sweep(since int64, day int32) {
-	for id, u := range r.users {
-		if u.last < since && u.day < day {
-			delete(r.users, id)
-			if len(r.free) < maxFree {
-				u.start, u.last, u.opened, u.rep = 0, 0, u.opened[:0], reporter{}
-				u.related.reset()
-				r.free = append(r.free, u)
-			}
+	maps.DeleteFunc(r.users, func(_ string, u *browseUser) bool {
+		if u.last >= since || u.day >= day {
+			return false
 		}
-	}
+		if len(r.free) < maxFree {
+			u.start, u.last, u.opened, u.rep = 0, 0, u.opened[:0], reporter{}
+			u.related.reset()
+			r.free = append(r.free, u)
+		}
+		return true
+	})
 }
 
 type browseUserState struct {
@@ -1649,6 +1663,8 @@ type bulkUser struct {
 	Rep        reporter  `json:"r"`
 }
 
+func (u *bulkUser) latest() int32 { return u.Day }
+
 // bulkDay is a past day's counts.
 type bulkDay struct {
 	Day        int32 `json:"d"`
@@ -1690,30 +1706,11 @@ func (r *BulkAccess) Observe(x *Context, ev *Event) {
 		print = true
 	}
 	day, _ := splitTime(r.Location, ev.Time)
-	if day > r.maxDay {
-		r.maxDay = advance(r.maxDay, day)
-		for id, u := range r.users {
-			if u.Day <= r.maxDay-int32(r.days()) {
-				delete(r.users, id)
-			}
-		}
-	}
 	// Every access counts for the learning period's start.
-	u := r.users[ev.User]
-	if u == nil {
-		if len(r.users) >= r.MaxUsers {
-			return
-		}
-		u = &bulkUser{Day: day, First: day}
-		r.users[ev.User] = u
-	}
-	switch {
-	case day < u.Day:
-		return
-	case day > u.Day:
-		u.roll(day, r.days())
-	}
-	if !large && !export && !everything && !print {
+	u := userOn(r.users, &r.maxDay, day, r.days(), r.MaxUsers, ev.User,
+		func() *bulkUser { return &bulkUser{Day: day, First: day} },
+		func(u *bulkUser) { u.roll(day, r.days()) }, nil)
+	if u == nil || !large && !export && !everything && !print {
 		return
 	}
 	if slices.Contains(r.ExemptUsers, ev.User) {
@@ -1823,33 +1820,26 @@ func (u *bulkUser) roll(day int32, days int) {
 	if u.Exports > 0 || u.Everything > 0 || u.Prints > 0 {
 		u.Hist = append(u.Hist, bulkDay{Day: u.Day, Exports: u.Exports, Everything: u.Everything, Prints: u.Prints})
 	}
-	i := 0
-	for i < len(u.Hist) && u.Hist[i].Day <= day-int32(days) {
-		i++
-	}
-	u.Hist = append(u.Hist[:0], u.Hist[i:]...)
+	u.Hist = trimWindow(u.Hist, day-int32(days), func(d bulkDay) int32 { return d.Day })
 	*u = bulkUser{Day: day, First: u.First, Hist: u.Hist}
-}
-
-type bulkState struct {
-	MaxDay int32                `json:"maxDay"`
-	Users  map[string]*bulkUser `json:"users"`
 }
 
 // MarshalState implements Stateful.
 func (r *BulkAccess) MarshalState() ([]byte, error) {
-	return json.Marshal(bulkState{MaxDay: r.maxDay, Users: r.users})
+	return saveUsers(r.maxDay, r.users, func(u *bulkUser) *bulkUser { return u })
 }
 
 // UnmarshalState implements Stateful.
 func (r *BulkAccess) UnmarshalState(b []byte) error {
-	var s bulkState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("bulk-access state: %w", err)
+	maxDay, users, err := loadUsers(b, RuleBulkAccess, func(u *bulkUser) *bulkUser {
+		if u == nil {
+			return &bulkUser{} // saved as null: a user of day 0, soon swept
+		}
+		return u
+	})
+	if err != nil {
+		return err
 	}
-	r.maxDay, r.users = s.MaxDay, s.Users
-	if r.users == nil {
-		r.users = map[string]*bulkUser{}
-	}
+	r.maxDay, r.users = maxDay, users
 	return nil
 }

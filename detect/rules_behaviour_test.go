@@ -837,3 +837,25 @@ func TestPeerDeviationPeerMinDays(t *testing.T) {
 	b.day(clerks[1], 8, 80, "q") // a peer leaving the pattern: alerts
 	bhvOne(t, b.alerts(detect.RulePeerDeviation, clerks[1]), "a clerk at 80 among clerks at 5 after a week")
 }
+
+// Each day-counting rule watches at most MaxUsers users; the first come
+// are watched.
+func TestBehaviourMaxUsers_everyRule(t *testing.T) {
+	vs, pd, ah, ba := detect.NewVolumeSpike(), detect.NewPeerDeviation(), detect.NewAfterHours(), detect.NewBulkAccess()
+	vs.MaxUsers, pd.MaxUsers, ah.MaxUsers, ba.MaxUsers = 2, 2, 2, 2
+	for _, r := range []detect.Rule{vs, pd, ah, ba} {
+		t.Run(r.Name(), func(t *testing.T) {
+			b := newBhvBench(t, r)
+			for _, u := range []string{"user-a", "user-b", "user-c"} {
+				b.do(u, phivault.ActionRead, bhvAt(0, 9, 0), "p0")
+			}
+			s, err := r.(detect.Stateful).MarshalState()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(s), `"user-a"`) || !strings.Contains(string(s), `"user-b"`) || strings.Contains(string(s), `"user-c"`) {
+				t.Errorf("state %.300s: want user-a and user-b, not user-c", s)
+			}
+		})
+	}
+}

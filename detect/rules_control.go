@@ -456,8 +456,9 @@ const (
 )
 
 // BreakGlassOveruse compares a user's break-the-glass openings with the
-// user's own rate and with the peers' (same first role and department)
-// over the last Period days, and alerts when either threshold holds:
+// user's own rate and with the peers' (the same roles and department, as
+// peerGroup has them) over the last Period days, and alerts when either
+// threshold holds:
 //
 //   - own: at least MinDay openings today (UTC) and at least OwnFactor
 //     times the user's mean daily openings over the Period days before
@@ -525,15 +526,6 @@ func bgUnixDay(t time.Time) int64 {
 	return int64(d)
 }
 
-// bgPeerGroup is the peer group of a user: first role and department.
-func bgPeerGroup(roles []string, dept string) string {
-	role := ""
-	if len(roles) > 0 {
-		role = roles[0]
-	}
-	return role + "|" + dept
-}
-
 // advance moves u's ring to day, zeroing the days skipped.
 func (u *bgUser) advance(day int64) {
 	n := int64(len(u.Counts))
@@ -566,11 +558,7 @@ func (r *BreakGlassOveruse) Observe(x *Context, ev *Event) {
 	}
 	period := int64(max(r.Period, 1))
 	day := bgUnixDay(ev.Time)
-	roles, dept := ev.Roles, ev.Department
-	if du := x.Dir.User(ev.User); du != nil {
-		roles, dept = du.Roles, du.Department
-	}
-	group := bgPeerGroup(roles, dept)
+	group := groupKey(peerOf(x.Dir, ev))
 	u := r.st.Users[ev.User]
 	if u == nil || len(u.Counts) != int(period+1) {
 		u = &bgUser{Day: day, Counts: make([]int, period+1)}
@@ -649,7 +637,7 @@ func (r *BreakGlassOveruse) countGroups(dir *Directory, day int64) {
 		return
 	}
 	r.sizes, r.sizesDay = map[string]int{}, day
-	dir.Users(func(u *User) { r.sizes[bgPeerGroup(u.Roles, u.Department)]++ })
+	dir.Users(func(u *User) { r.sizes[groupKey(u.Roles, u.Department)]++ })
 }
 
 // MarshalState implements Stateful.

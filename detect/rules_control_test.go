@@ -249,6 +249,20 @@ func TestBreakGlassOveruse(t *testing.T) {
 	t.Run("one a day for a week does not", func(t *testing.T) {
 		acNone(t, acFeed(t, dir, rule(), daily(7)))
 	})
+	t.Run("peers are the same role set in any order", func(t *testing.T) {
+		dir := detect.NewDirectory()
+		for i := range 6 {
+			roles := []string{"charge", "nurse"}
+			if i == 5 {
+				roles = []string{"nurse", "charge"}
+			}
+			dir.PutUser(&detect.User{ID: fmt.Sprintf("n%d", i), Roles: roles, Department: "ward3"})
+		}
+		a := acOne(t, acFeed(t, dir, rule(), daily(14)), detect.RuleBreakGlassOveruse)
+		if !strings.Contains(a.Why, "among 5 peers (charge,nurse|ward3)") {
+			t.Errorf("alert %q: %s", a.Key, a.Why)
+		}
+	})
 	t.Run("one a day where every peer does the same does not", func(t *testing.T) {
 		var evs []detect.Event
 		for d := range 14 {

@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"cmp"
+	"math"
 	"math/bits"
 	"slices"
 	"sync"
@@ -16,6 +18,7 @@ const (
 	DefaultPatientAccessors = 12                 // RiskScorer.PatientAccessors
 	DefaultRecentPatients   = 128                // RiskScorer.RecentPatients
 	DefaultCollaborators    = 8                  // RiskScorer.Collaborators
+	DefaultScoreMaxUsers    = 100_000            // RiskScorer.MaxUsers
 )
 
 // RiskScorer is the learned scoring on top of the rules (docs/detection.md,
@@ -51,6 +54,11 @@ type RiskScorer struct {
 	// graph score compares the user's patients with. Default
 	// DefaultCollaborators.
 	Collaborators int
+	// MaxUsers bounds the users remembered. A new user beyond it makes
+	// the scorer forget the eighth of its users least recently active
+	// (their history and their place in the access graph), in one pass
+	// over the graph. Default DefaultScoreMaxUsers.
+	MaxUsers int
 
 	mu        sync.Mutex
 	started   bool
@@ -79,6 +87,7 @@ func NewRiskScorer() *RiskScorer {
 		PatientAccessors: DefaultPatientAccessors,
 		RecentPatients:   DefaultRecentPatients,
 		Collaborators:    DefaultCollaborators,
+		MaxUsers:         DefaultScoreMaxUsers,
 		userIdx:          map[string]int32{},
 		patIdx:           map[string]int32{},
 		deptIdx:          map[string]int32{},
@@ -90,9 +99,10 @@ func NewRiskScorer() *RiskScorer {
 // and recent patients.
 type scoreUser struct {
 	id    string
-	role  string // from the directory at rollover, or the latest event
+	roles []string // from the directory at rollover, or the latest event
+	role  string   // the least of roles: the role-wide peer model's key
 	dept  string
-	group string // peer group "role|department", set at rollover
+	group string // peer group (groupKey), set at rollover
 
 	cur   userDay
 	hist  []dayFeatures // oldest first, at most HistoryDays
@@ -150,7 +160,7 @@ func (s *RiskScorer) Observe(dir *Directory, ev *Event) {
 	}
 	ui, u := s.user(ev.User)
 	if len(ev.Roles) > 0 {
-		u.role = slices.Min(ev.Roles) // as the directory's roles are read: the order roles are listed in is no peer group
+		u.setRoles(ev.Roles)
 	}
 	if ev.Department != "" {
 		u.dept = ev.Department
@@ -237,6 +247,13 @@ func (s *RiskScorer) user(id string) (int32, *scoreUser) {
 		s.lastUser = i
 		return i, s.users[i]
 	}
+	limit := s.MaxUsers
+	if limit <= 0 {
+		limit = DefaultScoreMaxUsers
+	}
+	if len(s.users) >= limit {
+		s.evict()
+	}
 	i := int32(len(s.users))
 	s.lastUser = i
 	u := &scoreUser{id: id, off: defaultOffHours}
@@ -245,13 +262,84 @@ func (s *RiskScorer) user(id string) (int32, *scoreUser) {
 	return i, u
 }
 
+// evict forgets the eighth of the users least recently active (at least
+// one), the earliest added first among equals, and renumbers the others
+// in the access graph: O(users + patients) once for every users/8 new
+// users.
+func (s *RiskScorer) evict() {
+	n := len(s.users)
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		return cmp.Compare(s.lastActive(s.users[a]), s.lastActive(s.users[b]))
+	})
+	remap := make([]int32, n) // new index by old; -1: forgotten
+	for _, i := range order[:max(1, n/8)] {
+		remap[i] = -1
+	}
+	kept := s.users[:0]
+	for i, u := range s.users {
+		if remap[i] < 0 {
+			delete(s.userIdx, u.id)
+			continue
+		}
+		remap[i] = int32(len(kept))
+		s.userIdx[u.id] = remap[i]
+		kept = append(kept, u)
+	}
+	clear(s.users[len(kept):])
+	s.users, s.lastUser = kept, 0
+	for pi := range s.patients {
+		p := &s.patients[pi]
+		p.accessors, p.next = renumber(p.accessors, p.next, remap)
+	}
+	clear(s.peerCache)
+}
+
+// lastActive returns the latest day u was active.
+func (s *RiskScorer) lastActive(u *scoreUser) int64 {
+	switch {
+	case u.cur.events > 0:
+		return s.day
+	case len(u.hist) > 0:
+		return u.hist[len(u.hist)-1].Day
+	}
+	return math.MinInt64
+}
+
+// renumber returns the ring (oldest at next once full) with its indexes
+// renumbered by remap, those mapped to -1 dropped, oldest first.
+func renumber(ring []int32, next int, remap []int32) ([]int32, int) {
+	if next > 0 && next < len(ring) {
+		slices.Reverse(ring[:next])
+		slices.Reverse(ring[next:])
+		slices.Reverse(ring)
+	}
+	out := ring[:0]
+	for _, v := range ring {
+		if w := remap[v]; w >= 0 {
+			out = append(out, w)
+		}
+	}
+	return out, 0
+}
+
+// patient returns the index of patient id, added if new.
 func (s *RiskScorer) patient(id string) int32 {
-	if i, ok := s.patIdx[id]; ok {
+	return intern(s.patIdx, &s.patients, id, func(id string) scorePatient { return scorePatient{id: id} })
+}
+
+// intern returns the index in *list of the element named name (idx
+// holds them), appending mk(name) if there is none.
+func intern[T any](idx map[string]int32, list *[]T, name string, mk func(string) T) int32 {
+	if i, ok := idx[name]; ok {
 		return i
 	}
-	i := int32(len(s.patients))
-	s.patIdx[id] = i
-	s.patients = append(s.patients, scorePatient{id: id})
+	i := int32(len(*list))
+	idx[name] = i
+	*list = append(*list, mk(name))
 	return i
 }
 
@@ -268,14 +356,9 @@ func (s *RiskScorer) patientDept(dir *Directory, pi int32) int32 {
 	return p.dept
 }
 
+// dept returns the index of department name, added if new.
 func (s *RiskScorer) dept(name string) int32 {
-	if i, ok := s.deptIdx[name]; ok {
-		return i
-	}
-	i := int32(len(s.depts))
-	s.deptIdx[name] = i
-	s.depts = append(s.depts, name)
-	return i
+	return intern(s.deptIdx, &s.depts, name, func(name string) string { return name })
 }
 
 // link records that user ui (u) opened patient pi, once a day: it
@@ -366,19 +449,30 @@ func (s *RiskScorer) rollover(dir *Directory, day int64) {
 }
 
 // setGroup sets u's peer group from the directory, or from what its
-// events stated.
+// events stated (see peerGroup).
 func (s *RiskScorer) setGroup(dir *Directory, u *scoreUser) {
-	if dir != nil {
-		if du := dir.User(u.id); du != nil {
-			if len(du.Roles) > 0 {
-				u.role = slices.Min(du.Roles)
-			}
-			if du.Department != "" {
-				u.dept = du.Department
-			}
-		}
+	roles, dept := peerGroup(dir, u.id, u.roles, u.dept)
+	u.setRoles(roles)
+	u.dept = dept
+	u.group = groupKey(u.roles, u.dept)
+}
+
+// setRoles sets u's roles (copied, when they change) and role: the
+// least, as the order roles are listed in is no peer group.
+func (u *scoreUser) setRoles(roles []string) {
+	if !slices.Equal(u.roles, roles) {
+		u.roles = slices.Clone(roles)
 	}
-	u.group = u.role + "|" + u.dept
+	u.role = leastRole(roles)
+}
+
+// leastRole returns the least of roles, or "": the key of the role-wide
+// peer model.
+func leastRole(roles []string) string {
+	if len(roles) == 0 {
+		return ""
+	}
+	return slices.Min(roles)
 }
 
 // features returns the feature vector of the day counted in c.

@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	"gonum.org/v1/gonum/stat"
 )
 
 // User-day features, in the order of a feature vector.
@@ -66,7 +64,8 @@ type robustModel struct {
 	n          int // user-days fitted
 }
 
-// fitRobust fits a robustModel to samples.
+// fitRobust fits a robustModel to samples, feature by feature, with
+// robustStats.
 func fitRobust(samples [][nFeatures]float64) *robustModel {
 	m := &robustModel{n: len(samples)}
 	if len(samples) == 0 {
@@ -77,15 +76,9 @@ func fitRobust(samples [][nFeatures]float64) *robustModel {
 		for i, x := range samples {
 			buf[i] = x[f]
 		}
-		slices.Sort(buf)
-		med := stat.Quantile(0.5, stat.Empirical, buf, nil)
-		for i := range buf {
-			buf[i] = math.Abs(buf[i] - med)
-		}
-		slices.Sort(buf)
-		mad := stat.Quantile(0.5, stat.Empirical, buf, nil)
-		m.med[f] = med
-		m.scale[f] = max(1.4826*mad, scaleFloor[f], relFloor[f]*med)
+		st := robustStats(buf, 0.5)
+		m.med[f] = st.med
+		m.scale[f] = max(madScale*st.mad, scaleFloor[f], relFloor[f]*st.med)
 	}
 	return m
 }
@@ -176,18 +169,8 @@ func (s *RiskScorer) behaviour(dir *Directory, u *scoreUser, day int64) behaviou
 // else of u's role, else of every user, whichever first has enough
 // users and days; or nil.
 func (s *RiskScorer) peerModel(dir *Directory, u *scoreUser) *robustModel {
-	role, dept := u.role, u.dept
-	if dir != nil {
-		if du := dir.User(u.id); du != nil {
-			if len(du.Roles) > 0 {
-				role = slices.Min(du.Roles)
-			}
-			if du.Department != "" {
-				dept = du.Department
-			}
-		}
-	}
-	group := role + "|" + dept
+	roles, dept := peerGroup(dir, u.id, u.roles, u.dept)
+	group, role := groupKey(roles, dept), leastRole(roles)
 	keys := [3]string{"g:" + group, "r:" + role, "*"}
 	for _, key := range keys {
 		if m, ok := s.peerCache[key]; ok {
@@ -226,7 +209,7 @@ func inPeerModel(key string, v *scoreUser, group, role string) bool {
 	case 'g':
 		return v.group == group
 	case 'r':
-		return v.group != "" && v.role == role
+		return v.role == role
 	}
 	return true
 }

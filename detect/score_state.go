@@ -21,7 +21,8 @@ type scorerState struct {
 
 type scoreUserState struct {
 	ID         string        `json:"id"`
-	Role       string        `json:"role,omitempty"`
+	Roles      []string      `json:"roles,omitempty"`
+	Role       string        `json:"role,omitempty"` // the least of Roles; alone in older states
 	Dept       string        `json:"dept,omitempty"`
 	Group      string        `json:"group,omitempty"`
 	Hist       []dayFeatures `json:"hist,omitempty"`
@@ -62,7 +63,7 @@ func (s *RiskScorer) MarshalState() ([]byte, error) {
 		}
 		slices.Sort(seen)
 		st.Users[i] = scoreUserState{
-			ID: u.id, Role: u.role, Dept: u.dept, Group: u.group,
+			ID: u.id, Roles: u.roles, Role: u.role, Dept: u.dept, Group: u.group,
 			Hist: u.hist, Hours: u.hours, Off: u.off,
 			Recent: u.recent, RecentNext: u.recentNext,
 			AlertScore: u.alertScore, AlertDay: u.alertDay,
@@ -107,7 +108,7 @@ func (s *RiskScorer) UnmarshalState(b []byte) error {
 			return fmt.Errorf("risk scorer state: user %d: index out of range", i)
 		}
 		u := &scoreUser{
-			id: us.ID, role: us.Role, dept: us.Dept, group: us.Group,
+			id: us.ID, roles: us.Roles, role: us.Role, dept: us.Dept, group: us.Group,
 			hist: us.Hist, hours: us.Hours, off: us.Off,
 			recent: us.Recent, recentNext: us.RecentNext,
 			alertScore: us.AlertScore, alertDay: us.AlertDay,
@@ -115,6 +116,9 @@ func (s *RiskScorer) UnmarshalState(b []byte) error {
 				events: us.Events, searches: us.Searches, patients: us.Opened, unrelated: us.Unrelated,
 				off: us.OffEvents, hours: us.DayHours, depts: us.DayDepts,
 			},
+		}
+		if u.roles == nil && u.role != "" {
+			u.roles = []string{u.role} // a state of before roles were kept
 		}
 		if len(us.Seen) > 0 {
 			u.cur.seen = make(map[string]struct{}, len(us.Seen))

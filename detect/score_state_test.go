@@ -1,9 +1,11 @@
 package detect
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,6 +75,64 @@ func TestRiskScorer_UnmarshalState_complete(t *testing.T) {
 			if r.day != s.day || r.started != s.started || !reflect.DeepEqual(r.depts, s.depts) ||
 				!reflect.DeepEqual(r.deptIdx, s.deptIdx) {
 				t.Errorf("restored scorer differs: day %d/%d, depts %q/%q", r.day, s.day, r.depts, s.depts)
+			}
+		})
+	}
+}
+
+// The scorer's models and the rules' baselines share one robust fit: the
+// median of an even count is the mean of the middle two in both.
+func TestFitRobust_sameMedianAsRules(t *testing.T) {
+	vals := []float64{1, 2, 10, 20}
+	samples := make([][nFeatures]float64, len(vals))
+	for i, v := range vals {
+		samples[i][fEvents] = v
+	}
+	m := fitRobust(samples)
+	st := robustStats(slices.Clone(vals), 0.5)
+	if m.med[fEvents] != 6 || st.med != 6 {
+		t.Fatalf("medians: scorer %v, rules %v, want 6 both", m.med[fEvents], st.med)
+	}
+	// |v-6| = 5 4 4 14: MAD 4.5.
+	if want := max(madScale*st.mad, scaleFloor[fEvents], relFloor[fEvents]*6); m.scale[fEvents] != want || st.mad != 4.5 {
+		t.Fatalf("scale %v, MAD %v; want %v, 4.5", m.scale[fEvents], st.mad, want)
+	}
+}
+
+// A state saved before the scorer kept every role (only the least, as
+// role) restores that role as the user's roles.
+func TestRiskScorer_UnmarshalState_roleOnly(t *testing.T) {
+	s := NewRiskScorer()
+	s.Observe(nil, &Event{Time: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), User: "u1", Roles: []string{"nurse", "charge"},
+		Action: phivault.ActionRead, OK: true, Patients: []string{"p1"}})
+	state, err := s.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		state func(st *scorerState)
+		want  []string
+	}{
+		{"roles saved", func(st *scorerState) {}, []string{"nurse", "charge"}},
+		{"role only", func(st *scorerState) { st.Users[0].Roles = nil }, []string{"charge"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var st scorerState
+			if err := json.Unmarshal(state, &st); err != nil {
+				t.Fatal(err)
+			}
+			c.state(&st)
+			b, err := json.Marshal(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := NewRiskScorer()
+			if err := r.UnmarshalState(b); err != nil {
+				t.Fatal(err)
+			}
+			if u := r.users[0]; !slices.Equal(u.roles, c.want) || u.role != "charge" {
+				t.Errorf("roles %v, role %q; want %v, charge", u.roles, u.role, c.want)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -484,6 +485,35 @@ func TestRiskScorer_Observe_allocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Observe allocates %v times an event, want 0", allocs)
+	}
+	// A later day's first openings of each patient by each user (after
+	// the rollover, which the day's first event makes), once the rings
+	// of the access graph are full and the day maps as large as they get.
+	observe(s, h.dir, h.days(4, 30))
+	next := h.days(30, 31)
+	observe(s, h.dir, next[:1])
+	var firsts []detect.Event
+	opened := map[string]bool{}
+	for _, ev := range next[1:] {
+		if k := ev.User + "|" + strings.Join(ev.Patients, ","); ev.Action == phivault.ActionRead && !opened[k] {
+			opened[k] = true
+			firsts = append(firsts, ev)
+		}
+	}
+	if len(firsts) < 20 {
+		t.Fatalf("%d first openings, want 20 or more", len(firsts))
+	}
+	// Counted in total, not on average as AllocsPerRun does (rounding a
+	// few allocations among many events down to 0).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range firsts {
+		s.Observe(h.dir, &firsts[i])
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.Mallocs - before.Mallocs; n != 0 {
+		t.Errorf("Observe allocates %d times in %d first openings, want 0", n, len(firsts))
 	}
 }
 

@@ -1,0 +1,67 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pageLog is a Notifier that keeps "id@severity" of what it pages.
+type pageLog struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+func (p *pageLog) Notify(ctx context.Context, alerts []*Alert) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range alerts {
+		p.sent = append(p.sent, a.ID+"@"+a.Severity.String())
+	}
+	return nil
+}
+
+// The dispatcher remembers at most Known alerts, and an alert it forgot
+// never pages twice for the same severity.
+func TestDispatcher_Known_bounded(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	alert := func(i int, sev Severity) *Alert {
+		return &Alert{ID: fmt.Sprintf("a%04d", i), Rule: "r", Severity: sev, Score: 70, Events: 1,
+			Detected: t0.Add(time.Duration(i) * time.Second), State: StateOpen}
+	}
+	log := &pageLog{}
+	d := NewDispatcher()
+	d.Known, d.Queue = 100, 2000
+	d.Notifiers["log"] = log
+	if err := d.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		d.OnCommit([]*Alert{alert(i, SeverityMedium)})
+		if len(d.known) > d.Known {
+			t.Fatalf("after %d alerts, %d known; want at most %d", i+1, len(d.known), d.Known)
+		}
+	}
+	first, latest := alert(0, SeverityMedium), alert(999, SeverityMedium)
+	first.Events = 2
+	d.OnCommit([]*Alert{first}) // forgotten, same severity: no page
+	latest.Severity = SeverityHigh
+	d.OnCommit([]*Alert{latest}) // known, raised: pages
+	d.OnCommit([]*Alert{alert(1000, SeverityLow)})
+	if err := d.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(log.sent); n != 1002 {
+		t.Fatalf("%d pages, want 1002", n)
+	}
+	want := []string{"a0999@high", "a1000@low"}
+	if got := log.sent[1000:]; !slices.Equal(got, want) {
+		t.Errorf("last pages %v, want %v", got, want)
+	}
+	if got := log.sent[0]; got != "a0000@medium" {
+		t.Errorf("first page %s, want a0000@medium", got)
+	}
+}
