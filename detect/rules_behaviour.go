@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"gonum.org/v1/gonum/stat"
 	"maps"
 	"math"
 	"math/bits"
@@ -338,7 +339,7 @@ func robustStats(vals []float64, q float64) robust {
 		return robust{}
 	}
 	slices.Sort(vals)
-	r := robust{n: len(vals), med: median(vals), q: quantile(vals, q)}
+	r := robust{n: len(vals), med: median(vals), q: stat.Quantile(q, stat.Empirical, vals, nil)}
 	for i, v := range vals {
 		vals[i] = math.Abs(v - r.med)
 	}
@@ -350,18 +351,10 @@ func robustStats(vals []float64, q float64) robust {
 // madScale makes the MAD estimate the standard deviation of normal data.
 const madScale = 1.4826
 
+// median returns the median of sorted with gonum's empirical quantile (the
+// lower middle value for an even count).
 func median(sorted []float64) float64 {
-	n := len(sorted)
-	if n%2 == 1 {
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
-}
-
-// quantile returns the nearest-rank q-quantile of sorted.
-func quantile(sorted []float64, q float64) float64 {
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
+	return stat.Quantile(0.5, stat.Empirical, sorted, nil)
 }
 
 // ratioScore is 50 at the threshold, 75 at twice it, 100 at four times.

@@ -81,7 +81,8 @@ func TestRiskScorer_UnmarshalState_complete(t *testing.T) {
 }
 
 // The scorer's models and the rules' baselines share one robust fit: the
-// median of an even count is the mean of the middle two in both.
+// median of an even count is the lower middle value in both (gonum's
+// empirical quantile).
 func TestFitRobust_sameMedianAsRules(t *testing.T) {
 	vals := []float64{1, 2, 10, 20}
 	samples := make([][nFeatures]float64, len(vals))
@@ -90,12 +91,12 @@ func TestFitRobust_sameMedianAsRules(t *testing.T) {
 	}
 	m := fitRobust(samples)
 	st := robustStats(slices.Clone(vals), 0.5)
-	if m.med[fEvents] != 6 || st.med != 6 {
-		t.Fatalf("medians: scorer %v, rules %v, want 6 both", m.med[fEvents], st.med)
+	if m.med[fEvents] != 2 || st.med != 2 {
+		t.Fatalf("medians: scorer %v, rules %v, want 2 both", m.med[fEvents], st.med)
 	}
-	// |v-6| = 5 4 4 14: MAD 4.5.
-	if want := max(madScale*st.mad, scaleFloor[fEvents], relFloor[fEvents]*6); m.scale[fEvents] != want || st.mad != 4.5 {
-		t.Fatalf("scale %v, MAD %v; want %v, 4.5", m.scale[fEvents], st.mad, want)
+	// |v-2| = 1 0 8 18: MAD 1.
+	if want := max(madScale*st.mad, scaleFloor[fEvents], relFloor[fEvents]*2); m.scale[fEvents] != want || st.mad != 1 {
+		t.Fatalf("scale %v, MAD %v; want %v, 1", m.scale[fEvents], st.mad, want)
 	}
 }
 
