@@ -73,6 +73,9 @@ type Store struct {
 	// recent holds the latest records ingested, so the pipeline reading
 	// right behind Ingest takes them without decoding them again.
 	recent *tail.Tail[detect.Record]
+
+	watchMu  sync.Mutex
+	watchers []func(alert string) // WatchTriage
 }
 
 // ingestChunk is how many records one INSERT of Ingest stores (SQLite
@@ -83,7 +86,10 @@ const ingestChunk = 128
 // in memory for ReadIngest.
 const RecentRecords = 65536
 
-var _ detect.Store = (*Store)(nil)
+var (
+	_ detect.Store         = (*Store)(nil)
+	_ detect.TriageWatcher = (*Store)(nil)
+)
 
 // Open opens the store in the SQLite file at path, creating it (mode
 // 0600) and applying migrations as needed.
@@ -604,7 +610,19 @@ func (s *Store) Triage(ctx context.Context, t *detect.Triage) error {
 	if missing {
 		return fmt.Errorf("alert %s: %w", t.Alert, phivault.ErrNotFound)
 	}
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	for _, fn := range s.watchers {
+		fn(t.Alert)
+	}
 	return nil
+}
+
+// WatchTriage implements detect.TriageWatcher.
+func (s *Store) WatchTriage(fn func(alert string)) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	s.watchers = append(s.watchers, fn)
 }
 
 // Triages implements detect.Store.

@@ -33,6 +33,16 @@ func Run(t *testing.T, open func(t *testing.T) detect.Store) {
 		{"ReadIngestBounds", testReadIngestBounds},
 		{"IngestConcurrent", testIngestConcurrent},
 	}
+	// A store that tells of triages must tell of each, and only of those
+	// it recorded.
+	probe := open(t)
+	if _, ok := probe.(detect.TriageWatcher); ok {
+		tests = append(tests, struct {
+			name string
+			fn   func(t *testing.T, s detect.Store)
+		}{"WatchTriage", testWatchTriage})
+	}
+	probe.Close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
@@ -459,6 +469,35 @@ func testTriage(t *testing.T, s detect.Store) {
 	must(t, err)
 	if len(trs) != 3 {
 		t.Errorf("a refused triage was recorded: %d triages", len(trs))
+	}
+}
+
+// testWatchTriage checks that every watcher hears of each triage
+// recorded, once it is stored, and of no refused one.
+func testWatchTriage(t *testing.T, s detect.Store) {
+	ctx := context.Background()
+	all := sampleAlerts()
+	must(t, s.Commit(ctx, &detect.Commit{Cursor: detect.Cursor{Trail: 1}, Alerts: all}))
+	var heard [2][]string
+	for i := range heard {
+		s.(detect.TriageWatcher).WatchTriage(func(id string) {
+			got, err := s.Alert(ctx, id)
+			if err != nil || got.State != detect.StateBenign {
+				t.Errorf("watcher %d told of %s before its triage was stored: %+v, %v", i, id, got, err)
+			}
+			heard[i] = append(heard[i], id)
+		})
+	}
+	a := all[1]
+	must(t, s.Triage(ctx, &detect.Triage{Alert: a.ID, Decision: detect.StateBenign, Reason: "covering-shift", By: "u-officer", At: t0, Rule: a.Rule, User: a.User}))
+	err := s.Triage(ctx, &detect.Triage{Alert: "0000000000000000", Decision: detect.StateBenign, By: "u-officer", At: t0})
+	if !errors.Is(err, phivault.ErrNotFound) {
+		t.Errorf("Triage of an unknown alert: %v, want ErrNotFound", err)
+	}
+	for i, ids := range heard {
+		if !slices.Equal(ids, []string{a.ID}) {
+			t.Errorf("watcher %d heard of %v, want [%s] (the refused triage not)", i, ids, a.ID)
+		}
 	}
 }
 
