@@ -83,8 +83,11 @@ type Store struct {
 const ingestChunk = 128
 
 // RecentRecords is how many of the latest ingested records a Store keeps
-// in memory for ReadIngest.
-const RecentRecords = 65536
+// in memory for ReadIngest: a request of the most lines an ingest takes by
+// default and one pipeline step besides, so that a pipeline still in its
+// last step of one request when the next arrives reads all of the next
+// from memory instead of decoding part of it from the file.
+const RecentRecords = detect.DefaultIngestMaxLines + detect.DefaultBatch
 
 var (
 	_ detect.Store         = (*Store)(nil)

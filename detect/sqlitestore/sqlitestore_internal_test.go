@@ -36,3 +36,35 @@ func TestIngestTail(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestTail_maxRequest checks that the tail holds a request of the
+// most lines an ingest takes and the step before it, and not a record
+// more.
+func TestIngestTail_maxRequest(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "detect.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ingest := func(n int) int64 {
+		recs := make([]detect.Record, n)
+		for i := range recs {
+			recs[i] = detect.Record{Kind: detect.RecordHoneytoken, Honeytoken: "p"}
+		}
+		last, err := s.Ingest(ctx, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return last
+	}
+	ingest(detect.DefaultBatch)
+	last := ingest(detect.DefaultIngestMaxLines)
+	if _, ok := s.recent.Get(1, last+1); !ok {
+		t.Errorf("the tail lacks some of a step and a full request (%d records)", last)
+	}
+	last = ingest(1)
+	if _, ok := s.recent.Get(1, last+1); ok {
+		t.Errorf("the tail holds %d records, more than RecentRecords", last)
+	}
+}
