@@ -275,8 +275,15 @@ func benchAccessLog(ctx context.Context, opts benchIngestOptions) ([][]byte, err
 	return out, nil
 }
 
+// benchRandomSpacing is the time between two events of the random log: a
+// burst of a thousand events a second, so that each user (of some
+// hundreds) writes to hundreds of patients within minutes, and the
+// mass-change rule keeps an alert of every user growing.
+const benchRandomSpacing = time.Millisecond
+
 // benchRandomLog returns n events of random users (one per 40 patients,
-// at least 10) on random patients over one day, one in six an update.
+// at least 10) on random patients, benchRandomSpacing apart, one in six
+// an update.
 func benchRandomLog(n, patients int, seed uint64) []benchAccessLine {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	patients = max(patients, 1)
@@ -289,7 +296,7 @@ func benchRandomLog(n, patients int, seed uint64) []benchAccessLine {
 			action = "update"
 		}
 		out[i] = benchAccessLine{
-			Time:   start.Add(time.Duration(i) * 24 * time.Hour / time.Duration(n)).Format(time.RFC3339),
+			Time:   start.Add(time.Duration(i) * benchRandomSpacing).Format(time.RFC3339Nano),
 			System: "bench", User: fmt.Sprint("u", r.IntN(users)), Role: "nurse", Department: "ward",
 			Patient: fmt.Sprint("p", r.IntN(patients)), Action: action, ResourceType: "Observation",
 		}

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) detect.Store) {
 		{"AlertsFilter", testAlertsFilter},
 		{"AlertsPaging", testAlertsPaging},
 		{"Triage", testTriage},
+		{"AlertPatients", testAlertPatients},
 		{"Ingest", testIngest},
 		{"ReadIngestBounds", testReadIngestBounds},
 		{"IngestConcurrent", testIngestConcurrent},
@@ -469,6 +470,33 @@ func testTriage(t *testing.T, s detect.Store) {
 	must(t, err)
 	if len(trs) != 3 {
 		t.Errorf("a refused triage was recorded: %d triages", len(trs))
+	}
+}
+
+// testAlertPatients commits one alert again and again, its patients
+// growing (as findings merge into it) and then replaced (as a commit may
+// do): the patient filter finds it by exactly the patients of its last
+// commit.
+func testAlertPatients(t *testing.T, s detect.Store) {
+	ctx := context.Background()
+	a := sampleAlerts()[0]
+	for i, patients := range [][]string{
+		{"p-a", "p-b"},
+		{"p-a", "p-b", "p-c"},        // grown at the end
+		{"p-a", "p-x", "p-c", "p-d"}, // one changed within the stored ones
+		{"p-d"},                      // fewer
+		{},
+		{"p-e"},
+	} {
+		a.Patients = patients
+		must(t, s.Commit(ctx, &detect.Commit{Cursor: detect.Cursor{Trail: int64(i + 1)}, Alerts: []*detect.Alert{a.Clone()}}))
+		for _, p := range []string{"p-a", "p-b", "p-c", "p-d", "p-e", "p-x"} {
+			got, err := s.Alerts(ctx, detect.AlertFilter{Patient: p})
+			must(t, err)
+			if want := slices.Contains(patients, p); (len(got) == 1) != want {
+				t.Errorf("commit %d (patients %v): Alerts(patient %s) = %v, want found %v", i, patients, p, ids(got), want)
+			}
+		}
 	}
 }
 
