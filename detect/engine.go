@@ -46,10 +46,52 @@ type Context struct {
 	Dir *Directory
 	eng *Engine
 	ev  *Event
+
+	// The directory entries of ev, looked up once for every rule: its
+	// user (if userDone) and its patients (if patientsDone), in order.
+	userDone, patientsDone bool
+	u                      *User
+	patients               []*Patient
 }
 
 // Report records f about the event being observed.
 func (x *Context) Report(f Finding) { x.eng.report(x.ev, f) }
+
+// observing makes ev the event being observed, forgetting the entries
+// looked up for the one before.
+func (x *Context) observing(ev *Event) {
+	x.ev = ev
+	x.userDone, x.patientsDone, x.u = false, false, nil
+	clear(x.patients)
+	x.patients = x.patients[:0]
+}
+
+// user returns the directory's entry of ev's user, or nil: looked up
+// once per event an Engine observes.
+func (x *Context) user(ev *Event) *User {
+	if ev != x.ev {
+		return x.Dir.User(ev.User)
+	}
+	if !x.userDone {
+		x.u, x.userDone = x.Dir.User(ev.User), true
+	}
+	return x.u
+}
+
+// patient returns the directory's entry of ev.Patients[i], or nil: looked
+// up once per event an Engine observes.
+func (x *Context) patient(ev *Event, i int) *Patient {
+	if ev != x.ev {
+		return x.Dir.Patient(ev.Patients[i])
+	}
+	if !x.patientsDone {
+		for _, p := range ev.Patients {
+			x.patients = append(x.patients, x.Dir.Patient(p))
+		}
+		x.patientsDone = true
+	}
+	return x.patients[i]
+}
 
 // Engine runs rules over events in order and merges their findings into
 // alerts. Create it with NewEngine; it is not safe for concurrent use.
@@ -97,14 +139,14 @@ func (e *Engine) Rules() []Rule { return e.rules }
 // Observe runs every rule, then the scorer, over ev.
 func (e *Engine) Observe(ev *Event) {
 	e.events++
-	e.x.ev = ev
+	e.x.observing(ev)
 	for _, r := range e.rules {
 		r.Observe(&e.x, ev)
 	}
 	if e.Scorer != nil {
 		e.Scorer.Observe(e.dir, ev)
 	}
-	e.x.ev = nil
+	e.x.observing(nil)
 }
 
 // Replay observes ev without reporting anything: it rebuilds the rules'
