@@ -96,7 +96,14 @@ type Directory struct {
 	rels        map[string]map[string][]*Relationship // user key → patient → relationships
 	byOrigin    map[string][]*Relationship
 	honeytokens map[string]bool
+	// added is where AddRelationship puts relationships, a chunk at a
+	// time: they are many (every ingested one) and only grow, so one
+	// allocation serves relChunk of them.
+	added []Relationship
 }
+
+// relChunk is how many relationships AddRelationship allocates at once.
+const relChunk = 256
 
 // NewDirectory returns an empty Directory.
 func NewDirectory() *Directory {
@@ -191,13 +198,18 @@ func (d *Directory) SetRelationships(origin string, rels []Relationship) {
 // the same however many relationships the origin has (ingested ones all
 // share one origin per system).
 func (d *Directory) AddRelationship(r Relationship) {
-	d.byOrigin[r.Origin] = append(d.byOrigin[r.Origin], &r)
+	if len(d.added) == cap(d.added) {
+		d.added = make([]Relationship, 0, relChunk)
+	}
+	d.added = append(d.added, r)
+	p := &d.added[len(d.added)-1]
+	d.byOrigin[r.Origin] = append(d.byOrigin[r.Origin], p)
 	byPatient := d.rels[r.User]
 	if byPatient == nil {
 		byPatient = map[string][]*Relationship{}
 		d.rels[r.User] = byPatient
 	}
-	byPatient[r.Patient] = append(byPatient[r.Patient], &r)
+	byPatient[r.Patient] = append(byPatient[r.Patient], p)
 }
 
 // Related returns the relationship that gives user a reason to look at

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"container/list"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -45,10 +46,52 @@ type Context struct {
 	Dir *Directory
 	eng *Engine
 	ev  *Event
+
+	// The directory entries of ev, looked up once for every rule: its
+	// user (if userDone) and its patients (if patientsDone), in order.
+	userDone, patientsDone bool
+	u                      *User
+	patients               []*Patient
 }
 
 // Report records f about the event being observed.
 func (x *Context) Report(f Finding) { x.eng.report(x.ev, f) }
+
+// observing makes ev the event being observed, forgetting the entries
+// looked up for the one before.
+func (x *Context) observing(ev *Event) {
+	x.ev = ev
+	x.userDone, x.patientsDone, x.u = false, false, nil
+	clear(x.patients)
+	x.patients = x.patients[:0]
+}
+
+// user returns the directory's entry of ev's user, or nil: looked up
+// once per event an Engine observes.
+func (x *Context) user(ev *Event) *User {
+	if ev != x.ev {
+		return x.Dir.User(ev.User)
+	}
+	if !x.userDone {
+		x.u, x.userDone = x.Dir.User(ev.User), true
+	}
+	return x.u
+}
+
+// patient returns the directory's entry of ev.Patients[i], or nil: looked
+// up once per event an Engine observes.
+func (x *Context) patient(ev *Event, i int) *Patient {
+	if ev != x.ev {
+		return x.Dir.Patient(ev.Patients[i])
+	}
+	if !x.patientsDone {
+		for _, p := range ev.Patients {
+			x.patients = append(x.patients, x.Dir.Patient(p))
+		}
+		x.patientsDone = true
+	}
+	return x.patients[i]
+}
 
 // Engine runs rules over events in order and merges their findings into
 // alerts. Create it with NewEngine; it is not safe for concurrent use.
@@ -66,8 +109,15 @@ type Engine struct {
 	silent bool              // replaying: observe, report nothing
 	alerts map[string]*Alert // alerts changed since the last Drain, by id
 	known  func(id string) *Alert
-	counts map[string]int64 // findings by rule since start
-	events int64
+	// committed holds the alerts as the latest commits stored them, so
+	// that a finding merges into one without reading it back from the
+	// store; nil (the default) means always read through known. Only a
+	// Pipeline whose store tells of triages turns it on (see
+	// TriageWatcher): a triage changes a stored alert behind the engine's
+	// back.
+	committed *alertCache
+	counts    map[string]int64 // findings by rule since start
+	events    int64
 }
 
 // NewEngine returns an Engine running rules over events with dir as
@@ -89,14 +139,14 @@ func (e *Engine) Rules() []Rule { return e.rules }
 // Observe runs every rule, then the scorer, over ev.
 func (e *Engine) Observe(ev *Event) {
 	e.events++
-	e.x.ev = ev
+	e.x.observing(ev)
 	for _, r := range e.rules {
 		r.Observe(&e.x, ev)
 	}
 	if e.Scorer != nil {
 		e.Scorer.Observe(e.dir, ev)
 	}
-	e.x.ev = nil
+	e.x.observing(nil)
 }
 
 // Replay observes ev without reporting anything: it rebuilds the rules'
@@ -124,10 +174,8 @@ func (e *Engine) report(ev *Event, f Finding) {
 	e.counts[f.Rule]++
 	id := AlertID(f.Rule, f.Key)
 	a := e.alerts[id]
-	if a == nil && e.known != nil {
-		if k := e.known(id); k != nil {
-			a = k // a copy of its own (Store.Alert returns one)
-		}
+	if a == nil {
+		a = e.stored(id)
 	}
 	if a == nil {
 		a = &Alert{
@@ -160,6 +208,21 @@ func (e *Engine) report(ev *Event, f Finding) {
 	e.alerts[id] = a
 }
 
+// stored returns a copy of the committed alert id for the engine to
+// change, or nil: from the cache of recent commits if it holds it, else
+// from the store.
+func (e *Engine) stored(id string) *Alert {
+	if a := e.committed.get(id); a != nil {
+		// The committed alert was handed to Pipeline.OnCommit too, which
+		// may keep it: change a copy.
+		return a.Clone()
+	}
+	if e.known != nil {
+		return e.known(id) // a copy of its own (Store.Alert returns one)
+	}
+	return nil
+}
+
 // Drain returns the alerts changed since the last Drain, scored and with
 // suppression decided, in id order, and forgets them.
 func (e *Engine) Drain() []*Alert {
@@ -187,6 +250,94 @@ func (e *Engine) Drain() []*Alert {
 		return 0
 	})
 	return out
+}
+
+// DefaultAlertCache bounds the committed alerts an Engine keeps in memory
+// for a Pipeline whose store tells of triages: as many as one step of
+// DefaultBatch events can change, so that alerts touched at every step
+// stay in it.
+const DefaultAlertCache = 4096
+
+// alertCache is a bounded map of the alerts last committed, by id,
+// evicting the least recently stored or used. A nil *alertCache holds
+// nothing.
+type alertCache struct {
+	max   int
+	byID  map[string]*list.Element // of *Alert
+	order *list.List               // most recently stored or used first
+}
+
+func newAlertCache(max int) *alertCache {
+	return &alertCache{max: max, byID: map[string]*list.Element{}, order: list.New()}
+}
+
+// get returns the alert id as last committed, or nil.
+func (c *alertCache) get(id string) *Alert {
+	if c == nil {
+		return nil
+	}
+	el := c.byID[id]
+	if el == nil {
+		return nil
+	}
+	c.order.MoveToFront(el)
+	return el.Value.(*Alert)
+}
+
+// put keeps a as committed, evicting the least recent beyond the bound.
+func (c *alertCache) put(a *Alert) {
+	if el := c.byID[a.ID]; el != nil {
+		el.Value = a
+		c.order.MoveToFront(el)
+		return
+	}
+	c.byID[a.ID] = c.order.PushFront(a)
+	for c.order.Len() > c.max {
+		last := c.order.Back()
+		delete(c.byID, last.Value.(*Alert).ID)
+		c.order.Remove(last)
+	}
+}
+
+// forget drops the alert id, if held.
+func (c *alertCache) forget(id string) {
+	if el := c.byID[id]; el != nil {
+		delete(c.byID, id)
+		c.order.Remove(el)
+	}
+}
+
+// cacheCommitted turns on the cache of committed alerts, bounded to max.
+func (e *Engine) cacheCommitted(max int) { e.committed = newAlertCache(max) }
+
+// committedAlerts tells the engine that alerts, as Drain returned them, are now
+// stored as they are, State included (Store.Commit sets it to the stored
+// one): later findings merge into them without reading them back.
+func (e *Engine) committedAlerts(alerts []*Alert) {
+	if e.committed == nil {
+		return
+	}
+	for _, a := range alerts {
+		e.committed.put(a)
+	}
+}
+
+// forget drops what the engine holds of the committed alerts ids, which
+// were triaged: their next finding reads them from the store again.
+func (e *Engine) forget(ids []string) {
+	if e.committed == nil {
+		return
+	}
+	for _, id := range ids {
+		e.committed.forget(id)
+	}
+}
+
+// forgetAll drops every committed alert the engine holds.
+func (e *Engine) forgetAll() {
+	if e.committed != nil {
+		e.committed = newAlertCache(e.committed.max)
+	}
 }
 
 // MarshalState returns the state of every Stateful rule and scorer.

@@ -348,8 +348,44 @@ func jsonReason(err error) (field, reason string) {
 	return "", "not valid JSON"
 }
 
+// recordCap is the reader under a csv.Reader. A quoted field may span
+// lines, so without it a record (one unclosed quote) is bounded only by
+// the request: it lets the csv.Reader read at most limit bytes in all,
+// which readCSV moves past the end of each record it takes.
+type recordCap struct {
+	r     io.Reader
+	read  int64
+	limit int64
+}
+
+var errRecordTooLong = errors.New("CSV record over the line limit")
+
+func (c *recordCap) Read(b []byte) (int, error) {
+	if c.read >= c.limit {
+		return 0, errRecordTooLong
+	}
+	if int64(len(b)) > c.limit-c.read {
+		b = b[:c.limit-c.read]
+	}
+	n, err := c.r.Read(b)
+	c.read += int64(n)
+	return n, err
+}
+
+// csvReadAhead is how far a csv.Reader reads beyond what it parsed (its
+// bufio.Reader's default size).
+const csvReadAhead = 4096
+
+// next allows the record starting at offset to take up to maxLine
+// bytes, and its line end, besides what the csv.Reader reads ahead.
+func (c *recordCap) next(offset int64, maxLine int) {
+	c.limit = offset + int64(maxLine) + 2 + csvReadAhead
+}
+
 func (p *ingestParser) readCSV(r io.Reader) error {
-	cr := csv.NewReader(r)
+	rc := &recordCap{r: r}
+	rc.next(0, p.opts.MaxLine)
+	cr := csv.NewReader(rc)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
@@ -357,6 +393,8 @@ func (p *ingestParser) readCSV(r io.Reader) error {
 		switch {
 		case err == io.EOF:
 			return nil
+		case errors.Is(err, errRecordTooLong):
+			return phivault.Errorf(phivault.EINVALID, "The CSV header (line 1) is longer than %d bytes.", p.opts.MaxLine)
 		case errors.As(err, &pe):
 			return phivault.Errorf(phivault.EINVALID, "The CSV header (line 1) is not valid CSV.")
 		}
@@ -366,9 +404,17 @@ func (p *ingestParser) readCSV(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	lastLine := 1 // of the last record read
 	for rows := 1; ; rows++ {
+		rc.next(cr.InputOffset(), p.opts.MaxLine)
 		rec, err := cr.Read()
 		if err == io.EOF {
+			return nil
+		}
+		if errors.Is(err, errRecordTooLong) {
+			// Where the record ends cannot be told (its quote may never
+			// close), so nothing after it is read.
+			p.fail(lastLine+1, "", fmt.Sprintf("line longer than %d bytes (an unclosed quote?); the lines after it were not read", p.opts.MaxLine))
 			return nil
 		}
 		if p.opts.MaxLines > 0 && rows > p.opts.MaxLines {
@@ -379,6 +425,7 @@ func (p *ingestParser) readCSV(r io.Reader) error {
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
+			lastLine = pe.Line
 			switch {
 			case errors.Is(pe.Err, csv.ErrFieldCount):
 				p.fail(pe.StartLine, "", fmt.Sprintf("row has %d fields, the header %d", len(rec), len(header)))
@@ -392,6 +439,10 @@ func (p *ingestParser) readCSV(r io.Reader) error {
 			return p.readErr(err)
 		}
 		line, _ := cr.FieldPos(0)
+		lastLine = line
+		if n := len(rec); n > 0 {
+			lastLine, _ = cr.FieldPos(n - 1)
+		}
 		size := 0
 		for _, f := range rec {
 			size += len(f) + 1

@@ -768,3 +768,57 @@ func TestParseIngest_ErrorCap(t *testing.T) {
 			len(recs), rep.Rejected, len(rep.Errors), err, detect.MaxIngestErrors+5, detect.MaxIngestErrors)
 	}
 }
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r    io.Reader
+	read int
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.read += n
+	return n, err
+}
+
+// TestParseIngest_CSVFieldBound sends CSV whose quoted field never closes:
+// the row is one line error and the parser stops reading a little past
+// MaxLine instead of holding the rest of the request as one field. A
+// quoted field spanning lines within MaxLine is taken (the near miss), and
+// a row a little over MaxLine is rejected alone, the rows after it kept.
+func TestParseIngest_CSVFieldBound(t *testing.T) {
+	const maxLine = 100
+	opts := detect.IngestOptions{System: "ehr", MaxLine: maxLine}
+	header := "user,patient,kind,note\n" // notes are ignored
+	good := "s1,p1,care-team,\n"
+	parse := func(body string) (*countingReader, []detect.Record, *detect.IngestReport) {
+		t.Helper()
+		cr := &countingReader{r: strings.NewReader(body)}
+		recs, rep, err := detect.ParseIngest(context.Background(), nil, detect.IngestRelationships, detect.ContentCSV, cr, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cr, recs, rep
+	}
+
+	unclosed := header + good + "s2,\"p2" + strings.Repeat("x", 1<<20) + "\n" + good
+	cr, recs, rep := parse(unclosed)
+	want := []detect.LineError{{Line: 3, Reason: "line longer than 100 bytes (an unclosed quote?); the lines after it were not read"}}
+	if len(recs) != 1 || rep.Rejected != 1 || fmt.Sprint(rep.Errors) != fmt.Sprint(want) {
+		t.Errorf("unclosed quote: %d records, errors %v; want 1, %v", len(recs), rep.Errors, want)
+	}
+	if cr.read > 16<<10 {
+		t.Errorf("read %d bytes of a row that never ends, want at most 16 KiB", cr.read)
+	}
+
+	multiline := header + "s2,p2,care-team,\"a note\nover two lines\"\n" + good
+	if _, recs, rep := parse(multiline); len(recs) != 2 || rep.Rejected != 0 {
+		t.Errorf("a quoted field over two lines: %d records, errors %v; want 2, none", len(recs), rep.Errors)
+	}
+	long := header + "s2,p2,care-team,\"" + strings.Repeat("x", 2*maxLine) + "\"\n" + good
+	_, recs, rep = parse(long)
+	want = []detect.LineError{{Line: 2, Reason: "line longer than 100 bytes"}}
+	if len(recs) != 1 || fmt.Sprint(rep.Errors) != fmt.Sprint(want) {
+		t.Errorf("a row a little over MaxLine: %d records, errors %v; want 1, %v", len(recs), rep.Errors, want)
+	}
+}

@@ -84,8 +84,12 @@ type Pipeline struct {
 	cursor   Cursor
 	pending  *pendingCommit // observed, commit failed: stored again before anything else
 
-	mu     sync.Mutex
-	status Status
+	mu      sync.Mutex
+	status  Status
+	triaged []string // alerts triaged since the last step (TriageWatcher)
+	// triagedAll: more than DefaultAlertCache triages since the last
+	// step (one not running): forget every alert.
+	triagedAll bool
 }
 
 // Status is what GET /security/detector reports.
@@ -106,7 +110,9 @@ type Status struct {
 //
 // If engine has no lookup of committed alerts (NewEngine's known is nil),
 // it gets one in store, so that findings merge into the alerts earlier
-// steps committed.
+// steps committed. If store is a TriageWatcher, the engine keeps the
+// latest DefaultAlertCache alerts committed in memory, and forgets each
+// alert triaged before its next step.
 func NewPipeline(store Store, engine *Engine) *Pipeline {
 	if engine.known == nil {
 		engine.known = func(id string) *Alert {
@@ -117,11 +123,45 @@ func NewPipeline(store Store, engine *Engine) *Pipeline {
 			return a
 		}
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		Batch: DefaultBatch, Poll: DefaultPoll, SnapshotEvery: DefaultSnapshotEvery,
 		Now: time.Now, Logger: slog.New(slog.DiscardHandler),
 		store: store, engine: engine, wake: make(chan struct{}, 1),
 	}
+	if w, ok := store.(TriageWatcher); ok {
+		engine.cacheCommitted(DefaultAlertCache)
+		w.WatchTriage(p.triage)
+	}
+	return p
+}
+
+// triage notes that the alert id was triaged, for the engine to forget
+// at the next step.
+func (p *Pipeline) triage(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.triaged) >= DefaultAlertCache {
+		p.triaged, p.triagedAll = nil, true
+	}
+	if !p.triagedAll {
+		p.triaged = append(p.triaged, id)
+	}
+}
+
+// forgetTriaged makes the engine forget the alerts triaged since the last
+// step. A triage made later, while the step observes, is still kept:
+// the step's commit stores the alert with the triaged State and hands it
+// back so (Store.Commit), and the next step forgets it.
+func (p *Pipeline) forgetTriaged() {
+	p.mu.Lock()
+	ids, all := p.triaged, p.triagedAll
+	p.triaged, p.triagedAll = nil, false
+	p.mu.Unlock()
+	if all {
+		p.engine.forgetAll()
+		return
+	}
+	p.engine.forget(ids)
 }
 
 // Open loads the directory and the committed state, restores the engine
@@ -292,6 +332,7 @@ func (p *Pipeline) Step(ctx context.Context) (int, error) {
 
 func (p *Pipeline) step(ctx context.Context) (int, error) {
 	if p.pending == nil {
+		p.forgetTriaged()
 		pc, err := p.observe(ctx)
 		if err != nil || pc == nil {
 			return 0, err
@@ -312,6 +353,7 @@ func (p *Pipeline) step(ctx context.Context) (int, error) {
 	}
 	p.pending = nil
 	p.cursor = c.Cursor
+	p.engine.committedAlerts(c.Alerts)
 	counts := p.engine.Counts()
 	p.setStatus(func(s *Status) {
 		s.Cursor, s.TrailSize, s.IngestSize = c.Cursor, pc.trailSize, pc.ingestSize

@@ -78,74 +78,12 @@ const (
 	roleBootstrap = "bootstrap-admin"
 )
 
-// peopleRules returns the rules about people with default settings,
-// sharing one peopleMemo.
+// peopleRules returns the rules about people with default settings.
 func peopleRules() []Rule {
-	m := new(peopleMemo)
-	self, family, neighbour := NewSelfAccess(), NewFamilyAccess(), NewNeighbourAccess()
-	coworker, vip, deceased, norel := NewCoworkerAccess(), NewVIPAccess(), NewDeceasedAccess(), NewNoRelationship()
-	self.memo, family.memo, neighbour.memo, coworker.memo, vip.memo, deceased.memo, norel.memo = m, m, m, m, m, m, m
-	return []Rule{NewHoneytoken(), self, family, neighbour, coworker, vip, deceased, norel}
-}
-
-// peopleMemo holds the directory entries of the event being observed, so
-// that the rules about people made together (peopleRules) look its user
-// and patients up once rather than each. A nil *peopleMemo looks them up
-// every time.
-//
-// It knows its event by the engine, the directory, the event's address
-// and the engine's count of events observed, which grows by one for
-// every event: a Pipeline that starts its engine over also gives it a new
-// Directory, so no two events share all four.
-type peopleMemo struct {
-	eng *Engine
-	dir *Directory
-	ev  *Event
-	n   int64
-
-	userDone, patientsDone bool
-	u                      *User
-	patients               []*Patient // of ev.Patients, in order
-}
-
-func (m *peopleMemo) at(x *Context, ev *Event) {
-	if m.eng == x.eng && m.dir == x.Dir && m.ev == ev && x.eng != nil && m.n == x.eng.events {
-		return
+	return []Rule{
+		NewHoneytoken(), NewSelfAccess(), NewFamilyAccess(), NewNeighbourAccess(),
+		NewCoworkerAccess(), NewVIPAccess(), NewDeceasedAccess(), NewNoRelationship(),
 	}
-	m.eng, m.dir, m.ev = x.eng, x.Dir, ev
-	if x.eng != nil {
-		m.n = x.eng.events
-	}
-	m.userDone, m.patientsDone, m.u = false, false, nil
-	clear(m.patients)
-	m.patients = m.patients[:0]
-}
-
-// user returns the directory's entry of ev's user, or nil.
-func (m *peopleMemo) user(x *Context, ev *Event) *User {
-	if m == nil || x.eng == nil {
-		return x.Dir.User(ev.User)
-	}
-	m.at(x, ev)
-	if !m.userDone {
-		m.u, m.userDone = x.Dir.User(ev.User), true
-	}
-	return m.u
-}
-
-// patient returns the directory's entry of ev.Patients[i], or nil.
-func (m *peopleMemo) patient(x *Context, ev *Event, i int) *Patient {
-	if m == nil || x.eng == nil {
-		return x.Dir.Patient(ev.Patients[i])
-	}
-	m.at(x, ev)
-	if !m.patientsDone {
-		for _, p := range ev.Patients {
-			m.patients = append(m.patients, x.Dir.Patient(p))
-		}
-		m.patientsDone = true
-	}
-	return m.patients[i]
 }
 
 // peopleAccess reports whether action looks at or changes patients'
@@ -302,8 +240,6 @@ type SelfAccess struct {
 	// SearchHits: a search counts only if it returned at most this many
 	// patients. Default DefaultPeopleSearchHits.
 	SearchHits int
-
-	memo *peopleMemo
 }
 
 // NewSelfAccess returns the self-access rule with default settings.
@@ -319,7 +255,7 @@ func (r *SelfAccess) Observe(x *Context, ev *Event) {
 	if !peopleLooks(ev, r.SearchHits) {
 		return
 	}
-	u := r.memo.user(x, ev)
+	u := x.user(ev)
 	if peopleIsPatient(ev, u) {
 		return
 	}
@@ -328,7 +264,7 @@ func (r *SelfAccess) Observe(x *Context, ev *Event) {
 			r.report(x, ev, p)
 			continue
 		}
-		if pt := r.memo.patient(x, ev, i); pt != nil && pt.Employee == ev.User {
+		if pt := x.patient(ev, i); pt != nil && pt.Employee == ev.User {
 			r.report(x, ev, p)
 		}
 	}
@@ -357,8 +293,6 @@ type FamilyAccess struct {
 	// SearchHits: a search counts only if it returned at most this many
 	// patients. Default DefaultPeopleSearchHits.
 	SearchHits int
-
-	memo *peopleMemo
 }
 
 // NewFamilyAccess returns the family-access rule with default settings.
@@ -374,12 +308,12 @@ func (r *FamilyAccess) Observe(x *Context, ev *Event) {
 	if !peopleLooks(ev, r.SearchHits) {
 		return
 	}
-	u := r.memo.user(x, ev)
+	u := x.user(ev)
 	if u == nil || peopleIsPatient(ev, u) || (len(u.Person.Address) == 0 && len(u.Person.Phone) == 0) {
 		return
 	}
 	for i, p := range ev.Patients {
-		pt := r.memo.patient(x, ev, i)
+		pt := x.patient(ev, i)
 		if pt == nil || p == u.Patient || pt.Employee == ev.User {
 			continue // their own record: self-access
 		}
@@ -432,8 +366,6 @@ type NeighbourAccess struct {
 	// SearchHits: a search counts only if it returned at most this many
 	// patients. Default DefaultPeopleSearchHits.
 	SearchHits int
-
-	memo *peopleMemo
 }
 
 // NewNeighbourAccess returns the neighbour-access rule with default
@@ -450,12 +382,12 @@ func (r *NeighbourAccess) Observe(x *Context, ev *Event) {
 	if !peopleLooks(ev, r.SearchHits) {
 		return
 	}
-	u := r.memo.user(x, ev)
+	u := x.user(ev)
 	if u == nil || len(u.Person.Street) == 0 || peopleIsPatient(ev, u) {
 		return
 	}
 	for i, p := range ev.Patients {
-		pt := r.memo.patient(x, ev, i)
+		pt := x.patient(ev, i)
 		if pt == nil || p == u.Patient || pt.Employee == ev.User ||
 			!Shares(u.Person.Street, pt.Person.Street) ||
 			Shares(u.Person.Address, pt.Person.Address) || Shares(u.Person.Phone, pt.Person.Phone) ||
@@ -482,8 +414,6 @@ type CoworkerAccess struct {
 	// SearchHits: a search counts only if it returned at most this many
 	// patients. Default DefaultPeopleSearchHits.
 	SearchHits int
-
-	memo *peopleMemo
 }
 
 // NewCoworkerAccess returns the coworker-access rule with default
@@ -501,11 +431,11 @@ func (r *CoworkerAccess) Observe(x *Context, ev *Event) {
 		return
 	}
 	for i, p := range ev.Patients {
-		pt := r.memo.patient(x, ev, i)
+		pt := x.patient(ev, i)
 		if pt == nil || (pt.Employee == "" && !pt.HasLabel(LabelEmployee)) || pt.Employee == ev.User {
 			continue
 		}
-		if u := r.memo.user(x, ev); (u != nil && u.Patient == p) || peopleIsPatient(ev, u) ||
+		if u := x.user(ev); (u != nil && u.Patient == p) || peopleIsPatient(ev, u) ||
 			x.Dir.Related(ev.User, p, ev.Time, r.Slack) != nil {
 			continue
 		}
@@ -532,8 +462,6 @@ type VIPAccess struct {
 	// SearchHits: a search counts only if it returned at most this many
 	// patients. Default DefaultPeopleSearchHits.
 	SearchHits int
-
-	memo *peopleMemo
 }
 
 // NewVIPAccess returns the vip-access rule with default settings.
@@ -550,12 +478,12 @@ func (r *VIPAccess) Observe(x *Context, ev *Event) {
 		return
 	}
 	for i, p := range ev.Patients {
-		pt := r.memo.patient(x, ev, i)
+		pt := x.patient(ev, i)
 		if pt == nil {
 			continue
 		}
 		vip, restricted := pt.HasLabel(LabelVIP), pt.HasLabel(LabelRestricted)
-		if (!vip && !restricted) || peopleIsPatient(ev, r.memo.user(x, ev)) ||
+		if (!vip && !restricted) || peopleIsPatient(ev, x.user(ev)) ||
 			x.Dir.Related(ev.User, p, ev.Time, r.Slack) != nil {
 			continue
 		}
@@ -583,8 +511,6 @@ type DeceasedAccess struct {
 	// SearchHits: a search counts only if it returned at most this many
 	// patients. Default DefaultPeopleSearchHits.
 	SearchHits int
-
-	memo *peopleMemo
 }
 
 // NewDeceasedAccess returns the deceased-access rule with default
@@ -602,8 +528,8 @@ func (r *DeceasedAccess) Observe(x *Context, ev *Event) {
 		return
 	}
 	for i, p := range ev.Patients {
-		pt := r.memo.patient(x, ev, i)
-		if pt == nil || !pt.Deceased || peopleIsPatient(ev, r.memo.user(x, ev)) ||
+		pt := x.patient(ev, i)
+		if pt == nil || !pt.Deceased || peopleIsPatient(ev, x.user(ev)) ||
 			x.Dir.Related(ev.User, p, ev.Time, r.Slack) != nil {
 			continue
 		}
@@ -634,8 +560,6 @@ type NoRelationship struct {
 	// SearchHits: a search counts only if it returned at most this many
 	// patients. Default DefaultPeopleSearchHits.
 	SearchHits int
-
-	memo *peopleMemo
 }
 
 // NewNoRelationship returns the no-relationship rule with default
@@ -659,7 +583,7 @@ func (r *NoRelationship) Observe(x *Context, ev *Event) {
 	if !peopleLooks(ev, r.SearchHits) {
 		return
 	}
-	u := r.memo.user(x, ev)
+	u := x.user(ev)
 	if u == nil || peopleIsPatient(ev, u) || !r.clinical(u) {
 		return
 	}
@@ -667,7 +591,7 @@ func (r *NoRelationship) Observe(x *Context, ev *Event) {
 		if p == u.Patient || x.Dir.Related(ev.User, p, ev.Time, r.Slack) != nil {
 			continue
 		}
-		if pt := r.memo.patient(x, ev, i); pt != nil && pt.Employee == ev.User {
+		if pt := x.patient(ev, i); pt != nil && pt.Employee == ev.User {
 			continue
 		}
 		x.Report(Finding{

@@ -114,6 +114,16 @@ type Store interface {
 	Close() error
 }
 
+// TriageWatcher is a Store that tells of the triages it records. A
+// Pipeline on one keeps the alerts it committed in memory instead of
+// reading each back from the store at its next finding, and forgets those
+// triaged; on a Store without it, it reads them back.
+type TriageWatcher interface {
+	// WatchTriage calls fn with the alert's id after each triage Triage
+	// records, once it is durable. fn must not block.
+	WatchTriage(fn func(alert string))
+}
+
 // Triage is a person's decision on an alert. Its note is free text that
 // may hold PHI, so it is stored sealed (Note is ciphertext).
 type Triage struct {

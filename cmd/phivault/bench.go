@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/phivault/phivault/detect"
 )
 
 // benchCommand is a load generator against a running server.
@@ -30,6 +32,12 @@ observations, tagged so they are easy to tell apart), then runs one mode:
   search  Patient?identifier= and Observation?patient=&code=, alternating
   create  POST Observation
   mixed   70% read, 20% search, 10% create
+  ingest  POST /security/ingest/access: -events access lines of a generated
+          log (-log sim: the simulator's hospital; -log random: random users
+          on random patients, which makes nearly every user an alert) in
+          requests of -batch lines, -c at a time (default 1); it reports each
+          request's events/s and how long after its answer the detectors had
+          examined its events (GET /security/detector). It creates no data.
 
 Flags:
 `
@@ -49,17 +57,41 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(c.stderr)
 	var cf clientFlags
 	cf.register(fs)
-	mode := fs.String("mode", "read", "read, search, create or mixed")
-	conc := fs.Int("c", 16, "concurrent connections")
-	dur := fs.Duration("d", 10*time.Second, "how long to run (at most 10m)")
-	patients := fs.Int("patients", 100, "patients to create for the run")
+	mode := fs.String("mode", "read", "read, search, create, mixed or ingest")
+	conc := fs.Int("c", 16, "concurrent connections (ingest: requests in flight, default 1)")
+	dur := fs.Duration("d", 10*time.Second, "how long to run (at most 10m; not ingest)")
+	patients := fs.Int("patients", 100, "patients to create for the run (ingest -log random: patients of the log, default 10000)")
 	seed := fs.Uint64("seed", 1, "random seed")
+	ingest := benchIngestOptions{}
+	fs.StringVar(&ingest.log, "log", benchLogSim, "ingest: the access log, sim or random")
+	fs.IntVar(&ingest.events, "events", 1_000_000, "ingest: access lines to send in all")
+	fs.IntVar(&ingest.batch, "batch", detect.DefaultIngestMaxLines, "ingest: lines per request")
+	fs.DurationVar(&ingest.wait, "wait", 5*time.Minute, "ingest: the longest wait for the detectors after the last request")
 	fs.Usage = func() { fmt.Fprint(c.stderr, benchUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if !slices.Contains([]string{"read", "search", "create", "mixed"}, *mode) {
-		return errorWithHint("unknown -mode "+*mode, "use read, search, create or mixed")
+	if !slices.Contains([]string{"read", "search", "create", "mixed", "ingest"}, *mode) {
+		return errorWithHint("unknown -mode "+*mode, "use read, search, create, mixed or ingest")
+	}
+	if *mode == "ingest" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		ingest.conns, ingest.patients, ingest.seed = *conc, *patients, *seed
+		if !set["c"] {
+			ingest.conns = 1
+		}
+		if !set["patients"] {
+			ingest.patients = 10_000
+		}
+		if ingest.events < 1 || ingest.batch < 1 {
+			return errorWithHint("-events and -batch must be positive", "e.g. -events 1000000 -batch 100000")
+		}
+		cl, err := cf.client(ingest.conns + 1) // and the status watcher
+		if err != nil {
+			return err
+		}
+		return c.runIngest(ctx, cl, ingest)
 	}
 	if *dur > 10*time.Minute {
 		*dur = 10 * time.Minute

@@ -23,12 +23,15 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -73,6 +76,9 @@ type Store struct {
 	// recent holds the latest records ingested, so the pipeline reading
 	// right behind Ingest takes them without decoding them again.
 	recent *tail.Tail[detect.Record]
+
+	watchMu  sync.Mutex
+	watchers []func(alert string) // WatchTriage
 }
 
 // ingestChunk is how many records one INSERT of Ingest stores (SQLite
@@ -80,10 +86,16 @@ type Store struct {
 const ingestChunk = 128
 
 // RecentRecords is how many of the latest ingested records a Store keeps
-// in memory for ReadIngest.
-const RecentRecords = 65536
+// in memory for ReadIngest: a request of the most lines an ingest takes by
+// default and one pipeline step besides, so that a pipeline still in its
+// last step of one request when the next arrives reads all of the next
+// from memory instead of decoding part of it from the file.
+const RecentRecords = detect.DefaultIngestMaxLines + detect.DefaultBatch
 
-var _ detect.Store = (*Store)(nil)
+var (
+	_ detect.Store         = (*Store)(nil)
+	_ detect.TriageWatcher = (*Store)(nil)
+)
 
 // Open opens the store in the SQLite file at path, creating it (mode
 // 0600) and applying migrations as needed.
@@ -331,9 +343,10 @@ func putAlerts(ctx context.Context, tx *sql.Tx, alerts []*detect.Alert) error {
 	if len(alerts) == 0 {
 		return nil
 	}
-	up, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, rule, user, state, score, detected_s, detected_ns, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	up, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, rule, user, state, score, detected_s, detected_ns, data, patients_n, patients_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET rule = excluded.rule, user = excluded.user, state = excluded.state, score = excluded.score,
-			detected_s = excluded.detected_s, detected_ns = excluded.detected_ns, data = excluded.data`)
+			detected_s = excluded.detected_s, detected_ns = excluded.detected_ns, data = excluded.data,
+			patients_n = excluded.patients_n, patients_digest = excluded.patients_digest`)
 	if err != nil {
 		return err
 	}
@@ -348,17 +361,22 @@ func putAlerts(ctx context.Context, tx *sql.Tx, alerts []*detect.Alert) error {
 		return err
 	}
 	defer ins.Close()
-	state, err := tx.PrepareContext(ctx, `SELECT state FROM alerts WHERE id = ?`)
+	stored, err := tx.PrepareContext(ctx, `SELECT state, patients_n, patients_digest FROM alerts WHERE id = ?`)
 	if err != nil {
 		return err
 	}
-	defer state.Close()
+	defer stored.Close()
 	for _, a := range alerts {
 		// Only Triage changes a stored alert's state; the caller learns
 		// it (see detect.Store.Commit).
-		var old string
-		switch err := state.QueryRowContext(ctx, a.ID).Scan(&old); {
+		var (
+			old    string
+			n      int
+			digest []byte
+		)
+		switch err := stored.QueryRowContext(ctx, a.ID).Scan(&old, &n, &digest); {
 		case errors.Is(err, sql.ErrNoRows):
+			n = 0
 		case err != nil:
 			return err
 		default:
@@ -368,19 +386,37 @@ func putAlerts(ctx context.Context, tx *sql.Tx, alerts []*detect.Alert) error {
 		if err != nil {
 			return err
 		}
-		if _, err := up.ExecContext(ctx, a.ID, a.Rule, a.User, a.State, a.Score, a.Detected.Unix(), a.Detected.Nanosecond(), data); err != nil {
+		if _, err := up.ExecContext(ctx, a.ID, a.Rule, a.User, a.State, a.Score, a.Detected.Unix(), a.Detected.Nanosecond(), data,
+			len(a.Patients), patientsDigest(a.Patients)); err != nil {
 			return err
 		}
-		if _, err := del.ExecContext(ctx, a.ID); err != nil {
-			return err
+		// The patients stored are usually the start of a's (findings
+		// add patients at the end): then only the rest is new.
+		if n < 0 || n > len(a.Patients) || n > 0 && !bytes.Equal(digest, patientsDigest(a.Patients[:n])) {
+			if _, err := del.ExecContext(ctx, a.ID); err != nil {
+				return err
+			}
+			n = 0
 		}
-		for _, p := range a.Patients {
+		for _, p := range a.Patients[n:] {
 			if _, err := ins.ExecContext(ctx, p, a.ID); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// patientsDigest is what the alerts table records of an alert's patients
+// in alert_patients: a SHA-256 of their ids in order, each followed by a
+// zero byte (ids hold none).
+func patientsDigest(patients []string) []byte {
+	h := sha256.New()
+	for _, p := range patients {
+		io.WriteString(h, p)
+		h.Write([]byte{0})
+	}
+	return h.Sum(nil)
 }
 
 // Alert implements detect.Store.
@@ -604,7 +640,19 @@ func (s *Store) Triage(ctx context.Context, t *detect.Triage) error {
 	if missing {
 		return fmt.Errorf("alert %s: %w", t.Alert, phivault.ErrNotFound)
 	}
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	for _, fn := range s.watchers {
+		fn(t.Alert)
+	}
 	return nil
+}
+
+// WatchTriage implements detect.TriageWatcher.
+func (s *Store) WatchTriage(fn func(alert string)) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	s.watchers = append(s.watchers, fn)
 }
 
 // Triages implements detect.Store.

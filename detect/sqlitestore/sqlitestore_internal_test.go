@@ -36,3 +36,66 @@ func TestIngestTail(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestTail_maxRequest checks that the tail holds a request of the
+// most lines an ingest takes and the step before it, and not a record
+// more.
+func TestIngestTail_maxRequest(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "detect.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ingest := func(n int) int64 {
+		recs := make([]detect.Record, n)
+		for i := range recs {
+			recs[i] = detect.Record{Kind: detect.RecordHoneytoken, Honeytoken: "p"}
+		}
+		last, err := s.Ingest(ctx, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return last
+	}
+	ingest(detect.DefaultBatch)
+	last := ingest(detect.DefaultIngestMaxLines)
+	if _, ok := s.recent.Get(1, last+1); !ok {
+		t.Errorf("the tail lacks some of a step and a full request (%d records)", last)
+	}
+	last = ingest(1)
+	if _, ok := s.recent.Get(1, last+1); ok {
+		t.Errorf("the tail holds %d records, more than RecentRecords", last)
+	}
+}
+
+// TestAlertPatients_unknown checks that an alert stored before the
+// alerts table recorded its patients (patients_n -1, as migration 0002
+// leaves them) has its patients rewritten whole at its next commit.
+func TestAlertPatients_unknown(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "detect.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := &detect.Alert{ID: "0123456789abcdef", Rule: "r", Key: "k", User: "u", State: detect.StateOpen, Patients: []string{"p-a", "p-b"}}
+	commit := func() {
+		t.Helper()
+		if err := s.Commit(ctx, &detect.Commit{Alerts: []*detect.Alert{a.Clone()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit()
+	if _, err := s.wdb.ExecContext(ctx, `UPDATE alerts SET patients_n = -1, patients_digest = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	a.Patients = []string{"p-x", "p-b", "p-c"} // p-a gone: only a rewrite drops it
+	commit()
+	for p, want := range map[string]bool{"p-a": false, "p-b": true, "p-c": true, "p-x": true} {
+		got, err := s.Alerts(ctx, detect.AlertFilter{Patient: p})
+		if err != nil || (len(got) == 1) != want {
+			t.Errorf("Alerts(patient %s) = %d alerts, %v; want found %v", p, len(got), err, want)
+		}
+	}
+}

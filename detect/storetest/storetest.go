@@ -29,10 +29,21 @@ func Run(t *testing.T, open func(t *testing.T) detect.Store) {
 		{"AlertsFilter", testAlertsFilter},
 		{"AlertsPaging", testAlertsPaging},
 		{"Triage", testTriage},
+		{"AlertPatients", testAlertPatients},
 		{"Ingest", testIngest},
 		{"ReadIngestBounds", testReadIngestBounds},
 		{"IngestConcurrent", testIngestConcurrent},
 	}
+	// A store that tells of triages must tell of each, and only of those
+	// it recorded.
+	probe := open(t)
+	if _, ok := probe.(detect.TriageWatcher); ok {
+		tests = append(tests, struct {
+			name string
+			fn   func(t *testing.T, s detect.Store)
+		}{"WatchTriage", testWatchTriage})
+	}
+	probe.Close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
@@ -459,6 +470,62 @@ func testTriage(t *testing.T, s detect.Store) {
 	must(t, err)
 	if len(trs) != 3 {
 		t.Errorf("a refused triage was recorded: %d triages", len(trs))
+	}
+}
+
+// testAlertPatients commits one alert again and again, its patients
+// growing (as findings merge into it) and then replaced (as a commit may
+// do): the patient filter finds it by exactly the patients of its last
+// commit.
+func testAlertPatients(t *testing.T, s detect.Store) {
+	ctx := context.Background()
+	a := sampleAlerts()[0]
+	for i, patients := range [][]string{
+		{"p-a", "p-b"},
+		{"p-a", "p-b", "p-c"},        // grown at the end
+		{"p-a", "p-x", "p-c", "p-d"}, // one changed within the stored ones
+		{"p-d"},                      // fewer
+		{},
+		{"p-e"},
+	} {
+		a.Patients = patients
+		must(t, s.Commit(ctx, &detect.Commit{Cursor: detect.Cursor{Trail: int64(i + 1)}, Alerts: []*detect.Alert{a.Clone()}}))
+		for _, p := range []string{"p-a", "p-b", "p-c", "p-d", "p-e", "p-x"} {
+			got, err := s.Alerts(ctx, detect.AlertFilter{Patient: p})
+			must(t, err)
+			if want := slices.Contains(patients, p); (len(got) == 1) != want {
+				t.Errorf("commit %d (patients %v): Alerts(patient %s) = %v, want found %v", i, patients, p, ids(got), want)
+			}
+		}
+	}
+}
+
+// testWatchTriage checks that every watcher hears of each triage
+// recorded, once it is stored, and of no refused one.
+func testWatchTriage(t *testing.T, s detect.Store) {
+	ctx := context.Background()
+	all := sampleAlerts()
+	must(t, s.Commit(ctx, &detect.Commit{Cursor: detect.Cursor{Trail: 1}, Alerts: all}))
+	var heard [2][]string
+	for i := range heard {
+		s.(detect.TriageWatcher).WatchTriage(func(id string) {
+			got, err := s.Alert(ctx, id)
+			if err != nil || got.State != detect.StateBenign {
+				t.Errorf("watcher %d told of %s before its triage was stored: %+v, %v", i, id, got, err)
+			}
+			heard[i] = append(heard[i], id)
+		})
+	}
+	a := all[1]
+	must(t, s.Triage(ctx, &detect.Triage{Alert: a.ID, Decision: detect.StateBenign, Reason: "covering-shift", By: "u-officer", At: t0, Rule: a.Rule, User: a.User}))
+	err := s.Triage(ctx, &detect.Triage{Alert: "0000000000000000", Decision: detect.StateBenign, By: "u-officer", At: t0})
+	if !errors.Is(err, phivault.ErrNotFound) {
+		t.Errorf("Triage of an unknown alert: %v, want ErrNotFound", err)
+	}
+	for i, ids := range heard {
+		if !slices.Equal(ids, []string{a.ID}) {
+			t.Errorf("watcher %d heard of %v, want [%s] (the refused triage not)", i, ids, a.ID)
+		}
 	}
 }
 
