@@ -35,6 +35,7 @@ const (
 	ActionAccountChange = "account-change" // an account or client was created or changed
 	ActionPolicyChange  = "policy-change"  // the policy set was reloaded
 	ActionExport        = "export"         // audit entries or reports were read out
+	ActionIncident      = "incident"       // an incident was opened or changed, or a response action taken
 	ActionAuditRecover  = "audit-recover"  // the server started with no checkpoint of a non-empty audit log
 )
 
