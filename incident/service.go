@@ -70,12 +70,12 @@ type Sealer interface {
 
 // Options configure a Service.
 type Options struct {
-	Store  Store            // required
+	Store  Store             // required
 	Audit  phivault.AuditLog // required: every change is recorded first
-	Sealer Sealer           // required: titles and notes are sealed
-	SLA    SLA              // zero means DefaultSLA
-	Now    func() time.Time // nil means time.Now
-	Rand   io.Reader        // ids; nil means crypto/rand
+	Sealer Sealer            // required: titles and notes are sealed
+	SLA    SLA               // zero means DefaultSLA
+	Now    func() time.Time  // nil means time.Now
+	Rand   io.Reader         // ids; nil means crypto/rand
 }
 
 // Service opens and changes incidents, recording each change in the
