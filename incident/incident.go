@@ -55,11 +55,12 @@ const (
 	SourceDrill  = "drill"  // opened by a drill; never a real breach
 )
 
-// Incident is one incident as stored.
+// Incident is one incident as stored (its JSON is the stored form: the
+// title sealed; an API shows a view of it).
 type Incident struct {
 	ID       string          `json:"id"`
-	Title    []byte          `json:"-"` // sealed (Sealer), about ID
-	Severity detect.Severity `json:"-"`
+	Title    []byte          `json:"title"` // sealed (Sealer), about ID
+	Severity detect.Severity `json:"severity"`
 	Phase    string          `json:"phase"`
 	Owner    string          `json:"owner,omitempty"` // user id
 	Source   string          `json:"source"`
@@ -147,7 +148,7 @@ type Event struct {
 	Actor   string    `json:"actor"`
 	Kind    string    `json:"kind"`
 	Detail  string    `json:"detail,omitempty"` // ids and codes only
-	Note    []byte    `json:"-"`                // sealed free text, if any
+	Note    []byte    `json:"note,omitempty"`   // sealed free text, if any
 	Request string    `json:"request"`          // the audit entry's request id
 }
 
