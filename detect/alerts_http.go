@@ -451,13 +451,3 @@ func isState(s string) bool {
 // knownParams returns the names of names that are in known, sorted: the
 // trail keeps parameter names, and a name the API does not know is the
 // caller's free text, which could be anything.
-func knownParams(names, known []string) []string {
-	var out []string
-	for _, n := range names {
-		if slices.Contains(known, n) {
-			out = append(out, n)
-		}
-	}
-	slices.Sort(out)
-	return out
-}

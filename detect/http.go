@@ -2,16 +2,10 @@ package detect
 
 import (
 	"context"
-	"encoding/json"
-	"maps"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/phivault/phivault"
-	"github.com/phivault/phivault/api"
-	"github.com/phivault/phivault/fhir"
-	"github.com/phivault/phivault/smart"
 )
 
 // Authenticator checks a request's bearer token and returns a context
@@ -86,7 +80,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &handler{opts: opts}
+	h := &handler{opts: opts, api: API{Auth: opts.Auth, Log: opts.Log, Now: opts.Now}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /security/detector", h.guard(TargetDetector, h.serveStatus))
 	h.ingestRoutes(mux)
@@ -98,66 +92,19 @@ func NewHandler(opts HandlerOptions) http.Handler {
 
 type handler struct {
 	opts HandlerOptions
+	api  API
 }
 
-var (
-	errUnauthenticated = phivault.Errorf(phivault.EUNAUTHORIZED, "A bearer token is required.")
-	errNotAuditor      = phivault.Errorf(phivault.EFORBIDDEN, "The security API is for privacy officers and security admins.")
-	errNoAuditScope    = phivault.Errorf(phivault.EFORBIDDEN, "The token's scopes do not include reading AuditEvent.")
-)
-
-// guard authenticates r and lets only auditors through to next; a refusal
-// is recorded as an entry of targetType and answered. A request without a
-// token accepted by opts.Auth gets 401 with the RFC 6750 challenge that
-// [api.Authenticate] sets, the same as on the FHIR, admin and audit routes;
-// any other failure of opts.Auth is answered with its own error.
 func (h *handler) guard(targetType string, next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, err := api.Authenticate(w, r, h.opts.Auth, api.Realm)
-		if err != nil {
-			if err == api.ErrNoToken {
-				err = errUnauthenticated
-			}
-			fhir.WriteOutcome(w, err)
-			return
-		}
-		r = r.WithContext(ctx)
-		p := phivault.PrincipalFromContext(ctx)
-		refusal := errNotAuditor
-		if p.Auditor() {
-			refusal = nil
-			if !smart.ReadsAuditTrail(p) {
-				refusal = errNoAuditScope
-			}
-		}
-		if refusal != nil {
-			e := h.entry(r, phivault.ActionExport, targetType, "")
-			e.Outcome = phivault.ErrorCode(refusal)
-			h.opts.Log.Append(context.WithoutCancel(ctx), e)
-			fhir.WriteOutcome(w, refusal)
-			return
-		}
-		next(w, r)
-	}
+	return h.api.Guard(targetType, next)
 }
 
-// entry returns the audit entry of r: action on targetType/targetID by
-// the request's principal, with the names (never values) of its query
-// parameters.
 func (h *handler) entry(r *http.Request, action, targetType, targetID string, params ...string) *phivault.AuditEntry {
-	e := phivault.NewRequestEntry(r.Context(), r.RemoteAddr, h.opts.Now(), action, targetType, targetID)
-	e.SearchParams = knownParams(slices.Sorted(maps.Keys(r.URL.Query())), params)
-	return e
+	return h.api.Entry(r, action, targetType, targetID, params...)
 }
 
-// record appends e before anything leaves; if it cannot, it answers 503
-// and returns false.
 func (h *handler) record(w http.ResponseWriter, r *http.Request, e *phivault.AuditEntry) bool {
-	if err := h.opts.Log.Append(r.Context(), e); err != nil {
-		fhir.WriteOutcome(w, phivault.Errorf(phivault.EUNAVAILABLE, "The audit trail cannot be written; try again later."))
-		return false
-	}
-	return true
+	return h.api.Record(w, r, e)
 }
 
 func (h *handler) serveStatus(w http.ResponseWriter, r *http.Request) {
@@ -171,9 +118,4 @@ func (h *handler) serveStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, v) }
