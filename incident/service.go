@@ -104,6 +104,26 @@ func (s *Service) SLA() SLA { return s.opts.SLA }
 // Now returns the Service's time.
 func (s *Service) Now() time.Time { return s.opts.Now() }
 
+// Get returns the incident id.
+func (s *Service) Get(ctx context.Context, id string) (*Incident, error) {
+	return s.opts.Store.Get(ctx, id)
+}
+
+// List returns the incidents f selects, most recently opened first.
+func (s *Service) List(ctx context.Context, f Filter) ([]*Incident, error) {
+	return s.opts.Store.List(ctx, f)
+}
+
+// Timeline returns the events of the incident id, oldest first.
+func (s *Service) Timeline(ctx context.Context, id string) ([]*Event, error) {
+	return s.opts.Store.Timeline(ctx, id)
+}
+
+// OpenText opens a title or note sealed for the incident id.
+func (s *Service) OpenText(id string, sealed []byte) ([]byte, error) {
+	return s.opts.Sealer.Open(id, sealed)
+}
+
 // Bounds of what an incident holds.
 const (
 	MaxTitle     = 200  // characters

@@ -1,0 +1,223 @@
+package incident_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/detect"
+	"github.com/phivault/phivault/incident"
+)
+
+// tokens authenticates bearer tokens as fixed principals.
+type tokens map[string]*phivault.Principal
+
+func (a tokens) Authenticate(ctx context.Context, token string) (context.Context, error) {
+	p, ok := a[token]
+	if !ok {
+		return nil, phivault.Errorf(phivault.EUNAUTHORIZED, "The bearer token is not valid.")
+	}
+	return phivault.WithPrincipal(ctx, p), nil
+}
+
+var people = tokens{
+	"officer":  {ID: "po-1", Kind: phivault.PrincipalStaff, Roles: []string{phivault.RolePrivacyOfficer}},
+	"security": {ID: "sa-1", Kind: phivault.PrincipalStaff, Roles: []string{phivault.RoleSecurityAdmin}},
+	"nurse":    {ID: "nurse-1", Kind: phivault.PrincipalStaff, Roles: []string{"nurse"}},
+}
+
+type apiFixture struct {
+	*fixture
+	h      http.Handler
+	alerts *detect.MemStore
+}
+
+func newAPIFixture(t *testing.T) *apiFixture {
+	f := &apiFixture{fixture: newFixture(t), alerts: detect.NewMemStore()}
+	err := f.alerts.Commit(context.Background(), &detect.Commit{Alerts: []*detect.Alert{
+		{ID: "00000000000000a1", Rule: "honeytoken", Severity: detect.SeverityCritical, User: "u-snoop", Patients: []string{"p-decoy"},
+			First: f.now.Add(-3 * time.Hour), Last: f.now.Add(-2 * time.Hour), Detected: f.now.Add(-150 * time.Minute)},
+		{ID: "00000000000000a2", Rule: "family", Severity: detect.SeverityHigh, User: "u-snoop", Patients: []string{"p-2"},
+			First: f.now.Add(-5 * time.Hour), Last: f.now.Add(-5 * time.Hour), Detected: f.now.Add(-4 * time.Hour)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h = incident.NewHandler(incident.HandlerOptions{
+		Service: f.svc, API: &detect.API{Auth: people, Log: f.log, Now: func() time.Time { return f.now }}, Alerts: f.alerts,
+	})
+	return f
+}
+
+func (f *apiFixture) do(t *testing.T, token, method, target, body string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	return w
+}
+
+func decodeView(t *testing.T, w *httptest.ResponseRecorder) incident.View {
+	t.Helper()
+	var v incident.View
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		t.Fatalf("%s: %v", w.Body, err)
+	}
+	return v
+}
+
+func TestAPI_openGetChange(t *testing.T) {
+	f := newAPIFixture(t)
+	w := f.do(t, "officer", "POST", "/security/incidents",
+		`{"title":"Jane Roe's chart opened by a porter","severity":"high","scope":{"users":["u-porter"],"patients":["p-9"]},"note":"Jane Roe called"}`)
+	if w.Code != http.StatusCreated || w.Header().Get("ETag") != `W/"1"` {
+		t.Fatalf("POST = %d %s, ETag %q", w.Code, w.Body, w.Header().Get("ETag"))
+	}
+	v := decodeView(t, w)
+	if v.Title != "Jane Roe's chart opened by a porter" || v.Source != incident.SourceManual || v.Phase != incident.PhaseDetect || len(v.Clocks) != 3 {
+		t.Fatalf("opened %+v", v)
+	}
+
+	w = f.do(t, "security", "GET", "/security/incidents/"+v.ID, "")
+	got := decodeView(t, w)
+	if w.Code != 200 || len(got.Timeline) != 1 || got.Timeline[0].Note != "Jane Roe called" || got.Timeline[0].Request == "" {
+		t.Fatalf("GET = %d %+v", w.Code, got)
+	}
+
+	// A change without If-Match, or on a stale version, changes nothing.
+	if w := f.do(t, "officer", "PATCH", "/security/incidents/"+v.ID, `{"phase":"contain"}`); w.Code != 400 {
+		t.Fatalf("PATCH without If-Match = %d", w.Code)
+	}
+	w = f.do(t, "officer", "PATCH", "/security/incidents/"+v.ID, `{"phase":"contain","owner":"po-1"}`, "If-Match", `W/"1"`)
+	if w.Code != 200 || w.Header().Get("ETag") != `W/"2"` {
+		t.Fatalf("PATCH = %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, "security", "PATCH", "/security/incidents/"+v.ID, `{"owner":"sa-1"}`, "If-Match", `W/"1"`); w.Code != 412 {
+		t.Fatalf("stale PATCH = %d", w.Code)
+	}
+	w = f.do(t, "officer", "GET", "/security/incidents?open=true&user=u-porter", "")
+	var list struct{ Incidents []incident.View }
+	json.Unmarshal(w.Body.Bytes(), &list)
+	if w.Code != 200 || len(list.Incidents) != 1 || list.Incidents[0].Phase != incident.PhaseContain || list.Incidents[0].Owner != "po-1" {
+		t.Fatalf("list = %d %s", w.Code, w.Body)
+	}
+
+	// Every request is an entry, none with the title or the note.
+	es := f.log.all()
+	var actions []string
+	for _, e := range es {
+		actions = append(actions, e.Action+":"+e.Outcome)
+		if strings.Contains(e.Decision, "Jane") {
+			t.Fatalf("entry holds the title: %+v", e)
+		}
+	}
+	want := []string{"incident:ok", "read:ok", "incident:invalid", "incident:ok", "incident:precondition", "search:ok"}
+	if !slices.Equal(actions, want) {
+		t.Fatalf("entries %v, want %v", actions, want)
+	}
+	if e := es[1]; !slices.Equal(e.Compartments, []string{"p-9"}) || !slices.Equal(e.Returned, []string{"Incident/" + v.ID}) {
+		t.Fatalf("read entry %+v", e)
+	}
+	if e := es[5]; !slices.Equal(e.SearchParams, []string{"open", "user"}) {
+		t.Fatalf("search entry params %v", e.SearchParams)
+	}
+}
+
+func TestAPI_openFromAlerts(t *testing.T) {
+	f := newAPIFixture(t)
+	w := f.do(t, "security", "POST", "/security/incidents", `{"title":"decoy touched","alerts":["00000000000000a1","00000000000000a2"]}`)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST = %d %s", w.Code, w.Body)
+	}
+	v := decodeView(t, w)
+	// Severity, scope and discovery come from the alerts.
+	if v.Source != incident.SourceAlert || v.Severity != "critical" || !slices.Equal(v.Scope.Users, []string{"u-snoop"}) ||
+		!slices.Equal(v.Scope.Patients, []string{"p-decoy", "p-2"}) || !v.Discovered.Equal(f.now.Add(-4*time.Hour)) ||
+		!v.Scope.From.Equal(f.now.Add(-5*time.Hour)) || !v.Scope.To.Equal(f.now.Add(-2*time.Hour)) {
+		t.Fatalf("from alerts: %+v", v)
+	}
+	// The near miss: an alert that does not exist is refused, and
+	// nothing is opened.
+	if w := f.do(t, "security", "POST", "/security/incidents", `{"title":"x","alerts":["00000000000000ff"]}`); w.Code != 400 {
+		t.Fatalf("unknown alert = %d", w.Code)
+	}
+	if list, _ := f.svc.List(context.Background(), incident.Filter{}); len(list) != 1 {
+		t.Fatalf("%d incidents, want 1", len(list))
+	}
+}
+
+func TestAPI_refused(t *testing.T) {
+	f := newAPIFixture(t)
+	open := f.do(t, "officer", "POST", "/security/incidents", `{"title":"x","severity":"low"}`)
+	id := decodeView(t, open).ID
+	for _, tc := range []struct {
+		name, token, method, target, body string
+		code                              int
+	}{
+		{"no token", "", "GET", "/security/incidents", "", 401},
+		{"nurse lists", "nurse", "GET", "/security/incidents", "", 403},
+		{"nurse reads", "nurse", "GET", "/security/incidents/" + id, "", 403},
+		{"nurse opens", "nurse", "POST", "/security/incidents", `{"title":"x","severity":"low"}`, 403},
+		{"unknown field", "officer", "POST", "/security/incidents", `{"title":"x","severity":"low","ssn":"123"}`, 400},
+		{"bad severity", "officer", "POST", "/security/incidents", `{"title":"x","severity":"dire"}`, 400},
+		{"not JSON", "officer", "POST", "/security/incidents", `title=x`, 400},
+		{"two values", "officer", "POST", "/security/incidents", `{"title":"x","severity":"low"}{}`, 400},
+		{"bad phase filter", "officer", "GET", "/security/incidents?phase=panic", "", 400},
+		{"bad limit", "officer", "GET", "/security/incidents?limit=100000", "", 400},
+		{"missing", "officer", "GET", "/security/incidents/inc-00000000000000000000000000000000", "", 404},
+		{"caller's words as id", "officer", "GET", "/security/incidents/Jane%20Roe", "", 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := len(f.log.all())
+			w := f.do(t, tc.token, tc.method, tc.target, tc.body)
+			if w.Code != tc.code {
+				t.Fatalf("%s %s = %d %s, want %d", tc.method, tc.target, w.Code, w.Body, tc.code)
+			}
+			if strings.Contains(w.Body.String(), "123") {
+				t.Fatal("answer echoes a value")
+			}
+			es := f.log.all()
+			if tc.code != 401 && len(es) != n+1 {
+				t.Fatalf("%d entries recorded, want 1", len(es)-n)
+			}
+			for _, e := range es[n:] {
+				if e.Outcome == "ok" || strings.Contains(e.TargetID, "Jane") {
+					t.Fatalf("refusal recorded as %+v", e)
+				}
+			}
+		})
+	}
+	// Nothing changed.
+	if list, _ := f.svc.List(context.Background(), incident.Filter{}); len(list) != 1 || list[0].Version != 1 {
+		t.Fatalf("incidents after refusals: %d", len(list))
+	}
+}
+
+func TestAPI_auditDown(t *testing.T) {
+	f := newAPIFixture(t)
+	open := f.do(t, "officer", "POST", "/security/incidents", `{"title":"x","severity":"low"}`)
+	id := decodeView(t, open).ID
+	f.log.fail = true
+	if w := f.do(t, "officer", "GET", "/security/incidents/"+id, ""); w.Code != 503 || strings.Contains(w.Body.String(), id) {
+		t.Fatalf("GET with the trail down = %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, "officer", "PATCH", "/security/incidents/"+id, `{"phase":"analyse"}`, "If-Match", "1"); w.Code != 503 {
+		t.Fatalf("PATCH with the trail down = %d %s", w.Code, w.Body)
+	}
+	f.log.fail = false
+	if in, _ := f.svc.Get(context.Background(), id); in.Version != 1 {
+		t.Fatal("a change was stored without its entry")
+	}
+}
