@@ -19,6 +19,8 @@ import (
 	"github.com/phivault/phivault/detect"
 	"github.com/phivault/phivault/detect/sqlitestore"
 	"github.com/phivault/phivault/envelope"
+	"github.com/phivault/phivault/incident"
+	incidentsqlite "github.com/phivault/phivault/incident/sqlitestore"
 )
 
 // DetectConfig configures the detectors and where their alerts go
@@ -125,6 +127,10 @@ func (c *DetectConfig) notifiers() (map[string]detect.Notifier, error) {
 // alerts, the ingest stream. It holds ids and tokens only.
 func (d dataDir) detectFile() string { return d.path("detect.db") }
 
+// incidentsFile is the incidents' own database in the data folder:
+// incidents and their timelines, titles and notes sealed.
+func (d dataDir) incidentsFile() string { return d.path("incidents.db") }
+
 // detector runs the detectors inside serve: from the unsealed vault's
 // trail and the ingest stream into the detect store.
 type detector struct {
@@ -133,6 +139,8 @@ type detector struct {
 	pipeline *detect.Pipeline
 	dispatch *detect.Dispatcher
 	handler  http.Handler
+
+	incidents *incidentsqlite.Store
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -250,6 +258,19 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 		Risk:     engine.Scorer.(detect.UserScorer),
 	})
 	a.routes["/security/"] = withClient(d.handler)
+	if d.incidents, err = incidentsqlite.Open(ctx, a.cfg.Data.incidentsFile()); err != nil {
+		disp.Close(ctx)
+		return fail(fmt.Errorf("open the incidents' database: %w", err))
+	}
+	incidents := incident.NewHandler(incident.HandlerOptions{
+		Service: incident.NewService(incident.Options{
+			Store: d.incidents, Audit: a.audit.log, Sealer: envelope.NewNoteSealer(a.db, a.seal.sealer, "incident"),
+		}),
+		API:    &detect.API{Auth: auth, Log: a.audit.log},
+		Alerts: store,
+	})
+	a.routes["/security/incidents"] = withClient(incidents)
+	a.routes["/security/incidents/"] = withClient(incidents)
 	a.detect = d
 	d.cancel = cancel
 	start := func() {
@@ -296,7 +317,7 @@ func (d *detector) close() error {
 	d.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(d.dispatch.Close(ctx), d.store.Close())
+	return errors.Join(d.dispatch.Close(ctx), d.store.Close(), d.incidents.Close())
 }
 
 // storedAlert returns the Engine's lookup of committed alerts in store.

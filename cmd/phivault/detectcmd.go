@@ -184,9 +184,19 @@ func securityCall(ctx context.Context, cf *clientFlags, method, path, ctype stri
 
 // security is securityCall over c, to reuse its connection.
 func (c *apiClient) security(ctx context.Context, method, path, ctype string, body io.Reader) ([]byte, error) {
+	b, _, err := c.securityHeader(ctx, method, path, ctype, body, nil)
+	return b, err
+}
+
+// securityHeader is security with more request headers, returning the
+// answer's headers too.
+func (c *apiClient) securityHeader(ctx context.Context, method, path, ctype string, body io.Reader, header http.Header) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, securityURL(c.base, path), body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if ctype != "" {
@@ -194,18 +204,18 @@ func (c *apiClient) security(ctx context.Context, method, path, ctype string, bo
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, errorWithHint(fmt.Sprintf("cannot reach %s: %v", c.base, err), "start the server, check -url and -cacert")
+		return nil, nil, errorWithHint(fmt.Sprintf("cannot reach %s: %v", c.base, err), "start the server, check -url and -cacert")
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-			return b, fmt.Errorf("server answered %d", resp.StatusCode)
+			return b, resp.Header, fmt.Errorf("server answered %d", resp.StatusCode)
 		}
-		return nil, fmt.Errorf("server answered %d: %s", resp.StatusCode, outcomeMessage(b))
+		return nil, resp.Header, fmt.Errorf("server answered %d: %s", resp.StatusCode, outcomeMessage(b))
 	}
-	return b, nil
+	return b, resp.Header, nil
 }

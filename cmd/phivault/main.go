@@ -53,6 +53,7 @@ Commands:
   audit    verify the tamper-evident audit trail offline
   detect   replay the detectors offline; ingest other systems' logs
   honeytoken  make decoy patients whose every touch is an alert
+  incidents   open, follow and change security incidents
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -126,6 +127,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &detectCommand{stdout: stdout, stderr: stderr}
 	case "honeytoken":
 		cmd = &honeytokenCommand{stdout: stdout, stderr: stderr}
+	case "incidents":
+		cmd = &incidentsCommand{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":
