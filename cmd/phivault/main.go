@@ -14,6 +14,9 @@
 //	phivault clients  register OAuth clients (public apps, backend systems)
 //	phivault training import security-training dates from a CSV file
 //	phivault audit    verify the audit trail against saved checkpoints
+//	phivault detect   replay the detectors offline; ingest other systems' logs
+//	phivault honeytoken make decoy patients whose every touch is an alert
+//	phivault incidents open, follow and change security incidents
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
 //
