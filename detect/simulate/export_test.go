@@ -376,3 +376,33 @@ func TestEvaluateServer_errors(t *testing.T) {
 		t.Errorf("rejected lines: %v, want an error naming the lines accepted", err)
 	}
 }
+
+// stuck is a Server whose detector stays at sequence 0, as one that is
+// stopped or fails every commit.
+type stuck struct{ simulate.Server }
+
+func (stuck) Processed(context.Context) (int64, error) { return 0, nil }
+
+// TestEvaluateServer_stall: a detector that does not move fails the run
+// once Stall has passed, with no deadline on the context; one that keeps
+// moving is waited on past Stall.
+func TestEvaluateServer_stall(t *testing.T) {
+	cfg := small(9)
+	cfg.Key = bytes.Repeat([]byte{9}, 32)
+	cfg.Scenarios = []string{"honeytoken"}
+	w := mustGenerate(t, cfg)
+	opts := simulate.ServerOptions{Poll: time.Millisecond, Stall: 50 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := simulate.EvaluateServer(ctx, w, stuck{newMemServer(t, cfg.Key)}, opts)
+	if err == nil || !strings.Contains(err.Error(), "has not moved from 0") {
+		t.Errorf("stuck detector: %v, want an error saying it has not moved", err)
+	}
+	rep, err := simulate.EvaluateServer(context.Background(), w, newMemServer(t, cfg.Key), opts)
+	if err != nil {
+		t.Fatalf("moving detector: %v", err)
+	}
+	if rep.HoneytokenRecall != 1 {
+		t.Errorf("moving detector: honeytoken recall %v, want 1", rep.HoneytokenRecall)
+	}
+}

@@ -27,6 +27,9 @@ type Server interface {
 // Defaults of ServerOptions.
 const (
 	DefaultServerPoll = 50 * time.Millisecond
+	// DefaultServerStall is how long the detector may go without
+	// processing anything before EvaluateServer gives up on it.
+	DefaultServerStall = 2 * time.Minute
 	// DefaultClockSkew is how far the server's clock may lag the
 	// caller's: alerts detected up to this long before the run started
 	// are fetched too, then kept only if they are about the run's
@@ -40,6 +43,11 @@ type ServerOptions struct {
 	// Poll is the time between two looks at the detector's progress;
 	// default DefaultServerPoll.
 	Poll time.Duration
+	// Stall is how long the detector's progress may stay still, while
+	// behind, before the run fails (a detector that is stopped, failing,
+	// or not watching ingestion would be waited on for ever); default
+	// DefaultServerStall.
+	Stall time.Duration
 	// Now is the caller's clock; default time.Now.
 	Now func() time.Time
 }
@@ -86,7 +94,7 @@ func EvaluateServer(ctx context.Context, w *Workload, srv Server, opts ServerOpt
 		first[i], last = rep.First, rep.Last
 	}
 	sent := now()
-	if err := waitProcessed(ctx, srv, last, poll); err != nil {
+	if err := waitProcessed(ctx, srv, last, poll, cmpOr(opts.Stall, DefaultServerStall), now); err != nil {
 		return nil, err
 	}
 	latency := now().Sub(sent)
@@ -117,10 +125,12 @@ func cmpOr(d, def time.Duration) time.Duration {
 	return d
 }
 
-// waitProcessed polls srv until it has processed sequence last.
-func waitProcessed(ctx context.Context, srv Server, last int64, poll time.Duration) error {
+// waitProcessed polls srv until it has processed sequence last. It fails
+// once the detector has not moved for stall.
+func waitProcessed(ctx context.Context, srv Server, last int64, poll, stall time.Duration, now func() time.Time) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	prev, moved := int64(-1), now()
 	for {
 		done, err := srv.Processed(ctx)
 		if err != nil {
@@ -128,6 +138,12 @@ func waitProcessed(ctx context.Context, srv Server, last int64, poll time.Durati
 		}
 		if done >= last {
 			return nil
+		}
+		if done != prev {
+			prev, moved = done, now()
+		} else if still := now().Sub(moved); still >= stall {
+			return fmt.Errorf("simulate: the detector has not moved from %d (of %d sent) for %v: is it running? (phivault detect status)",
+				done, last, still.Round(time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
