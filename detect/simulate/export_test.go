@@ -406,3 +406,21 @@ func TestEvaluateServer_stall(t *testing.T) {
 		t.Errorf("moving detector: honeytoken recall %v, want 1", rep.HoneytokenRecall)
 	}
 }
+
+// TestExport_writeDirExisting: WriteDir never writes over a file, so a
+// folder with an earlier run's files (more batches, or made readable by
+// others) is refused instead of mixed with this run's.
+func TestExport_writeDirExisting(t *testing.T) {
+	w := mustGenerate(t, small(6))
+	x := mustExport(t, w, 0)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.WriteDir(dir, w.Truth); err != nil {
+		t.Fatalf("a folder without the workload's files: %v", err)
+	}
+	if err := x.WriteDir(dir, w.Truth); err == nil || !strings.Contains(err.Error(), "empty folder") {
+		t.Errorf("WriteDir into a folder holding a workload = %v, want an error asking for an empty folder", err)
+	}
+}
