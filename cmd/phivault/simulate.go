@@ -46,9 +46,9 @@ server's clock, events the simulated one): the latency of the detector
 is printed instead. Use a server, or a -system, of its own per run.
 
 With -out DIR (a new or empty folder), the workload is also written
-there in the ingestion formats, one file per request in sending order (0001-staff.ndjson, ...),
-and its ground truth as truth.json. The rosters hold made-up names,
-addresses and phones.
+there in the ingestion formats, one file per request in sending order
+(0001-staff.ndjson, ...), and its ground truth as truth.json. The
+rosters hold made-up names, addresses and phones.
 
 Scenarios: %s
 
