@@ -372,8 +372,8 @@ func TestEvaluateServer_errors(t *testing.T) {
 		t.Errorf("stalled detector: %v, want an error waiting for the detector", err)
 	}
 	_, err = simulate.EvaluateServer(context.Background(), w, rejecting{newMemServer(t, cfg.Key)}, simulate.ServerOptions{Poll: time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "accepted") {
-		t.Errorf("rejected lines: %v, want an error naming the lines accepted", err)
+	if err == nil || !strings.Contains(err.Error(), "accepted") || !strings.Contains(err.Error(), ": not valid JSON") {
+		t.Errorf("rejected lines: %v, want an error naming the lines accepted and why the first rejected was", err)
 	}
 }
 

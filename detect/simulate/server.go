@@ -89,7 +89,7 @@ func EvaluateServer(ctx context.Context, w *Workload, srv Server, opts ServerOpt
 			return nil, fmt.Errorf("simulate: send batch %d of %d (%s): %w", i+1, len(x.Batches), b.Kind, err)
 		}
 		if rep.Rejected > 0 || rep.Accepted != len(b.Lines) {
-			return nil, fmt.Errorf("simulate: batch %d (%s): the server accepted %d lines of %d", i+1, b.Kind, rep.Accepted, len(b.Lines))
+			return nil, fmt.Errorf("simulate: batch %d (%s): the server accepted %d lines of %d%s", i+1, b.Kind, rep.Accepted, len(b.Lines), firstLineError(rep))
 		}
 		first[i], last = rep.First, rep.Last
 	}
@@ -116,6 +116,19 @@ func EvaluateServer(ctx context.Context, w *Workload, srv Server, opts ServerOpt
 	rep.Through, rep.Skipped, rep.Latency = "ingest", x.Skipped, latency
 	rep.Elapsed = now().Sub(start)
 	return rep, nil
+}
+
+// firstLineError says why the first line rep lists was rejected, or "".
+// Reports hold line numbers, fields and fixed reasons, never a value.
+func firstLineError(rep *detect.IngestReport) string {
+	if len(rep.Errors) == 0 {
+		return ""
+	}
+	e := rep.Errors[0]
+	if e.Field == "" {
+		return fmt.Sprintf(", the first rejected at line %d: %s", e.Line, e.Reason)
+	}
+	return fmt.Sprintf(", the first rejected at line %d (%s): %s", e.Line, e.Field, e.Reason)
 }
 
 func cmpOr(d, def time.Duration) time.Duration {
