@@ -123,7 +123,7 @@ func (c *simulateCommand) Run(ctx context.Context, args []string) error {
 		}
 		rep, err = simulate.EvaluateServer(ctx, w, securityServer{c}, simulate.ServerOptions{Options: opts})
 		if err != nil {
-			return fmt.Errorf("simulate: %w", err)
+			return err // "simulate: …" already
 		}
 	} else if rep, err = simulate.Evaluate(ctx, w, opts); err != nil {
 		return fmt.Errorf("simulate: %w", err)
