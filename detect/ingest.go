@@ -74,8 +74,10 @@ type IngestReport struct {
 	Kind     string `json:"kind"`
 	Accepted int    `json:"accepted"`
 	Rejected int    `json:"rejected"`
-	// First and Last are the ingest sequences given to the accepted
-	// lines, in order; 0 if none was accepted.
+	// First and Last are the ingest sequences given to the records of
+	// the accepted lines, in order; 0 if none was accepted. A patient
+	// line labelled LabelDecoy gives two records, so Last-First+1 may
+	// be more than Accepted.
 	First  int64       `json:"first,omitempty"`
 	Last   int64       `json:"last,omitempty"`
 	Errors []LineError `json:"errors,omitempty"` // the first MaxIngestErrors

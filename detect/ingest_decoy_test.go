@@ -58,3 +58,41 @@ func TestParseIngest_decoyLabelNearMiss(t *testing.T) {
 		})
 	}
 }
+
+// TestParseIngest_decoyOfTheVault: a decoy line can only name a patient
+// "system:id" of an ingested system. Without a system, or with one that
+// holds a ':', the line is rejected and declares nothing, so a sender can
+// never mark one of the vault's own patients (FHIR ids, without ':').
+func TestParseIngest_decoyOfTheVault(t *testing.T) {
+	tests := []struct {
+		name, body string
+		opts       detect.IngestOptions
+		want       string // the decoy declared, or "" for a rejected line
+	}{
+		{"no system", `{"id":"p1","labels":"honeytoken"}`, detect.IngestOptions{}, ""},
+		{"empty system", `{"system":" ","id":"p1","labels":"honeytoken"}`, detect.IngestOptions{}, ""},
+		{"system with a colon", `{"system":"ehr:x","id":"p1","labels":"honeytoken"}`, detect.IngestOptions{}, ""},
+		{"system of the request", `{"id":"p1","labels":"honeytoken"}`, detect.IngestOptions{System: "ehr"}, "ehr:p1"},
+		{"id with a colon", `{"system":"ehr","id":"x:p1","labels":"honeytoken"}`, detect.IngestOptions{}, "ehr:x:p1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, rep, err := detect.ParseIngest(context.Background(), newIngestTokenizer(t), detect.IngestPatients, detect.ContentNDJSON, strings.NewReader(tt.body+"\n"), tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range recs {
+				if r.Kind == detect.RecordHoneytoken {
+					got = append(got, r.Honeytoken)
+				}
+			}
+			switch {
+			case tt.want == "" && (len(got) != 0 || rep.Rejected != 1):
+				t.Errorf("decoys %v, %d rejected; want none, the line rejected", got, rep.Rejected)
+			case tt.want != "" && (len(got) != 1 || got[0] != tt.want):
+				t.Errorf("decoys %v, want [%s]", got, tt.want)
+			}
+		})
+	}
+}

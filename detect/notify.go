@@ -57,9 +57,10 @@ const DefaultPageScore = 15
 type Dispatcher struct {
 	// Notifiers by name (the name appears in logs and metrics).
 	Notifiers map[string]Notifier
-	// Store, if set, is read by Open to learn the severity of every
-	// stored alert, so that after a restart an alert merged again does
-	// not page unless its severity rose.
+	// Store, if set, is read by Open to learn the severity of the
+	// Known stored alerts detected latest, so that after a restart an
+	// alert merged again does not page unless its severity rose (the
+	// older are forgotten, see Known).
 	Store Store
 	// Metrics, if set, counts alerts and deliveries.
 	Metrics *Metrics
@@ -115,15 +116,22 @@ func NewDispatcher() *Dispatcher {
 // goroutine per notifier.
 func (d *Dispatcher) Open(ctx context.Context) error {
 	if d.Store != nil {
-		alerts, err := d.Store.Alerts(ctx, AlertFilter{})
+		// The newest Known alerts only (Store.Alerts lists newest first):
+		// the older are forgotten as forget would, without ever being
+		// held all at once.
+		limit := d.knownLimit()
+		alerts, err := d.Store.Alerts(ctx, AlertFilter{Limit: limit + 1})
 		if err != nil {
 			return fmt.Errorf("detect: dispatcher: load alerts: %w", err)
 		}
 		d.mu.Lock()
+		if len(alerts) > limit {
+			d.horizon, d.forgot = detectedAt(alerts[limit]), true
+			alerts = alerts[:limit]
+		}
 		for _, a := range alerts {
 			d.known[a.ID] = seen{a.Severity, a.Events, a.Score >= d.PageScore, detectedAt(a)}
 		}
-		d.forget()
 		d.mu.Unlock()
 	}
 	if d.Logger == nil {
@@ -234,10 +242,7 @@ func detectedAt(a *Alert) int64 {
 // earliest, once there are more than Known, and moves the horizon to the
 // latest of them: O(log n) amortised per alert.
 func (d *Dispatcher) forget() {
-	limit := d.Known
-	if limit <= 0 {
-		limit = DefaultNotifyKnown
-	}
+	limit := d.knownLimit()
 	if len(d.known) <= limit {
 		return
 	}
@@ -252,6 +257,14 @@ func (d *Dispatcher) forget() {
 	if !d.forgot || cut > d.horizon {
 		d.horizon, d.forgot = cut, true
 	}
+}
+
+// knownLimit returns Known, or its default.
+func (d *Dispatcher) knownLimit() int {
+	if d.Known <= 0 {
+		return DefaultNotifyKnown
+	}
+	return d.Known
 }
 
 // pages reports whether a, new or escalated, should reach a person.

@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"gonum.org/v1/gonum/stat"
 	"maps"
 	"math"
 	"math/bits"
 	"slices"
 	"strings"
 	"time"
+
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/phivault/phivault"
 )
@@ -333,7 +334,7 @@ type robust struct {
 // robustStats returns the statistics of vals, with their q-quantile; it
 // reorders vals. It is the one robust fit of the package: the behaviour
 // rules' baselines and the risk scorer's models (fitRobust) both use it,
-// so their medians agree (the mean of the middle two for an even count).
+// so their medians agree (the lower middle value for an even count).
 func robustStats(vals []float64, q float64) robust {
 	if len(vals) == 0 {
 		return robust{}

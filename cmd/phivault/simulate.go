@@ -45,10 +45,10 @@ Through a server, time to detect is not measured (alerts carry the
 server's clock, events the simulated one): the latency of the detector
 is printed instead. Use a server, or a -system, of its own per run.
 
-With -out DIR, the workload is also written there in the ingestion
-formats, one file per request in sending order (0001-staff.ndjson, ...),
-and its ground truth as truth.json. The rosters hold made-up names,
-addresses and phones.
+With -out DIR (a new or empty folder), the workload is also written
+there in the ingestion formats, one file per request in sending order
+(0001-staff.ndjson, ...), and its ground truth as truth.json. The
+rosters hold made-up names, addresses and phones.
 
 Scenarios: %s
 
@@ -123,7 +123,7 @@ func (c *simulateCommand) Run(ctx context.Context, args []string) error {
 		}
 		rep, err = simulate.EvaluateServer(ctx, w, securityServer{c}, simulate.ServerOptions{Options: opts})
 		if err != nil {
-			return fmt.Errorf("simulate: %w", err)
+			return err // "simulate: …" already
 		}
 	} else if rep, err = simulate.Evaluate(ctx, w, opts); err != nil {
 		return fmt.Errorf("simulate: %w", err)

@@ -58,6 +58,9 @@ func TestSimulate_ingest(t *testing.T) {
 	if err := run(context.Background(), args, &out, &errb); err != nil {
 		t.Fatalf("phivault %s = %v; stderr %s", strings.Join(args, " "), err, errb.String())
 	}
+	if strings.Contains(out.String()+errb.String(), token) {
+		t.Errorf("the output shows the token")
+	}
 	var got simulate.Report
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("-json output: %v\n%s", err, out.String())
@@ -117,13 +120,18 @@ func TestSimulate_ingest(t *testing.T) {
 }
 
 // TestSimulate_ingestRefused: a token the server refuses stops the run
-// with the server's answer, and nothing is scored.
+// with the server's answer, and nothing is scored; neither the error nor
+// the output shows the token.
 func TestSimulate_ingestRefused(t *testing.T) {
 	url, _, cacert := startSecurityServer(t)
-	t.Setenv("PHIVAULT_TOKEN", "not-the-token")
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"simulate", "-ingest", url, "-cacert", cacert, "-days", "3", "-staff", "60", "-patients", "300", "-scenarios", "none"}, &out, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "401") || out.Len() != 0 {
-		t.Errorf("simulate with a refused token = %v, output %q; want a 401 error and no report", err, out.String())
+	const token = "not-the-token"
+	t.Setenv("PHIVAULT_TOKEN", token)
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"simulate", "-ingest", url, "-cacert", cacert, "-days", "3", "-staff", "60", "-patients", "300", "-scenarios", "none"}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "simulate: simulate:") || out.Len() != 0 {
+		t.Fatalf("simulate with a refused token = %v, output %q; want a 401 error (said once) and no report", err, out.String())
+	}
+	if strings.Contains(err.Error()+out.String()+errb.String(), token) {
+		t.Errorf("the error or output shows the token: %v", err)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -275,22 +277,37 @@ func (x *exporter) relationshipLine(r *detect.Relationship) relationshipLine {
 // "0001-staff.ndjson", "0002-patients.ndjson", …, to be sent in name
 // order (phivault detect ingest -kind KIND FILE), and truth as
 // "truth.json" (ids only). The files hold synthetic plaintext names:
-// they are written 0600.
+// they are created 0600, and never over an existing file, as a folder
+// holding an earlier, longer run's files would send them too.
 func (x *Export) WriteDir(dir string, truth *Truth) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
 	for i, b := range x.Batches {
-		name := filepath.Join(dir, fmt.Sprintf("%04d-%s.ndjson", i+1, b.Kind))
-		if err := os.WriteFile(name, b.Body, 0o600); err != nil {
-			return fmt.Errorf("simulate: %w", err)
+		if err := writeNew(filepath.Join(dir, fmt.Sprintf("%04d-%s.ndjson", i+1, b.Kind)), b.Body); err != nil {
+			return err
 		}
 	}
 	t, err := json.MarshalIndent(truth, "", "  ")
 	if err != nil {
 		return fmt.Errorf("simulate: truth: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "truth.json"), append(t, '\n'), 0o600); err != nil {
+	return writeNew(filepath.Join(dir, "truth.json"), append(t, '\n'))
+}
+
+// writeNew creates file name, 0600, with b; it fails if name exists.
+func writeNew(name string, b []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("simulate: %s exists: write the workload into an empty folder", name)
+	} else if err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("simulate: %w", err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
 	return nil

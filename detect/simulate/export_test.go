@@ -372,7 +372,55 @@ func TestEvaluateServer_errors(t *testing.T) {
 		t.Errorf("stalled detector: %v, want an error waiting for the detector", err)
 	}
 	_, err = simulate.EvaluateServer(context.Background(), w, rejecting{newMemServer(t, cfg.Key)}, simulate.ServerOptions{Poll: time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "accepted") {
-		t.Errorf("rejected lines: %v, want an error naming the lines accepted", err)
+	if err == nil || !strings.Contains(err.Error(), "accepted") || !strings.Contains(err.Error(), ": not valid JSON") {
+		t.Errorf("rejected lines: %v, want an error naming the lines accepted and why the first rejected was", err)
+	}
+}
+
+// stuck is a Server whose detector stays at sequence 0, as one that is
+// stopped or fails every commit.
+type stuck struct{ simulate.Server }
+
+func (stuck) Processed(context.Context) (int64, error) { return 0, nil }
+
+// TestEvaluateServer_stall: a detector that does not move fails the run
+// once Stall has passed, with no deadline on the context; one that keeps
+// moving is waited on past Stall.
+func TestEvaluateServer_stall(t *testing.T) {
+	cfg := small(9)
+	cfg.Key = bytes.Repeat([]byte{9}, 32)
+	cfg.Scenarios = []string{"honeytoken"}
+	w := mustGenerate(t, cfg)
+	opts := simulate.ServerOptions{Poll: time.Millisecond, Stall: 50 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := simulate.EvaluateServer(ctx, w, stuck{newMemServer(t, cfg.Key)}, opts)
+	if err == nil || !strings.Contains(err.Error(), "has not moved from 0") {
+		t.Errorf("stuck detector: %v, want an error saying it has not moved", err)
+	}
+	rep, err := simulate.EvaluateServer(context.Background(), w, newMemServer(t, cfg.Key), opts)
+	if err != nil {
+		t.Fatalf("moving detector: %v", err)
+	}
+	if rep.HoneytokenRecall != 1 {
+		t.Errorf("moving detector: honeytoken recall %v, want 1", rep.HoneytokenRecall)
+	}
+}
+
+// TestExport_writeDirExisting: WriteDir never writes over a file, so a
+// folder with an earlier run's files (more batches, or made readable by
+// others) is refused instead of mixed with this run's.
+func TestExport_writeDirExisting(t *testing.T) {
+	w := mustGenerate(t, small(6))
+	x := mustExport(t, w, 0)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.WriteDir(dir, w.Truth); err != nil {
+		t.Fatalf("a folder without the workload's files: %v", err)
+	}
+	if err := x.WriteDir(dir, w.Truth); err == nil || !strings.Contains(err.Error(), "empty folder") {
+		t.Errorf("WriteDir into a folder holding a workload = %v, want an error asking for an empty folder", err)
 	}
 }

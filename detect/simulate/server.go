@@ -27,6 +27,9 @@ type Server interface {
 // Defaults of ServerOptions.
 const (
 	DefaultServerPoll = 50 * time.Millisecond
+	// DefaultServerStall is how long the detector may go without
+	// processing anything before EvaluateServer gives up on it.
+	DefaultServerStall = 2 * time.Minute
 	// DefaultClockSkew is how far the server's clock may lag the
 	// caller's: alerts detected up to this long before the run started
 	// are fetched too, then kept only if they are about the run's
@@ -40,6 +43,11 @@ type ServerOptions struct {
 	// Poll is the time between two looks at the detector's progress;
 	// default DefaultServerPoll.
 	Poll time.Duration
+	// Stall is how long the detector's progress may stay still, while
+	// behind, before the run fails (a detector that is stopped, failing,
+	// or not watching ingestion would be waited on for ever); default
+	// DefaultServerStall.
+	Stall time.Duration
 	// Now is the caller's clock; default time.Now.
 	Now func() time.Time
 }
@@ -81,12 +89,12 @@ func EvaluateServer(ctx context.Context, w *Workload, srv Server, opts ServerOpt
 			return nil, fmt.Errorf("simulate: send batch %d of %d (%s): %w", i+1, len(x.Batches), b.Kind, err)
 		}
 		if rep.Rejected > 0 || rep.Accepted != len(b.Lines) {
-			return nil, fmt.Errorf("simulate: batch %d (%s): the server accepted %d lines of %d", i+1, b.Kind, rep.Accepted, len(b.Lines))
+			return nil, fmt.Errorf("simulate: batch %d (%s): the server accepted %d lines of %d%s", i+1, b.Kind, rep.Accepted, len(b.Lines), firstLineError(rep))
 		}
 		first[i], last = rep.First, rep.Last
 	}
 	sent := now()
-	if err := waitProcessed(ctx, srv, last, poll); err != nil {
+	if err := waitProcessed(ctx, srv, last, poll, cmpOr(opts.Stall, DefaultServerStall), now); err != nil {
 		return nil, err
 	}
 	latency := now().Sub(sent)
@@ -110,6 +118,19 @@ func EvaluateServer(ctx context.Context, w *Workload, srv Server, opts ServerOpt
 	return rep, nil
 }
 
+// firstLineError says why the first line rep lists was rejected, or "".
+// Reports hold line numbers, fields and fixed reasons, never a value.
+func firstLineError(rep *detect.IngestReport) string {
+	if len(rep.Errors) == 0 {
+		return ""
+	}
+	e := rep.Errors[0]
+	if e.Field == "" {
+		return fmt.Sprintf(", the first rejected at line %d: %s", e.Line, e.Reason)
+	}
+	return fmt.Sprintf(", the first rejected at line %d (%s): %s", e.Line, e.Field, e.Reason)
+}
+
 func cmpOr(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -117,10 +138,12 @@ func cmpOr(d, def time.Duration) time.Duration {
 	return d
 }
 
-// waitProcessed polls srv until it has processed sequence last.
-func waitProcessed(ctx context.Context, srv Server, last int64, poll time.Duration) error {
+// waitProcessed polls srv until it has processed sequence last. It fails
+// once the detector has not moved for stall.
+func waitProcessed(ctx context.Context, srv Server, last int64, poll, stall time.Duration, now func() time.Time) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	prev, moved := int64(-1), now()
 	for {
 		done, err := srv.Processed(ctx)
 		if err != nil {
@@ -128,6 +151,12 @@ func waitProcessed(ctx context.Context, srv Server, last int64, poll time.Durati
 		}
 		if done >= last {
 			return nil
+		}
+		if done != prev {
+			prev, moved = done, now()
+		} else if still := now().Sub(moved); still >= stall {
+			return fmt.Errorf("simulate: the detector has not moved from %d (of %d sent) for %v: is it running? (phivault detect status)",
+				done, last, still.Round(time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
