@@ -49,7 +49,9 @@ const DefaultPageScore = 15
 // bounded (Known): beyond it, those detected earliest are forgotten, and
 // an alert that comes back detected no later than the latest forgotten
 // one is taken as paged at its severity: it never pages twice for the
-// same severity, and its later rises do not page (they are stored).
+// same severity, and its later rises do not page (they are stored);
+// except a critical one, which pages again rather than risk never paging
+// (at most once each time it is forgotten).
 //
 // Create it with NewDispatcher, set fields, Open, and Close. OnCommit is
 // safe for concurrent use, though the pipeline calls it from one
@@ -218,12 +220,15 @@ func (d *Dispatcher) OnCommit(alerts []*Alert) {
 
 // recall returns what is known of a. An alert not known but detected no
 // later than the latest forgotten one may have been forgotten: it is
-// taken as seen and paged at its severity (at most once).
+// taken as seen and paged at its severity (at most once), unless it is
+// critical: a critical alert that cannot be told from a new one (it rose
+// after it was forgotten, or the clock stepped back past the horizon)
+// pages, a repeat page being the lesser harm.
 func (d *Dispatcher) recall(a *Alert) (seen, bool) {
 	if s, ok := d.known[a.ID]; ok {
 		return s, true
 	}
-	if d.forgot && detectedAt(a) <= d.horizon {
+	if d.forgot && detectedAt(a) <= d.horizon && a.Severity < SeverityCritical {
 		return seen{severity: a.Severity, events: a.Events, paged: true}, true
 	}
 	return seen{}, false

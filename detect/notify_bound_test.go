@@ -51,13 +51,19 @@ func TestDispatcher_Known_bounded(t *testing.T) {
 	latest.Severity = SeverityHigh
 	d.OnCommit([]*Alert{latest}) // known, raised: pages
 	d.OnCommit([]*Alert{alert(1000, SeverityLow)})
+	// A forgotten alert risen to critical pages: it cannot be told from a
+	// new one, and a critical alert must never go unpaged. Once.
+	second := alert(1, SeverityCritical)
+	d.OnCommit([]*Alert{second})
+	second.Events++
+	d.OnCommit([]*Alert{second})
 	if err := d.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(log.sent); n != 1002 {
-		t.Fatalf("%d pages, want 1002", n)
+	if n := len(log.sent); n != 1003 {
+		t.Fatalf("%d pages, want 1003", n)
 	}
-	want := []string{"a0999@high", "a1000@low"}
+	want := []string{"a0999@high", "a1000@low", "a0001@critical"}
 	if got := log.sent[1000:]; !slices.Equal(got, want) {
 		t.Errorf("last pages %v, want %v", got, want)
 	}
