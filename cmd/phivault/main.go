@@ -17,6 +17,7 @@
 //	phivault detect   replay the detectors offline; ingest other systems' logs
 //	phivault honeytoken make decoy patients whose every touch is an alert
 //	phivault incidents open, follow and change security incidents
+//	phivault playbook check playbooks; dry-run one against a recorded alert
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
 //
@@ -57,6 +58,7 @@ Commands:
   detect   replay the detectors offline; ingest other systems' logs
   honeytoken  make decoy patients whose every touch is an alert
   incidents   open, follow and change security incidents
+  playbook    check playbooks; dry-run one against a recorded alert
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -132,6 +134,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &honeytokenCommand{stdout: stdout, stderr: stderr}
 	case "incidents":
 		cmd = &incidentsCommand{stdin: os.Stdin, stdout: stdout, stderr: stderr}
+	case "playbook":
+		cmd = &playbookCommand{stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":
