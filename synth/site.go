@@ -29,9 +29,12 @@ type Site struct {
 	// decoy follows one of them, drawn at random, in what differs from
 	// site to site: its identifiers (the same systems and types, with new
 	// values shaped like the site's: see Decoys), its managing
-	// organisation, whether it names a general practitioner, and its meta
-	// tags and security labels, which every resource of the decoy then
-	// carries. Nothing else of them is copied. At least one is required.
+	// organisation, whether it names a general practitioner, and those of
+	// its meta tags and security labels that at least half the given
+	// patients carry, which every resource of the decoy then carries. A
+	// rarer tag or label (VIP, R, PSY, a consent or a study) is a fact
+	// about that patient: copied, it would mislead access policies and
+	// worklists. Nothing else of them is copied. At least one is required.
 	Patients []json.RawMessage
 	// Taken reports whether some patient already has the identifier
 	// system|value; a decoy then draws another value. Nil means none is.
@@ -67,6 +70,7 @@ type site struct {
 	*Site
 	patients []sitePatient
 	values   map[string][]string // by identifier system
+	carriers map[coding]int      // patients carrying each meta tag or label, by system and code
 }
 
 // newSite checks s and decodes its patients.
@@ -87,7 +91,7 @@ func newSite(s *Site) (*site, error) {
 	if len(s.Patients) == 0 {
 		return nil, phivault.Errorf(phivault.EINVALID, "The site has no patient to follow.")
 	}
-	st := &site{Site: s, values: map[string][]string{}}
+	st := &site{Site: s, values: map[string][]string{}, carriers: map[coding]int{}}
 	for i, raw := range s.Patients {
 		var p sitePatient
 		if err := json.Unmarshal(raw, &p); err != nil {
@@ -100,8 +104,38 @@ func newSite(s *Site) (*site, error) {
 			}
 		}
 		st.patients = append(st.patients, p)
+		st.countCarriers(p)
 	}
 	return st, nil
+}
+
+// countCarriers counts p among the carriers of each of its meta tags and
+// labels, once per system and code.
+func (s *site) countCarriers(p sitePatient) {
+	if p.Meta == nil {
+		return
+	}
+	seen := map[coding]bool{}
+	for _, c := range slices.Concat(p.Meta.Tag, p.Meta.Security) {
+		k := coding{System: c.System, Code: c.Code}
+		if !seen[k] {
+			seen[k] = true
+			s.carriers[k]++
+		}
+	}
+}
+
+// siteWide returns the codings of cs that at least half the site's
+// patients carry: marks of the site or its source (Synthea's tag, the
+// demo's HTEST), not facts about one patient.
+func (s *site) siteWide(cs []coding) []coding {
+	var out []coding
+	for _, c := range cs {
+		if 2*s.carriers[coding{System: c.System, Code: c.Code}] >= len(s.patients) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // look draws the site's departments and the look of one decoy from r.
@@ -112,8 +146,11 @@ func (s *site) look(r *rand.Rand) (*shared, *look, error) {
 	if p.ManagingOrganization != nil && p.ManagingOrganization.Reference != "" {
 		l.managingOrganization = p.ManagingOrganization.Reference
 	}
-	if p.Meta != nil && (len(p.Meta.Tag) > 0 || len(p.Meta.Security) > 0) {
-		l.meta = &meta{Security: p.Meta.Security, Tag: p.Meta.Tag}
+	if p.Meta != nil {
+		tag, sec := s.siteWide(p.Meta.Tag), s.siteWide(p.Meta.Security)
+		if len(tag) > 0 || len(sec) > 0 {
+			l.meta = &meta{Security: sec, Tag: tag}
+		}
 	}
 	ids, err := s.identifiers(r, p.Identifier)
 	if err != nil {

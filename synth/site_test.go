@@ -206,3 +206,40 @@ func TestDecoys_SiteErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDecoys_SiteWideMeta checks that a decoy carries only the tags and
+// labels at least half the site's patients carry: the site's tag, the
+// normal confidentiality two of three have, never the VIP label or the
+// study tag of one patient, which would mislead policies and worklists.
+func TestDecoys_SiteWideMeta(t *testing.T) {
+	site := testSite()
+	const (
+		tag    = `{"system":"https://smarthealthit.org/tags","code":"synthea-5-2019"}`
+		normal = `{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"N"}`
+		vip    = `{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"VIP"}`
+		study  = `{"system":"urn:site:study","code":"trial-17"}`
+	)
+	patient := func(tags, labels string) json.RawMessage {
+		return json.RawMessage(`{"resourceType":"Patient","meta":{"tag":[` + tags + `],"security":[` + labels + `]}}`)
+	}
+	site.Patients = []json.RawMessage{patient(tag+","+study, normal+","+vip), patient(tag, normal), patient(tag, "")}
+	_, rs := MustDecode(t, mustDecoys(t, 6, 30, synth.DecoyOptions{Site: site}))
+	normals := 0
+	for i, res := range rs {
+		for j, r := range res {
+			m, _ := json.Marshal(r["meta"])
+			if strings.Contains(string(m), "VIP") || strings.Contains(string(m), "trial-17") {
+				t.Errorf("decoy %d entry %d meta %s carries one patient's label or tag", i, j, m)
+			}
+			if !strings.Contains(string(m), "synthea-5-2019") {
+				t.Errorf("decoy %d entry %d meta %s lacks the site's tag", i, j, m)
+			}
+			if j == 0 && strings.Contains(string(m), `"code":"N"`) {
+				normals++
+			}
+		}
+	}
+	if normals == 0 || normals == len(rs) {
+		t.Errorf("%d of %d decoys carry N, want some (as two of three patients do)", normals, len(rs))
+	}
+}
