@@ -29,7 +29,9 @@ type Site struct {
 	// decoy follows one of them, drawn at random, in what differs from
 	// site to site: its identifiers (the same systems and types, with new
 	// values shaped like the site's: see Decoys), its managing
-	// organisation, whether it names a general practitioner, and those of
+	// organisation, whether it names a general practitioner, whether it
+	// has active, telecom, address, maritalStatus and communication
+	// elements (not their values), and those of
 	// its meta tags and security labels that at least half the given
 	// patients carry, which every resource of the decoy then carries. A
 	// rarer tag or label (VIP, R, PSY, a consent or a study) is a fact
@@ -62,6 +64,7 @@ type sitePatient struct {
 		Tag      []coding `json:"tag"`
 		Security []coding `json:"security"`
 	} `json:"meta"`
+	elements map[string]json.RawMessage // every element, to tell which it has
 }
 
 // site is a Site ready for Decoys: its patients decoded, and the values
@@ -94,7 +97,7 @@ func newSite(s *Site) (*site, error) {
 	st := &site{Site: s, values: map[string][]string{}, carriers: map[coding]int{}}
 	for i, raw := range s.Patients {
 		var p sitePatient
-		if err := json.Unmarshal(raw, &p); err != nil {
+		if json.Unmarshal(raw, &p) != nil || json.Unmarshal(raw, &p.elements) != nil {
 			return nil, phivault.Errorf(phivault.EINVALID, "Site patient %d is not a Patient resource.", i)
 		}
 		for _, id := range p.Identifier {
@@ -142,7 +145,12 @@ func (s *site) siteWide(cs []coding) []coding {
 func (s *site) look(r *rand.Rand) (*shared, *look, error) {
 	sh := s.departments(r)
 	p := pick(r, s.patients)
-	l := &look{generalPractitioner: len(p.GeneralPractitioner) > 0}
+	l := &look{generalPractitioner: len(p.GeneralPractitioner) > 0, lacks: map[string]bool{}}
+	for _, name := range optionalElements {
+		if _, ok := p.elements[name]; !ok {
+			l.lacks[name] = true
+		}
+	}
 	if p.ManagingOrganization != nil && p.ManagingOrganization.Reference != "" {
 		l.managingOrganization = p.ManagingOrganization.Reference
 	}

@@ -243,3 +243,36 @@ func TestDecoys_SiteWideMeta(t *testing.T) {
 		t.Errorf("%d of %d decoys carry N, want some (as two of three patients do)", normals, len(rs))
 	}
 }
+
+// TestDecoys_SiteElements checks that a decoy has the optional Patient
+// elements its site's patients have and no other: none of active,
+// telecom, address, maritalStatus or communication after Synthea's (no
+// active), all after a patient with all.
+func TestDecoys_SiteElements(t *testing.T) {
+	full := json.RawMessage(`{"resourceType":"Patient","active":true,"telecom":[{"system":"phone","value":"x"}],"address":[{"city":"x"}],
+		"maritalStatus":{"text":"x"},"communication":[{"language":{"text":"x"}}]}`)
+	sparse := json.RawMessage(`{"resourceType":"Patient","telecom":[{"system":"phone","value":"x"}],"address":[{"city":"x"}]}`)
+	for name, c := range map[string]struct {
+		patient json.RawMessage
+		want    []string
+	}{
+		"full":   {full, []string{"active", "address", "communication", "maritalStatus", "telecom"}},
+		"sparse": {sparse, []string{"address", "telecom"}},
+	} {
+		site := testSite()
+		site.Patients = []json.RawMessage{c.patient}
+		_, rs := MustDecode(t, mustDecoys(t, 7, 4, synth.DecoyOptions{Site: site}))
+		for i, res := range rs {
+			var got []string
+			for _, e := range []string{"active", "telecom", "address", "maritalStatus", "communication"} {
+				if _, ok := res[0][e]; ok {
+					got = append(got, e)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s: decoy %d has %v, want %v", name, i, got, c.want)
+			}
+		}
+	}
+}
