@@ -253,37 +253,51 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 
 // reshape returns a new value shaped like v, one of seen (the values the
 // site's patients have in v's system): a UUID becomes a new random UUID
-// of the same version;
-// otherwise each character the values of v's length all agree on is kept
-// ("999-" of an SSN, "MRN-"), and each other digit or letter is drawn
-// anew in its class. With a single value of that length to learn from,
-// letters are kept and digits drawn.
+// of the same version; otherwise each character kept is one the site's
+// values agree on (the characters all values of v's length share where
+// there are two such values at least, else the prefix all of seen
+// share: "999-" of an SSN, "MRN-"), and each other digit or letter is
+// drawn anew in its class. A value with nothing to learn from keeps only
+// its punctuation: the letters of a lone value may be its holder's
+// (driver's licences spell the surname in some states).
 func reshape(r *rand.Rand, v string, seen []string) string {
 	if uuidPattern.MatchString(v) {
 		u := []byte(newUUID(r))
 		u[14] = v[14] // the version: random (4) or name-based (3, 5), as the site's
 		return string(u)
 	}
-	var peers []string
-	for _, s := range seen {
-		if len(s) == len(v) {
-			peers = append(peers, s)
-		}
-	}
+	kept := agreed(v, seen)
 	out := []byte(v)
 	for i, c := range out {
-		fixed := len(peers) >= 2
-		for _, p := range peers {
-			fixed = fixed && p[i] == c
-		}
-		if len(peers) < 2 {
-			fixed = !isDigit(c)
-		}
-		if !fixed {
+		if !kept[i] {
 			out[i] = drawLike(r, c)
 		}
 	}
 	return string(out)
+}
+
+// agreed returns which characters of v the values of seen (v among
+// them) agree on: by position among those of v's length, if two at
+// least, else as their common prefix, if seen holds two values at least.
+func agreed(v string, seen []string) []bool {
+	kept := make([]bool, len(v))
+	peers := slices.DeleteFunc(slices.Clone(seen), func(s string) bool { return len(s) != len(v) })
+	if len(peers) >= 2 {
+		for i := range kept {
+			kept[i] = !slices.ContainsFunc(peers, func(p string) bool { return p[i] != v[i] })
+		}
+		return kept
+	}
+	if len(seen) < 2 {
+		return kept
+	}
+	for i := range kept {
+		if slices.ContainsFunc(seen, func(p string) bool { return i >= len(p) || p[i] != v[i] }) {
+			break
+		}
+		kept[i] = true
+	}
+	return kept
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -118,11 +118,15 @@ func TestDecoys_Site(t *testing.T) {
 
 // TestDecoys_SiteLook checks that a decoy following a site patient with a
 // managing organisation and a general practitioner has both, the
-// organisation the patient's, and no meta when the patient has none.
+// organisation the patient's, no meta when the patient has none, and a
+// record number keeping the prefix the site's agree on.
 func TestDecoys_SiteLook(t *testing.T) {
 	site := testSite()
-	site.Patients = []json.RawMessage{json.RawMessage(`{"resourceType":"Patient","identifier":[{"system":"urn:site:mrn","value":"MRN-004521"}],
-		"managingOrganization":{"reference":"Organization/o2"},"generalPractitioner":[{"reference":"Practitioner/p9"}]}`)}
+	patient := func(mrn string) json.RawMessage {
+		return json.RawMessage(`{"resourceType":"Patient","identifier":[{"system":"urn:site:mrn","value":"` + mrn + `"}],
+		"managingOrganization":{"reference":"Organization/o2"},"generalPractitioner":[{"reference":"Practitioner/p9"}]}`)
+	}
+	site.Patients = []json.RawMessage{patient("MRN-004521"), patient("MRN-01733")}
 	_, rs := MustDecode(t, mustDecoys(t, 4, 5, synth.DecoyOptions{Site: site}))
 	for i, res := range rs {
 		p := res[0]
@@ -133,8 +137,8 @@ func TestDecoys_SiteLook(t *testing.T) {
 			t.Errorf("decoy %d general practitioner %v, want one of its own clinicians", i, gp)
 		}
 		id := asSlice(p["identifier"])[0].(map[string]any)
-		if v := id["value"].(string); !strings.HasPrefix(v, "MRN-") || len(v) != 10 || v == "MRN-004521" {
-			t.Errorf("decoy %d MRN %q, want MRN- and six new digits", i, v)
+		if v := id["value"].(string); !strings.HasPrefix(v, "MRN-0") || len(v) < 9 || v == "MRN-004521" || v == "MRN-01733" {
+			t.Errorf("decoy %d MRN %q, want the site's MRN-0 and new digits", i, v)
 		}
 		for j, r := range res {
 			if m, ok := r["meta"]; ok {
@@ -274,5 +278,38 @@ func TestDecoys_SiteElements(t *testing.T) {
 				t.Errorf("%s: decoy %d has %v, want %v", name, i, got, c.want)
 			}
 		}
+	}
+}
+
+// TestDecoys_SiteLoneValue checks that a value no other of its system
+// teaches anything about keeps none of its letters or digits (a
+// driver's licence that spells its holder's surname), while a value
+// with a peer of its length keeps what they share.
+func TestDecoys_SiteLoneValue(t *testing.T) {
+	site := testSite()
+	site.Patients = []json.RawMessage{json.RawMessage(`{"resourceType":"Patient","identifier":[
+		{"system":"urn:wa:dl","value":"HALLONA123BC"},{"system":"urn:site:mrn","value":"MRN-004521"}]}`),
+		json.RawMessage(`{"resourceType":"Patient","identifier":[{"system":"urn:site:mrn","value":"MRN-017733"}]}`)}
+	_, rs := MustDecode(t, mustDecoys(t, 8, 20, synth.DecoyOptions{Site: site}))
+	lone := 0
+	for i, res := range rs {
+		for _, x := range asSlice(res[0]["identifier"]) {
+			id := x.(map[string]any)
+			v := id["value"].(string)
+			switch id["system"] {
+			case "urn:wa:dl":
+				lone++
+				if strings.HasPrefix(v, "HAL") || len(v) != 12 {
+					t.Errorf("decoy %d licence %q keeps its holder's letters", i, v)
+				}
+			case "urn:site:mrn":
+				if !strings.HasPrefix(v, "MRN-0") || len(v) != 10 {
+					t.Errorf("decoy %d MRN %q, want MRN-0 and five new digits", i, v)
+				}
+			}
+		}
+	}
+	if lone == 0 {
+		t.Error("no decoy of 20 follows the patient with a licence")
 	}
 }
