@@ -27,8 +27,8 @@ type Site struct {
 	Locations, Practitioners []string
 	// Patients are some of the site's Patient resources, as JSON. Each
 	// decoy follows one of them, drawn at random, in what differs from
-	// site to site: its identifiers (the same systems and types, with new
-	// values shaped like the site's: see Decoys), its managing
+	// site to site: its identifiers (the same uses, types, systems and
+	// assigners, with new values shaped like the site's: see Decoys), its managing
 	// organisation, whether it names a general practitioner, whether it
 	// has active, telecom, address, maritalStatus and communication
 	// elements (not their values), and those of
@@ -212,6 +212,12 @@ func orElse[T any](a, b []T) []T {
 	return b
 }
 
+// identifierShape are the elements of a site patient's identifier a
+// decoy copies: what the site's identifiers of that kind share. Its
+// period (when that patient was registered), extensions and id are the
+// patient's own, and are left out.
+var identifierShape = []string{"use", "type", "system", "assigner"}
+
 // identifiers returns copies of template, a site patient's identifiers,
 // with new values: those the site's patients share are redrawn together
 // (Synthea's record number repeats its id), and a draw any patient
@@ -223,8 +229,10 @@ func (s *site) identifiers(r *rand.Rand, template []map[string]any) ([]map[strin
 		free := true
 		for i, id := range template {
 			c := make(map[string]any, len(id))
-			for k, v := range id {
-				c[k] = v
+			for _, k := range identifierShape {
+				if v, ok := id[k]; ok {
+					c[k] = v
+				}
 			}
 			sys, _ := id["system"].(string)
 			if v, ok := id["value"].(string); ok && v != "" {

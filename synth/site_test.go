@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -311,5 +312,23 @@ func TestDecoys_SiteLoneValue(t *testing.T) {
 	}
 	if lone == 0 {
 		t.Error("no decoy of 20 follows the patient with a licence")
+	}
+}
+
+// TestDecoys_SiteIdentifierShape checks that a decoy's identifier copies
+// the use, type, system and assigner of the site patient's and neither
+// its period (when that patient registered) nor its extensions.
+func TestDecoys_SiteIdentifierShape(t *testing.T) {
+	site := testSite()
+	site.Patients = []json.RawMessage{json.RawMessage(`{"resourceType":"Patient","identifier":[{"use":"official","type":{"text":"MRN"},
+		"system":"urn:site:mrn","value":"MRN-004521","assigner":{"reference":"Organization/o1"},"period":{"start":"2011-06-14"},
+		"extension":[{"url":"urn:site:note","valueString":"x"}]}]}`)}
+	_, rs := MustDecode(t, mustDecoys(t, 9, 2, synth.DecoyOptions{Site: site}))
+	for i, res := range rs {
+		id := asSlice(res[0]["identifier"])[0].(map[string]any)
+		got := slices.Sorted(maps.Keys(id))
+		if want := []string{"assigner", "system", "type", "use", "value"}; !slices.Equal(got, want) {
+			t.Errorf("decoy %d identifier has %v, want %v", i, got, want)
+		}
 	}
 }
