@@ -8,6 +8,7 @@ import (
 	mathrand "math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/access"
@@ -37,6 +38,10 @@ const (
 // (readSite): decoys are treated by its clinicians at its organisations,
 // and follow its patients' identifiers, tags and managing organisation.
 type decoyMaker struct {
+	// mu serialises MakeDecoys: two requests at once would read the same
+	// vault, continue the demo's numbering from the same count, and check
+	// their identifiers free before either plants.
+	mu      sync.Mutex
 	records phivault.RecordService // through access and audit
 	// vault is the vault below access and audit, for what planting must
 	// not touch through the audited path: the patients decoys follow
@@ -55,9 +60,11 @@ type decoyMaker struct {
 func (m *decoyMaker) MakeDecoys(ctx context.Context, n int) ([]string, error) {
 	ctx = phivault.WithPrincipal(ctx, access.BootstrapPrincipal("honeytoken"))
 	ctx = phivault.WithRequestInfo(ctx, phivault.RequestInfo{Actor: "honeytoken", Roles: []string{access.BootstrapRole}, Purpose: detect.DefaultPlantPurpose})
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var seed [32]byte
 	if _, err := cryptorand.Read(seed[:]); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("seed decoys: %w", err)
 	}
 	r := mathrand.New(mathrand.NewChaCha8(seed))
 	opts, err := m.options(ctx, r)
@@ -87,9 +94,13 @@ func (m *decoyMaker) MakeDecoys(ctx context.Context, n int) ([]string, error) {
 func (m *decoyMaker) plant(ctx context.Context, bundle []byte) (string, error) {
 	res, err := m.records.Bundle(ctx, bundle, "")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("plant decoy: %w", err)
 	}
-	return synth.PatientID(res.Body)
+	id, err := synth.PatientID(res.Body)
+	if err != nil {
+		return "", fmt.Errorf("plant decoy: %w", err)
+	}
+	return id, nil
 }
 
 // options returns the demo hospital's options in the demo vault, the
@@ -190,7 +201,9 @@ func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Sit
 // organisations that give care, each with the locations it manages
 // (Location.managingOrganization) or its PractitionerRoles name, and the
 // practitioners those roles link to it. Locations and practitioners no
-// organisation lists are the site's own.
+// organisation lists are the site's own, but for practitioners whose
+// roles are all at payers or organisations no longer active: a claims
+// reviewer or a departed doctor treating a decoy would be a tell.
 func siteOf(orgs, locs, pracs, roles []siteResource) *synth.Site {
 	site := &synth.Site{}
 	for _, o := range orgs {
@@ -212,8 +225,12 @@ func siteOf(orgs, locs, pracs, roles []siteResource) *synth.Site {
 		}
 	}
 	worksFor := map[string][]string{} // practitioner → organisations
+	elsewhere := map[string]bool{}    // practitioners with a role at a payer or closed organisation
 	for _, role := range roles {
 		p, o := role.reference("practitioner"), byRef[role.reference("organization")]
+		if p != "" && o == nil && role.reference("organization") != "" {
+			elsewhere[p] = true
+		}
 		if p == "" || o == nil || slices.Contains(worksFor[p], o.Reference) {
 			continue
 		}
@@ -228,7 +245,7 @@ func siteOf(orgs, locs, pracs, roles []siteResource) *synth.Site {
 		for _, o := range worksFor[p.ref] {
 			byRef[o].Practitioners = append(byRef[o].Practitioners, p.ref)
 		}
-		if len(worksFor[p.ref]) == 0 {
+		if len(worksFor[p.ref]) == 0 && !elsewhere[p.ref] {
 			site.Practitioners = append(site.Practitioners, p.ref)
 		}
 	}
