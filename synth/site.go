@@ -25,6 +25,12 @@ type Site struct {
 	// The site needs one practitioner at least, here or in an
 	// organisation.
 	Locations, Practitioners []string
+	// UnlocatedEncounters is the share of the site's encounters that name
+	// no location, from 0 (the default: all do) to 1: a department of a
+	// decoy's history names none with that probability, so that decoys'
+	// encounters are not alone in pointing at Locations where the site's
+	// do not (Synthea's never do).
+	UnlocatedEncounters float64
 	// Patients are some of the site's Patient resources, as JSON. Each
 	// decoy follows one of them, drawn at random, in what differs from
 	// site to site: its identifiers (the same uses, types, systems and
@@ -190,12 +196,18 @@ func (s *site) departments(r *rand.Rand) *shared {
 		if len(d.practitioners) == 0 {
 			d.practitioners = orgs[0].Practitioners // some organisation has some
 		}
-		if locs := orElse(o.Locations, s.Locations); len(locs) > 0 {
+		if locs := orElse(o.Locations, s.Locations); len(locs) > 0 && !s.unlocated(r) {
 			d.location = pick(r, locs)
 		}
 		sh.depts[i] = d
 	}
 	return sh
+}
+
+// unlocated reports whether a department's encounters name no location,
+// drawn from r as UnlocatedEncounters says.
+func (s *site) unlocated(r *rand.Rand) bool {
+	return s.UnlocatedEncounters > 0 && r.Float64() < s.UnlocatedEncounters
 }
 
 func boolOrder(b bool) int {

@@ -332,3 +332,33 @@ func TestDecoys_SiteIdentifierShape(t *testing.T) {
 		}
 	}
 }
+
+// TestDecoys_SiteUnlocated checks that decoys' encounters name no
+// location when none of the site's do, and some do when half of them do.
+func TestDecoys_SiteUnlocated(t *testing.T) {
+	for _, c := range []struct {
+		share   float64
+		located func(n, of int) bool
+	}{
+		{1, func(n, _ int) bool { return n == 0 }},
+		{0.5, func(n, of int) bool { return n > 0 && n < of }},
+	} {
+		site := testSite()
+		site.UnlocatedEncounters = c.share
+		_, rs := MustDecode(t, mustDecoys(t, 10, 10, synth.DecoyOptions{Site: site}))
+		located, encounters := 0, 0
+		for _, res := range rs {
+			for _, r := range res {
+				if r["resourceType"] == "Encounter" {
+					encounters++
+					if _, ok := r["location"]; ok {
+						located++
+					}
+				}
+			}
+		}
+		if !c.located(located, encounters) {
+			t.Errorf("share %v unlocated: %d of %d decoy encounters name a location", c.share, located, encounters)
+		}
+	}
+}
