@@ -23,7 +23,7 @@ const demoSeed = 1
 // over a large hospital, little enough to stay quick.
 const (
 	maxSiteShared   = 10_000 // Organizations, Locations, Practitioners, PractitionerRoles each
-	sitePatientPage = 100    // patients a request follows
+	sitePatientPage = 100    // patients a request follows, and encounters it looks at
 )
 
 // decoyMaker makes honeytokens through the whole request path (audit and
@@ -45,7 +45,7 @@ type decoyMaker struct {
 	records phivault.RecordService // through access and audit
 	// vault is the vault below access and audit, for what planting must
 	// not touch through the audited path: the patients decoys follow
-	// (earlier decoys among them would be touches by the planter, each a
+	// and the encounters whose locations they count (earlier decoys among them would be touches by the planter, each a
 	// false critical alert) and whether an identifier is taken (a count,
 	// no patient's data). As detectContext does, it reads what it keeps
 	// (identifier shapes, tags) in memory only.
@@ -171,7 +171,8 @@ var errEmptySite = phivault.Errorf(phivault.EPRECONDITION,
 
 // readSite reads the site's active Organizations, Locations,
 // Practitioners and PractitionerRoles (siteOf groups them), and a page of
-// its patients at an offset drawn from r, for decoys to follow.
+// its patients at an offset drawn from r, for decoys to follow, and of
+// its encounters, for how many name a location.
 func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Site, error) {
 	var shared [4][]siteResource
 	for i, typ := range []string{"Organization", "Location", "Practitioner", "PractitionerRole"} {
@@ -190,6 +191,9 @@ func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Sit
 		return nil, err
 	}
 	site.Patients = patients
+	if site.UnlocatedEncounters, err = m.unlocatedShare(ctx, r); err != nil {
+		return nil, err
+	}
 	site.Taken = func(system, value string) (bool, error) {
 		n, err := m.count(ctx, m.vault, "Patient", phivault.QueryParam{Name: "identifier", Values: []string{system + "|" + value}})
 		return n > 0, err
@@ -255,24 +259,46 @@ func siteOf(orgs, locs, pracs, roles []siteResource) *synth.Site {
 // samplePatients returns a page of the vault's patients at an offset
 // drawn from r, or errEmptySite if it has none.
 func (m *decoyMaker) samplePatients(ctx context.Context, r *mathrand.Rand) ([]json.RawMessage, error) {
-	total, err := m.count(ctx, m.vault, "Patient")
-	if err != nil {
+	out, err := m.samplePage(ctx, r, "Patient")
+	if err == nil && len(out) == 0 {
+		err = errEmptySite
+	}
+	return out, err
+}
+
+// unlocatedShare returns the share of a page of the vault's encounters,
+// at an offset drawn from r, that name no location (0 if it has none):
+// only whether each names one is kept.
+func (m *decoyMaker) unlocatedShare(ctx context.Context, r *mathrand.Rand) (float64, error) {
+	page, err := m.samplePage(ctx, r, "Encounter")
+	if err != nil || len(page) == 0 {
+		return 0, err
+	}
+	unlocated := 0
+	for _, b := range page {
+		var e struct{ Location []json.RawMessage }
+		if json.Unmarshal(b, &e) == nil && len(e.Location) == 0 {
+			unlocated++
+		}
+	}
+	return float64(unlocated) / float64(len(page)), nil
+}
+
+// samplePage returns a page of the vault's resources of typ at an offset
+// drawn from r, read below access and audit (see decoyMaker.vault).
+func (m *decoyMaker) samplePage(ctx context.Context, r *mathrand.Rand, typ string) ([]json.RawMessage, error) {
+	total, err := m.count(ctx, m.vault, typ)
+	if err != nil || total == 0 {
 		return nil, err
 	}
-	if total == 0 {
-		return nil, errEmptySite
-	}
 	offset := r.IntN(max(total-sitePatientPage, 0) + 1)
-	res, err := m.vault.Search(ctx, &phivault.Query{Type: "Patient", Count: sitePatientPage, Offset: offset, Sorted: true, SortAsc: true})
+	res, err := m.vault.Search(ctx, &phivault.Query{Type: typ, Count: sitePatientPage, Offset: offset, Sorted: true, SortAsc: true})
 	if err != nil {
-		return nil, fmt.Errorf("read patients: %w", err)
+		return nil, fmt.Errorf("sample %s: %w", typ, err)
 	}
 	out := make([]json.RawMessage, 0, len(res.Matches))
 	for _, r := range res.Matches {
 		out = append(out, r.Body)
-	}
-	if len(out) == 0 {
-		return nil, errEmptySite
 	}
 	return out, nil
 }

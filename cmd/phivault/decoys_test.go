@@ -234,6 +234,33 @@ func TestDecoys_site(t *testing.T) {
 	}
 }
 
+// TestDecoys_unlocatedShare checks the share of the site's encounters
+// that name no location: none of the test site's three, then one of
+// four.
+func TestDecoys_unlocatedShare(t *testing.T) {
+	v := mustDecoyVault(t)
+	s := v.loadSite(t)
+	m := &decoyMaker{records: v.records, vault: v.reindex.records}
+	sys := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+	share := func() float64 {
+		t.Helper()
+		site, err := m.readSite(sys, mathrand.New(mathrand.NewPCG(1, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return site.UnlocatedEncounters
+	}
+	if got := share(); got != 0 {
+		t.Errorf("unlocated share %v, want 0", got)
+	}
+	if _, _, err := v.records.Create(sys, "Encounter", []byte(`{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/`+s.patients[0]+`"}}`), phivault.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := share(); got != 0.25 {
+		t.Errorf("unlocated share %v after one unlocated encounter of four, want 0.25", got)
+	}
+}
+
 // waitHoneytokenAlert polls the alerts until a honeytoken alert names
 // patient, and returns it.
 func waitHoneytokenAlert(t *testing.T, v *decoyVault, patient string) (found struct {
@@ -516,6 +543,10 @@ func TestDecoys_synthea(t *testing.T) {
 				t.Fatalf("import %s: %v", f.Name, err)
 			}
 		}
+		// A ward no Synthea encounter names: decoys' must not either.
+		if _, _, err := v.records.Create(sys, "Location", []byte(`{"resourceType":"Location","status":"active","name":"Ward 3"}`), phivault.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		status, ids, body := v.plant(t, 2)
 		if status != http.StatusCreated || len(ids) != 2 {
 			t.Fatalf("POST /security/honeytokens = %d %s", status, body)
@@ -529,6 +560,12 @@ func TestDecoys_synthea(t *testing.T) {
 			for _, r := range all.Matches {
 				if !strings.Contains(string(r.Body), `"tag":[{"code":"synthea-5-2019","system":"https://smarthealthit.org/tags"}]`) {
 					t.Errorf("decoy %s %s lacks the synthea tag: %.200s", id, r.Ref(), r.Body)
+				}
+				if r.Type == "Encounter" && strings.Contains(string(r.Body), `"location":`) {
+					t.Errorf("decoy %s %s names a location; Synthea's encounters do not", id, r.Ref())
+				}
+				if r.Type == "Patient" && strings.Contains(string(r.Body), `"active":`) {
+					t.Errorf("decoy %s has active; Synthea's patients do not", id)
 				}
 				for _, m := range siteRef.FindAllSubmatch(r.Body, -1) {
 					typ, rid, _ := strings.Cut(string(m[1]), "/")
