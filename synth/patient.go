@@ -61,6 +61,7 @@ type look struct {
 	// lacks names the optional Patient elements (optionalElements) the
 	// record leaves out, as the site's patient it follows does.
 	lacks map[string]bool
+	place *place // of the address, if not synth's own
 }
 
 // optionalElements are the Patient elements the generator fills that a
@@ -254,6 +255,10 @@ func (g *patientGen) patient() {
 	}
 	if g.look.managingOrganization != "" {
 		p.ManagingOrganization = &reference{Reference: g.look.managingOrganization}
+	}
+	if pl := g.look.place; pl != nil {
+		a := &p.Address[0]
+		a.City, a.State, a.PostalCode, a.Country = pl.City, pl.State, pl.PostalCode, pl.Country
 	}
 	g.look.omitLacking(p)
 	g.ref = g.add("Patient", p)

@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -42,7 +43,10 @@ type Site struct {
 	// patients carry, which every resource of the decoy then carries. A
 	// rarer tag or label (VIP, R, PSY, a consent or a study) is a fact
 	// about that patient: copied, it would mislead access policies and
-	// worklists. Nothing else of them is copied. At least one is required.
+	// worklists. A decoy's address is in a place (city, state, postal code
+	// and country together) that at least minPlaceCarriers of them share,
+	// where there is one: a fact about the site, not about a patient.
+	// Nothing else of them is copied. At least one is required.
 	Patients []json.RawMessage
 	// Taken reports whether some patient already has the identifier
 	// system|value; a decoy then draws another value. Nil means none is.
@@ -70,8 +74,22 @@ type sitePatient struct {
 		Tag      []coding `json:"tag"`
 		Security []coding `json:"security"`
 	} `json:"meta"`
+	Address  []place                    `json:"address"`
 	elements map[string]json.RawMessage // every element, to tell which it has
 }
+
+// place is where an address is, without its street.
+type place struct {
+	City       string `json:"city"`
+	State      string `json:"state"`
+	PostalCode string `json:"postalCode"`
+	Country    string `json:"country"`
+}
+
+// minPlaceCarriers is how many of a Site's patients must share a place
+// for decoys to live there: few enough to find places in a sample of a
+// hundred, enough that the place says nothing of any one of them.
+const minPlaceCarriers = 5
 
 // site is a Site ready for Decoys: its patients decoded, and the values
 // seen for each identifier system.
@@ -80,6 +98,7 @@ type site struct {
 	patients []sitePatient
 	values   map[string][]string // by identifier system
 	carriers map[coding]int      // patients carrying each meta tag or label, by system and code
+	places   []place             // the shared places, each once per patient living there
 }
 
 // newSite checks s and decodes its patients.
@@ -115,7 +134,31 @@ func newSite(s *Site) (*site, error) {
 		st.patients = append(st.patients, p)
 		st.countCarriers(p)
 	}
+	st.places = sharedPlaces(st.patients)
 	return st, nil
+}
+
+// sharedPlaces returns the places at least minPlaceCarriers of patients
+// live in (their first address), each once per patient, in a fixed
+// order so that decoys depend only on the generator.
+func sharedPlaces(patients []sitePatient) []place {
+	count := map[place]int{}
+	for _, p := range patients {
+		if len(p.Address) > 0 && p.Address[0].City != "" {
+			count[p.Address[0]]++
+		}
+	}
+	var out []place
+	for pl, n := range count {
+		if n >= minPlaceCarriers {
+			out = append(out, slices.Repeat([]place{pl}, n)...)
+		}
+	}
+	slices.SortFunc(out, func(a, b place) int {
+		return cmp.Or(cmp.Compare(a.Country, b.Country), cmp.Compare(a.State, b.State),
+			cmp.Compare(a.City, b.City), cmp.Compare(a.PostalCode, b.PostalCode))
+	})
+	return out
 }
 
 // countCarriers counts p among the carriers of each of its meta tags and
@@ -165,6 +208,9 @@ func (s *site) look(r *rand.Rand) (*shared, *look, error) {
 		if len(tag) > 0 || len(sec) > 0 {
 			l.meta = &meta{Security: sec, Tag: tag}
 		}
+	}
+	if len(s.places) > 0 {
+		l.place = new(pick(r, s.places))
 	}
 	ids, err := s.identifiers(r, p.Identifier)
 	if err != nil {

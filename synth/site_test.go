@@ -362,3 +362,39 @@ func TestDecoys_SiteUnlocated(t *testing.T) {
 		}
 	}
 }
+
+// TestDecoys_SitePlaces checks that decoys live where at least five of
+// the site's patients do (city, state, postal code and country), never
+// where four or one do, and in synth's own places when no place is
+// shared by five.
+func TestDecoys_SitePlaces(t *testing.T) {
+	patient := func(city, postal string) json.RawMessage {
+		return json.RawMessage(`{"resourceType":"Patient","address":[{"line":["4 Quarry Lane"],"city":"` + city + `","state":"VT","postalCode":"` + postal + `","country":"US"}]}`)
+	}
+	site := testSite()
+	site.Patients = []json.RawMessage{patient("Smallville", "05001")}
+	for range 5 {
+		site.Patients = append(site.Patients, patient("Northfield", "05663"))
+	}
+	for range 4 {
+		site.Patients = append(site.Patients, patient("Greenfield", "05301"))
+	}
+	address := func(res []map[string]any) map[string]any { return asSlice(res[0]["address"])[0].(map[string]any) }
+	_, rs := MustDecode(t, mustDecoys(t, 11, 10, synth.DecoyOptions{Site: site}))
+	for i, res := range rs {
+		a := address(res)
+		if a["city"] != "Northfield" || a["state"] != "VT" || a["postalCode"] != "05663" || a["country"] != "US" || a["line"] == nil {
+			t.Errorf("decoy %d lives at %v, want a street of Northfield VT 05663", i, a)
+		}
+		if slices.Contains(asSlice(a["line"]), any("4 Quarry Lane")) {
+			t.Errorf("decoy %d has a patient's street", i)
+		}
+	}
+	site.Patients = site.Patients[:5] // Smallville and four in Northfield
+	_, rs = MustDecode(t, mustDecoys(t, 11, 10, synth.DecoyOptions{Site: site}))
+	for i, res := range rs {
+		if a := address(res); a["state"] == "VT" {
+			t.Errorf("decoy %d lives at %v, where fewer than five patients do", i, a)
+		}
+	}
+}
