@@ -44,7 +44,7 @@ type Site struct {
 	// rarer tag or label (VIP, R, PSY, a consent or a study) is a fact
 	// about that patient: copied, it would mislead access policies and
 	// worklists. A decoy's address is in a place (city, state, postal code
-	// and country together) that at least minPlaceCarriers of them share,
+	// and country together) that at least five of them share,
 	// where there is one: a fact about the site, not about a patient.
 	// Nothing else of them is copied. At least one is required.
 	Patients []json.RawMessage
