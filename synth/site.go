@@ -35,18 +35,18 @@ type Site struct {
 	// Patients are some of the site's Patient resources, as JSON. Each
 	// decoy follows one of them, drawn at random, in what differs from
 	// site to site: its identifiers (the same uses, types, systems and
-	// assigners, with new values shaped like the site's: see Decoys), its managing
-	// organisation, whether it names a general practitioner, whether it
-	// has active, telecom, address, maritalStatus and communication
-	// elements (not their values), and those of
-	// its meta tags and security labels that at least half the given
-	// patients carry, which every resource of the decoy then carries. A
-	// rarer tag or label (VIP, R, PSY, a consent or a study) is a fact
-	// about that patient: copied, it would mislead access policies and
-	// worklists. A decoy's address is in a place (city, state, postal code
-	// and country together) that at least five of them share,
-	// where there is one: a fact about the site, not about a patient.
-	// Nothing else of them is copied. At least one is required.
+	// assigners, with new values shaped like the site's: see Decoys), its
+	// managing organisation, whether it names a general practitioner,
+	// whether it has active, telecom, address, maritalStatus and
+	// communication elements (not their values), and those of its meta
+	// tags and security labels that at least half the given patients
+	// carry, which every resource of the decoy then carries. A rarer tag
+	// or label (VIP, R, PSY, a consent or a study) is a fact about that
+	// patient: copied, it would mislead access policies and worklists. A
+	// decoy's address is in a place (city, state, postal code and country
+	// together) that at least five of them share, where there is one: a
+	// fact about the site, not about a patient. Nothing else of them is
+	// copied. At least one is required.
 	Patients []json.RawMessage
 	// Taken reports whether some patient already has the identifier
 	// system|value; a decoy then draws another value. Nil means none is.
