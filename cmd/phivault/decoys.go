@@ -183,7 +183,7 @@ func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Sit
 		shared[i] = res
 	}
 	site := siteOf(shared[0], shared[1], shared[2], shared[3])
-	if len(site.Organizations) == 0 || len(shared[2]) == 0 {
+	if len(site.Organizations) == 0 || !hasPractitioner(site) {
 		return nil, errEmptySite
 	}
 	patients, err := m.samplePatients(ctx, r)
@@ -254,6 +254,12 @@ func siteOf(orgs, locs, pracs, roles []siteResource) *synth.Site {
 		}
 	}
 	return site
+}
+
+// hasPractitioner reports whether some practitioner may treat a decoy of
+// site.
+func hasPractitioner(site *synth.Site) bool {
+	return len(site.Practitioners) > 0 || slices.ContainsFunc(site.Organizations, func(o synth.SiteOrganization) bool { return len(o.Practitioners) > 0 })
 }
 
 // samplePatients returns a page of the vault's patients at an offset

@@ -328,6 +328,26 @@ func TestDecoys_emptySite(t *testing.T) {
 	if err != nil || res.Total != 0 {
 		t.Errorf("patients after refusals: %v, %v; want none", res, err)
 	}
+
+	// A clinic and a patient, and a practitioner whose only role is at an
+	// insurer: no one may treat a decoy.
+	third := mustDecoyVault(t)
+	create := func(typ, body string) string {
+		t.Helper()
+		r, _, err := third.records.Create(sys, typ, []byte(body), phivault.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	create("Organization", `{"resourceType":"Organization","name":"Clinic"}`)
+	insurer := create("Organization", `{"resourceType":"Organization","type":[{"coding":[{"code":"pay"}]}],"name":"Insurer"}`)
+	reviewer := create("Practitioner", `{"resourceType":"Practitioner"}`)
+	create("PractitionerRole", `{"resourceType":"PractitionerRole","practitioner":{"reference":"Practitioner/`+reviewer+`"},"organization":{"reference":"Organization/`+insurer+`"}}`)
+	create("Patient", `{"resourceType":"Patient"}`)
+	if status, _, body := third.plant(t, 1); status != http.StatusPreconditionFailed || !strings.Contains(body, "Load the site's") {
+		t.Errorf("vault whose only practitioner works for an insurer: POST /security/honeytokens = %d %s, want 412", status, body)
+	}
 }
 
 // TestDecoys_lookLikePatients compares decoys and real patients as staff
