@@ -44,11 +44,13 @@ type decoyMaker struct {
 	mu      sync.Mutex
 	records phivault.RecordService // through access and audit
 	// vault is the vault below access and audit, for what planting must
-	// not touch through the audited path: the patients decoys follow
-	// and the encounters whose locations they count (earlier decoys among them would be touches by the planter, each a
-	// false critical alert) and whether an identifier is taken (a count,
-	// no patient's data). As detectContext does, it reads what it keeps
-	// (identifier shapes, tags) in memory only.
+	// not touch through the audited path: the patients decoys follow and
+	// the encounters whose locations they count (earlier decoys among
+	// them would be touches by the planter, each a false critical alert),
+	// and whether an identifier is taken (a count, no patient's data). As
+	// detectContext does, it reads what it keeps (identifier shapes,
+	// site-wide tags, shared places, which elements are present) in
+	// memory only.
 	vault phivault.RecordService
 }
 
