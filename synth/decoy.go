@@ -57,9 +57,11 @@ type DecoyOptions struct {
 //
 // With a Site, a decoy's identifiers copy those of a site patient drawn at
 // random, with new values: a UUID becomes a new random UUID; otherwise
-// the characters all the site's values of that system and length agree on
-// are kept (a prefix such as "MRN-" or the "999-" of Synthea's SSNs) and
-// the others are drawn anew, digit for digit and letter for letter.
+// the characters the site's values of that system agree on are kept (by
+// position among values of the same length, else as a common prefix: an
+// "MRN-" or the "999-" of Synthea's SSNs) and the others are drawn anew,
+// digit for digit and letter for letter; a value alone in its system
+// keeps only its punctuation.
 // Values the site's patients share (Synthea repeats its id as the record
 // number) stay shared. A value Site.Taken reports as taken is drawn again.
 //

@@ -58,6 +58,30 @@ type look struct {
 	managingOrganization string           // reference, or "" for none
 	generalPractitioner  bool             // name the usual practitioner
 	meta                 *meta            // of every resource, or nil
+	// lacks names the optional Patient elements (optionalElements) the
+	// record leaves out, as the site's patient it follows does.
+	lacks map[string]bool
+	place *place // of the address, if not synth's own
+}
+
+// optionalElements are the Patient elements the generator fills that a
+// site's records may not have (Synthea's have no active): a decoy
+// following a patient without one leaves it out, since an element only
+// decoys have would pick them out in one search (active=true).
+var optionalElements = []string{"active", "telecom", "address", "maritalStatus", "communication"}
+
+// omitLacking clears the optional elements of p that l lacks.
+func (l *look) omitLacking(p *patient) {
+	omit := map[string]func(){
+		"active":        func() { p.Active = nil },
+		"telecom":       func() { p.Telecom = nil },
+		"address":       func() { p.Address = nil },
+		"maritalStatus": func() { p.MaritalStatus = nil },
+		"communication": func() { p.Communication = nil },
+	}
+	for name := range l.lacks {
+		omit[name]()
+	}
 }
 
 // hospitalLook returns the look of the hospital's patient index, whose
@@ -210,7 +234,7 @@ func (g *patientGen) patient() {
 		ResourceType: "Patient",
 		Meta:         g.meta(),
 		Identifier:   ids,
-		Active:       true,
+		Active:       new(true),
 		Name:         []humanName{{Use: "official", Family: family, Given: names}},
 		Telecom:      telecom,
 		Gender:       gender,
@@ -232,6 +256,11 @@ func (g *patientGen) patient() {
 	if g.look.managingOrganization != "" {
 		p.ManagingOrganization = &reference{Reference: g.look.managingOrganization}
 	}
+	if pl := g.look.place; pl != nil {
+		a := &p.Address[0]
+		a.City, a.State, a.PostalCode, a.Country = pl.City, pl.State, pl.PostalCode, pl.Country
+	}
+	g.look.omitLacking(p)
 	g.ref = g.add("Patient", p)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -118,11 +119,15 @@ func TestDecoys_Site(t *testing.T) {
 
 // TestDecoys_SiteLook checks that a decoy following a site patient with a
 // managing organisation and a general practitioner has both, the
-// organisation the patient's, and no meta when the patient has none.
+// organisation the patient's, no meta when the patient has none, and a
+// record number keeping the prefix the site's agree on.
 func TestDecoys_SiteLook(t *testing.T) {
 	site := testSite()
-	site.Patients = []json.RawMessage{json.RawMessage(`{"resourceType":"Patient","identifier":[{"system":"urn:site:mrn","value":"MRN-004521"}],
-		"managingOrganization":{"reference":"Organization/o2"},"generalPractitioner":[{"reference":"Practitioner/p9"}]}`)}
+	patient := func(mrn string) json.RawMessage {
+		return json.RawMessage(`{"resourceType":"Patient","identifier":[{"system":"urn:site:mrn","value":"` + mrn + `"}],
+		"managingOrganization":{"reference":"Organization/o2"},"generalPractitioner":[{"reference":"Practitioner/p9"}]}`)
+	}
+	site.Patients = []json.RawMessage{patient("MRN-004521"), patient("MRN-01733")}
 	_, rs := MustDecode(t, mustDecoys(t, 4, 5, synth.DecoyOptions{Site: site}))
 	for i, res := range rs {
 		p := res[0]
@@ -133,8 +138,8 @@ func TestDecoys_SiteLook(t *testing.T) {
 			t.Errorf("decoy %d general practitioner %v, want one of its own clinicians", i, gp)
 		}
 		id := asSlice(p["identifier"])[0].(map[string]any)
-		if v := id["value"].(string); !strings.HasPrefix(v, "MRN-") || len(v) != 10 || v == "MRN-004521" {
-			t.Errorf("decoy %d MRN %q, want MRN- and six new digits", i, v)
+		if v := id["value"].(string); !strings.HasPrefix(v, "MRN-0") || len(v) < 9 || v == "MRN-004521" || v == "MRN-01733" {
+			t.Errorf("decoy %d MRN %q, want the site's MRN-0 and new digits", i, v)
 		}
 		for j, r := range res {
 			if m, ok := r["meta"]; ok {
@@ -203,6 +208,193 @@ func TestDecoys_SiteErrors(t *testing.T) {
 					t.Errorf("decoy %d encounter has a location; the site has none", i)
 				}
 			}
+		}
+	}
+}
+
+// TestDecoys_SiteWideMeta checks that a decoy carries only the tags and
+// labels at least half the site's patients carry: the site's tag, the
+// normal confidentiality two of three have, never the VIP label or the
+// study tag of one patient, which would mislead policies and worklists.
+func TestDecoys_SiteWideMeta(t *testing.T) {
+	site := testSite()
+	const (
+		tag    = `{"system":"https://smarthealthit.org/tags","code":"synthea-5-2019"}`
+		normal = `{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"N"}`
+		vip    = `{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"VIP"}`
+		study  = `{"system":"urn:site:study","code":"trial-17"}`
+	)
+	patient := func(tags, labels string) json.RawMessage {
+		return json.RawMessage(`{"resourceType":"Patient","meta":{"tag":[` + tags + `],"security":[` + labels + `]}}`)
+	}
+	site.Patients = []json.RawMessage{patient(tag+","+study, normal+","+vip), patient(tag, normal), patient(tag, "")}
+	_, rs := MustDecode(t, mustDecoys(t, 6, 30, synth.DecoyOptions{Site: site}))
+	normals := 0
+	for i, res := range rs {
+		for j, r := range res {
+			m, _ := json.Marshal(r["meta"])
+			if strings.Contains(string(m), "VIP") || strings.Contains(string(m), "trial-17") {
+				t.Errorf("decoy %d entry %d meta %s carries one patient's label or tag", i, j, m)
+			}
+			if !strings.Contains(string(m), "synthea-5-2019") {
+				t.Errorf("decoy %d entry %d meta %s lacks the site's tag", i, j, m)
+			}
+			if j == 0 && strings.Contains(string(m), `"code":"N"`) {
+				normals++
+			}
+		}
+	}
+	if normals == 0 || normals == len(rs) {
+		t.Errorf("%d of %d decoys carry N, want some (as two of three patients do)", normals, len(rs))
+	}
+}
+
+// TestDecoys_SiteElements checks that a decoy has the optional Patient
+// elements its site's patients have and no other: none of active,
+// telecom, address, maritalStatus or communication after Synthea's (no
+// active), all after a patient with all.
+func TestDecoys_SiteElements(t *testing.T) {
+	full := json.RawMessage(`{"resourceType":"Patient","active":true,"telecom":[{"system":"phone","value":"x"}],"address":[{"city":"x"}],
+		"maritalStatus":{"text":"x"},"communication":[{"language":{"text":"x"}}]}`)
+	sparse := json.RawMessage(`{"resourceType":"Patient","telecom":[{"system":"phone","value":"x"}],"address":[{"city":"x"}]}`)
+	for name, c := range map[string]struct {
+		patient json.RawMessage
+		want    []string
+	}{
+		"full":   {full, []string{"active", "address", "communication", "maritalStatus", "telecom"}},
+		"sparse": {sparse, []string{"address", "telecom"}},
+	} {
+		site := testSite()
+		site.Patients = []json.RawMessage{c.patient}
+		_, rs := MustDecode(t, mustDecoys(t, 7, 4, synth.DecoyOptions{Site: site}))
+		for i, res := range rs {
+			var got []string
+			for _, e := range []string{"active", "telecom", "address", "maritalStatus", "communication"} {
+				if _, ok := res[0][e]; ok {
+					got = append(got, e)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s: decoy %d has %v, want %v", name, i, got, c.want)
+			}
+		}
+	}
+}
+
+// TestDecoys_SiteLoneValue checks that a value no other of its system
+// teaches anything about keeps none of its letters or digits (a
+// driver's licence that spells its holder's surname), while a value
+// with a peer of its length keeps what they share.
+func TestDecoys_SiteLoneValue(t *testing.T) {
+	site := testSite()
+	site.Patients = []json.RawMessage{json.RawMessage(`{"resourceType":"Patient","identifier":[
+		{"system":"urn:wa:dl","value":"HALLONA123BC"},{"system":"urn:site:mrn","value":"MRN-004521"}]}`),
+		json.RawMessage(`{"resourceType":"Patient","identifier":[{"system":"urn:site:mrn","value":"MRN-017733"}]}`)}
+	_, rs := MustDecode(t, mustDecoys(t, 8, 20, synth.DecoyOptions{Site: site}))
+	lone := 0
+	for i, res := range rs {
+		for _, x := range asSlice(res[0]["identifier"]) {
+			id := x.(map[string]any)
+			v := id["value"].(string)
+			switch id["system"] {
+			case "urn:wa:dl":
+				lone++
+				if strings.HasPrefix(v, "HAL") || len(v) != 12 {
+					t.Errorf("decoy %d licence %q keeps its holder's letters", i, v)
+				}
+			case "urn:site:mrn":
+				if !strings.HasPrefix(v, "MRN-0") || len(v) != 10 {
+					t.Errorf("decoy %d MRN %q, want MRN-0 and five new digits", i, v)
+				}
+			}
+		}
+	}
+	if lone == 0 {
+		t.Error("no decoy of 20 follows the patient with a licence")
+	}
+}
+
+// TestDecoys_SiteIdentifierShape checks that a decoy's identifier copies
+// the use, type, system and assigner of the site patient's and neither
+// its period (when that patient registered) nor its extensions.
+func TestDecoys_SiteIdentifierShape(t *testing.T) {
+	site := testSite()
+	site.Patients = []json.RawMessage{json.RawMessage(`{"resourceType":"Patient","identifier":[{"use":"official","type":{"text":"MRN"},
+		"system":"urn:site:mrn","value":"MRN-004521","assigner":{"reference":"Organization/o1"},"period":{"start":"2011-06-14"},
+		"extension":[{"url":"urn:site:note","valueString":"x"}]}]}`)}
+	_, rs := MustDecode(t, mustDecoys(t, 9, 2, synth.DecoyOptions{Site: site}))
+	for i, res := range rs {
+		id := asSlice(res[0]["identifier"])[0].(map[string]any)
+		got := slices.Sorted(maps.Keys(id))
+		if want := []string{"assigner", "system", "type", "use", "value"}; !slices.Equal(got, want) {
+			t.Errorf("decoy %d identifier has %v, want %v", i, got, want)
+		}
+	}
+}
+
+// TestDecoys_SiteUnlocated checks that decoys' encounters name no
+// location when none of the site's do, and some do when half of them do.
+func TestDecoys_SiteUnlocated(t *testing.T) {
+	for _, c := range []struct {
+		share   float64
+		located func(n, of int) bool
+	}{
+		{1, func(n, _ int) bool { return n == 0 }},
+		{0.5, func(n, of int) bool { return n > 0 && n < of }},
+	} {
+		site := testSite()
+		site.UnlocatedEncounters = c.share
+		_, rs := MustDecode(t, mustDecoys(t, 10, 10, synth.DecoyOptions{Site: site}))
+		located, encounters := 0, 0
+		for _, res := range rs {
+			for _, r := range res {
+				if r["resourceType"] == "Encounter" {
+					encounters++
+					if _, ok := r["location"]; ok {
+						located++
+					}
+				}
+			}
+		}
+		if !c.located(located, encounters) {
+			t.Errorf("share %v unlocated: %d of %d decoy encounters name a location", c.share, located, encounters)
+		}
+	}
+}
+
+// TestDecoys_SitePlaces checks that decoys live where at least five of
+// the site's patients do (city, state, postal code and country), never
+// where four or one do, and in synth's own places when no place is
+// shared by five.
+func TestDecoys_SitePlaces(t *testing.T) {
+	patient := func(city, postal string) json.RawMessage {
+		return json.RawMessage(`{"resourceType":"Patient","address":[{"line":["4 Quarry Lane"],"city":"` + city + `","state":"VT","postalCode":"` + postal + `","country":"US"}]}`)
+	}
+	site := testSite()
+	site.Patients = []json.RawMessage{patient("Smallville", "05001")}
+	for range 5 {
+		site.Patients = append(site.Patients, patient("Northfield", "05663"))
+	}
+	for range 4 {
+		site.Patients = append(site.Patients, patient("Greenfield", "05301"))
+	}
+	address := func(res []map[string]any) map[string]any { return asSlice(res[0]["address"])[0].(map[string]any) }
+	_, rs := MustDecode(t, mustDecoys(t, 11, 10, synth.DecoyOptions{Site: site}))
+	for i, res := range rs {
+		a := address(res)
+		if a["city"] != "Northfield" || a["state"] != "VT" || a["postalCode"] != "05663" || a["country"] != "US" || a["line"] == nil {
+			t.Errorf("decoy %d lives at %v, want a street of Northfield VT 05663", i, a)
+		}
+		if slices.Contains(asSlice(a["line"]), any("4 Quarry Lane")) {
+			t.Errorf("decoy %d has a patient's street", i)
+		}
+	}
+	site.Patients = site.Patients[:5] // Smallville and four in Northfield
+	_, rs = MustDecode(t, mustDecoys(t, 11, 10, synth.DecoyOptions{Site: site}))
+	for i, res := range rs {
+		if a := address(res); a["state"] == "VT" {
+			t.Errorf("decoy %d lives at %v, where fewer than five patients do", i, a)
 		}
 	}
 }

@@ -130,7 +130,7 @@ type patient struct {
 	ResourceType         string          `json:"resourceType"`
 	Meta                 *meta           `json:"meta,omitempty"`
 	Identifier           any             `json:"identifier,omitempty"` // []identifier, or a site's
-	Active               bool            `json:"active"`
+	Active               *bool           `json:"active,omitempty"`
 	Name                 []humanName     `json:"name"`
 	Telecom              []contactPoint  `json:"telecom,omitempty"`
 	Gender               string          `json:"gender"`

@@ -8,6 +8,7 @@ import (
 	mathrand "math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/access"
@@ -22,7 +23,7 @@ const demoSeed = 1
 // over a large hospital, little enough to stay quick.
 const (
 	maxSiteShared   = 10_000 // Organizations, Locations, Practitioners, PractitionerRoles each
-	sitePatientPage = 100    // patients a request follows
+	sitePatientPage = 100    // patients a request follows, and encounters it looks at
 )
 
 // decoyMaker makes honeytokens through the whole request path (audit and
@@ -37,13 +38,19 @@ const (
 // (readSite): decoys are treated by its clinicians at its organisations,
 // and follow its patients' identifiers, tags and managing organisation.
 type decoyMaker struct {
+	// mu serialises MakeDecoys: two requests at once would read the same
+	// vault, continue the demo's numbering from the same count, and check
+	// their identifiers free before either plants.
+	mu      sync.Mutex
 	records phivault.RecordService // through access and audit
 	// vault is the vault below access and audit, for what planting must
-	// not touch through the audited path: the patients decoys follow
-	// (earlier decoys among them would be touches by the planter, each a
-	// false critical alert) and whether an identifier is taken (a count,
-	// no patient's data). As detectContext does, it reads what it keeps
-	// (identifier shapes, tags) in memory only.
+	// not touch through the audited path: the patients decoys follow and
+	// the encounters whose locations they count (earlier decoys among
+	// them would be touches by the planter, each a false critical alert),
+	// and whether an identifier is taken (a count, no patient's data). As
+	// detectContext does, it reads what it keeps (identifier shapes,
+	// site-wide tags, shared places, which elements are present) in
+	// memory only.
 	vault phivault.RecordService
 }
 
@@ -55,9 +62,11 @@ type decoyMaker struct {
 func (m *decoyMaker) MakeDecoys(ctx context.Context, n int) ([]string, error) {
 	ctx = phivault.WithPrincipal(ctx, access.BootstrapPrincipal("honeytoken"))
 	ctx = phivault.WithRequestInfo(ctx, phivault.RequestInfo{Actor: "honeytoken", Roles: []string{access.BootstrapRole}, Purpose: detect.DefaultPlantPurpose})
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var seed [32]byte
 	if _, err := cryptorand.Read(seed[:]); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("seed decoys: %w", err)
 	}
 	r := mathrand.New(mathrand.NewChaCha8(seed))
 	opts, err := m.options(ctx, r)
@@ -87,9 +96,13 @@ func (m *decoyMaker) MakeDecoys(ctx context.Context, n int) ([]string, error) {
 func (m *decoyMaker) plant(ctx context.Context, bundle []byte) (string, error) {
 	res, err := m.records.Bundle(ctx, bundle, "")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("plant decoy: %w", err)
 	}
-	return synth.PatientID(res.Body)
+	id, err := synth.PatientID(res.Body)
+	if err != nil {
+		return "", fmt.Errorf("plant decoy: %w", err)
+	}
+	return id, nil
 }
 
 // options returns the demo hospital's options in the demo vault, the
@@ -160,7 +173,8 @@ var errEmptySite = phivault.Errorf(phivault.EPRECONDITION,
 
 // readSite reads the site's active Organizations, Locations,
 // Practitioners and PractitionerRoles (siteOf groups them), and a page of
-// its patients at an offset drawn from r, for decoys to follow.
+// its patients at an offset drawn from r, for decoys to follow, and of
+// its encounters, for how many name a location.
 func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Site, error) {
 	var shared [4][]siteResource
 	for i, typ := range []string{"Organization", "Location", "Practitioner", "PractitionerRole"} {
@@ -171,7 +185,7 @@ func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Sit
 		shared[i] = res
 	}
 	site := siteOf(shared[0], shared[1], shared[2], shared[3])
-	if len(site.Organizations) == 0 || len(shared[2]) == 0 {
+	if len(site.Organizations) == 0 || !hasPractitioner(site) {
 		return nil, errEmptySite
 	}
 	patients, err := m.samplePatients(ctx, r)
@@ -179,6 +193,9 @@ func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Sit
 		return nil, err
 	}
 	site.Patients = patients
+	if site.UnlocatedEncounters, err = m.unlocatedShare(ctx, r); err != nil {
+		return nil, err
+	}
 	site.Taken = func(system, value string) (bool, error) {
 		n, err := m.count(ctx, m.vault, "Patient", phivault.QueryParam{Name: "identifier", Values: []string{system + "|" + value}})
 		return n > 0, err
@@ -190,7 +207,9 @@ func (m *decoyMaker) readSite(ctx context.Context, r *mathrand.Rand) (*synth.Sit
 // organisations that give care, each with the locations it manages
 // (Location.managingOrganization) or its PractitionerRoles name, and the
 // practitioners those roles link to it. Locations and practitioners no
-// organisation lists are the site's own.
+// organisation lists are the site's own, but for practitioners whose
+// roles are all at payers or organisations no longer active: a claims
+// reviewer or a departed doctor treating a decoy would be a tell.
 func siteOf(orgs, locs, pracs, roles []siteResource) *synth.Site {
 	site := &synth.Site{}
 	for _, o := range orgs {
@@ -212,8 +231,12 @@ func siteOf(orgs, locs, pracs, roles []siteResource) *synth.Site {
 		}
 	}
 	worksFor := map[string][]string{} // practitioner → organisations
+	elsewhere := map[string]bool{}    // practitioners with a role at a payer or closed organisation
 	for _, role := range roles {
 		p, o := role.reference("practitioner"), byRef[role.reference("organization")]
+		if p != "" && o == nil && role.reference("organization") != "" {
+			elsewhere[p] = true
+		}
 		if p == "" || o == nil || slices.Contains(worksFor[p], o.Reference) {
 			continue
 		}
@@ -228,34 +251,62 @@ func siteOf(orgs, locs, pracs, roles []siteResource) *synth.Site {
 		for _, o := range worksFor[p.ref] {
 			byRef[o].Practitioners = append(byRef[o].Practitioners, p.ref)
 		}
-		if len(worksFor[p.ref]) == 0 {
+		if len(worksFor[p.ref]) == 0 && !elsewhere[p.ref] {
 			site.Practitioners = append(site.Practitioners, p.ref)
 		}
 	}
 	return site
 }
 
+// hasPractitioner reports whether some practitioner may treat a decoy of
+// site.
+func hasPractitioner(site *synth.Site) bool {
+	return len(site.Practitioners) > 0 || slices.ContainsFunc(site.Organizations, func(o synth.SiteOrganization) bool { return len(o.Practitioners) > 0 })
+}
+
 // samplePatients returns a page of the vault's patients at an offset
 // drawn from r, or errEmptySite if it has none.
 func (m *decoyMaker) samplePatients(ctx context.Context, r *mathrand.Rand) ([]json.RawMessage, error) {
-	total, err := m.count(ctx, m.vault, "Patient")
-	if err != nil {
+	out, err := m.samplePage(ctx, r, "Patient")
+	if err == nil && len(out) == 0 {
+		err = errEmptySite
+	}
+	return out, err
+}
+
+// unlocatedShare returns the share of a page of the vault's encounters,
+// at an offset drawn from r, that name no location (0 if it has none):
+// only whether each names one is kept.
+func (m *decoyMaker) unlocatedShare(ctx context.Context, r *mathrand.Rand) (float64, error) {
+	page, err := m.samplePage(ctx, r, "Encounter")
+	if err != nil || len(page) == 0 {
+		return 0, err
+	}
+	unlocated := 0
+	for _, b := range page {
+		var e struct{ Location []json.RawMessage }
+		if json.Unmarshal(b, &e) == nil && len(e.Location) == 0 {
+			unlocated++
+		}
+	}
+	return float64(unlocated) / float64(len(page)), nil
+}
+
+// samplePage returns a page of the vault's resources of typ at an offset
+// drawn from r, read below access and audit (see decoyMaker.vault).
+func (m *decoyMaker) samplePage(ctx context.Context, r *mathrand.Rand, typ string) ([]json.RawMessage, error) {
+	total, err := m.count(ctx, m.vault, typ)
+	if err != nil || total == 0 {
 		return nil, err
 	}
-	if total == 0 {
-		return nil, errEmptySite
-	}
 	offset := r.IntN(max(total-sitePatientPage, 0) + 1)
-	res, err := m.vault.Search(ctx, &phivault.Query{Type: "Patient", Count: sitePatientPage, Offset: offset, Sorted: true, SortAsc: true})
+	res, err := m.vault.Search(ctx, &phivault.Query{Type: typ, Count: sitePatientPage, Offset: offset, Sorted: true, SortAsc: true})
 	if err != nil {
-		return nil, fmt.Errorf("read patients: %w", err)
+		return nil, fmt.Errorf("sample %s: %w", typ, err)
 	}
 	out := make([]json.RawMessage, 0, len(res.Matches))
 	for _, r := range res.Matches {
 		out = append(out, r.Body)
-	}
-	if len(out) == 0 {
-		return nil, errEmptySite
 	}
 	return out, nil
 }

@@ -234,6 +234,33 @@ func TestDecoys_site(t *testing.T) {
 	}
 }
 
+// TestDecoys_unlocatedShare checks the share of the site's encounters
+// that name no location: none of the test site's three, then one of
+// four.
+func TestDecoys_unlocatedShare(t *testing.T) {
+	v := mustDecoyVault(t)
+	s := v.loadSite(t)
+	m := &decoyMaker{records: v.records, vault: v.reindex.records}
+	sys := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+	share := func() float64 {
+		t.Helper()
+		site, err := m.readSite(sys, mathrand.New(mathrand.NewPCG(1, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return site.UnlocatedEncounters
+	}
+	if got := share(); got != 0 {
+		t.Errorf("unlocated share %v, want 0", got)
+	}
+	if _, _, err := v.records.Create(sys, "Encounter", []byte(`{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/`+s.patients[0]+`"}}`), phivault.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := share(); got != 0.25 {
+		t.Errorf("unlocated share %v after one unlocated encounter of four, want 0.25", got)
+	}
+}
+
 // waitHoneytokenAlert polls the alerts until a honeytoken alert names
 // patient, and returns it.
 func waitHoneytokenAlert(t *testing.T, v *decoyVault, patient string) (found struct {
@@ -300,6 +327,26 @@ func TestDecoys_emptySite(t *testing.T) {
 	res, err := v.reindex.records.Search(context.Background(), &phivault.Query{Type: "Patient", Summary: "count"})
 	if err != nil || res.Total != 0 {
 		t.Errorf("patients after refusals: %v, %v; want none", res, err)
+	}
+
+	// A clinic and a patient, and a practitioner whose only role is at an
+	// insurer: no one may treat a decoy.
+	third := mustDecoyVault(t)
+	create := func(typ, body string) string {
+		t.Helper()
+		r, _, err := third.records.Create(sys, typ, []byte(body), phivault.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	create("Organization", `{"resourceType":"Organization","name":"Clinic"}`)
+	insurer := create("Organization", `{"resourceType":"Organization","type":[{"coding":[{"code":"pay"}]}],"name":"Insurer"}`)
+	reviewer := create("Practitioner", `{"resourceType":"Practitioner"}`)
+	create("PractitionerRole", `{"resourceType":"PractitionerRole","practitioner":{"reference":"Practitioner/`+reviewer+`"},"organization":{"reference":"Organization/`+insurer+`"}}`)
+	create("Patient", `{"resourceType":"Patient"}`)
+	if status, _, body := third.plant(t, 1); status != http.StatusPreconditionFailed || !strings.Contains(body, "Load the site's") {
+		t.Errorf("vault whose only practitioner works for an insurer: POST /security/honeytokens = %d %s, want 412", status, body)
 	}
 }
 
@@ -444,6 +491,55 @@ func TestDecoys_demo(t *testing.T) {
 	}
 }
 
+// TestDecoys_concurrent makes decoys with two requests at once in the
+// demo vault: they continue its numbering one after the other, so no two
+// patients share a block of record numbers (each real patient has its
+// own), and every decoy made is returned.
+func TestDecoys_concurrent(t *testing.T) {
+	v := mustDecoyVault(t)
+	sys := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+	err := synth.Hospital(synth.Options{Seed: demoSeed, Patients: 3}, func(b []byte) bool {
+		_, err := v.records.Bundle(sys, b, "")
+		return err == nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &decoyMaker{records: v.records, vault: v.reindex.records}
+	type made struct {
+		ids []string
+		err error
+	}
+	out := make(chan made)
+	for range 2 {
+		go func() {
+			ids, err := m.MakeDecoys(context.Background(), 2)
+			out <- made{ids, err}
+		}()
+	}
+	for range 2 {
+		if r := <-out; r.err != nil || len(r.ids) != 2 {
+			t.Fatalf("MakeDecoys = %v, %v", r.ids, r.err)
+		}
+	}
+	res, err := v.reindex.records.Search(context.Background(), &phivault.Query{Type: "Patient", Count: 100})
+	if err != nil || len(res.Matches) != 7 {
+		t.Fatalf("patients: %v, %v; want 3 and 4 decoys", res, err)
+	}
+	blocks := map[string]bool{}
+	for _, r := range res.Matches {
+		var p struct{ Identifier []struct{ Value string } }
+		if err := json.Unmarshal(r.Body, &p); err != nil || len(p.Identifier) != 1 || len(p.Identifier[0].Value) != 8 {
+			t.Fatalf("patient %s: %s", r.ID, r.Body)
+		}
+		block := p.Identifier[0].Value[:5]
+		if blocks[block] {
+			t.Errorf("two patients with record numbers in block %sxxx", block)
+		}
+		blocks[block] = true
+	}
+}
+
 // TestDecoys_synthea plants decoys in a vault of Synthea patients (where
 // the archive is present; the subtest is registered only then): they are
 // treated by the practitioners at the organisations the bundles brought,
@@ -467,6 +563,10 @@ func TestDecoys_synthea(t *testing.T) {
 				t.Fatalf("import %s: %v", f.Name, err)
 			}
 		}
+		// A ward no Synthea encounter names: decoys' must not either.
+		if _, _, err := v.records.Create(sys, "Location", []byte(`{"resourceType":"Location","status":"active","name":"Ward 3"}`), phivault.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		status, ids, body := v.plant(t, 2)
 		if status != http.StatusCreated || len(ids) != 2 {
 			t.Fatalf("POST /security/honeytokens = %d %s", status, body)
@@ -480,6 +580,12 @@ func TestDecoys_synthea(t *testing.T) {
 			for _, r := range all.Matches {
 				if !strings.Contains(string(r.Body), `"tag":[{"code":"synthea-5-2019","system":"https://smarthealthit.org/tags"}]`) {
 					t.Errorf("decoy %s %s lacks the synthea tag: %.200s", id, r.Ref(), r.Body)
+				}
+				if r.Type == "Encounter" && strings.Contains(string(r.Body), `"location":`) {
+					t.Errorf("decoy %s %s names a location; Synthea's encounters do not", id, r.Ref())
+				}
+				if r.Type == "Patient" && strings.Contains(string(r.Body), `"active":`) {
+					t.Errorf("decoy %s has active; Synthea's patients do not", id)
 				}
 				for _, m := range siteRef.FindAllSubmatch(r.Body, -1) {
 					typ, rid, _ := strings.Cut(string(m[1]), "/")
@@ -509,7 +615,8 @@ func TestDecoys_synthea(t *testing.T) {
 // TestDecoys_siteOf checks the grouping of a site's shared resources: a
 // practitioner goes to each care organisation a role links to, a role's
 // location joins its organisation only if active, a payer and what only
-// it lists are left out, and what no organisation lists is the site's own.
+// it lists are left out (p2, whose only role is at the payer, too), and
+// what no organisation lists is the site's own (p3, with no role).
 func TestDecoys_siteOf(t *testing.T) {
 	res := func(ref, body string) siteResource {
 		var obj map[string]any
@@ -540,7 +647,7 @@ func TestDecoys_siteOf(t *testing.T) {
 			{Reference: "Organization/b", Locations: []string{"Location/free"}, Practitioners: []string{"Practitioner/p1"}},
 		},
 		Locations:     []string{"Location/free"},
-		Practitioners: []string{"Practitioner/p2", "Practitioner/p3"},
+		Practitioners: []string{"Practitioner/p3"},
 	}
 	sameOrg := func(a, b synth.SiteOrganization) bool {
 		return a.Reference == b.Reference && slices.Equal(a.Locations, b.Locations) && slices.Equal(a.Practitioners, b.Practitioners)
