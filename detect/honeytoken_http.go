@@ -62,7 +62,9 @@ func (h *handler) createHoneytokens(w http.ResponseWriter, r *http.Request) {
 		for i, id := range ids {
 			recs[i] = Record{Kind: RecordHoneytoken, Honeytoken: id}
 		}
-		if _, ierr := h.opts.Store.Ingest(r.Context(), recs); ierr != nil {
+		// Registered even if the caller has gone: made and unwatched is
+		// the one outcome to avoid.
+		if _, ierr := h.opts.Store.Ingest(context.WithoutCancel(r.Context()), recs); ierr != nil {
 			err = errors.Join(err, phivault.Errorf(phivault.EUNAVAILABLE, "Decoys were made but could not be registered with the detectors, so they are not watched; try again later."))
 		} else if h.opts.Pipeline != nil {
 			h.opts.Pipeline.Wake()
