@@ -250,19 +250,71 @@ func (s *Service) Change(ctx context.Context, id string, c Change) (*Incident, e
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	old, err := s.opts.Store.Get(ctx, id)
-	if err != nil {
-		return nil, err
+	return s.apply(ctx, id, c.Version, func(in *Incident, now time.Time) ([]*Event, error) {
+		return s.changeEvents(in, c, now)
+	})
+}
+
+// maxRetries bounds the retries of a system change (version 0) that
+// lost a race with another change.
+const maxRetries = 5
+
+// apply changes the incident id with fn, which changes its copy and
+// returns the events of the change (none: nothing changed). version is
+// the version the change was made on; 0 means the latest, retried if
+// another change wins meanwhile (the responder's own changes). The
+// change is recorded in the audit trail first, then stored.
+func (s *Service) apply(ctx context.Context, id string, version int64, fn func(in *Incident, now time.Time) ([]*Event, error)) (*Incident, error) {
+	for try := 0; ; try++ {
+		old, err := s.opts.Store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if version != 0 && version != old.Version {
+			return nil, phivault.Errorf(phivault.EPRECONDITION, "The incident changed since version %d (it is at version %d); read it again and retry.", version, old.Version)
+		}
+		now := s.opts.Now().UTC()
+		in := old.Clone()
+		evs, err := fn(in, now)
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) == 0 {
+			return old, nil // nothing to change
+		}
+		in.stamp(now)
+		in.Version++
+		in.Updated = now
+		// One audit entry for the change; every event of it names that entry.
+		summary := &Event{At: now, Kind: evs[0].Kind, Detail: summarize(evs)}
+		if err := s.record(ctx, in, summary); err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			ev.At, ev.Actor, ev.Request = now, summary.Actor, summary.Request
+		}
+		err = s.opts.Store.Update(ctx, in, evs)
+		if err == nil {
+			return in, nil
+		}
+		if version == 0 && phivault.ErrorCode(err) == phivault.EPRECONDITION && try < maxRetries {
+			// Lost a race: the entry stands for an attempt; try again on
+			// the new version.
+			s.failed(ctx, in, summary, err)
+			continue
+		}
+		return nil, s.failed(ctx, in, summary, err)
 	}
-	if c.Version != old.Version {
-		return nil, phivault.Errorf(phivault.EPRECONDITION, "The incident changed since version %d (it is at version %d); read it again and retry.", c.Version, old.Version)
-	}
-	now := s.opts.Now().UTC()
-	in := old.Clone()
+}
+
+// changeEvents applies c to in and returns its events.
+func (s *Service) changeEvents(in *Incident, c Change, now time.Time) ([]*Event, error) {
 	var evs []*Event
 	add := func(kind, detail string) {
 		evs = append(evs, &Event{At: now, Kind: kind, Detail: detail})
 	}
+	var err error
+	id := in.ID
 	if c.Phase != "" && c.Phase != in.Phase {
 		if in.Phase == PhaseClosed && c.Phase != PhaseAnalyse {
 			return nil, phivault.Errorf(phivault.EINVALID, "A closed incident can only be reopened, to analyse.")
@@ -318,24 +370,7 @@ func (s *Service) Change(ctx context.Context, id string, c Change) (*Incident, e
 		}
 		evs = append(evs, &Event{At: now, Kind: EventNote, Note: sealed})
 	}
-	if len(evs) == 0 {
-		return old, nil // nothing to change
-	}
-	in.stamp(now)
-	in.Version++
-	in.Updated = now
-	// One audit entry for the change; every event of it names that entry.
-	summary := &Event{At: now, Kind: evs[0].Kind, Detail: summarize(evs)}
-	if err := s.record(ctx, in, summary); err != nil {
-		return nil, err
-	}
-	for _, ev := range evs {
-		ev.Actor, ev.Request = summary.Actor, summary.Request
-	}
-	if err := s.opts.Store.Update(ctx, in, evs); err != nil {
-		return nil, s.failed(ctx, in, summary, err)
-	}
-	return in, nil
+	return evs, nil
 }
 
 // stamp sets the times the incident first reached a point, as of now.
