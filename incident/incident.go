@@ -66,6 +66,7 @@ type Incident struct {
 	Source   string          `json:"source"`
 	Alerts   []string        `json:"alerts,omitempty"` // detect alert ids
 	Scope    Scope           `json:"scope"`
+	Actions  []Action        `json:"actions,omitempty"` // containment steps, in the order proposed
 
 	// Discovered is the HIPAA discovery date: the first day the breach
 	// was known, or would have been with reasonable diligence (45 CFR
@@ -93,6 +94,10 @@ func (in *Incident) Clone() *Incident {
 	c.Title = slices.Clone(in.Title)
 	c.Alerts = slices.Clone(in.Alerts)
 	c.Scope = in.Scope.clone()
+	c.Actions = make([]Action, len(in.Actions))
+	for i := range in.Actions {
+		c.Actions[i] = in.Actions[i].clone()
+	}
 	return &c
 }
 
