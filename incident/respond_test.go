@@ -53,7 +53,9 @@ func newResponder(t *testing.T) (*fixture, *incident.Responder, *controls) {
 	c := &controls{fail: map[string]bool{}}
 	r := &incident.Responder{
 		Service: f.svc, Playbooks: func() *playbook.Set { return set }, Controls: c,
-		User: func(context.Context, string) playbook.User { return playbook.User{Roles: []string{"nurse"}, Staff: true} },
+		User: func(context.Context, string) playbook.User {
+			return playbook.User{Roles: []string{"nurse"}, Staff: true}
+		},
 	}
 	return f, r, c
 }
