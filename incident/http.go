@@ -25,6 +25,9 @@ type HandlerOptions struct {
 	Service *Service
 	API     *detect.API // the security API's guard and audit recording
 	Alerts  Alerts      // for incidents opened from alerts; nil refuses those
+	// Responder carries out approved actions and undoes done ones; nil
+	// refuses those routes.
+	Responder *Responder
 }
 
 // MaxPage bounds a page of GET /security/incidents.
@@ -42,6 +45,9 @@ const maxBody = 64 << 10
 //	POST  /security/incidents        open one
 //	GET   /security/incidents/{id}   one, with its clocks and timeline
 //	PATCH /security/incidents/{id}   change one (If-Match: its version)
+//	POST  /security/incidents/{id}/actions/{action}/approve   (If-Match)
+//	POST  /security/incidents/{id}/actions/{action}/reject    (If-Match; {"reason"})
+//	POST  /security/incidents/{id}/actions/{action}/undo      (If-Match)
 func NewHandler(opts HandlerOptions) http.Handler {
 	h := &handler{opts: opts}
 	mux := http.NewServeMux()
@@ -50,6 +56,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	mux.HandleFunc("POST /security/incidents", g(TargetType, h.open))
 	mux.HandleFunc("GET /security/incidents/{id}", g(TargetType, h.get))
 	mux.HandleFunc("PATCH /security/incidents/{id}", g(TargetType, h.change))
+	mux.HandleFunc("POST /security/incidents/{id}/actions/{action}/{op}", g(TargetType, h.actionOp))
 	return mux
 }
 
@@ -250,13 +257,69 @@ func (h *handler) change(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, http.StatusOK, in, nil)
 }
 
+// actionOp approves, rejects or undoes an action. An approved action is
+// carried out, and an undo made, before the answer, which shows the
+// outcome.
+func (h *handler) actionOp(w http.ResponseWriter, r *http.Request) {
+	a := h.opts.API
+	id, actionID, op := r.PathValue("id"), r.PathValue("action"), r.PathValue("op")
+	refuse := func(err error) { a.Refuse(w, r, a.Entry(r, phivault.ActionIncident, TargetType, safeID(id)), err) }
+	if op != "approve" && op != "reject" && op != "undo" {
+		refuse(phivault.Errorf(phivault.ENOTFOUND, "No such operation on an action; use approve, reject or undo."))
+		return
+	}
+	if h.opts.Responder == nil {
+		refuse(phivault.Errorf(phivault.EUNAVAILABLE, "This server carries out no incident actions."))
+		return
+	}
+	version, ok := parseIfMatch(r.Header.Get("If-Match"))
+	if !ok {
+		refuse(phivault.Errorf(phivault.EINVALID, `An action needs If-Match with the incident's version, as its ETag gave it (W/"3").`))
+		return
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			refuse(err)
+			return
+		}
+	}
+	s := h.opts.Service
+	var (
+		in  *Incident
+		err error
+	)
+	switch op {
+	case "approve", "reject":
+		var act *Action
+		in, act, err = s.Decide(r.Context(), id, actionID, version, op == "approve", req.Reason)
+		if err == nil && act != nil {
+			if done := h.opts.Responder.Carry(r.Context(), id, *act); done != nil {
+				in = done
+			}
+		}
+	case "undo":
+		var act *Action
+		if act, err = s.Undoing(r.Context(), id, actionID, version); err == nil {
+			in, err = h.opts.Responder.Revert(r.Context(), id, *act)
+		}
+	}
+	if err != nil {
+		h.refuseChange(w, r, id, err)
+		return
+	}
+	h.answer(w, http.StatusOK, in, nil)
+}
+
 // refuseChange answers a change the Service refused. A refusal before its
 // audit entry (bad input, a stale version) is recorded here; a failure
 // after it was recorded by the Service.
 func (h *handler) refuseChange(w http.ResponseWriter, r *http.Request, id string, err error) {
 	a := h.opts.API
 	switch phivault.ErrorCode(err) {
-	case phivault.EINVALID, phivault.EPRECONDITION, phivault.ENOTFOUND:
+	case phivault.EINVALID, phivault.EPRECONDITION, phivault.ENOTFOUND, phivault.EFORBIDDEN:
 		a.Refuse(w, r, a.Entry(r, phivault.ActionIncident, TargetType, safeID(id)), err)
 		return
 	}
@@ -295,6 +358,7 @@ type View struct {
 	Contained       time.Time   `json:"contained,omitzero"`
 	Closed          time.Time   `json:"closed,omitzero"`
 	Version         int64       `json:"version"`
+	Actions         []Action    `json:"actions,omitempty"`
 	Clocks          []Clock     `json:"clocks"`
 	Overdue         bool        `json:"overdue"`
 	Timeline        []EventView `json:"timeline,omitempty"`
@@ -317,7 +381,7 @@ func (h *handler) view(in *Incident) View {
 	v := View{
 		ID: in.ID, Severity: in.Severity.String(), Phase: in.Phase, Owner: in.Owner, Source: in.Source,
 		Alerts: in.Alerts, Scope: in.Scope, Discovered: in.Discovered, Opened: in.Opened, Updated: in.Updated,
-		Acknowledged: in.Acknowledged, Contained: in.Contained, Closed: in.Closed, Version: in.Version,
+		Acknowledged: in.Acknowledged, Contained: in.Contained, Closed: in.Closed, Version: in.Version, Actions: in.Actions,
 		Clocks: in.Clocks(now, s.SLA()), Overdue: in.Overdue(now, s.SLA()),
 	}
 	if title, err := s.OpenText(in.ID, in.Title); err != nil {

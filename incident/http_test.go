@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,61 @@ func TestAPI_auditDown(t *testing.T) {
 	f.log.fail = false
 	if in, _ := f.svc.Get(context.Background(), id); in.Version != 1 {
 		t.Fatal("a change was stored without its entry")
+	}
+}
+
+func TestAPI_actions(t *testing.T) {
+	f, r, c := newResponder(t)
+	h := incident.NewHandler(incident.HandlerOptions{
+		Service: f.svc, API: &detect.API{Auth: people, Log: f.log, Now: func() time.Time { return f.now }}, Responder: r,
+	})
+	af := &apiFixture{fixture: f, h: h}
+	a := decoyAlert(f.now)
+	a.Rule, a.Severity = detect.RuleMassChange, detect.SeverityHigh
+	in := r.Answer(context.Background(), a)[0]
+	var block, suspend incident.Action
+	for _, act := range in.Actions {
+		switch act.Kind {
+		case "block-client":
+			block = act
+		case "suspend-account":
+			suspend = act
+		}
+	}
+	base := "/security/incidents/" + in.ID + "/actions/"
+	etag := `W/"` + strconv.FormatInt(in.Version, 10) + `"`
+	for _, tc := range []struct {
+		name, token, target, ifMatch string
+		code                         int
+	}{
+		{"nurse", "nurse", base + block.ID + "/approve", etag, 403},
+		{"no If-Match", "officer", base + block.ID + "/approve", "", 400},
+		{"stale", "officer", base + block.ID + "/approve", `W/"1"`, 412},
+		{"unknown op", "officer", base + block.ID + "/explode", etag, 404},
+		{"unknown action", "officer", base + "act-0000000000000000/approve", etag, 404},
+		{"undo what cannot be", "officer", base + block.ID + "/undo", etag, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if w := af.do(t, tc.token, "POST", tc.target, "", "If-Match", tc.ifMatch); w.Code != tc.code {
+				t.Fatalf("= %d %s, want %d", w.Code, w.Body, tc.code)
+			}
+		})
+	}
+	if slices.Contains(c.all(), "block-client u-nurse") {
+		t.Fatal("a refused approval carried the action out")
+	}
+	w := af.do(t, "officer", "POST", base+block.ID+"/approve", "", "If-Match", etag)
+	v := decodeView(t, w)
+	if w.Code != 200 || !slices.Contains(c.all(), "block-client u-nurse") {
+		t.Fatalf("approve = %d %s", w.Code, w.Body)
+	}
+	for _, x := range v.Actions {
+		if x.ID == block.ID && (x.State != incident.ActionDone || x.By != "po-1") {
+			t.Fatalf("approved action %+v", x)
+		}
+	}
+	w = af.do(t, "security", "POST", base+suspend.ID+"/undo", "", "If-Match", w.Header().Get("ETag"))
+	if w.Code != 200 || !slices.Contains(c.all(), "undo suspend-account u-nurse") {
+		t.Fatalf("undo = %d %s", w.Code, w.Body)
 	}
 }
