@@ -46,6 +46,11 @@ type DetectConfig struct {
 	// through, from MailFrom to MailTo (comma-separated); a password, if
 	// needed, from PHIVAULT_DETECT_SMTP_PASSWORD[_FILE] for SMTPUser.
 	SMTP, SMTPUser, MailFrom, MailTo string
+	// Playbooks is a folder of the operator's playbooks beside the
+	// built-in ones (reloaded on SIGHUP); RespondOff stops the responder
+	// from opening incidents and taking actions by itself.
+	Playbooks  string
+	RespondOff bool
 }
 
 func (c *DetectConfig) register(fs *flag.FlagSet) {
@@ -53,6 +58,9 @@ func (c *DetectConfig) register(fs *flag.FlagSet) {
 		"do not run the detectors in this server; run them on one node only (env PHIVAULT_DETECT_OFF=1)")
 	fs.StringVar(&c.ChangeWindows, "detect-change-windows", os.Getenv("PHIVAULT_DETECT_CHANGE_WINDOWS"),
 		"when policy reloads, key operations and seal/unseal are expected, in local time, e.g. \"Sat 22:00-Sun 04:00,Tue 18:00-22:00\"; outside them they alert (env PHIVAULT_DETECT_CHANGE_WINDOWS)")
+	fs.StringVar(&c.Playbooks, "playbooks", os.Getenv("PHIVAULT_PLAYBOOKS"), "folder of the operator's incident-response playbooks beside the built-in ones; reloaded on SIGHUP (env PHIVAULT_PLAYBOOKS)")
+	fs.BoolVar(&c.RespondOff, "respond-off", os.Getenv("PHIVAULT_RESPOND_OFF") == "1",
+		"do not answer alerts with playbooks: no incident opened and no account suspended by itself (env PHIVAULT_RESPOND_OFF=1)")
 	fs.StringVar(&c.Disabled, "detect-disable", os.Getenv("PHIVAULT_DETECT_DISABLE"), "comma-separated rules not to run, e.g. new-source (env PHIVAULT_DETECT_DISABLE)")
 	fs.StringVar(&c.OCSFFile, "detect-ocsf-file", os.Getenv("PHIVAULT_DETECT_OCSF_FILE"), "append alerts to this file as OCSF Detection Finding JSON lines (env PHIVAULT_DETECT_OCSF_FILE)")
 	fs.StringVar(&c.Webhook, "detect-webhook", os.Getenv("PHIVAULT_DETECT_WEBHOOK"), "POST alerts as signed JSON to this https URL; secret from PHIVAULT_DETECT_WEBHOOK_SECRET[_FILE] (env PHIVAULT_DETECT_WEBHOOK)")
@@ -141,6 +149,7 @@ type detector struct {
 	handler  http.Handler
 
 	incidents *incidentsqlite.Store
+	playbooks *playbooks
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -262,12 +271,29 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 		disp.Close(ctx)
 		return fail(fmt.Errorf("open the incidents' database: %w", err))
 	}
+	if d.playbooks, err = loadPlaybooks(a.cfg.Detect.Playbooks, a.audit.log, a.logger); err != nil {
+		disp.Close(ctx)
+		d.incidents.Close()
+		return fail(err)
+	}
+	svc := incident.NewService(incident.Options{
+		Store: d.incidents, Audit: a.audit.log, Sealer: envelope.NewNoteSealer(a.db, a.seal.sealer, "incident"),
+	})
+	responder := &incident.Responder{
+		Service: svc, Playbooks: d.playbooks.current, Logger: a.logger, User: accountUser(a.accounts),
+		Controls: &vaultControls{accounts: a.accounts, revoker: a.signIn.Sessions(), log: a.audit.log},
+	}
+	if !a.cfg.Detect.RespondOff {
+		// Alerts page and are answered; the responder never slows the
+		// pipeline (its own queue).
+		p.OnCommit = func(alerts []*detect.Alert) {
+			disp.OnCommit(alerts)
+			responder.OnCommit(alerts)
+		}
+		d.wg.Go(func() { responder.Run(runCtx) })
+	}
 	incidents := incident.NewHandler(incident.HandlerOptions{
-		Service: incident.NewService(incident.Options{
-			Store: d.incidents, Audit: a.audit.log, Sealer: envelope.NewNoteSealer(a.db, a.seal.sealer, "incident"),
-		}),
-		API:    &detect.API{Auth: auth, Log: a.audit.log},
-		Alerts: store,
+		Service: svc, API: &detect.API{Auth: auth, Log: a.audit.log}, Alerts: store, Responder: responder,
 	})
 	a.routes["/security/incidents"] = withClient(incidents)
 	a.routes["/security/incidents/"] = withClient(incidents)

@@ -184,6 +184,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 				logger.Error("certificate reload", "error", err.Error())
 			}
 			a.access.reload(ctx) // SIGHUP reloads -policy-dir too; see policy.go
+			if a.detect != nil {
+				a.detect.playbooks.reload(ctx) // and -playbooks; see respond.go
+			}
 		}
 	}
 }
