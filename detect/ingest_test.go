@@ -606,6 +606,8 @@ func FuzzIngestAccess(f *testing.F) {
 	}
 	f.Add([]byte(`{"time":"2026-12-06T07:00:00Z","system":"ehr","user":"\u0000","action":"read","result_count":1e3}`))
 	f.Add([]byte("{}\n\r\n[]\nnull\n{\"time\":1}\n\xff\xfe"))
+	f.Add([]byte(`{"time":"2026-12-06T07:00:00Z","user":"u","action":"break-glass","purpose":"ETREAT","search_params":["family:exact","given=x"]}`))
+	f.Add([]byte(`{"time":"2026-12-06T07:00:00Z","user":"u","action":"search","search_params":"name;;_count"}`))
 	fields := map[string]bool{"": true, "time": true, "system": true, "user": true, "role": true, "department": true,
 		"patient": true, "action": true, "resource_type": true, "source_address": true, "result_count": true, "outcome": true,
 		"purpose": true, "search_params": true}
