@@ -664,6 +664,8 @@ type accessLine struct {
 	SourceAddress string          `json:"source_address"`
 	ResultCount   json.RawMessage `json:"result_count"`
 	Outcome       string          `json:"outcome"`
+	Purpose       string          `json:"purpose"`
+	SearchParams  json.RawMessage `json:"search_params"`
 }
 
 // ingestActions maps the actions of access logs to Event actions.
@@ -677,7 +679,23 @@ var ingestActions = map[string]string{
 	"print":        ActionPrint,
 	"login":        phivault.ActionLogin,
 	"login-failed": ActionLoginFailed,
+	"break-glass":  phivault.ActionBreakGlass,
 }
+
+// Fields of access lines that rosters do not have.
+const (
+	fieldPurpose      = "purpose"
+	fieldSearchParams = "search_params"
+)
+
+// Bounds of an access line's search parameter names. They are names
+// (family, name:exact, subject.name), never values: a name is a short
+// token, so a value sent by mistake ("family=Smith", "Smith John") is
+// refused rather than stored.
+const (
+	maxSearchParams   = 32
+	maxSearchParamLen = 64
+)
 
 // Bounds of ingested values, in bytes.
 const (
@@ -716,7 +734,7 @@ func (p *ingestParser) access(n int, a *accessLine) {
 		if strings.TrimSpace(a.Action) == "" {
 			p.fail(n, fieldAction, "required")
 		} else {
-			p.fail(n, fieldAction, "not one of read, search, create, update, delete, export, print, login, login-failed")
+			p.fail(n, fieldAction, "not one of read, search, create, update, delete, export, print, login, login-failed, break-glass")
 		}
 		return
 	}
@@ -781,9 +799,70 @@ func (p *ingestParser) access(n int, a *accessLine) {
 	if ev.Action == ActionLoginFailed && ev.OK {
 		ev.OK, ev.Outcome = false, phivault.EUNAUTHORIZED
 	}
+	ev.Purpose = strings.TrimSpace(a.Purpose)
+	if reason := textReason(ev.Purpose, maxNameLen); reason != "" {
+		p.fail(n, fieldPurpose, reason)
+		return
+	}
+	if ev.Params, reason = searchParams(a.SearchParams); reason != "" {
+		p.fail(n, fieldSearchParams, reason)
+		return
+	}
 	p.events = p.events[1:]
 	p.rep.Accepted++
 	p.recs = append(p.recs, Record{Kind: RecordAccess, Event: ev})
+}
+
+// searchParams returns the search parameter names of raw: absent or
+// null, a string of names separated by ";", or an array of strings, as
+// roster list fields are. Else it says why not, by the entry's position,
+// never its value.
+func searchParams(raw json.RawMessage) (names []string, reason string) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, ""
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		names = splitList(one)
+	} else {
+		var list []string
+		if json.Unmarshal(raw, &list) != nil {
+			return nil, "wrong JSON type (want a string or an array of strings)"
+		}
+		for _, v := range list {
+			if v = strings.TrimSpace(v); v != "" {
+				names = append(names, v)
+			}
+		}
+	}
+	if len(names) > maxSearchParams {
+		return nil, fmt.Sprintf("more than %d names", maxSearchParams)
+	}
+	for i, name := range names {
+		if reason := searchParamReason(name); reason != "" {
+			return nil, fmt.Sprintf("name %d %s", i+1, reason)
+		}
+	}
+	return names, ""
+}
+
+// searchParamReason says why s is not a search parameter name, or "".
+func searchParamReason(s string) string {
+	if len(s) > maxSearchParamLen {
+		return fmt.Sprintf("is longer than %d bytes", maxSearchParamLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		case c == '=':
+			return "holds a value (name=value): send parameter names only"
+		default:
+			return "may hold only letters, digits, '-', '_', '.' and ':' (send parameter names, not values)"
+		}
+	}
+	return ""
 }
 
 // system returns the system of a line: its own, or the request's.

@@ -336,7 +336,7 @@ not json
 	rep := s.ingest(t, "/security/ingest/access", "application/x-ndjson", body)
 	want := []detect.LineError{
 		{Line: 2, Field: "time", Reason: "not an RFC 3339 time"},
-		{Line: 3, Field: "action", Reason: "not one of read, search, create, update, delete, export, print, login, login-failed"},
+		{Line: 3, Field: "action", Reason: "not one of read, search, create, update, delete, export, print, login, login-failed, break-glass"},
 		{Line: 4, Field: "user", Reason: "required"},
 		{Line: 5, Field: "system", Reason: "may hold only letters, digits, '.', '_' and '-'"},
 		{Line: 6, Field: "result_count", Reason: "negative"},
@@ -606,8 +606,11 @@ func FuzzIngestAccess(f *testing.F) {
 	}
 	f.Add([]byte(`{"time":"2026-12-06T07:00:00Z","system":"ehr","user":"\u0000","action":"read","result_count":1e3}`))
 	f.Add([]byte("{}\n\r\n[]\nnull\n{\"time\":1}\n\xff\xfe"))
+	f.Add([]byte(`{"time":"2026-12-06T07:00:00Z","user":"u","action":"break-glass","purpose":"ETREAT","search_params":["family:exact","given=x"]}`))
+	f.Add([]byte(`{"time":"2026-12-06T07:00:00Z","user":"u","action":"search","search_params":"name;;_count"}`))
 	fields := map[string]bool{"": true, "time": true, "system": true, "user": true, "role": true, "department": true,
-		"patient": true, "action": true, "resource_type": true, "source_address": true, "result_count": true, "outcome": true}
+		"patient": true, "action": true, "resource_type": true, "source_address": true, "result_count": true, "outcome": true,
+		"purpose": true, "search_params": true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		recs, rep, err := detect.ParseIngest(context.Background(), nil, detect.IngestAccess, detect.ContentNDJSON,
 			bytes.NewReader(body), detect.IngestOptions{MaxLine: 512, System: "dflt"})

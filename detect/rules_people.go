@@ -189,7 +189,9 @@ type Honeytoken struct {
 	// PlantPurpose is the purpose of use of the writes that plant a decoy
 	// (phivault honeytoken create, as a system client): creates and
 	// Bundles by a system client with this purpose are not touches. ""
-	// makes every write a touch. Default DefaultPlantPurpose.
+	// makes every write a touch. Default DefaultPlantPurpose. Only
+	// phivault's own trail plants: an ingested event (whose purpose and
+	// roles the other system states) is always a touch.
 	PlantPurpose string
 }
 
@@ -203,7 +205,7 @@ func (r *Honeytoken) Name() string { return RuleHoneytoken }
 
 // Observe implements Rule.
 func (r *Honeytoken) Observe(x *Context, ev *Event) {
-	if r.PlantPurpose != "" && ev.Purpose == r.PlantPurpose && peopleSystem(ev) &&
+	if r.PlantPurpose != "" && ev.Purpose == r.PlantPurpose && ev.Stream != StreamIngest && peopleSystem(ev) &&
 		(ev.Action == phivault.ActionCreate || ev.Action == phivault.ActionBundle) {
 		return
 	}

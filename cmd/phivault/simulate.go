@@ -43,7 +43,10 @@ PHIVAULT_TOKEN or PHIVAULT_TOKEN_FILE, as "phivault detect ingest"), and
 the server's alerts about the simulated system are scored the same way.
 Through a server, time to detect is not measured (alerts carry the
 server's clock, events the simulated one): the latency of the detector
-is printed instead. Use a server, or a -system, of its own per run.
+is printed instead. Role grants, policy reloads, key operations, seal
+and unseal cannot be sent in an access log: their rules' targets are
+reported as not measurable and left out of precision, recall and AUC.
+Use a server, or a -system, of its own per run.
 
 With -out DIR (a new or empty folder), the workload is also written
 there in the ingestion formats, one file per request in sending order
@@ -151,6 +154,9 @@ func printSimulation(out io.Writer, rep *simulate.Report) error {
 		if !d.Present {
 			name += " (absent)"
 		}
+		if d.NotMeasurable {
+			name += " (not measurable)"
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", name, d.Alerts, simulate.FormatRatio(d.AlertPrecision), d.Pairs,
 			simulate.FormatRatio(d.Precision), simulate.FormatRatio(d.Recall), d.Targets, d.NearMisses, simulate.FormatDuration(d.MedianTTD))
 	}
@@ -214,6 +220,10 @@ func printThrough(out io.Writer, rep *simulate.Report) {
 		rep.Latency.Round(time.Millisecond))
 	if len(skipped) > 0 {
 		fmt.Fprintf(out, "events the access log format cannot carry, not sent: %s\n", strings.Join(skipped, ", "))
+	}
+	if nm := rep.NotMeasurable; nm != nil {
+		fmt.Fprintf(out, "not measurable through ingestion (%s watch only phivault's own trail): %d scenarios (%s), %d labels, %d targets, %d pairs and %d alerts left out of precision, recall and AUC\n",
+			strings.Join(nm.Rules, ", "), len(nm.Scenarios), strings.Join(nm.Scenarios, ", "), nm.Labels, nm.Targets, nm.Pairs, nm.Alerts)
 	}
 }
 

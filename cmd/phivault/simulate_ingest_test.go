@@ -93,6 +93,9 @@ func TestSimulate_ingest(t *testing.T) {
 	if got.Through != "ingest" || got.HoneytokenRecall != 1 || got.Events != want.Events || got.MedianTTD != -1 {
 		t.Errorf("through %q, honeytoken recall %v, %d events, TTD %v; want ingest, 1, %d, -1", got.Through, got.HoneytokenRecall, got.Events, got.MedianTTD, want.Events)
 	}
+	if got.NotMeasurable == nil || want.NotMeasurable == nil || got.NotMeasurable.Targets != want.NotMeasurable.Targets || got.NotMeasurable.Targets == 0 {
+		t.Errorf("not measurable %+v, want the control rules' targets left out, as in process as ingested (%+v)", got.NotMeasurable, want.NotMeasurable)
+	}
 	// Rules key on event time, not on the engine's clock, so the alerts
 	// are the same; scores are set per pipeline step, whose boundaries
 	// differ (the server's batches are not simulated live mode's).
@@ -112,7 +115,8 @@ func TestSimulate_ingest(t *testing.T) {
 	if err := run(context.Background(), args, &out, &errb); err != nil {
 		t.Fatalf("phivault %s = %v", strings.Join(args, " "), err)
 	}
-	for _, want := range []string{"through the server's ingestion API", "time to detect not measured", "break-glass", "honeytoken recall 1.0:                 met"} {
+	for _, want := range []string{"through the server's ingestion API", "time to detect not measured", "not sent: account-change",
+		"not measurable through ingestion", "honeytoken recall 1.0:                 met"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -124,6 +124,31 @@ type Report struct {
 	// Latency is, through a server, the wall time from the answer to the
 	// last ingestion request to the detector having processed it all.
 	Latency time.Duration `json:"latency,omitempty"`
+	// NotMeasurable is, through a server, what was left out of the
+	// scores because no access log can feed its rules; nil in process.
+	NotMeasurable *NotMeasurable `json:"notMeasurable,omitempty"`
+}
+
+// NotMeasurable is the part of the truth a run leaves out of precision,
+// recall and AUC, because its rules watch events the run cannot send:
+// through a server, the control actions of phivault's own trail, which
+// role-grant, policy-reload, key-operation and seal-unseal watch.
+type NotMeasurable struct {
+	Rules []string `json:"rules"` // the rules no event sent can feed
+	// Scenarios are those all of whose targets are the Rules': their
+	// rows are left out of Report.ByScenario.
+	Scenarios []string `json:"scenarios"`
+	// Labels are the truth labels left out: those whose rules are all
+	// among Rules, and every label of Scenarios. Targets are those of
+	// them that a detector's recall would have counted.
+	Labels  int `json:"labels"`
+	Targets int `json:"targets"`
+	// Pairs are the user-patient pairs left out of precision and AUC:
+	// those all of whose labels are left out.
+	Pairs int `json:"pairs"`
+	// Alerts are the raised alerts left out: those covering only such
+	// pairs.
+	Alerts int `json:"alerts"`
 }
 
 // FalsePositive is an alert that covers no malicious pair: ids and the
@@ -163,6 +188,8 @@ type DetectorReport struct {
 	// the time from the incident's first target event to its first
 	// catching alert.
 	MedianTTD time.Duration `json:"medianTTD"`
+	// NotMeasurable says its targets were left out (Report.NotMeasurable).
+	NotMeasurable bool `json:"notMeasurable,omitempty"`
 }
 
 // ScenarioReport is one scenario's result against all rules.
@@ -324,14 +351,19 @@ func pairsOf(a *detect.Alert, events map[string]*detect.Event) []Pair {
 }
 
 // Score compares alerts with w's truth. rules are the names of the rules
-// that ran.
+// that ran. For a workload as ingested (Workload.Ingested), the part of
+// the truth that only rules no access log feeds could catch, and the
+// alerts about it, are left out of precision, recall and AUC
+// (Report.NotMeasurable).
 func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *Report {
+	unfed := w.unfed
 	alias := func(r string) string {
 		if a, ok := opts.Aliases[r]; ok {
 			return a
 		}
 		return r
 	}
+	out := leftOut(w.Truth, unfed)
 	events := map[string]*detect.Event{}
 	universe := map[Pair]bool{}
 	for i := range w.Records {
@@ -347,9 +379,12 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 			universe[Pair{ev.User, p}] = true
 		}
 	}
-	verdict := w.Truth.Verdicts()
+	verdict := out.verdicts(w.Truth)
 	for p := range verdict {
 		universe[p] = true
+	}
+	for p := range out.pairs() {
+		delete(universe, p)
 	}
 
 	c := coverage{
@@ -362,10 +397,18 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		pairs []Pair
 	}
 	var raisedPairs []alertPairs
+	var kept []*detect.Alert
 	for _, a := range alerts {
 		if a.Score < opts.threshold() {
 			continue
 		}
+		pairs := pairsOf(a, events)
+		if out.covers(pairs) {
+			out.Alerts++
+			continue
+		}
+		pairs = out.without(pairs)
+		kept = append(kept, a)
 		raised++
 		c.alerts[a.Rule]++
 		if c.byRule[a.Rule] == nil {
@@ -373,7 +416,6 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		}
 		h := hit{a.Rule, a.First, a.Detected, a.Last}
 		users := map[string]bool{}
-		pairs := pairsOf(a, events)
 		raisedPairs = append(raisedPairs, alertPairs{a.Rule, pairs})
 		for _, p := range pairs {
 			c.byRule[a.Rule][p], c.any[p] = true, true
@@ -408,7 +450,7 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 	// the user a look-alike for the rules it names.
 	nearUser := map[[2]string]bool{}
 	for _, l := range w.Truth.Labels {
-		if !l.Malicious && l.Patient == "" {
+		if !l.Malicious && l.Patient == "" && !out.has(l) {
 			for _, r := range l.Rules {
 				nearUser[[2]string{alias(r), l.User}] = true
 			}
@@ -449,6 +491,9 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 	// The engine's rules in its order, then the absent ones by name.
 	var absent []string
 	for _, l := range w.Truth.Labels {
+		if out.has(l) {
+			continue
+		}
 		for _, r := range l.Rules {
 			if r = alias(r); !slices.Contains(rules, r) && !slices.Contains(absent, r) {
 				absent = append(absent, r)
@@ -466,7 +511,8 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		}
 	}
 	for _, name := range names {
-		d := DetectorReport{Rule: name, Present: slices.Contains(rules, name), Alerts: c.alerts[name]}
+		d := DetectorReport{Rule: name, Present: slices.Contains(rules, name), Alerts: c.alerts[name],
+			NotMeasurable: slices.ContainsFunc(unfed, func(r string) bool { return alias(r) == name })}
 		for p := range c.byRule[name] {
 			d.Pairs++
 			switch {
@@ -487,7 +533,7 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		d.AlertPrecision = ratio(d.AlertTP, d.Alerts)
 		incidents := map[string]*incident{}
 		for _, l := range w.Truth.Labels {
-			if !l.Malicious || !slices.ContainsFunc(l.Rules, func(r string) bool { return alias(r) == name }) {
+			if !l.Malicious || out.has(l) || !slices.ContainsFunc(l.Rules, func(r string) bool { return alias(r) == name }) {
 				continue
 			}
 			d.Targets++
@@ -506,11 +552,14 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 	var targets, caught int
 	var allTTD []time.Duration
 	for _, name := range w.Truth.Injected {
+		if out.scenario(name) {
+			continue
+		}
 		s := ScenarioReport{Name: name, TTD: -1}
 		incidents := map[string]*incident{}
 		for _, l := range w.Truth.Labels {
 			p := l.Pair
-			if l.Scenario != name {
+			if l.Scenario != name || out.has(l) {
 				continue
 			}
 			if !l.Malicious {
@@ -543,7 +592,7 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 	}
 	rep.Precision, rep.Recall, rep.MedianTTD = ratio(allTP, allTP+allFP), ratio(caught, targets), median(allTTD)
 	if opts.FalsePositives > 0 {
-		rep.FalsePositives = falsePositives(w, alerts, opts, isTP, isNear)
+		rep.FalsePositives = falsePositives(w, kept, opts, isTP, isNear)
 	}
 	if !slices.Contains(names, alias(RuleHoneytoken)) {
 		rep.HoneytokenRecall = -1
@@ -563,6 +612,7 @@ func Score(w *Workload, alerts []*detect.Alert, rules []string, opts Options) *R
 		}
 	}
 	rep.Pairs, rep.AUC = len(universe), auc(pos, neg)
+	rep.NotMeasurable = out.report()
 	return rep
 }
 
@@ -665,4 +715,112 @@ func falsePositives(w *Workload, alerts []*detect.Alert, opts Options, isTP func
 		out = append(out, fp)
 	}
 	return out
+}
+
+// excluded is the part of a truth left out of the scores, or nil for
+// none: its methods take a nil receiver.
+type excluded struct {
+	NotMeasurable
+	labels    map[*Label]bool
+	scenarios map[string]bool
+	pairSet   map[Pair]bool
+}
+
+// leftOut returns the part of t that only the rules unfed could catch:
+// the labels whose rules are all among them, every label of a scenario
+// all of whose targets are such labels, and the pairs all of whose
+// labels are left out. nil if unfed is empty.
+func leftOut(t *Truth, unfed []string) *excluded {
+	if len(unfed) == 0 {
+		return nil
+	}
+	onlyUnfed := func(l *Label) bool {
+		return len(l.Rules) > 0 && !slices.ContainsFunc(l.Rules, func(r string) bool { return !slices.Contains(unfed, r) })
+	}
+	x := &excluded{NotMeasurable: NotMeasurable{Rules: slices.Clone(unfed)},
+		labels: map[*Label]bool{}, scenarios: map[string]bool{}, pairSet: map[Pair]bool{}}
+	fed := map[string]bool{} // scenario → some target of it has a rule fed
+	for _, l := range t.Labels {
+		if l.Malicious && len(l.Rules) > 0 {
+			fed[l.Scenario] = fed[l.Scenario] || !onlyUnfed(l)
+		}
+	}
+	for name, f := range fed {
+		if !f {
+			x.scenarios[name] = true
+		}
+	}
+	kept := map[Pair]bool{}
+	for _, l := range t.Labels {
+		if onlyUnfed(l) || x.scenarios[l.Scenario] {
+			x.labels[l] = true
+			x.Labels++
+			if l.Malicious && len(l.Rules) > 0 {
+				x.Targets++
+			}
+			x.pairSet[l.Pair] = true
+		} else {
+			kept[l.Pair] = true
+		}
+	}
+	for p := range kept {
+		delete(x.pairSet, p)
+	}
+	x.Pairs = len(x.pairSet)
+	for _, name := range t.Injected {
+		if x.scenarios[name] {
+			x.Scenarios = append(x.Scenarios, name)
+		}
+	}
+	return x
+}
+
+// has reports whether l is left out.
+func (x *excluded) has(l *Label) bool { return x != nil && x.labels[l] }
+
+// scenario reports whether the scenario name is left out.
+func (x *excluded) scenario(name string) bool { return x != nil && x.scenarios[name] }
+
+// verdicts returns t.Verdicts() over the labels not left out.
+func (x *excluded) verdicts(t *Truth) map[Pair]bool {
+	if x == nil {
+		return t.Verdicts()
+	}
+	out := make(map[Pair]bool, len(t.Labels))
+	for _, l := range t.Labels {
+		if !x.labels[l] {
+			out[l.Pair] = out[l.Pair] || l.Malicious
+		}
+	}
+	return out
+}
+
+// pairs returns the pairs left out.
+func (x *excluded) pairs() map[Pair]bool {
+	if x == nil {
+		return nil
+	}
+	return x.pairSet
+}
+
+// covers reports whether pairs, those of an alert, are all left out.
+func (x *excluded) covers(pairs []Pair) bool {
+	return x != nil && len(pairs) > 0 && !slices.ContainsFunc(pairs, func(p Pair) bool { return !x.pairSet[p] })
+}
+
+// without returns pairs, those of an alert, less those left out.
+func (x *excluded) without(pairs []Pair) []Pair {
+	if x == nil {
+		return pairs
+	}
+	return slices.DeleteFunc(pairs, func(p Pair) bool { return x.pairSet[p] })
+}
+
+// report returns what was left out, or nil.
+func (x *excluded) report() *NotMeasurable {
+	if x == nil {
+		return nil
+	}
+	nm := x.NotMeasurable
+	return &nm
 }

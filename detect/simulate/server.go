@@ -60,6 +60,10 @@ type ServerOptions struct {
 // Differences with Evaluate, all stated in the Report:
 //   - the events the formats cannot carry are not sent (Report.Skipped),
 //     and the truth is scored against what was sent (Workload.Ingested);
+//   - the targets of the rules that only those events feed (role-grant,
+//     policy-reload, key-operation, seal-unseal), and the alerts about
+//     them, are left out of precision, recall and AUC
+//     (Report.NotMeasurable);
 //   - the server stamps alerts with its wall clock while events carry
 //     simulated times, days of which are sent in seconds, so time to
 //     detect has no meaning: every TTD is -1, and Report.Latency is the

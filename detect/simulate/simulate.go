@@ -145,6 +145,9 @@ type Workload struct {
 	tk     *Tokenizer // the blind-index key's
 	// practitioners maps "Practitioner/<id>" to the user id it is.
 	practitioners map[string]string
+	// unfed are the rules no record of w can feed: notIngestible for a
+	// workload as ingested (Ingested), nil otherwise.
+	unfed []string
 }
 
 // Events returns the number of access events in w.
