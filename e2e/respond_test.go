@@ -1,0 +1,161 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// incidentJSON is an incident as GET /security/incidents shows it.
+type incidentJSON struct {
+	ID       string
+	Title    string
+	Phase    string
+	Source   string
+	Alerts   []string
+	Version  int64
+	Scope    struct{ Users, Patients []string }
+	Actions  []actionJSON
+	Timeline []struct{ Kind, Detail, Request string }
+}
+
+type actionJSON struct {
+	ID, Kind, State, Playbook, Reason string
+}
+
+// securityDo sends a request to the security API with token and extra
+// headers.
+func securityDo(t *testing.T, v *vault, token, method, path string, body []byte, header ...string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, strings.TrimSuffix(v.url, "/fhir")+"/security/"+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := v.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, b
+}
+
+// TestRespond runs the default containment through the real binary: a
+// nurse who opens a decoy patient is suspended and her tokens revoked by
+// the honeytoken-touch playbook before anyone looks, her next request is
+// refused, the incident says what was done (each step in the audit
+// trail), and an officer can undo the suspension.
+func TestRespond(t *testing.T) {
+	requireE2E(t)
+	v, people, _ := startDemo(t, filepath.Join(t.TempDir(), "demo"), 4)
+	out := v.cli(false, nil, "honeytoken", "create", "-n", "1")
+	var decoy string
+	for _, line := range strings.Split(out, "\n") {
+		if uuidLine.MatchString(line) {
+			decoy = line
+		}
+	}
+	if decoy == "" {
+		t.Fatalf("honeytoken create printed:\n%s", out)
+	}
+	const app, redirect = "demo-app", "http://127.0.0.1:8400/callback"
+	nurse := signIn(t, v, app, redirect, "user/*.rs", people["nurse.demo"]).AccessToken
+	asNurse := []string{"Authorization", "Bearer " + nurse}
+	if r := v.do(http.MethodGet, "/Patient?_count=1", nil, asNurse...); r.status != http.StatusOK {
+		t.Fatalf("the nurse's search before = %d", r.status)
+	}
+
+	// The insider opens the decoy; the server answers as it would for
+	// any patient she may not see, and contains her by itself.
+	start := time.Now()
+	v.do(http.MethodGet, "/Patient/"+decoy, nil, asNurse...)
+	for {
+		r := v.do(http.MethodGet, "/Patient?_count=1", nil, asNurse...)
+		if r.status == http.StatusUnauthorized {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the nurse's token still works 30 s after the decoy touch (%d)", r.status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("decoy touch → the nurse's next request refused in %s", time.Since(start).Round(time.Millisecond))
+
+	// The incident: opened by the playbook, contained, each step carried
+	// out (the responder may still be finishing the last ones).
+	var in incidentJSON
+	for {
+		status, body := securityDo(t, v, v.token, http.MethodGet, "incidents?open=true", nil)
+		var list struct{ Incidents []incidentJSON }
+		if status != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Incidents) != 1 {
+			t.Fatalf("GET /security/incidents = %d %s", status, body)
+		}
+		in = list.Incidents[0]
+		if !slices.ContainsFunc(in.Actions, func(a actionJSON) bool { return a.State == "running" }) {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("actions still running 30 s after the touch: %+v", in.Actions)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if in.Source != "alert" || in.Phase != "contain" || len(in.Alerts) != 1 || !slices.Contains(in.Scope.Patients, decoy) ||
+		!strings.HasPrefix(in.Title, "Decoy patient touched by ") {
+		t.Fatalf("incident %+v", in)
+	}
+	states := map[string]string{}
+	var suspend string
+	for _, a := range in.Actions {
+		states[a.Kind] = a.State
+		if a.Kind == "suspend-account" {
+			suspend = a.ID
+		}
+	}
+	if states["suspend-account"] != "done" || states["revoke-sessions"] != "done" {
+		t.Fatalf("actions %+v", in.Actions)
+	}
+	status, body := securityDo(t, v, v.token, http.MethodGet, "incidents/"+in.ID, nil)
+	var full incidentJSON
+	if status != http.StatusOK || json.Unmarshal(body, &full) != nil || len(full.Timeline) < 4 {
+		t.Fatalf("GET incident = %d %s", status, body)
+	}
+	for _, ev := range full.Timeline {
+		if ev.Request == "" {
+			t.Fatalf("timeline event without its audit entry: %+v", ev)
+		}
+	}
+	// The CLI shows it too.
+	if out := v.cli(false, nil, "incidents", "list", "-open"); !strings.Contains(out, in.ID) {
+		t.Fatalf("incidents list:\n%s", out)
+	}
+
+	// An officer undoes the suspension: the account is active again (her
+	// old token stays revoked: she signs in anew).
+	etag := `W/"` + jsonInt(full.Version) + `"`
+	status, body = securityDo(t, v, v.token, http.MethodPost, "incidents/"+in.ID+"/actions/"+suspend+"/undo", nil, "If-Match", etag)
+	if status != http.StatusOK || !strings.Contains(string(body), `"state":"undone"`) {
+		t.Fatalf("undo = %d %s", status, body)
+	}
+	if r := v.do(http.MethodGet, "/Patient?_count=1", nil, asNurse...); r.status != http.StatusUnauthorized {
+		t.Fatalf("the revoked token after the undo = %d", r.status)
+	}
+	r := v.do(http.MethodGet, "/admin/users?username=nurse.demo", nil)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"status":"active"`) {
+		t.Fatalf("the nurse's account after the undo: %d %s", r.status, r.body)
+	}
+}
+
+func jsonInt(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
