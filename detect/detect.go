@@ -110,6 +110,19 @@ func FromEntry(index int64, en *phivault.AuditEntry) Event {
 	return ev
 }
 
+// securityTargets are the target types of the security API's own audit
+// entries: alerts, incidents, the detector, ingestion, decoys, risk.
+var securityTargets = []string{TargetAlert, TargetIncident, TargetDetector, TargetIngest, TargetHoneytoken, TargetUserRisk}
+
+// OnRecords reports whether ev is about patients' records rather than
+// about security work on them: an officer reading an alert that names a
+// patient, or the incident responder acting on one, is not a look at the
+// patient's record (it names the patients so that the patient's access
+// report shows who handled what about them).
+func (ev *Event) OnRecords() bool {
+	return ev.Stream != StreamTrail || !slices.Contains(securityTargets, ev.ResourceType)
+}
+
 // Severity ranks alerts.
 type Severity int
 

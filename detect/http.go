@@ -57,6 +57,7 @@ const (
 	TargetDetector = "Detector" // the detector's status
 	TargetAlert    = "Alert"    // alerts: read, listed, triaged
 	TargetIngest   = "Ingest"   // records ingested from another system
+	TargetIncident = "Incident" // incidents (package incident): read, changed, acted on
 )
 
 // NewHandler returns the security API, for absolute paths under

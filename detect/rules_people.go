@@ -96,7 +96,7 @@ func peopleAccess(action string) bool {
 // counts as looking at each patient it touched: searches only when they
 // returned at most searchHits patients.
 func peopleLooks(ev *Event, searchHits int) bool {
-	if !ev.OK || ev.User == "" || len(ev.Patients) == 0 || !peopleAccess(ev.Action) {
+	if !ev.OK || ev.User == "" || len(ev.Patients) == 0 || !peopleAccess(ev.Action) || !ev.OnRecords() {
 		return false
 	}
 	if ev.Action == phivault.ActionSearch && len(ev.Patients) > searchHits {
@@ -205,6 +205,9 @@ func (r *Honeytoken) Name() string { return RuleHoneytoken }
 
 // Observe implements Rule.
 func (r *Honeytoken) Observe(x *Context, ev *Event) {
+	if !ev.OnRecords() {
+		return
+	}
 	if r.PlantPurpose != "" && ev.Purpose == r.PlantPurpose && ev.Stream != StreamIngest && peopleSystem(ev) &&
 		(ev.Action == phivault.ActionCreate || ev.Action == phivault.ActionBundle) {
 		return

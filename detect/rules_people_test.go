@@ -309,6 +309,18 @@ func TestHoneytoken(t *testing.T) {
 		{"search missing the decoys", with(peopleRead("u1", ""), func(ev *detect.Event) {
 			ev.Action, ev.ResourceID, ev.Patients = phivault.ActionSearch, "", many[:10]
 		}), nil},
+		// The security API's own entries name the patients an alert or an
+		// incident is about; reading or acting on those is no look at the
+		// record.
+		{"an officer lists alerts about a decoy", with(peopleRead("po", ""), func(ev *detect.Event) {
+			ev.Action, ev.ResourceType, ev.ResourceID, ev.Patients = phivault.ActionSearch, detect.TargetAlert, "", []string{"hp1"}
+		}), nil},
+		{"the responder changes an incident about a decoy", with(peopleRead("incident-responder", ""), func(ev *detect.Event) {
+			ev.Action, ev.ResourceType, ev.ResourceID, ev.Patients = phivault.ActionIncident, detect.TargetIncident, "inc-1", []string{"hp1"}
+		}), nil},
+		{"another system's log says Alert", with(peopleRead("ehr:u1", "hp1"), func(ev *detect.Event) {
+			ev.Stream, ev.ResourceType = detect.StreamIngest, detect.TargetAlert
+		}), []string{"honeytoken ehr:u1|hp1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

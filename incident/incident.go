@@ -25,8 +25,9 @@ import (
 	"github.com/phivault/phivault/detect"
 )
 
-// TargetType is the audit entries' target type for incidents.
-const TargetType = "Incident"
+// TargetType is the audit entries' target type for incidents; the
+// detectors know it as the security API's own (detect.TargetIncident).
+const TargetType = detect.TargetIncident
 
 // Phases of an incident, in order. An incident may move to any phase: a
 // containment that fails sends it back to analyse; Closed ends it, and
