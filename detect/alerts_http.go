@@ -47,9 +47,10 @@ func (h *handler) alertRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /security/alerts/{id}/triage", h.guard(TargetAlert, h.serveTriage))
 }
 
-// alertView is an alert on the wire: the API's answers, the webhook's
-// payload. It holds ids only, never PHI.
-type alertView struct {
+// AlertView is an alert on the wire: the API's answers, the webhook's
+// payload, and what clients of the API read. It holds ids only, never
+// PHI.
+type AlertView struct {
 	ID          string    `json:"id"`
 	Rule        string    `json:"rule"`
 	Severity    string    `json:"severity"`
@@ -66,10 +67,11 @@ type alertView struct {
 	State       string    `json:"state"`
 	Suppressed  bool      `json:"suppressed"`
 	// Triages, in GET /security/alerts/{id} only: the decisions made.
-	Triages []triageView `json:"triages,omitempty"`
+	Triages []TriageView `json:"triages,omitempty"`
 }
 
-type triageView struct {
+// TriageView is a triage decision on the wire.
+type TriageView struct {
 	Decision string    `json:"decision"`
 	Reason   string    `json:"reason,omitempty"`
 	By       string    `json:"by"`
@@ -81,13 +83,23 @@ type triageView struct {
 	NoteUnreadable bool   `json:"noteUnreadable,omitempty"`
 }
 
-func viewOf(a *Alert) alertView {
-	return alertView{
+func viewOf(a *Alert) AlertView {
+	return AlertView{
 		ID: a.ID, Rule: a.Rule, Severity: a.Severity.String(), Score: a.Score,
 		User: a.User, Patients: nonNil(a.Patients),
 		First: a.First.UTC(), Last: a.Last.UTC(), Detected: a.Detected.UTC(),
 		Explanation: a.Why, Factors: nonNil(a.Factors), Evidence: nonNil(a.Evidence),
 		Events: a.Events, State: a.State, Suppressed: a.Suppressed,
+	}
+}
+
+// Alert returns the alert v shows (its triages aside).
+func (v *AlertView) Alert() *Alert {
+	sev, _ := ParseSeverity(v.Severity)
+	return &Alert{
+		ID: v.ID, Rule: v.Rule, Severity: sev, Score: v.Score, User: v.User, Patients: v.Patients,
+		First: v.First, Last: v.Last, Detected: v.Detected, Why: v.Explanation, Factors: v.Factors,
+		Evidence: v.Evidence, Events: v.Events, State: v.State, Suppressed: v.Suppressed,
 	}
 }
 
@@ -98,8 +110,9 @@ func nonNil(s []string) []string {
 	return s
 }
 
-type alertPage struct {
-	Alerts []alertView `json:"alerts"`
+// AlertPage is a page of GET /security/alerts.
+type AlertPage struct {
+	Alerts []AlertView `json:"alerts"`
 	// Next is the path of the next page, or "" on the last.
 	Next string `json:"next,omitempty"`
 }
@@ -187,7 +200,7 @@ func (h *handler) serveAlerts(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, e, err)
 		return
 	}
-	page := alertPage{Alerts: []alertView{}}
+	page := AlertPage{Alerts: []AlertView{}}
 	if len(alerts) > limit {
 		alerts = alerts[:limit]
 		q := r.URL.Query()
@@ -223,7 +236,7 @@ func (h *handler) serveAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	v := viewOf(a)
 	for _, t := range triages {
-		v.Triages = append(v.Triages, h.triageView(t))
+		v.Triages = append(v.Triages, h.TriageView(t))
 	}
 	e.Compartments = addAll(e.Compartments, a.Patients)
 	e.Returned = []string{TargetAlert + "/" + a.ID}
@@ -233,8 +246,8 @@ func (h *handler) serveAlert(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (h *handler) triageView(t *Triage) triageView {
-	v := triageView{Decision: t.Decision, Reason: t.Reason, By: t.By, At: t.At.UTC()}
+func (h *handler) TriageView(t *Triage) TriageView {
+	v := TriageView{Decision: t.Decision, Reason: t.Reason, By: t.By, At: t.At.UTC()}
 	if len(t.Note) > 0 {
 		var note []byte
 		var err error

@@ -52,7 +52,7 @@ var _ Notifier = (*Webhook)(nil)
 
 type webhookBody struct {
 	Sent   time.Time   `json:"sent"`
-	Alerts []alertView `json:"alerts"`
+	Alerts []AlertView `json:"alerts"`
 }
 
 // Notify implements Notifier.
@@ -64,7 +64,7 @@ func (wh *Webhook) Notify(ctx context.Context, alerts []*Alert) error {
 	if wh.Now != nil {
 		now = wh.Now
 	}
-	body := webhookBody{Sent: now().UTC(), Alerts: make([]alertView, len(alerts))}
+	body := webhookBody{Sent: now().UTC(), Alerts: make([]AlertView, len(alerts))}
 	for i, a := range alerts {
 		body.Alerts[i] = viewOf(a)
 	}

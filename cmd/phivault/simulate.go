@@ -254,21 +254,6 @@ func (s securityServer) Processed(ctx context.Context) (int64, error) {
 	return st.Cursor.Ingest, nil
 }
 
-// alertLine is an alert as GET /security/alerts lists it.
-type alertLine struct {
-	ID          string    `json:"id"`
-	Rule        string    `json:"rule"`
-	Score       int       `json:"score"`
-	User        string    `json:"user"`
-	Patients    []string  `json:"patients"`
-	First       time.Time `json:"first"`
-	Last        time.Time `json:"last"`
-	Detected    time.Time `json:"detected"`
-	Explanation string    `json:"explanation"`
-	Evidence    []string  `json:"evidence"`
-	Events      int64     `json:"events"`
-}
-
 func (s securityServer) Alerts(ctx context.Context, since time.Time) ([]*detect.Alert, error) {
 	path := "alerts?" + url.Values{"since": {since.UTC().Format(time.RFC3339)}, "limit": {strconv.Itoa(detect.MaxAlertPage)}}.Encode()
 	var out []*detect.Alert
@@ -277,16 +262,12 @@ func (s securityServer) Alerts(ctx context.Context, since time.Time) ([]*detect.
 		if err != nil {
 			return nil, err
 		}
-		var page struct {
-			Alerts []alertLine `json:"alerts"`
-			Next   string      `json:"next"`
-		}
+		var page detect.AlertPage
 		if err := json.Unmarshal(b, &page); err != nil {
 			return nil, fmt.Errorf("alerts page: %w", err)
 		}
 		for _, a := range page.Alerts {
-			out = append(out, &detect.Alert{ID: a.ID, Rule: a.Rule, Score: a.Score, User: a.User, Patients: a.Patients,
-				First: a.First, Last: a.Last, Detected: a.Detected, Why: a.Explanation, Evidence: a.Evidence, Events: a.Events})
+			out = append(out, a.Alert())
 		}
 		path = strings.TrimPrefix(page.Next, "/security/")
 	}
