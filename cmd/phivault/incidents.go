@@ -134,8 +134,13 @@ func (c *incidentsCommand) show(ctx context.Context, args []string) error {
 		_, err := c.stdout.Write(body)
 		return err
 	}
+	return c.printAnswer(body)
+}
+
+// printAnswer prints an answer holding one incident.
+func (c *incidentsCommand) printAnswer(b []byte) error {
 	var v incident.View
-	if err := json.Unmarshal(body, &v); err != nil {
+	if err := json.Unmarshal(b, &v); err != nil {
 		return fmt.Errorf("read the answer: %w", err)
 	}
 	c.print(v)
@@ -163,6 +168,13 @@ func (c *incidentsCommand) print(v incident.View) {
 			state = "OVERDUE"
 		}
 		fmt.Fprintf(w, "clock %-12s %s %s\n", cl.Name, cl.Due.Format(time.DateTime), state)
+	}
+	for _, a := range v.Actions {
+		line := fmt.Sprintf("action %s %-20s %s", a.ID, a.Kind, a.State)
+		if a.Reason != "" {
+			line += " (" + a.Reason + ")"
+		}
+		fmt.Fprintln(w, line)
 	}
 	for _, ev := range v.Timeline {
 		line := fmt.Sprintf("%s  %-10s %-8s %s", ev.At.Format(time.DateTime), ev.Actor, ev.Kind, ev.Detail)
@@ -264,12 +276,7 @@ func (c *incidentsCommand) open(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var v incident.View
-	if err := json.Unmarshal(out, &v); err != nil {
-		return fmt.Errorf("read the answer: %w", err)
-	}
-	c.print(v)
-	return nil
+	return c.printAnswer(out)
 }
 
 func (c *incidentsCommand) update(ctx context.Context, args []string) error {
@@ -303,10 +310,5 @@ func (c *incidentsCommand) update(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	var v incident.View
-	if err := json.Unmarshal(out, &v); err != nil {
-		return fmt.Errorf("read the answer: %w", err)
-	}
-	c.print(v)
-	return nil
+	return c.printAnswer(out)
 }
