@@ -94,12 +94,15 @@ type Directory struct {
 	practUsers  map[string]string // Practitioner id → user id
 	patients    map[string]*Patient
 	rels        map[string]map[string]*relNode // user key → patient → first relationship
-	byOrigin    map[string]relSpan
+	byOrigin    map[string]*relSpan
 	honeytokens map[string]bool
 	// added is where AddRelationship puts relationships, a chunk at a
 	// time: they are many (every ingested one) and only grow, so one
 	// allocation serves relChunk of them.
 	added []relNode
+	// lastOrigin is the origin a relationship was last added to:
+	// relationships come by origin, one after the other.
+	lastOrigin *relSpan
 	// last is the pair Related looked up last: the rules and the scorer
 	// ask about the same user and patient several times per event. Any
 	// change to users or relationships forgets it.
@@ -115,7 +118,10 @@ type relNode struct {
 }
 
 // relSpan is an origin's list of relationships.
-type relSpan struct{ first, last *relNode }
+type relSpan struct {
+	origin      string
+	first, last *relNode
+}
 
 // relLookup is what Related found for user and patient: the
 // relationships of the user's id, and of its linked Practitioner.
@@ -135,7 +141,7 @@ func NewDirectory() *Directory {
 		practUsers:  map[string]string{},
 		patients:    map[string]*Patient{},
 		rels:        map[string]map[string]*relNode{},
-		byOrigin:    map[string]relSpan{},
+		byOrigin:    map[string]*relSpan{},
 		honeytokens: map[string]bool{},
 	}
 }
@@ -191,10 +197,15 @@ func (d *Directory) SetHoneytoken(patient string, on bool) {
 // SetRelationships replaces every relationship of origin with rels
 // (whose Origin is set to origin).
 func (d *Directory) SetRelationships(origin string, rels []Relationship) {
-	for n := d.byOrigin[origin].first; n != nil; n = n.nextOfOrigin {
-		d.unlink(n)
+	if span := d.byOrigin[origin]; span != nil {
+		for n := span.first; n != nil; n = n.nextOfOrigin {
+			d.unlink(n)
+		}
+		delete(d.byOrigin, origin)
+		if d.lastOrigin == span {
+			d.lastOrigin = nil
+		}
 	}
-	delete(d.byOrigin, origin)
 	// One allocation for the origin, which is replaced whole: it does not
 	// keep a chunk of AddRelationship's alive.
 	nodes := make([]relNode, len(rels))
@@ -220,14 +231,21 @@ func (d *Directory) AddRelationship(r Relationship) {
 
 // link appends n to its pair's and its origin's lists.
 func (d *Directory) link(n *relNode) {
-	span := d.byOrigin[n.Origin]
+	span := d.lastOrigin
+	if span == nil || span.origin != n.Origin {
+		span = d.byOrigin[n.Origin]
+		if span == nil {
+			span = &relSpan{origin: n.Origin}
+			d.byOrigin[n.Origin] = span
+		}
+		d.lastOrigin = span
+	}
 	if span.last == nil {
 		span.first = n
 	} else {
 		span.last.nextOfOrigin = n
 	}
 	span.last = n
-	d.byOrigin[n.Origin] = span
 	byPatient := d.rels[n.User]
 	if byPatient == nil {
 		byPatient = map[string]*relNode{}

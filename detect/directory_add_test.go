@@ -130,3 +130,25 @@ func TestDirectory_RelatedOrder(t *testing.T) {
 		t.Errorf("Accessors after every origin was emptied = %v, want none", got)
 	}
 }
+
+// TestDirectory_AddAfterReplace checks that a relationship added to an
+// origin after the origin was replaced is replaced with it next time.
+func TestDirectory_AddAfterReplace(t *testing.T) {
+	at := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	d := detect.NewDirectory()
+	add := func(patient string) {
+		d.AddRelationship(detect.Relationship{User: "sim:u1", Patient: patient, Kind: detect.KindEncounter, Origin: "ingest:sim"})
+	}
+	add("sim:p1")
+	d.SetRelationships("ingest:sim", nil)
+	add("sim:p2")
+	if d.Related("sim:u1", "sim:p2", at, 0) == nil {
+		t.Fatal("Related(sim:u1, sim:p2) = nil after it was added, want it")
+	}
+	d.SetRelationships("ingest:sim", nil)
+	for _, p := range []string{"sim:p1", "sim:p2"} {
+		if r := d.Related("sim:u1", p, at, 0); r != nil {
+			t.Errorf("after the origin was replaced again, Related(sim:u1, %s) = %v, want nil", p, r)
+		}
+	}
+}
