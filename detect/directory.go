@@ -93,7 +93,7 @@ type Directory struct {
 	users       map[string]*User
 	practUsers  map[string]string // Practitioner id → user id
 	patients    map[string]*Patient
-	rels        map[string]map[string]*relNode // user key → patient → first relationship
+	rels        map[string]*relUser // by user key
 	byOrigin    map[string]*relSpan
 	honeytokens map[string]bool
 	// added is where AddRelationship puts relationships, a chunk at a
@@ -115,6 +115,41 @@ type Directory struct {
 type relNode struct {
 	Relationship
 	nextOfPair, nextOfOrigin *relNode
+}
+
+// relUser is the relationships of one user key (a user id, or
+// "Practitioner/<id>"), by patient. It remembers the patient looked up
+// last, as a user reads a chart in bursts: lastFirst is always
+// byPatient[lastPatient].
+type relUser struct {
+	byPatient   map[string]*relNode // patient → first relationship
+	lastPatient string
+	lastFirst   *relNode
+}
+
+// first returns the first relationship with patient, or nil. A nil
+// *relUser has none.
+func (ru *relUser) first(patient string) *relNode {
+	if ru == nil {
+		return nil
+	}
+	if patient != ru.lastPatient {
+		ru.lastPatient, ru.lastFirst = patient, ru.byPatient[patient]
+	}
+	return ru.lastFirst
+}
+
+// setFirst makes n (or, if nil, none) the first relationship with
+// patient.
+func (ru *relUser) setFirst(patient string, n *relNode) {
+	if n == nil {
+		delete(ru.byPatient, patient)
+	} else {
+		ru.byPatient[patient] = n
+	}
+	if patient == ru.lastPatient {
+		ru.lastFirst = n
+	}
 }
 
 // relSpan is an origin's list of relationships.
@@ -140,7 +175,7 @@ func NewDirectory() *Directory {
 		users:       map[string]*User{},
 		practUsers:  map[string]string{},
 		patients:    map[string]*Patient{},
-		rels:        map[string]map[string]*relNode{},
+		rels:        map[string]*relUser{},
 		byOrigin:    map[string]*relSpan{},
 		honeytokens: map[string]bool{},
 	}
@@ -246,14 +281,14 @@ func (d *Directory) link(n *relNode) {
 		span.last.nextOfOrigin = n
 	}
 	span.last = n
-	byPatient := d.rels[n.User]
-	if byPatient == nil {
-		byPatient = map[string]*relNode{}
-		d.rels[n.User] = byPatient
+	ru := d.rels[n.User]
+	if ru == nil {
+		ru = &relUser{byPatient: map[string]*relNode{}}
+		d.rels[n.User] = ru
 	}
-	first := byPatient[n.Patient]
+	first := ru.byPatient[n.Patient]
 	if first == nil {
-		byPatient[n.Patient] = n
+		ru.setFirst(n.Patient, n)
 		return
 	}
 	for first.nextOfPair != nil {
@@ -264,8 +299,8 @@ func (d *Directory) link(n *relNode) {
 
 // unlink takes n out of its pair's list (not its origin's).
 func (d *Directory) unlink(n *relNode) {
-	byPatient := d.rels[n.User]
-	first := byPatient[n.Patient]
+	ru := d.rels[n.User]
+	first := ru.byPatient[n.Patient]
 	if first == n {
 		first = n.nextOfPair
 	} else {
@@ -277,14 +312,11 @@ func (d *Directory) unlink(n *relNode) {
 		}
 	}
 	n.nextOfPair = nil
-	switch {
-	case first != nil:
-		byPatient[n.Patient] = first
-	case len(byPatient) > 1:
-		delete(byPatient, n.Patient)
-	default:
+	if first == nil && len(ru.byPatient) == 1 {
 		delete(d.rels, n.User)
+		return
 	}
+	ru.setFirst(n.Patient, first)
 }
 
 // Related returns the relationship that gives user a reason to look at
@@ -304,9 +336,9 @@ func (d *Directory) lookup(user, patient string) *relLookup {
 	if d.last.ok && d.last.user == user && d.last.patient == patient {
 		return &d.last
 	}
-	d.last = relLookup{user: user, patient: patient, own: d.rels[user][patient], ok: true}
+	d.last = relLookup{user: user, patient: patient, own: d.rels[user].first(patient), ok: true}
 	if u := d.users[user]; u != nil && u.practKey != "" {
-		d.last.pract = d.rels[u.practKey][patient]
+		d.last.pract = d.rels[u.practKey].first(patient)
 	}
 	return &d.last
 }
@@ -330,8 +362,8 @@ func related(n *relNode, at time.Time, slack time.Duration) *Relationship {
 // scans every user: for scoring, not the per-event path.
 func (d *Directory) Accessors(patient string) []string {
 	var out []string
-	for key, byPatient := range d.rels {
-		if byPatient[patient] == nil {
+	for key, ru := range d.rels {
+		if ru.byPatient[patient] == nil {
 			continue
 		}
 		if id, ok := strings.CutPrefix(key, "Practitioner/"); ok {

@@ -46,6 +46,13 @@ func TestDirectory_AddRelationship(t *testing.T) {
 func TestDirectory_RelatedAfterChange(t *testing.T) {
 	at := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 	related := func(d *detect.Directory) bool { return d.Related("sim:u1", "sim:p1", at, 0) != nil }
+	// The user has another patient too, so that what it knew of sim:p1
+	// is kept while it changes.
+	withOther := func() *detect.Directory {
+		d := detect.NewDirectory()
+		d.AddRelationship(detect.Relationship{User: "sim:u1", Patient: "sim:p9", Kind: detect.KindCareTeam, Origin: "ingest:other"})
+		return d
+	}
 	tests := []struct {
 		name   string
 		change func(d *detect.Directory)
@@ -69,7 +76,7 @@ func TestDirectory_RelatedAfterChange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := detect.NewDirectory()
+			d := withOther()
 			d.PutUser(&detect.User{ID: "sim:u1"})
 			d.AddRelationship(detect.Relationship{User: "Practitioner/pr1", Patient: "sim:p1", Kind: detect.KindEncounter, Origin: "ingest:sim"})
 			if related(d) {
@@ -82,7 +89,7 @@ func TestDirectory_RelatedAfterChange(t *testing.T) {
 		})
 	}
 	t.Run("replaced", func(t *testing.T) {
-		d := detect.NewDirectory()
+		d := withOther()
 		d.SetRelationships("ward:a", []detect.Relationship{{User: "sim:u1", Patient: "sim:p1", Kind: detect.KindCareTeam}})
 		if !related(d) {
 			t.Fatal("Related before the change = nil, want the care team")
