@@ -93,13 +93,77 @@ type Directory struct {
 	users       map[string]*User
 	practUsers  map[string]string // Practitioner id → user id
 	patients    map[string]*Patient
-	rels        map[string]map[string][]*Relationship // user key → patient → relationships
-	byOrigin    map[string][]*Relationship
+	rels        map[string]*relUser // by user key
+	byOrigin    map[string]*relSpan
 	honeytokens map[string]bool
 	// added is where AddRelationship puts relationships, a chunk at a
 	// time: they are many (every ingested one) and only grow, so one
 	// allocation serves relChunk of them.
-	added []Relationship
+	added []relNode
+	// lastOrigin is the origin a relationship was last added to:
+	// relationships come by origin, one after the other.
+	lastOrigin *relSpan
+	// last is the pair Related looked up last: the rules and the scorer
+	// ask about the same user and patient several times per event. Any
+	// change to users or relationships forgets it.
+	last relLookup
+}
+
+// relNode is a relationship in two lists: its user and patient's, and
+// its origin's, each in the order added. The lists cost no allocation
+// beyond the nodes, which come a chunk at a time.
+type relNode struct {
+	Relationship
+	nextOfPair, nextOfOrigin *relNode
+}
+
+// relUser is the relationships of one user key (a user id, or
+// "Practitioner/<id>"), by patient. It remembers the patient looked up
+// last, as a user reads a chart in bursts: lastFirst is always
+// byPatient[lastPatient].
+type relUser struct {
+	byPatient   map[string]*relNode // patient → first relationship
+	lastPatient string
+	lastFirst   *relNode
+}
+
+// first returns the first relationship with patient, or nil. A nil
+// *relUser has none.
+func (ru *relUser) first(patient string) *relNode {
+	if ru == nil {
+		return nil
+	}
+	if patient != ru.lastPatient {
+		ru.lastPatient, ru.lastFirst = patient, ru.byPatient[patient]
+	}
+	return ru.lastFirst
+}
+
+// setFirst makes n (or, if nil, none) the first relationship with
+// patient.
+func (ru *relUser) setFirst(patient string, n *relNode) {
+	if n == nil {
+		delete(ru.byPatient, patient)
+	} else {
+		ru.byPatient[patient] = n
+	}
+	if patient == ru.lastPatient {
+		ru.lastFirst = n
+	}
+}
+
+// relSpan is an origin's list of relationships.
+type relSpan struct {
+	origin      string
+	first, last *relNode
+}
+
+// relLookup is what Related found for user and patient: the
+// relationships of the user's id, and of its linked Practitioner.
+type relLookup struct {
+	user, patient string
+	own, pract    *relNode
+	ok            bool
 }
 
 // relChunk is how many relationships AddRelationship allocates at once.
@@ -111,8 +175,8 @@ func NewDirectory() *Directory {
 		users:       map[string]*User{},
 		practUsers:  map[string]string{},
 		patients:    map[string]*Patient{},
-		rels:        map[string]map[string][]*Relationship{},
-		byOrigin:    map[string][]*Relationship{},
+		rels:        map[string]*relUser{},
+		byOrigin:    map[string]*relSpan{},
 		honeytokens: map[string]bool{},
 	}
 }
@@ -144,6 +208,7 @@ func (d *Directory) PutUser(u *User) {
 		cp.practKey = "Practitioner/" + cp.Practitioner // made once, not per lookup
 	}
 	d.users[cp.ID] = &cp
+	d.last = relLookup{}
 }
 
 // UserOfPractitioner returns the user linked to Practitioner id, or "".
@@ -167,31 +232,24 @@ func (d *Directory) SetHoneytoken(patient string, on bool) {
 // SetRelationships replaces every relationship of origin with rels
 // (whose Origin is set to origin).
 func (d *Directory) SetRelationships(origin string, rels []Relationship) {
-	for _, r := range d.byOrigin[origin] {
-		byPatient := d.rels[r.User]
-		list := byPatient[r.Patient]
-		list = slices.DeleteFunc(list, func(x *Relationship) bool { return x == r })
-		if len(list) == 0 {
-			delete(byPatient, r.Patient)
-			if len(byPatient) == 0 {
-				delete(d.rels, r.User)
-			}
-		} else {
-			byPatient[r.Patient] = list
+	if span := d.byOrigin[origin]; span != nil {
+		for n := span.first; n != nil; n = n.nextOfOrigin {
+			d.unlink(n)
+		}
+		delete(d.byOrigin, origin)
+		if d.lastOrigin == span {
+			d.lastOrigin = nil
 		}
 	}
-	delete(d.byOrigin, origin)
+	// One allocation for the origin, which is replaced whole: it does not
+	// keep a chunk of AddRelationship's alive.
+	nodes := make([]relNode, len(rels))
 	for i := range rels {
-		r := rels[i]
-		r.Origin = origin
-		d.byOrigin[origin] = append(d.byOrigin[origin], &r)
-		byPatient := d.rels[r.User]
-		if byPatient == nil {
-			byPatient = map[string][]*Relationship{}
-			d.rels[r.User] = byPatient
-		}
-		byPatient[r.Patient] = append(byPatient[r.Patient], &r)
+		nodes[i].Relationship = rels[i]
+		nodes[i].Origin = origin
+		d.link(&nodes[i])
 	}
+	d.last = relLookup{}
 }
 
 // AddRelationship adds one relationship to those of r.Origin. It costs
@@ -199,34 +257,95 @@ func (d *Directory) SetRelationships(origin string, rels []Relationship) {
 // share one origin per system).
 func (d *Directory) AddRelationship(r Relationship) {
 	if len(d.added) == cap(d.added) {
-		d.added = make([]Relationship, 0, relChunk)
+		d.added = make([]relNode, 0, relChunk)
 	}
-	d.added = append(d.added, r)
-	p := &d.added[len(d.added)-1]
-	d.byOrigin[r.Origin] = append(d.byOrigin[r.Origin], p)
-	byPatient := d.rels[r.User]
-	if byPatient == nil {
-		byPatient = map[string][]*Relationship{}
-		d.rels[r.User] = byPatient
+	d.added = append(d.added, relNode{Relationship: r})
+	d.link(&d.added[len(d.added)-1])
+	d.last = relLookup{}
+}
+
+// link appends n to its pair's and its origin's lists.
+func (d *Directory) link(n *relNode) {
+	span := d.lastOrigin
+	if span == nil || span.origin != n.Origin {
+		span = d.byOrigin[n.Origin]
+		if span == nil {
+			span = &relSpan{origin: n.Origin}
+			d.byOrigin[n.Origin] = span
+		}
+		d.lastOrigin = span
 	}
-	byPatient[r.Patient] = append(byPatient[r.Patient], p)
+	if span.last == nil {
+		span.first = n
+	} else {
+		span.last.nextOfOrigin = n
+	}
+	span.last = n
+	ru := d.rels[n.User]
+	if ru == nil {
+		ru = &relUser{byPatient: map[string]*relNode{}}
+		d.rels[n.User] = ru
+	}
+	first := ru.byPatient[n.Patient]
+	if first == nil {
+		ru.setFirst(n.Patient, n)
+		return
+	}
+	for first.nextOfPair != nil {
+		first = first.nextOfPair
+	}
+	first.nextOfPair = n
+}
+
+// unlink takes n out of its pair's list (not its origin's).
+func (d *Directory) unlink(n *relNode) {
+	ru := d.rels[n.User]
+	first := ru.byPatient[n.Patient]
+	if first == n {
+		first = n.nextOfPair
+	} else {
+		for prev := first; prev != nil; prev = prev.nextOfPair {
+			if prev.nextOfPair == n {
+				prev.nextOfPair = n.nextOfPair
+				break
+			}
+		}
+	}
+	n.nextOfPair = nil
+	if first == nil && len(ru.byPatient) == 1 {
+		delete(d.rels, n.User)
+		return
+	}
+	ru.setFirst(n.Patient, first)
 }
 
 // Related returns the relationship that gives user a reason to look at
 // patient at time at, allowing slack before its start and after its
 // end, or nil. The user's own id and linked Practitioner both count.
 func (d *Directory) Related(user, patient string, at time.Time, slack time.Duration) *Relationship {
-	if r := related(d.rels[user][patient], at, slack); r != nil {
+	l := d.lookup(user, patient)
+	if r := related(l.own, at, slack); r != nil {
 		return r
 	}
-	if u := d.users[user]; u != nil && u.practKey != "" {
-		return related(d.rels[u.practKey][patient], at, slack)
-	}
-	return nil
+	return related(l.pract, at, slack)
 }
 
-func related(list []*Relationship, at time.Time, slack time.Duration) *Relationship {
-	for _, r := range list {
+// lookup returns the relationships of user (and its linked Practitioner)
+// with patient, remembering them for the next call.
+func (d *Directory) lookup(user, patient string) *relLookup {
+	if d.last.ok && d.last.user == user && d.last.patient == patient {
+		return &d.last
+	}
+	d.last = relLookup{user: user, patient: patient, own: d.rels[user].first(patient), ok: true}
+	if u := d.users[user]; u != nil && u.practKey != "" {
+		d.last.pract = d.rels[u.practKey].first(patient)
+	}
+	return &d.last
+}
+
+func related(n *relNode, at time.Time, slack time.Duration) *Relationship {
+	for ; n != nil; n = n.nextOfPair {
+		r := &n.Relationship
 		if !r.Start.IsZero() && at.Before(r.Start.Add(-slack)) {
 			continue
 		}
@@ -243,8 +362,8 @@ func related(list []*Relationship, at time.Time, slack time.Duration) *Relations
 // scans every user: for scoring, not the per-event path.
 func (d *Directory) Accessors(patient string) []string {
 	var out []string
-	for key, byPatient := range d.rels {
-		if len(byPatient[patient]) == 0 {
+	for key, ru := range d.rels {
+		if ru.byPatient[patient] == nil {
 			continue
 		}
 		if id, ok := strings.CutPrefix(key, "Practitioner/"); ok {

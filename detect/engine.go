@@ -52,6 +52,9 @@ type Context struct {
 	userDone, patientsDone bool
 	u                      *User
 	patients               []*Patient
+	// Whether ev looks at people, but for its number of hits
+	// (peopleLooksAtAll), if looksDone.
+	looksDone, looksAtAll bool
 }
 
 // Report records f about the event being observed.
@@ -62,6 +65,7 @@ func (x *Context) Report(f Finding) { x.eng.report(x.ev, f) }
 func (x *Context) observing(ev *Event) {
 	x.ev = ev
 	x.userDone, x.patientsDone, x.u = false, false, nil
+	x.looksDone = false
 	clear(x.patients)
 	x.patients = x.patients[:0]
 }
@@ -76,6 +80,18 @@ func (x *Context) user(ev *Event) *User {
 		x.u, x.userDone = x.Dir.User(ev.User), true
 	}
 	return x.u
+}
+
+// looks reports peopleLooks(ev, searchHits), working out what does not
+// depend on searchHits once per event an Engine observes.
+func (x *Context) looks(ev *Event, searchHits int) bool {
+	if ev != x.ev {
+		return peopleLooks(ev, searchHits)
+	}
+	if !x.looksDone {
+		x.looksAtAll, x.looksDone = peopleLooksAtAll(ev), true
+	}
+	return x.looksAtAll && peopleFewHits(ev, searchHits)
 }
 
 // patient returns the directory's entry of ev.Patients[i], or nil: looked

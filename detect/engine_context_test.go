@@ -33,3 +33,34 @@ func TestContext_entriesPerEvent(t *testing.T) {
 		t.Fatalf("the user's own record raised %v, want one self-access alert", alerts)
 	}
 }
+
+// TestContext_looksPerRule runs two self-access rules, one counting
+// searches of up to 2 hits and one of up to 3, over a search that found
+// the user's own record among 3: the Context works out once whether the
+// event looks at people, but each rule still applies its own bound, so
+// only the second reports.
+func TestContext_looksPerRule(t *testing.T) {
+	dir := detect.NewDirectory()
+	dir.PutUser(&detect.User{ID: "u1", Patient: "p1", Roles: []string{"nurse"}, Status: phivault.AccountActive})
+	few, more := detect.NewSelfAccess(), detect.NewSelfAccess()
+	few.SearchHits, more.SearchHits = 2, 3
+	at := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name  string
+		rules []detect.Rule
+		want  int
+	}{
+		{"bound 2 first", []detect.Rule{few, more}, 1},
+		{"bound 3 first", []detect.Rule{more, few}, 1},
+		{"bound 2 only", []detect.Rule{few}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			eng := detect.NewEngine(dir, tt.rules, nil)
+			eng.Observe(&detect.Event{Time: at, User: "u1", Action: phivault.ActionSearch, ResourceType: "Patient",
+				Patients: []string{"p1", "p2", "p3"}, OK: true, Outcome: "ok", Stream: detect.StreamTrail})
+			if got := eng.Counts()[detect.RuleSelfAccess]; got != int64(tt.want) {
+				t.Errorf("a search of 3 hits gave %d findings, want %d", got, tt.want)
+			}
+		})
+	}
+}

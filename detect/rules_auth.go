@@ -856,7 +856,7 @@ func (r *NewSource) peers(x *Context, ev *Event, p netip.Prefix, t time.Time) bo
 	}
 	depts := [2]string{ev.Department}
 	if x.Dir != nil {
-		if u := x.Dir.User(ev.User); u != nil && u.Department != ev.Department {
+		if u := x.user(ev); u != nil && u.Department != ev.Department {
 			depts[1] = u.Department
 		}
 	}
@@ -1130,7 +1130,7 @@ func (r *SuspendedSignIn) Observe(x *Context, ev *Event) {
 	if ev.User == "" {
 		return
 	}
-	u := x.Dir.User(ev.User)
+	u := x.user(ev)
 	if u == nil || u.Active() {
 		return
 	}

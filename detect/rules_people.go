@@ -96,13 +96,19 @@ func peopleAccess(action string) bool {
 // counts as looking at each patient it touched: searches only when they
 // returned at most searchHits patients.
 func peopleLooks(ev *Event, searchHits int) bool {
-	if !ev.OK || ev.User == "" || len(ev.Patients) == 0 || !peopleAccess(ev.Action) || !ev.OnRecords() {
-		return false
-	}
-	if ev.Action == phivault.ActionSearch && len(ev.Patients) > searchHits {
-		return false
-	}
-	return !peopleSystem(ev) && !peopleIsPatient(ev, nil)
+	return peopleLooksAtAll(ev) && peopleFewHits(ev, searchHits)
+}
+
+// peopleLooksAtAll is peopleLooks but for the number of hits.
+func peopleLooksAtAll(ev *Event) bool {
+	return ev.OK && ev.User != "" && len(ev.Patients) > 0 && peopleAccess(ev.Action) && ev.OnRecords() &&
+		!peopleSystem(ev) && !peopleIsPatient(ev, nil)
+}
+
+// peopleFewHits reports whether ev is not a search, or one that returned
+// at most searchHits patients.
+func peopleFewHits(ev *Event, searchHits int) bool {
+	return ev.Action != phivault.ActionSearch || len(ev.Patients) <= searchHits
 }
 
 // peopleSystem reports whether the actor of ev is a system client rather
@@ -257,7 +263,7 @@ func (r *SelfAccess) Name() string { return RuleSelfAccess }
 
 // Observe implements Rule.
 func (r *SelfAccess) Observe(x *Context, ev *Event) {
-	if !peopleLooks(ev, r.SearchHits) {
+	if !x.looks(ev, r.SearchHits) {
 		return
 	}
 	u := x.user(ev)
@@ -310,7 +316,7 @@ func (r *FamilyAccess) Name() string { return RuleFamilyAccess }
 
 // Observe implements Rule.
 func (r *FamilyAccess) Observe(x *Context, ev *Event) {
-	if !peopleLooks(ev, r.SearchHits) {
+	if !x.looks(ev, r.SearchHits) {
 		return
 	}
 	u := x.user(ev)
@@ -384,7 +390,7 @@ func (r *NeighbourAccess) Name() string { return RuleNeighbourAccess }
 
 // Observe implements Rule.
 func (r *NeighbourAccess) Observe(x *Context, ev *Event) {
-	if !peopleLooks(ev, r.SearchHits) {
+	if !x.looks(ev, r.SearchHits) {
 		return
 	}
 	u := x.user(ev)
@@ -432,7 +438,7 @@ func (r *CoworkerAccess) Name() string { return RuleCoworkerAccess }
 
 // Observe implements Rule.
 func (r *CoworkerAccess) Observe(x *Context, ev *Event) {
-	if !peopleLooks(ev, r.SearchHits) {
+	if !x.looks(ev, r.SearchHits) {
 		return
 	}
 	for i, p := range ev.Patients {
@@ -479,7 +485,7 @@ func (r *VIPAccess) Name() string { return RuleVIPAccess }
 
 // Observe implements Rule.
 func (r *VIPAccess) Observe(x *Context, ev *Event) {
-	if !peopleLooks(ev, r.SearchHits) {
+	if !x.looks(ev, r.SearchHits) {
 		return
 	}
 	for i, p := range ev.Patients {
@@ -529,7 +535,7 @@ func (r *DeceasedAccess) Name() string { return RuleDeceasedAccess }
 
 // Observe implements Rule.
 func (r *DeceasedAccess) Observe(x *Context, ev *Event) {
-	if !peopleLooks(ev, r.SearchHits) {
+	if !x.looks(ev, r.SearchHits) {
 		return
 	}
 	for i, p := range ev.Patients {
@@ -585,7 +591,7 @@ func (r *NoRelationship) Observe(x *Context, ev *Event) {
 	default:
 		return
 	}
-	if !peopleLooks(ev, r.SearchHits) {
+	if !x.looks(ev, r.SearchHits) {
 		return
 	}
 	u := x.user(ev)

@@ -71,6 +71,11 @@ type RiskScorer struct {
 	depts     []string
 	peerCache map[string]*robustModel // fitted lazily, cleared at each rollover
 	lastUser  int32                   // index of the latest event's user
+
+	// graph's scratch, kept between calls so that scoring allocates
+	// nothing once warm.
+	shared     userCounts
+	graphCands []cand
 }
 
 var (

@@ -40,7 +40,7 @@ type graphResult struct {
 func (s *RiskScorer) graph(ui int32, alertPats []int32) graphResult {
 	g := graphResult{risk: neutralGraph}
 	u := s.users[ui]
-	shared := map[int32]int{}
+	shared := s.sharedCounts()
 	mine := 0
 	for _, p := range u.recent {
 		if slices.Contains(alertPats, p) {
@@ -50,7 +50,7 @@ func (s *RiskScorer) graph(ui int32, alertPats []int32) graphResult {
 		others := false
 		for _, v := range s.patients[p].accessors {
 			if v != ui {
-				shared[v]++
+				shared.add(v)
 				others = true
 			}
 		}
@@ -58,25 +58,14 @@ func (s *RiskScorer) graph(ui int32, alertPats []int32) graphResult {
 			g.userN++
 		}
 	}
-	type cand struct {
-		v   int32
-		sim float64
-	}
-	cands := make([]cand, 0, len(shared))
-	for v, n := range shared {
-		cands = append(cands, cand{v, float64(n) / math.Sqrt(float64(mine)*float64(max(len(s.users[v].recent), 1)))})
-	}
-	slices.SortFunc(cands, func(a, b cand) int {
-		switch {
-		case a.sim > b.sim:
-			return -1
-		case a.sim < b.sim:
-			return 1
-		}
-		return int(a.v - b.v)
-	})
 	k := max(s.Collaborators, 1)
-	cands = cands[:min(len(cands), k)]
+	cands := s.graphCands[:0]
+	for _, v := range shared.users {
+		sim := float64(shared.n[v]) / math.Sqrt(float64(mine)*float64(max(len(s.users[v].recent), 1)))
+		cands = topCands(cands, cand{v, sim}, k)
+	}
+	shared.reset()
+	s.graphCands = cands
 	for _, c := range cands {
 		g.cohesion += c.sim
 	}
@@ -126,4 +115,64 @@ func (g *graphResult) text() string {
 		return fmt.Sprintf("shares few patients with colleagues (graph score %.2f, cohesion %.2f)", g.risk, g.cohesion)
 	}
 	return ""
+}
+
+// cand is a candidate collaborator: a user and their similarity.
+type cand struct {
+	v   int32
+	sim float64
+}
+
+// before orders collaborators: the most similar first, then by index.
+func (a cand) before(b cand) bool {
+	return a.sim > b.sim || a.sim == b.sim && a.v < b.v
+}
+
+// topCands adds c to top, the k first candidates in order, if it is one
+// of them.
+func topCands(top []cand, c cand, k int) []cand {
+	i := len(top)
+	for i > 0 && c.before(top[i-1]) {
+		i--
+	}
+	if i >= k {
+		return top
+	}
+	if len(top) < k {
+		top = append(top, cand{})
+	}
+	copy(top[i+1:], top[i:])
+	top[i] = c
+	return top
+}
+
+// userCounts counts users by index without a map: n is zero but at the
+// indexes listed in users, in the order first counted.
+type userCounts struct {
+	n     []int32
+	users []int32
+}
+
+func (c *userCounts) add(v int32) {
+	if c.n[v] == 0 {
+		c.users = append(c.users, v)
+	}
+	c.n[v]++
+}
+
+// reset zeroes the counts for the next use.
+func (c *userCounts) reset() {
+	for _, v := range c.users {
+		c.n[v] = 0
+	}
+	c.users = c.users[:0]
+}
+
+// sharedCounts returns the scorer's userCounts, zero and as large as its
+// users, for graph (called with s.mu held) to reuse.
+func (s *RiskScorer) sharedCounts() *userCounts {
+	if len(s.shared.n) < len(s.users) {
+		s.shared.n = make([]int32, len(s.users))
+	}
+	return &s.shared
 }
