@@ -28,6 +28,9 @@ type HandlerOptions struct {
 	// Responder carries out approved actions and undoes done ones; nil
 	// refuses those routes.
 	Responder *Responder
+	// Trail and Residences serve the breach report; nil refuses it.
+	Trail      detect.Trail
+	Residences Residences
 }
 
 // MaxPage bounds a page of GET /security/incidents.
@@ -48,6 +51,7 @@ const maxBody = 64 << 10
 //	POST  /security/incidents/{id}/actions/{action}/approve   (If-Match)
 //	POST  /security/incidents/{id}/actions/{action}/reject    (If-Match; {"reason"})
 //	POST  /security/incidents/{id}/actions/{action}/undo      (If-Match)
+//	GET   /security/incidents/{id}/breach  the breach-impact report (privacy officers)
 func NewHandler(opts HandlerOptions) http.Handler {
 	h := &handler{opts: opts}
 	mux := http.NewServeMux()
@@ -57,6 +61,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	mux.HandleFunc("GET /security/incidents/{id}", g(TargetType, h.get))
 	mux.HandleFunc("PATCH /security/incidents/{id}", g(TargetType, h.change))
 	mux.HandleFunc("POST /security/incidents/{id}/actions/{action}/{op}", g(TargetType, h.actionOp))
+	mux.HandleFunc("GET /security/incidents/{id}/breach", g(TargetType, h.breachReport))
 	return mux
 }
 

@@ -278,3 +278,65 @@ func TestAPI_actions(t *testing.T) {
 		t.Fatalf("undo = %d %s", w.Code, w.Body)
 	}
 }
+
+// sliceTrail is an audit trail in memory.
+type sliceTrail []*phivault.AuditEntry
+
+func (s sliceTrail) Size(context.Context) (int64, error) { return int64(len(s)), nil }
+func (s sliceTrail) Entries(_ context.Context, start, end int64) ([]*phivault.AuditEntry, error) {
+	return s[start:end], nil
+}
+
+type residences map[string]string
+
+func (r residences) States(_ context.Context, patients []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range patients {
+		out[p] = r[p]
+	}
+	return out, nil
+}
+
+func TestAPI_breach(t *testing.T) {
+	f := newAPIFixture(t)
+	t0 := f.now.Add(-3 * time.Hour)
+	trail := sliceTrail{
+		{Time: t0, Actor: "u-porter", Action: phivault.ActionRead, Outcome: "ok", Compartments: []string{"p-9"}, Returned: []string{"Patient/p-9/_history/1"}},
+		{Time: t0.Add(time.Minute), Actor: "u-porter", Action: phivault.ActionSearch, Outcome: "ok", Compartments: []string{"p-8"},
+			Returned: []string{"Condition/c-1/_history/1", "Patient/p-8/_history/2"}},
+		{Time: t0.Add(2 * time.Minute), Actor: "u-other", Action: phivault.ActionRead, Outcome: "ok", Compartments: []string{"p-7"}, Returned: []string{"Patient/p-7/_history/1"}},
+	}
+	f.h = incident.NewHandler(incident.HandlerOptions{
+		Service: f.svc, API: &detect.API{Auth: people, Log: f.log, Now: func() time.Time { return f.now }},
+		Trail: trail, Residences: residences{"p-9": "MA"},
+	})
+	w := f.do(t, "officer", "POST", "/security/incidents", `{"title":"porter","severity":"high","scope":{"users":["u-porter"]}}`)
+	id := decodeView(t, w).ID
+	if w := f.do(t, "security", "GET", "/security/incidents/"+id+"/breach", ""); w.Code != 403 {
+		t.Fatalf("a security admin's breach report = %d", w.Code)
+	}
+	w = f.do(t, "officer", "GET", "/security/incidents/"+id+"/breach", "")
+	var rep incident.Report
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &rep) != nil {
+		t.Fatalf("breach = %d %s", w.Code, w.Body)
+	}
+	if !slices.Equal(rep.Impact.Patients, []string{"p-8", "p-9"}) || len(rep.Impact.Resources) != 3 || rep.Secured ||
+		rep.ResidentsByState["MA"] != 1 || rep.ResidentsByState[""] != 1 || len(rep.Worksheet) != 4 {
+		t.Fatalf("report %+v", rep)
+	}
+	if len(rep.Deadlines) != 2 || rep.Deadlines[0].Notice != "individuals" || rep.Deadlines[1].Notice != "hhs-annual-log" {
+		t.Fatalf("deadlines %+v", rep.Deadlines)
+	}
+	es := f.log.all()
+	e := es[len(es)-1]
+	if e.Action != phivault.ActionExport || !slices.Equal(e.Compartments, []string{"p-8", "p-9"}) || e.Outcome != "ok" {
+		t.Fatalf("entry %+v", e)
+	}
+	// The near miss: an incident whose scope read nothing.
+	w = f.do(t, "officer", "POST", "/security/incidents", `{"title":"quiet","severity":"low","scope":{"users":["u-none"]}}`)
+	w = f.do(t, "officer", "GET", "/security/incidents/"+decodeView(t, w).ID+"/breach", "")
+	rep = incident.Report{}
+	if json.Unmarshal(w.Body.Bytes(), &rep) != nil || !rep.Secured || len(rep.Impact.Patients) != 0 || len(rep.Deadlines) != 0 {
+		t.Fatalf("quiet report %s", w.Body)
+	}
+}
