@@ -134,9 +134,56 @@ func TestRespond(t *testing.T) {
 			t.Fatalf("timeline event without its audit entry: %+v", ev)
 		}
 	}
+	// Her read of the decoy was refused: the breach report finds that
+	// nothing left, so nobody is to be notified.
+	status, body = securityDo(t, v, v.token, http.MethodGet, "incidents/"+in.ID+"/breach", nil)
+	var rep struct {
+		Secured   bool
+		Impact    struct{ Patients, Resources []string }
+		Deadlines []struct{ Notice string }
+		Worksheet []struct{ Factor string }
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &rep) != nil || !rep.Secured || len(rep.Impact.Resources) != 0 ||
+		len(rep.Deadlines) != 0 || len(rep.Worksheet) != 4 {
+		t.Fatalf("breach report = %d %s", status, body)
+	}
 	// The CLI shows it too.
 	if out := v.cli(false, nil, "incidents", "list", "-open"); !strings.Contains(out, in.ID) {
 		t.Fatalf("incidents list:\n%s", out)
+	}
+
+	// The operator reads the decoy, successfully: its incident's breach
+	// report names exactly that patient. (The operator is no account:
+	// suspending it fails, and the incident says why.)
+	if r := v.do(http.MethodGet, "/Patient/"+decoy, nil); r.status != http.StatusOK {
+		t.Fatalf("the operator's read of the decoy = %d", r.status)
+	}
+	var op incidentJSON
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		status, body := securityDo(t, v, v.token, http.MethodGet, "incidents?open=true&user=admin", nil)
+		var list struct{ Incidents []incidentJSON }
+		if status != http.StatusOK || json.Unmarshal(body, &list) != nil {
+			t.Fatalf("GET incidents of admin = %d %s", status, body)
+		}
+		if len(list.Incidents) == 1 && !slices.ContainsFunc(list.Incidents[0].Actions, func(a actionJSON) bool { return a.State == "running" }) {
+			op = list.Incidents[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no incident for the operator's touch: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, a := range op.Actions {
+		if a.Kind == "suspend-account" && (a.State != "failed" || !strings.Contains(a.Reason, "not an account")) {
+			t.Fatalf("suspending the operator: %+v", a)
+		}
+	}
+	status, body = securityDo(t, v, v.token, http.MethodGet, "incidents/"+op.ID+"/breach", nil)
+	rep.Impact.Patients = nil
+	if status != http.StatusOK || json.Unmarshal(body, &rep) != nil || rep.Secured || !slices.Equal(rep.Impact.Patients, []string{decoy}) ||
+		len(rep.Deadlines) == 0 || rep.Deadlines[0].Notice != "individuals" {
+		t.Fatalf("the operator's breach report = %d %s", status, body)
 	}
 
 	// An officer undoes the suspension: the account is active again (her
