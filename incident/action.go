@@ -92,29 +92,39 @@ func (in *Incident) responded(p, alert string) bool {
 }
 
 // Respond answers alert a with playbook p: it joins the user's open
-// incident opened by p (or opens one, if p says so), links a, and adds
+// incident opened by p (or opens one), links a, and adds
 // p's steps as actions, automatic ones running, two-person ones awaiting
 // approval. It returns the incident and the actions to carry out now;
 // an alert p already answered returns nothing (the pipeline hands an
 // alert over again each time it grows).
 func (s *Service) Respond(ctx context.Context, a *detect.Alert, p *playbook.Playbook) (*Incident, []Action, error) {
-	open, err := s.opts.Store.List(ctx, Filter{Open: true, User: a.User, Limit: MaxAlerts})
+	// Answered before (the pipeline hands an alert over again as it
+	// grows): nothing more, whatever the incident's phase.
+	linked, err := s.opts.Store.List(ctx, Filter{Alert: a.ID, Limit: MaxAlerts})
 	if err != nil {
 		return nil, nil, err
 	}
-	var target *Incident
-	for _, in := range open {
+	for _, in := range linked {
 		if in.responded(p.Name, a.ID) {
 			return in, nil, nil
 		}
-		if target == nil && in.Source == SourceAlert && slices.ContainsFunc(in.Actions, func(x Action) bool { return x.Playbook == p.Name }) {
-			target = in
+	}
+	// Join the user's open incident of the same playbook; an alert
+	// without a user (an unauthenticated probe) joins nothing.
+	var target *Incident
+	if a.User != "" {
+		open, err := s.opts.Store.List(ctx, Filter{Open: true, User: a.User, Limit: MaxAlerts})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, in := range open {
+			if in.Source == SourceAlert && slices.ContainsFunc(in.Actions, func(x Action) bool { return x.Playbook == p.Name }) {
+				target = in
+				break
+			}
 		}
 	}
 	if target == nil {
-		if !p.Incident.Open && len(p.Steps) == 0 {
-			return nil, nil, nil
-		}
 		sev := p.Incident.Severity
 		if sev == 0 {
 			sev = a.Severity

@@ -235,3 +235,27 @@ func TestResponder_approval(t *testing.T) {
 		t.Fatalf("reject of a done action: %v", err)
 	}
 }
+
+// Alerts without a user (unauthenticated probes of a decoy) each get an
+// incident of their own, never someone else's; an alert answered before
+// is not answered again once its incident is closed.
+func TestResponder_noUserAndClosed(t *testing.T) {
+	f, r, c := newResponder(t)
+	nurse := r.Answer(context.Background(), decoyAlert(f.now))[0]
+	probe := decoyAlert(f.now)
+	probe.ID, probe.User = "00000000000000e1", ""
+	got := r.Answer(context.Background(), probe)
+	if len(got) != 1 || got[0].ID == nurse.ID {
+		t.Fatalf("a probe joined %+v", got)
+	}
+	closed, err := f.svc.Change(officer(), nurse.ID, incident.Change{Version: nurse.Version, Phase: incident.PhaseClosed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(c.all())
+	again := decoyAlert(f.now)
+	again.Events = 5
+	if got := r.Answer(context.Background(), again); len(got) != 1 || got[0].ID != closed.ID || got[0].Phase != incident.PhaseClosed || len(c.all()) != n {
+		t.Fatalf("a closed incident's alert answered again: %+v, controls %v", got, c.all())
+	}
+}

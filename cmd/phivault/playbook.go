@@ -130,13 +130,11 @@ func (c *playbookCommand) test(ctx context.Context, args []string) error {
 	}
 	for _, p := range matched {
 		fmt.Fprintf(c.stdout, "playbook %s (%s)\n", p.Name, p.File)
-		if p.Incident.Open {
-			sev := p.Incident.Severity
-			if sev == 0 {
-				sev = a.Severity
-			}
-			fmt.Fprintf(c.stdout, "  opens an incident: %s, %q\n", sev, p.Incident.TitleFor(a))
+		sev := p.Incident.Severity
+		if sev == 0 {
+			sev = a.Severity
 		}
+		fmt.Fprintf(c.stdout, "  opens an incident (or joins the user's open one): %s, %q\n", sev, p.Incident.TitleFor(a))
 		for _, s := range p.Steps {
 			when := "at once"
 			if s.Approval == playbook.ApprovalTwoPerson {

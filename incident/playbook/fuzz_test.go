@@ -18,7 +18,7 @@ func FuzzParse(f *testing.F) {
 	for _, p := range set.Playbooks {
 		f.Add([]byte("name: " + p.Name + "\nsteps:\n  - action: notify\n"))
 	}
-	f.Add([]byte("name: x\ntrigger:\n  rules: [honeytoken]\n  min_score: 40\nincident:\n  open: true\nsteps:\n  - action: raise-detail\n    for: 72h\n"))
+	f.Add([]byte("name: x\ntrigger:\n  rules: [honeytoken]\n  min_score: 40\nincident:\n  severity: high\nsteps:\n  - action: raise-detail\n    for: 72h\n"))
 	f.Add([]byte("- [\n"))
 	f.Add([]byte("name: &a x\nsteps: *a\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if p.Name == "" || (len(p.Steps) == 0 && !p.Incident.Open) || p.Trigger.MinScore < 0 || p.Trigger.MinScore > 100 {
+		if p.Name == "" || len(p.Steps) == 0 || p.Trigger.MinScore < 0 || p.Trigger.MinScore > 100 {
 			t.Fatalf("accepted %+v", p)
 		}
 		var seen []string

@@ -94,8 +94,8 @@ func (p *parser) playbook(n *yaml.Node) {
 		if !hasName {
 			p.fail(n, "a playbook needs a name")
 		}
-		if !hasSteps && !p.pb.Incident.Open {
-			p.fail(n, "a playbook needs steps, or an incident to open")
+		if !hasSteps {
+			p.fail(n, "a playbook needs steps")
 		}
 	}
 }
@@ -125,10 +125,8 @@ func (p *parser) trigger(n *yaml.Node) {
 
 func (p *parser) incident(n *yaml.Node) {
 	s := &p.pb.Incident
-	p.fields(n, "incident", []string{"open", "severity", "title"}, func(k string, v *yaml.Node) {
+	p.fields(n, "incident", []string{"severity", "title"}, func(k string, v *yaml.Node) {
 		switch k {
-		case "open":
-			s.Open = p.boolean(v, "open")
 		case "severity":
 			s.Severity = p.severity(v)
 		case "title":

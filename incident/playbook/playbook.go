@@ -17,8 +17,7 @@
 //	  min_score: 0                 # 0-100
 //	  roles: [nurse, physician]    # the alert's user has one; none means any
 //	  staff: true                  # only a staff account (not a system client or a patient)
-//	incident:
-//	  open: true                   # open an incident, or join the user's open one
+//	incident:                      # the incident the steps are recorded on
 //	  severity: critical           # default: the alert's
 //	  title: "Decoy touched by {user}"   # {rule}, {user}, {severity}
 //	steps:
@@ -73,9 +72,10 @@ type User struct {
 	Staff bool // a person's staff account: not a system client, not a patient
 }
 
-// IncidentSpec says whether a matching alert opens an incident.
+// IncidentSpec describes the incident a matching alert opens (or the
+// user's open one of the same playbook it joins), where the steps are
+// recorded.
 type IncidentSpec struct {
-	Open     bool
 	Severity detect.Severity // 0: the alert's
 	Title    string          // with {rule}, {user}, {severity} filled in
 }
