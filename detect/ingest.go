@@ -690,10 +690,11 @@ const (
 	fieldPatients     = "patients"
 )
 
-// maxLinePatients bounds the patients of one access line (a search or an
-// export of many): it caps the work and memory a line costs, beside the
-// line's byte limit (DefaultIngestMaxLine).
-const maxLinePatients = 1000
+// MaxIngestPatients bounds the patients of one access line (a search or
+// an export of many): it caps the work and memory a line costs, beside
+// the line's byte limit (DefaultIngestMaxLine). An event of more is sent
+// as several lines.
+const MaxIngestPatients = 1000
 
 // Bounds of an access line's search parameter names. They are names
 // (family, name:exact, subject.name), never values: a name is a short
@@ -855,7 +856,7 @@ func linePatients(sys string, a *accessLine) (patients []string, field, reason s
 }
 
 // patientList decodes the patients field raw: absent, null or an array
-// of at most maxLinePatients strings. Else it says why not, without the
+// of at most MaxIngestPatients strings. Else it says why not, without the
 // value.
 func patientList(raw json.RawMessage) (ids []string, reason string) {
 	raw = bytes.TrimSpace(raw)
@@ -865,8 +866,8 @@ func patientList(raw json.RawMessage) (ids []string, reason string) {
 	if json.Unmarshal(raw, &ids) != nil {
 		return nil, "wrong JSON type (want an array of strings)"
 	}
-	if len(ids) > maxLinePatients {
-		return nil, fmt.Sprintf("more than %d patients; send the event as several lines", maxLinePatients)
+	if len(ids) > MaxIngestPatients {
+		return nil, fmt.Sprintf("more than %d patients; send the event as several lines", MaxIngestPatients)
 	}
 	return ids, ""
 }
