@@ -659,6 +659,7 @@ type accessLine struct {
 	Role          string          `json:"role"`
 	Department    string          `json:"department"`
 	Patient       string          `json:"patient"`
+	Patients      json.RawMessage `json:"patients"`
 	Action        string          `json:"action"`
 	ResourceType  string          `json:"resource_type"`
 	SourceAddress string          `json:"source_address"`
@@ -686,7 +687,14 @@ var ingestActions = map[string]string{
 const (
 	fieldPurpose      = "purpose"
 	fieldSearchParams = "search_params"
+	fieldPatients     = "patients"
 )
+
+// MaxIngestPatients bounds the patients of one access line (a search or
+// an export of many): it caps the work and memory a line costs, beside
+// the line's byte limit (DefaultIngestMaxLine). An event of more is sent
+// as several lines.
+const MaxIngestPatients = 1000
 
 // Bounds of an access line's search parameter names. They are names
 // (family, name:exact, subject.name), never values: a name is a short
@@ -739,12 +747,9 @@ func (p *ingestParser) access(n int, a *accessLine) {
 		return
 	}
 	ev.Action = action
-	if patient := strings.TrimSpace(a.Patient); patient != "" {
-		if reason := textReason(patient, maxIDLen); reason != "" {
-			p.fail(n, fieldPatient, reason)
-			return
-		}
-		ev.Patients = []string{sys + ":" + patient}
+	if ev.Patients, field, reason = linePatients(sys, a); reason != "" {
+		p.fail(n, field, reason)
+		return
 	}
 	if role := strings.ToLower(strings.TrimSpace(a.Role)); role != "" {
 		if reason := textReason(role, maxNameLen); reason != "" {
@@ -811,6 +816,63 @@ func (p *ingestParser) access(n int, a *accessLine) {
 	p.events = p.events[1:]
 	p.rep.Accepted++
 	p.recs = append(p.recs, Record{Kind: RecordAccess, Event: ev})
+}
+
+// linePatients returns the patients of access line a, namespaced in
+// sys: its patient, or its patients in order without duplicates. Else
+// the field at fault and why, by the entry's position, never its value.
+// It reads a alone, so lines may be checked in any order.
+func linePatients(sys string, a *accessLine) (patients []string, field, reason string) {
+	ids, reason := patientList(a.Patients)
+	if reason != "" {
+		return nil, fieldPatients, reason
+	}
+	patient := strings.TrimSpace(a.Patient)
+	if patient != "" && len(ids) > 0 {
+		return nil, fieldPatients, "given with patient: send one or the other"
+	}
+	if patient != "" {
+		if reason := textReason(patient, maxIDLen); reason != "" {
+			return nil, fieldPatient, reason
+		}
+		return []string{sys + ":" + patient}, "", ""
+	}
+	if len(ids) == 0 {
+		return nil, "", ""
+	}
+	patients = make([]string, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
+	for i, id := range ids {
+		id = strings.TrimSpace(id)
+		if reason := idReason(id); reason != "" {
+			return nil, fieldPatients, fmt.Sprintf("patient %d: %s", i+1, reason)
+		}
+		if id = sys + ":" + id; !seen[id] {
+			seen[id] = true
+			patients = append(patients, id)
+		}
+	}
+	return patients, "", ""
+}
+
+// patientList decodes the patients field raw: absent, null or an array
+// of at most MaxIngestPatients strings. Else it says why not, without the
+// value.
+func patientList(raw json.RawMessage) ([]string, string) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, ""
+	}
+	// ids escapes to the heap (json.Unmarshal): declared here, it costs
+	// the lines without patients nothing.
+	var ids []string
+	if json.Unmarshal(raw, &ids) != nil {
+		return nil, "wrong JSON type (want an array of strings)"
+	}
+	if len(ids) > MaxIngestPatients {
+		return nil, fmt.Sprintf("more than %d patients; send the event as several lines", MaxIngestPatients)
+	}
+	return ids, ""
 }
 
 // searchParams returns the search parameter names of raw: absent or

@@ -103,16 +103,23 @@ func TestParseIngest_accessFieldErrors(t *testing.T) {
 // ParseIngest and an engine of rule alone, and returns the alerts.
 func alertsOf(t *testing.T, rule detect.Rule, body string) []*detect.Alert {
 	t.Helper()
+	recs, rep := parseAccess(t, body)
+	if rep.Rejected != 0 {
+		t.Fatalf("report %+v, want every line accepted", rep)
+	}
+	return alertsOfRecords(t, rule, recs)
+}
+
+// alertsOfRecords runs recs through an engine of rule alone, and returns
+// the alerts.
+func alertsOfRecords(t *testing.T, rule detect.Rule, recs []detect.Record) []*detect.Alert {
+	t.Helper()
 	ctx := context.Background()
 	store := detect.NewMemStore()
 	t.Cleanup(func() { store.Close() })
 	p := detect.NewPipeline(store, detect.NewEngine(detect.NewDirectory(), []detect.Rule{rule}, nil))
 	if err := p.Open(ctx); err != nil {
 		t.Fatal(err)
-	}
-	recs, rep := parseAccess(t, body)
-	if rep.Rejected != 0 {
-		t.Fatalf("report %+v, want every line accepted", rep)
 	}
 	if _, err := store.Ingest(ctx, recs); err != nil {
 		t.Fatal(err)

@@ -36,8 +36,9 @@ type Batch struct {
 	Kind string // detect.IngestAccess, IngestStaff, IngestPatients or IngestRelationships
 	Body []byte
 	// Lines holds, for each line of Body, the index in Workload.Records
-	// of the record it carries. An event of several patients is one line
-	// per patient, so it can appear more than once.
+	// of the record it carries. An event of more than
+	// detect.MaxIngestPatients patients is several lines, so it can
+	// appear more than once.
 	Lines []int
 }
 
@@ -49,10 +50,6 @@ type Export struct {
 	// policy changes, key operations, seal and unseal) arrive only
 	// through its audit trail.
 	Skipped map[string]int `json:"skipped"`
-	// Split counts the events of several patients (exports, searches)
-	// sent as one line per patient; the first line carries the event's
-	// result count, the others 0.
-	Split int `json:"split"`
 }
 
 // ingestActions are the actions the access log format names as Event
@@ -166,6 +163,7 @@ type accessLine struct {
 	Role         string   `json:"role,omitempty"`
 	Department   string   `json:"department,omitempty"`
 	Patient      string   `json:"patient,omitempty"`
+	Patients     []string `json:"patients,omitempty"`
 	Action       string   `json:"action"`
 	ResourceType string   `json:"resource_type,omitempty"`
 	Source       string   `json:"source_address,omitempty"`
@@ -191,20 +189,24 @@ func (x *exporter) access(i int, ev *detect.Event) error {
 	if !ev.OK {
 		l.Outcome = ev.Outcome
 	}
-	if len(ev.Patients) > 1 {
-		x.out.Split++
+	if len(ev.Patients) == 1 {
+		l.Patient = x.local(ev.Patients[0])
 	}
-	if len(ev.Patients) == 0 {
+	if len(ev.Patients) <= 1 {
 		return x.line(detect.IngestAccess, i, l)
 	}
-	for k, p := range ev.Patients {
-		l.Patient = x.local(p)
-		if k > 0 {
-			l.ResultCount = 0
+	// One line for all the patients, as the rules see the event in
+	// process; over the line's bound, several, the first carrying the
+	// result count.
+	for chunk := range slices.Chunk(ev.Patients, detect.MaxIngestPatients) {
+		l.Patients = l.Patients[:0]
+		for _, p := range chunk {
+			l.Patients = append(l.Patients, x.local(p))
 		}
 		if err := x.line(detect.IngestAccess, i, l); err != nil {
 			return err
 		}
+		l.ResultCount = 0
 	}
 	return nil
 }
