@@ -335,8 +335,11 @@ func (p *ingestParser) readNDJSONConcurrently(r io.Reader, chunk, workers int) e
 		wg    sync.WaitGroup
 		sem   = make(chan struct{}, workers)
 		next  = 1 // the number of the next chunk's first line
+		// Parsing copies what it keeps, so a chunk's buffer is read
+		// into again once its parser is done.
+		bufs = make(chunkBuffers, workers+1)
 	)
-	parse := func(b []byte) error {
+	parse := func(b, buf []byte) error {
 		first := next
 		if err := p.countLines(&next, b); err != nil {
 			return err
@@ -353,10 +356,11 @@ func (p *ingestParser) readNDJSONConcurrently(r io.Reader, chunk, workers int) e
 			if part.err = part.readNDJSON(bytes.NewReader(b), first); part.err != nil {
 				cancel()
 			}
+			bufs.put(buf)
 		})
 		return nil
 	}
-	rest, err := readLineChunks(r, chunk, parse)
+	rest, err := readLineChunks(r, chunk, bufs, parse)
 	var re *chunkReadError
 	if errors.As(err, &re) {
 		// As readNDJSON, which reaches line MaxLines+1 before the failed read.
@@ -418,33 +422,60 @@ func (p *ingestParser) join(parts []*ingestParser) {
 
 // readLineChunks reads r to its end in chunks of at least size bytes
 // that end just after a '\n' (the last chunk may be shorter and end
-// otherwise), and calls fn with each; fn may keep the chunk. A line
-// longer than size makes its chunk longer. It stops at fn's first error,
-// and returns it; on a failed read it returns a *chunkReadError and the
-// bytes read since the last chunk.
-func readLineChunks(r io.Reader, size int, fn func(chunk []byte) error) (rest []byte, err error) {
+// otherwise), and calls fn with each and the buffer that holds it, which
+// fn gives back to bufs once done with the chunk. A line longer than size
+// makes its chunk longer. It stops at fn's first error, and returns it;
+// on a failed read it returns a *chunkReadError and the bytes read since
+// the last chunk.
+func readLineChunks(r io.Reader, size int, bufs chunkBuffers, fn func(chunk, buf []byte) error) (rest []byte, err error) {
 	var carry []byte
 	for {
-		buf := make([]byte, len(carry)+max(size, len(carry)))
+		// carry may be the end of the buffer bufs gives back: copy
+		// moves it to the start.
+		buf := bufs.get(len(carry) + max(size, len(carry)))
 		copy(buf, carry)
 		n, err := io.ReadFull(r, buf[len(carry):])
+		full := buf
 		buf = buf[:len(carry)+n]
 		switch {
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
 			if len(buf) == 0 {
 				return nil, nil
 			}
-			return nil, fn(buf)
+			return nil, fn(buf, full)
 		case err != nil:
 			return buf, &chunkReadError{err}
 		}
 		cut := bytes.LastIndexByte(buf, '\n') + 1
+		carry = buf[cut:]
 		if cut > 0 {
-			if err := fn(buf[:cut:cut]); err != nil {
+			if err := fn(buf[:cut:cut], full); err != nil {
 				return nil, err
 			}
 		}
-		carry = buf[cut:]
+	}
+}
+
+// chunkBuffers holds buffers of readLineChunks to read into again.
+type chunkBuffers chan []byte
+
+// get returns a buffer of size bytes: one given back, or a new one.
+func (c chunkBuffers) get(size int) []byte {
+	select {
+	case b := <-c:
+		if cap(b) >= size {
+			return b[:size]
+		}
+	default:
+	}
+	return make([]byte, size)
+}
+
+// put gives b back, or drops it if enough are held.
+func (c chunkBuffers) put(b []byte) {
+	select {
+	case c <- b:
+	default:
 	}
 }
 
