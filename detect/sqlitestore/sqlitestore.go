@@ -86,11 +86,12 @@ type Store struct {
 const ingestChunk = 128
 
 // RecentRecords is how many of the latest ingested records a Store keeps
-// in memory for ReadIngest: a request of the most lines an ingest takes by
-// default and one pipeline step besides, so that a pipeline still in its
-// last step of one request when the next arrives reads all of the next
-// from memory instead of decoding part of it from the file.
-const RecentRecords = detect.DefaultIngestMaxLines + detect.DefaultBatch
+// in memory for ReadIngest: two requests of the most lines an ingest
+// takes by default and one pipeline step besides, so that a pipeline up
+// to a request behind (requests sent back to back, parsed on every core
+// while it runs) reads the next from memory instead of decoding it from
+// the file: that decoding made it fall further behind.
+const RecentRecords = 2*detect.DefaultIngestMaxLines + detect.DefaultBatch
 
 var (
 	_ detect.Store         = (*Store)(nil)

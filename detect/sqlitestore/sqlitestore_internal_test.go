@@ -44,9 +44,9 @@ func TestIngestTail(t *testing.T) {
 	}
 }
 
-// TestIngestTail_maxRequest checks that the tail holds a request of the
-// most lines an ingest takes and the step before it, and not a record
-// more.
+// TestIngestTail_maxRequest checks that the tail holds two requests of
+// the most lines an ingest takes and the step before them, and not a
+// record more.
 func TestIngestTail_maxRequest(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "detect.db"))
@@ -66,9 +66,10 @@ func TestIngestTail_maxRequest(t *testing.T) {
 		return last
 	}
 	ingest(detect.DefaultBatch)
+	ingest(detect.DefaultIngestMaxLines)
 	last := ingest(detect.DefaultIngestMaxLines)
 	if _, ok := s.recent.Get(1, last+1); !ok {
-		t.Errorf("the tail lacks some of a step and a full request (%d records)", last)
+		t.Errorf("the tail lacks some of a step and two full requests (%d records)", last)
 	}
 	last = ingest(1)
 	if _, ok := s.recent.Get(1, last+1); ok {
