@@ -48,31 +48,34 @@ const (
 // Event is one access, sign-in or control change, as the detectors see it.
 // It holds ids only. Users and patients of another system are namespaced
 // "system:id", so they never collide with phivault's own random ids.
+//
+// Its JSON (an ingest Record as stored) omits zero fields, which decode
+// as absent ones did before they were omitted: the names did not change.
 type Event struct {
-	Stream string    // StreamTrail or StreamIngest
-	Seq    int64     // position in its stream
-	Time   time.Time // when it happened, UTC
+	Stream string    `json:",omitzero"` // StreamTrail or StreamIngest
+	Seq    int64     `json:",omitzero"` // position in its stream
+	Time   time.Time `json:",omitzero"` // when it happened, UTC
 
-	System     string   // "" for phivault; the other system's name for ingested events
-	User       string   // actor id ("" if unauthenticated)
-	Roles      []string // the actor's roles, if known
-	Department string   // the actor's department, if the event states it
-	Client     string   // client application id, or ""
-	Source     string   // network address the request came from, or ""
+	System     string   `json:",omitzero"` // "" for phivault; the other system's name for ingested events
+	User       string   `json:",omitzero"` // actor id ("" if unauthenticated)
+	Roles      []string `json:",omitzero"` // the actor's roles, if known
+	Department string   `json:",omitzero"` // the actor's department, if the event states it
+	Client     string   `json:",omitzero"` // client application id, or ""
+	Source     string   `json:",omitzero"` // network address the request came from, or ""
 
-	Action       string   // a phivault.Action… constant, ActionPrint or ActionLoginFailed
-	ResourceType string   // type acted on, or ""
-	ResourceID   string   // id acted on, or "" for a search
-	Patients     []string // patient compartments touched
-	Count        int      // resources returned (reads, searches, exports)
+	Action       string   `json:",omitzero"` // a phivault.Action… constant, ActionPrint or ActionLoginFailed
+	ResourceType string   `json:",omitzero"` // type acted on, or ""
+	ResourceID   string   `json:",omitzero"` // id acted on, or "" for a search
+	Patients     []string `json:",omitzero"` // patient compartments touched
+	Count        int      `json:",omitzero"` // resources returned (reads, searches, exports)
 	// Returned lists the versions returned or written, as
 	// "Type/id/_history/n" (trail events only; ingested events have none).
-	Returned []string
-	Params   []string // search parameter names, never values
-	OK       bool     // the request succeeded
-	Outcome  string   // "ok", or the error code of a failed attempt
-	Purpose  string   // purpose of use, if stated
-	Decision string   // the policy decision text, if any
+	Returned []string `json:",omitzero"`
+	Params   []string `json:",omitzero"` // search parameter names, never values
+	OK       bool     `json:",omitzero"` // the request succeeded
+	Outcome  string   `json:",omitzero"` // "ok", or the error code of a failed attempt
+	Purpose  string   `json:",omitzero"` // purpose of use, if stated
+	Decision string   `json:",omitzero"` // the policy decision text, if any
 }
 
 // Ref returns the evidence reference of e: "trail/<index>" or

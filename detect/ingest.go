@@ -11,9 +11,11 @@ import (
 	"io"
 	"mime"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -126,6 +128,10 @@ var (
 // ParseIngest is Ingest without the store: it returns the records of the
 // good lines (with Seq 0) and the report of the bad ones. Access events
 // get Stream StreamIngest; users and patients are namespaced "system:id".
+//
+// Access lines (NDJSON, no Tokenizer needed) of a request bounded by
+// MaxBytes are parsed on every core (GOMAXPROCS), a chunk of lines at a
+// time, with the same records, report and errors as one pass would give.
 func ParseIngest(ctx context.Context, tok Tokenizer, kind, contentType string, r io.Reader, opts IngestOptions) ([]Record, *IngestReport, error) {
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = DefaultIngestMaxBytes
@@ -154,10 +160,13 @@ func ParseIngest(ctx context.Context, tok Tokenizer, kind, contentType string, r
 		r = &capReader{r: r, left: opts.MaxBytes}
 	}
 	p := &ingestParser{ctx: ctx, tok: tok, kind: kind, opts: opts, rep: &IngestReport{Kind: kind}}
-	if csvInput {
+	switch workers := runtime.GOMAXPROCS(0); {
+	case csvInput:
 		err = p.readCSV(r)
-	} else {
-		err = p.readNDJSON(r)
+	case kind == IngestAccess && opts.MaxBytes > 0 && workers > 1:
+		err = p.readNDJSONConcurrently(r, accessChunk, workers)
+	default:
+		err = p.readNDJSON(r, 1)
 	}
 	if err == nil {
 		err = p.flushTokens()
@@ -232,6 +241,8 @@ type ingestParser struct {
 	// events, to spare an allocation each.
 	line   accessLine
 	events []Event
+	// err is why a parser of readNDJSONConcurrently stopped.
+	err error
 }
 
 type pendingPerson struct {
@@ -267,9 +278,10 @@ func (p *ingestParser) checkpoint(line int) error {
 	return nil
 }
 
-func (p *ingestParser) readNDJSON(r io.Reader) error {
+// readNDJSON parses the lines of r, numbered from first.
+func (p *ingestParser) readNDJSON(r io.Reader, first int) error {
 	br := bufio.NewReaderSize(r, p.opts.MaxLine+2) // the line, "\r\n"
-	for n := 1; ; n++ {
+	for n := first; ; n++ {
 		b, err := br.ReadSlice('\n')
 		if len(b) == 0 && err == io.EOF {
 			return nil
@@ -307,6 +319,177 @@ func (p *ingestParser) readNDJSON(r io.Reader) error {
 		}
 	}
 }
+
+// accessChunk is about how many bytes of an access request one parser
+// takes at a time in readNDJSONConcurrently: a few thousand lines, so
+// that a request of DefaultIngestMaxLines keeps every core busy.
+const accessChunk = 1 << 20
+
+// readNDJSONConcurrently is readNDJSON on up to workers goroutines, for
+// access lines (which need no Tokenizer): it reads r in chunks of about
+// chunk bytes that end at a line end, parses each chunk with a parser of
+// its own, its lines numbered from where the chunk starts, and joins
+// their records and reports in order. The result is readNDJSON's. A
+// chunk holds whole lines, so a line longer than chunk makes its chunk
+// longer: r must be bounded (MaxBytes). Lines are counted as chunks are
+// read, so a request over MaxLines is refused before the rest is read.
+func (p *ingestParser) readNDJSONConcurrently(r io.Reader, chunk, workers int) error {
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	var (
+		parts []*ingestParser
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, workers)
+		next  = 1 // the number of the next chunk's first line
+		// Parsing copies what it keeps, so a chunk's buffer is read
+		// into again once its parser is done.
+		bufs = make(chunkBuffers, workers+1)
+	)
+	parse := func(b, buf []byte) error {
+		first := next
+		if err := p.countLines(&next, b); err != nil {
+			return err
+		}
+		part := &ingestParser{ctx: ctx, kind: p.kind, opts: p.opts, rep: &IngestReport{Kind: p.kind}}
+		parts = append(parts, part)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if part.err = part.readNDJSON(bytes.NewReader(b), first); part.err != nil {
+				cancel()
+			}
+			bufs.put(buf)
+		})
+		return nil
+	}
+	rest, err := readLineChunks(r, chunk, bufs, parse)
+	var re *chunkReadError
+	if errors.As(err, &re) {
+		// As readNDJSON, which reaches line MaxLines+1 before the failed read.
+		if err = p.countLines(&next, rest); err == nil {
+			err = p.readErr(re.err)
+		}
+	}
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		if part.err != nil {
+			return part.err
+		}
+	}
+	p.join(parts)
+	return nil
+}
+
+// countLines adds the lines of b to *next, the number of the line after
+// those counted, or refuses the request once over MaxLines.
+func (p *ingestParser) countLines(next *int, b []byte) error {
+	*next += lineCount(b)
+	if p.opts.MaxLines > 0 && *next-1 > p.opts.MaxLines {
+		return p.tooManyLines()
+	}
+	return nil
+}
+
+// lineCount returns the lines of b as readNDJSON numbers them: each
+// '\n' ends one, and bytes after the last start one more.
+func lineCount(b []byte) int {
+	n := bytes.Count(b, []byte{'\n'})
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		n++
+	}
+	return n
+}
+
+// join appends the records and reports of parts, in order, to p's.
+func (p *ingestParser) join(parts []*ingestParser) {
+	n := 0
+	for _, part := range parts {
+		n += len(part.recs)
+	}
+	p.recs = slices.Grow(p.recs, n)
+	for _, part := range parts {
+		p.recs = append(p.recs, part.recs...)
+		p.rep.Accepted += part.rep.Accepted
+		p.rep.Rejected += part.rep.Rejected
+		room := MaxIngestErrors - len(p.rep.Errors)
+		p.rep.Errors = append(p.rep.Errors, part.rep.Errors[:min(room, len(part.rep.Errors))]...)
+	}
+}
+
+// readLineChunks reads r to its end in chunks of at least size bytes
+// that end just after a '\n' (the last chunk may be shorter and end
+// otherwise), and calls fn with each and the buffer that holds it, which
+// fn gives back to bufs once done with the chunk. A line longer than size
+// makes its chunk longer. It stops at fn's first error, and returns it;
+// on a failed read it returns a *chunkReadError and the bytes read since
+// the last chunk.
+func readLineChunks(r io.Reader, size int, bufs chunkBuffers, fn func(chunk, buf []byte) error) (rest []byte, err error) {
+	var carry []byte
+	for {
+		// carry may be the end of the buffer bufs gives back: copy
+		// moves it to the start.
+		buf := bufs.get(len(carry) + max(size, len(carry)))
+		copy(buf, carry)
+		n, err := io.ReadFull(r, buf[len(carry):])
+		full := buf
+		buf = buf[:len(carry)+n]
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			if len(buf) == 0 {
+				return nil, nil
+			}
+			return nil, fn(buf, full)
+		case err != nil:
+			return buf, &chunkReadError{err}
+		}
+		cut := bytes.LastIndexByte(buf, '\n') + 1
+		carry = buf[cut:]
+		if cut > 0 {
+			if err := fn(buf[:cut:cut], full); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// chunkBuffers holds buffers of readLineChunks to read into again.
+type chunkBuffers chan []byte
+
+// get returns a buffer of size bytes: one given back, or a new one.
+func (c chunkBuffers) get(size int) []byte {
+	select {
+	case b := <-c:
+		if cap(b) >= size {
+			return b[:size]
+		}
+	default:
+	}
+	return make([]byte, size)
+}
+
+// put gives b back, or drops it if enough are held.
+func (c chunkBuffers) put(b []byte) {
+	select {
+	case c <- b:
+	default:
+	}
+}
+
+// chunkReadError is a failed read of readLineChunks.
+type chunkReadError struct{ err error }
+
+func (e *chunkReadError) Error() string { return e.err.Error() }
+func (e *chunkReadError) Unwrap() error { return e.err }
 
 func (p *ingestParser) parseJSONLine(n int, line []byte) error {
 	if line[0] != '{' {

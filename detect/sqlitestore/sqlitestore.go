@@ -86,11 +86,12 @@ type Store struct {
 const ingestChunk = 128
 
 // RecentRecords is how many of the latest ingested records a Store keeps
-// in memory for ReadIngest: a request of the most lines an ingest takes by
-// default and one pipeline step besides, so that a pipeline still in its
-// last step of one request when the next arrives reads all of the next
-// from memory instead of decoding part of it from the file.
-const RecentRecords = detect.DefaultIngestMaxLines + detect.DefaultBatch
+// in memory for ReadIngest: two requests of the most lines an ingest
+// takes by default and one pipeline step besides, so that a pipeline up
+// to a request behind (requests sent back to back, parsed on every core
+// while it runs) reads the next from memory instead of decoding it from
+// the file: that decoding made it fall further behind.
+const RecentRecords = 2*detect.DefaultIngestMaxLines + detect.DefaultBatch
 
 var (
 	_ detect.Store         = (*Store)(nil)
@@ -519,33 +520,24 @@ func (s *Store) Ingest(ctx context.Context, recs []detect.Record) (int64, error)
 			return nil
 		}
 		// Full chunks go in one multi-row INSERT each: a statement's
-		// execution costs as much as several rows' data.
+		// execution costs as much as several rows' data. Another
+		// goroutine encodes the chunks ahead of the inserts.
 		ins, chunk := tx.StmtContext(ctx, s.insIngest), tx.StmtContext(ctx, s.insIngestChunk)
-		args := make([]any, 0, 2*ingestChunk)
-		for rest := recs; len(rest) > 0; {
-			n := 1
-			if len(rest) >= ingestChunk {
-				n = ingestChunk
-			}
-			args = args[:0]
-			for _, r := range rest[:n] {
-				last++
-				r.Seq = last
-				data, err := json.Marshal(&r)
-				if err != nil {
-					return err
-				}
-				args = append(args, last, data)
+		done := make(chan struct{})
+		defer close(done)
+		for c := range encodeChunks(recs, last+1, done) {
+			if c.err != nil {
+				return c.err
 			}
 			stmt := ins
-			if n == ingestChunk {
+			if len(c.args) == 2*ingestChunk {
 				stmt = chunk
 			}
-			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			if _, err := stmt.ExecContext(ctx, c.args...); err != nil {
 				return err
 			}
-			rest = rest[n:]
 		}
+		last += int64(len(recs))
 		return nil
 	})
 	if err != nil {
@@ -566,6 +558,64 @@ func (s *Store) Ingest(ctx context.Context, recs []detect.Record) (int64, error)
 	s.recent.Add(first, stored)
 	s.tailMu.Unlock()
 	return last, nil
+}
+
+// encodedChunk is the arguments of one INSERT of Ingest: the sequence
+// and JSON of each record in turn, or why they could not be encoded.
+type encodedChunk struct {
+	args []any
+	err  error
+}
+
+// encodeChunks encodes recs, numbered from first, on a goroutine of its
+// own, and sends them in order: full chunks of ingestChunk records, then
+// the rest one by one. It stops early, closing the channel, once done is
+// closed.
+func encodeChunks(recs []detect.Record, first int64, done <-chan struct{}) <-chan encodedChunk {
+	out := make(chan encodedChunk, 16)
+	go func() {
+		defer close(out)
+		var (
+			buf bytes.Buffer
+			enc = json.NewEncoder(&buf)
+			seq = first
+		)
+		for rest := recs; len(rest) > 0; {
+			n := 1
+			if len(rest) >= ingestChunk {
+				n = ingestChunk
+			}
+			c := encodedChunk{args: make([]any, 0, 2*n)}
+			buf.Reset()
+			ends := make([]int, 0, n)
+			for _, r := range rest[:n] {
+				r.Seq = seq
+				if c.err = enc.Encode(&r); c.err != nil {
+					break
+				}
+				ends = append(ends, buf.Len()-1) // without Encode's "\n"
+				seq++
+			}
+			if c.err == nil {
+				// One allocation for the chunk's JSON.
+				data, start := bytes.Clone(buf.Bytes()), 0
+				for i, end := range ends {
+					c.args = append(c.args, seq-int64(n-i), data[start:end:end])
+					start = end + 1
+				}
+			}
+			select {
+			case out <- c:
+			case <-done:
+				return
+			}
+			if c.err != nil {
+				return
+			}
+			rest = rest[n:]
+		}
+	}()
+	return out
 }
 
 // ReadIngest implements detect.Store.
