@@ -608,9 +608,10 @@ func FuzzIngestAccess(f *testing.F) {
 	f.Add([]byte("{}\n\r\n[]\nnull\n{\"time\":1}\n\xff\xfe"))
 	f.Add([]byte(`{"time":"2026-12-06T07:00:00Z","user":"u","action":"break-glass","purpose":"ETREAT","search_params":["family:exact","given=x"]}`))
 	f.Add([]byte(`{"time":"2026-12-06T07:00:00Z","user":"u","action":"search","search_params":"name;;_count"}`))
+	f.Add([]byte(`{"time":"2026-12-06T07:00:00Z","user":"u","action":"export","patients":["p1","p2","p1",""],"patient":"p3"}`))
 	fields := map[string]bool{"": true, "time": true, "system": true, "user": true, "role": true, "department": true,
 		"patient": true, "action": true, "resource_type": true, "source_address": true, "result_count": true, "outcome": true,
-		"purpose": true, "search_params": true}
+		"purpose": true, "search_params": true, "patients": true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		recs, rep, err := detect.ParseIngest(context.Background(), nil, detect.IngestAccess, detect.ContentNDJSON,
 			bytes.NewReader(body), detect.IngestOptions{MaxLine: 512, System: "dflt"})
