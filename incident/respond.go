@@ -34,7 +34,15 @@ type Responder struct {
 
 	once  sync.Once
 	queue chan []*detect.Alert
+	// answered remembers the (alert, playbook) pairs answered since the
+	// start, so that an alert handed over again as it grows costs no
+	// store query; the store's own check covers what a restart forgot.
+	mu       sync.Mutex
+	answered map[string]string // alert|playbook → incident
 }
+
+// maxAnswered bounds Responder.answered; beyond it, it starts again.
+const maxAnswered = 100_000
 
 // ResponderQueue bounds the batches of alerts waiting for the responder.
 const ResponderQueue = 1024
@@ -46,6 +54,7 @@ const Actor = "incident-responder"
 func (r *Responder) init() {
 	r.once.Do(func() {
 		r.queue = make(chan []*detect.Alert, ResponderQueue)
+		r.answered = map[string]string{}
 		if r.Logger == nil {
 			r.Logger = slog.New(slog.DiscardHandler)
 		}
@@ -102,17 +111,37 @@ func (r *Responder) Answer(ctx context.Context, a *detect.Alert) []*Incident {
 	if set == nil {
 		return nil
 	}
-	var u playbook.User
-	if r.User != nil && a.User != "" {
-		u = r.User(ctx, a.User)
-	}
 	ctx = responderContext(ctx)
-	var out []*Incident
-	for _, p := range set.Match(a, u) {
+	var (
+		out  []*Incident
+		user *playbook.User // looked up once, only if a trigger asks
+	)
+	for _, p := range set.Playbooks {
+		if !p.Trigger.MatchesAlert(a) {
+			continue
+		}
+		if id := r.seen(a.ID, p.Name); id != "" {
+			if in, err := r.Service.Get(ctx, id); err == nil {
+				out = append(out, in) // answered before: nothing more to do
+			}
+			continue
+		}
+		if user == nil {
+			user = &playbook.User{}
+			if r.User != nil && a.User != "" {
+				*user = r.User(ctx, a.User)
+			}
+		}
+		if !p.Trigger.MatchesUser(*user) {
+			continue
+		}
 		in, run, err := r.Service.Respond(ctx, a, p)
 		if err != nil {
 			r.Logger.Error("incident responder: answer an alert", "alert", a.ID, "playbook", p.Name, "error", err.Error())
 			continue
+		}
+		if in != nil {
+			r.remember(a.ID, p.Name, in.ID)
 		}
 		for _, act := range run {
 			if in2 := r.Carry(ctx, in.ID, act); in2 != nil {
@@ -124,6 +153,23 @@ func (r *Responder) Answer(ctx context.Context, a *detect.Alert) []*Incident {
 		}
 	}
 	return out
+}
+
+// seen returns the incident that answered alert with playbook since the
+// start, or "".
+func (r *Responder) seen(alert, playbook string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.answered[alert+"|"+playbook]
+}
+
+func (r *Responder) remember(alert, playbook, incident string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.answered) >= maxAnswered {
+		clear(r.answered)
+	}
+	r.answered[alert+"|"+playbook] = incident
 }
 
 // Carry carries out a running action through the controls and records

@@ -259,3 +259,17 @@ func TestResponder_noUserAndClosed(t *testing.T) {
 		t.Fatalf("a closed incident's alert answered again: %+v, controls %v", got, c.all())
 	}
 }
+
+// After a restart the responder remembers nothing, and the store says
+// what was answered: nothing is done twice.
+func TestResponder_restart(t *testing.T) {
+	f, r, c := newResponder(t)
+	a := decoyAlert(f.now)
+	in := r.Answer(context.Background(), a)[0]
+	fresh := &incident.Responder{Service: f.svc, Playbooks: r.Playbooks, Controls: c, User: r.User}
+	a.Events++
+	got := fresh.Answer(context.Background(), a)
+	if len(got) != 1 || got[0].ID != in.ID || len(c.all()) != 4 {
+		t.Fatalf("after a restart: %+v, controls %v", got, c.all())
+	}
+}

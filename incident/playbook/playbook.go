@@ -257,15 +257,19 @@ func (s *Set) Match(a *detect.Alert, u User) []*Playbook {
 
 // Matches reports whether t matches alert a about user u.
 func (t *Trigger) Matches(a *detect.Alert, u User) bool {
-	switch {
-	case len(t.Rules) > 0 && !slices.Contains(t.Rules, a.Rule),
-		a.Severity < t.MinSeverity,
-		a.Score < t.MinScore,
-		t.Staff && !u.Staff,
-		len(t.Roles) > 0 && !slices.ContainsFunc(u.Roles, func(r string) bool { return slices.Contains(t.Roles, r) }):
-		return false
-	}
-	return true
+	return t.MatchesAlert(a) && t.MatchesUser(u)
+}
+
+// MatchesAlert reports whether t's conditions on the alert itself (rule,
+// severity, score) hold: what can be told without looking the user up.
+func (t *Trigger) MatchesAlert(a *detect.Alert) bool {
+	return (len(t.Rules) == 0 || slices.Contains(t.Rules, a.Rule)) && a.Severity >= t.MinSeverity && a.Score >= t.MinScore
+}
+
+// MatchesUser reports whether t's conditions on the alert's user hold.
+func (t *Trigger) MatchesUser(u User) bool {
+	return (!t.Staff || u.Staff) &&
+		(len(t.Roles) == 0 || slices.ContainsFunc(u.Roles, func(r string) bool { return slices.Contains(t.Roles, r) }))
 }
 
 // TitleFor returns the incident title for a: the spec's with its
