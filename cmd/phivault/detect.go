@@ -109,7 +109,7 @@ func (c *DetectConfig) notifiers() (map[string]detect.Notifier, error) {
 		if err != nil {
 			return nil, err
 		}
-		out["cef"] = &detect.CEFStream{Sender: &auditlog.SyslogWitness{Addr: c.CEFSyslog, TLS: cfg}, Version: version}
+		out["syslog"] = &detect.CEFStream{Sender: &auditlog.SyslogWitness{Addr: c.CEFSyslog, TLS: cfg}, Version: version}
 	}
 	if c.SMTP != "" {
 		host, _, err := net.SplitHostPort(c.SMTP)
@@ -126,7 +126,7 @@ func (c *DetectConfig) notifiers() (map[string]detect.Notifier, error) {
 			}
 			m.Auth = smtp.PlainAuth("", c.SMTPUser, pass, host)
 		}
-		out["mail"] = m
+		out["email"] = m
 	}
 	return out, nil
 }
@@ -281,7 +281,8 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	})
 	responder := &incident.Responder{
 		Service: svc, Playbooks: d.playbooks.current, Logger: a.logger, User: accountUser(a.accounts),
-		Controls: &vaultControls{accounts: a.accounts, revoker: a.signIn.Sessions(), log: a.audit.log},
+		Controls: &vaultControls{accounts: a.accounts, revoker: a.signIn.Sessions(), log: a.audit.log,
+			rotator: rotatorOf(records), keys: sealedKeys{a.seal}, alerts: store, notifiers: notifiers},
 	}
 	if !a.cfg.Detect.RespondOff {
 		// Alerts page and are answered; the responder never slows the

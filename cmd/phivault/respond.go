@@ -9,15 +9,21 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/admin"
+	"github.com/phivault/phivault/detect"
 	"github.com/phivault/phivault/incident"
 	"github.com/phivault/phivault/incident/playbook"
 )
 
 // vaultControls carries out incident actions on the running vault.
 type vaultControls struct {
-	accounts phivault.AccountStore
-	revoker  phivault.SessionRevoker // nil: no sessions to end
-	log      phivault.AuditLog
+	accounts  phivault.AccountStore
+	revoker   phivault.SessionRevoker // nil: no sessions to end
+	log       phivault.AuditLog
+	rotator   admin.PatientKeyRotator // nil: patient keys cannot be rotated
+	keys      currentKEKMarker        // nil: no online keyring
+	alerts    detect.Store            // notify reads the alert here
+	notifiers map[string]detect.Notifier
 }
 
 var _ incident.Controls = (*vaultControls)(nil)
@@ -37,6 +43,12 @@ func (c *vaultControls) Do(ctx context.Context, a incident.Action) error {
 			return err
 		}
 		return c.revoke(ctx, a.Target.User)
+	case playbook.ActionRotatePatientKey:
+		return c.rotatePatientKeys(ctx, a)
+	case playbook.ActionCompromiseKEK:
+		return c.compromiseKEK(ctx)
+	case playbook.ActionNotify:
+		return c.notify(ctx, a)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault does not carry out %s yet.", a.Kind)
 }
