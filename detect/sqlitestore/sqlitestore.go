@@ -1,4 +1,5 @@
-// Package sqlitestore implements [detect.Store] on its own SQLite file: the
+// Package sqlitestore implements [detect.Store] on its own SQLite file
+// (internal/sqlitefile, as the incidents' store): the
 // detector's cursors, snapshot, alerts, triage decisions, ingest stream and
 // ingested directory entries, durably.
 //
@@ -32,30 +33,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net/url"
-	"os"
-	"path"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/detect"
+	"github.com/phivault/phivault/internal/sqlitefile"
 	"github.com/phivault/phivault/internal/tail"
-
-	_ "modernc.org/sqlite" // the "sqlite" driver
 )
 
-// Defaults of Open.
-const (
-	// BusyTimeout is how long a statement waits for a lock held by
-	// another connection or process, in milliseconds.
-	BusyTimeout = 5000
-	// ReadConns is the number of query-only connections.
-	ReadConns = 4
-)
+// ReadConns is the number of query-only connections.
+const ReadConns = 4
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -64,8 +53,9 @@ var migrations embed.FS
 // by multiple goroutines.
 type Store struct {
 	path string
-	wdb  *sql.DB // one connection: every write
-	rdb  *sql.DB // query-only connections
+	db   *sqlitefile.DB
+	wdb  *sql.DB // db.W: one connection, every write
+	rdb  *sql.DB // db.R: query-only connections
 
 	insIngest      *sql.Stmt // one record
 	insIngestChunk *sql.Stmt // ingestChunk records
@@ -108,28 +98,10 @@ func Open(ctx context.Context, path string) (s *Store, err error) {
 			s = nil
 		}
 	}()
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: create file: %w", err)
+	if s.db, err = sqlitefile.Open(ctx, path, migrations, "migrations", ReadConns); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
-	f.Close()
-	if s.wdb, err = sql.Open("sqlite", dsn(path, false)); err != nil {
-		return nil, fmt.Errorf("sqlitestore: open: %w", err)
-	}
-	s.wdb.SetMaxOpenConns(1)
-	s.wdb.SetMaxIdleConns(1)
-	s.wdb.SetConnMaxLifetime(0)
-	s.wdb.SetConnMaxIdleTime(0)
-	if err := s.migrate(ctx); err != nil {
-		return nil, err
-	}
-	if s.rdb, err = sql.Open("sqlite", dsn(path, true)); err != nil {
-		return nil, fmt.Errorf("sqlitestore: open: %w", err)
-	}
-	s.rdb.SetMaxOpenConns(ReadConns)
-	s.rdb.SetMaxIdleConns(ReadConns)
-	s.rdb.SetConnMaxLifetime(0)
-	s.rdb.SetConnMaxIdleTime(0)
+	s.wdb, s.rdb = s.db.W, s.db.R
 	if s.insIngest, err = s.wdb.PrepareContext(ctx, `INSERT INTO ingest (seq, data) VALUES (?, ?)`); err != nil {
 		return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
 	}
@@ -143,72 +115,8 @@ func Open(ctx context.Context, path string) (s *Store, err error) {
 	return s, nil
 }
 
-// dsn returns the data source name of the file at path: WAL, fsync on
-// every commit, a busy timeout, and for readers query_only. Writers take
-// the write lock when they begin (BEGIN IMMEDIATE), so a transaction never
-// fails half-way for a lock another process holds.
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "temp_store(MEMORY)")
-	q.Add("_pragma", "cache_size(-16384)") // 16 MiB
-	if readOnly {
-		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Set("_txlock", "immediate")
-	}
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-}
-
-// migrate applies the embedded migrations not yet recorded, in name order,
-// each in its own transaction with its record.
-func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY)`); err != nil {
-		return fmt.Errorf("sqlitestore: migrations table: %w", err)
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("sqlitestore: migrations: %w", err)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("sqlitestore: migration %s: %w", name, err)
-		}
-		name = strings.TrimSuffix(path.Base(name), ".sql")
-		err = s.write(ctx, func(tx *sql.Tx) error {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM migrations WHERE name = ?`, name).Scan(&n); err != nil || n > 0 {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO migrations (name) VALUES (?)`, name)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("sqlitestore: migration %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
 // write runs fn in a write transaction and commits it.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error { return s.db.Write(ctx, fn) }
 
 // read runs fn in a read transaction, which sees one snapshot of the file.
 func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
@@ -729,11 +637,8 @@ func (s *Store) Close() error {
 	if s.insIngest != nil {
 		errs = append(errs, s.insIngest.Close())
 	}
-	if s.rdb != nil {
-		errs = append(errs, s.rdb.Close())
-	}
-	if s.wdb != nil {
-		errs = append(errs, s.wdb.Close())
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
 	}
 	return errors.Join(errs...)
 }
