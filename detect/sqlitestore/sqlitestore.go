@@ -1,7 +1,7 @@
 // Package sqlitestore implements [detect.Store] on its own SQLite file
-// (internal/sqlitefile, as the incidents' store): the
-// detector's cursors, snapshot, alerts, triage decisions, ingest stream and
-// ingested directory entries, durably.
+// (opened by internal/sqlitefile, as the incidents' store is): the
+// detector's cursors, snapshot, alerts, triage decisions, ingest stream
+// and ingested directory entries, durably.
 //
 // # Durability
 //
@@ -116,7 +116,9 @@ func Open(ctx context.Context, path string) (s *Store, err error) {
 }
 
 // write runs fn in a write transaction and commits it.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error { return s.db.Write(ctx, fn) }
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.db.Write(ctx, fn)
+}
 
 // read runs fn in a read transaction, which sees one snapshot of the file.
 func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
