@@ -233,26 +233,10 @@ func benchAllProcessed(mu *sync.Mutex, reqs []*benchIngestRequest) bool {
 	return true
 }
 
-// benchAccessLine is one line of an access log, as
-// /security/ingest/access reads it.
-type benchAccessLine struct {
-	Time         string `json:"time"`
-	System       string `json:"system"`
-	User         string `json:"user"`
-	Role         string `json:"role,omitempty"`
-	Department   string `json:"department,omitempty"`
-	Patient      string `json:"patient,omitempty"`
-	Action       string `json:"action"`
-	ResourceType string `json:"resource_type,omitempty"`
-	Source       string `json:"source_address,omitempty"`
-	ResultCount  int    `json:"result_count,omitempty"`
-	Outcome      string `json:"outcome,omitempty"`
-}
-
 // benchAccessLog returns opts.events lines of the access log opts.log
 // names, NDJSON without the newlines.
 func benchAccessLog(ctx context.Context, opts benchIngestOptions) ([][]byte, error) {
-	var lines []benchAccessLine
+	var lines []simulate.AccessLine
 	switch opts.log {
 	case benchLogRandom:
 		lines = benchRandomLog(opts.events, opts.patients, opts.seed)
@@ -284,18 +268,18 @@ const benchRandomSpacing = time.Millisecond
 // benchRandomLog returns n events of random users (one per 40 patients,
 // at least 10) on random patients, benchRandomSpacing apart, one in six
 // an update.
-func benchRandomLog(n, patients int, seed uint64) []benchAccessLine {
+func benchRandomLog(n, patients int, seed uint64) []simulate.AccessLine {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	patients = max(patients, 1)
 	users := max(10, patients/40)
 	start := simulate.DefaultStart.Add(8 * time.Hour)
-	out := make([]benchAccessLine, n)
+	out := make([]simulate.AccessLine, n)
 	for i := range out {
 		action := "read"
 		if r.IntN(6) == 0 {
 			action = "update"
 		}
-		out[i] = benchAccessLine{
+		out[i] = simulate.AccessLine{
 			Time:   start.Add(time.Duration(i) * benchRandomSpacing).Format(time.RFC3339Nano),
 			System: "bench", User: fmt.Sprint("u", r.IntN(users)), Role: "nurse", Department: "ward",
 			Patient: fmt.Sprint("p", r.IntN(patients)), Action: action, ResourceType: "Observation",
@@ -306,7 +290,7 @@ func benchRandomLog(n, patients int, seed uint64) []benchAccessLine {
 
 // benchSimLog returns n access events of the simulator's hospital
 // (seeded), repeating its weeks as needed.
-func benchSimLog(ctx context.Context, n int, seed uint64) ([]benchAccessLine, error) {
+func benchSimLog(ctx context.Context, n int, seed uint64) ([]simulate.AccessLine, error) {
 	w, err := simulate.Generate(ctx, simulate.Config{Seed: seed})
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
@@ -323,7 +307,7 @@ func benchSimLog(ctx context.Context, n int, seed uint64) ([]benchAccessLine, er
 	// Whole weeks, so that a repetition keeps the days of the week.
 	const week = 7 * 24 * time.Hour
 	span := (w.End.Sub(w.Start) + week - 1) / week * week
-	out := make([]benchAccessLine, 0, n)
+	out := make([]simulate.AccessLine, 0, n)
 	for round := 0; len(out) < n; round++ {
 		shift := time.Duration(round) * span
 		for _, ev := range events {
@@ -349,13 +333,13 @@ var benchActions = map[string]string{
 
 // benchLineOf returns the access line of ev, shift later, or false if an
 // access log has no line for its action.
-func benchLineOf(ev *detect.Event, shift time.Duration) (benchAccessLine, bool) {
+func benchLineOf(ev *detect.Event, shift time.Duration) (simulate.AccessLine, bool) {
 	action, ok := benchActions[ev.Action]
 	if !ok {
-		return benchAccessLine{}, false
+		return simulate.AccessLine{}, false
 	}
 	sys, user, _ := strings.Cut(ev.User, ":")
-	l := benchAccessLine{
+	l := simulate.AccessLine{
 		Time: ev.Time.Add(shift).Format(time.RFC3339Nano), System: sys, User: user,
 		Department: ev.Department, Action: action, ResourceType: ev.ResourceType,
 		Source: ev.Source, ResultCount: ev.Count, Outcome: ev.Outcome,

@@ -155,8 +155,9 @@ func (x *exporter) local(id string) string {
 	return strings.TrimPrefix(id, x.w.Config.System+":")
 }
 
-// accessLine is a line of POST /security/ingest/access.
-type accessLine struct {
+// AccessLine is a line of POST /security/ingest/access (detect.IngestAccess),
+// as the simulator exports it and phivault bench -mode ingest sends it.
+type AccessLine struct {
 	Time         string   `json:"time"`
 	System       string   `json:"system"`
 	User         string   `json:"user"`
@@ -178,7 +179,7 @@ func (x *exporter) access(i int, ev *detect.Event) error {
 		x.out.Skipped[ev.Action]++
 		return nil
 	}
-	l := accessLine{
+	l := AccessLine{
 		Time: ev.Time.UTC().Format(time.RFC3339Nano), System: x.w.Config.System, User: x.local(ev.User),
 		Department: ev.Department, Action: ev.Action, ResourceType: ev.ResourceType, Source: ev.Source,
 		ResultCount: ev.Count, Purpose: ev.Purpose, SearchParams: ev.Params,
