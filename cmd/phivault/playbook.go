@@ -51,13 +51,19 @@ func playbookDirFlag(fs interface {
 	return fs.String("playbooks", os.Getenv("PHIVAULT_PLAYBOOKS"), "folder of the operator's own playbooks (env PHIVAULT_PLAYBOOKS)")
 }
 
-func (c *playbookCommand) check(ctx context.Context, args []string) error {
-	fs, _ := newFlags(c.stderr, "playbook", "check", "[-playbooks DIR]")
+// loadSet parses the -playbooks flag of a command that takes no other
+// and loads the set it names.
+func (c *playbookCommand) loadSet(name string, args []string) (*playbook.Set, error) {
+	fs, _ := newFlags(c.stderr, "playbook", name, "[-playbooks DIR]")
 	dir := playbookDirFlag(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
-	set, err := playbook.Load(*dir)
+	return playbook.Load(*dir)
+}
+
+func (c *playbookCommand) check(ctx context.Context, args []string) error {
+	set, err := c.loadSet("check", args)
 	if err != nil {
 		return err
 	}
@@ -66,12 +72,7 @@ func (c *playbookCommand) check(ctx context.Context, args []string) error {
 }
 
 func (c *playbookCommand) list(ctx context.Context, args []string) error {
-	fs, _ := newFlags(c.stderr, "playbook", "list", "[-playbooks DIR]")
-	dir := playbookDirFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	set, err := playbook.Load(*dir)
+	set, err := c.loadSet("list", args)
 	if err != nil {
 		return err
 	}
