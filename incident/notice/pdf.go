@@ -51,7 +51,7 @@ func WritePDF(w io.Writer, letters []*Letter, created time.Time) error {
 }
 
 func writeLetter(pdf *fpdf.Fpdf, l *Letter) {
-	const lh = 5.5 // line height, mm
+	const lh = 4.8 // line height, mm
 	line := func(s string) { pdf.MultiCell(0, lh, s, "", "L", false) }
 	pdf.SetFont("go", "B", 11)
 	line(l.From.Name)
@@ -62,34 +62,34 @@ func writeLetter(pdf *fpdf.Fpdf, l *Letter) {
 	// A #10 window envelope shows the address block about 2 inches from
 	// the top of a tri-folded letter.
 	pdf.SetY(50)
-	pdf.SetFont("go", "", 11)
+	pdf.SetFont("go", "", 10)
 	for _, s := range append([]string{l.To.Name}, l.To.Address.Block()...) {
 		line(s)
 	}
-	pdf.SetY(max(pdf.GetY()+8, 85))
-	line(day(l.Date))
-	line("Reference: " + l.Reference)
-	pdf.Ln(4)
-	pdf.SetFont("go", "B", 12)
-	line(l.Subject)
+	pdf.SetY(max(pdf.GetY()+6, 80))
+	pdf.SetFont("go", "", 10)
+	line(day(l.Date) + "    Reference: " + l.Reference)
 	pdf.Ln(3)
-	pdf.SetFont("go", "", 11)
-	line(l.Greeting)
+	pdf.SetFont("go", "B", 11)
+	line(l.Subject)
 	pdf.Ln(2)
+	pdf.SetFont("go", "", 10)
+	line(l.Greeting)
+	pdf.Ln(1)
 	line(l.Opening)
 	for _, s := range l.Sections {
-		pdf.Ln(3)
-		pdf.SetFont("go", "B", 11)
+		pdf.Ln(2)
+		pdf.SetFont("go", "B", 10)
 		line(s.Heading)
-		pdf.SetFont("go", "", 11)
+		pdf.SetFont("go", "", 10)
 		for _, p := range s.Paragraphs {
 			line(p)
-			pdf.Ln(1.5)
+			pdf.Ln(0.8)
 		}
 	}
-	pdf.Ln(4)
+	pdf.Ln(3)
 	line(l.Closing)
-	pdf.Ln(8)
+	pdf.Ln(6)
 	line(l.Signature)
 	line(l.From.Name)
 }
