@@ -75,9 +75,9 @@ func TestCompose(t *testing.T) {
 		"Between October 3, 2026 and October 9, 2026", "We found out about it on October 10, 2026.", // (A) the dates
 		"they had no reason to see.", "We suspended their access.", // (A) the officer's words, paragraphs joined
 		"your name and the details that identify you", "your test results", // (B) this patient's kinds
-		"Review the statements",                 // (C)
-		"retraining staff",                      // (D)
-		"free of charge at 1-800-555-0100",      // (E) toll-free
+		"Review the statements",            // (C)
+		"retraining staff",                 // (D)
+		"free of charge at 1-800-555-0100", // (E) toll-free
 		"E-mail: privacy@hillside.example", "Website: https://hillside.example/privacy",
 		"Write to: Hillside Clinic, 1 Main Street, Springfield, MA 01101",
 		"reference 01234567-0001", "Ada Byrne, Privacy Officer", "October 20, 2026",
