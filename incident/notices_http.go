@@ -26,15 +26,16 @@ const (
 // notices serves POST /security/incidents/{id}/notices: the individual
 // notice letters (format pdf), their mailing list (csv) or the notice to
 // the Secretary (hhs-csv) of a breach, as a file to save. For privacy
-// officers only: neither a security admin nor the operator, as the
-// letters hold the patients' names and addresses, decrypted for this
-// answer alone, after an audit entry naming every patient.
+// officers only, and only people (staff, not system clients): neither a
+// security admin nor the operator, as the letters hold the patients' names
+// and addresses, decrypted for this answer alone, after an audit entry
+// naming every patient.
 func (h *handler) notices(w http.ResponseWriter, r *http.Request) {
 	a := h.opts.API
 	id := r.PathValue("id")
 	e := a.Entry(r, phivault.ActionExport, TargetType, safeID(id))
 	p := phivault.PrincipalFromContext(r.Context())
-	if p == nil || p.Kind == phivault.PrincipalPatient || !p.HasRole(phivault.RolePrivacyOfficer) {
+	if p == nil || p.Kind != phivault.PrincipalStaff || !p.HasRole(phivault.RolePrivacyOfficer) {
 		a.Refuse(w, r, e, phivault.Errorf(phivault.EFORBIDDEN, "Breach notices are for privacy officers."))
 		return
 	}
