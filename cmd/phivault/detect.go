@@ -296,6 +296,7 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	incidents := incident.NewHandler(incident.HandlerOptions{
 		Service: svc, API: &detect.API{Auth: auth, Log: a.audit.log}, Alerts: store, Responder: responder,
 		Trail: trailReader{log: a.audit.log, store: a.db}, Residences: vaultResidences{records: records},
+		Addressees: vaultAddressees{records: records, detect: store},
 	})
 	a.routes["/security/incidents"] = withClient(incidents)
 	a.routes["/security/incidents/"] = withClient(incidents)
