@@ -224,20 +224,25 @@ func (h *handler) officerList(w http.ResponseWriter, r *http.Request) {
 	detect.WriteJSON(w, http.StatusOK, out)
 }
 
+// mine answers a staff member's own named reports, as ReceiptViews. Like
+// every request of the reporter's side, its entry names no account
+// (AnonymousActor) and no report: a reporter listing her reports just
+// after an anonymous one came in would tell.
 func (h *handler) mine(w http.ResponseWriter, r *http.Request) {
 	r, ok := h.staff(w, r, phivault.ActionSearch)
 	if !ok {
 		return
 	}
-	a := h.opts.API
-	e := a.Entry(r, phivault.ActionSearch, TargetType, "", listParams...)
+	a, s := h.opts.API, h.opts.Service
+	e := AnonymousEntry(r.Context(), s.Now(), phivault.ActionSearch, "")
+	e.SearchParams = []string{"mine"}
 	f, err := parseFilter(r)
 	if err != nil {
 		a.Refuse(w, r, e, err)
 		return
 	}
 	f.Reporter = phivault.PrincipalFromContext(r.Context()).ID
-	list, err := h.opts.Service.List(r.Context(), f)
+	list, err := s.List(r.Context(), f)
 	if err != nil {
 		a.Refuse(w, r, e, err)
 		return
@@ -246,7 +251,6 @@ func (h *handler) mine(w http.ResponseWriter, r *http.Request) {
 		Reports []ReceiptView `json:"reports"`
 	}{Reports: []ReceiptView{}}
 	for _, rep := range list {
-		e.Returned = append(e.Returned, TargetType+"/"+rep.ID)
 		out.Reports = append(out.Reports, receiptView(rep))
 	}
 	if !a.Record(w, r, e) {

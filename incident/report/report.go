@@ -31,12 +31,14 @@ package report
 import (
 	"slices"
 	"time"
+
+	"github.com/phivault/phivault/detect"
 )
 
 // TargetType is the audit entries' target type for reports. The
 // detectors count it among the security API's own (detect.TargetReport):
 // a report naming a patient is not a look at the patient's record.
-const TargetType = "Report"
+const TargetType = detect.TargetReport
 
 // AnonymousActor is the actor of the audit entries of an anonymous
 // reporter's requests, and of refused submissions (whose body, which says
