@@ -467,4 +467,3 @@ func TestTriage(t *testing.T) {
 		t.Fatalf("bad state filter = %d", w.Code)
 	}
 }
-
