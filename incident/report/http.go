@@ -53,7 +53,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 		opts.Limiter = &Limiter{}
 	}
 	h := &handler{opts: opts}
-	g := opts.API.Guard
+	g := h.officers
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /security/reports", h.submit)
 	mux.HandleFunc("GET /security/reports", h.list)
@@ -89,6 +89,33 @@ func (h *handler) staff(w http.ResponseWriter, r *http.Request, action string) (
 		return nil, false
 	}
 	return r, true
+}
+
+var errNotOfficer403 = phivault.Errorf(phivault.EFORBIDDEN, "Reports are read and triaged by privacy officers and security admins; follow your own with its receipt.")
+
+// officers lets only officers through to next (detect.API.Guard). A staff
+// member who is not one is refused as AnonymousActor: a reporter who
+// tries an officer's route (her report without its receipt, say) would
+// otherwise be named next to it.
+func (h *handler) officers(targetType string, next http.HandlerFunc) http.HandlerFunc {
+	guarded := h.opts.API.Guard(targetType, next)
+	return func(w http.ResponseWriter, r *http.Request) {
+		a := h.opts.API
+		ctx, err := api.Authenticate(w, r, a.Auth, api.Realm)
+		if err != nil {
+			if err == api.ErrNoToken {
+				err = errUnauthenticated
+			}
+			fhir.WriteOutcome(w, err)
+			return
+		}
+		if p := phivault.PrincipalFromContext(ctx); Staff(p) && !p.Auditor() {
+			r = r.WithContext(ctx)
+			a.Refuse(w, r, AnonymousEntry(ctx, h.opts.Service.Now(), phivault.ActionExport, ""), errNotOfficer403)
+			return
+		}
+		guarded(w, r)
+	}
 }
 
 // Ack is the answer to a submission: the receipt is shown here once.
@@ -192,7 +219,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		h.mine(w, r)
 		return
 	}
-	h.opts.API.Guard(TargetType, h.officerList)(w, r)
+	h.officers(TargetType, h.officerList)(w, r)
 }
 
 func (h *handler) officerList(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +311,7 @@ func parseFilter(r *http.Request) (Filter, error) {
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	receipt := r.Header.Get(ReceiptHeader)
 	if receipt == "" {
-		h.opts.API.Guard(TargetType, h.officerGet)(w, r)
+		h.officers(TargetType, h.officerGet)(w, r)
 		return
 	}
 	r, ok := h.staff(w, r, phivault.ActionRead)
