@@ -113,9 +113,14 @@ func FromEntry(index int64, en *phivault.AuditEntry) Event {
 	return ev
 }
 
+// TargetReport is the target type of staff reports (package
+// incident/report): a report naming a patient is not a look at the record.
+const TargetReport = "Report"
+
 // securityTargets are the target types of the security API's own audit
-// entries: alerts, incidents, the detector, ingestion, decoys, risk.
-var securityTargets = []string{TargetAlert, TargetIncident, TargetDetector, TargetIngest, TargetHoneytoken, TargetUserRisk}
+// entries: alerts, incidents, the detector, ingestion, decoys, risk,
+// staff reports.
+var securityTargets = []string{TargetAlert, TargetIncident, TargetDetector, TargetIngest, TargetHoneytoken, TargetUserRisk, TargetReport}
 
 // OnRecords reports whether ev is about patients' records rather than
 // about security work on them: an officer reading an alert that names a

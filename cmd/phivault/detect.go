@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/smtp"
@@ -150,6 +151,7 @@ type detector struct {
 
 	incidents *incidentsqlite.Store
 	playbooks *playbooks
+	reports   io.Closer // reports.go
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -300,6 +302,11 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	})
 	a.routes["/security/incidents"] = withClient(incidents)
 	a.routes["/security/incidents/"] = withClient(incidents)
+	if d.reports, err = a.openReports(ctx, svc, auth); err != nil { // /security/reports; reports.go
+		disp.Close(ctx)
+		d.incidents.Close()
+		return fail(err)
+	}
 	a.detect = d
 	d.cancel = cancel
 	start := func() {
@@ -346,7 +353,7 @@ func (d *detector) close() error {
 	d.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(d.dispatch.Close(ctx), d.store.Close(), d.incidents.Close())
+	return errors.Join(d.dispatch.Close(ctx), d.store.Close(), d.incidents.Close(), d.reports.Close())
 }
 
 // storedAlert returns the Engine's lookup of committed alerts in store.

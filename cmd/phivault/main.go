@@ -17,6 +17,7 @@
 //	phivault detect   replay the detectors offline; ingest other systems' logs
 //	phivault honeytoken make decoy patients whose every touch is an alert
 //	phivault incidents open, follow and change security incidents
+//	phivault reports  report something suspicious; follow and triage reports
 //	phivault playbook check playbooks; dry-run one against a recorded alert
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
@@ -58,6 +59,7 @@ Commands:
   detect   replay the detectors offline; ingest other systems' logs
   honeytoken  make decoy patients whose every touch is an alert
   incidents   open, follow and change security incidents
+  reports     report something suspicious; follow and triage reports
   playbook    check playbooks; dry-run one against a recorded alert
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
@@ -134,6 +136,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &honeytokenCommand{stdout: stdout, stderr: stderr}
 	case "incidents":
 		cmd = &incidentsCommand{stdin: os.Stdin, stdout: stdout, stderr: stderr}
+	case "reports":
+		cmd = &reportsCommand{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "playbook":
 		cmd = &playbookCommand{stdout: stdout, stderr: stderr}
 	case "unseal":

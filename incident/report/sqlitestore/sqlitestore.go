@@ -1,0 +1,142 @@
+// Package sqlitestore implements [report.Store] on its own SQLite file
+// (internal/sqlitefile: WAL, an fsync at every commit, mode 0600), each
+// report as the JSON of its stored form. Descriptions, notes, reasons and
+// anonymous reporters arrive sealed; receipts arrive hashed; the file
+// holds ids, codes and times besides. A change is one transaction that
+// checks the stored version.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/incident/report"
+	"github.com/phivault/phivault/internal/sqlitefile"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a report.Store on a SQLite file. It is safe for concurrent use
+// by multiple goroutines.
+type Store struct {
+	db *sqlitefile.DB
+}
+
+var _ report.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store at path.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := sqlitefile.Open(ctx, path, migrations, "migrations", 2)
+	if err != nil {
+		return nil, fmt.Errorf("report sqlitestore: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+var (
+	errNotFound = phivault.Errorf(phivault.ENOTFOUND, "No such report.")
+	errChanged  = phivault.Errorf(phivault.EPRECONDITION, "The report changed meanwhile; read it again and retry.")
+	errExists   = phivault.Errorf(phivault.ECONFLICT, "A report with this id exists.")
+)
+
+// Create implements report.Store.
+func (s *Store) Create(ctx context.Context, r *report.Report) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("report sqlitestore: encode: %w", err)
+	}
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM reports WHERE id = ?`, r.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return errExists
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO reports (id, version, submitted, data) VALUES (?, ?, ?, ?)`,
+			r.ID, r.Version, r.Submitted.UnixNano(), data)
+		return err
+	})
+}
+
+// Update implements report.Store.
+func (s *Store) Update(ctx context.Context, r *report.Report) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("report sqlitestore: encode: %w", err)
+	}
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		var version int64
+		switch err := tx.QueryRowContext(ctx, `SELECT version FROM reports WHERE id = ?`, r.ID).Scan(&version); {
+		case errors.Is(err, sql.ErrNoRows):
+			return errNotFound
+		case err != nil:
+			return err
+		case version != r.Version-1:
+			return errChanged
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE reports SET version = ?, data = ? WHERE id = ?`, r.Version, data, r.ID)
+		return err
+	})
+}
+
+// Get implements report.Store.
+func (s *Store) Get(ctx context.Context, id string) (*report.Report, error) {
+	var data []byte
+	switch err := s.db.R.QueryRowContext(ctx, `SELECT data FROM reports WHERE id = ?`, id).Scan(&data); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, errNotFound
+	case err != nil:
+		return nil, fmt.Errorf("report sqlitestore: get: %w", err)
+	}
+	return decode(data)
+}
+
+func decode(data []byte) (*report.Report, error) {
+	var r report.Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("report sqlitestore: decode: %w", err)
+	}
+	return &r, nil
+}
+
+// List implements report.Store. It reads reports newest first and
+// filters them in memory: a site has hundreds of reports, not millions.
+func (s *Store) List(ctx context.Context, f report.Filter) ([]*report.Report, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = report.DefaultLimit
+	}
+	rows, err := s.db.R.QueryContext(ctx, `SELECT data FROM reports ORDER BY submitted DESC, id`)
+	if err != nil {
+		return nil, fmt.Errorf("report sqlitestore: list: %w", err)
+	}
+	defer rows.Close()
+	var out []*report.Report
+	for rows.Next() && len(out) < limit {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return nil, fmt.Errorf("report sqlitestore: list: %w", err)
+		}
+		r, err := decode(data)
+		if err != nil {
+			return nil, err
+		}
+		if f.Match(r) {
+			out = append(out, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("report sqlitestore: list: %w", err)
+	}
+	return out, nil
+}
