@@ -59,8 +59,9 @@ func (sel *Selection) matcher() func(*phivault.AuditEntry) bool {
 }
 
 // Select yields the entries of trail's first size that sel selects, with
-// their indexes, in order, reading trailChunk entries at a time. A read
-// error ends the sequence; err then returns it.
+// their indexes, in order, reading trailChunk entries at a time and
+// yielding a chunk's entries before reading the next. A read error ends
+// the sequence; err then returns it.
 func Select(ctx context.Context, trail detect.Trail, size int64, sel Selection) (entries iter.Seq2[int64, *phivault.AuditEntry], err func() error) {
 	var readErr error
 	match := sel.matcher()
