@@ -31,6 +31,8 @@ type HandlerOptions struct {
 	// Trail and Residences serve the breach report; nil refuses it.
 	Trail      detect.Trail
 	Residences Residences
+	// Evidence serves the evidence archive; nil refuses it.
+	Evidence Evidence
 }
 
 // MaxPage bounds a page of GET /security/incidents.
@@ -52,6 +54,7 @@ const maxBody = 64 << 10
 //	POST  /security/incidents/{id}/actions/{action}/reject    (If-Match; {"reason"})
 //	POST  /security/incidents/{id}/actions/{action}/undo      (If-Match)
 //	GET   /security/incidents/{id}/breach  the breach-impact report (privacy officers)
+//	GET   /security/incidents/{id}/evidence  the signed evidence archive
 func NewHandler(opts HandlerOptions) http.Handler {
 	h := &handler{opts: opts}
 	mux := http.NewServeMux()
@@ -62,6 +65,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	mux.HandleFunc("PATCH /security/incidents/{id}", g(TargetType, h.change))
 	mux.HandleFunc("POST /security/incidents/{id}/actions/{action}/{op}", g(TargetType, h.actionOp))
 	mux.HandleFunc("GET /security/incidents/{id}/breach", g(TargetType, h.breachReport))
+	mux.HandleFunc("GET /security/incidents/{id}/evidence", g(TargetType, h.evidenceArchive))
 	return mux
 }
 
