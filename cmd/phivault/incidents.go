@@ -32,6 +32,7 @@ Commands:
   show     one incident with its clocks and timeline
   open     open one: phivault incidents open -title "..." -severity high [-alert ID ...]
   update   change one: phivault incidents update ID -version 3 -phase contain
+  evidence save its signed evidence archive: phivault incidents evidence ID -out FILE
 
 Run "phivault incidents COMMAND -h" for a command's flags.
 `
@@ -43,10 +44,11 @@ type incidentsCommand struct {
 
 func (c *incidentsCommand) Run(ctx context.Context, args []string) error {
 	return runSubcommand(ctx, c.stdout, c.stderr, "incidents", incidentsUsage, "phivault incidents help", args, subcommands{
-		"list":   c.list,
-		"show":   c.show,
-		"open":   c.open,
-		"update": c.update,
+		"list":     c.list,
+		"show":     c.show,
+		"open":     c.open,
+		"update":   c.update,
+		"evidence": c.evidence,
 	})
 }
 

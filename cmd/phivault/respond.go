@@ -18,6 +18,7 @@ type vaultControls struct {
 	accounts phivault.AccountStore
 	revoker  phivault.SessionRevoker // nil: no sessions to end
 	log      phivault.AuditLog
+	evidence *evidenceCollector // nil: no evidence collected
 }
 
 var _ incident.Controls = (*vaultControls)(nil)
@@ -37,6 +38,8 @@ func (c *vaultControls) Do(ctx context.Context, a incident.Action) error {
 			return err
 		}
 		return c.revoke(ctx, a.Target.User)
+	case playbook.ActionCollectEvidence:
+		return c.collectEvidence(ctx)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault does not carry out %s yet.", a.Kind)
 }
