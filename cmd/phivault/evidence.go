@@ -97,4 +97,3 @@ func (c *auditCommand) verifyEvidence(args []string) error {
 	fmt.Fprintf(w, "  %d timeline events, each backed by an entry; %d alerts; %d actions\n", s.Timeline, s.Alerts, s.Actions)
 	return nil
 }
-
