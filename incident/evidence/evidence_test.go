@@ -24,6 +24,7 @@ import (
 	"github.com/phivault/phivault/internal/storetest"
 	"github.com/phivault/phivault/internal/vaulttest"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // The patient's name, which must never be in an archive: it is in the
@@ -300,6 +301,26 @@ func TestVerify_tampered(t *testing.T) {
 		var ee *evidence.Error
 		if !errors.As(err, &ee) || ee.Member != evidence.MemberTimeline || !strings.Contains(err.Error(), "no audit entry") {
 			t.Fatalf("Verify = %v, want the timeline's event without an entry", err)
+		}
+	})
+	t.Run("entry and leaf hash edited, manifest re-signed", func(t *testing.T) {
+		ms := untar(t, b)
+		var out bytes.Buffer
+		enc := json.NewEncoder(&out)
+		for _, l := range lines(t, ms[5].body) {
+			if edited := bytes.Replace(l.Entry, []byte(`"actor":"u-doc"`), []byte(`"actor":"u-dod"`), 1); !bytes.Equal(edited, l.Entry) {
+				l.Entry, l.LeafHash = edited, tlog.RecordHash(edited)
+			}
+			enc.Encode(l)
+		}
+		if bytes.Equal(out.Bytes(), ms[5].body) {
+			t.Fatal("the edit changed nothing")
+		}
+		ms[5].body = out.Bytes()
+		_, err := evidence.Verify(bytes.NewReader(retar(t, resign(ms, func(*evidence.Manifest) {}))), f.verifier)
+		var ee *evidence.Error
+		if !errors.As(err, &ee) || ee.Member != evidence.MemberEntries || !strings.Contains(err.Error(), "not in the checkpoint's tree") {
+			t.Fatalf("Verify = %v, want the entry's proof to fail", err)
 		}
 	})
 	t.Run("older checkpoint, manifest re-signed", func(t *testing.T) {
