@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"time"
 
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/detect"
@@ -185,7 +186,7 @@ func Verify(r io.Reader, verifier note.Verifier) (Summary, error) {
 	}
 	for i, ev := range timeline {
 		if ev.Request == "" || !requests[ev.Request] {
-			return sum, &Error{Member: MemberTimeline, Err: fmt.Errorf("event %d (%s at %s) has no audit entry in %s", i+1, ev.Kind, ev.At.Format("2006-01-02T15:04:05Z07:00"), MemberEntries)}
+			return sum, &Error{Member: MemberTimeline, Err: fmt.Errorf("event %d (%s at %s) has no audit entry in %s", i+1, ev.Kind, ev.At.Format(time.RFC3339), MemberEntries)}
 		}
 	}
 	sum.Timeline, sum.Alerts, sum.Actions, sum.Entries = len(timeline), len(alerts), len(actions), m.Counts.Entries
