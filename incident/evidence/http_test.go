@@ -117,6 +117,13 @@ func TestHTTP_evidence(t *testing.T) {
 		if w := get(f.handler(t, false), "officer", path); w.Code != http.StatusServiceUnavailable {
 			t.Fatalf("no evidence writer: %d %s", w.Code, w.Body)
 		}
+		// An alert the incident links, gone from the detectors' store:
+		// a clear refusal, not an archive without it.
+		gone := incident.NewHandler(incident.HandlerOptions{Service: f.svc, API: &detect.API{Auth: people, Log: f.log},
+			Evidence: &evidence.Writer{Storage: f.store, Checkpoint: f.log.Checkpoint, Signer: f.signer, Verifier: f.verifier, Alerts: detect.NewMemStore()}})
+		if w := get(gone, "officer", path); w.Code != http.StatusServiceUnavailable || !bytes.Contains(w.Body.Bytes(), []byte("alert")) {
+			t.Fatalf("alert gone: %d %s", w.Code, w.Body)
+		}
 	})
 	// The entry comes before the answer: no trail, no archive.
 	t.Run("ErrAuditDown", func(t *testing.T) {

@@ -2,10 +2,12 @@ package evidence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/incident"
 	"golang.org/x/mod/sumdb/note"
@@ -39,6 +41,9 @@ func (wr *Writer) Write(ctx context.Context, w io.Writer, in *incident.Incident,
 	if wr.Alerts != nil {
 		for _, id := range in.Alerts {
 			a, err := wr.Alerts.Alert(ctx, id)
+			if errors.Is(err, phivault.ErrNotFound) || phivault.ErrorCode(err) == phivault.ENOTFOUND {
+				return Summary{}, phivault.Errorf(phivault.EUNAVAILABLE, "An alert the incident links is not in the detectors' store; no archive can be made.")
+			}
 			if err != nil {
 				return Summary{}, fmt.Errorf("evidence: alert %s: %w", id, err)
 			}
