@@ -94,9 +94,10 @@ func Assess(entries iter.Seq2[int64, *phivault.AuditEntry], s Scope) *Impact {
 	im := &Impact{ByType: map[string]int{}, ByKind: map[string]int{}}
 	resources := map[string]bool{}
 	patients := map[string]bool{}
-	nets := prefixes(s.Sources)
+	sel := Selection{Scope: s}
+	covers := sel.matcher()
 	for i, e := range entries {
-		if e.Outcome != "ok" || !s.covers(e, nets) {
+		if e.Outcome != "ok" || !covers(e) {
 			continue
 		}
 		if !slices.Contains(readActions, e.Action) {
@@ -141,13 +142,10 @@ func isWrite(action string) bool {
 	return false
 }
 
-// covers reports whether entry e is the scope's: made by one of its
-// users, clients or sources (any, if it names none of them), within its
-// window.
+// covers reports whether entry e was made by one of the scope's users,
+// clients or sources (nets); a scope naming none of them covers nothing.
+// Its window is the caller's (Selection).
 func (s *Scope) covers(e *phivault.AuditEntry, nets []netip.Prefix) bool {
-	if (!s.From.IsZero() && e.Time.Before(s.From)) || (!s.To.IsZero() && e.Time.After(s.To)) {
-		return false
-	}
 	if len(s.Users)+len(s.Clients)+len(nets) == 0 {
 		return false // a scope of nobody covers nothing, never everything
 	}
@@ -162,19 +160,6 @@ func (s *Scope) covers(e *phivault.AuditEntry, nets []netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-// prefixes reads sources as networks; an address is its own /32 or /128.
-func prefixes(sources []string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range sources {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-		} else if a, err := netip.ParseAddr(s); err == nil {
-			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-		}
-	}
-	return out
 }
 
 // Notification thresholds of the HIPAA Breach Notification Rule.

@@ -65,24 +65,10 @@ func (s *Service) Assess(ctx context.Context, id string, trail detect.Trail, res
 	if err != nil {
 		return nil, fmt.Errorf("incident: trail size: %w", err)
 	}
-	var readErr error
-	entries := func(yield func(int64, *phivault.AuditEntry) bool) {
-		for start := int64(0); start < size; start += trailChunk {
-			es, err := trail.Entries(ctx, start, min(start+trailChunk, size))
-			if err != nil {
-				readErr = err
-				return
-			}
-			for i, e := range es {
-				if e != nil && !yield(start+int64(i), e) {
-					return
-				}
-			}
-		}
-	}
+	entries, readErr := Select(ctx, trail, size, Selection{Scope: in.Scope})
 	im := Assess(entries, in.Scope)
-	if readErr != nil {
-		return nil, fmt.Errorf("incident: read the trail: %w", readErr)
+	if err := readErr(); err != nil {
+		return nil, err
 	}
 	states, err := res.States(ctx, vaultPatients(im.Patients))
 	if err != nil {

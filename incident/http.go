@@ -33,6 +33,8 @@ type HandlerOptions struct {
 	Residences Residences
 	// Addressees, with Trail, serve the breach notices; nil refuses them.
 	Addressees Addressees
+	// Evidence serves the evidence archive; nil refuses it.
+	Evidence Evidence
 }
 
 // MaxPage bounds a page of GET /security/incidents.
@@ -55,6 +57,7 @@ const maxBody = 64 << 10
 //	POST  /security/incidents/{id}/actions/{action}/undo      (If-Match)
 //	GET   /security/incidents/{id}/breach  the breach-impact report (privacy officers)
 //	POST  /security/incidents/{id}/notices the breach notices, as a file (privacy officers)
+//	GET   /security/incidents/{id}/evidence  the signed evidence archive
 func NewHandler(opts HandlerOptions) http.Handler {
 	h := &handler{opts: opts}
 	mux := http.NewServeMux()
@@ -66,6 +69,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	mux.HandleFunc("POST /security/incidents/{id}/actions/{action}/{op}", g(TargetType, h.actionOp))
 	mux.HandleFunc("GET /security/incidents/{id}/breach", g(TargetType, h.breachReport))
 	mux.HandleFunc("POST /security/incidents/{id}/notices", g(TargetType, h.notices))
+	mux.HandleFunc("GET /security/incidents/{id}/evidence", g(TargetType, h.evidenceArchive))
 	return mux
 }
 

@@ -175,7 +175,7 @@ func (r *Responder) remember(alert, playbook, incident string) {
 // Carry carries out a running action through the controls and records
 // the outcome on its incident.
 func (r *Responder) Carry(ctx context.Context, incidentID string, act Action) *Incident {
-	ctx = responderContext(ctx)
+	ctx = WithIncident(responderContext(ctx), incidentID)
 	err := r.Controls.Do(ctx, act)
 	if err != nil {
 		r.Logger.Warn("incident action failed", "incident", incidentID, "action", act.ID, "kind", act.Kind, "error", safeReason(err))
@@ -191,6 +191,6 @@ func (r *Responder) Carry(ctx context.Context, incidentID string, act Action) *I
 // Revert undoes a done action through the controls and records the
 // outcome.
 func (r *Responder) Revert(ctx context.Context, incidentID string, act Action) (*Incident, error) {
-	err := r.Controls.Undo(ctx, act)
+	err := r.Controls.Undo(WithIncident(ctx, incidentID), act)
 	return r.Service.Undone(context.WithoutCancel(ctx), incidentID, act.ID, err)
 }

@@ -619,6 +619,7 @@ const auditUsage = `Usage: phivault audit verify -audit-witness-file FILE [flags
        phivault audit export [flags] > FILE.ndjson
        phivault audit archive [-from-index A] (-before DATE | -to-index B) -out FILE
        phivault audit verify-archive -verifier KEY FILE
+       phivault audit verify-evidence -key KEY FILE
 
 verify checks the audit trail of a data folder, offline: every entry and
 tree hash, the checkpoints' signatures, and that the log still extends every
@@ -648,6 +649,12 @@ its inclusion proof. B is -to-index, or the first entry at or after -before
 verifier key alone: the signature, every proof, and that no index in [A, B)
 is missing, repeated or moved. Archiving copies: the log keeps every entry.
 
+verify-evidence checks an incident's evidence archive (phivault incidents
+evidence) with the verifier key alone: the manifest's signature, every
+member's SHA-256, the checkpoint's signature, every entry's inclusion proof,
+and that every event of the incident's timeline has its entry. On failure it
+names the first bad member.
+
 verify, export and archive read the trail from the folder's database: its
 SQLite files, or the PostgreSQL database the folder was made for by
 "phivault init" with a postgres:// URL; give the same URL again, as to serve
@@ -657,7 +664,7 @@ Flags:
 `
 
 func (c *auditCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "verify" && args[0] != "export" && args[0] != "archive" && args[0] != "verify-archive" {
+	if len(args) == 0 || args[0] != "verify" && args[0] != "export" && args[0] != "archive" && args[0] != "verify-archive" && args[0] != "verify-evidence" {
 		fmt.Fprint(c.stderr, auditUsage)
 		return errorWithHint("audit needs a subcommand", "phivault audit verify -data DIR")
 	}
@@ -668,6 +675,8 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 		return c.archive(ctx, args[1:])
 	case "verify-archive":
 		return c.verifyArchive(args[1:])
+	case "verify-evidence":
+		return c.verifyEvidence(args[1:])
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)

@@ -281,10 +281,17 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	svc := incident.NewService(incident.Options{
 		Store: d.incidents, Audit: a.audit.log, Sealer: envelope.NewNoteSealer(a.db, a.seal.sealer, "incident"),
 	})
+	ev, err := a.evidenceWriter(store)
+	if err != nil {
+		disp.Close(ctx)
+		d.incidents.Close()
+		return fail(err)
+	}
 	responder := &incident.Responder{
 		Service: svc, Playbooks: d.playbooks.current, Logger: a.logger, User: accountUser(a.accounts),
 		Controls: &vaultControls{accounts: a.accounts, revoker: a.signIn.Sessions(), log: a.audit.log,
-			rotator: rotatorOf(records), keys: sealedKeys{a.seal}, alerts: store, notifiers: notifiers},
+			rotator: rotatorOf(records), keys: sealedKeys{a.seal}, alerts: store, notifiers: notifiers,
+			evidence: &evidenceCollector{data: a.cfg.Data, service: svc, writer: ev, log: a.audit.log, logger: a.logger}},
 	}
 	if !a.cfg.Detect.RespondOff {
 		// Alerts page and are answered; the responder never slows the
@@ -297,7 +304,7 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	}
 	incidents := incident.NewHandler(incident.HandlerOptions{
 		Service: svc, API: &detect.API{Auth: auth, Log: a.audit.log}, Alerts: store, Responder: responder,
-		Trail: trailReader{log: a.audit.log, store: a.db}, Residences: vaultResidences{records: records},
+		Trail: trailReader{log: a.audit.log, store: a.db}, Residences: vaultResidences{records: records}, Evidence: ev,
 		Addressees: vaultAddressees{records: records, detect: store},
 	})
 	a.routes["/security/incidents"] = withClient(incidents)

@@ -21,7 +21,7 @@ func TestHelp(t *testing.T) {
 		{"users", "remove-totp"}, {"users", "changes"}, {"users", "approve"}, {"users", "reject"},
 		{"clients", "add-public"}, {"clients", "add-backend"}, {"clients", "list"}, {"clients", "suspend"}, {"clients", "activate"},
 		{"policy", "explain"}, {"policy", "test"}, {"policy", "validate"},
-		{"audit", "verify"}, {"audit", "export"}, {"audit", "archive"}, {"audit", "verify-archive"},
+		{"audit", "verify"}, {"audit", "export"}, {"audit", "archive"}, {"audit", "verify-archive"}, {"audit", "verify-evidence"},
 		{"training", "import"},
 		{"detect"}, {"detect", "replay"}, {"detect", "ingest"}, {"detect", "status"},
 		{"honeytoken"}, {"honeytoken", "create"}, {"honeytoken", "list"},

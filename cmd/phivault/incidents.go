@@ -33,6 +33,7 @@ Commands:
   open     open one: phivault incidents open -title "..." -severity high [-alert ID ...]
   update   change one: phivault incidents update ID -version 3 -phase contain
   notices  breach notices (privacy officers): phivault incidents notices ID -format pdf -org org.json -out FILE
+  evidence save its signed evidence archive: phivault incidents evidence ID -out FILE
 
 Run "phivault incidents COMMAND -h" for a command's flags.
 `
@@ -44,11 +45,12 @@ type incidentsCommand struct {
 
 func (c *incidentsCommand) Run(ctx context.Context, args []string) error {
 	return runSubcommand(ctx, c.stdout, c.stderr, "incidents", incidentsUsage, "phivault incidents help", args, subcommands{
-		"list":    c.list,
-		"show":    c.show,
-		"open":    c.open,
-		"update":  c.update,
-		"notices": c.notices,
+		"list":     c.list,
+		"show":     c.show,
+		"open":     c.open,
+		"update":   c.update,
+		"notices":  c.notices,
+		"evidence": c.evidence,
 	})
 }
 

@@ -24,6 +24,7 @@ type vaultControls struct {
 	keys      currentKEKMarker        // nil: no online keyring
 	alerts    detect.Store            // notify reads the alert here
 	notifiers map[string]detect.Notifier
+	evidence  *evidenceCollector // nil: no evidence collected
 }
 
 var _ incident.Controls = (*vaultControls)(nil)
@@ -49,6 +50,8 @@ func (c *vaultControls) Do(ctx context.Context, a incident.Action) error {
 		return c.compromiseKEK(ctx)
 	case playbook.ActionNotify:
 		return c.notify(ctx, a)
+	case playbook.ActionCollectEvidence:
+		return c.collectEvidence(ctx)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault does not carry out %s yet.", a.Kind)
 }
