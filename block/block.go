@@ -119,9 +119,10 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// check refuses a prefix that would block everyone, the server's own
-// host, or a trusted proxy (and with it every client behind it).
-func (l *List) check(p netip.Prefix) error {
+// Check refuses, with an EINVALID *phivault.Error saying why, a prefix
+// that would block everyone, the server's own host, or a trusted proxy
+// (and with it every client behind it).
+func (l *List) Check(p netip.Prefix) error {
 	switch {
 	case p.Bits() == 0:
 		return phivault.Errorf(phivault.EINVALID, "%s is every address; blocking it would refuse every client.", p)
@@ -137,7 +138,7 @@ func (l *List) check(p netip.Prefix) error {
 }
 
 // Add blocks every prefix of prefixes until until (zero: until removed)
-// for origin, all or none: a prefix that check refuses fails the whole
+// for origin, all or none: a prefix that Check refuses fails the whole
 // call with an EINVALID *phivault.Error saying why, and nothing is
 // stored. The blocks are in force when Add returns.
 func (l *List) Add(ctx context.Context, prefixes []netip.Prefix, until time.Time, origin string) ([]Block, error) {
@@ -157,7 +158,7 @@ func (l *List) Add(ctx context.Context, prefixes []netip.Prefix, until time.Time
 			return nil, phivault.Errorf(phivault.EINVALID, "An address or network to block is empty.")
 		}
 		p = p.Masked()
-		if err := l.check(p); err != nil {
+		if err := l.Check(p); err != nil {
 			return nil, err
 		}
 		id, err := newID()

@@ -281,7 +281,7 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	})
 	responder := &incident.Responder{
 		Service: svc, Playbooks: d.playbooks.current, Logger: a.logger, User: accountUser(a.accounts),
-		Controls: &vaultControls{accounts: a.accounts, revoker: a.signIn.Sessions(), log: a.audit.log},
+		Controls: a.controls(), // see respond_block.go
 	}
 	if !a.cfg.Detect.RespondOff {
 		// Alerts page and are answered; the responder never slows the

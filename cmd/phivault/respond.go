@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/block"
 	"github.com/phivault/phivault/incident"
 	"github.com/phivault/phivault/incident/playbook"
 )
@@ -18,6 +19,8 @@ type vaultControls struct {
 	accounts phivault.AccountStore
 	revoker  phivault.SessionRevoker // nil: no sessions to end
 	log      phivault.AuditLog
+	blocks   *block.List          // nil: block-source fails; see respond_block.go
+	clients  phivault.ClientStore // nil: block-client fails
 }
 
 var _ incident.Controls = (*vaultControls)(nil)
@@ -37,14 +40,25 @@ func (c *vaultControls) Do(ctx context.Context, a incident.Action) error {
 			return err
 		}
 		return c.revoke(ctx, a.Target.User)
+	case playbook.ActionBlockSource:
+		return c.blockSource(ctx, a)
+	case playbook.ActionBlockClient:
+		return c.blockClient(ctx, a)
+	case playbook.ActionRequireReenrolment:
+		return c.requireReenrolment(ctx, a)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault does not carry out %s yet.", a.Kind)
 }
 
 // Undo implements incident.Controls.
 func (c *vaultControls) Undo(ctx context.Context, a incident.Action) error {
-	if a.Kind == playbook.ActionSuspendAccount {
+	switch a.Kind {
+	case playbook.ActionSuspendAccount:
 		return c.setStatus(ctx, a.Target.User, phivault.AccountActive)
+	case playbook.ActionBlockSource:
+		return c.unblockSource(ctx, a)
+	case playbook.ActionBlockClient:
+		return c.setClientStatus(ctx, a.Target.Client, phivault.AccountActive)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault cannot undo %s.", a.Kind)
 }
