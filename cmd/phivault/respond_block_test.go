@@ -192,6 +192,9 @@ func TestRespond_blockSourceAndClient(t *testing.T) {
 	if status, tok := token(b, good); status != 200 || tok == "" {
 		t.Errorf("token request from another address = %d, want 200", status)
 	}
+	if got := blockedMetric(t, b); got != 4 {
+		t.Errorf("phivault_blocked_requests_total = %v, want 4", got)
+	}
 	if !hasEntry(b.trail(t), phivault.ActionIncident, "Block", "act-src", "block 198.51.100.7/32,2001:db8:7::/48 until undone") {
 		t.Error("no audit entry of the block")
 	}
@@ -343,4 +346,20 @@ func TestRespond_requireReenrolment(t *testing.T) {
 	if err := c.Do(ctx, incident.Action{ID: "act-o", Kind: playbook.ActionRequireReenrolment, Target: incident.Target{User: "system:ehr/alice"}}); phivault.ErrorCode(err) != phivault.EUNSUPPORTED {
 		t.Errorf("require-reenrolment of another system's user = %v, want EUNSUPPORTED", err)
 	}
+}
+
+// blockedMetric returns phivault_blocked_requests_total from b's registry.
+func blockedMetric(t *testing.T, b *blockApp) float64 {
+	t.Helper()
+	families, err := b.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "phivault_blocked_requests_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("phivault_blocked_requests_total is not registered")
+	return 0
 }
