@@ -220,6 +220,11 @@ func TestRespond_blockSourceAndClient(t *testing.T) {
 	}
 
 	// block-client: the token issued before fails at once; no new one.
+	// A person signed in through the client: refresh token included.
+	person, err := b.signIn.Sessions().Start(phivault.Principal{ID: "u-nurse", Kind: phivault.PrincipalStaff, Roles: []string{"nurse"}, Client: "lab"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cl := incident.Action{ID: "act-cl", Kind: playbook.ActionBlockClient, Target: incident.Target{Client: "lab"}}
 	if err := c.Do(ctx, cl); err != nil {
 		t.Fatalf("Do(block-client) = %v", err)
@@ -229,6 +234,15 @@ func TestRespond_blockSourceAndClient(t *testing.T) {
 	}
 	if status, tok := token(b, good); status == 200 || tok != "" {
 		t.Errorf("token request of the blocked client = %d, want a refusal", status)
+	}
+	if status, _ := b.call(t, "GET", "/fhir/Patient?_count=1", good, person.AccessToken, nil); status != 401 {
+		t.Errorf("a person's token issued through the blocked client = %d, want 401", status)
+	}
+	if status, body := b.call(t, "POST", "/oauth/token", good, "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {person.RefreshToken}, "client_id": {"lab"}}); status == 200 {
+		t.Errorf("refresh through the blocked client = %d %s, want a refusal", status, body)
+	}
+	if _, err := b.signIn.Sessions().Refresh(person.RefreshToken); err == nil {
+		t.Error("the refresh token of a session through the blocked client is still live")
 	}
 	if !hasEntry(b.trail(t), phivault.ActionAccountChange, "Client", "lab", "status active → suspended by incident response") {
 		t.Error("no audit entry of the client's suspension")
