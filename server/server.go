@@ -10,6 +10,9 @@
 // Config.ClientCAFile); ClientFromContext tells handlers which client a
 // request came from.
 //
+// Requests from blocked sources (Config.Blocks, the incident responder's
+// block-source) are refused with 403 on every route before any handler.
+//
 // Plain HTTP is possible only for local development: Config.Insecure must be
 // set and the address must be a loopback address.
 package server
