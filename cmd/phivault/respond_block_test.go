@@ -263,7 +263,7 @@ func TestRespond_blockSourceAndClient(t *testing.T) {
 	b.close()
 	b = mustBlockApp(t, dir)
 	c = b.controls()
-	status, labToken = token(b, bad)
+	status, _ = token(b, bad)
 	if status != 403 {
 		t.Errorf("after a restart, token request from the blocked address = %d, want 403", status)
 	}
