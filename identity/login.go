@@ -107,6 +107,15 @@ func (a *Authenticator) Login(ctx context.Context, username, password, totpCode 
 		}
 		return nil, named(acc, ErrInvalidCredentials)
 	}
+	if acc.PasswordHash == "" {
+		// No password is set (a new account, or one whose credentials
+		// incident response cleared for re-enrolment): no password signs
+		// in. Spend the time of a check, and do not count it.
+		if err := a.Hasher.burn(ctx, password); err != nil {
+			return nil, err
+		}
+		return nil, named(acc, ErrInvalidCredentials)
+	}
 	// An account with no recent failure vouches for one attempt at a time
 	// in the reserved part of the hashing pool; a flood of failed logins
 	// stays in the shared part (see Pool).

@@ -262,3 +262,22 @@ func TestAccountLogValueHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginNoPassword checks that an account without a password (new, or
+// cleared for re-enrolment) is refused like a wrong password, whatever
+// is typed, and not as a server error.
+func TestLoginNoPassword(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a := f.account(t)
+	a.PasswordHash, a.TOTPSecret = "", nil
+	a.Version++
+	if err := f.store.UpdateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{testPassword, ""} {
+		if _, err := f.auth.Login(ctx, "jdoe", pw, f.code(t)); !errors.Is(err, identity.ErrInvalidCredentials) || accountID(err) != "acc-1" {
+			t.Errorf("Login(%q) without a stored password = %v; want ErrInvalidCredentials naming acc-1", pw, err)
+		}
+	}
+}

@@ -10,6 +10,9 @@
 // Config.ClientCAFile); ClientFromContext tells handlers which client a
 // request came from.
 //
+// Requests from blocked sources (Config.Blocks, the incident responder's
+// block-source) are refused with 403 on every route before any handler.
+//
 // Plain HTTP is possible only for local development: Config.Insecure must be
 // set and the address must be a loopback address.
 package server
@@ -31,6 +34,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/fhir"
 )
 
 // Defaults for Config fields left zero.
@@ -93,6 +97,11 @@ type Config struct {
 	// since any client can send one.
 	TrustedProxies []netip.Prefix
 
+	// Blocks, if set, refuses requests from the sources it holds (read
+	// as for the audit trail, see TrustedProxies) on every route with 403
+	// and an OperationOutcome, before any handler runs.
+	Blocks Blocklist
+
 	// Insecure serves plain HTTP. It is refused unless Addr (or the
 	// listener given to Serve) is a loopback address.
 	Insecure bool
@@ -139,6 +148,15 @@ type Config struct {
 	// Rand is the source of request ids. Default crypto/rand.Reader.
 	Rand io.Reader
 }
+
+// Blocklist says which sources are refused (block.List). Blocked is
+// called on every request and must be cheap and safe for concurrent use.
+type Blocklist interface {
+	Blocked(source netip.Addr) bool
+}
+
+// errBlocked is the answer to a blocked source. It says no more than that.
+var errBlocked = phivault.Errorf(phivault.EFORBIDDEN, "Requests from this network address are blocked.")
 
 // Server is an HTTPS server. Create it with New, start it with Open or
 // Serve, and stop it with Close.
@@ -361,8 +379,8 @@ func (s *Server) ReloadCertificate() error {
 // handler mounts the routes and wraps them with the security headers, a
 // request id (the X-Request-Id header, and a phivault.RequestInfo with the
 // id and the source address (see source) in the request's context, so
-// that every audit entry of the request carries them) and, if clients is
-// not nil, client
+// that every audit entry of the request carries them), the refusal of
+// blocked sources (Config.Blocks) and, if clients is not nil, client
 // certificate mapping.
 func (s *Server) handler(clients *clientAuth) http.Handler {
 	mux := http.NewServeMux()
@@ -394,6 +412,12 @@ func (s *Server) handler(clients *clientAuth) http.Handler {
 		id := phivault.NewRequestID(s.cfg.Rand)
 		h.Set("X-Request-Id", id)
 		info := phivault.RequestInfo{ID: id, Source: s.source(r)}
+		if s.cfg.Blocks != nil {
+			if a, err := netip.ParseAddr(info.Source); err == nil && s.cfg.Blocks.Blocked(a) {
+				fhir.WriteOutcome(w, errBlocked)
+				return
+			}
+		}
 		next.ServeHTTP(w, r.WithContext(phivault.WithRequestInfo(r.Context(), info)))
 	})
 }

@@ -287,11 +287,12 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 		d.incidents.Close()
 		return fail(err)
 	}
+	controls := a.controls() // see respond_block.go
+	controls.rotator, controls.keys, controls.alerts, controls.notifiers = rotatorOf(records), sealedKeys{a.seal}, store, notifiers
+	controls.evidence = &evidenceCollector{data: a.cfg.Data, service: svc, writer: ev, log: a.audit.log, logger: a.logger}
 	responder := &incident.Responder{
 		Service: svc, Playbooks: d.playbooks.current, Logger: a.logger, User: accountUser(a.accounts),
-		Controls: &vaultControls{accounts: a.accounts, revoker: a.signIn.Sessions(), log: a.audit.log,
-			rotator: rotatorOf(records), keys: sealedKeys{a.seal}, alerts: store, notifiers: notifiers,
-			evidence: &evidenceCollector{data: a.cfg.Data, service: svc, writer: ev, log: a.audit.log, logger: a.logger}},
+		Controls: controls,
 	}
 	if !a.cfg.Detect.RespondOff {
 		// Alerts page and are answered; the responder never slows the

@@ -19,6 +19,7 @@
 //	phivault incidents open, follow and change security incidents
 //	phivault reports  report something suspicious; follow and triage reports
 //	phivault playbook check playbooks; dry-run one against a recorded alert
+//	phivault blocks   list, add and remove blocked addresses and networks
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
 //
@@ -61,6 +62,7 @@ Commands:
   incidents   open, follow and change security incidents
   reports     report something suspicious; follow and triage reports
   playbook    check playbooks; dry-run one against a recorded alert
+  blocks      list, add and remove blocked addresses and networks
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -140,6 +142,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &reportsCommand{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "playbook":
 		cmd = &playbookCommand{stdout: stdout, stderr: stderr}
+	case "blocks":
+		cmd = &blocksCommand{stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":

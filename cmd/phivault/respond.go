@@ -10,6 +10,7 @@ import (
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/admin"
+	"github.com/phivault/phivault/block"
 	"github.com/phivault/phivault/detect"
 	"github.com/phivault/phivault/incident"
 	"github.com/phivault/phivault/incident/playbook"
@@ -24,7 +25,9 @@ type vaultControls struct {
 	keys      currentKEKMarker        // nil: no online keyring
 	alerts    detect.Store            // notify reads the alert here
 	notifiers map[string]detect.Notifier
-	evidence  *evidenceCollector // nil: no evidence collected
+	evidence  *evidenceCollector   // nil: no evidence collected
+	blocks    *block.List          // nil: block-source fails; see respond_block.go
+	clients   phivault.ClientStore // nil: block-client fails
 }
 
 var _ incident.Controls = (*vaultControls)(nil)
@@ -52,14 +55,25 @@ func (c *vaultControls) Do(ctx context.Context, a incident.Action) error {
 		return c.notify(ctx, a)
 	case playbook.ActionCollectEvidence:
 		return c.collectEvidence(ctx)
+	case playbook.ActionBlockSource:
+		return c.blockSource(ctx, a)
+	case playbook.ActionBlockClient:
+		return c.blockClient(ctx, a)
+	case playbook.ActionRequireReenrolment:
+		return c.requireReenrolment(ctx, a)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault does not carry out %s yet.", a.Kind)
 }
 
 // Undo implements incident.Controls.
 func (c *vaultControls) Undo(ctx context.Context, a incident.Action) error {
-	if a.Kind == playbook.ActionSuspendAccount {
+	switch a.Kind {
+	case playbook.ActionSuspendAccount:
 		return c.setStatus(ctx, a.Target.User, phivault.AccountActive)
+	case playbook.ActionBlockSource:
+		return c.unblockSource(ctx, a)
+	case playbook.ActionBlockClient:
+		return c.setClientStatus(ctx, a.Target.Client, phivault.AccountActive)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault cannot undo %s.", a.Kind)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/api"
+	"github.com/phivault/phivault/block"
 	"github.com/phivault/phivault/envelope"
 	"github.com/phivault/phivault/identity"
 	"github.com/phivault/phivault/internal/coredump"
@@ -187,6 +188,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			if a.detect != nil {
 				a.detect.playbooks.reload(ctx) // and -playbooks; see respond.go
 			}
+			a.reloadBlocks(ctx) // and blocks.db; see respond_block.go
 		}
 	}
 }
@@ -242,6 +244,8 @@ type app struct {
 	signInKeys signInKeys
 	// detect runs the detectors and serves /security/; see detect.go.
 	detect *detector
+	// blocks are the sources refused on every route; see respond_block.go.
+	blocks *block.List
 }
 
 // openApp opens the data folder and wires the request path. It does not
@@ -343,6 +347,10 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	a.admin = admin.NewHandler(adminOpts)
+	if err := a.openBlocks(ctx); err != nil { // see respond_block.go
+		a.Close()
+		return nil, err
+	}
 	// The detectors read the trail and the vault below access and audit.
 	if err := a.openDetect(ctx, records, auditActor{bearer}); err != nil {
 		a.Close()
@@ -388,6 +396,7 @@ func (a *app) listen(ctx context.Context) error {
 		ClientCertMap:  clientMap,
 		Insecure:       a.cfg.Insecure,
 		TrustedProxies: a.proxies,
+		Blocks:         a.blocks,
 		FHIR:           a.fhirAndAdmin(),
 		Routes:         a.routes,
 		Health:         a.audit.health(a.seal.health()),
@@ -436,7 +445,7 @@ func (a *app) Close() error {
 	}
 	// Sealing stops a rewrap (it resumes on the next start) and a
 	// reindex (it starts over), and releases the keyring.
-	errs = append(errs, a.detect.close())
+	errs = append(errs, a.detect.close(), a.closeBlocks())
 	errs = append(errs, a.seal.close())
 	a.reindex.wait()
 	errs = append(errs, a.audit.Close(), a.db.Close())

@@ -121,7 +121,7 @@ type actionInfo struct {
 var actions = map[string]actionInfo{
 	ActionSuspendAccount:      {ApprovalAuto, true, nil},
 	ActionRevokeSessions:      {ApprovalAuto, false, nil},
-	ActionRequireReenrolment:  {ApprovalAuto, true, nil},
+	ActionRequireReenrolment:  {ApprovalAuto, false, nil}, // the cleared credentials are gone
 	ActionBlockSource:         {ApprovalTwoPerson, true, []string{"for"}},
 	ActionBlockClient:         {ApprovalTwoPerson, true, nil},
 	ActionRestrictCompartment: {ApprovalAuto, true, nil},
