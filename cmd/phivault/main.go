@@ -18,6 +18,7 @@
 //	phivault honeytoken make decoy patients whose every touch is an alert
 //	phivault incidents open, follow and change security incidents
 //	phivault playbook check playbooks; dry-run one against a recorded alert
+//	phivault drill    play attack drills; measure detection and containment
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
 //
@@ -59,6 +60,7 @@ Commands:
   honeytoken  make decoy patients whose every touch is an alert
   incidents   open, follow and change security incidents
   playbook    check playbooks; dry-run one against a recorded alert
+  drill       play attack drills; measure detection and containment
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -136,6 +138,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &incidentsCommand{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "playbook":
 		cmd = &playbookCommand{stdout: stdout, stderr: stderr}
+	case "drill":
+		cmd = &drillCommand{stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":

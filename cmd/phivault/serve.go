@@ -144,6 +144,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	var cfg Config
 	cfg.register(fs)
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
+	drillEvery := fs.Duration("drill-every", 0, "play every drill against a throw-away vault this often, e.g. 24h; history in DATA/drills (see phivault drill)")
 	fs.Usage = func() { fmt.Fprint(c.stderr, serveUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -169,6 +170,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	logger.Info("serving", "url", a.server.URL(), "config", cfg)
 	fmt.Fprintf(c.stdout, "phivault serving %s/fhir\n", a.server.URL())
+	if *drillEvery > 0 { // see drill.go
+		go newDrillSchedule(*drillEvery, string(cfg.Data), logger, a.metrics).run(ctx)
+	}
 	// SIGHUP reloads the TLS certificate at once; the server also notices
 	// changed files by itself within a minute.
 	hup := make(chan os.Signal, 1)
