@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pquerna/otp/totp"
@@ -87,15 +88,13 @@ var (
 // an app would: the authorize page, the login form (password and TOTP
 // code), the code exchange. A refused login is an error saying so.
 func (t *Target) signIn(ctx context.Context, a Account, scope string) (*session, error) {
-	return t.signInFrom(ctx, a, scope, "", 1)
+	return t.signInFrom(ctx, a, scope, "")
 }
 
 // signInFrom is signIn from another address: every request of the flow
 // carries X-Forwarded-For: from, which a server reads only from a proxy it
-// trusts (a throw-away vault trusts loopback). Its TOTP code is that of
-// step steps from now: the server takes one step of skew and each step
-// once per account, so two sign-ins in a row take -1 and then 1.
-func (t *Target) signInFrom(ctx context.Context, a Account, scope, from string, step int) (*session, error) {
+// trusts (a throw-away vault trusts loopback).
+func (t *Target) signInFrom(ctx context.Context, a Account, scope, from string) (*session, error) {
 	origin := t.origin()
 	transport := t.HTTP.Transport
 	if transport == nil {
@@ -132,7 +131,11 @@ func (t *Target) signInFrom(ctx context.Context, a Account, scope, from string, 
 	}
 	code := ""
 	if a.TOTP != "" {
-		if code, err = totp.GenerateCode(a.TOTP, time.Now().Add(time.Duration(step)*30*time.Second)); err != nil {
+		at, err := t.steps.next(ctx, a.Username)
+		if err != nil {
+			return nil, err
+		}
+		if code, err = totp.GenerateCode(a.TOTP, at); err != nil {
 			return nil, fmt.Errorf("TOTP of %s: %w", a.Username, err)
 		}
 	}
@@ -168,6 +171,47 @@ func (f forwardedFor) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	req.Header.Set("X-Forwarded-For", f.addr)
 	return f.next.RoundTrip(req)
+}
+
+// totpPeriod is the TOTP step (RFC 6238's default, as the server's).
+const totpPeriod = 30
+
+// totpSteps remembers the last TOTP step each drill account signed in
+// with: the server takes one step of skew either way, and each step once
+// per account, so a drill picks the earliest step not yet used, and waits
+// for the next step when all three are. Safe for concurrent use.
+type totpSteps struct {
+	mu   sync.Mutex
+	last map[string]int64
+}
+
+// next returns a time whose TOTP step the account has not used yet.
+func (s *totpSteps) next(ctx context.Context, username string) (time.Time, error) {
+	for {
+		now := time.Now()
+		cur := now.Unix() / totpPeriod
+		first := cur - 1
+		if (cur+1)*totpPeriod-now.Unix() < 3 {
+			first = cur // the server may be in the next step by the time it checks
+		}
+		s.mu.Lock()
+		if s.last == nil {
+			s.last = map[string]int64{}
+		}
+		for step := first; step <= cur+1; step++ {
+			if step > s.last[username] {
+				s.last[username] = step
+				s.mu.Unlock()
+				return time.Unix(step*totpPeriod, 0), nil
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(time.Until(time.Unix((cur+1)*totpPeriod, 0)) + 100*time.Millisecond):
+		}
+	}
 }
 
 // signInRefused is a login the server did not accept.

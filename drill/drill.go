@@ -69,6 +69,8 @@ type Target struct {
 	// Live says the server is a real one: scenarios that are isolated
 	// only are not played, and each drill account is restored after.
 	Live bool
+
+	steps totpSteps // TOTP steps used, kept across runs
 }
 
 // check refuses a target a drill must not play against.
@@ -139,7 +141,7 @@ func (o Options) withDefaults() Options {
 // be played at all (the target refused, a sign-in failed) is a failed
 // report with the reason, not an error; the error is for a refused target
 // (not a drill account, no decoys).
-func Run(ctx context.Context, t Target, s *Scenario, o Options) (*Report, error) {
+func Run(ctx context.Context, t *Target, s *Scenario, o Options) (*Report, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}

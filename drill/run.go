@@ -12,7 +12,7 @@ import (
 
 // run is one drill being played.
 type run struct {
-	t   Target
+	t   *Target
 	o   Options
 	s   *Scenario
 	rep *Report
@@ -265,7 +265,7 @@ func (r *run) collectSteps(ctx context.Context, alertID string) error {
 // evidence checks an incident's evidence bundle; only a bundle that fails
 // its check fails the drill.
 func (r *run) evidence(ctx context.Context, incidentID string) {
-	ev := r.o.Evidence(ctx, &r.t, incidentID)
+	ev := r.o.Evidence(ctx, r.t, incidentID)
 	r.rep.Evidence = &ev
 	if ev.Status == EvidenceFailed {
 		r.fail("the evidence bundle of %s did not verify", incidentID)

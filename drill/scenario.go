@@ -217,13 +217,13 @@ func stolenCredentials(ctx context.Context, r *run) error {
 	if err != nil {
 		return err
 	}
-	owner, err := r.t.signInFrom(ctx, a, "user/*.rs", "", -1)
+	owner, err := r.t.signIn(ctx, a, "user/*.rs")
 	if err != nil {
 		return err
 	}
 	r.suspended = append(r.suspended, id)
 	r.start()
-	thief, err := r.t.signInFrom(ctx, a, "user/*.rs", farAddress, 1)
+	thief, err := r.t.signInFrom(ctx, a, "user/*.rs", farAddress)
 	if err != nil {
 		return fmt.Errorf("the sign-in with the stolen credentials: %w", err)
 	}
@@ -329,6 +329,7 @@ func compromisedKey(ctx context.Context, r *run) error {
 	if _, err := r.t.officer(ctx, http.MethodPost, "/fhir/admin/keys/"+url.PathEscape(old)+"/$compromised", nil, nil); err != nil {
 		return fmt.Errorf("mark the key compromised: %w", err)
 	}
+	r.note("the admin API answered the mark in %d ms", r.ms(r.o.Now()))
 	if _, err := r.waitAlert(ctx, before, ""); err != nil {
 		return err
 	}

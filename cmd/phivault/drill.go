@@ -253,26 +253,26 @@ func (c *drillCommand) history(ctx context.Context, args []string) error {
 // liveTarget builds the target of a live drill: the server at base, the
 // officer's token from PHIVAULT_TOKEN[_FILE], the drill accounts of the
 // file, the server's decoys.
-func liveTarget(ctx context.Context, base, cacert, accountsFile, app, redirect string) (drill.Target, error) {
+func liveTarget(ctx context.Context, base, cacert, accountsFile, app, redirect string) (*drill.Target, error) {
 	if accountsFile == "" {
-		return drill.Target{}, errorWithHint("-live needs -accounts, a JSON file of drill accounts", "phivault drill run -h")
+		return nil, errorWithHint("-live needs -accounts, a JSON file of drill accounts", "phivault drill run -h")
 	}
 	b, err := os.ReadFile(accountsFile)
 	if err != nil {
-		return drill.Target{}, err
+		return nil, err
 	}
 	var accounts []drill.Account
 	if err := json.Unmarshal(b, &accounts); err != nil {
-		return drill.Target{}, fmt.Errorf("-accounts %s: not a JSON list of accounts", accountsFile)
+		return nil, fmt.Errorf("-accounts %s: not a JSON list of accounts", accountsFile)
 	}
 	cf := clientFlags{url: base, cacert: cacert}
 	c, err := cf.client(4)
 	if err != nil {
-		return drill.Target{}, err
+		return nil, err
 	}
-	t := drill.Target{Base: c.base, HTTP: c.http, Token: c.token, App: app, Redirect: redirect, Accounts: accounts, Live: true}
+	t := &drill.Target{Base: c.base, HTTP: c.http, Token: c.token, App: app, Redirect: redirect, Accounts: accounts, Live: true}
 	if t.Decoys, err = decoys(ctx, c); err != nil {
-		return drill.Target{}, err
+		return nil, err
 	}
 	return t, nil
 }
@@ -317,40 +317,40 @@ func runIsolated(ctx context.Context, s *drill.Scenario, opts drill.Options) (*d
 }
 
 // openDrillVault makes and serves a throw-away vault in dir.
-func openDrillVault(ctx context.Context, dir string) (drill.Target, func(), error) {
+func openDrillVault(ctx context.Context, dir string) (*drill.Target, func(), error) {
 	// Loopback is a trusted proxy: the stolen-credentials drill signs in
 	// "from" a far network with X-Forwarded-For.
 	cfg := Config{Data: dataDir(filepath.Join(dir, "data")), Addr: "127.0.0.1:0", TrustedProxies: "127.0.0.1/32"}
 	if err := prepareDemoData(ctx, &cfg, io.Discard); err != nil {
-		return drill.Target{}, nil, err
+		return nil, nil, err
 	}
 	token, err := newAdminToken(cfg.Data)
 	if err != nil {
-		return drill.Target{}, nil, err
+		return nil, nil, err
 	}
 	logFile, err := os.OpenFile(filepath.Join(dir, "phivault.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		return drill.Target{}, nil, err
+		return nil, nil, err
 	}
 	a, err := openApp(ctx, cfg, slog.New(slog.NewJSONHandler(logFile, nil)))
 	if err != nil {
 		logFile.Close()
-		return drill.Target{}, nil, err
+		return nil, nil, err
 	}
 	stop := func() { a.Close(); logFile.Close() }
 	account, err := a.drillAccount(ctx)
 	if err != nil {
 		stop()
-		return drill.Target{}, nil, err
+		return nil, nil, err
 	}
 	if err := a.listen(ctx); err != nil {
 		stop()
-		return drill.Target{}, nil, err
+		return nil, nil, err
 	}
 	client, err := trustingClient(cfg.Data.certFile())
 	if err != nil {
 		stop()
-		return drill.Target{}, nil, err
+		return nil, nil, err
 	}
 	c := &apiClient{base: a.server.URL() + "/fhir", token: token, http: client}
 	body, _ := json.Marshal(map[string]int{"count": drillDecoys})
@@ -361,9 +361,9 @@ func openDrillVault(ctx context.Context, dir string) (drill.Target, func(), erro
 	}
 	if err != nil {
 		stop()
-		return drill.Target{}, nil, fmt.Errorf("make decoys: %w", err)
+		return nil, nil, fmt.Errorf("make decoys: %w", err)
 	}
-	return drill.Target{Base: c.base, HTTP: client, Token: token, App: demoAppID, Redirect: demoAppRedirect,
+	return &drill.Target{Base: c.base, HTTP: client, Token: token, App: demoAppID, Redirect: demoAppRedirect,
 		Accounts: []drill.Account{account}, Decoys: made.Honeytokens}, stop, nil
 }
 

@@ -25,6 +25,7 @@ func TestHelp(t *testing.T) {
 		{"training", "import"},
 		{"detect"}, {"detect", "replay"}, {"detect", "ingest"}, {"detect", "status"},
 		{"honeytoken"}, {"honeytoken", "create"}, {"honeytoken", "list"},
+		{"drill"}, {"drill", "run"}, {"drill", "list"}, {"drill", "history"},
 	}
 	for _, c := range commands {
 		for _, h := range []string{"-h", "--help"} {
