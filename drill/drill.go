@@ -70,7 +70,7 @@ type Target struct {
 	// only are not played, and each drill account is restored after.
 	Live bool
 
-	steps totpSteps // TOTP steps used, kept across runs
+	steps *totpSteps // TOTP steps used, kept across runs (and copies)
 }
 
 // check refuses a target a drill must not play against.
@@ -146,6 +146,9 @@ func Run(ctx context.Context, t *Target, s *Scenario, o Options) (*Report, error
 		return nil, err
 	}
 	o = o.withDefaults()
+	if t.steps == nil {
+		t.steps = &totpSteps{}
+	}
 	r := &run{t: t, o: o, s: s, rep: &Report{Scenario: s.Name, Started: o.Now().UTC(), Live: t.Live,
 		Containment: s.Containment, Expect: Expectation{Rules: s.Rules, Playbooks: s.Playbooks, Required: s.Required, Expected: s.Expected}}}
 	if t.Live && s.IsolatedOnly != "" {

@@ -24,7 +24,7 @@ func TestRun_refusesNonDrillAccounts(t *testing.T) {
 		want bool // refused as not a drill account
 	}{
 		{"nurse.demo", true},
-		{"drill.", true},     // the prefix alone
+		{"drill.", true},      // the prefix alone
 		{"Drill.nurse", true}, // prefix is case-sensitive, as usernames are
 		{"xdrill.nurse", true},
 	}

@@ -115,14 +115,8 @@ func (c *drillCommand) run(ctx context.Context, args []string) error {
 			}
 			reports = append(reports, rep)
 		}
-	} else {
-		for _, s := range scenarios {
-			rep, err := runIsolated(ctx, s, opts)
-			if err != nil {
-				return err
-			}
-			reports = append(reports, rep)
-		}
+	} else if reports, err = runIsolated(ctx, scenarios, opts); err != nil {
+		return err
 	}
 	return c.finish(reports, *data, *asJSON)
 }
@@ -294,30 +288,41 @@ func decoys(ctx context.Context, c *apiClient) ([]string, error) {
 const (
 	drillPatients = 2
 	drillDecoys   = 2
-	drillAccount  = drill.AccountPrefix + "nurse"
 )
 
-// runIsolated plays s against a throw-away vault of its own, so that no
-// drill's traces (an address marked as a stuffing source, a rotated key)
-// change another's: a new data folder in a temporary directory, the demo's
-// synthetic hospital, a drill nurse and two decoys, served in-process on
-// 127.0.0.1 and deleted after.
-func runIsolated(ctx context.Context, s *drill.Scenario, opts drill.Options) (*drill.Report, error) {
+// runIsolated plays the scenarios against a throw-away vault: a new data
+// folder in a temporary directory, the demo's synthetic hospital, two
+// decoys and a drill nurse for each scenario, so that no drill's alerts
+// and incidents (which are per user) meet another's; served in-process
+// on 127.0.0.1 and deleted after. compromised-key, whose key rotation
+// is the vault's, is played last.
+func runIsolated(ctx context.Context, scenarios []*drill.Scenario, opts drill.Options) ([]*drill.Report, error) {
 	dir, err := os.MkdirTemp("", "phivault-drill-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	t, stop, err := openDrillVault(ctx, dir)
+	t, stop, err := openDrillVault(ctx, dir, len(scenarios))
 	if err != nil {
-		return nil, fmt.Errorf("drill %s: throw-away vault: %w", s.Name, err)
+		return nil, fmt.Errorf("throw-away vault: %w", err)
 	}
 	defer stop()
-	return drill.Run(ctx, t, s, opts)
+	accounts := t.Accounts
+	var reports []*drill.Report
+	for i, s := range scenarios {
+		t.Accounts = accounts[i : i+1]
+		rep, err := drill.Run(ctx, t, s, opts)
+		if err != nil {
+			return nil, fmt.Errorf("drill %s: %w", s.Name, err)
+		}
+		reports = append(reports, rep)
+	}
+	return reports, nil
 }
 
-// openDrillVault makes and serves a throw-away vault in dir.
-func openDrillVault(ctx context.Context, dir string) (*drill.Target, func(), error) {
+// openDrillVault makes and serves a throw-away vault in dir with n drill
+// accounts.
+func openDrillVault(ctx context.Context, dir string, n int) (*drill.Target, func(), error) {
 	// Loopback is a trusted proxy: the stolen-credentials drill signs in
 	// "from" a far network with X-Forwarded-For.
 	cfg := Config{Data: dataDir(filepath.Join(dir, "data")), Addr: "127.0.0.1:0", TrustedProxies: "127.0.0.1/32"}
@@ -338,7 +343,7 @@ func openDrillVault(ctx context.Context, dir string) (*drill.Target, func(), err
 		return nil, nil, err
 	}
 	stop := func() { a.Close(); logFile.Close() }
-	account, err := a.drillAccount(ctx)
+	accounts, err := a.drillAccounts(ctx, n)
 	if err != nil {
 		stop()
 		return nil, nil, err
@@ -364,30 +369,34 @@ func openDrillVault(ctx context.Context, dir string) (*drill.Target, func(), err
 		return nil, nil, fmt.Errorf("make decoys: %w", err)
 	}
 	return &drill.Target{Base: c.base, HTTP: client, Token: token, App: demoAppID, Redirect: demoAppRedirect,
-		Accounts: []drill.Account{account}, Decoys: made.Honeytokens}, stop, nil
+		Accounts: accounts, Decoys: made.Honeytokens}, stop, nil
 }
 
-// drillAccount loads the synthetic hospital and the demo's people and app
-// into a throw-away vault, and makes the drill nurse: of the demo
+// drillAccounts loads the synthetic hospital and the demo's people and
+// app into a throw-away vault, and makes n drill nurses: of the demo
 // patient's department, with no care relationship.
-func (a *app) drillAccount(ctx context.Context) (drill.Account, error) {
+func (a *app) drillAccounts(ctx context.Context, n int) ([]drill.Account, error) {
 	loader := phivault.WithPrincipal(ctx, access.BootstrapPrincipal("drill"))
 	if err := loadHospital(loader, a.records, drillPatients, 1, io.Discard); err != nil {
-		return drill.Account{}, err
+		return nil, err
 	}
 	if _, err := a.demoAccounts(ctx, a.cfg.Data.path("demo-accounts.json")); err != nil {
-		return drill.Account{}, err
+		return nil, err
 	}
 	_, _, dept, err := demoPatient(loader, a.records)
 	if err != nil {
-		return drill.Account{}, err
+		return nil, err
 	}
-	p, err := a.newSignInAccount(loader, admin.UserCreate{Username: drillAccount, Roles: []string{"nurse"}, Department: dept,
-		TrainingValidUntil: time.Now().AddDate(1, 0, 0).Format(time.DateOnly)}, "drill")
-	if err != nil {
-		return drill.Account{}, err
+	var accounts []drill.Account
+	for i := range max(n, 1) {
+		p, err := a.newSignInAccount(loader, admin.UserCreate{Username: fmt.Sprintf("%snurse-%d", drill.AccountPrefix, i+1),
+			Roles: []string{"nurse"}, Department: dept, TrainingValidUntil: time.Now().AddDate(1, 0, 0).Format(time.DateOnly)}, "drill")
+		if err != nil {
+			return nil, err
+		}
+		accounts = append(accounts, drill.Account{Username: p.Username, Password: p.Password, TOTP: p.TOTP})
 	}
-	return drill.Account{Username: p.Username, Password: p.Password, TOTP: p.TOTP}, nil
+	return accounts, nil
 }
 
 // trustingClient is an HTTPS client that trusts the certificate in file.
@@ -430,21 +439,22 @@ func (d *drillSchedule) run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		for _, s := range drill.Scenarios() {
-			rep, err := runIsolated(ctx, s, drill.Options{})
-			if ctx.Err() != nil {
-				return
-			}
+		reports, err := runIsolated(ctx, drill.Scenarios(), drill.Options{})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			d.runs.WithLabelValues("all", "error").Inc()
+			d.logger.Error("drills could not be played", "error", err.Error())
+			continue
+		}
+		for _, rep := range reports {
 			switch {
-			case err != nil:
-				d.runs.WithLabelValues(s.Name, "error").Inc()
-				d.logger.Error("drill could not be played", "scenario", s.Name, "error", err.Error())
-				continue
 			case rep.Pass:
-				d.runs.WithLabelValues(s.Name, "pass").Inc()
+				d.runs.WithLabelValues(rep.Scenario, "pass").Inc()
 			default:
-				d.runs.WithLabelValues(s.Name, "fail").Inc()
-				d.logger.Error("drill failed", "scenario", s.Name, "failures", rep.Failures)
+				d.runs.WithLabelValues(rep.Scenario, "fail").Inc()
+				d.logger.Error("drill failed", "scenario", rep.Scenario, "failures", rep.Failures)
 			}
 			if err := drill.NewHistory(d.data).Append(rep); err != nil {
 				d.logger.Error("drill history not kept", "error", err.Error())

@@ -18,7 +18,7 @@ import (
 // that would harm a live server are skipped.
 func TestDrillLive(t *testing.T) {
 	ctx := context.Background()
-	target, stop, err := openDrillVault(ctx, t.TempDir())
+	target, stop, err := openDrillVault(ctx, t.TempDir(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
