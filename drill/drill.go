@@ -149,7 +149,7 @@ func Run(ctx context.Context, t *Target, s *Scenario, o Options) (*Report, error
 	if t.steps == nil {
 		t.steps = &totpSteps{}
 	}
-	r := &run{t: t, o: o, s: s, rep: &Report{Scenario: s.Name, Started: o.Now().UTC(), Live: t.Live,
+	r := &run{t: t, o: o, s: s, rep: &Report{Scenario: s.Name, Started: o.Now().UTC(), Live: t.Live, DetectMS: -1, ContainMS: -1,
 		Containment: s.Containment, Expect: Expectation{Rules: s.Rules, Playbooks: s.Playbooks, Required: s.Required, Expected: s.Expected}}}
 	if t.Live && s.IsolatedOnly != "" {
 		r.rep.Skipped = s.IsolatedOnly

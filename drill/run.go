@@ -33,10 +33,7 @@ func (r *run) note(format string, args ...any) {
 func (r *run) ms(t time.Time) int64 { return max(0, t.Sub(r.t0).Milliseconds()) }
 
 // start marks the first malicious request.
-func (r *run) start() {
-	r.t0 = r.o.Now()
-	r.rep.DetectMS, r.rep.ContainMS = -1, -1
-}
+func (r *run) start() { r.t0 = r.o.Now() }
 
 // alert is an alert as GET /security/alerts answers it.
 type alert struct {

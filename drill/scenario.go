@@ -44,7 +44,7 @@ func Scenarios() []*Scenario {
 			Rules:       []string{"honeytoken", "no-relationship", "vip-access", "coworker-access"},
 			Playbooks:   []string{"honeytoken-touch"},
 			Expected:    []string{"suspend-account", "revoke-sessions", "collect-evidence", "notify"},
-			Containment: "alert raised and paged: no default playbook answers the snooping rules (no-relationship, vip-access, coworker-access); a decoy read is also answered by honeytoken-touch, listed as expected",
+			Containment: "alert raised (paged by the notifiers; the drill does not see the page): no default playbook answers the snooping rules (no-relationship, vip-access, coworker-access); a decoy read is also answered by honeytoken-touch, listed as expected",
 			play:        tokenAttack("user/*.rs", snoop, false),
 		},
 		{
