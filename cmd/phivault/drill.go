@@ -417,17 +417,19 @@ func trustingClient(file string) (*http.Client, error) {
 // ends, keeping the history in the data folder. A failed drill is logged
 // (scenario and reasons: no PHI) and counted in phivault_drills_total.
 type drillSchedule struct {
-	every  time.Duration
-	data   string
-	logger *slog.Logger
-	runs   *prometheus.CounterVec
+	every     time.Duration
+	data      string
+	logger    *slog.Logger
+	runs      *prometheus.CounterVec
+	scenarios []*drill.Scenario // default every one
+	opts      drill.Options
 }
 
 func newDrillSchedule(every time.Duration, data string, logger *slog.Logger, reg prometheus.Registerer) *drillSchedule {
 	runs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "phivault_drills_total",
 		Help: "Scheduled drills played, by scenario and result (pass, fail, error)."}, []string{"scenario", "result"})
 	reg.MustRegister(runs)
-	return &drillSchedule{every: every, data: data, logger: logger, runs: runs}
+	return &drillSchedule{every: every, data: data, logger: logger, runs: runs, scenarios: drill.Scenarios()}
 }
 
 func (d *drillSchedule) run(ctx context.Context) {
@@ -439,7 +441,7 @@ func (d *drillSchedule) run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		reports, err := runIsolated(ctx, drill.Scenarios(), drill.Options{})
+		reports, err := runIsolated(ctx, d.scenarios, d.opts)
 		if ctx.Err() != nil {
 			return
 		}
