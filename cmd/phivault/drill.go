@@ -413,6 +413,24 @@ func trustingClient(file string) (*http.Client, error) {
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, MaxIdleConnsPerHost: 4}}, nil
 }
 
+// registerDrillEvery registers serve's -drill-every flag, whose default is
+// PHIVAULT_DRILL_EVERY, and returns the function that reads it after
+// parsing: 0 for none.
+func registerDrillEvery(fs *flag.FlagSet) func() (time.Duration, error) {
+	every := fs.String("drill-every", os.Getenv("PHIVAULT_DRILL_EVERY"),
+		"play every drill against a throw-away vault this often, e.g. 24h; history in DATA/drills (see phivault drill; env PHIVAULT_DRILL_EVERY)")
+	return func() (time.Duration, error) {
+		if *every == "" {
+			return 0, nil
+		}
+		d, err := time.ParseDuration(*every)
+		if err != nil || d < time.Minute {
+			return 0, errorWithHint("-drill-every must be a duration of a minute or more", "phivault serve -drill-every 24h")
+		}
+		return d, nil
+	}
+}
+
 // drillSchedule plays every scenario, isolated, every interval until ctx
 // ends, keeping the history in the data folder. A failed drill is logged
 // (scenario and reasons: no PHI) and counted in phivault_drills_total.
