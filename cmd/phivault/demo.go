@@ -71,29 +71,9 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	if err := coredump.Disable(); err != nil { // keep keys out of core files
 		return err
 	}
-	cfg.Keyring = KeyringConfig{Kind: keyringFile} // the demo keeps its own key file
-	passPath := cfg.Data.path("demo-passphrase")
-	if cfg.Audit.WitnessFile == "" {
-		// The demo names its own outside witness file on every start, as
-		// an operator names theirs to serve: not from the data folder.
-		cfg.Audit.WitnessFile = demoWitnessFile(cfg.Data)
+	if err := prepareDemoData(ctx, &cfg, c.stderr); err != nil {
+		return err
 	}
-	if !cfg.Data.initialized() {
-		res, err := initData(ctx, cfg.Data, KeyringConfig{Kind: keyringFile}, cfg.Store, "", nil, cfg.Audit.WitnessFile)
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(passPath, []byte(res.passphrase), 0o600); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stderr, "Created demo data folder %s.\n", cfg.Data)
-		fmt.Fprintf(c.stderr, "Audit checkpoints are also written to %s, a folder next to the data folder;\na real vault names one on another disk or host (phivault init -audit-witness-file).\n", res.witness)
-	}
-	pass, err := os.ReadFile(passPath)
-	if err != nil {
-		return errorWithHint(fmt.Sprintf("%s was not made by demo (no demo-passphrase)", cfg.Data), "phivault serve -data "+string(cfg.Data))
-	}
-	cfg.Passphrase = string(pass)
 	token, err := newAdminToken(cfg.Data)
 	if err != nil {
 		return err
@@ -154,6 +134,37 @@ TOTP code; app client_id %[6]s, redirect %[7]s; see docs/identity.md):
 Stop with Ctrl-C. Start again with the same command: the data stays in %s.
 `, cfg.Data)
 	<-ctx.Done()
+	return nil
+}
+
+// prepareDemoData makes cfg's data folder a demo vault on first use (a key
+// file whose passphrase is kept in the folder, an audit witness file next
+// to it) and fills in cfg's keyring, witness file and passphrase, so that
+// openApp can open it. Drills make their throw-away vaults with it too.
+func prepareDemoData(ctx context.Context, cfg *Config, progress io.Writer) error {
+	cfg.Keyring = KeyringConfig{Kind: keyringFile} // the demo keeps its own key file
+	passPath := cfg.Data.path("demo-passphrase")
+	if cfg.Audit.WitnessFile == "" {
+		// The demo names its own outside witness file on every start, as
+		// an operator names theirs to serve: not from the data folder.
+		cfg.Audit.WitnessFile = demoWitnessFile(cfg.Data)
+	}
+	if !cfg.Data.initialized() {
+		res, err := initData(ctx, cfg.Data, KeyringConfig{Kind: keyringFile}, cfg.Store, "", nil, cfg.Audit.WitnessFile)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(passPath, []byte(res.passphrase), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(progress, "Created demo data folder %s.\n", cfg.Data)
+		fmt.Fprintf(progress, "Audit checkpoints are also written to %s, a folder next to the data folder;\na real vault names one on another disk or host (phivault init -audit-witness-file).\n", res.witness)
+	}
+	pass, err := os.ReadFile(passPath)
+	if err != nil {
+		return errorWithHint(fmt.Sprintf("%s was not made by demo (no demo-passphrase)", cfg.Data), "phivault serve -data "+string(cfg.Data))
+	}
+	cfg.Passphrase = string(pass)
 	return nil
 }
 

@@ -76,33 +76,12 @@ func (a *app) demoAccounts(ctx context.Context, path string) ([]demoPerson, erro
 	var people []demoPerson
 	for _, p := range plan {
 		p.req.TrainingValidUntil = training
-		if p.req.Password, err = demoSecret(); err != nil {
-			return nil, err
-		}
-		acc, err := a.admin.NewAccount(ctx, &p.req)
-		if err != nil {
-			return nil, fmt.Errorf("demo account %s: %w", p.req.Username, err)
-		}
-		secret, err := identity.NewTOTPSecret(rand.Reader)
+		person, err := a.newSignInAccount(ctx, p.req, "demo")
 		if err != nil {
 			return nil, err
 		}
-		if _, err := a.admin.ModifyAccount(ctx, acc.ID, func(acc *phivault.Account) error {
-			acc.TOTPSecret = secret
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("demo account %s: %w", p.req.Username, err)
-		}
-		role := strings.Join(p.req.Roles, ",")
-		if role == "" {
-			role = p.req.Kind
-		}
-		people = append(people, demoPerson{Username: p.req.Username, Role: role, Password: p.req.Password,
-			TOTP: base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secret), Note: p.note})
-		if err := a.audit.log.Append(ctx, &phivault.AuditEntry{Time: time.Now().UTC(), Actor: "demo",
-			Action: phivault.ActionAccountChange, TargetType: "Account", TargetID: acc.ID, Outcome: "ok"}); err != nil {
-			return nil, err
-		}
+		person.Note = p.note
+		people = append(people, person)
 	}
 	err = a.db.CreateClient(ctx, &phivault.Client{ID: demoAppID, Name: "phivault demo app", Kind: phivault.ClientPublic,
 		RedirectURIs: []string{demoAppRedirect}, Scopes: strings.Fields(demoAppScopes), Status: phivault.AccountActive,
@@ -115,6 +94,40 @@ func (a *app) demoAccounts(ctx context.Context, path string) ([]demoPerson, erro
 		return nil, err
 	}
 	return people, writeFileAtomic(path, b, 0o600)
+}
+
+// newSignInAccount makes an account that signs in with a random password
+// and a TOTP secret, records it in the audit trail as made by actor, and
+// returns its credentials.
+func (a *app) newSignInAccount(ctx context.Context, req admin.UserCreate, actor string) (demoPerson, error) {
+	var err error
+	if req.Password, err = demoSecret(); err != nil {
+		return demoPerson{}, err
+	}
+	acc, err := a.admin.NewAccount(ctx, &req)
+	if err != nil {
+		return demoPerson{}, fmt.Errorf("account %s: %w", req.Username, err)
+	}
+	secret, err := identity.NewTOTPSecret(rand.Reader)
+	if err != nil {
+		return demoPerson{}, err
+	}
+	if _, err := a.admin.ModifyAccount(ctx, acc.ID, func(acc *phivault.Account) error {
+		acc.TOTPSecret = secret
+		return nil
+	}); err != nil {
+		return demoPerson{}, fmt.Errorf("account %s: %w", req.Username, err)
+	}
+	role := strings.Join(req.Roles, ",")
+	if role == "" {
+		role = req.Kind
+	}
+	if err := a.audit.log.Append(ctx, &phivault.AuditEntry{Time: time.Now().UTC(), Actor: actor,
+		Action: phivault.ActionAccountChange, TargetType: "Account", TargetID: acc.ID, Outcome: "ok"}); err != nil {
+		return demoPerson{}, err
+	}
+	return demoPerson{Username: req.Username, Role: role, Password: req.Password,
+		TOTP: base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secret)}, nil
 }
 
 // demoPatient picks the synthetic hospital's first patient with an

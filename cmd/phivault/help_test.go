@@ -26,6 +26,7 @@ func TestHelp(t *testing.T) {
 		{"detect"}, {"detect", "replay"}, {"detect", "ingest"}, {"detect", "status"},
 		{"honeytoken"}, {"honeytoken", "create"}, {"honeytoken", "list"},
 		{"blocks"}, {"blocks", "list"}, {"blocks", "add"}, {"blocks", "remove"},
+		{"drill"}, {"drill", "run"}, {"drill", "list"}, {"drill", "history"},
 	}
 	for _, c := range commands {
 		for _, h := range []string{"-h", "--help"} {

@@ -20,6 +20,7 @@
 //	phivault reports  report something suspicious; follow and triage reports
 //	phivault playbook check playbooks; dry-run one against a recorded alert
 //	phivault blocks   list, add and remove blocked addresses and networks
+//	phivault drill    play attack drills; measure detection and containment
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
 //
@@ -63,6 +64,7 @@ Commands:
   reports     report something suspicious; follow and triage reports
   playbook    check playbooks; dry-run one against a recorded alert
   blocks      list, add and remove blocked addresses and networks
+  drill       play attack drills; measure detection and containment
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -144,6 +146,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &playbookCommand{stdout: stdout, stderr: stderr}
 	case "blocks":
 		cmd = &blocksCommand{stdout: stdout, stderr: stderr}
+	case "drill":
+		cmd = &drillCommand{stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":

@@ -145,6 +145,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	var cfg Config
 	cfg.register(fs)
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
+	drillEvery := registerDrillEvery(fs) // see drill.go
 	fs.Usage = func() { fmt.Fprint(c.stderr, serveUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -159,6 +160,10 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if cfg.Passphrase, err = passphrase(*passFile); err != nil {
 		return err
 	}
+	every, err := drillEvery()
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
 	a, err := openApp(ctx, cfg, logger)
 	if err != nil {
@@ -170,6 +175,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	logger.Info("serving", "url", a.server.URL(), "config", cfg)
 	fmt.Fprintf(c.stdout, "phivault serving %s/fhir\n", a.server.URL())
+	if every > 0 { // see drill.go
+		go newDrillSchedule(every, string(cfg.Data), logger, a.metrics).run(ctx)
+	}
 	// SIGHUP reloads the TLS certificate at once; the server also notices
 	// changed files by itself within a minute.
 	hup := make(chan os.Signal, 1)
