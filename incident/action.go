@@ -224,14 +224,25 @@ func (s *Service) Decide(ctx context.Context, incidentID, actionID string, versi
 			return nil, phivault.Errorf(phivault.EFORBIDDEN, "The person an action is about may not decide on it.")
 		}
 		act.By = by
+		ev := &Event{Kind: EventAction}
 		if approve {
 			act.State = ActionRunning
 			c := act.clone()
 			out = &c
 		} else {
-			act.State, act.Finished, act.Reason = ActionRejected, now, reason
+			// The reason is a person's words: sealed on the event, not
+			// kept on the action nor in the audit entry.
+			act.State, act.Finished = ActionRejected, now
+			var err error
+			if ev.Note, err = s.sealReason(incidentID, reason); err != nil {
+				return nil, err
+			}
 		}
-		return []*Event{{Kind: EventAction, Detail: act.detail()}}, nil
+		ev.Detail = act.detail()
+		if ev.Note != nil {
+			ev.Detail += reasonInNote
+		}
+		return []*Event{ev}, nil
 	})
 	return in, out, err
 }

@@ -315,6 +315,19 @@ func (s *Service) changeEvents(in *Incident, c Change, now time.Time) ([]*Event,
 	}
 	var err error
 	id := in.ID
+	// A person's reason is free text: sealed on its event as a note is,
+	// never in the detail that the audit entry carries in clear.
+	addReasoned := func(kind, detail string) error {
+		ev := &Event{At: now, Kind: kind, Detail: detail}
+		if ev.Note, err = s.sealReason(id, c.Reason); err != nil {
+			return err
+		}
+		if ev.Note != nil {
+			ev.Detail += reasonInNote
+		}
+		evs = append(evs, ev)
+		return nil
+	}
 	if c.Phase != "" && c.Phase != in.Phase {
 		if in.Phase == PhaseClosed && c.Phase != PhaseAnalyse {
 			return nil, phivault.Errorf(phivault.EINVALID, "A closed incident can only be reopened, to analyse.")
@@ -322,7 +335,9 @@ func (s *Service) changeEvents(in *Incident, c Change, now time.Time) ([]*Event,
 		if in.Phase == PhaseClosed && c.Reason == "" {
 			return nil, phivault.Errorf(phivault.EINVALID, "Reopening an incident needs a reason.")
 		}
-		add(EventPhase, in.Phase+" → "+c.Phase+reasonDetail(c.Reason))
+		if err := addReasoned(EventPhase, in.Phase+" → "+c.Phase); err != nil {
+			return nil, err
+		}
 		in.Phase = c.Phase
 	}
 	if c.Owner != "" && c.Owner != in.Owner {
@@ -360,7 +375,9 @@ func (s *Service) changeEvents(in *Incident, c Change, now time.Time) ([]*Event,
 		if c.Reason == "" {
 			return nil, phivault.Errorf(phivault.EINVALID, "Moving the discovery date needs a reason.")
 		}
-		add(EventDiscovered, in.Discovered.Format(time.RFC3339)+" → "+d.Format(time.RFC3339)+reasonDetail(c.Reason))
+		if err := addReasoned(EventDiscovered, in.Discovered.Format(time.RFC3339)+" → "+d.Format(time.RFC3339)); err != nil {
+			return nil, err
+		}
 		in.Discovered = d
 	}
 	if c.Note != "" {
@@ -492,11 +509,19 @@ func summarize(evs []*Event) string {
 	return strings.Join(parts, "; ")
 }
 
-func reasonDetail(reason string) string {
+// reasonInNote ends the detail of an event whose reason is its note.
+const reasonInNote = " (reason in the note)"
+
+// sealReason seals a person's reason for the incident id; "" is nil.
+func (s *Service) sealReason(id, reason string) ([]byte, error) {
 	if reason == "" {
-		return ""
+		return nil, nil
 	}
-	return " (" + reason + ")"
+	sealed, err := s.opts.Sealer.Seal(id, []byte(reason))
+	if err != nil {
+		return nil, fmt.Errorf("incident: seal reason: %w", err)
+	}
+	return sealed, nil
 }
 
 func orNone(s string) string {

@@ -2,6 +2,7 @@ package incident_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"slices"
@@ -307,5 +308,54 @@ func TestService_Change_nothing(t *testing.T) {
 	got, err := f.svc.Change(officer(), in.ID, incident.Change{Version: 1, Phase: in.Phase, Alerts: []string{"a1"}})
 	if err != nil || got.Version != 1 || len(f.log.all()) != 1 {
 		t.Fatalf("a change of nothing: version %d, %d entries, %v", got.Version, len(f.log.all()), err)
+	}
+}
+
+// TestService_reasonsSealed checks that the reasons a person types (to
+// move the discovery date, to reopen) are sealed on their events, for
+// officers to open, and never reach the audit trail or the stored
+// incident in clear.
+func TestService_reasonsSealed(t *testing.T) {
+	f := newFixture(t)
+	in := f.open(t)
+	const why = "Mrs Quintavalle phoned on Tuesday"
+	got, err := f.svc.Change(officer(), in.ID, incident.Change{Version: 1, Discovered: f.now.Add(-48 * time.Hour), Reason: why})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = f.svc.Change(officer(), in.ID, incident.Change{Version: got.Version, Phase: incident.PhaseClosed}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = f.svc.Change(officer(), in.ID, incident.Change{Version: got.Version, Phase: incident.PhaseAnalyse, Reason: why}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range f.log.all() {
+		if b, _ := json.Marshal(e); strings.Contains(string(b), "Quintavalle") {
+			t.Fatalf("a typed reason is in the audit trail: %s", b)
+		}
+	}
+	stored, _ := f.store.Get(context.Background(), in.ID)
+	if b, _ := json.Marshal(stored); strings.Contains(string(b), "Quintavalle") {
+		t.Fatalf("a typed reason is stored in clear: %s", b)
+	}
+	tl, err := f.svc.Timeline(context.Background(), in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := 0
+	for _, ev := range tl {
+		if b, _ := json.Marshal(ev); strings.Contains(string(b), "Quintavalle") {
+			t.Fatalf("a typed reason is on the timeline in clear: %s", b)
+		}
+		if ev.Kind != incident.EventDiscovered && ev.Kind != incident.EventPhase || ev.Note == nil {
+			continue
+		}
+		if text, err := f.svc.OpenText(in.ID, ev.Note); err != nil || string(text) != why {
+			t.Fatalf("the reason of %s opens as %q, %v", ev.Kind, text, err)
+		}
+		opened++
+	}
+	if opened != 2 {
+		t.Fatalf("%d reasons on the timeline, want 2", opened)
 	}
 }
