@@ -2,8 +2,8 @@ package incident_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
