@@ -281,7 +281,8 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	})
 	responder := &incident.Responder{
 		Service: svc, Playbooks: d.playbooks.current, Logger: a.logger, User: accountUser(a.accounts),
-		Controls: &vaultControls{accounts: a.accounts, revoker: a.signIn.Sessions(), log: a.audit.log},
+		Controls: &vaultControls{accounts: a.accounts, revoker: a.signIn.Sessions(), log: a.audit.log,
+			containment: containment{access: a.access.rs, detail: a.detail}},
 	}
 	if !a.cfg.Detect.RespondOff {
 		// Alerts page and are answered; the responder never slows the

@@ -15,9 +15,10 @@ import (
 
 // vaultControls carries out incident actions on the running vault.
 type vaultControls struct {
-	accounts phivault.AccountStore
-	revoker  phivault.SessionRevoker // nil: no sessions to end
-	log      phivault.AuditLog
+	accounts    phivault.AccountStore
+	revoker     phivault.SessionRevoker // nil: no sessions to end
+	log         phivault.AuditLog
+	containment containment // restrict-compartment, raise-detail; see respond_restrict.go
 }
 
 var _ incident.Controls = (*vaultControls)(nil)
@@ -37,14 +38,23 @@ func (c *vaultControls) Do(ctx context.Context, a incident.Action) error {
 			return err
 		}
 		return c.revoke(ctx, a.Target.User)
+	case playbook.ActionRestrictCompartment:
+		return c.restrictCompartment(ctx, a)
+	case playbook.ActionRaiseDetail:
+		return c.raiseDetail(ctx, a)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault does not carry out %s yet.", a.Kind)
 }
 
 // Undo implements incident.Controls.
 func (c *vaultControls) Undo(ctx context.Context, a incident.Action) error {
-	if a.Kind == playbook.ActionSuspendAccount {
+	switch a.Kind {
+	case playbook.ActionSuspendAccount:
 		return c.setStatus(ctx, a.Target.User, phivault.AccountActive)
+	case playbook.ActionRestrictCompartment:
+		return c.liftCompartment(ctx, a)
+	case playbook.ActionRaiseDetail:
+		return c.lowerDetail(ctx, a)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault cannot undo %s.", a.Kind)
 }

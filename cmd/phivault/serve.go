@@ -242,6 +242,8 @@ type app struct {
 	signInKeys signInKeys
 	// detect runs the detectors and serves /security/; see detect.go.
 	detect *detector
+	// detail is the incident responder's raised detail; see respond_restrict.go.
+	detail *raisedDetail
 }
 
 // openApp opens the data folder and wires the request path. It does not
