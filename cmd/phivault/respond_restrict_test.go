@@ -326,6 +326,15 @@ func TestRaiseDetail_API(t *testing.T) {
 	if got := token("Zachary"); slices.Contains(es[0].SearchValues, got) {
 		t.Error("another value has the searched value's token")
 	}
+	// The CLI asks the same route.
+	t.Setenv("PHIVAULT_TOKEN", privacy)
+	var cli bytes.Buffer
+	if err := run(context.Background(), []string{"audit", "token", "-url", v.srv.URL + "/fhir", "-param", "name", "ZEBULON"}, &cli, io.Discard); err != nil {
+		t.Fatalf("phivault audit token: %v", err)
+	}
+	if got := strings.TrimSpace(cli.String()); !slices.Contains(es[0].SearchValues, got) {
+		t.Errorf("phivault audit token printed %q, recorded %q", got, es[0].SearchValues)
+	}
 	if status, _ := v.do(watched, "POST", "/fhir/audit/token", `{"param":"name","value":"x"}`); status != http.StatusForbidden {
 		t.Errorf("a physician computes tokens: %d", status)
 	}
