@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -26,13 +27,17 @@ import (
 type containmentVault struct {
 	t     *testing.T
 	dir   dataDir
-	admin string // the bootstrap token
+	store StoreConfig // zero: SQLite in the folder
+	admin string      // the bootstrap token
 	app   *app
 	srv   *httptest.Server
 }
 
-func newContainmentVault(t *testing.T) *containmentVault {
+func newContainmentVault(t *testing.T, sc StoreConfig) *containmentVault {
 	t.Helper()
+	if sc.URL != "" {
+		setStoreEnv(t, sc)
+	}
 	dir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("PHIVAULT_PASSPHRASE", "correct horse battery staple")
 	var out bytes.Buffer
@@ -40,7 +45,7 @@ func newContainmentVault(t *testing.T) *containmentVault {
 		t.Fatalf("init: %v", err)
 	}
 	_, after, _ := strings.Cut(out.String(), "only its hash is kept):\n")
-	v := &containmentVault{t: t, dir: dataDir(dir), admin: strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])}
+	v := &containmentVault{t: t, dir: dataDir(dir), store: sc, admin: strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])}
 	v.start()
 	t.Cleanup(v.stop)
 	return v
@@ -48,7 +53,8 @@ func newContainmentVault(t *testing.T) *containmentVault {
 
 func (v *containmentVault) start() {
 	v.t.Helper()
-	a, err := openTestApp(v.dir, AuditConfig{})
+	a, err := openApp(context.Background(), Config{Data: v.dir, Passphrase: "correct horse battery staple", Store: v.store,
+		Audit: AuditConfig{WitnessFile: testWitness(v.dir)}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		v.t.Fatalf("openApp: %v", err)
 	}
@@ -130,8 +136,14 @@ func responderCtx() context.Context {
 // $everything and a Bundle that reads the patient are refused; after
 // breaking the glass they succeed; the restriction survives a restart;
 // undoing it gives the care team its access back.
-func TestRestrictCompartment_API(t *testing.T) {
-	v := newContainmentVault(t)
+func TestRestrictCompartment_API(t *testing.T) { testRestrictCompartment(t, StoreConfig{}) }
+
+// TestRestrictCompartment_APIPostgres is TestRestrictCompartment_API on
+// a vault in PostgreSQL.
+func TestRestrictCompartment_APIPostgres(t *testing.T) { testRestrictCompartment(t, testPostgres(t)) }
+
+func testRestrictCompartment(t *testing.T, sc StoreConfig) {
+	v := newContainmentVault(t, sc)
 	pat := v.create("Patient", `{"resourceType":"Patient","active":true}`)
 	care := func(id string) string {
 		return `{"identifier":{"system":"` + access.PrincipalSystem + `","value":"` + id + `"}}`
@@ -263,8 +275,14 @@ var tokenRE = regexp.MustCompile(`^[a-z:]+=[0-9a-f]{32}$`)
 // never the value; other users' searches, and the target's after the
 // window or after undo, record names only. The raised set survives a
 // restart.
-func TestRaiseDetail_API(t *testing.T) {
-	v := newContainmentVault(t)
+func TestRaiseDetail_API(t *testing.T) { testRaiseDetail(t, StoreConfig{}) }
+
+// TestRaiseDetail_APIPostgres is TestRaiseDetail_API on a vault in
+// PostgreSQL.
+func TestRaiseDetail_APIPostgres(t *testing.T) { testRaiseDetail(t, testPostgres(t)) }
+
+func testRaiseDetail(t *testing.T, sc StoreConfig) {
+	v := newContainmentVault(t, sc)
 	watched, bystander := v.staffToken("u-watched", "physician"), v.staffToken("u-bystander", "physician")
 	privacy := v.staffToken("u-privacy", "privacy-officer")
 	const secret = "Zebulon"
