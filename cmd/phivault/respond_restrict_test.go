@@ -225,6 +225,16 @@ func testRestrictCompartment(t *testing.T, sc StoreConfig) {
 		}
 	}
 
+	// The patient's access report lists the refused attempts without
+	// naming the restriction.
+	status, body = v.do(v.admin, "GET", "/fhir/admin/reports/patients/"+pat+"/access", "")
+	if status != http.StatusOK || !strings.Contains(string(body), "n-on-team") {
+		t.Fatalf("access report = %d %s", status, body)
+	}
+	if strings.Contains(string(body), "restrict") {
+		t.Errorf("the patient's access report tells of the restriction: %s", body)
+	}
+
 	// A restart keeps the restriction.
 	v.stop()
 	v.start()
