@@ -43,10 +43,18 @@ type containment struct {
 
 var errNoContainment = phivault.Errorf(phivault.EUNSUPPORTED, "This vault runs without its access layer; it cannot restrict compartments or raise detail.")
 
-// restrictCompartment restricts every patient of a.
+// restrictCompartment restricts every patient of a. If it fails part way,
+// it lifts what it restricted: a failed action cannot be undone, so no
+// restriction of it may outlive it out of reach.
 func (c *vaultControls) restrictCompartment(ctx context.Context, a incident.Action) error {
-	return c.eachPatient(ctx, a, "restrict-compartment "+a.ID+" by incident response: break-the-glass only",
+	err := c.eachPatient(ctx, a, "restrict-compartment "+a.ID+" by incident response: break-the-glass only",
 		func(p string) error { return c.containment.access.Restrict(ctx, p, a.ID) })
+	if code := phivault.ErrorCode(err); err != nil && code != phivault.EINVALID && code != phivault.EUNSUPPORTED {
+		ctx := context.WithoutCancel(ctx)
+		c.eachPatient(ctx, a, "restrict-compartment "+a.ID+" rolled back: the action failed",
+			func(p string) error { return c.containment.access.Lift(ctx, p, a.ID) })
+	}
+	return err
 }
 
 // liftCompartment lifts a's restriction of every patient of a.

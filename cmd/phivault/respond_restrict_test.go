@@ -405,3 +405,36 @@ func testRaiseDetail(t *testing.T, sc StoreConfig) {
 		}
 	}
 }
+
+// failNth is an audit log that refuses its nth append, once.
+type failNth struct {
+	phivault.AuditLog
+	n, seen int
+}
+
+func (l *failNth) Append(ctx context.Context, es ...*phivault.AuditEntry) error {
+	l.seen++
+	if l.seen == l.n {
+		return phivault.Errorf(phivault.EUNAVAILABLE, "down")
+	}
+	return l.AuditLog.Append(ctx, es...)
+}
+
+// TestRestrictCompartment_rollback shows that a restrict-compartment
+// that fails part way lifts what it restricted (a failed action cannot be
+// undone).
+func TestRestrictCompartment_rollback(t *testing.T) {
+	v := newContainmentVault(t, StoreConfig{})
+	p1, p2 := v.create("Patient", `{"resourceType":"Patient"}`), v.create("Patient", `{"resourceType":"Patient"}`)
+	c := v.controls()
+	c.log = &failNth{AuditLog: c.log, n: 2}
+	act := incident.Action{ID: "act-r", Kind: playbook.ActionRestrictCompartment, Target: incident.Target{Patients: []string{p1, p2}}}
+	if err := c.Do(responderCtx(), act); phivault.ErrorCode(err) != phivault.EUNAVAILABLE {
+		t.Fatalf("Do = %v, want EUNAVAILABLE", err)
+	}
+	for _, p := range []string{p1, p2} {
+		if r, err := v.app.access.rs.Restricted(context.Background(), p); err != nil || r {
+			t.Errorf("after the failed action, %s restricted = %v, %v", p, r, err)
+		}
+	}
+}
