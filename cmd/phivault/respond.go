@@ -15,10 +15,12 @@ import (
 
 // vaultControls carries out incident actions on the running vault.
 type vaultControls struct {
-	accounts    phivault.AccountStore
-	revoker     phivault.SessionRevoker // nil: no sessions to end
-	log         phivault.AuditLog
-	containment containment // restrict-compartment, raise-detail; see respond_restrict.go
+	accounts phivault.AccountStore
+	revoker  phivault.SessionRevoker // nil: no sessions to end
+	log      phivault.AuditLog
+
+	// containment serves restrict-compartment and raise-detail; see respond_restrict.go.
+	containment containment
 }
 
 var _ incident.Controls = (*vaultControls)(nil)
