@@ -132,14 +132,18 @@ func (c *vaultControls) lowerDetail(ctx context.Context, a incident.Action) erro
 	if err := c.log.Append(ctx, e); err != nil {
 		return phivault.Errorf(phivault.EUNAVAILABLE, "The audit trail cannot be written; the detail was not lowered.")
 	}
-	// Stop recording at once, even if the stored record outlives an error.
+	err := c.containment.access.LowerDetail(ctx, a.ID)
+	// Stop recording here at once, even if the stored record outlives an
+	// error (the undo then fails, and the next reading brings it back).
 	c.containment.detail.drop(a.ID)
-	return c.containment.access.LowerDetail(ctx, a.ID)
+	return err
 }
 
 // raisedDetail is the set of raised-detail records in force, read from
-// the vault on first use and kept up to date by the controls; it
-// implements auditlog.Detailer. It is safe for concurrent use.
+// the vault on first use and again every detailReload (so that a change
+// made on another node of a cluster applies here within that time), and
+// kept up to date at once by this node's controls; it implements
+// auditlog.Detailer. It is safe for concurrent use.
 type raisedDetail struct {
 	access *access.RecordService
 	// tokens computes keyed tokens under the vault's detail key
@@ -147,10 +151,14 @@ type raisedDetail struct {
 	tokens func(ctx context.Context, values []phivault.IndexValue) ([]phivault.Token, error)
 	now    func() time.Time
 
+	loading sync.Mutex // held by the one goroutine reading the records
 	mu      sync.Mutex
-	loaded  bool
+	loaded  time.Time               // when the records were last read; zero: never
 	watches map[string]access.Watch // by action id
 }
+
+// detailReload is how often the raised-detail records are read again.
+const detailReload = time.Minute
 
 // newRaisedDetail returns the raised-detail set of the vault behind rs,
 // with tokens under the detail key of sealer in store.
@@ -164,30 +172,30 @@ func newRaisedDetail(rs *access.RecordService, store phivault.Store, sealer *env
 	}
 }
 
-// raised reports whether actor is under raised detail at t, loading the
-// stored records first if they were not yet read.
+// raised reports whether actor is under raised detail at t, reading the
+// stored records first if they were never read or are due again. Until
+// they were read once, an error reading them is returned; after that, the
+// last set read stays in force and the next search tries again.
 func (d *raisedDetail) raised(ctx context.Context, actor string, t time.Time) (bool, error) {
+	now := d.now()
 	d.mu.Lock()
 	loaded := d.loaded
 	d.mu.Unlock()
-	if !loaded {
-		ws, err := d.access.Watches(ctx)
-		if err != nil {
-			return false, err
+	if due := loaded.IsZero() || now.Sub(loaded) >= detailReload || now.Before(loaded); due {
+		// One goroutine reads; the others go on with the set in force,
+		// unless there is none yet.
+		if loaded.IsZero() {
+			d.loading.Lock()
+		} else if !d.loading.TryLock() {
+			due = false
 		}
-		d.mu.Lock()
-		if !d.loaded {
-			if d.watches == nil {
-				d.watches = map[string]access.Watch{}
+		if due {
+			err := d.load(ctx, now)
+			d.loading.Unlock()
+			if err != nil && loaded.IsZero() {
+				return false, err
 			}
-			for _, w := range ws {
-				if _, dropped := d.watches[w.Action]; !dropped {
-					d.watches[w.Action] = w
-				}
-			}
-			d.loaded = true
 		}
-		d.mu.Unlock()
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -199,6 +207,28 @@ func (d *raisedDetail) raised(ctx context.Context, actor string, t time.Time) (b
 	return false, nil
 }
 
+// load reads the stored records, unless another goroutine just did.
+func (d *raisedDetail) load(ctx context.Context, now time.Time) error {
+	d.mu.Lock()
+	fresh := !d.loaded.IsZero() && now.Sub(d.loaded) < detailReload && !now.Before(d.loaded)
+	d.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	ws, err := d.access.Watches(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	m := make(map[string]access.Watch, len(ws))
+	for _, w := range ws {
+		m[w.Action] = w
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.watches, d.loaded = m, now
+	return nil
+}
+
 func (d *raisedDetail) put(w access.Watch) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -208,15 +238,11 @@ func (d *raisedDetail) put(w access.Watch) {
 	d.watches[w.Action] = w
 }
 
-// drop stops action's raised detail. Before the stored records are read,
-// a tombstone (an empty Watch) keeps the record from coming back.
+// drop stops action's raised detail on this node at once.
 func (d *raisedDetail) drop(action string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.watches == nil {
-		d.watches = map[string]access.Watch{}
-	}
-	d.watches[action] = access.Watch{}
+	delete(d.watches, action)
 }
 
 // SearchValues implements auditlog.Detailer: for an actor under raised

@@ -438,3 +438,42 @@ func TestRestrictCompartment_rollback(t *testing.T) {
 		}
 	}
 }
+
+// TestRaisedDetail_reload shows that a raise-detail stored by another
+// node (straight into the vault, not through this node's controls)
+// applies here once the set is read again, and that its lowering does too.
+func TestRaisedDetail_reload(t *testing.T) {
+	v := newContainmentVault(t, StoreConfig{})
+	d, ctx := v.app.detail, context.Background()
+	clock := time.Now()
+	d.now = func() time.Time { return clock }
+	q := &phivault.Query{Type: "Patient", Params: []phivault.QueryParam{{Name: "name", Values: []string{"x"}}}}
+	values := func() []string {
+		t.Helper()
+		vals, err := d.SearchValues(ctx, "u-elsewhere", clock, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vals
+	}
+	if vals := values(); vals != nil {
+		t.Fatalf("before: %q", vals)
+	}
+	if err := v.app.access.rs.RaiseDetail(ctx, access.Watch{User: "u-elsewhere", Action: "act-other-node"}); err != nil {
+		t.Fatal(err)
+	}
+	if vals := values(); vals != nil {
+		t.Fatalf("read again too soon: %q", vals)
+	}
+	clock = clock.Add(detailReload)
+	if vals := values(); len(vals) != 1 {
+		t.Fatalf("after a reload: %q, want one token", vals)
+	}
+	if err := v.app.access.rs.LowerDetail(ctx, "act-other-node"); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(detailReload)
+	if vals := values(); vals != nil {
+		t.Fatalf("after lowering elsewhere and a reload: %q", vals)
+	}
+}
