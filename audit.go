@@ -41,8 +41,9 @@ const (
 
 // AuditEntry is one entry of the audit trail: who did what to which records,
 // when, and with what outcome. It holds ids only, never PHI: no resource
-// bodies, no search values (only parameter names), no names or identifiers
-// of patients beyond their random resource ids.
+// bodies, no search values (only parameter names, and keyed tokens of the
+// values under raised detail), no names or identifiers of patients beyond
+// their random resource ids.
 type AuditEntry struct {
 	Time      time.Time // when the entry was made, UTC
 	RequestID string    // the API's request id (X-Request-Id), or ""
@@ -62,6 +63,13 @@ type AuditEntry struct {
 	// SearchParams lists the names (with modifiers, e.g. "name:exact") of
 	// the search parameters used; never their values.
 	SearchParams []string
+	// SearchValues, set only while an incident raised the detail recorded
+	// of the actor (raise-detail), lists each search value as
+	// "name=TOKEN": TOKEN is the hex of a keyed token of the value
+	// (HMAC-SHA256 under a vault key, see envelope.DetailTokens), never
+	// the value, which may be PHI. An investigator computes the token of
+	// a value to test whether it was searched for.
+	SearchValues []string
 	// Returned lists every resource version returned, as "Type/id/_history/n",
 	// so that a breach can be scoped to exactly what left the server.
 	Returned []string

@@ -221,3 +221,71 @@ func BenchmarkSearch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReadByIDRestricted reads Observations by id as the
+// physician on each patient's care team, as BenchmarkReadByID does, with
+// no restriction stored ("none") and with the other half of the patients
+// restricted (restrict-compartment, "others"), or reading
+// the restricted half through a break-the-glass grant ("grant"). The
+// "cold" variants reload every patient's access context on every read
+// (ContextTTL 0), which the restriction adds one indexed lookup to; the
+// others read it from the cache, as a running server mostly does (with
+// the test's fixed clock, ContextTTL 0 reloads every time).
+func BenchmarkReadByIDRestricted(b *testing.B) {
+	for _, cold := range []bool{false, true} {
+		for _, mode := range []string{"none", "others", "grant"} {
+			name := mode
+			if cold {
+				name += "-cold"
+			}
+			b.Run(name, func(b *testing.B) { benchRestricted(b, mode, cold) })
+		}
+	}
+}
+
+func benchRestricted(b *testing.B, mode string, cold bool) {
+	h := mustHospital(b, 10)
+	ctx := context.Background()
+	type target struct {
+		ctx context.Context
+		id  string
+	}
+	var targets []target
+	for i, p := range h.patients {
+		if mode != "none" && i%2 == 0 {
+			if err := h.rs.Restrict(ctx, p, "act-bench"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if (i%2 == 0) != (mode == "grant") {
+			continue // "none" and "others" read the odd half, "grant" the restricted even half
+		}
+		doc := staff("u-doc-"+p, h.doctor[p], "physician")
+		doc.SMART, doc.Scopes = true, []string{"openid", "fhirUser", "user/*.rs"}
+		dctx, _ := as(doc)
+		if mode == "grant" {
+			if _, err := h.rs.BreakGlass(dctx, access.BreakGlassRequest{PatientID: p, Purpose: "ETREAT", Reason: "bench"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, o := range h.obs[p] {
+			targets = append(targets, target{dctx, o.ID})
+		}
+	}
+	if cold {
+		h.rs.ContextTTL = 0
+	}
+	for _, t := range targets {
+		if _, err := h.rs.Read(t.ctx, "Observation", t.id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		t := targets[i%len(targets)]
+		if _, err := h.rs.Read(t.ctx, "Observation", t.id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

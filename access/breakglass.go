@@ -47,13 +47,21 @@ var breakGlassPurposes = []string{"ETREAT", "BTG"}
 // Review verdicts.
 var verdicts = []string{"appropriate", "inappropriate", "follow-up"}
 
+// isBreakGlassBody reports whether a resource is one of the access
+// layer's own records: a break-the-glass record, or a containment record
+// (see ContainmentSystem), which are treated alike.
 func isBreakGlassBody(typ string, obj map[string]any) bool {
+	return hasCodeSystem(typ, obj, BreakGlassSystem) || hasCodeSystem(typ, obj, ContainmentSystem)
+}
+
+// hasCodeSystem reports whether obj is a Basic coded in system.
+func hasCodeSystem(typ string, obj map[string]any, system string) bool {
 	if typ != "Basic" {
 		return false
 	}
 	code, _ := obj["code"].(map[string]any)
 	for _, c := range list(code["coding"]) {
-		if sys, _ := c["system"].(string); sys == BreakGlassSystem {
+		if sys, _ := c["system"].(string); sys == system {
 			return true
 		}
 	}
@@ -359,7 +367,7 @@ func (s *RecordService) Review(ctx context.Context, r ReviewRequest) (*BreakGlas
 	if err != nil {
 		return nil, err
 	}
-	if !isBreakGlassBody("Basic", obj) {
+	if !hasCodeSystem("Basic", obj, BreakGlassSystem) {
 		return nil, phivault.ErrNotFound
 	}
 	a, err := accessOf(res)

@@ -34,6 +34,7 @@ type patient struct {
 	denyPrincipals  []string
 	denyOrgs        []string
 	denyPurposes    []string
+	restricted      bool // a restrict-compartment record is stored (see Restrict)
 	loaded          time.Time
 }
 
@@ -41,8 +42,9 @@ type patient struct {
 // p is on the care team if its Practitioner is, or it is assigned.
 func (pt *patient) policyPatient(id string, p *phivault.Principal) policy.Patient {
 	out := policy.Patient{ID: id, Department: pt.department, Labels: pt.labels,
-		CareTeam: pt.principals,
-		Consent:  policy.ConsentDeny{Actors: pt.denyPrincipals, Organizations: pt.denyOrgs, Purposes: pt.denyPurposes}}
+		CareTeam:   pt.principals,
+		Consent:    policy.ConsentDeny{Actors: pt.denyPrincipals, Organizations: pt.denyOrgs, Purposes: pt.denyPurposes},
+		Restricted: pt.restricted}
 	if p.PractitionerID != "" && pt.practitioners[p.PractitionerID] && !slices.Contains(out.CareTeam, p.ID) {
 		out.CareTeam = append(slices.Clip(out.CareTeam), p.ID)
 	}
@@ -212,6 +214,15 @@ func (s *RecordService) loadPatient(ctx context.Context, id string, now time.Tim
 		}
 		prov, _ := obj["provision"].(map[string]any)
 		p.addDeny(prov, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// An incident's restriction is a record in the compartment, found by
+	// its code's token without reading any other Basic.
+	err = s.scan(ctx, restrictionQuery(id), func(*phivault.Resource) error {
+		p.restricted = true
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -89,6 +89,7 @@ func TestEncode_fastPath(t *testing.T) {
 			TargetVersion: rapid.Int64Range(-3, 1<<40).Draw(t, "version"),
 			Compartments:  rapid.SliceOfN(strs, 0, 3).Draw(t, "compartments"),
 			SearchParams:  rapid.SliceOfN(strs, 0, 3).Draw(t, "search_params"),
+			SearchValues:  rapid.SliceOfN(strs, 0, 3).Draw(t, "search_values"),
 			Returned:      rapid.SliceOfN(strs, 0, 3).Draw(t, "returned"),
 			Outcome:       "ok" + strs.Draw(t, "outcome"),
 			Decision:      strs.Draw(t, "decision"),

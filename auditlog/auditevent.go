@@ -491,11 +491,18 @@ func NewAuditEvent(index int64, e *phivault.AuditEntry) *AuditEvent {
 			Type: &coding{System: systemEntityType, Code: "2", Display: "System Object"},
 			Role: &coding{System: systemObjectRole, Code: "24", Display: "Query"},
 		}
-		// Parameter names only: the trail never holds search values.
+		// Parameter names only: the trail never holds search values
+		// (under raised detail, only their keyed tokens).
 		q.Detail = append(q.Detail, struct {
 			Type        string `json:"type"`
 			ValueString string `json:"valueString"`
 		}{"search-parameters", strings.Join(e.SearchParams, ",")})
+		if len(e.SearchValues) > 0 {
+			q.Detail = append(q.Detail, struct {
+				Type        string `json:"type"`
+				ValueString string `json:"valueString"`
+			}{"search-value-tokens", strings.Join(e.SearchValues, ",")})
+		}
 		if e.TargetType != "" {
 			q.Detail = append(q.Detail, struct {
 				Type        string `json:"type"`

@@ -27,6 +27,7 @@ type entryJSON struct {
 	TargetVersion int64    `json:"target_version,omitempty"`
 	Compartments  []string `json:"compartments,omitempty"`
 	SearchParams  []string `json:"search_params,omitempty"`
+	SearchValues  []string `json:"search_values,omitempty"` // raised detail only: old entries have none
 	Returned      []string `json:"returned,omitempty"`
 	Outcome       string   `json:"outcome"`
 	Decision      string   `json:"decision,omitempty"`
@@ -59,6 +60,7 @@ func toJSON(e *phivault.AuditEntry) entryJSON {
 		TargetVersion: e.TargetVersion,
 		Compartments:  e.Compartments,
 		SearchParams:  e.SearchParams,
+		SearchValues:  e.SearchValues,
 		Returned:      e.Returned,
 		Outcome:       e.Outcome,
 		Decision:      e.Decision,
@@ -124,6 +126,7 @@ func appendEntry(b []byte, e *phivault.AuditEntry) ([]byte, bool) {
 	}
 	list("compartments", e.Compartments)
 	list("search_params", e.SearchParams)
+	list("search_values", e.SearchValues)
 	list("returned", e.Returned)
 	str("outcome", e.Outcome, true)
 	str("decision", e.Decision, false)
@@ -163,7 +166,7 @@ func Decode(data []byte) (*phivault.AuditEntry, error) {
 		Time: t, RequestID: w.RequestID, Actor: w.Actor, Roles: w.Roles, Client: w.Client,
 		Source: w.Source, Action: w.Action, TargetType: w.TargetType, TargetID: w.TargetID,
 		TargetVersion: w.TargetVersion, Compartments: w.Compartments, SearchParams: w.SearchParams,
-		Returned: w.Returned, Outcome: w.Outcome, Decision: w.Decision, Purpose: w.Purpose,
+		SearchValues: w.SearchValues, Returned: w.Returned, Outcome: w.Outcome, Decision: w.Decision, Purpose: w.Purpose,
 	}
 	again, err := Encode(e)
 	if err != nil {

@@ -28,6 +28,20 @@ type RecordService struct {
 	log  phivault.AuditLog
 	// Now stamps entries. Default time.Now.
 	Now func() time.Time
+	// Detail, if set, raises the detail of some actors' search entries
+	// (an incident's raise-detail): see Detailer.
+	Detail Detailer
+}
+
+// Detailer says whose searches an incident put under raised detail, and
+// gives their search values as keyed tokens.
+type Detailer interface {
+	// SearchValues returns what a search entry of actor at t records as
+	// phivault.AuditEntry.SearchValues for q: nil unless actor is under
+	// raised detail at t, else one "name=TOKEN" per value, never a value.
+	// An error means the tokens cannot be made: the search then answers
+	// ErrUnavailable, like a search whose entry cannot be written.
+	SearchValues(ctx context.Context, actor string, t time.Time, q *phivault.Query) ([]string, error)
 }
 
 var _ phivault.RecordService = (*RecordService)(nil)
@@ -174,6 +188,13 @@ func (s *RecordService) Search(ctx context.Context, q *phivault.Query) (*phivaul
 	}
 	for _, inc := range q.Include {
 		e.SearchParams = append(e.SearchParams, "_include="+inc.Source+":"+inc.Param)
+	}
+	if s.Detail != nil {
+		vals, derr := s.Detail.SearchValues(ctx, e.Actor, e.Time, q)
+		if derr != nil {
+			res, err = nil, ErrUnavailable
+		}
+		e.SearchValues = vals
 	}
 	if res != nil {
 		returned(e, res.Matches...)

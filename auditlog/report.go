@@ -70,7 +70,17 @@ func (rep *Report) each(ctx context.Context, fn func(idx int64, e *phivault.Audi
 // or a Bundle across patients) keeps who, when, what kind and why, but not
 // the other patients' ids nor the resource ids, which the entry does not
 // attribute to compartments.
+//
+// A refusal that an incident's restriction of the compartment decided
+// (restrict-compartment) shows as a refusal without naming its policy:
+// the report must not tell the patient that their compartment is
+// restricted. The trail itself keeps the policy.
 func forPatient(e *phivault.AuditEntry, p string) *phivault.AuditEntry {
+	if strings.Contains(e.Decision, restrictedPolicy) {
+		cp := *e
+		cp.Decision = "deny"
+		e = &cp
+	}
 	if len(e.Compartments) <= 1 {
 		return e
 	}
@@ -80,6 +90,10 @@ func forPatient(e *phivault.AuditEntry, p string) *phivault.AuditEntry {
 	cp.TargetID, cp.TargetVersion = "", 0
 	return &cp
 }
+
+// restrictedPolicy is the Cedar policy of restrict-compartment
+// (policy/containment.cedar).
+const restrictedPolicy = "forbid-restricted-compartment"
 
 // CSVHeader is the first row of a CSV report. Multi-valued columns
 // (patients, returned, search_params, roles) hold values separated by

@@ -161,6 +161,9 @@ func OCSF(index int64, origin string, e *phivault.AuditEntry) *OCSFEvent {
 	if len(e.SearchParams) > 0 {
 		un["search_params"] = e.SearchParams
 	}
+	if len(e.SearchValues) > 0 {
+		un["search_value_tokens"] = e.SearchValues
+	}
 	if e.Purpose != "" {
 		un["purpose_of_use"] = e.Purpose
 	}

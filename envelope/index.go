@@ -132,22 +132,28 @@ func (k *indexKey) tokens(values []phivault.IndexValue) ([]phivault.Token, error
 
 // indexKey returns the index key stored in tx, creating it if absent.
 func (s *Sealer) indexKey(ctx context.Context, tx phivault.StoreTx) (*indexKey, error) {
+	return s.hmacKey(ctx, tx, IndexKeyID)
+}
+
+// hmacKey returns the keyed-token key id stored in tx (the index key, or
+// another key used the same way), creating it if absent.
+func (s *Sealer) hmacKey(ctx context.Context, tx phivault.StoreTx, id string) (*indexKey, error) {
 	gen := s.cache.generation()
-	wk, err := tx.Key(ctx, IndexKeyID)
+	wk, err := tx.Key(ctx, id)
 	var key []byte
 	if errors.Is(err, phivault.ErrNotFound) {
-		if wk, key, err = s.createKey(ctx, tx, IndexKeyID); err != nil {
+		if wk, key, err = s.createKey(ctx, tx, id); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
-		return nil, fmt.Errorf("envelope: key %s: %w", IndexKeyID, err)
-	} else if e := s.cache.get(IndexKeyID); e != nil && e.index != nil && e.matches(wk) {
+		return nil, fmt.Errorf("envelope: key %s: %w", id, err)
+	} else if e := s.cache.get(id); e != nil && e.index != nil && e.matches(wk) {
 		return e.index, nil
 	}
 	if key, err = s.unwrapKey(ctx, wk, key); err != nil {
 		return nil, err
 	}
 	ik := &indexKey{key: key, params: make(map[string]*sync.Pool)}
-	s.cache.put(&keyEntry{id: IndexKeyID, kekID: wk.KEKID, wrapped: wk.Wrapped, index: ik, gen: gen})
+	s.cache.put(&keyEntry{id: id, kekID: wk.KEKID, wrapped: wk.Wrapped, index: ik, gen: gen})
 	return ik, nil
 }

@@ -86,6 +86,7 @@ func memoKey(r *Request, scope bool) []byte {
 	strs(pt.Consent.Actors)
 	strs(pt.Consent.Organizations)
 	strs(pt.Consent.Purposes)
+	flag(pt.Restricted)
 	c := &r.Context
 	tm(c.Time)
 	str(c.Purpose)

@@ -80,6 +80,9 @@ func model(r policy.Request) bool {
 	if inCompartment && !(subset(res.Labels, p.Clearances) && subset(pat.Labels, p.Clearances)) && !self && !exempt {
 		return false
 	}
+	if inCompartment && pat.Restricted && !self && !exempt {
+		return false // restrict-compartment: break-the-glass only
+	}
 	denied := slices.Contains(pat.Consent.Actors, p.ID) || slices.Contains(pat.Consent.Organizations, p.Organization) || slices.Contains(pat.Consent.Purposes, c.Purpose)
 	if inCompartment && denied && !self && !exempt {
 		return false
@@ -184,7 +187,7 @@ func TestMatrix(t *testing.T) {
 					continue // kind matters only inside patient compartments
 				}
 				for _, care := range []bool{false, true} {
-					for _, label := range []string{"", "PSY", "VIP-patient"} {
+					for _, label := range []string{"", "PSY", "VIP-patient", "restricted"} {
 						for _, consent := range []string{"", "actor", "org", "purpose"} {
 							for _, btg := range []string{"", "active", "expired", "other"} {
 								for _, training := range []bool{true, false} {
@@ -214,6 +217,8 @@ func TestMatrix(t *testing.T) {
 													r.Resource.Labels = []string{"PSY"}
 												case "VIP-patient":
 													r.Patient.Labels = []string{"VIP"}
+												case "restricted":
+													r.Patient.Restricted = true
 												}
 												switch consent {
 												case "actor":
@@ -301,6 +306,32 @@ func TestMatrix(t *testing.T) {
 			r.Context.Purpose = "ETREAT"
 		}, false},
 		{"security admin reads clinical", func(r *policy.Request) { r.Principal.Roles = []string{"security-admin"} }, false},
+		{"restricted: care team refused", func(r *policy.Request) { r.Patient.Restricted = true }, false},
+		{"restricted: care team writes refused", func(r *policy.Request) { r.Patient.Restricted = true; r.Action = policy.Update }, false},
+		{"restricted: break-glass grant reads", func(r *policy.Request) {
+			r.Patient.Restricted = true
+			r.Context.BreakGlass = &policy.BreakGlassGrant{PatientID: "p1", Reason: "arrest", Until: t0.Add(time.Hour)}
+		}, true},
+		{"restricted: break-glass grant does not write", func(r *policy.Request) {
+			r.Patient.Restricted = true
+			r.Action = policy.Update
+			r.Context.BreakGlass = &policy.BreakGlassGrant{PatientID: "p1", Reason: "arrest", Until: t0.Add(time.Hour)}
+		}, false},
+		{"restricted: the glass may still be broken", func(r *policy.Request) {
+			r.Patient.Restricted = true
+			r.Action = policy.BreakGlass
+			r.Context.Purpose, r.Context.BreakGlassWhy = "ETREAT", "arrest"
+		}, true},
+		{"restricted: the patient reads their own", func(r *policy.Request) {
+			r.Patient.Restricted = true
+			r.Principal = policy.Principal{ID: "pat", Kind: policy.KindPatient, PatientID: "p1"}
+			r.Context.Scopes = []string{"patient/*.rs"}
+		}, true},
+		{"restricted: a system client refused", func(r *policy.Request) {
+			r.Patient.Restricted = true
+			r.Principal = policy.Principal{ID: "sys", Kind: policy.KindSystem}
+			r.Context.SMART, r.Context.Scopes = true, []string{"system/*.cruds"}
+		}, false},
 	}
 	for _, tc := range cases {
 		r := policy.Request{Principal: phys, Action: policy.Read, Resource: obs, Patient: pat, Context: policy.Context{Time: t0, Purpose: "TREAT"}}
@@ -377,6 +408,7 @@ func TestProperty(t *testing.T) {
 				Department: rapid.SampledFrom(depts).Draw(rt, "pdept"), Labels: genStrings(rt, "plabels", []string{"VIP", "HIV"}),
 				Consent: policy.ConsentDeny{Actors: genStrings(rt, "dactors", users[:2]),
 					Organizations: genStrings(rt, "dorgs", []string{"org2"}), Purposes: genStrings(rt, "dpurp", []string{"HPAYMT"})},
+				Restricted: rapid.IntRange(0, 3).Draw(rt, "restricted") == 0,
 			}
 		}
 		if rapid.Bool().Draw(rt, "btg") {

@@ -33,6 +33,16 @@ var schemaText []byte
 //go:embed default.cedar
 var defaultPolicies []byte
 
+// containmentPolicies are compiled into every set, the default one and
+// those of a policy directory alike: an incident's containment holds
+// whatever policies an operator writes.
+//
+//go:embed containment.cedar
+var containmentPolicies []byte
+
+// containmentFile is the name containmentPolicies compile under.
+const containmentFile = "phivault-containment.cedar"
+
 // Schema returns the embedded Cedar schema text.
 func Schema() []byte { return slices.Clone(schemaText) }
 
@@ -111,6 +121,10 @@ type Patient struct {
 	Department string
 	Labels     []string // patient-wide labels such as VIP
 	Consent    ConsentDeny
+	// Restricted says an incident responder put the compartment behind
+	// break-the-glass (restrict-compartment): only an active grant opens
+	// it to staff and clients; the patient still reads it.
+	Restricted bool
 }
 
 // ConsentDeny gathers the deny provisions of a patient's active Consents.
@@ -218,11 +232,12 @@ func New(opts Options) (*Authorizer, error) {
 		}
 		return a, nil
 	}
-	ps, err := a.compile(map[string][]byte{"default.cedar": defaultPolicies})
+	files := map[string][]byte{"default.cedar": defaultPolicies, containmentFile: containmentPolicies}
+	ps, err := a.compile(files)
 	if err != nil {
 		return nil, fmt.Errorf("policy: default set: %w", err)
 	}
-	a.set.Store(a.newSet(ps, map[string][]byte{"default.cedar": defaultPolicies}))
+	a.set.Store(a.newSet(ps, files))
 	return a, nil
 }
 
@@ -237,11 +252,14 @@ func (a *Authorizer) Reload(dir string) error {
 	if len(names) == 0 {
 		return phivault.Errorf(phivault.EINVALID, "policy directory %s holds no .cedar files; the current policies stay in force", dir)
 	}
-	files := map[string][]byte{}
+	files := map[string][]byte{containmentFile: containmentPolicies}
 	for _, n := range names {
 		b, err := os.ReadFile(n)
 		if err != nil {
 			return fmt.Errorf("policy: read %s: %w", n, err)
+		}
+		if filepath.Base(n) == containmentFile {
+			return phivault.Errorf(phivault.EINVALID, "policy directory %s holds %s, the name of phivault's own containment policies; rename it", dir, containmentFile)
 		}
 		files[filepath.Base(n)] = b
 	}
@@ -431,6 +449,7 @@ func build(r *Request, scope bool) (built, error) {
 			"denyActors":        userSet(pat.Consent.Actors),
 			"denyOrganizations": stringSet(pat.Consent.Organizations),
 			"denyPurposes":      stringSet(pat.Consent.Purposes),
+			"restricted":        types.Boolean(pat.Restricted),
 		})},
 		resUID: {UID: resUID, Attributes: types.NewRecord(types.RecordMap{
 			"kind":     types.String(r.Resource.Type),

@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/policy"
 )
 
@@ -104,5 +106,45 @@ func TestMemoResourceEntities(t *testing.T) {
 		if err != nil || d.Allow != tc.want {
 			t.Fatalf("Decide(%s) = %+v, %v; want allow=%v", tc.id, d, err, tc.want)
 		}
+	}
+}
+
+// TestContainmentWithPolicyDir checks that a restricted compartment stays
+// closed under an operator's policy directory, which knows nothing of
+// containment, and that the memo tells a restricted patient from an
+// unrestricted one.
+func TestContainmentWithPolicyDir(t *testing.T) {
+	dir := t.TempDir()
+	site := `@id("site-care-team") permit (principal, action, resource) when { resource.category == "patient" && resource.patient.careTeam.contains(principal) };`
+	if err := os.WriteFile(filepath.Join(dir, "site.cedar"), []byte(site), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := policy.New(policy.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := policy.Request{
+		Principal: policy.Principal{ID: "u1", Kind: policy.KindStaff, Roles: []string{"nurse"}, TrainingValidUntil: t0.Add(time.Hour)},
+		Action:    policy.Read,
+		Resource:  policy.Resource{Type: "Observation", ID: "o1", Category: policy.CategoryPatient},
+		Patient:   policy.Patient{ID: "p1", CareTeam: []string{"u1"}},
+		Context:   policy.Context{Time: t0},
+	}
+	for _, restricted := range []bool{false, true, false, true} {
+		req.Patient.Restricted = restricted
+		d, err := a.Decide(context.Background(), req)
+		if err != nil || d.Allow == restricted {
+			t.Fatalf("restricted=%v: %+v, %v", restricted, d, err)
+		}
+		if restricted && !slices.Contains(d.Policies, "forbid-restricted-compartment") {
+			t.Fatalf("refused by %v, want forbid-restricted-compartment", d.Policies)
+		}
+	}
+	// A directory may not shadow the containment policies' file.
+	if err := os.WriteFile(filepath.Join(dir, "phivault-containment.cedar"), []byte(site), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(dir); phivault.ErrorCode(err) != phivault.EINVALID {
+		t.Fatalf("Reload with the containment file's name = %v, want EINVALID", err)
 	}
 }

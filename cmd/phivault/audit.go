@@ -378,7 +378,10 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 		return err
 	}
 	a.audit = t
-	a.records = auditlog.NewRecordService(a.records, l)
+	audited := auditlog.NewRecordService(a.records, l)
+	a.detail = newRaisedDetail(a.access.rs, a.db, a.seal.sealer) // raise-detail; see respond_restrict.go
+	audited.Detail = a.detail
+	a.records = audited
 	if adminOpts.Records != nil {
 		adminOpts.Records = auditlog.NewShredder(adminOpts.Records, l)
 	}
@@ -447,6 +450,7 @@ func (a *app) auditRoutes(auth api.Authenticator) {
 	siem := auditlog.NewSIEMHandler(l, auditActor{auth}, auditlog.SIEMOptions{})
 	mux.Handle("/audit/export", siem)
 	mux.Handle("/audit/stream", siem)
+	mux.Handle("POST /audit/token", a.auditTokenRoute(auth)) // raise-detail; see respond_restrict.go
 	mux.Handle("/", auditlog.NewHandler(l, auditActor{auth}))
 	a.audit.handler = mux
 	a.auditView = auditlog.NewViewHandler(auditlog.ViewOptions{Store: a.db, Auth: auditActor{auth}, Log: l, BaseURL: a.cfg.BaseURL})
@@ -620,6 +624,7 @@ const auditUsage = `Usage: phivault audit verify -audit-witness-file FILE [flags
        phivault audit archive [-from-index A] (-before DATE | -to-index B) -out FILE
        phivault audit verify-archive -verifier KEY FILE
        phivault audit verify-evidence -key KEY FILE
+       phivault audit token -param NAME VALUE
 
 verify checks the audit trail of a data folder, offline: every entry and
 tree hash, the checkpoints' signatures, and that the log still extends every
@@ -655,6 +660,13 @@ member's SHA-256, the checkpoint's signature, every entry's inclusion proof,
 and that every event of the incident's timeline has its entry. On failure it
 names the first bad member.
 
+token asks the running server (-url, PHIVAULT_TOKEN of a privacy officer
+or security admin) for the keyed token of VALUE as a search value of
+parameter NAME: while an incident raised the detail recorded of a user
+(raise-detail), the trail's search_values hold such tokens, never values,
+so "name=TOKEN" there means the user searched name for VALUE. Asking is
+recorded; the value is not.
+
 verify, export and archive read the trail from the folder's database: its
 SQLite files, or the PostgreSQL database the folder was made for by
 "phivault init" with a postgres:// URL; give the same URL again, as to serve
@@ -664,7 +676,7 @@ Flags:
 `
 
 func (c *auditCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "verify" && args[0] != "export" && args[0] != "archive" && args[0] != "verify-archive" && args[0] != "verify-evidence" {
+	if len(args) == 0 || args[0] != "verify" && args[0] != "export" && args[0] != "archive" && args[0] != "verify-archive" && args[0] != "verify-evidence" && args[0] != "token" {
 		fmt.Fprint(c.stderr, auditUsage)
 		return errorWithHint("audit needs a subcommand", "phivault audit verify -data DIR")
 	}
@@ -677,6 +689,8 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 		return c.verifyArchive(args[1:])
 	case "verify-evidence":
 		return c.verifyEvidence(args[1:])
+	case "token":
+		return c.auditToken(ctx, args[1:])
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)

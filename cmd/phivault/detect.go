@@ -289,6 +289,7 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 	}
 	controls := a.controls() // see respond_block.go
 	controls.rotator, controls.keys, controls.alerts, controls.notifiers = rotatorOf(records), sealedKeys{a.seal}, store, notifiers
+	controls.containment = containment{access: a.access.rs, detail: a.detail}
 	controls.evidence = &evidenceCollector{data: a.cfg.Data, service: svc, writer: ev, log: a.audit.log, logger: a.logger}
 	responder := &incident.Responder{
 		Service: svc, Playbooks: d.playbooks.current, Logger: a.logger, User: accountUser(a.accounts),

@@ -28,6 +28,9 @@ type vaultControls struct {
 	evidence  *evidenceCollector   // nil: no evidence collected
 	blocks    *block.List          // nil: block-source fails; see respond_block.go
 	clients   phivault.ClientStore // nil: block-client fails
+
+	// containment serves restrict-compartment and raise-detail; see respond_restrict.go.
+	containment containment
 }
 
 var _ incident.Controls = (*vaultControls)(nil)
@@ -61,6 +64,10 @@ func (c *vaultControls) Do(ctx context.Context, a incident.Action) error {
 		return c.blockClient(ctx, a)
 	case playbook.ActionRequireReenrolment:
 		return c.requireReenrolment(ctx, a)
+	case playbook.ActionRestrictCompartment:
+		return c.restrictCompartment(ctx, a)
+	case playbook.ActionRaiseDetail:
+		return c.raiseDetail(ctx, a)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault does not carry out %s yet.", a.Kind)
 }
@@ -74,6 +81,10 @@ func (c *vaultControls) Undo(ctx context.Context, a incident.Action) error {
 		return c.unblockSource(ctx, a)
 	case playbook.ActionBlockClient:
 		return c.setClientStatus(ctx, a.Target.Client, phivault.AccountActive)
+	case playbook.ActionRestrictCompartment:
+		return c.liftCompartment(ctx, a)
+	case playbook.ActionRaiseDetail:
+		return c.lowerDetail(ctx, a)
 	}
 	return phivault.Errorf(phivault.EUNSUPPORTED, "This version of phivault cannot undo %s.", a.Kind)
 }

@@ -254,6 +254,8 @@ type app struct {
 	detect *detector
 	// blocks are the sources refused on every route; see respond_block.go.
 	blocks *block.List
+	// detail is the incident responder's raised detail; see respond_restrict.go.
+	detail *raisedDetail
 }
 
 // openApp opens the data folder and wires the request path. It does not
