@@ -57,6 +57,8 @@ type AlertView struct {
 	Score       int       `json:"score"`
 	User        string    `json:"user"`
 	Patients    []string  `json:"patients"`
+	Sources     []string  `json:"sources,omitempty"`
+	Clients     []string  `json:"clients,omitempty"`
 	First       time.Time `json:"first"`
 	Last        time.Time `json:"last"`
 	Detected    time.Time `json:"detected"`
@@ -86,7 +88,7 @@ type TriageView struct {
 func viewOf(a *Alert) AlertView {
 	return AlertView{
 		ID: a.ID, Rule: a.Rule, Severity: a.Severity.String(), Score: a.Score,
-		User: a.User, Patients: nonNil(a.Patients),
+		User: a.User, Patients: nonNil(a.Patients), Sources: a.Sources, Clients: a.Clients,
 		First: a.First.UTC(), Last: a.Last.UTC(), Detected: a.Detected.UTC(),
 		Explanation: a.Why, Factors: nonNil(a.Factors), Evidence: nonNil(a.Evidence),
 		Events: a.Events, State: a.State, Suppressed: a.Suppressed,
@@ -98,7 +100,7 @@ func (v *AlertView) Alert() *Alert {
 	sev, _ := ParseSeverity(v.Severity)
 	return &Alert{
 		ID: v.ID, Rule: v.Rule, Severity: sev, Score: v.Score, User: v.User, Patients: v.Patients,
-		First: v.First, Last: v.Last, Detected: v.Detected, Why: v.Explanation, Factors: v.Factors,
+		Sources: v.Sources, Clients: v.Clients, First: v.First, Last: v.Last, Detected: v.Detected, Why: v.Explanation, Factors: v.Factors,
 		Evidence: v.Evidence, Events: v.Events, State: v.State, Suppressed: v.Suppressed,
 	}
 }

@@ -189,6 +189,9 @@ const (
 // still counts every event merged into it.
 const MaxEvidence = 100
 
+// MaxAlertSources bounds the sources and the clients an alert keeps.
+const MaxAlertSources = 16
+
 // Alert is one or more findings of a rule about the same thing, with
 // the events that caused them. It holds ids, never PHI.
 type Alert struct {
@@ -202,10 +205,15 @@ type Alert struct {
 	RuleScore int
 	User      string
 	Patients  []string
-	First     time.Time // time of the first event
-	Last      time.Time // time of the latest event
-	Detected  time.Time // when the first finding was made
-	Why       string    // the latest finding's sentence
+	// Sources and Clients are the network addresses and OAuth client ids
+	// of the events merged into it, the first MaxAlertSources of each:
+	// what containment may block (block-source, block-client).
+	Sources  []string  `json:",omitempty"`
+	Clients  []string  `json:",omitempty"`
+	First    time.Time // time of the first event
+	Last     time.Time // time of the latest event
+	Detected time.Time // when the first finding was made
+	Why      string    // the latest finding's sentence
 	// Evidence lists the first MaxEvidence events, as Event.Ref.
 	Evidence []string
 	Events   int64 // events merged, including those beyond Evidence
@@ -220,6 +228,7 @@ type Alert struct {
 func (a *Alert) Clone() *Alert {
 	c := *a
 	c.Patients, c.Evidence, c.Factors = slices.Clone(a.Patients), slices.Clone(a.Evidence), slices.Clone(a.Factors)
+	c.Sources, c.Clients = slices.Clone(a.Sources), slices.Clone(a.Clients)
 	return &c
 }
 

@@ -209,6 +209,8 @@ func (e *Engine) report(ev *Event, f Finding) {
 			a.Patients = append(a.Patients, p)
 		}
 	}
+	a.Sources = appendBounded(a.Sources, ev.Source, MaxAlertSources)
+	a.Clients = appendBounded(a.Clients, ev.Client, MaxAlertSources)
 	if ev.Time.Before(a.First) {
 		a.First = ev.Time
 	}
@@ -222,6 +224,15 @@ func (e *Engine) report(ev *Event, f Finding) {
 	}
 	a.Events++
 	e.alerts[id] = a
+}
+
+// appendBounded appends v to list unless it is empty, already there, or
+// list holds n.
+func appendBounded(list []string, v string, n int) []string {
+	if v == "" || len(list) >= n || slices.Contains(list, v) {
+		return list
+	}
+	return append(list, v)
 }
 
 // stored returns a copy of the committed alert id for the engine to

@@ -158,7 +158,7 @@ func (s *Service) Respond(ctx context.Context, a *detect.Alert, p *playbook.Play
 			}
 			act := Action{
 				ID: id, Kind: st.Action, Playbook: p.Name, Alert: a.ID, Approval: st.Approval,
-				Target: Target{User: a.User, Patients: slices.Clone(a.Patients)}, For: st.For, Channels: st.Channels,
+				Target: targetOf(a), For: st.For, Channels: st.Channels,
 				State: ActionRunning, Requested: now,
 			}
 			if st.Approval == playbook.ApprovalTwoPerson {
@@ -312,4 +312,15 @@ func (s *Service) newActionID() (string, error) {
 		return "", err
 	}
 	return "act-" + strings.TrimPrefix(id, "inc-")[:16], nil
+}
+
+// targetOf returns what an alert's actions act on: its user, patients
+// and sources, and its client if its events came through one only (a
+// client is blocked for everyone who uses it: never on a guess).
+func targetOf(a *detect.Alert) Target {
+	t := Target{User: a.User, Patients: slices.Clone(a.Patients), Sources: slices.Clone(a.Sources)}
+	if len(a.Clients) == 1 {
+		t.Client = a.Clients[0]
+	}
+	return t
 }

@@ -273,3 +273,29 @@ func TestResponder_restart(t *testing.T) {
 		t.Fatalf("after a restart: %+v, controls %v", got, c.all())
 	}
 }
+
+// TestResponder_targets checks that an alert's sources go to the
+// actions it proposes, and its client only when its events came through
+// one client: block-client blocks everyone who uses it, never on a guess.
+func TestResponder_targets(t *testing.T) {
+	f, r, _ := newResponder(t)
+	a := &detect.Alert{ID: "00000000000000e1", Rule: detect.RuleMassChange, Severity: detect.SeverityCritical, Score: 90,
+		User: "u-1", Sources: []string{"203.0.113.7", "198.51.100.0"}, Clients: []string{"etl"},
+		First: f.now, Last: f.now, Detected: f.now, State: detect.StateOpen}
+	ins := r.Answer(context.Background(), a)
+	if len(ins) != 1 {
+		t.Fatalf("%d incidents", len(ins))
+	}
+	for _, act := range ins[0].Actions {
+		if !slices.Equal(act.Target.Sources, a.Sources) || act.Target.Client != "etl" || act.Target.User != "u-1" {
+			t.Fatalf("%s targets %+v", act.Kind, act.Target)
+		}
+	}
+	f2, r2, _ := newResponder(t)
+	a.ID, a.Clients, a.First, a.Last, a.Detected = "00000000000000e2", []string{"etl", "app"}, f2.now, f2.now, f2.now
+	for _, act := range r2.Answer(context.Background(), a)[0].Actions {
+		if act.Target.Client != "" {
+			t.Fatalf("%s names client %q of an alert through two", act.Kind, act.Target.Client)
+		}
+	}
+}
