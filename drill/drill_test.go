@@ -89,7 +89,7 @@ func TestHTTPEvidence(t *testing.T) {
 		verify func(context.Context, []byte) error
 		want   string
 	}{
-		{"route missing", http.StatusNotFound, nil, drill.EvidenceUnavailable},
+		{"no archive", http.StatusNotFound, nil, drill.EvidenceFailed},
 		{"no verifier", http.StatusOK, nil, drill.EvidenceUnavailable},
 		{"verified", http.StatusOK, func(context.Context, []byte) error { return nil }, drill.EvidenceVerified},
 		{"tampered", http.StatusOK, func(context.Context, []byte) error { return errors.New("entry 3 does not verify") }, drill.EvidenceFailed},

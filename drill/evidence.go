@@ -10,7 +10,7 @@ import (
 const (
 	EvidenceVerified    = "verified"
 	EvidenceFailed      = "failed"
-	EvidenceUnavailable = "not available in this build"
+	EvidenceUnavailable = "not verified"
 )
 
 // An EvidenceVerifier fetches and checks the evidence bundle of an
@@ -21,9 +21,9 @@ type EvidenceVerifier func(ctx context.Context, t *Target, incident string) Evid
 
 // HTTPEvidence returns the verifier that fetches GET
 // /security/incidents/{id}/evidence as the drill's officer and hands the
-// bundle to verify. A 404 or 405 (a build without the evidence archive)
-// is EvidenceUnavailable; a nil verify reports a bundle fetched but not
-// verified as unavailable too, saying so.
+// bundle to verify. A bundle that cannot be fetched fails; a nil verify
+// (no verifier key given) reports a bundle fetched but not verified as
+// EvidenceUnavailable, saying so.
 func HTTPEvidence(verify func(ctx context.Context, bundle []byte) error) EvidenceVerifier {
 	return func(ctx context.Context, t *Target, incident string) Evidence {
 		ev := Evidence{Incident: incident}
@@ -31,12 +31,10 @@ func HTTPEvidence(verify func(ctx context.Context, bundle []byte) error) Evidenc
 		switch {
 		case err != nil:
 			ev.Status, ev.Detail = EvidenceFailed, "could not fetch the evidence bundle"
-		case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
-			ev.Status = EvidenceUnavailable
 		case status != http.StatusOK:
 			ev.Status, ev.Detail = EvidenceFailed, "GET evidence = "+http.StatusText(status)
 		case verify == nil:
-			ev.Status, ev.Detail = EvidenceUnavailable, "a bundle was served; this build has no verifier wired"
+			ev.Status, ev.Detail = EvidenceUnavailable, "a bundle was served, not verified: no verifier key given (-key)"
 		default:
 			if err := verify(ctx, body); err != nil {
 				ev.Status, ev.Detail = EvidenceFailed, err.Error()

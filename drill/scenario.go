@@ -21,10 +21,12 @@ type Scenario struct {
 	// Playbooks are the default playbooks expected to answer.
 	Playbooks []string
 	// Required are the playbook steps that must be done for the drill to
-	// pass: today's controls (suspend-account, revoke-sessions).
+	// pass: those the responder carries out at once.
 	Required []string
-	// Expected are the playbooks' further steps: reported, not required
-	// yet. Move one into Required when the build carries it out.
+	// Expected are the playbooks' further steps, reported, not required:
+	// those that wait for a second person's approval (block-source,
+	// block-client), or that another playbook answering the same alert
+	// takes.
 	Expected []string
 	// Containment says in words what contained means here.
 	Containment string
@@ -52,9 +54,9 @@ func Scenarios() []*Scenario {
 			Description: "A drill account's credentials are used from a network far from where its owner just signed in: impossible travel.",
 			Rules:       []string{"impossible-travel", "credential-stuffing", "suspended-signin"},
 			Playbooks:   []string{"stolen-credentials"},
-			Required:    []string{"revoke-sessions"},
-			Expected:    []string{"require-reenrolment", "block-source", "notify"},
-			Containment: "revoke-sessions done, and the thief's and the owner's tokens refused",
+			Required:    []string{"revoke-sessions", "require-reenrolment", "notify"},
+			Expected:    []string{"block-source"},
+			Containment: "the sessions revoked and the credentials cleared for re-enrolment, the alert sent to the notifiers, and the thief's and the owner's tokens refused",
 			// The far sign-in is played with X-Forwarded-For, which only a
 			// server that trusts the drill as its proxy reads.
 			IsolatedOnly: "it plays a sign-in from a far network with X-Forwarded-For, which only the throw-away vault trusts from the drill",
@@ -65,9 +67,8 @@ func Scenarios() []*Scenario {
 			Description: "A drill account pulls whole records ($everything) of every decoy patient.",
 			Rules:       []string{"bulk-access", "honeytoken"},
 			Playbooks:   []string{"bulk-export", "honeytoken-touch"},
-			Required:    []string{"suspend-account", "revoke-sessions"},
-			Expected:    []string{"collect-evidence", "notify"},
-			Containment: "the account suspended, its sessions revoked and its token refused",
+			Required:    []string{"suspend-account", "revoke-sessions", "collect-evidence", "notify"},
+			Containment: "the account suspended, its sessions revoked, the evidence collected and the alert sent to the notifiers; its token refused",
 			play:        tokenAttack("user/*.rs", bulkExport, true),
 		},
 		{
@@ -75,9 +76,9 @@ func Scenarios() []*Scenario {
 			Description: "A drill account deletes records in a burst, as ransomware would (ids that exist nowhere: no record is touched).",
 			Rules:       []string{"mass-change"},
 			Playbooks:   []string{"mass-change"},
-			Required:    []string{"suspend-account", "revoke-sessions"},
-			Expected:    []string{"block-client", "collect-evidence", "notify"},
-			Containment: "the account suspended, its sessions revoked and its token refused",
+			Required:    []string{"suspend-account", "revoke-sessions", "collect-evidence", "notify"},
+			Expected:    []string{"block-client"},
+			Containment: "the account suspended, its sessions revoked, the evidence collected and the alert sent to the notifiers; its token refused",
 			play:        tokenAttack("user/*.cruds", massDelete, true),
 		},
 		{

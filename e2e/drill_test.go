@@ -23,6 +23,7 @@ type drillReport struct {
 		Action, Outcome string
 		Required        bool
 	}
+	Evidence *struct{ Status, Detail string }
 	Pass     bool
 	Failures []string
 }
@@ -70,6 +71,12 @@ func TestDrills(t *testing.T) {
 	for i, r := range reports {
 		if r.Scenario != want[i] || !r.Pass || r.Skipped != "" || r.DetectMS < 0 || r.ContainMS < 0 {
 			t.Errorf("drill %s: %+v", want[i], r)
+		}
+		// Every incident's evidence archive verifies offline (with the
+		// throw-away vault's audit verifier key); the playbooks' drills
+		// have one.
+		if hasIncident := i >= 1 && i <= 4; hasIncident && r.Evidence == nil || r.Evidence != nil && r.Evidence.Status != "verified" {
+			t.Errorf("drill %s: evidence %+v, want verified", r.Scenario, r.Evidence)
 		}
 		for _, s := range r.Steps {
 			if s.Required && s.Outcome != "done" {

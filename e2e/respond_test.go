@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -50,11 +52,14 @@ func securityDo(t *testing.T, v *vault, token, method, path string, body []byte,
 	return res.StatusCode, b
 }
 
-// TestRespond runs the default containment through the real binary: a
-// nurse who opens a decoy patient is suspended and her tokens revoked by
-// the honeytoken-touch playbook before anyone looks, her next request is
+// TestRespond runs the issue's chain through the real binary: a nurse
+// who opens a decoy patient is suspended and her tokens revoked by the
+// honeytoken-touch playbook before anyone looks, her next request is
 // refused, the incident says what was done (each step in the audit
-// trail), and an officer can undo the suspension.
+// trail); the breach report names exactly the patients whose records
+// left; the incident's evidence archive verifies offline with the
+// verifier key alone; the notice letters render for the privacy officer
+// only; and an officer can undo the suspension.
 func TestRespond(t *testing.T) {
 	requireE2E(t)
 	v, people, _ := startDemo(t, filepath.Join(t.TempDir(), "demo"), 4)
@@ -186,6 +191,90 @@ func TestRespond(t *testing.T) {
 		t.Fatalf("the operator's breach report = %d %s", status, body)
 	}
 
+	// The evidence archive of the operator's incident verifies offline,
+	// with the vault's audit verifier key alone; a truncated copy does not.
+	archive := filepath.Join(t.TempDir(), "op.phivault-evidence")
+	v.cli(false, nil, "incidents", "evidence", op.ID, "-out", archive)
+	verifierKey := filepath.Join(v.dir, "audit-verifier.pub")
+	verify := func(file string) (string, error) { // offline: no server, no token
+		out, err := exec.Command(binary, "audit", "verify-evidence", "-key", verifierKey, file).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := verify(archive); err != nil || !strings.Contains(out, "evidence archive OK") {
+		t.Fatalf("verify-evidence: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	altered := filepath.Join(t.TempDir(), "altered.phivault-evidence")
+	if err := os.WriteFile(altered, b[:len(b)-2048], 0o600); err != nil { // its end cut off
+		t.Fatal(err)
+	}
+	if out, err := verify(altered); err == nil {
+		t.Fatalf("verify-evidence passed a truncated archive:\n%s", out)
+	}
+
+	// The investigation finds the operator went on to read a real
+	// patient: the privacy officer widens the window, the breach report
+	// names that patient too, and the notice letters render (one: a
+	// decoy gets none).
+	r := v.do(http.MethodGet, "/Patient?_count=2", nil)
+	var page struct{ Entry []struct{ Resource struct{ ID string } } }
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &page) != nil {
+		t.Fatalf("the operator's search = %d %s", r.status, r.body)
+	}
+	var real string
+	for _, e := range page.Entry {
+		if e.Resource.ID != decoy {
+			real = e.Resource.ID
+			break
+		}
+	}
+	if real == "" {
+		t.Fatal("no patient but the decoy")
+	}
+	if r := v.do(http.MethodGet, "/Patient/"+real, nil); r.status != http.StatusOK {
+		t.Fatalf("the operator's read of patient %s = %d", real, r.status)
+	}
+	privacy := signIn(t, v, app, redirect, "user/*.rs", people["privacy.demo"]).AccessToken
+	status, body = securityDo(t, v, privacy, http.MethodGet, "incidents/"+op.ID, nil)
+	var cur incidentJSON
+	if status != http.StatusOK || json.Unmarshal(body, &cur) != nil {
+		t.Fatalf("GET incident = %d %s", status, body)
+	}
+	widen, _ := json.Marshal(map[string]any{"scope": map[string]any{"to": time.Now().UTC()}, "note": "the operator went on reading"})
+	if status, body = securityDo(t, v, privacy, http.MethodPatch, "incidents/"+op.ID, widen, "If-Match", `W/"`+jsonInt(cur.Version)+`"`); status != http.StatusOK {
+		t.Fatalf("widen the window = %d %s", status, body)
+	}
+	status, body = securityDo(t, v, privacy, http.MethodGet, "incidents/"+op.ID+"/breach", nil)
+	rep.Impact.Patients = nil
+	if status != http.StatusOK || json.Unmarshal(body, &rep) != nil || !slices.Contains(rep.Impact.Patients, real) || !slices.Contains(rep.Impact.Patients, decoy) {
+		t.Fatalf("the widened breach report = %d %s", status, body)
+	}
+	notice, _ := json.Marshal(map[string]any{
+		"format":        "pdf",
+		"organisation":  map[string]any{"name": "Demo Clinic", "phone": "1-800-555-0100", "email": "privacy@clinic.test"},
+		"what_happened": "An administrator account read records it had no reason to read.",
+		"steps":         "Review the statements you receive from your health insurer.",
+		"mitigation":    "We contained the account the same minute and are reviewing every access.",
+	})
+	req, _ := http.NewRequest(http.MethodPost, strings.TrimSuffix(v.url, "/fhir")+"/security/incidents/"+op.ID+"/notices", bytes.NewReader(notice))
+	req.Header.Set("Authorization", "Bearer "+privacy)
+	res, err := v.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !bytes.HasPrefix(pdf, []byte("%PDF-")) || res.Header.Get("Phivault-Notice-Letters") != "1" ||
+		res.Header.Get("Phivault-Notice-Decoys") != "1" {
+		t.Fatalf("notices = %d %v %.200q", res.StatusCode, res.Header, pdf)
+	}
+	if status, _ = securityDo(t, v, v.token, http.MethodPost, "incidents/"+op.ID+"/notices", notice); status != http.StatusForbidden {
+		t.Fatalf("notices as the operator = %d, want 403", status)
+	}
+
 	// An officer undoes the suspension: the account is active again (her
 	// old token stays revoked: she signs in anew).
 	etag := `W/"` + jsonInt(full.Version) + `"`
@@ -196,7 +285,7 @@ func TestRespond(t *testing.T) {
 	if r := v.do(http.MethodGet, "/Patient?_count=1", nil, asNurse...); r.status != http.StatusUnauthorized {
 		t.Fatalf("the revoked token after the undo = %d", r.status)
 	}
-	r := v.do(http.MethodGet, "/admin/users?username=nurse.demo", nil)
+	r = v.do(http.MethodGet, "/admin/users?username=nurse.demo", nil)
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"status":"active"`) {
 		t.Fatalf("the nurse's account after the undo: %d %s", r.status, r.body)
 	}

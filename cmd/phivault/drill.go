@@ -22,8 +22,10 @@ import (
 	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/drill"
+	"github.com/phivault/phivault/incident/evidence"
 	"github.com/phivault/phivault/internal/coredump"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
 )
 
 const drillUsage = `Usage: phivault drill COMMAND [flags]
@@ -85,6 +87,7 @@ func (c *drillCommand) run(ctx context.Context, args []string) error {
 	accounts := fs.String("accounts", "", "with -live: JSON file of the drill accounts")
 	app := fs.String("app", demoAppID, "with -live: the public OAuth client drill accounts sign in through")
 	redirect := fs.String("redirect", demoAppRedirect, "with -live: that client's redirect URI")
+	key := fs.String("key", "", "with -live: the server's audit verifier key (its data folder's audit-verifier.pub), to verify the evidence archives")
 	asJSON := fs.Bool("json", false, "print the reports as JSON lines")
 	timeout := fs.Duration("timeout", drill.DefaultTimeout, "how long to wait for detection, and for containment")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +107,13 @@ func (c *drillCommand) run(ctx context.Context, args []string) error {
 	opts := drill.Options{Timeout: *timeout}
 	var reports []*drill.Report
 	if *live != "" {
+		if *key != "" {
+			v, err := readVerifier(*key)
+			if err != nil {
+				return err
+			}
+			opts.Evidence = drill.HTTPEvidence(verifyEvidence(v))
+		}
 		target, err := liveTarget(ctx, *live, *cacert, *accounts, *app, *redirect)
 		if err != nil {
 			return err
@@ -307,6 +317,13 @@ func runIsolated(ctx context.Context, scenarios []*drill.Scenario, opts drill.Op
 		return nil, fmt.Errorf("throw-away vault: %w", err)
 	}
 	defer stop()
+	if opts.Evidence == nil {
+		v, err := readVerifier(dataDir(filepath.Join(dir, "data")).auditVerifierKey())
+		if err != nil {
+			return nil, err
+		}
+		opts.Evidence = drill.HTTPEvidence(verifyEvidence(v))
+	}
 	accounts := t.Accounts
 	var reports []*drill.Report
 	for i, s := range scenarios {
@@ -326,6 +343,9 @@ func openDrillVault(ctx context.Context, dir string, n int) (*drill.Target, func
 	// Loopback is a trusted proxy: the stolen-credentials drill signs in
 	// "from" a far network with X-Forwarded-For.
 	cfg := Config{Data: dataDir(filepath.Join(dir, "data")), Addr: "127.0.0.1:0", TrustedProxies: "127.0.0.1/32"}
+	// Alerts page to a file, so that the playbooks' notify steps have a
+	// notifier to deliver to.
+	cfg.Detect.OCSFFile = filepath.Join(dir, "alerts.ocsf.jsonl")
 	if err := prepareDemoData(ctx, &cfg, io.Discard); err != nil {
 		return nil, nil, err
 	}
@@ -480,5 +500,14 @@ func (d *drillSchedule) run(ctx context.Context) {
 				d.logger.Error("drill history not kept", "error", err.Error())
 			}
 		}
+	}
+}
+
+// verifyEvidence returns the check of an evidence archive against the
+// audit verifier key v, as phivault audit verify-evidence does.
+func verifyEvidence(v note.Verifier) func(context.Context, []byte) error {
+	return func(_ context.Context, archive []byte) error {
+		_, err := evidence.Verify(bytes.NewReader(archive), v)
+		return err
 	}
 }
