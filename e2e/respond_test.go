@@ -220,7 +220,9 @@ func TestRespond(t *testing.T) {
 	// names that patient too, and the notice letters render (one: a
 	// decoy gets none).
 	r := v.do(http.MethodGet, "/Patient?_count=2", nil)
-	var page struct{ Entry []struct{ Resource struct{ ID string } } }
+	var page struct {
+		Entry []struct{ Resource struct{ ID string } }
+	}
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &page) != nil {
 		t.Fatalf("the operator's search = %d %s", r.status, r.body)
 	}
