@@ -121,6 +121,7 @@ func TestControls_compromiseKEK(t *testing.T) {
 	if err := c.Do(ctx, act); err != nil {
 		t.Fatal(err)
 	}
+	m.wg.Wait() // the rewrap it started, before the folder goes
 	if keys.Current() == before {
 		t.Fatal("the compromised version is still current")
 	}
