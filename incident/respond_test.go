@@ -299,3 +299,25 @@ func TestResponder_targets(t *testing.T) {
 		}
 	}
 }
+
+// TestResponder_bulkExport is the other default: a bulk export by
+// a staff account suspends it and revokes its tokens at once; the same
+// alert on a system client (a backend export) is left to people.
+func TestResponder_bulkExport(t *testing.T) {
+	f, r, c := newResponder(t)
+	a := &detect.Alert{ID: "00000000000000b1", Rule: detect.RuleBulkAccess, Severity: detect.SeverityHigh, Score: 80,
+		User: "u-clerk", Patients: []string{"p-1", "p-2"}, First: f.now, Last: f.now, Detected: f.now, State: detect.StateOpen}
+	ins := r.Answer(context.Background(), a)
+	if len(ins) != 1 || ins[0].Actions[0].Playbook != "bulk-export" {
+		t.Fatalf("incidents %+v", ins)
+	}
+	if got := c.all(); len(got) < 2 || got[0] != "suspend-account u-clerk" || got[1] != "revoke-sessions u-clerk" {
+		t.Fatalf("controls did %v, want the account suspended and its sessions revoked first", got)
+	}
+	f2, r2, c2 := newResponder(t)
+	r2.User = func(context.Context, string) playbook.User { return playbook.User{Roles: []string{"system"}} }
+	a.ID, a.User, a.First, a.Last, a.Detected = "00000000000000b2", "svc-etl", f2.now, f2.now, f2.now
+	if ins := r2.Answer(context.Background(), a); len(ins) != 0 || len(c2.all()) != 0 {
+		t.Fatalf("a system client's bulk export: incidents %d, controls did %v", len(ins), c2.all())
+	}
+}
