@@ -208,7 +208,7 @@ func (s *Service) Finish(ctx context.Context, incidentID, actionID string, err e
 // its incident, as the person in ctx; an approved action is returned to
 // be carried out. The alert's own user may not decide.
 func (s *Service) Decide(ctx context.Context, incidentID, actionID string, version int64, approve bool, reason string) (*Incident, *Action, error) {
-	if err := checkText("reason", reason, maxReasonLen); err != nil {
+	if err := CheckText("reason", reason, maxReasonLen); err != nil {
 		return nil, nil, err
 	}
 	by := actorOf(ctx)

@@ -119,7 +119,7 @@ func parseFilter(r *http.Request) (Filter, error) {
 	if f.Phase != "" && phaseRank(f.Phase) < 0 {
 		return f, phivault.Errorf(phivault.EINVALID, "phase must be one of %s.", strings.Join(Phases, ", "))
 	}
-	if err := checkIDs("filter", []string{f.Owner, f.Alert, f.User, f.Patient}, 4); err != nil {
+	if err := CheckIDs("filter", []string{f.Owner, f.Alert, f.User, f.Patient}, 4); err != nil {
 		return f, err
 	}
 	if v := q.Get("limit"); v != "" {
@@ -179,7 +179,7 @@ func (h *handler) fromAlerts(ctx context.Context, d *Draft, ids []string) error 
 	if h.opts.Alerts == nil {
 		return phivault.Errorf(phivault.EUNAVAILABLE, "The detectors are off: incidents cannot be opened from alerts here.")
 	}
-	if err := checkIDs("alerts", ids, MaxAlerts); err != nil {
+	if err := CheckIDs("alerts", ids, MaxAlerts); err != nil {
 		return err
 	}
 	d.Source = SourceAlert

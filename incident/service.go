@@ -208,19 +208,19 @@ func (d *Draft) check() error {
 	if strings.TrimSpace(d.Title) == "" {
 		return phivault.Errorf(phivault.EINVALID, "An incident needs a title.")
 	}
-	if err := checkText("title", d.Title, MaxTitle); err != nil {
+	if err := CheckText("title", d.Title, MaxTitle); err != nil {
 		return err
 	}
-	if err := checkText("note", d.Note, MaxNote); err != nil {
+	if err := CheckText("note", d.Note, MaxNote); err != nil {
 		return err
 	}
 	if d.Source == SourceAlert && len(d.Alerts) == 0 {
 		return phivault.Errorf(phivault.EINVALID, "An incident opened from alerts names at least one alert.")
 	}
-	if err := checkIDs("owner", []string{d.Owner}, 1); err != nil {
+	if err := CheckIDs("owner", []string{d.Owner}, 1); err != nil {
 		return err
 	}
-	if err := checkIDs("alerts", d.Alerts, MaxAlerts); err != nil {
+	if err := CheckIDs("alerts", d.Alerts, MaxAlerts); err != nil {
 		return err
 	}
 	return d.Scope.check()
@@ -416,22 +416,22 @@ func (c *Change) check() error {
 	if c.Severity != 0 && (c.Severity < detect.SeverityLow || c.Severity > detect.SeverityCritical) {
 		return phivault.Errorf(phivault.EINVALID, "The severity must be low, medium, high or critical.")
 	}
-	if err := checkText("title", c.Title, MaxTitle); err != nil {
+	if err := CheckText("title", c.Title, MaxTitle); err != nil {
 		return err
 	}
-	if err := checkText("note", c.Note, MaxNote); err != nil {
+	if err := CheckText("note", c.Note, MaxNote); err != nil {
 		return err
 	}
-	if err := checkText("reason", c.Reason, maxReasonLen); err != nil {
+	if err := CheckText("reason", c.Reason, maxReasonLen); err != nil {
 		return err
 	}
 	if strings.ContainsAny(c.Reason, "\r\n") {
 		return phivault.Errorf(phivault.EINVALID, "The reason is one line.")
 	}
-	if err := checkIDs("owner", []string{c.Owner}, 1); err != nil {
+	if err := CheckIDs("owner", []string{c.Owner}, 1); err != nil {
 		return err
 	}
-	if err := checkIDs("alerts", c.Alerts, MaxAlerts); err != nil {
+	if err := CheckIDs("alerts", c.Alerts, MaxAlerts); err != nil {
 		return err
 	}
 	return c.Scope.check()
@@ -576,7 +576,7 @@ func (s *Scope) check() error {
 		name string
 		ids  []string
 	}{{"users", s.Users}, {"clients", s.Clients}, {"patients", s.Patients}} {
-		if err := checkIDs("scope."+f.name, f.ids, MaxScopeIDs); err != nil {
+		if err := CheckIDs("scope."+f.name, f.ids, MaxScopeIDs); err != nil {
 			return err
 		}
 	}
@@ -594,10 +594,10 @@ func (s *Scope) check() error {
 	return nil
 }
 
-// checkIDs checks ids are short printable tokens without spaces ("" is
+// CheckIDs checks ids are short printable tokens without spaces ("" is
 // allowed and ignored), at most max of them; errors name field, never a
 // value.
-func checkIDs(field string, ids []string, max int) error {
+func CheckIDs(field string, ids []string, max int) error {
 	if len(ids) > max {
 		return phivault.Errorf(phivault.EINVALID, "%s: at most %d.", field, max)
 	}
@@ -606,7 +606,7 @@ func checkIDs(field string, ids []string, max int) error {
 			return phivault.Errorf(phivault.EINVALID, "%s: an id is longer than %d bytes.", field, maxIDLen)
 		}
 		for _, r := range id {
-			if r <= ' ' || r == 0x7f || r == ';' || !utf8.ValidRune(r) {
+			if r <= ' ' || r == 0x7f || r == ';' || r == utf8.RuneError { // RuneError: not UTF-8
 				return phivault.Errorf(phivault.EINVALID, "%s: an id holds a space, a control character or ';'.", field)
 			}
 		}
@@ -614,8 +614,9 @@ func checkIDs(field string, ids []string, max int) error {
 	return nil
 }
 
-// checkText checks free text is valid UTF-8 of at most max characters.
-func checkText(field, s string, max int) error {
+// CheckText checks free text is valid UTF-8 of at most max characters;
+// the error names field. The staff reports check theirs with it too.
+func CheckText(field, s string, max int) error {
 	if !utf8.ValidString(s) {
 		return phivault.Errorf(phivault.EINVALID, "The %s is not valid UTF-8.", field)
 	}

@@ -90,7 +90,6 @@ const (
 	MaxDescription = 4000 // characters
 	MaxNote        = 4000 // characters
 	maxReason      = 200  // characters
-	maxIDLen       = 256
 )
 
 // Draft is what submitting a report takes.
@@ -193,10 +192,10 @@ func (d *Draft) check() error {
 	if strings.TrimSpace(d.Description) == "" {
 		return phivault.Errorf(phivault.EINVALID, "A report needs a description of what happened.")
 	}
-	if err := checkText("description", d.Description, MaxDescription); err != nil {
+	if err := incident.CheckText("description", d.Description, MaxDescription); err != nil {
 		return err
 	}
-	return checkIDs("patient and user", []string{d.Patient, d.User})
+	return incident.CheckIDs("patient and user", []string{d.Patient, d.User}, 2)
 }
 
 // Get returns the report id.
@@ -247,7 +246,7 @@ func (s *Service) Change(ctx context.Context, id string, c Change) (*Report, err
 	if c.State != "" && (c.State == StateIncident || !slices.Contains(States, c.State)) {
 		return nil, phivault.Errorf(phivault.EINVALID, "The state must be %s, %s or %s; a report goes into an incident through triage.", StateReceived, StateTriaging, StateClosed)
 	}
-	if err := checkText("note", c.Note, MaxNote); err != nil {
+	if err := incident.CheckText("note", c.Note, MaxNote); err != nil {
 		return nil, err
 	}
 	return s.apply(ctx, id, c.Version, func(r *Report, now time.Time) ([]Event, error) {
@@ -291,7 +290,7 @@ func (s *Service) Triage(ctx context.Context, id string, t Triage) (*Report, *in
 	if t.Version < 1 {
 		return nil, nil, phivault.Errorf(phivault.EINVALID, "Triage names the report's version it was made on (If-Match).")
 	}
-	if err := checkIDs("incident", []string{t.Incident}); err != nil {
+	if err := incident.CheckIDs("incident", []string{t.Incident}, 1); err != nil {
 		return nil, nil, err
 	}
 	r, err := s.opts.Store.Get(ctx, id)
@@ -365,7 +364,7 @@ func (s *Service) RequestIdentity(ctx context.Context, id, reason string) (*Repo
 	if strings.TrimSpace(reason) == "" {
 		return nil, phivault.Errorf(phivault.EINVALID, "Asking for a reporter's identity needs a reason.")
 	}
-	if err := checkText("reason", reason, maxReason); err != nil {
+	if err := incident.CheckText("reason", reason, maxReason); err != nil {
 		return nil, err
 	}
 	return s.apply(ctx, id, 0, func(r *Report, now time.Time) ([]Event, error) {
@@ -583,31 +582,4 @@ func (s *Service) newReceipt() (string, error) {
 		return "", fmt.Errorf("report: new receipt: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// checkIDs checks ids are short printable tokens without spaces ("" is
-// allowed); errors name field, never a value.
-func checkIDs(field string, ids []string) error {
-	for _, id := range ids {
-		if len(id) > maxIDLen {
-			return phivault.Errorf(phivault.EINVALID, "%s: an id is longer than %d bytes.", field, maxIDLen)
-		}
-		for _, r := range id {
-			if r <= ' ' || r == 0x7f || r == ';' || r == utf8.RuneError {
-				return phivault.Errorf(phivault.EINVALID, "%s: an id holds a space, a control character or ';'.", field)
-			}
-		}
-	}
-	return nil
-}
-
-// checkText checks free text is valid UTF-8 of at most max characters.
-func checkText(field, s string, max int) error {
-	if !utf8.ValidString(s) {
-		return phivault.Errorf(phivault.EINVALID, "The %s is not valid UTF-8.", field)
-	}
-	if utf8.RuneCountInString(s) > max {
-		return phivault.Errorf(phivault.EINVALID, "The %s is longer than %d characters.", field, max)
-	}
-	return nil
 }
