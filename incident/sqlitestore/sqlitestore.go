@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/incident"
@@ -112,22 +113,11 @@ func appendEvents(ctx context.Context, tx *sql.Tx, id string, last int64, evs []
 
 // Get implements incident.Store.
 func (s *Store) Get(ctx context.Context, id string) (*incident.Incident, error) {
-	var data []byte
-	switch err := s.db.R.QueryRowContext(ctx, `SELECT data FROM incidents WHERE id = ?`, id).Scan(&data); {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, errNotFound
-	case err != nil:
+	v, err := sqlitefile.GetJSON[incident.Incident](ctx, s.db, errNotFound, `SELECT data FROM incidents WHERE id = ?`, id)
+	if err != nil && err != errNotFound {
 		return nil, fmt.Errorf("incident sqlitestore: get: %w", err)
 	}
-	return decode(data)
-}
-
-func decode(data []byte) (*incident.Incident, error) {
-	var in incident.Incident
-	if err := json.Unmarshal(data, &in); err != nil {
-		return nil, fmt.Errorf("incident sqlitestore: decode: %w", err)
-	}
-	return &in, nil
+	return v, err
 }
 
 // List implements incident.Store. It reads incidents newest first and
@@ -137,26 +127,8 @@ func (s *Store) List(ctx context.Context, f incident.Filter) ([]*incident.Incide
 	if limit <= 0 {
 		limit = incident.DefaultLimit
 	}
-	rows, err := s.db.R.QueryContext(ctx, `SELECT data FROM incidents ORDER BY opened DESC, id`)
+	out, err := sqlitefile.ListJSON(ctx, s.db, limit, f.Match, `SELECT data FROM incidents ORDER BY opened DESC, id`)
 	if err != nil {
-		return nil, fmt.Errorf("incident sqlitestore: list: %w", err)
-	}
-	defer rows.Close()
-	var out []*incident.Incident
-	for rows.Next() && len(out) < limit {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
-			return nil, fmt.Errorf("incident sqlitestore: list: %w", err)
-		}
-		in, err := decode(data)
-		if err != nil {
-			return nil, err
-		}
-		if f.Match(in) {
-			out = append(out, in)
-		}
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("incident sqlitestore: list: %w", err)
 	}
 	return out, nil
@@ -167,24 +139,9 @@ func (s *Store) Timeline(ctx context.Context, id string) ([]*incident.Event, err
 	if _, err := s.Get(ctx, id); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.R.QueryContext(ctx, `SELECT data FROM incident_events WHERE incident = ? ORDER BY seq`, id)
+	all := func(*incident.Event) bool { return true }
+	out, err := sqlitefile.ListJSON(ctx, s.db, math.MaxInt, all, `SELECT data FROM incident_events WHERE incident = ? ORDER BY seq`, id)
 	if err != nil {
-		return nil, fmt.Errorf("incident sqlitestore: timeline: %w", err)
-	}
-	defer rows.Close()
-	var out []*incident.Event
-	for rows.Next() {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
-			return nil, fmt.Errorf("incident sqlitestore: timeline: %w", err)
-		}
-		var ev incident.Event
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return nil, fmt.Errorf("incident sqlitestore: decode event: %w", err)
-		}
-		out = append(out, &ev)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("incident sqlitestore: timeline: %w", err)
 	}
 	return out, nil

@@ -9,6 +9,7 @@ package sqlitefile
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -145,4 +146,50 @@ func (db *DB) Close() error {
 		errs = append(errs, db.W.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// GetJSON decodes the one JSON column that query selects from one row
+// into a new T; no row is notFound.
+func GetJSON[T any](ctx context.Context, db *DB, notFound error, query string, args ...any) (*T, error) {
+	var data []byte
+	switch err := db.R.QueryRowContext(ctx, query, args...).Scan(&data); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, notFound
+	case err != nil:
+		return nil, err
+	}
+	return decodeJSON[T](data)
+}
+
+// ListJSON decodes the one JSON column that query selects, row by row in
+// its order, and returns the first limit that keep accepts.
+func ListJSON[T any](ctx context.Context, db *DB, limit int, keep func(*T) bool, query string, args ...any) ([]*T, error) {
+	rows, err := db.R.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*T
+	for rows.Next() && len(out) < limit {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		v, err := decodeJSON[T](data)
+		if err != nil {
+			return nil, err
+		}
+		if keep(v) {
+			out = append(out, v)
+		}
+	}
+	return out, rows.Err()
+}
+
+func decodeJSON[T any](data []byte) (*T, error) {
+	v := new(T)
+	if err := json.Unmarshal(data, v); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return v, nil
 }

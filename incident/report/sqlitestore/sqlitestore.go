@@ -91,22 +91,11 @@ func (s *Store) Update(ctx context.Context, r *report.Report) error {
 
 // Get implements report.Store.
 func (s *Store) Get(ctx context.Context, id string) (*report.Report, error) {
-	var data []byte
-	switch err := s.db.R.QueryRowContext(ctx, `SELECT data FROM reports WHERE id = ?`, id).Scan(&data); {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, errNotFound
-	case err != nil:
+	v, err := sqlitefile.GetJSON[report.Report](ctx, s.db, errNotFound, `SELECT data FROM reports WHERE id = ?`, id)
+	if err != nil && err != errNotFound {
 		return nil, fmt.Errorf("report sqlitestore: get: %w", err)
 	}
-	return decode(data)
-}
-
-func decode(data []byte) (*report.Report, error) {
-	var r report.Report
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("report sqlitestore: decode: %w", err)
-	}
-	return &r, nil
+	return v, err
 }
 
 // List implements report.Store. It reads reports newest first and
@@ -116,26 +105,8 @@ func (s *Store) List(ctx context.Context, f report.Filter) ([]*report.Report, er
 	if limit <= 0 {
 		limit = report.DefaultLimit
 	}
-	rows, err := s.db.R.QueryContext(ctx, `SELECT data FROM reports ORDER BY submitted DESC, id`)
+	out, err := sqlitefile.ListJSON(ctx, s.db, limit, f.Match, `SELECT data FROM reports ORDER BY submitted DESC, id`)
 	if err != nil {
-		return nil, fmt.Errorf("report sqlitestore: list: %w", err)
-	}
-	defer rows.Close()
-	var out []*report.Report
-	for rows.Next() && len(out) < limit {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
-			return nil, fmt.Errorf("report sqlitestore: list: %w", err)
-		}
-		r, err := decode(data)
-		if err != nil {
-			return nil, err
-		}
-		if f.Match(r) {
-			out = append(out, r)
-		}
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("report sqlitestore: list: %w", err)
 	}
 	return out, nil
