@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -83,10 +84,9 @@ func Scenarios() []*Scenario {
 		},
 		{
 			Name:        "lost-device",
-			Description: "A drill account's device, holding a live refresh token, is reported lost; the officer opens an incident and suspends the account; the device then tries its refresh token.",
-			Required:    []string{"refresh-refused"},
-			Expected:    []string{"revoke-sessions"},
-			Containment: "the lost device's refresh token and access token refused",
+			Description: "A drill account's device, holding a live refresh token, is reported lost; the officer opens an incident and revokes the account's sessions through it; the device then tries its refresh token.",
+			Required:    []string{"revoke-sessions", "refresh-refused"},
+			Containment: "revoke-sessions done as an incident action, and the lost device's refresh token and access token refused",
 			play:        lostDevice,
 		},
 		{
@@ -224,9 +224,9 @@ func stealCredentials(ctx context.Context, r *run, a Account, _ string) ([]strin
 }
 
 // lostDevice: the device holds a refresh token; its loss is reported (an
-// incident opened by hand: the detection) and the officer suspends the
-// account, which revokes every session; then the device's refresh token
-// must be refused.
+// incident opened by hand: the detection) and the officer adds
+// revoke-sessions to the incident; then the device's refresh token must
+// be refused.
 func lostDevice(ctx context.Context, r *run) error {
 	a := r.t.Accounts[0]
 	id, err := r.t.accountID(ctx, a.Username)
@@ -252,13 +252,19 @@ func lostDevice(ctx context.Context, r *run) error {
 	r.rep.DetectMS = r.ms(r.o.Now())
 	r.rep.Incidents = append(r.rep.Incidents, in.ID)
 	r.note("detection is the loss being reported: an incident opened by hand")
-	suspend := Step{Action: "suspend-account", Outcome: StepDone, Reason: "by the officer through the admin API"}
-	if err := r.t.setStatus(ctx, id, "suspended"); err != nil {
-		suspend.Outcome, suspend.Reason = StepFailed, err.Error()
+	// The officer contains by hand, through the incident: revoke-sessions
+	// as an incident action, carried out before the answer.
+	revoke := Step{Action: "revoke-sessions", Required: true, Outcome: StepFailed}
+	var after incident
+	if _, err := r.t.officer(ctx, http.MethodPost, "/security/incidents/"+url.PathEscape(in.ID)+"/actions",
+		map[string]any{"kind": "revoke-sessions", "target": map[string]any{"user": id}}, &after,
+		"If-Match", `W/"`+strconv.FormatInt(in.Version, 10)+`"`); err != nil {
+		revoke.Reason = err.Error()
+	} else if n := len(after.Actions); n > 0 {
+		revoke.Outcome, revoke.Reason = after.Actions[n-1].State, after.Actions[n-1].Reason
 	}
-	suspend.MS = r.ms(r.o.Now())
-	r.rep.Steps = append(r.rep.Steps, suspend, Step{Action: "revoke-sessions", Outcome: StepNotCarried,
-		Reason: "the incidents API has no route for an officer to add an action; the suspension revoked the sessions"})
+	revoke.MS = r.ms(r.o.Now())
+	r.rep.Steps = append(r.rep.Steps, revoke)
 	refusedStep := Step{Action: "refresh-refused", Required: true, Outcome: StepFailed, Reason: "the refresh token still works"}
 	if err := r.waitContained(ctx, func() (bool, error) {
 		if r.t.refresh(ctx, s) == nil {

@@ -29,8 +29,11 @@ type Action struct {
 	State     string        `json:"state"`
 	Requested time.Time     `json:"requested"`
 	Finished  time.Time     `json:"finished,omitzero"`
-	By        string        `json:"by,omitempty"`     // who approved, rejected or undid it
-	Reason    string        `json:"reason,omitempty"` // why it failed or was rejected: a safe message
+	By        string        `json:"by,omitempty"` // who approved, rejected or undid it
+	// ProposedBy is the person who added it by hand (Propose); a
+	// playbook's action has none.
+	ProposedBy string `json:"proposedBy,omitempty"`
+	Reason     string `json:"reason,omitempty"` // why it failed or was rejected: a safe message
 }
 
 // What an action acts on: ids only.
@@ -56,10 +59,14 @@ const EventAction = "action"
 
 func (a *Action) clone() Action {
 	c := *a
-	c.Target.Patients = slices.Clone(a.Target.Patients)
-	c.Target.Sources = slices.Clone(a.Target.Sources)
+	c.Target = a.Target.clone()
 	c.Channels = slices.Clone(a.Channels)
 	return c
+}
+
+func (t Target) clone() Target {
+	t.Patients, t.Sources = slices.Clone(t.Patients), slices.Clone(t.Sources)
+	return t
 }
 
 func (a *Action) detail() string {
@@ -181,6 +188,84 @@ func (s *Service) Respond(ctx context.Context, a *detect.Alert, p *playbook.Play
 	return in, run, nil
 }
 
+// Proposal is an action a person adds to an incident by hand.
+type Proposal struct {
+	Kind     string // a playbook action
+	Target   Target
+	For      time.Duration // block-source, raise-detail
+	Channels []string      // notify
+	// TwoPerson asks for a second person's approval of an action that
+	// does not need one by default; an action that does always waits.
+	TwoPerson bool
+}
+
+// maxProposalFor bounds Proposal.For.
+const maxProposalFor = 365 * 24 * time.Hour
+
+func (p *Proposal) check() error {
+	switch {
+	case playbook.DefaultApproval(p.Kind) == "":
+		return phivault.Errorf(phivault.EINVALID, "Unknown action; the actions are %s.", strings.Join(playbook.Actions(), ", "))
+	case p.For < 0 || p.For > maxProposalFor:
+		return phivault.Errorf(phivault.EINVALID, "The duration is out of range (0 to a year).")
+	case p.For != 0 && !playbook.Takes(p.Kind, "for"):
+		return phivault.Errorf(phivault.EINVALID, "%s takes no duration.", p.Kind)
+	case len(p.Channels) > 0 && !playbook.Takes(p.Kind, "channels"):
+		return phivault.Errorf(phivault.EINVALID, "%s takes no channels.", p.Kind)
+	}
+	for _, c := range p.Channels {
+		if !slices.Contains(playbook.Channels, c) {
+			return phivault.Errorf(phivault.EINVALID, "Unknown channel; the channels are %s.", strings.Join(playbook.Channels, ", "))
+		}
+	}
+	t := p.Target
+	return CheckIDs("target", slices.Concat([]string{t.User, t.Client}, t.Patients, t.Sources), MaxScopeIDs)
+}
+
+// Propose adds an action to the incident id, on version, as the person
+// in ctx: running (returned, for the responder to carry out at once) if
+// it needs no second person, else awaiting the approval of a privacy
+// officer or security admin who is neither its proposer nor the person
+// it is about. It is recorded like every change.
+func (s *Service) Propose(ctx context.Context, id string, version int64, p Proposal) (*Incident, *Action, error) {
+	if err := p.check(); err != nil {
+		return nil, nil, err
+	}
+	by := actorOf(ctx)
+	if by == "" {
+		return nil, nil, phivault.Errorf(phivault.EFORBIDDEN, "An action is proposed by a person.")
+	}
+	var out *Action
+	in, err := s.apply(ctx, id, version, func(in *Incident, now time.Time) ([]*Event, error) {
+		if in.Phase == PhaseClosed {
+			return nil, phivault.Errorf(phivault.EINVALID, "The incident is closed; reopen it first.")
+		}
+		if len(in.Actions) >= MaxActions {
+			return nil, phivault.Errorf(phivault.EINVALID, "An incident holds at most %d actions.", MaxActions)
+		}
+		aid, err := s.newActionID()
+		if err != nil {
+			return nil, err
+		}
+		act := Action{
+			ID: aid, Kind: p.Kind, Approval: playbook.DefaultApproval(p.Kind), Target: p.Target.clone(),
+			For: p.For, Channels: slices.Clone(p.Channels), State: ActionRunning, Requested: now, ProposedBy: by,
+		}
+		if p.TwoPerson {
+			act.Approval = playbook.ApprovalTwoPerson
+		}
+		if act.Approval == playbook.ApprovalTwoPerson {
+			act.State = ActionAwaiting
+		} else {
+			c := act.clone()
+			out = &c
+		}
+		in.Actions = append(in.Actions, act)
+		return []*Event{{Kind: EventAction, Detail: act.detail() + " (proposed by hand)"}}, nil
+	})
+	return in, out, err
+}
+
 func nonEmpty(id string) []string {
 	if id == "" {
 		return nil
@@ -222,6 +307,8 @@ func (s *Service) Decide(ctx context.Context, incidentID, actionID string, versi
 			return nil, phivault.Errorf(phivault.EINVALID, "The action is %s, not awaiting approval.", act.State)
 		case by == "" || by == act.Target.User:
 			return nil, phivault.Errorf(phivault.EFORBIDDEN, "The person an action is about may not decide on it.")
+		case by == act.ProposedBy:
+			return nil, phivault.Errorf(phivault.EFORBIDDEN, "The person who proposed an action may not approve it: a second person decides.")
 		}
 		act.By = by
 		ev := &Event{Kind: EventAction}

@@ -52,6 +52,7 @@ const maxBody = 64 << 10
 //	POST  /security/incidents        open one
 //	GET   /security/incidents/{id}   one, with its clocks and timeline
 //	PATCH /security/incidents/{id}   change one (If-Match: its version)
+//	POST  /security/incidents/{id}/actions  add an action by hand (If-Match; {"kind", "target", "for", "channels", "twoPerson"})
 //	POST  /security/incidents/{id}/actions/{action}/approve   (If-Match)
 //	POST  /security/incidents/{id}/actions/{action}/reject    (If-Match; {"reason"})
 //	POST  /security/incidents/{id}/actions/{action}/undo      (If-Match)
@@ -66,6 +67,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	mux.HandleFunc("POST /security/incidents", g(TargetType, h.open))
 	mux.HandleFunc("GET /security/incidents/{id}", g(TargetType, h.get))
 	mux.HandleFunc("PATCH /security/incidents/{id}", g(TargetType, h.change))
+	mux.HandleFunc("POST /security/incidents/{id}/actions", g(TargetType, h.propose))
 	mux.HandleFunc("POST /security/incidents/{id}/actions/{action}/{op}", g(TargetType, h.actionOp))
 	mux.HandleFunc("GET /security/incidents/{id}/breach", g(TargetType, h.breachReport))
 	mux.HandleFunc("POST /security/incidents/{id}/notices", g(TargetType, h.notices))
@@ -263,6 +265,53 @@ func (h *handler) change(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	in, err := h.opts.Service.Change(r.Context(), id, c)
+	if err != nil {
+		h.refuseChange(w, r, id, err)
+		return
+	}
+	h.answer(w, http.StatusOK, in, nil)
+}
+
+// propose adds an action by hand; one that needs no second person is
+// carried out before the answer, which shows its outcome.
+func (h *handler) propose(w http.ResponseWriter, r *http.Request) {
+	a := h.opts.API
+	id := r.PathValue("id")
+	refuse := func(err error) { a.Refuse(w, r, a.Entry(r, phivault.ActionIncident, TargetType, safeID(id)), err) }
+	if h.opts.Responder == nil {
+		refuse(phivault.Errorf(phivault.EUNAVAILABLE, "This server carries out no incident actions."))
+		return
+	}
+	version, ok := parseIfMatch(r.Header.Get("If-Match"))
+	if !ok {
+		refuse(phivault.Errorf(phivault.EINVALID, `An action needs If-Match with the incident's version, as its ETag gave it (W/"3").`))
+		return
+	}
+	var req struct {
+		Kind      string   `json:"kind"`
+		Target    Target   `json:"target"`
+		For       string   `json:"for"`
+		Channels  []string `json:"channels"`
+		TwoPerson bool     `json:"twoPerson"`
+	}
+	if err := decode(r, &req); err != nil {
+		refuse(err)
+		return
+	}
+	p := Proposal{Kind: req.Kind, Target: req.Target, Channels: req.Channels, TwoPerson: req.TwoPerson}
+	if req.For != "" {
+		var err error
+		if p.For, err = time.ParseDuration(req.For); err != nil {
+			refuse(phivault.Errorf(phivault.EINVALID, `The duration is not one, e.g. "72h".`))
+			return
+		}
+	}
+	in, act, err := h.opts.Service.Propose(r.Context(), id, version, p)
+	if err == nil && act != nil {
+		if done := h.opts.Responder.Carry(r.Context(), id, *act); done != nil {
+			in = done
+		}
+	}
 	if err != nil {
 		h.refuseChange(w, r, id, err)
 		return

@@ -340,3 +340,68 @@ func TestAPI_breach(t *testing.T) {
 		t.Fatalf("quiet report %s", w.Body)
 	}
 }
+
+// TestAPI_propose adds actions by hand: one that needs no second person
+// is carried out before the answer; a two-person one waits, and neither
+// its proposer nor the person it is about may approve it.
+func TestAPI_propose(t *testing.T) {
+	f, r, c := newResponder(t)
+	af := &apiFixture{fixture: f, h: incident.NewHandler(incident.HandlerOptions{
+		Service: f.svc, API: &detect.API{Auth: people, Log: f.log, Now: func() time.Time { return f.now }}, Responder: r,
+	})}
+	in := f.open(t)
+	path := "/security/incidents/" + in.ID + "/actions"
+	etag := `W/"1"`
+	for _, tc := range []struct {
+		name, token, body, ifMatch string
+		code                       int
+	}{
+		{"nurse", "nurse", `{"kind":"revoke-sessions","target":{"user":"u-nurse"}}`, etag, 403},
+		{"no If-Match", "officer", `{"kind":"revoke-sessions","target":{"user":"u-nurse"}}`, "", 400},
+		{"stale", "security", `{"kind":"revoke-sessions","target":{"user":"u-nurse"}}`, `W/"7"`, 412},
+		{"unknown kind", "officer", `{"kind":"format-disk"}`, etag, 400},
+		{"a duration it takes not", "officer", `{"kind":"suspend-account","target":{"user":"u-nurse"},"for":"1h"}`, etag, 400},
+		{"not a duration", "officer", `{"kind":"block-source","target":{"sources":["203.0.113.7"]},"for":"soon"}`, etag, 400},
+		{"unknown channel", "officer", `{"kind":"notify","channels":["pager"]}`, etag, 400},
+		{"an id with a space", "officer", `{"kind":"revoke-sessions","target":{"user":"u nurse"}}`, etag, 400},
+		{"unknown field", "officer", `{"kind":"revoke-sessions","approval":"auto"}`, etag, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if w := af.do(t, tc.token, "POST", path, tc.body, "If-Match", tc.ifMatch); w.Code != tc.code {
+				t.Fatalf("= %d %s, want %d", w.Code, w.Body, tc.code)
+			}
+		})
+	}
+	if len(c.all()) != 0 {
+		t.Fatalf("refused proposals carried out %v", c.all())
+	}
+
+	// Automatic: carried out at once, recorded as the officer's.
+	w := af.do(t, "officer", "POST", path, `{"kind":"revoke-sessions","target":{"user":"u-nurse"}}`, "If-Match", etag)
+	v := decodeView(t, w)
+	if w.Code != 200 || !slices.Equal(c.all(), []string{"revoke-sessions u-nurse"}) || len(v.Actions) != 1 ||
+		v.Actions[0].State != incident.ActionDone || v.Actions[0].ProposedBy != "po-1" {
+		t.Fatalf("propose revoke-sessions = %d %s; controls did %v", w.Code, w.Body, c.all())
+	}
+	// Two-person by default: it waits; its proposer cannot approve it.
+	w = af.do(t, "officer", "POST", path, `{"kind":"block-source","target":{"sources":["203.0.113.7"]},"for":"72h"}`, "If-Match", w.Header().Get("ETag"))
+	v = decodeView(t, w)
+	block := v.Actions[len(v.Actions)-1]
+	if w.Code != 200 || block.State != incident.ActionAwaiting || block.For != 72*time.Hour || len(c.all()) != 1 {
+		t.Fatalf("propose block-source = %d %s", w.Code, w.Body)
+	}
+	approve := path + "/" + block.ID + "/approve"
+	if w2 := af.do(t, "officer", "POST", approve, "", "If-Match", w.Header().Get("ETag")); w2.Code != 403 {
+		t.Fatalf("the proposer's own approval = %d %s", w2.Code, w2.Body)
+	}
+	w = af.do(t, "security", "POST", approve, "", "If-Match", w.Header().Get("ETag"))
+	if w.Code != 200 || !slices.Contains(c.all(), "block-source ") {
+		t.Fatalf("a second person's approval = %d %s; controls did %v", w.Code, w.Body, c.all())
+	}
+	// Asked for two people although it needs one: it waits.
+	w = af.do(t, "security", "POST", path, `{"kind":"suspend-account","target":{"user":"u-nurse"},"twoPerson":true}`, "If-Match", w.Header().Get("ETag"))
+	v = decodeView(t, w)
+	if last := v.Actions[len(v.Actions)-1]; w.Code != 200 || last.State != incident.ActionAwaiting || last.Approval != "two-person" {
+		t.Fatalf("propose two-person suspend = %d %s", w.Code, w.Body)
+	}
+}

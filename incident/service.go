@@ -129,6 +129,7 @@ const (
 	MaxTitle     = 200  // characters
 	MaxNote      = 4000 // characters
 	MaxScopeIDs  = 10000
+	MaxActions   = 1000 // proposed by hand (a playbook's steps are bounded by its alerts)
 	MaxAlerts    = 1000
 	maxIDLen     = 256
 	maxReasonLen = 200

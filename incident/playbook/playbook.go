@@ -147,6 +147,14 @@ func Actions() []string {
 // evidence and notifying cannot.
 func Undoable(action string) bool { return actions[action].undo }
 
+// DefaultApproval returns the approval action takes unless a playbook
+// says otherwise, or "" for an unknown action.
+func DefaultApproval(action string) string { return actions[action].approval }
+
+// Takes reports whether action takes the step parameter param ("for",
+// "channels").
+func Takes(action, param string) bool { return slices.Contains(actions[action].params, param) }
+
 // Channels of notify.
 var Channels = []string{"webhook", "email", "syslog", "ocsf"}
 
