@@ -169,8 +169,7 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		writeOutcome(w, http.StatusTooManyRequests, "throttled", "Too many reports from this account for now; try again later, or tell a privacy officer directly.")
 		return
 	}
-	rep, receipt, err := s.Submit(r.Context(), Draft{Kind: req.Kind, Description: req.Description, Occurred: req.Occurred,
-		Patient: req.Patient, User: req.User, Anonymous: req.Anonymous})
+	rep, receipt, err := s.Submit(r.Context(), Draft(req))
 	if err != nil {
 		if recorded(err) {
 			writeError(w, err)
