@@ -169,4 +169,3 @@ func emptyOrAbsent(dest string) error {
 	}
 	return nil
 }
-
