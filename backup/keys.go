@@ -153,3 +153,12 @@ func CachedKeys(ctx context.Context, t Target, cache []byte) (*KeySet, error) {
 	k.digest = d
 	return k, nil
 }
+
+// HasKeys reports whether t holds a key set: whether it was set up.
+func HasKeys(ctx context.Context, t Target) (bool, error) {
+	_, err := t.Get(ctx, keysObject)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
