@@ -93,8 +93,12 @@ func Restore(ctx context.Context, t Target, id, dest string, opt RestoreOptions)
 	if err := syncDir(tmp); err != nil {
 		return nil, fmt.Errorf("backup: restore: %w", err)
 	}
-	if err := emptyOrAbsent(dest); err != nil { // made meanwhile
+	if err := emptyOrAbsent(dest); err != nil { // filled meanwhile
 		return nil, err
+	}
+	// os.Rename does not replace a folder, even an empty one.
+	if err := os.Remove(dest); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("backup: restore: %w", err)
 	}
 	if err := os.Rename(tmp, dest); err != nil {
 		return nil, fmt.Errorf("backup: restore: %w", err)
