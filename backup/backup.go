@@ -16,13 +16,15 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Chunk sizes: small enough that a change in a database page rewrites a
-// few hundred KiB, large enough that a big vault is not millions of
-// objects.
+// Chunk sizes. A write to a database changes a few pages scattered over
+// the file (the row's table, each index, the header), and each changed page
+// costs a chunk: chunks are small (64 KiB on average) so that a small change
+// writes little, and large enough that a 10 GiB vault is some 160,000
+// objects, not millions.
 const (
-	minChunk    = 64 << 10
-	maxChunk    = 1 << 20
-	averageBits = 18 // 256 KiB
+	minChunk    = 16 << 10
+	maxChunk    = 512 << 10
+	averageBits = 16 // 64 KiB
 )
 
 // Options configures Backup.

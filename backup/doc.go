@@ -3,9 +3,10 @@
 //
 // # What a backup holds
 //
-// A backup is a [Snapshot] of the data folder (see [Plan]): every SQLite
-// database copied consistently with VACUUM INTO while the server may be
-// running (never a byte copy of a live WAL-mode file), the audit journal's
+// A backup is a [Snapshot] of the data folder ([TakeSnapshot]): every
+// SQLite database copied consistently with SQLite's online backup API while
+// the server may be running (never a byte copy of a live WAL-mode file),
+// the audit journal's
 // segments, and the folder's small files: keyring.age, tls/, the admin and
 // SCIM token hashes, the audit signer and verifier keys, the checkpoint
 // log, install-id, signin.key, store, the evidence folder. Left out: SQLite's

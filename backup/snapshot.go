@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" driver, for VACUUM INTO
+	"modernc.org/sqlite"
 )
 
 // The data folder's files that the snapshot takes in a fixed order (see
@@ -64,8 +64,8 @@ func (s *Snapshot) Close() error { return os.RemoveAll(s.tmp) }
 // permissions). Its order makes the copy consistent:
 //
 //  1. the small files, which are replaced atomically (read whole);
-//  2. every SQLite database but the audit trail's, each with VACUUM INTO
-//     (a transaction: one consistent state of that database);
+//  2. every SQLite database but the audit trail's, each with SQLite's
+//     online backup (one read transaction: one consistent state of it);
 //  3. the checkpoint log, up to its last whole checkpoint;
 //  4. the audit journal's segments, and then
 //  5. the audit database.
@@ -136,7 +136,7 @@ func TakeSnapshot(ctx context.Context, dir string) (s *Snapshot, err error) {
 		s.files = append(s.files, f)
 	}
 	for _, f := range dbs {
-		if f, err = s.vacuum(ctx, f); err != nil {
+		if f, err = s.copyDB(ctx, f); err != nil {
 			return nil, err
 		}
 		s.files = append(s.files, f)
@@ -148,7 +148,7 @@ func TakeSnapshot(ctx context.Context, dir string) (s *Snapshot, err error) {
 		return nil, err
 	}
 	if fi, err := os.Stat(filepath.Join(dir, auditDB)); err == nil {
-		f, err := s.vacuum(ctx, snapshotFile{name: auditDB, path: filepath.Join(dir, auditDB), mode: fi.Mode().Perm()})
+		f, err := s.copyDB(ctx, snapshotFile{name: auditDB, path: filepath.Join(dir, auditDB), mode: fi.Mode().Perm()})
 		if err != nil {
 			return nil, err
 		}
@@ -193,17 +193,48 @@ func (s *Snapshot) keep(f snapshotFile, b []byte) (snapshotFile, error) {
 	return f, nil
 }
 
-// vacuum copies the SQLite database f with VACUUM INTO: SQLite's own
-// consistent copy, safe while other connections write.
-func (s *Snapshot) vacuum(ctx context.Context, f snapshotFile) (snapshotFile, error) {
+// copyDB copies the SQLite database f with SQLite's online backup API, all
+// pages in one step: one read transaction, so one consistent state of the
+// database, taken without blocking writers (WAL mode). The copy is page
+// for page, so pages no write touched are byte-identical from one backup to
+// the next and their chunks dedup (VACUUM INTO, which repacks every b-tree,
+// shifts the content of every page after a changed row).
+func (s *Snapshot) copyDB(ctx context.Context, f snapshotFile) (snapshotFile, error) {
 	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: f.path}).EscapedPath()+"?_pragma=busy_timeout(30000)")
 	if err != nil {
 		return f, fmt.Errorf("backup: snapshot %s: %v", f.name, err)
 	}
 	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return f, fmt.Errorf("backup: snapshot %s: %v", f.name, err)
+	}
+	defer conn.Close()
 	out := s.tempPath(f.name)
-	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", out); err != nil {
-		return f, fmt.Errorf("backup: snapshot %s: vacuum into: %v", f.name, err)
+	err = conn.Raw(func(dc any) error {
+		b, ok := dc.(interface {
+			NewBackup(dst string) (*sqlite.Backup, error)
+		})
+		if !ok {
+			return errors.New("the SQLite driver has no online backup")
+		}
+		bk, err := b.NewBackup(out)
+		if err != nil {
+			return err
+		}
+		for {
+			more, err := bk.Step(-1)
+			if err != nil {
+				bk.Finish()
+				return err
+			}
+			if !more {
+				return bk.Finish()
+			}
+		}
+	})
+	if err != nil {
+		return f, fmt.Errorf("backup: snapshot %s: online backup: %v", f.name, err)
 	}
 	f.path = out
 	return f, nil
