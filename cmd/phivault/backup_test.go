@@ -297,3 +297,74 @@ func mustOpenSQLite(t *testing.T, path string) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestBackup_refusals checks the command's refusals: no data folder, a
+// PostgreSQL folder, a new backup folder without recipients or with a bad
+// one, another vault's backup folder without the identity; and a restore
+// of a corrupted backup through the command leaves nothing.
+func TestBackup_refusals(t *testing.T) {
+	ctx := context.Background()
+	d, _ := initTestData(t)
+	root := t.TempDir()
+	bk := filepath.Join(root, "backups")
+	identity, _ := age.GenerateX25519Identity()
+	idFile := filepath.Join(root, "backup-identity.txt")
+	os.WriteFile(idFile, []byte(identity.String()+"\n"), 0o600)
+	backupErr := func(args ...string) error {
+		return run(ctx, append([]string{"backup"}, args...), io.Discard, io.Discard)
+	}
+
+	if err := backupErr("-data", root, "-to", bk, "-recipient", identity.Recipient().String()); err == nil || !strings.Contains(err.Error(), "not a phivault data folder") {
+		t.Errorf("backup of a folder that is no vault = %v, want refused", err)
+	}
+	if err := backupErr("-data", string(d), "-to", bk); err == nil || !strings.Contains(err.Error(), "-recipient") {
+		t.Errorf("first backup without recipients = %v, want refused asking for -recipient", err)
+	}
+	if err := backupErr("-data", string(d), "-to", bk, "-recipient", "age1notakey"); err == nil {
+		t.Errorf("backup with a malformed recipient = nil, want refused")
+	}
+	if _, err := os.Stat(filepath.Join(bk, "keys")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("refused backups set up the folder anyway (%v)", err)
+	}
+	backupRun(t, "-data", string(d), "-to", bk, "-recipient", identity.Recipient().String())
+
+	// The same vault on a new host: the key cache is gone.
+	os.Remove(d.backupKeyCache())
+	if err := backupErr("-data", string(d), "-to", bk); err == nil || !strings.Contains(err.Error(), "-identity") {
+		t.Errorf("backup without the key cache or -identity = %v, want refused asking for -identity", err)
+	}
+	backupRun(t, "-data", string(d), "-to", bk, "-identity", idFile)
+	backupRun(t, "-data", string(d), "-to", bk) // the cache again
+
+	// Another vault (another audit key) cannot add to this folder.
+	d2, _ := initTestData(t)
+	if err := backupErr("-data", string(d2), "-to", bk, "-identity", idFile); err == nil || !strings.Contains(err.Error(), "signer") {
+		t.Errorf("backup of another vault into the folder = %v, want refused naming the signer", err)
+	}
+
+	pg, _ := initTestData(t)
+	os.WriteFile(pg.storeFile(), []byte("postgres\n"), 0o600)
+	if err := backupErr("-data", string(pg), "-to", filepath.Join(root, "pg"), "-recipient", identity.Recipient().String()); err == nil || !strings.Contains(err.Error(), "SQLite") {
+		t.Errorf("backup of a PostgreSQL vault's folder = %v, want refused", err)
+	}
+
+	// The chunks changed in the backup folder (each is in some snapshot,
+	// not each in the latest): restore refuses, naming one.
+	chunks, _ := os.ReadDir(filepath.Join(bk, "chunks"))
+	for _, c := range chunks {
+		p := filepath.Join(bk, "chunks", c.Name())
+		b, _ := os.ReadFile(p)
+		b[len(b)-1] ^= 0x80
+		os.Chmod(p, 0o600)
+		os.WriteFile(p, b, 0o400)
+	}
+	restores := filepath.Join(root, "restores")
+	os.Mkdir(restores, 0o700)
+	err := run(ctx, []string{"restore", "-from", bk, "-identity", idFile, "-data", filepath.Join(restores, "data")}, io.Discard, io.Discard)
+	if err == nil || !regexp.MustCompile(`chunks/[0-9a-f]{64}: corrupt`).MatchString(err.Error()) {
+		t.Errorf("restore of a backup with a changed chunk = %v, want refused naming the chunk", err)
+	}
+	if entries, _ := os.ReadDir(restores); len(entries) != 0 {
+		t.Errorf("a refused restore left %v", entries)
+	}
+}
