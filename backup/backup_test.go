@@ -32,7 +32,7 @@ type testVault struct {
 	keys     *backup.KeySet
 }
 
-func mustTestVault(t *testing.T) *testVault {
+func mustTestVault(t testing.TB) *testVault {
 	t.Helper()
 	root := t.TempDir()
 	v := &testVault{dir: filepath.Join(root, "data"), target: &backup.Dir{Path: filepath.Join(root, "backups")}}
@@ -67,7 +67,7 @@ func mustTestVault(t *testing.T) *testVault {
 	return v
 }
 
-func mustOpenDB(t *testing.T, path string) *sql.DB {
+func mustOpenDB(t testing.TB, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
 	if err != nil {
