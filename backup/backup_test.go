@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/phivault/phivault/backup"
@@ -167,11 +168,27 @@ func TestBackup_roundTrip(t *testing.T) {
 		t.Errorf("restored tls/key.pem mode = %v, %v; want 0600", fi.Mode(), err)
 	}
 
+	// A killed snapshot's copies are removed by the next one once stale,
+	// not while they may be a running snapshot's.
+	stale, fresh := filepath.Join(v.dir, ".backup-1"), filepath.Join(v.dir, ".backup-2")
+	for _, p := range []string{stale, fresh} {
+		os.Mkdir(p, 0o700)
+		os.WriteFile(filepath.Join(p, "phivault.db"), []byte("copy"), 0o600)
+	}
+	os.Chtimes(stale, time.Now().Add(-backup.StaleSnapshot-time.Hour), time.Now().Add(-backup.StaleSnapshot-time.Hour))
+	v.backup(t)
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a stale snapshot folder stays (%v), want it removed", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh snapshot folder was removed (%v), want it kept", err)
+	}
+
 	// The latest, by default; and into an existing empty folder.
 	empty := filepath.Join(t.TempDir(), "empty")
 	os.Mkdir(empty, 0o700)
-	if m, err := v.restore("", empty); err != nil || m.Snapshot != res.Snapshot {
-		t.Errorf("Restore(latest) into an empty folder = %v, %v; want snapshot %s", m, err, res.Snapshot)
+	if m, err := v.restore("", empty); err != nil || m.Snapshot == res.Snapshot {
+		t.Errorf("Restore(latest) into an empty folder = %v, %v; want the snapshot after %s", m, err, res.Snapshot)
 	}
 	// Never into a folder with something in it.
 	if _, err := v.restore(res.Snapshot, dest); err == nil || !strings.Contains(err.Error(), "not empty") {

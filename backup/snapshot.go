@@ -76,7 +76,12 @@ func (s *Snapshot) Close() error { return os.RemoveAll(s.tmp) }
 // journal, copied before the audit database, holds every entry the
 // database copy lacks that was acknowledged before the journal copy (a
 // segment is removed only once its entries are in the database).
+//
+// A snapshot killed half-way leaves its temporary folder; the next one
+// removes such folders once they are a day old (StaleSnapshot), so as not
+// to remove the copies of a snapshot running alongside.
 func TakeSnapshot(ctx context.Context, dir string) (s *Snapshot, err error) {
+	removeStale(dir, time.Now().Add(-StaleSnapshot))
 	tmp, err := os.MkdirTemp(dir, snapshotTempGlob)
 	if err != nil {
 		return nil, fmt.Errorf("backup: snapshot: %w", err)
@@ -156,6 +161,21 @@ func TakeSnapshot(ctx context.Context, dir string) (s *Snapshot, err error) {
 	}
 	slices.Sort(s.Dirs) // parents before children
 	return s, nil
+}
+
+// StaleSnapshot is the age after which a snapshot's temporary folder left in
+// the data folder is taken to be a killed snapshot's, and removed.
+const StaleSnapshot = 24 * time.Hour
+
+// removeStale removes the temporary folders of snapshots in dir last
+// changed before cutoff.
+func removeStale(dir string, cutoff time.Time) {
+	old, _ := filepath.Glob(filepath.Join(dir, snapshotTempGlob))
+	for _, p := range old {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() && fi.ModTime().Before(cutoff) {
+			os.RemoveAll(p)
+		}
+	}
 }
 
 // isSQLite reports whether the file at p is an SQLite database.
