@@ -191,6 +191,12 @@ func ReadManifest(ctx context.Context, t Target, keys *KeySet, id string, verifi
 	if m.Snapshot != id {
 		return nil, fmt.Errorf("backup: snapshot %s: the manifest is of snapshot %s: %w", id, m.Snapshot, ErrCorrupt)
 	}
+	if m.Checkpoint != "" {
+		// The audit checkpoint is signed by the same key.
+		if _, err := note.Open([]byte(m.Checkpoint), note.VerifierList(verifier)); err != nil {
+			return nil, fmt.Errorf("backup: snapshot %s: its audit checkpoint does not verify: %w", id, ErrCorrupt)
+		}
+	}
 	return m, nil
 }
 

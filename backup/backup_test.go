@@ -31,6 +31,8 @@ type testVault struct {
 	signer   note.Signer
 	verifier note.Verifier
 	keys     *backup.KeySet
+	// checkpoint is the last signed checkpoint in audit-checkpoints.log.
+	checkpoint string
 }
 
 func mustTestVault(t testing.TB) *testVault {
@@ -61,6 +63,20 @@ func mustTestVault(t testing.TB) *testVault {
 	}
 	v.signer, _ = note.NewSigner(skey)
 	v.verifier, _ = note.NewVerifier(vkey)
+	// A checkpoint log of two signed checkpoints, as the file witness
+	// writes it: each note, then an empty line.
+	var log []byte
+	for _, text := range []string{"phivault-audit\n1\nAAAA\n", "phivault-audit\n2\nBBBB\n"} {
+		signed, err := note.Sign(&note.Note{Text: text}, v.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = append(append(log, signed...), '\n')
+		v.checkpoint = string(signed)
+	}
+	if err := os.WriteFile(filepath.Join(v.dir, "audit-checkpoints.log"), log, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	v.identity, _ = age.GenerateX25519Identity()
 	if v.keys, err = backup.Init(context.Background(), v.target, rand.Reader, vkey, v.identity.Recipient()); err != nil {
 		t.Fatal(err)
@@ -149,6 +165,9 @@ func TestBackup_roundTrip(t *testing.T) {
 	}
 	if m.Snapshot != res.Snapshot {
 		t.Errorf("Restore restored snapshot %s, want %s", m.Snapshot, res.Snapshot)
+	}
+	if m.Checkpoint != v.checkpoint {
+		t.Errorf("manifest's checkpoint = %q, want the log's last, %q", m.Checkpoint, v.checkpoint)
 	}
 	for _, name := range []string{"phivault.db-wal", "phivault.db-shm"} {
 		if _, err := os.Stat(filepath.Join(dest, name)); !errors.Is(err, fs.ErrNotExist) {

@@ -137,6 +137,9 @@ func TestBackup_restoreVault(t *testing.T) {
 	if !strings.Contains(out.String(), third) {
 		t.Errorf("restore printed %q, want the latest snapshot %s", out.String(), third)
 	}
+	if !regexp.MustCompile(`audit checkpoint size [1-9][0-9]*\n$`).MatchString(out.String()) {
+		t.Errorf("restore printed %q, want the size of the audit checkpoint in the manifest", out.String())
+	}
 	if _, err := os.Stat(d2.backupKeyCache()); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the restored folder holds the backup key cache (%v); backups leave it out", err)
 	}
