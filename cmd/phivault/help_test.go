@@ -27,6 +27,7 @@ func TestHelp(t *testing.T) {
 		{"honeytoken"}, {"honeytoken", "create"}, {"honeytoken", "list"},
 		{"blocks"}, {"blocks", "list"}, {"blocks", "add"}, {"blocks", "remove"},
 		{"drill"}, {"drill", "run"}, {"drill", "list"}, {"drill", "history"},
+		{"backup"}, {"backup", "list"}, {"restore"},
 	}
 	for _, c := range commands {
 		for _, h := range []string{"-h", "--help"} {

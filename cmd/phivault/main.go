@@ -21,6 +21,8 @@
 //	phivault playbook check playbooks; dry-run one against a recorded alert
 //	phivault blocks   list, add and remove blocked addresses and networks
 //	phivault drill    play attack drills; measure detection and containment
+//	phivault backup   encrypted, signed, incremental backups; list them
+//	phivault restore  restore a backup into a new data folder, verified
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
 //
@@ -65,6 +67,8 @@ Commands:
   playbook    check playbooks; dry-run one against a recorded alert
   blocks      list, add and remove blocked addresses and networks
   drill       play attack drills; measure detection and containment
+  backup      encrypted, signed, incremental backups of a data folder
+  restore     restore a backup into a new data folder, verified
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -148,6 +152,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &blocksCommand{stdout: stdout, stderr: stderr}
 	case "drill":
 		cmd = &drillCommand{stdout: stdout, stderr: stderr}
+	case "backup":
+		cmd = &backupCommand{stdout: stdout, stderr: stderr}
+	case "restore":
+		cmd = &restoreCommand{stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":

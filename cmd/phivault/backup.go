@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"filippo.io/age"
+	"github.com/phivault/phivault/backup"
+)
+
+const backupUsage = `Usage: phivault backup [-data DIR] -to FOLDER [-recipient age1...] [-recipients-file FILE]
+       phivault backup list -to FOLDER [-data DIR | -identity FILE]
+
+backup writes an encrypted, deduplicated, signed snapshot of a data folder
+to a backup folder (another disk, a mounted share), with the server running
+or stopped: the SQLite databases are copied with VACUUM INTO, consistently
+(docs/backup.md). Only what changed since the last backup to the folder is
+written.
+
+The first backup to a folder makes its keys and encrypts them to the age
+recipients (-recipient, repeatable, or -recipients-file with one per line;
+make one with age-keygen and keep the identity offline): restoring needs one
+of their identities. The data folder keeps the keys in backup.key (0600) for
+the next backups; a data folder without them (or a folder set up by another
+vault) needs -identity to read the folder's keys.
+
+Snapshots are signed with the audit checkpoint key: audit-verifier.pub
+verifies them. Restore with "phivault restore".
+
+list shows the snapshots in a backup folder, oldest first: id, time, files,
+size and the audit trail's checkpointed size.
+
+Flags:
+`
+
+const restoreUsage = `Usage: phivault restore -from FOLDER [-snapshot ID] -identity FILE -data NEWDIR [-verifier FILE]
+
+restore restores a snapshot (the latest without -snapshot) from a backup
+folder into a new data folder, which must not exist or be empty. It checks
+the manifest's signature and every chunk, writing into a temporary folder
+beside NEWDIR that it renames at the end: a backup that fails any check
+(wrong identity, a missing, changed or truncated object, a replaced
+manifest) is refused and nothing is left at NEWDIR.
+
+-identity is an age identity file of one of the recipients the backup
+folder was made for. -verifier, the vault's audit-verifier.pub kept outside
+the backup, pins the signer; without it the key in the backup is trusted.
+
+To serve the restored folder you also need the key-file passphrase (or the
+KMS or HSM), and the outside audit witness file (-audit-witness-file).
+
+Flags:
+`
+
+// backupCommand runs "phivault backup" and "phivault backup list".
+type backupCommand struct {
+	stdout, stderr io.Writer
+}
+
+func (c *backupCommand) Run(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "list" {
+		return c.list(ctx, args[1:])
+	}
+	fs := c.flagSet("backup")
+	d := dataFlag(fs)
+	to := fs.String("to", "", "backup folder")
+	var recipients stringList
+	fs.Var(&recipients, "recipient", "age recipient (age1...) to encrypt a new backup folder's keys to; repeatable")
+	recipientsFile := fs.String("recipients-file", "", "file of age recipients, one per line")
+	identity := fs.String("identity", "", "age identity file, to read the keys of a folder this data folder has none of")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *to == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errorWithHint("backup needs -to FOLDER", "phivault backup -data /var/lib/phivault -to /mnt/backup -recipient age1...")
+	}
+	if !d.initialized() {
+		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", *d), "phivault backup -data /var/lib/phivault -to /mnt/backup")
+	}
+	if kind, err := d.storeKind(); err != nil {
+		return err
+	} else if kind != storeSQLite {
+		return errors.New("backup covers the embedded (SQLite) store only, for now; back up PostgreSQL with its own tools (docs/backup.md)")
+	}
+	signer, _, err := auditKeys(*d)
+	if err != nil {
+		return err
+	}
+	vkey, err := os.ReadFile(d.auditVerifierKey())
+	if err != nil {
+		return fmt.Errorf("read audit verifier key: %w", err)
+	}
+	t := &backup.Dir{Path: *to}
+	keys, err := c.keys(ctx, *d, t, strings.TrimSpace(string(vkey)), recipients, *recipientsFile, *identity)
+	if err != nil {
+		return err
+	}
+	res, err := backup.Backup(ctx, string(*d), t, backup.Options{Keys: keys, Signer: signer})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "snapshot %s: %d files, %d bytes; wrote %d bytes (%d of %d chunks new)\n",
+		res.Snapshot, res.Files, res.Size, res.BytesWritten, res.NewChunks, res.Chunks)
+	return nil
+}
+
+// keys returns the key set of the backup folder t: from the data folder's
+// cache if it is t's, else read with the identity, else made for the
+// recipients if t has none; the cache is written for next time.
+func (c *backupCommand) keys(ctx context.Context, d dataDir, t backup.Target, verifier string, recipients []string, recipientsFile, identity string) (*backup.KeySet, error) {
+	has, err := backup.HasKeys(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	var keys *backup.KeySet
+	switch {
+	case has:
+		if cache, err := os.ReadFile(d.backupKeyCache()); err == nil {
+			if keys, err = backup.CachedKeys(ctx, t, cache); err != nil && !errors.Is(err, backup.ErrNotFound) {
+				return nil, err
+			}
+		}
+		if keys != nil {
+			return keys, nil
+		}
+		if identity == "" {
+			return nil, errorWithHint("the backup folder has keys this data folder does not hold; give -identity to read them", "phivault backup -to FOLDER -identity backup-identity.txt")
+		}
+		ids, err := readIdentities(identity)
+		if err != nil {
+			return nil, err
+		}
+		if keys, err = backup.OpenKeys(ctx, t, ids...); err != nil {
+			return nil, err
+		}
+	default:
+		rs, err := readRecipients(recipients, recipientsFile)
+		if err != nil {
+			return nil, err
+		}
+		if len(rs) == 0 {
+			return nil, errorWithHint("a new backup folder needs -recipient or -recipients-file: the age recipients its keys are encrypted to", "age-keygen -o backup-identity.txt; phivault backup -to FOLDER -recipient age1...")
+		}
+		if keys, err = backup.Init(ctx, t, rand.Reader, verifier, rs...); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFileAtomic(d.backupKeyCache(), keys.MarshalCache(), 0o600); err != nil {
+		return nil, fmt.Errorf("write backup key cache: %w", err)
+	}
+	return keys, nil
+}
+
+// backupKeyCache is the data folder's copy of its backup folder's keys.
+func (d dataDir) backupKeyCache() string { return d.path("backup.key") }
+
+func (c *backupCommand) list(ctx context.Context, args []string) error {
+	fs := c.flagSet("backup list")
+	d := dataFlag(fs)
+	to := fs.String("to", "", "backup folder")
+	identity := fs.String("identity", "", "age identity file (else the data folder's key cache is used)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *to == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errorWithHint("backup list needs -to FOLDER", "phivault backup list -to /mnt/backup")
+	}
+	t := &backup.Dir{Path: *to}
+	var keys *backup.KeySet
+	if *identity != "" {
+		ids, err := readIdentities(*identity)
+		if err != nil {
+			return err
+		}
+		if keys, err = backup.OpenKeys(ctx, t, ids...); err != nil {
+			return err
+		}
+	} else {
+		cache, err := os.ReadFile(d.backupKeyCache())
+		if err != nil {
+			return errorWithHint("no backup keys in "+string(*d)+"; give -identity", "phivault backup list -to FOLDER -identity backup-identity.txt")
+		}
+		if keys, err = backup.CachedKeys(ctx, t, cache); err != nil {
+			return err
+		}
+	}
+	ms, err := backup.List(ctx, t, keys, nil)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SNAPSHOT\tTIME\tFILES\tSIZE\tAUDIT-CHECKPOINT")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", m.Snapshot, m.Time.Format(time.RFC3339), len(m.Files), m.Size(), checkpointSize(m.Checkpoint))
+	}
+	return tw.Flush()
+}
+
+// checkpointSize returns the tree size of a signed checkpoint, "-" if none.
+func checkpointSize(cp string) string {
+	lines := strings.SplitN(cp, "\n", 3)
+	if len(lines) < 3 {
+		return "-"
+	}
+	if _, err := strconv.ParseInt(lines[1], 10, 64); err != nil {
+		return "-"
+	}
+	return lines[1]
+}
+
+func (c *backupCommand) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(c.stderr, backupUsage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func dataFlag(fs *flag.FlagSet) *dataDir {
+	d := new(dataDir)
+	fs.StringVar((*string)(d), "data", envOr("PHIVAULT_DATA", "phivault-data"), "data folder (env PHIVAULT_DATA)")
+	return d
+}
+
+// restoreCommand runs "phivault restore".
+type restoreCommand struct {
+	stdout, stderr io.Writer
+}
+
+func (c *restoreCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(c.stderr, restoreUsage)
+		fs.PrintDefaults()
+	}
+	from := fs.String("from", "", "backup folder")
+	snapshot := fs.String("snapshot", "", "snapshot id (default the latest)")
+	identity := fs.String("identity", "", "age identity file")
+	data := fs.String("data", "", "the new data folder to restore into")
+	verifierFile := fs.String("verifier", "", "the vault's audit-verifier.pub, kept outside the backup")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *from == "" || *identity == "" || *data == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errorWithHint("restore needs -from, -identity and -data", "phivault restore -from /mnt/backup -identity backup-identity.txt -data /var/lib/phivault-restored")
+	}
+	ids, err := readIdentities(*identity)
+	if err != nil {
+		return err
+	}
+	opt := backup.RestoreOptions{Identities: ids}
+	if *verifierFile != "" {
+		if opt.Verifier, err = readVerifier(*verifierFile); err != nil {
+			return err
+		}
+	}
+	m, err := backup.Restore(ctx, &backup.Dir{Path: *from}, *snapshot, *data, opt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "restored snapshot %s of %s into %s: %d files, %d bytes; audit checkpoint size %s\n",
+		m.Snapshot, m.Time.Format(time.RFC3339), *data, len(m.Files), m.Size(), checkpointSize(m.Checkpoint))
+	return nil
+}
+
+// readIdentities reads an age identity file.
+func readIdentities(path string) ([]age.Identity, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read -identity: %w", err)
+	}
+	defer f.Close()
+	ids, err := age.ParseIdentities(f)
+	if err != nil {
+		return nil, fmt.Errorf("read -identity %s: %v", path, err)
+	}
+	return ids, nil
+}
+
+// readRecipients parses the -recipient flags and the -recipients-file.
+func readRecipients(flags []string, file string) ([]age.Recipient, error) {
+	var rs []age.Recipient
+	for _, s := range flags {
+		r, err := age.ParseX25519Recipient(s)
+		if err != nil {
+			return nil, fmt.Errorf("-recipient %q: %v", s, err)
+		}
+		rs = append(rs, r)
+	}
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("read -recipients-file: %w", err)
+		}
+		defer f.Close()
+		more, err := age.ParseRecipients(f)
+		if err != nil {
+			return nil, fmt.Errorf("read -recipients-file %s: %v", file, err)
+		}
+		rs = append(rs, more...)
+	}
+	return rs, nil
+}
