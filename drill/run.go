@@ -279,24 +279,66 @@ func (r *run) restore(ctx context.Context) {
 		}
 	}
 	slices.Sort(ids)
-	for _, id := range slices.Compact(ids) {
-		if err := r.t.setStatus(ctx, id, "active"); err != nil {
-			r.note("could not set drill account %s active again: %v", id, err)
+	ids = slices.Compact(ids)
+	// The detectors may still be reading the attack, and the responder
+	// answering what they found: an alert answered after the account is
+	// active again would suspend it again, and fail the next drill. Wait
+	// for the detectors to pass the attack, then close and reactivate
+	// until a round finds nothing more to undo.
+	r.waitDetectors(ctx)
+	for round := 0; round < restoreRounds; round++ {
+		time.Sleep(restoreSettle) // the responder answers what was committed
+		closed := 0
+		for _, id := range ids {
+			var res struct{ Incidents []incident }
+			if _, err := r.t.officer(ctx, http.MethodGet, "/security/incidents?open=true&user="+url.QueryEscape(id), nil, &res); err != nil {
+				r.note("could not list the open incidents of %s: %v", id, err)
+				continue
+			}
+			for _, in := range res.Incidents {
+				body := map[string]string{"phase": "closed", "reason": "drill " + r.s.Name + " finished"}
+				if _, err := r.t.officer(ctx, http.MethodPatch, "/security/incidents/"+url.PathEscape(in.ID), body, nil,
+					"If-Match", fmt.Sprintf(`W/"%d"`, in.Version)); err != nil {
+					r.note("could not close incident %s: %v", in.ID, err)
+					continue
+				}
+				closed++
+			}
+		}
+		for _, id := range ids {
+			if err := r.t.setStatus(ctx, id, "active"); err != nil {
+				r.note("could not set drill account %s active again: %v", id, err)
+			}
+		}
+		if closed == 0 && round > 0 {
+			return
 		}
 	}
-	for _, id := range r.rep.Incidents {
-		var in incident
-		if _, err := r.t.officer(ctx, http.MethodGet, "/security/incidents/"+url.PathEscape(id), nil, &in); err != nil {
-			r.note("could not read incident %s to close it: %v", id, err)
-			continue
-		}
-		if in.Phase == "closed" {
-			continue
-		}
-		body := map[string]string{"phase": "closed", "reason": "drill " + r.s.Name + " finished"}
-		if _, err := r.t.officer(ctx, http.MethodPatch, "/security/incidents/"+url.PathEscape(id), body, nil,
-			"If-Match", fmt.Sprintf(`W/"%d"`, in.Version)); err != nil {
-			r.note("could not close incident %s: %v", id, err)
+}
+
+// Bounds of restore: how many rounds, and how long each waits for the
+// responder.
+const (
+	restoreRounds = 5
+	restoreSettle = 300 * time.Millisecond
+)
+
+// waitDetectors waits (up to the run's timeout) until the detectors have
+// read the trail as far as it went when called.
+func (r *run) waitDetectors(ctx context.Context) {
+	var st struct {
+		Cursor    struct{ Trail int64 }
+		TrailSize int64 `json:"trailSize"`
+	}
+	if _, err := r.t.officer(ctx, http.MethodGet, "/security/detector", nil, &st); err != nil {
+		r.note("could not read the detectors' status: %v", err)
+		return
+	}
+	target := st.TrailSize
+	for deadline := r.o.Now().Add(r.o.Timeout); r.o.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := r.t.officer(ctx, http.MethodGet, "/security/detector", nil, &st); err != nil || st.Cursor.Trail >= target {
+			return
 		}
 	}
+	r.note("the detectors had not caught up when the drill account was restored")
 }

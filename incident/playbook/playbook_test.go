@@ -56,6 +56,15 @@ func TestDefaults(t *testing.T) {
 	if got := set.Match(&detect.Alert{Rule: detect.RuleBulkAccess, Severity: detect.SeverityMedium}, staff); len(got) != 0 {
 		t.Fatalf("a medium bulk access matched %s", got[0].Name)
 	}
+	// A suspended account that signs in is someone else holding its
+	// credentials; its refused attempts (the containment holding, often
+	// its own revoked tokens retried) are not.
+	if got := set.Match(&detect.Alert{Rule: detect.RuleSuspendedSignIn, Severity: detect.SeverityCritical, User: "u1"}, staff); len(got) != 1 || got[0].Name != "stolen-credentials" {
+		t.Fatalf("a suspended account's sign-in matched %v", got)
+	}
+	if got := set.Match(&detect.Alert{Rule: detect.RuleSuspendedSignIn, Severity: detect.SeverityMedium, User: "u1"}, staff); len(got) != 0 {
+		t.Fatalf("a suspended account's refused attempt matched %s", got[0].Name)
+	}
 	// Wide actions wait for a second person by default.
 	mc := set.Match(&detect.Alert{Rule: detect.RuleMassChange, Severity: detect.SeverityHigh}, staff)[0]
 	for _, s := range mc.Steps {
