@@ -15,6 +15,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/phivault/phivault/backup"
+	"github.com/phivault/phivault/sqlite"
 )
 
 const backupUsage = `Usage: phivault backup [-data DIR] -to FOLDER [-recipient age1...] [-recipients-file FILE]
@@ -111,7 +112,45 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "snapshot %s: %d files, %d bytes; wrote %d bytes (%d of %d chunks new)\n",
 		res.Snapshot, res.Files, res.Size, res.BytesWritten, res.NewChunks, res.Chunks)
+	n, err := recordShreds(ctx, *d, t, keys)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(c.stdout, "recorded %d new shred tombstones\n", n)
+	}
 	return nil
+}
+
+// recordShreds records in t a tombstone of every patient shredded in the
+// data folder d that t holds none of yet, so that no restore from t brings
+// them back (backup.RecordShreds). It runs after each backup: the backup
+// holds no shred its tombstones lack.
+func recordShreds(ctx context.Context, d dataDir, t backup.Target, keys *backup.KeySet) (int, error) {
+	shredded, err := sqlite.ReadShredded(ctx, d.database())
+	if err != nil {
+		return 0, err
+	}
+	shreds := make([]backup.Shred, 0, len(shredded))
+	for c, at := range shredded {
+		shreds = append(shreds, backup.Shred{Compartment: c, At: at})
+	}
+	return backup.RecordShreds(ctx, t, keys, rand.Reader, shreds)
+}
+
+// applyShreds is backup.RestoreOptions.ApplyShreds for a data folder on
+// the embedded store: it shreds the tombstones' patients again in the
+// restored store, and counts those it shredded in *n.
+func applyShreds(n *int) func(ctx context.Context, dir string, shreds []backup.Shred) error {
+	return func(ctx context.Context, dir string, shreds []backup.Shred) error {
+		m := make(map[string]time.Time, len(shreds))
+		for _, s := range shreds {
+			m[s.Compartment] = s.At
+		}
+		done, err := sqlite.ApplyShreds(ctx, dataDir(dir).database(), m)
+		*n = len(done)
+		return err
+	}
 }
 
 // keys returns the key set of the backup folder t: from the data folder's
@@ -263,7 +302,8 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opt := backup.RestoreOptions{Identities: ids}
+	var shredded int
+	opt := backup.RestoreOptions{Identities: ids, ApplyShreds: applyShreds(&shredded)}
 	if *verifierFile != "" {
 		if opt.Verifier, err = readVerifier(*verifierFile); err != nil {
 			return err
@@ -275,6 +315,9 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "restored snapshot %s of %s into %s: %d files, %d bytes; audit checkpoint size %s\n",
 		m.Snapshot, m.Time.Format(time.RFC3339), *data, len(m.Files), m.Size(), checkpointSize(m.Checkpoint))
+	if shredded > 0 {
+		fmt.Fprintf(c.stdout, "shredded again %d patients shredded after the snapshot (the backup's tombstones)\n", shredded)
+	}
 	return nil
 }
 
