@@ -31,6 +31,11 @@ type RestoreOptions struct {
 	// renamed into place. Restore refuses a target with tombstones when it
 	// is nil: a restore must not bring a shredded patient back.
 	ApplyShreds func(ctx context.Context, dir string, shreds []Shred) error
+	// Prepare, if not nil, runs last on the restored folder dir, before it
+	// is renamed into place; an error fails the restore and leaves
+	// nothing. The caller checks or completes the folder there (phivault
+	// records an audit gap).
+	Prepare func(ctx context.Context, dir string, m *Manifest) error
 }
 
 // Restore restores the snapshot id of t (the latest if id is "") into the
@@ -102,6 +107,11 @@ func Restore(ctx context.Context, t Target, id, dest string, opt RestoreOptions)
 	if len(shreds) > 0 {
 		if err := opt.ApplyShreds(ctx, tmp, shreds); err != nil {
 			return nil, fmt.Errorf("backup: restore: shred again the patients shredded since: %w", err)
+		}
+	}
+	if opt.Prepare != nil {
+		if err := opt.Prepare(ctx, tmp, m); err != nil {
+			return nil, fmt.Errorf("backup: restore: %w", err)
 		}
 	}
 	for i := len(m.Dirs) - 1; i >= 0; i-- {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/backup"
 	"github.com/phivault/phivault/sqlite"
 )
@@ -127,6 +129,9 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 // them back (backup.RecordShreds). It runs after each backup: the backup
 // holds no shred its tombstones lack.
 func recordShreds(ctx context.Context, d dataDir, t backup.Target, keys *backup.KeySet) (int, error) {
+	if _, err := os.Stat(d.database()); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil // a folder never served holds no records
+	}
 	shredded, err := sqlite.ReadShredded(ctx, d.database())
 	if err != nil {
 		return 0, err
@@ -291,19 +296,30 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	identity := fs.String("identity", "", "age identity file")
 	data := fs.String("data", "", "the new data folder to restore into")
 	verifierFile := fs.String("verifier", "", "the vault's audit-verifier.pub, kept outside the backup")
+	var witness string
+	registerWitnessFile(fs, &witness, "the vault's witnesses saw: the restored audit trail is checked against it, and a gap recorded if it saw more; a file that does not exist checks nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *from == "" || *identity == "" || *data == "" || fs.NArg() > 0 {
+	if *from == "" || *identity == "" || *data == "" || witness == "" || fs.NArg() > 0 {
 		fs.Usage()
-		return errorWithHint("restore needs -from, -identity and -data", "phivault restore -from /mnt/backup -identity backup-identity.txt -data /var/lib/phivault-restored")
+		return errorWithHint("restore needs -from, -identity, -data and -audit-witness-file", "phivault restore -from /mnt/backup -identity backup-identity.txt -data /var/lib/phivault-restored -audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log")
 	}
 	ids, err := readIdentities(*identity)
 	if err != nil {
 		return err
 	}
 	var shredded int
-	opt := backup.RestoreOptions{Identities: ids, ApplyShreds: applyShreds(&shredded)}
+	var gap *auditlog.Gap
+	opt := backup.RestoreOptions{Identities: ids, ApplyShreds: applyShreds(&shredded),
+		Prepare: func(ctx context.Context, dir string, m *backup.Manifest) error {
+			w, err := witnessFile(dataDir(dir), witness, "phivault restore")
+			if err != nil {
+				return err
+			}
+			gap, err = recordRestoreGap(ctx, dataDir(dir), w, m, time.Now())
+			return err
+		}}
 	if *verifierFile != "" {
 		if opt.Verifier, err = readVerifier(*verifierFile); err != nil {
 			return err
@@ -317,6 +333,10 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 		m.Snapshot, m.Time.Format(time.RFC3339), *data, len(m.Files), m.Size(), checkpointSize(m.Checkpoint))
 	if shredded > 0 {
 		fmt.Fprintf(c.stdout, "shredded again %d patients shredded after the snapshot (the backup's tombstones)\n", shredded)
+	}
+	if gap != nil {
+		fmt.Fprintf(c.stdout, "GAP: the restored audit trail holds %d entries, the witnesses saw %d: %d entries are lost. The server publishes the gap to the witnesses and records it in the trail when it starts on %s.\n",
+			gap.Restored, gap.Witnessed.N, gap.Lost(), *data)
 	}
 	return nil
 }
