@@ -370,6 +370,10 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 			return err
 		}
 	}
+	if err := recordRestore(ctx, a.cfg.Data, l); err != nil {
+		t.Close()
+		return err
+	}
 	if recovering {
 		a.logger.Warn("audit log started without a checkpoint (-audit-recover)", "entries", l.Tree().N)
 		e := &phivault.AuditEntry{Time: time.Now().UTC(), Actor: "phivault", Action: phivault.ActionAuditRecover, TargetType: "AuditEvent",

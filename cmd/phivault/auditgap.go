@@ -169,3 +169,45 @@ func recordGapEntry(ctx context.Context, l *auditlog.Log, g *auditlog.Gap) error
 	}
 	return nil
 }
+
+// restoreRecord is the data folder's note that it was restored from a
+// backup, written by restore: the server's first start records it in the
+// trail (recordRestore) and removes it.
+func (d dataDir) restoreRecord() string { return d.path("restored-from") }
+
+// writeRestoreRecord notes in the restored folder d which snapshot it
+// holds and when it was restored.
+func writeRestoreRecord(d dataDir, m *backup.Manifest, now time.Time) error {
+	text := fmt.Sprintf("snapshot %s of %s restored at %s\n", m.Snapshot, m.Time.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	return writeFileAtomic(d.restoreRecord(), []byte(text), 0o600)
+}
+
+// recordRestore appends the trail's record of the restore noted in d, if
+// any, and removes the note.
+func recordRestore(ctx context.Context, d dataDir, l *auditlog.Log) error {
+	b, err := os.ReadFile(d.restoreRecord())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("read the restore record: %w", err)
+	}
+	line := string(bytes.TrimSpace(b))
+	if len(line) > 200 || !isPrintable(line) {
+		line = "(unreadable restore record)"
+	}
+	e := &phivault.AuditEntry{Time: time.Now().UTC(), Actor: "phivault", Action: phivault.ActionBackup, TargetType: "Backup",
+		Outcome: "ok", Decision: "started on a data folder restored from a backup: " + line}
+	if err := l.Append(ctx, e); err != nil {
+		return fmt.Errorf("record the restore: %w", err)
+	}
+	return os.Remove(d.restoreRecord())
+}
+
+func isPrintable(s string) bool {
+	for _, r := range s {
+		if r < ' ' || r > '~' {
+			return false
+		}
+	}
+	return true
+}

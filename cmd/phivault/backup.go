@@ -317,8 +317,10 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			gap, err = recordRestoreGap(ctx, dataDir(dir), w, m, time.Now())
-			return err
+			if gap, err = recordRestoreGap(ctx, dataDir(dir), w, m, time.Now()); err != nil {
+				return err
+			}
+			return writeRestoreRecord(dataDir(dir), m, time.Now())
 		}}
 	if *verifierFile != "" {
 		if opt.Verifier, err = readVerifier(*verifierFile); err != nil {

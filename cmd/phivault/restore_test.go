@@ -90,6 +90,15 @@ func TestRestore_shredSurvives(t *testing.T) {
 	if err := run(ctx, []string{"audit", "verify", "-data", string(d2), "-audit-witness-file", witness}, io.Discard, io.Discard); err != nil {
 		t.Errorf("audit verify of the restored vault = %v", err)
 	}
+	out.Reset()
+	if err := run(ctx, []string{"audit", "export", "-data", string(d2)}, &out, io.Discard); err != nil {
+		t.Fatalf("audit export = %v", err)
+	}
+	for _, want := range []string{`"action":"audit-gap"`, "started on a data folder restored from a backup: snapshot " + before} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the restored trail does not record the restore: no %q", want)
+		}
+	}
 }
 
 // TestRestore_gapRefusals checks the near misses of a recorded gap: a
