@@ -44,6 +44,27 @@ func openVault(t *testing.T, d dataDir, witness string) (a *auditApp, close func
 	}
 }
 
+// backupFixture is a new vault, a backup folder bk in a temporary root,
+// and the age identity its backups are encrypted to (also in idFile).
+type backupFixture struct {
+	d                         dataDir
+	witness, root, bk, idFile string
+	identity                  *age.X25519Identity
+}
+
+func newBackupFixture(t *testing.T) *backupFixture {
+	t.Helper()
+	f := &backupFixture{root: t.TempDir()}
+	f.d, f.witness = initTestData(t)
+	f.bk = filepath.Join(f.root, "backups")
+	f.identity, _ = age.GenerateX25519Identity()
+	f.idFile = filepath.Join(f.root, "backup-identity.txt")
+	if err := os.WriteFile(f.idFile, []byte(f.identity.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // backupRun runs "phivault backup" with args and returns the bytes of the
 // snapshot and the bytes it wrote.
 func backupRun(t *testing.T, args ...string) (id string, size, written int64) {
@@ -66,14 +87,8 @@ func backupRun(t *testing.T, args ...string) (id string, size, written int64) {
 // checks its audit trail with "audit verify".
 func TestBackup_restoreVault(t *testing.T) {
 	ctx := context.Background()
-	d, witness := initTestData(t)
-	root := t.TempDir()
-	bk := filepath.Join(root, "backups")
-	identity, _ := age.GenerateX25519Identity()
-	idFile := filepath.Join(root, "backup-identity.txt")
-	if err := os.WriteFile(idFile, []byte(identity.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f := newBackupFixture(t)
+	d, witness, root, bk, identity, idFile := f.d, f.witness, f.root, f.bk, f.identity, f.idFile
 
 	a, closeVault := openVault(t, d, witness)
 	patients := map[string]string{} // id → family name
@@ -170,12 +185,8 @@ func TestBackup_restoreVault(t *testing.T) {
 // back, the database passes integrity_check, and audit verify passes.
 func TestBackup_whileWriting(t *testing.T) {
 	ctx := context.Background()
-	d, witness := initTestData(t)
-	root := t.TempDir()
-	bk := filepath.Join(root, "backups")
-	identity, _ := age.GenerateX25519Identity()
-	idFile := filepath.Join(root, "backup-identity.txt")
-	os.WriteFile(idFile, []byte(identity.String()+"\n"), 0o600)
+	f := newBackupFixture(t)
+	d, witness, root, bk, identity, idFile := f.d, f.witness, f.root, f.bk, f.identity, f.idFile
 
 	a, closeVault := openVault(t, d, witness)
 	post := func(family string) (string, error) {
@@ -312,12 +323,8 @@ func mustOpenSQLite(t *testing.T, path string) *sql.DB {
 // of a corrupted backup through the command leaves nothing.
 func TestBackup_refusals(t *testing.T) {
 	ctx := context.Background()
-	d, _ := initTestData(t)
-	root := t.TempDir()
-	bk := filepath.Join(root, "backups")
-	identity, _ := age.GenerateX25519Identity()
-	idFile := filepath.Join(root, "backup-identity.txt")
-	os.WriteFile(idFile, []byte(identity.String()+"\n"), 0o600)
+	f := newBackupFixture(t)
+	d, _, root, bk, identity, idFile := f.d, f.witness, f.root, f.bk, f.identity, f.idFile
 	backupErr := func(args ...string) error {
 		return run(ctx, append([]string{"backup"}, args...), io.Discard, io.Discard)
 	}

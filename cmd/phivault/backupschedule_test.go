@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/backup"
@@ -24,10 +23,8 @@ import (
 // a target whose keys the folder lacks is refused at start.
 func TestBackupSchedule(t *testing.T) {
 	ctx := context.Background()
-	d, witness := initTestData(t)
-	root := t.TempDir()
-	bk := filepath.Join(root, "backups")
-	identity, _ := age.GenerateX25519Identity()
+	f := newBackupFixture(t)
+	d, witness, root, bk, identity := f.d, f.witness, f.root, f.bk, f.identity
 	cfg := Config{Data: d, Passphrase: "correct horse battery staple", Audit: AuditConfig{WitnessFile: witness},
 		Backup: BackupConfig{To: filepath.Join(root, "elsewhere"), Every: time.Hour}}
 	if a, err := openApp(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil {

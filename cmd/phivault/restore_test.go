@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"filippo.io/age"
 )
 
 // TestRestore_shredSurvives shreds a patient after a backup was taken,
@@ -22,12 +20,8 @@ import (
 // records as a gap that the restored server starts with.
 func TestRestore_shredSurvives(t *testing.T) {
 	ctx := context.Background()
-	d, witness := initTestData(t)
-	root := t.TempDir()
-	bk := filepath.Join(root, "backups")
-	identity, _ := age.GenerateX25519Identity()
-	idFile := filepath.Join(root, "backup-identity.txt")
-	os.WriteFile(idFile, []byte(identity.String()+"\n"), 0o600)
+	f := newBackupFixture(t)
+	d, witness, root, bk, identity, idFile := f.d, f.witness, f.root, f.bk, f.identity, f.idFile
 
 	a, closeVault := openVault(t, d, witness)
 	ids := make([]string, 2)
@@ -107,12 +101,8 @@ func TestRestore_shredSurvives(t *testing.T) {
 // audit verify fails a trail whose gap entry is missing.
 func TestRestore_gapRefusals(t *testing.T) {
 	ctx := context.Background()
-	d, witness := initTestData(t)
-	root := t.TempDir()
-	bk := filepath.Join(root, "backups")
-	identity, _ := age.GenerateX25519Identity()
-	idFile := filepath.Join(root, "backup-identity.txt")
-	os.WriteFile(idFile, []byte(identity.String()+"\n"), 0o600)
+	f := newBackupFixture(t)
+	d, witness, root, bk, identity, idFile := f.d, f.witness, f.root, f.bk, f.identity, f.idFile
 	a, closeVault := openVault(t, d, witness)
 	a.do(t, "GET", "/fhir/Patient", "")
 	backupRun(t, "-data", string(d), "-to", bk, "-recipient", identity.Recipient().String())
