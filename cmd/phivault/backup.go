@@ -25,8 +25,10 @@ const backupUsage = `Usage: phivault backup [-data DIR] -to FOLDER [-recipient a
 
 backup writes an encrypted, deduplicated, signed snapshot of a data folder
 to a backup folder (another disk, a mounted share), with the server running
-or stopped: the SQLite databases are copied with VACUUM INTO, consistently
-(docs/backup.md). Only what changed since the last backup to the folder is
+or stopped: the SQLite databases are copied with SQLite's online backup
+API, consistently (docs/backup.md). Each backup also records in the folder a
+tombstone of every patient shredded since, so that no restore brings them
+back. Only what changed since the last backup to the folder is
 written.
 
 The first backup to a folder makes its keys and encrypts them to the age
@@ -45,7 +47,7 @@ size and the audit trail's checkpointed size.
 Flags:
 `
 
-const restoreUsage = `Usage: phivault restore -from FOLDER [-snapshot ID] -identity FILE -data NEWDIR [-verifier FILE]
+const restoreUsage = `Usage: phivault restore -from FOLDER [-snapshot ID] -identity FILE -data NEWDIR -audit-witness-file FILE [-verifier FILE]
 
 restore restores a snapshot (the latest without -snapshot) from a backup
 folder into a new data folder, which must not exist or be empty. It checks
@@ -58,8 +60,14 @@ manifest) is refused and nothing is left at NEWDIR.
 folder was made for. -verifier, the vault's audit-verifier.pub kept outside
 the backup, pins the signer; without it the key in the backup is trusted.
 
+Patients shredded after the snapshot was taken are shredded again in the
+restored folder (the backup folder's tombstones). The restored audit trail
+is checked against the outside witness file (-audit-witness-file): if the
+witnesses saw more of it, restore records the gap, which the server
+publishes and enters in the trail when it starts (docs/backup.md).
+
 To serve the restored folder you also need the key-file passphrase (or the
-KMS or HSM), and the outside audit witness file (-audit-witness-file).
+KMS or HSM), and the same outside audit witness file.
 
 Flags:
 `
