@@ -1,0 +1,378 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/phivault/phivault/backup"
+	"github.com/phivault/phivault/backup/s3"
+	"github.com/phivault/phivault/internal/s3test"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// config returns a Config for bucket on srv with the root credential.
+func config(srv *s3test.Server, bucket string) s3.Config {
+	return s3.Config{
+		Endpoint:  srv.Endpoint,
+		Bucket:    bucket,
+		Region:    s3test.Region,
+		AccessKey: s3test.RootAccessKey,
+		SecretKey: s3test.RootSecretKey,
+		Insecure:  true,
+	}
+}
+
+// rootClient returns a plain S3 client with the server's root credential:
+// the attacker's, and the test's way to look behind the target.
+func rootClient(t testing.TB, srv *s3test.Server) *minio.Client {
+	t.Helper()
+	c, err := minio.New(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s3test.RootAccessKey, s3test.RootSecretKey, ""), Region: s3test.Region, MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// mustLockedTarget makes a bucket with object lock and opens a target on it.
+func mustLockedTarget(t testing.TB, srv *s3test.Server, c s3.Config) *s3.Target {
+	t.Helper()
+	ctx := context.Background()
+	if err := s3.CreateBucket(ctx, c); err != nil {
+		t.Fatalf("CreateBucket: %v", err)
+	}
+	tg, err := s3.Open(ctx, c)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if !tg.Locked() {
+		t.Fatal("target on a bucket made with object lock: Locked() = false")
+	}
+	return tg
+}
+
+// TestTarget_writeOnce runs backup.Dir's contract (TestDir_writeOnce)
+// against a bucket with object lock.
+func TestTarget_writeOnce(t *testing.T) {
+	srv := s3test.Start(t)
+	ctx := context.Background()
+	c := config(srv, "write-once")
+	c.Prefix = "vault1"
+	// Short, so the test can see the lock expire; Now is the real clock,
+	// as the server's is.
+	c.Retention = 2 * time.Second
+	d := mustLockedTarget(t, srv, c)
+
+	if err := d.Put(ctx, "chunks/ab", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "chunks/ab", []byte("two")); !errors.Is(err, backup.ErrExist) {
+		t.Errorf("second Put = %v, want %v", err, backup.ErrExist)
+	}
+	if b, err := d.Get(ctx, "chunks/ab"); err != nil || string(b) != "one" {
+		t.Errorf("Get = %q, %v; want the first write", b, err)
+	}
+	if _, err := d.Get(ctx, "chunks/cd"); !errors.Is(err, backup.ErrNotFound) {
+		t.Errorf("Get of a missing object = %v, want %v", err, backup.ErrNotFound)
+	}
+	if err := d.Delete(ctx, "chunks/cd"); !errors.Is(err, backup.ErrNotFound) {
+		t.Errorf("Delete of a missing object = %v, want %v", err, backup.ErrNotFound)
+	}
+	if err := d.Delete(ctx, "chunks/ab"); !errors.Is(err, backup.ErrRetained) {
+		t.Errorf("Delete of a fresh object = %v, want %v", err, backup.ErrRetained)
+	}
+	// The server's lock, not only the target's clock, refuses: a target
+	// whose clock is past the retention is still refused.
+	late := c
+	late.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	lateTarget, err := s3.Open(ctx, late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lateTarget.Delete(ctx, "chunks/ab"); !errors.Is(err, backup.ErrRetained) {
+		t.Errorf("Delete of a locked object by a target with a clock an hour ahead = %v, want %v", err, backup.ErrRetained)
+	}
+	if b, err := d.Get(ctx, "chunks/ab"); err != nil || string(b) != "one" {
+		t.Fatalf("Get after refused deletes = %q, %v; want the first write", b, err)
+	}
+
+	waitUnlocked(t, rootClient(t, srv), "write-once", "vault1/chunks/ab")
+	if err := d.Delete(ctx, "chunks/ab"); err != nil {
+		t.Errorf("Delete after the retention = %v, want nil", err)
+	}
+	if _, err := d.Get(ctx, "chunks/ab"); !errors.Is(err, backup.ErrNotFound) {
+		t.Errorf("Get after Delete = %v, want %v", err, backup.ErrNotFound)
+	}
+	if n := countVersions(t, rootClient(t, srv), "write-once", "vault1/chunks/ab"); n != 0 {
+		t.Errorf("after Delete the bucket holds %d versions (or delete markers) of the object, want none", n)
+	}
+	if err := d.Put(ctx, "chunks/ab", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"../x", "chunks/../../x", "/etc/passwd", "Chunks/A", "chunks/", ""} {
+		if err := d.Put(ctx, bad, nil); err == nil {
+			t.Errorf("Put(%q) = nil, want refused", bad)
+		}
+	}
+	if got, err := d.List(ctx, "chunks/"); err != nil || !slices.Equal(got, []string{"chunks/ab"}) {
+		t.Errorf("List(chunks/) = %q, %v; want the one object", got, err)
+	}
+}
+
+// waitUnlocked waits until the retention of key's versions has passed by
+// the local clock, plus a second for the server's date precision.
+func waitUnlocked(t *testing.T, c *minio.Client, bucket, key string) {
+	t.Helper()
+	_, until, err := s3.Retention(context.Background(), c, bucket, key, "")
+	if err != nil || until.IsZero() {
+		t.Fatalf("Retention = %v, %v; want a retention", until, err)
+	}
+	time.Sleep(time.Until(until.Add(time.Second)))
+}
+
+func countVersions(t *testing.T, c *minio.Client, bucket, key string) int {
+	t.Helper()
+	n := 0
+	for o := range c.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: key, WithVersions: true, Recursive: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		if o.Key == key {
+			n++
+		}
+	}
+	return n
+}
+
+func TestTarget_List(t *testing.T) {
+	srv := s3test.Start(t)
+	ctx := context.Background()
+	c := config(srv, "list")
+	c.Prefix = "/vault1/" // slashes around are trimmed
+	c.ListPageSize = 2    // five objects take three pages
+	d := mustLockedTarget(t, srv, c)
+	if got, err := d.List(ctx, "chunks/"); err != nil || len(got) != 0 {
+		t.Errorf("List of an empty target = %q, %v; want none", got, err)
+	}
+	var want []string
+	for _, id := range []string{"01", "02", "03", "04", "05"} {
+		want = append(want, "chunks/"+id)
+		if err := d.Put(ctx, "chunks/"+id, []byte(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Put(ctx, "snapshots/aa", []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	// Near misses: outside the prefix, and another vault's prefix.
+	root := rootClient(t, srv)
+	for _, key := range []string{"chunks/99", "vault10/chunks/98", "vault1chunks/97"} {
+		if _, err := root.PutObject(ctx, "list", key, strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := d.List(ctx, "chunks/")
+	slices.Sort(got)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("List(chunks/) = %q, %v; want %q", got, err, want)
+	}
+	if got, err := d.List(ctx, "snapshots/"); err != nil || !slices.Equal(got, []string{"snapshots/aa"}) {
+		t.Errorf("List(snapshots/) = %q, %v; want [snapshots/aa]", got, err)
+	}
+	for _, bad := range []string{"chunks", "../", "/chunks/", "Chunks/"} {
+		if _, err := d.List(ctx, bad); err == nil {
+			t.Errorf("List(%q) = nil error, want refused", bad)
+		}
+	}
+}
+
+func TestOpen(t *testing.T) {
+	srv := s3test.Start(t)
+	ctx := context.Background()
+	root := rootClient(t, srv)
+	if err := root.MakeBucket(ctx, "unlocked", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("OK", func(t *testing.T) {
+		c := config(srv, "locked")
+		c.Retention = backup.DefaultRetention
+		mustLockedTarget(t, srv, c)
+		if err := s3.CreateBucket(ctx, c); err != nil {
+			t.Errorf("CreateBucket of an existing bucket with object lock = %v, want nil", err)
+		}
+	})
+	t.Run("RetentionWithoutObjectLock", func(t *testing.T) {
+		c := config(srv, "unlocked")
+		c.Retention = time.Hour
+		if _, err := s3.Open(ctx, c); err == nil || !strings.Contains(err.Error(), "no object lock") {
+			t.Errorf("Open with a retention on a bucket without object lock = %v, want refused", err)
+		}
+		if err := s3.CreateBucket(ctx, c); err == nil {
+			t.Error("CreateBucket of an existing bucket without object lock = nil, want refused")
+		}
+		// Without a retention, a plain bucket is a plain write-once target.
+		c.Retention = 0
+		d, err := s3.Open(ctx, c)
+		if err != nil {
+			t.Fatalf("Open without retention = %v", err)
+		}
+		if err := d.Put(ctx, "keys", []byte("k")); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Put(ctx, "keys", []byte("other")); !errors.Is(err, backup.ErrExist) {
+			t.Errorf("second Put = %v, want %v", err, backup.ErrExist)
+		}
+		if err := d.Delete(ctx, "keys"); err != nil {
+			t.Errorf("Delete without retention = %v, want nil", err)
+		}
+		if err := d.Delete(ctx, "keys"); !errors.Is(err, backup.ErrNotFound) {
+			t.Errorf("second Delete = %v, want %v", err, backup.ErrNotFound)
+		}
+	})
+	t.Run("NoBucket", func(t *testing.T) {
+		if _, err := s3.Open(ctx, config(srv, "missing")); err == nil || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("Open of a missing bucket = %v, want refused", err)
+		}
+	})
+	t.Run("BadConfig", func(t *testing.T) {
+		for name, edit := range map[string]func(*s3.Config){
+			"plain http not asked for": func(c *s3.Config) { c.Endpoint = "http://" + srv.Endpoint; c.Insecure = false },
+			"no bucket":                func(c *s3.Config) { c.Bucket = "" },
+			"no secret":                func(c *s3.Config) { c.SecretKey = "" },
+			"bad prefix":               func(c *s3.Config) { c.Prefix = "../x" },
+			"ftp endpoint":             func(c *s3.Config) { c.Endpoint = "ftp://" + srv.Endpoint },
+			"negative retention":       func(c *s3.Config) { c.Retention = -time.Hour },
+		} {
+			c := config(srv, "locked")
+			edit(&c)
+			if _, err := s3.Open(ctx, c); err == nil {
+				t.Errorf("Open with %s = nil error, want refused", name)
+			}
+		}
+		// TLS is the default: a plain http server is not spoken to in clear.
+		c := config(srv, "locked")
+		c.Insecure = false
+		if _, err := s3.Open(ctx, c); err == nil {
+			t.Error("Open of a plain http server without Insecure = nil error, want a TLS failure")
+		}
+	})
+	t.Run("WrongSecret", func(t *testing.T) {
+		c := config(srv, "locked")
+		c.SecretKey = "not-the-secret"
+		_, err := s3.Open(ctx, c)
+		if err == nil {
+			t.Fatal("Open with a wrong secret = nil error")
+		}
+		if strings.Contains(err.Error(), c.SecretKey) || strings.Contains(err.Error(), s3test.RootSecretKey) {
+			t.Errorf("error %q holds a secret", err)
+		}
+	})
+}
+
+// testVault is a data folder and its backup keys.
+type testVault struct {
+	dir      string
+	files    map[string][]byte
+	identity *age.X25519Identity
+	signer   note.Signer
+	verifier note.Verifier
+	vkey     string
+}
+
+func mustTestVault(t testing.TB) *testVault {
+	t.Helper()
+	v := &testVault{dir: t.TempDir(), files: map[string][]byte{
+		"keyring.age":  make([]byte, 700<<10), // several chunks
+		"install-id":   []byte("0123"),
+		"tls/cert.pem": []byte("cert"),
+	}}
+	rand.Read(v.files["keyring.age"])
+	for name, b := range v.files {
+		p := filepath.Join(v.dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	skey, vkey, err := note.GenerateKey(rand.Reader, "phivault-audit-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.vkey = vkey
+	v.signer, _ = note.NewSigner(skey)
+	v.verifier, _ = note.NewVerifier(vkey)
+	v.identity, _ = age.GenerateX25519Identity()
+	return v
+}
+
+func (v *testVault) backup(t *testing.T, tg backup.Target) *backup.Result {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := backup.Init(ctx, tg, rand.Reader, v.vkey, v.identity.Recipient())
+	if err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	res, err := backup.Backup(ctx, v.dir, tg, backup.Options{Keys: keys, Signer: v.signer})
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	return res
+}
+
+// checkRestore restores snapshot id from tg and compares every file.
+func (v *testVault) checkRestore(t *testing.T, tg backup.Target, id string) {
+	t.Helper()
+	dest := filepath.Join(t.TempDir(), "restored")
+	m, err := backup.Restore(context.Background(), tg, id, dest, backup.RestoreOptions{Identities: []age.Identity{v.identity}, Verifier: v.verifier})
+	if err != nil {
+		t.Fatalf("Restore = %v", err)
+	}
+	if m.Snapshot != id {
+		t.Errorf("Restore restored %s, want %s", m.Snapshot, id)
+	}
+	for name, want := range v.files {
+		got, err := os.ReadFile(filepath.Join(dest, filepath.FromSlash(name)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("restored %s: %d bytes, %v; want the %d bytes backed up", name, len(got), err, len(want))
+		}
+	}
+}
+
+func TestBackupRestore(t *testing.T) {
+	srv := s3test.Start(t)
+	c := config(srv, "backups")
+	c.Prefix = "vault1"
+	c.Retention = time.Hour
+	tg := mustLockedTarget(t, srv, c)
+	v := mustTestVault(t)
+	res := v.backup(t, tg)
+	if res.NewChunks < 3 {
+		t.Fatalf("backup wrote %d chunks, want several", res.NewChunks)
+	}
+	v.checkRestore(t, tg, res.Snapshot)
+
+	// Every object is locked in COMPLIANCE mode for the retention.
+	root := rootClient(t, srv)
+	n := 0
+	for o := range root.ListObjects(context.Background(), "backups", minio.ListObjectsOptions{Prefix: "vault1/", Recursive: true}) {
+		mode, until, err := s3.Retention(context.Background(), root, "backups", o.Key, "")
+		if err != nil || mode != "COMPLIANCE" || until.Before(time.Now().Add(50*time.Minute)) {
+			t.Errorf("retention of %s = %v, %v, %v; want COMPLIANCE for an hour", o.Key, mode, until, err)
+		}
+		n++
+	}
+	if n != res.NewChunks+2 {
+		t.Errorf("bucket holds %d objects under vault1/, want %d chunks, keys and the snapshot", n, res.NewChunks)
+	}
+}
