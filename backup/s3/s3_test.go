@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/xml"
 	"errors"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +19,7 @@ import (
 	"filippo.io/age"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/signer"
 	"github.com/phivault/phivault/backup"
 	"github.com/phivault/phivault/backup/s3"
 	"github.com/phivault/phivault/internal/s3test"
@@ -338,7 +343,7 @@ func (v *testVault) checkRestore(t *testing.T, tg backup.Target, id string) {
 	if err != nil {
 		t.Fatalf("Restore = %v", err)
 	}
-	if m.Snapshot != id {
+	if id != "" && m.Snapshot != id {
 		t.Errorf("Restore restored %s, want %s", m.Snapshot, id)
 	}
 	for name, want := range v.files {
@@ -375,4 +380,177 @@ func TestBackupRestore(t *testing.T) {
 	if n != res.NewChunks+2 {
 		t.Errorf("bucket holds %d objects under vault1/, want %d chunks, keys and the snapshot", n, res.NewChunks)
 	}
+}
+
+// TestTarget_attacker plays someone holding the server's ROOT credential
+// who wants the backups gone: every way S3 offers to delete or change a
+// locked version must fail, and the backup must still restore, verified.
+func TestTarget_attacker(t *testing.T) {
+	srv := s3test.Start(t)
+	ctx := context.Background()
+	const bucket = "backups"
+	c := config(srv, bucket)
+	c.Prefix = "vault1"
+	c.Retention = time.Hour
+	tg := mustLockedTarget(t, srv, c)
+	v := mustTestVault(t)
+	res := v.backup(t, tg)
+	root := rootClient(t, srv)
+
+	var stored []storedVersion
+	for o := range root.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "vault1/", Recursive: true, WithVersions: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		mode, until := serverRetention(t, srv, bucket, o.Key, o.VersionID)
+		if mode != "COMPLIANCE" || until.Before(time.Now().Add(50*time.Minute)) {
+			t.Fatalf("retention of %s = %s until %v, want COMPLIANCE for an hour", o.Key, mode, until)
+		}
+		stored = append(stored, storedVersion{key: o.Key, id: o.VersionID, data: mustGet(t, root, bucket, o.Key, o.VersionID), until: until})
+	}
+	if len(stored) < 5 || stored[0].id == "" {
+		t.Fatalf("bucket holds %d versions (first version id %q), want a versioned backup", len(stored), stored[0].id)
+	}
+
+	earlier := time.Now().Add(time.Minute)
+	governance, compliance := minio.Governance, minio.Compliance
+	mustFail := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("root could %s", what)
+		}
+	}
+	for _, s := range stored {
+		mustFail("delete version "+s.id+" of "+s.key,
+			root.RemoveObject(ctx, bucket, s.key, minio.RemoveObjectOptions{VersionID: s.id}))
+		mustFail("delete version "+s.id+" of "+s.key+" bypassing governance",
+			root.RemoveObject(ctx, bucket, s.key, minio.RemoveObjectOptions{VersionID: s.id, GovernanceBypass: true, ForceDelete: true}))
+		mustFail("shorten the retention of "+s.key,
+			root.PutObjectRetention(ctx, bucket, s.key, minio.PutObjectRetentionOptions{VersionID: s.id, Mode: &compliance, RetainUntilDate: &earlier}))
+		mustFail("switch "+s.key+" to GOVERNANCE",
+			root.PutObjectRetention(ctx, bucket, s.key, minio.PutObjectRetentionOptions{VersionID: s.id, Mode: &governance, RetainUntilDate: &s.until, GovernanceBypass: true}))
+		mustFail("shorten the retention of "+s.key+" bypassing governance",
+			root.PutObjectRetention(ctx, bucket, s.key, minio.PutObjectRetentionOptions{VersionID: s.id, Mode: &compliance, RetainUntilDate: &earlier, GovernanceBypass: true}))
+	}
+	for r := range root.RemoveObjectsWithResult(ctx, bucket, objectsChan(stored, true), minio.RemoveObjectsOptions{GovernanceBypass: true}) {
+		if r.Err == nil {
+			t.Errorf("root could delete version %s of %s in a multi-object delete", r.ObjectVersionID, r.ObjectName)
+		}
+	}
+	mustFail("delete the bucket", root.RemoveBucket(ctx, bucket))
+	mustFail("force-delete the bucket", root.RemoveBucketWithOptions(ctx, bucket, minio.RemoveBucketOptions{ForceDelete: true}))
+	err := root.SetBucketVersioning(ctx, bucket, minio.BucketVersioningConfiguration{Status: "Suspended"})
+	mustFail("suspend versioning", err)
+
+	// S3 lets anyone who may write add a newer version or a delete marker
+	// on top of a locked version; the target reads the first version, so
+	// neither hides nor replaces the backup.
+	overwritten, hidden := 0, 0
+	for _, s := range stored {
+		if _, err := root.PutObject(ctx, bucket, s.key, strings.NewReader("garbage"), 7, minio.PutObjectOptions{}); err == nil {
+			overwritten++
+		}
+	}
+	for _, s := range stored[:len(stored)/2] {
+		if err := root.RemoveObject(ctx, bucket, s.key, minio.RemoveObjectOptions{}); err == nil {
+			hidden++
+		}
+	}
+	for r := range root.RemoveObjectsWithResult(ctx, bucket, objectsChan(stored[len(stored)/2:], false), minio.RemoveObjectsOptions{}) {
+		if r.Err == nil {
+			hidden++
+		}
+	}
+	t.Logf("the server accepted %d of %d overwrites (each a newer version) and %d of %d deletes without a version id (each a delete marker)",
+		overwritten, len(stored), hidden, len(stored))
+	if _, err := root.StatObject(ctx, bucket, stored[0].key, minio.StatObjectOptions{}); err == nil && hidden == len(stored) {
+		t.Errorf("a plain HEAD of %s finds an object behind a delete marker", stored[0].key)
+	}
+
+	for _, s := range stored {
+		got, err := root.GetObject(ctx, bucket, s.key, minio.GetObjectOptions{VersionID: s.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(got)
+		if err != nil || !bytes.Equal(b, s.data) {
+			t.Errorf("version %s of %s after the attack: %d bytes, %v; want the %d bytes written", s.id, s.key, len(b), err, len(s.data))
+		}
+		if mode, until := serverRetention(t, srv, bucket, s.key, s.id); mode != "COMPLIANCE" || !until.Equal(s.until) {
+			t.Errorf("retention of %s after the attack = %s until %v; want COMPLIANCE until %v", s.key, mode, until, s.until)
+		}
+	}
+	if names, err := tg.List(ctx, "chunks/"); err != nil || len(names) != res.NewChunks {
+		t.Errorf("List(chunks/) after the attack = %d names, %v; want %d", len(names), err, res.NewChunks)
+	}
+	v.checkRestore(t, tg, res.Snapshot)
+	v.checkRestore(t, tg, "") // the latest, found by List
+}
+
+func mustGet(t *testing.T, c *minio.Client, bucket, key, versionID string) []byte {
+	t.Helper()
+	o, err := c.GetObject(context.Background(), bucket, key, minio.GetObjectOptions{VersionID: versionID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	b, err := io.ReadAll(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// storedVersion is an object version as the backup wrote it.
+type storedVersion struct {
+	key, id string
+	data    []byte
+	until   time.Time
+}
+
+// objectsChan sends the versions' keys, with their version ids if withIDs.
+func objectsChan(vs []storedVersion, withIDs bool) <-chan minio.ObjectInfo {
+	ch := make(chan minio.ObjectInfo, len(vs))
+	for _, v := range vs {
+		o := minio.ObjectInfo{Key: v.key}
+		if withIDs {
+			o.VersionID = v.id
+		}
+		ch <- o
+	}
+	close(ch)
+	return ch
+}
+
+// serverRetention asks the server for the retention of a version of key
+// (GetObjectRetention). minio-go's GetObjectRetention cannot read
+// versitygw 1.8's reply, whose root element is ObjectLockRetention where
+// AWS says Retention, and versitygw's HEAD of a non-current version omits
+// the lock headers: so the test signs the request itself and reads the
+// reply whatever its root element.
+func serverRetention(t *testing.T, srv *s3test.Server, bucket, key, versionID string) (string, time.Time) {
+	t.Helper()
+	u := &url.URL{Scheme: "http", Host: srv.Endpoint, Path: "/" + bucket + "/" + key, RawQuery: "retention=&versionId=" + url.QueryEscape(versionID)}
+	req, err := http.NewRequest(http.MethodGet, u.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Content-Sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") // of nothing
+	resp, err := http.DefaultClient.Do(signer.SignV4(*req, s3test.RootAccessKey, s3test.RootSecretKey, "", s3test.Region))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GetObjectRetention %s %s: %s: %s", key, versionID, resp.Status, body)
+	}
+	var r struct {
+		Mode            string
+		RetainUntilDate time.Time
+	}
+	if err := xml.Unmarshal(body, &r); err != nil {
+		t.Fatalf("GetObjectRetention %s: %v: %s", key, err, body)
+	}
+	return r.Mode, r.RetainUntilDate
 }
