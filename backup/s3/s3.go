@@ -53,6 +53,12 @@ import (
 	"github.com/phivault/phivault/backup"
 )
 
+// Errors of Open, for callers to branch on with errors.Is.
+var (
+	ErrNoBucket     = errors.New("bucket does not exist")
+	ErrNoObjectLock = errors.New("bucket has no object lock")
+)
+
 // Config says where a Target stores its objects and how.
 type Config struct {
 	// Endpoint is the server: "host:port", or "https://host[:port]".
@@ -128,13 +134,13 @@ func Open(ctx context.Context, c Config) (*Target, error) {
 		return nil, fmt.Errorf("backup: s3 bucket %s: %w", c.Bucket, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("backup: s3 bucket %s does not exist; create it with object lock enabled first", c.Bucket)
+		return nil, fmt.Errorf("backup: s3 bucket %s: %w; make it with object lock enabled first", c.Bucket, ErrNoBucket)
 	}
 	if t.locked, err = objectLockEnabled(ctx, client, c.Bucket); err != nil {
 		return nil, err
 	}
 	if c.Retention > 0 && !t.locked {
-		return nil, fmt.Errorf("backup: s3 bucket %s has no object lock, so a retention of %v cannot be enforced; use a bucket made with object lock enabled", c.Bucket, c.Retention)
+		return nil, fmt.Errorf("backup: s3 bucket %s: %w, so a retention of %v cannot be enforced; use a bucket made with object lock enabled", c.Bucket, ErrNoObjectLock, c.Retention)
 	}
 	v, err := client.GetBucketVersioning(ctx, c.Bucket)
 	if err != nil {
@@ -162,7 +168,7 @@ func CreateBucket(ctx context.Context, c Config) error {
 			return lerr
 		}
 		if !locked {
-			return fmt.Errorf("backup: s3 bucket %s exists without object lock, which cannot be added to it; use a new bucket", c.Bucket)
+			return fmt.Errorf("backup: s3 bucket %s exists: %w, and it cannot be added to it; use a new bucket", c.Bucket, ErrNoObjectLock)
 		}
 		return nil
 	}
