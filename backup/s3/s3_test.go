@@ -595,3 +595,50 @@ func BenchmarkTarget(b *testing.B) {
 		})
 	}
 }
+
+// TestTarget_concurrentPut races Puts of the same new names: exactly one
+// wins each name, the others get ErrExist, and the name reads the
+// winner's bytes. The server's conditional write closes the window the
+// existence check leaves, which the test checks directly too.
+func TestTarget_concurrentPut(t *testing.T) {
+	srv := s3test.Start(t)
+	ctx := context.Background()
+	c := config(srv, "race")
+	c.Retention = time.Hour
+	d := mustLockedTarget(t, srv, c)
+
+	root := rootClient(t, srv)
+	if err := d.Put(ctx, "keys", []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	opts := minio.PutObjectOptions{}
+	opts.SetMatchETagExcept("*")
+	_, err := root.PutObject(ctx, "race", "keys", strings.NewReader("x"), 1, opts)
+	if code := minio.ToErrorResponse(err).Code; code != "PreconditionFailed" {
+		t.Fatalf("server: a put with If-None-Match: * over an existing object = %v (%s), want PreconditionFailed", err, code)
+	}
+
+	const writers = 4
+	for i := range 10 {
+		name := fmt.Sprintf("chunks/%02d", i)
+		errs := make(chan error, writers)
+		for w := range writers {
+			go func() { errs <- d.Put(ctx, name, []byte{byte(w)}) }()
+		}
+		won := -1
+		for range writers {
+			switch err := <-errs; {
+			case err == nil:
+				won++
+			case !errors.Is(err, backup.ErrExist):
+				t.Errorf("Put(%s) = %v, want nil or %v", name, err, backup.ErrExist)
+			}
+		}
+		if won != 0 {
+			t.Errorf("%d Puts of %s succeeded, want one", won+1, name)
+		}
+		if n := countVersions(t, root, "race", name); n != 1 {
+			t.Errorf("%s has %d versions, want one", name, n)
+		}
+	}
+}
