@@ -20,8 +20,8 @@ import (
 	"github.com/phivault/phivault/sqlite"
 )
 
-const backupUsage = `Usage: phivault backup [-data DIR] -to FOLDER [-recipient age1...] [-recipients-file FILE]
-       phivault backup list -to FOLDER [-data DIR | -identity FILE]
+const backupUsage = `Usage: phivault backup [-data DIR] -to FOLDER|s3://BUCKET/PREFIX [-recipient age1...] [-recipients-file FILE]
+       phivault backup list -to FOLDER|s3://BUCKET/PREFIX [-data DIR | -identity FILE]
 
 backup writes an encrypted, deduplicated, signed snapshot of a data folder
 to a backup folder (another disk, a mounted share), with the server running
@@ -43,11 +43,11 @@ verifies them. Restore with "phivault restore".
 
 list shows the snapshots in a backup folder, oldest first: id, time, files,
 size and the audit trail's checkpointed size.
-
+` + backupTargetUsage + `
 Flags:
 `
 
-const restoreUsage = `Usage: phivault restore -from FOLDER [-snapshot ID] -identity FILE -data NEWDIR -audit-witness-file FILE [-verifier FILE]
+const restoreUsage = `Usage: phivault restore -from FOLDER|s3://BUCKET/PREFIX [-snapshot ID] -identity FILE -data NEWDIR -audit-witness-file FILE [-verifier FILE]
 
 restore restores a snapshot (the latest without -snapshot) from a backup
 folder into a new data folder, which must not exist or be empty. It checks
@@ -68,7 +68,7 @@ publishes and enters in the trail when it starts (docs/backup.md).
 
 To serve the restored folder you also need the key-file passphrase (or the
 KMS or HSM), and the same outside audit witness file.
-
+` + backupTargetUsage + `
 Flags:
 `
 
@@ -111,7 +111,10 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("read audit verifier key: %w", err)
 	}
-	t := &backup.Dir{Path: *to}
+	t, err := openBackupTarget(*to, os.Getenv)
+	if err != nil {
+		return err
+	}
 	keys, err := c.keys(ctx, *d, t, strings.TrimSpace(string(vkey)), recipients, *recipientsFile, *identity)
 	if err != nil {
 		return err
@@ -228,7 +231,10 @@ func (c *backupCommand) list(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errorWithHint("backup list needs -to FOLDER", "phivault backup list -to /mnt/backup")
 	}
-	t := &backup.Dir{Path: *to}
+	t, err := openBackupTarget(*to, os.Getenv)
+	if err != nil {
+		return err
+	}
 	var keys *backup.KeySet
 	if *identity != "" {
 		ids, err := readIdentities(*identity)
@@ -335,7 +341,11 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	m, err := backup.Restore(ctx, &backup.Dir{Path: *from}, *snapshot, *data, opt)
+	t, err := openBackupTarget(*from, os.Getenv)
+	if err != nil {
+		return err
+	}
+	m, err := backup.Restore(ctx, t, *snapshot, *data, opt)
 	if err != nil {
 		return err
 	}

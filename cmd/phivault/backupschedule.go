@@ -70,7 +70,10 @@ func (a *app) openBackups(ctx context.Context, adminOpts *admin.Options) error {
 	} else if kind != storeSQLite {
 		return errors.New("-backup-to backs up the embedded (SQLite) store only; back up PostgreSQL with its own tools (docs/backup.md)")
 	}
-	t := &backup.Dir{Path: c.To}
+	t, err := openBackupTarget(c.To, os.Getenv)
+	if err != nil {
+		return err
+	}
 	hint := fmt.Sprintf("phivault backup -data %s -to %s -recipient age1... (once, to set up the target's keys)", a.cfg.Data, c.To)
 	cache, err := os.ReadFile(a.cfg.Data.backupKeyCache())
 	if err != nil {
