@@ -26,6 +26,10 @@ type RestoreOptions struct {
 	// target could write a key set naming their own signer. Pin the
 	// verifier where you can.
 	Verifier note.Verifier
+	// Mark, if not nil, records a restore that succeeds as a verification
+	// of the snapshot (see Verify). A restore that succeeds but cannot
+	// store the mark returns its manifest and the error.
+	Mark *MarkOptions
 }
 
 // Restore restores the snapshot id of t (the latest if id is "") into the
@@ -106,6 +110,11 @@ func Restore(ctx context.Context, t Target, id, dest string, opt RestoreOptions)
 	done = true
 	if err := syncDir(parent); err != nil {
 		return nil, fmt.Errorf("backup: restore: %w", err)
+	}
+	if opt.Mark != nil {
+		if _, err := writeMark(ctx, t, keys, m, MarkRestore, *opt.Mark); err != nil {
+			return m, fmt.Errorf("backup: restored, but the verification mark: %w", err)
+		}
 	}
 	return m, nil
 }
