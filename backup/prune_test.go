@@ -383,3 +383,45 @@ func TestPrune_grace(t *testing.T) {
 		t.Errorf("Prune after the grace = %+v, %v; want %d chunks removed", res, err, len(only1))
 	}
 }
+
+// racingTarget is a Dir that runs race once, just before its first
+// delete of a chunk: a backup that finishes during the sweep.
+type racingTarget struct {
+	*backup.Dir
+	race func()
+}
+
+func (r *racingTarget) Delete(ctx context.Context, name string) error {
+	if strings.HasPrefix(name, "chunks/") && r.race != nil {
+		r.race()
+		r.race = nil
+	}
+	return r.Dir.Delete(ctx, name)
+}
+
+// TestPrune_concurrentBackup: a backup that reuses chunks only a removed
+// snapshot named, and writes its manifest while the prune sweeps, is
+// reported, not passed over in silence. (Prune and Backup must not run
+// together; this is the net under that rule, not a lock.)
+func TestPrune_concurrentBackup(t *testing.T) {
+	ctx := context.Background()
+	v := mustTestVault(t)
+	v.insert(t, 20, 1000)
+	day := at("2026-12-01T09:00:00Z")
+	v.backupAt(t, day)
+	second := v.backupAt(t, day.Add(time.Hour))
+	if _, err := backup.Verify(ctx, v.target, v.keys, second, backup.VerifyOptions{Verifier: v.verifier}); err != nil {
+		t.Fatal(err)
+	}
+	v.age(t, backup.DefaultRetention+48*time.Hour)
+	var racer string
+	rt := &racingTarget{Dir: v.target, race: func() {
+		// The first snapshot's a.txt and b.txt again: their chunks are
+		// there still, so the backup reuses them.
+		racer = v.backupAt(t, day)
+	}}
+	_, err := backup.Prune(ctx, rt, v.keys, backup.PruneOptions{Policy: backup.Policy{KeepLast: 1}, Verifier: v.verifier})
+	if !errors.Is(err, backup.ErrConcurrentBackup) || !strings.Contains(err.Error(), racer) {
+		t.Errorf("Prune with a backup finishing during the sweep = %v, want %v naming snapshot %s", err, backup.ErrConcurrentBackup, racer)
+	}
+}
