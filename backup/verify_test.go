@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +118,42 @@ func TestRestore_mark(t *testing.T) {
 	}
 	if mk, err := backup.ReadMark(ctx, v.target, v.keys, id); err != nil || mk.Method != backup.MarkRestore || mk.By != "drill" {
 		t.Errorf("ReadMark after a restore with Mark = %+v, %v; want a restore mark by drill", mk, err)
+	}
+}
+
+// benchVault is a vault of some 8 MB backed up once.
+func benchVault(b *testing.B) (*testVault, string) {
+	v := mustTestVault(b)
+	v.insert(b, 2000, 4000)
+	res, err := backup.Backup(context.Background(), v.dir, v.target, backup.Options{Keys: v.keys, Signer: v.signer})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(res.Size)
+	return v, res.Snapshot
+}
+
+// BenchmarkVerify reads an 8 MB snapshot through every check, writing
+// nothing; compare with BenchmarkRestore.
+func BenchmarkVerify(b *testing.B) {
+	v, id := benchVault(b)
+	for b.Loop() {
+		// A mark is write-once: after the first, Verify reads it back.
+		if _, err := backup.Verify(context.Background(), v.target, v.keys, id, backup.VerifyOptions{Verifier: v.verifier}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRestore restores the same snapshot into a new folder.
+func BenchmarkRestore(b *testing.B) {
+	v, id := benchVault(b)
+	root := b.TempDir()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := v.restore(id, filepath.Join(root, strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
