@@ -137,23 +137,23 @@ func Prune(ctx context.Context, t Target, keys *KeySet, opt PruneOptions) (*Prun
 
 	// 1. Manifests, then marks. A crash in between leaves a mark of a
 	// snapshot that is gone, which the next prune removes.
-	retained := map[string]bool{}
+	removed := map[string]bool{}
 	for _, d := range plan {
 		if d.Keep {
 			continue
 		}
 		switch err := t.Delete(ctx, "snapshots/"+d.ID); {
 		case errors.Is(err, ErrRetained):
-			retained[d.ID] = true
 			res.Retained = append(res.Retained, "snapshots/"+d.ID)
 		case err == nil || errors.Is(err, ErrNotFound):
+			removed[d.ID] = true
 			res.Removed = append(res.Removed, d.ID)
 		default:
 			return res, err
 		}
 	}
 	for id := range marks {
-		if manifests[id] != nil && !slices.Contains(res.Removed, id) {
+		if manifests[id] != nil && !removed[id] {
 			continue // its snapshot stays
 		}
 		switch err := t.Delete(ctx, markPrefix+id); {
@@ -173,7 +173,9 @@ func Prune(ctx context.Context, t Target, keys *KeySet, opt PruneOptions) (*Prun
 		return res, err
 	}
 	var live []*Manifest
+	listed := map[string]bool{}
 	for _, n := range names {
+		listed[n] = true
 		id := n[len("snapshots/"):]
 		m := manifests[id]
 		if m == nil {
@@ -197,7 +199,7 @@ func Prune(ctx context.Context, t Target, keys *KeySet, opt PruneOptions) (*Prun
 	}
 	for _, n := range after {
 		id := n[len("snapshots/"):]
-		if slices.Contains(names, n) {
+		if listed[n] {
 			continue
 		}
 		m, err := ReadManifest(ctx, t, keys, id, opt.Verifier)
