@@ -2,6 +2,7 @@ package backup_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -423,5 +424,29 @@ func TestPrune_concurrentBackup(t *testing.T) {
 	_, err := backup.Prune(ctx, rt, v.keys, backup.PruneOptions{Policy: backup.Policy{KeepLast: 1}, Verifier: v.verifier})
 	if !errors.Is(err, backup.ErrConcurrentBackup) || !strings.Contains(err.Error(), racer) {
 		t.Errorf("Prune with a backup finishing during the sweep = %v, want %v naming snapshot %s", err, backup.ErrConcurrentBackup, racer)
+	}
+}
+
+// TestPrune_keepsShreds: shred tombstones are never pruned.
+func TestPrune_keepsShreds(t *testing.T) {
+	ctx := context.Background()
+	v := mustTestVault(t)
+	v.insert(t, 10, 1000)
+	day := at("2026-12-01T09:00:00Z")
+	first := v.backupAt(t, day)
+	second := v.backupAt(t, day.Add(time.Hour))
+	if _, err := backup.Verify(ctx, v.target, v.keys, second, backup.VerifyOptions{Verifier: v.verifier}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backup.RecordShreds(ctx, v.target, v.keys, rand.Reader, []backup.Shred{{Compartment: "Patient/p1", At: day}}); err != nil {
+		t.Fatal(err)
+	}
+	v.age(t, backup.DefaultRetention+48*time.Hour)
+	res, err := backup.Prune(ctx, v.target, v.keys, backup.PruneOptions{Policy: backup.Policy{KeepLast: 1}, Verifier: v.verifier})
+	if err != nil || !slices.Equal(res.Removed, []string{first}) {
+		t.Fatalf("Prune = %+v, %v; want snapshot %s removed", res, err, first)
+	}
+	if shreds, err := backup.Shreds(ctx, v.target, v.keys); err != nil || len(shreds) != 1 {
+		t.Errorf("Shreds after Prune = %v, %v; want the one tombstone", shreds, err)
 	}
 }
