@@ -32,7 +32,7 @@ type testVault struct {
 	verifier note.Verifier
 	// signerKey is the signer's private key, for child processes.
 	signerKey string
-	keys     *backup.KeySet
+	keys      *backup.KeySet
 	// checkpoint is the last signed checkpoint in audit-checkpoints.log.
 	checkpoint string
 }

@@ -36,6 +36,10 @@ type RestoreOptions struct {
 	// nothing. The caller checks or completes the folder there (phivault
 	// records an audit gap).
 	Prepare func(ctx context.Context, dir string, m *Manifest) error
+	// Mark, if not nil, records a restore that succeeds as a verification
+	// of the snapshot (see Verify). A restore that succeeds but cannot
+	// store the mark returns its manifest and the error.
+	Mark *MarkOptions
 }
 
 // Restore restores the snapshot id of t (the latest if id is "") into the
@@ -135,6 +139,11 @@ func Restore(ctx context.Context, t Target, id, dest string, opt RestoreOptions)
 	done = true
 	if err := syncDir(parent); err != nil {
 		return nil, fmt.Errorf("backup: restore: %w", err)
+	}
+	if opt.Mark != nil {
+		if _, err := writeMark(ctx, t, keys, m, MarkRestore, *opt.Mark); err != nil {
+			return m, fmt.Errorf("backup: restored, but the verification mark: %w", err)
+		}
 	}
 	return m, nil
 }

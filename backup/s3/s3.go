@@ -113,7 +113,7 @@ type Target struct {
 	locked bool
 }
 
-var _ backup.Target = (*Target)(nil)
+var _ backup.DatedTarget = (*Target)(nil)
 
 // Open connects to the bucket and checks it: it must exist, and have
 // Object Lock enabled if c.Retention is positive.
@@ -327,6 +327,20 @@ func (t *Target) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("backup: s3 get %s: %w", name, err)
 	}
 	return b, nil
+}
+
+// Written returns the time the object name was written (its first
+// version's), for prune's grace period (backup.DatedTarget).
+func (t *Target) Written(ctx context.Context, name string) (time.Time, error) {
+	key, err := t.key(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	v, err := t.first(ctx, key)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("backup: s3 object %s: %w", name, err)
+	}
+	return v.LastModified, nil
 }
 
 // List returns the names under prefix, which ends in "/", relative to the

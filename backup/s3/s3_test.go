@@ -79,8 +79,17 @@ func TestTarget_writeOnce(t *testing.T) {
 	c.Retention = 2 * time.Second
 	d := mustLockedTarget(t, srv, c)
 
+	before := time.Now()
 	if err := d.Put(ctx, "chunks/ab", []byte("one")); err != nil {
 		t.Fatal(err)
+	}
+	// The time prune's grace period reads; the server's clock is this
+	// machine's, and S3 keeps seconds.
+	if w, err := d.Written(ctx, "chunks/ab"); err != nil || w.Before(before.Add(-time.Second)) || w.After(time.Now().Add(time.Second)) {
+		t.Errorf("Written = %v, %v; want the time of the Put (%v)", w, err, before)
+	}
+	if _, err := d.Written(ctx, "chunks/cd"); !errors.Is(err, backup.ErrNotFound) {
+		t.Errorf("Written of a missing object = %v, want %v", err, backup.ErrNotFound)
 	}
 	if err := d.Put(ctx, "chunks/ab", []byte("two")); !errors.Is(err, backup.ErrExist) {
 		t.Errorf("second Put = %v, want %v", err, backup.ErrExist)

@@ -20,8 +20,13 @@ import (
 	"github.com/phivault/phivault/sqlite"
 )
 
-const backupUsage = `Usage: phivault backup [-data DIR] -to FOLDER|s3://BUCKET/PREFIX [-recipient age1...] [-recipients-file FILE]
-       phivault backup list -to FOLDER|s3://BUCKET/PREFIX [-data DIR | -identity FILE]
+const backupUsage = `Usage: phivault backup [-data DIR] -to TARGET [-recipient age1...] [-recipients-file FILE]
+       phivault backup list -to TARGET [-data DIR | -identity FILE]
+       phivault backup verify -to TARGET [-snapshot ID] [-data DIR | -identity FILE] [-verifier FILE]
+       phivault backup prune -to TARGET -keep-last N -keep-daily D -keep-weekly W -keep-monthly M
+                             [-keep-within DUR] [-dry-run] [-allow-unverified] [-data DIR | -identity FILE]
+
+TARGET is a folder or s3://BUCKET/PREFIX.
 
 backup writes an encrypted, deduplicated, signed snapshot of a data folder
 to a backup folder (another disk, a mounted share), with the server running
@@ -42,7 +47,19 @@ Snapshots are signed with the audit checkpoint key: audit-verifier.pub
 verifies them. Restore with "phivault restore".
 
 list shows the snapshots in a backup folder, oldest first: id, time, files,
-size and the audit trail's checkpointed size.
+size, the audit trail's checkpointed size, and whether it was verified.
+
+verify reads a snapshot (the latest without -snapshot) back whole through
+every check a restore makes, writing no file, and records the success in
+the backup folder (verified/<id>).
+
+prune removes the snapshots no -keep-* rule keeps (like restic's forget:
+buckets in UTC, the newest snapshot of each kept), then the chunks no
+remaining snapshot needs. It never removes the newest verified snapshot,
+and removes nothing while no snapshot is verified (unless
+-allow-unverified). Objects still under the folder's retention are left
+for a later prune. Do not run it while a backup to the folder runs.
+-dry-run prints the plan and removes nothing.
 ` + backupTargetUsage + `
 Flags:
 `
@@ -80,6 +97,12 @@ type backupCommand struct {
 func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "list" {
 		return c.list(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "verify" {
+		return c.verify(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "prune" {
+		return c.prune(ctx, args[1:])
 	}
 	fs := c.flagSet("backup")
 	d := dataFlag(fs)
@@ -257,10 +280,14 @@ func (c *backupCommand) list(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	marks, err := backup.Marks(ctx, t, keys)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SNAPSHOT\tTIME\tFILES\tSIZE\tAUDIT-CHECKPOINT")
+	fmt.Fprintln(tw, "SNAPSHOT\tTIME\tFILES\tSIZE\tAUDIT-CHECKPOINT\tVERIFIED")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", m.Snapshot, m.Time.Format(time.RFC3339), len(m.Files), m.Size(), checkpointSize(m.Checkpoint))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", m.Snapshot, m.Time.Format(time.RFC3339), len(m.Files), m.Size(), checkpointSize(m.Checkpoint), yesNo(marks[m.Snapshot] != nil))
 	}
 	return tw.Flush()
 }
