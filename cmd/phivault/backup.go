@@ -372,8 +372,15 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	by := "phivault restore"
+	if host, _ := os.Hostname(); host != "" {
+		by += " on " + host
+	}
+	opt.Mark = &backup.MarkOptions{By: by} // a whole restore verifies the snapshot
 	m, err := backup.Restore(ctx, t, *snapshot, *data, opt)
-	if err != nil {
+	if err != nil && m != nil { // restored; the mark could not be written (a read-only copy)
+		fmt.Fprintf(c.stderr, "warning: %v\n", err)
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "restored snapshot %s of %s into %s: %d files, %d bytes; audit checkpoint size %s\n",

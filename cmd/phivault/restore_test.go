@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -60,6 +61,14 @@ func TestRestore_shredSurvives(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("restore printed %q, want %q", out.String(), want)
 		}
+	}
+	// The whole restore verified the snapshot: backup list says so.
+	out.Reset()
+	if err := run(ctx, []string{"backup", "list", "-data", string(d), "-to", bk}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(before + `\s.*\syes\n`).MatchString(out.String()) {
+		t.Errorf("backup list after the restore:\n%s\nwant snapshot %s verified", out.String(), before)
 	}
 	r, closeRestored := openVault(t, d2, witness)
 	if status, body := r.do(t, "GET", "/fhir/Patient/"+ids[0], ""); status != gone || status == http.StatusOK {
