@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,10 @@ type BackupConfig struct {
 	To string
 	// Every is the time between backups; default 24h.
 	Every time.Duration
+	// Keep is the retention of the target's snapshots, pruned after each
+	// scheduled backup: "last=N,daily=N,weekly=N,monthly=N,within=DUR"
+	// (any of them; backup.Policy). "" prunes nothing.
+	Keep string
 }
 
 func (c *BackupConfig) register(fs *flag.FlagSet) {
@@ -37,6 +43,49 @@ func (c *BackupConfig) register(fs *flag.FlagSet) {
 		c.Every = d
 	}
 	fs.DurationVar(&c.Every, "backup-every", c.Every, "time between scheduled backups to -backup-to (env PHIVAULT_BACKUP_EVERY)")
+	fs.StringVar(&c.Keep, "backup-keep", os.Getenv("PHIVAULT_BACKUP_KEEP"), "snapshots of -backup-to to keep, pruning the rest after each scheduled backup: last=N,daily=N,weekly=N,monthly=N,within=DUR; the newest verified one always stays (env PHIVAULT_BACKUP_KEEP)")
+}
+
+// parseKeep parses -backup-keep into a retention policy; "" is nil.
+func parseKeep(s string) (*backup.Policy, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var p backup.Policy
+	bad := func(part string) error {
+		return errorWithHint(fmt.Sprintf("-backup-keep: %q is not a rule", part), "phivault serve -backup-keep last=3,daily=7,weekly=4,monthly=12,within=48h")
+	}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, bad(part)
+		}
+		if k == "within" {
+			d, err := parseDays(v)
+			if err != nil || d <= 0 {
+				return nil, bad(part)
+			}
+			p.KeepWithin = d
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, bad(part)
+		}
+		switch k {
+		case "last":
+			p.KeepLast = n
+		case "daily":
+			p.KeepDaily = n
+		case "weekly":
+			p.KeepWeekly = n
+		case "monthly":
+			p.KeepMonthly = n
+		default:
+			return nil, bad(part)
+		}
+	}
+	return &p, nil
 }
 
 // backups are the server's scheduled backups to one target, and the
@@ -50,6 +99,7 @@ type backups struct {
 	signer note.Signer
 	log    *auditlog.Log
 	logger *slog.Logger
+	keep   *backup.Policy // nil: no pruning
 	runs   *prometheus.CounterVec
 	mu     sync.Mutex // one backup at a time
 }
@@ -64,6 +114,10 @@ func (a *app) openBackups(ctx context.Context, adminOpts *admin.Options) error {
 	}
 	if c.Every < time.Minute {
 		return errorWithHint("-backup-every must be a minute or more", "phivault serve -backup-to /mnt/backup -backup-every 24h")
+	}
+	keep, err := parseKeep(c.Keep)
+	if err != nil {
+		return err
 	}
 	if kind, err := a.cfg.Data.storeKind(); err != nil {
 		return err
@@ -90,7 +144,7 @@ func (a *app) openBackups(ctx context.Context, adminOpts *admin.Options) error {
 	runs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "phivault_backups_total",
 		Help: "Scheduled backups, and shred tombstones recorded in the backup target, by kind and result."}, []string{"kind", "result"})
 	a.metrics.MustRegister(runs)
-	a.backups = &backups{data: a.cfg.Data, to: c.To, target: t, keys: keys, signer: signer, log: a.audit.log, logger: a.logger, runs: runs}
+	a.backups = &backups{data: a.cfg.Data, to: c.To, target: t, keys: keys, signer: signer, keep: keep, log: a.audit.log, logger: a.logger, runs: runs}
 	if adminOpts.Records != nil {
 		adminOpts.Records = tombstoneShredder{adminOpts.Records, a.backups}
 	}
@@ -114,8 +168,9 @@ func (b *backups) run(ctx context.Context, every time.Duration) {
 }
 
 // once takes one backup, recorded in the trail before the snapshot is
-// read and again with its outcome, and records the shreds the target
-// lacks.
+// read and again with its outcome, records the shreds the target lacks,
+// reads the new snapshot back whole (backup.Verify: an untested backup is
+// not a backup), and prunes the target by the retention policy, if any.
 func (b *backups) once(ctx context.Context) (*backup.Result, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -131,6 +186,9 @@ func (b *backups) once(ctx context.Context) (*backup.Result, error) {
 	if err == nil {
 		_, err = recordShreds(ctx, b.data, b.target, b.keys)
 	}
+	if err == nil {
+		_, err = backup.Verify(ctx, b.target, b.keys, res.Snapshot, backup.VerifyOptions{MarkOptions: backup.MarkOptions{By: "phivault serve (scheduled backup)"}})
+	}
 	if err != nil {
 		b.runs.WithLabelValues("backup", "error").Inc()
 		entry(phivault.EUNAVAILABLE, "scheduled backup to "+b.to+" failed")
@@ -138,8 +196,21 @@ func (b *backups) once(ctx context.Context) (*backup.Result, error) {
 	}
 	b.runs.WithLabelValues("backup", "ok").Inc()
 	b.logger.Info("backup", "snapshot", res.Snapshot, "files", res.Files, "bytes", res.Size, "written", res.BytesWritten)
-	if err := entry("ok", fmt.Sprintf("snapshot %s: %d files, %d bytes; %d bytes written", res.Snapshot, res.Files, res.Size, res.BytesWritten)); err != nil {
+	if err := entry("ok", fmt.Sprintf("snapshot %s: %d files, %d bytes; %d bytes written; verified", res.Snapshot, res.Files, res.Size, res.BytesWritten)); err != nil {
 		return res, fmt.Errorf("record the backup: %w", err)
+	}
+	if b.keep == nil {
+		return res, nil
+	}
+	pr, err := backup.Prune(ctx, b.target, b.keys, backup.PruneOptions{Policy: *b.keep})
+	if err != nil {
+		b.runs.WithLabelValues("prune", "error").Inc()
+		entry(phivault.EUNAVAILABLE, "prune of "+b.to+" failed")
+		return res, fmt.Errorf("prune: %w", err)
+	}
+	b.runs.WithLabelValues("prune", "ok").Inc()
+	if err := entry("ok", fmt.Sprintf("pruned %s: %d snapshots removed, %d objects left under retention, %d chunks removed", b.to, len(pr.Removed), len(pr.Retained), pr.ChunksRemoved)); err != nil {
+		return res, fmt.Errorf("record the prune: %w", err)
 	}
 	return res, nil
 }

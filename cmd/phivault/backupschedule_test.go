@@ -35,7 +35,7 @@ func TestBackupSchedule(t *testing.T) {
 	}
 	backupRun(t, "-data", string(d), "-to", bk, "-recipient", identity.Recipient().String())
 
-	cfg.Backup.To = bk
+	cfg.Backup.To, cfg.Backup.Keep = bk, "last=1"
 	token, err := newAdminToken(d)
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +81,16 @@ func TestBackupSchedule(t *testing.T) {
 			entries = append(entries, e)
 		}
 	}
-	if len(entries) != 2 || !strings.Contains(entries[0].Decision, "started") || !strings.Contains(entries[1].Decision, res.Snapshot) {
-		t.Errorf("audit entries of the backup = %+v, want one before and one naming the snapshot", entries)
+	if len(entries) != 3 || !strings.Contains(entries[0].Decision, "started") || !strings.Contains(entries[1].Decision, res.Snapshot+": ") ||
+		!strings.Contains(entries[2].Decision, "0 snapshots removed, 1 objects left under retention") {
+		var ds []string
+		for _, e := range entries {
+			ds = append(ds, e.Decision)
+		}
+		t.Errorf("audit entries of the backup = %q, want one before, one naming the snapshot, one of the prune (the older snapshot is under the folder's retention)", ds)
+	}
+	if mk, err := backup.ReadMark(ctx, &backup.Dir{Path: bk}, keys, res.Snapshot); err != nil || mk == nil {
+		t.Errorf("the scheduled snapshot carries no verification mark: %v", err)
 	}
 
 	if status, body := a.do(t, "POST", "/fhir/admin/patients/"+p.ID+"/$shred", ""); status != http.StatusOK {
@@ -94,5 +102,21 @@ func TestBackupSchedule(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(bk, "shreds")); len(entries) != 1 {
 		t.Errorf("shreds/ holds %d objects, want 1", len(entries))
+	}
+}
+
+// TestParseKeep checks -backup-keep: each rule, and the near misses.
+func TestParseKeep(t *testing.T) {
+	p, err := parseKeep("last=3, daily=7,weekly=4,monthly=12,within=2d")
+	if err != nil || *p != (backup.Policy{KeepLast: 3, KeepDaily: 7, KeepWeekly: 4, KeepMonthly: 12, KeepWithin: 48 * time.Hour}) {
+		t.Errorf("parseKeep() = %+v, %v", p, err)
+	}
+	if p, err := parseKeep(""); p != nil || err != nil {
+		t.Errorf("parseKeep(\"\") = %+v, %v; want nil, nil", p, err)
+	}
+	for _, bad := range []string{"last", "last=-1", "hourly=3", "within=0", "within=soon", "daily=7,,"} {
+		if _, err := parseKeep(bad); err == nil {
+			t.Errorf("parseKeep(%q) succeeded; want an error", bad)
+		}
 	}
 }
