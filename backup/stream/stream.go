@@ -262,3 +262,12 @@ func streamNames(ctx context.Context, t backup.Target, keys *backup.KeySet) ([]s
 	}
 	return names, nil
 }
+
+// HasStreams reports whether t holds the stream of any database.
+func HasStreams(ctx context.Context, t backup.Target) (bool, error) {
+	objs, err := t.List(ctx, streamPrefix+"dbs/")
+	if err != nil {
+		return false, fmt.Errorf("stream: %w", err)
+	}
+	return len(objs) > 0, nil
+}

@@ -42,7 +42,7 @@ size and the audit trail's checkpointed size.
 Flags:
 `
 
-const restoreUsage = `Usage: phivault restore -from FOLDER [-snapshot ID] -identity FILE -data NEWDIR [-verifier FILE]
+const restoreUsage = `Usage: phivault restore -from FOLDER [-snapshot ID | -at TIME] -identity FILE -data NEWDIR [-verifier FILE]
 
 restore restores a snapshot (the latest without -snapshot) from a backup
 folder into a new data folder, which must not exist or be empty. It checks
@@ -50,6 +50,10 @@ the manifest's signature and every chunk, writing into a temporary folder
 beside NEWDIR that it renames at the end: a backup that fails any check
 (wrong identity, a missing, changed or truncated object, a replaced
 manifest) is refused and nothing is left at NEWDIR.
+
+If the folder holds streams ("phivault serve -backup-stream"), the
+databases are restored from them as of -at (RFC 3339; default the latest)
+and the other files from the latest snapshot taken at or before it.
 
 -identity is an age identity file of one of the recipients the backup
 folder was made for. -verifier, the vault's audit-verifier.pub kept outside
@@ -252,6 +256,7 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	identity := fs.String("identity", "", "age identity file")
 	data := fs.String("data", "", "the new data folder to restore into")
 	verifierFile := fs.String("verifier", "", "the vault's audit-verifier.pub, kept outside the backup")
+	at := fs.String("at", "", "point in time to restore (RFC 3339) from the folder's streams and snapshots; default the latest (see backupstream.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -268,6 +273,9 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 		if opt.Verifier, err = readVerifier(*verifierFile); err != nil {
 			return err
 		}
+	}
+	if done, err := restoreStream(ctx, &backup.Dir{Path: *from}, *at, *snapshot, *data, opt, c.stdout); done || err != nil {
+		return err
 	}
 	m, err := backup.Restore(ctx, &backup.Dir{Path: *from}, *snapshot, *data, opt)
 	if err != nil {
