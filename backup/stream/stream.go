@@ -124,7 +124,9 @@ func (s *Streamer) Databases() []string { return s.names }
 
 // Open starts streaming every SQLite database of the folder, as found
 // now: a database made later is streamed from the next Open. It returns
-// once each is set up; shipping goes on in the background.
+// once each is set up; shipping goes on in the background, from the first
+// sync interval on (a Streamer closed before it, without Sync, ships
+// nothing).
 func (s *Streamer) Open(ctx context.Context) error {
 	if s.Target == nil || s.Keys == nil {
 		return errors.New("stream: no target or no keys")
