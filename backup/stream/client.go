@@ -22,10 +22,6 @@ import (
 // ClientType is what Client.Type returns.
 const ClientType = "phivault-backup"
 
-// retryDelete is how long a Client waits before it asks the target again
-// to delete an object the target refused to delete (backup.ErrRetained).
-const retryDelete = time.Hour
-
 // A Client is a litestream.ReplicaClient that keeps the LTX files of one
 // database's stream in a backup.Target, each sealed with the target's key
 // set under its object name:
@@ -41,9 +37,9 @@ const retryDelete = time.Hour
 //
 // Targets are write-once and refuse deletions during their retention: a
 // deletion refused with backup.ErrRetained is reported to Litestream as
-// done, and asked again after an hour at the earliest; the object stays
-// and only makes restores' choice wider. Writing a name that exists is
-// taken as done if the object holds the same file (a retried upload).
+// done; the object stays (it only widens restores' choice) and is asked
+// for again by the next Client of the stream. Writing a name that exists
+// is taken as done if the object holds the same file (a retried upload).
 //
 // A Client keeps the names of its stream in memory after listing them
 // once: it must be the stream's only writer. It is safe for concurrent use
@@ -54,10 +50,9 @@ type Client struct {
 	prefix string // "stream/<id>/"
 	rand   io.Reader
 
-	mu       sync.Mutex
-	logger   *slog.Logger
-	levels   map[int]map[fileKey]fileName // listed levels: file → its object
-	retained map[string]time.Time         // objects whose deletion was refused, and when
+	mu     sync.Mutex
+	logger *slog.Logger
+	levels map[int]map[fileKey]fileName // listed levels: file → its object
 }
 
 // fileKey identifies an LTX file of a stream.
@@ -79,13 +74,12 @@ var _ litestream.ReplicaClient = (*Client)(nil)
 // slash name relative to the data folder) in t, sealed with keys.
 func NewClient(t backup.Target, keys *backup.KeySet, dbName string) *Client {
 	return &Client{
-		target:   t,
-		keys:     keys,
-		prefix:   streamPrefix + keys.StreamID(dbName) + "/",
-		rand:     rand.Reader,
-		logger:   slog.New(slog.DiscardHandler),
-		levels:   map[int]map[fileKey]fileName{},
-		retained: map[string]time.Time{},
+		target: t,
+		keys:   keys,
+		prefix: streamPrefix + keys.StreamID(dbName) + "/",
+		rand:   rand.Reader,
+		logger: slog.New(slog.DiscardHandler),
+		levels: map[int]map[fileKey]fileName{},
 	}
 }
 
@@ -288,37 +282,30 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 }
 
 // DeleteLTXFiles deletes the objects of the files a. An object the target
-// refuses to delete yet (backup.ErrRetained) stays, and is not asked for
-// again within retryDelete; a missing one counts as deleted.
+// refuses to delete yet (backup.ErrRetained) stays in the target, for
+// restores, but leaves the Client's listing: for Litestream it is deleted.
+// A later Client (the next start) lists it again, and Litestream asks
+// again. A missing object counts as deleted.
 func (c *Client) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
 	for _, info := range a {
 		k := fileKey{info.Level, info.MinTXID, info.MaxTXID}
 		c.mu.Lock()
 		files, err := c.level(ctx, info.Level)
 		f, ok := files[k]
-		refused, wasRefused := c.retained[f.name]
 		c.mu.Unlock()
 		if err != nil {
 			return err
 		}
-		if !ok || wasRefused && time.Since(refused) < retryDelete {
+		if !ok {
 			continue
 		}
 		err = c.target.Delete(ctx, f.name)
-		c.mu.Lock()
-		switch {
-		case errors.Is(err, backup.ErrRetained):
-			c.retained[f.name] = time.Now()
-			err = nil
-		case err == nil || errors.Is(err, backup.ErrNotFound):
-			delete(files, k)
-			delete(c.retained, f.name)
-			err = nil
-		}
-		c.mu.Unlock()
-		if err != nil {
+		if err != nil && !errors.Is(err, backup.ErrRetained) && !errors.Is(err, backup.ErrNotFound) {
 			return fmt.Errorf("stream: %w", err)
 		}
+		c.mu.Lock()
+		delete(files, k)
+		c.mu.Unlock()
 	}
 	return nil
 }

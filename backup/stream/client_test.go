@@ -88,6 +88,16 @@ func TestClient_DeleteLTXFiles(t *testing.T) {
 		if count() != 1 {
 			t.Errorf("the young object is gone; the target should have kept it")
 		}
+		it, err := c.LTXFiles(ctx, 0, info.MinTXID, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for it.Next() {
+			if it.Item().MinTXID == info.MinTXID {
+				t.Errorf("LTXFiles after a refused deletion lists the file; for Litestream it is deleted")
+			}
+		}
+		it.Close()
 	})
 	t.Run("OK", func(t *testing.T) {
 		old := &backup.Dir{Path: v.target.Path, Now: func() time.Time { return time.Now().Add(backup.DefaultRetention + time.Hour) }}

@@ -61,10 +61,11 @@ const (
 	// DefaultSnapshotInterval is how often a stream gets a full copy of
 	// its database, which bounds how many files a restore reads.
 	DefaultSnapshotInterval = 24 * time.Hour
-	// DefaultRetention is how long a stream keeps its history: points in
-	// time older than this may no longer be restorable. It is the local
-	// folder target's retention (backup.DefaultRetention), before which
-	// the target refuses deletions anyway.
+	// DefaultRetention is how long a stream keeps its history (its daily
+	// full copies and the compactions between them): points in time older
+	// than this may no longer be restorable. It is the local folder
+	// target's retention (backup.DefaultRetention), before which the
+	// target refuses deletions anyway.
 	DefaultRetention = backup.DefaultRetention
 )
 
@@ -179,7 +180,10 @@ func (s *Streamer) Open(ctx context.Context) error {
 	store.Logger = logger
 	store.SnapshotInterval = s.SnapshotInterval
 	store.SnapshotRetention = s.Retention
-	store.SetL0Retention(s.Retention)
+	// Litestream's L0 files (one per sync) are compacted into 30 s files;
+	// it keeps them 5 min more, locally too (in metaDir), and then deletes
+	// them: the local copies go, the target's stay until its retention.
+	store.SetL0Retention(litestream.DefaultL0Retention)
 	for i, db := range dbs {
 		l := logger.With("db", names[i])
 		db.SetLogger(l)
