@@ -112,7 +112,8 @@ func parseName(level int, base string) (fileKey, fileName, bool) {
 	hi, err2 := strconv.ParseUint(parts[1], 16, 64)
 	ms, err3 := strconv.ParseInt(parts[2], 10, 64)
 	size, err4 := strconv.ParseInt(parts[3], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || lo == 0 || lo > hi || size < ltx.HeaderSize {
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || lo == 0 || lo > hi || size < ltx.HeaderSize ||
+		fmt.Sprintf("%016x-%016x-%d-%d", lo, hi, ms, size) != base { // one name per file
 		return fileKey{}, fileName{}, false
 	}
 	return fileKey{level, ltx.TXID(lo), ltx.TXID(hi)}, fileName{created: time.UnixMilli(ms).UTC(), size: size}, true
@@ -305,6 +306,9 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
 		}
 		c.mu.Lock()
 		delete(files, k)
+		if errors.Is(err, backup.ErrRetained) {
+			c.logger.Debug("the target keeps an object until its retention ends", "object", f.name)
+		}
 		c.mu.Unlock()
 	}
 	return nil
