@@ -432,3 +432,54 @@ func TestStreamer_names(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRestore_picksSnapshot checks how a restore chooses between a
+// database's stream and a snapshot's copy: a stream that stopped before
+// the latest snapshot is older than the snapshot's copy, which wins; at a
+// time before that snapshot, the earlier snapshot and the stream give the
+// state.
+func TestRestore_picksSnapshot(t *testing.T) {
+	ctx := context.Background()
+	v := mustTestVault(t) // snapshot 1: no rows
+	s := v.mustStream(t)
+	insert := func(from, to int) {
+		for i := from; i <= to; i++ {
+			if _, err := v.db.Exec("INSERT INTO r (id, data) VALUES (?, 'x')", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	insert(1, 10)
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	between := time.Now()
+	time.Sleep(10 * time.Millisecond)
+	insert(11, 20)  // not streamed
+	v.mustBackup(t) // snapshot 2: 20 rows
+
+	t.Run("Latest", func(t *testing.T) {
+		dest := filepath.Join(t.TempDir(), "restored")
+		res, err := stream.Restore(ctx, v.target, dest, v.restoreOptions(time.Time{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(mustRows(t, dest)); n != 20 || res.Databases[0].TXID != 0 {
+			t.Errorf("Restore(latest) = %d rows from TXID %d, want the newer snapshot's 20 rows (TXID 0)", n, res.Databases[0].TXID)
+		}
+	})
+	t.Run("BeforeSnapshot", func(t *testing.T) {
+		dest := filepath.Join(t.TempDir(), "restored")
+		res, err := stream.Restore(ctx, v.target, dest, v.restoreOptions(between))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(mustRows(t, dest)); n != 10 || res.Databases[0].TXID == 0 {
+			t.Errorf("Restore(before snapshot 2) = %d rows from TXID %d, want the stream's 10 rows", n, res.Databases[0].TXID)
+		}
+	})
+}
