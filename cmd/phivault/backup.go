@@ -256,7 +256,7 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	identity := fs.String("identity", "", "age identity file")
 	data := fs.String("data", "", "the new data folder to restore into")
 	verifierFile := fs.String("verifier", "", "the vault's audit-verifier.pub, kept outside the backup")
-	at := fs.String("at", "", "point in time to restore (RFC 3339) from the folder's streams and snapshots; default the latest (see backupstream.go)")
+	at := fs.String("at", "", "point in time to restore (RFC 3339) from the folder's streams and snapshots; default the latest (docs/backup.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

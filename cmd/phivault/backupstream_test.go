@@ -104,14 +104,15 @@ func TestBackupStream_rpo(t *testing.T) {
 	go io.Copy(io.Discard, stdout)
 
 	type ack struct {
-		id string
-		at time.Time
+		id        string
+		start, at time.Time // when its POST started, when it was acknowledged
 	}
 	var acks []ack
 	post := func(i int) error {
 		req, _ := http.NewRequest("POST", base+"/Patient", strings.NewReader(`{"resourceType":"Patient","name":[{"family":"Streamson`+fmt.Sprint(i)+`"}]}`))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/fhir+json")
+		start := time.Now()
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
@@ -121,7 +122,7 @@ func TestBackupStream_rpo(t *testing.T) {
 		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != http.StatusCreated {
 			return fmt.Errorf("create = %d, %v", resp.StatusCode, err)
 		}
-		acks = append(acks, ack{p.ID, time.Now()})
+		acks = append(acks, ack{p.ID, start, time.Now()})
 		return nil
 	}
 	// The kill falls anywhere in a sync interval: the streamer's ticks
@@ -162,6 +163,23 @@ func TestBackupStream_rpo(t *testing.T) {
 			t.Errorf("Patient/%s, acknowledged %v before the kill, is not in the restore", a.id, killAt.Sub(a.at).Round(time.Millisecond))
 		}
 	}
+	// At a point in time: every patient acknowledged a sync interval or
+	// more before it (the test allows rpoWait), none started after it.
+	at := acks[len(acks)/2].at
+	past := dataDir(filepath.Join(root, "restored-at"))
+	if err := run(ctx, []string{"restore", "-from", bk, "-identity", idFile, "-data", string(past), "-at", at.Format(time.RFC3339Nano)}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("restore -at = %v", err)
+	}
+	pastHave := restoredPatients(t, past)
+	for _, a := range acks {
+		switch in := slices.Contains(pastHave, a.id); {
+		case !in && a.at.Before(at.Add(-rpoWait)):
+			t.Errorf("restore -at: Patient/%s, acknowledged %v before, is missing", a.id, at.Sub(a.at).Round(time.Millisecond))
+		case in && a.start.After(at):
+			t.Errorf("restore -at: Patient/%s, created %v after, is there", a.id, a.start.Sub(at).Round(time.Millisecond))
+		}
+	}
+
 	rpo := time.Duration(0)
 	if len(missing) > 0 {
 		rpo = killAt.Sub(missing[0].at)
@@ -209,5 +227,31 @@ func TestBackupStream_noKeys(t *testing.T) {
 	var h *hintError
 	if !errors.As(err, &h) || !strings.Contains(err.Error(), "no backup keys") || !strings.Contains(h.hint, "phivault backup") {
 		t.Errorf("serve -backup-stream to an unset folder = %v, want refused with a hint to run phivault backup", err)
+	}
+}
+
+// TestRestore_atFlag checks that restore refuses an -at that is not an
+// RFC 3339 time, and -at with -snapshot, before reading the backup.
+func TestRestore_atFlag(t *testing.T) {
+	root := t.TempDir()
+	identity, _ := age.GenerateX25519Identity()
+	idFile := filepath.Join(root, "id.txt")
+	os.WriteFile(idFile, []byte(identity.String()+"\n"), 0o600)
+	base := []string{"restore", "-from", filepath.Join(root, "backups"), "-identity", idFile, "-data", filepath.Join(root, "restored")}
+	tests := []struct {
+		give []string
+		want string
+	}{
+		{[]string{"-at", "yesterday"}, "RFC 3339"},
+		{[]string{"-at", "2026-12-06T09:41:00Z", "-snapshot", "00112233445566778899aabbccddeeff"}, "not both"},
+	}
+	for _, tt := range tests {
+		err := run(context.Background(), append(base, tt.give...), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("restore %v = %v, want an error saying %q", tt.give, err, tt.want)
+		}
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 1 {
+		t.Errorf("a refused restore left %v", entries)
 	}
 }
