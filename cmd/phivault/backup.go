@@ -64,7 +64,7 @@ for a later prune. Do not run it while a backup to the folder runs.
 Flags:
 `
 
-const restoreUsage = `Usage: phivault restore -from FOLDER|s3://BUCKET/PREFIX [-snapshot ID] -identity FILE -data NEWDIR -audit-witness-file FILE [-verifier FILE]
+const restoreUsage = `Usage: phivault restore -from FOLDER|s3://BUCKET/PREFIX [-snapshot ID | -at TIME] -identity FILE -data NEWDIR -audit-witness-file FILE [-verifier FILE]
 
 restore restores a snapshot (the latest without -snapshot) from a backup
 folder into a new data folder, which must not exist or be empty. It checks
@@ -72,6 +72,10 @@ the manifest's signature and every chunk, writing into a temporary folder
 beside NEWDIR that it renames at the end: a backup that fails any check
 (wrong identity, a missing, changed or truncated object, a replaced
 manifest) is refused and nothing is left at NEWDIR.
+
+If the folder holds streams ("phivault serve -backup-stream"), the
+databases are restored from them as of -at (RFC 3339; default the latest)
+and the other files from the latest snapshot taken at or before it.
 
 -identity is an age identity file of one of the recipients the backup
 folder was made for. -verifier, the vault's audit-verifier.pub kept outside
@@ -339,6 +343,7 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	verifierFile := fs.String("verifier", "", "the vault's audit-verifier.pub, kept outside the backup")
 	var witness string
 	registerWitnessFile(fs, &witness, "the vault's witnesses saw: the restored audit trail is checked against it, and a gap recorded if it saw more; a file that does not exist checks nothing")
+	at := fs.String("at", "", "point in time to restore (RFC 3339) from the folder's streams and snapshots; default the latest (docs/backup.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -376,8 +381,11 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	if host, _ := os.Hostname(); host != "" {
 		by += " on " + host
 	}
-	opt.Mark = &backup.MarkOptions{By: by} // a whole restore verifies the snapshot
-	m, err := backup.Restore(ctx, t, *snapshot, *data, opt)
+	opt.Mark = &backup.MarkOptions{By: by}                           // a whole restore verifies the snapshot
+	m, dbs, err := restoreStream(ctx, t, *at, *snapshot, *data, opt) // see backupstream.go
+	if m == nil && err == nil {
+		m, err = backup.Restore(ctx, t, *snapshot, *data, opt)
+	}
 	if err != nil && m != nil { // restored; the mark could not be written (a read-only copy)
 		fmt.Fprintf(c.stderr, "warning: %v\n", err)
 	} else if err != nil {
@@ -385,6 +393,13 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "restored snapshot %s of %s into %s: %d files, %d bytes; audit checkpoint size %s\n",
 		m.Snapshot, m.Time.Format(time.RFC3339), *data, len(m.Files), m.Size(), checkpointSize(m.Checkpoint))
+	for _, db := range dbs {
+		if db.TXID == 0 {
+			fmt.Fprintf(c.stdout, "  %s: the snapshot's copy (its stream has nothing newer)\n", db.Name)
+			continue
+		}
+		fmt.Fprintf(c.stdout, "  %s: from its stream, transaction %d of %s\n", db.Name, db.TXID, db.Time.Format(time.RFC3339Nano))
+	}
 	if shredded > 0 {
 		fmt.Fprintf(c.stdout, "shredded again %d patients shredded after the snapshot (the backup's tombstones)\n", shredded)
 	}

@@ -148,6 +148,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	cfg.register(fs)
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
 	drillEvery := registerDrillEvery(fs) // see drill.go
+	startStream := registerBackupStream(fs)
 	fs.Usage = func() { fmt.Fprint(c.stderr, serveUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -172,6 +173,11 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
+	stopStream, err := startStream(ctx, cfg.Data, logger) // see backupstream.go
+	if err != nil {
+		return err
+	}
+	defer stopStream()
 	if err := a.listen(ctx); err != nil {
 		return err
 	}
