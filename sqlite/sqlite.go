@@ -81,6 +81,14 @@ type DB struct {
 	// serving, not only after a clean stop. Default DefaultWALLimit;
 	// values below 1 mean the default.
 	WALLimit int64
+	// ShredEraseWaitMillis bounds how long the truncation of the WAL after
+	// a shred waits for readers on an older snapshot, in milliseconds.
+	// Default (0) shredWALWaits busy timeouts. A process that keeps a read
+	// transaction open for good (continuous backup streaming) makes every
+	// shred wait the whole bound with writes held: set it short there, and
+	// the erasure stays pending (phivault.ErrErasePending) until a later
+	// shred or start finds the WAL free.
+	ShredEraseWaitMillis int
 	// AuditPath is the audit trail's own database file (see audit_db.go).
 	// Default DefaultAuditPath(Path).
 	AuditPath string
@@ -522,7 +530,11 @@ const shredWALWaits = 5
 // cannot reach. If it cannot truncate, the error wraps
 // phivault.ErrErasePending: the shred is committed.
 func (db *DB) eraseWAL(ctx context.Context) error {
-	done, err := db.truncateWAL(ctx, shredWALWaits*max(db.BusyTimeout, 0))
+	wait := shredWALWaits * max(db.BusyTimeout, 0)
+	if db.ShredEraseWaitMillis > 0 {
+		wait = db.ShredEraseWaitMillis
+	}
+	done, err := db.truncateWAL(ctx, wait)
 	switch {
 	case err != nil:
 		return fmt.Errorf("%v: %w", err, phivault.ErrErasePending)

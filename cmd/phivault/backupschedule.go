@@ -30,6 +30,10 @@ type BackupConfig struct {
 	To string
 	// Every is the time between backups; default 24h.
 	Every time.Duration
+	// Stream is the backup target every committed change of the SQLite
+	// databases streams to (continuous protection; see backupstream.go),
+	// "" for none. Shreds are recorded in it too.
+	Stream string
 	// Keep is the retention of the target's snapshots, pruned after each
 	// scheduled backup: "last=N,daily=N,weekly=N,monthly=N,within=DUR"
 	// (any of them; backup.Policy). "" prunes nothing.
@@ -43,6 +47,8 @@ func (c *BackupConfig) register(fs *flag.FlagSet) {
 		c.Every = d
 	}
 	fs.DurationVar(&c.Every, "backup-every", c.Every, "time between scheduled backups to -backup-to (env PHIVAULT_BACKUP_EVERY)")
+	fs.StringVar(&c.Stream, "backup-stream", os.Getenv("PHIVAULT_BACKUP_STREAM"),
+		"stream every committed change of the SQLite databases to this backup target, which a \"phivault backup\" to it set up (RPO about a second; docs/backup.md; env PHIVAULT_BACKUP_STREAM)")
 	fs.StringVar(&c.Keep, "backup-keep", os.Getenv("PHIVAULT_BACKUP_KEEP"), "snapshots of -backup-to to keep, pruning the rest after each scheduled backup: last=N,daily=N,weekly=N,monthly=N,within=DUR; the newest verified one always stays (env PHIVAULT_BACKUP_KEEP)")
 }
 
@@ -104,12 +110,13 @@ type backups struct {
 	mu     sync.Mutex // one backup at a time
 }
 
-// openBackups opens the backup target of the configuration, if any, and
-// wraps the admin API's shredder so that each shred is recorded in the
-// target as it happens. It runs after openAudit.
+// openBackups opens the backup targets of the configuration, if any: the
+// scheduled backups' (-backup-to) and the stream's (-backup-stream). It
+// wraps the admin API's shredder so that each shred is recorded in each
+// of them as it happens. It runs after openAudit.
 func (a *app) openBackups(ctx context.Context, adminOpts *admin.Options) error {
 	c := a.cfg.Backup
-	if c.To == "" {
+	if c.To == "" && c.Stream == "" {
 		return nil
 	}
 	if c.Every < time.Minute {
@@ -122,33 +129,59 @@ func (a *app) openBackups(ctx context.Context, adminOpts *admin.Options) error {
 	if kind, err := a.cfg.Data.storeKind(); err != nil {
 		return err
 	} else if kind != storeSQLite {
-		return errors.New("-backup-to backs up the embedded (SQLite) store only; back up PostgreSQL with its own tools (docs/backup.md)")
+		return errors.New("-backup-to and -backup-stream cover the embedded (SQLite) store only; back up PostgreSQL with its own tools (docs/backup.md)")
 	}
-	t, err := openBackupTarget(c.To, os.Getenv)
-	if err != nil {
-		return err
+	runs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "phivault_backups_total",
+		Help: "Scheduled backups and prunes, and shred tombstones recorded in the backup targets, by kind and result."}, []string{"kind", "result"})
+	a.metrics.MustRegister(runs)
+	tombstones := &tombstoneShredder{runs: runs, logger: a.logger}
+	specs := []string{c.To}
+	if c.Stream != c.To {
+		specs = append(specs, c.Stream)
 	}
-	hint := fmt.Sprintf("phivault backup -data %s -to %s -recipient age1... (once, to set up the target's keys)", a.cfg.Data, c.To)
-	cache, err := os.ReadFile(a.cfg.Data.backupKeyCache())
+	for _, spec := range specs {
+		if spec == "" {
+			continue
+		}
+		t, keys, err := openCachedTarget(ctx, a.cfg.Data, spec)
+		if err != nil {
+			return err
+		}
+		tombstones.targets = append(tombstones.targets, keyedTarget{t, keys})
+		if spec != c.To {
+			continue
+		}
+		signer, _, err := auditKeys(a.cfg.Data)
+		if err != nil {
+			return err
+		}
+		a.backups = &backups{data: a.cfg.Data, to: c.To, target: t, keys: keys, signer: signer, keep: keep, log: a.audit.log, logger: a.logger, runs: runs}
+	}
+	if adminOpts.Records != nil {
+		tombstones.Shredder = adminOpts.Records
+		adminOpts.Records = tombstones
+	}
+	return nil
+}
+
+// openCachedTarget opens the backup target spec with the keys the data
+// folder d keeps for it (backup.key), which a "phivault backup" to it
+// fetched.
+func openCachedTarget(ctx context.Context, d dataDir, spec string) (backup.Target, *backup.KeySet, error) {
+	t, err := openBackupTarget(spec, os.Getenv)
 	if err != nil {
-		return errorWithHint("-backup-to needs the backup target's keys in the data folder (backup.key)", hint)
+		return nil, nil, err
+	}
+	hint := fmt.Sprintf("phivault backup -data %s -to %s -recipient age1... (once, to set up the target's keys)", d, spec)
+	cache, err := os.ReadFile(d.backupKeyCache())
+	if err != nil {
+		return nil, nil, errorWithHint(fmt.Sprintf("backing up to %s needs the target's keys in the data folder (backup.key)", spec), hint)
 	}
 	keys, err := backup.CachedKeys(ctx, t, cache)
 	if err != nil {
-		return errorWithHint(fmt.Sprintf("-backup-to %s: %v", c.To, err), hint)
+		return nil, nil, errorWithHint(fmt.Sprintf("backup target %s: %v", spec, err), hint)
 	}
-	signer, _, err := auditKeys(a.cfg.Data)
-	if err != nil {
-		return err
-	}
-	runs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "phivault_backups_total",
-		Help: "Scheduled backups, and shred tombstones recorded in the backup target, by kind and result."}, []string{"kind", "result"})
-	a.metrics.MustRegister(runs)
-	a.backups = &backups{data: a.cfg.Data, to: c.To, target: t, keys: keys, signer: signer, keep: keep, log: a.audit.log, logger: a.logger, runs: runs}
-	if adminOpts.Records != nil {
-		adminOpts.Records = tombstoneShredder{adminOpts.Records, a.backups}
-	}
-	return nil
+	return t, keys, nil
 }
 
 // run backs up every interval until ctx ends.
@@ -215,26 +248,36 @@ func (b *backups) once(ctx context.Context) (*backup.Result, error) {
 	return res, nil
 }
 
-// tombstoneShredder records each shred it runs in the backup target as a
-// tombstone at once, so that no restore from the target, of any age,
-// brings the patient back. If the target cannot be reached the shred
-// still stands, the failure is logged and counted, and the next backup
-// records the tombstone.
+// tombstoneShredder records each shred it runs in every backup target as
+// a tombstone at once, so that no restore from them, of any age or point
+// in time, brings the patient back. If a target cannot be reached the
+// shred still stands, the failure is logged and counted, and the next
+// backup to that target records the tombstone.
 type tombstoneShredder struct {
 	admin.Shredder
-	b *backups
+	targets []keyedTarget
+	runs    *prometheus.CounterVec
+	logger  *slog.Logger
 }
 
-func (s tombstoneShredder) Shred(ctx context.Context, patientID string) (time.Time, error) {
+// A keyedTarget is a backup target with its key set.
+type keyedTarget struct {
+	target backup.Target
+	keys   *backup.KeySet
+}
+
+func (s *tombstoneShredder) Shred(ctx context.Context, patientID string) (time.Time, error) {
 	at, err := s.Shredder.Shred(ctx, patientID)
 	if err != nil && !errors.Is(err, phivault.ErrErasePending) {
 		return at, err
 	}
-	if _, terr := backup.RecordShreds(ctx, s.b.target, s.b.keys, rand.Reader, []backup.Shred{{Compartment: patientID, At: at}}); terr != nil {
-		s.b.runs.WithLabelValues("tombstone", "error").Inc()
-		s.b.logger.Error("shred tombstone not recorded in the backup target; the next backup records it", "error", terr.Error())
-	} else {
-		s.b.runs.WithLabelValues("tombstone", "ok").Inc()
+	for _, kt := range s.targets {
+		if _, terr := backup.RecordShreds(ctx, kt.target, kt.keys, rand.Reader, []backup.Shred{{Compartment: patientID, At: at}}); terr != nil {
+			s.runs.WithLabelValues("tombstone", "error").Inc()
+			s.logger.Error("shred tombstone not recorded in a backup target; the next backup to it records it", "error", terr.Error())
+		} else {
+			s.runs.WithLabelValues("tombstone", "ok").Inc()
+		}
 	}
 	return at, err
 }

@@ -120,3 +120,52 @@ func TestParseKeep(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupStream_tombstones checks that with only -backup-stream a shred
+// is a tombstone in the stream's target at once (a point-in-time restore
+// from it must not bring the patient back), and that the stream shortens
+// the wait of a shred's WAL erasure, which its reader would hold for good.
+func TestBackupStream_tombstones(t *testing.T) {
+	ctx := context.Background()
+	f := newBackupFixture(t)
+	backupRun(t, "-data", string(f.d), "-to", f.bk, "-recipient", f.identity.Recipient().String())
+	cfg := Config{Data: f.d, Passphrase: "correct horse battery staple", Audit: AuditConfig{WitnessFile: f.witness},
+		Backup: BackupConfig{Stream: f.bk, Every: time.Hour}}
+	if err := cfg.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.SQLiteShredEraseWait != streamShredEraseWait {
+		t.Errorf("with -backup-stream the shred erasure waits %v, want %v", cfg.Store.SQLiteShredEraseWait, streamShredEraseWait)
+	}
+	token, err := newAdminToken(f.d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := openApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("openApp with -backup-stream: %v", err)
+	}
+	defer app.Close()
+	if app.backups != nil {
+		t.Error("-backup-stream alone scheduled backups")
+	}
+	srv := httptest.NewServer(app.fhirAndAdmin())
+	defer srv.Close()
+	a := &auditApp{app: app, url: srv.URL, token: token}
+	status, body := a.do(t, "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Streamed"}]}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create = %d %s", status, body)
+	}
+	var p struct{ ID string }
+	json.Unmarshal(body, &p)
+	if status, body := a.do(t, "POST", "/fhir/admin/patients/"+p.ID+"/$shred", ""); status != http.StatusOK {
+		t.Fatalf("shred = %d %s", status, body)
+	}
+	keys, err := backup.OpenKeys(ctx, &backup.Dir{Path: f.bk}, f.identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shreds, err := backup.Shreds(ctx, &backup.Dir{Path: f.bk}, keys); err != nil || len(shreds) != 1 || shreds[0].Compartment != p.ID {
+		t.Errorf("tombstones in the stream's target after the shred = %v, %v; want the patient's", shreds, err)
+	}
+}

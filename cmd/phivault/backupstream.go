@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -22,32 +21,26 @@ import (
 // shipping what is committed and not yet shipped.
 const backupStreamCloseTimeout = 30 * time.Second
 
-// openStreamTarget opens the backup target spec names: a folder for now.
-// (S3 targets come through the one function that opens -to targets.)
-func openStreamTarget(spec string) backup.Target { return &backup.Dir{Path: spec} }
+// streamShredEraseWait is how long a shred's erasure of the WAL waits for
+// readers while the stream runs: the stream's read transaction never ends,
+// so a longer wait only holds every write back (sqlite.DB.ShredEraseWaitMillis).
+const streamShredEraseWait = 250 * time.Millisecond
 
-// registerBackupStream adds serve's -backup-stream flag; the function it
-// returns starts the stream (if the flag is set) and returns its stop.
-func registerBackupStream(fs *flag.FlagSet) func(ctx context.Context, d dataDir, logger *slog.Logger) (stop func(), err error) {
-	spec := fs.String("backup-stream", os.Getenv("PHIVAULT_BACKUP_STREAM"),
-		"stream every committed change of the SQLite databases to this backup folder, which a \"phivault backup\" to it set up (RPO about a second; docs/backup.md; env PHIVAULT_BACKUP_STREAM)")
-	return func(ctx context.Context, d dataDir, logger *slog.Logger) (func(), error) {
-		if *spec == "" {
-			return func() {}, nil
-		}
-		return startBackupStream(ctx, d, *spec, logger)
-	}
-}
-
-// startBackupStream streams the databases of d to the target spec with
-// the key set the data folder keeps for it (backup.key).
+// startBackupStream streams the databases of d to the target spec (none
+// if "") with the key set the data folder keeps for it (backup.key).
 func startBackupStream(ctx context.Context, d dataDir, spec string, logger *slog.Logger) (func(), error) {
+	if spec == "" {
+		return func() {}, nil
+	}
 	if kind, err := d.storeKind(); err != nil {
 		return nil, err
 	} else if kind != storeSQLite {
 		return nil, errors.New("-backup-stream covers the embedded (SQLite) store only; stream PostgreSQL's WAL with its own tools (docs/backup.md)")
 	}
-	t := openStreamTarget(spec)
+	t, err := openBackupTarget(spec, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	has, err := backup.HasKeys(ctx, t)
 	if err != nil {
 		return nil, fmt.Errorf("-backup-stream: %w", err)

@@ -136,6 +136,9 @@ func (c *Config) resolve() error {
 	if err := c.Store.resolve(); err != nil {
 		return err
 	}
+	if c.Backup.Stream != "" {
+		c.Store.SQLiteShredEraseWait = streamShredEraseWait // see backupstream.go
+	}
 	var err error
 	c.MetricsToken, err = metricsToken()
 	return err
@@ -148,7 +151,6 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	cfg.register(fs)
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
 	drillEvery := registerDrillEvery(fs) // see drill.go
-	startStream := registerBackupStream(fs)
 	fs.Usage = func() { fmt.Fprint(c.stderr, serveUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -173,7 +175,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	stopStream, err := startStream(ctx, cfg.Data, logger) // see backupstream.go
+	stopStream, err := startBackupStream(ctx, cfg.Data, cfg.Backup.Stream, logger) // see backupstream.go
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/auditlog"
@@ -58,6 +59,10 @@ type StoreConfig struct {
 	// SQLiteCacheMiB bounds the page cache of all SQLite connections
 	// together, in MiB. Default 0 uses sqlite.DefaultCacheMiB.
 	SQLiteCacheMiB int
+	// SQLiteShredEraseWait bounds the wait of a shred's WAL erasure for
+	// readers (sqlite.DB.ShredEraseWaitMillis); 0 is the store's default.
+	// Set short while the backup stream holds a read transaction.
+	SQLiteShredEraseWait time.Duration
 
 	flagURL string // -store, before resolve
 }
@@ -164,6 +169,7 @@ func openStoreKind(ctx context.Context, d dataDir, c StoreConfig) (appStore, err
 		if c.SQLiteCacheMiB > 0 {
 			db.CacheMiB = c.SQLiteCacheMiB
 		}
+		db.ShredEraseWaitMillis = int(c.SQLiteShredEraseWait.Milliseconds())
 		if err := db.Open(ctx); err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
