@@ -146,6 +146,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	cfg.register(fs)
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
 	drillEvery := registerDrillEvery(fs) // see drill.go
+	restoreDrills := registerRestoreDrillFlags(fs)
 	fs.Usage = func() { fmt.Fprint(c.stderr, serveUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -177,6 +178,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.stdout, "phivault serving %s/fhir\n", a.server.URL())
 	if every > 0 { // see drill.go
 		go newDrillSchedule(every, string(cfg.Data), logger, a.metrics).run(ctx)
+	}
+	if err := restoreDrills.start(ctx, cfg, logger, a.metrics); err != nil { // see restoredrillserve.go
+		return err
 	}
 	// SIGHUP reloads the TLS certificate at once; the server also notices
 	// changed files by itself within a minute.
