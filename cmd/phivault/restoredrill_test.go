@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+	"github.com/phivault/phivault/backup/restoredrill"
+)
+
+// TestRestoreDrillServeHelper is not a test: run by the restore drill
+// tests as the phivault binary (the arguments after "-- phivault"), it
+// runs one phivault command in this process until SIGINT.
+func TestRestoreDrillServeHelper(t *testing.T) {
+	args := flag.Args()
+	if len(args) == 0 || args[0] != "phivault" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "phivault: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// testBinaryCommand runs this test binary as phivault with args, through
+// TestRestoreDrillServeHelper: a real server process built from this
+// package, with the race detector when the tests have it.
+func testBinaryCommand(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^TestRestoreDrillServeHelper$", "--", "phivault"}, args...)...)
+}
+
+// restoreDrillRun runs "phivault restore-drill" with args and the test
+// binary as phivault, and returns its JSON report.
+func restoreDrillRun(t *testing.T, args ...string) (*restoredrill.Report, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	c := &restoreDrillCommand{stdout: &out, stderr: &errOut, command: testBinaryCommand}
+	err := c.Run(context.Background(), append(args, "-json"))
+	var rep restoredrill.Report
+	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
+		t.Fatalf("restore-drill printed %q (%v), stderr %q; want a JSON report", out.String(), err, errOut.String())
+	}
+	return &rep, err
+}
+
+// TestRestoreDrill_backupOfVault backs up a vault with patients, runs
+// the restore drill against it through a real server process, and checks
+// the report, the history and that nothing is left behind; then it
+// corrupts the backup's chunks and checks that the drill fails at the
+// restore, saying so, and still leaves no scratch folder.
+func TestRestoreDrill_backupOfVault(t *testing.T) {
+	ctx := context.Background()
+	d, witness := initTestData(t)
+	root := t.TempDir()
+	bk := filepath.Join(root, "backups")
+	identity, _ := age.GenerateX25519Identity()
+	idFile := filepath.Join(root, "backup-identity.txt")
+	if err := os.WriteFile(idFile, []byte(identity.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, closeVault := openVault(t, d, witness)
+	const patients = 8
+	for i := range patients {
+		status, body := a.do(t, "POST", "/fhir/Patient", fmt.Sprintf(`{"resourceType":"Patient","name":[{"family":"Drillson%d"}]}`, i))
+		if status != http.StatusCreated {
+			t.Fatalf("create = %d %s", status, body)
+		}
+	}
+	closeVault()
+	snapshot, _, _ := backupRun(t, "-data", string(d), "-to", bk, "-recipient", identity.Recipient().String())
+	liveWitness, err := os.ReadFile(witness)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := restoreDrillRun(t, "-data", string(d), "-from", bk, "-identity", idFile)
+	if err != nil {
+		t.Fatalf("restore-drill = %v; report %+v", err, rep)
+	}
+	var text bytes.Buffer
+	rep.Text(&text)
+	t.Logf("%s", text.String())
+	if !rep.Pass || rep.Snapshot != snapshot {
+		t.Errorf("report: pass %v, snapshot %s, failures %v; want a pass of snapshot %s", rep.Pass, rep.Snapshot, rep.Failures, snapshot)
+	}
+	for _, name := range []string{restoredrill.StepRestore, restoredrill.StepFiles, restoredrill.StepCount, restoredrill.StepSource,
+		restoredrill.StepStart, restoredrill.StepRead, restoredrill.StepStop, restoredrill.StepAudit, restoredrill.StepCleanup} {
+		if s, ok := rep.Step(name); !ok || s.Outcome != restoredrill.OutcomeDone {
+			t.Errorf("step %s = %+v (ran %v), want done", name, s, ok)
+		}
+	}
+	if rep.Patients != restoredrill.DefaultSample {
+		t.Errorf("patients read through the API = %d, want %d", rep.Patients, restoredrill.DefaultSample)
+	}
+	if rep.RTOMS < 0 || rep.RPOMS < 0 {
+		t.Errorf("RTO %d ms, RPO %d ms; want both measured", rep.RTOMS, rep.RPOMS)
+	}
+	if rep.AuditCheckpoint == 0 || rep.AuditEntries < rep.AuditCheckpoint {
+		t.Errorf("audit entries %d, snapshot checkpoint %d; want a checkpoint and a trail that extends it", rep.AuditEntries, rep.AuditCheckpoint)
+	}
+	var main *restoredrill.Database
+	for i := range rep.Databases {
+		if rep.Databases[i].Name == "phivault.db" {
+			main = &rep.Databases[i]
+		}
+	}
+	if main == nil || main.Rows < patients || len(main.SHA256) != 64 {
+		t.Errorf("phivault.db in the report = %+v, want its hash and at least %d rows", main, patients)
+	}
+	if after, _ := os.ReadFile(witness); !bytes.Equal(after, liveWitness) {
+		t.Errorf("the drill changed the live witness file")
+	}
+	drills := filepath.Join(string(d), restoredrill.Folder)
+	wantOnlyHistory := func() {
+		t.Helper()
+		entries, err := os.ReadDir(drills)
+		if err != nil || len(entries) != 1 || entries[0].Name() != restoredrill.HistoryFile {
+			t.Errorf("%s holds %v (%v), want the history only", drills, entries, err)
+		}
+	}
+	wantOnlyHistory()
+	var hist bytes.Buffer
+	if err := run(ctx, []string{"restore-drill", "history", "-data", string(d)}, &hist, io.Discard); err != nil || !strings.Contains(hist.String(), snapshot+"  pass") {
+		t.Errorf("restore-drill history = %v:\n%s\nwant the drill of %s, passed", err, hist.String(), snapshot)
+	}
+
+	// Near miss: every chunk changed in the backup folder.
+	chunks, _ := os.ReadDir(filepath.Join(bk, "chunks"))
+	for _, c := range chunks {
+		p := filepath.Join(bk, "chunks", c.Name())
+		b, _ := os.ReadFile(p)
+		b[len(b)-1] ^= 0x80
+		os.Chmod(p, 0o600)
+		os.WriteFile(p, b, 0o400)
+	}
+	rep, err = restoreDrillRun(t, "-data", string(d), "-from", bk, "-identity", idFile)
+	if err == nil || !strings.Contains(err.Error(), "restore: ") || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("restore-drill of a corrupted backup = %v, want a failure of the restore step naming the corruption", err)
+	}
+	if s, _ := rep.Step(restoredrill.StepRestore); rep.Pass || s.Outcome != restoredrill.OutcomeFailed || rep.RTOMS != -1 {
+		t.Errorf("report of the corrupted backup: pass %v, restore step %+v, RTO %d; want failed, no RTO", rep.Pass, s, rep.RTOMS)
+	}
+	if s, _ := rep.Step(restoredrill.StepStart); s.Outcome != restoredrill.OutcomeSkipped {
+		t.Errorf("start-server after a failed restore = %+v, want skipped", s)
+	}
+	wantOnlyHistory()
+	reports, err := restoredrill.NewHistory(string(d)).Read()
+	if err != nil || len(reports) != 2 || !reports[0].Pass || reports[1].Pass {
+		t.Errorf("history = %d reports (%v), want a pass then a failure", len(reports), err)
+	}
+}
