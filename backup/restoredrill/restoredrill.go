@@ -106,6 +106,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, errors.New("restore drill: needs a backup target, an identity and a scratch folder")
 	}
 	o = o.withDefaults()
+	// Absolute, since the scratch folder records its witness file's path
+	// and the server resolves paths against its own working folder.
+	var err error
+	if o.Scratch, err = filepath.Abs(o.Scratch); err != nil {
+		return nil, fmt.Errorf("restore drill: %w", err)
+	}
 	if err := os.MkdirAll(o.Scratch, 0o700); err != nil {
 		return nil, fmt.Errorf("restore drill: %w", err)
 	}

@@ -86,7 +86,10 @@ func TestRestoreDrill_backupOfVault(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rep, err := restoreDrillRun(t, "-data", string(d), "-from", bk, "-identity", idFile)
+	// Relative to the working folder, as an operator types it: the
+	// scratch folder's paths must not depend on the server's.
+	t.Chdir(filepath.Dir(string(d)))
+	rep, err := restoreDrillRun(t, "-data", filepath.Base(string(d)), "-from", bk, "-identity", idFile)
 	if err != nil {
 		t.Fatalf("restore-drill = %v; report %+v", err, rep)
 	}
