@@ -139,8 +139,8 @@ func restoreDrillOptions(data, from, identity, verifierFile, pass string) (resto
 	d := dataDir(data)
 	if d.initialized() {
 		o.Source, o.Scratch = data, filepath.Join(data, restoredrill.Folder)
-		if verifierFile == "" {
-			verifierFile = d.auditVerifierKey()
+		if _, err := os.Stat(d.auditVerifierKey()); err == nil && verifierFile == "" {
+			verifierFile = d.auditVerifierKey() // made at the first start
 		}
 	}
 	if verifierFile != "" {

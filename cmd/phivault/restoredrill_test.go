@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,9 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/phivault/phivault/backup/restoredrill"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestRestoreDrillServeHelper is not a test: run by the restore drill
@@ -163,5 +167,62 @@ func TestRestoreDrill_backupOfVault(t *testing.T) {
 	reports, err := restoredrill.NewHistory(string(d)).Read()
 	if err != nil || len(reports) != 2 || !reports[0].Pass || reports[1].Pass {
 		t.Errorf("history = %d reports (%v), want a pass then a failure", len(reports), err)
+	}
+}
+
+// TestRestoreDrill_schedule checks serve's -restore-drill-* flags (a
+// short interval, or no backup folder, refused) and runs the schedule
+// against a backup folder without backups: each drill fails at the
+// restore, is kept in the history, counted as failed and logged with its
+// failures.
+func TestRestoreDrill_schedule(t *testing.T) {
+	d, _ := initTestData(t)
+	root := t.TempDir()
+	identity, _ := age.GenerateX25519Identity()
+	idFile := filepath.Join(root, "backup-identity.txt")
+	os.WriteFile(idFile, []byte(identity.String()+"\n"), 0o600)
+	cfg := Config{Data: d, Passphrase: "correct horse battery staple"}
+	discard := slog.New(slog.DiscardHandler)
+	for _, f := range []restoreDrillFlags{{every: "10s", from: root, identity: idFile}, {every: "1h", identity: idFile}, {every: "1h", from: root}} {
+		if s, err := f.schedule(cfg, discard, prometheus.NewRegistry()); err == nil || s != nil {
+			t.Errorf("schedule(%+v) = %v, %v; want refused", f, s, err)
+		}
+	}
+	if s, err := (&restoreDrillFlags{}).schedule(cfg, discard, prometheus.NewRegistry()); s != nil || err != nil {
+		t.Errorf("schedule without -restore-drill-every = %v, %v; want none", s, err)
+	}
+
+	var logs strings.Builder
+	f := restoreDrillFlags{every: "1h", from: filepath.Join(root, "no-backups"), identity: idFile}
+	s, err := f.schedule(cfg, slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.every = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.run(ctx); close(done) }()
+	h := restoredrill.NewHistory(string(d))
+	for {
+		reports, err := h.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reports) > 0 {
+			cancel()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	<-done
+	reports, _ := h.Read()
+	if st, _ := reports[0].Step(restoredrill.StepRestore); reports[0].Pass || st.Outcome != restoredrill.OutcomeFailed {
+		t.Errorf("scheduled drill of no backup: pass %v, restore %+v; want failed at the restore", reports[0].Pass, st)
+	}
+	if got := testutil.ToFloat64(s.runs.WithLabelValues("fail")); got < 1 {
+		t.Errorf("phivault_restore_drills_total{fail} = %v, want ≥ 1", got)
+	}
+	if !strings.Contains(logs.String(), `"msg":"restore drill failed"`) || !strings.Contains(logs.String(), `"failures":["restore: `) {
+		t.Errorf("no error logged for the failed drill:\n%s", logs.String())
 	}
 }

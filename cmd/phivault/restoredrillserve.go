@@ -28,22 +28,31 @@ func registerRestoreDrillFlags(fs *flag.FlagSet) *restoreDrillFlags {
 	return f
 }
 
-// start checks the flags and, if -restore-drill-every is set, runs restore
-// drills of the vault cfg serves on a ticker until ctx ends.
+// start runs the schedule the flags ask for, if any, until ctx ends.
 func (f *restoreDrillFlags) start(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Registerer) error {
+	s, err := f.schedule(cfg, logger, reg)
+	if s != nil {
+		go s.run(ctx)
+	}
+	return err
+}
+
+// schedule checks the flags and returns the schedule of restore drills of
+// the vault cfg serves; nil if -restore-drill-every is not set.
+func (f *restoreDrillFlags) schedule(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*restoreDrillSchedule, error) {
 	if f.every == "" {
-		return nil
+		return nil, nil
 	}
 	every, err := time.ParseDuration(f.every)
 	if err != nil || every < time.Minute {
-		return errorWithHint("-restore-drill-every must be a duration of a minute or more", "phivault serve -restore-drill-every 24h -restore-drill-from /mnt/backup -restore-drill-identity backup-identity.txt")
+		return nil, errorWithHint("-restore-drill-every must be a duration of a minute or more", "phivault serve -restore-drill-every 24h -restore-drill-from /mnt/backup -restore-drill-identity backup-identity.txt")
 	}
 	if f.from == "" || f.identity == "" {
-		return errorWithHint("-restore-drill-every needs -restore-drill-from and -restore-drill-identity", "phivault serve -restore-drill-every 24h -restore-drill-from /mnt/backup -restore-drill-identity backup-identity.txt")
+		return nil, errorWithHint("-restore-drill-every needs -restore-drill-from and -restore-drill-identity", "phivault serve -restore-drill-every 24h -restore-drill-from /mnt/backup -restore-drill-identity backup-identity.txt")
 	}
 	o, err := restoreDrillOptions(string(cfg.Data), f.from, f.identity, "", cfg.Passphrase)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s := &restoreDrillSchedule{every: every, data: string(cfg.Data), opts: o, logger: logger,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "phivault_restore_drills_total",
@@ -52,8 +61,7 @@ func (f *restoreDrillFlags) start(ctx context.Context, cfg Config, logger *slog.
 			Help: "Recovery time of the last scheduled restore drill that read through the API."}),
 	}
 	reg.MustRegister(s.runs, s.rto)
-	go s.run(ctx)
-	return nil
+	return s, nil
 }
 
 // restoreDrillSchedule runs a restore drill every interval, keeping the
