@@ -37,6 +37,8 @@ const (
 	ActionExport        = "export"         // audit entries or reports were read out
 	ActionIncident      = "incident"       // an incident was opened or changed, or a response action taken
 	ActionAuditRecover  = "audit-recover"  // the server started with no checkpoint of a non-empty audit log
+	ActionAuditGap      = "audit-gap"      // the server started on a trail restored from a backup, shorter than the witnesses saw
+	ActionBackup        = "backup"         // a backup was written, or a restore drill run
 )
 
 // AuditEntry is one entry of the audit trail: who did what to which records,

@@ -260,7 +260,7 @@ func ActionsForCode(code string) ([]string, error) {
 		phivault.ActionLogin, phivault.ActionTokenIssue, phivault.ActionTokenRevoke, phivault.ActionBreakGlass,
 		phivault.ActionReview, phivault.ActionAccountChange, phivault.ActionPolicyChange, phivault.ActionExport,
 		phivault.ActionKeyCompromised, phivault.ActionSeal, phivault.ActionUnseal, phivault.ActionAuditRecover,
-		phivault.ActionIncident,
+		phivault.ActionIncident, phivault.ActionAuditGap, phivault.ActionBackup,
 	}
 	var out []string
 	for _, a := range all {

@@ -30,7 +30,9 @@ type testVault struct {
 	identity *age.X25519Identity
 	signer   note.Signer
 	verifier note.Verifier
-	keys     *backup.KeySet
+	// signerKey is the signer's private key, for child processes.
+	signerKey string
+	keys      *backup.KeySet
 	// checkpoint is the last signed checkpoint in audit-checkpoints.log.
 	checkpoint string
 }
@@ -62,6 +64,7 @@ func mustTestVault(t testing.TB) *testVault {
 		t.Fatal(err)
 	}
 	v.signer, _ = note.NewSigner(skey)
+	v.signerKey = skey
 	v.verifier, _ = note.NewVerifier(vkey)
 	// A checkpoint log of two signed checkpoints, as the file witness
 	// writes it: each note, then an empty line.

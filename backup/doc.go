@@ -26,6 +26,7 @@
 //	keys              the key set, age-encrypted to the operator's recipients
 //	chunks/<id>       a chunk of a file: nonce || XChaCha20-Poly1305(data)
 //	snapshots/<id>    a signed manifest: nonce || XChaCha20-Poly1305(note)
+//	verified/<id>     a verification mark: nonce || XChaCha20-Poly1305(JSON)
 //
 // Files are cut into chunks by content-defined chunking
 // (github.com/restic/chunker, with a random polynomial per key set), so a
@@ -55,4 +56,14 @@
 // [Restore] checks the manifest's signature and every chunk (AEAD and
 // HMAC), writes into a temporary folder beside the destination and renames
 // it at the end: a failure leaves nothing at the destination.
+//
+// # Verification and pruning
+//
+// [Verify] makes the same checks without writing files and records a
+// [Mark] (verified/<id>). [Plan] applies a retention [Policy] (keep last,
+// daily, weekly, monthly, within), and [Prune] removes what it drops:
+// manifests first, then the chunks no remaining snapshot names. The newest
+// snapshot with a mark is never removed, and nothing is removed while no
+// snapshot has one. Prune and Backup must not run against one target at
+// the same time.
 package backup

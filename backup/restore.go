@@ -26,10 +26,26 @@ type RestoreOptions struct {
 	// target could write a key set naming their own signer. Pin the
 	// verifier where you can.
 	Verifier note.Verifier
+	// ApplyShreds shreds again, in the restored folder dir, the patients
+	// the target holds tombstones of (RecordShreds), before the folder is
+	// renamed into place. Restore refuses a target with tombstones when it
+	// is nil: a restore must not bring a shredded patient back.
+	ApplyShreds func(ctx context.Context, dir string, shreds []Shred) error
+	// Prepare, if not nil, runs last on the restored folder dir, before it
+	// is renamed into place; an error fails the restore and leaves
+	// nothing. The caller checks or completes the folder there (phivault
+	// records an audit gap).
+	Prepare func(ctx context.Context, dir string, m *Manifest) error
+	// Mark, if not nil, records a restore that succeeds as a verification
+	// of the snapshot (see Verify). A restore that succeeds but cannot
+	// store the mark returns its manifest and the error.
+	Mark *MarkOptions
 }
 
 // Restore restores the snapshot id of t (the latest if id is "") into the
 // folder dest, which must not exist or be empty, and returns its manifest.
+// Patients the target holds shred tombstones of are shredded again in the
+// restored folder (opt.ApplyShreds) before it is renamed into place.
 //
 // It reads the key set with opt.Identities, verifies the manifest's
 // signature, and reads and verifies every chunk (AEAD, then its HMAC id
@@ -61,6 +77,13 @@ func Restore(ctx context.Context, t Target, id, dest string, opt RestoreOptions)
 	if err != nil {
 		return nil, err
 	}
+	shreds, err := Shreds(ctx, t, keys)
+	if err != nil {
+		return nil, err
+	}
+	if len(shreds) > 0 && opt.ApplyShreds == nil {
+		return nil, fmt.Errorf("backup: the target holds %d shred tombstones and the restore has no way to apply them", len(shreds))
+	}
 	parent := filepath.Dir(filepath.Clean(dest))
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("backup: restore: %w", err)
@@ -85,6 +108,16 @@ func Restore(ctx context.Context, t Target, id, dest string, opt RestoreOptions)
 			return nil, err
 		}
 	}
+	if len(shreds) > 0 {
+		if err := opt.ApplyShreds(ctx, tmp, shreds); err != nil {
+			return nil, fmt.Errorf("backup: restore: shred again the patients shredded since: %w", err)
+		}
+	}
+	if opt.Prepare != nil {
+		if err := opt.Prepare(ctx, tmp, m); err != nil {
+			return nil, fmt.Errorf("backup: restore: %w", err)
+		}
+	}
 	for i := len(m.Dirs) - 1; i >= 0; i-- {
 		if err := syncDir(filepath.Join(tmp, filepath.FromSlash(m.Dirs[i]))); err != nil {
 			return nil, fmt.Errorf("backup: restore %s: %w", m.Dirs[i], err)
@@ -106,6 +139,11 @@ func Restore(ctx context.Context, t Target, id, dest string, opt RestoreOptions)
 	done = true
 	if err := syncDir(parent); err != nil {
 		return nil, fmt.Errorf("backup: restore: %w", err)
+	}
+	if opt.Mark != nil {
+		if _, err := writeMark(ctx, t, keys, m, MarkRestore, *opt.Mark); err != nil {
+			return m, fmt.Errorf("backup: restored, but the verification mark: %w", err)
+		}
 	}
 	return m, nil
 }

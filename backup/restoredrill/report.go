@@ -48,6 +48,10 @@ type Report struct {
 	SnapshotTime time.Time `json:"snapshot_time,omitzero"`
 	Files        int       `json:"files"` // files restored and verified
 	Bytes        int64     `json:"bytes"`
+	// Shreds is how many shred tombstones newer than the snapshot the
+	// restore applied again (their patients are shredded in the scratch
+	// copy, as in a real restore).
+	Shreds int `json:"shreds,omitempty"`
 	// AuditCheckpoint is the tree size of the manifest's audit checkpoint;
 	// AuditEntries the entries "audit verify" found after the drill's
 	// reads (more, by the drill's own reads).
@@ -110,6 +114,9 @@ func (r *Report) Text(w io.Writer) {
 	}
 	if r.AuditEntries > 0 {
 		fmt.Fprintf(w, "  audit:     %d entries, checkpoint in the snapshot at %d\n", r.AuditEntries, r.AuditCheckpoint)
+	}
+	if r.Shreds > 0 {
+		fmt.Fprintf(w, "  shreds:    %d patients shredded after the snapshot shredded again\n", r.Shreds)
 	}
 	fmt.Fprintf(w, "  patients:  %d read through the API\n", r.Patients)
 	for _, s := range r.Steps {

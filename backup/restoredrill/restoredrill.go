@@ -57,6 +57,14 @@ type Options struct {
 	// Command returns the command that runs phivault with args. Nil
 	// means this executable (os.Executable).
 	Command func(ctx context.Context, args ...string) *exec.Cmd
+	// ApplyShreds shreds again in the restored folder the patients the
+	// target holds tombstones of (backup.RestoreOptions.ApplyShreds): a
+	// drill restores what a real restore would. Nil refuses a target
+	// with tombstones, as Restore does.
+	ApplyShreds func(ctx context.Context, dir string, shreds []backup.Shred) error
+	// Mark, if not nil, records the drill's successful restore as a
+	// verification of the snapshot (backup.RestoreOptions.Mark).
+	Mark *backup.MarkOptions
 	// Sample is how many patients to read through the API. Zero means
 	// DefaultSample.
 	Sample int
@@ -146,14 +154,25 @@ type drill struct {
 func (d *drill) run(ctx context.Context) {
 	o := d.o
 	t0 := o.Now()
-	m, err := backup.Restore(ctx, o.Target, o.Snapshot, d.data, backup.RestoreOptions{Identities: o.Identities, Verifier: o.Verifier})
+	ropt := backup.RestoreOptions{Identities: o.Identities, Verifier: o.Verifier, Mark: o.Mark}
+	if o.ApplyShreds != nil {
+		ropt.ApplyShreds = func(ctx context.Context, dir string, shreds []backup.Shred) error {
+			d.rep.Shreds = len(shreds)
+			return o.ApplyShreds(ctx, dir, shreds)
+		}
+	}
+	m, err := backup.Restore(ctx, o.Target, o.Snapshot, d.data, ropt)
+	reason := ""
+	if err != nil && m != nil { // restored; the verification mark was not written
+		reason, err = err.Error(), nil
+	}
 	if err != nil {
 		d.rep.step(StepRestore, OutcomeFailed, err.Error(), o.Now().Sub(t0))
 		d.skip(StepFiles, StepCount, StepSource, StepStart, StepRead, StepStop, StepAudit)
 		return
 	}
 	d.m = m
-	d.rep.step(StepRestore, OutcomeDone, "", o.Now().Sub(t0))
+	d.rep.step(StepRestore, OutcomeDone, reason, o.Now().Sub(t0))
 	d.rep.Snapshot, d.rep.SnapshotTime, d.rep.Files, d.rep.Bytes = m.Snapshot, m.Time, len(m.Files), m.Size()
 	d.rep.RPOMS = d.rep.Started.Sub(m.Time).Milliseconds()
 	d.rep.AuditCheckpoint = checkpointSize(m.Checkpoint)
@@ -211,15 +230,24 @@ func (d *drill) skip(names ...string) {
 	}
 }
 
+// shreddedFile is the file that shredding again changes after the
+// restore checked it: the records database.
+const shreddedFile = "phivault.db"
+
 // verifyFiles re-reads every restored file from disk and compares it with
-// the manifest's size and SHA-256.
+// the manifest's size and SHA-256. When the restore shred patients again
+// (tombstones newer than the snapshot), the records database may have
+// changed since Restore checked it against the manifest, and only it may
+// differ. (Today the shreds land in its WAL file, which no manifest
+// lists, so it still matches; a store that checkpoints on close would
+// change it.)
 func (d *drill) verifyFiles() error {
 	for _, f := range d.m.Files {
 		sum, size, err := hashFile(filepath.Join(d.data, filepath.FromSlash(f.Name)))
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Name, err)
 		}
-		if size != f.Size || sum != f.SHA256 {
+		if (size != f.Size || sum != f.SHA256) && (d.rep.Shreds == 0 || f.Name != shreddedFile) {
 			return fmt.Errorf("%s: does not match the manifest's size and SHA-256", f.Name)
 		}
 		if isDatabase(f.Name) {

@@ -310,7 +310,7 @@ func (a *app) startCEF(ctx context.Context, l *auditlog.Log) (*auditlog.CEFForwa
 // (api → auditlog → vault). It refuses to start if the database no longer
 // extends the last checkpoint in the witness file.
 func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
-	signer, _, err := auditKeys(a.cfg.Data)
+	signer, verifier, err := auditKeys(a.cfg.Data)
 	if err != nil {
 		return err
 	}
@@ -345,7 +345,13 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 		t.closeQueues()
 		return fmt.Errorf("open audit log: %w", err)
 	}
-	recovering, err := a.checkWitnesses(ctx, probe, files)
+	gap, err := publishRestoreGap(ctx, a.cfg.Data, probe, verifier, files)
+	if err != nil {
+		probe.Close()
+		t.closeQueues()
+		return err
+	}
+	recovering, err := a.checkWitnesses(ctx, probe, files, gap != nil)
 	if cerr := probe.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close audit log: %w", cerr)
 	}
@@ -356,6 +362,17 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 	if err := l.Open(ctx); err != nil {
 		t.closeQueues()
 		return fmt.Errorf("open audit log: %w", err)
+	}
+	if gap != nil {
+		a.logger.Warn("audit log restored from a backup, shorter than its witnesses saw: the gap is recorded", "restored", gap.Restored, "lost", gap.Lost())
+		if err := recordGapEntry(ctx, l, gap); err != nil {
+			t.Close()
+			return err
+		}
+	}
+	if err := recordRestore(ctx, a.cfg.Data, l); err != nil {
+		t.Close()
+		return err
 	}
 	if recovering {
 		a.logger.Warn("audit log started without a checkpoint (-audit-recover)", "entries", l.Tree().N)
@@ -371,6 +388,13 @@ func (a *app) openAudit(ctx context.Context, adminOpts *admin.Options) error {
 	if _, err := l.Checkpoint(ctx); err != nil {
 		t.Close()
 		return fmt.Errorf("audit checkpoint at start: %w", err)
+	}
+	if gap != nil {
+		// Recorded and checkpointed: the next start finds the trail past
+		// the gap and removes the record if this fails.
+		if err := os.Remove(a.cfg.Data.auditGapRecord()); err != nil {
+			a.logger.Warn("remove the audit gap record", "err", err)
+		}
 	}
 	t.monitor = a.startMonitor(l)
 	if t.cef, err = a.startCEF(ctx, l); err != nil {
@@ -515,7 +539,7 @@ var (
 // instead that the start recovers, to be recorded in the trail; any other
 // non-zero value stops the start, whatever the witnesses hold, so that the
 // flag left in a service's configuration is noticed at the next start.
-func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []string) (recovering bool, err error) {
+func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []string, gapped bool) (recovering bool, err error) {
 	d := a.cfg.Data
 	verify := "phivault audit verify -data " + string(d)
 	hint := verify + " -audit-witness-file " + files[len(files)-1]
@@ -532,6 +556,9 @@ func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []strin
 			return false, fmt.Errorf("read audit checkpoints: %w", err)
 		}
 		notes, err := auditlog.SplitCheckpoints(b)
+		if err == nil {
+			notes, _, err = auditlog.ResolveGaps(notes, verifier, "")
+		}
 		if err != nil {
 			return false, errorWithHint(fmt.Sprintf("audit checkpoints file %s: %v", f, err), hint)
 		}
@@ -555,7 +582,7 @@ func (a *app) checkWitnesses(ctx context.Context, l *auditlog.Log, files []strin
 			hint: "remove -audit-recover from the server's configuration: it was for one start",
 		}
 	}
-	if found || n == 0 {
+	if found || gapped || n == 0 {
 		return false, nil
 	}
 	if a.cfg.Audit.Recover == 0 {
@@ -720,11 +747,12 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	var notes [][]byte
+	var gaps []auditlog.Gap
 	if *cpFile != "" {
-		if notes, err = readCheckpoints(*cpFile); err != nil {
+		if notes, gaps, err = readCheckpoints(*cpFile, verifier); err != nil {
 			return err
 		}
-	} else if notes, err = folderCheckpoints(d, witness); err != nil {
+	} else if notes, gaps, err = folderCheckpoints(d, witness, verifier); err != nil {
 		return err
 	}
 	db, err := openStore(ctx, d, folder.store)
@@ -742,7 +770,14 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 		return errorWithHint(fmt.Sprintf("verification FAILED: %v", err),
 			"the entries are intact; to rebuild the index, stop the server, run: "+emptyIndexCommand(d, folder.store)+", and start it again")
 	}
+	if err := checkGapEntries(ctx, db, gaps); err != nil {
+		return fmt.Errorf("verification FAILED: %w", err)
+	}
 	fmt.Fprintf(c.stdout, "audit log OK: %d entries, root %s, consistent with %d checkpoints; audit index matches the entries\n", tree.N, tree.Hash, len(notes))
+	for _, g := range gaps {
+		fmt.Fprintf(c.stdout, "GAP: restored from backup snapshot %s of %s on %s: %d entries the witnesses saw (up to %d) are lost; the log goes on from entry %d\n",
+			g.Snapshot, g.SnapshotTime.Format(time.RFC3339), g.Time.Format(time.RFC3339), g.Lost(), g.Witnessed.N, g.Restored)
+	}
 	return nil
 }
 
@@ -790,36 +825,64 @@ func emptyIndexCommand(d dataDir, c StoreConfig) string {
 // if it exists, and of the outside witness file witness, which the
 // operator named (see witnessFile). It fails if the outside file holds
 // none: whoever holds the folder can sign the folder's.
-func folderCheckpoints(d dataDir, witness string) ([][]byte, error) {
+func folderCheckpoints(d dataDir, witness string, verifier note.Verifier) ([][]byte, []auditlog.Gap, error) {
 	outside, err := witnessFile(d, witness, "phivault audit verify -data "+string(d))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	notes, err := readCheckpoints(d.auditCheckpoints())
+	notes, gaps, err := readCheckpoints(d.auditCheckpoints(), verifier)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return nil, nil, err
 	}
-	n, err := readCheckpoints(outside)
+	n, g, err := readCheckpoints(outside, verifier)
 	if err != nil {
-		return nil, &hintError{err: fmt.Errorf("%w in the audit witness file: %v", errNoCheckpoint, err),
+		return nil, nil, &hintError{err: fmt.Errorf("%w in the audit witness file: %v", errNoCheckpoint, err),
 			hint: "phivault audit verify -data " + string(d) + " -checkpoint FILE (a checkpoint kept elsewhere)"}
 	}
-	return append(notes, n...), nil
+	return append(notes, n...), append(gaps, g...), nil
 }
 
-func readCheckpoints(path string) ([][]byte, error) {
+// readCheckpoints reads a file of signed checkpoints (a witness file) and
+// returns the checkpoints that bind the log and the gaps that restores
+// recorded among them (auditlog.ResolveGaps), each gap checked with
+// verifier.
+func readCheckpoints(path string, verifier note.Verifier) ([][]byte, []auditlog.Gap, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read checkpoints: %w", err)
+		return nil, nil, fmt.Errorf("read checkpoints: %w", err)
 	}
 	notes, err := auditlog.SplitCheckpoints(b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	notes, gaps, err := auditlog.ResolveGaps(notes, verifier, verifier.Name())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(notes) == 0 {
-		return nil, fmt.Errorf("%s holds no checkpoints", path)
+		return nil, nil, fmt.Errorf("%s holds no checkpoints", path)
 	}
-	return notes, nil
+	return notes, gaps, nil
+}
+
+// checkGapEntries checks that the log records each gap where it begins:
+// the entry at index Restored is the server's record of it
+// (phivault.ActionAuditGap), naming the same sizes.
+func checkGapEntries(ctx context.Context, s auditlog.Storage, gaps []auditlog.Gap) error {
+	for _, g := range gaps {
+		data, err := s.ReadAuditEntries(ctx, g.Restored, g.Restored+1)
+		if err != nil {
+			return fmt.Errorf("read the entry of the gap at %d: %w", g.Restored, err)
+		}
+		if len(data) != 1 || data[0] == nil {
+			continue // the server has not started on the restored trail yet
+		}
+		e, err := auditlog.Decode(data[0])
+		if err != nil || e.Action != phivault.ActionAuditGap || !strings.Contains(e.Decision, gapDecision(g)) {
+			return fmt.Errorf("the witnesses hold a gap at entry %d (restored from snapshot %s) but the log does not record it there", g.Restored, g.Snapshot)
+		}
+	}
+	return nil
 }
 
 // verifyExport checks an archived export against the last checkpoint in
@@ -832,7 +895,7 @@ func (c *auditCommand) verifyExport(exportFile, cpFile, vkFile string) error {
 	if err != nil {
 		return err
 	}
-	notes, err := readCheckpoints(cpFile)
+	notes, _, err := readCheckpoints(cpFile, verifier)
 	if err != nil {
 		return err
 	}
@@ -911,11 +974,11 @@ func (c *auditCommand) export(ctx context.Context, args []string) error {
 // lastCheckpoint returns the last checkpoint in d's witness file, checked
 // with d's verifier key, and the verifier.
 func lastCheckpoint(d dataDir) ([]byte, auditlog.Checkpoint, note.Verifier, error) {
-	notes, err := readCheckpoints(d.auditCheckpoints())
+	verifier, err := readVerifier(d.auditVerifierKey())
 	if err != nil {
 		return nil, auditlog.Checkpoint{}, nil, err
 	}
-	verifier, err := readVerifier(d.auditVerifierKey())
+	notes, _, err := readCheckpoints(d.auditCheckpoints(), verifier)
 	if err != nil {
 		return nil, auditlog.Checkpoint{}, nil, err
 	}

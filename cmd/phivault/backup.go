@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -14,16 +15,25 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/backup"
+	"github.com/phivault/phivault/sqlite"
 )
 
-const backupUsage = `Usage: phivault backup [-data DIR] -to FOLDER [-recipient age1...] [-recipients-file FILE]
-       phivault backup list -to FOLDER [-data DIR | -identity FILE]
+const backupUsage = `Usage: phivault backup [-data DIR] -to TARGET [-recipient age1...] [-recipients-file FILE]
+       phivault backup list -to TARGET [-data DIR | -identity FILE]
+       phivault backup verify -to TARGET [-snapshot ID] [-data DIR | -identity FILE] [-verifier FILE]
+       phivault backup prune -to TARGET -keep-last N -keep-daily D -keep-weekly W -keep-monthly M
+                             [-keep-within DUR] [-dry-run] [-allow-unverified] [-data DIR | -identity FILE]
+
+TARGET is a folder or s3://BUCKET/PREFIX.
 
 backup writes an encrypted, deduplicated, signed snapshot of a data folder
 to a backup folder (another disk, a mounted share), with the server running
-or stopped: the SQLite databases are copied with VACUUM INTO, consistently
-(docs/backup.md). Only what changed since the last backup to the folder is
+or stopped: the SQLite databases are copied with SQLite's online backup
+API, consistently (docs/backup.md). Each backup also records in the folder a
+tombstone of every patient shredded since, so that no restore brings them
+back. Only what changed since the last backup to the folder is
 written.
 
 The first backup to a folder makes its keys and encrypts them to the age
@@ -37,12 +47,24 @@ Snapshots are signed with the audit checkpoint key: audit-verifier.pub
 verifies them. Restore with "phivault restore".
 
 list shows the snapshots in a backup folder, oldest first: id, time, files,
-size and the audit trail's checkpointed size.
+size, the audit trail's checkpointed size, and whether it was verified.
 
+verify reads a snapshot (the latest without -snapshot) back whole through
+every check a restore makes, writing no file, and records the success in
+the backup folder (verified/<id>).
+
+prune removes the snapshots no -keep-* rule keeps (like restic's forget:
+buckets in UTC, the newest snapshot of each kept), then the chunks no
+remaining snapshot needs. It never removes the newest verified snapshot,
+and removes nothing while no snapshot is verified (unless
+-allow-unverified). Objects still under the folder's retention are left
+for a later prune. Do not run it while a backup to the folder runs.
+-dry-run prints the plan and removes nothing.
+` + backupTargetUsage + `
 Flags:
 `
 
-const restoreUsage = `Usage: phivault restore -from FOLDER [-snapshot ID] -identity FILE -data NEWDIR [-verifier FILE]
+const restoreUsage = `Usage: phivault restore -from FOLDER|s3://BUCKET/PREFIX [-snapshot ID] -identity FILE -data NEWDIR -audit-witness-file FILE [-verifier FILE]
 
 restore restores a snapshot (the latest without -snapshot) from a backup
 folder into a new data folder, which must not exist or be empty. It checks
@@ -55,9 +77,15 @@ manifest) is refused and nothing is left at NEWDIR.
 folder was made for. -verifier, the vault's audit-verifier.pub kept outside
 the backup, pins the signer; without it the key in the backup is trusted.
 
-To serve the restored folder you also need the key-file passphrase (or the
-KMS or HSM), and the outside audit witness file (-audit-witness-file).
+Patients shredded after the snapshot was taken are shredded again in the
+restored folder (the backup folder's tombstones). The restored audit trail
+is checked against the outside witness file (-audit-witness-file): if the
+witnesses saw more of it, restore records the gap, which the server
+publishes and enters in the trail when it starts (docs/backup.md).
 
+To serve the restored folder you also need the key-file passphrase (or the
+KMS or HSM), and the same outside audit witness file.
+` + backupTargetUsage + `
 Flags:
 `
 
@@ -69,6 +97,12 @@ type backupCommand struct {
 func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "list" {
 		return c.list(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "verify" {
+		return c.verify(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "prune" {
+		return c.prune(ctx, args[1:])
 	}
 	fs := c.flagSet("backup")
 	d := dataFlag(fs)
@@ -100,7 +134,10 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("read audit verifier key: %w", err)
 	}
-	t := &backup.Dir{Path: *to}
+	t, err := openBackupTarget(*to, os.Getenv)
+	if err != nil {
+		return err
+	}
 	keys, err := c.keys(ctx, *d, t, strings.TrimSpace(string(vkey)), recipients, *recipientsFile, *identity)
 	if err != nil {
 		return err
@@ -111,7 +148,48 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "snapshot %s: %d files, %d bytes; wrote %d bytes (%d of %d chunks new)\n",
 		res.Snapshot, res.Files, res.Size, res.BytesWritten, res.NewChunks, res.Chunks)
+	n, err := recordShreds(ctx, *d, t, keys)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(c.stdout, "recorded %d new shred tombstones\n", n)
+	}
 	return nil
+}
+
+// recordShreds records in t a tombstone of every patient shredded in the
+// data folder d that t holds none of yet, so that no restore from t brings
+// them back (backup.RecordShreds). It runs after each backup: the backup
+// holds no shred its tombstones lack.
+func recordShreds(ctx context.Context, d dataDir, t backup.Target, keys *backup.KeySet) (int, error) {
+	if _, err := os.Stat(d.database()); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil // a folder never served holds no records
+	}
+	shredded, err := sqlite.ReadShredded(ctx, d.database())
+	if err != nil {
+		return 0, err
+	}
+	shreds := make([]backup.Shred, 0, len(shredded))
+	for c, at := range shredded {
+		shreds = append(shreds, backup.Shred{Compartment: c, At: at})
+	}
+	return backup.RecordShreds(ctx, t, keys, rand.Reader, shreds)
+}
+
+// applyShreds is backup.RestoreOptions.ApplyShreds for a data folder on
+// the embedded store: it shreds the tombstones' patients again in the
+// restored store, and counts those it shredded in *n.
+func applyShreds(n *int) func(ctx context.Context, dir string, shreds []backup.Shred) error {
+	return func(ctx context.Context, dir string, shreds []backup.Shred) error {
+		m := make(map[string]time.Time, len(shreds))
+		for _, s := range shreds {
+			m[s.Compartment] = s.At
+		}
+		done, err := sqlite.ApplyShreds(ctx, dataDir(dir).database(), m)
+		*n = len(done)
+		return err
+	}
 }
 
 // keys returns the key set of the backup folder t: from the data folder's
@@ -176,7 +254,10 @@ func (c *backupCommand) list(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errorWithHint("backup list needs -to FOLDER", "phivault backup list -to /mnt/backup")
 	}
-	t := &backup.Dir{Path: *to}
+	t, err := openBackupTarget(*to, os.Getenv)
+	if err != nil {
+		return err
+	}
 	var keys *backup.KeySet
 	if *identity != "" {
 		ids, err := readIdentities(*identity)
@@ -199,10 +280,14 @@ func (c *backupCommand) list(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	marks, err := backup.Marks(ctx, t, keys)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SNAPSHOT\tTIME\tFILES\tSIZE\tAUDIT-CHECKPOINT")
+	fmt.Fprintln(tw, "SNAPSHOT\tTIME\tFILES\tSIZE\tAUDIT-CHECKPOINT\tVERIFIED")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", m.Snapshot, m.Time.Format(time.RFC3339), len(m.Files), m.Size(), checkpointSize(m.Checkpoint))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", m.Snapshot, m.Time.Format(time.RFC3339), len(m.Files), m.Size(), checkpointSize(m.Checkpoint), yesNo(marks[m.Snapshot] != nil))
 	}
 	return tw.Flush()
 }
@@ -252,29 +337,61 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	identity := fs.String("identity", "", "age identity file")
 	data := fs.String("data", "", "the new data folder to restore into")
 	verifierFile := fs.String("verifier", "", "the vault's audit-verifier.pub, kept outside the backup")
+	var witness string
+	registerWitnessFile(fs, &witness, "the vault's witnesses saw: the restored audit trail is checked against it, and a gap recorded if it saw more; a file that does not exist checks nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *from == "" || *identity == "" || *data == "" || fs.NArg() > 0 {
+	if *from == "" || *identity == "" || *data == "" || witness == "" || fs.NArg() > 0 {
 		fs.Usage()
-		return errorWithHint("restore needs -from, -identity and -data", "phivault restore -from /mnt/backup -identity backup-identity.txt -data /var/lib/phivault-restored")
+		return errorWithHint("restore needs -from, -identity, -data and -audit-witness-file", "phivault restore -from /mnt/backup -identity backup-identity.txt -data /var/lib/phivault-restored -audit-witness-file /var/lib/phivault-witness/audit-checkpoints.log")
 	}
 	ids, err := readIdentities(*identity)
 	if err != nil {
 		return err
 	}
-	opt := backup.RestoreOptions{Identities: ids}
+	var shredded int
+	var gap *auditlog.Gap
+	opt := backup.RestoreOptions{Identities: ids, ApplyShreds: applyShreds(&shredded),
+		Prepare: func(ctx context.Context, dir string, m *backup.Manifest) error {
+			w, err := witnessFile(dataDir(dir), witness, "phivault restore")
+			if err != nil {
+				return err
+			}
+			if gap, err = recordRestoreGap(ctx, dataDir(dir), w, m, time.Now()); err != nil {
+				return err
+			}
+			return writeRestoreRecord(dataDir(dir), m, time.Now())
+		}}
 	if *verifierFile != "" {
 		if opt.Verifier, err = readVerifier(*verifierFile); err != nil {
 			return err
 		}
 	}
-	m, err := backup.Restore(ctx, &backup.Dir{Path: *from}, *snapshot, *data, opt)
+	t, err := openBackupTarget(*from, os.Getenv)
 	if err != nil {
+		return err
+	}
+	by := "phivault restore"
+	if host, _ := os.Hostname(); host != "" {
+		by += " on " + host
+	}
+	opt.Mark = &backup.MarkOptions{By: by} // a whole restore verifies the snapshot
+	m, err := backup.Restore(ctx, t, *snapshot, *data, opt)
+	if err != nil && m != nil { // restored; the mark could not be written (a read-only copy)
+		fmt.Fprintf(c.stderr, "warning: %v\n", err)
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "restored snapshot %s of %s into %s: %d files, %d bytes; audit checkpoint size %s\n",
 		m.Snapshot, m.Time.Format(time.RFC3339), *data, len(m.Files), m.Size(), checkpointSize(m.Checkpoint))
+	if shredded > 0 {
+		fmt.Fprintf(c.stdout, "shredded again %d patients shredded after the snapshot (the backup's tombstones)\n", shredded)
+	}
+	if gap != nil {
+		fmt.Fprintf(c.stdout, "GAP: the restored audit trail holds %d entries, the witnesses saw %d: %d entries are lost. The server publishes the gap to the witnesses and records it in the trail when it starts on %s.\n",
+			gap.Restored, gap.Witnessed.N, gap.Lost(), *data)
+	}
 	return nil
 }
 

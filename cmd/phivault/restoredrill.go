@@ -135,7 +135,13 @@ func restoreDrillOptions(data, from, identity, verifierFile, pass string) (resto
 	if err != nil {
 		return restoredrill.Options{}, err
 	}
-	o := restoredrill.Options{Target: t, Identities: ids, Passphrase: pass}
+	by := "phivault restore-drill"
+	if host, _ := os.Hostname(); host != "" {
+		by += " on " + host
+	}
+	var shredded int
+	o := restoredrill.Options{Target: t, Identities: ids, Passphrase: pass, ApplyShreds: applyShreds(&shredded),
+		Mark: &backup.MarkOptions{By: by}} // a drill's whole restore verifies the snapshot, as phivault restore's
 	d := dataDir(data)
 	if d.initialized() {
 		o.Source, o.Scratch = data, filepath.Join(data, restoredrill.Folder)
@@ -154,9 +160,9 @@ func restoreDrillOptions(data, from, identity, verifierFile, pass string) (resto
 // restoreDrillTarget opens the backup target a restore drill reads.
 func restoreDrillTarget(spec string) (backup.Target, error) {
 	if spec == "" {
-		return nil, errors.New("no backup folder given")
+		return nil, errors.New("no backup target given")
 	}
-	return &backup.Dir{Path: spec}, nil
+	return openBackupTarget(spec, os.Getenv)
 }
 
 func (c *restoreDrillCommand) history(args []string) error {

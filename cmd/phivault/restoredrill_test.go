@@ -62,8 +62,9 @@ func restoreDrillRun(t *testing.T, args ...string) (*restoredrill.Report, error)
 
 // TestRestoreDrill_backupOfVault backs up a vault with patients, runs
 // the restore drill against it through a real server process, and checks
-// the report, the history and that nothing is left behind; then it
-// corrupts the backup's chunks and checks that the drill fails at the
+// the report, the history and that nothing is left behind; drills the
+// same snapshot after a patient was shredded (the shred applied again);
+// then it corrupts the backup's chunks and checks that the drill fails at the
 // restore, saying so, and still leaves no scratch folder.
 func TestRestoreDrill_backupOfVault(t *testing.T) {
 	ctx := context.Background()
@@ -77,11 +78,15 @@ func TestRestoreDrill_backupOfVault(t *testing.T) {
 	}
 	a, closeVault := openVault(t, d, witness)
 	const patients = 8
+	var ids []string
 	for i := range patients {
 		status, body := a.do(t, "POST", "/fhir/Patient", fmt.Sprintf(`{"resourceType":"Patient","name":[{"family":"Drillson%d"}]}`, i))
 		if status != http.StatusCreated {
 			t.Fatalf("create = %d %s", status, body)
 		}
+		var p struct{ ID string }
+		json.Unmarshal(body, &p)
+		ids = append(ids, p.ID)
 	}
 	closeVault()
 	snapshot, _, _ := backupRun(t, "-data", string(d), "-to", bk, "-recipient", identity.Recipient().String())
@@ -144,6 +149,21 @@ func TestRestoreDrill_backupOfVault(t *testing.T) {
 		t.Errorf("restore-drill history = %v:\n%s\nwant the drill of %s, passed", err, hist.String(), snapshot)
 	}
 
+	// A patient shredded after the snapshot: a drill of that snapshot
+	// shreds them again, as a restore does, and the records database is
+	// then the one file allowed to differ from the manifest.
+	a, closeVault = openVault(t, d, witness)
+	if status, body := a.do(t, "POST", "/fhir/admin/patients/"+ids[0]+"/$shred", ""); status != http.StatusOK {
+		t.Fatalf("shred = %d %s", status, body)
+	}
+	closeVault()
+	backupRun(t, "-data", string(d), "-to", bk) // records the tombstone
+	rep, err = restoreDrillRun(t, "-data", string(d), "-from", bk, "-identity", idFile, "-snapshot", snapshot)
+	if err != nil || !rep.Pass || rep.Snapshot != snapshot || rep.Shreds != 1 {
+		t.Errorf("restore-drill of the snapshot before a shred = %v: pass %v, snapshot %s, shreds %d; want a pass of %s with 1 shred applied again",
+			err, rep.Pass, rep.Snapshot, rep.Shreds, snapshot)
+	}
+
 	// Near miss: every chunk changed in the backup folder.
 	chunks, _ := os.ReadDir(filepath.Join(bk, "chunks"))
 	for _, c := range chunks {
@@ -165,8 +185,8 @@ func TestRestoreDrill_backupOfVault(t *testing.T) {
 	}
 	wantOnlyHistory()
 	reports, err := restoredrill.NewHistory(string(d)).Read()
-	if err != nil || len(reports) != 2 || !reports[0].Pass || reports[1].Pass {
-		t.Errorf("history = %d reports (%v), want a pass then a failure", len(reports), err)
+	if err != nil || len(reports) != 3 || !reports[0].Pass || !reports[1].Pass || reports[2].Pass {
+		t.Errorf("history = %d reports (%v), want two passes then a failure", len(reports), err)
 	}
 }
 

@@ -91,6 +91,7 @@ type Config struct {
 
 	Policy PolicyConfig // Cedar policy directory; see policy.go
 	Detect DetectConfig // the detectors; see detect.go
+	Backup BackupConfig // scheduled backups and shred tombstones; see backupschedule.go
 }
 
 // LogValue redacts the passphrase, so a Config can be logged safely.
@@ -125,6 +126,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	c.Policy.register(fs)
 	c.Login.register(fs)
 	c.Detect.register(fs)
+	c.Backup.register(fs)
 	fs.StringVar(&c.BaseURL, "base-url", os.Getenv("PHIVAULT_BASE_URL"), "public FHIR base URL, e.g. https://vault.example.org/fhir (env PHIVAULT_BASE_URL)")
 }
 
@@ -178,6 +180,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.stdout, "phivault serving %s/fhir\n", a.server.URL())
 	if every > 0 { // see drill.go
 		go newDrillSchedule(every, string(cfg.Data), logger, a.metrics).run(ctx)
+	}
+	if a.backups != nil { // see backupschedule.go
+		go a.backups.run(ctx, cfg.Backup.Every)
 	}
 	if err := restoreDrills.start(ctx, cfg, logger, a.metrics); err != nil { // see restoredrillserve.go
 		return err
@@ -260,6 +265,8 @@ type app struct {
 	blocks *block.List
 	// detail is the incident responder's raised detail; see respond_restrict.go.
 	detail *raisedDetail
+	// backups are the scheduled backups (-backup-to), or nil; see backupschedule.go.
+	backups *backups
 }
 
 // openApp opens the data folder and wires the request path. It does not
@@ -328,6 +335,10 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err := a.openAudit(ctx, &adminOpts); err != nil { // api → auditlog → vault
 		seal.close()
 		db.Close()
+		return nil, err
+	}
+	if err := a.openBackups(ctx, &adminOpts); err != nil { // see backupschedule.go
+		a.Close()
 		return nil, err
 	}
 	adminOpts.Accounts, adminOpts.Clients, adminOpts.Audit = a.accounts, db, a.audit.log // users, clients, training
