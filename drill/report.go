@@ -1,15 +1,13 @@
 package drill
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/phivault/phivault/internal/jsonl"
 )
 
 // Outcomes of a Step.
@@ -165,46 +163,18 @@ func NewHistory(dataDir string) *History {
 
 // Append adds r to the history.
 func (h *History) Append(r *Report) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(h.Path), 0o700); err != nil {
+	if err := jsonl.Append(h.Path, r); err != nil {
 		return fmt.Errorf("drill history: %w", err)
 	}
-	f, err := os.OpenFile(h.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("drill history: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("drill history: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 // Read returns the reports in the history, oldest first; none if there is
 // no history yet. A line that is not a report is an error naming it.
 func (h *History) Read() ([]*Report, error) {
-	f, err := os.Open(h.Path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("drill history: %w", err)
-	}
-	defer f.Close()
-	var out []*Report
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for n := 1; sc.Scan(); n++ {
-		var r Report
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("drill history %s:%d: not a report", h.Path, n)
-		}
-		out = append(out, &r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("drill history: %w", err)
+	out, err := jsonl.Read[Report](h.Path)
+	if err != nil {
+		return nil, fmt.Errorf("drill history %w", err)
 	}
 	return out, nil
 }

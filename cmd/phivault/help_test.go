@@ -28,6 +28,7 @@ func TestHelp(t *testing.T) {
 		{"blocks"}, {"blocks", "list"}, {"blocks", "add"}, {"blocks", "remove"},
 		{"drill"}, {"drill", "run"}, {"drill", "list"}, {"drill", "history"},
 		{"backup"}, {"backup", "list"}, {"restore"},
+		{"restore-drill"}, {"restore-drill", "history"},
 	}
 	for _, c := range commands {
 		for _, h := range []string{"-h", "--help"} {

@@ -23,6 +23,7 @@
 //	phivault drill    play attack drills; measure detection and containment
 //	phivault backup   encrypted, signed, incremental backups; list them
 //	phivault restore  restore a backup into a new data folder, verified
+//	phivault restore-drill restore the latest backup, serve it, check it; RTO/RPO
 //	phivault unseal   unseal a running server that started sealed
 //	phivault seal     seal a running server: drop its keys at once
 //
@@ -69,6 +70,7 @@ Commands:
   drill       play attack drills; measure detection and containment
   backup      encrypted, signed, incremental backups of a data folder
   restore     restore a backup into a new data folder, verified
+  restore-drill  restore the latest backup into a scratch server; RTO/RPO
   unseal   unseal a running server (key-file passphrase, or KMS/HSM again)
   seal     seal a running server: drop its keys, serve no records
   version  print the version
@@ -156,6 +158,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &backupCommand{stdout: stdout, stderr: stderr}
 	case "restore":
 		cmd = &restoreCommand{stdout: stdout, stderr: stderr}
+	case "restore-drill":
+		cmd = &restoreDrillCommand{stdout: stdout, stderr: stderr}
 	case "unseal":
 		cmd = &sealCommand{unseal: true, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "seal":

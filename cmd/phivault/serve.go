@@ -151,6 +151,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	cfg.register(fs)
 	passFile := fs.String("passphrase-file", "", "file holding the key-file passphrase")
 	drillEvery := registerDrillEvery(fs) // see drill.go
+	restoreDrills := registerRestoreDrillFlags(fs)
 	fs.Usage = func() { fmt.Fprint(c.stderr, serveUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -190,6 +191,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if a.backups != nil { // see backupschedule.go
 		go a.backups.run(ctx, cfg.Backup.Every)
+	}
+	if err := restoreDrills.start(ctx, cfg, logger, a.metrics); err != nil { // see restoredrillserve.go
+		return err
 	}
 	// SIGHUP reloads the TLS certificate at once; the server also notices
 	// changed files by itself within a minute.
