@@ -86,14 +86,19 @@ func Backup(ctx context.Context, dir string, t Target, opt Options) (*Result, er
 	res := &Result{Snapshot: hex.EncodeToString(id[:])}
 	m := &Manifest{Snapshot: res.Snapshot, Time: opt.Now().UTC(), Checkpoint: s.Checkpoint, Dirs: s.Dirs, Files: []File{}}
 	buf := make([]byte, maxChunk)
+	p := newPutter(ctx, t, res)
 	for _, sf := range s.files {
-		f, err := storeFile(ctx, t, opt, sf, have, buf, res)
+		f, err := storeFile(opt, sf, have, buf, p)
 		if err != nil {
+			p.wait()
 			return nil, err
 		}
 		m.Files = append(m.Files, f)
 		res.Files++
 		res.Size += f.Size
+	}
+	if err := p.wait(); err != nil {
+		return nil, err
 	}
 	signed, err := note.Sign(&note.Note{Text: string(m.Marshal())}, opt.Signer)
 	if err != nil {
@@ -110,8 +115,9 @@ func Backup(ctx context.Context, dir string, t Target, opt Options) (*Result, er
 	return res, nil
 }
 
-// storeFile chunks the snapshot file sf and stores the chunks t lacks.
-func storeFile(ctx context.Context, t Target, opt Options, sf snapshotFile, have map[string]bool, buf []byte, res *Result) (File, error) {
+// storeFile chunks the snapshot file sf and hands the chunks the target
+// lacks to p.
+func storeFile(opt Options, sf snapshotFile, have map[string]bool, buf []byte, p *putter) (File, error) {
 	r, err := os.Open(sf.path)
 	if err != nil {
 		return File{}, fmt.Errorf("backup: %s: %w", sf.name, err)
@@ -133,7 +139,7 @@ func storeFile(ctx context.Context, t Target, opt Options, sf snapshotFile, have
 		id := opt.Keys.chunkID(ch.Data)
 		f.Chunks = append(f.Chunks, Chunk{ID: id, Size: int64(len(ch.Data))})
 		f.Size += int64(len(ch.Data))
-		res.Chunks++
+		p.res.Chunks++ // only this goroutine counts chunks
 		if have[id] {
 			continue
 		}
@@ -141,13 +147,8 @@ func storeFile(ctx context.Context, t Target, opt Options, sf snapshotFile, have
 		if err != nil {
 			return File{}, err
 		}
-		switch err := t.Put(ctx, "chunks/"+id, obj); {
-		case errors.Is(err, ErrExist): // stored by a backup running alongside
-		case err != nil:
+		if err := p.put("chunks/"+id, obj); err != nil {
 			return File{}, err
-		default:
-			res.NewChunks++
-			res.BytesWritten += int64(len(obj))
 		}
 		have[id] = true
 	}
