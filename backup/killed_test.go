@@ -3,10 +3,12 @@ package backup_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -107,5 +109,49 @@ func backupForever(t *testing.T) {
 		if _, err := backup.Backup(ctx, args[0], target, backup.Options{Keys: keys, Signer: signer, Rand: rand.Reader}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// failingTarget is a folder whose Put fails from the nth chunk on, as a
+// full disk or a lost connection does.
+type failingTarget struct {
+	*backup.Dir
+	mu sync.Mutex
+	n  int
+}
+
+var errDiskFull = errors.New("disk full")
+
+func (f *failingTarget) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, "chunks/") {
+		f.mu.Lock()
+		f.n--
+		fail := f.n < 0
+		f.mu.Unlock()
+		if fail {
+			return errDiskFull
+		}
+	}
+	return f.Dir.Put(ctx, name, data)
+}
+
+// TestBackup_putFails checks that a backup whose chunk writes fail part
+// way (several in flight) returns the failure and writes no manifest: no
+// snapshot names a chunk that is not stored. The next backup is whole.
+func TestBackup_putFails(t *testing.T) {
+	ctx := context.Background()
+	v := mustTestVault(t)
+	v.insert(t, 100, 20000)
+	ft := &failingTarget{Dir: v.target, n: 10}
+	_, err := backup.Backup(ctx, v.dir, ft, backup.Options{Keys: v.keys, Signer: v.signer})
+	if !errors.Is(err, errDiskFull) {
+		t.Fatalf("Backup with failing writes = %v, want %v", err, errDiskFull)
+	}
+	if names, _ := v.target.List(ctx, "snapshots/"); len(names) != 0 {
+		t.Fatalf("a failed backup wrote a manifest: %v", names)
+	}
+	res := v.backup(t)
+	if _, err := v.restore(res.Snapshot, filepath.Join(t.TempDir(), "r")); err != nil {
+		t.Errorf("restore after a failed backup: %v", err)
 	}
 }
