@@ -31,7 +31,8 @@ const testSyncInterval = 200 * time.Millisecond
 type testVault struct {
 	dir      string
 	db       *sql.DB
-	target   *backup.Dir
+	target   *backup.Dir   // the folder target, nil on another target
+	tg       backup.Target // the target backups and streams go to
 	identity *age.X25519Identity
 	keys     *backup.KeySet
 	signer   note.Signer
@@ -39,9 +40,18 @@ type testVault struct {
 
 func mustTestVault(t testing.TB) *testVault {
 	t.Helper()
+	target := &backup.Dir{Path: filepath.Join(t.TempDir(), "backups")}
+	v := newTestVault(t, target)
+	v.target = target
+	return v
+}
+
+// newTestVault is mustTestVault on the target tg.
+func newTestVault(t testing.TB, tg backup.Target) *testVault {
+	t.Helper()
 	ctx := context.Background()
 	root := t.TempDir()
-	v := &testVault{dir: filepath.Join(root, "data"), target: &backup.Dir{Path: filepath.Join(root, "backups")}}
+	v := &testVault{dir: filepath.Join(root, "data"), tg: tg}
 	if err := os.MkdirAll(v.dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +72,7 @@ func mustTestVault(t testing.TB) *testVault {
 	if v.identity, err = age.GenerateX25519Identity(); err != nil {
 		t.Fatal(err)
 	}
-	if v.keys, err = backup.Init(ctx, v.target, rand.Reader, vkey, v.identity.Recipient()); err != nil {
+	if v.keys, err = backup.Init(ctx, v.tg, rand.Reader, vkey, v.identity.Recipient()); err != nil {
 		t.Fatal(err)
 	}
 	v.mustBackup(t)
@@ -71,7 +81,7 @@ func mustTestVault(t testing.TB) *testVault {
 
 func (v *testVault) mustBackup(t testing.TB) {
 	t.Helper()
-	if _, err := backup.Backup(context.Background(), v.dir, v.target, backup.Options{Keys: v.keys, Signer: v.signer}); err != nil {
+	if _, err := backup.Backup(context.Background(), v.dir, v.tg, backup.Options{Keys: v.keys, Signer: v.signer}); err != nil {
 		t.Fatalf("Backup: %v", err)
 	}
 }
@@ -92,7 +102,7 @@ func mustOpenDB(t testing.TB, path string) *sql.DB {
 // mustStream starts a Streamer of v's folder.
 func (v *testVault) mustStream(t testing.TB) *stream.Streamer {
 	t.Helper()
-	s := stream.New(v.dir, v.target, v.keys)
+	s := stream.New(v.dir, v.tg, v.keys)
 	s.SyncInterval = testSyncInterval
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatalf("Streamer.Open: %v", err)
