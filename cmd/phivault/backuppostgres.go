@@ -74,7 +74,7 @@ func printPostgresRestore(w io.Writer, data string, shreds []string) {
 		return
 	}
 	fmt.Fprintf(w, "SHREDS: the backup folder records %d shredded patients; after the recovery, shred again those shredded after the recovery target "+
-		"(with the server stopped: phivault keys shred -data %s --patient ID; a patient already shredded in the recovered database answers that it is):\n", len(shreds), data)
+		"(with the server stopped: phivault keys shred -data %s --patient ID; a patient already shredded keeps its shred time, one created after the recovery target is not found):\n", len(shreds), data)
 	for _, id := range shreds {
 		fmt.Fprintf(w, "  Patient/%s\n", id)
 	}
