@@ -131,10 +131,15 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 // them back (backup.RecordShreds). It runs after each backup: the backup
 // holds no shred its tombstones lack.
 func recordShreds(ctx context.Context, d dataDir, t backup.Target, keys *backup.KeySet) (int, error) {
-	if _, err := os.Stat(d.database()); errors.Is(err, fs.ErrNotExist) {
+	var shredded map[string]time.Time
+	var err error
+	if isPostgresFolder(string(d)) {
+		shredded, err = postgresStoreShreds(ctx, d)
+	} else if _, serr := os.Stat(d.database()); errors.Is(serr, fs.ErrNotExist) {
 		return 0, nil // a folder never served holds no records
+	} else {
+		shredded, err = sqlite.ReadShredded(ctx, d.database())
 	}
-	shredded, err := sqlite.ReadShredded(ctx, d.database())
 	if err != nil {
 		return 0, err
 	}

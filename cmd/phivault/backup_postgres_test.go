@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -255,6 +256,11 @@ func TestBackup_postgresPITR(t *testing.T) {
 		t.Fatalf("phivault backup of a PostgreSQL data folder = %v", err)
 	}
 	t.Logf("phivault backup: %s", out.String())
+	m := regexp.MustCompile(`^snapshot ([0-9a-f]{32}):`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("phivault backup printed %q, want a snapshot id", out.String())
+	}
+	beforeT := m[1]
 	if s := out.String(); !strings.Contains(s, "PostgreSQL") || !strings.Contains(s, `schema "vault"`) || !strings.Contains(s, `database "postgres"`) {
 		t.Errorf("phivault backup printed %q, want a note naming the PostgreSQL database and schema to back up with PostgreSQL's tools", s)
 	}
@@ -285,6 +291,24 @@ func TestBackup_postgresPITR(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	after := create("Aftertarget", 30)
+	// A patient of before T shredded after T: the recovery to T brings
+	// its key back. The next folder backup records its tombstone.
+	var shredAfterT string
+	for id := range before {
+		shredAfterT = id
+		break
+	}
+	if status, body := a.do(t, "POST", "/fhir/admin/patients/"+shredAfterT+"/$shred", ""); status != http.StatusOK {
+		t.Fatalf("shred = %d %s", status, body)
+	}
+	gone, _ := a.do(t, "GET", "/fhir/Patient/"+shredAfterT, "")
+	out.Reset()
+	if err := run(ctx, []string{"backup", "-data", string(d), "-to", bk}, &out, io.Discard); err != nil {
+		t.Fatalf("second phivault backup = %v", err)
+	}
+	if !strings.Contains(out.String(), "recorded 1 new shred tombstones") {
+		t.Errorf("second phivault backup printed %q, want the shred's tombstone recorded", out.String())
+	}
 	closeVault()
 	pg.archiveCurrentWAL()
 
@@ -335,15 +359,21 @@ recovery_target_action = 'promote'
 		t.Fatal(err)
 	}
 
-	// The folder: phivault restore, which says the database comes back by
-	// PITR.
+	// The folder: phivault restore of the last snapshot taken before T
+	// (a later one's checkpoint log covers entries the recovered trail
+	// lacks, and the server refuses it), which says the database comes
+	// back by PITR, and lists every tombstone in the backup folder, those
+	// recorded after T too.
 	d2 := dataDir(filepath.Join(root, "restored", "data"))
 	out.Reset()
-	if err := run(ctx, []string{"restore", "-from", bk, "-identity", idFile, "-data", string(d2), "-verifier", d.auditVerifierKey(), "-audit-witness-file", witness}, &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"restore", "-from", bk, "-snapshot", beforeT, "-identity", idFile, "-data", string(d2), "-verifier", d.auditVerifierKey(), "-audit-witness-file", witness}, &out, io.Discard); err != nil {
 		t.Fatalf("restore = %v", err)
 	}
 	if !strings.Contains(out.String(), "point-in-time recovery") {
 		t.Errorf("restore printed %q, want a note that the database comes back by point-in-time recovery", out.String())
+	}
+	if !strings.Contains(out.String(), "SHREDS:") || !strings.Contains(out.String(), "Patient/"+shredAfterT+"\n") {
+		t.Errorf("restore printed %q, want Patient/%s listed to shred again", out.String(), shredAfterT)
 	}
 	if k, err := d2.storeKind(); err != nil || k != storePostgres {
 		t.Fatalf("restored folder's store = %q, %v; want postgres", k, err)
@@ -363,6 +393,18 @@ recovery_target_action = 'promote'
 		if status, _ := r.do(t, "GET", "/fhir/Patient/"+id, ""); status != http.StatusNotFound {
 			t.Errorf("read Patient/%s created after T = %d, want 404", id, status)
 		}
+	}
+	closeRestored()
+
+	// The recovery brought the patient shredded after T back (read above);
+	// shredding it again offline, as restore printed, destroys its key.
+	out.Reset()
+	if err := run(ctx, []string{"keys", "shred", "-data", string(d2), "--patient", shredAfterT}, &out, io.Discard); err != nil {
+		t.Fatalf("keys shred -data (again, after PITR) = %v", err)
+	}
+	r, closeRestored = serve(d2, witness)
+	if status, _ := r.do(t, "GET", "/fhir/Patient/"+shredAfterT, ""); status != gone || status == http.StatusOK {
+		t.Errorf("read Patient/%s shredded again after PITR = %d, want %d as after the shred", shredAfterT, status, gone)
 	}
 	closeRestored()
 	out.Reset()

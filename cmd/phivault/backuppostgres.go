@@ -8,8 +8,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/phivault/phivault/backup"
+	"github.com/phivault/phivault/postgres"
 )
 
 // The PostgreSQL route (docs/backup.md, "PostgreSQL deployments"): on a
@@ -39,6 +41,31 @@ func postgresNote(w io.Writer) {
 		"(keyring, keys, TLS, checkpoint log). Back the database up with PostgreSQL's tools, a base backup and a WAL archive "+
 		"(docs/backup.md, \"PostgreSQL deployments\"): a database without this folder's keyring is unreadable, "+
 		"this folder without the database is empty.\n", where)
+}
+
+// postgresStoreShreds returns the shreds recorded in the PostgreSQL
+// database of the data folder d, named by the environment the server
+// reads (PHIVAULT_STORE[_FILE], PHIVAULT_POSTGRES_SCHEMA), for backups to
+// record as tombstones.
+func postgresStoreShreds(ctx context.Context, d dataDir) (map[string]time.Time, error) {
+	c := StoreConfig{Schema: os.Getenv("PHIVAULT_POSTGRES_SCHEMA")}
+	if err := c.resolve(); err != nil {
+		return nil, err
+	}
+	if c.kind() != storePostgres {
+		return nil, errorWithHint("the snapshot is written, but its shreds are not recorded: "+string(d)+" keeps its records in PostgreSQL and PHIVAULT_STORE is unset",
+			"set PHIVAULT_STORE_FILE (and PHIVAULT_POSTGRES_SCHEMA) as for serve, and back up again")
+	}
+	db, err := openStore(ctx, d, c)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	pg, ok := db.(*postgres.DB)
+	if !ok {
+		return nil, fmt.Errorf("read shreds: the store of %s is not PostgreSQL", d)
+	}
+	return pg.Shreds(ctx)
 }
 
 // isPostgresFolder reports whether the (restored) data folder dir keeps
