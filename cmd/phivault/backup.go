@@ -94,6 +94,11 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if kind == storePostgres {
+		if _, err := postgresStore(*d); err != nil {
+			return err
+		}
+	}
 	signer, _, err := auditKeys(*d)
 	if err != nil {
 		return err

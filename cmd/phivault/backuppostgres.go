@@ -48,13 +48,9 @@ func postgresNote(w io.Writer) {
 // reads (PHIVAULT_STORE[_FILE], PHIVAULT_POSTGRES_SCHEMA), for backups to
 // record as tombstones.
 func postgresStoreShreds(ctx context.Context, d dataDir) (map[string]time.Time, error) {
-	c := StoreConfig{Schema: os.Getenv("PHIVAULT_POSTGRES_SCHEMA")}
-	if err := c.resolve(); err != nil {
+	c, err := postgresStore(d)
+	if err != nil {
 		return nil, err
-	}
-	if c.kind() != storePostgres {
-		return nil, errorWithHint("the snapshot is written, but its shreds are not recorded: "+string(d)+" keeps its records in PostgreSQL and PHIVAULT_STORE is unset",
-			"set PHIVAULT_STORE_FILE (and PHIVAULT_POSTGRES_SCHEMA) as for serve, and back up again")
 	}
 	db, err := openStore(ctx, d, c)
 	if err != nil {
@@ -66,6 +62,21 @@ func postgresStoreShreds(ctx context.Context, d dataDir) (map[string]time.Time, 
 		return nil, fmt.Errorf("read shreds: the store of %s is not PostgreSQL", d)
 	}
 	return pg.Shreds(ctx)
+}
+
+// postgresStore returns the PostgreSQL store of the data folder d as the
+// environment names it (PHIVAULT_STORE[_FILE], PHIVAULT_POSTGRES_SCHEMA):
+// a backup of d reads the shreds from it.
+func postgresStore(d dataDir) (StoreConfig, error) {
+	c := StoreConfig{Schema: os.Getenv("PHIVAULT_POSTGRES_SCHEMA")}
+	if err := c.resolve(); err != nil {
+		return c, err
+	}
+	if c.kind() != storePostgres {
+		return c, errorWithHint(string(d)+" keeps its records in PostgreSQL and PHIVAULT_STORE is unset: the backup records the shreds in the database",
+			"set PHIVAULT_STORE_FILE (and PHIVAULT_POSTGRES_SCHEMA) as for serve")
+	}
+	return c, nil
 }
 
 // isPostgresFolder reports whether the (restored) data folder dir keeps
