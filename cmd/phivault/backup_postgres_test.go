@@ -186,7 +186,9 @@ func dirSize(dir string) int64 {
 // lost, the database recovered to a time T from the base backup and the
 // archive, the folder restored with "phivault restore", and the vault
 // served from both: every patient created before T reads back, none
-// created after T exists, and "phivault audit verify" passes.
+// created after T exists, a patient shredded after T (which the recovery
+// brings back) is listed by restore and shredded again with "phivault
+// keys shred", and "phivault audit verify" passes.
 func TestBackup_postgresPITR(t *testing.T) {
 	if os.Getenv("PHIVAULT_TEST_POSTGRES_URL") == "" {
 		t.Skip("set PHIVAULT_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run (.ci/run does); this test starts a private PostgreSQL instance of its own")
