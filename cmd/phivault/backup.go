@@ -125,10 +125,14 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	if !d.initialized() {
 		return errorWithHint(fmt.Sprintf("%s is not a phivault data folder", *d), "phivault backup -data /var/lib/phivault -to /mnt/backup")
 	}
-	if kind, err := d.storeKind(); err != nil {
+	kind, err := d.storeKind()
+	if err != nil {
 		return err
-	} else if kind != storeSQLite {
-		return errors.New("backup covers the embedded (SQLite) store only, for now; back up PostgreSQL with its own tools (docs/backup.md)")
+	}
+	if kind == storePostgres {
+		if _, err := postgresStore(*d); err != nil {
+			return err
+		}
 	}
 	signer, _, err := auditKeys(*d)
 	if err != nil {
@@ -159,6 +163,9 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	if n > 0 {
 		fmt.Fprintf(c.stdout, "recorded %d new shred tombstones\n", n)
 	}
+	if kind == storePostgres {
+		postgresNote(c.stdout)
+	}
 	return nil
 }
 
@@ -167,10 +174,15 @@ func (c *backupCommand) Run(ctx context.Context, args []string) error {
 // them back (backup.RecordShreds). It runs after each backup: the backup
 // holds no shred its tombstones lack.
 func recordShreds(ctx context.Context, d dataDir, t backup.Target, keys *backup.KeySet) (int, error) {
-	if _, err := os.Stat(d.database()); errors.Is(err, fs.ErrNotExist) {
+	var shredded map[string]time.Time
+	var err error
+	if isPostgresFolder(string(d)) {
+		shredded, err = postgresStoreShreds(ctx, d)
+	} else if _, serr := os.Stat(d.database()); errors.Is(serr, fs.ErrNotExist) {
 		return 0, nil // a folder never served holds no records
+	} else {
+		shredded, err = sqlite.ReadShredded(ctx, d.database())
 	}
-	shredded, err := sqlite.ReadShredded(ctx, d.database())
 	if err != nil {
 		return 0, err
 	}
@@ -357,8 +369,19 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	var shredded int
 	var gap *auditlog.Gap
-	opt := backup.RestoreOptions{Identities: ids, ApplyShreds: applyShreds(&shredded),
+	var pgShreds []string
+	pgFolder := false
+	opt := backup.RestoreOptions{Identities: ids,
+		ApplyShreds: func(ctx context.Context, dir string, shreds []backup.Shred) error {
+			if pgFolder = isPostgresFolder(dir); pgFolder {
+				return postgresShreds(&pgShreds)(ctx, dir, shreds)
+			}
+			return applyShreds(&shredded)(ctx, dir, shreds)
+		},
 		Prepare: func(ctx context.Context, dir string, m *backup.Manifest) error {
+			if pgFolder = isPostgresFolder(dir); pgFolder {
+				return writeRestoreRecord(dataDir(dir), m, time.Now())
+			}
 			w, err := witnessFile(dataDir(dir), witness, "phivault restore")
 			if err != nil {
 				return err
@@ -402,6 +425,9 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	if shredded > 0 {
 		fmt.Fprintf(c.stdout, "shredded again %d patients shredded after the snapshot (the backup's tombstones)\n", shredded)
+	}
+	if pgFolder {
+		printPostgresRestore(c.stdout, *data, pgShreds)
 	}
 	if gap != nil {
 		fmt.Fprintf(c.stdout, "GAP: the restored audit trail holds %d entries, the witnesses saw %d: %d entries are lost. The server publishes the gap to the witnesses and records it in the trail when it starts on %s.\n",

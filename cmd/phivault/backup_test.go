@@ -359,8 +359,8 @@ func TestBackup_refusals(t *testing.T) {
 
 	pg, _ := initTestData(t)
 	os.WriteFile(pg.storeFile(), []byte("postgres\n"), 0o600)
-	if err := backupErr("-data", string(pg), "-to", filepath.Join(root, "pg"), "-recipient", identity.Recipient().String()); err == nil || !strings.Contains(err.Error(), "SQLite") {
-		t.Errorf("backup of a PostgreSQL vault's folder = %v, want refused", err)
+	if err := backupErr("-data", string(pg), "-to", filepath.Join(root, "pg"), "-recipient", identity.Recipient().String()); err == nil || !strings.Contains(err.Error(), "PHIVAULT_STORE") {
+		t.Errorf("backup of a PostgreSQL vault's folder without PHIVAULT_STORE = %v, want refused", err)
 	}
 
 	// The chunks changed in the backup folder (each is in some snapshot,
