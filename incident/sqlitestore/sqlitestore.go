@@ -11,7 +11,6 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 
@@ -51,20 +50,8 @@ var (
 
 // Create implements incident.Store.
 func (s *Store) Create(ctx context.Context, in *incident.Incident, ev *incident.Event) error {
-	data, err := json.Marshal(in)
-	if err != nil {
-		return fmt.Errorf("incident sqlitestore: encode: %w", err)
-	}
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM incidents WHERE id = ?`, in.ID).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return errExists
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO incidents (id, version, opened, data) VALUES (?, ?, ?, ?)`,
-			in.ID, in.Version, in.Opened.UnixNano(), data); err != nil {
+		if err := sqlitefile.CreateJSON(ctx, tx, "incidents", "opened", errExists, in.ID, in.Version, in.Opened.UnixNano(), in); err != nil {
 			return err
 		}
 		return appendEvents(ctx, tx, in.ID, 0, []*incident.Event{ev})
@@ -73,21 +60,8 @@ func (s *Store) Create(ctx context.Context, in *incident.Incident, ev *incident.
 
 // Update implements incident.Store.
 func (s *Store) Update(ctx context.Context, in *incident.Incident, evs []*incident.Event) error {
-	data, err := json.Marshal(in)
-	if err != nil {
-		return fmt.Errorf("incident sqlitestore: encode: %w", err)
-	}
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		var version int64
-		switch err := tx.QueryRowContext(ctx, `SELECT version FROM incidents WHERE id = ?`, in.ID).Scan(&version); {
-		case errors.Is(err, sql.ErrNoRows):
-			return errNotFound
-		case err != nil:
-			return err
-		case version != in.Version-1:
-			return errChanged
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET version = ?, data = ? WHERE id = ?`, in.Version, data, in.ID); err != nil {
+		if err := sqlitefile.UpdateJSONVersion(ctx, tx, "incidents", errNotFound, errChanged, in.ID, in.Version, in); err != nil {
 			return err
 		}
 		var last int64

@@ -193,3 +193,47 @@ func decodeJSON[T any](data []byte) (*T, error) {
 	}
 	return v, nil
 }
+
+// CreateJSON inserts, in tx, a row of table with columns id, version,
+// orderColumn and data: data is the JSON of v, order the row's sort key.
+// A row with this id already is exists. table and orderColumn are
+// identifiers from the caller's code, never input.
+func CreateJSON(ctx context.Context, tx *sql.Tx, table, orderColumn string, exists error, id string, version, order int64, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE id = ?`, id).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return exists
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO `+table+` (id, version, `+orderColumn+`, data) VALUES (?, ?, ?, ?)`,
+		id, version, order, data)
+	return err
+}
+
+// UpdateJSONVersion replaces, in tx, the data of row id of table with the
+// JSON of v and its version with version, if the stored version is
+// version-1 (a compare-and-swap): no such row is notFound, another stored
+// version is changed. table is an identifier from the caller's code,
+// never input.
+func UpdateJSONVersion(ctx context.Context, tx *sql.Tx, table string, notFound, changed error, id string, version int64, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	var stored int64
+	switch err := tx.QueryRowContext(ctx, `SELECT version FROM `+table+` WHERE id = ?`, id).Scan(&stored); {
+	case errors.Is(err, sql.ErrNoRows):
+		return notFound
+	case err != nil:
+		return err
+	case stored != version-1:
+		return changed
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE `+table+` SET version = ?, data = ? WHERE id = ?`, version, data, id)
+	return err
+}

@@ -10,8 +10,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/phivault/phivault"
@@ -50,42 +48,15 @@ var (
 
 // Create implements report.Store.
 func (s *Store) Create(ctx context.Context, r *report.Report) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("report sqlitestore: encode: %w", err)
-	}
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM reports WHERE id = ?`, r.ID).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return errExists
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO reports (id, version, submitted, data) VALUES (?, ?, ?, ?)`,
-			r.ID, r.Version, r.Submitted.UnixNano(), data)
-		return err
+		return sqlitefile.CreateJSON(ctx, tx, "reports", "submitted", errExists, r.ID, r.Version, r.Submitted.UnixNano(), r)
 	})
 }
 
 // Update implements report.Store.
 func (s *Store) Update(ctx context.Context, r *report.Report) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("report sqlitestore: encode: %w", err)
-	}
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		var version int64
-		switch err := tx.QueryRowContext(ctx, `SELECT version FROM reports WHERE id = ?`, r.ID).Scan(&version); {
-		case errors.Is(err, sql.ErrNoRows):
-			return errNotFound
-		case err != nil:
-			return err
-		case version != r.Version-1:
-			return errChanged
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE reports SET version = ?, data = ? WHERE id = ?`, r.Version, data, r.ID)
-		return err
+		return sqlitefile.UpdateJSONVersion(ctx, tx, "reports", errNotFound, errChanged, r.ID, r.Version, r)
 	})
 }
 
