@@ -511,7 +511,10 @@ func TestEvaluateServer_stall(t *testing.T) {
 	cfg.Scenarios = []string{"honeytoken"}
 	w := mustGenerate(t, cfg)
 	opts := simulate.ServerOptions{Poll: time.Millisecond, Stall: 50 * time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A bound for a hung test only: sending the workload takes seconds
+	// under the race detector on a loaded machine, and the stall is found
+	// after it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	_, err := simulate.EvaluateServer(ctx, w, stuck{newMemServer(t, cfg.Key)}, opts)
 	if err == nil || !strings.Contains(err.Error(), "has not moved from 0") {
