@@ -201,6 +201,22 @@ func ReadManifest(ctx context.Context, t Target, keys *KeySet, id string, verifi
 	return m, nil
 }
 
+// readSnapshot reads the manifest of the snapshot id of t, or of the
+// latest if id is "" (ErrNotFound if t holds none), as ReadManifest.
+func readSnapshot(ctx context.Context, t Target, keys *KeySet, id string, verifier note.Verifier) (*Manifest, error) {
+	if id == "" {
+		ms, err := List(ctx, t, keys, verifier)
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) == 0 {
+			return nil, fmt.Errorf("backup: no snapshot: %w", ErrNotFound)
+		}
+		return ms[len(ms)-1], nil
+	}
+	return ReadManifest(ctx, t, keys, id, verifier)
+}
+
 // List returns the manifests of t's snapshots, oldest first, each read
 // and verified as by ReadManifest.
 func List(ctx context.Context, t Target, keys *KeySet, verifier note.Verifier) ([]*Manifest, error) {

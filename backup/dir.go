@@ -29,8 +29,9 @@ type Dir struct {
 
 var _ Target = (*Dir)(nil)
 
-// validName reports whether name is a well-formed object name.
-func validName(name string) bool {
+// ValidName reports whether name is a well-formed object name (see
+// Target); targets refuse any other.
+func ValidName(name string) bool {
 	if name == "" || strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//") {
 		return false
 	}
@@ -43,7 +44,7 @@ func validName(name string) bool {
 }
 
 func (d *Dir) file(name string) (string, error) {
-	if !validName(name) {
+	if !ValidName(name) {
 		return "", fmt.Errorf("backup: object name %q is not valid", name)
 	}
 	return filepath.Join(d.Path, filepath.FromSlash(name)), nil
@@ -116,7 +117,7 @@ func (d *Dir) Get(ctx context.Context, name string) ([]byte, error) {
 
 // List returns the objects under prefix, which ends in "/".
 func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
-	if !validName(prefix+"x") || !strings.HasSuffix(prefix, "/") {
+	if !ValidName(prefix+"x") || !strings.HasSuffix(prefix, "/") {
 		return nil, fmt.Errorf("backup: list prefix %q is not valid", prefix)
 	}
 	entries, err := os.ReadDir(filepath.Join(d.Path, filepath.FromSlash(prefix)))
@@ -128,7 +129,7 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if e.Type().IsRegular() && validName(prefix+e.Name()) {
+		if e.Type().IsRegular() && ValidName(prefix+e.Name()) {
 			names = append(names, prefix+e.Name())
 		}
 	}

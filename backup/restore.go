@@ -63,17 +63,7 @@ func Restore(ctx context.Context, t Target, id, dest string, opt RestoreOptions)
 	if err != nil {
 		return nil, err
 	}
-	if id == "" {
-		ms, err := List(ctx, t, keys, opt.Verifier)
-		if err != nil {
-			return nil, err
-		}
-		if len(ms) == 0 {
-			return nil, fmt.Errorf("backup: no snapshot: %w", ErrNotFound)
-		}
-		id = ms[len(ms)-1].Snapshot
-	}
-	m, err := ReadManifest(ctx, t, keys, id, opt.Verifier)
+	m, err := readSnapshot(ctx, t, keys, id, opt.Verifier)
 	if err != nil {
 		return nil, err
 	}

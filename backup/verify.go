@@ -71,17 +71,7 @@ func markAD(id string) string { return "phivault-backup verified " + id }
 // returns the stored mark. Any failed check returns its error (ErrCorrupt,
 // ErrNotFound, ErrSignature) and writes nothing.
 func Verify(ctx context.Context, t Target, keys *KeySet, id string, opt VerifyOptions) (*Mark, error) {
-	if id == "" {
-		ms, err := List(ctx, t, keys, opt.Verifier)
-		if err != nil {
-			return nil, err
-		}
-		if len(ms) == 0 {
-			return nil, fmt.Errorf("backup: no snapshot: %w", ErrNotFound)
-		}
-		id = ms[len(ms)-1].Snapshot
-	}
-	m, err := ReadManifest(ctx, t, keys, id, opt.Verifier)
+	m, err := readSnapshot(ctx, t, keys, id, opt.Verifier)
 	if err != nil {
 		return nil, err
 	}

@@ -189,7 +189,7 @@ func newClient(c Config) (*minio.Client, string, error) {
 	}
 	prefix := strings.Trim(c.Prefix, "/")
 	if prefix != "" {
-		if !validName(prefix) {
+		if !backup.ValidName(prefix) {
 			return nil, "", fmt.Errorf("backup: s3 prefix %q is not valid: use lowercase letters, digits, '-', '_' and '/'", c.Prefix)
 		}
 		prefix += "/"
@@ -248,22 +248,8 @@ func objectLockEnabled(ctx context.Context, client *minio.Client, bucket string)
 	return status == "Enabled", nil
 }
 
-// validName reports whether name is a well-formed object name (as
-// backup.Dir checks them).
-func validName(name string) bool {
-	if name == "" || strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//") {
-		return false
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '/') {
-			return false
-		}
-	}
-	return true
-}
-
 func (t *Target) key(name string) (string, error) {
-	if !validName(name) {
+	if !backup.ValidName(name) {
 		return "", fmt.Errorf("backup: object name %q is not valid", name)
 	}
 	return t.prefix + name, nil
@@ -346,7 +332,7 @@ func (t *Target) Written(ctx context.Context, name string) (time.Time, error) {
 // List returns the names under prefix, which ends in "/", relative to the
 // target's prefix. It reads every page of the listing.
 func (t *Target) List(ctx context.Context, prefix string) ([]string, error) {
-	if !validName(prefix+"x") || !strings.HasSuffix(prefix, "/") {
+	if !backup.ValidName(prefix+"x") || !strings.HasSuffix(prefix, "/") {
 		return nil, fmt.Errorf("backup: list prefix %q is not valid", prefix)
 	}
 	opts := minio.ListObjectsOptions{Prefix: t.prefix + prefix, Recursive: true, WithVersions: t.versioned, MaxKeys: t.pageSize}
@@ -357,7 +343,7 @@ func (t *Target) List(ctx context.Context, prefix string) ([]string, error) {
 			return nil, fmt.Errorf("backup: s3 list %s: %w", prefix, o.Err)
 		}
 		name := strings.TrimPrefix(o.Key, t.prefix)
-		if o.IsDeleteMarker || seen[name] || !validName(name) {
+		if o.IsDeleteMarker || seen[name] || !backup.ValidName(name) {
 			continue
 		}
 		seen[name] = true
