@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -125,20 +124,10 @@ func envSecret(env func(string) string, phivaultName, awsName string) (string, e
 	return env(awsName), nil
 }
 
-// parseRetention parses a Go duration ("720h") or a number of days ("30d").
+// parseRetention parses PHIVAULT_BACKUP_RETENTION: a Go duration ("720h")
+// or a number of days ("30d"), not negative.
 func parseRetention(v string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		var n int
-		n, err = strconv.Atoi(days)
-		d = time.Duration(n) * 24 * time.Hour
-		if err == nil && n > 100*365 {
-			err = errors.New("over a hundred years")
-		}
-	} else {
-		d, err = time.ParseDuration(v)
-	}
+	d, err := parseDays(v) // see backupprune.go
 	if err == nil && d < 0 {
 		err = errors.New("negative")
 	}
