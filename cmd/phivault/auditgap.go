@@ -41,6 +41,11 @@ func gapDecision(g auditlog.Gap) string {
 // and is refused. A witness file that does not exist (a restore on a new
 // host that lost it) checks nothing.
 func recordRestoreGap(ctx context.Context, d dataDir, witness string, m *backup.Manifest, now time.Time) (*auditlog.Gap, error) {
+	// A record the snapshot itself carried (a backup of a restored folder
+	// taken before it was served) is of another restore.
+	if err := os.Remove(d.auditGapRecord()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remove a stale audit gap record: %w", err)
+	}
 	signer, verifier, err := auditKeys(d)
 	if err != nil {
 		return nil, err
