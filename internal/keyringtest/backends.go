@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"go/build"
+	"github.com/phivault/phivault/internal/testenv"
 	"io"
 	"net"
 	"os"
@@ -49,25 +49,7 @@ func (s *LocalKMS) Stop() {
 
 // localKMSPath returns the path of the local-kms binary, or "" if it is
 // neither on PATH nor in GOBIN or GOPATH/bin.
-func localKMSPath() string {
-	if p, err := exec.LookPath("local-kms"); err == nil {
-		return p
-	}
-	var dirs []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		dirs = append(dirs, gobin)
-	}
-	for _, p := range filepath.SplitList(build.Default.GOPATH) {
-		dirs = append(dirs, filepath.Join(p, "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "local-kms")
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
-}
+func localKMSPath() string { return testenv.GoInstalled("local-kms") }
 
 var localKMSStarted = regexp.MustCompile(`Local KMS started on \S*:(\d+)`)
 

@@ -10,7 +10,7 @@ package s3test
 import (
 	"bytes"
 	"fmt"
-	"go/build"
+	"github.com/phivault/phivault/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -47,25 +47,7 @@ type Server struct {
 
 // Path returns the versitygw binary's path, or "" if it is neither on PATH
 // nor in GOBIN or GOPATH/bin.
-func Path() string {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	var dirs []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		dirs = append(dirs, gobin)
-	}
-	for _, p := range filepath.SplitList(build.Default.GOPATH) {
-		dirs = append(dirs, filepath.Join(p, "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "versitygw")
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
-}
+func Path() string { return testenv.GoInstalled("versitygw") }
 
 // Start starts versitygw for the test and stops it when the test ends.
 func Start(tb testing.TB) *Server {

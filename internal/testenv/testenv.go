@@ -7,9 +7,11 @@ import (
 	"compress/gzip"
 	"errors"
 	"fmt"
+	"go/build"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -149,4 +151,26 @@ func SampleStep() int {
 		}
 	}
 	return 1
+}
+
+// GoInstalled returns the path of the program name that `go install` put
+// on PATH, in GOBIN or in GOPATH/bin, or "" if it is in none of them.
+func GoInstalled(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	var dirs []string
+	if gobin := os.Getenv("GOBIN"); gobin != "" {
+		dirs = append(dirs, gobin)
+	}
+	for _, p := range filepath.SplitList(build.Default.GOPATH) {
+		dirs = append(dirs, filepath.Join(p, "bin"))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	return ""
 }
