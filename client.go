@@ -22,7 +22,7 @@ type Client struct {
 	ID           string   // client_id, random, immutable
 	Name         string   // shown on the consent and login pages
 	Kind         string   // ClientPublic or ClientBackend
-	RedirectURIs []string // exact redirect URIs allowed (public clients)
+	RedirectURIs []string // exact redirect URIs allowed (public clients); a path is on the server's own origin
 	JWKS         []byte   // public JSON Web Key Set (backend clients)
 	Scopes       []string // the most a token for this client may carry
 	Status       string   // AccountActive or AccountSuspended

@@ -289,9 +289,17 @@ func CheckClient(c *phivault.Client) error {
 }
 
 // CheckRedirectURI accepts an absolute https URI, an http URI on a
-// loopback host, or a private-use scheme of a native app (RFC 8252 §7),
+// loopback host, a private-use scheme of a native app (RFC 8252 §7), or
+// a path on the server's own origin (the console's /console/callback),
 // without a fragment.
 func CheckRedirectURI(s string) error {
+	if strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") {
+		u, err := url.Parse(s)
+		if err != nil || u.Fragment != "" || u.RawQuery != "" || len(s) > 2000 || strings.Contains(s, "\\") {
+			return phivault.Errorf(phivault.EINVALID, "A redirect path must be a plain path, without a query or fragment.")
+		}
+		return nil
+	}
 	u, err := url.Parse(s)
 	if err != nil || !u.IsAbs() || u.Fragment != "" || len(s) > 2000 {
 		return phivault.Errorf(phivault.EINVALID, "A redirect URI must be absolute, without a fragment.")

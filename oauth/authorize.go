@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -62,7 +61,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirect := q.Get("redirect_uri")
-	if redirect == "" || !slices.Contains(c.RedirectURIs, redirect) {
+	if redirect == "" || !s.registeredRedirect(r, c, redirect) {
 		writePage(w, http.StatusBadRequest, "The redirect_uri is not one registered for this app.")
 		return
 	}
@@ -108,6 +107,19 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setCSRFCookie(w, r, p)
 	s.renderLogin(w, http.StatusOK, p, "")
+}
+
+// registeredRedirect reports whether redirect is one of c's redirect
+// URIs. A registered path (such as the console's /console/callback)
+// stands for that path on this server's own origin: the issuer, from
+// BaseURL or, without one, from the request (development only).
+func (s *Server) registeredRedirect(r *http.Request, c *phivault.Client, redirect string) bool {
+	for _, u := range c.RedirectURIs {
+		if u == redirect || strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "//") && s.issuer(r)+u == redirect {
+			return true
+		}
+	}
+	return false
 }
 
 // Pending reports whether token is a pending authorization that a login

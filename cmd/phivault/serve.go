@@ -400,6 +400,10 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		Version:       version,
 		InstallID:     installID,
 	})
+	if err := a.openConsole(ctx, auditActor{bearer}); err != nil { // /console/; see console.go
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
