@@ -55,3 +55,10 @@ func (h *Handler) alertList(w http.ResponseWriter, r *http.Request, s *session) 
 
 // maxListed bounds a list page: the console shows the newest this many.
 const maxListed = 200
+
+// alertRoutes registers the alert pages.
+func (h *Handler) alertRoutes() {
+	h.page("/console/alerts", "/console/alerts", "Alerts", officer, h.alertList)
+	h.mux.HandleFunc("GET /console/alerts/{id}", h.with(officer, h.alertView))
+	h.mux.HandleFunc("POST /console/alerts/{id}/triage", h.with(officer, h.alertTriage))
+}

@@ -93,6 +93,7 @@ type Handler struct {
 	sessions *sessions
 	pages    *pages
 	mux      *http.ServeMux
+	nav      []navPage // the navigation, in order; see routes
 	cop      *http.CrossOriginProtection
 }
 

@@ -120,7 +120,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, s *session, sta
 	}
 	v := view{Title: title, Data: data}
 	if s != nil {
-		v.Nav, v.Who, v.CSRF = navFor(&s.principal, r.URL.Path), who(&s.principal), s.csrf
+		v.Nav, v.Who, v.CSRF = h.navFor(&s.principal, r.URL.Path), who(&s.principal), s.csrf
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {

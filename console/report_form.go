@@ -90,3 +90,11 @@ func (h *Handler) reportSubmit(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	h.render(w, r, s, http.StatusCreated, "report_sent", "Report sent", ack)
 }
+
+// reportRoutes registers the staff report pages.
+func (h *Handler) reportRoutes() {
+	h.page("/console/report", "/console/report", "Report something", anyStaff, h.reportForm)
+	h.mux.HandleFunc("POST /console/report", h.with(anyStaff, h.reportSubmit))
+	h.page("/console/reports", "/console/reports", "My reports", anyStaff, h.reportsMine)
+	h.mux.HandleFunc("POST /console/reports/follow", h.with(anyStaff, h.reportFollow))
+}

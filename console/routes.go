@@ -20,16 +20,11 @@ func officer(p *phivault.Principal) bool        { return p.Auditor() }
 func privacyOfficer(p *phivault.Principal) bool { return p.HasRole(phivault.RolePrivacyOfficer) }
 func securityAdmin(p *phivault.Principal) bool  { return p.HasRole(phivault.RoleSecurityAdmin) }
 
-// navPages are the console's pages in the order of its navigation; each
-// is linked only for those its gate lets in.
-var navPages = []struct {
+// navPage is a page of the console's navigation, linked only for those
+// its gate lets in.
+type navPage struct {
 	path, label string
 	may         gate
-}{
-	{"/console/", "Overview", officer},
-	{"/console/alerts", "Alerts", officer},
-	{"/console/report", "Report something", anyStaff},
-	{"/console/reports", "My reports", anyStaff},
 }
 
 // navLink is a link of the navigation.
@@ -39,9 +34,9 @@ type navLink struct {
 }
 
 // navFor returns the links p may follow, marking the one of current.
-func navFor(p *phivault.Principal, current string) []navLink {
+func (h *Handler) navFor(p *phivault.Principal, current string) []navLink {
 	var out []navLink
-	for _, n := range navPages {
+	for _, n := range h.nav {
 		if n.may(p) {
 			cur := current == n.path || n.path != "/console/" && strings.HasPrefix(current, n.path+"/")
 			out = append(out, navLink{Path: n.path, Label: n.label, Current: cur})
@@ -60,21 +55,18 @@ func who(p *phivault.Principal) string {
 	return roles + " · account " + shortID(p.ID)
 }
 
-// routes registers the console's pages.
+// routes registers the console's pages. Each area registers its own
+// (in its own file); page adds a page to the navigation, in this order,
+// so that the navigation links only pages that exist.
 func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /console/signin", h.signIn)
 	h.mux.HandleFunc("GET "+CallbackPath, h.callback)
 	h.mux.Handle("GET /console/static/", h.serveStatic())
 	h.mux.HandleFunc("POST /console/signout", h.with(anyStaff, h.signOut))
 
-	h.mux.HandleFunc("GET /console/{$}", h.with(anyStaff, h.home))
-	h.mux.HandleFunc("GET /console/alerts", h.with(officer, h.alertList))
-	h.mux.HandleFunc("GET /console/alerts/{id}", h.with(officer, h.alertView))
-	h.mux.HandleFunc("POST /console/alerts/{id}/triage", h.with(officer, h.alertTriage))
-	h.mux.HandleFunc("GET /console/report", h.with(anyStaff, h.reportForm))
-	h.mux.HandleFunc("POST /console/report", h.with(anyStaff, h.reportSubmit))
-	h.mux.HandleFunc("GET /console/reports", h.with(anyStaff, h.reportsMine))
-	h.mux.HandleFunc("POST /console/reports/follow", h.with(anyStaff, h.reportFollow))
+	h.page("/console/{$}", "/console/", "Overview", officer, h.home)
+	h.alertRoutes()
+	h.reportRoutes()
 
 	h.mux.HandleFunc("/console/", h.with(anyStaff, func(w http.ResponseWriter, r *http.Request, s *session) {
 		h.renderError(w, r, s, http.StatusNotFound, "There is no such page in the console.")
@@ -82,6 +74,18 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /console", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 	})
+}
+
+// page registers GET pattern for the people may lets in, and links it as
+// label at path in the navigation. (The overview's gate differs from
+// its route's: other staff are sent on from there to the report form.)
+func (h *Handler) page(pattern, path, label string, may gate, f pageFunc) {
+	route := may
+	if path == "/console/" {
+		route = anyStaff
+	}
+	h.mux.HandleFunc("GET "+pattern, h.with(route, f))
+	h.nav = append(h.nav, navPage{path: path, label: label, may: may})
 }
 
 // pageFunc is a page of a signed-in person.
