@@ -2,6 +2,8 @@ package detect
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/phivault/phivault"
 )
@@ -25,6 +27,7 @@ const TargetUserRisk = "UserRisk"
 // exists.
 func (h *handler) riskRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /security/users/{id}/risk", h.guard(TargetUserRisk, h.serveUserRisk))
+	mux.HandleFunc("GET /security/risk", h.guard(TargetUserRisk, h.serveRisk))
 }
 
 func (h *handler) serveUserRisk(w http.ResponseWriter, r *http.Request) {
@@ -46,4 +49,58 @@ func (h *handler) serveUserRisk(w http.ResponseWriter, r *http.Request) {
 		factors = []string{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": user, "score": score, "factors": factors})
+}
+
+// RiskRanker ranks users by risk and counts accesses per hour;
+// RiskScorer is one. A UserScorer that is not gets 501 on GET
+// /security/risk.
+type RiskRanker interface {
+	TopUsers(n int) []UserScore
+	HourlyAccesses() (time.Time, [24]int)
+}
+
+var _ RiskRanker = (*RiskScorer)(nil)
+
+// Bounds of GET /security/risk?top=N.
+const (
+	DefaultTopUsers = 10
+	MaxTopUsers     = 100
+)
+
+// RiskSummary is the answer of GET /security/risk: the users with the
+// highest risk scores, and the accesses in each hour of the scorer's
+// current day.
+type RiskSummary struct {
+	Users  []UserScore `json:"users"`
+	Day    time.Time   `json:"day,omitzero"`
+	Hourly [24]int     `json:"hourly"`
+}
+
+// serveRisk answers GET /security/risk?top=N. Its entry lists the users
+// it returns.
+func (h *handler) serveRisk(w http.ResponseWriter, r *http.Request) {
+	e := h.entry(r, phivault.ActionExport, TargetUserRisk, "", "top")
+	n := DefaultTopUsers
+	if v := r.URL.Query().Get("top"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > MaxTopUsers {
+			h.refuse(w, r, e, phivault.Errorf(phivault.EINVALID, "top must be a number from 1 to %d.", MaxTopUsers))
+			return
+		}
+	}
+	ranker, ok := h.opts.Risk.(RiskRanker)
+	if !ok {
+		h.refuse(w, r, e, phivault.Errorf(phivault.EUNSUPPORTED, "This server ranks no users by risk."))
+		return
+	}
+	var out RiskSummary
+	out.Users = ranker.TopUsers(n)
+	out.Day, out.Hourly = ranker.HourlyAccesses()
+	for _, u := range out.Users {
+		e.Returned = append(e.Returned, TargetUserRisk+"/"+u.User)
+	}
+	if !h.record(w, r, e) {
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
