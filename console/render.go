@@ -68,6 +68,9 @@ func parsePages() (*pages, error) {
 		"join":  strings.Join,
 		"list":  func(s ...string) []string { return s },
 		"short": func(id string) string { return shortID(id) },
+		"ms": func(ms int64) string {
+			return (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond).String()
+		},
 	}
 	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {

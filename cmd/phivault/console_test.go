@@ -156,6 +156,11 @@ func TestConsole_signIn(t *testing.T) {
 	if pg = officer.get("/console/"); pg.status != http.StatusOK || !strings.Contains(pg.body, "<h1>Overview</h1>") {
 		t.Fatalf("overview = %d %s", pg.status, pg.body)
 	}
+	for _, want := range []string{"Alerts detected per day", "Users by risk score", "<dt>Seal</dt><dd>unsealed", "no scheduled backups", "Latest signed checkpoint"} {
+		if !strings.Contains(pg.body, want) {
+			t.Errorf("the overview lacks %q", want)
+		}
+	}
 
 	nurse := newConsoleBrowser(t, srv)
 	nurse.signIn("/console/", people["nurse"])
