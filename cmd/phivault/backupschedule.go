@@ -107,7 +107,7 @@ type backups struct {
 	logger *slog.Logger
 	keep   *backup.Policy // nil: no pruning
 	runs   *prometheus.CounterVec
-	mu     sync.Mutex // one backup at a time
+	mu     sync.Mutex  // one backup at a time
 	cache  statusCache // GET /security/vault's reading; see vaultstatus.go
 }
 
