@@ -573,8 +573,10 @@ func TestUserRisk(t *testing.T) {
 		User    string
 		Score   int
 		Factors []string
+		Days    []detect.UserDay
 	}
-	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.User != "u7" || got.Score < 1 || got.Score > 99 || len(got.Factors) == 0 {
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.User != "u7" || got.Score < 1 || got.Score > 99 || len(got.Factors) == 0 ||
+		got.Days == nil || len(got.Days) != 0 {
 		t.Fatalf("officer GET risk = %d %s", rec.Code, rec.Body)
 	}
 	if e := log.last(t); e.TargetType != detect.TargetUserRisk || e.TargetID != "u7" || e.Actor != "po-1" || e.Outcome != "ok" {

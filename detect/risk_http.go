@@ -23,8 +23,9 @@ const TargetUserRisk = "UserRisk"
 
 // riskRoutes registers GET /security/users/{id}/risk: the user's risk
 // score and its factors, for auditors. A user the scorer has not seen
-// gets the neutral prior, so the answer does not tell whether an id
-// exists.
+// gets the neutral prior, so the score does not tell whether an id
+// exists; its days (the baseline the score is made against, from a
+// scorer that keeps them) do, to auditors, who read the trail anyway.
 func (h *handler) riskRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /security/users/{id}/risk", h.guard(TargetUserRisk, h.serveUserRisk))
 	mux.HandleFunc("GET /security/risk", h.guard(TargetUserRisk, h.serveRisk))
@@ -48,7 +49,11 @@ func (h *handler) serveUserRisk(w http.ResponseWriter, r *http.Request) {
 	if factors == nil {
 		factors = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": user, "score": score, "factors": factors})
+	out := map[string]any{"user": user, "score": score, "factors": factors}
+	if d, ok := h.opts.Risk.(interface{ UserDays(string) []UserDay }); ok {
+		out["days"] = nonNilDays(d.UserDays(user))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // RiskRanker ranks users by risk and counts accesses per hour;
@@ -103,4 +108,11 @@ func (h *handler) serveRisk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNilDays(d []UserDay) []UserDay {
+	if d == nil {
+		return []UserDay{}
+	}
+	return d
 }

@@ -71,9 +71,42 @@ func (s *RiskScorer) HourlyAccesses() (time.Time, [24]int) {
 			hours[h] += int(n)
 		}
 	}
+	return s.date(s.day), hours
+}
+
+// UserDay is one active day of a user as the scorer counted it.
+type UserDay struct {
+	Day      time.Time `json:"day"`      // midnight, in the scorer's Location
+	Accesses int       `json:"accesses"` // searches and openings
+	Patients int       `json:"patients"` // distinct patients opened
+}
+
+// UserDays returns the active days the scorer keeps of user (at most
+// HistoryDays past days and the current one), oldest first: the baseline
+// the user's behaviour is scored against. An unseen user has none.
+func (s *RiskScorer) UserDays(user string) []UserDay {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ui, ok := s.userIdx[user]
+	if !ok {
+		return nil
+	}
+	u := s.users[ui]
+	out := make([]UserDay, 0, len(u.hist)+1)
+	for _, d := range u.hist {
+		out = append(out, UserDay{Day: s.date(d.Day), Accesses: int(d.X[fEvents]), Patients: int(d.X[fPatients])})
+	}
+	if u.cur.events > 0 {
+		out = append(out, UserDay{Day: s.date(s.day), Accesses: int(u.cur.events), Patients: int(u.cur.patients)})
+	}
+	return out
+}
+
+// date returns the midnight of day (days since 1970-01-01) in Location.
+func (s *RiskScorer) date(day int64) time.Time {
 	loc := s.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	return time.Date(1970, time.January, 1+int(s.day), 0, 0, 0, 0, loc), hours
+	return time.Date(1970, time.January, 1+int(day), 0, 0, 0, 0, loc)
 }

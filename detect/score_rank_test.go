@@ -49,4 +49,12 @@ func TestRiskScorer_TopUsers(t *testing.T) {
 	if hours != want {
 		t.Errorf("hours = %v, want %v", hours, want)
 	}
+	d3 := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	if days := s.UserDays("steady"); len(days) != 2 || !days[0].Day.Equal(d3) || days[0].Accesses != 3 || days[0].Patients != 3 ||
+		!days[1].Day.Equal(d3.AddDate(0, 0, 1)) || days[1].Accesses != 3 {
+		t.Errorf("UserDays(steady) = %+v", days)
+	}
+	if days := s.UserDays("nobody"); days != nil {
+		t.Errorf("UserDays(nobody) = %+v", days)
+	}
 }
