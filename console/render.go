@@ -132,6 +132,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, s *session, sta
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if t0, ok := r.Context().Value(startKey{}).(time.Time); ok { // the server's time, for the browser's tools and phivault bench
+		w.Header().Set("Server-Timing", fmt.Sprintf("app;dur=%.1f", float64(time.Since(t0).Microseconds())/1000))
+	}
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
