@@ -122,6 +122,9 @@ Try:
   curl --cacert %[3]s -H "Authorization: Bearer $PHIVAULT_TOKEN" '%[1]s/Patient?_count=2'
   curl --cacert %[3]s '%[1]s/metadata'
 
+Console (officers and staff sign in there with the people below; see docs/console.md):
+  %[9]s/console/
+
 Metrics (Prometheus; a new scrape token on every demo start, unless
 PHIVAULT_METRICS_TOKEN or PHIVAULT_METRICS_TOKEN_FILE gives one):
   curl --cacert %[3]s -H "Authorization: Bearer %[8]s" '%[9]s/metrics'
