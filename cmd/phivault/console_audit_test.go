@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,8 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
+	"github.com/phivault/phivault/admin"
 	"github.com/phivault/phivault/auditlog"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -341,3 +345,166 @@ func runProofJS(t *testing.T, fixture string) {
 	}
 	t.Logf("node --test proof_test.mjs:\n%s", out)
 }
+
+// reportRowIndex finds the rows of the access report's table.
+var reportRowIndex = regexp.MustCompile(`<tr data-index="(\d+)">`)
+
+func reportRows(body string) []string {
+	var out []string
+	for _, m := range reportRowIndex.FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// download gets path with b's session and returns its answer and headers.
+func (b *consoleBrowser) download(path string) (int, http.Header, []byte) {
+	b.t.Helper()
+	res, err := b.client.Get(b.srv.URL + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return res.StatusCode, res.Header, body
+}
+
+// TestConsoleAccess_report finds a patient and reads their access report
+// as a privacy officer, filtered and exported, and checks that others
+// are refused.
+func TestConsoleAccess_report(t *testing.T) {
+	a := mustAuditApp(t)
+	srv := consoleServer(t, a)
+	people := consolePeople(t, a)
+	patient := a.create(t, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"MRN-4711"}],"name":[{"family":"Quendolyn","given":["Ada"]}],"birthDate":"1970-03-04"}`)
+	if status, body := a.do(t, "GET", "/fhir/Patient/"+patient, ""); status != http.StatusOK {
+		t.Fatalf("read = %d %s", status, body)
+	}
+	privacyID := accountID(t, a, "privacy")
+
+	officer := newConsoleBrowser(t, srv)
+	officer.signIn("/console/access", people["privacy"])
+	pg := officer.get("/console/access")
+	if pg.status != http.StatusOK || !strings.Contains(pg.body, "<h1>Access report</h1>") || !strings.Contains(pg.body, `href="/console/access" aria-current="page"`) {
+		t.Fatalf("access = %d %s", pg.status, pg.body)
+	}
+	// The search is the FHIR API's: under the default policies a privacy
+	// officer sees no patient resource, so it finds none (and says so),
+	// and the API records why: nothing visible.
+	pg = officer.get("/console/access?by=name&q=quendolyn")
+	if pg.status != http.StatusOK || !strings.Contains(pg.body, `<p class="empty">No patient matches`) || strings.Contains(pg.body, "Quendolyn") {
+		t.Fatalf("officer's search = %d %s", pg.status, pg.body)
+	}
+	if !slices.ContainsFunc(a.trail(t), func(e *phivault.AuditEntry) bool {
+		return e.Actor == privacyID && e.Action == phivault.ActionSearch && e.TargetType == "Patient" && e.Decision == "permit: nothing visible"
+	}) {
+		t.Fatal("no audit entry of the officer's patient search")
+	}
+	if pg = officer.get("/console/access?by=email&q=x"); pg.status != http.StatusBadRequest {
+		t.Fatalf("search by email = %d", pg.status)
+	}
+	if pg = officer.get("/console/access?patient=" + patient); pg.status != http.StatusSeeOther || pg.location != "/console/access/"+patient {
+		t.Fatalf("open by id = %d %q", pg.status, pg.location)
+	}
+
+	// A privacy officer on the patient's care team finds them, by name or
+	// identifier: the policies decide, not the console.
+	ctx := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+	privdoc, err := a.newSignInAccount(ctx, admin.UserCreate{Username: "privdoc", Roles: []string{phivault.RolePrivacyOfficer, "physician"},
+		TrainingValidUntil: time.Now().AddDate(1, 0, 0).Format(time.DateOnly)}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.create(t, "CareTeam", `{"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/`+patient+`"},"participant":[{"member":{"identifier":{"system":"urn:phivault:principal","value":"`+accountID(t, a, "privdoc")+`"}}}]}`)
+	doc := newConsoleBrowser(t, srv)
+	doc.signIn("/console/access", privdoc)
+	for _, q := range []string{"by=name&q=quendolyn", "by=identifier&q=MRN-4711", "by=identifier&q=urn:mrn|MRN-4711"} {
+		pg = doc.get("/console/access?" + q)
+		if pg.status != http.StatusOK || !strings.Contains(pg.body, `<a href="/console/access/`+patient+`">Ada Quendolyn</a>`) || !strings.Contains(pg.body, "1970-03-04") {
+			t.Fatalf("search %s = %d %s", q, pg.status, pg.body)
+		}
+	}
+	// A search the API refuses shows its message, what was typed, and the
+	// way on by id.
+	if pg = doc.get("/console/access?by=identifier&q=%7C"); pg.status != http.StatusBadRequest || !strings.Contains(pg.body, "The patient search was refused: ") ||
+		!strings.Contains(pg.body, "neither a system nor a code") || !strings.Contains(pg.body, `name="q" type="text" value="|"`) || !strings.Contains(pg.body, `name="patient"`) {
+		t.Fatalf("refused search = %d %s", pg.status, pg.body)
+	}
+	if pg = doc.get("/console/access?by=identifier&q=MRN-0000"); pg.status != http.StatusOK || !strings.Contains(pg.body, `class="empty"`) || strings.Contains(pg.body, "Quendolyn") {
+		t.Fatalf("search of another identifier = %d %s", pg.status, pg.body)
+	}
+
+	// The report: every access to the patient, filtered by the API.
+	trail := a.trail(t)
+	pg = officer.get("/console/access/" + patient)
+	got, all := reportRows(pg.body), want(trail, touches(patient))
+	if pg.status != http.StatusOK || !strings.Contains(pg.body, "<h1>Who accessed patient <code>"+patient+"</code></h1>") || len(got) < 3 || !slices.Equal(got[:len(all)], all) {
+		t.Fatalf("report = %d %v, want %v first\n%s", pg.status, got, all, pg.body)
+	}
+	creates := want(trail, func(e *phivault.AuditEntry) bool { return touches(patient)(e) && e.Action == phivault.ActionCreate })
+	for q, want := range map[string][]string{
+		"action=C":                    creates,
+		"action=C&from=2000-01-01":    creates,
+		"action=C&to=2000-01-01":      nil,
+		"action=C&to=" + today():      creates,
+		"from=" + tomorrow():          nil,
+		"action=C&purpose=BTG":        nil,
+		"action=R&purpose=&from=&to=": want(trail, func(e *phivault.AuditEntry) bool { return touches(patient)(e) && e.Action == phivault.ActionRead }),
+	} {
+		pg = officer.get("/console/access/" + patient + "?" + q)
+		if got := reportRows(pg.body); pg.status != http.StatusOK || !slices.Equal(got, want) || len(want) == 0 && !strings.Contains(pg.body, `class="empty"`) {
+			t.Fatalf("report?%s = %d %v, want %v", q, pg.status, got, want)
+		}
+	}
+	for q, msg := range map[string]string{"from=yesterday": "Give the dates as YYYY-MM-DD.", "action=Q": "The action must be one of", "purpose=a|b": "purpose takes v3-ActReason codes"} {
+		if pg = officer.get("/console/access/" + patient + "?" + q); pg.status != http.StatusBadRequest || !strings.Contains(pg.body, msg) || len(reportRows(pg.body)) != 0 {
+			t.Fatalf("report?%s = %d %s", q, pg.status, pg.body)
+		}
+	}
+	if !slices.ContainsFunc(a.trail(t), func(e *phivault.AuditEntry) bool {
+		return e.Actor == privacyID && e.Action == phivault.ActionExport && e.TargetType == auditlog.TargetAccessReport && e.TargetID == patient
+	}) {
+		t.Fatal("no audit entry of the officer's report")
+	}
+
+	// The CSV is the API's own, as an attachment.
+	status, header, csvBody := officer.download("/console/access/" + patient + ".csv?action=C")
+	_, apiCSV := a.do(t, "GET", "/fhir/admin/reports/patients/"+patient+"/access?format=csv&action=C", "")
+	if status != http.StatusOK || header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+		header.Get("Content-Disposition") != `attachment; filename="access-report-patient-`+patient+`.csv"` || !bytes.Equal(csvBody, apiCSV) ||
+		!bytes.HasPrefix(csvBody, []byte(strings.Join(auditlog.CSVHeader, ",")+"\n")) || bytes.Count(csvBody, []byte("\n")) != 1+len(creates) {
+		t.Fatalf("CSV = %d %v\n%s\nwant\n%s", status, header, csvBody, apiCSV)
+	}
+	if status, _, _ = officer.download("/console/access/" + patient + ".csv?action=Q"); status != http.StatusBadRequest {
+		t.Fatalf("CSV with a bad filter = %d", status)
+	}
+	// The PDF: a table of the same rows.
+	status, header, pdf := officer.download("/console/access/" + patient + ".pdf")
+	if status != http.StatusOK || header.Get("Content-Type") != "application/pdf" || !bytes.HasPrefix(pdf, []byte("%PDF-")) ||
+		header.Get("Content-Disposition") != `attachment; filename="access-report-patient-`+patient+`.pdf"` {
+		t.Fatalf("PDF = %d %v %.40q", status, header, pdf)
+	}
+
+	// Others may not, and see no link.
+	secadmin := newConsoleBrowser(t, srv)
+	secadmin.signIn("/console/audit", people["secadmin"])
+	nurse := newConsoleBrowser(t, srv)
+	nurse.signIn("/console/report", people["nurse"])
+	for _, b := range []*consoleBrowser{secadmin, nurse} {
+		for _, path := range []string{"/console/access", "/console/access?by=name&q=quendolyn", "/console/access/" + patient, "/console/access/" + patient + ".csv", "/console/access/" + patient + ".pdf"} {
+			pg = b.get(path)
+			if pg.status != http.StatusForbidden || !strings.Contains(pg.body, "Not allowed") || strings.Contains(pg.body, `href="/console/access"`) || strings.Contains(pg.body, "Quendolyn") {
+				t.Fatalf("%s = %d %s", path, pg.status, pg.body)
+			}
+		}
+	}
+}
+
+// today is the UTC day, YYYY-MM-DD.
+func today() string { return time.Now().UTC().Format(time.DateOnly) }
+
+// tomorrow is the next UTC day, YYYY-MM-DD.
+func tomorrow() string { return time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly) }
