@@ -114,7 +114,8 @@
 
   // openNote checks a signed note's signature by verifier and returns its
   // text: the note's lines up to the empty line, then signature lines
-  // "— name base64(key hash || signature)".
+  // "\u2014 name base64(key hash || signature)" (an em dash). The file is
+  // kept ASCII, so that it means the same whatever charset it is read in.
   async function openNote(note, verifier) {
     const split = note.lastIndexOf("\n\n");
     if (split < 0) fail("the checkpoint is not a signed note");
@@ -128,7 +129,7 @@
       fail("this browser cannot check Ed25519 signatures");
     }
     for (const line of sigs.slice(0, -1).split("\n")) {
-      if (!line.startsWith("— ")) fail("the checkpoint's signatures are malformed");
+      if (!line.startsWith("\u2014 ")) fail("the checkpoint's signatures are malformed");
       const [name, b64] = line.slice(2).split(" ");
       const sig = fromBase64(b64 || "");
       if (sig.length !== 68) continue; // not an Ed25519 signature
@@ -247,7 +248,7 @@
     const row = { index: tr.dataset.index, recorded: tr.dataset.recorded, actor: tr.dataset.actor };
     button.disabled = true;
     out.className = "proof-result";
-    out.textContent = "checking…";
+    out.textContent = "checking\u2026";
     let result;
     try {
       const res = await fetch("/console/audit/proof?index=" + encodeURIComponent(row.index), {

@@ -132,3 +132,11 @@ test("RFC 6962 hashing", async () => {
   assert.deepEqual(await proof.rootFromInclusion(0, 1, leaf, []), leaf);
   await assert.rejects(proof.rootFromInclusion(1, 1, leaf, []));
 });
+
+test("proof.js is ASCII, so that any charset reads it the same", () => {
+  // Served without a charset, a non-ASCII "\u2014" in the source would be
+  // read as other characters, and no signature line would parse.
+  const src = readFileSync(new URL("./proof.js", import.meta.url));
+  const at = src.findIndex((b) => b > 0x7f);
+  assert.equal(at, -1, `non-ASCII byte at offset ${at}`);
+});
