@@ -70,7 +70,7 @@ func TestConsoleAudit_search(t *testing.T) {
 	officer.signIn("/console/audit", people["privacy"])
 	pg := officer.get("/console/audit")
 	if pg.status != http.StatusOK || !strings.Contains(pg.body, "<h1>Audit trail</h1>") || !strings.Contains(pg.body, `src="/console/static/proof.js"`) ||
-		!strings.Contains(pg.body, `class="proof-verify" data-index="0"`) || !strings.Contains(pg.body, `href="/console/audit" aria-current="page"`) {
+		!strings.Contains(pg.body, `class="proof-verify" data-index="0" aria-label="Verify entry 0"`) || !strings.Contains(pg.body, `href="/console/audit" aria-current="page"`) {
 		t.Fatalf("audit = %d %s", pg.status, pg.body)
 	}
 
