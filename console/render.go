@@ -19,7 +19,7 @@ import (
 //go:embed templates
 var templateFS embed.FS
 
-//go:embed static
+//go:embed static/*.css static/*.js static/vendor
 var staticFS embed.FS
 
 // pages are the parsed templates: each page's own file with the layout.
