@@ -200,6 +200,10 @@ func TestConsoleIncidents(t *testing.T) {
 	if in = view(id); in.Actions[0].State != incident.ActionUndone {
 		t.Fatalf("undone action %+v", in.Actions[0])
 	}
+	if pg = officer.get(page); !strings.Contains(pg.body, `class="state action-undone"`) || strings.Contains(pg.body, done+"/undo\"") ||
+		strings.Contains(pg.body, "/approve\"") || !strings.Contains(pg.body, awaiting+"/undo\"") {
+		t.Fatalf("the page after the undo offers an operation:\n%s", pg.body)
+	}
 	// The change form: a stale one refused and kept; a good one saved.
 	if pg = officer.do(http.MethodPost, page+"/change", url.Values{"csrf": {csrf}, "version": {"1"}, "owner": {"u-keeper"}}); pg.status != http.StatusPreconditionFailed ||
 		!strings.Contains(pg.body, `value="u-keeper"`) {
@@ -273,12 +277,29 @@ func TestConsoleIncidents(t *testing.T) {
 		!strings.Contains(pg.body, "are for privacy officers") {
 		t.Fatalf("the security admin's page = %d %s", pg.status, pg.body)
 	}
-	if pg := secadmin.get(page + "/breach"); pg.status != http.StatusForbidden {
+	// The console stops a security admin before the breach report's API
+	// (whose refusal would be an audit entry of its own).
+	before := len(a.trail(t))
+	if pg := secadmin.get(page + "/breach"); pg.status != http.StatusForbidden || !strings.Contains(pg.body, "not open to your role") {
 		t.Fatalf("the security admin's breach page = %d %s", pg.status, pg.body)
+	}
+	if after := a.trail(t); len(after) != before {
+		t.Fatalf("the security admin's breach page called the API: %+v", after[before:])
 	}
 	letter.Set("csrf", secadmin.csrf(pg))
 	if pg = secadmin.do(http.MethodPost, page+"/notices", letter); pg.status != http.StatusForbidden || !strings.Contains(pg.body, "Breach notices are for privacy officers.") ||
 		strings.Contains(pg.body, "%PDF") {
 		t.Fatalf("the security admin's notices = %d %s", pg.status, pg.body)
+	}
+
+	// Closed, the incident leaves the default list (open ones) for the
+	// closed ones.
+	if pg = officer.do(http.MethodPost, page+"/change", url.Values{"csrf": {csrf}, "version": {itoa(view(id).Version)}, "phase": {"closed"}}); pg.status != http.StatusSeeOther {
+		t.Fatalf("close = %d %s", pg.status, pg.body)
+	}
+	for path, listed := range map[string]bool{"/console/incidents": false, "/console/incidents?status=closed": true, "/console/incidents?status=": true} {
+		if pg = officer.get(path); pg.status != http.StatusOK || strings.Contains(pg.body, title) != listed {
+			t.Errorf("%s lists the closed incident: %v, want %v", path, !listed, listed)
+		}
 	}
 }
