@@ -133,6 +133,9 @@ func (q *WitnessQueue) Publish(ctx context.Context, signedCheckpoint []byte) err
 	}
 }
 
+// Name returns the witness's name, as given to NewWitnessQueue.
+func (q *WitnessQueue) Name() string { return q.name }
+
 // Stats returns the queue's counters.
 func (q *WitnessQueue) Stats() WitnessStats {
 	return WitnessStats{

@@ -19,8 +19,9 @@ type alertPage struct {
 
 // userRisk is GET /security/users/{id}/risk.
 type userRisk struct {
-	Score   int      `json:"score"`
-	Factors []string `json:"factors"`
+	Score   int              `json:"score"`
+	Factors []string         `json:"factors"`
+	Days    []detect.UserDay `json:"days"`
 }
 
 // baselineDays is how many days of the user's activity the alert's
@@ -47,44 +48,30 @@ func (h *Handler) renderAlert(w http.ResponseWriter, r *http.Request, s *session
 		var risk userRisk
 		if err := h.getJSON(r, s, "/security/users/"+url.PathEscape(u)+"/risk", &risk); err == nil {
 			p.Risk = &risk
-		}
-		if c, err := h.activityChart(r, s, u, p.Alert.First, p.Alert.Last); err == nil {
-			p.Baseline = c
-		} else {
-			h.opts.Logger.Warn("console: activity baseline", "error_type", errorType(err))
+			p.Baseline = baselineChart(risk.Days, p.Alert.First, p.Alert.Last)
 		}
 	}
 	h.render(w, r, s, status, "alert", "Alert "+shortID(id), p)
 }
 
-// activityChart draws the user's accesses per day over the baselineDays
-// ending with last, marking the days of the alert, from the user
-// activity report (itself an audit entry).
-func (h *Handler) activityChart(r *http.Request, s *session, user string, first, last time.Time) (*barChart, error) {
+// baselineChart draws the user's accesses per day, as the risk scorer
+// counted them (the baseline their behaviour is scored against), over
+// the baselineDays ending with the alert's last day, the alert's days
+// marked.
+func baselineChart(days []detect.UserDay, first, last time.Time) *barChart {
 	end := last.UTC().Truncate(24 * time.Hour)
 	start := end.AddDate(0, 0, -(baselineDays - 1))
-	q := url.Values{"format": {"json"}, "date": {"ge" + start.Format(time.DateOnly)}}
-	var bundle struct {
-		Entry []struct {
-			Resource struct {
-				Recorded time.Time `json:"recorded"`
-			} `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := h.getJSON(r, s, "/fhir/admin/reports/users/"+url.PathEscape(user)+"/activity?"+q.Encode(), &bundle); err != nil {
-		return nil, err
-	}
-	c := &barChart{Title: "Accesses per day by this user, the alert's days marked", Series: []chartSeries{{"accesses", "s-base"}}}
+	c := &barChart{Title: "Accesses per day by this user, the alert's days marked",
+		Series: []chartSeries{{"accesses", "s-base"}}}
 	for i := range baselineDays {
 		day := start.AddDate(0, 0, i)
 		c.Slots = append(c.Slots, chartSlot{Label: day.Format("Jan 2"), Values: []int{0},
 			Mark: !day.Before(first.UTC().Truncate(24*time.Hour)) && !day.After(end)})
 	}
-	for _, e := range bundle.Entry {
-		i := int(e.Resource.Recorded.UTC().Sub(start) / (24 * time.Hour))
-		if i >= 0 && i < baselineDays {
-			c.Slots[i].Values[0]++
+	for _, d := range days {
+		if i := int(d.Day.UTC().Sub(start) / (24 * time.Hour)); i >= 0 && i < baselineDays {
+			c.Slots[i].Values[0] = d.Accesses
 		}
 	}
-	return c.layout(), nil
+	return c.layout()
 }

@@ -10,6 +10,7 @@ import (
 // screen readers and for reading exact values.
 type barChart struct {
 	Title  string // the chart's accessible name
+	Slot   string // what a slot is, for the table's header: "Day" if ""
 	Series []chartSeries
 	Slots  []chartSlot
 	Width  int

@@ -146,12 +146,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, "/console/static/") {
 		hd.Set("Cache-Control", "no-store")
 	}
+	r = r.WithContext(context.WithValue(r.Context(), startKey{}, time.Now()))
 	if err := h.cop.Check(r); err != nil {
 		h.renderError(w, r, nil, http.StatusForbidden, "This form came from another site, and was refused.")
 		return
 	}
 	h.mux.ServeHTTP(w, r)
 }
+
+// startKey keys the time a request came in, for its Server-Timing.
+type startKey struct{}
 
 // origin returns the vault's public origin, e.g. https://vault.example.org.
 func (h *Handler) origin(r *http.Request) string {

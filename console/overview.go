@@ -1,7 +1,6 @@
 package console
 
 import (
-	"cmp"
 	"net/http"
 	"net/url"
 	"slices"
@@ -21,19 +20,66 @@ type overviewPage struct {
 	Alerts     *barChart // alerts detected per day, by severity
 	OpenAlerts map[string]int
 	AlertsMore bool // the chart is of the newest MaxAlertPage alerts only
-	TopUsers   []userCount
+	TopUsers   []rankedUser
+	Hourly     *barChart // today's accesses per hour
 	Detector   *detect.Status
 	Incidents  []incident.View
 	Checkpoint *checkpoint
-	Keys       map[string]any // the key status, for security admins
+	Vault      *vaultStatus
+	Keys       *keyStatus // the key status, for security admins
 }
 
-// userCount is a user and how many open alerts name them, with their
-// highest score.
-type userCount struct {
-	User     string
-	Alerts   int
-	TopScore int
+// rankedUser is a user of the risk ranking, with their open alerts.
+type rankedUser struct {
+	detect.UserScore
+	OpenAlerts int
+}
+
+// vaultStatus is GET /security/vault.
+type vaultStatus struct {
+	Sealed bool `json:"sealed"`
+	Audit  struct {
+		IntegrityOK  bool      `json:"integrity_ok"`
+		LastVerified time.Time `json:"last_verified"`
+		Verified     int64     `json:"verified"`
+	} `json:"audit"`
+	Witnesses []struct {
+		Name      string `json:"name"`
+		Published int64  `json:"published"`
+		Failures  int64  `json:"failures"`
+		Dropped   int64  `json:"dropped"`
+		Queued    int    `json:"queued"`
+	} `json:"witnesses"`
+	Backup *struct {
+		Target       string    `json:"target"`
+		Latest       time.Time `json:"latest"`
+		Snapshot     string    `json:"snapshot"`
+		LastVerified time.Time `json:"last_verified"`
+		Error        string    `json:"error"`
+	} `json:"backup"`
+	RestoreDrill *struct {
+		At   time.Time `json:"at"`
+		Pass bool      `json:"pass"`
+		RTO  int64     `json:"rto_ms"`
+		RPO  int64     `json:"rpo_ms"`
+	} `json:"restore_drill"`
+}
+
+// keyStatus is what the overview reads of GET /fhir/admin/keys/status.
+type keyStatus struct {
+	Current  string `json:"current"`
+	Versions []struct {
+		ID      string    `json:"id"`
+		Created time.Time `json:"created"`
+		Current bool      `json:"current"`
+		Keys    int       `json:"keys"`
+	} `json:"versions"`
+	Rewrap struct {
+		Running bool `json:"running"`
+		Done    int  `json:"done"`
+		Total   int  `json:"total"`
+	} `json:"rewrap"`
+	Due []string `json:"due"`
 }
 
 // severities are the alert severities, mildest first.
@@ -58,7 +104,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	for _, l := range labels {
 		c.Slots = append(c.Slots, chartSlot{Label: l, Values: make([]int, len(severities))})
 	}
-	users := map[string]*userCount{}
+	open := map[string]int{} // open alerts by user
 	for _, a := range page.Alerts {
 		sev := slices.Index(severities, a.Severity)
 		day := int(a.Detected.UTC().Sub(first) / (24 * time.Hour))
@@ -67,20 +113,17 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		if a.State == detect.StateOpen {
 			p.OpenAlerts[a.Severity]++
-			if a.User != "" {
-				u := users[a.User]
-				if u == nil {
-					u = &userCount{User: a.User}
-					users[a.User] = u
-				}
-				u.Alerts++
-				u.TopScore = max(u.TopScore, a.Score)
-			}
+			open[a.User]++
 		}
 	}
 	p.Alerts = c.layout()
-	p.TopUsers = topUsers(users, 5)
-
+	var risk detect.RiskSummary
+	if err := h.getJSON(r, s, "/security/risk?top=5", &risk); err == nil {
+		for _, u := range risk.Users {
+			p.TopUsers = append(p.TopUsers, rankedUser{UserScore: u, OpenAlerts: open[u.User]})
+		}
+		p.Hourly = hourlyChart(risk.Day, risk.Hourly)
+	}
 	var st detect.Status
 	if err := h.getJSON(r, s, "/security/detector", &st); err == nil {
 		p.Detector = &st
@@ -96,23 +139,30 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	if rp, err := h.api(r, s, http.MethodGet, "/fhir/audit/checkpoint", nil); err == nil && rp.status == http.StatusOK {
 		p.Checkpoint = parseCheckpoint(rp.body)
 	}
-	if securityAdmin(&s.principal) {
-		var keys map[string]any
+	var vs vaultStatus
+	if err := h.getJSON(r, s, "/security/vault", &vs); err == nil {
+		p.Vault = &vs
+	}
+	if securityAdmin(&s.principal) && (p.Vault == nil || !p.Vault.Sealed) {
+		var keys keyStatus
 		if err := h.getJSON(r, s, "/fhir/admin/keys/status", &keys); err == nil {
-			p.Keys = keys
+			p.Keys = &keys
 		}
 	}
 	h.render(w, r, s, http.StatusOK, "overview", "Overview", p)
 }
 
-// topUsers returns the n users with the highest scores, then most alerts.
-func topUsers(users map[string]*userCount, n int) []userCount {
-	out := make([]userCount, 0, len(users))
-	for _, u := range users {
-		out = append(out, *u)
+// hourlyChart draws the accesses of each hour of day.
+func hourlyChart(day time.Time, hours [24]int) *barChart {
+	title := "Accesses per hour today (UTC)"
+	if !day.IsZero() {
+		title = "Accesses per hour on " + day.Format(time.DateOnly) + " (UTC)"
 	}
-	sortUsers(out)
-	return out[:min(n, len(out))]
+	c := &barChart{Title: title, Slot: "Hour", Series: []chartSeries{{"accesses", "s-base"}}}
+	for h, n := range hours {
+		c.Slots = append(c.Slots, chartSlot{Label: strconv.Itoa(h), Values: []int{n}})
+	}
+	return c.layout()
 }
 
 // checkpoint is what the overview shows of the latest signed checkpoint.
@@ -131,16 +181,4 @@ func parseCheckpoint(b []byte) *checkpoint {
 		return nil
 	}
 	return &checkpoint{Origin: lines[0], Size: lines[1], Hash: lines[2]}
-}
-
-func sortUsers(us []userCount) {
-	slices.SortFunc(us, func(a, b userCount) int {
-		if c := cmp.Compare(b.TopScore, a.TopScore); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(b.Alerts, a.Alerts); c != 0 {
-			return c
-		}
-		return strings.Compare(a.User, b.User)
-	})
 }

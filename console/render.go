@@ -68,6 +68,9 @@ func parsePages() (*pages, error) {
 		"join":  strings.Join,
 		"list":  func(s ...string) []string { return s },
 		"short": func(id string) string { return shortID(id) },
+		"ms": func(ms int64) string {
+			return (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond).String()
+		},
 	}
 	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
@@ -129,6 +132,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, s *session, sta
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if t0, ok := r.Context().Value(startKey{}).(time.Time); ok { // the server's time, for the browser's tools and phivault bench
+		w.Header().Set("Server-Timing", fmt.Sprintf("app;dur=%.1f", float64(time.Since(t0).Microseconds())/1000))
+	}
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }

@@ -37,17 +37,6 @@ func (h *Handler) reportForm(w http.ResponseWriter, r *http.Request, s *session)
 	h.render(w, r, s, http.StatusOK, "report", "Report something suspicious", reportFormPage{Kinds: reportKinds, Draft: reportDraft{Kind: report.KindPhishing}})
 }
 
-// reportAck is what the staff member sees once a report is in: the
-// receipt, shown this once.
-type reportAck struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	State     string    `json:"state"`
-	Anonymous bool      `json:"anonymous"`
-	Submitted time.Time `json:"submitted"`
-	Receipt   string    `json:"receipt"`
-}
-
 // reportSubmit sends the form to the reports API: POST /console/report.
 // The console records nothing of its own: the API's entries of a
 // reporter's requests name no account, and an anonymous report stays so.
@@ -83,7 +72,7 @@ func (h *Handler) reportSubmit(w http.ResponseWriter, r *http.Request, s *sessio
 		again(ae.status, ae.message)
 		return
 	}
-	var ack reportAck
+	var ack report.Ack
 	if err := json.Unmarshal(rp.body, &ack); err != nil {
 		h.internalError(w, r, s, "report answer", err)
 		return

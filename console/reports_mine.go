@@ -5,27 +5,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/phivault/phivault/incident/report"
 )
 
-// receiptView is a report as its reporter sees it.
-type receiptView struct {
-	ID                string    `json:"id"`
-	Kind              string    `json:"kind"`
-	State             string    `json:"state"`
-	Anonymous         bool      `json:"anonymous"`
-	Submitted         time.Time `json:"submitted"`
-	Updated           time.Time `json:"updated"`
-	IdentityRequested time.Time `json:"identity_requested"`
-	IdentityOpened    time.Time `json:"identity_opened"`
-}
-
 // reportsPage is the data of "My reports".
 type reportsPage struct {
-	Reports  []receiptView
-	Followed *receiptView // a report followed by its receipt
+	Reports  []report.ReceiptView
+	Followed *report.ReceiptView // a report followed by its receipt
 	Error    string
 }
 
@@ -34,9 +21,9 @@ func (h *Handler) reportsMine(w http.ResponseWriter, r *http.Request, s *session
 	h.renderReports(w, r, s, http.StatusOK, nil, "")
 }
 
-func (h *Handler) renderReports(w http.ResponseWriter, r *http.Request, s *session, status int, followed *receiptView, msg string) {
+func (h *Handler) renderReports(w http.ResponseWriter, r *http.Request, s *session, status int, followed *report.ReceiptView, msg string) {
 	var out struct {
-		Reports []receiptView `json:"reports"`
+		Reports []report.ReceiptView `json:"reports"`
 	}
 	if err := h.getJSON(r, s, "/security/reports?mine", &out); err != nil {
 		h.fail(w, r, s, err)
@@ -67,7 +54,7 @@ func (h *Handler) reportFollow(w http.ResponseWriter, r *http.Request, s *sessio
 		h.fail(w, r, s, err)
 		return
 	}
-	var v receiptView
+	var v report.ReceiptView
 	if err := json.Unmarshal(rp.body, &v); err != nil {
 		h.internalError(w, r, s, "report answer", err)
 		return

@@ -573,8 +573,10 @@ func TestUserRisk(t *testing.T) {
 		User    string
 		Score   int
 		Factors []string
+		Days    []detect.UserDay
 	}
-	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.User != "u7" || got.Score < 1 || got.Score > 99 || len(got.Factors) == 0 {
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.User != "u7" || got.Score < 1 || got.Score > 99 || len(got.Factors) == 0 ||
+		got.Days == nil || len(got.Days) != 0 {
 		t.Fatalf("officer GET risk = %d %s", rec.Code, rec.Body)
 	}
 	if e := log.last(t); e.TargetType != detect.TargetUserRisk || e.TargetID != "u7" || e.Actor != "po-1" || e.Outcome != "ok" {
@@ -656,5 +658,38 @@ func TestHoneytokens_partialAndRefused(t *testing.T) {
 	}
 	if code := post(`{"count":0}`); code != 400 || log.count() != 3 || log.last(t).Outcome != phivault.EINVALID {
 		t.Fatalf("bad count = %d, %d entries", code, log.count())
+	}
+}
+
+// TestRiskSummary ranks users and counts today's accesses for auditors
+// only; the entry lists the users returned; a bad top is refused.
+func TestRiskSummary(t *testing.T) {
+	log := &alertsLog{}
+	risk := detect.NewRiskScorer()
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	risk.Observe(nil, &detect.Event{Time: now, User: "u7", Roles: []string{"nurse"}, Action: phivault.ActionRead, OK: true, Patients: []string{"p1"}})
+	h := detect.NewHandler(detect.HandlerOptions{Store: detect.NewMemStore(), Auth: alertsPrincipals, Log: log, Risk: risk})
+	get := func(token, path string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+	rec := get("officer", "/security/risk?top=5")
+	var got detect.RiskSummary
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil || len(got.Users) != 1 || got.Users[0].User != "u7" || got.Hourly[10] != 1 {
+		t.Fatalf("officer GET risk = %d %s", rec.Code, rec.Body)
+	}
+	if e := log.last(t); e.TargetType != detect.TargetUserRisk || e.Actor != "po-1" || e.Outcome != "ok" || !slices.Equal(e.Returned, []string{"UserRisk/u7"}) {
+		t.Fatalf("audit entry = %+v", e)
+	}
+	if rec := get("nurse", "/security/risk"); rec.Code != 403 || strings.Contains(rec.Body.String(), "u7") {
+		t.Fatalf("nurse GET risk = %d %s", rec.Code, rec.Body)
+	}
+	for _, top := range []string{"0", "101", "x"} {
+		if rec := get("officer", "/security/risk?top="+top); rec.Code != 400 || log.last(t).Outcome != phivault.EINVALID {
+			t.Errorf("top=%s = %d", top, rec.Code)
+		}
 	}
 }

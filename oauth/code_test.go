@@ -399,3 +399,38 @@ func TestLoginRefused_requestID(t *testing.T) {
 		t.Errorf("audit entry request id %q outcome %q decision %q, want req-pk-1, %s and the passkey reason", got.RequestID, got.Outcome, got.Decision, phivault.EUNAUTHORIZED)
 	}
 }
+
+// TestCodeFlow_pathRedirect: a client registered with a path (the
+// console's) may be sent back to that path on this server's own origin,
+// and nowhere else.
+func TestCodeFlow_pathRedirect(t *testing.T) {
+	e := newEnv(t)
+	c := &phivault.Client{ID: "same-origin", Name: "Console", Kind: phivault.ClientPublic, RedirectURIs: []string{"/console/callback"},
+		Scopes: []string{"user/*.rs"}, Status: phivault.AccountActive, Created: t0}
+	if err := e.db.CreateClient(e.ctx(), c); err != nil {
+		t.Fatal(err)
+	}
+	origin := strings.TrimSuffix(e.base, "/fhir")
+	for _, tt := range []struct {
+		redirect string
+		want     int
+	}{
+		{origin + "/console/callback", http.StatusOK},
+		{"/console/callback", http.StatusBadRequest}, // the path itself is not a redirect URI
+		{"https://evil.example/console/callback", http.StatusBadRequest},
+		{origin + "/console/callback/x", http.StatusBadRequest},
+		{origin + "//console/callback", http.StatusBadRequest},
+		{strings.Replace(origin, "https://", "http://", 1) + "/console/callback", http.StatusBadRequest},
+	} {
+		conf := e.config("user/*.rs")
+		conf.ClientID, conf.RedirectURL = c.ID, tt.redirect
+		res, err := e.browser().Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("aud", e.base)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tt.want || res.Header.Get("Location") != "" {
+			t.Errorf("authorize to %q = %d Location %q, want %d", tt.redirect, res.StatusCode, res.Header.Get("Location"), tt.want)
+		}
+	}
+}

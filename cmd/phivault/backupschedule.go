@@ -107,7 +107,8 @@ type backups struct {
 	logger *slog.Logger
 	keep   *backup.Policy // nil: no pruning
 	runs   *prometheus.CounterVec
-	mu     sync.Mutex // one backup at a time
+	mu     sync.Mutex  // one backup at a time
+	cache  statusCache // GET /security/vault's reading; see vaultstatus.go
 }
 
 // openBackups opens the backup targets of the configuration, if any: the
@@ -207,6 +208,7 @@ func (b *backups) run(ctx context.Context, every time.Duration) {
 func (b *backups) once(ctx context.Context) (*backup.Result, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.forgetStatus()
 	entry := func(outcome, decision string) error {
 		return b.log.Append(ctx, &phivault.AuditEntry{Time: time.Now().UTC(), Actor: "phivault", Action: phivault.ActionBackup,
 			TargetType: "Backup", Outcome: outcome, Decision: decision})

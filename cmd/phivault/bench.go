@@ -28,6 +28,12 @@ Puts load on a running phivault server and reports requests/s and latency
 percentiles. It first creates its own small data set (patients with
 observations, tagged so they are easy to tell apart), then runs one mode:
 
+  console the console's pages as -user (PHIVAULT_PASSWORD and
+          PHIVAULT_TOTP_SECRET in the environment): it signs in, finds the
+          pages the navigation links and the first detail page of each
+          list, loads each -n times one after another, and reports the
+          server's time (Server-Timing) and the whole answer's, p50, p95
+          and max. It creates no data and needs no token.
   read    GET Patient/{id}
   search  Patient?identifier= and Observation?patient=&code=, alternating
   create  POST Observation
@@ -57,7 +63,9 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(c.stderr)
 	var cf clientFlags
 	cf.register(fs)
-	mode := fs.String("mode", "read", "read, search, create, mixed or ingest")
+	mode := fs.String("mode", "read", "read, search, create, mixed, ingest or console")
+	user := fs.String("user", "", "console: the username to sign in as")
+	pageLoads := fs.Int("n", 50, "console: loads of each page")
 	conc := fs.Int("c", 16, "concurrent connections (ingest: requests in flight, default 1)")
 	dur := fs.Duration("d", 10*time.Second, "how long to run (at most 10m; not ingest)")
 	patients := fs.Int("patients", 100, "patients to create for the run (ingest -log random: patients of the log, default 10000)")
@@ -71,8 +79,14 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if !slices.Contains([]string{"read", "search", "create", "mixed", "ingest"}, *mode) {
-		return errorWithHint("unknown -mode "+*mode, "use read, search, create, mixed or ingest")
+	if !slices.Contains([]string{"read", "search", "create", "mixed", "ingest", "console"}, *mode) {
+		return errorWithHint("unknown -mode "+*mode, "use read, search, create, mixed, ingest or console")
+	}
+	if *mode == "console" {
+		if *pageLoads < 1 {
+			return errorWithHint("-n must be positive", "e.g. -n 50")
+		}
+		return c.runConsole(ctx, cf, *user, *pageLoads)
 	}
 	if *mode == "ingest" {
 		set := map[string]bool{}

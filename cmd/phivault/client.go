@@ -37,6 +37,16 @@ func (c *clientFlags) client(conns int) (*apiClient, error) {
 	if token == "" {
 		return nil, errorWithHint("no API token", "set PHIVAULT_TOKEN or PHIVAULT_TOKEN_FILE to the token that init or demo printed")
 	}
+	hc, err := c.httpClient(conns)
+	if err != nil {
+		return nil, err
+	}
+	return &apiClient{base: strings.TrimSuffix(c.url, "/"), token: token, http: hc}, nil
+}
+
+// httpClient returns an HTTP client for the server, trusting -cacert, with
+// at most conns connections.
+func (c *clientFlags) httpClient(conns int) (*http.Client, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.cacert != "" {
 		pem, err := os.ReadFile(c.cacert)
@@ -57,7 +67,7 @@ func (c *clientFlags) client(conns int) (*apiClient, error) {
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false, // one TCP connection per worker measures like real clients
 	}
-	return &apiClient{base: strings.TrimSuffix(c.url, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}, nil
+	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}, nil
 }
 
 // apiClient sends FHIR requests with a bearer token.

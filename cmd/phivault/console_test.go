@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -156,6 +160,11 @@ func TestConsole_signIn(t *testing.T) {
 	if pg = officer.get("/console/"); pg.status != http.StatusOK || !strings.Contains(pg.body, "<h1>Overview</h1>") {
 		t.Fatalf("overview = %d %s", pg.status, pg.body)
 	}
+	for _, want := range []string{"Alerts detected per day", "Users by risk score", "<dt>Seal</dt><dd>unsealed", "no scheduled backups", "Latest signed checkpoint"} {
+		if !strings.Contains(pg.body, want) {
+			t.Errorf("the overview lacks %q", want)
+		}
+	}
 
 	nurse := newConsoleBrowser(t, srv)
 	nurse.signIn("/console/", people["nurse"])
@@ -212,4 +221,39 @@ func accountID(t *testing.T, a *auditApp, username string) string {
 		t.Fatal(err)
 	}
 	return acc.ID
+}
+
+// TestBenchConsole: "bench -mode console" signs in as an officer, finds
+// the pages and measures each, with the server's time from the console's
+// Server-Timing header.
+func TestBenchConsole(t *testing.T) {
+	a := mustAuditApp(t)
+	srv := consoleServer(t, a)
+	people := consolePeople(t, a)
+	cert := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PHIVAULT_PASSWORD", people["privacy"].Password)
+	t.Setenv("PHIVAULT_TOTP_SECRET", people["privacy"].TOTP)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"bench", "-mode", "console", "-user", "privacy", "-n", "3", "-url", srv.URL + "/fhir", "-cacert", cert}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench -mode console: %v\n%s", err, errOut.String())
+	}
+	for _, page := range []string{"/console/ ", "/console/alerts ", "/console/report ", "/console/reports "} {
+		line := ""
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, page) {
+				line = l
+			}
+		}
+		if f := strings.Fields(line); len(f) != 8 || f[1] != "3" || f[2] == "0s" {
+			t.Errorf("no measure of %s (server time 0 = no Server-Timing):\n%s", page, out.String())
+		}
+	}
+	t.Setenv("PHIVAULT_PASSWORD", "wrong")
+	if err := run(context.Background(), []string{"bench", "-mode", "console", "-user", "privacy", "-url", srv.URL + "/fhir", "-cacert", cert}, &out, &errOut); err == nil {
+		t.Error("bench -mode console with a wrong password did not fail")
+	}
 }

@@ -309,6 +309,7 @@ func (a *app) openDetect(ctx context.Context, records phivault.RecordService, au
 		Trail: trailReader{log: a.audit.log, store: a.db}, Residences: vaultResidences{records: records}, Evidence: ev,
 		Addressees: vaultAddressees{records: records, detect: store},
 	})
+	a.routes["GET /security/vault"] = withClient(a.vaultStatusRoute(auth)) // see vaultstatus.go
 	a.routes["/security/incidents"] = withClient(incidents)
 	a.routes["/security/incidents/"] = withClient(incidents)
 	if d.reports, err = a.openReports(ctx, svc, auth); err != nil { // /security/reports; reports.go

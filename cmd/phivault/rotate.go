@@ -25,6 +25,9 @@ type keyStatus struct {
 	Current  phivault.KeyID `json:"current"`
 	Versions []kekStatus    `json:"versions"`
 	Rewrap   rewrapStatus   `json:"rewrap"`
+	// Due says why rotation is due (dueReasons, with the default maximum
+	// age), in the API's answer; empty if it is not.
+	Due []string `json:"due,omitempty"`
 }
 
 type kekStatus struct {
@@ -275,6 +278,7 @@ func (m *keyManager) Status(ctx context.Context) (any, error) {
 	m.mu.Lock()
 	st.Rewrap = m.rewrap
 	m.mu.Unlock()
+	st.Due = dueReasons(st, defaultMaxAge, m.now())
 	return st, nil
 }
 
