@@ -122,16 +122,17 @@ func TestConsoleIncidents(t *testing.T) {
 	for _, p := range []map[string]any{
 		{"kind": "raise-detail", "target": map[string]any{"user": "u-porter"}, "for": "1h"},
 		{"kind": "raise-detail", "target": map[string]any{"user": "u-porter"}, "twoPerson": true},
+		{"kind": "block-source", "target": map[string]any{"sources": []string{"203.0.113.7"}}, "for": "1h"},
 	} {
 		if status, _, b = api(http.MethodPost, "/"+id+"/actions", p, "If-Match", `W/"`+itoa(view(id).Version)+`"`); status != http.StatusOK {
 			t.Fatalf("propose = %d %s", status, b)
 		}
 	}
 	in = view(id)
-	if len(in.Actions) != 2 || in.Actions[0].State != incident.ActionDone || in.Actions[1].State != incident.ActionAwaiting {
+	if len(in.Actions) != 3 || in.Actions[0].State != incident.ActionDone || in.Actions[1].State != incident.ActionAwaiting || in.Actions[2].State != incident.ActionAwaiting {
 		t.Fatalf("actions %+v", in.Actions)
 	}
-	done, awaiting := in.Actions[0].ID, in.Actions[1].ID
+	done, awaiting, block := in.Actions[0].ID, in.Actions[1].ID, in.Actions[2].ID
 	page := "/console/incidents/" + id
 
 	officer := newConsoleBrowser(t, srv)
@@ -193,6 +194,16 @@ func TestConsoleIncidents(t *testing.T) {
 	in = view(id)
 	if in.Actions[1].State != incident.ActionDone || in.Actions[1].By != accountID(t, a, "privacy") {
 		t.Fatalf("approved action %+v", in.Actions[1])
+	}
+	const reason = "The address is the clinic proxy"
+	if pg = officer.do(http.MethodPost, page+"/actions/"+block+"/reject", url.Values{"csrf": {csrf}, "version": {itoa(in.Version)}, "reason": {reason}}); pg.status != http.StatusSeeOther {
+		t.Fatalf("reject = %d %s", pg.status, pg.body)
+	}
+	if in = view(id); in.Actions[2].State != incident.ActionRejected {
+		t.Fatalf("rejected action %+v", in.Actions[2])
+	}
+	if pg = officer.get(page); !strings.Contains(pg.body, `<div class="note">`+reason) {
+		t.Fatalf("the page lacks the rejection's reason:\n%s", pg.body)
 	}
 	if pg = officer.do(http.MethodPost, page+"/actions/"+done+"/undo", url.Values{"csrf": {csrf}, "version": {itoa(in.Version)}}); pg.status != http.StatusSeeOther {
 		t.Fatalf("undo = %d %s", pg.status, pg.body)
