@@ -66,6 +66,7 @@ func (h *Handler) routes() {
 
 	h.page("/console/{$}", "/console/", "Overview", officer, h.home)
 	h.alertRoutes()
+	h.incidentRoutes()
 	h.reportRoutes()
 	h.accessRoutes()
 	h.auditRoutes()
