@@ -67,6 +67,8 @@ func (h *Handler) routes() {
 	h.page("/console/{$}", "/console/", "Overview", officer, h.home)
 	h.alertRoutes()
 	h.reportRoutes()
+	h.peopleRoutes()
+	h.keysRoutes()
 
 	h.mux.HandleFunc("/console/", h.with(anyStaff, func(w http.ResponseWriter, r *http.Request, s *session) {
 		h.renderError(w, r, s, http.StatusNotFound, "There is no such page in the console.")
