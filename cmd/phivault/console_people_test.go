@@ -246,4 +246,18 @@ func TestConsole_keys(t *testing.T) {
 	if pg = sec.get("/console/keys?done=shred"); !strings.Contains(pg.body, "was crypto-shredded") {
 		t.Errorf("no notice of the shred:\n%s", pg.body)
 	}
+
+	// Sealed, the vault serves no record, and the page says why it
+	// shows no key status.
+	got = sec.do(http.MethodPost, "/console/keys/seal", url.Values{"csrf": {csrf}, "confirm": {"SEAL"}})
+	if got.status != http.StatusSeeOther || got.location != "/console/keys?done=seal" {
+		t.Fatalf("seal = %d %q %s", got.status, got.location, got.body)
+	}
+	if status, _ := a.do(t, "GET", "/fhir/Patient", ""); status != http.StatusServiceUnavailable {
+		t.Errorf("a search in the sealed vault = %d", status)
+	}
+	pg = sec.get("/console/keys?done=seal")
+	if pg.status != http.StatusOK || !strings.Contains(pg.body, "key status unavailable") || !strings.Contains(pg.body, "The vault is sealed") {
+		t.Errorf("keys while sealed = %d %s", pg.status, pg.body)
+	}
 }
