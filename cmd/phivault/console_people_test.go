@@ -204,6 +204,21 @@ func TestConsole_keys(t *testing.T) {
 	}
 	csrf := sec.csrf(pg)
 
+	// A key version is marked compromised only with its id typed; a
+	// rotation needs no confirmation.
+	got := sec.do(http.MethodPost, "/console/keys/compromised", url.Values{"csrf": {csrf}, "target": {st.Current}, "confirm": {"yes"}})
+	if got.status != http.StatusBadRequest || !strings.Contains(got.body, "type the key version id exactly") {
+		t.Errorf("compromise confirmed with \"yes\" = %d %s", got.status, got.body)
+	}
+	got = sec.do(http.MethodPost, "/console/keys/rotate", url.Values{"csrf": {csrf}})
+	if got.status != http.StatusSeeOther || got.location != "/console/keys?done=rotate" {
+		t.Fatalf("rotate = %d %q %s", got.status, got.location, got.body)
+	}
+	pg = sec.get("/console/keys?done=rotate")
+	if !strings.Contains(pg.body, "is current; stored keys are being rewrapped") || strings.Contains(pg.body, "<code class=\"wrap\">"+st.Current+"</code>, made") {
+		t.Errorf("after a rotation, %s is still current:\n%s", st.Current, pg.body)
+	}
+
 	reads := func() int {
 		t.Helper()
 		status, _ := a.do(t, "GET", "/fhir/Patient/"+patient, "")
@@ -233,7 +248,7 @@ func TestConsole_keys(t *testing.T) {
 		t.Fatalf("%d shred entries after refused shreds", n)
 	}
 
-	got := sec.do(http.MethodPost, "/console/keys/shred", url.Values{"csrf": {csrf}, "target": {patient}, "confirm": {patient}})
+	got = sec.do(http.MethodPost, "/console/keys/shred", url.Values{"csrf": {csrf}, "target": {patient}, "confirm": {patient}})
 	if got.status != http.StatusSeeOther || got.location != "/console/keys?done=shred" {
 		t.Fatalf("shred = %d %q %s", got.status, got.location, got.body)
 	}
