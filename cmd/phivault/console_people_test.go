@@ -92,9 +92,22 @@ func TestConsole_people(t *testing.T) {
 		if got.status != http.StatusForbidden {
 			t.Errorf("the %s's suspension = %d", name, got.status)
 		}
+		got = b.do(http.MethodPost, "/console/keys/seal", url.Values{"csrf": {b.csrf(home)}, "confirm": {"SEAL"}})
+		if got.status != http.StatusForbidden {
+			t.Errorf("the %s's seal = %d", name, got.status)
+		}
 	}
 	if st := accountStatus(t, a, "secadmin"); st != phivault.AccountActive {
 		t.Fatalf("the admin's status = %q after refused posts", st)
+	}
+	if status, _ := a.do(t, "GET", "/fhir/Patient", ""); status != http.StatusOK {
+		t.Fatalf("a search after refused seals = %d", status)
+	}
+	// The console's gate stopped them: the admin API was not even asked.
+	if n := len(want(a.trail(t), func(e *phivault.AuditEntry) bool {
+		return e.Action == phivault.ActionSeal || e.Action == phivault.ActionAccountChange && e.Outcome == phivault.EFORBIDDEN
+	})); n != 0 {
+		t.Errorf("%d seal or account entries after posts the console should have stopped", n)
 	}
 
 	// Without the session's CSRF token, or without a reason, nothing changes.
