@@ -65,23 +65,6 @@ type vaultStatus struct {
 	} `json:"restore_drill"`
 }
 
-// keyStatus is what the overview reads of GET /fhir/admin/keys/status.
-type keyStatus struct {
-	Current  string `json:"current"`
-	Versions []struct {
-		ID      string    `json:"id"`
-		Created time.Time `json:"created"`
-		Current bool      `json:"current"`
-		Keys    int       `json:"keys"`
-	} `json:"versions"`
-	Rewrap struct {
-		Running bool `json:"running"`
-		Done    int  `json:"done"`
-		Total   int  `json:"total"`
-	} `json:"rewrap"`
-	Due []string `json:"due"`
-}
-
 // severities are the alert severities, mildest first.
 var severities = []string{"low", "medium", "high", "critical"}
 

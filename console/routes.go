@@ -67,9 +67,11 @@ func (h *Handler) routes() {
 	h.page("/console/{$}", "/console/", "Overview", officer, h.home)
 	h.alertRoutes()
 	h.incidentRoutes()
-	h.reportRoutes()
 	h.accessRoutes()
 	h.auditRoutes()
+	h.peopleRoutes()
+	h.keysRoutes()
+	h.reportRoutes()
 
 	h.mux.HandleFunc("/console/", h.with(anyStaff, func(w http.ResponseWriter, r *http.Request, s *session) {
 		h.renderError(w, r, s, http.StatusNotFound, "There is no such page in the console.")

@@ -1,0 +1,64 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxReason bounds the reason given for a status change.
+const maxReason = 500
+
+// statusDraft is a status form as sent, kept when it is refused so that
+// the reason typed is not lost.
+type statusDraft struct {
+	Kind   string // "users" or "clients"
+	ID     string
+	Status string
+	Reason string
+}
+
+// peopleStatus returns the handler that suspends or activates an account
+// (kind "users") or a client ("clients") with a reason:
+// POST /console/people/{kind}/{id}/status. The admin API's PATCH decides;
+// suspending ends the account's or client's sessions there. A change the
+// API holds for a second admin is listed as such.
+func (h *Handler) peopleStatus(kind string) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, s *session) {
+		d := statusDraft{Kind: kind, ID: r.PathValue("id"), Status: r.PostFormValue("status"),
+			Reason: strings.TrimSpace(r.PostFormValue("reason"))}
+		again := func(status int, msg string) {
+			h.renderPeople(w, r, s, status, peoplePage{Error: msg, Draft: d})
+		}
+		switch {
+		case d.Status != "active" && d.Status != "suspended":
+			again(http.StatusBadRequest, "Choose to suspend or to activate; nothing was changed.")
+			return
+		case d.Reason == "":
+			again(http.StatusBadRequest, "Give a reason for the change; nothing was changed.")
+			return
+		case utf8.RuneCountInString(d.Reason) > maxReason:
+			again(http.StatusBadRequest, "The reason is too long (at most 500 characters); nothing was changed.")
+			return
+		}
+		rp, err := h.api(r, s, http.MethodPatch, "/fhir/admin/"+kind+"/"+url.PathEscape(d.ID), map[string]string{"status": d.Status})
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		if err := rp.refusal(); err != nil {
+			if ae := err.(*apiError); ae.status < 500 && ae.status != http.StatusForbidden && ae.status != http.StatusNotFound {
+				again(ae.status, ae.message)
+				return
+			}
+			h.fail(w, r, s, err)
+			return
+		}
+		done := d.Status
+		if rp.status == http.StatusAccepted {
+			done = "awaits"
+		}
+		http.Redirect(w, r, "/console/people?done="+done, http.StatusSeeOther)
+	}
+}
