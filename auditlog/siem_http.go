@@ -32,6 +32,7 @@ type SIEMOptions struct {
 // and no data.
 //
 //	GET /audit/export?from=T&to=T[&size=N]    NDJSON of ExportLine, entries with from ≤ time < to
+//	GET /audit/export?start=I&end=J[&size=N]  the same, entries with start ≤ index < end (both selections apply)
 //	GET /audit/stream[?format=ocsf][&since=I]  live NDJSON of OCSFEvent, one line per new entry
 //
 // Times are RFC 3339. With size (the size of a signed checkpoint, see
@@ -75,6 +76,18 @@ func NewSIEMHandler(l *Log, auth Authenticator, opts SIEMOptions) http.Handler {
 		}
 		if eo.To, err = queryTime(q.Get("to")); err != nil {
 			fhir.WriteOutcome(w, err)
+			return
+		}
+		for name, p := range map[string]*int64{"start": &eo.Start, "end": &eo.End} {
+			if v := q.Get(name); v != "" {
+				if *p, err = strconv.ParseInt(v, 10, 64); err != nil || *p < 0 {
+					fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "Give start and end as entry indexes."))
+					return
+				}
+			}
+		}
+		if eo.End > 0 && eo.End <= eo.Start {
+			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINVALID, "end must be after start."))
 			return
 		}
 		if s := q.Get("size"); s != "" {

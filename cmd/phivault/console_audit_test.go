@@ -256,7 +256,7 @@ func TestConsoleAudit_proof(t *testing.T) {
 	// Reading the entry's bytes is the API's export, recorded.
 	privacyID := accountID(t, a, "privacy")
 	if !slices.ContainsFunc(a.trail(t), func(e *phivault.AuditEntry) bool {
-		return e.Actor == privacyID && e.Action == phivault.ActionExport && slices.Contains(e.SearchParams, "from")
+		return e.Actor == privacyID && e.Action == phivault.ActionExport && slices.Contains(e.SearchParams, "start")
 	}) {
 		t.Fatal("no audit entry of the export behind the proof")
 	}
