@@ -69,6 +69,8 @@ type auditRow struct {
 	Subtype  string // the FHIR interaction, e.g. read, search-type
 	Patients []string
 	Targets  []string
+	// MorePatients and MoreTargets count those left out of the row.
+	MorePatients, MoreTargets int
 	Purposes []string
 	Outcome  string // "ok", or the refusal's code
 }
@@ -112,8 +114,19 @@ func rowOf(ev auditEvent) auditRow {
 			row.Targets = append(row.Targets, e.What.Reference)
 		}
 	}
+	// An import or a bulk search names hundreds: the row shows the first
+	// few and says how many more (the entry itself keeps them all).
+	if n := len(row.Patients); n > maxListedPerRow {
+		row.Patients, row.MorePatients = row.Patients[:maxListedPerRow], n-maxListedPerRow
+	}
+	if n := len(row.Targets); n > maxListedPerRow {
+		row.Targets, row.MoreTargets = row.Targets[:maxListedPerRow], n-maxListedPerRow
+	}
 	return row
 }
+
+// maxListedPerRow bounds the patients and the targets a row lists.
+const maxListedPerRow = 5
 
 // auditActions are the AuditEvent action codes the search filters on.
 var auditActions = []struct{ Code, Label string }{
@@ -148,13 +161,23 @@ func (h *Handler) auditSearch(w http.ResponseWriter, r *http.Request, s *session
 		}
 		p.Offset = n
 	}
-	q := url.Values{"_count": {strconv.Itoa(auditPageSize)}, "_offset": {strconv.Itoa(p.Offset)}}
+	q := url.Values{}
 	for name, v := range map[string]string{"agent": p.Agent, "patient": p.Patient, "action": p.Action, "date": p.Date} {
 		if v != "" {
 			q.Set(name, v)
 		}
 	}
 	var b auditBundle
+	if !in.Has("offset") { // the newest entries first: the last page
+		q.Set("_count", "0")
+		if err := h.getJSON(r, s, "/fhir/AuditEvent?"+q.Encode(), &b); err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		p.Offset = int(max(b.Total-auditPageSize, 0))
+	}
+	q.Set("_count", strconv.Itoa(auditPageSize))
+	q.Set("_offset", strconv.Itoa(p.Offset))
 	if err := h.getJSON(r, s, "/fhir/AuditEvent?"+q.Encode(), &b); err != nil {
 		h.fail(w, r, s, err)
 		return

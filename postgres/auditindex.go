@@ -82,8 +82,14 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
+	// Unfiltered, every entry is counted: each has at least one row,
+	// indexed in order from 0, so the count is the highest index plus one.
+	count := `SELECT COUNT(DISTINCT idx) FROM audit_index` + cond
+	if cond == "" {
+		count = `SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_index`
+	}
 	var total int64
-	if err := db.pool.QueryRow(ctx, `SELECT COUNT(DISTINCT idx) FROM audit_index`+cond, args...).Scan(&total); err != nil {
+	if err := db.pool.QueryRow(ctx, count, args...).Scan(&total); err != nil {
 		return nil, 0, wrapErr("search audit index", ctxErr(ctx, err))
 	}
 	if q.Limit <= 0 {
