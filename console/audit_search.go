@@ -71,8 +71,8 @@ type auditRow struct {
 	Targets  []string
 	// MorePatients and MoreTargets count those left out of the row.
 	MorePatients, MoreTargets int
-	Purposes []string
-	Outcome  string // "ok", or the refusal's code
+	Purposes                  []string
+	Outcome                   string // "ok", or the refusal's code
 }
 
 // rowOf returns the row of ev.
