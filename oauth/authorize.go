@@ -115,7 +115,11 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 // BaseURL or, without one, from the request (development only).
 func (s *Server) registeredRedirect(r *http.Request, c *phivault.Client, redirect string) bool {
 	for _, u := range c.RedirectURIs {
-		if u == redirect || strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "//") && s.issuer(r)+u == redirect {
+		if strings.HasPrefix(u, "/") {
+			if !strings.HasPrefix(u, "//") && s.issuer(r)+u == redirect {
+				return true
+			}
+		} else if u == redirect {
 			return true
 		}
 	}
