@@ -113,6 +113,12 @@ func (db *DB) SearchAudit(ctx context.Context, q auditlog.Query) ([]int64, int64
 		if q.Limit <= 0 {
 			return nil
 		}
+		if cond == "" { // every index from 0 to total-1 is there: the page is a range
+			for idx := int64(max(q.Offset, 0)); idx < total && len(out) < q.Limit; idx++ {
+				out = append(out, idx)
+			}
+			return nil
+		}
 		rows, err := conn.QueryContext(ctx, `SELECT DISTINCT idx FROM audit_index`+cond+` ORDER BY idx LIMIT ? OFFSET ?`,
 			append(args, q.Limit, max(q.Offset, 0))...)
 		if err != nil {

@@ -109,6 +109,12 @@ func RunAuditIndex(t *testing.T, open func(t *testing.T) auditlog.IndexStorage) 
 	if err != nil || total != 8 || !slices.Equal(got, []int64{15, 20}) {
 		t.Errorf("paged search = %v (total %d), %v; want [15 20] of 8", got, total, err)
 	}
+	// Unfiltered, the page is a range of indexes, and the last page ends
+	// at the last entry.
+	got, total, err = s.SearchAudit(ctx, auditlog.Query{Offset: n - 3, Limit: 5})
+	if err != nil || total != int64(n) || !slices.Equal(got, []int64{n - 3, n - 2, n - 1}) {
+		t.Errorf("unfiltered last page = %v (total %d), %v; want [%d %d %d] of %d", got, total, err, n-3, n-2, n-1, n)
+	}
 	got, total, err = s.SearchAudit(ctx, auditlog.Query{Patient: "p9"})
 	if err != nil || total != 8 || len(got) != 0 {
 		t.Errorf("search with no limit = %v (total %d), %v; want the total only", got, total, err)
