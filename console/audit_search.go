@@ -134,7 +134,7 @@ var auditActions = []struct{ Code, Label string }{
 }
 
 // auditPageSize is how many entries a page of the audit search shows.
-const auditPageSize = 100
+const auditPageSize = 50
 
 // auditPage is the data of the audit search.
 type auditPage struct {
