@@ -66,6 +66,8 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 	mode := fs.String("mode", "read", "read, search, create, mixed, ingest or console")
 	user := fs.String("user", "", "console: the username to sign in as")
 	pageLoads := fs.Int("n", 50, "console: loads of each page")
+	var extraPages pathList
+	fs.Var(&extraPages, "page", "console: also load this page (a path, e.g. /console/access/ID; repeatable)")
 	conc := fs.Int("c", 16, "concurrent connections (ingest: requests in flight, default 1)")
 	dur := fs.Duration("d", 10*time.Second, "how long to run (at most 10m; not ingest)")
 	patients := fs.Int("patients", 100, "patients to create for the run (ingest -log random: patients of the log, default 10000)")
@@ -86,7 +88,7 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 		if *pageLoads < 1 {
 			return errorWithHint("-n must be positive", "e.g. -n 50")
 		}
-		return c.runConsole(ctx, cf, *user, *pageLoads)
+		return c.runConsole(ctx, cf, *user, *pageLoads, extraPages)
 	}
 	if *mode == "ingest" {
 		set := map[string]bool{}

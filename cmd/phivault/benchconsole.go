@@ -39,7 +39,7 @@ var (
 // list, loads each n times, and reports the server's time (its
 // Server-Timing header) and the time to the whole answer, p50, p95 and
 // max, per page.
-func (c *benchCommand) runConsole(ctx context.Context, cf clientFlags, user string, n int) error {
+func (c *benchCommand) runConsole(ctx context.Context, cf clientFlags, user string, n int, extra []string) error {
 	password, err := secretFromEnv("PHIVAULT_PASSWORD")
 	if err != nil {
 		return err
@@ -69,6 +69,12 @@ func (c *benchCommand) runConsole(ctx context.Context, cf clientFlags, user stri
 	pages, err := b.pages(ctx)
 	if err != nil {
 		return err
+	}
+	for _, p := range extra {
+		if !strings.HasPrefix(p, "/console/") {
+			return errorWithHint("-page "+p+" is not a console page", "e.g. -page /console/access/PATIENT-ID")
+		}
+		pages = append(pages, p)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "PAGE\tN\tSERVER p50\tp95\tmax\tWHOLE p50\tp95\tmax\n")
@@ -200,3 +206,9 @@ func (b *consoleBench) pages(ctx context.Context) ([]string, error) {
 	}
 	return append(out, details...), nil
 }
+
+// pathList is a repeatable flag.
+type pathList []string
+
+func (l *pathList) String() string     { return strings.Join(*l, ",") }
+func (l *pathList) Set(v string) error { *l = append(*l, v); return nil }
