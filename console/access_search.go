@@ -10,28 +10,20 @@ import (
 // patientMatch is a patient found for the access report: the name and
 // birth date are shown on purpose, to tell patients apart.
 type patientMatch struct {
-	ID        string
-	Name      string
-	BirthDate string
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	BirthDate string `json:"birthDate"`
 }
 
-// patientBundle is what the access search reads of a Patient searchset.
-type patientBundle struct {
-	Total int `json:"total"`
-	Entry []struct {
-		Resource struct {
-			ID   string `json:"id"`
-			Name []struct {
-				Text   string   `json:"text"`
-				Family string   `json:"family"`
-				Given  []string `json:"given"`
-			} `json:"name"`
-			BirthDate string `json:"birthDate"`
-		} `json:"resource"`
-	} `json:"entry"`
+// patientsFound is the answer of the privacy officers' patient lookup:
+// the id, name and birth date of each match, nothing else of a patient.
+type patientsFound struct {
+	Patients []patientMatch `json:"patients"`
+	Total    int            `json:"total"`
 }
 
-// maxPatients bounds the matches of one patient search.
+// maxPatients bounds the matches of one patient search (the lookup's
+// largest _count).
 const maxPatients = 50
 
 // accessSearchPage is the data of the access report's patient search.
@@ -44,9 +36,10 @@ type accessSearchPage struct {
 }
 
 // accessSearch finds a patient whose access report to open, by name or
-// identifier, through the FHIR search API as the privacy officer:
-// GET /console/access?by=name|identifier&q=. GET /console/access?patient=ID
-// opens a report by the patient's id.
+// identifier, through the privacy officers' patient lookup as the signed-in
+// person: GET /console/access?by=name|identifier&q= asks
+// GET /fhir/admin/reports/patients?name= or ?identifier=. GET
+// /console/access?patient=ID opens a report by the patient's id.
 func (h *Handler) accessSearch(w http.ResponseWriter, r *http.Request, s *session) {
 	in := r.URL.Query()
 	if id := strings.TrimSpace(in.Get("patient")); id != "" {
@@ -67,10 +60,10 @@ func (h *Handler) accessSearch(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	p.Searched = true
 	q := url.Values{p.By: {p.Q}, "_count": {strconv.Itoa(maxPatients)}}
-	var b patientBundle
-	if err := h.getJSON(r, s, "/fhir/Patient?"+q.Encode(), &b); err != nil {
+	var found patientsFound
+	if err := h.getJSON(r, s, "/fhir/admin/reports/patients?"+q.Encode(), &found); err != nil {
 		// A refusal is shown with the search form, and the way on by id.
-		if ae, ok := err.(*apiError); ok && ae.status < 500 && ae.status != http.StatusUnauthorized {
+		if ae, ok := err.(*apiError); ok && ae.status != http.StatusUnauthorized && (ae.status < 500 || ae.status == http.StatusServiceUnavailable) {
 			p.Refused = ae.message
 			h.render(w, r, s, ae.status, "access", "Access report", p)
 			return
@@ -78,18 +71,8 @@ func (h *Handler) accessSearch(w http.ResponseWriter, r *http.Request, s *sessio
 		h.fail(w, r, s, err)
 		return
 	}
-	for _, e := range b.Entry {
-		m := patientMatch{ID: e.Resource.ID, BirthDate: e.Resource.BirthDate}
-		if len(e.Resource.Name) > 0 {
-			n := e.Resource.Name[0]
-			m.Name = n.Text
-			if m.Name == "" {
-				m.Name = strings.TrimSpace(strings.Join(append(append([]string{}, n.Given...), n.Family), " "))
-			}
-		}
-		p.Matches = append(p.Matches, m)
-	}
-	p.More = b.Total > len(p.Matches) || len(p.Matches) >= maxPatients
+	p.Matches = found.Patients
+	p.More = found.Total > len(p.Matches)
 	h.render(w, r, s, http.StatusOK, "access", "Access report", p)
 }
 

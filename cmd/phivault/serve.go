@@ -457,6 +457,7 @@ func (a *app) fhirAndAdmin() http.Handler {
 	mux.Handle("GET /fhir/AuditEvent", a.auditView) // writes go on to the FHIR API, which refuses them
 	mux.Handle("GET /fhir/AuditEvent/{index}", a.auditView)
 	mux.Handle("/fhir/admin/reports/", a.auditView)
+	mux.Handle("GET /fhir/admin/reports/patients", a.patientFind())
 	a.access.mount(mux) // /fhir/admin/break-glass, /fhir/admin/policy/; see policy.go
 	return withClient(mux)
 }
