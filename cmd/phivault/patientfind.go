@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
-	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/api"
 	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/fhir"
@@ -54,19 +53,9 @@ type patientFinder struct {
 // patientFind returns the patient lookup of a, for fhirAndAdmin. It
 // searches a's vault below the access layer (see patientFinder).
 func (a *app) patientFind() http.Handler {
-	// The bootstrap token and session tokens, as openApp accepts them on
-	// every other API.
-	hash, err := a.cfg.Data.tokenHash()
-	if err != nil {
-		a.logger.Error("patient lookup: no admin token hash; the lookup answers 500", "error", err.Error())
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fhir.WriteOutcome(w, phivault.Errorf(phivault.EINTERNAL, "Internal error."))
-		})
-	}
-	operator := &api.TokenAuthenticator{Hash: hash, Actor: "admin", Principal: access.BootstrapPrincipal("admin")}
 	f := &patientFinder{
-		vault:  a.reindex.records, // the vault as vault.New made it in openApp
-		auth:   auditActor{bearerChain{a.signIn.Sessions(), operator}},
+		vault:  a.vault,
+		auth:   auditActor{a.bearer},
 		log:    a.audit.log,
 		sealed: a.seal.Sealed,
 		now:    time.Now,

@@ -254,6 +254,13 @@ type app struct {
 	// routes are served next to /fhir: OAuth sign-in, SCIM provisioning.
 	routes map[string]http.Handler
 	signIn *oauth.Server // OAuth sign-in; its sessions authenticate every API
+	// bearer accepts session tokens and the bootstrap token: every API's
+	// authenticator (wrapped in auditActor).
+	bearer bearerChain
+	// vault is the record service as vault.New made it, below the access
+	// and audit layers: for the few readers that record their own entries
+	// (the privacy officers' patient lookup, patientfind.go).
+	vault *vault.Service
 	server *server.Server
 	// access is the policy enforcement point; see policy.go.
 	access *accessState
@@ -321,6 +328,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	a.accounts = envelope.NewAccountStore(db, db, sealer)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	records := vault.New(db, sealer)
+	a.vault = records
 	records.Logger = logger
 	// Every write is decided by the access layer's guard on its stored
 	// form; one that arrives without it is refused (fail closed).
@@ -370,6 +378,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	// authorizes by role (admin.MayManage, the access layer, the trail's
 	// readers).
 	bearer := bearerChain{signIn.Sessions(), auth}
+	a.bearer = bearer
 	adminOpts.Authenticator = auditActor{bearer}
 	a.auditRoutes(bearer)
 	// Break-the-glass and explain take OAuth sessions and the bootstrap token.
