@@ -127,6 +127,23 @@ func (c *PendingChange) target() (typ, id string) {
 	return "Account", c.AccountID
 }
 
+// detail is what the audit entries of c's request and approval add to
+// the step: "; " and the status and reason of an update that gives a
+// reason (statusDecision), or "".
+func (c *PendingChange) detail() string {
+	var d string
+	switch {
+	case c.Update != nil:
+		d = statusDecision(c.Update.Status, c.Update.Reason)
+	case c.ClientUpdate != nil:
+		d = statusDecision(c.ClientUpdate.Status, c.ClientUpdate.Reason)
+	}
+	if d == "" {
+		return ""
+	}
+	return "; " + d
+}
+
 // pendingChange is a stored PendingChange.
 type pendingChange struct {
 	PendingChange
@@ -453,7 +470,7 @@ func (h *Handler) requestChange(w http.ResponseWriter, r *http.Request, c *pendi
 		h.finish(w, r, typ, target, phivault.Errorf(phivault.EUNAVAILABLE, "Too many changes await approval; approve or reject some first."), 0, nil)
 		return
 	}
-	if err := h.recordStep(ctx, typ, target, nil, "change "+cid+" ("+c.Kind+", "+c.Reason+") requested; awaiting a second admin"); err != nil {
+	if err := h.recordStep(ctx, typ, target, nil, "change "+cid+" ("+c.Kind+", "+c.Reason+") requested; awaiting a second admin"+c.detail()); err != nil {
 		h.approvals.mu.Lock()
 		delete(h.approvals.m, cid)
 		h.approvals.mu.Unlock()
@@ -548,7 +565,7 @@ func (h *Handler) approveChange(w http.ResponseWriter, r *http.Request) {
 	}
 	typ, target := c.target()
 	v, err := c.apply(r.Context())
-	if aerr := h.recordStep(r.Context(), typ, target, err, "change "+cid+" ("+c.Kind+") requested by "+c.RequestedBy+" approved"); aerr != nil && err == nil {
+	if aerr := h.recordStep(r.Context(), typ, target, err, "change "+cid+" ("+c.Kind+") requested by "+c.RequestedBy+" approved"+c.detail()); aerr != nil && err == nil {
 		err = aerr
 	}
 	if err != nil {

@@ -388,3 +388,61 @@ func TestApproval_noPrincipal(t *testing.T) {
 	c := h.pending(managerToken, "POST", "/admin/users", admin.UserCreate{Username: "dr.nil", Roles: []string{"nurse"}})
 	refused("POST", "/admin/changes/"+c.ID+"/approve")
 }
+
+// TestApproval_statusReasonKept: a status change with a reason that waits
+// for a second admin keeps its reason, and its request and approval are
+// entries that name it.
+func TestApproval_statusReasonKept(t *testing.T) {
+	h := newHarness(t)
+	h.addAdmins()
+
+	// One's own suspension waits.
+	c := h.selfChange("PATCH", "/admin/users/mgr1", map[string]any{"status": "suspended", "reason": "leave-of-absence"})
+	var list struct{ Changes []admin.PendingChange }
+	h.must(200, "GET", "/admin/changes", nil, &list)
+	if len(list.Changes) != 1 || list.Changes[0].Update == nil || list.Changes[0].Update.Reason == nil || *list.Changes[0].Update.Reason != "leave-of-absence" {
+		t.Fatalf("the waiting change does not keep the reason: %+v", list.Changes)
+	}
+	if a := h.account("mgr1"); a.Status != phivault.AccountActive {
+		t.Fatalf("status %q before approval", a.Status)
+	}
+	h.approve(c.ID)
+	if a := h.account("mgr1"); a.Status != phivault.AccountSuspended {
+		t.Fatalf("status %q after approval, want suspended", a.Status)
+	}
+	var steps []string
+	for _, e := range h.entriesOf("Account", "mgr1") {
+		steps = append(steps, e.Actor+": "+e.Decision)
+	}
+	want := []string{
+		"mgr1: change " + c.ID + " (update, self) requested; awaiting a second admin; status suspended (reason leave-of-absence)",
+		"mgr2: change " + c.ID + " (update) requested by mgr1 approved; status suspended (reason leave-of-absence)",
+	}
+	if !slices.Equal(steps, want) {
+		t.Errorf("audit steps:\n%s\nwant\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
+	}
+
+	// So does a client's, when it comes with a change that waits.
+	lab := h.storeClient(&phivault.Client{ID: "lab", Name: "lab", Kind: "public",
+		RedirectURIs: []string{"https://lab.example.org/cb"}, Scopes: []string{"user/Practitioner.rs"}})
+	h.must(200, "PATCH", "/admin/clients/lab", map[string]any{"status": "suspended", "reason": "investigation"}, nil)
+	c = h.pending(managerToken, "PATCH", "/admin/clients/lab", map[string]any{"status": "active", "reason": "error-corrected", "scopes": []string{"user/*.rs"}})
+	if c.ClientUpdate == nil || c.ClientUpdate.Reason == nil || *c.ClientUpdate.Reason != "error-corrected" {
+		t.Fatalf("the waiting client change does not keep the reason: %+v", c)
+	}
+	if v := h.approveClient(c.ID); v.Status != "active" {
+		t.Fatalf("client status %q after approval", v.Status)
+	}
+	steps = nil
+	for _, e := range h.entriesOf("Client", lab.ID) {
+		steps = append(steps, e.Actor+": "+e.Decision)
+	}
+	want = []string{
+		"admin: status suspended (reason investigation)",
+		"mgr1: change " + c.ID + " (client-update, grant) requested; awaiting a second admin; status active (reason error-corrected)",
+		"mgr2: change " + c.ID + " (client-update) requested by mgr1 approved; status active (reason error-corrected)",
+	}
+	if !slices.Equal(steps, want) {
+		t.Errorf("client audit steps:\n%s\nwant\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -59,6 +59,11 @@ type ClientUpdate struct {
 	JWKS         json.RawMessage `json:"jwks,omitempty"`
 	Scopes       *[]string       `json:"scopes,omitempty"`
 	Status       *string         `json:"status,omitempty"` // active or suspended
+	// Reason says why Status is set: a code (phivault.IsCode), e.g.
+	// "investigation", which goes into the Decision of the change's audit
+	// entries; it is not stored with the client. Optional, and only with
+	// Status: anything else is refused (400).
+	Reason *string `json:"reason,omitempty"`
 }
 
 // registerClients adds the client routes to h.
@@ -155,6 +160,9 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var req ClientUpdate
 	err := decodeJSON(w, r, &req)
+	if err == nil {
+		err = checkStatusReason(req.Status, req.Reason)
+	}
 	if err == nil && present(req.JWKS) {
 		req.JWKS, err = PublicJWKS(req.JWKS) // public parts only, in the change that waits too
 	}
@@ -184,7 +192,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("admin: client updated", "client", c)
-	h.finish(w, r, "Client", id, nil, http.StatusOK, NewClientView(c))
+	h.finishDecided(w, r, "Client", id, statusDecision(req.Status, req.Reason), nil, http.StatusOK, NewClientView(c))
 }
 
 // modifyClient applies req (its JWKS already passed through PublicJWKS)

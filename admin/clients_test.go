@@ -481,3 +481,42 @@ func TestApproval_clientBootstrapToken(t *testing.T) {
 	h.must(200, "PATCH", "/admin/users/"+one.ID, map[string]any{"status": "suspended"}, nil)
 	h.must(201, "POST", "/admin/clients", req, nil)
 }
+
+func TestClients_UpdateStatusReason(t *testing.T) {
+	h := newHarness(t)
+	app := h.storeClient(&phivault.Client{ID: "chart", Name: "chart", Kind: "public",
+		RedirectURIs: []string{"https://chart.example.org/cb"}, Scopes: []string{"user/*.rs"}})
+
+	if status, body := h.do(managerToken, "PATCH", "/admin/clients/"+app.ID, map[string]any{"status": "suspended", "reason": "investigation"}); status != http.StatusOK {
+		t.Fatalf("suspend with a reason = %d %s, want 200", status, body)
+	}
+	es := h.entriesOf("Client", app.ID)
+	if len(es) != 1 || es[0].Outcome != "ok" || es[0].Decision != "status suspended (reason investigation)" {
+		t.Fatalf("the suspension's entries = %+v, want one with decision \"status suspended (reason investigation)\"", es)
+	}
+	c := h.client(app.ID)
+	for _, bad := range badReasons {
+		status, body := h.do(managerToken, "PATCH", "/admin/clients/"+app.ID, map[string]any{"status": "active", "reason": bad})
+		if status != http.StatusBadRequest || !strings.Contains(string(body), "lowercase letters, digits and hyphens") {
+			t.Errorf("reason %q = %d %s, want 400 stating the rule", bad, status, body)
+		}
+	}
+	status, body := h.do(managerToken, "PATCH", "/admin/clients/"+app.ID, map[string]any{"name": "chart2", "reason": "returned"})
+	if status != http.StatusBadRequest || !strings.Contains(string(body), "send it with status") {
+		t.Errorf("a reason without a status = %d %s, want 400", status, body)
+	}
+	if got := h.client(app.ID); got.Status != phivault.AccountSuspended || got.Name != "chart" || got.Version != c.Version {
+		t.Errorf("refused updates changed the client: %s %q v%d (want v%d)", got.Status, got.Name, got.Version, c.Version)
+	}
+	for _, e := range h.entriesOf("Client", app.ID)[1:] {
+		if e.Outcome != phivault.EINVALID || e.Decision != "" {
+			t.Errorf("a refused update's entry = %+v, want outcome invalid and no decision", e)
+		}
+	}
+	if status, body := h.do(managerToken, "PATCH", "/admin/clients/"+app.ID, map[string]any{"status": "active", "reason": "returned"}); status != http.StatusOK {
+		t.Fatalf("activate with a reason = %d %s, want 200", status, body)
+	}
+	if es := h.entriesOf("Client", app.ID); es[len(es)-1].Decision != "status active (reason returned)" {
+		t.Errorf("the activation's entry = %+v", es[len(es)-1])
+	}
+}

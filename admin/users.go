@@ -138,6 +138,11 @@ type UserUpdate struct {
 	Status             *string   `json:"status,omitempty"`
 	TrainingValidUntil *string   `json:"training_valid_until,omitempty"`
 	ExternalID         *string   `json:"external_id,omitempty"`
+	// Reason says why Status is set: a code (phivault.IsCode), e.g.
+	// "left-organisation", which goes into the Decision of the change's audit
+	// entries; it is not stored with the account. Optional, and only with
+	// Status: anything else is refused (400).
+	Reason *string `json:"reason,omitempty"`
 }
 
 // userStore holds what the user routes need from the handler.
@@ -257,7 +262,13 @@ func setCaller(ctx context.Context, e *phivault.AuditEntry) {
 
 // finish records a change and answers: the error, or status and v.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, typ, id string, err error, status int, v any) {
-	if aerr := h.record(r.Context(), typ, id, err); aerr != nil && err == nil {
+	h.finishDecided(w, r, typ, id, "", err, status, v)
+}
+
+// finishDecided is finish with the entry's Decision set to decision,
+// which holds codes and ids only (see statusDecision).
+func (h *Handler) finishDecided(w http.ResponseWriter, r *http.Request, typ, id, decision string, err error, status int, v any) {
+	if aerr := recordChange(r.Context(), h.opts.Audit, h.log, h.now(), typ, id, err, decision); aerr != nil && err == nil {
 		err = aerr
 	}
 	if err != nil {
@@ -691,11 +702,49 @@ func SessionsChanged(old, a *phivault.Account) bool {
 func (u *userRoutes) update(w http.ResponseWriter, r *http.Request) {
 	var req UserUpdate
 	id := r.PathValue("id")
-	if err := decodeJSON(w, r, &req); err != nil {
+	err := decodeJSON(w, r, &req)
+	if err == nil {
+		err = checkStatusReason(req.Status, req.Reason)
+	}
+	if err != nil {
 		u.h.finish(w, r, "Account", id, err, 0, nil)
 		return
 	}
 	u.change(w, r, id, &req)
+}
+
+var (
+	errReasonCode = phivault.Errorf(phivault.EINVALID,
+		"reason must be a short code: 1 to %d lowercase letters, digits and hyphens, starting with a letter or digit, e.g. left-organisation. "+
+			"The audit trail keeps codes only, never free text; write anything more where the change is tracked.", phivault.MaxCodeLen)
+	errReasonWithoutStatus = phivault.Errorf(phivault.EINVALID, "reason says why status changes: send it with status, or leave it out.")
+)
+
+// checkStatusReason returns an EINVALID error, which states the rule,
+// unless reason is nil, or a code (phivault.IsCode) given with status: a
+// status change's reason goes into the audit trail, which holds ids and
+// codes only, never free text, in which PHI could hide.
+func checkStatusReason(status, reason *string) error {
+	switch {
+	case reason == nil:
+		return nil
+	case !phivault.IsCode(*reason):
+		return errReasonCode
+	case status == nil:
+		return errReasonWithoutStatus
+	}
+	return nil
+}
+
+// statusDecision returns the Decision of the audit entry of an update that
+// sets status with reason: "status suspended (reason left-organisation)".
+// It returns "" without a reason, and if either is not a code
+// (phivault.IsCode), so that nothing typed as free text reaches the trail.
+func statusDecision(status, reason *string) string {
+	if status == nil || reason == nil || !phivault.IsCode(*status) || !phivault.IsCode(*reason) {
+		return ""
+	}
+	return "status " + *status + " (reason " + *reason + ")"
 }
 
 // change applies req to account id, or, if gate says so, stores it as a
@@ -726,7 +775,7 @@ func (u *userRoutes) change(w http.ResponseWriter, r *http.Request, id string, r
 		return
 	}
 	u.h.log.Info("admin: account updated", "account", a)
-	u.h.finish(w, r, "Account", id, nil, http.StatusOK, NewUser(a))
+	u.h.finishDecided(w, r, "Account", id, statusDecision(req.Status, req.Reason), nil, http.StatusOK, NewUser(a))
 }
 
 func (req *UserUpdate) apply(a *phivault.Account) error {

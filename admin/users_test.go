@@ -528,3 +528,87 @@ func TestUsers_UpdateKindless(t *testing.T) {
 		t.Errorf("department = %q after PATCH", u.Department)
 	}
 }
+
+// entriesOf returns the account-change entries of typ/id.
+func (h *harness) entriesOf(typ, id string) []*phivault.AuditEntry {
+	h.t.Helper()
+	var out []*phivault.AuditEntry
+	for _, e := range h.audit() {
+		if e.Action == phivault.ActionAccountChange && e.TargetType == typ && e.TargetID == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// badReasons are reasons that are not codes: free text, in which PHI
+// could hide, and near misses of the rule.
+var badReasons = []string{
+	"left the organisation",
+	"Left-organisation",
+	"covering for Jane Doe, MRN 4471-2290",
+	"jane.doe@example.org",
+	"left_organisation",
+	"-left-organisation",
+	"",
+	strings.Repeat("a", 65),
+}
+
+func TestUsers_UpdateStatusReason(t *testing.T) {
+	h := newHarness(t)
+	u := h.createUser("dr.leave", "nurse")
+
+	// A reason code goes with the status into the change's entry.
+	if status, body := h.do(managerToken, "PATCH", "/admin/users/"+u.ID, map[string]any{"status": "suspended", "reason": "left-organisation"}); status != http.StatusOK {
+		t.Fatalf("suspend with a reason = %d %s, want 200", status, body)
+	}
+	es := h.entriesOf("Account", u.ID)
+	if e := es[len(es)-1]; e.Outcome != "ok" || e.Actor != "mgr1" || e.Decision != "status suspended (reason left-organisation)" {
+		t.Errorf("the suspension's entry = %+v, want decision \"status suspended (reason left-organisation)\"", e)
+	}
+	a := h.account(u.ID)
+	if a.Status != phivault.AccountSuspended {
+		t.Fatalf("status = %q after suspension, want suspended", a.Status)
+	}
+
+	// Anything but a code is refused, and nothing changes: not the
+	// account, and no typed text in the trail.
+	for _, bad := range badReasons {
+		status, body := h.do(managerToken, "PATCH", "/admin/users/"+u.ID, map[string]any{"status": "active", "reason": bad})
+		if status != http.StatusBadRequest || !strings.Contains(string(body), "lowercase letters, digits and hyphens") ||
+			!strings.Contains(string(body), "OperationOutcome") || bad != "" && strings.Contains(string(body), bad) {
+			t.Errorf("reason %q = %d %s, want 400 stating the rule without the reason", bad, status, body)
+		}
+	}
+	// A reason says why the status changes: without one it is refused.
+	status, body := h.do(managerToken, "PATCH", "/admin/users/"+u.ID, map[string]any{"department": "oncology", "reason": "left-organisation"})
+	if status != http.StatusBadRequest || !strings.Contains(string(body), "send it with status") {
+		t.Errorf("a reason without a status = %d %s, want 400", status, body)
+	}
+	if got := h.account(u.ID); got.Status != phivault.AccountSuspended || got.Department != "cardiology" || got.Version != a.Version {
+		t.Errorf("refused updates changed the account: %s, %q, v%d (want v%d)", got.Status, got.Department, got.Version, a.Version)
+	}
+	refused := h.entriesOf("Account", u.ID)[len(es):]
+	if len(refused) != len(badReasons)+1 {
+		t.Errorf("%d entries of refused updates, want %d", len(refused), len(badReasons)+1)
+	}
+	for _, e := range refused {
+		if e.Outcome != phivault.EINVALID || e.Decision != "" {
+			t.Errorf("a refused update's entry = %+v, want outcome invalid and no decision", e)
+		}
+	}
+	all, _ := json.Marshal(h.audit())
+	for _, bad := range badReasons[:5] {
+		if strings.Contains(string(all), bad) {
+			t.Errorf("the trail holds the refused reason %q", bad)
+		}
+	}
+
+	// Callers that give no reason are answered as before.
+	if status, body := h.do(managerToken, "PATCH", "/admin/users/"+u.ID, map[string]any{"status": "active"}); status != http.StatusOK {
+		t.Fatalf("activate without a reason = %d %s, want 200", status, body)
+	}
+	if es := h.entriesOf("Account", u.ID); es[len(es)-1].Decision != "" || es[len(es)-1].Outcome != "ok" {
+		t.Errorf("the activation's entry = %+v, want no decision", es[len(es)-1])
+	}
+}

@@ -21,6 +21,9 @@ type peoplePage struct {
 	Done    string // the notice of the change just made, from the redirect
 	Error   string // the refusal of the form just sent
 	Draft   statusDraft
+	// SuspendReasons and ActivateReasons are the reason codes the status
+	// forms offer.
+	SuspendReasons, ActivateReasons []string
 }
 
 // userRow is an account of the People page with its training state:
@@ -70,6 +73,7 @@ func (h *Handler) renderPeople(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	p.Clients, p.Changes = clients.Clients, changes.Changes
 	p.Me, p.Console = s.principal.ID, ClientID
+	p.SuspendReasons, p.ActivateReasons = suspendReasons, activateReasons
 	h.render(w, r, s, status, "people", "People", p)
 }
 

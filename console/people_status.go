@@ -4,11 +4,15 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 )
 
-// maxReason bounds the reason given for a status change.
-const maxReason = 500
+// Reason codes the status forms offer; the admin API takes any code
+// (phivault.IsCode) and refuses anything else, with a message that says
+// the rule.
+var (
+	suspendReasons  = []string{"left-organisation", "leave-of-absence", "investigation", "account-compromised"}
+	activateReasons = []string{"returned", "error-corrected", "investigation-closed"}
+)
 
 // statusDraft is a status form as sent, kept when it is refused so that
 // the reason typed is not lost.
@@ -20,10 +24,12 @@ type statusDraft struct {
 }
 
 // peopleStatus returns the handler that suspends or activates an account
-// (kind "users") or a client ("clients") with a reason:
-// POST /console/people/{kind}/{id}/status. The admin API's PATCH decides;
-// suspending ends the account's or client's sessions there. A change the
-// API holds for a second admin is listed as such.
+// (kind "users") or a client ("clients") with a reason code:
+// POST /console/people/{kind}/{id}/status. The admin API's PATCH decides,
+// and refuses a reason that is not a code; it records the reason in the
+// change's audit entry, and suspending ends the account's or client's
+// sessions there. A change the API holds for a second admin is listed as
+// such.
 func (h *Handler) peopleStatus(kind string) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, s *session) {
 		d := statusDraft{Kind: kind, ID: r.PathValue("id"), Status: r.PostFormValue("status"),
@@ -36,13 +42,10 @@ func (h *Handler) peopleStatus(kind string) pageFunc {
 			again(http.StatusBadRequest, "Choose to suspend or to activate; nothing was changed.")
 			return
 		case d.Reason == "":
-			again(http.StatusBadRequest, "Give a reason for the change; nothing was changed.")
-			return
-		case utf8.RuneCountInString(d.Reason) > maxReason:
-			again(http.StatusBadRequest, "The reason is too long (at most 500 characters); nothing was changed.")
+			again(http.StatusBadRequest, "Give a reason code for the change, e.g. left-organisation; nothing was changed.")
 			return
 		}
-		rp, err := h.api(r, s, http.MethodPatch, "/fhir/admin/"+kind+"/"+url.PathEscape(d.ID), map[string]string{"status": d.Status})
+		rp, err := h.api(r, s, http.MethodPatch, "/fhir/admin/"+kind+"/"+url.PathEscape(d.ID), map[string]string{"status": d.Status, "reason": d.Reason})
 		if err != nil {
 			h.fail(w, r, s, err)
 			return

@@ -427,23 +427,12 @@ func safeID(id string) string {
 	return ""
 }
 
-func isRuleName(s string) bool { return isCode(s, 64) }
+// isRuleName and isReasonCode accept the codes the audit trail may hold
+// (phivault.IsCode): rule names and triage reasons go into entries as
+// typed.
+func isRuleName(s string) bool { return phivault.IsCode(s) }
 
-func isReasonCode(s string) bool { return isCode(s, 64) }
-
-// isCode reports whether s is 1 to max lowercase letters, digits and
-// hyphens, starting with a letter or digit.
-func isCode(s string, max int) bool {
-	if s == "" || len(s) > max || s[0] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func isReasonCode(s string) bool { return phivault.IsCode(s) }
 
 // isIDText reports whether s can be a user or patient id: up to 256
 // printable ASCII characters (namespaced ids hold a colon).

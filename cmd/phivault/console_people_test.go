@@ -35,8 +35,10 @@ func accountStatus(t *testing.T, a *auditApp, username string) string {
 }
 
 // TestConsole_people has a security admin list people with their
-// training, suspend and activate a nurse with a reason, and see a change
-// to their own account wait for a second admin; other roles are refused.
+// training, suspend and activate a nurse with a reason code (free text is
+// refused by the admin API, and the form comes back as typed), and see a
+// change to their own account wait for a second admin; other roles are
+// refused.
 func TestConsole_people(t *testing.T) {
 	a := mustAuditApp(t)
 	srv := consoleServer(t, a)
@@ -69,8 +71,13 @@ func TestConsole_people(t *testing.T) {
 		t.Errorf("lapsed training is not marked expired:\n%s", row)
 	}
 	row := rowOf(pg.body, "user-"+nurseID)
-	if !strings.Contains(row, "nurse") || strings.Contains(row, "expir") || !strings.Contains(row, ">Suspend nurse<") {
+	if !strings.Contains(row, "nurse") || strings.Contains(row, "expir") || !strings.Contains(row, ">Suspend nurse<") ||
+		!strings.Contains(row, `list="reasons-suspend"`) {
 		t.Errorf("the nurse's row:\n%s", row)
+	}
+	if !strings.Contains(pg.body, `<datalist id="reasons-suspend"><option value="left-organisation">`) ||
+		!strings.Contains(pg.body, `<option value="returned">`) {
+		t.Errorf("the page offers no reason codes:\n%s", pg.body)
 	}
 	if !strings.Contains(pg.body, "<code class=\"wrap\">phivault-console</code>") {
 		t.Errorf("the console's client is not listed:\n%s", pg.body)
@@ -123,6 +130,24 @@ func TestConsole_people(t *testing.T) {
 	if got = sec.do(http.MethodPost, suspend, url.Values{"csrf": {csrf}, "status": {"gone"}, "reason": {"x"}}); got.status != http.StatusBadRequest {
 		t.Errorf("an unknown status = %d", got.status)
 	}
+	// Free text is no reason code: the admin API refuses it, and the form
+	// comes back with its message and what was typed.
+	before := len(a.trail(t))
+	freeText := "badge lost by Jane Doe"
+	got = sec.do(http.MethodPost, suspend, url.Values{"csrf": {csrf}, "status": {"suspended"}, "reason": {freeText}})
+	if got.status != http.StatusBadRequest || !strings.Contains(got.body, "reason must be a short code: 1 to 64 lowercase letters, digits and hyphens") ||
+		!strings.Contains(rowOf(got.body, "user-"+nurseID), `value="`+freeText+`"`) {
+		t.Errorf("a free-text reason = %d %s", got.status, got.body)
+	}
+	refused := a.trail(t)[before:]
+	if len(want(refused, func(e *phivault.AuditEntry) bool {
+		return e.Action == phivault.ActionAccountChange && e.TargetID == nurseID && e.Outcome == phivault.EINVALID
+	})) != 1 {
+		t.Errorf("no audit entry of the refused suspension in %+v", refused)
+	}
+	if b, _ := json.Marshal(refused); strings.Contains(string(b), "Jane") {
+		t.Errorf("the free-text reason reached the trail: %s", b)
+	}
 	if st := accountStatus(t, a, "nurse"); st != phivault.AccountActive {
 		t.Fatalf("the nurse's status = %q after refused posts", st)
 	}
@@ -130,9 +155,10 @@ func TestConsole_people(t *testing.T) {
 		t.Fatalf("the nurse's session after refused posts = %d", pg.status)
 	}
 
-	// Suspending ends the nurse's sessions, the console's too.
-	before := len(a.trail(t))
-	got = sec.do(http.MethodPost, suspend, url.Values{"csrf": {csrf}, "status": {"suspended"}, "reason": {"badge reported lost"}})
+	// Suspending ends the nurse's sessions, the console's too; the
+	// change's entry names the reason code.
+	before = len(a.trail(t))
+	got = sec.do(http.MethodPost, suspend, url.Values{"csrf": {csrf}, "status": {"suspended"}, "reason": {" account-compromised "}})
 	if got.status != http.StatusSeeOther || got.location != "/console/people?done=suspended" {
 		t.Fatalf("suspension = %d %q %s", got.status, got.location, got.body)
 	}
@@ -141,29 +167,35 @@ func TestConsole_people(t *testing.T) {
 	}
 	entries := a.trail(t)[before:]
 	if len(want(entries, func(e *phivault.AuditEntry) bool {
-		return e.Action == phivault.ActionAccountChange && e.TargetID == nurseID && e.Actor == adminID && e.Outcome == "ok"
+		return e.Action == phivault.ActionAccountChange && e.TargetID == nurseID && e.Actor == adminID && e.Outcome == "ok" &&
+			e.Decision == "status suspended (reason account-compromised)"
 	})) != 1 {
-		t.Errorf("no audit entry of the suspension by the admin in %+v", entries)
+		t.Errorf("no audit entry of the suspension by the admin, naming its reason, in %+v", entries)
 	}
 	if pg := nurse.get("/console/reports"); pg.status != http.StatusSeeOther || !strings.HasPrefix(pg.location, "/console/signin?") {
 		t.Errorf("the suspended nurse's session = %d %q", pg.status, pg.location)
 	}
 	pg = sec.get("/console/people?done=suspended")
 	if row := rowOf(pg.body, "user-"+nurseID); !strings.Contains(row, "state-suspended") || !strings.Contains(row, ">Activate nurse<") ||
-		!strings.Contains(pg.body, "The status was set to suspended") {
+		!strings.Contains(row, `list="reasons-activate"`) || !strings.Contains(pg.body, "The status was set to suspended") {
 		t.Errorf("after suspension, the nurse's row:\n%s", row)
 	}
-	got = sec.do(http.MethodPost, suspend, url.Values{"csrf": {csrf}, "status": {"active"}, "reason": {"badge found"}})
+	got = sec.do(http.MethodPost, suspend, url.Values{"csrf": {csrf}, "status": {"active"}, "reason": {"returned"}})
 	if got.status != http.StatusSeeOther || got.location != "/console/people?done=active" {
 		t.Fatalf("activation = %d %q %s", got.status, got.location, got.body)
 	}
 	if st := accountStatus(t, a, "nurse"); st != phivault.AccountActive {
 		t.Fatalf("the nurse's status = %q, want active", st)
 	}
+	if len(want(a.trail(t), func(e *phivault.AuditEntry) bool {
+		return e.TargetID == nurseID && e.Outcome == "ok" && e.Decision == "status active (reason returned)"
+	})) != 1 {
+		t.Errorf("no audit entry of the activation naming its reason")
+	}
 
 	// A change to one's own account waits for a second admin: listed,
 	// not approvable by its asker, withdrawn.
-	got = sec.do(http.MethodPost, "/console/people/users/"+adminID+"/status", url.Values{"csrf": {csrf}, "status": {"suspended"}, "reason": {"leave"}})
+	got = sec.do(http.MethodPost, "/console/people/users/"+adminID+"/status", url.Values{"csrf": {csrf}, "status": {"suspended"}, "reason": {"leave-of-absence"}})
 	if got.status != http.StatusSeeOther || got.location != "/console/people?done=awaits" {
 		t.Fatalf("own suspension = %d %q %s", got.status, got.location, got.body)
 	}
@@ -172,7 +204,7 @@ func TestConsole_people(t *testing.T) {
 	}
 	pg = sec.get("/console/people?done=awaits")
 	approve := changeForm.FindStringSubmatch(pg.body)
-	if approve == nil || !strings.Contains(pg.body, "awaits a second security admin") || !strings.Contains(pg.body, "update · status suspended") {
+	if approve == nil || !strings.Contains(pg.body, "awaits a second security admin") || !strings.Contains(pg.body, "update · status suspended · reason leave-of-absence") {
 		t.Fatalf("the pending change is not listed:\n%s", pg.body)
 	}
 	got = sec.do(http.MethodPost, "/console/people/changes/"+approve[1]+"/approve", url.Values{"csrf": {csrf}})
