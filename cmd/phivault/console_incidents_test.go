@@ -49,32 +49,6 @@ func incidentsAPI(t *testing.T, srv *httptest.Server, token, method, path string
 	return res.StatusCode, res.Header, b
 }
 
-// file is a download from the console: its headers and bytes.
-func (b *consoleBrowser) file(method, path string, form url.Values) (*http.Response, []byte) {
-	b.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequest(method, b.srv.URL+path, body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	res, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	out, err := io.ReadAll(res.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return res, out
-}
-
 // TestConsoleIncidents opens an incident through the API, with an action
 // done and one awaiting a second person, and works it in the console: the
 // list and the page as officers, refused to a nurse; approve and undo

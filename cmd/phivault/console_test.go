@@ -53,6 +53,19 @@ type page struct {
 
 func (b *consoleBrowser) do(method, path string, form url.Values, header ...string) page {
 	b.t.Helper()
+	res, out := b.file(method, path, form, header...)
+	loc := res.Header.Get("Location")
+	if u, err := url.Parse(loc); err == nil && u.Host != "" {
+		loc = u.RequestURI()
+	}
+	return page{status: res.StatusCode, location: loc, body: string(out)}
+}
+
+// file sends one request (form, if not nil, as its urlencoded body; then
+// header's name and value pairs) and returns the answer with its bytes:
+// a page, or a download.
+func (b *consoleBrowser) file(method, path string, form url.Values, header ...string) (*http.Response, []byte) {
+	b.t.Helper()
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -72,12 +85,11 @@ func (b *consoleBrowser) do(method, path string, form url.Values, header ...stri
 		b.t.Fatal(err)
 	}
 	defer res.Body.Close()
-	out, _ := io.ReadAll(res.Body)
-	loc := res.Header.Get("Location")
-	if u, err := url.Parse(loc); err == nil && u.Host != "" {
-		loc = u.RequestURI()
+	out, err := io.ReadAll(res.Body)
+	if err != nil {
+		b.t.Fatal(err)
 	}
-	return page{status: res.StatusCode, location: loc, body: string(out)}
+	return res, out
 }
 
 func (b *consoleBrowser) get(path string) page { b.t.Helper(); return b.do(http.MethodGet, path, nil) }
