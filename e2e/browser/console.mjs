@@ -52,6 +52,18 @@ test('a privacy officer signs in, reads the overview and the alerts, and triages
   assert.equal(await link.count(), 1, 'the open alert is not listed');
   await check(page, 'alerts');
 
+  // The filters apply as they change (htmx), without a page load, and
+  // the address follows them.
+  await page.evaluate(() => { window.phivaultNoReload = true; });
+  await page.getByLabel('State').selectOption('true-positive');
+  await page.waitForURL(/state=true-positive/);
+  await page.locator('#alert-results').getByText('No alert matches these filters.').waitFor();
+  assert.equal(await page.evaluate(() => window.phivaultNoReload), true, 'the filter reloaded the page');
+  await page.getByLabel('State').selectOption('open');
+  await page.waitForURL(/state=open/);
+  await link.waitFor();
+  assertClean(page);
+
   await pressByKeyboard(page, link);
   await page.waitForURL(`${origin}/console/alerts/${alertID}`);
   await page.getByRole('heading', { name: 'Triage' }).waitFor();
