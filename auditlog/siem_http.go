@@ -51,14 +51,14 @@ func NewSIEMHandler(l *Log, auth Authenticator, opts SIEMOptions) http.Handler {
 	// the trail.
 	authorize := func(w http.ResponseWriter, r *http.Request) bool {
 		if err := authorizeAuditor(r.Context()); err != nil {
-			recordDenied(r, l, readEntry(r, opts.Now(), "AuditEvent", ""), err)
+			recordDenied(r, l, readEntry(r, opts.Now(), TargetAuditEvent, ""), err)
 			fhir.WriteOutcome(w, err)
 			return false
 		}
 		return true
 	}
 	record := func(r *http.Request) error {
-		e := readEntry(r, opts.Now(), "AuditEvent", "")
+		e := readEntry(r, opts.Now(), TargetAuditEvent, "")
 		e.SearchParams = paramNames(r)
 		return recordRead(r, l, e)
 	}

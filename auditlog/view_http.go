@@ -90,7 +90,7 @@ type view struct {
 }
 
 func (v *view) serveRead(w http.ResponseWriter, r *http.Request) {
-	if !v.authorize(w, r, authorizeAuditor, "AuditEvent", r.PathValue("index")) {
+	if !v.authorize(w, r, authorizeAuditor, TargetAuditEvent, r.PathValue("index")) {
 		return
 	}
 	idx, err := strconv.ParseInt(r.PathValue("index"), 10, 64)
@@ -104,7 +104,7 @@ func (v *view) serveRead(w http.ResponseWriter, r *http.Request) {
 		fhir.WriteOutcome(w, err)
 		return
 	}
-	rec := readEntry(r, v.opts.Now(), "AuditEvent", r.PathValue("index"))
+	rec := readEntry(r, v.opts.Now(), TargetAuditEvent, r.PathValue("index"))
 	rec.Returned = []string{"AuditEvent/" + r.PathValue("index")}
 	if err := recordRead(r, v.opts.Log, rec); err != nil {
 		fhir.WriteOutcome(w, err)
@@ -185,7 +185,7 @@ func parseQuery(vals url.Values) (Query, error) {
 }
 
 func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
-	if !v.authorize(w, r, authorizeAuditor, "AuditEvent", "") {
+	if !v.authorize(w, r, authorizeAuditor, TargetAuditEvent, "") {
 		return
 	}
 	vals := r.URL.Query()
@@ -253,7 +253,7 @@ func (v *view) serveSearch(w http.ResponseWriter, r *http.Request) {
 		fhir.WriteOutcome(w, err)
 		return
 	}
-	rec := readEntry(r, v.opts.Now(), "AuditEvent", "")
+	rec := readEntry(r, v.opts.Now(), TargetAuditEvent, "")
 	slices.Sort(names)
 	rec.SearchParams = names
 	for _, ev := range events {
@@ -302,8 +302,12 @@ func (v *view) events(ctx context.Context, q Query, idxs []int64) ([]*AuditEvent
 	return out, nil
 }
 
-// Target types of the entries that record reads of the access reports.
+// Target types of the entries that record reads of the trail and its
+// reports. None is a look at a patient's record, though each names the
+// patients it concerns (so that their access reports show who looked).
 const (
+	TargetAuditEvent    = "AuditEvent"    // the trail's entries: a search, a read, an export or a stream
+	TargetPatientLookup = "PatientLookup" // a privacy officer's lookup of patients by name or identifier
 	TargetAccessReport   = "AccessReport"   // a patient's accounting of disclosures
 	TargetActivityReport = "ActivityReport" // a user's activity report
 )

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/auditlog"
 )
 
 // Streams an event can come from.
@@ -118,15 +119,20 @@ func FromEntry(index int64, en *phivault.AuditEntry) Event {
 const TargetReport = "Report"
 
 // securityTargets are the target types of the security API's own audit
-// entries: alerts, incidents, the detector, ingestion, decoys, risk,
-// staff reports.
-var securityTargets = []string{TargetAlert, TargetIncident, TargetDetector, TargetIngest, TargetHoneytoken, TargetUserRisk, TargetReport}
+// entries (alerts, incidents, the detector, ingestion, decoys, risk,
+// staff reports) and of the reads of the trail (its entries, a patient's
+// access report, a user's activity report, a privacy officer's patient
+// lookup).
+var securityTargets = []string{TargetAlert, TargetIncident, TargetDetector, TargetIngest, TargetHoneytoken, TargetUserRisk, TargetReport,
+	auditlog.TargetAuditEvent, auditlog.TargetAccessReport, auditlog.TargetActivityReport, auditlog.TargetPatientLookup}
 
 // OnRecords reports whether ev is about patients' records rather than
 // about security work on them: an officer reading an alert that names a
-// patient, or the incident responder acting on one, is not a look at the
-// patient's record (it names the patients so that the patient's access
-// report shows who handled what about them).
+// patient, a privacy officer reading a patient's access report or finding
+// the patient for it, or the incident responder acting on one, is not a
+// look at the patient's record (it names the patients so that the
+// patient's access report shows who handled what about them). So a
+// privacy officer investigating a decoy's touch is no touch herself.
 func (ev *Event) OnRecords() bool {
 	return ev.Stream != StreamTrail || !slices.Contains(securityTargets, ev.ResourceType)
 }

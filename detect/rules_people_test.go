@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/detect"
 )
 
@@ -318,6 +319,20 @@ func TestHoneytoken(t *testing.T) {
 		{"the responder changes an incident about a decoy", with(peopleRead("incident-responder", ""), func(ev *detect.Event) {
 			ev.Action, ev.ResourceType, ev.ResourceID, ev.Patients = phivault.ActionIncident, detect.TargetIncident, "inc-1", []string{"hp1"}
 		}), nil},
+		// Reads of the trail name the patients they concern: a privacy
+		// officer investigating a decoy's touch is no touch herself.
+		{"a privacy officer reads a decoy's access report", with(peopleRead("po", ""), func(ev *detect.Event) {
+			ev.Action, ev.ResourceType, ev.ResourceID, ev.Patients = phivault.ActionExport, auditlog.TargetAccessReport, "hp1", []string{"hp1"}
+		}), nil},
+		{"a privacy officer's lookup finds a decoy", with(peopleRead("po", ""), func(ev *detect.Event) {
+			ev.Action, ev.ResourceType, ev.ResourceID, ev.Patients = phivault.ActionSearch, auditlog.TargetPatientLookup, "", []string{"pp1", "hp1"}
+		}), nil},
+		{"an officer searches the trail for a decoy", with(peopleRead("po", ""), func(ev *detect.Event) {
+			ev.Action, ev.ResourceType, ev.ResourceID, ev.Patients = phivault.ActionExport, auditlog.TargetAuditEvent, "", []string{"hp1"}
+		}), nil},
+		{"a FHIR search of Patient that hits a decoy", with(peopleRead("po", ""), func(ev *detect.Event) {
+			ev.Action, ev.ResourceType, ev.ResourceID, ev.Patients = phivault.ActionSearch, "Patient", "", []string{"pp1", "hp1"}
+		}), []string{"honeytoken po|hp1"}},
 		{"another system's log says Alert", with(peopleRead("ehr:u1", "hp1"), func(ev *detect.Event) {
 			ev.Stream, ev.ResourceType = detect.StreamIngest, detect.TargetAlert
 		}), []string{"honeytoken ehr:u1|hp1"}},

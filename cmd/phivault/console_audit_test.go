@@ -400,7 +400,7 @@ func TestConsoleAccess_report(t *testing.T) {
 		}
 	}
 	if !slices.ContainsFunc(a.trail(t), func(e *phivault.AuditEntry) bool {
-		return e.Actor == privacyID && e.Action == phivault.ActionSearch && e.TargetType == "Patient" && e.Outcome == "ok" &&
+		return e.Actor == privacyID && e.Action == phivault.ActionSearch && e.TargetType == auditlog.TargetPatientLookup && e.Outcome == "ok" &&
 			slices.Equal(e.Compartments, []string{patient}) && slices.Equal(e.SearchParams, []string{"name"})
 	}) {
 		t.Fatal("no audit entry of the officer's patient search in the patient's compartment")

@@ -192,7 +192,7 @@ func (f *patientFinder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	e := phivault.NewRequestEntry(ctx, r.RemoteAddr, f.now(), phivault.ActionSearch, "Patient", "")
+	e := phivault.NewRequestEntry(ctx, r.RemoteAddr, f.now(), phivault.ActionSearch, auditlog.TargetPatientLookup, "")
 	for _, name := range []string{"identifier", "name"} {
 		if r.URL.Query().Has(name) {
 			e.SearchParams = append(e.SearchParams, name) // names only, never values

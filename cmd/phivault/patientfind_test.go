@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/auditlog"
 )
 
 // findAs asks the patient lookup with token ("" for none) and returns the
@@ -48,7 +49,7 @@ func (a *auditApp) sessionToken(t *testing.T, id string, roles ...string) string
 func lookups(trail []*phivault.AuditEntry, actor string) []*phivault.AuditEntry {
 	var out []*phivault.AuditEntry
 	for _, e := range trail {
-		if e.Actor == actor && e.Action == phivault.ActionSearch && e.TargetType == "Patient" {
+		if e.Actor == actor && e.Action == phivault.ActionSearch && e.TargetType == auditlog.TargetPatientLookup {
 			out = append(out, e)
 		}
 	}
