@@ -306,8 +306,8 @@ func (v *view) events(ctx context.Context, q Query, idxs []int64) ([]*AuditEvent
 // reports. None is a look at a patient's record, though each names the
 // patients it concerns (so that their access reports show who looked).
 const (
-	TargetAuditEvent    = "AuditEvent"    // the trail's entries: a search, a read, an export or a stream
-	TargetPatientLookup = "PatientLookup" // a privacy officer's lookup of patients by name or identifier
+	TargetAuditEvent     = "AuditEvent"     // the trail's entries: a search, a read, an export or a stream
+	TargetPatientLookup  = "PatientLookup"  // a privacy officer's lookup of patients by name or identifier
 	TargetAccessReport   = "AccessReport"   // a patient's accounting of disclosures
 	TargetActivityReport = "ActivityReport" // a user's activity report
 )

@@ -260,7 +260,7 @@ type app struct {
 	// vault is the record service as vault.New made it, below the access
 	// and audit layers: for the few readers that record their own entries
 	// (the privacy officers' patient lookup, patientfind.go).
-	vault *vault.Service
+	vault  *vault.Service
 	server *server.Server
 	// access is the policy enforcement point; see policy.go.
 	access *accessState
