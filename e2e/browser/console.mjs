@@ -11,7 +11,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  assertClean, checkA11y, fillSignIn, launch, newPage, origin, person, pressByKeyboard, screenshot, tabTo,
+  assertClean, checkPage, launch, newPage, origin, person, pressByKeyboard, signInToConsole, tabTo,
 } from './lib.mjs';
 
 const alertID = process.env.PHIVAULT_ALERT;
@@ -23,34 +23,19 @@ before(async () => {
 });
 after(() => browser?.close());
 
-// signInToConsole opens path, is sent to the vault's sign-in page, signs
-// in as p by keyboard, and waits to be back on path.
-async function signInToConsole(page, p, path) {
-  await page.goto(origin + path);
-  await page.getByRole('heading', { name: 'Sign in', level: 1 }).waitFor();
-  await fillSignIn(page, p);
-  await page.waitForURL(origin + path);
-}
-
-// check runs axe on the page and saves its screenshot.
-async function check(page, name, ignore = []) {
-  await checkA11y(page, name);
-  await screenshot(page, `${name}.png`);
-  assertClean(page, ignore);
-}
 
 test('a privacy officer signs in, reads the overview and the alerts, and triages an alert by keyboard', async () => {
   const page = await newPage(browser);
   await signInToConsole(page, person('privacy.demo'), '/console/');
   await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
   assert.ok(await page.getByRole('img', { name: /Alerts detected per day/ }).isVisible(), 'no alert chart on the overview');
-  await check(page, 'overview');
+  await checkPage(page, 'overview');
 
   await pressByKeyboard(page, page.getByRole('link', { name: 'Alerts', exact: true }));
   await page.getByRole('heading', { name: 'Alerts', level: 1 }).waitFor();
   const link = page.locator(`a[href="/console/alerts/${alertID}"]`);
   assert.equal(await link.count(), 1, 'the open alert is not listed');
-  await check(page, 'alerts');
+  await checkPage(page, 'alerts');
 
   // The filters apply as they change (htmx), without a page load, and
   // the address follows them.
@@ -67,7 +52,7 @@ test('a privacy officer signs in, reads the overview and the alerts, and triages
   await pressByKeyboard(page, link);
   await page.waitForURL(`${origin}/console/alerts/${alertID}`);
   await page.getByRole('heading', { name: 'Triage' }).waitFor();
-  await check(page, 'alert');
+  await checkPage(page, 'alert');
 
   await tabTo(page, page.getByLabel(/^Note/));
   await page.keyboard.type('Decoy opened by the operator during a drill.');
@@ -83,7 +68,7 @@ test('a nurse sends an anonymous report, follows it by its receipt, and is refus
   const page = await newPage(browser);
   await signInToConsole(page, person('nurse.demo'), '/console/report');
   assert.deepEqual(await page.getByRole('navigation', { name: 'Console' }).getByRole('link').allInnerTexts(), ['Report something', 'My reports']);
-  await check(page, 'report');
+  await checkPage(page, 'report');
 
   await tabTo(page, page.getByLabel('A suspicious e-mail, message or call (phishing)'));
   await tabTo(page, page.getByLabel(/^Describe it/));
@@ -95,7 +80,7 @@ test('a nurse sends an anonymous report, follows it by its receipt, and is refus
   const receipt = (await page.locator('#receipt').innerText()).trim();
   const id = (await page.locator('.lead code').innerText()).trim();
   assert.match(receipt, /.{20,}/);
-  await check(page, 'report-sent');
+  await checkPage(page, 'report-sent');
 
   await page.goto(origin + '/console/reports');
   assert.match(await page.locator('main').innerText(), /You have sent no reports under your name/, 'the anonymous report is listed under the nurse');
@@ -106,7 +91,7 @@ test('a nurse sends an anonymous report, follows it by its receipt, and is refus
   await pressByKeyboard(page, page.getByRole('button', { name: 'Show its state' }));
   await page.getByRole('heading', { name: `Report ${id}` }).waitFor();
   assert.match(await page.locator('main').innerText(), /received/);
-  await check(page, 'reports');
+  await checkPage(page, 'reports');
 
   for (const path of ['/console/', '/console/alerts', `/console/alerts/${alertID}`]) {
     const res = await page.goto(origin + path);
@@ -118,7 +103,7 @@ test('a nurse sends an anonymous report, follows it by its receipt, and is refus
     await page.getByRole('heading', { name: 'Not allowed', level: 1 }).waitFor();
     assert.doesNotMatch(await page.content(), new RegExp(alertID), `${path} shows the alert to a nurse`);
   }
-  await check(page, 'not-allowed', [/status of 403/]);
+  await checkPage(page, 'not-allowed', [/status of 403/]);
 
   // A form posted without the session's CSRF token changes nothing.
   const status = await page.evaluate(async () => {

@@ -26,7 +26,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
-  assertClean, checkA11y, fillSignIn, launch, newPage, origin, person, pressByKeyboard, screenshot, tabTo,
+  assertClean, checkPage, launch, newPage, origin, person, pressByKeyboard, signInToConsole, tabTo,
 } from './lib.mjs';
 
 const incidentID = process.env.PHIVAULT_INCIDENT;
@@ -47,22 +47,6 @@ before(async () => {
 });
 after(() => browser?.close());
 
-// signInToConsole opens path, is sent to the vault's sign-in page, signs
-// in as p by keyboard, and waits to be back on path.
-async function signInToConsole(page, p, path) {
-  await page.goto(origin + path);
-  await page.getByRole('heading', { name: 'Sign in', level: 1 }).waitFor();
-  await fillSignIn(page, p);
-  await page.waitForURL(origin + path);
-}
-
-// check runs axe on the page, saves its screenshot and fails on any CSP
-// violation or console error (but those matching ignore).
-async function check(page, name, ignore = []) {
-  await checkA11y(page, name);
-  await screenshot(page, `${name}.png`);
-  assertClean(page, ignore);
-}
 
 // follow goes to the navigation's link label by keyboard and waits for
 // the page's heading h1.
@@ -98,13 +82,13 @@ describe('officers', { concurrency: 2 }, () => {
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
     const nav = await page.getByRole('navigation', { name: 'Console' }).getByRole('link').allInnerTexts();
     assert.deepEqual(nav, ['Overview', 'Alerts', 'Incidents', 'Audit', 'People', 'Keys & vault', 'Report something', 'My reports']);
-    await check(page, 'overview-admin');
+    await checkPage(page, 'overview-admin');
 
     await follow(page, 'People', 'People');
     const row = page.locator('tr[id^="user-"]').filter({ hasText: suspendee });
     assert.equal(await row.count(), 1, `${suspendee} is not listed once`);
     assert.equal((await row.locator('.state').innerText()).trim(), 'active');
-    await check(page, 'people');
+    await checkPage(page, 'people');
 
     // Suspend, then activate again, each with a reason, by keyboard.
     for (const [verb, after] of [['Suspend', 'suspended'], ['Activate', 'active']]) {
@@ -118,7 +102,7 @@ describe('officers', { concurrency: 2 }, () => {
 
     await follow(page, 'Keys & vault', 'Keys and vault');
     assert.match(await main(page), /unsealed/);
-    await check(page, 'keys');
+    await checkPage(page, 'keys');
 
     // A confirmation that is not exactly SEAL: the page again, with the
     // reason, and the vault still unsealed.
@@ -131,7 +115,7 @@ describe('officers', { concurrency: 2 }, () => {
     assert.equal(res.status(), 400);
     await page.getByRole('alert').waitFor();
     assert.match(await main(page), /unsealed: records are served/);
-    await check(page, 'keys-refused', [/status of 400/]);
+    await checkPage(page, 'keys-refused', [/status of 400/]);
 
     // The incident, without the privacy officer's breach page.
     await page.goto(`${origin}/console/incidents/${incidentID}`);
@@ -150,19 +134,19 @@ describe('officers', { concurrency: 2 }, () => {
     assert.deepEqual(nav, ['Overview', 'Alerts', 'Incidents', 'Access report', 'Audit', 'Report something', 'My reports']);
     const link = page.locator(`a[href="/console/incidents/${incidentID}"]`);
     assert.equal(await link.count(), 1, 'the open incident is not listed');
-    await check(page, 'incidents');
+    await checkPage(page, 'incidents');
 
     // The incident, opened from the list, and its breach page.
     await pressByKeyboard(page, link);
     await page.waitForURL(`${origin}/console/incidents/${incidentID}`);
     await page.getByRole('heading', { name: 'Timeline' }).waitFor();
     assert.match(await page.getByRole('heading', { level: 1 }).innerText(), /Decoy patient touched by/);
-    await check(page, 'incident');
+    await checkPage(page, 'incident');
     await pressByKeyboard(page, page.getByRole('link', { name: 'Breach impact and notice letters' }), 60);
     await page.getByRole('heading', { name: 'Breach impact', level: 1 }).waitFor();
     // The operator's read of the decoy succeeded: that patient's record left.
     assert.match(await main(page), /Secured\s+no/);
-    await check(page, 'incident-breach');
+    await checkPage(page, 'incident-breach');
 
     // The access report: the privacy officers' lookup finds the patient
     // by name.
@@ -173,13 +157,13 @@ describe('officers', { concurrency: 2 }, () => {
     await page.waitForURL(/\/console\/access\?/);
     const found = page.locator(`main a[href="/console/access/${patientID}"]`);
     assert.equal(await found.count(), 1, `the name search did not find patient ${patientID}`);
-    await check(page, 'access');
+    await checkPage(page, 'access');
     await pressByKeyboard(page, found);
     await page.waitForURL(new RegExp(`/console/access/${patientID}$`));
     await page.getByRole('heading', { name: /Who accessed patient/, level: 1 }).waitFor();
     const accesses = page.locator('main table tbody tr');
     assert.ok(await accesses.count() >= 1, 'the operator\'s read of the decoy is not in its access report');
-    await check(page, 'access-report');
+    await checkPage(page, 'access-report');
 
     // The exports, downloaded by keyboard.
     for (const [label, ext, magic] of [['Export CSV', 'csv', null], ['Export PDF', 'pdf', '%PDF-']]) {
@@ -231,7 +215,7 @@ describe('officers', { concurrency: 2 }, () => {
     await page.route('**/console/audit/proof?*', (route) => route.fulfill({ json: data }));
     await verify(second, /^failed: the inclusion proof does not lead to the checkpoint's root hash/);
     await page.unrouteAll();
-    await check(page, 'audit');
+    await checkPage(page, 'audit');
 
     await page.reload();
     assert.equal(await page.getByLabel('Audit verifier key').inputValue(), verifierKey, 'the key is not kept');

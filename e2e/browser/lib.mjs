@@ -333,3 +333,24 @@ export async function signIn(page, p, { clientID, redirectURI, scope }) {
   assert.equal(to.searchParams.get('state'), auth.state, 'the redirect carries another state');
   return to;
 }
+
+/**
+ * signInToConsole opens path of the console, is sent to the vault's
+ * sign-in page, signs in as p by keyboard, and waits to be back on path.
+ */
+export async function signInToConsole(page, p, path) {
+  await page.goto(origin + path);
+  await page.getByRole('heading', { name: 'Sign in', level: 1 }).waitFor();
+  await fillSignIn(page, p);
+  await page.waitForURL(origin + path);
+}
+
+/**
+ * checkPage runs axe on the page, saves its screenshot as name.png and
+ * fails on any CSP violation or console error (but those matching ignore).
+ */
+export async function checkPage(page, name, ignore = []) {
+  await checkA11y(page, name);
+  await screenshot(page, `${name}.png`);
+  assertClean(page, ignore);
+}
