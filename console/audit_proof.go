@@ -64,7 +64,8 @@ func (h *Handler) auditProof(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	out.Checkpoint = string(rp.body)
-	size, err := checkpointSize(rp.body)
+	cp, err := readCheckpoint(rp.body)
+	size := cp.N
 	if err != nil {
 		h.proofFail(w, r, s, err)
 		return
@@ -89,18 +90,14 @@ func (h *Handler) auditProof(w http.ResponseWriter, r *http.Request, s *session)
 	writeProofJSON(w, http.StatusOK, out)
 }
 
-// checkpointSize reads the tree size of a signed checkpoint, unverified:
-// the browser checks the signature.
-func checkpointSize(signed []byte) (int64, error) {
+// readCheckpoint reads a signed checkpoint's text (origin, tree size,
+// root hash), unverified: the browser checks the signature.
+func readCheckpoint(signed []byte) (auditlog.Checkpoint, error) {
 	i := bytes.LastIndex(signed, []byte("\n\n"))
 	if i < 0 {
-		return 0, errors.New("console: the checkpoint is not a signed note")
+		return auditlog.Checkpoint{}, errors.New("console: the checkpoint is not a signed note")
 	}
-	c, err := auditlog.ParseCheckpoint(string(signed[:i+1]))
-	if err != nil {
-		return 0, err
-	}
-	return c.N, nil
+	return auditlog.ParseCheckpoint(string(signed[:i+1]))
 }
 
 // entryBytes returns the stored bytes of the entry at index, from the

@@ -5,9 +5,9 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/detect"
 	"github.com/phivault/phivault/incident"
 )
@@ -24,7 +24,7 @@ type overviewPage struct {
 	Hourly     *barChart // today's accesses per hour
 	Detector   *detect.Status
 	Incidents  []incident.View
-	Checkpoint *checkpoint
+	Checkpoint *auditlog.Checkpoint // the latest signed one, unverified
 	Vault      *vaultStatus
 	Keys       *keyStatus // the key status, for security admins
 }
@@ -120,7 +120,9 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	p.Incidents = list.Incidents
 	if rp, err := h.api(r, s, http.MethodGet, "/fhir/audit/checkpoint", nil); err == nil && rp.status == http.StatusOK {
-		p.Checkpoint = parseCheckpoint(rp.body)
+		if cp, err := readCheckpoint(rp.body); err == nil {
+			p.Checkpoint = &cp
+		}
 	}
 	var vs vaultStatus
 	if err := h.getJSON(r, s, "/security/vault", &vs); err == nil {
@@ -146,22 +148,4 @@ func hourlyChart(day time.Time, hours [24]int) *barChart {
 		c.Slots = append(c.Slots, chartSlot{Label: strconv.Itoa(h), Values: []int{n}})
 	}
 	return c.layout()
-}
-
-// checkpoint is what the overview shows of the latest signed checkpoint.
-type checkpoint struct {
-	Origin string
-	Size   string
-	Hash   string
-}
-
-// parseCheckpoint reads the first three lines of a signed checkpoint
-// note (origin, tree size, root hash); the browser's proof checker
-// verifies it for real.
-func parseCheckpoint(b []byte) *checkpoint {
-	lines := strings.SplitN(string(b), "\n", 4)
-	if len(lines) < 4 {
-		return nil
-	}
-	return &checkpoint{Origin: lines[0], Size: lines[1], Hash: lines[2]}
 }
