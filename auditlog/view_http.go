@@ -412,7 +412,7 @@ func (v *view) serveReport(w http.ResponseWriter, r *http.Request, base Query, n
 	}
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="access-report-`+safeFileName(name)+`.csv"`)
+		w.Header().Set("Content-Disposition", `attachment; filename="access-report-`+SafeFileName(name)+`.csv"`)
 		rep.WriteCSV(ctx, w) // an error midway leaves a short file; the rows sent are right
 		return
 	}
@@ -431,7 +431,10 @@ func (v *view) baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host + "/fhir"
 }
 
-func safeFileName(s string) string {
+// SafeFileName keeps s to letters, digits, '-' and '.' (others become
+// '_'), for a file name in a Content-Disposition header: the reports' and
+// the console's downloads.
+func SafeFileName(s string) string {
 	return strings.Map(func(c rune) rune {
 		if c == '-' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') {
 			return c

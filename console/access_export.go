@@ -11,6 +11,8 @@ import (
 	"codeberg.org/go-pdf/fpdf"
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
+
+	"github.com/phivault/phivault/auditlog"
 )
 
 // accessCSV streams the access report API's own CSV as an attachment:
@@ -62,7 +64,7 @@ func (h *Handler) accessPDF(w http.ResponseWriter, r *http.Request, s *session, 
 		return
 	}
 	w.Header().Set("Content-Type", "application/pdf")
-	w.Header().Set("Content-Disposition", `attachment; filename="access-report-patient-`+fileSafe(patient)+`.pdf"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="access-report-patient-`+auditlog.SafeFileName(patient)+`.pdf"`)
 	w.Write(buf.Bytes())
 }
 
@@ -169,14 +171,4 @@ func (f accessFilter) describe() string {
 		return "none"
 	}
 	return strings.Join(out, ", ")
-}
-
-// fileSafe keeps s to letters, digits, '-' and '.', for a file name.
-func fileSafe(s string) string {
-	return strings.Map(func(c rune) rune {
-		if c == '-' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
-			return c
-		}
-		return '_'
-	}, s)
 }
