@@ -14,6 +14,18 @@ var (
 	activateReasons = []string{"returned", "error-corrected", "investigation-closed"}
 )
 
+// statusForm is the data of a suspend-or-activate form of the People
+// page: for an account (kind "users") or a client ("clients").
+type statusForm struct {
+	Kind, Letter, ID, Status, Label, CSRF string
+	Draft                                 statusDraft
+}
+
+// newStatusForm is the People template's statusForm function.
+func newStatusForm(kind, id, status, label, csrf string, draft statusDraft) statusForm {
+	return statusForm{Kind: kind, Letter: kind[:1], ID: id, Status: status, Label: label, CSRF: csrf, Draft: draft}
+}
+
 // statusDraft is a status form as sent, kept when it is refused so that
 // the reason typed is not lost.
 type statusDraft struct {

@@ -65,9 +65,10 @@ func parsePages() (*pages, error) {
 			}
 			return t.UTC().Format(time.DateOnly)
 		},
-		"join":  strings.Join,
-		"list":  func(s ...string) []string { return s },
-		"short": func(id string) string { return shortID(id) },
+		"join":       strings.Join,
+		"list":       func(s ...string) []string { return s },
+		"statusForm": newStatusForm,
+		"short":      func(id string) string { return shortID(id) },
 		"ms": func(ms int64) string {
 			return (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond).String()
 		},
