@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -267,5 +268,32 @@ func TestBenchConsole(t *testing.T) {
 	t.Setenv("PHIVAULT_PASSWORD", "wrong")
 	if err := run(context.Background(), []string{"bench", "-mode", "console", "-user", "privacy", "-url", srv.URL + "/fhir", "-cacert", cert}, &out, &errOut); err == nil {
 		t.Error("bench -mode console with a wrong password did not fail")
+	}
+}
+
+// TestConsole_patientRefused: a patient who signs in through the
+// console's own sign-in gets no session (the console is for staff; their
+// access report stays in the API and apps): the OAuth server refuses the
+// console's user scopes to a patient, before any token is issued.
+func TestConsole_patientRefused(t *testing.T) {
+	a := mustAuditApp(t)
+	srv := consoleServer(t, a)
+	status, body := a.do(t, http.MethodPost, "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Testperson"}]}`)
+	var pat struct{ ID string }
+	if status != http.StatusCreated || json.Unmarshal(body, &pat) != nil {
+		t.Fatalf("create patient = %d %s", status, body)
+	}
+	ctx := phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test"))
+	p, err := a.newSignInAccount(ctx, admin.UserCreate{Username: "pat", Kind: phivault.PrincipalPatient, PatientID: pat.ID}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newConsoleBrowser(t, srv)
+	pg := b.signIn("/console/report", p)
+	if pg.status != http.StatusForbidden || !strings.Contains(pg.body, "may not use the console") || strings.Contains(pg.body, "url=") {
+		t.Fatalf("a patient's callback = %d %s", pg.status, pg.body)
+	}
+	if pg = b.get("/console/report"); pg.status != http.StatusSeeOther || !strings.HasPrefix(pg.location, "/console/signin") {
+		t.Fatalf("the patient's next page = %d %q, want sent to sign in", pg.status, pg.location)
 	}
 }
