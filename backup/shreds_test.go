@@ -22,21 +22,23 @@ import (
 func TestShreds_surviveRestore(t *testing.T) {
 	ctx := context.Background()
 	v := mustTestVault(t)
+	// Names long enough that random ciphertext cannot contain them by chance.
+	const p1, p2 = "first-patient-5e1c9a", "second-patient-9b7d42"
 	v.insert(t, 3, 100)
 	old := v.backup(t).Snapshot
 
 	t1 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	shreds := []backup.Shred{{Compartment: "p2", At: t1.Add(time.Minute)}, {Compartment: "p1", At: t1}}
+	shreds := []backup.Shred{{Compartment: p2, At: t1.Add(time.Minute)}, {Compartment: p1, At: t1}}
 	if n, err := backup.RecordShreds(ctx, v.target, v.keys, rand.Reader, shreds); err != nil || n != 2 {
 		t.Fatalf("RecordShreds() = %d, %v; want 2, nil", n, err)
 	}
-	if n, err := backup.RecordShreds(ctx, v.target, v.keys, rand.Reader, append(shreds, backup.Shred{Compartment: "p1", At: t1.Add(time.Hour)})); err != nil || n != 0 {
+	if n, err := backup.RecordShreds(ctx, v.target, v.keys, rand.Reader, append(shreds, backup.Shred{Compartment: p1, At: t1.Add(time.Hour)})); err != nil || n != 0 {
 		t.Fatalf("RecordShreds() again = %d, %v; want 0, nil", n, err)
 	}
 	names, _ := v.target.List(ctx, "shreds/")
 	for _, n := range names {
 		b, _ := os.ReadFile(v.object(n))
-		if strings.Contains(n, "p1") || strings.Contains(string(b), "p1") {
+		if strings.Contains(n, p1) || strings.Contains(string(b), p1) {
 			t.Errorf("tombstone %s names the patient in the clear", n)
 		}
 	}
@@ -57,7 +59,7 @@ func TestShreds_surviveRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Restore() = %v", err)
 	}
-	if len(applied) != 2 || applied[0].Compartment != "p1" || !applied[0].At.Equal(t1) || applied[1].Compartment != "p2" {
+	if len(applied) != 2 || applied[0].Compartment != p1 || !applied[0].At.Equal(t1) || applied[1].Compartment != p2 {
 		t.Errorf("ApplyShreds got %v, want p1 then p2 at their first times", applied)
 	}
 	if seen == dest {
