@@ -14,6 +14,9 @@
 //	GET  /admin/keys/status            KEK versions, ages, DEKs per version, rewrap progress
 //	POST /admin/$unseal                unseal: {"passphrase": "..."}, or empty for a KMS or HSM
 //	POST /admin/$seal                  seal: drop the keyring and every cached key at once
+//
+// With Options.ApproveKeyActions, $shred and $compromised wait for a
+// second security admin (see approval.go).
 package admin
 
 import (
@@ -73,6 +76,13 @@ type Options struct {
 	Hasher     *identity.Hasher // nil means identity.NewHasher()
 	Rand       io.Reader        // ids and TOTP secrets; nil means crypto/rand
 	TOTPIssuer string           // default DefaultTOTPIssuer
+
+	// ApproveKeyActions makes the actions that cannot be undone, $shred
+	// and $compromised, wait for a second security admin, as grants do
+	// (see approval.go): a security admin who signed in asks, another
+	// approves, and the bootstrap token and other system clients are
+	// refused them. Off, they apply at once.
+	ApproveKeyActions bool
 }
 
 // Handler serves the admin API. It is safe for concurrent use.
@@ -131,6 +141,19 @@ func (h *Handler) secure(next func(http.ResponseWriter, *http.Request)) http.Han
 				}
 			}
 			fhir.WriteOutcome(w, errNotSecurityAdmin)
+			return
+		}
+		if h.awaitsSecondAdmin(e.Action) {
+			if person(r) == nil {
+				e.Outcome = phivault.EFORBIDDEN
+				if err := h.appendEntry(r.Context(), e); err != nil {
+					fhir.WriteOutcome(w, err)
+					return
+				}
+				fhir.WriteOutcome(w, errDestructiveNeedsPerson)
+				return
+			}
+			next(w, r) // a pending change: approval.go records its steps
 			return
 		}
 		if e == nil || e.Action == phivault.ActionShred { // auditlog.NewShredder records shreds that run
@@ -263,11 +286,28 @@ func (h *Handler) patientOp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	at, err := h.opts.Records.Shred(r.Context(), id)
-	pending := errors.Is(err, phivault.ErrErasePending)
-	if err != nil && !pending {
+	if h.opts.ApproveKeyActions {
+		h.requestChange(w, r, &pendingChange{
+			PendingChange: PendingChange{PatientID: id, Kind: ChangeShred, Reason: ReasonDestructive},
+			apply:         func(ctx context.Context) (any, error) { return h.shred(ctx, id) },
+		})
+		return
+	}
+	out, err := h.shred(r.Context(), id)
+	if err != nil {
 		fhir.WriteOutcome(w, err)
 		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// shred crypto-shreds patient id (Records records it in the audit trail)
+// and returns the answer that says so.
+func (h *Handler) shred(ctx context.Context, id string) (*fhir.OperationOutcome, error) {
+	at, err := h.opts.Records.Shred(ctx, id)
+	pending := errors.Is(err, phivault.ErrErasePending)
+	if err != nil && !pending {
+		return nil, err
 	}
 	done := "Patient/" + id + " was crypto-shredded at " + at.UTC().Format(time.RFC3339Nano) + "; its records can no longer be read."
 	if pending {
@@ -275,13 +315,12 @@ func (h *Handler) patientOp(w http.ResponseWriter, r *http.Request) {
 		// waits. The cause is for the operator (a lock held too long,
 		// the database role not owning the key table).
 		h.log.Warn("admin: patient shredded; erasure of the old key bytes pending", "patient", id, "at", at,
-			"actor", api.ActorFromContext(r.Context()), "cause", err.Error())
-		writeJSON(w, http.StatusOK, fhir.NewOutcome("warning", "informational", done+
-			" Erasing the destroyed key's old bytes from the database files is pending: it is retried at the next shred and when the server starts."))
-		return
+			"actor", api.ActorFromContext(ctx), "cause", err.Error())
+		return fhir.NewOutcome("warning", "informational", done+
+			" Erasing the destroyed key's old bytes from the database files is pending: it is retried at the next shred and when the server starts."), nil
 	}
-	h.log.Info("admin: patient shredded", "patient", id, "at", at, "actor", api.ActorFromContext(r.Context()))
-	writeJSON(w, http.StatusOK, fhir.NewOutcome("information", "informational", done))
+	h.log.Info("admin: patient shredded", "patient", id, "at", at, "actor", api.ActorFromContext(ctx))
+	return fhir.NewOutcome("information", "informational", done), nil
 }
 
 func (h *Handler) keysOp(w http.ResponseWriter, r *http.Request) {
@@ -313,13 +352,42 @@ func (h *Handler) kekOp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := phivault.KeyID(r.PathValue("kek"))
-	if err := h.opts.Keys.MarkCompromised(r.Context(), id); err != nil {
+	if h.opts.ApproveKeyActions {
+		c := &pendingChange{PendingChange: PendingChange{KeyID: string(id), Kind: ChangeKeyCompromised, Reason: ReasonDestructive}}
+		c.apply = func(ctx context.Context) (any, error) {
+			// secure recorded only the request: the mark is recorded here.
+			out, err := h.markCompromised(ctx, id)
+			e := &phivault.AuditEntry{Time: h.now().UTC(), Action: phivault.ActionKeyCompromised, TargetType: "Key", TargetID: string(id),
+				Outcome: "ok", Decision: "change " + c.ID + " requested by " + c.RequestedBy + " approved"}
+			if err != nil {
+				e.Outcome = phivault.ErrorCode(err)
+			}
+			setCaller(ctx, e)
+			if aerr := h.appendEntry(ctx, e); aerr != nil && err == nil {
+				err = aerr
+			}
+			return out, err
+		}
+		h.requestChange(w, r, c)
+		return
+	}
+	out, err := h.markCompromised(r.Context(), id)
+	if err != nil {
 		fhir.WriteOutcome(w, err)
 		return
 	}
-	h.log.Warn("admin: key-encryption key marked compromised", "kek", string(id), "actor", api.ActorFromContext(r.Context()))
-	writeJSON(w, http.StatusAccepted, fhir.NewOutcome("information", "informational",
-		"The key-encryption key version was marked compromised; it is being rotated out (GET keys/status)."))
+	writeJSON(w, http.StatusAccepted, out)
+}
+
+// markCompromised marks KEK version id compromised and returns the answer
+// that says so.
+func (h *Handler) markCompromised(ctx context.Context, id phivault.KeyID) (*fhir.OperationOutcome, error) {
+	if err := h.opts.Keys.MarkCompromised(ctx, id); err != nil {
+		return nil, err
+	}
+	h.log.Warn("admin: key-encryption key marked compromised", "kek", string(id), "actor", api.ActorFromContext(ctx))
+	return fhir.NewOutcome("information", "informational",
+		"The key-encryption key version was marked compromised; it is being rotated out (GET keys/status)."), nil
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {

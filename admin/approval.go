@@ -43,6 +43,12 @@ import (
 //     reads every unlabelled record. A new client exists only once
 //     approved.
 //
+//   - Where the site asks for it (Options.ApproveKeyActions), an action
+//     that cannot be undone: crypto-shredding a patient, or marking a
+//     key-encryption key version compromised. No one alone destroys
+//     records for good, or forces every stored key to be rewrapped; and
+//     no system client does it at all.
+//
 // Only an identified person asks and approves: a staff principal with
 // AdminRole. The approver is neither the one who asked nor the account
 // changed. A system principal (the bootstrap token) or no principal can
@@ -83,6 +89,9 @@ const (
 
 	ChangeClientCreate = "client-create" // POST clients of a client that reaches records
 	ChangeClientUpdate = "client-update" // PATCH clients/{id} that widens its reach or trusts a new key or redirect URI
+
+	ChangeShred          = "shred"           // POST patients/{id}/$shred, with Options.ApproveKeyActions
+	ChangeKeyCompromised = "key-compromised" // POST keys/{kek}/$compromised, with Options.ApproveKeyActions
 )
 
 // Why a change waits, as PendingChange.Reason says.
@@ -90,6 +99,7 @@ const (
 	ReasonSelf        = "self"        // a change to the requester's own account
 	ReasonGrant       = "grant"       // it gives access to records (to an account or a client) or the admin role
 	ReasonCredentials = "credentials" // it resets another person's credentials, or a client's that reaches records
+	ReasonDestructive = "destructive" // it cannot be undone (Options.ApproveKeyActions)
 )
 
 // PendingChange is a change waiting for a second admin, as GET
@@ -98,9 +108,13 @@ type PendingChange struct {
 	ID string `json:"id"`
 	// AccountID is the account an account change is for (for ChangeCreate,
 	// the id it will have); ClientID the client a client change is for
-	// (for ChangeClientCreate, the client_id it will have). One is "".
+	// (for ChangeClientCreate, the client_id it will have); PatientID the
+	// patient a ChangeShred shreds; KeyID the key-encryption key version a
+	// ChangeKeyCompromised marks. One is set.
 	AccountID   string `json:"account_id,omitempty"`
 	ClientID    string `json:"client_id,omitempty"`
+	PatientID   string `json:"patient_id,omitempty"`
+	KeyID       string `json:"key_id,omitempty"`
 	RequestedBy string `json:"requested_by"` // the principal (account) that asked
 	Requested   string `json:"requested"`
 	Expires     string `json:"expires"`
@@ -118,11 +132,16 @@ type PendingChange struct {
 	Client       *ClientView   `json:"client,omitempty"`
 }
 
-// target names what c changes, for its audit entries: "Account" or
-// "Client", and its id.
+// target names what c changes, for its audit entries: "Account",
+// "Client", "Patient" or "Key", and its id.
 func (c *PendingChange) target() (typ, id string) {
-	if c.ClientID != "" {
+	switch {
+	case c.ClientID != "":
 		return "Client", c.ClientID
+	case c.PatientID != "":
+		return "Patient", c.PatientID
+	case c.KeyID != "":
+		return "Key", c.KeyID
 	}
 	return "Account", c.AccountID
 }
@@ -233,6 +252,17 @@ func accessChanged(old, a *phivault.Account) bool {
 // errAwaitsApproval is returned by gate for a change that waits for a
 // second admin; the handler then stores it as a pending change.
 var errAwaitsApproval = errors.New("admin: change awaits a second admin")
+
+var errDestructiveNeedsPerson = phivault.Errorf(phivault.EFORBIDDEN,
+	"On this server, crypto-shredding a patient and marking a key compromised need two security admins: one signs in and asks, another approves. "+
+		"The bootstrap token and other system clients cannot ask.")
+
+// awaitsSecondAdmin reports whether an admin route of audit action
+// action stores a pending change rather than acting (see
+// Options.ApproveKeyActions).
+func (h *Handler) awaitsSecondAdmin(action string) bool {
+	return h.opts.ApproveKeyActions && (action == phivault.ActionShred || action == phivault.ActionKeyCompromised)
+}
 
 var errNeedsPerson = phivault.Errorf(phivault.EFORBIDDEN,
 	"This change gives access to patients' records or to approving such changes: a security admin signs in and asks for it, and another approves it. "+
@@ -488,6 +518,10 @@ func (h *Handler) requestChange(w http.ResponseWriter, r *http.Request, c *pendi
 // pendingMessage says why c waits.
 func pendingMessage(c *PendingChange) string {
 	switch {
+	case c.Kind == ChangeShred:
+		return "Crypto-shredding a patient cannot be undone, and on this server needs a second admin"
+	case c.Kind == ChangeKeyCompromised:
+		return "Marking a key-encryption key compromised cannot be undone, and on this server needs a second admin"
 	case c.ClientID != "" && c.Reason == ReasonCredentials:
 		return "Trusting a new key or redirect URI of a client that reaches patients' records needs a second admin"
 	case c.ClientID != "":

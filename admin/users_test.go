@@ -66,7 +66,9 @@ type harness struct {
 	bodies  bytes.Buffer // every response body, to search for secrets
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness starts the admin API on a fresh store, with opts applied to
+// its options.
+func newHarness(t *testing.T, opts ...func(*admin.Options)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "phivault.db"))
@@ -77,7 +79,7 @@ func newHarness(t *testing.T) *harness {
 	l := storetest.OpenAuditLog(t, db)
 	h := &harness{t: t, db: db, revoker: &storetest.Revoker{}, log: l, now: time.Now()}
 	fast := &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
-	handler := admin.NewHandler(admin.Options{
+	o := admin.Options{
 		Authenticator: principals{&api.TokenAuthenticator{Hash: api.HashToken(bareToken), Actor: "bare"}},
 		Accounts:      db,
 		Clients:       db,
@@ -85,7 +87,11 @@ func newHarness(t *testing.T) *harness {
 		Audit:         l,
 		Hasher:        fast,
 		Now:           func() time.Time { return h.now },
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	handler := admin.NewHandler(o)
 	h.srv = httptest.NewServer(handler)
 	t.Cleanup(h.srv.Close)
 	return h
