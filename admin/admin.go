@@ -143,7 +143,7 @@ func (h *Handler) secure(next func(http.ResponseWriter, *http.Request)) http.Han
 			fhir.WriteOutcome(w, errNotSecurityAdmin)
 			return
 		}
-		if h.awaitsSecondAdmin(e.Action) {
+		if e != nil && h.awaitsSecondAdmin(e.Action) {
 			if person(r) == nil {
 				e.Outcome = phivault.EFORBIDDEN
 				if err := h.appendEntry(r.Context(), e); err != nil {

@@ -77,6 +77,14 @@ func TestKeyActions_secondAdmin(t *testing.T) {
 		t.Errorf("bootstrap token's shred = %d %s, want a refusal that says two security admins are needed", status, body)
 	}
 
+	// What changes nothing is answered as before.
+	if status, body := h.do(managerToken, "GET", "/admin/keys/status", nil); status != http.StatusOK {
+		t.Errorf("key status = %d %s, want 200", status, body)
+	}
+	if status, body := h.do(managerToken, "POST", "/admin/keys/$rotate", nil); status != http.StatusAccepted {
+		t.Errorf("rotation = %d %s, want 202 at once", status, body)
+	}
+
 	shred := h.pending(managerToken, "POST", "/admin/patients/p1/$shred", nil)
 	mark := h.pending(managerToken, "POST", "/admin/keys/k1/$compromised", nil)
 	if shred.Kind != admin.ChangeShred || shred.PatientID != "p1" || shred.Reason != admin.ReasonDestructive ||

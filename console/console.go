@@ -82,6 +82,11 @@ type Options struct {
 	// goes first. Default DefaultMaxSessions.
 	MaxSessions int
 
+	// KeyActionsNeedApproval says that the admin API makes a shred and a
+	// compromise mark wait for a second security admin
+	// (admin.Options.ApproveKeyActions): the Keys page says so.
+	KeyActionsNeedApproval bool
+
 	Now    func() time.Time // default time.Now
 	Rand   io.Reader        // default crypto/rand.Reader
 	Logger *slog.Logger     // internal errors, ids only; default discarded

@@ -1,9 +1,12 @@
 package console
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/phivault/phivault/admin"
 )
 
 // sealWord is what a person types to confirm sealing the vault.
@@ -76,5 +79,18 @@ func (h *Handler) keysAction(w http.ResponseWriter, r *http.Request, s *session)
 		h.fail(w, r, s, err)
 		return
 	}
-	http.Redirect(w, r, "/console/keys?done="+name, http.StatusSeeOther)
+	done := name
+	if rp.status == http.StatusAccepted && awaits(rp.body) {
+		done = "awaits"
+	}
+	http.Redirect(w, r, "/console/keys?done="+done, http.StatusSeeOther)
+}
+
+// awaits reports whether the admin API's answer body is a change that
+// awaits a second admin (a 202 with the change) rather than an outcome.
+func awaits(body []byte) bool {
+	var out struct {
+		Change *admin.PendingChange `json:"change"`
+	}
+	return json.Unmarshal(body, &out) == nil && out.Change != nil && out.Change.ID != ""
 }

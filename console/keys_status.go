@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/phivault/phivault/admin"
 )
 
 // keyStatus is GET /fhir/admin/keys/status: the key-encryption key
@@ -39,6 +41,13 @@ type keysPage struct {
 	Done        string     // the notice of the action just taken
 	Error       string     // the refusal of the form just sent
 	Draft       keysDraft
+	// NeedApproval says that shreds and compromise marks wait for a
+	// second admin (Options.KeyActionsNeedApproval); Changes are those
+	// that wait, and Me the signed-in admin, who does not approve their
+	// own.
+	NeedApproval bool
+	Changes      []admin.PendingChange
+	Me           string
 }
 
 // keysDraft is a keys form as sent, kept when it is refused.
@@ -53,6 +62,9 @@ var keysDone = map[string]string{
 	"rotate-key":  "The patient has a new data key; their records were re-encrypted and the old key destroyed.",
 	"shred":       "The patient was crypto-shredded: their records can no longer be read.",
 	"seal":        "The vault is sealed: no records are served until it is unsealed.",
+	"awaits":      "Nothing was done yet: the action awaits a second security admin, listed below.",
+	"approved":    "The action was approved and applied.",
+	"rejected":    "The action was rejected; nothing was done.",
 }
 
 // keysView shows the key status and the key and vault actions:
@@ -84,6 +96,14 @@ func (h *Handler) renderKeys(w http.ResponseWriter, r *http.Request, s *session,
 	default:
 		h.fail(w, r, s, err)
 		return
+	}
+	if p.NeedApproval = h.opts.KeyActionsNeedApproval; p.NeedApproval {
+		changes, err := h.pendingChanges(r, s, keyChangeKinds...)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		p.Changes, p.Me = changes, s.principal.ID
 	}
 	h.render(w, r, s, status, "keys", "Keys and vault", p)
 }

@@ -58,20 +58,22 @@ func (h *Handler) renderPeople(w http.ResponseWriter, r *http.Request, s *sessio
 	var clients struct {
 		Clients []admin.ClientView `json:"clients"`
 	}
-	var changes struct {
-		Changes []admin.PendingChange `json:"changes"`
-	}
-	for path, v := range map[string]any{"/fhir/admin/users": &users, "/fhir/admin/clients": &clients, "/fhir/admin/changes": &changes} {
+	for path, v := range map[string]any{"/fhir/admin/users": &users, "/fhir/admin/clients": &clients} {
 		if err := h.getJSON(r, s, path, v); err != nil {
 			h.fail(w, r, s, err)
 			return
 		}
 	}
+	changes, err := h.pendingChanges(r, s)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
 	today := h.opts.Now().UTC().Truncate(24 * time.Hour)
 	for _, u := range users.Users {
 		p.Users = append(p.Users, trainingRow(u, today))
 	}
-	p.Clients, p.Changes = clients.Clients, changes.Changes
+	p.Clients, p.Changes = clients.Clients, changes
 	p.Me, p.Console = s.principal.ID, ClientID
 	p.SuspendReasons, p.ActivateReasons = suspendReasons, activateReasons
 	h.render(w, r, s, status, "people", "People", p)

@@ -65,15 +65,16 @@ func parsePages() (*pages, error) {
 			}
 			return t.UTC().Format(time.DateOnly)
 		},
-		"join":       strings.Join,
-		"list":       func(s ...string) []string { return s },
-		"statusForm": newStatusForm,
-		"short":      func(id string) string { return shortID(id) },
+		"join":         strings.Join,
+		"list":         func(s ...string) []string { return s },
+		"statusForm":   newStatusForm,
+		"changesTable": newChangesTable,
+		"short":        func(id string) string { return shortID(id) },
 		"ms": func(ms int64) string {
 			return (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond).String()
 		},
 	}
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
+	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("console: layout: %w", err)
 	}

@@ -40,8 +40,16 @@ func mustAuditApp(t *testing.T) *auditApp {
 // (and its witness file, if cfg names none, at testWitness).
 func mustAuditAppWith(t *testing.T, cfg AuditConfig) *auditApp {
 	t.Helper()
+	return mustAuditAppOf(t, Config{Audit: cfg})
+}
+
+// mustAuditAppOf is mustAuditApp with the server configured as c, in a
+// new data folder.
+func mustAuditAppOf(t *testing.T, c Config) *auditApp {
+	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
+	cfg := c.Audit
 	if cfg.WitnessFile == "" {
 		cfg.WitnessFile = testWitness(dataDir(dir))
 	}
@@ -52,7 +60,8 @@ func mustAuditAppWith(t *testing.T, cfg AuditConfig) *auditApp {
 	}
 	_, after, _ := strings.Cut(out.String(), "only its hash is kept):\n")
 	token := strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])
-	a, err := openApp(ctx, Config{Data: dataDir(dir), Passphrase: "correct horse battery staple", Audit: cfg}, slog.New(slog.DiscardHandler))
+	c.Data, c.Passphrase, c.Audit = dataDir(dir), "correct horse battery staple", cfg
+	a, err := openApp(ctx, c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("openApp: %v", err)
 	}

@@ -28,6 +28,8 @@ func (a *app) openConsole(ctx context.Context, auth api.Authenticator) error {
 		IdleTimeout: sessions.IdleTimeout,
 		Lifetime:    sessions.Lifetime,
 		Logger:      a.logger,
+
+		KeyActionsNeedApproval: a.cfg.ApproveKeyActions,
 	})
 	if err != nil {
 		return err

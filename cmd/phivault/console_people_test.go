@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/phivault/phivault"
+	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/admin"
 )
 
@@ -319,5 +320,117 @@ func TestConsole_keys(t *testing.T) {
 	pg = sec.get("/console/keys?done=seal")
 	if pg.status != http.StatusOK || !strings.Contains(pg.body, "key status unavailable") || !strings.Contains(pg.body, "The vault is sealed") {
 		t.Errorf("keys while sealed = %d %s", pg.status, pg.body)
+	}
+}
+
+// TestConsole_keysSecondAdmin: on a server started with
+// -approve-key-actions, a shred asked for on the Keys page waits: the
+// patient still reads, the page lists the change, the admin who asked
+// cannot approve it, and a second admin's approval on the same page
+// shreds the patient in the second admin's name. A compromise mark
+// rejected by the second admin leaves the key as it was.
+func TestConsole_keysSecondAdmin(t *testing.T) {
+	a := mustAuditAppOf(t, Config{ApproveKeyActions: true})
+	srv := consoleServer(t, a)
+	people := consolePeople(t, a)
+	second, err := a.newSignInAccount(phivault.WithPrincipal(context.Background(), access.BootstrapPrincipal("test")),
+		admin.UserCreate{Username: "secadmin2", Roles: []string{phivault.RoleSecurityAdmin}}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patient := a.create(t, "Patient", `{"resourceType":"Patient","name":[{"family":"Awaiting"}]}`)
+	reads := func() int {
+		t.Helper()
+		status, _ := a.do(t, "GET", "/fhir/Patient/"+patient, "")
+		return status
+	}
+	shreds := func() []*phivault.AuditEntry {
+		t.Helper()
+		var out []*phivault.AuditEntry
+		for _, e := range a.trail(t) {
+			if e.Action == phivault.ActionShred && e.TargetID == patient && e.Outcome != phivault.EFORBIDDEN { // the bootstrap token's refused
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	// The bootstrap token cannot shred here at all.
+	if status, body := a.do(t, "POST", "/fhir/admin/patients/"+patient+"/$shred", ""); status != http.StatusForbidden {
+		t.Fatalf("the bootstrap token's shred = %d %s, want 403", status, body)
+	}
+
+	sec := newConsoleBrowser(t, srv)
+	sec.signIn("/console/keys", people["secadmin"])
+	pg := sec.get("/console/keys")
+	if !strings.Contains(pg.body, "wait for a second security admin (serve -approve-key-actions)") || !strings.Contains(pg.body, "No change awaits a second admin.") {
+		t.Errorf("the keys page does not say that shreds wait:\n%s", pg.body)
+	}
+	got := sec.do(http.MethodPost, "/console/keys/shred", url.Values{"csrf": {sec.csrf(pg)}, "target": {patient}, "confirm": {patient}})
+	if got.status != http.StatusSeeOther || got.location != "/console/keys?done=awaits" {
+		t.Fatalf("shred = %d %q %s", got.status, got.location, got.body)
+	}
+	if s := reads(); s != http.StatusOK {
+		t.Fatalf("the patient reads %d while the shred awaits approval", s)
+	}
+	pg = sec.get("/console/keys?done=awaits")
+	if !strings.Contains(pg.body, "awaits a second security admin") || !strings.Contains(pg.body, `patient <code class="wrap">`+patient+`</code>`) ||
+		!strings.Contains(pg.body, "Another security admin approves this.") {
+		t.Errorf("the keys page does not list the waiting shred as another admin's to approve:\n%s", pg.body)
+	}
+	ids := regexp.MustCompile(`action="/console/people/changes/([0-9a-f]{32})/approve"`).FindAllStringSubmatch(pg.body, -1)
+	if len(ids) != 1 {
+		t.Fatalf("%d changes to approve on the keys page, want 1", len(ids))
+	}
+	change := ids[0][1]
+	// Approving one's own request is refused by the admin API, shown on
+	// the keys page.
+	got = sec.do(http.MethodPost, "/console/people/changes/"+change+"/approve", url.Values{"csrf": {sec.csrf(pg)}, "back": {"keys"}})
+	if got.status != http.StatusForbidden || !strings.Contains(got.body, "<h1>Keys and vault</h1>") || !strings.Contains(got.body, "another security admin") {
+		t.Errorf("self-approval = %d %s", got.status, got.body)
+	}
+	if s, n := reads(), len(shreds()); s != http.StatusOK || n != 0 {
+		t.Fatalf("after a refused self-approval the patient reads %d, %d shred entries", s, n)
+	}
+
+	sec2 := newConsoleBrowser(t, srv)
+	sec2.signIn("/console/keys", second)
+	pg = sec2.get("/console/keys")
+	if strings.Contains(pg.body, "Another security admin approves this.") {
+		t.Errorf("the second admin is told someone else approves:\n%s", pg.body)
+	}
+	got = sec2.do(http.MethodPost, "/console/people/changes/"+change+"/approve", url.Values{"csrf": {sec2.csrf(pg)}, "back": {"keys"}})
+	if got.status != http.StatusSeeOther || got.location != "/console/keys?done=approved" {
+		t.Fatalf("approval = %d %q %s", got.status, got.location, got.body)
+	}
+	if s := reads(); s == http.StatusOK {
+		t.Error("the patient still reads after the approved shred")
+	}
+	if e := shreds(); len(e) != 1 || e[0].Actor != accountID(t, a, "secadmin2") || e[0].Outcome != "ok" {
+		t.Errorf("shred entries %v, want one by the second admin", e)
+	}
+
+	// A compromise mark waits too; rejected, the key is as it was.
+	status, body := a.do(t, "GET", "/fhir/admin/keys/status", "")
+	var st struct{ Current string }
+	if status != http.StatusOK || json.Unmarshal(body, &st) != nil || st.Current == "" {
+		t.Fatalf("key status = %d %s", status, body)
+	}
+	pg = sec.get("/console/keys")
+	got = sec.do(http.MethodPost, "/console/keys/compromised", url.Values{"csrf": {sec.csrf(pg)}, "target": {st.Current}, "confirm": {st.Current}})
+	if got.status != http.StatusSeeOther || got.location != "/console/keys?done=awaits" {
+		t.Fatalf("compromise = %d %q %s", got.status, got.location, got.body)
+	}
+	pg = sec2.get("/console/keys")
+	ids = regexp.MustCompile(`action="/console/people/changes/([0-9a-f]{32})/reject"`).FindAllStringSubmatch(pg.body, -1)
+	if len(ids) != 1 || !strings.Contains(pg.body, `key version <code class="wrap">`+st.Current+`</code>`) {
+		t.Fatalf("the waiting mark is not listed (%d changes):\n%s", len(ids), pg.body)
+	}
+	got = sec2.do(http.MethodPost, "/console/people/changes/"+ids[0][1]+"/reject", url.Values{"csrf": {sec2.csrf(pg)}, "back": {"keys"}})
+	if got.status != http.StatusSeeOther || got.location != "/console/keys?done=rejected" {
+		t.Fatalf("rejection = %d %q %s", got.status, got.location, got.body)
+	}
+	status, body = a.do(t, "GET", "/fhir/admin/keys/status", "")
+	if status != http.StatusOK || !strings.Contains(string(body), `"current":"`+st.Current+`"`) || strings.Contains(string(body), `"compromised":"`) {
+		t.Errorf("after a rejected mark the key status is %d %s", status, body)
 	}
 }

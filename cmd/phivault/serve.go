@@ -88,6 +88,9 @@ type Config struct {
 	// minMetricsToken characters), from PHIVAULT_METRICS_TOKEN or
 	// PHIVAULT_METRICS_TOKEN_FILE. If "", /metrics is not served.
 	MetricsToken string
+	// ApproveKeyActions makes a shred and a compromise mark wait for a
+	// second security admin (admin.Options.ApproveKeyActions).
+	ApproveKeyActions bool
 
 	Policy PolicyConfig // Cedar policy directory; see policy.go
 	Detect DetectConfig // the detectors; see detect.go
@@ -107,6 +110,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("client_ca", c.ClientCAFile),
 		slog.Any("store", c.Store),
 		slog.Bool("metrics", c.MetricsToken != ""),
+		slog.Bool("approve_key_actions", c.ApproveKeyActions),
 	)
 }
 
@@ -120,6 +124,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Insecure, "insecure-http", false, "serve plain HTTP (only on a loopback address; for local testing)")
 	fs.StringVar(&c.SignInKeyFile, "signin-key-file", os.Getenv("PHIVAULT_SIGNIN_KEY_FILE"), "file of the key that seals sign-in steps in browsers; give every node behind one load balancer the same file (default: the data folder's signin.key; env PHIVAULT_SIGNIN_KEY_FILE)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", os.Getenv("PHIVAULT_TRUSTED_PROXIES"), "comma-separated networks or addresses of reverse proxies in front of the server; X-Forwarded-For is read only from them (env PHIVAULT_TRUSTED_PROXIES)")
+	fs.BoolVar(&c.ApproveKeyActions, "approve-key-actions", false, "make crypto-shredding a patient and marking a key compromised wait for a second security admin, and refuse them to the bootstrap token")
 	c.Keyring.register(fs)
 	c.Store.register(fs)
 	c.Audit.register(fs)
@@ -347,7 +352,8 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	}
 	auth := &api.TokenAuthenticator{Hash: tokenHash, Actor: "admin", Principal: access.BootstrapPrincipal("admin")}
 	// Every keyring rotates online (a KMS explains why it needs no rotation).
-	adminOpts := admin.Options{Authenticator: auth, Records: records, Rotator: records, Logger: logger, Unsealer: seal, Keys: sealedKeys{seal}}
+	adminOpts := admin.Options{Authenticator: auth, Records: records, Rotator: records, Logger: logger, Unsealer: seal, Keys: sealedKeys{seal},
+		ApproveKeyActions: cfg.ApproveKeyActions}
 	if err := a.openAudit(ctx, &adminOpts); err != nil { // api → auditlog → vault
 		seal.close()
 		db.Close()
