@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -237,5 +238,60 @@ func TestClients_approve(t *testing.T) {
 	out, err = cli("token-mgr1", "clients", "add-backend", "-name", "directory", "-jwks", jwksFile, "-scope", "system/Practitioner.rs")
 	if err != nil || !strings.Contains(out, "client_id: ") {
 		t.Errorf("a client reaching shared resources = %q, %v; want it registered at once", out, err)
+	}
+}
+
+// shredRecorder shreds any patient and records which.
+type shredRecorder struct{ shredded []string }
+
+func (s *shredRecorder) Shred(_ context.Context, id string) (time.Time, error) {
+	s.shredded = append(s.shredded, id)
+	return time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC), nil
+}
+
+// TestKeys_approveShred drives "keys shred" on a server that makes
+// shreds wait for a second admin: the bootstrap token is refused with a
+// message that says why, an admin's shred prints how to approve it,
+// "users changes" lists it, and "users approve" by a second admin shreds
+// and prints the outcome.
+func TestKeys_approveShred(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vault.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	rec := &shredRecorder{}
+	h := admin.NewHandler(admin.Options{Authenticator: twoAdmins{}, Accounts: db, Clients: db, Audit: storetest.OpenAuditLog(t, db),
+		Records: rec, ApproveKeyActions: true})
+	srv := httptest.NewServer(http.StripPrefix("/fhir", h))
+	t.Cleanup(srv.Close)
+	cli := func(token string, args ...string) (string, error) {
+		t.Setenv("PHIVAULT_TOKEN", token)
+		var out bytes.Buffer
+		err := run(ctx, append(args, "-url", srv.URL+"/fhir"), &out, io.Discard)
+		return out.String(), err
+	}
+
+	if out, err := cli("token-boot", "keys", "shred", "--patient", "p1"); err == nil || !strings.Contains(err.Error(), "need two security admins") {
+		t.Errorf("the bootstrap token's shred = %q, %v; want a refusal saying two admins are needed", out, err)
+	}
+	out, err := cli("token-mgr1", "keys", "shred", "--patient", "p1")
+	m := regexp.MustCompile(`approve -change ([0-9a-f]{32})`).FindStringSubmatch(out)
+	if err != nil || m == nil || !strings.Contains(out, "cannot be undone") {
+		t.Fatalf("keys shred = %q, %v; want the approve command", out, err)
+	}
+	if len(rec.shredded) != 0 {
+		t.Fatalf("shredded %v before approval", rec.shredded)
+	}
+	if out, err := cli("token-mgr2", "users", "changes"); err != nil || !strings.Contains(out, m[1]+"  p1  shred  destructive") {
+		t.Errorf("users changes = %q, %v; want the shred of p1 listed", out, err)
+	}
+	if out, err := cli("token-mgr1", "users", "approve", "-change", m[1]); err == nil {
+		t.Errorf("self-approval = %q, want an error", out)
+	}
+	out, err = cli("token-mgr2", "users", "approve", "-change", m[1])
+	if err != nil || !strings.Contains(out, "Patient/p1 was crypto-shredded at 2026-12-06T09:00:00Z") || !slices.Equal(rec.shredded, []string{"p1"}) {
+		t.Errorf("users approve = %q, %v, shredded %v; want p1 shredded and the outcome printed", out, err, rec.shredded)
 	}
 }

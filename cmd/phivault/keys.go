@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -158,6 +159,10 @@ func (c *keysCommand) adminPost(ctx context.Context, cf *clientFlags, path strin
 	body, err := adminCall(ctx, cf, http.MethodPost, path)
 	if err != nil {
 		return err
+	}
+	var p userResult // a shred or compromise mark that waits for a second admin answers the change
+	if json.Unmarshal(body, &p) == nil && awaitsApproval(c.stdout, p.Change) {
+		return nil
 	}
 	fmt.Fprintln(c.stdout, outcomeMessage(body))
 	return nil

@@ -344,6 +344,10 @@ type userResult struct {
 // pendingWhy says why ch waits.
 func pendingWhy(ch *admin.PendingChange) string {
 	switch {
+	case ch.Kind == admin.ChangeShred:
+		return "Crypto-shredding a patient cannot be undone, and this server makes it wait for a second admin"
+	case ch.Kind == admin.ChangeKeyCompromised:
+		return "Marking a key compromised cannot be undone, and this server makes it wait for a second admin"
 	case ch.ClientID != "" && ch.Reason == admin.ReasonCredentials:
 		return "This client reaches patients' records, and this trusts a new key or redirect URI of it"
 	case ch.ClientID != "":
@@ -382,7 +386,7 @@ func (c *usersCommand) changes(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHANGE	ACCOUNT/CLIENT	KIND	REASON	REQUESTED_BY	EXPIRES	DETAIL")
+	fmt.Fprintln(tw, "CHANGE	OF	KIND	REASON	REQUESTED_BY	EXPIRES	DETAIL")
 	for _, ch := range list.Changes {
 		detail := "-"
 		switch {
@@ -401,7 +405,7 @@ func (c *usersCommand) changes(ctx context.Context, args []string) error {
 			detail = fmt.Sprintf("%q (%s, scopes %s, redirect URIs %s)%s", ch.Client.Name, ch.Client.Kind, strings.Join(ch.Client.Scopes, " "),
 				dash(strings.Join(ch.Client.RedirectURIs, " ")), jwksDetail(ch.Client.JWKS))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.AccountID+ch.ClientID, ch.Kind, ch.Reason, ch.RequestedBy, ch.Expires, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.AccountID+ch.ClientID+ch.PatientID+ch.KeyID, ch.Kind, ch.Reason, ch.RequestedBy, ch.Expires, detail)
 	}
 	return tw.Flush()
 }
@@ -448,12 +452,19 @@ func (c *usersCommand) decide(ctx context.Context, verb string, args []string) e
 		admin.User
 		Name   string   `json:"name"`
 		Scopes []string `json:"scopes"`
+		// Issue is the OperationOutcome's that a shred or compromise
+		// mark answers.
+		Issue []struct {
+			Diagnostics string `json:"diagnostics"`
+		} `json:"issue"`
 	}
 	if err := adminJSON(ctx, cf, http.MethodPost, "/changes/"+url.PathEscape(*id)+"/"+verb, nil, &u); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "Change %s %sd.\n", *id, verb)
 	switch {
+	case verb == "approve" && len(u.Issue) > 0:
+		fmt.Fprintln(c.stdout, u.Issue[0].Diagnostics)
 	case verb != "approve" || u.ID == "":
 	case u.Scopes != nil:
 		fmt.Fprintf(c.stdout, "Client %q (%s): status %s.\nclient_id: %s\nscopes: %s\n", u.Name, u.Kind, u.Status, u.ID, strings.Join(u.Scopes, " "))
