@@ -35,18 +35,32 @@ type accessSearchPage struct {
 	Refused  string // the API's refusal of the search, if it refused
 }
 
-// accessSearch finds a patient whose access report to open, by name or
-// identifier, through the privacy officers' patient lookup as the signed-in
-// person: GET /console/access?by=name|identifier&q= asks
-// GET /fhir/admin/reports/patients?name= or ?identifier=. GET
-// /console/access?patient=ID opens a report by the patient's id.
+// accessSearch shows the access report's patient search: GET
+// /console/access. GET /console/access?patient=ID opens a report by the
+// patient's id. A search is a form posted to accessFind: a name or an
+// identifier in the address would stay in the browser's history, in
+// proxies' logs and in the page a sign-in returns to, so a GET that
+// carries one is refused (400) and not searched.
 func (h *Handler) accessSearch(w http.ResponseWriter, r *http.Request, s *session) {
 	in := r.URL.Query()
 	if id := strings.TrimSpace(in.Get("patient")); id != "" {
 		http.Redirect(w, r, "/console/access/"+url.PathEscape(id), http.StatusSeeOther)
 		return
 	}
-	p := accessSearchPage{Q: strings.TrimSpace(in.Get("q")), By: in.Get("by")}
+	if in.Has("q") {
+		h.renderError(w, r, s, http.StatusBadRequest, "Search with the form on the Access report page: a patient's name or identifier is not sent in the address.")
+		return
+	}
+	h.render(w, r, s, http.StatusOK, "access", "Access report", accessSearchPage{By: "name"})
+}
+
+// accessFind finds a patient whose access report to open, by name or
+// identifier, through the privacy officers' patient lookup as the
+// signed-in person: POST /console/access with by=name|identifier and q
+// asks GET /fhir/admin/reports/patients?name= or ?identifier= (an
+// in-process call: the name goes nowhere else).
+func (h *Handler) accessFind(w http.ResponseWriter, r *http.Request, s *session) {
+	p := accessSearchPage{Q: strings.TrimSpace(r.PostFormValue("q")), By: r.PostFormValue("by")}
 	if p.By == "" {
 		p.By = "name"
 	}
@@ -79,5 +93,6 @@ func (h *Handler) accessSearch(w http.ResponseWriter, r *http.Request, s *sessio
 // accessRoutes registers the patient access report pages.
 func (h *Handler) accessRoutes() {
 	h.page("/console/access", "/console/access", "Access report", privacyOfficer, h.accessSearch)
+	h.mux.HandleFunc("POST /console/access", h.with(privacyOfficer, h.accessFind))
 	h.mux.HandleFunc("GET /console/access/{patient}", h.with(privacyOfficer, h.accessReport))
 }

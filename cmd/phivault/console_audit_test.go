@@ -9,6 +9,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -392,8 +393,15 @@ func TestConsoleAccess_report(t *testing.T) {
 	// The search is the privacy officers' patient lookup: it finds any
 	// patient by name or identifier, and shows only the name, birth date
 	// and id; the API records each search in the patient's compartment.
-	for _, q := range []string{"by=name&q=quendolyn", "by=identifier&q=MRN-4711", "by=identifier&q=urn:mrn|MRN-4711"} {
-		pg = officer.get("/console/access?" + q)
+	// It is a form posted with the session's CSRF token: no name travels
+	// in an address.
+	csrf := officer.csrf(pg)
+	find := func(b *consoleBrowser, by, q string) page {
+		t.Helper()
+		return b.do(http.MethodPost, "/console/access", url.Values{"csrf": {csrf}, "by": {by}, "q": {q}})
+	}
+	for _, q := range [][2]string{{"name", "quendolyn"}, {"identifier", "MRN-4711"}, {"identifier", "urn:mrn|MRN-4711"}} {
+		pg = find(officer, q[0], q[1])
 		if pg.status != http.StatusOK || !strings.Contains(pg.body, `<a href="/console/access/`+patient+`">Ada Quendolyn</a>`) || !strings.Contains(pg.body, "1970-03-04") ||
 			!strings.Contains(pg.body, "1 patient found") || strings.Contains(pg.body, "555-0199") || strings.Contains(pg.body, "Elmstreet") {
 			t.Fatalf("search %s = %d %s", q, pg.status, pg.body)
@@ -405,19 +413,25 @@ func TestConsoleAccess_report(t *testing.T) {
 	}) {
 		t.Fatal("no audit entry of the officer's patient search in the patient's compartment")
 	}
-	if pg = officer.get("/console/access?by=email&q=x"); pg.status != http.StatusBadRequest {
+	if pg = find(officer, "email", "x"); pg.status != http.StatusBadRequest {
 		t.Fatalf("search by email = %d", pg.status)
+	}
+	if pg = officer.get("/console/access?by=name&q=quendolyn"); pg.status != http.StatusBadRequest || strings.Contains(pg.body, "Quendolyn") || strings.Contains(pg.body, "quendolyn") {
+		t.Fatalf("a search in the address = %d %s, want 400 and nothing found", pg.status, pg.body)
+	}
+	if pg = officer.do(http.MethodPost, "/console/access", url.Values{"by": {"name"}, "q": {"quendolyn"}}); pg.status != http.StatusForbidden || strings.Contains(pg.body, "Quendolyn") {
+		t.Fatalf("a search without the CSRF token = %d %s, want 403", pg.status, pg.body)
 	}
 	if pg = officer.get("/console/access?patient=" + patient); pg.status != http.StatusSeeOther || pg.location != "/console/access/"+patient {
 		t.Fatalf("open by id = %d %q", pg.status, pg.location)
 	}
 	// A search the API refuses shows its message, what was typed, and the
 	// way on by id.
-	if pg = officer.get("/console/access?by=identifier&q=%7C"); pg.status != http.StatusBadRequest || !strings.Contains(pg.body, "The patient search was refused: ") ||
+	if pg = find(officer, "identifier", "|"); pg.status != http.StatusBadRequest || !strings.Contains(pg.body, "The patient search was refused: ") ||
 		!strings.Contains(pg.body, "neither a system nor a code") || !strings.Contains(pg.body, `name="q" type="text" value="|"`) || !strings.Contains(pg.body, `name="patient"`) {
 		t.Fatalf("refused search = %d %s", pg.status, pg.body)
 	}
-	if pg = officer.get("/console/access?by=identifier&q=MRN-0000"); pg.status != http.StatusOK || !strings.Contains(pg.body, `<p class="empty">No patient matches`) || strings.Contains(pg.body, "Quendolyn") {
+	if pg = find(officer, "identifier", "MRN-0000"); pg.status != http.StatusOK || !strings.Contains(pg.body, `<p class="empty">No patient matches`) || strings.Contains(pg.body, "Quendolyn") {
 		t.Fatalf("search of another identifier = %d %s", pg.status, pg.body)
 	}
 
@@ -484,6 +498,10 @@ func TestConsoleAccess_report(t *testing.T) {
 				t.Fatalf("%s = %d %s", path, pg.status, pg.body)
 			}
 		}
+		home := b.get("/console/reports")
+		if pg = b.do(http.MethodPost, "/console/access", url.Values{"csrf": {b.csrf(home)}, "by": {"name"}, "q": {"quendolyn"}}); pg.status != http.StatusForbidden || strings.Contains(pg.body, "Quendolyn") {
+			t.Fatalf("search = %d %s", pg.status, pg.body)
+		}
 	}
 
 	// Sealed, names cannot be searched: the page says so and offers the
@@ -491,7 +509,7 @@ func TestConsoleAccess_report(t *testing.T) {
 	if status, body := a.do(t, "POST", "/fhir/admin/$seal", ""); status != http.StatusOK {
 		t.Fatalf("seal = %d %s", status, body)
 	}
-	if pg = officer.get("/console/access?by=name&q=quendolyn"); pg.status != http.StatusServiceUnavailable || !strings.Contains(pg.body, "The vault is sealed: patient names") ||
+	if pg = find(officer, "name", "quendolyn"); pg.status != http.StatusServiceUnavailable || !strings.Contains(pg.body, "The vault is sealed: patient names") ||
 		!strings.Contains(pg.body, `name="patient"`) || strings.Contains(pg.body, "Quendolyn</a>") {
 		t.Fatalf("search while sealed = %d %s", pg.status, pg.body)
 	}

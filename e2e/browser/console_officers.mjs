@@ -149,12 +149,17 @@ describe('officers', { concurrency: 2 }, () => {
     await checkPage(page, 'incident-breach');
 
     // The access report: the privacy officers' lookup finds the patient
-    // by name.
+    // by name, posted: the name goes into no address.
     await follow(page, 'Access report', 'Access report');
     await tabTo(page, page.getByLabel('Name or identifier'));
     await page.keyboard.type(patientName);
-    await pressByKeyboard(page, page.getByRole('button', { name: 'Find' }));
-    await page.waitForURL(/\/console\/access\?/);
+    const [search] = await Promise.all([
+      page.waitForResponse((r) => r.url() === `${origin}/console/access` && r.request().method() === 'POST'),
+      pressByKeyboard(page, page.getByRole('button', { name: 'Find' })),
+    ]);
+    assert.equal(search.status(), 200);
+    await page.getByRole('table').waitFor();
+    assert.equal(page.url(), `${origin}/console/access`, 'the search went into the address');
     const found = page.locator(`main a[href="/console/access/${patientID}"]`);
     assert.equal(await found.count(), 1, `the name search did not find patient ${patientID}`);
     await checkPage(page, 'access');
