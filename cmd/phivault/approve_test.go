@@ -44,30 +44,39 @@ func (twoAdmins) Authenticate(ctx context.Context, token string) (context.Contex
 	return nil, &phivault.Error{Code: phivault.EUNAUTHORIZED, Message: "no"}
 }
 
-// TestUsers_approve drives "users update", "users changes" and "users
-// approve" against the admin API: an admin's change to their own roles
-// waits, the same admin cannot approve it, and a second admin can.
-func TestUsers_approve(t *testing.T) {
+// adminCLI serves the admin API on a fresh store with o, its
+// authenticator (twoAdmins), stores, audit trail and a fast hasher filled
+// in, and returns the store and a function that runs the CLI against the
+// API with token.
+func adminCLI(t *testing.T, o admin.Options) (*sqlite.DB, func(token string, args ...string) (string, error)) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vault.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.CreateAccount(ctx, &phivault.Account{ID: "mgr1", Username: "mgr.one", Kind: phivault.PrincipalStaff,
-		Roles: []string{admin.AdminRole}, Status: phivault.AccountActive}); err != nil {
-		t.Fatal(err)
-	}
-	h := admin.NewHandler(admin.Options{Authenticator: twoAdmins{}, Accounts: db, Clients: db, Audit: storetest.OpenAuditLog(t, db),
-		Hasher: &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}})
-	srv := httptest.NewServer(http.StripPrefix("/fhir", h))
+	o.Authenticator, o.Accounts, o.Clients, o.Audit = twoAdmins{}, db, db, storetest.OpenAuditLog(t, db)
+	o.Hasher = &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
+	srv := httptest.NewServer(http.StripPrefix("/fhir", admin.NewHandler(o)))
 	t.Cleanup(srv.Close)
-
-	cli := func(token string, args ...string) (string, error) {
+	return db, func(token string, args ...string) (string, error) {
 		t.Setenv("PHIVAULT_TOKEN", token)
 		var out bytes.Buffer
 		err := run(ctx, append(args, "-url", srv.URL+"/fhir"), &out, io.Discard)
 		return out.String(), err
+	}
+}
+
+// TestUsers_approve drives "users update", "users changes" and "users
+// approve" against the admin API: an admin's change to their own roles
+// waits, the same admin cannot approve it, and a second admin can.
+func TestUsers_approve(t *testing.T) {
+	ctx := context.Background()
+	db, cli := adminCLI(t, admin.Options{})
+	if err := db.CreateAccount(ctx, &phivault.Account{ID: "mgr1", Username: "mgr.one", Kind: phivault.PrincipalStaff,
+		Roles: []string{admin.AdminRole}, Status: phivault.AccountActive}); err != nil {
+		t.Fatal(err)
 	}
 	out, err := cli("token-mgr1", "users", "update", "-user", "mgr1", "-role", "security-admin,physician")
 	if err != nil {
@@ -101,24 +110,10 @@ func TestUsers_approve(t *testing.T) {
 // bootstrap token, and applied when a second admin approves.
 func TestUsers_approveGrants(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vault.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	hasher := &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
-	h := admin.NewHandler(admin.Options{Authenticator: twoAdmins{}, Accounts: db, Clients: db, Audit: storetest.OpenAuditLog(t, db), Hasher: hasher})
-	srv := httptest.NewServer(http.StripPrefix("/fhir", h))
-	t.Cleanup(srv.Close)
+	db, cli := adminCLI(t, admin.Options{})
 	pwFile := filepath.Join(t.TempDir(), "pw.txt")
 	if err := os.WriteFile(pwFile, []byte("Harbor-Lantern-Quiet-4471\n"), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	cli := func(token string, args ...string) (string, error) {
-		t.Setenv("PHIVAULT_TOKEN", token)
-		var out bytes.Buffer
-		err := run(ctx, append(args, "-url", srv.URL+"/fhir"), &out, io.Discard)
-		return out.String(), err
 	}
 	changeID := regexp.MustCompile(`approve -change ([0-9a-f]{32})`)
 	// asked runs a command as mgr1 that must wait, checks that mgr1 and
@@ -176,25 +171,12 @@ func TestUsers_approveGrants(t *testing.T) {
 // client that reaches only shared resources is registered at once.
 func TestClients_approve(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vault.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, cli := adminCLI(t, admin.Options{})
 	for _, id := range []string{"mgr1", "mgr2"} {
 		if err := db.CreateAccount(ctx, &phivault.Account{ID: id, Username: id, Kind: phivault.PrincipalStaff,
 			Roles: []string{admin.AdminRole}, Status: phivault.AccountActive}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	h := admin.NewHandler(admin.Options{Authenticator: twoAdmins{}, Accounts: db, Clients: db, Audit: storetest.OpenAuditLog(t, db)})
-	srv := httptest.NewServer(http.StripPrefix("/fhir", h))
-	t.Cleanup(srv.Close)
-	cli := func(token string, args ...string) (string, error) {
-		t.Setenv("PHIVAULT_TOKEN", token)
-		var out bytes.Buffer
-		err := run(ctx, append(args, "-url", srv.URL+"/fhir"), &out, io.Discard)
-		return out.String(), err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
@@ -255,23 +237,8 @@ func (s *shredRecorder) Shred(_ context.Context, id string) (time.Time, error) {
 // "users changes" lists it, and "users approve" by a second admin shreds
 // and prints the outcome.
 func TestKeys_approveShred(t *testing.T) {
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vault.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	rec := &shredRecorder{}
-	h := admin.NewHandler(admin.Options{Authenticator: twoAdmins{}, Accounts: db, Clients: db, Audit: storetest.OpenAuditLog(t, db),
-		Records: rec, ApproveKeyActions: true})
-	srv := httptest.NewServer(http.StripPrefix("/fhir", h))
-	t.Cleanup(srv.Close)
-	cli := func(token string, args ...string) (string, error) {
-		t.Setenv("PHIVAULT_TOKEN", token)
-		var out bytes.Buffer
-		err := run(ctx, append(args, "-url", srv.URL+"/fhir"), &out, io.Discard)
-		return out.String(), err
-	}
+	_, cli := adminCLI(t, admin.Options{Records: rec, ApproveKeyActions: true})
 
 	if out, err := cli("token-boot", "keys", "shred", "--patient", "p1"); err == nil || !strings.Contains(err.Error(), "need two security admins") {
 		t.Errorf("the bootstrap token's shred = %q, %v; want a refusal saying two admins are needed", out, err)
