@@ -32,7 +32,8 @@ import (
 func TestBrowser_console(t *testing.T) {
 	requireE2E(t)
 	requireBrowser(t)
-	v, people, notes := startDemo(t, filepath.Join(t.TempDir(), "demo"), 4)
+	// Shreds wait for a second admin here, so the Keys page shows one waiting.
+	v, people, notes := startDemo(t, filepath.Join(t.TempDir(), "demo"), 4, "PHIVAULT_APPROVE_KEY_ACTIONS=true")
 	var decoy string
 	for _, line := range strings.Split(v.cli(false, nil, "honeytoken", "create", "-n", "1"), "\n") {
 		if uuidLine.MatchString(line) {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -260,5 +261,36 @@ func TestKeys_approveShred(t *testing.T) {
 	out, err = cli("token-mgr2", "users", "approve", "-change", m[1])
 	if err != nil || !strings.Contains(out, "Patient/p1 was crypto-shredded at 2026-12-06T09:00:00Z") || !slices.Equal(rec.shredded, []string{"p1"}) {
 		t.Errorf("users approve = %q, %v, shredded %v; want p1 shredded and the outcome printed", out, err, rec.shredded)
+	}
+}
+
+// TestConfig_approveKeyActions: the flag or PHIVAULT_APPROVE_KEY_ACTIONS
+// turns the rule on; the environment cannot turn a flag off, and a value
+// that is not a boolean stops the start.
+func TestConfig_approveKeyActions(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		env     string
+		want    bool
+		wantErr bool
+	}{
+		{nil, "", false, false},
+		{[]string{"-approve-key-actions"}, "", true, false},
+		{nil, "true", true, false},
+		{nil, "1", true, false},
+		{[]string{"-approve-key-actions"}, "false", true, false},
+		{nil, "yes", false, true},
+	} {
+		t.Setenv("PHIVAULT_APPROVE_KEY_ACTIONS", tt.env)
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		var c Config
+		c.register(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		err := c.resolve()
+		if (err != nil) != tt.wantErr || err == nil && c.ApproveKeyActions != tt.want {
+			t.Errorf("%v with PHIVAULT_APPROVE_KEY_ACTIONS=%q: %v, %v; want %v (error %v)", tt.args, tt.env, c.ApproveKeyActions, err, tt.want, tt.wantErr)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/phivault/phivault"
@@ -124,7 +125,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Insecure, "insecure-http", false, "serve plain HTTP (only on a loopback address; for local testing)")
 	fs.StringVar(&c.SignInKeyFile, "signin-key-file", os.Getenv("PHIVAULT_SIGNIN_KEY_FILE"), "file of the key that seals sign-in steps in browsers; give every node behind one load balancer the same file (default: the data folder's signin.key; env PHIVAULT_SIGNIN_KEY_FILE)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", os.Getenv("PHIVAULT_TRUSTED_PROXIES"), "comma-separated networks or addresses of reverse proxies in front of the server; X-Forwarded-For is read only from them (env PHIVAULT_TRUSTED_PROXIES)")
-	fs.BoolVar(&c.ApproveKeyActions, "approve-key-actions", false, "make crypto-shredding a patient and marking a key compromised wait for a second security admin, and refuse them to the bootstrap token")
+	fs.BoolVar(&c.ApproveKeyActions, "approve-key-actions", false, "make crypto-shredding a patient and marking a key compromised wait for a second security admin, and refuse them to the bootstrap token (env PHIVAULT_APPROVE_KEY_ACTIONS=true)")
 	c.Keyring.register(fs)
 	c.Store.register(fs)
 	c.Audit.register(fs)
@@ -143,6 +144,15 @@ func (c *Config) resolve() error {
 	}
 	if c.Backup.Stream != "" {
 		c.Store.SQLiteShredEraseWait = streamShredEraseWait // see backupstream.go
+	}
+	// The environment can only turn the rule on, and a value that is not
+	// a boolean stops the start rather than leaving it off.
+	if v := os.Getenv("PHIVAULT_APPROVE_KEY_ACTIONS"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return errorWithHint("PHIVAULT_APPROVE_KEY_ACTIONS is not true or false", "PHIVAULT_APPROVE_KEY_ACTIONS=true, or -approve-key-actions")
+		}
+		c.ApproveKeyActions = c.ApproveKeyActions || on
 	}
 	var err error
 	c.MetricsToken, err = metricsToken()

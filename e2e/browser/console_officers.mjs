@@ -2,7 +2,8 @@
 // real binary, by keyboard alone:
 //
 //   - the security admin (admin.demo) reads the overview, the people and
-//     the keys and vault; suspends an account with a reason and activates
+//     the keys and vault; asks for a shred, which waits for a second admin,
+//     and withdraws it; suspends an account with a reason and activates
 //     it again; is answered the page again, nothing done, on a wrong
 //     "SEAL" confirmation; and is refused the access report and the
 //     incident's breach page (privacy officers' only);
@@ -103,6 +104,26 @@ describe('officers', { concurrency: 2 }, () => {
     await follow(page, 'Keys & vault', 'Keys and vault');
     assert.match(await main(page), /unsealed/);
     await checkPage(page, 'keys');
+
+    // The server makes a shred wait for a second security admin: asked
+    // for, nothing is done, the page lists it with the approval disabled
+    // for the one who asked, and withdrawing it drops it.
+    assert.match(await main(page), /wait for a second security admin/);
+    await tabTo(page, page.locator('#shred-target'), 60);
+    await page.keyboard.type(patientID);
+    await tabTo(page, page.locator('#shred-confirm'), 5);
+    await page.keyboard.type(patientID);
+    await pressByKeyboard(page, page.getByRole('button', { name: 'Shred the patient' }));
+    await page.getByRole('status').filter({ hasText: 'awaits a second security admin' }).waitFor();
+    const waiting = page.locator('#h-changes + div table tbody tr');
+    assert.equal(await waiting.count(), 1, 'the shred is not listed once as waiting');
+    assert.match(await waiting.innerText(), new RegExp(`shred[\\s\\S]*patient ${patientID}[\\s\\S]*destructive`));
+    assert.ok(await waiting.getByRole('button', { name: 'Approve' }).isDisabled(), 'the one who asked may approve');
+    await checkPage(page, 'keys-awaits');
+    await tabTo(page, waiting.getByRole('button', { name: 'Withdraw' }), 80);
+    await pressByKeyboard(page, waiting.getByRole('button', { name: 'Withdraw' }));
+    await page.getByRole('status').filter({ hasText: 'rejected; nothing was done' }).waitFor();
+    assert.match(await main(page), /No change awaits a second admin/);
 
     // A confirmation that is not exactly SEAL: the page again, with the
     // reason, and the vault still unsealed.
