@@ -68,6 +68,8 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 	pageLoads := fs.Int("n", 50, "console: loads of each page")
 	var extraPages pathList
 	fs.Var(&extraPages, "page", "console: also load this page (a path, e.g. /console/access/ID; repeatable)")
+	var searches pathList
+	fs.Var(&searches, "search", "console: also search the access report's patients by this name (a privacy officer; repeatable)")
 	conc := fs.Int("c", 16, "concurrent connections (ingest: requests in flight, default 1)")
 	dur := fs.Duration("d", 10*time.Second, "how long to run (at most 10m; not ingest)")
 	patients := fs.Int("patients", 100, "patients to create for the run (ingest -log random: patients of the log, default 10000)")
@@ -88,7 +90,7 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 		if *pageLoads < 1 {
 			return errorWithHint("-n must be positive", "e.g. -n 50")
 		}
-		return c.runConsole(ctx, cf, *user, *pageLoads, extraPages)
+		return c.runConsole(ctx, cf, *user, *pageLoads, extraPages, searches)
 	}
 	if *mode == "ingest" {
 		set := map[string]bool{}

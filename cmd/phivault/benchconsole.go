@@ -36,10 +36,11 @@ var (
 // runConsole is "bench -mode console": it signs in as user (password in
 // PHIVAULT_PASSWORD, TOTP secret in PHIVAULT_TOTP_SECRET: never flags),
 // finds the pages the navigation links and the first detail page of each
-// list, loads each n times, and reports the server's time (its
+// list, loads each n times, posts the access report's patient search for
+// each name of searches n times, and reports the server's time (its
 // Server-Timing header) and the time to the whole answer, p50, p95 and
 // max, per page.
-func (c *benchCommand) runConsole(ctx context.Context, cf clientFlags, user string, n int, extra []string) error {
+func (c *benchCommand) runConsole(ctx context.Context, cf clientFlags, user string, n int, extra, searches []string) error {
 	password, err := secretFromEnv("PHIVAULT_PASSWORD")
 	if err != nil {
 		return err
@@ -70,24 +71,39 @@ func (c *benchCommand) runConsole(ctx context.Context, cf clientFlags, user stri
 	if err != nil {
 		return err
 	}
+	var loads []benchLoad
+	for _, p := range pages {
+		loads = append(loads, benchLoad{label: p, method: http.MethodGet, path: p})
+	}
 	for _, p := range extra {
 		if !strings.HasPrefix(p, "/console/") {
 			return errorWithHint("-page "+p+" is not a console page", "e.g. -page /console/access/PATIENT-ID")
 		}
-		pages = append(pages, p)
+		loads = append(loads, benchLoad{label: p, method: http.MethodGet, path: p})
+	}
+	if len(searches) > 0 {
+		_, _, page, err := b.get(ctx, "/console/access")
+		csrf := benchCSRF.FindStringSubmatch(page)
+		if err != nil || csrf == nil {
+			return errorWithHint("the access report's search is not open to "+user, "-search needs a privacy officer")
+		}
+		for i, q := range searches {
+			loads = append(loads, benchLoad{label: "POST /console/access (search " + strconv.Itoa(i+1) + ")", method: http.MethodPost,
+				path: "/console/access", form: url.Values{"csrf": {csrf[1]}, "by": {"name"}, "q": {q}}})
+		}
 	}
 	tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "PAGE\tN\tSERVER p50\tp95\tmax\tWHOLE p50\tp95\tmax\n")
-	for _, p := range pages {
+	for _, l := range loads {
 		var server, whole []time.Duration
 		for range n {
 			t0 := time.Now()
-			status, hdr, _, err := b.get(ctx, p)
+			status, hdr, _, err := b.do(ctx, l.method, l.path, l.form)
 			if err != nil {
 				return err
 			}
 			if status != http.StatusOK {
-				return fmt.Errorf("GET %s = %d", p, status)
+				return fmt.Errorf("%s = %d", l.label, status)
 			}
 			whole = append(whole, time.Since(t0))
 			if m := benchServerTime.FindStringSubmatch(hdr.Get("Server-Timing")); m != nil {
@@ -97,10 +113,18 @@ func (c *benchCommand) runConsole(ctx context.Context, cf clientFlags, user stri
 		}
 		slices.Sort(server)
 		slices.Sort(whole)
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p, n, pct(server, 50), pct(server, 95), pctMax(server),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", l.label, n, pct(server, 50), pct(server, 95), pctMax(server),
 			pct(whole, 50), pct(whole, 95), pctMax(whole))
 	}
 	return tw.Flush()
+}
+
+// benchLoad is one page the console bench loads: its label in the
+// report, and the request. A search is labelled by its number, so that
+// no name is printed.
+type benchLoad struct {
+	label, method, path string
+	form                url.Values
 }
 
 func pctMax(sorted []time.Duration) time.Duration { return pct(sorted, 100) }

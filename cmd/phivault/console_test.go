@@ -250,18 +250,23 @@ func TestBenchConsole(t *testing.T) {
 	t.Setenv("PHIVAULT_PASSWORD", people["privacy"].Password)
 	t.Setenv("PHIVAULT_TOTP_SECRET", people["privacy"].TOTP)
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"bench", "-mode", "console", "-user", "privacy", "-n", "3", "-url", srv.URL + "/fhir", "-cacert", cert}, &out, &errOut)
+	a.create(t, "Patient", `{"resourceType":"Patient","name":[{"family":"Benchfinder"}]}`)
+	err := run(context.Background(), []string{"bench", "-mode", "console", "-user", "privacy", "-n", "3", "-url", srv.URL + "/fhir", "-cacert", cert,
+		"-search", "benchfinder"}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("bench -mode console: %v\n%s", err, errOut.String())
 	}
-	for _, page := range []string{"/console/ ", "/console/alerts ", "/console/report ", "/console/reports "} {
+	if strings.Contains(out.String(), "enchfinder") {
+		t.Errorf("the bench printed the name it searched:\n%s", out.String())
+	}
+	for _, page := range []string{"/console/ ", "/console/alerts ", "/console/report ", "/console/reports ", "POST /console/access (search 1) "} {
 		line := ""
 		for _, l := range strings.Split(out.String(), "\n") {
 			if strings.HasPrefix(l, page) {
 				line = l
 			}
 		}
-		if f := strings.Fields(line); len(f) != 8 || f[1] != "3" || f[2] == "0s" {
+		if f := strings.Fields(strings.TrimPrefix(line, page)); len(f) != 7 || f[0] != "3" || f[1] == "0s" {
 			t.Errorf("no measure of %s (server time 0 = no Server-Timing):\n%s", page, out.String())
 		}
 	}
