@@ -25,6 +25,7 @@ import (
 	"github.com/phivault/phivault"
 	"github.com/phivault/phivault/access"
 	"github.com/phivault/phivault/admin"
+	"github.com/phivault/phivault/auditlog"
 	"github.com/phivault/phivault/identity"
 	"github.com/phivault/phivault/internal/storetest"
 	"github.com/phivault/phivault/sqlite"
@@ -47,9 +48,9 @@ func (twoAdmins) Authenticate(ctx context.Context, token string) (context.Contex
 
 // adminCLI serves the admin API on a fresh store with o, its
 // authenticator (twoAdmins), stores, audit trail and a fast hasher filled
-// in, and returns the store and a function that runs the CLI against the
-// API with token.
-func adminCLI(t *testing.T, o admin.Options) (*sqlite.DB, func(token string, args ...string) (string, error)) {
+// in, and returns the store, its audit trail and a function that runs the
+// CLI against the API with token.
+func adminCLI(t *testing.T, o admin.Options) (*sqlite.DB, *auditlog.Log, func(token string, args ...string) (string, error)) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vault.db"))
@@ -57,11 +58,12 @@ func adminCLI(t *testing.T, o admin.Options) (*sqlite.DB, func(token string, arg
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	o.Authenticator, o.Accounts, o.Clients, o.Audit = twoAdmins{}, db, db, storetest.OpenAuditLog(t, db)
+	log := storetest.OpenAuditLog(t, db)
+	o.Authenticator, o.Accounts, o.Clients, o.Audit = twoAdmins{}, db, db, log
 	o.Hasher = &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
 	srv := httptest.NewServer(http.StripPrefix("/fhir", admin.NewHandler(o)))
 	t.Cleanup(srv.Close)
-	return db, func(token string, args ...string) (string, error) {
+	return db, log, func(token string, args ...string) (string, error) {
 		t.Setenv("PHIVAULT_TOKEN", token)
 		var out bytes.Buffer
 		err := run(ctx, append(args, "-url", srv.URL+"/fhir"), &out, io.Discard)
@@ -74,7 +76,7 @@ func adminCLI(t *testing.T, o admin.Options) (*sqlite.DB, func(token string, arg
 // waits, the same admin cannot approve it, and a second admin can.
 func TestUsers_approve(t *testing.T) {
 	ctx := context.Background()
-	db, cli := adminCLI(t, admin.Options{})
+	db, _, cli := adminCLI(t, admin.Options{})
 	if err := db.CreateAccount(ctx, &phivault.Account{ID: "mgr1", Username: "mgr.one", Kind: phivault.PrincipalStaff,
 		Roles: []string{admin.AdminRole}, Status: phivault.AccountActive}); err != nil {
 		t.Fatal(err)
@@ -111,7 +113,7 @@ func TestUsers_approve(t *testing.T) {
 // bootstrap token, and applied when a second admin approves.
 func TestUsers_approveGrants(t *testing.T) {
 	ctx := context.Background()
-	db, cli := adminCLI(t, admin.Options{})
+	db, _, cli := adminCLI(t, admin.Options{})
 	pwFile := filepath.Join(t.TempDir(), "pw.txt")
 	if err := os.WriteFile(pwFile, []byte("Harbor-Lantern-Quiet-4471\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -172,7 +174,7 @@ func TestUsers_approveGrants(t *testing.T) {
 // client that reaches only shared resources is registered at once.
 func TestClients_approve(t *testing.T) {
 	ctx := context.Background()
-	db, cli := adminCLI(t, admin.Options{})
+	db, _, cli := adminCLI(t, admin.Options{})
 	for _, id := range []string{"mgr1", "mgr2"} {
 		if err := db.CreateAccount(ctx, &phivault.Account{ID: id, Username: id, Kind: phivault.PrincipalStaff,
 			Roles: []string{admin.AdminRole}, Status: phivault.AccountActive}); err != nil {
@@ -239,7 +241,7 @@ func (s *shredRecorder) Shred(_ context.Context, id string) (time.Time, error) {
 // and prints the outcome.
 func TestKeys_approveShred(t *testing.T) {
 	rec := &shredRecorder{}
-	_, cli := adminCLI(t, admin.Options{Records: rec, ApproveKeyActions: true})
+	_, _, cli := adminCLI(t, admin.Options{Records: rec, ApproveKeyActions: true})
 
 	if out, err := cli("token-boot", "keys", "shred", "--patient", "p1"); err == nil || !strings.Contains(err.Error(), "need two security admins") {
 		t.Errorf("the bootstrap token's shred = %q, %v; want a refusal saying two admins are needed", out, err)
@@ -292,5 +294,48 @@ func TestConfig_approveKeyActions(t *testing.T) {
 		if (err != nil) != tt.wantErr || err == nil && c.ApproveKeyActions != tt.want {
 			t.Errorf("%v with PHIVAULT_APPROVE_KEY_ACTIONS=%q: %v, %v; want %v (error %v)", tt.args, tt.env, c.ApproveKeyActions, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+// TestUsers_statusReason: "users suspend|activate" and "clients
+// suspend|activate" send -reason with the status; the reason reaches the
+// change's audit entry, and one that is not a code is refused with the
+// rule, nothing changed.
+func TestUsers_statusReason(t *testing.T) {
+	ctx := context.Background()
+	db, log, cli := adminCLI(t, admin.Options{})
+	if err := db.CreateAccount(ctx, &phivault.Account{ID: "u1", Username: "desk.one", Kind: phivault.PrincipalStaff,
+		Roles: []string{"front-desk"}, Status: phivault.AccountActive}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateClient(ctx, &phivault.Client{ID: "c1", Name: "Lab app", Kind: phivault.ClientPublic, RedirectURIs: []string{"https://app.example/cb"}, Scopes: []string{"openid"}, Status: phivault.AccountActive, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cli("token-mgr1", "users", "suspend", "-user", "u1", "-reason", "left the organisation"); err == nil || !strings.Contains(err.Error(), "code") {
+		t.Errorf("a free-text reason = %q, %v; want the rule", out, err)
+	}
+	if a, err := db.AccountByID(ctx, "u1"); err != nil || a.Status != phivault.AccountActive {
+		t.Fatalf("after a refused suspension: %v, %v", a, err)
+	}
+	for _, args := range [][]string{
+		{"users", "suspend", "-user", "u1", "-reason", "investigation"},
+		{"users", "activate", "-user", "u1", "-reason", "investigation-closed"},
+		{"clients", "suspend", "-client", "c1", "-reason", "account-compromised"},
+		{"clients", "activate", "-client", "c1"},
+	} {
+		if out, err := cli("token-mgr1", args...); err != nil {
+			t.Errorf("%v = %q, %v", args, out, err)
+		}
+	}
+	var got []string
+	for _, e := range storetest.AuditEntries(t, log, db) {
+		if e.Action == phivault.ActionAccountChange && e.Outcome == "ok" {
+			got = append(got, e.TargetID+": "+e.Decision)
+		}
+	}
+	want := []string{"u1: status suspended (reason investigation)", "u1: status active (reason investigation-closed)",
+		"c1: status suspended (reason account-compromised)", "c1: "}
+	if !slices.Equal(got, want) {
+		t.Errorf("account-change entries %q, want %q", got, want)
 	}
 }

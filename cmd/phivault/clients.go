@@ -131,8 +131,9 @@ func (c *clientsCommand) list(ctx context.Context, args []string) error {
 }
 
 func (c *clientsCommand) setStatus(ctx context.Context, args []string, name, status string) error {
-	fs, cf := newFlags(c.stderr, "clients", name, "-client CLIENT_ID")
+	fs, cf := newFlags(c.stderr, "clients", name, "-client CLIENT_ID [-reason CODE]")
 	id := fs.String("client", "", "client_id (required)")
+	reason := fs.String("reason", "", reasonUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -140,7 +141,7 @@ func (c *clientsCommand) setStatus(ctx context.Context, args []string, name, sta
 		return errorWithHint("no -client", "phivault clients list")
 	}
 	var v admin.ClientView
-	if err := adminJSON(ctx, cf, http.MethodPatch, "/clients/"+url.PathEscape(*id), map[string]string{"status": status}, &v); err != nil {
+	if err := adminJSON(ctx, cf, http.MethodPatch, "/clients/"+url.PathEscape(*id), statusChange(status, *reason), &v); err != nil {
 		return err
 	}
 	msg := "is active again"

@@ -476,9 +476,10 @@ func (c *usersCommand) decide(ctx context.Context, verb string, args []string) e
 }
 
 func (c *usersCommand) suspend(ctx context.Context, args []string) error {
-	fs, cf := newFlags(c.stderr, "users", "suspend", "-user NAME [-deprovision]")
+	fs, cf := newFlags(c.stderr, "users", "suspend", "-user NAME [-deprovision] [-reason CODE]")
 	user := fs.String("user", "", "username or account id (required)")
 	deprov := fs.Bool("deprovision", false, "deprovision (the person left) rather than suspend")
+	reason := fs.String("reason", "", reasonUsage+" (e.g. left-organisation, investigation)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -486,16 +487,30 @@ func (c *usersCommand) suspend(ctx context.Context, args []string) error {
 	if *deprov {
 		status, done = "deprovisioned", "deprovisioned; every session and token was revoked"
 	}
-	return c.patchUser(ctx, cf, *user, map[string]any{"status": status}, done)
+	return c.patchUser(ctx, cf, *user, statusChange(status, *reason), done)
+}
+
+// reasonUsage describes a status change's -reason flag.
+const reasonUsage = "why, as a code kept in the audit trail: lowercase letters, digits and hyphens, never free text"
+
+// statusChange is the PATCH body that sets status, with reason if given
+// (the admin API checks it is a code).
+func statusChange(status, reason string) map[string]any {
+	body := map[string]any{"status": status}
+	if reason != "" {
+		body["reason"] = reason
+	}
+	return body
 }
 
 func (c *usersCommand) activate(ctx context.Context, args []string) error {
-	fs, cf := newFlags(c.stderr, "users", "activate", "-user NAME")
+	fs, cf := newFlags(c.stderr, "users", "activate", "-user NAME [-reason CODE]")
 	user := fs.String("user", "", "username or account id (required)")
+	reason := fs.String("reason", "", reasonUsage+" (e.g. returned, investigation-closed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return c.patchUser(ctx, cf, *user, map[string]any{"status": "active"}, "activated")
+	return c.patchUser(ctx, cf, *user, statusChange("active", *reason), "activated")
 }
 
 func (c *usersCommand) setPassword(ctx context.Context, args []string) error {
