@@ -21,8 +21,60 @@ func BenchmarkScorerObserve(b *testing.B) {
 }
 
 func benchmarkScorerObserve(b *testing.B, load int) {
+	h := newBenchHospital(20, load)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := h.warm()
+	for b.Loop() {
+		h.s.Observe(h.dir, h.decode(i))
+		i++
+	}
+}
+
+// BenchmarkScorerTopUsers ranks the users active today or yesterday (the
+// console's overview asks for the top 10 on each load) in hospitals of
+// 1,000 and 2,000 users (detect.MaxRanked), each after four days of
+// about 100 accesses a user a day.
+func BenchmarkScorerTopUsers(b *testing.B) {
+	for _, depts := range []int{20, 40} {
+		b.Run(fmt.Sprintf("users=%d", depts*50), func(b *testing.B) {
+			h := newBenchHospital(depts, 12)
+			h.warm()
+			if n := len(h.s.TopUsers(detect.MaxRanked)); n != depts*50 {
+				b.Fatalf("%d users ranked, want %d", n, depts*50)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				h.s.TopUsers(10)
+			}
+		})
+	}
+}
+
+// benchHospital is a scorer and the accesses of a synthetic hospital.
+type benchHospital struct {
+	s        *detect.RiskScorer
+	dir      *detect.Directory
+	decode   func(i int) *detect.Event // the i-th access (cycling), as one reused Event
+	accesses int
+}
+
+// warm observes every access once and returns the index of the next.
+func (h *benchHospital) warm() int {
+	for i := range h.accesses {
+		h.s.Observe(h.dir, h.decode(i))
+	}
+	return h.accesses
+}
+
+// newBenchHospital makes a hospital of depts departments of 50 users and
+// 1,000 patients each, over four days of about 100 accesses a user a day,
+// a fifth of them searches. With load > 0 each user opens a day's care
+// load of that many patients again and again; with 0, every read opens a
+// patient not yet opened that day.
+func newBenchHospital(depts, load int) *benchHospital {
 	const (
-		depts        = 20
 		usersPerDept = 50
 		patsPerDept  = 1000
 		days         = 4
@@ -95,17 +147,6 @@ func benchmarkScorerObserve(b *testing.B, load int) {
 			ev.Patients = pats
 		}
 	}
-	s := detect.NewRiskScorer()
-	i := 0
-	for ; i < len(accesses); i++ {
-		decode(i)
-		s.Observe(dir, &ev)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		decode(i)
-		s.Observe(dir, &ev)
-		i++
-	}
+	return &benchHospital{s: detect.NewRiskScorer(), dir: dir, accesses: len(accesses),
+		decode: func(i int) *detect.Event { decode(i); return &ev }}
 }
