@@ -19,7 +19,7 @@ const overviewDays = 14
 type overviewPage struct {
 	Alerts     *barChart // alerts detected per day, by severity
 	OpenAlerts map[string]int
-	AlertsMore bool // the chart is of the newest MaxAlertPage alerts only
+	AlertsMore bool // the chart is of the newest detect.MaxAlertsCounted alerts only
 	TopUsers   []rankedUser
 	Hourly     *barChart // today's accesses per hour
 	Detector   *detect.Status
@@ -73,32 +73,29 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	now := h.opts.Now()
 	p := overviewPage{OpenAlerts: map[string]int{}}
 	labels, first := dayLabels(now, overviewDays)
-	var page detect.AlertPage
-	q := url.Values{"since": {first.Format(time.RFC3339)}, "limit": {strconv.Itoa(detect.MaxAlertPage)}}
-	if err := h.getJSON(r, s, "/security/alerts?"+q.Encode(), &page); err != nil {
+	// Counts, not the alerts: the overview shows no alert, and its read
+	// names none (nor their patients) in the audit trail.
+	var counts detect.AlertCounts
+	if err := h.getJSON(r, s, "/security/alerts/counts?"+url.Values{"since": {first.Format(time.RFC3339)}}.Encode(), &counts); err != nil {
 		h.fail(w, r, s, err)
 		return
 	}
-	p.AlertsMore = page.Next != ""
+	p.AlertsMore = counts.Truncated
 	c := &barChart{Title: "Alerts detected per day, by severity"}
 	for _, sev := range severities {
 		c.Series = append(c.Series, chartSeries{Name: sev, Class: "s-" + sev})
 	}
-	for _, l := range labels {
+	for i, l := range labels {
 		c.Slots = append(c.Slots, chartSlot{Label: l, Values: make([]int, len(severities))})
-	}
-	open := map[string]int{} // open alerts by user
-	for _, a := range page.Alerts {
-		sev := slices.Index(severities, a.Severity)
-		day := int(a.Detected.UTC().Sub(first) / (24 * time.Hour))
-		if sev >= 0 && day >= 0 && day < overviewDays {
-			c.Slots[day].Values[sev]++
-		}
-		if a.State == detect.StateOpen {
-			p.OpenAlerts[a.Severity]++
-			open[a.User]++
+		day := first.AddDate(0, 0, i).Format(time.DateOnly)
+		if j := slices.IndexFunc(counts.Days, func(d detect.AlertDayCount) bool { return d.Day == day }); j >= 0 {
+			for k, sev := range severities {
+				c.Slots[i].Values[k] = counts.Days[j].BySeverity[sev]
+			}
 		}
 	}
+	p.OpenAlerts = counts.Open
+	open := counts.OpenByUser
 	p.Alerts = c.layout()
 	var risk detect.RiskSummary
 	if err := h.getJSON(r, s, "/security/risk?top=5", &risk); err == nil {

@@ -34,15 +34,18 @@ const maxTriageBody = 64 << 10
 // alertRoutes registers the alerts API.
 //
 //	GET  /security/alerts?since=&rule=&user=&patient=&state=&min_score=&limit=&after=
+//	GET  /security/alerts/counts?since=  (alerts_counts.go)
 //	GET  /security/alerts/{id}
 //	POST /security/alerts/{id}/triage  {"decision", "reason", "note"}
 //
 // Every answer, and every refusal after authentication, is an audit entry
 // on target type TargetAlert whose Compartments are the patients of the
 // alerts concerned, appended before anything leaves, so a patient's
-// access report shows who looked at alerts about them.
+// access report shows who looked at alerts about them. The counts name
+// no alert and no patient, and their entries none either.
 func (h *handler) alertRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /security/alerts", h.guard(TargetAlert, h.serveAlerts))
+	mux.HandleFunc("GET /security/alerts/counts", h.guard(TargetAlert, h.serveAlertCounts))
 	mux.HandleFunc("GET /security/alerts/{id}", h.guard(TargetAlert, h.serveAlert))
 	mux.HandleFunc("POST /security/alerts/{id}/triage", h.guard(TargetAlert, h.serveTriage))
 }

@@ -29,6 +29,10 @@ test('a privacy officer signs in, reads the overview and the alerts, and triages
   await signInToConsole(page, person('privacy.demo'), '/console/');
   await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
   assert.ok(await page.getByRole('img', { name: /Alerts detected per day/ }).isVisible(), 'no alert chart on the overview');
+  // The counts (GET /security/alerts/counts) include the decoy's open alert.
+  const pills = await page.locator('#h-alerts ~ p.stats .pill').allInnerTexts();
+  const open = pills.reduce((n, t) => n + parseInt(t, 10), 0);
+  assert.ok(open >= 1, `the overview counts ${open} open alerts (${pills.join(', ')}), want the decoy's`);
   await checkPage(page, 'overview');
 
   await pressByKeyboard(page, page.getByRole('link', { name: 'Alerts', exact: true }));
