@@ -205,7 +205,7 @@ func newAdminToken(d dataDir) (string, error) {
 func initKeyring(d dataDir, kc KeyringConfig, pass string) error {
 	switch kc.Kind {
 	case keyringFile, "":
-		if err := keyring.CreateFile(d.keyFile(), []byte(pass), keyring.FileOptions{}); err != nil {
+		if err := keyring.CreateFile(d.keyFile(), []byte(pass), keyFileOptions); err != nil {
 			return fmt.Errorf("create key file: %w", err)
 		}
 		return nil

@@ -48,6 +48,14 @@ func (f closerFunc) Close() error { return f() }
 
 var noClose = closerFunc(func() error { return nil })
 
+// keyFileOptions are the options the key file is created, opened and
+// sealed again with: the defaults (scrypt work factor
+// keyring.DefaultWorkFactor). The package's tests lower the work factor
+// in TestMain, as keyring's own tests do: at 2^18 each sealing and
+// opening takes seconds under the race detector, in every test that
+// makes a vault. e2e.TestInit_keyFileWorkFactor checks the binary's.
+var keyFileOptions = keyring.FileOptions{}
+
 // openKeyring opens the configured keyring. passphrase is used by the file
 // keyring only. The returned closer releases HSM sessions.
 func openKeyring(d dataDir, c KeyringConfig, passphrase string) (phivault.Keyring, io.Closer, error) {
@@ -56,7 +64,7 @@ func openKeyring(d dataDir, c KeyringConfig, passphrase string) (phivault.Keyrin
 		if passphrase == "" {
 			return nil, nil, errorWithHint("no key-file passphrase", "set PHIVAULT_PASSPHRASE_FILE (or PHIVAULT_PASSPHRASE) or pass -passphrase-file")
 		}
-		keys, err := keyring.OpenReloading(d.keyFile(), []byte(passphrase), keyring.FileOptions{})
+		keys, err := keyring.OpenReloading(d.keyFile(), []byte(passphrase), keyFileOptions)
 		if errors.Is(err, keyring.ErrWrongPassphrase) {
 			return nil, nil, errorWithHint("wrong passphrase for the key file", "check PHIVAULT_PASSPHRASE_FILE")
 		} else if err != nil {

@@ -89,7 +89,7 @@ func (o *offlineFlags) open(ctx context.Context, logger *slog.Logger) (*offline,
 	if pass == "" {
 		return nil, errorWithHint("no key-file passphrase", "set PHIVAULT_PASSPHRASE_FILE (or PHIVAULT_PASSPHRASE) or pass -passphrase-file")
 	}
-	keys, err := keyring.OpenReloading(d.keyFile(), []byte(pass), keyring.FileOptions{})
+	keys, err := keyring.OpenReloading(d.keyFile(), []byte(pass), keyFileOptions)
 	if errors.Is(err, keyring.ErrWrongPassphrase) {
 		return nil, errorWithHint("wrong passphrase for the key file", "check PHIVAULT_PASSPHRASE_FILE")
 	} else if err != nil {

@@ -204,7 +204,7 @@ func (s *sealState) openInner(ctx context.Context, secret []byte) (phivault.Keyr
 		if len(secret) == 0 {
 			return nil, nil, errNoSecret
 		}
-		keys, err := keyring.OpenReloading(s.data.keyFile(), secret, keyring.FileOptions{})
+		keys, err := keyring.OpenReloading(s.data.keyFile(), secret, keyFileOptions)
 		if errors.Is(err, keyring.ErrWrongPassphrase) {
 			return nil, nil, keyring.ErrWrongPassphrase
 		} else if err != nil {
