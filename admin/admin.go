@@ -133,24 +133,12 @@ func (h *Handler) secure(next func(http.ResponseWriter, *http.Request)) http.Han
 		e := h.securityEntry(r)
 		if p := phivault.PrincipalFromContext(r.Context()); !MayManage(p) {
 			h.log.Warn("admin: security operation refused", "principal", p, "path", r.URL.Path)
-			if e != nil {
-				e.Outcome = phivault.EFORBIDDEN
-				if err := h.appendEntry(r.Context(), e); err != nil {
-					fhir.WriteOutcome(w, err)
-					return
-				}
-			}
-			fhir.WriteOutcome(w, errNotSecurityAdmin)
+			h.refuse(w, r, e, errNotSecurityAdmin)
 			return
 		}
 		if e != nil && h.awaitsSecondAdmin(e.Action) {
 			if person(r) == nil {
-				e.Outcome = phivault.EFORBIDDEN
-				if err := h.appendEntry(r.Context(), e); err != nil {
-					fhir.WriteOutcome(w, err)
-					return
-				}
-				fhir.WriteOutcome(w, errDestructiveNeedsPerson)
+				h.refuse(w, r, e, errDestructiveNeedsPerson)
 				return
 			}
 			next(w, r) // a pending change: approval.go records its steps
@@ -171,6 +159,18 @@ func (h *Handler) secure(next func(http.ResponseWriter, *http.Request)) http.Han
 		w.WriteHeader(buf.code())
 		w.Write(buf.body.Bytes())
 	})
+}
+
+// refuse records e (if not nil) as forbidden and answers err, or 503 if
+// the entry cannot be written.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, e *phivault.AuditEntry, err error) {
+	if e != nil {
+		e.Outcome = phivault.EFORBIDDEN
+		if aerr := h.appendEntry(r.Context(), e); aerr != nil {
+			err = aerr
+		}
+	}
+	fhir.WriteOutcome(w, err)
 }
 
 // securityEntry starts the audit entry of a key, seal, shred or
@@ -286,7 +286,7 @@ func (h *Handler) patientOp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if h.opts.ApproveKeyActions {
+	if h.awaitsSecondAdmin(phivault.ActionShred) {
 		h.requestChange(w, r, &pendingChange{
 			PendingChange: PendingChange{PatientID: id, Kind: ChangeShred, Reason: ReasonDestructive},
 			apply:         func(ctx context.Context) (any, error) { return h.shred(ctx, id) },
@@ -352,7 +352,7 @@ func (h *Handler) kekOp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := phivault.KeyID(r.PathValue("kek"))
-	if h.opts.ApproveKeyActions {
+	if h.awaitsSecondAdmin(phivault.ActionKeyCompromised) {
 		c := &pendingChange{PendingChange: PendingChange{KeyID: string(id), Kind: ChangeKeyCompromised, Reason: ReasonDestructive}}
 		c.apply = func(ctx context.Context) (any, error) {
 			// secure recorded only the request: the mark is recorded here.
